@@ -1,0 +1,138 @@
+//! The one public error type.
+//!
+//! Every failure a caller can act on has its own variant, and every variant says *what* (the field or record) and
+//! *why*. Adapters keep private error types and convert them into [`Error::Storage`] with a [`StorageErrorKind`],
+//! so callers never match on SQLSTATEs or SQLite result codes.
+
+use crate::lead::TransitionError;
+use std::fmt;
+
+/// The result type of the engine.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in the engine.
+#[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Error {
+    /// Bad input: names the field (a path such as `contacts[1].email`) and the reason.
+    #[error("invalid {field}: {reason}")]
+    Invalid {
+        /// The field, as a path in the input.
+        field: String,
+        /// Why it was refused, in words a user can act on.
+        reason: String,
+    },
+    /// The record does not exist in this tenant (ids of other tenants read as not found too).
+    #[error("{entity} {id} not found")]
+    NotFound {
+        /// The kind of record.
+        entity: &'static str,
+        /// Its id or key.
+        id: String,
+    },
+    /// A record with the same key already exists.
+    #[error("{entity} {key} already exists")]
+    AlreadyExists {
+        /// The kind of record.
+        entity: &'static str,
+        /// The key that collided.
+        key: String,
+    },
+    /// Optimistic concurrency: the caller's version is stale. Reload and retry.
+    #[error("{entity} {id} was changed by someone else: you had version {expected}, it is now at version {actual}; reload and retry")]
+    Conflict {
+        /// The kind of record.
+        entity: &'static str,
+        /// Its id.
+        id: String,
+        /// The version the caller based its change on.
+        expected: u64,
+        /// The version in storage.
+        actual: u64,
+    },
+    /// A lead transition was refused by the pipeline's rules.
+    #[error(transparent)]
+    Transition(#[from] TransitionError),
+    /// A storage failure, classified.
+    #[error("storage ({kind}): {message}")]
+    Storage {
+        /// What kind of storage failure it was.
+        kind: StorageErrorKind,
+        /// The adapter's message (no personal data).
+        message: String,
+    },
+}
+
+impl Error {
+    /// Shorthand for [`Error::Invalid`].
+    pub fn invalid(field: impl Into<String>, reason: impl Into<String>) -> Self {
+        Self::Invalid {
+            field: field.into(),
+            reason: reason.into(),
+        }
+    }
+
+    /// Shorthand for [`Error::NotFound`].
+    pub fn not_found(entity: &'static str, id: impl fmt::Display) -> Self {
+        Self::NotFound {
+            entity,
+            id: id.to_string(),
+        }
+    }
+
+    /// Shorthand for [`Error::Storage`].
+    pub fn storage(kind: StorageErrorKind, message: impl Into<String>) -> Self {
+        Self::Storage {
+            kind,
+            message: message.into(),
+        }
+    }
+
+    /// Whether retrying the same operation (after reloading, for a conflict) can succeed.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Self::Conflict { .. } => true,
+            Self::Storage { kind, .. } => matches!(
+                kind,
+                StorageErrorKind::Retryable | StorageErrorKind::Unavailable
+            ),
+            _ => false,
+        }
+    }
+
+    /// The field an [`Error::Invalid`] names, if any.
+    pub fn field(&self) -> Option<&str> {
+        match self {
+            Self::Invalid { field, .. } => Some(field),
+            _ => None,
+        }
+    }
+}
+
+/// The classes of storage failure every adapter maps its native errors into.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum StorageErrorKind {
+    /// The server or file cannot be reached now (connection refused, reset, pool exhausted). Retry later.
+    Unavailable,
+    /// A transient failure such as a serialization failure or deadlock. Retry the whole operation.
+    Retryable,
+    /// The configuration is wrong (bad credentials, missing database). Retrying will not help.
+    Config,
+    /// Stored data could not be decoded: a bug or a corrupted database.
+    Corrupt,
+    /// Anything else.
+    Other,
+}
+
+impl fmt::Display for StorageErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Unavailable => "unavailable",
+            Self::Retryable => "retryable",
+            Self::Config => "configuration",
+            Self::Corrupt => "corrupt data",
+            Self::Other => "other",
+        })
+    }
+}

@@ -1,0 +1,297 @@
+//! Domain events, which are also the append-only activity log.
+//!
+//! Every change the engine makes produces one or more [`DomainEvent`]s, written in the same storage transaction as
+//! the change. The stored events *are* the activity log: a lead's or partner's timeline is the events that name it
+//! in their [`Subject`], newest first. Rules (and any host subscriber) receive the same events after the commit.
+
+use crate::actor::{Actor, Source};
+use crate::id::{CommentId, EventId, LeadId, LostReasonId, PartnerId, PipelineId, RequestId, StageId, TenantId, UserId};
+use crate::money::Money;
+use crate::time::Timestamp;
+use serde::{Deserialize, Serialize};
+
+/// One field's change, with its value before and after (as JSON).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FieldChange {
+    /// The field's name.
+    pub field: String,
+    /// The value before.
+    pub before: serde_json::Value,
+    /// The value after.
+    pub after: serde_json::Value,
+}
+
+impl FieldChange {
+    /// A change of `field` from `before` to `after`.
+    pub fn new<T: Serialize + ?Sized>(field: &str, before: &T, after: &T) -> Self {
+        Self {
+            field: field.to_string(),
+            before: serde_json::to_value(before).unwrap_or(serde_json::Value::Null),
+            after: serde_json::to_value(after).unwrap_or(serde_json::Value::Null),
+        }
+    }
+}
+
+/// What a comment is attached to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(tag = "type", content = "id", rename_all = "snake_case")]
+pub enum CommentTarget {
+    /// A lead.
+    Lead(LeadId),
+    /// A partner.
+    Partner(PartnerId),
+    /// A request.
+    Request(RequestId),
+}
+
+/// The records an event concerns: the timeline of each of them shows it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Subject {
+    /// The partner concerned.
+    pub partner: Option<PartnerId>,
+    /// The lead concerned.
+    pub lead: Option<LeadId>,
+    /// The request concerned.
+    pub request: Option<RequestId>,
+}
+
+/// The status of a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RequestStatus {
+    /// Not started.
+    Open,
+    /// Being worked on.
+    InProgress,
+    /// Finished.
+    Done,
+    /// Dropped.
+    Cancelled,
+}
+
+impl RequestStatus {
+    /// Whether the request still needs work.
+    pub fn is_active(&self) -> bool {
+        matches!(self, Self::Open | Self::InProgress)
+    }
+
+    /// The status as a lower-case word.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Open => "open",
+            Self::InProgress => "in_progress",
+            Self::Done => "done",
+            Self::Cancelled => "cancelled",
+        }
+    }
+}
+
+/// What happened.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum EventKind {
+    /// A partner was created.
+    PartnerCreated {
+        /// Its name.
+        name: String,
+    },
+    /// A partner's fields changed.
+    PartnerUpdated {
+        /// The changes.
+        changes: Vec<FieldChange>,
+    },
+    /// A lead was entered.
+    LeadEntered {
+        /// Its title.
+        title: String,
+        /// Its pipeline.
+        pipeline: PipelineId,
+        /// Its first stage.
+        stage: StageId,
+        /// Its owner.
+        owner: Option<UserId>,
+        /// Its expected revenue.
+        expected_revenue: Option<Money>,
+    },
+    /// A lead's fields changed.
+    LeadUpdated {
+        /// The changes.
+        changes: Vec<FieldChange>,
+    },
+    /// A lead moved between stages.
+    LeadStageMoved {
+        /// The stage it left.
+        from: StageId,
+        /// The stage it entered.
+        to: StageId,
+        /// The name of the stage it left.
+        from_name: String,
+        /// The name of the stage it entered.
+        to_name: String,
+    },
+    /// A lead was won.
+    LeadWon {
+        /// The won stage it is in.
+        stage: StageId,
+    },
+    /// A lead was lost.
+    LeadLost {
+        /// The reason, from the tenant's list.
+        reason: LostReasonId,
+        /// The reason's name at the time.
+        reason_name: String,
+        /// The competitor that won, if known.
+        competitor: Option<String>,
+        /// A note.
+        note: Option<String>,
+    },
+    /// A won or lost lead was reopened.
+    LeadReopened {
+        /// The stage it reopened in.
+        stage: StageId,
+    },
+    /// A comment was added.
+    CommentAdded {
+        /// The comment.
+        comment: CommentId,
+        /// What it is on.
+        target: CommentTarget,
+        /// Its first 140 characters.
+        excerpt: String,
+    },
+    /// A request was opened.
+    RequestOpened {
+        /// Its title.
+        title: String,
+        /// Its kind, if any.
+        kind: Option<String>,
+        /// Who must do it.
+        assignee: UserId,
+        /// When it is due.
+        due: Option<Timestamp>,
+    },
+    /// A request's fields changed.
+    RequestUpdated {
+        /// The changes.
+        changes: Vec<FieldChange>,
+    },
+    /// A request's status changed.
+    RequestStatusChanged {
+        /// The status before.
+        from: RequestStatus,
+        /// The status after.
+        to: RequestStatus,
+    },
+    /// A communication rule failed while handling an event; the triggering change still committed.
+    RuleFailed {
+        /// The rule's name.
+        rule: String,
+        /// Where and why it failed.
+        message: String,
+    },
+}
+
+impl EventKind {
+    /// The event's type name in snake case (`lead_stage_moved`), as rules and filters see it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::PartnerCreated { .. } => "partner_created",
+            Self::PartnerUpdated { .. } => "partner_updated",
+            Self::LeadEntered { .. } => "lead_entered",
+            Self::LeadUpdated { .. } => "lead_updated",
+            Self::LeadStageMoved { .. } => "lead_stage_moved",
+            Self::LeadWon { .. } => "lead_won",
+            Self::LeadLost { .. } => "lead_lost",
+            Self::LeadReopened { .. } => "lead_reopened",
+            Self::CommentAdded { .. } => "comment_added",
+            Self::RequestOpened { .. } => "request_opened",
+            Self::RequestUpdated { .. } => "request_updated",
+            Self::RequestStatusChanged { .. } => "request_status_changed",
+            Self::RuleFailed { .. } => "rule_failed",
+        }
+    }
+}
+
+/// Something that happened, with who, when, through which channel and to which records.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DomainEvent {
+    /// The event's id (UUID v7, so ids order like time within a process).
+    pub id: EventId,
+    /// The tenant.
+    pub tenant: TenantId,
+    /// When it happened.
+    pub at: Timestamp,
+    /// Who did it.
+    pub actor: Actor,
+    /// Through which channel.
+    pub source: Source,
+    /// Which records it concerns.
+    pub subject: Subject,
+    /// What happened.
+    pub kind: EventKind,
+}
+
+impl DomainEvent {
+    /// A new event for `ctx` at `at`.
+    pub fn new(ctx: &crate::actor::Context, at: Timestamp, subject: Subject, kind: EventKind) -> Self {
+        Self {
+            id: EventId::new(),
+            tenant: ctx.tenant,
+            at,
+            actor: ctx.actor.clone(),
+            source: ctx.source,
+            subject,
+            kind,
+        }
+    }
+
+    /// A one-line human description (for timelines).
+    pub fn describe(&self) -> String {
+        match &self.kind {
+            EventKind::PartnerCreated { name } => format!("partner `{name}` created"),
+            EventKind::PartnerUpdated { changes } | EventKind::LeadUpdated { changes } | EventKind::RequestUpdated { changes } => {
+                let fields: Vec<_> = changes
+                    .iter()
+                    .map(|c| format!("{}: {} → {}", c.field, c.before, c.after))
+                    .collect();
+                format!("{} ({})", self.kind.name().replace('_', " "), fields.join("; "))
+            }
+            EventKind::LeadEntered { title, .. } => format!("lead `{title}` entered"),
+            EventKind::LeadStageMoved { from_name, to_name, .. } => format!("moved from {from_name} to {to_name}"),
+            EventKind::LeadWon { .. } => "won".to_string(),
+            EventKind::LeadLost { reason_name, competitor, .. } => match competitor {
+                Some(c) => format!("lost: {reason_name} (to {c})"),
+                None => format!("lost: {reason_name}"),
+            },
+            EventKind::LeadReopened { .. } => "reopened".to_string(),
+            EventKind::CommentAdded { excerpt, .. } => format!("comment: {excerpt}"),
+            EventKind::RequestOpened { title, .. } => format!("request opened: {title}"),
+            EventKind::RequestStatusChanged { from, to } => {
+                format!("request {} → {}", from.as_str(), to.as_str())
+            }
+            EventKind::RuleFailed { rule, message } => format!("rule `{rule}` failed: {message}"),
+        }
+    }
+}
+
+/// One step of a lead through its pipeline: the source of time-in-stage, the funnel and the win rate.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StageHistoryEntry {
+    /// The tenant.
+    pub tenant: TenantId,
+    /// The lead.
+    pub lead: LeadId,
+    /// The pipeline.
+    pub pipeline: PipelineId,
+    /// The stage before (none when the lead was entered).
+    pub from: Option<StageId>,
+    /// The stage after.
+    pub to: StageId,
+    /// The lead's status after the step.
+    pub status: crate::lead::StatusKind,
+    /// When.
+    pub at: Timestamp,
+    /// Who.
+    pub actor: Actor,
+}

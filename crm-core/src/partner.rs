@@ -1,0 +1,517 @@
+//! Partners: customers, vendors, employees and prospects, with their contacts and locations.
+
+use crate::error::{Error, Result};
+use crate::id::{ContactId, LocationId, PartnerId, TenantId, UserId};
+use crate::money::Money;
+use crate::time::Timestamp;
+use crate::validate;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeSet;
+
+/// Whether the partner is an organisation or a natural person.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PartnerKind {
+    /// A company or other organisation.
+    Company,
+    /// A natural person.
+    Person,
+}
+
+/// The roles a partner plays (several at once).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PartnerRole {
+    /// Buys from the tenant.
+    Customer,
+    /// Sells to the tenant.
+    Vendor,
+    /// Works for the tenant.
+    Employee,
+    /// A potential customer (created with a lead).
+    Prospect,
+}
+
+/// A contact person of a partner.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Contact {
+    /// The contact's id.
+    pub id: ContactId,
+    /// Full name.
+    pub name: String,
+    /// Role at the partner ("purchasing", "CEO", …).
+    pub role: Option<String>,
+    /// E-mail address (syntax-checked).
+    pub email: Option<String>,
+    /// Phone number (syntax-checked).
+    pub phone: Option<String>,
+}
+
+/// What a location is used for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LocationKind {
+    /// Where invoices go.
+    Billing,
+    /// Where goods go.
+    Delivery,
+    /// A site of the partner.
+    Site,
+}
+
+/// A typed address of a partner.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Location {
+    /// The location's id.
+    pub id: LocationId,
+    /// What it is used for.
+    pub kind: LocationKind,
+    /// Street and number.
+    pub street: Option<String>,
+    /// City.
+    pub city: Option<String>,
+    /// Region, county or state.
+    pub region: Option<String>,
+    /// Postal code.
+    pub postal_code: Option<String>,
+    /// ISO 3166-1 alpha-2 country code.
+    pub country: String,
+}
+
+/// The partner's field of activity: free text plus an optional classification code (NACE, CAEN, SIC, …).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Industry {
+    /// Free-text name, e.g. "Wholesale of hardware".
+    pub name: String,
+    /// Optional classification code, e.g. "4674".
+    pub code: Option<String>,
+}
+
+/// Annual turnover as reported for a year.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Turnover {
+    /// The amount.
+    pub amount: Money,
+    /// The financial year.
+    pub year: i32,
+}
+
+/// A partner of the tenant.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Partner {
+    /// The partner's id.
+    pub id: PartnerId,
+    /// The tenant it belongs to.
+    pub tenant: TenantId,
+    /// Company or person.
+    pub kind: PartnerKind,
+    /// Display name.
+    pub name: String,
+    /// Roles (at least one).
+    pub roles: BTreeSet<PartnerRole>,
+    /// Contact persons.
+    pub contacts: Vec<Contact>,
+    /// Addresses.
+    pub locations: Vec<Location>,
+    /// Field of activity.
+    pub industry: Option<Industry>,
+    /// Reported turnover.
+    pub turnover: Option<Turnover>,
+    /// Tax or VAT identifier, as given.
+    pub tax_id: Option<String>,
+    /// Web site.
+    pub website: Option<String>,
+    /// The reporting group (customer group). A partner is in at most one, so group totals add up to the whole.
+    pub group: Option<String>,
+    /// The account owner.
+    pub owner: Option<UserId>,
+    /// Free tags (lower case).
+    pub tags: BTreeSet<String>,
+    /// Optimistic-concurrency version, 1 on creation.
+    pub version: u64,
+    /// When it was created.
+    pub created_at: Timestamp,
+    /// When it last changed.
+    pub updated_at: Timestamp,
+}
+
+/// Input for a new contact.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewContact {
+    /// Full name (required).
+    pub name: String,
+    /// Role at the partner.
+    pub role: Option<String>,
+    /// E-mail address.
+    pub email: Option<String>,
+    /// Phone number.
+    pub phone: Option<String>,
+}
+
+/// Input for a new location.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewLocation {
+    /// What it is used for.
+    pub kind: LocationKind,
+    /// Street and number.
+    pub street: Option<String>,
+    /// City.
+    pub city: Option<String>,
+    /// Region.
+    pub region: Option<String>,
+    /// Postal code.
+    pub postal_code: Option<String>,
+    /// ISO 3166-1 alpha-2 country code.
+    pub country: String,
+}
+
+/// Input for a new partner. Build it with [`NewPartner::company`] or [`NewPartner::person`] and the `with_*`
+/// methods, or as a struct literal.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewPartner {
+    /// Company or person.
+    pub kind: PartnerKind,
+    /// Display name (required, at most 200 characters).
+    pub name: String,
+    /// Roles; empty means prospect.
+    pub roles: BTreeSet<PartnerRole>,
+    /// Contacts.
+    pub contacts: Vec<NewContact>,
+    /// Locations.
+    pub locations: Vec<NewLocation>,
+    /// Field of activity.
+    pub industry: Option<Industry>,
+    /// Turnover.
+    pub turnover: Option<Turnover>,
+    /// Tax id.
+    pub tax_id: Option<String>,
+    /// Web site.
+    pub website: Option<String>,
+    /// Reporting group.
+    pub group: Option<String>,
+    /// Account owner.
+    pub owner: Option<UserId>,
+    /// Tags.
+    pub tags: BTreeSet<String>,
+}
+
+impl NewPartner {
+    /// A company with a name and nothing else yet.
+    pub fn company(name: impl Into<String>) -> Self {
+        Self::of_kind(PartnerKind::Company, name)
+    }
+
+    /// A person with a name and nothing else yet.
+    pub fn person(name: impl Into<String>) -> Self {
+        Self::of_kind(PartnerKind::Person, name)
+    }
+
+    fn of_kind(kind: PartnerKind, name: impl Into<String>) -> Self {
+        Self {
+            kind,
+            name: name.into(),
+            roles: BTreeSet::new(),
+            contacts: Vec::new(),
+            locations: Vec::new(),
+            industry: None,
+            turnover: None,
+            tax_id: None,
+            website: None,
+            group: None,
+            owner: None,
+            tags: BTreeSet::new(),
+        }
+    }
+
+    /// Adds a role.
+    pub fn with_role(mut self, role: PartnerRole) -> Self {
+        self.roles.insert(role);
+        self
+    }
+
+    /// Adds a contact.
+    pub fn with_contact(mut self, name: &str, email: Option<&str>, phone: Option<&str>) -> Self {
+        self.contacts.push(NewContact {
+            name: name.into(),
+            role: None,
+            email: email.map(Into::into),
+            phone: phone.map(Into::into),
+        });
+        self
+    }
+
+    /// Sets the tax id.
+    pub fn with_tax_id(mut self, tax_id: &str) -> Self {
+        self.tax_id = Some(tax_id.into());
+        self
+    }
+
+    /// Sets the account owner.
+    pub fn with_owner(mut self, owner: UserId) -> Self {
+        self.owner = Some(owner);
+        self
+    }
+
+    /// Sets the reporting group.
+    pub fn with_group(mut self, group: &str) -> Self {
+        self.group = Some(group.into());
+        self
+    }
+
+    /// Adds a location.
+    pub fn with_location(mut self, location: NewLocation) -> Self {
+        self.locations.push(location);
+        self
+    }
+
+    /// Sets the industry.
+    pub fn with_industry(mut self, name: &str, code: Option<&str>) -> Self {
+        self.industry = Some(Industry {
+            name: name.into(),
+            code: code.map(Into::into),
+        });
+        self
+    }
+
+    /// Validates the input and builds the partner record.
+    pub fn build(self, tenant: TenantId, now: Timestamp) -> Result<Partner> {
+        let mut roles = self.roles;
+        if roles.is_empty() {
+            roles.insert(PartnerRole::Prospect);
+        }
+        let contacts = self
+            .contacts
+            .into_iter()
+            .enumerate()
+            .map(|(i, c)| build_contact(i, c, ContactId::new()))
+            .collect::<Result<Vec<_>>>()?;
+        let locations = self
+            .locations
+            .into_iter()
+            .enumerate()
+            .map(|(i, l)| build_location(i, l, LocationId::new()))
+            .collect::<Result<Vec<_>>>()?;
+        let partner = Partner {
+            id: PartnerId::new(),
+            tenant,
+            kind: self.kind,
+            name: validate::name("name", &self.name)?,
+            roles,
+            contacts,
+            locations,
+            industry: build_industry(self.industry)?,
+            turnover: build_turnover(self.turnover)?,
+            tax_id: validate::optional("tax_id", self.tax_id.as_deref(), 32)?,
+            website: validate::optional("website", self.website.as_deref(), 200)?,
+            group: validate::optional("group", self.group.as_deref(), validate::MAX_TAG)?,
+            owner: self.owner,
+            tags: build_tags(self.tags)?,
+            version: 1,
+            created_at: now,
+            updated_at: now,
+        };
+        Ok(partner)
+    }
+}
+
+fn build_contact(i: usize, c: NewContact, id: ContactId) -> Result<Contact> {
+    let f = |name: &str| format!("contacts[{i}].{name}");
+    Ok(Contact {
+        id,
+        name: validate::name(&f("name"), &c.name)?,
+        role: validate::optional(&f("role"), c.role.as_deref(), validate::MAX_NAME)?,
+        email: c.email.as_deref().map(|e| validate::email(&f("email"), e)).transpose()?,
+        phone: c.phone.as_deref().map(|p| validate::phone(&f("phone"), p)).transpose()?,
+    })
+}
+
+fn build_location(i: usize, l: NewLocation, id: LocationId) -> Result<Location> {
+    let f = |name: &str| format!("locations[{i}].{name}");
+    Ok(Location {
+        id,
+        kind: l.kind,
+        street: validate::optional(&f("street"), l.street.as_deref(), validate::MAX_NAME)?,
+        city: validate::optional(&f("city"), l.city.as_deref(), validate::MAX_NAME)?,
+        region: validate::optional(&f("region"), l.region.as_deref(), validate::MAX_NAME)?,
+        postal_code: validate::optional(&f("postal_code"), l.postal_code.as_deref(), 16)?,
+        country: validate::country(&f("country"), &l.country)?,
+    })
+}
+
+fn build_industry(i: Option<Industry>) -> Result<Option<Industry>> {
+    i.map(|i| {
+        Ok(Industry {
+            name: validate::name("industry.name", &i.name)?,
+            code: validate::optional("industry.code", i.code.as_deref(), 16)?,
+        })
+    })
+    .transpose()
+}
+
+fn build_turnover(t: Option<Turnover>) -> Result<Option<Turnover>> {
+    if let Some(t) = &t {
+        if t.amount.is_negative() {
+            return Err(Error::invalid("turnover.amount", "must not be negative"));
+        }
+        if !(1900..=2200).contains(&t.year) {
+            return Err(Error::invalid("turnover.year", format!("{} is not a plausible year", t.year)));
+        }
+    }
+    Ok(t)
+}
+
+pub(crate) fn build_tags(tags: BTreeSet<String>) -> Result<BTreeSet<String>> {
+    if tags.len() > 50 {
+        return Err(Error::invalid("tags", "at most 50 tags are allowed"));
+    }
+    tags.iter().map(|t| validate::tag("tags", t)).collect()
+}
+
+/// A change to a partner: every `Some` field replaces the current value.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartnerPatch {
+    /// New name.
+    pub name: Option<String>,
+    /// New roles (replaces the set).
+    pub roles: Option<BTreeSet<PartnerRole>>,
+    /// New contacts (replaces the list; contacts keep their ids by position when their name is unchanged).
+    pub contacts: Option<Vec<NewContact>>,
+    /// New locations (replaces the list).
+    pub locations: Option<Vec<NewLocation>>,
+    /// New industry (`Some(None)` clears it).
+    pub industry: Option<Option<Industry>>,
+    /// New turnover (`Some(None)` clears it).
+    pub turnover: Option<Option<Turnover>>,
+    /// New tax id (`Some(None)` clears it).
+    pub tax_id: Option<Option<String>>,
+    /// New reporting group (`Some(None)` clears it).
+    pub group: Option<Option<String>>,
+    /// New owner (`Some(None)` clears it).
+    pub owner: Option<Option<UserId>>,
+    /// New tags (replaces the set).
+    pub tags: Option<BTreeSet<String>>,
+}
+
+impl Partner {
+    /// Applies a patch, returning the changed record (version bumped) and the names of the fields that changed.
+    pub fn patched(&self, patch: PartnerPatch, now: Timestamp) -> Result<(Partner, Vec<crate::event::FieldChange>)> {
+        use crate::event::FieldChange;
+        let mut next = self.clone();
+        let mut changes = Vec::new();
+        if let Some(n) = patch.name {
+            next.name = validate::name("name", &n)?;
+        }
+        if let Some(r) = patch.roles {
+            if r.is_empty() {
+                return Err(Error::invalid("roles", "a partner needs at least one role"));
+            }
+            next.roles = r;
+        }
+        if let Some(cs) = patch.contacts {
+            next.contacts = cs
+                .into_iter()
+                .enumerate()
+                .map(|(i, c)| {
+                    let id = self
+                        .contacts
+                        .iter()
+                        .find(|old| old.name.eq_ignore_ascii_case(c.name.trim()))
+                        .map(|old| old.id)
+                        .unwrap_or_default();
+                    build_contact(i, c, id)
+                })
+                .collect::<Result<_>>()?;
+        }
+        if let Some(ls) = patch.locations {
+            next.locations = ls
+                .into_iter()
+                .enumerate()
+                .map(|(i, l)| build_location(i, l, LocationId::new()))
+                .collect::<Result<_>>()?;
+        }
+        if let Some(i) = patch.industry {
+            next.industry = build_industry(i)?;
+        }
+        if let Some(t) = patch.turnover {
+            next.turnover = build_turnover(t)?;
+        }
+        if let Some(t) = patch.tax_id {
+            next.tax_id = validate::optional("tax_id", t.as_deref(), 32)?;
+        }
+        if let Some(g) = patch.group {
+            next.group = validate::optional("group", g.as_deref(), validate::MAX_TAG)?;
+        }
+        if let Some(o) = patch.owner {
+            next.owner = o;
+        }
+        if let Some(t) = patch.tags {
+            next.tags = build_tags(t)?;
+        }
+        macro_rules! diff {
+            ($($f:ident),*) => {$(
+                if self.$f != next.$f {
+                    changes.push(FieldChange::new(stringify!($f), &self.$f, &next.$f));
+                }
+            )*};
+        }
+        diff!(name, roles, contacts, locations, industry, turnover, tax_id, group, owner, tags);
+        if !changes.is_empty() {
+            next.version += 1;
+            next.updated_at = now;
+        }
+        Ok((next, changes))
+    }
+
+    /// Every e-mail address of the partner's contacts.
+    pub fn emails(&self) -> impl Iterator<Item = &str> {
+        self.contacts.iter().filter_map(|c| c.email.as_deref())
+    }
+
+    /// Whether the contact belongs to this partner.
+    pub fn has_contact(&self, id: ContactId) -> bool {
+        self.contacts.iter().any(|c| c.id == id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::Utc;
+
+    #[test]
+    fn bad_contact_email_names_the_path() {
+        let e = NewPartner::company("Acme")
+            .with_contact("Ana", Some("ana@acme.ro"), None)
+            .with_contact("Bob", Some("bob-at-acme"), None)
+            .build(TenantId::new(), Utc::now())
+            .unwrap_err();
+        assert_eq!(e.field(), Some("contacts[1].email"));
+    }
+
+    #[test]
+    fn default_role_is_prospect() {
+        let p = NewPartner::company("Acme").build(TenantId::new(), Utc::now()).unwrap();
+        assert!(p.roles.contains(&PartnerRole::Prospect));
+        assert_eq!(p.version, 1);
+    }
+
+    #[test]
+    fn patch_reports_changes_and_bumps_version() {
+        let p = NewPartner::company("Acme").build(TenantId::new(), Utc::now()).unwrap();
+        let (q, changes) = p
+            .patched(
+                PartnerPatch {
+                    name: Some("Acme SRL".into()),
+                    ..Default::default()
+                },
+                Utc::now(),
+            )
+            .unwrap();
+        assert_eq!(q.version, 2);
+        assert_eq!(changes.len(), 1);
+        assert_eq!(changes[0].field, "name");
+        let (r, none) = q.patched(PartnerPatch::default(), Utc::now()).unwrap();
+        assert!(none.is_empty());
+        assert_eq!(r.version, 2);
+    }
+}

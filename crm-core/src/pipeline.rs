@@ -1,0 +1,358 @@
+//! Pipelines and stages as ordered data, not an enum.
+//!
+//! A stage has a kind (open or won), a default probability, a fold flag and requirements checked when a lead enters
+//! it. "Lost" is not a stage: it is the lead's status (see [`crate::lead::LeadStatus`]).
+
+use crate::error::{Error, Result};
+use crate::id::{LostReasonId, PipelineId, StageId, TenantId};
+use crate::time::Timestamp;
+use crate::validate;
+use serde::{Deserialize, Serialize};
+
+/// Whether leads in a stage are still being worked or have been won.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StageKind {
+    /// Work in progress.
+    Open,
+    /// Entering this stage wins the lead.
+    Won,
+}
+
+/// A lead field that a stage can require to be filled in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LeadField {
+    /// The expected revenue.
+    ExpectedRevenue,
+    /// The expected close date.
+    ExpectedClose,
+    /// The owner.
+    Owner,
+    /// The partner's contact person on the lead.
+    Contact,
+}
+
+impl LeadField {
+    /// The field's name as used in errors and activity entries.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::ExpectedRevenue => "expected_revenue",
+            Self::ExpectedClose => "expected_close",
+            Self::Owner => "owner",
+            Self::Contact => "contact",
+        }
+    }
+}
+
+/// A condition a lead must meet to enter a stage.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Requirement {
+    /// The field must be set.
+    Field {
+        /// Which field.
+        field: LeadField,
+    },
+    /// A request of this kind (e.g. "quotation") on the lead must be done.
+    RequestDone {
+        /// The request kind.
+        kind: String,
+    },
+    /// No request on the lead may still be open or in progress.
+    NoOpenRequests,
+}
+
+impl std::fmt::Display for Requirement {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Field { field } => write!(f, "field `{}` must be set", field.name()),
+            Self::RequestDone { kind } => write!(f, "a `{kind}` request must be done"),
+            Self::NoOpenRequests => f.write_str("all requests must be closed"),
+        }
+    }
+}
+
+/// One stage of a pipeline.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Stage {
+    /// The stage's id.
+    pub id: StageId,
+    /// Display name.
+    pub name: String,
+    /// Position: stages are ordered by ascending sequence.
+    pub sequence: u32,
+    /// Open or won.
+    pub kind: StageKind,
+    /// Default probability (0–100) for open leads in this stage.
+    pub probability: u8,
+    /// Whether boards show this column folded.
+    pub fold: bool,
+    /// Conditions a lead must meet to enter.
+    pub requirements: Vec<Requirement>,
+}
+
+/// How leads may move between open stages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum MovePolicy {
+    /// Any stage to any stage.
+    #[default]
+    Free,
+    /// Only to stages with a higher sequence.
+    ForwardOnly,
+    /// Only to the next stage, or back to any earlier one.
+    Sequential,
+}
+
+/// A pipeline: an ordered list of stages and the policy for moving between them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Pipeline {
+    /// The pipeline's id.
+    pub id: PipelineId,
+    /// The tenant it belongs to.
+    pub tenant: TenantId,
+    /// Display name.
+    pub name: String,
+    /// Stages, ordered by sequence.
+    pub stages: Vec<Stage>,
+    /// How leads may move.
+    pub policy: MovePolicy,
+    /// Whether new leads go here when no pipeline is named.
+    pub is_default: bool,
+    /// Optimistic-concurrency version.
+    pub version: u64,
+    /// When it was created.
+    pub created_at: Timestamp,
+}
+
+/// Input for a new stage.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewStage {
+    /// Display name.
+    pub name: String,
+    /// Open or won.
+    pub kind: StageKind,
+    /// Default probability (0–100).
+    pub probability: u8,
+    /// Fold flag.
+    pub fold: bool,
+    /// Requirements.
+    pub requirements: Vec<Requirement>,
+}
+
+impl NewStage {
+    /// An open stage with a probability and no requirements.
+    pub fn open(name: &str, probability: u8) -> Self {
+        Self {
+            name: name.into(),
+            kind: StageKind::Open,
+            probability,
+            fold: false,
+            requirements: Vec::new(),
+        }
+    }
+
+    /// A won stage (probability 100).
+    pub fn won(name: &str) -> Self {
+        Self {
+            name: name.into(),
+            kind: StageKind::Won,
+            probability: 100,
+            fold: true,
+            requirements: Vec::new(),
+        }
+    }
+
+    /// Adds a requirement.
+    pub fn requiring(mut self, r: Requirement) -> Self {
+        self.requirements.push(r);
+        self
+    }
+}
+
+/// Input for a new pipeline.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewPipeline {
+    /// Display name.
+    pub name: String,
+    /// Stages in order.
+    pub stages: Vec<NewStage>,
+    /// Move policy.
+    pub policy: MovePolicy,
+    /// Whether it is the tenant's default.
+    pub is_default: bool,
+}
+
+impl NewPipeline {
+    /// The seed's pipeline: record, contact, qualification, offer, negotiation, contract (won).
+    pub fn seed_default() -> Self {
+        Self {
+            name: "Sales".into(),
+            stages: vec![
+                NewStage::open("Record", 10),
+                NewStage::open("Contact", 20),
+                NewStage::open("Qualification", 30),
+                NewStage::open("Offer", 50),
+                NewStage::open("Negotiation", 70),
+                NewStage::won("Contract"),
+            ],
+            policy: MovePolicy::Free,
+            is_default: true,
+        }
+    }
+
+    /// Validates and builds the pipeline.
+    pub fn build(self, tenant: TenantId, now: Timestamp) -> Result<Pipeline> {
+        let name = validate::name("name", &self.name)?;
+        if self.stages.is_empty() {
+            return Err(Error::invalid("stages", "a pipeline needs at least one stage"));
+        }
+        if self.stages.len() > 50 {
+            return Err(Error::invalid("stages", "at most 50 stages are allowed"));
+        }
+        if !self.stages.iter().any(|s| s.kind == StageKind::Open) {
+            return Err(Error::invalid("stages", "a pipeline needs at least one open stage"));
+        }
+        let mut stages = Vec::with_capacity(self.stages.len());
+        for (i, s) in self.stages.into_iter().enumerate() {
+            let field = |f: &str| format!("stages[{i}].{f}");
+            if s.probability > 100 {
+                return Err(Error::invalid(field("probability"), format!("{} is outside 0–100", s.probability)));
+            }
+            if s.kind == StageKind::Won && s.probability != 100 {
+                return Err(Error::invalid(field("probability"), "a won stage has probability 100"));
+            }
+            let sname = validate::name(&field("name"), &s.name)?;
+            if stages.iter().any(|o: &Stage| o.name.eq_ignore_ascii_case(&sname)) {
+                return Err(Error::invalid(field("name"), format!("stage `{sname}` appears twice")));
+            }
+            for r in &s.requirements {
+                if let Requirement::RequestDone { kind } = r {
+                    validate::tag(&field("requirements"), kind)?;
+                }
+            }
+            stages.push(Stage {
+                id: StageId::new(),
+                name: sname,
+                sequence: (i as u32 + 1) * 10,
+                kind: s.kind,
+                probability: s.probability,
+                fold: s.fold,
+                requirements: s.requirements,
+            });
+        }
+        Ok(Pipeline {
+            id: PipelineId::new(),
+            tenant,
+            name,
+            stages,
+            policy: self.policy,
+            is_default: self.is_default,
+            version: 1,
+            created_at: now,
+        })
+    }
+}
+
+impl Pipeline {
+    /// The stage with this id, or a typed error.
+    pub fn stage(&self, id: StageId) -> Result<&Stage> {
+        self.stages
+            .iter()
+            .find(|s| s.id == id)
+            .ok_or_else(|| Error::invalid("stage", format!("stage {id} is not in pipeline `{}`", self.name)))
+    }
+
+    /// The stage with this name (case-insensitive).
+    pub fn stage_named(&self, name: &str) -> Option<&Stage> {
+        self.stages.iter().find(|s| s.name.eq_ignore_ascii_case(name))
+    }
+
+    /// The first stage (where new leads start).
+    pub fn first_stage(&self) -> &Stage {
+        self.stages
+            .iter()
+            .find(|s| s.kind == StageKind::Open)
+            .expect("a built pipeline has an open stage")
+    }
+
+    /// The first won stage, if the pipeline has one.
+    pub fn won_stage(&self) -> Option<&Stage> {
+        self.stages.iter().find(|s| s.kind == StageKind::Won)
+    }
+
+    /// The last open stage (where a reopened won lead goes back to).
+    pub fn last_open_stage(&self) -> &Stage {
+        self.stages
+            .iter()
+            .rev()
+            .find(|s| s.kind == StageKind::Open)
+            .expect("a built pipeline has an open stage")
+    }
+}
+
+/// A reason a lead can be lost, from the tenant's list.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LostReason {
+    /// The reason's id.
+    pub id: LostReasonId,
+    /// The tenant it belongs to.
+    pub tenant: TenantId,
+    /// Display name ("Too expensive").
+    pub name: String,
+    /// Inactive reasons stay on old leads but cannot be chosen.
+    pub active: bool,
+}
+
+impl LostReason {
+    /// Validates and builds a lost reason.
+    pub fn new(tenant: TenantId, name: &str) -> Result<Self> {
+        Ok(Self {
+            id: LostReasonId::new(),
+            tenant,
+            name: validate::name("name", name)?,
+            active: true,
+        })
+    }
+
+    /// The reasons every tenant starts with.
+    pub fn seed_defaults(tenant: TenantId) -> Vec<Self> {
+        ["Too expensive", "Chose a competitor", "No budget", "No response", "Not a fit"]
+            .into_iter()
+            .map(|n| Self::new(tenant, n).expect("seed names are valid"))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::Utc;
+
+    #[test]
+    fn seed_pipeline_has_the_seed_stages_in_order() {
+        let p = NewPipeline::seed_default().build(TenantId::new(), Utc::now()).unwrap();
+        let names: Vec<_> = p.stages.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(names, ["Record", "Contact", "Qualification", "Offer", "Negotiation", "Contract"]);
+        assert!(p.stages.windows(2).all(|w| w[0].sequence < w[1].sequence));
+        assert_eq!(p.won_stage().unwrap().name, "Contract");
+        assert_eq!(p.first_stage().name, "Record");
+        assert_eq!(p.last_open_stage().name, "Negotiation");
+    }
+
+    #[test]
+    fn bad_pipelines_are_refused_with_the_field() {
+        let t = TenantId::new();
+        let now = Utc::now();
+        let mut p = NewPipeline::seed_default();
+        p.stages[2].probability = 101;
+        assert_eq!(p.build(t, now).unwrap_err().field(), Some("stages[2].probability"));
+        let mut p = NewPipeline::seed_default();
+        p.stages.clear();
+        assert_eq!(p.build(t, now).unwrap_err().field(), Some("stages"));
+        let mut p = NewPipeline::seed_default();
+        p.stages[1].name = "record".into();
+        assert_eq!(p.build(t, now).unwrap_err().field(), Some("stages[1].name"));
+    }
+}

@@ -1,0 +1,484 @@
+//! Storage traits: what every adapter implements, with its contract.
+//!
+//! # Contract
+//!
+//! Every adapter (SQLite, PostgreSQL, …) implements [`Store`] and passes the shared conformance suite
+//! (`crm_core::conformance`, feature `conformance`). In particular:
+//!
+//! - **Tenancy.** Every read takes a [`TenantId`] and returns only that tenant's rows; an id of another tenant reads
+//!   as [`Error::NotFound`]. [`Store::commit`] refuses (with [`Error::Invalid`] on field `tenant`) a write whose
+//!   record belongs to a tenant other than the one committing.
+//! - **Atomicity.** [`Store::commit`] applies a [`ChangeSet`] in one transaction: all of it or none of it. A change,
+//!   its events (which are the activity log), its stage-history steps and any outbox rows commit together.
+//! - **Optimistic concurrency.** Every `Update*` write names the version it was based on; if the stored version
+//!   differs, the whole change set fails with [`Error::Conflict`] (naming the stored version) and nothing is written.
+//!   `Insert*` of an existing key fails with [`Error::AlreadyExists`].
+//! - **Append-only.** Events, stage history and comments are never updated or deleted.
+//! - **Exact money.** Amounts round-trip exactly (four decimal places), and sums are computed exactly in the
+//!   database.
+//! - **Pagination.** Listings are keyset-paginated: [`Page::next`] is `Some` exactly when more items follow, and
+//!   passing it back in [`PageRequest::after`] continues after the last item returned, even when rows were inserted
+//!   meanwhile.
+//! - **Errors.** Native errors are mapped into [`Error::Storage`] with a [`crate::error::StorageErrorKind`];
+//!   a serialization failure or lost connection is retryable.
+
+use crate::dedupe::DedupeKey;
+use crate::error::{Error, Result};
+use crate::event::{CommentTarget, DomainEvent, StageHistoryEntry};
+use crate::id::{LeadId, PartnerId, PipelineId, RequestId, StageId, TenantId, UserId};
+use crate::lead::{Lead, StatusKind};
+use crate::partner::Partner;
+use crate::pipeline::{LostReason, Pipeline, StageKind};
+use crate::request::{Comment, Request};
+use crate::time::Timestamp;
+use async_trait::async_trait;
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+use std::fmt::Debug;
+use std::sync::Arc;
+use uuid::Uuid;
+
+/// One write of a [`ChangeSet`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Write {
+    /// Insert a new partner and its duplicate-detection keys.
+    InsertPartner {
+        /// The partner (version 1).
+        partner: Partner,
+        /// Its keys.
+        keys: Vec<DedupeKey>,
+    },
+    /// Replace a partner whose stored version is `expected_version`, and its keys.
+    UpdatePartner {
+        /// The new state.
+        partner: Partner,
+        /// The version the change was based on.
+        expected_version: u64,
+        /// Its keys.
+        keys: Vec<DedupeKey>,
+    },
+    /// Insert a pipeline with its stages.
+    InsertPipeline(Pipeline),
+    /// Insert a lost reason.
+    InsertLostReason(LostReason),
+    /// Insert a lead.
+    InsertLead(Lead),
+    /// Replace a lead whose stored version is `expected_version`.
+    UpdateLead {
+        /// The new state.
+        lead: Lead,
+        /// The version the change was based on.
+        expected_version: u64,
+    },
+    /// Insert a request.
+    InsertRequest(Request),
+    /// Replace a request whose stored version is `expected_version`.
+    UpdateRequest {
+        /// The new state.
+        request: Request,
+        /// The version the change was based on.
+        expected_version: u64,
+    },
+    /// Append a comment.
+    InsertComment(Comment),
+    /// Append a domain event (an activity-log entry).
+    AppendEvent(DomainEvent),
+    /// Append a stage-history step.
+    AppendStageHistory(StageHistoryEntry),
+}
+
+impl Write {
+    /// The tenant the written record belongs to.
+    pub fn tenant(&self) -> TenantId {
+        match self {
+            Self::InsertPartner { partner, .. } | Self::UpdatePartner { partner, .. } => partner.tenant,
+            Self::InsertPipeline(p) => p.tenant,
+            Self::InsertLostReason(r) => r.tenant,
+            Self::InsertLead(l) | Self::UpdateLead { lead: l, .. } => l.tenant,
+            Self::InsertRequest(r) | Self::UpdateRequest { request: r, .. } => r.tenant,
+            Self::InsertComment(c) => c.tenant,
+            Self::AppendEvent(e) => e.tenant,
+            Self::AppendStageHistory(h) => h.tenant,
+        }
+    }
+}
+
+/// Writes that commit together or not at all.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChangeSet {
+    /// The writes, applied in order.
+    pub writes: Vec<Write>,
+}
+
+impl ChangeSet {
+    /// An empty change set.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds a write.
+    pub fn push(&mut self, w: Write) -> &mut Self {
+        self.writes.push(w);
+        self
+    }
+
+    /// The events this change set appends, in order.
+    pub fn events(&self) -> impl Iterator<Item = &DomainEvent> {
+        self.writes.iter().filter_map(|w| match w {
+            Write::AppendEvent(e) => Some(e),
+            _ => None,
+        })
+    }
+
+    /// Checks every write belongs to `tenant`: adapters call this first.
+    pub fn check_tenant(&self, tenant: TenantId) -> Result<()> {
+        match self.writes.iter().position(|w| w.tenant() != tenant) {
+            Some(i) => Err(Error::invalid(
+                "tenant",
+                format!("write {i} of the change set belongs to another tenant than the one committing"),
+            )),
+            None => Ok(()),
+        }
+    }
+}
+
+/// An opaque keyset-pagination cursor: pass [`Page::next`] back as [`PageRequest::after`].
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Cursor(String);
+
+impl Cursor {
+    /// A cursor after the row with sort key `key` and id `id` (adapters use this).
+    pub fn encode(key: i64, id: Uuid) -> Self {
+        Self(format!("{key}.{}", id.simple()))
+    }
+
+    /// The sort key and id this cursor points after.
+    pub fn decode(&self) -> Result<(i64, Uuid)> {
+        let bad = || Error::invalid("page.after", "not a cursor returned by this engine");
+        let (k, id) = self.0.split_once('.').ok_or_else(bad)?;
+        Ok((k.parse().map_err(|_| bad())?, Uuid::parse_str(id).map_err(|_| bad())?))
+    }
+
+    /// The cursor's text, for passing through a host API.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// A cursor from text a host API received.
+    pub fn from_string(s: String) -> Self {
+        Self(s)
+    }
+}
+
+/// Which page to read.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PageRequest {
+    /// At most this many items (1–1000).
+    pub limit: u32,
+    /// Continue after this cursor.
+    pub after: Option<Cursor>,
+}
+
+impl PageRequest {
+    /// The largest page size.
+    pub const MAX: u32 = 1000;
+
+    /// The first page of `limit` items.
+    pub fn first(limit: u32) -> Self {
+        Self { limit, after: None }
+    }
+
+    /// Checks the limit.
+    pub fn validate(&self) -> Result<()> {
+        if self.limit == 0 || self.limit > Self::MAX {
+            return Err(Error::invalid("page.limit", format!("{} is outside 1–{}", self.limit, Self::MAX)));
+        }
+        if let Some(c) = &self.after {
+            c.decode()?;
+        }
+        Ok(())
+    }
+}
+
+impl Default for PageRequest {
+    fn default() -> Self {
+        Self::first(50)
+    }
+}
+
+/// A page of results.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Page<T> {
+    /// The items.
+    pub items: Vec<T>,
+    /// Where the next page starts; `None` on the last page.
+    pub next: Option<Cursor>,
+}
+
+/// How to sort leads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum LeadSort {
+    /// Newest first.
+    #[default]
+    CreatedDesc,
+    /// Oldest first.
+    CreatedAsc,
+    /// Most recently changed first.
+    UpdatedDesc,
+    /// Largest expected revenue first (amount only, whatever the currency; leads without one last).
+    ExpectedRevenueDesc,
+}
+
+impl LeadSort {
+    /// The integer sort key of a lead for this order (adapters store or compute the same).
+    pub fn key(&self, lead: &Lead) -> i64 {
+        match self {
+            Self::CreatedDesc | Self::CreatedAsc => lead.created_at.timestamp_micros(),
+            Self::UpdatedDesc => lead.updated_at.timestamp_micros(),
+            Self::ExpectedRevenueDesc => lead.expected_revenue.map(|m| m.to_units()).unwrap_or(i64::MIN),
+        }
+    }
+
+    /// Whether the order is descending (by key, then by id).
+    pub fn descending(&self) -> bool {
+        !matches!(self, Self::CreatedAsc)
+    }
+}
+
+/// A filter over leads; every `Some` narrows the result.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeadQuery {
+    /// In this pipeline.
+    pub pipeline: Option<PipelineId>,
+    /// In this stage.
+    pub stage: Option<StageId>,
+    /// With this status.
+    pub status: Option<StatusKind>,
+    /// Owned by this user.
+    pub owner: Option<UserId>,
+    /// For this partner.
+    pub partner: Option<PartnerId>,
+    /// Carrying this tag.
+    pub tag: Option<String>,
+    /// Containing this text (case-insensitive) in the title, the partner's name or a contact's e-mail.
+    pub text: Option<String>,
+    /// The order.
+    pub sort: LeadSort,
+    /// The page.
+    pub page: PageRequest,
+}
+
+impl LeadQuery {
+    /// The text filter, lower-cased, trimmed, `None` when empty.
+    pub fn text_needle(&self) -> Option<String> {
+        self.text
+            .as_deref()
+            .map(|t| t.trim().to_lowercase())
+            .filter(|t| !t.is_empty())
+    }
+
+    /// The tag filter, lower-cased.
+    pub fn tag_needle(&self) -> Option<String> {
+        self.tag.as_deref().map(|t| t.trim().to_lowercase())
+    }
+}
+
+/// A filter over requests, sorted by due time (overdue first, those without a due time last), then id.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RequestQuery {
+    /// Assigned to this user.
+    pub assignee: Option<UserId>,
+    /// On this lead.
+    pub lead: Option<LeadId>,
+    /// On this partner.
+    pub partner: Option<PartnerId>,
+    /// Only open or in-progress requests.
+    pub active_only: bool,
+    /// Only requests due before this instant.
+    pub due_before: Option<Timestamp>,
+    /// The page.
+    pub page: PageRequest,
+}
+
+/// The sort key requests use: due time in microseconds, `i64::MAX` when there is none.
+pub fn request_sort_key(r: &Request) -> i64 {
+    r.due.map(|d| d.timestamp_micros()).unwrap_or(i64::MAX)
+}
+
+/// One currency's sums in a board column.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CurrencyTotal {
+    /// The currency.
+    pub currency: crate::money::Currency,
+    /// Sum of expected revenue.
+    pub expected: Decimal,
+    /// Sum of expected revenue × probability / 100.
+    pub weighted: Decimal,
+}
+
+/// One column of the pipeline board.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BoardColumn {
+    /// The stage.
+    pub stage: StageId,
+    /// Its name.
+    pub name: String,
+    /// Open or won.
+    pub kind: StageKind,
+    /// Whether it is folded.
+    pub fold: bool,
+    /// Leads in the column: open leads in open stages, won leads in won stages (lost leads are not on the board).
+    pub count: u64,
+    /// Sums per currency, ordered by currency code.
+    pub totals: Vec<CurrencyTotal>,
+}
+
+/// The pipeline board: a column per stage, in stage order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Board {
+    /// The pipeline.
+    pub pipeline: PipelineId,
+    /// The columns.
+    pub columns: Vec<BoardColumn>,
+}
+
+/// How many leads ever reached each stage of a pipeline, and how many were won and lost.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Funnel {
+    /// (stage, name, distinct leads that entered it), in stage order.
+    pub steps: Vec<(StageId, String, u64)>,
+    /// Leads won.
+    pub won: u64,
+    /// Leads lost.
+    pub lost: u64,
+}
+
+impl Funnel {
+    /// Won ÷ (won + lost), as a percentage with two decimals; `None` before anything closed.
+    pub fn win_rate(&self) -> Option<Decimal> {
+        let closed = self.won + self.lost;
+        (closed > 0).then(|| (Decimal::from(self.won) * Decimal::ONE_HUNDRED / Decimal::from(closed)).round_dp(2))
+    }
+}
+
+/// Whose timeline to read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(tag = "type", content = "id", rename_all = "snake_case")]
+pub enum TimelineOf {
+    /// A lead's.
+    Lead(LeadId),
+    /// A partner's (including its leads' and requests' events).
+    Partner(PartnerId),
+    /// A request's.
+    Request(RequestId),
+}
+
+/// A partner matched by a duplicate-detection key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyMatch {
+    /// The partner.
+    pub partner: PartnerId,
+    /// Its name.
+    pub name: String,
+    /// The key it shares.
+    pub key: DedupeKey,
+}
+
+/// The storage every adapter implements. See the [module docs](self) for the contract.
+#[async_trait]
+pub trait Store: Send + Sync + Debug {
+    /// Applies every write of `changes` in one transaction, or none of them.
+    async fn commit(&self, tenant: TenantId, changes: ChangeSet) -> Result<()>;
+
+    /// A partner.
+    async fn partner(&self, tenant: TenantId, id: PartnerId) -> Result<Partner>;
+    /// Partners sharing any of `keys`, one row per (partner, key), at most 100 partners.
+    async fn partners_by_keys(&self, tenant: TenantId, keys: &[DedupeKey]) -> Result<Vec<KeyMatch>>;
+
+    /// A pipeline.
+    async fn pipeline(&self, tenant: TenantId, id: PipelineId) -> Result<Pipeline>;
+    /// All pipelines of a tenant, oldest first.
+    async fn pipelines(&self, tenant: TenantId) -> Result<Vec<Pipeline>>;
+    /// The tenant's lost reasons, in creation order.
+    async fn lost_reasons(&self, tenant: TenantId) -> Result<Vec<LostReason>>;
+
+    /// A lead.
+    async fn lead(&self, tenant: TenantId, id: LeadId) -> Result<Lead>;
+    /// Leads matching a query, sorted and keyset-paginated.
+    async fn query_leads(&self, tenant: TenantId, query: &LeadQuery) -> Result<Page<Lead>>;
+    /// The board of a pipeline.
+    async fn board(&self, tenant: TenantId, pipeline: PipelineId) -> Result<Board>;
+    /// A lead's stage history, oldest first.
+    async fn stage_history(&self, tenant: TenantId, lead: LeadId) -> Result<Vec<StageHistoryEntry>>;
+    /// The funnel of a pipeline over leads entered in `[from, to)` (all time when `None`).
+    async fn funnel(&self, tenant: TenantId, pipeline: PipelineId, period: Option<(Timestamp, Timestamp)>) -> Result<Funnel>;
+
+    /// A request.
+    async fn request(&self, tenant: TenantId, id: RequestId) -> Result<Request>;
+    /// Requests matching a query: due first (overdue first), then id.
+    async fn query_requests(&self, tenant: TenantId, query: &RequestQuery) -> Result<Page<Request>>;
+
+    /// Comments on a record, newest first.
+    async fn comments(&self, tenant: TenantId, target: CommentTarget, page: &PageRequest) -> Result<Page<Comment>>;
+    /// A timeline (activity log), newest first.
+    async fn timeline(&self, tenant: TenantId, of: TimelineOf, page: &PageRequest) -> Result<Page<DomainEvent>>;
+    /// The tenant's events in commit order after position `after` (0 = from the start), with their positions.
+    async fn events_since(&self, tenant: TenantId, after: u64, limit: u32) -> Result<Vec<(u64, DomainEvent)>>;
+}
+
+/// Forwards every method, so an `Arc<dyn Store>` (or any `Arc<S>`) is itself a store.
+#[async_trait]
+impl<S: Store + ?Sized> Store for Arc<S> {
+    async fn commit(&self, tenant: TenantId, changes: ChangeSet) -> Result<()> {
+        (**self).commit(tenant, changes).await
+    }
+    async fn partner(&self, tenant: TenantId, id: PartnerId) -> Result<Partner> {
+        (**self).partner(tenant, id).await
+    }
+    async fn partners_by_keys(&self, tenant: TenantId, keys: &[DedupeKey]) -> Result<Vec<KeyMatch>> {
+        (**self).partners_by_keys(tenant, keys).await
+    }
+    async fn pipeline(&self, tenant: TenantId, id: PipelineId) -> Result<Pipeline> {
+        (**self).pipeline(tenant, id).await
+    }
+    async fn pipelines(&self, tenant: TenantId) -> Result<Vec<Pipeline>> {
+        (**self).pipelines(tenant).await
+    }
+    async fn lost_reasons(&self, tenant: TenantId) -> Result<Vec<LostReason>> {
+        (**self).lost_reasons(tenant).await
+    }
+    async fn lead(&self, tenant: TenantId, id: LeadId) -> Result<Lead> {
+        (**self).lead(tenant, id).await
+    }
+    async fn query_leads(&self, tenant: TenantId, query: &LeadQuery) -> Result<Page<Lead>> {
+        (**self).query_leads(tenant, query).await
+    }
+    async fn board(&self, tenant: TenantId, pipeline: PipelineId) -> Result<Board> {
+        (**self).board(tenant, pipeline).await
+    }
+    async fn stage_history(&self, tenant: TenantId, lead: LeadId) -> Result<Vec<StageHistoryEntry>> {
+        (**self).stage_history(tenant, lead).await
+    }
+    async fn funnel(&self, tenant: TenantId, pipeline: PipelineId, period: Option<(Timestamp, Timestamp)>) -> Result<Funnel> {
+        (**self).funnel(tenant, pipeline, period).await
+    }
+    async fn request(&self, tenant: TenantId, id: RequestId) -> Result<Request> {
+        (**self).request(tenant, id).await
+    }
+    async fn query_requests(&self, tenant: TenantId, query: &RequestQuery) -> Result<Page<Request>> {
+        (**self).query_requests(tenant, query).await
+    }
+    async fn comments(&self, tenant: TenantId, target: CommentTarget, page: &PageRequest) -> Result<Page<Comment>> {
+        (**self).comments(tenant, target, page).await
+    }
+    async fn timeline(&self, tenant: TenantId, of: TimelineOf, page: &PageRequest) -> Result<Page<DomainEvent>> {
+        (**self).timeline(tenant, of, page).await
+    }
+    async fn events_since(&self, tenant: TenantId, after: u64, limit: u32) -> Result<Vec<(u64, DomainEvent)>> {
+        (**self).events_since(tenant, after, limit).await
+    }
+}
