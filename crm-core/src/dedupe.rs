@@ -60,10 +60,19 @@ impl DedupeKey {
     /// Parses the encoded form.
     pub fn decode(s: &str) -> Option<Self> {
         let (p, v) = s.split_once(':')?;
-        let kind = [MatchKind::Email, MatchKind::Domain, MatchKind::Phone, MatchKind::TaxId, MatchKind::Name]
-            .into_iter()
-            .find(|k| k.prefix() == p)?;
-        Some(Self { kind, value: v.to_string() })
+        let kind = [
+            MatchKind::Email,
+            MatchKind::Domain,
+            MatchKind::Phone,
+            MatchKind::TaxId,
+            MatchKind::Name,
+        ]
+        .into_iter()
+        .find(|k| k.prefix() == p)?;
+        Some(Self {
+            kind,
+            value: v.to_string(),
+        })
     }
 }
 
@@ -110,9 +119,29 @@ impl DuplicateCandidate {
 }
 
 const FREE_MAIL: &[&str] = &[
-    "gmail.com", "googlemail.com", "yahoo.com", "yahoo.ro", "yahoo.co.uk", "ymail.com", "hotmail.com", "outlook.com",
-    "live.com", "msn.com", "icloud.com", "me.com", "aol.com", "gmx.de", "gmx.net", "web.de", "mail.ru", "yandex.ru",
-    "yandex.com", "proton.me", "protonmail.com", "zoho.com", "mail.com",
+    "gmail.com",
+    "googlemail.com",
+    "yahoo.com",
+    "yahoo.ro",
+    "yahoo.co.uk",
+    "ymail.com",
+    "hotmail.com",
+    "outlook.com",
+    "live.com",
+    "msn.com",
+    "icloud.com",
+    "me.com",
+    "aol.com",
+    "gmx.de",
+    "gmx.net",
+    "web.de",
+    "mail.ru",
+    "yandex.ru",
+    "yandex.com",
+    "proton.me",
+    "protonmail.com",
+    "zoho.com",
+    "mail.com",
 ];
 
 /// Whether a domain belongs to a free-mail provider (whose addresses say nothing about the company).
@@ -148,8 +177,15 @@ pub fn normalize_phone(phone: &str) -> Option<String> {
 
 /// A tax id without country prefix, spaces or punctuation, upper case.
 pub fn normalize_tax_id(tax: &str) -> Option<String> {
-    let t: String = tax.chars().filter(char::is_ascii_alphanumeric).collect::<String>().to_uppercase();
-    let t = if t.len() > 2 && t[..2].chars().all(|c| c.is_ascii_alphabetic()) && t[2..].starts_with(|c: char| c.is_ascii_digit()) {
+    let t: String = tax
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .collect::<String>()
+        .to_uppercase();
+    let t = if t.len() > 2
+        && t[..2].chars().all(|c| c.is_ascii_alphabetic())
+        && t[2..].starts_with(|c: char| c.is_ascii_digit())
+    {
         t[2..].to_string()
     } else {
         t
@@ -158,8 +194,8 @@ pub fn normalize_tax_id(tax: &str) -> Option<String> {
 }
 
 const LEGAL_SUFFIXES: &[&str] = &[
-    "srl", "sa", "sc", "pfa", "ii", "ltd", "llc", "inc", "gmbh", "ag", "co", "corp", "company", "limited", "bv", "nv",
-    "spa", "sarl", "sas", "oy", "ab", "plc", "kg", "srl-d",
+    "srl", "sa", "sc", "pfa", "ii", "ltd", "llc", "inc", "gmbh", "ag", "co", "corp", "company",
+    "limited", "bv", "nv", "spa", "sarl", "sas", "oy", "ab", "plc", "kg", "srl-d",
 ];
 
 /// A name with case, diacritics, punctuation and legal-form words removed: "S.C. Acme S.R.L." → "acme".
@@ -191,7 +227,13 @@ pub fn normalize_name(name: &str) -> Option<String> {
     (n.chars().count() >= 3).then_some(n)
 }
 
-fn keys_from(name: &str, emails: &mut dyn Iterator<Item = &str>, phones: &mut dyn Iterator<Item = &str>, tax: Option<&str>, web: Option<&str>) -> Vec<DedupeKey> {
+fn keys_from(
+    name: &str,
+    emails: &mut dyn Iterator<Item = &str>,
+    phones: &mut dyn Iterator<Item = &str>,
+    tax: Option<&str>,
+    web: Option<&str>,
+) -> Vec<DedupeKey> {
     let mut keys = Vec::new();
     let mut push = |kind, value: String| {
         let k = DedupeKey { kind, value };
@@ -261,7 +303,11 @@ mod tests {
         let cases: &[(&str, fn(&str) -> Option<String>, Option<&str>)] = &[
             ("S.C. Acme S.R.L.", normalize_name, Some("acme")),
             ("ACME srl", normalize_name, Some("acme")),
-            ("Întreprinderea Țesătoria", normalize_name, Some("intreprinderea tesatoria")),
+            (
+                "Întreprinderea Țesătoria",
+                normalize_name,
+                Some("intreprinderea tesatoria"),
+            ),
             ("SA", normalize_name, None),
             ("+40 721 234 567", normalize_phone, Some("721234567")),
             ("0721.234.567", normalize_phone, Some("721234567")),
@@ -277,17 +323,27 @@ mod tests {
 
     #[test]
     fn free_mail_gives_no_domain_key() {
-        let p = NewPartner::company("Ana Pop").with_contact("Ana", Some("Ana.Pop+crm@Gmail.com"), None);
+        let p =
+            NewPartner::company("Ana Pop").with_contact("Ana", Some("Ana.Pop+crm@Gmail.com"), None);
         let keys = keys_of_new(&p);
-        assert!(keys.contains(&DedupeKey { kind: MatchKind::Email, value: "ana.pop@gmail.com".into() }));
+        assert!(keys.contains(&DedupeKey {
+            kind: MatchKind::Email,
+            value: "ana.pop@gmail.com".into()
+        }));
         assert!(!keys.iter().any(|k| k.kind == MatchKind::Domain));
         let q = NewPartner::company("Acme").with_contact("Ana", Some("ana@acme.ro"), None);
-        assert!(keys_of_new(&q).contains(&DedupeKey { kind: MatchKind::Domain, value: "acme.ro".into() }));
+        assert!(keys_of_new(&q).contains(&DedupeKey {
+            kind: MatchKind::Domain,
+            value: "acme.ro".into()
+        }));
     }
 
     #[test]
     fn encoded_round_trip() {
-        let k = DedupeKey { kind: MatchKind::TaxId, value: "123".into() };
+        let k = DedupeKey {
+            kind: MatchKind::TaxId,
+            value: "123".into(),
+        };
         assert_eq!(DedupeKey::decode(&k.encoded()), Some(k));
     }
 }

@@ -5,7 +5,10 @@
 //! in their [`Subject`], newest first. Rules (and any host subscriber) receive the same events after the commit.
 
 use crate::actor::{Actor, Source};
-use crate::id::{CommentId, EventId, LeadId, LostReasonId, PartnerId, PipelineId, RequestId, StageId, TenantId, UserId};
+use crate::id::{
+    CommentId, EventId, LeadId, LostReasonId, PartnerId, PipelineId, RequestId, StageId, TenantId,
+    UserId,
+};
 use crate::money::Money;
 use crate::time::Timestamp;
 use serde::{Deserialize, Serialize};
@@ -234,7 +237,12 @@ pub struct DomainEvent {
 
 impl DomainEvent {
     /// A new event for `ctx` at `at`.
-    pub fn new(ctx: &crate::actor::Context, at: Timestamp, subject: Subject, kind: EventKind) -> Self {
+    pub fn new(
+        ctx: &crate::actor::Context,
+        at: Timestamp,
+        subject: Subject,
+        kind: EventKind,
+    ) -> Self {
         Self {
             id: EventId::new(),
             tenant: ctx.tenant,
@@ -250,17 +258,29 @@ impl DomainEvent {
     pub fn describe(&self) -> String {
         match &self.kind {
             EventKind::PartnerCreated { name } => format!("partner `{name}` created"),
-            EventKind::PartnerUpdated { changes } | EventKind::LeadUpdated { changes } | EventKind::RequestUpdated { changes } => {
+            EventKind::PartnerUpdated { changes }
+            | EventKind::LeadUpdated { changes }
+            | EventKind::RequestUpdated { changes } => {
                 let fields: Vec<_> = changes
                     .iter()
                     .map(|c| format!("{}: {} → {}", c.field, c.before, c.after))
                     .collect();
-                format!("{} ({})", self.kind.name().replace('_', " "), fields.join("; "))
+                format!(
+                    "{} ({})",
+                    self.kind.name().replace('_', " "),
+                    fields.join("; ")
+                )
             }
             EventKind::LeadEntered { title, .. } => format!("lead `{title}` entered"),
-            EventKind::LeadStageMoved { from_name, to_name, .. } => format!("moved from {from_name} to {to_name}"),
+            EventKind::LeadStageMoved {
+                from_name, to_name, ..
+            } => format!("moved from {from_name} to {to_name}"),
             EventKind::LeadWon { .. } => "won".to_string(),
-            EventKind::LeadLost { reason_name, competitor, .. } => match competitor {
+            EventKind::LeadLost {
+                reason_name,
+                competitor,
+                ..
+            } => match competitor {
                 Some(c) => format!("lost: {reason_name} (to {c})"),
                 None => format!("lost: {reason_name}"),
             },

@@ -7,7 +7,9 @@
 
 use crate::error::{Error, Result};
 use crate::event::{EventKind, FieldChange, RequestStatus};
-use crate::id::{CampaignId, ContactId, LeadId, LostReasonId, PartnerId, PipelineId, StageId, TenantId, UserId};
+use crate::id::{
+    CampaignId, ContactId, LeadId, LostReasonId, PartnerId, PipelineId, StageId, TenantId, UserId,
+};
 use crate::money::Money;
 use crate::pipeline::{LeadField, LostReason, MovePolicy, Pipeline, Requirement, StageKind};
 use crate::time::Timestamp;
@@ -90,7 +92,9 @@ impl LeadStatus {
 }
 
 /// How urgent a lead or request is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, Default)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, Default,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Priority {
     /// Low.
@@ -165,8 +169,10 @@ pub struct Lead {
 impl Lead {
     /// The expected revenue weighted by the probability, rounded to 4 places.
     pub fn weighted_revenue(&self) -> Option<Money> {
-        self.expected_revenue
-            .and_then(|m| m.times(rust_decimal::Decimal::new(self.probability as i64, 2)).ok())
+        self.expected_revenue.and_then(|m| {
+            m.times(rust_decimal::Decimal::new(self.probability as i64, 2))
+                .ok()
+        })
     }
 }
 
@@ -266,12 +272,24 @@ impl NewLead {
     }
 
     /// Validates and builds the lead for a resolved partner in a pipeline.
-    pub fn build(self, tenant: TenantId, partner: PartnerId, pipeline: &Pipeline, now: Timestamp) -> Result<(Lead, EventKind)> {
+    pub fn build(
+        self,
+        tenant: TenantId,
+        partner: PartnerId,
+        pipeline: &Pipeline,
+        now: Timestamp,
+    ) -> Result<(Lead, EventKind)> {
         let stage = match self.stage {
             Some(s) => {
                 let st = pipeline.stage(s)?;
                 if st.kind != StageKind::Open {
-                    return Err(Error::invalid("stage", format!("a new lead starts in an open stage; `{}` is a won stage", st.name)));
+                    return Err(Error::invalid(
+                        "stage",
+                        format!(
+                            "a new lead starts in an open stage; `{}` is a won stage",
+                            st.name
+                        ),
+                    ));
                 }
                 st
             }
@@ -281,8 +299,16 @@ impl NewLead {
         check_revenue(&self.expected_revenue)?;
         let source = LeadSource {
             campaign: self.source.campaign,
-            medium: validate::optional("source.medium", self.source.medium.as_deref(), validate::MAX_TAG)?,
-            source: validate::optional("source.source", self.source.source.as_deref(), validate::MAX_NAME)?,
+            medium: validate::optional(
+                "source.medium",
+                self.source.medium.as_deref(),
+                validate::MAX_TAG,
+            )?,
+            source: validate::optional(
+                "source.source",
+                self.source.source.as_deref(),
+                validate::MAX_NAME,
+            )?,
         };
         let lead = Lead {
             id: LeadId::new(),
@@ -290,7 +316,11 @@ impl NewLead {
             partner,
             contact: self.contact,
             title: validate::name("title", &self.title)?,
-            description: validate::optional("description", self.description.as_deref(), validate::MAX_TEXT)?,
+            description: validate::optional(
+                "description",
+                self.description.as_deref(),
+                validate::MAX_TEXT,
+            )?,
             pipeline: pipeline.id,
             stage: stage.id,
             status: LeadStatus::Open,
@@ -320,14 +350,20 @@ impl NewLead {
 
 fn check_probability(p: Option<u8>) -> Result<()> {
     match p {
-        Some(p) if p > 100 => Err(Error::invalid("probability", format!("{p} is outside 0–100"))),
+        Some(p) if p > 100 => Err(Error::invalid(
+            "probability",
+            format!("{p} is outside 0–100"),
+        )),
         _ => Ok(()),
     }
 }
 
 fn check_revenue(m: &Option<Money>) -> Result<()> {
     match m {
-        Some(m) if m.is_negative() => Err(Error::invalid("expected_revenue", format!("{m} is negative"))),
+        Some(m) if m.is_negative() => Err(Error::invalid(
+            "expected_revenue",
+            format!("{m} is negative"),
+        )),
         _ => Ok(()),
     }
 }
@@ -523,9 +559,18 @@ pub struct Transition {
 /// let err = apply(&t.lead, LeadCommand::Lose { reason: None, competitor: None, note: None }, &pipeline, facts, now).unwrap_err();
 /// assert!(matches!(err, crm_core::Error::Transition(TransitionError::MissingLostReason)));
 /// ```
-pub fn apply(lead: &Lead, cmd: LeadCommand, pipeline: &Pipeline, facts: Facts<'_>, now: Timestamp) -> Result<Transition> {
+pub fn apply(
+    lead: &Lead,
+    cmd: LeadCommand,
+    pipeline: &Pipeline,
+    facts: Facts<'_>,
+    now: Timestamp,
+) -> Result<Transition> {
     if pipeline.id != lead.pipeline {
-        return Err(Error::invalid("pipeline", "the pipeline given is not the lead's pipeline"));
+        return Err(Error::invalid(
+            "pipeline",
+            "the pipeline given is not the lead's pipeline",
+        ));
     }
     let mut next = lead.clone();
     let mut events = Vec::new();
@@ -540,14 +585,22 @@ pub fn apply(lead: &Lead, cmd: LeadCommand, pipeline: &Pipeline, facts: Facts<'_
                 .ok_or(TransitionError::UnknownStage { stage })?;
             let current = pipeline.stage(lead.stage)?;
             if target.id == current.id {
-                return Err(TransitionError::SameStage { stage: target.name.clone() }.into());
+                return Err(TransitionError::SameStage {
+                    stage: target.name.clone(),
+                }
+                .into());
             }
             let allowed = match pipeline.policy {
                 MovePolicy::Free => true,
                 MovePolicy::ForwardOnly => target.sequence > current.sequence,
                 MovePolicy::Sequential => {
                     target.sequence < current.sequence
-                        || pipeline.stages.iter().find(|s| s.sequence > current.sequence).map(|s| s.id) == Some(target.id)
+                        || pipeline
+                            .stages
+                            .iter()
+                            .find(|s| s.sequence > current.sequence)
+                            .map(|s| s.id)
+                            == Some(target.id)
                 }
             };
             if !allowed {
@@ -568,9 +621,11 @@ pub fn apply(lead: &Lead, cmd: LeadCommand, pipeline: &Pipeline, facts: Facts<'_
         }
         LeadCommand::Win => {
             require_open(lead)?;
-            let won = pipeline.won_stage().ok_or_else(|| TransitionError::NoWonStage {
-                pipeline: pipeline.name.clone(),
-            })?;
+            let won = pipeline
+                .won_stage()
+                .ok_or_else(|| TransitionError::NoWonStage {
+                    pipeline: pipeline.name.clone(),
+                })?;
             check_requirements(lead, won, facts)?;
             if lead.stage != won.id {
                 enter_stage(&mut next, pipeline, won.id, now, &mut events)?;
@@ -579,7 +634,11 @@ pub fn apply(lead: &Lead, cmd: LeadCommand, pipeline: &Pipeline, facts: Facts<'_
             events.push(EventKind::LeadWon { stage: won.id });
             moved = true;
         }
-        LeadCommand::Lose { reason, competitor, note } => {
+        LeadCommand::Lose {
+            reason,
+            competitor,
+            note,
+        } => {
             require_open(lead)?;
             let reason = reason.ok_or(TransitionError::MissingLostReason)?;
             let r = facts
@@ -587,7 +646,8 @@ pub fn apply(lead: &Lead, cmd: LeadCommand, pipeline: &Pipeline, facts: Facts<'_
                 .iter()
                 .find(|r| r.id == reason && r.active && r.tenant == lead.tenant)
                 .ok_or(TransitionError::UnknownLostReason { reason })?;
-            let competitor = validate::optional("competitor", competitor.as_deref(), validate::MAX_NAME)?;
+            let competitor =
+                validate::optional("competitor", competitor.as_deref(), validate::MAX_NAME)?;
             let note = validate::optional("note", note.as_deref(), validate::MAX_TEXT)?;
             next.status = LeadStatus::Lost {
                 at: now,
@@ -619,7 +679,10 @@ pub fn apply(lead: &Lead, cmd: LeadCommand, pipeline: &Pipeline, facts: Facts<'_
                 },
             };
             if target.kind == StageKind::Won {
-                return Err(TransitionError::ReopenIntoWonStage { stage: target.name.clone() }.into());
+                return Err(TransitionError::ReopenIntoWonStage {
+                    stage: target.name.clone(),
+                }
+                .into());
             }
             next.status = LeadStatus::Open;
             if target.id != lead.stage {
@@ -640,7 +703,11 @@ pub fn apply(lead: &Lead, cmd: LeadCommand, pipeline: &Pipeline, facts: Facts<'_
         next.version = lead.version + 1;
         next.updated_at = now;
     }
-    Ok(Transition { lead: next, events, moved })
+    Ok(Transition {
+        lead: next,
+        events,
+        moved,
+    })
 }
 
 /// The probability a lead has in its status and stage: 100 won, 0 lost, else its override or the stage default.
@@ -658,11 +725,21 @@ pub fn effective_probability(lead: &Lead, pipeline: &Pipeline) -> Result<u8> {
 fn require_open(lead: &Lead) -> Result<()> {
     match lead.status.kind() {
         StatusKind::Open => Ok(()),
-        status => Err(TransitionError::NotOpen { lead: lead.id, status }.into()),
+        status => Err(TransitionError::NotOpen {
+            lead: lead.id,
+            status,
+        }
+        .into()),
     }
 }
 
-fn enter_stage(next: &mut Lead, pipeline: &Pipeline, to: StageId, now: Timestamp, events: &mut Vec<EventKind>) -> Result<()> {
+fn enter_stage(
+    next: &mut Lead,
+    pipeline: &Pipeline,
+    to: StageId,
+    now: Timestamp,
+    events: &mut Vec<EventKind>,
+) -> Result<()> {
     let from = pipeline.stage(next.stage)?;
     let target = pipeline.stage(to)?;
     events.push(EventKind::LeadStageMoved {
@@ -702,7 +779,11 @@ fn check_requirements(lead: &Lead, stage: &crate::pipeline::Stage, facts: Facts<
     Ok(())
 }
 
-fn patch_fields(next: &mut Lead, patch: LeadPatch, pipeline: &Pipeline) -> Result<Vec<FieldChange>> {
+fn patch_fields(
+    next: &mut Lead,
+    patch: LeadPatch,
+    pipeline: &Pipeline,
+) -> Result<Vec<FieldChange>> {
     let before = next.clone();
     if let Some(t) = patch.title {
         next.title = validate::name("title", &t)?;
@@ -742,14 +823,27 @@ fn patch_fields(next: &mut Lead, patch: LeadPatch, pipeline: &Pipeline) -> Resul
             }
         )*};
     }
-    diff!(title, description, contact, expected_revenue, probability_override, owner, expected_close, priority, tags);
+    diff!(
+        title,
+        description,
+        contact,
+        expected_revenue,
+        probability_override,
+        owner,
+        expected_close,
+        priority,
+        tags
+    );
     Ok(changes)
 }
 
 /// Time spent in each stage, from a lead's stage history, up to `now` for the current stage of an open lead.
 ///
 /// Returns `(stage, seconds)` pairs in the order stages were first entered; a stage entered twice sums both stays.
-pub fn time_in_stage(history: &[crate::event::StageHistoryEntry], now: Timestamp) -> Vec<(StageId, i64)> {
+pub fn time_in_stage(
+    history: &[crate::event::StageHistoryEntry],
+    now: Timestamp,
+) -> Vec<(StageId, i64)> {
     let mut out: Vec<(StageId, i64)> = Vec::new();
     for (i, h) in history.iter().enumerate() {
         if h.status != StatusKind::Open && h.from == Some(h.to) {

@@ -30,7 +30,12 @@ impl Currency {
     pub fn parse(code: &str) -> Result<Self> {
         iso_currency::Currency::from_code(code)
             .map(Self)
-            .ok_or_else(|| Error::invalid("currency", format!("`{code}` is not an ISO 4217 currency code")))
+            .ok_or_else(|| {
+                Error::invalid(
+                    "currency",
+                    format!("`{code}` is not an ISO 4217 currency code"),
+                )
+            })
     }
 
     /// The three-letter code.
@@ -111,7 +116,10 @@ impl Money {
             ));
         }
         if amount.abs() > max_amount() {
-            return Err(Error::invalid("amount", format!("{amount} is too large to store exactly")));
+            return Err(Error::invalid(
+                "amount",
+                format!("{amount} is too large to store exactly"),
+            ));
         }
         Ok(Self { amount, currency })
     }
@@ -119,8 +127,9 @@ impl Money {
     /// Parses an amount and a currency code: `Money::parse("12.50", "EUR")`.
     pub fn parse(amount: &str, currency: &str) -> Result<Self> {
         let currency = Currency::parse(currency)?;
-        let amount = Decimal::from_str_exact(amount.trim())
-            .map_err(|e| Error::invalid("amount", format!("`{amount}` is not a decimal number: {e}")))?;
+        let amount = Decimal::from_str_exact(amount.trim()).map_err(|e| {
+            Error::invalid("amount", format!("`{amount}` is not a decimal number: {e}"))
+        })?;
         Self::new(amount, currency)
     }
 
@@ -238,7 +247,12 @@ impl Totals {
     /// The total in one currency (zero if none).
     pub fn get(&self, currency: Currency) -> Money {
         Money {
-            amount: self.0.get(&currency).copied().unwrap_or_default().normalize(),
+            amount: self
+                .0
+                .get(&currency)
+                .copied()
+                .unwrap_or_default()
+                .normalize(),
             currency,
         }
     }

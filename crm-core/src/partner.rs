@@ -320,8 +320,16 @@ fn build_contact(i: usize, c: NewContact, id: ContactId) -> Result<Contact> {
         id,
         name: validate::name(&f("name"), &c.name)?,
         role: validate::optional(&f("role"), c.role.as_deref(), validate::MAX_NAME)?,
-        email: c.email.as_deref().map(|e| validate::email(&f("email"), e)).transpose()?,
-        phone: c.phone.as_deref().map(|p| validate::phone(&f("phone"), p)).transpose()?,
+        email: c
+            .email
+            .as_deref()
+            .map(|e| validate::email(&f("email"), e))
+            .transpose()?,
+        phone: c
+            .phone
+            .as_deref()
+            .map(|p| validate::phone(&f("phone"), p))
+            .transpose()?,
     })
 }
 
@@ -354,7 +362,10 @@ fn build_turnover(t: Option<Turnover>) -> Result<Option<Turnover>> {
             return Err(Error::invalid("turnover.amount", "must not be negative"));
         }
         if !(1900..=2200).contains(&t.year) {
-            return Err(Error::invalid("turnover.year", format!("{} is not a plausible year", t.year)));
+            return Err(Error::invalid(
+                "turnover.year",
+                format!("{} is not a plausible year", t.year),
+            ));
         }
     }
     Ok(t)
@@ -394,7 +405,11 @@ pub struct PartnerPatch {
 
 impl Partner {
     /// Applies a patch, returning the changed record (version bumped) and the names of the fields that changed.
-    pub fn patched(&self, patch: PartnerPatch, now: Timestamp) -> Result<(Partner, Vec<crate::event::FieldChange>)> {
+    pub fn patched(
+        &self,
+        patch: PartnerPatch,
+        now: Timestamp,
+    ) -> Result<(Partner, Vec<crate::event::FieldChange>)> {
         use crate::event::FieldChange;
         let mut next = self.clone();
         let mut changes = Vec::new();
@@ -490,14 +505,18 @@ mod tests {
 
     #[test]
     fn default_role_is_prospect() {
-        let p = NewPartner::company("Acme").build(TenantId::new(), Utc::now()).unwrap();
+        let p = NewPartner::company("Acme")
+            .build(TenantId::new(), Utc::now())
+            .unwrap();
         assert!(p.roles.contains(&PartnerRole::Prospect));
         assert_eq!(p.version, 1);
     }
 
     #[test]
     fn patch_reports_changes_and_bumps_version() {
-        let p = NewPartner::company("Acme").build(TenantId::new(), Utc::now()).unwrap();
+        let p = NewPartner::company("Acme")
+            .build(TenantId::new(), Utc::now())
+            .unwrap();
         let (q, changes) = p
             .patched(
                 PartnerPatch {

@@ -206,26 +206,44 @@ impl NewPipeline {
     pub fn build(self, tenant: TenantId, now: Timestamp) -> Result<Pipeline> {
         let name = validate::name("name", &self.name)?;
         if self.stages.is_empty() {
-            return Err(Error::invalid("stages", "a pipeline needs at least one stage"));
+            return Err(Error::invalid(
+                "stages",
+                "a pipeline needs at least one stage",
+            ));
         }
         if self.stages.len() > 50 {
             return Err(Error::invalid("stages", "at most 50 stages are allowed"));
         }
         if !self.stages.iter().any(|s| s.kind == StageKind::Open) {
-            return Err(Error::invalid("stages", "a pipeline needs at least one open stage"));
+            return Err(Error::invalid(
+                "stages",
+                "a pipeline needs at least one open stage",
+            ));
         }
         let mut stages = Vec::with_capacity(self.stages.len());
         for (i, s) in self.stages.into_iter().enumerate() {
             let field = |f: &str| format!("stages[{i}].{f}");
             if s.probability > 100 {
-                return Err(Error::invalid(field("probability"), format!("{} is outside 0–100", s.probability)));
+                return Err(Error::invalid(
+                    field("probability"),
+                    format!("{} is outside 0–100", s.probability),
+                ));
             }
             if s.kind == StageKind::Won && s.probability != 100 {
-                return Err(Error::invalid(field("probability"), "a won stage has probability 100"));
+                return Err(Error::invalid(
+                    field("probability"),
+                    "a won stage has probability 100",
+                ));
             }
             let sname = validate::name(&field("name"), &s.name)?;
-            if stages.iter().any(|o: &Stage| o.name.eq_ignore_ascii_case(&sname)) {
-                return Err(Error::invalid(field("name"), format!("stage `{sname}` appears twice")));
+            if stages
+                .iter()
+                .any(|o: &Stage| o.name.eq_ignore_ascii_case(&sname))
+            {
+                return Err(Error::invalid(
+                    field("name"),
+                    format!("stage `{sname}` appears twice"),
+                ));
             }
             for r in &s.requirements {
                 if let Requirement::RequestDone { kind } = r {
@@ -258,15 +276,19 @@ impl NewPipeline {
 impl Pipeline {
     /// The stage with this id, or a typed error.
     pub fn stage(&self, id: StageId) -> Result<&Stage> {
-        self.stages
-            .iter()
-            .find(|s| s.id == id)
-            .ok_or_else(|| Error::invalid("stage", format!("stage {id} is not in pipeline `{}`", self.name)))
+        self.stages.iter().find(|s| s.id == id).ok_or_else(|| {
+            Error::invalid(
+                "stage",
+                format!("stage {id} is not in pipeline `{}`", self.name),
+            )
+        })
     }
 
     /// The stage with this name (case-insensitive).
     pub fn stage_named(&self, name: &str) -> Option<&Stage> {
-        self.stages.iter().find(|s| s.name.eq_ignore_ascii_case(name))
+        self.stages
+            .iter()
+            .find(|s| s.name.eq_ignore_ascii_case(name))
     }
 
     /// The first stage (where new leads start).
@@ -318,10 +340,16 @@ impl LostReason {
 
     /// The reasons every tenant starts with.
     pub fn seed_defaults(tenant: TenantId) -> Vec<Self> {
-        ["Too expensive", "Chose a competitor", "No budget", "No response", "Not a fit"]
-            .into_iter()
-            .map(|n| Self::new(tenant, n).expect("seed names are valid"))
-            .collect()
+        [
+            "Too expensive",
+            "Chose a competitor",
+            "No budget",
+            "No response",
+            "Not a fit",
+        ]
+        .into_iter()
+        .map(|n| Self::new(tenant, n).expect("seed names are valid"))
+        .collect()
     }
 }
 
@@ -332,9 +360,21 @@ mod tests {
 
     #[test]
     fn seed_pipeline_has_the_seed_stages_in_order() {
-        let p = NewPipeline::seed_default().build(TenantId::new(), Utc::now()).unwrap();
+        let p = NewPipeline::seed_default()
+            .build(TenantId::new(), Utc::now())
+            .unwrap();
         let names: Vec<_> = p.stages.iter().map(|s| s.name.as_str()).collect();
-        assert_eq!(names, ["Record", "Contact", "Qualification", "Offer", "Negotiation", "Contract"]);
+        assert_eq!(
+            names,
+            [
+                "Record",
+                "Contact",
+                "Qualification",
+                "Offer",
+                "Negotiation",
+                "Contract"
+            ]
+        );
         assert!(p.stages.windows(2).all(|w| w[0].sequence < w[1].sequence));
         assert_eq!(p.won_stage().unwrap().name, "Contract");
         assert_eq!(p.first_stage().name, "Record");
@@ -347,7 +387,10 @@ mod tests {
         let now = Utc::now();
         let mut p = NewPipeline::seed_default();
         p.stages[2].probability = 101;
-        assert_eq!(p.build(t, now).unwrap_err().field(), Some("stages[2].probability"));
+        assert_eq!(
+            p.build(t, now).unwrap_err().field(),
+            Some("stages[2].probability")
+        );
         let mut p = NewPipeline::seed_default();
         p.stages.clear();
         assert_eq!(p.build(t, now).unwrap_err().field(), Some("stages"));

@@ -95,9 +95,18 @@ impl NewRequest {
     }
 
     /// Validates and builds the request. `partner` is the resolved partner (from the lead when not given).
-    pub fn build(self, tenant: TenantId, partner: Option<PartnerId>, opened_by: Actor, now: Timestamp) -> Result<(Request, EventKind)> {
+    pub fn build(
+        self,
+        tenant: TenantId,
+        partner: Option<PartnerId>,
+        opened_by: Actor,
+        now: Timestamp,
+    ) -> Result<(Request, EventKind)> {
         if self.lead.is_none() && partner.is_none() {
-            return Err(Error::invalid("lead", "a request is about a lead or a partner; give one"));
+            return Err(Error::invalid(
+                "lead",
+                "a request is about a lead or a partner; give one",
+            ));
         }
         let title = validate::name("title", &self.title)?;
         let assignee = self
@@ -108,14 +117,22 @@ impl NewRequest {
                 return Err(Error::invalid("due", format!("{due} is in the past")));
             }
         }
-        let kind = self.kind.as_deref().map(|k| validate::tag("kind", k)).transpose()?;
+        let kind = self
+            .kind
+            .as_deref()
+            .map(|k| validate::tag("kind", k))
+            .transpose()?;
         let request = Request {
             id: RequestId::new(),
             tenant,
             lead: self.lead,
             partner,
             title,
-            description: validate::optional("description", self.description.as_deref(), validate::MAX_TEXT)?,
+            description: validate::optional(
+                "description",
+                self.description.as_deref(),
+                validate::MAX_TEXT,
+            )?,
             kind,
             assignee,
             due: self.due,
@@ -164,7 +181,14 @@ impl Request {
         use RequestStatus::*;
         matches!(
             (from, to),
-            (Open, InProgress) | (Open, Done) | (Open, Cancelled) | (InProgress, Open) | (InProgress, Done) | (InProgress, Cancelled) | (Done, Open) | (Cancelled, Open)
+            (Open, InProgress)
+                | (Open, Done)
+                | (Open, Cancelled)
+                | (InProgress, Open)
+                | (InProgress, Done)
+                | (InProgress, Cancelled)
+                | (Done, Open)
+                | (Cancelled, Open)
         )
     }
 
@@ -181,16 +205,26 @@ impl Request {
                 if !Self::can_move(self.status, status) {
                     return Err(Error::invalid(
                         "status",
-                        format!("a request cannot go from {} to {}", self.status.as_str(), status.as_str()),
+                        format!(
+                            "a request cannot go from {} to {}",
+                            self.status.as_str(),
+                            status.as_str()
+                        ),
                     ));
                 }
                 next.status = status;
                 next.closed_at = if status.is_active() { None } else { Some(now) };
-                EventKind::RequestStatusChanged { from: self.status, to: status }
+                EventKind::RequestStatusChanged {
+                    from: self.status,
+                    to: status,
+                }
             }
             RequestCommand::Reassign { assignee } => {
                 if assignee == self.assignee {
-                    return Err(Error::invalid("assignee", "the request is already assigned to that user"));
+                    return Err(Error::invalid(
+                        "assignee",
+                        "the request is already assigned to that user",
+                    ));
                 }
                 next.assignee = assignee;
                 EventKind::RequestUpdated {
@@ -234,7 +268,13 @@ pub struct Comment {
 
 impl Comment {
     /// Validates and builds a comment.
-    pub fn new(tenant: TenantId, target: CommentTarget, author: Actor, body: &str, now: Timestamp) -> Result<(Comment, EventKind)> {
+    pub fn new(
+        tenant: TenantId,
+        target: CommentTarget,
+        author: Actor,
+        body: &str,
+        now: Timestamp,
+    ) -> Result<(Comment, EventKind)> {
         let body = validate::bounded("body", body, validate::MAX_TEXT, true)?;
         let excerpt: String = body.chars().take(140).collect();
         let c = Comment {
@@ -270,14 +310,33 @@ mod tests {
     fn state_machine() {
         let now = Utc::now();
         let r = req(now);
-        let (r2, _) = r.apply(RequestCommand::SetStatus { status: RequestStatus::Done }, now).unwrap();
+        let (r2, _) = r
+            .apply(
+                RequestCommand::SetStatus {
+                    status: RequestStatus::Done,
+                },
+                now,
+            )
+            .unwrap();
         assert_eq!(r2.closed_at, Some(now));
         assert_eq!(r2.version, 2);
         let err = r2
-            .apply(RequestCommand::SetStatus { status: RequestStatus::Cancelled }, now)
+            .apply(
+                RequestCommand::SetStatus {
+                    status: RequestStatus::Cancelled,
+                },
+                now,
+            )
             .unwrap_err();
         assert_eq!(err.field(), Some("status"));
-        let (r3, _) = r2.apply(RequestCommand::SetStatus { status: RequestStatus::Open }, now).unwrap();
+        let (r3, _) = r2
+            .apply(
+                RequestCommand::SetStatus {
+                    status: RequestStatus::Open,
+                },
+                now,
+            )
+            .unwrap();
         assert_eq!(r3.closed_at, None);
     }
 
@@ -287,10 +346,15 @@ mod tests {
         let mut n = NewRequest::on_lead(LeadId::new(), "x", UserId::new());
         n.assignee = None;
         n.due = Some(now - Duration::days(1));
-        let e = n.clone().build(TenantId::new(), None, Actor::System, now).unwrap_err();
+        let e = n
+            .clone()
+            .build(TenantId::new(), None, Actor::System, now)
+            .unwrap_err();
         assert_eq!(e.field(), Some("assignee"));
         n.assignee = Some(UserId::new());
-        let e = n.build(TenantId::new(), None, Actor::System, now).unwrap_err();
+        let e = n
+            .build(TenantId::new(), None, Actor::System, now)
+            .unwrap_err();
         assert_eq!(e.field(), Some("due"));
     }
 

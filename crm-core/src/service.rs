@@ -14,7 +14,9 @@ use crate::lead::{self, Facts, Lead, LeadCommand, LeadPartner, NewLead, StatusKi
 use crate::partner::{NewPartner, Partner, PartnerPatch};
 use crate::pipeline::{LostReason, NewPipeline, Pipeline, Requirement};
 use crate::request::{Comment, NewRequest, Request, RequestCommand};
-use crate::store::{Board, ChangeSet, Funnel, LeadQuery, Page, PageRequest, RequestQuery, Store, TimelineOf, Write};
+use crate::store::{
+    Board, ChangeSet, Funnel, LeadQuery, Page, PageRequest, RequestQuery, Store, TimelineOf, Write,
+};
 use crate::time::{Clock, SystemClock, Timestamp};
 use async_trait::async_trait;
 use std::collections::BTreeMap;
@@ -106,9 +108,9 @@ impl CrmServiceBuilder {
     /// Builds the service; fails when no store was given.
     pub fn build(self) -> Result<CrmService> {
         Ok(CrmService {
-            store: self
-                .store
-                .ok_or_else(|| Error::invalid("store", "a store is required: give one to the builder"))?,
+            store: self.store.ok_or_else(|| {
+                Error::invalid("store", "a store is required: give one to the builder")
+            })?,
             clock: self.clock.unwrap_or_else(|| Arc::new(SystemClock)),
             hooks: self.hooks,
             subscribers: self.subscribers,
@@ -147,7 +149,13 @@ impl CrmService {
         Ok(events)
     }
 
-    fn event(&self, ctx: &Context, now: Timestamp, subject: Subject, kind: EventKind) -> DomainEvent {
+    fn event(
+        &self,
+        ctx: &Context,
+        now: Timestamp,
+        subject: Subject,
+        kind: EventKind,
+    ) -> DomainEvent {
         DomainEvent::new(ctx, now, subject, kind)
     }
 
@@ -215,7 +223,11 @@ impl CrmService {
     // ---------------------------------------------------------------- partners
 
     /// Partners that look like `probe`, each with the reasons it matched.
-    pub async fn find_duplicates(&self, tenant: TenantId, probe: &NewPartner) -> Result<Vec<DuplicateCandidate>> {
+    pub async fn find_duplicates(
+        &self,
+        tenant: TenantId,
+        probe: &NewPartner,
+    ) -> Result<Vec<DuplicateCandidate>> {
         let keys = dedupe::keys_of_new(probe);
         if keys.is_empty() {
             return Ok(Vec::new());
@@ -236,7 +248,12 @@ impl CrmService {
         for c in &mut out {
             c.reasons.sort();
         }
-        out.sort_by(|a, b| b.reasons.len().cmp(&a.reasons.len()).then(a.partner.cmp(&b.partner)));
+        out.sort_by(|a, b| {
+            b.reasons
+                .len()
+                .cmp(&a.reasons.len())
+                .then(a.partner.cmp(&b.partner))
+        });
         Ok(out)
     }
 
@@ -252,12 +269,18 @@ impl CrmService {
                 partner: Some(p.id),
                 ..Default::default()
             },
-            EventKind::PartnerCreated { name: p.name.clone() },
+            EventKind::PartnerCreated {
+                name: p.name.clone(),
+            },
         )));
     }
 
     /// Creates a partner and reports the duplicates it may have (it is created anyway: the caller decides).
-    pub async fn create_partner(&self, ctx: &Context, input: NewPartner) -> Result<Entered<Partner>> {
+    pub async fn create_partner(
+        &self,
+        ctx: &Context,
+        input: NewPartner,
+    ) -> Result<Entered<Partner>> {
         let duplicates = self.find_duplicates(ctx.tenant, &input).await?;
         let p = input.build(ctx.tenant, self.clock.now())?;
         let mut cs = ChangeSet::new();
@@ -271,7 +294,13 @@ impl CrmService {
     }
 
     /// Changes a partner's fields.
-    pub async fn update_partner(&self, ctx: &Context, id: PartnerId, expected_version: u64, patch: PartnerPatch) -> Result<Outcome<Partner>> {
+    pub async fn update_partner(
+        &self,
+        ctx: &Context,
+        id: PartnerId,
+        expected_version: u64,
+        patch: PartnerPatch,
+    ) -> Result<Outcome<Partner>> {
         let current = self.store.partner(ctx.tenant, id).await?;
         check_version("partner", id, expected_version, current.version)?;
         let now = self.clock.now();
@@ -298,7 +327,10 @@ impl CrmService {
             EventKind::PartnerUpdated { changes },
         )));
         let events = self.commit(ctx, cs).await?;
-        Ok(Outcome { record: next, events })
+        Ok(Outcome {
+            record: next,
+            events,
+        })
     }
 
     /// A partner.
@@ -317,7 +349,12 @@ impl CrmService {
                     .find(|p| p.is_default)
                     .or(all.first())
                     .cloned()
-                    .ok_or_else(|| Error::invalid("pipeline", "the tenant has no pipeline yet: call setup_tenant first"))
+                    .ok_or_else(|| {
+                        Error::invalid(
+                            "pipeline",
+                            "the tenant has no pipeline yet: call setup_tenant first",
+                        )
+                    })
             }
         }
     }
@@ -348,12 +385,20 @@ impl CrmService {
         };
         if let Some(c) = input.contact {
             if !partner.has_contact(c) {
-                return Err(Error::invalid("contact", format!("contact {c} is not a contact of partner `{}`", partner.name)));
+                return Err(Error::invalid(
+                    "contact",
+                    format!("contact {c} is not a contact of partner `{}`", partner.name),
+                ));
             }
         }
         let (lead, kind) = input.build(ctx.tenant, partner.id, &pipeline, now)?;
         cs.push(Write::InsertLead(lead.clone()));
-        cs.push(Write::AppendEvent(self.event(ctx, now, lead_subject(&lead), kind)));
+        cs.push(Write::AppendEvent(self.event(
+            ctx,
+            now,
+            lead_subject(&lead),
+            kind,
+        )));
         cs.push(Write::AppendStageHistory(StageHistoryEntry {
             tenant: ctx.tenant,
             lead: lead.id,
@@ -375,7 +420,13 @@ impl CrmService {
     /// Applies a command to a lead (move, win, lose, reopen, edit) based on `expected_version`.
     ///
     /// A stale version is [`Error::Conflict`]; a refused move is [`Error::Transition`] naming the rule.
-    pub async fn transition(&self, ctx: &Context, id: LeadId, expected_version: u64, cmd: LeadCommand) -> Result<Outcome<Lead>> {
+    pub async fn transition(
+        &self,
+        ctx: &Context,
+        id: LeadId,
+        expected_version: u64,
+        cmd: LeadCommand,
+    ) -> Result<Outcome<Lead>> {
         let current = self.store.lead(ctx.tenant, id).await?;
         check_version("lead", id, expected_version, current.version)?;
         let pipeline = self.store.pipeline(ctx.tenant, current.pipeline).await?;
@@ -384,10 +435,11 @@ impl CrmService {
         } else {
             Vec::new()
         };
-        let needs_requests = pipeline
-            .stages
-            .iter()
-            .any(|s| s.requirements.iter().any(|r| !matches!(r, Requirement::Field { .. })));
+        let needs_requests = pipeline.stages.iter().any(|s| {
+            s.requirements
+                .iter()
+                .any(|r| !matches!(r, Requirement::Field { .. }))
+        });
         let requests: Vec<_> = if needs_requests {
             self.requests_of_lead(ctx.tenant, id)
                 .await?
@@ -401,7 +453,10 @@ impl CrmService {
             if let Some(Some(c)) = p.contact {
                 let partner = self.store.partner(ctx.tenant, current.partner).await?;
                 if !partner.has_contact(c) {
-                    return Err(Error::invalid("contact", format!("contact {c} is not a contact of partner `{}`", partner.name)));
+                    return Err(Error::invalid(
+                        "contact",
+                        format!("contact {c} is not a contact of partner `{}`", partner.name),
+                    ));
                 }
             }
         }
@@ -423,7 +478,12 @@ impl CrmService {
             expected_version,
         });
         for k in t.events {
-            cs.push(Write::AppendEvent(self.event(ctx, now, lead_subject(&t.lead), k)));
+            cs.push(Write::AppendEvent(self.event(
+                ctx,
+                now,
+                lead_subject(&t.lead),
+                k,
+            )));
         }
         if t.moved {
             cs.push(Write::AppendStageHistory(StageHistoryEntry {
@@ -438,7 +498,10 @@ impl CrmService {
             }));
         }
         let events = self.commit(ctx, cs).await?;
-        Ok(Outcome { record: t.lead, events })
+        Ok(Outcome {
+            record: t.lead,
+            events,
+        })
     }
 
     /// A lead.
@@ -458,19 +521,32 @@ impl CrmService {
     }
 
     /// A lead's stage history.
-    pub async fn stage_history(&self, tenant: TenantId, lead: LeadId) -> Result<Vec<StageHistoryEntry>> {
+    pub async fn stage_history(
+        &self,
+        tenant: TenantId,
+        lead: LeadId,
+    ) -> Result<Vec<StageHistoryEntry>> {
         self.store.lead(tenant, lead).await?;
         self.store.stage_history(tenant, lead).await
     }
 
     /// Seconds spent in each stage by a lead, up to now for its current stage.
-    pub async fn time_in_stage(&self, tenant: TenantId, lead: LeadId) -> Result<Vec<(crate::id::StageId, i64)>> {
+    pub async fn time_in_stage(
+        &self,
+        tenant: TenantId,
+        lead: LeadId,
+    ) -> Result<Vec<(crate::id::StageId, i64)>> {
         let h = self.stage_history(tenant, lead).await?;
         Ok(lead::time_in_stage(&h, self.clock.now()))
     }
 
     /// The funnel of a pipeline.
-    pub async fn funnel(&self, tenant: TenantId, pipeline: PipelineId, period: Option<(Timestamp, Timestamp)>) -> Result<Funnel> {
+    pub async fn funnel(
+        &self,
+        tenant: TenantId,
+        pipeline: PipelineId,
+        period: Option<(Timestamp, Timestamp)>,
+    ) -> Result<Funnel> {
         if let Some((from, to)) = period {
             if to <= from {
                 return Err(Error::invalid("period", "the end must be after the start"));
@@ -493,7 +569,12 @@ impl CrmService {
     }
 
     /// Adds a comment to a lead, partner or request.
-    pub async fn comment(&self, ctx: &Context, target: CommentTarget, body: &str) -> Result<Outcome<Comment>> {
+    pub async fn comment(
+        &self,
+        ctx: &Context,
+        target: CommentTarget,
+        body: &str,
+    ) -> Result<Outcome<Comment>> {
         let now = self.clock.now();
         let (c, kind) = Comment::new(ctx.tenant, target, ctx.actor.clone(), body, now)?;
         let subject = self.subject_of(ctx.tenant, target).await?;
@@ -505,7 +586,12 @@ impl CrmService {
     }
 
     /// Comments on a record, newest first.
-    pub async fn comments(&self, tenant: TenantId, target: CommentTarget, page: &PageRequest) -> Result<Page<Comment>> {
+    pub async fn comments(
+        &self,
+        tenant: TenantId,
+        target: CommentTarget,
+        page: &PageRequest,
+    ) -> Result<Page<Comment>> {
         page.validate()?;
         self.store.comments(tenant, target, page).await
     }
@@ -517,7 +603,10 @@ impl CrmService {
             (Some(l), given) => {
                 let lead = self.store.lead(ctx.tenant, l).await?;
                 if given.is_some_and(|p| p != lead.partner) {
-                    return Err(Error::invalid("partner", "the partner is not the lead's partner"));
+                    return Err(Error::invalid(
+                        "partner",
+                        "the partner is not the lead's partner",
+                    ));
                 }
                 Some(lead.partner)
             }
@@ -527,13 +616,24 @@ impl CrmService {
         let (r, kind) = input.build(ctx.tenant, partner, ctx.actor.clone(), now)?;
         let mut cs = ChangeSet::new();
         cs.push(Write::InsertRequest(r.clone()));
-        cs.push(Write::AppendEvent(self.event(ctx, now, request_subject(&r), kind)));
+        cs.push(Write::AppendEvent(self.event(
+            ctx,
+            now,
+            request_subject(&r),
+            kind,
+        )));
         let events = self.commit(ctx, cs).await?;
         Ok(Outcome { record: r, events })
     }
 
     /// Changes a request (status, assignee, due time) based on `expected_version`.
-    pub async fn change_request(&self, ctx: &Context, id: RequestId, expected_version: u64, cmd: RequestCommand) -> Result<Outcome<Request>> {
+    pub async fn change_request(
+        &self,
+        ctx: &Context,
+        id: RequestId,
+        expected_version: u64,
+        cmd: RequestCommand,
+    ) -> Result<Outcome<Request>> {
         let current = self.store.request(ctx.tenant, id).await?;
         check_version("request", id, expected_version, current.version)?;
         let now = self.clock.now();
@@ -543,9 +643,17 @@ impl CrmService {
             request: next.clone(),
             expected_version,
         });
-        cs.push(Write::AppendEvent(self.event(ctx, now, request_subject(&next), kind)));
+        cs.push(Write::AppendEvent(self.event(
+            ctx,
+            now,
+            request_subject(&next),
+            kind,
+        )));
         let events = self.commit(ctx, cs).await?;
-        Ok(Outcome { record: next, events })
+        Ok(Outcome {
+            record: next,
+            events,
+        })
     }
 
     /// A request.
@@ -554,7 +662,11 @@ impl CrmService {
     }
 
     /// Requests matching a query, overdue first.
-    pub async fn query_requests(&self, tenant: TenantId, query: &RequestQuery) -> Result<Page<Request>> {
+    pub async fn query_requests(
+        &self,
+        tenant: TenantId,
+        query: &RequestQuery,
+    ) -> Result<Page<Request>> {
         query.page.validate()?;
         self.store.query_requests(tenant, query).await
     }
@@ -578,14 +690,24 @@ impl CrmService {
     }
 
     /// A timeline, newest first.
-    pub async fn timeline(&self, tenant: TenantId, of: TimelineOf, page: &PageRequest) -> Result<Page<DomainEvent>> {
+    pub async fn timeline(
+        &self,
+        tenant: TenantId,
+        of: TimelineOf,
+        page: &PageRequest,
+    ) -> Result<Page<DomainEvent>> {
         page.validate()?;
         self.store.timeline(tenant, of, page).await
     }
 }
 
 /// Refuses early when the caller's version is already stale (the store checks again inside the transaction).
-fn check_version(entity: &'static str, id: impl std::fmt::Display, expected: u64, actual: u64) -> Result<()> {
+fn check_version(
+    entity: &'static str,
+    id: impl std::fmt::Display,
+    expected: u64,
+    actual: u64,
+) -> Result<()> {
     if expected != actual {
         return Err(Error::Conflict {
             entity,

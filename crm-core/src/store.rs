@@ -93,7 +93,9 @@ impl Write {
     /// The tenant the written record belongs to.
     pub fn tenant(&self) -> TenantId {
         match self {
-            Self::InsertPartner { partner, .. } | Self::UpdatePartner { partner, .. } => partner.tenant,
+            Self::InsertPartner { partner, .. } | Self::UpdatePartner { partner, .. } => {
+                partner.tenant
+            }
             Self::InsertPipeline(p) => p.tenant,
             Self::InsertLostReason(r) => r.tenant,
             Self::InsertLead(l) | Self::UpdateLead { lead: l, .. } => l.tenant,
@@ -137,7 +139,9 @@ impl ChangeSet {
         match self.writes.iter().position(|w| w.tenant() != tenant) {
             Some(i) => Err(Error::invalid(
                 "tenant",
-                format!("write {i} of the change set belongs to another tenant than the one committing"),
+                format!(
+                    "write {i} of the change set belongs to another tenant than the one committing"
+                ),
             )),
             None => Ok(()),
         }
@@ -159,7 +163,10 @@ impl Cursor {
     pub fn decode(&self) -> Result<(i64, Uuid)> {
         let bad = || Error::invalid("page.after", "not a cursor returned by this engine");
         let (k, id) = self.0.split_once('.').ok_or_else(bad)?;
-        Ok((k.parse().map_err(|_| bad())?, Uuid::parse_str(id).map_err(|_| bad())?))
+        Ok((
+            k.parse().map_err(|_| bad())?,
+            Uuid::parse_str(id).map_err(|_| bad())?,
+        ))
     }
 
     /// The cursor's text, for passing through a host API.
@@ -194,7 +201,10 @@ impl PageRequest {
     /// Checks the limit.
     pub fn validate(&self) -> Result<()> {
         if self.limit == 0 || self.limit > Self::MAX {
-            return Err(Error::invalid("page.limit", format!("{} is outside 1–{}", self.limit, Self::MAX)));
+            return Err(Error::invalid(
+                "page.limit",
+                format!("{} is outside 1–{}", self.limit, Self::MAX),
+            ));
         }
         if let Some(c) = &self.after {
             c.decode()?;
@@ -239,7 +249,10 @@ impl LeadSort {
         match self {
             Self::CreatedDesc | Self::CreatedAsc => lead.created_at.timestamp_micros(),
             Self::UpdatedDesc => lead.updated_at.timestamp_micros(),
-            Self::ExpectedRevenueDesc => lead.expected_revenue.map(|m| m.to_units()).unwrap_or(i64::MIN),
+            Self::ExpectedRevenueDesc => lead
+                .expected_revenue
+                .map(|m| m.to_units())
+                .unwrap_or(i64::MIN),
         }
     }
 
@@ -361,7 +374,9 @@ impl Funnel {
     /// Won ÷ (won + lost), as a percentage with two decimals; `None` before anything closed.
     pub fn win_rate(&self) -> Option<Decimal> {
         let closed = self.won + self.lost;
-        (closed > 0).then(|| (Decimal::from(self.won) * Decimal::ONE_HUNDRED / Decimal::from(closed)).round_dp(2))
+        (closed > 0).then(|| {
+            (Decimal::from(self.won) * Decimal::ONE_HUNDRED / Decimal::from(closed)).round_dp(2)
+        })
     }
 }
 
@@ -397,7 +412,8 @@ pub trait Store: Send + Sync + Debug {
     /// A partner.
     async fn partner(&self, tenant: TenantId, id: PartnerId) -> Result<Partner>;
     /// Partners sharing any of `keys`, one row per (partner, key), at most 100 partners.
-    async fn partners_by_keys(&self, tenant: TenantId, keys: &[DedupeKey]) -> Result<Vec<KeyMatch>>;
+    async fn partners_by_keys(&self, tenant: TenantId, keys: &[DedupeKey])
+        -> Result<Vec<KeyMatch>>;
 
     /// A pipeline.
     async fn pipeline(&self, tenant: TenantId, id: PipelineId) -> Result<Pipeline>;
@@ -413,21 +429,43 @@ pub trait Store: Send + Sync + Debug {
     /// The board of a pipeline.
     async fn board(&self, tenant: TenantId, pipeline: PipelineId) -> Result<Board>;
     /// A lead's stage history, oldest first.
-    async fn stage_history(&self, tenant: TenantId, lead: LeadId) -> Result<Vec<StageHistoryEntry>>;
+    async fn stage_history(&self, tenant: TenantId, lead: LeadId)
+        -> Result<Vec<StageHistoryEntry>>;
     /// The funnel of a pipeline over leads entered in `[from, to)` (all time when `None`).
-    async fn funnel(&self, tenant: TenantId, pipeline: PipelineId, period: Option<(Timestamp, Timestamp)>) -> Result<Funnel>;
+    async fn funnel(
+        &self,
+        tenant: TenantId,
+        pipeline: PipelineId,
+        period: Option<(Timestamp, Timestamp)>,
+    ) -> Result<Funnel>;
 
     /// A request.
     async fn request(&self, tenant: TenantId, id: RequestId) -> Result<Request>;
     /// Requests matching a query: due first (overdue first), then id.
-    async fn query_requests(&self, tenant: TenantId, query: &RequestQuery) -> Result<Page<Request>>;
+    async fn query_requests(&self, tenant: TenantId, query: &RequestQuery)
+        -> Result<Page<Request>>;
 
     /// Comments on a record, newest first.
-    async fn comments(&self, tenant: TenantId, target: CommentTarget, page: &PageRequest) -> Result<Page<Comment>>;
+    async fn comments(
+        &self,
+        tenant: TenantId,
+        target: CommentTarget,
+        page: &PageRequest,
+    ) -> Result<Page<Comment>>;
     /// A timeline (activity log), newest first.
-    async fn timeline(&self, tenant: TenantId, of: TimelineOf, page: &PageRequest) -> Result<Page<DomainEvent>>;
+    async fn timeline(
+        &self,
+        tenant: TenantId,
+        of: TimelineOf,
+        page: &PageRequest,
+    ) -> Result<Page<DomainEvent>>;
     /// The tenant's events in commit order after position `after` (0 = from the start), with their positions.
-    async fn events_since(&self, tenant: TenantId, after: u64, limit: u32) -> Result<Vec<(u64, DomainEvent)>>;
+    async fn events_since(
+        &self,
+        tenant: TenantId,
+        after: u64,
+        limit: u32,
+    ) -> Result<Vec<(u64, DomainEvent)>>;
 }
 
 /// Forwards every method, so an `Arc<dyn Store>` (or any `Arc<S>`) is itself a store.
@@ -439,7 +477,11 @@ impl<S: Store + ?Sized> Store for Arc<S> {
     async fn partner(&self, tenant: TenantId, id: PartnerId) -> Result<Partner> {
         (**self).partner(tenant, id).await
     }
-    async fn partners_by_keys(&self, tenant: TenantId, keys: &[DedupeKey]) -> Result<Vec<KeyMatch>> {
+    async fn partners_by_keys(
+        &self,
+        tenant: TenantId,
+        keys: &[DedupeKey],
+    ) -> Result<Vec<KeyMatch>> {
         (**self).partners_by_keys(tenant, keys).await
     }
     async fn pipeline(&self, tenant: TenantId, id: PipelineId) -> Result<Pipeline> {
@@ -460,25 +502,53 @@ impl<S: Store + ?Sized> Store for Arc<S> {
     async fn board(&self, tenant: TenantId, pipeline: PipelineId) -> Result<Board> {
         (**self).board(tenant, pipeline).await
     }
-    async fn stage_history(&self, tenant: TenantId, lead: LeadId) -> Result<Vec<StageHistoryEntry>> {
+    async fn stage_history(
+        &self,
+        tenant: TenantId,
+        lead: LeadId,
+    ) -> Result<Vec<StageHistoryEntry>> {
         (**self).stage_history(tenant, lead).await
     }
-    async fn funnel(&self, tenant: TenantId, pipeline: PipelineId, period: Option<(Timestamp, Timestamp)>) -> Result<Funnel> {
+    async fn funnel(
+        &self,
+        tenant: TenantId,
+        pipeline: PipelineId,
+        period: Option<(Timestamp, Timestamp)>,
+    ) -> Result<Funnel> {
         (**self).funnel(tenant, pipeline, period).await
     }
     async fn request(&self, tenant: TenantId, id: RequestId) -> Result<Request> {
         (**self).request(tenant, id).await
     }
-    async fn query_requests(&self, tenant: TenantId, query: &RequestQuery) -> Result<Page<Request>> {
+    async fn query_requests(
+        &self,
+        tenant: TenantId,
+        query: &RequestQuery,
+    ) -> Result<Page<Request>> {
         (**self).query_requests(tenant, query).await
     }
-    async fn comments(&self, tenant: TenantId, target: CommentTarget, page: &PageRequest) -> Result<Page<Comment>> {
+    async fn comments(
+        &self,
+        tenant: TenantId,
+        target: CommentTarget,
+        page: &PageRequest,
+    ) -> Result<Page<Comment>> {
         (**self).comments(tenant, target, page).await
     }
-    async fn timeline(&self, tenant: TenantId, of: TimelineOf, page: &PageRequest) -> Result<Page<DomainEvent>> {
+    async fn timeline(
+        &self,
+        tenant: TenantId,
+        of: TimelineOf,
+        page: &PageRequest,
+    ) -> Result<Page<DomainEvent>> {
         (**self).timeline(tenant, of, page).await
     }
-    async fn events_since(&self, tenant: TenantId, after: u64, limit: u32) -> Result<Vec<(u64, DomainEvent)>> {
+    async fn events_since(
+        &self,
+        tenant: TenantId,
+        after: u64,
+        limit: u32,
+    ) -> Result<Vec<(u64, DomainEvent)>> {
         (**self).events_since(tenant, after, limit).await
     }
 }

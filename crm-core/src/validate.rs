@@ -27,7 +27,9 @@ pub fn bounded(field: &str, value: &str, max: usize, required: bool) -> Result<S
             format!("is {n} characters long; at most {max} are allowed"),
         ));
     }
-    if v.chars().any(|c| c.is_control() && c != '\n' && c != '\t' && c != '\r') {
+    if v.chars()
+        .any(|c| c.is_control() && c != '\n' && c != '\t' && c != '\r')
+    {
         return Err(Error::invalid(field, "contains control characters"));
     }
     Ok(v.to_string())
@@ -112,8 +114,19 @@ mod tests {
     #[test]
     fn emails() {
         assert!(email("email", "ana@firma.ro").is_ok());
-        for bad in ["ana", "ana@", "@firma.ro", "ana@@firma.ro", "ana@firma", "a b@firma.ro"] {
-            assert_eq!(email("email", bad).unwrap_err().field(), Some("email"), "{bad}");
+        for bad in [
+            "ana",
+            "ana@",
+            "@firma.ro",
+            "ana@@firma.ro",
+            "ana@firma",
+            "a b@firma.ro",
+        ] {
+            assert_eq!(
+                email("email", bad).unwrap_err().field(),
+                Some("email"),
+                "{bad}"
+            );
         }
     }
 

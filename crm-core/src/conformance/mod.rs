@@ -1,0 +1,1 @@
+//! The shared storage conformance suite (being written).
