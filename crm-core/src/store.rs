@@ -134,6 +134,16 @@ impl ChangeSet {
         })
     }
 
+    /// Checks the change set holds only inserts and appends (what [`Store::ingest`] accepts).
+    pub fn check_insert_only(&self) -> Result<()> {
+        match self.writes.iter().position(|w| {
+            matches!(w, Write::UpdatePartner { .. } | Write::UpdateLead { .. } | Write::UpdateRequest { .. })
+        }) {
+            Some(i) => Err(Error::invalid("writes", format!("write {i} is an update; ingest takes only inserts"))),
+            None => Ok(()),
+        }
+    }
+
     /// Checks every write belongs to `tenant`: adapters call this first.
     pub fn check_tenant(&self, tenant: TenantId) -> Result<()> {
         match self.writes.iter().position(|w| w.tenant() != tenant) {
@@ -409,6 +419,12 @@ pub trait Store: Send + Sync + Debug {
     /// Applies every write of `changes` in one transaction, or none of them.
     async fn commit(&self, tenant: TenantId, changes: ChangeSet) -> Result<()>;
 
+    /// Bulk ingest: like [`Store::commit`] (one transaction, tenant checked, all or nothing) but only `Insert*` and
+    /// `Append*` writes are accepted (an `Update*` is [`Error::Invalid`] on field `writes`), and the adapter may
+    /// use its fastest path (binary COPY on PostgreSQL, one prepared statement per table on SQLite).
+    /// Returns the number of rows written.
+    async fn ingest(&self, tenant: TenantId, changes: ChangeSet) -> Result<u64>;
+
     /// A partner.
     async fn partner(&self, tenant: TenantId, id: PartnerId) -> Result<Partner>;
     /// Partners sharing any of `keys`, one row per (partner, key), at most 100 partners.
@@ -473,6 +489,9 @@ pub trait Store: Send + Sync + Debug {
 impl<S: Store + ?Sized> Store for Arc<S> {
     async fn commit(&self, tenant: TenantId, changes: ChangeSet) -> Result<()> {
         (**self).commit(tenant, changes).await
+    }
+    async fn ingest(&self, tenant: TenantId, changes: ChangeSet) -> Result<u64> {
+        (**self).ingest(tenant, changes).await
     }
     async fn partner(&self, tenant: TenantId, id: PartnerId) -> Result<Partner> {
         (**self).partner(tenant, id).await
