@@ -310,6 +310,22 @@ impl LeadQuery {
     }
 }
 
+/// The lower-cased text a partner is found by in [`LeadQuery::text`]: its name and its contacts' e-mails, joined by
+/// newlines. Adapters store exactly this (and the lower-cased lead title) and match the needle as a substring.
+pub fn partner_search_text(p: &Partner) -> String {
+    let mut s = p.name.to_lowercase();
+    for e in p.emails() {
+        s.push('\n');
+        s.push_str(&e.to_lowercase());
+    }
+    s
+}
+
+/// Whether a lead matches a [`LeadQuery::text_needle`], given its partner's [`partner_search_text`].
+pub fn text_matches(lead: &Lead, partner_search: &str, needle: &str) -> bool {
+    lead.title.to_lowercase().contains(needle) || partner_search.contains(needle)
+}
+
 /// A filter over requests, sorted by due time (overdue first, those without a due time last), then id.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RequestQuery {
