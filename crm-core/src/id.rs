@@ -147,6 +147,36 @@ typed_id!(
     CampaignId,
     "campaign"
 );
+typed_id!(
+    /// A product the host sells, as recorded by the host.
+    ProductId,
+    "product"
+);
+typed_id!(
+    /// A product category.
+    CategoryId,
+    "product category"
+);
+typed_id!(
+    /// A commercial document: sales invoice, credit note, vendor bill or payment.
+    DocumentId,
+    "document"
+);
+typed_id!(
+    /// A cost entry of a campaign.
+    CostEntryId,
+    "campaign cost entry"
+);
+typed_id!(
+    /// A message in the transactional outbox (a notification, e-mail or task a rule decided).
+    OutboxId,
+    "outbox message"
+);
+typed_id!(
+    /// An item of a person's in-app inbox.
+    InboxItemId,
+    "inbox item"
+);
 
 #[cfg(test)]
 mod tests {
