@@ -50,6 +50,17 @@ pub enum Error {
         /// The version in storage.
         actual: u64,
     },
+    /// No exchange rate is known for converting a document into the reporting currency at its date: record the
+    /// rate (or supply it through the host's rate source) and retry.
+    #[error("no exchange rate from {from} to {to} on {on}: record one and retry")]
+    MissingRate {
+        /// The document's currency.
+        from: String,
+        /// The reporting currency.
+        to: String,
+        /// The date the rate is needed for.
+        on: chrono::NaiveDate,
+    },
     /// A lead transition was refused by the pipeline's rules.
     #[error(transparent)]
     Transition(#[from] TransitionError),
