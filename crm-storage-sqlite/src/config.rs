@@ -1,0 +1,46 @@
+//! Configuration of the SQLite store.
+
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Where and how the SQLite store keeps its data.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+#[non_exhaustive]
+pub struct SqliteConfig {
+    /// The database file; `None` keeps everything in memory (one connection, lost on drop).
+    pub path: Option<PathBuf>,
+    /// Reader connections (each on its own thread) for file databases. Reads never wait for the writer (WAL).
+    pub readers: usize,
+    /// How long a connection waits for a lock before failing with a retryable error.
+    pub busy_timeout: Duration,
+    /// `PRAGMA synchronous`: `NORMAL` (default with WAL: durable except on power loss of the last commits) or `FULL`.
+    pub synchronous_full: bool,
+}
+
+impl Default for SqliteConfig {
+    fn default() -> Self {
+        Self {
+            path: None,
+            readers: 2,
+            busy_timeout: Duration::from_secs(5),
+            synchronous_full: false,
+        }
+    }
+}
+
+impl SqliteConfig {
+    /// A file database at `path`.
+    pub fn file(path: impl Into<PathBuf>) -> Self {
+        Self {
+            path: Some(path.into()),
+            ..Self::default()
+        }
+    }
+
+    /// An in-memory database.
+    pub fn memory() -> Self {
+        Self::default()
+    }
+}

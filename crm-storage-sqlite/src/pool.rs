@@ -1,0 +1,97 @@
+//! The connection threads: one writer, N readers, each owning its connection.
+//!
+//! rusqlite is synchronous. Every call is sent as a closure to a dedicated thread and its result comes back on a
+//! oneshot channel, so an async caller never blocks its runtime (and no particular runtime is required). All writes
+//! go through the single writer thread, which is what SQLite wants ("database is locked" never happens between our
+//! own writers); reads go to the reader threads, which see the last committed state thanks to WAL.
+
+use crate::error::stopped;
+use crm_core::Result;
+use futures::channel::oneshot;
+use rusqlite::Connection;
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::thread;
+
+type Job = Box<dyn FnOnce(&mut Connection) + Send>;
+
+/// Handles to the connection threads.
+#[derive(Debug)]
+pub(crate) struct Threads {
+    writer: mpsc::Sender<Job>,
+    readers: Option<mpsc::Sender<Job>>,
+}
+
+impl Threads {
+    /// Starts the writer on `writer` and one thread per reader connection.
+    pub(crate) fn start(writer: Connection, readers: Vec<Connection>) -> Self {
+        let (wtx, wrx) = mpsc::channel::<Job>();
+        spawn("crm-sqlite-writer", writer, Arc::new(Mutex::new(wrx)));
+        let readers = if readers.is_empty() {
+            None
+        } else {
+            let (rtx, rrx) = mpsc::channel::<Job>();
+            let rrx = Arc::new(Mutex::new(rrx));
+            for (i, c) in readers.into_iter().enumerate() {
+                spawn(&format!("crm-sqlite-reader-{i}"), c, rrx.clone());
+            }
+            Some(rtx)
+        };
+        Self {
+            writer: wtx,
+            readers,
+        }
+    }
+
+    /// Runs `f` on the writer connection.
+    pub(crate) async fn write<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T> + Send + 'static,
+    {
+        run(&self.writer, f).await
+    }
+
+    /// Runs `f` on a reader connection (the writer's, for in-memory databases).
+    pub(crate) async fn read<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T> + Send + 'static,
+    {
+        run(self.readers.as_ref().unwrap_or(&self.writer), f).await
+    }
+}
+
+async fn run<T, F>(tx: &mpsc::Sender<Job>, f: F) -> Result<T>
+where
+    T: Send + 'static,
+    F: FnOnce(&mut Connection) -> Result<T> + Send + 'static,
+{
+    let (otx, orx) = oneshot::channel();
+    let job: Job = Box::new(move |conn| {
+        let _ = otx.send(f(conn));
+    });
+    tx.send(job).map_err(|_| stopped())?;
+    orx.await.map_err(|_| stopped())?
+}
+
+fn spawn(name: &str, mut conn: Connection, rx: Arc<Mutex<mpsc::Receiver<Job>>>) {
+    thread::Builder::new()
+        .name(name.to_string())
+        .spawn(move || loop {
+            let job = {
+                let guard = match rx.lock() {
+                    Ok(g) => g,
+                    Err(p) => p.into_inner(),
+                };
+                match guard.recv() {
+                    Ok(job) => job,
+                    Err(_) => return,
+                }
+            };
+            // A panic in a job must not take the connection thread down with it: the caller sees its channel
+            // close (an `Unavailable` error) and the next job runs normally.
+            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(&mut conn)));
+        })
+        .expect("the OS can start a thread");
+}

@@ -1,0 +1,1156 @@
+//! `Store` for SQLite.
+
+use crate::config::SqliteConfig;
+use crate::error::{corrupt, map};
+use crate::pool::Threads;
+use crate::rows::{blob, contains_pattern, doc, parse, uuid};
+use async_trait::async_trait;
+use crm_core::dedupe::DedupeKey;
+use crm_core::event::{CommentTarget, DomainEvent, StageHistoryEntry};
+use crm_core::id::{LeadId, PartnerId, PipelineId, RequestId, TenantId};
+use crm_core::lead::Lead;
+use crm_core::money::{units_to_decimal, Currency};
+use crm_core::partner::Partner;
+use crm_core::pipeline::{LostReason, Pipeline};
+use crm_core::request::{Comment, Request};
+use crm_core::store::{
+    partner_search_text, request_sort_key, Board, BoardColumn, ChangeSet, CurrencyTotal, Cursor,
+    Funnel, KeyMatch, LeadQuery, LeadSort, Page, PageRequest, RequestQuery, Store, TimelineOf,
+    Write,
+};
+use crm_core::time::Timestamp;
+use crm_core::{Error, Result, StorageErrorKind};
+use rusqlite::types::Value;
+use rusqlite::{
+    params, params_from_iter, Connection, OpenFlags, OptionalExtension, Transaction,
+    TransactionBehavior,
+};
+use rusqlite_migration::{Migrations, M};
+use rust_decimal::Decimal;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use uuid::Uuid;
+
+/// The embedded SQLite store: one writer thread, reader threads, WAL, embedded migrations.
+///
+/// ```
+/// # futures::executor::block_on(async {
+/// use crm_storage_sqlite::SqliteStore;
+/// use crm_core::store::Store;
+/// use crm_core::id::TenantId;
+/// let store = SqliteStore::open_in_memory().unwrap();
+/// assert!(store.pipelines(TenantId::new()).await.unwrap().is_empty());
+/// # });
+/// ```
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    threads: Arc<Threads>,
+}
+
+fn migrations() -> Migrations<'static> {
+    Migrations::new(vec![M::up(include_str!("../migrations/0001_init.sql"))])
+}
+
+fn configure(conn: &Connection, config: &SqliteConfig, file: bool) -> Result<()> {
+    conn.busy_timeout(config.busy_timeout).map_err(map)?;
+    if file {
+        let mode: String = conn
+            .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
+            .map_err(map)?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(Error::storage(
+                StorageErrorKind::Config,
+                format!("could not switch to WAL (journal mode is {mode})"),
+            ));
+        }
+    }
+    let sync = if config.synchronous_full {
+        "FULL"
+    } else {
+        "NORMAL"
+    };
+    conn.execute_batch(&format!(
+        "PRAGMA foreign_keys = ON; PRAGMA synchronous = {sync};"
+    ))
+    .map_err(map)
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) and migrates the database described by `config`.
+    pub fn open(config: SqliteConfig) -> Result<Self> {
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX
+            | OpenFlags::SQLITE_OPEN_URI;
+        let (mut writer, readers) = match &config.path {
+            None => (Connection::open_in_memory().map_err(map)?, Vec::new()),
+            Some(path) => {
+                let w = Connection::open_with_flags(path, flags).map_err(|e| {
+                    Error::storage(
+                        StorageErrorKind::Config,
+                        format!("cannot open SQLite file {}: {e}", path.display()),
+                    )
+                })?;
+                (w, Vec::new())
+            }
+        };
+        configure(&writer, &config, config.path.is_some())?;
+        migrations().to_latest(&mut writer).map_err(|e| {
+            Error::storage(
+                StorageErrorKind::Config,
+                format!("migrating the SQLite schema failed: {e}"),
+            )
+        })?;
+        let mut readers = readers;
+        if let Some(path) = &config.path {
+            for _ in 0..config.readers {
+                let r = Connection::open_with_flags(
+                    path,
+                    OpenFlags::SQLITE_OPEN_READ_ONLY
+                        | OpenFlags::SQLITE_OPEN_NO_MUTEX
+                        | OpenFlags::SQLITE_OPEN_URI,
+                )
+                .map_err(map)?;
+                r.busy_timeout(config.busy_timeout).map_err(map)?;
+                r.execute_batch("PRAGMA query_only = ON;").map_err(map)?;
+                readers.push(r);
+            }
+        }
+        Ok(Self {
+            threads: Arc::new(Threads::start(writer, readers)),
+        })
+    }
+
+    /// An in-memory database (for tests and examples).
+    pub fn open_in_memory() -> Result<Self> {
+        Self::open(SqliteConfig::memory())
+    }
+
+    /// A database file at `path`, created and migrated if needed.
+    pub fn open_file(path: impl Into<std::path::PathBuf>) -> Result<Self> {
+        Self::open(SqliteConfig::file(path))
+    }
+
+    /// Runs a closure on the writer connection (for adapter extensions such as the outbox).
+    pub async fn with_writer<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T> + Send + 'static,
+    {
+        self.threads.write(f).await
+    }
+
+    /// Runs a closure on a reader connection (for adapter extensions and benchmarks' baselines).
+    pub async fn with_reader<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T> + Send + 'static,
+    {
+        self.threads.read(f).await
+    }
+}
+
+// ------------------------------------------------------------------------------------------------ writes
+
+fn already(e: rusqlite::Error, entity: &'static str, id: &Uuid) -> Error {
+    if let rusqlite::Error::SqliteFailure(f, _) = &e {
+        if matches!(
+            f.extended_code,
+            rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY | rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
+        ) {
+            return Error::AlreadyExists {
+                entity,
+                key: id.to_string(),
+            };
+        }
+    }
+    map(e)
+}
+
+fn check_next_version(entity: &'static str, next: u64, expected: u64) -> Result<()> {
+    if next != expected + 1 {
+        return Err(Error::invalid(
+            "version",
+            format!(
+                "an updated {entity} must carry version {} (expected {expected} + 1), not {next}",
+                expected + 1
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// After an UPDATE matched no row: the record is missing, or someone else changed it.
+fn conflict_or_missing(
+    tx: &Transaction<'_>,
+    table: &str,
+    entity: &'static str,
+    tenant: &TenantId,
+    id: &Uuid,
+    expected: u64,
+) -> Error {
+    let sql = format!("SELECT version FROM {table} WHERE tenant = ?1 AND id = ?2");
+    match tx
+        .query_row(&sql, params![blob(tenant.as_uuid()), blob(id)], |r| {
+            r.get::<_, i64>(0)
+        })
+        .optional()
+    {
+        Ok(Some(actual)) => Error::Conflict {
+            entity,
+            id: id.to_string(),
+            expected,
+            actual: actual as u64,
+        },
+        Ok(None) => Error::not_found(entity, id),
+        Err(e) => map(e),
+    }
+}
+
+fn put_partner_keys(tx: &Transaction<'_>, p: &Partner, keys: &[DedupeKey]) -> Result<()> {
+    let t = blob(p.tenant.as_uuid());
+    let id = blob(p.id.as_uuid());
+    tx.prepare_cached("DELETE FROM partner_keys WHERE tenant = ?1 AND partner = ?2")
+        .and_then(|mut s| s.execute(params![t, id]))
+        .map_err(map)?;
+    let mut ins = tx
+        .prepare_cached(
+            "INSERT OR IGNORE INTO partner_keys (tenant, key, partner) VALUES (?1, ?2, ?3)",
+        )
+        .map_err(map)?;
+    for k in keys {
+        ins.execute(params![t, k.encoded(), id]).map_err(map)?;
+    }
+    Ok(())
+}
+
+fn put_lead_tags(tx: &Transaction<'_>, l: &Lead, replace: bool) -> Result<()> {
+    let t = blob(l.tenant.as_uuid());
+    let id = blob(l.id.as_uuid());
+    if replace {
+        tx.prepare_cached("DELETE FROM lead_tags WHERE tenant = ?1 AND lead = ?2")
+            .and_then(|mut s| s.execute(params![t, id]))
+            .map_err(map)?;
+    }
+    let mut ins = tx
+        .prepare_cached("INSERT INTO lead_tags (tenant, tag, lead) VALUES (?1, ?2, ?3)")
+        .map_err(map)?;
+    for tag in &l.tags {
+        ins.execute(params![t, tag, id]).map_err(map)?;
+    }
+    Ok(())
+}
+
+fn opt_blob(u: Option<&Uuid>) -> Option<[u8; 16]> {
+    u.map(blob)
+}
+
+fn lead_columns(l: &Lead) -> (Option<&'static str>, Option<i64>, i64) {
+    let currency = l.expected_revenue.map(|m| m.currency().code());
+    let units = l.expected_revenue.map(|m| m.to_units());
+    (currency, units, LeadSort::ExpectedRevenueDesc.key(l))
+}
+
+fn apply_write(tx: &Transaction<'_>, w: &Write) -> Result<()> {
+    match w {
+        Write::InsertPartner { partner: p, keys } => {
+            tx.prepare_cached(
+                "INSERT INTO partners (tenant, id, name, search, grp, owner, version, doc) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            )
+            .and_then(|mut s| {
+                s.execute(params![
+                    blob(p.tenant.as_uuid()),
+                    blob(p.id.as_uuid()),
+                    p.name,
+                    partner_search_text(p),
+                    p.group,
+                    opt_blob(p.owner.as_ref().map(|o| o.as_uuid())),
+                    p.version as i64,
+                    doc(p)
+                ])
+            })
+            .map_err(|e| already(e, "partner", p.id.as_uuid()))?;
+            put_partner_keys(tx, p, keys)
+        }
+        Write::UpdatePartner {
+            partner: p,
+            expected_version,
+            keys,
+        } => {
+            check_next_version("partner", p.version, *expected_version)?;
+            let n = tx
+                .prepare_cached(
+                    "UPDATE partners SET name = ?3, search = ?4, grp = ?5, owner = ?6, version = ?7, doc = ?8 \
+                     WHERE tenant = ?1 AND id = ?2 AND version = ?9",
+                )
+                .and_then(|mut s| {
+                    s.execute(params![
+                        blob(p.tenant.as_uuid()),
+                        blob(p.id.as_uuid()),
+                        p.name,
+                        partner_search_text(p),
+                        p.group,
+                        opt_blob(p.owner.as_ref().map(|o| o.as_uuid())),
+                        p.version as i64,
+                        doc(p),
+                        *expected_version as i64
+                    ])
+                })
+                .map_err(map)?;
+            if n == 0 {
+                return Err(conflict_or_missing(tx, "partners", "partner", &p.tenant, p.id.as_uuid(), *expected_version));
+            }
+            put_partner_keys(tx, p, keys)
+        }
+        Write::InsertPipeline(p) => tx
+            .prepare_cached("INSERT INTO pipelines (tenant, id, created_at, version, doc) VALUES (?1, ?2, ?3, ?4, ?5)")
+            .and_then(|mut s| {
+                s.execute(params![
+                    blob(p.tenant.as_uuid()),
+                    blob(p.id.as_uuid()),
+                    p.created_at.timestamp_micros(),
+                    p.version as i64,
+                    doc(p)
+                ])
+            })
+            .map(|_| ())
+            .map_err(|e| already(e, "pipeline", p.id.as_uuid())),
+        Write::InsertLostReason(r) => tx
+            .prepare_cached("INSERT INTO lost_reasons (tenant, id, doc) VALUES (?1, ?2, ?3)")
+            .and_then(|mut s| s.execute(params![blob(r.tenant.as_uuid()), blob(r.id.as_uuid()), doc(r)]))
+            .map(|_| ())
+            .map_err(|e| already(e, "lost reason", r.id.as_uuid())),
+        Write::InsertLead(l) => {
+            let (currency, units, rkey) = lead_columns(l);
+            tx.prepare_cached(
+                "INSERT INTO leads (tenant, id, partner, pipeline, stage, status, owner, currency, expected_units, revenue_key, \
+                 probability, created_at, updated_at, title_lc, version, doc) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+            )
+            .and_then(|mut s| {
+                s.execute(params![
+                    blob(l.tenant.as_uuid()),
+                    blob(l.id.as_uuid()),
+                    blob(l.partner.as_uuid()),
+                    blob(l.pipeline.as_uuid()),
+                    blob(l.stage.as_uuid()),
+                    l.status.kind().code(),
+                    opt_blob(l.owner.as_ref().map(|o| o.as_uuid())),
+                    currency,
+                    units,
+                    rkey,
+                    l.probability,
+                    l.created_at.timestamp_micros(),
+                    l.updated_at.timestamp_micros(),
+                    l.title.to_lowercase(),
+                    l.version as i64,
+                    doc(l)
+                ])
+            })
+            .map_err(|e| already(e, "lead", l.id.as_uuid()))?;
+            put_lead_tags(tx, l, false)
+        }
+        Write::UpdateLead { lead: l, expected_version } => {
+            check_next_version("lead", l.version, *expected_version)?;
+            let (currency, units, rkey) = lead_columns(l);
+            let n = tx
+                .prepare_cached(
+                    "UPDATE leads SET partner = ?3, pipeline = ?4, stage = ?5, status = ?6, owner = ?7, currency = ?8, \
+                     expected_units = ?9, revenue_key = ?10, probability = ?11, updated_at = ?12, title_lc = ?13, version = ?14, doc = ?15 \
+                     WHERE tenant = ?1 AND id = ?2 AND version = ?16",
+                )
+                .and_then(|mut s| {
+                    s.execute(params![
+                        blob(l.tenant.as_uuid()),
+                        blob(l.id.as_uuid()),
+                        blob(l.partner.as_uuid()),
+                        blob(l.pipeline.as_uuid()),
+                        blob(l.stage.as_uuid()),
+                        l.status.kind().code(),
+                        opt_blob(l.owner.as_ref().map(|o| o.as_uuid())),
+                        currency,
+                        units,
+                        rkey,
+                        l.probability,
+                        l.updated_at.timestamp_micros(),
+                        l.title.to_lowercase(),
+                        l.version as i64,
+                        doc(l),
+                        *expected_version as i64
+                    ])
+                })
+                .map_err(map)?;
+            if n == 0 {
+                return Err(conflict_or_missing(tx, "leads", "lead", &l.tenant, l.id.as_uuid(), *expected_version));
+            }
+            put_lead_tags(tx, l, true)
+        }
+        Write::InsertRequest(r) => tx
+            .prepare_cached(
+                "INSERT INTO requests (tenant, id, lead, partner, assignee, active, due_key, version, doc) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            )
+            .and_then(|mut s| s.execute(params_from_iter(request_params(r, None))))
+            .map(|_| ())
+            .map_err(|e| already(e, "request", r.id.as_uuid())),
+        Write::UpdateRequest {
+            request: r,
+            expected_version,
+        } => {
+            check_next_version("request", r.version, *expected_version)?;
+            let n = tx
+                .prepare_cached(
+                    "UPDATE requests SET lead = ?3, partner = ?4, assignee = ?5, active = ?6, due_key = ?7, version = ?8, doc = ?9 \
+                     WHERE tenant = ?1 AND id = ?2 AND version = ?10",
+                )
+                .and_then(|mut s| s.execute(params_from_iter(request_params(r, Some(*expected_version)))))
+                .map_err(map)?;
+            if n == 0 {
+                return Err(conflict_or_missing(tx, "requests", "request", &r.tenant, r.id.as_uuid(), *expected_version));
+            }
+            Ok(())
+        }
+        Write::InsertComment(c) => {
+            let target = match c.target {
+                CommentTarget::Lead(id) => *id.as_uuid(),
+                CommentTarget::Partner(id) => *id.as_uuid(),
+                CommentTarget::Request(id) => *id.as_uuid(),
+            };
+            tx.prepare_cached("INSERT INTO comments (tenant, id, target, created_at, doc) VALUES (?1, ?2, ?3, ?4, ?5)")
+                .and_then(|mut s| {
+                    s.execute(params![
+                        blob(c.tenant.as_uuid()),
+                        blob(c.id.as_uuid()),
+                        blob(&target),
+                        c.created_at.timestamp_micros(),
+                        doc(c)
+                    ])
+                })
+                .map(|_| ())
+                .map_err(|e| already(e, "comment", c.id.as_uuid()))
+        }
+        Write::AppendEvent(e) => tx
+            .prepare_cached("INSERT INTO events (tenant, id, at, lead, partner, request, kind, doc) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)")
+            .and_then(|mut s| {
+                s.execute(params![
+                    blob(e.tenant.as_uuid()),
+                    blob(e.id.as_uuid()),
+                    e.at.timestamp_micros(),
+                    opt_blob(e.subject.lead.as_ref().map(|x| x.as_uuid())),
+                    opt_blob(e.subject.partner.as_ref().map(|x| x.as_uuid())),
+                    opt_blob(e.subject.request.as_ref().map(|x| x.as_uuid())),
+                    e.kind.name(),
+                    doc(e)
+                ])
+            })
+            .map(|_| ())
+            .map_err(|err| already(err, "event", e.id.as_uuid())),
+        Write::AppendStageHistory(h) => tx
+            .prepare_cached("INSERT INTO stage_history (tenant, lead, pipeline, to_stage, status, at, doc) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)")
+            .and_then(|mut s| {
+                s.execute(params![
+                    blob(h.tenant.as_uuid()),
+                    blob(h.lead.as_uuid()),
+                    blob(h.pipeline.as_uuid()),
+                    blob(h.to.as_uuid()),
+                    h.status.code(),
+                    h.at.timestamp_micros(),
+                    doc(h)
+                ])
+            })
+            .map(|_| ())
+            .map_err(map),
+        other => Err(Error::invalid(
+            "writes",
+            format!("this SQLite store does not support the write {:?}", std::mem::discriminant(other)),
+        )),
+    }
+}
+
+fn request_params(r: &Request, expected: Option<u64>) -> Vec<Value> {
+    let mut v = vec![
+        Value::Blob(blob(r.tenant.as_uuid()).to_vec()),
+        Value::Blob(blob(r.id.as_uuid()).to_vec()),
+        r.lead
+            .map(|l| Value::Blob(blob(l.as_uuid()).to_vec()))
+            .unwrap_or(Value::Null),
+        r.partner
+            .map(|p| Value::Blob(blob(p.as_uuid()).to_vec()))
+            .unwrap_or(Value::Null),
+        Value::Blob(blob(r.assignee.as_uuid()).to_vec()),
+        Value::Integer(r.status.is_active() as i64),
+        Value::Integer(request_sort_key(r)),
+        Value::Integer(r.version as i64),
+        Value::Text(doc(r)),
+    ];
+    if let Some(e) = expected {
+        v.push(Value::Integer(e as i64));
+    }
+    v
+}
+
+fn apply_all(conn: &mut Connection, tenant: TenantId, changes: &ChangeSet) -> Result<()> {
+    changes.check_tenant(tenant)?;
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(map)?;
+    for w in &changes.writes {
+        apply_write(&tx, w)?;
+    }
+    tx.commit().map_err(map)
+}
+
+// ------------------------------------------------------------------------------------------------ reads
+
+fn tb(t: &TenantId) -> Vec<u8> {
+    blob(t.as_uuid()).to_vec()
+}
+
+fn one_doc<T: serde::de::DeserializeOwned>(
+    conn: &Connection,
+    sql: &str,
+    tenant: &TenantId,
+    id: &Uuid,
+    entity: &'static str,
+) -> Result<T> {
+    let text: Option<String> = conn
+        .prepare_cached(sql)
+        .and_then(|mut s| {
+            s.query_row(params![blob(tenant.as_uuid()), blob(id)], |r| r.get(0))
+                .optional()
+        })
+        .map_err(map)?;
+    match text {
+        Some(t) => parse(entity, &t),
+        None => Err(Error::not_found(entity, id)),
+    }
+}
+
+fn exists(
+    conn: &Connection,
+    table: &str,
+    tenant: &TenantId,
+    id: &Uuid,
+    entity: &'static str,
+) -> Result<()> {
+    let sql = format!("SELECT 1 FROM {table} WHERE tenant = ?1 AND id = ?2");
+    let found = conn
+        .prepare_cached(&sql)
+        .and_then(|mut s| s.exists(params![blob(tenant.as_uuid()), blob(id)]))
+        .map_err(map)?;
+    if found {
+        Ok(())
+    } else {
+        Err(Error::not_found(entity, id))
+    }
+}
+
+fn docs<T: serde::de::DeserializeOwned>(
+    conn: &Connection,
+    sql: &str,
+    params: &[Value],
+    entity: &str,
+) -> Result<Vec<T>> {
+    let mut stmt = conn.prepare_cached(sql).map_err(map)?;
+    let rows = stmt
+        .query_map(params_from_iter(params.iter()), |r| r.get::<_, String>(0))
+        .map_err(map)?;
+    let mut out = Vec::new();
+    for r in rows {
+        out.push(parse(entity, &r.map_err(map)?)?);
+    }
+    Ok(out)
+}
+
+/// Splits `limit + 1` fetched rows into a page, with a cursor after the last returned item.
+fn page_of<T>(mut items: Vec<T>, limit: u32, cursor: impl Fn(&T) -> Cursor) -> Page<T> {
+    let next = if items.len() > limit as usize {
+        items.truncate(limit as usize);
+        items.last().map(cursor)
+    } else {
+        None
+    };
+    Page { items, next }
+}
+
+fn keyset(
+    sql: &mut String,
+    params: &mut Vec<Value>,
+    key_col: &str,
+    id_col: &str,
+    after: Option<&Cursor>,
+    descending: bool,
+) -> Result<()> {
+    if let Some(c) = after {
+        let (k, id) = c.decode()?;
+        let op = if descending { "<" } else { ">" };
+        sql.push_str(&format!(
+            " AND ({key_col} {op} ? OR ({key_col} = ? AND {id_col} {op} ?))"
+        ));
+        params.push(Value::Integer(k));
+        params.push(Value::Integer(k));
+        params.push(Value::Blob(blob(&id).to_vec()));
+    }
+    let dir = if descending { "DESC" } else { "ASC" };
+    sql.push_str(&format!(" ORDER BY {key_col} {dir}, {id_col} {dir}"));
+    Ok(())
+}
+
+fn query_leads(conn: &Connection, tenant: TenantId, q: &LeadQuery) -> Result<Page<Lead>> {
+    q.page.validate()?;
+    let mut sql = String::from("SELECT l.doc FROM leads l WHERE l.tenant = ?");
+    let mut p: Vec<Value> = vec![Value::Blob(tb(&tenant))];
+    let mut eq = |col: &str, v: Option<Value>, sql: &mut String| {
+        if let Some(v) = v {
+            sql.push_str(&format!(" AND l.{col} = ?"));
+            p.push(v);
+        }
+    };
+    let b = |u: &Uuid| Value::Blob(blob(u).to_vec());
+    eq("pipeline", q.pipeline.map(|x| b(x.as_uuid())), &mut sql);
+    eq("stage", q.stage.map(|x| b(x.as_uuid())), &mut sql);
+    eq(
+        "status",
+        q.status.map(|s| Value::Integer(s.code() as i64)),
+        &mut sql,
+    );
+    eq("owner", q.owner.map(|x| b(x.as_uuid())), &mut sql);
+    eq("partner", q.partner.map(|x| b(x.as_uuid())), &mut sql);
+    if let Some(tag) = q.tag_needle() {
+        sql.push_str(" AND EXISTS (SELECT 1 FROM lead_tags t WHERE t.tenant = l.tenant AND t.tag = ? AND t.lead = l.id)");
+        p.push(Value::Text(tag));
+    }
+    if let Some(needle) = q.text_needle() {
+        let pat = contains_pattern(&needle);
+        sql.push_str(
+            " AND (l.title_lc LIKE ? ESCAPE '\\' OR EXISTS (SELECT 1 FROM partners pa WHERE pa.tenant = l.tenant \
+             AND pa.id = l.partner AND pa.search LIKE ? ESCAPE '\\'))",
+        );
+        p.push(Value::Text(pat.clone()));
+        p.push(Value::Text(pat));
+    }
+    let col = match q.sort {
+        LeadSort::CreatedDesc | LeadSort::CreatedAsc => "l.created_at",
+        LeadSort::UpdatedDesc => "l.updated_at",
+        LeadSort::ExpectedRevenueDesc => "l.revenue_key",
+    };
+    keyset(
+        &mut sql,
+        &mut p,
+        col,
+        "l.id",
+        q.page.after.as_ref(),
+        q.sort.descending(),
+    )?;
+    sql.push_str(" LIMIT ?");
+    p.push(Value::Integer(q.page.limit as i64 + 1));
+    let items: Vec<Lead> = docs(conn, &sql, &p, "lead")?;
+    let sort = q.sort;
+    Ok(page_of(items, q.page.limit, |l| {
+        Cursor::encode(sort.key(l), *l.id.as_uuid())
+    }))
+}
+
+fn board(conn: &Connection, tenant: TenantId, pipeline: PipelineId) -> Result<Board> {
+    let p: Pipeline = one_doc(
+        conn,
+        "SELECT doc FROM pipelines WHERE tenant = ?1 AND id = ?2",
+        &tenant,
+        pipeline.as_uuid(),
+        "pipeline",
+    )?;
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT stage, currency, probability, count(*), sum(expected_units) FROM leads \
+             WHERE tenant = ?1 AND pipeline = ?2 AND status IN (0, 1) GROUP BY stage, currency, probability",
+        )
+        .map_err(map)?;
+    // stage -> (count, currency -> (expected units, weighted units × 100))
+    let mut acc: BTreeMap<Uuid, (u64, BTreeMap<String, (i128, i128)>)> = BTreeMap::new();
+    let rows = stmt
+        .query_map(params![tb(&tenant), blob(pipeline.as_uuid())], |r| {
+            Ok((
+                r.get::<_, Vec<u8>>(0)?,
+                r.get::<_, Option<String>>(1)?,
+                r.get::<_, i64>(2)?,
+                r.get::<_, i64>(3)?,
+                r.get::<_, Option<i64>>(4)?,
+            ))
+        })
+        .map_err(map)?;
+    for row in rows {
+        let (stage, currency, prob, count, sum) = row.map_err(map)?;
+        let e = acc.entry(uuid(&stage)?).or_default();
+        e.0 += count as u64;
+        if let (Some(c), Some(s)) = (currency, sum) {
+            let t = e.1.entry(c).or_default();
+            t.0 += s as i128;
+            t.1 += s as i128 * prob as i128;
+        }
+    }
+    let mut columns = Vec::with_capacity(p.stages.len());
+    for s in &p.stages {
+        let (count, totals) = acc.remove(s.id.as_uuid()).unwrap_or_default();
+        let totals = totals
+            .into_iter()
+            .map(|(c, (e, w))| {
+                Ok(CurrencyTotal {
+                    currency: Currency::parse(&c).map_err(|e| corrupt("currency", e))?,
+                    expected: units_to_decimal(e),
+                    weighted: (Decimal::from_i128_with_scale(w, crm_core::money::MONEY_SCALE + 2))
+                        .normalize(),
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        columns.push(BoardColumn {
+            stage: s.id,
+            name: s.name.clone(),
+            kind: s.kind,
+            fold: s.fold,
+            count,
+            totals,
+        });
+    }
+    Ok(Board {
+        pipeline: p.id,
+        columns,
+    })
+}
+
+fn funnel(
+    conn: &Connection,
+    tenant: TenantId,
+    pipeline: PipelineId,
+    period: Option<(Timestamp, Timestamp)>,
+) -> Result<Funnel> {
+    let p: Pipeline = one_doc(
+        conn,
+        "SELECT doc FROM pipelines WHERE tenant = ?1 AND id = ?2",
+        &tenant,
+        pipeline.as_uuid(),
+        "pipeline",
+    )?;
+    let (from, to) = period
+        .map(|(a, b)| (a.timestamp_micros(), b.timestamp_micros()))
+        .unwrap_or((i64::MIN, i64::MAX));
+    let mut reached: BTreeMap<Uuid, u64> = BTreeMap::new();
+    {
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT h.to_stage, count(DISTINCT h.lead) FROM stage_history h \
+                 JOIN leads l ON l.tenant = h.tenant AND l.id = h.lead \
+                 WHERE h.tenant = ?1 AND h.pipeline = ?2 AND l.created_at >= ?3 AND l.created_at < ?4 GROUP BY h.to_stage",
+            )
+            .map_err(map)?;
+        let rows = stmt
+            .query_map(
+                params![tb(&tenant), blob(pipeline.as_uuid()), from, to],
+                |r| Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, i64>(1)?)),
+            )
+            .map_err(map)?;
+        for r in rows {
+            let (s, n) = r.map_err(map)?;
+            reached.insert(uuid(&s)?, n as u64);
+        }
+    }
+    let mut won = 0;
+    let mut lost = 0;
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT status, count(*) FROM leads WHERE tenant = ?1 AND pipeline = ?2 AND created_at >= ?3 AND created_at < ?4 \
+             AND status IN (1, 2) GROUP BY status",
+        )
+        .map_err(map)?;
+    let rows = stmt
+        .query_map(
+            params![tb(&tenant), blob(pipeline.as_uuid()), from, to],
+            |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)),
+        )
+        .map_err(map)?;
+    for r in rows {
+        match r.map_err(map)? {
+            (1, n) => won = n as u64,
+            (_, n) => lost = n as u64,
+        }
+    }
+    Ok(Funnel {
+        steps: p
+            .stages
+            .iter()
+            .map(|s| {
+                (
+                    s.id,
+                    s.name.clone(),
+                    reached.get(s.id.as_uuid()).copied().unwrap_or(0),
+                )
+            })
+            .collect(),
+        won,
+        lost,
+    })
+}
+
+fn query_requests(conn: &Connection, tenant: TenantId, q: &RequestQuery) -> Result<Page<Request>> {
+    q.page.validate()?;
+    let mut sql = String::from("SELECT r.doc FROM requests r WHERE r.tenant = ?");
+    let mut p: Vec<Value> = vec![Value::Blob(tb(&tenant))];
+    for (col, v) in [
+        ("assignee", q.assignee.map(|x| *x.as_uuid())),
+        ("lead", q.lead.map(|x| *x.as_uuid())),
+        ("partner", q.partner.map(|x| *x.as_uuid())),
+    ] {
+        if let Some(v) = v {
+            sql.push_str(&format!(" AND r.{col} = ?"));
+            p.push(Value::Blob(blob(&v).to_vec()));
+        }
+    }
+    if q.active_only {
+        sql.push_str(" AND r.active = 1");
+    }
+    if let Some(d) = q.due_before {
+        sql.push_str(" AND r.due_key < ?");
+        p.push(Value::Integer(d.timestamp_micros()));
+    }
+    keyset(
+        &mut sql,
+        &mut p,
+        "r.due_key",
+        "r.id",
+        q.page.after.as_ref(),
+        false,
+    )?;
+    sql.push_str(" LIMIT ?");
+    p.push(Value::Integer(q.page.limit as i64 + 1));
+    let items: Vec<Request> = docs(conn, &sql, &p, "request")?;
+    Ok(page_of(items, q.page.limit, |r| {
+        Cursor::encode(request_sort_key(r), *r.id.as_uuid())
+    }))
+}
+
+fn timeline(
+    conn: &Connection,
+    tenant: TenantId,
+    of: TimelineOf,
+    page: &PageRequest,
+) -> Result<Page<DomainEvent>> {
+    page.validate()?;
+    let (col, id) = match of {
+        TimelineOf::Lead(id) => {
+            exists(conn, "leads", &tenant, id.as_uuid(), "lead")?;
+            ("lead", *id.as_uuid())
+        }
+        TimelineOf::Partner(id) => {
+            exists(conn, "partners", &tenant, id.as_uuid(), "partner")?;
+            ("partner", *id.as_uuid())
+        }
+        TimelineOf::Request(id) => {
+            exists(conn, "requests", &tenant, id.as_uuid(), "request")?;
+            ("request", *id.as_uuid())
+        }
+    };
+    let mut sql = format!("SELECT e.doc FROM events e WHERE e.tenant = ? AND e.{col} = ?");
+    let mut p = vec![Value::Blob(tb(&tenant)), Value::Blob(blob(&id).to_vec())];
+    keyset(&mut sql, &mut p, "e.at", "e.id", page.after.as_ref(), true)?;
+    sql.push_str(" LIMIT ?");
+    p.push(Value::Integer(page.limit as i64 + 1));
+    let items: Vec<DomainEvent> = docs(conn, &sql, &p, "event")?;
+    Ok(page_of(items, page.limit, |e| {
+        Cursor::encode(e.at.timestamp_micros(), *e.id.as_uuid())
+    }))
+}
+
+fn comments(
+    conn: &Connection,
+    tenant: TenantId,
+    target: CommentTarget,
+    page: &PageRequest,
+) -> Result<Page<Comment>> {
+    page.validate()?;
+    let id = match target {
+        CommentTarget::Lead(id) => {
+            exists(conn, "leads", &tenant, id.as_uuid(), "lead")?;
+            *id.as_uuid()
+        }
+        CommentTarget::Partner(id) => {
+            exists(conn, "partners", &tenant, id.as_uuid(), "partner")?;
+            *id.as_uuid()
+        }
+        CommentTarget::Request(id) => {
+            exists(conn, "requests", &tenant, id.as_uuid(), "request")?;
+            *id.as_uuid()
+        }
+    };
+    let mut sql = String::from("SELECT c.doc FROM comments c WHERE c.tenant = ? AND c.target = ?");
+    let mut p = vec![Value::Blob(tb(&tenant)), Value::Blob(blob(&id).to_vec())];
+    keyset(
+        &mut sql,
+        &mut p,
+        "c.created_at",
+        "c.id",
+        page.after.as_ref(),
+        true,
+    )?;
+    sql.push_str(" LIMIT ?");
+    p.push(Value::Integer(page.limit as i64 + 1));
+    let items: Vec<Comment> = docs(conn, &sql, &p, "comment")?;
+    Ok(page_of(items, page.limit, |c| {
+        Cursor::encode(c.created_at.timestamp_micros(), *c.id.as_uuid())
+    }))
+}
+
+fn partners_by_keys(
+    conn: &Connection,
+    tenant: TenantId,
+    keys: &[DedupeKey],
+) -> Result<Vec<KeyMatch>> {
+    if keys.is_empty() {
+        return Ok(Vec::new());
+    }
+    let placeholders = vec!["?"; keys.len()].join(", ");
+    let sql = format!(
+        "SELECT k.partner, p.name, k.key FROM partner_keys k JOIN partners p ON p.tenant = k.tenant AND p.id = k.partner \
+         WHERE k.tenant = ? AND k.key IN ({placeholders}) ORDER BY k.partner, k.key LIMIT 1000"
+    );
+    let mut p = vec![Value::Blob(tb(&tenant))];
+    p.extend(keys.iter().map(|k| Value::Text(k.encoded())));
+    let mut stmt = conn.prepare_cached(&sql).map_err(map)?;
+    let rows = stmt
+        .query_map(params_from_iter(p.iter()), |r| {
+            Ok((
+                r.get::<_, Vec<u8>>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+            ))
+        })
+        .map_err(map)?;
+    let mut out = Vec::new();
+    let mut partners = std::collections::BTreeSet::new();
+    for r in rows {
+        let (id, name, key) = r.map_err(map)?;
+        let partner = PartnerId::from_uuid(uuid(&id)?);
+        partners.insert(partner);
+        if partners.len() > 100 {
+            break;
+        }
+        out.push(KeyMatch {
+            partner,
+            name,
+            key: DedupeKey::decode(&key).ok_or_else(|| corrupt("dedupe key", &key))?,
+        });
+    }
+    Ok(out)
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn commit(&self, tenant: TenantId, changes: ChangeSet) -> Result<()> {
+        self.threads
+            .write(move |c| apply_all(c, tenant, &changes))
+            .await
+    }
+
+    async fn ingest(&self, tenant: TenantId, changes: ChangeSet) -> Result<u64> {
+        changes.check_insert_only()?;
+        self.threads
+            .write(move |c| {
+                apply_all(c, tenant, &changes)?;
+                Ok(changes.writes.len() as u64)
+            })
+            .await
+    }
+
+    async fn partner(&self, tenant: TenantId, id: PartnerId) -> Result<Partner> {
+        self.threads
+            .read(move |c| {
+                one_doc(
+                    c,
+                    "SELECT doc FROM partners WHERE tenant = ?1 AND id = ?2",
+                    &tenant,
+                    id.as_uuid(),
+                    "partner",
+                )
+            })
+            .await
+    }
+
+    async fn partners_by_keys(
+        &self,
+        tenant: TenantId,
+        keys: &[DedupeKey],
+    ) -> Result<Vec<KeyMatch>> {
+        let keys = keys.to_vec();
+        self.threads
+            .read(move |c| partners_by_keys(c, tenant, &keys))
+            .await
+    }
+
+    async fn pipeline(&self, tenant: TenantId, id: PipelineId) -> Result<Pipeline> {
+        self.threads
+            .read(move |c| {
+                one_doc(
+                    c,
+                    "SELECT doc FROM pipelines WHERE tenant = ?1 AND id = ?2",
+                    &tenant,
+                    id.as_uuid(),
+                    "pipeline",
+                )
+            })
+            .await
+    }
+
+    async fn pipelines(&self, tenant: TenantId) -> Result<Vec<Pipeline>> {
+        self.threads
+            .read(move |c| {
+                docs(
+                    c,
+                    "SELECT doc FROM pipelines WHERE tenant = ? ORDER BY created_at, id",
+                    &[Value::Blob(tb(&tenant))],
+                    "pipeline",
+                )
+            })
+            .await
+    }
+
+    async fn lost_reasons(&self, tenant: TenantId) -> Result<Vec<LostReason>> {
+        self.threads
+            .read(move |c| {
+                docs(
+                    c,
+                    "SELECT doc FROM lost_reasons WHERE tenant = ? ORDER BY id",
+                    &[Value::Blob(tb(&tenant))],
+                    "lost reason",
+                )
+            })
+            .await
+    }
+
+    async fn lead(&self, tenant: TenantId, id: LeadId) -> Result<Lead> {
+        self.threads
+            .read(move |c| {
+                one_doc(
+                    c,
+                    "SELECT doc FROM leads WHERE tenant = ?1 AND id = ?2",
+                    &tenant,
+                    id.as_uuid(),
+                    "lead",
+                )
+            })
+            .await
+    }
+
+    async fn query_leads(&self, tenant: TenantId, query: &LeadQuery) -> Result<Page<Lead>> {
+        let q = query.clone();
+        self.threads.read(move |c| query_leads(c, tenant, &q)).await
+    }
+
+    async fn board(&self, tenant: TenantId, pipeline: PipelineId) -> Result<Board> {
+        self.threads.read(move |c| board(c, tenant, pipeline)).await
+    }
+
+    async fn stage_history(
+        &self,
+        tenant: TenantId,
+        lead: LeadId,
+    ) -> Result<Vec<StageHistoryEntry>> {
+        self.threads
+            .read(move |c| {
+                exists(c, "leads", &tenant, lead.as_uuid(), "lead")?;
+                docs(
+                    c,
+                    "SELECT doc FROM stage_history WHERE tenant = ? AND lead = ? ORDER BY seq",
+                    &[
+                        Value::Blob(tb(&tenant)),
+                        Value::Blob(blob(lead.as_uuid()).to_vec()),
+                    ],
+                    "stage history",
+                )
+            })
+            .await
+    }
+
+    async fn funnel(
+        &self,
+        tenant: TenantId,
+        pipeline: PipelineId,
+        period: Option<(Timestamp, Timestamp)>,
+    ) -> Result<Funnel> {
+        self.threads
+            .read(move |c| funnel(c, tenant, pipeline, period))
+            .await
+    }
+
+    async fn request(&self, tenant: TenantId, id: RequestId) -> Result<Request> {
+        self.threads
+            .read(move |c| {
+                one_doc(
+                    c,
+                    "SELECT doc FROM requests WHERE tenant = ?1 AND id = ?2",
+                    &tenant,
+                    id.as_uuid(),
+                    "request",
+                )
+            })
+            .await
+    }
+
+    async fn query_requests(
+        &self,
+        tenant: TenantId,
+        query: &RequestQuery,
+    ) -> Result<Page<Request>> {
+        let q = query.clone();
+        self.threads
+            .read(move |c| query_requests(c, tenant, &q))
+            .await
+    }
+
+    async fn comments(
+        &self,
+        tenant: TenantId,
+        target: CommentTarget,
+        page: &PageRequest,
+    ) -> Result<Page<Comment>> {
+        let page = page.clone();
+        self.threads
+            .read(move |c| comments(c, tenant, target, &page))
+            .await
+    }
+
+    async fn timeline(
+        &self,
+        tenant: TenantId,
+        of: TimelineOf,
+        page: &PageRequest,
+    ) -> Result<Page<DomainEvent>> {
+        let page = page.clone();
+        self.threads
+            .read(move |c| timeline(c, tenant, of, &page))
+            .await
+    }
+
+    async fn events_since(
+        &self,
+        tenant: TenantId,
+        after: u64,
+        limit: u32,
+    ) -> Result<Vec<(u64, DomainEvent)>> {
+        self.threads
+            .read(move |c| {
+                let mut stmt = c
+                    .prepare_cached("SELECT seq, doc FROM events WHERE tenant = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3")
+                    .map_err(map)?;
+                let rows = stmt
+                    .query_map(params![tb(&tenant), after as i64, limit.min(10_000) as i64], |r| {
+                        Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
+                    })
+                    .map_err(map)?;
+                let mut out = Vec::new();
+                for r in rows {
+                    let (seq, text) = r.map_err(map)?;
+                    out.push((seq as u64, parse("event", &text)?));
+                }
+                Ok(out)
+            })
+            .await
+    }
+}
