@@ -87,6 +87,9 @@ pub enum Write {
     AppendEvent(DomainEvent),
     /// Append a stage-history step.
     AppendStageHistory(StageHistoryEntry),
+    /// Enqueue a message a rule decided, unless the tenant already has one with the same idempotency key (then
+    /// nothing is written and the rest of the change set still commits). See [`crate::outbox::OutboxStore`].
+    EnqueueOutbox(crate::outbox::OutboxMessage),
 }
 
 impl Write {
@@ -103,6 +106,7 @@ impl Write {
             Self::InsertComment(c) => c.tenant,
             Self::AppendEvent(e) => e.tenant,
             Self::AppendStageHistory(h) => h.tenant,
+            Self::EnqueueOutbox(m) => m.tenant,
         }
     }
 }

@@ -1,0 +1,1067 @@
+//! The transactional outbox: what the rules decided, delivered exactly once per idempotency key.
+//!
+//! A rule's actions become [`OutboxMessage`]s written by [`Write::EnqueueOutbox`](crate::store::Write) in the same
+//! storage transaction as the change that triggered them, so a crash can neither lose a decided message nor send
+//! one for a change that did not commit. A [`Dispatcher`] then claims due messages with a lease, hands each to a
+//! [`Notifier`] and records the outcome: delivered, retried later with exponential back-off ([`RetryPolicy`]), or
+//! dead after too many attempts, where an operator can see it and retry it.
+//!
+//! Delivery is *at least once* to the notifier; a notifier that receives the message's
+//! [`idempotency_key`](OutboxMessage::idempotency_key) and deduplicates on it (the in-app inbox does, an e-mail
+//! carries it as its `Message-ID`) makes it exactly once end to end.
+
+use crate::error::{Error, Result};
+use crate::id::{InboxItemId, OutboxId, TenantId, UserId};
+use crate::rules::Action;
+use crate::store::{Page, PageRequest};
+use crate::time::{Clock, Timestamp};
+use async_trait::async_trait;
+use chrono::Duration;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::fmt::Debug;
+use std::sync::{Arc, Mutex};
+
+/// How a message reaches its recipient.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Channel {
+    /// The person's in-app inbox.
+    InApp,
+    /// E-mail, rendered from a template.
+    Email,
+    /// A task for the host to carry out (open a request, reassign, tag, follow up).
+    Task,
+}
+
+impl Channel {
+    /// The channel's name.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::InApp => "in_app",
+            Self::Email => "email",
+            Self::Task => "task",
+        }
+    }
+
+    /// The inverse of [`Channel::as_str`].
+    pub fn parse(s: &str) -> Result<Self> {
+        Ok(match s {
+            "in_app" => Self::InApp,
+            "email" => Self::Email,
+            "task" => Self::Task,
+            other => {
+                return Err(Error::invalid(
+                    "channel",
+                    format!("unknown channel `{other}`"),
+                ))
+            }
+        })
+    }
+}
+
+/// Where a message goes, resolved through the directory when it was decided.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct ResolvedRecipient {
+    /// The user, when the recipient is one.
+    pub user: Option<UserId>,
+    /// Display name.
+    pub name: Option<String>,
+    /// E-mail address.
+    pub email: Option<String>,
+}
+
+impl ResolvedRecipient {
+    /// A short label for messages: the name, else the e-mail, else the user id.
+    pub fn label(&self) -> String {
+        self.name
+            .clone()
+            .or_else(|| self.email.clone())
+            .or_else(|| self.user.map(|u| u.to_string()))
+            .unwrap_or_else(|| "nobody".to_string())
+    }
+
+    /// The part of an idempotency key naming this recipient (user id, else e-mail).
+    pub fn key(&self) -> String {
+        match (&self.user, &self.email) {
+            (Some(u), _) => u.to_string(),
+            (None, Some(e)) => e.to_lowercase(),
+            (None, None) => "-".to_string(),
+        }
+    }
+}
+
+/// What a message says.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Payload {
+    /// Subject line (in-app), or the action's name (task); empty for templated e-mail.
+    pub subject: String,
+    /// Text (in-app).
+    pub body: String,
+    /// The e-mail template's name.
+    pub template: Option<String>,
+    /// The template's variables, or the task's record ids.
+    pub vars: serde_json::Value,
+    /// The action to carry out (task channel).
+    pub action: Option<Action>,
+}
+
+/// Where a message is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OutboxStatus {
+    /// Waiting for (another) delivery attempt.
+    Pending,
+    /// Delivered.
+    Delivered,
+    /// Given up after too many attempts or a permanent error; an operator may retry it.
+    Dead,
+}
+
+impl OutboxStatus {
+    /// The status as a word.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Delivered => "delivered",
+            Self::Dead => "dead",
+        }
+    }
+
+    /// The inverse of [`OutboxStatus::as_str`].
+    pub fn parse(s: &str) -> Result<Self> {
+        Ok(match s {
+            "pending" => Self::Pending,
+            "delivered" => Self::Delivered,
+            "dead" => Self::Dead,
+            other => {
+                return Err(Error::invalid(
+                    "status",
+                    format!("unknown outbox status `{other}`"),
+                ))
+            }
+        })
+    }
+}
+
+/// One decided message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutboxMessage {
+    /// The message's id.
+    pub id: OutboxId,
+    /// The tenant.
+    pub tenant: TenantId,
+    /// Unique per tenant: `<trigger>/<rule>/<action index>/<recipient>`. A second enqueue with the same key is
+    /// ignored, and notifiers deduplicate on it.
+    pub idempotency_key: String,
+    /// The rule that decided it.
+    pub rule: String,
+    /// The channel.
+    pub channel: Channel,
+    /// The recipient.
+    pub recipient: ResolvedRecipient,
+    /// The content.
+    pub payload: Payload,
+    /// The status.
+    pub status: OutboxStatus,
+    /// Delivery attempts so far (a claim counts as an attempt).
+    pub attempts: u32,
+    /// When it may next be claimed (while claimed: when the lease ends).
+    pub next_attempt_at: Timestamp,
+    /// The last delivery error.
+    pub last_error: Option<String>,
+    /// When it was decided.
+    pub created_at: Timestamp,
+    /// When it was delivered.
+    pub delivered_at: Option<Timestamp>,
+}
+
+/// A notification in a person's in-app inbox.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InboxItem {
+    /// The item's id.
+    pub id: InboxItemId,
+    /// The tenant.
+    pub tenant: TenantId,
+    /// Whose inbox.
+    pub user: UserId,
+    /// The outbox message it came from (one item per message).
+    pub message: OutboxId,
+    /// The rule that decided it.
+    pub rule: String,
+    /// Subject line.
+    pub subject: String,
+    /// Text.
+    pub body: String,
+    /// When it arrived.
+    pub created_at: Timestamp,
+    /// When it was read; `None` while unread.
+    pub read_at: Option<Timestamp>,
+}
+
+impl InboxItem {
+    /// The inbox item an in-app message becomes; fails when the message has no user.
+    pub fn from_message(m: &OutboxMessage, at: Timestamp) -> Result<Self> {
+        let user = m.recipient.user.ok_or_else(|| {
+            Error::invalid("recipient", "an in-app message needs a user as recipient")
+        })?;
+        Ok(Self {
+            id: InboxItemId::new(),
+            tenant: m.tenant,
+            user,
+            message: m.id,
+            rule: m.rule.clone(),
+            subject: m.payload.subject.clone(),
+            body: m.payload.body.clone(),
+            created_at: at,
+            read_at: None,
+        })
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------- policy
+
+/// Retries with exponential back-off, then a dead letter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RetryPolicy {
+    /// After this many failed attempts the message is dead.
+    pub max_attempts: u32,
+    /// The wait after the first failure.
+    pub base_seconds: i64,
+    /// The longest wait.
+    pub cap_seconds: i64,
+    /// How long a claim lasts before another dispatcher may take the message (a crashed dispatcher's claims
+    /// expire after this).
+    pub lease_seconds: i64,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            max_attempts: 8,
+            base_seconds: 30,
+            cap_seconds: 3600,
+            lease_seconds: 120,
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// The wait after the `attempts`-th failed attempt: base × 2^(attempts−1), capped.
+    ///
+    /// ```
+    /// use crm_core::outbox::RetryPolicy;
+    /// let p = RetryPolicy { max_attempts: 5, base_seconds: 10, cap_seconds: 60, lease_seconds: 30 };
+    /// let waits: Vec<i64> = (1..=5).map(|a| p.backoff(a).num_seconds()).collect();
+    /// assert_eq!(waits, [10, 20, 40, 60, 60]);
+    /// ```
+    pub fn backoff(&self, attempts: u32) -> Duration {
+        let exp = attempts.saturating_sub(1).min(30);
+        let secs = self.base_seconds.saturating_mul(1i64 << exp);
+        Duration::seconds(secs.min(self.cap_seconds).max(0))
+    }
+
+    /// What to do after a failed attempt: retry at some time, or give up.
+    pub fn after_failure(&self, attempts: u32, error: &DeliveryError, now: Timestamp) -> NextStep {
+        match error {
+            DeliveryError::Permanent(_) => NextStep::Dead,
+            DeliveryError::Transient(_) if attempts >= self.max_attempts => NextStep::Dead,
+            DeliveryError::Transient(_) => NextStep::RetryAt(now + self.backoff(attempts)),
+        }
+    }
+
+    /// The lease as a duration.
+    pub fn lease(&self) -> Duration {
+        Duration::seconds(self.lease_seconds)
+    }
+}
+
+/// The decision after a failed delivery.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NextStep {
+    /// Try again at this time.
+    RetryAt(Timestamp),
+    /// Give up: dead letter.
+    Dead,
+}
+
+// ---------------------------------------------------------------------------------------------------- traits
+
+/// Why a delivery failed, and so what the dispatcher does next.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DeliveryError {
+    /// Worth retrying later (server unreachable, timeout, 4xx SMTP reply): the dispatcher retries with back-off,
+    /// and dead-letters after [`RetryPolicy::max_attempts`].
+    #[error("temporary failure: {0}")]
+    Transient(String),
+    /// Retrying cannot help (recipient refused, template error, no address): the message goes straight to the dead
+    /// letters, with this message, for an operator.
+    #[error("permanent failure: {0}")]
+    Permanent(String),
+}
+
+/// Delivers one message. The one required method; everything else (retries, back-off, dead letters, leases) is the
+/// [`Dispatcher`]'s.
+///
+/// # Behaviour
+///
+/// - `Ok(())`: the message was handed over; the dispatcher marks it delivered.
+/// - `Err(DeliveryError::Transient)`: nothing was (reliably) handed over; it will be retried with back-off.
+/// - `Err(DeliveryError::Permanent)`: it will never work; the message becomes a dead letter naming the error.
+///
+/// A message may be delivered again after a crash between hand-over and the dispatcher recording it: deduplicate on
+/// [`OutboxMessage::idempotency_key`] where the medium allows it. An implementation bounds its own time (the
+/// dispatcher waits for it).
+#[async_trait]
+pub trait Notifier: Send + Sync + Debug {
+    /// Delivers `message`.
+    async fn deliver(&self, message: &OutboxMessage) -> std::result::Result<(), DeliveryError>;
+}
+
+/// Storage of the outbox and the in-app inboxes.
+///
+/// # Contract
+///
+/// - **Enqueue only through the change set.** Messages are written by [`Write::EnqueueOutbox`](crate::store::Write)
+///   inside [`Store::commit`](crate::store::Store::commit), atomically with the change that decided them; there is
+///   no other way in. The idempotency key is unique per tenant: enqueueing a second message with an existing key
+///   writes nothing and is not an error (the rest of the change set commits).
+/// - **Claim with a lease.** [`OutboxStore::claim_due`] returns pending messages whose `next_attempt_at` is at or
+///   before `now`, oldest due first, at most `limit`; in the same transaction it adds one to `attempts` and moves
+///   `next_attempt_at` to `now + lease`, so no other claim returns them until the lease ends (a crashed
+///   dispatcher's messages come back then). It is the one cross-tenant read: the dispatcher serves every tenant.
+/// - **Outcomes.** `mark_delivered`, `mark_retry` and `mark_dead` change only a pending message of that tenant
+///   (another tenant's id is [`Error::NotFound`]); marking an already delivered message delivered is a no-op.
+/// - **Operator retry.** [`OutboxStore::retry_dead`] turns a dead message back into a pending one due at `now`
+///   with zero attempts; other statuses are [`Error::Invalid`] on field `status`.
+/// - **Inbox.** [`OutboxStore::inbox_put`] is idempotent per outbox message; items are listed newest first,
+///   keyset-paginated; read state is per item and person.
+/// - **Tenancy.** Every method but `claim_due` takes the tenant and sees only its rows.
+#[async_trait]
+pub trait OutboxStore: Send + Sync + Debug {
+    /// Claims due messages of every tenant (see the contract).
+    async fn claim_due(
+        &self,
+        now: Timestamp,
+        lease: Duration,
+        limit: u32,
+    ) -> Result<Vec<OutboxMessage>>;
+    /// Records a delivery.
+    async fn mark_delivered(&self, tenant: TenantId, id: OutboxId, at: Timestamp) -> Result<()>;
+    /// Records a failed attempt to retry at `retry_at`.
+    async fn mark_retry(
+        &self,
+        tenant: TenantId,
+        id: OutboxId,
+        error: &str,
+        retry_at: Timestamp,
+    ) -> Result<()>;
+    /// Records a dead letter.
+    async fn mark_dead(&self, tenant: TenantId, id: OutboxId, error: &str) -> Result<()>;
+    /// A message.
+    async fn outbox_message(&self, tenant: TenantId, id: OutboxId) -> Result<OutboxMessage>;
+    /// The message with this idempotency key.
+    async fn outbox_by_key(&self, tenant: TenantId, key: &str) -> Result<OutboxMessage>;
+    /// Messages with a status, oldest first, keyset-paginated.
+    async fn list_outbox(
+        &self,
+        tenant: TenantId,
+        status: OutboxStatus,
+        page: &PageRequest,
+    ) -> Result<Page<OutboxMessage>>;
+    /// Turns a dead message back into a pending one (operator action).
+    async fn retry_dead(
+        &self,
+        tenant: TenantId,
+        id: OutboxId,
+        now: Timestamp,
+    ) -> Result<OutboxMessage>;
+    /// Puts an item into a person's inbox; `false` when the message was already there.
+    async fn inbox_put(&self, item: InboxItem) -> Result<bool>;
+    /// A person's inbox, newest first.
+    async fn inbox(
+        &self,
+        tenant: TenantId,
+        user: UserId,
+        unread_only: bool,
+        page: &PageRequest,
+    ) -> Result<Page<InboxItem>>;
+    /// Marks an item read (`Some(at)`) or unread (`None`).
+    async fn set_read(
+        &self,
+        tenant: TenantId,
+        user: UserId,
+        item: InboxItemId,
+        read_at: Option<Timestamp>,
+    ) -> Result<()>;
+    /// How many unread items a person has.
+    async fn unread_count(&self, tenant: TenantId, user: UserId) -> Result<u64>;
+}
+
+/// Forwards every method, so an `Arc<dyn OutboxStore>` is itself an outbox store.
+#[async_trait]
+impl<S: OutboxStore + ?Sized> OutboxStore for Arc<S> {
+    async fn claim_due(
+        &self,
+        now: Timestamp,
+        lease: Duration,
+        limit: u32,
+    ) -> Result<Vec<OutboxMessage>> {
+        (**self).claim_due(now, lease, limit).await
+    }
+    async fn mark_delivered(&self, tenant: TenantId, id: OutboxId, at: Timestamp) -> Result<()> {
+        (**self).mark_delivered(tenant, id, at).await
+    }
+    async fn mark_retry(
+        &self,
+        tenant: TenantId,
+        id: OutboxId,
+        error: &str,
+        retry_at: Timestamp,
+    ) -> Result<()> {
+        (**self).mark_retry(tenant, id, error, retry_at).await
+    }
+    async fn mark_dead(&self, tenant: TenantId, id: OutboxId, error: &str) -> Result<()> {
+        (**self).mark_dead(tenant, id, error).await
+    }
+    async fn outbox_message(&self, tenant: TenantId, id: OutboxId) -> Result<OutboxMessage> {
+        (**self).outbox_message(tenant, id).await
+    }
+    async fn outbox_by_key(&self, tenant: TenantId, key: &str) -> Result<OutboxMessage> {
+        (**self).outbox_by_key(tenant, key).await
+    }
+    async fn list_outbox(
+        &self,
+        tenant: TenantId,
+        status: OutboxStatus,
+        page: &PageRequest,
+    ) -> Result<Page<OutboxMessage>> {
+        (**self).list_outbox(tenant, status, page).await
+    }
+    async fn retry_dead(
+        &self,
+        tenant: TenantId,
+        id: OutboxId,
+        now: Timestamp,
+    ) -> Result<OutboxMessage> {
+        (**self).retry_dead(tenant, id, now).await
+    }
+    async fn inbox_put(&self, item: InboxItem) -> Result<bool> {
+        (**self).inbox_put(item).await
+    }
+    async fn inbox(
+        &self,
+        tenant: TenantId,
+        user: UserId,
+        unread_only: bool,
+        page: &PageRequest,
+    ) -> Result<Page<InboxItem>> {
+        (**self).inbox(tenant, user, unread_only, page).await
+    }
+    async fn set_read(
+        &self,
+        tenant: TenantId,
+        user: UserId,
+        item: InboxItemId,
+        read_at: Option<Timestamp>,
+    ) -> Result<()> {
+        (**self).set_read(tenant, user, item, read_at).await
+    }
+    async fn unread_count(&self, tenant: TenantId, user: UserId) -> Result<u64> {
+        (**self).unread_count(tenant, user).await
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------- notifiers
+
+/// Delivers in-app messages into the recipient's inbox (idempotent per message).
+#[derive(Debug, Clone)]
+pub struct InboxNotifier {
+    store: Arc<dyn OutboxStore>,
+    clock: Arc<dyn Clock>,
+}
+
+impl InboxNotifier {
+    /// An inbox notifier writing to `store`.
+    pub fn new(store: Arc<dyn OutboxStore>, clock: Arc<dyn Clock>) -> Self {
+        Self { store, clock }
+    }
+}
+
+#[async_trait]
+impl Notifier for InboxNotifier {
+    async fn deliver(&self, m: &OutboxMessage) -> std::result::Result<(), DeliveryError> {
+        let item = InboxItem::from_message(m, self.clock.now())
+            .map_err(|e| DeliveryError::Permanent(e.to_string()))?;
+        match self.store.inbox_put(item).await {
+            Ok(_) => Ok(()),
+            Err(e) if e.is_retryable() => Err(DeliveryError::Transient(e.to_string())),
+            Err(e) => Err(DeliveryError::Permanent(e.to_string())),
+        }
+    }
+}
+
+/// Sends each message to the notifier of its channel; a channel without one is a permanent error (the message waits
+/// in the dead letters until an operator configures it and retries).
+#[derive(Debug, Clone, Default)]
+pub struct ChannelRouter {
+    routes: BTreeMap<Channel, Arc<dyn Notifier>>,
+}
+
+impl ChannelRouter {
+    /// A router with no routes.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Routes `channel` to `notifier`.
+    pub fn route(mut self, channel: Channel, notifier: Arc<dyn Notifier>) -> Self {
+        self.routes.insert(channel, notifier);
+        self
+    }
+}
+
+#[async_trait]
+impl Notifier for ChannelRouter {
+    async fn deliver(&self, m: &OutboxMessage) -> std::result::Result<(), DeliveryError> {
+        match self.routes.get(&m.channel) {
+            Some(n) => n.deliver(m).await,
+            None => Err(DeliveryError::Permanent(format!(
+                "no notifier is configured for channel `{}`",
+                m.channel.as_str()
+            ))),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------- dispatcher
+
+/// What one dispatcher pass did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DispatchReport {
+    /// Messages claimed.
+    pub claimed: usize,
+    /// Delivered.
+    pub delivered: usize,
+    /// Failed and scheduled for a retry.
+    pub retried: usize,
+    /// Dead-lettered.
+    pub dead: usize,
+}
+
+/// Claims due messages, delivers them through a [`Notifier`] and records each outcome.
+#[derive(Debug, Clone)]
+pub struct Dispatcher {
+    store: Arc<dyn OutboxStore>,
+    notifier: Arc<dyn Notifier>,
+    clock: Arc<dyn Clock>,
+    policy: RetryPolicy,
+}
+
+impl Dispatcher {
+    /// A dispatcher with the default [`RetryPolicy`].
+    pub fn new(
+        store: Arc<dyn OutboxStore>,
+        notifier: Arc<dyn Notifier>,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        Self {
+            store,
+            notifier,
+            clock,
+            policy: RetryPolicy::default(),
+        }
+    }
+
+    /// Uses `policy`.
+    pub fn with_policy(mut self, policy: RetryPolicy) -> Self {
+        self.policy = policy;
+        self
+    }
+
+    /// The policy.
+    pub fn policy(&self) -> &RetryPolicy {
+        &self.policy
+    }
+
+    /// One pass: claims up to `limit` due messages and delivers them one after the other.
+    pub async fn run_once(&self, limit: u32) -> Result<DispatchReport> {
+        let now = self.clock.now();
+        let claimed = self
+            .store
+            .claim_due(now, self.policy.lease(), limit)
+            .await?;
+        let mut report = DispatchReport {
+            claimed: claimed.len(),
+            ..Default::default()
+        };
+        for m in claimed {
+            match self.notifier.deliver(&m).await {
+                Ok(()) => {
+                    self.store
+                        .mark_delivered(m.tenant, m.id, self.clock.now())
+                        .await?;
+                    report.delivered += 1;
+                }
+                Err(e) => match self.policy.after_failure(m.attempts, &e, self.clock.now()) {
+                    NextStep::RetryAt(at) => {
+                        self.store
+                            .mark_retry(m.tenant, m.id, &e.to_string(), at)
+                            .await?;
+                        report.retried += 1;
+                    }
+                    NextStep::Dead => {
+                        self.store.mark_dead(m.tenant, m.id, &e.to_string()).await?;
+                        report.dead += 1;
+                    }
+                },
+            }
+        }
+        Ok(report)
+    }
+
+    /// Passes until nothing is due now (messages waiting for a back-off are left for later); returns the sum.
+    pub async fn drain(&self, limit: u32) -> Result<DispatchReport> {
+        let mut total = DispatchReport::default();
+        loop {
+            let r = self.run_once(limit).await?;
+            total.claimed += r.claimed;
+            total.delivered += r.delivered;
+            total.retried += r.retried;
+            total.dead += r.dead;
+            if r.claimed == 0 {
+                return Ok(total);
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------- in memory
+
+#[derive(Debug, Default)]
+struct MemoryState {
+    messages: BTreeMap<OutboxId, OutboxMessage>,
+    inbox: BTreeMap<InboxItemId, InboxItem>,
+}
+
+/// An in-memory outbox: the reference model of the conformance suite and a store for tests.
+///
+/// Enqueue with [`MemoryOutbox::enqueue`] (what an adapter's `commit` does for
+/// [`Write::EnqueueOutbox`](crate::store::Write)).
+#[derive(Debug, Default, Clone)]
+pub struct MemoryOutbox {
+    state: Arc<Mutex<MemoryState>>,
+}
+
+impl MemoryOutbox {
+    /// An empty outbox.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, MemoryState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Enqueues a message unless its (tenant, idempotency key) exists; returns whether it was added.
+    pub fn enqueue(&self, m: OutboxMessage) -> bool {
+        let mut s = self.lock();
+        if s.messages
+            .values()
+            .any(|o| o.tenant == m.tenant && o.idempotency_key == m.idempotency_key)
+        {
+            return false;
+        }
+        s.messages.insert(m.id, m);
+        true
+    }
+
+    /// Every message, in id order (for tests).
+    pub fn all(&self) -> Vec<OutboxMessage> {
+        self.lock().messages.values().cloned().collect()
+    }
+
+    fn with_pending<T>(
+        &self,
+        tenant: TenantId,
+        id: OutboxId,
+        f: impl FnOnce(&mut OutboxMessage) -> T,
+    ) -> Result<T> {
+        let mut s = self.lock();
+        let m = s
+            .messages
+            .get_mut(&id)
+            .filter(|m| m.tenant == tenant)
+            .ok_or_else(|| Error::not_found(OutboxId::ENTITY, id))?;
+        if m.status != OutboxStatus::Pending {
+            return Err(Error::invalid(
+                "status",
+                format!("message {id} is {}, not pending", m.status.as_str()),
+            ));
+        }
+        Ok(f(m))
+    }
+}
+
+fn page_of<T: Clone>(
+    items: Vec<T>,
+    page: &PageRequest,
+    key: impl Fn(&T) -> (i64, uuid::Uuid),
+) -> Result<Page<T>> {
+    page.validate()?;
+    let after = page.after.as_ref().map(|c| c.decode()).transpose()?;
+    let mut rest: Vec<T> = items
+        .into_iter()
+        .filter(|i| after.is_none_or(|a| key(i) > a))
+        .collect();
+    let more = rest.len() > page.limit as usize;
+    rest.truncate(page.limit as usize);
+    let next = if more {
+        rest.last().map(|l| {
+            let (k, id) = key(l);
+            crate::store::Cursor::encode(k, id)
+        })
+    } else {
+        None
+    };
+    Ok(Page { items: rest, next })
+}
+
+#[async_trait]
+impl OutboxStore for MemoryOutbox {
+    async fn claim_due(
+        &self,
+        now: Timestamp,
+        lease: Duration,
+        limit: u32,
+    ) -> Result<Vec<OutboxMessage>> {
+        let mut s = self.lock();
+        let mut due: Vec<&mut OutboxMessage> = s
+            .messages
+            .values_mut()
+            .filter(|m| m.status == OutboxStatus::Pending && m.next_attempt_at <= now)
+            .collect();
+        due.sort_by_key(|m| (m.next_attempt_at, m.id));
+        Ok(due
+            .into_iter()
+            .take(limit as usize)
+            .map(|m| {
+                m.attempts += 1;
+                m.next_attempt_at = now + lease;
+                m.clone()
+            })
+            .collect())
+    }
+
+    async fn mark_delivered(&self, tenant: TenantId, id: OutboxId, at: Timestamp) -> Result<()> {
+        {
+            let s = self.lock();
+            if let Some(m) = s.messages.get(&id).filter(|m| m.tenant == tenant) {
+                if m.status == OutboxStatus::Delivered {
+                    return Ok(());
+                }
+            }
+        }
+        self.with_pending(tenant, id, |m| {
+            m.status = OutboxStatus::Delivered;
+            m.delivered_at = Some(at);
+        })
+    }
+
+    async fn mark_retry(
+        &self,
+        tenant: TenantId,
+        id: OutboxId,
+        error: &str,
+        retry_at: Timestamp,
+    ) -> Result<()> {
+        self.with_pending(tenant, id, |m| {
+            m.last_error = Some(error.to_string());
+            m.next_attempt_at = retry_at;
+        })
+    }
+
+    async fn mark_dead(&self, tenant: TenantId, id: OutboxId, error: &str) -> Result<()> {
+        self.with_pending(tenant, id, |m| {
+            m.last_error = Some(error.to_string());
+            m.status = OutboxStatus::Dead;
+        })
+    }
+
+    async fn outbox_message(&self, tenant: TenantId, id: OutboxId) -> Result<OutboxMessage> {
+        self.lock()
+            .messages
+            .get(&id)
+            .filter(|m| m.tenant == tenant)
+            .cloned()
+            .ok_or_else(|| Error::not_found(OutboxId::ENTITY, id))
+    }
+
+    async fn outbox_by_key(&self, tenant: TenantId, key: &str) -> Result<OutboxMessage> {
+        self.lock()
+            .messages
+            .values()
+            .find(|m| m.tenant == tenant && m.idempotency_key == key)
+            .cloned()
+            .ok_or_else(|| Error::not_found(OutboxId::ENTITY, key))
+    }
+
+    async fn list_outbox(
+        &self,
+        tenant: TenantId,
+        status: OutboxStatus,
+        page: &PageRequest,
+    ) -> Result<Page<OutboxMessage>> {
+        let mut items: Vec<_> = self
+            .lock()
+            .messages
+            .values()
+            .filter(|m| m.tenant == tenant && m.status == status)
+            .cloned()
+            .collect();
+        let key = |m: &OutboxMessage| (m.created_at.timestamp_micros(), *m.id.as_uuid());
+        items.sort_by_key(key);
+        page_of(items, page, key)
+    }
+
+    async fn retry_dead(
+        &self,
+        tenant: TenantId,
+        id: OutboxId,
+        now: Timestamp,
+    ) -> Result<OutboxMessage> {
+        let mut s = self.lock();
+        let m = s
+            .messages
+            .get_mut(&id)
+            .filter(|m| m.tenant == tenant)
+            .ok_or_else(|| Error::not_found(OutboxId::ENTITY, id))?;
+        if m.status != OutboxStatus::Dead {
+            return Err(Error::invalid(
+                "status",
+                format!(
+                    "message {id} is {}: only dead messages can be retried",
+                    m.status.as_str()
+                ),
+            ));
+        }
+        m.status = OutboxStatus::Pending;
+        m.attempts = 0;
+        m.next_attempt_at = now;
+        Ok(m.clone())
+    }
+
+    async fn inbox_put(&self, item: InboxItem) -> Result<bool> {
+        let mut s = self.lock();
+        if s.inbox
+            .values()
+            .any(|i| i.tenant == item.tenant && i.message == item.message)
+        {
+            return Ok(false);
+        }
+        s.inbox.insert(item.id, item);
+        Ok(true)
+    }
+
+    async fn inbox(
+        &self,
+        tenant: TenantId,
+        user: UserId,
+        unread_only: bool,
+        page: &PageRequest,
+    ) -> Result<Page<InboxItem>> {
+        let mut items: Vec<_> = self
+            .lock()
+            .inbox
+            .values()
+            .filter(|i| {
+                i.tenant == tenant && i.user == user && (!unread_only || i.read_at.is_none())
+            })
+            .cloned()
+            .collect();
+        // Newest first: the key is negated so the shared ascending keyset logic applies.
+        let key = |i: &InboxItem| (-i.created_at.timestamp_micros(), invert(*i.id.as_uuid()));
+        items.sort_by_key(key);
+        page_of(items, page, key)
+    }
+
+    async fn set_read(
+        &self,
+        tenant: TenantId,
+        user: UserId,
+        item: InboxItemId,
+        read_at: Option<Timestamp>,
+    ) -> Result<()> {
+        let mut s = self.lock();
+        let i = s
+            .inbox
+            .get_mut(&item)
+            .filter(|i| i.tenant == tenant && i.user == user)
+            .ok_or_else(|| Error::not_found(InboxItemId::ENTITY, item))?;
+        i.read_at = read_at;
+        Ok(())
+    }
+
+    async fn unread_count(&self, tenant: TenantId, user: UserId) -> Result<u64> {
+        Ok(self
+            .lock()
+            .inbox
+            .values()
+            .filter(|i| i.tenant == tenant && i.user == user && i.read_at.is_none())
+            .count() as u64)
+    }
+}
+
+/// Reverses a UUID's order (for newest-first keysets over ascending comparisons).
+fn invert(u: uuid::Uuid) -> uuid::Uuid {
+    uuid::Uuid::from_u128(u128::MAX - u.as_u128())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::time::FixedClock;
+    use chrono::TimeZone;
+
+    fn t0() -> Timestamp {
+        chrono::Utc.with_ymd_and_hms(2026, 3, 1, 9, 0, 0).unwrap()
+    }
+
+    fn msg(tenant: TenantId, key: &str, channel: Channel, user: Option<UserId>) -> OutboxMessage {
+        OutboxMessage {
+            id: OutboxId::new(),
+            tenant,
+            idempotency_key: key.to_string(),
+            rule: "r".into(),
+            channel,
+            recipient: ResolvedRecipient {
+                user,
+                name: None,
+                email: None,
+            },
+            payload: Payload {
+                subject: "s".into(),
+                body: "b".into(),
+                ..Default::default()
+            },
+            status: OutboxStatus::Pending,
+            attempts: 0,
+            next_attempt_at: t0(),
+            last_error: None,
+            created_at: t0(),
+            delivered_at: None,
+        }
+    }
+
+    #[derive(Debug)]
+    struct Failing(DeliveryError);
+
+    #[async_trait]
+    impl Notifier for Failing {
+        async fn deliver(&self, _: &OutboxMessage) -> std::result::Result<(), DeliveryError> {
+            Err(self.0.clone())
+        }
+    }
+
+    #[test]
+    fn backoff_doubles_then_caps_and_permanent_is_dead() {
+        let p = RetryPolicy {
+            max_attempts: 3,
+            base_seconds: 5,
+            cap_seconds: 12,
+            lease_seconds: 1,
+        };
+        let now = t0();
+        let transient = DeliveryError::Transient("x".into());
+        assert_eq!(
+            p.after_failure(1, &transient, now),
+            NextStep::RetryAt(now + Duration::seconds(5))
+        );
+        assert_eq!(
+            p.after_failure(2, &transient, now),
+            NextStep::RetryAt(now + Duration::seconds(10))
+        );
+        assert_eq!(p.after_failure(3, &transient, now), NextStep::Dead);
+        assert_eq!(
+            p.after_failure(1, &DeliveryError::Permanent("no".into()), now),
+            NextStep::Dead
+        );
+        assert_eq!(p.backoff(10), Duration::seconds(12));
+    }
+
+    #[test]
+    fn dispatcher_retries_with_backoff_then_dead_letters_and_operator_retries() {
+        futures::executor::block_on(async {
+            let tenant = TenantId::new();
+            let store = MemoryOutbox::new();
+            let m = msg(tenant, "k", Channel::Email, None);
+            let id = m.id;
+            assert!(store.enqueue(m.clone()));
+            assert!(
+                !store.enqueue(msg(tenant, "k", Channel::Email, None)),
+                "same key ignored"
+            );
+            let clock = Arc::new(FixedClock::new(t0()));
+            let policy = RetryPolicy {
+                max_attempts: 3,
+                base_seconds: 10,
+                cap_seconds: 100,
+                lease_seconds: 60,
+            };
+            let d = Dispatcher::new(
+                Arc::new(store.clone()),
+                Arc::new(Failing(DeliveryError::Transient("down".into()))),
+                clock.clone(),
+            )
+            .with_policy(policy);
+            assert_eq!(d.run_once(10).await.unwrap().retried, 1);
+            assert_eq!(
+                d.run_once(10).await.unwrap().claimed,
+                0,
+                "waiting for back-off"
+            );
+            clock.advance(Duration::seconds(10));
+            assert_eq!(d.run_once(10).await.unwrap().retried, 1);
+            clock.advance(Duration::seconds(20));
+            assert_eq!(d.run_once(10).await.unwrap().dead, 1);
+            let dead = store.outbox_message(tenant, id).await.unwrap();
+            assert_eq!(dead.status, OutboxStatus::Dead);
+            assert_eq!(dead.attempts, 3);
+            assert!(dead.last_error.unwrap().contains("down"));
+            let back = store.retry_dead(tenant, id, clock.now()).await.unwrap();
+            assert_eq!((back.status, back.attempts), (OutboxStatus::Pending, 0));
+            assert!(store.retry_dead(tenant, id, clock.now()).await.is_err());
+        });
+    }
+
+    #[test]
+    fn inbox_notifier_is_idempotent_and_tracks_read_state() {
+        futures::executor::block_on(async {
+            let tenant = TenantId::new();
+            let user = UserId::new();
+            let store = Arc::new(MemoryOutbox::new());
+            let clock = Arc::new(FixedClock::new(t0()));
+            let n = InboxNotifier::new(store.clone(), clock.clone());
+            let m = msg(tenant, "a", Channel::InApp, Some(user));
+            n.deliver(&m).await.unwrap();
+            n.deliver(&m).await.unwrap();
+            assert_eq!(store.unread_count(tenant, user).await.unwrap(), 1);
+            let items = store
+                .inbox(tenant, user, true, &PageRequest::default())
+                .await
+                .unwrap()
+                .items;
+            store
+                .set_read(tenant, user, items[0].id, Some(t0()))
+                .await
+                .unwrap();
+            assert_eq!(store.unread_count(tenant, user).await.unwrap(), 0);
+            assert!(store
+                .set_read(TenantId::new(), user, items[0].id, None)
+                .await
+                .is_err());
+            let err = n.deliver(&msg(tenant, "b", Channel::InApp, None)).await;
+            assert!(matches!(err, Err(DeliveryError::Permanent(_))));
+        });
+    }
+}
