@@ -1,0 +1,648 @@
+//! The reference model: a naive in-memory [`Store`] that every adapter is compared with.
+//!
+//! Everything here is the simplest code that could be right: vectors scanned in full, sorted with the standard
+//! library, no indexes. The property tests run the same operations through an adapter and through this model
+//! (see [`super::Differential`]) and require identical answers.
+
+use crate::dedupe::DedupeKey;
+use crate::error::{Error, Result};
+use crate::event::{CommentTarget, DomainEvent, StageHistoryEntry};
+use crate::id::{LeadId, PartnerId, PipelineId, RequestId, TenantId};
+use crate::lead::{Lead, StatusKind};
+use crate::money::{Currency, MONEY_SCALE};
+use crate::partner::Partner;
+use crate::pipeline::{LostReason, Pipeline};
+use crate::request::{Comment, Request};
+use crate::store::{
+    partner_search_text, request_sort_key, text_matches, Board, BoardColumn, ChangeSet,
+    CurrencyTotal, Cursor, Funnel, KeyMatch, LeadQuery, Page, PageRequest, RequestQuery, Store,
+    TimelineOf, Write,
+};
+use crate::time::Timestamp;
+use async_trait::async_trait;
+use rust_decimal::Decimal;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Mutex;
+
+#[derive(Debug, Default, Clone)]
+struct Data {
+    partners: Vec<(Partner, Vec<DedupeKey>)>,
+    pipelines: Vec<Pipeline>,
+    lost_reasons: Vec<LostReason>,
+    leads: Vec<Lead>,
+    requests: Vec<Request>,
+    comments: Vec<Comment>,
+    events: Vec<(u64, DomainEvent)>,
+    history: Vec<StageHistoryEntry>,
+    seq: u64,
+}
+
+/// The naive in-memory reference store.
+#[derive(Debug, Default)]
+pub struct MemStore {
+    data: Mutex<Data>,
+}
+
+impl MemStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn data(&self) -> std::sync::MutexGuard<'_, Data> {
+        self.data.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+fn conflict(entity: &'static str, id: impl std::fmt::Display, expected: u64, actual: u64) -> Error {
+    Error::Conflict {
+        entity,
+        id: id.to_string(),
+        expected,
+        actual,
+    }
+}
+
+fn next_version(entity: &'static str, next: u64, expected: u64) -> Result<()> {
+    if next != expected + 1 {
+        return Err(Error::invalid(
+            "version",
+            format!("an updated {entity} must carry version {}", expected + 1),
+        ));
+    }
+    Ok(())
+}
+
+fn apply(d: &mut Data, w: &Write) -> Result<()> {
+    let missing_ref = || {
+        Error::invalid(
+            "writes",
+            "a write references a record that does not exist in this tenant",
+        )
+    };
+    match w {
+        Write::InsertPartner { partner, keys } => {
+            if d.partners
+                .iter()
+                .any(|(p, _)| p.tenant == partner.tenant && p.id == partner.id)
+            {
+                return Err(Error::AlreadyExists {
+                    entity: "partner",
+                    key: partner.id.to_string(),
+                });
+            }
+            d.partners.push((partner.clone(), keys.clone()));
+        }
+        Write::UpdatePartner {
+            partner,
+            expected_version,
+            keys,
+        } => {
+            next_version("partner", partner.version, *expected_version)?;
+            let slot = d
+                .partners
+                .iter_mut()
+                .find(|(p, _)| p.tenant == partner.tenant && p.id == partner.id)
+                .ok_or_else(|| Error::not_found("partner", partner.id))?;
+            if slot.0.version != *expected_version {
+                return Err(conflict(
+                    "partner",
+                    partner.id,
+                    *expected_version,
+                    slot.0.version,
+                ));
+            }
+            *slot = (partner.clone(), keys.clone());
+        }
+        Write::InsertPipeline(p) => {
+            if d.pipelines
+                .iter()
+                .any(|x| x.tenant == p.tenant && x.id == p.id)
+            {
+                return Err(Error::AlreadyExists {
+                    entity: "pipeline",
+                    key: p.id.to_string(),
+                });
+            }
+            d.pipelines.push(p.clone());
+        }
+        Write::InsertLostReason(r) => {
+            if d.lost_reasons
+                .iter()
+                .any(|x| x.tenant == r.tenant && x.id == r.id)
+            {
+                return Err(Error::AlreadyExists {
+                    entity: "lost reason",
+                    key: r.id.to_string(),
+                });
+            }
+            d.lost_reasons.push(r.clone());
+        }
+        Write::InsertLead(l) => {
+            if d.leads.iter().any(|x| x.tenant == l.tenant && x.id == l.id) {
+                return Err(Error::AlreadyExists {
+                    entity: "lead",
+                    key: l.id.to_string(),
+                });
+            }
+            if !d
+                .partners
+                .iter()
+                .any(|(p, _)| p.tenant == l.tenant && p.id == l.partner)
+                || !d
+                    .pipelines
+                    .iter()
+                    .any(|p| p.tenant == l.tenant && p.id == l.pipeline)
+            {
+                return Err(missing_ref());
+            }
+            d.leads.push(l.clone());
+        }
+        Write::UpdateLead {
+            lead,
+            expected_version,
+        } => {
+            next_version("lead", lead.version, *expected_version)?;
+            let slot = d
+                .leads
+                .iter_mut()
+                .find(|x| x.tenant == lead.tenant && x.id == lead.id)
+                .ok_or_else(|| Error::not_found("lead", lead.id))?;
+            if slot.version != *expected_version {
+                return Err(conflict("lead", lead.id, *expected_version, slot.version));
+            }
+            *slot = lead.clone();
+        }
+        Write::InsertRequest(r) => {
+            if d.requests
+                .iter()
+                .any(|x| x.tenant == r.tenant && x.id == r.id)
+            {
+                return Err(Error::AlreadyExists {
+                    entity: "request",
+                    key: r.id.to_string(),
+                });
+            }
+            if r.lead
+                .is_some_and(|l| !d.leads.iter().any(|x| x.tenant == r.tenant && x.id == l))
+                || r.partner.is_some_and(|p| {
+                    !d.partners
+                        .iter()
+                        .any(|(x, _)| x.tenant == r.tenant && x.id == p)
+                })
+            {
+                return Err(missing_ref());
+            }
+            d.requests.push(r.clone());
+        }
+        Write::UpdateRequest {
+            request,
+            expected_version,
+        } => {
+            next_version("request", request.version, *expected_version)?;
+            let slot = d
+                .requests
+                .iter_mut()
+                .find(|x| x.tenant == request.tenant && x.id == request.id)
+                .ok_or_else(|| Error::not_found("request", request.id))?;
+            if slot.version != *expected_version {
+                return Err(conflict(
+                    "request",
+                    request.id,
+                    *expected_version,
+                    slot.version,
+                ));
+            }
+            *slot = request.clone();
+        }
+        Write::InsertComment(c) => {
+            if d.comments
+                .iter()
+                .any(|x| x.tenant == c.tenant && x.id == c.id)
+            {
+                return Err(Error::AlreadyExists {
+                    entity: "comment",
+                    key: c.id.to_string(),
+                });
+            }
+            d.comments.push(c.clone());
+        }
+        Write::AppendEvent(e) => {
+            if d.events
+                .iter()
+                .any(|(_, x)| x.tenant == e.tenant && x.id == e.id)
+            {
+                return Err(Error::AlreadyExists {
+                    entity: "event",
+                    key: e.id.to_string(),
+                });
+            }
+            d.seq += 1;
+            let seq = d.seq;
+            d.events.push((seq, e.clone()));
+        }
+        Write::AppendStageHistory(h) => {
+            if !d
+                .leads
+                .iter()
+                .any(|x| x.tenant == h.tenant && x.id == h.lead)
+            {
+                return Err(missing_ref());
+            }
+            d.history.push(h.clone());
+        }
+        // Writes added by later capabilities (outbox, commerce) are modelled by their own conformance modules.
+        #[allow(unreachable_patterns)]
+        other => {
+            return Err(Error::invalid(
+                "writes",
+                format!("the reference model does not know the write {other:?}"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn page<T: Clone>(
+    mut items: Vec<T>,
+    page: &PageRequest,
+    key: impl Fn(&T) -> (i64, uuid::Uuid),
+    descending: bool,
+) -> Result<Page<T>> {
+    page.validate()?;
+    items.sort_by(|a, b| {
+        let o = key(a).cmp(&key(b));
+        if descending {
+            o.reverse()
+        } else {
+            o
+        }
+    });
+    if let Some(c) = &page.after {
+        let after = c.decode()?;
+        items.retain(|x| {
+            if descending {
+                key(x) < after
+            } else {
+                key(x) > after
+            }
+        });
+    }
+    let more = items.len() > page.limit as usize;
+    items.truncate(page.limit as usize);
+    let next = if more {
+        items.last().map(|x| {
+            let (k, id) = key(x);
+            Cursor::encode(k, id)
+        })
+    } else {
+        None
+    };
+    Ok(Page { items, next })
+}
+
+#[async_trait]
+impl Store for MemStore {
+    async fn commit(&self, tenant: TenantId, changes: ChangeSet) -> Result<()> {
+        changes.check_tenant(tenant)?;
+        let mut d = self.data();
+        let mut copy = d.clone();
+        for w in &changes.writes {
+            apply(&mut copy, w)?;
+        }
+        *d = copy;
+        Ok(())
+    }
+
+    async fn ingest(&self, tenant: TenantId, changes: ChangeSet) -> Result<u64> {
+        changes.check_insert_only()?;
+        let n = changes.writes.len() as u64;
+        self.commit(tenant, changes).await?;
+        Ok(n)
+    }
+
+    async fn partner(&self, tenant: TenantId, id: PartnerId) -> Result<Partner> {
+        self.data()
+            .partners
+            .iter()
+            .find(|(p, _)| p.tenant == tenant && p.id == id)
+            .map(|(p, _)| p.clone())
+            .ok_or_else(|| Error::not_found("partner", id))
+    }
+
+    async fn partners_by_keys(
+        &self,
+        tenant: TenantId,
+        keys: &[DedupeKey],
+    ) -> Result<Vec<KeyMatch>> {
+        let d = self.data();
+        let mut out = Vec::new();
+        for (p, ks) in d.partners.iter().filter(|(p, _)| p.tenant == tenant) {
+            for k in ks.iter().filter(|k| keys.contains(k)) {
+                out.push(KeyMatch {
+                    partner: p.id,
+                    name: p.name.clone(),
+                    key: k.clone(),
+                });
+            }
+        }
+        out.sort_by(|a, b| {
+            a.partner
+                .cmp(&b.partner)
+                .then(a.key.encoded().cmp(&b.key.encoded()))
+        });
+        let mut seen = BTreeSet::new();
+        out.retain(|m| {
+            seen.insert(m.partner);
+            seen.len() <= 100
+        });
+        Ok(out)
+    }
+
+    async fn pipeline(&self, tenant: TenantId, id: PipelineId) -> Result<Pipeline> {
+        self.data()
+            .pipelines
+            .iter()
+            .find(|p| p.tenant == tenant && p.id == id)
+            .cloned()
+            .ok_or_else(|| Error::not_found("pipeline", id))
+    }
+
+    async fn pipelines(&self, tenant: TenantId) -> Result<Vec<Pipeline>> {
+        let mut v: Vec<_> = self
+            .data()
+            .pipelines
+            .iter()
+            .filter(|p| p.tenant == tenant)
+            .cloned()
+            .collect();
+        v.sort_by_key(|p| (p.created_at, p.id));
+        Ok(v)
+    }
+
+    async fn lost_reasons(&self, tenant: TenantId) -> Result<Vec<LostReason>> {
+        let mut v: Vec<_> = self
+            .data()
+            .lost_reasons
+            .iter()
+            .filter(|r| r.tenant == tenant)
+            .cloned()
+            .collect();
+        v.sort_by_key(|r| r.id);
+        Ok(v)
+    }
+
+    async fn lead(&self, tenant: TenantId, id: LeadId) -> Result<Lead> {
+        self.data()
+            .leads
+            .iter()
+            .find(|l| l.tenant == tenant && l.id == id)
+            .cloned()
+            .ok_or_else(|| Error::not_found("lead", id))
+    }
+
+    async fn query_leads(&self, tenant: TenantId, q: &LeadQuery) -> Result<Page<Lead>> {
+        let d = self.data();
+        let text = q.text_needle();
+        let tag = q.tag_needle();
+        let items: Vec<Lead> = d
+            .leads
+            .iter()
+            .filter(|l| l.tenant == tenant)
+            .filter(|l| q.pipeline.is_none_or(|p| l.pipeline == p))
+            .filter(|l| q.stage.is_none_or(|s| l.stage == s))
+            .filter(|l| q.status.is_none_or(|s| l.status.kind() == s))
+            .filter(|l| q.owner.is_none_or(|o| l.owner == Some(o)))
+            .filter(|l| q.partner.is_none_or(|p| l.partner == p))
+            .filter(|l| tag.as_ref().is_none_or(|t| l.tags.contains(t)))
+            .filter(|l| {
+                text.as_ref().is_none_or(|needle| {
+                    let search = d
+                        .partners
+                        .iter()
+                        .find(|(p, _)| p.tenant == tenant && p.id == l.partner)
+                        .map(|(p, _)| partner_search_text(p))
+                        .unwrap_or_default();
+                    text_matches(l, &search, needle)
+                })
+            })
+            .cloned()
+            .collect();
+        let sort = q.sort;
+        page(
+            items,
+            &q.page,
+            |l| (sort.key(l), *l.id.as_uuid()),
+            sort.descending(),
+        )
+    }
+
+    async fn board(&self, tenant: TenantId, pipeline: PipelineId) -> Result<Board> {
+        let p = self.pipeline(tenant, pipeline).await?;
+        let d = self.data();
+        let columns = p
+            .stages
+            .iter()
+            .map(|s| {
+                let leads: Vec<&Lead> = d
+                    .leads
+                    .iter()
+                    .filter(|l| {
+                        l.tenant == tenant
+                            && l.pipeline == pipeline
+                            && l.stage == s.id
+                            && l.status.kind() != StatusKind::Lost
+                    })
+                    .collect();
+                let mut totals: BTreeMap<Currency, (Decimal, Decimal)> = BTreeMap::new();
+                for l in &leads {
+                    if let Some(m) = l.expected_revenue {
+                        let t = totals.entry(m.currency()).or_default();
+                        t.0 += m.amount();
+                        t.1 += m.amount() * Decimal::from(l.probability) / Decimal::ONE_HUNDRED;
+                    }
+                }
+                BoardColumn {
+                    stage: s.id,
+                    name: s.name.clone(),
+                    kind: s.kind,
+                    fold: s.fold,
+                    count: leads.len() as u64,
+                    totals: totals
+                        .into_iter()
+                        .map(|(currency, (e, w))| CurrencyTotal {
+                            currency,
+                            expected: e.normalize(),
+                            weighted: w.round_dp(MONEY_SCALE + 2).normalize(),
+                        })
+                        .collect(),
+                }
+            })
+            .collect();
+        Ok(Board { pipeline, columns })
+    }
+
+    async fn stage_history(
+        &self,
+        tenant: TenantId,
+        lead: LeadId,
+    ) -> Result<Vec<StageHistoryEntry>> {
+        self.lead(tenant, lead).await?;
+        Ok(self
+            .data()
+            .history
+            .iter()
+            .filter(|h| h.tenant == tenant && h.lead == lead)
+            .cloned()
+            .collect())
+    }
+
+    async fn funnel(
+        &self,
+        tenant: TenantId,
+        pipeline: PipelineId,
+        period: Option<(Timestamp, Timestamp)>,
+    ) -> Result<Funnel> {
+        let p = self.pipeline(tenant, pipeline).await?;
+        let d = self.data();
+        let in_period =
+            |l: &Lead| period.is_none_or(|(a, b)| l.created_at >= a && l.created_at < b);
+        let leads: BTreeMap<LeadId, &Lead> = d
+            .leads
+            .iter()
+            .filter(|l| l.tenant == tenant && l.pipeline == pipeline && in_period(l))
+            .map(|l| (l.id, l))
+            .collect();
+        let steps = p
+            .stages
+            .iter()
+            .map(|s| {
+                let reached: BTreeSet<LeadId> = d
+                    .history
+                    .iter()
+                    .filter(|h| {
+                        h.tenant == tenant
+                            && h.pipeline == pipeline
+                            && h.to == s.id
+                            && leads.contains_key(&h.lead)
+                    })
+                    .map(|h| h.lead)
+                    .collect();
+                (s.id, s.name.clone(), reached.len() as u64)
+            })
+            .collect();
+        let count = |k: StatusKind| leads.values().filter(|l| l.status.kind() == k).count() as u64;
+        Ok(Funnel {
+            steps,
+            won: count(StatusKind::Won),
+            lost: count(StatusKind::Lost),
+        })
+    }
+
+    async fn request(&self, tenant: TenantId, id: RequestId) -> Result<Request> {
+        self.data()
+            .requests
+            .iter()
+            .find(|r| r.tenant == tenant && r.id == id)
+            .cloned()
+            .ok_or_else(|| Error::not_found("request", id))
+    }
+
+    async fn query_requests(&self, tenant: TenantId, q: &RequestQuery) -> Result<Page<Request>> {
+        let items: Vec<Request> = self
+            .data()
+            .requests
+            .iter()
+            .filter(|r| r.tenant == tenant)
+            .filter(|r| q.assignee.is_none_or(|a| r.assignee == a))
+            .filter(|r| q.lead.is_none_or(|l| r.lead == Some(l)))
+            .filter(|r| q.partner.is_none_or(|p| r.partner == Some(p)))
+            .filter(|r| !q.active_only || r.status.is_active())
+            .filter(|r| {
+                q.due_before
+                    .is_none_or(|d| request_sort_key(r) < d.timestamp_micros())
+            })
+            .cloned()
+            .collect();
+        page(
+            items,
+            &q.page,
+            |r| (request_sort_key(r), *r.id.as_uuid()),
+            false,
+        )
+    }
+
+    async fn comments(
+        &self,
+        tenant: TenantId,
+        target: CommentTarget,
+        p: &PageRequest,
+    ) -> Result<Page<Comment>> {
+        match target {
+            CommentTarget::Lead(id) => drop(self.lead(tenant, id).await?),
+            CommentTarget::Partner(id) => drop(self.partner(tenant, id).await?),
+            CommentTarget::Request(id) => drop(self.request(tenant, id).await?),
+        }
+        let items: Vec<Comment> = self
+            .data()
+            .comments
+            .iter()
+            .filter(|c| c.tenant == tenant && c.target == target)
+            .cloned()
+            .collect();
+        page(
+            items,
+            p,
+            |c| (c.created_at.timestamp_micros(), *c.id.as_uuid()),
+            true,
+        )
+    }
+
+    async fn timeline(
+        &self,
+        tenant: TenantId,
+        of: TimelineOf,
+        p: &PageRequest,
+    ) -> Result<Page<DomainEvent>> {
+        match of {
+            TimelineOf::Lead(id) => drop(self.lead(tenant, id).await?),
+            TimelineOf::Partner(id) => drop(self.partner(tenant, id).await?),
+            TimelineOf::Request(id) => drop(self.request(tenant, id).await?),
+        }
+        let items: Vec<DomainEvent> = self
+            .data()
+            .events
+            .iter()
+            .map(|(_, e)| e)
+            .filter(|e| e.tenant == tenant)
+            .filter(|e| match of {
+                TimelineOf::Lead(id) => e.subject.lead == Some(id),
+                TimelineOf::Partner(id) => e.subject.partner == Some(id),
+                TimelineOf::Request(id) => e.subject.request == Some(id),
+            })
+            .cloned()
+            .collect();
+        page(
+            items,
+            p,
+            |e| (e.at.timestamp_micros(), *e.id.as_uuid()),
+            true,
+        )
+    }
+
+    async fn events_since(
+        &self,
+        tenant: TenantId,
+        after: u64,
+        limit: u32,
+    ) -> Result<Vec<(u64, DomainEvent)>> {
+        Ok(self
+            .data()
+            .events
+            .iter()
+            .filter(|(s, e)| e.tenant == tenant && *s > after)
+            .take(limit.min(10_000) as usize)
+            .cloned()
+            .collect())
+    }
+}
