@@ -1,0 +1,114 @@
+//! Versioned migrations, embedded in the crate and applied under a transaction-scoped advisory lock.
+//!
+//! Each migration runs once, in version order, inside one transaction that first takes
+//! `pg_advisory_xact_lock` on a key derived from the schema name: two processes starting at once queue on the lock,
+//! and the second finds the first one's versions in `schema_migrations` and applies nothing. The lock is released
+//! by the commit (or rollback), so a crashed migrator never leaves it held.
+
+use crate::error::map_pg;
+use crm_core::{Error, Result, StorageErrorKind};
+
+/// One migration.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Migration {
+    /// Its version (applied in increasing order).
+    pub version: i32,
+    /// A short name.
+    pub name: &'static str,
+    /// The SQL.
+    pub sql: &'static str,
+}
+
+/// Every migration this build knows.
+pub(crate) const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    name: "initial",
+    sql: include_str!("0001_initial.sql"),
+}];
+
+/// The advisory-lock key of a schema's migrations: FNV-1a of a fixed prefix and the schema name, so the key is the
+/// same in every process and build.
+pub(crate) fn lock_key(schema: &str) -> i64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in "crm-storage-postgres/migrations/"
+        .bytes()
+        .chain(schema.bytes())
+    {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h as i64
+}
+
+/// Brings `schema` up to the newest version; returns the versions applied now (empty when it was up to date).
+pub(crate) async fn run(client: &mut tokio_postgres::Client, schema: &str) -> Result<Vec<i32>> {
+    let tx = client.transaction().await.map_err(map_pg)?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&lock_key(schema)])
+        .await
+        .map_err(map_pg)?;
+    // `schema` was checked to be a plain identifier by PgConfig::validate.
+    tx.batch_execute(&format!(
+        "CREATE SCHEMA IF NOT EXISTS {schema};
+         SET LOCAL search_path TO {schema};
+         CREATE TABLE IF NOT EXISTS schema_migrations (
+             version    integer     PRIMARY KEY,
+             name       text        NOT NULL,
+             applied_at timestamptz NOT NULL DEFAULT now()
+         );"
+    ))
+    .await
+    .map_err(map_pg)?;
+    let applied: Vec<i32> = tx
+        .query(
+            "SELECT version FROM schema_migrations ORDER BY version",
+            &[],
+        )
+        .await
+        .map_err(map_pg)?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let newest = MIGRATIONS.iter().map(|m| m.version).max().unwrap_or(0);
+    if let Some(v) = applied.iter().find(|v| **v > newest) {
+        return Err(Error::storage(
+            StorageErrorKind::Config,
+            format!(
+                "schema `{schema}` is at migration {v}, newer than this build knows ({newest}): upgrade the engine"
+            ),
+        ));
+    }
+    let mut now = Vec::new();
+    for m in MIGRATIONS {
+        if applied.contains(&m.version) {
+            continue;
+        }
+        tx.batch_execute(m.sql).await.map_err(|e| {
+            let e = map_pg(e);
+            Error::storage(
+                StorageErrorKind::Other,
+                format!("migration {} ({}) failed: {e}", m.version, m.name),
+            )
+        })?;
+        tx.execute(
+            "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)",
+            &[&m.version, &m.name],
+        )
+        .await
+        .map_err(map_pg)?;
+        now.push(m.version);
+    }
+    tx.commit().await.map_err(map_pg)?;
+    Ok(now)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_increase_and_keys_are_stable() {
+        assert!(MIGRATIONS.windows(2).all(|w| w[0].version < w[1].version));
+        assert_eq!(lock_key("crm"), lock_key("crm"));
+        assert_ne!(lock_key("crm"), lock_key("crm2"));
+    }
+}

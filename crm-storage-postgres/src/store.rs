@@ -1,0 +1,1168 @@
+//! [`PgStore`]: the [`Store`] trait on PostgreSQL.
+
+use crate::config::{IngestMode, PgConfig};
+use crate::error::{entity_of_table, map_pg, map_pool};
+use crate::migrations;
+use crate::rows::{self, Table, Value};
+use async_trait::async_trait;
+use crm_core::dedupe::DedupeKey;
+use crm_core::event::{CommentTarget, DomainEvent, StageHistoryEntry};
+use crm_core::id::{LeadId, PartnerId, PipelineId, RequestId, StageId, TenantId};
+use crm_core::lead::Lead;
+use crm_core::money::Currency;
+use crm_core::partner::Partner;
+use crm_core::pipeline::{LostReason, Pipeline};
+use crm_core::request::{Comment, Request};
+use crm_core::store::{
+    request_sort_key, Board, BoardColumn, ChangeSet, CurrencyTotal, Cursor, Funnel, KeyMatch,
+    LeadQuery, Page, PageRequest, RequestQuery, Store, TimelineOf, Write,
+};
+use crm_core::time::{to_micros, Timestamp};
+use crm_core::{Error, Result, StorageErrorKind};
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use rust_decimal::Decimal;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_postgres::binary_copy::BinaryCopyInWriter;
+use tokio_postgres::types::ToSql;
+use tokio_postgres::NoTls;
+use uuid::Uuid;
+
+type Tx<'a> = deadpool_postgres::Transaction<'a>;
+
+/// The PostgreSQL store: a pool of connections to one database schema.
+///
+/// Cheap to clone (the pool is shared). Every method takes a connection from the pool for the duration of one
+/// statement or transaction; statements are prepared once per connection and cached.
+#[derive(Clone)]
+pub struct PgStore {
+    pool: Pool,
+    config: Arc<PgConfig>,
+}
+
+impl fmt::Debug for PgStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let s = self.pool.status();
+        f.debug_struct("PgStore")
+            .field("config", &self.config)
+            .field("pool_size", &s.size)
+            .field("pool_available", &s.available)
+            .finish()
+    }
+}
+
+/// A query whose plan [`PgStore::explain`] shows.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum Explain {
+    /// The query of [`Store::timeline`] (first page of `limit`).
+    Timeline(TenantId, TimelineOf, u32),
+    /// The aggregate query of [`Store::board`].
+    Board(TenantId, PipelineId),
+    /// The query of [`Store::query_leads`].
+    Leads(TenantId, LeadQuery),
+    /// The query of [`Store::query_requests`].
+    Requests(TenantId, RequestQuery),
+}
+
+/// A statement and its parameters, built once and run or explained.
+struct Sql {
+    text: String,
+    params: Vec<Value>,
+}
+
+impl Sql {
+    fn new() -> Self {
+        Self {
+            text: String::new(),
+            params: Vec::new(),
+        }
+    }
+
+    /// Adds a parameter and returns its placeholder.
+    fn bind(&mut self, v: impl ToSql + Sync + Send + 'static) -> String {
+        self.params.push(Box::new(v));
+        format!("${}", self.params.len())
+    }
+}
+
+/// Escapes `%`, `_` and `\` for a `LIKE … ESCAPE '\'` pattern.
+fn like_contains(needle: &str) -> String {
+    let mut p = String::with_capacity(needle.len() + 2);
+    p.push('%');
+    for c in needle.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            p.push('\\');
+        }
+        p.push(c);
+    }
+    p.push('%');
+    p
+}
+
+fn check_page(page: &PageRequest) -> Result<Option<(i64, Uuid)>> {
+    page.validate()?;
+    page.after.as_ref().map(Cursor::decode).transpose()
+}
+
+/// Cuts a `limit + 1` fetch into a page, the cursor pointing after the last item kept.
+fn paginate<T>(mut items: Vec<T>, limit: u32, key: impl Fn(&T) -> (i64, Uuid)) -> Page<T> {
+    let more = items.len() > limit as usize;
+    items.truncate(limit as usize);
+    let next = if more {
+        items.last().map(|t| {
+            let (k, id) = key(t);
+            Cursor::encode(k, id)
+        })
+    } else {
+        None
+    };
+    Page { items, next }
+}
+
+impl PgStore {
+    /// Connects, checks the credentials and database, and brings the schema up to date.
+    ///
+    /// A refused connection is [`Error::Storage`] of kind [`StorageErrorKind::Unavailable`]; a wrong password, a
+    /// missing database or a bad configuration is kind [`StorageErrorKind::Config`] (or [`Error::Invalid`] naming
+    /// the field). Needs a Tokio runtime.
+    pub async fn connect(config: PgConfig) -> Result<Self> {
+        let pg = config.to_tokio()?;
+        let timeout = Duration::from_millis(config.connect_timeout_ms);
+        // One direct connection first, so start-up errors surface as such and migrations run before any pooled use.
+        let (mut client, conn) = match tokio::time::timeout(timeout, pg.connect(NoTls)).await {
+            Ok(r) => r.map_err(|e| start_error(e, &config))?,
+            Err(_) => {
+                return Err(Error::storage(
+                    StorageErrorKind::Unavailable,
+                    format!(
+                        "no answer from PostgreSQL within {} ms; is the server up and reachable?",
+                        config.connect_timeout_ms
+                    ),
+                ))
+            }
+        };
+        let task = tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        let migrated = migrations::run(&mut client, &config.schema).await;
+        drop(client);
+        let _ = task.await;
+        let applied = migrated?;
+        if !applied.is_empty() {
+            tracing::info!(schema = %config.schema, ?applied, "applied migrations");
+        }
+        let manager = Manager::from_config(
+            pg,
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(config.pool_size)
+            .runtime(Runtime::Tokio1)
+            .wait_timeout(Some(timeout))
+            .create_timeout(Some(timeout))
+            .recycle_timeout(Some(timeout))
+            .build()
+            .map_err(|e| Error::storage(StorageErrorKind::Config, e.to_string()))?;
+        Ok(Self {
+            pool,
+            config: Arc::new(config),
+        })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &PgConfig {
+        &self.config
+    }
+
+    /// Runs the migrations again (a no-op when the schema is up to date); returns the versions applied.
+    pub async fn migrate(&self) -> Result<Vec<i32>> {
+        let mut client = self.pool.get().await.map_err(map_pool)?;
+        let c: &mut tokio_postgres::Client = &mut client;
+        migrations::run(c, &self.config.schema).await
+    }
+
+    /// The plan PostgreSQL chooses for one of the store's queries (`EXPLAIN`, text format).
+    pub async fn explain(&self, what: Explain) -> Result<String> {
+        let sql = match &what {
+            Explain::Timeline(t, of, limit) => timeline_sql(*t, *of, None, *limit),
+            Explain::Board(t, p) => board_sql(*t, *p),
+            Explain::Leads(t, q) => leads_sql(*t, q, None)?,
+            Explain::Requests(t, q) => requests_sql(*t, q, None),
+        };
+        let client = self.pool.get().await.map_err(map_pool)?;
+        let rows = client
+            .query(&format!("EXPLAIN {}", sql.text), &rows::params(&sql.params))
+            .await
+            .map_err(map_pg)?;
+        Ok(rows
+            .iter()
+            .map(|r| r.get::<_, String>(0))
+            .collect::<Vec<_>>()
+            .join("\n"))
+    }
+
+    async fn client(&self) -> Result<deadpool_postgres::Object> {
+        self.pool.get().await.map_err(map_pool)
+    }
+
+    async fn query(
+        &self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Vec<tokio_postgres::Row>> {
+        let client = self.client().await?;
+        let stmt = client.prepare_cached(sql).await.map_err(map_pg)?;
+        client.query(&stmt, params).await.map_err(map_pg)
+    }
+
+    async fn run(&self, sql: &Sql) -> Result<Vec<tokio_postgres::Row>> {
+        self.query(&sql.text, &rows::params(&sql.params)).await
+    }
+
+    /// Fails with not found unless the record exists in this tenant.
+    async fn exists(
+        &self,
+        table: &str,
+        tenant: TenantId,
+        id: Uuid,
+        entity: &'static str,
+    ) -> Result<()> {
+        let sql = format!("SELECT 1 FROM {table} WHERE tenant = $1 AND id = $2");
+        if self.query(&sql, &[tenant.as_uuid(), &id]).await?.is_empty() {
+            return Err(Error::not_found(entity, id));
+        }
+        Ok(())
+    }
+
+    /// The existence check of a comment target or timeline subject.
+    async fn subject_exists(&self, tenant: TenantId, target: CommentTarget) -> Result<()> {
+        match target {
+            CommentTarget::Lead(id) => self.exists("leads", tenant, *id.as_uuid(), "lead").await,
+            CommentTarget::Partner(id) => {
+                self.exists("partners", tenant, *id.as_uuid(), "partner")
+                    .await
+            }
+            CommentTarget::Request(id) => {
+                self.exists("requests", tenant, *id.as_uuid(), "request")
+                    .await
+            }
+        }
+    }
+
+    async fn one_doc<T: serde::de::DeserializeOwned>(
+        &self,
+        table: &str,
+        tenant: TenantId,
+        id: Uuid,
+        entity: &'static str,
+    ) -> Result<T> {
+        let sql = format!("SELECT doc FROM {table} WHERE tenant = $1 AND id = $2");
+        let rows = self.query(&sql, &[tenant.as_uuid(), &id]).await?;
+        match rows.first() {
+            Some(r) => rows::doc(r, 0, entity),
+            None => Err(Error::not_found(entity, id)),
+        }
+    }
+}
+
+/// Classifies a failure to open the first connection.
+fn start_error(e: tokio_postgres::Error, config: &PgConfig) -> Error {
+    let mapped = map_pg(e);
+    let target = format!(
+        "database `{}` on {}:{} as `{}`",
+        config
+            .url
+            .as_deref()
+            .and_then(|u| u.rsplit('/').next())
+            .map(|s| s.split('?').next().unwrap_or(s).to_string())
+            .unwrap_or_else(|| config.dbname.clone()),
+        config.host,
+        config.port,
+        config.user
+    );
+    match mapped {
+        Error::Storage {
+            kind: StorageErrorKind::Config,
+            message,
+        } => Error::storage(
+            StorageErrorKind::Config,
+            format!("cannot open {target}: {message}; check the user, password and database name"),
+        ),
+        Error::Storage {
+            kind: StorageErrorKind::Unavailable,
+            message,
+        } => Error::storage(
+            StorageErrorKind::Unavailable,
+            format!("cannot reach PostgreSQL: {message}; is the server running and the host and port right?"),
+        ),
+        other => other,
+    }
+}
+
+// ------------------------------------------------------------------------------------------------- writes
+
+/// Runs an `INSERT` of one row; a duplicate key is [`Error::AlreadyExists`] naming `entity` and `key`.
+async fn insert(tx: &Tx<'_>, table: &Table, row: Vec<Value>, key: impl fmt::Display) -> Result<()> {
+    let stmt = tx
+        .prepare_cached(&table.insert_sql(1))
+        .await
+        .map_err(map_pg)?;
+    tx.execute(&stmt, &rows::params(&row))
+        .await
+        .map_err(|e| match map_pg(e) {
+            Error::AlreadyExists { .. } => Error::AlreadyExists {
+                entity: entity_of_table(table.name),
+                key: key.to_string(),
+            },
+            other => other,
+        })?;
+    Ok(())
+}
+
+/// `UPDATE t SET <every column but tenant and id> … WHERE tenant = $1 AND id = $2 AND version = $n`.
+fn update_sql(table: &Table) -> String {
+    let sets: Vec<String> = table
+        .columns
+        .iter()
+        .enumerate()
+        .skip(2)
+        .map(|(i, (c, _))| format!("{c} = ${}", i + 1))
+        .collect();
+    format!(
+        "UPDATE {} SET {} WHERE tenant = $1 AND id = $2 AND version = ${}",
+        table.name,
+        sets.join(", "),
+        table.columns.len() + 1
+    )
+}
+
+/// A version-checked update: 0 rows is a conflict (naming the stored version) or not found.
+async fn update(
+    tx: &Tx<'_>,
+    table: &Table,
+    mut row: Vec<Value>,
+    tenant: TenantId,
+    id: Uuid,
+    expected: u64,
+) -> Result<()> {
+    let entity = entity_of_table(table.name);
+    row.push(Box::new(expected as i64));
+    let stmt = tx
+        .prepare_cached(&update_sql(table))
+        .await
+        .map_err(map_pg)?;
+    let n = tx
+        .execute(&stmt, &rows::params(&row))
+        .await
+        .map_err(map_pg)?;
+    if n == 1 {
+        return Ok(());
+    }
+    let sql = format!(
+        "SELECT version FROM {} WHERE tenant = $1 AND id = $2",
+        table.name
+    );
+    let stmt = tx.prepare_cached(&sql).await.map_err(map_pg)?;
+    match tx
+        .query_opt(&stmt, &[tenant.as_uuid(), &id])
+        .await
+        .map_err(map_pg)?
+    {
+        Some(r) => Err(Error::Conflict {
+            entity,
+            id: id.to_string(),
+            expected,
+            actual: r.get::<_, i64>(0) as u64,
+        }),
+        None => Err(Error::not_found(entity, id)),
+    }
+}
+
+async fn replace_partner_keys(
+    tx: &Tx<'_>,
+    p: &Partner,
+    keys: &[DedupeKey],
+    fresh: bool,
+) -> Result<()> {
+    if !fresh {
+        let stmt = tx
+            .prepare_cached("DELETE FROM partner_keys WHERE tenant = $1 AND partner = $2")
+            .await
+            .map_err(map_pg)?;
+        tx.execute(&stmt, &[p.tenant.as_uuid(), p.id.as_uuid()])
+            .await
+            .map_err(map_pg)?;
+    }
+    let keys: Vec<String> = rows::encoded_keys(keys).into_iter().collect();
+    if keys.is_empty() {
+        return Ok(());
+    }
+    let stmt = tx
+        .prepare_cached(
+            "INSERT INTO partner_keys (tenant, key, partner) SELECT $1, k, $2 FROM unnest($3::text[]) AS k",
+        )
+        .await
+        .map_err(map_pg)?;
+    tx.execute(&stmt, &[p.tenant.as_uuid(), p.id.as_uuid(), &keys])
+        .await
+        .map_err(map_pg)?;
+    Ok(())
+}
+
+async fn replace_lead_tags(tx: &Tx<'_>, l: &Lead, fresh: bool) -> Result<()> {
+    if !fresh {
+        let stmt = tx
+            .prepare_cached("DELETE FROM lead_tags WHERE tenant = $1 AND lead = $2")
+            .await
+            .map_err(map_pg)?;
+        tx.execute(&stmt, &[l.tenant.as_uuid(), l.id.as_uuid()])
+            .await
+            .map_err(map_pg)?;
+    }
+    let tags: Vec<String> = rows::lead_tags(l).into_iter().collect();
+    if tags.is_empty() {
+        return Ok(());
+    }
+    let stmt = tx
+        .prepare_cached(
+            "INSERT INTO lead_tags (tenant, tag, lead) SELECT $1, t, $2 FROM unnest($3::text[]) AS t",
+        )
+        .await
+        .map_err(map_pg)?;
+    tx.execute(&stmt, &[l.tenant.as_uuid(), l.id.as_uuid(), &tags])
+        .await
+        .map_err(map_pg)?;
+    Ok(())
+}
+
+/// Hands out `n` event positions for `tenant`; returns the first.
+///
+/// The counter row stays locked until the transaction ends, so positions follow commit order. Callers take it as
+/// the last lock of their transaction, which keeps the lock short and the lock order deadlock-free.
+async fn allocate_positions(tx: &Tx<'_>, tenant: TenantId, n: usize) -> Result<i64> {
+    let stmt = tx
+        .prepare_cached(
+            "INSERT INTO event_positions (tenant, last) VALUES ($1, $2)
+             ON CONFLICT (tenant) DO UPDATE SET last = event_positions.last + EXCLUDED.last
+             RETURNING last",
+        )
+        .await
+        .map_err(map_pg)?;
+    let n = n as i64;
+    let row = tx
+        .query_one(&stmt, &[tenant.as_uuid(), &n])
+        .await
+        .map_err(map_pg)?;
+    Ok(row.get::<_, i64>(0) - n + 1)
+}
+
+async fn apply_write<'w>(
+    tx: &Tx<'_>,
+    w: &'w Write,
+    events: &mut Vec<&'w DomainEvent>,
+) -> Result<()> {
+    match w {
+        Write::InsertPartner { partner, keys } => {
+            insert(tx, &rows::PARTNERS, rows::partner_row(partner)?, partner.id).await?;
+            replace_partner_keys(tx, partner, keys, true).await
+        }
+        Write::UpdatePartner {
+            partner,
+            expected_version,
+            keys,
+        } => {
+            update(
+                tx,
+                &rows::PARTNERS,
+                rows::partner_row(partner)?,
+                partner.tenant,
+                *partner.id.as_uuid(),
+                *expected_version,
+            )
+            .await?;
+            replace_partner_keys(tx, partner, keys, false).await
+        }
+        Write::InsertPipeline(p) => {
+            insert(tx, &rows::PIPELINES, rows::pipeline_row(p)?, p.id).await
+        }
+        Write::InsertLostReason(r) => {
+            insert(tx, &rows::LOST_REASONS, rows::lost_reason_row(r)?, r.id).await
+        }
+        Write::InsertLead(l) => {
+            insert(tx, &rows::LEADS, rows::lead_row(l)?, l.id).await?;
+            replace_lead_tags(tx, l, true).await
+        }
+        Write::UpdateLead {
+            lead,
+            expected_version,
+        } => {
+            update(
+                tx,
+                &rows::LEADS,
+                rows::lead_row(lead)?,
+                lead.tenant,
+                *lead.id.as_uuid(),
+                *expected_version,
+            )
+            .await?;
+            replace_lead_tags(tx, lead, false).await
+        }
+        Write::InsertRequest(r) => insert(tx, &rows::REQUESTS, rows::request_row(r)?, r.id).await,
+        Write::UpdateRequest {
+            request,
+            expected_version,
+        } => {
+            update(
+                tx,
+                &rows::REQUESTS,
+                rows::request_row(request)?,
+                request.tenant,
+                *request.id.as_uuid(),
+                *expected_version,
+            )
+            .await
+        }
+        Write::InsertComment(c) => insert(tx, &rows::COMMENTS, rows::comment_row(c)?, c.id).await,
+        Write::AppendEvent(e) => {
+            events.push(e);
+            Ok(())
+        }
+        Write::AppendStageHistory(h) => {
+            let stmt = tx
+                .prepare_cached(&rows::STAGE_HISTORY.insert_sql(1))
+                .await
+                .map_err(map_pg)?;
+            tx.execute(&stmt, &rows::params(&rows::stage_history_row(h)?))
+                .await
+                .map_err(map_pg)?;
+            Ok(())
+        }
+        _ => Err(Error::invalid("writes", "unsupported write")),
+    }
+}
+
+/// The rows of an insert-only change set, grouped per table in foreign-key order.
+#[derive(Default)]
+struct Batches {
+    tables: Vec<(&'static Table, Vec<Vec<Value>>)>,
+}
+
+impl Batches {
+    fn push(&mut self, table: &'static Table, row: Vec<Value>) {
+        match self.tables.iter_mut().find(|(t, _)| t.name == table.name) {
+            Some((_, rows)) => rows.push(row),
+            None => self.tables.push((table, vec![row])),
+        }
+    }
+
+    fn ordered(mut self) -> Vec<(&'static Table, Vec<Vec<Value>>)> {
+        const ORDER: [&str; 10] = [
+            "partners",
+            "partner_keys",
+            "pipelines",
+            "lost_reasons",
+            "leads",
+            "lead_tags",
+            "requests",
+            "comments",
+            "events",
+            "stage_history",
+        ];
+        self.tables.sort_by_key(|(t, _)| {
+            ORDER
+                .iter()
+                .position(|n| *n == t.name)
+                .unwrap_or(ORDER.len())
+        });
+        self.tables
+    }
+}
+
+static PARTNERS: &Table = &rows::PARTNERS;
+static PARTNER_KEYS: &Table = &rows::PARTNER_KEYS;
+static PIPELINES: &Table = &rows::PIPELINES;
+static LOST_REASONS: &Table = &rows::LOST_REASONS;
+static LEADS: &Table = &rows::LEADS;
+static LEAD_TAGS: &Table = &rows::LEAD_TAGS;
+static REQUESTS: &Table = &rows::REQUESTS;
+static COMMENTS: &Table = &rows::COMMENTS;
+static EVENTS: &Table = &rows::EVENTS;
+static STAGE_HISTORY: &Table = &rows::STAGE_HISTORY;
+
+async fn copy_rows(tx: &Tx<'_>, table: &Table, rows: &[Vec<Value>]) -> Result<u64> {
+    let sink = tx.copy_in(&table.copy_sql()).await.map_err(map_pg)?;
+    let writer = BinaryCopyInWriter::new(sink, &table.types());
+    let mut writer = std::pin::pin!(writer);
+    for row in rows {
+        writer
+            .as_mut()
+            .write(&rows::params(row))
+            .await
+            .map_err(map_pg)?;
+    }
+    writer.as_mut().finish().await.map_err(map_pg)
+}
+
+async fn insert_rows(tx: &Tx<'_>, table: &Table, rows: &[Vec<Value>], batch: usize) -> Result<u64> {
+    // PostgreSQL takes at most 65535 parameters per statement.
+    let per = batch.min(65_535 / table.columns.len()).max(1);
+    let mut n = 0;
+    for chunk in rows.chunks(per) {
+        let stmt = tx
+            .prepare_cached(&table.insert_sql(chunk.len()))
+            .await
+            .map_err(map_pg)?;
+        let params: Vec<&(dyn ToSql + Sync)> = chunk.iter().flat_map(|r| rows::params(r)).collect();
+        n += tx.execute(&stmt, &params).await.map_err(map_pg)?;
+    }
+    Ok(n)
+}
+
+// ------------------------------------------------------------------------------------------------- reads
+
+fn timeline_sql(tenant: TenantId, of: TimelineOf, after: Option<(i64, Uuid)>, limit: u32) -> Sql {
+    let mut sql = Sql::new();
+    let t = sql.bind(*tenant.as_uuid());
+    let (col, id) = match of {
+        TimelineOf::Lead(id) => ("lead", *id.as_uuid()),
+        TimelineOf::Partner(id) => ("partner", *id.as_uuid()),
+        TimelineOf::Request(id) => ("request", *id.as_uuid()),
+    };
+    let id = sql.bind(id);
+    let mut text = format!("SELECT at_us, id, doc FROM events WHERE tenant = {t} AND {col} = {id}");
+    if let Some((k, i)) = after {
+        let k = sql.bind(k);
+        let i = sql.bind(i);
+        text.push_str(&format!(" AND (at_us, id) < ({k}, {i})"));
+    }
+    let l = sql.bind(i64::from(limit) + 1);
+    text.push_str(&format!(" ORDER BY at_us DESC, id DESC LIMIT {l}"));
+    sql.text = text;
+    sql
+}
+
+fn board_sql(tenant: TenantId, pipeline: PipelineId) -> Sql {
+    let mut sql = Sql::new();
+    let t = sql.bind(*tenant.as_uuid());
+    let p = sql.bind(*pipeline.as_uuid());
+    // Weighted = expected × probability × 0.01, multiplied (never divided) so NUMERIC keeps it exact.
+    sql.text = format!(
+        "SELECT stage, currency, count(*), sum(expected), sum(expected * probability * 0.01)
+         FROM leads WHERE tenant = {t} AND pipeline = {p} AND status IN (0, 1)
+         GROUP BY stage, currency"
+    );
+    sql
+}
+
+fn leads_sql(tenant: TenantId, q: &LeadQuery, after: Option<(i64, Uuid)>) -> Result<Sql> {
+    use crm_core::store::LeadSort;
+    let mut sql = Sql::new();
+    let t = sql.bind(*tenant.as_uuid());
+    let key = match q.sort {
+        LeadSort::CreatedDesc | LeadSort::CreatedAsc => "l.created_us",
+        LeadSort::UpdatedDesc => "l.updated_us",
+        LeadSort::ExpectedRevenueDesc => "l.revenue_key",
+    };
+    let needle = q.text_needle();
+    let mut text = String::from("SELECT l.doc FROM leads l");
+    if needle.is_some() {
+        text.push_str(" JOIN partners p ON p.tenant = l.tenant AND p.id = l.partner");
+    }
+    text.push_str(&format!(" WHERE l.tenant = {t}"));
+    if let Some(v) = q.pipeline {
+        text.push_str(&format!(" AND l.pipeline = {}", sql.bind(*v.as_uuid())));
+    }
+    if let Some(v) = q.stage {
+        text.push_str(&format!(" AND l.stage = {}", sql.bind(*v.as_uuid())));
+    }
+    if let Some(v) = q.status {
+        text.push_str(&format!(" AND l.status = {}", sql.bind(v.code())));
+    }
+    if let Some(v) = q.owner {
+        text.push_str(&format!(" AND l.owner = {}", sql.bind(*v.as_uuid())));
+    }
+    if let Some(v) = q.partner {
+        text.push_str(&format!(" AND l.partner = {}", sql.bind(*v.as_uuid())));
+    }
+    if let Some(tag) = q.tag_needle() {
+        let tag = sql.bind(tag);
+        text.push_str(&format!(
+            " AND EXISTS (SELECT 1 FROM lead_tags g WHERE g.tenant = l.tenant AND g.lead = l.id AND g.tag = {tag})"
+        ));
+    }
+    if let Some(n) = &needle {
+        let pat = sql.bind(like_contains(n));
+        text.push_str(&format!(
+            " AND (l.search LIKE {pat} ESCAPE '\\' OR p.search LIKE {pat} ESCAPE '\\')"
+        ));
+    }
+    let (cmp, dir) = if q.sort.descending() {
+        ("<", "DESC")
+    } else {
+        (">", "ASC")
+    };
+    if let Some((k, id)) = after {
+        let k = sql.bind(k);
+        let id = sql.bind(id);
+        text.push_str(&format!(" AND ({key}, l.id) {cmp} ({k}, {id})"));
+    }
+    let limit = sql.bind(i64::from(q.page.limit) + 1);
+    text.push_str(&format!(" ORDER BY {key} {dir}, l.id {dir} LIMIT {limit}"));
+    sql.text = text;
+    Ok(sql)
+}
+
+fn requests_sql(tenant: TenantId, q: &RequestQuery, after: Option<(i64, Uuid)>) -> Sql {
+    let mut sql = Sql::new();
+    let t = sql.bind(*tenant.as_uuid());
+    let mut text = format!("SELECT doc FROM requests WHERE tenant = {t}");
+    if let Some(v) = q.assignee {
+        text.push_str(&format!(" AND assignee = {}", sql.bind(*v.as_uuid())));
+    }
+    if let Some(v) = q.lead {
+        text.push_str(&format!(" AND lead = {}", sql.bind(*v.as_uuid())));
+    }
+    if let Some(v) = q.partner {
+        text.push_str(&format!(" AND partner = {}", sql.bind(*v.as_uuid())));
+    }
+    if q.active_only {
+        text.push_str(" AND active");
+    }
+    if let Some(d) = q.due_before {
+        text.push_str(&format!(" AND due_key < {}", sql.bind(to_micros(d))));
+    }
+    if let Some((k, id)) = after {
+        let k = sql.bind(k);
+        let id = sql.bind(id);
+        text.push_str(&format!(" AND (due_key, id) > ({k}, {id})"));
+    }
+    let limit = sql.bind(i64::from(q.page.limit) + 1);
+    text.push_str(&format!(" ORDER BY due_key, id LIMIT {limit}"));
+    sql.text = text;
+    sql
+}
+
+fn currency_of(code: &str) -> Result<Currency> {
+    Currency::parse(code.trim()).map_err(|e| crate::error::corrupt("currency", e))
+}
+
+#[async_trait]
+impl Store for PgStore {
+    async fn commit(&self, tenant: TenantId, changes: ChangeSet) -> Result<()> {
+        changes.check_tenant(tenant)?;
+        if changes.writes.is_empty() {
+            return Ok(());
+        }
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(map_pg)?;
+        let mut events = Vec::new();
+        for w in &changes.writes {
+            apply_write(&tx, w, &mut events).await?;
+        }
+        if !events.is_empty() {
+            let first = allocate_positions(&tx, tenant, events.len()).await?;
+            for (i, e) in events.iter().enumerate() {
+                insert(
+                    &tx,
+                    &rows::EVENTS,
+                    rows::event_row(e, first + i as i64)?,
+                    e.id,
+                )
+                .await?;
+            }
+        }
+        tx.commit().await.map_err(map_pg)
+    }
+
+    async fn ingest(&self, tenant: TenantId, changes: ChangeSet) -> Result<u64> {
+        changes.check_insert_only()?;
+        changes.check_tenant(tenant)?;
+        if changes.writes.is_empty() {
+            return Ok(0);
+        }
+        let mut batches = Batches::default();
+        let mut events = Vec::new();
+        for w in &changes.writes {
+            match w {
+                Write::InsertPartner { partner, keys } => {
+                    batches.push(PARTNERS, rows::partner_row(partner)?);
+                    for k in rows::encoded_keys(keys) {
+                        batches.push(PARTNER_KEYS, rows::partner_key_row(partner, &k));
+                    }
+                }
+                Write::InsertPipeline(p) => batches.push(PIPELINES, rows::pipeline_row(p)?),
+                Write::InsertLostReason(r) => batches.push(LOST_REASONS, rows::lost_reason_row(r)?),
+                Write::InsertLead(l) => {
+                    batches.push(LEADS, rows::lead_row(l)?);
+                    for t in rows::lead_tags(l) {
+                        batches.push(LEAD_TAGS, rows::lead_tag_row(l, &t));
+                    }
+                }
+                Write::InsertRequest(r) => batches.push(REQUESTS, rows::request_row(r)?),
+                Write::InsertComment(c) => batches.push(COMMENTS, rows::comment_row(c)?),
+                Write::AppendEvent(e) => events.push(e),
+                Write::AppendStageHistory(h) => {
+                    batches.push(STAGE_HISTORY, rows::stage_history_row(h)?)
+                }
+                _ => return Err(Error::invalid("writes", "unsupported write")),
+            }
+        }
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(map_pg)?;
+        if !events.is_empty() {
+            let first = allocate_positions(&tx, tenant, events.len()).await?;
+            for (i, e) in events.iter().enumerate() {
+                batches.push(EVENTS, rows::event_row(e, first + i as i64)?);
+            }
+        }
+        for (table, rows) in batches.ordered() {
+            match self.config.ingest {
+                IngestMode::Copy => copy_rows(&tx, table, &rows).await?,
+                _ => insert_rows(&tx, table, &rows, self.config.insert_batch).await?,
+            };
+        }
+        tx.commit().await.map_err(map_pg)?;
+        Ok(changes.writes.len() as u64)
+    }
+
+    async fn partner(&self, tenant: TenantId, id: PartnerId) -> Result<Partner> {
+        self.one_doc("partners", tenant, *id.as_uuid(), "partner")
+            .await
+    }
+
+    async fn partners_by_keys(
+        &self,
+        tenant: TenantId,
+        keys: &[DedupeKey],
+    ) -> Result<Vec<KeyMatch>> {
+        let keys: Vec<String> = rows::encoded_keys(keys).into_iter().collect();
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let rows = self
+            .query(
+                "WITH m AS (
+                     SELECT DISTINCT partner FROM partner_keys
+                     WHERE tenant = $1 AND key = ANY($2) ORDER BY partner LIMIT 100)
+                 SELECT k.partner, p.name, k.key
+                 FROM m
+                 JOIN partner_keys k ON k.tenant = $1 AND k.partner = m.partner AND k.key = ANY($2)
+                 JOIN partners p ON p.tenant = $1 AND p.id = k.partner
+                 ORDER BY k.partner, k.key",
+                &[tenant.as_uuid(), &keys],
+            )
+            .await?;
+        rows.iter()
+            .map(|r| {
+                let key: String = r.get(2);
+                Ok(KeyMatch {
+                    partner: PartnerId::from_uuid(r.get(0)),
+                    name: r.get(1),
+                    key: DedupeKey::decode(&key)
+                        .ok_or_else(|| crate::error::corrupt("partner key", &key))?,
+                })
+            })
+            .collect()
+    }
+
+    async fn pipeline(&self, tenant: TenantId, id: PipelineId) -> Result<Pipeline> {
+        self.one_doc("pipelines", tenant, *id.as_uuid(), "pipeline")
+            .await
+    }
+
+    async fn pipelines(&self, tenant: TenantId) -> Result<Vec<Pipeline>> {
+        let rows = self
+            .query(
+                "SELECT doc FROM pipelines WHERE tenant = $1 ORDER BY created_us, seq",
+                &[tenant.as_uuid()],
+            )
+            .await?;
+        rows.iter().map(|r| rows::doc(r, 0, "pipeline")).collect()
+    }
+
+    async fn lost_reasons(&self, tenant: TenantId) -> Result<Vec<LostReason>> {
+        let rows = self
+            .query(
+                "SELECT doc FROM lost_reasons WHERE tenant = $1 ORDER BY seq",
+                &[tenant.as_uuid()],
+            )
+            .await?;
+        rows.iter()
+            .map(|r| rows::doc(r, 0, "lost reason"))
+            .collect()
+    }
+
+    async fn lead(&self, tenant: TenantId, id: LeadId) -> Result<Lead> {
+        self.one_doc("leads", tenant, *id.as_uuid(), "lead").await
+    }
+
+    async fn query_leads(&self, tenant: TenantId, query: &LeadQuery) -> Result<Page<Lead>> {
+        let after = check_page(&query.page)?;
+        let sql = leads_sql(tenant, query, after)?;
+        let rows = self.run(&sql).await?;
+        let leads = rows
+            .iter()
+            .map(|r| rows::doc::<Lead>(r, 0, "lead"))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(paginate(leads, query.page.limit, |l| {
+            (query.sort.key(l), *l.id.as_uuid())
+        }))
+    }
+
+    async fn board(&self, tenant: TenantId, pipeline: PipelineId) -> Result<Board> {
+        let p = self.pipeline(tenant, pipeline).await?;
+        let rows = self.run(&board_sql(tenant, pipeline)).await?;
+        // stage → (count, currency → (expected, weighted)).
+        type Sums = (u64, BTreeMap<Currency, (Decimal, Decimal)>);
+        let mut by: BTreeMap<Uuid, Sums> = BTreeMap::new();
+        for r in &rows {
+            let entry = by.entry(r.get(0)).or_default();
+            entry.0 += r.get::<_, i64>(2) as u64;
+            if let Some(code) = r.get::<_, Option<String>>(1) {
+                let expected: Decimal = r.get(3);
+                let weighted: Decimal = r.get(4);
+                entry.1.insert(currency_of(&code)?, (expected, weighted));
+            }
+        }
+        let columns = p
+            .stages
+            .iter()
+            .map(|s| {
+                let sums = by.remove(s.id.as_uuid()).unwrap_or_default();
+                BoardColumn {
+                    stage: s.id,
+                    name: s.name.clone(),
+                    kind: s.kind,
+                    fold: s.fold,
+                    count: sums.0,
+                    totals: sums
+                        .1
+                        .into_iter()
+                        .map(|(currency, (e, w))| CurrencyTotal {
+                            currency,
+                            expected: e.normalize(),
+                            weighted: w.normalize(),
+                        })
+                        .collect(),
+                }
+            })
+            .collect();
+        Ok(Board { pipeline, columns })
+    }
+
+    async fn stage_history(
+        &self,
+        tenant: TenantId,
+        lead: LeadId,
+    ) -> Result<Vec<StageHistoryEntry>> {
+        self.exists("leads", tenant, *lead.as_uuid(), "lead")
+            .await?;
+        let rows = self
+            .query(
+                "SELECT doc FROM stage_history WHERE tenant = $1 AND lead = $2 ORDER BY seq",
+                &[tenant.as_uuid(), lead.as_uuid()],
+            )
+            .await?;
+        rows.iter()
+            .map(|r| rows::doc(r, 0, "stage history entry"))
+            .collect()
+    }
+
+    async fn funnel(
+        &self,
+        tenant: TenantId,
+        pipeline: PipelineId,
+        period: Option<(Timestamp, Timestamp)>,
+    ) -> Result<Funnel> {
+        let p = self.pipeline(tenant, pipeline).await?;
+        let (from, to) = match period {
+            Some((a, b)) => (to_micros(a), to_micros(b)),
+            None => (i64::MIN, i64::MAX),
+        };
+        // Stages reached (per the history in this pipeline) by leads entered in the period, then how many of the
+        // pipeline's leads entered in the period are won and lost now.
+        let rows = self
+            .query(
+                "SELECT 0 AS part, h.to_stage, count(DISTINCT h.lead)
+                 FROM stage_history h JOIN leads l ON l.tenant = h.tenant AND l.id = h.lead
+                 WHERE h.tenant = $1 AND h.pipeline = $2 AND l.created_us >= $3 AND l.created_us < $4
+                 GROUP BY h.to_stage
+                 UNION ALL
+                 SELECT l.status::int, NULL, count(*) FROM leads l
+                 WHERE l.tenant = $1 AND l.pipeline = $2 AND l.created_us >= $3 AND l.created_us < $4
+                   AND l.status IN (1, 2)
+                 GROUP BY l.status",
+                &[tenant.as_uuid(), pipeline.as_uuid(), &from, &to],
+            )
+            .await?;
+        let mut reached: BTreeMap<Uuid, u64> = BTreeMap::new();
+        let (mut won, mut lost) = (0, 0);
+        for r in &rows {
+            let n = r.get::<_, i64>(2) as u64;
+            match r.get::<_, i32>(0) {
+                0 => {
+                    reached.insert(r.get(1), n);
+                }
+                1 => won = n,
+                _ => lost = n,
+            }
+        }
+        Ok(Funnel {
+            steps: p
+                .stages
+                .iter()
+                .map(|s: &crm_core::pipeline::Stage| {
+                    (
+                        StageId::from_uuid(*s.id.as_uuid()),
+                        s.name.clone(),
+                        reached.get(s.id.as_uuid()).copied().unwrap_or(0),
+                    )
+                })
+                .collect(),
+            won,
+            lost,
+        })
+    }
+
+    async fn request(&self, tenant: TenantId, id: RequestId) -> Result<Request> {
+        self.one_doc("requests", tenant, *id.as_uuid(), "request")
+            .await
+    }
+
+    async fn query_requests(
+        &self,
+        tenant: TenantId,
+        query: &RequestQuery,
+    ) -> Result<Page<Request>> {
+        let after = check_page(&query.page)?;
+        let rows = self.run(&requests_sql(tenant, query, after)).await?;
+        let items = rows
+            .iter()
+            .map(|r| rows::doc::<Request>(r, 0, "request"))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(paginate(items, query.page.limit, |r| {
+            (request_sort_key(r), *r.id.as_uuid())
+        }))
+    }
+
+    async fn comments(
+        &self,
+        tenant: TenantId,
+        target: CommentTarget,
+        page: &PageRequest,
+    ) -> Result<Page<Comment>> {
+        let after = check_page(page)?;
+        self.subject_exists(tenant, target).await?;
+        let (kind, id) = rows::target_parts(&target);
+        let limit = i64::from(page.limit) + 1;
+        let rows = match after {
+            None => {
+                self.query(
+                    "SELECT doc FROM comments WHERE tenant = $1 AND target_kind = $2 AND target = $3
+                     ORDER BY created_us DESC, id DESC LIMIT $4",
+                    &[tenant.as_uuid(), &kind, &id, &limit],
+                )
+                .await?
+            }
+            Some((k, i)) => {
+                self.query(
+                    "SELECT doc FROM comments WHERE tenant = $1 AND target_kind = $2 AND target = $3
+                     AND (created_us, id) < ($5, $6)
+                     ORDER BY created_us DESC, id DESC LIMIT $4",
+                    &[tenant.as_uuid(), &kind, &id, &limit, &k, &i],
+                )
+                .await?
+            }
+        };
+        let items = rows
+            .iter()
+            .map(|r| rows::doc::<Comment>(r, 0, "comment"))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(paginate(items, page.limit, |c| {
+            (to_micros(c.created_at), *c.id.as_uuid())
+        }))
+    }
+
+    async fn timeline(
+        &self,
+        tenant: TenantId,
+        of: TimelineOf,
+        page: &PageRequest,
+    ) -> Result<Page<DomainEvent>> {
+        let after = check_page(page)?;
+        self.subject_exists(
+            tenant,
+            match of {
+                TimelineOf::Lead(id) => CommentTarget::Lead(id),
+                TimelineOf::Partner(id) => CommentTarget::Partner(id),
+                TimelineOf::Request(id) => CommentTarget::Request(id),
+            },
+        )
+        .await?;
+        let rows = self
+            .run(&timeline_sql(tenant, of, after, page.limit))
+            .await?;
+        let items = rows
+            .iter()
+            .map(|r| rows::doc::<DomainEvent>(r, 2, "event"))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(paginate(items, page.limit, |e| {
+            (to_micros(e.at), *e.id.as_uuid())
+        }))
+    }
+
+    async fn events_since(
+        &self,
+        tenant: TenantId,
+        after: u64,
+        limit: u32,
+    ) -> Result<Vec<(u64, DomainEvent)>> {
+        // Like the SQLite adapter: at most 10 000 per call, 0 gives nothing.
+        let limit = limit.min(10_000);
+        let after = i64::try_from(after).unwrap_or(i64::MAX);
+        let rows = self
+            .query(
+                "SELECT pos, doc FROM events WHERE tenant = $1 AND pos > $2 ORDER BY pos LIMIT $3",
+                &[tenant.as_uuid(), &after, &i64::from(limit)],
+            )
+            .await?;
+        rows.iter()
+            .map(|r| Ok((r.get::<_, i64>(0) as u64, rows::doc(r, 1, "event")?)))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn like_patterns_escape_wildcards() {
+        assert_eq!(like_contains("a%b_c\\"), "%a\\%b\\_c\\\\%");
+    }
+
+    #[test]
+    fn update_sql_checks_the_version() {
+        let s = update_sql(&rows::PIPELINES);
+        assert_eq!(
+            s,
+            "UPDATE pipelines SET created_us = $3, doc = $4 WHERE tenant = $1 AND id = $2 AND version = $5"
+        );
+    }
+
+    #[test]
+    fn paginate_sets_next_only_when_more_follow() {
+        let id = Uuid::nil();
+        let p = paginate(vec![1, 2, 3], 2, |x| (*x as i64, id));
+        assert_eq!(p.items, vec![1, 2]);
+        assert_eq!(p.next.unwrap().decode().unwrap(), (2, id));
+        let p = paginate(vec![1, 2], 2, |x| (*x as i64, id));
+        assert!(p.next.is_none());
+    }
+}
