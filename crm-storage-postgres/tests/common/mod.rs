@@ -1,0 +1,61 @@
+//! Shared set-up of the PostgreSQL tests: the server comes from `CRM_TEST_POSTGRES_URL`, each test gets a fresh
+//! schema, and without a server the suite says plainly that it was skipped (or fails when `CRM_REQUIRE_POSTGRES=1`).
+
+#![allow(dead_code)]
+
+use crm_core::store::Store;
+use crm_storage_postgres::{PgConfig, PgStore};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+
+/// The message printed when no server is configured.
+pub const SKIPPED: &str =
+    "Postgres suite SKIPPED: set CRM_TEST_POSTGRES_URL or run scripts/test (or scripts/with-postgres cargo test)";
+
+/// The test server's URL; `None` (after saying so) when there is none and none is required.
+pub fn url() -> Option<String> {
+    match std::env::var("CRM_TEST_POSTGRES_URL") {
+        Ok(u) if !u.trim().is_empty() => Some(u),
+        _ => {
+            if std::env::var("CRM_REQUIRE_POSTGRES").as_deref() == Ok("1") {
+                panic!("CRM_REQUIRE_POSTGRES=1 but CRM_TEST_POSTGRES_URL is not set: the Postgres suite must run");
+            }
+            println!("{SKIPPED}");
+            eprintln!("{SKIPPED}");
+            None
+        }
+    }
+}
+
+/// A schema name no other test uses.
+pub fn fresh_schema() -> String {
+    static N: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "crm_t_{}_{}_{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed),
+        uuid::Uuid::now_v7().simple().to_string()[20..].to_owned()
+    )
+}
+
+/// A configuration for the test server with a fresh schema.
+pub fn config(url: &str) -> PgConfig {
+    PgConfig::from_url(url)
+        .with_schema(fresh_schema())
+        .with_pool_size(8)
+}
+
+/// A store in a fresh schema, or `None` when the suite is skipped.
+pub async fn store() -> Option<PgStore> {
+    let url = url()?;
+    Some(
+        PgStore::connect(config(&url))
+            .await
+            .expect("connect to the test server"),
+    )
+}
+
+/// The same, as the trait object the conformance suite takes.
+pub async fn dyn_store() -> Option<Arc<dyn Store>> {
+    store().await.map(|s| Arc::new(s) as Arc<dyn Store>)
+}
