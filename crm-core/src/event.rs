@@ -186,6 +186,67 @@ pub enum EventKind {
         /// The status after.
         to: RequestStatus,
     },
+    /// A sales invoice, credit note or vendor bill was recorded (or replaced by a new version).
+    InvoiceRecorded {
+        /// The document.
+        document: crate::id::DocumentId,
+        /// Its kind.
+        kind: crate::commerce::DocumentKind,
+        /// The host's number.
+        number: String,
+        /// Its total in its currency.
+        total: Money,
+        /// The campaign it is attributed to.
+        campaign: Option<crate::id::CampaignId>,
+        /// Its version (above 1 when it replaced an earlier one).
+        version: u64,
+    },
+    /// A payment was recorded (or replaced).
+    PaymentRecorded {
+        /// The document.
+        document: crate::id::DocumentId,
+        /// The host's number.
+        number: String,
+        /// The amount.
+        amount: Money,
+        /// Its version.
+        version: u64,
+    },
+    /// A campaign was created.
+    CampaignCreated {
+        /// The campaign.
+        campaign: crate::id::CampaignId,
+        /// Its name.
+        name: String,
+    },
+    /// A campaign was launched: its audience snapshotted and its calls handed out.
+    CampaignLaunched {
+        /// The campaign.
+        campaign: crate::id::CampaignId,
+        /// How many targets.
+        targets: u64,
+    },
+    /// A campaign was closed.
+    CampaignClosed {
+        /// The campaign.
+        campaign: crate::id::CampaignId,
+    },
+    /// A cost was booked on a campaign.
+    CampaignCostAdded {
+        /// The campaign.
+        campaign: crate::id::CampaignId,
+        /// The amount.
+        amount: Money,
+    },
+    /// An agent recorded a call's outcome.
+    CallOutcomeRecorded {
+        /// The campaign.
+        campaign: crate::id::CampaignId,
+        /// The outcome.
+        outcome: crate::commerce::OutcomeKind,
+        /// The lead created, when the partner was interested.
+        lead: Option<LeadId>,
+    },
     /// A communication rule failed while handling an event; the triggering change still committed.
     RuleFailed {
         /// The rule's name.
@@ -211,6 +272,13 @@ impl EventKind {
             Self::RequestOpened { .. } => "request_opened",
             Self::RequestUpdated { .. } => "request_updated",
             Self::RequestStatusChanged { .. } => "request_status_changed",
+            Self::InvoiceRecorded { .. } => "invoice_recorded",
+            Self::PaymentRecorded { .. } => "payment_recorded",
+            Self::CampaignCreated { .. } => "campaign_created",
+            Self::CampaignLaunched { .. } => "campaign_launched",
+            Self::CampaignClosed { .. } => "campaign_closed",
+            Self::CampaignCostAdded { .. } => "campaign_cost_added",
+            Self::CallOutcomeRecorded { .. } => "call_outcome_recorded",
             Self::RuleFailed { .. } => "rule_failed",
         }
     }
@@ -291,6 +359,21 @@ impl DomainEvent {
                 format!("request {} → {}", from.as_str(), to.as_str())
             }
             EventKind::RuleFailed { rule, message } => format!("rule `{rule}` failed: {message}"),
+            EventKind::InvoiceRecorded { kind, number, total, version, .. } => {
+                format!("{} {number} recorded ({total}, version {version})", kind.as_str())
+            }
+            EventKind::PaymentRecorded { number, amount, .. } => {
+                format!("payment {number} recorded ({amount})")
+            }
+            EventKind::CampaignCreated { name, .. } => format!("campaign `{name}` created"),
+            EventKind::CampaignLaunched { targets, .. } => {
+                format!("campaign launched with {targets} targets")
+            }
+            EventKind::CampaignClosed { .. } => "campaign closed".to_string(),
+            EventKind::CampaignCostAdded { amount, .. } => format!("campaign cost {amount}"),
+            EventKind::CallOutcomeRecorded { outcome, .. } => {
+                format!("call outcome: {}", outcome.as_str().replace('_', " "))
+            }
         }
     }
 }

@@ -18,6 +18,7 @@
 //! `tests/conformance.rs` runs all of them.
 
 pub mod actor;
+pub mod commerce;
 pub mod dedupe;
 pub mod error;
 pub mod event;

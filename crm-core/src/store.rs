@@ -90,6 +90,9 @@ pub enum Write {
     /// Enqueue a message a rule decided, unless the tenant already has one with the same idempotency key (then
     /// nothing is written and the rest of the change set still commits). See [`crate::outbox::OutboxStore`].
     EnqueueOutbox(crate::outbox::OutboxMessage),
+    /// A write of the commerce records (products, documents, rates, campaigns); adapters hand it to their
+    /// commerce module. See [`crate::commerce::CommerceStore`].
+    Commerce(crate::commerce::CommerceWrite),
 }
 
 impl Write {
@@ -107,6 +110,7 @@ impl Write {
             Self::AppendEvent(e) => e.tenant,
             Self::AppendStageHistory(h) => h.tenant,
             Self::EnqueueOutbox(m) => m.tenant,
+            Self::Commerce(c) => c.tenant(),
         }
     }
 }
@@ -142,6 +146,7 @@ impl ChangeSet {
     pub fn check_insert_only(&self) -> Result<()> {
         match self.writes.iter().position(|w| {
             matches!(w, Write::UpdatePartner { .. } | Write::UpdateLead { .. } | Write::UpdateRequest { .. })
+                || matches!(w, Write::Commerce(c) if c.is_update())
         }) {
             Some(i) => Err(Error::invalid("writes", format!("write {i} is an update; ingest takes only inserts"))),
             None => Ok(()),

@@ -1,0 +1,673 @@
+//! Campaigns: a segment, a period, a team of agents and a script; launched into a call list; outcomes recorded by
+//! the agent who owns each call.
+
+use super::period::Period;
+use super::rate::AppliedRate;
+use super::segment::Criteria;
+use crate::actor::Actor;
+use crate::error::{Error, Result};
+use crate::event::RequestStatus;
+use crate::id::{CampaignId, CostEntryId, LeadId, PartnerId, RequestId, TenantId, UserId};
+use crate::lead::Priority;
+use crate::money::Money;
+use crate::request::Request;
+use crate::time::Timestamp;
+use crate::validate;
+use chrono::{NaiveDate, NaiveTime};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeSet;
+
+/// The most agents a campaign may have.
+pub const MAX_AGENTS: usize = 500;
+
+/// How a campaign reaches people.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Channel {
+    /// Calls by telemarketing agents: launching creates a call request per target.
+    Telemarketing,
+    /// E-mail.
+    Email,
+    /// An event (fair, seminar).
+    Event,
+    /// Anything else.
+    Other,
+}
+
+impl Channel {
+    /// The small integer storage uses.
+    pub fn code(self) -> i16 {
+        match self {
+            Self::Telemarketing => 0,
+            Self::Email => 1,
+            Self::Event => 2,
+            Self::Other => 3,
+        }
+    }
+}
+
+/// Where a campaign is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CampaignStatus {
+    /// Being prepared; may be edited and launched.
+    Draft,
+    /// Launched: its audience is fixed, calls are being made.
+    Active,
+    /// Over.
+    Closed,
+}
+
+impl CampaignStatus {
+    /// The word.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Draft => "draft",
+            Self::Active => "active",
+            Self::Closed => "closed",
+        }
+    }
+}
+
+/// A marketing campaign.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Campaign {
+    /// The campaign's id.
+    pub id: CampaignId,
+    /// The tenant.
+    pub tenant: TenantId,
+    /// Name.
+    pub name: String,
+    /// Channel.
+    pub channel: Channel,
+    /// When it runs.
+    pub period: Period,
+    /// Who is responsible.
+    pub owner: UserId,
+    /// The telemarketing agents the calls are spread over.
+    pub agents: Vec<UserId>,
+    /// The message or call script.
+    pub script: Option<String>,
+    /// Draft, active or closed.
+    pub status: CampaignStatus,
+    /// Budget.
+    pub budget: Option<Money>,
+    /// The target segment.
+    pub criteria: Option<Criteria>,
+    /// How many targets the launch snapshotted.
+    pub target_count: u64,
+    /// Optimistic-concurrency version.
+    pub version: u64,
+    /// When it was created.
+    pub created_at: Timestamp,
+    /// When it last changed.
+    pub updated_at: Timestamp,
+    /// When it was launched.
+    pub launched_at: Option<Timestamp>,
+}
+
+/// Input for a new campaign.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewCampaign {
+    /// Name (required).
+    pub name: String,
+    /// Channel.
+    pub channel: Channel,
+    /// When it runs.
+    pub period: Period,
+    /// Who is responsible.
+    pub owner: UserId,
+    /// Agents (at least one for telemarketing, no duplicates).
+    pub agents: Vec<UserId>,
+    /// Script or message.
+    pub script: Option<String>,
+    /// Budget (not negative).
+    pub budget: Option<Money>,
+    /// Target segment (checked for shape here; the service checks the items it names exist).
+    pub criteria: Option<Criteria>,
+}
+
+impl NewCampaign {
+    /// Validates and builds the campaign (status draft).
+    pub fn build(
+        self,
+        tenant: TenantId,
+        now: Timestamp,
+    ) -> Result<(Campaign, crate::event::EventKind)> {
+        let name = validate::name("name", &self.name)?;
+        check_agents(self.channel, &self.agents)?;
+        if let Some(b) = &self.budget {
+            if b.is_negative() {
+                return Err(Error::invalid("budget", "must not be negative"));
+            }
+        }
+        if let Some(c) = &self.criteria {
+            c.check()?;
+        }
+        let c = Campaign {
+            id: CampaignId::new(),
+            tenant,
+            name,
+            channel: self.channel,
+            period: self.period,
+            owner: self.owner,
+            agents: self.agents,
+            script: validate::optional("script", self.script.as_deref(), validate::MAX_TEXT)?,
+            status: CampaignStatus::Draft,
+            budget: self.budget,
+            criteria: self.criteria,
+            target_count: 0,
+            version: 1,
+            created_at: now,
+            updated_at: now,
+            launched_at: None,
+        };
+        let e = crate::event::EventKind::CampaignCreated {
+            campaign: c.id,
+            name: c.name.clone(),
+        };
+        Ok((c, e))
+    }
+}
+
+fn check_agents(channel: Channel, agents: &[UserId]) -> Result<()> {
+    if channel == Channel::Telemarketing && agents.is_empty() {
+        return Err(Error::invalid(
+            "agents",
+            "a telemarketing campaign needs at least one agent",
+        ));
+    }
+    if agents.len() > MAX_AGENTS {
+        return Err(Error::invalid(
+            "agents",
+            format!("at most {MAX_AGENTS} agents are allowed"),
+        ));
+    }
+    if agents.iter().collect::<BTreeSet<_>>().len() != agents.len() {
+        return Err(Error::invalid("agents", "an agent is listed twice"));
+    }
+    Ok(())
+}
+
+/// What an agent's call achieved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum CallOutcome {
+    /// Nobody answered; the call stays on the list.
+    NoAnswer,
+    /// Call again at this time; the call stays on the list, due then.
+    CallBack {
+        /// When.
+        at: Timestamp,
+    },
+    /// Interested: a lead is created with the campaign as its source.
+    Interested,
+    /// Not interested.
+    NotInterested,
+    /// The number or person was wrong.
+    WrongContact,
+}
+
+/// [`CallOutcome`] without its data: for counts and storage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OutcomeKind {
+    /// No answer.
+    NoAnswer,
+    /// Call back.
+    CallBack,
+    /// Interested.
+    Interested,
+    /// Not interested.
+    NotInterested,
+    /// Wrong contact.
+    WrongContact,
+}
+
+impl OutcomeKind {
+    /// Every kind, in code order.
+    pub const ALL: [OutcomeKind; 5] = [
+        Self::NoAnswer,
+        Self::CallBack,
+        Self::Interested,
+        Self::NotInterested,
+        Self::WrongContact,
+    ];
+
+    /// The small integer storage uses.
+    pub fn code(self) -> i16 {
+        self as i16
+    }
+
+    /// The inverse of [`OutcomeKind::code`].
+    pub fn from_code(c: i16) -> Option<Self> {
+        Self::ALL.get(usize::try_from(c).ok()?).copied()
+    }
+
+    /// Whether the call is finished with this outcome.
+    pub fn is_final(self) -> bool {
+        matches!(
+            self,
+            Self::Interested | Self::NotInterested | Self::WrongContact
+        )
+    }
+
+    /// Whether the person was reached.
+    pub fn reached(self) -> bool {
+        matches!(
+            self,
+            Self::CallBack | Self::Interested | Self::NotInterested
+        )
+    }
+
+    /// The word.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::NoAnswer => "no_answer",
+            Self::CallBack => "call_back",
+            Self::Interested => "interested",
+            Self::NotInterested => "not_interested",
+            Self::WrongContact => "wrong_contact",
+        }
+    }
+}
+
+impl CallOutcome {
+    /// The kind.
+    pub fn kind(&self) -> OutcomeKind {
+        match self {
+            Self::NoAnswer => OutcomeKind::NoAnswer,
+            Self::CallBack { .. } => OutcomeKind::CallBack,
+            Self::Interested => OutcomeKind::Interested,
+            Self::NotInterested => OutcomeKind::NotInterested,
+            Self::WrongContact => OutcomeKind::WrongContact,
+        }
+    }
+}
+
+/// One partner of a launched campaign's audience: the snapshot, its call and its outcome.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CampaignTarget {
+    /// The tenant.
+    pub tenant: TenantId,
+    /// The campaign.
+    pub campaign: CampaignId,
+    /// The partner targeted.
+    pub partner: PartnerId,
+    /// The agent the call was given to (telemarketing).
+    pub agent: Option<UserId>,
+    /// The call request (telemarketing).
+    pub request: Option<RequestId>,
+    /// The latest outcome.
+    pub outcome: Option<OutcomeKind>,
+    /// When the latest outcome was recorded.
+    pub outcome_at: Option<Timestamp>,
+    /// When the partner was first reached.
+    pub reached_at: Option<Timestamp>,
+    /// Calls made.
+    pub attempts: u32,
+    /// The lead created when the partner was interested.
+    pub lead: Option<LeadId>,
+    /// Optimistic-concurrency version.
+    pub version: u64,
+}
+
+/// A dated cost of a campaign.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CampaignCost {
+    /// The entry's id.
+    pub id: CostEntryId,
+    /// The tenant.
+    pub tenant: TenantId,
+    /// The campaign.
+    pub campaign: CampaignId,
+    /// The day the cost was incurred.
+    pub date: NaiveDate,
+    /// The amount (positive).
+    pub amount: Money,
+    /// A note.
+    pub note: Option<String>,
+    /// The rate into the reporting currency on that day.
+    pub rate: AppliedRate,
+    /// The amount in reporting-currency units.
+    pub amount_units: i64,
+}
+
+impl CampaignCost {
+    /// Validates and builds a cost entry.
+    pub fn new(
+        campaign: &Campaign,
+        date: NaiveDate,
+        amount: Money,
+        note: Option<&str>,
+        rate: AppliedRate,
+    ) -> Result<Self> {
+        if amount.is_negative() || amount.amount().is_zero() {
+            return Err(Error::invalid("amount", "a cost is more than zero"));
+        }
+        Ok(Self {
+            id: CostEntryId::new(),
+            tenant: campaign.tenant,
+            campaign: campaign.id,
+            date,
+            amount,
+            note: validate::optional("note", note, validate::MAX_NAME)?,
+            rate,
+            amount_units: rate.to_reporting_units(amount.amount(), "amount")?,
+        })
+    }
+}
+
+/// What launching a campaign writes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Launch {
+    /// The campaign, active, with its target count.
+    pub campaign: Campaign,
+    /// The audience snapshot.
+    pub targets: Vec<CampaignTarget>,
+    /// One call request per target (telemarketing).
+    pub calls: Vec<Request>,
+}
+
+impl Campaign {
+    /// Launches a draft campaign on an audience (partner id and name, in a stable order): snapshots it and, for
+    /// telemarketing, gives each target a call request, round-robin over the agents so each gets an even share.
+    /// A campaign that is not a draft is refused on field `status`.
+    pub fn launch(
+        &self,
+        audience: &[(PartnerId, String)],
+        opened_by: Actor,
+        now: Timestamp,
+    ) -> Result<Launch> {
+        self.check_launchable()?;
+        let due = self
+            .period
+            .from()
+            .and_time(NaiveTime::from_hms_opt(9, 0, 0).unwrap_or_default())
+            .and_utc()
+            .max(now);
+        let calls_on = self.channel == Channel::Telemarketing;
+        let mut targets = Vec::with_capacity(audience.len());
+        let mut calls = Vec::new();
+        for (i, (partner, name)) in audience.iter().enumerate() {
+            let (agent, request) = if calls_on {
+                let agent = self.agents[i % self.agents.len()];
+                let title: String = format!("Call {name}: {}", self.name)
+                    .chars()
+                    .take(validate::MAX_NAME)
+                    .collect();
+                let r = Request {
+                    id: RequestId::new(),
+                    tenant: self.tenant,
+                    lead: None,
+                    partner: Some(*partner),
+                    title,
+                    description: self.script.clone(),
+                    kind: Some("call".into()),
+                    assignee: agent,
+                    due: Some(due),
+                    priority: Priority::Normal,
+                    status: RequestStatus::Open,
+                    opened_by: opened_by.clone(),
+                    version: 1,
+                    created_at: now,
+                    updated_at: now,
+                    closed_at: None,
+                };
+                let id = r.id;
+                calls.push(r);
+                (Some(agent), Some(id))
+            } else {
+                (None, None)
+            };
+            targets.push(CampaignTarget {
+                tenant: self.tenant,
+                campaign: self.id,
+                partner: *partner,
+                agent,
+                request,
+                outcome: None,
+                outcome_at: None,
+                reached_at: None,
+                attempts: 0,
+                lead: None,
+                version: 1,
+            });
+        }
+        let mut campaign = self.clone();
+        campaign.status = CampaignStatus::Active;
+        campaign.target_count = targets.len() as u64;
+        campaign.launched_at = Some(now);
+        campaign.version += 1;
+        campaign.updated_at = now;
+        Ok(Launch {
+            campaign,
+            targets,
+            calls,
+        })
+    }
+
+    /// Checks the campaign can be launched: a draft (field `status`), with agents when it calls (field `agents`)
+    /// and a target segment (field `criteria`).
+    pub fn check_launchable(&self) -> Result<()> {
+        if self.status != CampaignStatus::Draft {
+            return Err(Error::invalid(
+                "status",
+                format!(
+                    "campaign `{}` is {}; only a draft campaign can be launched",
+                    self.name,
+                    self.status.as_str()
+                ),
+            ));
+        }
+        check_agents(self.channel, &self.agents)?;
+        if self.criteria.is_none() {
+            return Err(Error::invalid(
+                "criteria",
+                "a campaign needs a target segment to be launched",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Closes an active campaign.
+    pub fn close(&self, now: Timestamp) -> Result<Campaign> {
+        if self.status != CampaignStatus::Active {
+            return Err(Error::invalid(
+                "status",
+                format!(
+                    "campaign `{}` is {}; only an active campaign can be closed",
+                    self.name,
+                    self.status.as_str()
+                ),
+            ));
+        }
+        let mut c = self.clone();
+        c.status = CampaignStatus::Closed;
+        c.version += 1;
+        c.updated_at = now;
+        Ok(c)
+    }
+}
+
+/// What recording an outcome changes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutcomeChange {
+    /// The target after the outcome.
+    pub target: CampaignTarget,
+    /// The call request after the outcome (done when final, due at the call-back time otherwise).
+    pub request: Request,
+}
+
+/// Records an outcome on a target's call: only the agent the call is assigned to may (field `agent`), only while
+/// the campaign is active (field `status`) and the call is still open (field `request`).
+pub fn record_outcome(
+    campaign: &Campaign,
+    target: &CampaignTarget,
+    call: &Request,
+    agent: Option<UserId>,
+    outcome: CallOutcome,
+    now: Timestamp,
+) -> Result<OutcomeChange> {
+    if campaign.status != CampaignStatus::Active {
+        return Err(Error::invalid(
+            "status",
+            format!(
+                "campaign `{}` is {}: outcomes are recorded while it is active",
+                campaign.name,
+                campaign.status.as_str()
+            ),
+        ));
+    }
+    if agent != Some(call.assignee) {
+        return Err(Error::invalid(
+            "agent",
+            "only the agent the call is assigned to can record its outcome",
+        ));
+    }
+    if !call.status.is_active() {
+        return Err(Error::invalid("request", "the call is already finished"));
+    }
+    let kind = outcome.kind();
+    let mut t = target.clone();
+    t.outcome = Some(kind);
+    t.outcome_at = Some(now);
+    t.attempts += 1;
+    if kind.reached() && t.reached_at.is_none() {
+        t.reached_at = Some(now);
+    }
+    t.version += 1;
+    let mut r = call.clone();
+    if kind.is_final() {
+        r.status = RequestStatus::Done;
+        r.closed_at = Some(now);
+    } else if let CallOutcome::CallBack { at } = outcome {
+        if at < now {
+            return Err(Error::invalid("outcome.at", format!("{at} is in the past")));
+        }
+        r.due = Some(at);
+    }
+    r.version += 1;
+    r.updated_at = now;
+    Ok(OutcomeChange {
+        target: t,
+        request: r,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::{Duration, Utc};
+
+    fn campaign(agents: usize) -> Campaign {
+        let d = |m, day| NaiveDate::from_ymd_opt(2026, m, day).unwrap();
+        NewCampaign {
+            name: "Winback".into(),
+            channel: Channel::Telemarketing,
+            period: Period::new(d(1, 1), d(3, 31)).unwrap(),
+            owner: UserId::new(),
+            agents: (0..agents).map(|_| UserId::new()).collect(),
+            script: Some("Hello".into()),
+            budget: None,
+            criteria: Some(Criteria::Role {
+                role: crate::partner::PartnerRole::Customer,
+            }),
+        }
+        .build(TenantId::new(), Utc::now())
+        .unwrap()
+        .0
+    }
+
+    #[test]
+    fn launch_spreads_evenly_and_only_once() {
+        let c = campaign(3);
+        let audience: Vec<_> = (0..10)
+            .map(|i| (PartnerId::new(), format!("P{i}")))
+            .collect();
+        let now = Utc::now();
+        let l = c.launch(&audience, Actor::System, now).unwrap();
+        assert_eq!(l.targets.len(), 10);
+        assert_eq!(l.calls.len(), 10);
+        for a in &c.agents {
+            let n = l.calls.iter().filter(|r| r.assignee == *a).count();
+            assert!((3..=4).contains(&n), "{n}");
+        }
+        assert!(l
+            .calls
+            .iter()
+            .all(|r| r.description.as_deref() == Some("Hello")));
+        assert_eq!(l.campaign.status, CampaignStatus::Active);
+        let e = l
+            .campaign
+            .launch(&audience, Actor::System, now)
+            .unwrap_err();
+        assert_eq!(e.field(), Some("status"));
+    }
+
+    #[test]
+    fn outcomes_belong_to_the_assigned_agent() {
+        let c = campaign(2);
+        let now = Utc::now();
+        let l = c
+            .launch(&[(PartnerId::new(), "A".into())], Actor::System, now)
+            .unwrap();
+        let (t, r) = (&l.targets[0], &l.calls[0]);
+        let e = record_outcome(
+            &l.campaign,
+            t,
+            r,
+            Some(UserId::new()),
+            CallOutcome::Interested,
+            now,
+        )
+        .unwrap_err();
+        assert_eq!(e.field(), Some("agent"));
+        let later = now + Duration::days(1);
+        let ch = record_outcome(
+            &l.campaign,
+            t,
+            r,
+            Some(r.assignee),
+            CallOutcome::CallBack { at: later },
+            now,
+        )
+        .unwrap();
+        assert_eq!(ch.request.due, Some(later));
+        assert!(ch.request.status.is_active());
+        assert_eq!(ch.target.reached_at, Some(now));
+        let fin = record_outcome(
+            &l.campaign,
+            &ch.target,
+            &ch.request,
+            Some(r.assignee),
+            CallOutcome::NotInterested,
+            now,
+        )
+        .unwrap();
+        assert_eq!(fin.request.status, RequestStatus::Done);
+        assert_eq!(fin.target.attempts, 2);
+        let e = record_outcome(
+            &l.campaign,
+            &fin.target,
+            &fin.request,
+            Some(r.assignee),
+            CallOutcome::Interested,
+            now,
+        )
+        .unwrap_err();
+        assert_eq!(e.field(), Some("request"));
+    }
+
+    #[test]
+    fn telemarketing_needs_agents() {
+        let mut c = campaign(1);
+        c.agents.clear();
+        assert_eq!(
+            c.launch(&[], Actor::System, Utc::now())
+                .unwrap_err()
+                .field(),
+            Some("agents")
+        );
+    }
+}

@@ -1,0 +1,141 @@
+//! Commerce: products, the host's documents (invoices, credit notes, vendor bills, payments), exchange rates,
+//! campaigns with their call lists, and the reports built on them (campaign report, customer profitability,
+//! open items and balances).
+//!
+//! The key design decision: **convert once, sum integers.** A document is converted into the tenant's reporting
+//! currency at its issue date when the host records it, and its signed revenue, cost and quantity effects are
+//! stored as integer 10^-4 units next to the rate used. Every report is then an exact integer sum that the
+//! database computes ([`CommerceStore`]), and [`reference`] states the same calculations in plain Rust so the
+//! conformance suite can prove each adapter equal to them on random data.
+//!
+//! The pure parts ([`NewDocument::record`], [`Campaign::launch`], [`record_outcome`], [`Criteria::check`], the
+//! `finish_*` derivations) decide; [`CommerceService`] loads, decides and commits one
+//! [`crate::store::ChangeSet`] per operation through [`crate::service::CrmService::commit`].
+
+mod campaign;
+mod document;
+mod period;
+mod product;
+mod rate;
+pub mod reference;
+mod report;
+mod segment;
+mod service;
+mod store;
+
+pub use campaign::{
+    record_outcome, CallOutcome, Campaign, CampaignCost, CampaignStatus, CampaignTarget, Channel,
+    Launch, NewCampaign, OutcomeChange, OutcomeKind, MAX_AGENTS,
+};
+pub use document::{
+    Allocation, Document, DocumentFacts, DocumentKind, Line, NewDocument, NewLine, PartnerAttrs,
+    PaymentDirection, MAX_LINES,
+};
+pub use period::{day_number, from_day_number, Bucket, Period};
+pub use product::{code, Category, NewCategory, NewProduct, Product, Recorded, MAX_CODE};
+pub use rate::{
+    check_rate, missing_rate, AppliedRate, ExchangeRate, RateSource, RateTable, MAX_RATE_AGE_DAYS,
+    RATE_SCALE,
+};
+pub use report::{
+    days_overdue, finish_campaign, finish_profitability, order_open_items, order_sums, pct,
+    Balance, CampaignReport, CampaignSums, FunnelStep, GroupBy, OpenItem, ProfitQuery,
+    ProfitReport, ProfitRow, ProfitSums, Progress, Rank, RankOrder, SumsQuery,
+};
+pub use segment::{BoughtMode, Cmp, Criteria, Item, LastSale, MAX_DEPTH, MAX_NODES};
+pub use service::{CommerceService, DocumentOutcome, OutcomeResult};
+pub use store::{CommerceStore, SegmentMember};
+
+use crate::id::TenantId;
+use serde::{Deserialize, Serialize};
+
+/// A write of commerce records, carried by [`crate::store::Write::Commerce`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum CommerceWrite {
+    /// Insert a category.
+    InsertCategory(Category),
+    /// Replace a category whose stored version is `expected_version`.
+    UpdateCategory {
+        /// The new state.
+        category: Category,
+        /// The stored version.
+        expected_version: u64,
+    },
+    /// Insert a product.
+    InsertProduct(Product),
+    /// Replace a product whose stored version is `expected_version`.
+    UpdateProduct {
+        /// The new state.
+        product: Product,
+        /// The stored version.
+        expected_version: u64,
+    },
+    /// Insert a document with its lines and allocations.
+    InsertDocument(Document),
+    /// Replace a document (same id), its lines and allocations, whose stored version is `expected_version`.
+    ReplaceDocument {
+        /// The new state.
+        document: Document,
+        /// The stored version.
+        expected_version: u64,
+    },
+    /// Insert an exchange rate.
+    InsertRate(ExchangeRate),
+    /// Insert a campaign.
+    InsertCampaign(Campaign),
+    /// Replace a campaign whose stored version is `expected_version`.
+    UpdateCampaign {
+        /// The new state.
+        campaign: Campaign,
+        /// The stored version.
+        expected_version: u64,
+    },
+    /// Insert a campaign cost entry.
+    InsertCampaignCost(CampaignCost),
+    /// Insert a campaign target (the launch snapshot).
+    InsertCampaignTarget(CampaignTarget),
+    /// Replace a target whose stored version is `expected_version`.
+    UpdateCampaignTarget {
+        /// The new state.
+        target: CampaignTarget,
+        /// The stored version.
+        expected_version: u64,
+    },
+}
+
+impl CommerceWrite {
+    /// The tenant the written record belongs to.
+    pub fn tenant(&self) -> TenantId {
+        match self {
+            Self::InsertCategory(c) | Self::UpdateCategory { category: c, .. } => c.tenant,
+            Self::InsertProduct(p) | Self::UpdateProduct { product: p, .. } => p.tenant,
+            Self::InsertDocument(d) | Self::ReplaceDocument { document: d, .. } => d.tenant,
+            Self::InsertRate(r) => r.tenant,
+            Self::InsertCampaign(c) | Self::UpdateCampaign { campaign: c, .. } => c.tenant,
+            Self::InsertCampaignCost(c) => c.tenant,
+            Self::InsertCampaignTarget(t) | Self::UpdateCampaignTarget { target: t, .. } => {
+                t.tenant
+            }
+        }
+    }
+
+    /// Whether it changes a stored record (bulk ingest refuses those).
+    pub fn is_update(&self) -> bool {
+        matches!(
+            self,
+            Self::UpdateCategory { .. }
+                | Self::UpdateProduct { .. }
+                | Self::ReplaceDocument { .. }
+                | Self::UpdateCampaign { .. }
+                | Self::UpdateCampaignTarget { .. }
+        )
+    }
+}
+
+impl From<CommerceWrite> for crate::store::Write {
+    fn from(w: CommerceWrite) -> Self {
+        crate::store::Write::Commerce(w)
+    }
+}

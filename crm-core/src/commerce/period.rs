@@ -1,0 +1,194 @@
+//! Calendar periods and report buckets.
+
+use crate::error::{Error, Result};
+use chrono::{Datelike, Duration, NaiveDate};
+use serde::{Deserialize, Serialize};
+
+/// A period of whole days, both ends included.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "RawPeriod")]
+pub struct Period {
+    from: NaiveDate,
+    to: NaiveDate,
+}
+
+#[derive(Deserialize)]
+struct RawPeriod {
+    from: NaiveDate,
+    to: NaiveDate,
+}
+
+impl TryFrom<RawPeriod> for Period {
+    type Error = Error;
+    fn try_from(r: RawPeriod) -> Result<Self> {
+        Period::new(r.from, r.to)
+    }
+}
+
+impl Period {
+    /// The days from `from` to `to`, both included. An end before the start is [`Error::Invalid`] on `period`.
+    ///
+    /// ```
+    /// use crm_core::commerce::Period;
+    /// use chrono::NaiveDate;
+    /// let d = |m, d| NaiveDate::from_ymd_opt(2026, m, d).unwrap();
+    /// assert_eq!(Period::new(d(1, 1), d(1, 31)).unwrap().days(), 31);
+    /// assert_eq!(Period::new(d(2, 1), d(1, 31)).unwrap_err().field(), Some("period"));
+    /// ```
+    pub fn new(from: NaiveDate, to: NaiveDate) -> Result<Self> {
+        Self::named("period", from, to)
+    }
+
+    /// Like [`Period::new`], naming `field` in the error.
+    pub fn named(field: &str, from: NaiveDate, to: NaiveDate) -> Result<Self> {
+        if to < from {
+            return Err(Error::invalid(
+                field,
+                format!("the period is empty: it ends ({to}) before it starts ({from})"),
+            ));
+        }
+        Ok(Self { from, to })
+    }
+
+    /// The first day.
+    pub fn from(&self) -> NaiveDate {
+        self.from
+    }
+
+    /// The last day (included).
+    pub fn to(&self) -> NaiveDate {
+        self.to
+    }
+
+    /// Whether `d` lies in the period.
+    pub fn contains(&self, d: NaiveDate) -> bool {
+        self.from <= d && d <= self.to
+    }
+
+    /// The number of days.
+    pub fn days(&self) -> i64 {
+        (self.to - self.from).num_days() + 1
+    }
+
+    /// The period of the same length just before this one.
+    pub fn previous(&self) -> Period {
+        let len = Duration::days(self.days());
+        Period {
+            from: self.from - len,
+            to: self.from - Duration::days(1),
+        }
+    }
+
+    /// A whole calendar year.
+    pub fn year(year: i32) -> Result<Period> {
+        let from = NaiveDate::from_ymd_opt(year, 1, 1)
+            .ok_or_else(|| Error::invalid("year", format!("{year} is out of range")))?;
+        let to = NaiveDate::from_ymd_opt(year, 12, 31)
+            .ok_or_else(|| Error::invalid("year", format!("{year} is out of range")))?;
+        Ok(Period { from, to })
+    }
+}
+
+/// The width of a report bucket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Bucket {
+    /// Calendar month.
+    Month,
+    /// Calendar quarter.
+    Quarter,
+    /// Calendar year.
+    Year,
+}
+
+impl Bucket {
+    /// The bucket's index: months since year 0 (month), quarters since year 0, or the year. Adapters compute the
+    /// same integer from the stored date (`year * 12 + month - 1`, `year * 4 + (month - 1) / 3`, `year`).
+    pub fn index(&self, d: NaiveDate) -> i64 {
+        let (y, m) = (d.year() as i64, d.month0() as i64);
+        match self {
+            Self::Month => y * 12 + m,
+            Self::Quarter => y * 4 + m / 3,
+            Self::Year => y,
+        }
+    }
+
+    /// The first day of the bucket with index `i`.
+    pub fn start_of(&self, i: i64) -> Option<NaiveDate> {
+        let (y, m0) = match self {
+            Self::Month => (i.div_euclid(12), i.rem_euclid(12)),
+            Self::Quarter => (i.div_euclid(4), i.rem_euclid(4) * 3),
+            Self::Year => (i, 0),
+        };
+        NaiveDate::from_ymd_opt(i32::try_from(y).ok()?, m0 as u32 + 1, 1)
+    }
+
+    /// The first day of the bucket holding `d`.
+    pub fn start(&self, d: NaiveDate) -> NaiveDate {
+        self.start_of(self.index(d)).unwrap_or(d)
+    }
+
+    /// The word.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Month => "month",
+            Self::Quarter => "quarter",
+            Self::Year => "year",
+        }
+    }
+}
+
+/// Days since 0001-01-01 (day 1): the integer form adapters store and index dates in.
+pub fn day_number(d: NaiveDate) -> i32 {
+    d.num_days_from_ce()
+}
+
+/// The inverse of [`day_number`].
+pub fn from_day_number(n: i32) -> Option<NaiveDate> {
+    NaiveDate::from_num_days_from_ce_opt(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn d(y: i32, m: u32, day: u32) -> NaiveDate {
+        NaiveDate::from_ymd_opt(y, m, day).unwrap()
+    }
+
+    #[test]
+    fn buckets() {
+        for (b, date, start) in [
+            (Bucket::Month, d(2026, 2, 17), d(2026, 2, 1)),
+            (Bucket::Quarter, d(2026, 5, 31), d(2026, 4, 1)),
+            (Bucket::Quarter, d(2026, 12, 31), d(2026, 10, 1)),
+            (Bucket::Year, d(2026, 7, 4), d(2026, 1, 1)),
+        ] {
+            assert_eq!(b.start(date), start, "{b:?} {date}");
+            assert_eq!(b.index(b.start_of(b.index(date)).unwrap()), b.index(date));
+        }
+        assert_eq!(
+            Bucket::Month.index(d(2026, 1, 1)) - 1,
+            Bucket::Month.index(d(2025, 12, 31))
+        );
+    }
+
+    #[test]
+    fn previous_period_has_the_same_length() {
+        let p = Period::new(d(2026, 3, 1), d(2026, 3, 31)).unwrap();
+        let q = p.previous();
+        assert_eq!(q.days(), 31);
+        assert_eq!(q.to(), d(2026, 2, 28));
+    }
+
+    #[test]
+    fn empty_period_refused_in_json_too() {
+        let e = serde_json::from_str::<Period>(r#"{"from":"2026-02-01","to":"2026-01-01"}"#);
+        assert!(e.is_err());
+        assert_eq!(day_number(d(1, 1, 1)), 1);
+        assert_eq!(
+            from_day_number(day_number(d(2026, 5, 5))),
+            Some(d(2026, 5, 5))
+        );
+    }
+}

@@ -1,0 +1,211 @@
+//! Exchange rates: dated, supplied by the host, stored with every converted document.
+//!
+//! A document is converted into the tenant's reporting currency at its issue date, once, when it is recorded; the
+//! rate used is stored with it, so a report never depends on today's rate (EspoCRM's mistake) and never sums mixed
+//! currencies (Twenty's).
+
+use crate::error::{Error, Result};
+use crate::money::{Currency, MONEY_SCALE};
+use async_trait::async_trait;
+use chrono::{Duration, NaiveDate};
+use rust_decimal::{Decimal, RoundingStrategy};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::fmt::Debug;
+
+/// How far back a stored rate still counts for a date (weekends and holidays have no fixing of their own).
+pub const MAX_RATE_AGE_DAYS: i64 = 7;
+
+/// The most decimal places a rate may have.
+pub const RATE_SCALE: u32 = 10;
+
+/// One unit of `from` is worth `rate` units of `to` on day `on`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExchangeRate {
+    /// The tenant the rate was recorded for.
+    pub tenant: crate::id::TenantId,
+    /// The currency converted from.
+    pub from: Currency,
+    /// The currency converted to.
+    pub to: Currency,
+    /// The day the rate applies from.
+    pub on: NaiveDate,
+    /// Units of `to` per unit of `from` (positive, at most [`RATE_SCALE`] places).
+    pub rate: Decimal,
+}
+
+impl ExchangeRate {
+    /// A validated rate.
+    pub fn new(
+        tenant: crate::id::TenantId,
+        from: Currency,
+        to: Currency,
+        on: NaiveDate,
+        rate: Decimal,
+    ) -> Result<Self> {
+        if from == to {
+            return Err(Error::invalid(
+                "to",
+                "a rate converts between two different currencies",
+            ));
+        }
+        check_rate("rate", rate)?;
+        Ok(Self {
+            tenant,
+            from,
+            to,
+            on,
+            rate: rate.normalize(),
+        })
+    }
+}
+
+/// Checks a rate is positive with at most [`RATE_SCALE`] decimal places.
+pub fn check_rate(field: &str, rate: Decimal) -> Result<()> {
+    if rate <= Decimal::ZERO {
+        return Err(Error::invalid(
+            field,
+            format!("{rate} is not a positive rate"),
+        ));
+    }
+    if rate.normalize().scale() > RATE_SCALE {
+        return Err(Error::invalid(
+            field,
+            format!("{rate} has more than {RATE_SCALE} decimal places"),
+        ));
+    }
+    Ok(())
+}
+
+/// The rate a document was converted with, stored with it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppliedRate {
+    /// The reporting currency.
+    pub reporting: Currency,
+    /// Units of the reporting currency per unit of the document's currency (1 when they are the same).
+    pub rate: Decimal,
+}
+
+impl AppliedRate {
+    /// The identity rate of a document already in the reporting currency.
+    pub fn identity(reporting: Currency) -> Self {
+        Self {
+            reporting,
+            rate: Decimal::ONE,
+        }
+    }
+
+    /// Converts an amount of the document's currency into reporting-currency units (10^-4), rounding half away
+    /// from zero to the reporting currency's minor unit. `field` is named on overflow.
+    pub fn to_reporting_units(&self, amount: Decimal, field: &str) -> Result<i64> {
+        let v = amount
+            .checked_mul(self.rate)
+            .ok_or_else(|| Error::invalid(field, "too large to convert"))?;
+        let v = v.round_dp_with_strategy(
+            self.reporting.minor_digits().min(MONEY_SCALE),
+            RoundingStrategy::MidpointAwayFromZero,
+        );
+        crate::money::decimal_to_units(v)
+            .ok_or_else(|| Error::invalid(field, "too large to store exactly"))
+    }
+}
+
+/// Where dated rates come from: the host's treasury, a central-bank feed, or the stored table.
+#[async_trait]
+pub trait RateSource: Send + Sync + Debug {
+    /// Units of `to` per unit of `from` valid on day `on`, or `None` when unknown.
+    async fn rate(&self, from: Currency, to: Currency, on: NaiveDate) -> Result<Option<Decimal>>;
+}
+
+/// An in-memory table of dated rates: a rate applies from its day until the next one, for at most
+/// [`MAX_RATE_AGE_DAYS`] days. The stored table of every adapter follows the same rule.
+#[derive(Debug, Clone, Default)]
+pub struct RateTable(BTreeMap<(Currency, Currency), BTreeMap<NaiveDate, Decimal>>);
+
+impl RateTable {
+    /// An empty table.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds (or replaces) a rate.
+    pub fn insert(
+        &mut self,
+        from: Currency,
+        to: Currency,
+        on: NaiveDate,
+        rate: Decimal,
+    ) -> Result<()> {
+        check_rate("rate", rate)?;
+        self.0
+            .entry((from, to))
+            .or_default()
+            .insert(on, rate.normalize());
+        Ok(())
+    }
+
+    /// The rate for a day, following the table rule.
+    pub fn get(&self, from: Currency, to: Currency, on: NaiveDate) -> Option<Decimal> {
+        if from == to {
+            return Some(Decimal::ONE);
+        }
+        let days = self.0.get(&(from, to))?;
+        let (day, rate) = days.range(..=on).next_back()?;
+        (on - *day <= Duration::days(MAX_RATE_AGE_DAYS)).then_some(*rate)
+    }
+}
+
+#[async_trait]
+impl RateSource for RateTable {
+    async fn rate(&self, from: Currency, to: Currency, on: NaiveDate) -> Result<Option<Decimal>> {
+        Ok(self.get(from, to, on))
+    }
+}
+
+/// The error for a missing rate, naming the pair and the date.
+pub fn missing_rate(from: Currency, to: Currency, on: NaiveDate) -> Error {
+    Error::MissingRate {
+        from: from.code().to_string(),
+        to: to.code().to_string(),
+        on,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rust_decimal_macros::dec;
+
+    #[test]
+    fn table_rule_and_rounding() {
+        let eur = Currency::parse("EUR").unwrap();
+        let ron = Currency::parse("RON").unwrap();
+        let d = |m, day| NaiveDate::from_ymd_opt(2026, m, day).unwrap();
+        let mut t = RateTable::new();
+        t.insert(eur, ron, d(1, 2), dec!(4.9731)).unwrap();
+        assert_eq!(t.get(eur, ron, d(1, 1)), None);
+        assert_eq!(t.get(eur, ron, d(1, 4)), Some(dec!(4.9731)));
+        assert_eq!(t.get(eur, ron, d(1, 9)), Some(dec!(4.9731)));
+        assert_eq!(t.get(eur, ron, d(1, 10)), None, "older than a week");
+        assert_eq!(t.get(ron, eur, d(1, 4)), None, "no implicit inverse");
+        assert_eq!(t.get(ron, ron, d(1, 4)), Some(Decimal::ONE));
+        let applied = AppliedRate {
+            reporting: ron,
+            rate: dec!(4.9731),
+        };
+        // 10.01 EUR × 4.9731 = 49.780731 → 49.78 RON = 497800 units.
+        assert_eq!(
+            applied.to_reporting_units(dec!(10.01), "x").unwrap(),
+            497_800
+        );
+        assert_eq!(
+            applied.to_reporting_units(dec!(-10.01), "x").unwrap(),
+            -497_800
+        );
+        assert!(t.insert(eur, ron, d(1, 3), dec!(0)).is_err());
+        assert_eq!(
+            missing_rate(eur, ron, d(1, 1)).to_string(),
+            "no exchange rate from EUR to RON on 2026-01-01: record one and retry"
+        );
+    }
+}

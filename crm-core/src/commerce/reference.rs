@@ -1,0 +1,355 @@
+//! The reference meaning of segments, profitability, campaign reports and balances: plain Rust over in-memory
+//! facts. Adapters push the same calculations down to SQL; the conformance suite compares them with these on
+//! random data, to the cent.
+
+use super::campaign::{CampaignCost, CampaignTarget, OutcomeKind};
+use super::document::{Document, DocumentKind, PaymentDirection};
+use super::period::Period;
+use super::report::{
+    days_overdue, order_open_items, order_sums, Balance, CampaignSums, GroupBy, OpenItem,
+    ProfitSums, Progress, SumsQuery,
+};
+use super::segment::{BoughtMode, Criteria, Item, LastSale};
+use crate::id::{CampaignId, PartnerId, UserId};
+use crate::lead::{Lead, LeadStatus};
+use crate::money::{decimal_to_units, units_to_decimal, Currency};
+use crate::partner::Partner;
+use chrono::{Duration, NaiveDate};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// The current documents of one tenant (replaced versions already dropped).
+#[derive(Debug, Clone, Copy)]
+pub struct Facts<'a> {
+    /// The partners.
+    pub partners: &'a [Partner],
+    /// The documents.
+    pub documents: &'a [Document],
+}
+
+fn is_sale(d: &Document) -> bool {
+    matches!(d.kind, DocumentKind::Invoice | DocumentKind::CreditNote)
+}
+
+/// The partners matching `criteria` on day `as_of`, with volumes in `reporting`.
+pub fn segment(
+    facts: Facts<'_>,
+    criteria: &Criteria,
+    as_of: NaiveDate,
+    reporting: Currency,
+) -> BTreeSet<PartnerId> {
+    facts
+        .partners
+        .iter()
+        .filter(|p| matches(facts, p, criteria, as_of, reporting))
+        .map(|p| p.id)
+        .collect()
+}
+
+fn docs_of<'a>(facts: Facts<'a>, p: PartnerId) -> impl Iterator<Item = &'a Document> + 'a {
+    facts.documents.iter().filter(move |d| d.partner == p)
+}
+
+fn matches(
+    facts: Facts<'_>,
+    p: &Partner,
+    c: &Criteria,
+    as_of: NaiveDate,
+    reporting: Currency,
+) -> bool {
+    match c {
+        Criteria::LastSale { when } => {
+            let last = docs_of(facts, p.id)
+                .filter(|d| d.kind == DocumentKind::Invoice)
+                .map(|d| d.issue_date)
+                .max();
+            match (when, last) {
+                (LastSale::Never, l) => l.is_none(),
+                (_, None) => false,
+                (LastSale::Before { date }, Some(l)) => l < *date,
+                (LastSale::After { date }, Some(l)) => l > *date,
+                (LastSale::WithinDays { days }, Some(l)) => {
+                    l >= as_of - Duration::days(*days as i64)
+                }
+            }
+        }
+        Criteria::SalesVolume {
+            period,
+            cmp,
+            amount,
+        } => {
+            let v: i128 = docs_of(facts, p.id)
+                .filter(|d| {
+                    is_sale(d) && d.rate.reporting == reporting && period.contains(d.issue_date)
+                })
+                .map(|d| d.revenue_units as i128)
+                .sum();
+            cmp.holds(v, amount.to_units() as i128)
+        }
+        Criteria::Bought {
+            mode,
+            items,
+            period,
+        } => {
+            let bought = |it: &Item| -> bool {
+                let q: i128 = docs_of(facts, p.id)
+                    .filter(|d| is_sale(d) && period.contains(d.issue_date))
+                    .flat_map(|d| d.lines.iter())
+                    .filter(|l| match it {
+                        Item::Product(id) => l.product == *id,
+                        Item::Category(id) => l.category == Some(*id),
+                    })
+                    .map(|l| l.quantity_units as i128)
+                    .sum();
+                q > 0
+            };
+            match mode {
+                BoughtMode::Any => items.iter().any(bought),
+                BoughtMode::All => items.iter().all(bought),
+                BoughtMode::None => !items.iter().any(bought),
+            }
+        }
+        Criteria::Group { name } => p.group.as_deref() == Some(name.as_str()),
+        Criteria::Role { role } => p.roles.contains(role),
+        Criteria::Industry { name } => p
+            .industry
+            .as_ref()
+            .is_some_and(|i| &i.name == name || i.code.as_deref() == Some(name.as_str())),
+        Criteria::Location {
+            country,
+            region,
+            city,
+        } => p.locations.iter().any(|l| {
+            country.as_ref().is_none_or(|c| &l.country == c)
+                && region.as_ref().is_none_or(|r| l.region.as_ref() == Some(r))
+                && city.as_ref().is_none_or(|c| l.city.as_ref() == Some(c))
+        }),
+        Criteria::Tag { tag } => p.tags.contains(tag),
+        Criteria::And { all } => all.iter().all(|c| matches(facts, p, c, as_of, reporting)),
+        Criteria::Or { any } => any.iter().any(|c| matches(facts, p, c, as_of, reporting)),
+        Criteria::Not { not } => !matches(facts, p, not, as_of, reporting),
+    }
+}
+
+/// The key of a document for a grouping.
+pub fn group_key(d: &Document, g: GroupBy) -> Option<String> {
+    match g {
+        GroupBy::Customer => Some(d.partner.to_string()),
+        GroupBy::Group => d.attrs.group.clone(),
+        GroupBy::Industry => d.attrs.industry.clone(),
+        GroupBy::Country => d.attrs.country.clone(),
+        GroupBy::Region => d.attrs.region.clone(),
+        GroupBy::City => d.attrs.city.clone(),
+        GroupBy::Owner => d.attrs.owner.map(|u| u.to_string()),
+        GroupBy::Campaign => d.campaign.map(|c| c.to_string()),
+    }
+}
+
+/// Profitability sums.
+pub fn profit_sums(facts: Facts<'_>, q: &SumsQuery) -> Vec<ProfitSums> {
+    let mut by: BTreeMap<(Option<String>, Option<i64>), ProfitSums> = BTreeMap::new();
+    for d in facts.documents.iter().filter(|d| {
+        is_sale(d) && d.rate.reporting == q.reporting && q.period.contains(d.issue_date)
+    }) {
+        let key = group_key(d, q.group_by);
+        let bucket = q.bucket.map(|b| b.index(d.issue_date));
+        let s = by.entry((key.clone(), bucket)).or_insert(ProfitSums {
+            key,
+            bucket,
+            revenue_units: 0,
+            cost_units: 0,
+            invoices: 0,
+        });
+        s.revenue_units += d.revenue_units as i128;
+        s.cost_units += d.cost_units as i128;
+        s.invoices += (d.kind == DocumentKind::Invoice) as u64;
+    }
+    let mut v: Vec<_> = by.into_values().collect();
+    order_sums(&mut v, q);
+    v
+}
+
+/// What a campaign report needs besides documents.
+#[derive(Debug, Clone, Copy)]
+pub struct CampaignFacts<'a> {
+    /// The campaign's targets.
+    pub targets: &'a [CampaignTarget],
+    /// The tenant's leads.
+    pub leads: &'a [Lead],
+    /// The campaign's cost entries.
+    pub costs: &'a [CampaignCost],
+}
+
+/// Campaign sums over `period` (all time when `None`).
+pub fn campaign_sums(
+    facts: Facts<'_>,
+    cf: CampaignFacts<'_>,
+    campaign: CampaignId,
+    period: Option<Period>,
+    reporting: Currency,
+) -> CampaignSums {
+    let in_p = |d: NaiveDate| period.is_none_or(|p| p.contains(d));
+    let targets: Vec<_> = cf
+        .targets
+        .iter()
+        .filter(|t| t.campaign == campaign)
+        .collect();
+    let mut s = CampaignSums {
+        targets: targets.len() as u64,
+        ..Default::default()
+    };
+    for t in &targets {
+        if t.reached_at.is_some_and(|r| in_p(r.date_naive())) {
+            s.reached += 1;
+        }
+        if let (Some(o), Some(at)) = (t.outcome, t.outcome_at) {
+            if in_p(at.date_naive()) {
+                *s.outcomes.entry(o).or_default() += 1;
+            }
+        }
+    }
+    for l in cf
+        .leads
+        .iter()
+        .filter(|l| l.source.campaign == Some(campaign) && in_p(l.created_at.date_naive()))
+    {
+        s.leads += 1;
+        s.won += matches!(l.status, LeadStatus::Won { .. }) as u64;
+    }
+    let mut per_customer: BTreeMap<PartnerId, i128> = BTreeMap::new();
+    for d in facts.documents.iter().filter(|d| {
+        is_sale(d)
+            && d.campaign == Some(campaign)
+            && d.rate.reporting == reporting
+            && in_p(d.issue_date)
+    }) {
+        s.revenue_units += d.revenue_units as i128;
+        s.cost_units += d.cost_units as i128;
+        *per_customer.entry(d.partner).or_default() += d.revenue_units as i128;
+    }
+    s.invoiced_customers = per_customer.values().filter(|v| **v > 0).count() as u64;
+    s.campaign_cost_units = cf
+        .costs
+        .iter()
+        .filter(|c| c.campaign == campaign && c.rate.reporting == reporting && in_p(c.date))
+        .map(|c| c.amount_units as i128)
+        .sum();
+    s
+}
+
+/// Progress of a campaign per agent (sorted by agent) and in total (the first row, agent `None`).
+pub fn progress(targets: &[CampaignTarget], campaign: CampaignId) -> Vec<Progress> {
+    let mut total = Progress::default();
+    let mut by: BTreeMap<UserId, Progress> = BTreeMap::new();
+    for t in targets.iter().filter(|t| t.campaign == campaign) {
+        let rows: Vec<&mut Progress> = match t.agent {
+            Some(a) => {
+                let p = by.entry(a).or_insert_with(|| Progress {
+                    agent: Some(a),
+                    ..Default::default()
+                });
+                vec![p, &mut total]
+            }
+            None => vec![&mut total],
+        };
+        for p in rows {
+            p.targets += 1;
+            if t.outcome.is_some_and(OutcomeKind::is_final) {
+                p.done += 1;
+            } else {
+                p.remaining += 1;
+            }
+            if let Some(o) = t.outcome {
+                *p.outcomes.entry(o).or_default() += 1;
+            }
+        }
+    }
+    std::iter::once(total).chain(by.into_values()).collect()
+}
+
+/// What is settled against each invoice or bill of a partner: payments' allocations and correcting credit notes.
+fn settled(facts: Facts<'_>, partner: PartnerId) -> BTreeMap<(DocumentKind, String), i128> {
+    let mut m: BTreeMap<(DocumentKind, String), i128> = BTreeMap::new();
+    for d in docs_of(facts, partner) {
+        match d.kind {
+            DocumentKind::Payment => {
+                let kind = d.direction.unwrap_or(PaymentDirection::Received).settles();
+                for a in &d.allocations {
+                    *m.entry((kind, a.number.clone())).or_default() +=
+                        decimal_to_units(a.amount).unwrap_or(0) as i128;
+                }
+            }
+            DocumentKind::CreditNote => {
+                if let Some(n) = &d.corrects {
+                    *m.entry((DocumentKind::Invoice, n.clone())).or_default() +=
+                        d.total_units() as i128;
+                }
+            }
+            _ => {}
+        }
+    }
+    m
+}
+
+/// A partner's open items on day `as_of`.
+pub fn open_items(facts: Facts<'_>, partner: PartnerId, as_of: NaiveDate) -> Vec<OpenItem> {
+    let settled = settled(facts, partner);
+    let mut out: Vec<OpenItem> = docs_of(facts, partner)
+        .filter(|d| matches!(d.kind, DocumentKind::Invoice | DocumentKind::VendorBill))
+        .filter_map(|d| {
+            let s = settled
+                .get(&(d.kind, d.number.clone()))
+                .copied()
+                .unwrap_or(0);
+            let open = d.total_units() as i128 - s;
+            (open != 0).then(|| OpenItem {
+                document: d.id,
+                kind: d.kind,
+                number: d.number.clone(),
+                issue_date: d.issue_date,
+                due_date: d.due_date,
+                currency: d.currency,
+                total: d.total,
+                settled: units_to_decimal(s),
+                open: units_to_decimal(open),
+                days_overdue: days_overdue(units_to_decimal(open), d.due_date, as_of),
+            })
+        })
+        .collect();
+    order_open_items(&mut out);
+    out
+}
+
+/// A partner's balances per currency (ordered by currency code) on day `as_of`.
+pub fn balances(facts: Facts<'_>, partner: PartnerId, as_of: NaiveDate) -> Vec<Balance> {
+    let mut by: BTreeMap<&'static str, (Currency, i128, i128)> = BTreeMap::new();
+    for d in docs_of(facts, partner) {
+        let e = by.entry(d.currency.code()).or_insert((d.currency, 0, 0));
+        let t = d.total_units() as i128;
+        match (d.kind, d.direction) {
+            (DocumentKind::Invoice, _) => e.1 += t,
+            (DocumentKind::CreditNote, _) => e.1 -= t,
+            (DocumentKind::VendorBill, _) => e.2 += t,
+            (DocumentKind::Payment, Some(PaymentDirection::Sent)) => e.2 -= t,
+            (DocumentKind::Payment, _) => e.1 -= t,
+        }
+    }
+    let items = open_items(facts, partner, as_of);
+    by.into_values()
+        .map(|(currency, r, p)| Balance {
+            currency,
+            receivable: units_to_decimal(r),
+            payable: units_to_decimal(p),
+            overdue: units_to_decimal(
+                items
+                    .iter()
+                    .filter(|i| {
+                        i.currency == currency
+                            && i.kind == DocumentKind::Invoice
+                            && i.days_overdue > 0
+                    })
+                    .map(|i| decimal_to_units(i.open).unwrap_or(0) as i128)
+                    .sum(),
+            ),
+        })
+        .collect()
+}

@@ -1,0 +1,568 @@
+//! Report rows: what adapters sum (integer units, exact) and what the reports show (derived in one place, here,
+//! so every adapter derives margins, averages, ROI and changes identically).
+
+use super::campaign::OutcomeKind;
+use super::document::DocumentKind;
+use super::period::{Bucket, Period};
+use crate::error::{Error, Result};
+use crate::id::{CampaignId, DocumentId, UserId};
+use crate::money::{units_to_decimal, Currency};
+use chrono::NaiveDate;
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// What profitability rows are grouped by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GroupBy {
+    /// The customer (key: partner id).
+    Customer,
+    /// The partner group at issue time.
+    Group,
+    /// The industry name at issue time.
+    Industry,
+    /// The country of the primary location at issue time.
+    Country,
+    /// The region of the primary location at issue time.
+    Region,
+    /// The city of the primary location at issue time.
+    City,
+    /// The account owner at issue time (key: user id).
+    Owner,
+    /// The campaign (key: campaign id).
+    Campaign,
+}
+
+impl GroupBy {
+    /// Every grouping.
+    pub const ALL: [GroupBy; 8] = [
+        Self::Customer,
+        Self::Group,
+        Self::Industry,
+        Self::Country,
+        Self::Region,
+        Self::City,
+        Self::Owner,
+        Self::Campaign,
+    ];
+
+    /// The word.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Customer => "customer",
+            Self::Group => "group",
+            Self::Industry => "industry",
+            Self::Country => "country",
+            Self::Region => "region",
+            Self::City => "city",
+            Self::Owner => "owner",
+            Self::Campaign => "campaign",
+        }
+    }
+}
+
+/// Which end of the ranking.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RankOrder {
+    /// Highest gross profit first.
+    Top,
+    /// Lowest gross profit first.
+    Bottom,
+}
+
+/// Keep only the top or bottom `n` groups by gross profit over the period (ties by key, absent key first).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Rank {
+    /// Which end.
+    pub order: RankOrder,
+    /// How many (1–10 000).
+    pub n: u32,
+}
+
+/// What an adapter sums for profitability: sales invoices and credit notes in the reporting currency whose issue
+/// date is in `period`, grouped by `group_by` (and bucket). With `rank` (and no bucket) only the ranked groups,
+/// in rank order; otherwise ordered by key then bucket.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SumsQuery {
+    /// Issue dates.
+    pub period: Period,
+    /// Grouping.
+    pub group_by: GroupBy,
+    /// Buckets.
+    pub bucket: Option<Bucket>,
+    /// The reporting currency (documents converted into another are not counted).
+    pub reporting: Currency,
+    /// Ranking pushed down (only without buckets).
+    pub rank: Option<Rank>,
+}
+
+/// One group's (and bucket's) exact sums.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct ProfitSums {
+    /// The group key (`None` when the attribute is absent).
+    pub key: Option<String>,
+    /// The bucket index ([`Bucket::index`]) when bucketed.
+    pub bucket: Option<i64>,
+    /// Net revenue in 10^-4 reporting units.
+    pub revenue_units: i128,
+    /// Net cost of goods in 10^-4 reporting units.
+    pub cost_units: i128,
+    /// Number of sales invoices (credit notes not counted).
+    pub invoices: u64,
+}
+
+impl ProfitSums {
+    /// Gross profit units.
+    pub fn profit_units(&self) -> i128 {
+        self.revenue_units - self.cost_units
+    }
+}
+
+/// Sorts sums the way [`SumsQuery`] promises: rank order when ranked, else key then bucket; then truncates.
+pub fn order_sums(sums: &mut Vec<ProfitSums>, q: &SumsQuery) {
+    match q.rank.filter(|_| q.bucket.is_none()) {
+        Some(r) => {
+            sums.sort_by(|a, b| {
+                let by = match r.order {
+                    RankOrder::Top => b.profit_units().cmp(&a.profit_units()),
+                    RankOrder::Bottom => a.profit_units().cmp(&b.profit_units()),
+                };
+                by.then_with(|| a.key.cmp(&b.key))
+            });
+            sums.truncate(r.n as usize);
+        }
+        None => sums.sort_by(|a, b| a.key.cmp(&b.key).then(a.bucket.cmp(&b.bucket))),
+    }
+}
+
+/// A profitability query.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProfitQuery {
+    /// Issue dates.
+    pub period: Period,
+    /// Grouping.
+    pub group_by: GroupBy,
+    /// Period buckets.
+    pub bucket: Option<Bucket>,
+    /// Compare with the previous period (or, bucketed, each bucket with the one before).
+    pub compare: bool,
+    /// Top / bottom N groups.
+    pub rank: Option<Rank>,
+}
+
+impl ProfitQuery {
+    /// Customer profitability over a period, all customers, no buckets.
+    pub fn by(group_by: GroupBy, period: Period) -> Self {
+        Self {
+            period,
+            group_by,
+            bucket: None,
+            compare: false,
+            rank: None,
+        }
+    }
+
+    /// Checks the ranking size.
+    pub fn check(&self) -> Result<()> {
+        if let Some(r) = self.rank {
+            if r.n == 0 || r.n > 10_000 {
+                return Err(Error::invalid(
+                    "rank.n",
+                    format!("{} is outside 1–10000", r.n),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// One row of the profitability report (amounts in the reporting currency).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProfitRow {
+    /// Group key (partner, user or campaign id; or the attribute's text).
+    pub key: Option<String>,
+    /// A readable label (the partner's or campaign's name) when the service knows one.
+    pub label: Option<String>,
+    /// First day of the bucket, when bucketed.
+    pub bucket: Option<NaiveDate>,
+    /// Net revenue.
+    pub revenue: Decimal,
+    /// Net cost of goods.
+    pub cost: Decimal,
+    /// Revenue − cost.
+    pub gross_profit: Decimal,
+    /// Gross profit ÷ revenue × 100, two places; `None` without revenue.
+    pub margin_pct: Option<Decimal>,
+    /// Sales invoices.
+    pub invoices: u64,
+    /// Revenue ÷ invoices, two places; `None` without invoices.
+    pub average_invoice: Option<Decimal>,
+    /// Gross profit in the previous period (or bucket), when compared.
+    pub previous_gross_profit: Option<Decimal>,
+    /// Change of gross profit against it in percent, two places; `None` when it was zero or not compared.
+    pub change_pct: Option<Decimal>,
+}
+
+/// The profitability report.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProfitReport {
+    /// The query.
+    pub query: ProfitQuery,
+    /// The reporting currency.
+    pub currency: Currency,
+    /// The rows.
+    pub rows: Vec<ProfitRow>,
+}
+
+/// `num ÷ den × 100` rounded half-even to two places; `None` when `den` is zero.
+pub fn pct(num: i128, den: i128) -> Option<Decimal> {
+    if den == 0 {
+        return None;
+    }
+    let (n, d) = (
+        Decimal::from_i128_with_scale(num, 0),
+        Decimal::from_i128_with_scale(den, 0),
+    );
+    n.checked_mul(Decimal::ONE_HUNDRED)?
+        .checked_div(d)
+        .map(|v| v.round_dp(2))
+}
+
+fn units(u: i128) -> Decimal {
+    units_to_decimal(u)
+}
+
+/// Derives the report rows from current sums and, when comparing, the previous ones (same grouping; bucketed:
+/// the sums must include the bucket before the first).
+pub fn finish_profitability(
+    q: &ProfitQuery,
+    current: &[ProfitSums],
+    previous: Option<&[ProfitSums]>,
+) -> Vec<ProfitRow> {
+    let prev: BTreeMap<(Option<String>, Option<i64>), i128> = previous
+        .unwrap_or_default()
+        .iter()
+        .map(|s| ((s.key.clone(), s.bucket), s.profit_units()))
+        .collect();
+    let cur: BTreeMap<(Option<String>, Option<i64>), i128> = current
+        .iter()
+        .map(|s| ((s.key.clone(), s.bucket), s.profit_units()))
+        .collect();
+    let first_bucket = q.bucket.map(|b| b.index(q.period.from()));
+    current
+        .iter()
+        .filter(|s| match (s.bucket, first_bucket) {
+            (Some(i), Some(f)) => i >= f,
+            _ => true,
+        })
+        .map(|s| {
+            let gp = s.profit_units();
+            let previous_gp = if q.compare {
+                Some(match s.bucket {
+                    None => prev.get(&(s.key.clone(), None)).copied().unwrap_or(0),
+                    Some(i) => cur.get(&(s.key.clone(), Some(i - 1))).copied().unwrap_or(0),
+                })
+            } else {
+                None
+            };
+            ProfitRow {
+                key: s.key.clone(),
+                label: None,
+                bucket: s.bucket.and_then(|i| q.bucket.and_then(|b| b.start_of(i))),
+                revenue: units(s.revenue_units),
+                cost: units(s.cost_units),
+                gross_profit: units(gp),
+                margin_pct: pct(gp, s.revenue_units),
+                invoices: s.invoices,
+                average_invoice: (s.invoices > 0)
+                    .then(|| (units(s.revenue_units) / Decimal::from(s.invoices)).round_dp(2)),
+                previous_gross_profit: previous_gp.map(units),
+                change_pct: previous_gp.and_then(|p| pct(gp - p, p.abs())),
+            }
+        })
+        .collect()
+}
+
+/// The exact sums of a campaign report.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CampaignSums {
+    /// Targets snapshotted at launch.
+    pub targets: u64,
+    /// Targets first reached in the period.
+    pub reached: u64,
+    /// Targets whose latest outcome, recorded in the period, is each kind.
+    pub outcomes: BTreeMap<OutcomeKind, u64>,
+    /// Leads with the campaign as source, entered in the period.
+    pub leads: u64,
+    /// Of those, won.
+    pub won: u64,
+    /// Distinct customers whose net campaign revenue in the period is above zero.
+    pub invoiced_customers: u64,
+    /// Net campaign revenue (10^-4 reporting units).
+    pub revenue_units: i128,
+    /// Net campaign cost of goods.
+    pub cost_units: i128,
+    /// Campaign cost entries dated in the period.
+    pub campaign_cost_units: i128,
+}
+
+/// One step of the campaign funnel and its conversion from the step before.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FunnelStep {
+    /// The step.
+    pub step: String,
+    /// How many.
+    pub count: u64,
+    /// Percent of the step before (two places); `None` for the first step or when the step before is zero.
+    pub conversion_pct: Option<Decimal>,
+}
+
+/// The campaign report.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CampaignReport {
+    /// The campaign.
+    pub campaign: CampaignId,
+    /// Its name.
+    pub name: String,
+    /// The period reported (`None`: all time).
+    pub period: Option<Period>,
+    /// The reporting currency.
+    pub currency: Currency,
+    /// Targets.
+    pub targets: u64,
+    /// Reached.
+    pub reached: u64,
+    /// Interested.
+    pub interested: u64,
+    /// Leads.
+    pub leads: u64,
+    /// Won.
+    pub won: u64,
+    /// Invoiced customers.
+    pub invoiced_customers: u64,
+    /// Net revenue.
+    pub revenue: Decimal,
+    /// Net cost of goods.
+    pub cost_of_goods: Decimal,
+    /// Revenue − cost of goods.
+    pub gross_profit: Decimal,
+    /// Campaign cost.
+    pub campaign_cost: Decimal,
+    /// Gross profit − campaign cost.
+    pub net_profit: Decimal,
+    /// Net profit ÷ campaign cost × 100, two places; `None` without cost.
+    pub roi_pct: Option<Decimal>,
+    /// The funnel: targets → reached → interested → leads → won → invoiced.
+    pub funnel: Vec<FunnelStep>,
+    /// Latest outcome counts.
+    pub outcomes: BTreeMap<OutcomeKind, u64>,
+}
+
+/// Derives the campaign report from its sums.
+pub fn finish_campaign(
+    campaign: CampaignId,
+    name: &str,
+    period: Option<Period>,
+    currency: Currency,
+    s: &CampaignSums,
+) -> CampaignReport {
+    let interested = s
+        .outcomes
+        .get(&OutcomeKind::Interested)
+        .copied()
+        .unwrap_or(0);
+    let gp = s.revenue_units - s.cost_units;
+    let net = gp - s.campaign_cost_units;
+    let steps = [
+        ("targets", s.targets),
+        ("reached", s.reached),
+        ("interested", interested),
+        ("leads", s.leads),
+        ("won", s.won),
+        ("invoiced", s.invoiced_customers),
+    ];
+    let funnel = steps
+        .iter()
+        .enumerate()
+        .map(|(i, (n, c))| FunnelStep {
+            step: n.to_string(),
+            count: *c,
+            conversion_pct: (i > 0)
+                .then(|| pct(*c as i128, steps[i - 1].1 as i128))
+                .flatten(),
+        })
+        .collect();
+    CampaignReport {
+        campaign,
+        name: name.to_string(),
+        period,
+        currency,
+        targets: s.targets,
+        reached: s.reached,
+        interested,
+        leads: s.leads,
+        won: s.won,
+        invoiced_customers: s.invoiced_customers,
+        revenue: units(s.revenue_units),
+        cost_of_goods: units(s.cost_units),
+        gross_profit: units(gp),
+        campaign_cost: units(s.campaign_cost_units),
+        net_profit: units(net),
+        roi_pct: pct(net, s.campaign_cost_units),
+        funnel,
+        outcomes: s.outcomes.clone(),
+    }
+}
+
+/// Progress of a campaign's calls for one agent (or, with `agent: None`, the whole campaign).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Progress {
+    /// The agent.
+    pub agent: Option<UserId>,
+    /// Targets given to the agent.
+    pub targets: u64,
+    /// Targets with a final outcome (interested, not interested, wrong contact).
+    pub done: u64,
+    /// Targets still to call.
+    pub remaining: u64,
+    /// Latest outcome counts.
+    pub outcomes: BTreeMap<OutcomeKind, u64>,
+}
+
+/// A document still (partly) unsettled.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OpenItem {
+    /// The document.
+    pub document: DocumentId,
+    /// Invoice or vendor bill.
+    pub kind: DocumentKind,
+    /// The host's number.
+    pub number: String,
+    /// Issue date.
+    pub issue_date: NaiveDate,
+    /// Due date.
+    pub due_date: Option<NaiveDate>,
+    /// Currency.
+    pub currency: Currency,
+    /// Total.
+    pub total: Decimal,
+    /// Settled by payments and correcting credit notes.
+    pub settled: Decimal,
+    /// Total − settled.
+    pub open: Decimal,
+    /// Days past the due date on the as-of day (0 when not due yet or nothing is open).
+    pub days_overdue: i64,
+}
+
+/// A partner's balance in one currency.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Balance {
+    /// The currency.
+    pub currency: Currency,
+    /// Invoices − credit notes − payments received: what the partner owes the tenant.
+    pub receivable: Decimal,
+    /// Vendor bills − payments sent: what the tenant owes the partner.
+    pub payable: Decimal,
+    /// The open amount of invoices past due on the as-of day.
+    pub overdue: Decimal,
+}
+
+/// Sorts open items: by due date (none last), then number.
+pub fn order_open_items(items: &mut [OpenItem]) {
+    items.sort_by(|a, b| {
+        (a.due_date.is_none(), a.due_date, a.kind, &a.number).cmp(&(
+            b.due_date.is_none(),
+            b.due_date,
+            b.kind,
+            &b.number,
+        ))
+    });
+}
+
+/// Days overdue on `as_of` of an item with `open` left and due date `due`.
+pub fn days_overdue(open: Decimal, due: Option<NaiveDate>, as_of: NaiveDate) -> i64 {
+    match due {
+        Some(d) if open > Decimal::ZERO && d < as_of => (as_of - d).num_days(),
+        _ => 0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn derived_figures() {
+        assert_eq!(pct(1, 3), Some(Decimal::new(3333, 2)));
+        assert_eq!(pct(-50, 200), Some(Decimal::new(-2500, 2)));
+        assert_eq!(pct(1, 0), None);
+        let d = |m, day| NaiveDate::from_ymd_opt(2026, m, day).unwrap();
+        let q = ProfitQuery {
+            period: Period::new(d(2, 1), d(3, 31)).unwrap(),
+            group_by: GroupBy::Customer,
+            bucket: Some(Bucket::Month),
+            compare: true,
+            rank: None,
+        };
+        let jan = Bucket::Month.index(d(1, 1));
+        let s = |b: i64, rev: i128, cost: i128, n| ProfitSums {
+            key: Some("a".into()),
+            bucket: Some(b),
+            revenue_units: rev,
+            cost_units: cost,
+            invoices: n,
+        };
+        let rows = finish_profitability(
+            &q,
+            &[
+                s(jan, 100_0000, 50_0000, 1),
+                s(jan + 1, 300_0000, 200_0000, 2),
+                s(jan + 2, 0, 0, 0),
+            ],
+            None,
+        );
+        assert_eq!(rows.len(), 2, "January only serves the comparison");
+        assert_eq!(rows[0].bucket, Some(d(2, 1)));
+        assert_eq!(rows[0].gross_profit, Decimal::from(100));
+        assert_eq!(rows[0].change_pct, Some(Decimal::from(100)));
+        assert_eq!(rows[0].margin_pct, Some(Decimal::new(3333, 2)));
+        assert_eq!(rows[0].average_invoice, Some(Decimal::from(150)));
+        assert_eq!(rows[1].change_pct, Some(Decimal::from(-100)));
+        assert_eq!(rows[1].average_invoice, None);
+    }
+
+    #[test]
+    fn ranking_order() {
+        let d = NaiveDate::from_ymd_opt(2026, 1, 1).unwrap();
+        let q = SumsQuery {
+            period: Period::new(d, d).unwrap(),
+            group_by: GroupBy::Group,
+            bucket: None,
+            reporting: Currency::parse("EUR").unwrap(),
+            rank: Some(Rank {
+                order: RankOrder::Top,
+                n: 2,
+            }),
+        };
+        let s = |k: Option<&str>, p: i128| ProfitSums {
+            key: k.map(Into::into),
+            bucket: None,
+            revenue_units: p,
+            cost_units: 0,
+            invoices: 1,
+        };
+        let mut v = vec![
+            s(Some("b"), 5),
+            s(None, 5),
+            s(Some("a"), 1),
+            s(Some("c"), 9),
+        ];
+        order_sums(&mut v, &q);
+        assert_eq!(
+            v.iter().map(|x| x.key.as_deref()).collect::<Vec<_>>(),
+            vec![Some("c"), None]
+        );
+    }
+}

@@ -1,0 +1,414 @@
+//! Target segments: a typed, serialisable criteria tree over partners and their sales.
+//!
+//! Storage adapters translate a [`Criteria`] into SQL; [`super::reference::segment`] is the plain-Rust meaning
+//! every adapter is compared against on random data (see the conformance suite). The semantics, exactly:
+//!
+//! - **last sale** is the latest issue date of the partner's sales invoices (credit notes are not sales).
+//!   `Before(d)`: a last sale exists and is before `d`; `After(d)`: exists and is after `d`; `WithinDays(n)`:
+//!   exists and is on or after `as_of − n days`; `Never`: no sales invoice at all.
+//! - **sales volume** is the net revenue (invoices minus credit notes) converted into the reporting currency, over
+//!   the period's issue dates; partners without sales have volume zero.
+//! - **bought** an item in a period: the net quantity (invoiced minus credited) of that product, or of all products
+//!   of that category, is above zero. `Any`/`All`/`None` of the listed items.
+//! - **group**, **role**, **tag** (lower case), **industry** (name or code) match exactly; **location** matches
+//!   when one of the partner's locations has every part given (country, region, city).
+
+use super::period::Period;
+use crate::error::{Error, Result};
+use crate::id::{CategoryId, ProductId};
+use crate::money::Money;
+use crate::partner::PartnerRole;
+use crate::validate;
+use chrono::NaiveDate;
+use serde::{Deserialize, Serialize};
+
+/// The deepest criteria tree accepted.
+pub const MAX_DEPTH: usize = 12;
+/// The most nodes a criteria tree may have.
+pub const MAX_NODES: usize = 256;
+
+/// A condition on the date of the last sale.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum LastSale {
+    /// The last sale was before this day.
+    Before {
+        /// The day.
+        date: NaiveDate,
+    },
+    /// The last sale was after this day.
+    After {
+        /// The day.
+        date: NaiveDate,
+    },
+    /// The last sale was within this many days before the evaluation day.
+    WithinDays {
+        /// The number of days.
+        days: u32,
+    },
+    /// There never was a sale.
+    Never,
+}
+
+/// A comparison.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Cmp {
+    /// Less than.
+    Lt,
+    /// Less than or equal.
+    Le,
+    /// Greater than.
+    Gt,
+    /// Greater than or equal.
+    Ge,
+    /// Equal.
+    Eq,
+}
+
+impl Cmp {
+    /// Applies the comparison.
+    pub fn holds<T: Ord>(self, a: T, b: T) -> bool {
+        match self {
+            Self::Lt => a < b,
+            Self::Le => a <= b,
+            Self::Gt => a > b,
+            Self::Ge => a >= b,
+            Self::Eq => a == b,
+        }
+    }
+
+    /// The SQL operator.
+    pub fn sql(self) -> &'static str {
+        match self {
+            Self::Lt => "<",
+            Self::Le => "<=",
+            Self::Gt => ">",
+            Self::Ge => ">=",
+            Self::Eq => "=",
+        }
+    }
+}
+
+/// How many of the listed items must have been bought.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BoughtMode {
+    /// At least one.
+    Any,
+    /// Every one.
+    All,
+    /// None of them.
+    None,
+}
+
+/// A product or a whole category.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(tag = "type", content = "id", rename_all = "snake_case")]
+pub enum Item {
+    /// One product.
+    Product(ProductId),
+    /// Every product of a category.
+    Category(CategoryId),
+}
+
+/// A target-segment criteria tree.
+///
+/// ```
+/// use crm_core::commerce::{Criteria, LastSale};
+/// // Lapsed customers: bought once, but not in the last 90 days.
+/// let lapsed = Criteria::And { all: vec![
+///     Criteria::Not { not: Box::new(Criteria::LastSale { when: LastSale::Never }) },
+///     Criteria::Not { not: Box::new(Criteria::LastSale { when: LastSale::WithinDays { days: 90 } }) },
+/// ]};
+/// let json = serde_json::to_string(&lapsed).unwrap();
+/// assert_eq!(serde_json::from_str::<Criteria>(&json).unwrap(), lapsed);
+/// assert!(lapsed.check().is_ok());
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Criteria {
+    /// The date of the last sale.
+    LastSale {
+        /// The condition.
+        when: LastSale,
+    },
+    /// Net sales volume over a period compared with an amount (in the reporting currency).
+    SalesVolume {
+        /// The period.
+        period: Period,
+        /// The comparison (volume `cmp` amount).
+        cmp: Cmp,
+        /// The amount.
+        amount: Money,
+    },
+    /// Bought any / all / none of the items in a period.
+    Bought {
+        /// How many.
+        mode: BoughtMode,
+        /// The items (at least one).
+        items: Vec<Item>,
+        /// The period.
+        period: Period,
+    },
+    /// In a partner group.
+    Group {
+        /// The group's name.
+        name: String,
+    },
+    /// Has a role.
+    Role {
+        /// The role.
+        role: PartnerRole,
+    },
+    /// In an industry (name or classification code).
+    Industry {
+        /// The name or code.
+        name: String,
+    },
+    /// Has a location matching every part given.
+    Location {
+        /// ISO 3166-1 alpha-2 country.
+        country: Option<String>,
+        /// Region.
+        region: Option<String>,
+        /// City.
+        city: Option<String>,
+    },
+    /// Carries a tag.
+    Tag {
+        /// The tag (lower case).
+        tag: String,
+    },
+    /// Every sub-criterion holds.
+    And {
+        /// The sub-criteria (at least one).
+        all: Vec<Criteria>,
+    },
+    /// At least one sub-criterion holds.
+    Or {
+        /// The sub-criteria (at least one).
+        any: Vec<Criteria>,
+    },
+    /// The sub-criterion does not hold.
+    Not {
+        /// The sub-criterion.
+        not: Box<Criteria>,
+    },
+}
+
+impl Criteria {
+    /// Checks the tree's shape (depth, size, non-empty lists, well-formed values) without any lookup.
+    /// Errors name the path, e.g. `criteria.all[1].items`.
+    pub fn check(&self) -> Result<()> {
+        let mut nodes = 0;
+        self.check_at("criteria", 1, &mut nodes)
+    }
+
+    fn check_at(&self, path: &str, depth: usize, nodes: &mut usize) -> Result<()> {
+        *nodes += 1;
+        if depth > MAX_DEPTH {
+            return Err(Error::invalid(
+                path,
+                format!("criteria nest deeper than {MAX_DEPTH} levels"),
+            ));
+        }
+        if *nodes > MAX_NODES {
+            return Err(Error::invalid(
+                path,
+                format!("criteria have more than {MAX_NODES} nodes"),
+            ));
+        }
+        match self {
+            Self::LastSale { .. } | Self::SalesVolume { .. } | Self::Role { .. } => Ok(()),
+            Self::Bought { items, .. } => {
+                if items.is_empty() {
+                    return Err(Error::invalid(
+                        format!("{path}.items"),
+                        "name at least one product or category",
+                    ));
+                }
+                Ok(())
+            }
+            Self::Group { name } | Self::Industry { name } => {
+                validate::name(&format!("{path}.name"), name).map(|_| ())
+            }
+            Self::Tag { tag } => {
+                let t = validate::tag(&format!("{path}.tag"), tag)?;
+                if &t != tag {
+                    return Err(Error::invalid(
+                        format!("{path}.tag"),
+                        "tags are lower case without surrounding spaces",
+                    ));
+                }
+                Ok(())
+            }
+            Self::Location {
+                country,
+                region,
+                city,
+            } => {
+                if country.is_none() && region.is_none() && city.is_none() {
+                    return Err(Error::invalid(
+                        path,
+                        "a location criterion needs a country, a region or a city",
+                    ));
+                }
+                if let Some(c) = country {
+                    let v = validate::country(&format!("{path}.country"), c)?;
+                    if &v != c {
+                        return Err(Error::invalid(
+                            format!("{path}.country"),
+                            "use the upper-case ISO 3166-1 code",
+                        ));
+                    }
+                }
+                for (n, v) in [("region", region), ("city", city)] {
+                    if let Some(v) = v {
+                        validate::name(&format!("{path}.{n}"), v)?;
+                    }
+                }
+                Ok(())
+            }
+            Self::And { all: list } | Self::Or { any: list } => {
+                let name = if matches!(self, Self::And { .. }) {
+                    "all"
+                } else {
+                    "any"
+                };
+                if list.is_empty() {
+                    return Err(Error::invalid(
+                        format!("{path}.{name}"),
+                        "needs at least one criterion",
+                    ));
+                }
+                for (i, c) in list.iter().enumerate() {
+                    c.check_at(&format!("{path}.{name}[{i}]"), depth + 1, nodes)?;
+                }
+                Ok(())
+            }
+            Self::Not { not } => not.check_at(&format!("{path}.not"), depth + 1, nodes),
+        }
+    }
+
+    /// Every product or category named, with the path naming it (for the unknown-item error).
+    pub fn items(&self) -> Vec<(String, Item)> {
+        let mut out = Vec::new();
+        self.items_at("criteria", &mut out);
+        out
+    }
+
+    fn items_at(&self, path: &str, out: &mut Vec<(String, Item)>) {
+        match self {
+            Self::Bought { items, .. } => out.extend(
+                items
+                    .iter()
+                    .enumerate()
+                    .map(|(i, it)| (format!("{path}.items[{i}]"), *it)),
+            ),
+            Self::And { all: l } => l
+                .iter()
+                .enumerate()
+                .for_each(|(i, c)| c.items_at(&format!("{path}.all[{i}]"), out)),
+            Self::Or { any: l } => l
+                .iter()
+                .enumerate()
+                .for_each(|(i, c)| c.items_at(&format!("{path}.any[{i}]"), out)),
+            Self::Not { not } => not.items_at(&format!("{path}.not"), out),
+            _ => {}
+        }
+    }
+
+    /// Every money amount named, with its path (they must be in the reporting currency).
+    pub fn amounts(&self) -> Vec<(String, Money)> {
+        let mut out = Vec::new();
+        self.amounts_at("criteria", &mut out);
+        out
+    }
+
+    fn amounts_at(&self, path: &str, out: &mut Vec<(String, Money)>) {
+        match self {
+            Self::SalesVolume { amount, .. } => out.push((format!("{path}.amount"), *amount)),
+            Self::And { all: l } => l
+                .iter()
+                .enumerate()
+                .for_each(|(i, c)| c.amounts_at(&format!("{path}.all[{i}]"), out)),
+            Self::Or { any: l } => l
+                .iter()
+                .enumerate()
+                .for_each(|(i, c)| c.amounts_at(&format!("{path}.any[{i}]"), out)),
+            Self::Not { not } => not.amounts_at(&format!("{path}.not"), out),
+            _ => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bad_trees_name_the_path() {
+        let cases = [
+            (Criteria::And { all: vec![] }, "criteria.all"),
+            (
+                Criteria::Or {
+                    any: vec![Criteria::Tag { tag: "VIP".into() }],
+                },
+                "criteria.any[0].tag",
+            ),
+            (
+                Criteria::Not {
+                    not: Box::new(Criteria::Location {
+                        country: None,
+                        region: None,
+                        city: None,
+                    }),
+                },
+                "criteria.not",
+            ),
+            (
+                Criteria::Location {
+                    country: Some("ro".into()),
+                    region: None,
+                    city: None,
+                },
+                "criteria.country",
+            ),
+        ];
+        for (c, field) in cases {
+            assert_eq!(c.check().unwrap_err().field(), Some(field), "{c:?}");
+        }
+        let mut deep = Criteria::Tag { tag: "a".into() };
+        for _ in 0..MAX_DEPTH {
+            deep = Criteria::Not {
+                not: Box::new(deep),
+            };
+        }
+        assert!(deep.check().is_err());
+    }
+
+    #[test]
+    fn items_are_found_with_their_paths() {
+        let p = ProductId::new();
+        let period = Period::new(NaiveDate::MIN, NaiveDate::MAX).unwrap();
+        let c = Criteria::And {
+            all: vec![
+                Criteria::Role {
+                    role: PartnerRole::Customer,
+                },
+                Criteria::Not {
+                    not: Box::new(Criteria::Bought {
+                        mode: BoughtMode::Any,
+                        items: vec![Item::Product(p)],
+                        period,
+                    }),
+                },
+            ],
+        };
+        assert_eq!(
+            c.items(),
+            vec![("criteria.all[1].not.items[0]".to_string(), Item::Product(p))]
+        );
+    }
+}

@@ -1,0 +1,904 @@
+//! The commerce service: validate → decide (pure) → one change set → [`CrmService::commit`].
+
+use super::campaign::{
+    record_outcome, CallOutcome, Campaign, CampaignCost, CampaignTarget, Launch, NewCampaign,
+    OutcomeKind,
+};
+use super::document::{Document, DocumentFacts, DocumentKind, NewDocument, PaymentDirection};
+use super::period::Period;
+use super::product::{Category, NewCategory, NewProduct, Product, Recorded};
+use super::rate::{missing_rate, AppliedRate, ExchangeRate, RateSource};
+use super::report::{
+    finish_campaign, finish_profitability, Balance, CampaignReport, GroupBy, OpenItem, ProfitQuery,
+    ProfitReport, ProfitSums, Progress, SumsQuery,
+};
+use super::segment::{Criteria, Item};
+use super::store::{CommerceStore, SegmentMember};
+use super::CommerceWrite;
+use crate::actor::Context;
+use crate::error::{Error, Result};
+use crate::event::{DomainEvent, EventKind, StageHistoryEntry, Subject};
+use crate::id::{CampaignId, CategoryId, PartnerId, ProductId, RequestId, TenantId};
+use crate::lead::{Lead, LeadSource, NewLead, StatusKind};
+use crate::money::{Currency, Money};
+use crate::request::Request;
+use crate::service::{lead_subject, request_subject, CrmService};
+use crate::store::{ChangeSet, Write};
+use chrono::NaiveDate;
+use rust_decimal::Decimal;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+/// A recorded document and the events committed with it (none when it was unchanged).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DocumentOutcome {
+    /// What happened.
+    pub recorded: Recorded<Document>,
+    /// The events.
+    pub events: Vec<DomainEvent>,
+}
+
+/// What recording a call outcome changed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutcomeResult {
+    /// The target.
+    pub target: CampaignTarget,
+    /// The call request.
+    pub request: Request,
+    /// The lead created when the partner was interested.
+    pub lead: Option<Lead>,
+    /// The events.
+    pub events: Vec<DomainEvent>,
+}
+
+/// The commerce API: documents, rates, campaigns and reports, for one reporting currency.
+#[derive(Debug, Clone)]
+pub struct CommerceService {
+    crm: CrmService,
+    store: Arc<dyn CommerceStore>,
+    reporting: Currency,
+    rates: Vec<Arc<dyn RateSource>>,
+}
+
+fn partner_field(e: Error, id: PartnerId) -> Error {
+    match e {
+        Error::NotFound { .. } => Error::invalid(
+            "partner",
+            format!("partner {id} is not a partner of this tenant"),
+        ),
+        e => e,
+    }
+}
+
+impl CommerceService {
+    /// A service over the CRM service (for the base store, clock, hooks and subscribers) and the commerce store
+    /// (usually the same adapter), reporting in `reporting`.
+    pub fn new(crm: CrmService, store: Arc<dyn CommerceStore>, reporting: Currency) -> Self {
+        Self {
+            crm,
+            store,
+            reporting,
+            rates: Vec::new(),
+        }
+    }
+
+    /// Adds a host rate source, asked (in the order added) before the stored rates table.
+    pub fn with_rate_source(mut self, source: Arc<dyn RateSource>) -> Self {
+        self.rates.push(source);
+        self
+    }
+
+    /// The reporting currency.
+    pub fn reporting(&self) -> Currency {
+        self.reporting
+    }
+
+    /// The CRM service.
+    pub fn crm(&self) -> &CrmService {
+        &self.crm
+    }
+
+    /// The commerce store.
+    pub fn store(&self) -> &Arc<dyn CommerceStore> {
+        &self.store
+    }
+
+    fn today(&self) -> NaiveDate {
+        self.crm.clock().now().date_naive()
+    }
+
+    async fn commit(&self, ctx: &Context, cs: ChangeSet) -> Result<Vec<DomainEvent>> {
+        self.crm.commit(ctx, cs).await
+    }
+
+    // ------------------------------------------------------------------ products and rates
+
+    /// Records a category by its code: the same again is a no-op; a changed name needs the stored `version`.
+    pub async fn record_category(
+        &self,
+        ctx: &Context,
+        input: NewCategory,
+        version: Option<u64>,
+    ) -> Result<Recorded<Category>> {
+        let code = super::product::code("code", &input.code)?;
+        let existing = self.store.category_by_code(ctx.tenant, &code).await?;
+        let r = input.record(
+            ctx.tenant,
+            existing.as_ref(),
+            version,
+            self.crm.clock().now(),
+        )?;
+        let w = match &r {
+            Recorded::Unchanged(_) => return Ok(r),
+            Recorded::Inserted(c) => CommerceWrite::InsertCategory(c.clone()),
+            Recorded::Replaced {
+                record,
+                expected_version,
+            } => CommerceWrite::UpdateCategory {
+                category: record.clone(),
+                expected_version: *expected_version,
+            },
+        };
+        self.commit(
+            ctx,
+            ChangeSet {
+                writes: vec![w.into()],
+            },
+        )
+        .await?;
+        Ok(r)
+    }
+
+    /// Records a product by its code: the same again is a no-op; a change needs the stored `version`.
+    pub async fn record_product(
+        &self,
+        ctx: &Context,
+        input: NewProduct,
+        version: Option<u64>,
+    ) -> Result<Recorded<Product>> {
+        let code = super::product::code("code", &input.code)?;
+        if let Some(c) = input.category {
+            if self.store.categories(ctx.tenant, &[c]).await?.is_empty() {
+                return Err(Error::invalid(
+                    "category",
+                    format!("category {c} is not a category of this tenant"),
+                ));
+            }
+        }
+        let existing = self.store.product_by_code(ctx.tenant, &code).await?;
+        let r = input.record(
+            ctx.tenant,
+            existing.as_ref(),
+            version,
+            self.crm.clock().now(),
+        )?;
+        let w = match &r {
+            Recorded::Unchanged(_) => return Ok(r),
+            Recorded::Inserted(p) => CommerceWrite::InsertProduct(p.clone()),
+            Recorded::Replaced {
+                record,
+                expected_version,
+            } => CommerceWrite::UpdateProduct {
+                product: record.clone(),
+                expected_version: *expected_version,
+            },
+        };
+        self.commit(
+            ctx,
+            ChangeSet {
+                writes: vec![w.into()],
+            },
+        )
+        .await?;
+        Ok(r)
+    }
+
+    /// Records a dated rate (units of `to` per unit of `from`). The same rate again is a no-op; another rate for
+    /// the same pair and day is [`Error::AlreadyExists`].
+    pub async fn record_rate(
+        &self,
+        ctx: &Context,
+        from: &str,
+        to: &str,
+        on: NaiveDate,
+        rate: Decimal,
+    ) -> Result<ExchangeRate> {
+        let from = Currency::parse(from.trim()).map_err(|_| {
+            Error::invalid("from", format!("`{from}` is not an ISO 4217 currency code"))
+        })?;
+        let to = Currency::parse(to.trim()).map_err(|_| {
+            Error::invalid("to", format!("`{to}` is not an ISO 4217 currency code"))
+        })?;
+        let r = ExchangeRate::new(ctx.tenant, from, to, on, rate)?;
+        if let Some(old) = self
+            .store
+            .rate(ctx.tenant, from, to, on)
+            .await?
+            .filter(|o| o.on == on)
+        {
+            if old.rate == r.rate {
+                return Ok(old);
+            }
+            return Err(Error::AlreadyExists {
+                entity: "exchange rate",
+                key: format!("{from}/{to} on {on}"),
+            });
+        }
+        self.commit(
+            ctx,
+            ChangeSet {
+                writes: vec![CommerceWrite::InsertRate(r.clone()).into()],
+            },
+        )
+        .await?;
+        Ok(r)
+    }
+
+    /// The rate converting `from` into the reporting currency on `on`: the host's sources first, then the stored
+    /// table; [`Error::MissingRate`] naming the pair and the day when none knows it.
+    pub async fn resolve_rate(
+        &self,
+        tenant: TenantId,
+        from: Currency,
+        on: NaiveDate,
+    ) -> Result<AppliedRate> {
+        if from == self.reporting {
+            return Ok(AppliedRate::identity(self.reporting));
+        }
+        for s in &self.rates {
+            if let Some(rate) = s.rate(from, self.reporting, on).await? {
+                super::rate::check_rate("rate", rate)?;
+                return Ok(AppliedRate {
+                    reporting: self.reporting,
+                    rate: rate.normalize(),
+                });
+            }
+        }
+        match self.store.rate(tenant, from, self.reporting, on).await? {
+            Some(r) => Ok(AppliedRate {
+                reporting: self.reporting,
+                rate: r.rate,
+            }),
+            None => Err(missing_rate(from, self.reporting, on)),
+        }
+    }
+
+    // ------------------------------------------------------------------ documents
+
+    /// Records a document the host issued. Idempotent by (kind, number): the same document again is a no-op; a
+    /// changed one needs [`NewDocument::version`] and replaces the stored one whole.
+    pub async fn record_document(
+        &self,
+        ctx: &Context,
+        input: NewDocument,
+    ) -> Result<DocumentOutcome> {
+        let tenant = ctx.tenant;
+        let (number, currency) = input.check_shape()?;
+        let partner = self
+            .crm
+            .store()
+            .partner(tenant, input.partner)
+            .await
+            .map_err(|e| partner_field(e, input.partner))?;
+        let existing = self
+            .store
+            .document_by_number(tenant, input.kind, &number)
+            .await?;
+        let ids: Vec<ProductId> = input
+            .lines
+            .iter()
+            .map(|l| l.product)
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let products: BTreeMap<ProductId, Product> = if ids.is_empty() {
+            BTreeMap::new()
+        } else {
+            self.store
+                .products(tenant, &ids)
+                .await?
+                .into_iter()
+                .map(|p| (p.id, p))
+                .collect()
+        };
+        let campaign_exists = match input.campaign {
+            Some(c) => match self.store.campaign(tenant, c).await {
+                Ok(_) => true,
+                Err(Error::NotFound { .. }) => false,
+                Err(e) => return Err(e),
+            },
+            None => false,
+        };
+        let corrected = match &input.corrects {
+            Some(n) => {
+                self.store
+                    .document_by_number(tenant, DocumentKind::Invoice, n.trim())
+                    .await?
+            }
+            None => None,
+        };
+        let mut settled = BTreeMap::new();
+        let kind = input
+            .direction
+            .unwrap_or(PaymentDirection::Received)
+            .settles();
+        for a in &input.allocations {
+            if let Some(d) = self
+                .store
+                .document_by_number(tenant, kind, a.number.trim())
+                .await?
+            {
+                settled.insert(d.number.clone(), d);
+            }
+        }
+        let rate = match &existing {
+            Some(e)
+                if e.currency == currency
+                    && e.issue_date == input.issue_date
+                    && e.rate.reporting == self.reporting =>
+            {
+                e.rate
+            }
+            _ => {
+                self.resolve_rate(tenant, currency, input.issue_date)
+                    .await?
+            }
+        };
+        let now = self.crm.clock().now();
+        let facts = DocumentFacts {
+            partner: &partner,
+            products: &products,
+            rate,
+            existing: existing.as_ref(),
+            corrected: corrected.as_ref(),
+            campaign_exists,
+            settled: &settled,
+        };
+        let recorded = input.record(tenant, facts, now)?;
+        let (doc, w) = match &recorded {
+            Recorded::Unchanged(_) => {
+                return Ok(DocumentOutcome {
+                    recorded,
+                    events: Vec::new(),
+                })
+            }
+            Recorded::Inserted(d) => (d, CommerceWrite::InsertDocument(d.clone())),
+            Recorded::Replaced {
+                record,
+                expected_version,
+            } => (
+                record,
+                CommerceWrite::ReplaceDocument {
+                    document: record.clone(),
+                    expected_version: *expected_version,
+                },
+            ),
+        };
+        let kind = match doc.kind {
+            DocumentKind::Payment => EventKind::PaymentRecorded {
+                document: doc.id,
+                number: doc.number.clone(),
+                amount: doc.total_money(),
+                version: doc.version,
+            },
+            k => EventKind::InvoiceRecorded {
+                document: doc.id,
+                kind: k,
+                number: doc.number.clone(),
+                total: doc.total_money(),
+                campaign: doc.campaign,
+                version: doc.version,
+            },
+        };
+        let event = DomainEvent::new(
+            ctx,
+            now,
+            Subject {
+                partner: Some(doc.partner),
+                ..Default::default()
+            },
+            kind,
+        );
+        let events = self
+            .commit(
+                ctx,
+                ChangeSet {
+                    writes: vec![w.into(), Write::AppendEvent(event)],
+                },
+            )
+            .await?;
+        Ok(DocumentOutcome { recorded, events })
+    }
+
+    /// A partner's open items on `as_of` (today when `None`).
+    pub async fn open_items(
+        &self,
+        tenant: TenantId,
+        partner: PartnerId,
+        as_of: Option<NaiveDate>,
+    ) -> Result<Vec<OpenItem>> {
+        self.crm.store().partner(tenant, partner).await?;
+        self.store
+            .open_items(tenant, partner, as_of.unwrap_or_else(|| self.today()))
+            .await
+    }
+
+    /// A partner's balances per currency on `as_of` (today when `None`).
+    pub async fn balances(
+        &self,
+        tenant: TenantId,
+        partner: PartnerId,
+        as_of: Option<NaiveDate>,
+    ) -> Result<Vec<Balance>> {
+        self.crm.store().partner(tenant, partner).await?;
+        self.store
+            .balances(tenant, partner, as_of.unwrap_or_else(|| self.today()))
+            .await
+    }
+
+    // ------------------------------------------------------------------ segments and campaigns
+
+    /// Checks a criteria tree: its shape, that every product and category it names exists in the tenant, and that
+    /// its amounts are in the reporting currency. Errors name the path (`criteria.all[0].items[1]`).
+    pub async fn check_criteria(&self, tenant: TenantId, criteria: &Criteria) -> Result<()> {
+        criteria.check()?;
+        for (path, m) in criteria.amounts() {
+            if m.currency() != self.reporting {
+                return Err(Error::invalid(
+                    path,
+                    format!(
+                        "amounts are compared in the reporting currency {}",
+                        self.reporting
+                    ),
+                ));
+            }
+        }
+        let items = criteria.items();
+        let pids: Vec<ProductId> = items
+            .iter()
+            .filter_map(|(_, i)| match i {
+                Item::Product(p) => Some(*p),
+                _ => None,
+            })
+            .collect();
+        let cids: Vec<CategoryId> = items
+            .iter()
+            .filter_map(|(_, i)| match i {
+                Item::Category(c) => Some(*c),
+                _ => None,
+            })
+            .collect();
+        let known_p: BTreeSet<ProductId> = if pids.is_empty() {
+            BTreeSet::new()
+        } else {
+            self.store
+                .products(tenant, &pids)
+                .await?
+                .into_iter()
+                .map(|p| p.id)
+                .collect()
+        };
+        let known_c: BTreeSet<CategoryId> = if cids.is_empty() {
+            BTreeSet::new()
+        } else {
+            self.store
+                .categories(tenant, &cids)
+                .await?
+                .into_iter()
+                .map(|c| c.id)
+                .collect()
+        };
+        for (path, i) in items {
+            let ok = match i {
+                Item::Product(p) => known_p.contains(&p),
+                Item::Category(c) => known_c.contains(&c),
+            };
+            if !ok {
+                let what = match i {
+                    Item::Product(p) => format!("product {p}"),
+                    Item::Category(c) => format!("category {c}"),
+                };
+                return Err(Error::invalid(
+                    path,
+                    format!("{what} is not recorded in this tenant"),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The partners a criteria tree selects today.
+    pub async fn segment(
+        &self,
+        tenant: TenantId,
+        criteria: &Criteria,
+    ) -> Result<Vec<SegmentMember>> {
+        self.check_criteria(tenant, criteria).await?;
+        self.store
+            .segment(tenant, criteria, self.today(), self.reporting)
+            .await
+    }
+
+    /// Creates a draft campaign.
+    pub async fn create_campaign(&self, ctx: &Context, input: NewCampaign) -> Result<Campaign> {
+        if let Some(c) = &input.criteria {
+            self.check_criteria(ctx.tenant, c).await?;
+        }
+        let (c, kind) = input.build(ctx.tenant, self.crm.clock().now())?;
+        let e = DomainEvent::new(ctx, c.created_at, Subject::default(), kind);
+        self.commit(
+            ctx,
+            ChangeSet {
+                writes: vec![
+                    CommerceWrite::InsertCampaign(c.clone()).into(),
+                    Write::AppendEvent(e),
+                ],
+            },
+        )
+        .await?;
+        Ok(c)
+    }
+
+    /// A campaign.
+    pub async fn campaign(&self, tenant: TenantId, id: CampaignId) -> Result<Campaign> {
+        self.store.campaign(tenant, id).await
+    }
+
+    /// Books a dated cost on a campaign, converted at that day's rate.
+    pub async fn add_campaign_cost(
+        &self,
+        ctx: &Context,
+        campaign: CampaignId,
+        date: NaiveDate,
+        amount: Money,
+        note: Option<&str>,
+    ) -> Result<CampaignCost> {
+        let c = self.store.campaign(ctx.tenant, campaign).await?;
+        let rate = self
+            .resolve_rate(ctx.tenant, amount.currency(), date)
+            .await?;
+        let cost = CampaignCost::new(&c, date, amount, note, rate)?;
+        let e = DomainEvent::new(
+            ctx,
+            self.crm.clock().now(),
+            Subject::default(),
+            EventKind::CampaignCostAdded { campaign, amount },
+        );
+        self.commit(
+            ctx,
+            ChangeSet {
+                writes: vec![
+                    CommerceWrite::InsertCampaignCost(cost.clone()).into(),
+                    Write::AppendEvent(e),
+                ],
+            },
+        )
+        .await?;
+        Ok(cost)
+    }
+
+    /// Launches a draft campaign: snapshots its segment today and hands each target's call to an agent.
+    pub async fn launch_campaign(
+        &self,
+        ctx: &Context,
+        id: CampaignId,
+        expected_version: u64,
+    ) -> Result<Launch> {
+        let c = self.store.campaign(ctx.tenant, id).await?;
+        c.check_launchable()?;
+        if c.version != expected_version {
+            return Err(Error::Conflict {
+                entity: "campaign",
+                id: id.to_string(),
+                expected: expected_version,
+                actual: c.version,
+            });
+        }
+        let criteria = c
+            .criteria
+            .clone()
+            .ok_or_else(|| Error::invalid("criteria", "a campaign needs a target segment"))?;
+        let members = self.segment(ctx.tenant, &criteria).await?;
+        let audience: Vec<(PartnerId, String)> =
+            members.into_iter().map(|m| (m.partner, m.name)).collect();
+        let now = self.crm.clock().now();
+        let launch = c.launch(&audience, ctx.actor.clone(), now)?;
+        let mut cs = ChangeSet::new();
+        cs.push(
+            CommerceWrite::UpdateCampaign {
+                campaign: launch.campaign.clone(),
+                expected_version,
+            }
+            .into(),
+        );
+        for t in &launch.targets {
+            cs.push(CommerceWrite::InsertCampaignTarget(t.clone()).into());
+        }
+        for r in &launch.calls {
+            cs.push(Write::InsertRequest(r.clone()));
+            cs.push(Write::AppendEvent(DomainEvent::new(
+                ctx,
+                now,
+                request_subject(r),
+                EventKind::RequestOpened {
+                    title: r.title.clone(),
+                    kind: r.kind.clone(),
+                    assignee: r.assignee,
+                    due: r.due,
+                },
+            )));
+        }
+        cs.push(Write::AppendEvent(DomainEvent::new(
+            ctx,
+            now,
+            Subject::default(),
+            EventKind::CampaignLaunched {
+                campaign: id,
+                targets: launch.targets.len() as u64,
+            },
+        )));
+        self.commit(ctx, cs).await?;
+        Ok(launch)
+    }
+
+    /// Closes an active campaign.
+    pub async fn close_campaign(
+        &self,
+        ctx: &Context,
+        id: CampaignId,
+        expected_version: u64,
+    ) -> Result<Campaign> {
+        let c = self.store.campaign(ctx.tenant, id).await?;
+        let now = self.crm.clock().now();
+        let next = c.close(now)?;
+        let e = DomainEvent::new(
+            ctx,
+            now,
+            Subject::default(),
+            EventKind::CampaignClosed { campaign: id },
+        );
+        self.commit(
+            ctx,
+            ChangeSet {
+                writes: vec![
+                    CommerceWrite::UpdateCampaign {
+                        campaign: next.clone(),
+                        expected_version,
+                    }
+                    .into(),
+                    Write::AppendEvent(e),
+                ],
+            },
+        )
+        .await?;
+        Ok(next)
+    }
+
+    /// Records the outcome of a campaign call. Only the agent the call is assigned to may (field `agent`);
+    /// `Interested` enters a lead in the default pipeline with the campaign as its source, owned by the campaign's
+    /// owner. One transaction holds the target, the call, the lead and their events.
+    pub async fn record_call_outcome(
+        &self,
+        ctx: &Context,
+        request: RequestId,
+        outcome: CallOutcome,
+    ) -> Result<OutcomeResult> {
+        let tenant = ctx.tenant;
+        let target = self.store.campaign_target(tenant, request).await?;
+        let call = self.crm.store().request(tenant, request).await?;
+        let campaign = self.store.campaign(tenant, target.campaign).await?;
+        let now = self.crm.clock().now();
+        let mut change =
+            record_outcome(&campaign, &target, &call, ctx.actor.user_id(), outcome, now)?;
+        let mut cs = ChangeSet::new();
+        let mut lead = None;
+        if outcome.kind() == OutcomeKind::Interested {
+            let pipelines = self.crm.store().pipelines(tenant).await?;
+            let pipeline = pipelines
+                .iter()
+                .find(|p| p.is_default)
+                .or(pipelines.first())
+                .ok_or_else(|| {
+                    Error::invalid(
+                        "pipeline",
+                        "the tenant has no pipeline yet: call setup_tenant first",
+                    )
+                })?;
+            let partner = self.crm.store().partner(tenant, target.partner).await?;
+            let mut input = NewLead::for_partner(
+                partner.id,
+                format!("{}: {}", campaign.name, partner.name)
+                    .chars()
+                    .take(200)
+                    .collect::<String>(),
+            );
+            input.owner = Some(campaign.owner);
+            input.source = LeadSource {
+                campaign: Some(campaign.id),
+                medium: Some("phone".into()),
+                source: None,
+            };
+            let (l, kind) = input.build(tenant, partner.id, pipeline, now)?;
+            change.target.lead = Some(l.id);
+            cs.push(Write::InsertLead(l.clone()));
+            cs.push(Write::AppendEvent(DomainEvent::new(
+                ctx,
+                now,
+                lead_subject(&l),
+                kind,
+            )));
+            cs.push(Write::AppendStageHistory(StageHistoryEntry {
+                tenant,
+                lead: l.id,
+                pipeline: pipeline.id,
+                from: None,
+                to: l.stage,
+                status: StatusKind::Open,
+                at: now,
+                actor: ctx.actor.clone(),
+            }));
+            lead = Some(l);
+        }
+        cs.push(
+            CommerceWrite::UpdateCampaignTarget {
+                target: change.target.clone(),
+                expected_version: target.version,
+            }
+            .into(),
+        );
+        cs.push(Write::UpdateRequest {
+            request: change.request.clone(),
+            expected_version: call.version,
+        });
+        if change.request.status != call.status {
+            cs.push(Write::AppendEvent(DomainEvent::new(
+                ctx,
+                now,
+                request_subject(&change.request),
+                EventKind::RequestStatusChanged {
+                    from: call.status,
+                    to: change.request.status,
+                },
+            )));
+        }
+        cs.push(Write::AppendEvent(DomainEvent::new(
+            ctx,
+            now,
+            Subject {
+                partner: Some(target.partner),
+                lead: lead.as_ref().map(|l| l.id),
+                request: Some(request),
+            },
+            EventKind::CallOutcomeRecorded {
+                campaign: campaign.id,
+                outcome: outcome.kind(),
+                lead: lead.as_ref().map(|l| l.id),
+            },
+        )));
+        let events = self.commit(ctx, cs).await?;
+        Ok(OutcomeResult {
+            target: change.target,
+            request: change.request,
+            lead,
+            events,
+        })
+    }
+
+    /// Progress of a campaign: the total first, then per agent.
+    pub async fn progress(&self, tenant: TenantId, id: CampaignId) -> Result<Vec<Progress>> {
+        self.store.campaign(tenant, id).await?;
+        self.store.progress(tenant, id).await
+    }
+
+    /// The campaign report over `period` (all time when `None`).
+    pub async fn campaign_report(
+        &self,
+        tenant: TenantId,
+        id: CampaignId,
+        period: Option<Period>,
+    ) -> Result<CampaignReport> {
+        let c = self.store.campaign(tenant, id).await?;
+        let s = self
+            .store
+            .campaign_sums(tenant, id, period, self.reporting)
+            .await?;
+        Ok(finish_campaign(id, &c.name, period, self.reporting, &s))
+    }
+
+    // ------------------------------------------------------------------ profitability
+
+    /// Profitability: revenue, cost, gross profit, margin, invoices and average invoice per group, optionally
+    /// bucketed, compared and ranked. Computed by the store; labelled with partner or campaign names when at most
+    /// 1000 rows are returned.
+    pub async fn profitability(&self, tenant: TenantId, q: &ProfitQuery) -> Result<ProfitReport> {
+        q.check()?;
+        let base = SumsQuery {
+            period: q.period,
+            group_by: q.group_by,
+            bucket: None,
+            reporting: self.reporting,
+            rank: q.rank,
+        };
+        let (current, previous): (Vec<ProfitSums>, Option<Vec<ProfitSums>>) = match q.bucket {
+            None => {
+                let cur = self.store.profit_sums(tenant, &base).await?;
+                let prev = if q.compare {
+                    Some(
+                        self.store
+                            .profit_sums(
+                                tenant,
+                                &SumsQuery {
+                                    period: q.period.previous(),
+                                    rank: None,
+                                    ..base.clone()
+                                },
+                            )
+                            .await?,
+                    )
+                } else {
+                    None
+                };
+                (cur, prev)
+            }
+            Some(b) => {
+                let from = if q.compare {
+                    b.start_of(b.index(q.period.from()) - 1)
+                        .unwrap_or(q.period.from())
+                } else {
+                    q.period.from()
+                };
+                let period = Period::new(from, q.period.to())?;
+                let mut all = self
+                    .store
+                    .profit_sums(
+                        tenant,
+                        &SumsQuery {
+                            period,
+                            bucket: Some(b),
+                            rank: None,
+                            ..base.clone()
+                        },
+                    )
+                    .await?;
+                if q.rank.is_some() {
+                    let ranked = self.store.profit_sums(tenant, &base).await?;
+                    let pos: BTreeMap<Option<String>, usize> = ranked
+                        .into_iter()
+                        .enumerate()
+                        .map(|(i, s)| (s.key, i))
+                        .collect();
+                    all.retain(|s| pos.contains_key(&s.key));
+                    all.sort_by_key(|s| (pos[&s.key], s.bucket));
+                }
+                (all, None)
+            }
+        };
+        let mut rows = finish_profitability(q, &current, previous.as_deref());
+        if rows.len() <= 1000 {
+            for r in &mut rows {
+                r.label = match (q.group_by, &r.key) {
+                    (GroupBy::Customer, Some(k)) => match k.parse::<PartnerId>() {
+                        Ok(id) => self
+                            .crm
+                            .store()
+                            .partner(tenant, id)
+                            .await
+                            .ok()
+                            .map(|p| p.name),
+                        Err(_) => None,
+                    },
+                    (GroupBy::Campaign, Some(k)) => match k.parse::<CampaignId>() {
+                        Ok(id) => self.store.campaign(tenant, id).await.ok().map(|c| c.name),
+                        Err(_) => None,
+                    },
+                    _ => None,
+                };
+            }
+        }
+        Ok(ProfitReport {
+            query: q.clone(),
+            currency: self.reporting,
+            rows,
+        })
+    }
+}

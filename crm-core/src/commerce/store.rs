@@ -1,0 +1,246 @@
+//! The commerce storage trait.
+//!
+//! # Contract
+//!
+//! Every adapter that implements [`crate::store::Store`] also implements [`CommerceStore`] and applies
+//! [`crate::store::Write::Commerce`] writes inside [`crate::store::Store::commit`], with the base contract
+//! (tenancy, atomicity, optimistic concurrency, exact money). In particular:
+//!
+//! - **Keys.** Categories and products are unique per (tenant, code), documents per (tenant, kind, number), rates
+//!   per (tenant, from, to, day), targets per (tenant, campaign, partner). Inserting an existing key is
+//!   [`crate::Error::AlreadyExists`]; every `Update*`/`Replace*` names the stored version or fails with
+//!   [`crate::Error::Conflict`].
+//! - **Replacement.** Replacing a document replaces its lines and allocations whole: a replaced document is never
+//!   counted twice in any report.
+//! - **Pushed down.** [`CommerceStore::segment`], [`CommerceStore::profit_sums`],
+//!   [`CommerceStore::campaign_sums`], [`CommerceStore::progress`], [`CommerceStore::open_items`] and
+//!   [`CommerceStore::balances`] are computed by the database (GROUP BY over indexed columns or roll-ups kept in
+//!   the same transaction), never by loading documents into memory, and equal the reference calculations of
+//!   [`super::reference`] exactly (integer units).
+//! - **Rates.** [`CommerceStore::rate`] follows [`super::rate::RateTable`]'s rule: the latest rate on or before the
+//!   day, at most [`super::rate::MAX_RATE_AGE_DAYS`] old.
+
+use super::campaign::{Campaign, CampaignCost, CampaignTarget};
+use super::document::{Document, DocumentKind};
+use super::period::Period;
+use super::product::{Category, Product};
+use super::rate::ExchangeRate;
+use super::report::{Balance, CampaignSums, OpenItem, ProfitSums, Progress, SumsQuery};
+use super::segment::Criteria;
+use crate::error::Result;
+use crate::id::{CampaignId, CategoryId, DocumentId, PartnerId, ProductId, RequestId, TenantId};
+use crate::money::Currency;
+use crate::store::{Page, PageRequest};
+use async_trait::async_trait;
+use chrono::NaiveDate;
+use serde::{Deserialize, Serialize};
+use std::fmt::Debug;
+use std::sync::Arc;
+
+/// A member of a segment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SegmentMember {
+    /// The partner.
+    pub partner: PartnerId,
+    /// Its name now.
+    pub name: String,
+}
+
+/// The commerce reads and reports every adapter implements. See the [module docs](self) for the contract.
+#[async_trait]
+pub trait CommerceStore: Send + Sync + Debug {
+    /// A category.
+    async fn category(&self, tenant: TenantId, id: CategoryId) -> Result<Category>;
+    /// A category by the host's code.
+    async fn category_by_code(&self, tenant: TenantId, code: &str) -> Result<Option<Category>>;
+    /// A product.
+    async fn product(&self, tenant: TenantId, id: ProductId) -> Result<Product>;
+    /// A product by the host's code.
+    async fn product_by_code(&self, tenant: TenantId, code: &str) -> Result<Option<Product>>;
+    /// Those of `ids` that are products of the tenant (any order).
+    async fn products(&self, tenant: TenantId, ids: &[ProductId]) -> Result<Vec<Product>>;
+    /// Those of `ids` that are categories of the tenant (any order).
+    async fn categories(&self, tenant: TenantId, ids: &[CategoryId]) -> Result<Vec<Category>>;
+
+    /// A document.
+    async fn document(&self, tenant: TenantId, id: DocumentId) -> Result<Document>;
+    /// A document by kind and the host's number.
+    async fn document_by_number(
+        &self,
+        tenant: TenantId,
+        kind: DocumentKind,
+        number: &str,
+    ) -> Result<Option<Document>>;
+    /// The rate valid on `on` (see the contract), with the day it was recorded for.
+    async fn rate(
+        &self,
+        tenant: TenantId,
+        from: Currency,
+        to: Currency,
+        on: NaiveDate,
+    ) -> Result<Option<ExchangeRate>>;
+
+    /// A campaign.
+    async fn campaign(&self, tenant: TenantId, id: CampaignId) -> Result<Campaign>;
+    /// A campaign's cost entries, oldest day first.
+    async fn campaign_costs(
+        &self,
+        tenant: TenantId,
+        campaign: CampaignId,
+    ) -> Result<Vec<CampaignCost>>;
+    /// The target whose call is `request`.
+    async fn campaign_target(&self, tenant: TenantId, request: RequestId)
+        -> Result<CampaignTarget>;
+    /// A campaign's targets by partner id, keyset-paginated.
+    async fn campaign_targets(
+        &self,
+        tenant: TenantId,
+        campaign: CampaignId,
+        page: &PageRequest,
+    ) -> Result<Page<CampaignTarget>>;
+
+    /// The partners matching `criteria` on day `as_of` (volumes in `reporting`), ordered by partner id.
+    async fn segment(
+        &self,
+        tenant: TenantId,
+        criteria: &Criteria,
+        as_of: NaiveDate,
+        reporting: Currency,
+    ) -> Result<Vec<SegmentMember>>;
+    /// Profitability sums (see [`SumsQuery`] for grouping and order).
+    async fn profit_sums(&self, tenant: TenantId, query: &SumsQuery) -> Result<Vec<ProfitSums>>;
+    /// A campaign's report sums over `period` (all time when `None`).
+    async fn campaign_sums(
+        &self,
+        tenant: TenantId,
+        campaign: CampaignId,
+        period: Option<Period>,
+        reporting: Currency,
+    ) -> Result<CampaignSums>;
+    /// A campaign's progress: the total first (agent `None`), then one row per agent by agent id.
+    async fn progress(&self, tenant: TenantId, campaign: CampaignId) -> Result<Vec<Progress>>;
+    /// A partner's open items on `as_of` (by due date, none last, then kind and number).
+    async fn open_items(
+        &self,
+        tenant: TenantId,
+        partner: PartnerId,
+        as_of: NaiveDate,
+    ) -> Result<Vec<OpenItem>>;
+    /// A partner's balances per currency (by currency code) on `as_of`.
+    async fn balances(
+        &self,
+        tenant: TenantId,
+        partner: PartnerId,
+        as_of: NaiveDate,
+    ) -> Result<Vec<Balance>>;
+}
+
+/// Forwards every method, so an `Arc<dyn CommerceStore>` (or any `Arc<S>`) is itself one.
+#[async_trait]
+impl<S: CommerceStore + ?Sized> CommerceStore for Arc<S> {
+    async fn category(&self, tenant: TenantId, id: CategoryId) -> Result<Category> {
+        (**self).category(tenant, id).await
+    }
+    async fn category_by_code(&self, tenant: TenantId, code: &str) -> Result<Option<Category>> {
+        (**self).category_by_code(tenant, code).await
+    }
+    async fn product(&self, tenant: TenantId, id: ProductId) -> Result<Product> {
+        (**self).product(tenant, id).await
+    }
+    async fn product_by_code(&self, tenant: TenantId, code: &str) -> Result<Option<Product>> {
+        (**self).product_by_code(tenant, code).await
+    }
+    async fn products(&self, tenant: TenantId, ids: &[ProductId]) -> Result<Vec<Product>> {
+        (**self).products(tenant, ids).await
+    }
+    async fn categories(&self, tenant: TenantId, ids: &[CategoryId]) -> Result<Vec<Category>> {
+        (**self).categories(tenant, ids).await
+    }
+    async fn document(&self, tenant: TenantId, id: DocumentId) -> Result<Document> {
+        (**self).document(tenant, id).await
+    }
+    async fn document_by_number(
+        &self,
+        tenant: TenantId,
+        kind: DocumentKind,
+        number: &str,
+    ) -> Result<Option<Document>> {
+        (**self).document_by_number(tenant, kind, number).await
+    }
+    async fn rate(
+        &self,
+        tenant: TenantId,
+        from: Currency,
+        to: Currency,
+        on: NaiveDate,
+    ) -> Result<Option<ExchangeRate>> {
+        (**self).rate(tenant, from, to, on).await
+    }
+    async fn campaign(&self, tenant: TenantId, id: CampaignId) -> Result<Campaign> {
+        (**self).campaign(tenant, id).await
+    }
+    async fn campaign_costs(
+        &self,
+        tenant: TenantId,
+        campaign: CampaignId,
+    ) -> Result<Vec<CampaignCost>> {
+        (**self).campaign_costs(tenant, campaign).await
+    }
+    async fn campaign_target(
+        &self,
+        tenant: TenantId,
+        request: RequestId,
+    ) -> Result<CampaignTarget> {
+        (**self).campaign_target(tenant, request).await
+    }
+    async fn campaign_targets(
+        &self,
+        tenant: TenantId,
+        campaign: CampaignId,
+        page: &PageRequest,
+    ) -> Result<Page<CampaignTarget>> {
+        (**self).campaign_targets(tenant, campaign, page).await
+    }
+    async fn segment(
+        &self,
+        tenant: TenantId,
+        criteria: &Criteria,
+        as_of: NaiveDate,
+        reporting: Currency,
+    ) -> Result<Vec<SegmentMember>> {
+        (**self).segment(tenant, criteria, as_of, reporting).await
+    }
+    async fn profit_sums(&self, tenant: TenantId, query: &SumsQuery) -> Result<Vec<ProfitSums>> {
+        (**self).profit_sums(tenant, query).await
+    }
+    async fn campaign_sums(
+        &self,
+        tenant: TenantId,
+        campaign: CampaignId,
+        period: Option<Period>,
+        reporting: Currency,
+    ) -> Result<CampaignSums> {
+        (**self)
+            .campaign_sums(tenant, campaign, period, reporting)
+            .await
+    }
+    async fn progress(&self, tenant: TenantId, campaign: CampaignId) -> Result<Vec<Progress>> {
+        (**self).progress(tenant, campaign).await
+    }
+    async fn open_items(
+        &self,
+        tenant: TenantId,
+        partner: PartnerId,
+        as_of: NaiveDate,
+    ) -> Result<Vec<OpenItem>> {
+        (**self).open_items(tenant, partner, as_of).await
+    }
+    async fn balances(
+        &self,
+        tenant: TenantId,
+        partner: PartnerId,
+        as_of: NaiveDate,
+    ) -> Result<Vec<Balance>> {
+        (**self).balances(tenant, partner, as_of).await
+    }
+}
