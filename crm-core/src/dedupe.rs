@@ -300,7 +300,8 @@ mod tests {
 
     #[test]
     fn normalisers() {
-        let cases: &[(&str, fn(&str) -> Option<String>, Option<&str>)] = &[
+        type Case<'a> = (&'a str, fn(&str) -> Option<String>, Option<&'a str>);
+        let cases: &[Case] = &[
             ("S.C. Acme S.R.L.", normalize_name, Some("acme")),
             ("ACME srl", normalize_name, Some("acme")),
             (

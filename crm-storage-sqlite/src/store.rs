@@ -651,6 +651,9 @@ fn query_leads(conn: &Connection, tenant: TenantId, q: &LeadQuery) -> Result<Pag
     }))
 }
 
+/// A board column's lead count, and per currency the expected units and the probability-weighted units × 100.
+type StageSums = (u64, BTreeMap<String, (i128, i128)>);
+
 fn board(conn: &Connection, tenant: TenantId, pipeline: PipelineId) -> Result<Board> {
     let p: Pipeline = one_doc(
         conn,
@@ -666,7 +669,7 @@ fn board(conn: &Connection, tenant: TenantId, pipeline: PipelineId) -> Result<Bo
         )
         .map_err(map)?;
     // stage -> (count, currency -> (expected units, weighted units × 100))
-    let mut acc: BTreeMap<Uuid, (u64, BTreeMap<String, (i128, i128)>)> = BTreeMap::new();
+    let mut acc: BTreeMap<Uuid, StageSums> = BTreeMap::new();
     let rows = stmt
         .query_map(params![tb(&tenant), blob(pipeline.as_uuid())], |r| {
             Ok((

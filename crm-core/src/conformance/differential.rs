@@ -313,10 +313,13 @@ fn op() -> impl Strategy<Value = Op> {
     ]
 }
 
+/// Drives a future to completion on the adapter's runtime.
+pub type BlockOn<'a> = dyn Fn(Pin<Box<dyn Future<Output = ()> + 'a>>) + 'a;
+
 /// Runs the differential property test: `cases` random sequences of up to 40 operations.
 pub fn run_differential(
     store: Arc<dyn Store>,
-    block_on: &dyn Fn(Pin<Box<dyn Future<Output = ()> + '_>>),
+    block_on: &BlockOn<'_>,
     cases: u32,
 ) {
     let mut runner = TestRunner::new(Config {
