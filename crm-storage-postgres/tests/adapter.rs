@@ -1,0 +1,355 @@
+//! Adapter behaviour beyond the shared suite, on a real server: migrations under concurrency, start-up errors,
+//! the password never printed, both ingest paths, and index use of the timeline, board and per-customer queries.
+
+mod common;
+
+use chrono::{Duration, TimeZone, Utc};
+use crm_core::actor::Context;
+use crm_core::dedupe::keys_of;
+use crm_core::event::{DomainEvent, StageHistoryEntry};
+use crm_core::id::{TenantId, UserId};
+use crm_core::lead::{NewLead, StatusKind};
+use crm_core::money::Money;
+use crm_core::partner::NewPartner;
+use crm_core::pipeline::{NewPipeline, Pipeline};
+use crm_core::service::lead_subject;
+use crm_core::store::{ChangeSet, LeadQuery, PageRequest, Store, TimelineOf, Write};
+use crm_core::{Error, StorageErrorKind};
+use crm_storage_postgres::{Explain, IngestMode, PgConfig, PgStore};
+
+/// A tenant's worth of records as one insert-only change set: a pipeline, `partners` partners with `per` leads
+/// each (owners cycling over `owners`), their events and first stage-history steps.
+fn tenant_data(
+    tenant: TenantId,
+    partners: usize,
+    per: usize,
+    owners: &[UserId],
+) -> (ChangeSet, Pipeline) {
+    let t0 = Utc.with_ymd_and_hms(2026, 1, 5, 8, 0, 0).unwrap();
+    let ctx = Context::system(tenant);
+    let pipeline = NewPipeline::seed_default().build(tenant, t0).unwrap();
+    let mut cs = ChangeSet::new();
+    cs.push(Write::InsertPipeline(pipeline.clone()));
+    let mut n = 0;
+    for i in 0..partners {
+        let now = t0 + Duration::minutes(i as i64);
+        let p = NewPartner::company(format!("Firma {i} SRL"))
+            .with_contact("Ana", Some(&format!("ana{i}@firma{i}.ro")), None)
+            .build(tenant, now)
+            .unwrap();
+        cs.push(Write::InsertPartner {
+            keys: keys_of(&p),
+            partner: p.clone(),
+        });
+        for j in 0..per {
+            let at = now + Duration::seconds(j as i64);
+            let owner = owners[n % owners.len()];
+            n += 1;
+            let input = NewLead::for_partner(p.id, format!("Lead {i}/{j}"))
+                .with_owner(owner)
+                .with_revenue(Money::parse(&format!("{}.25", 100 + n), "EUR").unwrap())
+                .with_tag(if j % 2 == 0 { "even" } else { "odd" });
+            let (lead, kind) = input.build(tenant, p.id, &pipeline, at).unwrap();
+            cs.push(Write::AppendEvent(DomainEvent::new(
+                &ctx,
+                at,
+                lead_subject(&lead),
+                kind,
+            )));
+            cs.push(Write::AppendStageHistory(StageHistoryEntry {
+                tenant,
+                lead: lead.id,
+                pipeline: pipeline.id,
+                from: None,
+                to: lead.stage,
+                status: StatusKind::Open,
+                at,
+                actor: ctx.actor.clone(),
+            }));
+            cs.push(Write::InsertLead(lead));
+        }
+    }
+    (cs, pipeline)
+}
+
+async fn all_leads(store: &PgStore, tenant: TenantId) -> Vec<crm_core::lead::Lead> {
+    let mut q = LeadQuery {
+        page: PageRequest::first(PageRequest::MAX),
+        ..Default::default()
+    };
+    let mut out = Vec::new();
+    loop {
+        let page = store.query_leads(tenant, &q).await.unwrap();
+        out.extend(page.items);
+        match page.next {
+            Some(c) => q.page.after = Some(c),
+            None => return out,
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn migrations_run_once_when_two_processes_start_together() {
+    let Some(url) = common::url() else { return };
+    let config = common::config(&url);
+    let (a, b) = tokio::join!(
+        PgStore::connect(config.clone()),
+        PgStore::connect(config.clone())
+    );
+    let (a, b) = (a.expect("first start"), b.expect("second start"));
+    assert_eq!(
+        a.migrate().await.unwrap(),
+        Vec::<i32>::new(),
+        "already up to date"
+    );
+    assert_eq!(b.migrate().await.unwrap(), Vec::<i32>::new());
+    // Both see one schema: what one writes, the other reads.
+    let tenant = TenantId::new();
+    let (cs, pipeline) = tenant_data(tenant, 1, 1, &[UserId::new()]);
+    a.ingest(tenant, cs).await.unwrap();
+    assert_eq!(b.pipeline(tenant, pipeline.id).await.unwrap(), pipeline);
+    // And each migration is recorded exactly once.
+    let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let rows = client
+        .query(
+            &format!(
+                "SELECT version, count(*) FROM {}.schema_migrations GROUP BY version",
+                config.schema
+            ),
+            &[],
+        )
+        .await
+        .unwrap();
+    assert!(!rows.is_empty());
+    for r in rows {
+        assert_eq!(
+            r.get::<_, i64>(1),
+            1,
+            "migration {} applied twice",
+            r.get::<_, i32>(0)
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn debug_output_hides_the_password() {
+    let Some(url) = common::url() else { return };
+    let store = PgStore::connect(common::config(&url)).await.unwrap();
+    let password = password_of(&url);
+    let shown = format!("{store:?} {:?}", store.config());
+    assert!(!shown.contains(&password), "password printed: {shown}");
+    assert!(shown.contains("<hidden>"), "{shown}");
+}
+
+/// The password of a connection URL.
+fn password_of(url: &str) -> String {
+    let c: tokio_postgres::Config = url.parse().unwrap();
+    String::from_utf8(
+        c.get_password()
+            .expect("the test URL has a password")
+            .to_vec(),
+    )
+    .unwrap()
+}
+
+fn storage_kind(e: &Error) -> Option<StorageErrorKind> {
+    match e {
+        Error::Storage { kind, .. } => Some(*kind),
+        _ => None,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn start_up_errors_are_typed_and_clear() {
+    let Some(url) = common::url() else { return };
+    let parsed: tokio_postgres::Config = url.parse().unwrap();
+    let password = password_of(&url);
+
+    // Connection refused: a loopback port nobody listens on.
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let refused = url.replacen(
+        &format!(":{}/", parsed.get_ports()[0]),
+        &format!(":{port}/"),
+        1,
+    );
+    let e = PgStore::connect(common::config(&refused))
+        .await
+        .unwrap_err();
+    assert_eq!(storage_kind(&e), Some(StorageErrorKind::Unavailable), "{e}");
+    assert!(e.is_retryable(), "{e}");
+    assert!(e.to_string().contains("cannot reach PostgreSQL"), "{e}");
+
+    // Wrong password.
+    let wrong = url.replacen(&format!(":{password}@"), ":not-the-password@", 1);
+    let e = PgStore::connect(common::config(&wrong)).await.unwrap_err();
+    assert_eq!(storage_kind(&e), Some(StorageErrorKind::Config), "{e}");
+    assert!(!e.is_retryable());
+    assert!(e.to_string().contains("password"), "{e}");
+    assert!(!e.to_string().contains(&password), "{e}");
+
+    // Missing database.
+    let db = parsed.get_dbname().unwrap();
+    let missing = url.replacen(&format!("/{db}"), "/no_such_database_here", 1);
+    let e = PgStore::connect(common::config(&missing))
+        .await
+        .unwrap_err();
+    assert_eq!(storage_kind(&e), Some(StorageErrorKind::Config), "{e}");
+    assert!(e.to_string().contains("no_such_database_here"), "{e}");
+
+    // A bad schema name never reaches the server.
+    let e = PgStore::connect(PgConfig::from_url(&url).with_schema("bad-name"))
+        .await
+        .unwrap_err();
+    assert_eq!(e.field(), Some("schema"), "{e}");
+}
+
+/// Ingests the same data through COPY and through multi-row INSERTs (in small batches) and reads the same back; a
+/// failing ingest writes nothing in either mode.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn both_ingest_paths_write_the_same_and_fail_whole() {
+    let Some(url) = common::url() else { return };
+    let copy = PgStore::connect(common::config(&url)).await.unwrap();
+    let mut c = common::config(&url).with_ingest(IngestMode::Insert);
+    c.insert_batch = 7;
+    let insert = PgStore::connect(c).await.unwrap();
+    let tenant = TenantId::new();
+    let owners = [UserId::new(), UserId::new()];
+    let (cs, pipeline) = tenant_data(tenant, 9, 5, &owners);
+    let writes = cs.writes.len() as u64;
+    assert_eq!(copy.ingest(tenant, cs.clone()).await.unwrap(), writes);
+    assert_eq!(insert.ingest(tenant, cs.clone()).await.unwrap(), writes);
+    let (a, b) = (
+        all_leads(&copy, tenant).await,
+        all_leads(&insert, tenant).await,
+    );
+    assert_eq!(a.len(), 45);
+    assert_eq!(a, b);
+    assert_eq!(
+        copy.board(tenant, pipeline.id).await.unwrap(),
+        insert.board(tenant, pipeline.id).await.unwrap()
+    );
+    assert_eq!(
+        copy.events_since(tenant, 0, 1000).await.unwrap(),
+        insert.events_since(tenant, 0, 1000).await.unwrap()
+    );
+    // A second ingest of fresh rows followed by one already stored: nothing of it is written.
+    for store in [&copy, &insert] {
+        let (mut more, _) = tenant_data(tenant, 2, 2, &owners);
+        more.writes
+            .retain(|w| !matches!(w, Write::InsertPipeline(_)));
+        more.push(cs.writes[1].clone());
+        let e = store.ingest(tenant, more).await.unwrap_err();
+        assert!(matches!(e, Error::AlreadyExists { .. }), "{e}");
+        assert_eq!(all_leads(store, tenant).await.len(), 45);
+        assert_eq!(store.events_since(tenant, 0, 1000).await.unwrap().len(), 45);
+    }
+}
+
+/// With a few thousand rows over many tenants, and statistics gathered, the timeline, board and per-customer
+/// queries read through their indexes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn timeline_board_and_customer_queries_use_indexes() {
+    let Some(url) = common::url() else { return };
+    let config = common::config(&url);
+    let store = PgStore::connect(config.clone()).await.unwrap();
+    let owners: Vec<UserId> = (0..8).map(|_| UserId::new()).collect();
+    let mut tenants = Vec::new();
+    for _ in 0..24 {
+        let tenant = TenantId::new();
+        let (cs, pipeline) = tenant_data(tenant, 30, 5, &owners);
+        store.ingest(tenant, cs).await.unwrap();
+        tenants.push((tenant, pipeline));
+    }
+    let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    client
+        .batch_execute(&format!("SET search_path TO {}; ANALYZE;", config.schema))
+        .await
+        .unwrap();
+    let rows: i64 = client
+        .query_one(
+            &format!("SELECT count(*) FROM {}.leads", config.schema),
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(rows, 24 * 150);
+
+    let (tenant, pipeline) = tenants[7].clone();
+    let lead = all_leads(&store, tenant).await.remove(3);
+    let check = |plan: String, index: &str| {
+        println!("--- plan (expecting {index}):\n{plan}");
+        assert!(
+            plan.contains(index) && !plan.contains("Seq Scan"),
+            "expected an index scan on {index}, got:\n{plan}"
+        );
+    };
+    check(
+        store
+            .explain(Explain::Timeline(tenant, TimelineOf::Lead(lead.id), 50))
+            .await
+            .unwrap(),
+        "events_by_lead",
+    );
+    check(
+        store
+            .explain(Explain::Timeline(
+                tenant,
+                TimelineOf::Partner(lead.partner),
+                50,
+            ))
+            .await
+            .unwrap(),
+        "events_by_partner",
+    );
+    check(
+        store
+            .explain(Explain::Board(tenant, pipeline.id))
+            .await
+            .unwrap(),
+        "leads_by_stage",
+    );
+    check(
+        store
+            .explain(Explain::Leads(
+                tenant,
+                LeadQuery {
+                    owner: Some(owners[2]),
+                    ..Default::default()
+                },
+            ))
+            .await
+            .unwrap(),
+        "leads_by_owner",
+    );
+    check(
+        store
+            .explain(Explain::Leads(
+                tenant,
+                LeadQuery {
+                    partner: Some(lead.partner),
+                    ..Default::default()
+                },
+            ))
+            .await
+            .unwrap(),
+        "leads_by_partner",
+    );
+    // The queries themselves agree with the data.
+    let board = store.board(tenant, pipeline.id).await.unwrap();
+    assert_eq!(board.columns.iter().map(|c| c.count).sum::<u64>(), 150);
+    let page = store
+        .timeline(tenant, TimelineOf::Lead(lead.id), &PageRequest::default())
+        .await
+        .unwrap();
+    assert_eq!(page.items.len(), 1);
+}
