@@ -1,0 +1,265 @@
+//! `crm-rules`: check, test, explain and draw a communication schema.
+//!
+//! ```text
+//! crm-rules check   DIR                      compile the rules (errors as file:line:column)
+//! crm-rules test    DIR [FIXTURES...]        run the fixtures (default DIR/fixtures) and show differences
+//! crm-rules explain DIR CASE                 for one fixture case: which rules ran, matched, decided and why
+//! crm-rules graph   DIR [--mermaid]          the schema as Graphviz DOT (default) or Mermaid
+//! ```
+//!
+//! DIR holds the `*.rhai` rules, `org.toml` (roles, people, reporting lines), `fixtures/` and `templates/`.
+
+use crm_core::rules::Action;
+use crm_rules::fixtures::{self, Case, Org};
+use crm_rules::graph::{self, Reach};
+use crm_rules::notify::Templates;
+use crm_rules::{Limits, RhaiRuleEngine, RuleSet, RulesError};
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+const USAGE: &str = "usage:
+  crm-rules check   DIR
+  crm-rules test    DIR [FIXTURE-FILE-OR-DIR...]
+  crm-rules explain DIR CASE-NAME
+  crm-rules graph   DIR [--mermaid]
+DIR holds *.rhai rules, org.toml, fixtures/ and templates/.";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match (args.first().map(String::as_str), args.get(1)) {
+        (Some("check"), Some(dir)) => check(Path::new(dir)),
+        (Some("test"), Some(dir)) => test(Path::new(dir), &args[2..]),
+        (Some("explain"), Some(dir)) => match args.get(2) {
+            Some(case) => explain(Path::new(dir), case),
+            None => Err(USAGE.to_string()),
+        },
+        (Some("graph"), Some(dir)) => graph(Path::new(dir), args.iter().any(|a| a == "--mermaid")),
+        _ => Err(USAGE.to_string()),
+    };
+    match result {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn org_of(dir: &Path) -> Result<Option<Org>, String> {
+    let p = dir.join("org.toml");
+    if p.exists() {
+        Org::load(&p).map(Some).map_err(|e| e.to_string())
+    } else {
+        Ok(None)
+    }
+}
+
+fn engine_of(dir: &Path, org: Option<&Org>) -> Result<RhaiRuleEngine, RulesError> {
+    let set = RuleSet::load_dir(dir, Limits::default())?;
+    let mut engine = RhaiRuleEngine::new(set);
+    if let Some(o) = org {
+        engine = engine.with_known_roles(o.roles.iter().cloned());
+    }
+    Ok(engine)
+}
+
+fn templates_of(dir: &Path) -> Result<Option<Templates>, String> {
+    let t = dir.join("templates");
+    if t.is_dir() {
+        Templates::load_dir(&t).map(Some).map_err(|e| e.to_string())
+    } else {
+        Ok(None)
+    }
+}
+
+fn check(dir: &Path) -> Result<bool, String> {
+    let org = org_of(dir)?;
+    match engine_of(dir, org.as_ref()) {
+        Ok(engine) => {
+            let set = engine.rules();
+            for r in set.rules() {
+                let triggers: Vec<_> = r.triggers().into_iter().collect();
+                println!(
+                    "ok  {:<20} {}  reacts to: {}",
+                    r.name(),
+                    r.file(),
+                    triggers.join(", ")
+                );
+            }
+            let timers: Vec<_> = set.timers().iter().map(|t| t.to_string()).collect();
+            if !timers.is_empty() {
+                println!("timers: {}", timers.join(", "));
+            }
+            if let Some(t) = templates_of(dir)? {
+                println!("templates: {}", t.names().join(", "));
+            }
+            println!("{} rules compile", set.rules().len());
+            Ok(true)
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            Ok(false)
+        }
+    }
+}
+
+fn fixture_files(dir: &Path, given: &[String]) -> Result<Vec<PathBuf>, String> {
+    let roots: Vec<PathBuf> = if given.is_empty() {
+        vec![dir.join("fixtures")]
+    } else {
+        given.iter().map(PathBuf::from).collect()
+    };
+    let mut out = Vec::new();
+    for r in roots {
+        if r.is_dir() {
+            let mut files: Vec<_> = std::fs::read_dir(&r)
+                .map_err(|e| format!("{}: {e}", r.display()))?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| {
+                    matches!(
+                        p.extension().and_then(|x| x.to_str()),
+                        Some("toml" | "json")
+                    )
+                })
+                .collect();
+            files.sort();
+            out.extend(files);
+        } else {
+            out.push(r);
+        }
+    }
+    Ok(out)
+}
+
+fn all_cases(dir: &Path, given: &[String]) -> Result<Vec<(PathBuf, Case)>, String> {
+    let mut out = Vec::new();
+    for f in fixture_files(dir, given)? {
+        let file = fixtures::load_fixtures(&f).map_err(|e| e.to_string())?;
+        out.extend(file.cases.into_iter().map(|c| (f.clone(), c)));
+    }
+    Ok(out)
+}
+
+fn test(dir: &Path, given: &[String]) -> Result<bool, String> {
+    let org = org_of(dir)?.ok_or_else(|| format!("{}: no org.toml", dir.display()))?;
+    let engine = match engine_of(dir, Some(&org)) {
+        Ok(e) => e,
+        Err(e) => {
+            eprintln!("{e}");
+            return Ok(false);
+        }
+    };
+    let templates = templates_of(dir)?;
+    let (mut passed, mut failed) = (0, 0);
+    for (file, case) in all_cases(dir, given)? {
+        let mut r = fixtures::run_case(&engine, &org, &case);
+        // E-mails must render: an unknown variable in a template fails the case that sends it.
+        if let (Some(t), Ok((trigger, views))) = (&templates, fixtures::build_case(&case)) {
+            let d = crm_core::rules::RuleEngine::evaluate(&engine, &trigger, &views);
+            for (i, a) in d.actions.iter().enumerate() {
+                if let Action::SendEmail { template, vars, .. } = &a.action {
+                    let mut all = serde_json::json!({
+                        "lead": views.lead, "partner": views.partner, "request": views.request,
+                    });
+                    if let (Some(o), Some(v)) = (all.as_object_mut(), vars.as_object()) {
+                        o.extend(v.clone());
+                    }
+                    if let Err(e) = t.render(template, &all) {
+                        r.passed = false;
+                        r.diff.push(format!("! action {i}: {e}"));
+                    }
+                }
+            }
+        }
+        if r.passed {
+            passed += 1;
+            println!("ok    {}: {}", file.display(), r.name);
+        } else {
+            failed += 1;
+            println!("FAIL  {}: {}", file.display(), r.name);
+            for line in &r.diff {
+                println!("      {line}");
+            }
+        }
+    }
+    println!("{passed} passed, {failed} failed");
+    Ok(failed == 0)
+}
+
+fn explain(dir: &Path, name: &str) -> Result<bool, String> {
+    let org = org_of(dir)?.ok_or_else(|| format!("{}: no org.toml", dir.display()))?;
+    let engine = engine_of(dir, Some(&org)).map_err(|e| e.to_string())?;
+    let cases = all_cases(dir, &[])?;
+    let (_, case) = cases.iter().find(|(_, c)| c.name == name).ok_or_else(|| {
+        let names: Vec<_> = cases.iter().map(|(_, c)| c.name.as_str()).collect();
+        format!("no case named {name:?}; cases: {}", names.join("; "))
+    })?;
+    let x = fixtures::explain_case(&engine, &org, case)?;
+    println!("trigger: {}", x.input["type"].as_str().unwrap_or("?"));
+    println!("input:   {}", x.input);
+    println!("rules:");
+    for t in &x.decision.trace {
+        println!(
+            "  {:<16} {:<10} {} action(s) in {} µs via {}{}",
+            t.rule,
+            if t.matched { "decided" } else { "no match" },
+            t.actions,
+            t.micros,
+            t.entry_point.as_deref().unwrap_or("-"),
+            t.note
+                .as_deref()
+                .map(|n| format!(" — {n}"))
+                .unwrap_or_default()
+        );
+    }
+    let consulted: BTreeSet<_> = x.decision.trace.iter().map(|t| t.rule.as_str()).collect();
+    let set = engine.rules();
+    let idle: Vec<_> = set
+        .rules()
+        .iter()
+        .map(|r| r.name())
+        .filter(|n| !consulted.contains(n))
+        .collect();
+    if !idle.is_empty() {
+        println!("  (no entry point for this trigger: {})", idle.join(", "));
+    }
+    println!("actions:");
+    for a in &x.actions {
+        println!("  {}", serde_json::Value::Object(a.clone()));
+    }
+    if let Some(r) = &x.decision.refusal {
+        println!("refused by `{}`: {}", r.rule, r.reason);
+    }
+    for f in &x.decision.failures {
+        println!("failed: `{}`: {}", f.rule, f.message);
+    }
+    Ok(true)
+}
+
+fn graph(dir: &Path, mermaid: bool) -> Result<bool, String> {
+    let org = org_of(dir)?.ok_or_else(|| format!("{}: no org.toml", dir.display()))?;
+    let engine = engine_of(dir, Some(&org)).map_err(|e| e.to_string())?;
+    let mut reach = BTreeSet::new();
+    for (_, case) in all_cases(dir, &[])? {
+        let Ok((trigger, views)) = fixtures::build_case(&case) else {
+            continue;
+        };
+        let d = crm_core::rules::RuleEngine::evaluate(&engine, &trigger, &views);
+        for a in d.actions {
+            reach.insert(Reach {
+                trigger: trigger.name().to_string(),
+                rule: a.rule.clone(),
+                action: a.action.name().to_string(),
+                recipient: a.action.recipient().to_string(),
+            });
+        }
+    }
+    if mermaid {
+        print!("{}", graph::to_mermaid(&org, &reach));
+    } else {
+        print!("{}", graph::to_dot(&org, &reach));
+    }
+    Ok(true)
+}

@@ -1,0 +1,615 @@
+//! Rule fixtures: an event (or timer) in, the expected actions out, written by consultants in TOML or JSON.
+//!
+//! ```toml
+//! [[case]]
+//! name = "a new lead notifies its owner"
+//! event = "lead_entered"                 # or: timer = "lead_idle:3"
+//! fields = { title = "Solar roof", owner = "@ana" }   # the event's own fields
+//! lead = { title = "Solar roof", owner = "@ana" }     # the lead as it is after the change (defaults fill the rest)
+//! expect = [ { action = "notify", to = "owner", subject = "New lead: Solar roof", people = ["ana"] } ]
+//! ```
+//!
+//! `@key` names a user (or partner) of the organisation file; `people` lists who the action resolves to. An
+//! expected action compares only the keys it gives. A case may expect `refused = "reason"` (a guard) or
+//! `failed = "text"` (a rule failure containing the text) instead of, or besides, actions.
+
+use crate::engine::RhaiRuleEngine;
+use crate::error::RulesError;
+use chrono::{TimeZone, Utc};
+use crm_core::actor::{Actor, Source};
+use crm_core::event::{DomainEvent, EventKind, RequestStatus, Subject};
+use crm_core::id::{EventId, LeadId, PartnerId, PipelineId, RequestId, StageId, TenantId, UserId};
+use crm_core::lead::{Lead, LeadStatus};
+use crm_core::partner::NewPartner;
+use crm_core::request::Request;
+use crm_core::rules::{
+    resolve, Action, Decision, Directory, DirectoryContact, DirectoryUser, RuleEngine,
+    StaticDirectory, TimerFiring, TimerTrigger, Trigger, Views,
+};
+use crm_core::time::Timestamp;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use std::path::Path;
+use uuid::Uuid;
+
+/// A stable UUID for a key (the same key always names the same record in fixtures).
+pub fn key_uuid(kind: &str, key: &str) -> Uuid {
+    // FNV-1a over the kind and key, twice with different offsets, then marked as a v7-shaped UUID.
+    let h = |seed: u64| {
+        let mut x = seed;
+        for b in kind.bytes().chain([0u8]).chain(key.bytes()) {
+            x ^= b as u64;
+            x = x.wrapping_mul(0x100000001b3);
+        }
+        x
+    };
+    let v = ((h(0xcbf29ce484222325) as u128) << 64) | h(0x84222325cbf29ce4) as u128;
+    let v = (v & !(0xF000u128 << 64)) | (0x7000u128 << 64);
+    let v = (v & !(0xC000_0000_0000_0000u128)) | 0x8000_0000_0000_0000u128;
+    Uuid::from_u128(v)
+}
+
+// ---------------------------------------------------------------------------------------------------- org
+
+/// A user in an organisation file.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct OrgUser {
+    /// Short key (`ana`), used as `@ana` in fixtures.
+    pub key: String,
+    /// Display name.
+    pub name: String,
+    /// E-mail.
+    pub email: Option<String>,
+    /// Roles.
+    #[serde(default)]
+    pub roles: Vec<String>,
+    /// The manager's key.
+    pub manager: Option<String>,
+}
+
+/// A partner contact in an organisation file.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct OrgContact {
+    /// The partner's key.
+    pub partner: String,
+    /// The contact's role.
+    pub role: String,
+    /// Name.
+    pub name: String,
+    /// E-mail.
+    pub email: String,
+}
+
+/// The organisation a rule set is written for: roles, people, reporting lines, partner contacts.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct Org {
+    /// Roles (in diagram order).
+    #[serde(default)]
+    pub roles: Vec<String>,
+    /// Users.
+    #[serde(default)]
+    pub users: Vec<OrgUser>,
+    /// Partner contacts.
+    #[serde(default)]
+    pub contacts: Vec<OrgContact>,
+}
+
+impl Org {
+    /// The fixtures' tenant.
+    pub fn tenant() -> TenantId {
+        TenantId::from_uuid(key_uuid("tenant", "fixtures"))
+    }
+
+    /// Reads an organisation file (TOML or JSON by extension).
+    pub fn load(path: &Path) -> Result<Self, RulesError> {
+        let text = std::fs::read_to_string(path).map_err(|e| RulesError::io(path, e))?;
+        let org: Org = parse(path, &text)?;
+        for u in &org.users {
+            if let Some(m) = &u.manager {
+                if !org.users.iter().any(|o| &o.key == m) {
+                    return Err(RulesError::Fixture {
+                        file: path.display().to_string(),
+                        message: format!("user `{}` has manager `{m}`, who is not a user", u.key),
+                    });
+                }
+            }
+            if let Some(r) = u.roles.iter().find(|r| !org.roles.contains(r)) {
+                return Err(RulesError::Fixture {
+                    file: path.display().to_string(),
+                    message: format!("user `{}` has role `{r}`, which is not in `roles`", u.key),
+                });
+            }
+        }
+        Ok(org)
+    }
+
+    /// The user id of a key.
+    pub fn user_id(key: &str) -> UserId {
+        UserId::from_uuid(key_uuid("user", key))
+    }
+
+    /// The partner id of a key.
+    pub fn partner_id(key: &str) -> PartnerId {
+        PartnerId::from_uuid(key_uuid("partner", key))
+    }
+
+    /// The key of a user id, if it is one of ours.
+    pub fn key_of(&self, id: UserId) -> Option<&str> {
+        self.users
+            .iter()
+            .find(|u| Self::user_id(&u.key) == id)
+            .map(|u| u.key.as_str())
+    }
+
+    /// The organisation as a directory.
+    pub fn directory(&self) -> StaticDirectory {
+        let mut d = StaticDirectory::new(Self::tenant());
+        d.roles = self.roles.iter().cloned().collect();
+        d.users = self
+            .users
+            .iter()
+            .map(|u| DirectoryUser {
+                id: Self::user_id(&u.key),
+                name: u.name.clone(),
+                email: u.email.clone(),
+                roles: u.roles.iter().cloned().collect(),
+                manager: u.manager.as_deref().map(Self::user_id),
+            })
+            .collect();
+        d.contacts = self
+            .contacts
+            .iter()
+            .map(|c| DirectoryContact {
+                partner: Self::partner_id(&c.partner),
+                role: c.role.clone(),
+                name: c.name.clone(),
+                email: Some(c.email.clone()),
+            })
+            .collect();
+        d
+    }
+}
+
+fn parse<T: serde::de::DeserializeOwned>(path: &Path, text: &str) -> Result<T, RulesError> {
+    let file = path.display().to_string();
+    if path.extension().and_then(|e| e.to_str()) == Some("json") {
+        serde_json::from_str(text).map_err(|e| RulesError::Fixture {
+            file,
+            message: e.to_string(),
+        })
+    } else {
+        toml::from_str(text).map_err(|e| RulesError::Fixture {
+            file,
+            message: e.to_string(),
+        })
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------- cases
+
+/// One fixture case.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct Case {
+    /// What the case shows.
+    pub name: String,
+    /// The event kind (`lead_entered`, `lead_stage_moved`, …).
+    pub event: Option<String>,
+    /// Or a timer (`lead_idle:3`).
+    pub timer: Option<String>,
+    /// The event's own fields.
+    #[serde(default)]
+    pub fields: serde_json::Map<String, Value>,
+    /// Who acted (`@key` for a user, `portal`, `system`); a user by default.
+    pub actor: Option<String>,
+    /// The lead after the change (fields over defaults).
+    pub lead: Option<serde_json::Map<String, Value>>,
+    /// The partner (fields over defaults; `key` names it).
+    pub partner: Option<serde_json::Map<String, Value>>,
+    /// The request (fields over defaults).
+    pub request: Option<serde_json::Map<String, Value>>,
+    /// Expected actions, in order.
+    #[serde(default)]
+    pub expect: Vec<serde_json::Map<String, Value>>,
+    /// Expected refusal reason.
+    pub refused: Option<String>,
+    /// Expected failure text.
+    pub failed: Option<String>,
+}
+
+/// A fixture file: `[[case]]` entries.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct FixtureFile {
+    /// The cases.
+    #[serde(default, rename = "case")]
+    pub cases: Vec<Case>,
+}
+
+/// Reads a fixture file (TOML or JSON).
+pub fn load_fixtures(path: &Path) -> Result<FixtureFile, RulesError> {
+    let text = std::fs::read_to_string(path).map_err(|e| RulesError::io(path, e))?;
+    parse(path, &text)
+}
+
+/// The instant fixtures happen at.
+pub fn fixture_now() -> Timestamp {
+    Utc.with_ymd_and_hms(2026, 3, 2, 9, 0, 0)
+        .single()
+        .unwrap_or_default()
+}
+
+/// Replaces `"@key"` strings by the key's user id (or partner id for `partner` fields).
+fn resolve_refs(v: &mut Value, field: &str) {
+    match v {
+        Value::String(s) if s.starts_with('@') => {
+            let key = &s[1..];
+            *s = if field == "partner" {
+                Org::partner_id(key).to_string()
+            } else {
+                Org::user_id(key).to_string()
+            };
+        }
+        Value::Array(a) => a.iter_mut().for_each(|x| resolve_refs(x, field)),
+        Value::Object(o) => o.iter_mut().for_each(|(k, x)| resolve_refs(x, k)),
+        _ => {}
+    }
+}
+
+fn merged<T: Serialize + serde::de::DeserializeOwned>(
+    base: &T,
+    patch: &serde_json::Map<String, Value>,
+    what: &str,
+) -> Result<T, String> {
+    let mut v = serde_json::to_value(base).map_err(|e| e.to_string())?;
+    let mut patch = Value::Object(patch.clone());
+    resolve_refs(&mut patch, "");
+    if let (Value::Object(b), Value::Object(p)) = (&mut v, patch) {
+        for (k, x) in p {
+            if k == "key" {
+                continue;
+            }
+            b.insert(k, x);
+        }
+    }
+    serde_json::from_value(v).map_err(|e| format!("{what}: {e}"))
+}
+
+/// A sample event kind of each type, the defaults fixture fields override.
+fn sample_kind(name: &str, stage: StageId) -> Option<EventKind> {
+    let k = |v: Value| serde_json::from_value::<EventKind>(v).ok();
+    let id = |s: &str| key_uuid("sample", s).to_string();
+    match name {
+        "partner_created" => k(json!({"type": name, "name": "Acme"})),
+        "partner_updated" | "lead_updated" | "request_updated" => {
+            k(json!({"type": name, "changes": []}))
+        }
+        "lead_entered" => k(
+            json!({"type": name, "title": "Lead", "pipeline": id("pipeline"), "stage": stage,
+            "owner": null, "expected_revenue": null}),
+        ),
+        "lead_stage_moved" => k(
+            json!({"type": name, "from": id("from"), "to": stage, "from_name": "Contact",
+            "to_name": "Qualification"}),
+        ),
+        "lead_won" => k(json!({"type": name, "stage": stage})),
+        "lead_lost" => k(
+            json!({"type": name, "reason": id("reason"), "reason_name": "Too expensive",
+            "competitor": null, "note": null}),
+        ),
+        "lead_reopened" => k(json!({"type": name, "stage": stage})),
+        "comment_added" => k(json!({"type": name, "comment": id("comment"),
+            "target": {"type": "lead", "id": id("lead")}, "excerpt": ""})),
+        "request_opened" => k(
+            json!({"type": name, "title": "Request", "kind": null, "assignee": id("user"),
+            "due": null}),
+        ),
+        "request_status_changed" => k(json!({"type": name, "from": "open", "to": "in_progress"})),
+        _ => None,
+    }
+}
+
+/// Builds the trigger and views of a case.
+pub fn build_case(case: &Case) -> Result<(Trigger, Views), String> {
+    let tenant = Org::tenant();
+    let now = fixture_now();
+    let lead_id = LeadId::from_uuid(key_uuid("lead", &case.name));
+    let partner_key = case
+        .partner
+        .as_ref()
+        .and_then(|p| p.get("key"))
+        .and_then(|k| k.as_str())
+        .unwrap_or("customer")
+        .to_string();
+    let partner_id = Org::partner_id(&partner_key);
+    let stage = StageId::from_uuid(key_uuid("stage", "current"));
+    let base_lead = Lead {
+        id: lead_id,
+        tenant,
+        partner: partner_id,
+        contact: None,
+        title: "Lead".into(),
+        description: None,
+        pipeline: PipelineId::from_uuid(key_uuid("sample", "pipeline")),
+        stage,
+        status: LeadStatus::Open,
+        expected_revenue: None,
+        probability: 10,
+        probability_override: None,
+        owner: None,
+        expected_close: None,
+        source: Default::default(),
+        priority: Default::default(),
+        tags: Default::default(),
+        version: 1,
+        created_at: now,
+        updated_at: now,
+        stage_entered_at: now,
+    };
+    let lead = case
+        .lead
+        .as_ref()
+        .map(|p| merged(&base_lead, p, "lead"))
+        .transpose()?;
+    let partner = match &case.partner {
+        Some(p) => {
+            let mut base = NewPartner::company(partner_key.clone())
+                .build(tenant, now)
+                .map_err(|e| e.to_string())?;
+            base.id = partner_id;
+            Some(merged(&base, p, "partner")?)
+        }
+        None => None,
+    };
+    let request = match &case.request {
+        Some(p) => {
+            let base = Request {
+                id: RequestId::from_uuid(key_uuid("request", &case.name)),
+                tenant,
+                lead: lead.as_ref().map(|l| l.id),
+                partner: Some(partner_id),
+                title: "Request".into(),
+                description: None,
+                kind: None,
+                assignee: UserId::from_uuid(key_uuid("sample", "user")),
+                due: None,
+                priority: Default::default(),
+                status: RequestStatus::Open,
+                opened_by: Actor::System,
+                version: 1,
+                created_at: now,
+                updated_at: now,
+                closed_at: None,
+            };
+            Some(merged(&base, p, "request")?)
+        }
+        None => None,
+    };
+    let subject = Subject {
+        partner: Some(partner_id),
+        lead: lead.as_ref().map(|l| l.id),
+        request: request.as_ref().map(|r| r.id),
+    };
+    let views = Views {
+        lead,
+        partner,
+        request,
+    };
+    let trigger = match (&case.event, &case.timer) {
+        (Some(name), None) => {
+            let base = sample_kind(name, stage).ok_or_else(|| format!("unknown event `{name}`"))?;
+            let kind: EventKind = merged(&base, &case.fields, "fields")?;
+            let (actor, source) = match case.actor.as_deref() {
+                Some("portal") => (
+                    Actor::PartnerRepresentative {
+                        partner: partner_id,
+                        contact: crm_core::id::ContactId::from_uuid(key_uuid("contact", "rep")),
+                    },
+                    Source::Portal,
+                ),
+                Some("system") => (Actor::System, Source::Api),
+                Some(u) => (
+                    Actor::user(Org::user_id(u.trim_start_matches('@'))),
+                    Source::Api,
+                ),
+                None => (Actor::user(Org::user_id("someone")), Source::Api),
+            };
+            Trigger::Event(DomainEvent {
+                id: EventId::from_uuid(key_uuid("event", &case.name)),
+                tenant,
+                at: now,
+                actor,
+                source,
+                subject,
+                kind,
+            })
+        }
+        (None, Some(t)) => {
+            let timer = TimerTrigger::parse(t).map_err(|e| e.to_string())?;
+            Trigger::Timer(TimerFiring {
+                tenant,
+                at: now,
+                timer,
+                subject,
+                key: format!("{timer}:{}", case.name),
+            })
+        }
+        _ => return Err("give exactly one of `event` and `timer`".into()),
+    };
+    Ok((trigger, views))
+}
+
+/// An action as fixtures and `explain` show it: recipients as text, plus the people they resolve to.
+pub fn action_view(
+    action: &Action,
+    rule: &str,
+    people: Option<Vec<String>>,
+) -> serde_json::Map<String, Value> {
+    let mut v = match serde_json::to_value(action) {
+        Ok(Value::Object(m)) => m,
+        _ => serde_json::Map::new(),
+    };
+    for k in ["to", "assignee", "from"] {
+        if v.contains_key(k) {
+            let text = match (k, action) {
+                ("to", Action::Notify { to, .. })
+                | ("to", Action::SendEmail { to, .. })
+                | ("to", Action::Reassign { to }) => to.to_string(),
+                ("assignee", Action::OpenRequest { assignee, .. }) => assignee.to_string(),
+                ("from", Action::Escalate { from, .. }) => from.to_string(),
+                _ => continue,
+            };
+            v.insert(k.into(), Value::String(text));
+        }
+    }
+    v.insert("rule".into(), json!(rule));
+    if let Some(p) = people {
+        v.insert("people".into(), json!(p));
+    }
+    v
+}
+
+/// The people an action resolves to, as user keys (or e-mail addresses), or the resolution error.
+pub fn people_of(
+    action: &Action,
+    trigger: &Trigger,
+    views: &Views,
+    org: &Org,
+    dir: &dyn Directory,
+) -> Vec<String> {
+    match resolve(&action.recipient(), trigger.tenant(), views, dir) {
+        Ok(list) => list
+            .into_iter()
+            .map(|r| {
+                r.user
+                    .and_then(|u| org.key_of(u).map(str::to_string))
+                    .or(r.email)
+                    .unwrap_or_else(|| "?".into())
+            })
+            .collect(),
+        Err(e) => vec![format!("error: {e}")],
+    }
+}
+
+/// The outcome of one case.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CaseResult {
+    /// The case's name.
+    pub name: String,
+    /// Whether it passed.
+    pub passed: bool,
+    /// The differences, one line each (`- expected`, `+ actual`).
+    pub diff: Vec<String>,
+}
+
+/// Runs one case.
+pub fn run_case(engine: &RhaiRuleEngine, org: &Org, case: &Case) -> CaseResult {
+    let dir = org.directory();
+    let mut diff = Vec::new();
+    let (trigger, views) = match build_case(case) {
+        Ok(x) => x,
+        Err(e) => {
+            return CaseResult {
+                name: case.name.clone(),
+                passed: false,
+                diff: vec![format!("! the case is malformed: {e}")],
+            }
+        }
+    };
+    let decision = engine.evaluate(&trigger, &views);
+    let actual: Vec<_> = decision
+        .actions
+        .iter()
+        .map(|d| {
+            action_view(
+                &d.action,
+                &d.rule,
+                Some(people_of(&d.action, &trigger, &views, org, &dir)),
+            )
+        })
+        .collect();
+    let n = actual.len().max(case.expect.len());
+    for i in 0..n {
+        match (case.expect.get(i), actual.get(i)) {
+            (Some(e), Some(a)) => {
+                let mismatched: Vec<_> = e.iter().filter(|(k, v)| a.get(*k) != Some(*v)).collect();
+                if !mismatched.is_empty() {
+                    diff.push(format!("- action {i}: {}", Value::Object(e.clone())));
+                    diff.push(format!("+ action {i}: {}", Value::Object(a.clone())));
+                }
+            }
+            (Some(e), None) => diff.push(format!(
+                "- action {i}: {} (missing)",
+                Value::Object(e.clone())
+            )),
+            (None, Some(a)) => diff.push(format!(
+                "+ action {i}: {} (unexpected)",
+                Value::Object(a.clone())
+            )),
+            (None, None) => {}
+        }
+    }
+    let refused = decision.refusal.as_ref().map(|r| r.reason.clone());
+    if refused != case.refused {
+        diff.push(format!("- refused: {:?}", case.refused));
+        diff.push(format!("+ refused: {refused:?}"));
+    }
+    match &case.failed {
+        Some(text) => {
+            if !decision
+                .failures
+                .iter()
+                .any(|f| f.message.contains(text.as_str()))
+            {
+                diff.push(format!("- a failure containing {text:?}"));
+                diff.push(format!("+ failures: {:?}", decision.failures));
+            }
+        }
+        None => {
+            for f in &decision.failures {
+                diff.push(format!("+ rule `{}` failed: {}", f.rule, f.message));
+            }
+        }
+    }
+    CaseResult {
+        name: case.name.clone(),
+        passed: diff.is_empty(),
+        diff,
+    }
+}
+
+/// Everything `explain` shows for one case.
+#[derive(Debug, Clone, Serialize)]
+pub struct Explanation {
+    /// What the scripts received.
+    pub input: Value,
+    /// The decision.
+    pub decision: Decision,
+    /// The actions with the people they resolve to.
+    pub actions: Vec<serde_json::Map<String, Value>>,
+}
+
+/// Explains one case: what the scripts saw, which rules ran, what they decided and for whom.
+pub fn explain_case(
+    engine: &RhaiRuleEngine,
+    org: &Org,
+    case: &Case,
+) -> Result<Explanation, String> {
+    let dir = org.directory();
+    let (trigger, views) = build_case(case)?;
+    let decision = engine.evaluate(&trigger, &views);
+    let actions = decision
+        .actions
+        .iter()
+        .map(|d| {
+            action_view(
+                &d.action,
+                &d.rule,
+                Some(people_of(&d.action, &trigger, &views, org, &dir)),
+            )
+        })
+        .collect();
+    Ok(Explanation {
+        input: crate::views::trigger_json(&trigger, &views),
+        decision,
+        actions,
+    })
+}

@@ -1,0 +1,194 @@
+//! The example scheme (`examples/rules/`) written in plain Rust: the baseline the Rhai engine is measured against,
+//! and a second implementation the fixtures check it against.
+
+use crm_core::event::EventKind;
+use crm_core::rules::{
+    Action, DecidedAction, Decision, Recipient, Refusal, RuleEngine, TimerTrigger, Trigger, Views,
+};
+use rust_decimal::Decimal;
+
+/// The classic scheme as native code.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct NativeScheme;
+
+fn notify(rule: &str, to: Recipient, subject: String, body: String) -> DecidedAction {
+    DecidedAction {
+        rule: rule.into(),
+        action: Action::Notify { to, subject, body },
+    }
+}
+
+fn role(r: &str) -> Recipient {
+    Recipient::Role(r.into())
+}
+
+impl RuleEngine for NativeScheme {
+    fn evaluate(&self, trigger: &Trigger, views: &Views) -> Decision {
+        let mut d = Decision::default();
+        let lead_title = views
+            .lead
+            .as_ref()
+            .map(|l| l.title.clone())
+            .unwrap_or_default();
+        match trigger {
+            Trigger::Event(ev) => match &ev.kind {
+                EventKind::LeadEntered { title, owner, .. } => d.actions.push(match owner {
+                    Some(_) => notify(
+                        "new_lead",
+                        Recipient::Owner,
+                        format!("New lead: {title}"),
+                        format!("You own the new lead \"{title}\"."),
+                    ),
+                    None => notify(
+                        "new_lead",
+                        role("sales_manager"),
+                        format!("Unassigned lead: {title}"),
+                        format!("Nobody owns \"{title}\" yet: please assign it."),
+                    ),
+                }),
+                EventKind::LeadStageMoved { to_name, .. } => {
+                    let revenue = views
+                        .lead
+                        .as_ref()
+                        .and_then(|l| l.expected_revenue)
+                        .map(|m| (m.amount(), m.currency()));
+                    if to_name == "Negotiation" && revenue.is_none() {
+                        d.refusal = Some(Refusal {
+                            rule: "negotiation".into(),
+                            reason: "set the expected revenue before negotiating".into(),
+                        });
+                    }
+                    if to_name == "Negotiation" {
+                        if let Some((amount, currency)) = revenue {
+                            if amount >= Decimal::from(50_000) {
+                                d.actions.push(notify(
+                                    "negotiation",
+                                    role("management"),
+                                    format!("Large negotiation: {lead_title}"),
+                                    format!(
+                                        "\"{lead_title}\" is in negotiation for {amount} {}.",
+                                        currency.code()
+                                    ),
+                                ));
+                            }
+                        }
+                    }
+                    if to_name == "Offer" {
+                        d.actions.push(DecidedAction {
+                            rule: "offer".into(),
+                            action: Action::OpenRequest {
+                                assignee: role("accounting"),
+                                title: format!("Quotation for {lead_title}"),
+                                kind: Some("quotation".into()),
+                                due_in_hours: Some(48),
+                            },
+                        });
+                        d.actions.push(notify(
+                            "offer",
+                            role("accounting"),
+                            format!("Quotation needed: {lead_title}"),
+                            format!("Please prepare a quotation for \"{lead_title}\"."),
+                        ));
+                    }
+                }
+                EventKind::LeadWon { .. } => {
+                    d.actions.push(notify(
+                        "won",
+                        role("accounting"),
+                        format!("Contract won: {lead_title}"),
+                        format!("Please set up invoicing for \"{lead_title}\"."),
+                    ));
+                    d.actions.push(notify(
+                        "won",
+                        role("delivery"),
+                        format!("Contract won: {lead_title}"),
+                        format!("Please plan the delivery of \"{lead_title}\"."),
+                    ));
+                    d.actions.push(DecidedAction {
+                        rule: "won".into(),
+                        action: Action::SendEmail {
+                            to: Recipient::PartnerContact("primary".into()),
+                            template: "welcome".into(),
+                            vars: serde_json::json!({ "deal": lead_title }),
+                        },
+                    });
+                }
+                EventKind::RequestOpened { title, .. } => {
+                    if ev.source == crm_core::actor::Source::Portal {
+                        d.actions.push(notify(
+                            "portal_request",
+                            Recipient::Assignee,
+                            format!("Customer request: {title}"),
+                            format!("A customer opened \"{title}\" through self-service."),
+                        ));
+                    }
+                }
+                _ => {}
+            },
+            Trigger::Timer(t) => match t.timer {
+                TimerTrigger::LeadIdle { .. } => {
+                    if let Some(l) = &views.lead {
+                        let days = (t.at - l.updated_at).num_days();
+                        d.actions.push(if l.owner.is_some() {
+                            DecidedAction {
+                                rule: "no_contact".into(),
+                                action: Action::Escalate {
+                                    from: Recipient::Owner,
+                                    subject: format!("No contact for {days} days: {}", l.title),
+                                    body: format!(
+                                        "Nobody has touched \"{}\" for {days} days.",
+                                        l.title
+                                    ),
+                                },
+                            }
+                        } else {
+                            notify(
+                                "no_contact",
+                                role("sales_manager"),
+                                format!("Unassigned and idle: {}", l.title),
+                                format!("\"{}\" has no owner and no activity.", l.title),
+                            )
+                        });
+                    }
+                }
+                TimerTrigger::RequestOverdue { days } => {
+                    if let Some(r) = &views.request {
+                        let due = r.due.unwrap_or(t.at);
+                        if days < 2 {
+                            d.actions.push(notify(
+                                "overdue",
+                                Recipient::Assignee,
+                                format!("Overdue: {}", r.title),
+                                format!(
+                                    "\"{}\" was due {}.",
+                                    r.title,
+                                    serde_json::json!(due).as_str().unwrap_or_default()
+                                ),
+                            ));
+                        } else {
+                            let late = (t.at - due).num_days();
+                            d.actions.push(DecidedAction {
+                                rule: "overdue".into(),
+                                action: Action::Escalate {
+                                    from: Recipient::Assignee,
+                                    subject: format!("Overdue for {late} days: {}", r.title),
+                                    body: format!("\"{}\" is {late} days overdue.", r.title),
+                                },
+                            });
+                        }
+                    }
+                }
+                _ => {}
+            },
+        }
+        d
+    }
+
+    fn timers(&self) -> Vec<TimerTrigger> {
+        vec![
+            TimerTrigger::LeadIdle { days: 3 },
+            TimerTrigger::RequestOverdue { days: 0 },
+            TimerTrigger::RequestOverdue { days: 2 },
+        ]
+    }
+}
