@@ -359,8 +359,17 @@ impl DomainEvent {
                 format!("request {} → {}", from.as_str(), to.as_str())
             }
             EventKind::RuleFailed { rule, message } => format!("rule `{rule}` failed: {message}"),
-            EventKind::InvoiceRecorded { kind, number, total, version, .. } => {
-                format!("{} {number} recorded ({total}, version {version})", kind.as_str())
+            EventKind::InvoiceRecorded {
+                kind,
+                number,
+                total,
+                version,
+                ..
+            } => {
+                format!(
+                    "{} {number} recorded ({total}, version {version})",
+                    kind.as_str()
+                )
             }
             EventKind::PaymentRecorded { number, amount, .. } => {
                 format!("payment {number} recorded ({amount})")

@@ -145,10 +145,17 @@ impl ChangeSet {
     /// Checks the change set holds only inserts and appends (what [`Store::ingest`] accepts).
     pub fn check_insert_only(&self) -> Result<()> {
         match self.writes.iter().position(|w| {
-            matches!(w, Write::UpdatePartner { .. } | Write::UpdateLead { .. } | Write::UpdateRequest { .. })
-                || matches!(w, Write::Commerce(c) if c.is_update())
+            matches!(
+                w,
+                Write::UpdatePartner { .. }
+                    | Write::UpdateLead { .. }
+                    | Write::UpdateRequest { .. }
+            ) || matches!(w, Write::Commerce(c) if c.is_update())
         }) {
-            Some(i) => Err(Error::invalid("writes", format!("write {i} is an update; ingest takes only inserts"))),
+            Some(i) => Err(Error::invalid(
+                "writes",
+                format!("write {i} is an update; ingest takes only inserts"),
+            )),
             None => Ok(()),
         }
     }

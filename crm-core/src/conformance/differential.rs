@@ -317,11 +317,7 @@ fn op() -> impl Strategy<Value = Op> {
 pub type BlockOn<'a> = dyn Fn(Pin<Box<dyn Future<Output = ()> + 'a>>) + 'a;
 
 /// Runs the differential property test: `cases` random sequences of up to 40 operations.
-pub fn run_differential(
-    store: Arc<dyn Store>,
-    block_on: &BlockOn<'_>,
-    cases: u32,
-) {
+pub fn run_differential(store: Arc<dyn Store>, block_on: &BlockOn<'_>, cases: u32) {
     let mut runner = TestRunner::new(Config {
         cases,
         failure_persistence: None,
