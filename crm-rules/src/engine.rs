@@ -340,6 +340,8 @@ pub struct Rule {
     file: String,
     ast: Arc<AST>,
     entry_points: BTreeSet<String>,
+    /// Where each function is defined (line, column), for errors that carry no position of their own (limits).
+    definitions: Vec<(String, usize, usize)>,
     timers: Vec<TimerTrigger>,
 }
 
@@ -535,11 +537,27 @@ fn compile_one(engine: &Engine, s: &RuleSource, limits: Limits) -> Result<Rule, 
             timers.push(t);
         }
     }
+    let definitions = s
+        .code
+        .lines()
+        .enumerate()
+        .filter_map(|(i, line)| {
+            let col = line.find("fn ")?;
+            let rest = &line[col + 3..];
+            let name: String = rest
+                .trim_start()
+                .chars()
+                .take_while(|c| c.is_alphanumeric() || *c == '_')
+                .collect();
+            (!name.is_empty()).then_some((name, i + 1, col + 1))
+        })
+        .collect();
     Ok(Rule {
         name: s.name.clone(),
         file: s.file.clone(),
         ast: Arc::new(ast),
         entry_points,
+        definitions,
         timers,
     })
 }
@@ -698,11 +716,31 @@ impl RhaiRuleEngine {
                         break;
                     }
                     Err(e) => {
-                        failure = Some(format!(
-                            "{}: {}",
-                            location(&rule.file, inner_position(&e)),
-                            describe(&e, set.limits)
-                        ));
+                        let pos = inner_position(&e);
+                        failure = Some(if pos.is_none() {
+                            // Limits stop a script between positions: name the entry point's definition.
+                            let (line, column) = rule
+                                .definitions
+                                .iter()
+                                .find(|(n, _, _)| n == p)
+                                .map(|(_, l, c)| (*l, *c))
+                                .unwrap_or((0, 0));
+                            format!(
+                                "{}: in `{p}`: {}",
+                                Location {
+                                    file: rule.file.clone(),
+                                    line,
+                                    column
+                                },
+                                describe(&e, set.limits)
+                            )
+                        } else {
+                            format!(
+                                "{}: {}",
+                                location(&rule.file, pos),
+                                describe(&e, set.limits)
+                            )
+                        });
                         break;
                     }
                 }

@@ -113,15 +113,15 @@ impl RuleEngine for NativeScheme {
                         },
                     });
                 }
-                EventKind::RequestOpened { title, .. } => {
-                    if ev.source == crm_core::actor::Source::Portal {
-                        d.actions.push(notify(
-                            "portal_request",
-                            Recipient::Assignee,
-                            format!("Customer request: {title}"),
-                            format!("A customer opened \"{title}\" through self-service."),
-                        ));
-                    }
+                EventKind::RequestOpened { title, .. }
+                    if ev.source == crm_core::actor::Source::Portal =>
+                {
+                    d.actions.push(notify(
+                        "portal_request",
+                        Recipient::Assignee,
+                        format!("Customer request: {title}"),
+                        format!("A customer opened \"{title}\" through self-service."),
+                    ));
                 }
                 _ => {}
             },
@@ -191,4 +191,33 @@ impl RuleEngine for NativeScheme {
             TimerTrigger::RequestOverdue { days: 2 },
         ]
     }
+}
+
+/// The inputs of the benchmark: every fixture case of the example scheme in `dir` (`examples/rules`).
+pub fn workload(dir: &std::path::Path) -> Result<Vec<(Trigger, Views)>, crate::RulesError> {
+    let mut out = Vec::new();
+    let mut files: Vec<_> = std::fs::read_dir(dir.join("fixtures"))
+        .map_err(|e| crate::RulesError::io(dir, e))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .collect();
+    files.sort();
+    for f in files {
+        for c in crate::fixtures::load_fixtures(&f)?.cases {
+            let built =
+                crate::fixtures::build_case(&c).map_err(|message| crate::RulesError::Fixture {
+                    file: f.display().to_string(),
+                    message,
+                })?;
+            out.push(built);
+        }
+    }
+    Ok(out)
+}
+
+/// Evaluates every input once; returns the number of actions decided (so the work cannot be optimised away).
+pub fn evaluate_all(engine: &dyn RuleEngine, inputs: &[(Trigger, Views)]) -> usize {
+    inputs
+        .iter()
+        .map(|(t, v)| engine.evaluate(t, v).actions.len())
+        .sum()
 }

@@ -1,0 +1,317 @@
+//! Bad scripts and templates: each gives a clear error naming the rule (file:line:column) or template, and the
+//! engine keeps working for the other rules and the next trigger.
+
+use crm_core::rules::{Action, RuleEngine, Trigger, Views};
+use crm_rules::fixtures::{build_case, Case};
+use crm_rules::notify::Templates;
+use crm_rules::{Limits, RhaiRuleEngine, RuleSet, RuleSource, RulesError};
+
+/// A rule that always works, next to the bad one.
+const GOOD: &str = r#"fn on_lead_entered(ev) { notify("owner", "hello", "world"); }"#;
+
+fn lead_entered() -> (Trigger, Views) {
+    let case: Case = toml::from_str(
+        r#"
+        name = "bad input"
+        event = "lead_entered"
+        fields = { title = "T", owner = "@ana" }
+        lead = { title = "T", owner = "@ana" }
+        "#,
+    )
+    .unwrap();
+    build_case(&case).unwrap()
+}
+
+fn engine(bad: &str, limits: Limits) -> RhaiRuleEngine {
+    let set = RuleSet::compile(
+        [RuleSource::new("bad", bad), RuleSource::new("good", GOOD)],
+        limits,
+    )
+    .unwrap();
+    RhaiRuleEngine::new(set).with_known_roles(["accounting".to_string(), "management".to_string()])
+}
+
+/// Evaluates twice (the second time shows the engine still works) and returns the bad rule's failure message.
+fn failure_of(bad: &str, limits: Limits) -> String {
+    let e = engine(bad, limits);
+    let (t, v) = lead_entered();
+    let mut last = String::new();
+    for _ in 0..2 {
+        let d = e.evaluate(&t, &v);
+        assert_eq!(d.failures.len(), 1, "{d:?}");
+        assert_eq!(d.failures[0].rule, "bad");
+        assert!(
+            d.actions.iter().all(|a| a.rule == "good"),
+            "a failing rule decides nothing"
+        );
+        assert!(
+            matches!(d.actions.as_slice(), [a] if matches!(a.action, Action::Notify { .. })),
+            "the good rule still decides: {d:?}"
+        );
+        last = d.failures[0].message.clone();
+    }
+    last
+}
+
+#[test]
+fn a_script_that_does_not_compile_names_file_line_and_column() {
+    let err = RuleSet::compile(
+        [RuleSource::new(
+            "broken",
+            "fn on_lead_entered(ev) {\n    let x = ;\n}\n",
+        )],
+        Limits::default(),
+    )
+    .unwrap_err();
+    match &err {
+        RulesError::Compile { rule, at, .. } => {
+            assert_eq!(rule, "broken");
+            assert_eq!((at.file.as_str(), at.line), ("broken.rhai", 2));
+            assert!(at.column > 0);
+        }
+        other => panic!("expected a compile error, got {other:?}"),
+    }
+    assert!(err.to_string().starts_with("broken.rhai:2:"), "{err}");
+}
+
+#[test]
+fn every_compile_error_is_reported_together() {
+    let err = RuleSet::compile(
+        [
+            RuleSource::new("a", "fn on_x(ev) { ( }"),
+            RuleSource::new("b", "let no_entry_point = 1;"),
+        ],
+        Limits::default(),
+    )
+    .unwrap_err();
+    let text = err.to_string();
+    assert!(text.contains("a.rhai:1:"), "{text}");
+    assert!(
+        text.contains("rule `b`") && text.contains("no entry point"),
+        "{text}"
+    );
+}
+
+#[test]
+fn an_endless_loop_is_stopped_by_the_operation_limit() {
+    let m = failure_of("fn on_lead_entered(ev) {\n  loop { }\n}", Limits::default());
+    assert!(m.starts_with("bad.rhai:1:1: in `on_lead_entered`"), "{m}");
+    assert!(m.contains("limit of 100000 operations"), "{m}");
+}
+
+#[test]
+fn an_endless_loop_is_stopped_by_the_wall_clock_budget() {
+    let limits = Limits {
+        max_operations: 0, // unlimited: only the clock stops it
+        wall_clock_ms: 30,
+        ..Limits::default()
+    };
+    let started = std::time::Instant::now();
+    let m = failure_of(
+        "fn on_lead_entered(ev) {\n  let i = 0;\n  loop { i += 1; }\n}",
+        limits,
+    );
+    assert!(m.contains("wall-clock budget of 30 ms"), "{m}");
+    assert!(m.starts_with("bad.rhai:"), "{m}");
+    assert!(started.elapsed().as_secs() < 5);
+}
+
+#[test]
+fn endless_recursion_is_stopped_by_the_call_depth_limit() {
+    let m = failure_of(
+        "fn down(n) { down(n + 1) }\nfn on_lead_entered(ev) { down(0); }",
+        Limits::default(),
+    );
+    assert!(m.contains("nested deeper than 16 levels"), "{m}");
+    assert!(m.starts_with("bad.rhai:"), "{m}");
+}
+
+#[test]
+fn a_huge_string_is_stopped_by_the_size_limit() {
+    let m = failure_of(
+        "fn on_lead_entered(ev) {\n  let s = \"xxxxxxxx\";\n  loop { s += s; }\n}",
+        Limits::default(),
+    );
+    assert!(m.contains("over its limit"), "{m}");
+    assert!(m.starts_with("bad.rhai:1:1: in `on_lead_entered`"), "{m}");
+}
+
+#[test]
+fn a_huge_array_is_stopped_by_the_size_limit() {
+    let m = failure_of(
+        "fn on_lead_entered(ev) {\n  let a = [];\n  loop { a.push(1); }\n}",
+        Limits::default(),
+    );
+    assert!(
+        m.contains("over its limit") && m.contains("arrays 1000 items"),
+        "{m}"
+    );
+}
+
+#[test]
+fn an_unknown_function_is_named() {
+    let m = failure_of(
+        "fn on_lead_entered(ev) {\n  send_sms(\"0722\", ev.title);\n}",
+        Limits::default(),
+    );
+    assert!(m.starts_with("bad.rhai:2:3"), "{m}");
+    assert!(m.contains("unknown function `send_sms"), "{m}");
+}
+
+#[test]
+fn returning_a_value_is_an_error_naming_the_type() {
+    let m = failure_of("fn on_lead_entered(ev) { 42 }", Limits::default());
+    assert!(
+        m.contains("must not return a value") && m.contains("i64"),
+        "{m}"
+    );
+}
+
+#[test]
+fn an_unknown_role_is_an_error_at_the_line_that_names_it() {
+    let m = failure_of(
+        "fn on_lead_entered(ev) {\n  notify(\"acounting\", \"s\", \"b\");\n}",
+        Limits::default(),
+    );
+    assert!(m.starts_with("bad.rhai:2:"), "{m}");
+    assert!(
+        m.contains("unknown role `acounting`") && m.contains("accounting, management"),
+        "{m}"
+    );
+}
+
+#[test]
+fn too_many_actions_are_refused() {
+    let limits = Limits {
+        max_actions: 3,
+        ..Limits::default()
+    };
+    let m = failure_of(
+        "fn on_lead_entered(ev) { for i in 0..10 { notify(\"owner\", \"s\", \"b\"); } }",
+        limits,
+    );
+    assert!(m.contains("at most 3 actions"), "{m}");
+}
+
+#[test]
+fn a_bad_timer_declaration_does_not_compile() {
+    let err = RuleSet::compile(
+        [RuleSource::new(
+            "t",
+            "fn timers() { [\"lead_idel:3\"] }\nfn on_lead_idle(t) { }",
+        )],
+        Limits::default(),
+    )
+    .unwrap_err();
+    assert!(
+        err.to_string().contains("unknown timer `lead_idel`"),
+        "{err}"
+    );
+    let err = RuleSet::compile(
+        [RuleSource::new(
+            "t",
+            "fn timers() { [\"lead_idle:3\"] }\nfn on_lead_won(ev) { }",
+        )],
+        Limits::default(),
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("no `fn on_lead_idle(t)`"), "{err}");
+}
+
+#[test]
+fn scripts_cannot_reach_time_eval_or_modules() {
+    for (code, what) in [
+        (
+            "fn on_lead_entered(ev) { let t = timestamp(); }",
+            "timestamp",
+        ),
+        ("fn on_lead_entered(ev) { eval(\"1\"); }", "eval"),
+    ] {
+        let e = RuleSet::compile(
+            [RuleSource::new("bad", code), RuleSource::new("good", GOOD)],
+            Limits::default(),
+        );
+        match e {
+            Err(err) => assert!(err.to_string().contains("bad.rhai"), "{what}: {err}"),
+            Ok(set) => {
+                let (t, v) = lead_entered();
+                let d = RhaiRuleEngine::new(set).evaluate(&t, &v);
+                assert_eq!(d.failures.len(), 1, "{what}: {d:?}");
+            }
+        }
+    }
+    let err = RuleSet::compile(
+        [RuleSource::new(
+            "m",
+            "import \"fs\" as fs;\nfn on_lead_entered(ev) {}",
+        )],
+        Limits::default(),
+    );
+    if let Ok(set) = err {
+        // Top-level statements never run (entry points are called without evaluating the script body), and no
+        // module resolver exists, so an import cannot load anything.
+        let (t, v) = lead_entered();
+        let d = RhaiRuleEngine::new(set).evaluate(&t, &v);
+        assert!(d.actions.is_empty());
+    }
+}
+
+#[test]
+fn a_template_with_an_unknown_variable_names_the_template() {
+    let mut t = Templates::new();
+    t.add(
+        "welcome",
+        "Hi {{ name }}",
+        "Dear {{ nmae }},\nwelcome.",
+        None,
+    )
+    .unwrap();
+    let err = t
+        .render("welcome", &serde_json::json!({"name": "Maria"}))
+        .unwrap_err();
+    match &err {
+        RulesError::Template { template, message } => {
+            assert_eq!(template, "welcome.txt");
+            assert!(message.contains("undefined"), "{message}");
+        }
+        other => panic!("{other:?}"),
+    }
+    // The same templates still render with the right variables.
+    t.add(
+        "ok",
+        "Hi {{ name }}",
+        "Dear {{ name }}",
+        Some("<p>{{ name }}</p>"),
+    )
+    .unwrap();
+    let r = t
+        .render("ok", &serde_json::json!({"name": "<Maria>"}))
+        .unwrap();
+    assert_eq!(r.subject, "Hi <Maria>");
+    assert_eq!(
+        r.html.as_deref(),
+        Some("<p>&lt;Maria&gt;</p>"),
+        "HTML is escaped"
+    );
+    let err = t.render("nope", &serde_json::json!({})).unwrap_err();
+    assert!(err.to_string().contains("template `nope`"), "{err}");
+}
+
+#[test]
+fn a_template_that_does_not_parse_or_runs_out_of_fuel_is_an_error() {
+    let mut t = Templates::new();
+    let err = t.add("bad", "{{ x", "", None).unwrap_err();
+    assert!(err.to_string().contains("bad.subject"), "{err}");
+    t.add(
+        "spin",
+        "s",
+        "{% for a in range(1000) %}{% for b in range(1000) %}x{% endfor %}{% endfor %}",
+        None,
+    )
+    .unwrap();
+    let err = t.render("spin", &serde_json::json!({})).unwrap_err();
+    assert!(
+        err.to_string().contains("spin.txt") && err.to_string().contains("fuel"),
+        "{err}"
+    );
+}

@@ -1,0 +1,169 @@
+//! The consultant's command-line tool on the example scheme and on broken copies of it.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn example_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/rules")
+}
+
+fn run(args: &[&str]) -> (bool, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_crm-rules"))
+        .args(args)
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+fn copy_of_example() -> tempfile::TempDir {
+    let tmp = tempfile::tempdir().unwrap();
+    fn copy(from: &Path, to: &Path) {
+        std::fs::create_dir_all(to).unwrap();
+        for e in std::fs::read_dir(from).unwrap() {
+            let p = e.unwrap().path();
+            let target = to.join(p.file_name().unwrap());
+            if p.is_dir() {
+                copy(&p, &target);
+            } else {
+                std::fs::copy(&p, &target).unwrap();
+            }
+        }
+    }
+    copy(&example_dir(), tmp.path());
+    tmp
+}
+
+#[test]
+fn check_and_test_pass_on_the_example_scheme() {
+    let dir = example_dir();
+    let dir = dir.to_str().unwrap();
+    let (ok, out) = run(&["check", dir]);
+    assert!(ok, "{out}");
+    assert!(out.contains("7 rules compile"), "{out}");
+    assert!(
+        out.contains("timers: lead_idle:3, request_overdue:0, request_overdue:2"),
+        "{out}"
+    );
+    let (ok, out) = run(&["test", dir]);
+    assert!(ok, "{out}");
+    assert!(out.contains("14 passed, 0 failed"), "{out}");
+}
+
+#[test]
+fn check_reports_a_compile_error_with_file_line_and_column() {
+    let tmp = copy_of_example();
+    std::fs::write(
+        tmp.path().join("offer.rhai"),
+        "fn on_lead_stage_moved(ev) {\n    if ev.to_name == \"Offer\" {\n        notify(\"accounting\" \"x\");\n    }\n}\n",
+    )
+    .unwrap();
+    let (ok, out) = run(&["check", tmp.path().to_str().unwrap()]);
+    assert!(!ok);
+    assert!(out.contains("offer.rhai:3:"), "{out}");
+    assert!(out.contains("rule `offer` does not compile"), "{out}");
+}
+
+#[test]
+fn a_failing_case_shows_the_difference() {
+    let tmp = copy_of_example();
+    let f = tmp.path().join("fixtures/leads.toml");
+    let text = std::fs::read_to_string(&f)
+        .unwrap()
+        .replace("people = [\"elena\"]", "people = [\"mihai\"]");
+    std::fs::write(&f, text).unwrap();
+    let (ok, out) = run(&["test", tmp.path().to_str().unwrap()]);
+    assert!(!ok, "{out}");
+    assert!(out.contains("FAIL"), "{out}");
+    assert!(
+        out.contains("negotiation above the threshold informs management"),
+        "{out}"
+    );
+    assert!(
+        out.contains("\"people\":[\"mihai\"]") && out.contains("\"people\":[\"elena\"]"),
+        "{out}"
+    );
+    assert!(out.contains("13 passed, 1 failed"), "{out}");
+}
+
+#[test]
+fn test_renders_the_templates_of_e_mails_and_names_an_unknown_variable() {
+    let tmp = copy_of_example();
+    std::fs::write(
+        tmp.path().join("templates/welcome.txt"),
+        "Hello {{ customer_name }}\n",
+    )
+    .unwrap();
+    let (ok, out) = run(&["test", tmp.path().to_str().unwrap()]);
+    assert!(!ok, "{out}");
+    assert!(out.contains("template `welcome.txt`"), "{out}");
+    assert!(out.contains("undefined"), "{out}");
+}
+
+#[test]
+fn test_reports_an_unknown_role_at_its_line() {
+    let tmp = copy_of_example();
+    std::fs::write(
+        tmp.path().join("won.rhai"),
+        "fn on_lead_won(ev) {\n    notify(\"acountants\", \"s\", \"b\");\n}\n",
+    )
+    .unwrap();
+    let (ok, out) = run(&["test", tmp.path().to_str().unwrap()]);
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains("won.rhai:2:5: unknown role `acountants`"),
+        "{out}"
+    );
+}
+
+#[test]
+fn explain_lists_rules_actions_and_people() {
+    let dir = example_dir();
+    let (ok, out) = run(&[
+        "explain",
+        dir.to_str().unwrap(),
+        "entering Offer asks accounting for a quotation",
+    ]);
+    assert!(ok, "{out}");
+    assert!(out.contains("trigger: lead_stage_moved"), "{out}");
+    assert!(out.contains("offer") && out.contains("decided"), "{out}");
+    assert!(
+        out.contains("negotiation") && out.contains("no match"),
+        "{out}"
+    );
+    assert!(out.contains("\"people\":[\"ioana\"]"), "{out}");
+    let (ok, out) = run(&["explain", dir.to_str().unwrap(), "no such case"]);
+    assert!(!ok);
+    assert!(out.contains("no case named"), "{out}");
+}
+
+#[test]
+fn graph_draws_roles_reporting_lines_and_who_is_told() {
+    let dir = example_dir();
+    let (ok, dot) = run(&["graph", dir.to_str().unwrap()]);
+    assert!(ok, "{dot}");
+    assert!(dot.starts_with("digraph schema {"), "{dot}");
+    assert!(
+        dot.contains("\"user_ana\" -> \"user_mihai\" [label=\"reports to\"]"),
+        "{dot}"
+    );
+    assert!(
+        dot.contains("\"trigger_lead_won\" -> \"role_delivery\""),
+        "{dot}"
+    );
+    assert!(
+        dot.contains("\"trigger_lead_idle\" -> \"who_manager_owner\""),
+        "{dot}"
+    );
+    let (ok, mmd) = run(&["graph", dir.to_str().unwrap(), "--mermaid"]);
+    assert!(ok);
+    assert!(mmd.starts_with("flowchart LR"), "{mmd}");
+    assert!(
+        mmd.contains("trigger_lead_stage_moved -->|\"notify (negotiation)\"| role_management"),
+        "{mmd}"
+    );
+}

@@ -1,0 +1,405 @@
+//! The example scheme end to end without storage: the commit hook, the scheduler, the dispatcher and the inbox over
+//! the in-memory outbox; the Rhai rules against the same logic in plain Rust; swapping the rule set under load.
+
+use async_trait::async_trait;
+use chrono::Duration;
+use crm_core::actor::Context;
+use crm_core::event::{DomainEvent, EventKind};
+use crm_core::lead::{Lead, TransitionError};
+use crm_core::outbox::{
+    Channel, ChannelRouter, Dispatcher, InboxNotifier, MemoryOutbox, OutboxStatus, OutboxStore,
+};
+use crm_core::request::Request;
+use crm_core::rules::{tick, RuleEngine, RulesHook, TimerSource, Trigger, Views};
+use crm_core::service::CommitHook;
+use crm_core::store::{ChangeSet, PageRequest, Write};
+use crm_core::time::{FixedClock, Timestamp};
+use crm_core::{Error, Result};
+use crm_rules::fixtures::{self, Case, Org};
+use crm_rules::native::NativeScheme;
+use crm_rules::notify::RecordingNotifier;
+use crm_rules::{Limits, RhaiRuleEngine, RuleSet, RuleSource};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+fn example_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/rules")
+}
+
+fn org() -> Org {
+    Org::load(&example_dir().join("org.toml")).unwrap()
+}
+
+fn example_engine() -> RhaiRuleEngine {
+    RhaiRuleEngine::new(RuleSet::load_dir(&example_dir(), Limits::default()).unwrap())
+}
+
+fn cases() -> Vec<Case> {
+    let mut out = Vec::new();
+    for f in ["leads.toml", "timers.toml"] {
+        out.extend(
+            fixtures::load_fixtures(&example_dir().join("fixtures").join(f))
+                .unwrap()
+                .cases,
+        );
+    }
+    out
+}
+
+fn case(name: &str) -> (Trigger, Views) {
+    let c = cases().into_iter().find(|c| c.name == name).unwrap();
+    fixtures::build_case(&c).unwrap()
+}
+
+/// A change set as the service builds it: the record writes and the event.
+fn change_set(trigger: &Trigger, views: &Views) -> ChangeSet {
+    let mut cs = ChangeSet::new();
+    if let Some(l) = &views.lead {
+        cs.push(Write::UpdateLead {
+            lead: l.clone(),
+            expected_version: 1,
+        });
+    }
+    if let Some(r) = &views.request {
+        cs.push(Write::InsertRequest(r.clone()));
+    }
+    if let Trigger::Event(e) = trigger {
+        cs.push(Write::AppendEvent(e.clone()));
+    }
+    cs
+}
+
+fn ctx() -> Context {
+    Context::system(Org::tenant())
+}
+
+fn outbox_of(cs: &ChangeSet) -> Vec<crm_core::outbox::OutboxMessage> {
+    cs.writes
+        .iter()
+        .filter_map(|w| match w {
+            Write::EnqueueOutbox(m) => Some(m.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn every_fixture_decides_the_same_in_rhai_and_in_plain_rust() {
+    let rhai = example_engine();
+    let native = NativeScheme;
+    let all = cases();
+    assert!(all.len() >= 14);
+    for c in all {
+        let (t, v) = fixtures::build_case(&c).unwrap();
+        let a = rhai.evaluate(&t, &v);
+        let b = native.evaluate(&t, &v);
+        assert_eq!(a.actions, b.actions, "{}", c.name);
+        assert_eq!(a.refusal, b.refusal, "{}", c.name);
+        assert!(a.failures.is_empty(), "{}: {:?}", c.name, a.failures);
+    }
+    assert_eq!(rhai.timers(), native.timers());
+}
+
+#[test]
+fn the_hook_writes_resolved_outbox_messages_in_the_same_change_set() {
+    let org = org();
+    let hook = RulesHook::new(Arc::new(example_engine()), Arc::new(org.directory()));
+    let (t, v) = case("a won contract informs accounting and delivery and welcomes the customer");
+    let mut cs = change_set(&t, &v);
+    let before = cs.writes.len();
+    hook.before_commit(&ctx(), &mut cs).unwrap();
+    let msgs = outbox_of(&cs);
+    assert_eq!(cs.writes.len(), before + 3);
+    let Trigger::Event(ev) = &t else { panic!() };
+    let keys: Vec<_> = msgs.iter().map(|m| m.idempotency_key.clone()).collect();
+    assert_eq!(
+        keys,
+        vec![
+            format!("event:{}/won/0/{}", ev.id, Org::user_id("ioana")),
+            format!("event:{}/won/1/{}", ev.id, Org::user_id("radu")),
+            format!("event:{}/won/2/maria@customer.example", ev.id),
+        ]
+    );
+    assert_eq!(msgs[0].channel, Channel::InApp);
+    assert_eq!(msgs[0].recipient.name.as_deref(), Some("Ioana Marin"));
+    assert_eq!(msgs[2].channel, Channel::Email);
+    assert_eq!(msgs[2].payload.template.as_deref(), Some("welcome"));
+    assert_eq!(msgs[2].payload.vars["deal"], "Solar roof");
+    assert!(msgs
+        .iter()
+        .all(|m| m.status == OutboxStatus::Pending && m.tenant == Org::tenant()));
+    cs.check_tenant(Org::tenant()).unwrap();
+}
+
+#[test]
+fn a_guard_refusal_aborts_the_change_with_a_typed_error() {
+    let hook = RulesHook::new(Arc::new(example_engine()), Arc::new(org().directory()));
+    let (t, v) = case("negotiation without expected revenue is refused");
+    let mut cs = change_set(&t, &v);
+    let err = hook.before_commit(&ctx(), &mut cs).unwrap_err();
+    assert_eq!(
+        err,
+        Error::Transition(TransitionError::RefusedByRule {
+            rule: "negotiation".into(),
+            reason: "set the expected revenue before negotiating".into()
+        })
+    );
+}
+
+#[test]
+fn a_failing_rule_becomes_a_rule_failed_event_and_the_change_still_commits() {
+    let set = RuleSet::compile(
+        [
+            RuleSource::new("spin", "fn on_lead_won(ev) { loop {} }"),
+            RuleSource::new(
+                "ghost",
+                "fn on_lead_won(ev) { notify(\"ghosts\", \"s\", \"b\"); }",
+            ),
+            RuleSource::new(
+                "ok",
+                "fn on_lead_won(ev) { notify(\"owner\", \"won\", \"yes\"); }",
+            ),
+            RuleSource::new(
+                "echo",
+                "fn on_rule_failed(ev) { notify(\"owner\", \"failure\", ev.message); }",
+            ),
+        ],
+        Limits::default(),
+    )
+    .unwrap();
+    let hook = RulesHook::new(
+        Arc::new(RhaiRuleEngine::new(set)),
+        Arc::new(org().directory()),
+    );
+    let (t, v) = case("a won contract informs accounting and delivery and welcomes the customer");
+    let mut cs = change_set(&t, &v);
+    hook.before_commit(&ctx(), &mut cs).unwrap();
+    let failed: Vec<_> = cs
+        .events()
+        .filter_map(|e| match &e.kind {
+            EventKind::RuleFailed { rule, message } => Some((rule.clone(), message.clone())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(failed.len(), 2, "{failed:?}");
+    assert!(failed
+        .iter()
+        .any(|(r, m)| r == "spin" && m.contains("spin.rhai:1:1") && m.contains("operations")));
+    // Without known roles in the engine, the directory catches the unknown role when resolving.
+    assert!(failed
+        .iter()
+        .any(|(r, m)| r == "ghost" && m.contains("unknown role `ghosts`")));
+    // The working rule still decided; the rule_failed events do not trigger rules (no echo).
+    let msgs = outbox_of(&cs);
+    assert_eq!(msgs.len(), 1, "{msgs:?}");
+    assert_eq!(msgs[0].rule, "ok");
+}
+
+/// Timer candidates from memory.
+#[derive(Debug, Default)]
+struct Candidates {
+    leads: Vec<Lead>,
+    requests: Vec<Request>,
+}
+
+#[async_trait]
+impl TimerSource for Candidates {
+    async fn idle_leads(
+        &self,
+        _: crm_core::id::TenantId,
+        before: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<Lead>> {
+        Ok(self
+            .leads
+            .iter()
+            .filter(|l| l.updated_at < before)
+            .take(limit as usize)
+            .cloned()
+            .collect())
+    }
+    async fn requests_due_before(
+        &self,
+        _: crm_core::id::TenantId,
+        before: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<Request>> {
+        Ok(self
+            .requests
+            .iter()
+            .filter(|r| r.due.is_some_and(|d| d < before))
+            .take(limit as usize)
+            .cloned()
+            .collect())
+    }
+    async fn leads_past_close(
+        &self,
+        _: crm_core::id::TenantId,
+        _: chrono::NaiveDate,
+        _: u32,
+    ) -> Result<Vec<Lead>> {
+        Ok(Vec::new())
+    }
+}
+
+#[tokio::test]
+async fn ticks_escalate_idle_leads_and_overdue_requests_once_and_the_dispatcher_delivers_them() {
+    let org = org();
+    let dir = org.directory();
+    let engine = example_engine();
+    let (_, idle) = case("no contact within 3 days escalates to the owner's manager");
+    let (_, overdue) = case("two days overdue tells the assignee's manager");
+    let source = Candidates {
+        leads: vec![idle.lead.clone().unwrap()],
+        requests: vec![overdue.request.clone().unwrap()],
+    };
+    let now = fixtures::fixture_now();
+    let first = tick(now, Org::tenant(), &engine, &dir, &source, 100)
+        .await
+        .unwrap();
+    // lead_idle:3 fires for the lead; request_overdue:0 and :2 both fire for the 3-days-late request.
+    assert_eq!(first.firings.len(), 3);
+    let outbox = Arc::new(MemoryOutbox::new());
+    let enqueue = |cs: &ChangeSet| {
+        outbox_of(cs)
+            .into_iter()
+            .filter(|m| outbox.enqueue(m.clone()))
+            .count()
+    };
+    assert_eq!(enqueue(&first.changes), 3);
+    let second = tick(
+        now + Duration::minutes(5),
+        Org::tenant(),
+        &engine,
+        &dir,
+        &source,
+        100,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        enqueue(&second.changes),
+        0,
+        "the same situation enqueues nothing new"
+    );
+
+    let clock = Arc::new(FixedClock::new(now));
+    let recorder = Arc::new(RecordingNotifier::new());
+    let router = ChannelRouter::new()
+        .route(
+            Channel::InApp,
+            Arc::new(InboxNotifier::new(outbox.clone(), clock.clone())),
+        )
+        .route(Channel::Email, recorder.clone());
+    let d = Dispatcher::new(outbox.clone(), Arc::new(router), clock.clone());
+    let r = d.drain(10).await.unwrap();
+    assert_eq!((r.delivered, r.dead), (3, 0));
+    let mihai = Org::user_id("mihai");
+    let inbox = outbox
+        .inbox(Org::tenant(), mihai, true, &PageRequest::default())
+        .await
+        .unwrap()
+        .items;
+    assert_eq!(inbox.len(), 1);
+    assert_eq!(inbox[0].subject, "No contact for 4 days: Solar roof");
+    assert_eq!(inbox[0].rule, "no_contact");
+    let sorina = Org::user_id("sorina");
+    assert_eq!(outbox.unread_count(Org::tenant(), sorina).await.unwrap(), 1);
+    let dan = Org::user_id("tudor");
+    assert_eq!(outbox.unread_count(Org::tenant(), dan).await.unwrap(), 1);
+}
+
+#[test]
+fn the_rule_set_can_be_replaced_while_other_threads_evaluate() {
+    let engine = Arc::new(example_engine());
+    let (t, v) = case("a new lead notifies its owner");
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut handles = Vec::new();
+    for _ in 0..2 {
+        let (engine, t, v, stop) = (engine.clone(), t.clone(), v.clone(), stop.clone());
+        handles.push(std::thread::spawn(move || {
+            let mut seen = std::collections::BTreeSet::new();
+            let mut n = 0u32;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) || n < 50 {
+                let d = engine.evaluate(&t, &v);
+                assert!(d.failures.is_empty(), "{d:?}");
+                assert_eq!(
+                    d.actions.len(),
+                    1,
+                    "every evaluation sees one whole rule set"
+                );
+                seen.insert(d.actions[0].rule.clone());
+                n += 1;
+            }
+            seen
+        }));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    let replacement = RuleSet::compile(
+        [RuleSource::new(
+            "v2",
+            "fn on_lead_entered(ev) { notify(\"owner\", \"v2\", ev.title); }",
+        )],
+        Limits::default(),
+    )
+    .unwrap();
+    let old = engine.replace(replacement);
+    assert_eq!(old.rules().len(), 7);
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for h in handles {
+        let seen = h.join().unwrap();
+        assert!(seen.contains("v2"), "{seen:?}");
+    }
+    let d = engine.evaluate(&t, &v);
+    assert_eq!(d.actions[0].rule, "v2");
+}
+
+#[test]
+fn scripts_see_read_only_copies_of_the_views() {
+    let set = RuleSet::compile(
+        [
+            RuleSource::new(
+                "a",
+                "fn on_lead_entered(ev) { ev.lead.title = \"changed\"; }",
+            ),
+            RuleSource::new(
+                "b",
+                "fn on_lead_entered(ev) { notify(\"owner\", ev.lead.title, \"\"); }",
+            ),
+        ],
+        Limits::default(),
+    )
+    .unwrap();
+    let (t, v) = case("a new lead notifies its owner");
+    let d = RhaiRuleEngine::new(set).evaluate(&t, &v);
+    match &d.actions[0].action {
+        crm_core::rules::Action::Notify { subject, .. } => assert_eq!(subject, "Solar roof"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(v.lead.unwrap().title, "Solar roof");
+}
+
+#[test]
+fn explain_names_the_rules_that_ran_and_why() {
+    let org = org();
+    let engine = example_engine();
+    let c = cases()
+        .into_iter()
+        .find(|c| c.name == "negotiation above the threshold informs management")
+        .unwrap();
+    let x = fixtures::explain_case(&engine, &org, &c).unwrap();
+    let ran: Vec<_> = x
+        .decision
+        .trace
+        .iter()
+        .map(|t| (t.rule.as_str(), t.matched))
+        .collect();
+    assert_eq!(ran, vec![("negotiation", true), ("offer", false)]);
+    assert_eq!(x.actions[0]["people"], serde_json::json!(["elena"]));
+    assert_eq!(x.input["to_name"], "Negotiation");
+    let _: &DomainEvent = match &fixtures::build_case(&c).unwrap().0 {
+        Trigger::Event(e) => e,
+        _ => panic!(),
+    };
+}
