@@ -1,0 +1,269 @@
+//! E-mail against a real SMTP server on loopback (aiosmtpd, started by `scripts/with-smtp`).
+//!
+//! Without `CRM_TEST_SMTP_ADDR` the tests say they were skipped; with `CRM_REQUIRE_SMTP=1` they fail instead.
+
+use chrono::{Duration, TimeZone, Utc};
+use crm_core::id::{OutboxId, TenantId, UserId};
+use crm_core::outbox::{
+    Channel, DeliveryError, Dispatcher, MemoryOutbox, Notifier, OutboxMessage, OutboxStatus,
+    OutboxStore, Payload, ResolvedRecipient, RetryPolicy,
+};
+use crm_core::time::FixedClock;
+use crm_rules::notify::{message_id, SmtpConfig, SmtpNotifier, Templates};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+struct Server {
+    host: String,
+    port: u16,
+    maildir: PathBuf,
+}
+
+fn server(test: &str) -> Option<Server> {
+    match std::env::var("CRM_TEST_SMTP_ADDR") {
+        Ok(addr) => {
+            let (host, port) = addr
+                .rsplit_once(':')
+                .expect("CRM_TEST_SMTP_ADDR is host:port");
+            Some(Server {
+                host: host.to_string(),
+                port: port.parse().expect("a port number"),
+                maildir: PathBuf::from(
+                    std::env::var("CRM_TEST_SMTP_MAILDIR").expect("CRM_TEST_SMTP_MAILDIR is set"),
+                ),
+            })
+        }
+        Err(_) => {
+            assert!(
+                std::env::var("CRM_REQUIRE_SMTP").as_deref() != Ok("1"),
+                "{test}: CRM_REQUIRE_SMTP=1 but no SMTP server: run under scripts/with-smtp"
+            );
+            eprintln!("{test}: skipped (no CRM_TEST_SMTP_ADDR; run under scripts/with-smtp)");
+            None
+        }
+    }
+}
+
+fn templates() -> Arc<Templates> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/rules/templates");
+    Arc::new(Templates::load_dir(&dir).unwrap())
+}
+
+fn notifier(s: &Server) -> SmtpNotifier {
+    SmtpNotifier::new(
+        &SmtpConfig {
+            host: s.host.clone(),
+            port: s.port,
+            from: "CRM <crm@tenant.example>".into(),
+            timeout: std::time::Duration::from_secs(5),
+        },
+        templates(),
+    )
+    .unwrap()
+}
+
+fn email(to: &str, name: Option<&str>) -> OutboxMessage {
+    let at = Utc.with_ymd_and_hms(2026, 3, 2, 9, 0, 0).unwrap();
+    OutboxMessage {
+        id: OutboxId::new(),
+        tenant: TenantId::new(),
+        idempotency_key: format!("event:{}/won/2/{to}", uuid::Uuid::now_v7()),
+        rule: "won".into(),
+        channel: Channel::Email,
+        recipient: ResolvedRecipient {
+            user: None,
+            name: name.map(str::to_string),
+            email: Some(to.to_string()),
+        },
+        payload: Payload {
+            template: Some("welcome".into()),
+            vars: serde_json::json!({
+                "deal": "Solar roof",
+                "partner": {"name": "Customer Ltd"},
+            }),
+            ..Default::default()
+        },
+        status: OutboxStatus::Pending,
+        attempts: 0,
+        next_attempt_at: at,
+        last_error: None,
+        created_at: at,
+        delivered_at: None,
+    }
+}
+
+/// The stored messages carrying this message's Message-ID.
+fn received(s: &Server, m: &OutboxMessage) -> Vec<String> {
+    let id = message_id(&m.idempotency_key);
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(&s.maildir).unwrap() {
+        let p = e.unwrap().path();
+        if p.file_name().unwrap().to_string_lossy().starts_with('.') {
+            continue;
+        }
+        let text = std::fs::read_to_string(&p).unwrap();
+        if text.contains(&id) {
+            out.push(text);
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn messages_arrive_with_the_right_recipient_subject_and_bodies() {
+    let Some(s) = server("messages_arrive_with_the_right_recipient_subject_and_bodies") else {
+        return;
+    };
+    let n = notifier(&s);
+    let m = email("maria@customer.example", Some("Maria Georgescu"));
+    n.deliver(&m).await.unwrap();
+    let got = received(&s, &m);
+    assert_eq!(got.len(), 1);
+    let mail = &got[0];
+    assert!(
+        mail.contains("X-Envelope-To: maria@customer.example"),
+        "{mail}"
+    );
+    assert!(
+        mail.contains("X-Envelope-From: crm@tenant.example"),
+        "{mail}"
+    );
+    assert!(
+        mail.contains("Subject: Welcome aboard, Customer Ltd"),
+        "{mail}"
+    );
+    assert!(
+        mail.contains("To: \"Maria Georgescu\" <maria@customer.example>"),
+        "{mail}"
+    );
+    assert!(mail.contains("multipart/alternative"), "{mail}");
+    assert!(
+        mail.contains("text/plain") && mail.contains("text/html"),
+        "{mail}"
+    );
+    assert!(
+        mail.contains("thank you for choosing us for \"Solar roof\""),
+        "{mail}"
+    );
+    assert!(mail.contains("<strong>Solar roof</strong>"), "{mail}");
+
+    // A plain in-line message (no template) goes out as text.
+    let mut plain = email("dan@example.com", None);
+    plain.payload = Payload {
+        subject: "Overdue: Call back".into(),
+        body: "\"Call back\" was due yesterday.".into(),
+        ..Default::default()
+    };
+    n.deliver(&plain).await.unwrap();
+    let got = received(&s, &plain);
+    assert_eq!(got.len(), 1);
+    assert!(got[0].contains("Subject: Overdue: Call back"));
+    assert!(got[0].contains("was due yesterday."));
+}
+
+#[tokio::test]
+async fn a_refused_recipient_is_a_permanent_error_naming_it_and_the_host_keeps_working() {
+    let Some(s) = server("a_refused_recipient_is_a_permanent_error_naming_it") else {
+        return;
+    };
+    let n = notifier(&s);
+    let bad = email("refuse.me@customer.example", None);
+    match n.deliver(&bad).await {
+        Err(DeliveryError::Permanent(m)) => {
+            assert!(m.contains("refuse.me@customer.example"), "{m}");
+            assert!(m.contains("refused"), "{m}");
+        }
+        other => panic!("expected a permanent error, got {other:?}"),
+    }
+    // Through the dispatcher: dead-lettered at once, while the next message goes out.
+    let store = Arc::new(MemoryOutbox::new());
+    let bad = email("refuse.again@customer.example", None);
+    let good = email("ok@customer.example", None);
+    store.enqueue(bad.clone());
+    store.enqueue(good.clone());
+    let clock = Arc::new(FixedClock::new(bad.created_at));
+    let d = Dispatcher::new(store.clone(), Arc::new(n), clock);
+    let r = d.run_once(10).await.unwrap();
+    assert_eq!((r.delivered, r.dead, r.retried), (1, 1, 0));
+    let dead = store.outbox_message(bad.tenant, bad.id).await.unwrap();
+    assert_eq!(dead.status, OutboxStatus::Dead);
+    assert!(dead
+        .last_error
+        .unwrap()
+        .contains("refuse.again@customer.example"));
+    assert_eq!(received(&s, &good).len(), 1);
+}
+
+#[tokio::test]
+async fn a_server_vanishing_mid_send_is_retried_and_delivers_exactly_once() {
+    let Some(s) = server("a_server_vanishing_mid_send_is_retried_and_delivers_exactly_once") else {
+        return;
+    };
+    let store = Arc::new(MemoryOutbox::new());
+    let m = email("vanish@customer.example", None);
+    store.enqueue(m.clone());
+    let clock = Arc::new(FixedClock::new(m.created_at));
+    let d = Dispatcher::new(store.clone(), Arc::new(notifier(&s)), clock.clone()).with_policy(
+        RetryPolicy {
+            max_attempts: 5,
+            base_seconds: 30,
+            cap_seconds: 600,
+            lease_seconds: 60,
+        },
+    );
+    let first = d.run_once(10).await.unwrap();
+    assert_eq!(first.retried, 1, "the dropped connection is transient");
+    let after = store.outbox_message(m.tenant, m.id).await.unwrap();
+    assert_eq!(after.status, OutboxStatus::Pending);
+    assert!(after.last_error.is_some());
+    assert_eq!(after.next_attempt_at, m.created_at + Duration::seconds(30));
+    assert!(received(&s, &m).is_empty());
+    assert_eq!(
+        d.run_once(10).await.unwrap().claimed,
+        0,
+        "not before the back-off"
+    );
+    clock.advance(Duration::seconds(30));
+    let second = d.run_once(10).await.unwrap();
+    assert_eq!(second.delivered, 1);
+    assert_eq!(received(&s, &m).len(), 1, "exactly one delivery");
+    assert_eq!(
+        store.outbox_message(m.tenant, m.id).await.unwrap().status,
+        OutboxStatus::Delivered
+    );
+}
+
+#[tokio::test]
+async fn an_unreachable_server_is_transient_and_bounded_by_the_timeout() {
+    if server("an_unreachable_server_is_transient").is_none() {
+        return;
+    }
+    // Port 9 on loopback: nothing listens, the connection is refused.
+    let n = SmtpNotifier::new(
+        &SmtpConfig {
+            host: "127.0.0.1".into(),
+            port: 9,
+            from: "crm@tenant.example".into(),
+            timeout: std::time::Duration::from_secs(2),
+        },
+        templates(),
+    )
+    .unwrap();
+    let started = std::time::Instant::now();
+    let r = n.deliver(&email("x@customer.example", None)).await;
+    assert!(matches!(r, Err(DeliveryError::Transient(_))), "{r:?}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(3));
+    // A template error is permanent and names the template.
+    let mut m = email("x@customer.example", None);
+    m.payload.vars = serde_json::json!({"partner": null});
+    match n.deliver(&m).await {
+        Err(DeliveryError::Permanent(e)) => {
+            assert!(
+                e.contains("template `welcome.") && e.contains("undefined"),
+                "{e}"
+            )
+        }
+        other => panic!("{other:?}"),
+    }
+    let _ = UserId::new();
+}
