@@ -23,6 +23,7 @@
 //! # });
 //! ```
 
+mod commerce;
 mod config;
 mod error;
 mod pool;

@@ -48,7 +48,10 @@ pub struct SqliteStore {
 }
 
 fn migrations() -> Migrations<'static> {
-    Migrations::new(vec![M::up(include_str!("../migrations/0001_init.sql"))])
+    Migrations::new(vec![
+        M::up(include_str!("../migrations/0001_init.sql")),
+        M::up(include_str!("../migrations/0002_commerce.sql")),
+    ])
 }
 
 fn configure(conn: &Connection, config: &SqliteConfig, file: bool) -> Result<()> {
@@ -460,6 +463,7 @@ fn apply_write(tx: &Transaction<'_>, w: &Write) -> Result<()> {
             })
             .map(|_| ())
             .map_err(map),
+        Write::Commerce(c) => crate::commerce::apply(tx, c),
         other => Err(Error::invalid(
             "writes",
             format!("this SQLite store does not support the write {:?}", std::mem::discriminant(other)),

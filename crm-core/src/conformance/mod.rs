@@ -10,6 +10,7 @@
 
 mod checks;
 mod differential;
+pub mod commerce;
 pub mod model;
 
 pub use checks::*;

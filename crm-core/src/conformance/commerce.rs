@@ -1,0 +1,1534 @@
+//! The commerce conformance suite: documents, rates, balances, segments, campaigns, attribution and
+//! profitability, each checked against the reference calculations of [`crate::commerce::reference`].
+//!
+//! Run from an adapter's tests with [`commerce_conformance_tests!`](crate::commerce_conformance_tests); the factory
+//! yields the adapter as both a [`Store`] and a [`CommerceStore`].
+
+use super::World;
+use crate::actor::Context;
+use crate::commerce::reference::{self, CampaignFacts, Facts};
+use crate::commerce::{
+    BoughtMode, Bucket, CallOutcome, Campaign, CampaignCost, CampaignTarget, Channel, Cmp,
+    CommerceService, CommerceStore, Criteria, Document, DocumentKind, GroupBy, Item, LastSale,
+    NewCampaign, NewCategory, NewDocument, NewLine, NewProduct, OutcomeKind, PaymentDirection,
+    Period, ProfitQuery, Rank, RankOrder, Recorded, SumsQuery,
+};
+use crate::error::Error;
+use crate::id::{CategoryId, PartnerId, ProductId, TenantId, UserId};
+use crate::lead::{Lead, LeadCommand};
+use crate::money::{Currency, Money};
+use crate::partner::{LocationKind, NewLocation, NewPartner, Partner, PartnerRole};
+use crate::store::{PageRequest, Store};
+use crate::time::Clock;
+use chrono::{Duration, NaiveDate};
+use proptest::prelude::*;
+use proptest::test_runner::{Config, TestRunner};
+use rust_decimal::Decimal;
+use std::collections::{BTreeMap, BTreeSet};
+use std::str::FromStr;
+use std::sync::Arc;
+
+/// The names of every commerce check, in the order the macro runs them.
+pub const COMMERCE_CHECKS: &[&str] = &[
+    "check_commerce_documents",
+    "check_commerce_bad_input",
+    "check_commerce_balances",
+    "check_commerce_campaign",
+    "check_commerce_isolation",
+];
+
+/// The default number of cases of [`run_commerce_properties`].
+pub const COMMERCE_CASES: u32 = 32;
+
+fn ron() -> Currency {
+    Currency::parse("RON").unwrap()
+}
+
+fn dec(s: &str) -> Decimal {
+    Decimal::from_str(s).unwrap()
+}
+
+fn day(y: i32, m: u32, d: u32) -> NaiveDate {
+    NaiveDate::from_ymd_opt(y, m, d).unwrap()
+}
+
+/// A commerce fixture: the base world plus the commerce service (reporting in RON), a category and three
+/// products.
+pub struct Shop {
+    /// The base world (tenant, clock, users, pipeline).
+    pub w: World,
+    /// The commerce service.
+    pub cs: CommerceService,
+    /// The category of products 0 and 1.
+    pub category: CategoryId,
+    /// Three products.
+    pub products: Vec<ProductId>,
+}
+
+impl std::fmt::Debug for Shop {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shop")
+            .field("tenant", &self.w.tenant)
+            .finish()
+    }
+}
+
+impl Shop {
+    /// Builds the fixture in a fresh tenant.
+    pub async fn new(store: &Arc<dyn Store>, commerce: &Arc<dyn CommerceStore>) -> Shop {
+        let w = World::new(store).await;
+        let cs = CommerceService::new(w.crm.clone(), commerce.clone(), ron());
+        let category = cs
+            .record_category(
+                &w.ctx,
+                NewCategory {
+                    code: "TOOLS".into(),
+                    name: "Tools".into(),
+                },
+                None,
+            )
+            .await
+            .expect("category")
+            .record()
+            .id;
+        let mut products = Vec::new();
+        for (i, cat) in [Some(category), Some(category), None]
+            .into_iter()
+            .enumerate()
+        {
+            let p = cs
+                .record_product(
+                    &w.ctx,
+                    NewProduct {
+                        code: format!("P{i}"),
+                        name: format!("Product {i}"),
+                        category: cat,
+                    },
+                    None,
+                )
+                .await
+                .expect("product");
+            products.push(p.record().id);
+        }
+        Shop {
+            w,
+            cs,
+            category,
+            products,
+        }
+    }
+
+    fn ctx(&self) -> &Context {
+        &self.w.ctx
+    }
+
+    async fn customer(&self, name: &str) -> Partner {
+        self.w
+            .crm
+            .create_partner(
+                self.ctx(),
+                NewPartner::company(name).with_role(PartnerRole::Customer),
+            )
+            .await
+            .expect("partner")
+            .record
+    }
+
+    fn line(&self, i: usize, qty: &str, price: &str, cost: &str) -> NewLine {
+        NewLine::new(self.products[i], dec(qty), dec(price), dec(cost))
+    }
+
+    async fn record(&self, n: NewDocument) -> Document {
+        self.cs
+            .record_document(self.ctx(), n)
+            .await
+            .expect("record document")
+            .recorded
+            .record()
+            .clone()
+    }
+
+    async fn event_count(&self) -> usize {
+        self.w
+            .store()
+            .events_since(self.w.tenant, 0, 10_000)
+            .await
+            .expect("events")
+            .len()
+    }
+}
+
+/// Replaces a document in a reference list by id (or adds it).
+fn upsert(docs: &mut Vec<Document>, d: Document) {
+    match docs.iter_mut().find(|x| x.id == d.id) {
+        Some(x) => *x = d,
+        None => docs.push(d),
+    }
+}
+
+async fn assert_sums_match(
+    cs: &CommerceService,
+    tenant: TenantId,
+    partners: &[Partner],
+    docs: &[Document],
+    q: &SumsQuery,
+) {
+    let got = cs
+        .store()
+        .profit_sums(tenant, q)
+        .await
+        .expect("profit sums");
+    let want = reference::profit_sums(
+        Facts {
+            partners,
+            documents: docs,
+        },
+        q,
+    );
+    assert_eq!(got, want, "profit sums differ from the reference for {q:?}");
+}
+
+/// Recording is idempotent by number; a change needs the version and replaces the document whole; credit notes
+/// reverse; foreign-currency documents are converted at their issue date with the rate stored.
+pub async fn check_commerce_documents(store: &Arc<dyn Store>, commerce: &Arc<dyn CommerceStore>) {
+    let s = Shop::new(store, commerce).await;
+    let acme = s.customer("Acme").await;
+    let inv = NewDocument::invoice(
+        "F-1",
+        acme.id,
+        day(2026, 1, 10),
+        "RON",
+        vec![s.line(0, "2", "100", "60")],
+    );
+    let first = s.record(inv.clone()).await;
+    assert_eq!(
+        (first.revenue_units, first.cost_units, first.version),
+        (2_000_000, 1_200_000, 1)
+    );
+    let again =
+        s.cs.record_document(s.ctx(), inv.clone())
+            .await
+            .expect("same again");
+    assert!(
+        !again.recorded.changed() && again.events.is_empty(),
+        "the same document again is a no-op"
+    );
+    let stored =
+        s.cs.store()
+            .document_by_number(s.w.tenant, DocumentKind::Invoice, "F-1")
+            .await
+            .unwrap()
+            .expect("stored");
+    assert_eq!(stored, first, "documents round-trip exactly");
+    assert_eq!(
+        s.cs.store().document(s.w.tenant, first.id).await.unwrap(),
+        first
+    );
+
+    let mut changed = inv.clone();
+    changed.lines[0].quantity = dec("3");
+    let e =
+        s.cs.record_document(s.ctx(), changed.clone())
+            .await
+            .unwrap_err();
+    assert_eq!(e.field(), Some("version"), "{e}");
+    changed.version = Some(1);
+    let replaced =
+        s.cs.record_document(s.ctx(), changed)
+            .await
+            .expect("replace");
+    let replaced = match replaced.recorded {
+        Recorded::Replaced {
+            record,
+            expected_version: 1,
+        } => record,
+        other => panic!("expected a replacement, got {other:?}"),
+    };
+    assert_eq!((replaced.id, replaced.version), (first.id, 2));
+
+    let period = Period::new(day(2026, 1, 1), day(2026, 12, 31)).unwrap();
+    let q = SumsQuery {
+        period,
+        group_by: GroupBy::Customer,
+        bucket: None,
+        reporting: ron(),
+        rank: None,
+    };
+    let sums = s.cs.store().profit_sums(s.w.tenant, &q).await.unwrap();
+    assert_eq!(sums.len(), 1);
+    assert_eq!(
+        (sums[0].revenue_units, sums[0].cost_units, sums[0].invoices),
+        (3_000_000, 1_800_000, 1),
+        "never counted twice"
+    );
+
+    let mut cn = NewDocument::credit_note(
+        "C-1",
+        acme.id,
+        day(2026, 1, 20),
+        "RON",
+        vec![s.line(0, "-1", "100", "60")],
+    );
+    cn.corrects = Some("F-1".into());
+    let cn = s.record(cn).await;
+    assert_eq!((cn.revenue_units, cn.cost_units), (-1_000_000, -600_000));
+
+    s.cs.record_rate(s.ctx(), "EUR", "RON", day(2026, 1, 30), dec("4.9771"))
+        .await
+        .expect("rate");
+    // The rate of Friday the 30th still applies on Monday the 2nd.
+    let eur = s
+        .record(NewDocument::invoice(
+            "F-2",
+            acme.id,
+            day(2026, 2, 2),
+            "EUR",
+            vec![s.line(1, "1", "10.01", "5")],
+        ))
+        .await;
+    assert_eq!(eur.rate.rate, dec("4.9771"));
+    assert_eq!(eur.rate.reporting, ron());
+    assert_eq!(
+        eur.revenue_units, 498_200,
+        "10.01 EUR × 4.9771 = 49.8208 → 49.82 RON"
+    );
+    let docs = vec![replaced, cn, eur];
+    let partners = vec![acme];
+    for g in GroupBy::ALL {
+        for bucket in [None, Some(Bucket::Month)] {
+            assert_sums_match(
+                &s.cs,
+                s.w.tenant,
+                &partners,
+                &docs,
+                &SumsQuery {
+                    group_by: g,
+                    bucket,
+                    ..q.clone()
+                },
+            )
+            .await;
+        }
+    }
+    let report =
+        s.cs.profitability(s.w.tenant, &ProfitQuery::by(GroupBy::Customer, period))
+            .await
+            .unwrap();
+    assert_eq!(report.rows.len(), 1);
+    assert_eq!(report.rows[0].revenue, dec("249.82"));
+    assert_eq!(
+        report.rows[0].gross_profit,
+        dec("104.93"),
+        "cost: 180 − 60 + 5 EUR × 4.9771 = 24.89"
+    );
+    assert_eq!(report.rows[0].label.as_deref(), Some("Acme"));
+    assert_eq!(report.rows[0].invoices, 2);
+}
+
+/// Every bad input the issue lists is a typed error naming the field, and writes nothing.
+pub async fn check_commerce_bad_input(store: &Arc<dyn Store>, commerce: &Arc<dyn CommerceStore>) {
+    let s = Shop::new(store, commerce).await;
+    let acme = s.customer("Acme").await;
+    let good = NewDocument::invoice(
+        "F-1",
+        acme.id,
+        day(2026, 1, 10),
+        "RON",
+        vec![s.line(0, "1", "10", "5")],
+    );
+    s.record(good.clone()).await;
+    let before = s.event_count().await;
+    let doc_cases: Vec<(&str, NewDocument, &str)> = vec![
+        (
+            "unknown currency",
+            NewDocument {
+                number: "F-2".into(),
+                currency: "XYZ".into(),
+                ..good.clone()
+            },
+            "currency",
+        ),
+        (
+            "negative quantity on an invoice",
+            NewDocument {
+                number: "F-3".into(),
+                lines: vec![s.line(0, "-1", "10", "5")],
+                ..good.clone()
+            },
+            "lines[0].quantity",
+        ),
+        (
+            "duplicate number with different lines and no version",
+            NewDocument {
+                lines: vec![s.line(1, "1", "10", "5")],
+                ..good.clone()
+            },
+            "version",
+        ),
+    ];
+    for (what, doc, field) in doc_cases {
+        let e = s.cs.record_document(s.ctx(), doc).await.unwrap_err();
+        assert_eq!(e.field(), Some(field), "{what}: {e}");
+    }
+    let other = Shop::new(store, commerce).await;
+    let foreign = other.customer("Foreign").await;
+    let e =
+        s.cs.record_document(
+            s.ctx(),
+            NewDocument {
+                number: "F-4".into(),
+                partner: foreign.id,
+                ..good.clone()
+            },
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(e.field(), Some("partner"), "another tenant's partner: {e}");
+    let e =
+        s.cs.record_document(
+            s.ctx(),
+            NewDocument {
+                number: "F-5".into(),
+                currency: "EUR".into(),
+                ..good.clone()
+            },
+        )
+        .await
+        .unwrap_err();
+    match &e {
+        Error::MissingRate { from, to, on } => assert_eq!(
+            (from.as_str(), to.as_str(), *on),
+            ("EUR", "RON", day(2026, 1, 10))
+        ),
+        other => panic!("a missing rate must name the pair and the date, got {other:?}"),
+    }
+    assert_eq!(
+        s.event_count().await,
+        before,
+        "failed recordings write nothing"
+    );
+    for n in ["F-2", "F-3", "F-4", "F-5"] {
+        assert!(
+            s.cs.store()
+                .document_by_number(s.w.tenant, DocumentKind::Invoice, n)
+                .await
+                .unwrap()
+                .is_none(),
+            "{n}"
+        );
+    }
+    let f1 =
+        s.cs.store()
+            .document_by_number(s.w.tenant, DocumentKind::Invoice, "F-1")
+            .await
+            .unwrap()
+            .unwrap();
+    assert_eq!(
+        (f1.version, f1.lines[0].product),
+        (1, s.products[0]),
+        "the refused duplicate left the original alone"
+    );
+
+    assert_eq!(
+        Period::new(day(2026, 2, 1), day(2026, 1, 1))
+            .unwrap_err()
+            .field(),
+        Some("period"),
+        "empty period"
+    );
+    assert!(serde_json::from_str::<ProfitQuery>(
+        r#"{"period":{"from":"2026-02-01","to":"2026-01-01"},"group_by":"customer","bucket":null,"compare":false,"rank":null}"#
+    )
+    .is_err());
+
+    let period = Period::new(day(2026, 3, 1), day(2026, 3, 31)).unwrap();
+    let unknown = ProductId::new();
+    let bad = NewCampaign {
+        name: "Bad".into(),
+        channel: Channel::Telemarketing,
+        period,
+        owner: s.w.manager,
+        agents: vec![s.w.agent],
+        script: None,
+        budget: None,
+        criteria: Some(Criteria::Bought {
+            mode: BoughtMode::Any,
+            items: vec![Item::Product(unknown)],
+            period,
+        }),
+    };
+    let e =
+        s.cs.create_campaign(s.ctx(), bad.clone())
+            .await
+            .unwrap_err();
+    assert_eq!(
+        e.field(),
+        Some("criteria.items[0]"),
+        "criteria naming an unknown product: {e}"
+    );
+    assert_eq!(s.event_count().await, before);
+
+    let c =
+        s.cs.create_campaign(
+            s.ctx(),
+            NewCampaign {
+                criteria: Some(Criteria::Role {
+                    role: PartnerRole::Customer,
+                }),
+                ..bad
+            },
+        )
+        .await
+        .expect("campaign");
+    let launch =
+        s.cs.launch_campaign(s.ctx(), c.id, c.version)
+            .await
+            .expect("launch");
+    let events = s.event_count().await;
+    let e =
+        s.cs.launch_campaign(s.ctx(), c.id, launch.campaign.version)
+            .await
+            .unwrap_err();
+    assert_eq!(e.field(), Some("status"), "a campaign launched twice: {e}");
+    let call = launch.calls[0].clone();
+    let intruder = Context::user(s.w.tenant, UserId::new());
+    let e =
+        s.cs.record_call_outcome(&intruder, call.id, CallOutcome::Interested)
+            .await
+            .unwrap_err();
+    assert_eq!(
+        e.field(),
+        Some("agent"),
+        "an outcome on another agent's call: {e}"
+    );
+    assert_eq!(
+        s.event_count().await,
+        events,
+        "refused campaign operations write nothing"
+    );
+    let t =
+        s.cs.store()
+            .campaign_target(s.w.tenant, call.id)
+            .await
+            .unwrap();
+    assert_eq!((t.outcome, t.lead, t.version), (None, None, 1));
+    assert!(s
+        .w
+        .store()
+        .request(s.w.tenant, call.id)
+        .await
+        .unwrap()
+        .status
+        .is_active());
+}
+
+/// Open items and balances: invoices and bills minus payments (by allocation) and correcting credit notes, with
+/// days overdue; equal to the reference.
+pub async fn check_commerce_balances(store: &Arc<dyn Store>, commerce: &Arc<dyn CommerceStore>) {
+    let s = Shop::new(store, commerce).await;
+    let p = s.customer("Debtor").await;
+    let as_of = s.w.clock.now().date_naive();
+    let mut docs = Vec::new();
+    docs.push(
+        s.record(
+            NewDocument::invoice(
+                "F-10",
+                p.id,
+                as_of - Duration::days(10),
+                "RON",
+                vec![s.line(0, "10", "100", "50")],
+            )
+            .due(as_of + Duration::days(20)),
+        )
+        .await,
+    );
+    docs.push(
+        s.record(
+            NewDocument::invoice(
+                "F-11",
+                p.id,
+                as_of - Duration::days(60),
+                "RON",
+                vec![s.line(2, "5", "100", "50")],
+            )
+            .due(as_of - Duration::days(30)),
+        )
+        .await,
+    );
+    let mut pay = NewDocument::payment(
+        "P-1",
+        p.id,
+        as_of - Duration::days(5),
+        "RON",
+        PaymentDirection::Received,
+        dec("400"),
+    );
+    pay.allocations = vec![crate::commerce::Allocation {
+        number: "F-10".into(),
+        amount: dec("300"),
+    }];
+    docs.push(s.record(pay.clone()).await);
+    let mut cn = NewDocument::credit_note(
+        "C-10",
+        p.id,
+        as_of - Duration::days(3),
+        "RON",
+        vec![s.line(2, "1", "100", "50")],
+    );
+    cn.corrects = Some("F-11".into());
+    docs.push(s.record(cn).await);
+    docs.push(
+        s.record(
+            NewDocument::vendor_bill(
+                "B-1",
+                p.id,
+                as_of - Duration::days(2),
+                "RON",
+                vec![s.line(1, "2", "100", "0")],
+            )
+            .due(as_of + Duration::days(5)),
+        )
+        .await,
+    );
+    let mut sent = NewDocument::payment(
+        "P-2",
+        p.id,
+        as_of - Duration::days(1),
+        "RON",
+        PaymentDirection::Sent,
+        dec("50"),
+    );
+    sent.allocations = vec![crate::commerce::Allocation {
+        number: "B-1".into(),
+        amount: dec("50"),
+    }];
+    docs.push(s.record(sent).await);
+
+    let items =
+        s.cs.open_items(s.w.tenant, p.id, None)
+            .await
+            .expect("open items");
+    let got: Vec<(&str, Decimal, i64)> = items
+        .iter()
+        .map(|i| (i.number.as_str(), i.open, i.days_overdue))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            ("F-11", dec("400"), 30),
+            ("B-1", dec("150"), 0),
+            ("F-10", dec("700"), 0)
+        ]
+    );
+    let facts = Facts {
+        partners: std::slice::from_ref(&p),
+        documents: &docs,
+    };
+    assert_eq!(items, reference::open_items(facts, p.id, as_of));
+    let balances =
+        s.cs.balances(s.w.tenant, p.id, None)
+            .await
+            .expect("balances");
+    assert_eq!(balances.len(), 1);
+    assert_eq!(
+        (
+            balances[0].receivable,
+            balances[0].payable,
+            balances[0].overdue
+        ),
+        (dec("1000"), dec("150"), dec("400"))
+    );
+    assert_eq!(balances, reference::balances(facts, p.id, as_of));
+
+    pay.number = "P-3".into();
+    pay.allocations[0].number = "F-99".into();
+    let e = s.cs.record_document(s.ctx(), pay).await.unwrap_err();
+    assert_eq!(e.field(), Some("allocations[0].number"), "{e}");
+}
+
+/// A campaign on lapsed customers: the audience snapshot, the call list spread over the agents, outcomes, the
+/// lead with the campaign as source, attributed invoices netted by a credit note, and the campaign report.
+pub async fn check_commerce_campaign(store: &Arc<dyn Store>, commerce: &Arc<dyn CommerceStore>) {
+    let s = Shop::new(store, commerce).await;
+    let today = s.w.clock.now().date_naive();
+    let mut partners = Vec::new();
+    let mut docs = Vec::new();
+    for (i, days_ago) in [Some(200), Some(150), Some(120), Some(10), Some(30), None]
+        .into_iter()
+        .enumerate()
+    {
+        let p = s.customer(&format!("Customer {i}")).await;
+        if let Some(a) = days_ago {
+            docs.push(
+                s.record(NewDocument::invoice(
+                    &format!("F-{i}"),
+                    p.id,
+                    today - Duration::days(a),
+                    "RON",
+                    vec![s.line(i % 3, "1", "50", "20")],
+                ))
+                .await,
+            );
+        }
+        partners.push(p);
+    }
+    let lapsed = Criteria::And {
+        all: vec![
+            Criteria::Not {
+                not: Box::new(Criteria::LastSale {
+                    when: LastSale::Never,
+                }),
+            },
+            Criteria::Not {
+                not: Box::new(Criteria::LastSale {
+                    when: LastSale::WithinDays { days: 90 },
+                }),
+            },
+        ],
+    };
+    let preview = s.cs.segment(s.w.tenant, &lapsed).await.expect("segment");
+    let want: BTreeSet<PartnerId> = partners[..3].iter().map(|p| p.id).collect();
+    assert_eq!(
+        preview.iter().map(|m| m.partner).collect::<BTreeSet<_>>(),
+        want
+    );
+    assert_eq!(
+        reference::segment(
+            Facts {
+                partners: &partners,
+                documents: &docs
+            },
+            &lapsed,
+            today,
+            ron()
+        ),
+        want
+    );
+
+    let agent2 = UserId::new();
+    let c =
+        s.cs.create_campaign(
+            s.ctx(),
+            NewCampaign {
+                name: "Winback".into(),
+                channel: Channel::Telemarketing,
+                period: Period::new(today, today + Duration::days(60)).unwrap(),
+                owner: s.w.manager,
+                agents: vec![s.w.agent, agent2],
+                script: Some("We miss you".into()),
+                budget: Some(Money::parse("1000", "RON").unwrap()),
+                criteria: Some(lapsed),
+            },
+        )
+        .await
+        .expect("campaign");
+    let cost =
+        s.cs.add_campaign_cost(
+            s.ctx(),
+            c.id,
+            today,
+            Money::parse("100", "RON").unwrap(),
+            Some("call centre"),
+        )
+        .await
+        .expect("cost");
+    let launch =
+        s.cs.launch_campaign(s.ctx(), c.id, c.version)
+            .await
+            .expect("launch");
+    assert_eq!(launch.targets.len(), 3);
+    let per_agent: BTreeMap<UserId, usize> =
+        launch.calls.iter().fold(BTreeMap::new(), |mut m, r| {
+            *m.entry(r.assignee).or_default() += 1;
+            m
+        });
+    assert_eq!(
+        per_agent.values().copied().collect::<BTreeSet<_>>(),
+        BTreeSet::from([1, 2]),
+        "spread evenly"
+    );
+    assert!(launch
+        .calls
+        .iter()
+        .all(|r| r.description.as_deref() == Some("We miss you")));
+    for r in &launch.calls {
+        assert_eq!(
+            s.w.store()
+                .request(s.w.tenant, r.id)
+                .await
+                .expect("call stored")
+                .assignee,
+            r.assignee
+        );
+    }
+    // The snapshot does not move when the data does.
+    let late = s.customer("Late lapsed").await;
+    s.record(NewDocument::invoice(
+        "F-late",
+        late.id,
+        today - Duration::days(300),
+        "RON",
+        vec![s.line(0, "1", "1", "0")],
+    ))
+    .await;
+
+    let ctx_of = |u: UserId| Context::user(s.w.tenant, u);
+    let calls = &launch.calls;
+    let r0 =
+        s.cs.record_call_outcome(
+            &ctx_of(calls[0].assignee),
+            calls[0].id,
+            CallOutcome::Interested,
+        )
+        .await
+        .expect("interested");
+    let lead = r0.lead.clone().expect("a lead for the interested partner");
+    assert_eq!(lead.source.campaign, Some(c.id));
+    assert_eq!(lead.partner, calls[0].partner.unwrap());
+    s.cs.record_call_outcome(
+        &ctx_of(calls[1].assignee),
+        calls[1].id,
+        CallOutcome::NoAnswer,
+    )
+    .await
+    .expect("no answer");
+    s.cs.record_call_outcome(
+        &ctx_of(calls[1].assignee),
+        calls[1].id,
+        CallOutcome::NotInterested,
+    )
+    .await
+    .expect("not interested");
+    let back = s.w.clock.now() + Duration::days(2);
+    s.cs.record_call_outcome(
+        &ctx_of(calls[2].assignee),
+        calls[2].id,
+        CallOutcome::CallBack { at: back },
+    )
+    .await
+    .expect("call back");
+    assert_eq!(
+        s.w.store()
+            .request(s.w.tenant, calls[2].id)
+            .await
+            .unwrap()
+            .due,
+        Some(back)
+    );
+
+    let progress = s.cs.progress(s.w.tenant, c.id).await.expect("progress");
+    assert_eq!(
+        (progress[0].targets, progress[0].done, progress[0].remaining),
+        (3, 2, 1)
+    );
+    assert_eq!(progress.len(), 3, "the total and one row per agent");
+    let mut targets: Vec<CampaignTarget> =
+        s.cs.store()
+            .campaign_targets(s.w.tenant, c.id, &PageRequest::first(2))
+            .await
+            .unwrap()
+            .items;
+    let page2 =
+        s.cs.store()
+            .campaign_targets(
+                s.w.tenant,
+                c.id,
+                &PageRequest {
+                    limit: 2,
+                    after: s
+                        .cs
+                        .store()
+                        .campaign_targets(s.w.tenant, c.id, &PageRequest::first(2))
+                        .await
+                        .unwrap()
+                        .next,
+                },
+            )
+            .await
+            .unwrap();
+    assert!(page2.next.is_none());
+    targets.extend(page2.items);
+    assert_eq!(targets.len(), 3);
+    assert_eq!(progress, reference::progress(&targets, c.id));
+
+    let buyer = lead.partner;
+    let follow = s
+        .record(
+            NewDocument::invoice(
+                "F-100",
+                buyer,
+                today + Duration::days(1),
+                "RON",
+                vec![s.line(0, "10", "100", "60")],
+            )
+            .with_campaign(c.id),
+        )
+        .await;
+    let mut cn = NewDocument::credit_note(
+        "C-100",
+        buyer,
+        today + Duration::days(2),
+        "RON",
+        vec![s.line(0, "2", "100", "60")],
+    );
+    cn.corrects = Some("F-100".into());
+    let cn = s.record(cn).await;
+    assert_eq!(
+        cn.campaign,
+        Some(c.id),
+        "a credit note inherits the corrected invoice's campaign"
+    );
+    let won: Lead = s.w.act(lead.id, LeadCommand::Win).await.expect("win");
+    docs.extend([follow, cn]);
+
+    let report =
+        s.cs.campaign_report(s.w.tenant, c.id, None)
+            .await
+            .expect("report");
+    assert_eq!(
+        (
+            report.targets,
+            report.reached,
+            report.interested,
+            report.leads,
+            report.won,
+            report.invoiced_customers
+        ),
+        (3, 3, 1, 1, 1, 1)
+    );
+    assert_eq!(
+        (report.revenue, report.cost_of_goods, report.gross_profit),
+        (dec("800"), dec("480"), dec("320"))
+    );
+    assert_eq!(
+        (report.campaign_cost, report.net_profit, report.roi_pct),
+        (dec("100"), dec("220"), Some(dec("220")))
+    );
+    assert_eq!(report.outcomes.get(&OutcomeKind::NotInterested), Some(&1));
+    assert_eq!(report.funnel[1].conversion_pct, Some(dec("100")));
+    let cf = CampaignFacts {
+        targets: &targets,
+        leads: std::slice::from_ref(&won),
+        costs: std::slice::from_ref(&cost),
+    };
+    let facts = Facts {
+        partners: &partners,
+        documents: &docs,
+    };
+    for period in [
+        None,
+        Some(Period::new(today, today).unwrap()),
+        Some(Period::new(today + Duration::days(2), today + Duration::days(9)).unwrap()),
+    ] {
+        let got =
+            s.cs.store()
+                .campaign_sums(s.w.tenant, c.id, period, ron())
+                .await
+                .unwrap();
+        assert_eq!(
+            got,
+            reference::campaign_sums(facts, cf, c.id, period, ron()),
+            "campaign sums over {period:?}"
+        );
+    }
+    let closed: Campaign =
+        s.cs.close_campaign(s.ctx(), c.id, launch.campaign.version)
+            .await
+            .expect("close");
+    assert_eq!(s.cs.campaign(s.w.tenant, c.id).await.unwrap(), closed);
+    let costs: Vec<CampaignCost> = s.cs.store().campaign_costs(s.w.tenant, c.id).await.unwrap();
+    assert_eq!(costs, vec![cost]);
+}
+
+/// Another tenant's documents, campaigns and figures are invisible.
+pub async fn check_commerce_isolation(store: &Arc<dyn Store>, commerce: &Arc<dyn CommerceStore>) {
+    let a = Shop::new(store, commerce).await;
+    let b = Shop::new(store, commerce).await;
+    let p = a.customer("Mine").await;
+    let d = a
+        .record(NewDocument::invoice(
+            "F-1",
+            p.id,
+            day(2026, 1, 5),
+            "RON",
+            vec![a.line(0, "1", "10", "1")],
+        ))
+        .await;
+    assert!(matches!(
+        b.cs.store().document(b.w.tenant, d.id).await,
+        Err(Error::NotFound { .. })
+    ));
+    assert!(b
+        .cs
+        .store()
+        .document_by_number(b.w.tenant, DocumentKind::Invoice, "F-1")
+        .await
+        .unwrap()
+        .is_none());
+    assert!(matches!(
+        b.cs.store().product(b.w.tenant, a.products[0]).await,
+        Err(Error::NotFound { .. })
+    ));
+    let q = SumsQuery {
+        period: Period::year(2026).unwrap(),
+        group_by: GroupBy::Customer,
+        bucket: None,
+        reporting: ron(),
+        rank: None,
+    };
+    assert!(b
+        .cs
+        .store()
+        .profit_sums(b.w.tenant, &q)
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(b
+        .cs
+        .store()
+        .open_items(b.w.tenant, p.id, day(2026, 6, 1))
+        .await
+        .unwrap()
+        .is_empty());
+    let everyone = Criteria::Not {
+        not: Box::new(Criteria::Tag {
+            tag: "nobody".into(),
+        }),
+    };
+    assert!(b
+        .cs
+        .store()
+        .segment(b.w.tenant, &everyone, day(2026, 6, 1), ron())
+        .await
+        .unwrap()
+        .is_empty());
+    // The same number in another tenant is another document.
+    let bp = b.customer("Theirs").await;
+    b.record(NewDocument::invoice(
+        "F-1",
+        bp.id,
+        day(2026, 1, 5),
+        "RON",
+        vec![b.line(0, "1", "10", "1")],
+    ))
+    .await;
+}
+
+// ------------------------------------------------------------------------------------------------ properties
+
+#[derive(Debug, Clone)]
+struct PartnerSpec {
+    group: Option<&'static str>,
+    industry: Option<(&'static str, Option<&'static str>)>,
+    location: Option<(&'static str, Option<&'static str>, Option<&'static str>)>,
+    tags: Vec<&'static str>,
+    roles: Vec<PartnerRole>,
+}
+
+#[derive(Debug, Clone)]
+struct LineSpec {
+    product: usize,
+    qty: i64,
+    price_cents: i64,
+    discount: u8,
+    cost_cents: i64,
+}
+
+#[derive(Debug, Clone)]
+struct DocSpec {
+    credit: bool,
+    partner: usize,
+    day: i64,
+    eur: bool,
+    campaign: bool,
+    lines: Vec<LineSpec>,
+    replace: bool,
+}
+
+/// A random profitability query: grouping, bucket, ranking, start offset and length in days.
+type QuerySpec = (GroupBy, Option<Bucket>, Option<Rank>, i64, i64);
+
+#[derive(Debug, Clone)]
+struct Spec {
+    partners: Vec<PartnerSpec>,
+    docs: Vec<DocSpec>,
+    criteria: Vec<Criteria>,
+    queries: Vec<QuerySpec>,
+}
+
+fn start() -> NaiveDate {
+    day(2025, 1, 1)
+}
+
+fn partner_spec() -> impl Strategy<Value = PartnerSpec> {
+    (
+        prop::option::of(prop::sample::select(vec!["A", "B"])),
+        prop::option::of((
+            prop::sample::select(vec!["Retail", "Food"]),
+            prop::option::of(prop::sample::select(vec!["4711", "1011"])),
+        )),
+        prop::option::of((
+            prop::sample::select(vec!["RO", "DE"]),
+            prop::option::of(prop::sample::select(vec!["Cluj", "Bavaria"])),
+            prop::option::of(prop::sample::select(vec!["Dej", "Munich"])),
+        )),
+        prop::sample::subsequence(vec!["vip", "new"], 0..=2),
+        prop::sample::subsequence(
+            vec![
+                PartnerRole::Customer,
+                PartnerRole::Vendor,
+                PartnerRole::Prospect,
+            ],
+            0..=3,
+        ),
+    )
+        .prop_map(|(group, industry, location, tags, roles)| PartnerSpec {
+            group,
+            industry,
+            location,
+            tags,
+            roles,
+        })
+}
+
+fn doc_spec(partners: usize) -> impl Strategy<Value = DocSpec> {
+    let line = (
+        0..4usize,
+        1..6i64,
+        0..50_000i64,
+        prop::sample::select(vec![0u8, 10, 50]),
+        0..30_000i64,
+    )
+        .prop_map(
+            |(product, qty, price_cents, discount, cost_cents)| LineSpec {
+                product,
+                qty,
+                price_cents,
+                discount,
+                cost_cents,
+            },
+        );
+    (
+        prop::bool::weighted(0.25),
+        0..partners,
+        0..430i64,
+        prop::bool::weighted(0.3),
+        prop::bool::weighted(0.3),
+        prop::collection::vec(line, 1..4),
+        prop::bool::weighted(0.15),
+    )
+        .prop_map(
+            |(credit, partner, day, eur, campaign, lines, replace)| DocSpec {
+                credit,
+                partner,
+                day,
+                eur,
+                campaign,
+                lines,
+                replace,
+            },
+        )
+}
+
+/// Criteria over the property world's fixed vocabulary; item indexes 0–3 are products, 4 the category.
+fn criteria() -> impl Strategy<Value = Criteria> {
+    let period = (0..430i64, 0..200i64).prop_map(|(a, len)| {
+        Period::new(
+            start() + Duration::days(a),
+            start() + Duration::days(a + len),
+        )
+        .unwrap()
+    });
+    let leaf = prop_oneof![
+        (0..430i64, 0..4u8).prop_map(|(d, k)| Criteria::LastSale {
+            when: match k {
+                0 => LastSale::Before {
+                    date: start() + Duration::days(d)
+                },
+                1 => LastSale::After {
+                    date: start() + Duration::days(d)
+                },
+                2 => LastSale::WithinDays { days: d as u32 },
+                _ => LastSale::Never,
+            }
+        }),
+        (
+            period.clone(),
+            prop::sample::select(vec![Cmp::Lt, Cmp::Le, Cmp::Gt, Cmp::Ge, Cmp::Eq]),
+            -1000..5000i64
+        )
+            .prop_map(|(period, cmp, a)| Criteria::SalesVolume {
+                period,
+                cmp,
+                amount: Money::new(Decimal::from(a), ron()).unwrap()
+            }),
+        (
+            prop::sample::select(vec![BoughtMode::Any, BoughtMode::All, BoughtMode::None]),
+            prop::collection::vec(0..5usize, 1..3),
+            period
+        )
+            .prop_map(|(mode, items, period)| Criteria::Bought {
+                mode,
+                // Placeholder ids: the runner maps index n to the n-th item of the world.
+                items: items
+                    .into_iter()
+                    .map(|i| Item::Product(ProductId::from_uuid(uuid::Uuid::from_u128(i as u128))))
+                    .collect(),
+                period,
+            }),
+        prop::sample::select(vec!["A", "B", "C"]).prop_map(|g| Criteria::Group { name: g.into() }),
+        prop::sample::select(vec![
+            PartnerRole::Customer,
+            PartnerRole::Vendor,
+            PartnerRole::Prospect
+        ])
+        .prop_map(|role| Criteria::Role { role }),
+        prop::sample::select(vec!["Retail", "Food", "4711"])
+            .prop_map(|n| Criteria::Industry { name: n.into() }),
+        (
+            prop::option::of(prop::sample::select(vec!["RO", "DE"])),
+            prop::option::of(prop::sample::select(vec!["Cluj", "Bavaria"])),
+            prop::option::of(prop::sample::select(vec!["Dej", "Munich"]))
+        )
+            .prop_filter("a location names something", |(a, b, c)| a.is_some()
+                || b.is_some()
+                || c.is_some())
+            .prop_map(|(c, r, t)| Criteria::Location {
+                country: c.map(Into::into),
+                region: r.map(Into::into),
+                city: t.map(Into::into)
+            }),
+        prop::sample::select(vec!["vip", "new"]).prop_map(|t| Criteria::Tag { tag: t.into() }),
+    ];
+    leaf.prop_recursive(3, 12, 3, |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 1..3).prop_map(|all| Criteria::And { all }),
+            prop::collection::vec(inner.clone(), 1..3).prop_map(|any| Criteria::Or { any }),
+            inner.prop_map(|c| Criteria::Not { not: Box::new(c) }),
+        ]
+    })
+}
+
+fn spec() -> impl Strategy<Value = Spec> {
+    prop::collection::vec(partner_spec(), 1..8).prop_flat_map(|partners| {
+        let n = partners.len();
+        let query = (
+            prop::sample::select(GroupBy::ALL.to_vec()),
+            prop::option::of(prop::sample::select(vec![
+                Bucket::Month,
+                Bucket::Quarter,
+                Bucket::Year,
+            ])),
+            prop::option::of(
+                (
+                    prop::sample::select(vec![RankOrder::Top, RankOrder::Bottom]),
+                    1..5u32,
+                )
+                    .prop_map(|(order, n)| Rank { order, n }),
+            ),
+            0..430i64,
+            0..430i64,
+        );
+        (
+            Just(partners),
+            prop::collection::vec(doc_spec(n), 0..16),
+            prop::collection::vec(criteria(), 1..4),
+            prop::collection::vec(query, 1..4),
+        )
+            .prop_map(|(partners, docs, criteria, queries)| Spec {
+                partners,
+                docs,
+                criteria,
+                queries,
+            })
+    })
+}
+
+fn map_items(c: &Criteria, items: &[Item]) -> Criteria {
+    match c {
+        Criteria::Bought {
+            mode,
+            items: its,
+            period,
+        } => Criteria::Bought {
+            mode: *mode,
+            items: its
+                .iter()
+                .map(|i| match i {
+                    Item::Product(p) => {
+                        items[(p.as_uuid().as_u128() as usize).min(items.len() - 1)]
+                    }
+                    other => *other,
+                })
+                .collect(),
+            period: *period,
+        },
+        Criteria::And { all } => Criteria::And {
+            all: all.iter().map(|x| map_items(x, items)).collect(),
+        },
+        Criteria::Or { any } => Criteria::Or {
+            any: any.iter().map(|x| map_items(x, items)).collect(),
+        },
+        Criteria::Not { not } => Criteria::Not {
+            not: Box::new(map_items(not, items)),
+        },
+        other => other.clone(),
+    }
+}
+
+async fn run_case(store: Arc<dyn Store>, commerce: Arc<dyn CommerceStore>, spec: Spec) {
+    let s = Shop::new(&store, &commerce).await;
+    let fourth =
+        s.cs.record_product(
+            s.ctx(),
+            NewProduct {
+                code: "P3".into(),
+                name: "Product 3".into(),
+                category: Some(s.category),
+            },
+            None,
+        )
+        .await
+        .unwrap()
+        .record()
+        .id;
+    let products = [s.products[0], s.products[1], s.products[2], fourth];
+    let items: Vec<Item> = products
+        .iter()
+        .map(|p| Item::Product(*p))
+        .chain([Item::Category(s.category)])
+        .collect();
+    let mut partners = Vec::new();
+    for (i, ps) in spec.partners.iter().enumerate() {
+        let mut n = NewPartner::company(format!("P{i}"));
+        n.roles = ps.roles.iter().copied().collect();
+        n.group = ps.group.map(Into::into);
+        if let Some((name, code)) = ps.industry {
+            n = n.with_industry(name, code);
+        }
+        if let Some((country, region, city)) = ps.location {
+            n = n.with_location(NewLocation {
+                kind: LocationKind::Billing,
+                street: None,
+                city: city.map(Into::into),
+                region: region.map(Into::into),
+                postal_code: None,
+                country: country.into(),
+            });
+        }
+        n.tags = ps.tags.iter().map(|t| t.to_string()).collect();
+        partners.push(
+            s.w.crm
+                .create_partner(s.ctx(), n)
+                .await
+                .expect("partner")
+                .record,
+        );
+    }
+    let campaign =
+        s.cs.create_campaign(
+            s.ctx(),
+            NewCampaign {
+                name: "Prop".into(),
+                channel: Channel::Email,
+                period: Period::new(start(), start() + Duration::days(500)).unwrap(),
+                owner: s.w.manager,
+                agents: vec![],
+                script: None,
+                budget: None,
+                criteria: None,
+            },
+        )
+        .await
+        .expect("campaign");
+    let mut docs: Vec<Document> = Vec::new();
+    for (i, d) in spec.docs.iter().enumerate() {
+        let issue = start() + Duration::days(d.day);
+        if d.eur {
+            let rate = Decimal::new(49_000 + (d.day % 97), 4);
+            s.cs.record_rate(s.ctx(), "EUR", "RON", issue, rate)
+                .await
+                .expect("rate");
+        }
+        let lines: Vec<NewLine> = d
+            .lines
+            .iter()
+            .map(|l| NewLine {
+                product: products[l.product],
+                quantity: Decimal::from(if d.credit && l.qty % 2 == 0 {
+                    -l.qty
+                } else {
+                    l.qty
+                }),
+                unit_price: Decimal::new(l.price_cents, 2),
+                discount_pct: Decimal::from(l.discount),
+                unit_cost: Decimal::new(l.cost_cents, 2),
+            })
+            .collect();
+        let number = format!("N-{i}");
+        let currency = if d.eur { "EUR" } else { "RON" };
+        let mut n = if d.credit {
+            NewDocument::credit_note(&number, partners[d.partner].id, issue, currency, lines)
+        } else {
+            NewDocument::invoice(&number, partners[d.partner].id, issue, currency, lines)
+        };
+        if d.campaign {
+            n.campaign = Some(campaign.id);
+        }
+        let doc = s.record(n.clone()).await;
+        upsert(&mut docs, doc);
+        if d.replace {
+            n.lines[0].quantity += Decimal::ONE;
+            if n.lines[0].quantity.is_zero() {
+                n.lines[0].quantity = Decimal::ONE;
+            }
+            n.version = Some(1);
+            let doc = s.record(n).await;
+            assert_eq!(doc.version, 2);
+            upsert(&mut docs, doc);
+        }
+    }
+    let facts = Facts {
+        partners: &partners,
+        documents: &docs,
+    };
+    let as_of = s.w.clock.now().date_naive();
+    for c in &spec.criteria {
+        let c = map_items(c, &items);
+        let got: BTreeSet<PartnerId> =
+            s.cs.store()
+                .segment(s.w.tenant, &c, as_of, ron())
+                .await
+                .expect("segment")
+                .into_iter()
+                .map(|m| m.partner)
+                .collect();
+        assert_eq!(
+            got,
+            reference::segment(facts, &c, as_of, ron()),
+            "segment differs for {c:?}"
+        );
+    }
+    for (g, bucket, rank, a, len) in &spec.queries {
+        let period = Period::new(
+            start() + Duration::days(*a),
+            start() + Duration::days(a + len),
+        )
+        .unwrap();
+        assert_sums_match(
+            &s.cs,
+            s.w.tenant,
+            &partners,
+            &docs,
+            &SumsQuery {
+                period,
+                group_by: *g,
+                bucket: *bucket,
+                reporting: ron(),
+                rank: *rank,
+            },
+        )
+        .await;
+    }
+    let cf = CampaignFacts {
+        targets: &[],
+        leads: &[],
+        costs: &[],
+    };
+    let got =
+        s.cs.store()
+            .campaign_sums(s.w.tenant, campaign.id, None, ron())
+            .await
+            .unwrap();
+    assert_eq!(
+        got,
+        reference::campaign_sums(facts, cf, campaign.id, None, ron())
+    );
+    for p in &partners {
+        assert_eq!(
+            s.cs.store()
+                .open_items(s.w.tenant, p.id, as_of)
+                .await
+                .unwrap(),
+            reference::open_items(facts, p.id, as_of)
+        );
+        assert_eq!(
+            s.cs.store()
+                .balances(s.w.tenant, p.id, as_of)
+                .await
+                .unwrap(),
+            reference::balances(facts, p.id, as_of)
+        );
+    }
+}
+
+/// The commerce property test: random partners, products, invoices and credit notes (some in EUR, some replaced,
+/// some attributed to a campaign), random criteria trees and random profitability queries; the adapter's segment
+/// membership, profitability sums, campaign sums, open items and balances must equal the reference exactly.
+pub fn run_commerce_properties(
+    store: Arc<dyn Store>,
+    commerce: Arc<dyn CommerceStore>,
+    block_on: &super::differential::BlockOn<'_>,
+    cases: u32,
+) {
+    let mut runner = TestRunner::new(Config {
+        cases,
+        failure_persistence: None,
+        ..Config::default()
+    });
+    let result = runner.run(&spec(), |spec| {
+        let (store, commerce) = (store.clone(), commerce.clone());
+        block_on(Box::pin(
+            async move { run_case(store, commerce, spec).await },
+        ));
+        Ok(())
+    });
+    if let Err(e) = result {
+        panic!("commerce property test failed: {e}");
+    }
+    eprintln!("commerce property test: {cases} cases passed");
+}
+
+/// Generates one test per commerce check plus the commerce property test.
+///
+/// `$factory` evaluates to a future of `Option<(Arc<dyn Store>, Arc<dyn CommerceStore>)>` (usually the same
+/// adapter twice); `None` skips. The calling crate needs `tokio` as a dev-dependency.
+#[macro_export]
+macro_rules! commerce_conformance_tests {
+    ($factory:expr) => {
+        $crate::commerce_conformance_tests!(@each $factory;
+            check_commerce_documents,
+            check_commerce_bad_input,
+            check_commerce_balances,
+            check_commerce_campaign,
+            check_commerce_isolation
+        );
+
+        #[test]
+        fn commerce_property_test() {
+            let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("a tokio runtime");
+            let stores: Option<(std::sync::Arc<dyn $crate::store::Store>, std::sync::Arc<dyn $crate::commerce::CommerceStore>)> =
+                rt.block_on(async { $factory.await });
+            let Some((store, commerce)) = stores else { return };
+            let cases = std::env::var("CRM_PROPTEST_CASES")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or($crate::conformance::commerce::COMMERCE_CASES);
+            $crate::conformance::commerce::run_commerce_properties(store, commerce, &|f| rt.block_on(f), cases);
+        }
+    };
+    (@each $factory:expr; $($name:ident),*) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                let stores: Option<(std::sync::Arc<dyn $crate::store::Store>, std::sync::Arc<dyn $crate::commerce::CommerceStore>)> =
+                    $factory.await;
+                let Some((store, commerce)) = stores else { return };
+                $crate::conformance::commerce::$name(&store, &commerce).await;
+                // Again through the forwarding `impl CommerceStore for Arc<S>`.
+                let wrapped: std::sync::Arc<dyn $crate::commerce::CommerceStore> = std::sync::Arc::new(commerce.clone());
+                $crate::conformance::commerce::$name(&store, &wrapped).await;
+            }
+        )*
+    };
+}
