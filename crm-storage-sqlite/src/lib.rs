@@ -26,6 +26,7 @@
 mod commerce;
 mod config;
 mod error;
+mod outbox;
 mod pool;
 mod rows;
 mod store;

@@ -51,6 +51,7 @@ fn migrations() -> Migrations<'static> {
     Migrations::new(vec![
         M::up(include_str!("../migrations/0001_init.sql")),
         M::up(include_str!("../migrations/0002_commerce.sql")),
+        M::up(include_str!("../migrations/0003_outbox.sql")),
     ])
 }
 
@@ -464,6 +465,7 @@ fn apply_write(tx: &Transaction<'_>, w: &Write) -> Result<()> {
             .map(|_| ())
             .map_err(map),
         Write::Commerce(c) => crate::commerce::apply(tx, c),
+        Write::EnqueueOutbox(m) => crate::outbox::enqueue(tx, m),
         other => Err(Error::invalid(
             "writes",
             format!("this SQLite store does not support the write {:?}", std::mem::discriminant(other)),

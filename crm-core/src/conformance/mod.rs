@@ -12,6 +12,7 @@ mod checks;
 mod differential;
 pub mod commerce;
 pub mod model;
+pub mod outbox;
 
 pub use checks::*;
 pub use differential::{run_differential, same_error, Differential, DEFAULT_CASES};
