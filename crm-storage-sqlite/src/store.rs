@@ -557,6 +557,8 @@ fn docs<T: serde::de::DeserializeOwned>(
     params: &[Value],
     entity: &str,
 ) -> Result<Vec<T>> {
+    #[cfg(test)]
+    plan_tests::record(sql);
     let mut stmt = conn.prepare_cached(sql).map_err(map)?;
     let rows = stmt
         .query_map(params_from_iter(params.iter()), |r| r.get::<_, String>(0))
@@ -1161,5 +1163,115 @@ impl Store for SqliteStore {
                 Ok(out)
             })
             .await
+    }
+}
+
+#[cfg(test)]
+mod plan_tests {
+    //! The dynamic queries use indexes: every SQL text that `docs` runs while the store answers the main queries is
+    //! recorded, and `EXPLAIN QUERY PLAN` of each must search an index, never scan a table.
+
+    use super::*;
+    use crm_core::conformance::World;
+    use std::sync::Mutex;
+
+    static SEEN: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+    pub(super) fn record(sql: &str) {
+        SEEN.lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(sql.to_string());
+    }
+
+    #[tokio::test]
+    async fn main_queries_search_indexes() {
+        let store = SqliteStore::open_in_memory().unwrap();
+        let arc: Arc<dyn Store> = Arc::new(store.clone());
+        let w = World::new(&arc).await;
+        let lead = w.lead("Planned", Some("10")).await;
+        SEEN.lock().unwrap().clear();
+        let page = PageRequest::first(50);
+        store
+            .timeline(w.tenant, TimelineOf::Lead(lead.id), &page)
+            .await
+            .unwrap();
+        store
+            .timeline(w.tenant, TimelineOf::Partner(lead.partner), &page)
+            .await
+            .unwrap();
+        store
+            .query_leads(
+                w.tenant,
+                &LeadQuery {
+                    owner: Some(w.agent),
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+        store
+            .query_leads(
+                w.tenant,
+                &LeadQuery {
+                    sort: LeadSort::UpdatedDesc,
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+        store
+            .query_leads(
+                w.tenant,
+                &LeadQuery {
+                    stage: Some(lead.stage),
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+        store
+            .query_requests(
+                w.tenant,
+                &RequestQuery {
+                    assignee: Some(w.agent),
+                    active_only: true,
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+        store
+            .comments(w.tenant, CommentTarget::Lead(lead.id), &page)
+            .await
+            .unwrap();
+        let seen = std::mem::take(&mut *SEEN.lock().unwrap());
+        assert!(seen.len() >= 7, "{seen:?}");
+        let board_sql = "SELECT stage, currency, probability, count(*), sum(expected_units) FROM leads \
+             WHERE tenant = ?1 AND pipeline = ?2 AND status IN (0, 1) GROUP BY stage, currency, probability";
+        let plans: Vec<(String, String)> = store
+            .with_reader(move |c| {
+                let mut out = Vec::new();
+                for sql in seen.iter().map(String::as_str).chain([board_sql]) {
+                    let mut stmt = c
+                        .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+                        .map_err(crate::error::map)?;
+                    let nulls = vec![Value::Null; stmt.parameter_count()];
+                    let rows = stmt
+                        .query_map(params_from_iter(nulls), |r| r.get::<_, String>(3))
+                        .map_err(crate::error::map)?
+                        .collect::<std::result::Result<Vec<_>, _>>()
+                        .map_err(crate::error::map)?;
+                    out.push((sql.to_string(), rows.join(" | ")));
+                }
+                Ok(out)
+            })
+            .await
+            .unwrap();
+        for (sql, plan) in plans {
+            assert!(
+                plan.contains("USING") && !plan.contains("SCAN"),
+                "{sql}\n  → {plan}"
+            );
+        }
     }
 }
