@@ -1,0 +1,522 @@
+//! The benchmark report runner (`cargo bench --bench report`, driven by `scripts/bench`).
+//!
+//! For each size (`CRM_BENCH_SIZE`, a comma list of `XS`, `S`, `MID`, `M`; default `S`) it generates the data set
+//! once (cached under `<out>/data/<size>-<seed>/`, seed `CRM_BENCH_SEED`, default 42), then runs every workload
+//! with the engine and with its plain-SQL baseline, each in a child process of its own (so the child's peak RSS,
+//! `VmHWM`, is that workload's), `CRM_BENCH_REPS` times (default 5). It checks that both give the same result and
+//! writes `<out>/report.md`, `<out>/report.json` and `<out>/time-vs-size.svg` (`<out>` is `CRM_BENCH_OUT`,
+//! default `target/bench` in the workspace). It exits non-zero when a result differs from its baseline's.
+//!
+//! Child modes (used by the runner itself): `--gen SIZE` and `--child SIZE WORKLOAD IMPL REPS`.
+
+#[path = "suite/mod.rs"]
+mod suite;
+
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use suite::gen::{self, Manifest, Size};
+use suite::work::{Env, Impl, WORKLOADS};
+
+fn env_or(name: &str, default: &str) -> String {
+    std::env::var(name)
+        .ok()
+        .filter(|v| !v.trim().is_empty())
+        .unwrap_or_else(|| default.to_string())
+}
+
+fn out_dir() -> PathBuf {
+    let p = PathBuf::from(env_or("CRM_BENCH_OUT", "target/bench"));
+    if p.is_absolute() {
+        p
+    } else {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join(p)
+    }
+}
+
+fn seed() -> u64 {
+    env_or("CRM_BENCH_SEED", "42").parse().unwrap_or(42)
+}
+
+fn data_dir(size: &Size) -> PathBuf {
+    out_dir()
+        .join("data")
+        .join(format!("{}-{}", size.name, seed()))
+}
+
+/// The peak resident set size of this process, in KiB (Linux `VmHWM`; 0 elsewhere).
+fn peak_rss_kb() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
+}
+
+/// One measured (size, workload, implementation).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Measure {
+    size: String,
+    leads: u64,
+    workload: String,
+    imp: String,
+    secs: Vec<f64>,
+    median: f64,
+    rows: u64,
+    rows_per_s: f64,
+    peak_rss_kb: u64,
+    digest: String,
+}
+
+/// A child's answer.
+#[derive(Debug, Serialize, Deserialize)]
+struct ChildOut {
+    secs: Vec<f64>,
+    rows: u64,
+    digest: String,
+    peak_rss_kb: u64,
+}
+
+fn median(v: &[f64]) -> f64 {
+    let mut s = v.to_vec();
+    s.sort_by(|a, b| a.total_cmp(b));
+    match s.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => s[n / 2],
+        n => (s[n / 2 - 1] + s[n / 2]) / 2.0,
+    }
+}
+
+fn child_gen(size: Size) -> Result<(), String> {
+    let dir = data_dir(&size);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    let db = dir.join("crm.sqlite");
+    let manifest = runtime().block_on(async {
+        let store = crm_storage_sqlite::SqliteStore::open_file(&db).map_err(|e| e.to_string())?;
+        gen::generate(&store, size, seed())
+            .await
+            .map_err(|e| e.to_string())
+    })?;
+    manifest.save(&dir.join("manifest.json"))?;
+    let out = ChildOut {
+        secs: vec![manifest.seconds],
+        rows: manifest.rows,
+        digest: String::new(),
+        peak_rss_kb: peak_rss_kb(),
+    };
+    println!(
+        "{}",
+        serde_json::to_string(&out).map_err(|e| e.to_string())?
+    );
+    Ok(())
+}
+
+fn child_run(size: Size, workload: &str, imp: Impl, reps: usize) -> Result<(), String> {
+    let dir = data_dir(&size);
+    let manifest = Manifest::load(&dir.join("manifest.json"))?;
+    let rt = runtime();
+    let mut env = Env::open(&dir.join("crm.sqlite"), manifest)?;
+    let run = rt.block_on(env.run(workload, imp, reps))?;
+    let out = ChildOut {
+        secs: run.secs,
+        rows: run.rows,
+        digest: run.digest,
+        peak_rss_kb: peak_rss_kb(),
+    };
+    println!(
+        "{}",
+        serde_json::to_string(&out).map_err(|e| e.to_string())?
+    );
+    Ok(())
+}
+
+fn spawn(args: &[&str]) -> Result<ChildOut, String> {
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let out = Command::new(exe)
+        .args(args)
+        .output()
+        .map_err(|e| e.to_string())?;
+    if !out.status.success() {
+        return Err(format!(
+            "child {args:?} failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text
+        .lines()
+        .rev()
+        .find(|l| l.starts_with('{'))
+        .ok_or_else(|| format!("child {args:?} printed no result"))?;
+    serde_json::from_str(line).map_err(|e| format!("child {args:?}: {e}: {line}"))
+}
+
+/// The report: measures, generation figures, and whether every result equalled its baseline's.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct Report {
+    seed: u64,
+    reps: usize,
+    machine: String,
+    generated: Vec<Generated>,
+    measures: Vec<Measure>,
+    mismatches: Vec<String>,
+    notes: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Generated {
+    size: String,
+    leads: u64,
+    rows: u64,
+    seconds: f64,
+    rows_per_s: f64,
+    peak_rss_kb: u64,
+    db_bytes: u64,
+}
+
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    format!("{cpu}, {cores} cores")
+}
+
+fn fmt_secs(s: f64) -> String {
+    if s >= 1.0 {
+        format!("{s:.2} s")
+    } else if s >= 1e-3 {
+        format!("{:.2} ms", s * 1e3)
+    } else {
+        format!("{:.1} µs", s * 1e6)
+    }
+}
+
+fn fmt_rate(r: f64) -> String {
+    if r >= 1e6 {
+        format!("{:.2}M/s", r / 1e6)
+    } else if r >= 1e3 {
+        format!("{:.1}k/s", r / 1e3)
+    } else {
+        format!("{r:.0}/s")
+    }
+}
+
+fn write_markdown(r: &Report, path: &Path) -> std::io::Result<()> {
+    let mut s = String::new();
+    s.push_str("# Benchmark report\n\n");
+    s.push_str(&format!(
+        "Machine: {}. Seed {}; medians over {} runs; every workload ran in a child process of its own, so the peak \
+         RSS (VmHWM) is that workload's. `sql` is the same work as plain SQL with prepared statements (rusqlite) on \
+         a second connection to the same database file. Ratio = ours ÷ sql (lower is better; 1.0 = no overhead).\n\n",
+        r.machine, r.seed, r.reps
+    ));
+    if r.mismatches.is_empty() {
+        s.push_str("Every result equals its baseline's result.\n\n");
+    } else {
+        s.push_str("**Results that differ from the baseline:**\n\n");
+        for m in &r.mismatches {
+            s.push_str(&format!("- {m}\n"));
+        }
+        s.push('\n');
+    }
+    s.push_str("## Workloads\n\n| size | workload | rows | ours (median) | sql (median) | ratio | ours rows/s | sql rows/s | ours peak RSS | sql peak RSS |\n|---|---|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+    let mut sizes: Vec<(u64, String)> = r
+        .measures
+        .iter()
+        .map(|m| (m.leads, m.size.clone()))
+        .collect();
+    sizes.sort();
+    sizes.dedup();
+    for (_, size) in &sizes {
+        for w in WORKLOADS {
+            let find = |imp: &str| {
+                r.measures
+                    .iter()
+                    .find(|m| &m.size == size && m.workload == w.id && m.imp == imp)
+            };
+            let (Some(o), Some(b)) = (find("ours"), find("sql")) else {
+                continue;
+            };
+            s.push_str(&format!(
+                "| {size} | {} — {} | {} {} | {} | {} | {:.2} | {} | {} | {} MiB | {} MiB |\n",
+                w.id,
+                w.what,
+                o.rows,
+                w.unit,
+                fmt_secs(o.median),
+                fmt_secs(b.median),
+                o.median / b.median,
+                fmt_rate(o.rows_per_s),
+                fmt_rate(b.rows_per_s),
+                o.peak_rss_kb / 1024,
+                b.peak_rss_kb / 1024
+            ));
+        }
+    }
+    s.push_str("\n## Data generation (through `Store::ingest`, 10k-row change sets)\n\n| size | leads | rows | time | rows/s | peak RSS | file |\n|---|---:|---:|---:|---:|---:|---:|\n");
+    for g in &r.generated {
+        s.push_str(&format!(
+            "| {} | {} | {} | {} | {} | {} MiB | {} MiB |\n",
+            g.size,
+            g.leads,
+            g.rows,
+            fmt_secs(g.seconds),
+            fmt_rate(g.rows_per_s),
+            g.peak_rss_kb / 1024,
+            g.db_bytes / (1024 * 1024)
+        ));
+    }
+    if !r.notes.is_empty() {
+        s.push_str("\n## Notes\n\n");
+        for n in &r.notes {
+            s.push_str(&format!("- {n}\n"));
+        }
+    }
+    s.push_str("\nChart: `time-vs-size.svg` (median time of each workload against the number of leads, log–log).\n");
+    std::fs::write(path, s)
+}
+
+fn write_chart(r: &Report, path: &Path) -> Result<(), String> {
+    use plotters::prelude::*;
+    let root = SVGBackend::new(path, (960, 600)).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| e.to_string())?;
+    let xs: Vec<u64> = r.measures.iter().map(|m| m.leads).collect();
+    let (xmin, xmax) = (
+        xs.iter().copied().min().unwrap_or(1) as f64,
+        xs.iter().copied().max().unwrap_or(10) as f64,
+    );
+    let ys: Vec<f64> = r
+        .measures
+        .iter()
+        .map(|m| m.median)
+        .filter(|v| *v > 0.0)
+        .collect();
+    let ymin = ys.iter().copied().fold(f64::INFINITY, f64::min).min(1.0) / 2.0;
+    let ymax = ys.iter().copied().fold(0.0, f64::max).max(1e-3) * 2.0;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(
+            "Median time against data-set size (solid: ours, dashed: plain SQL)",
+            ("sans-serif", 18),
+        )
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(70)
+        .build_cartesian_2d(
+            (xmin * 0.8..xmax * 1.25).log_scale(),
+            (ymin..ymax).log_scale(),
+        )
+        .map_err(|e| e.to_string())?;
+    chart
+        .configure_mesh()
+        .x_desc("leads in the data set")
+        .y_desc("seconds")
+        .draw()
+        .map_err(|e| e.to_string())?;
+    for (i, w) in WORKLOADS.iter().enumerate() {
+        let color = Palette99::pick(i).to_rgba();
+        for imp in ["ours", "sql"] {
+            let mut pts: Vec<(f64, f64)> = r
+                .measures
+                .iter()
+                .filter(|m| m.workload == w.id && m.imp == imp && m.median > 0.0)
+                .map(|m| (m.leads as f64, m.median))
+                .collect();
+            pts.sort_by(|a, b| a.0.total_cmp(&b.0));
+            if pts.is_empty() {
+                continue;
+            }
+            if imp == "ours" {
+                chart
+                    .draw_series(LineSeries::new(pts.clone(), color.stroke_width(2)))
+                    .map_err(|e| e.to_string())?
+                    .label(w.id)
+                    .legend(move |(x, y)| {
+                        PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
+                    });
+            } else {
+                chart
+                    .draw_series(DashedLineSeries::new(
+                        pts.clone(),
+                        6,
+                        4,
+                        color.stroke_width(1),
+                    ))
+                    .map_err(|e| e.to_string())?;
+            }
+            chart
+                .draw_series(pts.iter().map(|p| Circle::new(*p, 3, color.filled())))
+                .map_err(|e| e.to_string())?;
+        }
+    }
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .position(SeriesLabelPosition::UpperLeft)
+        .draw()
+        .map_err(|e| e.to_string())?;
+    root.present().map_err(|e| e.to_string())
+}
+
+fn save(r: &Report) -> Result<(), String> {
+    let out = out_dir();
+    std::fs::create_dir_all(&out).map_err(|e| e.to_string())?;
+    std::fs::write(
+        out.join("report.json"),
+        serde_json::to_string_pretty(r).map_err(|e| e.to_string())?,
+    )
+    .map_err(|e| e.to_string())?;
+    write_markdown(r, &out.join("report.md")).map_err(|e| e.to_string())?;
+    write_chart(r, &out.join("time-vs-size.svg"))
+}
+
+fn ensure_data(size: Size, report: &mut Report) -> Result<(), String> {
+    let dir = data_dir(&size);
+    let manifest_path = dir.join("manifest.json");
+    let db = dir.join("crm.sqlite");
+    let (rows, seconds, peak) = match Manifest::load(&manifest_path) {
+        Ok(m) if db.exists() => {
+            eprintln!("bench: reusing {}", dir.display());
+            (m.rows, m.seconds, 0)
+        }
+        _ => {
+            eprintln!(
+                "bench: generating {} ({} leads) into {}",
+                size.name,
+                size.leads,
+                dir.display()
+            );
+            let out = spawn(&["--gen", size.name])?;
+            (out.rows, out.secs[0], out.peak_rss_kb)
+        }
+    };
+    let db_bytes = std::fs::metadata(&db).map(|m| m.len()).unwrap_or(0);
+    report.generated.push(Generated {
+        size: size.name.into(),
+        leads: size.leads,
+        rows,
+        seconds,
+        rows_per_s: rows as f64 / seconds.max(1e-9),
+        peak_rss_kb: peak,
+        db_bytes,
+    });
+    Ok(())
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| a != "--bench")
+        .collect();
+    let result = match args.first().map(String::as_str) {
+        Some("--gen") => args
+            .get(1)
+            .and_then(|s| gen::size(s))
+            .ok_or_else(|| "usage: --gen SIZE".to_string())
+            .and_then(child_gen),
+        Some("--child") => {
+            let parsed = (|| {
+                let size = gen::size(args.get(1)?)?;
+                let imp = Impl::parse(args.get(3)?)?;
+                let reps = args.get(4)?.parse().ok()?;
+                Some((size, args.get(2)?.clone(), imp, reps))
+            })();
+            match parsed {
+                Some((size, w, imp, reps)) => child_run(size, &w, imp, reps),
+                None => Err("usage: --child SIZE WORKLOAD ours|sql REPS".into()),
+            }
+        }
+        _ => run_all(),
+    };
+    if let Err(e) = result {
+        eprintln!("bench: {e}");
+        std::process::exit(1);
+    }
+}
+
+fn run_all() -> Result<(), String> {
+    let sizes: Vec<Size> = env_or("CRM_BENCH_SIZE", "S")
+        .split(',')
+        .map(|s| gen::size(s).ok_or_else(|| format!("unknown size `{s}` (XS, S, MID, M)")))
+        .collect::<Result<_, _>>()?;
+    let reps: usize = env_or("CRM_BENCH_REPS", "5")
+        .parse()
+        .map_err(|_| "CRM_BENCH_REPS: not a number")?;
+    let only = std::env::var("CRM_BENCH_WORKLOADS")
+        .ok()
+        .filter(|s| !s.is_empty());
+    let mut report = Report {
+        seed: seed(),
+        reps,
+        machine: machine(),
+        ..Default::default()
+    };
+    for size in sizes {
+        ensure_data(size, &mut report)?;
+        for w in WORKLOADS {
+            if only
+                .as_deref()
+                .is_some_and(|o| !o.split(',').any(|x| x == w.id))
+            {
+                continue;
+            }
+            let mut digests = Vec::new();
+            for imp in [Impl::Ours, Impl::Sql] {
+                eprintln!("bench: {} {} {} ×{reps}", size.name, w.id, imp.name());
+                let out = spawn(&["--child", size.name, w.id, imp.name(), &reps.to_string()])?;
+                let med = median(&out.secs);
+                digests.push(out.digest.clone());
+                report.measures.push(Measure {
+                    size: size.name.into(),
+                    leads: size.leads,
+                    workload: w.id.into(),
+                    imp: imp.name().into(),
+                    median: med,
+                    rows_per_s: out.rows as f64 / med.max(1e-12),
+                    secs: out.secs,
+                    rows: out.rows,
+                    peak_rss_kb: out.peak_rss_kb,
+                    digest: out.digest,
+                });
+            }
+            if digests[0] != digests[1] {
+                report.mismatches.push(format!(
+                    "{} {}: ours `{}` ≠ sql `{}`",
+                    size.name, w.id, digests[0], digests[1]
+                ));
+            }
+            save(&report)?;
+        }
+        save(&report)?;
+    }
+    eprintln!("bench: wrote {}", out_dir().join("report.md").display());
+    if report.mismatches.is_empty() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{} results differ from their baselines",
+            report.mismatches.len()
+        ))
+    }
+}

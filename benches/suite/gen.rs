@@ -1,0 +1,609 @@
+//! The deterministic data generator.
+//!
+//! Everything derives from `(size, seed)`: the random choices come from a `ChaCha8Rng` seeded with `seed`, the ids
+//! are UUID v7 built from the record's logical time and a hash of `(seed, kind, index)`, and the times follow a fixed
+//! calendar (leads entered over three years starting 2023-01-01). The same size and seed give the same database
+//! content, so a generated file can be cached under `target/bench/data/<size>-<seed>/`.
+//!
+//! The data is written straight through [`Store::ingest`] in change sets of about [`BATCH`] rows, streaming: at
+//! no time is more than one batch held in memory.
+
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use crm_core::actor::Context;
+use crm_core::dedupe;
+use crm_core::event::{DomainEvent, EventKind, StageHistoryEntry};
+use crm_core::id::{
+    ContactId, LeadId, LostReasonId, PartnerId, PipelineId, StageId, TenantId, UserId,
+};
+use crm_core::lead::{self, Facts, Lead, LeadCommand, LeadPatch, NewLead, Priority, StatusKind};
+use crm_core::money::{Currency, Money};
+use crm_core::partner::{NewPartner, Partner, PartnerRole};
+use crm_core::pipeline::{LostReason, NewPipeline, Pipeline};
+use crm_core::service::lead_subject;
+use crm_core::store::{ChangeSet, Store, Write};
+use crm_core::time::Timestamp;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+use uuid::Uuid;
+
+/// Rows (writes) per ingested change set.
+pub const BATCH: usize = 10_000;
+
+/// A data-set size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Size {
+    /// Its name (`XS`, `S`, `MID`, `M`).
+    pub name: &'static str,
+    /// Leads of the main tenant.
+    pub leads: u64,
+    /// Partners (customers) of the main tenant.
+    pub partners: u64,
+    /// Invoice lines of the main tenant (used once the commerce store lands).
+    pub lines: u64,
+}
+
+/// The sizes, smallest first: `XS` (CI smoke), `S` (10k leads), `MID` (in between), `M` (1M leads).
+pub const SIZES: [Size; 4] = [
+    Size {
+        name: "XS",
+        leads: 2_000,
+        partners: 2_000,
+        lines: 20_000,
+    },
+    Size {
+        name: "S",
+        leads: 10_000,
+        partners: 10_000,
+        lines: 100_000,
+    },
+    Size {
+        name: "MID",
+        leads: 100_000,
+        partners: 100_000,
+        lines: 1_000_000,
+    },
+    Size {
+        name: "M",
+        leads: 1_000_000,
+        partners: 1_000_000,
+        lines: 10_000_000,
+    },
+];
+
+/// The size named `name` (case-insensitive).
+pub fn size(name: &str) -> Option<Size> {
+    SIZES
+        .iter()
+        .copied()
+        .find(|s| s.name.eq_ignore_ascii_case(name.trim()))
+}
+
+/// What the generator wrote: the ids and counts the workloads need.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Manifest {
+    /// The size's name.
+    pub size: String,
+    /// The seed.
+    pub seed: u64,
+    /// The main tenant.
+    pub tenant: TenantId,
+    /// A second, smaller tenant (a tenth of the main one), so every query has to filter.
+    pub other_tenant: TenantId,
+    /// The main tenant's pipeline.
+    pub pipeline: PipelineId,
+    /// Its users (lead and account owners).
+    pub users: Vec<UserId>,
+    /// Leads of the main tenant.
+    pub leads: u64,
+    /// Partners of the main tenant.
+    pub partners: u64,
+    /// Rows written, all tables and tenants.
+    pub rows: u64,
+    /// Leads with a long timeline (more than 50 entries).
+    pub hot_leads: Vec<LeadId>,
+    /// A uniform sample of leads.
+    pub sample_leads: Vec<LeadId>,
+    /// Seconds the generation took.
+    pub seconds: f64,
+}
+
+impl Manifest {
+    /// Reads a manifest written by [`generate`].
+    pub fn load(path: &Path) -> Result<Self, String> {
+        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))
+    }
+
+    /// Writes it.
+    pub fn save(&self, path: &Path) -> Result<(), String> {
+        let text = serde_json::to_string_pretty(self).map_err(|e| e.to_string())?;
+        std::fs::write(path, text).map_err(|e| format!("{}: {e}", path.display()))
+    }
+}
+
+/// The first instant of the generated calendar.
+pub fn epoch() -> Timestamp {
+    Utc.with_ymd_and_hms(2023, 1, 1, 0, 0, 0)
+        .single()
+        .expect("valid date")
+}
+
+/// Three years: the span over which leads are entered.
+pub fn span() -> Duration {
+    Duration::days(3 * 365)
+}
+
+fn mix(mut z: u64) -> u64 {
+    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// Kinds of generated ids (so that two kinds with the same index never collide).
+#[derive(Debug, Clone, Copy)]
+#[repr(u64)]
+pub enum Kind {
+    /// Tenants.
+    Tenant = 1,
+    /// Users.
+    User,
+    /// Partners.
+    Partner,
+    /// Contacts.
+    Contact,
+    /// Pipelines.
+    Pipeline,
+    /// Stages.
+    Stage,
+    /// Lost reasons.
+    Reason,
+    /// Leads.
+    Lead,
+    /// Events.
+    Event,
+}
+
+/// A deterministic UUID v7 for record `index` of `kind`, stamped at `at`.
+pub fn v7(seed: u64, kind: Kind, index: u64, at: Timestamp) -> Uuid {
+    let a = mix(seed ^ mix((kind as u64).wrapping_mul(0x1000_0000_01B3) ^ mix(index)));
+    let b = mix(a);
+    let mut bytes = [0u8; 10];
+    bytes[..8].copy_from_slice(&a.to_le_bytes());
+    bytes[8..].copy_from_slice(&b.to_le_bytes()[..2]);
+    uuid::Builder::from_unix_timestamp_millis(at.timestamp_millis().max(0) as u64, &bytes)
+        .into_uuid()
+}
+
+/// One tenant's generated world: the ids every record of it refers to.
+#[derive(Debug, Clone)]
+pub struct World {
+    /// The seed (mixed with the tenant number).
+    pub seed: u64,
+    /// The tenant.
+    pub tenant: TenantId,
+    /// Its pipeline.
+    pub pipeline: Pipeline,
+    /// Its lost reasons.
+    pub reasons: Vec<LostReason>,
+    /// Its users.
+    pub users: Vec<UserId>,
+    /// How many partners it has.
+    pub partners: u64,
+}
+
+const GROUPS: usize = 20;
+const USERS: u64 = 50;
+const WORDS: [&str; 16] = [
+    "Nord",
+    "Carpat",
+    "Delta",
+    "Alfa",
+    "Mobila",
+    "Agro",
+    "Trans",
+    "Tehno",
+    "Vest",
+    "Dunarea",
+    "Logistic",
+    "Construct",
+    "Medical",
+    "Energo",
+    "Textil",
+    "Print",
+];
+const FORMS: [&str; 4] = ["SRL", "SA", "GmbH", "Ltd"];
+const TITLES: [&str; 8] = [
+    "Forklifts",
+    "CNC machines",
+    "Fleet telematics",
+    "Warehouse racks",
+    "Solar roof",
+    "ERP licences",
+    "Packaging line",
+    "Service contract",
+];
+
+impl World {
+    /// The world of tenant number `n` for `seed`: pipeline, lost reasons and users with deterministic ids.
+    pub fn new(seed: u64, n: u64, partners: u64) -> Self {
+        let seed = mix(seed ^ n.wrapping_mul(0xA24B_AED4_963E_E407));
+        let at = epoch() - Duration::days(30);
+        let tenant = TenantId::from_uuid(v7(seed, Kind::Tenant, n, at));
+        let mut pipeline = NewPipeline::seed_default()
+            .build(tenant, at)
+            .expect("seed pipeline is valid");
+        pipeline.id = PipelineId::from_uuid(v7(seed, Kind::Pipeline, 0, at));
+        for (i, s) in pipeline.stages.iter_mut().enumerate() {
+            s.id = StageId::from_uuid(v7(seed, Kind::Stage, i as u64, at));
+        }
+        let mut reasons = LostReason::seed_defaults(tenant);
+        for (i, r) in reasons.iter_mut().enumerate() {
+            r.id = LostReasonId::from_uuid(v7(seed, Kind::Reason, i as u64, at));
+        }
+        let users = (0..USERS)
+            .map(|i| UserId::from_uuid(v7(seed, Kind::User, i, at)))
+            .collect();
+        Self {
+            seed,
+            tenant,
+            pipeline,
+            reasons,
+            users,
+            partners,
+        }
+    }
+
+    /// The time partner `i` was created.
+    pub fn partner_created(&self, i: u64) -> Timestamp {
+        epoch() - Duration::days(20) + Duration::microseconds(i as i64 * 1_000)
+    }
+
+    /// The id of partner `i`.
+    pub fn partner_id(&self, i: u64) -> PartnerId {
+        PartnerId::from_uuid(v7(self.seed, Kind::Partner, i, self.partner_created(i)))
+    }
+
+    /// The group of partner `i` (20 groups).
+    pub fn partner_group(&self, i: u64) -> String {
+        format!("group-{:02}", mix(self.seed ^ i) as usize % GROUPS)
+    }
+
+    /// Partner `i`: a customer company with one or two contacts, a tax id, a group and an owner.
+    pub fn partner(&self, i: u64) -> Partner {
+        let h = mix(self.seed ^ i.wrapping_mul(31));
+        let name = format!(
+            "{} {} {} {i}",
+            WORDS[h as usize % WORDS.len()],
+            WORDS[(h >> 8) as usize % WORDS.len()],
+            FORMS[(h >> 16) as usize % FORMS.len()]
+        );
+        let domain = format!("firm{i}.example");
+        let mut np = NewPartner::company(name)
+            .with_role(PartnerRole::Customer)
+            .with_contact(
+                &format!("Contact {i}"),
+                Some(&format!("office@{domain}")),
+                Some(&format!("+40 7{:08}", i % 100_000_000)),
+            )
+            .with_tax_id(&format!("RO{}", 1_000_000 + i))
+            .with_group(&self.partner_group(i))
+            .with_owner(self.users[(h >> 24) as usize % self.users.len()]);
+        if h % 3 == 0 {
+            np = np.with_contact(
+                &format!("Buyer {i}"),
+                Some(&format!("buyer@{domain}")),
+                None,
+            );
+        }
+        let mut p = np
+            .build(self.tenant, self.partner_created(i))
+            .expect("generated partner is valid");
+        p.id = self.partner_id(i);
+        for (k, c) in p.contacts.iter_mut().enumerate() {
+            c.id =
+                ContactId::from_uuid(v7(self.seed, Kind::Contact, i * 4 + k as u64, p.created_at));
+        }
+        p
+    }
+
+    /// The writes of partner `i` (the partner with its keys, and its creation event).
+    pub fn partner_writes(&self, i: u64, out: &mut Vec<Write>) {
+        let p = self.partner(i);
+        let ctx = Context::user(self.tenant, p.owner.unwrap_or(self.users[0]));
+        let mut e = DomainEvent::new(
+            &ctx,
+            p.created_at,
+            crm_core::event::Subject {
+                partner: Some(p.id),
+                ..Default::default()
+            },
+            EventKind::PartnerCreated {
+                name: p.name.clone(),
+            },
+        );
+        e.id = crm_core::id::EventId::from_uuid(v7(
+            self.seed,
+            Kind::Event,
+            u64::MAX - i,
+            p.created_at,
+        ));
+        out.push(Write::InsertPartner {
+            keys: dedupe::keys_of(&p),
+            partner: p,
+        });
+        out.push(Write::AppendEvent(e));
+    }
+
+    /// The set-up writes of the tenant: its pipeline and lost reasons.
+    pub fn setup_writes(&self) -> Vec<Write> {
+        let mut w = vec![Write::InsertPipeline(self.pipeline.clone())];
+        w.extend(self.reasons.iter().cloned().map(Write::InsertLostReason));
+        w
+    }
+
+    /// A new lead's input: for a random partner, with revenue (EUR mostly, some RON and USD) and an owner.
+    pub fn new_lead(&self, rng: &mut ChaCha8Rng, i: u64) -> (PartnerId, NewLead) {
+        let partner = self.partner_id(rng.random_range(0..self.partners.max(1)));
+        let currency = match rng.random_range(0..20) {
+            0..=15 => "EUR",
+            16..=18 => "RON",
+            _ => "USD",
+        };
+        let amount = Decimal::from(rng.random_range(1_000..200_000u32))
+            + Decimal::new(rng.random_range(0..100), 2);
+        let mut nl = NewLead::for_partner(
+            partner,
+            format!("{} #{i}", TITLES[rng.random_range(0..TITLES.len())]),
+        )
+        .with_owner(self.users[rng.random_range(0..self.users.len())]);
+        if rng.random_range(0..10) != 0 {
+            nl = nl.with_revenue(
+                Money::new(amount, Currency::parse(currency).expect("known currency"))
+                    .expect("valid money"),
+            );
+        }
+        if rng.random_range(0..4) == 0 {
+            nl = nl.with_tag(if rng.random_bool(0.5) {
+                "fair"
+            } else {
+                "referral"
+            });
+        }
+        (partner, nl)
+    }
+
+    /// Lead `i` entered at `at`, with its full history (moves, edits, won or lost), as writes.
+    ///
+    /// `hot` leads get 60 extra edits, so their timeline is longer than one page.
+    pub fn lead_writes(
+        &self,
+        rng: &mut ChaCha8Rng,
+        i: u64,
+        at: Timestamp,
+        hot: bool,
+        out: &mut Vec<Write>,
+    ) -> LeadId {
+        let (partner, nl) = self.new_lead(rng, i);
+        let owner = nl.owner.unwrap_or(self.users[0]);
+        let ctx = Context::user(self.tenant, owner);
+        let (mut lead, kind) = nl
+            .build(self.tenant, partner, &self.pipeline, at)
+            .expect("generated lead is valid");
+        lead.id = LeadId::from_uuid(v7(self.seed, Kind::Lead, i, at));
+        let mut ev = 0u64;
+        let event = |lead: &Lead, at: Timestamp, kind: EventKind, ev: &mut u64| {
+            let mut e = DomainEvent::new(&ctx, at, lead_subject(lead), kind);
+            e.id =
+                crm_core::id::EventId::from_uuid(v7(self.seed, Kind::Event, (i << 12) | *ev, at));
+            *ev += 1;
+            Write::AppendEvent(e)
+        };
+        let mut writes = vec![
+            Write::InsertLead(lead.clone()),
+            event(&lead, at, kind, &mut ev),
+        ];
+        writes.push(Write::AppendStageHistory(StageHistoryEntry {
+            tenant: self.tenant,
+            lead: lead.id,
+            pipeline: self.pipeline.id,
+            from: None,
+            to: lead.stage,
+            status: StatusKind::Open,
+            at,
+            actor: ctx.actor.clone(),
+        }));
+        let facts = Facts {
+            lost_reasons: &self.reasons,
+            requests: &[],
+        };
+        let open: Vec<StageId> = self
+            .pipeline
+            .stages
+            .iter()
+            .filter(|s| s.kind == crm_core::pipeline::StageKind::Open)
+            .map(|s| s.id)
+            .collect();
+        let mut cmds = Vec::new();
+        let mut pos = 0usize;
+        for _ in 0..rng.random_range(0..4) {
+            if pos + 1 >= open.len() {
+                break;
+            }
+            pos = rng.random_range(pos + 1..open.len());
+            cmds.push(LeadCommand::MoveTo { stage: open[pos] });
+        }
+        if hot {
+            for k in 0..60 {
+                let priority = if k % 2 == 0 {
+                    Priority::High
+                } else {
+                    Priority::Normal
+                };
+                cmds.push(LeadCommand::Update(LeadPatch {
+                    priority: Some(priority),
+                    ..Default::default()
+                }));
+            }
+        }
+        match rng.random_range(0..100) {
+            0..=19 => cmds.push(LeadCommand::Win),
+            20..=34 => cmds.push(LeadCommand::Lose {
+                reason: Some(self.reasons[rng.random_range(0..self.reasons.len())].id),
+                competitor: None,
+                note: None,
+            }),
+            _ => {}
+        }
+        let mut now = at;
+        let mut stored_version = lead.version;
+        for cmd in cmds {
+            now += Duration::minutes(rng.random_range(30..(60 * 24 * 20)));
+            let t = lead::apply(&lead, cmd, &self.pipeline, facts, now)
+                .expect("generated transition is valid");
+            for k in t.events {
+                writes.push(event(&t.lead, now, k, &mut ev));
+            }
+            if t.moved {
+                writes.push(Write::AppendStageHistory(StageHistoryEntry {
+                    tenant: self.tenant,
+                    lead: lead.id,
+                    pipeline: self.pipeline.id,
+                    from: Some(lead.stage),
+                    to: t.lead.stage,
+                    status: t.lead.status.kind(),
+                    at: now,
+                    actor: ctx.actor.clone(),
+                }));
+            }
+            lead = t.lead;
+            stored_version = lead.version;
+        }
+        // Ingest takes inserts only: store the lead in its final state (its history is in the events).
+        if let Write::InsertLead(l) = &mut writes[0] {
+            *l = lead.clone();
+            l.version = stored_version;
+        }
+        out.extend(writes);
+        lead.id
+    }
+}
+
+/// Feeds writes to [`Store::ingest`] in change sets of about [`BATCH`] rows.
+#[derive(Debug)]
+pub struct Sink<'a, S: Store + ?Sized> {
+    store: &'a S,
+    tenant: TenantId,
+    pending: Vec<Write>,
+    /// Rows written so far.
+    pub rows: u64,
+}
+
+impl<'a, S: Store + ?Sized> Sink<'a, S> {
+    /// A sink for `tenant`.
+    pub fn new(store: &'a S, tenant: TenantId) -> Self {
+        Self {
+            store,
+            tenant,
+            pending: Vec::with_capacity(BATCH + 100),
+            rows: 0,
+        }
+    }
+
+    /// Queues writes, ingesting a batch when one is full.
+    pub async fn push(&mut self, writes: &mut Vec<Write>) -> crm_core::Result<()> {
+        self.pending.append(writes);
+        if self.pending.len() >= BATCH {
+            self.flush().await?;
+        }
+        Ok(())
+    }
+
+    /// Ingests what is queued.
+    pub async fn flush(&mut self) -> crm_core::Result<()> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let cs = ChangeSet {
+            writes: std::mem::take(&mut self.pending),
+        };
+        self.rows += self.store.ingest(self.tenant, cs).await?;
+        self.pending = Vec::with_capacity(BATCH + 100);
+        Ok(())
+    }
+}
+
+/// Generates one tenant's partners and leads into `store`; returns (rows, hot leads, sampled leads).
+pub async fn generate_tenant<S: Store + ?Sized>(
+    store: &S,
+    world: &World,
+    leads: u64,
+    sample: usize,
+) -> crm_core::Result<(u64, Vec<LeadId>, Vec<LeadId>)> {
+    let mut sink = Sink::new(store, world.tenant);
+    let mut buf = world.setup_writes();
+    sink.push(&mut buf).await?;
+    for i in 0..world.partners {
+        world.partner_writes(i, &mut buf);
+        sink.push(&mut buf).await?;
+    }
+    sink.flush().await?;
+    let mut rng = ChaCha8Rng::seed_from_u64(world.seed);
+    let step = span().num_microseconds().unwrap_or(i64::MAX) / leads.max(1) as i64;
+    let every = (leads / sample.max(1) as u64).max(1);
+    let mut hot = Vec::new();
+    let mut sampled = Vec::new();
+    for i in 0..leads {
+        let at =
+            epoch() + Duration::microseconds(step * i as i64 + rng.random_range(0..step.max(1)));
+        let is_hot = i % 500 == 250;
+        let id = world.lead_writes(&mut rng, i, at, is_hot, &mut buf);
+        if is_hot && hot.len() < 200 {
+            hot.push(id);
+        }
+        if i % every == 0 && sampled.len() < sample {
+            sampled.push(id);
+        }
+        sink.push(&mut buf).await?;
+    }
+    sink.flush().await?;
+    Ok((sink.rows, hot, sampled))
+}
+
+/// Generates the data set of `size` for `seed` into `store` and returns its manifest.
+pub async fn generate<S: Store + ?Sized>(
+    store: &S,
+    size: Size,
+    seed: u64,
+) -> crm_core::Result<Manifest> {
+    let started = std::time::Instant::now();
+    let main = World::new(seed, 0, size.partners);
+    let other = World::new(seed, 1, (size.partners / 10).max(10));
+    let (rows_main, hot_leads, sample_leads) =
+        generate_tenant(store, &main, size.leads, 1000).await?;
+    let (rows_other, _, _) = generate_tenant(store, &other, (size.leads / 10).max(10), 0).await?;
+    Ok(Manifest {
+        size: size.name.into(),
+        seed,
+        tenant: main.tenant,
+        other_tenant: other.tenant,
+        pipeline: main.pipeline.id,
+        users: main.users.clone(),
+        leads: size.leads,
+        partners: size.partners,
+        rows: rows_main + rows_other,
+        hot_leads,
+        sample_leads,
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+/// A UTC instant from a date (for the commerce calendar).
+pub fn at_day(y: i32, m: u32, d: u32) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(y, m, d, 0, 0, 0)
+        .single()
+        .expect("valid date")
+}

@@ -1,0 +1,127 @@
+//! The benchmark suite's smoke test (run in CI): on a small generated data set, every workload runs through the
+//! engine and through its plain-SQL baseline, and the two give the same result. Speed is not checked here;
+//! `scripts/bench` measures it.
+
+#[path = "../benches/suite/mod.rs"]
+mod suite;
+
+use crm_storage_sqlite::SqliteStore;
+use suite::gen::{self, Size};
+use suite::work::{Env, Impl, Scale, WORKLOADS};
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
+}
+
+fn fresh_db(name: &str) -> std::path::PathBuf {
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("bench_smoke");
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let db = dir.join(format!("{name}.sqlite"));
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));
+    }
+    db
+}
+
+const SMOKE: Size = Size {
+    name: "smoke",
+    leads: 1_500,
+    partners: 500,
+    lines: 5_000,
+};
+
+#[test]
+fn every_workload_gives_the_same_result_as_its_plain_sql_baseline() {
+    let rt = runtime();
+    let db = fresh_db("equal");
+    let manifest = rt.block_on(async {
+        let store = SqliteStore::open_file(&db).expect("open");
+        gen::generate(&store, SMOKE, 7).await.expect("generate")
+    });
+    assert_eq!(manifest.leads, 1_500);
+    assert_eq!(
+        manifest.hot_leads.len(),
+        3,
+        "every 500th lead has a long timeline"
+    );
+    let mut env = Env::open(&db, manifest).expect("env");
+    env.scale = Scale {
+        single: 40,
+        batch: 600,
+        moves: 40,
+        timelines: 40,
+    };
+    for w in WORKLOADS {
+        let ours = rt
+            .block_on(env.run(w.id, Impl::Ours, 2))
+            .unwrap_or_else(|e| panic!("{} (ours): {e}", w.id));
+        let sql = rt
+            .block_on(env.run(w.id, Impl::Sql, 2))
+            .unwrap_or_else(|e| panic!("{} (sql): {e}", w.id));
+        assert_eq!(
+            ours.digest, sql.digest,
+            "{}: ours and the baseline differ",
+            w.id
+        );
+        assert_eq!(ours.rows, sql.rows, "{}", w.id);
+        assert!(ours.rows > 0, "{}: no rows", w.id);
+        assert_eq!(ours.secs.len(), 2);
+    }
+    // The timelines read include the long ones, cut at 50 entries.
+    let t = rt
+        .block_on(env.run("timeline", Impl::Ours, 1))
+        .expect("timeline");
+    assert!(t.digest.starts_with("40 timelines"), "{}", t.digest);
+    assert!(t.rows >= 3 * 50, "{}", t.rows);
+}
+
+#[test]
+fn the_generator_is_deterministic_for_a_seed() {
+    let rt = runtime();
+    let small = Size {
+        name: "tiny",
+        leads: 300,
+        partners: 100,
+        lines: 0,
+    };
+    let content = |name: &str, seed: u64| {
+        let db = fresh_db(name);
+        let manifest = rt.block_on(async {
+            let store = SqliteStore::open_file(&db).expect("open");
+            gen::generate(&store, small, seed).await.expect("generate")
+        });
+        let conn = suite::work::plain_connection(&db).expect("conn");
+        let mut d = suite::work::Digest::default();
+        for table in [
+            "partners",
+            "leads",
+            "events",
+            "stage_history",
+            "partner_keys",
+        ] {
+            let sql = format!("SELECT * FROM {table} ORDER BY 1, 2, 3");
+            let mut stmt = conn.prepare(&sql).expect("prepare");
+            let n = stmt.column_count();
+            let mut rows = stmt.query([]).expect("query");
+            while let Some(r) = rows.next().expect("row") {
+                for i in 0..n {
+                    let v: rusqlite::types::Value = r.get(i).expect("value");
+                    d.add(format!("{v:?}").as_bytes());
+                }
+            }
+        }
+        (manifest.rows, manifest.tenant, d.hex())
+    };
+    let a = content("det-a", 11);
+    let b = content("det-b", 11);
+    let c = content("det-c", 12);
+    assert_eq!(a, b, "same seed, same data");
+    assert_ne!(a.2, c.2, "another seed, other data");
+    assert!(
+        a.0 > 300 * 3,
+        "partners, leads, events and history were written"
+    );
+}
