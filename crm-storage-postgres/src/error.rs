@@ -17,6 +17,15 @@ pub(crate) fn entity_of_table(table: &str) -> &'static str {
         "comments" => "comment",
         "events" => "event",
         "stage_history" => "stage history entry",
+        "product_categories" => "product category",
+        "products" => "product",
+        "exchange_rates" => "exchange rate",
+        "campaigns" => "campaign",
+        "documents" => "document",
+        "document_lines" => "document line",
+        "allocations" => "allocation",
+        "campaign_costs" => "campaign cost entry",
+        "campaign_targets" => "campaign target",
         _ => "record",
     }
 }

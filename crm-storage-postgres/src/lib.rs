@@ -25,6 +25,7 @@
 //! # let _ = store; Ok(()) }
 //! ```
 
+mod commerce;
 mod config;
 mod error;
 mod migrations;

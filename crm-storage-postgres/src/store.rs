@@ -30,7 +30,7 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::NoTls;
 use uuid::Uuid;
 
-type Tx<'a> = deadpool_postgres::Transaction<'a>;
+pub(crate) type Tx<'a> = deadpool_postgres::Transaction<'a>;
 
 /// The PostgreSQL store: a pool of connections to one database schema.
 ///
@@ -68,13 +68,13 @@ pub enum Explain {
 }
 
 /// A statement and its parameters, built once and run or explained.
-struct Sql {
-    text: String,
-    params: Vec<Value>,
+pub(crate) struct Sql {
+    pub(crate) text: String,
+    pub(crate) params: Vec<Value>,
 }
 
 impl Sql {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self {
             text: String::new(),
             params: Vec::new(),
@@ -82,7 +82,7 @@ impl Sql {
     }
 
     /// Adds a parameter and returns its placeholder.
-    fn bind(&mut self, v: impl ToSql + Sync + Send + 'static) -> String {
+    pub(crate) fn bind(&mut self, v: impl ToSql + Sync + Send + 'static) -> String {
         self.params.push(Box::new(v));
         format!("${}", self.params.len())
     }
@@ -207,11 +207,12 @@ impl PgStore {
             .join("\n"))
     }
 
-    async fn client(&self) -> Result<deadpool_postgres::Object> {
+    /// A pooled connection (for the adapter's other modules).
+    pub(crate) async fn client(&self) -> Result<deadpool_postgres::Object> {
         self.pool.get().await.map_err(map_pool)
     }
 
-    async fn query(
+    pub(crate) async fn query(
         &self,
         sql: &str,
         params: &[&(dyn ToSql + Sync)],
@@ -221,7 +222,7 @@ impl PgStore {
         client.query(&stmt, params).await.map_err(map_pg)
     }
 
-    async fn run(&self, sql: &Sql) -> Result<Vec<tokio_postgres::Row>> {
+    pub(crate) async fn run(&self, sql: &Sql) -> Result<Vec<tokio_postgres::Row>> {
         self.query(&sql.text, &rows::params(&sql.params)).await
     }
 
@@ -308,7 +309,12 @@ fn start_error(e: tokio_postgres::Error, config: &PgConfig) -> Error {
 // ------------------------------------------------------------------------------------------------- writes
 
 /// Runs an `INSERT` of one row; a duplicate key is [`Error::AlreadyExists`] naming `entity` and `key`.
-async fn insert(tx: &Tx<'_>, table: &Table, row: Vec<Value>, key: impl fmt::Display) -> Result<()> {
+pub(crate) async fn insert(
+    tx: &Tx<'_>,
+    table: &Table,
+    row: Vec<Value>,
+    key: impl fmt::Display,
+) -> Result<()> {
     let stmt = tx
         .prepare_cached(&table.insert_sql(1))
         .await
@@ -543,6 +549,7 @@ async fn apply_write<'w>(
                 .map_err(map_pg)?;
             Ok(())
         }
+        Write::Commerce(c) => crate::commerce::apply(tx, c).await,
         _ => Err(Error::invalid("writes", "unsupported write")),
     }
 }
@@ -562,17 +569,26 @@ impl Batches {
     }
 
     fn ordered(mut self) -> Vec<(&'static Table, Vec<Vec<Value>>)> {
-        const ORDER: [&str; 10] = [
+        const ORDER: [&str; 19] = [
             "partners",
             "partner_keys",
             "pipelines",
             "lost_reasons",
+            "product_categories",
+            "products",
+            "campaigns",
             "leads",
             "lead_tags",
             "requests",
             "comments",
             "events",
             "stage_history",
+            "exchange_rates",
+            "documents",
+            "document_lines",
+            "allocations",
+            "campaign_costs",
+            "campaign_targets",
         ];
         self.tables.sort_by_key(|(t, _)| {
             ORDER
@@ -809,6 +825,11 @@ impl Store for PgStore {
                 Write::AppendEvent(e) => events.push(e),
                 Write::AppendStageHistory(h) => {
                     batches.push(STAGE_HISTORY, rows::stage_history_row(h)?)
+                }
+                Write::Commerce(c) => {
+                    for (table, row) in crate::commerce::ingest_rows(c)? {
+                        batches.push(table, row);
+                    }
                 }
                 _ => return Err(Error::invalid("writes", "unsupported write")),
             }

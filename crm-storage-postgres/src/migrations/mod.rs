@@ -20,11 +20,18 @@ pub(crate) struct Migration {
 }
 
 /// Every migration this build knows.
-pub(crate) const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "initial",
-    sql: include_str!("0001_initial.sql"),
-}];
+pub(crate) const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "initial",
+        sql: include_str!("0001_initial.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "commerce",
+        sql: include_str!("0002_commerce.sql"),
+    },
+];
 
 /// The advisory-lock key of a schema's migrations: FNV-1a of a fixed prefix and the schema name, so the key is the
 /// same in every process and build.
