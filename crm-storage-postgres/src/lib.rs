@@ -29,6 +29,7 @@ mod commerce;
 mod config;
 mod error;
 mod migrations;
+mod outbox;
 mod rows;
 mod store;
 

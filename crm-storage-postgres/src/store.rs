@@ -550,6 +550,7 @@ async fn apply_write<'w>(
             Ok(())
         }
         Write::Commerce(c) => crate::commerce::apply(tx, c).await,
+        Write::EnqueueOutbox(m) => crate::outbox::enqueue(tx, m).await,
         _ => Err(Error::invalid("writes", "unsupported write")),
     }
 }
@@ -804,6 +805,7 @@ impl Store for PgStore {
         }
         let mut batches = Batches::default();
         let mut events = Vec::new();
+        let mut outbox = Vec::new();
         for w in &changes.writes {
             match w {
                 Write::InsertPartner { partner, keys } => {
@@ -831,6 +833,7 @@ impl Store for PgStore {
                         batches.push(table, row);
                     }
                 }
+                Write::EnqueueOutbox(m) => outbox.push(m),
                 _ => return Err(Error::invalid("writes", "unsupported write")),
             }
         }
@@ -847,6 +850,10 @@ impl Store for PgStore {
                 IngestMode::Copy => copy_rows(&tx, table, &rows).await?,
                 _ => insert_rows(&tx, table, &rows, self.config.insert_batch).await?,
             };
+        }
+        // Enqueueing skips an existing idempotency key, which COPY cannot: one upsert each.
+        for m in outbox {
+            crate::outbox::enqueue(&tx, m).await?;
         }
         tx.commit().await.map_err(map_pg)?;
         Ok(changes.writes.len() as u64)

@@ -31,6 +31,11 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         name: "commerce",
         sql: include_str!("0002_commerce.sql"),
     },
+    Migration {
+        version: 3,
+        name: "outbox",
+        sql: include_str!("0003_outbox.sql"),
+    },
 ];
 
 /// The advisory-lock key of a schema's migrations: FNV-1a of a fixed prefix and the schema name, so the key is the
