@@ -227,7 +227,11 @@ pub fn pct(num: i128, den: i128) -> Option<Decimal> {
     );
     n.checked_mul(Decimal::ONE_HUNDRED)?
         .checked_div(d)
-        .map(|v| v.round_dp(2))
+        .map(|v| {
+            let mut v = v.round_dp(2);
+            v.rescale(2);
+            v
+        })
 }
 
 fn units(u: i128) -> Decimal {
@@ -276,8 +280,11 @@ pub fn finish_profitability(
                 gross_profit: units(gp),
                 margin_pct: pct(gp, s.revenue_units),
                 invoices: s.invoices,
-                average_invoice: (s.invoices > 0)
-                    .then(|| (units(s.revenue_units) / Decimal::from(s.invoices)).round_dp(2)),
+                average_invoice: (s.invoices > 0).then(|| {
+                    let mut v = (units(s.revenue_units) / Decimal::from(s.invoices)).round_dp(2);
+                    v.rescale(2);
+                    v
+                }),
                 previous_gross_profit: previous_gp.map(units),
                 change_pct: previous_gp.and_then(|p| pct(gp - p, p.abs())),
             }
@@ -517,8 +524,8 @@ mod tests {
         let rows = finish_profitability(
             &q,
             &[
-                s(jan, 100_0000, 50_0000, 1),
-                s(jan + 1, 300_0000, 200_0000, 2),
+                s(jan, 1_000_000, 500_000, 1),
+                s(jan + 1, 3_000_000, 2_000_000, 2),
                 s(jan + 2, 0, 0, 0),
             ],
             None,

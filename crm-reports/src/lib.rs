@@ -1,0 +1,446 @@
+//! # crm-reports: the engine's reports as people use them
+//!
+//! The key design decision: **the core returns typed rows; rendering is a thin layer here.** Every report of
+//! `crm_core` (profitability, the campaign report and its funnel, campaign progress, open items, balances, the
+//! pipeline funnel) is a `Serialize` value, so it becomes JSON with [`to_json`] and CSV with [`to_csv`] (flat rows)
+//! or the report-specific writers; the charts are SVG strings drawn with `plotters` (SVG backend only, so no system
+//! fonts are needed: the viewer renders the text).
+//!
+//! Money stays exact in CSV and JSON (decimal strings); only the chart geometry uses floating point.
+
+use crm_core::commerce::{CampaignReport, OutcomeKind, ProfitReport, Progress};
+use crm_core::store::Funnel;
+use plotters::prelude::*;
+use rust_decimal::prelude::ToPrimitive;
+use rust_decimal::Decimal;
+use serde::Serialize;
+
+/// What can go wrong while rendering.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum OutputError {
+    /// Writing CSV failed.
+    #[error("writing CSV failed: {0}")]
+    Csv(String),
+    /// Writing JSON failed.
+    #[error("writing JSON failed: {0}")]
+    Json(String),
+    /// Drawing a chart failed.
+    #[error("drawing the chart failed: {0}")]
+    Chart(String),
+}
+
+/// The result type of this crate.
+pub type Result<T, E = OutputError> = std::result::Result<T, E>;
+
+/// Any report as pretty JSON (decimals as exact strings).
+pub fn to_json<T: Serialize + ?Sized>(value: &T) -> Result<String> {
+    serde_json::to_string_pretty(value).map_err(|e| OutputError::Json(e.to_string()))
+}
+
+/// Flat rows (every field a scalar or an option of one) as CSV with a header row.
+///
+/// ```
+/// use crm_core::commerce::ProfitRow;
+/// let row = ProfitRow {
+///     key: Some("A".into()), label: None, bucket: None, revenue: "10.5".parse().unwrap(), cost: "4".parse().unwrap(),
+///     gross_profit: "6.5".parse().unwrap(), margin_pct: Some("61.90".parse().unwrap()), invoices: 2,
+///     average_invoice: Some("5.25".parse().unwrap()), previous_gross_profit: None, change_pct: None,
+/// };
+/// let csv = crm_reports::to_csv(&[row]).unwrap();
+/// assert!(csv.starts_with("key,label,bucket,revenue,cost,gross_profit,margin_pct,invoices,average_invoice"));
+/// assert!(csv.contains("A,,,10.5,4,6.5,61.90,2,5.25,,"));
+/// ```
+pub fn to_csv<T: Serialize>(rows: &[T]) -> Result<String> {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    for r in rows {
+        w.serialize(r)
+            .map_err(|e| OutputError::Csv(e.to_string()))?;
+    }
+    let bytes = w
+        .into_inner()
+        .map_err(|e| OutputError::Csv(e.to_string()))?;
+    String::from_utf8(bytes).map_err(|e| OutputError::Csv(e.to_string()))
+}
+
+/// The profitability report's rows as CSV, with the reporting currency as a first column.
+pub fn profitability_csv(report: &ProfitReport) -> Result<String> {
+    let body = to_csv(&report.rows)?;
+    let mut out = String::with_capacity(body.len() + 16 * report.rows.len());
+    for (i, line) in body.lines().enumerate() {
+        out.push_str(if i == 0 {
+            "currency"
+        } else {
+            report.currency.code()
+        });
+        out.push(',');
+        out.push_str(line);
+        out.push('\n');
+    }
+    Ok(out)
+}
+
+fn metric_rows(pairs: &[(&str, String)]) -> Result<String> {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    w.write_record(["metric", "value"])
+        .map_err(|e| OutputError::Csv(e.to_string()))?;
+    for (k, v) in pairs {
+        w.write_record([*k, v.as_str()])
+            .map_err(|e| OutputError::Csv(e.to_string()))?;
+    }
+    let bytes = w
+        .into_inner()
+        .map_err(|e| OutputError::Csv(e.to_string()))?;
+    String::from_utf8(bytes).map_err(|e| OutputError::Csv(e.to_string()))
+}
+
+fn opt(d: Option<Decimal>) -> String {
+    d.map(|d| d.to_string()).unwrap_or_default()
+}
+
+/// The campaign report as `metric,value` CSV (amounts in the report's currency).
+pub fn campaign_csv(r: &CampaignReport) -> Result<String> {
+    let mut pairs = vec![
+        ("campaign", r.name.clone()),
+        ("currency", r.currency.code().to_string()),
+        ("targets", r.targets.to_string()),
+        ("reached", r.reached.to_string()),
+        ("interested", r.interested.to_string()),
+        ("leads", r.leads.to_string()),
+        ("won", r.won.to_string()),
+        ("invoiced_customers", r.invoiced_customers.to_string()),
+        ("revenue", r.revenue.to_string()),
+        ("cost_of_goods", r.cost_of_goods.to_string()),
+        ("gross_profit", r.gross_profit.to_string()),
+        ("campaign_cost", r.campaign_cost.to_string()),
+        ("net_profit", r.net_profit.to_string()),
+        ("roi_pct", opt(r.roi_pct)),
+    ];
+    let conv: Vec<(String, String)> = r
+        .funnel
+        .iter()
+        .skip(1)
+        .map(|s| (format!("conversion_{}_pct", s.step), opt(s.conversion_pct)))
+        .collect();
+    let conv_refs: Vec<(&str, String)> =
+        conv.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
+    pairs.extend(conv_refs);
+    metric_rows(&pairs)
+}
+
+/// Campaign progress (total first, then per agent) as CSV with one column per outcome.
+pub fn progress_csv(rows: &[Progress]) -> Result<String> {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    let mut header = vec![
+        "agent".to_string(),
+        "targets".into(),
+        "done".into(),
+        "remaining".into(),
+    ];
+    header.extend(OutcomeKind::ALL.iter().map(|o| o.as_str().to_string()));
+    w.write_record(&header)
+        .map_err(|e| OutputError::Csv(e.to_string()))?;
+    for p in rows {
+        let mut rec = vec![
+            p.agent
+                .map(|a| a.to_string())
+                .unwrap_or_else(|| "total".into()),
+            p.targets.to_string(),
+            p.done.to_string(),
+            p.remaining.to_string(),
+        ];
+        rec.extend(
+            OutcomeKind::ALL
+                .iter()
+                .map(|o| p.outcomes.get(o).copied().unwrap_or(0).to_string()),
+        );
+        w.write_record(&rec)
+            .map_err(|e| OutputError::Csv(e.to_string()))?;
+    }
+    let bytes = w
+        .into_inner()
+        .map_err(|e| OutputError::Csv(e.to_string()))?;
+    String::from_utf8(bytes).map_err(|e| OutputError::Csv(e.to_string()))
+}
+
+/// One bar of a chart.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Bar {
+    /// Its label.
+    pub label: String,
+    /// Its value.
+    pub value: Decimal,
+    /// Text written after the value (a percentage, a count).
+    pub note: String,
+}
+
+fn f(d: Decimal) -> f64 {
+    d.to_f64().unwrap_or(0.0)
+}
+
+fn chart_err<E: std::fmt::Display>(e: E) -> OutputError {
+    OutputError::Chart(e.to_string())
+}
+
+/// A horizontal bar chart as an SVG document: one bar per item, top to bottom, labelled with its name and value.
+pub fn bar_chart_svg(title: &str, axis: &str, bars: &[Bar]) -> Result<String> {
+    let mut svg = String::new();
+    {
+        let n = bars.len().max(1);
+        let height = 110 + 30 * n as u32;
+        let root = SVGBackend::with_string(&mut svg, (960, height)).into_drawing_area();
+        root.fill(&WHITE).map_err(chart_err)?;
+        let lo = bars.iter().map(|b| f(b.value)).fold(0.0, f64::min);
+        let hi = bars.iter().map(|b| f(b.value)).fold(0.0, f64::max);
+        let span = (hi - lo).max(1.0);
+        let (lo, hi) = (lo - span * 0.02, hi + span * 0.25);
+        let mut chart = ChartBuilder::on(&root)
+            .caption(title, ("sans-serif", 20))
+            .margin(12)
+            .x_label_area_size(40)
+            .y_label_area_size(10)
+            .build_cartesian_2d(lo..hi, 0f64..n as f64)
+            .map_err(chart_err)?;
+        chart
+            .configure_mesh()
+            .disable_y_mesh()
+            .y_labels(0)
+            .x_desc(axis)
+            .draw()
+            .map_err(chart_err)?;
+        let top = n as f64;
+        chart
+            .draw_series(bars.iter().enumerate().map(|(i, b)| {
+                let y = top - i as f64;
+                let color = if b.value.is_sign_negative() {
+                    RGBColor(200, 80, 70)
+                } else {
+                    RGBColor(70, 120, 190)
+                };
+                Rectangle::new([(0.0, y - 0.8), (f(b.value), y - 0.2)], color.filled())
+            }))
+            .map_err(chart_err)?;
+        chart
+            .draw_series(bars.iter().enumerate().map(|(i, b)| {
+                let y = top - i as f64;
+                let text = if b.note.is_empty() {
+                    format!("{}  {}", b.label, b.value)
+                } else {
+                    format!("{}  {}  ({})", b.label, b.value, b.note)
+                };
+                Text::new(
+                    text,
+                    (f(b.value).max(0.0) + span * 0.01, y - 0.35),
+                    ("sans-serif", 13).into_font(),
+                )
+            }))
+            .map_err(chart_err)?;
+        root.present().map_err(chart_err)?;
+    }
+    Ok(svg)
+}
+
+/// Gross profit per customer (or group): the report's rows as bars, in the report's order (rank it top N first).
+pub fn profit_chart_svg(report: &ProfitReport, title: &str) -> Result<String> {
+    let bars: Vec<Bar> = report
+        .rows
+        .iter()
+        .map(|r| Bar {
+            label: r
+                .label
+                .clone()
+                .or_else(|| r.key.clone())
+                .unwrap_or_else(|| "(none)".into()),
+            value: r.gross_profit,
+            note: r
+                .margin_pct
+                .map(|m| format!("margin {m}%"))
+                .unwrap_or_default(),
+        })
+        .collect();
+    bar_chart_svg(title, &format!("gross profit ({})", report.currency), &bars)
+}
+
+/// Return on investment per campaign.
+pub fn roi_chart_svg(reports: &[CampaignReport]) -> Result<String> {
+    let bars: Vec<Bar> = reports
+        .iter()
+        .map(|r| Bar {
+            label: r.name.clone(),
+            value: r.roi_pct.unwrap_or_default(),
+            note: format!("net profit {} {}", r.net_profit, r.currency),
+        })
+        .collect();
+    bar_chart_svg("Campaign ROI", "ROI (%)", &bars)
+}
+
+/// A campaign's funnel: targets → reached → interested → leads → won → invoiced, with step conversions.
+pub fn campaign_funnel_svg(r: &CampaignReport) -> Result<String> {
+    let bars: Vec<Bar> = r
+        .funnel
+        .iter()
+        .map(|s| Bar {
+            label: s.step.clone(),
+            value: Decimal::from(s.count),
+            note: s
+                .conversion_pct
+                .map(|c| format!("{c}% of the step before"))
+                .unwrap_or_default(),
+        })
+        .collect();
+    bar_chart_svg(&format!("Campaign funnel: {}", r.name), "partners", &bars)
+}
+
+/// A pipeline's funnel: leads that reached each stage, then won and lost.
+pub fn pipeline_funnel_svg(funnel: &Funnel, title: &str) -> Result<String> {
+    let mut bars: Vec<Bar> = funnel
+        .steps
+        .iter()
+        .map(|(_, name, n)| Bar {
+            label: name.clone(),
+            value: Decimal::from(*n),
+            note: String::new(),
+        })
+        .collect();
+    bars.push(Bar {
+        label: "won".into(),
+        value: Decimal::from(funnel.won),
+        note: funnel
+            .win_rate()
+            .map(|w| format!("win rate {w}%"))
+            .unwrap_or_default(),
+    });
+    bars.push(Bar {
+        label: "lost".into(),
+        value: Decimal::from(funnel.lost),
+        note: String::new(),
+    });
+    bar_chart_svg(title, "leads", &bars)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crm_core::commerce::{
+        finish_campaign, CampaignSums, GroupBy, Period, ProfitQuery, ProfitRow,
+    };
+    use crm_core::id::CampaignId;
+    use crm_core::money::Currency;
+    use rust_decimal_macros::dec;
+
+    fn report() -> CampaignReport {
+        let s = CampaignSums {
+            targets: 10,
+            reached: 6,
+            outcomes: [(OutcomeKind::Interested, 3)].into_iter().collect(),
+            leads: 3,
+            won: 2,
+            invoiced_customers: 2,
+            revenue_units: 10_000_000,
+            cost_units: 6_000_000,
+            campaign_cost_units: 1_000_000,
+        };
+        finish_campaign(
+            CampaignId::new(),
+            "Winback, \"spring\"",
+            None,
+            Currency::parse("RON").unwrap(),
+            &s,
+        )
+    }
+
+    #[test]
+    fn campaign_csv_is_exact_and_quoted() {
+        let csv = campaign_csv(&report()).unwrap();
+        assert!(
+            csv.starts_with("metric,value\ncampaign,\"Winback, \"\"spring\"\"\"\n"),
+            "{csv}"
+        );
+        assert!(csv.contains("\nnet_profit,300\n"), "{csv}");
+        assert!(csv.contains("\nroi_pct,300.00\n"), "{csv}");
+        assert!(csv.contains("\nconversion_reached_pct,60.00\n"), "{csv}");
+    }
+
+    #[test]
+    fn json_keeps_decimals_as_strings() {
+        let r = report();
+        let json = to_json(&r).unwrap();
+        assert!(json.contains("\"gross_profit\": \"400\""), "{json}");
+        assert!(json.contains("\"roi_pct\": \"300.00\""), "{json}");
+        let back: CampaignReport = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, r);
+    }
+
+    #[test]
+    fn charts_are_svg_with_every_label() {
+        let r = report();
+        for svg in [
+            campaign_funnel_svg(&r).unwrap(),
+            roi_chart_svg(std::slice::from_ref(&r)).unwrap(),
+        ] {
+            assert!(svg.starts_with("<svg"), "{}", &svg[..40]);
+            assert!(svg.trim_end().ends_with("</svg>"));
+        }
+        let funnel = campaign_funnel_svg(&r).unwrap();
+        for step in [
+            "targets",
+            "reached",
+            "interested",
+            "leads",
+            "won",
+            "invoiced",
+        ] {
+            assert!(funnel.contains(step), "{step} missing");
+        }
+        let d = chrono::NaiveDate::from_ymd_opt(2026, 1, 1).unwrap();
+        let pr = ProfitReport {
+            query: ProfitQuery::by(GroupBy::Customer, Period::new(d, d).unwrap()),
+            currency: Currency::parse("EUR").unwrap(),
+            rows: vec![ProfitRow {
+                key: Some("k".into()),
+                label: Some("Loss & Co".into()),
+                bucket: None,
+                revenue: dec!(10),
+                cost: dec!(15),
+                gross_profit: dec!(-5),
+                margin_pct: Some(dec!(-50)),
+                invoices: 1,
+                average_invoice: Some(dec!(10)),
+                previous_gross_profit: None,
+                change_pct: None,
+            }],
+        };
+        let svg = profit_chart_svg(&pr, "Top customers").unwrap();
+        assert!(svg.contains("Loss &amp; Co"), "labels are escaped");
+        let csv = profitability_csv(&pr).unwrap();
+        assert!(csv.starts_with("currency,key,label"), "{csv}");
+        assert!(
+            csv.contains("EUR,k,Loss & Co,,10,15,-5,-50,1,10,,"),
+            "{csv}"
+        );
+        let p = Funnel {
+            steps: vec![],
+            won: 3,
+            lost: 1,
+        };
+        assert!(pipeline_funnel_svg(&p, "Pipeline")
+            .unwrap()
+            .contains("win rate 75%"));
+    }
+
+    #[test]
+    fn progress_has_a_column_per_outcome() {
+        let p = Progress {
+            agent: None,
+            targets: 2,
+            done: 1,
+            remaining: 1,
+            outcomes: [(OutcomeKind::WrongContact, 1)].into_iter().collect(),
+        };
+        let csv = progress_csv(&[p]).unwrap();
+        assert_eq!(
+            csv,
+            "agent,targets,done,remaining,no_answer,call_back,interested,not_interested,wrong_contact\ntotal,2,1,1,0,0,0,0,1\n"
+        );
+    }
+}
