@@ -802,8 +802,7 @@ pub mod sql {
                  WHERE tenant = ?1 AND pipeline = ?2 AND status IN (0, 1) GROUP BY stage, currency",
             )
             .map_err(se)?;
-        let mut cols: Vec<BoardCol> =
-            vec![Default::default(); p.stages.len()];
+        let mut cols: Vec<BoardCol> = vec![Default::default(); p.stages.len()];
         let rows = stmt
             .query_map(params![tenant.as_bytes(), pipeline.as_bytes()], |r| {
                 Ok((

@@ -9,8 +9,8 @@
 //! Checks work in a fresh random tenant, so they need no clean database and also prove tenant isolation.
 
 mod checks;
-mod differential;
 pub mod commerce;
+mod differential;
 pub mod model;
 pub mod outbox;
 
