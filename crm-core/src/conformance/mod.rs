@@ -15,7 +15,7 @@ pub mod model;
 pub mod outbox;
 
 pub use checks::*;
-pub use differential::{run_differential, same_error, Differential, DEFAULT_CASES};
+pub use differential::{run_differential, same_error, BlockOn, Differential, DEFAULT_CASES};
 
 /// The names of every check, in the order [`conformance_tests!`](crate::conformance_tests) runs them.
 pub const CHECKS: &[&str] = &[

@@ -769,7 +769,7 @@ pub async fn run_outbox_model_case(
 pub fn run_outbox_model(
     store: Arc<dyn Store>,
     outbox: Arc<dyn OutboxStore>,
-    block_on: &dyn Fn(std::pin::Pin<Box<dyn std::future::Future<Output = ()> + '_>>),
+    block_on: &super::BlockOn<'_>,
     cases: u32,
 ) {
     let mut runner = proptest::test_runner::TestRunner::new(proptest::test_runner::Config {
