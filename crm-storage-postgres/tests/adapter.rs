@@ -353,3 +353,82 @@ async fn timeline_board_and_customer_queries_use_indexes() {
         .unwrap();
     assert_eq!(page.items.len(), 1);
 }
+
+/// A deadlock between two transactions surfaces as a typed retryable error, writes nothing, and the retry
+/// succeeds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deadlock_is_a_retryable_storage_error() {
+    let Some(url) = common::url() else { return };
+    let config = common::config(&url);
+    let store = PgStore::connect(config.clone()).await.unwrap();
+    let tenant = TenantId::new();
+    let (cs, _) = tenant_data(tenant, 1, 2, &[UserId::new()]);
+    store.ingest(tenant, cs).await.unwrap();
+    let leads = all_leads(&store, tenant).await;
+    let (l1, l2) = (leads[0].clone(), leads[1].clone());
+
+    // Another session locks the second lead, and waits longer than the store's session before it checks for
+    // deadlocks, so the store's transaction is the one PostgreSQL aborts.
+    let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let client = std::sync::Arc::new(client);
+    client
+        .batch_execute(&format!(
+            "BEGIN; SET LOCAL deadlock_timeout = '10s'; SET LOCAL search_path TO {};",
+            config.schema
+        ))
+        .await
+        .unwrap();
+    client
+        .execute(
+            "SELECT 1 FROM leads WHERE tenant = $1 AND id = $2 FOR UPDATE",
+            &[tenant.as_uuid(), l2.id.as_uuid()],
+        )
+        .await
+        .unwrap();
+
+    let bump = |l: &crm_core::lead::Lead| {
+        let mut next = l.clone();
+        next.version += 1;
+        next.title = format!("{} (edited)", l.title);
+        Write::UpdateLead {
+            lead: next,
+            expected_version: l.version,
+        }
+    };
+    let mut both = ChangeSet::new();
+    both.push(bump(&l1));
+    both.push(bump(&l2));
+    let commit = {
+        let (store, both) = (store.clone(), both.clone());
+        tokio::spawn(async move { store.commit(tenant, both).await })
+    };
+    // Let the store lock the first lead and queue behind the second; then close the cycle.
+    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    let other = {
+        let client = client.clone();
+        let id = *l1.id.as_uuid();
+        tokio::spawn(async move {
+            client
+                .execute(
+                    "UPDATE leads SET updated_us = updated_us WHERE tenant = $1 AND id = $2",
+                    &[tenant.as_uuid(), &id],
+                )
+                .await
+        })
+    };
+    let e = commit.await.unwrap().unwrap_err();
+    assert_eq!(storage_kind(&e), Some(StorageErrorKind::Retryable), "{e}");
+    assert!(e.is_retryable());
+    other.await.unwrap().unwrap();
+    client.batch_execute("ROLLBACK").await.unwrap();
+    // Nothing of the aborted change set was written, and the retry goes through.
+    assert_eq!(store.lead(tenant, l1.id).await.unwrap(), l1);
+    store.commit(tenant, both).await.unwrap();
+    assert_eq!(
+        store.lead(tenant, l2.id).await.unwrap().version,
+        l2.version + 1
+    );
+}
