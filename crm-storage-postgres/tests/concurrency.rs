@@ -14,6 +14,7 @@ use crm_core::service::CrmService;
 use crm_core::store::Store;
 use crm_core::Error;
 use std::collections::HashMap;
+use std::io::Write as _;
 use std::sync::Arc;
 
 const TASKS: usize = 32;
@@ -203,7 +204,8 @@ async fn thirty_two_tasks_on_one_hundred_leads_lose_no_update() {
         total.conflicts, total.retries,
         "each conflict was retried once more"
     );
-    println!(
+    let _ = writeln!(
+        std::io::stderr(),
         "concurrency: tasks={TASKS} leads={LEADS} operations={} (advances={}, edits={}, comments={}) conflicts={} retries={} log_entries={}",
         total.operations,
         total.advances,

@@ -16,6 +16,7 @@ use crm_core::service::CrmService;
 use crm_core::store::Store;
 use crm_core::Error;
 use std::collections::{BTreeMap, BTreeSet};
+use std::io::Write as _;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -169,7 +170,8 @@ async fn server_restart_mid_workload_loses_nothing_committed() {
         .iter()
         .map(|m| m.chars().take(90).collect())
         .collect();
-    println!(
+    let _ = writeln!(
+        std::io::stderr(),
         "restart: took {restart_took:?}; acknowledged edits={} (after restart {}), conflicts={}, retryable failures={}; kinds: {kinds:#?}",
         total.ok,
         total.ok_after_restart,
