@@ -191,8 +191,8 @@ pub struct SmtpNotifier {
 }
 
 impl SmtpNotifier {
-    /// A notifier for plain SMTP (a local relay or a test server). With the `smtp-tls` feature, build the transport
-    /// yourself and use [`SmtpNotifier::with_transport`].
+    /// A notifier for plain SMTP (a local relay or a test server). For TLS, enable one of lettre's TLS features in
+    /// the host, build the transport there and use [`SmtpNotifier::with_transport`].
     pub fn new(config: &SmtpConfig, templates: Arc<Templates>) -> Result<Self, RulesError> {
         let transport =
             AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(config.host.as_str())
