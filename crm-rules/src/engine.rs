@@ -164,6 +164,7 @@ fn build_engine(limits: Limits) -> Engine {
     rhai::packages::BasicArrayPackage::new().register_into_engine(&mut engine);
     rhai::packages::BasicMapPackage::new().register_into_engine(&mut engine);
     engine.disable_symbol("eval");
+    views::register(&mut engine);
     engine.set_max_operations(limits.max_operations);
     engine.set_max_call_levels(limits.max_call_levels);
     engine.set_max_expr_depths(limits.max_expr_depth, limits.max_function_expr_depth);

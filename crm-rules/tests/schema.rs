@@ -356,7 +356,7 @@ fn the_rule_set_can_be_replaced_while_other_threads_evaluate() {
 }
 
 #[test]
-fn scripts_see_read_only_copies_of_the_views() {
+fn scripts_cannot_change_the_views() {
     let set = RuleSet::compile(
         [
             RuleSource::new(
@@ -378,6 +378,9 @@ fn scripts_see_read_only_copies_of_the_views() {
         other => panic!("{other:?}"),
     }
     assert_eq!(v.lead.unwrap().title, "Solar roof");
+    assert_eq!(d.failures.len(), 1, "{d:?}");
+    assert_eq!(d.failures[0].rule, "a");
+    assert!(d.failures[0].message.starts_with("a.rhai:1:"), "{:?}", d.failures);
 }
 
 #[test]
