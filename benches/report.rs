@@ -274,7 +274,33 @@ fn write_markdown(r: &Report, path: &Path) -> std::io::Result<()> {
             ));
         }
     }
-    s.push_str("\n## Data generation (through `Store::ingest`, 10k-row change sets)\n\n| size | leads | rows | time | rows/s | peak RSS | file |\n|---|---:|---:|---:|---:|---:|---:|\n");
+    let duck: Vec<&Measure> = r.measures.iter().filter(|m| m.imp == "duckdb").collect();
+    if !duck.is_empty() {
+        s.push_str("\n## Against an analytical engine (DuckDB, a column store) on the same data\n\n| size | workload | rows | ours (median) | sql (median) | duckdb (median) | ours ÷ duckdb | duckdb rows/s | duckdb peak RSS |\n|---|---|---:|---:|---:|---:|---:|---:|---:|\n");
+        for d in duck {
+            let find = |imp: &str| {
+                r.measures
+                    .iter()
+                    .find(|m| m.size == d.size && m.workload == d.workload && m.imp == imp)
+            };
+            let (Some(o), Some(b)) = (find("ours"), find("sql")) else {
+                continue;
+            };
+            s.push_str(&format!(
+                "| {} | {} | {} | {} | {} | {} | {:.2} | {} | {} MiB |\n",
+                d.size,
+                d.workload,
+                d.rows,
+                fmt_secs(o.median),
+                fmt_secs(b.median),
+                fmt_secs(d.median),
+                o.median / d.median,
+                fmt_rate(d.rows_per_s),
+                d.peak_rss_kb / 1024
+            ));
+        }
+    }
+    s.push_str("\n## Data generation (through `Store::ingest`, 10k-write change sets; a document with its lines is one write)\n\n| size | leads | writes | time | writes/s | peak RSS | file |\n|---|---:|---:|---:|---:|---:|---:|\n");
     for g in &r.generated {
         s.push_str(&format!(
             "| {} | {} | {} | {} | {} | {} MiB | {} MiB |\n",
@@ -455,6 +481,96 @@ fn main() {
     }
 }
 
+/// Runs `benches/duckdb_baseline.py` (segmentation and profitability in DuckDB on the same data) when python3 can
+/// import duckdb; otherwise notes that it could not.
+fn duckdb(size: Size, reps: usize, report: &mut Report) -> Result<(), String> {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/duckdb_baseline.py");
+    let ok = Command::new("python3")
+        .args(["-c", "import duckdb"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok {
+        let note =
+            "DuckDB baseline skipped: `python3 -c 'import duckdb'` failed (pip install duckdb)"
+                .to_string();
+        if !report.notes.contains(&note) {
+            report.notes.push(note);
+        }
+        return Ok(());
+    }
+    let dir = data_dir(&size);
+    eprintln!("bench: {} duckdb ×{reps}", size.name);
+    let out = Command::new("python3")
+        .arg(&script)
+        .arg(dir.join("crm.sqlite"))
+        .arg(dir.join("manifest.json"))
+        .arg(reps.to_string())
+        .output()
+        .map_err(|e| e.to_string())?;
+    if !out.status.success() {
+        return Err(format!(
+            "duckdb baseline failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    let v: serde_json::Value =
+        serde_json::from_slice(&out.stdout).map_err(|e| format!("duckdb baseline: {e}"))?;
+    let load = v["load_secs"].as_f64().unwrap_or(f64::NAN);
+    let peak = v["peak_rss_kb"].as_u64().unwrap_or(0);
+    report.notes.push(format!(
+        "{}: DuckDB {} (in-memory, all cores) loaded the tenant's partners, documents and lines from CSV exported out of \
+         the SQLite file in {} (not counted in its times); its peak RSS includes that load.",
+        size.name,
+        duckdb_version(),
+        fmt_secs(load)
+    ));
+    if let Some(ws) = v["workloads"].as_object() {
+        for (w, r) in ws {
+            let secs: Vec<f64> = r["secs"]
+                .as_array()
+                .map(|a| a.iter().filter_map(|x| x.as_f64()).collect())
+                .unwrap_or_default();
+            let rows = r["rows"].as_u64().unwrap_or(0);
+            let digest = r["digest"].as_str().unwrap_or("").to_string();
+            let med = median(&secs);
+            if let Some(ours) = report
+                .measures
+                .iter()
+                .find(|m| m.size == size.name && m.workload == *w && m.imp == "ours")
+            {
+                if ours.digest != digest {
+                    report.mismatches.push(format!(
+                        "{} {w}: ours `{}` ≠ duckdb `{digest}`",
+                        size.name, ours.digest
+                    ));
+                }
+            }
+            report.measures.push(Measure {
+                size: size.name.into(),
+                leads: size.leads,
+                workload: w.clone(),
+                imp: "duckdb".into(),
+                median: med,
+                rows_per_s: rows as f64 / med.max(1e-12),
+                secs,
+                rows,
+                peak_rss_kb: peak,
+                digest,
+            });
+        }
+    }
+    Ok(())
+}
+
+fn duckdb_version() -> String {
+    Command::new("python3")
+        .args(["-c", "import duckdb; print(duckdb.__version__)"])
+        .output()
+        .ok()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default()
+}
+
 fn run_all() -> Result<(), String> {
     let sizes: Vec<Size> = env_or("CRM_BENCH_SIZE", "S")
         .split(',')
@@ -472,6 +588,12 @@ fn run_all() -> Result<(), String> {
         machine: machine(),
         ..Default::default()
     };
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    report.notes.push(format!(
+        "Load average when the run started: {} (other processes on the machine distort absolute times; ratios \
+         measured in the same run hold better).",
+        load.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
+    ));
     for size in sizes {
         ensure_data(size, &mut report)?;
         for w in WORKLOADS {
@@ -507,6 +629,13 @@ fn run_all() -> Result<(), String> {
                 ));
             }
             save(&report)?;
+        }
+        if only.is_none()
+            || only
+                .as_deref()
+                .is_some_and(|o| o.contains("segment") || o.contains("profit"))
+        {
+            duckdb(size, reps, &mut report)?;
         }
         save(&report)?;
     }

@@ -70,6 +70,21 @@ fn every_workload_gives_the_same_result_as_its_plain_sql_baseline() {
         assert!(ours.rows > 0, "{}: no rows", w.id);
         assert_eq!(ours.secs.len(), 2);
     }
+    // The segment and the reports are not empty, so their equality means something.
+    let seg = rt
+        .block_on(env.run("segment", Impl::Sql, 1))
+        .expect("segment");
+    let members: u64 = seg
+        .digest
+        .split(' ')
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    assert!(members > 0, "{}", seg.digest);
+    let profit = rt
+        .block_on(env.run("profit_group", Impl::Sql, 1))
+        .expect("profit");
+    assert!(profit.digest.starts_with("20 groups"), "{}", profit.digest);
     // The timelines read include the long ones, cut at 50 entries.
     let t = rt
         .block_on(env.run("timeline", Impl::Ours, 1))

@@ -8,12 +8,17 @@
 //! The data is written straight through [`Store::ingest`] in change sets of about [`BATCH`] rows, streaming: at
 //! no time is more than one batch held in memory.
 
-use chrono::{DateTime, Duration, TimeZone, Utc};
+use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
 use crm_core::actor::Context;
+use crm_core::commerce::{
+    AppliedRate, Campaign, Category, Channel, Document, DocumentFacts, NewCampaign, NewCategory,
+    NewDocument, NewLine, NewProduct, PaymentDirection, Period, Product,
+};
 use crm_core::dedupe;
 use crm_core::event::{DomainEvent, EventKind, StageHistoryEntry};
 use crm_core::id::{
-    ContactId, LeadId, LostReasonId, PartnerId, PipelineId, StageId, TenantId, UserId,
+    CampaignId, CategoryId, ContactId, DocumentId, LeadId, LostReasonId, PartnerId, PipelineId,
+    ProductId, StageId, TenantId, UserId,
 };
 use crm_core::lead::{self, Facts, Lead, LeadCommand, LeadPatch, NewLead, Priority, StatusKind};
 use crm_core::money::{Currency, Money};
@@ -26,6 +31,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::path::Path;
 use uuid::Uuid;
 
@@ -108,6 +114,31 @@ pub struct Manifest {
     pub sample_leads: Vec<LeadId>,
     /// Seconds the generation took.
     pub seconds: f64,
+    /// The commerce data and the parameters of the segmentation and profitability workloads.
+    pub commerce: CommerceParams,
+}
+
+/// The generated commerce data (main tenant) and the workloads' parameters.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct CommerceParams {
+    /// Sales invoices.
+    pub invoices: u64,
+    /// Credit notes.
+    pub credit_notes: u64,
+    /// Payments.
+    pub payments: u64,
+    /// Invoice and credit-note lines.
+    pub lines: u64,
+    /// The category the segment asks about ("bought a given category").
+    pub category: Option<CategoryId>,
+    /// The campaigns (some invoices and leads are linked to them).
+    pub campaigns: Vec<CampaignId>,
+    /// The year profitability and segmentation look at.
+    pub year: i32,
+    /// The segment's evaluation day (the day after that year).
+    pub as_of: Option<NaiveDate>,
+    /// The segment's volume threshold, in 10^-4 EUR.
+    pub threshold_units: i64,
 }
 
 impl Manifest {
@@ -165,6 +196,14 @@ pub enum Kind {
     Lead,
     /// Events.
     Event,
+    /// Product categories.
+    Category,
+    /// Products.
+    Product,
+    /// Campaigns.
+    Campaign,
+    /// Documents.
+    Document,
 }
 
 /// A deterministic UUID v7 for record `index` of `kind`, stamped at `at`.
@@ -366,6 +405,9 @@ impl World {
                     .expect("valid money"),
             );
         }
+        if rng.random_range(0..20) == 0 {
+            nl.source.campaign = Some(self.campaign_id(rng.random_range(0..CAMPAIGNS)));
+        }
         if rng.random_range(0..4) == 0 {
             nl = nl.with_tag(if rng.random_bool(0.5) {
                 "fair"
@@ -492,6 +534,238 @@ impl World {
     }
 }
 
+const CATEGORIES: u64 = 20;
+const PRODUCTS: u64 = 500;
+const CAMPAIGNS: u64 = 10;
+
+impl World {
+    fn commerce_at(&self) -> Timestamp {
+        epoch() - Duration::days(10)
+    }
+
+    /// The id of category `i`.
+    pub fn category_id(&self, i: u64) -> CategoryId {
+        CategoryId::from_uuid(v7(self.seed, Kind::Category, i, self.commerce_at()))
+    }
+
+    /// The id of product `i`.
+    pub fn product_id(&self, i: u64) -> ProductId {
+        ProductId::from_uuid(v7(self.seed, Kind::Product, i, self.commerce_at()))
+    }
+
+    /// The id of campaign `i`.
+    pub fn campaign_id(&self, i: u64) -> CampaignId {
+        CampaignId::from_uuid(v7(self.seed, Kind::Campaign, i, self.commerce_at()))
+    }
+
+    /// The categories, products and campaigns (writes), and the products by id (what recording documents needs).
+    pub fn commerce_setup(&self) -> (Vec<Write>, BTreeMap<ProductId, Product>, Vec<CampaignId>) {
+        let at = self.commerce_at();
+        let mut writes = Vec::new();
+        for i in 0..CATEGORIES {
+            let mut c: Category = NewCategory {
+                code: format!("CAT-{i:02}"),
+                name: format!("Category {i}"),
+            }
+            .record(self.tenant, None, None, at)
+            .expect("generated category is valid")
+            .record()
+            .clone();
+            c.id = self.category_id(i);
+            writes.push(Write::Commerce(
+                crm_core::commerce::CommerceWrite::InsertCategory(c),
+            ));
+        }
+        let mut products = BTreeMap::new();
+        for i in 0..PRODUCTS {
+            let mut p: Product = NewProduct {
+                code: format!("SKU-{i:04}"),
+                name: format!("Product {i}"),
+                category: Some(self.category_id(i % CATEGORIES)),
+            }
+            .record(self.tenant, None, None, at)
+            .expect("generated product is valid")
+            .record()
+            .clone();
+            p.id = self.product_id(i);
+            products.insert(p.id, p.clone());
+            writes.push(Write::Commerce(
+                crm_core::commerce::CommerceWrite::InsertProduct(p),
+            ));
+        }
+        let mut campaigns = Vec::new();
+        for i in 0..CAMPAIGNS {
+            let (mut c, _): (Campaign, _) = NewCampaign {
+                name: format!("Campaign {i}"),
+                channel: Channel::Email,
+                period: Period::new(
+                    NaiveDate::from_ymd_opt(2023, 1, 1).expect("date"),
+                    NaiveDate::from_ymd_opt(2025, 12, 31).expect("date"),
+                )
+                .expect("period"),
+                owner: self.users[0],
+                agents: Vec::new(),
+                script: None,
+                budget: None,
+                criteria: None,
+            }
+            .build(self.tenant, at)
+            .expect("generated campaign is valid");
+            c.id = self.campaign_id(i);
+            campaigns.push(c.id);
+            writes.push(Write::Commerce(
+                crm_core::commerce::CommerceWrite::InsertCampaign(c),
+            ));
+        }
+        (writes, products, campaigns)
+    }
+
+    /// Invoice `k` issued on `day`, with 1–19 lines, maybe linked to a campaign, and maybe followed by a credit
+    /// note (5 %) and a payment (30 %). Returns (lines, credit notes, payments) written.
+    #[allow(clippy::too_many_arguments)]
+    pub fn invoice_writes(
+        &self,
+        rng: &mut ChaCha8Rng,
+        k: u64,
+        day: NaiveDate,
+        products: &BTreeMap<ProductId, Product>,
+        campaigns: &[CampaignId],
+        out: &mut Vec<Write>,
+    ) -> (u64, u64, u64) {
+        let eur = Currency::parse("EUR").expect("EUR");
+        let pi = rng.random_range(0..self.partners.max(1));
+        let partner = self.partner(pi);
+        let n = rng.random_range(1..20u64);
+        let lines: Vec<NewLine> = (0..n)
+            .map(|_| {
+                let pr = rng.random_range(0..PRODUCTS);
+                let price = Decimal::from(10 + (pr % 100) * 5);
+                let mut l = NewLine::new(
+                    self.product_id(pr),
+                    Decimal::from(rng.random_range(1..20u32)),
+                    price,
+                    price * Decimal::new(7, 1),
+                );
+                if rng.random_range(0..5) == 0 {
+                    l.discount_pct = Decimal::from(10);
+                }
+                l
+            })
+            .collect();
+        let mut nd = NewDocument::invoice(&format!("INV-{k:09}"), partner.id, day, "EUR", lines);
+        let campaign =
+            (rng.random_range(0..5) == 0).then(|| campaigns[rng.random_range(0..campaigns.len())]);
+        nd.campaign = campaign;
+        let empty = BTreeMap::new();
+        let record = |nd: NewDocument,
+                      corrected: Option<&Document>,
+                      settled: &BTreeMap<String, Document>,
+                      idx: u64| {
+            let at = Utc.from_utc_datetime(&nd.issue_date.and_hms_opt(12, 0, 0).expect("time"));
+            let facts = DocumentFacts {
+                partner: &partner,
+                products,
+                rate: AppliedRate::identity(eur),
+                existing: None,
+                corrected,
+                campaign_exists: nd.campaign.is_some(),
+                settled,
+            };
+            let mut d = nd
+                .record(self.tenant, facts, at)
+                .expect("generated document is valid")
+                .record()
+                .clone();
+            d.id = DocumentId::from_uuid(v7(self.seed, Kind::Document, idx, at));
+            d
+        };
+        let inv = record(nd, None, &empty, k * 4);
+        let mut written = (n, 0, 0);
+        let mut follow = Vec::new();
+        if rng.random_range(0..20) == 0 {
+            let l = &inv.lines[0];
+            let mut cn = NewDocument::credit_note(
+                &format!("CN-{k:09}"),
+                partner.id,
+                day + Duration::days(7),
+                "EUR",
+                vec![NewLine::new(
+                    l.product,
+                    Decimal::ONE,
+                    l.unit_price,
+                    l.unit_cost,
+                )],
+            );
+            cn.corrects = Some(inv.number.clone());
+            cn.campaign = inv.campaign;
+            follow.push(record(cn, Some(&inv), &empty, k * 4 + 1));
+            written.0 += 1;
+            written.1 += 1;
+        }
+        if rng.random_range(0..10) < 3 {
+            let mut pay = NewDocument::payment(
+                &format!("PAY-{k:09}"),
+                partner.id,
+                day + Duration::days(30),
+                "EUR",
+                PaymentDirection::Received,
+                inv.total,
+            );
+            pay.allocations = vec![crm_core::commerce::Allocation {
+                number: inv.number.clone(),
+                amount: inv.total,
+            }];
+            let settled = BTreeMap::from([(inv.number.clone(), inv.clone())]);
+            follow.push(record(pay, None, &settled, k * 4 + 2));
+            written.2 += 1;
+        }
+        out.push(Write::Commerce(
+            crm_core::commerce::CommerceWrite::InsertDocument(inv),
+        ));
+        out.extend(
+            follow
+                .into_iter()
+                .map(|d| Write::Commerce(crm_core::commerce::CommerceWrite::InsertDocument(d))),
+        );
+        written
+    }
+}
+
+/// Generates the main tenant's commerce data: categories, products, campaigns and about `lines` invoice lines over
+/// 2023–2025 (invoices of 1–19 lines, credit notes, payments).
+pub async fn generate_commerce<S: Store + ?Sized>(
+    store: &S,
+    world: &World,
+    lines: u64,
+) -> crm_core::Result<(u64, CommerceParams)> {
+    let mut sink = Sink::new(store, world.tenant);
+    let (mut buf, products, campaigns) = world.commerce_setup();
+    sink.push(&mut buf).await?;
+    let mut rng = ChaCha8Rng::seed_from_u64(world.seed ^ 0xC0FFEE);
+    let invoices = (lines / 10).max(1);
+    let first = NaiveDate::from_ymd_opt(2023, 1, 1).expect("date");
+    let days = 3 * 365;
+    let mut params = CommerceParams {
+        category: Some(world.category_id(3)),
+        campaigns: campaigns.clone(),
+        year: 2025,
+        as_of: NaiveDate::from_ymd_opt(2026, 1, 1),
+        threshold_units: 20_000 * 10_000,
+        ..Default::default()
+    };
+    for k in 0..invoices {
+        let day = first + Duration::days((k * days / invoices) as i64);
+        let (l, c, p) = world.invoice_writes(&mut rng, k, day, &products, &campaigns, &mut buf);
+        params.invoices += 1;
+        params.lines += l;
+        params.credit_notes += c;
+        params.payments += p;
+        sink.push(&mut buf).await?;
+    }
+    sink.flush().await?;
+    Ok((sink.rows, params))
+}
+
 /// Feeds writes to [`Store::ingest`] in change sets of about [`BATCH`] rows.
 #[derive(Debug)]
 pub struct Sink<'a, S: Store + ?Sized> {
@@ -585,6 +859,7 @@ pub async fn generate<S: Store + ?Sized>(
     let (rows_main, hot_leads, sample_leads) =
         generate_tenant(store, &main, size.leads, 1000).await?;
     let (rows_other, _, _) = generate_tenant(store, &other, (size.leads / 10).max(10), 0).await?;
+    let (rows_commerce, commerce) = generate_commerce(store, &main, size.lines).await?;
     Ok(Manifest {
         size: size.name.into(),
         seed,
@@ -594,10 +869,11 @@ pub async fn generate<S: Store + ?Sized>(
         users: main.users.clone(),
         leads: size.leads,
         partners: size.partners,
-        rows: rows_main + rows_other,
+        rows: rows_main + rows_other + rows_commerce,
         hot_leads,
         sample_leads,
         seconds: started.elapsed().as_secs_f64(),
+        commerce,
     })
 }
 

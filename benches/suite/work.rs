@@ -5,9 +5,14 @@
 use super::gen::{Manifest, World};
 use chrono::Utc;
 use crm_core::actor::Context;
+use crm_core::commerce::{
+    day_number, BoughtMode, Cmp, CommerceStore, Criteria, GroupBy, Item, LastSale, Period,
+    SumsQuery,
+};
 use crm_core::event::{DomainEvent, StageHistoryEntry};
 use crm_core::id::{LeadId, TenantId};
 use crm_core::lead::{self, Facts, Lead, LeadCommand, StatusKind};
+use crm_core::money::{Currency, Money};
 use crm_core::pipeline::Pipeline;
 use crm_core::service::{lead_subject, CrmService};
 use crm_core::store::{ChangeSet, LeadSort, PageRequest, Store, TimelineOf, Write};
@@ -85,6 +90,26 @@ pub const WORKLOADS: &[Workload] = &[
         id: "board",
         what: "3. the pipeline board of the main tenant",
         unit: "leads",
+    },
+    Workload {
+        id: "segment",
+        what: "4. segment: lapsed > 90 days, 2025 volume > 20k EUR, bought a category in 2025",
+        unit: "customers",
+    },
+    Workload {
+        id: "profit_customer",
+        what: "5. profitability by customer, one year",
+        unit: "lines",
+    },
+    Workload {
+        id: "profit_group",
+        what: "5. profitability by customer group, one year",
+        unit: "lines",
+    },
+    Workload {
+        id: "campaign_roi",
+        what: "5. campaign report sums (ROI inputs) for every campaign, one year",
+        unit: "campaigns",
     },
 ];
 
@@ -191,6 +216,10 @@ impl Env {
                 "transition" => self.transition(imp, rep).await,
                 "timeline" => self.timeline(imp).await,
                 "board" => self.board(imp).await,
+                "segment" => self.segment(imp).await,
+                "profit_customer" => self.profit(imp, GroupBy::Customer).await,
+                "profit_group" => self.profit(imp, GroupBy::Group).await,
+                "campaign_roi" => self.campaign_roi(imp).await,
                 other => Err(format!("unknown workload `{other}`")),
             }?;
             for t in std::mem::take(&mut self.scratch) {
@@ -452,6 +481,172 @@ impl Env {
 
 /// A board column: lead count, and per currency (expected units, weighted units × 100).
 pub type BoardCol = (u64, BTreeMap<String, (i128, i128)>);
+
+impl Env {
+    fn eur() -> Currency {
+        Currency::parse("EUR").expect("EUR")
+    }
+
+    fn year(&self) -> Result<Period, String> {
+        Period::year(self.manifest.commerce.year).map_err(|e| e.to_string())
+    }
+
+    /// The segment: customers who bought before but not in the last 90 days, whose 2025 net volume is above the
+    /// threshold, and who bought the manifest's category in 2025.
+    pub fn criteria(&self) -> Result<Criteria, String> {
+        let c = &self.manifest.commerce;
+        let cat = c.category.ok_or("no commerce data")?;
+        Ok(Criteria::And {
+            all: vec![
+                Criteria::Not {
+                    not: Box::new(Criteria::LastSale {
+                        when: LastSale::Never,
+                    }),
+                },
+                Criteria::Not {
+                    not: Box::new(Criteria::LastSale {
+                        when: LastSale::WithinDays { days: 90 },
+                    }),
+                },
+                Criteria::SalesVolume {
+                    period: self.year()?,
+                    cmp: Cmp::Gt,
+                    amount: Money::from_units(c.threshold_units, Self::eur()),
+                },
+                Criteria::Bought {
+                    mode: BoughtMode::Any,
+                    items: vec![Item::Category(cat)],
+                    period: self.year()?,
+                },
+            ],
+        })
+    }
+
+    async fn segment(&mut self, imp: Impl) -> Result<(f64, u64, String), String> {
+        let tenant = self.manifest.tenant;
+        let as_of = self.manifest.commerce.as_of.ok_or("no commerce data")?;
+        let criteria = self.criteria()?;
+        let started = Instant::now();
+        let mut ids: Vec<String> = match imp {
+            Impl::Ours => {
+                CommerceStore::segment(self.store.as_ref(), tenant, &criteria, as_of, Self::eur())
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .into_iter()
+                    .map(|m| format!("{} {}", m.partner, m.name))
+                    .collect()
+            }
+            Impl::Sql => sql::segment(&self.conn, tenant, &self.manifest, self.year()?, as_of)?,
+        };
+        let secs = started.elapsed().as_secs_f64();
+        ids.sort();
+        let mut d = Digest::default();
+        for i in &ids {
+            d.add(i.as_bytes());
+            d.add(b"\n");
+        }
+        Ok((
+            secs,
+            self.manifest.partners,
+            format!("{} members, {}", ids.len(), d.hex()),
+        ))
+    }
+
+    async fn profit(&mut self, imp: Impl, by: GroupBy) -> Result<(f64, u64, String), String> {
+        let tenant = self.manifest.tenant;
+        let year = self.year()?;
+        let lines = sql::lines_in(&self.conn, tenant, year)?;
+        let started = Instant::now();
+        let rows: Vec<ProfitRow> = match imp {
+            Impl::Ours => {
+                let q = SumsQuery {
+                    period: year,
+                    group_by: by,
+                    bucket: None,
+                    reporting: Self::eur(),
+                    rank: None,
+                };
+                self.store
+                    .profit_sums(tenant, &q)
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .into_iter()
+                    .map(|r| (r.key, r.revenue_units, r.cost_units, r.invoices))
+                    .collect()
+            }
+            Impl::Sql => sql::profit(&self.conn, tenant, by, year)?,
+        };
+        let secs = started.elapsed().as_secs_f64();
+        Ok((secs, lines, profit_digest(rows)))
+    }
+
+    async fn campaign_roi(&mut self, imp: Impl) -> Result<(f64, u64, String), String> {
+        let tenant = self.manifest.tenant;
+        let year = self.year()?;
+        let campaigns = self.manifest.commerce.campaigns.clone();
+        let started = Instant::now();
+        let mut out = Vec::new();
+        for c in &campaigns {
+            out.push(match imp {
+                Impl::Ours => {
+                    let s = self
+                        .store
+                        .campaign_sums(tenant, *c, Some(year), Self::eur())
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    [
+                        s.targets as i128,
+                        s.reached as i128,
+                        s.leads as i128,
+                        s.won as i128,
+                        s.invoiced_customers as i128,
+                        s.revenue_units,
+                        s.cost_units,
+                        s.campaign_cost_units,
+                    ]
+                }
+                Impl::Sql => sql::campaign(&self.conn, tenant, *c, year)?,
+            });
+        }
+        let secs = started.elapsed().as_secs_f64();
+        Ok((secs, campaigns.len() as u64, format!("{out:?}")))
+    }
+}
+
+/// One profitability group: key, revenue units, cost units, invoices.
+pub type ProfitRow = (Option<String>, i128, i128, u64);
+
+/// A profitability result independent of order: group count, total revenue and a digest of the sorted rows.
+pub fn profit_digest(rows: Vec<ProfitRow>) -> String {
+    let mut lines: Vec<String> = rows
+        .iter()
+        .map(|(k, r, c, n)| format!("{} {r} {c} {n}", k.as_deref().unwrap_or("-")))
+        .collect();
+    lines.sort();
+    let mut d = Digest::default();
+    for l in &lines {
+        d.add(l.as_bytes());
+        d.add(b"\n");
+    }
+    let revenue: i128 = rows.iter().map(|r| r.1).sum();
+    format!("{} groups, revenue {revenue}, {}", rows.len(), d.hex())
+}
+
+/// Micro-second bounds `[first day, day after last)` of a period.
+pub fn micro_bounds(p: Period) -> (i64, i64) {
+    let start = p
+        .from()
+        .and_hms_opt(0, 0, 0)
+        .expect("midnight")
+        .and_utc()
+        .timestamp_micros();
+    let end = (p.to() + chrono::Duration::days(1))
+        .and_hms_opt(0, 0, 0)
+        .expect("midnight")
+        .and_utc()
+        .timestamp_micros();
+    (start, end)
+}
 
 fn units(d: rust_decimal::Decimal, scale: u32) -> i128 {
     let mut d = d;
@@ -831,5 +1026,173 @@ pub mod sql {
             }
         }
         Ok(cols)
+    }
+
+    /// Invoice and credit-note lines issued in `year` (the rows a profitability run covers).
+    pub fn lines_in(conn: &Connection, tenant: TenantId, year: Period) -> Result<u64, String> {
+        conn.prepare_cached(
+            "SELECT count(*) FROM document_lines WHERE tenant = ?1 AND issue_day BETWEEN ?2 AND ?3 AND kind IN (0, 1)",
+        )
+        .and_then(|mut s| {
+            s.query_row(params![tenant.as_bytes(), day_number(year.from()), day_number(year.to())], |r| {
+                r.get::<_, i64>(0)
+            })
+        })
+        .map(|n| n as u64)
+        .map_err(se)
+    }
+
+    /// The segment as one hand-written query: per-customer sums in two grouped scans, joined to the partners.
+    pub fn segment(
+        conn: &Connection,
+        tenant: TenantId,
+        m: &Manifest,
+        year: Period,
+        as_of: chrono::NaiveDate,
+    ) -> Result<Vec<String>, String> {
+        let cat = m.commerce.category.ok_or("no commerce data")?;
+        let mut stmt = conn
+            .prepare_cached(
+                "WITH s AS (SELECT partner, MAX(CASE WHEN kind = 0 THEN issue_day END) AS last, \
+                   SUM(CASE WHEN issue_day BETWEEN ?2 AND ?3 THEN revenue_units ELSE 0 END) AS vol \
+                   FROM documents WHERE tenant = ?1 AND kind IN (0, 1) AND reporting = 'EUR' GROUP BY partner), \
+                 b AS (SELECT partner FROM document_lines WHERE tenant = ?1 AND category = ?4 AND issue_day BETWEEN ?2 AND ?3 \
+                   GROUP BY partner HAVING SUM(quantity_units) > 0) \
+                 SELECT p.id, p.name FROM s JOIN b ON b.partner = s.partner JOIN partners p ON p.tenant = ?1 AND p.id = s.partner \
+                 WHERE s.last IS NOT NULL AND s.last < ?5 AND s.vol > ?6",
+            )
+            .map_err(se)?;
+        let rows = stmt
+            .query_map(
+                params![
+                    tenant.as_bytes(),
+                    day_number(year.from()),
+                    day_number(year.to()),
+                    cat.as_bytes(),
+                    day_number(as_of) - 90,
+                    m.commerce.threshold_units
+                ],
+                |r| Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, String>(1)?)),
+            )
+            .map_err(se)?;
+        let mut out = Vec::new();
+        for r in rows {
+            let (id, name) = r.map_err(se)?;
+            let id = uuid::Uuid::from_slice(&id).map_err(|e| e.to_string())?;
+            out.push(format!("{id} {name}"));
+        }
+        Ok(out)
+    }
+
+    /// Profitability sums per group over the year's sales documents.
+    pub fn profit(
+        conn: &Connection,
+        tenant: TenantId,
+        by: GroupBy,
+        year: Period,
+    ) -> Result<Vec<ProfitRow>, String> {
+        let sql = match by {
+            GroupBy::Customer => {
+                "SELECT partner, SUM(revenue_units), SUM(cost_units), SUM(kind = 0) FROM documents \
+                 WHERE tenant = ?1 AND reporting = 'EUR' AND issue_day BETWEEN ?2 AND ?3 AND kind IN (0, 1) GROUP BY partner"
+            }
+            GroupBy::Group => {
+                "SELECT grp, SUM(revenue_units), SUM(cost_units), SUM(kind = 0) FROM documents \
+                 WHERE tenant = ?1 AND reporting = 'EUR' AND issue_day BETWEEN ?2 AND ?3 AND kind IN (0, 1) GROUP BY grp"
+            }
+            other => return Err(format!("no baseline for grouping {other:?}")),
+        };
+        let mut stmt = conn.prepare_cached(sql).map_err(se)?;
+        let rows = stmt
+            .query_map(
+                params![
+                    tenant.as_bytes(),
+                    day_number(year.from()),
+                    day_number(year.to())
+                ],
+                |r| {
+                    Ok((
+                        r.get::<_, rusqlite::types::Value>(0)?,
+                        r.get::<_, i64>(1)?,
+                        r.get::<_, i64>(2)?,
+                        r.get::<_, i64>(3)?,
+                    ))
+                },
+            )
+            .map_err(se)?;
+        let mut out = Vec::new();
+        for r in rows {
+            let (k, rev, cost, n) = r.map_err(se)?;
+            let key = match k {
+                rusqlite::types::Value::Blob(b) => Some(
+                    uuid::Uuid::from_slice(&b)
+                        .map_err(|e| e.to_string())?
+                        .to_string(),
+                ),
+                rusqlite::types::Value::Text(t) => Some(t),
+                _ => None,
+            };
+            out.push((key, rev as i128, cost as i128, n as u64));
+        }
+        Ok(out)
+    }
+
+    /// A campaign's report sums: targets, reached, leads, won, invoiced customers, revenue, cost, campaign cost.
+    pub fn campaign(
+        conn: &Connection,
+        tenant: TenantId,
+        campaign: crm_core::id::CampaignId,
+        year: Period,
+    ) -> Result<[i128; 8], String> {
+        let (t, c) = (tenant.as_bytes(), campaign.as_bytes());
+        let (df, dt) = (day_number(year.from()), day_number(year.to()));
+        let (mf, mt) = micro_bounds(year);
+        let one = |sql: &str, p: &[&dyn rusqlite::ToSql]| -> Result<(i64, i64), String> {
+            conn.prepare_cached(sql)
+                .and_then(|mut s| {
+                    s.query_row(p, |r| {
+                        Ok((
+                            r.get::<_, i64>(0)?,
+                            r.get::<_, Option<i64>>(1)?.unwrap_or(0),
+                        ))
+                    })
+                })
+                .map_err(se)
+        };
+        let (targets, reached) = one(
+            "SELECT COUNT(*), COALESCE(SUM(reached_at >= ?3 AND reached_at < ?4), 0) FROM campaign_targets \
+             WHERE tenant = ?1 AND campaign = ?2",
+            &[&t, &c, &mf, &mt],
+        )?;
+        let (leads, won) = one(
+            "SELECT COUNT(*), COALESCE(SUM(status = 1), 0) FROM leads WHERE tenant = ?1 \
+             AND json_extract(doc, '$.source.campaign') = ?2 AND created_at >= ?3 AND created_at < ?4",
+            &[&t, &campaign.to_string(), &mf, &mt],
+        )?;
+        let (rev, cost) = one(
+            "SELECT COALESCE(SUM(revenue_units), 0), COALESCE(SUM(cost_units), 0) FROM documents WHERE tenant = ?1 \
+             AND campaign = ?2 AND kind IN (0, 1) AND reporting = 'EUR' AND issue_day BETWEEN ?3 AND ?4",
+            &[&t, &c, &df, &dt],
+        )?;
+        let (invoiced, _) = one(
+            "SELECT COUNT(*), 0 FROM (SELECT partner FROM documents WHERE tenant = ?1 AND campaign = ?2 AND kind IN (0, 1) \
+             AND reporting = 'EUR' AND issue_day BETWEEN ?3 AND ?4 GROUP BY partner HAVING SUM(revenue_units) > 0)",
+            &[&t, &c, &df, &dt],
+        )?;
+        let (spent, _) = one(
+            "SELECT COALESCE(SUM(amount_units), 0), 0 FROM campaign_costs WHERE tenant = ?1 AND campaign = ?2 \
+             AND reporting = 'EUR' AND day BETWEEN ?3 AND ?4",
+            &[&t, &c, &df, &dt],
+        )?;
+        Ok([
+            targets as i128,
+            reached as i128,
+            leads as i128,
+            won as i128,
+            invoiced as i128,
+            rev as i128,
+            cost as i128,
+            spent as i128,
+        ])
     }
 }
