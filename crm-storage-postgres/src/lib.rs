@@ -12,6 +12,9 @@
 //!   (`UPDATE … WHERE tenant = $1 AND id = $2 AND version = $n`), so a stale version is a conflict and nothing is
 //!   written. [`Store::ingest`](crm_core::store::Store::ingest) streams binary `COPY` per table
 //!   ([`IngestMode::Copy`]) or multi-row `INSERT`s ([`IngestMode::Insert`]).
+//! - [`PgStore`] implements [`crm_core::store::Store`], [`crm_core::commerce::CommerceStore`] (products, documents,
+//!   campaigns; reports and segments as SQL over bigint units) and [`crm_core::outbox::OutboxStore`] (claims with
+//!   `FOR UPDATE SKIP LOCKED`, so dispatchers in several processes never take the same message).
 //! - The tenant leads every primary key, foreign key and index; no foreign key crosses tenants, so the schema
 //!   distributes by tenant (Citus) unchanged.
 //! - Native errors map into [`crm_core::Error`]: unique violation → `AlreadyExists`, serialization failure and

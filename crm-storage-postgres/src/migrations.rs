@@ -24,17 +24,17 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
     Migration {
         version: 1,
         name: "initial",
-        sql: include_str!("0001_initial.sql"),
+        sql: include_str!("../migrations/0001_init.sql"),
     },
     Migration {
         version: 2,
         name: "commerce",
-        sql: include_str!("0002_commerce.sql"),
+        sql: include_str!("../migrations/0002_commerce.sql"),
     },
     Migration {
         version: 3,
         name: "outbox",
-        sql: include_str!("0003_outbox.sql"),
+        sql: include_str!("../migrations/0003_outbox.sql"),
     },
 ];
 
