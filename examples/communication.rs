@@ -1,0 +1,191 @@
+//! The communication schema end to end on the embedded SQLite store: the classic scheme of `examples/rules/`
+//! decides notifications, e-mails and tasks inside each change's transaction; the scheduler escalates an idle lead;
+//! the dispatcher delivers to the in-app inboxes, to e-mail and to the task notifier.
+//!
+//! Run with `cargo run --example communication`. E-mails are recorded and printed; set `CRM_SMTP_ADDR=host:port` to send them
+//! through that SMTP server instead (for example under `scripts/with-smtp`, which exports `CRM_TEST_SMTP_ADDR`).
+
+use chrono::{Duration, TimeZone, Utc};
+use crm::id::TenantId;
+use crm::rules::fixtures::Org;
+use crm::rules::notify::{RecordingNotifier, SmtpConfig, SmtpNotifier, Templates};
+use crm::rules::{Limits, RhaiRuleEngine, RuleSet};
+use crm::sqlite::SqliteStore;
+use crm::{Context, Crm, LeadCommand, LeadPartner, Money, NewLead, NewPartner, PageRequest};
+use crm_core::outbox::{Channel, ChannelRouter, Dispatcher, InboxNotifier, Notifier, OutboxStore};
+use crm_core::partner::NewContact;
+use crm_core::rules::{tick, RulesHook, TaskNotifier};
+use crm_core::time::{Clock, FixedClock};
+use std::path::Path;
+use std::sync::Arc;
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> crm::Result<()> {
+    let rules = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/rules");
+    let org = Org::load(&rules.join("org.toml")).expect("examples/rules/org.toml");
+    let set = RuleSet::load_dir(&rules, Limits::default()).expect("the example rules compile");
+    let engine = Arc::new(RhaiRuleEngine::new(set).with_known_roles(org.roles.clone()));
+    let templates = Arc::new(Templates::load_dir(&rules.join("templates")).expect("templates"));
+
+    let store = Arc::new(SqliteStore::open_in_memory()?);
+    let clock = Arc::new(FixedClock::new(
+        Utc.with_ymd_and_hms(2026, 3, 2, 9, 0, 0).unwrap(),
+    ));
+    let tenant: TenantId = Org::tenant();
+    let ana = Org::user_id("ana");
+    let ctx = Context::user(tenant, ana);
+
+    // The host's directory: the organisation, plus its customers' contacts.
+    let plain = Crm::builder()
+        .store(store.clone())
+        .clock(clock.clone())
+        .build()?;
+    let mut customer = NewPartner::company("Customer Ltd");
+    customer.contacts.push(NewContact {
+        name: "Maria Georgescu".into(),
+        role: Some("primary".into()),
+        email: Some("maria@customer.example".into()),
+        ..Default::default()
+    });
+    let customer = plain.create_partner(&ctx, customer).await?.record;
+    let directory = Arc::new(org.directory().with_contact(
+        customer.id,
+        "primary",
+        "Maria Georgescu",
+        "maria@customer.example",
+    ));
+    let crm = Crm::builder()
+        .store(store.clone())
+        .clock(clock.clone())
+        .hook(Arc::new(RulesHook::new(engine.clone(), directory.clone())))
+        .build()?;
+    let pipeline = crm.setup_tenant(&ctx).await?;
+    let stage = |name: &str| pipeline.stage_named(name).expect("seed stage").id;
+
+    println!("Ana enters two leads and works one through to a won contract.");
+    let solar = crm
+        .enter_lead(
+            &ctx,
+            NewLead::new(LeadPartner::Existing { id: customer.id }, "Solar roof")
+                .with_revenue(Money::parse("80000", "EUR")?)
+                .with_owner(ana),
+        )
+        .await?
+        .record;
+    let mystery = crm
+        .enter_lead(
+            &ctx,
+            NewLead::new(LeadPartner::Existing { id: customer.id }, "Mystery roof").with_owner(ana),
+        )
+        .await?
+        .record;
+    match crm
+        .transition(
+            &ctx,
+            mystery.id,
+            mystery.version,
+            LeadCommand::MoveTo {
+                stage: stage("Negotiation"),
+            },
+        )
+        .await
+    {
+        Err(e) => println!("  moving \"Mystery roof\" to Negotiation: {e}"),
+        Ok(_) => println!("  (the guard did not refuse)"),
+    }
+    let mut lead = solar;
+    for s in ["Offer", "Negotiation"] {
+        lead = crm
+            .transition(
+                &ctx,
+                lead.id,
+                lead.version,
+                LeadCommand::MoveTo { stage: stage(s) },
+            )
+            .await?
+            .record;
+    }
+    crm.transition(&ctx, lead.id, lead.version, LeadCommand::Win)
+        .await?;
+
+    println!("Four days pass; the scheduler ticks.");
+    clock.advance(Duration::days(4));
+    let report = tick(
+        clock.now(),
+        tenant,
+        engine.as_ref(),
+        directory.as_ref(),
+        store.as_ref(),
+        100,
+    )
+    .await?;
+    for f in &report.firings {
+        println!("  timer {} fired ({})", f.timer, f.key);
+    }
+    crm::Store::commit(store.as_ref(), tenant, report.changes).await?;
+
+    println!("The dispatcher delivers the outbox.");
+    let printed = Arc::new(RecordingNotifier::new());
+    let email: Arc<dyn Notifier> = match std::env::var("CRM_SMTP_ADDR") {
+        Ok(addr) => {
+            let (host, port) = addr.rsplit_once(':').expect("CRM_SMTP_ADDR is host:port");
+            let config = SmtpConfig {
+                host: host.into(),
+                port: port.parse().expect("a port"),
+                from: "CRM <crm@tenant.example>".into(),
+                timeout: std::time::Duration::from_secs(10),
+            };
+            Arc::new(SmtpNotifier::new(&config, templates.clone()).expect("smtp"))
+        }
+        Err(_) => printed.clone(),
+    };
+    let router = ChannelRouter::new()
+        .route(
+            Channel::InApp,
+            Arc::new(InboxNotifier::new(store.clone(), clock.clone())),
+        )
+        .route(Channel::Email, email)
+        .route(
+            Channel::Task,
+            Arc::new(TaskNotifier::new(crm.service().clone())),
+        );
+    let r = Dispatcher::new(store.clone(), Arc::new(router), clock.clone())
+        .drain(50)
+        .await?;
+    println!(
+        "  {} delivered, {} to retry, {} dead",
+        r.delivered, r.retried, r.dead
+    );
+    for m in printed.delivered() {
+        let t = templates
+            .render(
+                m.payload.template.as_deref().unwrap_or_default(),
+                &m.payload.vars,
+            )
+            .expect("the example templates render");
+        let to = m.recipient.email.as_deref().unwrap_or("?");
+        println!(
+            "  e-mail to {to}: {}\n    {}",
+            t.subject,
+            t.text.trim().replace('\n', "\n    ")
+        );
+    }
+
+    println!("Inboxes:");
+    for u in &org.users {
+        let items = store
+            .inbox(tenant, Org::user_id(&u.key), false, &PageRequest::default())
+            .await?
+            .items;
+        for i in items.iter().rev() {
+            println!("  {:<14} [{}] {}", u.name, i.rule, i.subject);
+        }
+    }
+    for r in crm.requests_of_lead(tenant, lead.id).await? {
+        println!(
+            "Request opened by the rules: \"{}\" for {}",
+            r.title, r.assignee
+        );
+    }
+    Ok(())
+}
