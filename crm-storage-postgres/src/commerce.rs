@@ -1032,8 +1032,9 @@ impl CommerceStore for PgStore {
         sql.text = format!(
             "SELECT p.id, p.name FROM partners p WHERE p.tenant = {t} AND {cond} ORDER BY p.id"
         );
+        // Every criteria tree is its own statement: prepare it once, without filling the statement cache.
         Ok(self
-            .run(&sql)
+            .run_uncached(&sql)
             .await?
             .iter()
             .map(|r| SegmentMember {
@@ -1051,23 +1052,26 @@ impl CommerceStore for PgStore {
             Some(Bucket::Quarter) => "quarter_idx",
             Some(Bucket::Year) => "year_idx",
         };
-        let order = match q.rank.filter(|_| q.bucket.is_none()) {
-            Some(r) => format!(
-                "ORDER BY rev - cost {}, k COLLATE \"C\" ASC NULLS FIRST LIMIT {}",
-                if r.order == RankOrder::Top {
-                    "DESC"
-                } else {
-                    "ASC"
-                },
-                r.n
-            ),
-            None => "ORDER BY k COLLATE \"C\" NULLS FIRST, bk NULLS FIRST".to_string(),
-        };
         let mut sql = Sql::new();
         let t = sql.bind(*tenant.as_uuid());
         let r = sql.bind(q.reporting.code().to_string());
         let f = sql.bind(day_number(q.period.from()));
         let to = sql.bind(day_number(q.period.to()));
+        // The rank's n is a parameter, so the statement cache holds one statement per shape, not per n.
+        let order = match q.rank.filter(|_| q.bucket.is_none()) {
+            Some(rank) => {
+                let n = sql.bind(i64::from(rank.n));
+                format!(
+                    "ORDER BY rev - cost {}, k COLLATE \"C\" ASC NULLS FIRST LIMIT {n}",
+                    if rank.order == RankOrder::Top {
+                        "DESC"
+                    } else {
+                        "ASC"
+                    }
+                )
+            }
+            None => "ORDER BY k COLLATE \"C\" NULLS FIRST, bk NULLS FIRST".to_string(),
+        };
         sql.text = format!(
             "SELECT k, bk, rev, cost, n FROM (\
              SELECT {key} AS k, {bucket} AS bk, sum(revenue_units) AS rev, sum(cost_units) AS cost, \

@@ -226,6 +226,15 @@ impl PgStore {
         self.query(&sql.text, &rows::params(&sql.params)).await
     }
 
+    /// Runs a one-off statement (not kept in the statement cache).
+    pub(crate) async fn run_uncached(&self, sql: &Sql) -> Result<Vec<tokio_postgres::Row>> {
+        let client = self.client().await?;
+        client
+            .query(sql.text.as_str(), &rows::params(&sql.params))
+            .await
+            .map_err(map_pg)
+    }
+
     /// Fails with not found unless the record exists in this tenant.
     async fn exists(
         &self,
