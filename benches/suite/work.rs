@@ -82,6 +82,11 @@ pub const WORKLOADS: &[Workload] = &[
         unit: "moves",
     },
     Workload {
+        id: "transition_rules",
+        what: "2. move a lead with the example communication scheme loaded (rules evaluated, outbox written)",
+        unit: "moves",
+    },
+    Workload {
         id: "timeline",
         what: "3. a lead's timeline, newest 50 entries",
         unit: "entries",
@@ -110,6 +115,11 @@ pub const WORKLOADS: &[Workload] = &[
         id: "campaign_roi",
         what: "5. campaign report sums (ROI inputs) for every campaign, one year",
         unit: "campaigns",
+    },
+    Workload {
+        id: "rules_eval",
+        what: "6. the example scheme in Rhai on stage moves and new leads (baseline: the same scheme in plain Rust)",
+        unit: "evaluations",
     },
 ];
 
@@ -213,13 +223,15 @@ impl Env {
             let (s, r, d) = match workload {
                 "ingest_single" => self.ingest_single(imp, rep).await,
                 "ingest_batch" => self.ingest_batch(imp, rep).await,
-                "transition" => self.transition(imp, rep).await,
+                "transition" => self.transition(imp, rep, false).await,
+                "transition_rules" => self.transition(imp, rep, true).await,
                 "timeline" => self.timeline(imp).await,
                 "board" => self.board(imp).await,
                 "segment" => self.segment(imp).await,
                 "profit_customer" => self.profit(imp, GroupBy::Customer).await,
                 "profit_group" => self.profit(imp, GroupBy::Group).await,
                 "campaign_roi" => self.campaign_roi(imp).await,
+                "rules_eval" => self.rules_eval(imp),
                 other => Err(format!("unknown workload `{other}`")),
             }?;
             for t in std::mem::take(&mut self.scratch) {
@@ -361,8 +373,32 @@ impl Env {
         ))
     }
 
-    async fn transition(&mut self, imp: Impl, rep: usize) -> Result<(f64, u64, String), String> {
+    async fn transition(
+        &mut self,
+        imp: Impl,
+        rep: usize,
+        rules: bool,
+    ) -> Result<(f64, u64, String), String> {
         let w = self.fresh_world(rep).await?;
+        let org = crm_rules::fixtures::Org::load(
+            &Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/rules/org.toml"),
+        )
+        .map_err(|e| e.to_string())?;
+        let mut directory = org.directory();
+        directory.tenant = w.tenant;
+        let directory = Arc::new(directory);
+        let svc = if rules {
+            let hook =
+                crm_core::rules::RulesHook::new(Arc::new(example_rules()?), directory.clone());
+            CrmService::builder()
+                .store(self.store.clone() as Arc<dyn Store>)
+                .hook(Arc::new(hook))
+                .build()
+                .map_err(|e| e.to_string())?
+        } else {
+            self.svc.clone()
+        };
+        let native = rules.then_some(crm_rules::native::NativeScheme);
         let n = self.scale.moves;
         let mut rng = ChaCha8Rng::seed_from_u64(self.manifest.seed ^ 0x3);
         let ctx = Context::user(w.tenant, w.users[0]);
@@ -389,12 +425,24 @@ impl Env {
             let stage = targets[i % targets.len()];
             match imp {
                 Impl::Ours => {
-                    self.svc
-                        .transition(&ctx, *id, 1, LeadCommand::MoveTo { stage })
+                    svc.transition(&ctx, *id, 1, LeadCommand::MoveTo { stage })
                         .await
                         .map_err(|e| e.to_string())?;
                 }
-                Impl::Sql => sql::move_lead(&mut self.conn, &ctx, &w.pipeline, *id, 1, stage)?,
+                Impl::Sql => sql::move_lead(
+                    &mut self.conn,
+                    &ctx,
+                    &w.pipeline,
+                    *id,
+                    1,
+                    stage,
+                    native.as_ref().map(|n| {
+                        (
+                            n as &dyn crm_core::rules::RuleEngine,
+                            directory.as_ref() as &dyn crm_core::rules::Directory,
+                        )
+                    }),
+                )?,
             }
         }
         let secs = started.elapsed().as_secs_f64();
@@ -613,6 +661,86 @@ impl Env {
     }
 }
 
+/// The example communication scheme (`examples/rules/`) compiled once.
+pub fn example_rules() -> Result<crm_rules::RhaiRuleEngine, String> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/rules");
+    let set = crm_rules::RuleSet::load_dir(&dir, crm_rules::Limits::default())
+        .map_err(|e| e.to_string())?;
+    Ok(crm_rules::RhaiRuleEngine::new(set))
+}
+
+/// Triggers with their views: `n` leads entered, moved through the open stages, won or lost.
+pub fn rule_cases(seed: u64, n: u64) -> Vec<(crm_core::rules::Trigger, crm_core::rules::Views)> {
+    let w = World::new(seed ^ 0x12u64, 7, 100);
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x13);
+    let facts = Facts {
+        lost_reasons: &w.reasons,
+        requests: &[],
+    };
+    let t0 = super::gen::epoch();
+    let mut out = Vec::with_capacity(n as usize);
+    for i in 0..n {
+        let (partner, nl) = w.new_lead(&mut rng, i);
+        let ctx = Context::user(w.tenant, nl.owner.unwrap_or(w.users[0]));
+        let at = t0 + chrono::Duration::minutes(i as i64);
+        let Ok((lead, kind)) = nl.build(w.tenant, partner, &w.pipeline, at) else {
+            continue;
+        };
+        let (lead, kind) = match i % 3 {
+            0 => (lead, kind),
+            k => {
+                let cmd = if k == 1 {
+                    LeadCommand::MoveTo {
+                        stage: w.pipeline.stages[1 + (i as usize / 3) % 4].id,
+                    }
+                } else {
+                    LeadCommand::Win
+                };
+                match lead::apply(&lead, cmd, &w.pipeline, facts, at) {
+                    Ok(t) => (t.lead, t.events[0].clone()),
+                    Err(_) => continue,
+                }
+            }
+        };
+        let e = DomainEvent::new(&ctx, at, lead_subject(&lead), kind);
+        let mut cs = ChangeSet::new();
+        cs.push(Write::InsertLead(lead));
+        let views = crm_core::rules::Views::from_change_set(&cs, &e.subject);
+        out.push((crm_core::rules::Trigger::Event(e), views));
+    }
+    out
+}
+
+impl Env {
+    fn rules_eval(&mut self, imp: Impl) -> Result<(f64, u64, String), String> {
+        use crm_core::rules::RuleEngine;
+        let cases = rule_cases(self.manifest.seed, 20_000);
+        let rhai = example_rules()?;
+        let native = crm_rules::native::NativeScheme;
+        let engine: &dyn RuleEngine = match imp {
+            Impl::Ours => &rhai,
+            Impl::Sql => &native,
+        };
+        let mut decisions = Vec::with_capacity(cases.len());
+        let started = Instant::now();
+        for (t, v) in &cases {
+            decisions.push(engine.evaluate(t, v));
+        }
+        let secs = started.elapsed().as_secs_f64();
+        let mut d = Digest::default();
+        let mut actions = 0;
+        for x in &decisions {
+            actions += x.actions.len();
+            d.add(format!("{:?} {:?} {:?}", x.actions, x.refusal, x.failures).as_bytes());
+        }
+        Ok((
+            secs,
+            cases.len() as u64,
+            format!("{actions} actions, {}", d.hex()),
+        ))
+    }
+}
+
 /// One profitability group: key, revenue units, cost units, invoices.
 pub type ProfitRow = (Option<String>, i128, i128, u64);
 
@@ -783,6 +911,14 @@ pub fn tenant_digest(
         .collect::<rusqlite::Result<Vec<_>>>()
         .map_err(se)?,
     );
+    let outbox: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM outbox WHERE tenant = ?1",
+            params![t],
+            |r| r.get(0),
+        )
+        .map_err(se)?;
+    rows.push(format!("outbox {outbox}"));
     rows.sort();
     for r in rows {
         out.push_str(&r);
@@ -856,6 +992,32 @@ pub mod sql {
         .map_err(se)
     }
 
+    /// Enqueues an outbox message (skipped when the tenant has one with the same idempotency key).
+    pub fn insert_outbox(
+        tx: &Transaction<'_>,
+        m: &crm_core::outbox::OutboxMessage,
+    ) -> Result<(), String> {
+        tx.prepare_cached(
+            "INSERT INTO outbox (tenant, id, idempotency_key, status, attempts, next_attempt_at, last_error, created_at, \
+             delivered_at, doc) VALUES (?1, ?2, ?3, 0, ?4, ?5, ?6, ?7, ?8, ?9) ON CONFLICT (tenant, idempotency_key) DO NOTHING",
+        )
+        .and_then(|mut s| {
+            s.execute(params![
+                m.tenant.as_bytes(),
+                m.id.as_bytes(),
+                m.idempotency_key,
+                m.attempts as i64,
+                m.next_attempt_at.timestamp_micros(),
+                m.last_error,
+                m.created_at.timestamp_micros(),
+                m.delivered_at.map(|t| t.timestamp_micros()),
+                serde_json::to_string(m).map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?
+            ])
+        })
+        .map(|_| ())
+        .map_err(se)
+    }
+
     /// Appends a stage-history row.
     pub fn insert_history(tx: &Transaction<'_>, h: &StageHistoryEntry) -> Result<(), String> {
         tx.prepare_cached(
@@ -884,6 +1046,10 @@ pub mod sql {
         id: LeadId,
         expected: u64,
         stage: crm_core::id::StageId,
+        rules: Option<(
+            &dyn crm_core::rules::RuleEngine,
+            &dyn crm_core::rules::Directory,
+        )>,
     ) -> Result<(), String> {
         let tenant = ctx.tenant;
         let tx = conn
@@ -935,8 +1101,34 @@ pub mod sql {
         if n != 1 {
             return Err(format!("lead {id} changed meanwhile"));
         }
-        for k in &t.events {
-            insert_event(&tx, &DomainEvent::new(ctx, now, lead_subject(l), k.clone()))?;
+        let events: Vec<DomainEvent> = t
+            .events
+            .iter()
+            .map(|k| DomainEvent::new(ctx, now, lead_subject(l), k.clone()))
+            .collect();
+        for e in &events {
+            insert_event(&tx, e)?;
+        }
+        if let Some((engine, directory)) = rules {
+            let mut cs = ChangeSet::new();
+            cs.push(Write::InsertLead(l.clone()));
+            for e in &events {
+                let views = crm_core::rules::Views::from_change_set(&cs, &e.subject);
+                let trigger = crm_core::rules::Trigger::Event(e.clone());
+                let decision = engine.evaluate(&trigger, &views);
+                if let Some(r) = decision.refusal {
+                    return Err(format!("refused by {}: {}", r.rule, r.reason));
+                }
+                for w in
+                    crm_core::rules::decision_writes(ctx, &trigger, &views, &decision, directory)
+                {
+                    match w {
+                        Write::EnqueueOutbox(m) => insert_outbox(&tx, &m)?,
+                        Write::AppendEvent(e) => insert_event(&tx, &e)?,
+                        other => return Err(format!("unexpected rule write {other:?}")),
+                    }
+                }
+            }
         }
         insert_history(
             &tx,
