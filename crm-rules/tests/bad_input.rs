@@ -131,7 +131,10 @@ fn a_huge_string_is_stopped_by_the_size_limit() {
     let m = failure_of(
         "fn on_lead_entered(ev) {\n  let s = \"xxxxxxxx\";\n  loop { s += s; }\n}",
         // The size limit must be what stops it, not the clock of a loaded debug build.
-        Limits { wall_clock_ms: 10_000, ..Limits::default() },
+        Limits {
+            wall_clock_ms: 10_000,
+            ..Limits::default()
+        },
     );
     assert!(m.contains("over its limit"), "{m}");
     assert!(m.starts_with("bad.rhai:1:1: in `on_lead_entered`"), "{m}");
@@ -142,7 +145,10 @@ fn a_huge_array_is_stopped_by_the_size_limit() {
     let m = failure_of(
         "fn on_lead_entered(ev) {\n  let a = [];\n  loop { a.push(1); }\n}",
         // The size limit must be what stops it, not the clock of a loaded debug build.
-        Limits { wall_clock_ms: 10_000, ..Limits::default() },
+        Limits {
+            wall_clock_ms: 10_000,
+            ..Limits::default()
+        },
     );
     assert!(
         m.contains("over its limit") && m.contains("arrays 1000 items"),
