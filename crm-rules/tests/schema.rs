@@ -321,7 +321,13 @@ fn the_rule_set_can_be_replaced_while_other_threads_evaluate() {
         handles.push(std::thread::spawn(move || {
             let mut seen = std::collections::BTreeSet::new();
             let mut n = 0u32;
-            while !stop.load(std::sync::atomic::Ordering::Relaxed) || n < 50 {
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+            // Until stopped, and at least until this thread has seen the new set (a starved thread keeps going).
+            while (!stop.load(std::sync::atomic::Ordering::Relaxed)
+                || n < 50
+                || !seen.contains("v2"))
+                && std::time::Instant::now() < deadline
+            {
                 let d = engine.evaluate(&t, &v);
                 assert!(d.failures.is_empty(), "{d:?}");
                 assert_eq!(
