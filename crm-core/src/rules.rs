@@ -873,6 +873,13 @@ pub fn to_outbox(
     };
     let mut out = Vec::new();
     for r in targets {
+        // An in-app notification for someone who is not a user (a partner contact, an address) goes by e-mail.
+        let channel = match &r {
+            Some(r) if channel == Channel::InApp && r.user.is_none() && r.email.is_some() => {
+                Channel::Email
+            }
+            _ => channel,
+        };
         if channel == Channel::Email && r.as_ref().and_then(|r| r.email.as_ref()).is_none() {
             return Err(Error::invalid(
                 "recipient",
@@ -1374,5 +1381,177 @@ impl crate::outbox::Notifier for TaskNotifier {
                 crate::outbox::DeliveryError::Permanent(e.to_string())
             }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    #[test]
+    fn recipients_parse_from_their_compact_form() {
+        let u = UserId::new();
+        let cases = [
+            ("owner", Recipient::Owner),
+            ("assignee", Recipient::Assignee),
+            ("accounting", Recipient::Role("accounting".into())),
+            (
+                "role:sales_manager",
+                Recipient::Role("sales_manager".into()),
+            ),
+            (
+                "manager:owner",
+                Recipient::ManagerOf(Box::new(Recipient::Owner)),
+            ),
+            (
+                "contact:primary",
+                Recipient::PartnerContact("primary".into()),
+            ),
+            (
+                "ana@example.com",
+                Recipient::Email("ana@example.com".into()),
+            ),
+            (&format!("user:{u}"), Recipient::Person(u)),
+        ];
+        for (text, want) in cases {
+            let got = Recipient::parse(text).unwrap();
+            assert_eq!(got, want, "{text}");
+            assert_eq!(
+                Recipient::parse(&got.to_string()).unwrap(),
+                want,
+                "round trip of {text}"
+            );
+        }
+        for bad in ["", "  ", "a@", "user:nope"] {
+            assert!(Recipient::parse(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn timers_parse_and_name_their_mistakes() {
+        assert_eq!(
+            TimerTrigger::parse("lead_idle:3").unwrap(),
+            TimerTrigger::LeadIdle { days: 3 }
+        );
+        assert_eq!(
+            TimerTrigger::parse("close_date_passed").unwrap(),
+            TimerTrigger::CloseDatePassed
+        );
+        assert_eq!(
+            TimerTrigger::RequestDueSoon { hours: 24 }.to_string(),
+            "request_due_soon:24"
+        );
+        let e = TimerTrigger::parse("lead_idle").unwrap_err();
+        assert!(e.to_string().contains("needs a number of days"), "{e}");
+        let e = TimerTrigger::parse("lead_idle:x").unwrap_err();
+        assert!(e.to_string().contains("not a whole number"), "{e}");
+        assert!(TimerTrigger::parse("moon_phase:1").is_err());
+    }
+
+    #[test]
+    fn outbox_messages_have_stable_keys_and_the_right_channel() {
+        let tenant = TenantId::new();
+        let (ana, boss) = (UserId::new(), UserId::new());
+        let dir = StaticDirectory::new(tenant)
+            .with_user(
+                ana,
+                "Ana",
+                Some("ana@example.com"),
+                &["sales_agent"],
+                Some(boss),
+            )
+            .with_user(boss, "Boss", None, &["sales_manager"], None);
+        let at = chrono::Utc.with_ymd_and_hms(2026, 1, 5, 9, 0, 0).unwrap();
+        let trigger = Trigger::Timer(TimerFiring {
+            tenant,
+            at,
+            timer: TimerTrigger::LeadIdle { days: 3 },
+            subject: Subject::default(),
+            key: "k1".into(),
+        });
+        let mut lead_views = Views::default();
+        let decided = |action: Action| DecidedAction {
+            rule: "r".into(),
+            action,
+        };
+        // No lead: `owner` cannot be resolved, and says why.
+        let e = to_outbox(
+            &trigger,
+            &lead_views,
+            0,
+            &decided(Action::Notify {
+                to: Recipient::Owner,
+                subject: "s".into(),
+                body: "b".into(),
+            }),
+            &dir,
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("no owner"), "{e}");
+        let escalate = decided(Action::Escalate {
+            from: Recipient::Role("sales_agent".into()),
+            subject: "s".into(),
+            body: "b".into(),
+        });
+        let m = to_outbox(&trigger, &lead_views, 2, &escalate, &dir).unwrap();
+        assert_eq!(m.len(), 1);
+        assert_eq!(m[0].idempotency_key, format!("timer:k1/r/2/{boss}"));
+        assert_eq!(
+            (m[0].channel, m[0].recipient.user),
+            (Channel::InApp, Some(boss))
+        );
+        let again = to_outbox(&trigger, &lead_views, 2, &escalate, &dir).unwrap();
+        assert_eq!(
+            again[0].idempotency_key, m[0].idempotency_key,
+            "the same decision, the same key"
+        );
+        // A notification to an address goes by e-mail; an e-mail to someone without an address is an error.
+        let m = to_outbox(
+            &trigger,
+            &lead_views,
+            0,
+            &decided(Action::Notify {
+                to: Recipient::Email("x@customer.example".into()),
+                subject: "s".into(),
+                body: "b".into(),
+            }),
+            &dir,
+        )
+        .unwrap();
+        assert_eq!(m[0].channel, Channel::Email);
+        let e = to_outbox(
+            &trigger,
+            &lead_views,
+            0,
+            &decided(Action::SendEmail {
+                to: Recipient::Person(boss),
+                template: "t".into(),
+                vars: serde_json::json!({}),
+            }),
+            &dir,
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("no e-mail address"), "{e}");
+        // Unknown roles and other tenants.
+        let e = resolve(&Recipient::Role("ghosts".into()), tenant, &lead_views, &dir).unwrap_err();
+        assert!(e.to_string().contains("unknown role `ghosts`"), "{e}");
+        assert!(resolve(
+            &Recipient::Role("sales_agent".into()),
+            TenantId::new(),
+            &lead_views,
+            &dir
+        )
+        .is_err());
+        // The escalation chain ends: the boss has no manager.
+        lead_views.lead = None;
+        let e = resolve(
+            &Recipient::ManagerOf(Box::new(Recipient::Person(boss))),
+            tenant,
+            &lead_views,
+            &dir,
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("has no manager"), "{e}");
     }
 }
