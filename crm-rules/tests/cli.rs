@@ -51,7 +51,7 @@ fn check_and_test_pass_on_the_example_scheme() {
     );
     let (ok, out) = run(&["test", dir]);
     assert!(ok, "{out}");
-    assert!(out.contains("14 passed, 0 failed"), "{out}");
+    assert!(out.contains("16 passed, 0 failed"), "{out}");
 }
 
 #[test]
@@ -87,7 +87,7 @@ fn a_failing_case_shows_the_difference() {
         out.contains("\"people\":[\"mihai\"]") && out.contains("\"people\":[\"elena\"]"),
         "{out}"
     );
-    assert!(out.contains("13 passed, 1 failed"), "{out}");
+    assert!(out.contains("15 passed, 1 failed"), "{out}");
 }
 
 #[test]

@@ -36,7 +36,7 @@ fn example_engine() -> RhaiRuleEngine {
 
 fn cases() -> Vec<Case> {
     let mut out = Vec::new();
-    for f in ["leads.toml", "timers.toml"] {
+    for f in ["leads.toml", "threshold.json", "timers.toml"] {
         out.extend(
             fixtures::load_fixtures(&example_dir().join("fixtures").join(f))
                 .unwrap()
@@ -88,7 +88,7 @@ fn every_fixture_decides_the_same_in_rhai_and_in_plain_rust() {
     let rhai = example_engine();
     let native = NativeScheme;
     let all = cases();
-    assert!(all.len() >= 14);
+    assert!(all.len() >= 16);
     for c in all {
         let (t, v) = fixtures::build_case(&c).unwrap();
         let a = rhai.evaluate(&t, &v);
