@@ -125,6 +125,14 @@ fn check_roles(ctx: &NativeCallContext, r: &Recipient) -> Result<(), Box<EvalAlt
     }
 }
 
+fn unknown_role(r: &Recipient, roles: &BTreeSet<String>) -> Option<String> {
+    match r {
+        Recipient::Role(role) if !roles.contains(role) => Some(role.clone()),
+        Recipient::ManagerOf(inner) => unknown_role(inner, roles),
+        _ => None,
+    }
+}
+
 fn record(ctx: &NativeCallContext, a: Action) -> Result<(), Box<EvalAltResult>> {
     COLLECT.with(|c| {
         let mut c = c.borrow_mut();
@@ -343,6 +351,8 @@ pub struct Rule {
     entry_points: BTreeSet<String>,
     /// Where each function is defined (line, column), for errors that carry no position of their own (limits).
     definitions: Vec<(String, usize, usize)>,
+    /// Recipients written as string literals in action calls: (text, line, column).
+    literal_recipients: Vec<(String, usize, usize)>,
     timers: Vec<TimerTrigger>,
 }
 
@@ -375,6 +385,35 @@ impl Rule {
             .map(str::to_string)
             .collect()
     }
+}
+
+/// The string literals passed as the first argument of the action functions that take a recipient, with their
+/// 1-based line and column (a static look at the source, for `check`).
+fn literal_recipients(code: &str) -> Vec<(String, usize, usize)> {
+    let mut out = Vec::new();
+    for (i, line) in code.lines().enumerate() {
+        let text = line.split("//").next().unwrap_or_default();
+        for f in ["notify", "email", "open_request", "escalate", "reassign"] {
+            let pat = format!("{f}(");
+            let mut from = 0;
+            while let Some(p) = text[from..].find(&pat) {
+                let start = from + p;
+                from = start + pat.len();
+                let before = text[..start].chars().last();
+                if before.is_some_and(|c| c.is_alphanumeric() || c == '_') {
+                    continue;
+                }
+                let rest = text[from..].trim_start();
+                if let Some(lit) = rest.strip_prefix('"') {
+                    if let Some(end) = lit.find('"') {
+                        let col = text.len() - rest.len() + 1;
+                        out.push((lit[..end].to_string(), i + 1, col));
+                    }
+                }
+            }
+        }
+    }
+    out
 }
 
 /// A compiled, immutable set of rules, evaluated in name order.
@@ -432,6 +471,41 @@ impl RuleSet {
     /// The limits.
     pub fn limits(&self) -> Limits {
         self.limits
+    }
+
+    /// Checks the recipients written as literals in action calls against the organisation's roles: an unknown role
+    /// (or a malformed recipient) is reported at its file, line and column before any event runs.
+    pub fn check_recipients(&self, roles: &BTreeSet<String>) -> Result<(), RulesError> {
+        let mut errors = Vec::new();
+        for r in &self.rules {
+            for (text, line, column) in &r.literal_recipients {
+                let problem = match Recipient::parse(text) {
+                    Err(e) => Some(e.to_string()),
+                    Ok(rec) => unknown_role(&rec, roles).map(|role| {
+                        format!(
+                            "unknown role `{role}`; known roles: {}",
+                            roles.iter().cloned().collect::<Vec<_>>().join(", ")
+                        )
+                    }),
+                };
+                if let Some(message) = problem {
+                    errors.push(RulesError::Compile {
+                        rule: r.name.clone(),
+                        at: Location {
+                            file: r.file.clone(),
+                            line: *line,
+                            column: *column,
+                        },
+                        message,
+                    });
+                }
+            }
+        }
+        match errors.len() {
+            0 => Ok(()),
+            1 => Err(errors.remove(0)),
+            _ => Err(RulesError::Many(errors)),
+        }
     }
 
     /// Every timer any rule declared.
@@ -559,6 +633,7 @@ fn compile_one(engine: &Engine, s: &RuleSource, limits: Limits) -> Result<Rule, 
         ast: Arc::new(ast),
         entry_points,
         definitions,
+        literal_recipients: literal_recipients(&s.code),
         timers,
     })
 }

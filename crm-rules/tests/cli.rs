@@ -105,7 +105,7 @@ fn test_renders_the_templates_of_e_mails_and_names_an_unknown_variable() {
 }
 
 #[test]
-fn test_reports_an_unknown_role_at_its_line() {
+fn test_and_check_report_an_unknown_role_at_its_line() {
     let tmp = copy_of_example();
     std::fs::write(
         tmp.path().join("won.rhai"),
@@ -115,7 +115,14 @@ fn test_reports_an_unknown_role_at_its_line() {
     let (ok, out) = run(&["test", tmp.path().to_str().unwrap()]);
     assert!(!ok, "{out}");
     assert!(
-        out.contains("won.rhai:2:5: unknown role `acountants`"),
+        out.contains("won.rhai:2:12") && out.contains("unknown role `acountants`"),
+        "{out}"
+    );
+    // `check` finds it too, before any event runs, at the literal's position.
+    let (ok, out) = run(&["check", tmp.path().to_str().unwrap()]);
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains("won.rhai:2:12: rule `won` does not compile: unknown role `acountants`"),
         "{out}"
     );
 }

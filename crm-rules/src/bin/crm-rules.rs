@@ -58,6 +58,9 @@ fn org_of(dir: &Path) -> Result<Option<Org>, String> {
 
 fn engine_of(dir: &Path, org: Option<&Org>) -> Result<RhaiRuleEngine, RulesError> {
     let set = RuleSet::load_dir(dir, Limits::default())?;
+    if let Some(o) = org {
+        set.check_recipients(&o.roles.iter().cloned().collect())?;
+    }
     let mut engine = RhaiRuleEngine::new(set);
     if let Some(o) = org {
         engine = engine.with_known_roles(o.roles.iter().cloned());
