@@ -538,6 +538,177 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         std::fs::write(dir.join(name), body)?;
     }
     println!("\nwrote {} files into {}", files.len(), dir.display());
+
+    if let Some(n) = std::env::var("CRM_SCALE_DOCS")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+    {
+        scale(&store, &shop, n, &mut dice).await?;
+    }
+    Ok(())
+}
+
+/// `CRM_SCALE_DOCS=N`: bulk-ingests N more invoices (two lines each) for N/10 customers in a fresh tenant through
+/// `Store::ingest`, then times the reports on them (run with `--release` for meaningful figures).
+async fn scale(
+    store: &Arc<SqliteStore>,
+    shop: &CommerceService,
+    n: usize,
+    dice: &mut Dice,
+) -> Result<(), Box<dyn std::error::Error>> {
+    use crm::crm_core::commerce::{AppliedRate, CommerceWrite, DocumentFacts};
+    use crm::crm_core::store::{ChangeSet, Store, Write};
+    use std::collections::BTreeMap;
+    let tenant = TenantId::new();
+    let now = Utc::now();
+    let ron = shop.reporting();
+    let customers = (n / 10).max(100);
+    let groups = ["Retail", "Wholesale", "Horeca"];
+    let t = Instant::now();
+    let mut partners = Vec::with_capacity(customers);
+    let mut cs = ChangeSet::new();
+    for i in 0..customers {
+        let p = NewPartner::company(format!("Scale {i}"))
+            .with_role(PartnerRole::Customer)
+            .with_group(groups[i % 3])
+            .build(tenant, now)?;
+        cs.push(Write::InsertPartner {
+            partner: p.clone(),
+            keys: Vec::new(),
+        });
+        partners.push(p);
+    }
+    let mut products = BTreeMap::new();
+    for i in 0..100 {
+        let p = NewProduct {
+            code: format!("S{i}"),
+            name: format!("Scale product {i}"),
+            category: None,
+        }
+        .record(tenant, None, None, now)?
+        .record()
+        .clone();
+        cs.push(CommerceWrite::InsertProduct(p.clone()).into());
+        products.insert(p.id, p);
+    }
+    Store::ingest(&**store, tenant, cs).await?;
+    let ids: Vec<_> = products.keys().copied().collect();
+    let empty = BTreeMap::new();
+    let mut cs = ChangeSet::new();
+    for k in 0..n {
+        let partner = &partners[dice.below(customers as u64) as usize];
+        let issue = d(2025, 1, 1) + Duration::days(dice.below(365) as i64);
+        let lines = (0..2)
+            .map(|_| {
+                NewLine::new(
+                    ids[dice.below(100) as usize],
+                    Decimal::from(1 + dice.below(9)),
+                    Decimal::new(100 + dice.below(90_000) as i64, 2),
+                    Decimal::new(50 + dice.below(50_000) as i64, 2),
+                )
+            })
+            .collect();
+        let facts = DocumentFacts {
+            partner,
+            products: &products,
+            rate: AppliedRate::identity(ron),
+            existing: None,
+            corrected: None,
+            campaign_exists: false,
+            settled: &empty,
+        };
+        let doc = NewDocument::invoice(&format!("S-{k:08}"), partner.id, issue, "RON", lines)
+            .record(tenant, facts, now)?
+            .record()
+            .clone();
+        cs.push(CommerceWrite::InsertDocument(doc).into());
+        if cs.writes.len() == 20_000 {
+            Store::ingest(&**store, tenant, std::mem::take(&mut cs)).await?;
+        }
+    }
+    Store::ingest(&**store, tenant, cs).await?;
+    println!(
+        "\nscale: ingested {customers} customers and {n} invoices ({} lines) in {:.1} s",
+        2 * n,
+        t.elapsed().as_secs_f64()
+    );
+    let year = Period::year(2025)?;
+    let timed = |label: &str, t: Instant, rows: usize| {
+        println!(
+            "scale: {label}: {rows} rows in {:.1} ms",
+            t.elapsed().as_secs_f64() * 1e3
+        )
+    };
+    let t = Instant::now();
+    let sums = shop
+        .store()
+        .profit_sums(
+            tenant,
+            &SumsQuery {
+                period: year,
+                group_by: GroupBy::Customer,
+                bucket: None,
+                reporting: ron,
+                rank: None,
+            },
+        )
+        .await?;
+    timed("profitability by customer (GROUP BY)", t, sums.len());
+    let t = Instant::now();
+    let top = shop
+        .profitability(
+            tenant,
+            &ProfitQuery {
+                rank: Some(Rank {
+                    order: RankOrder::Top,
+                    n: 10,
+                }),
+                compare: true,
+                ..ProfitQuery::by(GroupBy::Customer, year)
+            },
+        )
+        .await?;
+    timed(
+        "top 10 customers with the previous-year comparison",
+        t,
+        top.rows.len(),
+    );
+    let t = Instant::now();
+    let q = shop
+        .profitability(
+            tenant,
+            &ProfitQuery {
+                period: year,
+                group_by: GroupBy::Group,
+                bucket: Some(Bucket::Month),
+                compare: true,
+                rank: None,
+            },
+        )
+        .await?;
+    timed("by customer group and month, compared", t, q.rows.len());
+    let lapsed = Criteria::And {
+        all: vec![
+            Criteria::Not {
+                not: Box::new(Criteria::LastSale {
+                    when: LastSale::Never,
+                }),
+            },
+            Criteria::Not {
+                not: Box::new(Criteria::LastSale {
+                    when: LastSale::After {
+                        date: d(2025, 10, 1),
+                    },
+                }),
+            },
+        ],
+    };
+    let t = Instant::now();
+    let seg = shop
+        .store()
+        .segment(tenant, &lapsed, d(2026, 1, 1), ron)
+        .await?;
+    timed("segment: lapsed since October", t, seg.len());
     Ok(())
 }
 

@@ -76,9 +76,14 @@ CREATE TABLE documents (
     FOREIGN KEY (tenant, partner) REFERENCES partners (tenant, id),
     FOREIGN KEY (tenant, campaign) REFERENCES campaigns (tenant, id)
 ) WITHOUT ROWID;
-CREATE INDEX documents_sales ON documents (tenant, reporting, issue_day, kind, partner, revenue_units, cost_units);
-CREATE INDEX documents_partner ON documents (tenant, partner, kind, issue_day);
-CREATE INDEX documents_campaign ON documents (tenant, campaign, issue_day) WHERE campaign IS NOT NULL;
+-- Covering indexes: a report never visits the wide `documents` rows (their JSON `doc` makes every row lookup a random
+-- read). Profitability scans `documents_sales` by period and groups on any of its columns; segments probe
+-- `documents_partner` per partner; the campaign report reads `documents_campaign`.
+CREATE INDEX documents_sales ON documents (tenant, reporting, issue_day, kind, partner, revenue_units, cost_units,
+    grp, industry, owner, country, region, city, campaign, month_idx, quarter_idx, year_idx);
+CREATE INDEX documents_partner ON documents (tenant, partner, kind, issue_day, reporting, revenue_units);
+CREATE INDEX documents_campaign ON documents (tenant, campaign, issue_day, kind, reporting, partner, revenue_units,
+    cost_units) WHERE campaign IS NOT NULL;
 CREATE INDEX documents_corrects ON documents (tenant, partner, corrects) WHERE corrects IS NOT NULL;
 
 CREATE TABLE document_lines (
