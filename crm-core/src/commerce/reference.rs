@@ -353,3 +353,386 @@ pub fn balances(facts: Facts<'_>, partner: PartnerId, as_of: NaiveDate) -> Vec<B
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::commerce::{
+        AppliedRate, Bucket, Cmp, DocumentFacts, GroupBy, NewDocument, NewLine, NewProduct, Period,
+        Product, RankOrder, SumsQuery,
+    };
+    use crate::commerce::{Item, Rank};
+    use crate::id::{CategoryId, ProductId, TenantId};
+    use crate::money::Money;
+    use crate::partner::{LocationKind, NewLocation, NewPartner, PartnerRole};
+    use chrono::Utc;
+    use rust_decimal::Decimal;
+
+    fn day(m: u32, d: u32) -> NaiveDate {
+        NaiveDate::from_ymd_opt(2025, m, d).unwrap()
+    }
+
+    struct World {
+        partners: Vec<Partner>,
+        docs: Vec<Document>,
+        drill: ProductId,
+        tools: CategoryId,
+    }
+
+    /// Ana buys drills (Tools) in January and March, one credited; Bob bought screws once in February; Cici never
+    /// bought; Dan bought a drill in December and returned it all.
+    fn world() -> World {
+        let t = TenantId::new();
+        let now = Utc::now();
+        let ron = Currency::parse("RON").unwrap();
+        let tools = CategoryId::new();
+        let product = |code: &str, category| {
+            NewProduct {
+                code: code.into(),
+                name: code.into(),
+                category,
+            }
+            .record(t, None, None, now)
+            .unwrap()
+            .record()
+            .clone()
+        };
+        let (drill, screw) = (product("drill", Some(tools)), product("screw", None));
+        let products: BTreeMap<ProductId, Product> =
+            [(drill.id, drill.clone()), (screw.id, screw.clone())].into();
+        let loc = |city: &str| NewLocation {
+            kind: LocationKind::Billing,
+            street: None,
+            city: Some(city.into()),
+            region: None,
+            postal_code: None,
+            country: "RO".into(),
+        };
+        let mut ana = NewPartner::company("Ana")
+            .with_role(PartnerRole::Customer)
+            .with_group("A")
+            .with_location(loc("Cluj"));
+        ana.tags.insert("vip".into());
+        let partners = vec![
+            ana.build(t, now).unwrap(),
+            NewPartner::company("Bob")
+                .with_role(PartnerRole::Customer)
+                .with_industry("Food", Some("1011"))
+                .build(t, now)
+                .unwrap(),
+            NewPartner::company("Cici").build(t, now).unwrap(),
+            NewPartner::company("Dan")
+                .with_role(PartnerRole::Customer)
+                .with_group("A")
+                .with_location(loc("Iasi"))
+                .build(t, now)
+                .unwrap(),
+        ];
+        let empty = BTreeMap::new();
+        let rec = |n: NewDocument, p: &Partner| {
+            n.record(
+                t,
+                DocumentFacts {
+                    partner: p,
+                    products: &products,
+                    rate: AppliedRate::identity(ron),
+                    existing: None,
+                    corrected: None,
+                    campaign_exists: true,
+                    settled: &empty,
+                },
+                now,
+            )
+            .unwrap()
+            .record()
+            .clone()
+        };
+        let line = |p: &Product, q: i64, price: i64, cost: i64| {
+            NewLine::new(p.id, q.into(), price.into(), cost.into())
+        };
+        let (a, b, d) = (&partners[0], &partners[1], &partners[3]);
+        let docs = vec![
+            rec(
+                NewDocument::invoice("1", a.id, day(1, 10), "RON", vec![line(&drill, 2, 100, 60)]),
+                a,
+            ),
+            rec(
+                NewDocument::invoice(
+                    "2",
+                    a.id,
+                    day(3, 5),
+                    "RON",
+                    vec![line(&drill, 1, 100, 60), line(&screw, 10, 1, 0)],
+                ),
+                a,
+            ),
+            rec(
+                NewDocument::credit_note(
+                    "3",
+                    a.id,
+                    day(3, 20),
+                    "RON",
+                    vec![line(&drill, 1, 100, 60)],
+                ),
+                a,
+            ),
+            rec(
+                NewDocument::invoice("4", b.id, day(2, 1), "RON", vec![line(&screw, 100, 2, 1)]),
+                b,
+            ),
+            rec(
+                NewDocument::invoice(
+                    "5",
+                    d.id,
+                    day(12, 1),
+                    "RON",
+                    vec![line(&drill, 1, 500, 300)],
+                ),
+                d,
+            ),
+            rec(
+                NewDocument::credit_note(
+                    "6",
+                    d.id,
+                    day(12, 2),
+                    "RON",
+                    vec![line(&drill, -1, 500, 300)],
+                ),
+                d,
+            ),
+        ];
+        World {
+            partners,
+            docs,
+            drill: drill.id,
+            tools,
+        }
+    }
+
+    /// Data-driven: each criterion and the names it must select on 2025-12-31.
+    #[test]
+    fn segment_semantics() {
+        let w = world();
+        let ron = Currency::parse("RON").unwrap();
+        let year = Period::year(2025).unwrap();
+        let q1 = Period::new(day(1, 1), day(3, 31)).unwrap();
+        let amount = |a: i64| Money::new(Decimal::from(a), ron).unwrap();
+        let not = |c: Criteria| Criteria::Not { not: Box::new(c) };
+        let cases: Vec<(Criteria, &[&str])> = vec![
+            (
+                Criteria::LastSale {
+                    when: LastSale::Never,
+                },
+                &["Cici"],
+            ),
+            (
+                Criteria::LastSale {
+                    when: LastSale::Before { date: day(3, 5) },
+                },
+                &["Bob"],
+            ),
+            (
+                Criteria::LastSale {
+                    when: LastSale::After { date: day(3, 5) },
+                },
+                &["Dan"],
+            ),
+            (
+                Criteria::LastSale {
+                    when: LastSale::WithinDays { days: 301 },
+                },
+                &["Ana", "Dan"],
+            ),
+            // 2025-12-31 − 300 days is 2025-03-06: Ana's last sale (03-05) is one day too old.
+            (
+                Criteria::LastSale {
+                    when: LastSale::WithinDays { days: 300 },
+                },
+                &["Dan"],
+            ),
+            (
+                not(Criteria::LastSale {
+                    when: LastSale::Before { date: day(3, 5) },
+                }),
+                &["Ana", "Cici", "Dan"],
+            ),
+            // Ana: 200 + 110 − 100 = 210; Bob 200; Dan 500 − 500 = 0; Cici 0.
+            (
+                Criteria::SalesVolume {
+                    period: year,
+                    cmp: Cmp::Ge,
+                    amount: amount(200),
+                },
+                &["Ana", "Bob"],
+            ),
+            (
+                Criteria::SalesVolume {
+                    period: year,
+                    cmp: Cmp::Eq,
+                    amount: amount(0),
+                },
+                &["Cici", "Dan"],
+            ),
+            (
+                Criteria::SalesVolume {
+                    period: q1,
+                    cmp: Cmp::Gt,
+                    amount: amount(205),
+                },
+                &["Ana"],
+            ),
+            // Dan returned his drill: net quantity zero is not "bought".
+            (
+                Criteria::Bought {
+                    mode: BoughtMode::Any,
+                    items: vec![Item::Product(w.drill)],
+                    period: year,
+                },
+                &["Ana"],
+            ),
+            (
+                Criteria::Bought {
+                    mode: BoughtMode::Any,
+                    items: vec![Item::Category(w.tools)],
+                    period: year,
+                },
+                &["Ana"],
+            ),
+            (
+                Criteria::Bought {
+                    mode: BoughtMode::None,
+                    items: vec![Item::Category(w.tools)],
+                    period: year,
+                },
+                &["Bob", "Cici", "Dan"],
+            ),
+            (Criteria::Group { name: "A".into() }, &["Ana", "Dan"]),
+            (
+                Criteria::Industry {
+                    name: "1011".into(),
+                },
+                &["Bob"],
+            ),
+            (
+                Criteria::Location {
+                    country: Some("RO".into()),
+                    region: None,
+                    city: Some("Iasi".into()),
+                },
+                &["Dan"],
+            ),
+            (Criteria::Tag { tag: "vip".into() }, &["Ana"]),
+            (
+                Criteria::Role {
+                    role: PartnerRole::Prospect,
+                },
+                &["Cici"],
+            ),
+            (
+                Criteria::And {
+                    all: vec![
+                        Criteria::Group { name: "A".into() },
+                        not(Criteria::Tag { tag: "vip".into() }),
+                    ],
+                },
+                &["Dan"],
+            ),
+            (
+                Criteria::Or {
+                    any: vec![
+                        Criteria::Tag { tag: "vip".into() },
+                        Criteria::LastSale {
+                            when: LastSale::Never,
+                        },
+                    ],
+                },
+                &["Ana", "Cici"],
+            ),
+        ];
+        let facts = Facts {
+            partners: &w.partners,
+            documents: &w.docs,
+        };
+        for (c, want) in cases {
+            let got: BTreeSet<&str> = segment(facts, &c, day(12, 31), ron)
+                .into_iter()
+                .map(|id| {
+                    w.partners
+                        .iter()
+                        .find(|p| p.id == id)
+                        .unwrap()
+                        .name
+                        .as_str()
+                })
+                .collect();
+            assert_eq!(got, want.iter().copied().collect::<BTreeSet<_>>(), "{c:?}");
+        }
+    }
+
+    #[test]
+    fn profitability_sums() {
+        let w = world();
+        let ron = Currency::parse("RON").unwrap();
+        let facts = Facts {
+            partners: &w.partners,
+            documents: &w.docs,
+        };
+        let q = SumsQuery {
+            period: Period::year(2025).unwrap(),
+            group_by: GroupBy::Group,
+            bucket: None,
+            reporting: ron,
+            rank: None,
+        };
+        let units = |s: &ProfitSums| {
+            (
+                s.key.clone(),
+                s.revenue_units / 10_000,
+                s.cost_units / 10_000,
+                s.invoices,
+            )
+        };
+        let got: Vec<_> = profit_sums(facts, &q).iter().map(units).collect();
+        // No group: Bob 200 / 100; group A: Ana 210 / 120 (2 invoices), Dan 0 / 0 (1 invoice).
+        assert_eq!(
+            got,
+            vec![(None, 200, 100, 1), (Some("A".into()), 210, 120, 3)]
+        );
+        let months: Vec<_> = profit_sums(
+            facts,
+            &SumsQuery {
+                bucket: Some(Bucket::Quarter),
+                ..q.clone()
+            },
+        )
+        .iter()
+        .map(|s| (s.key.clone(), s.bucket.map(|b| b % 4)))
+        .collect();
+        assert_eq!(
+            months,
+            vec![
+                (None, Some(0)),
+                (Some("A".into()), Some(0)),
+                (Some("A".into()), Some(3))
+            ]
+        );
+        let bottom = profit_sums(
+            facts,
+            &SumsQuery {
+                group_by: GroupBy::Customer,
+                rank: Some(Rank {
+                    order: RankOrder::Bottom,
+                    n: 2,
+                }),
+                ..q
+            },
+        );
+        let dan = w.partners[3].id.to_string();
+        assert_eq!(
+            bottom[0].key.as_deref(),
+            Some(dan.as_str()),
+            "Dan's profit is zero: the lowest"
+        );
+        assert_eq!(bottom.len(), 2);
+    }
+}
