@@ -429,6 +429,46 @@ mod tests {
     }
 
     #[test]
+    fn open_items_and_balances_are_flat_csv() {
+        use crm_core::commerce::{Balance, DocumentKind, OpenItem};
+        let ron = Currency::parse("RON").unwrap();
+        let item = OpenItem {
+            document: crm_core::id::DocumentId::new(),
+            kind: DocumentKind::Invoice,
+            number: "F-1".into(),
+            issue_date: chrono::NaiveDate::from_ymd_opt(2026, 1, 5).unwrap(),
+            due_date: None,
+            currency: ron,
+            total: dec!(100.50),
+            settled: dec!(40),
+            open: dec!(60.50),
+            days_overdue: 0,
+        };
+        let csv = to_csv(std::slice::from_ref(&item)).unwrap();
+        let mut lines = csv.lines();
+        assert_eq!(
+            lines.next(),
+            Some(
+                "document,kind,number,issue_date,due_date,currency,total,settled,open,days_overdue"
+            )
+        );
+        assert_eq!(
+            lines.next().map(|l| l.split_once(',').unwrap().1),
+            Some("invoice,F-1,2026-01-05,,RON,100.50,40,60.50,0")
+        );
+        let b = Balance {
+            currency: ron,
+            receivable: dec!(60.50),
+            payable: dec!(0),
+            overdue: dec!(0),
+        };
+        assert_eq!(
+            to_csv(&[b]).unwrap(),
+            "currency,receivable,payable,overdue\nRON,60.50,0,0\n"
+        );
+    }
+
+    #[test]
     fn progress_has_a_column_per_outcome() {
         let p = Progress {
             agent: None,
