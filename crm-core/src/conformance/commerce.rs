@@ -1036,13 +1036,18 @@ struct LineSpec {
 
 #[derive(Debug, Clone)]
 struct DocSpec {
-    credit: bool,
+    /// 0–5 invoice, 6–7 credit note, 8 vendor bill, 9 payment.
+    kind: u8,
     partner: usize,
     day: i64,
     eur: bool,
     campaign: bool,
     lines: Vec<LineSpec>,
     replace: bool,
+    /// Picks the earlier document a credit note corrects or a payment settles, and a payment's direction.
+    link: usize,
+    /// The share of the settled document a payment pays.
+    paid_pct: u8,
 }
 
 /// A random profitability query: grouping, bucket, ranking, start offset and length in days.
@@ -1109,23 +1114,27 @@ fn doc_spec(partners: usize) -> impl Strategy<Value = DocSpec> {
             },
         );
     (
-        prop::bool::weighted(0.25),
+        0..10u8,
         0..partners,
         0..430i64,
         prop::bool::weighted(0.3),
         prop::bool::weighted(0.3),
         prop::collection::vec(line, 1..4),
         prop::bool::weighted(0.15),
+        0..1000usize,
+        1..=120u8,
     )
         .prop_map(
-            |(credit, partner, day, eur, campaign, lines, replace)| DocSpec {
-                credit,
+            |(kind, partner, day, eur, campaign, lines, replace, link, paid_pct)| DocSpec {
+                kind,
                 partner,
                 day,
                 eur,
                 campaign,
                 lines,
                 replace,
+                link,
+                paid_pct,
             },
         )
 }
@@ -1355,7 +1364,7 @@ async fn run_case(store: Arc<dyn Store>, commerce: Arc<dyn CommerceStore>, spec:
             .iter()
             .map(|l| NewLine {
                 product: products[l.product],
-                quantity: Decimal::from(if d.credit && l.qty % 2 == 0 {
+                quantity: Decimal::from(if matches!(d.kind, 6 | 7) && l.qty % 2 == 0 {
                     -l.qty
                 } else {
                     l.qty
@@ -1367,17 +1376,58 @@ async fn run_case(store: Arc<dyn Store>, commerce: Arc<dyn CommerceStore>, spec:
             .collect();
         let number = format!("N-{i}");
         let currency = if d.eur { "EUR" } else { "RON" };
-        let mut n = if d.credit {
-            NewDocument::credit_note(&number, partners[d.partner].id, issue, currency, lines)
-        } else {
-            NewDocument::invoice(&number, partners[d.partner].id, issue, currency, lines)
+        let partner = partners[d.partner].id;
+        let earlier = |kind: DocumentKind| -> Vec<Document> {
+            docs.iter()
+                .filter(|x| x.kind == kind && x.partner == partner && x.currency.code() == currency)
+                .cloned()
+                .collect()
         };
-        if d.campaign {
+        let mut n = match d.kind {
+            0..=5 => NewDocument::invoice(&number, partner, issue, currency, lines),
+            6 | 7 => {
+                let mut n = NewDocument::credit_note(&number, partner, issue, currency, lines);
+                let invoices = earlier(DocumentKind::Invoice);
+                if d.link % 2 == 0 && !invoices.is_empty() {
+                    n.corrects = Some(invoices[d.link % invoices.len()].number.clone());
+                }
+                n
+            }
+            8 => NewDocument::vendor_bill(&number, partner, issue, currency, lines),
+            _ => {
+                let direction = if d.link % 3 == 0 {
+                    PaymentDirection::Sent
+                } else {
+                    PaymentDirection::Received
+                };
+                let targets = earlier(direction.settles());
+                let mut n = NewDocument::payment(
+                    &number,
+                    partner,
+                    issue,
+                    currency,
+                    direction,
+                    Decimal::from(10 + d.link as i64),
+                );
+                if let Some(t) = targets.get(d.link % targets.len().max(1)) {
+                    let paid = (t.total * Decimal::from(d.paid_pct) / Decimal::ONE_HUNDRED)
+                        .round_dp(2)
+                        .max(Decimal::new(1, 2));
+                    n.amount = Some(paid);
+                    n.allocations = vec![crate::commerce::Allocation {
+                        number: t.number.clone(),
+                        amount: paid,
+                    }];
+                }
+                n
+            }
+        };
+        if d.campaign && d.kind <= 7 {
             n.campaign = Some(campaign.id);
         }
         let doc = s.record(n.clone()).await;
         upsert(&mut docs, doc);
-        if d.replace {
+        if d.replace && d.kind != 9 {
             n.lines[0].quantity += Decimal::ONE;
             if n.lines[0].quantity.is_zero() {
                 n.lines[0].quantity = Decimal::ONE;
