@@ -143,6 +143,21 @@ fn explain_lists_rules_actions_and_people() {
         "{out}"
     );
     assert!(out.contains("\"people\":[\"ioana\"]"), "{out}");
+    // An event written in its own file.
+    let tmp = tempfile::tempdir().unwrap();
+    let f = tmp.path().join("event.json");
+    std::fs::write(
+        &f,
+        r#"{"case": [{"name": "ad hoc", "event": "lead_won", "lead": {"title": "Barn roof", "owner": "@dan"}}]}"#,
+    )
+    .unwrap();
+    let (ok, out) = run(&["explain", dir.to_str().unwrap(), f.to_str().unwrap()]);
+    assert!(ok, "{out}");
+    assert!(
+        out.contains("trigger: lead_won") && out.contains("Contract won: Barn roof"),
+        "{out}"
+    );
+    assert!(out.contains("\"people\":[\"radu\"]"), "{out}");
     let (ok, out) = run(&["explain", dir.to_str().unwrap(), "no such case"]);
     assert!(!ok);
     assert!(out.contains("no case named"), "{out}");

@@ -3,7 +3,8 @@
 //! ```text
 //! crm-rules check   DIR                      compile the rules (errors as file:line:column)
 //! crm-rules test    DIR [FIXTURES...]        run the fixtures (default DIR/fixtures) and show differences
-//! crm-rules explain DIR CASE                 for one fixture case: which rules ran, matched, decided and why
+//! crm-rules explain DIR CASE                 for one fixture case (its name, or a file holding it): which rules
+//!                                            ran, matched, decided and why
 //! crm-rules graph   DIR [--mermaid]          the schema as Graphviz DOT (default) or Mermaid
 //! ```
 //!
@@ -21,7 +22,7 @@ use std::process::ExitCode;
 const USAGE: &str = "usage:
   crm-rules check   DIR
   crm-rules test    DIR [FIXTURE-FILE-OR-DIR...]
-  crm-rules explain DIR CASE-NAME
+  crm-rules explain DIR CASE-NAME-OR-FILE
   crm-rules graph   DIR [--mermaid]
 DIR holds *.rhai rules, org.toml, fixtures/ and templates/.";
 
@@ -194,8 +195,23 @@ fn test(dir: &Path, given: &[String]) -> Result<bool, String> {
 fn explain(dir: &Path, name: &str) -> Result<bool, String> {
     let org = org_of(dir)?.ok_or_else(|| format!("{}: no org.toml", dir.display()))?;
     let engine = engine_of(dir, Some(&org)).map_err(|e| e.to_string())?;
-    let cases = all_cases(dir, &[])?;
-    let (_, case) = cases.iter().find(|(_, c)| c.name == name).ok_or_else(|| {
+    // CASE is a fixture case's name, or a fixture file whose first case is explained.
+    let given = Path::new(name);
+    let cases = if given.is_file() {
+        let file = fixtures::load_fixtures(given).map_err(|e| e.to_string())?;
+        let first = file
+            .cases
+            .into_iter()
+            .next()
+            .ok_or_else(|| format!("{name}: no case"))?;
+        vec![(given.to_path_buf(), first)]
+    } else {
+        all_cases(dir, &[])?
+    };
+    let found = cases
+        .iter()
+        .find(|(_, c)| given.is_file() || c.name == name);
+    let (_, case) = found.ok_or_else(|| {
         let names: Vec<_> = cases.iter().map(|(_, c)| c.name.as_str()).collect();
         format!("no case named {name:?}; cases: {}", names.join("; "))
     })?;
