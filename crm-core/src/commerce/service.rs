@@ -267,7 +267,24 @@ impl CommerceService {
 
     /// Records a document the host issued. Idempotent by (kind, number): the same document again is a no-op; a
     /// changed one needs [`NewDocument::version`] and replaces the stored one whole.
+    ///
+    /// When two calls record the same new number at once, the loser's insert meets the winner's row; it is then
+    /// decided again against that row (a no-op when the content is the same), so a host retrying after a timeout
+    /// never sees a spurious "already exists".
     pub async fn record_document(
+        &self,
+        ctx: &Context,
+        input: NewDocument,
+    ) -> Result<DocumentOutcome> {
+        match self.record_document_once(ctx, input.clone()).await {
+            Err(Error::AlreadyExists {
+                entity: "document", ..
+            }) => self.record_document_once(ctx, input).await,
+            other => other,
+        }
+    }
+
+    async fn record_document_once(
         &self,
         ctx: &Context,
         input: NewDocument,

@@ -193,6 +193,7 @@ async fn assert_sums_match(
 pub async fn check_commerce_documents(store: &Arc<dyn Store>, commerce: &Arc<dyn CommerceStore>) {
     let s = Shop::new(store, commerce).await;
     let acme = s.customer("Acme").await;
+    let acme_id = acme.id;
     let inv = NewDocument::invoice(
         "F-1",
         acme.id,
@@ -323,6 +324,34 @@ pub async fn check_commerce_documents(store: &Arc<dyn Store>, commerce: &Arc<dyn
     );
     assert_eq!(report.rows[0].label.as_deref(), Some("Acme"));
     assert_eq!(report.rows[0].invoices, 2);
+
+    // The same new document recorded eight times at once (a host retrying after a timeout) is stored once.
+    let dup = NewDocument::invoice(
+        "F-9",
+        acme_id,
+        day(2026, 1, 11),
+        "RON",
+        vec![s.line(2, "1", "5", "1")],
+    );
+    let all =
+        futures::future::join_all((0..8).map(|_| s.cs.record_document(s.ctx(), dup.clone()))).await;
+    let all: Vec<_> = all
+        .into_iter()
+        .map(|r| r.expect("concurrent recording"))
+        .collect();
+    assert_eq!(
+        all.iter().filter(|o| o.recorded.changed()).count(),
+        1,
+        "exactly one of eight concurrent recordings inserts"
+    );
+    assert!(all
+        .iter()
+        .all(|o| o.recorded.record().id == all[0].recorded.record().id));
+    let report =
+        s.cs.profitability(s.w.tenant, &ProfitQuery::by(GroupBy::Customer, period))
+            .await
+            .unwrap();
+    assert_eq!(report.rows[0].invoices, 3);
 }
 
 /// Every bad input the issue lists is a typed error naming the field, and writes nothing.
