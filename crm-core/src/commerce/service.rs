@@ -120,6 +120,22 @@ impl CommerceService {
         input: NewCategory,
         version: Option<u64>,
     ) -> Result<Recorded<Category>> {
+        // A concurrent insert of the same code is decided again against the winner's row.
+        match self.record_category_once(ctx, input.clone(), version).await {
+            Err(Error::AlreadyExists {
+                entity: "product category",
+                ..
+            }) => self.record_category_once(ctx, input, version).await,
+            other => other,
+        }
+    }
+
+    async fn record_category_once(
+        &self,
+        ctx: &Context,
+        input: NewCategory,
+        version: Option<u64>,
+    ) -> Result<Recorded<Category>> {
         let code = super::product::code("code", &input.code)?;
         let existing = self.store.category_by_code(ctx.tenant, &code).await?;
         let r = input.record(
@@ -151,6 +167,21 @@ impl CommerceService {
 
     /// Records a product by its code: the same again is a no-op; a change needs the stored `version`.
     pub async fn record_product(
+        &self,
+        ctx: &Context,
+        input: NewProduct,
+        version: Option<u64>,
+    ) -> Result<Recorded<Product>> {
+        // A concurrent insert of the same code is decided again against the winner's row.
+        match self.record_product_once(ctx, input.clone(), version).await {
+            Err(Error::AlreadyExists {
+                entity: "product", ..
+            }) => self.record_product_once(ctx, input, version).await,
+            other => other,
+        }
+    }
+
+    async fn record_product_once(
         &self,
         ctx: &Context,
         input: NewProduct,
