@@ -1,58 +1,78 @@
 //! The main job on the embedded SQLite default: enter partners and leads, work them through the pipeline with
-//! comments and requests, win one, lose one, see a duplicate warning, and print the board and a timeline.
+//! comments and requests, win one, lose one, see a duplicate warning, print the board and a timeline — with the
+//! organisation's communication scheme (`examples/rules/`, Rhai) deciding notifications, e-mails and tasks inside
+//! each change's transaction, and the dispatcher delivering them from the outbox.
 //!
-//! Run with `cargo run --example quickstart` (writes `crm-quickstart.sqlite` in the current directory).
+//! Run with `cargo run --example quickstart` (writes `crm-quickstart.sqlite` in the current directory). E-mails are
+//! recorded and printed; set `CRM_SMTP_ADDR=host:port` to send them through that SMTP server instead.
 
 use chrono::Duration;
-use crm::id::{TenantId, UserId};
+use crm::rules::fixtures::Org;
+use crm::rules::notify::{RecordingNotifier, SmtpConfig, SmtpNotifier, Templates};
+use crm::rules::{Limits, RhaiRuleEngine, RuleSet};
+use crm::sqlite::SqliteStore;
 use crm::{
-    CommentTarget, Context, Crm, LeadCommand, LeadPartner, Money, NewLead, NewPartner, NewRequest,
-    PageRequest, PartnerRole, RequestCommand, TimelineOf,
+    CommentTarget, Context, Crm, LeadCommand, LeadPartner, Money, NewLead, NewPartner, NewRequest, PageRequest,
+    PartnerRole, RequestCommand, TimelineOf,
 };
 use crm_core::event::RequestStatus;
+use crm_core::outbox::{Channel, ChannelRouter, Dispatcher, InboxNotifier, Notifier, OutboxStore};
+use crm_core::partner::NewContact;
+use crm_core::rules::{RulesHook, TaskNotifier};
+use crm_core::time::{Clock, SystemClock};
+use std::path::Path;
+use std::sync::Arc;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> crm::Result<()> {
-    let path = std::path::Path::new("crm-quickstart.sqlite");
+    let path = Path::new("crm-quickstart.sqlite");
     for suffix in ["", "-wal", "-shm"] {
         let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
     }
-    let crm = Crm::builder().sqlite_path(path).build()?;
-    let tenant = TenantId::new();
-    let ana = UserId::new();
+    let store = Arc::new(SqliteStore::open_file(path)?);
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+
+    // The organisation and its communication scheme, as a consultant wrote them.
+    let rules_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/rules");
+    let org = Org::load(&rules_dir.join("org.toml")).expect("examples/rules/org.toml");
+    let rules = RuleSet::load_dir(&rules_dir, Limits::default()).expect("the example rules compile");
+    let engine = Arc::new(RhaiRuleEngine::new(rules).with_known_roles(org.roles.clone()));
+    let templates = Arc::new(Templates::load_dir(&rules_dir.join("templates")).expect("e-mail templates"));
+
+    let tenant = Org::tenant();
+    let ana = Org::user_id("ana");
     let ctx = Context::user(tenant, ana);
-    let pipeline = crm.setup_tenant(&ctx).await?;
-    let stage = |name: &str| pipeline.stage_named(name).expect("seed stage").id;
     println!("CRM on {} — tenant {tenant}", path.display());
 
-    // Two partners.
-    let mobila = crm
+    // Two partners (entered before the rules are wired, so the directory can know their contacts).
+    let plain = Crm::builder().store(store.clone()).clock(clock.clone()).build()?;
+    let mut mobila = NewPartner::company("Fabrica de Mobilă SRL")
+        .with_role(PartnerRole::Customer)
+        .with_tax_id("RO1234567")
+        .with_group("furniture")
+        .with_owner(ana);
+    mobila.contacts.push(NewContact {
+        name: "Ioana Pop".into(),
+        role: Some("primary".into()),
+        email: Some("ioana@mobila.ro".into()),
+        phone: Some("+40 721 234 567".into()),
+    });
+    let mobila = plain.create_partner(&ctx, mobila).await?.record;
+    let transilvania = plain
         .create_partner(
             &ctx,
-            NewPartner::company("Fabrica de Mobilă SRL")
-                .with_role(PartnerRole::Customer)
-                .with_contact(
-                    "Ioana Pop",
-                    Some("ioana@mobila.ro"),
-                    Some("+40 721 234 567"),
-                )
-                .with_tax_id("RO1234567")
-                .with_group("furniture")
-                .with_owner(ana),
+            NewPartner::company("Transilvania Logistic SA").with_contact("Mihai Rus", Some("mihai@translog.ro"), None),
         )
         .await?
         .record;
-    let transilvania = crm
-        .create_partner(
-            &ctx,
-            NewPartner::company("Transilvania Logistic SA").with_contact(
-                "Mihai Rus",
-                Some("mihai@translog.ro"),
-                None,
-            ),
-        )
-        .await?
-        .record;
+    let directory = Arc::new(org.directory().with_contact(mobila.id, "primary", "Ioana Pop", "ioana@mobila.ro"));
+    let crm = Crm::builder()
+        .store(store.clone())
+        .clock(clock.clone())
+        .hook(Arc::new(RulesHook::new(engine.clone(), directory)))
+        .build()?;
+    let pipeline = crm.setup_tenant(&ctx).await?;
+    let stage = |name: &str| pipeline.stage_named(name).expect("seed stage").id;
 
     // Three leads, one for a new prospect that looks like an existing partner.
     let eur = |s: &str| Money::parse(s, "EUR");
@@ -68,9 +88,7 @@ async fn main() -> crm::Result<()> {
     let l2 = crm
         .enter_lead(
             &ctx,
-            NewLead::for_partner(transilvania.id, "Fleet telematics")
-                .with_revenue(eur("23500")?)
-                .with_owner(ana),
+            NewLead::for_partner(transilvania.id, "Fleet telematics").with_revenue(eur("23500")?).with_owner(ana),
         )
         .await?
         .record;
@@ -87,7 +105,7 @@ async fn main() -> crm::Result<()> {
                 },
                 "Showroom furniture",
             )
-            .with_revenue(eur("9900")?),
+            .with_owner(ana),
         )
         .await?;
     for d in &entered.duplicates {
@@ -95,66 +113,30 @@ async fn main() -> crm::Result<()> {
     }
     let l3 = entered.record;
 
+    // The scheme's guard: no negotiation without an expected revenue.
+    if let Err(e) = crm
+        .transition(&ctx, l3.id, l3.version, LeadCommand::MoveTo { stage: stage("Negotiation") })
+        .await
+    {
+        println!("refused: {e}");
+    }
+
     // Work the first lead through the pipeline with comments and a request.
     let mut lead = l1;
     for s in ["Contact", "Qualification", "Offer"] {
-        lead = crm
-            .transition(
-                &ctx,
-                lead.id,
-                lead.version,
-                LeadCommand::MoveTo { stage: stage(s) },
-            )
-            .await?
-            .record;
+        lead = crm.transition(&ctx, lead.id, lead.version, LeadCommand::MoveTo { stage: stage(s) }).await?.record;
     }
-    crm.comment(
-        &ctx,
-        CommentTarget::Lead(lead.id),
-        "Visited the site; they need 3 machines by June.",
-    )
-    .await?;
-    let due = crm.clock().now() + Duration::days(2);
+    crm.comment(&ctx, CommentTarget::Lead(lead.id), "Visited the site; they need 3 machines by June.").await?;
+    let due = clock.now() + Duration::days(2);
     let quote = crm
-        .open_request(
-            &ctx,
-            NewRequest::on_lead(lead.id, "Prepare the quotation", ana)
-                .of_kind("quotation")
-                .due(due),
-        )
+        .open_request(&ctx, NewRequest::on_lead(lead.id, "Prepare the quotation", ana).of_kind("quotation").due(due))
         .await?
         .record;
-    crm.change_request(
-        &ctx,
-        quote.id,
-        quote.version,
-        RequestCommand::SetStatus {
-            status: RequestStatus::Done,
-        },
-    )
-    .await?;
-    lead = crm
-        .transition(
-            &ctx,
-            lead.id,
-            lead.version,
-            LeadCommand::MoveTo {
-                stage: stage("Negotiation"),
-            },
-        )
-        .await?
-        .record;
-    lead = crm
-        .transition(&ctx, lead.id, lead.version, LeadCommand::Win)
-        .await?
-        .record;
-    println!(
-        "won: {} ({})",
-        lead.title,
-        lead.expected_revenue
-            .map(|m| m.to_string())
-            .unwrap_or_default()
-    );
+    crm.change_request(&ctx, quote.id, quote.version, RequestCommand::SetStatus { status: RequestStatus::Done })
+        .await?;
+    lead = crm.transition(&ctx, lead.id, lead.version, LeadCommand::MoveTo { stage: stage("Negotiation") }).await?.record;
+    lead = crm.transition(&ctx, lead.id, lead.version, LeadCommand::Win).await?.record;
+    println!("won: {} ({})", lead.title, lead.expected_revenue.map(|m| m.to_string()).unwrap_or_default());
 
     // Lose the second with a reason; the third stays open.
     let reasons = crm.lost_reasons(tenant).await?;
@@ -163,54 +145,64 @@ async fn main() -> crm::Result<()> {
             &ctx,
             l2.id,
             l2.version,
-            LeadCommand::Lose {
-                reason: Some(reasons[0].id),
-                competitor: Some("CargoTrack".into()),
-                note: None,
-            },
+            LeadCommand::Lose { reason: Some(reasons[0].id), competitor: Some("CargoTrack".into()), note: None },
         )
         .await?
         .record;
     println!("lost: {} ({})", lost.title, reasons[0].name);
-    crm.transition(
-        &ctx,
-        l3.id,
-        l3.version,
-        LeadCommand::MoveTo {
-            stage: stage("Contact"),
-        },
-    )
-    .await?;
+    let l3 = crm.lead(tenant, l3.id).await?;
+    crm.transition(&ctx, l3.id, l3.version, LeadCommand::MoveTo { stage: stage("Contact") }).await?;
 
     // The board.
     println!("\nPipeline board");
     for c in crm.board(tenant, pipeline.id).await?.columns {
-        let totals: Vec<String> = c
-            .totals
-            .iter()
-            .map(|t| format!("{} {} (weighted {})", t.expected, t.currency, t.weighted))
-            .collect();
-        println!(
-            "  {:<14} {:>3} lead(s)  {}",
-            c.name,
-            c.count,
-            totals.join(", ")
-        );
+        let totals: Vec<String> =
+            c.totals.iter().map(|t| format!("{} {} (weighted {})", t.expected, t.currency, t.weighted)).collect();
+        println!("  {:<14} {:>3} lead(s)  {}", c.name, c.count, totals.join(", "));
     }
 
     // One lead's timeline, newest first.
     println!("\nTimeline of `{}`", lead.title);
-    for e in crm
-        .timeline(tenant, TimelineOf::Lead(lead.id), &PageRequest::first(50))
-        .await?
-        .items
-    {
-        println!(
-            "  {}  {:<24} {}",
-            e.at.format("%Y-%m-%d %H:%M:%S"),
-            e.actor.to_string().chars().take(24).collect::<String>(),
-            e.describe()
-        );
+    for e in crm.timeline(tenant, TimelineOf::Lead(lead.id), &PageRequest::first(50)).await?.items {
+        let who = match e.actor.user_id().and_then(|u| org.key_of(u)) {
+            Some(k) => k.to_string(),
+            None => e.actor.to_string(),
+        };
+        println!("  {}  {:<8} {}", e.at.format("%Y-%m-%d %H:%M:%S"), who, e.describe());
+    }
+
+    // Deliver what the rules decided: in-app inboxes, e-mails, tasks.
+    let printed = Arc::new(RecordingNotifier::new());
+    let email: Arc<dyn Notifier> = match std::env::var("CRM_SMTP_ADDR") {
+        Ok(addr) => {
+            let (host, port) = addr.rsplit_once(':').expect("CRM_SMTP_ADDR is host:port");
+            let config = SmtpConfig {
+                host: host.into(),
+                port: port.parse().expect("a port number"),
+                from: "CRM <crm@tenant.example>".into(),
+                timeout: std::time::Duration::from_secs(10),
+            };
+            Arc::new(SmtpNotifier::new(&config, templates.clone()).expect("smtp"))
+        }
+        Err(_) => printed.clone(),
+    };
+    let router = ChannelRouter::new()
+        .route(Channel::InApp, Arc::new(InboxNotifier::new(store.clone(), clock.clone())))
+        .route(Channel::Email, email)
+        .route(Channel::Task, Arc::new(TaskNotifier::new(crm.service().clone())));
+    let report = Dispatcher::new(store.clone(), Arc::new(router), clock.clone()).drain(100).await?;
+    println!("\nOutbox: {} delivered, {} to retry, {} dead", report.delivered, report.retried, report.dead);
+    for m in printed.delivered() {
+        let t = templates
+            .render(m.payload.template.as_deref().unwrap_or_default(), &m.payload.vars)
+            .expect("the example templates render");
+        println!("  e-mail to {}: {}", m.recipient.email.as_deref().unwrap_or("?"), t.subject);
+    }
+    println!("Inboxes");
+    for u in &org.users {
+        for i in store.inbox(tenant, Org::user_id(&u.key), false, &PageRequest::default()).await?.items.iter().rev() {
+            println!("  {:<12} [{}] {}", u.name, i.rule, i.subject);
+        }
     }
     Ok(())
 }

@@ -27,7 +27,7 @@ use crate::lead::{Lead, StatusKind, TransitionError};
 use crate::outbox::{Channel, OutboxMessage, OutboxStatus, Payload, ResolvedRecipient};
 use crate::partner::Partner;
 use crate::request::Request;
-use crate::service::CommitHook;
+use crate::service::{CommitHook, Loaded};
 use crate::store::{ChangeSet, LeadQuery, LeadSort, PageRequest, RequestQuery, Store, Write};
 use crate::time::Timestamp;
 use async_trait::async_trait;
@@ -216,7 +216,29 @@ pub struct Views {
 impl Views {
     /// The views a change set carries for `subject`: the last state of each record it inserts or updates.
     pub fn from_change_set(changes: &ChangeSet, subject: &Subject) -> Self {
-        let mut v = Views::default();
+        Self::from_change_set_loaded(changes, subject, &Loaded::default())
+    }
+
+    /// The views for `subject`: the records the service loaded as context, overridden by the last state of each
+    /// record the change set inserts or updates.
+    pub fn from_change_set_loaded(changes: &ChangeSet, subject: &Subject, loaded: &Loaded) -> Self {
+        let mut v = Views {
+            lead: loaded
+                .leads
+                .iter()
+                .find(|l| Some(l.id) == subject.lead)
+                .cloned(),
+            partner: loaded
+                .partners
+                .iter()
+                .find(|p| Some(p.id) == subject.partner)
+                .cloned(),
+            request: loaded
+                .requests
+                .iter()
+                .find(|r| Some(r.id) == subject.request)
+                .cloned(),
+        };
         for w in &changes.writes {
             match w {
                 Write::InsertLead(l) | Write::UpdateLead { lead: l, .. }
@@ -971,6 +993,15 @@ impl RulesHook {
 
 impl CommitHook for RulesHook {
     fn before_commit(&self, ctx: &Context, changes: &mut ChangeSet) -> Result<()> {
+        self.before_commit_loaded(ctx, changes, &Loaded::default())
+    }
+
+    fn before_commit_loaded(
+        &self,
+        ctx: &Context,
+        changes: &mut ChangeSet,
+        loaded: &Loaded,
+    ) -> Result<()> {
         let events: Vec<DomainEvent> = changes
             .events()
             .filter(|e| !matches!(e.kind, EventKind::RuleFailed { .. }))
@@ -978,7 +1009,7 @@ impl CommitHook for RulesHook {
             .collect();
         let mut extra = Vec::new();
         for e in events {
-            let views = Views::from_change_set(changes, &e.subject);
+            let views = Views::from_change_set_loaded(changes, &e.subject, loaded);
             let trigger = Trigger::Event(e);
             let decision = self.engine.evaluate(&trigger, &views);
             if let Some(r) = decision.refusal {

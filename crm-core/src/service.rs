@@ -40,6 +40,31 @@ pub trait EventSubscriber: Send + Sync + Debug {
 pub trait CommitHook: Send + Sync + Debug {
     /// Inspects or extends `changes`; an error aborts the whole operation and nothing is written.
     fn before_commit(&self, ctx: &Context, changes: &mut ChangeSet) -> Result<()>;
+
+    /// Like [`CommitHook::before_commit`], with the records the service loaded for the change (the lead's partner,
+    /// the request's lead, …) that the change set does not write. The service calls this one; the default forwards
+    /// to `before_commit`.
+    fn before_commit_loaded(
+        &self,
+        ctx: &Context,
+        changes: &mut ChangeSet,
+        loaded: &Loaded,
+    ) -> Result<()> {
+        let _ = loaded;
+        self.before_commit(ctx, changes)
+    }
+}
+
+/// Records the service read while deciding a change and does not write: context for [`CommitHook`]s (the rules
+/// see the partner of a lead that moved, for example). Never persisted.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Loaded {
+    /// Leads read.
+    pub leads: Vec<Lead>,
+    /// Partners read.
+    pub partners: Vec<Partner>,
+    /// Requests read.
+    pub requests: Vec<Request>,
 }
 
 /// A record and the events its change produced.
@@ -135,9 +160,66 @@ impl CrmService {
     }
 
     /// Commits a change set through the hooks, then publishes its events. Every write path ends here.
-    pub async fn commit(&self, ctx: &Context, mut changes: ChangeSet) -> Result<Vec<DomainEvent>> {
+    ///
+    /// When hooks are installed, the records the change set's events concern but do not write (the partner of a
+    /// lead that moved, the lead of a request) are read first and handed to the hooks as [`Loaded`] context.
+    pub async fn commit(&self, ctx: &Context, changes: ChangeSet) -> Result<Vec<DomainEvent>> {
+        let loaded = if self.hooks.is_empty() {
+            Loaded::default()
+        } else {
+            self.load_context(ctx.tenant, &changes).await?
+        };
+        self.commit_loaded(ctx, changes, &loaded).await
+    }
+
+    /// Reads the subjects of `changes`' events that it does not write itself.
+    async fn load_context(&self, tenant: TenantId, changes: &ChangeSet) -> Result<Loaded> {
+        let mut written = std::collections::BTreeSet::new();
+        for w in &changes.writes {
+            match w {
+                Write::InsertLead(l) | Write::UpdateLead { lead: l, .. } => {
+                    written.insert(*l.id.as_uuid())
+                }
+                Write::InsertPartner { partner: p, .. }
+                | Write::UpdatePartner { partner: p, .. } => written.insert(*p.id.as_uuid()),
+                Write::InsertRequest(r) | Write::UpdateRequest { request: r, .. } => {
+                    written.insert(*r.id.as_uuid())
+                }
+                _ => false,
+            };
+        }
+        let mut loaded = Loaded::default();
+
+        for e in changes.events() {
+            let s = e.subject;
+            if let Some(id) = s.partner.filter(|id| written.insert(*id.as_uuid())) {
+                loaded
+                    .partners
+                    .extend(found(self.store.partner(tenant, id).await)?);
+            }
+            if let Some(id) = s.lead.filter(|id| written.insert(*id.as_uuid())) {
+                loaded
+                    .leads
+                    .extend(found(self.store.lead(tenant, id).await)?);
+            }
+            if let Some(id) = s.request.filter(|id| written.insert(*id.as_uuid())) {
+                loaded
+                    .requests
+                    .extend(found(self.store.request(tenant, id).await)?);
+            }
+        }
+        Ok(loaded)
+    }
+
+    /// [`CrmService::commit`] with the records the caller loaded, handed to the hooks as context.
+    pub async fn commit_loaded(
+        &self,
+        ctx: &Context,
+        mut changes: ChangeSet,
+        loaded: &Loaded,
+    ) -> Result<Vec<DomainEvent>> {
         for h in &self.hooks {
-            h.before_commit(ctx, &mut changes)?;
+            h.before_commit_loaded(ctx, &mut changes, loaded)?;
         }
         let events: Vec<DomainEvent> = changes.events().cloned().collect();
         self.store.commit(ctx.tenant, changes).await?;
@@ -698,6 +780,15 @@ impl CrmService {
     ) -> Result<Page<DomainEvent>> {
         page.validate()?;
         self.store.timeline(tenant, of, page).await
+    }
+}
+
+/// `Some` for a found record, `None` for a missing one, the error otherwise.
+fn found<T>(r: Result<T>) -> Result<Option<T>> {
+    match r {
+        Ok(x) => Ok(Some(x)),
+        Err(Error::NotFound { .. }) => Ok(None),
+        Err(e) => Err(e),
     }
 }
 
