@@ -12,8 +12,8 @@ use crm::rules::notify::{RecordingNotifier, SmtpConfig, SmtpNotifier, Templates}
 use crm::rules::{Limits, RhaiRuleEngine, RuleSet};
 use crm::sqlite::SqliteStore;
 use crm::{
-    CommentTarget, Context, Crm, LeadCommand, LeadPartner, Money, NewLead, NewPartner, NewRequest, PageRequest,
-    PartnerRole, RequestCommand, TimelineOf,
+    CommentTarget, Context, Crm, LeadCommand, LeadPartner, Money, NewLead, NewPartner, NewRequest,
+    PageRequest, PartnerRole, RequestCommand, TimelineOf,
 };
 use crm_core::event::RequestStatus;
 use crm_core::outbox::{Channel, ChannelRouter, Dispatcher, InboxNotifier, Notifier, OutboxStore};
@@ -35,9 +35,11 @@ async fn main() -> crm::Result<()> {
     // The organisation and its communication scheme, as a consultant wrote them.
     let rules_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/rules");
     let org = Org::load(&rules_dir.join("org.toml")).expect("examples/rules/org.toml");
-    let rules = RuleSet::load_dir(&rules_dir, Limits::default()).expect("the example rules compile");
+    let rules =
+        RuleSet::load_dir(&rules_dir, Limits::default()).expect("the example rules compile");
     let engine = Arc::new(RhaiRuleEngine::new(rules).with_known_roles(org.roles.clone()));
-    let templates = Arc::new(Templates::load_dir(&rules_dir.join("templates")).expect("e-mail templates"));
+    let templates =
+        Arc::new(Templates::load_dir(&rules_dir.join("templates")).expect("e-mail templates"));
 
     let tenant = Org::tenant();
     let ana = Org::user_id("ana");
@@ -45,7 +47,10 @@ async fn main() -> crm::Result<()> {
     println!("CRM on {} — tenant {tenant}", path.display());
 
     // Two partners (entered before the rules are wired, so the directory can know their contacts).
-    let plain = Crm::builder().store(store.clone()).clock(clock.clone()).build()?;
+    let plain = Crm::builder()
+        .store(store.clone())
+        .clock(clock.clone())
+        .build()?;
     let mut mobila = NewPartner::company("Fabrica de Mobilă SRL")
         .with_role(PartnerRole::Customer)
         .with_tax_id("RO1234567")
@@ -61,11 +66,20 @@ async fn main() -> crm::Result<()> {
     let transilvania = plain
         .create_partner(
             &ctx,
-            NewPartner::company("Transilvania Logistic SA").with_contact("Mihai Rus", Some("mihai@translog.ro"), None),
+            NewPartner::company("Transilvania Logistic SA").with_contact(
+                "Mihai Rus",
+                Some("mihai@translog.ro"),
+                None,
+            ),
         )
         .await?
         .record;
-    let directory = Arc::new(org.directory().with_contact(mobila.id, "primary", "Ioana Pop", "ioana@mobila.ro"));
+    let directory = Arc::new(org.directory().with_contact(
+        mobila.id,
+        "primary",
+        "Ioana Pop",
+        "ioana@mobila.ro",
+    ));
     let crm = Crm::builder()
         .store(store.clone())
         .clock(clock.clone())
@@ -88,7 +102,9 @@ async fn main() -> crm::Result<()> {
     let l2 = crm
         .enter_lead(
             &ctx,
-            NewLead::for_partner(transilvania.id, "Fleet telematics").with_revenue(eur("23500")?).with_owner(ana),
+            NewLead::for_partner(transilvania.id, "Fleet telematics")
+                .with_revenue(eur("23500")?)
+                .with_owner(ana),
         )
         .await?
         .record;
@@ -115,7 +131,14 @@ async fn main() -> crm::Result<()> {
 
     // The scheme's guard: no negotiation without an expected revenue.
     if let Err(e) = crm
-        .transition(&ctx, l3.id, l3.version, LeadCommand::MoveTo { stage: stage("Negotiation") })
+        .transition(
+            &ctx,
+            l3.id,
+            l3.version,
+            LeadCommand::MoveTo {
+                stage: stage("Negotiation"),
+            },
+        )
         .await
     {
         println!("refused: {e}");
@@ -124,19 +147,63 @@ async fn main() -> crm::Result<()> {
     // Work the first lead through the pipeline with comments and a request.
     let mut lead = l1;
     for s in ["Contact", "Qualification", "Offer"] {
-        lead = crm.transition(&ctx, lead.id, lead.version, LeadCommand::MoveTo { stage: stage(s) }).await?.record;
+        lead = crm
+            .transition(
+                &ctx,
+                lead.id,
+                lead.version,
+                LeadCommand::MoveTo { stage: stage(s) },
+            )
+            .await?
+            .record;
     }
-    crm.comment(&ctx, CommentTarget::Lead(lead.id), "Visited the site; they need 3 machines by June.").await?;
+    crm.comment(
+        &ctx,
+        CommentTarget::Lead(lead.id),
+        "Visited the site; they need 3 machines by June.",
+    )
+    .await?;
     let due = clock.now() + Duration::days(2);
     let quote = crm
-        .open_request(&ctx, NewRequest::on_lead(lead.id, "Prepare the quotation", ana).of_kind("quotation").due(due))
+        .open_request(
+            &ctx,
+            NewRequest::on_lead(lead.id, "Prepare the quotation", ana)
+                .of_kind("quotation")
+                .due(due),
+        )
         .await?
         .record;
-    crm.change_request(&ctx, quote.id, quote.version, RequestCommand::SetStatus { status: RequestStatus::Done })
-        .await?;
-    lead = crm.transition(&ctx, lead.id, lead.version, LeadCommand::MoveTo { stage: stage("Negotiation") }).await?.record;
-    lead = crm.transition(&ctx, lead.id, lead.version, LeadCommand::Win).await?.record;
-    println!("won: {} ({})", lead.title, lead.expected_revenue.map(|m| m.to_string()).unwrap_or_default());
+    crm.change_request(
+        &ctx,
+        quote.id,
+        quote.version,
+        RequestCommand::SetStatus {
+            status: RequestStatus::Done,
+        },
+    )
+    .await?;
+    lead = crm
+        .transition(
+            &ctx,
+            lead.id,
+            lead.version,
+            LeadCommand::MoveTo {
+                stage: stage("Negotiation"),
+            },
+        )
+        .await?
+        .record;
+    lead = crm
+        .transition(&ctx, lead.id, lead.version, LeadCommand::Win)
+        .await?
+        .record;
+    println!(
+        "won: {} ({})",
+        lead.title,
+        lead.expected_revenue
+            .map(|m| m.to_string())
+            .unwrap_or_default()
+    );
 
     // Lose the second with a reason; the third stays open.
     let reasons = crm.lost_reasons(tenant).await?;
@@ -145,30 +212,59 @@ async fn main() -> crm::Result<()> {
             &ctx,
             l2.id,
             l2.version,
-            LeadCommand::Lose { reason: Some(reasons[0].id), competitor: Some("CargoTrack".into()), note: None },
+            LeadCommand::Lose {
+                reason: Some(reasons[0].id),
+                competitor: Some("CargoTrack".into()),
+                note: None,
+            },
         )
         .await?
         .record;
     println!("lost: {} ({})", lost.title, reasons[0].name);
     let l3 = crm.lead(tenant, l3.id).await?;
-    crm.transition(&ctx, l3.id, l3.version, LeadCommand::MoveTo { stage: stage("Contact") }).await?;
+    crm.transition(
+        &ctx,
+        l3.id,
+        l3.version,
+        LeadCommand::MoveTo {
+            stage: stage("Contact"),
+        },
+    )
+    .await?;
 
     // The board.
     println!("\nPipeline board");
     for c in crm.board(tenant, pipeline.id).await?.columns {
-        let totals: Vec<String> =
-            c.totals.iter().map(|t| format!("{} {} (weighted {})", t.expected, t.currency, t.weighted)).collect();
-        println!("  {:<14} {:>3} lead(s)  {}", c.name, c.count, totals.join(", "));
+        let totals: Vec<String> = c
+            .totals
+            .iter()
+            .map(|t| format!("{} {} (weighted {})", t.expected, t.currency, t.weighted))
+            .collect();
+        println!(
+            "  {:<14} {:>3} lead(s)  {}",
+            c.name,
+            c.count,
+            totals.join(", ")
+        );
     }
 
     // One lead's timeline, newest first.
     println!("\nTimeline of `{}`", lead.title);
-    for e in crm.timeline(tenant, TimelineOf::Lead(lead.id), &PageRequest::first(50)).await?.items {
+    for e in crm
+        .timeline(tenant, TimelineOf::Lead(lead.id), &PageRequest::first(50))
+        .await?
+        .items
+    {
         let who = match e.actor.user_id().and_then(|u| org.key_of(u)) {
             Some(k) => k.to_string(),
             None => e.actor.to_string(),
         };
-        println!("  {}  {:<8} {}", e.at.format("%Y-%m-%d %H:%M:%S"), who, e.describe());
+        println!(
+            "  {}  {:<8} {}",
+            e.at.format("%Y-%m-%d %H:%M:%S"),
+            who,
+            e.describe()
+        );
     }
 
     // Deliver what the rules decided: in-app inboxes, e-mails, tasks.
@@ -187,20 +283,44 @@ async fn main() -> crm::Result<()> {
         Err(_) => printed.clone(),
     };
     let router = ChannelRouter::new()
-        .route(Channel::InApp, Arc::new(InboxNotifier::new(store.clone(), clock.clone())))
+        .route(
+            Channel::InApp,
+            Arc::new(InboxNotifier::new(store.clone(), clock.clone())),
+        )
         .route(Channel::Email, email)
-        .route(Channel::Task, Arc::new(TaskNotifier::new(crm.service().clone())));
-    let report = Dispatcher::new(store.clone(), Arc::new(router), clock.clone()).drain(100).await?;
-    println!("\nOutbox: {} delivered, {} to retry, {} dead", report.delivered, report.retried, report.dead);
+        .route(
+            Channel::Task,
+            Arc::new(TaskNotifier::new(crm.service().clone())),
+        );
+    let report = Dispatcher::new(store.clone(), Arc::new(router), clock.clone())
+        .drain(100)
+        .await?;
+    println!(
+        "\nOutbox: {} delivered, {} to retry, {} dead",
+        report.delivered, report.retried, report.dead
+    );
     for m in printed.delivered() {
         let t = templates
-            .render(m.payload.template.as_deref().unwrap_or_default(), &m.payload.vars)
+            .render(
+                m.payload.template.as_deref().unwrap_or_default(),
+                &m.payload.vars,
+            )
             .expect("the example templates render");
-        println!("  e-mail to {}: {}", m.recipient.email.as_deref().unwrap_or("?"), t.subject);
+        println!(
+            "  e-mail to {}: {}",
+            m.recipient.email.as_deref().unwrap_or("?"),
+            t.subject
+        );
     }
     println!("Inboxes");
     for u in &org.users {
-        for i in store.inbox(tenant, Org::user_id(&u.key), false, &PageRequest::default()).await?.items.iter().rev() {
+        for i in store
+            .inbox(tenant, Org::user_id(&u.key), false, &PageRequest::default())
+            .await?
+            .items
+            .iter()
+            .rev()
+        {
             println!("  {:<12} [{}] {}", u.name, i.rule, i.subject);
         }
     }
