@@ -53,6 +53,7 @@ fn every_workload_gives_the_same_result_as_its_plain_sql_baseline() {
         batch: 600,
         moves: 40,
         timelines: 40,
+        evaluations: 300,
     };
     for w in WORKLOADS {
         let ours = rt

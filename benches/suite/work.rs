@@ -139,6 +139,8 @@ pub struct Scale {
     pub moves: u64,
     /// Timelines read.
     pub timelines: usize,
+    /// Rule evaluations.
+    pub evaluations: u64,
 }
 
 impl Scale {
@@ -149,6 +151,7 @@ impl Scale {
             batch: (leads / 10).clamp(500, 50_000),
             moves: (leads / 10).clamp(100, 2_000),
             timelines: 500,
+            evaluations: 20_000,
         }
     }
 }
@@ -246,6 +249,9 @@ impl Env {
             secs.push(s);
             rows = r;
             digest = d;
+            if secs.iter().sum::<f64>() > budget_secs() {
+                break;
+            }
         }
         Ok(Run { secs, rows, digest })
     }
@@ -714,7 +720,7 @@ pub fn rule_cases(seed: u64, n: u64) -> Vec<(crm_core::rules::Trigger, crm_core:
 impl Env {
     fn rules_eval(&mut self, imp: Impl) -> Result<(f64, u64, String), String> {
         use crm_core::rules::RuleEngine;
-        let cases = rule_cases(self.manifest.seed, 20_000);
+        let cases = rule_cases(self.manifest.seed, self.scale.evaluations);
         let rhai = example_rules()?;
         let native = crm_rules::native::NativeScheme;
         let engine: &dyn RuleEngine = match imp {
@@ -780,6 +786,15 @@ fn units(d: rust_decimal::Decimal, scale: u32) -> i128 {
     let mut d = d;
     d.rescale(scale);
     d.mantissa()
+}
+
+/// Stop repeating a workload once its runs took this long in total (`CRM_BENCH_BUDGET_SECS`, default 120): a slow
+/// workload at a large size is then measured fewer times (the report lists every run).
+pub fn budget_secs() -> f64 {
+    std::env::var("CRM_BENCH_BUDGET_SECS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(120.0)
 }
 
 /// Moves `w` (its records) to `tenant`.
