@@ -5,7 +5,7 @@
 //! The key design decision: **convert once, sum integers.** A document is converted into the tenant's reporting
 //! currency at its issue date when the host records it, and its signed revenue, cost and quantity effects are
 //! stored as integer 10^-4 units next to the rate used. Every report is then an exact integer sum that the
-//! database computes ([`CommerceStore`]), and [`reference`] states the same calculations in plain Rust so the
+//! database computes ([`CommerceStore`]), and [`reference`](mod@reference) states the same calculations in plain Rust so the
 //! conformance suite can prove each adapter equal to them on random data.
 //!
 //! The pure parts ([`NewDocument::record`], [`Campaign::launch`], [`record_outcome`], [`Criteria::check`], the
@@ -19,9 +19,9 @@ mod product;
 mod rate;
 pub mod reference;
 mod report;
-mod segment;
+pub mod segment;
 mod service;
-mod store;
+pub mod store;
 
 pub use campaign::{
     record_outcome, CallOutcome, Campaign, CampaignCost, CampaignStatus, CampaignTarget, Channel,
