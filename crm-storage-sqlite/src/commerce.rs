@@ -445,6 +445,8 @@ fn criteria_sql(c: &Criteria, as_of: NaiveDate, reporting: Currency, p: &mut Vec
             cmp,
             amount,
         } => {
+            // Per partner, seek its documents by (partner, kind, day): left to itself the planner prefers the
+            // (reporting, day) index and scans the whole period once per partner (20× slower at 10k customers).
             let (r, f, t) = (
                 arg(Value::Text(reporting.code().into())),
                 arg(Value::Integer(day_number(period.from()) as i64)),
@@ -452,7 +454,7 @@ fn criteria_sql(c: &Criteria, as_of: NaiveDate, reporting: Currency, p: &mut Vec
             );
             let a = arg(Value::Integer(amount.to_units()));
             format!(
-                "(COALESCE((SELECT SUM(d.revenue_units) FROM documents d WHERE d.tenant = p.tenant AND d.partner = p.id AND d.kind IN (0, 1) \
+                "(COALESCE((SELECT SUM(d.revenue_units) FROM documents d INDEXED BY documents_partner WHERE d.tenant = p.tenant AND d.partner = p.id AND d.kind IN (0, 1) \
                  AND d.reporting = {r} AND d.issue_day BETWEEN {f} AND {t}), 0) {} {a})",
                 cmp.sql()
             )
