@@ -438,6 +438,7 @@ fn ensure_data(size: Size, report: &mut Report) -> Result<(), String> {
         }
     };
     let db_bytes = std::fs::metadata(&db).map(|m| m.len()).unwrap_or(0);
+    report.generated.retain(|g| g.size != size.name);
     report.generated.push(Generated {
         size: size.name.into(),
         leads: size.leads,
@@ -517,6 +518,8 @@ fn duckdb(size: Size, reps: usize, report: &mut Report) -> Result<(), String> {
         serde_json::from_slice(&out.stdout).map_err(|e| format!("duckdb baseline: {e}"))?;
     let load = v["load_secs"].as_f64().unwrap_or(f64::NAN);
     let peak = v["peak_rss_kb"].as_u64().unwrap_or(0);
+    let prefix = format!("{}: DuckDB", size.name);
+    report.notes.retain(|n| !n.starts_with(&prefix));
     report.notes.push(format!(
         "{}: DuckDB {} (in-memory, all cores) loaded the tenant's partners, documents and lines from CSV exported out of \
          the SQLite file in {} (not counted in its times); its peak RSS includes that load.",
@@ -545,18 +548,21 @@ fn duckdb(size: Size, reps: usize, report: &mut Report) -> Result<(), String> {
                     ));
                 }
             }
-            report.measures.push(Measure {
-                size: size.name.into(),
-                leads: size.leads,
-                workload: w.clone(),
-                imp: "duckdb".into(),
-                median: med,
-                rows_per_s: rows as f64 / med.max(1e-12),
-                secs,
-                rows,
-                peak_rss_kb: peak,
-                digest,
-            });
+            replace(
+                report,
+                Measure {
+                    size: size.name.into(),
+                    leads: size.leads,
+                    workload: w.clone(),
+                    imp: "duckdb".into(),
+                    median: med,
+                    rows_per_s: rows as f64 / med.max(1e-12),
+                    secs,
+                    rows,
+                    peak_rss_kb: peak,
+                    digest,
+                },
+            );
         }
     }
     Ok(())
@@ -569,6 +575,16 @@ fn duckdb_version() -> String {
         .ok()
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
         .unwrap_or_default()
+}
+
+/// Adds a measure, replacing an earlier one of the same size, workload and implementation (and its mismatch).
+fn replace(report: &mut Report, m: Measure) {
+    report
+        .measures
+        .retain(|o| !(o.size == m.size && o.workload == m.workload && o.imp == m.imp));
+    let prefix = format!("{} {}:", m.size, m.workload);
+    report.mismatches.retain(|x| !x.starts_with(&prefix));
+    report.measures.push(m);
 }
 
 /// The workloads that need the commerce data (skipped for sizes without invoice lines).
@@ -591,27 +607,18 @@ fn run_all() -> Result<(), String> {
         machine: machine(),
         ..Default::default()
     };
-    // Keep the figures of sizes this run does not measure (so sizes can be run one at a time).
-    let names: Vec<&str> = sizes.iter().map(|s| s.name).collect();
+    // report.json accumulates: a figure is replaced when it is measured again, the others are kept (so sizes and
+    // workloads can be run one at a time).
     if let Ok(text) = std::fs::read_to_string(out_dir().join("report.json")) {
         if let Ok(old) = serde_json::from_str::<Report>(&text) {
-            let other = |size: &str| !names.contains(&size);
-            report
-                .measures
-                .extend(old.measures.into_iter().filter(|m| other(&m.size)));
-            report
-                .generated
-                .extend(old.generated.into_iter().filter(|g| other(&g.size)));
-            report.mismatches.extend(
-                old.mismatches
-                    .into_iter()
-                    .filter(|m| other(m.split(' ').next().unwrap_or(""))),
-            );
-            report.notes.extend(old.notes.into_iter().filter(|n| {
-                n.split(':')
-                    .next()
-                    .is_some_and(|s| !s.contains(' ') && other(s))
-            }));
+            report.measures = old.measures;
+            report.generated = old.generated;
+            report.mismatches = old.mismatches;
+            report.notes = old
+                .notes
+                .into_iter()
+                .filter(|n| !n.starts_with("Load average"))
+                .collect();
         }
     }
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
@@ -638,18 +645,21 @@ fn run_all() -> Result<(), String> {
                 let out = spawn(&["--child", size.name, w.id, imp.name(), &reps.to_string()])?;
                 let med = median(&out.secs);
                 digests.push(out.digest.clone());
-                report.measures.push(Measure {
-                    size: size.name.into(),
-                    leads: size.leads,
-                    workload: w.id.into(),
-                    imp: imp.name().into(),
-                    median: med,
-                    rows_per_s: out.rows as f64 / med.max(1e-12),
-                    secs: out.secs,
-                    rows: out.rows,
-                    peak_rss_kb: out.peak_rss_kb,
-                    digest: out.digest,
-                });
+                replace(
+                    &mut report,
+                    Measure {
+                        size: size.name.into(),
+                        leads: size.leads,
+                        workload: w.id.into(),
+                        imp: imp.name().into(),
+                        median: med,
+                        rows_per_s: out.rows as f64 / med.max(1e-12),
+                        secs: out.secs,
+                        rows: out.rows,
+                        peak_rss_kb: out.peak_rss_kb,
+                        digest: out.digest,
+                    },
+                );
             }
             if digests[0] != digests[1] {
                 report.mismatches.push(format!(
@@ -659,11 +669,10 @@ fn run_all() -> Result<(), String> {
             }
             save(&report)?;
         }
-        if size.lines > 0 && only.is_none()
-            || only
-                .as_deref()
-                .is_some_and(|o| o.contains("segment") || o.contains("profit"))
-        {
+        let wanted = only
+            .as_deref()
+            .is_none_or(|o| o.contains("duckdb") || o.contains("segment") || o.contains("profit"));
+        if size.lines > 0 && wanted {
             duckdb(size, reps, &mut report)?;
         }
         save(&report)?;
