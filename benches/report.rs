@@ -301,15 +301,21 @@ fn write_markdown(r: &Report, path: &Path) -> std::io::Result<()> {
         }
     }
     s.push_str("\n## Data generation (through `Store::ingest`, 10k-write change sets; a document with its lines is one write)\n\n| size | leads | writes | time | writes/s | peak RSS | file |\n|---|---:|---:|---:|---:|---:|---:|\n");
-    for g in &r.generated {
+    let mut generated = r.generated.clone();
+    generated.sort_by_key(|g| (g.leads, g.size.clone()));
+    for g in &generated {
         s.push_str(&format!(
-            "| {} | {} | {} | {} | {} | {} MiB | {} MiB |\n",
+            "| {} | {} | {} | {} | {} | {} | {} MiB |\n",
             g.size,
             g.leads,
             g.rows,
             fmt_secs(g.seconds),
             fmt_rate(g.rows_per_s),
-            g.peak_rss_kb / 1024,
+            if g.peak_rss_kb == 0 {
+                "reused, not measured".to_string()
+            } else {
+                format!("{} MiB", g.peak_rss_kb / 1024)
+            },
             g.db_bytes / (1024 * 1024)
         ));
     }
