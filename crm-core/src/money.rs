@@ -94,9 +94,24 @@ impl<'de> Deserialize<'de> for Currency {
 /// assert!(a.checked_add(&eur).is_err());
 /// ```
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "RawMoney")]
 pub struct Money {
     amount: Decimal,
     currency: Currency,
+}
+
+/// The serde form of [`Money`], checked by [`Money::new`] on the way in so JSON cannot bypass the bounds.
+#[derive(Deserialize)]
+struct RawMoney {
+    amount: Decimal,
+    currency: Currency,
+}
+
+impl TryFrom<RawMoney> for Money {
+    type Error = Error;
+    fn try_from(r: RawMoney) -> Result<Self> {
+        Money::new(r.amount, r.currency)
+    }
 }
 
 /// The largest absolute amount storable as a scaled 64-bit integer at [`MONEY_SCALE`].
@@ -305,6 +320,14 @@ mod tests {
         let eur = Currency::parse("EUR").unwrap();
         assert_eq!(t.get(eur), Money::parse("2.5", "EUR").unwrap());
         assert_eq!(t.iter().count(), 2);
+    }
+
+    #[test]
+    fn serde_refuses_what_new_refuses() {
+        let e =
+            serde_json::from_str::<Money>(r#"{"amount":"0.00001","currency":"EUR"}"#).unwrap_err();
+        assert!(e.to_string().contains("decimal places"), "{e}");
+        assert!(serde_json::from_str::<Money>(r#"{"amount":"1","currency":"XXQ"}"#).is_err());
     }
 
     #[test]
