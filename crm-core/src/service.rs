@@ -784,7 +784,7 @@ impl CrmService {
 }
 
 /// `Some` for a found record, `None` for a missing one, the error otherwise.
-fn found<T>(r: Result<T>) -> Result<Option<T>> {
+pub(crate) fn found<T>(r: Result<T>) -> Result<Option<T>> {
     match r {
         Ok(x) => Ok(Some(x)),
         Err(Error::NotFound { .. }) => Ok(None),

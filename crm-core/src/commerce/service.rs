@@ -926,17 +926,15 @@ impl CommerceService {
             for r in &mut rows {
                 r.label = match (q.group_by, &r.key) {
                     (GroupBy::Customer, Some(k)) => match k.parse::<PartnerId>() {
-                        Ok(id) => self
-                            .crm
-                            .store()
-                            .partner(tenant, id)
-                            .await
-                            .ok()
-                            .map(|p| p.name),
+                        Ok(id) => {
+                            crate::service::found(self.crm.store().partner(tenant, id).await)?
+                                .map(|p| p.name)
+                        }
                         Err(_) => None,
                     },
                     (GroupBy::Campaign, Some(k)) => match k.parse::<CampaignId>() {
-                        Ok(id) => self.store.campaign(tenant, id).await.ok().map(|c| c.name),
+                        Ok(id) => crate::service::found(self.store.campaign(tenant, id).await)?
+                            .map(|c| c.name),
                         Err(_) => None,
                     },
                     _ => None,
