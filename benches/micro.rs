@@ -35,6 +35,9 @@ fn setup() -> (tokio::runtime::Runtime, Env) {
 
 fn benches(c: &mut Criterion) {
     let (rt, env) = setup();
+    let suite::work::Base::Sqlite(conn) = &env.base else {
+        unreachable!("Env::open gives a SQLite baseline")
+    };
     let tenant = env.manifest.tenant;
     let lead = env.manifest.hot_leads[0];
     let mut g = c.benchmark_group("timeline_newest_50");
@@ -48,7 +51,7 @@ fn benches(c: &mut Criterion) {
         })
     });
     g.bench_function("sql", |b| {
-        b.iter(|| sql::timeline(&env.conn, tenant, black_box(lead), 50).expect("timeline"))
+        b.iter(|| sql::timeline(conn, tenant, black_box(lead), 50).expect("timeline"))
     });
     g.finish();
 
@@ -58,7 +61,7 @@ fn benches(c: &mut Criterion) {
         b.iter(|| rt.block_on(env.svc.board(tenant, pipeline)).expect("board"))
     });
     g.bench_function("sql", |b| {
-        b.iter(|| sql::board(&env.conn, tenant, black_box(pipeline)).expect("board"))
+        b.iter(|| sql::board(conn, tenant, black_box(pipeline)).expect("board"))
     });
     g.finish();
 
@@ -69,8 +72,7 @@ fn benches(c: &mut Criterion) {
     });
     g.bench_function("sql", |b| {
         b.iter(|| {
-            let doc: String = env
-                .conn
+            let doc: String = conn
                 .prepare_cached("SELECT doc FROM leads WHERE tenant = ?1 AND id = ?2")
                 .and_then(|mut s| {
                     s.query_row(rusqlite::params![tenant.as_bytes(), id.as_bytes()], |r| {

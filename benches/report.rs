@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use suite::gen::{self, Manifest, Size};
-use suite::work::{Env, Impl, WORKLOADS};
+use suite::work::{Backend, Env, Impl, WORKLOADS};
 
 fn env_or(name: &str, default: &str) -> String {
     std::env::var(name)
@@ -36,6 +36,27 @@ fn out_dir() -> PathBuf {
 
 fn seed() -> u64 {
     env_or("CRM_BENCH_SEED", "42").parse().unwrap_or(42)
+}
+
+/// The PostgreSQL server the PostgreSQL runs use: `CRM_BENCH_POSTGRES_URL`, else the throwaway server of
+/// `scripts/with-postgres` (`CRM_TEST_POSTGRES_URL`).
+fn pg_url() -> Option<String> {
+    ["CRM_BENCH_POSTGRES_URL", "CRM_TEST_POSTGRES_URL"]
+        .iter()
+        .find_map(|v| std::env::var(v).ok().filter(|u| !u.trim().is_empty()))
+}
+
+/// The schema holding a size's data on PostgreSQL.
+fn pg_schema(size: &Size) -> String {
+    format!("bench_{}_{}", size.name.to_lowercase(), seed())
+}
+
+fn need_pg_url() -> Result<String, String> {
+    pg_url().ok_or_else(|| "no PostgreSQL server: set CRM_BENCH_POSTGRES_URL".to_string())
+}
+
+fn default_backend() -> String {
+    "sqlite".into()
 }
 
 fn data_dir(size: &Size) -> PathBuf {
@@ -67,6 +88,8 @@ fn runtime() -> tokio::runtime::Runtime {
 /// One measured (size, workload, implementation).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Measure {
+    #[serde(default = "default_backend")]
+    backend: String,
     size: String,
     leads: u64,
     workload: String,
@@ -98,8 +121,59 @@ fn median(v: &[f64]) -> f64 {
     }
 }
 
+/// A generated data set of another size that holds exactly `size`'s partners and leads (same seed, same counts) but
+/// no commerce data: `ML` for `M`. Generating `M` moves it into place and adds only the invoices, which gives the
+/// same database as generating `M` from nothing (the generator writes tenants first, then commerce, from the
+/// same seeded streams; workloads run on the twin since have moved some of its leads, as on any reused data set)
+/// without writing its 9M lead rows again.
+fn lead_only_twin(size: Size) -> Option<(PathBuf, Manifest)> {
+    if size.lines == 0 {
+        return None;
+    }
+    gen::SIZES.iter().find_map(|twin| {
+        if twin.lines != 0 || twin.leads != size.leads || twin.partners != size.partners {
+            return None;
+        }
+        let dir = data_dir(twin);
+        let m = Manifest::load(&dir.join("manifest.json")).ok()?;
+        (m.seed == seed() && dir.join("crm.sqlite").exists()).then_some((dir, m))
+    })
+}
+
 fn child_gen(size: Size) -> Result<(), String> {
     let dir = data_dir(&size);
+    if let Some((twin_dir, twin)) = lead_only_twin(size) {
+        eprintln!(
+            "bench: {} = {} + commerce: moving {} to {} and adding {} invoice lines",
+            size.name,
+            twin.size,
+            twin_dir.display(),
+            dir.display(),
+            size.lines
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::rename(&twin_dir, &dir).map_err(|e| e.to_string())?;
+        let db = dir.join("crm.sqlite");
+        let manifest = runtime().block_on(async {
+            let store =
+                crm_storage_sqlite::SqliteStore::open_file(&db).map_err(|e| e.to_string())?;
+            gen::extend_with_commerce(&store, twin, size)
+                .await
+                .map_err(|e| e.to_string())
+        })?;
+        manifest.save(&dir.join("manifest.json"))?;
+        let out = ChildOut {
+            secs: vec![manifest.seconds],
+            rows: manifest.rows,
+            digest: String::new(),
+            peak_rss_kb: peak_rss_kb(),
+        };
+        println!(
+            "{}",
+            serde_json::to_string(&out).map_err(|e| e.to_string())?
+        );
+        return Ok(());
+    }
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
     let db = dir.join("crm.sqlite");
@@ -123,12 +197,65 @@ fn child_gen(size: Size) -> Result<(), String> {
     Ok(())
 }
 
-fn child_run(size: Size, workload: &str, imp: Impl, reps: usize) -> Result<(), String> {
-    let dir = data_dir(&size);
-    let manifest = Manifest::load(&dir.join("manifest.json"))?;
+/// Generates `size` into a fresh schema of the PostgreSQL server through `PgStore`'s ingest (binary COPY) and
+/// stores the manifest in the schema.
+fn child_gen_pg(size: Size) -> Result<(), String> {
+    let url = need_pg_url()?;
+    let schema = pg_schema(&size);
+    let manifest = runtime().block_on(async {
+        let client = suite::work::plain_pg(&url, &schema).await?;
+        suite::pgsql::drop_schema(&client, &schema).await?;
+        let store = suite::work::pg_store(&url, &schema).await?;
+        let m = gen::generate(&store, size, seed())
+            .await
+            .map_err(|e| e.to_string())?;
+        suite::pgsql::save_manifest(&client, &m).await?;
+        client
+            .batch_execute("VACUUM ANALYZE")
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok::<_, String>(m)
+    })?;
+    let out = ChildOut {
+        secs: vec![manifest.seconds],
+        rows: manifest.rows,
+        digest: String::new(),
+        peak_rss_kb: peak_rss_kb(),
+    };
+    println!(
+        "{}",
+        serde_json::to_string(&out).map_err(|e| e.to_string())?
+    );
+    Ok(())
+}
+
+fn child_run(
+    size: Size,
+    workload: &str,
+    imp: Impl,
+    reps: usize,
+    backend: Backend,
+) -> Result<(), String> {
     let rt = runtime();
-    let mut env = Env::open(&dir.join("crm.sqlite"), manifest)?;
-    let run = rt.block_on(env.run(workload, imp, reps))?;
+    let run = match backend {
+        Backend::Sqlite => {
+            let dir = data_dir(&size);
+            let manifest = Manifest::load(&dir.join("manifest.json"))?;
+            let mut env = Env::open(&dir.join("crm.sqlite"), manifest)?;
+            rt.block_on(env.run(workload, imp, reps))?
+        }
+        Backend::Postgres => rt.block_on(async {
+            let url = need_pg_url()?;
+            let schema = pg_schema(&size);
+            let client = suite::work::plain_pg(&url, &schema).await?;
+            let manifest = suite::pgsql::load_manifest(&client)
+                .await?
+                .ok_or_else(|| format!("no {} data in schema {schema}", size.name))?;
+            drop(client);
+            let mut env = Env::open_pg(&url, &schema, manifest).await?;
+            env.run(workload, imp, reps).await
+        })?,
+    };
     let out = ChildOut {
         secs: run.secs,
         rows: run.rows,
@@ -178,6 +305,8 @@ struct Report {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Generated {
+    #[serde(default = "default_backend")]
+    backend: String,
     size: String,
     leads: u64,
     rows: u64,
@@ -240,10 +369,25 @@ fn write_markdown(r: &Report, path: &Path) -> std::io::Result<()> {
         }
         s.push('\n');
     }
-    s.push_str("## Workloads\n\n| size | workload | rows | ours (median) | sql (median) | ratio | ours rows/s | sql rows/s | ours peak RSS | sql peak RSS |\n|---|---|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+    for (backend, title) in [
+        ("sqlite", "## Workloads on SQLite (the embedded default)\n\n"),
+        (
+            "postgres",
+            "## Workloads on PostgreSQL\n\n`sql` is tokio-postgres with prepared statements on a second connection to the \
+             same schema. The server is the throwaway one of `scripts/with-postgres` on the same machine (fsync off, \
+             synchronous_commit off: commit latency is not what is compared). The engine's results equal SQLite's on \
+             the same seed (checked).\n\n",
+        ),
+    ] {
+    if !r.measures.iter().any(|m| m.backend == backend && m.imp == "ours") {
+        continue;
+    }
+    s.push_str(title);
+    s.push_str("| size | workload | rows | ours (median) | sql (median) | ratio | ours rows/s | sql rows/s | ours peak RSS | sql peak RSS |\n|---|---|---:|---:|---:|---:|---:|---:|---:|---:|\n");
     let mut sizes: Vec<(u64, String)> = r
         .measures
         .iter()
+        .filter(|m| m.backend == backend)
         .map(|m| (m.leads, m.size.clone()))
         .collect();
     sizes.sort();
@@ -251,9 +395,9 @@ fn write_markdown(r: &Report, path: &Path) -> std::io::Result<()> {
     for (_, size) in &sizes {
         for w in WORKLOADS {
             let find = |imp: &str| {
-                r.measures
-                    .iter()
-                    .find(|m| &m.size == size && m.workload == w.id && m.imp == imp)
+                r.measures.iter().find(|m| {
+                    m.backend == backend && &m.size == size && m.workload == w.id && m.imp == imp
+                })
             };
             let (Some(o), Some(b)) = (find("ours"), find("sql")) else {
                 continue;
@@ -274,14 +418,19 @@ fn write_markdown(r: &Report, path: &Path) -> std::io::Result<()> {
             ));
         }
     }
+    s.push('\n');
+    }
     let duck: Vec<&Measure> = r.measures.iter().filter(|m| m.imp == "duckdb").collect();
     if !duck.is_empty() {
         s.push_str("\n## Against an analytical engine (DuckDB, a column store) on the same data\n\n| size | workload | rows | ours (median) | sql (median) | duckdb (median) | ours ÷ duckdb | duckdb rows/s | duckdb peak RSS |\n|---|---|---:|---:|---:|---:|---:|---:|---:|\n");
         for d in duck {
             let find = |imp: &str| {
-                r.measures
-                    .iter()
-                    .find(|m| m.size == d.size && m.workload == d.workload && m.imp == imp)
+                r.measures.iter().find(|m| {
+                    m.backend == "sqlite"
+                        && m.size == d.size
+                        && m.workload == d.workload
+                        && m.imp == imp
+                })
             };
             let (Some(o), Some(b)) = (find("ours"), find("sql")) else {
                 continue;
@@ -300,12 +449,13 @@ fn write_markdown(r: &Report, path: &Path) -> std::io::Result<()> {
             ));
         }
     }
-    s.push_str("\n## Data generation (through `Store::ingest`, 10k-write change sets; a document with its lines is one write)\n\n| size | leads | writes | time | writes/s | peak RSS | file |\n|---|---:|---:|---:|---:|---:|---:|\n");
+    s.push_str("\n## Data generation (through `Store::ingest`, 10k-write change sets; a document with its lines is one write)\n\n| backend | size | leads | writes | time | writes/s | peak RSS | file |\n|---|---|---:|---:|---:|---:|---:|---:|\n");
     let mut generated = r.generated.clone();
-    generated.sort_by_key(|g| (g.leads, g.size.clone()));
+    generated.sort_by_key(|g| (g.backend.clone(), g.leads, g.size.clone()));
     for g in &generated {
         s.push_str(&format!(
-            "| {} | {} | {} | {} | {} | {} | {} MiB |\n",
+            "| {} | {} | {} | {} | {} | {} | {} | {} MiB |\n",
+            g.backend,
             g.size,
             g.leads,
             g.rows,
@@ -348,7 +498,7 @@ fn write_chart(r: &Report, path: &Path) -> Result<(), String> {
     let ymax = ys.iter().copied().fold(0.0, f64::max).max(1e-3) * 2.0;
     let mut chart = ChartBuilder::on(&root)
         .caption(
-            "Median time against data-set size (solid: ours, dashed: plain SQL)",
+            "Median time against data-set size on SQLite (solid: ours, dashed: plain SQL)",
             ("sans-serif", 18),
         )
         .margin(12)
@@ -371,7 +521,9 @@ fn write_chart(r: &Report, path: &Path) -> Result<(), String> {
             let mut pts: Vec<(f64, f64)> = r
                 .measures
                 .iter()
-                .filter(|m| m.workload == w.id && m.imp == imp && m.median > 0.0)
+                .filter(|m| {
+                    m.backend == "sqlite" && m.workload == w.id && m.imp == imp && m.median > 0.0
+                })
                 .map(|m| (m.leads as f64, m.median))
                 .collect();
             pts.sort_by(|a, b| a.0.total_cmp(&b.0));
@@ -423,6 +575,52 @@ fn save(r: &Report) -> Result<(), String> {
     write_chart(r, &out.join("time-vs-size.svg"))
 }
 
+/// Makes sure `size` exists in the PostgreSQL schema (generating it when not) and records its generation.
+fn ensure_data_pg(size: Size, report: &mut Report) -> Result<(), String> {
+    let url = need_pg_url()?;
+    let schema = pg_schema(&size);
+    let existing = runtime().block_on(async {
+        let client = suite::work::plain_pg(&url, &schema).await?;
+        suite::pgsql::load_manifest(&client).await
+    })?;
+    let (rows, seconds, peak) = match existing {
+        Some(m) => {
+            eprintln!("bench: reusing PostgreSQL schema {schema}");
+            (m.rows, m.seconds, 0)
+        }
+        None => {
+            eprintln!(
+                "bench: generating {} ({} leads) into PostgreSQL schema {schema}",
+                size.name, size.leads
+            );
+            let out = spawn(&["--gen", size.name, "postgres"])?;
+            (out.rows, out.secs[0], out.peak_rss_kb)
+        }
+    };
+    let db_bytes = runtime()
+        .block_on(async {
+            let client = suite::work::plain_pg(&url, &schema).await?;
+            let r = client
+                .query_one(
+                    "SELECT COALESCE(SUM(pg_total_relation_size(format('%I.%I', schemaname, tablename))), 0)::bigint \
+                     FROM pg_tables WHERE schemaname = $1",
+                    &[&schema],
+                )
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok::<i64, String>(r.get(0))
+        })
+        .unwrap_or(0) as u64;
+    record_generation(
+        report,
+        Backend::Postgres,
+        size,
+        (rows, seconds, peak),
+        db_bytes,
+    );
+    Ok(())
+}
+
 fn ensure_data(size: Size, report: &mut Report) -> Result<(), String> {
     let dir = data_dir(&size);
     let manifest_path = dir.join("manifest.json");
@@ -444,8 +642,30 @@ fn ensure_data(size: Size, report: &mut Report) -> Result<(), String> {
         }
     };
     let db_bytes = std::fs::metadata(&db).map(|m| m.len()).unwrap_or(0);
-    report.generated.retain(|g| g.size != size.name);
+    record_generation(
+        report,
+        Backend::Sqlite,
+        size,
+        (rows, seconds, peak),
+        db_bytes,
+    );
+    Ok(())
+}
+
+/// Records (replacing) how `size` was generated on `backend`: (writes, seconds, peak RSS in KiB; 0 when reused).
+fn record_generation(
+    report: &mut Report,
+    backend: Backend,
+    size: Size,
+    (rows, seconds, peak): (u64, f64, u64),
+    db_bytes: u64,
+) {
+    let b = backend.name();
+    report
+        .generated
+        .retain(|g| !(g.size == size.name && g.backend == b));
     report.generated.push(Generated {
+        backend: b.into(),
         size: size.name.into(),
         leads: size.leads,
         rows,
@@ -454,7 +674,6 @@ fn ensure_data(size: Size, report: &mut Report) -> Result<(), String> {
         peak_rss_kb: peak,
         db_bytes,
     });
-    Ok(())
 }
 
 fn main() {
@@ -463,21 +682,25 @@ fn main() {
         .filter(|a| a != "--bench")
         .collect();
     let result = match args.first().map(String::as_str) {
-        Some("--gen") => args
-            .get(1)
-            .and_then(|s| gen::size(s))
-            .ok_or_else(|| "usage: --gen SIZE".to_string())
-            .and_then(child_gen),
+        Some("--gen") => {
+            let backend = Backend::parse(args.get(2).map_or("sqlite", String::as_str));
+            match (args.get(1).and_then(|s| gen::size(s)), backend) {
+                (Some(size), Some(Backend::Sqlite)) => child_gen(size),
+                (Some(size), Some(Backend::Postgres)) => child_gen_pg(size),
+                _ => Err("usage: --gen SIZE [sqlite|postgres]".to_string()),
+            }
+        }
         Some("--child") => {
             let parsed = (|| {
                 let size = gen::size(args.get(1)?)?;
                 let imp = Impl::parse(args.get(3)?)?;
                 let reps = args.get(4)?.parse().ok()?;
-                Some((size, args.get(2)?.clone(), imp, reps))
+                let backend = Backend::parse(args.get(5).map_or("sqlite", String::as_str))?;
+                Some((size, args.get(2)?.clone(), imp, reps, backend))
             })();
             match parsed {
-                Some((size, w, imp, reps)) => child_run(size, &w, imp, reps),
-                None => Err("usage: --child SIZE WORKLOAD ours|sql REPS".into()),
+                Some((size, w, imp, reps, backend)) => child_run(size, &w, imp, reps, backend),
+                None => Err("usage: --child SIZE WORKLOAD ours|sql REPS [sqlite|postgres]".into()),
             }
         }
         _ => run_all(),
@@ -542,11 +765,9 @@ fn duckdb(size: Size, reps: usize, report: &mut Report) -> Result<(), String> {
             let rows = r["rows"].as_u64().unwrap_or(0);
             let digest = r["digest"].as_str().unwrap_or("").to_string();
             let med = median(&secs);
-            if let Some(ours) = report
-                .measures
-                .iter()
-                .find(|m| m.size == size.name && m.workload == *w && m.imp == "ours")
-            {
+            if let Some(ours) = report.measures.iter().find(|m| {
+                m.backend == "sqlite" && m.size == size.name && m.workload == *w && m.imp == "ours"
+            }) {
                 if ours.digest != digest {
                     report.mismatches.push(format!(
                         "{} {w}: ours `{}` ≠ duckdb `{digest}`",
@@ -557,6 +778,7 @@ fn duckdb(size: Size, reps: usize, report: &mut Report) -> Result<(), String> {
             replace(
                 report,
                 Measure {
+                    backend: "sqlite".into(),
                     size: size.name.into(),
                     leads: size.leads,
                     workload: w.clone(),
@@ -583,14 +805,117 @@ fn duckdb_version() -> String {
         .unwrap_or_default()
 }
 
-/// Adds a measure, replacing an earlier one of the same size, workload and implementation (and its mismatch).
+/// Adds a measure, replacing an earlier one of the same backend, size, workload and implementation (and its
+/// mismatch).
 fn replace(report: &mut Report, m: Measure) {
-    report
-        .measures
-        .retain(|o| !(o.size == m.size && o.workload == m.workload && o.imp == m.imp));
-    let prefix = format!("{} {}:", m.size, m.workload);
+    report.measures.retain(|o| {
+        !(o.backend == m.backend && o.size == m.size && o.workload == m.workload && o.imp == m.imp)
+    });
+    let prefix = mismatch_prefix(&m.backend, &m.size, &m.workload);
     report.mismatches.retain(|x| !x.starts_with(&prefix));
     report.measures.push(m);
+}
+
+/// How a mismatch of (backend, size, workload) starts (SQLite's carry no backend, as before PostgreSQL runs).
+fn mismatch_prefix(backend: &str, size: &str, workload: &str) -> String {
+    if backend == "sqlite" {
+        format!("{size} {workload}:")
+    } else {
+        format!("{backend} {size} {workload}:")
+    }
+}
+
+/// Runs every workload of `size` on `backend` (ours and the plain-SQL baseline), then DuckDB (SQLite runs only).
+fn run_size(
+    size: Size,
+    backend: Backend,
+    reps: usize,
+    only: Option<&str>,
+    report: &mut Report,
+) -> Result<(), String> {
+    match backend {
+        Backend::Sqlite => ensure_data(size, report)?,
+        Backend::Postgres => ensure_data_pg(size, report)?,
+    }
+    let bname = backend.name();
+    for w in WORKLOADS {
+        if only.is_some_and(|o| !o.split(',').any(|x| x == w.id)) {
+            continue;
+        }
+        if size.lines == 0 && COMMERCE.contains(&w.id) {
+            continue;
+        }
+        // Rule evaluation touches no storage: it runs once, with the SQLite runs.
+        if backend == Backend::Postgres && w.id == "rules_eval" {
+            continue;
+        }
+        let mut digests = Vec::new();
+        for imp in [Impl::Ours, Impl::Sql] {
+            eprintln!(
+                "bench: {bname} {} {} {} ×{reps}",
+                size.name,
+                w.id,
+                imp.name()
+            );
+            let out = spawn(&[
+                "--child",
+                size.name,
+                w.id,
+                imp.name(),
+                &reps.to_string(),
+                bname,
+            ])?;
+            let med = median(&out.secs);
+            digests.push(out.digest.clone());
+            replace(
+                report,
+                Measure {
+                    backend: bname.into(),
+                    size: size.name.into(),
+                    leads: size.leads,
+                    workload: w.id.into(),
+                    imp: imp.name().into(),
+                    median: med,
+                    rows_per_s: out.rows as f64 / med.max(1e-12),
+                    secs: out.secs,
+                    rows: out.rows,
+                    peak_rss_kb: out.peak_rss_kb,
+                    digest: out.digest,
+                },
+            );
+        }
+        let prefix = mismatch_prefix(bname, size.name, w.id);
+        if digests[0] != digests[1] {
+            report.mismatches.push(format!(
+                "{prefix} ours `{}` ≠ sql `{}`",
+                digests[0], digests[1]
+            ));
+        }
+        // The same seed gives the same data on both backends, so the engine must give the same result on both.
+        if backend == Backend::Postgres {
+            if let Some(lite) = report.measures.iter().find(|m| {
+                m.backend == "sqlite"
+                    && m.size == size.name
+                    && m.workload == w.id
+                    && m.imp == "ours"
+            }) {
+                if lite.digest != digests[0] {
+                    let msg = format!(
+                        "{prefix} PostgreSQL `{}` ≠ SQLite `{}`",
+                        digests[0], lite.digest
+                    );
+                    report.mismatches.push(msg);
+                }
+            }
+        }
+        save(report)?;
+    }
+    let wanted =
+        only.is_none_or(|o| o.contains("duckdb") || o.contains("segment") || o.contains("profit"));
+    if backend == Backend::Sqlite && size.lines > 0 && wanted {
+        duckdb(size, reps, report)?;
+    }
+    save(report)
 }
 
 /// The workloads that need the commerce data (skipped for sizes without invoice lines).
@@ -633,55 +958,31 @@ fn run_all() -> Result<(), String> {
          measured in the same run hold better).",
         load.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
     ));
+    let mut backends = Vec::new();
+    for b in env_or("CRM_BENCH_BACKENDS", "sqlite,postgres").split(',') {
+        match Backend::parse(b.trim()) {
+            Some(Backend::Postgres) if pg_url().is_none() => {
+                let note =
+                    "PostgreSQL runs skipped: no server (run under scripts/with-postgres, or set \
+                            CRM_BENCH_POSTGRES_URL)"
+                        .to_string();
+                eprintln!("bench: {note}");
+                if !report.notes.contains(&note) {
+                    report.notes.push(note);
+                }
+            }
+            Some(x) => backends.push(x),
+            None => {
+                return Err(format!(
+                    "CRM_BENCH_BACKENDS: unknown backend `{b}` (sqlite, postgres)"
+                ))
+            }
+        }
+    }
     for size in sizes {
-        ensure_data(size, &mut report)?;
-        for w in WORKLOADS {
-            if only
-                .as_deref()
-                .is_some_and(|o| !o.split(',').any(|x| x == w.id))
-            {
-                continue;
-            }
-            if size.lines == 0 && COMMERCE.contains(&w.id) {
-                continue;
-            }
-            let mut digests = Vec::new();
-            for imp in [Impl::Ours, Impl::Sql] {
-                eprintln!("bench: {} {} {} ×{reps}", size.name, w.id, imp.name());
-                let out = spawn(&["--child", size.name, w.id, imp.name(), &reps.to_string()])?;
-                let med = median(&out.secs);
-                digests.push(out.digest.clone());
-                replace(
-                    &mut report,
-                    Measure {
-                        size: size.name.into(),
-                        leads: size.leads,
-                        workload: w.id.into(),
-                        imp: imp.name().into(),
-                        median: med,
-                        rows_per_s: out.rows as f64 / med.max(1e-12),
-                        secs: out.secs,
-                        rows: out.rows,
-                        peak_rss_kb: out.peak_rss_kb,
-                        digest: out.digest,
-                    },
-                );
-            }
-            if digests[0] != digests[1] {
-                report.mismatches.push(format!(
-                    "{} {}: ours `{}` ≠ sql `{}`",
-                    size.name, w.id, digests[0], digests[1]
-                ));
-            }
-            save(&report)?;
+        for &backend in &backends {
+            run_size(size, backend, reps, only.as_deref(), &mut report)?;
         }
-        let wanted = only
-            .as_deref()
-            .is_none_or(|o| o.contains("duckdb") || o.contains("segment") || o.contains("profit"));
-        if size.lines > 0 && wanted {
-            duckdb(size, reps, &mut report)?;
-        }
-        save(&report)?;
     }
     eprintln!("bench: wrote {}", out_dir().join("report.md").display());
     if report.mismatches.is_empty() {

@@ -141,3 +141,89 @@ fn the_generator_is_deterministic_for_a_seed() {
         "partners, leads, events and history were written"
     );
 }
+
+/// The PostgreSQL server of `scripts/with-postgres` (`CRM_TEST_POSTGRES_URL`); `None` when there is none and
+/// `CRM_REQUIRE_POSTGRES` is not `1`.
+fn pg_url() -> Option<String> {
+    match std::env::var("CRM_TEST_POSTGRES_URL") {
+        Ok(u) if !u.trim().is_empty() => Some(u),
+        _ => {
+            assert_ne!(
+                std::env::var("CRM_REQUIRE_POSTGRES").as_deref(),
+                Ok("1"),
+                "CRM_REQUIRE_POSTGRES=1 but CRM_TEST_POSTGRES_URL is not set"
+            );
+            eprintln!(
+                "bench smoke on PostgreSQL SKIPPED: set CRM_TEST_POSTGRES_URL or run scripts/test"
+            );
+            None
+        }
+    }
+}
+
+#[test]
+fn on_postgresql_every_workload_equals_its_baseline_and_the_sqlite_result() {
+    let Some(url) = pg_url() else {
+        return;
+    };
+    let rt = runtime();
+    let db = fresh_db("pg-twin");
+    let lite_manifest = rt.block_on(async {
+        let store = SqliteStore::open_file(&db).expect("open");
+        gen::generate(&store, SMOKE, 7).await.expect("generate")
+    });
+    let schema = format!(
+        "bench_smoke_{}",
+        &uuid::Uuid::now_v7().simple().to_string()[20..]
+    );
+    let pg_manifest = rt.block_on(async {
+        let store = suite::work::pg_store(&url, &schema).await.expect("connect");
+        gen::generate(&store, SMOKE, 7).await.expect("generate")
+    });
+    assert_eq!(
+        pg_manifest.tenant, lite_manifest.tenant,
+        "same seed, same ids"
+    );
+    assert_eq!(pg_manifest.hot_leads, lite_manifest.hot_leads);
+    let scale = Scale {
+        single: 30,
+        batch: 400,
+        moves: 30,
+        timelines: 30,
+        evaluations: 100,
+    };
+    let mut lite = Env::open(&db, lite_manifest).expect("env");
+    lite.scale = scale;
+    let mut pg = rt
+        .block_on(Env::open_pg(&url, &schema, pg_manifest))
+        .expect("env");
+    pg.scale = scale;
+    assert!(matches!(pg.base, suite::work::Base::Postgres(_)));
+    for w in WORKLOADS.iter().filter(|w| w.id != "rules_eval") {
+        let run = |env: &mut Env, imp: Impl| {
+            rt.block_on(env.run(w.id, imp, 2))
+                .unwrap_or_else(|e| panic!("{} ({imp:?}): {e}", w.id))
+        };
+        let ours = run(&mut pg, Impl::Ours);
+        let sql = run(&mut pg, Impl::Sql);
+        let sqlite = run(&mut lite, Impl::Ours);
+        assert_eq!(
+            ours.digest, sql.digest,
+            "{}: PgStore and tokio-postgres differ",
+            w.id
+        );
+        assert_eq!(
+            ours.digest, sqlite.digest,
+            "{}: PostgreSQL and SQLite differ",
+            w.id
+        );
+        assert_eq!(ours.rows, sql.rows, "{}", w.id);
+        assert!(ours.rows > 0, "{}: no rows", w.id);
+    }
+    rt.block_on(async {
+        let client = suite::work::plain_pg(&url, &schema).await.expect("client");
+        suite::pgsql::drop_schema(&client, &schema)
+            .await
+            .expect("drop schema");
+    });
+}

@@ -889,6 +889,26 @@ pub async fn generate<S: Store + ?Sized>(
     })
 }
 
+/// Adds `size`'s commerce data to a data set generated without it (`lead_only`: same seed, leads and partners,
+/// no invoice lines) and returns the manifest of `size`. Its seconds are the lead-only generation's plus the
+/// commerce generation's, so the figure is what generating `size` from nothing costs.
+pub async fn extend_with_commerce<S: Store + ?Sized>(
+    store: &S,
+    lead_only: Manifest,
+    size: Size,
+) -> crm_core::Result<Manifest> {
+    let started = std::time::Instant::now();
+    let main = World::new(lead_only.seed, 0, size.partners);
+    let (rows_commerce, commerce) = generate_commerce(store, &main, size.lines).await?;
+    Ok(Manifest {
+        size: size.name.into(),
+        rows: lead_only.rows + rows_commerce,
+        seconds: lead_only.seconds + started.elapsed().as_secs_f64(),
+        commerce,
+        ..lead_only
+    })
+}
+
 /// A UTC instant from a date (for the commerce calendar).
 pub fn at_day(y: i32, m: u32, d: u32) -> DateTime<Utc> {
     Utc.with_ymd_and_hms(y, m, d, 0, 0, 0)

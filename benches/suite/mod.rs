@@ -7,4 +7,5 @@
 #![allow(dead_code)]
 
 pub mod gen;
+pub mod pgsql;
 pub mod work;

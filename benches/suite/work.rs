@@ -16,12 +16,13 @@ use crm_core::money::{Currency, Money};
 use crm_core::pipeline::Pipeline;
 use crm_core::service::{lead_subject, CrmService};
 use crm_core::store::{ChangeSet, LeadSort, PageRequest, Store, TimelineOf, Write};
+use crm_storage_postgres::{PgConfig, PgStore};
 use crm_storage_sqlite::SqliteStore;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -167,19 +168,65 @@ pub struct Run {
     pub digest: String,
 }
 
-/// What a workload runs against: the engine over the database file, and a second plain connection to it.
+/// Which database a workload runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// The embedded default: `SqliteStore`, baseline on rusqlite.
+    Sqlite,
+    /// `PgStore` on a PostgreSQL server, baseline on tokio-postgres.
+    Postgres,
+}
+
+impl Backend {
+    /// Its name in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Sqlite => "sqlite",
+            Self::Postgres => "postgres",
+        }
+    }
+
+    /// Parses a name.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "sqlite" => Some(Self::Sqlite),
+            "postgres" => Some(Self::Postgres),
+            _ => None,
+        }
+    }
+}
+
+/// The baseline's plain connection: rusqlite on the store's database file, or tokio-postgres on the store's
+/// schema.
+pub enum Base {
+    /// A second connection to the SQLite file.
+    Sqlite(Connection),
+    /// A second connection to the PostgreSQL database, `search_path` set to the store's schema.
+    Postgres(super::pgsql::Pg),
+}
+
+impl std::fmt::Debug for Base {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Sqlite(_) => f.write_str("Base::Sqlite"),
+            Self::Postgres(_) => f.write_str("Base::Postgres"),
+        }
+    }
+}
+
+/// What a workload runs against: the engine over a store, and a second, plain connection to the same data.
 #[derive(Debug)]
 pub struct Env {
-    /// The database file.
-    pub db: PathBuf,
     /// The generated data's manifest.
     pub manifest: Manifest,
     /// The engine's store.
-    pub store: Arc<SqliteStore>,
+    pub store: Arc<dyn Store>,
+    /// The same store, as the commerce store.
+    pub commerce: Arc<dyn CommerceStore>,
     /// The engine.
     pub svc: CrmService,
     /// The baseline's connection.
-    pub conn: Connection,
+    pub base: Base,
     /// The work per repetition.
     pub scale: Scale,
     /// Tenants created by the writing workloads, removed after each repetition so the data set stays as generated.
@@ -196,25 +243,68 @@ pub fn plain_connection(db: &Path) -> rusqlite::Result<Connection> {
     Ok(conn)
 }
 
+/// Opens a plain tokio-postgres connection to `url` with `search_path` set to `schema` (the connection task runs
+/// on the current runtime).
+pub async fn plain_pg(url: &str, schema: &str) -> Result<tokio_postgres::Client, String> {
+    let mut cfg: tokio_postgres::Config = url.parse().map_err(|e| format!("{e}"))?;
+    cfg.options(format!("-c search_path={schema}"));
+    let (client, conn) = cfg
+        .connect(tokio_postgres::NoTls)
+        .await
+        .map_err(|e| e.to_string())?;
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    Ok(client)
+}
+
+/// Connects the engine's store to `schema` of the server at `url` (creating and migrating it when new).
+pub async fn pg_store(url: &str, schema: &str) -> Result<PgStore, String> {
+    PgStore::connect(PgConfig::from_url(url).with_schema(schema))
+        .await
+        .map_err(|e| e.to_string())
+}
+
 impl Env {
-    /// Opens the engine and the baseline connection on `db`.
-    pub fn open(db: &Path, manifest: Manifest) -> Result<Self, String> {
-        let store = Arc::new(SqliteStore::open_file(db).map_err(|e| e.to_string())?);
+    fn with(
+        store: Arc<dyn Store>,
+        commerce: Arc<dyn CommerceStore>,
+        base: Base,
+        manifest: Manifest,
+    ) -> Result<Self, String> {
         let svc = CrmService::builder()
-            .store(store.clone() as Arc<dyn Store>)
+            .store(store.clone())
             .build()
             .map_err(|e| e.to_string())?;
-        let conn = plain_connection(db).map_err(|e| e.to_string())?;
         let scale = Scale::for_leads(manifest.leads);
         Ok(Self {
-            db: db.to_path_buf(),
             manifest,
             store,
+            commerce,
             svc,
-            conn,
+            base,
             scale,
             scratch: Vec::new(),
         })
+    }
+
+    /// Opens the engine and the baseline connection on the SQLite file `db`.
+    pub fn open(db: &Path, manifest: Manifest) -> Result<Self, String> {
+        let store = Arc::new(SqliteStore::open_file(db).map_err(|e| e.to_string())?);
+        let conn = plain_connection(db).map_err(|e| e.to_string())?;
+        Self::with(store.clone(), store, Base::Sqlite(conn), manifest)
+    }
+
+    /// Opens the engine and the baseline connection on `schema` of the PostgreSQL server at `url`.
+    pub async fn open_pg(url: &str, schema: &str, manifest: Manifest) -> Result<Self, String> {
+        let store = Arc::new(pg_store(url, schema).await?);
+        let client = plain_pg(url, schema).await?;
+        Self::with(
+            store.clone(),
+            store,
+            Base::Postgres(super::pgsql::Pg::new(client)),
+            manifest,
+        )
     }
 
     /// Runs `workload` with `imp`, `reps` times.
@@ -238,7 +328,7 @@ impl Env {
                 other => Err(format!("unknown workload `{other}`")),
             }?;
             for t in std::mem::take(&mut self.scratch) {
-                drop_tenant(&self.conn, t)?;
+                self.base.drop_tenant(t).await?;
             }
             if rep > 0 && d != digest {
                 return Err(format!(
@@ -291,19 +381,6 @@ impl Env {
                 for i in 0..n {
                     let (partner, nl) = w.new_lead(&mut rng, i);
                     let now = Utc::now();
-                    let tx = self
-                        .conn
-                        .transaction_with_behavior(TransactionBehavior::Immediate)
-                        .map_err(se)?;
-                    let found = tx
-                        .prepare_cached("SELECT 1 FROM partners WHERE tenant = ?1 AND id = ?2")
-                        .and_then(|mut s| {
-                            s.exists(params![w.tenant.as_bytes(), partner.as_bytes()])
-                        })
-                        .map_err(se)?;
-                    if !found {
-                        return Err(format!("partner {partner} not found"));
-                    }
                     let (lead, kind) = nl
                         .build(w.tenant, partner, &w.pipeline, now)
                         .map_err(|e| e.to_string())?;
@@ -318,15 +395,16 @@ impl Env {
                         at: now,
                         actor: ctx.actor.clone(),
                     };
-                    sql::insert_lead(&tx, &lead)?;
-                    sql::insert_event(&tx, &e)?;
-                    sql::insert_history(&tx, &h)?;
-                    tx.commit().map_err(se)?;
+                    self.base.enter_lead(partner, &lead, &e, &h).await?;
                 }
             }
         }
         let secs = started.elapsed().as_secs_f64();
-        Ok((secs, n, tenant_digest(&self.conn, w.tenant, &w.pipeline)?))
+        Ok((
+            secs,
+            n,
+            self.base.tenant_digest(w.tenant, &w.pipeline).await?,
+        ))
     }
 
     async fn ingest_batch(&mut self, imp: Impl, rep: usize) -> Result<(f64, u64, String), String> {
@@ -353,21 +431,7 @@ impl Env {
                             .await
                             .map_err(|e| e.to_string())?;
                     }
-                    Impl::Sql => {
-                        let tx = self
-                            .conn
-                            .transaction_with_behavior(TransactionBehavior::Immediate)
-                            .map_err(se)?;
-                        for wr in &cs.writes {
-                            match wr {
-                                Write::InsertLead(l) => sql::insert_lead(&tx, l)?,
-                                Write::AppendEvent(e) => sql::insert_event(&tx, e)?,
-                                Write::AppendStageHistory(h) => sql::insert_history(&tx, h)?,
-                                other => return Err(format!("unexpected write {other:?}")),
-                            }
-                        }
-                        tx.commit().map_err(se)?;
-                    }
+                    Impl::Sql => self.base.ingest(w.tenant, &cs.writes).await?,
                 }
                 elapsed += started.elapsed().as_secs_f64();
             }
@@ -375,7 +439,7 @@ impl Env {
         Ok((
             elapsed,
             rows,
-            tenant_digest(&self.conn, w.tenant, &w.pipeline)?,
+            self.base.tenant_digest(w.tenant, &w.pipeline).await?,
         ))
     }
 
@@ -397,7 +461,7 @@ impl Env {
             let hook =
                 crm_core::rules::RulesHook::new(Arc::new(example_rules()?), directory.clone());
             CrmService::builder()
-                .store(self.store.clone() as Arc<dyn Store>)
+                .store(self.store.clone())
                 .hook(Arc::new(hook))
                 .build()
                 .map_err(|e| e.to_string())?
@@ -435,24 +499,31 @@ impl Env {
                         .await
                         .map_err(|e| e.to_string())?;
                 }
-                Impl::Sql => sql::move_lead(
-                    &mut self.conn,
-                    &ctx,
-                    &w.pipeline,
-                    *id,
-                    1,
-                    stage,
-                    native.as_ref().map(|n| {
-                        (
-                            n as &dyn crm_core::rules::RuleEngine,
-                            directory.as_ref() as &dyn crm_core::rules::Directory,
+                Impl::Sql => {
+                    self.base
+                        .move_lead(
+                            &ctx,
+                            &w.pipeline,
+                            *id,
+                            1,
+                            stage,
+                            native.as_ref().map(|n| {
+                                (
+                                    n as &dyn crm_core::rules::RuleEngine,
+                                    directory.as_ref() as &dyn crm_core::rules::Directory,
+                                )
+                            }),
                         )
-                    }),
-                )?,
+                        .await?
+                }
             }
         }
         let secs = started.elapsed().as_secs_f64();
-        Ok((secs, n, tenant_digest(&self.conn, w.tenant, &w.pipeline)?))
+        Ok((
+            secs,
+            n,
+            self.base.tenant_digest(w.tenant, &w.pipeline).await?,
+        ))
     }
 
     /// The leads whose timelines the timeline workload reads: the long ones first, then a uniform sample.
@@ -481,7 +552,7 @@ impl Env {
                         .map_err(|e| e.to_string())?
                         .items
                 }
-                Impl::Sql => sql::timeline(&self.conn, tenant, *id, 50)?,
+                Impl::Sql => self.base.timeline(tenant, *id, 50).await?,
             };
             rows += events.len() as u64;
             for e in &events {
@@ -525,7 +596,7 @@ impl Env {
                     })
                     .collect()
             }
-            Impl::Sql => sql::board(&self.conn, tenant, pipeline)?,
+            Impl::Sql => self.base.board(tenant, pipeline).await?,
         };
         let secs = started.elapsed().as_secs_f64();
         let rows = cols.iter().map(|c| c.0).sum();
@@ -582,15 +653,19 @@ impl Env {
         let criteria = self.criteria()?;
         let started = Instant::now();
         let mut ids: Vec<String> = match imp {
-            Impl::Ours => {
-                CommerceStore::segment(self.store.as_ref(), tenant, &criteria, as_of, Self::eur())
-                    .await
-                    .map_err(|e| e.to_string())?
-                    .into_iter()
-                    .map(|m| format!("{} {}", m.partner, m.name))
-                    .collect()
+            Impl::Ours => self
+                .commerce
+                .segment(tenant, &criteria, as_of, Self::eur())
+                .await
+                .map_err(|e| e.to_string())?
+                .into_iter()
+                .map(|m| format!("{} {}", m.partner, m.name))
+                .collect(),
+            Impl::Sql => {
+                self.base
+                    .segment(tenant, &self.manifest, self.year()?, as_of)
+                    .await?
             }
-            Impl::Sql => sql::segment(&self.conn, tenant, &self.manifest, self.year()?, as_of)?,
         };
         let secs = started.elapsed().as_secs_f64();
         ids.sort();
@@ -609,7 +684,7 @@ impl Env {
     async fn profit(&mut self, imp: Impl, by: GroupBy) -> Result<(f64, u64, String), String> {
         let tenant = self.manifest.tenant;
         let year = self.year()?;
-        let lines = sql::lines_in(&self.conn, tenant, year)?;
+        let lines = self.base.lines_in(tenant, year).await?;
         let started = Instant::now();
         let rows: Vec<ProfitRow> = match imp {
             Impl::Ours => {
@@ -620,7 +695,7 @@ impl Env {
                     reporting: Self::eur(),
                     rank: None,
                 };
-                self.store
+                self.commerce
                     .profit_sums(tenant, &q)
                     .await
                     .map_err(|e| e.to_string())?
@@ -628,7 +703,7 @@ impl Env {
                     .map(|r| (r.key, r.revenue_units, r.cost_units, r.invoices))
                     .collect()
             }
-            Impl::Sql => sql::profit(&self.conn, tenant, by, year)?,
+            Impl::Sql => self.base.profit(tenant, by, year).await?,
         };
         let secs = started.elapsed().as_secs_f64();
         Ok((secs, lines, profit_digest(rows)))
@@ -644,7 +719,7 @@ impl Env {
             out.push(match imp {
                 Impl::Ours => {
                     let s = self
-                        .store
+                        .commerce
                         .campaign_sums(tenant, *c, Some(year), Self::eur())
                         .await
                         .map_err(|e| e.to_string())?;
@@ -659,7 +734,7 @@ impl Env {
                         s.campaign_cost_units,
                     ]
                 }
-                Impl::Sql => sql::campaign(&self.conn, tenant, *c, year)?,
+                Impl::Sql => self.base.campaign(tenant, *c, year).await?,
             });
         }
         let secs = started.elapsed().as_secs_f64();
@@ -782,7 +857,8 @@ pub fn micro_bounds(p: Period) -> (i64, i64) {
     (start, end)
 }
 
-fn units(d: rust_decimal::Decimal, scale: u32) -> i128 {
+/// `d` as an integer count of 10^-`scale`.
+pub fn units(d: rust_decimal::Decimal, scale: u32) -> i128 {
     let mut d = d;
     d.rescale(scale);
     d.mantissa()
@@ -828,7 +904,7 @@ pub fn drop_tenant(conn: &Connection, tenant: TenantId) -> Result<(), String> {
         .map_err(se)
 }
 
-fn se(e: rusqlite::Error) -> String {
+pub(crate) fn se(e: rusqlite::Error) -> String {
     e.to_string()
 }
 
@@ -940,6 +1016,175 @@ pub fn tenant_digest(
         out.push_str("; ");
     }
     Ok(out)
+}
+
+/// The baseline's operations, each the same work as plain SQL with prepared statements on its backend.
+impl Base {
+    /// Enters one lead in one transaction: checks its partner exists, inserts the lead, its event and its
+    /// history step.
+    pub async fn enter_lead(
+        &mut self,
+        partner: crm_core::id::PartnerId,
+        lead: &Lead,
+        e: &DomainEvent,
+        h: &StageHistoryEntry,
+    ) -> Result<(), String> {
+        match self {
+            Self::Sqlite(conn) => {
+                let tx = conn
+                    .transaction_with_behavior(TransactionBehavior::Immediate)
+                    .map_err(se)?;
+                let found = tx
+                    .prepare_cached("SELECT 1 FROM partners WHERE tenant = ?1 AND id = ?2")
+                    .and_then(|mut s| s.exists(params![lead.tenant.as_bytes(), partner.as_bytes()]))
+                    .map_err(se)?;
+                if !found {
+                    return Err(format!("partner {partner} not found"));
+                }
+                sql::insert_lead(&tx, lead)?;
+                sql::insert_event(&tx, e)?;
+                sql::insert_history(&tx, h)?;
+                tx.commit().map_err(se)
+            }
+            Self::Postgres(c) => super::pgsql::enter_lead(c, partner, lead, e, h).await,
+        }
+    }
+
+    /// Writes a batch of leads, events and history steps in one transaction.
+    pub async fn ingest(&mut self, tenant: TenantId, writes: &[Write]) -> Result<(), String> {
+        match self {
+            Self::Sqlite(conn) => {
+                let tx = conn
+                    .transaction_with_behavior(TransactionBehavior::Immediate)
+                    .map_err(se)?;
+                for wr in writes {
+                    match wr {
+                        Write::InsertLead(l) => sql::insert_lead(&tx, l)?,
+                        Write::AppendEvent(e) => sql::insert_event(&tx, e)?,
+                        Write::AppendStageHistory(h) => sql::insert_history(&tx, h)?,
+                        other => return Err(format!("unexpected write {other:?}")),
+                    }
+                }
+                tx.commit().map_err(se)
+            }
+            Self::Postgres(c) => super::pgsql::ingest(c, tenant, writes).await,
+        }
+    }
+
+    /// Moves a lead (see [`sql::move_lead`]).
+    #[allow(clippy::too_many_arguments)]
+    pub async fn move_lead(
+        &mut self,
+        ctx: &Context,
+        pipeline: &Pipeline,
+        id: LeadId,
+        expected: u64,
+        stage: crm_core::id::StageId,
+        rules: Option<(
+            &dyn crm_core::rules::RuleEngine,
+            &dyn crm_core::rules::Directory,
+        )>,
+    ) -> Result<(), String> {
+        match self {
+            Self::Sqlite(conn) => sql::move_lead(conn, ctx, pipeline, id, expected, stage, rules),
+            Self::Postgres(c) => {
+                super::pgsql::move_lead(c, ctx, pipeline, id, expected, stage, rules).await
+            }
+        }
+    }
+
+    /// A lead's newest `limit` events.
+    pub async fn timeline(
+        &mut self,
+        tenant: TenantId,
+        lead: LeadId,
+        limit: u32,
+    ) -> Result<Vec<DomainEvent>, String> {
+        match self {
+            Self::Sqlite(conn) => sql::timeline(conn, tenant, lead, limit),
+            Self::Postgres(c) => super::pgsql::timeline(c, tenant, lead, limit).await,
+        }
+    }
+
+    /// The board.
+    pub async fn board(
+        &mut self,
+        tenant: TenantId,
+        pipeline: crm_core::id::PipelineId,
+    ) -> Result<Vec<BoardCol>, String> {
+        match self {
+            Self::Sqlite(conn) => sql::board(conn, tenant, pipeline),
+            Self::Postgres(c) => super::pgsql::board(c, tenant, pipeline).await,
+        }
+    }
+
+    /// Invoice and credit-note lines issued in `year`.
+    pub async fn lines_in(&mut self, tenant: TenantId, year: Period) -> Result<u64, String> {
+        match self {
+            Self::Sqlite(conn) => sql::lines_in(conn, tenant, year),
+            Self::Postgres(c) => super::pgsql::lines_in(c, tenant, year).await,
+        }
+    }
+
+    /// The segment's members as `"<id> <name>"`.
+    pub async fn segment(
+        &mut self,
+        tenant: TenantId,
+        m: &Manifest,
+        year: Period,
+        as_of: chrono::NaiveDate,
+    ) -> Result<Vec<String>, String> {
+        match self {
+            Self::Sqlite(conn) => sql::segment(conn, tenant, m, year, as_of),
+            Self::Postgres(c) => super::pgsql::segment(c, tenant, m, year, as_of).await,
+        }
+    }
+
+    /// Profitability sums per group.
+    pub async fn profit(
+        &mut self,
+        tenant: TenantId,
+        by: GroupBy,
+        year: Period,
+    ) -> Result<Vec<ProfitRow>, String> {
+        match self {
+            Self::Sqlite(conn) => sql::profit(conn, tenant, by, year),
+            Self::Postgres(c) => super::pgsql::profit(c, tenant, by, year).await,
+        }
+    }
+
+    /// A campaign's report sums.
+    pub async fn campaign(
+        &mut self,
+        tenant: TenantId,
+        campaign: crm_core::id::CampaignId,
+        year: Period,
+    ) -> Result<[i128; 8], String> {
+        match self {
+            Self::Sqlite(conn) => sql::campaign(conn, tenant, campaign, year),
+            Self::Postgres(c) => super::pgsql::campaign(c, tenant, campaign, year).await,
+        }
+    }
+
+    /// A tenant's content independent of ids and clock (see [`tenant_digest`]).
+    pub async fn tenant_digest(
+        &mut self,
+        tenant: TenantId,
+        pipeline: &Pipeline,
+    ) -> Result<String, String> {
+        match self {
+            Self::Sqlite(conn) => tenant_digest(conn, tenant, pipeline),
+            Self::Postgres(c) => super::pgsql::tenant_digest(c, tenant, pipeline).await,
+        }
+    }
+
+    /// Deletes every row of a scratch tenant.
+    pub async fn drop_tenant(&mut self, tenant: TenantId) -> Result<(), String> {
+        match self {
+            Self::Sqlite(conn) => drop_tenant(conn, tenant),
+            Self::Postgres(c) => super::pgsql::drop_tenant(c, tenant).await,
+        }
+    }
 }
 
 /// The plain-SQL baselines: the same rows, written and read with prepared statements on the same schema.

@@ -1,0 +1,780 @@
+//! The plain-SQL baselines on PostgreSQL: the same rows as `PgStore` writes and reads, with prepared statements on
+//! a plain tokio-postgres connection (each statement prepared once per connection and reused), on the same schema
+//! and data as the store. The SQLite twins are in `work::sql`; both return the same digests.
+
+use super::gen::Manifest;
+use super::work::{micro_bounds, units, BoardCol, ProfitRow};
+use chrono::Utc;
+use crm_core::actor::Context;
+use crm_core::commerce::{day_number, GroupBy, Period};
+use crm_core::event::{DomainEvent, StageHistoryEntry};
+use crm_core::id::{CampaignId, LeadId, PartnerId, PipelineId, StageId, TenantId};
+use crm_core::lead::{self, Facts, Lead, LeadCommand};
+use crm_core::outbox::OutboxMessage;
+use crm_core::pipeline::Pipeline;
+use crm_core::service::lead_subject;
+use crm_core::store::{ChangeSet, LeadSort, Write};
+use rust_decimal::Decimal;
+use std::collections::{BTreeSet, HashMap};
+use tokio_postgres::types::{Json, ToSql};
+use tokio_postgres::{Client, GenericClient, Statement};
+
+fn pe(e: tokio_postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(d) => format!("{}: {}", d.code().code(), d.message()),
+        None => e.to_string(),
+    }
+}
+
+/// A plain connection with its prepared statements.
+pub struct Pg {
+    /// The connection.
+    pub client: Client,
+    prepared: HashMap<&'static str, Statement>,
+}
+
+impl std::fmt::Debug for Pg {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pg")
+            .field("prepared", &self.prepared.len())
+            .finish()
+    }
+}
+
+const LEAD_INSERT: &str =
+    "INSERT INTO leads (tenant, id, partner, pipeline, stage, status, owner, search, expected, \
+     currency, revenue_key, probability, created_us, updated_us, version, doc) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)";
+const TAGS_INSERT: &str =
+    "INSERT INTO lead_tags (tenant, tag, lead) SELECT $1, t, $2 FROM unnest($3::text[]) AS t";
+const EVENT_INSERT: &str =
+    "INSERT INTO events (tenant, id, pos, at_us, lead, partner, request, kind, doc) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
+const HISTORY_INSERT: &str =
+    "INSERT INTO stage_history (tenant, lead, pipeline, from_stage, to_stage, status, \
+     at_us, doc) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
+const OUTBOX_INSERT: &str =
+    "INSERT INTO outbox (tenant, id, idempotency_key, status, attempts, next_attempt_us, \
+     last_error, created_us, delivered_us, doc) VALUES ($1, $2, $3, 0, $4, $5, $6, $7, $8, $9) \
+     ON CONFLICT (tenant, idempotency_key) DO NOTHING";
+const POSITIONS: &str = "INSERT INTO event_positions (tenant, last) VALUES ($1, $2) \
+     ON CONFLICT (tenant) DO UPDATE SET last = event_positions.last + EXCLUDED.last RETURNING last";
+const PARTNER_EXISTS: &str = "SELECT 1 FROM partners WHERE tenant = $1 AND id = $2";
+const LEAD_DOC: &str = "SELECT doc FROM leads WHERE tenant = $1 AND id = $2";
+const LEAD_MOVE: &str =
+    "UPDATE leads SET stage = $3, status = $4, probability = $5, updated_us = $6, \
+     version = $7, doc = $8 WHERE tenant = $1 AND id = $2 AND version = $9";
+
+/// The statements every write uses.
+struct Writes {
+    lead: Statement,
+    tags: Statement,
+    event: Statement,
+    history: Statement,
+    outbox: Statement,
+    positions: Statement,
+}
+
+impl Pg {
+    /// Wraps a connection.
+    pub fn new(client: Client) -> Self {
+        Self {
+            client,
+            prepared: HashMap::new(),
+        }
+    }
+
+    /// The statement for `sql`, prepared on first use.
+    async fn stmt(&mut self, sql: &'static str) -> Result<Statement, String> {
+        if let Some(s) = self.prepared.get(sql) {
+            return Ok(s.clone());
+        }
+        let s = self.client.prepare(sql).await.map_err(pe)?;
+        self.prepared.insert(sql, s.clone());
+        Ok(s)
+    }
+
+    async fn writes(&mut self) -> Result<Writes, String> {
+        Ok(Writes {
+            lead: self.stmt(LEAD_INSERT).await?,
+            tags: self.stmt(TAGS_INSERT).await?,
+            event: self.stmt(EVENT_INSERT).await?,
+            history: self.stmt(HISTORY_INSERT).await?,
+            outbox: self.stmt(OUTBOX_INSERT).await?,
+            positions: self.stmt(POSITIONS).await?,
+        })
+    }
+}
+
+async fn insert_lead<C: GenericClient>(c: &C, w: &Writes, l: &Lead) -> Result<(), String> {
+    let status = l.status.kind().code();
+    let probability = i16::from(l.probability);
+    let expected: Option<Decimal> = l.expected_revenue.map(|m| m.amount());
+    let currency: Option<String> = l.expected_revenue.map(|m| m.currency().code().to_string());
+    let key = LeadSort::ExpectedRevenueDesc.key(l);
+    let (created, updated, version) = (
+        l.created_at.timestamp_micros(),
+        l.updated_at.timestamp_micros(),
+        l.version as i64,
+    );
+    let search = l.title.to_lowercase();
+    c.execute(
+        &w.lead,
+        &[
+            l.tenant.as_uuid(),
+            l.id.as_uuid(),
+            l.partner.as_uuid(),
+            l.pipeline.as_uuid(),
+            l.stage.as_uuid(),
+            &status,
+            &l.owner.as_ref().map(|o| *o.as_uuid()),
+            &search,
+            &expected,
+            &currency,
+            &key,
+            &probability,
+            &created,
+            &updated,
+            &version,
+            &Json(l),
+        ],
+    )
+    .await
+    .map_err(pe)?;
+    let tags: Vec<String> = l
+        .tags
+        .iter()
+        .map(|t| t.trim().to_lowercase())
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    if !tags.is_empty() {
+        c.execute(&w.tags, &[l.tenant.as_uuid(), l.id.as_uuid(), &tags])
+            .await
+            .map_err(pe)?;
+    }
+    Ok(())
+}
+
+async fn insert_history<C: GenericClient>(
+    c: &C,
+    w: &Writes,
+    h: &StageHistoryEntry,
+) -> Result<(), String> {
+    c.execute(
+        &w.history,
+        &[
+            h.tenant.as_uuid(),
+            h.lead.as_uuid(),
+            h.pipeline.as_uuid(),
+            &h.from.as_ref().map(|x| *x.as_uuid()),
+            h.to.as_uuid(),
+            &h.status.code(),
+            &h.at.timestamp_micros(),
+            &Json(h),
+        ],
+    )
+    .await
+    .map(|_| ())
+    .map_err(pe)
+}
+
+async fn insert_outbox<C: GenericClient>(
+    c: &C,
+    w: &Writes,
+    m: &OutboxMessage,
+) -> Result<(), String> {
+    c.execute(
+        &w.outbox,
+        &[
+            m.tenant.as_uuid(),
+            m.id.as_uuid(),
+            &m.idempotency_key,
+            &(m.attempts.min(i32::MAX as u32) as i32),
+            &m.next_attempt_at.timestamp_micros(),
+            &m.last_error,
+            &m.created_at.timestamp_micros(),
+            &m.delivered_at.map(|t| t.timestamp_micros()),
+            &Json(m),
+        ],
+    )
+    .await
+    .map(|_| ())
+    .map_err(pe)
+}
+
+/// Takes positions for `events` (the tenant's counter row, locked to the end of the transaction, taken last as the
+/// store does) and inserts them in order.
+async fn insert_events<C: GenericClient>(
+    c: &C,
+    w: &Writes,
+    tenant: TenantId,
+    events: &[&DomainEvent],
+) -> Result<(), String> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    let n = events.len() as i64;
+    let last: i64 = c
+        .query_one(&w.positions, &[tenant.as_uuid(), &n])
+        .await
+        .map_err(pe)?
+        .get(0);
+    for (i, e) in events.iter().enumerate() {
+        let pos = last - n + 1 + i as i64;
+        c.execute(
+            &w.event,
+            &[
+                e.tenant.as_uuid(),
+                e.id.as_uuid(),
+                &pos,
+                &e.at.timestamp_micros(),
+                &e.subject.lead.as_ref().map(|x| *x.as_uuid()),
+                &e.subject.partner.as_ref().map(|x| *x.as_uuid()),
+                &e.subject.request.as_ref().map(|x| *x.as_uuid()),
+                &e.kind.name(),
+                &Json(e),
+            ],
+        )
+        .await
+        .map_err(pe)?;
+    }
+    Ok(())
+}
+
+/// Enters one lead in one transaction: checks its partner, inserts the lead, its history step and its event.
+pub async fn enter_lead(
+    pg: &mut Pg,
+    partner: PartnerId,
+    lead: &Lead,
+    e: &DomainEvent,
+    h: &StageHistoryEntry,
+) -> Result<(), String> {
+    let w = pg.writes().await?;
+    let exists = pg.stmt(PARTNER_EXISTS).await?;
+    let tx = pg.client.transaction().await.map_err(pe)?;
+    if tx
+        .query_opt(&exists, &[lead.tenant.as_uuid(), partner.as_uuid()])
+        .await
+        .map_err(pe)?
+        .is_none()
+    {
+        return Err(format!("partner {partner} not found"));
+    }
+    insert_lead(&tx, &w, lead).await?;
+    insert_history(&tx, &w, h).await?;
+    insert_events(&tx, &w, lead.tenant, &[e]).await?;
+    tx.commit().await.map_err(pe)
+}
+
+/// Writes a batch of leads, events and history steps in one transaction, one prepared INSERT per row.
+pub async fn ingest(pg: &mut Pg, tenant: TenantId, writes: &[Write]) -> Result<(), String> {
+    let w = pg.writes().await?;
+    let tx = pg.client.transaction().await.map_err(pe)?;
+    let mut events = Vec::new();
+    for wr in writes {
+        match wr {
+            Write::InsertLead(l) => insert_lead(&tx, &w, l).await?,
+            Write::AppendEvent(e) => events.push(e),
+            Write::AppendStageHistory(h) => insert_history(&tx, &w, h).await?,
+            other => return Err(format!("unexpected write {other:?}")),
+        }
+    }
+    insert_events(&tx, &w, tenant, &events).await?;
+    tx.commit().await.map_err(pe)
+}
+
+/// Moves a lead: read it, decide with the pure core, update it version-checked, append its events, the rules'
+/// outbox messages and its history step.
+#[allow(clippy::too_many_arguments)]
+pub async fn move_lead(
+    pg: &mut Pg,
+    ctx: &Context,
+    pipeline: &Pipeline,
+    id: LeadId,
+    expected: u64,
+    stage: StageId,
+    rules: Option<(
+        &dyn crm_core::rules::RuleEngine,
+        &dyn crm_core::rules::Directory,
+    )>,
+) -> Result<(), String> {
+    let tenant = ctx.tenant;
+    let w = pg.writes().await?;
+    let read = pg.stmt(LEAD_DOC).await?;
+    let update = pg.stmt(LEAD_MOVE).await?;
+    let tx = pg.client.transaction().await.map_err(pe)?;
+    let current: Lead = tx
+        .query_opt(&read, &[tenant.as_uuid(), id.as_uuid()])
+        .await
+        .map_err(pe)?
+        .ok_or_else(|| format!("lead {id} not found"))?
+        .get::<_, Json<Lead>>(0)
+        .0;
+    let now = Utc::now();
+    let facts = Facts {
+        lost_reasons: &[],
+        requests: &[],
+    };
+    let t = lead::apply(
+        &current,
+        LeadCommand::MoveTo { stage },
+        pipeline,
+        facts,
+        now,
+    )
+    .map_err(|e| e.to_string())?;
+    let l = &t.lead;
+    let n = tx
+        .execute(
+            &update,
+            &[
+                tenant.as_uuid(),
+                id.as_uuid(),
+                l.stage.as_uuid(),
+                &l.status.kind().code(),
+                &i16::from(l.probability),
+                &l.updated_at.timestamp_micros(),
+                &(l.version as i64),
+                &Json(l),
+                &(expected as i64),
+            ],
+        )
+        .await
+        .map_err(pe)?;
+    if n != 1 {
+        return Err(format!("lead {id} changed meanwhile"));
+    }
+    let mut events: Vec<DomainEvent> = t
+        .events
+        .iter()
+        .map(|k| DomainEvent::new(ctx, now, lead_subject(l), k.clone()))
+        .collect();
+    if let Some((engine, directory)) = rules {
+        let mut cs = ChangeSet::new();
+        cs.push(Write::InsertLead(l.clone()));
+        let mut decided = Vec::new();
+        for e in &events {
+            let views = crm_core::rules::Views::from_change_set(&cs, &e.subject);
+            let trigger = crm_core::rules::Trigger::Event(e.clone());
+            let decision = engine.evaluate(&trigger, &views);
+            if let Some(r) = decision.refusal {
+                return Err(format!("refused by {}: {}", r.rule, r.reason));
+            }
+            for wr in crm_core::rules::decision_writes(ctx, &trigger, &views, &decision, directory)
+            {
+                match wr {
+                    Write::EnqueueOutbox(m) => insert_outbox(&tx, &w, &m).await?,
+                    Write::AppendEvent(e) => decided.push(e),
+                    other => return Err(format!("unexpected rule write {other:?}")),
+                }
+            }
+        }
+        events.extend(decided);
+    }
+    insert_history(
+        &tx,
+        &w,
+        &StageHistoryEntry {
+            tenant,
+            lead: id,
+            pipeline: pipeline.id,
+            from: Some(current.stage),
+            to: l.stage,
+            status: l.status.kind(),
+            at: now,
+            actor: ctx.actor.clone(),
+        },
+    )
+    .await?;
+    let refs: Vec<&DomainEvent> = events.iter().collect();
+    insert_events(&tx, &w, tenant, &refs).await?;
+    tx.commit().await.map_err(pe)
+}
+
+/// A lead's newest `limit` events.
+pub async fn timeline(
+    pg: &mut Pg,
+    tenant: TenantId,
+    lead: LeadId,
+    limit: u32,
+) -> Result<Vec<DomainEvent>, String> {
+    let s = pg
+        .stmt(
+            "SELECT doc FROM events WHERE tenant = $1 AND lead = $2 ORDER BY at_us DESC, id DESC LIMIT $3",
+        )
+        .await?;
+    let rows = pg
+        .client
+        .query(&s, &[tenant.as_uuid(), lead.as_uuid(), &i64::from(limit)])
+        .await
+        .map_err(pe)?;
+    Ok(rows
+        .iter()
+        .map(|r| r.get::<_, Json<DomainEvent>>(0).0)
+        .collect())
+}
+
+/// The board: per stage (in pipeline order) the lead count and per currency the expected and weighted sums.
+pub async fn board(
+    pg: &mut Pg,
+    tenant: TenantId,
+    pipeline: PipelineId,
+) -> Result<Vec<BoardCol>, String> {
+    let doc = pg
+        .stmt("SELECT doc FROM pipelines WHERE tenant = $1 AND id = $2")
+        .await?;
+    let sums = pg
+        .stmt(
+            "SELECT stage, currency, count(*), sum(expected), sum(expected * probability) FROM leads \
+             WHERE tenant = $1 AND pipeline = $2 AND status IN (0, 1) GROUP BY stage, currency",
+        )
+        .await?;
+    let p: Pipeline = pg
+        .client
+        .query_one(&doc, &[tenant.as_uuid(), pipeline.as_uuid()])
+        .await
+        .map_err(pe)?
+        .get::<_, Json<Pipeline>>(0)
+        .0;
+    let mut cols: Vec<BoardCol> = vec![Default::default(); p.stages.len()];
+    for r in pg
+        .client
+        .query(&sums, &[tenant.as_uuid(), pipeline.as_uuid()])
+        .await
+        .map_err(pe)?
+    {
+        let stage: uuid::Uuid = r.get(0);
+        let Some(i) = p.stages.iter().position(|s| *s.id.as_uuid() == stage) else {
+            continue;
+        };
+        cols[i].0 += r.get::<_, i64>(2) as u64;
+        let currency: Option<String> = r.get(1);
+        let (e, w): (Option<Decimal>, Option<Decimal>) = (r.get(3), r.get(4));
+        if let (Some(c), Some(e), Some(w)) = (currency, e, w) {
+            let t = cols[i].1.entry(c).or_default();
+            t.0 += units(e, 4);
+            t.1 += units(w, 4);
+        }
+    }
+    Ok(cols)
+}
+
+fn days(year: Period) -> (i32, i32) {
+    (day_number(year.from()), day_number(year.to()))
+}
+
+/// Invoice and credit-note lines issued in `year`.
+pub async fn lines_in(pg: &mut Pg, tenant: TenantId, year: Period) -> Result<u64, String> {
+    let s = pg
+        .stmt(
+            "SELECT count(*) FROM document_lines WHERE tenant = $1 AND issue_day BETWEEN $2 AND $3 AND kind IN (0, 1)",
+        )
+        .await?;
+    let (from, to) = days(year);
+    let n: i64 = pg
+        .client
+        .query_one(&s, &[tenant.as_uuid(), &from, &to])
+        .await
+        .map_err(pe)?
+        .get(0);
+    Ok(n as u64)
+}
+
+/// The segment as one hand-written query: per-customer sums in two grouped scans, joined to the partners.
+pub async fn segment(
+    pg: &mut Pg,
+    tenant: TenantId,
+    m: &Manifest,
+    year: Period,
+    as_of: chrono::NaiveDate,
+) -> Result<Vec<String>, String> {
+    let cat = m.commerce.category.ok_or("no commerce data")?;
+    let s = pg
+        .stmt(
+            "WITH s AS (SELECT partner, MAX(CASE WHEN kind = 0 THEN issue_day END) AS last, \
+               SUM(CASE WHEN issue_day BETWEEN $2 AND $3 THEN revenue_units ELSE 0 END) AS vol \
+               FROM documents WHERE tenant = $1 AND kind IN (0, 1) AND reporting = 'EUR' GROUP BY partner), \
+             b AS (SELECT partner FROM document_lines WHERE tenant = $1 AND category = $4 AND issue_day BETWEEN $2 AND $3 \
+               GROUP BY partner HAVING SUM(quantity_units) > 0) \
+             SELECT p.id, p.name FROM s JOIN b ON b.partner = s.partner JOIN partners p ON p.tenant = $1 AND p.id = s.partner \
+             WHERE s.last IS NOT NULL AND s.last < $5 AND s.vol > $6",
+        )
+        .await?;
+    let (from, to) = days(year);
+    let lapsed = day_number(as_of) - 90;
+    let threshold = Decimal::from(m.commerce.threshold_units);
+    let rows = pg
+        .client
+        .query(
+            &s,
+            &[
+                tenant.as_uuid(),
+                &from,
+                &to,
+                cat.as_uuid(),
+                &lapsed,
+                &threshold,
+            ],
+        )
+        .await
+        .map_err(pe)?;
+    Ok(rows
+        .iter()
+        .map(|r| format!("{} {}", r.get::<_, uuid::Uuid>(0), r.get::<_, String>(1)))
+        .collect())
+}
+
+/// Profitability sums per group over the year's sales documents.
+pub async fn profit(
+    pg: &mut Pg,
+    tenant: TenantId,
+    by: GroupBy,
+    year: Period,
+) -> Result<Vec<ProfitRow>, String> {
+    let sql = match by {
+        GroupBy::Customer => {
+            "SELECT partner::text, SUM(revenue_units)::bigint, SUM(cost_units)::bigint, count(*) FILTER (WHERE kind = 0) \
+             FROM documents WHERE tenant = $1 AND reporting = 'EUR' AND issue_day BETWEEN $2 AND $3 AND kind IN (0, 1) \
+             GROUP BY partner"
+        }
+        GroupBy::Group => {
+            "SELECT grp, SUM(revenue_units)::bigint, SUM(cost_units)::bigint, count(*) FILTER (WHERE kind = 0) \
+             FROM documents WHERE tenant = $1 AND reporting = 'EUR' AND issue_day BETWEEN $2 AND $3 AND kind IN (0, 1) \
+             GROUP BY grp"
+        }
+        other => return Err(format!("no baseline for grouping {other:?}")),
+    };
+    let s = pg.stmt(sql).await?;
+    let (from, to) = days(year);
+    let rows = pg
+        .client
+        .query(&s, &[tenant.as_uuid(), &from, &to])
+        .await
+        .map_err(pe)?;
+    Ok(rows
+        .iter()
+        .map(|r| {
+            (
+                r.get::<_, Option<String>>(0),
+                r.get::<_, i64>(1) as i128,
+                r.get::<_, i64>(2) as i128,
+                r.get::<_, i64>(3) as u64,
+            )
+        })
+        .collect())
+}
+
+/// A campaign's report sums: targets, reached, leads, won, invoiced customers, revenue, cost, campaign cost.
+pub async fn campaign(
+    pg: &mut Pg,
+    tenant: TenantId,
+    campaign: CampaignId,
+    year: Period,
+) -> Result<[i128; 8], String> {
+    let (df, dt) = days(year);
+    let (mf, mt) = micro_bounds(year);
+    let key = campaign.to_string();
+    let (t, c) = (tenant.as_uuid(), campaign.as_uuid());
+    let queries: [(&'static str, Vec<&(dyn ToSql + Sync)>); 5] = [
+        (
+            "SELECT count(*), COALESCE(SUM(CASE WHEN reached_at >= $3 AND reached_at < $4 THEN 1 ELSE 0 END), 0)::bigint \
+             FROM campaign_targets WHERE tenant = $1 AND campaign = $2",
+            vec![t, c, &mf, &mt],
+        ),
+        (
+            "SELECT count(*), COALESCE(SUM(CASE WHEN status = 1 THEN 1 ELSE 0 END), 0)::bigint FROM leads \
+             WHERE tenant = $1 AND doc -> 'source' ->> 'campaign' = $2 AND created_us >= $3 AND created_us < $4",
+            vec![t, &key, &mf, &mt],
+        ),
+        (
+            "SELECT COALESCE(SUM(revenue_units), 0)::bigint, COALESCE(SUM(cost_units), 0)::bigint FROM documents \
+             WHERE tenant = $1 AND campaign = $2 AND kind IN (0, 1) AND reporting = 'EUR' AND issue_day BETWEEN $3 AND $4",
+            vec![t, c, &df, &dt],
+        ),
+        (
+            "SELECT count(*), 0::bigint FROM (SELECT partner FROM documents WHERE tenant = $1 AND campaign = $2 \
+             AND kind IN (0, 1) AND reporting = 'EUR' AND issue_day BETWEEN $3 AND $4 GROUP BY partner \
+             HAVING SUM(revenue_units) > 0) x",
+            vec![t, c, &df, &dt],
+        ),
+        (
+            "SELECT COALESCE(SUM(amount_units), 0)::bigint, 0::bigint FROM campaign_costs WHERE tenant = $1 \
+             AND campaign = $2 AND reporting = 'EUR' AND day BETWEEN $3 AND $4",
+            vec![t, c, &df, &dt],
+        ),
+    ];
+    let mut out = [0i128; 8];
+    for (i, (sql, params)) in queries.iter().enumerate() {
+        let s = pg.stmt(sql).await?;
+        let r = pg.client.query_one(&s, params).await.map_err(pe)?;
+        let (a, b) = (r.get::<_, i64>(0) as i128, r.get::<_, i64>(1) as i128);
+        match i {
+            0 => (out[0], out[1]) = (a, b),
+            1 => (out[2], out[3]) = (a, b),
+            2 => (out[5], out[6]) = (a, b),
+            3 => out[4] = a,
+            _ => out[7] = a,
+        }
+    }
+    Ok(out)
+}
+
+/// A tenant's content independent of ids and clock, in the same form as `work::tenant_digest` on SQLite.
+pub async fn tenant_digest(
+    pg: &mut Pg,
+    tenant: TenantId,
+    pipeline: &Pipeline,
+) -> Result<String, String> {
+    let pos = |s: uuid::Uuid| -> String {
+        pipeline
+            .stages
+            .iter()
+            .position(|x| *x.id.as_uuid() == s)
+            .map(|p| p.to_string())
+            .unwrap_or_else(|| "?".into())
+    };
+    let t = tenant.as_uuid();
+    let c = &pg.client;
+    let mut rows: Vec<String> = c
+        .query(
+            "SELECT stage, status::bigint, count(*), COALESCE(SUM(expected * 10000), 0)::bigint, SUM(version)::bigint, \
+             SUM(probability)::bigint FROM leads WHERE tenant = $1 GROUP BY stage, status",
+            &[t],
+        )
+        .await
+        .map_err(pe)?
+        .iter()
+        .map(|r| {
+            format!(
+                "lead {} {} {} {} {} {}",
+                pos(r.get(0)),
+                r.get::<_, i64>(1),
+                r.get::<_, i64>(2),
+                r.get::<_, i64>(3),
+                r.get::<_, i64>(4),
+                r.get::<_, i64>(5)
+            )
+        })
+        .collect();
+    for r in c
+        .query(
+            "SELECT kind, count(*) FROM events WHERE tenant = $1 GROUP BY kind",
+            &[t],
+        )
+        .await
+        .map_err(pe)?
+    {
+        rows.push(format!(
+            "event {} {}",
+            r.get::<_, String>(0),
+            r.get::<_, i64>(1)
+        ));
+    }
+    for r in c
+        .query(
+            "SELECT to_stage, status::bigint, count(*) FROM stage_history WHERE tenant = $1 GROUP BY to_stage, status",
+            &[t],
+        )
+        .await
+        .map_err(pe)?
+    {
+        rows.push(format!(
+            "history {} {} {}",
+            pos(r.get(0)),
+            r.get::<_, i64>(1),
+            r.get::<_, i64>(2)
+        ));
+    }
+    let outbox: i64 = c
+        .query_one("SELECT count(*) FROM outbox WHERE tenant = $1", &[t])
+        .await
+        .map_err(pe)?
+        .get(0);
+    rows.push(format!("outbox {outbox}"));
+    rows.sort();
+    Ok(rows.iter().map(|r| format!("{r}; ")).collect())
+}
+
+/// Deletes every row of `tenant` (a writing workload's scratch tenant) from every table of the schema with a
+/// `tenant` column: children before parents, found by retrying the tables a foreign key held back.
+pub async fn drop_tenant(pg: &mut Pg, tenant: TenantId) -> Result<(), String> {
+    let c = &pg.client;
+    let mut tables: Vec<String> = c
+        .query(
+            "SELECT table_name::text FROM information_schema.columns \
+             WHERE table_schema = current_schema() AND column_name = 'tenant' ORDER BY 1",
+            &[],
+        )
+        .await
+        .map_err(pe)?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    while !tables.is_empty() {
+        let mut held = Vec::new();
+        let mut last = String::new();
+        for table in &tables {
+            if let Err(e) = c
+                .execute(
+                    &format!("DELETE FROM \"{table}\" WHERE tenant = $1"),
+                    &[tenant.as_uuid()],
+                )
+                .await
+            {
+                last = pe(e);
+                held.push(table.clone());
+            }
+        }
+        if held.len() == tables.len() {
+            return Err(format!("cannot drop tenant {tenant}: {last}"));
+        }
+        tables = held;
+    }
+    Ok(())
+}
+
+/// Creates (or replaces) the schema's `bench_manifest` table holding `m`, so a later run can reuse the data.
+pub async fn save_manifest(c: &Client, m: &Manifest) -> Result<(), String> {
+    let text = serde_json::to_string(m).map_err(|e| e.to_string())?;
+    c.batch_execute("CREATE TABLE IF NOT EXISTS bench_manifest (doc text NOT NULL); DELETE FROM bench_manifest;")
+        .await
+        .map_err(pe)?;
+    c.execute("INSERT INTO bench_manifest (doc) VALUES ($1)", &[&text])
+        .await
+        .map_err(pe)?;
+    Ok(())
+}
+
+/// The manifest a previous generation stored in the schema, if any.
+pub async fn load_manifest(c: &Client) -> Result<Option<Manifest>, String> {
+    let exists: bool = c
+        .query_one(
+            "SELECT EXISTS (SELECT 1 FROM information_schema.tables WHERE table_schema = current_schema() \
+             AND table_name = 'bench_manifest')",
+            &[],
+        )
+        .await
+        .map_err(pe)?
+        .get(0);
+    if !exists {
+        return Ok(None);
+    }
+    match c
+        .query_opt("SELECT doc FROM bench_manifest", &[])
+        .await
+        .map_err(pe)?
+    {
+        Some(r) => serde_json::from_str(&r.get::<_, String>(0))
+            .map(Some)
+            .map_err(|e| e.to_string()),
+        None => Ok(None),
+    }
+}
+
+/// Drops the whole schema (a fresh generation starts from nothing).
+pub async fn drop_schema(c: &Client, schema: &str) -> Result<(), String> {
+    c.batch_execute(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"))
+        .await
+        .map_err(pe)
+}
