@@ -1,13 +1,15 @@
 //! The benchmark report runner (`cargo bench --bench report`, driven by `scripts/bench`).
 //!
-//! For each size (`CRM_BENCH_SIZE`, a comma list of `XS`, `S`, `MID`, `M`; default `S`) it generates the data set
+//! For each size (`CRM_BENCH_SIZE`, a comma list of `XS`, `S`, `MID`, `M`, `ML`; default `S`) and backend
+//! (`CRM_BENCH_BACKENDS`, `sqlite,postgres` by default; PostgreSQL at `CRM_BENCH_POSTGRES_URL` or
+//! `CRM_TEST_POSTGRES_URL`, data in schema `bench_<size>_<seed>`) it generates the data set
 //! once (cached under `<out>/data/<size>-<seed>/`, seed `CRM_BENCH_SEED`, default 42), then runs every workload
 //! with the engine and with its plain-SQL baseline, each in a child process of its own (so the child's peak RSS,
 //! `VmHWM`, is that workload's), `CRM_BENCH_REPS` times (default 5). It checks that both give the same result and
 //! writes `<out>/report.md`, `<out>/report.json` and `<out>/time-vs-size.svg` (`<out>` is `CRM_BENCH_OUT`,
 //! default `target/bench` in the workspace). It exits non-zero when a result differs from its baseline's.
 //!
-//! Child modes (used by the runner itself): `--gen SIZE` and `--child SIZE WORKLOAD IMPL REPS`.
+//! Child modes (used by the runner itself): `--gen SIZE [BACKEND]` and `--child SIZE WORKLOAD IMPL REPS [BACKEND]`.
 
 #[path = "suite/mod.rs"]
 mod suite;
@@ -356,8 +358,8 @@ fn write_markdown(r: &Report, path: &Path) -> std::io::Result<()> {
     s.push_str("# Benchmark report\n\n");
     s.push_str(&format!(
         "Machine: {}. Seed {}; medians over {} runs (fewer for a workload whose runs exceeded the time budget: see `secs` in report.json); every workload ran in a child process of its own, so the peak \
-         RSS (VmHWM) is that workload's. `sql` is the same work as plain SQL with prepared statements (rusqlite) on \
-         a second connection to the same database file. Ratio = ours ÷ sql (lower is better; 1.0 = no overhead).\n\n",
+         RSS (VmHWM) is that workload's. `sql` is the same work as plain SQL with prepared statements on a second \
+         connection to the same data (rusqlite on the SQLite file, tokio-postgres on the PostgreSQL schema). Ratio = ours ÷ sql (lower is better; 1.0 = no overhead).\n\n",
         r.machine, r.seed, r.reps
     ));
     if r.mismatches.is_empty() {

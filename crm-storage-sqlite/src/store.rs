@@ -52,6 +52,7 @@ fn migrations() -> Migrations<'static> {
         M::up(include_str!("../migrations/0001_init.sql")),
         M::up(include_str!("../migrations/0002_commerce.sql")),
         M::up(include_str!("../migrations/0003_outbox.sql")),
+        M::up(include_str!("../migrations/0004_lead_campaign.sql")),
     ])
 }
 
@@ -1273,5 +1274,32 @@ mod plan_tests {
                 "{sql}\n  → {plan}"
             );
         }
+    }
+
+    #[tokio::test]
+    async fn the_campaign_lead_count_reads_its_covering_index() {
+        let store = SqliteStore::open_in_memory().unwrap();
+        let plan = store
+            .with_reader(|c| {
+                let mut stmt = c
+                    .prepare(&format!(
+                        "EXPLAIN QUERY PLAN {}",
+                        crate::commerce::CAMPAIGN_LEADS_SQL
+                    ))
+                    .map_err(crate::error::map)?;
+                let nulls = vec![Value::Null; stmt.parameter_count()];
+                let rows = stmt
+                    .query_map(params_from_iter(nulls), |r| r.get::<_, String>(3))
+                    .map_err(crate::error::map)?
+                    .collect::<std::result::Result<Vec<_>, _>>()
+                    .map_err(crate::error::map)?;
+                Ok(rows.join(" | "))
+            })
+            .await
+            .unwrap();
+        assert!(
+            plan.contains("COVERING INDEX leads_by_campaign") && !plan.contains("SCAN"),
+            "{plan}"
+        );
     }
 }
