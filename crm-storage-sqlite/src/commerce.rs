@@ -24,7 +24,7 @@ use crm_core::store::{Cursor, Page, PageRequest};
 use crm_core::{Error, Result};
 use rusqlite::types::Value;
 use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Transaction};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use uuid::Uuid;
 
 fn b(u: &Uuid) -> Value {
@@ -415,28 +415,104 @@ fn micro_bounds(p: Option<Period>) -> (i64, i64) {
     .unwrap_or((i64::MIN, i64::MAX))
 }
 
-/// Builds the WHERE clause of a criteria tree over `partners p`, pushing parameters.
-fn criteria_sql(c: &Criteria, as_of: NaiveDate, reporting: Currency, p: &mut Vec<Value>) -> String {
+/// The per-partner aggregates a segment needs, each computed once for all partners by a grouped scan (a CTE),
+/// instead of once per partner by a correlated subquery: at 1M customers the per-partner probes cost 4.8× the
+/// hand-written grouped query, the grouped scans cost the same as it.
+///
+/// - `f`: one row per partner with documents: `last` (day of the last sale) and one `v<n>` column per sales-volume
+///   criterion;
+/// - `b<n>`: per bought item (product or category in a period), the partners' net quantity `q`.
+#[derive(Debug, Default)]
+struct SegmentPlan {
+    /// Whether `f` is needed.
+    uses_f: bool,
+    /// `f`'s volume columns (`SUM(CASE … END) AS v<n>`).
+    volumes: Vec<String>,
+    /// The bodies of `b1`, `b2`, ….
+    bought: Vec<String>,
+}
+
+/// The CTEs a condition needs a row of to be true (a partner missing from them cannot match).
+type Implied = BTreeSet<String>;
+
+impl SegmentPlan {
+    /// The segment's query: the CTEs, then partners joined to them. When the condition implies a row of a CTE, the
+    /// query is driven from it (`CROSS JOIN` fixes the order), so only partners with activity are looked at: `f`
+    /// streams as a co-routine in partner order; otherwise every partner of the tenant is.
+    fn sql(&self, cond: &str, implied: &Implied) -> String {
+        let mut ctes = Vec::new();
+        let mut aliases = Vec::new();
+        if self.uses_f {
+            let cols: String = self.volumes.iter().map(|v| format!(", {v}")).collect();
+            ctes.push(format!(
+                "f AS (SELECT d.partner AS partner, MAX(CASE WHEN d.kind = 0 THEN d.issue_day END) AS last{cols} \
+                 FROM documents d WHERE d.tenant = ?1 GROUP BY d.partner)"
+            ));
+            aliases.push("f".to_string());
+        }
+        for (i, body) in self.bought.iter().enumerate() {
+            ctes.push(format!("b{} AS ({body})", i + 1));
+            aliases.push(format!("b{}", i + 1));
+        }
+        let driver = aliases.iter().find(|a| implied.contains(*a)).cloned();
+        let mut from = match &driver {
+            Some(d) => format!("{d} CROSS JOIN partners p ON p.tenant = ?1 AND p.id = {d}.partner"),
+            None => "partners p".to_string(),
+        };
+        for a in aliases.iter().filter(|a| Some(*a) != driver.as_ref()) {
+            from.push_str(&format!(" LEFT JOIN {a} ON {a}.partner = p.id"));
+        }
+        let with = if ctes.is_empty() {
+            String::new()
+        } else {
+            format!("WITH {} ", ctes.join(", "))
+        };
+        format!(
+            "{with}SELECT p.id, p.name FROM {from} WHERE p.tenant = ?1 AND {cond} ORDER BY p.id"
+        )
+    }
+}
+
+/// Builds the WHERE clause of a criteria tree over `partners p` and the plan's CTEs, pushing parameters; returns it
+/// with the CTEs it implies a row of.
+fn criteria_sql(
+    c: &Criteria,
+    as_of: NaiveDate,
+    reporting: Currency,
+    p: &mut Vec<Value>,
+    plan: &mut SegmentPlan,
+) -> (String, Implied) {
     let mut arg = |v: Value| {
         p.push(v);
         format!("?{}", p.len())
     };
+    let f_only = || Implied::from(["f".to_string()]);
     match c {
         Criteria::LastSale { when } => {
-            let last = "(SELECT MAX(d.issue_day) FROM documents d WHERE d.tenant = p.tenant AND d.partner = p.id AND d.kind = 0)";
+            plan.uses_f = true;
+            let last = "f.last";
             match when {
-                LastSale::Never => format!("({last} IS NULL)"),
-                LastSale::Before { date } => format!(
-                    "COALESCE({last} < {}, 0)",
-                    arg(Value::Integer(day_number(*date) as i64))
+                LastSale::Never => (format!("({last} IS NULL)"), Implied::new()),
+                LastSale::Before { date } => (
+                    format!(
+                        "COALESCE({last} < {}, 0)",
+                        arg(Value::Integer(day_number(*date) as i64))
+                    ),
+                    f_only(),
                 ),
-                LastSale::After { date } => format!(
-                    "COALESCE({last} > {}, 0)",
-                    arg(Value::Integer(day_number(*date) as i64))
+                LastSale::After { date } => (
+                    format!(
+                        "COALESCE({last} > {}, 0)",
+                        arg(Value::Integer(day_number(*date) as i64))
+                    ),
+                    f_only(),
                 ),
-                LastSale::WithinDays { days } => format!(
-                    "COALESCE({last} >= {}, 0)",
-                    arg(Value::Integer(day_number(as_of) as i64 - *days as i64))
+                LastSale::WithinDays { days } => (
+                    format!(
+                        "COALESCE({last} >= {}, 0)",
+                        arg(Value::Integer(day_number(as_of) as i64 - *days as i64))
+                    ),
+                    f_only(),
                 ),
             }
         }
@@ -445,26 +521,32 @@ fn criteria_sql(c: &Criteria, as_of: NaiveDate, reporting: Currency, p: &mut Vec
             cmp,
             amount,
         } => {
-            // Per partner, seek its documents by (partner, kind, day): left to itself the planner prefers the
-            // (reporting, day) index and scans the whole period once per partner (20× slower at 10k customers).
+            plan.uses_f = true;
             let (r, f, t) = (
                 arg(Value::Text(reporting.code().into())),
                 arg(Value::Integer(day_number(period.from()) as i64)),
                 arg(Value::Integer(day_number(period.to()) as i64)),
             );
             let a = arg(Value::Integer(amount.to_units()));
-            format!(
-                "(COALESCE((SELECT SUM(d.revenue_units) FROM documents d INDEXED BY documents_partner WHERE d.tenant = p.tenant AND d.partner = p.id AND d.kind IN (0, 1) \
-                 AND d.reporting = {r} AND d.issue_day BETWEEN {f} AND {t}), 0) {} {a})",
-                cmp.sql()
-            )
+            let n = plan.volumes.len() + 1;
+            plan.volumes.push(format!(
+                "SUM(CASE WHEN d.kind IN (0, 1) AND d.reporting = {r} AND d.issue_day BETWEEN {f} AND {t} \
+                 THEN d.revenue_units END) AS v{n}"
+            ));
+            // A partner without documents has volume 0: when 0 fails the comparison, a match needs a row of `f`.
+            let implied = if cmp.holds(0, amount.to_units()) {
+                Implied::new()
+            } else {
+                f_only()
+            };
+            (format!("(COALESCE(f.v{n}, 0) {} {a})", cmp.sql()), implied)
         }
         Criteria::Bought {
             mode,
             items,
             period,
         } => {
-            let parts: Vec<String> = items
+            let parts: Vec<(String, String)> = items
                 .iter()
                 .map(|it| {
                     let (col, id) = match it {
@@ -476,34 +558,53 @@ fn criteria_sql(c: &Criteria, as_of: NaiveDate, reporting: Currency, p: &mut Vec
                         arg(Value::Integer(day_number(period.from()) as i64)),
                         arg(Value::Integer(day_number(period.to()) as i64)),
                     );
-                    format!(
-                        "(COALESCE((SELECT SUM(l.quantity_units) FROM document_lines l WHERE l.tenant = p.tenant AND l.{col} = {i} \
-                         AND l.partner = p.id AND l.issue_day BETWEEN {f} AND {t}), 0) > 0)"
-                    )
+                    plan.bought.push(format!(
+                        "SELECT l.partner AS partner, SUM(l.quantity_units) AS q FROM document_lines l \
+                         WHERE l.tenant = ?1 AND l.{col} = {i} AND l.issue_day BETWEEN {f} AND {t} GROUP BY l.partner"
+                    ));
+                    let alias = format!("b{}", plan.bought.len());
+                    (format!("(COALESCE({alias}.q, 0) > 0)"), alias)
                 })
                 .collect();
+            let conds: Vec<&str> = parts.iter().map(|(c, _)| c.as_str()).collect();
             match mode {
-                BoughtMode::Any => format!("({})", parts.join(" OR ")),
-                BoughtMode::All => format!("({})", parts.join(" AND ")),
-                BoughtMode::None => format!("(NOT ({}))", parts.join(" OR ")),
+                BoughtMode::Any => {
+                    let implied = match parts.as_slice() {
+                        [(_, only)] => Implied::from([only.clone()]),
+                        _ => Implied::new(),
+                    };
+                    (format!("({})", conds.join(" OR ")), implied)
+                }
+                BoughtMode::All => (
+                    format!("({})", conds.join(" AND ")),
+                    parts.iter().map(|(_, a)| a.clone()).collect(),
+                ),
+                BoughtMode::None => (format!("(NOT ({}))", conds.join(" OR ")), Implied::new()),
             }
         }
-        Criteria::Group { name } => {
-            format!("COALESCE(p.grp = {}, 0)", arg(Value::Text(name.clone())))
-        }
+        Criteria::Group { name } => (
+            format!("COALESCE(p.grp = {}, 0)", arg(Value::Text(name.clone()))),
+            Implied::new(),
+        ),
         Criteria::Role { role } => {
             let r = serde_json::to_value(role)
                 .ok()
                 .and_then(|v| v.as_str().map(String::from))
                 .unwrap_or_default();
-            format!(
-                "EXISTS (SELECT 1 FROM json_each(p.doc, '$.roles') j WHERE j.value = {})",
-                arg(Value::Text(r))
+            (
+                format!(
+                    "EXISTS (SELECT 1 FROM json_each(p.doc, '$.roles') j WHERE j.value = {})",
+                    arg(Value::Text(r))
+                ),
+                Implied::new(),
             )
         }
         Criteria::Industry { name } => {
             let n = arg(Value::Text(name.clone()));
-            format!("COALESCE(json_extract(p.doc, '$.industry.name') = {n} OR json_extract(p.doc, '$.industry.code') = {n}, 0)")
+            (
+                format!("COALESCE(json_extract(p.doc, '$.industry.name') = {n} OR json_extract(p.doc, '$.industry.code') = {n}, 0)"),
+                Implied::new(),
+            )
         }
         Criteria::Location {
             country,
@@ -519,30 +620,58 @@ fn criteria_sql(c: &Criteria, as_of: NaiveDate, reporting: Currency, p: &mut Vec
                     ));
                 }
             }
-            format!(
-                "EXISTS (SELECT 1 FROM json_each(p.doc, '$.locations') j WHERE {})",
-                conds.join(" AND ")
+            (
+                format!(
+                    "EXISTS (SELECT 1 FROM json_each(p.doc, '$.locations') j WHERE {})",
+                    conds.join(" AND ")
+                ),
+                Implied::new(),
             )
         }
-        Criteria::Tag { tag } => format!(
-            "EXISTS (SELECT 1 FROM json_each(p.doc, '$.tags') j WHERE j.value = {})",
-            arg(Value::Text(tag.clone()))
+        Criteria::Tag { tag } => (
+            format!(
+                "EXISTS (SELECT 1 FROM json_each(p.doc, '$.tags') j WHERE j.value = {})",
+                arg(Value::Text(tag.clone()))
+            ),
+            Implied::new(),
         ),
         Criteria::And { all } => {
-            let parts: Vec<String> = all
-                .iter()
-                .map(|c| criteria_sql(c, as_of, reporting, p))
-                .collect();
-            format!("({})", parts.join(" AND "))
+            let mut implied = Implied::new();
+            let mut parts = Vec::new();
+            for c in all {
+                let (sql, i) = criteria_sql(c, as_of, reporting, p, plan);
+                parts.push(sql);
+                implied.extend(i);
+            }
+            (format!("({})", parts.join(" AND ")), implied)
         }
         Criteria::Or { any } => {
-            let parts: Vec<String> = any
-                .iter()
-                .map(|c| criteria_sql(c, as_of, reporting, p))
-                .collect();
-            format!("({})", parts.join(" OR "))
+            let mut implied: Option<Implied> = None;
+            let mut parts = Vec::new();
+            for c in any {
+                let (sql, i) = criteria_sql(c, as_of, reporting, p, plan);
+                parts.push(sql);
+                implied = Some(match implied {
+                    None => i,
+                    Some(acc) => acc.intersection(&i).cloned().collect(),
+                });
+            }
+            (
+                format!("({})", parts.join(" OR ")),
+                implied.unwrap_or_default(),
+            )
         }
-        Criteria::Not { not } => format!("(NOT {})", criteria_sql(not, as_of, reporting, p)),
+        Criteria::Not { not } => {
+            let (sql, _) = criteria_sql(not, as_of, reporting, p, plan);
+            // "Not never bought" is "bought at some time": it needs a row of `f`.
+            let implied = match not.as_ref() {
+                Criteria::LastSale {
+                    when: LastSale::Never,
+                } => f_only(),
+                _ => Implied::new(),
+            };
+            (format!("(NOT {sql})"), implied)
+        }
     }
 }
 
@@ -1070,10 +1199,9 @@ impl CommerceStore for SqliteStore {
         let criteria = criteria.clone();
         self.with_reader(move |c| {
             let mut p = vec![b(tenant.as_uuid())];
-            let cond = criteria_sql(&criteria, as_of, reporting, &mut p);
-            let sql = format!(
-                "SELECT p.id, p.name FROM partners p WHERE p.tenant = ?1 AND {cond} ORDER BY p.id"
-            );
+            let mut plan = SegmentPlan::default();
+            let (cond, implied) = criteria_sql(&criteria, as_of, reporting, &mut p, &mut plan);
+            let sql = plan.sql(&cond, &implied);
             let mut st = c.prepare(&sql).map_err(map)?;
             let rows = st
                 .query_map(params_from_iter(p), |r| {
