@@ -623,12 +623,56 @@ fn ensure_data_pg(size: Size, report: &mut Report) -> Result<(), String> {
     Ok(())
 }
 
+/// The schema objects (tables, indexes) of a SQLite database: (name, SQL).
+fn sqlite_schema(db: &Path) -> Result<Vec<(String, String)>, String> {
+    let conn = suite::work::plain_connection(db).map_err(|e| e.to_string())?;
+    let mut stmt = conn
+        .prepare(
+            "SELECT name, sql FROM sqlite_master WHERE sql IS NOT NULL AND name NOT LIKE 'sqlite_%' ORDER BY name",
+        )
+        .map_err(|e| e.to_string())?;
+    let rows = stmt
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .map_err(|e| e.to_string())?;
+    rows.collect::<rusqlite::Result<_>>()
+        .map_err(|e| e.to_string())
+}
+
+/// Why a cached data set cannot be reused, if it cannot: its schema, once the store has applied the migrations,
+/// must be the schema the current migrations give a new database (an index changed since it was generated would
+/// otherwise be measured in its old form).
+fn stale_schema(db: &Path) -> Result<Option<String>, String> {
+    drop(crm_storage_sqlite::SqliteStore::open_file(db).map_err(|e| e.to_string())?);
+    let fresh_dir = out_dir().join("data").join("schema-probe");
+    let _ = std::fs::remove_dir_all(&fresh_dir);
+    std::fs::create_dir_all(&fresh_dir).map_err(|e| e.to_string())?;
+    let fresh = fresh_dir.join("fresh.sqlite");
+    drop(crm_storage_sqlite::SqliteStore::open_file(&fresh).map_err(|e| e.to_string())?);
+    let (want, have) = (sqlite_schema(&fresh)?, sqlite_schema(db)?);
+    let _ = std::fs::remove_dir_all(&fresh_dir);
+    Ok(want
+        .iter()
+        .find(|w| !have.contains(w))
+        .map(|(name, sql)| format!("`{name}` is not `{sql}`")))
+}
+
 fn ensure_data(size: Size, report: &mut Report) -> Result<(), String> {
     let dir = data_dir(&size);
     let manifest_path = dir.join("manifest.json");
     let db = dir.join("crm.sqlite");
+    let stale = if db.exists() {
+        stale_schema(&db)?
+    } else {
+        None
+    };
+    if let Some(why) = &stale {
+        eprintln!(
+            "bench: {} was generated with an older schema ({why}): generating it again",
+            dir.display()
+        );
+    }
     let (rows, seconds, peak) = match Manifest::load(&manifest_path) {
-        Ok(m) if db.exists() => {
+        Ok(m) if db.exists() && stale.is_none() => {
             eprintln!("bench: reusing {}", dir.display());
             (m.rows, m.seconds, 0)
         }
