@@ -698,7 +698,8 @@ fn ensure_data(size: Size, report: &mut Report) -> Result<(), String> {
     Ok(())
 }
 
-/// Records (replacing) how `size` was generated on `backend`: (writes, seconds, peak RSS in KiB; 0 when reused).
+/// Records (replacing) how `size` was generated on `backend`: (writes, seconds, peak RSS in KiB; 0 when reused,
+/// which keeps the figure recorded at generation).
 fn record_generation(
     report: &mut Report,
     backend: Backend,
@@ -707,6 +708,15 @@ fn record_generation(
     db_bytes: u64,
 ) {
     let b = backend.name();
+    // A reused data set keeps the peak measured when it was generated.
+    let peak = match peak {
+        0 => report
+            .generated
+            .iter()
+            .find(|g| g.size == size.name && g.backend == b && g.rows == rows)
+            .map_or(0, |g| g.peak_rss_kb),
+        p => p,
+    };
     report
         .generated
         .retain(|g| !(g.size == size.name && g.backend == b));
