@@ -14,7 +14,7 @@ use chrono::{Duration, NaiveDate, NaiveTime};
 use crm_core::commerce::{
     day_number, Balance, BoughtMode, Bucket, Campaign, CampaignCost, CampaignStatus, CampaignSums,
     CampaignTarget, Category, CommerceStore, CommerceWrite, Criteria, Document, DocumentKind,
-    ExchangeRate, GroupBy, Item, LastSale, OpenItem, OutcomeKind, PaymentDirection, Period,
+    ExchangeRate, GroupBy, Item, LastSale, Needs, OpenItem, OutcomeKind, PaymentDirection, Period,
     Product, ProfitSums, Progress, RankOrder, SegmentMember, SumsQuery, MAX_RATE_AGE_DAYS,
 };
 use crm_core::id::{
@@ -25,7 +25,7 @@ use crm_core::store::{Cursor, Page, PageRequest};
 use crm_core::{Error, Result};
 use rust_decimal::prelude::ToPrimitive;
 use rust_decimal::Decimal;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use tokio_postgres::types::{Json, Type};
 use uuid::Uuid;
 
@@ -671,7 +671,8 @@ fn micro_bounds(p: Option<Period>) -> (i64, i64) {
 ///
 /// - `f`: one row per partner with documents: `last` (day of the last sale) and one `v<n>` column per sales-volume
 ///   criterion;
-/// - `b<n>`: per bought item (product or category in a period), the partners' net quantity `q`.
+/// - `b<n>`: per bought item (product or category in a period, numbered as [`Criteria::needs`] numbers them), the
+///   partners' net quantity `q`.
 #[derive(Debug, Default)]
 struct SegmentPlan {
     uses_f: bool,
@@ -679,34 +680,28 @@ struct SegmentPlan {
     bought: Vec<String>,
 }
 
-/// The CTEs a condition needs a row of to be true (a partner missing from them cannot match).
-type Implied = BTreeSet<String>;
-
 impl SegmentPlan {
-    /// The segment's query (`t` is the tenant's placeholder): the CTEs, then the partners joined to them, driven
-    /// from a CTE the condition implies a row of (an inner join), left-joined to the others.
-    fn sql(&self, t: &str, cond: &str, implied: &Implied) -> String {
+    /// The segment's query (`t` is the tenant's placeholder): the CTEs, then the partners joined to them: inner
+    /// joins to the CTEs a match needs a row of ([`Criteria::needs`]), left joins to the others; the planner
+    /// chooses the order.
+    fn sql(&self, t: &str, cond: &str, needs: &Needs) -> String {
         let mut ctes = Vec::new();
-        let mut aliases = Vec::new();
+        let mut joins = Vec::new();
         if self.uses_f {
             let cols: String = self.volumes.iter().map(|v| format!(", {v}")).collect();
             ctes.push(format!(
                 "f AS (SELECT d.partner AS partner, max(d.issue_day) FILTER (WHERE d.kind = 0) AS last{cols} \
                  FROM documents d WHERE d.tenant = {t} GROUP BY d.partner)"
             ));
-            aliases.push("f".to_string());
+            joins.push(("f".to_string(), needs.documents));
         }
         for (i, body) in self.bought.iter().enumerate() {
             ctes.push(format!("b{} AS ({body})", i + 1));
-            aliases.push(format!("b{}", i + 1));
+            joins.push((format!("b{}", i + 1), needs.bought.contains(&(i + 1))));
         }
         let mut from = "partners p".to_string();
-        for a in &aliases {
-            let join = if implied.contains(a) {
-                "JOIN"
-            } else {
-                "LEFT JOIN"
-            };
+        for (a, needed) in &joins {
+            let join = if *needed { "JOIN" } else { "LEFT JOIN" };
             from.push_str(&format!(" {join} {a} ON {a}.partner = p.id"));
         }
         let with = if ctes.is_empty() {
@@ -720,8 +715,8 @@ impl SegmentPlan {
     }
 }
 
-/// Builds the WHERE clause of a criteria tree over `partners p` and the plan's CTEs (`t` is the tenant's
-/// placeholder); returns it with the CTEs it implies a row of.
+/// Builds the WHERE clause of a criteria tree over `partners p` and the plan's CTEs (`t_ph` is the tenant's
+/// placeholder).
 fn criteria_sql(
     c: &Criteria,
     as_of: NaiveDate,
@@ -729,33 +724,25 @@ fn criteria_sql(
     t_ph: &str,
     sql: &mut Sql,
     plan: &mut SegmentPlan,
-) -> (String, Implied) {
-    let f_only = || Implied::from(["f".to_string()]);
-    let none = Implied::new;
+) -> String {
     match c {
         Criteria::LastSale { when } => {
             plan.uses_f = true;
             let last = "f.last";
             match when {
-                LastSale::Never => (format!("({last} IS NULL)"), none()),
-                LastSale::Before { date } => (
-                    format!("COALESCE({last} < {}, false)", sql.bind(day_number(*date))),
-                    f_only(),
-                ),
-                LastSale::After { date } => (
-                    format!("COALESCE({last} > {}, false)", sql.bind(day_number(*date))),
-                    f_only(),
-                ),
-                LastSale::WithinDays { days } => (
-                    format!(
-                        "COALESCE({last} >= {}, false)",
-                        sql.bind(
-                            (day_number(as_of) as i64 - *days as i64)
-                                .clamp(i32::MIN as i64, i32::MAX as i64)
-                                as i32
-                        )
-                    ),
-                    f_only(),
+                LastSale::Never => format!("({last} IS NULL)"),
+                LastSale::Before { date } => {
+                    format!("COALESCE({last} < {}, false)", sql.bind(day_number(*date)))
+                }
+                LastSale::After { date } => {
+                    format!("COALESCE({last} > {}, false)", sql.bind(day_number(*date)))
+                }
+                LastSale::WithinDays { days } => format!(
+                    "COALESCE({last} >= {}, false)",
+                    sql.bind(
+                        (day_number(as_of) as i64 - *days as i64)
+                            .clamp(i32::MIN as i64, i32::MAX as i64) as i32
+                    )
                 ),
             }
         }
@@ -774,20 +761,14 @@ fn criteria_sql(
                 "sum(d.revenue_units) FILTER (WHERE d.kind IN (0, 1) AND d.reporting = {r} \
                  AND d.issue_day BETWEEN {f} AND {t}) AS v{n}"
             ));
-            // A partner without documents has volume 0: when 0 fails the comparison, a match needs a row of `f`.
-            let implied = if cmp.holds(0, amount.to_units()) {
-                none()
-            } else {
-                f_only()
-            };
-            (format!("(COALESCE(f.v{n}, 0) {} {a})", cmp.sql()), implied)
+            format!("(COALESCE(f.v{n}, 0) {} {a})", cmp.sql())
         }
         Criteria::Bought {
             mode,
             items,
             period,
         } => {
-            let parts: Vec<(String, String)> = items
+            let parts: Vec<String> = items
                 .iter()
                 .map(|it| {
                     let (col, id) = match it {
@@ -801,70 +782,33 @@ fn criteria_sql(
                         "SELECT l.partner AS partner, sum(l.quantity_units) AS q FROM document_lines l \
                          WHERE l.tenant = {t_ph} AND l.{col} = {i} AND l.issue_day BETWEEN {f} AND {t} GROUP BY l.partner"
                     ));
-                    let alias = format!("b{}", plan.bought.len());
-                    (format!("(COALESCE({alias}.q, 0) > 0)"), alias)
+                    format!("(COALESCE(b{}.q, 0) > 0)", plan.bought.len())
                 })
                 .collect();
-            let conds: Vec<&str> = parts.iter().map(|(c, _)| c.as_str()).collect();
             match mode {
-                BoughtMode::Any => {
-                    let implied = match parts.as_slice() {
-                        [(_, only)] => Implied::from([only.clone()]),
-                        _ => none(),
-                    };
-                    (format!("({})", conds.join(" OR ")), implied)
-                }
-                BoughtMode::All => (
-                    format!("({})", conds.join(" AND ")),
-                    parts.iter().map(|(_, a)| a.clone()).collect(),
-                ),
-                BoughtMode::None => (format!("(NOT ({}))", conds.join(" OR ")), none()),
+                BoughtMode::Any => format!("({})", parts.join(" OR ")),
+                BoughtMode::All => format!("({})", parts.join(" AND ")),
+                BoughtMode::None => format!("(NOT ({}))", parts.join(" OR ")),
             }
         }
         Criteria::And { all } => {
-            let mut implied = none();
-            let mut parts = Vec::new();
-            for c in all {
-                let (text, i) = criteria_sql(c, as_of, reporting, t_ph, sql, plan);
-                parts.push(text);
-                implied.extend(i);
-            }
-            (format!("({})", parts.join(" AND ")), implied)
+            let parts: Vec<String> = all
+                .iter()
+                .map(|c| criteria_sql(c, as_of, reporting, t_ph, sql, plan))
+                .collect();
+            format!("({})", parts.join(" AND "))
         }
         Criteria::Or { any } => {
-            let mut implied: Option<Implied> = None;
-            let mut parts = Vec::new();
-            for c in any {
-                let (text, i) = criteria_sql(c, as_of, reporting, t_ph, sql, plan);
-                parts.push(text);
-                implied = Some(match implied {
-                    None => i,
-                    Some(acc) => acc.intersection(&i).cloned().collect(),
-                });
-            }
-            (
-                format!("({})", parts.join(" OR ")),
-                implied.unwrap_or_default(),
-            )
+            let parts: Vec<String> = any
+                .iter()
+                .map(|c| criteria_sql(c, as_of, reporting, t_ph, sql, plan))
+                .collect();
+            format!("({})", parts.join(" OR "))
         }
-        Criteria::Not { not } => {
-            let (text, _) = criteria_sql(not, as_of, reporting, t_ph, sql, plan);
-            // "Not never bought" is "bought at some time": it needs a row of `f`.
-            let implied = match not.as_ref() {
-                Criteria::LastSale {
-                    when: LastSale::Never,
-                } => f_only(),
-                _ => none(),
-            };
-            (format!("(NOT {text})"), implied)
-        }
-        partner => (partner_sql(partner, sql), none()),
-    }
-}
-
-/// A criterion on the partner's own record (group, role, industry, location, tag); `false` for any other.
-fn partner_sql(c: &Criteria, sql: &mut Sql) -> String {
-    match c {
+        Criteria::Not { not } => format!(
+            "(NOT {})",
+            criteria_sql(not, as_of, reporting, t_ph, sql, plan)
+        ),
         Criteria::Group { name } => format!(
             "COALESCE((p.doc ->> 'group') COLLATE \"C\" = {}, false)",
             sql.bind(name.clone())
@@ -909,7 +853,6 @@ fn partner_sql(c: &Criteria, sql: &mut Sql) -> String {
             "COALESCE((p.doc -> 'tags') @> jsonb_build_array({}::text), false)",
             sql.bind(tag.clone())
         ),
-        _ => "false".to_string(),
     }
 }
 
@@ -1150,8 +1093,8 @@ impl CommerceStore for PgStore {
         let mut sql = Sql::new();
         let t = sql.bind(*tenant.as_uuid());
         let mut plan = SegmentPlan::default();
-        let (cond, implied) = criteria_sql(criteria, as_of, reporting, &t, &mut sql, &mut plan);
-        sql.text = plan.sql(&t, &cond, &implied);
+        let cond = criteria_sql(criteria, as_of, reporting, &t, &mut sql, &mut plan);
+        sql.text = plan.sql(&t, &cond, &criteria.needs());
         // Every criteria tree is its own statement: prepare it once, without filling the statement cache.
         Ok(self
             .run_uncached(&sql)

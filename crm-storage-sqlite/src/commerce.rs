@@ -13,7 +13,7 @@ use chrono::{Duration, NaiveDate, NaiveTime};
 use crm_core::commerce::{
     day_number, Balance, BoughtMode, Bucket, Campaign, CampaignCost, CampaignStatus, CampaignSums,
     CampaignTarget, Category, CommerceStore, CommerceWrite, Criteria, Document, DocumentKind,
-    ExchangeRate, GroupBy, Item, LastSale, OpenItem, OutcomeKind, PaymentDirection, Period,
+    ExchangeRate, GroupBy, Item, LastSale, Needs, OpenItem, OutcomeKind, PaymentDirection, Period,
     Product, ProfitSums, Progress, RankOrder, SegmentMember, SumsQuery, MAX_RATE_AGE_DAYS,
 };
 use crm_core::id::{
@@ -24,7 +24,7 @@ use crm_core::store::{Cursor, Page, PageRequest};
 use crm_core::{Error, Result};
 use rusqlite::types::Value;
 use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Transaction};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use uuid::Uuid;
 
 fn b(u: &Uuid) -> Value {
@@ -421,7 +421,8 @@ fn micro_bounds(p: Option<Period>) -> (i64, i64) {
 ///
 /// - `f`: one row per partner with documents: `last` (day of the last sale) and one `v<n>` column per sales-volume
 ///   criterion;
-/// - `b<n>`: per bought item (product or category in a period), the partners' net quantity `q`.
+/// - `b<n>`: per bought item (product or category in a period, numbered as [`Criteria::needs`] numbers them), the
+///   partners' net quantity `q`.
 #[derive(Debug, Default)]
 struct SegmentPlan {
     /// Whether `f` is needed.
@@ -432,14 +433,12 @@ struct SegmentPlan {
     bought: Vec<String>,
 }
 
-/// The CTEs a condition needs a row of to be true (a partner missing from them cannot match).
-type Implied = BTreeSet<String>;
-
 impl SegmentPlan {
-    /// The segment's query: the CTEs, then partners joined to them. When the condition implies a row of a CTE, the
-    /// query is driven from it (`CROSS JOIN` fixes the order), so only partners with activity are looked at: `f`
-    /// streams as a co-routine in partner order; otherwise every partner of the tenant is.
-    fn sql(&self, cond: &str, implied: &Implied) -> String {
+    /// The segment's query: the CTEs, then partners joined to them. When a match needs a row of a CTE
+    /// ([`Criteria::needs`]) the query is driven from it (`CROSS JOIN` fixes the order), so only partners with
+    /// activity are looked at: `f` streams as a co-routine in partner order; otherwise every partner of the tenant
+    /// is.
+    fn sql(&self, cond: &str, needs: &Needs) -> String {
         let mut ctes = Vec::new();
         let mut aliases = Vec::new();
         if self.uses_f {
@@ -448,18 +447,18 @@ impl SegmentPlan {
                 "f AS (SELECT d.partner AS partner, MAX(CASE WHEN d.kind = 0 THEN d.issue_day END) AS last{cols} \
                  FROM documents d WHERE d.tenant = ?1 GROUP BY d.partner)"
             ));
-            aliases.push("f".to_string());
+            aliases.push(("f".to_string(), needs.documents));
         }
         for (i, body) in self.bought.iter().enumerate() {
             ctes.push(format!("b{} AS ({body})", i + 1));
-            aliases.push(format!("b{}", i + 1));
+            aliases.push((format!("b{}", i + 1), needs.bought.contains(&(i + 1))));
         }
-        let driver = aliases.iter().find(|a| implied.contains(*a)).cloned();
-        let mut from = match &driver {
+        let driver = aliases.iter().find(|(_, needed)| *needed).map(|(a, _)| a);
+        let mut from = match driver {
             Some(d) => format!("{d} CROSS JOIN partners p ON p.tenant = ?1 AND p.id = {d}.partner"),
             None => "partners p".to_string(),
         };
-        for a in aliases.iter().filter(|a| Some(*a) != driver.as_ref()) {
+        for (a, _) in aliases.iter().filter(|(a, _)| Some(a) != driver) {
             from.push_str(&format!(" LEFT JOIN {a} ON {a}.partner = p.id"));
         }
         let with = if ctes.is_empty() {
@@ -473,46 +472,35 @@ impl SegmentPlan {
     }
 }
 
-/// Builds the WHERE clause of a criteria tree over `partners p` and the plan's CTEs, pushing parameters; returns it
-/// with the CTEs it implies a row of.
+/// Builds the WHERE clause of a criteria tree over `partners p` and the plan's CTEs, pushing parameters.
 fn criteria_sql(
     c: &Criteria,
     as_of: NaiveDate,
     reporting: Currency,
     p: &mut Vec<Value>,
     plan: &mut SegmentPlan,
-) -> (String, Implied) {
+) -> String {
     let mut arg = |v: Value| {
         p.push(v);
         format!("?{}", p.len())
     };
-    let f_only = || Implied::from(["f".to_string()]);
     match c {
         Criteria::LastSale { when } => {
             plan.uses_f = true;
             let last = "f.last";
             match when {
-                LastSale::Never => (format!("({last} IS NULL)"), Implied::new()),
-                LastSale::Before { date } => (
-                    format!(
-                        "COALESCE({last} < {}, 0)",
-                        arg(Value::Integer(day_number(*date) as i64))
-                    ),
-                    f_only(),
+                LastSale::Never => format!("({last} IS NULL)"),
+                LastSale::Before { date } => format!(
+                    "COALESCE({last} < {}, 0)",
+                    arg(Value::Integer(day_number(*date) as i64))
                 ),
-                LastSale::After { date } => (
-                    format!(
-                        "COALESCE({last} > {}, 0)",
-                        arg(Value::Integer(day_number(*date) as i64))
-                    ),
-                    f_only(),
+                LastSale::After { date } => format!(
+                    "COALESCE({last} > {}, 0)",
+                    arg(Value::Integer(day_number(*date) as i64))
                 ),
-                LastSale::WithinDays { days } => (
-                    format!(
-                        "COALESCE({last} >= {}, 0)",
-                        arg(Value::Integer(day_number(as_of) as i64 - *days as i64))
-                    ),
-                    f_only(),
+                LastSale::WithinDays { days } => format!(
+                    "COALESCE({last} >= {}, 0)",
+                    arg(Value::Integer(day_number(as_of) as i64 - *days as i64))
                 ),
             }
         }
@@ -533,20 +521,14 @@ fn criteria_sql(
                 "SUM(CASE WHEN d.kind IN (0, 1) AND d.reporting = {r} AND d.issue_day BETWEEN {f} AND {t} \
                  THEN d.revenue_units END) AS v{n}"
             ));
-            // A partner without documents has volume 0: when 0 fails the comparison, a match needs a row of `f`.
-            let implied = if cmp.holds(0, amount.to_units()) {
-                Implied::new()
-            } else {
-                f_only()
-            };
-            (format!("(COALESCE(f.v{n}, 0) {} {a})", cmp.sql()), implied)
+            format!("(COALESCE(f.v{n}, 0) {} {a})", cmp.sql())
         }
         Criteria::Bought {
             mode,
             items,
             period,
         } => {
-            let parts: Vec<(String, String)> = items
+            let parts: Vec<String> = items
                 .iter()
                 .map(|it| {
                     let (col, id) = match it {
@@ -562,49 +544,31 @@ fn criteria_sql(
                         "SELECT l.partner AS partner, SUM(l.quantity_units) AS q FROM document_lines l \
                          WHERE l.tenant = ?1 AND l.{col} = {i} AND l.issue_day BETWEEN {f} AND {t} GROUP BY l.partner"
                     ));
-                    let alias = format!("b{}", plan.bought.len());
-                    (format!("(COALESCE({alias}.q, 0) > 0)"), alias)
+                    format!("(COALESCE(b{}.q, 0) > 0)", plan.bought.len())
                 })
                 .collect();
-            let conds: Vec<&str> = parts.iter().map(|(c, _)| c.as_str()).collect();
             match mode {
-                BoughtMode::Any => {
-                    let implied = match parts.as_slice() {
-                        [(_, only)] => Implied::from([only.clone()]),
-                        _ => Implied::new(),
-                    };
-                    (format!("({})", conds.join(" OR ")), implied)
-                }
-                BoughtMode::All => (
-                    format!("({})", conds.join(" AND ")),
-                    parts.iter().map(|(_, a)| a.clone()).collect(),
-                ),
-                BoughtMode::None => (format!("(NOT ({}))", conds.join(" OR ")), Implied::new()),
+                BoughtMode::Any => format!("({})", parts.join(" OR ")),
+                BoughtMode::All => format!("({})", parts.join(" AND ")),
+                BoughtMode::None => format!("(NOT ({}))", parts.join(" OR ")),
             }
         }
-        Criteria::Group { name } => (
-            format!("COALESCE(p.grp = {}, 0)", arg(Value::Text(name.clone()))),
-            Implied::new(),
-        ),
+        Criteria::Group { name } => {
+            format!("COALESCE(p.grp = {}, 0)", arg(Value::Text(name.clone())))
+        }
         Criteria::Role { role } => {
             let r = serde_json::to_value(role)
                 .ok()
                 .and_then(|v| v.as_str().map(String::from))
                 .unwrap_or_default();
-            (
-                format!(
-                    "EXISTS (SELECT 1 FROM json_each(p.doc, '$.roles') j WHERE j.value = {})",
-                    arg(Value::Text(r))
-                ),
-                Implied::new(),
+            format!(
+                "EXISTS (SELECT 1 FROM json_each(p.doc, '$.roles') j WHERE j.value = {})",
+                arg(Value::Text(r))
             )
         }
         Criteria::Industry { name } => {
             let n = arg(Value::Text(name.clone()));
-            (
-                format!("COALESCE(json_extract(p.doc, '$.industry.name') = {n} OR json_extract(p.doc, '$.industry.code') = {n}, 0)"),
-                Implied::new(),
-            )
+            format!("COALESCE(json_extract(p.doc, '$.industry.name') = {n} OR json_extract(p.doc, '$.industry.code') = {n}, 0)")
         }
         Criteria::Location {
             country,
@@ -620,58 +584,30 @@ fn criteria_sql(
                     ));
                 }
             }
-            (
-                format!(
-                    "EXISTS (SELECT 1 FROM json_each(p.doc, '$.locations') j WHERE {})",
-                    conds.join(" AND ")
-                ),
-                Implied::new(),
+            format!(
+                "EXISTS (SELECT 1 FROM json_each(p.doc, '$.locations') j WHERE {})",
+                conds.join(" AND ")
             )
         }
-        Criteria::Tag { tag } => (
-            format!(
-                "EXISTS (SELECT 1 FROM json_each(p.doc, '$.tags') j WHERE j.value = {})",
-                arg(Value::Text(tag.clone()))
-            ),
-            Implied::new(),
+        Criteria::Tag { tag } => format!(
+            "EXISTS (SELECT 1 FROM json_each(p.doc, '$.tags') j WHERE j.value = {})",
+            arg(Value::Text(tag.clone()))
         ),
         Criteria::And { all } => {
-            let mut implied = Implied::new();
-            let mut parts = Vec::new();
-            for c in all {
-                let (sql, i) = criteria_sql(c, as_of, reporting, p, plan);
-                parts.push(sql);
-                implied.extend(i);
-            }
-            (format!("({})", parts.join(" AND ")), implied)
+            let parts: Vec<String> = all
+                .iter()
+                .map(|c| criteria_sql(c, as_of, reporting, p, plan))
+                .collect();
+            format!("({})", parts.join(" AND "))
         }
         Criteria::Or { any } => {
-            let mut implied: Option<Implied> = None;
-            let mut parts = Vec::new();
-            for c in any {
-                let (sql, i) = criteria_sql(c, as_of, reporting, p, plan);
-                parts.push(sql);
-                implied = Some(match implied {
-                    None => i,
-                    Some(acc) => acc.intersection(&i).cloned().collect(),
-                });
-            }
-            (
-                format!("({})", parts.join(" OR ")),
-                implied.unwrap_or_default(),
-            )
+            let parts: Vec<String> = any
+                .iter()
+                .map(|c| criteria_sql(c, as_of, reporting, p, plan))
+                .collect();
+            format!("({})", parts.join(" OR "))
         }
-        Criteria::Not { not } => {
-            let (sql, _) = criteria_sql(not, as_of, reporting, p, plan);
-            // "Not never bought" is "bought at some time": it needs a row of `f`.
-            let implied = match not.as_ref() {
-                Criteria::LastSale {
-                    when: LastSale::Never,
-                } => f_only(),
-                _ => Implied::new(),
-            };
-            (format!("(NOT {sql})"), implied)
-        }
+        Criteria::Not { not } => format!("(NOT {})", criteria_sql(not, as_of, reporting, p, plan)),
     }
 }
 
@@ -1200,8 +1136,8 @@ impl CommerceStore for SqliteStore {
         self.with_reader(move |c| {
             let mut p = vec![b(tenant.as_uuid())];
             let mut plan = SegmentPlan::default();
-            let (cond, implied) = criteria_sql(&criteria, as_of, reporting, &mut p, &mut plan);
-            let sql = plan.sql(&cond, &implied);
+            let cond = criteria_sql(&criteria, as_of, reporting, &mut p, &mut plan);
+            let sql = plan.sql(&cond, &criteria.needs());
             let mut st = c.prepare(&sql).map_err(map)?;
             let rows = st
                 .query_map(params_from_iter(p), |r| {

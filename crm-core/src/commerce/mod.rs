@@ -42,7 +42,7 @@ pub use report::{
     Balance, CampaignReport, CampaignSums, FunnelStep, GroupBy, OpenItem, ProfitQuery,
     ProfitReport, ProfitRow, ProfitSums, Progress, Rank, RankOrder, SumsQuery,
 };
-pub use segment::{BoughtMode, Cmp, Criteria, Item, LastSale, MAX_DEPTH, MAX_NODES};
+pub use segment::{BoughtMode, Cmp, Criteria, Item, LastSale, Needs, MAX_DEPTH, MAX_NODES};
 pub use service::{CommerceService, DocumentOutcome, OutcomeResult};
 pub use store::{CommerceStore, SegmentMember};
 

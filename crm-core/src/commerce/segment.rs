@@ -21,6 +21,7 @@ use crate::partner::PartnerRole;
 use crate::validate;
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeSet;
 
 /// The deepest criteria tree accepted.
 pub const MAX_DEPTH: usize = 12;
@@ -197,7 +198,119 @@ pub enum Criteria {
     },
 }
 
+/// The per-partner rows a match of a criteria tree needs (see [`Criteria::needs`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Needs {
+    /// A partner without any document cannot match.
+    pub documents: bool,
+    /// A partner without a line of the n-th bought item cannot match. Items are numbered from 1 in the order the
+    /// tree names them, depth first, counting every item of every `Bought` (also under `Not` and `Or`).
+    pub bought: BTreeSet<usize>,
+}
+
+impl Needs {
+    fn union(mut self, other: Self) -> Self {
+        self.documents |= other.documents;
+        self.bought.extend(other.bought);
+        self
+    }
+
+    fn intersection(self, other: &Self) -> Self {
+        Self {
+            documents: self.documents && other.documents,
+            bought: self.bought.intersection(&other.bought).copied().collect(),
+        }
+    }
+}
+
 impl Criteria {
+    /// What a partner must have for the tree to match it: any document, or lines of some bought items. Adapters
+    /// that compute the activity aggregates for all partners at once drive their query from such a set, so only
+    /// active partners are looked at.
+    ///
+    /// ```
+    /// use crm_core::commerce::{BoughtMode, Cmp, Criteria, Item, LastSale, Period};
+    /// use crm_core::id::CategoryId;
+    /// use crm_core::money::{Currency, Money};
+    ///
+    /// let eur = Currency::parse("EUR")?;
+    /// let year = Period::year(2025)?;
+    /// let c = Criteria::And { all: vec![
+    ///     Criteria::Not { not: Box::new(Criteria::LastSale { when: LastSale::WithinDays { days: 90 } }) },
+    ///     Criteria::SalesVolume { period: year, cmp: Cmp::Gt, amount: Money::from_units(0, eur) },
+    ///     Criteria::Bought { mode: BoughtMode::Any, items: vec![Item::Category(CategoryId::new())], period: year },
+    /// ]};
+    /// let needs = c.needs();
+    /// assert!(needs.documents);                    // a volume above 0 needs documents
+    /// assert_eq!(needs.bought.into_iter().collect::<Vec<_>>(), vec![1]); // and a line of item 1
+    /// # Ok::<(), crm_core::Error>(())
+    /// ```
+    pub fn needs(&self) -> Needs {
+        let mut items = 0;
+        self.needs_from(&mut items)
+    }
+
+    fn needs_from(&self, items: &mut usize) -> Needs {
+        match self {
+            Self::LastSale { when } => Needs {
+                documents: !matches!(when, LastSale::Never),
+                ..Needs::default()
+            },
+            // A partner without documents has volume 0.
+            Self::SalesVolume { cmp, amount, .. } => Needs {
+                documents: !cmp.holds(0, amount.to_units()),
+                ..Needs::default()
+            },
+            Self::Bought {
+                mode, items: named, ..
+            } => {
+                let numbers: Vec<usize> = (*items + 1..=*items + named.len()).collect();
+                *items += named.len();
+                let bought = match (mode, numbers.as_slice()) {
+                    (BoughtMode::Any, [only]) => BTreeSet::from([*only]),
+                    (BoughtMode::All, all) => all.iter().copied().collect(),
+                    _ => BTreeSet::new(),
+                };
+                Needs {
+                    bought,
+                    ..Needs::default()
+                }
+            }
+            Self::Group { .. }
+            | Self::Role { .. }
+            | Self::Industry { .. }
+            | Self::Location { .. }
+            | Self::Tag { .. } => Needs::default(),
+            Self::And { all } => all
+                .iter()
+                .fold(Needs::default(), |acc, c| acc.union(c.needs_from(items))),
+            Self::Or { any } => {
+                let mut acc: Option<Needs> = None;
+                for c in any {
+                    let n = c.needs_from(items);
+                    acc = Some(match acc {
+                        None => n,
+                        Some(a) => a.intersection(&n),
+                    });
+                }
+                acc.unwrap_or_default()
+            }
+            Self::Not { not } => {
+                // Numbers the items below; "not never bought" is "bought at some time".
+                not.needs_from(items);
+                Needs {
+                    documents: matches!(
+                        not.as_ref(),
+                        Self::LastSale {
+                            when: LastSale::Never
+                        }
+                    ),
+                    ..Needs::default()
+                }
+            }
+        }
+    }
+
     /// Checks the tree's shape (depth, size, non-empty lists, well-formed values) without any lookup.
     /// Errors name the path, e.g. `criteria.all[1].items`.
     pub fn check(&self) -> Result<()> {
@@ -346,6 +459,71 @@ impl Criteria {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn needs_number_items_depth_first_and_follow_the_logic() {
+        let year = Period::year(2025).unwrap();
+        let eur = crate::money::Currency::parse("EUR").unwrap();
+        let bought = |mode, n: usize| Criteria::Bought {
+            mode,
+            items: (0..n).map(|_| Item::Category(CategoryId::new())).collect(),
+            period: year,
+        };
+        let volume = |cmp, units| Criteria::SalesVolume {
+            period: year,
+            cmp,
+            amount: Money::from_units(units, eur),
+        };
+        let never = Criteria::LastSale {
+            when: LastSale::Never,
+        };
+        // Items 1–2 are under Not (numbered, implied nothing), 3 is Any of one, 4–5 All of two.
+        let c = Criteria::And {
+            all: vec![
+                Criteria::Not {
+                    not: Box::new(bought(BoughtMode::Any, 2)),
+                },
+                bought(BoughtMode::Any, 1),
+                bought(BoughtMode::All, 2),
+                volume(Cmp::Lt, 100),
+            ],
+        };
+        assert_eq!(
+            c.needs(),
+            Needs {
+                documents: false,
+                bought: BTreeSet::from([3, 4, 5]),
+            }
+        );
+        assert!(
+            Criteria::Not {
+                not: Box::new(never.clone())
+            }
+            .needs()
+            .documents
+        );
+        assert!(!never.needs().documents);
+        assert!(volume(Cmp::Ge, 1).needs().documents);
+        assert!(!volume(Cmp::Ge, 0).needs().documents);
+        assert!(!bought(BoughtMode::Any, 2).needs().bought.contains(&1));
+        assert!(bought(BoughtMode::None, 1).needs().bought.is_empty());
+        // Or keeps only what every branch needs.
+        let or = Criteria::Or {
+            any: vec![
+                Criteria::And {
+                    all: vec![volume(Cmp::Gt, 0), bought(BoughtMode::Any, 1)],
+                },
+                volume(Cmp::Gt, 5),
+            ],
+        };
+        assert_eq!(
+            or.needs(),
+            Needs {
+                documents: true,
+                bought: BTreeSet::new(),
+            }
+        );
+    }
 
     #[test]
     fn bad_trees_name_the_path() {
