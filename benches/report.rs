@@ -113,6 +113,24 @@ struct ChildOut {
     peak_rss_kb: u64,
 }
 
+impl ChildOut {
+    /// A generation's answer: its time, the writes and this process's peak RSS.
+    fn generated(m: &Manifest) -> Self {
+        Self {
+            secs: vec![m.seconds],
+            rows: m.rows,
+            digest: String::new(),
+            peak_rss_kb: peak_rss_kb(),
+        }
+    }
+}
+
+/// Prints a child's answer as the JSON line the runner reads.
+fn print_out(out: &ChildOut) -> Result<(), String> {
+    println!("{}", serde_json::to_string(out).map_err(|e| e.to_string())?);
+    Ok(())
+}
+
 fn median(v: &[f64]) -> f64 {
     let mut s = v.to_vec();
     s.sort_by(|a, b| a.total_cmp(b));
@@ -164,16 +182,7 @@ fn child_gen(size: Size) -> Result<(), String> {
                 .map_err(|e| e.to_string())
         })?;
         manifest.save(&dir.join("manifest.json"))?;
-        let out = ChildOut {
-            secs: vec![manifest.seconds],
-            rows: manifest.rows,
-            digest: String::new(),
-            peak_rss_kb: peak_rss_kb(),
-        };
-        println!(
-            "{}",
-            serde_json::to_string(&out).map_err(|e| e.to_string())?
-        );
+        print_out(&ChildOut::generated(&manifest))?;
         return Ok(());
     }
     let _ = std::fs::remove_dir_all(&dir);
@@ -186,16 +195,7 @@ fn child_gen(size: Size) -> Result<(), String> {
             .map_err(|e| e.to_string())
     })?;
     manifest.save(&dir.join("manifest.json"))?;
-    let out = ChildOut {
-        secs: vec![manifest.seconds],
-        rows: manifest.rows,
-        digest: String::new(),
-        peak_rss_kb: peak_rss_kb(),
-    };
-    println!(
-        "{}",
-        serde_json::to_string(&out).map_err(|e| e.to_string())?
-    );
+    print_out(&ChildOut::generated(&manifest))?;
     Ok(())
 }
 
@@ -218,16 +218,7 @@ fn child_gen_pg(size: Size) -> Result<(), String> {
             .map_err(|e| e.to_string())?;
         Ok::<_, String>(m)
     })?;
-    let out = ChildOut {
-        secs: vec![manifest.seconds],
-        rows: manifest.rows,
-        digest: String::new(),
-        peak_rss_kb: peak_rss_kb(),
-    };
-    println!(
-        "{}",
-        serde_json::to_string(&out).map_err(|e| e.to_string())?
-    );
+    print_out(&ChildOut::generated(&manifest))?;
     Ok(())
 }
 
@@ -258,16 +249,12 @@ fn child_run(
             env.run(workload, imp, reps).await
         })?,
     };
-    let out = ChildOut {
+    print_out(&ChildOut {
         secs: run.secs,
         rows: run.rows,
         digest: run.digest,
         peak_rss_kb: peak_rss_kb(),
-    };
-    println!(
-        "{}",
-        serde_json::to_string(&out).map_err(|e| e.to_string())?
-    );
+    })?;
     Ok(())
 }
 
@@ -611,8 +598,7 @@ fn ensure_data_pg(size: Size, report: &mut Report) -> Result<(), String> {
                 .await
                 .map_err(|e| e.to_string())?;
             Ok::<i64, String>(r.get(0))
-        })
-        .unwrap_or(0) as u64;
+        })? as u64;
     record_generation(
         report,
         Backend::Postgres,
