@@ -5,16 +5,19 @@
 //! Run with `cargo run --example communication`. E-mails are recorded and printed; set `CRM_SMTP_ADDR=host:port` to send them
 //! through that SMTP server instead (for example under `scripts/with-smtp`, which exports `CRM_TEST_SMTP_ADDR`).
 
+#[path = "common/delivery.rs"]
+mod delivery;
+
 use chrono::{Duration, TimeZone, Utc};
 use crm::id::TenantId;
 use crm::rules::fixtures::Org;
-use crm::rules::notify::{RecordingNotifier, SmtpConfig, SmtpNotifier, Templates};
+use crm::rules::notify::{RecordingNotifier, Templates};
 use crm::rules::{Limits, RhaiRuleEngine, RuleSet};
 use crm::sqlite::SqliteStore;
 use crm::{Context, Crm, LeadCommand, LeadPartner, Money, NewLead, NewPartner, PageRequest};
-use crm_core::outbox::{Channel, ChannelRouter, Dispatcher, InboxNotifier, Notifier, OutboxStore};
+use crm_core::outbox::OutboxStore;
 use crm_core::partner::NewContact;
-use crm_core::rules::{tick, RulesHook, TaskNotifier};
+use crm_core::rules::{tick, RulesHook};
 use crm_core::time::{Clock, FixedClock};
 use std::path::Path;
 use std::sync::Arc;
@@ -126,32 +129,15 @@ async fn main() -> crm::Result<()> {
 
     println!("The dispatcher delivers the outbox.");
     let printed = Arc::new(RecordingNotifier::new());
-    let email: Arc<dyn Notifier> = match std::env::var("CRM_SMTP_ADDR") {
-        Ok(addr) => {
-            let (host, port) = addr.rsplit_once(':').expect("CRM_SMTP_ADDR is host:port");
-            let config = SmtpConfig {
-                host: host.into(),
-                port: port.parse().expect("a port"),
-                from: "CRM <crm@tenant.example>".into(),
-                timeout: std::time::Duration::from_secs(10),
-            };
-            Arc::new(SmtpNotifier::new(&config, templates.clone()).expect("smtp"))
-        }
-        Err(_) => printed.clone(),
-    };
-    let router = ChannelRouter::new()
-        .route(
-            Channel::InApp,
-            Arc::new(InboxNotifier::new(store.clone(), clock.clone())),
-        )
-        .route(Channel::Email, email)
-        .route(
-            Channel::Task,
-            Arc::new(TaskNotifier::new(crm.service().clone())),
-        );
-    let r = Dispatcher::new(store.clone(), Arc::new(router), clock.clone())
-        .drain(50)
-        .await?;
+    let r = delivery::deliver(
+        &crm,
+        store.clone(),
+        clock.clone(),
+        templates.clone(),
+        printed.clone(),
+        50,
+    )
+    .await?;
     println!(
         "  {} delivered, {} to retry, {} dead",
         r.delivered, r.retried, r.dead

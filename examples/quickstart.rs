@@ -6,9 +6,12 @@
 //! Run with `cargo run --example quickstart` (writes `crm-quickstart.sqlite` in the current directory). E-mails are
 //! recorded and printed; set `CRM_SMTP_ADDR=host:port` to send them through that SMTP server instead.
 
+#[path = "common/delivery.rs"]
+mod delivery;
+
 use chrono::Duration;
 use crm::rules::fixtures::Org;
-use crm::rules::notify::{RecordingNotifier, SmtpConfig, SmtpNotifier, Templates};
+use crm::rules::notify::{RecordingNotifier, Templates};
 use crm::rules::{Limits, RhaiRuleEngine, RuleSet};
 use crm::sqlite::SqliteStore;
 use crm::{
@@ -16,9 +19,9 @@ use crm::{
     PageRequest, PartnerRole, RequestCommand, TimelineOf,
 };
 use crm_core::event::RequestStatus;
-use crm_core::outbox::{Channel, ChannelRouter, Dispatcher, InboxNotifier, Notifier, OutboxStore};
+use crm_core::outbox::OutboxStore;
 use crm_core::partner::NewContact;
-use crm_core::rules::{RulesHook, TaskNotifier};
+use crm_core::rules::RulesHook;
 use crm_core::time::{Clock, SystemClock};
 use std::path::Path;
 use std::sync::Arc;
@@ -269,32 +272,15 @@ async fn main() -> crm::Result<()> {
 
     // Deliver what the rules decided: in-app inboxes, e-mails, tasks.
     let printed = Arc::new(RecordingNotifier::new());
-    let email: Arc<dyn Notifier> = match std::env::var("CRM_SMTP_ADDR") {
-        Ok(addr) => {
-            let (host, port) = addr.rsplit_once(':').expect("CRM_SMTP_ADDR is host:port");
-            let config = SmtpConfig {
-                host: host.into(),
-                port: port.parse().expect("a port number"),
-                from: "CRM <crm@tenant.example>".into(),
-                timeout: std::time::Duration::from_secs(10),
-            };
-            Arc::new(SmtpNotifier::new(&config, templates.clone()).expect("smtp"))
-        }
-        Err(_) => printed.clone(),
-    };
-    let router = ChannelRouter::new()
-        .route(
-            Channel::InApp,
-            Arc::new(InboxNotifier::new(store.clone(), clock.clone())),
-        )
-        .route(Channel::Email, email)
-        .route(
-            Channel::Task,
-            Arc::new(TaskNotifier::new(crm.service().clone())),
-        );
-    let report = Dispatcher::new(store.clone(), Arc::new(router), clock.clone())
-        .drain(100)
-        .await?;
+    let report = delivery::deliver(
+        &crm,
+        store.clone(),
+        clock.clone(),
+        templates.clone(),
+        printed.clone(),
+        100,
+    )
+    .await?;
     println!(
         "\nOutbox: {} delivered, {} to retry, {} dead",
         report.delivered, report.retried, report.dead
