@@ -923,22 +923,31 @@ impl CommerceService {
         };
         let mut rows = finish_profitability(q, &current, previous.as_deref());
         if rows.len() <= 1000 {
+            // One read per distinct key: with buckets the same customer or campaign heads many rows.
+            let mut labels: BTreeMap<String, Option<String>> = BTreeMap::new();
             for r in &mut rows {
-                r.label = match (q.group_by, &r.key) {
-                    (GroupBy::Customer, Some(k)) => match k.parse::<PartnerId>() {
+                let Some(k) = &r.key else { continue };
+                if let Some(label) = labels.get(k) {
+                    r.label = label.clone();
+                    continue;
+                }
+                let label = match q.group_by {
+                    GroupBy::Customer => match k.parse::<PartnerId>() {
                         Ok(id) => {
                             crate::service::found(self.crm.store().partner(tenant, id).await)?
                                 .map(|p| p.name)
                         }
                         Err(_) => None,
                     },
-                    (GroupBy::Campaign, Some(k)) => match k.parse::<CampaignId>() {
+                    GroupBy::Campaign => match k.parse::<CampaignId>() {
                         Ok(id) => crate::service::found(self.store.campaign(tenant, id).await)?
                             .map(|c| c.name),
                         Err(_) => None,
                     },
                     _ => None,
                 };
+                labels.insert(k.clone(), label.clone());
+                r.label = label;
             }
         }
         Ok(ProfitReport {

@@ -324,6 +324,26 @@ pub async fn check_commerce_documents(store: &Arc<dyn Store>, commerce: &Arc<dyn
     );
     assert_eq!(report.rows[0].label.as_deref(), Some("Acme"));
     assert_eq!(report.rows[0].invoices, 2);
+    // By month, the customer heads one row per month it was invoiced in; each row carries its name.
+    let daily =
+        s.cs.profitability(
+            s.w.tenant,
+            &ProfitQuery {
+                bucket: Some(Bucket::Month),
+                ..ProfitQuery::by(GroupBy::Customer, period)
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(daily.rows.len(), 2, "January and February");
+    assert!(
+        daily
+            .rows
+            .iter()
+            .all(|r| r.label.as_deref() == Some("Acme")),
+        "{:?}",
+        daily.rows
+    );
 
     // The same new document recorded eight times at once (a host retrying after a timeout) is stored once.
     let dup = NewDocument::invoice(
