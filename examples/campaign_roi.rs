@@ -11,16 +11,16 @@
 //! ```
 
 use chrono::{Datelike, Duration, NaiveDate, TimeZone, Utc};
-use crm::crm_core::commerce::{
-    Allocation, Bucket, CallOutcome, Channel, CommerceService, Criteria, DocumentKind, GroupBy,
-    LastSale, NewCampaign, NewCategory, NewDocument, NewLine, NewProduct, PaymentDirection, Period,
+use crm::commerce::{
+    Allocation, Bucket, CallOutcome, Channel, Criteria, DocumentKind, GroupBy, LastSale,
+    NewCampaign, NewCategory, NewDocument, NewLine, NewProduct, PaymentDirection, Period,
     ProfitQuery, Rank, RankOrder, SumsQuery,
 };
-use crm::crm_core::service::CrmService;
-use crm::crm_core::time::{Clock, FixedClock};
 use crm::id::{TenantId, UserId};
-use crm::sqlite::SqliteStore;
-use crm::{Context, LeadCommand, Money, NewPartner, PartnerRole};
+use crm::{
+    Backend, Clock, CommerceService, CommerceStore, Context, Crm, FixedClock, LeadCommand, Money,
+    NewPartner, PartnerRole,
+};
 use rust_decimal::Decimal;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -61,18 +61,21 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     for f in ["crm.sqlite", "crm.sqlite-wal", "crm.sqlite-shm"] {
         let _ = std::fs::remove_file(dir.join(f));
     }
-    let store = Arc::new(SqliteStore::open_file(&db)?);
     let clock = Arc::new(FixedClock::new(
         Utc.with_ymd_and_hms(2025, 1, 2, 8, 0, 0)
             .single()
             .expect("a time"),
     ));
-    let crm = CrmService::builder()
-        .store(store.clone())
+    // One builder call: the SQLite file, the example's clock, reports in lei.
+    let engine = Crm::builder()
+        .sqlite_path(&db)
         .clock(clock.clone())
-        .build()?;
-    let ron = crm::Currency::parse("RON")?;
-    let shop = CommerceService::new(crm.clone(), store.clone(), ron);
+        .reporting_currency(crm::Currency::parse("RON")?)
+        .build()
+        .await?;
+    let crm = engine.leads();
+    let shop = engine.commerce();
+    let ron = shop.reporting();
     let tenant = TenantId::new();
     let manager = UserId::new();
     let ctx = Context::user(tenant, manager);
@@ -141,8 +144,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 Some(&format!("buyer{i}@customer{i}.ro")),
                 Some("+40 721 000 000"),
             );
-        n.locations.push(crm::crm_core::partner::NewLocation {
-            kind: crm::crm_core::partner::LocationKind::Billing,
+        n.locations.push(crm::partner::NewLocation {
+            kind: crm::partner::LocationKind::Billing,
             street: None,
             city: Some(city.into()),
             region: Some(region.into()),
@@ -504,7 +507,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             b.join("; ")
         );
     }
-    let invoice = store_check(&shop, tenant).await?;
+    let invoice = store_check(shop, tenant).await?;
     println!("{invoice}");
 
     // ------------------------------------------------------------------ files
@@ -543,7 +546,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .ok()
         .and_then(|v| v.parse::<usize>().ok())
     {
-        scale(&store, &shop, n, &mut dice).await?;
+        scale(engine.backend(), shop, n, &mut dice).await?;
     }
     Ok(())
 }
@@ -551,13 +554,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// `CRM_SCALE_DOCS=N`: bulk-ingests N more invoices (two lines each) for N/10 customers in a fresh tenant through
 /// `Store::ingest`, then times the reports on them (run with `--release` for meaningful figures).
 async fn scale(
-    store: &Arc<SqliteStore>,
+    store: &Arc<dyn Backend>,
     shop: &CommerceService,
     n: usize,
     dice: &mut Dice,
 ) -> Result<(), Box<dyn std::error::Error>> {
-    use crm::crm_core::commerce::{AppliedRate, CommerceWrite, DocumentFacts};
-    use crm::crm_core::store::{ChangeSet, Store, Write};
+    use crm::commerce::{AppliedRate, CommerceWrite, DocumentFacts};
+    use crm::store::{ChangeSet, Store, Write};
     use std::collections::BTreeMap;
     let tenant = TenantId::new();
     let now = Utc::now();
@@ -591,7 +594,7 @@ async fn scale(
         cs.push(CommerceWrite::InsertProduct(p.clone()).into());
         products.insert(p.id, p);
     }
-    Store::ingest(&**store, tenant, cs).await?;
+    Store::ingest(store.as_ref(), tenant, cs).await?;
     let ids: Vec<_> = products.keys().copied().collect();
     let empty = BTreeMap::new();
     let mut cs = ChangeSet::new();
@@ -623,10 +626,10 @@ async fn scale(
             .clone();
         cs.push(CommerceWrite::InsertDocument(doc).into());
         if cs.writes.len() == 20_000 {
-            Store::ingest(&**store, tenant, std::mem::take(&mut cs)).await?;
+            Store::ingest(store.as_ref(), tenant, std::mem::take(&mut cs)).await?;
         }
     }
-    Store::ingest(&**store, tenant, cs).await?;
+    Store::ingest(store.as_ref(), tenant, cs).await?;
     println!(
         "\nscale: ingested {customers} customers and {n} invoices ({} lines) in {:.1} s",
         2 * n,

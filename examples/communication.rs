@@ -13,12 +13,10 @@ use crm::id::TenantId;
 use crm::rules::fixtures::Org;
 use crm::rules::notify::{RecordingNotifier, Templates};
 use crm::rules::{Limits, RhaiRuleEngine, RuleSet};
-use crm::sqlite::SqliteStore;
-use crm::{Context, Crm, LeadCommand, LeadPartner, Money, NewLead, NewPartner, PageRequest};
-use crm_core::outbox::OutboxStore;
-use crm_core::partner::NewContact;
-use crm_core::rules::{tick, RulesHook};
-use crm_core::time::{Clock, FixedClock};
+use crm::{
+    Context, Crm, FixedClock, LeadCommand, LeadPartner, Money, NewContact, NewLead, NewPartner,
+    OutboxStore, PageRequest,
+};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -30,7 +28,6 @@ async fn main() -> crm::Result<()> {
     let engine = Arc::new(RhaiRuleEngine::new(set).with_known_roles(org.roles.clone()));
     let templates = Arc::new(Templates::load_dir(&rules.join("templates")).expect("templates"));
 
-    let store = Arc::new(SqliteStore::open_in_memory()?);
     let clock = Arc::new(FixedClock::new(
         Utc.with_ymd_and_hms(2026, 3, 2, 9, 0, 0).unwrap(),
     ));
@@ -38,11 +35,15 @@ async fn main() -> crm::Result<()> {
     let ana = Org::user_id("ana");
     let ctx = Context::user(tenant, ana);
 
-    // The host's directory: the organisation, plus its customers' contacts.
-    let plain = Crm::builder()
-        .store(store.clone())
+    // One engine: in-memory SQLite, the scheme deciding in every change's transaction, the host's directory of its
+    // organisation (the customers' contacts are read from the partners themselves).
+    let crm = Crm::builder()
+        .sqlite_in_memory()
         .clock(clock.clone())
-        .build()?;
+        .rules(engine, Arc::new(org.directory()))
+        .build()
+        .await?;
+    let leads = crm.leads();
     let mut customer = NewPartner::company("Customer Ltd");
     customer.contacts.push(NewContact {
         name: "Maria Georgescu".into(),
@@ -50,23 +51,12 @@ async fn main() -> crm::Result<()> {
         email: Some("maria@customer.example".into()),
         ..Default::default()
     });
-    let customer = plain.create_partner(&ctx, customer).await?.record;
-    let directory = Arc::new(org.directory().with_contact(
-        customer.id,
-        "primary",
-        "Maria Georgescu",
-        "maria@customer.example",
-    ));
-    let crm = Crm::builder()
-        .store(store.clone())
-        .clock(clock.clone())
-        .hook(Arc::new(RulesHook::new(engine.clone(), directory.clone())))
-        .build()?;
-    let pipeline = crm.setup_tenant(&ctx).await?;
+    let customer = leads.create_partner(&ctx, customer).await?.record;
+    let pipeline = leads.setup_tenant(&ctx).await?;
     let stage = |name: &str| pipeline.stage_named(name).expect("seed stage").id;
 
     println!("Ana enters two leads and works one through to a won contract.");
-    let solar = crm
+    let solar = leads
         .enter_lead(
             &ctx,
             NewLead::new(LeadPartner::Existing { id: customer.id }, "Solar roof")
@@ -75,14 +65,14 @@ async fn main() -> crm::Result<()> {
         )
         .await?
         .record;
-    let mystery = crm
+    let mystery = leads
         .enter_lead(
             &ctx,
             NewLead::new(LeadPartner::Existing { id: customer.id }, "Mystery roof").with_owner(ana),
         )
         .await?
         .record;
-    match crm
+    match leads
         .transition(
             &ctx,
             mystery.id,
@@ -98,7 +88,7 @@ async fn main() -> crm::Result<()> {
     }
     let mut lead = solar;
     for s in ["Offer", "Negotiation"] {
-        lead = crm
+        lead = leads
             .transition(
                 &ctx,
                 lead.id,
@@ -108,31 +98,21 @@ async fn main() -> crm::Result<()> {
             .await?
             .record;
     }
-    crm.transition(&ctx, lead.id, lead.version, LeadCommand::Win)
+    leads.transition(&ctx, lead.id, lead.version, LeadCommand::Win)
         .await?;
 
     println!("Four days pass; the scheduler ticks.");
     clock.advance(Duration::days(4));
-    let report = tick(
-        clock.now(),
-        tenant,
-        engine.as_ref(),
-        directory.as_ref(),
-        store.as_ref(),
-        100,
-    )
-    .await?;
+    let report = crm.tick(tenant, 100).await?;
     for f in &report.firings {
         println!("  timer {} fired ({})", f.timer, f.key);
     }
-    crm::Store::commit(store.as_ref(), tenant, report.changes).await?;
+
 
     println!("The dispatcher delivers the outbox.");
     let printed = Arc::new(RecordingNotifier::new());
     let r = delivery::deliver(
         &crm,
-        store.clone(),
-        clock.clone(),
         templates.clone(),
         printed.clone(),
         50,
@@ -159,7 +139,8 @@ async fn main() -> crm::Result<()> {
 
     println!("Inboxes:");
     for u in &org.users {
-        let items = store
+        let items = crm
+            .outbox()
             .inbox(tenant, Org::user_id(&u.key), false, &PageRequest::default())
             .await?
             .items;
@@ -167,7 +148,7 @@ async fn main() -> crm::Result<()> {
             println!("  {:<14} [{}] {}", u.name, i.rule, i.subject);
         }
     }
-    for r in crm.requests_of_lead(tenant, lead.id).await? {
+    for r in leads.requests_of_lead(tenant, lead.id).await? {
         println!(
             "Request opened by the rules: \"{}\" for {}",
             r.title, r.assignee

@@ -13,16 +13,10 @@ use chrono::Duration;
 use crm::rules::fixtures::Org;
 use crm::rules::notify::{RecordingNotifier, Templates};
 use crm::rules::{Limits, RhaiRuleEngine, RuleSet};
-use crm::sqlite::SqliteStore;
 use crm::{
-    CommentTarget, Context, Crm, LeadCommand, LeadPartner, Money, NewLead, NewPartner, NewRequest,
-    PageRequest, PartnerRole, RequestCommand, TimelineOf,
+    CommentTarget, Context, Crm, LeadCommand, LeadPartner, Money, NewContact, NewLead, NewPartner,
+    NewRequest, OutboxStore, PageRequest, PartnerRole, RequestCommand, RequestStatus, TimelineOf,
 };
-use crm_core::event::RequestStatus;
-use crm_core::outbox::OutboxStore;
-use crm_core::partner::NewContact;
-use crm_core::rules::RulesHook;
-use crm_core::time::{Clock, SystemClock};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -32,8 +26,6 @@ async fn main() -> crm::Result<()> {
     for suffix in ["", "-wal", "-shm"] {
         let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
     }
-    let store = Arc::new(SqliteStore::open_file(path)?);
-    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
 
     // The organisation and its communication scheme, as a consultant wrote them.
     let rules_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/rules");
@@ -44,16 +36,21 @@ async fn main() -> crm::Result<()> {
     let templates =
         Arc::new(Templates::load_dir(&rules_dir.join("templates")).expect("e-mail templates"));
 
+    // One builder call: the SQLite file, and the scheme deciding inside every change's transaction. Partner
+    // contacts the rules address ("the customer") are read from the partner itself.
+    let crm = Crm::builder()
+        .sqlite_path(path)
+        .rules(engine, Arc::new(org.directory()))
+        .build()
+        .await?;
+    let clock = crm.clock().clone();
     let tenant = Org::tenant();
     let ana = Org::user_id("ana");
     let ctx = Context::user(tenant, ana);
     println!("CRM on {} — tenant {tenant}", path.display());
+    let leads = crm.leads();
 
-    // Two partners (entered before the rules are wired, so the directory can know their contacts).
-    let plain = Crm::builder()
-        .store(store.clone())
-        .clock(clock.clone())
-        .build()?;
+    // Two partners.
     let mut mobila = NewPartner::company("Fabrica de Mobilă SRL")
         .with_role(PartnerRole::Customer)
         .with_tax_id("RO1234567")
@@ -65,8 +62,8 @@ async fn main() -> crm::Result<()> {
         email: Some("ioana@mobila.ro".into()),
         phone: Some("+40 721 234 567".into()),
     });
-    let mobila = plain.create_partner(&ctx, mobila).await?.record;
-    let transilvania = plain
+    let mobila = leads.create_partner(&ctx, mobila).await?.record;
+    let transilvania = leads
         .create_partner(
             &ctx,
             NewPartner::company("Transilvania Logistic SA").with_contact(
@@ -77,23 +74,12 @@ async fn main() -> crm::Result<()> {
         )
         .await?
         .record;
-    let directory = Arc::new(org.directory().with_contact(
-        mobila.id,
-        "primary",
-        "Ioana Pop",
-        "ioana@mobila.ro",
-    ));
-    let crm = Crm::builder()
-        .store(store.clone())
-        .clock(clock.clone())
-        .hook(Arc::new(RulesHook::new(engine.clone(), directory)))
-        .build()?;
-    let pipeline = crm.setup_tenant(&ctx).await?;
+    let pipeline = leads.setup_tenant(&ctx).await?;
     let stage = |name: &str| pipeline.stage_named(name).expect("seed stage").id;
 
     // Three leads, one for a new prospect that looks like an existing partner.
     let eur = |s: &str| Money::parse(s, "EUR");
-    let l1 = crm
+    let l1 = leads
         .enter_lead(
             &ctx,
             NewLead::for_partner(mobila.id, "CNC machines for the new hall")
@@ -102,7 +88,7 @@ async fn main() -> crm::Result<()> {
         )
         .await?
         .record;
-    let l2 = crm
+    let l2 = leads
         .enter_lead(
             &ctx,
             NewLead::for_partner(transilvania.id, "Fleet telematics")
@@ -111,7 +97,7 @@ async fn main() -> crm::Result<()> {
         )
         .await?
         .record;
-    let entered = crm
+    let entered = leads
         .enter_lead(
             &ctx,
             NewLead::new(
@@ -133,7 +119,7 @@ async fn main() -> crm::Result<()> {
     let l3 = entered.record;
 
     // The scheme's guard: no negotiation without an expected revenue.
-    if let Err(e) = crm
+    if let Err(e) = leads
         .transition(
             &ctx,
             l3.id,
@@ -150,7 +136,7 @@ async fn main() -> crm::Result<()> {
     // Work the first lead through the pipeline with comments and a request.
     let mut lead = l1;
     for s in ["Contact", "Qualification", "Offer"] {
-        lead = crm
+        lead = leads
             .transition(
                 &ctx,
                 lead.id,
@@ -160,14 +146,14 @@ async fn main() -> crm::Result<()> {
             .await?
             .record;
     }
-    crm.comment(
+    leads.comment(
         &ctx,
         CommentTarget::Lead(lead.id),
         "Visited the site; they need 3 machines by June.",
     )
     .await?;
     let due = clock.now() + Duration::days(2);
-    let quote = crm
+    let quote = leads
         .open_request(
             &ctx,
             NewRequest::on_lead(lead.id, "Prepare the quotation", ana)
@@ -176,7 +162,7 @@ async fn main() -> crm::Result<()> {
         )
         .await?
         .record;
-    crm.change_request(
+    leads.change_request(
         &ctx,
         quote.id,
         quote.version,
@@ -185,7 +171,7 @@ async fn main() -> crm::Result<()> {
         },
     )
     .await?;
-    lead = crm
+    lead = leads
         .transition(
             &ctx,
             lead.id,
@@ -196,7 +182,7 @@ async fn main() -> crm::Result<()> {
         )
         .await?
         .record;
-    lead = crm
+    lead = leads
         .transition(&ctx, lead.id, lead.version, LeadCommand::Win)
         .await?
         .record;
@@ -209,8 +195,8 @@ async fn main() -> crm::Result<()> {
     );
 
     // Lose the second with a reason; the third stays open.
-    let reasons = crm.lost_reasons(tenant).await?;
-    let lost = crm
+    let reasons = leads.lost_reasons(tenant).await?;
+    let lost = leads
         .transition(
             &ctx,
             l2.id,
@@ -224,8 +210,8 @@ async fn main() -> crm::Result<()> {
         .await?
         .record;
     println!("lost: {} ({})", lost.title, reasons[0].name);
-    let l3 = crm.lead(tenant, l3.id).await?;
-    crm.transition(
+    let l3 = leads.lead(tenant, l3.id).await?;
+    leads.transition(
         &ctx,
         l3.id,
         l3.version,
@@ -237,7 +223,7 @@ async fn main() -> crm::Result<()> {
 
     // The board.
     println!("\nPipeline board");
-    for c in crm.board(tenant, pipeline.id).await?.columns {
+    for c in leads.board(tenant, pipeline.id).await?.columns {
         let totals: Vec<String> = c
             .totals
             .iter()
@@ -253,7 +239,7 @@ async fn main() -> crm::Result<()> {
 
     // One lead's timeline, newest first.
     println!("\nTimeline of `{}`", lead.title);
-    for e in crm
+    for e in leads
         .timeline(tenant, TimelineOf::Lead(lead.id), &PageRequest::first(50))
         .await?
         .items
@@ -274,8 +260,6 @@ async fn main() -> crm::Result<()> {
     let printed = Arc::new(RecordingNotifier::new());
     let report = delivery::deliver(
         &crm,
-        store.clone(),
-        clock.clone(),
         templates.clone(),
         printed.clone(),
         100,
@@ -300,7 +284,8 @@ async fn main() -> crm::Result<()> {
     }
     println!("Inboxes");
     for u in &org.users {
-        for i in store
+        for i in crm
+            .outbox()
             .inbox(tenant, Org::user_id(&u.key), false, &PageRequest::default())
             .await?
             .items

@@ -5,8 +5,8 @@ use crm::id::{TenantId, UserId};
 use crm::{
     CommitHook, Context, Crm, Error, LeadCommand, NewLead, NewPartner, PageRequest, TimelineOf,
 };
-use crm_core::service::Loaded;
-use crm_core::store::ChangeSet;
+use crm::service::Loaded;
+use crm::store::ChangeSet;
 use std::sync::{Arc, Mutex};
 
 #[derive(Debug, Default)]
@@ -49,7 +49,9 @@ async fn hooks_get_the_loaded_partner_and_can_refuse() {
         .sqlite_in_memory()
         .hook(hook.clone())
         .build()
+        .await
         .unwrap();
+    let crm = crm.leads();
     let ctx = Context::user(TenantId::new(), UserId::new());
     crm.setup_tenant(&ctx).await.unwrap();
     let p = crm

@@ -603,3 +603,27 @@ impl<S: Store + ?Sized> Store for Arc<S> {
         (**self).events_since(tenant, after, limit).await
     }
 }
+
+/// Everything one storage adapter keeps, as one handle: the lead and partner [`Store`], the
+/// [`CommerceStore`](crate::commerce::CommerceStore) and the [`OutboxStore`](crate::outbox::OutboxStore).
+///
+/// Adapters never implement this trait: it is implemented for every type that implements the storage traits, so
+/// `Arc<dyn Backend>` is what a host (and the `crm` facade) holds, and it converts to each capability's trait
+/// object (`Arc<dyn Backend>` coerces to `Arc<dyn Store>`, `Arc<dyn CommerceStore>` and `Arc<dyn OutboxStore>`).
+///
+/// ```
+/// use crm_core::store::{Backend, Store};
+/// use std::sync::Arc;
+/// fn lead_side(backend: Arc<dyn Backend>) -> Arc<dyn Store> {
+///     backend
+/// }
+/// ```
+pub trait Backend:
+    Store + crate::commerce::CommerceStore + crate::outbox::OutboxStore + 'static
+{
+}
+
+impl<T> Backend for T where
+    T: Store + crate::commerce::CommerceStore + crate::outbox::OutboxStore + 'static
+{
+}

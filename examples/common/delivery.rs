@@ -1,20 +1,13 @@
 //! How the quickstart and communication examples deliver the outbox (each includes this file with `#[path]`).
 
 use crm::rules::notify::{RecordingNotifier, SmtpConfig, SmtpNotifier, Templates};
-use crm::{Crm, Error};
-use crm_core::outbox::{
-    Channel, ChannelRouter, DispatchReport, Dispatcher, InboxNotifier, Notifier, OutboxStore,
-};
-use crm_core::rules::TaskNotifier;
-use crm_core::time::Clock;
+use crm::{Channel, ChannelRouter, Crm, DispatchReport, Error, Notifier};
 use std::sync::Arc;
 
 /// Drains up to `limit` outbox messages: in-app ones into the inboxes, tasks through the service, e-mails over SMTP
 /// when `CRM_SMTP_ADDR` (`host:port`) is set, else into `printed` for the example to show.
 pub async fn deliver(
     crm: &Crm,
-    store: Arc<dyn OutboxStore>,
-    clock: Arc<dyn Clock>,
     templates: Arc<Templates>,
     printed: Arc<RecordingNotifier>,
     limit: u32,
@@ -39,16 +32,8 @@ pub async fn deliver(
         Err(_) => printed,
     };
     let router = ChannelRouter::new()
-        .route(
-            Channel::InApp,
-            Arc::new(InboxNotifier::new(store.clone(), clock.clone())),
-        )
+        .route(Channel::InApp, Arc::new(crm.inbox_notifier()))
         .route(Channel::Email, email)
-        .route(
-            Channel::Task,
-            Arc::new(TaskNotifier::new(crm.service().clone())),
-        );
-    Dispatcher::new(store, Arc::new(router), clock)
-        .drain(limit)
-        .await
+        .route(Channel::Task, Arc::new(crm.task_notifier()));
+    crm.dispatcher(Arc::new(router)).drain(limit).await
 }
