@@ -21,6 +21,7 @@ use crm::{
     Backend, Clock, CommerceService, CommerceStore, Context, Crm, FixedClock, LeadCommand, Money,
     NewPartner, PartnerRole,
 };
+use crm_core::commerce::CommerceStoreExt;
 use rust_decimal::Decimal;
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -98,7 +98,8 @@ async fn main() -> crm::Result<()> {
             .await?
             .record;
     }
-    leads.transition(&ctx, lead.id, lead.version, LeadCommand::Win)
+    leads
+        .transition(&ctx, lead.id, lead.version, LeadCommand::Win)
         .await?;
 
     println!("Four days pass; the scheduler ticks.");
@@ -108,16 +109,9 @@ async fn main() -> crm::Result<()> {
         println!("  timer {} fired ({})", f.timer, f.key);
     }
 
-
     println!("The dispatcher delivers the outbox.");
     let printed = Arc::new(RecordingNotifier::new());
-    let r = delivery::deliver(
-        &crm,
-        templates.clone(),
-        printed.clone(),
-        50,
-    )
-    .await?;
+    let r = delivery::deliver(&crm, templates.clone(), printed.clone(), 50).await?;
     println!(
         "  {} delivered, {} to retry, {} dead",
         r.delivered, r.retried, r.dead

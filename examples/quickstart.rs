@@ -146,12 +146,13 @@ async fn main() -> crm::Result<()> {
             .await?
             .record;
     }
-    leads.comment(
-        &ctx,
-        CommentTarget::Lead(lead.id),
-        "Visited the site; they need 3 machines by June.",
-    )
-    .await?;
+    leads
+        .comment(
+            &ctx,
+            CommentTarget::Lead(lead.id),
+            "Visited the site; they need 3 machines by June.",
+        )
+        .await?;
     let due = clock.now() + Duration::days(2);
     let quote = leads
         .open_request(
@@ -162,15 +163,16 @@ async fn main() -> crm::Result<()> {
         )
         .await?
         .record;
-    leads.change_request(
-        &ctx,
-        quote.id,
-        quote.version,
-        RequestCommand::SetStatus {
-            status: RequestStatus::Done,
-        },
-    )
-    .await?;
+    leads
+        .change_request(
+            &ctx,
+            quote.id,
+            quote.version,
+            RequestCommand::SetStatus {
+                status: RequestStatus::Done,
+            },
+        )
+        .await?;
     lead = leads
         .transition(
             &ctx,
@@ -211,15 +213,16 @@ async fn main() -> crm::Result<()> {
         .record;
     println!("lost: {} ({})", lost.title, reasons[0].name);
     let l3 = leads.lead(tenant, l3.id).await?;
-    leads.transition(
-        &ctx,
-        l3.id,
-        l3.version,
-        LeadCommand::MoveTo {
-            stage: stage("Contact"),
-        },
-    )
-    .await?;
+    leads
+        .transition(
+            &ctx,
+            l3.id,
+            l3.version,
+            LeadCommand::MoveTo {
+                stage: stage("Contact"),
+            },
+        )
+        .await?;
 
     // The board.
     println!("\nPipeline board");
@@ -258,13 +261,7 @@ async fn main() -> crm::Result<()> {
 
     // Deliver what the rules decided: in-app inboxes, e-mails, tasks.
     let printed = Arc::new(RecordingNotifier::new());
-    let report = delivery::deliver(
-        &crm,
-        templates.clone(),
-        printed.clone(),
-        100,
-    )
-    .await?;
+    let report = delivery::deliver(&crm, templates.clone(), printed.clone(), 100).await?;
     println!(
         "\nOutbox: {} delivered, {} to retry, {} dead",
         report.delivered, report.retried, report.dead

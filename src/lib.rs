@@ -65,8 +65,7 @@ pub use crm_core::service::{
     CommitHook, CrmService as LeadService, Entered, EventSubscriber, Loaded, Outcome,
 };
 pub use crm_core::store::{
-    Backend, Board, Funnel, LeadQuery, LeadSort, Page, PageRequest, RequestQuery, Store,
-    TimelineOf,
+    Backend, Board, Funnel, LeadQuery, LeadSort, Page, PageRequest, RequestQuery, Store, TimelineOf,
 };
 pub use crm_core::time::{Clock, FixedClock, SystemClock, Timestamp};
 pub use crm_core::{
@@ -287,8 +286,10 @@ impl CrmBuilder {
             }
             #[cfg(feature = "postgres")]
             BackendChoice::Postgres(url) => Arc::new(
-                crm_storage_postgres::PgStore::connect(crm_storage_postgres::PgConfig::from_url(url))
-                    .await?,
+                crm_storage_postgres::PgStore::connect(crm_storage_postgres::PgConfig::from_url(
+                    url,
+                ))
+                .await?,
             ),
         };
         let mut leads = LeadService::builder().store(backend.clone());

@@ -2,11 +2,11 @@
 //! and a refusing hook leaves nothing written.
 
 use crm::id::{TenantId, UserId};
+use crm::service::Loaded;
+use crm::store::ChangeSet;
 use crm::{
     CommitHook, Context, Crm, Error, LeadCommand, NewLead, NewPartner, PageRequest, TimelineOf,
 };
-use crm::service::Loaded;
-use crm::store::ChangeSet;
 use std::sync::{Arc, Mutex};
 
 #[derive(Debug, Default)]

@@ -318,7 +318,65 @@ pub trait Notifier: Send + Sync + Debug {
     async fn deliver(&self, message: &OutboxMessage) -> std::result::Result<(), DeliveryError>;
 }
 
-/// Storage of the outbox and the in-app inboxes.
+/// How a claimed (or dead) message is settled: [`OutboxStore::settle`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Settlement {
+    /// Delivered at this time (a no-op when already delivered).
+    Delivered {
+        /// When.
+        at: Timestamp,
+    },
+    /// A failed attempt, to be retried at `at`.
+    Retry {
+        /// Why it failed.
+        error: String,
+        /// When to try again.
+        at: Timestamp,
+    },
+    /// A dead letter: it will never be delivered.
+    Dead {
+        /// Why.
+        error: String,
+    },
+    /// An operator's retry of a dead message: pending again, due at `now`, with zero attempts.
+    Revive {
+        /// Now.
+        now: Timestamp,
+    },
+}
+
+/// How [`OutboxStore::find_outbox`] finds a message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum OutboxRef {
+    /// By id.
+    Id(OutboxId),
+    /// By idempotency key.
+    Key(String),
+}
+
+/// A change of a person's inbox: [`OutboxStore::inbox_write`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum InboxWrite {
+    /// Put an item (idempotent per outbox message).
+    Put(InboxItem),
+    /// Mark an item read (`Some(at)`) or unread (`None`).
+    SetRead {
+        /// The tenant.
+        tenant: TenantId,
+        /// The person.
+        user: UserId,
+        /// The item.
+        item: InboxItemId,
+        /// When it was read.
+        read_at: Option<Timestamp>,
+    },
+}
+
+/// Storage of the outbox and the in-app inboxes: the methods an adapter writes. The typed helpers
+/// (`mark_delivered`, `retry_dead`, `outbox_by_key`, `inbox_put`, …) are in [`OutboxStoreExt`].
 ///
 /// # Contract
 ///
@@ -330,12 +388,13 @@ pub trait Notifier: Send + Sync + Debug {
 ///   before `now`, oldest due first, at most `limit`; in the same transaction it adds one to `attempts` and moves
 ///   `next_attempt_at` to `now + lease`, so no other claim returns them until the lease ends (a crashed
 ///   dispatcher's messages come back then). It is the one cross-tenant read: the dispatcher serves every tenant.
-/// - **Outcomes.** `mark_delivered`, `mark_retry` and `mark_dead` change only a pending message of that tenant
-///   (another tenant's id is [`Error::NotFound`]); marking an already delivered message delivered is a no-op.
-/// - **Operator retry.** [`OutboxStore::retry_dead`] turns a dead message back into a pending one due at `now`
-///   with zero attempts; other statuses are [`Error::Invalid`] on field `status`.
-/// - **Inbox.** [`OutboxStore::inbox_put`] is idempotent per outbox message; items are listed newest first,
-///   keyset-paginated; read state is per item and person.
+/// - **Outcomes.** [`Settlement::Delivered`], [`Settlement::Retry`] and [`Settlement::Dead`] change only a pending
+///   message of that tenant (another tenant's id is [`Error::NotFound`]); settling an already delivered message
+///   delivered is a no-op.
+/// - **Operator retry.** [`Settlement::Revive`] turns a dead message back into a pending one due at `now` with zero
+///   attempts; other statuses are [`Error::Invalid`] on field `status`.
+/// - **Inbox.** [`InboxWrite::Put`] is idempotent per outbox message (`false` when it was already there); items
+///   are listed newest first, keyset-paginated; read state is per item and person.
 /// - **Tenancy.** Every method but `claim_due` takes the tenant and sees only its rows.
 #[async_trait]
 pub trait OutboxStore: Send + Sync + Debug {
@@ -346,22 +405,10 @@ pub trait OutboxStore: Send + Sync + Debug {
         lease: Duration,
         limit: u32,
     ) -> Result<Vec<OutboxMessage>>;
-    /// Records a delivery.
-    async fn mark_delivered(&self, tenant: TenantId, id: OutboxId, at: Timestamp) -> Result<()>;
-    /// Records a failed attempt to retry at `retry_at`.
-    async fn mark_retry(
-        &self,
-        tenant: TenantId,
-        id: OutboxId,
-        error: &str,
-        retry_at: Timestamp,
-    ) -> Result<()>;
-    /// Records a dead letter.
-    async fn mark_dead(&self, tenant: TenantId, id: OutboxId, error: &str) -> Result<()>;
-    /// A message.
-    async fn outbox_message(&self, tenant: TenantId, id: OutboxId) -> Result<OutboxMessage>;
-    /// The message with this idempotency key.
-    async fn outbox_by_key(&self, tenant: TenantId, key: &str) -> Result<OutboxMessage>;
+    /// Records the outcome of an attempt, or an operator's retry (see the contract).
+    async fn settle(&self, tenant: TenantId, id: OutboxId, how: &Settlement) -> Result<()>;
+    /// A message by id or idempotency key; [`Error::NotFound`] when the tenant has none.
+    async fn find_outbox(&self, tenant: TenantId, by: &OutboxRef) -> Result<OutboxMessage>;
     /// Messages with a status, oldest first, keyset-paginated.
     async fn list_outbox(
         &self,
@@ -369,15 +416,8 @@ pub trait OutboxStore: Send + Sync + Debug {
         status: OutboxStatus,
         page: &PageRequest,
     ) -> Result<Page<OutboxMessage>>;
-    /// Turns a dead message back into a pending one (operator action).
-    async fn retry_dead(
-        &self,
-        tenant: TenantId,
-        id: OutboxId,
-        now: Timestamp,
-    ) -> Result<OutboxMessage>;
-    /// Puts an item into a person's inbox; `false` when the message was already there.
-    async fn inbox_put(&self, item: InboxItem) -> Result<bool>;
+    /// Changes an inbox; `false` when a put found the message already there.
+    async fn inbox_write(&self, write: &InboxWrite) -> Result<bool>;
     /// A person's inbox, newest first.
     async fn inbox(
         &self,
@@ -386,20 +426,13 @@ pub trait OutboxStore: Send + Sync + Debug {
         unread_only: bool,
         page: &PageRequest,
     ) -> Result<Page<InboxItem>>;
-    /// Marks an item read (`Some(at)`) or unread (`None`).
-    async fn set_read(
-        &self,
-        tenant: TenantId,
-        user: UserId,
-        item: InboxItemId,
-        read_at: Option<Timestamp>,
-    ) -> Result<()>;
     /// How many unread items a person has.
     async fn unread_count(&self, tenant: TenantId, user: UserId) -> Result<u64>;
 }
 
-/// Forwards every method, so an `Arc<dyn OutboxStore>` is itself an outbox store.
+/// Forwards every method, so an `Arc<dyn OutboxStore>` (or any `Arc<S>`) is itself one.
 #[async_trait]
+#[deny(clippy::missing_trait_methods)]
 impl<S: OutboxStore + ?Sized> OutboxStore for Arc<S> {
     async fn claim_due(
         &self,
@@ -409,26 +442,11 @@ impl<S: OutboxStore + ?Sized> OutboxStore for Arc<S> {
     ) -> Result<Vec<OutboxMessage>> {
         (**self).claim_due(now, lease, limit).await
     }
-    async fn mark_delivered(&self, tenant: TenantId, id: OutboxId, at: Timestamp) -> Result<()> {
-        (**self).mark_delivered(tenant, id, at).await
+    async fn settle(&self, tenant: TenantId, id: OutboxId, how: &Settlement) -> Result<()> {
+        (**self).settle(tenant, id, how).await
     }
-    async fn mark_retry(
-        &self,
-        tenant: TenantId,
-        id: OutboxId,
-        error: &str,
-        retry_at: Timestamp,
-    ) -> Result<()> {
-        (**self).mark_retry(tenant, id, error, retry_at).await
-    }
-    async fn mark_dead(&self, tenant: TenantId, id: OutboxId, error: &str) -> Result<()> {
-        (**self).mark_dead(tenant, id, error).await
-    }
-    async fn outbox_message(&self, tenant: TenantId, id: OutboxId) -> Result<OutboxMessage> {
-        (**self).outbox_message(tenant, id).await
-    }
-    async fn outbox_by_key(&self, tenant: TenantId, key: &str) -> Result<OutboxMessage> {
-        (**self).outbox_by_key(tenant, key).await
+    async fn find_outbox(&self, tenant: TenantId, by: &OutboxRef) -> Result<OutboxMessage> {
+        (**self).find_outbox(tenant, by).await
     }
     async fn list_outbox(
         &self,
@@ -438,16 +456,8 @@ impl<S: OutboxStore + ?Sized> OutboxStore for Arc<S> {
     ) -> Result<Page<OutboxMessage>> {
         (**self).list_outbox(tenant, status, page).await
     }
-    async fn retry_dead(
-        &self,
-        tenant: TenantId,
-        id: OutboxId,
-        now: Timestamp,
-    ) -> Result<OutboxMessage> {
-        (**self).retry_dead(tenant, id, now).await
-    }
-    async fn inbox_put(&self, item: InboxItem) -> Result<bool> {
-        (**self).inbox_put(item).await
+    async fn inbox_write(&self, write: &InboxWrite) -> Result<bool> {
+        (**self).inbox_write(write).await
     }
     async fn inbox(
         &self,
@@ -458,6 +468,63 @@ impl<S: OutboxStore + ?Sized> OutboxStore for Arc<S> {
     ) -> Result<Page<InboxItem>> {
         (**self).inbox(tenant, user, unread_only, page).await
     }
+    async fn unread_count(&self, tenant: TenantId, user: UserId) -> Result<u64> {
+        (**self).unread_count(tenant, user).await
+    }
+}
+
+/// The typed outbox helpers over [`OutboxStore`]. Implemented for every outbox store; adapters never implement it.
+#[async_trait]
+pub trait OutboxStoreExt: OutboxStore {
+    /// Records a delivery.
+    async fn mark_delivered(&self, tenant: TenantId, id: OutboxId, at: Timestamp) -> Result<()> {
+        self.settle(tenant, id, &Settlement::Delivered { at }).await
+    }
+    /// Records a failed attempt to retry at `retry_at`.
+    async fn mark_retry(
+        &self,
+        tenant: TenantId,
+        id: OutboxId,
+        error: &str,
+        retry_at: Timestamp,
+    ) -> Result<()> {
+        let how = Settlement::Retry {
+            error: error.to_string(),
+            at: retry_at,
+        };
+        self.settle(tenant, id, &how).await
+    }
+    /// Records a dead letter.
+    async fn mark_dead(&self, tenant: TenantId, id: OutboxId, error: &str) -> Result<()> {
+        let how = Settlement::Dead {
+            error: error.to_string(),
+        };
+        self.settle(tenant, id, &how).await
+    }
+    /// Turns a dead message back into a pending one (operator action) and returns it.
+    async fn retry_dead(
+        &self,
+        tenant: TenantId,
+        id: OutboxId,
+        now: Timestamp,
+    ) -> Result<OutboxMessage> {
+        self.settle(tenant, id, &Settlement::Revive { now }).await?;
+        self.find_outbox(tenant, &OutboxRef::Id(id)).await
+    }
+    /// A message.
+    async fn outbox_message(&self, tenant: TenantId, id: OutboxId) -> Result<OutboxMessage> {
+        self.find_outbox(tenant, &OutboxRef::Id(id)).await
+    }
+    /// The message with this idempotency key.
+    async fn outbox_by_key(&self, tenant: TenantId, key: &str) -> Result<OutboxMessage> {
+        self.find_outbox(tenant, &OutboxRef::Key(key.to_string()))
+            .await
+    }
+    /// Puts an item into a person's inbox; `false` when the message was already there.
+    async fn inbox_put(&self, item: InboxItem) -> Result<bool> {
+        self.inbox_write(&InboxWrite::Put(item)).await
+    }
+    /// Marks an item read (`Some(at)`) or unread (`None`).
     async fn set_read(
         &self,
         tenant: TenantId,
@@ -465,12 +532,17 @@ impl<S: OutboxStore + ?Sized> OutboxStore for Arc<S> {
         item: InboxItemId,
         read_at: Option<Timestamp>,
     ) -> Result<()> {
-        (**self).set_read(tenant, user, item, read_at).await
-    }
-    async fn unread_count(&self, tenant: TenantId, user: UserId) -> Result<u64> {
-        (**self).unread_count(tenant, user).await
+        let w = InboxWrite::SetRead {
+            tenant,
+            user,
+            item,
+            read_at,
+        };
+        self.inbox_write(&w).await.map(|_| ())
     }
 }
+
+impl<S: OutboxStore + ?Sized> OutboxStoreExt for S {}
 
 // ---------------------------------------------------------------------------------------------------- notifiers
 
@@ -729,6 +801,37 @@ fn page_of<T: Clone>(
 
 #[async_trait]
 impl OutboxStore for MemoryOutbox {
+    async fn settle(&self, tenant: TenantId, id: OutboxId, how: &Settlement) -> Result<()> {
+        match how {
+            Settlement::Delivered { at } => self.do_mark_delivered(tenant, id, *at).await,
+            Settlement::Retry { error, at } => self.do_mark_retry(tenant, id, error, *at).await,
+            Settlement::Dead { error } => self.do_mark_dead(tenant, id, error).await,
+            Settlement::Revive { now } => self.do_retry_dead(tenant, id, *now).await.map(|_| ()),
+        }
+    }
+
+    async fn find_outbox(&self, tenant: TenantId, by: &OutboxRef) -> Result<OutboxMessage> {
+        match by {
+            OutboxRef::Id(id) => self.do_outbox_message(tenant, *id).await,
+            OutboxRef::Key(key) => self.do_outbox_by_key(tenant, key).await,
+        }
+    }
+
+    async fn inbox_write(&self, write: &InboxWrite) -> Result<bool> {
+        match write {
+            InboxWrite::Put(item) => self.do_inbox_put(item.clone()).await,
+            InboxWrite::SetRead {
+                tenant,
+                user,
+                item,
+                read_at,
+            } => self
+                .do_set_read(*tenant, *user, *item, *read_at)
+                .await
+                .map(|()| true),
+        }
+    }
+
     async fn claim_due(
         &self,
         now: Timestamp,
@@ -753,59 +856,6 @@ impl OutboxStore for MemoryOutbox {
             .collect())
     }
 
-    async fn mark_delivered(&self, tenant: TenantId, id: OutboxId, at: Timestamp) -> Result<()> {
-        {
-            let s = self.lock();
-            if let Some(m) = s.messages.get(&id).filter(|m| m.tenant == tenant) {
-                if m.status == OutboxStatus::Delivered {
-                    return Ok(());
-                }
-            }
-        }
-        self.with_pending(tenant, id, |m| {
-            m.status = OutboxStatus::Delivered;
-            m.delivered_at = Some(at);
-        })
-    }
-
-    async fn mark_retry(
-        &self,
-        tenant: TenantId,
-        id: OutboxId,
-        error: &str,
-        retry_at: Timestamp,
-    ) -> Result<()> {
-        self.with_pending(tenant, id, |m| {
-            m.last_error = Some(error.to_string());
-            m.next_attempt_at = retry_at;
-        })
-    }
-
-    async fn mark_dead(&self, tenant: TenantId, id: OutboxId, error: &str) -> Result<()> {
-        self.with_pending(tenant, id, |m| {
-            m.last_error = Some(error.to_string());
-            m.status = OutboxStatus::Dead;
-        })
-    }
-
-    async fn outbox_message(&self, tenant: TenantId, id: OutboxId) -> Result<OutboxMessage> {
-        self.lock()
-            .messages
-            .get(&id)
-            .filter(|m| m.tenant == tenant)
-            .cloned()
-            .ok_or_else(|| Error::not_found(OutboxId::ENTITY, id))
-    }
-
-    async fn outbox_by_key(&self, tenant: TenantId, key: &str) -> Result<OutboxMessage> {
-        self.lock()
-            .messages
-            .values()
-            .find(|m| m.tenant == tenant && m.idempotency_key == key)
-            .cloned()
-            .ok_or_else(|| Error::not_found(OutboxId::ENTITY, key))
-    }
-
     async fn list_outbox(
         &self,
         tenant: TenantId,
@@ -824,7 +874,93 @@ impl OutboxStore for MemoryOutbox {
         page_of(items, page, key)
     }
 
-    async fn retry_dead(
+    async fn inbox(
+        &self,
+        tenant: TenantId,
+        user: UserId,
+        unread_only: bool,
+        page: &PageRequest,
+    ) -> Result<Page<InboxItem>> {
+        let mut items: Vec<_> = self
+            .lock()
+            .inbox
+            .values()
+            .filter(|i| {
+                i.tenant == tenant && i.user == user && (!unread_only || i.read_at.is_none())
+            })
+            .cloned()
+            .collect();
+        // Newest first: the key is negated so the shared ascending keyset logic applies.
+        let key = |i: &InboxItem| (-i.created_at.timestamp_micros(), invert(*i.id.as_uuid()));
+        items.sort_by_key(key);
+        page_of(items, page, key)
+    }
+
+    async fn unread_count(&self, tenant: TenantId, user: UserId) -> Result<u64> {
+        Ok(self
+            .lock()
+            .inbox
+            .values()
+            .filter(|i| i.tenant == tenant && i.user == user && i.read_at.is_none())
+            .count() as u64)
+    }
+}
+
+impl MemoryOutbox {
+    async fn do_mark_delivered(&self, tenant: TenantId, id: OutboxId, at: Timestamp) -> Result<()> {
+        {
+            let s = self.lock();
+            if let Some(m) = s.messages.get(&id).filter(|m| m.tenant == tenant) {
+                if m.status == OutboxStatus::Delivered {
+                    return Ok(());
+                }
+            }
+        }
+        self.with_pending(tenant, id, |m| {
+            m.status = OutboxStatus::Delivered;
+            m.delivered_at = Some(at);
+        })
+    }
+
+    async fn do_mark_retry(
+        &self,
+        tenant: TenantId,
+        id: OutboxId,
+        error: &str,
+        retry_at: Timestamp,
+    ) -> Result<()> {
+        self.with_pending(tenant, id, |m| {
+            m.last_error = Some(error.to_string());
+            m.next_attempt_at = retry_at;
+        })
+    }
+
+    async fn do_mark_dead(&self, tenant: TenantId, id: OutboxId, error: &str) -> Result<()> {
+        self.with_pending(tenant, id, |m| {
+            m.last_error = Some(error.to_string());
+            m.status = OutboxStatus::Dead;
+        })
+    }
+
+    async fn do_outbox_message(&self, tenant: TenantId, id: OutboxId) -> Result<OutboxMessage> {
+        self.lock()
+            .messages
+            .get(&id)
+            .filter(|m| m.tenant == tenant)
+            .cloned()
+            .ok_or_else(|| Error::not_found(OutboxId::ENTITY, id))
+    }
+
+    async fn do_outbox_by_key(&self, tenant: TenantId, key: &str) -> Result<OutboxMessage> {
+        self.lock()
+            .messages
+            .values()
+            .find(|m| m.tenant == tenant && m.idempotency_key == key)
+            .cloned()
+            .ok_or_else(|| Error::not_found(OutboxId::ENTITY, key))
+    }
+
+    async fn do_retry_dead(
         &self,
         tenant: TenantId,
         id: OutboxId,
@@ -851,7 +987,7 @@ impl OutboxStore for MemoryOutbox {
         Ok(m.clone())
     }
 
-    async fn inbox_put(&self, item: InboxItem) -> Result<bool> {
+    async fn do_inbox_put(&self, item: InboxItem) -> Result<bool> {
         let mut s = self.lock();
         if s.inbox
             .values()
@@ -863,29 +999,7 @@ impl OutboxStore for MemoryOutbox {
         Ok(true)
     }
 
-    async fn inbox(
-        &self,
-        tenant: TenantId,
-        user: UserId,
-        unread_only: bool,
-        page: &PageRequest,
-    ) -> Result<Page<InboxItem>> {
-        let mut items: Vec<_> = self
-            .lock()
-            .inbox
-            .values()
-            .filter(|i| {
-                i.tenant == tenant && i.user == user && (!unread_only || i.read_at.is_none())
-            })
-            .cloned()
-            .collect();
-        // Newest first: the key is negated so the shared ascending keyset logic applies.
-        let key = |i: &InboxItem| (-i.created_at.timestamp_micros(), invert(*i.id.as_uuid()));
-        items.sort_by_key(key);
-        page_of(items, page, key)
-    }
-
-    async fn set_read(
+    async fn do_set_read(
         &self,
         tenant: TenantId,
         user: UserId,
@@ -900,15 +1014,6 @@ impl OutboxStore for MemoryOutbox {
             .ok_or_else(|| Error::not_found(InboxItemId::ENTITY, item))?;
         i.read_at = read_at;
         Ok(())
-    }
-
-    async fn unread_count(&self, tenant: TenantId, user: UserId) -> Result<u64> {
-        Ok(self
-            .lock()
-            .inbox
-            .values()
-            .filter(|i| i.tenant == tenant && i.user == user && i.read_at.is_none())
-            .count() as u64)
     }
 }
 

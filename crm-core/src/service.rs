@@ -14,6 +14,7 @@ use crate::lead::{self, Facts, Lead, LeadCommand, LeadPartner, NewLead, StatusKi
 use crate::partner::{NewPartner, Partner, PartnerPatch};
 use crate::pipeline::{LostReason, NewPipeline, Pipeline, Requirement};
 use crate::request::{Comment, NewRequest, Request, RequestCommand};
+use crate::store::StoreExt;
 use crate::store::{
     Board, ChangeSet, Funnel, LeadQuery, Page, PageRequest, RequestQuery, Store, TimelineOf, Write,
 };

@@ -445,7 +445,53 @@ pub struct KeyMatch {
     pub key: DedupeKey,
 }
 
-/// The storage every adapter implements. See the [module docs](self) for the contract.
+/// What [`Store::fetch`] reads: a record by id, or a small set the tenant or one record owns. A key matches zero
+/// or more records; an id matches at most one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Key {
+    /// A partner by id.
+    Partner(PartnerId),
+    /// The partners sharing any of these duplicate-detection keys: one [`Record::KeyMatch`] per (partner, key), at
+    /// most 100 partners.
+    PartnersByKeys(Vec<DedupeKey>),
+    /// A pipeline by id.
+    Pipeline(PipelineId),
+    /// Every pipeline of the tenant, oldest first.
+    Pipelines,
+    /// The tenant's lost reasons, in creation order.
+    LostReasons,
+    /// A lead by id.
+    Lead(LeadId),
+    /// A lead's stage history, oldest first.
+    StageHistory(LeadId),
+    /// A request by id.
+    Request(RequestId),
+}
+
+/// One record [`Store::fetch`] returns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Record {
+    /// A partner.
+    Partner(Partner),
+    /// A partner matched by a duplicate-detection key.
+    KeyMatch(KeyMatch),
+    /// A pipeline.
+    Pipeline(Pipeline),
+    /// A lost reason.
+    LostReason(LostReason),
+    /// A lead.
+    Lead(Lead),
+    /// A stage-history step.
+    StageStep(StageHistoryEntry),
+    /// A request.
+    Request(Request),
+}
+
+/// The storage every adapter implements: the few methods an adapter must write. The typed reads (`partner`,
+/// `lead`, `pipelines`, …) are provided by [`StoreExt`] over [`Store::fetch`]. See the [module docs](self) for the
+/// contract.
 #[async_trait]
 pub trait Store: Send + Sync + Debug {
     /// Applies every write of `changes` in one transaction, or none of them.
@@ -457,28 +503,13 @@ pub trait Store: Send + Sync + Debug {
     /// Returns the number of rows written.
     async fn ingest(&self, tenant: TenantId, changes: ChangeSet) -> Result<u64>;
 
-    /// A partner.
-    async fn partner(&self, tenant: TenantId, id: PartnerId) -> Result<Partner>;
-    /// Partners sharing any of `keys`, one row per (partner, key), at most 100 partners.
-    async fn partners_by_keys(&self, tenant: TenantId, keys: &[DedupeKey])
-        -> Result<Vec<KeyMatch>>;
+    /// The records `key` matches, in the order the key states (see [`Key`]); an unknown id matches nothing.
+    async fn fetch(&self, tenant: TenantId, key: &Key) -> Result<Vec<Record>>;
 
-    /// A pipeline.
-    async fn pipeline(&self, tenant: TenantId, id: PipelineId) -> Result<Pipeline>;
-    /// All pipelines of a tenant, oldest first.
-    async fn pipelines(&self, tenant: TenantId) -> Result<Vec<Pipeline>>;
-    /// The tenant's lost reasons, in creation order.
-    async fn lost_reasons(&self, tenant: TenantId) -> Result<Vec<LostReason>>;
-
-    /// A lead.
-    async fn lead(&self, tenant: TenantId, id: LeadId) -> Result<Lead>;
     /// Leads matching a query, sorted and keyset-paginated.
     async fn query_leads(&self, tenant: TenantId, query: &LeadQuery) -> Result<Page<Lead>>;
     /// The board of a pipeline.
     async fn board(&self, tenant: TenantId, pipeline: PipelineId) -> Result<Board>;
-    /// A lead's stage history, oldest first.
-    async fn stage_history(&self, tenant: TenantId, lead: LeadId)
-        -> Result<Vec<StageHistoryEntry>>;
     /// The funnel of a pipeline over leads entered in `[from, to)` (all time when `None`).
     async fn funnel(
         &self,
@@ -487,8 +518,6 @@ pub trait Store: Send + Sync + Debug {
         period: Option<(Timestamp, Timestamp)>,
     ) -> Result<Funnel>;
 
-    /// A request.
-    async fn request(&self, tenant: TenantId, id: RequestId) -> Result<Request>;
     /// Requests matching a query: due first (overdue first), then id.
     async fn query_requests(&self, tenant: TenantId, query: &RequestQuery)
         -> Result<Page<Request>>;
@@ -518,6 +547,7 @@ pub trait Store: Send + Sync + Debug {
 
 /// Forwards every method, so an `Arc<dyn Store>` (or any `Arc<S>`) is itself a store.
 #[async_trait]
+#[deny(clippy::missing_trait_methods)]
 impl<S: Store + ?Sized> Store for Arc<S> {
     async fn commit(&self, tenant: TenantId, changes: ChangeSet) -> Result<()> {
         (**self).commit(tenant, changes).await
@@ -525,40 +555,14 @@ impl<S: Store + ?Sized> Store for Arc<S> {
     async fn ingest(&self, tenant: TenantId, changes: ChangeSet) -> Result<u64> {
         (**self).ingest(tenant, changes).await
     }
-    async fn partner(&self, tenant: TenantId, id: PartnerId) -> Result<Partner> {
-        (**self).partner(tenant, id).await
-    }
-    async fn partners_by_keys(
-        &self,
-        tenant: TenantId,
-        keys: &[DedupeKey],
-    ) -> Result<Vec<KeyMatch>> {
-        (**self).partners_by_keys(tenant, keys).await
-    }
-    async fn pipeline(&self, tenant: TenantId, id: PipelineId) -> Result<Pipeline> {
-        (**self).pipeline(tenant, id).await
-    }
-    async fn pipelines(&self, tenant: TenantId) -> Result<Vec<Pipeline>> {
-        (**self).pipelines(tenant).await
-    }
-    async fn lost_reasons(&self, tenant: TenantId) -> Result<Vec<LostReason>> {
-        (**self).lost_reasons(tenant).await
-    }
-    async fn lead(&self, tenant: TenantId, id: LeadId) -> Result<Lead> {
-        (**self).lead(tenant, id).await
+    async fn fetch(&self, tenant: TenantId, key: &Key) -> Result<Vec<Record>> {
+        (**self).fetch(tenant, key).await
     }
     async fn query_leads(&self, tenant: TenantId, query: &LeadQuery) -> Result<Page<Lead>> {
         (**self).query_leads(tenant, query).await
     }
     async fn board(&self, tenant: TenantId, pipeline: PipelineId) -> Result<Board> {
         (**self).board(tenant, pipeline).await
-    }
-    async fn stage_history(
-        &self,
-        tenant: TenantId,
-        lead: LeadId,
-    ) -> Result<Vec<StageHistoryEntry>> {
-        (**self).stage_history(tenant, lead).await
     }
     async fn funnel(
         &self,
@@ -567,9 +571,6 @@ impl<S: Store + ?Sized> Store for Arc<S> {
         period: Option<(Timestamp, Timestamp)>,
     ) -> Result<Funnel> {
         (**self).funnel(tenant, pipeline, period).await
-    }
-    async fn request(&self, tenant: TenantId, id: RequestId) -> Result<Request> {
-        (**self).request(tenant, id).await
     }
     async fn query_requests(
         &self,
@@ -601,6 +602,113 @@ impl<S: Store + ?Sized> Store for Arc<S> {
         limit: u32,
     ) -> Result<Vec<(u64, DomainEvent)>> {
         (**self).events_since(tenant, after, limit).await
+    }
+}
+
+/// The typed reads over [`Store::fetch`]. Implemented for every [`Store`]; adapters never implement it.
+#[async_trait]
+pub trait StoreExt: Store {
+    /// A partner; [`Error::NotFound`] when the tenant has none with this id.
+    async fn partner(&self, tenant: TenantId, id: PartnerId) -> Result<Partner> {
+        let r = self.fetch(tenant, &Key::Partner(id)).await?;
+        r.into_iter()
+            .find_map(|r| match r {
+                Record::Partner(p) => Some(p),
+                _ => None,
+            })
+            .ok_or_else(|| Error::not_found("partner", id))
+    }
+    /// Partners sharing any of `keys`, one row per (partner, key), at most 100 partners.
+    async fn partners_by_keys(
+        &self,
+        tenant: TenantId,
+        keys: &[DedupeKey],
+    ) -> Result<Vec<KeyMatch>> {
+        let r = self
+            .fetch(tenant, &Key::PartnersByKeys(keys.to_vec()))
+            .await?;
+        Ok(r.into_iter()
+            .filter_map(|r| match r {
+                Record::KeyMatch(m) => Some(m),
+                _ => None,
+            })
+            .collect())
+    }
+    /// A pipeline; [`Error::NotFound`] when the tenant has none with this id.
+    async fn pipeline(&self, tenant: TenantId, id: PipelineId) -> Result<Pipeline> {
+        let r = self.fetch(tenant, &Key::Pipeline(id)).await?;
+        r.into_iter()
+            .find_map(|r| match r {
+                Record::Pipeline(p) => Some(p),
+                _ => None,
+            })
+            .ok_or_else(|| Error::not_found("pipeline", id))
+    }
+    /// All pipelines of a tenant, oldest first.
+    async fn pipelines(&self, tenant: TenantId) -> Result<Vec<Pipeline>> {
+        let r = self.fetch(tenant, &Key::Pipelines).await?;
+        Ok(r.into_iter()
+            .filter_map(|r| match r {
+                Record::Pipeline(p) => Some(p),
+                _ => None,
+            })
+            .collect())
+    }
+    /// The tenant's lost reasons, in creation order.
+    async fn lost_reasons(&self, tenant: TenantId) -> Result<Vec<LostReason>> {
+        let r = self.fetch(tenant, &Key::LostReasons).await?;
+        Ok(r.into_iter()
+            .filter_map(|r| match r {
+                Record::LostReason(l) => Some(l),
+                _ => None,
+            })
+            .collect())
+    }
+    /// A lead; [`Error::NotFound`] when the tenant has none with this id.
+    async fn lead(&self, tenant: TenantId, id: LeadId) -> Result<Lead> {
+        let r = self.fetch(tenant, &Key::Lead(id)).await?;
+        r.into_iter()
+            .find_map(|r| match r {
+                Record::Lead(l) => Some(l),
+                _ => None,
+            })
+            .ok_or_else(|| Error::not_found("lead", id))
+    }
+    /// A lead's stage history, oldest first.
+    async fn stage_history(
+        &self,
+        tenant: TenantId,
+        lead: LeadId,
+    ) -> Result<Vec<StageHistoryEntry>> {
+        let r = self.fetch(tenant, &Key::StageHistory(lead)).await?;
+        Ok(r.into_iter()
+            .filter_map(|r| match r {
+                Record::StageStep(s) => Some(s),
+                _ => None,
+            })
+            .collect())
+    }
+    /// A request; [`Error::NotFound`] when the tenant has none with this id.
+    async fn request(&self, tenant: TenantId, id: RequestId) -> Result<Request> {
+        let r = self.fetch(tenant, &Key::Request(id)).await?;
+        r.into_iter()
+            .find_map(|r| match r {
+                Record::Request(q) => Some(q),
+                _ => None,
+            })
+            .ok_or_else(|| Error::not_found("request", id))
+    }
+}
+
+impl<S: Store + ?Sized> StoreExt for S {}
+
+/// For adapters answering [`Store::fetch`] with a by-id read that reports a missing row as [`Error::NotFound`]:
+/// the record, or nothing when it does not exist (other errors pass through).
+pub fn absent_as_empty<T>(read: Result<T>) -> Result<Vec<T>> {
+    match read {
+        Ok(t) => Ok(vec![t]),
+        Err(Error::NotFound { .. }) => Ok(Vec::new()),
+        Err(e) => Err(e),
     }
 }
 

@@ -4,9 +4,10 @@
 
 use chrono::{Duration, TimeZone, Utc};
 use crm_core::id::{OutboxId, TenantId, UserId};
+use crm_core::outbox::OutboxStoreExt;
 use crm_core::outbox::{
     Channel, DeliveryError, Dispatcher, MemoryOutbox, Notifier, OutboxMessage, OutboxStatus,
-    OutboxStore, Payload, ResolvedRecipient, RetryPolicy,
+    Payload, ResolvedRecipient, RetryPolicy,
 };
 use crm_core::time::FixedClock;
 use crm_rules::notify::{message_id, SmtpConfig, SmtpNotifier, Templates};

@@ -17,9 +17,8 @@ use crm_core::commerce::{
     ExchangeRate, GroupBy, Item, LastSale, Needs, OpenItem, OutcomeKind, PaymentDirection, Period,
     Product, ProfitSums, Progress, RankOrder, SegmentMember, SumsQuery, MAX_RATE_AGE_DAYS,
 };
-use crm_core::id::{
-    CampaignId, CategoryId, DocumentId, PartnerId, ProductId, RequestId, TenantId, UserId,
-};
+use crm_core::commerce::{CommerceKey, CommerceRecord};
+use crm_core::id::{CampaignId, PartnerId, TenantId, UserId};
 use crm_core::money::{decimal_to_units, units_to_decimal, Currency};
 use crm_core::store::{Cursor, Page, PageRequest};
 use crm_core::{Error, Result};
@@ -890,24 +889,6 @@ impl PgStore {
             .collect()
     }
 
-    async fn doc_by_id<T: serde::de::DeserializeOwned>(
-        &self,
-        table: &str,
-        tenant: TenantId,
-        id: Uuid,
-        entity: &'static str,
-    ) -> Result<T> {
-        let mut sql = Sql::new();
-        let t = sql.bind(*tenant.as_uuid());
-        let i = sql.bind(id);
-        sql.text = format!("SELECT doc FROM {table} WHERE tenant = {t} AND id = {i}");
-        self.docs(&sql, entity)
-            .await?
-            .into_iter()
-            .next()
-            .ok_or_else(|| Error::not_found(entity, id))
-    }
-
     async fn doc_by_code<T: serde::de::DeserializeOwned>(
         &self,
         table: &str,
@@ -939,115 +920,135 @@ impl PgStore {
 
 #[async_trait]
 impl CommerceStore for PgStore {
-    async fn category(&self, tenant: TenantId, id: CategoryId) -> Result<Category> {
-        self.doc_by_id(
-            "product_categories",
-            tenant,
-            *id.as_uuid(),
-            "product category",
-        )
-        .await
-    }
-
-    async fn category_by_code(&self, tenant: TenantId, code: &str) -> Result<Option<Category>> {
-        self.doc_by_code("product_categories", tenant, code, "product category")
-            .await
-    }
-
-    async fn product(&self, tenant: TenantId, id: ProductId) -> Result<Product> {
-        self.doc_by_id("products", tenant, *id.as_uuid(), "product")
-            .await
-    }
-
-    async fn product_by_code(&self, tenant: TenantId, code: &str) -> Result<Option<Product>> {
-        self.doc_by_code("products", tenant, code, "product").await
-    }
-
-    async fn products(&self, tenant: TenantId, ids: &[ProductId]) -> Result<Vec<Product>> {
-        let ids = ids.iter().map(|i| *i.as_uuid()).collect();
-        self.docs_by_ids("products", tenant, ids, "product").await
-    }
-
-    async fn categories(&self, tenant: TenantId, ids: &[CategoryId]) -> Result<Vec<Category>> {
-        let ids = ids.iter().map(|i| *i.as_uuid()).collect();
-        self.docs_by_ids("product_categories", tenant, ids, "product category")
-            .await
-    }
-
-    async fn document(&self, tenant: TenantId, id: DocumentId) -> Result<Document> {
-        self.doc_by_id("documents", tenant, *id.as_uuid(), "document")
-            .await
-    }
-
-    async fn document_by_number(
+    async fn fetch_commerce(
         &self,
         tenant: TenantId,
-        kind: DocumentKind,
-        number: &str,
-    ) -> Result<Option<Document>> {
-        let mut sql = Sql::new();
-        let t = sql.bind(*tenant.as_uuid());
-        let k = sql.bind(kind.code());
-        let n = sql.bind(number.to_string());
-        sql.text =
-            format!("SELECT doc FROM documents WHERE tenant = {t} AND kind = {k} AND number = {n}");
-        Ok(self.docs(&sql, "document").await?.into_iter().next())
-    }
-
-    async fn rate(
-        &self,
-        tenant: TenantId,
-        from: Currency,
-        to: Currency,
-        on: NaiveDate,
-    ) -> Result<Option<ExchangeRate>> {
-        let day = day_number(on);
-        let mut sql = Sql::new();
-        let t = sql.bind(*tenant.as_uuid());
-        let f = sql.bind(from.code().to_string());
-        let to = sql.bind(to.code().to_string());
-        let d = sql.bind(day);
-        let oldest = sql.bind((day as i64 - MAX_RATE_AGE_DAYS).max(i32::MIN as i64) as i32);
-        sql.text = format!(
-            "SELECT doc FROM exchange_rates WHERE tenant = {t} AND from_ccy = {f} AND to_ccy = {to} \
-             AND day <= {d} AND day >= {oldest} ORDER BY day DESC LIMIT 1"
-        );
-        Ok(self.docs(&sql, "exchange rate").await?.into_iter().next())
-    }
-
-    async fn campaign(&self, tenant: TenantId, id: CampaignId) -> Result<Campaign> {
-        self.doc_by_id("campaigns", tenant, *id.as_uuid(), "campaign")
-            .await
-    }
-
-    async fn campaign_costs(
-        &self,
-        tenant: TenantId,
-        campaign: CampaignId,
-    ) -> Result<Vec<CampaignCost>> {
-        let mut sql = Sql::new();
-        let t = sql.bind(*tenant.as_uuid());
-        let c = sql.bind(*campaign.as_uuid());
-        sql.text = format!(
-            "SELECT doc FROM campaign_costs WHERE tenant = {t} AND campaign = {c} ORDER BY day, id"
-        );
-        self.docs(&sql, "campaign cost entry").await
-    }
-
-    async fn campaign_target(
-        &self,
-        tenant: TenantId,
-        request: RequestId,
-    ) -> Result<CampaignTarget> {
-        let mut sql = Sql::new();
-        let t = sql.bind(*tenant.as_uuid());
-        let r = sql.bind(*request.as_uuid());
-        sql.text = format!("SELECT doc FROM campaign_targets WHERE tenant = {t} AND request = {r}");
-        self.docs(&sql, "campaign target")
-            .await?
-            .into_iter()
-            .next()
-            .ok_or_else(|| Error::not_found("campaign call", request))
+        key: &CommerceKey,
+    ) -> Result<Vec<CommerceRecord>> {
+        use CommerceRecord as R;
+        let by_id = |table: &'static str, id: Uuid| {
+            let mut sql = Sql::new();
+            let t = sql.bind(*tenant.as_uuid());
+            let i = sql.bind(id);
+            sql.text = format!("SELECT doc FROM {table} WHERE tenant = {t} AND id = {i}");
+            sql
+        };
+        Ok(match key {
+            CommerceKey::Category(id) => self
+                .docs(
+                    &by_id("product_categories", *id.as_uuid()),
+                    "product category",
+                )
+                .await?
+                .into_iter()
+                .map(R::Category)
+                .collect(),
+            CommerceKey::CategoryCode(code) => self
+                .doc_by_code("product_categories", tenant, code, "product category")
+                .await?
+                .into_iter()
+                .map(R::Category)
+                .collect(),
+            CommerceKey::Categories(ids) => {
+                let ids = ids.iter().map(|i| *i.as_uuid()).collect();
+                self.docs_by_ids("product_categories", tenant, ids, "product category")
+                    .await?
+                    .into_iter()
+                    .map(R::Category)
+                    .collect()
+            }
+            CommerceKey::Product(id) => self
+                .docs(&by_id("products", *id.as_uuid()), "product")
+                .await?
+                .into_iter()
+                .map(R::Product)
+                .collect(),
+            CommerceKey::ProductCode(code) => self
+                .doc_by_code("products", tenant, code, "product")
+                .await?
+                .into_iter()
+                .map(R::Product)
+                .collect(),
+            CommerceKey::Products(ids) => {
+                let ids = ids.iter().map(|i| *i.as_uuid()).collect();
+                self.docs_by_ids("products", tenant, ids, "product")
+                    .await?
+                    .into_iter()
+                    .map(R::Product)
+                    .collect()
+            }
+            CommerceKey::Document(id) => self
+                .docs(&by_id("documents", *id.as_uuid()), "document")
+                .await?
+                .into_iter()
+                .map(R::Document)
+                .collect(),
+            CommerceKey::DocumentNumber(kind, number) => {
+                let mut sql = Sql::new();
+                let t = sql.bind(*tenant.as_uuid());
+                let k = sql.bind(kind.code());
+                let n = sql.bind(number.to_string());
+                sql.text = format!(
+                    "SELECT doc FROM documents WHERE tenant = {t} AND kind = {k} AND number = {n}"
+                );
+                self.docs(&sql, "document")
+                    .await?
+                    .into_iter()
+                    .map(R::Document)
+                    .collect()
+            }
+            CommerceKey::Rate { from, to, on } => {
+                let day = day_number(*on);
+                let mut sql = Sql::new();
+                let t = sql.bind(*tenant.as_uuid());
+                let f = sql.bind(from.code().to_string());
+                let to = sql.bind(to.code().to_string());
+                let d = sql.bind(day);
+                let oldest = sql.bind((day as i64 - MAX_RATE_AGE_DAYS).max(i32::MIN as i64) as i32);
+                sql.text = format!(
+                    "SELECT doc FROM exchange_rates WHERE tenant = {t} AND from_ccy = {f} AND to_ccy = {to} \
+                     AND day <= {d} AND day >= {oldest} ORDER BY day DESC LIMIT 1"
+                );
+                self.docs(&sql, "exchange rate")
+                    .await?
+                    .into_iter()
+                    .map(R::Rate)
+                    .collect()
+            }
+            CommerceKey::Campaign(id) => self
+                .docs(&by_id("campaigns", *id.as_uuid()), "campaign")
+                .await?
+                .into_iter()
+                .map(R::Campaign)
+                .collect(),
+            CommerceKey::CampaignCosts(campaign) => {
+                let mut sql = Sql::new();
+                let t = sql.bind(*tenant.as_uuid());
+                let c = sql.bind(*campaign.as_uuid());
+                sql.text = format!(
+                    "SELECT doc FROM campaign_costs WHERE tenant = {t} AND campaign = {c} ORDER BY day, id"
+                );
+                self.docs(&sql, "campaign cost entry")
+                    .await?
+                    .into_iter()
+                    .map(R::CampaignCost)
+                    .collect()
+            }
+            CommerceKey::CampaignTargetOf(request) => {
+                let mut sql = Sql::new();
+                let t = sql.bind(*tenant.as_uuid());
+                let r = sql.bind(*request.as_uuid());
+                sql.text = format!(
+                    "SELECT doc FROM campaign_targets WHERE tenant = {t} AND request = {r}"
+                );
+                self.docs(&sql, "campaign target")
+                    .await?
+                    .into_iter()
+                    .map(R::CampaignTarget)
+                    .collect()
+            }
+            _ => return Err(Error::invalid("key", "this adapter does not know the key")),
+        })
     }
 
     async fn campaign_targets(

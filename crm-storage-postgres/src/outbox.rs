@@ -11,7 +11,9 @@ use crate::store::{PgStore, Tx};
 use async_trait::async_trait;
 use chrono::Duration;
 use crm_core::id::{InboxItemId, OutboxId, TenantId, UserId};
-use crm_core::outbox::{InboxItem, OutboxMessage, OutboxStatus, OutboxStore};
+use crm_core::outbox::{
+    InboxItem, InboxWrite, OutboxMessage, OutboxRef, OutboxStatus, OutboxStore, Settlement,
+};
 use crm_core::store::{Cursor, Page, PageRequest};
 use crm_core::time::{from_micros, Timestamp};
 use crm_core::{Error, Result};
@@ -150,6 +152,49 @@ impl PgStore {
 
 #[async_trait]
 impl OutboxStore for PgStore {
+    async fn settle(&self, tenant: TenantId, id: OutboxId, how: &Settlement) -> Result<()> {
+        match how {
+            Settlement::Delivered { at } => self.do_mark_delivered(tenant, id, *at).await,
+            Settlement::Retry { error, at } => self.do_mark_retry(tenant, id, error, *at).await,
+            Settlement::Dead { error } => self.do_mark_dead(tenant, id, error).await,
+            Settlement::Revive { now } => self.do_retry_dead(tenant, id, *now).await.map(|_| ()),
+            _ => Err(Error::invalid(
+                "settlement",
+                "this store does not know the settlement",
+            )),
+        }
+    }
+
+    async fn find_outbox(&self, tenant: TenantId, by: &OutboxRef) -> Result<OutboxMessage> {
+        match by {
+            OutboxRef::Id(id) => self.do_outbox_message(tenant, *id).await,
+            OutboxRef::Key(key) => self.do_outbox_by_key(tenant, key).await,
+            _ => Err(Error::invalid(
+                "by",
+                "this store does not know the reference",
+            )),
+        }
+    }
+
+    async fn inbox_write(&self, write: &InboxWrite) -> Result<bool> {
+        match write {
+            InboxWrite::Put(item) => self.do_inbox_put(item.clone()).await,
+            InboxWrite::SetRead {
+                tenant,
+                user,
+                item,
+                read_at,
+            } => self
+                .do_set_read(*tenant, *user, *item, *read_at)
+                .await
+                .map(|()| true),
+            _ => Err(Error::invalid(
+                "write",
+                "this store does not know the inbox write",
+            )),
+        }
+    }
+
     async fn claim_due(
         &self,
         now: Timestamp,
@@ -168,59 +213,6 @@ impl OutboxStore for PgStore {
         let mut out = rows.iter().map(message).collect::<Result<Vec<_>>>()?;
         out.sort_by_key(|m| (m.created_at, m.id));
         Ok(out)
-    }
-
-    async fn mark_delivered(&self, tenant: TenantId, id: OutboxId, at: Timestamp) -> Result<()> {
-        self.update_pending(
-            tenant,
-            id,
-            "UPDATE outbox SET status = 1, delivered_us = $3 WHERE tenant = $1 AND id = $2 AND status = 0",
-            &[&at.timestamp_micros()],
-            true,
-        )
-        .await
-    }
-
-    async fn mark_retry(
-        &self,
-        tenant: TenantId,
-        id: OutboxId,
-        error: &str,
-        retry_at: Timestamp,
-    ) -> Result<()> {
-        self.update_pending(
-            tenant,
-            id,
-            "UPDATE outbox SET last_error = $3, next_attempt_us = $4 WHERE tenant = $1 AND id = $2 AND status = 0",
-            &[&error, &retry_at.timestamp_micros()],
-            false,
-        )
-        .await
-    }
-
-    async fn mark_dead(&self, tenant: TenantId, id: OutboxId, error: &str) -> Result<()> {
-        self.update_pending(
-            tenant,
-            id,
-            "UPDATE outbox SET status = 2, last_error = $3 WHERE tenant = $1 AND id = $2 AND status = 0",
-            &[&error],
-            false,
-        )
-        .await
-    }
-
-    async fn outbox_message(&self, tenant: TenantId, id: OutboxId) -> Result<OutboxMessage> {
-        self.outbox_one(tenant, id).await
-    }
-
-    async fn outbox_by_key(&self, tenant: TenantId, key: &str) -> Result<OutboxMessage> {
-        let sql =
-            format!("SELECT {COLUMNS} FROM outbox WHERE tenant = $1 AND idempotency_key = $2");
-        let rows = self.query(&sql, &[tenant.as_uuid(), &key]).await?;
-        match rows.first() {
-            Some(r) => message(r),
-            None => Err(Error::not_found(OutboxId::ENTITY, key)),
-        }
     }
 
     async fn list_outbox(
@@ -255,69 +247,6 @@ impl OutboxStore for PgStore {
         let items = rows.iter().map(message).collect::<Result<Vec<_>>>()?;
         let keys = rows.iter().map(|r| (r.get(6), r.get(7))).collect();
         Ok(paged(items, keys, page.limit))
-    }
-
-    async fn retry_dead(
-        &self,
-        tenant: TenantId,
-        id: OutboxId,
-        now: Timestamp,
-    ) -> Result<OutboxMessage> {
-        let n = {
-            let client = self.client().await?;
-            let stmt = client
-                .prepare_cached(
-                    "UPDATE outbox SET status = 0, attempts = 0, next_attempt_us = $3
-                     WHERE tenant = $1 AND id = $2 AND status = 2",
-                )
-                .await
-                .map_err(map_pg)?;
-            client
-                .execute(
-                    &stmt,
-                    &[tenant.as_uuid(), id.as_uuid(), &now.timestamp_micros()],
-                )
-                .await
-                .map_err(map_pg)?
-        };
-        let m = self.outbox_one(tenant, id).await?;
-        if n == 0 {
-            return Err(Error::invalid(
-                "status",
-                format!(
-                    "message {id} is {}: only dead messages can be retried",
-                    m.status.as_str()
-                ),
-            ));
-        }
-        Ok(m)
-    }
-
-    async fn inbox_put(&self, item: InboxItem) -> Result<bool> {
-        let client = self.client().await?;
-        let stmt = client
-            .prepare_cached(
-                "INSERT INTO inbox (tenant, id, usr, message, created_us, read_us, doc)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (tenant, message) DO NOTHING",
-            )
-            .await
-            .map_err(map_pg)?;
-        let n = client
-            .execute(
-                &stmt,
-                &[
-                    item.tenant.as_uuid(),
-                    item.id.as_uuid(),
-                    item.user.as_uuid(),
-                    item.message.as_uuid(),
-                    &item.created_at.timestamp_micros(),
-                    &item.read_at.map(|t| t.timestamp_micros()),
-                    &to_json(&item)?,
-                ],
-            )
-            .await
-            .map_err(map_pg)?;
-        Ok(n == 1)
     }
 
     async fn inbox(
@@ -358,7 +287,135 @@ impl OutboxStore for PgStore {
         Ok(paged(items, keys, page.limit))
     }
 
-    async fn set_read(
+    async fn unread_count(&self, tenant: TenantId, user: UserId) -> Result<u64> {
+        let rows = self
+            .query(
+                "SELECT count(*) FROM inbox WHERE tenant = $1 AND usr = $2 AND read_us IS NULL",
+                &[tenant.as_uuid(), user.as_uuid()],
+            )
+            .await?;
+        Ok(rows.first().map(|r| r.get::<_, i64>(0)).unwrap_or(0) as u64)
+    }
+}
+
+impl PgStore {
+    async fn do_mark_delivered(&self, tenant: TenantId, id: OutboxId, at: Timestamp) -> Result<()> {
+        self.update_pending(
+            tenant,
+            id,
+            "UPDATE outbox SET status = 1, delivered_us = $3 WHERE tenant = $1 AND id = $2 AND status = 0",
+            &[&at.timestamp_micros()],
+            true,
+        )
+        .await
+    }
+
+    async fn do_mark_retry(
+        &self,
+        tenant: TenantId,
+        id: OutboxId,
+        error: &str,
+        retry_at: Timestamp,
+    ) -> Result<()> {
+        self.update_pending(
+            tenant,
+            id,
+            "UPDATE outbox SET last_error = $3, next_attempt_us = $4 WHERE tenant = $1 AND id = $2 AND status = 0",
+            &[&error, &retry_at.timestamp_micros()],
+            false,
+        )
+        .await
+    }
+
+    async fn do_mark_dead(&self, tenant: TenantId, id: OutboxId, error: &str) -> Result<()> {
+        self.update_pending(
+            tenant,
+            id,
+            "UPDATE outbox SET status = 2, last_error = $3 WHERE tenant = $1 AND id = $2 AND status = 0",
+            &[&error],
+            false,
+        )
+        .await
+    }
+
+    async fn do_outbox_message(&self, tenant: TenantId, id: OutboxId) -> Result<OutboxMessage> {
+        self.outbox_one(tenant, id).await
+    }
+
+    async fn do_outbox_by_key(&self, tenant: TenantId, key: &str) -> Result<OutboxMessage> {
+        let sql =
+            format!("SELECT {COLUMNS} FROM outbox WHERE tenant = $1 AND idempotency_key = $2");
+        let rows = self.query(&sql, &[tenant.as_uuid(), &key]).await?;
+        match rows.first() {
+            Some(r) => message(r),
+            None => Err(Error::not_found(OutboxId::ENTITY, key)),
+        }
+    }
+
+    async fn do_retry_dead(
+        &self,
+        tenant: TenantId,
+        id: OutboxId,
+        now: Timestamp,
+    ) -> Result<OutboxMessage> {
+        let n = {
+            let client = self.client().await?;
+            let stmt = client
+                .prepare_cached(
+                    "UPDATE outbox SET status = 0, attempts = 0, next_attempt_us = $3
+                     WHERE tenant = $1 AND id = $2 AND status = 2",
+                )
+                .await
+                .map_err(map_pg)?;
+            client
+                .execute(
+                    &stmt,
+                    &[tenant.as_uuid(), id.as_uuid(), &now.timestamp_micros()],
+                )
+                .await
+                .map_err(map_pg)?
+        };
+        let m = self.outbox_one(tenant, id).await?;
+        if n == 0 {
+            return Err(Error::invalid(
+                "status",
+                format!(
+                    "message {id} is {}: only dead messages can be retried",
+                    m.status.as_str()
+                ),
+            ));
+        }
+        Ok(m)
+    }
+
+    async fn do_inbox_put(&self, item: InboxItem) -> Result<bool> {
+        let client = self.client().await?;
+        let stmt = client
+            .prepare_cached(
+                "INSERT INTO inbox (tenant, id, usr, message, created_us, read_us, doc)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (tenant, message) DO NOTHING",
+            )
+            .await
+            .map_err(map_pg)?;
+        let n = client
+            .execute(
+                &stmt,
+                &[
+                    item.tenant.as_uuid(),
+                    item.id.as_uuid(),
+                    item.user.as_uuid(),
+                    item.message.as_uuid(),
+                    &item.created_at.timestamp_micros(),
+                    &item.read_at.map(|t| t.timestamp_micros()),
+                    &to_json(&item)?,
+                ],
+            )
+            .await
+            .map_err(map_pg)?;
+        Ok(n == 1)
+    }
+
+    async fn do_set_read(
         &self,
         tenant: TenantId,
         user: UserId,
@@ -388,15 +445,5 @@ impl OutboxStore for PgStore {
             return Err(Error::not_found(InboxItemId::ENTITY, item));
         }
         Ok(())
-    }
-
-    async fn unread_count(&self, tenant: TenantId, user: UserId) -> Result<u64> {
-        let rows = self
-            .query(
-                "SELECT count(*) FROM inbox WHERE tenant = $1 AND usr = $2 AND read_us IS NULL",
-                &[tenant.as_uuid(), user.as_uuid()],
-            )
-            .await?;
-        Ok(rows.first().map(|r| r.get::<_, i64>(0)).unwrap_or(0) as u64)
     }
 }

@@ -13,9 +13,11 @@ use crm_core::money::Currency;
 use crm_core::partner::Partner;
 use crm_core::pipeline::{LostReason, Pipeline};
 use crm_core::request::{Comment, Request};
+use crm_core::store::StoreExt;
 use crm_core::store::{
-    request_sort_key, Board, BoardColumn, ChangeSet, CurrencyTotal, Cursor, Funnel, KeyMatch,
-    LeadQuery, Page, PageRequest, RequestQuery, Store, TimelineOf, Write,
+    absent_as_empty, request_sort_key, Board, BoardColumn, ChangeSet, CurrencyTotal, Cursor,
+    Funnel, Key, KeyMatch, LeadQuery, Page, PageRequest, Record, RequestQuery, Store, TimelineOf,
+    Write,
 };
 use crm_core::time::{to_micros, Timestamp};
 use crm_core::{Error, Result, StorageErrorKind};
@@ -780,6 +782,52 @@ fn currency_of(code: &str) -> Result<Currency> {
 
 #[async_trait]
 impl Store for PgStore {
+    async fn fetch(&self, tenant: TenantId, key: &Key) -> Result<Vec<Record>> {
+        Ok(match key {
+            Key::Partner(id) => absent_as_empty(self.read_partner(tenant, *id).await)?
+                .into_iter()
+                .map(Record::Partner)
+                .collect(),
+            Key::PartnersByKeys(keys) => self
+                .read_partners_by_keys(tenant, keys)
+                .await?
+                .into_iter()
+                .map(Record::KeyMatch)
+                .collect(),
+            Key::Pipeline(id) => absent_as_empty(self.read_pipeline(tenant, *id).await)?
+                .into_iter()
+                .map(Record::Pipeline)
+                .collect(),
+            Key::Pipelines => self
+                .read_pipelines(tenant)
+                .await?
+                .into_iter()
+                .map(Record::Pipeline)
+                .collect(),
+            Key::LostReasons => self
+                .read_lost_reasons(tenant)
+                .await?
+                .into_iter()
+                .map(Record::LostReason)
+                .collect(),
+            Key::Lead(id) => absent_as_empty(self.read_lead(tenant, *id).await)?
+                .into_iter()
+                .map(Record::Lead)
+                .collect(),
+            Key::StageHistory(lead) => self
+                .read_stage_history(tenant, *lead)
+                .await?
+                .into_iter()
+                .map(Record::StageStep)
+                .collect(),
+            Key::Request(id) => absent_as_empty(self.read_request(tenant, *id).await)?
+                .into_iter()
+                .map(Record::Request)
+                .collect(),
+            _ => return Err(Error::invalid("key", "this adapter does not know the key")),
+        })
+    }
+
     async fn commit(&self, tenant: TenantId, changes: ChangeSet) -> Result<()> {
         changes.check_tenant(tenant)?;
         if changes.writes.is_empty() {
@@ -868,77 +916,6 @@ impl Store for PgStore {
         Ok(changes.writes.len() as u64)
     }
 
-    async fn partner(&self, tenant: TenantId, id: PartnerId) -> Result<Partner> {
-        self.one_doc("partners", tenant, *id.as_uuid(), "partner")
-            .await
-    }
-
-    async fn partners_by_keys(
-        &self,
-        tenant: TenantId,
-        keys: &[DedupeKey],
-    ) -> Result<Vec<KeyMatch>> {
-        let keys: Vec<String> = rows::encoded_keys(keys).into_iter().collect();
-        if keys.is_empty() {
-            return Ok(Vec::new());
-        }
-        let rows = self
-            .query(
-                "WITH m AS (
-                     SELECT DISTINCT partner FROM partner_keys
-                     WHERE tenant = $1 AND key = ANY($2) ORDER BY partner LIMIT 100)
-                 SELECT k.partner, p.name, k.key
-                 FROM m
-                 JOIN partner_keys k ON k.tenant = $1 AND k.partner = m.partner AND k.key = ANY($2)
-                 JOIN partners p ON p.tenant = $1 AND p.id = k.partner
-                 ORDER BY k.partner, k.key",
-                &[tenant.as_uuid(), &keys],
-            )
-            .await?;
-        rows.iter()
-            .map(|r| {
-                let key: String = r.get(2);
-                Ok(KeyMatch {
-                    partner: PartnerId::from_uuid(r.get(0)),
-                    name: r.get(1),
-                    key: DedupeKey::decode(&key)
-                        .ok_or_else(|| crate::error::corrupt("partner key", &key))?,
-                })
-            })
-            .collect()
-    }
-
-    async fn pipeline(&self, tenant: TenantId, id: PipelineId) -> Result<Pipeline> {
-        self.one_doc("pipelines", tenant, *id.as_uuid(), "pipeline")
-            .await
-    }
-
-    async fn pipelines(&self, tenant: TenantId) -> Result<Vec<Pipeline>> {
-        let rows = self
-            .query(
-                "SELECT doc FROM pipelines WHERE tenant = $1 ORDER BY created_us, seq",
-                &[tenant.as_uuid()],
-            )
-            .await?;
-        rows.iter().map(|r| rows::doc(r, 0, "pipeline")).collect()
-    }
-
-    async fn lost_reasons(&self, tenant: TenantId) -> Result<Vec<LostReason>> {
-        let rows = self
-            .query(
-                "SELECT doc FROM lost_reasons WHERE tenant = $1 ORDER BY seq",
-                &[tenant.as_uuid()],
-            )
-            .await?;
-        rows.iter()
-            .map(|r| rows::doc(r, 0, "lost reason"))
-            .collect()
-    }
-
-    async fn lead(&self, tenant: TenantId, id: LeadId) -> Result<Lead> {
-        self.one_doc("leads", tenant, *id.as_uuid(), "lead").await
-    }
-
     async fn query_leads(&self, tenant: TenantId, query: &LeadQuery) -> Result<Page<Lead>> {
         let after = check_page(&query.page)?;
         let sql = leads_sql(tenant, query, after)?;
@@ -991,24 +968,6 @@ impl Store for PgStore {
             })
             .collect();
         Ok(Board { pipeline, columns })
-    }
-
-    async fn stage_history(
-        &self,
-        tenant: TenantId,
-        lead: LeadId,
-    ) -> Result<Vec<StageHistoryEntry>> {
-        self.exists("leads", tenant, *lead.as_uuid(), "lead")
-            .await?;
-        let rows = self
-            .query(
-                "SELECT doc FROM stage_history WHERE tenant = $1 AND lead = $2 ORDER BY seq",
-                &[tenant.as_uuid(), lead.as_uuid()],
-            )
-            .await?;
-        rows.iter()
-            .map(|r| rows::doc(r, 0, "stage history entry"))
-            .collect()
     }
 
     async fn funnel(
@@ -1065,11 +1024,6 @@ impl Store for PgStore {
             won,
             lost,
         })
-    }
-
-    async fn request(&self, tenant: TenantId, id: RequestId) -> Result<Request> {
-        self.one_doc("requests", tenant, *id.as_uuid(), "request")
-            .await
     }
 
     async fn query_requests(
@@ -1172,6 +1126,102 @@ impl Store for PgStore {
         rows.iter()
             .map(|r| Ok((r.get::<_, i64>(0) as u64, rows::doc(r, 1, "event")?)))
             .collect()
+    }
+}
+
+impl PgStore {
+    async fn read_partner(&self, tenant: TenantId, id: PartnerId) -> Result<Partner> {
+        self.one_doc("partners", tenant, *id.as_uuid(), "partner")
+            .await
+    }
+
+    async fn read_partners_by_keys(
+        &self,
+        tenant: TenantId,
+        keys: &[DedupeKey],
+    ) -> Result<Vec<KeyMatch>> {
+        let keys: Vec<String> = rows::encoded_keys(keys).into_iter().collect();
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let rows = self
+            .query(
+                "WITH m AS (
+                     SELECT DISTINCT partner FROM partner_keys
+                     WHERE tenant = $1 AND key = ANY($2) ORDER BY partner LIMIT 100)
+                 SELECT k.partner, p.name, k.key
+                 FROM m
+                 JOIN partner_keys k ON k.tenant = $1 AND k.partner = m.partner AND k.key = ANY($2)
+                 JOIN partners p ON p.tenant = $1 AND p.id = k.partner
+                 ORDER BY k.partner, k.key",
+                &[tenant.as_uuid(), &keys],
+            )
+            .await?;
+        rows.iter()
+            .map(|r| {
+                let key: String = r.get(2);
+                Ok(KeyMatch {
+                    partner: PartnerId::from_uuid(r.get(0)),
+                    name: r.get(1),
+                    key: DedupeKey::decode(&key)
+                        .ok_or_else(|| crate::error::corrupt("partner key", &key))?,
+                })
+            })
+            .collect()
+    }
+
+    async fn read_pipeline(&self, tenant: TenantId, id: PipelineId) -> Result<Pipeline> {
+        self.one_doc("pipelines", tenant, *id.as_uuid(), "pipeline")
+            .await
+    }
+
+    async fn read_pipelines(&self, tenant: TenantId) -> Result<Vec<Pipeline>> {
+        let rows = self
+            .query(
+                "SELECT doc FROM pipelines WHERE tenant = $1 ORDER BY created_us, seq",
+                &[tenant.as_uuid()],
+            )
+            .await?;
+        rows.iter().map(|r| rows::doc(r, 0, "pipeline")).collect()
+    }
+
+    async fn read_lost_reasons(&self, tenant: TenantId) -> Result<Vec<LostReason>> {
+        let rows = self
+            .query(
+                "SELECT doc FROM lost_reasons WHERE tenant = $1 ORDER BY seq",
+                &[tenant.as_uuid()],
+            )
+            .await?;
+        rows.iter()
+            .map(|r| rows::doc(r, 0, "lost reason"))
+            .collect()
+    }
+
+    async fn read_lead(&self, tenant: TenantId, id: LeadId) -> Result<Lead> {
+        self.one_doc("leads", tenant, *id.as_uuid(), "lead").await
+    }
+
+    async fn read_stage_history(
+        &self,
+        tenant: TenantId,
+        lead: LeadId,
+    ) -> Result<Vec<StageHistoryEntry>> {
+        self.exists("leads", tenant, *lead.as_uuid(), "lead")
+            .await?;
+        let rows = self
+            .query(
+                "SELECT doc FROM stage_history WHERE tenant = $1 AND lead = $2 ORDER BY seq",
+                &[tenant.as_uuid(), lead.as_uuid()],
+            )
+            .await?;
+        rows.iter()
+            .map(|r| rows::doc(r, 0, "stage history entry"))
+            .collect()
+    }
+
+    async fn read_request(&self, tenant: TenantId, id: RequestId) -> Result<Request> {
+        self.one_doc("requests", tenant, *id.as_uuid(), "request")
+            .await
     }
 }
 

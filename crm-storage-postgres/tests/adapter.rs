@@ -13,6 +13,7 @@ use crm_core::money::Money;
 use crm_core::partner::NewPartner;
 use crm_core::pipeline::{NewPipeline, Pipeline};
 use crm_core::service::lead_subject;
+use crm_core::store::StoreExt;
 use crm_core::store::{ChangeSet, LeadQuery, PageRequest, Store, TimelineOf, Write};
 use crm_core::{Error, StorageErrorKind};
 use crm_storage_postgres::{Explain, IngestMode, PgConfig, PgStore};

@@ -11,14 +11,13 @@ use crate::SqliteStore;
 use async_trait::async_trait;
 use chrono::{Duration, NaiveDate, NaiveTime};
 use crm_core::commerce::{
-    day_number, Balance, BoughtMode, Bucket, Campaign, CampaignCost, CampaignStatus, CampaignSums,
-    CampaignTarget, Category, CommerceStore, CommerceWrite, Criteria, Document, DocumentKind,
-    ExchangeRate, GroupBy, Item, LastSale, Needs, OpenItem, OutcomeKind, PaymentDirection, Period,
-    Product, ProfitSums, Progress, RankOrder, SegmentMember, SumsQuery, MAX_RATE_AGE_DAYS,
+    day_number, Balance, BoughtMode, Bucket, CampaignStatus, CampaignSums, CampaignTarget,
+    CommerceStore, CommerceWrite, Criteria, Document, DocumentKind, GroupBy, Item, LastSale, Needs,
+    OpenItem, OutcomeKind, PaymentDirection, Period, ProfitSums, Progress, RankOrder,
+    SegmentMember, SumsQuery, MAX_RATE_AGE_DAYS,
 };
-use crm_core::id::{
-    CampaignId, CategoryId, DocumentId, PartnerId, ProductId, RequestId, TenantId, UserId,
-};
+use crm_core::commerce::{CommerceKey, CommerceRecord};
+use crm_core::id::{CampaignId, PartnerId, TenantId, UserId};
 use crm_core::money::{decimal_to_units, units_to_decimal, Currency};
 use crm_core::store::{Cursor, Page, PageRequest};
 use crm_core::{Error, Result};
@@ -374,15 +373,6 @@ fn docs<T: serde::de::DeserializeOwned>(
         out.push(parse(what, &r.map_err(map)?)?);
     }
     Ok(out)
-}
-
-fn one<T: serde::de::DeserializeOwned>(
-    c: &Connection,
-    sql: &str,
-    p: Vec<Value>,
-    what: &str,
-) -> Result<Option<T>> {
-    Ok(docs(c, sql, p, what)?.into_iter().next())
 }
 
 fn in_list(n: usize, start: usize) -> String {
@@ -909,189 +899,156 @@ fn progress(c: &Connection, tenant: TenantId, campaign: CampaignId) -> Result<Ve
 pub(crate) const CAMPAIGN_LEADS_SQL: &str = "SELECT COUNT(*), COALESCE(SUM(status = 1), 0) FROM leads \
      WHERE tenant = ?1 AND json_extract(doc, '$.source.campaign') = ?2 AND created_at >= ?3 AND created_at < ?4";
 
-#[async_trait]
-impl CommerceStore for SqliteStore {
-    async fn category(&self, tenant: TenantId, id: CategoryId) -> Result<Category> {
-        self.with_reader(move |c| {
-            one(
-                c,
-                "SELECT doc FROM product_categories WHERE tenant = ?1 AND id = ?2",
-                vec![b(tenant.as_uuid()), b(id.as_uuid())],
-                "product category",
-            )?
-            .ok_or_else(|| Error::not_found("product category", id))
-        })
-        .await
-    }
-
-    async fn category_by_code(&self, tenant: TenantId, code: &str) -> Result<Option<Category>> {
-        let code = code.to_string();
-        self.with_reader(move |c| {
-            one(
-                c,
-                "SELECT doc FROM product_categories WHERE tenant = ?1 AND code = ?2",
-                vec![b(tenant.as_uuid()), Value::Text(code)],
-                "product category",
-            )
-        })
-        .await
-    }
-
-    async fn product(&self, tenant: TenantId, id: ProductId) -> Result<Product> {
-        self.with_reader(move |c| {
-            one(
-                c,
-                "SELECT doc FROM products WHERE tenant = ?1 AND id = ?2",
-                vec![b(tenant.as_uuid()), b(id.as_uuid())],
-                "product",
-            )?
-            .ok_or_else(|| Error::not_found("product", id))
-        })
-        .await
-    }
-
-    async fn product_by_code(&self, tenant: TenantId, code: &str) -> Result<Option<Product>> {
-        let code = code.to_string();
-        self.with_reader(move |c| {
-            one(
-                c,
-                "SELECT doc FROM products WHERE tenant = ?1 AND code = ?2",
-                vec![b(tenant.as_uuid()), Value::Text(code)],
-                "product",
-            )
-        })
-        .await
-    }
-
-    async fn products(&self, tenant: TenantId, ids: &[ProductId]) -> Result<Vec<Product>> {
-        let ids = ids.to_vec();
-        self.with_reader(move |c| {
-            let mut out = Vec::new();
-            for chunk in ids.chunks(500) {
-                let sql = format!(
-                    "SELECT doc FROM products WHERE tenant = ?1 AND id IN ({})",
-                    in_list(chunk.len(), 2)
-                );
-                let mut p = vec![b(tenant.as_uuid())];
-                p.extend(chunk.iter().map(|i| b(i.as_uuid())));
-                out.extend(docs::<Product>(c, &sql, p, "product")?);
-            }
-            Ok(out)
-        })
-        .await
-    }
-
-    async fn categories(&self, tenant: TenantId, ids: &[CategoryId]) -> Result<Vec<Category>> {
-        let ids = ids.to_vec();
-        self.with_reader(move |c| {
+/// The records a [`CommerceKey`] matches: one statement per key (chunks of 500 ids for the id lists).
+fn fetch_commerce(
+    c: &Connection,
+    tenant: TenantId,
+    key: &CommerceKey,
+) -> Result<Vec<CommerceRecord>> {
+    use CommerceRecord as R;
+    let t = b(tenant.as_uuid());
+    Ok(match key {
+        CommerceKey::Category(id) => docs(
+            c,
+            "SELECT doc FROM product_categories WHERE tenant = ?1 AND id = ?2",
+            vec![t, b(id.as_uuid())],
+            "product category",
+        )?
+        .into_iter()
+        .map(R::Category)
+        .collect(),
+        CommerceKey::CategoryCode(code) => docs(
+            c,
+            "SELECT doc FROM product_categories WHERE tenant = ?1 AND code = ?2",
+            vec![t, Value::Text(code.clone())],
+            "product category",
+        )?
+        .into_iter()
+        .map(R::Category)
+        .collect(),
+        CommerceKey::Categories(ids) => {
             let mut out = Vec::new();
             for chunk in ids.chunks(500) {
                 let sql = format!(
                     "SELECT doc FROM product_categories WHERE tenant = ?1 AND id IN ({})",
                     in_list(chunk.len(), 2)
                 );
-                let mut p = vec![b(tenant.as_uuid())];
+                let mut p = vec![t.clone()];
                 p.extend(chunk.iter().map(|i| b(i.as_uuid())));
-                out.extend(docs::<Category>(c, &sql, p, "product category")?);
+                out.extend(
+                    docs(c, &sql, p, "product category")?
+                        .into_iter()
+                        .map(R::Category),
+                );
             }
-            Ok(out)
-        })
-        .await
-    }
-
-    async fn document(&self, tenant: TenantId, id: DocumentId) -> Result<Document> {
-        self.with_reader(move |c| {
-            one(
-                c,
-                "SELECT doc FROM documents WHERE tenant = ?1 AND id = ?2",
-                vec![b(tenant.as_uuid()), b(id.as_uuid())],
-                "document",
-            )?
-            .ok_or_else(|| Error::not_found("document", id))
-        })
-        .await
-    }
-
-    async fn document_by_number(
-        &self,
-        tenant: TenantId,
-        kind: DocumentKind,
-        number: &str,
-    ) -> Result<Option<Document>> {
-        let number = number.to_string();
-        self.with_reader(move |c| {
-            one(
-                c,
-                "SELECT doc FROM documents WHERE tenant = ?1 AND kind = ?2 AND number = ?3",
-                vec![
-                    b(tenant.as_uuid()),
-                    Value::Integer(kind.code() as i64),
-                    Value::Text(number),
-                ],
-                "document",
-            )
-        })
-        .await
-    }
-
-    async fn rate(
-        &self,
-        tenant: TenantId,
-        from: Currency,
-        to: Currency,
-        on: NaiveDate,
-    ) -> Result<Option<ExchangeRate>> {
-        let day = day_number(on) as i64;
-        self.with_reader(move |c| {
-            one(
+            out
+        }
+        CommerceKey::Product(id) => docs(
+            c,
+            "SELECT doc FROM products WHERE tenant = ?1 AND id = ?2",
+            vec![t, b(id.as_uuid())],
+            "product",
+        )?
+        .into_iter()
+        .map(R::Product)
+        .collect(),
+        CommerceKey::ProductCode(code) => docs(
+            c,
+            "SELECT doc FROM products WHERE tenant = ?1 AND code = ?2",
+            vec![t, Value::Text(code.clone())],
+            "product",
+        )?
+        .into_iter()
+        .map(R::Product)
+        .collect(),
+        CommerceKey::Products(ids) => {
+            let mut out = Vec::new();
+            for chunk in ids.chunks(500) {
+                let sql = format!(
+                    "SELECT doc FROM products WHERE tenant = ?1 AND id IN ({})",
+                    in_list(chunk.len(), 2)
+                );
+                let mut p = vec![t.clone()];
+                p.extend(chunk.iter().map(|i| b(i.as_uuid())));
+                out.extend(docs(c, &sql, p, "product")?.into_iter().map(R::Product));
+            }
+            out
+        }
+        CommerceKey::Document(id) => docs(
+            c,
+            "SELECT doc FROM documents WHERE tenant = ?1 AND id = ?2",
+            vec![t, b(id.as_uuid())],
+            "document",
+        )?
+        .into_iter()
+        .map(R::Document)
+        .collect(),
+        CommerceKey::DocumentNumber(kind, number) => docs(
+            c,
+            "SELECT doc FROM documents WHERE tenant = ?1 AND kind = ?2 AND number = ?3",
+            vec![
+                t,
+                Value::Integer(kind.code() as i64),
+                Value::Text(number.clone()),
+            ],
+            "document",
+        )?
+        .into_iter()
+        .map(R::Document)
+        .collect(),
+        CommerceKey::Rate { from, to, on } => {
+            let day = day_number(*on) as i64;
+            docs(
                 c,
                 "SELECT doc FROM exchange_rates WHERE tenant = ?1 AND from_ccy = ?2 AND to_ccy = ?3 AND day <= ?4 AND day >= ?5 ORDER BY day DESC LIMIT 1",
-                vec![b(tenant.as_uuid()), Value::Text(from.code().into()), Value::Text(to.code().into()), Value::Integer(day), Value::Integer(day - MAX_RATE_AGE_DAYS)],
+                vec![t, Value::Text(from.code().into()), Value::Text(to.code().into()), Value::Integer(day), Value::Integer(day - MAX_RATE_AGE_DAYS)],
                 "exchange rate",
-            )
-        })
-        .await
-    }
-
-    async fn campaign(&self, tenant: TenantId, id: CampaignId) -> Result<Campaign> {
-        self.with_reader(move |c| {
-            one(
-                c,
-                "SELECT doc FROM campaigns WHERE tenant = ?1 AND id = ?2",
-                vec![b(tenant.as_uuid()), b(id.as_uuid())],
-                "campaign",
             )?
-            .ok_or_else(|| Error::not_found("campaign", id))
-        })
-        .await
-    }
+            .into_iter()
+            .map(R::Rate)
+            .collect()
+        }
+        CommerceKey::Campaign(id) => docs(
+            c,
+            "SELECT doc FROM campaigns WHERE tenant = ?1 AND id = ?2",
+            vec![t, b(id.as_uuid())],
+            "campaign",
+        )?
+        .into_iter()
+        .map(R::Campaign)
+        .collect(),
+        CommerceKey::CampaignCosts(campaign) => docs(
+            c,
+            "SELECT doc FROM campaign_costs WHERE tenant = ?1 AND campaign = ?2 ORDER BY day, id",
+            vec![t, b(campaign.as_uuid())],
+            "campaign cost entry",
+        )?
+        .into_iter()
+        .map(R::CampaignCost)
+        .collect(),
+        CommerceKey::CampaignTargetOf(request) => docs(
+            c,
+            "SELECT doc FROM campaign_targets WHERE tenant = ?1 AND request = ?2",
+            vec![t, b(request.as_uuid())],
+            "campaign target",
+        )?
+        .into_iter()
+        .map(R::CampaignTarget)
+        .collect(),
+        _ => return Err(Error::invalid("key", "this adapter does not know the key")),
+    })
+}
 
-    async fn campaign_costs(
+#[async_trait]
+impl CommerceStore for SqliteStore {
+    async fn fetch_commerce(
         &self,
         tenant: TenantId,
-        campaign: CampaignId,
-    ) -> Result<Vec<CampaignCost>> {
-        self.with_reader(move |c| {
-            docs(c, "SELECT doc FROM campaign_costs WHERE tenant = ?1 AND campaign = ?2 ORDER BY day, id", vec![b(tenant.as_uuid()), b(campaign.as_uuid())], "campaign cost entry")
-        })
-        .await
-    }
-
-    async fn campaign_target(
-        &self,
-        tenant: TenantId,
-        request: RequestId,
-    ) -> Result<CampaignTarget> {
-        self.with_reader(move |c| {
-            one(
-                c,
-                "SELECT doc FROM campaign_targets WHERE tenant = ?1 AND request = ?2",
-                vec![b(tenant.as_uuid()), b(request.as_uuid())],
-                "campaign target",
-            )?
-            .ok_or_else(|| Error::not_found("campaign call", request))
-        })
-        .await
+        key: &CommerceKey,
+    ) -> Result<Vec<CommerceRecord>> {
+        let key = key.clone();
+        self.with_reader(move |c| fetch_commerce(c, tenant, &key))
+            .await
     }
 
     async fn campaign_targets(

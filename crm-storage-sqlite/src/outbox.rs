@@ -10,7 +10,9 @@ use crate::store::SqliteStore;
 use async_trait::async_trait;
 use chrono::Duration;
 use crm_core::id::{InboxItemId, OutboxId, TenantId, UserId};
-use crm_core::outbox::{InboxItem, OutboxMessage, OutboxStatus, OutboxStore};
+use crm_core::outbox::{
+    InboxItem, InboxWrite, OutboxMessage, OutboxRef, OutboxStatus, OutboxStore, Settlement,
+};
 use crm_core::store::{Cursor, Page, PageRequest};
 use crm_core::time::{from_micros, Timestamp};
 use crm_core::{Error, Result};
@@ -133,6 +135,49 @@ fn inbox_item(r: &Row<'_>) -> Result<InboxItem> {
 
 #[async_trait]
 impl OutboxStore for SqliteStore {
+    async fn settle(&self, tenant: TenantId, id: OutboxId, how: &Settlement) -> Result<()> {
+        match how {
+            Settlement::Delivered { at } => self.do_mark_delivered(tenant, id, *at).await,
+            Settlement::Retry { error, at } => self.do_mark_retry(tenant, id, error, *at).await,
+            Settlement::Dead { error } => self.do_mark_dead(tenant, id, error).await,
+            Settlement::Revive { now } => self.do_retry_dead(tenant, id, *now).await.map(|_| ()),
+            _ => Err(Error::invalid(
+                "settlement",
+                "this store does not know the settlement",
+            )),
+        }
+    }
+
+    async fn find_outbox(&self, tenant: TenantId, by: &OutboxRef) -> Result<OutboxMessage> {
+        match by {
+            OutboxRef::Id(id) => self.do_outbox_message(tenant, *id).await,
+            OutboxRef::Key(key) => self.do_outbox_by_key(tenant, key).await,
+            _ => Err(Error::invalid(
+                "by",
+                "this store does not know the reference",
+            )),
+        }
+    }
+
+    async fn inbox_write(&self, write: &InboxWrite) -> Result<bool> {
+        match write {
+            InboxWrite::Put(item) => self.do_inbox_put(item.clone()).await,
+            InboxWrite::SetRead {
+                tenant,
+                user,
+                item,
+                read_at,
+            } => self
+                .do_set_read(*tenant, *user, *item, *read_at)
+                .await
+                .map(|()| true),
+            _ => Err(Error::invalid(
+                "write",
+                "this store does not know the inbox write",
+            )),
+        }
+    }
+
     async fn claim_due(
         &self,
         now: Timestamp,
@@ -155,76 +200,6 @@ impl OutboxStore for SqliteStore {
             }
             out.sort_by_key(|m| (m.created_at, m.id));
             Ok(out)
-        })
-        .await
-    }
-
-    async fn mark_delivered(&self, tenant: TenantId, id: OutboxId, at: Timestamp) -> Result<()> {
-        let at = at.timestamp_micros();
-        self.with_writer(move |c| {
-            update_pending(
-                c,
-                tenant,
-                id,
-                "UPDATE outbox SET status = 1, delivered_at = ?3 WHERE tenant = ?1 AND id = ?2 AND status = 0",
-                &[&at],
-                true,
-            )
-        })
-        .await
-    }
-
-    async fn mark_retry(
-        &self,
-        tenant: TenantId,
-        id: OutboxId,
-        error: &str,
-        retry_at: Timestamp,
-    ) -> Result<()> {
-        let (error, at) = (error.to_string(), retry_at.timestamp_micros());
-        self.with_writer(move |c| {
-            update_pending(
-                c,
-                tenant,
-                id,
-                "UPDATE outbox SET last_error = ?3, next_attempt_at = ?4 WHERE tenant = ?1 AND id = ?2 AND status = 0",
-                &[&error, &at],
-                false,
-            )
-        })
-        .await
-    }
-
-    async fn mark_dead(&self, tenant: TenantId, id: OutboxId, error: &str) -> Result<()> {
-        let error = error.to_string();
-        self.with_writer(move |c| {
-            update_pending(
-                c,
-                tenant,
-                id,
-                "UPDATE outbox SET status = 2, last_error = ?3 WHERE tenant = ?1 AND id = ?2 AND status = 0",
-                &[&error],
-                false,
-            )
-        })
-        .await
-    }
-
-    async fn outbox_message(&self, tenant: TenantId, id: OutboxId) -> Result<OutboxMessage> {
-        self.with_reader(move |c| one(c, tenant, id)).await
-    }
-
-    async fn outbox_by_key(&self, tenant: TenantId, key: &str) -> Result<OutboxMessage> {
-        let key = key.to_string();
-        self.with_reader(move |c| {
-            let sql =
-                format!("SELECT {COLUMNS} FROM outbox WHERE tenant = ?1 AND idempotency_key = ?2");
-            let mut s = c.prepare_cached(&sql).map_err(map)?;
-            let mut rows = s.query(params![blob(tenant.as_uuid()), key]).map_err(map)?;
-            match rows.next().map_err(map)? {
-                Some(r) => message(r),
-                None => Err(Error::not_found(OutboxId::ENTITY, key.clone())),
-            }
         })
         .await
     }
@@ -258,58 +233,6 @@ impl OutboxStore for SqliteStore {
                 keys.push((r.get::<_, i64>(6).map_err(map)?, uuid(&id)?));
             }
             Ok(paged(items, keys, page.limit))
-        })
-        .await
-    }
-
-    async fn retry_dead(
-        &self,
-        tenant: TenantId,
-        id: OutboxId,
-        now: Timestamp,
-    ) -> Result<OutboxMessage> {
-        let now = now.timestamp_micros();
-        self.with_writer(move |c| {
-            let n = c
-                .execute(
-                    "UPDATE outbox SET status = 0, attempts = 0, next_attempt_at = ?3 \
-                     WHERE tenant = ?1 AND id = ?2 AND status = 2",
-                    params![blob(tenant.as_uuid()), blob(id.as_uuid()), now],
-                )
-                .map_err(map)?;
-            let m = one(c, tenant, id)?;
-            if n == 0 {
-                return Err(Error::invalid(
-                    "status",
-                    format!(
-                        "message {id} is {}: only dead messages can be retried",
-                        m.status.as_str()
-                    ),
-                ));
-            }
-            Ok(m)
-        })
-        .await
-    }
-
-    async fn inbox_put(&self, item: InboxItem) -> Result<bool> {
-        self.with_writer(move |c| {
-            let n = c
-                .execute(
-                    "INSERT INTO inbox (tenant, id, user, message, created_at, read_at, doc) \
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (tenant, message) DO NOTHING",
-                    params![
-                        blob(item.tenant.as_uuid()),
-                        blob(item.id.as_uuid()),
-                        blob(item.user.as_uuid()),
-                        blob(item.message.as_uuid()),
-                        item.created_at.timestamp_micros(),
-                        item.read_at.map(|t| t.timestamp_micros()),
-                        doc(&item),
-                    ],
-                )
-                .map_err(map)?;
-            Ok(n == 1)
         })
         .await
     }
@@ -356,7 +279,145 @@ impl OutboxStore for SqliteStore {
         .await
     }
 
-    async fn set_read(
+    async fn unread_count(&self, tenant: TenantId, user: UserId) -> Result<u64> {
+        self.with_reader(move |c| {
+            c.query_row(
+                "SELECT count(*) FROM inbox WHERE tenant = ?1 AND user = ?2 AND read_at IS NULL",
+                params![blob(tenant.as_uuid()), blob(user.as_uuid())],
+                |r| r.get::<_, i64>(0),
+            )
+            .optional()
+            .map_err(map)
+            .map(|n| n.unwrap_or(0) as u64)
+        })
+        .await
+    }
+}
+
+impl SqliteStore {
+    async fn do_mark_delivered(&self, tenant: TenantId, id: OutboxId, at: Timestamp) -> Result<()> {
+        let at = at.timestamp_micros();
+        self.with_writer(move |c| {
+            update_pending(
+                c,
+                tenant,
+                id,
+                "UPDATE outbox SET status = 1, delivered_at = ?3 WHERE tenant = ?1 AND id = ?2 AND status = 0",
+                &[&at],
+                true,
+            )
+        })
+        .await
+    }
+
+    async fn do_mark_retry(
+        &self,
+        tenant: TenantId,
+        id: OutboxId,
+        error: &str,
+        retry_at: Timestamp,
+    ) -> Result<()> {
+        let (error, at) = (error.to_string(), retry_at.timestamp_micros());
+        self.with_writer(move |c| {
+            update_pending(
+                c,
+                tenant,
+                id,
+                "UPDATE outbox SET last_error = ?3, next_attempt_at = ?4 WHERE tenant = ?1 AND id = ?2 AND status = 0",
+                &[&error, &at],
+                false,
+            )
+        })
+        .await
+    }
+
+    async fn do_mark_dead(&self, tenant: TenantId, id: OutboxId, error: &str) -> Result<()> {
+        let error = error.to_string();
+        self.with_writer(move |c| {
+            update_pending(
+                c,
+                tenant,
+                id,
+                "UPDATE outbox SET status = 2, last_error = ?3 WHERE tenant = ?1 AND id = ?2 AND status = 0",
+                &[&error],
+                false,
+            )
+        })
+        .await
+    }
+
+    async fn do_outbox_message(&self, tenant: TenantId, id: OutboxId) -> Result<OutboxMessage> {
+        self.with_reader(move |c| one(c, tenant, id)).await
+    }
+
+    async fn do_outbox_by_key(&self, tenant: TenantId, key: &str) -> Result<OutboxMessage> {
+        let key = key.to_string();
+        self.with_reader(move |c| {
+            let sql =
+                format!("SELECT {COLUMNS} FROM outbox WHERE tenant = ?1 AND idempotency_key = ?2");
+            let mut s = c.prepare_cached(&sql).map_err(map)?;
+            let mut rows = s.query(params![blob(tenant.as_uuid()), key]).map_err(map)?;
+            match rows.next().map_err(map)? {
+                Some(r) => message(r),
+                None => Err(Error::not_found(OutboxId::ENTITY, key.clone())),
+            }
+        })
+        .await
+    }
+
+    async fn do_retry_dead(
+        &self,
+        tenant: TenantId,
+        id: OutboxId,
+        now: Timestamp,
+    ) -> Result<OutboxMessage> {
+        let now = now.timestamp_micros();
+        self.with_writer(move |c| {
+            let n = c
+                .execute(
+                    "UPDATE outbox SET status = 0, attempts = 0, next_attempt_at = ?3 \
+                     WHERE tenant = ?1 AND id = ?2 AND status = 2",
+                    params![blob(tenant.as_uuid()), blob(id.as_uuid()), now],
+                )
+                .map_err(map)?;
+            let m = one(c, tenant, id)?;
+            if n == 0 {
+                return Err(Error::invalid(
+                    "status",
+                    format!(
+                        "message {id} is {}: only dead messages can be retried",
+                        m.status.as_str()
+                    ),
+                ));
+            }
+            Ok(m)
+        })
+        .await
+    }
+
+    async fn do_inbox_put(&self, item: InboxItem) -> Result<bool> {
+        self.with_writer(move |c| {
+            let n = c
+                .execute(
+                    "INSERT INTO inbox (tenant, id, user, message, created_at, read_at, doc) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (tenant, message) DO NOTHING",
+                    params![
+                        blob(item.tenant.as_uuid()),
+                        blob(item.id.as_uuid()),
+                        blob(item.user.as_uuid()),
+                        blob(item.message.as_uuid()),
+                        item.created_at.timestamp_micros(),
+                        item.read_at.map(|t| t.timestamp_micros()),
+                        doc(&item),
+                    ],
+                )
+                .map_err(map)?;
+            Ok(n == 1)
+        })
+        .await
+    }
+
+    async fn do_set_read(
         &self,
         tenant: TenantId,
         user: UserId,
@@ -380,20 +441,6 @@ impl OutboxStore for SqliteStore {
                 return Err(Error::not_found(InboxItemId::ENTITY, item));
             }
             Ok(())
-        })
-        .await
-    }
-
-    async fn unread_count(&self, tenant: TenantId, user: UserId) -> Result<u64> {
-        self.with_reader(move |c| {
-            c.query_row(
-                "SELECT count(*) FROM inbox WHERE tenant = ?1 AND user = ?2 AND read_at IS NULL",
-                params![blob(tenant.as_uuid()), blob(user.as_uuid())],
-                |r| r.get::<_, i64>(0),
-            )
-            .optional()
-            .map_err(map)
-            .map(|n| n.unwrap_or(0) as u64)
         })
         .await
     }

@@ -14,9 +14,9 @@ use crm_core::partner::Partner;
 use crm_core::pipeline::{LostReason, Pipeline};
 use crm_core::request::{Comment, Request};
 use crm_core::store::{
-    partner_search_text, request_sort_key, Board, BoardColumn, ChangeSet, CurrencyTotal, Cursor,
-    Funnel, KeyMatch, LeadQuery, LeadSort, Page, PageRequest, RequestQuery, Store, TimelineOf,
-    Write,
+    absent_as_empty, partner_search_text, request_sort_key, Board, BoardColumn, ChangeSet,
+    CurrencyTotal, Cursor, Funnel, Key, KeyMatch, LeadQuery, LeadSort, Page, PageRequest, Record,
+    RequestQuery, Store, TimelineOf, Write,
 };
 use crm_core::time::Timestamp;
 use crm_core::{Error, Result, StorageErrorKind};
@@ -36,7 +36,7 @@ use uuid::Uuid;
 /// ```
 /// # futures::executor::block_on(async {
 /// use crm_storage_sqlite::SqliteStore;
-/// use crm_core::store::Store;
+/// use crm_core::store::StoreExt;
 /// use crm_core::id::TenantId;
 /// let store = SqliteStore::open_in_memory().unwrap();
 /// assert!(store.pipelines(TenantId::new()).await.unwrap().is_empty());
@@ -955,6 +955,52 @@ fn partners_by_keys(
 
 #[async_trait]
 impl Store for SqliteStore {
+    async fn fetch(&self, tenant: TenantId, key: &Key) -> Result<Vec<Record>> {
+        Ok(match key {
+            Key::Partner(id) => absent_as_empty(self.read_partner(tenant, *id).await)?
+                .into_iter()
+                .map(Record::Partner)
+                .collect(),
+            Key::PartnersByKeys(keys) => self
+                .read_partners_by_keys(tenant, keys)
+                .await?
+                .into_iter()
+                .map(Record::KeyMatch)
+                .collect(),
+            Key::Pipeline(id) => absent_as_empty(self.read_pipeline(tenant, *id).await)?
+                .into_iter()
+                .map(Record::Pipeline)
+                .collect(),
+            Key::Pipelines => self
+                .read_pipelines(tenant)
+                .await?
+                .into_iter()
+                .map(Record::Pipeline)
+                .collect(),
+            Key::LostReasons => self
+                .read_lost_reasons(tenant)
+                .await?
+                .into_iter()
+                .map(Record::LostReason)
+                .collect(),
+            Key::Lead(id) => absent_as_empty(self.read_lead(tenant, *id).await)?
+                .into_iter()
+                .map(Record::Lead)
+                .collect(),
+            Key::StageHistory(lead) => self
+                .read_stage_history(tenant, *lead)
+                .await?
+                .into_iter()
+                .map(Record::StageStep)
+                .collect(),
+            Key::Request(id) => absent_as_empty(self.read_request(tenant, *id).await)?
+                .into_iter()
+                .map(Record::Request)
+                .collect(),
+            _ => return Err(Error::invalid("key", "this adapter does not know the key")),
+        })
+    }
+
     async fn commit(&self, tenant: TenantId, changes: ChangeSet) -> Result<()> {
         self.threads
             .write(move |c| apply_all(c, tenant, &changes))
@@ -971,85 +1017,6 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn partner(&self, tenant: TenantId, id: PartnerId) -> Result<Partner> {
-        self.threads
-            .read(move |c| {
-                one_doc(
-                    c,
-                    "SELECT doc FROM partners WHERE tenant = ?1 AND id = ?2",
-                    &tenant,
-                    id.as_uuid(),
-                    "partner",
-                )
-            })
-            .await
-    }
-
-    async fn partners_by_keys(
-        &self,
-        tenant: TenantId,
-        keys: &[DedupeKey],
-    ) -> Result<Vec<KeyMatch>> {
-        let keys = keys.to_vec();
-        self.threads
-            .read(move |c| partners_by_keys(c, tenant, &keys))
-            .await
-    }
-
-    async fn pipeline(&self, tenant: TenantId, id: PipelineId) -> Result<Pipeline> {
-        self.threads
-            .read(move |c| {
-                one_doc(
-                    c,
-                    "SELECT doc FROM pipelines WHERE tenant = ?1 AND id = ?2",
-                    &tenant,
-                    id.as_uuid(),
-                    "pipeline",
-                )
-            })
-            .await
-    }
-
-    async fn pipelines(&self, tenant: TenantId) -> Result<Vec<Pipeline>> {
-        self.threads
-            .read(move |c| {
-                docs(
-                    c,
-                    "SELECT doc FROM pipelines WHERE tenant = ? ORDER BY created_at, id",
-                    &[Value::Blob(tb(&tenant))],
-                    "pipeline",
-                )
-            })
-            .await
-    }
-
-    async fn lost_reasons(&self, tenant: TenantId) -> Result<Vec<LostReason>> {
-        self.threads
-            .read(move |c| {
-                docs(
-                    c,
-                    "SELECT doc FROM lost_reasons WHERE tenant = ? ORDER BY id",
-                    &[Value::Blob(tb(&tenant))],
-                    "lost reason",
-                )
-            })
-            .await
-    }
-
-    async fn lead(&self, tenant: TenantId, id: LeadId) -> Result<Lead> {
-        self.threads
-            .read(move |c| {
-                one_doc(
-                    c,
-                    "SELECT doc FROM leads WHERE tenant = ?1 AND id = ?2",
-                    &tenant,
-                    id.as_uuid(),
-                    "lead",
-                )
-            })
-            .await
-    }
-
     async fn query_leads(&self, tenant: TenantId, query: &LeadQuery) -> Result<Page<Lead>> {
         let q = query.clone();
         self.threads.read(move |c| query_leads(c, tenant, &q)).await
@@ -1057,27 +1024,6 @@ impl Store for SqliteStore {
 
     async fn board(&self, tenant: TenantId, pipeline: PipelineId) -> Result<Board> {
         self.threads.read(move |c| board(c, tenant, pipeline)).await
-    }
-
-    async fn stage_history(
-        &self,
-        tenant: TenantId,
-        lead: LeadId,
-    ) -> Result<Vec<StageHistoryEntry>> {
-        self.threads
-            .read(move |c| {
-                exists(c, "leads", &tenant, lead.as_uuid(), "lead")?;
-                docs(
-                    c,
-                    "SELECT doc FROM stage_history WHERE tenant = ? AND lead = ? ORDER BY seq",
-                    &[
-                        Value::Blob(tb(&tenant)),
-                        Value::Blob(blob(lead.as_uuid()).to_vec()),
-                    ],
-                    "stage history",
-                )
-            })
-            .await
     }
 
     async fn funnel(
@@ -1088,20 +1034,6 @@ impl Store for SqliteStore {
     ) -> Result<Funnel> {
         self.threads
             .read(move |c| funnel(c, tenant, pipeline, period))
-            .await
-    }
-
-    async fn request(&self, tenant: TenantId, id: RequestId) -> Result<Request> {
-        self.threads
-            .read(move |c| {
-                one_doc(
-                    c,
-                    "SELECT doc FROM requests WHERE tenant = ?1 AND id = ?2",
-                    &tenant,
-                    id.as_uuid(),
-                    "request",
-                )
-            })
             .await
     }
 
@@ -1162,6 +1094,122 @@ impl Store for SqliteStore {
                     out.push((seq as u64, parse("event", &text)?));
                 }
                 Ok(out)
+            })
+            .await
+    }
+}
+
+impl SqliteStore {
+    async fn read_partner(&self, tenant: TenantId, id: PartnerId) -> Result<Partner> {
+        self.threads
+            .read(move |c| {
+                one_doc(
+                    c,
+                    "SELECT doc FROM partners WHERE tenant = ?1 AND id = ?2",
+                    &tenant,
+                    id.as_uuid(),
+                    "partner",
+                )
+            })
+            .await
+    }
+
+    async fn read_partners_by_keys(
+        &self,
+        tenant: TenantId,
+        keys: &[DedupeKey],
+    ) -> Result<Vec<KeyMatch>> {
+        let keys = keys.to_vec();
+        self.threads
+            .read(move |c| partners_by_keys(c, tenant, &keys))
+            .await
+    }
+
+    async fn read_pipeline(&self, tenant: TenantId, id: PipelineId) -> Result<Pipeline> {
+        self.threads
+            .read(move |c| {
+                one_doc(
+                    c,
+                    "SELECT doc FROM pipelines WHERE tenant = ?1 AND id = ?2",
+                    &tenant,
+                    id.as_uuid(),
+                    "pipeline",
+                )
+            })
+            .await
+    }
+
+    async fn read_pipelines(&self, tenant: TenantId) -> Result<Vec<Pipeline>> {
+        self.threads
+            .read(move |c| {
+                docs(
+                    c,
+                    "SELECT doc FROM pipelines WHERE tenant = ? ORDER BY created_at, id",
+                    &[Value::Blob(tb(&tenant))],
+                    "pipeline",
+                )
+            })
+            .await
+    }
+
+    async fn read_lost_reasons(&self, tenant: TenantId) -> Result<Vec<LostReason>> {
+        self.threads
+            .read(move |c| {
+                docs(
+                    c,
+                    "SELECT doc FROM lost_reasons WHERE tenant = ? ORDER BY id",
+                    &[Value::Blob(tb(&tenant))],
+                    "lost reason",
+                )
+            })
+            .await
+    }
+
+    async fn read_lead(&self, tenant: TenantId, id: LeadId) -> Result<Lead> {
+        self.threads
+            .read(move |c| {
+                one_doc(
+                    c,
+                    "SELECT doc FROM leads WHERE tenant = ?1 AND id = ?2",
+                    &tenant,
+                    id.as_uuid(),
+                    "lead",
+                )
+            })
+            .await
+    }
+
+    async fn read_stage_history(
+        &self,
+        tenant: TenantId,
+        lead: LeadId,
+    ) -> Result<Vec<StageHistoryEntry>> {
+        self.threads
+            .read(move |c| {
+                exists(c, "leads", &tenant, lead.as_uuid(), "lead")?;
+                docs(
+                    c,
+                    "SELECT doc FROM stage_history WHERE tenant = ? AND lead = ? ORDER BY seq",
+                    &[
+                        Value::Blob(tb(&tenant)),
+                        Value::Blob(blob(lead.as_uuid()).to_vec()),
+                    ],
+                    "stage history",
+                )
+            })
+            .await
+    }
+
+    async fn read_request(&self, tenant: TenantId, id: RequestId) -> Result<Request> {
+        self.threads
+            .read(move |c| {
+                one_doc(
+                    c,
+                    "SELECT doc FROM requests WHERE tenant = ?1 AND id = ?2",
+                    &tenant,
+                    id.as_uuid(),
+                    "request",
+                )
             })
             .await
     }

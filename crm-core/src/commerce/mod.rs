@@ -44,7 +44,7 @@ pub use report::{
 };
 pub use segment::{BoughtMode, Cmp, Criteria, Item, LastSale, Needs, MAX_DEPTH, MAX_NODES};
 pub use service::{CommerceService, DocumentOutcome, OutcomeResult};
-pub use store::{CommerceStore, SegmentMember};
+pub use store::{CommerceKey, CommerceRecord, CommerceStore, CommerceStoreExt, SegmentMember};
 
 use crate::id::TenantId;
 use serde::{Deserialize, Serialize};

@@ -46,51 +46,74 @@ pub struct SegmentMember {
     pub name: String,
 }
 
-/// The commerce reads and reports every adapter implements. See the [module docs](self) for the contract.
+/// What [`CommerceStore::fetch_commerce`] reads: records by id or by the host's key, or a small set belonging to
+/// one record. A key matches zero or more records; ids and unique keys match at most one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CommerceKey {
+    /// A category by id.
+    Category(CategoryId),
+    /// A category by the host's code.
+    CategoryCode(String),
+    /// Those of the ids that are categories of the tenant (any order).
+    Categories(Vec<CategoryId>),
+    /// A product by id.
+    Product(ProductId),
+    /// A product by the host's code.
+    ProductCode(String),
+    /// Those of the ids that are products of the tenant (any order).
+    Products(Vec<ProductId>),
+    /// A document by id.
+    Document(DocumentId),
+    /// A document by kind and the host's number.
+    DocumentNumber(DocumentKind, String),
+    /// The rate valid on a day (see the contract), with the day it was recorded for.
+    Rate {
+        /// The document's currency.
+        from: Currency,
+        /// The reporting currency.
+        to: Currency,
+        /// The day.
+        on: NaiveDate,
+    },
+    /// A campaign by id.
+    Campaign(CampaignId),
+    /// A campaign's cost entries, oldest day first.
+    CampaignCosts(CampaignId),
+    /// The campaign target whose call is this request.
+    CampaignTargetOf(RequestId),
+}
+
+/// One record [`CommerceStore::fetch_commerce`] returns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CommerceRecord {
+    /// A category.
+    Category(Category),
+    /// A product.
+    Product(Product),
+    /// A document with its lines and allocations.
+    Document(Document),
+    /// An exchange rate.
+    Rate(ExchangeRate),
+    /// A campaign.
+    Campaign(Campaign),
+    /// A campaign cost entry.
+    CampaignCost(CampaignCost),
+    /// A campaign target.
+    CampaignTarget(CampaignTarget),
+}
+
+/// The commerce reads and reports every adapter implements. See the [module docs](self) for the contract; the
+/// typed reads (`product`, `document_by_number`, `rate`, …) are in [`CommerceStoreExt`].
 #[async_trait]
 pub trait CommerceStore: Send + Sync + Debug {
-    /// A category.
-    async fn category(&self, tenant: TenantId, id: CategoryId) -> Result<Category>;
-    /// A category by the host's code.
-    async fn category_by_code(&self, tenant: TenantId, code: &str) -> Result<Option<Category>>;
-    /// A product.
-    async fn product(&self, tenant: TenantId, id: ProductId) -> Result<Product>;
-    /// A product by the host's code.
-    async fn product_by_code(&self, tenant: TenantId, code: &str) -> Result<Option<Product>>;
-    /// Those of `ids` that are products of the tenant (any order).
-    async fn products(&self, tenant: TenantId, ids: &[ProductId]) -> Result<Vec<Product>>;
-    /// Those of `ids` that are categories of the tenant (any order).
-    async fn categories(&self, tenant: TenantId, ids: &[CategoryId]) -> Result<Vec<Category>>;
-
-    /// A document.
-    async fn document(&self, tenant: TenantId, id: DocumentId) -> Result<Document>;
-    /// A document by kind and the host's number.
-    async fn document_by_number(
+    /// The records `key` matches, in the order the key states (see [`CommerceKey`]).
+    async fn fetch_commerce(
         &self,
         tenant: TenantId,
-        kind: DocumentKind,
-        number: &str,
-    ) -> Result<Option<Document>>;
-    /// The rate valid on `on` (see the contract), with the day it was recorded for.
-    async fn rate(
-        &self,
-        tenant: TenantId,
-        from: Currency,
-        to: Currency,
-        on: NaiveDate,
-    ) -> Result<Option<ExchangeRate>>;
-
-    /// A campaign.
-    async fn campaign(&self, tenant: TenantId, id: CampaignId) -> Result<Campaign>;
-    /// A campaign's cost entries, oldest day first.
-    async fn campaign_costs(
-        &self,
-        tenant: TenantId,
-        campaign: CampaignId,
-    ) -> Result<Vec<CampaignCost>>;
-    /// The target whose call is `request`.
-    async fn campaign_target(&self, tenant: TenantId, request: RequestId)
-        -> Result<CampaignTarget>;
+        key: &CommerceKey,
+    ) -> Result<Vec<CommerceRecord>>;
     /// A campaign's targets by partner id, keyset-paginated.
     async fn campaign_targets(
         &self,
@@ -137,61 +160,14 @@ pub trait CommerceStore: Send + Sync + Debug {
 
 /// Forwards every method, so an `Arc<dyn CommerceStore>` (or any `Arc<S>`) is itself one.
 #[async_trait]
+#[deny(clippy::missing_trait_methods)]
 impl<S: CommerceStore + ?Sized> CommerceStore for Arc<S> {
-    async fn category(&self, tenant: TenantId, id: CategoryId) -> Result<Category> {
-        (**self).category(tenant, id).await
-    }
-    async fn category_by_code(&self, tenant: TenantId, code: &str) -> Result<Option<Category>> {
-        (**self).category_by_code(tenant, code).await
-    }
-    async fn product(&self, tenant: TenantId, id: ProductId) -> Result<Product> {
-        (**self).product(tenant, id).await
-    }
-    async fn product_by_code(&self, tenant: TenantId, code: &str) -> Result<Option<Product>> {
-        (**self).product_by_code(tenant, code).await
-    }
-    async fn products(&self, tenant: TenantId, ids: &[ProductId]) -> Result<Vec<Product>> {
-        (**self).products(tenant, ids).await
-    }
-    async fn categories(&self, tenant: TenantId, ids: &[CategoryId]) -> Result<Vec<Category>> {
-        (**self).categories(tenant, ids).await
-    }
-    async fn document(&self, tenant: TenantId, id: DocumentId) -> Result<Document> {
-        (**self).document(tenant, id).await
-    }
-    async fn document_by_number(
+    async fn fetch_commerce(
         &self,
         tenant: TenantId,
-        kind: DocumentKind,
-        number: &str,
-    ) -> Result<Option<Document>> {
-        (**self).document_by_number(tenant, kind, number).await
-    }
-    async fn rate(
-        &self,
-        tenant: TenantId,
-        from: Currency,
-        to: Currency,
-        on: NaiveDate,
-    ) -> Result<Option<ExchangeRate>> {
-        (**self).rate(tenant, from, to, on).await
-    }
-    async fn campaign(&self, tenant: TenantId, id: CampaignId) -> Result<Campaign> {
-        (**self).campaign(tenant, id).await
-    }
-    async fn campaign_costs(
-        &self,
-        tenant: TenantId,
-        campaign: CampaignId,
-    ) -> Result<Vec<CampaignCost>> {
-        (**self).campaign_costs(tenant, campaign).await
-    }
-    async fn campaign_target(
-        &self,
-        tenant: TenantId,
-        request: RequestId,
-    ) -> Result<CampaignTarget> {
-        (**self).campaign_target(tenant, request).await
+        key: &CommerceKey,
+    ) -> Result<Vec<CommerceRecord>> {
+        (**self).fetch_commerce(tenant, key).await
     }
     async fn campaign_targets(
         &self,
@@ -243,4 +219,167 @@ impl<S: CommerceStore + ?Sized> CommerceStore for Arc<S> {
     ) -> Result<Vec<Balance>> {
         (**self).balances(tenant, partner, as_of).await
     }
+}
+
+/// The typed commerce reads, over [`CommerceStore::fetch_commerce`]. Implemented for every [`CommerceStore`];
+/// adapters never implement it themselves.
+#[async_trait]
+pub trait CommerceStoreExt: CommerceStore {
+    /// A category; [`crate::Error::NotFound`] when the tenant has none with this id.
+    async fn category(&self, tenant: TenantId, id: CategoryId) -> Result<Category> {
+        let r = self
+            .fetch_commerce(tenant, &CommerceKey::Category(id))
+            .await?;
+        first(r, |r| match r {
+            CommerceRecord::Category(c) => Some(c),
+            _ => None,
+        })
+        .ok_or_else(|| crate::Error::not_found("product category", id))
+    }
+    /// A category by the host's code.
+    async fn category_by_code(&self, tenant: TenantId, code: &str) -> Result<Option<Category>> {
+        let r = self
+            .fetch_commerce(tenant, &CommerceKey::CategoryCode(code.to_string()))
+            .await?;
+        Ok(first(r, |r| match r {
+            CommerceRecord::Category(c) => Some(c),
+            _ => None,
+        }))
+    }
+    /// A product; [`crate::Error::NotFound`] when the tenant has none with this id.
+    async fn product(&self, tenant: TenantId, id: ProductId) -> Result<Product> {
+        let r = self
+            .fetch_commerce(tenant, &CommerceKey::Product(id))
+            .await?;
+        first(r, |r| match r {
+            CommerceRecord::Product(p) => Some(p),
+            _ => None,
+        })
+        .ok_or_else(|| crate::Error::not_found("product", id))
+    }
+    /// A product by the host's code.
+    async fn product_by_code(&self, tenant: TenantId, code: &str) -> Result<Option<Product>> {
+        let r = self
+            .fetch_commerce(tenant, &CommerceKey::ProductCode(code.to_string()))
+            .await?;
+        Ok(first(r, |r| match r {
+            CommerceRecord::Product(p) => Some(p),
+            _ => None,
+        }))
+    }
+    /// Those of `ids` that are products of the tenant (any order).
+    async fn products(&self, tenant: TenantId, ids: &[ProductId]) -> Result<Vec<Product>> {
+        let r = self
+            .fetch_commerce(tenant, &CommerceKey::Products(ids.to_vec()))
+            .await?;
+        Ok(all(r, |r| match r {
+            CommerceRecord::Product(p) => Some(p),
+            _ => None,
+        }))
+    }
+    /// Those of `ids` that are categories of the tenant (any order).
+    async fn categories(&self, tenant: TenantId, ids: &[CategoryId]) -> Result<Vec<Category>> {
+        let r = self
+            .fetch_commerce(tenant, &CommerceKey::Categories(ids.to_vec()))
+            .await?;
+        Ok(all(r, |r| match r {
+            CommerceRecord::Category(c) => Some(c),
+            _ => None,
+        }))
+    }
+    /// A document; [`crate::Error::NotFound`] when the tenant has none with this id.
+    async fn document(&self, tenant: TenantId, id: DocumentId) -> Result<Document> {
+        let r = self
+            .fetch_commerce(tenant, &CommerceKey::Document(id))
+            .await?;
+        first(r, |r| match r {
+            CommerceRecord::Document(d) => Some(d),
+            _ => None,
+        })
+        .ok_or_else(|| crate::Error::not_found("document", id))
+    }
+    /// A document by kind and the host's number.
+    async fn document_by_number(
+        &self,
+        tenant: TenantId,
+        kind: DocumentKind,
+        number: &str,
+    ) -> Result<Option<Document>> {
+        let r = self
+            .fetch_commerce(
+                tenant,
+                &CommerceKey::DocumentNumber(kind, number.to_string()),
+            )
+            .await?;
+        Ok(first(r, |r| match r {
+            CommerceRecord::Document(d) => Some(d),
+            _ => None,
+        }))
+    }
+    /// The rate valid on `on` (see the contract), with the day it was recorded for.
+    async fn rate(
+        &self,
+        tenant: TenantId,
+        from: Currency,
+        to: Currency,
+        on: NaiveDate,
+    ) -> Result<Option<ExchangeRate>> {
+        let r = self
+            .fetch_commerce(tenant, &CommerceKey::Rate { from, to, on })
+            .await?;
+        Ok(first(r, |r| match r {
+            CommerceRecord::Rate(x) => Some(x),
+            _ => None,
+        }))
+    }
+    /// A campaign; [`crate::Error::NotFound`] when the tenant has none with this id.
+    async fn campaign(&self, tenant: TenantId, id: CampaignId) -> Result<Campaign> {
+        let r = self
+            .fetch_commerce(tenant, &CommerceKey::Campaign(id))
+            .await?;
+        first(r, |r| match r {
+            CommerceRecord::Campaign(c) => Some(c),
+            _ => None,
+        })
+        .ok_or_else(|| crate::Error::not_found("campaign", id))
+    }
+    /// A campaign's cost entries, oldest day first.
+    async fn campaign_costs(
+        &self,
+        tenant: TenantId,
+        campaign: CampaignId,
+    ) -> Result<Vec<CampaignCost>> {
+        let r = self
+            .fetch_commerce(tenant, &CommerceKey::CampaignCosts(campaign))
+            .await?;
+        Ok(all(r, |r| match r {
+            CommerceRecord::CampaignCost(c) => Some(c),
+            _ => None,
+        }))
+    }
+    /// The target whose call is `request`; [`crate::Error::NotFound`] when the request is no campaign call.
+    async fn campaign_target(
+        &self,
+        tenant: TenantId,
+        request: RequestId,
+    ) -> Result<CampaignTarget> {
+        let r = self
+            .fetch_commerce(tenant, &CommerceKey::CampaignTargetOf(request))
+            .await?;
+        first(r, |r| match r {
+            CommerceRecord::CampaignTarget(t) => Some(t),
+            _ => None,
+        })
+        .ok_or_else(|| crate::Error::not_found("campaign call", request))
+    }
+}
+
+impl<S: CommerceStore + ?Sized> CommerceStoreExt for S {}
+
+fn first<T>(records: Vec<CommerceRecord>, pick: impl Fn(CommerceRecord) -> Option<T>) -> Option<T> {
+    records.into_iter().find_map(pick)
+}
+
+fn all<T>(records: Vec<CommerceRecord>, pick: impl Fn(CommerceRecord) -> Option<T>) -> Vec<T> {
+    records.into_iter().filter_map(pick).collect()
 }

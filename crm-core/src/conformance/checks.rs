@@ -11,6 +11,7 @@ use crate::partner::{NewPartner, PartnerPatch, PartnerRole};
 use crate::pipeline::{LostReason, NewPipeline, NewStage, Pipeline, Requirement};
 use crate::request::{NewRequest, RequestCommand};
 use crate::service::CrmService;
+use crate::store::StoreExt;
 use crate::store::{
     ChangeSet, LeadQuery, LeadSort, PageRequest, RequestQuery, Store, TimelineOf, Write,
 };

@@ -7,6 +7,7 @@
 use super::World;
 use crate::actor::Context;
 use crate::commerce::reference::{self, CampaignFacts, Facts};
+use crate::commerce::CommerceStoreExt;
 use crate::commerce::{
     BoughtMode, Bucket, CallOutcome, Campaign, CampaignCost, CampaignTarget, Channel, Cmp,
     CommerceService, CommerceStore, Criteria, Document, DocumentKind, GroupBy, Item, LastSale,
@@ -18,6 +19,7 @@ use crate::id::{CategoryId, PartnerId, ProductId, TenantId, UserId};
 use crate::lead::{Lead, LeadCommand};
 use crate::money::{Currency, Money};
 use crate::partner::{LocationKind, NewLocation, NewPartner, Partner, PartnerRole};
+use crate::store::StoreExt;
 use crate::store::{PageRequest, Store};
 use crate::time::Clock;
 use chrono::{Duration, NaiveDate};

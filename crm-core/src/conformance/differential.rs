@@ -3,17 +3,16 @@
 
 use super::checks::World;
 use super::model::MemStore;
-use crate::dedupe::DedupeKey;
 use crate::error::{Error, Result};
-use crate::event::{CommentTarget, DomainEvent, RequestStatus, StageHistoryEntry};
+use crate::event::{CommentTarget, DomainEvent, RequestStatus};
 use crate::id::{LeadId, PartnerId, PipelineId, RequestId, TenantId, UserId};
 use crate::lead::{Lead, LeadCommand, LeadPatch, NewLead, StatusKind};
 use crate::money::Money;
-use crate::partner::{NewPartner, Partner};
-use crate::pipeline::{LostReason, Pipeline};
+use crate::partner::NewPartner;
 use crate::request::{Comment, NewRequest, Request, RequestCommand};
+use crate::store::StoreExt;
 use crate::store::{
-    Board, ChangeSet, Funnel, KeyMatch, LeadQuery, LeadSort, Page, PageRequest, RequestQuery,
+    Board, ChangeSet, Funnel, Key, LeadQuery, LeadSort, Page, PageRequest, Record, RequestQuery,
     Store, TimelineOf, Write,
 };
 use crate::time::{Clock, Timestamp};
@@ -78,7 +77,9 @@ fn agree<T: PartialEq + Debug>(what: &str, real: Result<T>, model: Result<T>) ->
     real
 }
 
+/// Forwards every method to both stores (so it must implement every one).
 #[async_trait]
+#[deny(clippy::missing_trait_methods)]
 impl Store for Differential {
     async fn commit(&self, tenant: TenantId, changes: ChangeSet) -> Result<()> {
         let m = self.model.commit(tenant, changes.clone()).await;
@@ -90,50 +91,11 @@ impl Store for Differential {
         let r = self.real.ingest(tenant, changes).await;
         agree("ingest", r, m)
     }
-    async fn partner(&self, tenant: TenantId, id: PartnerId) -> Result<Partner> {
+    async fn fetch(&self, tenant: TenantId, key: &Key) -> Result<Vec<Record>> {
         agree(
-            "partner",
-            self.real.partner(tenant, id).await,
-            self.model.partner(tenant, id).await,
-        )
-    }
-    async fn partners_by_keys(
-        &self,
-        tenant: TenantId,
-        keys: &[DedupeKey],
-    ) -> Result<Vec<KeyMatch>> {
-        agree(
-            "partners_by_keys",
-            self.real.partners_by_keys(tenant, keys).await,
-            self.model.partners_by_keys(tenant, keys).await,
-        )
-    }
-    async fn pipeline(&self, tenant: TenantId, id: PipelineId) -> Result<Pipeline> {
-        agree(
-            "pipeline",
-            self.real.pipeline(tenant, id).await,
-            self.model.pipeline(tenant, id).await,
-        )
-    }
-    async fn pipelines(&self, tenant: TenantId) -> Result<Vec<Pipeline>> {
-        agree(
-            "pipelines",
-            self.real.pipelines(tenant).await,
-            self.model.pipelines(tenant).await,
-        )
-    }
-    async fn lost_reasons(&self, tenant: TenantId) -> Result<Vec<LostReason>> {
-        agree(
-            "lost_reasons",
-            self.real.lost_reasons(tenant).await,
-            self.model.lost_reasons(tenant).await,
-        )
-    }
-    async fn lead(&self, tenant: TenantId, id: LeadId) -> Result<Lead> {
-        agree(
-            "lead",
-            self.real.lead(tenant, id).await,
-            self.model.lead(tenant, id).await,
+            "fetch",
+            self.real.fetch(tenant, key).await,
+            self.model.fetch(tenant, key).await,
         )
     }
     async fn query_leads(&self, tenant: TenantId, q: &LeadQuery) -> Result<Page<Lead>> {
@@ -150,17 +112,6 @@ impl Store for Differential {
             self.model.board(tenant, p).await,
         )
     }
-    async fn stage_history(
-        &self,
-        tenant: TenantId,
-        lead: LeadId,
-    ) -> Result<Vec<StageHistoryEntry>> {
-        agree(
-            "stage_history",
-            self.real.stage_history(tenant, lead).await,
-            self.model.stage_history(tenant, lead).await,
-        )
-    }
     async fn funnel(
         &self,
         tenant: TenantId,
@@ -171,13 +122,6 @@ impl Store for Differential {
             "funnel",
             self.real.funnel(tenant, p, period).await,
             self.model.funnel(tenant, p, period).await,
-        )
-    }
-    async fn request(&self, tenant: TenantId, id: RequestId) -> Result<Request> {
-        agree(
-            "request",
-            self.real.request(tenant, id).await,
-            self.model.request(tenant, id).await,
         )
     }
     async fn query_requests(&self, tenant: TenantId, q: &RequestQuery) -> Result<Page<Request>> {

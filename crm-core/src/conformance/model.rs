@@ -13,10 +13,11 @@ use crate::money::{Currency, MONEY_SCALE};
 use crate::partner::Partner;
 use crate::pipeline::{LostReason, Pipeline};
 use crate::request::{Comment, Request};
+use crate::store::StoreExt;
 use crate::store::{
     partner_search_text, request_sort_key, text_matches, Board, BoardColumn, ChangeSet,
-    CurrencyTotal, Cursor, Funnel, KeyMatch, LeadQuery, Page, PageRequest, RequestQuery, Store,
-    TimelineOf, Write,
+    CurrencyTotal, Cursor, Funnel, Key, KeyMatch, LeadQuery, Page, PageRequest, Record,
+    RequestQuery, Store, TimelineOf, Write,
 };
 use crate::time::Timestamp;
 use async_trait::async_trait;
@@ -303,6 +304,57 @@ fn page<T: Clone>(
 
 #[async_trait]
 impl Store for MemStore {
+    async fn fetch(&self, tenant: TenantId, key: &Key) -> Result<Vec<Record>> {
+        Ok(match key {
+            Key::Partner(id) => {
+                crate::store::absent_as_empty(self.read_partner(tenant, *id).await)?
+                    .into_iter()
+                    .map(Record::Partner)
+                    .collect()
+            }
+            Key::PartnersByKeys(keys) => self
+                .read_partners_by_keys(tenant, keys)
+                .await?
+                .into_iter()
+                .map(Record::KeyMatch)
+                .collect(),
+            Key::Pipeline(id) => {
+                crate::store::absent_as_empty(self.read_pipeline(tenant, *id).await)?
+                    .into_iter()
+                    .map(Record::Pipeline)
+                    .collect()
+            }
+            Key::Pipelines => self
+                .read_pipelines(tenant)
+                .await?
+                .into_iter()
+                .map(Record::Pipeline)
+                .collect(),
+            Key::LostReasons => self
+                .read_lost_reasons(tenant)
+                .await?
+                .into_iter()
+                .map(Record::LostReason)
+                .collect(),
+            Key::Lead(id) => crate::store::absent_as_empty(self.read_lead(tenant, *id).await)?
+                .into_iter()
+                .map(Record::Lead)
+                .collect(),
+            Key::StageHistory(lead) => self
+                .read_stage_history(tenant, *lead)
+                .await?
+                .into_iter()
+                .map(Record::StageStep)
+                .collect(),
+            Key::Request(id) => {
+                crate::store::absent_as_empty(self.read_request(tenant, *id).await)?
+                    .into_iter()
+                    .map(Record::Request)
+                    .collect()
+            }
+        })
+    }
+
     async fn commit(&self, tenant: TenantId, changes: ChangeSet) -> Result<()> {
         changes.check_tenant(tenant)?;
         let mut d = self.data();
@@ -319,86 +371,6 @@ impl Store for MemStore {
         let n = changes.writes.len() as u64;
         self.commit(tenant, changes).await?;
         Ok(n)
-    }
-
-    async fn partner(&self, tenant: TenantId, id: PartnerId) -> Result<Partner> {
-        self.data()
-            .partners
-            .iter()
-            .find(|(p, _)| p.tenant == tenant && p.id == id)
-            .map(|(p, _)| p.clone())
-            .ok_or_else(|| Error::not_found("partner", id))
-    }
-
-    async fn partners_by_keys(
-        &self,
-        tenant: TenantId,
-        keys: &[DedupeKey],
-    ) -> Result<Vec<KeyMatch>> {
-        let d = self.data();
-        let mut out = Vec::new();
-        for (p, ks) in d.partners.iter().filter(|(p, _)| p.tenant == tenant) {
-            for k in ks.iter().filter(|k| keys.contains(k)) {
-                out.push(KeyMatch {
-                    partner: p.id,
-                    name: p.name.clone(),
-                    key: k.clone(),
-                });
-            }
-        }
-        out.sort_by(|a, b| {
-            a.partner
-                .cmp(&b.partner)
-                .then(a.key.encoded().cmp(&b.key.encoded()))
-        });
-        let mut seen = BTreeSet::new();
-        out.retain(|m| {
-            seen.insert(m.partner);
-            seen.len() <= 100
-        });
-        Ok(out)
-    }
-
-    async fn pipeline(&self, tenant: TenantId, id: PipelineId) -> Result<Pipeline> {
-        self.data()
-            .pipelines
-            .iter()
-            .find(|p| p.tenant == tenant && p.id == id)
-            .cloned()
-            .ok_or_else(|| Error::not_found("pipeline", id))
-    }
-
-    async fn pipelines(&self, tenant: TenantId) -> Result<Vec<Pipeline>> {
-        let mut v: Vec<_> = self
-            .data()
-            .pipelines
-            .iter()
-            .filter(|p| p.tenant == tenant)
-            .cloned()
-            .collect();
-        v.sort_by_key(|p| (p.created_at, p.id));
-        Ok(v)
-    }
-
-    async fn lost_reasons(&self, tenant: TenantId) -> Result<Vec<LostReason>> {
-        let mut v: Vec<_> = self
-            .data()
-            .lost_reasons
-            .iter()
-            .filter(|r| r.tenant == tenant)
-            .cloned()
-            .collect();
-        v.sort_by_key(|r| r.id);
-        Ok(v)
-    }
-
-    async fn lead(&self, tenant: TenantId, id: LeadId) -> Result<Lead> {
-        self.data()
-            .leads
-            .iter()
-            .find(|l| l.tenant == tenant && l.id == id)
-            .cloned()
-            .ok_or_else(|| Error::not_found("lead", id))
     }
 
     async fn query_leads(&self, tenant: TenantId, q: &LeadQuery) -> Result<Page<Lead>> {
@@ -482,21 +454,6 @@ impl Store for MemStore {
         Ok(Board { pipeline, columns })
     }
 
-    async fn stage_history(
-        &self,
-        tenant: TenantId,
-        lead: LeadId,
-    ) -> Result<Vec<StageHistoryEntry>> {
-        self.lead(tenant, lead).await?;
-        Ok(self
-            .data()
-            .history
-            .iter()
-            .filter(|h| h.tenant == tenant && h.lead == lead)
-            .cloned()
-            .collect())
-    }
-
     async fn funnel(
         &self,
         tenant: TenantId,
@@ -537,15 +494,6 @@ impl Store for MemStore {
             won: count(StatusKind::Won),
             lost: count(StatusKind::Lost),
         })
-    }
-
-    async fn request(&self, tenant: TenantId, id: RequestId) -> Result<Request> {
-        self.data()
-            .requests
-            .iter()
-            .find(|r| r.tenant == tenant && r.id == id)
-            .cloned()
-            .ok_or_else(|| Error::not_found("request", id))
     }
 
     async fn query_requests(&self, tenant: TenantId, q: &RequestQuery) -> Result<Page<Request>> {
@@ -644,5 +592,111 @@ impl Store for MemStore {
             .take(limit.min(10_000) as usize)
             .cloned()
             .collect())
+    }
+}
+
+impl MemStore {
+    async fn read_partner(&self, tenant: TenantId, id: PartnerId) -> Result<Partner> {
+        self.data()
+            .partners
+            .iter()
+            .find(|(p, _)| p.tenant == tenant && p.id == id)
+            .map(|(p, _)| p.clone())
+            .ok_or_else(|| Error::not_found("partner", id))
+    }
+
+    async fn read_partners_by_keys(
+        &self,
+        tenant: TenantId,
+        keys: &[DedupeKey],
+    ) -> Result<Vec<KeyMatch>> {
+        let d = self.data();
+        let mut out = Vec::new();
+        for (p, ks) in d.partners.iter().filter(|(p, _)| p.tenant == tenant) {
+            for k in ks.iter().filter(|k| keys.contains(k)) {
+                out.push(KeyMatch {
+                    partner: p.id,
+                    name: p.name.clone(),
+                    key: k.clone(),
+                });
+            }
+        }
+        out.sort_by(|a, b| {
+            a.partner
+                .cmp(&b.partner)
+                .then(a.key.encoded().cmp(&b.key.encoded()))
+        });
+        let mut seen = BTreeSet::new();
+        out.retain(|m| {
+            seen.insert(m.partner);
+            seen.len() <= 100
+        });
+        Ok(out)
+    }
+
+    async fn read_pipeline(&self, tenant: TenantId, id: PipelineId) -> Result<Pipeline> {
+        self.data()
+            .pipelines
+            .iter()
+            .find(|p| p.tenant == tenant && p.id == id)
+            .cloned()
+            .ok_or_else(|| Error::not_found("pipeline", id))
+    }
+
+    async fn read_pipelines(&self, tenant: TenantId) -> Result<Vec<Pipeline>> {
+        let mut v: Vec<_> = self
+            .data()
+            .pipelines
+            .iter()
+            .filter(|p| p.tenant == tenant)
+            .cloned()
+            .collect();
+        v.sort_by_key(|p| (p.created_at, p.id));
+        Ok(v)
+    }
+
+    async fn read_lost_reasons(&self, tenant: TenantId) -> Result<Vec<LostReason>> {
+        let mut v: Vec<_> = self
+            .data()
+            .lost_reasons
+            .iter()
+            .filter(|r| r.tenant == tenant)
+            .cloned()
+            .collect();
+        v.sort_by_key(|r| r.id);
+        Ok(v)
+    }
+
+    async fn read_lead(&self, tenant: TenantId, id: LeadId) -> Result<Lead> {
+        self.data()
+            .leads
+            .iter()
+            .find(|l| l.tenant == tenant && l.id == id)
+            .cloned()
+            .ok_or_else(|| Error::not_found("lead", id))
+    }
+
+    async fn read_stage_history(
+        &self,
+        tenant: TenantId,
+        lead: LeadId,
+    ) -> Result<Vec<StageHistoryEntry>> {
+        self.lead(tenant, lead).await?;
+        Ok(self
+            .data()
+            .history
+            .iter()
+            .filter(|h| h.tenant == tenant && h.lead == lead)
+            .cloned()
+            .collect())
+    }
+
+    async fn read_request(&self, tenant: TenantId, id: RequestId) -> Result<Request> {
+        self.data()
+            .requests
+            .iter()
+            .find(|r| r.tenant == tenant && r.id == id)
+            .cloned()
+            .ok_or_else(|| Error::not_found("request", id))
     }
 }

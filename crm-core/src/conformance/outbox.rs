@@ -8,6 +8,7 @@
 use crate::error::Error;
 use crate::event::{DomainEvent, EventKind, Subject};
 use crate::id::{OutboxId, TenantId, UserId};
+use crate::outbox::OutboxStoreExt;
 use crate::outbox::{
     Channel, InboxItem, MemoryOutbox, OutboxMessage, OutboxStatus, OutboxStore, Payload,
     ResolvedRecipient,

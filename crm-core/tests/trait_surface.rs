@@ -1,0 +1,142 @@
+//! The storage traits stay small: an adapter implements at most 25 required methods over all of them, the
+//! conveniences live in the blanket `*Ext` traits, and every forwarding impl forwards every method (it carries
+//! `#[deny(clippy::missing_trait_methods)]`, which `scripts/test` runs clippy with).
+//!
+//! `scripts/test` prints the count this test reports.
+
+/// The body of `pub trait NAME` (or of the impl whose header starts with `header`) in `src`.
+fn block<'a>(src: &'a str, header: &str) -> &'a str {
+    let start = src
+        .find(header)
+        .unwrap_or_else(|| panic!("`{header}` not found"));
+    let open = start + src[start..].find('{').expect("a block");
+    let mut depth = 0usize;
+    for (i, ch) in src[open..].char_indices() {
+        match ch {
+            '{' => depth += 1,
+            '}' => {
+                depth -= 1;
+                if depth == 0 {
+                    return &src[open + 1..open + i];
+                }
+            }
+            _ => {}
+        }
+    }
+    panic!("unbalanced block after `{header}`")
+}
+
+/// (required, provided) method names of a trait block: a required method's signature ends with `;` before any
+/// `{`.
+fn methods(body: &str) -> (Vec<String>, Vec<String>) {
+    let mut required = Vec::new();
+    let mut provided = Vec::new();
+    let mut rest = body;
+    while let Some(i) = rest.find("fn ") {
+        let after = &rest[i + 3..];
+        let name: String = after
+            .chars()
+            .take_while(|c| c.is_alphanumeric() || *c == '_')
+            .collect();
+        let semi = after.find(';').unwrap_or(usize::MAX);
+        let brace = after.find('{').unwrap_or(usize::MAX);
+        if semi < brace {
+            required.push(name);
+            rest = &after[semi..];
+        } else {
+            provided.push(name);
+            // Skip the body.
+            let b = block(after, "{");
+            rest = &after[after.find(b).unwrap_or(0) + b.len()..];
+        }
+    }
+    (required, provided)
+}
+
+const TRAITS: &[(&str, &str, &str)] = &[
+    (
+        "Store",
+        include_str!("../src/store.rs"),
+        "impl<S: Store + ?Sized> Store for Arc<S>",
+    ),
+    (
+        "CommerceStore",
+        include_str!("../src/commerce/store.rs"),
+        "impl<S: CommerceStore + ?Sized> CommerceStore for Arc<S>",
+    ),
+    (
+        "OutboxStore",
+        include_str!("../src/outbox.rs"),
+        "impl<S: OutboxStore + ?Sized> OutboxStore for Arc<S>",
+    ),
+];
+
+#[test]
+fn adapters_implement_at_most_25_required_methods() {
+    let mut total = 0;
+    for (name, src, _) in TRAITS {
+        let (required, provided) = methods(block(src, &format!("pub trait {name}:")));
+        assert!(
+            provided.is_empty(),
+            "{name} has provided methods {provided:?}: conveniences belong in {name}Ext"
+        );
+        println!(
+            "storage trait {name}: {} required methods: {}",
+            required.len(),
+            required.join(", ")
+        );
+        total += required.len();
+    }
+    println!("storage traits: {total} required methods in all (at most 25)");
+    assert!(
+        total <= 25,
+        "{total} required storage methods; keep it at most 25"
+    );
+}
+
+#[test]
+fn every_forwarding_impl_is_complete_and_checked_by_clippy() {
+    for (name, src, header) in TRAITS {
+        let (required, _) = methods(block(src, &format!("pub trait {name}:")));
+        let (forwarded, _) = {
+            let (r, p) = methods(block(src, header));
+            (p, r)
+        };
+        let mut want = required.clone();
+        want.sort();
+        let mut got = forwarded.clone();
+        got.sort();
+        assert_eq!(
+            got, want,
+            "the forwarding {header} forwards exactly every method"
+        );
+        let at = src.find(header).expect("the impl");
+        let attrs = &src[src[..at].rfind("\n\n").unwrap_or(0)..at];
+        assert!(
+            attrs.contains("#[deny(clippy::missing_trait_methods)]"),
+            "{header} carries #[deny(clippy::missing_trait_methods)]"
+        );
+        println!(
+            "forwarding {header}: {} of {} methods",
+            got.len(),
+            want.len()
+        );
+    }
+}
+
+#[test]
+fn the_ext_traits_are_blanket_implemented_so_adapters_never_implement_them() {
+    for (name, src, _) in TRAITS {
+        let blanket = format!("impl<S: {name} + ?Sized> {name}Ext for S {{}}");
+        assert!(
+            src.contains(&blanket),
+            "{name}Ext has the blanket impl `{blanket}`"
+        );
+        let (required, provided) = methods(block(src, &format!("pub trait {name}Ext:")));
+        assert!(
+            required.is_empty(),
+            "{name}Ext requires nothing: {required:?}"
+        );
+        assert!(!provided.is_empty());
+    }
+}
