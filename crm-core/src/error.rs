@@ -6,6 +6,7 @@
 
 use crate::lead::TransitionError;
 use std::fmt;
+use std::sync::Arc;
 
 /// The result type of the engine.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -64,13 +65,15 @@ pub enum Error {
     /// A lead transition was refused by the pipeline's rules.
     #[error(transparent)]
     Transition(#[from] TransitionError),
-    /// A storage failure, classified.
+    /// A storage failure, classified, with the native error that caused it (see [`std::error::Error::source`]).
     #[error("storage ({kind}): {message}")]
     Storage {
         /// What kind of storage failure it was.
         kind: StorageErrorKind,
         /// The adapter's message (no personal data).
         message: String,
+        /// The native error (rusqlite's, tokio-postgres's, …), when there is one.
+        source: Option<StorageSource>,
     },
 }
 
@@ -91,11 +94,35 @@ impl Error {
         }
     }
 
-    /// Shorthand for [`Error::Storage`].
+    /// Shorthand for [`Error::Storage`] without a native cause.
     pub fn storage(kind: StorageErrorKind, message: impl Into<String>) -> Self {
         Self::Storage {
             kind,
             message: message.into(),
+            source: None,
+        }
+    }
+
+    /// [`Error::Storage`] keeping the native error that caused it, reachable through
+    /// [`std::error::Error::source`].
+    ///
+    /// ```
+    /// use crm_core::{Error, StorageErrorKind};
+    /// use std::error::Error as _;
+    /// let io = std::io::Error::new(std::io::ErrorKind::ConnectionReset, "reset by peer");
+    /// let e = Error::storage_caused(StorageErrorKind::Unavailable, "connection lost", io);
+    /// assert_eq!(e.source().unwrap().to_string(), "reset by peer");
+    /// assert!(e.is_retryable());
+    /// ```
+    pub fn storage_caused(
+        kind: StorageErrorKind,
+        message: impl Into<String>,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        Self::Storage {
+            kind,
+            message: message.into(),
+            source: Some(StorageSource(Arc::new(source))),
         }
     }
 
@@ -147,3 +174,43 @@ impl fmt::Display for StorageErrorKind {
         })
     }
 }
+
+/// The native error behind an [`Error::Storage`]: shared, so [`Error`] stays `Clone`.
+///
+/// Errors compare by what they mean (kind and message); the native cause is context for logs, so two sources always
+/// compare equal.
+#[derive(Clone)]
+pub struct StorageSource(Arc<dyn std::error::Error + Send + Sync>);
+
+impl StorageSource {
+    /// The native error.
+    pub fn get(&self) -> &(dyn std::error::Error + Send + Sync + 'static) {
+        &*self.0
+    }
+}
+
+impl fmt::Debug for StorageSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.0, f)
+    }
+}
+
+impl fmt::Display for StorageSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.0, f)
+    }
+}
+
+impl std::error::Error for StorageSource {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.0.source()
+    }
+}
+
+impl PartialEq for StorageSource {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for StorageSource {}

@@ -38,4 +38,4 @@ pub mod validate;
 #[cfg(feature = "conformance")]
 pub mod conformance;
 
-pub use error::{Error, Result, StorageErrorKind};
+pub use error::{Error, Result, StorageErrorKind, StorageSource};

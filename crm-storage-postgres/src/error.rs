@@ -1,5 +1,7 @@
 //! Native PostgreSQL errors mapped into crm-core's error kinds, so callers never match on SQLSTATEs.
 
+#[cfg(test)]
+use crm_core::StorageSource;
 use crm_core::{Error, StorageErrorKind};
 use deadpool_postgres::PoolError;
 use tokio_postgres::error::SqlState;
@@ -55,90 +57,90 @@ fn column_of_detail(detail: Option<&str>) -> String {
         .unwrap_or_else(|| "reference".into())
 }
 
-/// Maps a tokio-postgres error.
+/// Maps a tokio-postgres error by its SQLSTATE (database errors) or by what the client reports (a closed connection,
+/// an I/O error underneath), never by matching message text. The native error is kept as the source.
 pub(crate) fn map_pg(e: tokio_postgres::Error) -> Error {
     if let Some(db) = e.as_db_error() {
-        let code = db.code();
-        let kind =
-            |k: StorageErrorKind| Error::storage(k, format!("{} ({})", db.message(), code.code()));
-        return if *code == SqlState::UNIQUE_VIOLATION {
-            Error::AlreadyExists {
+        let code = db.code().clone();
+        let message = format!("{} ({})", db.message(), code.code());
+        let class = &code.code()[..2];
+        if code == SqlState::UNIQUE_VIOLATION {
+            return Error::AlreadyExists {
                 entity: entity_of_table(db.table().unwrap_or("")),
                 key: key_of_detail(db.detail()),
-            }
-        } else if *code == SqlState::FOREIGN_KEY_VIOLATION {
+            };
+        }
+        if code == SqlState::FOREIGN_KEY_VIOLATION {
             let col = column_of_detail(db.detail());
-            Error::invalid(
+            return Error::invalid(
                 col.clone(),
                 format!("refers to a {col} that does not exist in this tenant"),
-            )
-        } else if *code == SqlState::T_R_SERIALIZATION_FAILURE
-            || *code == SqlState::T_R_DEADLOCK_DETECTED
-            || *code == SqlState::LOCK_NOT_AVAILABLE
-            || *code == SqlState::QUERY_CANCELED
+            );
+        }
+        if class == "23" {
+            // Integrity constraints other than unique and foreign keys: check, not-null, exclusion.
+            let what = db
+                .column()
+                .or(db.constraint())
+                .unwrap_or("value")
+                .to_string();
+            return Error::invalid(what, format!("refused by PostgreSQL: {}", db.message()));
+        }
+        if class == "22" {
+            // Data exceptions: out of range, untranslatable characters, truncation.
+            return Error::invalid("value", format!("refused by PostgreSQL: {}", db.message()));
+        }
+        let kind = if class == "40"
+            || code == SqlState::LOCK_NOT_AVAILABLE
+            || code == SqlState::QUERY_CANCELED
         {
-            kind(StorageErrorKind::Retryable)
-        } else if code.code().starts_with("08")
-            || *code == SqlState::ADMIN_SHUTDOWN
-            || *code == SqlState::CRASH_SHUTDOWN
-            || *code == SqlState::CANNOT_CONNECT_NOW
-            || *code == SqlState::TOO_MANY_CONNECTIONS
+            // Transaction rollback: serialization failure, deadlock.
+            StorageErrorKind::Retryable
+        } else if class == "08" || class == "57" || code == SqlState::TOO_MANY_CONNECTIONS {
+            // Connection exceptions, operator intervention (shutdown, cannot connect now).
+            StorageErrorKind::Unavailable
+        } else if class == "28"
+            || class == "3D"
+            || code == SqlState::INSUFFICIENT_PRIVILEGE
+            || code == SqlState::UNDEFINED_TABLE
         {
-            kind(StorageErrorKind::Unavailable)
-        } else if *code == SqlState::INVALID_PASSWORD
-            || *code == SqlState::INVALID_AUTHORIZATION_SPECIFICATION
-            || *code == SqlState::INVALID_CATALOG_NAME
-            || *code == SqlState::INSUFFICIENT_PRIVILEGE
-            || *code == SqlState::UNDEFINED_TABLE
-        {
-            kind(StorageErrorKind::Config)
-        } else if *code == SqlState::UNTRANSLATABLE_CHARACTER
-            || *code == SqlState::CHARACTER_NOT_IN_REPERTOIRE
-            || *code == SqlState::NUMERIC_VALUE_OUT_OF_RANGE
-            || *code == SqlState::STRING_DATA_RIGHT_TRUNCATION
-        {
-            Error::invalid("value", format!("refused by PostgreSQL: {}", db.message()))
+            // Authorization, unknown database, missing table or privilege: the configuration is wrong.
+            StorageErrorKind::Config
         } else {
-            kind(StorageErrorKind::Other)
+            StorageErrorKind::Other
         };
+        return Error::storage_caused(kind, message, e);
     }
-    let text = e.to_string();
-    let lower = text.to_lowercase();
-    if e.is_closed()
-        || lower.contains("connect")
-        || lower.contains("communicating")
-        || lower.contains("closed")
-    {
-        return Error::storage(
+    if e.is_closed() {
+        return Error::storage_caused(
             StorageErrorKind::Unavailable,
-            format!("PostgreSQL connection lost or refused: {text}; retry later"),
+            "PostgreSQL connection lost; retry later",
+            e,
         );
     }
-    if lower.contains("deserializing") {
-        return Error::storage(
-            StorageErrorKind::Corrupt,
-            format!("a stored row could not be decoded: {text}"),
-        );
+    let io = std::error::Error::source(&e).and_then(|s| s.downcast_ref::<std::io::Error>());
+    if let Some(io) = io {
+        let message = format!("PostgreSQL connection failed ({}); retry later", io.kind());
+        return Error::storage_caused(StorageErrorKind::Unavailable, message, e);
     }
-    if lower.contains("timed out") {
-        return Error::storage(StorageErrorKind::Unavailable, text);
-    }
-    Error::storage(StorageErrorKind::Other, text)
+    let message = e.to_string();
+    Error::storage_caused(StorageErrorKind::Other, message, e)
 }
 
 /// Maps a pool error.
 pub(crate) fn map_pool(e: PoolError) -> Error {
     match e {
         PoolError::Backend(e) => map_pg(e),
-        PoolError::Timeout(t) => Error::storage(
+        PoolError::Timeout(t) => Error::storage_caused(
             StorageErrorKind::Unavailable,
             format!("no PostgreSQL connection became available ({t:?} timeout); retry later"),
+            PoolError::Timeout(t),
         ),
         PoolError::Closed => Error::storage(
             StorageErrorKind::Unavailable,
             "the connection pool is closed",
         ),
-        other => Error::storage(StorageErrorKind::Unavailable, other.to_string()),
+        other => Error::storage_caused(StorageErrorKind::Unavailable, other.to_string(), other),
     }
 }
 
@@ -153,6 +155,73 @@ pub(crate) fn corrupt(what: &str, e: impl std::fmt::Display) -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Constraint violations map by SQLSTATE, and the native error stays reachable as the source.
+    #[tokio::test]
+    async fn constraint_violations_map_by_code_and_keep_their_cause() {
+        let url = match std::env::var("CRM_TEST_POSTGRES_URL") {
+            Ok(u) => u,
+            Err(_) => {
+                assert_ne!(
+                    std::env::var("CRM_REQUIRE_POSTGRES").as_deref(),
+                    Ok("1"),
+                    "CRM_REQUIRE_POSTGRES=1 but CRM_TEST_POSTGRES_URL is not set"
+                );
+                return;
+            }
+        };
+        let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        tokio::spawn(conn);
+        client
+            .batch_execute(
+                "CREATE TEMP TABLE parent (id int PRIMARY KEY);
+                 CREATE TEMP TABLE t (id int PRIMARY KEY, n int NOT NULL CHECK (n > 0),
+                                      p int REFERENCES parent (id));
+                 INSERT INTO parent VALUES (1); INSERT INTO t VALUES (1, 1, 1);",
+            )
+            .await
+            .unwrap();
+        let run = |sql: &'static str| {
+            let client = &client;
+            async move { map_pg(client.batch_execute(sql).await.unwrap_err()) }
+        };
+        assert!(matches!(
+            run("INSERT INTO t VALUES (1, 2, NULL)").await,
+            Error::AlreadyExists { .. }
+        ));
+        assert_eq!(
+            run("INSERT INTO t VALUES (2, 0, NULL)").await.field(),
+            Some("t_n_check")
+        );
+        assert_eq!(
+            run("INSERT INTO t VALUES (3, NULL, NULL)").await.field(),
+            Some("n")
+        );
+        assert!(matches!(
+            run("INSERT INTO t VALUES (4, 1, 99)").await,
+            Error::Invalid { .. }
+        ));
+        let e = run("SELECT * FROM no_such_table").await;
+        assert!(
+            matches!(
+                &e,
+                Error::Storage {
+                    kind: StorageErrorKind::Config,
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
+        assert!(e.to_string().contains("no_such_table"), "{e}");
+        let source = std::error::Error::source(&e).expect("the native error is kept");
+        let native = source
+            .downcast_ref::<StorageSource>()
+            .and_then(|s| s.get().downcast_ref::<tokio_postgres::Error>())
+            .expect("the source is the tokio-postgres error");
+        assert_eq!(native.code(), Some(&SqlState::UNDEFINED_TABLE));
+    }
 
     #[test]
     fn details_are_parsed() {

@@ -302,17 +302,25 @@ fn start_error(e: tokio_postgres::Error, config: &PgConfig) -> Error {
         Error::Storage {
             kind: StorageErrorKind::Config,
             message,
-        } => Error::storage(
-            StorageErrorKind::Config,
-            format!("cannot open {target}: {message}; check the user, password and database name"),
-        ),
+            source,
+        } => Error::Storage {
+            kind: StorageErrorKind::Config,
+            message: format!(
+                "cannot open {target}: {message}; check the user, password and database name"
+            ),
+            source,
+        },
         Error::Storage {
             kind: StorageErrorKind::Unavailable,
             message,
-        } => Error::storage(
-            StorageErrorKind::Unavailable,
-            format!("cannot reach PostgreSQL: {message}; is the server running and the host and port right?"),
-        ),
+            source,
+        } => Error::Storage {
+            kind: StorageErrorKind::Unavailable,
+            message: format!(
+                "cannot reach PostgreSQL: {message}; is the server running and the host and port right?"
+            ),
+            source,
+        },
         other => other,
     }
 }
