@@ -36,6 +36,7 @@
 //! # Ok(()) }
 //! ```
 
+#[cfg(feature = "sqlite")]
 use std::path::PathBuf;
 use std::sync::Arc;
 

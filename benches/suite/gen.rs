@@ -339,7 +339,7 @@ impl World {
             .with_tax_id(&format!("RO{}", 1_000_000 + i))
             .with_group(&self.partner_group(i))
             .with_owner(self.users[(h >> 24) as usize % self.users.len()]);
-        if h % 3 == 0 {
+        if h.is_multiple_of(3) {
             np = np.with_contact(
                 &format!("Buyer {i}"),
                 Some(&format!("buyer@{domain}")),

@@ -188,7 +188,11 @@ fn worker(drain: bool) {
                 },
                 format!("Deal {i}"),
             );
-            input.owner = Some(Org::user_id(if i % 2 == 0 { "ana" } else { "dan" }));
+            input.owner = Some(Org::user_id(if i.is_multiple_of(2) {
+                "ana"
+            } else {
+                "dan"
+            }));
             input.expected_revenue = Some(Money::parse("80000", "EUR").expect("money"));
             let lead = crm.enter_lead(&ctx, input).await.expect("enter").record;
             let lead = crm

@@ -17,7 +17,7 @@
 //!   [`CommerceStore::balances`] are computed by the database (GROUP BY over indexed columns or roll-ups kept in
 //!   the same transaction), never by loading documents into memory, and equal the reference calculations of
 //!   [`super::reference`] exactly (integer units).
-//! - **Rates.** [`CommerceStore::rate`] follows [`super::rate::RateTable`]'s rule: the latest rate on or before the
+//! - **Rates.** [`CommerceKey::Rate`] (read through [`CommerceStoreExt::rate`]) follows [`super::rate::RateTable`]'s rule: the latest rate on or before the
 //!   day, at most [`super::rate::MAX_RATE_AGE_DAYS`] old.
 
 use super::campaign::{Campaign, CampaignCost, CampaignTarget};
