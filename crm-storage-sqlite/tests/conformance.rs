@@ -1,11 +1,11 @@
-//! The shared conformance suite (every check and the differential property test) on SQLite, both on an in-memory
-//! database and on a WAL file with reader threads.
+//! The one conformance registry (every check of every capability and the property tests) on SQLite, both on a WAL
+//! file with reader threads and on an in-memory database.
 
-use crm_core::store::Store;
+use crm_core::store::Backend;
 use crm_storage_sqlite::{SqliteConfig, SqliteStore};
 use std::sync::Arc;
 
-async fn file_store() -> Option<Arc<dyn Store>> {
+async fn file_backend() -> Option<Arc<dyn Backend>> {
     let dir = std::env::temp_dir().join(format!("crm-conformance-{}", uuid::Uuid::now_v7()));
     std::fs::create_dir_all(&dir).expect("temp dir");
     let store =
@@ -13,15 +13,14 @@ async fn file_store() -> Option<Arc<dyn Store>> {
     Some(Arc::new(store))
 }
 
+async fn memory_backend() -> Option<Arc<dyn Backend>> {
+    Some(Arc::new(SqliteStore::open_in_memory().expect("open")))
+}
+
 mod file {
-    crm_core::conformance_tests!(super::file_store());
+    crm_core::backend_conformance_tests!(super::file_backend());
 }
 
 mod memory {
-    crm_core::conformance_tests!(async {
-        Some(
-            std::sync::Arc::new(crm_storage_sqlite::SqliteStore::open_in_memory().expect("open"))
-                as std::sync::Arc<dyn crm_core::store::Store>,
-        )
-    });
+    crm_core::backend_conformance_tests!(super::memory_backend());
 }

@@ -1,7 +1,7 @@
 //! The commerce conformance suite: documents, rates, balances, segments, campaigns, attribution and
 //! profitability, each checked against the reference calculations of [`crate::commerce::reference`].
 //!
-//! Run from an adapter's tests with [`commerce_conformance_tests!`](crate::commerce_conformance_tests); the factory
+//! Run from an adapter's tests with [`backend_conformance_tests!`](crate::backend_conformance_tests); the factory
 //! yields the adapter as both a [`Store`] and a [`CommerceStore`].
 
 use super::World;
@@ -29,15 +29,6 @@ use rust_decimal::Decimal;
 use std::collections::{BTreeMap, BTreeSet};
 use std::str::FromStr;
 use std::sync::Arc;
-
-/// The names of every commerce check, in the order the macro runs them.
-pub const COMMERCE_CHECKS: &[&str] = &[
-    "check_commerce_documents",
-    "check_commerce_bad_input",
-    "check_commerce_balances",
-    "check_commerce_campaign",
-    "check_commerce_isolation",
-];
 
 /// The default number of cases of [`run_commerce_properties`].
 pub const COMMERCE_CASES: u32 = 32;
@@ -1588,48 +1579,4 @@ pub fn run_commerce_properties(
         panic!("commerce property test failed: {e}");
     }
     eprintln!("commerce property test: {cases} cases passed");
-}
-
-/// Generates one test per commerce check plus the commerce property test.
-///
-/// `$factory` evaluates to a future of `Option<(Arc<dyn Store>, Arc<dyn CommerceStore>)>` (usually the same
-/// adapter twice); `None` skips. The calling crate needs `tokio` as a dev-dependency.
-#[macro_export]
-macro_rules! commerce_conformance_tests {
-    ($factory:expr) => {
-        $crate::commerce_conformance_tests!(@each $factory;
-            check_commerce_documents,
-            check_commerce_bad_input,
-            check_commerce_balances,
-            check_commerce_campaign,
-            check_commerce_isolation
-        );
-
-        #[test]
-        fn commerce_property_test() {
-            let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("a tokio runtime");
-            let stores: Option<(std::sync::Arc<dyn $crate::store::Store>, std::sync::Arc<dyn $crate::commerce::CommerceStore>)> =
-                rt.block_on(async { $factory.await });
-            let Some((store, commerce)) = stores else { return };
-            let cases = std::env::var("CRM_PROPTEST_CASES")
-                .ok()
-                .and_then(|v| v.parse().ok())
-                .unwrap_or($crate::conformance::commerce::COMMERCE_CASES);
-            $crate::conformance::commerce::run_commerce_properties(store, commerce, &|f| rt.block_on(f), cases);
-        }
-    };
-    (@each $factory:expr; $($name:ident),*) => {
-        $(
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() {
-                let stores: Option<(std::sync::Arc<dyn $crate::store::Store>, std::sync::Arc<dyn $crate::commerce::CommerceStore>)> =
-                    $factory.await;
-                let Some((store, commerce)) = stores else { return };
-                $crate::conformance::commerce::$name(&store, &commerce).await;
-                // Again through the forwarding `impl CommerceStore for Arc<S>`.
-                let wrapped: std::sync::Arc<dyn $crate::commerce::CommerceStore> = std::sync::Arc::new(commerce.clone());
-                $crate::conformance::commerce::$name(&store, &wrapped).await;
-            }
-        )*
-    };
 }

@@ -1,10 +1,12 @@
 //! The shared storage conformance suite.
 //!
-//! Every adapter runs all of it from its `tests/conformance.rs` with [`conformance_tests!`](crate::conformance_tests):
-//! one test per `check_*` function (each run twice: on the adapter, and again wrapped in the forwarding `impl Store for Arc<S>`), plus the
-//! differential property test [`run_differential`], which drives random operation sequences through the service over
-//! a [`Differential`] store that forwards every call to the adapter *and* to the naive [`model::MemStore`] and fails
-//! on the first difference.
+//! Every adapter runs all of it from its `tests/conformance.rs` with
+//! [`backend_conformance_tests!`](crate::backend_conformance_tests), the one registry of checks by capability: one
+//! test per `check_*` function (each run twice: on the adapter, and again through `Arc<Arc<dyn Backend>>`, so every
+//! forwarding impl is exercised), plus the property tests: the differential one ([`run_differential`]) drives random
+//! operation sequences through the service over a [`Differential`] store that forwards every call to the adapter
+//! *and* to the naive [`model::MemStore`] and fails on the first difference; the commerce one compares reports with
+//! [`crate::commerce::reference`]; the outbox one compares with [`crate::outbox::MemoryOutbox`].
 //!
 //! Checks work in a fresh random tenant, so they need no clean database and also prove tenant isolation.
 
@@ -17,84 +19,151 @@ pub mod outbox;
 pub use checks::*;
 pub use differential::{run_differential, same_error, BlockOn, Differential, DEFAULT_CASES};
 
-/// The names of every check, in the order [`conformance_tests!`](crate::conformance_tests) runs them.
-pub const CHECKS: &[&str] = &[
-    "check_partner_round_trip",
-    "check_tenant_isolation",
-    "check_commit_refuses_foreign_tenant",
-    "check_insert_existing_is_already_exists",
-    "check_stale_version_is_conflict",
-    "check_change_set_is_atomic",
-    "check_failed_operation_writes_nothing",
-    "check_lead_lifecycle",
-    "check_stage_requirements",
-    "check_money_is_exact",
-    "check_board",
-    "check_query_filters",
-    "check_keyset_pagination",
-    "check_requests_overdue_first",
-    "check_comments_and_timelines",
-    "check_duplicates",
-    "check_events_since",
-    "check_ingest",
-];
+/// The names of every check, by capability, in the order [`backend_conformance_tests!`](crate::backend_conformance_tests)
+/// runs them (taken from its registry, where each name is written once).
+pub const CHECKS: &[&str] = crate::backend_conformance_tests!(@registry names);
 
-/// Generates one test per conformance check plus the differential property test, for a store factory.
+/// The one conformance registry: every check of every capability, and the property tests, for a backend factory.
 ///
-/// `$factory` is an expression evaluating to a future of `Option<Arc<dyn Store>>`; `None` means "skip" (for
-/// example, no PostgreSQL server configured) and the factory should say why on stderr. The calling crate needs
-/// `tokio` (with `rt-multi-thread` and `macros`) as a dev-dependency.
+/// `$factory` is an expression evaluating to a future of `Option<Arc<dyn Backend>>`; `None` means "skip" (for
+/// example, no PostgreSQL server configured) and the factory should say why on stderr. Each check runs twice: on the
+/// adapter, and again through `Arc<Arc<dyn Backend>>`, so every forwarding impl is exercised. The calling crate
+/// needs `tokio` (with `rt-multi-thread` and `macros`) as a dev-dependency.
+///
+/// Checks are registered by capability (the storage trait they exercise): `store` checks take the
+/// [`Store`](crate::store::Store), `commerce` checks the store and the
+/// [`CommerceStore`](crate::commerce::CommerceStore), `outbox` checks the store and the
+/// [`OutboxStore`](crate::outbox::OutboxStore). A new check is added to this list only.
 #[macro_export]
-macro_rules! conformance_tests {
-    ($factory:expr) => {
-        $crate::conformance_tests!(@each $factory;
-            check_partner_round_trip,
-            check_tenant_isolation,
-            check_commit_refuses_foreign_tenant,
-            check_insert_existing_is_already_exists,
-            check_stale_version_is_conflict,
-            check_change_set_is_atomic,
-            check_failed_operation_writes_nothing,
-            check_lead_lifecycle,
-            check_stage_requirements,
-            check_money_is_exact,
-            check_board,
-            check_query_filters,
-            check_keyset_pagination,
-            check_requests_overdue_first,
-            check_comments_and_timelines,
-            check_duplicates,
-            check_events_since,
-            check_ingest
-        );
+macro_rules! backend_conformance_tests {
+    (@registry $mode:ident $($args:tt)*) => {
+        $crate::backend_conformance_tests! { @ $mode $($args)*;
+            store [
+                check_partner_round_trip,
+                check_tenant_isolation,
+                check_commit_refuses_foreign_tenant,
+                check_insert_existing_is_already_exists,
+                check_stale_version_is_conflict,
+                check_change_set_is_atomic,
+                check_failed_operation_writes_nothing,
+                check_lead_lifecycle,
+                check_stage_requirements,
+                check_money_is_exact,
+                check_board,
+                check_query_filters,
+                check_keyset_pagination,
+                check_requests_overdue_first,
+                check_comments_and_timelines,
+                check_duplicates,
+                check_events_since,
+                check_ingest
+            ]
+            commerce [
+                check_commerce_documents,
+                check_commerce_bad_input,
+                check_commerce_balances,
+                check_commerce_campaign,
+                check_commerce_isolation
+            ]
+            outbox [
+                check_outbox_enqueue_is_atomic_with_the_change,
+                check_outbox_idempotency_key_is_unique,
+                check_outbox_claim_takes_a_lease,
+                check_outbox_retry_waits_for_the_back_off,
+                check_outbox_dead_letter,
+                check_outbox_operator_retry,
+                check_outbox_inbox_read_unread,
+                check_outbox_tenant_isolation
+            ]
+        }
+    };
+    (@names; store [$($s:ident),*] commerce [$($c:ident),*] outbox [$($o:ident),*]) => {
+        &[$(stringify!($s),)* $(stringify!($c),)* $(stringify!($o),)*]
+    };
+    (@tests $factory:expr; store [$($s:ident),*] commerce [$($c:ident),*] outbox [$($o:ident),*]) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $s() {
+                let backend: Option<std::sync::Arc<dyn $crate::store::Backend>> = $factory.await;
+                let Some(backend) = backend else { return };
+                let wrapped: std::sync::Arc<dyn $crate::store::Backend> = std::sync::Arc::new(backend.clone());
+                for b in [backend, wrapped] {
+                    let store: std::sync::Arc<dyn $crate::store::Store> = b;
+                    $crate::conformance::$s(&store).await;
+                }
+            }
+        )*
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $c() {
+                let backend: Option<std::sync::Arc<dyn $crate::store::Backend>> = $factory.await;
+                let Some(backend) = backend else { return };
+                let wrapped: std::sync::Arc<dyn $crate::store::Backend> = std::sync::Arc::new(backend.clone());
+                for b in [backend, wrapped] {
+                    let store: std::sync::Arc<dyn $crate::store::Store> = b.clone();
+                    let commerce: std::sync::Arc<dyn $crate::commerce::CommerceStore> = b;
+                    $crate::conformance::commerce::$c(&store, &commerce).await;
+                }
+            }
+        )*
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $o() {
+                let backend: Option<std::sync::Arc<dyn $crate::store::Backend>> = $factory.await;
+                let Some(backend) = backend else { return };
+                let wrapped: std::sync::Arc<dyn $crate::store::Backend> = std::sync::Arc::new(backend.clone());
+                for b in [backend, wrapped] {
+                    let store: std::sync::Arc<dyn $crate::store::Store> = b.clone();
+                    let outbox: std::sync::Arc<dyn $crate::outbox::OutboxStore> = b;
+                    $crate::conformance::outbox::$o(&store, &outbox).await;
+                }
+            }
+        )*
 
-        #[test]
-        fn differential_property_test() {
-            let rt = tokio::runtime::Builder::new_multi_thread()
+        fn proptest_cases(default: u32) -> u32 {
+            std::env::var("CRM_PROPTEST_CASES")
+                .or_else(|_| std::env::var("PROPTEST_CASES"))
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(default)
+        }
+
+        fn proptest_runtime() -> tokio::runtime::Runtime {
+            tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(2)
                 .enable_all()
                 .build()
-                .expect("a tokio runtime");
-            let store: Option<std::sync::Arc<dyn $crate::store::Store>> = rt.block_on(async { $factory.await });
-            let Some(store) = store else { return };
-            let cases = std::env::var("CRM_PROPTEST_CASES")
-                .ok()
-                .and_then(|v| v.parse().ok())
-                .unwrap_or($crate::conformance::DEFAULT_CASES);
-            $crate::conformance::run_differential(store, &|f| rt.block_on(f), cases);
+                .expect("a tokio runtime")
+        }
+
+        #[test]
+        fn differential_property_test() {
+            let rt = proptest_runtime();
+            let backend: Option<std::sync::Arc<dyn $crate::store::Backend>> = rt.block_on(async { $factory.await });
+            let Some(backend) = backend else { return };
+            let cases = proptest_cases($crate::conformance::DEFAULT_CASES);
+            $crate::conformance::run_differential(backend, &|f| rt.block_on(f), cases);
+        }
+
+        #[test]
+        fn commerce_property_test() {
+            let rt = proptest_runtime();
+            let backend: Option<std::sync::Arc<dyn $crate::store::Backend>> = rt.block_on(async { $factory.await });
+            let Some(backend) = backend else { return };
+            let cases = proptest_cases($crate::conformance::commerce::COMMERCE_CASES);
+            $crate::conformance::commerce::run_commerce_properties(backend.clone(), backend, &|f| rt.block_on(f), cases);
+        }
+
+        #[test]
+        fn outbox_model_property_test() {
+            let rt = proptest_runtime();
+            let backend: Option<std::sync::Arc<dyn $crate::store::Backend>> = rt.block_on(async { $factory.await });
+            let Some(backend) = backend else { return };
+            let cases = proptest_cases($crate::conformance::outbox::OUTBOX_CASES);
+            $crate::conformance::outbox::run_outbox_model(backend.clone(), backend, &|f| rt.block_on(f), cases);
         }
     };
-    (@each $factory:expr; $($name:ident),*) => {
-        $(
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() {
-                let store: Option<std::sync::Arc<dyn $crate::store::Store>> = $factory.await;
-                let Some(store) = store else { return };
-                // Once on the adapter itself, once through the forwarding `impl Store for Arc<S>`.
-                $crate::conformance::$name(&store).await;
-                let wrapped: std::sync::Arc<dyn $crate::store::Store> = std::sync::Arc::new(store.clone());
-                $crate::conformance::$name(&wrapped).await;
-            }
-        )*
+    ($factory:expr) => {
+        $crate::backend_conformance_tests!(@registry tests $factory);
     };
 }

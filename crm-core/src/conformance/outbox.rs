@@ -1,7 +1,7 @@
 //! Conformance checks of the transactional outbox and in-app inboxes ([`OutboxStore`] and
 //! [`Write::EnqueueOutbox`]), plus a property test comparing an adapter with [`MemoryOutbox`].
 //!
-//! Every adapter runs them with [`outbox_conformance_tests!`](crate::outbox_conformance_tests). Each check works
+//! Every adapter runs them with [`backend_conformance_tests!`](crate::backend_conformance_tests). Each check works
 //! in a fresh tenant and at instants of its own year (claims read every tenant, so checks sharing one database must
 //! not see each other's due messages).
 
@@ -19,18 +19,6 @@ use crate::time::Timestamp;
 use chrono::{Duration, TimeZone, Utc};
 use proptest::prelude::*;
 use std::sync::Arc;
-
-/// The names of the outbox checks, in the order the macro runs them.
-pub const OUTBOX_CHECKS: &[&str] = &[
-    "check_outbox_enqueue_is_atomic_with_the_change",
-    "check_outbox_idempotency_key_is_unique",
-    "check_outbox_claim_takes_a_lease",
-    "check_outbox_retry_waits_for_the_back_off",
-    "check_outbox_dead_letter",
-    "check_outbox_operator_retry",
-    "check_outbox_inbox_read_unread",
-    "check_outbox_tenant_isolation",
-];
 
 /// A base instant in `year` with a random minute, so concurrent checks do not claim each other's messages.
 fn base(year: i32) -> Timestamp {
@@ -766,6 +754,9 @@ pub async fn run_outbox_model_case(
     }
 }
 
+/// The outbox model property test's cases per store in CI (`CRM_PROPTEST_CASES` or `PROPTEST_CASES` raise it).
+pub const OUTBOX_CASES: u32 = 64;
+
 /// Runs the property test with `cases` random sequences, blocking on `block_on` (the adapter's runtime).
 pub fn run_outbox_model(
     store: Arc<dyn Store>,
@@ -798,49 +789,4 @@ pub fn run_outbox_model(
     if let Err(e) = result {
         panic!("the outbox differs from the model: {e}");
     }
-}
-
-/// Generates one test per outbox check and the model property test, for a factory of
-/// `Option<(Arc<dyn Store>, Arc<dyn OutboxStore>)>` (the same adapter twice; `None` skips).
-#[macro_export]
-macro_rules! outbox_conformance_tests {
-    ($factory:expr) => {
-        $crate::outbox_conformance_tests!(@each $factory;
-            check_outbox_enqueue_is_atomic_with_the_change,
-            check_outbox_idempotency_key_is_unique,
-            check_outbox_claim_takes_a_lease,
-            check_outbox_retry_waits_for_the_back_off,
-            check_outbox_dead_letter,
-            check_outbox_operator_retry,
-            check_outbox_inbox_read_unread,
-            check_outbox_tenant_isolation
-        );
-
-        #[test]
-        fn outbox_model_property_test() {
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()
-                .expect("a tokio runtime");
-            let Some((store, outbox)) = rt.block_on(async { $factory.await }) else { return };
-            let cases = std::env::var("CRM_PROPTEST_CASES")
-                .ok()
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(64);
-            $crate::conformance::outbox::run_outbox_model(store, outbox, &|f| rt.block_on(f), cases);
-        }
-    };
-    (@each $factory:expr; $($name:ident),*) => {
-        $(
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() {
-                let Some((store, outbox)) = $factory.await else { return };
-                $crate::conformance::outbox::$name(&store, &outbox).await;
-                // Again through the forwarding `impl OutboxStore for Arc<S>`.
-                let wrapped: std::sync::Arc<dyn $crate::outbox::OutboxStore> = std::sync::Arc::new(outbox.clone());
-                $crate::conformance::outbox::$name(&store, &wrapped).await;
-            }
-        )*
-    };
 }
