@@ -232,6 +232,25 @@ fn a_bad_timer_declaration_does_not_compile() {
 }
 
 #[test]
+fn an_absurd_timer_amount_does_not_compile() {
+    for (timer, handler) in [
+        ("lead_idle:4294967295", "lead_idle"),
+        ("request_due_soon:4294967295", "request_due_soon"),
+        ("request_overdue:200000000", "request_overdue"),
+    ] {
+        let err = RuleSet::compile(
+            [RuleSource::new(
+                "t",
+                &format!("fn timers() {{ [\"{timer}\"] }}\nfn on_{handler}(t) {{ }}"),
+            )],
+            Limits::default(),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("3650 days"), "{timer}: {err}");
+    }
+}
+
+#[test]
 fn scripts_cannot_reach_time_eval_or_modules() {
     for (code, what) in [
         (
