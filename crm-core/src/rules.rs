@@ -1395,44 +1395,57 @@ impl TaskNotifier {
             .and_then(|v| serde_json::from_value(v).ok());
         let now = self.service.clock().now();
         let ctx_ref = &ctx;
-        let open =
-            |title: String, kind: Option<String>, due_in: Option<u32>, assignee: Option<UserId>| {
-                let lead = lead_id;
-                let marker = Self::marker(&m.idempotency_key);
-                let ctx = ctx_ref;
-                async move {
-                    let lead =
-                        lead.ok_or_else(|| Error::invalid("lead", "the task concerns no lead"))?;
-                    let assignee = assignee.ok_or_else(|| {
-                        Error::invalid("assignee", "the task has no user to assign")
-                    })?;
-                    let existing = self.service.requests_of_lead(ctx.tenant, lead).await?;
-                    if existing.iter().any(|r| {
-                        r.description
-                            .as_deref()
-                            .is_some_and(|d| d.contains(&marker))
-                    }) {
-                        return Ok(());
-                    }
-                    let mut input = crate::request::NewRequest::on_lead(lead, &title, assignee);
-                    input.description = Some(marker);
-                    input.kind = kind;
-                    input.due = due_in.map(|h| now + Duration::hours(h as i64));
-                    self.service.open_request(ctx, input).await.map(|_| ())
+        let open = |title: String,
+                    kind: Option<String>,
+                    due_in: Option<(&'static str, u32)>,
+                    assignee: Option<UserId>| {
+            let lead = lead_id;
+            let marker = Self::marker(&m.idempotency_key);
+            let ctx = ctx_ref;
+            async move {
+                let due = match due_in {
+                    None => None,
+                    Some((field, hours)) => Some(task_due(now, field, hours)?),
+                };
+                let lead =
+                    lead.ok_or_else(|| Error::invalid("lead", "the task concerns no lead"))?;
+                let assignee = assignee
+                    .ok_or_else(|| Error::invalid("assignee", "the task has no user to assign"))?;
+                let existing = self.service.requests_of_lead(ctx.tenant, lead).await?;
+                if existing.iter().any(|r| {
+                    r.description
+                        .as_deref()
+                        .is_some_and(|d| d.contains(&marker))
+                }) {
+                    return Ok(());
                 }
-            };
+                let mut input = crate::request::NewRequest::on_lead(lead, &title, assignee);
+                input.description = Some(marker);
+                input.kind = kind;
+                input.due = due;
+                self.service.open_request(ctx, input).await.map(|_| ())
+            }
+        };
         match action {
             Action::OpenRequest {
                 title,
                 kind,
                 due_in_hours,
                 ..
-            } => open(title.clone(), kind.clone(), *due_in_hours, m.recipient.user).await,
+            } => {
+                open(
+                    title.clone(),
+                    kind.clone(),
+                    due_in_hours.map(|h| ("payload.action.due_in_hours", h)),
+                    m.recipient.user,
+                )
+                .await
+            }
             Action::ScheduleFollowUp { in_hours, note } => {
                 open(
                     format!("Follow up: {note}"),
                     Some("follow_up".into()),
-                    Some(*in_hours),
+                    Some(("payload.action.in_hours", *in_hours)),
                     m.recipient.user,
                 )
                 .await
@@ -1478,6 +1491,24 @@ impl TaskNotifier {
             )),
         }
     }
+}
+
+/// When a task decided at `now` is due `hours` later: at most [`MAX_TIMER_HOURS`] ahead, and inside the calendar.
+fn task_due(now: Timestamp, field: &str, hours: u32) -> Result<Timestamp> {
+    if hours > MAX_TIMER_HOURS {
+        return Err(Error::invalid(
+            field,
+            format!("a task is due at most {MAX_TIMER_HOURS} hours ({MAX_TIMER_DAYS} days) ahead, not {hours}"),
+        ));
+    }
+    Duration::try_hours(i64::from(hours))
+        .and_then(|d| now.checked_add_signed(d))
+        .ok_or_else(|| {
+            Error::invalid(
+                field,
+                format!("{hours} hours after {now} is outside the calendar"),
+            )
+        })
 }
 
 #[async_trait]

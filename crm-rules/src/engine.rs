@@ -151,9 +151,10 @@ fn record(ctx: &NativeCallContext, a: Action) -> Result<(), Box<EvalAltResult>> 
 }
 
 fn hours(ctx: &NativeCallContext, what: &str, n: i64) -> Result<u32, Box<EvalAltResult>> {
-    u32::try_from(n).map_err(|_| {
+    let max = crm_core::rules::MAX_TIMER_HOURS;
+    u32::try_from(n).ok().filter(|h| *h <= max).ok_or_else(|| {
         runtime_error(
-            format!("{what} must be a whole number of hours ≥ 0, got {n}"),
+            format!("{what} must be a whole number of hours ≥ 0 and at most {max} hours, got {n}"),
             ctx.call_position(),
         )
     })

@@ -194,6 +194,20 @@ fn an_unknown_role_is_an_error_at_the_line_that_names_it() {
 }
 
 #[test]
+fn a_task_due_beyond_the_longest_timer_is_a_rule_failure() {
+    for call in [
+        "follow_up(4294967295, \"x\")",
+        "open_request(\"owner\", \"t\", \"call\", 87601)",
+    ] {
+        let m = failure_of(
+            &format!("fn on_lead_entered(ev) {{ {call}; }}"),
+            Limits::default(),
+        );
+        assert!(m.contains("at most 87600 hours"), "{call}: {m}");
+    }
+}
+
+#[test]
 fn too_many_actions_are_refused() {
     let limits = Limits {
         max_actions: 3,
