@@ -297,6 +297,9 @@ impl NewLead {
         };
         check_probability(self.probability)?;
         check_revenue(&self.expected_revenue)?;
+        if let Some(d) = self.expected_close {
+            crate::time::check_business_date("expected_close", d)?;
+        }
         let source = LeadSource {
             campaign: self.source.campaign,
             medium: validate::optional(
@@ -807,6 +810,9 @@ fn patch_fields(
         next.owner = o;
     }
     if let Some(d) = patch.expected_close {
+        if let Some(day) = d {
+            crate::time::check_business_date("expected_close", day)?;
+        }
         next.expected_close = d;
     }
     if let Some(p) = patch.priority {

@@ -10,7 +10,7 @@ use crate::error::{corrupt, map_pg};
 use crate::rows::{self, Table, Value};
 use crate::store::{insert, PgStore, Sql, Tx};
 use async_trait::async_trait;
-use chrono::{Duration, NaiveDate, NaiveTime};
+use chrono::{NaiveDate, NaiveTime};
 use crm_core::commerce::{
     day_number, Balance, BoughtMode, Bucket, Campaign, CampaignCost, CampaignStatus, CampaignSums,
     CampaignTarget, Category, CommerceStore, CommerceWrite, Criteria, Document, DocumentKind,
@@ -657,10 +657,11 @@ fn micro_bounds(p: Option<Period>) -> (i64, i64) {
             .and_time(NaiveTime::MIN)
             .and_utc()
             .timestamp_micros();
-        let end = (p.to() + Duration::days(1))
-            .and_time(NaiveTime::MIN)
-            .and_utc()
-            .timestamp_micros();
+        // A period ends by 2200-12-31 (the business dates), so the next day exists; past chrono's last day the
+        // bound is open.
+        let end = p.to().succ_opt().map_or(i64::MAX, |d| {
+            d.and_time(NaiveTime::MIN).and_utc().timestamp_micros()
+        });
         (start, end)
     })
     .unwrap_or((i64::MIN, i64::MAX))

@@ -49,6 +49,7 @@ impl ExchangeRate {
                 "a rate converts between two different currencies",
             ));
         }
+        crate::time::check_business_date("on", on)?;
         check_rate("rate", rate)?;
         Ok(Self {
             tenant,
@@ -136,6 +137,7 @@ impl RateTable {
         on: NaiveDate,
         rate: Decimal,
     ) -> Result<()> {
+        crate::time::check_business_date("on", on)?;
         check_rate("rate", rate)?;
         self.0
             .entry((from, to))
@@ -175,6 +177,21 @@ pub fn missing_rate(from: Currency, to: Currency, on: NaiveDate) -> Error {
 mod tests {
     use super::*;
     use rust_decimal_macros::dec;
+
+    #[test]
+    fn rates_outside_business_dates_are_refused() {
+        let eur = Currency::parse("EUR").unwrap();
+        let ron = Currency::parse("RON").unwrap();
+        let t = crate::id::TenantId::new();
+        for on in [NaiveDate::MAX, NaiveDate::MIN] {
+            let e = ExchangeRate::new(t, eur, ron, on, dec!(4.97)).unwrap_err();
+            assert_eq!(e.field(), Some("on"), "{e}");
+            let e = RateTable::new()
+                .insert(eur, ron, on, dec!(4.97))
+                .unwrap_err();
+            assert_eq!(e.field(), Some("on"), "{e}");
+        }
+    }
 
     #[test]
     fn table_rule_and_rounding() {

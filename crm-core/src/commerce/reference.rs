@@ -14,7 +14,7 @@ use crate::id::{CampaignId, PartnerId, UserId};
 use crate::lead::{Lead, LeadStatus};
 use crate::money::{decimal_to_units, units_to_decimal, Currency};
 use crate::partner::Partner;
-use chrono::{Duration, NaiveDate};
+use chrono::NaiveDate;
 use std::collections::{BTreeMap, BTreeSet};
 
 /// The current documents of one tenant (replaced versions already dropped).
@@ -67,9 +67,9 @@ fn matches(
                 (_, None) => false,
                 (LastSale::Before { date }, Some(l)) => l < *date,
                 (LastSale::After { date }, Some(l)) => l > *date,
-                (LastSale::WithinDays { days }, Some(l)) => {
-                    l >= as_of - Duration::days(*days as i64)
-                }
+                (LastSale::WithinDays { days }, Some(l)) => as_of
+                    .checked_sub_days(chrono::Days::new(u64::from(*days)))
+                    .is_none_or(|from| l >= from),
             }
         }
         Criteria::SalesVolume {

@@ -419,6 +419,59 @@ pub async fn check_commerce_bad_input(store: &Arc<dyn Store>, commerce: &Arc<dyn
         let e = s.cs.record_document(s.ctx(), doc).await.unwrap_err();
         assert_eq!(e.field(), Some(field), "{what}: {e}");
     }
+    // Dates far outside business use are refused at every entry point, before the store sees them.
+    let dated: Vec<(&str, NewDocument, &str)> = vec![
+        (
+            "issued at the largest date",
+            NewDocument {
+                number: "F-6".into(),
+                issue_date: NaiveDate::MAX,
+                due_date: None,
+                ..good.clone()
+            },
+            "issue_date",
+        ),
+        (
+            "due at the largest date",
+            NewDocument {
+                number: "F-7".into(),
+                due_date: Some(NaiveDate::MAX),
+                ..good.clone()
+            },
+            "due_date",
+        ),
+        (
+            "issued before 1900",
+            NewDocument {
+                number: "F-8".into(),
+                issue_date: day(1899, 12, 31),
+                due_date: None,
+                ..good.clone()
+            },
+            "issue_date",
+        ),
+    ];
+    for (what, doc, field) in dated {
+        let e = s.cs.record_document(s.ctx(), doc).await.unwrap_err();
+        assert_eq!(e.field(), Some(field), "{what}: {e}");
+    }
+    for on in [NaiveDate::MAX, NaiveDate::MIN] {
+        let e =
+            s.cs.record_rate(s.ctx(), "EUR", "RON", on, dec("4.97"))
+                .await
+                .unwrap_err();
+        assert_eq!(e.field(), Some("on"), "a rate on {on}: {e}");
+        let e =
+            s.cs.open_items(s.w.tenant, acme.id, Some(on))
+                .await
+                .unwrap_err();
+        assert_eq!(e.field(), Some("as_of"), "open items as of {on}: {e}");
+        let e =
+            s.cs.balances(s.w.tenant, acme.id, Some(on))
+                .await
+                .unwrap_err();
+        assert_eq!(e.field(), Some("as_of"), "balances as of {on}: {e}");
+    }
     let other = Shop::new(store, commerce).await;
     let foreign = other.customer("Foreign").await;
     let e =
@@ -456,7 +509,7 @@ pub async fn check_commerce_bad_input(store: &Arc<dyn Store>, commerce: &Arc<dyn
         before,
         "failed recordings write nothing"
     );
-    for n in ["F-2", "F-3", "F-4", "F-5"] {
+    for n in ["F-2", "F-3", "F-4", "F-5", "F-6", "F-7", "F-8"] {
         assert!(
             s.cs.store()
                 .document_by_number(s.w.tenant, DocumentKind::Invoice, n)
@@ -529,6 +582,19 @@ pub async fn check_commerce_bad_input(store: &Arc<dyn Store>, commerce: &Arc<dyn
         )
         .await
         .expect("campaign");
+    for date in [NaiveDate::MAX, NaiveDate::MIN] {
+        let e =
+            s.cs.add_campaign_cost(
+                s.ctx(),
+                c.id,
+                date,
+                Money::parse("10", "EUR").unwrap(),
+                None,
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(e.field(), Some("date"), "a cost on {date}: {e}");
+    }
     let launch =
         s.cs.launch_campaign(s.ctx(), c.id, c.version)
             .await
