@@ -507,7 +507,8 @@ pub trait Store: Send + Sync + Debug {
         of: TimelineOf,
         page: &PageRequest,
     ) -> Result<Page<DomainEvent>>;
-    /// The tenant's events in commit order after position `after` (0 = from the start), with their positions.
+    /// The tenant's events in commit order after position `after` (0 = from the start), with their positions. A
+    /// position at or beyond the end of the feed (up to `u64::MAX`) gives nothing; it never wraps to the start.
     async fn events_since(
         &self,
         tenant: TenantId,

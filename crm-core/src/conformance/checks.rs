@@ -1272,6 +1272,19 @@ pub async fn check_events_since(store: &Arc<dyn Store>) {
     let rest = store.events_since(w.tenant, all[1].0, 1000).await.unwrap();
     assert_eq!(rest.len(), 2);
     assert_eq!(store.events_since(w.tenant, 0, 2).await.unwrap().len(), 2);
+    // A position at or beyond the end gives nothing: it never wraps round to the start of the feed.
+    let last = all[3].0;
+    for after in [
+        last,
+        last + 1,
+        i64::MAX as u64,
+        i64::MAX as u64 + 1,
+        u64::MAX - 1,
+        u64::MAX,
+    ] {
+        let got = store.events_since(w.tenant, after, 1000).await.unwrap();
+        assert!(got.is_empty(), "events after position {after}: {got:?}");
+    }
 }
 
 /// Bulk ingest writes everything in one transaction and refuses updates.
