@@ -293,7 +293,7 @@ impl NewLead {
                 }
                 st
             }
-            None => pipeline.first_stage(),
+            None => pipeline.first_stage()?,
         };
         check_probability(self.probability)?;
         check_revenue(&self.expected_revenue)?;
@@ -677,7 +677,7 @@ pub fn apply(
                     .find(|st| st.id == s)
                     .ok_or(TransitionError::UnknownStage { stage: s })?,
                 None => match lead.status {
-                    LeadStatus::Won { .. } => pipeline.last_open_stage(),
+                    LeadStatus::Won { .. } => pipeline.last_open_stage()?,
                     _ => pipeline.stage(lead.stage)?,
                 },
             };

@@ -781,7 +781,7 @@ fn currency_of(code: &str) -> Result<Currency> {
 #[async_trait]
 impl Store for PgStore {
     async fn commit(&self, tenant: TenantId, changes: ChangeSet) -> Result<()> {
-        changes.check_tenant(tenant)?;
+        changes.check(tenant)?;
         if changes.writes.is_empty() {
             return Ok(());
         }
@@ -808,7 +808,7 @@ impl Store for PgStore {
 
     async fn ingest(&self, tenant: TenantId, changes: ChangeSet) -> Result<u64> {
         changes.check_insert_only()?;
-        changes.check_tenant(tenant)?;
+        changes.check(tenant)?;
         if changes.writes.is_empty() {
             return Ok(0);
         }

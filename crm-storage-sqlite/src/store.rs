@@ -497,7 +497,7 @@ fn request_params(r: &Request, expected: Option<u64>) -> Vec<Value> {
 }
 
 fn apply_all(conn: &mut Connection, tenant: TenantId, changes: &ChangeSet) -> Result<()> {
-    changes.check_tenant(tenant)?;
+    changes.check(tenant)?;
     let tx = conn
         .transaction_with_behavior(TransactionBehavior::Immediate)
         .map_err(map)?;

@@ -251,6 +251,25 @@ pub async fn check_commit_refuses_foreign_tenant(store: &Arc<dyn Store>) {
     assert!(is_not_found(&store.partner(a.tenant, p.id).await));
 }
 
+/// A pipeline written as raw data through the change set is checked like a built one: one without an open stage
+/// (where new leads start) is refused, and nothing is written.
+pub async fn check_commit_refuses_raw_pipeline(store: &Arc<dyn Store>) {
+    let w = World::new(store).await;
+    let mut raw = NewPipeline::seed_default()
+        .build(w.tenant, w.clock.now())
+        .unwrap();
+    raw.is_default = false;
+    raw.stages
+        .retain(|s| s.kind == crate::pipeline::StageKind::Won);
+    let mut cs = ChangeSet::new();
+    cs.push(Write::InsertPipeline(raw.clone()));
+    let e = store.commit(w.tenant, cs.clone()).await.unwrap_err();
+    assert_eq!(e.field(), Some("stages"), "{e}");
+    let e = store.ingest(w.tenant, cs).await.unwrap_err();
+    assert_eq!(e.field(), Some("stages"), "ingest: {e}");
+    assert!(is_not_found(&store.pipeline(w.tenant, raw.id).await));
+}
+
 /// Inserting an existing key is `AlreadyExists`.
 pub async fn check_insert_existing_is_already_exists(store: &Arc<dyn Store>) {
     let w = World::new(store).await;
