@@ -398,6 +398,15 @@ pub async fn check_commerce_bad_input(store: &Arc<dyn Store>, commerce: &Arc<dyn
             "currency",
         ),
         (
+            "a code that is not money",
+            NewDocument {
+                number: "F-2".into(),
+                currency: "XXX".into(),
+                ..good.clone()
+            },
+            "currency",
+        ),
+        (
             "negative quantity on an invoice",
             NewDocument {
                 number: "F-3".into(),
@@ -454,6 +463,17 @@ pub async fn check_commerce_bad_input(store: &Arc<dyn Store>, commerce: &Arc<dyn
     for (what, doc, field) in dated {
         let e = s.cs.record_document(s.ctx(), doc).await.unwrap_err();
         assert_eq!(e.field(), Some(field), "{what}: {e}");
+    }
+    for (from, rate, field) in [
+        ("EUR", "10000000000000000000000000000", "rate"),
+        ("XTS", "4.97", "from"),
+    ] {
+        let rate = dec(rate);
+        let e =
+            s.cs.record_rate(s.ctx(), from, "RON", day(2026, 1, 10), rate)
+                .await
+                .unwrap_err();
+        assert_eq!(e.field(), Some(field), "{from} at {rate}: {e}");
     }
     for on in [NaiveDate::MAX, NaiveDate::MIN] {
         let e =
