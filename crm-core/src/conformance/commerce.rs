@@ -775,6 +775,52 @@ pub async fn check_commerce_balances(store: &Arc<dyn Store>, commerce: &Arc<dyn 
     );
     assert_eq!(balances, reference::balances(facts, p.id, as_of));
 
+    // As of four days ago the account stood before the credit note, the bill and the payment sent: what was
+    // issued later does not count, and F-11 was overdue by 26 days then.
+    let earlier = as_of - Duration::days(4);
+    let items =
+        s.cs.open_items(s.w.tenant, p.id, Some(earlier))
+            .await
+            .expect("open items");
+    let got: Vec<(&str, Decimal, i64)> = items
+        .iter()
+        .map(|i| (i.number.as_str(), i.open, i.days_overdue))
+        .collect();
+    assert_eq!(
+        got,
+        vec![("F-11", dec("500"), 26), ("F-10", dec("700"), 0)],
+        "open items as of {earlier}"
+    );
+    assert_eq!(items, reference::open_items(facts, p.id, earlier));
+    let balances =
+        s.cs.balances(s.w.tenant, p.id, Some(earlier))
+            .await
+            .expect("balances");
+    assert_eq!(
+        balances
+            .iter()
+            .map(|b| (b.receivable, b.payable, b.overdue))
+            .collect::<Vec<_>>(),
+        vec![(dec("1100"), dec("0"), dec("500"))],
+        "balances as of {earlier}"
+    );
+    assert_eq!(balances, reference::balances(facts, p.id, earlier));
+    // Before the first document there is nothing at all.
+    let before = as_of - Duration::days(61);
+    assert!(s
+        .cs
+        .open_items(s.w.tenant, p.id, Some(before))
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(s
+        .cs
+        .balances(s.w.tenant, p.id, Some(before))
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(reference::balances(facts, p.id, before).is_empty());
+
     pay.number = "P-3".into();
     pay.allocations[0].number = "F-99".into();
     let e = s.cs.record_document(s.ctx(), pay).await.unwrap_err();
@@ -1179,7 +1225,8 @@ struct DocSpec {
     campaign: bool,
     lines: Vec<LineSpec>,
     replace: bool,
-    /// Picks the earlier document a credit note corrects or a payment settles, and a payment's direction.
+    /// Picks the earlier document a credit note corrects or a payment settles, a payment's direction, and the
+    /// due date of an invoice or bill.
     link: usize,
     /// The share of the settled document a payment pays.
     paid_pct: u8,
@@ -1194,6 +1241,8 @@ struct Spec {
     docs: Vec<DocSpec>,
     criteria: Vec<Criteria>,
     queries: Vec<QuerySpec>,
+    /// Days after [`start`] of an "as of" day among the documents' dates, for balances and open items.
+    as_of_day: i64,
 }
 
 fn start() -> NaiveDate {
@@ -1378,12 +1427,14 @@ fn spec() -> impl Strategy<Value = Spec> {
             prop::collection::vec(doc_spec(n), 0..16),
             prop::collection::vec(criteria(), 1..4),
             prop::collection::vec(query, 1..4),
+            0..430i64,
         )
-            .prop_map(|(partners, docs, criteria, queries)| Spec {
+            .prop_map(|(partners, docs, criteria, queries, as_of_day)| Spec {
                 partners,
                 docs,
                 criteria,
                 queries,
+                as_of_day,
             })
     })
 }
@@ -1518,6 +1569,8 @@ async fn run_case(store: Arc<dyn Store>, commerce: Arc<dyn CommerceStore>, spec:
                 .cloned()
                 .collect()
         };
+        // Most invoices and bills fall due within 90 days, so open items are overdue on some "as of" days.
+        let due = (d.link % 4 != 0).then(|| issue + Duration::days((d.link % 90) as i64));
         let mut n = match d.kind {
             0..=5 => NewDocument::invoice(&number, partner, issue, currency, lines),
             6 | 7 => {
@@ -1559,6 +1612,9 @@ async fn run_case(store: Arc<dyn Store>, commerce: Arc<dyn CommerceStore>, spec:
         };
         if d.campaign && d.kind <= 7 {
             n.campaign = Some(campaign.id);
+        }
+        if matches!(d.kind, 0..=5 | 8) {
+            n.due_date = due;
         }
         let doc = s.record(n.clone()).await;
         upsert(&mut docs, doc);
@@ -1629,21 +1685,25 @@ async fn run_case(store: Arc<dyn Store>, commerce: Arc<dyn CommerceStore>, spec:
         got,
         reference::campaign_sums(facts, cf, campaign.id, None, ron())
     );
-    for p in &partners {
-        assert_eq!(
-            s.cs.store()
-                .open_items(s.w.tenant, p.id, as_of)
-                .await
-                .unwrap(),
-            reference::open_items(facts, p.id, as_of)
-        );
-        assert_eq!(
-            s.cs.store()
-                .balances(s.w.tenant, p.id, as_of)
-                .await
-                .unwrap(),
-            reference::balances(facts, p.id, as_of)
-        );
+    // Today, and a day among the documents' dates: the account as it stood then (later documents excluded).
+    for day in [as_of, start() + Duration::days(spec.as_of_day)] {
+        for p in &partners {
+            assert_eq!(
+                s.cs.store()
+                    .open_items(s.w.tenant, p.id, day)
+                    .await
+                    .unwrap(),
+                reference::open_items(facts, p.id, day),
+                "open items of {} as of {day}",
+                p.name
+            );
+            assert_eq!(
+                s.cs.store().balances(s.w.tenant, p.id, day).await.unwrap(),
+                reference::balances(facts, p.id, day),
+                "balances of {} as of {day}",
+                p.name
+            );
+        }
     }
 }
 
