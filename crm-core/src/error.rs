@@ -159,6 +159,9 @@ pub enum StorageErrorKind {
     Config,
     /// Stored data could not be decoded: a bug or a corrupted database.
     Corrupt,
+    /// The adapter failed while serving the call (a panic in its connection thread): a bug. Retrying repeats it;
+    /// the message says what happened.
+    Internal,
     /// Anything else.
     Other,
 }
@@ -170,6 +173,7 @@ impl fmt::Display for StorageErrorKind {
             Self::Retryable => "retryable",
             Self::Config => "configuration",
             Self::Corrupt => "corrupt data",
+            Self::Internal => "internal error",
             Self::Other => "other",
         })
     }

@@ -293,10 +293,13 @@ impl NewLead {
                 }
                 st
             }
-            None => pipeline.first_stage(),
+            None => pipeline.first_stage()?,
         };
         check_probability(self.probability)?;
         check_revenue(&self.expected_revenue)?;
+        if let Some(d) = self.expected_close {
+            crate::time::check_business_date("expected_close", d)?;
+        }
         let source = LeadSource {
             campaign: self.source.campaign,
             medium: validate::optional(
@@ -674,7 +677,7 @@ pub fn apply(
                     .find(|st| st.id == s)
                     .ok_or(TransitionError::UnknownStage { stage: s })?,
                 None => match lead.status {
-                    LeadStatus::Won { .. } => pipeline.last_open_stage(),
+                    LeadStatus::Won { .. } => pipeline.last_open_stage()?,
                     _ => pipeline.stage(lead.stage)?,
                 },
             };
@@ -807,6 +810,9 @@ fn patch_fields(
         next.owner = o;
     }
     if let Some(d) = patch.expected_close {
+        if let Some(day) = d {
+            crate::time::check_business_date("expected_close", day)?;
+        }
         next.expected_close = d;
     }
     if let Some(p) = patch.priority {

@@ -15,7 +15,9 @@ use std::str::FromStr;
 /// The number of decimal places every stored amount keeps.
 pub const MONEY_SCALE: u32 = 4;
 
-/// An ISO 4217 currency code, validated against the standard's list.
+/// An ISO 4217 currency code of money a business invoices in: validated against the standard's list, without the
+/// codes that are not money (`XXX` no currency, `XTS` testing, the precious metals `XAU` `XAG` `XPT` `XPD`,
+/// accounting units such as `XDR`: ISO's "special" codes) and the funds (`CLF`, `USN`, …).
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Currency(iso_currency::Currency);
 
@@ -26,16 +28,27 @@ impl Currency {
     /// use crm_core::money::Currency;
     /// assert_eq!(Currency::parse("EUR").unwrap().code(), "EUR");
     /// assert!(Currency::parse("XYZ").is_err());
+    /// assert!(Currency::parse("XXX").is_err());
     /// ```
     pub fn parse(code: &str) -> Result<Self> {
-        iso_currency::Currency::from_code(code)
-            .map(Self)
-            .ok_or_else(|| {
-                Error::invalid(
-                    "currency",
-                    format!("`{code}` is not an ISO 4217 currency code"),
-                )
-            })
+        let c = iso_currency::Currency::from_code(code).ok_or_else(|| {
+            Error::invalid(
+                "currency",
+                format!("`{code}` is not an ISO 4217 currency code"),
+            )
+        })?;
+        if c.is_special() || c.is_fund() {
+            let what = if c.is_fund() {
+                "a fund code"
+            } else {
+                "a special code (no currency, testing, precious metal or unit of account)"
+            };
+            return Err(Error::invalid(
+                "currency",
+                format!("`{code}` ({}) is {what}, not a currency", c.name()),
+            ));
+        }
+        Ok(Self(c))
     }
 
     /// The three-letter code.
@@ -294,6 +307,26 @@ mod tests {
     fn unknown_currency_is_named() {
         let e = Money::parse("1", "ABC").unwrap_err();
         assert_eq!(e.field(), Some("currency"));
+    }
+
+    #[test]
+    fn codes_that_are_not_money_are_refused() {
+        // No currency, testing, precious metals, accounting units and funds are ISO codes but not money a
+        // business invoices in.
+        for code in [
+            "XXX", "XTS", "XAU", "XAG", "XPT", "XPD", "XDR", "XBA", "CLF", "USN",
+        ] {
+            let e = Currency::parse(code).unwrap_err();
+            assert_eq!(e.field(), Some("currency"), "{code}");
+            assert!(e.to_string().contains("not a currency"), "{code}: {e}");
+            assert!(Money::parse("1", code).is_err(), "{code}");
+            assert!(serde_json::from_str::<Currency>(&format!("\"{code}\"")).is_err());
+        }
+        for code in [
+            "EUR", "RON", "USD", "JPY", "CHF", "XOF", "XAF", "XCD", "XPF",
+        ] {
+            assert_eq!(Currency::parse(code).unwrap().code(), code);
+        }
     }
 
     #[test]

@@ -621,7 +621,40 @@ pub struct DispatchReport {
     pub dead: usize,
 }
 
+/// Polls a delivery, turning a panic inside it into an `Err` with the panic's payload (crm-core has no runtime to
+/// do it: `catch_unwind` around each poll).
+struct CatchPanic<'a, T>(std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>);
+
+impl<T> std::future::Future for CatchPanic<'_, T> {
+    type Output = std::thread::Result<T>;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        let inner = self.0.as_mut();
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| inner.poll(cx))) {
+            Ok(std::task::Poll::Pending) => std::task::Poll::Pending,
+            Ok(std::task::Poll::Ready(v)) => std::task::Poll::Ready(Ok(v)),
+            Err(panic) => std::task::Poll::Ready(Err(panic)),
+        }
+    }
+}
+
+/// The text of a panic's payload (`panic!("…")` carries a `&str` or a `String`).
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "(no message)".to_string())
+}
+
 /// Claims due messages, delivers them through a [`Notifier`] and records each outcome.
+///
+/// A delivery that panics is a permanent failure: the message becomes a dead letter naming the panic and the pass
+/// goes on with the other messages. A message claimed more than [`RetryPolicy::max_attempts`] times without an
+/// outcome (its dispatcher crashed while delivering it) becomes a dead letter without another attempt.
 #[derive(Debug, Clone)]
 pub struct Dispatcher {
     store: Arc<dyn OutboxStore>,
@@ -668,7 +701,27 @@ impl Dispatcher {
             ..Default::default()
         };
         for m in claimed {
-            match self.notifier.deliver(&m).await {
+            if m.attempts > self.policy.max_attempts {
+                // Every earlier claim ended without an outcome: the dispatcher crashed (or aborted on a panic)
+                // while delivering it. Delivering it again would crash again.
+                let why = format!(
+                    "claimed {} times without an outcome (more than the {} attempts allowed): the dispatcher \
+                     stopped while delivering it",
+                    m.attempts, self.policy.max_attempts
+                );
+                self.store.mark_dead(m.tenant, m.id, &why).await?;
+                report.dead += 1;
+                continue;
+            }
+            let delivered = CatchPanic(self.notifier.deliver(&m))
+                .await
+                .unwrap_or_else(|panic| {
+                    Err(DeliveryError::Permanent(format!(
+                        "the notifier panicked: {}",
+                        panic_message(panic.as_ref())
+                    )))
+                });
+            match delivered {
                 Ok(()) => {
                     self.store
                         .mark_delivered(m.tenant, m.id, self.clock.now())
@@ -1136,6 +1189,87 @@ mod tests {
             let back = store.retry_dead(tenant, id, clock.now()).await.unwrap();
             assert_eq!((back.status, back.attempts), (OutboxStatus::Pending, 0));
             assert!(store.retry_dead(tenant, id, clock.now()).await.is_err());
+        });
+    }
+
+    /// Panics on messages whose subject is `boom`, delivers the others.
+    #[derive(Debug)]
+    struct PanicsOnBoom;
+
+    #[async_trait]
+    impl Notifier for PanicsOnBoom {
+        async fn deliver(&self, m: &OutboxMessage) -> std::result::Result<(), DeliveryError> {
+            if m.payload.subject == "boom" {
+                panic!("the notifier fell over");
+            }
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_delivery_that_panics_is_a_dead_letter_and_the_pass_goes_on() {
+        futures::executor::block_on(async {
+            let tenant = TenantId::new();
+            let store = MemoryOutbox::new();
+            let mut boom = msg(tenant, "a", Channel::InApp, None);
+            boom.payload.subject = "boom".into();
+            let fine = msg(tenant, "b", Channel::InApp, None);
+            let (boom_id, fine_id) = (boom.id, fine.id);
+            assert!(store.enqueue(boom));
+            assert!(store.enqueue(fine));
+            let d = Dispatcher::new(
+                Arc::new(store.clone()),
+                Arc::new(PanicsOnBoom),
+                Arc::new(FixedClock::new(t0())),
+            );
+            let r = d.run_once(10).await.unwrap();
+            assert_eq!((r.claimed, r.delivered, r.dead, r.retried), (2, 1, 1, 0));
+            let dead = store.outbox_message(tenant, boom_id).await.unwrap();
+            assert_eq!(dead.status, OutboxStatus::Dead);
+            let why = dead.last_error.unwrap();
+            assert!(
+                why.contains("panicked") && why.contains("the notifier fell over"),
+                "{why}"
+            );
+            let delivered = store.outbox_message(tenant, fine_id).await.unwrap();
+            assert_eq!(delivered.status, OutboxStatus::Delivered);
+            assert_eq!(d.run_once(10).await.unwrap().claimed, 0, "nothing loops");
+        });
+    }
+
+    #[test]
+    fn a_message_claimed_more_often_than_allowed_without_an_outcome_is_dead() {
+        futures::executor::block_on(async {
+            let tenant = TenantId::new();
+            let store = MemoryOutbox::new();
+            let m = msg(tenant, "k", Channel::InApp, None);
+            let id = m.id;
+            assert!(store.enqueue(m));
+            let clock = Arc::new(FixedClock::new(t0()));
+            let policy = RetryPolicy {
+                max_attempts: 2,
+                base_seconds: 10,
+                cap_seconds: 100,
+                lease_seconds: 60,
+            };
+            // Two dispatchers crashed (or aborted on a panic) while delivering it: claimed, no outcome recorded.
+            for _ in 0..2 {
+                let claimed = store.claim_due(clock.now(), policy.lease(), 10).await;
+                assert_eq!(claimed.unwrap().len(), 1);
+                clock.advance(Duration::seconds(61));
+            }
+            let d = Dispatcher::new(
+                Arc::new(store.clone()),
+                Arc::new(PanicsOnBoom),
+                clock.clone(),
+            )
+            .with_policy(policy);
+            let r = d.run_once(10).await.unwrap();
+            assert_eq!((r.claimed, r.delivered, r.dead), (1, 0, 1));
+            let dead = store.outbox_message(tenant, id).await.unwrap();
+            assert_eq!((dead.status, dead.attempts), (OutboxStatus::Dead, 3));
+            let why = dead.last_error.unwrap();
+            assert!(why.contains("without an outcome"), "{why}");
         });
     }
 

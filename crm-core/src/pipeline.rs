@@ -106,7 +106,12 @@ pub enum MovePolicy {
 }
 
 /// A pipeline: an ordered list of stages and the policy for moving between them.
+///
+/// Its fields are public data, so its invariants ([`Pipeline::check`]: 1 to 50 stages, at least one open, strictly
+/// increasing sequences, distinct ids and names, probabilities) are checked by [`NewPipeline::build`], by
+/// deserialisation and by every store's commit ([`crate::store::ChangeSet::check`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "RawPipeline")]
 pub struct Pipeline {
     /// The pipeline's id.
     pub id: PipelineId,
@@ -125,6 +130,41 @@ pub struct Pipeline {
     /// When it was created.
     pub created_at: Timestamp,
 }
+
+/// The serialised form of [`Pipeline`], checked on the way in.
+#[derive(Deserialize)]
+struct RawPipeline {
+    id: PipelineId,
+    tenant: TenantId,
+    name: String,
+    stages: Vec<Stage>,
+    policy: MovePolicy,
+    is_default: bool,
+    version: u64,
+    created_at: Timestamp,
+}
+
+impl TryFrom<RawPipeline> for Pipeline {
+    type Error = Error;
+
+    fn try_from(r: RawPipeline) -> Result<Self> {
+        let p = Pipeline {
+            id: r.id,
+            tenant: r.tenant,
+            name: r.name,
+            stages: r.stages,
+            policy: r.policy,
+            is_default: r.is_default,
+            version: r.version,
+            created_at: r.created_at,
+        };
+        p.check()?;
+        Ok(p)
+    }
+}
+
+/// The most stages a pipeline may have.
+pub const MAX_STAGES: usize = 50;
 
 /// Input for a new stage.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -202,27 +242,90 @@ impl NewPipeline {
         }
     }
 
-    /// Validates and builds the pipeline.
+    /// Validates and builds the pipeline (see [`Pipeline::check`] for what is checked).
     pub fn build(self, tenant: TenantId, now: Timestamp) -> Result<Pipeline> {
         let name = validate::name("name", &self.name)?;
+        if self.stages.len() > MAX_STAGES {
+            return Err(Error::invalid(
+                "stages",
+                format!("at most {MAX_STAGES} stages are allowed"),
+            ));
+        }
+        let mut stages = Vec::with_capacity(self.stages.len());
+        for (i, s) in self.stages.into_iter().enumerate() {
+            stages.push(Stage {
+                id: StageId::new(),
+                name: validate::name(&format!("stages[{i}].name"), &s.name)?,
+                sequence: (i as u32 + 1) * 10,
+                kind: s.kind,
+                probability: s.probability,
+                fold: s.fold,
+                requirements: s.requirements,
+            });
+        }
+        let p = Pipeline {
+            id: PipelineId::new(),
+            tenant,
+            name,
+            stages,
+            policy: self.policy,
+            is_default: self.is_default,
+            version: 1,
+            created_at: now,
+        };
+        p.check()?;
+        Ok(p)
+    }
+}
+
+impl Pipeline {
+    /// Checks the invariants every stored pipeline keeps: a name; 1 to [`MAX_STAGES`] stages, at least one of
+    /// them open (where new leads start); stages in strictly increasing sequence, with distinct ids and
+    /// (case-insensitively) distinct names; probabilities of at most 100, exactly 100 on won stages; request kinds
+    /// that are tags. Errors name the field (`stages[2].probability`).
+    pub fn check(&self) -> Result<()> {
+        let name = validate::name("name", &self.name)?;
+        if name != self.name {
+            return Err(Error::invalid("name", "has spaces at its ends"));
+        }
         if self.stages.is_empty() {
             return Err(Error::invalid(
                 "stages",
                 "a pipeline needs at least one stage",
             ));
         }
-        if self.stages.len() > 50 {
-            return Err(Error::invalid("stages", "at most 50 stages are allowed"));
+        if self.stages.len() > MAX_STAGES {
+            return Err(Error::invalid(
+                "stages",
+                format!("at most {MAX_STAGES} stages are allowed"),
+            ));
         }
         if !self.stages.iter().any(|s| s.kind == StageKind::Open) {
             return Err(Error::invalid(
                 "stages",
-                "a pipeline needs at least one open stage",
+                "a pipeline needs at least one open stage (where new leads start)",
             ));
         }
-        let mut stages = Vec::with_capacity(self.stages.len());
-        for (i, s) in self.stages.into_iter().enumerate() {
+        for (i, s) in self.stages.iter().enumerate() {
             let field = |f: &str| format!("stages[{i}].{f}");
+            let earlier = &self.stages[..i];
+            if let Some(prev) = earlier.last() {
+                if s.sequence <= prev.sequence {
+                    return Err(Error::invalid(
+                        field("sequence"),
+                        format!(
+                            "{} does not come after the previous stage's {}: stages are in increasing sequence",
+                            s.sequence, prev.sequence
+                        ),
+                    ));
+                }
+            }
+            if earlier.iter().any(|o| o.id == s.id) {
+                return Err(Error::invalid(
+                    field("id"),
+                    format!("stage {} appears twice", s.id),
+                ));
+            }
             if s.probability > 100 {
                 return Err(Error::invalid(
                     field("probability"),
@@ -236,10 +339,10 @@ impl NewPipeline {
                 ));
             }
             let sname = validate::name(&field("name"), &s.name)?;
-            if stages
-                .iter()
-                .any(|o: &Stage| o.name.eq_ignore_ascii_case(&sname))
-            {
+            if sname != s.name {
+                return Err(Error::invalid(field("name"), "has spaces at its ends"));
+            }
+            if earlier.iter().any(|o| o.name.eq_ignore_ascii_case(&sname)) {
                 return Err(Error::invalid(
                     field("name"),
                     format!("stage `{sname}` appears twice"),
@@ -250,30 +353,17 @@ impl NewPipeline {
                     validate::tag(&field("requirements"), kind)?;
                 }
             }
-            stages.push(Stage {
-                id: StageId::new(),
-                name: sname,
-                sequence: (i as u32 + 1) * 10,
-                kind: s.kind,
-                probability: s.probability,
-                fold: s.fold,
-                requirements: s.requirements,
-            });
         }
-        Ok(Pipeline {
-            id: PipelineId::new(),
-            tenant,
-            name,
-            stages,
-            policy: self.policy,
-            is_default: self.is_default,
-            version: 1,
-            created_at: now,
-        })
+        Ok(())
     }
-}
 
-impl Pipeline {
+    fn no_open_stage(&self) -> Error {
+        Error::invalid(
+            "stages",
+            format!("pipeline `{}` has no open stage", self.name),
+        )
+    }
+
     /// The stage with this id, or a typed error.
     pub fn stage(&self, id: StageId) -> Result<&Stage> {
         self.stages.iter().find(|s| s.id == id).ok_or_else(|| {
@@ -291,12 +381,13 @@ impl Pipeline {
             .find(|s| s.name.eq_ignore_ascii_case(name))
     }
 
-    /// The first stage (where new leads start).
-    pub fn first_stage(&self) -> &Stage {
+    /// The first open stage (where new leads start); an error naming `stages` for a pipeline without one (which
+    /// [`Pipeline::check`] refuses).
+    pub fn first_stage(&self) -> Result<&Stage> {
         self.stages
             .iter()
             .find(|s| s.kind == StageKind::Open)
-            .expect("a built pipeline has an open stage")
+            .ok_or_else(|| self.no_open_stage())
     }
 
     /// The first won stage, if the pipeline has one.
@@ -304,13 +395,13 @@ impl Pipeline {
         self.stages.iter().find(|s| s.kind == StageKind::Won)
     }
 
-    /// The last open stage (where a reopened won lead goes back to).
-    pub fn last_open_stage(&self) -> &Stage {
+    /// The last open stage (where a reopened won lead goes back to); an error like [`Pipeline::first_stage`].
+    pub fn last_open_stage(&self) -> Result<&Stage> {
         self.stages
             .iter()
             .rev()
             .find(|s| s.kind == StageKind::Open)
-            .expect("a built pipeline has an open stage")
+            .ok_or_else(|| self.no_open_stage())
     }
 }
 
@@ -377,8 +468,73 @@ mod tests {
         );
         assert!(p.stages.windows(2).all(|w| w[0].sequence < w[1].sequence));
         assert_eq!(p.won_stage().unwrap().name, "Contract");
-        assert_eq!(p.first_stage().name, "Record");
-        assert_eq!(p.last_open_stage().name, "Negotiation");
+        assert_eq!(p.first_stage().unwrap().name, "Record");
+        assert_eq!(p.last_open_stage().unwrap().name, "Negotiation");
+    }
+
+    /// A pipeline written as data, bypassing [`NewPipeline::build`]: only won stages.
+    fn raw_without_open_stage() -> Pipeline {
+        let mut p = NewPipeline::seed_default()
+            .build(TenantId::new(), Utc::now())
+            .unwrap();
+        p.stages.retain(|s| s.kind == StageKind::Won);
+        p
+    }
+
+    #[test]
+    fn a_raw_pipeline_without_an_open_stage_is_an_error_not_a_panic() {
+        let p = raw_without_open_stage();
+        assert_eq!(p.check().unwrap_err().field(), Some("stages"));
+        assert_eq!(p.first_stage().unwrap_err().field(), Some("stages"));
+        assert_eq!(p.last_open_stage().unwrap_err().field(), Some("stages"));
+        let partner = crate::id::PartnerId::new();
+        let e = crate::lead::NewLead::for_partner(partner, "Deal")
+            .build(p.tenant, partner, &p, Utc::now())
+            .unwrap_err();
+        assert_eq!(e.field(), Some("stages"), "{e}");
+        let json = serde_json::to_value(&p).unwrap();
+        let e = serde_json::from_value::<Pipeline>(json).unwrap_err();
+        assert!(e.to_string().contains("open stage"), "{e}");
+        let good = NewPipeline::seed_default()
+            .build(TenantId::new(), Utc::now())
+            .unwrap();
+        let back: Pipeline = serde_json::from_value(serde_json::to_value(&good).unwrap()).unwrap();
+        assert_eq!(back, good);
+    }
+
+    #[test]
+    fn raw_pipelines_break_no_invariant() {
+        let good = NewPipeline::seed_default()
+            .build(TenantId::new(), Utc::now())
+            .unwrap();
+        type Breaks = Box<dyn Fn(&mut Pipeline)>;
+        let cases: Vec<(Breaks, &str)> = vec![
+            (Box::new(|p| p.stages.clear()), "stages"),
+            (Box::new(|p| p.stages[1].sequence = 5), "stages[1].sequence"),
+            (
+                Box::new(|p| p.stages[2].id = p.stages[0].id),
+                "stages[2].id",
+            ),
+            (
+                Box::new(|p| p.stages[2].name = "RECORD".into()),
+                "stages[2].name",
+            ),
+            (
+                Box::new(|p| p.stages[0].probability = 101),
+                "stages[0].probability",
+            ),
+            (
+                Box::new(|p| p.stages[5].probability = 90),
+                "stages[5].probability",
+            ),
+            (Box::new(|p| p.name = " ".into()), "name"),
+        ];
+        for (break_it, field) in cases {
+            let mut p = good.clone();
+            break_it(&mut p);
+            assert_eq!(p.check().unwrap_err().field(), Some(field));
+        }
+        assert!(good.check().is_ok());
     }
 
     #[test]

@@ -39,9 +39,18 @@ use std::sync::Arc;
 
 // ---------------------------------------------------------------------------------------------------- triggers
 
-/// A time-driven trigger, as a rule set declares it.
+/// The longest timer a rule may declare, in days (ten years): `lead_idle` and `request_overdue` count days,
+/// `request_due_soon` counts hours up to [`MAX_TIMER_HOURS`]. Longer is a typing mistake, and would reach outside
+/// the calendar.
+pub const MAX_TIMER_DAYS: u32 = 3650;
+/// [`MAX_TIMER_DAYS`] in hours: the longest `request_due_soon` timer, and the furthest a task may be due
+/// ([`Action::OpenRequest`]'s `due_in_hours`, [`Action::ScheduleFollowUp`]'s `in_hours`).
+pub const MAX_TIMER_HOURS: u32 = MAX_TIMER_DAYS * 24;
+
+/// A time-driven trigger, as a rule set declares it. Its amount is at most [`MAX_TIMER_DAYS`] days (or
+/// [`MAX_TIMER_HOURS`] hours): [`TimerTrigger::parse`] and deserialisation refuse more.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
+#[serde(try_from = "TimerRepr", into = "TimerRepr")]
 pub enum TimerTrigger {
     /// An open lead has seen no change for `days` days.
     LeadIdle {
@@ -83,8 +92,47 @@ impl TimerTrigger {
         }
     }
 
+    /// Checks the amount is at most [`MAX_TIMER_DAYS`] days ([`MAX_TIMER_HOURS`] hours for `request_due_soon`).
+    pub fn check(&self) -> Result<()> {
+        let (max, unit) = match self {
+            Self::LeadIdle { .. } | Self::RequestOverdue { .. } => (MAX_TIMER_DAYS, "days"),
+            Self::RequestDueSoon { .. } => (MAX_TIMER_HOURS, "hours"),
+            Self::CloseDatePassed => return Ok(()),
+        };
+        if self.amount() > max {
+            return Err(Error::invalid(
+                "timer",
+                format!("`{self}` is over the longest timer, {max} {unit} ({MAX_TIMER_DAYS} days)"),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The instant a timer's candidates are compared with at `now`: `now − days` for `lead_idle` and
+    /// `request_overdue`, `now + hours` for `request_due_soon`, `now` for `close_date_passed`. Checked: an amount
+    /// over the maximum, or a bound outside the calendar, is an error naming the timer, never a panic.
+    pub fn bound(&self, now: Timestamp) -> Result<Timestamp> {
+        self.check()?;
+        let amount = i64::from(self.amount());
+        let bound = match self {
+            Self::LeadIdle { .. } | Self::RequestOverdue { .. } => {
+                Duration::try_days(amount).and_then(|d| now.checked_sub_signed(d))
+            }
+            Self::RequestDueSoon { .. } => {
+                Duration::try_hours(amount).and_then(|d| now.checked_add_signed(d))
+            }
+            Self::CloseDatePassed => Some(now),
+        };
+        bound.ok_or_else(|| {
+            Error::invalid(
+                "timer",
+                format!("`{self}` at {now} reaches outside the calendar"),
+            )
+        })
+    }
+
     /// Parses the compact form scripts use: `lead_idle:3`, `request_due_soon:24`, `request_overdue:0`,
-    /// `close_date_passed`.
+    /// `close_date_passed`. Amounts over [`MAX_TIMER_DAYS`] days ([`MAX_TIMER_HOURS`] hours) are refused.
     pub fn parse(s: &str) -> Result<Self> {
         let (name, n) = match s.split_once(':') {
             Some((a, b)) => (a.trim(), Some(b.trim())),
@@ -104,7 +152,7 @@ impl TimerTrigger {
                 )
             })
         };
-        Ok(match name {
+        let timer = match name {
             "lead_idle" => Self::LeadIdle { days: num("days")? },
             "request_due_soon" => Self::RequestDueSoon {
                 hours: num("hours")?,
@@ -120,7 +168,45 @@ impl TimerTrigger {
                     ),
                 ))
             }
-        })
+        };
+        timer.check()?;
+        Ok(timer)
+    }
+}
+
+/// The serialised form of [`TimerTrigger`] (`{"type": "lead_idle", "days": 3}`), checked on the way in.
+#[derive(Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum TimerRepr {
+    LeadIdle { days: u32 },
+    RequestDueSoon { hours: u32 },
+    RequestOverdue { days: u32 },
+    CloseDatePassed,
+}
+
+impl TryFrom<TimerRepr> for TimerTrigger {
+    type Error = Error;
+
+    fn try_from(r: TimerRepr) -> Result<Self> {
+        let t = match r {
+            TimerRepr::LeadIdle { days } => Self::LeadIdle { days },
+            TimerRepr::RequestDueSoon { hours } => Self::RequestDueSoon { hours },
+            TimerRepr::RequestOverdue { days } => Self::RequestOverdue { days },
+            TimerRepr::CloseDatePassed => Self::CloseDatePassed,
+        };
+        t.check()?;
+        Ok(t)
+    }
+}
+
+impl From<TimerTrigger> for TimerRepr {
+    fn from(t: TimerTrigger) -> Self {
+        match t {
+            TimerTrigger::LeadIdle { days } => Self::LeadIdle { days },
+            TimerTrigger::RequestDueSoon { hours } => Self::RequestDueSoon { hours },
+            TimerTrigger::RequestOverdue { days } => Self::RequestOverdue { days },
+            TimerTrigger::CloseDatePassed => Self::CloseDatePassed,
+        }
     }
 }
 
@@ -1141,6 +1227,9 @@ pub struct TickReport {
 
 /// Evaluates the rule set's timers at `now` for one tenant: finds candidates through `source` (at most `limit` per
 /// timer), asks the engine and returns the writes. The host drives it (every minute, say) and commits the result.
+///
+/// A timer over [`MAX_TIMER_DAYS`] (which a host's own engine could declare) or one whose bound falls outside the
+/// calendar is refused with [`Error::Invalid`] naming `timer`; nothing panics.
 pub async fn tick(
     now: Timestamp,
     tenant: TenantId,
@@ -1157,12 +1246,10 @@ pub async fn tick(
     let mut report = TickReport::default();
     for timer in engine.timers() {
         let mut firings: Vec<(TimerFiring, Views)> = Vec::new();
+        let bound = timer.bound(now)?;
         match timer {
-            TimerTrigger::LeadIdle { days } => {
-                for l in source
-                    .idle_leads(tenant, now - Duration::days(days as i64), limit)
-                    .await?
-                {
+            TimerTrigger::LeadIdle { .. } => {
+                for l in source.idle_leads(tenant, bound, limit).await? {
                     let key = format!("{timer}:{}:{}", l.id, l.updated_at.timestamp_micros());
                     firings.push((
                         firing(tenant, now, timer, lead_subject(&l), key),
@@ -1182,11 +1269,8 @@ pub async fn tick(
                     ));
                 }
             }
-            TimerTrigger::RequestDueSoon { hours } => {
-                for r in source
-                    .requests_due_before(tenant, now + Duration::hours(hours as i64), limit)
-                    .await?
-                {
+            TimerTrigger::RequestDueSoon { .. } => {
+                for r in source.requests_due_before(tenant, bound, limit).await? {
                     let Some(due) = r.due else { continue };
                     if due <= now {
                         continue;
@@ -1198,11 +1282,8 @@ pub async fn tick(
                     ));
                 }
             }
-            TimerTrigger::RequestOverdue { days } => {
-                for r in source
-                    .requests_due_before(tenant, now - Duration::days(days as i64), limit)
-                    .await?
-                {
+            TimerTrigger::RequestOverdue { .. } => {
+                for r in source.requests_due_before(tenant, bound, limit).await? {
                     let Some(due) = r.due else { continue };
                     let key = format!("{timer}:{}:{}", r.id, due.timestamp_micros());
                     firings.push((
@@ -1314,44 +1395,57 @@ impl TaskNotifier {
             .and_then(|v| serde_json::from_value(v).ok());
         let now = self.service.clock().now();
         let ctx_ref = &ctx;
-        let open =
-            |title: String, kind: Option<String>, due_in: Option<u32>, assignee: Option<UserId>| {
-                let lead = lead_id;
-                let marker = Self::marker(&m.idempotency_key);
-                let ctx = ctx_ref;
-                async move {
-                    let lead =
-                        lead.ok_or_else(|| Error::invalid("lead", "the task concerns no lead"))?;
-                    let assignee = assignee.ok_or_else(|| {
-                        Error::invalid("assignee", "the task has no user to assign")
-                    })?;
-                    let existing = self.service.requests_of_lead(ctx.tenant, lead).await?;
-                    if existing.iter().any(|r| {
-                        r.description
-                            .as_deref()
-                            .is_some_and(|d| d.contains(&marker))
-                    }) {
-                        return Ok(());
-                    }
-                    let mut input = crate::request::NewRequest::on_lead(lead, &title, assignee);
-                    input.description = Some(marker);
-                    input.kind = kind;
-                    input.due = due_in.map(|h| now + Duration::hours(h as i64));
-                    self.service.open_request(ctx, input).await.map(|_| ())
+        let open = |title: String,
+                    kind: Option<String>,
+                    due_in: Option<(&'static str, u32)>,
+                    assignee: Option<UserId>| {
+            let lead = lead_id;
+            let marker = Self::marker(&m.idempotency_key);
+            let ctx = ctx_ref;
+            async move {
+                let due = match due_in {
+                    None => None,
+                    Some((field, hours)) => Some(task_due(now, field, hours)?),
+                };
+                let lead =
+                    lead.ok_or_else(|| Error::invalid("lead", "the task concerns no lead"))?;
+                let assignee = assignee
+                    .ok_or_else(|| Error::invalid("assignee", "the task has no user to assign"))?;
+                let existing = self.service.requests_of_lead(ctx.tenant, lead).await?;
+                if existing.iter().any(|r| {
+                    r.description
+                        .as_deref()
+                        .is_some_and(|d| d.contains(&marker))
+                }) {
+                    return Ok(());
                 }
-            };
+                let mut input = crate::request::NewRequest::on_lead(lead, &title, assignee);
+                input.description = Some(marker);
+                input.kind = kind;
+                input.due = due;
+                self.service.open_request(ctx, input).await.map(|_| ())
+            }
+        };
         match action {
             Action::OpenRequest {
                 title,
                 kind,
                 due_in_hours,
                 ..
-            } => open(title.clone(), kind.clone(), *due_in_hours, m.recipient.user).await,
+            } => {
+                open(
+                    title.clone(),
+                    kind.clone(),
+                    due_in_hours.map(|h| ("payload.action.due_in_hours", h)),
+                    m.recipient.user,
+                )
+                .await
+            }
             Action::ScheduleFollowUp { in_hours, note } => {
                 open(
                     format!("Follow up: {note}"),
                     Some("follow_up".into()),
-                    Some(*in_hours),
+                    Some(("payload.action.in_hours", *in_hours)),
                     m.recipient.user,
                 )
                 .await
@@ -1397,6 +1491,24 @@ impl TaskNotifier {
             )),
         }
     }
+}
+
+/// When a task decided at `now` is due `hours` later: at most [`MAX_TIMER_HOURS`] ahead, and inside the calendar.
+fn task_due(now: Timestamp, field: &str, hours: u32) -> Result<Timestamp> {
+    if hours > MAX_TIMER_HOURS {
+        return Err(Error::invalid(
+            field,
+            format!("a task is due at most {MAX_TIMER_HOURS} hours ({MAX_TIMER_DAYS} days) ahead, not {hours}"),
+        ));
+    }
+    Duration::try_hours(i64::from(hours))
+        .and_then(|d| now.checked_add_signed(d))
+        .ok_or_else(|| {
+            Error::invalid(
+                field,
+                format!("{hours} hours after {now} is outside the calendar"),
+            )
+        })
 }
 
 #[async_trait]
@@ -1478,6 +1590,116 @@ mod tests {
         let e = TimerTrigger::parse("lead_idle:x").unwrap_err();
         assert!(e.to_string().contains("not a whole number"), "{e}");
         assert!(TimerTrigger::parse("moon_phase:1").is_err());
+    }
+
+    #[test]
+    fn timers_refuse_absurd_amounts_when_parsed_or_deserialised() {
+        for bad in [
+            "lead_idle:4294967295",
+            "request_due_soon:4294967295",
+            "request_overdue:200000000",
+            "lead_idle:3651",
+            "request_due_soon:87601",
+        ] {
+            let e = TimerTrigger::parse(bad).unwrap_err();
+            assert_eq!(e.field(), Some("timer"), "{bad}: {e}");
+            assert!(e.to_string().contains("3650 days"), "{bad}: {e}");
+        }
+        for good in [
+            "lead_idle:3650",
+            "request_due_soon:87600",
+            "request_overdue:3650",
+        ] {
+            assert_eq!(TimerTrigger::parse(good).unwrap().to_string(), good);
+        }
+        let json = serde_json::json!({ "type": "lead_idle", "days": 4294967295u32 });
+        let e = serde_json::from_value::<TimerTrigger>(json).unwrap_err();
+        assert!(e.to_string().contains("3650 days"), "{e}");
+        let ok = serde_json::to_value(TimerTrigger::RequestDueSoon { hours: 24 }).unwrap();
+        assert_eq!(
+            ok,
+            serde_json::json!({ "type": "request_due_soon", "hours": 24 })
+        );
+        assert_eq!(
+            serde_json::from_value::<TimerTrigger>(ok).unwrap(),
+            TimerTrigger::RequestDueSoon { hours: 24 }
+        );
+    }
+
+    /// An engine declaring whatever timers it likes (a host's own engine is not parsed from text).
+    #[derive(Debug)]
+    struct TimersOnly(Vec<TimerTrigger>);
+
+    impl RuleEngine for TimersOnly {
+        fn evaluate(&self, _: &Trigger, _: &Views) -> Decision {
+            Decision::default()
+        }
+        fn timers(&self) -> Vec<TimerTrigger> {
+            self.0.clone()
+        }
+    }
+
+    /// A timer source with no candidates: the tick only computes its bounds.
+    #[derive(Debug)]
+    struct NoCandidates;
+
+    #[async_trait]
+    impl TimerSource for NoCandidates {
+        async fn idle_leads(&self, _: TenantId, _: Timestamp, _: u32) -> Result<Vec<Lead>> {
+            Ok(Vec::new())
+        }
+        async fn requests_due_before(
+            &self,
+            _: TenantId,
+            _: Timestamp,
+            _: u32,
+        ) -> Result<Vec<Request>> {
+            Ok(Vec::new())
+        }
+        async fn leads_past_close(
+            &self,
+            _: TenantId,
+            _: chrono::NaiveDate,
+            _: u32,
+        ) -> Result<Vec<Lead>> {
+            Ok(Vec::new())
+        }
+    }
+
+    #[test]
+    fn tick_refuses_absurd_timers_of_any_engine_without_panicking() {
+        let tenant = TenantId::new();
+        let dir = StaticDirectory::new(tenant);
+        let now = chrono::Utc.with_ymd_and_hms(2026, 1, 5, 9, 0, 0).unwrap();
+        for timer in [
+            TimerTrigger::LeadIdle { days: u32::MAX },
+            TimerTrigger::RequestDueSoon { hours: u32::MAX },
+            TimerTrigger::RequestOverdue { days: 200_000_000 },
+        ] {
+            let engine = TimersOnly(vec![timer]);
+            let e =
+                futures::executor::block_on(tick(now, tenant, &engine, &dir, &NoCandidates, 10))
+                    .unwrap_err();
+            assert_eq!(e.field(), Some("timer"), "{timer}: {e}");
+        }
+        // At the largest instant chrono knows, even a sane timer reaches outside the calendar: an error, no panic.
+        let engine = TimersOnly(vec![TimerTrigger::RequestDueSoon { hours: 24 }]);
+        let e = futures::executor::block_on(tick(
+            chrono::DateTime::<chrono::Utc>::MAX_UTC,
+            tenant,
+            &engine,
+            &dir,
+            &NoCandidates,
+            10,
+        ))
+        .unwrap_err();
+        assert_eq!(e.field(), Some("timer"), "{e}");
+        let engine = TimersOnly(vec![
+            TimerTrigger::LeadIdle { days: 3650 },
+            TimerTrigger::RequestDueSoon { hours: 87_600 },
+        ]);
+        let r = futures::executor::block_on(tick(now, tenant, &engine, &dir, &NoCandidates, 10));
+        assert!(r.unwrap().firings.is_empty());
     }
 
     #[test]

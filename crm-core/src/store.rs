@@ -8,6 +8,8 @@
 //! - **Tenancy.** Every read takes a [`TenantId`] and returns only that tenant's rows; an id of another tenant reads
 //!   as [`Error::NotFound`]. [`Store::commit`] refuses (with [`Error::Invalid`] on field `tenant`) a write whose
 //!   record belongs to a tenant other than the one committing.
+//! - **Checked records.** [`Store::commit`] and [`Store::ingest`] start with [`ChangeSet::check`]: a pipeline
+//!   written as raw data that breaks [`Pipeline::check`] is refused with [`Error::Invalid`] and nothing is written.
 //! - **Atomicity.** [`Store::commit`] applies a [`ChangeSet`] in one transaction: all of it or none of it. A change,
 //!   its events (which are the activity log), its stage-history steps and any outbox rows commit together.
 //! - **Optimistic concurrency.** Every `Update*` write names the version it was based on; if the stored version
@@ -160,7 +162,20 @@ impl ChangeSet {
         }
     }
 
-    /// Checks every write belongs to `tenant`: adapters call this first.
+    /// Checks the change set before it is applied: every write belongs to `tenant` ([`ChangeSet::check_tenant`])
+    /// and every record whose invariants its type does not enforce holds them (a pipeline written as raw data:
+    /// [`Pipeline::check`](crate::pipeline::Pipeline::check)). Adapters call this first in `commit` and `ingest`.
+    pub fn check(&self, tenant: TenantId) -> Result<()> {
+        self.check_tenant(tenant)?;
+        for w in &self.writes {
+            if let Write::InsertPipeline(p) = w {
+                p.check()?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks every write belongs to `tenant`.
     pub fn check_tenant(&self, tenant: TenantId) -> Result<()> {
         match self.writes.iter().position(|w| w.tenant() != tenant) {
             Some(i) => Err(Error::invalid(
@@ -536,7 +551,8 @@ pub trait Store: Send + Sync + Debug {
         of: TimelineOf,
         page: &PageRequest,
     ) -> Result<Page<DomainEvent>>;
-    /// The tenant's events in commit order after position `after` (0 = from the start), with their positions.
+    /// The tenant's events in commit order after position `after` (0 = from the start), with their positions. A
+    /// position at or beyond the end of the feed (up to `u64::MAX`) gives nothing; it never wraps to the start.
     async fn events_since(
         &self,
         tenant: TenantId,

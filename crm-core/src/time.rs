@@ -1,8 +1,44 @@
 //! Time: always UTC, always read through a [`Clock`] so tests are deterministic.
 
-use chrono::{DateTime, Duration, DurationRound, Utc};
+use crate::error::{Error, Result};
+use chrono::{DateTime, Duration, DurationRound, NaiveDate, Utc};
 use std::fmt::Debug;
 use std::sync::Mutex;
+
+/// The first day the engine accepts in business data: periods, documents' issue and due dates, rates, campaign
+/// costs, "as of" days, criteria dates, expected close dates. Earlier dates are typing mistakes (or probes), and
+/// date arithmetic near the ends of the calendar would overflow.
+pub const MIN_BUSINESS_DATE: NaiveDate = match NaiveDate::from_ymd_opt(1900, 1, 1) {
+    Some(d) => d,
+    None => panic!("1900-01-01 is a date"),
+};
+
+/// The last day the engine accepts in business data (see [`MIN_BUSINESS_DATE`]).
+pub const MAX_BUSINESS_DATE: NaiveDate = match NaiveDate::from_ymd_opt(2200, 12, 31) {
+    Some(d) => d,
+    None => panic!("2200-12-31 is a date"),
+};
+
+/// Checks `date` lies between [`MIN_BUSINESS_DATE`] and [`MAX_BUSINESS_DATE`] (both included); otherwise
+/// [`Error::Invalid`] naming `field`.
+///
+/// ```
+/// use crm_core::time::check_business_date;
+/// use chrono::NaiveDate;
+/// assert!(check_business_date("on", NaiveDate::from_ymd_opt(2026, 5, 1).unwrap()).is_ok());
+/// assert_eq!(check_business_date("on", NaiveDate::MAX).unwrap_err().field(), Some("on"));
+/// ```
+pub fn check_business_date(field: &str, date: NaiveDate) -> Result<NaiveDate> {
+    if !(MIN_BUSINESS_DATE..=MAX_BUSINESS_DATE).contains(&date) {
+        return Err(Error::invalid(
+            field,
+            format!(
+                "{date} is outside the dates the engine accepts, {MIN_BUSINESS_DATE} to {MAX_BUSINESS_DATE}"
+            ),
+        ));
+    }
+    Ok(date)
+}
 
 /// A point in time, UTC, with microsecond precision (what both storage adapters keep).
 pub type Timestamp = DateTime<Utc>;

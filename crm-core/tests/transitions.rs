@@ -193,11 +193,29 @@ fn bad_patches_name_the_field() {
             },
             "tags",
         ),
+        (
+            LeadPatch {
+                expected_close: Some(Some(chrono::NaiveDate::MAX)),
+                ..Default::default()
+            },
+            "expected_close",
+        ),
     ];
     for (patch, field) in cases {
         let e = apply(&lead, LeadCommand::Update(patch.clone()), &p, facts, now).unwrap_err();
         assert_eq!(e.field(), Some(field), "{patch:?}");
     }
+}
+
+#[test]
+fn a_new_lead_closing_outside_business_dates_is_refused() {
+    let (p, _, lead) = world(MovePolicy::Free);
+    let mut input = NewLead::for_partner(lead.partner, "Deal");
+    input.expected_close = Some(chrono::NaiveDate::MIN);
+    let e = input
+        .build(lead.tenant, lead.partner, &p, Utc::now())
+        .unwrap_err();
+    assert_eq!(e.field(), Some("expected_close"), "{e}");
 }
 
 #[test]

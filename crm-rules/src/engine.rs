@@ -47,7 +47,13 @@ pub struct Limits {
     pub max_actions: usize,
     /// Wall-clock budget per entry-point call, in milliseconds.
     pub wall_clock_ms: u64,
+    /// Bytes of source in one script: a larger one is refused before it is compiled (compiling costs time and
+    /// memory in proportion to the source; a rule is a few hundred lines).
+    pub max_script_bytes: usize,
 }
+
+/// The default [`Limits::max_script_bytes`]: 256 KiB.
+pub const MAX_SCRIPT_BYTES: usize = 256 * 1024;
 
 impl Default for Limits {
     fn default() -> Self {
@@ -61,6 +67,7 @@ impl Default for Limits {
             max_map_size: 1_000,
             max_actions: 100,
             wall_clock_ms: 50,
+            max_script_bytes: MAX_SCRIPT_BYTES,
         }
     }
 }
@@ -151,9 +158,10 @@ fn record(ctx: &NativeCallContext, a: Action) -> Result<(), Box<EvalAltResult>> 
 }
 
 fn hours(ctx: &NativeCallContext, what: &str, n: i64) -> Result<u32, Box<EvalAltResult>> {
-    u32::try_from(n).map_err(|_| {
+    let max = crm_core::rules::MAX_TIMER_HOURS;
+    u32::try_from(n).ok().filter(|h| *h <= max).ok_or_else(|| {
         runtime_error(
-            format!("{what} must be a whole number of hours ≥ 0, got {n}"),
+            format!("{what} must be a whole number of hours ≥ 0 and at most {max} hours, got {n}"),
             ctx.call_position(),
         )
     })
@@ -550,6 +558,21 @@ fn compile_one(engine: &Engine, s: &RuleSource, limits: Limits) -> Result<Rule, 
         at: location(&s.file, pos),
         message,
     };
+    if s.code.len() > limits.max_script_bytes {
+        let max = limits.max_script_bytes;
+        let readable = if max.is_multiple_of(1024) {
+            format!("{max} bytes ({} KiB)", max / 1024)
+        } else {
+            format!("{max} bytes")
+        };
+        return Err(err(
+            Position::NONE,
+            format!(
+                "the script is {} bytes long; at most {readable} are allowed: split it into several rules",
+                s.code.len()
+            ),
+        ));
+    }
     let mut ast = engine
         .compile(&s.code)
         .map_err(|e| err(e.1, e.0.to_string()))?;

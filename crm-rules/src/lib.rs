@@ -25,5 +25,5 @@ pub mod native;
 pub mod notify;
 pub mod views;
 
-pub use engine::{Limits, RhaiRuleEngine, Rule, RuleSet, RuleSource};
+pub use engine::{Limits, RhaiRuleEngine, Rule, RuleSet, RuleSource, MAX_SCRIPT_BYTES};
 pub use error::{Location, RulesError};

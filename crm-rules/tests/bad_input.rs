@@ -194,6 +194,20 @@ fn an_unknown_role_is_an_error_at_the_line_that_names_it() {
 }
 
 #[test]
+fn a_task_due_beyond_the_longest_timer_is_a_rule_failure() {
+    for call in [
+        "follow_up(4294967295, \"x\")",
+        "open_request(\"owner\", \"t\", \"call\", 87601)",
+    ] {
+        let m = failure_of(
+            &format!("fn on_lead_entered(ev) {{ {call}; }}"),
+            Limits::default(),
+        );
+        assert!(m.contains("at most 87600 hours"), "{call}: {m}");
+    }
+}
+
+#[test]
 fn too_many_actions_are_refused() {
     let limits = Limits {
         max_actions: 3,
@@ -229,6 +243,25 @@ fn a_bad_timer_declaration_does_not_compile() {
     )
     .unwrap_err();
     assert!(err.to_string().contains("no `fn on_lead_idle(t)`"), "{err}");
+}
+
+#[test]
+fn an_absurd_timer_amount_does_not_compile() {
+    for (timer, handler) in [
+        ("lead_idle:4294967295", "lead_idle"),
+        ("request_due_soon:4294967295", "request_due_soon"),
+        ("request_overdue:200000000", "request_overdue"),
+    ] {
+        let err = RuleSet::compile(
+            [RuleSource::new(
+                "t",
+                &format!("fn timers() {{ [\"{timer}\"] }}\nfn on_{handler}(t) {{ }}"),
+            )],
+            Limits::default(),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("3650 days"), "{timer}: {err}");
+    }
 }
 
 #[test]
@@ -327,4 +360,59 @@ fn a_template_that_does_not_parse_or_runs_out_of_fuel_is_an_error() {
         err.to_string().contains("spin.txt") && err.to_string().contains("fuel"),
         "{err}"
     );
+}
+
+#[test]
+fn a_script_over_the_size_limit_is_refused_before_it_is_compiled() {
+    // 10 MB of statements: compiling it took 15 s and 640 MB.
+    let body = "let x = 1 + 2 * 3;\n".repeat(10 * 1024 * 1024 / 19);
+    let code = format!("fn on_lead_entered(ev) {{\n{body}}}");
+    let started = std::time::Instant::now();
+    let err = RuleSet::compile([RuleSource::new("huge", &code)], Limits::default()).unwrap_err();
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(1),
+        "refused at once, not after compiling: {:?}",
+        started.elapsed()
+    );
+    let m = err.to_string();
+    assert!(
+        m.contains("huge.rhai") && m.contains("262144 bytes (256 KiB)"),
+        "{m}"
+    );
+    // The limit is a setting, and a script under it compiles.
+    let small = Limits {
+        max_script_bytes: 1024,
+        ..Limits::default()
+    };
+    let err = RuleSet::compile([RuleSource::new("huge", &code[..4096])], small).unwrap_err();
+    assert!(err.to_string().contains("1024 bytes"), "{err}");
+    assert!(RuleSet::compile([RuleSource::new("good", GOOD)], small).is_ok());
+    // A script just under the limit compiles, in bounded time.
+    let n = (Limits::default().max_script_bytes - 100) / 19;
+    let code = format!(
+        "fn on_lead_entered(ev) {{\n{}}}",
+        "let x = 1 + 2 * 3;\n".repeat(n)
+    );
+    let started = std::time::Instant::now();
+    RuleSet::compile([RuleSource::new("big", &code)], Limits::default()).unwrap();
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+}
+
+#[test]
+fn deep_nesting_under_the_size_limit_is_stopped_by_the_expression_depth_limit() {
+    let depth = 20_000;
+    let code = format!(
+        "fn on_lead_entered(ev) {{ let x = {}1{}; }}",
+        "(".repeat(depth),
+        ")".repeat(depth)
+    );
+    assert!(code.len() < Limits::default().max_script_bytes);
+    let started = std::time::Instant::now();
+    let err = RuleSet::compile([RuleSource::new("deep", &code)], Limits::default()).unwrap_err();
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(err.to_string().contains("deep.rhai"), "{err}");
 }

@@ -6,6 +6,7 @@ use crm_core::actor::Context;
 use crm_core::event::EventKind;
 use crm_core::lead::{LeadCommand, LeadPartner, NewLead};
 use crm_core::money::Money;
+use crm_core::outbox::OutboxStoreExt;
 use crm_core::outbox::{
     Channel, ChannelRouter, Dispatcher, InboxNotifier, Notifier, OutboxStatus, OutboxStore,
 };
@@ -256,4 +257,110 @@ fn router_again(
             Arc::new(InboxNotifier::new(store.clone(), clock.clone())),
         )
         .route(Channel::Task, Arc::new(TaskNotifier::new(crm.clone())))
+}
+
+/// A task message due further ahead than the calendar reaches (a follow-up in 4294967295 hours, decided by a rule
+/// set of another version or written by hand) is a dead letter naming the field; the pass goes on and delivers the
+/// sane task next to it.
+#[tokio::test]
+async fn a_task_due_beyond_the_calendar_is_a_dead_letter_not_a_panic() {
+    use crm_core::id::{OutboxId, TenantId, UserId};
+    use crm_core::outbox::{OutboxMessage, Payload, ResolvedRecipient};
+    use crm_core::rules::Action;
+    use crm_core::store::{ChangeSet, Write};
+
+    let store = Arc::new(SqliteStore::open_in_memory().unwrap());
+    let clock = Arc::new(FixedClock::new(
+        Utc.with_ymd_and_hms(2026, 3, 2, 9, 0, 0).unwrap(),
+    ));
+    let crm = CrmService::builder()
+        .store(store.clone())
+        .clock(clock.clone())
+        .build()
+        .unwrap();
+    let (tenant, ana) = (TenantId::new(), UserId::new());
+    let ctx = Context::user(tenant, ana);
+    crm.setup_tenant(&ctx).await.unwrap();
+    let partner = crm
+        .create_partner(&ctx, NewPartner::company("Customer Ltd"))
+        .await
+        .unwrap()
+        .record;
+    let mut input = NewLead::new(LeadPartner::Existing { id: partner.id }, "Solar roof");
+    input.owner = Some(ana);
+    let lead = crm.enter_lead(&ctx, input).await.unwrap().record;
+    let task = |key: &str, action: Action| OutboxMessage {
+        id: OutboxId::new(),
+        tenant,
+        idempotency_key: key.to_string(),
+        rule: "r".into(),
+        channel: Channel::Task,
+        recipient: ResolvedRecipient {
+            user: Some(ana),
+            ..Default::default()
+        },
+        payload: Payload {
+            subject: action.name().to_string(),
+            vars: serde_json::json!({ "lead": lead.id }),
+            action: Some(action),
+            ..Default::default()
+        },
+        status: OutboxStatus::Pending,
+        attempts: 0,
+        next_attempt_at: clock.now(),
+        last_error: None,
+        created_at: clock.now(),
+        delivered_at: None,
+    };
+    let absurd = [
+        task(
+            "follow-up",
+            Action::ScheduleFollowUp {
+                in_hours: u32::MAX,
+                note: "x".into(),
+            },
+        ),
+        task(
+            "open",
+            Action::OpenRequest {
+                assignee: crm_core::rules::Recipient::Owner,
+                title: "t".into(),
+                kind: None,
+                due_in_hours: Some(u32::MAX),
+            },
+        ),
+    ];
+    let sane = task(
+        "sane",
+        Action::ScheduleFollowUp {
+            in_hours: 24,
+            note: "call back".into(),
+        },
+    );
+    let ids: Vec<_> = absurd.iter().map(|m| m.id).collect();
+    let sane_id = sane.id;
+    let writes = absurd
+        .into_iter()
+        .chain([sane])
+        .map(Write::EnqueueOutbox)
+        .collect();
+    store.commit(tenant, ChangeSet { writes }).await.unwrap();
+    let d = Dispatcher::new(
+        store.clone(),
+        Arc::new(TaskNotifier::new(crm.clone())),
+        clock.clone(),
+    );
+    let r = d.run_once(10).await.unwrap();
+    assert_eq!((r.claimed, r.delivered, r.dead), (3, 1, 2), "{r:?}");
+    for (id, field) in ids.iter().zip(["in_hours", "due_in_hours"]) {
+        let m = store.outbox_message(tenant, *id).await.unwrap();
+        assert_eq!(m.status, OutboxStatus::Dead);
+        let why = m.last_error.unwrap();
+        assert!(why.contains(field) && why.contains("87600"), "{why}");
+    }
+    let m = store.outbox_message(tenant, sane_id).await.unwrap();
+    assert_eq!(m.status, OutboxStatus::Delivered);
+    let requests = crm.requests_of_lead(tenant, lead.id).await.unwrap();
+    assert_eq!(requests.len(), 1);
+    assert_eq!(requests[0].due, Some(clock.now() + Duration::hours(24)));
 }

@@ -10,7 +10,7 @@ use crate::error::{corrupt, map_pg};
 use crate::rows::{self, Table, Value};
 use crate::store::{insert, PgStore, Sql, Tx};
 use async_trait::async_trait;
-use chrono::{Duration, NaiveDate, NaiveTime};
+use chrono::{NaiveDate, NaiveTime};
 use crm_core::commerce::{
     day_number, Balance, BoughtMode, Bucket, Campaign, CampaignCost, CampaignStatus, CampaignSums,
     CampaignTarget, Category, CommerceStore, CommerceWrite, Criteria, Document, DocumentKind,
@@ -656,10 +656,11 @@ fn micro_bounds(p: Option<Period>) -> (i64, i64) {
             .and_time(NaiveTime::MIN)
             .and_utc()
             .timestamp_micros();
-        let end = (p.to() + Duration::days(1))
-            .and_time(NaiveTime::MIN)
-            .and_utc()
-            .timestamp_micros();
+        // A period ends by 2200-12-31 (the business dates), so the next day exists; past chrono's last day the
+        // bound is open.
+        let end = p.to().succ_opt().map_or(i64::MAX, |d| {
+            d.and_time(NaiveTime::MIN).and_utc().timestamp_micros()
+        });
         (start, end)
     })
     .unwrap_or((i64::MIN, i64::MAX))
@@ -1272,18 +1273,24 @@ impl CommerceStore for PgStore {
         partner: PartnerId,
         as_of: NaiveDate,
     ) -> Result<Vec<OpenItem>> {
+        // The account as it stood at the end of `as_of`: documents, payments (by their allocations) and correcting
+        // credit notes issued after it do not count.
+        let day = day_number(as_of);
         let rows = self
             .query(
                 "SELECT doc, open FROM (
                      SELECT d.doc, d.total_units
-                         - COALESCE((SELECT sum(a.amount_units) FROM allocations a WHERE a.tenant = d.tenant
-                             AND a.partner = d.partner AND a.target_kind = d.kind AND a.target_number = d.number), 0)
+                         - COALESCE((SELECT sum(a.amount_units) FROM allocations a
+                             JOIN documents p ON p.tenant = a.tenant AND p.id = a.document
+                             WHERE a.tenant = d.tenant AND a.partner = d.partner AND a.target_kind = d.kind
+                             AND a.target_number = d.number AND p.issue_day <= $3), 0)
                          - CASE WHEN d.kind = 0 THEN COALESCE((SELECT sum(x.total_units) FROM documents x
                              WHERE x.tenant = d.tenant AND x.partner = d.partner AND x.kind = 1
-                             AND x.corrects = d.number), 0) ELSE 0 END AS open
-                     FROM documents d WHERE d.tenant = $1 AND d.partner = $2 AND d.kind IN (0, 2)) AS items
+                             AND x.corrects = d.number AND x.issue_day <= $3), 0) ELSE 0 END AS open
+                     FROM documents d WHERE d.tenant = $1 AND d.partner = $2 AND d.kind IN (0, 2)
+                         AND d.issue_day <= $3) AS items
                  WHERE open <> 0",
-                &[tenant.as_uuid(), partner.as_uuid()],
+                &[tenant.as_uuid(), partner.as_uuid(), &day],
             )
             .await?;
         let mut out = Vec::new();
@@ -1320,9 +1327,9 @@ impl CommerceStore for PgStore {
                               WHEN kind = 3 AND COALESCE(direction, 0) = 0 THEN -total_units ELSE 0 END),
                      sum(CASE WHEN kind = 2 THEN total_units WHEN kind = 3 AND direction = 1 THEN -total_units
                               ELSE 0 END)
-                 FROM documents WHERE tenant = $1 AND partner = $2
+                 FROM documents WHERE tenant = $1 AND partner = $2 AND issue_day <= $3
                  GROUP BY currency ORDER BY currency COLLATE \"C\"",
-                &[tenant.as_uuid(), partner.as_uuid()],
+                &[tenant.as_uuid(), partner.as_uuid(), &day_number(as_of)],
             )
             .await?;
         let items = self.open_items(tenant, partner, as_of).await?;

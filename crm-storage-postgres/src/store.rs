@@ -837,7 +837,7 @@ impl Store for PgStore {
     }
 
     async fn commit(&self, tenant: TenantId, changes: ChangeSet) -> Result<()> {
-        changes.check_tenant(tenant)?;
+        changes.check(tenant)?;
         if changes.writes.is_empty() {
             return Ok(());
         }
@@ -864,7 +864,7 @@ impl Store for PgStore {
 
     async fn ingest(&self, tenant: TenantId, changes: ChangeSet) -> Result<u64> {
         changes.check_insert_only()?;
-        changes.check_tenant(tenant)?;
+        changes.check(tenant)?;
         if changes.writes.is_empty() {
             return Ok(0);
         }

@@ -9,7 +9,7 @@ use crate::error::map;
 use crate::rows::{blob, doc, parse, uuid};
 use crate::SqliteStore;
 use async_trait::async_trait;
-use chrono::{Duration, NaiveDate, NaiveTime};
+use chrono::{NaiveDate, NaiveTime};
 use crm_core::commerce::{
     day_number, Balance, BoughtMode, Bucket, CampaignStatus, CampaignSums, CampaignTarget,
     CommerceStore, CommerceWrite, Criteria, Document, DocumentKind, GroupBy, Item, LastSale, Needs,
@@ -396,10 +396,11 @@ fn micro_bounds(p: Option<Period>) -> (i64, i64) {
             .and_time(NaiveTime::MIN)
             .and_utc()
             .timestamp_micros();
-        let end = (p.to() + Duration::days(1))
-            .and_time(NaiveTime::MIN)
-            .and_utc()
-            .timestamp_micros();
+        // A period ends by 2200-12-31 (the business dates), so the next day exists; past chrono's last day the
+        // bound is open.
+        let end = p.to().succ_opt().map_or(i64::MAX, |d| {
+            d.and_time(NaiveTime::MIN).and_utc().timestamp_micros()
+        });
         (start, end)
     })
     .unwrap_or((i64::MIN, i64::MAX))
@@ -688,15 +689,22 @@ fn open_items(
     partner: PartnerId,
     as_of: NaiveDate,
 ) -> Result<Vec<OpenItem>> {
-    let sql = "SELECT d.doc, d.total_units - COALESCE((SELECT SUM(a.amount_units) FROM allocations a WHERE a.tenant = d.tenant \
-               AND a.partner = d.partner AND a.target_kind = d.kind AND a.target_number = d.number), 0) \
+    // The account as it stood at the end of `as_of`: documents, payments (by their allocations) and correcting
+    // credit notes issued after it do not count.
+    let sql = "SELECT d.doc, d.total_units - COALESCE((SELECT SUM(a.amount_units) FROM allocations a \
+               JOIN documents p ON p.tenant = a.tenant AND p.id = a.document WHERE a.tenant = d.tenant \
+               AND a.partner = d.partner AND a.target_kind = d.kind AND a.target_number = d.number AND p.issue_day <= ?3), 0) \
                - CASE WHEN d.kind = 0 THEN COALESCE((SELECT SUM(x.total_units) FROM documents x WHERE x.tenant = d.tenant \
-               AND x.partner = d.partner AND x.kind = 1 AND x.corrects = d.number), 0) ELSE 0 END AS open \
-               FROM documents d WHERE d.tenant = ?1 AND d.partner = ?2 AND d.kind IN (0, 2) AND open <> 0";
+               AND x.partner = d.partner AND x.kind = 1 AND x.corrects = d.number AND x.issue_day <= ?3), 0) ELSE 0 END AS open \
+               FROM documents d WHERE d.tenant = ?1 AND d.partner = ?2 AND d.kind IN (0, 2) AND d.issue_day <= ?3 AND open <> 0";
     let mut stmt = c.prepare_cached(sql).map_err(map)?;
     let rows = stmt
         .query_map(
-            params![blob(tenant.as_uuid()), blob(partner.as_uuid())],
+            params![
+                blob(tenant.as_uuid()),
+                blob(partner.as_uuid()),
+                day_number(as_of) as i64
+            ],
             |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)),
         )
         .map_err(map)?;
@@ -731,11 +739,15 @@ fn balances(
     let sql = "SELECT currency, \
                SUM(CASE WHEN kind = 0 THEN total_units WHEN kind = 1 THEN -total_units WHEN kind = 3 AND COALESCE(direction, 0) = 0 THEN -total_units ELSE 0 END), \
                SUM(CASE WHEN kind = 2 THEN total_units WHEN kind = 3 AND direction = 1 THEN -total_units ELSE 0 END) \
-               FROM documents WHERE tenant = ?1 AND partner = ?2 GROUP BY currency ORDER BY currency";
+               FROM documents WHERE tenant = ?1 AND partner = ?2 AND issue_day <= ?3 GROUP BY currency ORDER BY currency";
     let mut stmt = c.prepare_cached(sql).map_err(map)?;
     let rows = stmt
         .query_map(
-            params![blob(tenant.as_uuid()), blob(partner.as_uuid())],
+            params![
+                blob(tenant.as_uuid()),
+                blob(partner.as_uuid()),
+                day_number(as_of) as i64
+            ],
             |r| {
                 Ok((
                     r.get::<_, String>(0)?,

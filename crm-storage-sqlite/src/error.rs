@@ -49,6 +49,19 @@ pub(crate) fn corrupt(what: &str, e: impl std::fmt::Display) -> Error {
     )
 }
 
+/// A call that panicked on a connection thread: a bug, never retryable (a retrying host would loop forever).
+pub(crate) fn panicked(payload: &(dyn std::any::Any + Send)) -> Error {
+    let what = payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "(no message)".to_string());
+    Error::storage(
+        StorageErrorKind::Internal,
+        format!("the SQLite call panicked: {what}"),
+    )
+}
+
 /// The store's threads are gone (the store was dropped or a thread died).
 pub(crate) fn stopped() -> Error {
     Error::storage(

@@ -5,7 +5,7 @@
 //! go through the single writer thread, which is what SQLite wants ("database is locked" never happens between our
 //! own writers); reads go to the reader threads, which see the last committed state thanks to WAL.
 
-use crate::error::stopped;
+use crate::error::{panicked, stopped};
 use crm_core::Result;
 use futures::channel::oneshot;
 use rusqlite::Connection;
@@ -69,7 +69,10 @@ where
 {
     let (otx, orx) = oneshot::channel();
     let job: Job = Box::new(move |conn| {
-        let _ = otx.send(f(conn));
+        // A panic is answered as a non-retryable error (not a closed channel, which reads as `Unavailable`).
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(conn)))
+            .unwrap_or_else(|p| Err(panicked(p.as_ref())));
+        let _ = otx.send(r);
     });
     tx.send(job).map_err(|_| stopped())?;
     orx.await.map_err(|_| stopped())?
@@ -89,9 +92,38 @@ fn spawn(name: &str, mut conn: Connection, rx: Arc<Mutex<mpsc::Receiver<Job>>>) 
                     Err(_) => return,
                 }
             };
-            // A panic in a job must not take the connection thread down with it: the caller sees its channel
-            // close (an `Unavailable` error) and the next job runs normally.
+            // A panic in a job must not take the connection thread down with it: the job answers it as an
+            // `Internal` error (see `run`), and the next job runs normally.
             let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(&mut conn)));
         })
         .expect("the OS can start a thread");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_panicking_job_is_a_non_retryable_error_and_the_thread_serves_the_next_job() {
+        let threads = Threads::start(Connection::open_in_memory().unwrap(), Vec::new());
+        futures::executor::block_on(async {
+            let e = threads
+                .write(|_| -> Result<()> { panic!("a bug in a query") })
+                .await
+                .unwrap_err();
+            assert!(
+                !e.is_retryable(),
+                "a panic is a bug: retrying repeats it: {e}"
+            );
+            assert!(e.to_string().contains("a bug in a query"), "{e}");
+            let one: i64 = threads
+                .write(|c| {
+                    c.query_row("SELECT 1", [], |r| r.get(0))
+                        .map_err(crate::error::map)
+                })
+                .await
+                .unwrap();
+            assert_eq!(one, 1);
+        });
+    }
 }

@@ -497,7 +497,7 @@ fn request_params(r: &Request, expected: Option<u64>) -> Vec<Value> {
 }
 
 fn apply_all(conn: &mut Connection, tenant: TenantId, changes: &ChangeSet) -> Result<()> {
-    changes.check_tenant(tenant)?;
+    changes.check(tenant)?;
     let tx = conn
         .transaction_with_behavior(TransactionBehavior::Immediate)
         .map_err(map)?;
@@ -1078,13 +1078,16 @@ impl Store for SqliteStore {
         after: u64,
         limit: u32,
     ) -> Result<Vec<(u64, DomainEvent)>> {
+        // Positions are positive i64s: one beyond them is past the end (`as i64` would wrap u64::MAX to −1, the
+        // start of the feed).
+        let after = i64::try_from(after).unwrap_or(i64::MAX);
         self.threads
             .read(move |c| {
                 let mut stmt = c
                     .prepare_cached("SELECT seq, doc FROM events WHERE tenant = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3")
                     .map_err(map)?;
                 let rows = stmt
-                    .query_map(params![tb(&tenant), after as i64, limit.min(10_000) as i64], |r| {
+                    .query_map(params![tb(&tenant), after, limit.min(10_000) as i64], |r| {
                         Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
                     })
                     .map_err(map)?;

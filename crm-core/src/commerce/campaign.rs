@@ -342,6 +342,7 @@ impl CampaignCost {
         note: Option<&str>,
         rate: AppliedRate,
     ) -> Result<Self> {
+        crate::time::check_business_date("date", date)?;
         if amount.is_negative() || amount.amount().is_zero() {
             return Err(Error::invalid("amount", "a cost is more than zero"));
         }
@@ -577,6 +578,23 @@ mod tests {
         .build(TenantId::new(), Utc::now())
         .unwrap()
         .0
+    }
+
+    #[test]
+    fn a_cost_outside_business_dates_is_refused() {
+        let c = campaign(1);
+        let ron = crate::money::Currency::parse("RON").unwrap();
+        for date in [NaiveDate::MAX, NaiveDate::MIN] {
+            let e = CampaignCost::new(
+                &c,
+                date,
+                Money::parse("10", "RON").unwrap(),
+                None,
+                AppliedRate::identity(ron),
+            )
+            .unwrap_err();
+            assert_eq!(e.field(), Some("date"), "{e}");
+        }
     }
 
     #[test]

@@ -365,7 +365,9 @@ impl NewDocument {
     pub fn check_shape(&self) -> Result<(String, Currency)> {
         let number = code("number", &self.number)?;
         let currency = Currency::parse(self.currency.trim())?;
+        crate::time::check_business_date("issue_date", self.issue_date)?;
         if let Some(due) = self.due_date {
+            crate::time::check_business_date("due_date", due)?;
             if due < self.issue_date {
                 return Err(Error::invalid(
                     "due_date",
@@ -951,6 +953,28 @@ mod tests {
                 "lines[0].product",
             ),
             ("due before issue", inv().due(d(1, 4)), "due_date"),
+            (
+                "due at the end of time",
+                inv().due(NaiveDate::MAX),
+                "due_date",
+            ),
+            (
+                "issued at the end of time",
+                NewDocument {
+                    issue_date: NaiveDate::MAX,
+                    ..inv()
+                },
+                "issue_date",
+            ),
+            (
+                "issued before 1900",
+                NewDocument {
+                    issue_date: NaiveDate::from_ymd_opt(1899, 12, 31).unwrap(),
+                    due_date: None,
+                    ..inv()
+                },
+                "issue_date",
+            ),
             (
                 "no lines",
                 NewDocument {

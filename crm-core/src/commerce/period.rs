@@ -1,10 +1,12 @@
 //! Calendar periods and report buckets.
 
 use crate::error::{Error, Result};
-use chrono::{Datelike, Duration, NaiveDate};
+use crate::time::check_business_date;
+use chrono::{Datelike, Days, NaiveDate};
 use serde::{Deserialize, Serialize};
 
-/// A period of whole days, both ends included.
+/// A period of whole days, both ends included, within [`crate::time::MIN_BUSINESS_DATE`] and
+/// [`crate::time::MAX_BUSINESS_DATE`] (checked by every constructor and by deserialisation).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(try_from = "RawPeriod")]
 pub struct Period {
@@ -26,7 +28,8 @@ impl TryFrom<RawPeriod> for Period {
 }
 
 impl Period {
-    /// The days from `from` to `to`, both included. An end before the start is [`Error::Invalid`] on `period`.
+    /// The days from `from` to `to`, both included. An end before the start is [`Error::Invalid`] on `period`; a
+    /// day outside the business dates on `period.from` or `period.to`.
     ///
     /// ```
     /// use crm_core::commerce::Period;
@@ -39,8 +42,10 @@ impl Period {
         Self::named("period", from, to)
     }
 
-    /// Like [`Period::new`], naming `field` in the error.
+    /// Like [`Period::new`], naming `field` (`field.from`, `field.to`) in the error.
     pub fn named(field: &str, from: NaiveDate, to: NaiveDate) -> Result<Self> {
+        check_business_date(&format!("{field}.from"), from)?;
+        check_business_date(&format!("{field}.to"), to)?;
         if to < from {
             return Err(Error::invalid(
                 field,
@@ -70,12 +75,15 @@ impl Period {
         (self.to - self.from).num_days() + 1
     }
 
-    /// The period of the same length just before this one.
+    /// The period of the same length just before this one (it may start before the business dates: it is only
+    /// compared with).
     pub fn previous(&self) -> Period {
-        let len = Duration::days(self.days());
+        // A period lies within the business dates, so the one before it lies well inside chrono's calendar; the
+        // fallbacks are never taken.
+        let len = Days::new(self.days().unsigned_abs());
         Period {
-            from: self.from - len,
-            to: self.from - Duration::days(1),
+            from: self.from.checked_sub_days(len).unwrap_or(NaiveDate::MIN),
+            to: self.from.pred_opt().unwrap_or(NaiveDate::MIN),
         }
     }
 
@@ -85,6 +93,8 @@ impl Period {
             .ok_or_else(|| Error::invalid("year", format!("{year} is out of range")))?;
         let to = NaiveDate::from_ymd_opt(year, 12, 31)
             .ok_or_else(|| Error::invalid("year", format!("{year} is out of range")))?;
+        check_business_date("year", from)?;
+        check_business_date("year", to)?;
         Ok(Period { from, to })
     }
 }
@@ -179,6 +189,33 @@ mod tests {
         let q = p.previous();
         assert_eq!(q.days(), 31);
         assert_eq!(q.to(), d(2026, 2, 28));
+    }
+
+    #[test]
+    fn periods_outside_business_dates_are_refused_and_previous_never_panics() {
+        let e = Period::new(NaiveDate::MIN, d(2026, 1, 1)).unwrap_err();
+        assert_eq!(e.field(), Some("period.from"), "{e}");
+        let e = Period::new(d(2026, 1, 1), NaiveDate::MAX).unwrap_err();
+        assert_eq!(e.field(), Some("period.to"), "{e}");
+        let e = Period::named("q.period", d(1899, 12, 31), d(2026, 1, 1)).unwrap_err();
+        assert_eq!(e.field(), Some("q.period.from"), "{e}");
+        assert!(e.to_string().contains("1900-01-01 to 2200-12-31"), "{e}");
+        for json in [
+            r#"{"from":"-262000-01-01","to":"-262000-12-31"}"#,
+            r#"{"from":"2026-01-01","to":"+262000-12-31"}"#,
+        ] {
+            let e = serde_json::from_str::<Period>(json).unwrap_err();
+            assert!(e.to_string().contains("outside the dates"), "{json}: {e}");
+        }
+        assert!(Period::year(1899).is_err());
+        assert!(Period::year(2201).is_err());
+        assert_eq!(Period::year(i32::MAX).unwrap_err().field(), Some("year"));
+        let widest = Period::new(d(1900, 1, 1), d(2200, 12, 31)).unwrap();
+        let before = widest.previous();
+        assert_eq!(
+            (before.days(), before.to()),
+            (widest.days(), d(1899, 12, 31))
+        );
     }
 
     #[test]

@@ -19,6 +19,10 @@ pub const MAX_RATE_AGE_DAYS: i64 = 7;
 /// The most decimal places a rate may have.
 pub const RATE_SCALE: u32 = 10;
 
+/// The largest rate accepted: a billion units of one currency for one of another is beyond any real pair and
+/// a typing mistake (a rate of 1e28 would overflow every conversion).
+pub const MAX_RATE: Decimal = Decimal::from_parts(1_000_000_000, 0, 0, false, 0);
+
 /// One unit of `from` is worth `rate` units of `to` on day `on`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ExchangeRate {
@@ -30,7 +34,7 @@ pub struct ExchangeRate {
     pub to: Currency,
     /// The day the rate applies from.
     pub on: NaiveDate,
-    /// Units of `to` per unit of `from` (positive, at most [`RATE_SCALE`] places).
+    /// Units of `to` per unit of `from` (positive, at most [`MAX_RATE`], at most [`RATE_SCALE`] places).
     pub rate: Decimal,
 }
 
@@ -49,6 +53,7 @@ impl ExchangeRate {
                 "a rate converts between two different currencies",
             ));
         }
+        crate::time::check_business_date("on", on)?;
         check_rate("rate", rate)?;
         Ok(Self {
             tenant,
@@ -60,12 +65,18 @@ impl ExchangeRate {
     }
 }
 
-/// Checks a rate is positive with at most [`RATE_SCALE`] decimal places.
+/// Checks a rate is positive, at most [`MAX_RATE`], with at most [`RATE_SCALE`] decimal places.
 pub fn check_rate(field: &str, rate: Decimal) -> Result<()> {
     if rate <= Decimal::ZERO {
         return Err(Error::invalid(
             field,
             format!("{rate} is not a positive rate"),
+        ));
+    }
+    if rate > MAX_RATE {
+        return Err(Error::invalid(
+            field,
+            format!("{rate} is over the largest rate accepted, {MAX_RATE}"),
         ));
     }
     if rate.normalize().scale() > RATE_SCALE {
@@ -136,6 +147,7 @@ impl RateTable {
         on: NaiveDate,
         rate: Decimal,
     ) -> Result<()> {
+        crate::time::check_business_date("on", on)?;
         check_rate("rate", rate)?;
         self.0
             .entry((from, to))
@@ -175,6 +187,47 @@ pub fn missing_rate(from: Currency, to: Currency, on: NaiveDate) -> Error {
 mod tests {
     use super::*;
     use rust_decimal_macros::dec;
+
+    #[test]
+    fn absurd_rates_are_refused_with_the_bound() {
+        for bad in [
+            dec!(1e28),
+            dec!(1000000000.0000000001),
+            Decimal::MAX,
+            dec!(0),
+            dec!(-1),
+            dec!(0.00000000001),
+        ] {
+            let e = check_rate("rate", bad).unwrap_err();
+            assert_eq!(e.field(), Some("rate"), "{bad}");
+        }
+        let e = check_rate("rate", dec!(1e28)).unwrap_err();
+        assert!(e.to_string().contains("1000000000"), "{e}");
+        for good in [dec!(1000000000), dec!(0.0000000001), dec!(4.9731)] {
+            assert!(check_rate("rate", good).is_ok(), "{good}");
+        }
+        let eur = Currency::parse("EUR").unwrap();
+        let ron = Currency::parse("RON").unwrap();
+        let on = NaiveDate::from_ymd_opt(2026, 1, 2).unwrap();
+        let t = crate::id::TenantId::new();
+        assert!(ExchangeRate::new(t, eur, ron, on, dec!(1e28)).is_err());
+        assert!(RateTable::new().insert(eur, ron, on, dec!(1e28)).is_err());
+    }
+
+    #[test]
+    fn rates_outside_business_dates_are_refused() {
+        let eur = Currency::parse("EUR").unwrap();
+        let ron = Currency::parse("RON").unwrap();
+        let t = crate::id::TenantId::new();
+        for on in [NaiveDate::MAX, NaiveDate::MIN] {
+            let e = ExchangeRate::new(t, eur, ron, on, dec!(4.97)).unwrap_err();
+            assert_eq!(e.field(), Some("on"), "{e}");
+            let e = RateTable::new()
+                .insert(eur, ron, on, dec!(4.97))
+                .unwrap_err();
+            assert_eq!(e.field(), Some("on"), "{e}");
+        }
+    }
 
     #[test]
     fn table_rule_and_rounding() {

@@ -14,7 +14,7 @@ use crate::id::{CampaignId, PartnerId, UserId};
 use crate::lead::{Lead, LeadStatus};
 use crate::money::{decimal_to_units, units_to_decimal, Currency};
 use crate::partner::Partner;
-use chrono::{Duration, NaiveDate};
+use chrono::NaiveDate;
 use std::collections::{BTreeMap, BTreeSet};
 
 /// The current documents of one tenant (replaced versions already dropped).
@@ -67,9 +67,9 @@ fn matches(
                 (_, None) => false,
                 (LastSale::Before { date }, Some(l)) => l < *date,
                 (LastSale::After { date }, Some(l)) => l > *date,
-                (LastSale::WithinDays { days }, Some(l)) => {
-                    l >= as_of - Duration::days(*days as i64)
-                }
+                (LastSale::WithinDays { days }, Some(l)) => as_of
+                    .checked_sub_days(chrono::Days::new(u64::from(*days)))
+                    .is_none_or(|from| l >= from),
             }
         }
         Criteria::SalesVolume {
@@ -266,10 +266,24 @@ pub fn progress(targets: &[CampaignTarget], campaign: CampaignId) -> Vec<Progres
     std::iter::once(total).chain(by.into_values()).collect()
 }
 
-/// What is settled against each invoice or bill of a partner: payments' allocations and correcting credit notes.
-fn settled(facts: Facts<'_>, partner: PartnerId) -> BTreeMap<(DocumentKind, String), i128> {
+/// A partner's documents issued on or before `as_of`: the account as it stood at the end of that day.
+fn docs_as_of<'a>(
+    facts: Facts<'a>,
+    partner: PartnerId,
+    as_of: NaiveDate,
+) -> impl Iterator<Item = &'a Document> + 'a {
+    docs_of(facts, partner).filter(move |d| d.issue_date <= as_of)
+}
+
+/// What is settled on `as_of` against each invoice or bill of a partner: the allocations of payments and the
+/// correcting credit notes issued by then.
+fn settled(
+    facts: Facts<'_>,
+    partner: PartnerId,
+    as_of: NaiveDate,
+) -> BTreeMap<(DocumentKind, String), i128> {
     let mut m: BTreeMap<(DocumentKind, String), i128> = BTreeMap::new();
-    for d in docs_of(facts, partner) {
+    for d in docs_as_of(facts, partner, as_of) {
         match d.kind {
             DocumentKind::Payment => {
                 let kind = d.direction.unwrap_or(PaymentDirection::Received).settles();
@@ -290,10 +304,10 @@ fn settled(facts: Facts<'_>, partner: PartnerId) -> BTreeMap<(DocumentKind, Stri
     m
 }
 
-/// A partner's open items on day `as_of`.
+/// A partner's open items on day `as_of`: the invoices and bills issued by then, less what was settled by then.
 pub fn open_items(facts: Facts<'_>, partner: PartnerId, as_of: NaiveDate) -> Vec<OpenItem> {
-    let settled = settled(facts, partner);
-    let mut out: Vec<OpenItem> = docs_of(facts, partner)
+    let settled = settled(facts, partner, as_of);
+    let mut out: Vec<OpenItem> = docs_as_of(facts, partner, as_of)
         .filter(|d| matches!(d.kind, DocumentKind::Invoice | DocumentKind::VendorBill))
         .filter_map(|d| {
             let s = settled
@@ -319,10 +333,11 @@ pub fn open_items(facts: Facts<'_>, partner: PartnerId, as_of: NaiveDate) -> Vec
     out
 }
 
-/// A partner's balances per currency (ordered by currency code) on day `as_of`.
+/// A partner's balances per currency (ordered by currency code) on day `as_of`, counting the documents issued by
+/// then; a currency appears once a document in it was issued.
 pub fn balances(facts: Facts<'_>, partner: PartnerId, as_of: NaiveDate) -> Vec<Balance> {
     let mut by: BTreeMap<&'static str, (Currency, i128, i128)> = BTreeMap::new();
-    for d in docs_of(facts, partner) {
+    for d in docs_as_of(facts, partner, as_of) {
         let e = by.entry(d.currency.code()).or_insert((d.currency, 0, 0));
         let t = d.total_units() as i128;
         match (d.kind, d.direction) {

@@ -28,6 +28,9 @@ pub const MAX_DEPTH: usize = 12;
 /// The most nodes a criteria tree may have.
 pub const MAX_NODES: usize = 256;
 
+/// The longest look-back of [`LastSale::WithinDays`]: a hundred years.
+pub const MAX_WITHIN_DAYS: u32 = 36_500;
+
 /// A condition on the date of the last sale.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -44,7 +47,7 @@ pub enum LastSale {
     },
     /// The last sale was within this many days before the evaluation day.
     WithinDays {
-        /// The number of days.
+        /// The number of days, at most [`MAX_WITHIN_DAYS`].
         days: u32,
     },
     /// There never was a sale.
@@ -333,7 +336,18 @@ impl Criteria {
             ));
         }
         match self {
-            Self::LastSale { .. } | Self::SalesVolume { .. } | Self::Role { .. } => Ok(()),
+            Self::LastSale { when } => match when {
+                LastSale::Before { date } | LastSale::After { date } => {
+                    crate::time::check_business_date(&format!("{path}.when.date"), *date)
+                        .map(|_| ())
+                }
+                LastSale::WithinDays { days } if *days > MAX_WITHIN_DAYS => Err(Error::invalid(
+                    format!("{path}.when.days"),
+                    format!("{days} days is more than the most a last sale is looked back, {MAX_WITHIN_DAYS} days"),
+                )),
+                LastSale::WithinDays { .. } | LastSale::Never => Ok(()),
+            },
+            Self::SalesVolume { .. } | Self::Role { .. } => Ok(()),
             Self::Bought { items, .. } => {
                 if items.is_empty() {
                     return Err(Error::invalid(
@@ -461,6 +475,34 @@ mod tests {
     use super::*;
 
     #[test]
+    fn last_sale_dates_and_days_are_bounded() {
+        let last = |when| Criteria::Not {
+            not: Box::new(Criteria::LastSale { when }),
+        };
+        for (c, field) in [
+            (
+                last(LastSale::Before {
+                    date: NaiveDate::MAX,
+                }),
+                "criteria.not.when.date",
+            ),
+            (
+                last(LastSale::After {
+                    date: NaiveDate::MIN,
+                }),
+                "criteria.not.when.date",
+            ),
+            (
+                last(LastSale::WithinDays { days: u32::MAX }),
+                "criteria.not.when.days",
+            ),
+        ] {
+            assert_eq!(c.check().unwrap_err().field(), Some(field), "{c:?}");
+        }
+        assert!(last(LastSale::WithinDays { days: 36_500 }).check().is_ok());
+    }
+
+    #[test]
     fn needs_number_items_depth_first_and_follow_the_logic() {
         let year = Period::year(2025).unwrap();
         let eur = crate::money::Currency::parse("EUR").unwrap();
@@ -569,7 +611,11 @@ mod tests {
     #[test]
     fn items_are_found_with_their_paths() {
         let p = ProductId::new();
-        let period = Period::new(NaiveDate::MIN, NaiveDate::MAX).unwrap();
+        let period = Period::new(
+            crate::time::MIN_BUSINESS_DATE,
+            crate::time::MAX_BUSINESS_DATE,
+        )
+        .unwrap();
         let c = Criteria::And {
             all: vec![
                 Criteria::Role {

@@ -109,6 +109,11 @@ impl CommerceService {
         self.crm.clock().now().date_naive()
     }
 
+    /// The day a balance, open items or a segment is computed for: `as_of`, else today; a business date.
+    fn as_of(&self, as_of: Option<NaiveDate>) -> Result<NaiveDate> {
+        crate::time::check_business_date("as_of", as_of.unwrap_or_else(|| self.today()))
+    }
+
     async fn commit(&self, ctx: &Context, cs: ChangeSet) -> Result<Vec<DomainEvent>> {
         self.crm.commit(ctx, cs).await
     }
@@ -460,30 +465,29 @@ impl CommerceService {
         Ok(DocumentOutcome { recorded, events })
     }
 
-    /// A partner's open items on `as_of` (today when `None`).
+    /// A partner's open items on `as_of` (today when `None`): the account as it stood at the end of that day.
     pub async fn open_items(
         &self,
         tenant: TenantId,
         partner: PartnerId,
         as_of: Option<NaiveDate>,
     ) -> Result<Vec<OpenItem>> {
+        let as_of = self.as_of(as_of)?;
         self.crm.store().partner(tenant, partner).await?;
-        self.store
-            .open_items(tenant, partner, as_of.unwrap_or_else(|| self.today()))
-            .await
+        self.store.open_items(tenant, partner, as_of).await
     }
 
-    /// A partner's balances per currency on `as_of` (today when `None`).
+    /// A partner's balances per currency on `as_of` (today when `None`): the account as it stood at the end of
+    /// that day.
     pub async fn balances(
         &self,
         tenant: TenantId,
         partner: PartnerId,
         as_of: Option<NaiveDate>,
     ) -> Result<Vec<Balance>> {
+        let as_of = self.as_of(as_of)?;
         self.crm.store().partner(tenant, partner).await?;
-        self.store
-            .balances(tenant, partner, as_of.unwrap_or_else(|| self.today()))
-            .await
+        self.store.balances(tenant, partner, as_of).await
     }
 
     // ------------------------------------------------------------------ segments and campaigns
@@ -564,8 +568,9 @@ impl CommerceService {
         criteria: &Criteria,
     ) -> Result<Vec<SegmentMember>> {
         self.check_criteria(tenant, criteria).await?;
+        let today = self.as_of(None)?;
         self.store
-            .segment(tenant, criteria, self.today(), self.reporting)
+            .segment(tenant, criteria, today, self.reporting)
             .await
     }
 
@@ -603,6 +608,7 @@ impl CommerceService {
         amount: Money,
         note: Option<&str>,
     ) -> Result<CampaignCost> {
+        crate::time::check_business_date("date", date)?;
         let c = self.store.campaign(ctx.tenant, campaign).await?;
         let rate = self
             .resolve_rate(ctx.tenant, amount.currency(), date)
@@ -892,8 +898,10 @@ impl CommerceService {
             }
             Some(b) => {
                 let from = if q.compare {
+                    // No document is dated before the business dates: the bucket before them is empty anyway.
                     b.start_of(b.index(q.period.from()) - 1)
                         .unwrap_or(q.period.from())
+                        .max(crate::time::MIN_BUSINESS_DATE)
                 } else {
                     q.period.from()
                 };

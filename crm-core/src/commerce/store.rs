@@ -17,7 +17,11 @@
 //!   [`CommerceStore::balances`] are computed by the database (GROUP BY over indexed columns or roll-ups kept in
 //!   the same transaction), never by loading documents into memory, and equal the reference calculations of
 //!   [`super::reference`] exactly (integer units).
-//! - **Rates.** [`CommerceKey::Rate`] (read through [`CommerceStoreExt::rate`]) follows [`super::rate::RateTable`]'s rule: the latest rate on or before the
+//! - **As of.** [`CommerceStore::open_items`] and [`CommerceStore::balances`] on `as_of` are the account as it stood
+//!   at the end of that day: documents (and so payments' allocations and credit notes) issued after it are left
+//!   out; `as_of` also sets the days overdue.
+//! - **Rates.** [`CommerceKey::Rate`] (read through [`CommerceStoreExt::rate`]) follows
+//!   [`super::rate::RateTable`]'s rule: the latest rate on or before the
 //!   day, at most [`super::rate::MAX_RATE_AGE_DAYS`] old.
 
 use super::campaign::{Campaign, CampaignCost, CampaignTarget};
@@ -142,14 +146,17 @@ pub trait CommerceStore: Send + Sync + Debug {
     ) -> Result<CampaignSums>;
     /// A campaign's progress: the total first (agent `None`), then one row per agent by agent id.
     async fn progress(&self, tenant: TenantId, campaign: CampaignId) -> Result<Vec<Progress>>;
-    /// A partner's open items on `as_of` (by due date, none last, then kind and number).
+    /// A partner's open items on `as_of` (by due date, none last, then kind and number): the account as it stood
+    /// at the end of that day. Invoices and bills issued after `as_of` are not listed, and payments (their
+    /// allocations) and correcting credit notes issued after it settle nothing yet.
     async fn open_items(
         &self,
         tenant: TenantId,
         partner: PartnerId,
         as_of: NaiveDate,
     ) -> Result<Vec<OpenItem>>;
-    /// A partner's balances per currency (by currency code) on `as_of`.
+    /// A partner's balances per currency (by currency code) on `as_of`: only documents issued on or before that
+    /// day count (a currency with none is absent).
     async fn balances(
         &self,
         tenant: TenantId,

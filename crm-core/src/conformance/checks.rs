@@ -252,6 +252,25 @@ pub async fn check_commit_refuses_foreign_tenant(store: &Arc<dyn Store>) {
     assert!(is_not_found(&store.partner(a.tenant, p.id).await));
 }
 
+/// A pipeline written as raw data through the change set is checked like a built one: one without an open stage
+/// (where new leads start) is refused, and nothing is written.
+pub async fn check_commit_refuses_raw_pipeline(store: &Arc<dyn Store>) {
+    let w = World::new(store).await;
+    let mut raw = NewPipeline::seed_default()
+        .build(w.tenant, w.clock.now())
+        .unwrap();
+    raw.is_default = false;
+    raw.stages
+        .retain(|s| s.kind == crate::pipeline::StageKind::Won);
+    let mut cs = ChangeSet::new();
+    cs.push(Write::InsertPipeline(raw.clone()));
+    let e = store.commit(w.tenant, cs.clone()).await.unwrap_err();
+    assert_eq!(e.field(), Some("stages"), "{e}");
+    let e = store.ingest(w.tenant, cs).await.unwrap_err();
+    assert_eq!(e.field(), Some("stages"), "ingest: {e}");
+    assert!(is_not_found(&store.pipeline(w.tenant, raw.id).await));
+}
+
 /// Inserting an existing key is `AlreadyExists`.
 pub async fn check_insert_existing_is_already_exists(store: &Arc<dyn Store>) {
     let w = World::new(store).await;
@@ -1273,6 +1292,19 @@ pub async fn check_events_since(store: &Arc<dyn Store>) {
     let rest = store.events_since(w.tenant, all[1].0, 1000).await.unwrap();
     assert_eq!(rest.len(), 2);
     assert_eq!(store.events_since(w.tenant, 0, 2).await.unwrap().len(), 2);
+    // A position at or beyond the end gives nothing: it never wraps round to the start of the feed.
+    let last = all[3].0;
+    for after in [
+        last,
+        last + 1,
+        i64::MAX as u64,
+        i64::MAX as u64 + 1,
+        u64::MAX - 1,
+        u64::MAX,
+    ] {
+        let got = store.events_since(w.tenant, after, 1000).await.unwrap();
+        assert!(got.is_empty(), "events after position {after}: {got:?}");
+    }
 }
 
 /// Bulk ingest writes everything in one transaction and refuses updates.

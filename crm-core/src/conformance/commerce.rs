@@ -391,6 +391,15 @@ pub async fn check_commerce_bad_input(store: &Arc<dyn Store>, commerce: &Arc<dyn
             "currency",
         ),
         (
+            "a code that is not money",
+            NewDocument {
+                number: "F-2".into(),
+                currency: "XXX".into(),
+                ..good.clone()
+            },
+            "currency",
+        ),
+        (
             "negative quantity on an invoice",
             NewDocument {
                 number: "F-3".into(),
@@ -411,6 +420,70 @@ pub async fn check_commerce_bad_input(store: &Arc<dyn Store>, commerce: &Arc<dyn
     for (what, doc, field) in doc_cases {
         let e = s.cs.record_document(s.ctx(), doc).await.unwrap_err();
         assert_eq!(e.field(), Some(field), "{what}: {e}");
+    }
+    // Dates far outside business use are refused at every entry point, before the store sees them.
+    let dated: Vec<(&str, NewDocument, &str)> = vec![
+        (
+            "issued at the largest date",
+            NewDocument {
+                number: "F-6".into(),
+                issue_date: NaiveDate::MAX,
+                due_date: None,
+                ..good.clone()
+            },
+            "issue_date",
+        ),
+        (
+            "due at the largest date",
+            NewDocument {
+                number: "F-7".into(),
+                due_date: Some(NaiveDate::MAX),
+                ..good.clone()
+            },
+            "due_date",
+        ),
+        (
+            "issued before 1900",
+            NewDocument {
+                number: "F-8".into(),
+                issue_date: day(1899, 12, 31),
+                due_date: None,
+                ..good.clone()
+            },
+            "issue_date",
+        ),
+    ];
+    for (what, doc, field) in dated {
+        let e = s.cs.record_document(s.ctx(), doc).await.unwrap_err();
+        assert_eq!(e.field(), Some(field), "{what}: {e}");
+    }
+    for (from, rate, field) in [
+        ("EUR", "10000000000000000000000000000", "rate"),
+        ("XTS", "4.97", "from"),
+    ] {
+        let rate = dec(rate);
+        let e =
+            s.cs.record_rate(s.ctx(), from, "RON", day(2026, 1, 10), rate)
+                .await
+                .unwrap_err();
+        assert_eq!(e.field(), Some(field), "{from} at {rate}: {e}");
+    }
+    for on in [NaiveDate::MAX, NaiveDate::MIN] {
+        let e =
+            s.cs.record_rate(s.ctx(), "EUR", "RON", on, dec("4.97"))
+                .await
+                .unwrap_err();
+        assert_eq!(e.field(), Some("on"), "a rate on {on}: {e}");
+        let e =
+            s.cs.open_items(s.w.tenant, acme.id, Some(on))
+                .await
+                .unwrap_err();
+        assert_eq!(e.field(), Some("as_of"), "open items as of {on}: {e}");
+        let e =
+            s.cs.balances(s.w.tenant, acme.id, Some(on))
+                .await
+                .unwrap_err();
+        assert_eq!(e.field(), Some("as_of"), "balances as of {on}: {e}");
     }
     let other = Shop::new(store, commerce).await;
     let foreign = other.customer("Foreign").await;
@@ -449,7 +522,7 @@ pub async fn check_commerce_bad_input(store: &Arc<dyn Store>, commerce: &Arc<dyn
         before,
         "failed recordings write nothing"
     );
-    for n in ["F-2", "F-3", "F-4", "F-5"] {
+    for n in ["F-2", "F-3", "F-4", "F-5", "F-6", "F-7", "F-8"] {
         assert!(
             s.cs.store()
                 .document_by_number(s.w.tenant, DocumentKind::Invoice, n)
@@ -522,6 +595,19 @@ pub async fn check_commerce_bad_input(store: &Arc<dyn Store>, commerce: &Arc<dyn
         )
         .await
         .expect("campaign");
+    for date in [NaiveDate::MAX, NaiveDate::MIN] {
+        let e =
+            s.cs.add_campaign_cost(
+                s.ctx(),
+                c.id,
+                date,
+                Money::parse("10", "EUR").unwrap(),
+                None,
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(e.field(), Some("date"), "a cost on {date}: {e}");
+    }
     let launch =
         s.cs.launch_campaign(s.ctx(), c.id, c.version)
             .await
@@ -681,6 +767,52 @@ pub async fn check_commerce_balances(store: &Arc<dyn Store>, commerce: &Arc<dyn 
         (dec("1000"), dec("150"), dec("400"))
     );
     assert_eq!(balances, reference::balances(facts, p.id, as_of));
+
+    // As of four days ago the account stood before the credit note, the bill and the payment sent: what was
+    // issued later does not count, and F-11 was overdue by 26 days then.
+    let earlier = as_of - Duration::days(4);
+    let items =
+        s.cs.open_items(s.w.tenant, p.id, Some(earlier))
+            .await
+            .expect("open items");
+    let got: Vec<(&str, Decimal, i64)> = items
+        .iter()
+        .map(|i| (i.number.as_str(), i.open, i.days_overdue))
+        .collect();
+    assert_eq!(
+        got,
+        vec![("F-11", dec("500"), 26), ("F-10", dec("700"), 0)],
+        "open items as of {earlier}"
+    );
+    assert_eq!(items, reference::open_items(facts, p.id, earlier));
+    let balances =
+        s.cs.balances(s.w.tenant, p.id, Some(earlier))
+            .await
+            .expect("balances");
+    assert_eq!(
+        balances
+            .iter()
+            .map(|b| (b.receivable, b.payable, b.overdue))
+            .collect::<Vec<_>>(),
+        vec![(dec("1100"), dec("0"), dec("500"))],
+        "balances as of {earlier}"
+    );
+    assert_eq!(balances, reference::balances(facts, p.id, earlier));
+    // Before the first document there is nothing at all.
+    let before = as_of - Duration::days(61);
+    assert!(s
+        .cs
+        .open_items(s.w.tenant, p.id, Some(before))
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(s
+        .cs
+        .balances(s.w.tenant, p.id, Some(before))
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(reference::balances(facts, p.id, before).is_empty());
 
     pay.number = "P-3".into();
     pay.allocations[0].number = "F-99".into();
@@ -1086,7 +1218,8 @@ struct DocSpec {
     campaign: bool,
     lines: Vec<LineSpec>,
     replace: bool,
-    /// Picks the earlier document a credit note corrects or a payment settles, and a payment's direction.
+    /// Picks the earlier document a credit note corrects or a payment settles, a payment's direction, and the
+    /// due date of an invoice or bill.
     link: usize,
     /// The share of the settled document a payment pays.
     paid_pct: u8,
@@ -1101,6 +1234,8 @@ struct Spec {
     docs: Vec<DocSpec>,
     criteria: Vec<Criteria>,
     queries: Vec<QuerySpec>,
+    /// Days after [`start`] of an "as of" day among the documents' dates, for balances and open items.
+    as_of_day: i64,
 }
 
 fn start() -> NaiveDate {
@@ -1285,12 +1420,14 @@ fn spec() -> impl Strategy<Value = Spec> {
             prop::collection::vec(doc_spec(n), 0..16),
             prop::collection::vec(criteria(), 1..4),
             prop::collection::vec(query, 1..4),
+            0..430i64,
         )
-            .prop_map(|(partners, docs, criteria, queries)| Spec {
+            .prop_map(|(partners, docs, criteria, queries, as_of_day)| Spec {
                 partners,
                 docs,
                 criteria,
                 queries,
+                as_of_day,
             })
     })
 }
@@ -1425,6 +1562,8 @@ async fn run_case(store: Arc<dyn Store>, commerce: Arc<dyn CommerceStore>, spec:
                 .cloned()
                 .collect()
         };
+        // Most invoices and bills fall due within 90 days, so open items are overdue on some "as of" days.
+        let due = (d.link % 4 != 0).then(|| issue + Duration::days((d.link % 90) as i64));
         let mut n = match d.kind {
             0..=5 => NewDocument::invoice(&number, partner, issue, currency, lines),
             6 | 7 => {
@@ -1466,6 +1605,9 @@ async fn run_case(store: Arc<dyn Store>, commerce: Arc<dyn CommerceStore>, spec:
         };
         if d.campaign && d.kind <= 7 {
             n.campaign = Some(campaign.id);
+        }
+        if matches!(d.kind, 0..=5 | 8) {
+            n.due_date = due;
         }
         let doc = s.record(n.clone()).await;
         upsert(&mut docs, doc);
@@ -1536,21 +1678,25 @@ async fn run_case(store: Arc<dyn Store>, commerce: Arc<dyn CommerceStore>, spec:
         got,
         reference::campaign_sums(facts, cf, campaign.id, None, ron())
     );
-    for p in &partners {
-        assert_eq!(
-            s.cs.store()
-                .open_items(s.w.tenant, p.id, as_of)
-                .await
-                .unwrap(),
-            reference::open_items(facts, p.id, as_of)
-        );
-        assert_eq!(
-            s.cs.store()
-                .balances(s.w.tenant, p.id, as_of)
-                .await
-                .unwrap(),
-            reference::balances(facts, p.id, as_of)
-        );
+    // Today, and a day among the documents' dates: the account as it stood then (later documents excluded).
+    for day in [as_of, start() + Duration::days(spec.as_of_day)] {
+        for p in &partners {
+            assert_eq!(
+                s.cs.store()
+                    .open_items(s.w.tenant, p.id, day)
+                    .await
+                    .unwrap(),
+                reference::open_items(facts, p.id, day),
+                "open items of {} as of {day}",
+                p.name
+            );
+            assert_eq!(
+                s.cs.store().balances(s.w.tenant, p.id, day).await.unwrap(),
+                reference::balances(facts, p.id, day),
+                "balances of {} as of {day}",
+                p.name
+            );
+        }
     }
 }
 

@@ -42,6 +42,7 @@ macro_rules! backend_conformance_tests {
                 check_partner_round_trip,
                 check_tenant_isolation,
                 check_commit_refuses_foreign_tenant,
+                check_commit_refuses_raw_pipeline,
                 check_insert_existing_is_already_exists,
                 check_stale_version_is_conflict,
                 check_change_set_is_atomic,

@@ -356,7 +356,7 @@ impl Store for MemStore {
     }
 
     async fn commit(&self, tenant: TenantId, changes: ChangeSet) -> Result<()> {
-        changes.check_tenant(tenant)?;
+        changes.check(tenant)?;
         let mut d = self.data();
         let mut copy = d.clone();
         for w in &changes.writes {
