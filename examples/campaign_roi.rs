@@ -11,6 +11,7 @@
 //! ```
 
 use chrono::{Datelike, Duration, NaiveDate, TimeZone, Utc};
+use crm::commerce::CommerceStoreExt;
 use crm::commerce::{
     Allocation, Bucket, CallOutcome, Channel, Criteria, DocumentKind, GroupBy, LastSale,
     NewCampaign, NewCategory, NewDocument, NewLine, NewProduct, PaymentDirection, Period,
@@ -21,7 +22,6 @@ use crm::{
     Backend, Clock, CommerceService, CommerceStore, Context, Crm, FixedClock, LeadCommand, Money,
     NewPartner, PartnerRole,
 };
-use crm_core::commerce::CommerceStoreExt;
 use rust_decimal::Decimal;
 use std::path::PathBuf;
 use std::sync::Arc;

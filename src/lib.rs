@@ -45,6 +45,7 @@ pub use crm_core;
 pub use crm_core::actor::{Actor, Context, Source};
 pub use crm_core::commerce;
 pub use crm_core::commerce::{CommerceService, CommerceStore, RateSource};
+pub use crm_core::comms::{Directory, RuleEngine, RulesHook, StaticDirectory};
 pub use crm_core::dedupe::DuplicateCandidate;
 pub use crm_core::error::{Error, Result, StorageErrorKind};
 pub use crm_core::event::{
@@ -52,16 +53,10 @@ pub use crm_core::event::{
 };
 pub use crm_core::lead::{Lead, LeadCommand, LeadPartner, LeadPatch, NewLead, StatusKind};
 pub use crm_core::money::{Currency, Money};
-pub use crm_core::outbox::{
-    Channel, ChannelRouter, DispatchReport, Dispatcher, InboxNotifier, Notifier, OutboxMessage,
-    OutboxStore, RetryPolicy,
-};
+pub use crm_core::outbox::{Channel, Notifier, OutboxMessage, OutboxStore, RetryPolicy};
 pub use crm_core::partner::{NewContact, NewPartner, Partner, PartnerPatch, PartnerRole};
 pub use crm_core::pipeline::{LostReason, NewPipeline, Pipeline, Stage, StageKind};
 pub use crm_core::request::{Comment, NewRequest, Request, RequestCommand};
-pub use crm_core::rules::{
-    Directory, RuleEngine, RulesHook, StaticDirectory, TaskNotifier, TickReport,
-};
 pub use crm_core::service::{
     CommitHook, CrmService as LeadService, Entered, EventSubscriber, Loaded, Outcome,
 };
@@ -70,8 +65,12 @@ pub use crm_core::store::{
 };
 pub use crm_core::time::{Clock, FixedClock, SystemClock, Timestamp};
 pub use crm_core::{
-    actor, dedupe, event, id, lead, money, outbox, partner, pipeline, request, service, store, time,
+    actor, comms, dedupe, event, id, lead, money, outbox, partner, pipeline, request, service,
+    store, time,
 };
+pub use crm_delivery as delivery;
+pub use crm_delivery::{ChannelRouter, DispatchReport, Dispatcher, InboxNotifier};
+pub use crm_delivery::{TaskNotifier, TickReport};
 
 #[cfg(feature = "sqlite")]
 pub use crm_storage_sqlite as sqlite;
@@ -152,7 +151,7 @@ impl Crm {
             )
         })?;
         let store: Arc<dyn Store> = self.backend.clone();
-        let report = crm_core::rules::tick(
+        let report = crm_delivery::tick(
             self.clock().now(),
             tenant,
             engine.as_ref(),

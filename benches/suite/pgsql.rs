@@ -295,8 +295,8 @@ pub async fn move_lead(
     expected: u64,
     stage: StageId,
     rules: Option<(
-        &dyn crm_core::rules::RuleEngine,
-        &dyn crm_core::rules::Directory,
+        &dyn crm_core::comms::RuleEngine,
+        &dyn crm_core::comms::Directory,
     )>,
 ) -> Result<(), String> {
     let tenant = ctx.tenant;
@@ -355,13 +355,13 @@ pub async fn move_lead(
         cs.push(Write::InsertLead(l.clone()));
         let mut decided = Vec::new();
         for e in &events {
-            let views = crm_core::rules::Views::from_change_set(&cs, &e.subject);
-            let trigger = crm_core::rules::Trigger::Event(e.clone());
+            let views = crm_core::comms::Views::from_change_set(&cs, &e.subject);
+            let trigger = crm_core::comms::Trigger::Event(e.clone());
             let decision = engine.evaluate(&trigger, &views);
             if let Some(r) = decision.refusal {
                 return Err(format!("refused by {}: {}", r.rule, r.reason));
             }
-            for wr in crm_core::rules::decision_writes(ctx, &trigger, &views, &decision, directory)
+            for wr in crm_core::comms::decision_writes(ctx, &trigger, &views, &decision, directory)
             {
                 match wr {
                     Write::EnqueueOutbox(m) => insert_outbox(&tx, &w, &m).await?,

@@ -459,7 +459,7 @@ impl Env {
         let directory = Arc::new(directory);
         let svc = if rules {
             let hook =
-                crm_core::rules::RulesHook::new(Arc::new(example_rules()?), directory.clone());
+                crm_core::comms::RulesHook::new(Arc::new(example_rules()?), directory.clone());
             CrmService::builder()
                 .store(self.store.clone())
                 .hook(Arc::new(hook))
@@ -509,8 +509,8 @@ impl Env {
                             stage,
                             native.as_ref().map(|n| {
                                 (
-                                    n as &dyn crm_core::rules::RuleEngine,
-                                    directory.as_ref() as &dyn crm_core::rules::Directory,
+                                    n as &dyn crm_core::comms::RuleEngine,
+                                    directory.as_ref() as &dyn crm_core::comms::Directory,
                                 )
                             }),
                         )
@@ -751,7 +751,7 @@ pub fn example_rules() -> Result<crm_rules::RhaiRuleEngine, String> {
 }
 
 /// Triggers with their views: `n` leads entered, moved through the open stages, won or lost.
-pub fn rule_cases(seed: u64, n: u64) -> Vec<(crm_core::rules::Trigger, crm_core::rules::Views)> {
+pub fn rule_cases(seed: u64, n: u64) -> Vec<(crm_core::comms::Trigger, crm_core::comms::Views)> {
     let w = World::new(seed ^ 0x12u64, 7, 100);
     let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x13);
     let facts = Facts {
@@ -786,15 +786,15 @@ pub fn rule_cases(seed: u64, n: u64) -> Vec<(crm_core::rules::Trigger, crm_core:
         let e = DomainEvent::new(&ctx, at, lead_subject(&lead), kind);
         let mut cs = ChangeSet::new();
         cs.push(Write::InsertLead(lead));
-        let views = crm_core::rules::Views::from_change_set(&cs, &e.subject);
-        out.push((crm_core::rules::Trigger::Event(e), views));
+        let views = crm_core::comms::Views::from_change_set(&cs, &e.subject);
+        out.push((crm_core::comms::Trigger::Event(e), views));
     }
     out
 }
 
 impl Env {
     fn rules_eval(&mut self, imp: Impl) -> Result<(f64, u64, String), String> {
-        use crm_core::rules::RuleEngine;
+        use crm_core::comms::RuleEngine;
         let cases = rule_cases(self.manifest.seed, self.scale.evaluations);
         let rhai = example_rules()?;
         let native = crm_rules::native::NativeScheme;
@@ -1081,8 +1081,8 @@ impl Base {
         expected: u64,
         stage: crm_core::id::StageId,
         rules: Option<(
-            &dyn crm_core::rules::RuleEngine,
-            &dyn crm_core::rules::Directory,
+            &dyn crm_core::comms::RuleEngine,
+            &dyn crm_core::comms::Directory,
         )>,
     ) -> Result<(), String> {
         match self {
@@ -1307,8 +1307,8 @@ pub mod sql {
         expected: u64,
         stage: crm_core::id::StageId,
         rules: Option<(
-            &dyn crm_core::rules::RuleEngine,
-            &dyn crm_core::rules::Directory,
+            &dyn crm_core::comms::RuleEngine,
+            &dyn crm_core::comms::Directory,
         )>,
     ) -> Result<(), String> {
         let tenant = ctx.tenant;
@@ -1373,14 +1373,14 @@ pub mod sql {
             let mut cs = ChangeSet::new();
             cs.push(Write::InsertLead(l.clone()));
             for e in &events {
-                let views = crm_core::rules::Views::from_change_set(&cs, &e.subject);
-                let trigger = crm_core::rules::Trigger::Event(e.clone());
+                let views = crm_core::comms::Views::from_change_set(&cs, &e.subject);
+                let trigger = crm_core::comms::Trigger::Event(e.clone());
                 let decision = engine.evaluate(&trigger, &views);
                 if let Some(r) = decision.refusal {
                     return Err(format!("refused by {}: {}", r.rule, r.reason));
                 }
                 for w in
-                    crm_core::rules::decision_writes(ctx, &trigger, &views, &decision, directory)
+                    crm_core::comms::decision_writes(ctx, &trigger, &views, &decision, directory)
                 {
                     match w {
                         Write::EnqueueOutbox(m) => insert_outbox(&tx, &m)?,

@@ -19,6 +19,7 @@
 
 pub mod actor;
 pub mod commerce;
+pub mod comms;
 pub mod dedupe;
 pub mod error;
 pub mod event;
@@ -29,7 +30,6 @@ pub mod outbox;
 pub mod partner;
 pub mod pipeline;
 pub mod request;
-pub mod rules;
 pub mod service;
 pub mod store;
 pub mod time;

@@ -12,7 +12,7 @@
 
 use crate::error::{Location, RulesError};
 use crate::views;
-use crm_core::rules::{
+use crm_core::comms::{
     Action, DecidedAction, Decision, Recipient, Refusal, RuleEngine, RuleFailure, RuleTrace,
     TimerTrigger, Trigger, Views,
 };
@@ -158,7 +158,7 @@ fn record(ctx: &NativeCallContext, a: Action) -> Result<(), Box<EvalAltResult>> 
 }
 
 fn hours(ctx: &NativeCallContext, what: &str, n: i64) -> Result<u32, Box<EvalAltResult>> {
-    let max = crm_core::rules::MAX_TIMER_HOURS;
+    let max = crm_core::comms::MAX_TIMER_HOURS;
     u32::try_from(n).ok().filter(|h| *h <= max).ok_or_else(|| {
         runtime_error(
             format!("{what} must be a whole number of hours ≥ 0 and at most {max} hours, got {n}"),

@@ -17,15 +17,15 @@ use crate::engine::RhaiRuleEngine;
 use crate::error::RulesError;
 use chrono::{TimeZone, Utc};
 use crm_core::actor::{Actor, Source};
+use crm_core::comms::{
+    resolve, Action, Decision, Directory, DirectoryContact, DirectoryUser, RuleEngine,
+    StaticDirectory, TimerFiring, TimerTrigger, Trigger, Views,
+};
 use crm_core::event::{DomainEvent, EventKind, RequestStatus, Subject};
 use crm_core::id::{EventId, LeadId, PartnerId, PipelineId, RequestId, StageId, TenantId, UserId};
 use crm_core::lead::{Lead, LeadStatus};
 use crm_core::partner::NewPartner;
 use crm_core::request::Request;
-use crm_core::rules::{
-    resolve, Action, Decision, Directory, DirectoryContact, DirectoryUser, RuleEngine,
-    StaticDirectory, TimerFiring, TimerTrigger, Trigger, Views,
-};
 use crm_core::time::Timestamp;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};

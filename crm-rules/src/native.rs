@@ -1,10 +1,10 @@
 //! The example scheme (`examples/rules/`) written in plain Rust: the baseline the Rhai engine is measured against,
 //! and a second implementation the fixtures check it against.
 
-use crm_core::event::EventKind;
-use crm_core::rules::{
+use crm_core::comms::{
     Action, DecidedAction, Decision, Recipient, Refusal, RuleEngine, TimerTrigger, Trigger, Views,
 };
+use crm_core::event::EventKind;
 use rust_decimal::Decimal;
 
 /// The classic scheme as native code.

@@ -3,10 +3,10 @@
 //! The records are read-only views: a script reading `ev.lead.title` gets the value, converted when read; a script
 //! assigning to it fails (there is no setter).
 
+use crm_core::comms::{TimerTrigger, Trigger, Views};
 use crm_core::lead::Lead;
 use crm_core::partner::Partner;
 use crm_core::request::Request;
-use crm_core::rules::{TimerTrigger, Trigger, Views};
 use rhai::{Dynamic, Map};
 use serde_json::{json, Value};
 use std::sync::Arc;

@@ -1,7 +1,7 @@
 //! Bad scripts and templates: each gives a clear error naming the rule (file:line:column) or template, and the
 //! engine keeps working for the other rules and the next trigger.
 
-use crm_core::rules::{Action, RuleEngine, Trigger, Views};
+use crm_core::comms::{Action, RuleEngine, Trigger, Views};
 use crm_rules::fixtures::{build_case, Case};
 use crm_rules::notify::Templates;
 use crm_rules::{Limits, RhaiRuleEngine, RuleSet, RuleSource, RulesError};

@@ -7,18 +7,19 @@
 
 use async_trait::async_trait;
 use crm_core::actor::Context;
+use crm_core::comms::{Directory, Person, RulesHook, StaticDirectory};
 use crm_core::event::EventKind;
 use crm_core::id::{PartnerId, TenantId, UserId};
 use crm_core::lead::{LeadCommand, LeadPartner, NewLead};
 use crm_core::money::Money;
 use crm_core::outbox::{
-    DeliveryError, Dispatcher, Notifier, OutboxMessage, OutboxStatus, OutboxStore, RetryPolicy,
+    DeliveryError, Notifier, OutboxMessage, OutboxStatus, OutboxStore, RetryPolicy,
 };
 use crm_core::partner::NewPartner;
-use crm_core::rules::{Directory, Person, RulesHook, StaticDirectory};
 use crm_core::service::CrmService;
 use crm_core::store::{PageRequest, Store};
 use crm_core::time::SystemClock;
+use crm_delivery::Dispatcher;
 use crm_rules::fixtures::Org;
 use crm_rules::{Limits, RhaiRuleEngine, RuleSet};
 use crm_storage_sqlite::SqliteStore;

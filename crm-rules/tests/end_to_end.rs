@@ -3,18 +3,18 @@
 
 use chrono::{Duration, TimeZone, Utc};
 use crm_core::actor::Context;
+use crm_core::comms::RulesHook;
 use crm_core::event::EventKind;
 use crm_core::lead::{LeadCommand, LeadPartner, NewLead};
 use crm_core::money::Money;
 use crm_core::outbox::OutboxStoreExt;
-use crm_core::outbox::{
-    Channel, ChannelRouter, Dispatcher, InboxNotifier, Notifier, OutboxStatus, OutboxStore,
-};
+use crm_core::outbox::{Channel, Notifier, OutboxStatus, OutboxStore};
 use crm_core::partner::{NewContact, NewPartner};
-use crm_core::rules::{tick, RulesHook, TaskNotifier};
 use crm_core::service::CrmService;
 use crm_core::store::{PageRequest, Store, TimelineOf};
 use crm_core::time::{Clock, FixedClock};
+use crm_delivery::{tick, TaskNotifier};
+use crm_delivery::{ChannelRouter, Dispatcher, InboxNotifier};
 use crm_rules::fixtures::Org;
 use crm_rules::notify::{RecordingNotifier, Templates};
 use crm_rules::{Limits, RhaiRuleEngine, RuleSet};
@@ -264,9 +264,9 @@ fn router_again(
 /// sane task next to it.
 #[tokio::test]
 async fn a_task_due_beyond_the_calendar_is_a_dead_letter_not_a_panic() {
+    use crm_core::comms::Action;
     use crm_core::id::{OutboxId, TenantId, UserId};
     use crm_core::outbox::{OutboxMessage, Payload, ResolvedRecipient};
-    use crm_core::rules::Action;
     use crm_core::store::{ChangeSet, Write};
 
     let store = Arc::new(SqliteStore::open_in_memory().unwrap());
@@ -323,7 +323,7 @@ async fn a_task_due_beyond_the_calendar_is_a_dead_letter_not_a_panic() {
         task(
             "open",
             Action::OpenRequest {
-                assignee: crm_core::rules::Recipient::Owner,
+                assignee: crm_core::comms::Recipient::Owner,
                 title: "t".into(),
                 kind: None,
                 due_in_hours: Some(u32::MAX),

@@ -4,17 +4,17 @@
 use async_trait::async_trait;
 use chrono::Duration;
 use crm_core::actor::Context;
+use crm_core::comms::{RuleEngine, RulesHook, Trigger, Views};
 use crm_core::event::{DomainEvent, EventKind};
 use crm_core::lead::{Lead, TransitionError};
-use crm_core::outbox::{
-    Channel, ChannelRouter, Dispatcher, InboxNotifier, MemoryOutbox, OutboxStatus, OutboxStore,
-};
+use crm_core::outbox::{Channel, MemoryOutbox, OutboxStatus, OutboxStore};
 use crm_core::request::Request;
-use crm_core::rules::{tick, RuleEngine, RulesHook, TimerSource, Trigger, Views};
 use crm_core::service::CommitHook;
 use crm_core::store::{ChangeSet, PageRequest, Write};
 use crm_core::time::{FixedClock, Timestamp};
 use crm_core::{Error, Result};
+use crm_delivery::{tick, TimerSource};
+use crm_delivery::{ChannelRouter, Dispatcher, InboxNotifier};
 use crm_rules::fixtures::{self, Case, Org};
 use crm_rules::native::NativeScheme;
 use crm_rules::notify::RecordingNotifier;
@@ -381,7 +381,7 @@ fn scripts_cannot_change_the_views() {
     let (t, v) = case("a new lead notifies its owner");
     let d = RhaiRuleEngine::new(set).evaluate(&t, &v);
     match &d.actions[0].action {
-        crm_core::rules::Action::Notify { subject, .. } => assert_eq!(subject, "Solar roof"),
+        crm_core::comms::Action::Notify { subject, .. } => assert_eq!(subject, "Solar roof"),
         other => panic!("{other:?}"),
     }
     assert_eq!(v.lead.unwrap().title, "Solar roof");

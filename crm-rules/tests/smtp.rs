@@ -6,10 +6,11 @@ use chrono::{Duration, TimeZone, Utc};
 use crm_core::id::{OutboxId, TenantId, UserId};
 use crm_core::outbox::OutboxStoreExt;
 use crm_core::outbox::{
-    Channel, DeliveryError, Dispatcher, MemoryOutbox, Notifier, OutboxMessage, OutboxStatus,
-    Payload, ResolvedRecipient, RetryPolicy,
+    Channel, DeliveryError, MemoryOutbox, Notifier, OutboxMessage, OutboxStatus, Payload,
+    ResolvedRecipient, RetryPolicy,
 };
 use crm_core::time::FixedClock;
+use crm_delivery::Dispatcher;
 use crm_rules::notify::{message_id, SmtpConfig, SmtpNotifier, Templates};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

@@ -10,7 +10,7 @@
 //!
 //! DIR holds the `*.rhai` rules, `org.toml` (roles, people, reporting lines), `fixtures/` and `templates/`.
 
-use crm_core::rules::Action;
+use crm_core::comms::Action;
 use crm_rules::fixtures::{self, Case, Org};
 use crm_rules::graph::{self, Reach};
 use crm_rules::notify::Templates;
@@ -161,7 +161,7 @@ fn test(dir: &Path, given: &[String]) -> Result<bool, String> {
         let mut r = fixtures::run_case(&engine, &org, &case);
         // E-mails must render: an unknown variable in a template fails the case that sends it.
         if let (Some(t), Ok((trigger, views))) = (&templates, fixtures::build_case(&case)) {
-            let d = crm_core::rules::RuleEngine::evaluate(&engine, &trigger, &views);
+            let d = crm_core::comms::RuleEngine::evaluate(&engine, &trigger, &views);
             for (i, a) in d.actions.iter().enumerate() {
                 if let Action::SendEmail { template, vars, .. } = &a.action {
                     let mut all = serde_json::json!({
@@ -265,7 +265,7 @@ fn graph(dir: &Path, mermaid: bool) -> Result<bool, String> {
         let Ok((trigger, views)) = fixtures::build_case(&case) else {
             continue;
         };
-        let d = crm_core::rules::RuleEngine::evaluate(&engine, &trigger, &views);
+        let d = crm_core::comms::RuleEngine::evaluate(&engine, &trigger, &views);
         for a in d.actions {
             reach.insert(Reach {
                 trigger: trigger.name().to_string(),

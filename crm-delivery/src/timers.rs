@@ -1,0 +1,332 @@
+//! Time-driven rules: [`tick`] finds the candidates of every timer the rule engine declares (through a
+//! [`TimerSource`]), asks the engine and returns the outbox writes, whose idempotency keys make a second tick over the
+//! same situation a no-op.
+
+use async_trait::async_trait;
+use crm_core::actor::Context;
+use crm_core::comms::{
+    decision_writes, Directory, RuleEngine, TimerFiring, TimerTrigger, Trigger, Views,
+};
+use crm_core::error::Result;
+use crm_core::event::Subject;
+use crm_core::id::TenantId;
+use crm_core::lead::{Lead, StatusKind};
+use crm_core::request::Request;
+use crm_core::store::{ChangeSet, LeadQuery, LeadSort, PageRequest, RequestQuery, Store};
+use crm_core::time::Timestamp;
+use std::fmt::Debug;
+
+/// Where the scheduler finds the records timers may fire for. Implemented for every [`Store`] through its
+/// queries; an adapter may implement a faster, dedicated query.
+#[async_trait]
+pub trait TimerSource: Send + Sync + Debug {
+    /// Open leads last changed before `before`, at most `limit`, oldest change first is not required.
+    async fn idle_leads(
+        &self,
+        tenant: TenantId,
+        before: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<Lead>>;
+    /// Active requests due before `before`, earliest first, at most `limit`.
+    async fn requests_due_before(
+        &self,
+        tenant: TenantId,
+        before: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<Request>>;
+    /// Open leads whose expected close date is before `today`, at most `limit`.
+    async fn leads_past_close(
+        &self,
+        tenant: TenantId,
+        today: chrono::NaiveDate,
+        limit: u32,
+    ) -> Result<Vec<Lead>>;
+}
+
+async fn open_leads_where<S: Store + ?Sized>(
+    store: &S,
+    tenant: TenantId,
+    limit: u32,
+    keep: impl Fn(&Lead) -> bool + Send,
+) -> Result<Vec<Lead>> {
+    // Pages through open leads, oldest change first would need an index the Store trait does not offer yet; the
+    // scan streams page by page and keeps only the candidates.
+    let mut q = LeadQuery {
+        status: Some(StatusKind::Open),
+        sort: LeadSort::UpdatedDesc,
+        page: PageRequest::first(PageRequest::MAX),
+        ..Default::default()
+    };
+    let mut out = Vec::new();
+    loop {
+        let page = store.query_leads(tenant, &q).await?;
+        out.extend(page.items.into_iter().filter(|l| keep(l)));
+        if out.len() >= limit as usize {
+            out.truncate(limit as usize);
+            return Ok(out);
+        }
+        match page.next {
+            Some(c) => q.page.after = Some(c),
+            None => return Ok(out),
+        }
+    }
+}
+
+#[async_trait]
+impl<S: Store + ?Sized> TimerSource for S {
+    async fn idle_leads(
+        &self,
+        tenant: TenantId,
+        before: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<Lead>> {
+        open_leads_where(self, tenant, limit, move |l| l.updated_at < before).await
+    }
+
+    async fn requests_due_before(
+        &self,
+        tenant: TenantId,
+        before: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<Request>> {
+        let q = RequestQuery {
+            active_only: true,
+            due_before: Some(before),
+            page: PageRequest::first(limit.clamp(1, PageRequest::MAX)),
+            ..Default::default()
+        };
+        Ok(self.query_requests(tenant, &q).await?.items)
+    }
+
+    async fn leads_past_close(
+        &self,
+        tenant: TenantId,
+        today: chrono::NaiveDate,
+        limit: u32,
+    ) -> Result<Vec<Lead>> {
+        open_leads_where(self, tenant, limit, move |l| {
+            l.expected_close.is_some_and(|d| d < today)
+        })
+        .await
+    }
+}
+
+/// What one scheduler tick decided.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TickReport {
+    /// The firings evaluated.
+    pub firings: Vec<TimerFiring>,
+    /// The writes to commit (outbox messages and `rule_failed` events); commit them with
+    /// [`Store::commit`] or `CrmService::commit`. Keys are stable, so committing a repeated tick enqueues nothing
+    /// new.
+    pub changes: ChangeSet,
+}
+
+/// Evaluates the rule set's timers at `now` for one tenant: finds candidates through `source` (at most `limit` per
+/// timer), asks the engine and returns the writes. The host drives it (every minute, say) and commits the result.
+///
+/// A timer over [`MAX_TIMER_DAYS`](crm_core::comms::MAX_TIMER_DAYS) (which a host's own engine could declare) or one whose bound falls outside the
+/// calendar is refused with [`Error::Invalid`](crm_core::Error::Invalid) naming `timer`; nothing panics.
+pub async fn tick(
+    now: Timestamp,
+    tenant: TenantId,
+    engine: &dyn RuleEngine,
+    directory: &dyn Directory,
+    source: &dyn TimerSource,
+    limit: u32,
+) -> Result<TickReport> {
+    let ctx = Context {
+        tenant,
+        actor: crm_core::actor::Actor::System,
+        source: crm_core::actor::Source::Scheduler,
+    };
+    let mut report = TickReport::default();
+    for timer in engine.timers() {
+        let mut firings: Vec<(TimerFiring, Views)> = Vec::new();
+        let bound = timer.bound(now)?;
+        match timer {
+            TimerTrigger::LeadIdle { .. } => {
+                for l in source.idle_leads(tenant, bound, limit).await? {
+                    let key = format!("{timer}:{}:{}", l.id, l.updated_at.timestamp_micros());
+                    firings.push((
+                        firing(tenant, now, timer, lead_subject(&l), key),
+                        lead_views(l),
+                    ));
+                }
+            }
+            TimerTrigger::CloseDatePassed => {
+                for l in source
+                    .leads_past_close(tenant, now.date_naive(), limit)
+                    .await?
+                {
+                    let key = format!("{timer}:{}:{:?}", l.id, l.expected_close);
+                    firings.push((
+                        firing(tenant, now, timer, lead_subject(&l), key),
+                        lead_views(l),
+                    ));
+                }
+            }
+            TimerTrigger::RequestDueSoon { .. } => {
+                for r in source.requests_due_before(tenant, bound, limit).await? {
+                    let Some(due) = r.due else { continue };
+                    if due <= now {
+                        continue;
+                    }
+                    let key = format!("{timer}:{}:{}", r.id, due.timestamp_micros());
+                    firings.push((
+                        firing(tenant, now, timer, request_subject(&r), key),
+                        request_views(r),
+                    ));
+                }
+            }
+            TimerTrigger::RequestOverdue { .. } => {
+                for r in source.requests_due_before(tenant, bound, limit).await? {
+                    let Some(due) = r.due else { continue };
+                    let key = format!("{timer}:{}:{}", r.id, due.timestamp_micros());
+                    firings.push((
+                        firing(tenant, now, timer, request_subject(&r), key),
+                        request_views(r),
+                    ));
+                }
+            }
+        }
+        for (f, views) in firings {
+            let trigger = Trigger::Timer(f.clone());
+            let decision = engine.evaluate(&trigger, &views);
+            report.changes.writes.extend(decision_writes(
+                &ctx, &trigger, &views, &decision, directory,
+            ));
+            report.firings.push(f);
+        }
+    }
+    Ok(report)
+}
+
+fn firing(
+    tenant: TenantId,
+    at: Timestamp,
+    timer: TimerTrigger,
+    subject: Subject,
+    key: String,
+) -> TimerFiring {
+    TimerFiring {
+        tenant,
+        at,
+        timer,
+        subject,
+        key,
+    }
+}
+
+fn lead_subject(l: &Lead) -> Subject {
+    Subject {
+        partner: Some(l.partner),
+        lead: Some(l.id),
+        request: None,
+    }
+}
+
+fn request_subject(r: &Request) -> Subject {
+    Subject {
+        partner: r.partner,
+        lead: r.lead,
+        request: Some(r.id),
+    }
+}
+
+fn lead_views(l: Lead) -> Views {
+    Views {
+        lead: Some(l),
+        ..Default::default()
+    }
+}
+
+fn request_views(r: Request) -> Views {
+    Views {
+        request: Some(r),
+        ..Default::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+    use crm_core::comms::{Decision, StaticDirectory};
+
+    /// An engine declaring whatever timers it likes (a host's own engine is not parsed from text).
+    #[derive(Debug)]
+    struct TimersOnly(Vec<TimerTrigger>);
+
+    impl RuleEngine for TimersOnly {
+        fn evaluate(&self, _: &Trigger, _: &Views) -> Decision {
+            Decision::default()
+        }
+        fn timers(&self) -> Vec<TimerTrigger> {
+            self.0.clone()
+        }
+    }
+
+    /// A timer source with no candidates: the tick only computes its bounds.
+    #[derive(Debug)]
+    struct NoCandidates;
+
+    #[async_trait]
+    impl TimerSource for NoCandidates {
+        async fn idle_leads(&self, _: TenantId, _: Timestamp, _: u32) -> Result<Vec<Lead>> {
+            Ok(Vec::new())
+        }
+        async fn requests_due_before(
+            &self,
+            _: TenantId,
+            _: Timestamp,
+            _: u32,
+        ) -> Result<Vec<Request>> {
+            Ok(Vec::new())
+        }
+        async fn leads_past_close(
+            &self,
+            _: TenantId,
+            _: chrono::NaiveDate,
+            _: u32,
+        ) -> Result<Vec<Lead>> {
+            Ok(Vec::new())
+        }
+    }
+
+    #[test]
+    fn tick_refuses_absurd_timers_of_any_engine_without_panicking() {
+        let tenant = TenantId::new();
+        let dir = StaticDirectory::new(tenant);
+        let now = chrono::Utc.with_ymd_and_hms(2026, 1, 5, 9, 0, 0).unwrap();
+        for timer in [
+            TimerTrigger::LeadIdle { days: u32::MAX },
+            TimerTrigger::RequestDueSoon { hours: u32::MAX },
+            TimerTrigger::RequestOverdue { days: 200_000_000 },
+        ] {
+            let engine = TimersOnly(vec![timer]);
+            let e =
+                futures::executor::block_on(tick(now, tenant, &engine, &dir, &NoCandidates, 10))
+                    .unwrap_err();
+            assert_eq!(e.field(), Some("timer"), "{timer}: {e}");
+        }
+        // At the largest instant chrono knows, even a sane timer reaches outside the calendar: an error, no panic.
+        let engine = TimersOnly(vec![TimerTrigger::RequestDueSoon { hours: 24 }]);
+        let e = futures::executor::block_on(tick(
+            chrono::DateTime::<chrono::Utc>::MAX_UTC,
+            tenant,
+            &engine,
+            &dir,
+            &NoCandidates,
+            10,
+        ))
+        .unwrap_err();
+        assert_eq!(e.field(), Some("timer"), "{e}");
+        let engine = TimersOnly(vec![
+            TimerTrigger::LeadIdle { days: 3650 },
+            TimerTrigger::RequestDueSoon { hours: 87_600 },
+        ]);
+        let r = futures::executor::block_on(tick(now, tenant, &engine, &dir, &NoCandidates, 10));
+        assert!(r.unwrap().firings.is_empty());
+    }
+}
