@@ -44,7 +44,7 @@ pub use async_trait::async_trait;
 pub use crm_core;
 pub use crm_core::actor::{Actor, Context, Source};
 pub use crm_core::commerce;
-pub use crm_core::commerce::{CommerceService, CommerceStore, RateSource};
+pub use crm_core::commerce::{CommerceService, CommerceStore, CommerceStoreExt, RateSource};
 pub use crm_core::comms::{Directory, RuleEngine, RulesHook, StaticDirectory};
 pub use crm_core::dedupe::DuplicateCandidate;
 pub use crm_core::error::{Error, Result, StorageErrorKind};
@@ -53,7 +53,9 @@ pub use crm_core::event::{
 };
 pub use crm_core::lead::{Lead, LeadCommand, LeadPartner, LeadPatch, NewLead, StatusKind};
 pub use crm_core::money::{Currency, Money};
-pub use crm_core::outbox::{Channel, Notifier, OutboxMessage, OutboxStore, RetryPolicy};
+pub use crm_core::outbox::{
+    Channel, Notifier, OutboxMessage, OutboxStatus, OutboxStore, OutboxStoreExt, RetryPolicy,
+};
 pub use crm_core::partner::{NewContact, NewPartner, Partner, PartnerPatch, PartnerRole};
 pub use crm_core::pipeline::{LostReason, NewPipeline, Pipeline, Stage, StageKind};
 pub use crm_core::request::{Comment, NewRequest, Request, RequestCommand};
@@ -61,7 +63,8 @@ pub use crm_core::service::{
     CommitHook, CrmService as LeadService, Entered, EventSubscriber, Loaded, Outcome,
 };
 pub use crm_core::store::{
-    Backend, Board, Funnel, LeadQuery, LeadSort, Page, PageRequest, RequestQuery, Store, TimelineOf,
+    Backend, Board, Funnel, LeadQuery, LeadSort, Page, PageRequest, RequestQuery, Store, StoreExt,
+    TimelineOf,
 };
 pub use crm_core::time::{Clock, FixedClock, SystemClock, Timestamp};
 pub use crm_core::{

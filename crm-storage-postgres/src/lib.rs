@@ -30,6 +30,7 @@
 
 mod commerce;
 mod config;
+mod conn;
 mod error;
 mod migrations;
 mod outbox;
@@ -37,4 +38,5 @@ mod rows;
 mod store;
 
 pub use config::{IngestMode, PgConfig};
+pub use conn::HostClient;
 pub use store::{Explain, PgStore};

@@ -32,7 +32,8 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::NoTls;
 use uuid::Uuid;
 
-pub(crate) type Tx<'a> = deadpool_postgres::Transaction<'a>;
+pub(crate) use crate::conn::Tx;
+use crate::conn::{Conn, HostClient, HostConn, Source};
 
 /// The PostgreSQL store: a pool of connections to one database schema.
 ///
@@ -40,17 +41,15 @@ pub(crate) type Tx<'a> = deadpool_postgres::Transaction<'a>;
 /// statement or transaction; statements are prepared once per connection and cached.
 #[derive(Clone)]
 pub struct PgStore {
-    pool: Pool,
+    source: Source,
     config: Arc<PgConfig>,
 }
 
 impl fmt::Debug for PgStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let s = self.pool.status();
         f.debug_struct("PgStore")
             .field("config", &self.config)
-            .field("pool_size", &s.size)
-            .field("pool_available", &s.available)
+            .field("connections", &self.source)
             .finish()
     }
 }
@@ -172,9 +171,40 @@ impl PgStore {
             .build()
             .map_err(|e| Error::storage(StorageErrorKind::Config, e.to_string()))?;
         Ok(Self {
-            pool,
+            source: Source::Pool(pool),
             config: Arc::new(config),
         })
+    }
+
+    /// A store that runs every operation on `client`, a connection the host holds **with its own transaction
+    /// open**, so the engine's writes (records, events, outbox messages) commit or roll back with the host's:
+    /// no back-office synchronisation. Each engine change is a savepoint in the host's transaction (a refused change
+    /// rolls back to it and the host's transaction goes on); reads see the host's uncommitted rows.
+    ///
+    /// The connection's `search_path` must reach the engine's schema (`SET search_path TO crm, public` when the
+    /// engine's tables are in `crm`), and the schema must be migrated (by [`PgStore::connect`] once). Engine calls
+    /// on one such store take turns; the host runs its own statements on the same connection between them. A change
+    /// without an open transaction is [`Error::Invalid`] on `transaction`. `config` is used for the ingest path only.
+    ///
+    /// ```no_run
+    /// # async fn demo(url: &str) -> crm_core::Result<()> {
+    /// use crm_storage_postgres::{PgConfig, PgStore};
+    /// use std::sync::Arc;
+    /// let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls).await.unwrap();
+    /// tokio::spawn(connection);
+    /// let client = Arc::new(client);
+    /// client.batch_execute("BEGIN").await.unwrap();
+    /// // … the host's own statements on `client` …
+    /// let engine = PgStore::in_host_transaction(client.clone(), PgConfig::default());
+    /// // … engine operations through `engine` (or `Crm::builder().backend(Arc::new(engine))`) …
+    /// client.batch_execute("COMMIT").await.unwrap(); // or ROLLBACK: nothing of either stays
+    /// # Ok(()) }
+    /// ```
+    pub fn in_host_transaction(client: impl HostClient, config: PgConfig) -> Self {
+        Self {
+            source: Source::Host(Arc::new(HostConn::new(Box::new(client)))),
+            config: Arc::new(config),
+        }
     }
 
     /// The configuration.
@@ -184,7 +214,13 @@ impl PgStore {
 
     /// Runs the migrations again (a no-op when the schema is up to date); returns the versions applied.
     pub async fn migrate(&self) -> Result<Vec<i32>> {
-        let mut client = self.pool.get().await.map_err(map_pool)?;
+        let Source::Pool(pool) = &self.source else {
+            return Err(Error::invalid(
+                "transaction",
+                "migrations run on the store's own pool (PgStore::connect), not inside a host's transaction",
+            ));
+        };
+        let mut client = pool.get().await.map_err(map_pool)?;
         let c: &mut tokio_postgres::Client = &mut client;
         migrations::run(c, &self.config.schema).await
     }
@@ -197,7 +233,7 @@ impl PgStore {
             Explain::Leads(t, q) => leads_sql(*t, q, None)?,
             Explain::Requests(t, q) => requests_sql(*t, q, None),
         };
-        let client = self.pool.get().await.map_err(map_pool)?;
+        let client = self.client().await?;
         let rows = client
             .query(&format!("EXPLAIN {}", sql.text), &rows::params(&sql.params))
             .await
@@ -209,9 +245,9 @@ impl PgStore {
             .join("\n"))
     }
 
-    /// A pooled connection (for the adapter's other modules).
-    pub(crate) async fn client(&self) -> Result<deadpool_postgres::Object> {
-        self.pool.get().await.map_err(map_pool)
+    /// A connection for one operation (for the adapter's other modules).
+    pub(crate) async fn client(&self) -> Result<Conn> {
+        self.source.conn().await
     }
 
     pub(crate) async fn query(
@@ -842,24 +878,34 @@ impl Store for PgStore {
             return Ok(());
         }
         let mut client = self.client().await?;
-        let tx = client.transaction().await.map_err(map_pg)?;
-        let mut events = Vec::new();
-        for w in &changes.writes {
-            apply_write(&tx, w, &mut events).await?;
+        let tx = client.begin().await?;
+        let applied = async {
+            let mut events = Vec::new();
+            for w in &changes.writes {
+                apply_write(&tx, w, &mut events).await?;
+            }
+            if !events.is_empty() {
+                let first = allocate_positions(&tx, tenant, events.len()).await?;
+                for (i, e) in events.iter().enumerate() {
+                    insert(
+                        &tx,
+                        &rows::EVENTS,
+                        rows::event_row(e, first + i as i64)?,
+                        e.id,
+                    )
+                    .await?;
+                }
+            }
+            Ok::<_, Error>(())
         }
-        if !events.is_empty() {
-            let first = allocate_positions(&tx, tenant, events.len()).await?;
-            for (i, e) in events.iter().enumerate() {
-                insert(
-                    &tx,
-                    &rows::EVENTS,
-                    rows::event_row(e, first + i as i64)?,
-                    e.id,
-                )
-                .await?;
+        .await;
+        match applied {
+            Ok(()) => tx.commit().await,
+            Err(e) => {
+                tx.rollback().await?;
+                Err(e)
             }
         }
-        tx.commit().await.map_err(map_pg)
     }
 
     async fn ingest(&self, tenant: TenantId, changes: ChangeSet) -> Result<u64> {
@@ -903,24 +949,34 @@ impl Store for PgStore {
             }
         }
         let mut client = self.client().await?;
-        let tx = client.transaction().await.map_err(map_pg)?;
-        if !events.is_empty() {
-            let first = allocate_positions(&tx, tenant, events.len()).await?;
-            for (i, e) in events.iter().enumerate() {
-                batches.push(EVENTS, rows::event_row(e, first + i as i64)?);
+        let tx = client.begin().await?;
+        let applied = async {
+            if !events.is_empty() {
+                let first = allocate_positions(&tx, tenant, events.len()).await?;
+                for (i, e) in events.iter().enumerate() {
+                    batches.push(EVENTS, rows::event_row(e, first + i as i64)?);
+                }
+            }
+            for (table, rows) in batches.ordered() {
+                match self.config.ingest {
+                    IngestMode::Copy => copy_rows(&tx, table, &rows).await?,
+                    _ => insert_rows(&tx, table, &rows, self.config.insert_batch).await?,
+                };
+            }
+            // Enqueueing skips an existing idempotency key, which COPY cannot: one upsert each.
+            for m in outbox {
+                crate::outbox::enqueue(&tx, m).await?;
+            }
+            Ok::<_, Error>(())
+        }
+        .await;
+        match applied {
+            Ok(()) => tx.commit().await?,
+            Err(e) => {
+                tx.rollback().await?;
+                return Err(e);
             }
         }
-        for (table, rows) in batches.ordered() {
-            match self.config.ingest {
-                IngestMode::Copy => copy_rows(&tx, table, &rows).await?,
-                _ => insert_rows(&tx, table, &rows, self.config.insert_batch).await?,
-            };
-        }
-        // Enqueueing skips an existing idempotency key, which COPY cannot: one upsert each.
-        for m in outbox {
-            crate::outbox::enqueue(&tx, m).await?;
-        }
-        tx.commit().await.map_err(map_pg)?;
         Ok(changes.writes.len() as u64)
     }
 

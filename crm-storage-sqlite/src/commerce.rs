@@ -22,7 +22,7 @@ use crm_core::money::{decimal_to_units, units_to_decimal, Currency};
 use crm_core::store::{Cursor, Page, PageRequest};
 use crm_core::{Error, Result};
 use rusqlite::types::Value;
-use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Transaction};
+use rusqlite::{params, params_from_iter, Connection, OptionalExtension};
 use std::collections::BTreeMap;
 use uuid::Uuid;
 
@@ -52,7 +52,7 @@ fn already(e: rusqlite::Error, entity: &'static str, key: String) -> Error {
 
 /// After a versioned UPDATE matched nothing: missing, or changed by someone else.
 fn conflict(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     sql_version: &str,
     key: &[Value],
     entity: &'static str,
@@ -76,7 +76,7 @@ fn conflict(
     }
 }
 
-fn exec(tx: &Transaction<'_>, sql: &str, p: Vec<Value>) -> rusqlite::Result<usize> {
+fn exec(tx: &Connection, sql: &str, p: Vec<Value>) -> rusqlite::Result<usize> {
     tx.prepare_cached(sql)?.execute(params_from_iter(p))
 }
 
@@ -97,7 +97,7 @@ fn check_next(entity: &str, next: u64, expected: u64) -> Result<()> {
 type Guarded = (&'static str, String, u64);
 
 fn versioned_update(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     sql: &str,
     p: Vec<Value>,
     version_sql: &str,
@@ -124,7 +124,7 @@ fn micros(t: Option<crm_core::time::Timestamp>) -> Value {
         .unwrap_or(Value::Null)
 }
 
-fn insert_document_rows(tx: &Transaction<'_>, d: &Document) -> Result<()> {
+fn insert_document_rows(tx: &Connection, d: &Document) -> Result<()> {
     let t = d.tenant.as_uuid();
     for (n, l) in d.lines.iter().enumerate() {
         exec(
@@ -223,7 +223,7 @@ fn target_values(t: &CampaignTarget) -> Vec<Value> {
 }
 
 /// Applies one commerce write inside the commit's transaction.
-pub(crate) fn apply(tx: &Transaction<'_>, w: &CommerceWrite) -> Result<()> {
+pub(crate) fn apply(tx: &Connection, w: &CommerceWrite) -> Result<()> {
     match w {
         CommerceWrite::InsertCategory(c) => exec(
             tx,

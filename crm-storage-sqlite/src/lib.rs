@@ -32,4 +32,6 @@ mod rows;
 mod store;
 
 pub use config::SqliteConfig;
+/// The rusqlite this adapter is built with (a host sharing a connection with the engine uses the same).
+pub use rusqlite;
 pub use store::SqliteStore;

@@ -16,7 +16,7 @@ use crm_core::outbox::{
 use crm_core::store::{Cursor, Page, PageRequest};
 use crm_core::time::{from_micros, Timestamp};
 use crm_core::{Error, Result};
-use rusqlite::{params, Connection, OptionalExtension, Row, Transaction};
+use rusqlite::{params, Connection, OptionalExtension, Row};
 
 fn code(s: OutboxStatus) -> i64 {
     match s {
@@ -40,7 +40,7 @@ fn time(micros: i64) -> Result<Timestamp> {
 }
 
 /// Inserts a message in the commit's transaction; an existing (tenant, idempotency key) makes it a no-op.
-pub(crate) fn enqueue(tx: &Transaction<'_>, m: &OutboxMessage) -> Result<()> {
+pub(crate) fn enqueue(tx: &Connection, m: &OutboxMessage) -> Result<()> {
     tx.prepare_cached(
         "INSERT INTO outbox (tenant, id, idempotency_key, status, attempts, next_attempt_at, last_error, created_at, \
          delivered_at, doc) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) \

@@ -15,14 +15,24 @@ use std::thread;
 
 type Job = Box<dyn FnOnce(&mut Connection) + Send>;
 
-/// Handles to the connection threads.
+/// Handles to the connection threads, or the host's shared connection.
 #[derive(Debug)]
-pub(crate) struct Threads {
-    writer: mpsc::Sender<Job>,
-    readers: Option<mpsc::Sender<Job>>,
+pub(crate) enum Threads {
+    /// The store's own connections, each on its thread.
+    Own {
+        writer: mpsc::Sender<Job>,
+        readers: Option<mpsc::Sender<Job>>,
+    },
+    /// A connection the host holds: jobs run on the caller's thread under its lock.
+    Shared(Arc<Mutex<Connection>>),
 }
 
 impl Threads {
+    /// Jobs run on the host's connection, one at a time.
+    pub(crate) fn shared(conn: Arc<Mutex<Connection>>) -> Self {
+        Self::Shared(conn)
+    }
+
     /// Starts the writer on `writer` and one thread per reader connection.
     pub(crate) fn start(writer: Connection, readers: Vec<Connection>) -> Self {
         let (wtx, wrx) = mpsc::channel::<Job>();
@@ -37,7 +47,7 @@ impl Threads {
             }
             Some(rtx)
         };
-        Self {
+        Self::Own {
             writer: wtx,
             readers,
         }
@@ -49,7 +59,10 @@ impl Threads {
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> Result<T> + Send + 'static,
     {
-        run(&self.writer, f).await
+        match self {
+            Self::Own { writer, .. } => run(writer, f).await,
+            Self::Shared(conn) => run_here(conn, f),
+        }
     }
 
     /// Runs `f` on a reader connection (the writer's, for in-memory databases).
@@ -58,7 +71,10 @@ impl Threads {
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> Result<T> + Send + 'static,
     {
-        run(self.readers.as_ref().unwrap_or(&self.writer), f).await
+        match self {
+            Self::Own { writer, readers } => run(readers.as_ref().unwrap_or(writer), f).await,
+            Self::Shared(conn) => run_here(conn, f),
+        }
     }
 }
 
@@ -76,6 +92,16 @@ where
     });
     tx.send(job).map_err(|_| stopped())?;
     orx.await.map_err(|_| stopped())?
+}
+
+/// Runs a job on the host's connection, on this thread (a panic is answered as for the store's own threads).
+fn run_here<T, F>(conn: &Mutex<Connection>, f: F) -> Result<T>
+where
+    F: FnOnce(&mut Connection) -> Result<T>,
+{
+    let mut c = conn.lock().unwrap_or_else(|p| p.into_inner());
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&mut c)))
+        .unwrap_or_else(|p| Err(panicked(p.as_ref())))
 }
 
 fn spawn(name: &str, mut conn: Connection, rx: Arc<Mutex<mpsc::Receiver<Job>>>) {

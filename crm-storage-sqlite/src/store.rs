@@ -22,8 +22,7 @@ use crm_core::time::Timestamp;
 use crm_core::{Error, Result, StorageErrorKind};
 use rusqlite::types::Value;
 use rusqlite::{
-    params, params_from_iter, Connection, OpenFlags, OptionalExtension, Transaction,
-    TransactionBehavior,
+    params, params_from_iter, Connection, OpenFlags, OptionalExtension, TransactionBehavior,
 };
 use rusqlite_migration::{Migrations, M};
 use rust_decimal::Decimal;
@@ -47,13 +46,19 @@ pub struct SqliteStore {
     threads: Arc<Threads>,
 }
 
+/// The migrations, in order.
+const MIGRATION_SQL: &[&str] = &[
+    include_str!("../migrations/0001_init.sql"),
+    include_str!("../migrations/0002_commerce.sql"),
+    include_str!("../migrations/0003_outbox.sql"),
+    include_str!("../migrations/0004_lead_campaign.sql"),
+];
+
+/// How many migrations there are.
+const MIGRATIONS: usize = MIGRATION_SQL.len();
+
 fn migrations() -> Migrations<'static> {
-    Migrations::new(vec![
-        M::up(include_str!("../migrations/0001_init.sql")),
-        M::up(include_str!("../migrations/0002_commerce.sql")),
-        M::up(include_str!("../migrations/0003_outbox.sql")),
-        M::up(include_str!("../migrations/0004_lead_campaign.sql")),
-    ])
+    Migrations::new(MIGRATION_SQL.iter().map(|sql| M::up(sql)).collect())
 }
 
 fn configure(conn: &Connection, config: &SqliteConfig, file: bool) -> Result<()> {
@@ -126,6 +131,64 @@ impl SqliteStore {
         })
     }
 
+    /// A store on a connection the host holds and shares with its own work on the same file: when the host has a
+    /// transaction open on it (`BEGIN`), every engine change is a savepoint inside it, so the host's ERP writes and
+    /// the engine's records, events and outbox messages commit or roll back together (no back-office
+    /// synchronisation); reads see the host's uncommitted rows. Engine calls run on the caller's thread while they
+    /// hold the connection's lock, one at a time.
+    ///
+    /// The schema is migrated here when the connection has no transaction open; inside one, it must already be
+    /// current (else [`Error::Storage`] of kind `Config`).
+    ///
+    /// ```
+    /// # futures::executor::block_on(async {
+    /// use crm_storage_sqlite::{rusqlite::Connection, SqliteStore};
+    /// use crm_core::store::StoreExt;
+    /// use crm_core::id::TenantId;
+    /// use std::sync::{Arc, Mutex};
+    /// let conn = Arc::new(Mutex::new(Connection::open_in_memory().unwrap()));
+    /// let store = SqliteStore::on_host_connection(conn.clone()).unwrap();
+    /// conn.lock().unwrap().execute_batch("BEGIN").unwrap();
+    /// // … the host's statements, and the engine's changes through `store` …
+    /// assert!(store.pipelines(TenantId::new()).await.unwrap().is_empty());
+    /// conn.lock().unwrap().execute_batch("ROLLBACK").unwrap();
+    /// # });
+    /// ```
+    pub fn on_host_connection(conn: Arc<std::sync::Mutex<Connection>>) -> Result<Self> {
+        {
+            let mut c = conn.lock().unwrap_or_else(|p| p.into_inner());
+            let migrations = migrations();
+            if c.is_autocommit() {
+                migrations.to_latest(&mut c).map_err(|e| {
+                    Error::storage(
+                        StorageErrorKind::Config,
+                        format!("migrating the SQLite schema failed: {e}"),
+                    )
+                })?;
+            } else {
+                let current = migrations.current_version(&c).map_err(|e| {
+                    Error::storage(
+                        StorageErrorKind::Config,
+                        format!("reading the schema version failed: {e}"),
+                    )
+                })?;
+                if current
+                    != rusqlite_migration::SchemaVersion::Inside(
+                        std::num::NonZeroUsize::new(MIGRATIONS).expect("migrations exist"),
+                    )
+                {
+                    return Err(Error::storage(
+                        StorageErrorKind::Config,
+                        format!("the schema is at {current}, not the current one: open the file once with SqliteStore::open_file (or lend the connection before BEGIN) so it is migrated"),
+                    ));
+                }
+            }
+        }
+        Ok(Self {
+            threads: Arc::new(Threads::shared(conn)),
+        })
+    }
+
     /// An in-memory database (for tests and examples).
     pub fn open_in_memory() -> Result<Self> {
         Self::open(SqliteConfig::memory())
@@ -187,7 +250,7 @@ fn check_next_version(entity: &'static str, next: u64, expected: u64) -> Result<
 
 /// After an UPDATE matched no row: the record is missing, or someone else changed it.
 fn conflict_or_missing(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     table: &str,
     entity: &'static str,
     tenant: &TenantId,
@@ -212,7 +275,7 @@ fn conflict_or_missing(
     }
 }
 
-fn put_partner_keys(tx: &Transaction<'_>, p: &Partner, keys: &[DedupeKey]) -> Result<()> {
+fn put_partner_keys(tx: &Connection, p: &Partner, keys: &[DedupeKey]) -> Result<()> {
     let t = blob(p.tenant.as_uuid());
     let id = blob(p.id.as_uuid());
     tx.prepare_cached("DELETE FROM partner_keys WHERE tenant = ?1 AND partner = ?2")
@@ -229,7 +292,7 @@ fn put_partner_keys(tx: &Transaction<'_>, p: &Partner, keys: &[DedupeKey]) -> Re
     Ok(())
 }
 
-fn put_lead_tags(tx: &Transaction<'_>, l: &Lead, replace: bool) -> Result<()> {
+fn put_lead_tags(tx: &Connection, l: &Lead, replace: bool) -> Result<()> {
     let t = blob(l.tenant.as_uuid());
     let id = blob(l.id.as_uuid());
     if replace {
@@ -256,7 +319,7 @@ fn lead_columns(l: &Lead) -> (Option<&'static str>, Option<i64>, i64) {
     (currency, units, LeadSort::ExpectedRevenueDesc.key(l))
 }
 
-fn apply_write(tx: &Transaction<'_>, w: &Write) -> Result<()> {
+fn apply_write(tx: &Connection, w: &Write) -> Result<()> {
     match w {
         Write::InsertPartner { partner: p, keys } => {
             tx.prepare_cached(
@@ -496,8 +559,18 @@ fn request_params(r: &Request, expected: Option<u64>) -> Vec<Value> {
     v
 }
 
+/// Applies a change set in one transaction; on a connection where the host has a transaction open (see
+/// [`SqliteStore::on_host_connection`]), in a savepoint of it, so a failed change leaves the host's transaction
+/// usable and a host's rollback takes the change with it.
 fn apply_all(conn: &mut Connection, tenant: TenantId, changes: &ChangeSet) -> Result<()> {
     changes.check(tenant)?;
+    if !conn.is_autocommit() {
+        let sp = conn.savepoint_with_name("crm_change").map_err(map)?;
+        for w in &changes.writes {
+            apply_write(&sp, w)?;
+        }
+        return sp.commit().map_err(map);
+    }
     let tx = conn
         .transaction_with_behavior(TransactionBehavior::Immediate)
         .map_err(map)?;
