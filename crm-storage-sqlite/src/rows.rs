@@ -28,14 +28,53 @@ pub(crate) fn parse<T: DeserializeOwned>(what: &str, text: &str) -> Result<T> {
 
 /// A LIKE pattern matching `needle` anywhere, with `%`, `_` and `\` escaped (use with `ESCAPE '\'`).
 pub(crate) fn contains_pattern(needle: &str) -> String {
-    let mut p = String::with_capacity(needle.len() + 2);
-    p.push('%');
-    for c in needle.chars() {
-        if matches!(c, '%' | '_' | '\\') {
-            p.push('\\');
-        }
-        p.push(c);
+    crm_storage_sql::like_contains(needle)
+}
+
+/// A shared statement's parameter as SQLite stores it (ids as 16-byte blobs).
+pub(crate) fn bind(p: &crm_storage_sql::Param) -> rusqlite::types::Value {
+    use crm_storage_sql::Param;
+    use rusqlite::types::Value;
+    match p {
+        Param::Uuid(u) => Value::Blob(u.as_bytes().to_vec()),
+        Param::Day(d) => Value::Integer(i64::from(*d)),
+        Param::I64(v) => Value::Integer(*v),
+        Param::I16(v) => Value::Integer(i64::from(*v)),
+        Param::Text(t) => Value::Text(t.clone()),
+        // Statements for SQLite bind each id of a set on its own; a set reaching here is a bug of the builder.
+        Param::Uuids(_) => Value::Null,
     }
-    p.push('%');
-    p
+}
+
+/// Runs a shared statement and returns its first column's text (the `doc` column of `SELECT doc …`).
+pub(crate) fn docs_of(
+    conn: &rusqlite::Connection,
+    sql: &crm_storage_sql::Sql,
+) -> Result<Vec<String>> {
+    use crate::error::map;
+    let mut stmt = conn.prepare_cached(&sql.text).map_err(map)?;
+    let rows = stmt
+        .query_map(
+            rusqlite::params_from_iter(sql.params.iter().map(bind)),
+            |r| r.get::<_, String>(0),
+        )
+        .map_err(map)?;
+    rows.map(|r| r.map_err(map)).collect()
+}
+
+/// Runs a shared statement and counts its rows (an existence check).
+pub(crate) fn docs_of_any(
+    conn: &rusqlite::Connection,
+    sql: &crm_storage_sql::Sql,
+) -> Result<usize> {
+    use crate::error::map;
+    let mut stmt = conn.prepare_cached(&sql.text).map_err(map)?;
+    let mut rows = stmt
+        .query(rusqlite::params_from_iter(sql.params.iter().map(bind)))
+        .map_err(map)?;
+    let mut n = 0;
+    while rows.next().map_err(map)?.is_some() {
+        n += 1;
+    }
+    Ok(n)
 }

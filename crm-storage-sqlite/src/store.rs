@@ -4,22 +4,24 @@ use crate::config::SqliteConfig;
 use crate::error::{corrupt, map};
 use crate::pool::Threads;
 use crate::rows::{blob, contains_pattern, doc, parse, uuid};
+use crate::rows::{docs_of, docs_of_any};
 use async_trait::async_trait;
 use crm_core::dedupe::DedupeKey;
-use crm_core::event::{CommentTarget, DomainEvent, StageHistoryEntry};
-use crm_core::id::{LeadId, PartnerId, PipelineId, RequestId, TenantId};
+use crm_core::event::{CommentTarget, DomainEvent};
+use crm_core::id::{PartnerId, PipelineId, TenantId};
 use crm_core::lead::Lead;
 use crm_core::money::{units_to_decimal, Currency};
 use crm_core::partner::Partner;
-use crm_core::pipeline::{LostReason, Pipeline};
+use crm_core::pipeline::Pipeline;
 use crm_core::request::{Comment, Request};
 use crm_core::store::{
-    absent_as_empty, partner_search_text, request_sort_key, Board, BoardColumn, ChangeSet,
-    CurrencyTotal, Cursor, Funnel, Key, KeyMatch, LeadQuery, LeadSort, Page, PageRequest, Record,
-    RequestQuery, Store, TimelineOf, Write,
+    partner_search_text, request_sort_key, Board, BoardColumn, ChangeSet, CurrencyTotal, Cursor,
+    Funnel, Key, KeyMatch, LeadQuery, LeadSort, Page, PageRequest, Record, RequestQuery, Store,
+    TimelineOf, Write,
 };
 use crm_core::time::Timestamp;
 use crm_core::{Error, Result, StorageErrorKind};
+use crm_storage_sql::{fetch, Dialect};
 use rusqlite::types::Value;
 use rusqlite::{
     params, params_from_iter, Connection, OpenFlags, OptionalExtension, TransactionBehavior,
@@ -1029,49 +1031,28 @@ fn partners_by_keys(
 #[async_trait]
 impl Store for SqliteStore {
     async fn fetch(&self, tenant: TenantId, key: &Key) -> Result<Vec<Record>> {
-        Ok(match key {
-            Key::Partner(id) => absent_as_empty(self.read_partner(tenant, *id).await)?
-                .into_iter()
-                .map(Record::Partner)
-                .collect(),
-            Key::PartnersByKeys(keys) => self
-                .read_partners_by_keys(tenant, keys)
-                .await?
-                .into_iter()
-                .map(Record::KeyMatch)
-                .collect(),
-            Key::Pipeline(id) => absent_as_empty(self.read_pipeline(tenant, *id).await)?
-                .into_iter()
-                .map(Record::Pipeline)
-                .collect(),
-            Key::Pipelines => self
-                .read_pipelines(tenant)
-                .await?
-                .into_iter()
-                .map(Record::Pipeline)
-                .collect(),
-            Key::LostReasons => self
-                .read_lost_reasons(tenant)
-                .await?
-                .into_iter()
-                .map(Record::LostReason)
-                .collect(),
-            Key::Lead(id) => absent_as_empty(self.read_lead(tenant, *id).await)?
-                .into_iter()
-                .map(Record::Lead)
-                .collect(),
-            Key::StageHistory(lead) => self
-                .read_stage_history(tenant, *lead)
-                .await?
-                .into_iter()
-                .map(Record::StageStep)
-                .collect(),
-            Key::Request(id) => absent_as_empty(self.read_request(tenant, *id).await)?
-                .into_iter()
-                .map(Record::Request)
-                .collect(),
-            _ => return Err(Error::invalid("key", "this adapter does not know the key")),
-        })
+        if let Key::PartnersByKeys(keys) = key {
+            let keys = keys.clone();
+            return self
+                .threads
+                .read(move |c| partners_by_keys(c, tenant, &keys))
+                .await
+                .map(|m| m.into_iter().map(Record::KeyMatch).collect());
+        }
+        let (sql, doc) = fetch::store_key(Dialect::Sqlite, tenant, key).ok_or_else(|| {
+            Error::invalid("key", "a key this version of the engine does not know")
+        })?;
+        let must_exist = fetch::lead_exists(Dialect::Sqlite, tenant, key);
+        self.threads
+            .read(move |c| {
+                if let Some((exists, missing)) = must_exist {
+                    if docs_of_any(c, &exists)? == 0 {
+                        return Err(missing);
+                    }
+                }
+                docs_of(c, &sql)?.iter().map(|d| doc.record(d)).collect()
+            })
+            .await
     }
 
     async fn commit(&self, tenant: TenantId, changes: ChangeSet) -> Result<()> {
@@ -1170,122 +1151,6 @@ impl Store for SqliteStore {
                     out.push((seq as u64, parse("event", &text)?));
                 }
                 Ok(out)
-            })
-            .await
-    }
-}
-
-impl SqliteStore {
-    async fn read_partner(&self, tenant: TenantId, id: PartnerId) -> Result<Partner> {
-        self.threads
-            .read(move |c| {
-                one_doc(
-                    c,
-                    "SELECT doc FROM partners WHERE tenant = ?1 AND id = ?2",
-                    &tenant,
-                    id.as_uuid(),
-                    "partner",
-                )
-            })
-            .await
-    }
-
-    async fn read_partners_by_keys(
-        &self,
-        tenant: TenantId,
-        keys: &[DedupeKey],
-    ) -> Result<Vec<KeyMatch>> {
-        let keys = keys.to_vec();
-        self.threads
-            .read(move |c| partners_by_keys(c, tenant, &keys))
-            .await
-    }
-
-    async fn read_pipeline(&self, tenant: TenantId, id: PipelineId) -> Result<Pipeline> {
-        self.threads
-            .read(move |c| {
-                one_doc(
-                    c,
-                    "SELECT doc FROM pipelines WHERE tenant = ?1 AND id = ?2",
-                    &tenant,
-                    id.as_uuid(),
-                    "pipeline",
-                )
-            })
-            .await
-    }
-
-    async fn read_pipelines(&self, tenant: TenantId) -> Result<Vec<Pipeline>> {
-        self.threads
-            .read(move |c| {
-                docs(
-                    c,
-                    "SELECT doc FROM pipelines WHERE tenant = ? ORDER BY created_at, id",
-                    &[Value::Blob(tb(&tenant))],
-                    "pipeline",
-                )
-            })
-            .await
-    }
-
-    async fn read_lost_reasons(&self, tenant: TenantId) -> Result<Vec<LostReason>> {
-        self.threads
-            .read(move |c| {
-                docs(
-                    c,
-                    "SELECT doc FROM lost_reasons WHERE tenant = ? ORDER BY id",
-                    &[Value::Blob(tb(&tenant))],
-                    "lost reason",
-                )
-            })
-            .await
-    }
-
-    async fn read_lead(&self, tenant: TenantId, id: LeadId) -> Result<Lead> {
-        self.threads
-            .read(move |c| {
-                one_doc(
-                    c,
-                    "SELECT doc FROM leads WHERE tenant = ?1 AND id = ?2",
-                    &tenant,
-                    id.as_uuid(),
-                    "lead",
-                )
-            })
-            .await
-    }
-
-    async fn read_stage_history(
-        &self,
-        tenant: TenantId,
-        lead: LeadId,
-    ) -> Result<Vec<StageHistoryEntry>> {
-        self.threads
-            .read(move |c| {
-                exists(c, "leads", &tenant, lead.as_uuid(), "lead")?;
-                docs(
-                    c,
-                    "SELECT doc FROM stage_history WHERE tenant = ? AND lead = ? ORDER BY seq",
-                    &[
-                        Value::Blob(tb(&tenant)),
-                        Value::Blob(blob(lead.as_uuid()).to_vec()),
-                    ],
-                    "stage history",
-                )
-            })
-            .await
-    }
-
-    async fn read_request(&self, tenant: TenantId, id: RequestId) -> Result<Request> {
-        self.threads
-            .read(move |c| {
-                one_doc(
-                    c,
-                    "SELECT doc FROM requests WHERE tenant = ?1 AND id = ?2",
-                    &tenant,
-                    id.as_uuid(),
-                    "request",
-                )
             })
             .await
     }

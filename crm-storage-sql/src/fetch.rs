@@ -1,0 +1,272 @@
+//! Records by key: the statement that reads a [`Key`]'s or a [`CommerceKey`]'s stored documents, and how to decode
+//! them. Every record is stored whole as its JSON document in a `doc` column; a key is one `SELECT doc`.
+
+use crate::{Dialect, Param, Sql};
+use crm_core::commerce::{day_number, CommerceKey, CommerceRecord, MAX_RATE_AGE_DAYS};
+use crm_core::id::TenantId;
+use crm_core::store::{Key, Record};
+use crm_core::{Error, Result, StorageErrorKind};
+use serde::de::DeserializeOwned;
+use uuid::Uuid;
+
+/// What the documents a statement reads are, for decoding and for error messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Doc {
+    /// A partner.
+    Partner,
+    /// A pipeline.
+    Pipeline,
+    /// A lost reason.
+    LostReason,
+    /// A lead.
+    Lead,
+    /// A stage-history step.
+    StageStep,
+    /// A request.
+    Request,
+    /// A product category.
+    Category,
+    /// A product.
+    Product,
+    /// A document.
+    Document,
+    /// An exchange rate.
+    Rate,
+    /// A campaign.
+    Campaign,
+    /// A campaign cost entry.
+    CampaignCost,
+    /// A campaign target.
+    CampaignTarget,
+}
+
+impl Doc {
+    /// The kind of record, as error messages name it.
+    pub fn entity(self) -> &'static str {
+        match self {
+            Self::Partner => "partner",
+            Self::Pipeline => "pipeline",
+            Self::LostReason => "lost reason",
+            Self::Lead => "lead",
+            Self::StageStep => "stage history entry",
+            Self::Request => "request",
+            Self::Category => "product category",
+            Self::Product => "product",
+            Self::Document => "document",
+            Self::Rate => "exchange rate",
+            Self::Campaign => "campaign",
+            Self::CampaignCost => "campaign cost entry",
+            Self::CampaignTarget => "campaign target",
+        }
+    }
+
+    fn parse<T: DeserializeOwned>(self, doc: &str) -> Result<T> {
+        serde_json::from_str(doc).map_err(|e| {
+            Error::storage_caused(
+                StorageErrorKind::Corrupt,
+                format!("stored {} does not decode: {e}", self.entity()),
+                e,
+            )
+        })
+    }
+
+    /// A lead-side record from its stored document (the text of the `doc` column).
+    pub fn record(self, doc: &str) -> Result<Record> {
+        Ok(match self {
+            Self::Partner => Record::Partner(self.parse(doc)?),
+            Self::Pipeline => Record::Pipeline(self.parse(doc)?),
+            Self::LostReason => Record::LostReason(self.parse(doc)?),
+            Self::Lead => Record::Lead(self.parse(doc)?),
+            Self::StageStep => Record::StageStep(self.parse(doc)?),
+            Self::Request => Record::Request(self.parse(doc)?),
+            _ => return Err(self.misplaced()),
+        })
+    }
+
+    /// A commerce record from its stored document.
+    pub fn commerce_record(self, doc: &str) -> Result<CommerceRecord> {
+        Ok(match self {
+            Self::Category => CommerceRecord::Category(self.parse(doc)?),
+            Self::Product => CommerceRecord::Product(self.parse(doc)?),
+            Self::Document => CommerceRecord::Document(self.parse(doc)?),
+            Self::Rate => CommerceRecord::Rate(self.parse(doc)?),
+            Self::Campaign => CommerceRecord::Campaign(self.parse(doc)?),
+            Self::CampaignCost => CommerceRecord::CampaignCost(self.parse(doc)?),
+            Self::CampaignTarget => CommerceRecord::CampaignTarget(self.parse(doc)?),
+            _ => return Err(self.misplaced()),
+        })
+    }
+
+    fn misplaced(self) -> Error {
+        Error::storage(
+            StorageErrorKind::Other,
+            format!("a {} is not a record of this store", self.entity()),
+        )
+    }
+}
+
+fn by_id(dialect: Dialect, table: &str, tenant: TenantId, id: Uuid) -> Sql {
+    let mut sql = Sql::new(dialect);
+    let t = sql.bind(*tenant.as_uuid());
+    let i = sql.bind(id);
+    sql.text = format!("SELECT doc FROM {table} WHERE tenant = {t} AND id = {i}");
+    sql
+}
+
+fn by_ids(dialect: Dialect, table: &str, tenant: TenantId, ids: &[Uuid]) -> Sql {
+    let mut sql = Sql::new(dialect);
+    let t = sql.bind(*tenant.as_uuid());
+    let set = match dialect {
+        Dialect::Sqlite => {
+            let ps: Vec<String> = ids.iter().map(|i| sql.bind(*i)).collect();
+            format!("IN ({})", ps.join(", "))
+        }
+        Dialect::Postgres => format!("= ANY({})", sql.bind(Param::Uuids(ids.to_vec()))),
+    };
+    sql.text = format!("SELECT doc FROM {table} WHERE tenant = {t} AND id {set}");
+    sql
+}
+
+/// The statement reading what `key` matches, and what it reads; `None` for [`Key::PartnersByKeys`] (each adapter
+/// matches its own key index). [`Key::StageHistory`] also needs the lead to exist: see [`lead_exists`].
+pub fn store_key(dialect: Dialect, tenant: TenantId, key: &Key) -> Option<(Sql, Doc)> {
+    let all = |table: &str, order: &str| {
+        let mut sql = Sql::new(dialect);
+        let t = sql.bind(*tenant.as_uuid());
+        sql.text = format!("SELECT doc FROM {table} WHERE tenant = {t} ORDER BY {order}");
+        sql
+    };
+    Some(match key {
+        Key::Partner(id) => (
+            by_id(dialect, "partners", tenant, *id.as_uuid()),
+            Doc::Partner,
+        ),
+        Key::Pipeline(id) => (
+            by_id(dialect, "pipelines", tenant, *id.as_uuid()),
+            Doc::Pipeline,
+        ),
+        Key::Lead(id) => (by_id(dialect, "leads", tenant, *id.as_uuid()), Doc::Lead),
+        Key::Request(id) => (
+            by_id(dialect, "requests", tenant, *id.as_uuid()),
+            Doc::Request,
+        ),
+        // In creation order: the stored creation time, then the row's insertion order.
+        Key::Pipelines => match dialect {
+            Dialect::Sqlite => (all("pipelines", "created_at, id"), Doc::Pipeline),
+            Dialect::Postgres => (all("pipelines", "created_us, seq"), Doc::Pipeline),
+        },
+        Key::LostReasons => match dialect {
+            Dialect::Sqlite => (all("lost_reasons", "id"), Doc::LostReason),
+            Dialect::Postgres => (all("lost_reasons", "seq"), Doc::LostReason),
+        },
+        Key::StageHistory(lead) => {
+            let mut sql = Sql::new(dialect);
+            let t = sql.bind(*tenant.as_uuid());
+            let l = sql.bind(*lead.as_uuid());
+            sql.text = format!(
+                "SELECT doc FROM stage_history WHERE tenant = {t} AND lead = {l} ORDER BY seq"
+            );
+            (sql, Doc::StageStep)
+        }
+        _ => return None,
+    })
+}
+
+/// For [`Key::StageHistory`]: the statement selecting a row when the lead exists in the tenant, and the error when
+/// it selects none (a history of an unknown lead is [`Error::NotFound`], not empty).
+pub fn lead_exists(dialect: Dialect, tenant: TenantId, key: &Key) -> Option<(Sql, Error)> {
+    let Key::StageHistory(lead) = key else {
+        return None;
+    };
+    let mut sql = by_id(dialect, "leads", tenant, *lead.as_uuid());
+    sql.text = sql.text.replacen("SELECT doc", "SELECT 1", 1);
+    Some((sql, Error::not_found("lead", lead)))
+}
+
+/// The statement reading what a commerce `key` matches, and what it reads.
+pub fn commerce_key(dialect: Dialect, tenant: TenantId, key: &CommerceKey) -> Result<(Sql, Doc)> {
+    let mut sql = Sql::new(dialect);
+    let t = sql.bind(*tenant.as_uuid());
+    let mut one = |table: &str, col: &str, v: Param| {
+        let p = sql.bind(v);
+        format!("SELECT doc FROM {table} WHERE tenant = {t} AND {col} = {p}")
+    };
+    let (text, doc) = match key {
+        CommerceKey::Category(id) => (
+            one("product_categories", "id", (*id.as_uuid()).into()),
+            Doc::Category,
+        ),
+        CommerceKey::CategoryCode(code) => (
+            one("product_categories", "code", code.as_str().into()),
+            Doc::Category,
+        ),
+        CommerceKey::Product(id) => (one("products", "id", (*id.as_uuid()).into()), Doc::Product),
+        CommerceKey::ProductCode(code) => {
+            (one("products", "code", code.as_str().into()), Doc::Product)
+        }
+        CommerceKey::Document(id) => (
+            one("documents", "id", (*id.as_uuid()).into()),
+            Doc::Document,
+        ),
+        CommerceKey::Campaign(id) => (
+            one("campaigns", "id", (*id.as_uuid()).into()),
+            Doc::Campaign,
+        ),
+        CommerceKey::CampaignTargetOf(request) => (
+            one("campaign_targets", "request", (*request.as_uuid()).into()),
+            Doc::CampaignTarget,
+        ),
+        CommerceKey::CampaignCosts(campaign) => (
+            format!(
+                "{} ORDER BY day, id",
+                one("campaign_costs", "campaign", (*campaign.as_uuid()).into())
+            ),
+            Doc::CampaignCost,
+        ),
+        CommerceKey::DocumentNumber(kind, number) => {
+            let k = sql.bind(Param::I16(kind.code()));
+            let n = sql.bind(number.as_str());
+            (
+                format!(
+                    "SELECT doc FROM documents WHERE tenant = {t} AND kind = {k} AND number = {n}"
+                ),
+                Doc::Document,
+            )
+        }
+        CommerceKey::Rate { from, to, on } => {
+            let day = day_number(*on);
+            let f = sql.bind(from.code());
+            let to = sql.bind(to.code());
+            let d = sql.bind(Param::Day(day));
+            let oldest = sql.bind(Param::Day(
+                (day as i64 - MAX_RATE_AGE_DAYS).max(i32::MIN as i64) as i32,
+            ));
+            (
+                format!(
+                    "SELECT doc FROM exchange_rates WHERE tenant = {t} AND from_ccy = {f} AND to_ccy = {to} \
+                     AND day <= {d} AND day >= {oldest} ORDER BY day DESC LIMIT 1"
+                ),
+                Doc::Rate,
+            )
+        }
+        CommerceKey::Products(ids) => {
+            let ids: Vec<Uuid> = ids.iter().map(|i| *i.as_uuid()).collect();
+            return Ok((by_ids(dialect, "products", tenant, &ids), Doc::Product));
+        }
+        CommerceKey::Categories(ids) => {
+            let ids: Vec<Uuid> = ids.iter().map(|i| *i.as_uuid()).collect();
+            return Ok((
+                by_ids(dialect, "product_categories", tenant, &ids),
+                Doc::Category,
+            ));
+        }
+        _ => {
+            return Err(Error::invalid(
+                "key",
+                "a key this version of the engine does not know",
+            ))
+        }
+    };
+    sql.text = text;
+    Ok((sql, doc))
+}

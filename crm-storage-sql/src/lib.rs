@@ -1,0 +1,84 @@
+//! # crm-storage-sql: the statements both storage adapters run, built once
+//!
+//! The key design decision: **one builder per statement, and the differences between SQLite and PostgreSQL in one
+//! small [`Dialect`] seam** (placeholders, filtered aggregates, boolean literals, byte-order text comparison, JSON
+//! access). The adapters keep only what is theirs: connections and transactions, binding [`Param`]s to their
+//! driver's types, bulk loading, error mapping and migrations.
+//!
+//! This crate has no database driver: it turns the engine's requests (a segment's criteria tree, a record key,
+//! an outbox settlement) into a [`Sql`] — text and neutral parameters — which each adapter binds and runs. The
+//! conformance suite in `crm-core` runs every statement on both adapters against the reference models.
+//!
+//! Why not `sea-query`: evaluated (1.0.2) and not taken. Its rusqlite binder pins rusqlite 0.38 while the engine is
+//! on 0.40 (one `libsqlite3-sys` per build), so its values would be bound by hand anyway; and the statements here —
+//! grouped CTE plans with `FILTER`/`CASE` aggregates, keyset row comparisons, version-checked upserts — read and
+//! review better as SQL text with a dialect seam than as builder chains.
+
+mod dialect;
+pub mod fetch;
+pub mod outbox;
+pub mod segment;
+
+pub use dialect::{Dialect, Param, Sql};
+
+use chrono::NaiveTime;
+use crm_core::commerce::{day_number, Period};
+
+/// A `LIKE … ESCAPE '\'` pattern matching `needle` anywhere (`%`, `_` and `\` escaped).
+///
+/// ```
+/// assert_eq!(crm_storage_sql::like_contains("50%_off"), "%50\\%\\_off%");
+/// ```
+pub fn like_contains(needle: &str) -> String {
+    let mut p = String::with_capacity(needle.len() + 2);
+    p.push('%');
+    for c in needle.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            p.push('\\');
+        }
+        p.push(c);
+    }
+    p.push('%');
+    p
+}
+
+/// Day-number bounds of an optional period, both included (all days when `None`).
+pub fn day_bounds(p: Option<Period>) -> (i32, i32) {
+    p.map(|p| (day_number(p.from()), day_number(p.to())))
+        .unwrap_or((i32::MIN, i32::MAX))
+}
+
+/// Microsecond bounds `[from, to)` of an optional period (all time when `None`).
+pub fn micro_bounds(p: Option<Period>) -> (i64, i64) {
+    p.map(|p| {
+        let start = p
+            .from()
+            .and_time(NaiveTime::MIN)
+            .and_utc()
+            .timestamp_micros();
+        // A period ends by 2200-12-31 (the business dates), so the next day exists; past chrono's last day the
+        // bound is open.
+        let end = p.to().succ_opt().map_or(i64::MAX, |d| {
+            d.and_time(NaiveTime::MIN).and_utc().timestamp_micros()
+        });
+        (start, end)
+    })
+    .unwrap_or((i64::MIN, i64::MAX))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::NaiveDate;
+
+    #[test]
+    fn bounds_cover_whole_days_and_open_at_the_edges() {
+        let d = |m, d| NaiveDate::from_ymd_opt(2026, m, d).unwrap();
+        let p = Period::new(d(1, 1), d(1, 31)).unwrap();
+        let (a, b) = micro_bounds(Some(p));
+        assert_eq!(b - a, 31 * 86_400_000_000);
+        assert_eq!(micro_bounds(None), (i64::MIN, i64::MAX));
+        assert_eq!(day_bounds(Some(p)).1 - day_bounds(Some(p)).0, 30);
+        assert_eq!(like_contains("a\\b"), "%a\\\\b%");
+    }
+}

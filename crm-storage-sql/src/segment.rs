@@ -1,0 +1,265 @@
+//! A segment's criteria tree as one statement, set-based: each per-partner aggregate the tree asks about is computed
+//! once for all partners by a grouped scan (a CTE), and the partners are joined to those.
+//!
+//! At 1M customers the earlier per-partner correlated subqueries cost 4.8× the hand-written grouped query; the
+//! grouped scans cost about the same as it. What a match needs ([`Criteria::needs`]) decides the join: on SQLite the
+//! query is driven from the first CTE a match needs a row of (`CROSS JOIN` fixes the order, so only partners with
+//! activity are looked at); on PostgreSQL those CTEs are inner-joined and the planner chooses the order.
+
+use crate::{Dialect, Param, Sql};
+use chrono::NaiveDate;
+use crm_core::commerce::{day_number, BoughtMode, Criteria, Item, LastSale, Needs};
+use crm_core::id::TenantId;
+use crm_core::money::Currency;
+
+/// The statement selecting `(id, name)` of the tenant's partners matching `criteria` on day `as_of` (volumes in
+/// `reporting`), ordered by id. The criteria must have been checked (`Criteria::check`).
+///
+/// ```
+/// use crm_core::commerce::{Criteria, LastSale};
+/// use crm_storage_sql::{segment::segment_sql, Dialect};
+/// let lapsed = Criteria::Not { not: Box::new(Criteria::LastSale { when: LastSale::WithinDays { days: 90 } }) };
+/// let day = chrono::NaiveDate::from_ymd_opt(2026, 12, 1).unwrap();
+/// let eur = crm_core::money::Currency::parse("EUR").unwrap();
+/// let sql = segment_sql(Dialect::Postgres, crm_core::id::TenantId::new(), &lapsed, day, eur);
+/// assert!(sql.text.contains("FILTER (WHERE d.kind = 0)"));
+/// assert_eq!(sql.params.len(), 2);
+/// ```
+pub fn segment_sql(
+    dialect: Dialect,
+    tenant: TenantId,
+    criteria: &Criteria,
+    as_of: NaiveDate,
+    reporting: Currency,
+) -> Sql {
+    let mut sql = Sql::new(dialect);
+    let t = sql.bind(*tenant.as_uuid());
+    let mut plan = Plan::default();
+    let cond = condition(criteria, as_of, reporting, &t, &mut sql, &mut plan);
+    sql.text = plan.statement(dialect, &t, &cond, &criteria.needs());
+    sql
+}
+
+/// The CTEs a tree needs.
+///
+/// - `f`: one row per partner with documents: `last` (day of the last sale) and one `v<n>` column per sales-volume
+///   criterion;
+/// - `b<n>`: per bought item (product or category in a period, numbered as [`Criteria::needs`] numbers them), the
+///   partners' net quantity `q`.
+#[derive(Debug, Default)]
+struct Plan {
+    uses_f: bool,
+    volumes: Vec<String>,
+    bought: Vec<String>,
+}
+
+impl Plan {
+    fn statement(&self, dialect: Dialect, t: &str, cond: &str, needs: &Needs) -> String {
+        let mut ctes = Vec::new();
+        let mut aliases = Vec::new();
+        if self.uses_f {
+            let cols: String = self.volumes.iter().map(|v| format!(", {v}")).collect();
+            let last = dialect.filtered("max", "d.issue_day", "d.kind = 0");
+            ctes.push(format!(
+                "f AS (SELECT d.partner AS partner, {last} AS last{cols} \
+                 FROM documents d WHERE d.tenant = {t} GROUP BY d.partner)"
+            ));
+            aliases.push(("f".to_string(), needs.documents));
+        }
+        for (i, body) in self.bought.iter().enumerate() {
+            ctes.push(format!("b{} AS ({body})", i + 1));
+            aliases.push((format!("b{}", i + 1), needs.bought.contains(&(i + 1))));
+        }
+        let from = match dialect {
+            Dialect::Sqlite => {
+                let driver = aliases.iter().find(|(_, needed)| *needed).map(|(a, _)| a);
+                let mut from = match driver {
+                    Some(d) => {
+                        format!(
+                            "{d} CROSS JOIN partners p ON p.tenant = {t} AND p.id = {d}.partner"
+                        )
+                    }
+                    None => "partners p".to_string(),
+                };
+                for (a, _) in aliases.iter().filter(|(a, _)| Some(a) != driver) {
+                    from.push_str(&format!(" LEFT JOIN {a} ON {a}.partner = p.id"));
+                }
+                from
+            }
+            Dialect::Postgres => {
+                let mut from = "partners p".to_string();
+                for (a, needed) in &aliases {
+                    let join = if *needed { "JOIN" } else { "LEFT JOIN" };
+                    from.push_str(&format!(" {join} {a} ON {a}.partner = p.id"));
+                }
+                from
+            }
+        };
+        let with = if ctes.is_empty() {
+            String::new()
+        } else {
+            format!("WITH {} ", ctes.join(", "))
+        };
+        format!(
+            "{with}SELECT p.id, p.name FROM {from} WHERE p.tenant = {t} AND {cond} ORDER BY p.id"
+        )
+    }
+}
+
+/// A partner's group, as the partners table keeps it.
+fn partner_group(dialect: Dialect) -> String {
+    match dialect {
+        Dialect::Sqlite => "p.grp".to_string(),
+        Dialect::Postgres => dialect.text(&dialect.json_text("p.doc", &["group"])),
+    }
+}
+
+/// A 64-bit parameter compared with a sum (PostgreSQL sums bigints as numeric: say what the parameter is).
+fn bigint(dialect: Dialect, placeholder: String) -> String {
+    match dialect {
+        Dialect::Sqlite => placeholder,
+        Dialect::Postgres => format!("{placeholder}::bigint"),
+    }
+}
+
+/// The WHERE clause of a tree over `partners p` and the plan's CTEs; every leaf is written so that it is never NULL,
+/// so `NOT` keeps two-valued logic, as the reference evaluator has.
+fn condition(
+    c: &Criteria,
+    as_of: NaiveDate,
+    reporting: Currency,
+    t: &str,
+    sql: &mut Sql,
+    plan: &mut Plan,
+) -> String {
+    let d = sql.dialect;
+    let no = d.false_lit();
+    match c {
+        Criteria::LastSale { when } => {
+            plan.uses_f = true;
+            match when {
+                LastSale::Never => "(f.last IS NULL)".to_string(),
+                LastSale::Before { date } => {
+                    format!(
+                        "COALESCE(f.last < {}, {no})",
+                        sql.bind(Param::Day(day_number(*date)))
+                    )
+                }
+                LastSale::After { date } => {
+                    format!(
+                        "COALESCE(f.last > {}, {no})",
+                        sql.bind(Param::Day(day_number(*date)))
+                    )
+                }
+                LastSale::WithinDays { days } => {
+                    let since = (day_number(as_of) as i64 - *days as i64)
+                        .clamp(i32::MIN as i64, i32::MAX as i64)
+                        as i32;
+                    format!("COALESCE(f.last >= {}, {no})", sql.bind(Param::Day(since)))
+                }
+            }
+        }
+        Criteria::SalesVolume {
+            period,
+            cmp,
+            amount,
+        } => {
+            plan.uses_f = true;
+            let r = sql.bind(reporting.code());
+            let f = sql.bind(Param::Day(day_number(period.from())));
+            let to = sql.bind(Param::Day(day_number(period.to())));
+            let a = bigint(d, sql.bind(amount.to_units()));
+            let n = plan.volumes.len() + 1;
+            let sum = d.filtered(
+                "sum",
+                "d.revenue_units",
+                &format!(
+                    "d.kind IN (0, 1) AND d.reporting = {r} AND d.issue_day BETWEEN {f} AND {to}"
+                ),
+            );
+            plan.volumes.push(format!("{sum} AS v{n}"));
+            format!("(COALESCE(f.v{n}, 0) {} {a})", cmp.sql())
+        }
+        Criteria::Bought {
+            mode,
+            items,
+            period,
+        } => {
+            let parts: Vec<String> = items
+                .iter()
+                .map(|it| {
+                    let (col, id) = match it {
+                        Item::Product(x) => ("product", *x.as_uuid()),
+                        Item::Category(x) => ("category", *x.as_uuid()),
+                    };
+                    let i = sql.bind(id);
+                    let f = sql.bind(Param::Day(day_number(period.from())));
+                    let to = sql.bind(Param::Day(day_number(period.to())));
+                    plan.bought.push(format!(
+                        "SELECT l.partner AS partner, sum(l.quantity_units) AS q FROM document_lines l \
+                         WHERE l.tenant = {t} AND l.{col} = {i} AND l.issue_day BETWEEN {f} AND {to} GROUP BY l.partner"
+                    ));
+                    format!("(COALESCE(b{}.q, 0) > 0)", plan.bought.len())
+                })
+                .collect();
+            match mode {
+                BoughtMode::Any => format!("({})", parts.join(" OR ")),
+                BoughtMode::All => format!("({})", parts.join(" AND ")),
+                BoughtMode::None => format!("(NOT ({}))", parts.join(" OR ")),
+            }
+        }
+        Criteria::Group { name } => {
+            let g = partner_group(d);
+            format!("COALESCE({g} = {}, {no})", sql.bind(name.as_str()))
+        }
+        Criteria::Role { role } => {
+            let r = serde_json::to_value(role)
+                .ok()
+                .and_then(|v| v.as_str().map(String::from))
+                .unwrap_or_default();
+            let v = sql.bind(r);
+            d.json_array_has_text("p.doc", "roles", &v)
+        }
+        Criteria::Industry { name } => {
+            let n = sql.bind(name.as_str());
+            let by_name = d.text(&d.json_text("p.doc", &["industry", "name"]));
+            let by_code = d.text(&d.json_text("p.doc", &["industry", "code"]));
+            format!("COALESCE({by_name} = {n} OR {by_code} = {n}, {no})")
+        }
+        Criteria::Location {
+            country,
+            region,
+            city,
+        } => {
+            let mut conds = vec![d.true_lit().to_string()];
+            for (field, v) in [("country", country), ("region", region), ("city", city)] {
+                if let Some(v) = v {
+                    let p = sql.bind(v.as_str());
+                    conds.push(format!("{} = {p}", d.json_element_text(field)));
+                }
+            }
+            d.json_array_any("p.doc", "locations", &conds.join(" AND "))
+        }
+        Criteria::Tag { tag } => {
+            let v = sql.bind(tag.as_str());
+            d.json_array_has_text("p.doc", "tags", &v)
+        }
+        Criteria::And { all } => {
+            let parts: Vec<String> = all
+                .iter()
+                .map(|c| condition(c, as_of, reporting, t, sql, plan))
+                .collect();
+            format!("({})", parts.join(" AND "))
+        }
+        Criteria::Or { any } => {
+            let parts: Vec<String> = any
+                .iter()
+                .map(|c| condition(c, as_of, reporting, t, sql, plan))
+                .collect();
+            format!("({})", parts.join(" OR "))
+        }
+        Criteria::Not { not } => {
+            format!("(NOT {})", condition(not, as_of, reporting, t, sql, plan))
+        }
+    }
+}
