@@ -10,18 +10,20 @@ use crate::error::{corrupt, map_pg};
 use crate::rows::{self, Table, Value};
 use crate::store::{insert, PgStore, Sql, Tx};
 use async_trait::async_trait;
-use chrono::{NaiveDate, NaiveTime};
+use chrono::NaiveDate;
 use crm_core::commerce::{
-    day_number, Balance, BoughtMode, Bucket, Campaign, CampaignCost, CampaignStatus, CampaignSums,
+    day_number, Balance, Bucket, Campaign, CampaignCost, CampaignStatus, CampaignSums,
     CampaignTarget, Category, CommerceStore, CommerceWrite, Criteria, Document, DocumentKind,
-    ExchangeRate, GroupBy, Item, LastSale, Needs, OpenItem, OutcomeKind, PaymentDirection, Period,
-    Product, ProfitSums, Progress, RankOrder, SegmentMember, SumsQuery, MAX_RATE_AGE_DAYS,
+    ExchangeRate, GroupBy, OpenItem, OutcomeKind, PaymentDirection, Period, Product, ProfitSums,
+    Progress, RankOrder, SegmentMember, SumsQuery,
 };
 use crm_core::commerce::{CommerceKey, CommerceRecord};
 use crm_core::id::{CampaignId, PartnerId, TenantId, UserId};
 use crm_core::money::{decimal_to_units, units_to_decimal, Currency};
 use crm_core::store::{Cursor, Page, PageRequest};
 use crm_core::{Error, Result};
+use crm_storage_sql::segment::segment_sql;
+use crm_storage_sql::{day_bounds, fetch, micro_bounds, Dialect};
 use rust_decimal::prelude::ToPrimitive;
 use rust_decimal::Decimal;
 use std::collections::BTreeMap;
@@ -642,220 +644,6 @@ pub(crate) fn ingest_rows(w: &CommerceWrite) -> Result<Vec<(&'static Table, Vec<
 
 // ------------------------------------------------------------------------------------------------ reads
 
-/// Day bounds of an optional period (all time when `None`).
-fn day_bounds(p: Option<Period>) -> (i32, i32) {
-    p.map(|p| (day_number(p.from()), day_number(p.to())))
-        .unwrap_or((i32::MIN, i32::MAX))
-}
-
-/// Microsecond bounds `[from, to)` of an optional period.
-fn micro_bounds(p: Option<Period>) -> (i64, i64) {
-    p.map(|p| {
-        let start = p
-            .from()
-            .and_time(NaiveTime::MIN)
-            .and_utc()
-            .timestamp_micros();
-        // A period ends by 2200-12-31 (the business dates), so the next day exists; past chrono's last day the
-        // bound is open.
-        let end = p.to().succ_opt().map_or(i64::MAX, |d| {
-            d.and_time(NaiveTime::MIN).and_utc().timestamp_micros()
-        });
-        (start, end)
-    })
-    .unwrap_or((i64::MIN, i64::MAX))
-}
-
-/// The per-partner aggregates a segment needs, each computed once for all partners by a grouped scan (a CTE),
-/// not once per partner by a correlated subquery (the same plan as the SQLite adapter's; see ARCHITECTURE.md).
-///
-/// - `f`: one row per partner with documents: `last` (day of the last sale) and one `v<n>` column per sales-volume
-///   criterion;
-/// - `b<n>`: per bought item (product or category in a period, numbered as [`Criteria::needs`] numbers them), the
-///   partners' net quantity `q`.
-#[derive(Debug, Default)]
-struct SegmentPlan {
-    uses_f: bool,
-    volumes: Vec<String>,
-    bought: Vec<String>,
-}
-
-impl SegmentPlan {
-    /// The segment's query (`t` is the tenant's placeholder): the CTEs, then the partners joined to them: inner
-    /// joins to the CTEs a match needs a row of ([`Criteria::needs`]), left joins to the others; the planner
-    /// chooses the order.
-    fn sql(&self, t: &str, cond: &str, needs: &Needs) -> String {
-        let mut ctes = Vec::new();
-        let mut joins = Vec::new();
-        if self.uses_f {
-            let cols: String = self.volumes.iter().map(|v| format!(", {v}")).collect();
-            ctes.push(format!(
-                "f AS (SELECT d.partner AS partner, max(d.issue_day) FILTER (WHERE d.kind = 0) AS last{cols} \
-                 FROM documents d WHERE d.tenant = {t} GROUP BY d.partner)"
-            ));
-            joins.push(("f".to_string(), needs.documents));
-        }
-        for (i, body) in self.bought.iter().enumerate() {
-            ctes.push(format!("b{} AS ({body})", i + 1));
-            joins.push((format!("b{}", i + 1), needs.bought.contains(&(i + 1))));
-        }
-        let mut from = "partners p".to_string();
-        for (a, needed) in &joins {
-            let join = if *needed { "JOIN" } else { "LEFT JOIN" };
-            from.push_str(&format!(" {join} {a} ON {a}.partner = p.id"));
-        }
-        let with = if ctes.is_empty() {
-            String::new()
-        } else {
-            format!("WITH {} ", ctes.join(", "))
-        };
-        format!(
-            "{with}SELECT p.id, p.name FROM {from} WHERE p.tenant = {t} AND {cond} ORDER BY p.id"
-        )
-    }
-}
-
-/// Builds the WHERE clause of a criteria tree over `partners p` and the plan's CTEs (`t_ph` is the tenant's
-/// placeholder).
-fn criteria_sql(
-    c: &Criteria,
-    as_of: NaiveDate,
-    reporting: Currency,
-    t_ph: &str,
-    sql: &mut Sql,
-    plan: &mut SegmentPlan,
-) -> String {
-    match c {
-        Criteria::LastSale { when } => {
-            plan.uses_f = true;
-            let last = "f.last";
-            match when {
-                LastSale::Never => format!("({last} IS NULL)"),
-                LastSale::Before { date } => {
-                    format!("COALESCE({last} < {}, false)", sql.bind(day_number(*date)))
-                }
-                LastSale::After { date } => {
-                    format!("COALESCE({last} > {}, false)", sql.bind(day_number(*date)))
-                }
-                LastSale::WithinDays { days } => format!(
-                    "COALESCE({last} >= {}, false)",
-                    sql.bind(
-                        (day_number(as_of) as i64 - *days as i64)
-                            .clamp(i32::MIN as i64, i32::MAX as i64) as i32
-                    )
-                ),
-            }
-        }
-        Criteria::SalesVolume {
-            period,
-            cmp,
-            amount,
-        } => {
-            plan.uses_f = true;
-            let r = sql.bind(reporting.code().to_string());
-            let f = sql.bind(day_number(period.from()));
-            let t = sql.bind(day_number(period.to()));
-            let a = sql.bind(Decimal::from(amount.to_units()));
-            let n = plan.volumes.len() + 1;
-            plan.volumes.push(format!(
-                "sum(d.revenue_units) FILTER (WHERE d.kind IN (0, 1) AND d.reporting = {r} \
-                 AND d.issue_day BETWEEN {f} AND {t}) AS v{n}"
-            ));
-            format!("(COALESCE(f.v{n}, 0) {} {a})", cmp.sql())
-        }
-        Criteria::Bought {
-            mode,
-            items,
-            period,
-        } => {
-            let parts: Vec<String> = items
-                .iter()
-                .map(|it| {
-                    let (col, id) = match it {
-                        Item::Product(x) => ("product", *x.as_uuid()),
-                        Item::Category(x) => ("category", *x.as_uuid()),
-                    };
-                    let i = sql.bind(id);
-                    let f = sql.bind(day_number(period.from()));
-                    let t = sql.bind(day_number(period.to()));
-                    plan.bought.push(format!(
-                        "SELECT l.partner AS partner, sum(l.quantity_units) AS q FROM document_lines l \
-                         WHERE l.tenant = {t_ph} AND l.{col} = {i} AND l.issue_day BETWEEN {f} AND {t} GROUP BY l.partner"
-                    ));
-                    format!("(COALESCE(b{}.q, 0) > 0)", plan.bought.len())
-                })
-                .collect();
-            match mode {
-                BoughtMode::Any => format!("({})", parts.join(" OR ")),
-                BoughtMode::All => format!("({})", parts.join(" AND ")),
-                BoughtMode::None => format!("(NOT ({}))", parts.join(" OR ")),
-            }
-        }
-        Criteria::And { all } => {
-            let parts: Vec<String> = all
-                .iter()
-                .map(|c| criteria_sql(c, as_of, reporting, t_ph, sql, plan))
-                .collect();
-            format!("({})", parts.join(" AND "))
-        }
-        Criteria::Or { any } => {
-            let parts: Vec<String> = any
-                .iter()
-                .map(|c| criteria_sql(c, as_of, reporting, t_ph, sql, plan))
-                .collect();
-            format!("({})", parts.join(" OR "))
-        }
-        Criteria::Not { not } => format!(
-            "(NOT {})",
-            criteria_sql(not, as_of, reporting, t_ph, sql, plan)
-        ),
-        Criteria::Group { name } => format!(
-            "COALESCE((p.doc ->> 'group') COLLATE \"C\" = {}, false)",
-            sql.bind(name.clone())
-        ),
-        Criteria::Role { role } => {
-            let r = serde_json::to_value(role)
-                .ok()
-                .and_then(|v| v.as_str().map(String::from))
-                .unwrap_or_default();
-            format!(
-                "COALESCE((p.doc -> 'roles') @> jsonb_build_array({}::text), false)",
-                sql.bind(r)
-            )
-        }
-        Criteria::Industry { name } => {
-            let n = sql.bind(name.clone());
-            format!(
-                "COALESCE((p.doc -> 'industry' ->> 'name') COLLATE \"C\" = {n} OR (p.doc -> 'industry' ->> 'code') COLLATE \"C\" = {n}, false)"
-            )
-        }
-        Criteria::Location {
-            country,
-            region,
-            city,
-        } => {
-            let mut conds = vec!["true".to_string()];
-            for (field, v) in [("country", country), ("region", region), ("city", city)] {
-                if let Some(v) = v {
-                    conds.push(format!(
-                        "(j ->> '{field}') COLLATE \"C\" = {}",
-                        sql.bind(v.clone())
-                    ));
-                }
-            }
-            format!(
-                "EXISTS (SELECT 1 FROM jsonb_array_elements(CASE WHEN jsonb_typeof(p.doc -> 'locations') = 'array' \
-                 THEN p.doc -> 'locations' ELSE '[]'::jsonb END) j WHERE {})",
-                conds.join(" AND ")
-            )
-        }
-        Criteria::Tag { tag } => format!(
-            "COALESCE((p.doc -> 'tags') @> jsonb_build_array({}::text), false)",
-            sql.bind(tag.clone())
-        ),
-    }
-}
-
 fn group_column(g: GroupBy) -> &'static str {
     match g {
         GroupBy::Customer => "partner::text",
@@ -889,34 +677,6 @@ impl PgStore {
             .map(|r| rows::doc(r, 0, what))
             .collect()
     }
-
-    async fn doc_by_code<T: serde::de::DeserializeOwned>(
-        &self,
-        table: &str,
-        tenant: TenantId,
-        code: &str,
-        entity: &'static str,
-    ) -> Result<Option<T>> {
-        let mut sql = Sql::new();
-        let t = sql.bind(*tenant.as_uuid());
-        let c = sql.bind(code.to_string());
-        sql.text = format!("SELECT doc FROM {table} WHERE tenant = {t} AND code = {c}");
-        Ok(self.docs(&sql, entity).await?.into_iter().next())
-    }
-
-    async fn docs_by_ids<T: serde::de::DeserializeOwned>(
-        &self,
-        table: &str,
-        tenant: TenantId,
-        ids: Vec<Uuid>,
-        entity: &'static str,
-    ) -> Result<Vec<T>> {
-        let mut sql = Sql::new();
-        let t = sql.bind(*tenant.as_uuid());
-        let i = sql.bind(ids);
-        sql.text = format!("SELECT doc FROM {table} WHERE tenant = {t} AND id = ANY({i})");
-        self.docs(&sql, entity).await
-    }
 }
 
 #[async_trait]
@@ -926,130 +686,12 @@ impl CommerceStore for PgStore {
         tenant: TenantId,
         key: &CommerceKey,
     ) -> Result<Vec<CommerceRecord>> {
-        use CommerceRecord as R;
-        let by_id = |table: &'static str, id: Uuid| {
-            let mut sql = Sql::new();
-            let t = sql.bind(*tenant.as_uuid());
-            let i = sql.bind(id);
-            sql.text = format!("SELECT doc FROM {table} WHERE tenant = {t} AND id = {i}");
-            sql
-        };
-        Ok(match key {
-            CommerceKey::Category(id) => self
-                .docs(
-                    &by_id("product_categories", *id.as_uuid()),
-                    "product category",
-                )
-                .await?
-                .into_iter()
-                .map(R::Category)
-                .collect(),
-            CommerceKey::CategoryCode(code) => self
-                .doc_by_code("product_categories", tenant, code, "product category")
-                .await?
-                .into_iter()
-                .map(R::Category)
-                .collect(),
-            CommerceKey::Categories(ids) => {
-                let ids = ids.iter().map(|i| *i.as_uuid()).collect();
-                self.docs_by_ids("product_categories", tenant, ids, "product category")
-                    .await?
-                    .into_iter()
-                    .map(R::Category)
-                    .collect()
-            }
-            CommerceKey::Product(id) => self
-                .docs(&by_id("products", *id.as_uuid()), "product")
-                .await?
-                .into_iter()
-                .map(R::Product)
-                .collect(),
-            CommerceKey::ProductCode(code) => self
-                .doc_by_code("products", tenant, code, "product")
-                .await?
-                .into_iter()
-                .map(R::Product)
-                .collect(),
-            CommerceKey::Products(ids) => {
-                let ids = ids.iter().map(|i| *i.as_uuid()).collect();
-                self.docs_by_ids("products", tenant, ids, "product")
-                    .await?
-                    .into_iter()
-                    .map(R::Product)
-                    .collect()
-            }
-            CommerceKey::Document(id) => self
-                .docs(&by_id("documents", *id.as_uuid()), "document")
-                .await?
-                .into_iter()
-                .map(R::Document)
-                .collect(),
-            CommerceKey::DocumentNumber(kind, number) => {
-                let mut sql = Sql::new();
-                let t = sql.bind(*tenant.as_uuid());
-                let k = sql.bind(kind.code());
-                let n = sql.bind(number.to_string());
-                sql.text = format!(
-                    "SELECT doc FROM documents WHERE tenant = {t} AND kind = {k} AND number = {n}"
-                );
-                self.docs(&sql, "document")
-                    .await?
-                    .into_iter()
-                    .map(R::Document)
-                    .collect()
-            }
-            CommerceKey::Rate { from, to, on } => {
-                let day = day_number(*on);
-                let mut sql = Sql::new();
-                let t = sql.bind(*tenant.as_uuid());
-                let f = sql.bind(from.code().to_string());
-                let to = sql.bind(to.code().to_string());
-                let d = sql.bind(day);
-                let oldest = sql.bind((day as i64 - MAX_RATE_AGE_DAYS).max(i32::MIN as i64) as i32);
-                sql.text = format!(
-                    "SELECT doc FROM exchange_rates WHERE tenant = {t} AND from_ccy = {f} AND to_ccy = {to} \
-                     AND day <= {d} AND day >= {oldest} ORDER BY day DESC LIMIT 1"
-                );
-                self.docs(&sql, "exchange rate")
-                    .await?
-                    .into_iter()
-                    .map(R::Rate)
-                    .collect()
-            }
-            CommerceKey::Campaign(id) => self
-                .docs(&by_id("campaigns", *id.as_uuid()), "campaign")
-                .await?
-                .into_iter()
-                .map(R::Campaign)
-                .collect(),
-            CommerceKey::CampaignCosts(campaign) => {
-                let mut sql = Sql::new();
-                let t = sql.bind(*tenant.as_uuid());
-                let c = sql.bind(*campaign.as_uuid());
-                sql.text = format!(
-                    "SELECT doc FROM campaign_costs WHERE tenant = {t} AND campaign = {c} ORDER BY day, id"
-                );
-                self.docs(&sql, "campaign cost entry")
-                    .await?
-                    .into_iter()
-                    .map(R::CampaignCost)
-                    .collect()
-            }
-            CommerceKey::CampaignTargetOf(request) => {
-                let mut sql = Sql::new();
-                let t = sql.bind(*tenant.as_uuid());
-                let r = sql.bind(*request.as_uuid());
-                sql.text = format!(
-                    "SELECT doc FROM campaign_targets WHERE tenant = {t} AND request = {r}"
-                );
-                self.docs(&sql, "campaign target")
-                    .await?
-                    .into_iter()
-                    .map(R::CampaignTarget)
-                    .collect()
-            }
-            _ => return Err(Error::invalid("key", "this adapter does not know the key")),
-        })
+        let (sql, doc) = fetch::commerce_key(Dialect::Postgres, tenant, key)?;
+        self.run(&Sql::from(sql))
+            .await?
+            .iter()
+            .map(|r| doc.commerce_record(r.get::<_, &str>(0)))
+            .collect()
     }
 
     async fn campaign_targets(
@@ -1092,11 +734,13 @@ impl CommerceStore for PgStore {
         reporting: Currency,
     ) -> Result<Vec<SegmentMember>> {
         criteria.check()?;
-        let mut sql = Sql::new();
-        let t = sql.bind(*tenant.as_uuid());
-        let mut plan = SegmentPlan::default();
-        let cond = criteria_sql(criteria, as_of, reporting, &t, &mut sql, &mut plan);
-        sql.text = plan.sql(&t, &cond, &criteria.needs());
+        let sql = Sql::from(segment_sql(
+            Dialect::Postgres,
+            tenant,
+            criteria,
+            as_of,
+            reporting,
+        ));
         // Every criteria tree is its own statement: prepare it once, without filling the statement cache.
         Ok(self
             .run_uncached(&sql)

@@ -389,3 +389,16 @@ pub(crate) fn params(row: &[Value]) -> Vec<&(dyn ToSql + Sync)> {
         .map(|v| v.as_ref() as &(dyn ToSql + Sync))
         .collect()
 }
+
+/// A shared statement's parameter as this adapter binds it.
+pub(crate) fn bind(p: crm_storage_sql::Param) -> Value {
+    use crm_storage_sql::Param;
+    match p {
+        Param::Uuid(u) => Box::new(u),
+        Param::Day(d) => Box::new(d),
+        Param::I64(v) => Box::new(v),
+        Param::I16(v) => Box::new(v),
+        Param::Text(t) => Box::new(t),
+        Param::Uuids(ids) => Box::new(ids),
+    }
+}

@@ -6,21 +6,20 @@ use crate::migrations;
 use crate::rows::{self, Table, Value};
 use async_trait::async_trait;
 use crm_core::dedupe::DedupeKey;
-use crm_core::event::{CommentTarget, DomainEvent, StageHistoryEntry};
-use crm_core::id::{LeadId, PartnerId, PipelineId, RequestId, StageId, TenantId};
+use crm_core::event::{CommentTarget, DomainEvent};
+use crm_core::id::{PartnerId, PipelineId, StageId, TenantId};
 use crm_core::lead::Lead;
 use crm_core::money::Currency;
 use crm_core::partner::Partner;
-use crm_core::pipeline::{LostReason, Pipeline};
 use crm_core::request::{Comment, Request};
 use crm_core::store::StoreExt;
 use crm_core::store::{
-    absent_as_empty, request_sort_key, Board, BoardColumn, ChangeSet, CurrencyTotal, Cursor,
-    Funnel, Key, KeyMatch, LeadQuery, Page, PageRequest, Record, RequestQuery, Store, TimelineOf,
-    Write,
+    request_sort_key, Board, BoardColumn, ChangeSet, CurrencyTotal, Cursor, Funnel, Key, KeyMatch,
+    LeadQuery, Page, PageRequest, Record, RequestQuery, Store, TimelineOf, Write,
 };
 use crm_core::time::{to_micros, Timestamp};
 use crm_core::{Error, Result, StorageErrorKind};
+use crm_storage_sql::{fetch, Dialect};
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use rust_decimal::Decimal;
 use std::collections::BTreeMap;
@@ -74,6 +73,15 @@ pub(crate) struct Sql {
     pub(crate) params: Vec<Value>,
 }
 
+impl From<crm_storage_sql::Sql> for Sql {
+    fn from(s: crm_storage_sql::Sql) -> Self {
+        Self {
+            text: s.text,
+            params: s.params.into_iter().map(rows::bind).collect(),
+        }
+    }
+}
+
 impl Sql {
     pub(crate) fn new() -> Self {
         Self {
@@ -89,19 +97,7 @@ impl Sql {
     }
 }
 
-/// Escapes `%`, `_` and `\` for a `LIKE … ESCAPE '\'` pattern.
-fn like_contains(needle: &str) -> String {
-    let mut p = String::with_capacity(needle.len() + 2);
-    p.push('%');
-    for c in needle.chars() {
-        if matches!(c, '%' | '_' | '\\') {
-            p.push('\\');
-        }
-        p.push(c);
-    }
-    p.push('%');
-    p
-}
+use crm_storage_sql::like_contains;
 
 fn check_page(page: &PageRequest) -> Result<Option<(i64, Uuid)>> {
     page.validate()?;
@@ -300,21 +296,6 @@ impl PgStore {
                 self.exists("requests", tenant, *id.as_uuid(), "request")
                     .await
             }
-        }
-    }
-
-    async fn one_doc<T: serde::de::DeserializeOwned>(
-        &self,
-        table: &str,
-        tenant: TenantId,
-        id: Uuid,
-        entity: &'static str,
-    ) -> Result<T> {
-        let sql = format!("SELECT doc FROM {table} WHERE tenant = $1 AND id = $2");
-        let rows = self.query(&sql, &[tenant.as_uuid(), &id]).await?;
-        match rows.first() {
-            Some(r) => rows::doc(r, 0, entity),
-            None => Err(Error::not_found(entity, id)),
         }
     }
 }
@@ -827,49 +808,25 @@ fn currency_of(code: &str) -> Result<Currency> {
 #[async_trait]
 impl Store for PgStore {
     async fn fetch(&self, tenant: TenantId, key: &Key) -> Result<Vec<Record>> {
-        Ok(match key {
-            Key::Partner(id) => absent_as_empty(self.read_partner(tenant, *id).await)?
-                .into_iter()
-                .map(Record::Partner)
-                .collect(),
-            Key::PartnersByKeys(keys) => self
+        if let Key::PartnersByKeys(keys) = key {
+            return self
                 .read_partners_by_keys(tenant, keys)
-                .await?
-                .into_iter()
-                .map(Record::KeyMatch)
-                .collect(),
-            Key::Pipeline(id) => absent_as_empty(self.read_pipeline(tenant, *id).await)?
-                .into_iter()
-                .map(Record::Pipeline)
-                .collect(),
-            Key::Pipelines => self
-                .read_pipelines(tenant)
-                .await?
-                .into_iter()
-                .map(Record::Pipeline)
-                .collect(),
-            Key::LostReasons => self
-                .read_lost_reasons(tenant)
-                .await?
-                .into_iter()
-                .map(Record::LostReason)
-                .collect(),
-            Key::Lead(id) => absent_as_empty(self.read_lead(tenant, *id).await)?
-                .into_iter()
-                .map(Record::Lead)
-                .collect(),
-            Key::StageHistory(lead) => self
-                .read_stage_history(tenant, *lead)
-                .await?
-                .into_iter()
-                .map(Record::StageStep)
-                .collect(),
-            Key::Request(id) => absent_as_empty(self.read_request(tenant, *id).await)?
-                .into_iter()
-                .map(Record::Request)
-                .collect(),
-            _ => return Err(Error::invalid("key", "this adapter does not know the key")),
-        })
+                .await
+                .map(|m| m.into_iter().map(Record::KeyMatch).collect());
+        }
+        let (sql, doc) = fetch::store_key(Dialect::Postgres, tenant, key).ok_or_else(|| {
+            Error::invalid("key", "a key this version of the engine does not know")
+        })?;
+        if let Some((exists, missing)) = fetch::lead_exists(Dialect::Postgres, tenant, key) {
+            if self.run(&Sql::from(exists)).await?.is_empty() {
+                return Err(missing);
+            }
+        }
+        self.run(&Sql::from(sql))
+            .await?
+            .iter()
+            .map(|r| doc.record(r.get::<_, &str>(0)))
+            .collect()
     }
 
     async fn commit(&self, tenant: TenantId, changes: ChangeSet) -> Result<()> {
@@ -1194,11 +1151,6 @@ impl Store for PgStore {
 }
 
 impl PgStore {
-    async fn read_partner(&self, tenant: TenantId, id: PartnerId) -> Result<Partner> {
-        self.one_doc("partners", tenant, *id.as_uuid(), "partner")
-            .await
-    }
-
     async fn read_partners_by_keys(
         &self,
         tenant: TenantId,
@@ -1232,60 +1184,6 @@ impl PgStore {
                 })
             })
             .collect()
-    }
-
-    async fn read_pipeline(&self, tenant: TenantId, id: PipelineId) -> Result<Pipeline> {
-        self.one_doc("pipelines", tenant, *id.as_uuid(), "pipeline")
-            .await
-    }
-
-    async fn read_pipelines(&self, tenant: TenantId) -> Result<Vec<Pipeline>> {
-        let rows = self
-            .query(
-                "SELECT doc FROM pipelines WHERE tenant = $1 ORDER BY created_us, seq",
-                &[tenant.as_uuid()],
-            )
-            .await?;
-        rows.iter().map(|r| rows::doc(r, 0, "pipeline")).collect()
-    }
-
-    async fn read_lost_reasons(&self, tenant: TenantId) -> Result<Vec<LostReason>> {
-        let rows = self
-            .query(
-                "SELECT doc FROM lost_reasons WHERE tenant = $1 ORDER BY seq",
-                &[tenant.as_uuid()],
-            )
-            .await?;
-        rows.iter()
-            .map(|r| rows::doc(r, 0, "lost reason"))
-            .collect()
-    }
-
-    async fn read_lead(&self, tenant: TenantId, id: LeadId) -> Result<Lead> {
-        self.one_doc("leads", tenant, *id.as_uuid(), "lead").await
-    }
-
-    async fn read_stage_history(
-        &self,
-        tenant: TenantId,
-        lead: LeadId,
-    ) -> Result<Vec<StageHistoryEntry>> {
-        self.exists("leads", tenant, *lead.as_uuid(), "lead")
-            .await?;
-        let rows = self
-            .query(
-                "SELECT doc FROM stage_history WHERE tenant = $1 AND lead = $2 ORDER BY seq",
-                &[tenant.as_uuid(), lead.as_uuid()],
-            )
-            .await?;
-        rows.iter()
-            .map(|r| rows::doc(r, 0, "stage history entry"))
-            .collect()
-    }
-
-    async fn read_request(&self, tenant: TenantId, id: RequestId) -> Result<Request> {
-        self.one_doc("requests", tenant, *id.as_uuid(), "request")
-            .await
     }
 }
 

@@ -20,6 +20,14 @@ impl Dialect {
         }
     }
 
+    /// The stored document as JSON text (PostgreSQL keeps `jsonb`: its text is what decodes fastest).
+    pub fn doc(self) -> &'static str {
+        match self {
+            Self::Sqlite => "doc",
+            Self::Postgres => "doc::text",
+        }
+    }
+
     /// The literal `false` (SQLite has no boolean type).
     pub fn false_lit(self) -> &'static str {
         match self {

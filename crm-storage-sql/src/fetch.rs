@@ -1,5 +1,6 @@
 //! Records by key: the statement that reads a [`Key`]'s or a [`CommerceKey`]'s stored documents, and how to decode
-//! them. Every record is stored whole as its JSON document in a `doc` column; a key is one `SELECT doc`.
+//! them. Every record is stored whole as its JSON document in a `doc` column; a key is one `SELECT doc`, whose
+//! first column is the document's JSON text ([`Dialect::doc`]).
 
 use crate::{Dialect, Param, Sql};
 use crm_core::commerce::{day_number, CommerceKey, CommerceRecord, MAX_RATE_AGE_DAYS};
@@ -109,7 +110,10 @@ fn by_id(dialect: Dialect, table: &str, tenant: TenantId, id: Uuid) -> Sql {
     let mut sql = Sql::new(dialect);
     let t = sql.bind(*tenant.as_uuid());
     let i = sql.bind(id);
-    sql.text = format!("SELECT doc FROM {table} WHERE tenant = {t} AND id = {i}");
+    sql.text = format!(
+        "SELECT {} FROM {table} WHERE tenant = {t} AND id = {i}",
+        dialect.doc()
+    );
     sql
 }
 
@@ -123,7 +127,10 @@ fn by_ids(dialect: Dialect, table: &str, tenant: TenantId, ids: &[Uuid]) -> Sql 
         }
         Dialect::Postgres => format!("= ANY({})", sql.bind(Param::Uuids(ids.to_vec()))),
     };
-    sql.text = format!("SELECT doc FROM {table} WHERE tenant = {t} AND id {set}");
+    sql.text = format!(
+        "SELECT {} FROM {table} WHERE tenant = {t} AND id {set}",
+        dialect.doc()
+    );
     sql
 }
 
@@ -133,7 +140,10 @@ pub fn store_key(dialect: Dialect, tenant: TenantId, key: &Key) -> Option<(Sql, 
     let all = |table: &str, order: &str| {
         let mut sql = Sql::new(dialect);
         let t = sql.bind(*tenant.as_uuid());
-        sql.text = format!("SELECT doc FROM {table} WHERE tenant = {t} ORDER BY {order}");
+        sql.text = format!(
+            "SELECT {} FROM {table} WHERE tenant = {t} ORDER BY {order}",
+            dialect.doc()
+        );
         sql
     };
     Some(match key {
@@ -164,7 +174,8 @@ pub fn store_key(dialect: Dialect, tenant: TenantId, key: &Key) -> Option<(Sql, 
             let t = sql.bind(*tenant.as_uuid());
             let l = sql.bind(*lead.as_uuid());
             sql.text = format!(
-                "SELECT doc FROM stage_history WHERE tenant = {t} AND lead = {l} ORDER BY seq"
+                "SELECT {} FROM stage_history WHERE tenant = {t} AND lead = {l} ORDER BY seq",
+                dialect.doc()
             );
             (sql, Doc::StageStep)
         }
@@ -179,7 +190,9 @@ pub fn lead_exists(dialect: Dialect, tenant: TenantId, key: &Key) -> Option<(Sql
         return None;
     };
     let mut sql = by_id(dialect, "leads", tenant, *lead.as_uuid());
-    sql.text = sql.text.replacen("SELECT doc", "SELECT 1", 1);
+    sql.text = sql
+        .text
+        .replacen(&format!("SELECT {}", dialect.doc()), "SELECT 1", 1);
     Some((sql, Error::not_found("lead", lead)))
 }
 
@@ -189,7 +202,10 @@ pub fn commerce_key(dialect: Dialect, tenant: TenantId, key: &CommerceKey) -> Re
     let t = sql.bind(*tenant.as_uuid());
     let mut one = |table: &str, col: &str, v: Param| {
         let p = sql.bind(v);
-        format!("SELECT doc FROM {table} WHERE tenant = {t} AND {col} = {p}")
+        format!(
+            "SELECT {} FROM {table} WHERE tenant = {t} AND {col} = {p}",
+            dialect.doc()
+        )
     };
     let (text, doc) = match key {
         CommerceKey::Category(id) => (
@@ -228,7 +244,8 @@ pub fn commerce_key(dialect: Dialect, tenant: TenantId, key: &CommerceKey) -> Re
             let n = sql.bind(number.as_str());
             (
                 format!(
-                    "SELECT doc FROM documents WHERE tenant = {t} AND kind = {k} AND number = {n}"
+                    "SELECT {} FROM documents WHERE tenant = {t} AND kind = {k} AND number = {n}",
+                    dialect.doc()
                 ),
                 Doc::Document,
             )
@@ -243,8 +260,9 @@ pub fn commerce_key(dialect: Dialect, tenant: TenantId, key: &CommerceKey) -> Re
             ));
             (
                 format!(
-                    "SELECT doc FROM exchange_rates WHERE tenant = {t} AND from_ccy = {f} AND to_ccy = {to} \
-                     AND day <= {d} AND day >= {oldest} ORDER BY day DESC LIMIT 1"
+                    "SELECT {} FROM exchange_rates WHERE tenant = {t} AND from_ccy = {f} AND to_ccy = {to} \
+                     AND day <= {d} AND day >= {oldest} ORDER BY day DESC LIMIT 1",
+                    dialect.doc()
                 ),
                 Doc::Rate,
             )
