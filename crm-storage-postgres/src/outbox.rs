@@ -7,6 +7,7 @@
 
 use crate::error::{corrupt, map_pg};
 use crate::rows;
+use crate::store::Sql;
 use crate::store::{PgStore, Tx};
 use async_trait::async_trait;
 use chrono::Duration;
@@ -17,25 +18,18 @@ use crm_core::outbox::{
 use crm_core::store::{Cursor, Page, PageRequest};
 use crm_core::time::{from_micros, Timestamp};
 use crm_core::{Error, Result};
+use crm_storage_sql::outbox as shared;
+use crm_storage_sql::{Dialect, Param};
 use tokio_postgres::types::Json;
 use tokio_postgres::Row;
 use uuid::Uuid;
 
 fn code(s: OutboxStatus) -> i16 {
-    match s {
-        OutboxStatus::Pending => 0,
-        OutboxStatus::Delivered => 1,
-        OutboxStatus::Dead => 2,
-    }
+    shared::status_code(s)
 }
 
 fn status_of(c: i16) -> Result<OutboxStatus> {
-    Ok(match c {
-        0 => OutboxStatus::Pending,
-        1 => OutboxStatus::Delivered,
-        2 => OutboxStatus::Dead,
-        other => return Err(corrupt("outbox status", other)),
-    })
+    shared::status_of(i64::from(c)).ok_or_else(|| corrupt("outbox status", c))
 }
 
 fn time(micros: i64) -> Result<Timestamp> {
@@ -118,80 +112,63 @@ impl PgStore {
             None => Err(Error::not_found(OutboxId::ENTITY, id)),
         }
     }
-
-    /// Runs an UPDATE on a pending message of the tenant (`$1` tenant, `$2` id, then `extra`); when it matched
-    /// nothing, says why.
-    async fn update_pending(
-        &self,
-        tenant: TenantId,
-        id: OutboxId,
-        sql: &str,
-        extra: &[&(dyn tokio_postgres::types::ToSql + Sync)],
-        delivered_is_ok: bool,
-    ) -> Result<()> {
-        let mut p: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> =
-            vec![tenant.as_uuid(), id.as_uuid()];
-        p.extend_from_slice(extra);
-        let client = self.client().await?;
-        let stmt = client.prepare_cached(sql).await.map_err(map_pg)?;
-        let n = client.execute(&stmt, &p).await.map_err(map_pg)?;
-        drop(client);
-        if n == 1 {
-            return Ok(());
-        }
-        let current = self.outbox_one(tenant, id).await?;
-        if delivered_is_ok && current.status == OutboxStatus::Delivered {
-            return Ok(());
-        }
-        Err(Error::invalid(
-            "status",
-            format!("message {id} is {}, not pending", current.status.as_str()),
-        ))
-    }
 }
 
 #[async_trait]
 impl OutboxStore for PgStore {
     async fn settle(&self, tenant: TenantId, id: OutboxId, how: &Settlement) -> Result<()> {
-        match how {
-            Settlement::Delivered { at } => self.do_mark_delivered(tenant, id, *at).await,
-            Settlement::Retry { error, at } => self.do_mark_retry(tenant, id, error, *at).await,
-            Settlement::Dead { error } => self.do_mark_dead(tenant, id, error).await,
-            Settlement::Revive { now } => self.do_retry_dead(tenant, id, *now).await.map(|_| ()),
-            _ => Err(Error::invalid(
-                "settlement",
-                "this store does not know the settlement",
-            )),
-        }
+        let sql = Sql::from(shared::settle(Dialect::Postgres, tenant, id, how)?);
+        let changed = {
+            let client = self.client().await?;
+            let stmt = client.prepare_cached(&sql.text).await.map_err(map_pg)?;
+            client
+                .execute(&stmt, &rows::params(&sql.params))
+                .await
+                .map_err(map_pg)?
+        };
+        let now = if changed == 0 {
+            match self.outbox_one(tenant, id).await {
+                Ok(m) => Some(m.status),
+                Err(Error::NotFound { .. }) => None,
+                Err(e) => return Err(e),
+            }
+        } else {
+            None
+        };
+        shared::settled(how, id, changed, now)
     }
 
     async fn find_outbox(&self, tenant: TenantId, by: &OutboxRef) -> Result<OutboxMessage> {
-        match by {
-            OutboxRef::Id(id) => self.do_outbox_message(tenant, *id).await,
-            OutboxRef::Key(key) => self.do_outbox_by_key(tenant, key).await,
-            _ => Err(Error::invalid(
-                "by",
-                "this store does not know the reference",
-            )),
+        let sql = Sql::from(shared::find(Dialect::Postgres, tenant, by, COLUMNS)?);
+        match self.run(&sql).await?.first() {
+            Some(r) => message(r),
+            None => Err(shared::not_found(by)),
         }
     }
 
     async fn inbox_write(&self, write: &InboxWrite) -> Result<bool> {
-        match write {
-            InboxWrite::Put(item) => self.do_inbox_put(item.clone()).await,
-            InboxWrite::SetRead {
-                tenant,
-                user,
-                item,
-                read_at,
-            } => self
-                .do_set_read(*tenant, *user, *item, *read_at)
+        let doc = match write {
+            InboxWrite::Put(item) => {
+                Some(Param::Text(serde_json::to_string(item).map_err(|e| {
+                    Error::invalid("item", format!("cannot be serialised: {e}"))
+                })?))
+            }
+            _ => None,
+        };
+        let sql = Sql::from(shared::inbox_write(Dialect::Postgres, write, doc)?);
+        let changed = {
+            let client = self.client().await?;
+            let stmt = client.prepare_cached(&sql.text).await.map_err(map_pg)?;
+            client
+                .execute(&stmt, &rows::params(&sql.params))
                 .await
-                .map(|()| true),
-            _ => Err(Error::invalid(
-                "write",
-                "this store does not know the inbox write",
-            )),
+                .map_err(map_pg)?
+        };
+        match write {
+            InboxWrite::SetRead { item, .. } if changed == 0 => {
+                Err(Error::not_found(InboxItemId::ENTITY, item))
+            }
+            _ => Ok(changed == 1),
         }
     }
 
@@ -295,155 +272,5 @@ impl OutboxStore for PgStore {
             )
             .await?;
         Ok(rows.first().map(|r| r.get::<_, i64>(0)).unwrap_or(0) as u64)
-    }
-}
-
-impl PgStore {
-    async fn do_mark_delivered(&self, tenant: TenantId, id: OutboxId, at: Timestamp) -> Result<()> {
-        self.update_pending(
-            tenant,
-            id,
-            "UPDATE outbox SET status = 1, delivered_us = $3 WHERE tenant = $1 AND id = $2 AND status = 0",
-            &[&at.timestamp_micros()],
-            true,
-        )
-        .await
-    }
-
-    async fn do_mark_retry(
-        &self,
-        tenant: TenantId,
-        id: OutboxId,
-        error: &str,
-        retry_at: Timestamp,
-    ) -> Result<()> {
-        self.update_pending(
-            tenant,
-            id,
-            "UPDATE outbox SET last_error = $3, next_attempt_us = $4 WHERE tenant = $1 AND id = $2 AND status = 0",
-            &[&error, &retry_at.timestamp_micros()],
-            false,
-        )
-        .await
-    }
-
-    async fn do_mark_dead(&self, tenant: TenantId, id: OutboxId, error: &str) -> Result<()> {
-        self.update_pending(
-            tenant,
-            id,
-            "UPDATE outbox SET status = 2, last_error = $3 WHERE tenant = $1 AND id = $2 AND status = 0",
-            &[&error],
-            false,
-        )
-        .await
-    }
-
-    async fn do_outbox_message(&self, tenant: TenantId, id: OutboxId) -> Result<OutboxMessage> {
-        self.outbox_one(tenant, id).await
-    }
-
-    async fn do_outbox_by_key(&self, tenant: TenantId, key: &str) -> Result<OutboxMessage> {
-        let sql =
-            format!("SELECT {COLUMNS} FROM outbox WHERE tenant = $1 AND idempotency_key = $2");
-        let rows = self.query(&sql, &[tenant.as_uuid(), &key]).await?;
-        match rows.first() {
-            Some(r) => message(r),
-            None => Err(Error::not_found(OutboxId::ENTITY, key)),
-        }
-    }
-
-    async fn do_retry_dead(
-        &self,
-        tenant: TenantId,
-        id: OutboxId,
-        now: Timestamp,
-    ) -> Result<OutboxMessage> {
-        let n = {
-            let client = self.client().await?;
-            let stmt = client
-                .prepare_cached(
-                    "UPDATE outbox SET status = 0, attempts = 0, next_attempt_us = $3
-                     WHERE tenant = $1 AND id = $2 AND status = 2",
-                )
-                .await
-                .map_err(map_pg)?;
-            client
-                .execute(
-                    &stmt,
-                    &[tenant.as_uuid(), id.as_uuid(), &now.timestamp_micros()],
-                )
-                .await
-                .map_err(map_pg)?
-        };
-        let m = self.outbox_one(tenant, id).await?;
-        if n == 0 {
-            return Err(Error::invalid(
-                "status",
-                format!(
-                    "message {id} is {}: only dead messages can be retried",
-                    m.status.as_str()
-                ),
-            ));
-        }
-        Ok(m)
-    }
-
-    async fn do_inbox_put(&self, item: InboxItem) -> Result<bool> {
-        let client = self.client().await?;
-        let stmt = client
-            .prepare_cached(
-                "INSERT INTO inbox (tenant, id, usr, message, created_us, read_us, doc)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (tenant, message) DO NOTHING",
-            )
-            .await
-            .map_err(map_pg)?;
-        let n = client
-            .execute(
-                &stmt,
-                &[
-                    item.tenant.as_uuid(),
-                    item.id.as_uuid(),
-                    item.user.as_uuid(),
-                    item.message.as_uuid(),
-                    &item.created_at.timestamp_micros(),
-                    &item.read_at.map(|t| t.timestamp_micros()),
-                    &to_json(&item)?,
-                ],
-            )
-            .await
-            .map_err(map_pg)?;
-        Ok(n == 1)
-    }
-
-    async fn do_set_read(
-        &self,
-        tenant: TenantId,
-        user: UserId,
-        item: InboxItemId,
-        read_at: Option<Timestamp>,
-    ) -> Result<()> {
-        let client = self.client().await?;
-        let stmt = client
-            .prepare_cached(
-                "UPDATE inbox SET read_us = $4 WHERE tenant = $1 AND usr = $2 AND id = $3",
-            )
-            .await
-            .map_err(map_pg)?;
-        let n = client
-            .execute(
-                &stmt,
-                &[
-                    tenant.as_uuid(),
-                    user.as_uuid(),
-                    item.as_uuid(),
-                    &read_at.map(|t| t.timestamp_micros()),
-                ],
-            )
-            .await
-            .map_err(map_pg)?;
-        if n == 0 {
-            return Err(Error::not_found(InboxItemId::ENTITY, item));
-        }
-        Ok(())
     }
 }

@@ -5,6 +5,7 @@
 //! dispatchers in one process never claim the same message while its lease runs.
 
 use crate::error::{corrupt, map};
+use crate::rows::bind;
 use crate::rows::{blob, doc, parse, uuid};
 use crate::store::SqliteStore;
 use async_trait::async_trait;
@@ -16,23 +17,17 @@ use crm_core::outbox::{
 use crm_core::store::{Cursor, Page, PageRequest};
 use crm_core::time::{from_micros, Timestamp};
 use crm_core::{Error, Result};
+use crm_storage_sql::outbox as shared;
+use crm_storage_sql::{Dialect, Param};
+use rusqlite::params_from_iter;
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
-fn code(s: OutboxStatus) -> i64 {
-    match s {
-        OutboxStatus::Pending => 0,
-        OutboxStatus::Delivered => 1,
-        OutboxStatus::Dead => 2,
-    }
+fn code(s: OutboxStatus) -> i16 {
+    shared::status_code(s)
 }
 
 fn status_of(c: i64) -> Result<OutboxStatus> {
-    Ok(match c {
-        0 => OutboxStatus::Pending,
-        1 => OutboxStatus::Delivered,
-        2 => OutboxStatus::Dead,
-        other => return Err(corrupt("outbox status", other)),
-    })
+    shared::status_of(c).ok_or_else(|| corrupt("outbox status", c))
 }
 
 fn time(micros: i64) -> Result<Timestamp> {
@@ -93,35 +88,6 @@ fn one(conn: &Connection, tenant: TenantId, id: OutboxId) -> Result<OutboxMessag
     }
 }
 
-/// Runs an UPDATE on a pending message of the tenant; when it matched nothing, says why.
-fn update_pending(
-    conn: &mut Connection,
-    tenant: TenantId,
-    id: OutboxId,
-    sql: &str,
-    extra: &[&dyn rusqlite::ToSql],
-    delivered_is_ok: bool,
-) -> Result<()> {
-    let mut p: Vec<&dyn rusqlite::ToSql> = Vec::with_capacity(extra.len() + 2);
-    let t = blob(tenant.as_uuid());
-    let i = blob(id.as_uuid());
-    p.push(&t);
-    p.push(&i);
-    p.extend_from_slice(extra);
-    let n = conn.execute(sql, p.as_slice()).map_err(map)?;
-    if n == 1 {
-        return Ok(());
-    }
-    let current = one(conn, tenant, id)?;
-    if delivered_is_ok && current.status == OutboxStatus::Delivered {
-        return Ok(());
-    }
-    Err(Error::invalid(
-        "status",
-        format!("message {id} is {}, not pending", current.status.as_str()),
-    ))
-}
-
 fn inbox_item(r: &Row<'_>) -> Result<InboxItem> {
     let text: String = r.get(0).map_err(map)?;
     let mut i: InboxItem = parse("inbox item", &text)?;
@@ -136,46 +102,62 @@ fn inbox_item(r: &Row<'_>) -> Result<InboxItem> {
 #[async_trait]
 impl OutboxStore for SqliteStore {
     async fn settle(&self, tenant: TenantId, id: OutboxId, how: &Settlement) -> Result<()> {
-        match how {
-            Settlement::Delivered { at } => self.do_mark_delivered(tenant, id, *at).await,
-            Settlement::Retry { error, at } => self.do_mark_retry(tenant, id, error, *at).await,
-            Settlement::Dead { error } => self.do_mark_dead(tenant, id, error).await,
-            Settlement::Revive { now } => self.do_retry_dead(tenant, id, *now).await.map(|_| ()),
-            _ => Err(Error::invalid(
-                "settlement",
-                "this store does not know the settlement",
-            )),
-        }
+        let sql = shared::settle(Dialect::Sqlite, tenant, id, how)?;
+        let how = how.clone();
+        self.with_writer(move |c| {
+            let changed = c
+                .execute(&sql.text, params_from_iter(sql.params.iter().map(bind)))
+                .map_err(map)?;
+            let now = if changed == 0 {
+                match one(c, tenant, id) {
+                    Ok(m) => Some(m.status),
+                    Err(Error::NotFound { .. }) => None,
+                    Err(e) => return Err(e),
+                }
+            } else {
+                None
+            };
+            shared::settled(&how, id, changed as u64, now)
+        })
+        .await
     }
 
     async fn find_outbox(&self, tenant: TenantId, by: &OutboxRef) -> Result<OutboxMessage> {
-        match by {
-            OutboxRef::Id(id) => self.do_outbox_message(tenant, *id).await,
-            OutboxRef::Key(key) => self.do_outbox_by_key(tenant, key).await,
-            _ => Err(Error::invalid(
-                "by",
-                "this store does not know the reference",
-            )),
-        }
+        let sql = shared::find(Dialect::Sqlite, tenant, by, COLUMNS)?;
+        let by = by.clone();
+        self.with_reader(move |c| {
+            let mut s = c.prepare_cached(&sql.text).map_err(map)?;
+            let mut rows = s
+                .query(params_from_iter(sql.params.iter().map(bind)))
+                .map_err(map)?;
+            match rows.next().map_err(map)? {
+                Some(r) => message(r),
+                None => Err(shared::not_found(&by)),
+            }
+        })
+        .await
     }
 
     async fn inbox_write(&self, write: &InboxWrite) -> Result<bool> {
-        match write {
-            InboxWrite::Put(item) => self.do_inbox_put(item.clone()).await,
-            InboxWrite::SetRead {
-                tenant,
-                user,
-                item,
-                read_at,
-            } => self
-                .do_set_read(*tenant, *user, *item, *read_at)
-                .await
-                .map(|()| true),
-            _ => Err(Error::invalid(
-                "write",
-                "this store does not know the inbox write",
-            )),
-        }
+        let doc = match write {
+            InboxWrite::Put(item) => Some(Param::Text(doc(item))),
+            _ => None,
+        };
+        let sql = shared::inbox_write(Dialect::Sqlite, write, doc)?;
+        let missing = match write {
+            InboxWrite::SetRead { item, .. } => Some(Error::not_found(InboxItemId::ENTITY, item)),
+            _ => None,
+        };
+        self.with_writer(move |c| {
+            let changed = c
+                .execute(&sql.text, params_from_iter(sql.params.iter().map(bind)))
+                .map_err(map)?;
+            match missing {
+                Some(e) if changed == 0 => Err(e),
+                _ => Ok(changed == 1),
+            }
+        })
+        .await
     }
 
     async fn claim_due(
@@ -289,158 +271,6 @@ impl OutboxStore for SqliteStore {
             .optional()
             .map_err(map)
             .map(|n| n.unwrap_or(0) as u64)
-        })
-        .await
-    }
-}
-
-impl SqliteStore {
-    async fn do_mark_delivered(&self, tenant: TenantId, id: OutboxId, at: Timestamp) -> Result<()> {
-        let at = at.timestamp_micros();
-        self.with_writer(move |c| {
-            update_pending(
-                c,
-                tenant,
-                id,
-                "UPDATE outbox SET status = 1, delivered_at = ?3 WHERE tenant = ?1 AND id = ?2 AND status = 0",
-                &[&at],
-                true,
-            )
-        })
-        .await
-    }
-
-    async fn do_mark_retry(
-        &self,
-        tenant: TenantId,
-        id: OutboxId,
-        error: &str,
-        retry_at: Timestamp,
-    ) -> Result<()> {
-        let (error, at) = (error.to_string(), retry_at.timestamp_micros());
-        self.with_writer(move |c| {
-            update_pending(
-                c,
-                tenant,
-                id,
-                "UPDATE outbox SET last_error = ?3, next_attempt_at = ?4 WHERE tenant = ?1 AND id = ?2 AND status = 0",
-                &[&error, &at],
-                false,
-            )
-        })
-        .await
-    }
-
-    async fn do_mark_dead(&self, tenant: TenantId, id: OutboxId, error: &str) -> Result<()> {
-        let error = error.to_string();
-        self.with_writer(move |c| {
-            update_pending(
-                c,
-                tenant,
-                id,
-                "UPDATE outbox SET status = 2, last_error = ?3 WHERE tenant = ?1 AND id = ?2 AND status = 0",
-                &[&error],
-                false,
-            )
-        })
-        .await
-    }
-
-    async fn do_outbox_message(&self, tenant: TenantId, id: OutboxId) -> Result<OutboxMessage> {
-        self.with_reader(move |c| one(c, tenant, id)).await
-    }
-
-    async fn do_outbox_by_key(&self, tenant: TenantId, key: &str) -> Result<OutboxMessage> {
-        let key = key.to_string();
-        self.with_reader(move |c| {
-            let sql =
-                format!("SELECT {COLUMNS} FROM outbox WHERE tenant = ?1 AND idempotency_key = ?2");
-            let mut s = c.prepare_cached(&sql).map_err(map)?;
-            let mut rows = s.query(params![blob(tenant.as_uuid()), key]).map_err(map)?;
-            match rows.next().map_err(map)? {
-                Some(r) => message(r),
-                None => Err(Error::not_found(OutboxId::ENTITY, key.clone())),
-            }
-        })
-        .await
-    }
-
-    async fn do_retry_dead(
-        &self,
-        tenant: TenantId,
-        id: OutboxId,
-        now: Timestamp,
-    ) -> Result<OutboxMessage> {
-        let now = now.timestamp_micros();
-        self.with_writer(move |c| {
-            let n = c
-                .execute(
-                    "UPDATE outbox SET status = 0, attempts = 0, next_attempt_at = ?3 \
-                     WHERE tenant = ?1 AND id = ?2 AND status = 2",
-                    params![blob(tenant.as_uuid()), blob(id.as_uuid()), now],
-                )
-                .map_err(map)?;
-            let m = one(c, tenant, id)?;
-            if n == 0 {
-                return Err(Error::invalid(
-                    "status",
-                    format!(
-                        "message {id} is {}: only dead messages can be retried",
-                        m.status.as_str()
-                    ),
-                ));
-            }
-            Ok(m)
-        })
-        .await
-    }
-
-    async fn do_inbox_put(&self, item: InboxItem) -> Result<bool> {
-        self.with_writer(move |c| {
-            let n = c
-                .execute(
-                    "INSERT INTO inbox (tenant, id, user, message, created_at, read_at, doc) \
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (tenant, message) DO NOTHING",
-                    params![
-                        blob(item.tenant.as_uuid()),
-                        blob(item.id.as_uuid()),
-                        blob(item.user.as_uuid()),
-                        blob(item.message.as_uuid()),
-                        item.created_at.timestamp_micros(),
-                        item.read_at.map(|t| t.timestamp_micros()),
-                        doc(&item),
-                    ],
-                )
-                .map_err(map)?;
-            Ok(n == 1)
-        })
-        .await
-    }
-
-    async fn do_set_read(
-        &self,
-        tenant: TenantId,
-        user: UserId,
-        item: InboxItemId,
-        read_at: Option<Timestamp>,
-    ) -> Result<()> {
-        let at = read_at.map(|t| t.timestamp_micros());
-        self.with_writer(move |c| {
-            let n = c
-                .execute(
-                    "UPDATE inbox SET read_at = ?4 WHERE tenant = ?1 AND user = ?2 AND id = ?3",
-                    params![
-                        blob(tenant.as_uuid()),
-                        blob(user.as_uuid()),
-                        blob(item.as_uuid()),
-                        at
-                    ],
-                )
-                .map_err(map)?;
-            if n == 0 {
-                return Err(Error::not_found(InboxItemId::ENTITY, item));
-            }
-            Ok(())
         })
         .await
     }
