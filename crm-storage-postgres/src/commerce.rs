@@ -13,20 +13,19 @@ use async_trait::async_trait;
 use chrono::NaiveDate;
 use crm_core::commerce::{
     day_number, Balance, Bucket, Campaign, CampaignCost, CampaignStatus, CampaignSums,
-    CampaignTarget, Category, CommerceStore, CommerceWrite, Criteria, Document, DocumentKind,
-    ExchangeRate, GroupBy, OpenItem, OutcomeKind, PaymentDirection, Period, Product, ProfitSums,
-    Progress, RankOrder, SegmentMember, SumsQuery,
+    CampaignTarget, Category, CommerceStore, CommerceWrite, Criteria, Document, ExchangeRate,
+    GroupBy, OpenItem, OutcomeKind, PaymentDirection, Period, Product, ProfitSums, Progress,
+    RankOrder, SegmentMember, SumsQuery,
 };
 use crm_core::commerce::{CommerceKey, CommerceRecord};
 use crm_core::id::{CampaignId, PartnerId, TenantId, UserId};
-use crm_core::money::{decimal_to_units, units_to_decimal, Currency};
+use crm_core::money::{decimal_to_units, Currency};
 use crm_core::store::{Cursor, Page, PageRequest};
 use crm_core::{Error, Result};
 use crm_storage_sql::segment::segment_sql;
-use crm_storage_sql::{day_bounds, fetch, micro_bounds, Dialect};
+use crm_storage_sql::{day_bounds, fetch, micro_bounds, report, Dialect};
 use rust_decimal::prelude::ToPrimitive;
 use rust_decimal::Decimal;
-use std::collections::BTreeMap;
 use tokio_postgres::types::{Json, Type};
 use uuid::Uuid;
 
@@ -877,38 +876,23 @@ impl CommerceStore for PgStore {
 
     async fn progress(&self, tenant: TenantId, campaign: CampaignId) -> Result<Vec<Progress>> {
         let rows = self
-            .query(
-                "SELECT agent, outcome, count(*) FROM campaign_targets WHERE tenant = $1 AND campaign = $2
-                 GROUP BY agent, outcome",
-                &[tenant.as_uuid(), campaign.as_uuid()],
-            )
+            .run(&Sql::from(report::progress(
+                Dialect::Postgres,
+                tenant,
+                campaign,
+            )))
             .await?;
-        let mut total = Progress::default();
-        let mut by: BTreeMap<UserId, Progress> = BTreeMap::new();
+        let mut tallies = Vec::new();
         for r in rows {
             let agent: Option<Uuid> = r.get(0);
             let outcome = r.get::<_, Option<i16>>(1).map(outcome_of).transpose()?;
-            let n = r.get::<_, i64>(2) as u64;
-            let mut targets: Vec<&mut Progress> = vec![&mut total];
-            if let Some(a) = agent.map(UserId::from_uuid) {
-                targets.push(by.entry(a).or_insert_with(|| Progress {
-                    agent: Some(a),
-                    ..Default::default()
-                }));
-            }
-            for p in targets {
-                p.targets += n;
-                if outcome.is_some_and(OutcomeKind::is_final) {
-                    p.done += n;
-                } else {
-                    p.remaining += n;
-                }
-                if let Some(o) = outcome {
-                    *p.outcomes.entry(o).or_default() += n;
-                }
-            }
+            tallies.push((
+                agent.map(UserId::from_uuid),
+                outcome,
+                r.get::<_, i64>(2) as u64,
+            ));
         }
-        Ok(std::iter::once(total).chain(by.into_values()).collect())
+        Ok(Progress::tally(tallies))
     }
 
     async fn open_items(
@@ -917,42 +901,19 @@ impl CommerceStore for PgStore {
         partner: PartnerId,
         as_of: NaiveDate,
     ) -> Result<Vec<OpenItem>> {
-        // The account as it stood at the end of `as_of`: documents, payments (by their allocations) and correcting
-        // credit notes issued after it do not count.
-        let day = day_number(as_of);
         let rows = self
-            .query(
-                "SELECT doc, open FROM (
-                     SELECT d.doc, d.total_units
-                         - COALESCE((SELECT sum(a.amount_units) FROM allocations a
-                             JOIN documents p ON p.tenant = a.tenant AND p.id = a.document
-                             WHERE a.tenant = d.tenant AND a.partner = d.partner AND a.target_kind = d.kind
-                             AND a.target_number = d.number AND p.issue_day <= $3), 0)
-                         - CASE WHEN d.kind = 0 THEN COALESCE((SELECT sum(x.total_units) FROM documents x
-                             WHERE x.tenant = d.tenant AND x.partner = d.partner AND x.kind = 1
-                             AND x.corrects = d.number AND x.issue_day <= $3), 0) ELSE 0 END AS open
-                     FROM documents d WHERE d.tenant = $1 AND d.partner = $2 AND d.kind IN (0, 2)
-                         AND d.issue_day <= $3) AS items
-                 WHERE open <> 0",
-                &[tenant.as_uuid(), partner.as_uuid(), &day],
-            )
+            .run(&Sql::from(report::open_items(
+                Dialect::Postgres,
+                tenant,
+                partner,
+                as_of,
+            )))
             .await?;
         let mut out = Vec::new();
         for r in &rows {
-            let d: Document = rows::doc(r, 0, "document")?;
-            let open = units_to_decimal(units(r.get(1))?);
-            out.push(OpenItem {
-                document: d.id,
-                kind: d.kind,
-                number: d.number.clone(),
-                issue_date: d.issue_date,
-                due_date: d.due_date,
-                currency: d.currency,
-                total: d.total,
-                settled: units_to_decimal(d.total_units() as i128) - open,
-                open,
-                days_overdue: crm_core::commerce::days_overdue(open, d.due_date, as_of),
-            });
+            let d: Document =
+                serde_json::from_str(r.get::<_, &str>(0)).map_err(|e| corrupt("document", e))?;
+            out.push(OpenItem::of(&d, units(r.get(1))?, as_of));
         }
         crm_core::commerce::order_open_items(&mut out);
         Ok(out)
@@ -965,35 +926,24 @@ impl CommerceStore for PgStore {
         as_of: NaiveDate,
     ) -> Result<Vec<Balance>> {
         let rows = self
-            .query(
-                "SELECT currency::text,
-                     sum(CASE WHEN kind = 0 THEN total_units WHEN kind = 1 THEN -total_units
-                              WHEN kind = 3 AND COALESCE(direction, 0) = 0 THEN -total_units ELSE 0 END),
-                     sum(CASE WHEN kind = 2 THEN total_units WHEN kind = 3 AND direction = 1 THEN -total_units
-                              ELSE 0 END)
-                 FROM documents WHERE tenant = $1 AND partner = $2 AND issue_day <= $3
-                 GROUP BY currency ORDER BY currency COLLATE \"C\"",
-                &[tenant.as_uuid(), partner.as_uuid(), &day_number(as_of)],
-            )
+            .run(&Sql::from(report::balances(
+                Dialect::Postgres,
+                tenant,
+                partner,
+                as_of,
+            )))
             .await?;
         let items = self.open_items(tenant, partner, as_of).await?;
         let mut out = Vec::new();
         for r in &rows {
             let code: String = r.get(0);
             let currency = Currency::parse(code.trim()).map_err(|e| corrupt("currency", e))?;
-            let overdue: i128 = items
-                .iter()
-                .filter(|i| {
-                    i.currency == currency && i.kind == DocumentKind::Invoice && i.days_overdue > 0
-                })
-                .map(|i| decimal_to_units(i.open).unwrap_or(0) as i128)
-                .sum();
-            out.push(Balance {
+            out.push(Balance::of(
                 currency,
-                receivable: units_to_decimal(units(r.get(1))?),
-                payable: units_to_decimal(units(r.get(2))?),
-                overdue: units_to_decimal(overdue),
-            });
+                units(r.get(1))?,
+                units(r.get(2))?,
+                &items,
+            ));
         }
         Ok(out)
     }

@@ -17,6 +17,7 @@
 mod dialect;
 pub mod fetch;
 pub mod outbox;
+pub mod report;
 pub mod segment;
 
 pub use dialect::{Dialect, Param, Sql};

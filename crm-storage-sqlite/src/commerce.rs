@@ -12,19 +12,18 @@ use async_trait::async_trait;
 use chrono::NaiveDate;
 use crm_core::commerce::{
     day_number, Balance, Bucket, CampaignStatus, CampaignSums, CampaignTarget, CommerceStore,
-    CommerceWrite, Criteria, Document, DocumentKind, GroupBy, OpenItem, OutcomeKind,
-    PaymentDirection, Period, ProfitSums, Progress, RankOrder, SegmentMember, SumsQuery,
+    CommerceWrite, Criteria, Document, GroupBy, OpenItem, OutcomeKind, PaymentDirection, Period,
+    ProfitSums, Progress, RankOrder, SegmentMember, SumsQuery,
 };
 use crm_core::commerce::{CommerceKey, CommerceRecord};
 use crm_core::id::{CampaignId, PartnerId, TenantId, UserId};
-use crm_core::money::{decimal_to_units, units_to_decimal, Currency};
+use crm_core::money::{decimal_to_units, Currency};
 use crm_core::store::{Cursor, Page, PageRequest};
 use crm_core::{Error, Result};
 use crm_storage_sql::segment::segment_sql;
-use crm_storage_sql::{day_bounds, fetch, micro_bounds, Dialect};
+use crm_storage_sql::{day_bounds, fetch, micro_bounds, report, Dialect};
 use rusqlite::types::Value;
 use rusqlite::{params, params_from_iter, Connection, OptionalExtension};
-use std::collections::BTreeMap;
 use uuid::Uuid;
 
 fn b(u: &Uuid) -> Value {
@@ -463,42 +462,18 @@ fn open_items(
     partner: PartnerId,
     as_of: NaiveDate,
 ) -> Result<Vec<OpenItem>> {
-    // The account as it stood at the end of `as_of`: documents, payments (by their allocations) and correcting
-    // credit notes issued after it do not count.
-    let sql = "SELECT d.doc, d.total_units - COALESCE((SELECT SUM(a.amount_units) FROM allocations a \
-               JOIN documents p ON p.tenant = a.tenant AND p.id = a.document WHERE a.tenant = d.tenant \
-               AND a.partner = d.partner AND a.target_kind = d.kind AND a.target_number = d.number AND p.issue_day <= ?3), 0) \
-               - CASE WHEN d.kind = 0 THEN COALESCE((SELECT SUM(x.total_units) FROM documents x WHERE x.tenant = d.tenant \
-               AND x.partner = d.partner AND x.kind = 1 AND x.corrects = d.number AND x.issue_day <= ?3), 0) ELSE 0 END AS open \
-               FROM documents d WHERE d.tenant = ?1 AND d.partner = ?2 AND d.kind IN (0, 2) AND d.issue_day <= ?3 AND open <> 0";
-    let mut stmt = c.prepare_cached(sql).map_err(map)?;
+    let sql = report::open_items(Dialect::Sqlite, tenant, partner, as_of);
+    let mut stmt = c.prepare_cached(&sql.text).map_err(map)?;
     let rows = stmt
-        .query_map(
-            params![
-                blob(tenant.as_uuid()),
-                blob(partner.as_uuid()),
-                day_number(as_of) as i64
-            ],
-            |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)),
-        )
+        .query_map(params_from_iter(sql.params.iter().map(bind)), |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
+        })
         .map_err(map)?;
     let mut out = Vec::new();
     for r in rows {
         let (text, open) = r.map_err(map)?;
         let d: Document = parse("document", &text)?;
-        let open = units_to_decimal(open as i128);
-        out.push(OpenItem {
-            document: d.id,
-            kind: d.kind,
-            number: d.number.clone(),
-            issue_date: d.issue_date,
-            due_date: d.due_date,
-            currency: d.currency,
-            total: d.total,
-            settled: units_to_decimal(d.total_units() as i128) - open,
-            open,
-            days_overdue: crm_core::commerce::days_overdue(open, d.due_date, as_of),
-        });
+        out.push(OpenItem::of(&d, open as i128, as_of));
     }
     crm_core::commerce::order_open_items(&mut out);
     Ok(out)
@@ -510,45 +485,23 @@ fn balances(
     partner: PartnerId,
     as_of: NaiveDate,
 ) -> Result<Vec<Balance>> {
-    let sql = "SELECT currency, \
-               SUM(CASE WHEN kind = 0 THEN total_units WHEN kind = 1 THEN -total_units WHEN kind = 3 AND COALESCE(direction, 0) = 0 THEN -total_units ELSE 0 END), \
-               SUM(CASE WHEN kind = 2 THEN total_units WHEN kind = 3 AND direction = 1 THEN -total_units ELSE 0 END) \
-               FROM documents WHERE tenant = ?1 AND partner = ?2 AND issue_day <= ?3 GROUP BY currency ORDER BY currency";
-    let mut stmt = c.prepare_cached(sql).map_err(map)?;
+    let sql = report::balances(Dialect::Sqlite, tenant, partner, as_of);
+    let mut stmt = c.prepare_cached(&sql.text).map_err(map)?;
     let rows = stmt
-        .query_map(
-            params![
-                blob(tenant.as_uuid()),
-                blob(partner.as_uuid()),
-                day_number(as_of) as i64
-            ],
-            |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, i64>(1)?,
-                    r.get::<_, i64>(2)?,
-                ))
-            },
-        )
+        .query_map(params_from_iter(sql.params.iter().map(bind)), |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, i64>(2)?,
+            ))
+        })
         .map_err(map)?;
     let items = open_items(c, tenant, partner, as_of)?;
     let mut out = Vec::new();
     for r in rows {
         let (ccy, rec, pay) = r.map_err(map)?;
         let currency = Currency::parse(&ccy).map_err(|e| crate::error::corrupt("currency", e))?;
-        let overdue: i128 = items
-            .iter()
-            .filter(|i| {
-                i.currency == currency && i.kind == DocumentKind::Invoice && i.days_overdue > 0
-            })
-            .map(|i| decimal_to_units(i.open).unwrap_or(0) as i128)
-            .sum();
-        out.push(Balance {
-            currency,
-            receivable: units_to_decimal(rec as i128),
-            payable: units_to_decimal(pay as i128),
-            overdue: units_to_decimal(overdue),
-        });
+        out.push(Balance::of(currency, rec as i128, pay as i128, &items));
     }
     Ok(out)
 }
@@ -631,54 +584,29 @@ fn campaign_sums(
 }
 
 fn progress(c: &Connection, tenant: TenantId, campaign: CampaignId) -> Result<Vec<Progress>> {
-    let mut st = c
-        .prepare_cached("SELECT agent, outcome, COUNT(*) FROM campaign_targets WHERE tenant = ?1 AND campaign = ?2 GROUP BY agent, outcome")
-        .map_err(map)?;
+    let sql = report::progress(Dialect::Sqlite, tenant, campaign);
+    let mut st = c.prepare_cached(&sql.text).map_err(map)?;
     let rows = st
-        .query_map(
-            params![blob(tenant.as_uuid()), blob(campaign.as_uuid())],
-            |r| {
-                Ok((
-                    r.get::<_, Option<Vec<u8>>>(0)?,
-                    r.get::<_, Option<i64>>(1)?,
-                    r.get::<_, i64>(2)?,
-                ))
-            },
-        )
+        .query_map(params_from_iter(sql.params.iter().map(bind)), |r| {
+            Ok((
+                r.get::<_, Option<Vec<u8>>>(0)?,
+                r.get::<_, Option<i64>>(1)?,
+                r.get::<_, i64>(2)?,
+            ))
+        })
         .map_err(map)?;
-    let mut total = Progress::default();
-    let mut by: BTreeMap<UserId, Progress> = BTreeMap::new();
+    let mut tallies = Vec::new();
     for r in rows {
         let (agent, outcome, n) = r.map_err(map)?;
-        let n = n as u64;
-        let outcome = match outcome {
-            Some(o) => Some(
-                OutcomeKind::from_code(o as i16)
-                    .ok_or_else(|| crate::error::corrupt("outcome", o))?,
-            ),
-            None => None,
-        };
+        let outcome = outcome
+            .map(|o| {
+                OutcomeKind::from_code(o as i16).ok_or_else(|| crate::error::corrupt("outcome", o))
+            })
+            .transpose()?;
         let agent = agent.map(|a| uuid(&a).map(UserId::from_uuid)).transpose()?;
-        let mut rows: Vec<&mut Progress> = vec![&mut total];
-        if let Some(a) = agent {
-            rows.push(by.entry(a).or_insert_with(|| Progress {
-                agent: Some(a),
-                ..Default::default()
-            }));
-        }
-        for p in rows {
-            p.targets += n;
-            if outcome.is_some_and(OutcomeKind::is_final) {
-                p.done += n;
-            } else {
-                p.remaining += n;
-            }
-            if let Some(o) = outcome {
-                *p.outcomes.entry(o).or_default() += n;
-            }
-        }
+        tallies.push((agent, outcome, n as u64));
     }
-    Ok(std::iter::once(total).chain(by.into_values()).collect())
+    Ok(Progress::tally(tallies))
 }
 
 /// The campaign report's lead count and wins: searches `leads_by_campaign` (migration 0004), whose expression and

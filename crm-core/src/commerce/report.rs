@@ -438,6 +438,47 @@ pub struct Progress {
     pub outcomes: BTreeMap<OutcomeKind, u64>,
 }
 
+impl Progress {
+    /// Folds grouped `(agent, latest outcome, count)` rows of a campaign's targets into its progress: the total
+    /// first (agent `None`), then one row per agent by agent id. Adapters compute the rows with one GROUP BY.
+    ///
+    /// ```
+    /// use crm_core::commerce::{OutcomeKind, Progress};
+    /// use crm_core::id::UserId;
+    /// let ana = UserId::new();
+    /// let p = Progress::tally([(Some(ana), Some(OutcomeKind::Interested), 2), (Some(ana), None, 3), (None, None, 1)]);
+    /// assert_eq!((p[0].targets, p[0].done, p[0].remaining), (6, 2, 4));
+    /// assert_eq!((p[1].agent, p[1].targets), (Some(ana), 5));
+    /// ```
+    pub fn tally(
+        rows: impl IntoIterator<Item = (Option<UserId>, Option<OutcomeKind>, u64)>,
+    ) -> Vec<Progress> {
+        let mut total = Progress::default();
+        let mut by: BTreeMap<UserId, Progress> = BTreeMap::new();
+        for (agent, outcome, n) in rows {
+            let mut rows: Vec<&mut Progress> = vec![&mut total];
+            if let Some(a) = agent {
+                rows.push(by.entry(a).or_insert_with(|| Progress {
+                    agent: Some(a),
+                    ..Default::default()
+                }));
+            }
+            for p in rows {
+                p.targets += n;
+                if outcome.is_some_and(OutcomeKind::is_final) {
+                    p.done += n;
+                } else {
+                    p.remaining += n;
+                }
+                if let Some(o) = outcome {
+                    *p.outcomes.entry(o).or_default() += n;
+                }
+            }
+        }
+        std::iter::once(total).chain(by.into_values()).collect()
+    }
+}
+
 /// A document still (partly) unsettled.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OpenItem {
@@ -463,6 +504,25 @@ pub struct OpenItem {
     pub days_overdue: i64,
 }
 
+impl OpenItem {
+    /// The open item of invoice or bill `d` with `open_units` (10^-4) still open on `as_of`.
+    pub fn of(d: &super::document::Document, open_units: i128, as_of: NaiveDate) -> OpenItem {
+        let open = units_to_decimal(open_units);
+        OpenItem {
+            document: d.id,
+            kind: d.kind,
+            number: d.number.clone(),
+            issue_date: d.issue_date,
+            due_date: d.due_date,
+            currency: d.currency,
+            total: d.total,
+            settled: units_to_decimal(d.total_units() as i128) - open,
+            open,
+            days_overdue: days_overdue(open, d.due_date, as_of),
+        }
+    }
+}
+
 /// A partner's balance in one currency.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Balance {
@@ -474,6 +534,31 @@ pub struct Balance {
     pub payable: Decimal,
     /// The open amount of invoices past due on the as-of day.
     pub overdue: Decimal,
+}
+
+impl Balance {
+    /// The balance in `currency` from its receivable and payable sums (10^-4 units), the overdue figure from the
+    /// partner's open `items` on the same day.
+    pub fn of(
+        currency: Currency,
+        receivable_units: i128,
+        payable_units: i128,
+        items: &[OpenItem],
+    ) -> Balance {
+        let overdue: i128 = items
+            .iter()
+            .filter(|i| {
+                i.currency == currency && i.kind == DocumentKind::Invoice && i.days_overdue > 0
+            })
+            .map(|i| crate::money::decimal_to_units(i.open).unwrap_or(0) as i128)
+            .sum();
+        Balance {
+            currency,
+            receivable: units_to_decimal(receivable_units),
+            payable: units_to_decimal(payable_units),
+            overdue: units_to_decimal(overdue),
+        }
+    }
 }
 
 /// Sorts open items: by due date (none last), then number.
