@@ -332,19 +332,6 @@ pub(crate) fn target_row(t: &CampaignTarget) -> Result<Vec<Value>> {
     ])
 }
 
-fn check_next(entity: &str, next: u64, expected: u64) -> Result<()> {
-    if next != expected + 1 {
-        return Err(Error::invalid(
-            "version",
-            format!(
-                "an updated {entity} must carry version {} (expected {expected} + 1), not {next}",
-                expected + 1
-            ),
-        ));
-    }
-    Ok(())
-}
-
 /// Runs a version-checked UPDATE whose key is the first `key_len` values of `row` and whose expected version is
 /// the last value; 0 rows is a conflict naming the stored version, or not found.
 async fn versioned(
@@ -456,7 +443,7 @@ pub(crate) async fn apply(tx: &Tx<'_>, w: &CommerceWrite) -> Result<()> {
             category: c,
             expected_version,
         } => {
-            check_next("product category", c.version, *expected_version)?;
+            crm_storage_sql::check_next_version("product category", c.version, *expected_version)?;
             let mut row = category_row(c)?;
             row.push(Box::new(*expected_version as i64));
             versioned(
@@ -476,7 +463,7 @@ pub(crate) async fn apply(tx: &Tx<'_>, w: &CommerceWrite) -> Result<()> {
             product: p,
             expected_version,
         } => {
-            check_next("product", p.version, *expected_version)?;
+            crm_storage_sql::check_next_version("product", p.version, *expected_version)?;
             let mut row = product_row(p)?;
             row.push(Box::new(*expected_version as i64));
             versioned(
@@ -504,7 +491,7 @@ pub(crate) async fn apply(tx: &Tx<'_>, w: &CommerceWrite) -> Result<()> {
             document: d,
             expected_version,
         } => {
-            check_next("document", d.version, *expected_version)?;
+            crm_storage_sql::check_next_version("document", d.version, *expected_version)?;
             let mut row = document_row(d)?;
             row.push(Box::new(*expected_version as i64));
             versioned(
@@ -553,7 +540,7 @@ pub(crate) async fn apply(tx: &Tx<'_>, w: &CommerceWrite) -> Result<()> {
             campaign: c,
             expected_version,
         } => {
-            check_next("campaign", c.version, *expected_version)?;
+            crm_storage_sql::check_next_version("campaign", c.version, *expected_version)?;
             let mut row = campaign_row(c)?;
             row.push(Box::new(*expected_version as i64));
             versioned(
@@ -591,7 +578,7 @@ pub(crate) async fn apply(tx: &Tx<'_>, w: &CommerceWrite) -> Result<()> {
             expected_version,
         } => {
             const KEY: &[&str] = &["tenant", "campaign", "partner"];
-            check_next("campaign target", t.version, *expected_version)?;
+            crm_storage_sql::check_next_version("campaign target", t.version, *expected_version)?;
             let mut row = target_row(t)?;
             row.push(Box::new(*expected_version as i64));
             versioned(

@@ -91,18 +91,6 @@ fn inbox_item(r: &Row) -> Result<InboxItem> {
     Ok(i)
 }
 
-fn paged<T>(mut items: Vec<T>, keys: Vec<(i64, Uuid)>, limit: u32) -> Page<T> {
-    let more = items.len() > limit as usize;
-    items.truncate(limit as usize);
-    let next = if more {
-        keys.get(limit as usize - 1)
-            .map(|(k, id)| Cursor::encode(*k, *id))
-    } else {
-        None
-    };
-    Page { items, next }
-}
-
 impl PgStore {
     async fn outbox_one(&self, tenant: TenantId, id: OutboxId) -> Result<OutboxMessage> {
         let sql = format!("SELECT {COLUMNS} FROM outbox WHERE tenant = $1 AND id = $2");
@@ -223,7 +211,7 @@ impl OutboxStore for PgStore {
             .await?;
         let items = rows.iter().map(message).collect::<Result<Vec<_>>>()?;
         let keys = rows.iter().map(|r| (r.get(6), r.get(7))).collect();
-        Ok(paged(items, keys, page.limit))
+        Ok(crm_storage_sql::paginate_keyed(items, keys, page.limit))
     }
 
     async fn inbox(
@@ -261,7 +249,7 @@ impl OutboxStore for PgStore {
         };
         let items = rows.iter().map(inbox_item).collect::<Result<Vec<_>>>()?;
         let keys = rows.iter().map(|r| (r.get(2), r.get(3))).collect();
-        Ok(paged(items, keys, page.limit))
+        Ok(crm_storage_sql::paginate_keyed(items, keys, page.limit))
     }
 
     async fn unread_count(&self, tenant: TenantId, user: UserId) -> Result<u64> {

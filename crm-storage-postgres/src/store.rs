@@ -104,21 +104,6 @@ fn check_page(page: &PageRequest) -> Result<Option<(i64, Uuid)>> {
     page.after.as_ref().map(Cursor::decode).transpose()
 }
 
-/// Cuts a `limit + 1` fetch into a page, the cursor pointing after the last item kept.
-fn paginate<T>(mut items: Vec<T>, limit: u32, key: impl Fn(&T) -> (i64, Uuid)) -> Page<T> {
-    let more = items.len() > limit as usize;
-    items.truncate(limit as usize);
-    let next = if more {
-        items.last().map(|t| {
-            let (k, id) = key(t);
-            Cursor::encode(k, id)
-        })
-    } else {
-        None
-    };
-    Page { items, next }
-}
-
 impl PgStore {
     /// Connects, checks the credentials and database, and brings the schema up to date.
     ///
@@ -945,7 +930,7 @@ impl Store for PgStore {
             .iter()
             .map(|r| rows::doc::<Lead>(r, 0, "lead"))
             .collect::<Result<Vec<_>>>()?;
-        Ok(paginate(leads, query.page.limit, |l| {
+        Ok(crm_storage_sql::paginate(leads, query.page.limit, |l| {
             (query.sort.key(l), *l.id.as_uuid())
         }))
     }
@@ -1058,7 +1043,7 @@ impl Store for PgStore {
             .iter()
             .map(|r| rows::doc::<Request>(r, 0, "request"))
             .collect::<Result<Vec<_>>>()?;
-        Ok(paginate(items, query.page.limit, |r| {
+        Ok(crm_storage_sql::paginate(items, query.page.limit, |r| {
             (request_sort_key(r), *r.id.as_uuid())
         }))
     }
@@ -1096,7 +1081,7 @@ impl Store for PgStore {
             .iter()
             .map(|r| rows::doc::<Comment>(r, 0, "comment"))
             .collect::<Result<Vec<_>>>()?;
-        Ok(paginate(items, page.limit, |c| {
+        Ok(crm_storage_sql::paginate(items, page.limit, |c| {
             (to_micros(c.created_at), *c.id.as_uuid())
         }))
     }
@@ -1124,7 +1109,7 @@ impl Store for PgStore {
             .iter()
             .map(|r| rows::doc::<DomainEvent>(r, 2, "event"))
             .collect::<Result<Vec<_>>>()?;
-        Ok(paginate(items, page.limit, |e| {
+        Ok(crm_storage_sql::paginate(items, page.limit, |e| {
             (to_micros(e.at), *e.id.as_uuid())
         }))
     }
@@ -1203,15 +1188,5 @@ mod tests {
             s,
             "UPDATE pipelines SET created_us = $3, doc = $4 WHERE tenant = $1 AND id = $2 AND version = $5"
         );
-    }
-
-    #[test]
-    fn paginate_sets_next_only_when_more_follow() {
-        let id = Uuid::nil();
-        let p = paginate(vec![1, 2, 3], 2, |x| (*x as i64, id));
-        assert_eq!(p.items, vec![1, 2]);
-        assert_eq!(p.next.unwrap().decode().unwrap(), (2, id));
-        let p = paginate(vec![1, 2], 2, |x| (*x as i64, id));
-        assert!(p.next.is_none());
     }
 }

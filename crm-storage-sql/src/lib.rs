@@ -67,6 +67,66 @@ pub fn micro_bounds(p: Option<Period>) -> (i64, i64) {
     .unwrap_or((i64::MIN, i64::MAX))
 }
 
+/// Checks an update carries the next version: `expected + 1`.
+///
+/// # Errors
+///
+/// [`crm_core::Error::Invalid`] on `version` otherwise.
+pub fn check_next_version(entity: &str, next: u64, expected: u64) -> crm_core::Result<()> {
+    if expected.checked_add(1) != Some(next) {
+        return Err(crm_core::Error::invalid(
+            "version",
+            format!(
+                "an updated {entity} must carry version {} (expected {expected} + 1), not {next}",
+                expected.saturating_add(1)
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Cuts a `limit + 1` fetch into a page whose cursor points after the last item kept; `key` gives an item's
+/// `(sort key, id)`.
+pub fn paginate<T>(
+    mut items: Vec<T>,
+    limit: u32,
+    key: impl Fn(&T) -> (i64, uuid::Uuid),
+) -> crm_core::store::Page<T> {
+    let more = items.len() > limit as usize;
+    items.truncate(limit as usize);
+    let next = if more {
+        items.last().map(|t| {
+            let (k, id) = key(t);
+            crm_core::store::Cursor::encode(k, id)
+        })
+    } else {
+        None
+    };
+    crm_core::store::Page { items, next }
+}
+
+/// [`paginate`] with the keys computed beside the items (`keys[i]` is the key of `items[i]`).
+pub fn paginate_keyed<T>(
+    items: Vec<T>,
+    keys: Vec<(i64, uuid::Uuid)>,
+    limit: u32,
+) -> crm_core::store::Page<T> {
+    let mut paired: Vec<(T, (i64, uuid::Uuid))> = items.into_iter().zip(keys).collect();
+    let more = paired.len() > limit as usize;
+    paired.truncate(limit as usize);
+    let next = if more {
+        paired
+            .last()
+            .map(|(_, (k, id))| crm_core::store::Cursor::encode(*k, *id))
+    } else {
+        None
+    };
+    crm_core::store::Page {
+        items: paired.into_iter().map(|(t, _)| t).collect(),
+        next,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -81,5 +141,15 @@ mod tests {
         assert_eq!(micro_bounds(None), (i64::MIN, i64::MAX));
         assert_eq!(day_bounds(Some(p)).1 - day_bounds(Some(p)).0, 30);
         assert_eq!(like_contains("a\\b"), "%a\\\\b%");
+    }
+
+    #[test]
+    fn paginate_sets_next_only_when_more_follow() {
+        let id = uuid::Uuid::nil();
+        let p = paginate(vec![1, 2, 3], 2, |x| (*x as i64, id));
+        assert_eq!(p.items, vec![1, 2]);
+        assert_eq!(p.next.unwrap().decode().unwrap(), (2, id));
+        let p = paginate(vec![1, 2], 2, |x| (*x as i64, id));
+        assert!(p.next.is_none());
     }
 }

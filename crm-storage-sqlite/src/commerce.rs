@@ -80,19 +80,6 @@ fn exec(tx: &Connection, sql: &str, p: Vec<Value>) -> rusqlite::Result<usize> {
     tx.prepare_cached(sql)?.execute(params_from_iter(p))
 }
 
-fn check_next(entity: &str, next: u64, expected: u64) -> Result<()> {
-    if next != expected + 1 {
-        return Err(Error::invalid(
-            "version",
-            format!(
-                "an updated {entity} must carry version {} (expected {expected} + 1), not {next}",
-                expected + 1
-            ),
-        ));
-    }
-    Ok(())
-}
-
 /// What a versioned update is about: the entity, its key in messages and the version it expects.
 type Guarded = (&'static str, String, u64);
 
@@ -233,7 +220,7 @@ pub(crate) fn apply(tx: &Connection, w: &CommerceWrite) -> Result<()> {
         .map(|_| ())
         .map_err(|e| already(e, "product category", c.code.clone())),
         CommerceWrite::UpdateCategory { category: c, expected_version } => {
-            check_next("product category", c.version, *expected_version)?;
+            crm_storage_sql::check_next_version("product category", c.version, *expected_version)?;
             versioned_update(
                 tx,
                 "UPDATE product_categories SET code = ?3, version = ?4, doc = ?5 WHERE tenant = ?1 AND id = ?2 AND version = ?6",
@@ -251,7 +238,7 @@ pub(crate) fn apply(tx: &Connection, w: &CommerceWrite) -> Result<()> {
         .map(|_| ())
         .map_err(|e| already(e, "product", p.code.clone())),
         CommerceWrite::UpdateProduct { product: p, expected_version } => {
-            check_next("product", p.version, *expected_version)?;
+            crm_storage_sql::check_next_version("product", p.version, *expected_version)?;
             versioned_update(
                 tx,
                 "UPDATE products SET code = ?3, category = ?4, version = ?5, doc = ?6 WHERE tenant = ?1 AND id = ?2 AND version = ?7",
@@ -270,7 +257,7 @@ pub(crate) fn apply(tx: &Connection, w: &CommerceWrite) -> Result<()> {
             insert_document_rows(tx, d)
         }
         CommerceWrite::ReplaceDocument { document: d, expected_version } => {
-            check_next("document", d.version, *expected_version)?;
+            crm_storage_sql::check_next_version("document", d.version, *expected_version)?;
             let t = d.tenant.as_uuid();
             let mut p = document_values(d);
             p.push(Value::Integer(*expected_version as i64));
@@ -305,7 +292,7 @@ pub(crate) fn apply(tx: &Connection, w: &CommerceWrite) -> Result<()> {
         .map(|_| ())
         .map_err(|e| already(e, "campaign", c.id.to_string())),
         CommerceWrite::UpdateCampaign { campaign: c, expected_version } => {
-            check_next("campaign", c.version, *expected_version)?;
+            crm_storage_sql::check_next_version("campaign", c.version, *expected_version)?;
             versioned_update(
                 tx,
                 "UPDATE campaigns SET status = ?3, version = ?4, doc = ?5 WHERE tenant = ?1 AND id = ?2 AND version = ?6",
@@ -339,7 +326,7 @@ pub(crate) fn apply(tx: &Connection, w: &CommerceWrite) -> Result<()> {
         .map(|_| ())
         .map_err(|e| already(e, "campaign target", t.partner.to_string())),
         CommerceWrite::UpdateCampaignTarget { target: t, expected_version } => {
-            check_next("campaign target", t.version, *expected_version)?;
+            crm_storage_sql::check_next_version("campaign target", t.version, *expected_version)?;
             let mut p = target_values(t);
             p.push(Value::Integer(*expected_version as i64));
             versioned_update(

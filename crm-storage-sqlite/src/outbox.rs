@@ -14,7 +14,7 @@ use crm_core::id::{InboxItemId, OutboxId, TenantId, UserId};
 use crm_core::outbox::{
     InboxItem, InboxWrite, OutboxMessage, OutboxRef, OutboxStatus, OutboxStore, Settlement,
 };
-use crm_core::store::{Cursor, Page, PageRequest};
+use crm_core::store::{Page, PageRequest};
 use crm_core::time::{from_micros, Timestamp};
 use crm_core::{Error, Result};
 use crm_storage_sql::outbox as shared;
@@ -214,7 +214,7 @@ impl OutboxStore for SqliteStore {
                 let id: Vec<u8> = r.get(7).map_err(map)?;
                 keys.push((r.get::<_, i64>(6).map_err(map)?, uuid(&id)?));
             }
-            Ok(paged(items, keys, page.limit))
+            Ok(crm_storage_sql::paginate_keyed(items, keys, page.limit))
         })
         .await
     }
@@ -256,7 +256,7 @@ impl OutboxStore for SqliteStore {
                 let id: Vec<u8> = r.get(3).map_err(map)?;
                 keys.push((r.get::<_, i64>(2).map_err(map)?, uuid(&id)?));
             }
-            Ok(paged(items, keys, page.limit))
+            Ok(crm_storage_sql::paginate_keyed(items, keys, page.limit))
         })
         .await
     }
@@ -274,16 +274,4 @@ impl OutboxStore for SqliteStore {
         })
         .await
     }
-}
-
-fn paged<T>(mut items: Vec<T>, keys: Vec<(i64, uuid::Uuid)>, limit: u32) -> Page<T> {
-    let more = items.len() > limit as usize;
-    items.truncate(limit as usize);
-    let next = if more {
-        keys.get(limit as usize - 1)
-            .map(|(k, id)| Cursor::encode(*k, *id))
-    } else {
-        None
-    };
-    Page { items, next }
 }

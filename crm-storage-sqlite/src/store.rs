@@ -237,19 +237,6 @@ fn already(e: rusqlite::Error, entity: &'static str, id: &Uuid) -> Error {
     map(e)
 }
 
-fn check_next_version(entity: &'static str, next: u64, expected: u64) -> Result<()> {
-    if next != expected + 1 {
-        return Err(Error::invalid(
-            "version",
-            format!(
-                "an updated {entity} must carry version {} (expected {expected} + 1), not {next}",
-                expected + 1
-            ),
-        ));
-    }
-    Ok(())
-}
-
 /// After an UPDATE matched no row: the record is missing, or someone else changed it.
 fn conflict_or_missing(
     tx: &Connection,
@@ -347,7 +334,7 @@ fn apply_write(tx: &Connection, w: &Write) -> Result<()> {
             expected_version,
             keys,
         } => {
-            check_next_version("partner", p.version, *expected_version)?;
+            crm_storage_sql::check_next_version("partner", p.version, *expected_version)?;
             let n = tx
                 .prepare_cached(
                     "UPDATE partners SET name = ?3, search = ?4, grp = ?5, owner = ?6, version = ?7, doc = ?8 \
@@ -421,7 +408,7 @@ fn apply_write(tx: &Connection, w: &Write) -> Result<()> {
             put_lead_tags(tx, l, false)
         }
         Write::UpdateLead { lead: l, expected_version } => {
-            check_next_version("lead", l.version, *expected_version)?;
+            crm_storage_sql::check_next_version("lead", l.version, *expected_version)?;
             let (currency, units, rkey) = lead_columns(l);
             let n = tx
                 .prepare_cached(
@@ -467,7 +454,7 @@ fn apply_write(tx: &Connection, w: &Write) -> Result<()> {
             request: r,
             expected_version,
         } => {
-            check_next_version("request", r.version, *expected_version)?;
+            crm_storage_sql::check_next_version("request", r.version, *expected_version)?;
             let n = tx
                 .prepare_cached(
                     "UPDATE requests SET lead = ?3, partner = ?4, assignee = ?5, active = ?6, due_key = ?7, version = ?8, doc = ?9 \
