@@ -230,6 +230,61 @@ pub fn load_fixtures(path: &Path) -> Result<FixtureFile, RulesError> {
     parse(path, &text)
 }
 
+/// What is wrong with the cases of a fixture file, each naming the file and the case: an unknown event or timer
+/// (with the likely name).
+pub fn check_fixtures(path: &Path, file: &FixtureFile) -> Vec<RulesError> {
+    let mut out = Vec::new();
+    for case in &file.cases {
+        let mut bad = |message: String| {
+            out.push(RulesError::Fixture {
+                file: path.display().to_string(),
+                message: format!("case \"{}\": {message}", case.name),
+            })
+        };
+        match (&case.event, &case.timer) {
+            (Some(e), None) => {
+                if let Err(m) = check_event_name(e) {
+                    bad(m);
+                }
+            }
+            (None, Some(t)) => {
+                if let Err(e) = TimerTrigger::parse(t) {
+                    let name = t.split(':').next().unwrap_or_default().trim();
+                    let hint = if crate::views::TIMERS.contains(&name) {
+                        String::new()
+                    } else {
+                        crate::suggest::did_you_mean(name, crate::views::TIMERS.iter().copied())
+                    };
+                    bad(format!("{}{hint}", crm_core_reason(&e)));
+                }
+            }
+            _ => bad("give exactly one of `event` and `timer`".into()),
+        }
+    }
+    out
+}
+
+/// The reason of a core validation error, without its field prefix.
+fn crm_core_reason(e: &crm_core::error::Error) -> String {
+    match e {
+        crm_core::error::Error::Invalid { reason, .. } => reason.clone(),
+        other => other.to_string(),
+    }
+}
+
+fn check_event_name(name: &str) -> Result<(), String> {
+    if crate::views::EVENTS.contains(&name) {
+        return Ok(());
+    }
+    let hint = crate::suggest::did_you_mean(name, crate::views::EVENTS.iter().copied());
+    let timer = if crate::views::TIMERS.contains(&name) {
+        format!(" (`{name}` is a timer: write `timer = \"{name}:N\"`)")
+    } else {
+        String::new()
+    };
+    Err(format!("unknown event `{name}`{hint}{timer}"))
+}
+
 /// The instant fixtures happen at.
 pub fn fixture_now() -> Timestamp {
     Utc.with_ymd_and_hms(2026, 3, 2, 9, 0, 0)
@@ -271,40 +326,6 @@ fn merged<T: Serialize + serde::de::DeserializeOwned>(
         }
     }
     serde_json::from_value(v).map_err(|e| format!("{what}: {e}"))
-}
-
-/// A sample event kind of each type, the defaults fixture fields override.
-fn sample_kind(name: &str, stage: StageId) -> Option<EventKind> {
-    let k = |v: Value| serde_json::from_value::<EventKind>(v).ok();
-    let id = |s: &str| key_uuid("sample", s).to_string();
-    match name {
-        "partner_created" => k(json!({"type": name, "name": "Acme"})),
-        "partner_updated" | "lead_updated" | "request_updated" => {
-            k(json!({"type": name, "changes": []}))
-        }
-        "lead_entered" => k(
-            json!({"type": name, "title": "Lead", "pipeline": id("pipeline"), "stage": stage,
-            "owner": null, "expected_revenue": null}),
-        ),
-        "lead_stage_moved" => k(
-            json!({"type": name, "from": id("from"), "to": stage, "from_name": "Contact",
-            "to_name": "Qualification"}),
-        ),
-        "lead_won" => k(json!({"type": name, "stage": stage})),
-        "lead_lost" => k(
-            json!({"type": name, "reason": id("reason"), "reason_name": "Too expensive",
-            "competitor": null, "note": null}),
-        ),
-        "lead_reopened" => k(json!({"type": name, "stage": stage})),
-        "comment_added" => k(json!({"type": name, "comment": id("comment"),
-            "target": {"type": "lead", "id": id("lead")}, "excerpt": ""})),
-        "request_opened" => k(
-            json!({"type": name, "title": "Request", "kind": null, "assignee": id("user"),
-            "due": null}),
-        ),
-        "request_status_changed" => k(json!({"type": name, "from": "open", "to": "in_progress"})),
-        _ => None,
-    }
 }
 
 /// Builds the trigger and views of a case.
@@ -395,7 +416,9 @@ pub fn build_case(case: &Case) -> Result<(Trigger, Views), String> {
     };
     let trigger = match (&case.event, &case.timer) {
         (Some(name), None) => {
-            let base = sample_kind(name, stage).ok_or_else(|| format!("unknown event `{name}`"))?;
+            check_event_name(name)?;
+            let base = crate::views::sample_event(name, stage)
+                .ok_or_else(|| format!("unknown event `{name}`"))?;
             let kind: EventKind = merged(&base, &case.fields, "fields")?;
             let (actor, source) = match case.actor.as_deref() {
                 Some("portal") => (

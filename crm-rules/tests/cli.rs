@@ -189,3 +189,116 @@ fn graph_draws_roles_reporting_lines_and_who_is_told() {
         "{mmd}"
     );
 }
+
+/// Writes `code` as rule `name` into a copy of the example and runs `check` on it.
+fn check_with_rule(name: &str, code: &str) -> (bool, String) {
+    let tmp = copy_of_example();
+    std::fs::write(tmp.path().join(format!("{name}.rhai")), code).unwrap();
+    run(&["check", tmp.path().to_str().unwrap()])
+}
+
+#[test]
+fn check_refuses_a_misspelt_entry_point_and_suggests_the_event() {
+    let (ok, out) = check_with_rule(
+        "won",
+        "fn on_lead_wom(ev) {\n    notify(\"accounting\", \"s\", \"b\");\n}\n",
+    );
+    assert!(!ok, "{out}");
+    assert!(!out.contains("reacts to: lead_wom"), "{out}");
+    assert!(
+        out.contains("won.rhai:1:") && out.contains("`on_lead_wom`"),
+        "{out}"
+    );
+    assert!(out.contains("did you mean `on_lead_won`?"), "{out}");
+    // A guard on a timer can refuse nothing.
+    let (ok, out) = check_with_rule(
+        "idle",
+        "fn timers() { [\"lead_idle:3\"] }\nfn on_lead_idle(t) {}\nfn guard_lead_idle(t) {}\n",
+    );
+    assert!(!ok, "{out}");
+    assert!(out.contains("`guard_lead_idle`"), "{out}");
+}
+
+#[test]
+fn check_refuses_an_unknown_event_field_at_its_position() {
+    let (ok, out) = check_with_rule(
+        "offer",
+        "fn on_lead_stage_moved(ev) {\n    if ev.to_nme == \"Offer\" {\n        notify(\"accounting\", \"s\", \"b\");\n    }\n}\n",
+    );
+    assert!(!ok, "{out}");
+    assert!(out.contains("offer.rhai:2:"), "{out}");
+    assert!(
+        out.contains("`to_nme`") && out.contains("did you mean `to_name`?"),
+        "{out}"
+    );
+    assert!(!out.contains("Map") && !out.contains("Dynamic"), "{out}");
+}
+
+#[test]
+fn check_refuses_an_unknown_field_of_the_lead_partner_or_request() {
+    let (ok, out) = check_with_rule(
+        "negotiation",
+        "fn on_lead_stage_moved(ev) {\n    if ev.lead.revenu != () {\n        notify(\"management\", ev.partner.nme, ev.request.titel);\n    }\n}\n",
+    );
+    assert!(!ok, "{out}");
+    assert!(!out.contains("getter"), "{out}");
+    assert!(
+        out.contains("negotiation.rhai:2:") && out.contains("the lead has no field `revenu`"),
+        "{out}"
+    );
+    assert!(out.contains("did you mean `revenue`?"), "{out}");
+    assert!(
+        out.contains("the partner has no field `nme`") && out.contains("did you mean `name`?"),
+        "{out}"
+    );
+    assert!(
+        out.contains("the request has no field `titel`") && out.contains("did you mean `title`?"),
+        "{out}"
+    );
+    // Through a variable holding the lead, and in a timer's argument, too.
+    let (ok, out) = check_with_rule(
+        "no_contact",
+        "fn timers() { [\"lead_idle:3\"] }\nfn on_lead_idle(t) {\n    let l = t.lead;\n    notify(\"management\", `${l.titl}`, `${t.days_idel}`);\n}\n",
+    );
+    assert!(!ok, "{out}");
+    assert!(out.contains("did you mean `title`?"), "{out}");
+    assert!(out.contains("did you mean `days_idle`?"), "{out}");
+}
+
+#[test]
+fn check_refuses_an_unknown_template() {
+    let (ok, out) = check_with_rule(
+        "won",
+        "fn on_lead_won(ev) {\n    email(\"contact:primary\", \"welcom\", #{ deal: ev.lead.title });\n}\n",
+    );
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains("won.rhai:2:") && out.contains("unknown template `welcom`"),
+        "{out}"
+    );
+    assert!(out.contains("did you mean `welcome`?"), "{out}");
+}
+
+#[test]
+fn check_refuses_an_unknown_event_in_a_fixture() {
+    let tmp = copy_of_example();
+    let f = tmp.path().join("fixtures/leads.toml");
+    let text = std::fs::read_to_string(&f)
+        .unwrap()
+        .replace("event = \"lead_won\"", "event = \"lead_wom\"");
+    std::fs::write(&f, text).unwrap();
+    let (ok, out) = run(&["check", tmp.path().to_str().unwrap()]);
+    assert!(!ok, "{out}");
+    assert!(out.contains("leads.toml"), "{out}");
+    assert!(
+        out.contains("unknown event `lead_wom`") && out.contains("did you mean `lead_won`?"),
+        "{out}"
+    );
+}
+
+#[test]
+fn the_example_scheme_passes_check_without_findings() {
+    let (ok, out) = run(&["check", example_dir().to_str().unwrap()]);
+    assert!(ok, "{out}");
+    assert!(!out.contains("did you mean"), "{out}");
+}

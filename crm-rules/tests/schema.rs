@@ -159,14 +159,24 @@ fn a_failing_rule_becomes_a_rule_failed_event_and_the_change_still_commits() {
                 "ok",
                 "fn on_lead_won(ev) { notify(\"owner\", \"won\", \"yes\"); }",
             ),
-            RuleSource::new(
-                "echo",
-                "fn on_rule_failed(ev) { notify(\"owner\", \"failure\", ev.message); }",
-            ),
         ],
         Limits::default(),
     )
     .unwrap();
+    // A rule reacting to failures is refused when compiled: failures never trigger rules.
+    let e = RuleSet::compile(
+        [RuleSource::new(
+            "echo",
+            "fn on_rule_failed(ev) { notify(\"owner\", \"failure\", ev.message); }",
+        )],
+        Limits::default(),
+    )
+    .unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("`on_rule_failed` would never run: a rule's failure does not trigger rules"),
+        "{e}"
+    );
     let hook = RulesHook::new(
         Arc::new(RhaiRuleEngine::new(set)),
         Arc::new(org().directory()),
@@ -190,7 +200,7 @@ fn a_failing_rule_becomes_a_rule_failed_event_and_the_change_still_commits() {
     assert!(failed
         .iter()
         .any(|(r, m)| r == "ghost" && m.contains("unknown role `ghosts`")));
-    // The working rule still decided; the rule_failed events do not trigger rules (no echo).
+    // The working rule still decided.
     let msgs = outbox_of(&cs);
     assert_eq!(msgs.len(), 1, "{msgs:?}");
     assert_eq!(msgs[0].rule, "ok");

@@ -80,7 +80,35 @@ fn templates_of(dir: &Path) -> Result<Option<Templates>, String> {
 
 fn check(dir: &Path) -> Result<bool, String> {
     let org = org_of(dir)?;
-    match engine_of(dir, org.as_ref()) {
+    let templates = templates_of(dir)?;
+    let mut problems = Vec::new();
+    // The fixtures must name real events and timers, or they would test nothing.
+    if dir.join("fixtures").is_dir() {
+        for f in fixture_files(dir, &[])? {
+            match fixtures::load_fixtures(&f) {
+                Ok(file) => problems.extend(fixtures::check_fixtures(&f, &file)),
+                Err(e) => problems.push(e),
+            }
+        }
+    }
+    let loaded = engine_of(dir, org.as_ref()).and_then(|engine| {
+        let names = templates
+            .as_ref()
+            .map(|t| t.names().to_vec())
+            .unwrap_or_default();
+        engine.rules().check_templates(&names)?;
+        Ok(engine)
+    });
+    if !problems.is_empty() {
+        if let Err(e) = &loaded {
+            eprintln!("{e}");
+        }
+        for p in &problems {
+            eprintln!("{p}");
+        }
+        return Ok(false);
+    }
+    match loaded {
         Ok(engine) => {
             let set = engine.rules();
             for r in set.rules() {
@@ -96,7 +124,7 @@ fn check(dir: &Path) -> Result<bool, String> {
             if !timers.is_empty() {
                 println!("timers: {}", timers.join(", "));
             }
-            if let Some(t) = templates_of(dir)? {
+            if let Some(t) = &templates {
                 println!("templates: {}", t.names().join(", "));
             }
             println!("{} rules compile", set.rules().len());
