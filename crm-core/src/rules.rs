@@ -69,24 +69,32 @@ pub enum TimerTrigger {
     },
     /// An open lead's expected close date has passed.
     CloseDatePassed,
+    /// An active request has been open for `days` days, whether or not it has a due date.
+    RequestAge {
+        /// Days since it was opened.
+        days: u32,
+    },
 }
 
 impl TimerTrigger {
     /// The timer's name as scripts see it (`lead_idle`, `request_due_soon`, `request_overdue`,
-    /// `close_date_passed`).
+    /// `close_date_passed`, `request_age`).
     pub fn name(&self) -> &'static str {
         match self {
             Self::LeadIdle { .. } => "lead_idle",
             Self::RequestDueSoon { .. } => "request_due_soon",
             Self::RequestOverdue { .. } => "request_overdue",
             Self::CloseDatePassed => "close_date_passed",
+            Self::RequestAge { .. } => "request_age",
         }
     }
 
     /// The timer's parameter (days or hours; 0 for [`TimerTrigger::CloseDatePassed`]).
     pub fn amount(&self) -> u32 {
         match self {
-            Self::LeadIdle { days } | Self::RequestOverdue { days } => *days,
+            Self::LeadIdle { days } | Self::RequestOverdue { days } | Self::RequestAge { days } => {
+                *days
+            }
             Self::RequestDueSoon { hours } => *hours,
             Self::CloseDatePassed => 0,
         }
@@ -95,7 +103,9 @@ impl TimerTrigger {
     /// Checks the amount is at most [`MAX_TIMER_DAYS`] days ([`MAX_TIMER_HOURS`] hours for `request_due_soon`).
     pub fn check(&self) -> Result<()> {
         let (max, unit) = match self {
-            Self::LeadIdle { .. } | Self::RequestOverdue { .. } => (MAX_TIMER_DAYS, "days"),
+            Self::LeadIdle { .. } | Self::RequestOverdue { .. } | Self::RequestAge { .. } => {
+                (MAX_TIMER_DAYS, "days")
+            }
             Self::RequestDueSoon { .. } => (MAX_TIMER_HOURS, "hours"),
             Self::CloseDatePassed => return Ok(()),
         };
@@ -108,14 +118,14 @@ impl TimerTrigger {
         Ok(())
     }
 
-    /// The instant a timer's candidates are compared with at `now`: `now − days` for `lead_idle` and
-    /// `request_overdue`, `now + hours` for `request_due_soon`, `now` for `close_date_passed`. Checked: an amount
+    /// The instant a timer's candidates are compared with at `now`: `now − days` for `lead_idle`,
+    /// `request_overdue` and `request_age`, `now + hours` for `request_due_soon`, `now` for `close_date_passed`. Checked: an amount
     /// over the maximum, or a bound outside the calendar, is an error naming the timer, never a panic.
     pub fn bound(&self, now: Timestamp) -> Result<Timestamp> {
         self.check()?;
         let amount = i64::from(self.amount());
         let bound = match self {
-            Self::LeadIdle { .. } | Self::RequestOverdue { .. } => {
+            Self::LeadIdle { .. } | Self::RequestOverdue { .. } | Self::RequestAge { .. } => {
                 Duration::try_days(amount).and_then(|d| now.checked_sub_signed(d))
             }
             Self::RequestDueSoon { .. } => {
@@ -132,7 +142,7 @@ impl TimerTrigger {
     }
 
     /// Parses the compact form scripts use: `lead_idle:3`, `request_due_soon:24`, `request_overdue:0`,
-    /// `close_date_passed`. Amounts over [`MAX_TIMER_DAYS`] days ([`MAX_TIMER_HOURS`] hours) are refused.
+    /// `request_age:5`, `close_date_passed`. Amounts over [`MAX_TIMER_DAYS`] days ([`MAX_TIMER_HOURS`] hours) are refused.
     pub fn parse(s: &str) -> Result<Self> {
         let (name, n) = match s.split_once(':') {
             Some((a, b)) => (a.trim(), Some(b.trim())),
@@ -159,12 +169,13 @@ impl TimerTrigger {
             },
             "request_overdue" => Self::RequestOverdue { days: num("days")? },
             "close_date_passed" => Self::CloseDatePassed,
+            "request_age" => Self::RequestAge { days: num("days")? },
             other => {
                 return Err(Error::invalid(
                     "timer",
                     format!(
-                        "unknown timer `{other}`: use lead_idle:N, request_due_soon:N, request_overdue:N or \
-                         close_date_passed"
+                        "unknown timer `{other}`: use lead_idle:N, request_due_soon:N, request_overdue:N, \
+                         request_age:N or close_date_passed"
                     ),
                 ))
             }
@@ -182,6 +193,7 @@ enum TimerRepr {
     RequestDueSoon { hours: u32 },
     RequestOverdue { days: u32 },
     CloseDatePassed,
+    RequestAge { days: u32 },
 }
 
 impl TryFrom<TimerRepr> for TimerTrigger {
@@ -193,6 +205,7 @@ impl TryFrom<TimerRepr> for TimerTrigger {
             TimerRepr::RequestDueSoon { hours } => Self::RequestDueSoon { hours },
             TimerRepr::RequestOverdue { days } => Self::RequestOverdue { days },
             TimerRepr::CloseDatePassed => Self::CloseDatePassed,
+            TimerRepr::RequestAge { days } => Self::RequestAge { days },
         };
         t.check()?;
         Ok(t)
@@ -206,6 +219,7 @@ impl From<TimerTrigger> for TimerRepr {
             TimerTrigger::RequestDueSoon { hours } => Self::RequestDueSoon { hours },
             TimerTrigger::RequestOverdue { days } => Self::RequestOverdue { days },
             TimerTrigger::CloseDatePassed => Self::CloseDatePassed,
+            TimerTrigger::RequestAge { days } => Self::RequestAge { days },
         }
     }
 }
@@ -1144,6 +1158,13 @@ pub trait TimerSource: Send + Sync + Debug {
         today: chrono::NaiveDate,
         limit: u32,
     ) -> Result<Vec<Lead>>;
+    /// Active requests opened before `before` (with or without a due date), at most `limit`.
+    async fn requests_opened_before(
+        &self,
+        tenant: TenantId,
+        before: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<Request>>;
 }
 
 async fn open_leads_where<S: Store + ?Sized>(
@@ -1212,6 +1233,33 @@ impl<S: Store + ?Sized> TimerSource for S {
         })
         .await
     }
+
+    async fn requests_opened_before(
+        &self,
+        tenant: TenantId,
+        before: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<Request>> {
+        // Pages through active requests (the Store trait has no filter on opening time) and keeps the old ones.
+        let mut q = RequestQuery {
+            active_only: true,
+            page: PageRequest::first(PageRequest::MAX),
+            ..Default::default()
+        };
+        let mut out = Vec::new();
+        loop {
+            let page = self.query_requests(tenant, &q).await?;
+            out.extend(page.items.into_iter().filter(|r| r.created_at < before));
+            if out.len() >= limit as usize {
+                out.truncate(limit as usize);
+                return Ok(out);
+            }
+            match page.next {
+                Some(c) => q.page.after = Some(c),
+                None => return Ok(out),
+            }
+        }
+    }
 }
 
 /// What one scheduler tick decided.
@@ -1276,6 +1324,15 @@ pub async fn tick(
                         continue;
                     }
                     let key = format!("{timer}:{}:{}", r.id, due.timestamp_micros());
+                    firings.push((
+                        firing(tenant, now, timer, request_subject(&r), key),
+                        request_views(r),
+                    ));
+                }
+            }
+            TimerTrigger::RequestAge { .. } => {
+                for r in source.requests_opened_before(tenant, bound, limit).await? {
+                    let key = format!("{timer}:{}:{}", r.id, r.created_at.timestamp_micros());
                     firings.push((
                         firing(tenant, now, timer, request_subject(&r), key),
                         request_views(r),
@@ -1600,6 +1657,8 @@ mod tests {
             "request_overdue:200000000",
             "lead_idle:3651",
             "request_due_soon:87601",
+            "request_age:3651",
+            "request_age:4294967295",
         ] {
             let e = TimerTrigger::parse(bad).unwrap_err();
             assert_eq!(e.field(), Some("timer"), "{bad}: {e}");
@@ -1609,6 +1668,8 @@ mod tests {
             "lead_idle:3650",
             "request_due_soon:87600",
             "request_overdue:3650",
+            "request_age:3650",
+            "request_age:0",
         ] {
             assert_eq!(TimerTrigger::parse(good).unwrap().to_string(), good);
         }
@@ -1664,6 +1725,14 @@ mod tests {
         ) -> Result<Vec<Lead>> {
             Ok(Vec::new())
         }
+        async fn requests_opened_before(
+            &self,
+            _: TenantId,
+            _: Timestamp,
+            _: u32,
+        ) -> Result<Vec<Request>> {
+            Ok(Vec::new())
+        }
     }
 
     #[test]
@@ -1675,6 +1744,7 @@ mod tests {
             TimerTrigger::LeadIdle { days: u32::MAX },
             TimerTrigger::RequestDueSoon { hours: u32::MAX },
             TimerTrigger::RequestOverdue { days: 200_000_000 },
+            TimerTrigger::RequestAge { days: u32::MAX },
         ] {
             let engine = TimersOnly(vec![timer]);
             let e =

@@ -900,6 +900,12 @@ impl RhaiRuleEngine {
         let mut arg: Option<Dynamic> = None;
         let mut decision = Decision::default();
         for rule in &set.rules {
+            // A rule gets only the timers it declared: another rule's `request_overdue:5` is not its business.
+            if let Trigger::Timer(f) = trigger {
+                if !rule.timers.contains(&f.timer) {
+                    continue;
+                }
+            }
             let mut points: Vec<&str> = Vec::new();
             if is_event && rule.entry_points.contains(&guard) {
                 points.push(&guard);

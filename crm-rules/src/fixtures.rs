@@ -537,6 +537,21 @@ pub fn run_case(engine: &RhaiRuleEngine, org: &Org, case: &Case) -> CaseResult {
             }
         }
     };
+    if let Trigger::Timer(f) = &trigger {
+        let declared = engine.rules().timers();
+        if !declared.contains(&f.timer) {
+            let list: Vec<_> = declared.iter().map(|t| t.to_string()).collect();
+            diff.push(format!(
+                "! no rule declares the timer `{}`, so no rule would receive it; declared: {}",
+                f.timer,
+                if list.is_empty() {
+                    "none".to_string()
+                } else {
+                    list.join(", ")
+                }
+            ));
+        }
+    }
     let decision = engine.evaluate(&trigger, &views);
     let actual: Vec<_> = decision
         .actions

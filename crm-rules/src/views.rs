@@ -28,7 +28,9 @@ pub fn trigger_json(trigger: &Trigger, views: &Views) -> Value {
             m.insert("type".into(), json!(t.timer.name()));
             m.insert("timer".into(), json!(t.timer.to_string()));
             match t.timer {
-                TimerTrigger::LeadIdle { days } | TimerTrigger::RequestOverdue { days } => {
+                TimerTrigger::LeadIdle { days }
+                | TimerTrigger::RequestOverdue { days }
+                | TimerTrigger::RequestAge { days } => {
                     m.insert("days".into(), json!(days));
                 }
                 TimerTrigger::RequestDueSoon { hours } => {
@@ -40,6 +42,9 @@ pub fn trigger_json(trigger: &Trigger, views: &Views) -> Value {
             m.insert("key".into(), json!(t.key));
             if let Some(l) = &views.lead {
                 m.insert("days_idle".into(), json!((t.at - l.updated_at).num_days()));
+            }
+            if let Some(r) = &views.request {
+                m.insert("days_open".into(), json!((t.at - r.created_at).num_days()));
             }
             if let Some(due) = views.request.as_ref().and_then(|r| r.due) {
                 m.insert("days_overdue".into(), json!((t.at - due).num_days()));
@@ -208,6 +213,7 @@ pub const TIMERS: &[&str] = &[
     "request_due_soon",
     "request_overdue",
     "close_date_passed",
+    "request_age",
 ];
 
 /// Every trigger name: [`EVENTS`] and [`TIMERS`].
@@ -289,6 +295,7 @@ const TIMER_FIELDS: &[&str] = &[
     "days_idle",
     "days_overdue",
     "hours_to_due",
+    "days_open",
 ];
 
 /// The fields a script reads on the argument of `on_<name>` / `guard_<name>`, or `None` for an unknown trigger.
@@ -359,6 +366,12 @@ pub fn trigger_to_dynamic(trigger: &Trigger, views: &Views) -> Dynamic {
                     Dynamic::from((at - l.updated_at).num_days()),
                 );
             }
+            if let Some(r) = &views.request {
+                map.insert(
+                    "days_open".into(),
+                    Dynamic::from((at - r.created_at).num_days()),
+                );
+            }
             if let Some(due) = views.request.as_ref().and_then(|r| r.due) {
                 map.insert("days_overdue".into(), Dynamic::from((at - due).num_days()));
                 map.insert("hours_to_due".into(), Dynamic::from((due - at).num_hours()));
@@ -427,6 +440,7 @@ mod tests {
             "request_due_soon:24",
             "request_overdue:0",
             "close_date_passed",
+            "request_age:5",
         ] {
             let seen =
                 keys_seen_by_scripts(&format!("name = \"x\"\ntimer = \"{timer}\"\n{records}"));

@@ -302,3 +302,20 @@ fn the_example_scheme_passes_check_without_findings() {
     assert!(ok, "{out}");
     assert!(!out.contains("did you mean"), "{out}");
 }
+
+#[test]
+fn a_fixture_timer_that_no_rule_declares_fails_its_case() {
+    let tmp = copy_of_example();
+    let f = tmp.path().join("fixtures/timers.toml");
+    let text = std::fs::read_to_string(&f)
+        .unwrap()
+        .replace("timer = \"lead_idle:3\"", "timer = \"lead_idle:5\"");
+    std::fs::write(&f, text).unwrap();
+    let (ok, out) = run(&["test", tmp.path().to_str().unwrap()]);
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains("no rule declares the timer `lead_idle:5`")
+            && out.contains("declared: lead_idle:3, request_overdue:0, request_overdue:2"),
+        "{out}"
+    );
+}
