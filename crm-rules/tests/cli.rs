@@ -319,3 +319,143 @@ fn a_fixture_timer_that_no_rule_declares_fails_its_case() {
         "{out}"
     );
 }
+
+/// A copy of the example with `from` replaced by `to` in fixture `file`, and the output of `test` on it.
+fn test_with_fixture_edit(file: &str, from: &str, to: &str) -> (bool, String) {
+    let tmp = copy_of_example();
+    let f = tmp.path().join("fixtures").join(file);
+    let text = std::fs::read_to_string(&f).unwrap();
+    assert!(text.contains(from), "{from}");
+    std::fs::write(&f, text.replacen(from, to, 1)).unwrap();
+    run(&["test", tmp.path().to_str().unwrap()])
+}
+
+#[test]
+fn unknown_keys_in_a_fixture_are_errors_naming_the_file_and_the_key() {
+    for (from, to, key, hint) in [
+        ("expect = [", "expct = [", "expct", "did you mean `expect`?"),
+        (
+            "name = \"a new lead notifies its owner\"",
+            "name = \"a new lead notifies its owner\"\nsource = \"portal\"",
+            "source",
+            "actor = \"portal\"",
+        ),
+        (
+            "subject = \"New lead: Solar roof\"",
+            "subjct = \"New lead: Solar roof\"",
+            "subjct",
+            "did you mean `subject`?",
+        ),
+        (
+            "lead = { title = \"Solar roof\", owner",
+            "lead = { titel = \"Solar roof\", owner",
+            "titel",
+            "did you mean `title`?",
+        ),
+        (
+            "fields = { title = \"Solar roof\"",
+            "fields = { titl = \"Solar roof\"",
+            "titl",
+            "did you mean `title`?",
+        ),
+    ] {
+        let (ok, out) = test_with_fixture_edit("leads.toml", from, to);
+        assert!(!ok, "{key}: {out}");
+        assert!(out.contains("leads.toml"), "{key}: {out}");
+        assert!(
+            out.contains(&format!("unknown key `{key}`")),
+            "{key}: {out}"
+        );
+        assert!(out.contains(hint), "{key}: {out}");
+        assert!(!out.contains("passed"), "nothing runs: {out}");
+    }
+    // `check` reports them too.
+    let tmp = copy_of_example();
+    let f = tmp.path().join("fixtures/timers.toml");
+    let text = std::fs::read_to_string(&f)
+        .unwrap()
+        .replacen("expect = [", "expct = [", 1);
+    std::fs::write(&f, text).unwrap();
+    let (ok, out) = run(&["check", tmp.path().to_str().unwrap()]);
+    assert!(
+        !ok && out.contains("timers.toml") && out.contains("unknown key `expct`"),
+        "{out}"
+    );
+}
+
+#[test]
+fn unknown_people_in_a_fixture_are_errors() {
+    let (ok, out) =
+        test_with_fixture_edit("leads.toml", "owner = \"@ana\" }", "owner = \"@anna\" }");
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains("leads.toml")
+            && out.contains("unknown person `@anna`")
+            && out.contains("did you mean `@ana`?"),
+        "{out}"
+    );
+    let (ok, out) =
+        test_with_fixture_edit("leads.toml", "people = [\"ana\"]", "people = [\"anna\"]");
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains("unknown person `anna`") && out.contains("did you mean `ana`?"),
+        "{out}"
+    );
+    let (ok, out) = test_with_fixture_edit("timers.toml", "actor = \"@dan\"", "actor = \"@dna\"");
+    assert!(!ok, "{out}");
+    assert!(out.contains("unknown person `@dna`"), "{out}");
+}
+
+#[test]
+fn a_case_can_target_one_rule() {
+    // Entering Offer: the offer rule decides two actions; a case about the negotiation rule ignores them.
+    let (ok, out) = test_with_fixture_edit(
+        "leads.toml",
+        "name = \"moving to Qualification decides nothing\"\nevent = \"lead_stage_moved\"\nfields = { from_name = \"Contact\", to_name = \"Qualification\" }",
+        "name = \"moving to Qualification decides nothing\"\nrule = \"negotiation\"\nevent = \"lead_stage_moved\"\nfields = { from_name = \"Contact\", to_name = \"Offer\" }",
+    );
+    assert!(ok, "{out}");
+    let (ok, out) = test_with_fixture_edit(
+        "leads.toml",
+        "name = \"moving to Qualification decides nothing\"\nevent = \"lead_stage_moved\"\nfields = { from_name = \"Contact\", to_name = \"Qualification\" }",
+        "name = \"moving to Qualification decides nothing\"\nevent = \"lead_stage_moved\"\nfields = { from_name = \"Contact\", to_name = \"Offer\" }",
+    );
+    assert!(!ok, "without `rule`, every rule counts: {out}");
+    let (ok, out) = test_with_fixture_edit(
+        "leads.toml",
+        "name = \"moving to Qualification decides nothing\"",
+        "name = \"moving to Qualification decides nothing\"\nrule = \"negotiaton\"",
+    );
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains("unknown rule `negotiaton`") && out.contains("did you mean `negotiation`?"),
+        "{out}"
+    );
+}
+
+#[test]
+fn differences_are_shown_per_rule_and_a_missing_action_shifts_nothing() {
+    let tmp = copy_of_example();
+    // The won rule forgets accounting: one action is missing, the two after it still match.
+    let won = tmp.path().join("won.rhai");
+    let text = std::fs::read_to_string(&won).unwrap();
+    let text: String = text
+        .lines()
+        .filter(|l| !l.contains("notify(\"accounting\""))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(&won, text).unwrap();
+    let (ok, out) = run(&["test", tmp.path().to_str().unwrap()]);
+    assert!(!ok, "{out}");
+    let diff: Vec<_> = out
+        .lines()
+        .map(str::trim)
+        .filter(|l| l.starts_with("- ") || l.starts_with("+ "))
+        .collect();
+    assert_eq!(diff.len(), 1, "{out}");
+    assert!(
+        diff[0].contains("Contract won: Solar roof") && diff[0].contains("missing"),
+        "{out}"
+    );
+    assert!(out.contains("rule `won`:"), "{out}");
+}

@@ -81,16 +81,6 @@ fn templates_of(dir: &Path) -> Result<Option<Templates>, String> {
 fn check(dir: &Path) -> Result<bool, String> {
     let org = org_of(dir)?;
     let templates = templates_of(dir)?;
-    let mut problems = Vec::new();
-    // The fixtures must name real events and timers, or they would test nothing.
-    if dir.join("fixtures").is_dir() {
-        for f in fixture_files(dir, &[])? {
-            match fixtures::load_fixtures(&f) {
-                Ok(file) => problems.extend(fixtures::check_fixtures(&f, &file)),
-                Err(e) => problems.push(e),
-            }
-        }
-    }
     let loaded = engine_of(dir, org.as_ref()).and_then(|engine| {
         let names = templates
             .as_ref()
@@ -99,42 +89,58 @@ fn check(dir: &Path) -> Result<bool, String> {
         engine.rules().check_templates(&names)?;
         Ok(engine)
     });
-    if !problems.is_empty() {
-        if let Err(e) = &loaded {
-            eprintln!("{e}");
-        }
-        for p in &problems {
-            eprintln!("{p}");
-        }
-        return Ok(false);
+    let mut problems: Vec<String> = Vec::new();
+    if let Err(e) = &loaded {
+        problems.push(e.to_string());
     }
-    match loaded {
-        Ok(engine) => {
-            let set = engine.rules();
-            for r in set.rules() {
-                let triggers: Vec<_> = r.triggers().into_iter().collect();
-                println!(
-                    "ok  {:<20} {}  reacts to: {}",
-                    r.name(),
-                    r.file(),
-                    triggers.join(", ")
-                );
+    // The fixtures must name real events, timers, keys, people and rules, or they would test nothing.
+    if dir.join("fixtures").is_dir() {
+        let rules: Option<Vec<String>> = loaded.as_ref().ok().map(|e| {
+            e.rules()
+                .rules()
+                .iter()
+                .map(|r| r.name().to_string())
+                .collect()
+        });
+        for f in fixture_files(dir, &[])? {
+            match fixtures::load_fixtures(&f) {
+                Ok(file) => problems.extend(
+                    fixtures::check_fixtures(&f, &file, org.as_ref(), rules.as_deref())
+                        .into_iter()
+                        .map(|e| e.to_string()),
+                ),
+                Err(e) => problems.push(e.to_string()),
             }
-            let timers: Vec<_> = set.timers().iter().map(|t| t.to_string()).collect();
-            if !timers.is_empty() {
-                println!("timers: {}", timers.join(", "));
-            }
-            if let Some(t) = &templates {
-                println!("templates: {}", t.names().join(", "));
-            }
-            println!("{} rules compile", set.rules().len());
-            Ok(true)
-        }
-        Err(e) => {
-            eprintln!("{e}");
-            Ok(false)
         }
     }
+    let engine = match loaded {
+        Ok(engine) if problems.is_empty() => engine,
+        _ => {
+            for p in &problems {
+                eprintln!("{p}");
+            }
+            return Ok(false);
+        }
+    };
+    let set = engine.rules();
+    for r in set.rules() {
+        let triggers: Vec<_> = r.triggers().into_iter().collect();
+        println!(
+            "ok  {:<20} {}  reacts to: {}",
+            r.name(),
+            r.file(),
+            triggers.join(", ")
+        );
+    }
+    let timers: Vec<_> = set.timers().iter().map(|t| t.to_string()).collect();
+    if !timers.is_empty() {
+        println!("timers: {}", timers.join(", "));
+    }
+    if let Some(t) = &templates {
+        println!("templates: {}", t.names().join(", "));
+    }
+    println!("{} rules compile", set.rules().len());
+    Ok(true)
 }
 
 fn fixture_files(dir: &Path, given: &[String]) -> Result<Vec<PathBuf>, String> {
@@ -165,13 +171,40 @@ fn fixture_files(dir: &Path, given: &[String]) -> Result<Vec<PathBuf>, String> {
     Ok(out)
 }
 
-fn all_cases(dir: &Path, given: &[String]) -> Result<Vec<(PathBuf, Case)>, String> {
+/// The cases of the fixture files, checked (unknown keys, events, people, rules): every problem of every file is
+/// reported, and none of the cases runs while there is one.
+fn all_cases(
+    dir: &Path,
+    given: &[String],
+    org: &Org,
+    engine: &RhaiRuleEngine,
+) -> Result<Vec<(PathBuf, Case)>, String> {
+    let rules: Vec<String> = engine
+        .rules()
+        .rules()
+        .iter()
+        .map(|r| r.name().to_string())
+        .collect();
     let mut out = Vec::new();
+    let mut problems = Vec::new();
     for f in fixture_files(dir, given)? {
-        let file = fixtures::load_fixtures(&f).map_err(|e| e.to_string())?;
-        out.extend(file.cases.into_iter().map(|c| (f.clone(), c)));
+        match fixtures::load_fixtures(&f) {
+            Ok(file) => {
+                problems.extend(
+                    fixtures::check_fixtures(&f, &file, Some(org), Some(&rules))
+                        .into_iter()
+                        .map(|e| e.to_string()),
+                );
+                out.extend(file.cases.into_iter().map(|c| (f.clone(), c)));
+            }
+            Err(e) => problems.push(e.to_string()),
+        }
     }
-    Ok(out)
+    if problems.is_empty() {
+        Ok(out)
+    } else {
+        Err(problems.join("\n"))
+    }
 }
 
 fn test(dir: &Path, given: &[String]) -> Result<bool, String> {
@@ -185,7 +218,7 @@ fn test(dir: &Path, given: &[String]) -> Result<bool, String> {
     };
     let templates = templates_of(dir)?;
     let (mut passed, mut failed) = (0, 0);
-    for (file, case) in all_cases(dir, given)? {
+    for (file, case) in all_cases(dir, given, &org, &engine)? {
         let mut r = fixtures::run_case(&engine, &org, &case);
         // E-mails must render: an unknown variable in a template fails the case that sends it.
         if let (Some(t), Ok((trigger, views))) = (&templates, fixtures::build_case(&case)) {
@@ -234,7 +267,7 @@ fn explain(dir: &Path, name: &str) -> Result<bool, String> {
             .ok_or_else(|| format!("{name}: no case"))?;
         vec![(given.to_path_buf(), first)]
     } else {
-        all_cases(dir, &[])?
+        all_cases(dir, &[], &org, &engine)?
     };
     let found = cases
         .iter()
@@ -289,7 +322,7 @@ fn graph(dir: &Path, mermaid: bool) -> Result<bool, String> {
     let org = org_of(dir)?.ok_or_else(|| format!("{}: no org.toml", dir.display()))?;
     let engine = engine_of(dir, Some(&org)).map_err(|e| e.to_string())?;
     let mut reach = BTreeSet::new();
-    for (_, case) in all_cases(dir, &[])? {
+    for (_, case) in all_cases(dir, &[], &org, &engine)? {
         let Ok((trigger, views)) = fixtures::build_case(&case) else {
             continue;
         };
