@@ -384,13 +384,35 @@ pub enum Recipient {
     PartnerContact(String),
     /// An e-mail address.
     Email(String),
+    /// One user named by the host's key for them (`user:ana`), resolved through [`Directory::user_by_key`].
+    UserKey(String),
+    /// The first alternative that reaches somebody (`manager:owner or role:management`): a fallback for when
+    /// nobody is above in the reporting line, a role is empty, a record has no owner.
+    FirstOf(Vec<Recipient>),
 }
 
 impl Recipient {
     /// Parses the compact form scripts use: `owner`, `assignee`, `manager:owner`, `role:accounting`,
-    /// `contact:purchasing`, `user:<uuid>`, an e-mail address, or a bare role name.
+    /// `contact:purchasing`, `user:<uuid>`, `user:<key>`, an e-mail address, or a bare role name; alternatives
+    /// joined by ` or ` are tried in order (`manager:owner or management`).
     pub fn parse(s: &str) -> Result<Self> {
         let s = s.trim();
+        if s.split_whitespace().any(|w| w == "or") {
+            let words: Vec<&str> = s.split_whitespace().collect();
+            let alternatives = words
+                .split(|w| *w == "or")
+                .map(|alt| {
+                    if alt.is_empty() {
+                        return Err(Error::invalid(
+                            "recipient",
+                            format!("`{s}`: name a recipient on each side of `or`"),
+                        ));
+                    }
+                    Self::parse(&alt.join(" "))
+                })
+                .collect::<Result<Vec<_>>>()?;
+            return Ok(Self::FirstOf(alternatives));
+        }
         if s.is_empty() {
             return Err(Error::invalid(
                 "recipient",
@@ -407,7 +429,21 @@ impl Recipient {
             return Ok(Self::PartnerContact(rest.trim().to_string()));
         }
         if let Some(rest) = s.strip_prefix("user:") {
-            return Ok(Self::Person(rest.trim().parse()?));
+            let rest = rest.trim();
+            if let Ok(id) = rest.parse() {
+                return Ok(Self::Person(id));
+            }
+            if rest.is_empty()
+                || !rest
+                    .chars()
+                    .all(|c| c.is_alphanumeric() || matches!(c, '_' | '-' | '.'))
+            {
+                return Err(Error::invalid(
+                    "recipient",
+                    format!("`{s}`: name a user by their key (`user:ana`)"),
+                ));
+            }
+            return Ok(Self::UserKey(rest.to_string()));
         }
         Ok(match s {
             "owner" => Self::Owner,
@@ -436,6 +472,16 @@ impl fmt::Display for Recipient {
             Self::ManagerOf(r) => write!(f, "manager:{r}"),
             Self::PartnerContact(r) => write!(f, "contact:{r}"),
             Self::Email(e) => f.write_str(e),
+            Self::UserKey(k) => write!(f, "user:{k}"),
+            Self::FirstOf(all) => {
+                for (i, r) in all.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str(" or ")?;
+                    }
+                    write!(f, "{r}")?;
+                }
+                Ok(())
+            }
         }
     }
 }
@@ -626,6 +672,11 @@ pub trait Directory: Send + Sync + Debug {
     fn partner_contacts(&self, tenant: TenantId, partner: PartnerId, role: &str) -> Vec<Person>;
     /// Every role of the tenant with its members (for diagrams).
     fn roles(&self, tenant: TenantId) -> BTreeMap<String, Vec<UserId>>;
+    /// The user the host knows by `key` (rules write `user:ana`); `None` by default.
+    fn user_by_key(&self, tenant: TenantId, key: &str) -> Option<UserId> {
+        let _ = (tenant, key);
+        None
+    }
 }
 
 /// One user of a [`StaticDirectory`].
@@ -672,6 +723,9 @@ pub struct StaticDirectory {
     /// Partner contacts.
     #[serde(default)]
     pub contacts: Vec<DirectoryContact>,
+    /// Users by the key rules name them with (`user:ana`).
+    #[serde(default)]
+    pub keys: BTreeMap<String, UserId>,
 }
 
 impl StaticDirectory {
@@ -682,6 +736,7 @@ impl StaticDirectory {
             roles: BTreeSet::new(),
             users: Vec::new(),
             contacts: Vec::new(),
+            keys: BTreeMap::new(),
         }
     }
 
@@ -768,6 +823,12 @@ impl Directory for StaticDirectory {
             .collect()
     }
 
+    fn user_by_key(&self, tenant: TenantId, key: &str) -> Option<UserId> {
+        (tenant == self.tenant)
+            .then(|| self.keys.get(key).copied())
+            .flatten()
+    }
+
     fn roles(&self, tenant: TenantId) -> BTreeMap<String, Vec<UserId>> {
         if tenant != self.tenant {
             return BTreeMap::new();
@@ -813,6 +874,29 @@ pub fn resolve(
     };
     Ok(match to {
         Recipient::Person(u) => vec![person(*u)],
+        Recipient::UserKey(k) => {
+            let u = directory.user_by_key(tenant, k).ok_or_else(|| {
+                Error::invalid("recipient", format!("`{to}`: no user has the key `{k}`"))
+            })?;
+            vec![person(u)]
+        }
+        Recipient::FirstOf(all) => {
+            let mut why = Vec::new();
+            for r in all {
+                match resolve(r, tenant, views, directory) {
+                    Ok(found) if !found.is_empty() => return Ok(found),
+                    Ok(_) => why.push(format!("`{r}` is nobody")),
+                    Err(e) => why.push(match &e {
+                        Error::Invalid { reason, .. } => reason.clone(),
+                        other => other.to_string(),
+                    }),
+                }
+            }
+            return Err(Error::invalid(
+                "recipient",
+                format!("`{to}` reaches nobody: {}", why.join("; ")),
+            ));
+        }
         Recipient::Role(r) => directory
             .role_members(tenant, r)
             .ok_or_else(|| {
@@ -1613,6 +1697,14 @@ mod tests {
                 Recipient::Email("ana@example.com".into()),
             ),
             (&format!("user:{u}"), Recipient::Person(u)),
+            ("user:ana", Recipient::UserKey("ana".into())),
+            (
+                "manager:owner or role:management",
+                Recipient::FirstOf(vec![
+                    Recipient::ManagerOf(Box::new(Recipient::Owner)),
+                    Recipient::Role("management".into()),
+                ]),
+            ),
         ];
         for (text, want) in cases {
             let got = Recipient::parse(text).unwrap();
@@ -1623,9 +1715,37 @@ mod tests {
                 "round trip of {text}"
             );
         }
-        for bad in ["", "  ", "a@", "user:nope"] {
+        for bad in ["", "  ", "a@", "user:no pe", "user:", "owner or "] {
             assert!(Recipient::parse(bad).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn a_fallback_reaches_the_first_alternative_with_somebody_and_keys_name_users() {
+        let tenant = TenantId::new();
+        let (ana, boss) = (UserId::new(), UserId::new());
+        let mut dir = StaticDirectory::new(tenant)
+            .with_user(ana, "Ana", None, &["sales_agent"], Some(boss))
+            .with_user(boss, "Boss", None, &["management"], None);
+        dir.roles.insert("nobody_yet".into());
+        dir.keys.insert("ana".into(), ana);
+        dir.keys.insert("boss".into(), boss);
+        let views = Views::default();
+        let reach = |s: &str| {
+            resolve(&Recipient::parse(s).unwrap(), tenant, &views, &dir)
+                .map(|v| v.into_iter().filter_map(|r| r.user).collect::<Vec<_>>())
+        };
+        assert_eq!(reach("user:ana").unwrap(), [ana]);
+        assert_eq!(reach("manager:user:ana or management").unwrap(), [boss]);
+        assert_eq!(reach("manager:user:boss or management").unwrap(), [boss]);
+        assert_eq!(reach("nobody_yet or user:ana").unwrap(), [ana]);
+        let e = reach("manager:user:boss or nobody_yet").unwrap_err();
+        assert!(
+            e.to_string().contains("reaches nobody") && e.to_string().contains("has no manager"),
+            "{e}"
+        );
+        let e = reach("user:carol").unwrap_err();
+        assert!(e.to_string().contains("no user has the key `carol`"), "{e}");
     }
 
     #[test]

@@ -128,6 +128,7 @@ fn check_roles(ctx: &NativeCallContext, r: &Recipient) -> Result<(), Box<EvalAlt
             }
         }),
         Recipient::ManagerOf(inner) => check_roles(ctx, inner),
+        Recipient::FirstOf(all) => all.iter().try_for_each(|r| check_roles(ctx, r)),
         _ => Ok(()),
     }
 }
@@ -136,6 +137,16 @@ fn unknown_role(r: &Recipient, roles: &BTreeSet<String>) -> Option<String> {
     match r {
         Recipient::Role(role) if !roles.contains(role) => Some(role.clone()),
         Recipient::ManagerOf(inner) => unknown_role(inner, roles),
+        Recipient::FirstOf(all) => all.iter().find_map(|r| unknown_role(r, roles)),
+        _ => None,
+    }
+}
+
+fn unknown_user(r: &Recipient, users: &BTreeSet<String>) -> Option<String> {
+    match r {
+        Recipient::UserKey(k) if !users.contains(k) => Some(k.clone()),
+        Recipient::ManagerOf(inner) => unknown_user(inner, users),
+        Recipient::FirstOf(all) => all.iter().find_map(|r| unknown_user(r, users)),
         _ => None,
     }
 }
@@ -304,6 +315,14 @@ fn build_engine(limits: Limits) -> Engine {
         "escalate",
         |ctx: NativeCallContext, from: &str, subject: &str, body: &str| {
             let from = recipient(&ctx, from)?;
+            if matches!(from, Recipient::FirstOf(_)) {
+                return Err(runtime_error(
+                    "escalate() goes one step up from one recipient; for a fallback when nobody is above, \
+                     write notify(\"manager:owner or management\", …)"
+                        .into(),
+                    ctx.call_position(),
+                ));
+            }
             record(
                 &ctx,
                 Action::Escalate {
@@ -491,17 +510,40 @@ impl RuleSet {
     /// Checks the recipients written as literals in action calls against the organisation's roles: an unknown role
     /// (or a malformed recipient) is reported at its file, line and column before any event runs.
     pub fn check_recipients(&self, roles: &BTreeSet<String>) -> Result<(), RulesError> {
+        self.check_recipients_with(roles, None)
+    }
+
+    /// [`RuleSet::check_recipients`], and, given the organisation's user keys, every `user:<key>` names one of
+    /// them.
+    pub fn check_recipients_with(
+        &self,
+        roles: &BTreeSet<String>,
+        users: Option<&BTreeSet<String>>,
+    ) -> Result<(), RulesError> {
         let mut errors = Vec::new();
         for r in &self.rules {
             for (text, line, column) in &r.literal_recipients {
                 let problem = match Recipient::parse(text) {
                     Err(e) => Some(e.to_string()),
-                    Ok(rec) => unknown_role(&rec, roles).map(|role| {
-                        format!(
-                            "unknown role `{role}`; known roles: {}",
-                            roles.iter().cloned().collect::<Vec<_>>().join(", ")
-                        )
-                    }),
+                    Ok(rec) => unknown_role(&rec, roles)
+                        .map(|role| {
+                            format!(
+                                "unknown role `{role}`; known roles: {}",
+                                roles.iter().cloned().collect::<Vec<_>>().join(", ")
+                            )
+                        })
+                        .or_else(|| {
+                            let users = users?;
+                            let key = unknown_user(&rec, users)?;
+                            let hint = crate::suggest::did_you_mean(
+                                &key,
+                                users.iter().map(String::as_str),
+                            );
+                            Some(format!(
+                                "unknown person `{key}`{hint}; the people are: {}",
+                                users.iter().cloned().collect::<Vec<_>>().join(", ")
+                            ))
+                        }),
                 };
                 if let Some(message) = problem {
                     errors.push(RulesError::Compile {

@@ -123,6 +123,15 @@ impl Org {
         Ok(org)
     }
 
+    /// The keys of the users with `role`.
+    pub fn members(&self, role: &str) -> Vec<&str> {
+        self.users
+            .iter()
+            .filter(|u| u.roles.iter().any(|r| r == role))
+            .map(|u| u.key.as_str())
+            .collect()
+    }
+
     /// The user id of a key.
     pub fn user_id(key: &str) -> UserId {
         UserId::from_uuid(key_uuid("user", key))
@@ -155,6 +164,11 @@ impl Org {
                 roles: u.roles.iter().cloned().collect(),
                 manager: u.manager.as_deref().map(Self::user_id),
             })
+            .collect();
+        d.keys = self
+            .users
+            .iter()
+            .map(|u| (u.key.clone(), Self::user_id(&u.key)))
             .collect();
         d.contacts = self
             .contacts

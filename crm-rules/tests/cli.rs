@@ -459,3 +459,63 @@ fn differences_are_shown_per_rule_and_a_missing_action_shifts_nothing() {
     );
     assert!(out.contains("rule `won`:"), "{out}");
 }
+
+#[test]
+fn check_refuses_an_unknown_person_named_by_key() {
+    let (ok, out) = check_with_rule(
+        "won",
+        "fn on_lead_won(ev) {\n    notify(\"user:anna\", \"s\", \"b\");\n}\n",
+    );
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains("won.rhai:2:12")
+            && out.contains("unknown person `anna`")
+            && out.contains("did you mean `ana`?"),
+        "{out}"
+    );
+    let (ok, out) = check_with_rule(
+        "won",
+        "fn on_lead_won(ev) {\n    notify(\"manager:owner or managment\", \"s\", \"b\");\n}\n",
+    );
+    assert!(!ok, "{out}");
+    assert!(out.contains("unknown role `managment`"), "{out}");
+}
+
+#[test]
+fn handing_a_lead_to_a_role_of_several_people_is_a_warning() {
+    let tmp = copy_of_example();
+    std::fs::write(
+        tmp.path().join("handover.rhai"),
+        "fn on_lead_lost(ev) {\n    reassign(\"sales_agent\");\n}\n",
+    )
+    .unwrap();
+    let dir = tmp.path().to_str().unwrap();
+    let (ok, out) = run(&["check", dir]);
+    assert!(ok, "a warning does not fail check: {out}");
+    assert!(
+        out.contains("warning: ")
+            && out.contains("handover.rhai:2:")
+            && out.contains("role `sales_agent`, which has 2 people (ana, dan)"),
+        "{out}"
+    );
+    let f = tmp.path().join("lost.json");
+    std::fs::write(
+        &f,
+        r#"{"case": [{"name": "lost", "event": "lead_lost", "lead": {"owner": "@dan"}}]}"#,
+    )
+    .unwrap();
+    let (ok, out) = run(&["explain", dir, f.to_str().unwrap()]);
+    assert!(ok, "{out}");
+    assert!(
+        out.contains("warning: ") && out.contains("the lead is handed to 2 people (ana, dan)"),
+        "{out}"
+    );
+    // One person by key: no warning.
+    std::fs::write(
+        tmp.path().join("handover.rhai"),
+        "fn on_lead_lost(ev) {\n    reassign(\"user:ana\");\n}\n",
+    )
+    .unwrap();
+    let (ok, out) = run(&["check", dir]);
+    assert!(ok && !out.contains("warning"), "{out}");
+}

@@ -567,3 +567,64 @@ async fn a_request_open_for_n_days_fires_request_age_with_or_without_a_due_date(
         "the same situation, the same keys"
     );
 }
+
+/// Runs one fixture case (TOML) against rules written inline, with the example organisation.
+fn run_inline(rules: &[(&str, &str)], case: &str) -> fixtures::CaseResult {
+    let set = RuleSet::compile(
+        rules.iter().map(|(n, c)| RuleSource::new(n, c)),
+        Limits::default(),
+    )
+    .unwrap();
+    let org = org();
+    set.check_recipients(&org.roles.iter().cloned().collect())
+        .unwrap();
+    let engine = RhaiRuleEngine::new(set).with_known_roles(org.roles.iter().cloned());
+    let case: Case = toml::from_str(case).unwrap();
+    fixtures::run_case(&engine, &org, &case)
+}
+
+#[test]
+fn a_rule_names_a_person_by_key() {
+    let r = run_inline(
+        &[(
+            "tell_ana",
+            "fn on_lead_won(ev) { notify(\"user:ana\", \"Won\", \"\"); }",
+        )],
+        "name = \"x\"\nevent = \"lead_won\"\nlead = { owner = \"@dan\" }\n\
+         expect = [ { action = \"notify\", to = \"user:ana\", people = [\"ana\"] } ]",
+    );
+    assert!(r.passed, "{:?}", r.diff);
+}
+
+#[test]
+fn a_recipient_can_fall_back_when_nobody_is_above() {
+    let rule = [(
+        "up",
+        "fn on_lead_won(ev) { notify(\"manager:owner or management\", \"Won\", \"\"); }",
+    )];
+    for (owner, people) in [("dan", "mihai"), ("elena", "elena")] {
+        let r = run_inline(
+            &rule,
+            &format!(
+                "name = \"x\"\nevent = \"lead_won\"\nlead = {{ owner = \"@{owner}\" }}\n\
+                 expect = [ {{ action = \"notify\", to = \"manager:owner or role:management\", people = [\"{people}\"] }} ]"
+            ),
+        );
+        assert!(r.passed, "{owner}: {:?}", r.diff);
+    }
+    // Without the fallback, the top of the reporting line is an error that says so.
+    let r = run_inline(
+        &[(
+            "up",
+            "fn on_lead_won(ev) { notify(\"manager:owner\", \"Won\", \"\"); }",
+        )],
+        "name = \"x\"\nevent = \"lead_won\"\nlead = { owner = \"@elena\" }\n\
+         expect = [ { action = \"notify\", people = [\"elena\"] } ]",
+    );
+    assert!(!r.passed);
+    assert!(
+        r.diff.iter().any(|l| l.contains("has no manager")),
+        "{:?}",
+        r.diff
+    );
+}

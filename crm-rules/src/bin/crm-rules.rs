@@ -10,7 +10,7 @@
 //!
 //! DIR holds the `*.rhai` rules, `org.toml` (roles, people, reporting lines), `fixtures/` and `templates/`.
 
-use crm_core::rules::Action;
+use crm_core::rules::{Action, Recipient};
 use crm_rules::fixtures::{self, Case, Org};
 use crm_rules::graph::{self, Reach};
 use crm_rules::notify::Templates;
@@ -60,7 +60,10 @@ fn org_of(dir: &Path) -> Result<Option<Org>, String> {
 fn engine_of(dir: &Path, org: Option<&Org>) -> Result<RhaiRuleEngine, RulesError> {
     let set = RuleSet::load_dir(dir, Limits::default())?;
     if let Some(o) = org {
-        set.check_recipients(&o.roles.iter().cloned().collect())?;
+        set.check_recipients_with(
+            &o.roles.iter().cloned().collect(),
+            Some(&o.users.iter().map(|u| u.key.clone()).collect()),
+        )?;
     }
     let mut engine = RhaiRuleEngine::new(set);
     if let Some(o) = org {
@@ -123,6 +126,11 @@ fn check(dir: &Path) -> Result<bool, String> {
         }
     };
     let set = engine.rules();
+    if let Some(org) = &org {
+        for w in handover_warnings(&set, org) {
+            println!("warning: {w}");
+        }
+    }
     for r in set.rules() {
         let triggers: Vec<_> = r.triggers().into_iter().collect();
         println!(
@@ -141,6 +149,51 @@ fn check(dir: &Path) -> Result<bool, String> {
     }
     println!("{} rules compile", set.rules().len());
     Ok(true)
+}
+
+/// `reassign()` to a role with several people: each would take the lead in turn, and the last one keeps it.
+fn handover_warnings(set: &RuleSet, org: &Org) -> Vec<String> {
+    let mut out = Vec::new();
+    for r in set.rules() {
+        for c in r.calls().iter().filter(|c| c.function == "reassign") {
+            let Some(Ok(to)) = c
+                .args
+                .first()
+                .and_then(|a| a.literal())
+                .map(Recipient::parse)
+            else {
+                continue;
+            };
+            let roles = match &to {
+                Recipient::Role(role) => vec![role.clone()],
+                Recipient::FirstOf(all) => all
+                    .iter()
+                    .filter_map(|a| match a {
+                        Recipient::Role(role) => Some(role.clone()),
+                        _ => None,
+                    })
+                    .collect(),
+                _ => Vec::new(),
+            };
+            for role in roles {
+                let people = org.members(&role);
+                if people.len() > 1 {
+                    out.push(format!(
+                        "{}:{}:{}: `reassign(\"{to}\")` hands the lead to role `{role}`, which has {} people ({}): \
+                         each would take it in turn and the last one keeps it; name one person (`user:{}`), \
+                         `owner` or `manager:owner`",
+                        r.file(),
+                        c.first_arg.0,
+                        c.first_arg.1,
+                        people.len(),
+                        people.join(", "),
+                        people[0]
+                    ));
+                }
+            }
+        }
+    }
+    out
 }
 
 fn fixture_files(dir: &Path, given: &[String]) -> Result<Vec<PathBuf>, String> {
@@ -308,6 +361,27 @@ fn explain(dir: &Path, name: &str) -> Result<bool, String> {
     println!("actions:");
     for a in &x.actions {
         println!("  {}", serde_json::Value::Object(a.clone()));
+    }
+    for a in x
+        .actions
+        .iter()
+        .filter(|a| a.get("action").and_then(|v| v.as_str()) == Some("reassign"))
+    {
+        let people: Vec<&str> = a
+            .get("people")
+            .and_then(|p| p.as_array())
+            .map(|p| p.iter().filter_map(|v| v.as_str()).collect())
+            .unwrap_or_default();
+        if people.len() > 1 {
+            println!(
+                "warning: the lead is handed to {} people ({}) by rule `{}`: each takes it in turn and the last \
+                 one keeps it; name one person (`user:{}`), `owner` or `manager:owner`",
+                people.len(),
+                people.join(", "),
+                a.get("rule").and_then(|v| v.as_str()).unwrap_or("?"),
+                people[0]
+            );
+        }
     }
     if let Some(r) = &x.decision.refusal {
         println!("refused by `{}`: {}", r.rule, r.reason);
