@@ -519,3 +519,56 @@ fn handing_a_lead_to_a_role_of_several_people_is_a_warning() {
     let (ok, out) = run(&["check", dir]);
     assert!(ok && !out.contains("warning"), "{out}");
 }
+
+#[test]
+fn every_subcommand_has_help() {
+    let (ok, out) = run(&["--help"]);
+    assert!(ok, "{out}");
+    for sub in ["check", "test", "explain", "graph", "completions"] {
+        assert!(out.contains(sub), "{sub}: {out}");
+        let (ok, help) = run(&[sub, "--help"]);
+        assert!(ok, "{sub}: {help}");
+        assert!(
+            help.contains(&format!("Usage: crm-rules {sub}")),
+            "{sub}: {help}"
+        );
+    }
+    let (_, help) = run(&["test", "--help"]);
+    assert!(
+        help.contains("FIXTURES") && help.contains("fixtures/"),
+        "{help}"
+    );
+}
+
+#[test]
+fn argument_mistakes_are_errors_that_say_what_to_do() {
+    let dir = example_dir();
+    let (ok, out) = run(&["explain", dir.to_str().unwrap()]);
+    assert!(!ok);
+    assert!(out.contains("required") && out.contains("<CASE>"), "{out}");
+    let (ok, out) = run(&["tset", dir.to_str().unwrap()]);
+    assert!(!ok);
+    assert!(out.contains("'test'"), "a suggestion: {out}");
+    let (ok, out) = run(&[]);
+    assert!(!ok);
+    assert!(out.contains("Usage"), "{out}");
+    let (ok, out) = run(&["graph", dir.to_str().unwrap(), "--mermiad"]);
+    assert!(!ok);
+    assert!(out.contains("--mermaid"), "{out}");
+}
+
+#[test]
+fn completions_are_generated_for_each_shell() {
+    let (ok, out) = run(&["completions", "bash"]);
+    assert!(ok, "{out}");
+    assert!(
+        out.contains("crm-rules") && out.contains("complete"),
+        "{out}"
+    );
+    for shell in ["zsh", "fish", "elvish", "powershell"] {
+        let (ok, out) = run(&["completions", shell]);
+        assert!(ok && out.contains("explain"), "{shell}: {out}");
+    }
+    let (ok, out) = run(&["completions", "tcsh"]);
+    assert!(!ok && out.contains("possible values"), "{out}");
+}

@@ -6,10 +6,14 @@
 //! crm-rules explain DIR CASE                 for one fixture case (its name, or a file holding it): which rules
 //!                                            ran, matched, decided and why
 //! crm-rules graph   DIR [--mermaid]          the schema as Graphviz DOT (default) or Mermaid
+//! crm-rules completions SHELL                a completion script for bash, zsh, fish, elvish or powershell
 //! ```
+//!
+//! Arguments are parsed with clap: `crm-rules --help` and `crm-rules <command> --help` describe each one.
 //!
 //! DIR holds the `*.rhai` rules, `org.toml` (roles, people, reporting lines), `fixtures/` and `templates/`.
 
+use clap::{CommandFactory, Parser, Subcommand};
 use crm_core::rules::{Action, Recipient};
 use crm_rules::fixtures::{self, Case, Org};
 use crm_rules::graph::{self, Reach};
@@ -19,24 +23,73 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-const USAGE: &str = "usage:
-  crm-rules check   DIR
-  crm-rules test    DIR [FIXTURE-FILE-OR-DIR...]
-  crm-rules explain DIR CASE-NAME-OR-FILE
-  crm-rules graph   DIR [--mermaid]
-DIR holds *.rhai rules, org.toml, fixtures/ and templates/.";
+/// Check, test, explain and draw a communication scheme.
+///
+/// DIR holds the `*.rhai` rules, `org.toml` (roles, people, reporting lines), `fixtures/` and `templates/`.
+#[derive(Debug, Parser)]
+#[command(name = "crm-rules", version, arg_required_else_help = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Compile the rules and check every name they use (fields, events, roles, people, templates, fixtures);
+    /// errors as file:line:column.
+    Check {
+        /// The scheme's directory.
+        dir: PathBuf,
+    },
+    /// Run the fixtures and show, per rule, how the actions differ from the expected ones.
+    Test {
+        /// The scheme's directory.
+        dir: PathBuf,
+        /// Fixture files or directories to run [default: DIR/fixtures/]
+        #[arg(value_name = "FIXTURES")]
+        fixtures: Vec<PathBuf>,
+    },
+    /// For one fixture case: what the rules saw, which ran, what they decided, for whom and why.
+    Explain {
+        /// The scheme's directory.
+        dir: PathBuf,
+        /// A case's name, or a fixture file whose first case is explained.
+        case: String,
+    },
+    /// Draw the scheme: who is told what, when (Graphviz DOT by default).
+    Graph {
+        /// The scheme's directory.
+        dir: PathBuf,
+        /// Mermaid instead of DOT.
+        #[arg(long)]
+        mermaid: bool,
+    },
+    /// Print a completion script for your shell (e.g. `crm-rules completions bash > /etc/bash_completion.d/crm-rules`).
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+}
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let result = match (args.first().map(String::as_str), args.get(1)) {
-        (Some("check"), Some(dir)) => check(Path::new(dir)),
-        (Some("test"), Some(dir)) => test(Path::new(dir), &args[2..]),
-        (Some("explain"), Some(dir)) => match args.get(2) {
-            Some(case) => explain(Path::new(dir), case),
-            None => Err(USAGE.to_string()),
-        },
-        (Some("graph"), Some(dir)) => graph(Path::new(dir), args.iter().any(|a| a == "--mermaid")),
-        _ => Err(USAGE.to_string()),
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Check { dir } => check(&dir),
+        Command::Test { dir, fixtures } => {
+            let given: Vec<String> = fixtures.iter().map(|p| p.display().to_string()).collect();
+            test(&dir, &given)
+        }
+        Command::Explain { dir, case } => explain(&dir, &case),
+        Command::Graph { dir, mermaid } => graph(&dir, mermaid),
+        Command::Completions { shell } => {
+            clap_complete::generate(
+                shell,
+                &mut Cli::command(),
+                "crm-rules",
+                &mut std::io::stdout(),
+            );
+            Ok(true)
+        }
     };
     match result {
         Ok(true) => ExitCode::SUCCESS,
