@@ -146,7 +146,8 @@ pub fn scan(ast: &AST) -> Scan {
             continue;
         };
         // The body's type is not exported: walk an AST holding only this function, keeping its top statements.
-        let only = ast.clone_functions_only_filtered(|_, _, _, n, _| n == name);
+        let mut only = ast.clone_functions_only();
+        only.retain_functions(|_, _, n, _| n == name);
         let mut body: Vec<Stmt> = Vec::new();
         only.walk(&mut |path: &[ASTNode]| {
             if let [ASTNode::Stmt(s)] = path {
@@ -414,7 +415,7 @@ pub fn words(e: &Expr) -> String {
         return w;
     }
     match e {
-        Expr::StringConstant(s, _) => format!("\"{s}\""),
+        Expr::StringConstant(s, _) => format!("“{s}”"),
         Expr::IntegerConstant(n, _) => n.to_string(),
         Expr::BoolConstant(b, _) => b.to_string(),
         Expr::Unit(_) => "nothing".into(),

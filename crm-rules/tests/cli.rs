@@ -164,7 +164,7 @@ fn explain_lists_rules_actions_and_people() {
 }
 
 #[test]
-fn graph_draws_roles_reporting_lines_and_who_is_told() {
+fn graph_shows_conditions_timer_days_subjects_and_refusals_in_plain_words() {
     let dir = example_dir();
     let (ok, dot) = run(&["graph", dir.to_str().unwrap()]);
     assert!(ok, "{dot}");
@@ -173,21 +173,105 @@ fn graph_draws_roles_reporting_lines_and_who_is_told() {
         dot.contains("\"user_ana\" -> \"user_mihai\" [label=\"reports to\"]"),
         "{dot}"
     );
+    for words in [
+        "when a lead has had no activity for 3 days",
+        "when a request is 0 or 2 days overdue",
+        "notification “Large negotiation: [lead's title]”",
+        "if the new stage is “Negotiation” and the lead's expected revenue is set and the lead's expected revenue is at least 50000",
+        "the change is refused: “set the expected revenue before negotiating”",
+        "task “Quotation for [lead's title]” due in 48 hours",
+        "e-mail “welcome”",
+        "(rule negotiation)",
+    ] {
+        assert!(dot.contains(words), "{words}: {dot}");
+    }
+    assert_eq!(
+        dot.matches("Large negotiation").count(),
+        1,
+        "each decision once: {dot}"
+    );
     assert!(
         dot.contains("\"trigger_lead_won\" -> \"role_delivery\""),
         "{dot}"
     );
     assert!(
-        dot.contains("\"trigger_lead_idle\" -> \"who_manager_owner\""),
+        dot.contains("\"trigger_lead_idle_3\" -> \"who_manager_owner\""),
         "{dot}"
     );
     let (ok, mmd) = run(&["graph", dir.to_str().unwrap(), "--mermaid"]);
     assert!(ok);
     assert!(mmd.starts_with("flowchart LR"), "{mmd}");
     assert!(
-        mmd.contains("trigger_lead_stage_moved -->|\"notify (negotiation)\"| role_management"),
+        mmd.contains("trigger_lead_stage_moved -->|\"notification “Large negotiation: [lead's title]”<br/>if the new stage is “Negotiation”"),
         "{mmd}"
     );
+    assert!(mmd.contains("the change is refused"), "{mmd}");
+    let (ok, _) = run(&["graph", dir.to_str().unwrap(), "--mermaid", "--table"]);
+    assert!(!ok, "one format at a time");
+}
+
+#[test]
+fn graph_table_says_who_gets_what_when_per_person() {
+    let dir = example_dir();
+    let (ok, md) = run(&["graph", dir.to_str().unwrap(), "--table"]);
+    assert!(ok, "{md}");
+    assert!(md.starts_with("# Who gets what, when"), "{md}");
+    let section = |who: &str| -> String {
+        let start = md
+            .find(&format!("## {who}"))
+            .unwrap_or_else(|| panic!("{who}: {md}"));
+        let rest = &md[start + 3..];
+        rest[..rest.find("\n## ").unwrap_or(rest.len())].to_string()
+    };
+    let mihai = section("Mihai Stan (`mihai`) — sales_manager");
+    assert!(
+        mihai.contains("| a lead has had no activity for 3 days, if the lead's owner is set | escalation “No contact for [days without activity] days: [title]” | when the lead's owner reports to them (Ana Pop, Dan Ionescu, Sorina Neagu) | no_contact |"),
+        "{mihai}"
+    );
+    assert!(mihai.contains("| a lead is entered, if the owner is not set | notification “Unassigned lead: [title]” | as sales_manager | new_lead |"), "{mihai}");
+    assert!(
+        section("Elena Vasile").contains("Large negotiation"),
+        "{md}"
+    );
+    assert!(
+        section("Ana Pop").contains("Nothing, by name or role."),
+        "{md}"
+    );
+    assert!(
+        section("Whoever the record names").contains("the customer's primary contact"),
+        "{md}"
+    );
+    assert!(
+        section("Changes the rules refuse").contains("set the expected revenue before negotiating"),
+        "{md}"
+    );
+    // The table committed beside the example scheme is the current one.
+    let committed = std::fs::read_to_string(dir.join("who-gets-what.md")).unwrap();
+    assert_eq!(
+        committed, md,
+        "regenerate with: crm-rules graph examples/rules --table > examples/rules/who-gets-what.md"
+    );
+}
+
+#[test]
+fn graph_renders_svg_with_graphviz() {
+    let dot_installed = Command::new("dot").arg("-V").output().is_ok();
+    if !dot_installed && std::env::var_os("CRM_REQUIRE_GRAPHVIZ").is_none() {
+        eprintln!(
+            "SKIPPED graph_renders_svg_with_graphviz: Graphviz's `dot` is not installed \
+             (apt-get install graphviz; set CRM_REQUIRE_GRAPHVIZ=1 to make this a failure)"
+        );
+        return;
+    }
+    let dir = example_dir();
+    let (ok, svg) = run(&["graph", dir.to_str().unwrap(), "--svg"]);
+    assert!(ok, "{svg}");
+    assert!(
+        svg.contains("<svg") && svg.contains("Large negotiation"),
+        "{svg}"
+    );
+    let committed = std::fs::read_to_string(dir.join("scheme.svg")).unwrap();
+    assert!(committed.contains("<svg") && committed.contains("Large negotiation"));
 }
 
 /// Writes `code` as rule `name` into a copy of the example and runs `check` on it.

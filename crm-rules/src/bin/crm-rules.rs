@@ -16,7 +16,7 @@
 use clap::{CommandFactory, Parser, Subcommand};
 use crm_core::rules::{Action, Recipient};
 use crm_rules::fixtures::{self, Case, Org};
-use crm_rules::graph::{self, Reach};
+use crm_rules::graph;
 use crm_rules::notify::Templates;
 use crm_rules::{Limits, RhaiRuleEngine, RuleSet, RulesError};
 use std::collections::BTreeSet;
@@ -56,13 +56,20 @@ enum Command {
         /// A case's name, or a fixture file whose first case is explained.
         case: String,
     },
-    /// Draw the scheme: who is told what, when (Graphviz DOT by default).
+    /// Draw the scheme for a manager: when, if what, who is told what, and what is refused (Graphviz DOT by
+    /// default).
     Graph {
         /// The scheme's directory.
         dir: PathBuf,
         /// Mermaid instead of DOT.
-        #[arg(long)]
+        #[arg(long, group = "format")]
         mermaid: bool,
+        /// The per-person table "who gets what, when" (Markdown) instead of the diagram.
+        #[arg(long, group = "format")]
+        table: bool,
+        /// SVG, drawn by Graphviz's `dot -Tsvg` (which must be installed).
+        #[arg(long, group = "format")]
+        svg: bool,
     },
     /// Print a completion script for your shell (e.g. `crm-rules completions bash > /etc/bash_completion.d/crm-rules`).
     Completions {
@@ -80,7 +87,12 @@ fn main() -> ExitCode {
             test(&dir, &given)
         }
         Command::Explain { dir, case } => explain(&dir, &case),
-        Command::Graph { dir, mermaid } => graph(&dir, mermaid),
+        Command::Graph {
+            dir,
+            mermaid,
+            table,
+            svg,
+        } => graph(&dir, mermaid, table, svg),
         Command::Completions { shell } => {
             clap_complete::generate(
                 shell,
@@ -445,28 +457,55 @@ fn explain(dir: &Path, name: &str) -> Result<bool, String> {
     Ok(true)
 }
 
-fn graph(dir: &Path, mermaid: bool) -> Result<bool, String> {
+fn graph(dir: &Path, mermaid: bool, table: bool, svg: bool) -> Result<bool, String> {
     let org = org_of(dir)?.ok_or_else(|| format!("{}: no org.toml", dir.display()))?;
     let engine = engine_of(dir, Some(&org)).map_err(|e| e.to_string())?;
-    let mut reach = BTreeSet::new();
-    for (_, case) in all_cases(dir, &[], &org, &engine)? {
-        let Ok((trigger, views)) = fixtures::build_case(&case) else {
-            continue;
-        };
-        let d = crm_core::rules::RuleEngine::evaluate(&engine, &trigger, &views);
-        for a in d.actions {
-            reach.insert(Reach {
-                trigger: trigger.name().to_string(),
-                rule: a.rule.clone(),
-                action: a.action.name().to_string(),
-                recipient: a.action.recipient().to_string(),
-            });
-        }
-    }
+    let edges = graph::edges(&engine.rules());
     if mermaid {
-        print!("{}", graph::to_mermaid(&org, &reach));
+        print!("{}", graph::to_mermaid(&org, &edges));
+    } else if table {
+        print!("{}", graph::to_table(&org, &edges));
+    } else if svg {
+        print!("{}", render_svg(&graph::to_dot(&org, &edges))?);
     } else {
-        print!("{}", graph::to_dot(&org, &reach));
+        print!("{}", graph::to_dot(&org, &edges));
     }
     Ok(true)
+}
+
+/// Runs Graphviz's `dot -Tsvg` on a DOT text.
+fn render_svg(dot: &str) -> Result<String, String> {
+    use std::io::Write as _;
+    use std::process::{Command as Process, Stdio};
+    let mut child = Process::new("dot")
+        .arg("-Tsvg")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| {
+            if e.kind() == std::io::ErrorKind::NotFound {
+                "--svg needs Graphviz's `dot` (Debian or Ubuntu: apt-get install graphviz); without it, \
+                 `crm-rules graph DIR` prints DOT for any Graphviz viewer"
+                    .to_string()
+            } else {
+                format!("could not run Graphviz's `dot`: {e}")
+            }
+        })?;
+    child
+        .stdin
+        .take()
+        .ok_or("could not write to `dot`")?
+        .write_all(dot.as_bytes())
+        .map_err(|e| format!("could not write to `dot`: {e}"))?;
+    let out = child
+        .wait_with_output()
+        .map_err(|e| format!("`dot` failed: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "`dot` failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    String::from_utf8(out.stdout).map_err(|e| format!("`dot` wrote no text: {e}"))
 }
