@@ -656,3 +656,14 @@ fn completions_are_generated_for_each_shell() {
     let (ok, out) = run(&["completions", "tcsh"]);
     assert!(!ok && out.contains("possible values"), "{out}");
 }
+
+#[test]
+fn each_entry_point_is_checked_against_its_own_trigger() {
+    let (ok, out) = check_with_rule(
+        "mixed",
+        "fn timers() { [\"lead_idle:3\"] }\n\
+         fn on_lead_idle(t) { notify(\"owner\", `${t.days_idle}`, \"\"); }\n\
+         fn on_lead_stage_moved(ev) { notify(\"owner\", ev.to_name, \"\"); }\n",
+    );
+    assert!(ok, "{out}");
+}
