@@ -662,7 +662,7 @@ fn each_entry_point_is_checked_against_its_own_trigger() {
     let (ok, out) = check_with_rule(
         "mixed",
         "fn timers() { [\"lead_idle:3\"] }\n\
-         fn on_lead_idle(t) { notify(\"owner\", `${t.days_idle}`, \"\"); }\n\
+         fn on_lead_idle(ev) { notify(\"owner\", `${ev.days_idle}`, \"\"); }\n\
          fn on_lead_stage_moved(ev) { notify(\"owner\", ev.to_name, \"\"); }\n",
     );
     assert!(ok, "{out}");
