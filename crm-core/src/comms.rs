@@ -68,24 +68,32 @@ pub enum TimerTrigger {
     },
     /// An open lead's expected close date has passed.
     CloseDatePassed,
+    /// An active request has been open for `days` days, whether or not it has a due date.
+    RequestAge {
+        /// Days since it was opened.
+        days: u32,
+    },
 }
 
 impl TimerTrigger {
     /// The timer's name as scripts see it (`lead_idle`, `request_due_soon`, `request_overdue`,
-    /// `close_date_passed`).
+    /// `close_date_passed`, `request_age`).
     pub fn name(&self) -> &'static str {
         match self {
             Self::LeadIdle { .. } => "lead_idle",
             Self::RequestDueSoon { .. } => "request_due_soon",
             Self::RequestOverdue { .. } => "request_overdue",
             Self::CloseDatePassed => "close_date_passed",
+            Self::RequestAge { .. } => "request_age",
         }
     }
 
     /// The timer's parameter (days or hours; 0 for [`TimerTrigger::CloseDatePassed`]).
     pub fn amount(&self) -> u32 {
         match self {
-            Self::LeadIdle { days } | Self::RequestOverdue { days } => *days,
+            Self::LeadIdle { days } | Self::RequestOverdue { days } | Self::RequestAge { days } => {
+                *days
+            }
             Self::RequestDueSoon { hours } => *hours,
             Self::CloseDatePassed => 0,
         }
@@ -94,7 +102,9 @@ impl TimerTrigger {
     /// Checks the amount is at most [`MAX_TIMER_DAYS`] days ([`MAX_TIMER_HOURS`] hours for `request_due_soon`).
     pub fn check(&self) -> Result<()> {
         let (max, unit) = match self {
-            Self::LeadIdle { .. } | Self::RequestOverdue { .. } => (MAX_TIMER_DAYS, "days"),
+            Self::LeadIdle { .. } | Self::RequestOverdue { .. } | Self::RequestAge { .. } => {
+                (MAX_TIMER_DAYS, "days")
+            }
             Self::RequestDueSoon { .. } => (MAX_TIMER_HOURS, "hours"),
             Self::CloseDatePassed => return Ok(()),
         };
@@ -107,14 +117,14 @@ impl TimerTrigger {
         Ok(())
     }
 
-    /// The instant a timer's candidates are compared with at `now`: `now − days` for `lead_idle` and
-    /// `request_overdue`, `now + hours` for `request_due_soon`, `now` for `close_date_passed`. Checked: an amount
+    /// The instant a timer's candidates are compared with at `now`: `now − days` for `lead_idle`,
+    /// `request_overdue` and `request_age`, `now + hours` for `request_due_soon`, `now` for `close_date_passed`. Checked: an amount
     /// over the maximum, or a bound outside the calendar, is an error naming the timer, never a panic.
     pub fn bound(&self, now: Timestamp) -> Result<Timestamp> {
         self.check()?;
         let amount = i64::from(self.amount());
         let bound = match self {
-            Self::LeadIdle { .. } | Self::RequestOverdue { .. } => {
+            Self::LeadIdle { .. } | Self::RequestOverdue { .. } | Self::RequestAge { .. } => {
                 Duration::try_days(amount).and_then(|d| now.checked_sub_signed(d))
             }
             Self::RequestDueSoon { .. } => {
@@ -131,7 +141,7 @@ impl TimerTrigger {
     }
 
     /// Parses the compact form scripts use: `lead_idle:3`, `request_due_soon:24`, `request_overdue:0`,
-    /// `close_date_passed`. Amounts over [`MAX_TIMER_DAYS`] days ([`MAX_TIMER_HOURS`] hours) are refused.
+    /// `request_age:5`, `close_date_passed`. Amounts over [`MAX_TIMER_DAYS`] days ([`MAX_TIMER_HOURS`] hours) are refused.
     pub fn parse(s: &str) -> Result<Self> {
         let (name, n) = match s.split_once(':') {
             Some((a, b)) => (a.trim(), Some(b.trim())),
@@ -158,12 +168,13 @@ impl TimerTrigger {
             },
             "request_overdue" => Self::RequestOverdue { days: num("days")? },
             "close_date_passed" => Self::CloseDatePassed,
+            "request_age" => Self::RequestAge { days: num("days")? },
             other => {
                 return Err(Error::invalid(
                     "timer",
                     format!(
-                        "unknown timer `{other}`: use lead_idle:N, request_due_soon:N, request_overdue:N or \
-                         close_date_passed"
+                        "unknown timer `{other}`: use lead_idle:N, request_due_soon:N, request_overdue:N, \
+                         request_age:N or close_date_passed"
                     ),
                 ))
             }
@@ -181,6 +192,7 @@ enum TimerRepr {
     RequestDueSoon { hours: u32 },
     RequestOverdue { days: u32 },
     CloseDatePassed,
+    RequestAge { days: u32 },
 }
 
 impl TryFrom<TimerRepr> for TimerTrigger {
@@ -192,6 +204,7 @@ impl TryFrom<TimerRepr> for TimerTrigger {
             TimerRepr::RequestDueSoon { hours } => Self::RequestDueSoon { hours },
             TimerRepr::RequestOverdue { days } => Self::RequestOverdue { days },
             TimerRepr::CloseDatePassed => Self::CloseDatePassed,
+            TimerRepr::RequestAge { days } => Self::RequestAge { days },
         };
         t.check()?;
         Ok(t)
@@ -205,6 +218,7 @@ impl From<TimerTrigger> for TimerRepr {
             TimerTrigger::RequestDueSoon { hours } => Self::RequestDueSoon { hours },
             TimerTrigger::RequestOverdue { days } => Self::RequestOverdue { days },
             TimerTrigger::CloseDatePassed => Self::CloseDatePassed,
+            TimerTrigger::RequestAge { days } => Self::RequestAge { days },
         }
     }
 }
@@ -369,13 +383,35 @@ pub enum Recipient {
     PartnerContact(String),
     /// An e-mail address.
     Email(String),
+    /// One user named by the host's key for them (`user:ana`), resolved through [`Directory::user_by_key`].
+    UserKey(String),
+    /// The first alternative that reaches somebody (`manager:owner or role:management`): a fallback for when
+    /// nobody is above in the reporting line, a role is empty, a record has no owner.
+    FirstOf(Vec<Recipient>),
 }
 
 impl Recipient {
     /// Parses the compact form scripts use: `owner`, `assignee`, `manager:owner`, `role:accounting`,
-    /// `contact:purchasing`, `user:<uuid>`, an e-mail address, or a bare role name.
+    /// `contact:purchasing`, `user:<uuid>`, `user:<key>`, an e-mail address, or a bare role name; alternatives
+    /// joined by ` or ` are tried in order (`manager:owner or management`).
     pub fn parse(s: &str) -> Result<Self> {
         let s = s.trim();
+        if s.split_whitespace().any(|w| w == "or") {
+            let words: Vec<&str> = s.split_whitespace().collect();
+            let alternatives = words
+                .split(|w| *w == "or")
+                .map(|alt| {
+                    if alt.is_empty() {
+                        return Err(Error::invalid(
+                            "recipient",
+                            format!("`{s}`: name a recipient on each side of `or`"),
+                        ));
+                    }
+                    Self::parse(&alt.join(" "))
+                })
+                .collect::<Result<Vec<_>>>()?;
+            return Ok(Self::FirstOf(alternatives));
+        }
         if s.is_empty() {
             return Err(Error::invalid(
                 "recipient",
@@ -392,7 +428,21 @@ impl Recipient {
             return Ok(Self::PartnerContact(rest.trim().to_string()));
         }
         if let Some(rest) = s.strip_prefix("user:") {
-            return Ok(Self::Person(rest.trim().parse()?));
+            let rest = rest.trim();
+            if let Ok(id) = rest.parse() {
+                return Ok(Self::Person(id));
+            }
+            if rest.is_empty()
+                || !rest
+                    .chars()
+                    .all(|c| c.is_alphanumeric() || matches!(c, '_' | '-' | '.'))
+            {
+                return Err(Error::invalid(
+                    "recipient",
+                    format!("`{s}`: name a user by their key (`user:ana`)"),
+                ));
+            }
+            return Ok(Self::UserKey(rest.to_string()));
         }
         Ok(match s {
             "owner" => Self::Owner,
@@ -421,6 +471,16 @@ impl fmt::Display for Recipient {
             Self::ManagerOf(r) => write!(f, "manager:{r}"),
             Self::PartnerContact(r) => write!(f, "contact:{r}"),
             Self::Email(e) => f.write_str(e),
+            Self::UserKey(k) => write!(f, "user:{k}"),
+            Self::FirstOf(all) => {
+                for (i, r) in all.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str(" or ")?;
+                    }
+                    write!(f, "{r}")?;
+                }
+                Ok(())
+            }
         }
     }
 }
@@ -611,6 +671,11 @@ pub trait Directory: Send + Sync + Debug {
     fn partner_contacts(&self, tenant: TenantId, partner: PartnerId, role: &str) -> Vec<Person>;
     /// Every role of the tenant with its members (for diagrams).
     fn roles(&self, tenant: TenantId) -> BTreeMap<String, Vec<UserId>>;
+    /// The user the host knows by `key` (rules write `user:ana`); `None` by default.
+    fn user_by_key(&self, tenant: TenantId, key: &str) -> Option<UserId> {
+        let _ = (tenant, key);
+        None
+    }
 }
 
 /// One user of a [`StaticDirectory`].
@@ -657,6 +722,9 @@ pub struct StaticDirectory {
     /// Partner contacts.
     #[serde(default)]
     pub contacts: Vec<DirectoryContact>,
+    /// Users by the key rules name them with (`user:ana`).
+    #[serde(default)]
+    pub keys: BTreeMap<String, UserId>,
 }
 
 impl StaticDirectory {
@@ -667,6 +735,7 @@ impl StaticDirectory {
             roles: BTreeSet::new(),
             users: Vec::new(),
             contacts: Vec::new(),
+            keys: BTreeMap::new(),
         }
     }
 
@@ -753,6 +822,12 @@ impl Directory for StaticDirectory {
             .collect()
     }
 
+    fn user_by_key(&self, tenant: TenantId, key: &str) -> Option<UserId> {
+        (tenant == self.tenant)
+            .then(|| self.keys.get(key).copied())
+            .flatten()
+    }
+
     fn roles(&self, tenant: TenantId) -> BTreeMap<String, Vec<UserId>> {
         if tenant != self.tenant {
             return BTreeMap::new();
@@ -798,6 +873,29 @@ pub fn resolve(
     };
     Ok(match to {
         Recipient::Person(u) => vec![person(*u)],
+        Recipient::UserKey(k) => {
+            let u = directory.user_by_key(tenant, k).ok_or_else(|| {
+                Error::invalid("recipient", format!("`{to}`: no user has the key `{k}`"))
+            })?;
+            vec![person(u)]
+        }
+        Recipient::FirstOf(all) => {
+            let mut why = Vec::new();
+            for r in all {
+                match resolve(r, tenant, views, directory) {
+                    Ok(found) if !found.is_empty() => return Ok(found),
+                    Ok(_) => why.push(format!("`{r}` is nobody")),
+                    Err(e) => why.push(match &e {
+                        Error::Invalid { reason, .. } => reason.clone(),
+                        other => other.to_string(),
+                    }),
+                }
+            }
+            return Err(Error::invalid(
+                "recipient",
+                format!("`{to}` reaches nobody: {}", why.join("; ")),
+            ));
+        }
         Recipient::Role(r) => directory
             .role_members(tenant, r)
             .ok_or_else(|| {
@@ -1145,6 +1243,14 @@ mod tests {
                 Recipient::Email("ana@example.com".into()),
             ),
             (&format!("user:{u}"), Recipient::Person(u)),
+            ("user:ana", Recipient::UserKey("ana".into())),
+            (
+                "manager:owner or role:management",
+                Recipient::FirstOf(vec![
+                    Recipient::ManagerOf(Box::new(Recipient::Owner)),
+                    Recipient::Role("management".into()),
+                ]),
+            ),
         ];
         for (text, want) in cases {
             let got = Recipient::parse(text).unwrap();
@@ -1155,9 +1261,37 @@ mod tests {
                 "round trip of {text}"
             );
         }
-        for bad in ["", "  ", "a@", "user:nope"] {
+        for bad in ["", "  ", "a@", "user:no pe", "user:", "owner or "] {
             assert!(Recipient::parse(bad).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn a_fallback_reaches_the_first_alternative_with_somebody_and_keys_name_users() {
+        let tenant = TenantId::new();
+        let (ana, boss) = (UserId::new(), UserId::new());
+        let mut dir = StaticDirectory::new(tenant)
+            .with_user(ana, "Ana", None, &["sales_agent"], Some(boss))
+            .with_user(boss, "Boss", None, &["management"], None);
+        dir.roles.insert("nobody_yet".into());
+        dir.keys.insert("ana".into(), ana);
+        dir.keys.insert("boss".into(), boss);
+        let views = Views::default();
+        let reach = |s: &str| {
+            resolve(&Recipient::parse(s).unwrap(), tenant, &views, &dir)
+                .map(|v| v.into_iter().filter_map(|r| r.user).collect::<Vec<_>>())
+        };
+        assert_eq!(reach("user:ana").unwrap(), [ana]);
+        assert_eq!(reach("manager:user:ana or management").unwrap(), [boss]);
+        assert_eq!(reach("manager:user:boss or management").unwrap(), [boss]);
+        assert_eq!(reach("nobody_yet or user:ana").unwrap(), [ana]);
+        let e = reach("manager:user:boss or nobody_yet").unwrap_err();
+        assert!(
+            e.to_string().contains("reaches nobody") && e.to_string().contains("has no manager"),
+            "{e}"
+        );
+        let e = reach("user:carol").unwrap_err();
+        assert!(e.to_string().contains("no user has the key `carol`"), "{e}");
     }
 
     #[test]
@@ -1189,6 +1323,8 @@ mod tests {
             "request_overdue:200000000",
             "lead_idle:3651",
             "request_due_soon:87601",
+            "request_age:3651",
+            "request_age:4294967295",
         ] {
             let e = TimerTrigger::parse(bad).unwrap_err();
             assert_eq!(e.field(), Some("timer"), "{bad}: {e}");
@@ -1198,6 +1334,8 @@ mod tests {
             "lead_idle:3650",
             "request_due_soon:87600",
             "request_overdue:3650",
+            "request_age:3650",
+            "request_age:0",
         ] {
             assert_eq!(TimerTrigger::parse(good).unwrap().to_string(), good);
         }

@@ -41,6 +41,13 @@ pub trait TimerSource: Send + Sync + Debug {
         today: chrono::NaiveDate,
         limit: u32,
     ) -> Result<Vec<Lead>>;
+    /// Active requests opened before `before` (with or without a due date), at most `limit`.
+    async fn requests_opened_before(
+        &self,
+        tenant: TenantId,
+        before: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<Request>>;
 }
 
 async fn open_leads_where<S: Store + ?Sized>(
@@ -109,6 +116,33 @@ impl<S: Store + ?Sized> TimerSource for S {
         })
         .await
     }
+
+    async fn requests_opened_before(
+        &self,
+        tenant: TenantId,
+        before: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<Request>> {
+        // Pages through active requests (the Store trait has no filter on opening time) and keeps the old ones.
+        let mut q = RequestQuery {
+            active_only: true,
+            page: PageRequest::first(PageRequest::MAX),
+            ..Default::default()
+        };
+        let mut out = Vec::new();
+        loop {
+            let page = self.query_requests(tenant, &q).await?;
+            out.extend(page.items.into_iter().filter(|r| r.created_at < before));
+            if out.len() >= limit as usize {
+                out.truncate(limit as usize);
+                return Ok(out);
+            }
+            match page.next {
+                Some(c) => q.page.after = Some(c),
+                None => return Ok(out),
+            }
+        }
+    }
 }
 
 /// What one scheduler tick decided.
@@ -125,8 +159,8 @@ pub struct TickReport {
 /// Evaluates the rule set's timers at `now` for one tenant: finds candidates through `source` (at most `limit` per
 /// timer), asks the engine and returns the writes. The host drives it (every minute, say) and commits the result.
 ///
-/// A timer over [`MAX_TIMER_DAYS`](crm_core::comms::MAX_TIMER_DAYS) (which a host's own engine could declare) or one whose bound falls outside the
-/// calendar is refused with [`Error::Invalid`](crm_core::Error::Invalid) naming `timer`; nothing panics.
+/// A timer over [`MAX_TIMER_DAYS`] (which a host's own engine could declare) or one whose bound falls outside the
+/// calendar is refused with [`Error::Invalid`] naming `timer`; nothing panics.
 pub async fn tick(
     now: Timestamp,
     tenant: TenantId,
@@ -173,6 +207,15 @@ pub async fn tick(
                         continue;
                     }
                     let key = format!("{timer}:{}:{}", r.id, due.timestamp_micros());
+                    firings.push((
+                        firing(tenant, now, timer, request_subject(&r), key),
+                        request_views(r),
+                    ));
+                }
+            }
+            TimerTrigger::RequestAge { .. } => {
+                for r in source.requests_opened_before(tenant, bound, limit).await? {
+                    let key = format!("{timer}:{}:{}", r.id, r.created_at.timestamp_micros());
                     firings.push((
                         firing(tenant, now, timer, request_subject(&r), key),
                         request_views(r),
@@ -292,6 +335,14 @@ mod tests {
         ) -> Result<Vec<Lead>> {
             Ok(Vec::new())
         }
+        async fn requests_opened_before(
+            &self,
+            _: TenantId,
+            _: Timestamp,
+            _: u32,
+        ) -> Result<Vec<Request>> {
+            Ok(Vec::new())
+        }
     }
 
     #[test]
@@ -303,6 +354,7 @@ mod tests {
             TimerTrigger::LeadIdle { days: u32::MAX },
             TimerTrigger::RequestDueSoon { hours: u32::MAX },
             TimerTrigger::RequestOverdue { days: 200_000_000 },
+            TimerTrigger::RequestAge { days: u32::MAX },
         ] {
             let engine = TimersOnly(vec![timer]);
             let e =

@@ -128,6 +128,7 @@ fn check_roles(ctx: &NativeCallContext, r: &Recipient) -> Result<(), Box<EvalAlt
             }
         }),
         Recipient::ManagerOf(inner) => check_roles(ctx, inner),
+        Recipient::FirstOf(all) => all.iter().try_for_each(|r| check_roles(ctx, r)),
         _ => Ok(()),
     }
 }
@@ -136,6 +137,16 @@ fn unknown_role(r: &Recipient, roles: &BTreeSet<String>) -> Option<String> {
     match r {
         Recipient::Role(role) if !roles.contains(role) => Some(role.clone()),
         Recipient::ManagerOf(inner) => unknown_role(inner, roles),
+        Recipient::FirstOf(all) => all.iter().find_map(|r| unknown_role(r, roles)),
+        _ => None,
+    }
+}
+
+fn unknown_user(r: &Recipient, users: &BTreeSet<String>) -> Option<String> {
+    match r {
+        Recipient::UserKey(k) if !users.contains(k) => Some(k.clone()),
+        Recipient::ManagerOf(inner) => unknown_user(inner, users),
+        Recipient::FirstOf(all) => all.iter().find_map(|r| unknown_user(r, users)),
         _ => None,
     }
 }
@@ -304,6 +315,14 @@ fn build_engine(limits: Limits) -> Engine {
         "escalate",
         |ctx: NativeCallContext, from: &str, subject: &str, body: &str| {
             let from = recipient(&ctx, from)?;
+            if matches!(from, Recipient::FirstOf(_)) {
+                return Err(runtime_error(
+                    "escalate() goes one step up from one recipient; for a fallback when nobody is above, \
+                     write notify(\"manager:owner or management\", …)"
+                        .into(),
+                    ctx.call_position(),
+                ));
+            }
             record(
                 &ctx,
                 Action::Escalate {
@@ -362,6 +381,8 @@ pub struct Rule {
     /// Recipients written as string literals in action calls: (text, line, column).
     literal_recipients: Vec<(String, usize, usize)>,
     timers: Vec<TimerTrigger>,
+    /// The action calls of its entry points, with their conditions (a static look, for `check` and `graph`).
+    calls: Vec<crate::scan::Call>,
 }
 
 impl Rule {
@@ -383,6 +404,11 @@ impl Rule {
     /// The timers it declared.
     pub fn timers(&self) -> &[TimerTrigger] {
         &self.timers
+    }
+
+    /// The action calls its entry points make, with their arguments and conditions in plain words.
+    pub fn calls(&self) -> &[crate::scan::Call] {
+        &self.calls
     }
 
     /// The triggers it reacts to (entry-point names without their `on_` / `guard_` prefix).
@@ -484,17 +510,40 @@ impl RuleSet {
     /// Checks the recipients written as literals in action calls against the organisation's roles: an unknown role
     /// (or a malformed recipient) is reported at its file, line and column before any event runs.
     pub fn check_recipients(&self, roles: &BTreeSet<String>) -> Result<(), RulesError> {
+        self.check_recipients_with(roles, None)
+    }
+
+    /// [`RuleSet::check_recipients`], and, given the organisation's user keys, every `user:<key>` names one of
+    /// them.
+    pub fn check_recipients_with(
+        &self,
+        roles: &BTreeSet<String>,
+        users: Option<&BTreeSet<String>>,
+    ) -> Result<(), RulesError> {
         let mut errors = Vec::new();
         for r in &self.rules {
             for (text, line, column) in &r.literal_recipients {
                 let problem = match Recipient::parse(text) {
                     Err(e) => Some(e.to_string()),
-                    Ok(rec) => unknown_role(&rec, roles).map(|role| {
-                        format!(
-                            "unknown role `{role}`; known roles: {}",
-                            roles.iter().cloned().collect::<Vec<_>>().join(", ")
-                        )
-                    }),
+                    Ok(rec) => unknown_role(&rec, roles)
+                        .map(|role| {
+                            format!(
+                                "unknown role `{role}`; known roles: {}",
+                                roles.iter().cloned().collect::<Vec<_>>().join(", ")
+                            )
+                        })
+                        .or_else(|| {
+                            let users = users?;
+                            let key = unknown_user(&rec, users)?;
+                            let hint = crate::suggest::did_you_mean(
+                                &key,
+                                users.iter().map(String::as_str),
+                            );
+                            Some(format!(
+                                "unknown person `{key}`{hint}; the people are: {}",
+                                users.iter().cloned().collect::<Vec<_>>().join(", ")
+                            ))
+                        }),
                 };
                 if let Some(message) = problem {
                     errors.push(RulesError::Compile {
@@ -507,6 +556,44 @@ impl RuleSet {
                         message,
                     });
                 }
+            }
+        }
+        match errors.len() {
+            0 => Ok(()),
+            1 => Err(errors.remove(0)),
+            _ => Err(RulesError::Many(errors)),
+        }
+    }
+
+    /// Checks the template names written as literals in `email()` calls against the templates there are: an unknown
+    /// one is reported at its file, line and column, with the likely name.
+    pub fn check_templates(&self, templates: &[String]) -> Result<(), RulesError> {
+        let mut errors = Vec::new();
+        for r in &self.rules {
+            for c in r.calls.iter().filter(|c| c.function == "email") {
+                let Some(name) = c.args.get(1).and_then(|a| a.literal()) else {
+                    continue;
+                };
+                if templates.iter().any(|t| t == name) {
+                    continue;
+                }
+                let hint = crate::suggest::did_you_mean(name, templates.iter().map(String::as_str));
+                errors.push(RulesError::Compile {
+                    rule: r.name.clone(),
+                    at: Location {
+                        file: r.file.clone(),
+                        line: c.second_arg.0,
+                        column: c.second_arg.1,
+                    },
+                    message: format!(
+                        "unknown template `{name}`{hint}; the templates are: {}",
+                        if templates.is_empty() {
+                            "(none)".to_string()
+                        } else {
+                            templates.join(", ")
+                        }
+                    ),
+                });
             }
         }
         match errors.len() {
@@ -577,6 +664,41 @@ fn compile_one(engine: &Engine, s: &RuleSource, limits: Limits) -> Result<Rule, 
         .compile(&s.code)
         .map_err(|e| err(e.1, e.0.to_string()))?;
     ast.set_source(s.file.as_str());
+    let definitions: Vec<(String, usize, usize)> = s
+        .code
+        .lines()
+        .enumerate()
+        .filter_map(|(i, line)| {
+            let col = line.find("fn ")?;
+            let rest = &line[col + 3..];
+            let name: String = rest
+                .trim_start()
+                .chars()
+                .take_while(|c| c.is_alphanumeric() || *c == '_')
+                .collect();
+            (!name.is_empty()).then_some((name, i + 1, col + 1))
+        })
+        .collect();
+    let defined_at = |name: &str| -> Location {
+        let (line, column) = definitions
+            .iter()
+            .find(|(n, _, _)| n == name)
+            .map(|(_, l, c)| (*l, *c))
+            .unwrap_or((0, 0));
+        Location {
+            file: s.file.clone(),
+            line,
+            column,
+        }
+    };
+    let mut problems = Vec::new();
+    let mut problem = |at: Location, message: String| {
+        problems.push(RulesError::Compile {
+            rule: s.name.clone(),
+            at,
+            message,
+        })
+    };
     let mut entry_points = BTreeSet::new();
     let mut timers_fn = None;
     for f in ast.iter_functions() {
@@ -596,8 +718,27 @@ fn compile_one(engine: &Engine, s: &RuleSource, limits: Limits) -> Result<Rule, 
                     format!("entry point `{name}` must take exactly one parameter (the event)"),
                 ));
             }
+            if let Some(message) = entry_point_problem(&name) {
+                problem(defined_at(&name), message);
+            }
             entry_points.insert(name);
         }
+    }
+    let scan = crate::scan::scan(&ast);
+    for f in &scan.findings {
+        problem(
+            Location {
+                file: s.file.clone(),
+                line: f.line,
+                column: f.column,
+            },
+            f.message.clone(),
+        );
+    }
+    match problems.len() {
+        0 => {}
+        1 => return Err(problems.remove(0)),
+        _ => return Err(RulesError::Many(problems)),
     }
     if entry_points.is_empty() {
         return Err(err(
@@ -635,21 +776,6 @@ fn compile_one(engine: &Engine, s: &RuleSource, limits: Limits) -> Result<Rule, 
             timers.push(t);
         }
     }
-    let definitions = s
-        .code
-        .lines()
-        .enumerate()
-        .filter_map(|(i, line)| {
-            let col = line.find("fn ")?;
-            let rest = &line[col + 3..];
-            let name: String = rest
-                .trim_start()
-                .chars()
-                .take_while(|c| c.is_alphanumeric() || *c == '_')
-                .collect();
-            (!name.is_empty()).then_some((name, i + 1, col + 1))
-        })
-        .collect();
     Ok(Rule {
         name: s.name.clone(),
         file: s.file.clone(),
@@ -658,7 +784,45 @@ fn compile_one(engine: &Engine, s: &RuleSource, limits: Limits) -> Result<Rule, 
         definitions,
         literal_recipients: literal_recipients(&s.code),
         timers,
+        calls: scan.calls,
     })
+}
+
+/// Why an entry point's name reacts to nothing (a misspelt event or timer), if it does not.
+fn entry_point_problem(name: &str) -> Option<String> {
+    let (prefix, trigger) = match name.strip_prefix("on_") {
+        Some(t) => ("on_", t),
+        None => ("guard_", name.strip_prefix("guard_")?),
+    };
+    if trigger == "rule_failed" {
+        return Some(format!(
+            "`{name}` would never run: a rule's failure does not trigger rules (so failures cannot loop); \
+             failures are in the activity log as `rule_failed` events"
+        ));
+    }
+    if prefix == "guard_" && views::TIMERS.contains(&trigger) {
+        return Some(format!(
+            "`{name}` can refuse nothing: a timer changes nothing to refuse; react to it with `on_{trigger}`"
+        ));
+    }
+    let known: Vec<&str> = if prefix == "on_" {
+        views::trigger_names().collect()
+    } else {
+        views::EVENTS.to_vec()
+    };
+    if known.contains(&trigger) {
+        return None;
+    }
+    let candidates: Vec<String> = known.iter().map(|k| format!("{prefix}{k}")).collect();
+    let hint = crate::suggest::did_you_mean(name, candidates.iter().map(String::as_str));
+    Some(format!(
+        "`{name}` reacts to nothing: there is no {} `{trigger}`{hint}",
+        if prefix == "on_" {
+            "event or timer"
+        } else {
+            "event"
+        }
+    ))
 }
 
 fn location(file: &str, pos: Position) -> Location {
@@ -778,6 +942,12 @@ impl RhaiRuleEngine {
         let mut arg: Option<Dynamic> = None;
         let mut decision = Decision::default();
         for rule in &set.rules {
+            // A rule gets only the timers it declared: another rule's `request_overdue:5` is not its business.
+            if let Trigger::Timer(f) = trigger {
+                if !rule.timers.contains(&f.timer) {
+                    continue;
+                }
+            }
             let mut points: Vec<&str> = Vec::new();
             if is_event && rule.entry_points.contains(&guard) {
                 points.push(&guard);

@@ -123,6 +123,15 @@ impl Org {
         Ok(org)
     }
 
+    /// The keys of the users with `role`.
+    pub fn members(&self, role: &str) -> Vec<&str> {
+        self.users
+            .iter()
+            .filter(|u| u.roles.iter().any(|r| r == role))
+            .map(|u| u.key.as_str())
+            .collect()
+    }
+
     /// The user id of a key.
     pub fn user_id(key: &str) -> UserId {
         UserId::from_uuid(key_uuid("user", key))
@@ -155,6 +164,11 @@ impl Org {
                 roles: u.roles.iter().cloned().collect(),
                 manager: u.manager.as_deref().map(Self::user_id),
             })
+            .collect();
+        d.keys = self
+            .users
+            .iter()
+            .map(|u| (u.key.clone(), Self::user_id(&u.key)))
             .collect();
         d.contacts = self
             .contacts
@@ -214,7 +228,46 @@ pub struct Case {
     pub refused: Option<String>,
     /// Expected failure text.
     pub failed: Option<String>,
+    /// Only this rule's decisions count (the other rules still run, but their actions are not compared).
+    pub rule: Option<String>,
 }
+
+/// The keys a case may have.
+pub const CASE_KEYS: &[&str] = &[
+    "name", "event", "timer", "fields", "actor", "lead", "partner", "request", "expect", "refused",
+    "failed", "rule",
+];
+
+/// The keys an expected action may have: `action`, `rule`, `people` and the fields of the actions.
+pub const EXPECT_KEYS: &[&str] = &[
+    "action",
+    "rule",
+    "people",
+    "to",
+    "subject",
+    "body",
+    "template",
+    "vars",
+    "assignee",
+    "title",
+    "kind",
+    "due_in_hours",
+    "tag",
+    "in_hours",
+    "note",
+    "from",
+];
+
+/// The action names fixtures and `explain` show, and the script function that decides each.
+pub const ACTION_NAMES: &[(&str, &str)] = &[
+    ("notify", "notify()"),
+    ("send_email", "email()"),
+    ("open_request", "open_request()"),
+    ("escalate", "escalate()"),
+    ("reassign", "reassign()"),
+    ("add_tag", "add_tag()"),
+    ("schedule_follow_up", "follow_up()"),
+];
 
 /// A fixture file: `[[case]]` entries.
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -225,9 +278,290 @@ pub struct FixtureFile {
 }
 
 /// Reads a fixture file (TOML or JSON).
+///
+/// A key the format does not know (at the top, in a case, in `fields`, `lead`, `partner`, `request` or an expected
+/// action) is an error naming the file, the case and the key, with the likely one: a misspelt `expct` would
+/// otherwise make a case that expects nothing and always passes.
 pub fn load_fixtures(path: &Path) -> Result<FixtureFile, RulesError> {
     let text = std::fs::read_to_string(path).map_err(|e| RulesError::io(path, e))?;
-    parse(path, &text)
+    let raw: Value = parse(path, &text)?;
+    let mut problems = unknown_keys(path, &raw);
+    let file = serde_json::from_value::<FixtureFile>(raw).map_err(|e| RulesError::Fixture {
+        file: path.display().to_string(),
+        message: e.to_string(),
+    });
+    match (problems.len(), file) {
+        (0, f) => f,
+        (1, _) => Err(problems.remove(0)),
+        _ => Err(RulesError::Many(problems)),
+    }
+}
+
+/// The keys of a lead, partner and request as fixtures write them (`key` names a partner).
+fn record_keys() -> [(&'static str, Vec<String>); 3] {
+    let keys = |v: Value| -> Vec<String> {
+        match v {
+            Value::Object(m) => m.keys().cloned().collect(),
+            _ => Vec::new(),
+        }
+    };
+    let case = Case {
+        name: "keys".into(),
+        event: Some("lead_won".into()),
+        timer: None,
+        fields: Default::default(),
+        actor: None,
+        lead: Some(Default::default()),
+        partner: Some(Default::default()),
+        request: Some(Default::default()),
+        expect: Vec::new(),
+        refused: None,
+        failed: None,
+        rule: None,
+    };
+    let views = build_case(&case).map(|(_, v)| v).unwrap_or_default();
+    let mut partner = keys(json!(views.partner));
+    partner.push("key".into());
+    [
+        ("lead", keys(json!(views.lead))),
+        ("partner", partner),
+        ("request", keys(json!(views.request))),
+    ]
+}
+
+fn unknown_keys(path: &Path, raw: &Value) -> Vec<RulesError> {
+    let mut out = Vec::new();
+    let mut bad = |case: Option<&str>, message: String| {
+        out.push(RulesError::Fixture {
+            file: path.display().to_string(),
+            message: match case {
+                Some(c) => format!("case \"{c}\": {message}"),
+                None => message,
+            },
+        })
+    };
+    let unknown = |key: &str, known: &[&str], what: &str| -> String {
+        format!(
+            "unknown key `{key}`{}{}",
+            if what.is_empty() {
+                String::new()
+            } else {
+                format!(" in `{what}`")
+            },
+            crate::suggest::did_you_mean(key, known.iter().copied())
+        )
+    };
+    let Value::Object(top) = raw else {
+        bad(None, "a fixture file holds `[[case]]` entries".into());
+        return out;
+    };
+    for k in top.keys().filter(|k| *k != "case") {
+        bad(None, unknown(k, &["case"], ""));
+    }
+    let records = record_keys();
+    let cases = match top.get("case") {
+        Some(Value::Array(a)) => a.as_slice(),
+        _ => &[],
+    };
+    for (i, c) in cases.iter().enumerate() {
+        let Value::Object(c) = c else { continue };
+        let name = c
+            .get("name")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .unwrap_or_else(|| format!("#{}", i + 1));
+        let name = Some(name.as_str());
+        for k in c.keys().filter(|k| !CASE_KEYS.contains(&k.as_str())) {
+            let mut m = unknown(k, CASE_KEYS, "");
+            if k == "source" {
+                m.push_str(
+                    " (the channel follows the actor: write `actor = \"portal\"` for self-service, \
+                     `actor = \"@key\"` for a user or `actor = \"system\"`)",
+                );
+            }
+            bad(name, m);
+        }
+        for (what, known) in &records {
+            if let Some(Value::Object(m)) = c.get(*what) {
+                let known: Vec<&str> = known.iter().map(String::as_str).collect();
+                for k in m.keys().filter(|k| !known.contains(&k.as_str())) {
+                    bad(name, unknown(k, &known, what));
+                }
+            }
+        }
+        if let Some(Value::Object(fields)) = c.get("fields") {
+            match c.get("event").and_then(Value::as_str) {
+                Some(event) => {
+                    let stage = StageId::from_uuid(key_uuid("stage", "current"));
+                    if let Some(Value::Object(own)) =
+                        crate::views::sample_event(event, stage).map(|k| json!(k))
+                    {
+                        let known: Vec<&str> = own
+                            .keys()
+                            .map(String::as_str)
+                            .filter(|k| *k != "type")
+                            .collect();
+                        for k in fields.keys().filter(|k| !known.contains(&k.as_str())) {
+                            bad(name, unknown(k, &known, "fields"));
+                        }
+                    }
+                }
+                None if !fields.is_empty() => bad(
+                    name,
+                    "a timer has no `fields`: give the records (`lead`, `request`) instead".into(),
+                ),
+                None => {}
+            }
+        }
+        if let Some(Value::Array(expect)) = c.get("expect") {
+            for e in expect {
+                let Value::Object(e) = e else { continue };
+                for k in e.keys().filter(|k| !EXPECT_KEYS.contains(&k.as_str())) {
+                    bad(name, unknown(k, EXPECT_KEYS, "expect"));
+                }
+                if let Some(a) = e.get("action").and_then(Value::as_str) {
+                    if !ACTION_NAMES.iter().any(|(n, _)| *n == a) {
+                        let by_function = ACTION_NAMES
+                            .iter()
+                            .find(|(_, f)| f.trim_end_matches("()") == a)
+                            .map(|(n, f)| format!(" (`{f}` shows as `{n}`)"));
+                        let hint = by_function.unwrap_or_else(|| {
+                            crate::suggest::did_you_mean(a, ACTION_NAMES.iter().map(|(n, _)| *n))
+                        });
+                        bad(name, format!("unknown action `{a}`{hint}"));
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+/// What is wrong with the cases of a fixture file, each naming the file and the case: an unknown event or timer
+/// (with the likely name).
+///
+/// With the organisation, every `@key` and every name in `people` must be one of its users; with the rule names, a
+/// case's `rule` must be one of them.
+pub fn check_fixtures(
+    path: &Path,
+    file: &FixtureFile,
+    org: Option<&Org>,
+    rules: Option<&[String]>,
+) -> Vec<RulesError> {
+    let mut out = Vec::new();
+    for case in &file.cases {
+        let mut bad = |message: String| {
+            out.push(RulesError::Fixture {
+                file: path.display().to_string(),
+                message: format!("case \"{}\": {message}", case.name),
+            })
+        };
+        if let (Some(rule), Some(rules)) = (&case.rule, rules) {
+            if !rules.contains(rule) {
+                let hint = crate::suggest::did_you_mean(rule, rules.iter().map(String::as_str));
+                bad(format!(
+                    "unknown rule `{rule}`{hint}; the rules are: {}",
+                    rules.join(", ")
+                ));
+            }
+        }
+        if let Some(org) = org {
+            let users: Vec<&str> = org.users.iter().map(|u| u.key.as_str()).collect();
+            let mut refs = Vec::new();
+            if let Some(a) = case.actor.as_deref().filter(|a| a.starts_with('@')) {
+                refs.push(a.to_string());
+            }
+            for m in [
+                Some(&case.fields),
+                case.lead.as_ref(),
+                case.request.as_ref(),
+                case.partner.as_ref(),
+            ]
+            .into_iter()
+            .flatten()
+            {
+                user_refs(&Value::Object(m.clone()), "", &mut refs);
+            }
+            for r in refs {
+                let key = &r[1..];
+                if !users.contains(&key) {
+                    let hint = crate::suggest::closest(key, users.iter().copied())
+                        .map(|k| format!(" (did you mean `@{k}`?)"))
+                        .unwrap_or_default();
+                    bad(format!(
+                        "unknown person `{r}`{hint}; the people of org.toml are: {}",
+                        users.join(", ")
+                    ));
+                }
+            }
+            for e in &case.expect {
+                let Some(Value::Array(people)) = e.get("people") else {
+                    continue;
+                };
+                for p in people.iter().filter_map(Value::as_str) {
+                    if p.contains('@') || p.starts_with("error:") || users.contains(&p) {
+                        continue;
+                    }
+                    let hint = crate::suggest::did_you_mean(p, users.iter().copied());
+                    bad(format!(
+                        "unknown person `{p}` in `people`{hint}; the people of org.toml are: {}",
+                        users.join(", ")
+                    ));
+                }
+            }
+        }
+        match (&case.event, &case.timer) {
+            (Some(e), None) => {
+                if let Err(m) = check_event_name(e) {
+                    bad(m);
+                }
+            }
+            (None, Some(t)) => {
+                if let Err(e) = TimerTrigger::parse(t) {
+                    let name = t.split(':').next().unwrap_or_default().trim();
+                    let hint = if crate::views::TIMERS.contains(&name) {
+                        String::new()
+                    } else {
+                        crate::suggest::did_you_mean(name, crate::views::TIMERS.iter().copied())
+                    };
+                    bad(format!("{}{hint}", crm_core_reason(&e)));
+                }
+            }
+            _ => bad("give exactly one of `event` and `timer`".into()),
+        }
+    }
+    out
+}
+
+/// The `@key` strings naming users (not partners: a `partner` field names a partner) in a fixture value.
+fn user_refs(v: &Value, field: &str, out: &mut Vec<String>) {
+    match v {
+        Value::String(s) if s.starts_with('@') && field != "partner" => out.push(s.clone()),
+        Value::Array(a) => a.iter().for_each(|x| user_refs(x, field, out)),
+        Value::Object(o) => o.iter().for_each(|(k, x)| user_refs(x, k, out)),
+        _ => {}
+    }
+}
+
+/// The reason of a core validation error, without its field prefix.
+fn crm_core_reason(e: &crm_core::error::Error) -> String {
+    match e {
+        crm_core::error::Error::Invalid { reason, .. } => reason.clone(),
+        other => other.to_string(),
+    }
+}
+
+fn check_event_name(name: &str) -> Result<(), String> {
+    if crate::views::EVENTS.contains(&name) {
+        return Ok(());
+    }
+    let hint = crate::suggest::did_you_mean(name, crate::views::EVENTS.iter().copied());
+    let timer = if crate::views::TIMERS.contains(&name) {
+        format!(" (`{name}` is a timer: write `timer = \"{name}:N\"`)")
+    } else {
+        String::new()
+    };
+    Err(format!("unknown event `{name}`{hint}{timer}"))
 }
 
 /// The instant fixtures happen at.
@@ -271,40 +605,6 @@ fn merged<T: Serialize + serde::de::DeserializeOwned>(
         }
     }
     serde_json::from_value(v).map_err(|e| format!("{what}: {e}"))
-}
-
-/// A sample event kind of each type, the defaults fixture fields override.
-fn sample_kind(name: &str, stage: StageId) -> Option<EventKind> {
-    let k = |v: Value| serde_json::from_value::<EventKind>(v).ok();
-    let id = |s: &str| key_uuid("sample", s).to_string();
-    match name {
-        "partner_created" => k(json!({"type": name, "name": "Acme"})),
-        "partner_updated" | "lead_updated" | "request_updated" => {
-            k(json!({"type": name, "changes": []}))
-        }
-        "lead_entered" => k(
-            json!({"type": name, "title": "Lead", "pipeline": id("pipeline"), "stage": stage,
-            "owner": null, "expected_revenue": null}),
-        ),
-        "lead_stage_moved" => k(
-            json!({"type": name, "from": id("from"), "to": stage, "from_name": "Contact",
-            "to_name": "Qualification"}),
-        ),
-        "lead_won" => k(json!({"type": name, "stage": stage})),
-        "lead_lost" => k(
-            json!({"type": name, "reason": id("reason"), "reason_name": "Too expensive",
-            "competitor": null, "note": null}),
-        ),
-        "lead_reopened" => k(json!({"type": name, "stage": stage})),
-        "comment_added" => k(json!({"type": name, "comment": id("comment"),
-            "target": {"type": "lead", "id": id("lead")}, "excerpt": ""})),
-        "request_opened" => k(
-            json!({"type": name, "title": "Request", "kind": null, "assignee": id("user"),
-            "due": null}),
-        ),
-        "request_status_changed" => k(json!({"type": name, "from": "open", "to": "in_progress"})),
-        _ => None,
-    }
 }
 
 /// Builds the trigger and views of a case.
@@ -395,7 +695,9 @@ pub fn build_case(case: &Case) -> Result<(Trigger, Views), String> {
     };
     let trigger = match (&case.event, &case.timer) {
         (Some(name), None) => {
-            let base = sample_kind(name, stage).ok_or_else(|| format!("unknown event `{name}`"))?;
+            check_event_name(name)?;
+            let base = crate::views::sample_event(name, stage)
+                .ok_or_else(|| format!("unknown event `{name}`"))?;
             let kind: EventKind = merged(&base, &case.fields, "fields")?;
             let (actor, source) = match case.actor.as_deref() {
                 Some("portal") => (
@@ -514,7 +816,28 @@ pub fn run_case(engine: &RhaiRuleEngine, org: &Org, case: &Case) -> CaseResult {
             }
         }
     };
-    let decision = engine.evaluate(&trigger, &views);
+    if let Trigger::Timer(f) = &trigger {
+        let declared = engine.rules().timers();
+        if !declared.contains(&f.timer) {
+            let list: Vec<_> = declared.iter().map(|t| t.to_string()).collect();
+            diff.push(format!(
+                "! no rule declares the timer `{}`, so no rule would receive it; declared: {}",
+                f.timer,
+                if list.is_empty() {
+                    "none".to_string()
+                } else {
+                    list.join(", ")
+                }
+            ));
+        }
+    }
+    let mut decision = engine.evaluate(&trigger, &views);
+    if let Some(rule) = &case.rule {
+        // The case is about one rule: the others' decisions are not compared.
+        decision.actions.retain(|a| &a.rule == rule);
+        decision.failures.retain(|f| &f.rule == rule);
+        decision.refusal = decision.refusal.filter(|r| &r.rule == rule);
+    }
     let actual: Vec<_> = decision
         .actions
         .iter()
@@ -526,27 +849,7 @@ pub fn run_case(engine: &RhaiRuleEngine, org: &Org, case: &Case) -> CaseResult {
             )
         })
         .collect();
-    let n = actual.len().max(case.expect.len());
-    for i in 0..n {
-        match (case.expect.get(i), actual.get(i)) {
-            (Some(e), Some(a)) => {
-                let mismatched: Vec<_> = e.iter().filter(|(k, v)| a.get(*k) != Some(*v)).collect();
-                if !mismatched.is_empty() {
-                    diff.push(format!("- action {i}: {}", Value::Object(e.clone())));
-                    diff.push(format!("+ action {i}: {}", Value::Object(a.clone())));
-                }
-            }
-            (Some(e), None) => diff.push(format!(
-                "- action {i}: {} (missing)",
-                Value::Object(e.clone())
-            )),
-            (None, Some(a)) => diff.push(format!(
-                "+ action {i}: {} (unexpected)",
-                Value::Object(a.clone())
-            )),
-            (None, None) => {}
-        }
-    }
+    diff.extend(action_diff(&case.expect, &actual, case.rule.as_deref()));
     let refused = decision.refusal.as_ref().map(|r| r.reason.clone());
     if refused != case.refused {
         diff.push(format!("- refused: {:?}", case.refused));
@@ -574,6 +877,149 @@ pub fn run_case(engine: &RhaiRuleEngine, org: &Org, case: &Case) -> CaseResult {
         passed: diff.is_empty(),
         diff,
     }
+}
+
+/// One step of aligning expected with actual actions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Step {
+    Same(usize, usize),
+    Changed(usize, usize),
+    Missing(usize),
+    Extra(usize),
+}
+
+/// Whether an actual action has every key an expected one gives, with the same value.
+fn matches(
+    expected: &serde_json::Map<String, Value>,
+    actual: &serde_json::Map<String, Value>,
+) -> bool {
+    expected.iter().all(|(k, v)| actual.get(k) == Some(v))
+}
+
+/// The differences between expected and actual actions, grouped by rule: the lists are aligned on their longest
+/// common subsequence, so a missing or extra action is one line and the actions after it still match.
+fn action_diff(
+    expected: &[serde_json::Map<String, Value>],
+    actual: &[serde_json::Map<String, Value>],
+    case_rule: Option<&str>,
+) -> Vec<String> {
+    let (n, m) = (expected.len(), actual.len());
+    let mut lcs = vec![vec![0usize; m + 1]; n + 1];
+    for i in (0..n).rev() {
+        for j in (0..m).rev() {
+            lcs[i][j] = if matches(&expected[i], &actual[j]) {
+                lcs[i + 1][j + 1] + 1
+            } else {
+                lcs[i + 1][j].max(lcs[i][j + 1])
+            };
+        }
+    }
+    let mut steps = Vec::new();
+    let (mut i, mut j) = (0, 0);
+    while i < n || j < m {
+        if i < n && j < m && matches(&expected[i], &actual[j]) && lcs[i][j] == lcs[i + 1][j + 1] + 1
+        {
+            steps.push(Step::Same(i, j));
+            i += 1;
+            j += 1;
+        } else if i < n && (j == m || lcs[i + 1][j] >= lcs[i][j + 1]) {
+            steps.push(Step::Missing(i));
+            i += 1;
+        } else {
+            steps.push(Step::Extra(j));
+            j += 1;
+        }
+    }
+    // Between two matches, a missing and an extra action of the same kind are one action that differs.
+    let mut paired = Vec::new();
+    for run in steps.split_inclusive(|s| matches!(s, Step::Same(..))) {
+        let missing: Vec<usize> = run
+            .iter()
+            .filter_map(|s| match s {
+                Step::Missing(i) => Some(*i),
+                _ => None,
+            })
+            .collect();
+        let mut extra: Vec<usize> = run
+            .iter()
+            .filter_map(|s| match s {
+                Step::Extra(j) => Some(*j),
+                _ => None,
+            })
+            .collect();
+        for i in missing {
+            let same_kind = extra.iter().position(|j| {
+                expected[i]
+                    .get("action")
+                    .is_none_or(|a| actual[*j].get("action") == Some(a))
+            });
+            match same_kind {
+                Some(k) => paired.push(Step::Changed(i, extra.remove(k))),
+                None => paired.push(Step::Missing(i)),
+            }
+        }
+        paired.extend(extra.into_iter().map(Step::Extra));
+        paired.extend(run.iter().filter(|s| matches!(s, Step::Same(..))).copied());
+    }
+    let rule_of_actual = |j: usize| {
+        actual[j]
+            .get("rule")
+            .and_then(Value::as_str)
+            .unwrap_or("?")
+            .to_string()
+    };
+    // A missing action belongs to the rule it names, or the case's rule, or the rule of the action next to it.
+    let rule_of_missing = |i: usize| -> String {
+        if let Some(r) = expected[i]
+            .get("rule")
+            .and_then(Value::as_str)
+            .or(case_rule)
+        {
+            return r.to_string();
+        }
+        let near = steps
+            .iter()
+            .filter_map(|s| match s {
+                Step::Same(e, a) => Some((e.abs_diff(i), *a)),
+                _ => None,
+            })
+            .min();
+        near.map(|(_, a)| rule_of_actual(a))
+            .unwrap_or_else(|| "(no rule decided it)".to_string())
+    };
+    let mut groups: Vec<(String, Vec<String>)> = Vec::new();
+    let mut push = |rule: String, line: String| match groups.iter_mut().find(|(r, _)| *r == rule) {
+        Some((_, lines)) => lines.push(line),
+        None => groups.push((rule, vec![line])),
+    };
+    let obj = |m: &serde_json::Map<String, Value>| Value::Object(m.clone());
+    for s in paired {
+        match s {
+            Step::Same(..) => {}
+            Step::Changed(i, j) => {
+                push(
+                    rule_of_actual(j),
+                    format!("  - action {i}: {}", obj(&expected[i])),
+                );
+                push(
+                    rule_of_actual(j),
+                    format!("  + action {j}: {}", obj(&actual[j])),
+                );
+            }
+            Step::Missing(i) => push(
+                rule_of_missing(i),
+                format!("  - action {i}: {} (missing)", obj(&expected[i])),
+            ),
+            Step::Extra(j) => push(
+                rule_of_actual(j),
+                format!("  + action {j}: {} (unexpected)", obj(&actual[j])),
+            ),
+        }
+    }
+    groups
+        .into_iter()
+        .flat_map(|(rule, lines)| std::iter::once(format!("rule `{rule}`:")).chain(lines))
+        .collect()
 }
 
 /// Everything `explain` shows for one case.

@@ -1,24 +1,229 @@
-//! The communication schema as a diagram: roles and their people, reporting lines, and which triggers reach whom.
+//! The communication scheme as a manager reads it: a diagram (DOT, Mermaid) and a per-person table ("who gets what,
+//! when", Markdown).
 //!
-//! The "who is told" edges come from evaluating the rules on their fixtures, so the diagram shows what the rules
-//! actually decide, not what someone believes they do.
+//! Both come from the scripts themselves ([`crate::scan`]): every action call with the trigger and timer days it
+//! runs on, the conditions around it, its subject or template, and whom it reaches, in plain words; every
+//! `refuse()` with its reason. The organisation file adds the people of each role and the reporting lines.
 
+use crate::engine::RuleSet;
 use crate::fixtures::Org;
-use serde::Serialize;
+use crate::scan::Call;
+use crm_core::comms::{Recipient, TimerTrigger};
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
 
-/// One "trigger reaches recipient" edge.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-pub struct Reach {
-    /// The trigger (`lead_entered`, `lead_idle`).
-    pub trigger: String,
+/// One decision of the scheme: when, if what, which action, to whom, by which rule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Edge {
     /// The rule.
     pub rule: String,
-    /// The action (`notify`, `send_email`, …).
-    pub action: String,
-    /// The recipient as written (`owner`, `role:accounting`, `manager:owner`).
-    pub recipient: String,
+    /// The trigger (`lead_stage_moved`, `lead_idle`).
+    pub trigger: String,
+    /// The timers of this trigger the rule declared (empty for events).
+    pub timers: Vec<TimerTrigger>,
+    /// The trigger in plain words (`a lead has had no activity for 3 days`).
+    pub when: String,
+    /// The conditions in plain words, outermost first.
+    pub conditions: Vec<String>,
+    /// The action function called (`notify`, `email`, …, `refuse`).
+    pub function: String,
+    /// What is decided, in plain words (`notification “Large negotiation: [lead's title]”`).
+    pub what: String,
+    /// Whom it reaches, as written (`None` for `refuse`, or a recipient computed at run time).
+    pub recipient: Option<Recipient>,
+    /// Whom it reaches, as written in the script.
+    pub recipient_text: String,
+}
+
+impl Edge {
+    /// Whether this is a refusal (a guard's `refuse()`).
+    pub fn is_refusal(&self) -> bool {
+        self.function == "refuse"
+    }
+
+    /// "if A and B", or nothing.
+    pub fn condition_words(&self) -> String {
+        if self.conditions.is_empty() {
+            String::new()
+        } else {
+            format!("if {}", self.conditions.join(" and "))
+        }
+    }
+}
+
+/// A trigger in plain words, with the days or hours of the rule's timers.
+pub fn when_words(trigger: &str, timers: &[TimerTrigger]) -> String {
+    let amounts = || {
+        let mut a: Vec<String> = timers.iter().map(|t| t.amount().to_string()).collect();
+        a.dedup();
+        match a.len() {
+            0 => "N".to_string(),
+            1 => a.remove(0),
+            _ => {
+                let last = a.pop().unwrap_or_default();
+                format!("{} or {last}", a.join(", "))
+            }
+        }
+    };
+    match trigger {
+        "partner_created" => "a partner is created".into(),
+        "partner_updated" => "a partner is changed".into(),
+        "lead_entered" => "a lead is entered".into(),
+        "lead_updated" => "a lead is changed".into(),
+        "lead_stage_moved" => "a lead moves to another stage".into(),
+        "lead_won" => "a lead is won".into(),
+        "lead_lost" => "a lead is lost".into(),
+        "lead_reopened" => "a lead is reopened".into(),
+        "comment_added" => "a comment is added".into(),
+        "request_opened" => "a request is opened".into(),
+        "request_updated" => "a request is changed".into(),
+        "request_status_changed" => "a request changes status".into(),
+        "invoice_recorded" => "an invoice is recorded".into(),
+        "payment_recorded" => "a payment is recorded".into(),
+        "campaign_created" => "a campaign is created".into(),
+        "campaign_launched" => "a campaign is launched".into(),
+        "campaign_closed" => "a campaign is closed".into(),
+        "campaign_cost_added" => "a campaign cost is booked".into(),
+        "call_outcome_recorded" => "a call's outcome is recorded".into(),
+        "lead_idle" => format!("a lead has had no activity for {} days", amounts()),
+        "request_due_soon" => format!("a request is due within {} hours", amounts()),
+        "request_overdue" if timers.iter().all(|t| t.amount() == 0) => {
+            "a request is overdue".into()
+        }
+        "request_overdue" => format!("a request is {} days overdue", amounts()),
+        "request_age" => format!("a request has been open for {} days", amounts()),
+        "close_date_passed" => "a lead is past its expected close date".into(),
+        other => other.replace('_', " "),
+    }
+}
+
+fn quoted(s: &str) -> String {
+    format!("“{s}”")
+}
+
+/// What a call decides, in plain words.
+fn what_words(c: &Call) -> String {
+    let arg = |i: usize| {
+        c.args
+            .get(i)
+            .map(|a| a.words().to_string())
+            .unwrap_or_default()
+    };
+    match c.function.as_str() {
+        "notify" => format!("notification {}", quoted(&arg(1))),
+        "email" => format!("e-mail {}", quoted(&arg(1))),
+        "open_request" if c.args.len() >= 4 => {
+            format!("task {} due in {} hours", quoted(&arg(1)), arg(3))
+        }
+        "open_request" => format!("task {}", quoted(&arg(1))),
+        "escalate" => format!("escalation {}", quoted(&arg(1))),
+        "reassign" => "the lead is handed over".into(),
+        "add_tag" => format!("tag {}", quoted(&arg(0))),
+        "follow_up" => format!(
+            "follow-up reminder in {} hours: {}",
+            arg(0),
+            quoted(&arg(1))
+        ),
+        "refuse" => format!("the change is refused: {}", quoted(&arg(0))),
+        other => other.to_string(),
+    }
+}
+
+/// Whom a recipient reaches, in plain words (with the people of a role).
+pub fn who_words(r: &Recipient, org: &Org) -> String {
+    let name_of = |key: &str| {
+        org.users
+            .iter()
+            .find(|u| u.key == key)
+            .map(|u| u.name.clone())
+            .unwrap_or_else(|| key.to_string())
+    };
+    match r {
+        Recipient::Role(role) => {
+            let people: Vec<String> = org.members(role).into_iter().map(name_of).collect();
+            if people.is_empty() {
+                format!("{role} (nobody yet)")
+            } else {
+                format!("{role} ({})", people.join(", "))
+            }
+        }
+        Recipient::Owner => "the lead's owner".into(),
+        Recipient::Assignee => "the request's assignee".into(),
+        Recipient::ManagerOf(inner) => match &**inner {
+            Recipient::Owner => "the owner's manager".into(),
+            Recipient::Assignee => "the assignee's manager".into(),
+            other => format!("the manager of {}", who_words(other, org)),
+        },
+        Recipient::PartnerContact(role) => format!("the customer's {role} contact"),
+        Recipient::UserKey(k) => name_of(k),
+        Recipient::Person(_) => "one user".into(),
+        Recipient::Email(e) => e.clone(),
+        Recipient::FirstOf(all) => all
+            .iter()
+            .map(|a| who_words(a, org))
+            .collect::<Vec<_>>()
+            .join(", or if nobody: "),
+    }
+}
+
+/// Every decision of the rule set, from its scripts.
+pub fn edges(set: &RuleSet) -> Vec<Edge> {
+    let mut out = Vec::new();
+    for rule in set.rules() {
+        for c in rule.calls() {
+            let trigger = c
+                .entry_point
+                .strip_prefix("on_")
+                .or_else(|| c.entry_point.strip_prefix("guard_"))
+                .unwrap_or(&c.entry_point)
+                .to_string();
+            let timers: Vec<TimerTrigger> = rule
+                .timers()
+                .iter()
+                .filter(|t| t.name() == trigger)
+                .copied()
+                .collect();
+            let first = c.args.first();
+            let literal = first.and_then(|a| a.literal()).map(Recipient::parse);
+            let (recipient, recipient_text) = match c.function.as_str() {
+                "refuse" => (None, String::new()),
+                "add_tag" | "follow_up" => (Some(Recipient::Owner), "owner".to_string()),
+                "escalate" => match literal {
+                    Some(Ok(r)) => {
+                        let m = Recipient::ManagerOf(Box::new(r));
+                        let text = m.to_string();
+                        (Some(m), text)
+                    }
+                    _ => (
+                        None,
+                        first.map(|a| a.words().to_string()).unwrap_or_default(),
+                    ),
+                },
+                _ => match literal {
+                    Some(Ok(r)) => {
+                        let text = r.to_string();
+                        (Some(r), text)
+                    }
+                    _ => (
+                        None,
+                        first.map(|a| a.words().to_string()).unwrap_or_default(),
+                    ),
+                },
+            };
+            out.push(Edge {
+                rule: rule.name().to_string(),
+                when: when_words(&trigger, &timers),
+                trigger,
+                timers,
+                conditions: c.conditions.clone(),
+                function: c.function.clone(),
+                what: what_words(c),
+                recipient,
+                recipient_text,
+            });
+        }
+    }
+    out
 }
 
 fn id(s: &str) -> String {
@@ -27,17 +232,55 @@ fn id(s: &str) -> String {
         .collect()
 }
 
-/// The recipient node an edge points at: roles by name, people-relative recipients as themselves.
-fn target(recipient: &str) -> String {
-    recipient
-        .strip_prefix("role:")
-        .unwrap_or(recipient)
-        .to_string()
+/// The node a trigger is drawn as: one per trigger and set of timer amounts.
+fn trigger_node(e: &Edge) -> String {
+    let mut n = format!("trigger_{}", id(&e.trigger));
+    for t in &e.timers {
+        let _ = write!(n, "_{}", t.amount());
+    }
+    n
+}
+
+/// The node an edge points at: a role or person of the organisation, the refusal, or a relative recipient.
+fn target_node(e: &Edge, org: &Org) -> (String, Option<String>) {
+    if e.is_refusal() {
+        return (format!("refused_{}", id(&e.trigger)), None);
+    }
+    match &e.recipient {
+        Some(Recipient::Role(r)) if org.roles.contains(r) => (format!("role_{}", id(r)), None),
+        Some(Recipient::UserKey(k)) if org.users.iter().any(|u| &u.key == k) => {
+            (format!("user_{}", id(k)), None)
+        }
+        Some(r) => (
+            format!("who_{}", id(&r.to_string())),
+            Some(who_words(r, org)),
+        ),
+        None => (
+            format!("who_{}", id(&e.recipient_text)),
+            Some(e.recipient_text.clone()),
+        ),
+    }
+}
+
+fn edge_label(e: &Edge) -> Vec<String> {
+    let mut lines = vec![e.what.clone()];
+    let cond = e.condition_words();
+    if !cond.is_empty() {
+        lines.push(cond);
+    }
+    lines.push(format!("(rule {})", e.rule));
+    lines
+}
+
+fn dot_text(s: &str) -> String {
+    s.replace('\\', "\\\\").replace('"', "\\\"")
 }
 
 /// Graphviz DOT.
-pub fn to_dot(org: &Org, reach: &BTreeSet<Reach>) -> String {
-    let mut s = String::from("digraph schema {\n  rankdir=LR;\n  node [fontname=\"Helvetica\"];\n");
+pub fn to_dot(org: &Org, edges: &[Edge]) -> String {
+    let mut s = String::from(
+        "digraph schema {\n  rankdir=LR;\n  node [fontname=\"Helvetica\"];\n  edge [fontname=\"Helvetica\", fontsize=10];\n",
+    );
     s.push_str("  subgraph cluster_org {\n    label=\"organisation\";\n");
     for r in &org.roles {
         let members: Vec<_> = org
@@ -50,8 +293,8 @@ pub fn to_dot(org: &Org, reach: &BTreeSet<Reach>) -> String {
             s,
             "    \"role_{}\" [shape=box, style=rounded, label=\"{}\\n{}\"];",
             id(r),
-            r,
-            members.join(", ")
+            dot_text(r),
+            dot_text(&members.join(", "))
         );
     }
     for u in &org.users {
@@ -59,7 +302,7 @@ pub fn to_dot(org: &Org, reach: &BTreeSet<Reach>) -> String {
             s,
             "    \"user_{}\" [shape=ellipse, label=\"{}\"];",
             id(&u.key),
-            u.name
+            dot_text(&u.name)
         );
         for r in &u.roles {
             let _ = writeln!(
@@ -79,39 +322,69 @@ pub fn to_dot(org: &Org, reach: &BTreeSet<Reach>) -> String {
         }
     }
     s.push_str("  }\n");
-    let triggers: BTreeSet<_> = reach.iter().map(|r| r.trigger.clone()).collect();
-    for t in &triggers {
-        let _ = writeln!(s, "  \"trigger_{}\" [shape=cds, label=\"{}\"];", id(t), t);
-    }
-    for r in reach {
-        let t = target(&r.recipient);
-        let node = if org.roles.contains(&t) {
-            format!("role_{}", id(&t))
-        } else {
-            let _ = writeln!(s, "  \"who_{}\" [shape=note, label=\"{}\"];", id(&t), t);
-            format!("who_{}", id(&t))
-        };
+    let mut declared = BTreeSet::new();
+    for e in edges {
+        if declared.insert(trigger_node(e)) {
+            let _ = writeln!(
+                s,
+                "  \"{}\" [shape=cds, style=filled, fillcolor=\"#eef3ff\", label=\"when {}\"];",
+                trigger_node(e),
+                dot_text(&e.when)
+            );
+        }
+        let (node, label) = target_node(e, org);
+        if declared.insert(node.clone()) {
+            if e.is_refusal() {
+                let _ = writeln!(
+                    s,
+                    "  \"{node}\" [shape=octagon, style=filled, fillcolor=\"#ffe0e0\", label=\"the change is refused\"];"
+                );
+            } else if let Some(l) = label {
+                let _ = writeln!(s, "  \"{node}\" [shape=note, label=\"{}\"];", dot_text(&l));
+            }
+        }
+        let label: Vec<String> = edge_label(e).iter().map(|l| dot_text(l)).collect();
         let _ = writeln!(
             s,
-            "  \"trigger_{}\" -> \"{}\" [label=\"{} ({})\"];",
-            id(&r.trigger),
-            node,
-            r.action,
-            r.rule
+            "  \"{}\" -> \"{node}\" [label=\"{}\"{}];",
+            trigger_node(e),
+            label.join("\\n"),
+            if e.is_refusal() { ", color=red" } else { "" }
         );
     }
     s.push_str("}\n");
     s
 }
 
+fn mermaid_text(s: &str) -> String {
+    s.replace('"', "#quot;")
+}
+
 /// Mermaid flowchart.
-pub fn to_mermaid(org: &Org, reach: &BTreeSet<Reach>) -> String {
+pub fn to_mermaid(org: &Org, edges: &[Edge]) -> String {
     let mut s = String::from("flowchart LR\n  subgraph organisation\n");
     for r in &org.roles {
-        let _ = writeln!(s, "    role_{}[\"{}\"]", id(r), r);
+        let members: Vec<_> = org
+            .users
+            .iter()
+            .filter(|u| u.roles.contains(r))
+            .map(|u| u.name.as_str())
+            .collect();
+        let _ = writeln!(
+            s,
+            "    role_{}[\"{}<br/>{}\"]",
+            id(r),
+            mermaid_text(r),
+            mermaid_text(&members.join(", "))
+        );
     }
     for u in &org.users {
-        let _ = writeln!(s, "    user_{}([\"{}\"])", id(&u.key), u.name);
+        let _ = writeln!(
+            s,
+            "    user_{}([\"{}\"])",
+            id(&u.key),
+            mermaid_text(&u.name)
+        );
         for r in &u.roles {
             let _ = writeln!(s, "    user_{} -.- role_{}", id(&u.key), id(r));
         }
@@ -120,26 +393,172 @@ pub fn to_mermaid(org: &Org, reach: &BTreeSet<Reach>) -> String {
         }
     }
     s.push_str("  end\n");
-    let triggers: BTreeSet<_> = reach.iter().map(|r| r.trigger.clone()).collect();
-    for t in &triggers {
-        let _ = writeln!(s, "  trigger_{}{{{{\"{}\"}}}}", id(t), t);
-    }
-    for r in reach {
-        let t = target(&r.recipient);
-        let node = if org.roles.contains(&t) {
-            format!("role_{}", id(&t))
-        } else {
-            let _ = writeln!(s, "  who_{}[/\"{}\"/]", id(&t), t);
-            format!("who_{}", id(&t))
-        };
+    let mut declared = BTreeSet::new();
+    for e in edges {
+        if declared.insert(trigger_node(e)) {
+            let _ = writeln!(
+                s,
+                "  {}{{{{\"when {}\"}}}}",
+                trigger_node(e),
+                mermaid_text(&e.when)
+            );
+        }
+        let (node, label) = target_node(e, org);
+        if declared.insert(node.clone()) {
+            if e.is_refusal() {
+                let _ = writeln!(s, "  {node}[[\"the change is refused\"]]");
+            } else if let Some(l) = label {
+                let _ = writeln!(s, "  {node}[/\"{}\"/]", mermaid_text(&l));
+            }
+        }
+        let label: Vec<String> = edge_label(e).iter().map(|l| mermaid_text(l)).collect();
         let _ = writeln!(
             s,
-            "  trigger_{} -->|\"{} ({})\"| {}",
-            id(&r.trigger),
-            r.action,
-            r.rule,
-            node
+            "  {} -->|\"{}\"| {node}",
+            trigger_node(e),
+            label.join("<br/>")
         );
+    }
+    s
+}
+
+// ---------------------------------------------------------------------------------------------------- the table
+
+/// Why a recipient reaches the user `key`, in plain words, if it does.
+fn reaches(r: &Recipient, key: &str, org: &Org) -> Option<String> {
+    match r {
+        Recipient::Role(role) => org
+            .members(role)
+            .contains(&key)
+            .then(|| format!("as {role}")),
+        Recipient::UserKey(k) => (k == key).then(|| "named in the rule".to_string()),
+        Recipient::ManagerOf(inner) => {
+            let reports: Vec<&str> = org
+                .users
+                .iter()
+                .filter(|u| u.manager.as_deref() == Some(key))
+                .filter(|u| match &**inner {
+                    Recipient::Owner | Recipient::Assignee => true,
+                    other => reaches(other, &u.key, org).is_some(),
+                })
+                .map(|u| u.name.as_str())
+                .collect();
+            if reports.is_empty() {
+                return None;
+            }
+            let whose = match &**inner {
+                Recipient::Owner => "the lead's owner",
+                Recipient::Assignee => "the request's assignee",
+                _ => "it",
+            };
+            Some(format!(
+                "when {whose} reports to them ({})",
+                reports.join(", ")
+            ))
+        }
+        Recipient::FirstOf(all) => {
+            for (i, a) in all.iter().enumerate() {
+                if let Some(why) = reaches(a, key, org) {
+                    if i == 0 {
+                        return Some(why);
+                    }
+                    let before: Vec<String> = all[..i].iter().map(|b| who_words(b, org)).collect();
+                    return Some(format!("{why}, when {} is nobody", before.join(" and ")));
+                }
+            }
+            None
+        }
+        _ => None,
+    }
+}
+
+fn md(s: &str) -> String {
+    s.replace('|', "\\|")
+}
+
+fn when_cell(e: &Edge) -> String {
+    let cond = e.condition_words();
+    if cond.is_empty() {
+        md(&e.when)
+    } else {
+        md(&format!("{}, {cond}", e.when))
+    }
+}
+
+/// "Who gets what, when": one table per person of the organisation, then what reaches people relative to a
+/// record (the owner, the assignee, the customer's contacts), then the changes the rules refuse. Markdown.
+pub fn to_table(org: &Org, edges: &[Edge]) -> String {
+    let mut s = String::from("# Who gets what, when\n\n");
+    s.push_str(
+        "Drawn from the rules themselves: each row is one action a rule takes, when it takes it, and why it reaches \
+         that person.\n",
+    );
+    let header = "\n| when | what | why them | rule |\n| --- | --- | --- | --- |\n";
+    for u in &org.users {
+        let _ = write!(s, "\n## {} (`{}`)", md(&u.name), u.key);
+        if !u.roles.is_empty() {
+            let _ = write!(s, " — {}", u.roles.join(", "));
+        }
+        s.push('\n');
+        let rows: Vec<String> = edges
+            .iter()
+            .filter_map(|e| {
+                let why = reaches(e.recipient.as_ref()?, &u.key, org)?;
+                Some(format!(
+                    "| {} | {} | {} | {} |\n",
+                    when_cell(e),
+                    md(&e.what),
+                    md(&why),
+                    e.rule
+                ))
+            })
+            .collect();
+        if rows.is_empty() {
+            s.push_str("\nNothing, by name or role.\n");
+        } else {
+            s.push_str(header);
+            rows.iter().for_each(|r| s.push_str(r));
+        }
+    }
+    let relative: Vec<&Edge> = edges
+        .iter()
+        .filter(|e| {
+            !e.is_refusal()
+                && !org.users.iter().any(|u| {
+                    e.recipient
+                        .as_ref()
+                        .and_then(|r| reaches(r, &u.key, org))
+                        .is_some()
+                })
+        })
+        .collect();
+    if !relative.is_empty() {
+        s.push_str("\n## Whoever the record names\n\nThe lead's owner, the request's assignee, the customer's contacts.\n");
+        s.push_str("\n| when | what | who | rule |\n| --- | --- | --- | --- |\n");
+        for e in relative {
+            let who = e
+                .recipient
+                .as_ref()
+                .map(|r| who_words(r, org))
+                .unwrap_or_else(|| e.recipient_text.clone());
+            let _ = writeln!(
+                s,
+                "| {} | {} | {} | {} |",
+                when_cell(e),
+                md(&e.what),
+                md(&who),
+                e.rule
+            );
+        }
+    }
+    let refusals: Vec<&Edge> = edges.iter().filter(|e| e.is_refusal()).collect();
+    if !refusals.is_empty() {
+        s.push_str(
+            "\n## Changes the rules refuse\n\n| when | refused | rule |\n| --- | --- | --- |\n",
+        );
+        for e in refusals {
+            let _ = writeln!(s, "| {} | {} | {} |", when_cell(e), md(&e.what), e.rule);
+        }
     }
     s
 }

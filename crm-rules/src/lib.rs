@@ -23,6 +23,8 @@ pub mod fixtures;
 pub mod graph;
 pub mod native;
 pub mod notify;
+pub mod scan;
+pub mod suggest;
 pub mod views;
 
 pub use engine::{Limits, RhaiRuleEngine, Rule, RuleSet, RuleSource, MAX_SCRIPT_BYTES};

@@ -28,7 +28,9 @@ pub fn trigger_json(trigger: &Trigger, views: &Views) -> Value {
             m.insert("type".into(), json!(t.timer.name()));
             m.insert("timer".into(), json!(t.timer.to_string()));
             match t.timer {
-                TimerTrigger::LeadIdle { days } | TimerTrigger::RequestOverdue { days } => {
+                TimerTrigger::LeadIdle { days }
+                | TimerTrigger::RequestOverdue { days }
+                | TimerTrigger::RequestAge { days } => {
                     m.insert("days".into(), json!(days));
                 }
                 TimerTrigger::RequestDueSoon { hours } => {
@@ -40,6 +42,9 @@ pub fn trigger_json(trigger: &Trigger, views: &Views) -> Value {
             m.insert("key".into(), json!(t.key));
             if let Some(l) = &views.lead {
                 m.insert("days_idle".into(), json!((t.at - l.updated_at).num_days()));
+            }
+            if let Some(r) = &views.request {
+                m.insert("days_open".into(), json!((t.at - r.created_at).num_days()));
             }
             if let Some(due) = views.request.as_ref().and_then(|r| r.due) {
                 m.insert("days_overdue".into(), json!((t.at - due).num_days()));
@@ -80,41 +85,89 @@ fn currency(m: Option<&crm_core::money::Money>) -> Dynamic {
         .unwrap_or(Dynamic::UNIT)
 }
 
-macro_rules! getters {
-    ($engine:ident, $ty:ty, [$($field:ident),* $(,)?]) => {
-        $( $engine.register_get(stringify!($field), |v: &mut $ty| to_dyn(&v.0.$field)); )*
+/// Declares a view's fields once: the list `check` knows them by, and the getters scripts read them through.
+macro_rules! view_fields {
+    ($(#[$doc:meta])* $list:ident, $register:ident, $ty:ty, [$($field:ident),* $(,)?], also [$($extra:literal),* $(,)?]) => {
+        $(#[$doc])*
+        pub const $list: &[&str] = &[$(stringify!($field),)* $($extra,)*];
+
+        fn $register(engine: &mut rhai::Engine) {
+            $( engine.register_get(stringify!($field), |v: &mut $ty| to_dyn(&v.0.$field)); )*
+        }
     };
 }
+
+view_fields!(
+    /// The fields a script reads on `ev.lead`.
+    LEAD_FIELDS,
+    register_lead,
+    LeadView,
+    [
+        id,
+        partner,
+        contact,
+        title,
+        description,
+        pipeline,
+        stage,
+        expected_revenue,
+        probability,
+        owner,
+        expected_close,
+        source,
+        priority,
+        tags,
+        version,
+        created_at,
+        updated_at,
+        stage_entered_at,
+    ],
+    also ["status", "revenue", "currency"]
+);
+
+view_fields!(
+    /// The fields a script reads on `ev.partner`.
+    PARTNER_FIELDS,
+    register_partner,
+    PartnerView,
+    [
+        id, kind, name, roles, contacts, locations, industry, turnover, tax_id, website, group,
+        owner, tags, version, created_at, updated_at,
+    ],
+    also []
+);
+
+view_fields!(
+    /// The fields a script reads on `ev.request`.
+    REQUEST_FIELDS,
+    register_request,
+    RequestView,
+    [
+        id,
+        lead,
+        partner,
+        title,
+        description,
+        kind,
+        assignee,
+        due,
+        priority,
+        status,
+        opened_by,
+        version,
+        created_at,
+        updated_at,
+        closed_at,
+    ],
+    also []
+);
 
 /// Registers the view types and their read-only properties.
 pub fn register(engine: &mut rhai::Engine) {
     engine.register_type_with_name::<LeadView>("Lead");
     engine.register_type_with_name::<PartnerView>("Partner");
     engine.register_type_with_name::<RequestView>("Request");
-    getters!(
-        engine,
-        LeadView,
-        [
-            id,
-            partner,
-            contact,
-            title,
-            description,
-            pipeline,
-            stage,
-            expected_revenue,
-            probability,
-            owner,
-            expected_close,
-            source,
-            priority,
-            tags,
-            version,
-            created_at,
-            updated_at,
-            stage_entered_at,
-        ]
-    );
+    register_lead(engine);
     engine.register_get("status", |v: &mut LeadView| {
         Dynamic::from(v.0.status.kind().as_str().to_string())
     });
@@ -124,35 +177,157 @@ pub fn register(engine: &mut rhai::Engine) {
     engine.register_get("currency", |v: &mut LeadView| {
         currency(v.0.expected_revenue.as_ref())
     });
-    getters!(
-        engine,
-        PartnerView,
-        [
-            id, kind, name, roles, contacts, locations, industry, turnover, tax_id, website, group,
-            owner, tags, version, created_at, updated_at,
-        ]
-    );
-    getters!(
-        engine,
-        RequestView,
-        [
-            id,
-            lead,
-            partner,
-            title,
-            description,
-            kind,
-            assignee,
-            due,
-            priority,
-            status,
-            opened_by,
-            version,
-            created_at,
-            updated_at,
-            closed_at,
-        ]
-    );
+    register_partner(engine);
+    register_request(engine);
+}
+
+// ---------------------------------------------------------------------------------------------------- names
+
+/// The events rules react to (`on_<event>`, `guard_<event>`): every event kind except `rule_failed`, whose rules
+/// never run.
+pub const EVENTS: &[&str] = &[
+    "partner_created",
+    "partner_updated",
+    "lead_entered",
+    "lead_updated",
+    "lead_stage_moved",
+    "lead_won",
+    "lead_lost",
+    "lead_reopened",
+    "comment_added",
+    "request_opened",
+    "request_updated",
+    "request_status_changed",
+    "invoice_recorded",
+    "payment_recorded",
+    "campaign_created",
+    "campaign_launched",
+    "campaign_closed",
+    "campaign_cost_added",
+    "call_outcome_recorded",
+];
+
+/// The timers rules declare (`fn timers()`) and react to (`on_<timer>`).
+pub const TIMERS: &[&str] = &[
+    "lead_idle",
+    "request_due_soon",
+    "request_overdue",
+    "close_date_passed",
+    "request_age",
+];
+
+/// Every trigger name: [`EVENTS`] and [`TIMERS`].
+pub fn trigger_names() -> impl Iterator<Item = &'static str> {
+    EVENTS.iter().chain(TIMERS.iter()).copied()
+}
+
+/// A sample event of kind `name`, with `stage` wherever the event names a stage: the defaults fixtures fill in,
+/// and the fields `check` knows each event by.
+pub fn sample_event(
+    name: &str,
+    stage: crm_core::id::StageId,
+) -> Option<crm_core::event::EventKind> {
+    let k = |v: Value| serde_json::from_value::<crm_core::event::EventKind>(v).ok();
+    let id = |s: &str| crate::fixtures::key_uuid("sample", s).to_string();
+    let eur = json!({"amount": "0", "currency": "EUR"});
+    match name {
+        "partner_created" => k(json!({"type": name, "name": "Acme"})),
+        "partner_updated" | "lead_updated" | "request_updated" => {
+            k(json!({"type": name, "changes": []}))
+        }
+        "lead_entered" => k(
+            json!({"type": name, "title": "Lead", "pipeline": id("pipeline"), "stage": stage,
+            "owner": null, "expected_revenue": null}),
+        ),
+        "lead_stage_moved" => k(
+            json!({"type": name, "from": id("from"), "to": stage, "from_name": "Contact",
+            "to_name": "Qualification"}),
+        ),
+        "lead_won" => k(json!({"type": name, "stage": stage})),
+        "lead_lost" => k(
+            json!({"type": name, "reason": id("reason"), "reason_name": "Too expensive",
+            "competitor": null, "note": null}),
+        ),
+        "lead_reopened" => k(json!({"type": name, "stage": stage})),
+        "comment_added" => k(json!({"type": name, "comment": id("comment"),
+            "target": {"type": "lead", "id": id("lead")}, "excerpt": ""})),
+        "request_opened" => k(
+            json!({"type": name, "title": "Request", "kind": null, "assignee": id("user"),
+            "due": null}),
+        ),
+        "request_status_changed" => k(json!({"type": name, "from": "open", "to": "in_progress"})),
+        "invoice_recorded" => k(
+            json!({"type": name, "document": id("document"), "kind": "invoice",
+            "number": "1", "total": eur, "campaign": null, "version": 1}),
+        ),
+        "payment_recorded" => k(
+            json!({"type": name, "document": id("document"), "number": "1",
+            "amount": eur, "version": 1}),
+        ),
+        "campaign_created" => {
+            k(json!({"type": name, "campaign": id("campaign"), "name": "Campaign"}))
+        }
+        "campaign_launched" => k(json!({"type": name, "campaign": id("campaign"), "targets": 0})),
+        "campaign_closed" => k(json!({"type": name, "campaign": id("campaign")})),
+        "campaign_cost_added" => {
+            k(json!({"type": name, "campaign": id("campaign"), "amount": eur}))
+        }
+        "call_outcome_recorded" => k(json!({"type": name, "campaign": id("campaign"),
+            "outcome": "interested", "lead": null})),
+        _ => None,
+    }
+}
+
+/// The fields every event has besides its own.
+const EVENT_FIELDS: &[&str] = &[
+    "type", "id", "at", "actor", "source", "lead", "partner", "request",
+];
+
+/// The fields every timer has besides its amount (`days` or `hours`).
+const TIMER_FIELDS: &[&str] = &[
+    "type",
+    "timer",
+    "at",
+    "key",
+    "lead",
+    "partner",
+    "request",
+    "days_idle",
+    "days_overdue",
+    "hours_to_due",
+    "days_open",
+];
+
+/// The fields a script reads on the argument of `on_<name>` / `guard_<name>`, or `None` for an unknown trigger.
+pub fn trigger_fields(name: &str) -> Option<Vec<String>> {
+    let mut out: Vec<String> = if let Some(kind) = sample_event(
+        name,
+        crm_core::id::StageId::from_uuid(crate::fixtures::key_uuid("stage", "current")),
+    ) {
+        let mut own: Vec<String> = match serde_json::to_value(&kind) {
+            Ok(Value::Object(m)) => m.keys().cloned().collect(),
+            _ => Vec::new(),
+        };
+        own.extend(EVENT_FIELDS.iter().map(|s| s.to_string()));
+        if name == "lead_entered" {
+            own.extend(["revenue".to_string(), "currency".to_string()]);
+        }
+        own
+    } else {
+        let timer = TimerTrigger::parse(&format!("{name}:1"))
+            .or_else(|_| TimerTrigger::parse(name))
+            .ok()?;
+        let mut own: Vec<String> = TIMER_FIELDS.iter().map(|s| s.to_string()).collect();
+        match timer {
+            TimerTrigger::RequestDueSoon { .. } => own.push("hours".into()),
+            TimerTrigger::CloseDatePassed => {}
+            _ => own.push("days".into()),
+        }
+        own
+    };
+    out.sort();
+    out.dedup();
+    Some(out)
 }
 
 /// The trigger and views as the one argument every entry point receives: a map of the trigger's fields, with the
@@ -191,6 +366,12 @@ pub fn trigger_to_dynamic(trigger: &Trigger, views: &Views) -> Dynamic {
                     Dynamic::from((at - l.updated_at).num_days()),
                 );
             }
+            if let Some(r) = &views.request {
+                map.insert(
+                    "days_open".into(),
+                    Dynamic::from((at - r.created_at).num_days()),
+                );
+            }
             if let Some(due) = views.request.as_ref().and_then(|r| r.due) {
                 map.insert("days_overdue".into(), Dynamic::from((at - due).num_days()));
                 map.insert("hours_to_due".into(), Dynamic::from((due - at).num_hours()));
@@ -226,4 +407,70 @@ pub fn trigger_to_dynamic(trigger: &Trigger, views: &Views) -> Dynamic {
         ),
     );
     Dynamic::from_map(map)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fixtures::{build_case, Case};
+
+    fn keys_seen_by_scripts(case: &str) -> Vec<String> {
+        let case: Case = toml::from_str(case).unwrap();
+        let (trigger, views) = build_case(&case).unwrap();
+        let map = trigger_to_dynamic(&trigger, &views).cast::<Map>();
+        let mut keys: Vec<String> = map.keys().map(|k| k.to_string()).collect();
+        keys.sort();
+        keys
+    }
+
+    #[test]
+    fn check_knows_exactly_the_fields_scripts_see() {
+        let records = r#"
+            lead = { title = "L" }
+            partner = { key = "customer" }
+            request = { title = "R", due = "2026-03-01T00:00:00Z" }
+        "#;
+        for name in EVENTS {
+            let seen =
+                keys_seen_by_scripts(&format!("name = \"x\"\nevent = \"{name}\"\n{records}"));
+            assert_eq!(Some(seen), trigger_fields(name), "{name}");
+        }
+        for timer in [
+            "lead_idle:3",
+            "request_due_soon:24",
+            "request_overdue:0",
+            "close_date_passed",
+            "request_age:5",
+        ] {
+            let seen =
+                keys_seen_by_scripts(&format!("name = \"x\"\ntimer = \"{timer}\"\n{records}"));
+            let name = timer.split(':').next().unwrap();
+            assert_eq!(Some(seen), trigger_fields(name), "{timer}");
+        }
+        assert_eq!(trigger_fields("lead_wom"), None);
+    }
+
+    #[test]
+    fn every_listed_record_field_is_readable_and_nothing_else() {
+        let mut engine = rhai::Engine::new_raw();
+        register(&mut engine);
+        let case: Case = toml::from_str(
+            "name = \"x\"\nevent = \"lead_won\"\nlead = {}\npartner = {}\nrequest = {}",
+        )
+        .unwrap();
+        let (trigger, views) = build_case(&case).unwrap();
+        let ev = trigger_to_dynamic(&trigger, &views);
+        for (record, fields) in [
+            ("lead", LEAD_FIELDS),
+            ("partner", PARTNER_FIELDS),
+            ("request", REQUEST_FIELDS),
+        ] {
+            for f in fields.iter().chain(["no_such_field"].iter()) {
+                let mut scope = rhai::Scope::new();
+                scope.push("ev", ev.clone());
+                let r = engine.eval_with_scope::<Dynamic>(&mut scope, &format!("ev.{record}.{f}"));
+                assert_eq!(r.is_ok(), *f != "no_such_field", "{record}.{f}: {r:?}");
+            }
+        }
+    }
 }

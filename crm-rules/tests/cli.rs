@@ -164,7 +164,7 @@ fn explain_lists_rules_actions_and_people() {
 }
 
 #[test]
-fn graph_draws_roles_reporting_lines_and_who_is_told() {
+fn graph_shows_conditions_timer_days_subjects_and_refusals_in_plain_words() {
     let dir = example_dir();
     let (ok, dot) = run(&["graph", dir.to_str().unwrap()]);
     assert!(ok, "{dot}");
@@ -173,19 +173,497 @@ fn graph_draws_roles_reporting_lines_and_who_is_told() {
         dot.contains("\"user_ana\" -> \"user_mihai\" [label=\"reports to\"]"),
         "{dot}"
     );
+    for words in [
+        "when a lead has had no activity for 3 days",
+        "when a request is 0 or 2 days overdue",
+        "notification “Large negotiation: [lead's title]”",
+        "if the new stage is “Negotiation” and the lead's expected revenue is set and the lead's expected revenue is at least 50000",
+        "the change is refused: “set the expected revenue before negotiating”",
+        "task “Quotation for [lead's title]” due in 48 hours",
+        "e-mail “welcome”",
+        "(rule negotiation)",
+    ] {
+        assert!(dot.contains(words), "{words}: {dot}");
+    }
+    assert_eq!(
+        dot.matches("Large negotiation").count(),
+        1,
+        "each decision once: {dot}"
+    );
     assert!(
         dot.contains("\"trigger_lead_won\" -> \"role_delivery\""),
         "{dot}"
     );
     assert!(
-        dot.contains("\"trigger_lead_idle\" -> \"who_manager_owner\""),
+        dot.contains("\"trigger_lead_idle_3\" -> \"who_manager_owner\""),
         "{dot}"
     );
     let (ok, mmd) = run(&["graph", dir.to_str().unwrap(), "--mermaid"]);
     assert!(ok);
     assert!(mmd.starts_with("flowchart LR"), "{mmd}");
     assert!(
-        mmd.contains("trigger_lead_stage_moved -->|\"notify (negotiation)\"| role_management"),
+        mmd.contains("trigger_lead_stage_moved -->|\"notification “Large negotiation: [lead's title]”<br/>if the new stage is “Negotiation”"),
         "{mmd}"
     );
+    assert!(mmd.contains("the change is refused"), "{mmd}");
+    let (ok, _) = run(&["graph", dir.to_str().unwrap(), "--mermaid", "--table"]);
+    assert!(!ok, "one format at a time");
+}
+
+#[test]
+fn graph_table_says_who_gets_what_when_per_person() {
+    let dir = example_dir();
+    let (ok, md) = run(&["graph", dir.to_str().unwrap(), "--table"]);
+    assert!(ok, "{md}");
+    assert!(md.starts_with("# Who gets what, when"), "{md}");
+    let section = |who: &str| -> String {
+        let start = md
+            .find(&format!("## {who}"))
+            .unwrap_or_else(|| panic!("{who}: {md}"));
+        let rest = &md[start + 3..];
+        rest[..rest.find("\n## ").unwrap_or(rest.len())].to_string()
+    };
+    let mihai = section("Mihai Stan (`mihai`) — sales_manager");
+    assert!(
+        mihai.contains("| a lead has had no activity for 3 days, if the lead's owner is set | escalation “No contact for [days without activity] days: [title]” | when the lead's owner reports to them (Ana Pop, Dan Ionescu, Sorina Neagu) | no_contact |"),
+        "{mihai}"
+    );
+    assert!(mihai.contains("| a lead is entered, if the owner is not set | notification “Unassigned lead: [title]” | as sales_manager | new_lead |"), "{mihai}");
+    assert!(
+        section("Elena Vasile").contains("Large negotiation"),
+        "{md}"
+    );
+    assert!(
+        section("Ana Pop").contains("Nothing, by name or role."),
+        "{md}"
+    );
+    assert!(
+        section("Whoever the record names").contains("the customer's primary contact"),
+        "{md}"
+    );
+    assert!(
+        section("Changes the rules refuse").contains("set the expected revenue before negotiating"),
+        "{md}"
+    );
+    // The table committed beside the example scheme is the current one.
+    let committed = std::fs::read_to_string(dir.join("who-gets-what.md")).unwrap();
+    assert_eq!(
+        committed, md,
+        "regenerate with: crm-rules graph examples/rules --table > examples/rules/who-gets-what.md"
+    );
+}
+
+#[test]
+fn graph_renders_svg_with_graphviz() {
+    let dot_installed = Command::new("dot").arg("-V").output().is_ok();
+    if !dot_installed && std::env::var_os("CRM_REQUIRE_GRAPHVIZ").is_none() {
+        eprintln!(
+            "SKIPPED graph_renders_svg_with_graphviz: Graphviz's `dot` is not installed \
+             (apt-get install graphviz; set CRM_REQUIRE_GRAPHVIZ=1 to make this a failure)"
+        );
+        return;
+    }
+    let dir = example_dir();
+    let (ok, svg) = run(&["graph", dir.to_str().unwrap(), "--svg"]);
+    assert!(ok, "{svg}");
+    assert!(
+        svg.contains("<svg") && svg.contains("Large negotiation"),
+        "{svg}"
+    );
+    let committed = std::fs::read_to_string(dir.join("scheme.svg")).unwrap();
+    assert!(committed.contains("<svg") && committed.contains("Large negotiation"));
+}
+
+/// Writes `code` as rule `name` into a copy of the example and runs `check` on it.
+fn check_with_rule(name: &str, code: &str) -> (bool, String) {
+    let tmp = copy_of_example();
+    std::fs::write(tmp.path().join(format!("{name}.rhai")), code).unwrap();
+    run(&["check", tmp.path().to_str().unwrap()])
+}
+
+#[test]
+fn check_refuses_a_misspelt_entry_point_and_suggests_the_event() {
+    let (ok, out) = check_with_rule(
+        "won",
+        "fn on_lead_wom(ev) {\n    notify(\"accounting\", \"s\", \"b\");\n}\n",
+    );
+    assert!(!ok, "{out}");
+    assert!(!out.contains("reacts to: lead_wom"), "{out}");
+    assert!(
+        out.contains("won.rhai:1:") && out.contains("`on_lead_wom`"),
+        "{out}"
+    );
+    assert!(out.contains("did you mean `on_lead_won`?"), "{out}");
+    // A guard on a timer can refuse nothing.
+    let (ok, out) = check_with_rule(
+        "idle",
+        "fn timers() { [\"lead_idle:3\"] }\nfn on_lead_idle(t) {}\nfn guard_lead_idle(t) {}\n",
+    );
+    assert!(!ok, "{out}");
+    assert!(out.contains("`guard_lead_idle`"), "{out}");
+}
+
+#[test]
+fn check_refuses_an_unknown_event_field_at_its_position() {
+    let (ok, out) = check_with_rule(
+        "offer",
+        "fn on_lead_stage_moved(ev) {\n    if ev.to_nme == \"Offer\" {\n        notify(\"accounting\", \"s\", \"b\");\n    }\n}\n",
+    );
+    assert!(!ok, "{out}");
+    assert!(out.contains("offer.rhai:2:"), "{out}");
+    assert!(
+        out.contains("`to_nme`") && out.contains("did you mean `to_name`?"),
+        "{out}"
+    );
+    assert!(!out.contains("Map") && !out.contains("Dynamic"), "{out}");
+}
+
+#[test]
+fn check_refuses_an_unknown_field_of_the_lead_partner_or_request() {
+    let (ok, out) = check_with_rule(
+        "negotiation",
+        "fn on_lead_stage_moved(ev) {\n    if ev.lead.revenu != () {\n        notify(\"management\", ev.partner.nme, ev.request.titel);\n    }\n}\n",
+    );
+    assert!(!ok, "{out}");
+    assert!(!out.contains("getter"), "{out}");
+    assert!(
+        out.contains("negotiation.rhai:2:") && out.contains("the lead has no field `revenu`"),
+        "{out}"
+    );
+    assert!(out.contains("did you mean `revenue`?"), "{out}");
+    assert!(
+        out.contains("the partner has no field `nme`") && out.contains("did you mean `name`?"),
+        "{out}"
+    );
+    assert!(
+        out.contains("the request has no field `titel`") && out.contains("did you mean `title`?"),
+        "{out}"
+    );
+    // Through a variable holding the lead, and in a timer's argument, too.
+    let (ok, out) = check_with_rule(
+        "no_contact",
+        "fn timers() { [\"lead_idle:3\"] }\nfn on_lead_idle(t) {\n    let l = t.lead;\n    notify(\"management\", `${l.titl}`, `${t.days_idel}`);\n}\n",
+    );
+    assert!(!ok, "{out}");
+    assert!(out.contains("did you mean `title`?"), "{out}");
+    assert!(out.contains("did you mean `days_idle`?"), "{out}");
+}
+
+#[test]
+fn check_refuses_an_unknown_template() {
+    let (ok, out) = check_with_rule(
+        "won",
+        "fn on_lead_won(ev) {\n    email(\"contact:primary\", \"welcom\", #{ deal: ev.lead.title });\n}\n",
+    );
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains("won.rhai:2:") && out.contains("unknown template `welcom`"),
+        "{out}"
+    );
+    assert!(out.contains("did you mean `welcome`?"), "{out}");
+}
+
+#[test]
+fn check_refuses_an_unknown_event_in_a_fixture() {
+    let tmp = copy_of_example();
+    let f = tmp.path().join("fixtures/leads.toml");
+    let text = std::fs::read_to_string(&f)
+        .unwrap()
+        .replace("event = \"lead_won\"", "event = \"lead_wom\"");
+    std::fs::write(&f, text).unwrap();
+    let (ok, out) = run(&["check", tmp.path().to_str().unwrap()]);
+    assert!(!ok, "{out}");
+    assert!(out.contains("leads.toml"), "{out}");
+    assert!(
+        out.contains("unknown event `lead_wom`") && out.contains("did you mean `lead_won`?"),
+        "{out}"
+    );
+}
+
+#[test]
+fn the_example_scheme_passes_check_without_findings() {
+    let (ok, out) = run(&["check", example_dir().to_str().unwrap()]);
+    assert!(ok, "{out}");
+    assert!(!out.contains("did you mean"), "{out}");
+}
+
+#[test]
+fn a_fixture_timer_that_no_rule_declares_fails_its_case() {
+    let tmp = copy_of_example();
+    let f = tmp.path().join("fixtures/timers.toml");
+    let text = std::fs::read_to_string(&f)
+        .unwrap()
+        .replace("timer = \"lead_idle:3\"", "timer = \"lead_idle:5\"");
+    std::fs::write(&f, text).unwrap();
+    let (ok, out) = run(&["test", tmp.path().to_str().unwrap()]);
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains("no rule declares the timer `lead_idle:5`")
+            && out.contains("declared: lead_idle:3, request_overdue:0, request_overdue:2"),
+        "{out}"
+    );
+}
+
+/// A copy of the example with `from` replaced by `to` in fixture `file`, and the output of `test` on it.
+fn test_with_fixture_edit(file: &str, from: &str, to: &str) -> (bool, String) {
+    let tmp = copy_of_example();
+    let f = tmp.path().join("fixtures").join(file);
+    let text = std::fs::read_to_string(&f).unwrap();
+    assert!(text.contains(from), "{from}");
+    std::fs::write(&f, text.replacen(from, to, 1)).unwrap();
+    run(&["test", tmp.path().to_str().unwrap()])
+}
+
+#[test]
+fn unknown_keys_in_a_fixture_are_errors_naming_the_file_and_the_key() {
+    for (from, to, key, hint) in [
+        ("expect = [", "expct = [", "expct", "did you mean `expect`?"),
+        (
+            "name = \"a new lead notifies its owner\"",
+            "name = \"a new lead notifies its owner\"\nsource = \"portal\"",
+            "source",
+            "actor = \"portal\"",
+        ),
+        (
+            "subject = \"New lead: Solar roof\"",
+            "subjct = \"New lead: Solar roof\"",
+            "subjct",
+            "did you mean `subject`?",
+        ),
+        (
+            "lead = { title = \"Solar roof\", owner",
+            "lead = { titel = \"Solar roof\", owner",
+            "titel",
+            "did you mean `title`?",
+        ),
+        (
+            "fields = { title = \"Solar roof\"",
+            "fields = { titl = \"Solar roof\"",
+            "titl",
+            "did you mean `title`?",
+        ),
+    ] {
+        let (ok, out) = test_with_fixture_edit("leads.toml", from, to);
+        assert!(!ok, "{key}: {out}");
+        assert!(out.contains("leads.toml"), "{key}: {out}");
+        assert!(
+            out.contains(&format!("unknown key `{key}`")),
+            "{key}: {out}"
+        );
+        assert!(out.contains(hint), "{key}: {out}");
+        assert!(!out.contains("passed"), "nothing runs: {out}");
+    }
+    // `check` reports them too.
+    let tmp = copy_of_example();
+    let f = tmp.path().join("fixtures/timers.toml");
+    let text = std::fs::read_to_string(&f)
+        .unwrap()
+        .replacen("expect = [", "expct = [", 1);
+    std::fs::write(&f, text).unwrap();
+    let (ok, out) = run(&["check", tmp.path().to_str().unwrap()]);
+    assert!(
+        !ok && out.contains("timers.toml") && out.contains("unknown key `expct`"),
+        "{out}"
+    );
+}
+
+#[test]
+fn unknown_people_in_a_fixture_are_errors() {
+    let (ok, out) =
+        test_with_fixture_edit("leads.toml", "owner = \"@ana\" }", "owner = \"@anna\" }");
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains("leads.toml")
+            && out.contains("unknown person `@anna`")
+            && out.contains("did you mean `@ana`?"),
+        "{out}"
+    );
+    let (ok, out) =
+        test_with_fixture_edit("leads.toml", "people = [\"ana\"]", "people = [\"anna\"]");
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains("unknown person `anna`") && out.contains("did you mean `ana`?"),
+        "{out}"
+    );
+    let (ok, out) = test_with_fixture_edit("timers.toml", "actor = \"@dan\"", "actor = \"@dna\"");
+    assert!(!ok, "{out}");
+    assert!(out.contains("unknown person `@dna`"), "{out}");
+}
+
+#[test]
+fn a_case_can_target_one_rule() {
+    // Entering Offer: the offer rule decides two actions; a case about the negotiation rule ignores them.
+    let (ok, out) = test_with_fixture_edit(
+        "leads.toml",
+        "name = \"moving to Qualification decides nothing\"\nevent = \"lead_stage_moved\"\nfields = { from_name = \"Contact\", to_name = \"Qualification\" }",
+        "name = \"moving to Qualification decides nothing\"\nrule = \"negotiation\"\nevent = \"lead_stage_moved\"\nfields = { from_name = \"Contact\", to_name = \"Offer\" }",
+    );
+    assert!(ok, "{out}");
+    let (ok, out) = test_with_fixture_edit(
+        "leads.toml",
+        "name = \"moving to Qualification decides nothing\"\nevent = \"lead_stage_moved\"\nfields = { from_name = \"Contact\", to_name = \"Qualification\" }",
+        "name = \"moving to Qualification decides nothing\"\nevent = \"lead_stage_moved\"\nfields = { from_name = \"Contact\", to_name = \"Offer\" }",
+    );
+    assert!(!ok, "without `rule`, every rule counts: {out}");
+    let (ok, out) = test_with_fixture_edit(
+        "leads.toml",
+        "name = \"moving to Qualification decides nothing\"",
+        "name = \"moving to Qualification decides nothing\"\nrule = \"negotiaton\"",
+    );
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains("unknown rule `negotiaton`") && out.contains("did you mean `negotiation`?"),
+        "{out}"
+    );
+}
+
+#[test]
+fn differences_are_shown_per_rule_and_a_missing_action_shifts_nothing() {
+    let tmp = copy_of_example();
+    // The won rule forgets accounting: one action is missing, the two after it still match.
+    let won = tmp.path().join("won.rhai");
+    let text = std::fs::read_to_string(&won).unwrap();
+    let text: String = text
+        .lines()
+        .filter(|l| !l.contains("notify(\"accounting\""))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(&won, text).unwrap();
+    let (ok, out) = run(&["test", tmp.path().to_str().unwrap()]);
+    assert!(!ok, "{out}");
+    let diff: Vec<_> = out
+        .lines()
+        .map(str::trim)
+        .filter(|l| l.starts_with("- ") || l.starts_with("+ "))
+        .collect();
+    assert_eq!(diff.len(), 1, "{out}");
+    assert!(
+        diff[0].contains("Contract won: Solar roof") && diff[0].contains("missing"),
+        "{out}"
+    );
+    assert!(out.contains("rule `won`:"), "{out}");
+}
+
+#[test]
+fn check_refuses_an_unknown_person_named_by_key() {
+    let (ok, out) = check_with_rule(
+        "won",
+        "fn on_lead_won(ev) {\n    notify(\"user:anna\", \"s\", \"b\");\n}\n",
+    );
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains("won.rhai:2:12")
+            && out.contains("unknown person `anna`")
+            && out.contains("did you mean `ana`?"),
+        "{out}"
+    );
+    let (ok, out) = check_with_rule(
+        "won",
+        "fn on_lead_won(ev) {\n    notify(\"manager:owner or managment\", \"s\", \"b\");\n}\n",
+    );
+    assert!(!ok, "{out}");
+    assert!(out.contains("unknown role `managment`"), "{out}");
+}
+
+#[test]
+fn handing_a_lead_to_a_role_of_several_people_is_a_warning() {
+    let tmp = copy_of_example();
+    std::fs::write(
+        tmp.path().join("handover.rhai"),
+        "fn on_lead_lost(ev) {\n    reassign(\"sales_agent\");\n}\n",
+    )
+    .unwrap();
+    let dir = tmp.path().to_str().unwrap();
+    let (ok, out) = run(&["check", dir]);
+    assert!(ok, "a warning does not fail check: {out}");
+    assert!(
+        out.contains("warning: ")
+            && out.contains("handover.rhai:2:")
+            && out.contains("role `sales_agent`, which has 2 people (ana, dan)"),
+        "{out}"
+    );
+    let f = tmp.path().join("lost.json");
+    std::fs::write(
+        &f,
+        r#"{"case": [{"name": "lost", "event": "lead_lost", "lead": {"owner": "@dan"}}]}"#,
+    )
+    .unwrap();
+    let (ok, out) = run(&["explain", dir, f.to_str().unwrap()]);
+    assert!(ok, "{out}");
+    assert!(
+        out.contains("warning: ") && out.contains("the lead is handed to 2 people (ana, dan)"),
+        "{out}"
+    );
+    // One person by key: no warning.
+    std::fs::write(
+        tmp.path().join("handover.rhai"),
+        "fn on_lead_lost(ev) {\n    reassign(\"user:ana\");\n}\n",
+    )
+    .unwrap();
+    let (ok, out) = run(&["check", dir]);
+    assert!(ok && !out.contains("warning"), "{out}");
+}
+
+#[test]
+fn every_subcommand_has_help() {
+    let (ok, out) = run(&["--help"]);
+    assert!(ok, "{out}");
+    for sub in ["check", "test", "explain", "graph", "completions"] {
+        assert!(out.contains(sub), "{sub}: {out}");
+        let (ok, help) = run(&[sub, "--help"]);
+        assert!(ok, "{sub}: {help}");
+        assert!(
+            help.contains(&format!("Usage: crm-rules {sub}")),
+            "{sub}: {help}"
+        );
+    }
+    let (_, help) = run(&["test", "--help"]);
+    assert!(
+        help.contains("FIXTURES") && help.contains("fixtures/"),
+        "{help}"
+    );
+}
+
+#[test]
+fn argument_mistakes_are_errors_that_say_what_to_do() {
+    let dir = example_dir();
+    let (ok, out) = run(&["explain", dir.to_str().unwrap()]);
+    assert!(!ok);
+    assert!(out.contains("required") && out.contains("<CASE>"), "{out}");
+    let (ok, out) = run(&["tset", dir.to_str().unwrap()]);
+    assert!(!ok);
+    assert!(out.contains("'test'"), "a suggestion: {out}");
+    let (ok, out) = run(&[]);
+    assert!(!ok);
+    assert!(out.contains("Usage"), "{out}");
+    let (ok, out) = run(&["graph", dir.to_str().unwrap(), "--mermiad"]);
+    assert!(!ok);
+    assert!(out.contains("--mermaid"), "{out}");
+}
+
+#[test]
+fn completions_are_generated_for_each_shell() {
+    let (ok, out) = run(&["completions", "bash"]);
+    assert!(ok, "{out}");
+    assert!(
+        out.contains("crm-rules") && out.contains("complete"),
+        "{out}"
+    );
+    for shell in ["zsh", "fish", "elvish", "powershell"] {
+        let (ok, out) = run(&["completions", shell]);
+        assert!(ok && out.contains("explain"), "{shell}: {out}");
+    }
+    let (ok, out) = run(&["completions", "tcsh"]);
+    assert!(!ok && out.contains("possible values"), "{out}");
+}
+
+#[test]
+fn each_entry_point_is_checked_against_its_own_trigger() {
+    let (ok, out) = check_with_rule(
+        "mixed",
+        "fn timers() { [\"lead_idle:3\"] }\n\
+         fn on_lead_idle(ev) { notify(\"owner\", `${ev.days_idle}`, \"\"); }\n\
+         fn on_lead_stage_moved(ev) { notify(\"owner\", ev.to_name, \"\"); }\n",
+    );
+    assert!(ok, "{out}");
 }

@@ -159,14 +159,24 @@ fn a_failing_rule_becomes_a_rule_failed_event_and_the_change_still_commits() {
                 "ok",
                 "fn on_lead_won(ev) { notify(\"owner\", \"won\", \"yes\"); }",
             ),
-            RuleSource::new(
-                "echo",
-                "fn on_rule_failed(ev) { notify(\"owner\", \"failure\", ev.message); }",
-            ),
         ],
         Limits::default(),
     )
     .unwrap();
+    // A rule reacting to failures is refused when compiled: failures never trigger rules.
+    let e = RuleSet::compile(
+        [RuleSource::new(
+            "echo",
+            "fn on_rule_failed(ev) { notify(\"owner\", \"failure\", ev.message); }",
+        )],
+        Limits::default(),
+    )
+    .unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("`on_rule_failed` would never run: a rule's failure does not trigger rules"),
+        "{e}"
+    );
     let hook = RulesHook::new(
         Arc::new(RhaiRuleEngine::new(set)),
         Arc::new(org().directory()),
@@ -190,7 +200,7 @@ fn a_failing_rule_becomes_a_rule_failed_event_and_the_change_still_commits() {
     assert!(failed
         .iter()
         .any(|(r, m)| r == "ghost" && m.contains("unknown role `ghosts`")));
-    // The working rule still decided; the rule_failed events do not trigger rules (no echo).
+    // The working rule still decided.
     let msgs = outbox_of(&cs);
     assert_eq!(msgs.len(), 1, "{msgs:?}");
     assert_eq!(msgs[0].rule, "ok");
@@ -240,6 +250,20 @@ impl TimerSource for Candidates {
         _: u32,
     ) -> Result<Vec<Lead>> {
         Ok(Vec::new())
+    }
+    async fn requests_opened_before(
+        &self,
+        _: crm_core::id::TenantId,
+        before: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<Request>> {
+        Ok(self
+            .requests
+            .iter()
+            .filter(|r| r.created_at < before)
+            .take(limit as usize)
+            .cloned()
+            .collect())
     }
 }
 
@@ -416,4 +440,191 @@ fn explain_names_the_rules_that_ran_and_why() {
         Trigger::Event(e) => e,
         _ => panic!(),
     };
+}
+
+fn timer_case(toml_text: &str) -> (Trigger, Views) {
+    let c: Case = toml::from_str(toml_text).unwrap();
+    fixtures::build_case(&c).unwrap()
+}
+
+#[test]
+fn each_rule_gets_only_the_timers_it_declares() {
+    let set = RuleSet::compile(
+        [
+            RuleSource::new(
+                "remind",
+                "fn timers() { [\"request_overdue:0\"] }\n\
+                 fn on_request_overdue(t) { notify(\"assignee\", `remind after ${t.days}`, \"\"); }",
+            ),
+            RuleSource::new(
+                "late",
+                "fn timers() { [\"request_overdue:5\"] }\n\
+                 fn on_request_overdue(t) { escalate(\"assignee\", `late after ${t.days}`, \"\"); }",
+            ),
+        ],
+        Limits::default(),
+    )
+    .unwrap();
+    let engine = RhaiRuleEngine::new(set);
+    let request =
+        "request = { title = \"R\", assignee = \"@tudor\", due = \"2026-02-20T09:00:00Z\" }";
+    for (timer, rule, subject) in [
+        ("request_overdue:0", "remind", "remind after 0"),
+        ("request_overdue:5", "late", "late after 5"),
+    ] {
+        let (t, v) = timer_case(&format!("name = \"x\"\ntimer = \"{timer}\"\n{request}"));
+        let d = engine.evaluate(&t, &v);
+        let rules: Vec<_> = d.actions.iter().map(|a| a.rule.as_str()).collect();
+        assert_eq!(rules, [rule], "{timer}: {d:?}");
+        let consulted: Vec<_> = d.trace.iter().map(|t| t.rule.as_str()).collect();
+        assert_eq!(
+            consulted,
+            [rule],
+            "{timer}: only the rule declaring it is asked"
+        );
+        assert!(
+            matches!(&d.actions[0].action, crm_core::comms::Action::Notify { subject: s, .. } | crm_core::comms::Action::Escalate { subject: s, .. } if s == subject),
+            "{d:?}"
+        );
+    }
+    // A timer nobody declared reaches nobody.
+    let (t, v) = timer_case(&format!(
+        "name = \"x\"\ntimer = \"request_overdue:2\"\n{request}"
+    ));
+    assert!(engine.evaluate(&t, &v).trace.is_empty());
+}
+
+#[tokio::test]
+async fn a_request_open_for_n_days_fires_request_age_with_or_without_a_due_date() {
+    let set = RuleSet::compile(
+        [RuleSource::new(
+            "stale",
+            "fn timers() { [\"request_age:3\"] }\n\
+             fn on_request_age(t) { notify(\"assignee\", `Open for ${t.days_open} days: ${t.request.title}`, \"\"); }",
+        )],
+        Limits::default(),
+    )
+    .unwrap();
+    let engine = RhaiRuleEngine::new(set);
+    assert_eq!(
+        engine.timers(),
+        [crm_core::comms::TimerTrigger::parse("request_age:3").unwrap()]
+    );
+    let request = |title: &str, created: &str, due: &str| {
+        let (_, v) = timer_case(&format!(
+            "name = \"{title}\"\ntimer = \"request_age:3\"\n\
+             request = {{ title = \"{title}\", assignee = \"@dan\", created_at = \"{created}\" {due} }}"
+        ));
+        v.request.unwrap()
+    };
+    let source = Candidates {
+        leads: Vec::new(),
+        requests: vec![
+            request("no due date", "2026-02-25T09:00:00Z", ""),
+            request(
+                "due later",
+                "2026-02-26T08:00:00Z",
+                ", due = \"2026-04-01T09:00:00Z\"",
+            ),
+            request("new", "2026-03-01T09:00:00Z", ""),
+        ],
+    };
+    let now = fixtures::fixture_now();
+    let dir = org().directory();
+    let first = tick(now, Org::tenant(), &engine, &dir, &source, 100)
+        .await
+        .unwrap();
+    let mut subjects: Vec<_> = outbox_of(&first.changes)
+        .into_iter()
+        .map(|m| m.payload.subject)
+        .collect();
+    subjects.sort();
+    assert_eq!(
+        subjects,
+        ["Open for 4 days: due later", "Open for 5 days: no due date"]
+    );
+    let again = tick(
+        now + Duration::hours(1),
+        Org::tenant(),
+        &engine,
+        &dir,
+        &source,
+        100,
+    )
+    .await
+    .unwrap();
+    let keys = |cs: &ChangeSet| {
+        let mut k: Vec<_> = outbox_of(cs)
+            .into_iter()
+            .map(|m| m.idempotency_key)
+            .collect();
+        k.sort();
+        k
+    };
+    assert_eq!(
+        keys(&first.changes),
+        keys(&again.changes),
+        "the same situation, the same keys"
+    );
+}
+
+/// Runs one fixture case (TOML) against rules written inline, with the example organisation.
+fn run_inline(rules: &[(&str, &str)], case: &str) -> fixtures::CaseResult {
+    let set = RuleSet::compile(
+        rules.iter().map(|(n, c)| RuleSource::new(n, c)),
+        Limits::default(),
+    )
+    .unwrap();
+    let org = org();
+    set.check_recipients(&org.roles.iter().cloned().collect())
+        .unwrap();
+    let engine = RhaiRuleEngine::new(set).with_known_roles(org.roles.iter().cloned());
+    let case: Case = toml::from_str(case).unwrap();
+    fixtures::run_case(&engine, &org, &case)
+}
+
+#[test]
+fn a_rule_names_a_person_by_key() {
+    let r = run_inline(
+        &[(
+            "tell_ana",
+            "fn on_lead_won(ev) { notify(\"user:ana\", \"Won\", \"\"); }",
+        )],
+        "name = \"x\"\nevent = \"lead_won\"\nlead = { owner = \"@dan\" }\n\
+         expect = [ { action = \"notify\", to = \"user:ana\", people = [\"ana\"] } ]",
+    );
+    assert!(r.passed, "{:?}", r.diff);
+}
+
+#[test]
+fn a_recipient_can_fall_back_when_nobody_is_above() {
+    let rule = [(
+        "up",
+        "fn on_lead_won(ev) { notify(\"manager:owner or management\", \"Won\", \"\"); }",
+    )];
+    for (owner, people) in [("dan", "mihai"), ("elena", "elena")] {
+        let r = run_inline(
+            &rule,
+            &format!(
+                "name = \"x\"\nevent = \"lead_won\"\nlead = {{ owner = \"@{owner}\" }}\n\
+                 expect = [ {{ action = \"notify\", to = \"manager:owner or role:management\", people = [\"{people}\"] }} ]"
+            ),
+        );
+        assert!(r.passed, "{owner}: {:?}", r.diff);
+    }
+    // Without the fallback, the top of the reporting line is an error that says so.
+    let r = run_inline(
+        &[(
+            "up",
+            "fn on_lead_won(ev) { notify(\"manager:owner\", \"Won\", \"\"); }",
+        )],
+        "name = \"x\"\nevent = \"lead_won\"\nlead = { owner = \"@elena\" }\n\
+         expect = [ { action = \"notify\", people = [\"elena\"] } ]",
+    );
+    assert!(!r.passed);
+    assert!(
+        r.diff.iter().any(|l| l.contains("has no manager")),
+        "{:?}",
+        r.diff
+    );
 }

@@ -6,37 +6,102 @@
 //! crm-rules explain DIR CASE                 for one fixture case (its name, or a file holding it): which rules
 //!                                            ran, matched, decided and why
 //! crm-rules graph   DIR [--mermaid]          the schema as Graphviz DOT (default) or Mermaid
+//! crm-rules completions SHELL                a completion script for bash, zsh, fish, elvish or powershell
 //! ```
+//!
+//! Arguments are parsed with clap: `crm-rules --help` and `crm-rules <command> --help` describe each one.
 //!
 //! DIR holds the `*.rhai` rules, `org.toml` (roles, people, reporting lines), `fixtures/` and `templates/`.
 
-use crm_core::comms::Action;
+use clap::{CommandFactory, Parser, Subcommand};
+use crm_core::comms::{Action, Recipient};
 use crm_rules::fixtures::{self, Case, Org};
-use crm_rules::graph::{self, Reach};
+use crm_rules::graph;
 use crm_rules::notify::Templates;
 use crm_rules::{Limits, RhaiRuleEngine, RuleSet, RulesError};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-const USAGE: &str = "usage:
-  crm-rules check   DIR
-  crm-rules test    DIR [FIXTURE-FILE-OR-DIR...]
-  crm-rules explain DIR CASE-NAME-OR-FILE
-  crm-rules graph   DIR [--mermaid]
-DIR holds *.rhai rules, org.toml, fixtures/ and templates/.";
+/// Check, test, explain and draw a communication scheme.
+///
+/// DIR holds the `*.rhai` rules, `org.toml` (roles, people, reporting lines), `fixtures/` and `templates/`.
+#[derive(Debug, Parser)]
+#[command(name = "crm-rules", version, arg_required_else_help = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Compile the rules and check every name they use (fields, events, roles, people, templates, fixtures);
+    /// errors as file:line:column.
+    Check {
+        /// The scheme's directory.
+        dir: PathBuf,
+    },
+    /// Run the fixtures and show, per rule, how the actions differ from the expected ones.
+    Test {
+        /// The scheme's directory.
+        dir: PathBuf,
+        /// Fixture files or directories to run [default: DIR/fixtures/]
+        #[arg(value_name = "FIXTURES")]
+        fixtures: Vec<PathBuf>,
+    },
+    /// For one fixture case: what the rules saw, which ran, what they decided, for whom and why.
+    Explain {
+        /// The scheme's directory.
+        dir: PathBuf,
+        /// A case's name, or a fixture file whose first case is explained.
+        case: String,
+    },
+    /// Draw the scheme for a manager: when, if what, who is told what, and what is refused (Graphviz DOT by
+    /// default).
+    Graph {
+        /// The scheme's directory.
+        dir: PathBuf,
+        /// Mermaid instead of DOT.
+        #[arg(long, group = "format")]
+        mermaid: bool,
+        /// The per-person table "who gets what, when" (Markdown) instead of the diagram.
+        #[arg(long, group = "format")]
+        table: bool,
+        /// SVG, drawn by Graphviz's `dot -Tsvg` (which must be installed).
+        #[arg(long, group = "format")]
+        svg: bool,
+    },
+    /// Print a completion script for your shell (e.g. `crm-rules completions bash > /etc/bash_completion.d/crm-rules`).
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+}
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let result = match (args.first().map(String::as_str), args.get(1)) {
-        (Some("check"), Some(dir)) => check(Path::new(dir)),
-        (Some("test"), Some(dir)) => test(Path::new(dir), &args[2..]),
-        (Some("explain"), Some(dir)) => match args.get(2) {
-            Some(case) => explain(Path::new(dir), case),
-            None => Err(USAGE.to_string()),
-        },
-        (Some("graph"), Some(dir)) => graph(Path::new(dir), args.iter().any(|a| a == "--mermaid")),
-        _ => Err(USAGE.to_string()),
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Check { dir } => check(&dir),
+        Command::Test { dir, fixtures } => {
+            let given: Vec<String> = fixtures.iter().map(|p| p.display().to_string()).collect();
+            test(&dir, &given)
+        }
+        Command::Explain { dir, case } => explain(&dir, &case),
+        Command::Graph {
+            dir,
+            mermaid,
+            table,
+            svg,
+        } => graph(&dir, mermaid, table, svg),
+        Command::Completions { shell } => {
+            clap_complete::generate(
+                shell,
+                &mut Cli::command(),
+                "crm-rules",
+                &mut std::io::stdout(),
+            );
+            Ok(true)
+        }
     };
     match result {
         Ok(true) => ExitCode::SUCCESS,
@@ -60,7 +125,10 @@ fn org_of(dir: &Path) -> Result<Option<Org>, String> {
 fn engine_of(dir: &Path, org: Option<&Org>) -> Result<RhaiRuleEngine, RulesError> {
     let set = RuleSet::load_dir(dir, Limits::default())?;
     if let Some(o) = org {
-        set.check_recipients(&o.roles.iter().cloned().collect())?;
+        set.check_recipients_with(
+            &o.roles.iter().cloned().collect(),
+            Some(&o.users.iter().map(|u| u.key.clone()).collect()),
+        )?;
     }
     let mut engine = RhaiRuleEngine::new(set);
     if let Some(o) = org {
@@ -80,33 +148,117 @@ fn templates_of(dir: &Path) -> Result<Option<Templates>, String> {
 
 fn check(dir: &Path) -> Result<bool, String> {
     let org = org_of(dir)?;
-    match engine_of(dir, org.as_ref()) {
-        Ok(engine) => {
-            let set = engine.rules();
-            for r in set.rules() {
-                let triggers: Vec<_> = r.triggers().into_iter().collect();
-                println!(
-                    "ok  {:<20} {}  reacts to: {}",
-                    r.name(),
-                    r.file(),
-                    triggers.join(", ")
-                );
+    let templates = templates_of(dir)?;
+    let loaded = engine_of(dir, org.as_ref()).and_then(|engine| {
+        let names = templates
+            .as_ref()
+            .map(|t| t.names().to_vec())
+            .unwrap_or_default();
+        engine.rules().check_templates(&names)?;
+        Ok(engine)
+    });
+    let mut problems: Vec<String> = Vec::new();
+    if let Err(e) = &loaded {
+        problems.push(e.to_string());
+    }
+    // The fixtures must name real events, timers, keys, people and rules, or they would test nothing.
+    if dir.join("fixtures").is_dir() {
+        let rules: Option<Vec<String>> = loaded.as_ref().ok().map(|e| {
+            e.rules()
+                .rules()
+                .iter()
+                .map(|r| r.name().to_string())
+                .collect()
+        });
+        for f in fixture_files(dir, &[])? {
+            match fixtures::load_fixtures(&f) {
+                Ok(file) => problems.extend(
+                    fixtures::check_fixtures(&f, &file, org.as_ref(), rules.as_deref())
+                        .into_iter()
+                        .map(|e| e.to_string()),
+                ),
+                Err(e) => problems.push(e.to_string()),
             }
-            let timers: Vec<_> = set.timers().iter().map(|t| t.to_string()).collect();
-            if !timers.is_empty() {
-                println!("timers: {}", timers.join(", "));
-            }
-            if let Some(t) = templates_of(dir)? {
-                println!("templates: {}", t.names().join(", "));
-            }
-            println!("{} rules compile", set.rules().len());
-            Ok(true)
-        }
-        Err(e) => {
-            eprintln!("{e}");
-            Ok(false)
         }
     }
+    let engine = match loaded {
+        Ok(engine) if problems.is_empty() => engine,
+        _ => {
+            for p in &problems {
+                eprintln!("{p}");
+            }
+            return Ok(false);
+        }
+    };
+    let set = engine.rules();
+    if let Some(org) = &org {
+        for w in handover_warnings(&set, org) {
+            println!("warning: {w}");
+        }
+    }
+    for r in set.rules() {
+        let triggers: Vec<_> = r.triggers().into_iter().collect();
+        println!(
+            "ok  {:<20} {}  reacts to: {}",
+            r.name(),
+            r.file(),
+            triggers.join(", ")
+        );
+    }
+    let timers: Vec<_> = set.timers().iter().map(|t| t.to_string()).collect();
+    if !timers.is_empty() {
+        println!("timers: {}", timers.join(", "));
+    }
+    if let Some(t) = &templates {
+        println!("templates: {}", t.names().join(", "));
+    }
+    println!("{} rules compile", set.rules().len());
+    Ok(true)
+}
+
+/// `reassign()` to a role with several people: each would take the lead in turn, and the last one keeps it.
+fn handover_warnings(set: &RuleSet, org: &Org) -> Vec<String> {
+    let mut out = Vec::new();
+    for r in set.rules() {
+        for c in r.calls().iter().filter(|c| c.function == "reassign") {
+            let Some(Ok(to)) = c
+                .args
+                .first()
+                .and_then(|a| a.literal())
+                .map(Recipient::parse)
+            else {
+                continue;
+            };
+            let roles = match &to {
+                Recipient::Role(role) => vec![role.clone()],
+                Recipient::FirstOf(all) => all
+                    .iter()
+                    .filter_map(|a| match a {
+                        Recipient::Role(role) => Some(role.clone()),
+                        _ => None,
+                    })
+                    .collect(),
+                _ => Vec::new(),
+            };
+            for role in roles {
+                let people = org.members(&role);
+                if people.len() > 1 {
+                    out.push(format!(
+                        "{}:{}:{}: `reassign(\"{to}\")` hands the lead to role `{role}`, which has {} people ({}): \
+                         each would take it in turn and the last one keeps it; name one person (`user:{}`), \
+                         `owner` or `manager:owner`",
+                        r.file(),
+                        c.first_arg.0,
+                        c.first_arg.1,
+                        people.len(),
+                        people.join(", "),
+                        people[0]
+                    ));
+                }
+            }
+        }
+    }
+    out
 }
 
 fn fixture_files(dir: &Path, given: &[String]) -> Result<Vec<PathBuf>, String> {
@@ -137,13 +289,40 @@ fn fixture_files(dir: &Path, given: &[String]) -> Result<Vec<PathBuf>, String> {
     Ok(out)
 }
 
-fn all_cases(dir: &Path, given: &[String]) -> Result<Vec<(PathBuf, Case)>, String> {
+/// The cases of the fixture files, checked (unknown keys, events, people, rules): every problem of every file is
+/// reported, and none of the cases runs while there is one.
+fn all_cases(
+    dir: &Path,
+    given: &[String],
+    org: &Org,
+    engine: &RhaiRuleEngine,
+) -> Result<Vec<(PathBuf, Case)>, String> {
+    let rules: Vec<String> = engine
+        .rules()
+        .rules()
+        .iter()
+        .map(|r| r.name().to_string())
+        .collect();
     let mut out = Vec::new();
+    let mut problems = Vec::new();
     for f in fixture_files(dir, given)? {
-        let file = fixtures::load_fixtures(&f).map_err(|e| e.to_string())?;
-        out.extend(file.cases.into_iter().map(|c| (f.clone(), c)));
+        match fixtures::load_fixtures(&f) {
+            Ok(file) => {
+                problems.extend(
+                    fixtures::check_fixtures(&f, &file, Some(org), Some(&rules))
+                        .into_iter()
+                        .map(|e| e.to_string()),
+                );
+                out.extend(file.cases.into_iter().map(|c| (f.clone(), c)));
+            }
+            Err(e) => problems.push(e.to_string()),
+        }
     }
-    Ok(out)
+    if problems.is_empty() {
+        Ok(out)
+    } else {
+        Err(problems.join("\n"))
+    }
 }
 
 fn test(dir: &Path, given: &[String]) -> Result<bool, String> {
@@ -157,7 +336,7 @@ fn test(dir: &Path, given: &[String]) -> Result<bool, String> {
     };
     let templates = templates_of(dir)?;
     let (mut passed, mut failed) = (0, 0);
-    for (file, case) in all_cases(dir, given)? {
+    for (file, case) in all_cases(dir, given, &org, &engine)? {
         let mut r = fixtures::run_case(&engine, &org, &case);
         // E-mails must render: an unknown variable in a template fails the case that sends it.
         if let (Some(t), Ok((trigger, views))) = (&templates, fixtures::build_case(&case)) {
@@ -206,7 +385,7 @@ fn explain(dir: &Path, name: &str) -> Result<bool, String> {
             .ok_or_else(|| format!("{name}: no case"))?;
         vec![(given.to_path_buf(), first)]
     } else {
-        all_cases(dir, &[])?
+        all_cases(dir, &[], &org, &engine)?
     };
     let found = cases
         .iter()
@@ -248,6 +427,27 @@ fn explain(dir: &Path, name: &str) -> Result<bool, String> {
     for a in &x.actions {
         println!("  {}", serde_json::Value::Object(a.clone()));
     }
+    for a in x
+        .actions
+        .iter()
+        .filter(|a| a.get("action").and_then(|v| v.as_str()) == Some("reassign"))
+    {
+        let people: Vec<&str> = a
+            .get("people")
+            .and_then(|p| p.as_array())
+            .map(|p| p.iter().filter_map(|v| v.as_str()).collect())
+            .unwrap_or_default();
+        if people.len() > 1 {
+            println!(
+                "warning: the lead is handed to {} people ({}) by rule `{}`: each takes it in turn and the last \
+                 one keeps it; name one person (`user:{}`), `owner` or `manager:owner`",
+                people.len(),
+                people.join(", "),
+                a.get("rule").and_then(|v| v.as_str()).unwrap_or("?"),
+                people[0]
+            );
+        }
+    }
     if let Some(r) = &x.decision.refusal {
         println!("refused by `{}`: {}", r.rule, r.reason);
     }
@@ -257,28 +457,55 @@ fn explain(dir: &Path, name: &str) -> Result<bool, String> {
     Ok(true)
 }
 
-fn graph(dir: &Path, mermaid: bool) -> Result<bool, String> {
+fn graph(dir: &Path, mermaid: bool, table: bool, svg: bool) -> Result<bool, String> {
     let org = org_of(dir)?.ok_or_else(|| format!("{}: no org.toml", dir.display()))?;
     let engine = engine_of(dir, Some(&org)).map_err(|e| e.to_string())?;
-    let mut reach = BTreeSet::new();
-    for (_, case) in all_cases(dir, &[])? {
-        let Ok((trigger, views)) = fixtures::build_case(&case) else {
-            continue;
-        };
-        let d = crm_core::comms::RuleEngine::evaluate(&engine, &trigger, &views);
-        for a in d.actions {
-            reach.insert(Reach {
-                trigger: trigger.name().to_string(),
-                rule: a.rule.clone(),
-                action: a.action.name().to_string(),
-                recipient: a.action.recipient().to_string(),
-            });
-        }
-    }
+    let edges = graph::edges(&engine.rules());
     if mermaid {
-        print!("{}", graph::to_mermaid(&org, &reach));
+        print!("{}", graph::to_mermaid(&org, &edges));
+    } else if table {
+        print!("{}", graph::to_table(&org, &edges));
+    } else if svg {
+        print!("{}", render_svg(&graph::to_dot(&org, &edges))?);
     } else {
-        print!("{}", graph::to_dot(&org, &reach));
+        print!("{}", graph::to_dot(&org, &edges));
     }
     Ok(true)
+}
+
+/// Runs Graphviz's `dot -Tsvg` on a DOT text.
+fn render_svg(dot: &str) -> Result<String, String> {
+    use std::io::Write as _;
+    use std::process::{Command as Process, Stdio};
+    let mut child = Process::new("dot")
+        .arg("-Tsvg")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| {
+            if e.kind() == std::io::ErrorKind::NotFound {
+                "--svg needs Graphviz's `dot` (Debian or Ubuntu: apt-get install graphviz); without it, \
+                 `crm-rules graph DIR` prints DOT for any Graphviz viewer"
+                    .to_string()
+            } else {
+                format!("could not run Graphviz's `dot`: {e}")
+            }
+        })?;
+    child
+        .stdin
+        .take()
+        .ok_or("could not write to `dot`")?
+        .write_all(dot.as_bytes())
+        .map_err(|e| format!("could not write to `dot`: {e}"))?;
+    let out = child
+        .wait_with_output()
+        .map_err(|e| format!("`dot` failed: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "`dot` failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    String::from_utf8(out.stdout).map_err(|e| format!("`dot` wrote no text: {e}"))
 }
