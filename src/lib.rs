@@ -44,8 +44,8 @@ pub use async_trait::async_trait;
 pub use crm_core;
 pub use crm_core::actor::{Actor, Context, Source};
 pub use crm_core::commerce;
-pub use crm_core::commerce::{CommerceService, CommerceStore, CommerceStoreExt, RateSource};
-pub use crm_core::comms::{Directory, RuleEngine, RulesHook, StaticDirectory};
+pub use crm_core::commerce::{CommerceStore, CommerceStoreExt, RateSource};
+pub use crm_core::comms::{Directory, RuleEngine, StaticDirectory};
 pub use crm_core::dedupe::DuplicateCandidate;
 pub use crm_core::error::{Error, Result, StorageErrorKind};
 pub use crm_core::event::{
@@ -59,6 +59,8 @@ pub use crm_core::outbox::{
 pub use crm_core::partner::{NewContact, NewPartner, Partner, PartnerPatch, PartnerRole};
 pub use crm_core::pipeline::{LostReason, NewPipeline, Pipeline, Stage, StageKind};
 pub use crm_core::request::{Comment, NewRequest, Request, RequestCommand};
+pub use crm_core::service::CommerceService;
+pub use crm_core::service::RulesHook;
 pub use crm_core::service::{
     CommitHook, CrmService as LeadService, Entered, EventSubscriber, Loaded, Outcome,
 };

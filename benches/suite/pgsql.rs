@@ -361,7 +361,8 @@ pub async fn move_lead(
             if let Some(r) = decision.refusal {
                 return Err(format!("refused by {}: {}", r.rule, r.reason));
             }
-            for wr in crm_core::comms::decision_writes(ctx, &trigger, &views, &decision, directory)
+            for wr in
+                crm_core::service::decision_writes(ctx, &trigger, &views, &decision, directory)
             {
                 match wr {
                     Write::EnqueueOutbox(m) => insert_outbox(&tx, &w, &m).await?,

@@ -459,7 +459,7 @@ impl Env {
         let directory = Arc::new(directory);
         let svc = if rules {
             let hook =
-                crm_core::comms::RulesHook::new(Arc::new(example_rules()?), directory.clone());
+                crm_core::service::RulesHook::new(Arc::new(example_rules()?), directory.clone());
             CrmService::builder()
                 .store(self.store.clone())
                 .hook(Arc::new(hook))
@@ -1380,7 +1380,7 @@ pub mod sql {
                     return Err(format!("refused by {}: {}", r.rule, r.reason));
                 }
                 for w in
-                    crm_core::comms::decision_writes(ctx, &trigger, &views, &decision, directory)
+                    crm_core::service::decision_writes(ctx, &trigger, &views, &decision, directory)
                 {
                     match w {
                         Write::EnqueueOutbox(m) => insert_outbox(&tx, &m)?,

@@ -4,7 +4,9 @@
 //! *why*. Adapters keep private error types and convert them into [`Error::Storage`] with a [`StorageErrorKind`],
 //! so callers never match on SQLSTATEs or SQLite result codes.
 
-use crate::lead::TransitionError;
+use crate::id::{LeadId, LostReasonId, StageId};
+use crate::kinds::{MovePolicy, Requirement, StatusKind};
+use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::sync::Arc;
 
@@ -218,3 +220,101 @@ impl PartialEq for StorageSource {
 }
 
 impl Eq for StorageSource {}
+
+/// A refused transition, naming the rule it broke.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum TransitionError {
+    /// The lead is won or lost; only reopening (or editing fields) is possible.
+    #[error("lead {lead} is {status}: reopen it before moving it")]
+    NotOpen {
+        /// The lead.
+        lead: LeadId,
+        /// Its status.
+        status: StatusKind,
+    },
+    /// Reopen on a lead that is open.
+    #[error("lead {lead} is already open")]
+    AlreadyOpen {
+        /// The lead.
+        lead: LeadId,
+    },
+    /// The target stage is not in the lead's pipeline.
+    #[error("stage {stage} is not a stage of the lead's pipeline")]
+    UnknownStage {
+        /// The stage.
+        stage: StageId,
+    },
+    /// The lead is already in that stage.
+    #[error("the lead is already in stage `{stage}`")]
+    SameStage {
+        /// The stage's name.
+        stage: String,
+    },
+    /// The pipeline's move policy forbids the move.
+    #[error("moving from `{from}` to `{to}` is not allowed by the pipeline's {policy:?} policy")]
+    IllegalMove {
+        /// The current stage's name.
+        from: String,
+        /// The target stage's name.
+        to: String,
+        /// The policy.
+        policy: MovePolicy,
+    },
+    /// A requirement of the target stage is not met.
+    #[error("cannot enter `{stage}`: {requirement}")]
+    UnmetRequirement {
+        /// The target stage's name.
+        stage: String,
+        /// The requirement.
+        requirement: Requirement,
+    },
+    /// Losing a lead needs a reason.
+    #[error("a lost lead needs a reason from the tenant's lost-reason list")]
+    MissingLostReason,
+    /// The reason is not (or no longer) in the tenant's list.
+    #[error("lost reason {reason} is not an active reason of this tenant")]
+    UnknownLostReason {
+        /// The reason.
+        reason: LostReasonId,
+    },
+    /// The pipeline has no won stage to win into.
+    #[error("pipeline `{pipeline}` has no won stage")]
+    NoWonStage {
+        /// The pipeline's name.
+        pipeline: String,
+    },
+    /// Reopening into a won stage makes no sense.
+    #[error("a lead cannot be reopened into the won stage `{stage}`")]
+    ReopenIntoWonStage {
+        /// The stage's name.
+        stage: String,
+    },
+    /// A communication rule's guard refused the transition.
+    #[error("refused by rule `{rule}`: {reason}")]
+    RefusedByRule {
+        /// The rule's name.
+        rule: String,
+        /// Its reason.
+        reason: String,
+    },
+}
+
+impl TransitionError {
+    /// A short, stable code for the broken rule (`illegal_move`, `unmet_requirement`, …).
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::NotOpen { .. } => "not_open",
+            Self::AlreadyOpen { .. } => "already_open",
+            Self::UnknownStage { .. } => "unknown_stage",
+            Self::SameStage { .. } => "same_stage",
+            Self::IllegalMove { .. } => "illegal_move",
+            Self::UnmetRequirement { .. } => "unmet_requirement",
+            Self::MissingLostReason => "missing_lost_reason",
+            Self::UnknownLostReason { .. } => "unknown_lost_reason",
+            Self::NoWonStage { .. } => "no_won_stage",
+            Self::ReopenIntoWonStage { .. } => "reopen_into_won_stage",
+            Self::RefusedByRule { .. } => "refused_by_rule",
+        }
+    }
+}

@@ -191,7 +191,7 @@ pub enum EventKind {
         /// The document.
         document: crate::id::DocumentId,
         /// Its kind.
-        kind: crate::commerce::DocumentKind,
+        kind: crate::kinds::DocumentKind,
         /// The host's number.
         number: String,
         /// Its total in its currency.
@@ -243,7 +243,7 @@ pub enum EventKind {
         /// The campaign.
         campaign: crate::id::CampaignId,
         /// The outcome.
-        outcome: crate::commerce::OutcomeKind,
+        outcome: crate::kinds::OutcomeKind,
         /// The lead created, when the partner was interested.
         lead: Option<LeadId>,
     },
@@ -401,7 +401,7 @@ pub struct StageHistoryEntry {
     /// The stage after.
     pub to: StageId,
     /// The lead's status after the step.
-    pub status: crate::lead::StatusKind,
+    pub status: crate::kinds::StatusKind,
     /// When.
     pub at: Timestamp,
     /// Who.

@@ -5,6 +5,7 @@
 
 use crate::error::{Error, Result};
 use crate::id::{LostReasonId, PipelineId, StageId, TenantId};
+pub use crate::kinds::{LeadField, MovePolicy, Requirement};
 use crate::time::Timestamp;
 use crate::validate;
 use serde::{Deserialize, Serialize};
@@ -17,60 +18,6 @@ pub enum StageKind {
     Open,
     /// Entering this stage wins the lead.
     Won,
-}
-
-/// A lead field that a stage can require to be filled in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum LeadField {
-    /// The expected revenue.
-    ExpectedRevenue,
-    /// The expected close date.
-    ExpectedClose,
-    /// The owner.
-    Owner,
-    /// The partner's contact person on the lead.
-    Contact,
-}
-
-impl LeadField {
-    /// The field's name as used in errors and activity entries.
-    pub fn name(&self) -> &'static str {
-        match self {
-            Self::ExpectedRevenue => "expected_revenue",
-            Self::ExpectedClose => "expected_close",
-            Self::Owner => "owner",
-            Self::Contact => "contact",
-        }
-    }
-}
-
-/// A condition a lead must meet to enter a stage.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
-pub enum Requirement {
-    /// The field must be set.
-    Field {
-        /// Which field.
-        field: LeadField,
-    },
-    /// A request of this kind (e.g. "quotation") on the lead must be done.
-    RequestDone {
-        /// The request kind.
-        kind: String,
-    },
-    /// No request on the lead may still be open or in progress.
-    NoOpenRequests,
-}
-
-impl std::fmt::Display for Requirement {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Self::Field { field } => write!(f, "field `{}` must be set", field.name()),
-            Self::RequestDone { kind } => write!(f, "a `{kind}` request must be done"),
-            Self::NoOpenRequests => f.write_str("all requests must be closed"),
-        }
-    }
 }
 
 /// One stage of a pipeline.
@@ -90,19 +37,6 @@ pub struct Stage {
     pub fold: bool,
     /// Conditions a lead must meet to enter.
     pub requirements: Vec<Requirement>,
-}
-
-/// How leads may move between open stages.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
-#[serde(rename_all = "snake_case")]
-pub enum MovePolicy {
-    /// Any stage to any stage.
-    #[default]
-    Free,
-    /// Only to stages with a higher sequence.
-    ForwardOnly,
-    /// Only to the next stage, or back to any earlier one.
-    Sequential,
 }
 
 /// A pipeline: an ordered list of stages and the policy for moving between them.

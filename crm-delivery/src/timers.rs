@@ -4,14 +4,13 @@
 
 use async_trait::async_trait;
 use crm_core::actor::Context;
-use crm_core::comms::{
-    decision_writes, Directory, RuleEngine, TimerFiring, TimerTrigger, Trigger, Views,
-};
+use crm_core::comms::{Directory, RuleEngine, TimerFiring, TimerTrigger, Trigger, Views};
 use crm_core::error::Result;
 use crm_core::event::Subject;
 use crm_core::id::TenantId;
 use crm_core::lead::{Lead, StatusKind};
 use crm_core::request::Request;
+use crm_core::service::decision_writes;
 use crm_core::store::{ChangeSet, LeadQuery, LeadSort, PageRequest, RequestQuery, Store};
 use crm_core::time::Timestamp;
 use std::fmt::Debug;
@@ -159,8 +158,8 @@ pub struct TickReport {
 /// Evaluates the rule set's timers at `now` for one tenant: finds candidates through `source` (at most `limit` per
 /// timer), asks the engine and returns the writes. The host drives it (every minute, say) and commits the result.
 ///
-/// A timer over [`MAX_TIMER_DAYS`] (which a host's own engine could declare) or one whose bound falls outside the
-/// calendar is refused with [`Error::Invalid`] naming `timer`; nothing panics.
+/// A timer over [`MAX_TIMER_DAYS`](crm_core::comms::MAX_TIMER_DAYS) (which a host's own engine could declare) or one whose bound falls outside the
+/// calendar is refused with [`Error::Invalid`](crm_core::Error::Invalid) naming `timer`; nothing panics.
 pub async fn tick(
     now: Timestamp,
     tenant: TenantId,

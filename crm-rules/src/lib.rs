@@ -3,7 +3,7 @@
 //! The key design decision: **rules decide, they never do.** A rule is a small Rhai script that receives an event
 //! (or a timer firing) with read-only views of its lead, partner and request, and *records* actions — notify a
 //! person or role, send an e-mail from a template, open a request, escalate, refuse a transition. The actions are
-//! data ([`crm_core::comms::Action`]); `crm_core::comms::RulesHook` writes them into the transactional outbox in
+//! data ([`crm_core::comms::Action`]); `crm_core::service::RulesHook` writes them into the transactional outbox in
 //! the same storage transaction as the change that triggered them, and a `crm_delivery::Dispatcher` delivers
 //! them through the notifiers of this crate ([`notify::SmtpNotifier`], the in-app inbox, [`notify::RecordingNotifier`]
 //! for tests). A script therefore cannot send anything twice, lose anything in a crash, or do any I/O at all.

@@ -7,7 +7,7 @@
 
 use async_trait::async_trait;
 use crm_core::actor::Context;
-use crm_core::comms::{Directory, Person, RulesHook, StaticDirectory};
+use crm_core::comms::{Directory, Person, StaticDirectory};
 use crm_core::event::EventKind;
 use crm_core::id::{PartnerId, TenantId, UserId};
 use crm_core::lead::{LeadCommand, LeadPartner, NewLead};
@@ -17,6 +17,7 @@ use crm_core::outbox::{
 };
 use crm_core::partner::NewPartner;
 use crm_core::service::CrmService;
+use crm_core::service::RulesHook;
 use crm_core::store::{PageRequest, Store};
 use crm_core::time::SystemClock;
 use crm_delivery::Dispatcher;

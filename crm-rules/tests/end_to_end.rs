@@ -3,7 +3,6 @@
 
 use chrono::{Duration, TimeZone, Utc};
 use crm_core::actor::Context;
-use crm_core::comms::RulesHook;
 use crm_core::event::EventKind;
 use crm_core::lead::{LeadCommand, LeadPartner, NewLead};
 use crm_core::money::Money;
@@ -11,6 +10,7 @@ use crm_core::outbox::OutboxStoreExt;
 use crm_core::outbox::{Channel, Notifier, OutboxStatus, OutboxStore};
 use crm_core::partner::{NewContact, NewPartner};
 use crm_core::service::CrmService;
+use crm_core::service::RulesHook;
 use crm_core::store::{PageRequest, Store, TimelineOf};
 use crm_core::time::{Clock, FixedClock};
 use crm_delivery::{tick, TaskNotifier};

@@ -4,12 +4,13 @@
 use async_trait::async_trait;
 use chrono::Duration;
 use crm_core::actor::Context;
-use crm_core::comms::{RuleEngine, RulesHook, Trigger, Views};
+use crm_core::comms::{RuleEngine, Trigger, Views};
 use crm_core::event::{DomainEvent, EventKind};
 use crm_core::lead::{Lead, TransitionError};
 use crm_core::outbox::{Channel, MemoryOutbox, OutboxStatus, OutboxStore};
 use crm_core::request::Request;
 use crm_core::service::CommitHook;
+use crm_core::service::RulesHook;
 use crm_core::store::{ChangeSet, PageRequest, Write};
 use crm_core::time::{FixedClock, Timestamp};
 use crm_core::{Error, Result};

@@ -8,6 +8,7 @@ use crate::actor::Actor;
 use crate::error::{Error, Result};
 use crate::event::RequestStatus;
 use crate::id::{CampaignId, CostEntryId, LeadId, PartnerId, RequestId, TenantId, UserId};
+pub use crate::kinds::OutcomeKind;
 use crate::lead::Priority;
 use crate::money::Money;
 use crate::request::Request;
@@ -206,70 +207,6 @@ pub enum CallOutcome {
     NotInterested,
     /// The number or person was wrong.
     WrongContact,
-}
-
-/// [`CallOutcome`] without its data: for counts and storage.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum OutcomeKind {
-    /// No answer.
-    NoAnswer,
-    /// Call back.
-    CallBack,
-    /// Interested.
-    Interested,
-    /// Not interested.
-    NotInterested,
-    /// Wrong contact.
-    WrongContact,
-}
-
-impl OutcomeKind {
-    /// Every kind, in code order.
-    pub const ALL: [OutcomeKind; 5] = [
-        Self::NoAnswer,
-        Self::CallBack,
-        Self::Interested,
-        Self::NotInterested,
-        Self::WrongContact,
-    ];
-
-    /// The small integer storage uses.
-    pub fn code(self) -> i16 {
-        self as i16
-    }
-
-    /// The inverse of [`OutcomeKind::code`].
-    pub fn from_code(c: i16) -> Option<Self> {
-        Self::ALL.get(usize::try_from(c).ok()?).copied()
-    }
-
-    /// Whether the call is finished with this outcome.
-    pub fn is_final(self) -> bool {
-        matches!(
-            self,
-            Self::Interested | Self::NotInterested | Self::WrongContact
-        )
-    }
-
-    /// Whether the person was reached.
-    pub fn reached(self) -> bool {
-        matches!(
-            self,
-            Self::CallBack | Self::Interested | Self::NotInterested
-        )
-    }
-
-    /// The word.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::NoAnswer => "no_answer",
-            Self::CallBack => "call_back",
-            Self::Interested => "interested",
-            Self::NotInterested => "not_interested",
-            Self::WrongContact => "wrong_contact",
-        }
-    }
 }
 
 impl CallOutcome {

@@ -15,6 +15,7 @@ use super::product::{code, decide_replace, Product, Recorded};
 use super::rate::AppliedRate;
 use crate::error::{Error, Result};
 use crate::id::{CampaignId, CategoryId, DocumentId, PartnerId, ProductId, TenantId, UserId};
+pub use crate::kinds::DocumentKind;
 use crate::money::{decimal_to_units, Currency, Money, MONEY_SCALE};
 use crate::partner::{LocationKind, Partner};
 use crate::time::Timestamp;
@@ -25,67 +26,6 @@ use std::collections::{BTreeMap, BTreeSet};
 
 /// The most lines a document may have.
 pub const MAX_LINES: usize = 1000;
-
-/// What a document is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum DocumentKind {
-    /// A sales invoice: revenue and cost of goods, a receivable.
-    Invoice,
-    /// A credit note: reverses revenue, cost of goods and the campaign link; reduces the receivable.
-    CreditNote,
-    /// A vendor bill: a payable (not revenue).
-    VendorBill,
-    /// A payment, received from a customer or sent to a vendor.
-    Payment,
-}
-
-impl DocumentKind {
-    /// The small integer storage uses.
-    pub fn code(self) -> i16 {
-        match self {
-            Self::Invoice => 0,
-            Self::CreditNote => 1,
-            Self::VendorBill => 2,
-            Self::Payment => 3,
-        }
-    }
-
-    /// The inverse of [`DocumentKind::code`].
-    pub fn from_code(c: i16) -> Option<Self> {
-        Some(match c {
-            0 => Self::Invoice,
-            1 => Self::CreditNote,
-            2 => Self::VendorBill,
-            3 => Self::Payment,
-            _ => return None,
-        })
-    }
-
-    /// The words, as in messages.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Invoice => "invoice",
-            Self::CreditNote => "credit note",
-            Self::VendorBill => "vendor bill",
-            Self::Payment => "payment",
-        }
-    }
-
-    /// +1 for revenue-bearing invoices, −1 for credit notes, 0 for the rest: the factor of revenue and cost.
-    pub fn revenue_sign(self) -> i64 {
-        match self {
-            Self::Invoice => 1,
-            Self::CreditNote => -1,
-            Self::VendorBill | Self::Payment => 0,
-        }
-    }
-
-    /// Whether the document has product lines.
-    pub fn has_lines(self) -> bool {
-        !matches!(self, Self::Payment)
-    }
-}
 
 /// Which way money moved.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

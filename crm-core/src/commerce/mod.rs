@@ -9,7 +9,7 @@
 //! conformance suite can prove each adapter equal to them on random data.
 //!
 //! The pure parts ([`NewDocument::record`], [`Campaign::launch`], [`record_outcome`], [`Criteria::check`], the
-//! `finish_*` derivations) decide; [`CommerceService`] loads, decides and commits one
+//! `finish_*` derivations) decide; [`CommerceService`](crate::service::CommerceService) loads, decides and commits one
 //! [`crate::store::ChangeSet`] per operation through [`crate::service::CrmService::commit`].
 
 mod campaign;
@@ -20,7 +20,6 @@ mod rate;
 pub mod reference;
 mod report;
 pub mod segment;
-mod service;
 pub mod store;
 
 pub use campaign::{
@@ -43,7 +42,6 @@ pub use report::{
     ProfitReport, ProfitRow, ProfitSums, Progress, Rank, RankOrder, SumsQuery,
 };
 pub use segment::{BoughtMode, Cmp, Criteria, Item, LastSale, Needs, MAX_DEPTH, MAX_NODES};
-pub use service::{CommerceService, DocumentOutcome, OutcomeResult};
 pub use store::{CommerceKey, CommerceRecord, CommerceStore, CommerceStoreExt, SegmentMember};
 
 use crate::id::TenantId;
@@ -131,11 +129,5 @@ impl CommerceWrite {
                 | Self::UpdateCampaign { .. }
                 | Self::UpdateCampaignTarget { .. }
         )
-    }
-}
-
-impl From<CommerceWrite> for crate::store::Write {
-    fn from(w: CommerceWrite) -> Self {
-        crate::store::Write::Commerce(w)
     }
 }

@@ -34,7 +34,7 @@ use super::segment::Criteria;
 use crate::error::Result;
 use crate::id::{CampaignId, CategoryId, DocumentId, PartnerId, ProductId, RequestId, TenantId};
 use crate::money::Currency;
-use crate::store::{Page, PageRequest};
+use crate::page::{Page, PageRequest};
 use async_trait::async_trait;
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};

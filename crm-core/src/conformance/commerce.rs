@@ -10,15 +10,16 @@ use crate::commerce::reference::{self, CampaignFacts, Facts};
 use crate::commerce::CommerceStoreExt;
 use crate::commerce::{
     BoughtMode, Bucket, CallOutcome, Campaign, CampaignCost, CampaignTarget, Channel, Cmp,
-    CommerceService, CommerceStore, Criteria, Document, DocumentKind, GroupBy, Item, LastSale,
-    NewCampaign, NewCategory, NewDocument, NewLine, NewProduct, OutcomeKind, PaymentDirection,
-    Period, ProfitQuery, Rank, RankOrder, Recorded, SumsQuery,
+    CommerceStore, Criteria, Document, DocumentKind, GroupBy, Item, LastSale, NewCampaign,
+    NewCategory, NewDocument, NewLine, NewProduct, OutcomeKind, PaymentDirection, Period,
+    ProfitQuery, Rank, RankOrder, Recorded, SumsQuery,
 };
 use crate::error::Error;
 use crate::id::{CategoryId, PartnerId, ProductId, TenantId, UserId};
 use crate::lead::{Lead, LeadCommand};
 use crate::money::{Currency, Money};
 use crate::partner::{LocationKind, NewLocation, NewPartner, Partner, PartnerRole};
+use crate::service::CommerceService;
 use crate::store::StoreExt;
 use crate::store::{PageRequest, Store};
 use crate::time::Clock;

@@ -1,29 +1,29 @@
 //! The commerce service: validate → decide (pure) → one change set → [`CrmService::commit`].
 
-use super::campaign::{
-    record_outcome, CallOutcome, Campaign, CampaignCost, CampaignTarget, Launch, NewCampaign,
-    OutcomeKind,
-};
-use super::document::{Document, DocumentFacts, DocumentKind, NewDocument, PaymentDirection};
-use super::period::Period;
-use super::product::{Category, NewCategory, NewProduct, Product, Recorded};
-use super::rate::{missing_rate, AppliedRate, ExchangeRate, RateSource};
-use super::report::{
+use super::{lead_subject, request_subject, CrmService};
+use crate::actor::Context;
+use crate::commerce::CommerceStoreExt;
+use crate::commerce::CommerceWrite;
+use crate::commerce::Period;
+use crate::commerce::{
     finish_campaign, finish_profitability, Balance, CampaignReport, GroupBy, OpenItem, ProfitQuery,
     ProfitReport, ProfitSums, Progress, SumsQuery,
 };
-use super::segment::{Criteria, Item};
-use super::store::{CommerceStore, SegmentMember};
-use super::CommerceWrite;
-use crate::actor::Context;
-use crate::commerce::CommerceStoreExt;
+use crate::commerce::{missing_rate, AppliedRate, ExchangeRate, RateSource};
+use crate::commerce::{
+    record_outcome, CallOutcome, Campaign, CampaignCost, CampaignTarget, Launch, NewCampaign,
+    OutcomeKind,
+};
+use crate::commerce::{Category, NewCategory, NewProduct, Product, Recorded};
+use crate::commerce::{CommerceStore, SegmentMember};
+use crate::commerce::{Criteria, Item};
+use crate::commerce::{Document, DocumentFacts, DocumentKind, NewDocument, PaymentDirection};
 use crate::error::{Error, Result};
 use crate::event::{DomainEvent, EventKind, StageHistoryEntry, Subject};
 use crate::id::{CampaignId, CategoryId, PartnerId, ProductId, RequestId, TenantId};
 use crate::lead::{Lead, LeadSource, NewLead, StatusKind};
 use crate::money::{Currency, Money};
 use crate::request::Request;
-use crate::service::{lead_subject, request_subject, CrmService};
 use crate::store::StoreExt;
 use crate::store::{ChangeSet, Write};
 use chrono::NaiveDate;
@@ -143,7 +143,7 @@ impl CommerceService {
         input: NewCategory,
         version: Option<u64>,
     ) -> Result<Recorded<Category>> {
-        let code = super::product::code("code", &input.code)?;
+        let code = crate::commerce::code("code", &input.code)?;
         let existing = self.store.category_by_code(ctx.tenant, &code).await?;
         let r = input.record(
             ctx.tenant,
@@ -194,7 +194,7 @@ impl CommerceService {
         input: NewProduct,
         version: Option<u64>,
     ) -> Result<Recorded<Product>> {
-        let code = super::product::code("code", &input.code)?;
+        let code = crate::commerce::code("code", &input.code)?;
         if let Some(c) = input.category {
             if self.store.categories(ctx.tenant, &[c]).await?.is_empty() {
                 return Err(Error::invalid(
@@ -285,7 +285,7 @@ impl CommerceService {
         }
         for s in &self.rates {
             if let Some(rate) = s.rate(from, self.reporting, on).await? {
-                super::rate::check_rate("rate", rate)?;
+                crate::commerce::check_rate("rate", rate)?;
                 return Ok(AppliedRate {
                     reporting: self.reporting,
                     rate: rate.normalize(),

@@ -5,6 +5,12 @@
 //! stage-history step, plus whatever the [`CommitHook`]s add, such as the rules' outbox rows) and then hands the
 //! committed events to every [`EventSubscriber`].
 
+mod commerce;
+mod rules;
+
+pub use commerce::{CommerceService, DocumentOutcome, OutcomeResult};
+pub use rules::{decision_writes, RulesHook};
+
 use crate::actor::Context;
 use crate::dedupe::{self, DuplicateCandidate};
 use crate::error::{Error, Result};

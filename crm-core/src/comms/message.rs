@@ -1,0 +1,300 @@
+//! The outbox message (what the rules decided, addressed to one person by one channel), the retry policy and the
+//! [`Notifier`] port that delivers it.
+
+use super::*;
+
+/// How a message reaches its recipient.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Channel {
+    /// The person's in-app inbox.
+    InApp,
+    /// E-mail, rendered from a template.
+    Email,
+    /// A task for the host to carry out (open a request, reassign, tag, follow up).
+    Task,
+}
+
+impl Channel {
+    /// The channel's name.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::InApp => "in_app",
+            Self::Email => "email",
+            Self::Task => "task",
+        }
+    }
+
+    /// The inverse of [`Channel::as_str`].
+    pub fn parse(s: &str) -> Result<Self> {
+        Ok(match s {
+            "in_app" => Self::InApp,
+            "email" => Self::Email,
+            "task" => Self::Task,
+            other => {
+                return Err(Error::invalid(
+                    "channel",
+                    format!("unknown channel `{other}`"),
+                ))
+            }
+        })
+    }
+}
+
+/// Where a message goes, resolved through the directory when it was decided.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct ResolvedRecipient {
+    /// The user, when the recipient is one.
+    pub user: Option<UserId>,
+    /// Display name.
+    pub name: Option<String>,
+    /// E-mail address.
+    pub email: Option<String>,
+}
+
+impl ResolvedRecipient {
+    /// A short label for messages: the name, else the e-mail, else the user id.
+    pub fn label(&self) -> String {
+        self.name
+            .clone()
+            .or_else(|| self.email.clone())
+            .or_else(|| self.user.map(|u| u.to_string()))
+            .unwrap_or_else(|| "nobody".to_string())
+    }
+
+    /// The part of an idempotency key naming this recipient (user id, else e-mail).
+    pub fn key(&self) -> String {
+        match (&self.user, &self.email) {
+            (Some(u), _) => u.to_string(),
+            (None, Some(e)) => e.to_lowercase(),
+            (None, None) => "-".to_string(),
+        }
+    }
+}
+
+/// What a message says.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Payload {
+    /// Subject line (in-app), or the action's name (task); empty for templated e-mail.
+    pub subject: String,
+    /// Text (in-app).
+    pub body: String,
+    /// The e-mail template's name.
+    pub template: Option<String>,
+    /// The template's variables, or the task's record ids.
+    pub vars: serde_json::Value,
+    /// The action to carry out (task channel).
+    pub action: Option<Action>,
+}
+
+/// Where a message is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OutboxStatus {
+    /// Waiting for (another) delivery attempt.
+    Pending,
+    /// Delivered.
+    Delivered,
+    /// Given up after too many attempts or a permanent error; an operator may retry it.
+    Dead,
+}
+
+impl OutboxStatus {
+    /// The status as a word.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Delivered => "delivered",
+            Self::Dead => "dead",
+        }
+    }
+
+    /// The inverse of [`OutboxStatus::as_str`].
+    pub fn parse(s: &str) -> Result<Self> {
+        Ok(match s {
+            "pending" => Self::Pending,
+            "delivered" => Self::Delivered,
+            "dead" => Self::Dead,
+            other => {
+                return Err(Error::invalid(
+                    "status",
+                    format!("unknown outbox status `{other}`"),
+                ))
+            }
+        })
+    }
+}
+
+/// One decided message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutboxMessage {
+    /// The message's id.
+    pub id: OutboxId,
+    /// The tenant.
+    pub tenant: TenantId,
+    /// Unique per tenant: `<trigger>/<rule>/<action index>/<recipient>`. A second enqueue with the same key is
+    /// ignored, and notifiers deduplicate on it.
+    pub idempotency_key: String,
+    /// The rule that decided it.
+    pub rule: String,
+    /// The channel.
+    pub channel: Channel,
+    /// The recipient.
+    pub recipient: ResolvedRecipient,
+    /// The content.
+    pub payload: Payload,
+    /// The status.
+    pub status: OutboxStatus,
+    /// Delivery attempts so far (a claim counts as an attempt).
+    pub attempts: u32,
+    /// When it may next be claimed (while claimed: when the lease ends).
+    pub next_attempt_at: Timestamp,
+    /// The last delivery error.
+    pub last_error: Option<String>,
+    /// When it was decided.
+    pub created_at: Timestamp,
+    /// When it was delivered.
+    pub delivered_at: Option<Timestamp>,
+}
+
+/// A notification in a person's in-app inbox.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InboxItem {
+    /// The item's id.
+    pub id: InboxItemId,
+    /// The tenant.
+    pub tenant: TenantId,
+    /// Whose inbox.
+    pub user: UserId,
+    /// The outbox message it came from (one item per message).
+    pub message: OutboxId,
+    /// The rule that decided it.
+    pub rule: String,
+    /// Subject line.
+    pub subject: String,
+    /// Text.
+    pub body: String,
+    /// When it arrived.
+    pub created_at: Timestamp,
+    /// When it was read; `None` while unread.
+    pub read_at: Option<Timestamp>,
+}
+
+impl InboxItem {
+    /// The inbox item an in-app message becomes; fails when the message has no user.
+    pub fn from_message(m: &OutboxMessage, at: Timestamp) -> Result<Self> {
+        let user = m.recipient.user.ok_or_else(|| {
+            Error::invalid("recipient", "an in-app message needs a user as recipient")
+        })?;
+        Ok(Self {
+            id: InboxItemId::new(),
+            tenant: m.tenant,
+            user,
+            message: m.id,
+            rule: m.rule.clone(),
+            subject: m.payload.subject.clone(),
+            body: m.payload.body.clone(),
+            created_at: at,
+            read_at: None,
+        })
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------- policy
+
+/// Retries with exponential back-off, then a dead letter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RetryPolicy {
+    /// After this many failed attempts the message is dead.
+    pub max_attempts: u32,
+    /// The wait after the first failure.
+    pub base_seconds: i64,
+    /// The longest wait.
+    pub cap_seconds: i64,
+    /// How long a claim lasts before another dispatcher may take the message (a crashed dispatcher's claims
+    /// expire after this).
+    pub lease_seconds: i64,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            max_attempts: 8,
+            base_seconds: 30,
+            cap_seconds: 3600,
+            lease_seconds: 120,
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// The wait after the `attempts`-th failed attempt: base × 2^(attempts−1), capped.
+    ///
+    /// ```
+    /// use crm_core::outbox::RetryPolicy;
+    /// let p = RetryPolicy { max_attempts: 5, base_seconds: 10, cap_seconds: 60, lease_seconds: 30 };
+    /// let waits: Vec<i64> = (1..=5).map(|a| p.backoff(a).num_seconds()).collect();
+    /// assert_eq!(waits, [10, 20, 40, 60, 60]);
+    /// ```
+    pub fn backoff(&self, attempts: u32) -> Duration {
+        let exp = attempts.saturating_sub(1).min(30);
+        let secs = self.base_seconds.saturating_mul(1i64 << exp);
+        Duration::seconds(secs.min(self.cap_seconds).max(0))
+    }
+
+    /// What to do after a failed attempt: retry at some time, or give up.
+    pub fn after_failure(&self, attempts: u32, error: &DeliveryError, now: Timestamp) -> NextStep {
+        match error {
+            DeliveryError::Permanent(_) => NextStep::Dead,
+            DeliveryError::Transient(_) if attempts >= self.max_attempts => NextStep::Dead,
+            DeliveryError::Transient(_) => NextStep::RetryAt(now + self.backoff(attempts)),
+        }
+    }
+
+    /// The lease as a duration.
+    pub fn lease(&self) -> Duration {
+        Duration::seconds(self.lease_seconds)
+    }
+}
+
+/// The decision after a failed delivery.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NextStep {
+    /// Try again at this time.
+    RetryAt(Timestamp),
+    /// Give up: dead letter.
+    Dead,
+}
+
+// ---------------------------------------------------------------------------------------------------- traits
+
+/// Why a delivery failed, and so what the dispatcher does next.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DeliveryError {
+    /// Worth retrying later (server unreachable, timeout, 4xx SMTP reply): the dispatcher retries with back-off,
+    /// and dead-letters after [`RetryPolicy::max_attempts`].
+    #[error("temporary failure: {0}")]
+    Transient(String),
+    /// Retrying cannot help (recipient refused, template error, no address): the message goes straight to the dead
+    /// letters, with this message, for an operator.
+    #[error("permanent failure: {0}")]
+    Permanent(String),
+}
+
+/// Delivers one message. The one required method; everything else (retries, back-off, dead letters, leases) is the
+/// dispatcher (`crm_delivery::Dispatcher`)'s.
+///
+/// # Behaviour
+///
+/// - `Ok(())`: the message was handed over; the dispatcher marks it delivered.
+/// - `Err(DeliveryError::Transient)`: nothing was (reliably) handed over; it will be retried with back-off.
+/// - `Err(DeliveryError::Permanent)`: it will never work; the message becomes a dead letter naming the error.
+///
+/// A message may be delivered again after a crash between hand-over and the dispatcher recording it: deduplicate on
+/// [`OutboxMessage::idempotency_key`] where the medium allows it. An implementation bounds its own time (the
+/// dispatcher waits for it).
+#[async_trait]
+pub trait Notifier: Send + Sync + Debug {
+    /// Delivers `message`.
+    async fn deliver(&self, message: &OutboxMessage) -> std::result::Result<(), DeliveryError>;
+}

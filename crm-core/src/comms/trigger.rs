@@ -1,0 +1,277 @@
+//! Triggers: the events and timers the rules react to, and the read-only views of the records they concern.
+
+use super::*;
+
+/// The longest timer a rule may declare, in days (ten years): `lead_idle` and `request_overdue` count days,
+/// `request_due_soon` counts hours up to [`MAX_TIMER_HOURS`]. Longer is a typing mistake, and would reach outside
+/// the calendar.
+pub const MAX_TIMER_DAYS: u32 = 3650;
+/// [`MAX_TIMER_DAYS`] in hours: the longest `request_due_soon` timer, and the furthest a task may be due
+/// ([`Action::OpenRequest`]'s `due_in_hours`, [`Action::ScheduleFollowUp`]'s `in_hours`).
+pub const MAX_TIMER_HOURS: u32 = MAX_TIMER_DAYS * 24;
+
+/// A time-driven trigger, as a rule set declares it. Its amount is at most [`MAX_TIMER_DAYS`] days (or
+/// [`MAX_TIMER_HOURS`] hours): [`TimerTrigger::parse`] and deserialisation refuse more.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "TimerRepr", into = "TimerRepr")]
+pub enum TimerTrigger {
+    /// An open lead has seen no change for `days` days.
+    LeadIdle {
+        /// Days without activity.
+        days: u32,
+    },
+    /// An active request is due within `hours` hours.
+    RequestDueSoon {
+        /// Hours before the due time.
+        hours: u32,
+    },
+    /// An active request is overdue by at least `days` days (0 = as soon as it is overdue).
+    RequestOverdue {
+        /// Days past the due time.
+        days: u32,
+    },
+    /// An open lead's expected close date has passed.
+    CloseDatePassed,
+    /// An active request has been open for `days` days, whether or not it has a due date.
+    RequestAge {
+        /// Days since it was opened.
+        days: u32,
+    },
+}
+
+impl TimerTrigger {
+    /// The timer's name as scripts see it (`lead_idle`, `request_due_soon`, `request_overdue`,
+    /// `close_date_passed`, `request_age`).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::LeadIdle { .. } => "lead_idle",
+            Self::RequestDueSoon { .. } => "request_due_soon",
+            Self::RequestOverdue { .. } => "request_overdue",
+            Self::CloseDatePassed => "close_date_passed",
+            Self::RequestAge { .. } => "request_age",
+        }
+    }
+
+    /// The timer's parameter (days or hours; 0 for [`TimerTrigger::CloseDatePassed`]).
+    pub fn amount(&self) -> u32 {
+        match self {
+            Self::LeadIdle { days } | Self::RequestOverdue { days } | Self::RequestAge { days } => {
+                *days
+            }
+            Self::RequestDueSoon { hours } => *hours,
+            Self::CloseDatePassed => 0,
+        }
+    }
+
+    /// Checks the amount is at most [`MAX_TIMER_DAYS`] days ([`MAX_TIMER_HOURS`] hours for `request_due_soon`).
+    pub fn check(&self) -> Result<()> {
+        let (max, unit) = match self {
+            Self::LeadIdle { .. } | Self::RequestOverdue { .. } | Self::RequestAge { .. } => {
+                (MAX_TIMER_DAYS, "days")
+            }
+            Self::RequestDueSoon { .. } => (MAX_TIMER_HOURS, "hours"),
+            Self::CloseDatePassed => return Ok(()),
+        };
+        if self.amount() > max {
+            return Err(Error::invalid(
+                "timer",
+                format!("`{self}` is over the longest timer, {max} {unit} ({MAX_TIMER_DAYS} days)"),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The instant a timer's candidates are compared with at `now`: `now − days` for `lead_idle`,
+    /// `request_overdue` and `request_age`, `now + hours` for `request_due_soon`, `now` for `close_date_passed`. Checked: an amount
+    /// over the maximum, or a bound outside the calendar, is an error naming the timer, never a panic.
+    pub fn bound(&self, now: Timestamp) -> Result<Timestamp> {
+        self.check()?;
+        let amount = i64::from(self.amount());
+        let bound = match self {
+            Self::LeadIdle { .. } | Self::RequestOverdue { .. } | Self::RequestAge { .. } => {
+                Duration::try_days(amount).and_then(|d| now.checked_sub_signed(d))
+            }
+            Self::RequestDueSoon { .. } => {
+                Duration::try_hours(amount).and_then(|d| now.checked_add_signed(d))
+            }
+            Self::CloseDatePassed => Some(now),
+        };
+        bound.ok_or_else(|| {
+            Error::invalid(
+                "timer",
+                format!("`{self}` at {now} reaches outside the calendar"),
+            )
+        })
+    }
+
+    /// Parses the compact form scripts use: `lead_idle:3`, `request_due_soon:24`, `request_overdue:0`,
+    /// `request_age:5`, `close_date_passed`. Amounts over [`MAX_TIMER_DAYS`] days ([`MAX_TIMER_HOURS`] hours) are refused.
+    pub fn parse(s: &str) -> Result<Self> {
+        let (name, n) = match s.split_once(':') {
+            Some((a, b)) => (a.trim(), Some(b.trim())),
+            None => (s.trim(), None),
+        };
+        let num = |what: &str| -> Result<u32> {
+            let n = n.ok_or_else(|| {
+                Error::invalid(
+                    "timer",
+                    format!("`{s}` needs a number of {what}, as in `{name}:3`"),
+                )
+            })?;
+            n.parse::<u32>().map_err(|_| {
+                Error::invalid(
+                    "timer",
+                    format!("`{n}` in `{s}` is not a whole number of {what}"),
+                )
+            })
+        };
+        let timer = match name {
+            "lead_idle" => Self::LeadIdle { days: num("days")? },
+            "request_due_soon" => Self::RequestDueSoon {
+                hours: num("hours")?,
+            },
+            "request_overdue" => Self::RequestOverdue { days: num("days")? },
+            "close_date_passed" => Self::CloseDatePassed,
+            "request_age" => Self::RequestAge { days: num("days")? },
+            other => {
+                return Err(Error::invalid(
+                    "timer",
+                    format!(
+                        "unknown timer `{other}`: use lead_idle:N, request_due_soon:N, request_overdue:N, \
+                         request_age:N or close_date_passed"
+                    ),
+                ))
+            }
+        };
+        timer.check()?;
+        Ok(timer)
+    }
+}
+
+/// The serialised form of [`TimerTrigger`] (`{"type": "lead_idle", "days": 3}`), checked on the way in.
+#[derive(Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum TimerRepr {
+    LeadIdle { days: u32 },
+    RequestDueSoon { hours: u32 },
+    RequestOverdue { days: u32 },
+    CloseDatePassed,
+    RequestAge { days: u32 },
+}
+
+impl TryFrom<TimerRepr> for TimerTrigger {
+    type Error = Error;
+
+    fn try_from(r: TimerRepr) -> Result<Self> {
+        let t = match r {
+            TimerRepr::LeadIdle { days } => Self::LeadIdle { days },
+            TimerRepr::RequestDueSoon { hours } => Self::RequestDueSoon { hours },
+            TimerRepr::RequestOverdue { days } => Self::RequestOverdue { days },
+            TimerRepr::CloseDatePassed => Self::CloseDatePassed,
+            TimerRepr::RequestAge { days } => Self::RequestAge { days },
+        };
+        t.check()?;
+        Ok(t)
+    }
+}
+
+impl From<TimerTrigger> for TimerRepr {
+    fn from(t: TimerTrigger) -> Self {
+        match t {
+            TimerTrigger::LeadIdle { days } => Self::LeadIdle { days },
+            TimerTrigger::RequestDueSoon { hours } => Self::RequestDueSoon { hours },
+            TimerTrigger::RequestOverdue { days } => Self::RequestOverdue { days },
+            TimerTrigger::CloseDatePassed => Self::CloseDatePassed,
+            TimerTrigger::RequestAge { days } => Self::RequestAge { days },
+        }
+    }
+}
+
+impl fmt::Display for TimerTrigger {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::CloseDatePassed => f.write_str(self.name()),
+            _ => write!(f, "{}:{}", self.name(), self.amount()),
+        }
+    }
+}
+
+/// One firing of a timer for one record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TimerFiring {
+    /// The tenant.
+    pub tenant: TenantId,
+    /// When the scheduler fired it.
+    pub at: Timestamp,
+    /// Which timer.
+    pub timer: TimerTrigger,
+    /// The record it fired for.
+    pub subject: Subject,
+    /// The stable identity of this firing: the same situation (record, timer, the instant the idle or due period
+    /// started) always gives the same key, so repeated ticks decide the same outbox messages, which the outbox's
+    /// idempotency keys then ignore.
+    pub key: String,
+}
+
+/// What a rule reacts to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "trigger", rename_all = "snake_case")]
+pub enum Trigger {
+    /// A domain event.
+    Event(DomainEvent),
+    /// A timer firing.
+    Timer(TimerFiring),
+}
+
+impl Trigger {
+    /// The tenant.
+    pub fn tenant(&self) -> TenantId {
+        match self {
+            Self::Event(e) => e.tenant,
+            Self::Timer(t) => t.tenant,
+        }
+    }
+
+    /// When it happened.
+    pub fn at(&self) -> Timestamp {
+        match self {
+            Self::Event(e) => e.at,
+            Self::Timer(t) => t.at,
+        }
+    }
+
+    /// The records it concerns.
+    pub fn subject(&self) -> Subject {
+        match self {
+            Self::Event(e) => e.subject,
+            Self::Timer(t) => t.subject,
+        }
+    }
+
+    /// The event kind name (`lead_stage_moved`) or the timer name (`lead_idle`).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Event(e) => e.kind.name(),
+            Self::Timer(t) => t.timer.name(),
+        }
+    }
+
+    /// The trigger's stable key: the event id, or the timer firing's key. Outbox idempotency keys start with it.
+    pub fn key(&self) -> String {
+        match self {
+            Self::Event(e) => format!("event:{}", e.id),
+            Self::Timer(t) => format!("timer:{}", t.key),
+        }
+    }
+}
+
+/// Read-only views of the records a trigger concerns, as far as the host has them at hand.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Views {
+    /// The lead (after the change).
+    pub lead: Option<Lead>,
+    /// The partner.
+    pub partner: Option<Partner>,
+    /// The request (after the change).
+    pub request: Option<Request>,
+}
