@@ -330,9 +330,10 @@ impl CrmService {
     /// another tenant, on the pipeline's fields (`stages`, `stages[2].probability`, …) for a raw pipeline that
     /// breaks [`Pipeline::check`](crate::pipeline::Pipeline::check), on field `writes` (on PostgreSQL, the referring
     /// column) for a write referring to a record the tenant does not have; [`Error::AlreadyExists`] for an insert of
-    /// an existing record; [`Error::Conflict`] for an update whose expected version is stale; [`Error::Storage`] when the store cannot be read or the change
-    /// cannot be committed (nothing is then written), and whatever a [`CommitHook`] returns (a rule's guard refuses
-    /// with [`Error::Transition`] carrying [`RefusedByRule`](crate::lead::TransitionError::RefusedByRule)).
+    /// an existing record; [`Error::Conflict`] for an update whose expected version is stale; [`Error::Storage`]
+    /// when the store cannot be read or the change cannot be committed (nothing is then written), and whatever a
+    /// [`CommitHook`] returns (a rule's guard refuses with [`Error::Transition`] carrying
+    /// [`RefusedByRule`](crate::lead::TransitionError::RefusedByRule)).
     pub async fn commit(&self, ctx: &Context, changes: ChangeSet) -> Result<Vec<DomainEvent>> {
         let loaded = if self.hooks.is_empty() {
             Loaded::default()
