@@ -97,46 +97,284 @@ pub struct Crm {
 
 impl Crm {
     /// A builder.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use crm::{Context, Crm, Error};
+    /// # use crm::id::{TenantId, UserId};
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> crm::Result<()> {
+    ///
+    /// let crm = Crm::builder().sqlite_in_memory().build().await?;
+    /// assert_eq!(crm.commerce().reporting().code(), "EUR"); // the default reporting currency
+    /// # Ok(()) }
+    /// ```
     pub fn builder() -> CrmBuilder {
         CrmBuilder::default()
     }
 
     /// Partners, pipelines, leads, requests, comments and timelines.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use crm::{Context, Crm, Error};
+    /// # use crm::id::{TenantId, UserId};
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> crm::Result<()> {
+    /// # let crm = Crm::builder().sqlite_in_memory().build().await?;
+    /// # let ctx = Context::user(TenantId::new(), UserId::new());
+    /// use crm::{LeadPartner, NewLead, NewPartner};
+    /// let pipeline = crm.leads().setup_tenant(&ctx).await?;
+    /// let partner = LeadPartner::New { partner: NewPartner::company("Acme SRL") };
+    /// let lead = crm.leads().enter_lead(&ctx, NewLead::new(partner, "Forklifts")).await?.record;
+    /// assert_eq!(lead.stage, pipeline.stages[0].id);
+    /// assert_eq!(crm.leads().lead(ctx.tenant, lead.id).await?, lead);
+    /// # Ok(()) }
+    /// ```
     pub fn leads(&self) -> &LeadService {
         &self.leads
     }
 
     /// Products, documents, exchange rates, balances and open items, segments, campaigns and profitability.
+    ///
+    /// # Examples
+    ///
+    /// Documents, converted into the reporting currency (EUR by default) at their issue date:
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use crm::{Context, Crm, Error};
+    /// # use crm::id::{TenantId, UserId};
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> crm::Result<()> {
+    /// # let crm = Crm::builder().sqlite_in_memory().build().await?;
+    /// # let ctx = Context::user(TenantId::new(), UserId::new());
+    /// use chrono::{Duration, NaiveDate};
+    /// use crm::commerce::{NewDocument, NewLine, NewProduct};
+    /// use crm::NewPartner;
+    /// use rust_decimal::Decimal;
+    /// let acme = crm.leads().create_partner(&ctx, NewPartner::company("Acme SRL")).await?.record;
+    /// let drill = NewProduct { code: "P-1".into(), name: "Drill".into(), category: None };
+    /// let drill = crm.commerce().record_product(&ctx, drill, None).await?.record().id;
+    /// let on = NaiveDate::from_ymd_opt(2026, 3, 2).unwrap();
+    /// crm.commerce().record_rate(&ctx, "RON", "EUR", on, Decimal::new(2, 1)).await?; // 1 RON = 0.2 EUR
+    /// let line = NewLine::new(drill, Decimal::from(2), Decimal::from(500), Decimal::from(300)); // 2 × 500 RON
+    /// let invoice = NewDocument::invoice("INV-1", acme.id, on, "RON", vec![line]).due(on + Duration::days(30));
+    /// assert!(crm.commerce().record_document(&ctx, invoice.clone()).await?.recorded.changed());
+    /// assert!(!crm.commerce().record_document(&ctx, invoice).await?.recorded.changed()); // the same again: a no-op
+    /// let balances = crm.commerce().balances(ctx.tenant, acme.id, Some(on)).await?;
+    /// assert_eq!((balances[0].currency.code(), balances[0].receivable), ("RON", Decimal::from(1000)));
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// A telemarketing campaign, from its segment to its report:
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use crm::{Context, Crm, Error};
+    /// # use crm::id::{TenantId, UserId};
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> crm::Result<()> {
+    /// # let crm = Crm::builder().sqlite_in_memory().build().await?;
+    /// # let agent = UserId::new();
+    /// # let ctx = Context::user(TenantId::new(), agent);
+    /// use chrono::NaiveDate;
+    /// use crm::commerce::{CallOutcome, Channel, Criteria, NewCampaign, Period};
+    /// use crm::{NewPartner, PartnerRole};
+    /// crm.leads().setup_tenant(&ctx).await?; // interested customers become leads in its default pipeline
+    /// crm.leads().create_partner(&ctx, NewPartner::company("Acme SRL").with_role(PartnerRole::Customer)).await?;
+    /// let march = |d| NaiveDate::from_ymd_opt(2026, 3, d).unwrap();
+    /// let campaign = crm.commerce().create_campaign(&ctx, NewCampaign {
+    ///     name: "Spring calls".into(), channel: Channel::Telemarketing, period: Period::new(march(1), march(31))?,
+    ///     owner: agent, agents: vec![agent], script: None, budget: None,
+    ///     criteria: Some(Criteria::Role { role: PartnerRole::Customer }),
+    /// }).await?;
+    /// let launch = crm.commerce().launch_campaign(&ctx, campaign.id, campaign.version).await?;
+    /// assert_eq!(launch.calls.len(), 1); // one call to each customer, for the agent
+    /// let called = crm.commerce().record_call_outcome(&ctx, launch.calls[0].id, CallOutcome::Interested).await?;
+    /// assert!(called.lead.is_some());
+    /// let report = crm.commerce().campaign_report(ctx.tenant, campaign.id, None).await?;
+    /// assert_eq!((report.targets, report.interested, report.leads), (1, 1, 1));
+    /// crm.commerce().close_campaign(&ctx, campaign.id, launch.campaign.version).await?;
+    /// # Ok(()) }
+    /// ```
     pub fn commerce(&self) -> &CommerceService {
         &self.commerce
     }
 
     /// The backend every capability reads and writes.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use crm::{Context, Crm, Error};
+    /// # use crm::id::{TenantId, UserId};
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> crm::Result<()> {
+    /// # let crm = Crm::builder().sqlite_in_memory().build().await?;
+    /// # let ctx = Context::user(TenantId::new(), UserId::new());
+    /// use crm::StoreExt;
+    /// let pipeline = crm.leads().setup_tenant(&ctx).await?;
+    /// assert_eq!(crm.backend().pipelines(ctx.tenant).await?, vec![pipeline]);
+    /// # Ok(()) }
+    /// ```
     pub fn backend(&self) -> &Arc<dyn Backend> {
         &self.backend
     }
 
     /// The transactional outbox (messages the rules decided) and the in-app inboxes.
+    ///
+    /// # Examples
+    ///
+    /// With a rule that notifies the owner of every new lead:
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use crm::{Context, Crm, Error};
+    /// # use crm::id::{TenantId, UserId};
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> crm::Result<()> {
+    /// # use crm::rules::{Limits, RhaiRuleEngine, RuleSet, RuleSource};
+    /// # use crm::{LeadPartner, NewLead, NewPartner, StaticDirectory};
+    /// # let (tenant, ana) = (TenantId::new(), UserId::new());
+    /// # let ctx = Context::user(tenant, ana);
+    /// # let code = r#"fn on_lead_entered(ev) { notify("owner", `New lead: ${ev.title}`, "Call them."); }"#;
+    /// # let rules = RuleSet::compile([RuleSource::new("welcome", code)], Limits::default()).expect("it compiles");
+    /// # let engine = Arc::new(RhaiRuleEngine::new(rules));
+    /// # let directory = Arc::new(StaticDirectory::new(tenant).with_user(ana, "Ana", None, &["sales"], None));
+    /// # let crm = Crm::builder().sqlite_in_memory().rules(engine, directory).build().await?;
+    /// # crm.leads().setup_tenant(&ctx).await?;
+    /// # let partner = LeadPartner::New { partner: NewPartner::company("Acme SRL") };
+    /// # let lead = crm.leads().enter_lead(&ctx, NewLead::new(partner, "Forklifts").with_owner(ana)).await?.record;
+    /// use crm::{OutboxStatus, OutboxStore, PageRequest};
+    /// // The rule decided a notification in the same transaction as the lead:
+    /// let pending = crm.outbox().list_outbox(tenant, OutboxStatus::Pending, &PageRequest::default()).await?;
+    /// assert_eq!(pending.items.len(), 1);
+    /// assert_eq!(pending.items[0].rule, "welcome");
+    /// # Ok(()) }
+    /// ```
     pub fn outbox(&self) -> Arc<dyn OutboxStore> {
         self.backend.clone()
     }
 
     /// The clock every service uses.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use crm::{Context, Crm, Error};
+    /// # use crm::id::{TenantId, UserId};
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> crm::Result<()> {
+    ///
+    /// use chrono::{TimeZone, Utc};
+    /// use crm::FixedClock;
+    /// let at = Utc.with_ymd_and_hms(2026, 3, 2, 9, 0, 0).unwrap();
+    /// let crm = Crm::builder().sqlite_in_memory().clock(Arc::new(FixedClock::new(at))).build().await?;
+    /// assert_eq!(crm.clock().now(), at);
+    /// # Ok(()) }
+    /// ```
     pub fn clock(&self) -> &Arc<dyn Clock> {
         self.leads.clock()
     }
 
     /// A dispatcher delivering the outbox through `notifier` (route channels with a [`ChannelRouter`]).
+    ///
+    /// # Examples
+    ///
+    /// With a rule that notifies the owner of every new lead:
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use crm::{Context, Crm, Error};
+    /// # use crm::id::{TenantId, UserId};
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> crm::Result<()> {
+    /// # use crm::rules::{Limits, RhaiRuleEngine, RuleSet, RuleSource};
+    /// # use crm::{LeadPartner, NewLead, NewPartner, StaticDirectory};
+    /// # let (tenant, ana) = (TenantId::new(), UserId::new());
+    /// # let ctx = Context::user(tenant, ana);
+    /// # let code = r#"fn on_lead_entered(ev) { notify("owner", `New lead: ${ev.title}`, "Call them."); }"#;
+    /// # let rules = RuleSet::compile([RuleSource::new("welcome", code)], Limits::default()).expect("it compiles");
+    /// # let engine = Arc::new(RhaiRuleEngine::new(rules));
+    /// # let directory = Arc::new(StaticDirectory::new(tenant).with_user(ana, "Ana", None, &["sales"], None));
+    /// # let crm = Crm::builder().sqlite_in_memory().rules(engine, directory).build().await?;
+    /// # crm.leads().setup_tenant(&ctx).await?;
+    /// # let partner = LeadPartner::New { partner: NewPartner::company("Acme SRL") };
+    /// # let lead = crm.leads().enter_lead(&ctx, NewLead::new(partner, "Forklifts").with_owner(ana)).await?.record;
+    /// use crm::{Channel, ChannelRouter, OutboxStatus, OutboxStore, PageRequest};
+    /// let router = ChannelRouter::new().route(Channel::InApp, Arc::new(crm.inbox_notifier()));
+    /// let report = crm.dispatcher(Arc::new(router)).drain(100).await?;
+    /// assert_eq!((report.delivered, report.retried, report.dead), (1, 0, 0));
+    /// let pending = crm.outbox().list_outbox(tenant, OutboxStatus::Pending, &PageRequest::default()).await?;
+    /// assert!(pending.items.is_empty());
+    /// # Ok(()) }
+    /// ```
     pub fn dispatcher(&self, notifier: Arc<dyn Notifier>) -> Dispatcher {
         Dispatcher::new(self.outbox(), notifier, self.clock().clone())
     }
 
     /// Delivers in-app messages into the users' inboxes of this backend.
+    ///
+    /// # Examples
+    ///
+    /// With a rule that notifies the owner of every new lead:
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use crm::{Context, Crm, Error};
+    /// # use crm::id::{TenantId, UserId};
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> crm::Result<()> {
+    /// # use crm::rules::{Limits, RhaiRuleEngine, RuleSet, RuleSource};
+    /// # use crm::{LeadPartner, NewLead, NewPartner, StaticDirectory};
+    /// # let (tenant, ana) = (TenantId::new(), UserId::new());
+    /// # let ctx = Context::user(tenant, ana);
+    /// # let code = r#"fn on_lead_entered(ev) { notify("owner", `New lead: ${ev.title}`, "Call them."); }"#;
+    /// # let rules = RuleSet::compile([RuleSource::new("welcome", code)], Limits::default()).expect("it compiles");
+    /// # let engine = Arc::new(RhaiRuleEngine::new(rules));
+    /// # let directory = Arc::new(StaticDirectory::new(tenant).with_user(ana, "Ana", None, &["sales"], None));
+    /// # let crm = Crm::builder().sqlite_in_memory().rules(engine, directory).build().await?;
+    /// # crm.leads().setup_tenant(&ctx).await?;
+    /// # let partner = LeadPartner::New { partner: NewPartner::company("Acme SRL") };
+    /// # let lead = crm.leads().enter_lead(&ctx, NewLead::new(partner, "Forklifts").with_owner(ana)).await?.record;
+    /// use crm::{OutboxStore, PageRequest};
+    /// crm.dispatcher(Arc::new(crm.inbox_notifier())).drain(100).await?;
+    /// let inbox = crm.outbox().inbox(tenant, ana, false, &PageRequest::default()).await?;
+    /// assert_eq!(inbox.items[0].subject, "New lead: Forklifts");
+    /// assert_eq!(crm.outbox().unread_count(tenant, ana).await?, 1);
+    /// # Ok(()) }
+    /// ```
     pub fn inbox_notifier(&self) -> InboxNotifier {
         InboxNotifier::new(self.outbox(), self.clock().clone())
     }
 
     /// Delivers task messages by opening requests through this engine.
+    ///
+    /// # Examples
+    ///
+    /// With a rule that gives the owner of every new lead a task:
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use crm::{Context, Crm, Error};
+    /// # use crm::id::{TenantId, UserId};
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> crm::Result<()> {
+    /// # use crm::rules::{Limits, RhaiRuleEngine, RuleSet, RuleSource};
+    /// # use crm::{LeadPartner, NewLead, NewPartner, StaticDirectory};
+    /// # let (tenant, ana) = (TenantId::new(), UserId::new());
+    /// # let ctx = Context::user(tenant, ana);
+    /// # let code = r#"fn on_lead_entered(ev) { open_request("owner", "Call the new lead"); }"#;
+    /// # let rules = RuleSet::compile([RuleSource::new("call", code)], Limits::default()).expect("it compiles");
+    /// # let engine = Arc::new(RhaiRuleEngine::new(rules));
+    /// # let directory = Arc::new(StaticDirectory::new(tenant).with_user(ana, "Ana", None, &["sales"], None));
+    /// # let crm = Crm::builder().sqlite_in_memory().rules(engine, directory).build().await?;
+    /// # crm.leads().setup_tenant(&ctx).await?;
+    /// # let partner = LeadPartner::New { partner: NewPartner::company("Acme SRL") };
+    /// # let lead = crm.leads().enter_lead(&ctx, NewLead::new(partner, "Forklifts").with_owner(ana)).await?.record;
+    /// let report = crm.dispatcher(Arc::new(crm.task_notifier())).drain(100).await?;
+    /// assert_eq!(report.delivered, 1);
+    /// let requests = crm.leads().requests_of_lead(tenant, lead.id).await?;
+    /// assert_eq!((requests[0].title.as_str(), requests[0].assignee), ("Call the new lead", ana));
+    /// # Ok(()) }
+    /// ```
     pub fn task_notifier(&self) -> TaskNotifier {
         TaskNotifier::new(self.leads.clone())
     }
@@ -144,10 +382,50 @@ impl Crm {
     /// Evaluates the rules' timers for `tenant` at the clock's time (at most `limit` candidates per timer) and
     /// commits what they decided, in one transaction; returns what fired.
     ///
+    /// # Examples
+    ///
+    /// With a rule that reminds the owner of a lead idle for three days:
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use crm::{Context, Crm, Error};
+    /// # use crm::id::{TenantId, UserId};
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> crm::Result<()> {
+    /// # use chrono::{TimeZone, Utc};
+    /// # let clock = Arc::new(crm::FixedClock::new(Utc.with_ymd_and_hms(2026, 3, 2, 9, 0, 0).unwrap()));
+    /// # use crm::rules::{Limits, RhaiRuleEngine, RuleSet, RuleSource};
+    /// # use crm::{LeadPartner, NewLead, NewPartner, StaticDirectory};
+    /// # let (tenant, ana) = (TenantId::new(), UserId::new());
+    /// # let ctx = Context::user(tenant, ana);
+    /// # let code = r#"fn timers() { ["lead_idle:3"] }
+    /// #     fn on_lead_idle(t) { notify("owner", "Idle lead", t.lead.title); }"#;
+    /// # let rules = RuleSet::compile([RuleSource::new("idle", code)], Limits::default()).expect("it compiles");
+    /// # let engine = Arc::new(RhaiRuleEngine::new(rules));
+    /// # let directory = Arc::new(StaticDirectory::new(tenant).with_user(ana, "Ana", None, &["sales"], None));
+    /// # let crm = Crm::builder().sqlite_in_memory().clock(clock.clone()).rules(engine, directory).build().await?;
+    /// # crm.leads().setup_tenant(&ctx).await?;
+    /// # let partner = LeadPartner::New { partner: NewPartner::company("Acme SRL") };
+    /// # let lead = crm.leads().enter_lead(&ctx, NewLead::new(partner, "Forklifts").with_owner(ana)).await?.record;
+    /// use chrono::Duration;
+    /// use crm::{OutboxStatus, OutboxStore, PageRequest};
+    /// clock.advance(Duration::days(4));
+    /// let report = crm.tick(tenant, 100).await?;
+    /// assert_eq!(report.firings.len(), 1); // the lead is idle
+    /// crm.tick(tenant, 100).await?; // ticking again enqueues nothing new
+    /// let pending = crm.outbox().list_outbox(tenant, OutboxStatus::Pending, &PageRequest::default()).await?;
+    /// assert_eq!(pending.items.len(), 1);
+    /// // Without rules:
+    /// let plain = Crm::builder().sqlite_in_memory().build().await?;
+    /// assert_eq!(plain.tick(tenant, 100).await.unwrap_err().field(), Some("rules"));
+    /// # Ok(()) }
+    /// ```
+    ///
     /// # Errors
     ///
-    /// [`Error::Invalid`] on field `rules` when the engine was built without [`CrmBuilder::rules`]; a storage error
-    /// when the candidates cannot be read or the decisions cannot be committed (nothing is then committed).
+    /// [`Error::Invalid`] on field `rules` when the engine was built without [`CrmBuilder::rules`], on `timer` for a
+    /// timer of the engine longer than [`MAX_TIMER_DAYS`](crm_core::comms::MAX_TIMER_DAYS) or past the calendar;
+    /// [`Error::Storage`] when the candidates cannot be read or the decisions cannot be committed (nothing is then
+    /// committed).
     pub async fn tick(&self, tenant: id::TenantId, limit: u32) -> Result<TickReport> {
         let (engine, directory) = self.rules.as_ref().ok_or_else(|| {
             Error::invalid(
@@ -201,6 +479,27 @@ pub struct CrmBuilder {
 
 impl CrmBuilder {
     /// Keep the data in an SQLite file (created and migrated if needed).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use crm::{Context, Crm, Error};
+    /// # use crm::id::{TenantId, UserId};
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> crm::Result<()> {
+    /// # let ctx = Context::user(TenantId::new(), UserId::new());
+    /// let path = std::env::temp_dir().join(format!("crm-doc-{}.db", TenantId::new()));
+    /// let pipeline = {
+    ///     let crm = Crm::builder().sqlite_path(&path).build().await?;
+    ///     crm.leads().setup_tenant(&ctx).await?
+    /// };
+    /// // Opened again, the file has the tenant's pipeline.
+    /// let crm = Crm::builder().sqlite_path(&path).build().await?;
+    /// assert_eq!(crm.leads().pipelines(ctx.tenant).await?, vec![pipeline]);
+    /// # drop(crm);
+    /// # for suffix in ["", "-wal", "-shm"] { let _ = std::fs::remove_file(format!("{}{suffix}", path.display())); }
+    /// # Ok(()) }
+    /// ```
     #[cfg(feature = "sqlite")]
     pub fn sqlite_path(mut self, path: impl Into<PathBuf>) -> Self {
         self.backend = BackendChoice::SqlitePath(path.into());
@@ -208,6 +507,19 @@ impl CrmBuilder {
     }
 
     /// Keep the data in an in-memory SQLite database (tests, examples).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use crm::{Context, Crm, Error};
+    /// # use crm::id::{TenantId, UserId};
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> crm::Result<()> {
+    ///
+    /// let crm = Crm::builder().sqlite_in_memory().build().await?;
+    /// assert!(crm.leads().pipelines(TenantId::new()).await?.is_empty()); // a new, empty database
+    /// # Ok(()) }
+    /// ```
     #[cfg(feature = "sqlite")]
     pub fn sqlite_in_memory(mut self) -> Self {
         self.backend = BackendChoice::SqliteMemory;
@@ -215,6 +527,20 @@ impl CrmBuilder {
     }
 
     /// Keep the data in PostgreSQL at `url` (`postgres://user:password@host:port/db`), migrated on start.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use crm::{Context, Crm, Error};
+    /// # use crm::id::{TenantId, UserId};
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> crm::Result<()> {
+    ///
+    /// // Nothing listens on port 9 here: the engine reports the server unavailable (a retryable storage error).
+    /// let err = Crm::builder().postgres("postgres://crm:secret@127.0.0.1:9/crm").build().await.unwrap_err();
+    /// assert!(matches!(err, Error::Storage { kind: crm::StorageErrorKind::Unavailable, .. }));
+    /// # Ok(()) }
+    /// ```
     #[cfg(feature = "postgres")]
     pub fn postgres(mut self, url: impl Into<String>) -> Self {
         self.backend = BackendChoice::Postgres(url.into());
@@ -222,12 +548,46 @@ impl CrmBuilder {
     }
 
     /// Use any backend (an adapter opened by the host, or a decorator around one).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use crm::{Context, Crm, Error};
+    /// # use crm::id::{TenantId, UserId};
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> crm::Result<()> {
+    /// # let ctx = Context::user(TenantId::new(), UserId::new());
+    /// use crm::sqlite::SqliteStore;
+    /// let store = Arc::new(SqliteStore::open_in_memory()?);
+    /// let crm = Crm::builder().backend(store.clone()).build().await?;
+    /// let pipeline = crm.leads().setup_tenant(&ctx).await?;
+    /// use crm::StoreExt;
+    /// assert_eq!(store.pipeline(ctx.tenant, pipeline.id).await?, pipeline); // the host's handle sees it
+    /// # Ok(()) }
+    /// ```
     pub fn backend(mut self, backend: Arc<dyn Backend>) -> Self {
         self.backend = BackendChoice::Given(backend);
         self
     }
 
     /// Use this clock (the system clock by default).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use crm::{Context, Crm, Error};
+    /// # use crm::id::{TenantId, UserId};
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> crm::Result<()> {
+    /// # let ctx = Context::user(TenantId::new(), UserId::new());
+    /// use chrono::{TimeZone, Utc};
+    /// use crm::{FixedClock, NewPartner};
+    /// let at = Utc.with_ymd_and_hms(2026, 3, 2, 9, 0, 0).unwrap();
+    /// let crm = Crm::builder().sqlite_in_memory().clock(Arc::new(FixedClock::new(at))).build().await?;
+    /// let acme = crm.leads().create_partner(&ctx, NewPartner::company("Acme SRL")).await?.record;
+    /// assert_eq!(acme.created_at, at);
+    /// # Ok(()) }
+    /// ```
     pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.clock = Some(clock);
         self
@@ -235,12 +595,46 @@ impl CrmBuilder {
 
     /// The currency reports and profitability are stated in (EUR by default); documents are converted into it
     /// once, at their issue date.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use crm::{Context, Crm, Error};
+    /// # use crm::id::{TenantId, UserId};
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> crm::Result<()> {
+    ///
+    /// use crm::Currency;
+    /// let crm = Crm::builder().sqlite_in_memory().reporting_currency(Currency::parse("RON")?).build().await?;
+    /// assert_eq!(crm.commerce().reporting().code(), "RON");
+    /// # Ok(()) }
+    /// ```
     pub fn reporting_currency(mut self, currency: Currency) -> Self {
         self.reporting = Some(currency);
         self
     }
 
     /// Where exchange rates come from when none is stored for a document's date.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use crm::{Context, Crm, Error};
+    /// # use crm::id::{TenantId, UserId};
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> crm::Result<()> {
+    ///
+    /// use chrono::NaiveDate;
+    /// use crm::{commerce::RateTable, Currency};
+    /// use rust_decimal::Decimal;
+    /// let (usd, eur) = (Currency::parse("USD")?, Currency::parse("EUR")?);
+    /// let on = NaiveDate::from_ymd_opt(2026, 3, 2).unwrap();
+    /// let mut treasury = RateTable::new();
+    /// treasury.insert(usd, eur, on, Decimal::new(92, 2))?; // the host's own rates
+    /// let crm = Crm::builder().sqlite_in_memory().rate_source(Arc::new(treasury)).build().await?;
+    /// assert_eq!(crm.commerce().resolve_rate(TenantId::new(), usd, on).await?.rate, Decimal::new(92, 2));
+    /// # Ok(()) }
+    /// ```
     pub fn rate_source(mut self, source: Arc<dyn RateSource>) -> Self {
         self.rate_source = Some(source);
         self
@@ -249,18 +643,100 @@ impl CrmBuilder {
     /// The communication rules: every change is shown to `engine` inside its transaction (guards may refuse it;
     /// decided actions are written to the outbox atomically), recipients resolved through `directory`; timers run
     /// through [`Crm::tick`].
+    ///
+    /// # Examples
+    ///
+    /// A rule that notifies the owner of every new lead, in-app:
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use crm::{Context, Crm, Error};
+    /// # use crm::id::{TenantId, UserId};
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> crm::Result<()> {
+    ///
+    /// use crm::rules::{Limits, RhaiRuleEngine, RuleSet, RuleSource};
+    /// use crm::{LeadPartner, NewLead, NewPartner, OutboxStatus, OutboxStore, PageRequest, StaticDirectory};
+    /// let (tenant, ana) = (TenantId::new(), UserId::new());
+    /// let code = r#"fn on_lead_entered(ev) { notify("owner", `New lead: ${ev.title}`, "Call them."); }"#;
+    /// let rules = RuleSet::compile([RuleSource::new("welcome", code)], Limits::default()).expect("it compiles");
+    /// let directory = StaticDirectory::new(tenant).with_user(ana, "Ana", None, &["sales"], None);
+    /// let crm = Crm::builder()
+    ///     .sqlite_in_memory()
+    ///     .rules(Arc::new(RhaiRuleEngine::new(rules)), Arc::new(directory))
+    ///     .build()
+    ///     .await?;
+    /// let ctx = Context::user(tenant, ana);
+    /// crm.leads().setup_tenant(&ctx).await?;
+    /// let partner = LeadPartner::New { partner: NewPartner::company("Acme SRL") };
+    /// crm.leads().enter_lead(&ctx, NewLead::new(partner, "Forklifts").with_owner(ana)).await?;
+    /// let pending = crm.outbox().list_outbox(tenant, OutboxStatus::Pending, &PageRequest::default()).await?;
+    /// assert_eq!(pending.items[0].rule, "welcome"); // decided in the lead's transaction
+    /// # Ok(()) }
+    /// ```
     pub fn rules(mut self, engine: Arc<dyn RuleEngine>, directory: Arc<dyn Directory>) -> Self {
         self.rules = Some((engine, directory));
         self
     }
 
     /// Add a commit hook.
+    ///
+    /// # Examples
+    ///
+    /// A hook that refuses every change:
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use crm::{Context, Crm, Error};
+    /// # use crm::id::{TenantId, UserId};
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> crm::Result<()> {
+    /// # let ctx = Context::user(TenantId::new(), UserId::new());
+    /// use crm::{CommitHook, NewPartner};
+    /// use crm::store::ChangeSet;
+    /// #[derive(Debug)]
+    /// struct ReadOnly;
+    /// impl CommitHook for ReadOnly {
+    ///     fn before_commit(&self, _: &Context, _: &mut ChangeSet) -> crm::Result<()> {
+    ///         Err(Error::invalid("tenant", "this tenant is read-only"))
+    ///     }
+    /// }
+    /// let crm = Crm::builder().sqlite_in_memory().hook(Arc::new(ReadOnly)).build().await?;
+    /// let err = crm.leads().create_partner(&ctx, NewPartner::company("Acme SRL")).await.unwrap_err();
+    /// assert_eq!(err.field(), Some("tenant"));
+    /// # Ok(()) }
+    /// ```
     pub fn hook(mut self, hook: Arc<dyn CommitHook>) -> Self {
         self.hooks.push(hook);
         self
     }
 
     /// Add an event subscriber.
+    ///
+    /// # Examples
+    ///
+    /// A subscriber counting the committed events:
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use crm::{Context, Crm, Error};
+    /// # use crm::id::{TenantId, UserId};
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> crm::Result<()> {
+    /// # let ctx = Context::user(TenantId::new(), UserId::new());
+    /// use std::sync::atomic::{AtomicUsize, Ordering};
+    /// use crm::{DomainEvent, EventSubscriber, NewPartner};
+    /// #[derive(Debug, Default)]
+    /// struct Count(AtomicUsize);
+    /// #[crm::async_trait]
+    /// impl EventSubscriber for Count {
+    ///     async fn publish(&self, events: &[DomainEvent]) {
+    ///         self.0.fetch_add(events.len(), Ordering::SeqCst);
+    ///     }
+    /// }
+    /// let count = Arc::new(Count::default());
+    /// let crm = Crm::builder().sqlite_in_memory().subscriber(count.clone()).build().await?;
+    /// crm.leads().create_partner(&ctx, NewPartner::company("Acme SRL")).await?;
+    /// assert_eq!(count.0.load(Ordering::SeqCst), 1); // PartnerCreated
+    /// # Ok(()) }
+    /// ```
     pub fn subscriber(mut self, s: Arc<dyn EventSubscriber>) -> Self {
         self.subscribers.push(s);
         self
@@ -268,10 +744,27 @@ impl CrmBuilder {
 
     /// Opens the backend (creating and migrating its schema when needed) and builds the engine.
     ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use crm::{Context, Crm, Error};
+    /// # use crm::id::{TenantId, UserId};
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> crm::Result<()> {
+    ///
+    /// let crm = Crm::builder().sqlite_in_memory().build().await?;
+    /// assert!(crm.leads().pipelines(TenantId::new()).await?.is_empty());
+    /// let err = Crm::builder().build().await.unwrap_err();
+    /// assert_eq!(err.field(), Some("backend"));
+    /// # Ok(()) }
+    /// ```
+    ///
     /// # Errors
     ///
-    /// [`Error::Invalid`] on field `backend` when none was chosen, or on `currency` when the default cannot be
-    /// parsed; a storage error when the database cannot be opened or migrated.
+    /// [`Error::Invalid`] on field `backend` when none was chosen, on `currency` when the default cannot be parsed,
+    /// on `url` when a PostgreSQL URL cannot be parsed; [`Error::Storage`] when the database cannot be opened or
+    /// migrated (of kind [`StorageErrorKind::Unavailable`] when a PostgreSQL server does not answer,
+    /// [`StorageErrorKind::Config`] for wrong credentials or a missing database).
     pub async fn build(self) -> Result<Crm> {
         let backend: Arc<dyn Backend> = match self.backend {
             BackendChoice::None => {

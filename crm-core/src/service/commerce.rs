@@ -75,6 +75,53 @@ fn partner_field(e: Error, id: PartnerId) -> Error {
 impl CommerceService {
     /// A service over the CRM service (for the base store, clock, hooks and subscribers) and the commerce store
     /// (usually the same adapter), reporting in `reporting`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use chrono::NaiveDate;
+    /// # use crm_core::{actor::Context, commerce::*, conformance::model::MemStore, id::*, money::Currency};
+    /// # use crm_core::{service::{CommitHook, CrmService}, store::{ChangeSet, Page, PageRequest, Write}};
+    /// # use crm_core::{Error, Result};
+    /// # // crm-core has no commerce storage: this store has no records and the hook drops the commerce writes,
+    /// # // so the example shows what the service decides and returns (the SQLite and PostgreSQL stores keep them).
+    /// # #[derive(Debug)]
+    /// # struct NoRecords;
+    /// # #[async_trait::async_trait]
+    /// # impl CommerceStore for NoRecords {
+    /// #     async fn fetch_commerce(&self, _: TenantId, _: &CommerceKey)
+    /// #         -> Result<Vec<CommerceRecord>> { Ok(vec![]) }
+    /// #     async fn campaign_targets(&self, _: TenantId, _: CampaignId, _: &PageRequest)
+    /// #         -> Result<Page<CampaignTarget>> { Ok(Page { items: vec![], next: None }) }
+    /// #     async fn segment(&self, _: TenantId, _: &Criteria, _: NaiveDate, _: Currency)
+    /// #         -> Result<Vec<SegmentMember>> { Ok(vec![]) }
+    /// #     async fn profit_sums(&self, _: TenantId, _: &SumsQuery) -> Result<Vec<ProfitSums>> { Ok(vec![]) }
+    /// #     async fn campaign_sums(&self, _: TenantId, _: CampaignId, _: Option<Period>, _: Currency)
+    /// #         -> Result<CampaignSums> { Ok(CampaignSums::default()) }
+    /// #     async fn progress(&self, _: TenantId, _: CampaignId) -> Result<Vec<Progress>> { Ok(vec![]) }
+    /// #     async fn open_items(&self, _: TenantId, _: PartnerId, _: NaiveDate)
+    /// #         -> Result<Vec<OpenItem>> { Ok(vec![]) }
+    /// #     async fn balances(&self, _: TenantId, _: PartnerId, _: NaiveDate)
+    /// #         -> Result<Vec<Balance>> { Ok(vec![]) }
+    /// # }
+    /// # impl CommitHook for NoRecords {
+    /// #     fn before_commit(&self, _: &Context, changes: &mut ChangeSet) -> Result<()> {
+    /// #         changes.writes.retain(|w| !matches!(w, Write::Commerce(_)));
+    /// #         Ok(())
+    /// #     }
+    /// # }
+    /// # futures::executor::block_on(async {
+    /// # let crm = CrmService::builder().store(Arc::new(MemStore::new())).hook(Arc::new(NoRecords)).build()?;
+    /// # let ctx = Context::user(TenantId::new(), UserId::new());
+    /// # crm.setup_tenant(&ctx).await?;
+    /// # let store: Arc<dyn CommerceStore> = Arc::new(NoRecords);
+    /// # let commerce = CommerceService::new(crm.clone(), store.clone(), Currency::parse("EUR")?);
+    /// let ron = Currency::parse("RON")?;
+    /// let commerce = CommerceService::new(crm, store, ron);
+    /// assert_eq!(commerce.reporting(), ron);
+    /// # Ok::<(), Error>(()) }).unwrap();
+    /// ```
     pub fn new(crm: CrmService, store: Arc<dyn CommerceStore>, reporting: Currency) -> Self {
         Self {
             crm,
@@ -85,22 +132,214 @@ impl CommerceService {
     }
 
     /// Adds a host rate source, asked (in the order added) before the stored rates table.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use chrono::NaiveDate;
+    /// # use crm_core::{actor::Context, commerce::*, conformance::model::MemStore, id::*, money::Currency};
+    /// # use crm_core::{service::{CommitHook, CrmService}, store::{ChangeSet, Page, PageRequest, Write}};
+    /// # use crm_core::{Error, Result};
+    /// # // crm-core has no commerce storage: this store has no records and the hook drops the commerce writes,
+    /// # // so the example shows what the service decides and returns (the SQLite and PostgreSQL stores keep them).
+    /// # #[derive(Debug)]
+    /// # struct NoRecords;
+    /// # #[async_trait::async_trait]
+    /// # impl CommerceStore for NoRecords {
+    /// #     async fn fetch_commerce(&self, _: TenantId, _: &CommerceKey)
+    /// #         -> Result<Vec<CommerceRecord>> { Ok(vec![]) }
+    /// #     async fn campaign_targets(&self, _: TenantId, _: CampaignId, _: &PageRequest)
+    /// #         -> Result<Page<CampaignTarget>> { Ok(Page { items: vec![], next: None }) }
+    /// #     async fn segment(&self, _: TenantId, _: &Criteria, _: NaiveDate, _: Currency)
+    /// #         -> Result<Vec<SegmentMember>> { Ok(vec![]) }
+    /// #     async fn profit_sums(&self, _: TenantId, _: &SumsQuery) -> Result<Vec<ProfitSums>> { Ok(vec![]) }
+    /// #     async fn campaign_sums(&self, _: TenantId, _: CampaignId, _: Option<Period>, _: Currency)
+    /// #         -> Result<CampaignSums> { Ok(CampaignSums::default()) }
+    /// #     async fn progress(&self, _: TenantId, _: CampaignId) -> Result<Vec<Progress>> { Ok(vec![]) }
+    /// #     async fn open_items(&self, _: TenantId, _: PartnerId, _: NaiveDate)
+    /// #         -> Result<Vec<OpenItem>> { Ok(vec![]) }
+    /// #     async fn balances(&self, _: TenantId, _: PartnerId, _: NaiveDate)
+    /// #         -> Result<Vec<Balance>> { Ok(vec![]) }
+    /// # }
+    /// # impl CommitHook for NoRecords {
+    /// #     fn before_commit(&self, _: &Context, changes: &mut ChangeSet) -> Result<()> {
+    /// #         changes.writes.retain(|w| !matches!(w, Write::Commerce(_)));
+    /// #         Ok(())
+    /// #     }
+    /// # }
+    /// # futures::executor::block_on(async {
+    /// # let crm = CrmService::builder().store(Arc::new(MemStore::new())).hook(Arc::new(NoRecords)).build()?;
+    /// # let ctx = Context::user(TenantId::new(), UserId::new());
+    /// # crm.setup_tenant(&ctx).await?;
+    /// # let store: Arc<dyn CommerceStore> = Arc::new(NoRecords);
+    /// # let commerce = CommerceService::new(crm.clone(), store.clone(), Currency::parse("EUR")?);
+    /// use rust_decimal_macros::dec;
+    /// let (ron, eur) = (Currency::parse("RON")?, Currency::parse("EUR")?);
+    /// let on = NaiveDate::from_ymd_opt(2026, 3, 2).unwrap();
+    /// let mut treasury = RateTable::new();
+    /// treasury.insert(ron, eur, on, dec!(0.2))?;
+    /// let commerce = commerce.with_rate_source(Arc::new(treasury));
+    /// assert_eq!(commerce.resolve_rate(ctx.tenant, ron, on).await?.rate, dec!(0.2));
+    /// # Ok::<(), Error>(()) }).unwrap();
+    /// ```
     pub fn with_rate_source(mut self, source: Arc<dyn RateSource>) -> Self {
         self.rates.push(source);
         self
     }
 
     /// The reporting currency.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use chrono::NaiveDate;
+    /// # use crm_core::{actor::Context, commerce::*, conformance::model::MemStore, id::*, money::Currency};
+    /// # use crm_core::{service::{CommitHook, CrmService}, store::{ChangeSet, Page, PageRequest, Write}};
+    /// # use crm_core::{Error, Result};
+    /// # // crm-core has no commerce storage: this store has no records and the hook drops the commerce writes,
+    /// # // so the example shows what the service decides and returns (the SQLite and PostgreSQL stores keep them).
+    /// # #[derive(Debug)]
+    /// # struct NoRecords;
+    /// # #[async_trait::async_trait]
+    /// # impl CommerceStore for NoRecords {
+    /// #     async fn fetch_commerce(&self, _: TenantId, _: &CommerceKey)
+    /// #         -> Result<Vec<CommerceRecord>> { Ok(vec![]) }
+    /// #     async fn campaign_targets(&self, _: TenantId, _: CampaignId, _: &PageRequest)
+    /// #         -> Result<Page<CampaignTarget>> { Ok(Page { items: vec![], next: None }) }
+    /// #     async fn segment(&self, _: TenantId, _: &Criteria, _: NaiveDate, _: Currency)
+    /// #         -> Result<Vec<SegmentMember>> { Ok(vec![]) }
+    /// #     async fn profit_sums(&self, _: TenantId, _: &SumsQuery) -> Result<Vec<ProfitSums>> { Ok(vec![]) }
+    /// #     async fn campaign_sums(&self, _: TenantId, _: CampaignId, _: Option<Period>, _: Currency)
+    /// #         -> Result<CampaignSums> { Ok(CampaignSums::default()) }
+    /// #     async fn progress(&self, _: TenantId, _: CampaignId) -> Result<Vec<Progress>> { Ok(vec![]) }
+    /// #     async fn open_items(&self, _: TenantId, _: PartnerId, _: NaiveDate)
+    /// #         -> Result<Vec<OpenItem>> { Ok(vec![]) }
+    /// #     async fn balances(&self, _: TenantId, _: PartnerId, _: NaiveDate)
+    /// #         -> Result<Vec<Balance>> { Ok(vec![]) }
+    /// # }
+    /// # impl CommitHook for NoRecords {
+    /// #     fn before_commit(&self, _: &Context, changes: &mut ChangeSet) -> Result<()> {
+    /// #         changes.writes.retain(|w| !matches!(w, Write::Commerce(_)));
+    /// #         Ok(())
+    /// #     }
+    /// # }
+    /// # futures::executor::block_on(async {
+    /// # let crm = CrmService::builder().store(Arc::new(MemStore::new())).hook(Arc::new(NoRecords)).build()?;
+    /// # let ctx = Context::user(TenantId::new(), UserId::new());
+    /// # crm.setup_tenant(&ctx).await?;
+    /// # let store: Arc<dyn CommerceStore> = Arc::new(NoRecords);
+    /// # let commerce = CommerceService::new(crm.clone(), store.clone(), Currency::parse("EUR")?);
+    /// assert_eq!(commerce.reporting().code(), "EUR");
+    /// # Ok::<(), Error>(()) }).unwrap();
+    /// ```
     pub fn reporting(&self) -> Currency {
         self.reporting
     }
 
     /// The CRM service.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use chrono::NaiveDate;
+    /// # use crm_core::{actor::Context, commerce::*, conformance::model::MemStore, id::*, money::Currency};
+    /// # use crm_core::{service::{CommitHook, CrmService}, store::{ChangeSet, Page, PageRequest, Write}};
+    /// # use crm_core::{Error, Result};
+    /// # // crm-core has no commerce storage: this store has no records and the hook drops the commerce writes,
+    /// # // so the example shows what the service decides and returns (the SQLite and PostgreSQL stores keep them).
+    /// # #[derive(Debug)]
+    /// # struct NoRecords;
+    /// # #[async_trait::async_trait]
+    /// # impl CommerceStore for NoRecords {
+    /// #     async fn fetch_commerce(&self, _: TenantId, _: &CommerceKey)
+    /// #         -> Result<Vec<CommerceRecord>> { Ok(vec![]) }
+    /// #     async fn campaign_targets(&self, _: TenantId, _: CampaignId, _: &PageRequest)
+    /// #         -> Result<Page<CampaignTarget>> { Ok(Page { items: vec![], next: None }) }
+    /// #     async fn segment(&self, _: TenantId, _: &Criteria, _: NaiveDate, _: Currency)
+    /// #         -> Result<Vec<SegmentMember>> { Ok(vec![]) }
+    /// #     async fn profit_sums(&self, _: TenantId, _: &SumsQuery) -> Result<Vec<ProfitSums>> { Ok(vec![]) }
+    /// #     async fn campaign_sums(&self, _: TenantId, _: CampaignId, _: Option<Period>, _: Currency)
+    /// #         -> Result<CampaignSums> { Ok(CampaignSums::default()) }
+    /// #     async fn progress(&self, _: TenantId, _: CampaignId) -> Result<Vec<Progress>> { Ok(vec![]) }
+    /// #     async fn open_items(&self, _: TenantId, _: PartnerId, _: NaiveDate)
+    /// #         -> Result<Vec<OpenItem>> { Ok(vec![]) }
+    /// #     async fn balances(&self, _: TenantId, _: PartnerId, _: NaiveDate)
+    /// #         -> Result<Vec<Balance>> { Ok(vec![]) }
+    /// # }
+    /// # impl CommitHook for NoRecords {
+    /// #     fn before_commit(&self, _: &Context, changes: &mut ChangeSet) -> Result<()> {
+    /// #         changes.writes.retain(|w| !matches!(w, Write::Commerce(_)));
+    /// #         Ok(())
+    /// #     }
+    /// # }
+    /// # futures::executor::block_on(async {
+    /// # let crm = CrmService::builder().store(Arc::new(MemStore::new())).hook(Arc::new(NoRecords)).build()?;
+    /// # let ctx = Context::user(TenantId::new(), UserId::new());
+    /// # crm.setup_tenant(&ctx).await?;
+    /// # let store: Arc<dyn CommerceStore> = Arc::new(NoRecords);
+    /// # let commerce = CommerceService::new(crm.clone(), store.clone(), Currency::parse("EUR")?);
+    /// use crm_core::partner::NewPartner;
+    /// let acme = commerce.crm().create_partner(&ctx, NewPartner::company("Acme SRL")).await?.record;
+    /// assert_eq!(commerce.crm().partner(ctx.tenant, acme.id).await?.name, "Acme SRL");
+    /// # Ok::<(), Error>(()) }).unwrap();
+    /// ```
     pub fn crm(&self) -> &CrmService {
         &self.crm
     }
 
     /// The commerce store.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use chrono::NaiveDate;
+    /// # use crm_core::{actor::Context, commerce::*, conformance::model::MemStore, id::*, money::Currency};
+    /// # use crm_core::{service::{CommitHook, CrmService}, store::{ChangeSet, Page, PageRequest, Write}};
+    /// # use crm_core::{Error, Result};
+    /// # // crm-core has no commerce storage: this store has no records and the hook drops the commerce writes,
+    /// # // so the example shows what the service decides and returns (the SQLite and PostgreSQL stores keep them).
+    /// # #[derive(Debug)]
+    /// # struct NoRecords;
+    /// # #[async_trait::async_trait]
+    /// # impl CommerceStore for NoRecords {
+    /// #     async fn fetch_commerce(&self, _: TenantId, _: &CommerceKey)
+    /// #         -> Result<Vec<CommerceRecord>> { Ok(vec![]) }
+    /// #     async fn campaign_targets(&self, _: TenantId, _: CampaignId, _: &PageRequest)
+    /// #         -> Result<Page<CampaignTarget>> { Ok(Page { items: vec![], next: None }) }
+    /// #     async fn segment(&self, _: TenantId, _: &Criteria, _: NaiveDate, _: Currency)
+    /// #         -> Result<Vec<SegmentMember>> { Ok(vec![]) }
+    /// #     async fn profit_sums(&self, _: TenantId, _: &SumsQuery) -> Result<Vec<ProfitSums>> { Ok(vec![]) }
+    /// #     async fn campaign_sums(&self, _: TenantId, _: CampaignId, _: Option<Period>, _: Currency)
+    /// #         -> Result<CampaignSums> { Ok(CampaignSums::default()) }
+    /// #     async fn progress(&self, _: TenantId, _: CampaignId) -> Result<Vec<Progress>> { Ok(vec![]) }
+    /// #     async fn open_items(&self, _: TenantId, _: PartnerId, _: NaiveDate)
+    /// #         -> Result<Vec<OpenItem>> { Ok(vec![]) }
+    /// #     async fn balances(&self, _: TenantId, _: PartnerId, _: NaiveDate)
+    /// #         -> Result<Vec<Balance>> { Ok(vec![]) }
+    /// # }
+    /// # impl CommitHook for NoRecords {
+    /// #     fn before_commit(&self, _: &Context, changes: &mut ChangeSet) -> Result<()> {
+    /// #         changes.writes.retain(|w| !matches!(w, Write::Commerce(_)));
+    /// #         Ok(())
+    /// #     }
+    /// # }
+    /// # futures::executor::block_on(async {
+    /// # let crm = CrmService::builder().store(Arc::new(MemStore::new())).hook(Arc::new(NoRecords)).build()?;
+    /// # let ctx = Context::user(TenantId::new(), UserId::new());
+    /// # crm.setup_tenant(&ctx).await?;
+    /// # let store: Arc<dyn CommerceStore> = Arc::new(NoRecords);
+    /// # let commerce = CommerceService::new(crm.clone(), store.clone(), Currency::parse("EUR")?);
+    /// # use crm_core::partner::NewPartner;
+    /// # let acme = crm.create_partner(&ctx, NewPartner::company("Acme SRL")).await?.record;
+    /// let on = NaiveDate::from_ymd_opt(2026, 3, 2).unwrap();
+    /// assert!(commerce.store().balances(ctx.tenant, acme.id, on).await?.is_empty()); // nothing invoiced yet
+    /// assert!(commerce.store().product_by_code(ctx.tenant, "P-1").await?.is_none());
+    /// # Ok::<(), Error>(()) }).unwrap();
+    /// ```
     pub fn store(&self) -> &Arc<dyn CommerceStore> {
         &self.store
     }
@@ -121,6 +360,62 @@ impl CommerceService {
     // ------------------------------------------------------------------ products and rates
 
     /// Records a category by its code: the same again is a no-op; a changed name needs the stored `version`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use chrono::NaiveDate;
+    /// # use crm_core::{actor::Context, commerce::*, conformance::model::MemStore, id::*, money::Currency};
+    /// # use crm_core::{service::{CommitHook, CrmService}, store::{ChangeSet, Page, PageRequest, Write}};
+    /// # use crm_core::{Error, Result};
+    /// # // crm-core has no commerce storage: this store has no records and the hook drops the commerce writes,
+    /// # // so the example shows what the service decides and returns (the SQLite and PostgreSQL stores keep them).
+    /// # #[derive(Debug)]
+    /// # struct NoRecords;
+    /// # #[async_trait::async_trait]
+    /// # impl CommerceStore for NoRecords {
+    /// #     async fn fetch_commerce(&self, _: TenantId, _: &CommerceKey)
+    /// #         -> Result<Vec<CommerceRecord>> { Ok(vec![]) }
+    /// #     async fn campaign_targets(&self, _: TenantId, _: CampaignId, _: &PageRequest)
+    /// #         -> Result<Page<CampaignTarget>> { Ok(Page { items: vec![], next: None }) }
+    /// #     async fn segment(&self, _: TenantId, _: &Criteria, _: NaiveDate, _: Currency)
+    /// #         -> Result<Vec<SegmentMember>> { Ok(vec![]) }
+    /// #     async fn profit_sums(&self, _: TenantId, _: &SumsQuery) -> Result<Vec<ProfitSums>> { Ok(vec![]) }
+    /// #     async fn campaign_sums(&self, _: TenantId, _: CampaignId, _: Option<Period>, _: Currency)
+    /// #         -> Result<CampaignSums> { Ok(CampaignSums::default()) }
+    /// #     async fn progress(&self, _: TenantId, _: CampaignId) -> Result<Vec<Progress>> { Ok(vec![]) }
+    /// #     async fn open_items(&self, _: TenantId, _: PartnerId, _: NaiveDate)
+    /// #         -> Result<Vec<OpenItem>> { Ok(vec![]) }
+    /// #     async fn balances(&self, _: TenantId, _: PartnerId, _: NaiveDate)
+    /// #         -> Result<Vec<Balance>> { Ok(vec![]) }
+    /// # }
+    /// # impl CommitHook for NoRecords {
+    /// #     fn before_commit(&self, _: &Context, changes: &mut ChangeSet) -> Result<()> {
+    /// #         changes.writes.retain(|w| !matches!(w, Write::Commerce(_)));
+    /// #         Ok(())
+    /// #     }
+    /// # }
+    /// # futures::executor::block_on(async {
+    /// # let crm = CrmService::builder().store(Arc::new(MemStore::new())).hook(Arc::new(NoRecords)).build()?;
+    /// # let ctx = Context::user(TenantId::new(), UserId::new());
+    /// # crm.setup_tenant(&ctx).await?;
+    /// # let store: Arc<dyn CommerceStore> = Arc::new(NoRecords);
+    /// # let commerce = CommerceService::new(crm.clone(), store.clone(), Currency::parse("EUR")?);
+    /// let tools = NewCategory { code: " TOOLS ".into(), name: "Tools".into() };
+    /// let recorded = commerce.record_category(&ctx, tools, None).await?;
+    /// assert!(matches!(&recorded, Recorded::Inserted(c) if c.code == "TOOLS" && c.version == 1));
+    /// let no_code = NewCategory { code: "".into(), name: "Tools".into() };
+    /// assert_eq!(commerce.record_category(&ctx, no_code, None).await.unwrap_err().field(), Some("code"));
+    /// # Ok::<(), Error>(()) }).unwrap();
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Invalid`] on `code` or `name` (empty, too long, control characters), on `version` when the stored
+    /// category has another name and no `version` is given; [`Error::Conflict`] when `version` is not the stored
+    /// one; [`Error::Storage`] when the store cannot be read or the change cannot be committed (nothing is then
+    /// written), and whatever a [`CommitHook`](crate::service::CommitHook) returns.
     pub async fn record_category(
         &self,
         ctx: &Context,
@@ -173,6 +468,64 @@ impl CommerceService {
     }
 
     /// Records a product by its code: the same again is a no-op; a change needs the stored `version`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use chrono::NaiveDate;
+    /// # use crm_core::{actor::Context, commerce::*, conformance::model::MemStore, id::*, money::Currency};
+    /// # use crm_core::{service::{CommitHook, CrmService}, store::{ChangeSet, Page, PageRequest, Write}};
+    /// # use crm_core::{Error, Result};
+    /// # // crm-core has no commerce storage: this store has no records and the hook drops the commerce writes,
+    /// # // so the example shows what the service decides and returns (the SQLite and PostgreSQL stores keep them).
+    /// # #[derive(Debug)]
+    /// # struct NoRecords;
+    /// # #[async_trait::async_trait]
+    /// # impl CommerceStore for NoRecords {
+    /// #     async fn fetch_commerce(&self, _: TenantId, _: &CommerceKey)
+    /// #         -> Result<Vec<CommerceRecord>> { Ok(vec![]) }
+    /// #     async fn campaign_targets(&self, _: TenantId, _: CampaignId, _: &PageRequest)
+    /// #         -> Result<Page<CampaignTarget>> { Ok(Page { items: vec![], next: None }) }
+    /// #     async fn segment(&self, _: TenantId, _: &Criteria, _: NaiveDate, _: Currency)
+    /// #         -> Result<Vec<SegmentMember>> { Ok(vec![]) }
+    /// #     async fn profit_sums(&self, _: TenantId, _: &SumsQuery) -> Result<Vec<ProfitSums>> { Ok(vec![]) }
+    /// #     async fn campaign_sums(&self, _: TenantId, _: CampaignId, _: Option<Period>, _: Currency)
+    /// #         -> Result<CampaignSums> { Ok(CampaignSums::default()) }
+    /// #     async fn progress(&self, _: TenantId, _: CampaignId) -> Result<Vec<Progress>> { Ok(vec![]) }
+    /// #     async fn open_items(&self, _: TenantId, _: PartnerId, _: NaiveDate)
+    /// #         -> Result<Vec<OpenItem>> { Ok(vec![]) }
+    /// #     async fn balances(&self, _: TenantId, _: PartnerId, _: NaiveDate)
+    /// #         -> Result<Vec<Balance>> { Ok(vec![]) }
+    /// # }
+    /// # impl CommitHook for NoRecords {
+    /// #     fn before_commit(&self, _: &Context, changes: &mut ChangeSet) -> Result<()> {
+    /// #         changes.writes.retain(|w| !matches!(w, Write::Commerce(_)));
+    /// #         Ok(())
+    /// #     }
+    /// # }
+    /// # futures::executor::block_on(async {
+    /// # let crm = CrmService::builder().store(Arc::new(MemStore::new())).hook(Arc::new(NoRecords)).build()?;
+    /// # let ctx = Context::user(TenantId::new(), UserId::new());
+    /// # crm.setup_tenant(&ctx).await?;
+    /// # let store: Arc<dyn CommerceStore> = Arc::new(NoRecords);
+    /// # let commerce = CommerceService::new(crm.clone(), store.clone(), Currency::parse("EUR")?);
+    /// let drill = NewProduct { code: "P-1".into(), name: "Drill".into(), category: None };
+    /// let recorded = commerce.record_product(&ctx, drill.clone(), None).await?;
+    /// assert_eq!((recorded.record().name.as_str(), recorded.changed()), ("Drill", true));
+    /// let in_unknown = NewProduct { category: Some(CategoryId::new()), ..drill };
+    /// let err = commerce.record_product(&ctx, in_unknown, None).await.unwrap_err();
+    /// assert_eq!(err.field(), Some("category"));
+    /// # Ok::<(), Error>(()) }).unwrap();
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Invalid`] on `code` or `name` (empty, too long, control characters), on `category` when it is not a
+    /// category of the tenant, on `version` when the stored product differs and no `version` is given;
+    /// [`Error::Conflict`] when `version` is not the stored one; [`Error::Storage`] when the store cannot be read or
+    /// the change cannot be committed (nothing is then written), and whatever a
+    /// [`CommitHook`](crate::service::CommitHook) returns.
     pub async fn record_product(
         &self,
         ctx: &Context,
@@ -233,6 +586,66 @@ impl CommerceService {
 
     /// Records a dated rate (units of `to` per unit of `from`). The same rate again is a no-op; another rate for
     /// the same pair and day is [`Error::AlreadyExists`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use chrono::NaiveDate;
+    /// # use crm_core::{actor::Context, commerce::*, conformance::model::MemStore, id::*, money::Currency};
+    /// # use crm_core::{service::{CommitHook, CrmService}, store::{ChangeSet, Page, PageRequest, Write}};
+    /// # use crm_core::{Error, Result};
+    /// # // crm-core has no commerce storage: this store has no records and the hook drops the commerce writes,
+    /// # // so the example shows what the service decides and returns (the SQLite and PostgreSQL stores keep them).
+    /// # #[derive(Debug)]
+    /// # struct NoRecords;
+    /// # #[async_trait::async_trait]
+    /// # impl CommerceStore for NoRecords {
+    /// #     async fn fetch_commerce(&self, _: TenantId, _: &CommerceKey)
+    /// #         -> Result<Vec<CommerceRecord>> { Ok(vec![]) }
+    /// #     async fn campaign_targets(&self, _: TenantId, _: CampaignId, _: &PageRequest)
+    /// #         -> Result<Page<CampaignTarget>> { Ok(Page { items: vec![], next: None }) }
+    /// #     async fn segment(&self, _: TenantId, _: &Criteria, _: NaiveDate, _: Currency)
+    /// #         -> Result<Vec<SegmentMember>> { Ok(vec![]) }
+    /// #     async fn profit_sums(&self, _: TenantId, _: &SumsQuery) -> Result<Vec<ProfitSums>> { Ok(vec![]) }
+    /// #     async fn campaign_sums(&self, _: TenantId, _: CampaignId, _: Option<Period>, _: Currency)
+    /// #         -> Result<CampaignSums> { Ok(CampaignSums::default()) }
+    /// #     async fn progress(&self, _: TenantId, _: CampaignId) -> Result<Vec<Progress>> { Ok(vec![]) }
+    /// #     async fn open_items(&self, _: TenantId, _: PartnerId, _: NaiveDate)
+    /// #         -> Result<Vec<OpenItem>> { Ok(vec![]) }
+    /// #     async fn balances(&self, _: TenantId, _: PartnerId, _: NaiveDate)
+    /// #         -> Result<Vec<Balance>> { Ok(vec![]) }
+    /// # }
+    /// # impl CommitHook for NoRecords {
+    /// #     fn before_commit(&self, _: &Context, changes: &mut ChangeSet) -> Result<()> {
+    /// #         changes.writes.retain(|w| !matches!(w, Write::Commerce(_)));
+    /// #         Ok(())
+    /// #     }
+    /// # }
+    /// # futures::executor::block_on(async {
+    /// # let crm = CrmService::builder().store(Arc::new(MemStore::new())).hook(Arc::new(NoRecords)).build()?;
+    /// # let ctx = Context::user(TenantId::new(), UserId::new());
+    /// # crm.setup_tenant(&ctx).await?;
+    /// # let store: Arc<dyn CommerceStore> = Arc::new(NoRecords);
+    /// # let commerce = CommerceService::new(crm.clone(), store.clone(), Currency::parse("EUR")?);
+    /// use rust_decimal_macros::dec;
+    /// let on = NaiveDate::from_ymd_opt(2026, 3, 2).unwrap();
+    /// let rate = commerce.record_rate(&ctx, "RON", "EUR", on, dec!(0.2010)).await?;
+    /// assert_eq!((rate.from.code(), rate.rate.to_string().as_str()), ("RON", "0.201"));
+    /// let err = commerce.record_rate(&ctx, "EUR", "EUR", on, dec!(1)).await.unwrap_err();
+    /// assert_eq!(err.field(), Some("to"));
+    /// let err = commerce.record_rate(&ctx, "RON", "EUR", on, dec!(-0.2)).await.unwrap_err();
+    /// assert_eq!(err.field(), Some("rate"));
+    /// # Ok::<(), Error>(()) }).unwrap();
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Invalid`] on `from` or `to` when not an ISO 4217 currency code, on `to` when it is `from`, on `on`
+    /// outside the business dates, on `rate` when not positive, over [`MAX_RATE`](crate::commerce::MAX_RATE) or with
+    /// more than 10 decimal places; [`Error::AlreadyExists`] when another rate is recorded for the pair on that day;
+    /// [`Error::Storage`] when the store cannot be read or the change cannot be committed (nothing is then written),
+    /// and whatever a [`CommitHook`](crate::service::CommitHook) returns.
     pub async fn record_rate(
         &self,
         ctx: &Context,
@@ -274,6 +687,61 @@ impl CommerceService {
 
     /// The rate converting `from` into the reporting currency on `on`: the host's sources first, then the stored
     /// table; [`Error::MissingRate`] naming the pair and the day when none knows it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use chrono::NaiveDate;
+    /// # use crm_core::{actor::Context, commerce::*, conformance::model::MemStore, id::*, money::Currency};
+    /// # use crm_core::{service::{CommitHook, CrmService}, store::{ChangeSet, Page, PageRequest, Write}};
+    /// # use crm_core::{Error, Result};
+    /// # // crm-core has no commerce storage: this store has no records and the hook drops the commerce writes,
+    /// # // so the example shows what the service decides and returns (the SQLite and PostgreSQL stores keep them).
+    /// # #[derive(Debug)]
+    /// # struct NoRecords;
+    /// # #[async_trait::async_trait]
+    /// # impl CommerceStore for NoRecords {
+    /// #     async fn fetch_commerce(&self, _: TenantId, _: &CommerceKey)
+    /// #         -> Result<Vec<CommerceRecord>> { Ok(vec![]) }
+    /// #     async fn campaign_targets(&self, _: TenantId, _: CampaignId, _: &PageRequest)
+    /// #         -> Result<Page<CampaignTarget>> { Ok(Page { items: vec![], next: None }) }
+    /// #     async fn segment(&self, _: TenantId, _: &Criteria, _: NaiveDate, _: Currency)
+    /// #         -> Result<Vec<SegmentMember>> { Ok(vec![]) }
+    /// #     async fn profit_sums(&self, _: TenantId, _: &SumsQuery) -> Result<Vec<ProfitSums>> { Ok(vec![]) }
+    /// #     async fn campaign_sums(&self, _: TenantId, _: CampaignId, _: Option<Period>, _: Currency)
+    /// #         -> Result<CampaignSums> { Ok(CampaignSums::default()) }
+    /// #     async fn progress(&self, _: TenantId, _: CampaignId) -> Result<Vec<Progress>> { Ok(vec![]) }
+    /// #     async fn open_items(&self, _: TenantId, _: PartnerId, _: NaiveDate)
+    /// #         -> Result<Vec<OpenItem>> { Ok(vec![]) }
+    /// #     async fn balances(&self, _: TenantId, _: PartnerId, _: NaiveDate)
+    /// #         -> Result<Vec<Balance>> { Ok(vec![]) }
+    /// # }
+    /// # impl CommitHook for NoRecords {
+    /// #     fn before_commit(&self, _: &Context, changes: &mut ChangeSet) -> Result<()> {
+    /// #         changes.writes.retain(|w| !matches!(w, Write::Commerce(_)));
+    /// #         Ok(())
+    /// #     }
+    /// # }
+    /// # futures::executor::block_on(async {
+    /// # let crm = CrmService::builder().store(Arc::new(MemStore::new())).hook(Arc::new(NoRecords)).build()?;
+    /// # let ctx = Context::user(TenantId::new(), UserId::new());
+    /// # crm.setup_tenant(&ctx).await?;
+    /// # let store: Arc<dyn CommerceStore> = Arc::new(NoRecords);
+    /// # let commerce = CommerceService::new(crm.clone(), store.clone(), Currency::parse("EUR")?);
+    /// let on = NaiveDate::from_ymd_opt(2026, 3, 2).unwrap();
+    /// let eur = commerce.resolve_rate(ctx.tenant, Currency::parse("EUR")?, on).await?;
+    /// assert_eq!(eur.rate, rust_decimal::Decimal::ONE); // the reporting currency itself
+    /// let err = commerce.resolve_rate(ctx.tenant, Currency::parse("USD")?, on).await.unwrap_err();
+    /// assert!(matches!(err, Error::MissingRate { ref from, ref to, .. } if from == "USD" && to == "EUR"));
+    /// # Ok::<(), Error>(()) }).unwrap();
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::MissingRate`] when neither a rate source nor the stored table knows the rate; [`Error::Invalid`] on
+    /// `rate` when a rate source answers a rate that is not positive, too large or too precise; whatever a
+    /// [`RateSource`] returns; [`Error::Storage`] when the stored table cannot be read.
     pub async fn resolve_rate(
         &self,
         tenant: TenantId,
@@ -309,6 +777,79 @@ impl CommerceService {
     /// When two calls record the same new number at once, the loser's insert meets the winner's row; it is then
     /// decided again against that row (a no-op when the content is the same), so a host retrying after a timeout
     /// never sees a spurious "already exists".
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use chrono::NaiveDate;
+    /// # use crm_core::{actor::Context, commerce::*, conformance::model::MemStore, id::*, money::Currency};
+    /// # use crm_core::{service::{CommitHook, CrmService}, store::{ChangeSet, Page, PageRequest, Write}};
+    /// # use crm_core::{Error, Result};
+    /// # // crm-core has no commerce storage: this store has no records and the hook drops the commerce writes,
+    /// # // so the example shows what the service decides and returns (the SQLite and PostgreSQL stores keep them).
+    /// # #[derive(Debug)]
+    /// # struct NoRecords;
+    /// # #[async_trait::async_trait]
+    /// # impl CommerceStore for NoRecords {
+    /// #     async fn fetch_commerce(&self, _: TenantId, _: &CommerceKey)
+    /// #         -> Result<Vec<CommerceRecord>> { Ok(vec![]) }
+    /// #     async fn campaign_targets(&self, _: TenantId, _: CampaignId, _: &PageRequest)
+    /// #         -> Result<Page<CampaignTarget>> { Ok(Page { items: vec![], next: None }) }
+    /// #     async fn segment(&self, _: TenantId, _: &Criteria, _: NaiveDate, _: Currency)
+    /// #         -> Result<Vec<SegmentMember>> { Ok(vec![]) }
+    /// #     async fn profit_sums(&self, _: TenantId, _: &SumsQuery) -> Result<Vec<ProfitSums>> { Ok(vec![]) }
+    /// #     async fn campaign_sums(&self, _: TenantId, _: CampaignId, _: Option<Period>, _: Currency)
+    /// #         -> Result<CampaignSums> { Ok(CampaignSums::default()) }
+    /// #     async fn progress(&self, _: TenantId, _: CampaignId) -> Result<Vec<Progress>> { Ok(vec![]) }
+    /// #     async fn open_items(&self, _: TenantId, _: PartnerId, _: NaiveDate)
+    /// #         -> Result<Vec<OpenItem>> { Ok(vec![]) }
+    /// #     async fn balances(&self, _: TenantId, _: PartnerId, _: NaiveDate)
+    /// #         -> Result<Vec<Balance>> { Ok(vec![]) }
+    /// # }
+    /// # impl CommitHook for NoRecords {
+    /// #     fn before_commit(&self, _: &Context, changes: &mut ChangeSet) -> Result<()> {
+    /// #         changes.writes.retain(|w| !matches!(w, Write::Commerce(_)));
+    /// #         Ok(())
+    /// #     }
+    /// # }
+    /// # futures::executor::block_on(async {
+    /// # let crm = CrmService::builder().store(Arc::new(MemStore::new())).hook(Arc::new(NoRecords)).build()?;
+    /// # let ctx = Context::user(TenantId::new(), UserId::new());
+    /// # crm.setup_tenant(&ctx).await?;
+    /// # let store: Arc<dyn CommerceStore> = Arc::new(NoRecords);
+    /// # let commerce = CommerceService::new(crm.clone(), store.clone(), Currency::parse("EUR")?);
+    /// # use crm_core::partner::NewPartner;
+    /// # let acme = crm.create_partner(&ctx, NewPartner::company("Acme SRL")).await?.record;
+    /// use rust_decimal_macros::dec;
+    /// let on = NaiveDate::from_ymd_opt(2026, 3, 2).unwrap();
+    /// let paid = NewDocument::payment("PAY-1", acme.id, on, "EUR", PaymentDirection::Received, dec!(250));
+    /// let out = commerce.record_document(&ctx, paid).await?;
+    /// assert_eq!(out.recorded.record().total, dec!(250));
+    /// assert_eq!(out.events.len(), 1); // PaymentRecorded
+    /// // In dollars, with no rate known for that day:
+    /// let usd = NewDocument::payment("PAY-2", acme.id, on, "USD", PaymentDirection::Received, dec!(100));
+    /// assert!(matches!(commerce.record_document(&ctx, usd).await, Err(Error::MissingRate { .. })));
+    /// # Ok::<(), Error>(()) }).unwrap();
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// - [`Error::Invalid`] on the input's shape: `number`, `currency`, `issue_date` and `due_date` (outside the
+    ///   business dates, or due before issued), `lines` (none, over 1000, or on a payment), `lines[i].quantity`
+    ///   (zero, negative outside a credit note, too precise), `lines[i].unit_price`, `lines[i].unit_cost`,
+    ///   `lines[i].discount_pct`, a payment's `direction` and `amount`, `allocations[i].number`,
+    ///   `allocations[i].amount`, `allocations` (settling more than paid), `campaign` and `corrects` on a kind that
+    ///   has none;
+    /// - [`Error::Invalid`] on what it refers to: `partner` (not the tenant's), `lines[i].product` (not recorded),
+    ///   `campaign` (not the tenant's), `corrects` (no such invoice, or another partner's or currency's),
+    ///   `allocations[i].number` (no such invoice or bill of the partner in the currency);
+    /// - [`Error::MissingRate`] when the document is not in the reporting currency and no rate is known for its
+    ///   issue date (see [`CommerceService::resolve_rate`]);
+    /// - [`Error::Invalid`] on `version` when the stored document differs and no version is given;
+    ///   [`Error::Conflict`] when the version is not the stored one;
+    /// - [`Error::Storage`] when the store cannot be read or the change cannot be committed (nothing is then
+    ///   written), and whatever a [`CommitHook`](crate::service::CommitHook) returns.
     pub async fn record_document(
         &self,
         ctx: &Context,
@@ -466,6 +1007,62 @@ impl CommerceService {
     }
 
     /// A partner's open items on `as_of` (today when `None`): the account as it stood at the end of that day.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use chrono::NaiveDate;
+    /// # use crm_core::{actor::Context, commerce::*, conformance::model::MemStore, id::*, money::Currency};
+    /// # use crm_core::{service::{CommitHook, CrmService}, store::{ChangeSet, Page, PageRequest, Write}};
+    /// # use crm_core::{Error, Result};
+    /// # // crm-core has no commerce storage: this store has no records and the hook drops the commerce writes,
+    /// # // so the example shows what the service decides and returns (the SQLite and PostgreSQL stores keep them).
+    /// # #[derive(Debug)]
+    /// # struct NoRecords;
+    /// # #[async_trait::async_trait]
+    /// # impl CommerceStore for NoRecords {
+    /// #     async fn fetch_commerce(&self, _: TenantId, _: &CommerceKey)
+    /// #         -> Result<Vec<CommerceRecord>> { Ok(vec![]) }
+    /// #     async fn campaign_targets(&self, _: TenantId, _: CampaignId, _: &PageRequest)
+    /// #         -> Result<Page<CampaignTarget>> { Ok(Page { items: vec![], next: None }) }
+    /// #     async fn segment(&self, _: TenantId, _: &Criteria, _: NaiveDate, _: Currency)
+    /// #         -> Result<Vec<SegmentMember>> { Ok(vec![]) }
+    /// #     async fn profit_sums(&self, _: TenantId, _: &SumsQuery) -> Result<Vec<ProfitSums>> { Ok(vec![]) }
+    /// #     async fn campaign_sums(&self, _: TenantId, _: CampaignId, _: Option<Period>, _: Currency)
+    /// #         -> Result<CampaignSums> { Ok(CampaignSums::default()) }
+    /// #     async fn progress(&self, _: TenantId, _: CampaignId) -> Result<Vec<Progress>> { Ok(vec![]) }
+    /// #     async fn open_items(&self, _: TenantId, _: PartnerId, _: NaiveDate)
+    /// #         -> Result<Vec<OpenItem>> { Ok(vec![]) }
+    /// #     async fn balances(&self, _: TenantId, _: PartnerId, _: NaiveDate)
+    /// #         -> Result<Vec<Balance>> { Ok(vec![]) }
+    /// # }
+    /// # impl CommitHook for NoRecords {
+    /// #     fn before_commit(&self, _: &Context, changes: &mut ChangeSet) -> Result<()> {
+    /// #         changes.writes.retain(|w| !matches!(w, Write::Commerce(_)));
+    /// #         Ok(())
+    /// #     }
+    /// # }
+    /// # futures::executor::block_on(async {
+    /// # let crm = CrmService::builder().store(Arc::new(MemStore::new())).hook(Arc::new(NoRecords)).build()?;
+    /// # let ctx = Context::user(TenantId::new(), UserId::new());
+    /// # crm.setup_tenant(&ctx).await?;
+    /// # let store: Arc<dyn CommerceStore> = Arc::new(NoRecords);
+    /// # let commerce = CommerceService::new(crm.clone(), store.clone(), Currency::parse("EUR")?);
+    /// # use crm_core::partner::NewPartner;
+    /// # let acme = crm.create_partner(&ctx, NewPartner::company("Acme SRL")).await?.record;
+    /// assert!(commerce.open_items(ctx.tenant, acme.id, None).await?.is_empty()); // nothing invoiced
+    /// let err = commerce.open_items(ctx.tenant, PartnerId::new(), None).await.unwrap_err();
+    /// assert!(matches!(err, Error::NotFound { entity: "partner", .. }));
+    /// let too_early = NaiveDate::from_ymd_opt(1899, 12, 31);
+    /// assert_eq!(commerce.open_items(ctx.tenant, acme.id, too_early).await.unwrap_err().field(), Some("as_of"));
+    /// # Ok::<(), Error>(()) }).unwrap();
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Invalid`] on `as_of` outside the business dates; [`Error::NotFound`] when the partner is not the
+    /// tenant's; [`Error::Storage`] when the store cannot be read.
     pub async fn open_items(
         &self,
         tenant: TenantId,
@@ -479,6 +1076,62 @@ impl CommerceService {
 
     /// A partner's balances per currency on `as_of` (today when `None`): the account as it stood at the end of
     /// that day.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use chrono::NaiveDate;
+    /// # use crm_core::{actor::Context, commerce::*, conformance::model::MemStore, id::*, money::Currency};
+    /// # use crm_core::{service::{CommitHook, CrmService}, store::{ChangeSet, Page, PageRequest, Write}};
+    /// # use crm_core::{Error, Result};
+    /// # // crm-core has no commerce storage: this store has no records and the hook drops the commerce writes,
+    /// # // so the example shows what the service decides and returns (the SQLite and PostgreSQL stores keep them).
+    /// # #[derive(Debug)]
+    /// # struct NoRecords;
+    /// # #[async_trait::async_trait]
+    /// # impl CommerceStore for NoRecords {
+    /// #     async fn fetch_commerce(&self, _: TenantId, _: &CommerceKey)
+    /// #         -> Result<Vec<CommerceRecord>> { Ok(vec![]) }
+    /// #     async fn campaign_targets(&self, _: TenantId, _: CampaignId, _: &PageRequest)
+    /// #         -> Result<Page<CampaignTarget>> { Ok(Page { items: vec![], next: None }) }
+    /// #     async fn segment(&self, _: TenantId, _: &Criteria, _: NaiveDate, _: Currency)
+    /// #         -> Result<Vec<SegmentMember>> { Ok(vec![]) }
+    /// #     async fn profit_sums(&self, _: TenantId, _: &SumsQuery) -> Result<Vec<ProfitSums>> { Ok(vec![]) }
+    /// #     async fn campaign_sums(&self, _: TenantId, _: CampaignId, _: Option<Period>, _: Currency)
+    /// #         -> Result<CampaignSums> { Ok(CampaignSums::default()) }
+    /// #     async fn progress(&self, _: TenantId, _: CampaignId) -> Result<Vec<Progress>> { Ok(vec![]) }
+    /// #     async fn open_items(&self, _: TenantId, _: PartnerId, _: NaiveDate)
+    /// #         -> Result<Vec<OpenItem>> { Ok(vec![]) }
+    /// #     async fn balances(&self, _: TenantId, _: PartnerId, _: NaiveDate)
+    /// #         -> Result<Vec<Balance>> { Ok(vec![]) }
+    /// # }
+    /// # impl CommitHook for NoRecords {
+    /// #     fn before_commit(&self, _: &Context, changes: &mut ChangeSet) -> Result<()> {
+    /// #         changes.writes.retain(|w| !matches!(w, Write::Commerce(_)));
+    /// #         Ok(())
+    /// #     }
+    /// # }
+    /// # futures::executor::block_on(async {
+    /// # let crm = CrmService::builder().store(Arc::new(MemStore::new())).hook(Arc::new(NoRecords)).build()?;
+    /// # let ctx = Context::user(TenantId::new(), UserId::new());
+    /// # crm.setup_tenant(&ctx).await?;
+    /// # let store: Arc<dyn CommerceStore> = Arc::new(NoRecords);
+    /// # let commerce = CommerceService::new(crm.clone(), store.clone(), Currency::parse("EUR")?);
+    /// # use crm_core::partner::NewPartner;
+    /// # let acme = crm.create_partner(&ctx, NewPartner::company("Acme SRL")).await?.record;
+    /// assert!(commerce.balances(ctx.tenant, acme.id, None).await?.is_empty()); // no documents, no currencies
+    /// let err = commerce.balances(ctx.tenant, PartnerId::new(), None).await.unwrap_err();
+    /// assert!(matches!(err, Error::NotFound { entity: "partner", .. }));
+    /// let too_late = NaiveDate::from_ymd_opt(2201, 1, 1);
+    /// assert_eq!(commerce.balances(ctx.tenant, acme.id, too_late).await.unwrap_err().field(), Some("as_of"));
+    /// # Ok::<(), Error>(()) }).unwrap();
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Invalid`] on `as_of` outside the business dates; [`Error::NotFound`] when the partner is not the
+    /// tenant's; [`Error::Storage`] when the store cannot be read.
     pub async fn balances(
         &self,
         tenant: TenantId,
@@ -494,6 +1147,67 @@ impl CommerceService {
 
     /// Checks a criteria tree: its shape, that every product and category it names exists in the tenant, and that
     /// its amounts are in the reporting currency. Errors name the path (`criteria.all[0].items[1]`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use chrono::NaiveDate;
+    /// # use crm_core::{actor::Context, commerce::*, conformance::model::MemStore, id::*, money::Currency};
+    /// # use crm_core::{service::{CommitHook, CrmService}, store::{ChangeSet, Page, PageRequest, Write}};
+    /// # use crm_core::{Error, Result};
+    /// # // crm-core has no commerce storage: this store has no records and the hook drops the commerce writes,
+    /// # // so the example shows what the service decides and returns (the SQLite and PostgreSQL stores keep them).
+    /// # #[derive(Debug)]
+    /// # struct NoRecords;
+    /// # #[async_trait::async_trait]
+    /// # impl CommerceStore for NoRecords {
+    /// #     async fn fetch_commerce(&self, _: TenantId, _: &CommerceKey)
+    /// #         -> Result<Vec<CommerceRecord>> { Ok(vec![]) }
+    /// #     async fn campaign_targets(&self, _: TenantId, _: CampaignId, _: &PageRequest)
+    /// #         -> Result<Page<CampaignTarget>> { Ok(Page { items: vec![], next: None }) }
+    /// #     async fn segment(&self, _: TenantId, _: &Criteria, _: NaiveDate, _: Currency)
+    /// #         -> Result<Vec<SegmentMember>> { Ok(vec![]) }
+    /// #     async fn profit_sums(&self, _: TenantId, _: &SumsQuery) -> Result<Vec<ProfitSums>> { Ok(vec![]) }
+    /// #     async fn campaign_sums(&self, _: TenantId, _: CampaignId, _: Option<Period>, _: Currency)
+    /// #         -> Result<CampaignSums> { Ok(CampaignSums::default()) }
+    /// #     async fn progress(&self, _: TenantId, _: CampaignId) -> Result<Vec<Progress>> { Ok(vec![]) }
+    /// #     async fn open_items(&self, _: TenantId, _: PartnerId, _: NaiveDate)
+    /// #         -> Result<Vec<OpenItem>> { Ok(vec![]) }
+    /// #     async fn balances(&self, _: TenantId, _: PartnerId, _: NaiveDate)
+    /// #         -> Result<Vec<Balance>> { Ok(vec![]) }
+    /// # }
+    /// # impl CommitHook for NoRecords {
+    /// #     fn before_commit(&self, _: &Context, changes: &mut ChangeSet) -> Result<()> {
+    /// #         changes.writes.retain(|w| !matches!(w, Write::Commerce(_)));
+    /// #         Ok(())
+    /// #     }
+    /// # }
+    /// # futures::executor::block_on(async {
+    /// # let crm = CrmService::builder().store(Arc::new(MemStore::new())).hook(Arc::new(NoRecords)).build()?;
+    /// # let ctx = Context::user(TenantId::new(), UserId::new());
+    /// # crm.setup_tenant(&ctx).await?;
+    /// # let store: Arc<dyn CommerceStore> = Arc::new(NoRecords);
+    /// # let commerce = CommerceService::new(crm.clone(), store.clone(), Currency::parse("EUR")?);
+    /// use crm_core::money::Money;
+    /// let vip = Criteria::Tag { tag: "vip".into() };
+    /// assert!(commerce.check_criteria(ctx.tenant, &vip).await.is_ok());
+    /// let in_lei = Money::parse("10000", "RON")?; // the reporting currency is EUR
+    /// let big = Criteria::SalesVolume { period: Period::year(2025)?, cmp: Cmp::Gt, amount: in_lei };
+    /// assert_eq!(commerce.check_criteria(ctx.tenant, &big).await.unwrap_err().field(), Some("criteria.amount"));
+    /// let items = vec![Item::Product(ProductId::new())]; // not recorded
+    /// let bought = Criteria::Bought { mode: BoughtMode::Any, items, period: Period::year(2025)? };
+    /// let err = commerce.check_criteria(ctx.tenant, &bought).await.unwrap_err();
+    /// assert_eq!(err.field(), Some("criteria.items[0]"));
+    /// # Ok::<(), Error>(()) }).unwrap();
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Invalid`] naming the path: what [`Criteria::check`] refuses (depth, size, empty lists, malformed
+    /// tags, names, countries and dates), an amount not in the reporting currency (`criteria.all[0].amount`), a
+    /// product or category not recorded in the tenant (`criteria.items[1]`); [`Error::Storage`] when the store
+    /// cannot be read.
     pub async fn check_criteria(&self, tenant: TenantId, criteria: &Criteria) -> Result<()> {
         criteria.check()?;
         for (path, m) in criteria.amounts() {
@@ -562,6 +1276,59 @@ impl CommerceService {
     }
 
     /// The partners a criteria tree selects today.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use chrono::NaiveDate;
+    /// # use crm_core::{actor::Context, commerce::*, conformance::model::MemStore, id::*, money::Currency};
+    /// # use crm_core::{service::{CommitHook, CrmService}, store::{ChangeSet, Page, PageRequest, Write}};
+    /// # use crm_core::{Error, Result};
+    /// # // crm-core has no commerce storage: this store has no records and the hook drops the commerce writes,
+    /// # // so the example shows what the service decides and returns (the SQLite and PostgreSQL stores keep them).
+    /// # #[derive(Debug)]
+    /// # struct NoRecords;
+    /// # #[async_trait::async_trait]
+    /// # impl CommerceStore for NoRecords {
+    /// #     async fn fetch_commerce(&self, _: TenantId, _: &CommerceKey)
+    /// #         -> Result<Vec<CommerceRecord>> { Ok(vec![]) }
+    /// #     async fn campaign_targets(&self, _: TenantId, _: CampaignId, _: &PageRequest)
+    /// #         -> Result<Page<CampaignTarget>> { Ok(Page { items: vec![], next: None }) }
+    /// #     async fn segment(&self, _: TenantId, _: &Criteria, _: NaiveDate, _: Currency)
+    /// #         -> Result<Vec<SegmentMember>> { Ok(vec![]) }
+    /// #     async fn profit_sums(&self, _: TenantId, _: &SumsQuery) -> Result<Vec<ProfitSums>> { Ok(vec![]) }
+    /// #     async fn campaign_sums(&self, _: TenantId, _: CampaignId, _: Option<Period>, _: Currency)
+    /// #         -> Result<CampaignSums> { Ok(CampaignSums::default()) }
+    /// #     async fn progress(&self, _: TenantId, _: CampaignId) -> Result<Vec<Progress>> { Ok(vec![]) }
+    /// #     async fn open_items(&self, _: TenantId, _: PartnerId, _: NaiveDate)
+    /// #         -> Result<Vec<OpenItem>> { Ok(vec![]) }
+    /// #     async fn balances(&self, _: TenantId, _: PartnerId, _: NaiveDate)
+    /// #         -> Result<Vec<Balance>> { Ok(vec![]) }
+    /// # }
+    /// # impl CommitHook for NoRecords {
+    /// #     fn before_commit(&self, _: &Context, changes: &mut ChangeSet) -> Result<()> {
+    /// #         changes.writes.retain(|w| !matches!(w, Write::Commerce(_)));
+    /// #         Ok(())
+    /// #     }
+    /// # }
+    /// # futures::executor::block_on(async {
+    /// # let crm = CrmService::builder().store(Arc::new(MemStore::new())).hook(Arc::new(NoRecords)).build()?;
+    /// # let ctx = Context::user(TenantId::new(), UserId::new());
+    /// # crm.setup_tenant(&ctx).await?;
+    /// # let store: Arc<dyn CommerceStore> = Arc::new(NoRecords);
+    /// # let commerce = CommerceService::new(crm.clone(), store.clone(), Currency::parse("EUR")?);
+    /// let vip = Criteria::Tag { tag: "vip".into() };
+    /// assert!(commerce.segment(ctx.tenant, &vip).await?.is_empty()); // no partner is tagged yet
+    /// let nothing = Criteria::And { all: vec![] };
+    /// assert_eq!(commerce.segment(ctx.tenant, &nothing).await.unwrap_err().field(), Some("criteria.all"));
+    /// # Ok::<(), Error>(()) }).unwrap();
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// Those of [`CommerceService::check_criteria`]: [`Error::Invalid`] naming the path in the criteria;
+    /// [`Error::Storage`] when the store cannot be read.
     pub async fn segment(
         &self,
         tenant: TenantId,
@@ -575,6 +1342,67 @@ impl CommerceService {
     }
 
     /// Creates a draft campaign.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use chrono::NaiveDate;
+    /// # use crm_core::{actor::Context, commerce::*, conformance::model::MemStore, id::*, money::Currency};
+    /// # use crm_core::{service::{CommitHook, CrmService}, store::{ChangeSet, Page, PageRequest, Write}};
+    /// # use crm_core::{Error, Result};
+    /// # // crm-core has no commerce storage: this store has no records and the hook drops the commerce writes,
+    /// # // so the example shows what the service decides and returns (the SQLite and PostgreSQL stores keep them).
+    /// # #[derive(Debug)]
+    /// # struct NoRecords;
+    /// # #[async_trait::async_trait]
+    /// # impl CommerceStore for NoRecords {
+    /// #     async fn fetch_commerce(&self, _: TenantId, _: &CommerceKey)
+    /// #         -> Result<Vec<CommerceRecord>> { Ok(vec![]) }
+    /// #     async fn campaign_targets(&self, _: TenantId, _: CampaignId, _: &PageRequest)
+    /// #         -> Result<Page<CampaignTarget>> { Ok(Page { items: vec![], next: None }) }
+    /// #     async fn segment(&self, _: TenantId, _: &Criteria, _: NaiveDate, _: Currency)
+    /// #         -> Result<Vec<SegmentMember>> { Ok(vec![]) }
+    /// #     async fn profit_sums(&self, _: TenantId, _: &SumsQuery) -> Result<Vec<ProfitSums>> { Ok(vec![]) }
+    /// #     async fn campaign_sums(&self, _: TenantId, _: CampaignId, _: Option<Period>, _: Currency)
+    /// #         -> Result<CampaignSums> { Ok(CampaignSums::default()) }
+    /// #     async fn progress(&self, _: TenantId, _: CampaignId) -> Result<Vec<Progress>> { Ok(vec![]) }
+    /// #     async fn open_items(&self, _: TenantId, _: PartnerId, _: NaiveDate)
+    /// #         -> Result<Vec<OpenItem>> { Ok(vec![]) }
+    /// #     async fn balances(&self, _: TenantId, _: PartnerId, _: NaiveDate)
+    /// #         -> Result<Vec<Balance>> { Ok(vec![]) }
+    /// # }
+    /// # impl CommitHook for NoRecords {
+    /// #     fn before_commit(&self, _: &Context, changes: &mut ChangeSet) -> Result<()> {
+    /// #         changes.writes.retain(|w| !matches!(w, Write::Commerce(_)));
+    /// #         Ok(())
+    /// #     }
+    /// # }
+    /// # futures::executor::block_on(async {
+    /// # let crm = CrmService::builder().store(Arc::new(MemStore::new())).hook(Arc::new(NoRecords)).build()?;
+    /// # let ctx = Context::user(TenantId::new(), UserId::new());
+    /// # crm.setup_tenant(&ctx).await?;
+    /// # let store: Arc<dyn CommerceStore> = Arc::new(NoRecords);
+    /// # let commerce = CommerceService::new(crm.clone(), store.clone(), Currency::parse("EUR")?);
+    /// let march = |d| NaiveDate::from_ymd_opt(2026, 3, d).unwrap();
+    /// let input = NewCampaign {
+    ///     name: "Spring calls".into(), channel: Channel::Telemarketing, period: Period::new(march(1), march(31))?,
+    ///     owner: UserId::new(), agents: vec![UserId::new()], script: None, budget: None,
+    ///     criteria: Some(Criteria::Tag { tag: "vip".into() }),
+    /// };
+    /// let campaign = commerce.create_campaign(&ctx, input.clone()).await?;
+    /// assert_eq!((campaign.status, campaign.version), (CampaignStatus::Draft, 1));
+    /// let nobody = NewCampaign { agents: vec![], ..input };
+    /// assert_eq!(commerce.create_campaign(&ctx, nobody).await.unwrap_err().field(), Some("agents"));
+    /// # Ok::<(), Error>(()) }).unwrap();
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Invalid`] on `name`, `agents` (none for telemarketing, over 500, or listed twice), `budget`
+    /// (negative), `script`, and on the criteria's paths as in [`CommerceService::check_criteria`];
+    /// [`Error::Storage`] when the store cannot be read or the change cannot be committed (nothing is then written),
+    /// and whatever a [`CommitHook`](crate::service::CommitHook) returns.
     pub async fn create_campaign(&self, ctx: &Context, input: NewCampaign) -> Result<Campaign> {
         if let Some(c) = &input.criteria {
             self.check_criteria(ctx.tenant, c).await?;
@@ -595,11 +1423,128 @@ impl CommerceService {
     }
 
     /// A campaign.
+    ///
+    /// # Examples
+    ///
+    /// A campaign's whole life (launch, calls, outcomes, report) over a real store is shown in the `crm` crate's
+    /// documentation of `Crm::commerce`; here the commerce store has no records.
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use chrono::NaiveDate;
+    /// # use crm_core::{actor::Context, commerce::*, conformance::model::MemStore, id::*, money::Currency};
+    /// # use crm_core::{service::{CommitHook, CrmService}, store::{ChangeSet, Page, PageRequest, Write}};
+    /// # use crm_core::{Error, Result};
+    /// # // crm-core has no commerce storage: this store has no records and the hook drops the commerce writes,
+    /// # // so the example shows what the service decides and returns (the SQLite and PostgreSQL stores keep them).
+    /// # #[derive(Debug)]
+    /// # struct NoRecords;
+    /// # #[async_trait::async_trait]
+    /// # impl CommerceStore for NoRecords {
+    /// #     async fn fetch_commerce(&self, _: TenantId, _: &CommerceKey)
+    /// #         -> Result<Vec<CommerceRecord>> { Ok(vec![]) }
+    /// #     async fn campaign_targets(&self, _: TenantId, _: CampaignId, _: &PageRequest)
+    /// #         -> Result<Page<CampaignTarget>> { Ok(Page { items: vec![], next: None }) }
+    /// #     async fn segment(&self, _: TenantId, _: &Criteria, _: NaiveDate, _: Currency)
+    /// #         -> Result<Vec<SegmentMember>> { Ok(vec![]) }
+    /// #     async fn profit_sums(&self, _: TenantId, _: &SumsQuery) -> Result<Vec<ProfitSums>> { Ok(vec![]) }
+    /// #     async fn campaign_sums(&self, _: TenantId, _: CampaignId, _: Option<Period>, _: Currency)
+    /// #         -> Result<CampaignSums> { Ok(CampaignSums::default()) }
+    /// #     async fn progress(&self, _: TenantId, _: CampaignId) -> Result<Vec<Progress>> { Ok(vec![]) }
+    /// #     async fn open_items(&self, _: TenantId, _: PartnerId, _: NaiveDate)
+    /// #         -> Result<Vec<OpenItem>> { Ok(vec![]) }
+    /// #     async fn balances(&self, _: TenantId, _: PartnerId, _: NaiveDate)
+    /// #         -> Result<Vec<Balance>> { Ok(vec![]) }
+    /// # }
+    /// # impl CommitHook for NoRecords {
+    /// #     fn before_commit(&self, _: &Context, changes: &mut ChangeSet) -> Result<()> {
+    /// #         changes.writes.retain(|w| !matches!(w, Write::Commerce(_)));
+    /// #         Ok(())
+    /// #     }
+    /// # }
+    /// # futures::executor::block_on(async {
+    /// # let crm = CrmService::builder().store(Arc::new(MemStore::new())).hook(Arc::new(NoRecords)).build()?;
+    /// # let ctx = Context::user(TenantId::new(), UserId::new());
+    /// # crm.setup_tenant(&ctx).await?;
+    /// # let store: Arc<dyn CommerceStore> = Arc::new(NoRecords);
+    /// # let commerce = CommerceService::new(crm.clone(), store.clone(), Currency::parse("EUR")?);
+    /// let err = commerce.campaign(ctx.tenant, CampaignId::new()).await.unwrap_err();
+    /// assert!(matches!(err, Error::NotFound { entity: "campaign", .. }));
+    /// # Ok::<(), Error>(()) }).unwrap();
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotFound`] when the campaign is not the tenant's; [`Error::Storage`] when the store cannot be read.
     pub async fn campaign(&self, tenant: TenantId, id: CampaignId) -> Result<Campaign> {
         self.store.campaign(tenant, id).await
     }
 
     /// Books a dated cost on a campaign, converted at that day's rate.
+    ///
+    /// # Examples
+    ///
+    /// A campaign's whole life (launch, calls, outcomes, report) over a real store is shown in the `crm` crate's
+    /// documentation of `Crm::commerce`; here the commerce store has no records.
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use chrono::NaiveDate;
+    /// # use crm_core::{actor::Context, commerce::*, conformance::model::MemStore, id::*, money::Currency};
+    /// # use crm_core::{service::{CommitHook, CrmService}, store::{ChangeSet, Page, PageRequest, Write}};
+    /// # use crm_core::{Error, Result};
+    /// # // crm-core has no commerce storage: this store has no records and the hook drops the commerce writes,
+    /// # // so the example shows what the service decides and returns (the SQLite and PostgreSQL stores keep them).
+    /// # #[derive(Debug)]
+    /// # struct NoRecords;
+    /// # #[async_trait::async_trait]
+    /// # impl CommerceStore for NoRecords {
+    /// #     async fn fetch_commerce(&self, _: TenantId, _: &CommerceKey)
+    /// #         -> Result<Vec<CommerceRecord>> { Ok(vec![]) }
+    /// #     async fn campaign_targets(&self, _: TenantId, _: CampaignId, _: &PageRequest)
+    /// #         -> Result<Page<CampaignTarget>> { Ok(Page { items: vec![], next: None }) }
+    /// #     async fn segment(&self, _: TenantId, _: &Criteria, _: NaiveDate, _: Currency)
+    /// #         -> Result<Vec<SegmentMember>> { Ok(vec![]) }
+    /// #     async fn profit_sums(&self, _: TenantId, _: &SumsQuery) -> Result<Vec<ProfitSums>> { Ok(vec![]) }
+    /// #     async fn campaign_sums(&self, _: TenantId, _: CampaignId, _: Option<Period>, _: Currency)
+    /// #         -> Result<CampaignSums> { Ok(CampaignSums::default()) }
+    /// #     async fn progress(&self, _: TenantId, _: CampaignId) -> Result<Vec<Progress>> { Ok(vec![]) }
+    /// #     async fn open_items(&self, _: TenantId, _: PartnerId, _: NaiveDate)
+    /// #         -> Result<Vec<OpenItem>> { Ok(vec![]) }
+    /// #     async fn balances(&self, _: TenantId, _: PartnerId, _: NaiveDate)
+    /// #         -> Result<Vec<Balance>> { Ok(vec![]) }
+    /// # }
+    /// # impl CommitHook for NoRecords {
+    /// #     fn before_commit(&self, _: &Context, changes: &mut ChangeSet) -> Result<()> {
+    /// #         changes.writes.retain(|w| !matches!(w, Write::Commerce(_)));
+    /// #         Ok(())
+    /// #     }
+    /// # }
+    /// # futures::executor::block_on(async {
+    /// # let crm = CrmService::builder().store(Arc::new(MemStore::new())).hook(Arc::new(NoRecords)).build()?;
+    /// # let ctx = Context::user(TenantId::new(), UserId::new());
+    /// # crm.setup_tenant(&ctx).await?;
+    /// # let store: Arc<dyn CommerceStore> = Arc::new(NoRecords);
+    /// # let commerce = CommerceService::new(crm.clone(), store.clone(), Currency::parse("EUR")?);
+    /// use crm_core::money::Money;
+    /// let fee = Money::parse("500", "EUR")?;
+    /// let long_ago = NaiveDate::from_ymd_opt(1899, 12, 31).unwrap();
+    /// let unknown = CampaignId::new();
+    /// let err = commerce.add_campaign_cost(&ctx, unknown, long_ago, fee, None).await.unwrap_err();
+    /// assert_eq!(err.field(), Some("date"));
+    /// let on = NaiveDate::from_ymd_opt(2026, 3, 2).unwrap();
+    /// let err = commerce.add_campaign_cost(&ctx, unknown, on, fee, Some("Call centre")).await.unwrap_err();
+    /// assert!(matches!(err, Error::NotFound { entity: "campaign", .. }));
+    /// # Ok::<(), Error>(()) }).unwrap();
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Invalid`] on `date` outside the business dates, on `amount` when not more than zero (or too large to
+    /// convert), on `note` (over 200 characters); [`Error::NotFound`] when the campaign is not the tenant's;
+    /// [`Error::MissingRate`] when the amount is not in the reporting currency and no rate is known for `date`;
+    /// [`Error::Storage`] when the store cannot be read or the change cannot be committed (nothing is then written),
+    /// and whatever a [`CommitHook`](crate::service::CommitHook) returns.
     pub async fn add_campaign_cost(
         &self,
         ctx: &Context,
@@ -634,6 +1579,63 @@ impl CommerceService {
     }
 
     /// Launches a draft campaign: snapshots its segment today and hands each target's call to an agent.
+    ///
+    /// # Examples
+    ///
+    /// A campaign's whole life (launch, calls, outcomes, report) over a real store is shown in the `crm` crate's
+    /// documentation of `Crm::commerce`; here the commerce store has no records.
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use chrono::NaiveDate;
+    /// # use crm_core::{actor::Context, commerce::*, conformance::model::MemStore, id::*, money::Currency};
+    /// # use crm_core::{service::{CommitHook, CrmService}, store::{ChangeSet, Page, PageRequest, Write}};
+    /// # use crm_core::{Error, Result};
+    /// # // crm-core has no commerce storage: this store has no records and the hook drops the commerce writes,
+    /// # // so the example shows what the service decides and returns (the SQLite and PostgreSQL stores keep them).
+    /// # #[derive(Debug)]
+    /// # struct NoRecords;
+    /// # #[async_trait::async_trait]
+    /// # impl CommerceStore for NoRecords {
+    /// #     async fn fetch_commerce(&self, _: TenantId, _: &CommerceKey)
+    /// #         -> Result<Vec<CommerceRecord>> { Ok(vec![]) }
+    /// #     async fn campaign_targets(&self, _: TenantId, _: CampaignId, _: &PageRequest)
+    /// #         -> Result<Page<CampaignTarget>> { Ok(Page { items: vec![], next: None }) }
+    /// #     async fn segment(&self, _: TenantId, _: &Criteria, _: NaiveDate, _: Currency)
+    /// #         -> Result<Vec<SegmentMember>> { Ok(vec![]) }
+    /// #     async fn profit_sums(&self, _: TenantId, _: &SumsQuery) -> Result<Vec<ProfitSums>> { Ok(vec![]) }
+    /// #     async fn campaign_sums(&self, _: TenantId, _: CampaignId, _: Option<Period>, _: Currency)
+    /// #         -> Result<CampaignSums> { Ok(CampaignSums::default()) }
+    /// #     async fn progress(&self, _: TenantId, _: CampaignId) -> Result<Vec<Progress>> { Ok(vec![]) }
+    /// #     async fn open_items(&self, _: TenantId, _: PartnerId, _: NaiveDate)
+    /// #         -> Result<Vec<OpenItem>> { Ok(vec![]) }
+    /// #     async fn balances(&self, _: TenantId, _: PartnerId, _: NaiveDate)
+    /// #         -> Result<Vec<Balance>> { Ok(vec![]) }
+    /// # }
+    /// # impl CommitHook for NoRecords {
+    /// #     fn before_commit(&self, _: &Context, changes: &mut ChangeSet) -> Result<()> {
+    /// #         changes.writes.retain(|w| !matches!(w, Write::Commerce(_)));
+    /// #         Ok(())
+    /// #     }
+    /// # }
+    /// # futures::executor::block_on(async {
+    /// # let crm = CrmService::builder().store(Arc::new(MemStore::new())).hook(Arc::new(NoRecords)).build()?;
+    /// # let ctx = Context::user(TenantId::new(), UserId::new());
+    /// # crm.setup_tenant(&ctx).await?;
+    /// # let store: Arc<dyn CommerceStore> = Arc::new(NoRecords);
+    /// # let commerce = CommerceService::new(crm.clone(), store.clone(), Currency::parse("EUR")?);
+    /// let err = commerce.launch_campaign(&ctx, CampaignId::new(), 1).await.unwrap_err();
+    /// assert!(matches!(err, Error::NotFound { entity: "campaign", .. }));
+    /// # Ok::<(), Error>(()) }).unwrap();
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotFound`] when the campaign is not the tenant's; [`Error::Invalid`] on `status` when it is not a
+    /// draft, on `agents` (a telemarketing campaign without agents), on `criteria` when it has no target segment,
+    /// and on the criteria's paths as in [`CommerceService::check_criteria`]; [`Error::Conflict`] when
+    /// `expected_version` is stale; [`Error::Storage`] when the store cannot be read or the change cannot be
+    /// committed (nothing is then written), and whatever a [`CommitHook`](crate::service::CommitHook) returns.
     pub async fn launch_campaign(
         &self,
         ctx: &Context,
@@ -698,6 +1700,62 @@ impl CommerceService {
     }
 
     /// Closes an active campaign.
+    ///
+    /// # Examples
+    ///
+    /// A campaign's whole life (launch, calls, outcomes, report) over a real store is shown in the `crm` crate's
+    /// documentation of `Crm::commerce`; here the commerce store has no records.
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use chrono::NaiveDate;
+    /// # use crm_core::{actor::Context, commerce::*, conformance::model::MemStore, id::*, money::Currency};
+    /// # use crm_core::{service::{CommitHook, CrmService}, store::{ChangeSet, Page, PageRequest, Write}};
+    /// # use crm_core::{Error, Result};
+    /// # // crm-core has no commerce storage: this store has no records and the hook drops the commerce writes,
+    /// # // so the example shows what the service decides and returns (the SQLite and PostgreSQL stores keep them).
+    /// # #[derive(Debug)]
+    /// # struct NoRecords;
+    /// # #[async_trait::async_trait]
+    /// # impl CommerceStore for NoRecords {
+    /// #     async fn fetch_commerce(&self, _: TenantId, _: &CommerceKey)
+    /// #         -> Result<Vec<CommerceRecord>> { Ok(vec![]) }
+    /// #     async fn campaign_targets(&self, _: TenantId, _: CampaignId, _: &PageRequest)
+    /// #         -> Result<Page<CampaignTarget>> { Ok(Page { items: vec![], next: None }) }
+    /// #     async fn segment(&self, _: TenantId, _: &Criteria, _: NaiveDate, _: Currency)
+    /// #         -> Result<Vec<SegmentMember>> { Ok(vec![]) }
+    /// #     async fn profit_sums(&self, _: TenantId, _: &SumsQuery) -> Result<Vec<ProfitSums>> { Ok(vec![]) }
+    /// #     async fn campaign_sums(&self, _: TenantId, _: CampaignId, _: Option<Period>, _: Currency)
+    /// #         -> Result<CampaignSums> { Ok(CampaignSums::default()) }
+    /// #     async fn progress(&self, _: TenantId, _: CampaignId) -> Result<Vec<Progress>> { Ok(vec![]) }
+    /// #     async fn open_items(&self, _: TenantId, _: PartnerId, _: NaiveDate)
+    /// #         -> Result<Vec<OpenItem>> { Ok(vec![]) }
+    /// #     async fn balances(&self, _: TenantId, _: PartnerId, _: NaiveDate)
+    /// #         -> Result<Vec<Balance>> { Ok(vec![]) }
+    /// # }
+    /// # impl CommitHook for NoRecords {
+    /// #     fn before_commit(&self, _: &Context, changes: &mut ChangeSet) -> Result<()> {
+    /// #         changes.writes.retain(|w| !matches!(w, Write::Commerce(_)));
+    /// #         Ok(())
+    /// #     }
+    /// # }
+    /// # futures::executor::block_on(async {
+    /// # let crm = CrmService::builder().store(Arc::new(MemStore::new())).hook(Arc::new(NoRecords)).build()?;
+    /// # let ctx = Context::user(TenantId::new(), UserId::new());
+    /// # crm.setup_tenant(&ctx).await?;
+    /// # let store: Arc<dyn CommerceStore> = Arc::new(NoRecords);
+    /// # let commerce = CommerceService::new(crm.clone(), store.clone(), Currency::parse("EUR")?);
+    /// let err = commerce.close_campaign(&ctx, CampaignId::new(), 2).await.unwrap_err();
+    /// assert!(matches!(err, Error::NotFound { entity: "campaign", .. }));
+    /// # Ok::<(), Error>(()) }).unwrap();
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotFound`] when the campaign is not the tenant's; [`Error::Invalid`] on `status` when it is not
+    /// active; [`Error::Conflict`] when `expected_version` is stale (refused by the store, nothing written);
+    /// [`Error::Storage`] when the store cannot be read or the change cannot be committed (nothing is then written),
+    /// and whatever a [`CommitHook`](crate::service::CommitHook) returns.
     pub async fn close_campaign(
         &self,
         ctx: &Context,
@@ -733,6 +1791,66 @@ impl CommerceService {
     /// Records the outcome of a campaign call. Only the agent the call is assigned to may (field `agent`);
     /// `Interested` enters a lead in the default pipeline with the campaign as its source, owned by the campaign's
     /// owner. One transaction holds the target, the call, the lead and their events.
+    ///
+    /// # Examples
+    ///
+    /// A campaign's whole life (launch, calls, outcomes, report) over a real store is shown in the `crm` crate's
+    /// documentation of `Crm::commerce`; here the commerce store has no records.
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use chrono::NaiveDate;
+    /// # use crm_core::{actor::Context, commerce::*, conformance::model::MemStore, id::*, money::Currency};
+    /// # use crm_core::{service::{CommitHook, CrmService}, store::{ChangeSet, Page, PageRequest, Write}};
+    /// # use crm_core::{Error, Result};
+    /// # // crm-core has no commerce storage: this store has no records and the hook drops the commerce writes,
+    /// # // so the example shows what the service decides and returns (the SQLite and PostgreSQL stores keep them).
+    /// # #[derive(Debug)]
+    /// # struct NoRecords;
+    /// # #[async_trait::async_trait]
+    /// # impl CommerceStore for NoRecords {
+    /// #     async fn fetch_commerce(&self, _: TenantId, _: &CommerceKey)
+    /// #         -> Result<Vec<CommerceRecord>> { Ok(vec![]) }
+    /// #     async fn campaign_targets(&self, _: TenantId, _: CampaignId, _: &PageRequest)
+    /// #         -> Result<Page<CampaignTarget>> { Ok(Page { items: vec![], next: None }) }
+    /// #     async fn segment(&self, _: TenantId, _: &Criteria, _: NaiveDate, _: Currency)
+    /// #         -> Result<Vec<SegmentMember>> { Ok(vec![]) }
+    /// #     async fn profit_sums(&self, _: TenantId, _: &SumsQuery) -> Result<Vec<ProfitSums>> { Ok(vec![]) }
+    /// #     async fn campaign_sums(&self, _: TenantId, _: CampaignId, _: Option<Period>, _: Currency)
+    /// #         -> Result<CampaignSums> { Ok(CampaignSums::default()) }
+    /// #     async fn progress(&self, _: TenantId, _: CampaignId) -> Result<Vec<Progress>> { Ok(vec![]) }
+    /// #     async fn open_items(&self, _: TenantId, _: PartnerId, _: NaiveDate)
+    /// #         -> Result<Vec<OpenItem>> { Ok(vec![]) }
+    /// #     async fn balances(&self, _: TenantId, _: PartnerId, _: NaiveDate)
+    /// #         -> Result<Vec<Balance>> { Ok(vec![]) }
+    /// # }
+    /// # impl CommitHook for NoRecords {
+    /// #     fn before_commit(&self, _: &Context, changes: &mut ChangeSet) -> Result<()> {
+    /// #         changes.writes.retain(|w| !matches!(w, Write::Commerce(_)));
+    /// #         Ok(())
+    /// #     }
+    /// # }
+    /// # futures::executor::block_on(async {
+    /// # let crm = CrmService::builder().store(Arc::new(MemStore::new())).hook(Arc::new(NoRecords)).build()?;
+    /// # let ctx = Context::user(TenantId::new(), UserId::new());
+    /// # crm.setup_tenant(&ctx).await?;
+    /// # let store: Arc<dyn CommerceStore> = Arc::new(NoRecords);
+    /// # let commerce = CommerceService::new(crm.clone(), store.clone(), Currency::parse("EUR")?);
+    /// let err = commerce.record_call_outcome(&ctx, RequestId::new(), CallOutcome::NoAnswer).await.unwrap_err();
+    /// assert!(matches!(err, Error::NotFound { entity: "campaign call", .. }));
+    /// # Ok::<(), Error>(()) }).unwrap();
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// - [`Error::NotFound`] when the request is no campaign call of the tenant;
+    /// - [`Error::Invalid`] on `status` when the campaign is not active, on `agent` when the caller is not the agent
+    ///   the call is assigned to, on `request` when the call is already finished, on `outcome.at` for a call back in
+    ///   the past, on `pipeline` when an interested partner's lead has no pipeline to enter
+    ///   ([`CrmService::setup_tenant`]);
+    /// - [`Error::Conflict`] when the call or its target changed meanwhile (refused by the store, nothing written);
+    /// - [`Error::Storage`] when the store cannot be read or the change cannot be committed (nothing is then
+    ///   written), and whatever a [`CommitHook`](crate::service::CommitHook) returns.
     pub async fn record_call_outcome(
         &self,
         ctx: &Context,
@@ -841,12 +1959,118 @@ impl CommerceService {
     }
 
     /// Progress of a campaign: the total first, then per agent.
+    ///
+    /// # Examples
+    ///
+    /// A campaign's whole life (launch, calls, outcomes, report) over a real store is shown in the `crm` crate's
+    /// documentation of `Crm::commerce`; here the commerce store has no records.
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use chrono::NaiveDate;
+    /// # use crm_core::{actor::Context, commerce::*, conformance::model::MemStore, id::*, money::Currency};
+    /// # use crm_core::{service::{CommitHook, CrmService}, store::{ChangeSet, Page, PageRequest, Write}};
+    /// # use crm_core::{Error, Result};
+    /// # // crm-core has no commerce storage: this store has no records and the hook drops the commerce writes,
+    /// # // so the example shows what the service decides and returns (the SQLite and PostgreSQL stores keep them).
+    /// # #[derive(Debug)]
+    /// # struct NoRecords;
+    /// # #[async_trait::async_trait]
+    /// # impl CommerceStore for NoRecords {
+    /// #     async fn fetch_commerce(&self, _: TenantId, _: &CommerceKey)
+    /// #         -> Result<Vec<CommerceRecord>> { Ok(vec![]) }
+    /// #     async fn campaign_targets(&self, _: TenantId, _: CampaignId, _: &PageRequest)
+    /// #         -> Result<Page<CampaignTarget>> { Ok(Page { items: vec![], next: None }) }
+    /// #     async fn segment(&self, _: TenantId, _: &Criteria, _: NaiveDate, _: Currency)
+    /// #         -> Result<Vec<SegmentMember>> { Ok(vec![]) }
+    /// #     async fn profit_sums(&self, _: TenantId, _: &SumsQuery) -> Result<Vec<ProfitSums>> { Ok(vec![]) }
+    /// #     async fn campaign_sums(&self, _: TenantId, _: CampaignId, _: Option<Period>, _: Currency)
+    /// #         -> Result<CampaignSums> { Ok(CampaignSums::default()) }
+    /// #     async fn progress(&self, _: TenantId, _: CampaignId) -> Result<Vec<Progress>> { Ok(vec![]) }
+    /// #     async fn open_items(&self, _: TenantId, _: PartnerId, _: NaiveDate)
+    /// #         -> Result<Vec<OpenItem>> { Ok(vec![]) }
+    /// #     async fn balances(&self, _: TenantId, _: PartnerId, _: NaiveDate)
+    /// #         -> Result<Vec<Balance>> { Ok(vec![]) }
+    /// # }
+    /// # impl CommitHook for NoRecords {
+    /// #     fn before_commit(&self, _: &Context, changes: &mut ChangeSet) -> Result<()> {
+    /// #         changes.writes.retain(|w| !matches!(w, Write::Commerce(_)));
+    /// #         Ok(())
+    /// #     }
+    /// # }
+    /// # futures::executor::block_on(async {
+    /// # let crm = CrmService::builder().store(Arc::new(MemStore::new())).hook(Arc::new(NoRecords)).build()?;
+    /// # let ctx = Context::user(TenantId::new(), UserId::new());
+    /// # crm.setup_tenant(&ctx).await?;
+    /// # let store: Arc<dyn CommerceStore> = Arc::new(NoRecords);
+    /// # let commerce = CommerceService::new(crm.clone(), store.clone(), Currency::parse("EUR")?);
+    /// let err = commerce.progress(ctx.tenant, CampaignId::new()).await.unwrap_err();
+    /// assert!(matches!(err, Error::NotFound { entity: "campaign", .. }));
+    /// # Ok::<(), Error>(()) }).unwrap();
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotFound`] when the campaign is not the tenant's; [`Error::Storage`] when the store cannot be read.
     pub async fn progress(&self, tenant: TenantId, id: CampaignId) -> Result<Vec<Progress>> {
         self.store.campaign(tenant, id).await?;
         self.store.progress(tenant, id).await
     }
 
     /// The campaign report over `period` (all time when `None`).
+    ///
+    /// # Examples
+    ///
+    /// A campaign's whole life (launch, calls, outcomes, report) over a real store is shown in the `crm` crate's
+    /// documentation of `Crm::commerce`; here the commerce store has no records.
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use chrono::NaiveDate;
+    /// # use crm_core::{actor::Context, commerce::*, conformance::model::MemStore, id::*, money::Currency};
+    /// # use crm_core::{service::{CommitHook, CrmService}, store::{ChangeSet, Page, PageRequest, Write}};
+    /// # use crm_core::{Error, Result};
+    /// # // crm-core has no commerce storage: this store has no records and the hook drops the commerce writes,
+    /// # // so the example shows what the service decides and returns (the SQLite and PostgreSQL stores keep them).
+    /// # #[derive(Debug)]
+    /// # struct NoRecords;
+    /// # #[async_trait::async_trait]
+    /// # impl CommerceStore for NoRecords {
+    /// #     async fn fetch_commerce(&self, _: TenantId, _: &CommerceKey)
+    /// #         -> Result<Vec<CommerceRecord>> { Ok(vec![]) }
+    /// #     async fn campaign_targets(&self, _: TenantId, _: CampaignId, _: &PageRequest)
+    /// #         -> Result<Page<CampaignTarget>> { Ok(Page { items: vec![], next: None }) }
+    /// #     async fn segment(&self, _: TenantId, _: &Criteria, _: NaiveDate, _: Currency)
+    /// #         -> Result<Vec<SegmentMember>> { Ok(vec![]) }
+    /// #     async fn profit_sums(&self, _: TenantId, _: &SumsQuery) -> Result<Vec<ProfitSums>> { Ok(vec![]) }
+    /// #     async fn campaign_sums(&self, _: TenantId, _: CampaignId, _: Option<Period>, _: Currency)
+    /// #         -> Result<CampaignSums> { Ok(CampaignSums::default()) }
+    /// #     async fn progress(&self, _: TenantId, _: CampaignId) -> Result<Vec<Progress>> { Ok(vec![]) }
+    /// #     async fn open_items(&self, _: TenantId, _: PartnerId, _: NaiveDate)
+    /// #         -> Result<Vec<OpenItem>> { Ok(vec![]) }
+    /// #     async fn balances(&self, _: TenantId, _: PartnerId, _: NaiveDate)
+    /// #         -> Result<Vec<Balance>> { Ok(vec![]) }
+    /// # }
+    /// # impl CommitHook for NoRecords {
+    /// #     fn before_commit(&self, _: &Context, changes: &mut ChangeSet) -> Result<()> {
+    /// #         changes.writes.retain(|w| !matches!(w, Write::Commerce(_)));
+    /// #         Ok(())
+    /// #     }
+    /// # }
+    /// # futures::executor::block_on(async {
+    /// # let crm = CrmService::builder().store(Arc::new(MemStore::new())).hook(Arc::new(NoRecords)).build()?;
+    /// # let ctx = Context::user(TenantId::new(), UserId::new());
+    /// # crm.setup_tenant(&ctx).await?;
+    /// # let store: Arc<dyn CommerceStore> = Arc::new(NoRecords);
+    /// # let commerce = CommerceService::new(crm.clone(), store.clone(), Currency::parse("EUR")?);
+    /// let err = commerce.campaign_report(ctx.tenant, CampaignId::new(), None).await.unwrap_err();
+    /// assert!(matches!(err, Error::NotFound { entity: "campaign", .. }));
+    /// # Ok::<(), Error>(()) }).unwrap();
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotFound`] when the campaign is not the tenant's; [`Error::Storage`] when the store cannot be read.
     pub async fn campaign_report(
         &self,
         tenant: TenantId,
@@ -866,6 +2090,60 @@ impl CommerceService {
     /// Profitability: revenue, cost, gross profit, margin, invoices and average invoice per group, optionally
     /// bucketed, compared and ranked. Computed by the store; labelled with partner or campaign names when at most
     /// 1000 rows are returned.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use chrono::NaiveDate;
+    /// # use crm_core::{actor::Context, commerce::*, conformance::model::MemStore, id::*, money::Currency};
+    /// # use crm_core::{service::{CommitHook, CrmService}, store::{ChangeSet, Page, PageRequest, Write}};
+    /// # use crm_core::{Error, Result};
+    /// # // crm-core has no commerce storage: this store has no records and the hook drops the commerce writes,
+    /// # // so the example shows what the service decides and returns (the SQLite and PostgreSQL stores keep them).
+    /// # #[derive(Debug)]
+    /// # struct NoRecords;
+    /// # #[async_trait::async_trait]
+    /// # impl CommerceStore for NoRecords {
+    /// #     async fn fetch_commerce(&self, _: TenantId, _: &CommerceKey)
+    /// #         -> Result<Vec<CommerceRecord>> { Ok(vec![]) }
+    /// #     async fn campaign_targets(&self, _: TenantId, _: CampaignId, _: &PageRequest)
+    /// #         -> Result<Page<CampaignTarget>> { Ok(Page { items: vec![], next: None }) }
+    /// #     async fn segment(&self, _: TenantId, _: &Criteria, _: NaiveDate, _: Currency)
+    /// #         -> Result<Vec<SegmentMember>> { Ok(vec![]) }
+    /// #     async fn profit_sums(&self, _: TenantId, _: &SumsQuery) -> Result<Vec<ProfitSums>> { Ok(vec![]) }
+    /// #     async fn campaign_sums(&self, _: TenantId, _: CampaignId, _: Option<Period>, _: Currency)
+    /// #         -> Result<CampaignSums> { Ok(CampaignSums::default()) }
+    /// #     async fn progress(&self, _: TenantId, _: CampaignId) -> Result<Vec<Progress>> { Ok(vec![]) }
+    /// #     async fn open_items(&self, _: TenantId, _: PartnerId, _: NaiveDate)
+    /// #         -> Result<Vec<OpenItem>> { Ok(vec![]) }
+    /// #     async fn balances(&self, _: TenantId, _: PartnerId, _: NaiveDate)
+    /// #         -> Result<Vec<Balance>> { Ok(vec![]) }
+    /// # }
+    /// # impl CommitHook for NoRecords {
+    /// #     fn before_commit(&self, _: &Context, changes: &mut ChangeSet) -> Result<()> {
+    /// #         changes.writes.retain(|w| !matches!(w, Write::Commerce(_)));
+    /// #         Ok(())
+    /// #     }
+    /// # }
+    /// # futures::executor::block_on(async {
+    /// # let crm = CrmService::builder().store(Arc::new(MemStore::new())).hook(Arc::new(NoRecords)).build()?;
+    /// # let ctx = Context::user(TenantId::new(), UserId::new());
+    /// # crm.setup_tenant(&ctx).await?;
+    /// # let store: Arc<dyn CommerceStore> = Arc::new(NoRecords);
+    /// # let commerce = CommerceService::new(crm.clone(), store.clone(), Currency::parse("EUR")?);
+    /// let q = ProfitQuery::by(GroupBy::Customer, Period::year(2025)?);
+    /// let report = commerce.profitability(ctx.tenant, &q).await?;
+    /// assert_eq!(report.currency.code(), "EUR");
+    /// assert!(report.rows.is_empty()); // nothing invoiced in 2025
+    /// let top_none = ProfitQuery { rank: Some(Rank { order: RankOrder::Top, n: 0 }), ..q };
+    /// assert_eq!(commerce.profitability(ctx.tenant, &top_none).await.unwrap_err().field(), Some("rank.n"));
+    /// # Ok::<(), Error>(()) }).unwrap();
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Invalid`] on `rank.n` outside 1–10 000; [`Error::Storage`] when the store cannot be read.
     pub async fn profitability(&self, tenant: TenantId, q: &ProfitQuery) -> Result<ProfitReport> {
         q.check()?;
         let base = SumsQuery {

@@ -114,30 +114,127 @@ pub struct CrmServiceBuilder {
 
 impl CrmServiceBuilder {
     /// The store (required).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// use crm_core::{actor::Context, conformance::model::MemStore, id::TenantId, service::CrmService};
+    /// use crm_core::store::{Store, StoreExt};
+    /// # futures::executor::block_on(async {
+    /// let store: Arc<dyn Store> = Arc::new(MemStore::new());
+    /// let crm = CrmService::builder().store(store.clone()).build()?;
+    /// let ctx = Context::system(TenantId::new());
+    /// let pipeline = crm.setup_tenant(&ctx).await?;
+    /// // The service wrote through the store it was given.
+    /// assert_eq!(store.pipelines(ctx.tenant).await?, vec![pipeline]);
+    /// # Ok::<(), crm_core::Error>(()) }).unwrap();
+    /// ```
     pub fn store(mut self, store: Arc<dyn Store>) -> Self {
         self.store = Some(store);
         self
     }
 
     /// The clock (the system clock by default).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// use chrono::{TimeZone, Utc};
+    /// use crm_core::{actor::Context, conformance::model::MemStore, id::TenantId, service::CrmService};
+    /// use crm_core::{partner::NewPartner, time::FixedClock};
+    /// # futures::executor::block_on(async {
+    /// let at = Utc.with_ymd_and_hms(2026, 3, 2, 9, 0, 0).unwrap();
+    /// let crm = CrmService::builder()
+    ///     .store(Arc::new(MemStore::new()))
+    ///     .clock(Arc::new(FixedClock::new(at)))
+    ///     .build()?;
+    /// let ctx = Context::system(TenantId::new());
+    /// let partner = crm.create_partner(&ctx, NewPartner::company("Acme SRL")).await?.record;
+    /// assert_eq!(partner.created_at, at);
+    /// # Ok::<(), crm_core::Error>(()) }).unwrap();
+    /// ```
     pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.clock = Some(clock);
         self
     }
 
     /// Adds a commit hook.
+    ///
+    /// # Examples
+    ///
+    /// A hook that refuses every change of a read-only tenant:
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// use crm_core::{actor::Context, conformance::model::MemStore, id::TenantId, partner::NewPartner};
+    /// use crm_core::{service::{CommitHook, CrmService}, store::ChangeSet, Error, Result};
+    /// #[derive(Debug)]
+    /// struct ReadOnly;
+    /// impl CommitHook for ReadOnly {
+    ///     fn before_commit(&self, _: &Context, _: &mut ChangeSet) -> Result<()> {
+    ///         Err(Error::invalid("tenant", "this tenant is read-only"))
+    ///     }
+    /// }
+    /// # futures::executor::block_on(async {
+    /// let crm = CrmService::builder().store(Arc::new(MemStore::new())).hook(Arc::new(ReadOnly)).build()?;
+    /// let ctx = Context::system(TenantId::new());
+    /// let err = crm.create_partner(&ctx, NewPartner::company("Acme SRL")).await.unwrap_err();
+    /// assert_eq!(err.field(), Some("tenant"));
+    /// # Ok::<(), Error>(()) }).unwrap();
+    /// ```
     pub fn hook(mut self, hook: Arc<dyn CommitHook>) -> Self {
         self.hooks.push(hook);
         self
     }
 
     /// Adds an event subscriber.
+    ///
+    /// # Examples
+    ///
+    /// A subscriber counting the events of committed changes:
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// use std::sync::atomic::{AtomicUsize, Ordering};
+    /// use crm_core::{actor::Context, conformance::model::MemStore, id::TenantId, partner::NewPartner};
+    /// use crm_core::{event::DomainEvent, service::{CrmService, EventSubscriber}};
+    /// #[derive(Debug, Default)]
+    /// struct Count(AtomicUsize);
+    /// #[async_trait::async_trait]
+    /// impl EventSubscriber for Count {
+    ///     async fn publish(&self, events: &[DomainEvent]) {
+    ///         self.0.fetch_add(events.len(), Ordering::SeqCst);
+    ///     }
+    /// }
+    /// # futures::executor::block_on(async {
+    /// let count = Arc::new(Count::default());
+    /// let crm = CrmService::builder().store(Arc::new(MemStore::new())).subscriber(count.clone()).build()?;
+    /// crm.create_partner(&Context::system(TenantId::new()), NewPartner::company("Acme SRL")).await?;
+    /// assert_eq!(count.0.load(Ordering::SeqCst), 1); // PartnerCreated
+    /// # Ok::<(), crm_core::Error>(()) }).unwrap();
+    /// ```
     pub fn subscriber(mut self, s: Arc<dyn EventSubscriber>) -> Self {
         self.subscribers.push(s);
         self
     }
 
     /// Builds the service; fails when no store was given.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// use crm_core::{conformance::model::MemStore, service::CrmService};
+    /// assert!(CrmService::builder().store(Arc::new(MemStore::new())).build().is_ok());
+    /// let err = CrmService::builder().build().unwrap_err();
+    /// assert_eq!(err.field(), Some("store"));
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Invalid`] on field `store` when no store was given.
     pub fn build(self) -> Result<CrmService> {
         Ok(CrmService {
             store: self.store.ok_or_else(|| {
@@ -152,16 +249,56 @@ impl CrmServiceBuilder {
 
 impl CrmService {
     /// A builder.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// use crm_core::{conformance::model::MemStore, id::TenantId, service::CrmService};
+    /// # futures::executor::block_on(async {
+    /// let crm = CrmService::builder().store(Arc::new(MemStore::new())).build()?;
+    /// assert!(crm.pipelines(TenantId::new()).await?.is_empty());
+    /// # Ok::<(), crm_core::Error>(()) }).unwrap();
+    /// ```
     pub fn builder() -> CrmServiceBuilder {
         CrmServiceBuilder::default()
     }
 
     /// The store.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use crm_core::{actor::Context, conformance::model::MemStore, id::{TenantId, UserId}};
+    /// # use crm_core::{service::CrmService, Error};
+    /// # futures::executor::block_on(async {
+    /// # let crm = CrmService::builder().store(Arc::new(MemStore::new())).build()?;
+    /// # let ctx = Context::user(TenantId::new(), UserId::new());
+    /// use crm_core::store::StoreExt;
+    /// let pipeline = crm.setup_tenant(&ctx).await?;
+    /// assert_eq!(crm.store().pipeline(ctx.tenant, pipeline.id).await?, pipeline);
+    /// # Ok::<(), Error>(()) }).unwrap();
+    /// ```
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.store
     }
 
     /// The clock.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use crm_core::{actor::Context, conformance::model::MemStore, id::{TenantId, UserId}};
+    /// # use crm_core::{service::CrmService, Error};
+    /// # futures::executor::block_on(async {
+    /// # let crm = CrmService::builder().store(Arc::new(MemStore::new())).build()?;
+    /// # let ctx = Context::user(TenantId::new(), UserId::new());
+    /// let before = chrono::Utc::now();
+    /// assert!(crm.clock().now() >= before); // the system clock by default
+    /// # Ok::<(), Error>(()) }).unwrap();
+    /// ```
     pub fn clock(&self) -> &Arc<dyn Clock> {
         &self.clock
     }
@@ -170,6 +307,39 @@ impl CrmService {
     ///
     /// When hooks are installed, the records the change set's events concern but do not write (the partner of a
     /// lead that moved, the lead of a request) are read first and handed to the hooks as [`Loaded`] context.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use crm_core::{actor::Context, conformance::model::MemStore, id::{TenantId, UserId}};
+    /// # use crm_core::{service::CrmService, Error};
+    /// # futures::executor::block_on(async {
+    /// # let crm = CrmService::builder().store(Arc::new(MemStore::new())).build()?;
+    /// # let ctx = Context::user(TenantId::new(), UserId::new());
+    /// use crm_core::{pipeline::LostReason, store::{ChangeSet, Write}};
+    /// let reason = LostReason::new(ctx.tenant, "Went bankrupt")?;
+    /// let mut changes = ChangeSet::new();
+    /// changes.push(Write::InsertLostReason(reason.clone()));
+    /// let events = crm.commit(&ctx, changes.clone()).await?;
+    /// assert!(events.is_empty()); // a lost reason has no event
+    /// assert!(crm.lost_reasons(ctx.tenant).await?.contains(&reason));
+    /// // The same insert again:
+    /// let err = crm.commit(&ctx, changes).await.unwrap_err();
+    /// assert!(matches!(err, Error::AlreadyExists { entity: "lost reason", .. }));
+    /// # Ok::<(), Error>(()) }).unwrap();
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// What the store refuses, and then nothing is written: [`Error::Invalid`] on field `tenant` for a write of
+    /// another tenant, on the pipeline's fields (`stages`, `stages[2].probability`, …) for a raw pipeline that
+    /// breaks [`Pipeline::check`](crate::pipeline::Pipeline::check), on field `writes` (on PostgreSQL, the referring
+    /// column) for a write referring to a record the tenant does not have; [`Error::AlreadyExists`] for an insert of
+    /// an existing record; [`Error::Conflict`] for an update whose expected version is stale; [`Error::Storage`]
+    /// when the store cannot be read or the change cannot be committed (nothing is then written), and whatever a
+    /// [`CommitHook`] returns (a rule's guard refuses with [`Error::Transition`] carrying
+    /// [`RefusedByRule`](crate::lead::TransitionError::RefusedByRule)).
     pub async fn commit(&self, ctx: &Context, changes: ChangeSet) -> Result<Vec<DomainEvent>> {
         let loaded = if self.hooks.is_empty() {
             Loaded::default()
@@ -219,6 +389,28 @@ impl CrmService {
     }
 
     /// [`CrmService::commit`] with the records the caller loaded, handed to the hooks as context.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use crm_core::{actor::Context, conformance::model::MemStore, id::{TenantId, UserId}};
+    /// # use crm_core::{service::CrmService, Error};
+    /// # futures::executor::block_on(async {
+    /// # let crm = CrmService::builder().store(Arc::new(MemStore::new())).build()?;
+    /// # let ctx = Context::user(TenantId::new(), UserId::new());
+    /// use crm_core::{pipeline::LostReason, service::Loaded, store::{ChangeSet, Write}};
+    /// let reason = LostReason::new(TenantId::new(), "Went bankrupt")?; // another tenant's
+    /// let changes = ChangeSet { writes: vec![Write::InsertLostReason(reason)] };
+    /// let err = crm.commit_loaded(&ctx, changes, &Loaded::default()).await.unwrap_err();
+    /// assert_eq!(err.field(), Some("tenant"));
+    /// assert!(crm.lost_reasons(ctx.tenant).await?.is_empty());
+    /// # Ok::<(), Error>(()) }).unwrap();
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// Those of [`CrmService::commit`], without its context reads.
     pub async fn commit_loaded(
         &self,
         ctx: &Context,
@@ -251,6 +443,30 @@ impl CrmService {
     // ---------------------------------------------------------------- tenant set-up
 
     /// Gives a tenant the seed pipeline and lost reasons if it has no pipeline yet; returns its default pipeline.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use crm_core::{actor::Context, conformance::model::MemStore, id::{TenantId, UserId}};
+    /// # use crm_core::{service::CrmService, Error};
+    /// # futures::executor::block_on(async {
+    /// # let crm = CrmService::builder().store(Arc::new(MemStore::new())).build()?;
+    /// # let ctx = Context::user(TenantId::new(), UserId::new());
+    /// let pipeline = crm.setup_tenant(&ctx).await?;
+    /// assert!(pipeline.is_default);
+    /// assert_eq!(pipeline.stages.len(), 6);
+    /// assert_eq!(crm.lost_reasons(ctx.tenant).await?.len(), 5);
+    /// // A tenant that has a pipeline keeps it.
+    /// assert_eq!(crm.setup_tenant(&ctx).await?, pipeline);
+    /// # Ok::<(), Error>(()) }).unwrap();
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Storage`] when the store cannot be read or the change cannot be committed (nothing is then written),
+    /// and whatever a [`CommitHook`] returns (a rule's guard refuses with [`Error::Transition`] carrying
+    /// [`RefusedByRule`](crate::lead::TransitionError::RefusedByRule)).
     pub async fn setup_tenant(&self, ctx: &Context) -> Result<Pipeline> {
         let existing = self.store.pipelines(ctx.tenant).await?;
         if let Some(p) = existing.iter().find(|p| p.is_default).or(existing.first()) {
@@ -270,6 +486,38 @@ impl CrmService {
     }
 
     /// Creates a pipeline.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use crm_core::{actor::Context, conformance::model::MemStore, id::{TenantId, UserId}};
+    /// # use crm_core::{service::CrmService, Error};
+    /// # futures::executor::block_on(async {
+    /// # let crm = CrmService::builder().store(Arc::new(MemStore::new())).build()?;
+    /// # let ctx = Context::user(TenantId::new(), UserId::new());
+    /// use crm_core::pipeline::{MovePolicy, NewPipeline, NewStage};
+    /// let input = NewPipeline {
+    ///     name: "Service contracts".into(),
+    ///     stages: vec![NewStage::open("Visit", 20), NewStage::won("Signed")],
+    ///     policy: MovePolicy::ForwardOnly,
+    ///     is_default: false,
+    /// };
+    /// let p = crm.create_pipeline(&ctx, input.clone()).await?;
+    /// assert_eq!(p.stages[1].probability, 100);
+    /// let no_open_stage = NewPipeline { stages: vec![NewStage::won("Signed")], ..input };
+    /// assert_eq!(crm.create_pipeline(&ctx, no_open_stage).await.unwrap_err().field(), Some("stages"));
+    /// # Ok::<(), Error>(()) }).unwrap();
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Invalid`] naming the field that breaks [`Pipeline::check`](crate::pipeline::Pipeline::check):
+    /// `name`, `stages` (none, more than 50, or no open stage), `stages[i].name` (empty, too long or repeated),
+    /// `stages[i].probability` (over 100, or not 100 on a won stage), `stages[i].requirements` (a request kind that
+    /// is not a tag); [`Error::Storage`] when the store cannot be read or the change cannot be committed (nothing is
+    /// then written), and whatever a [`CommitHook`] returns (a rule's guard refuses with [`Error::Transition`]
+    /// carrying [`RefusedByRule`](crate::lead::TransitionError::RefusedByRule)).
     pub async fn create_pipeline(&self, ctx: &Context, input: NewPipeline) -> Result<Pipeline> {
         let p = input.build(ctx.tenant, self.clock.now())?;
         let mut cs = ChangeSet::new();
@@ -279,6 +527,32 @@ impl CrmService {
     }
 
     /// Adds a lost reason to the tenant's list.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use crm_core::{actor::Context, conformance::model::MemStore, id::{TenantId, UserId}};
+    /// # use crm_core::{service::CrmService, Error};
+    /// # futures::executor::block_on(async {
+    /// # let crm = CrmService::builder().store(Arc::new(MemStore::new())).build()?;
+    /// # let ctx = Context::user(TenantId::new(), UserId::new());
+    /// # crm.setup_tenant(&ctx).await?;
+    /// let reason = crm.add_lost_reason(&ctx, "Went bankrupt").await?;
+    /// assert!(reason.active);
+    /// let err = crm.add_lost_reason(&ctx, "went BANKRUPT").await.unwrap_err();
+    /// assert!(matches!(err, Error::AlreadyExists { entity: "lost reason", .. }));
+    /// assert_eq!(crm.add_lost_reason(&ctx, "  ").await.unwrap_err().field(), Some("name"));
+    /// # Ok::<(), Error>(()) }).unwrap();
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Invalid`] on field `name` (empty, longer than 200 characters, control characters);
+    /// [`Error::AlreadyExists`] when the tenant has a reason of that name (case-insensitive); [`Error::Storage`]
+    /// when the store cannot be read or the change cannot be committed (nothing is then written), and whatever a
+    /// [`CommitHook`] returns (a rule's guard refuses with [`Error::Transition`] carrying
+    /// [`RefusedByRule`](crate::lead::TransitionError::RefusedByRule)).
     pub async fn add_lost_reason(&self, ctx: &Context, name: &str) -> Result<LostReason> {
         let r = LostReason::new(ctx.tenant, name)?;
         if self
@@ -300,11 +574,52 @@ impl CrmService {
     }
 
     /// The tenant's pipelines.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use crm_core::{actor::Context, conformance::model::MemStore, id::{TenantId, UserId}};
+    /// # use crm_core::{service::CrmService, Error};
+    /// # futures::executor::block_on(async {
+    /// # let crm = CrmService::builder().store(Arc::new(MemStore::new())).build()?;
+    /// # let ctx = Context::user(TenantId::new(), UserId::new());
+    /// # crm.setup_tenant(&ctx).await?;
+    /// let pipelines = crm.pipelines(ctx.tenant).await?;
+    /// assert_eq!(pipelines.len(), 1);
+    /// assert_eq!(pipelines[0].name, "Sales");
+    /// assert!(crm.pipelines(TenantId::new()).await?.is_empty()); // another tenant's
+    /// # Ok::<(), Error>(()) }).unwrap();
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Storage`] when the store cannot be read.
     pub async fn pipelines(&self, tenant: TenantId) -> Result<Vec<Pipeline>> {
         self.store.pipelines(tenant).await
     }
 
     /// The tenant's lost reasons.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use crm_core::{actor::Context, conformance::model::MemStore, id::{TenantId, UserId}};
+    /// # use crm_core::{service::CrmService, Error};
+    /// # futures::executor::block_on(async {
+    /// # let crm = CrmService::builder().store(Arc::new(MemStore::new())).build()?;
+    /// # let ctx = Context::user(TenantId::new(), UserId::new());
+    /// # crm.setup_tenant(&ctx).await?;
+    /// let reasons = crm.lost_reasons(ctx.tenant).await?;
+    /// assert!(reasons.iter().any(|r| r.name == "Too expensive"));
+    /// assert!(crm.lost_reasons(TenantId::new()).await?.is_empty()); // another tenant's
+    /// # Ok::<(), Error>(()) }).unwrap();
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Storage`] when the store cannot be read.
     pub async fn lost_reasons(&self, tenant: TenantId) -> Result<Vec<LostReason>> {
         self.store.lost_reasons(tenant).await
     }
@@ -312,6 +627,31 @@ impl CrmService {
     // ---------------------------------------------------------------- partners
 
     /// Partners that look like `probe`, each with the reasons it matched.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use crm_core::{actor::Context, conformance::model::MemStore, id::{TenantId, UserId}};
+    /// # use crm_core::{service::CrmService, Error};
+    /// # futures::executor::block_on(async {
+    /// # let crm = CrmService::builder().store(Arc::new(MemStore::new())).build()?;
+    /// # let ctx = Context::user(TenantId::new(), UserId::new());
+    /// # crm.setup_tenant(&ctx).await?;
+    /// use crm_core::partner::NewPartner;
+    /// let acme = crm.create_partner(&ctx, NewPartner::company("Acme SRL").with_tax_id("RO123456")).await?.record;
+    /// let probe = NewPartner::company("ACME S.R.L.").with_tax_id("RO 123 456");
+    /// let found = crm.find_duplicates(ctx.tenant, &probe).await?;
+    /// assert_eq!(found[0].partner, acme.id);
+    /// assert!(found[0].is_strong()); // the same tax id
+    /// assert!(crm.find_duplicates(ctx.tenant, &NewPartner::company("Globex")).await?.is_empty());
+    /// # Ok::<(), Error>(()) }).unwrap();
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Storage`] when the store cannot be read. The probe is not validated: a probe with no usable key
+    /// finds nothing.
     pub async fn find_duplicates(
         &self,
         tenant: TenantId,
@@ -365,6 +705,38 @@ impl CrmService {
     }
 
     /// Creates a partner and reports the duplicates it may have (it is created anyway: the caller decides).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use crm_core::{actor::Context, conformance::model::MemStore, id::{TenantId, UserId}};
+    /// # use crm_core::{service::CrmService, Error};
+    /// # futures::executor::block_on(async {
+    /// # let crm = CrmService::builder().store(Arc::new(MemStore::new())).build()?;
+    /// # let ctx = Context::user(TenantId::new(), UserId::new());
+    /// # crm.setup_tenant(&ctx).await?;
+    /// use crm_core::partner::NewPartner;
+    /// let ana = |p: NewPartner| p.with_contact("Ana Pop", Some("ana@acme.example"), None);
+    /// let acme = crm.create_partner(&ctx, ana(NewPartner::company("Acme SRL"))).await?;
+    /// assert_eq!(acme.record.version, 1);
+    /// assert!(acme.duplicates.is_empty());
+    /// // The same e-mail again: created anyway, the match reported.
+    /// let again = crm.create_partner(&ctx, ana(NewPartner::company("Acme Industries"))).await?;
+    /// assert_eq!(again.duplicates[0].partner, acme.record.id);
+    /// let bad = NewPartner::company("Globex").with_contact("Ion", Some("not an address"), None);
+    /// assert_eq!(crm.create_partner(&ctx, bad).await.unwrap_err().field(), Some("contacts[0].email"));
+    /// # Ok::<(), Error>(()) }).unwrap();
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Invalid`] naming the field: `name`, `contacts[i].name`, `contacts[i].role`, `contacts[i].email`,
+    /// `contacts[i].phone`, `locations[i].street` (`city`, `region`, `postal_code`, `country`), `industry.name`,
+    /// `industry.code`, `turnover.amount` (negative), `turnover.year`, `tax_id`, `website`, `group`, `tags`;
+    /// duplicates are reported, never refused; [`Error::Storage`] when the store cannot be read or the change cannot
+    /// be committed (nothing is then written), and whatever a [`CommitHook`] returns (a rule's guard refuses with
+    /// [`Error::Transition`] carrying [`RefusedByRule`](crate::lead::TransitionError::RefusedByRule)).
     pub async fn create_partner(
         &self,
         ctx: &Context,
@@ -383,6 +755,38 @@ impl CrmService {
     }
 
     /// Changes a partner's fields.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use crm_core::{actor::Context, conformance::model::MemStore, id::{TenantId, UserId}};
+    /// # use crm_core::{service::CrmService, Error};
+    /// # futures::executor::block_on(async {
+    /// # let crm = CrmService::builder().store(Arc::new(MemStore::new())).build()?;
+    /// # let ctx = Context::user(TenantId::new(), UserId::new());
+    /// # crm.setup_tenant(&ctx).await?;
+    /// use crm_core::partner::{NewPartner, PartnerPatch};
+    /// let p = crm.create_partner(&ctx, NewPartner::company("Acme SRL")).await?.record;
+    /// let patch = PartnerPatch { name: Some("Acme Industries SRL".into()), ..Default::default() };
+    /// let updated = crm.update_partner(&ctx, p.id, p.version, patch.clone()).await?.record;
+    /// assert_eq!((updated.name.as_str(), updated.version), ("Acme Industries SRL", 2));
+    /// // Version 1 is stale now.
+    /// let err = crm.update_partner(&ctx, p.id, 1, patch).await.unwrap_err();
+    /// assert!(matches!(err, Error::Conflict { expected: 1, actual: 2, .. }));
+    /// # Ok::<(), Error>(()) }).unwrap();
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotFound`] when the partner is not the tenant's; [`Error::Conflict`] when `expected_version` is
+    /// stale; [`Error::Invalid`] naming the field: `name`, `roles` (empty), `contacts[i].name` (`role`, `email`,
+    /// `phone`), `locations[i].street` (`city`, `region`, `postal_code`, `country`), `industry.name`,
+    /// `industry.code`, `turnover.amount`, `turnover.year`, `tax_id`, `group`, `tags`; [`Error::Storage`] when the
+    /// store cannot be read or the change cannot be committed (nothing is then written), and whatever a
+    /// [`CommitHook`] returns (a rule's guard refuses with [`Error::Transition`] carrying
+    /// [`RefusedByRule`](crate::lead::TransitionError::RefusedByRule)). A patch that changes nothing returns the
+    /// partner as it is, with no events.
     pub async fn update_partner(
         &self,
         ctx: &Context,
@@ -423,6 +827,28 @@ impl CrmService {
     }
 
     /// A partner.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use crm_core::{actor::Context, conformance::model::MemStore, id::{TenantId, UserId}};
+    /// # use crm_core::{service::CrmService, Error};
+    /// # futures::executor::block_on(async {
+    /// # let crm = CrmService::builder().store(Arc::new(MemStore::new())).build()?;
+    /// # let ctx = Context::user(TenantId::new(), UserId::new());
+    /// use crm_core::{id::PartnerId, partner::NewPartner};
+    /// let p = crm.create_partner(&ctx, NewPartner::company("Acme SRL")).await?.record;
+    /// assert_eq!(crm.partner(ctx.tenant, p.id).await?, p);
+    /// let err = crm.partner(ctx.tenant, PartnerId::new()).await.unwrap_err();
+    /// assert!(matches!(err, Error::NotFound { entity: "partner", .. }));
+    /// # Ok::<(), Error>(()) }).unwrap();
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotFound`] when the partner is not the tenant's (another tenant's reads as not found);
+    /// [`Error::Storage`] when the store cannot be read.
     pub async fn partner(&self, tenant: TenantId, id: PartnerId) -> Result<Partner> {
         self.store.partner(tenant, id).await
     }
@@ -451,6 +877,41 @@ impl CrmService {
     /// Enters a lead, creating or matching its partner, and reports duplicate candidates of a new partner.
     ///
     /// One transaction holds the partner (if new), the lead, their events and the first stage-history step.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use crm_core::{actor::Context, conformance::model::MemStore, id::{TenantId, UserId}};
+    /// # use crm_core::{service::CrmService, Error};
+    /// # futures::executor::block_on(async {
+    /// # let crm = CrmService::builder().store(Arc::new(MemStore::new())).build()?;
+    /// # let ctx = Context::user(TenantId::new(), UserId::new());
+    /// # let pipeline = crm.setup_tenant(&ctx).await?;
+    /// use crm_core::{lead::{LeadPartner, NewLead}, money::Money, partner::NewPartner};
+    /// let partner = LeadPartner::New { partner: NewPartner::company("Acme SRL") };
+    /// let input = NewLead::new(partner, "Forklifts").with_revenue(Money::parse("12000", "EUR")?);
+    /// let entered = crm.enter_lead(&ctx, input).await?;
+    /// let lead = entered.record;
+    /// assert_eq!((lead.stage, lead.probability), (pipeline.stages[0].id, 10)); // the first stage
+    /// assert_eq!(entered.events.len(), 2); // PartnerCreated, LeadEntered
+    /// let mut sure = NewLead::for_partner(lead.partner, "Pallets");
+    /// sure.probability = Some(120);
+    /// assert_eq!(crm.enter_lead(&ctx, sure).await.unwrap_err().field(), Some("probability"));
+    /// # Ok::<(), Error>(()) }).unwrap();
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// - [`Error::NotFound`] for a given pipeline or existing partner that is not the tenant's;
+    /// - [`Error::Invalid`] on field `pipeline` when none is given and the tenant has none yet
+    ///   ([`CrmService::setup_tenant`]); on `contact` when the contact is not one of the partner's; on `stage` when
+    ///   the starting stage is not in the pipeline or is a won stage; on `title`, `description`, `probability` (over
+    ///   100), `expected_revenue` (negative), `expected_close` (outside the business dates), `source.medium`,
+    ///   `source.source` and `tags`; for a new partner, on its fields as in [`CrmService::create_partner`];
+    /// - [`Error::Storage`] when the store cannot be read or the change cannot be committed (nothing is then
+    ///   written), and whatever a [`CommitHook`] returns (a rule's guard refuses with [`Error::Transition`] carrying
+    ///   [`RefusedByRule`](crate::lead::TransitionError::RefusedByRule)).
     pub async fn enter_lead(&self, ctx: &Context, input: NewLead) -> Result<Entered<Lead>> {
         let now = self.clock.now();
         let pipeline = self.resolve_pipeline(ctx.tenant, input.pipeline).await?;
@@ -509,6 +970,56 @@ impl CrmService {
     /// Applies a command to a lead (move, win, lose, reopen, edit) based on `expected_version`.
     ///
     /// A stale version is [`Error::Conflict`]; a refused move is [`Error::Transition`] naming the rule.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use crm_core::{actor::Context, conformance::model::MemStore, id::{TenantId, UserId}};
+    /// # use crm_core::{service::CrmService, Error};
+    /// # futures::executor::block_on(async {
+    /// # let crm = CrmService::builder().store(Arc::new(MemStore::new())).build()?;
+    /// # let ctx = Context::user(TenantId::new(), UserId::new());
+    /// # let pipeline = crm.setup_tenant(&ctx).await?;
+    /// # use crm_core::{lead::{LeadPartner, NewLead}, partner::NewPartner};
+    /// # let new_partner = LeadPartner::New { partner: NewPartner::company("Acme SRL") };
+    /// # let lead = crm.enter_lead(&ctx, NewLead::new(new_partner, "Forklifts")).await?.record;
+    /// use crm_core::lead::{LeadCommand, TransitionError};
+    /// let offer = pipeline.stage_named("Offer").unwrap().id;
+    /// let moved = crm.transition(&ctx, lead.id, lead.version, LeadCommand::MoveTo { stage: offer }).await?.record;
+    /// assert_eq!((moved.stage, moved.probability, moved.version), (offer, 50, 2));
+    /// // The version the caller had is stale now.
+    /// let err = crm.transition(&ctx, lead.id, lead.version, LeadCommand::Win).await.unwrap_err();
+    /// assert!(matches!(err, Error::Conflict { expected: 1, actual: 2, .. }));
+    /// // Losing needs a reason from the tenant's list.
+    /// let lose = LeadCommand::Lose { reason: None, competitor: None, note: None };
+    /// let err = crm.transition(&ctx, lead.id, moved.version, lose).await.unwrap_err();
+    /// assert!(matches!(err, Error::Transition(TransitionError::MissingLostReason)));
+    /// # Ok::<(), Error>(()) }).unwrap();
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// - [`Error::NotFound`] when the lead is not the tenant's; [`Error::Conflict`] when `expected_version` is
+    ///   stale;
+    /// - [`Error::Transition`] naming the rule: [`NotOpen`](crate::lead::TransitionError::NotOpen) (moving, winning
+    ///   or losing a won or lost lead), [`AlreadyOpen`](crate::lead::TransitionError::AlreadyOpen) (reopening an
+    ///   open one), [`UnknownStage`](crate::lead::TransitionError::UnknownStage),
+    ///   [`SameStage`](crate::lead::TransitionError::SameStage),
+    ///   [`IllegalMove`](crate::lead::TransitionError::IllegalMove) (the pipeline's move policy),
+    ///   [`UnmetRequirement`](crate::lead::TransitionError::UnmetRequirement) (a field or request the target stage
+    ///   requires), [`MissingLostReason`](crate::lead::TransitionError::MissingLostReason),
+    ///   [`UnknownLostReason`](crate::lead::TransitionError::UnknownLostReason) (not an active reason of the
+    ///   tenant), [`NoWonStage`](crate::lead::TransitionError::NoWonStage) and
+    ///   [`ReopenIntoWonStage`](crate::lead::TransitionError::ReopenIntoWonStage);
+    /// - [`Error::Invalid`] on `competitor` and `note` when losing; when editing, on `contact` (not one of the
+    ///   partner's), `title`, `description`, `expected_revenue` (negative), `probability` (over 100),
+    ///   `expected_close` (outside the business dates) and `tags`;
+    /// - [`Error::Storage`] when the store cannot be read or the change cannot be committed (nothing is then
+    ///   written), and whatever a [`CommitHook`] returns (a rule's guard refuses with [`Error::Transition`] carrying
+    ///   [`RefusedByRule`](crate::lead::TransitionError::RefusedByRule)).
+    ///
+    /// A command that changes nothing (an edit to the same values) returns the lead as it is, with no events.
     pub async fn transition(
         &self,
         ctx: &Context,
@@ -594,22 +1105,127 @@ impl CrmService {
     }
 
     /// A lead.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use crm_core::{actor::Context, conformance::model::MemStore, id::{TenantId, UserId}};
+    /// # use crm_core::{service::CrmService, Error};
+    /// # futures::executor::block_on(async {
+    /// # let crm = CrmService::builder().store(Arc::new(MemStore::new())).build()?;
+    /// # let ctx = Context::user(TenantId::new(), UserId::new());
+    /// # crm.setup_tenant(&ctx).await?;
+    /// # use crm_core::{lead::{LeadPartner, NewLead}, partner::NewPartner};
+    /// # let new_partner = LeadPartner::New { partner: NewPartner::company("Acme SRL") };
+    /// # let lead = crm.enter_lead(&ctx, NewLead::new(new_partner, "Forklifts")).await?.record;
+    /// use crm_core::id::LeadId;
+    /// let read = crm.lead(ctx.tenant, lead.id).await?;
+    /// assert_eq!((read.title.as_str(), read.version), ("Forklifts", 1));
+    /// let err = crm.lead(ctx.tenant, LeadId::new()).await.unwrap_err();
+    /// assert!(matches!(err, Error::NotFound { entity: "lead", .. }));
+    /// # Ok::<(), Error>(()) }).unwrap();
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotFound`] when the lead is not the tenant's; [`Error::Storage`] when the store cannot be read.
     pub async fn lead(&self, tenant: TenantId, id: LeadId) -> Result<Lead> {
         self.store.lead(tenant, id).await
     }
 
     /// Leads matching a query.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use crm_core::{actor::Context, conformance::model::MemStore, id::{TenantId, UserId}};
+    /// # use crm_core::{service::CrmService, Error};
+    /// # futures::executor::block_on(async {
+    /// # let crm = CrmService::builder().store(Arc::new(MemStore::new())).build()?;
+    /// # let ctx = Context::user(TenantId::new(), UserId::new());
+    /// # crm.setup_tenant(&ctx).await?;
+    /// # use crm_core::{lead::{LeadPartner, NewLead}, partner::NewPartner};
+    /// # let new_partner = LeadPartner::New { partner: NewPartner::company("Acme SRL") };
+    /// # let lead = crm.enter_lead(&ctx, NewLead::new(new_partner, "Forklifts")).await?.record;
+    /// use crm_core::store::{LeadQuery, PageRequest};
+    /// let by_text = LeadQuery { text: Some("forklift".into()), ..Default::default() };
+    /// let page = crm.query_leads(ctx.tenant, &by_text).await?;
+    /// assert_eq!(page.items, vec![lead]);
+    /// assert!(page.next.is_none()); // the last page
+    /// let empty_page = LeadQuery { page: PageRequest::first(0), ..Default::default() };
+    /// assert_eq!(crm.query_leads(ctx.tenant, &empty_page).await.unwrap_err().field(), Some("page.limit"));
+    /// # Ok::<(), Error>(()) }).unwrap();
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Invalid`] on `page.limit` (outside 1–1000) or `page.after` (not a cursor this engine returned);
+    /// [`Error::Storage`] when the store cannot be read.
     pub async fn query_leads(&self, tenant: TenantId, query: &LeadQuery) -> Result<Page<Lead>> {
         query.page.validate()?;
         self.store.query_leads(tenant, query).await
     }
 
     /// The board of a pipeline.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use crm_core::{actor::Context, conformance::model::MemStore, id::{TenantId, UserId}};
+    /// # use crm_core::{service::CrmService, Error};
+    /// # futures::executor::block_on(async {
+    /// # let crm = CrmService::builder().store(Arc::new(MemStore::new())).build()?;
+    /// # let ctx = Context::user(TenantId::new(), UserId::new());
+    /// # let pipeline = crm.setup_tenant(&ctx).await?;
+    /// # use crm_core::{lead::{LeadPartner, NewLead}, partner::NewPartner};
+    /// # let new_partner = LeadPartner::New { partner: NewPartner::company("Acme SRL") };
+    /// # let lead = crm.enter_lead(&ctx, NewLead::new(new_partner, "Forklifts")).await?.record;
+    /// use crm_core::id::PipelineId;
+    /// let board = crm.board(ctx.tenant, pipeline.id).await?;
+    /// assert_eq!(board.columns.len(), 6);
+    /// assert_eq!((board.columns[0].name.as_str(), board.columns[0].count), ("Record", 1));
+    /// let err = crm.board(ctx.tenant, PipelineId::new()).await.unwrap_err();
+    /// assert!(matches!(err, Error::NotFound { entity: "pipeline", .. }));
+    /// # Ok::<(), Error>(()) }).unwrap();
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotFound`] when the pipeline is not the tenant's; [`Error::Storage`] when the store cannot be read.
     pub async fn board(&self, tenant: TenantId, pipeline: PipelineId) -> Result<Board> {
         self.store.board(tenant, pipeline).await
     }
 
     /// A lead's stage history.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use crm_core::{actor::Context, conformance::model::MemStore, id::{TenantId, UserId}};
+    /// # use crm_core::{service::CrmService, Error};
+    /// # futures::executor::block_on(async {
+    /// # let crm = CrmService::builder().store(Arc::new(MemStore::new())).build()?;
+    /// # let ctx = Context::user(TenantId::new(), UserId::new());
+    /// # let pipeline = crm.setup_tenant(&ctx).await?;
+    /// # use crm_core::{lead::{LeadPartner, NewLead}, partner::NewPartner};
+    /// # let new_partner = LeadPartner::New { partner: NewPartner::company("Acme SRL") };
+    /// # let lead = crm.enter_lead(&ctx, NewLead::new(new_partner, "Forklifts")).await?.record;
+    /// use crm_core::lead::LeadCommand;
+    /// let offer = pipeline.stage_named("Offer").unwrap().id;
+    /// crm.transition(&ctx, lead.id, lead.version, LeadCommand::MoveTo { stage: offer }).await?;
+    /// let steps = crm.stage_history(ctx.tenant, lead.id).await?;
+    /// assert_eq!(steps.len(), 2);
+    /// assert_eq!((steps[0].from, steps[1].from, steps[1].to), (None, Some(lead.stage), offer));
+    /// # Ok::<(), Error>(()) }).unwrap();
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotFound`] when the lead is not the tenant's; [`Error::Storage`] when the store cannot be read.
     pub async fn stage_history(
         &self,
         tenant: TenantId,
@@ -620,6 +1236,31 @@ impl CrmService {
     }
 
     /// Seconds spent in each stage by a lead, up to now for its current stage.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use crm_core::{actor::Context, conformance::model::MemStore, id::{TenantId, UserId}};
+    /// # use crm_core::{service::CrmService, Error};
+    /// # futures::executor::block_on(async {
+    /// # use chrono::{TimeZone, Utc};
+    /// # let clock = Arc::new(crm_core::time::FixedClock::new(Utc.with_ymd_and_hms(2026, 3, 2, 9, 0, 0).unwrap()));
+    /// # let crm = CrmService::builder().store(Arc::new(MemStore::new())).clock(clock.clone()).build()?;
+    /// # let ctx = Context::user(TenantId::new(), UserId::new());
+    /// # crm.setup_tenant(&ctx).await?;
+    /// use chrono::Duration;
+    /// use crm_core::lead::{LeadPartner, NewLead};
+    /// let partner = LeadPartner::New { partner: crm_core::partner::NewPartner::company("Acme SRL") };
+    /// let lead = crm.enter_lead(&ctx, NewLead::new(partner, "Forklifts")).await?.record;
+    /// clock.advance(Duration::hours(2));
+    /// assert_eq!(crm.time_in_stage(ctx.tenant, lead.id).await?, vec![(lead.stage, 7200)]);
+    /// # Ok::<(), Error>(()) }).unwrap();
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotFound`] when the lead is not the tenant's; [`Error::Storage`] when the store cannot be read.
     pub async fn time_in_stage(
         &self,
         tenant: TenantId,
@@ -630,6 +1271,34 @@ impl CrmService {
     }
 
     /// The funnel of a pipeline.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use crm_core::{actor::Context, conformance::model::MemStore, id::{TenantId, UserId}};
+    /// # use crm_core::{service::CrmService, Error};
+    /// # futures::executor::block_on(async {
+    /// # let crm = CrmService::builder().store(Arc::new(MemStore::new())).build()?;
+    /// # let ctx = Context::user(TenantId::new(), UserId::new());
+    /// # let pipeline = crm.setup_tenant(&ctx).await?;
+    /// # use crm_core::{lead::{LeadPartner, NewLead}, partner::NewPartner};
+    /// # let new_partner = LeadPartner::New { partner: NewPartner::company("Acme SRL") };
+    /// # let lead = crm.enter_lead(&ctx, NewLead::new(new_partner, "Forklifts")).await?.record;
+    /// use crm_core::lead::LeadCommand;
+    /// crm.transition(&ctx, lead.id, lead.version, LeadCommand::Win).await?;
+    /// let funnel = crm.funnel(ctx.tenant, pipeline.id, None).await?;
+    /// assert_eq!((funnel.won, funnel.lost), (1, 0));
+    /// let now = crm.clock().now();
+    /// let err = crm.funnel(ctx.tenant, pipeline.id, Some((now, now))).await.unwrap_err();
+    /// assert_eq!(err.field(), Some("period"));
+    /// # Ok::<(), Error>(()) }).unwrap();
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Invalid`] on `period` when its end is not after its start; [`Error::NotFound`] when the pipeline is
+    /// not the tenant's; [`Error::Storage`] when the store cannot be read.
     pub async fn funnel(
         &self,
         tenant: TenantId,
@@ -658,6 +1327,37 @@ impl CrmService {
     }
 
     /// Adds a comment to a lead, partner or request.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use crm_core::{actor::Context, conformance::model::MemStore, id::{TenantId, UserId}};
+    /// # use crm_core::{service::CrmService, Error};
+    /// # futures::executor::block_on(async {
+    /// # let crm = CrmService::builder().store(Arc::new(MemStore::new())).build()?;
+    /// # let ctx = Context::user(TenantId::new(), UserId::new());
+    /// # crm.setup_tenant(&ctx).await?;
+    /// # use crm_core::{lead::{LeadPartner, NewLead}, partner::NewPartner};
+    /// # let new_partner = LeadPartner::New { partner: NewPartner::company("Acme SRL") };
+    /// # let lead = crm.enter_lead(&ctx, NewLead::new(new_partner, "Forklifts")).await?.record;
+    /// use crm_core::{event::CommentTarget, id::LeadId};
+    /// let out = crm.comment(&ctx, CommentTarget::Lead(lead.id), "Called: wants a demo").await?;
+    /// assert_eq!(out.record.body, "Called: wants a demo");
+    /// assert_eq!(out.events.len(), 1); // CommentAdded
+    /// assert_eq!(crm.comment(&ctx, CommentTarget::Lead(lead.id), " ").await.unwrap_err().field(), Some("body"));
+    /// let err = crm.comment(&ctx, CommentTarget::Lead(LeadId::new()), "Hello").await.unwrap_err();
+    /// assert!(matches!(err, Error::NotFound { entity: "lead", .. }));
+    /// # Ok::<(), Error>(()) }).unwrap();
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Invalid`] on `body` (empty, longer than 20 000 characters, control characters); [`Error::NotFound`]
+    /// when the lead, partner or request is not the tenant's; [`Error::Storage`] when the store cannot be read or
+    /// the change cannot be committed (nothing is then written), and whatever a [`CommitHook`] returns (a rule's
+    /// guard refuses with [`Error::Transition`] carrying
+    /// [`RefusedByRule`](crate::lead::TransitionError::RefusedByRule)).
     pub async fn comment(
         &self,
         ctx: &Context,
@@ -675,6 +1375,36 @@ impl CrmService {
     }
 
     /// Comments on a record, newest first.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use crm_core::{actor::Context, conformance::model::MemStore, id::{TenantId, UserId}};
+    /// # use crm_core::{service::CrmService, Error};
+    /// # futures::executor::block_on(async {
+    /// # let crm = CrmService::builder().store(Arc::new(MemStore::new())).build()?;
+    /// # let ctx = Context::user(TenantId::new(), UserId::new());
+    /// # crm.setup_tenant(&ctx).await?;
+    /// # use crm_core::{lead::{LeadPartner, NewLead}, partner::NewPartner};
+    /// # let new_partner = LeadPartner::New { partner: NewPartner::company("Acme SRL") };
+    /// # let lead = crm.enter_lead(&ctx, NewLead::new(new_partner, "Forklifts")).await?.record;
+    /// use crm_core::{event::CommentTarget, store::PageRequest};
+    /// let on_lead = CommentTarget::Lead(lead.id);
+    /// crm.comment(&ctx, on_lead, "Called: wants a demo").await?;
+    /// crm.comment(&ctx, on_lead, "Demo booked").await?;
+    /// let first = crm.comments(ctx.tenant, on_lead, &PageRequest::first(1)).await?;
+    /// assert_eq!(first.items.len(), 1);
+    /// let rest = PageRequest { limit: 10, after: first.next };
+    /// assert_eq!(crm.comments(ctx.tenant, on_lead, &rest).await?.items.len(), 1);
+    /// # Ok::<(), Error>(()) }).unwrap();
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Invalid`] on `page.limit` (outside 1–1000) or `page.after` (not a cursor this engine returned);
+    /// [`Error::NotFound`] when the lead, partner or request is not the tenant's; [`Error::Storage`] when the store
+    /// cannot be read.
     pub async fn comments(
         &self,
         tenant: TenantId,
@@ -686,6 +1416,41 @@ impl CrmService {
     }
 
     /// Opens a request.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use crm_core::{actor::Context, conformance::model::MemStore, id::{TenantId, UserId}};
+    /// # use crm_core::{service::CrmService, Error};
+    /// # futures::executor::block_on(async {
+    /// # let crm = CrmService::builder().store(Arc::new(MemStore::new())).build()?;
+    /// # let ctx = Context::user(TenantId::new(), UserId::new());
+    /// # crm.setup_tenant(&ctx).await?;
+    /// # use crm_core::{lead::{LeadPartner, NewLead}, partner::NewPartner};
+    /// # let new_partner = LeadPartner::New { partner: NewPartner::company("Acme SRL") };
+    /// # let lead = crm.enter_lead(&ctx, NewLead::new(new_partner, "Forklifts")).await?.record;
+    /// use crm_core::{event::RequestStatus, request::NewRequest};
+    /// let agent = UserId::new();
+    /// let input = NewRequest::on_lead(lead.id, "Send the offer", agent).of_kind("quotation");
+    /// let request = crm.open_request(&ctx, input).await?.record;
+    /// assert_eq!(request.partner, Some(lead.partner)); // taken from the lead
+    /// assert_eq!(request.status, RequestStatus::Open);
+    /// let mut no_one = NewRequest::on_lead(lead.id, "Call back", agent);
+    /// no_one.assignee = None;
+    /// assert_eq!(crm.open_request(&ctx, no_one).await.unwrap_err().field(), Some("assignee"));
+    /// # Ok::<(), Error>(()) }).unwrap();
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// - [`Error::NotFound`] when the lead or partner is not the tenant's;
+    /// - [`Error::Invalid`] on `partner` when both are given and the partner is not the lead's; on `lead` when
+    ///   neither is given; on `title`, `assignee` (none given), `due` (in the past), `kind` (not a tag) and
+    ///   `description`;
+    /// - [`Error::Storage`] when the store cannot be read or the change cannot be committed (nothing is then
+    ///   written), and whatever a [`CommitHook`] returns (a rule's guard refuses with [`Error::Transition`] carrying
+    ///   [`RefusedByRule`](crate::lead::TransitionError::RefusedByRule)).
     pub async fn open_request(&self, ctx: &Context, input: NewRequest) -> Result<Outcome<Request>> {
         let now = self.clock.now();
         let partner = match (input.lead, input.partner) {
@@ -716,6 +1481,41 @@ impl CrmService {
     }
 
     /// Changes a request (status, assignee, due time) based on `expected_version`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use crm_core::{actor::Context, conformance::model::MemStore, id::{TenantId, UserId}};
+    /// # use crm_core::{service::CrmService, Error};
+    /// # futures::executor::block_on(async {
+    /// # let crm = CrmService::builder().store(Arc::new(MemStore::new())).build()?;
+    /// # let ctx = Context::user(TenantId::new(), UserId::new());
+    /// # crm.setup_tenant(&ctx).await?;
+    /// # use crm_core::{lead::{LeadPartner, NewLead}, partner::NewPartner};
+    /// # let new_partner = LeadPartner::New { partner: NewPartner::company("Acme SRL") };
+    /// # let lead = crm.enter_lead(&ctx, NewLead::new(new_partner, "Forklifts")).await?.record;
+    /// use crm_core::{event::RequestStatus, request::{NewRequest, RequestCommand}};
+    /// let r = crm.open_request(&ctx, NewRequest::on_lead(lead.id, "Send the offer", UserId::new())).await?.record;
+    /// let done = RequestCommand::SetStatus { status: RequestStatus::Done };
+    /// let closed = crm.change_request(&ctx, r.id, r.version, done).await?.record;
+    /// assert!(closed.closed_at.is_some());
+    /// // A done request is reopened, not worked on.
+    /// let resume = RequestCommand::SetStatus { status: RequestStatus::InProgress };
+    /// let err = crm.change_request(&ctx, r.id, closed.version, resume).await.unwrap_err();
+    /// assert_eq!(err.field(), Some("status"));
+    /// # Ok::<(), Error>(()) }).unwrap();
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// - [`Error::NotFound`] when the request is not the tenant's; [`Error::Conflict`] when `expected_version` is
+    ///   stale;
+    /// - [`Error::Invalid`] on `status` for a move [`Request::can_move`](crate::request::Request::can_move) refuses,
+    ///   on `assignee` when reassigning to the current assignee, on `due` when rescheduling into the past;
+    /// - [`Error::Storage`] when the store cannot be read or the change cannot be committed (nothing is then
+    ///   written), and whatever a [`CommitHook`] returns (a rule's guard refuses with [`Error::Transition`] carrying
+    ///   [`RefusedByRule`](crate::lead::TransitionError::RefusedByRule)).
     pub async fn change_request(
         &self,
         ctx: &Context,
@@ -746,11 +1546,65 @@ impl CrmService {
     }
 
     /// A request.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use crm_core::{actor::Context, conformance::model::MemStore, id::{TenantId, UserId}};
+    /// # use crm_core::{service::CrmService, Error};
+    /// # futures::executor::block_on(async {
+    /// # let crm = CrmService::builder().store(Arc::new(MemStore::new())).build()?;
+    /// # let ctx = Context::user(TenantId::new(), UserId::new());
+    /// # crm.setup_tenant(&ctx).await?;
+    /// # use crm_core::{lead::{LeadPartner, NewLead}, partner::NewPartner};
+    /// # let new_partner = LeadPartner::New { partner: NewPartner::company("Acme SRL") };
+    /// # let lead = crm.enter_lead(&ctx, NewLead::new(new_partner, "Forklifts")).await?.record;
+    /// use crm_core::{id::RequestId, request::NewRequest};
+    /// let r = crm.open_request(&ctx, NewRequest::on_lead(lead.id, "Send the offer", UserId::new())).await?.record;
+    /// assert_eq!(crm.request(ctx.tenant, r.id).await?, r);
+    /// let err = crm.request(ctx.tenant, RequestId::new()).await.unwrap_err();
+    /// assert!(matches!(err, Error::NotFound { entity: "request", .. }));
+    /// # Ok::<(), Error>(()) }).unwrap();
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotFound`] when the request is not the tenant's; [`Error::Storage`] when the store cannot be read.
     pub async fn request(&self, tenant: TenantId, id: RequestId) -> Result<Request> {
         self.store.request(tenant, id).await
     }
 
     /// Requests matching a query, overdue first.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use crm_core::{actor::Context, conformance::model::MemStore, id::{TenantId, UserId}};
+    /// # use crm_core::{service::CrmService, Error};
+    /// # futures::executor::block_on(async {
+    /// # let crm = CrmService::builder().store(Arc::new(MemStore::new())).build()?;
+    /// # let ctx = Context::user(TenantId::new(), UserId::new());
+    /// # crm.setup_tenant(&ctx).await?;
+    /// # use crm_core::{lead::{LeadPartner, NewLead}, partner::NewPartner};
+    /// # let new_partner = LeadPartner::New { partner: NewPartner::company("Acme SRL") };
+    /// # let lead = crm.enter_lead(&ctx, NewLead::new(new_partner, "Forklifts")).await?.record;
+    /// use crm_core::{request::NewRequest, store::RequestQuery};
+    /// let (ana, ion) = (UserId::new(), UserId::new());
+    /// crm.open_request(&ctx, NewRequest::on_lead(lead.id, "Send the offer", ana)).await?;
+    /// crm.open_request(&ctx, NewRequest::on_lead(lead.id, "Visit", ion)).await?;
+    /// let q = RequestQuery { assignee: Some(ana), ..Default::default() };
+    /// let page = crm.query_requests(ctx.tenant, &q).await?;
+    /// assert_eq!(page.items.len(), 1);
+    /// assert_eq!(page.items[0].title, "Send the offer");
+    /// # Ok::<(), Error>(()) }).unwrap();
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Invalid`] on `page.limit` (outside 1–1000) or `page.after` (not a cursor this engine returned);
+    /// [`Error::Storage`] when the store cannot be read.
     pub async fn query_requests(
         &self,
         tenant: TenantId,
@@ -761,6 +1615,32 @@ impl CrmService {
     }
 
     /// Every request on a lead (all pages).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use crm_core::{actor::Context, conformance::model::MemStore, id::{TenantId, UserId}};
+    /// # use crm_core::{service::CrmService, Error};
+    /// # futures::executor::block_on(async {
+    /// # let crm = CrmService::builder().store(Arc::new(MemStore::new())).build()?;
+    /// # let ctx = Context::user(TenantId::new(), UserId::new());
+    /// # crm.setup_tenant(&ctx).await?;
+    /// # use crm_core::{lead::{LeadPartner, NewLead}, partner::NewPartner};
+    /// # let new_partner = LeadPartner::New { partner: NewPartner::company("Acme SRL") };
+    /// # let lead = crm.enter_lead(&ctx, NewLead::new(new_partner, "Forklifts")).await?.record;
+    /// use crm_core::{id::LeadId, request::NewRequest};
+    /// for title in ["Send the offer", "Visit"] {
+    ///     crm.open_request(&ctx, NewRequest::on_lead(lead.id, title, UserId::new())).await?;
+    /// }
+    /// assert_eq!(crm.requests_of_lead(ctx.tenant, lead.id).await?.len(), 2);
+    /// assert!(crm.requests_of_lead(ctx.tenant, LeadId::new()).await?.is_empty()); // no lead, no requests
+    /// # Ok::<(), Error>(()) }).unwrap();
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Storage`] when the store cannot be read. An unknown lead is not an error: it has no requests.
     pub async fn requests_of_lead(&self, tenant: TenantId, lead: LeadId) -> Result<Vec<Request>> {
         let mut q = RequestQuery {
             lead: Some(lead),
@@ -779,6 +1659,33 @@ impl CrmService {
     }
 
     /// A timeline, newest first.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use crm_core::{actor::Context, conformance::model::MemStore, id::{TenantId, UserId}};
+    /// # use crm_core::{service::CrmService, Error};
+    /// # futures::executor::block_on(async {
+    /// # let crm = CrmService::builder().store(Arc::new(MemStore::new())).build()?;
+    /// # let ctx = Context::user(TenantId::new(), UserId::new());
+    /// # crm.setup_tenant(&ctx).await?;
+    /// # use crm_core::{lead::{LeadPartner, NewLead}, partner::NewPartner};
+    /// # let new_partner = LeadPartner::New { partner: NewPartner::company("Acme SRL") };
+    /// # let lead = crm.enter_lead(&ctx, NewLead::new(new_partner, "Forklifts")).await?.record;
+    /// use crm_core::{event::{CommentTarget, EventKind}, store::{PageRequest, TimelineOf}};
+    /// crm.comment(&ctx, CommentTarget::Lead(lead.id), "Called: wants a demo").await?;
+    /// let page = crm.timeline(ctx.tenant, TimelineOf::Lead(lead.id), &PageRequest::first(50)).await?;
+    /// assert_eq!(page.items.len(), 2); // LeadEntered and CommentAdded
+    /// assert!(page.items.iter().any(|e| matches!(e.kind, EventKind::CommentAdded { .. })));
+    /// # Ok::<(), Error>(()) }).unwrap();
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Invalid`] on `page.limit` (outside 1–1000) or `page.after` (not a cursor this engine returned);
+    /// [`Error::NotFound`] when the lead, partner or request is not the tenant's; [`Error::Storage`] when the store
+    /// cannot be read.
     pub async fn timeline(
         &self,
         tenant: TenantId,
