@@ -82,7 +82,7 @@ impl CommerceService {
     /// # use std::sync::Arc;
     /// # use chrono::NaiveDate;
     /// # use crm_core::{actor::Context, commerce::*, conformance::model::MemStore, id::*, money::Currency};
-    /// # use crm_core::{service::{CommitHook, CrmService}, store::{ChangeSet, Page, PageRequest, Write}};
+    /// # use crm_core::{service::{CommerceService, CommitHook, CrmService}, store::{ChangeSet, Page, PageRequest, Write}};
     /// # use crm_core::{Error, Result};
     /// # // crm-core has no commerce storage: this store has no records and the hook drops the commerce writes,
     /// # // so the example shows what the service decides and returns (the SQLite and PostgreSQL stores keep them).
@@ -139,7 +139,7 @@ impl CommerceService {
     /// # use std::sync::Arc;
     /// # use chrono::NaiveDate;
     /// # use crm_core::{actor::Context, commerce::*, conformance::model::MemStore, id::*, money::Currency};
-    /// # use crm_core::{service::{CommitHook, CrmService}, store::{ChangeSet, Page, PageRequest, Write}};
+    /// # use crm_core::{service::{CommerceService, CommitHook, CrmService}, store::{ChangeSet, Page, PageRequest, Write}};
     /// # use crm_core::{Error, Result};
     /// # // crm-core has no commerce storage: this store has no records and the hook drops the commerce writes,
     /// # // so the example shows what the service decides and returns (the SQLite and PostgreSQL stores keep them).
@@ -196,7 +196,7 @@ impl CommerceService {
     /// # use std::sync::Arc;
     /// # use chrono::NaiveDate;
     /// # use crm_core::{actor::Context, commerce::*, conformance::model::MemStore, id::*, money::Currency};
-    /// # use crm_core::{service::{CommitHook, CrmService}, store::{ChangeSet, Page, PageRequest, Write}};
+    /// # use crm_core::{service::{CommerceService, CommitHook, CrmService}, store::{ChangeSet, Page, PageRequest, Write}};
     /// # use crm_core::{Error, Result};
     /// # // crm-core has no commerce storage: this store has no records and the hook drops the commerce writes,
     /// # // so the example shows what the service decides and returns (the SQLite and PostgreSQL stores keep them).
@@ -246,7 +246,7 @@ impl CommerceService {
     /// # use std::sync::Arc;
     /// # use chrono::NaiveDate;
     /// # use crm_core::{actor::Context, commerce::*, conformance::model::MemStore, id::*, money::Currency};
-    /// # use crm_core::{service::{CommitHook, CrmService}, store::{ChangeSet, Page, PageRequest, Write}};
+    /// # use crm_core::{service::{CommerceService, CommitHook, CrmService}, store::{ChangeSet, Page, PageRequest, Write}};
     /// # use crm_core::{Error, Result};
     /// # // crm-core has no commerce storage: this store has no records and the hook drops the commerce writes,
     /// # // so the example shows what the service decides and returns (the SQLite and PostgreSQL stores keep them).
@@ -298,7 +298,7 @@ impl CommerceService {
     /// # use std::sync::Arc;
     /// # use chrono::NaiveDate;
     /// # use crm_core::{actor::Context, commerce::*, conformance::model::MemStore, id::*, money::Currency};
-    /// # use crm_core::{service::{CommitHook, CrmService}, store::{ChangeSet, Page, PageRequest, Write}};
+    /// # use crm_core::{service::{CommerceService, CommitHook, CrmService}, store::{ChangeSet, Page, PageRequest, Write}};
     /// # use crm_core::{Error, Result};
     /// # // crm-core has no commerce storage: this store has no records and the hook drops the commerce writes,
     /// # // so the example shows what the service decides and returns (the SQLite and PostgreSQL stores keep them).
@@ -367,7 +367,7 @@ impl CommerceService {
     /// # use std::sync::Arc;
     /// # use chrono::NaiveDate;
     /// # use crm_core::{actor::Context, commerce::*, conformance::model::MemStore, id::*, money::Currency};
-    /// # use crm_core::{service::{CommitHook, CrmService}, store::{ChangeSet, Page, PageRequest, Write}};
+    /// # use crm_core::{service::{CommerceService, CommitHook, CrmService}, store::{ChangeSet, Page, PageRequest, Write}};
     /// # use crm_core::{Error, Result};
     /// # // crm-core has no commerce storage: this store has no records and the hook drops the commerce writes,
     /// # // so the example shows what the service decides and returns (the SQLite and PostgreSQL stores keep them).
@@ -475,7 +475,7 @@ impl CommerceService {
     /// # use std::sync::Arc;
     /// # use chrono::NaiveDate;
     /// # use crm_core::{actor::Context, commerce::*, conformance::model::MemStore, id::*, money::Currency};
-    /// # use crm_core::{service::{CommitHook, CrmService}, store::{ChangeSet, Page, PageRequest, Write}};
+    /// # use crm_core::{service::{CommerceService, CommitHook, CrmService}, store::{ChangeSet, Page, PageRequest, Write}};
     /// # use crm_core::{Error, Result};
     /// # // crm-core has no commerce storage: this store has no records and the hook drops the commerce writes,
     /// # // so the example shows what the service decides and returns (the SQLite and PostgreSQL stores keep them).
@@ -593,7 +593,7 @@ impl CommerceService {
     /// # use std::sync::Arc;
     /// # use chrono::NaiveDate;
     /// # use crm_core::{actor::Context, commerce::*, conformance::model::MemStore, id::*, money::Currency};
-    /// # use crm_core::{service::{CommitHook, CrmService}, store::{ChangeSet, Page, PageRequest, Write}};
+    /// # use crm_core::{service::{CommerceService, CommitHook, CrmService}, store::{ChangeSet, Page, PageRequest, Write}};
     /// # use crm_core::{Error, Result};
     /// # // crm-core has no commerce storage: this store has no records and the hook drops the commerce writes,
     /// # // so the example shows what the service decides and returns (the SQLite and PostgreSQL stores keep them).
@@ -694,7 +694,7 @@ impl CommerceService {
     /// # use std::sync::Arc;
     /// # use chrono::NaiveDate;
     /// # use crm_core::{actor::Context, commerce::*, conformance::model::MemStore, id::*, money::Currency};
-    /// # use crm_core::{service::{CommitHook, CrmService}, store::{ChangeSet, Page, PageRequest, Write}};
+    /// # use crm_core::{service::{CommerceService, CommitHook, CrmService}, store::{ChangeSet, Page, PageRequest, Write}};
     /// # use crm_core::{Error, Result};
     /// # // crm-core has no commerce storage: this store has no records and the hook drops the commerce writes,
     /// # // so the example shows what the service decides and returns (the SQLite and PostgreSQL stores keep them).
@@ -784,7 +784,7 @@ impl CommerceService {
     /// # use std::sync::Arc;
     /// # use chrono::NaiveDate;
     /// # use crm_core::{actor::Context, commerce::*, conformance::model::MemStore, id::*, money::Currency};
-    /// # use crm_core::{service::{CommitHook, CrmService}, store::{ChangeSet, Page, PageRequest, Write}};
+    /// # use crm_core::{service::{CommerceService, CommitHook, CrmService}, store::{ChangeSet, Page, PageRequest, Write}};
     /// # use crm_core::{Error, Result};
     /// # // crm-core has no commerce storage: this store has no records and the hook drops the commerce writes,
     /// # // so the example shows what the service decides and returns (the SQLite and PostgreSQL stores keep them).
@@ -1014,7 +1014,7 @@ impl CommerceService {
     /// # use std::sync::Arc;
     /// # use chrono::NaiveDate;
     /// # use crm_core::{actor::Context, commerce::*, conformance::model::MemStore, id::*, money::Currency};
-    /// # use crm_core::{service::{CommitHook, CrmService}, store::{ChangeSet, Page, PageRequest, Write}};
+    /// # use crm_core::{service::{CommerceService, CommitHook, CrmService}, store::{ChangeSet, Page, PageRequest, Write}};
     /// # use crm_core::{Error, Result};
     /// # // crm-core has no commerce storage: this store has no records and the hook drops the commerce writes,
     /// # // so the example shows what the service decides and returns (the SQLite and PostgreSQL stores keep them).
@@ -1083,7 +1083,7 @@ impl CommerceService {
     /// # use std::sync::Arc;
     /// # use chrono::NaiveDate;
     /// # use crm_core::{actor::Context, commerce::*, conformance::model::MemStore, id::*, money::Currency};
-    /// # use crm_core::{service::{CommitHook, CrmService}, store::{ChangeSet, Page, PageRequest, Write}};
+    /// # use crm_core::{service::{CommerceService, CommitHook, CrmService}, store::{ChangeSet, Page, PageRequest, Write}};
     /// # use crm_core::{Error, Result};
     /// # // crm-core has no commerce storage: this store has no records and the hook drops the commerce writes,
     /// # // so the example shows what the service decides and returns (the SQLite and PostgreSQL stores keep them).
@@ -1154,7 +1154,7 @@ impl CommerceService {
     /// # use std::sync::Arc;
     /// # use chrono::NaiveDate;
     /// # use crm_core::{actor::Context, commerce::*, conformance::model::MemStore, id::*, money::Currency};
-    /// # use crm_core::{service::{CommitHook, CrmService}, store::{ChangeSet, Page, PageRequest, Write}};
+    /// # use crm_core::{service::{CommerceService, CommitHook, CrmService}, store::{ChangeSet, Page, PageRequest, Write}};
     /// # use crm_core::{Error, Result};
     /// # // crm-core has no commerce storage: this store has no records and the hook drops the commerce writes,
     /// # // so the example shows what the service decides and returns (the SQLite and PostgreSQL stores keep them).
@@ -1283,7 +1283,7 @@ impl CommerceService {
     /// # use std::sync::Arc;
     /// # use chrono::NaiveDate;
     /// # use crm_core::{actor::Context, commerce::*, conformance::model::MemStore, id::*, money::Currency};
-    /// # use crm_core::{service::{CommitHook, CrmService}, store::{ChangeSet, Page, PageRequest, Write}};
+    /// # use crm_core::{service::{CommerceService, CommitHook, CrmService}, store::{ChangeSet, Page, PageRequest, Write}};
     /// # use crm_core::{Error, Result};
     /// # // crm-core has no commerce storage: this store has no records and the hook drops the commerce writes,
     /// # // so the example shows what the service decides and returns (the SQLite and PostgreSQL stores keep them).
@@ -1349,7 +1349,7 @@ impl CommerceService {
     /// # use std::sync::Arc;
     /// # use chrono::NaiveDate;
     /// # use crm_core::{actor::Context, commerce::*, conformance::model::MemStore, id::*, money::Currency};
-    /// # use crm_core::{service::{CommitHook, CrmService}, store::{ChangeSet, Page, PageRequest, Write}};
+    /// # use crm_core::{service::{CommerceService, CommitHook, CrmService}, store::{ChangeSet, Page, PageRequest, Write}};
     /// # use crm_core::{Error, Result};
     /// # // crm-core has no commerce storage: this store has no records and the hook drops the commerce writes,
     /// # // so the example shows what the service decides and returns (the SQLite and PostgreSQL stores keep them).
@@ -1433,7 +1433,7 @@ impl CommerceService {
     /// # use std::sync::Arc;
     /// # use chrono::NaiveDate;
     /// # use crm_core::{actor::Context, commerce::*, conformance::model::MemStore, id::*, money::Currency};
-    /// # use crm_core::{service::{CommitHook, CrmService}, store::{ChangeSet, Page, PageRequest, Write}};
+    /// # use crm_core::{service::{CommerceService, CommitHook, CrmService}, store::{ChangeSet, Page, PageRequest, Write}};
     /// # use crm_core::{Error, Result};
     /// # // crm-core has no commerce storage: this store has no records and the hook drops the commerce writes,
     /// # // so the example shows what the service decides and returns (the SQLite and PostgreSQL stores keep them).
@@ -1491,7 +1491,7 @@ impl CommerceService {
     /// # use std::sync::Arc;
     /// # use chrono::NaiveDate;
     /// # use crm_core::{actor::Context, commerce::*, conformance::model::MemStore, id::*, money::Currency};
-    /// # use crm_core::{service::{CommitHook, CrmService}, store::{ChangeSet, Page, PageRequest, Write}};
+    /// # use crm_core::{service::{CommerceService, CommitHook, CrmService}, store::{ChangeSet, Page, PageRequest, Write}};
     /// # use crm_core::{Error, Result};
     /// # // crm-core has no commerce storage: this store has no records and the hook drops the commerce writes,
     /// # // so the example shows what the service decides and returns (the SQLite and PostgreSQL stores keep them).
@@ -1589,7 +1589,7 @@ impl CommerceService {
     /// # use std::sync::Arc;
     /// # use chrono::NaiveDate;
     /// # use crm_core::{actor::Context, commerce::*, conformance::model::MemStore, id::*, money::Currency};
-    /// # use crm_core::{service::{CommitHook, CrmService}, store::{ChangeSet, Page, PageRequest, Write}};
+    /// # use crm_core::{service::{CommerceService, CommitHook, CrmService}, store::{ChangeSet, Page, PageRequest, Write}};
     /// # use crm_core::{Error, Result};
     /// # // crm-core has no commerce storage: this store has no records and the hook drops the commerce writes,
     /// # // so the example shows what the service decides and returns (the SQLite and PostgreSQL stores keep them).
@@ -1710,7 +1710,7 @@ impl CommerceService {
     /// # use std::sync::Arc;
     /// # use chrono::NaiveDate;
     /// # use crm_core::{actor::Context, commerce::*, conformance::model::MemStore, id::*, money::Currency};
-    /// # use crm_core::{service::{CommitHook, CrmService}, store::{ChangeSet, Page, PageRequest, Write}};
+    /// # use crm_core::{service::{CommerceService, CommitHook, CrmService}, store::{ChangeSet, Page, PageRequest, Write}};
     /// # use crm_core::{Error, Result};
     /// # // crm-core has no commerce storage: this store has no records and the hook drops the commerce writes,
     /// # // so the example shows what the service decides and returns (the SQLite and PostgreSQL stores keep them).
@@ -1801,7 +1801,7 @@ impl CommerceService {
     /// # use std::sync::Arc;
     /// # use chrono::NaiveDate;
     /// # use crm_core::{actor::Context, commerce::*, conformance::model::MemStore, id::*, money::Currency};
-    /// # use crm_core::{service::{CommitHook, CrmService}, store::{ChangeSet, Page, PageRequest, Write}};
+    /// # use crm_core::{service::{CommerceService, CommitHook, CrmService}, store::{ChangeSet, Page, PageRequest, Write}};
     /// # use crm_core::{Error, Result};
     /// # // crm-core has no commerce storage: this store has no records and the hook drops the commerce writes,
     /// # // so the example shows what the service decides and returns (the SQLite and PostgreSQL stores keep them).
@@ -1969,7 +1969,7 @@ impl CommerceService {
     /// # use std::sync::Arc;
     /// # use chrono::NaiveDate;
     /// # use crm_core::{actor::Context, commerce::*, conformance::model::MemStore, id::*, money::Currency};
-    /// # use crm_core::{service::{CommitHook, CrmService}, store::{ChangeSet, Page, PageRequest, Write}};
+    /// # use crm_core::{service::{CommerceService, CommitHook, CrmService}, store::{ChangeSet, Page, PageRequest, Write}};
     /// # use crm_core::{Error, Result};
     /// # // crm-core has no commerce storage: this store has no records and the hook drops the commerce writes,
     /// # // so the example shows what the service decides and returns (the SQLite and PostgreSQL stores keep them).
@@ -2028,7 +2028,7 @@ impl CommerceService {
     /// # use std::sync::Arc;
     /// # use chrono::NaiveDate;
     /// # use crm_core::{actor::Context, commerce::*, conformance::model::MemStore, id::*, money::Currency};
-    /// # use crm_core::{service::{CommitHook, CrmService}, store::{ChangeSet, Page, PageRequest, Write}};
+    /// # use crm_core::{service::{CommerceService, CommitHook, CrmService}, store::{ChangeSet, Page, PageRequest, Write}};
     /// # use crm_core::{Error, Result};
     /// # // crm-core has no commerce storage: this store has no records and the hook drops the commerce writes,
     /// # // so the example shows what the service decides and returns (the SQLite and PostgreSQL stores keep them).
@@ -2097,7 +2097,7 @@ impl CommerceService {
     /// # use std::sync::Arc;
     /// # use chrono::NaiveDate;
     /// # use crm_core::{actor::Context, commerce::*, conformance::model::MemStore, id::*, money::Currency};
-    /// # use crm_core::{service::{CommitHook, CrmService}, store::{ChangeSet, Page, PageRequest, Write}};
+    /// # use crm_core::{service::{CommerceService, CommitHook, CrmService}, store::{ChangeSet, Page, PageRequest, Write}};
     /// # use crm_core::{Error, Result};
     /// # // crm-core has no commerce storage: this store has no records and the hook drops the commerce writes,
     /// # // so the example shows what the service decides and returns (the SQLite and PostgreSQL stores keep them).
