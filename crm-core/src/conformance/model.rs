@@ -23,7 +23,7 @@ use crate::time::Timestamp;
 use async_trait::async_trait;
 use rust_decimal::Decimal;
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 #[derive(Debug, Default, Clone)]
 struct Data {
@@ -699,4 +699,117 @@ impl MemStore {
             .cloned()
             .ok_or_else(|| Error::not_found("request", id))
     }
+}
+
+/// For documentation examples of the commerce service: a commerce store with no records whose commit hook drops the
+/// commerce writes, so an example shows what the service decides and returns without a database (the SQLite and
+/// PostgreSQL stores keep the records).
+#[derive(Debug)]
+pub struct NoCommerce;
+
+#[async_trait]
+impl crate::commerce::CommerceStore for NoCommerce {
+    async fn fetch_commerce(
+        &self,
+        _: TenantId,
+        _: &crate::commerce::CommerceKey,
+    ) -> Result<Vec<crate::commerce::CommerceRecord>> {
+        Ok(Vec::new())
+    }
+    async fn campaign_targets(
+        &self,
+        _: TenantId,
+        _: crate::id::CampaignId,
+        _: &PageRequest,
+    ) -> Result<Page<crate::commerce::CampaignTarget>> {
+        Ok(Page {
+            items: Vec::new(),
+            next: None,
+        })
+    }
+    async fn segment(
+        &self,
+        _: TenantId,
+        _: &crate::commerce::Criteria,
+        _: chrono::NaiveDate,
+        _: crate::money::Currency,
+    ) -> Result<Vec<crate::commerce::SegmentMember>> {
+        Ok(Vec::new())
+    }
+    async fn profit_sums(
+        &self,
+        _: TenantId,
+        _: &crate::commerce::SumsQuery,
+    ) -> Result<Vec<crate::commerce::ProfitSums>> {
+        Ok(Vec::new())
+    }
+    async fn campaign_sums(
+        &self,
+        _: TenantId,
+        _: crate::id::CampaignId,
+        _: Option<crate::commerce::Period>,
+        _: crate::money::Currency,
+    ) -> Result<crate::commerce::CampaignSums> {
+        Ok(crate::commerce::CampaignSums::default())
+    }
+    async fn progress(
+        &self,
+        _: TenantId,
+        _: crate::id::CampaignId,
+    ) -> Result<Vec<crate::commerce::Progress>> {
+        Ok(Vec::new())
+    }
+    async fn open_items(
+        &self,
+        _: TenantId,
+        _: crate::id::PartnerId,
+        _: chrono::NaiveDate,
+    ) -> Result<Vec<crate::commerce::OpenItem>> {
+        Ok(Vec::new())
+    }
+    async fn balances(
+        &self,
+        _: TenantId,
+        _: crate::id::PartnerId,
+        _: chrono::NaiveDate,
+    ) -> Result<Vec<crate::commerce::Balance>> {
+        Ok(Vec::new())
+    }
+}
+
+impl crate::service::CommitHook for NoCommerce {
+    fn before_commit(&self, _: &crate::actor::Context, changes: &mut ChangeSet) -> Result<()> {
+        changes
+            .writes
+            .retain(|w| !matches!(w, crate::store::Write::Commerce(_)));
+        Ok(())
+    }
+}
+
+/// For documentation examples: a lead service over a fresh [`MemStore`] with [`NoCommerce`] as its hook, the
+/// [`NoCommerce`] store, a commerce service reporting in EUR over both, and a user's context in a tenant that has
+/// been set up.
+///
+/// # Errors
+///
+/// None in practice: the in-memory store does not fail.
+pub async fn example_commerce() -> Result<(
+    crate::service::CrmService,
+    Arc<dyn crate::commerce::CommerceStore>,
+    crate::service::CommerceService,
+    crate::actor::Context,
+)> {
+    let crm = crate::service::CrmService::builder()
+        .store(Arc::new(MemStore::new()))
+        .hook(Arc::new(NoCommerce))
+        .build()?;
+    let ctx = crate::actor::Context::user(TenantId::new(), crate::id::UserId::new());
+    crm.setup_tenant(&ctx).await?;
+    let store: Arc<dyn crate::commerce::CommerceStore> = Arc::new(NoCommerce);
+    let commerce = crate::service::CommerceService::new(
+        crm.clone(),
+        store.clone(),
+        crate::money::Currency::parse("EUR")?,
+    );
+    Ok((crm, store, commerce, ctx))
 }

@@ -84,39 +84,8 @@ impl CommerceService {
     /// # use crm_core::{actor::Context, commerce::*, conformance::model::MemStore, id::*, money::Currency};
     /// # use crm_core::{service::{CommerceService, CommitHook, CrmService}, store::{ChangeSet, Page, PageRequest, Write}};
     /// # use crm_core::{Error, Result};
-    /// # // crm-core has no commerce storage: this store has no records and the hook drops the commerce writes,
-    /// # // so the example shows what the service decides and returns (the SQLite and PostgreSQL stores keep them).
-    /// # #[derive(Debug)]
-    /// # struct NoRecords;
-    /// # #[async_trait::async_trait]
-    /// # impl CommerceStore for NoRecords {
-    /// #     async fn fetch_commerce(&self, _: TenantId, _: &CommerceKey)
-    /// #         -> Result<Vec<CommerceRecord>> { Ok(vec![]) }
-    /// #     async fn campaign_targets(&self, _: TenantId, _: CampaignId, _: &PageRequest)
-    /// #         -> Result<Page<CampaignTarget>> { Ok(Page { items: vec![], next: None }) }
-    /// #     async fn segment(&self, _: TenantId, _: &Criteria, _: NaiveDate, _: Currency)
-    /// #         -> Result<Vec<SegmentMember>> { Ok(vec![]) }
-    /// #     async fn profit_sums(&self, _: TenantId, _: &SumsQuery) -> Result<Vec<ProfitSums>> { Ok(vec![]) }
-    /// #     async fn campaign_sums(&self, _: TenantId, _: CampaignId, _: Option<Period>, _: Currency)
-    /// #         -> Result<CampaignSums> { Ok(CampaignSums::default()) }
-    /// #     async fn progress(&self, _: TenantId, _: CampaignId) -> Result<Vec<Progress>> { Ok(vec![]) }
-    /// #     async fn open_items(&self, _: TenantId, _: PartnerId, _: NaiveDate)
-    /// #         -> Result<Vec<OpenItem>> { Ok(vec![]) }
-    /// #     async fn balances(&self, _: TenantId, _: PartnerId, _: NaiveDate)
-    /// #         -> Result<Vec<Balance>> { Ok(vec![]) }
-    /// # }
-    /// # impl CommitHook for NoRecords {
-    /// #     fn before_commit(&self, _: &Context, changes: &mut ChangeSet) -> Result<()> {
-    /// #         changes.writes.retain(|w| !matches!(w, Write::Commerce(_)));
-    /// #         Ok(())
-    /// #     }
-    /// # }
     /// # futures::executor::block_on(async {
-    /// # let crm = CrmService::builder().store(Arc::new(MemStore::new())).hook(Arc::new(NoRecords)).build()?;
-    /// # let ctx = Context::user(TenantId::new(), UserId::new());
-    /// # crm.setup_tenant(&ctx).await?;
-    /// # let store: Arc<dyn CommerceStore> = Arc::new(NoRecords);
-    /// # let commerce = CommerceService::new(crm.clone(), store.clone(), Currency::parse("EUR")?);
+    /// # let (crm, store, commerce, ctx) = crm_core::conformance::model::example_commerce().await?;
     /// let ron = Currency::parse("RON")?;
     /// let commerce = CommerceService::new(crm, store, ron);
     /// assert_eq!(commerce.reporting(), ron);
@@ -141,39 +110,8 @@ impl CommerceService {
     /// # use crm_core::{actor::Context, commerce::*, conformance::model::MemStore, id::*, money::Currency};
     /// # use crm_core::{service::{CommerceService, CommitHook, CrmService}, store::{ChangeSet, Page, PageRequest, Write}};
     /// # use crm_core::{Error, Result};
-    /// # // crm-core has no commerce storage: this store has no records and the hook drops the commerce writes,
-    /// # // so the example shows what the service decides and returns (the SQLite and PostgreSQL stores keep them).
-    /// # #[derive(Debug)]
-    /// # struct NoRecords;
-    /// # #[async_trait::async_trait]
-    /// # impl CommerceStore for NoRecords {
-    /// #     async fn fetch_commerce(&self, _: TenantId, _: &CommerceKey)
-    /// #         -> Result<Vec<CommerceRecord>> { Ok(vec![]) }
-    /// #     async fn campaign_targets(&self, _: TenantId, _: CampaignId, _: &PageRequest)
-    /// #         -> Result<Page<CampaignTarget>> { Ok(Page { items: vec![], next: None }) }
-    /// #     async fn segment(&self, _: TenantId, _: &Criteria, _: NaiveDate, _: Currency)
-    /// #         -> Result<Vec<SegmentMember>> { Ok(vec![]) }
-    /// #     async fn profit_sums(&self, _: TenantId, _: &SumsQuery) -> Result<Vec<ProfitSums>> { Ok(vec![]) }
-    /// #     async fn campaign_sums(&self, _: TenantId, _: CampaignId, _: Option<Period>, _: Currency)
-    /// #         -> Result<CampaignSums> { Ok(CampaignSums::default()) }
-    /// #     async fn progress(&self, _: TenantId, _: CampaignId) -> Result<Vec<Progress>> { Ok(vec![]) }
-    /// #     async fn open_items(&self, _: TenantId, _: PartnerId, _: NaiveDate)
-    /// #         -> Result<Vec<OpenItem>> { Ok(vec![]) }
-    /// #     async fn balances(&self, _: TenantId, _: PartnerId, _: NaiveDate)
-    /// #         -> Result<Vec<Balance>> { Ok(vec![]) }
-    /// # }
-    /// # impl CommitHook for NoRecords {
-    /// #     fn before_commit(&self, _: &Context, changes: &mut ChangeSet) -> Result<()> {
-    /// #         changes.writes.retain(|w| !matches!(w, Write::Commerce(_)));
-    /// #         Ok(())
-    /// #     }
-    /// # }
     /// # futures::executor::block_on(async {
-    /// # let crm = CrmService::builder().store(Arc::new(MemStore::new())).hook(Arc::new(NoRecords)).build()?;
-    /// # let ctx = Context::user(TenantId::new(), UserId::new());
-    /// # crm.setup_tenant(&ctx).await?;
-    /// # let store: Arc<dyn CommerceStore> = Arc::new(NoRecords);
-    /// # let commerce = CommerceService::new(crm.clone(), store.clone(), Currency::parse("EUR")?);
+    /// # let (crm, store, commerce, ctx) = crm_core::conformance::model::example_commerce().await?;
     /// use rust_decimal_macros::dec;
     /// let (ron, eur) = (Currency::parse("RON")?, Currency::parse("EUR")?);
     /// let on = NaiveDate::from_ymd_opt(2026, 3, 2).unwrap();
@@ -198,39 +136,8 @@ impl CommerceService {
     /// # use crm_core::{actor::Context, commerce::*, conformance::model::MemStore, id::*, money::Currency};
     /// # use crm_core::{service::{CommerceService, CommitHook, CrmService}, store::{ChangeSet, Page, PageRequest, Write}};
     /// # use crm_core::{Error, Result};
-    /// # // crm-core has no commerce storage: this store has no records and the hook drops the commerce writes,
-    /// # // so the example shows what the service decides and returns (the SQLite and PostgreSQL stores keep them).
-    /// # #[derive(Debug)]
-    /// # struct NoRecords;
-    /// # #[async_trait::async_trait]
-    /// # impl CommerceStore for NoRecords {
-    /// #     async fn fetch_commerce(&self, _: TenantId, _: &CommerceKey)
-    /// #         -> Result<Vec<CommerceRecord>> { Ok(vec![]) }
-    /// #     async fn campaign_targets(&self, _: TenantId, _: CampaignId, _: &PageRequest)
-    /// #         -> Result<Page<CampaignTarget>> { Ok(Page { items: vec![], next: None }) }
-    /// #     async fn segment(&self, _: TenantId, _: &Criteria, _: NaiveDate, _: Currency)
-    /// #         -> Result<Vec<SegmentMember>> { Ok(vec![]) }
-    /// #     async fn profit_sums(&self, _: TenantId, _: &SumsQuery) -> Result<Vec<ProfitSums>> { Ok(vec![]) }
-    /// #     async fn campaign_sums(&self, _: TenantId, _: CampaignId, _: Option<Period>, _: Currency)
-    /// #         -> Result<CampaignSums> { Ok(CampaignSums::default()) }
-    /// #     async fn progress(&self, _: TenantId, _: CampaignId) -> Result<Vec<Progress>> { Ok(vec![]) }
-    /// #     async fn open_items(&self, _: TenantId, _: PartnerId, _: NaiveDate)
-    /// #         -> Result<Vec<OpenItem>> { Ok(vec![]) }
-    /// #     async fn balances(&self, _: TenantId, _: PartnerId, _: NaiveDate)
-    /// #         -> Result<Vec<Balance>> { Ok(vec![]) }
-    /// # }
-    /// # impl CommitHook for NoRecords {
-    /// #     fn before_commit(&self, _: &Context, changes: &mut ChangeSet) -> Result<()> {
-    /// #         changes.writes.retain(|w| !matches!(w, Write::Commerce(_)));
-    /// #         Ok(())
-    /// #     }
-    /// # }
     /// # futures::executor::block_on(async {
-    /// # let crm = CrmService::builder().store(Arc::new(MemStore::new())).hook(Arc::new(NoRecords)).build()?;
-    /// # let ctx = Context::user(TenantId::new(), UserId::new());
-    /// # crm.setup_tenant(&ctx).await?;
-    /// # let store: Arc<dyn CommerceStore> = Arc::new(NoRecords);
-    /// # let commerce = CommerceService::new(crm.clone(), store.clone(), Currency::parse("EUR")?);
+    /// # let (crm, store, commerce, ctx) = crm_core::conformance::model::example_commerce().await?;
     /// assert_eq!(commerce.reporting().code(), "EUR");
     /// # Ok::<(), Error>(()) }).unwrap();
     /// ```
@@ -248,39 +155,8 @@ impl CommerceService {
     /// # use crm_core::{actor::Context, commerce::*, conformance::model::MemStore, id::*, money::Currency};
     /// # use crm_core::{service::{CommerceService, CommitHook, CrmService}, store::{ChangeSet, Page, PageRequest, Write}};
     /// # use crm_core::{Error, Result};
-    /// # // crm-core has no commerce storage: this store has no records and the hook drops the commerce writes,
-    /// # // so the example shows what the service decides and returns (the SQLite and PostgreSQL stores keep them).
-    /// # #[derive(Debug)]
-    /// # struct NoRecords;
-    /// # #[async_trait::async_trait]
-    /// # impl CommerceStore for NoRecords {
-    /// #     async fn fetch_commerce(&self, _: TenantId, _: &CommerceKey)
-    /// #         -> Result<Vec<CommerceRecord>> { Ok(vec![]) }
-    /// #     async fn campaign_targets(&self, _: TenantId, _: CampaignId, _: &PageRequest)
-    /// #         -> Result<Page<CampaignTarget>> { Ok(Page { items: vec![], next: None }) }
-    /// #     async fn segment(&self, _: TenantId, _: &Criteria, _: NaiveDate, _: Currency)
-    /// #         -> Result<Vec<SegmentMember>> { Ok(vec![]) }
-    /// #     async fn profit_sums(&self, _: TenantId, _: &SumsQuery) -> Result<Vec<ProfitSums>> { Ok(vec![]) }
-    /// #     async fn campaign_sums(&self, _: TenantId, _: CampaignId, _: Option<Period>, _: Currency)
-    /// #         -> Result<CampaignSums> { Ok(CampaignSums::default()) }
-    /// #     async fn progress(&self, _: TenantId, _: CampaignId) -> Result<Vec<Progress>> { Ok(vec![]) }
-    /// #     async fn open_items(&self, _: TenantId, _: PartnerId, _: NaiveDate)
-    /// #         -> Result<Vec<OpenItem>> { Ok(vec![]) }
-    /// #     async fn balances(&self, _: TenantId, _: PartnerId, _: NaiveDate)
-    /// #         -> Result<Vec<Balance>> { Ok(vec![]) }
-    /// # }
-    /// # impl CommitHook for NoRecords {
-    /// #     fn before_commit(&self, _: &Context, changes: &mut ChangeSet) -> Result<()> {
-    /// #         changes.writes.retain(|w| !matches!(w, Write::Commerce(_)));
-    /// #         Ok(())
-    /// #     }
-    /// # }
     /// # futures::executor::block_on(async {
-    /// # let crm = CrmService::builder().store(Arc::new(MemStore::new())).hook(Arc::new(NoRecords)).build()?;
-    /// # let ctx = Context::user(TenantId::new(), UserId::new());
-    /// # crm.setup_tenant(&ctx).await?;
-    /// # let store: Arc<dyn CommerceStore> = Arc::new(NoRecords);
-    /// # let commerce = CommerceService::new(crm.clone(), store.clone(), Currency::parse("EUR")?);
+    /// # let (crm, store, commerce, ctx) = crm_core::conformance::model::example_commerce().await?;
     /// use crm_core::partner::NewPartner;
     /// let acme = commerce.crm().create_partner(&ctx, NewPartner::company("Acme SRL")).await?.record;
     /// assert_eq!(commerce.crm().partner(ctx.tenant, acme.id).await?.name, "Acme SRL");
@@ -300,39 +176,8 @@ impl CommerceService {
     /// # use crm_core::{actor::Context, commerce::*, conformance::model::MemStore, id::*, money::Currency};
     /// # use crm_core::{service::{CommerceService, CommitHook, CrmService}, store::{ChangeSet, Page, PageRequest, Write}};
     /// # use crm_core::{Error, Result};
-    /// # // crm-core has no commerce storage: this store has no records and the hook drops the commerce writes,
-    /// # // so the example shows what the service decides and returns (the SQLite and PostgreSQL stores keep them).
-    /// # #[derive(Debug)]
-    /// # struct NoRecords;
-    /// # #[async_trait::async_trait]
-    /// # impl CommerceStore for NoRecords {
-    /// #     async fn fetch_commerce(&self, _: TenantId, _: &CommerceKey)
-    /// #         -> Result<Vec<CommerceRecord>> { Ok(vec![]) }
-    /// #     async fn campaign_targets(&self, _: TenantId, _: CampaignId, _: &PageRequest)
-    /// #         -> Result<Page<CampaignTarget>> { Ok(Page { items: vec![], next: None }) }
-    /// #     async fn segment(&self, _: TenantId, _: &Criteria, _: NaiveDate, _: Currency)
-    /// #         -> Result<Vec<SegmentMember>> { Ok(vec![]) }
-    /// #     async fn profit_sums(&self, _: TenantId, _: &SumsQuery) -> Result<Vec<ProfitSums>> { Ok(vec![]) }
-    /// #     async fn campaign_sums(&self, _: TenantId, _: CampaignId, _: Option<Period>, _: Currency)
-    /// #         -> Result<CampaignSums> { Ok(CampaignSums::default()) }
-    /// #     async fn progress(&self, _: TenantId, _: CampaignId) -> Result<Vec<Progress>> { Ok(vec![]) }
-    /// #     async fn open_items(&self, _: TenantId, _: PartnerId, _: NaiveDate)
-    /// #         -> Result<Vec<OpenItem>> { Ok(vec![]) }
-    /// #     async fn balances(&self, _: TenantId, _: PartnerId, _: NaiveDate)
-    /// #         -> Result<Vec<Balance>> { Ok(vec![]) }
-    /// # }
-    /// # impl CommitHook for NoRecords {
-    /// #     fn before_commit(&self, _: &Context, changes: &mut ChangeSet) -> Result<()> {
-    /// #         changes.writes.retain(|w| !matches!(w, Write::Commerce(_)));
-    /// #         Ok(())
-    /// #     }
-    /// # }
     /// # futures::executor::block_on(async {
-    /// # let crm = CrmService::builder().store(Arc::new(MemStore::new())).hook(Arc::new(NoRecords)).build()?;
-    /// # let ctx = Context::user(TenantId::new(), UserId::new());
-    /// # crm.setup_tenant(&ctx).await?;
-    /// # let store: Arc<dyn CommerceStore> = Arc::new(NoRecords);
-    /// # let commerce = CommerceService::new(crm.clone(), store.clone(), Currency::parse("EUR")?);
+    /// # let (crm, store, commerce, ctx) = crm_core::conformance::model::example_commerce().await?;
     /// # use crm_core::partner::NewPartner;
     /// # let acme = crm.create_partner(&ctx, NewPartner::company("Acme SRL")).await?.record;
     /// let on = NaiveDate::from_ymd_opt(2026, 3, 2).unwrap();
@@ -369,39 +214,8 @@ impl CommerceService {
     /// # use crm_core::{actor::Context, commerce::*, conformance::model::MemStore, id::*, money::Currency};
     /// # use crm_core::{service::{CommerceService, CommitHook, CrmService}, store::{ChangeSet, Page, PageRequest, Write}};
     /// # use crm_core::{Error, Result};
-    /// # // crm-core has no commerce storage: this store has no records and the hook drops the commerce writes,
-    /// # // so the example shows what the service decides and returns (the SQLite and PostgreSQL stores keep them).
-    /// # #[derive(Debug)]
-    /// # struct NoRecords;
-    /// # #[async_trait::async_trait]
-    /// # impl CommerceStore for NoRecords {
-    /// #     async fn fetch_commerce(&self, _: TenantId, _: &CommerceKey)
-    /// #         -> Result<Vec<CommerceRecord>> { Ok(vec![]) }
-    /// #     async fn campaign_targets(&self, _: TenantId, _: CampaignId, _: &PageRequest)
-    /// #         -> Result<Page<CampaignTarget>> { Ok(Page { items: vec![], next: None }) }
-    /// #     async fn segment(&self, _: TenantId, _: &Criteria, _: NaiveDate, _: Currency)
-    /// #         -> Result<Vec<SegmentMember>> { Ok(vec![]) }
-    /// #     async fn profit_sums(&self, _: TenantId, _: &SumsQuery) -> Result<Vec<ProfitSums>> { Ok(vec![]) }
-    /// #     async fn campaign_sums(&self, _: TenantId, _: CampaignId, _: Option<Period>, _: Currency)
-    /// #         -> Result<CampaignSums> { Ok(CampaignSums::default()) }
-    /// #     async fn progress(&self, _: TenantId, _: CampaignId) -> Result<Vec<Progress>> { Ok(vec![]) }
-    /// #     async fn open_items(&self, _: TenantId, _: PartnerId, _: NaiveDate)
-    /// #         -> Result<Vec<OpenItem>> { Ok(vec![]) }
-    /// #     async fn balances(&self, _: TenantId, _: PartnerId, _: NaiveDate)
-    /// #         -> Result<Vec<Balance>> { Ok(vec![]) }
-    /// # }
-    /// # impl CommitHook for NoRecords {
-    /// #     fn before_commit(&self, _: &Context, changes: &mut ChangeSet) -> Result<()> {
-    /// #         changes.writes.retain(|w| !matches!(w, Write::Commerce(_)));
-    /// #         Ok(())
-    /// #     }
-    /// # }
     /// # futures::executor::block_on(async {
-    /// # let crm = CrmService::builder().store(Arc::new(MemStore::new())).hook(Arc::new(NoRecords)).build()?;
-    /// # let ctx = Context::user(TenantId::new(), UserId::new());
-    /// # crm.setup_tenant(&ctx).await?;
-    /// # let store: Arc<dyn CommerceStore> = Arc::new(NoRecords);
-    /// # let commerce = CommerceService::new(crm.clone(), store.clone(), Currency::parse("EUR")?);
+    /// # let (crm, store, commerce, ctx) = crm_core::conformance::model::example_commerce().await?;
     /// let tools = NewCategory { code: " TOOLS ".into(), name: "Tools".into() };
     /// let recorded = commerce.record_category(&ctx, tools, None).await?;
     /// assert!(matches!(&recorded, Recorded::Inserted(c) if c.code == "TOOLS" && c.version == 1));
@@ -477,39 +291,8 @@ impl CommerceService {
     /// # use crm_core::{actor::Context, commerce::*, conformance::model::MemStore, id::*, money::Currency};
     /// # use crm_core::{service::{CommerceService, CommitHook, CrmService}, store::{ChangeSet, Page, PageRequest, Write}};
     /// # use crm_core::{Error, Result};
-    /// # // crm-core has no commerce storage: this store has no records and the hook drops the commerce writes,
-    /// # // so the example shows what the service decides and returns (the SQLite and PostgreSQL stores keep them).
-    /// # #[derive(Debug)]
-    /// # struct NoRecords;
-    /// # #[async_trait::async_trait]
-    /// # impl CommerceStore for NoRecords {
-    /// #     async fn fetch_commerce(&self, _: TenantId, _: &CommerceKey)
-    /// #         -> Result<Vec<CommerceRecord>> { Ok(vec![]) }
-    /// #     async fn campaign_targets(&self, _: TenantId, _: CampaignId, _: &PageRequest)
-    /// #         -> Result<Page<CampaignTarget>> { Ok(Page { items: vec![], next: None }) }
-    /// #     async fn segment(&self, _: TenantId, _: &Criteria, _: NaiveDate, _: Currency)
-    /// #         -> Result<Vec<SegmentMember>> { Ok(vec![]) }
-    /// #     async fn profit_sums(&self, _: TenantId, _: &SumsQuery) -> Result<Vec<ProfitSums>> { Ok(vec![]) }
-    /// #     async fn campaign_sums(&self, _: TenantId, _: CampaignId, _: Option<Period>, _: Currency)
-    /// #         -> Result<CampaignSums> { Ok(CampaignSums::default()) }
-    /// #     async fn progress(&self, _: TenantId, _: CampaignId) -> Result<Vec<Progress>> { Ok(vec![]) }
-    /// #     async fn open_items(&self, _: TenantId, _: PartnerId, _: NaiveDate)
-    /// #         -> Result<Vec<OpenItem>> { Ok(vec![]) }
-    /// #     async fn balances(&self, _: TenantId, _: PartnerId, _: NaiveDate)
-    /// #         -> Result<Vec<Balance>> { Ok(vec![]) }
-    /// # }
-    /// # impl CommitHook for NoRecords {
-    /// #     fn before_commit(&self, _: &Context, changes: &mut ChangeSet) -> Result<()> {
-    /// #         changes.writes.retain(|w| !matches!(w, Write::Commerce(_)));
-    /// #         Ok(())
-    /// #     }
-    /// # }
     /// # futures::executor::block_on(async {
-    /// # let crm = CrmService::builder().store(Arc::new(MemStore::new())).hook(Arc::new(NoRecords)).build()?;
-    /// # let ctx = Context::user(TenantId::new(), UserId::new());
-    /// # crm.setup_tenant(&ctx).await?;
-    /// # let store: Arc<dyn CommerceStore> = Arc::new(NoRecords);
-    /// # let commerce = CommerceService::new(crm.clone(), store.clone(), Currency::parse("EUR")?);
+    /// # let (crm, store, commerce, ctx) = crm_core::conformance::model::example_commerce().await?;
     /// let drill = NewProduct { code: "P-1".into(), name: "Drill".into(), category: None };
     /// let recorded = commerce.record_product(&ctx, drill.clone(), None).await?;
     /// assert_eq!((recorded.record().name.as_str(), recorded.changed()), ("Drill", true));
@@ -595,39 +378,8 @@ impl CommerceService {
     /// # use crm_core::{actor::Context, commerce::*, conformance::model::MemStore, id::*, money::Currency};
     /// # use crm_core::{service::{CommerceService, CommitHook, CrmService}, store::{ChangeSet, Page, PageRequest, Write}};
     /// # use crm_core::{Error, Result};
-    /// # // crm-core has no commerce storage: this store has no records and the hook drops the commerce writes,
-    /// # // so the example shows what the service decides and returns (the SQLite and PostgreSQL stores keep them).
-    /// # #[derive(Debug)]
-    /// # struct NoRecords;
-    /// # #[async_trait::async_trait]
-    /// # impl CommerceStore for NoRecords {
-    /// #     async fn fetch_commerce(&self, _: TenantId, _: &CommerceKey)
-    /// #         -> Result<Vec<CommerceRecord>> { Ok(vec![]) }
-    /// #     async fn campaign_targets(&self, _: TenantId, _: CampaignId, _: &PageRequest)
-    /// #         -> Result<Page<CampaignTarget>> { Ok(Page { items: vec![], next: None }) }
-    /// #     async fn segment(&self, _: TenantId, _: &Criteria, _: NaiveDate, _: Currency)
-    /// #         -> Result<Vec<SegmentMember>> { Ok(vec![]) }
-    /// #     async fn profit_sums(&self, _: TenantId, _: &SumsQuery) -> Result<Vec<ProfitSums>> { Ok(vec![]) }
-    /// #     async fn campaign_sums(&self, _: TenantId, _: CampaignId, _: Option<Period>, _: Currency)
-    /// #         -> Result<CampaignSums> { Ok(CampaignSums::default()) }
-    /// #     async fn progress(&self, _: TenantId, _: CampaignId) -> Result<Vec<Progress>> { Ok(vec![]) }
-    /// #     async fn open_items(&self, _: TenantId, _: PartnerId, _: NaiveDate)
-    /// #         -> Result<Vec<OpenItem>> { Ok(vec![]) }
-    /// #     async fn balances(&self, _: TenantId, _: PartnerId, _: NaiveDate)
-    /// #         -> Result<Vec<Balance>> { Ok(vec![]) }
-    /// # }
-    /// # impl CommitHook for NoRecords {
-    /// #     fn before_commit(&self, _: &Context, changes: &mut ChangeSet) -> Result<()> {
-    /// #         changes.writes.retain(|w| !matches!(w, Write::Commerce(_)));
-    /// #         Ok(())
-    /// #     }
-    /// # }
     /// # futures::executor::block_on(async {
-    /// # let crm = CrmService::builder().store(Arc::new(MemStore::new())).hook(Arc::new(NoRecords)).build()?;
-    /// # let ctx = Context::user(TenantId::new(), UserId::new());
-    /// # crm.setup_tenant(&ctx).await?;
-    /// # let store: Arc<dyn CommerceStore> = Arc::new(NoRecords);
-    /// # let commerce = CommerceService::new(crm.clone(), store.clone(), Currency::parse("EUR")?);
+    /// # let (crm, store, commerce, ctx) = crm_core::conformance::model::example_commerce().await?;
     /// use rust_decimal_macros::dec;
     /// let on = NaiveDate::from_ymd_opt(2026, 3, 2).unwrap();
     /// let rate = commerce.record_rate(&ctx, "RON", "EUR", on, dec!(0.2010)).await?;
@@ -696,39 +448,8 @@ impl CommerceService {
     /// # use crm_core::{actor::Context, commerce::*, conformance::model::MemStore, id::*, money::Currency};
     /// # use crm_core::{service::{CommerceService, CommitHook, CrmService}, store::{ChangeSet, Page, PageRequest, Write}};
     /// # use crm_core::{Error, Result};
-    /// # // crm-core has no commerce storage: this store has no records and the hook drops the commerce writes,
-    /// # // so the example shows what the service decides and returns (the SQLite and PostgreSQL stores keep them).
-    /// # #[derive(Debug)]
-    /// # struct NoRecords;
-    /// # #[async_trait::async_trait]
-    /// # impl CommerceStore for NoRecords {
-    /// #     async fn fetch_commerce(&self, _: TenantId, _: &CommerceKey)
-    /// #         -> Result<Vec<CommerceRecord>> { Ok(vec![]) }
-    /// #     async fn campaign_targets(&self, _: TenantId, _: CampaignId, _: &PageRequest)
-    /// #         -> Result<Page<CampaignTarget>> { Ok(Page { items: vec![], next: None }) }
-    /// #     async fn segment(&self, _: TenantId, _: &Criteria, _: NaiveDate, _: Currency)
-    /// #         -> Result<Vec<SegmentMember>> { Ok(vec![]) }
-    /// #     async fn profit_sums(&self, _: TenantId, _: &SumsQuery) -> Result<Vec<ProfitSums>> { Ok(vec![]) }
-    /// #     async fn campaign_sums(&self, _: TenantId, _: CampaignId, _: Option<Period>, _: Currency)
-    /// #         -> Result<CampaignSums> { Ok(CampaignSums::default()) }
-    /// #     async fn progress(&self, _: TenantId, _: CampaignId) -> Result<Vec<Progress>> { Ok(vec![]) }
-    /// #     async fn open_items(&self, _: TenantId, _: PartnerId, _: NaiveDate)
-    /// #         -> Result<Vec<OpenItem>> { Ok(vec![]) }
-    /// #     async fn balances(&self, _: TenantId, _: PartnerId, _: NaiveDate)
-    /// #         -> Result<Vec<Balance>> { Ok(vec![]) }
-    /// # }
-    /// # impl CommitHook for NoRecords {
-    /// #     fn before_commit(&self, _: &Context, changes: &mut ChangeSet) -> Result<()> {
-    /// #         changes.writes.retain(|w| !matches!(w, Write::Commerce(_)));
-    /// #         Ok(())
-    /// #     }
-    /// # }
     /// # futures::executor::block_on(async {
-    /// # let crm = CrmService::builder().store(Arc::new(MemStore::new())).hook(Arc::new(NoRecords)).build()?;
-    /// # let ctx = Context::user(TenantId::new(), UserId::new());
-    /// # crm.setup_tenant(&ctx).await?;
-    /// # let store: Arc<dyn CommerceStore> = Arc::new(NoRecords);
-    /// # let commerce = CommerceService::new(crm.clone(), store.clone(), Currency::parse("EUR")?);
+    /// # let (crm, store, commerce, ctx) = crm_core::conformance::model::example_commerce().await?;
     /// let on = NaiveDate::from_ymd_opt(2026, 3, 2).unwrap();
     /// let eur = commerce.resolve_rate(ctx.tenant, Currency::parse("EUR")?, on).await?;
     /// assert_eq!(eur.rate, rust_decimal::Decimal::ONE); // the reporting currency itself
@@ -786,39 +507,8 @@ impl CommerceService {
     /// # use crm_core::{actor::Context, commerce::*, conformance::model::MemStore, id::*, money::Currency};
     /// # use crm_core::{service::{CommerceService, CommitHook, CrmService}, store::{ChangeSet, Page, PageRequest, Write}};
     /// # use crm_core::{Error, Result};
-    /// # // crm-core has no commerce storage: this store has no records and the hook drops the commerce writes,
-    /// # // so the example shows what the service decides and returns (the SQLite and PostgreSQL stores keep them).
-    /// # #[derive(Debug)]
-    /// # struct NoRecords;
-    /// # #[async_trait::async_trait]
-    /// # impl CommerceStore for NoRecords {
-    /// #     async fn fetch_commerce(&self, _: TenantId, _: &CommerceKey)
-    /// #         -> Result<Vec<CommerceRecord>> { Ok(vec![]) }
-    /// #     async fn campaign_targets(&self, _: TenantId, _: CampaignId, _: &PageRequest)
-    /// #         -> Result<Page<CampaignTarget>> { Ok(Page { items: vec![], next: None }) }
-    /// #     async fn segment(&self, _: TenantId, _: &Criteria, _: NaiveDate, _: Currency)
-    /// #         -> Result<Vec<SegmentMember>> { Ok(vec![]) }
-    /// #     async fn profit_sums(&self, _: TenantId, _: &SumsQuery) -> Result<Vec<ProfitSums>> { Ok(vec![]) }
-    /// #     async fn campaign_sums(&self, _: TenantId, _: CampaignId, _: Option<Period>, _: Currency)
-    /// #         -> Result<CampaignSums> { Ok(CampaignSums::default()) }
-    /// #     async fn progress(&self, _: TenantId, _: CampaignId) -> Result<Vec<Progress>> { Ok(vec![]) }
-    /// #     async fn open_items(&self, _: TenantId, _: PartnerId, _: NaiveDate)
-    /// #         -> Result<Vec<OpenItem>> { Ok(vec![]) }
-    /// #     async fn balances(&self, _: TenantId, _: PartnerId, _: NaiveDate)
-    /// #         -> Result<Vec<Balance>> { Ok(vec![]) }
-    /// # }
-    /// # impl CommitHook for NoRecords {
-    /// #     fn before_commit(&self, _: &Context, changes: &mut ChangeSet) -> Result<()> {
-    /// #         changes.writes.retain(|w| !matches!(w, Write::Commerce(_)));
-    /// #         Ok(())
-    /// #     }
-    /// # }
     /// # futures::executor::block_on(async {
-    /// # let crm = CrmService::builder().store(Arc::new(MemStore::new())).hook(Arc::new(NoRecords)).build()?;
-    /// # let ctx = Context::user(TenantId::new(), UserId::new());
-    /// # crm.setup_tenant(&ctx).await?;
-    /// # let store: Arc<dyn CommerceStore> = Arc::new(NoRecords);
-    /// # let commerce = CommerceService::new(crm.clone(), store.clone(), Currency::parse("EUR")?);
+    /// # let (crm, store, commerce, ctx) = crm_core::conformance::model::example_commerce().await?;
     /// # use crm_core::partner::NewPartner;
     /// # let acme = crm.create_partner(&ctx, NewPartner::company("Acme SRL")).await?.record;
     /// use rust_decimal_macros::dec;
@@ -1016,39 +706,8 @@ impl CommerceService {
     /// # use crm_core::{actor::Context, commerce::*, conformance::model::MemStore, id::*, money::Currency};
     /// # use crm_core::{service::{CommerceService, CommitHook, CrmService}, store::{ChangeSet, Page, PageRequest, Write}};
     /// # use crm_core::{Error, Result};
-    /// # // crm-core has no commerce storage: this store has no records and the hook drops the commerce writes,
-    /// # // so the example shows what the service decides and returns (the SQLite and PostgreSQL stores keep them).
-    /// # #[derive(Debug)]
-    /// # struct NoRecords;
-    /// # #[async_trait::async_trait]
-    /// # impl CommerceStore for NoRecords {
-    /// #     async fn fetch_commerce(&self, _: TenantId, _: &CommerceKey)
-    /// #         -> Result<Vec<CommerceRecord>> { Ok(vec![]) }
-    /// #     async fn campaign_targets(&self, _: TenantId, _: CampaignId, _: &PageRequest)
-    /// #         -> Result<Page<CampaignTarget>> { Ok(Page { items: vec![], next: None }) }
-    /// #     async fn segment(&self, _: TenantId, _: &Criteria, _: NaiveDate, _: Currency)
-    /// #         -> Result<Vec<SegmentMember>> { Ok(vec![]) }
-    /// #     async fn profit_sums(&self, _: TenantId, _: &SumsQuery) -> Result<Vec<ProfitSums>> { Ok(vec![]) }
-    /// #     async fn campaign_sums(&self, _: TenantId, _: CampaignId, _: Option<Period>, _: Currency)
-    /// #         -> Result<CampaignSums> { Ok(CampaignSums::default()) }
-    /// #     async fn progress(&self, _: TenantId, _: CampaignId) -> Result<Vec<Progress>> { Ok(vec![]) }
-    /// #     async fn open_items(&self, _: TenantId, _: PartnerId, _: NaiveDate)
-    /// #         -> Result<Vec<OpenItem>> { Ok(vec![]) }
-    /// #     async fn balances(&self, _: TenantId, _: PartnerId, _: NaiveDate)
-    /// #         -> Result<Vec<Balance>> { Ok(vec![]) }
-    /// # }
-    /// # impl CommitHook for NoRecords {
-    /// #     fn before_commit(&self, _: &Context, changes: &mut ChangeSet) -> Result<()> {
-    /// #         changes.writes.retain(|w| !matches!(w, Write::Commerce(_)));
-    /// #         Ok(())
-    /// #     }
-    /// # }
     /// # futures::executor::block_on(async {
-    /// # let crm = CrmService::builder().store(Arc::new(MemStore::new())).hook(Arc::new(NoRecords)).build()?;
-    /// # let ctx = Context::user(TenantId::new(), UserId::new());
-    /// # crm.setup_tenant(&ctx).await?;
-    /// # let store: Arc<dyn CommerceStore> = Arc::new(NoRecords);
-    /// # let commerce = CommerceService::new(crm.clone(), store.clone(), Currency::parse("EUR")?);
+    /// # let (crm, store, commerce, ctx) = crm_core::conformance::model::example_commerce().await?;
     /// # use crm_core::partner::NewPartner;
     /// # let acme = crm.create_partner(&ctx, NewPartner::company("Acme SRL")).await?.record;
     /// assert!(commerce.open_items(ctx.tenant, acme.id, None).await?.is_empty()); // nothing invoiced
@@ -1085,39 +744,8 @@ impl CommerceService {
     /// # use crm_core::{actor::Context, commerce::*, conformance::model::MemStore, id::*, money::Currency};
     /// # use crm_core::{service::{CommerceService, CommitHook, CrmService}, store::{ChangeSet, Page, PageRequest, Write}};
     /// # use crm_core::{Error, Result};
-    /// # // crm-core has no commerce storage: this store has no records and the hook drops the commerce writes,
-    /// # // so the example shows what the service decides and returns (the SQLite and PostgreSQL stores keep them).
-    /// # #[derive(Debug)]
-    /// # struct NoRecords;
-    /// # #[async_trait::async_trait]
-    /// # impl CommerceStore for NoRecords {
-    /// #     async fn fetch_commerce(&self, _: TenantId, _: &CommerceKey)
-    /// #         -> Result<Vec<CommerceRecord>> { Ok(vec![]) }
-    /// #     async fn campaign_targets(&self, _: TenantId, _: CampaignId, _: &PageRequest)
-    /// #         -> Result<Page<CampaignTarget>> { Ok(Page { items: vec![], next: None }) }
-    /// #     async fn segment(&self, _: TenantId, _: &Criteria, _: NaiveDate, _: Currency)
-    /// #         -> Result<Vec<SegmentMember>> { Ok(vec![]) }
-    /// #     async fn profit_sums(&self, _: TenantId, _: &SumsQuery) -> Result<Vec<ProfitSums>> { Ok(vec![]) }
-    /// #     async fn campaign_sums(&self, _: TenantId, _: CampaignId, _: Option<Period>, _: Currency)
-    /// #         -> Result<CampaignSums> { Ok(CampaignSums::default()) }
-    /// #     async fn progress(&self, _: TenantId, _: CampaignId) -> Result<Vec<Progress>> { Ok(vec![]) }
-    /// #     async fn open_items(&self, _: TenantId, _: PartnerId, _: NaiveDate)
-    /// #         -> Result<Vec<OpenItem>> { Ok(vec![]) }
-    /// #     async fn balances(&self, _: TenantId, _: PartnerId, _: NaiveDate)
-    /// #         -> Result<Vec<Balance>> { Ok(vec![]) }
-    /// # }
-    /// # impl CommitHook for NoRecords {
-    /// #     fn before_commit(&self, _: &Context, changes: &mut ChangeSet) -> Result<()> {
-    /// #         changes.writes.retain(|w| !matches!(w, Write::Commerce(_)));
-    /// #         Ok(())
-    /// #     }
-    /// # }
     /// # futures::executor::block_on(async {
-    /// # let crm = CrmService::builder().store(Arc::new(MemStore::new())).hook(Arc::new(NoRecords)).build()?;
-    /// # let ctx = Context::user(TenantId::new(), UserId::new());
-    /// # crm.setup_tenant(&ctx).await?;
-    /// # let store: Arc<dyn CommerceStore> = Arc::new(NoRecords);
-    /// # let commerce = CommerceService::new(crm.clone(), store.clone(), Currency::parse("EUR")?);
+    /// # let (crm, store, commerce, ctx) = crm_core::conformance::model::example_commerce().await?;
     /// # use crm_core::partner::NewPartner;
     /// # let acme = crm.create_partner(&ctx, NewPartner::company("Acme SRL")).await?.record;
     /// assert!(commerce.balances(ctx.tenant, acme.id, None).await?.is_empty()); // no documents, no currencies
@@ -1156,39 +784,8 @@ impl CommerceService {
     /// # use crm_core::{actor::Context, commerce::*, conformance::model::MemStore, id::*, money::Currency};
     /// # use crm_core::{service::{CommerceService, CommitHook, CrmService}, store::{ChangeSet, Page, PageRequest, Write}};
     /// # use crm_core::{Error, Result};
-    /// # // crm-core has no commerce storage: this store has no records and the hook drops the commerce writes,
-    /// # // so the example shows what the service decides and returns (the SQLite and PostgreSQL stores keep them).
-    /// # #[derive(Debug)]
-    /// # struct NoRecords;
-    /// # #[async_trait::async_trait]
-    /// # impl CommerceStore for NoRecords {
-    /// #     async fn fetch_commerce(&self, _: TenantId, _: &CommerceKey)
-    /// #         -> Result<Vec<CommerceRecord>> { Ok(vec![]) }
-    /// #     async fn campaign_targets(&self, _: TenantId, _: CampaignId, _: &PageRequest)
-    /// #         -> Result<Page<CampaignTarget>> { Ok(Page { items: vec![], next: None }) }
-    /// #     async fn segment(&self, _: TenantId, _: &Criteria, _: NaiveDate, _: Currency)
-    /// #         -> Result<Vec<SegmentMember>> { Ok(vec![]) }
-    /// #     async fn profit_sums(&self, _: TenantId, _: &SumsQuery) -> Result<Vec<ProfitSums>> { Ok(vec![]) }
-    /// #     async fn campaign_sums(&self, _: TenantId, _: CampaignId, _: Option<Period>, _: Currency)
-    /// #         -> Result<CampaignSums> { Ok(CampaignSums::default()) }
-    /// #     async fn progress(&self, _: TenantId, _: CampaignId) -> Result<Vec<Progress>> { Ok(vec![]) }
-    /// #     async fn open_items(&self, _: TenantId, _: PartnerId, _: NaiveDate)
-    /// #         -> Result<Vec<OpenItem>> { Ok(vec![]) }
-    /// #     async fn balances(&self, _: TenantId, _: PartnerId, _: NaiveDate)
-    /// #         -> Result<Vec<Balance>> { Ok(vec![]) }
-    /// # }
-    /// # impl CommitHook for NoRecords {
-    /// #     fn before_commit(&self, _: &Context, changes: &mut ChangeSet) -> Result<()> {
-    /// #         changes.writes.retain(|w| !matches!(w, Write::Commerce(_)));
-    /// #         Ok(())
-    /// #     }
-    /// # }
     /// # futures::executor::block_on(async {
-    /// # let crm = CrmService::builder().store(Arc::new(MemStore::new())).hook(Arc::new(NoRecords)).build()?;
-    /// # let ctx = Context::user(TenantId::new(), UserId::new());
-    /// # crm.setup_tenant(&ctx).await?;
-    /// # let store: Arc<dyn CommerceStore> = Arc::new(NoRecords);
-    /// # let commerce = CommerceService::new(crm.clone(), store.clone(), Currency::parse("EUR")?);
+    /// # let (crm, store, commerce, ctx) = crm_core::conformance::model::example_commerce().await?;
     /// use crm_core::money::Money;
     /// let vip = Criteria::Tag { tag: "vip".into() };
     /// assert!(commerce.check_criteria(ctx.tenant, &vip).await.is_ok());
@@ -1285,39 +882,8 @@ impl CommerceService {
     /// # use crm_core::{actor::Context, commerce::*, conformance::model::MemStore, id::*, money::Currency};
     /// # use crm_core::{service::{CommerceService, CommitHook, CrmService}, store::{ChangeSet, Page, PageRequest, Write}};
     /// # use crm_core::{Error, Result};
-    /// # // crm-core has no commerce storage: this store has no records and the hook drops the commerce writes,
-    /// # // so the example shows what the service decides and returns (the SQLite and PostgreSQL stores keep them).
-    /// # #[derive(Debug)]
-    /// # struct NoRecords;
-    /// # #[async_trait::async_trait]
-    /// # impl CommerceStore for NoRecords {
-    /// #     async fn fetch_commerce(&self, _: TenantId, _: &CommerceKey)
-    /// #         -> Result<Vec<CommerceRecord>> { Ok(vec![]) }
-    /// #     async fn campaign_targets(&self, _: TenantId, _: CampaignId, _: &PageRequest)
-    /// #         -> Result<Page<CampaignTarget>> { Ok(Page { items: vec![], next: None }) }
-    /// #     async fn segment(&self, _: TenantId, _: &Criteria, _: NaiveDate, _: Currency)
-    /// #         -> Result<Vec<SegmentMember>> { Ok(vec![]) }
-    /// #     async fn profit_sums(&self, _: TenantId, _: &SumsQuery) -> Result<Vec<ProfitSums>> { Ok(vec![]) }
-    /// #     async fn campaign_sums(&self, _: TenantId, _: CampaignId, _: Option<Period>, _: Currency)
-    /// #         -> Result<CampaignSums> { Ok(CampaignSums::default()) }
-    /// #     async fn progress(&self, _: TenantId, _: CampaignId) -> Result<Vec<Progress>> { Ok(vec![]) }
-    /// #     async fn open_items(&self, _: TenantId, _: PartnerId, _: NaiveDate)
-    /// #         -> Result<Vec<OpenItem>> { Ok(vec![]) }
-    /// #     async fn balances(&self, _: TenantId, _: PartnerId, _: NaiveDate)
-    /// #         -> Result<Vec<Balance>> { Ok(vec![]) }
-    /// # }
-    /// # impl CommitHook for NoRecords {
-    /// #     fn before_commit(&self, _: &Context, changes: &mut ChangeSet) -> Result<()> {
-    /// #         changes.writes.retain(|w| !matches!(w, Write::Commerce(_)));
-    /// #         Ok(())
-    /// #     }
-    /// # }
     /// # futures::executor::block_on(async {
-    /// # let crm = CrmService::builder().store(Arc::new(MemStore::new())).hook(Arc::new(NoRecords)).build()?;
-    /// # let ctx = Context::user(TenantId::new(), UserId::new());
-    /// # crm.setup_tenant(&ctx).await?;
-    /// # let store: Arc<dyn CommerceStore> = Arc::new(NoRecords);
-    /// # let commerce = CommerceService::new(crm.clone(), store.clone(), Currency::parse("EUR")?);
+    /// # let (crm, store, commerce, ctx) = crm_core::conformance::model::example_commerce().await?;
     /// let vip = Criteria::Tag { tag: "vip".into() };
     /// assert!(commerce.segment(ctx.tenant, &vip).await?.is_empty()); // no partner is tagged yet
     /// let nothing = Criteria::And { all: vec![] };
@@ -1351,39 +917,8 @@ impl CommerceService {
     /// # use crm_core::{actor::Context, commerce::*, conformance::model::MemStore, id::*, money::Currency};
     /// # use crm_core::{service::{CommerceService, CommitHook, CrmService}, store::{ChangeSet, Page, PageRequest, Write}};
     /// # use crm_core::{Error, Result};
-    /// # // crm-core has no commerce storage: this store has no records and the hook drops the commerce writes,
-    /// # // so the example shows what the service decides and returns (the SQLite and PostgreSQL stores keep them).
-    /// # #[derive(Debug)]
-    /// # struct NoRecords;
-    /// # #[async_trait::async_trait]
-    /// # impl CommerceStore for NoRecords {
-    /// #     async fn fetch_commerce(&self, _: TenantId, _: &CommerceKey)
-    /// #         -> Result<Vec<CommerceRecord>> { Ok(vec![]) }
-    /// #     async fn campaign_targets(&self, _: TenantId, _: CampaignId, _: &PageRequest)
-    /// #         -> Result<Page<CampaignTarget>> { Ok(Page { items: vec![], next: None }) }
-    /// #     async fn segment(&self, _: TenantId, _: &Criteria, _: NaiveDate, _: Currency)
-    /// #         -> Result<Vec<SegmentMember>> { Ok(vec![]) }
-    /// #     async fn profit_sums(&self, _: TenantId, _: &SumsQuery) -> Result<Vec<ProfitSums>> { Ok(vec![]) }
-    /// #     async fn campaign_sums(&self, _: TenantId, _: CampaignId, _: Option<Period>, _: Currency)
-    /// #         -> Result<CampaignSums> { Ok(CampaignSums::default()) }
-    /// #     async fn progress(&self, _: TenantId, _: CampaignId) -> Result<Vec<Progress>> { Ok(vec![]) }
-    /// #     async fn open_items(&self, _: TenantId, _: PartnerId, _: NaiveDate)
-    /// #         -> Result<Vec<OpenItem>> { Ok(vec![]) }
-    /// #     async fn balances(&self, _: TenantId, _: PartnerId, _: NaiveDate)
-    /// #         -> Result<Vec<Balance>> { Ok(vec![]) }
-    /// # }
-    /// # impl CommitHook for NoRecords {
-    /// #     fn before_commit(&self, _: &Context, changes: &mut ChangeSet) -> Result<()> {
-    /// #         changes.writes.retain(|w| !matches!(w, Write::Commerce(_)));
-    /// #         Ok(())
-    /// #     }
-    /// # }
     /// # futures::executor::block_on(async {
-    /// # let crm = CrmService::builder().store(Arc::new(MemStore::new())).hook(Arc::new(NoRecords)).build()?;
-    /// # let ctx = Context::user(TenantId::new(), UserId::new());
-    /// # crm.setup_tenant(&ctx).await?;
-    /// # let store: Arc<dyn CommerceStore> = Arc::new(NoRecords);
-    /// # let commerce = CommerceService::new(crm.clone(), store.clone(), Currency::parse("EUR")?);
+    /// # let (crm, store, commerce, ctx) = crm_core::conformance::model::example_commerce().await?;
     /// let march = |d| NaiveDate::from_ymd_opt(2026, 3, d).unwrap();
     /// let input = NewCampaign {
     ///     name: "Spring calls".into(), channel: Channel::Telemarketing, period: Period::new(march(1), march(31))?,
@@ -1435,39 +970,8 @@ impl CommerceService {
     /// # use crm_core::{actor::Context, commerce::*, conformance::model::MemStore, id::*, money::Currency};
     /// # use crm_core::{service::{CommerceService, CommitHook, CrmService}, store::{ChangeSet, Page, PageRequest, Write}};
     /// # use crm_core::{Error, Result};
-    /// # // crm-core has no commerce storage: this store has no records and the hook drops the commerce writes,
-    /// # // so the example shows what the service decides and returns (the SQLite and PostgreSQL stores keep them).
-    /// # #[derive(Debug)]
-    /// # struct NoRecords;
-    /// # #[async_trait::async_trait]
-    /// # impl CommerceStore for NoRecords {
-    /// #     async fn fetch_commerce(&self, _: TenantId, _: &CommerceKey)
-    /// #         -> Result<Vec<CommerceRecord>> { Ok(vec![]) }
-    /// #     async fn campaign_targets(&self, _: TenantId, _: CampaignId, _: &PageRequest)
-    /// #         -> Result<Page<CampaignTarget>> { Ok(Page { items: vec![], next: None }) }
-    /// #     async fn segment(&self, _: TenantId, _: &Criteria, _: NaiveDate, _: Currency)
-    /// #         -> Result<Vec<SegmentMember>> { Ok(vec![]) }
-    /// #     async fn profit_sums(&self, _: TenantId, _: &SumsQuery) -> Result<Vec<ProfitSums>> { Ok(vec![]) }
-    /// #     async fn campaign_sums(&self, _: TenantId, _: CampaignId, _: Option<Period>, _: Currency)
-    /// #         -> Result<CampaignSums> { Ok(CampaignSums::default()) }
-    /// #     async fn progress(&self, _: TenantId, _: CampaignId) -> Result<Vec<Progress>> { Ok(vec![]) }
-    /// #     async fn open_items(&self, _: TenantId, _: PartnerId, _: NaiveDate)
-    /// #         -> Result<Vec<OpenItem>> { Ok(vec![]) }
-    /// #     async fn balances(&self, _: TenantId, _: PartnerId, _: NaiveDate)
-    /// #         -> Result<Vec<Balance>> { Ok(vec![]) }
-    /// # }
-    /// # impl CommitHook for NoRecords {
-    /// #     fn before_commit(&self, _: &Context, changes: &mut ChangeSet) -> Result<()> {
-    /// #         changes.writes.retain(|w| !matches!(w, Write::Commerce(_)));
-    /// #         Ok(())
-    /// #     }
-    /// # }
     /// # futures::executor::block_on(async {
-    /// # let crm = CrmService::builder().store(Arc::new(MemStore::new())).hook(Arc::new(NoRecords)).build()?;
-    /// # let ctx = Context::user(TenantId::new(), UserId::new());
-    /// # crm.setup_tenant(&ctx).await?;
-    /// # let store: Arc<dyn CommerceStore> = Arc::new(NoRecords);
-    /// # let commerce = CommerceService::new(crm.clone(), store.clone(), Currency::parse("EUR")?);
+    /// # let (crm, store, commerce, ctx) = crm_core::conformance::model::example_commerce().await?;
     /// let err = commerce.campaign(ctx.tenant, CampaignId::new()).await.unwrap_err();
     /// assert!(matches!(err, Error::NotFound { entity: "campaign", .. }));
     /// # Ok::<(), Error>(()) }).unwrap();
@@ -1493,39 +997,8 @@ impl CommerceService {
     /// # use crm_core::{actor::Context, commerce::*, conformance::model::MemStore, id::*, money::Currency};
     /// # use crm_core::{service::{CommerceService, CommitHook, CrmService}, store::{ChangeSet, Page, PageRequest, Write}};
     /// # use crm_core::{Error, Result};
-    /// # // crm-core has no commerce storage: this store has no records and the hook drops the commerce writes,
-    /// # // so the example shows what the service decides and returns (the SQLite and PostgreSQL stores keep them).
-    /// # #[derive(Debug)]
-    /// # struct NoRecords;
-    /// # #[async_trait::async_trait]
-    /// # impl CommerceStore for NoRecords {
-    /// #     async fn fetch_commerce(&self, _: TenantId, _: &CommerceKey)
-    /// #         -> Result<Vec<CommerceRecord>> { Ok(vec![]) }
-    /// #     async fn campaign_targets(&self, _: TenantId, _: CampaignId, _: &PageRequest)
-    /// #         -> Result<Page<CampaignTarget>> { Ok(Page { items: vec![], next: None }) }
-    /// #     async fn segment(&self, _: TenantId, _: &Criteria, _: NaiveDate, _: Currency)
-    /// #         -> Result<Vec<SegmentMember>> { Ok(vec![]) }
-    /// #     async fn profit_sums(&self, _: TenantId, _: &SumsQuery) -> Result<Vec<ProfitSums>> { Ok(vec![]) }
-    /// #     async fn campaign_sums(&self, _: TenantId, _: CampaignId, _: Option<Period>, _: Currency)
-    /// #         -> Result<CampaignSums> { Ok(CampaignSums::default()) }
-    /// #     async fn progress(&self, _: TenantId, _: CampaignId) -> Result<Vec<Progress>> { Ok(vec![]) }
-    /// #     async fn open_items(&self, _: TenantId, _: PartnerId, _: NaiveDate)
-    /// #         -> Result<Vec<OpenItem>> { Ok(vec![]) }
-    /// #     async fn balances(&self, _: TenantId, _: PartnerId, _: NaiveDate)
-    /// #         -> Result<Vec<Balance>> { Ok(vec![]) }
-    /// # }
-    /// # impl CommitHook for NoRecords {
-    /// #     fn before_commit(&self, _: &Context, changes: &mut ChangeSet) -> Result<()> {
-    /// #         changes.writes.retain(|w| !matches!(w, Write::Commerce(_)));
-    /// #         Ok(())
-    /// #     }
-    /// # }
     /// # futures::executor::block_on(async {
-    /// # let crm = CrmService::builder().store(Arc::new(MemStore::new())).hook(Arc::new(NoRecords)).build()?;
-    /// # let ctx = Context::user(TenantId::new(), UserId::new());
-    /// # crm.setup_tenant(&ctx).await?;
-    /// # let store: Arc<dyn CommerceStore> = Arc::new(NoRecords);
-    /// # let commerce = CommerceService::new(crm.clone(), store.clone(), Currency::parse("EUR")?);
+    /// # let (crm, store, commerce, ctx) = crm_core::conformance::model::example_commerce().await?;
     /// use crm_core::money::Money;
     /// let fee = Money::parse("500", "EUR")?;
     /// let long_ago = NaiveDate::from_ymd_opt(1899, 12, 31).unwrap();
@@ -1591,39 +1064,8 @@ impl CommerceService {
     /// # use crm_core::{actor::Context, commerce::*, conformance::model::MemStore, id::*, money::Currency};
     /// # use crm_core::{service::{CommerceService, CommitHook, CrmService}, store::{ChangeSet, Page, PageRequest, Write}};
     /// # use crm_core::{Error, Result};
-    /// # // crm-core has no commerce storage: this store has no records and the hook drops the commerce writes,
-    /// # // so the example shows what the service decides and returns (the SQLite and PostgreSQL stores keep them).
-    /// # #[derive(Debug)]
-    /// # struct NoRecords;
-    /// # #[async_trait::async_trait]
-    /// # impl CommerceStore for NoRecords {
-    /// #     async fn fetch_commerce(&self, _: TenantId, _: &CommerceKey)
-    /// #         -> Result<Vec<CommerceRecord>> { Ok(vec![]) }
-    /// #     async fn campaign_targets(&self, _: TenantId, _: CampaignId, _: &PageRequest)
-    /// #         -> Result<Page<CampaignTarget>> { Ok(Page { items: vec![], next: None }) }
-    /// #     async fn segment(&self, _: TenantId, _: &Criteria, _: NaiveDate, _: Currency)
-    /// #         -> Result<Vec<SegmentMember>> { Ok(vec![]) }
-    /// #     async fn profit_sums(&self, _: TenantId, _: &SumsQuery) -> Result<Vec<ProfitSums>> { Ok(vec![]) }
-    /// #     async fn campaign_sums(&self, _: TenantId, _: CampaignId, _: Option<Period>, _: Currency)
-    /// #         -> Result<CampaignSums> { Ok(CampaignSums::default()) }
-    /// #     async fn progress(&self, _: TenantId, _: CampaignId) -> Result<Vec<Progress>> { Ok(vec![]) }
-    /// #     async fn open_items(&self, _: TenantId, _: PartnerId, _: NaiveDate)
-    /// #         -> Result<Vec<OpenItem>> { Ok(vec![]) }
-    /// #     async fn balances(&self, _: TenantId, _: PartnerId, _: NaiveDate)
-    /// #         -> Result<Vec<Balance>> { Ok(vec![]) }
-    /// # }
-    /// # impl CommitHook for NoRecords {
-    /// #     fn before_commit(&self, _: &Context, changes: &mut ChangeSet) -> Result<()> {
-    /// #         changes.writes.retain(|w| !matches!(w, Write::Commerce(_)));
-    /// #         Ok(())
-    /// #     }
-    /// # }
     /// # futures::executor::block_on(async {
-    /// # let crm = CrmService::builder().store(Arc::new(MemStore::new())).hook(Arc::new(NoRecords)).build()?;
-    /// # let ctx = Context::user(TenantId::new(), UserId::new());
-    /// # crm.setup_tenant(&ctx).await?;
-    /// # let store: Arc<dyn CommerceStore> = Arc::new(NoRecords);
-    /// # let commerce = CommerceService::new(crm.clone(), store.clone(), Currency::parse("EUR")?);
+    /// # let (crm, store, commerce, ctx) = crm_core::conformance::model::example_commerce().await?;
     /// let err = commerce.launch_campaign(&ctx, CampaignId::new(), 1).await.unwrap_err();
     /// assert!(matches!(err, Error::NotFound { entity: "campaign", .. }));
     /// # Ok::<(), Error>(()) }).unwrap();
@@ -1712,39 +1154,8 @@ impl CommerceService {
     /// # use crm_core::{actor::Context, commerce::*, conformance::model::MemStore, id::*, money::Currency};
     /// # use crm_core::{service::{CommerceService, CommitHook, CrmService}, store::{ChangeSet, Page, PageRequest, Write}};
     /// # use crm_core::{Error, Result};
-    /// # // crm-core has no commerce storage: this store has no records and the hook drops the commerce writes,
-    /// # // so the example shows what the service decides and returns (the SQLite and PostgreSQL stores keep them).
-    /// # #[derive(Debug)]
-    /// # struct NoRecords;
-    /// # #[async_trait::async_trait]
-    /// # impl CommerceStore for NoRecords {
-    /// #     async fn fetch_commerce(&self, _: TenantId, _: &CommerceKey)
-    /// #         -> Result<Vec<CommerceRecord>> { Ok(vec![]) }
-    /// #     async fn campaign_targets(&self, _: TenantId, _: CampaignId, _: &PageRequest)
-    /// #         -> Result<Page<CampaignTarget>> { Ok(Page { items: vec![], next: None }) }
-    /// #     async fn segment(&self, _: TenantId, _: &Criteria, _: NaiveDate, _: Currency)
-    /// #         -> Result<Vec<SegmentMember>> { Ok(vec![]) }
-    /// #     async fn profit_sums(&self, _: TenantId, _: &SumsQuery) -> Result<Vec<ProfitSums>> { Ok(vec![]) }
-    /// #     async fn campaign_sums(&self, _: TenantId, _: CampaignId, _: Option<Period>, _: Currency)
-    /// #         -> Result<CampaignSums> { Ok(CampaignSums::default()) }
-    /// #     async fn progress(&self, _: TenantId, _: CampaignId) -> Result<Vec<Progress>> { Ok(vec![]) }
-    /// #     async fn open_items(&self, _: TenantId, _: PartnerId, _: NaiveDate)
-    /// #         -> Result<Vec<OpenItem>> { Ok(vec![]) }
-    /// #     async fn balances(&self, _: TenantId, _: PartnerId, _: NaiveDate)
-    /// #         -> Result<Vec<Balance>> { Ok(vec![]) }
-    /// # }
-    /// # impl CommitHook for NoRecords {
-    /// #     fn before_commit(&self, _: &Context, changes: &mut ChangeSet) -> Result<()> {
-    /// #         changes.writes.retain(|w| !matches!(w, Write::Commerce(_)));
-    /// #         Ok(())
-    /// #     }
-    /// # }
     /// # futures::executor::block_on(async {
-    /// # let crm = CrmService::builder().store(Arc::new(MemStore::new())).hook(Arc::new(NoRecords)).build()?;
-    /// # let ctx = Context::user(TenantId::new(), UserId::new());
-    /// # crm.setup_tenant(&ctx).await?;
-    /// # let store: Arc<dyn CommerceStore> = Arc::new(NoRecords);
-    /// # let commerce = CommerceService::new(crm.clone(), store.clone(), Currency::parse("EUR")?);
+    /// # let (crm, store, commerce, ctx) = crm_core::conformance::model::example_commerce().await?;
     /// let err = commerce.close_campaign(&ctx, CampaignId::new(), 2).await.unwrap_err();
     /// assert!(matches!(err, Error::NotFound { entity: "campaign", .. }));
     /// # Ok::<(), Error>(()) }).unwrap();
@@ -1803,39 +1214,8 @@ impl CommerceService {
     /// # use crm_core::{actor::Context, commerce::*, conformance::model::MemStore, id::*, money::Currency};
     /// # use crm_core::{service::{CommerceService, CommitHook, CrmService}, store::{ChangeSet, Page, PageRequest, Write}};
     /// # use crm_core::{Error, Result};
-    /// # // crm-core has no commerce storage: this store has no records and the hook drops the commerce writes,
-    /// # // so the example shows what the service decides and returns (the SQLite and PostgreSQL stores keep them).
-    /// # #[derive(Debug)]
-    /// # struct NoRecords;
-    /// # #[async_trait::async_trait]
-    /// # impl CommerceStore for NoRecords {
-    /// #     async fn fetch_commerce(&self, _: TenantId, _: &CommerceKey)
-    /// #         -> Result<Vec<CommerceRecord>> { Ok(vec![]) }
-    /// #     async fn campaign_targets(&self, _: TenantId, _: CampaignId, _: &PageRequest)
-    /// #         -> Result<Page<CampaignTarget>> { Ok(Page { items: vec![], next: None }) }
-    /// #     async fn segment(&self, _: TenantId, _: &Criteria, _: NaiveDate, _: Currency)
-    /// #         -> Result<Vec<SegmentMember>> { Ok(vec![]) }
-    /// #     async fn profit_sums(&self, _: TenantId, _: &SumsQuery) -> Result<Vec<ProfitSums>> { Ok(vec![]) }
-    /// #     async fn campaign_sums(&self, _: TenantId, _: CampaignId, _: Option<Period>, _: Currency)
-    /// #         -> Result<CampaignSums> { Ok(CampaignSums::default()) }
-    /// #     async fn progress(&self, _: TenantId, _: CampaignId) -> Result<Vec<Progress>> { Ok(vec![]) }
-    /// #     async fn open_items(&self, _: TenantId, _: PartnerId, _: NaiveDate)
-    /// #         -> Result<Vec<OpenItem>> { Ok(vec![]) }
-    /// #     async fn balances(&self, _: TenantId, _: PartnerId, _: NaiveDate)
-    /// #         -> Result<Vec<Balance>> { Ok(vec![]) }
-    /// # }
-    /// # impl CommitHook for NoRecords {
-    /// #     fn before_commit(&self, _: &Context, changes: &mut ChangeSet) -> Result<()> {
-    /// #         changes.writes.retain(|w| !matches!(w, Write::Commerce(_)));
-    /// #         Ok(())
-    /// #     }
-    /// # }
     /// # futures::executor::block_on(async {
-    /// # let crm = CrmService::builder().store(Arc::new(MemStore::new())).hook(Arc::new(NoRecords)).build()?;
-    /// # let ctx = Context::user(TenantId::new(), UserId::new());
-    /// # crm.setup_tenant(&ctx).await?;
-    /// # let store: Arc<dyn CommerceStore> = Arc::new(NoRecords);
-    /// # let commerce = CommerceService::new(crm.clone(), store.clone(), Currency::parse("EUR")?);
+    /// # let (crm, store, commerce, ctx) = crm_core::conformance::model::example_commerce().await?;
     /// let err = commerce.record_call_outcome(&ctx, RequestId::new(), CallOutcome::NoAnswer).await.unwrap_err();
     /// assert!(matches!(err, Error::NotFound { entity: "campaign call", .. }));
     /// # Ok::<(), Error>(()) }).unwrap();
@@ -1971,39 +1351,8 @@ impl CommerceService {
     /// # use crm_core::{actor::Context, commerce::*, conformance::model::MemStore, id::*, money::Currency};
     /// # use crm_core::{service::{CommerceService, CommitHook, CrmService}, store::{ChangeSet, Page, PageRequest, Write}};
     /// # use crm_core::{Error, Result};
-    /// # // crm-core has no commerce storage: this store has no records and the hook drops the commerce writes,
-    /// # // so the example shows what the service decides and returns (the SQLite and PostgreSQL stores keep them).
-    /// # #[derive(Debug)]
-    /// # struct NoRecords;
-    /// # #[async_trait::async_trait]
-    /// # impl CommerceStore for NoRecords {
-    /// #     async fn fetch_commerce(&self, _: TenantId, _: &CommerceKey)
-    /// #         -> Result<Vec<CommerceRecord>> { Ok(vec![]) }
-    /// #     async fn campaign_targets(&self, _: TenantId, _: CampaignId, _: &PageRequest)
-    /// #         -> Result<Page<CampaignTarget>> { Ok(Page { items: vec![], next: None }) }
-    /// #     async fn segment(&self, _: TenantId, _: &Criteria, _: NaiveDate, _: Currency)
-    /// #         -> Result<Vec<SegmentMember>> { Ok(vec![]) }
-    /// #     async fn profit_sums(&self, _: TenantId, _: &SumsQuery) -> Result<Vec<ProfitSums>> { Ok(vec![]) }
-    /// #     async fn campaign_sums(&self, _: TenantId, _: CampaignId, _: Option<Period>, _: Currency)
-    /// #         -> Result<CampaignSums> { Ok(CampaignSums::default()) }
-    /// #     async fn progress(&self, _: TenantId, _: CampaignId) -> Result<Vec<Progress>> { Ok(vec![]) }
-    /// #     async fn open_items(&self, _: TenantId, _: PartnerId, _: NaiveDate)
-    /// #         -> Result<Vec<OpenItem>> { Ok(vec![]) }
-    /// #     async fn balances(&self, _: TenantId, _: PartnerId, _: NaiveDate)
-    /// #         -> Result<Vec<Balance>> { Ok(vec![]) }
-    /// # }
-    /// # impl CommitHook for NoRecords {
-    /// #     fn before_commit(&self, _: &Context, changes: &mut ChangeSet) -> Result<()> {
-    /// #         changes.writes.retain(|w| !matches!(w, Write::Commerce(_)));
-    /// #         Ok(())
-    /// #     }
-    /// # }
     /// # futures::executor::block_on(async {
-    /// # let crm = CrmService::builder().store(Arc::new(MemStore::new())).hook(Arc::new(NoRecords)).build()?;
-    /// # let ctx = Context::user(TenantId::new(), UserId::new());
-    /// # crm.setup_tenant(&ctx).await?;
-    /// # let store: Arc<dyn CommerceStore> = Arc::new(NoRecords);
-    /// # let commerce = CommerceService::new(crm.clone(), store.clone(), Currency::parse("EUR")?);
+    /// # let (crm, store, commerce, ctx) = crm_core::conformance::model::example_commerce().await?;
     /// let err = commerce.progress(ctx.tenant, CampaignId::new()).await.unwrap_err();
     /// assert!(matches!(err, Error::NotFound { entity: "campaign", .. }));
     /// # Ok::<(), Error>(()) }).unwrap();
@@ -2030,39 +1379,8 @@ impl CommerceService {
     /// # use crm_core::{actor::Context, commerce::*, conformance::model::MemStore, id::*, money::Currency};
     /// # use crm_core::{service::{CommerceService, CommitHook, CrmService}, store::{ChangeSet, Page, PageRequest, Write}};
     /// # use crm_core::{Error, Result};
-    /// # // crm-core has no commerce storage: this store has no records and the hook drops the commerce writes,
-    /// # // so the example shows what the service decides and returns (the SQLite and PostgreSQL stores keep them).
-    /// # #[derive(Debug)]
-    /// # struct NoRecords;
-    /// # #[async_trait::async_trait]
-    /// # impl CommerceStore for NoRecords {
-    /// #     async fn fetch_commerce(&self, _: TenantId, _: &CommerceKey)
-    /// #         -> Result<Vec<CommerceRecord>> { Ok(vec![]) }
-    /// #     async fn campaign_targets(&self, _: TenantId, _: CampaignId, _: &PageRequest)
-    /// #         -> Result<Page<CampaignTarget>> { Ok(Page { items: vec![], next: None }) }
-    /// #     async fn segment(&self, _: TenantId, _: &Criteria, _: NaiveDate, _: Currency)
-    /// #         -> Result<Vec<SegmentMember>> { Ok(vec![]) }
-    /// #     async fn profit_sums(&self, _: TenantId, _: &SumsQuery) -> Result<Vec<ProfitSums>> { Ok(vec![]) }
-    /// #     async fn campaign_sums(&self, _: TenantId, _: CampaignId, _: Option<Period>, _: Currency)
-    /// #         -> Result<CampaignSums> { Ok(CampaignSums::default()) }
-    /// #     async fn progress(&self, _: TenantId, _: CampaignId) -> Result<Vec<Progress>> { Ok(vec![]) }
-    /// #     async fn open_items(&self, _: TenantId, _: PartnerId, _: NaiveDate)
-    /// #         -> Result<Vec<OpenItem>> { Ok(vec![]) }
-    /// #     async fn balances(&self, _: TenantId, _: PartnerId, _: NaiveDate)
-    /// #         -> Result<Vec<Balance>> { Ok(vec![]) }
-    /// # }
-    /// # impl CommitHook for NoRecords {
-    /// #     fn before_commit(&self, _: &Context, changes: &mut ChangeSet) -> Result<()> {
-    /// #         changes.writes.retain(|w| !matches!(w, Write::Commerce(_)));
-    /// #         Ok(())
-    /// #     }
-    /// # }
     /// # futures::executor::block_on(async {
-    /// # let crm = CrmService::builder().store(Arc::new(MemStore::new())).hook(Arc::new(NoRecords)).build()?;
-    /// # let ctx = Context::user(TenantId::new(), UserId::new());
-    /// # crm.setup_tenant(&ctx).await?;
-    /// # let store: Arc<dyn CommerceStore> = Arc::new(NoRecords);
-    /// # let commerce = CommerceService::new(crm.clone(), store.clone(), Currency::parse("EUR")?);
+    /// # let (crm, store, commerce, ctx) = crm_core::conformance::model::example_commerce().await?;
     /// let err = commerce.campaign_report(ctx.tenant, CampaignId::new(), None).await.unwrap_err();
     /// assert!(matches!(err, Error::NotFound { entity: "campaign", .. }));
     /// # Ok::<(), Error>(()) }).unwrap();
@@ -2099,39 +1417,8 @@ impl CommerceService {
     /// # use crm_core::{actor::Context, commerce::*, conformance::model::MemStore, id::*, money::Currency};
     /// # use crm_core::{service::{CommerceService, CommitHook, CrmService}, store::{ChangeSet, Page, PageRequest, Write}};
     /// # use crm_core::{Error, Result};
-    /// # // crm-core has no commerce storage: this store has no records and the hook drops the commerce writes,
-    /// # // so the example shows what the service decides and returns (the SQLite and PostgreSQL stores keep them).
-    /// # #[derive(Debug)]
-    /// # struct NoRecords;
-    /// # #[async_trait::async_trait]
-    /// # impl CommerceStore for NoRecords {
-    /// #     async fn fetch_commerce(&self, _: TenantId, _: &CommerceKey)
-    /// #         -> Result<Vec<CommerceRecord>> { Ok(vec![]) }
-    /// #     async fn campaign_targets(&self, _: TenantId, _: CampaignId, _: &PageRequest)
-    /// #         -> Result<Page<CampaignTarget>> { Ok(Page { items: vec![], next: None }) }
-    /// #     async fn segment(&self, _: TenantId, _: &Criteria, _: NaiveDate, _: Currency)
-    /// #         -> Result<Vec<SegmentMember>> { Ok(vec![]) }
-    /// #     async fn profit_sums(&self, _: TenantId, _: &SumsQuery) -> Result<Vec<ProfitSums>> { Ok(vec![]) }
-    /// #     async fn campaign_sums(&self, _: TenantId, _: CampaignId, _: Option<Period>, _: Currency)
-    /// #         -> Result<CampaignSums> { Ok(CampaignSums::default()) }
-    /// #     async fn progress(&self, _: TenantId, _: CampaignId) -> Result<Vec<Progress>> { Ok(vec![]) }
-    /// #     async fn open_items(&self, _: TenantId, _: PartnerId, _: NaiveDate)
-    /// #         -> Result<Vec<OpenItem>> { Ok(vec![]) }
-    /// #     async fn balances(&self, _: TenantId, _: PartnerId, _: NaiveDate)
-    /// #         -> Result<Vec<Balance>> { Ok(vec![]) }
-    /// # }
-    /// # impl CommitHook for NoRecords {
-    /// #     fn before_commit(&self, _: &Context, changes: &mut ChangeSet) -> Result<()> {
-    /// #         changes.writes.retain(|w| !matches!(w, Write::Commerce(_)));
-    /// #         Ok(())
-    /// #     }
-    /// # }
     /// # futures::executor::block_on(async {
-    /// # let crm = CrmService::builder().store(Arc::new(MemStore::new())).hook(Arc::new(NoRecords)).build()?;
-    /// # let ctx = Context::user(TenantId::new(), UserId::new());
-    /// # crm.setup_tenant(&ctx).await?;
-    /// # let store: Arc<dyn CommerceStore> = Arc::new(NoRecords);
-    /// # let commerce = CommerceService::new(crm.clone(), store.clone(), Currency::parse("EUR")?);
+    /// # let (crm, store, commerce, ctx) = crm_core::conformance::model::example_commerce().await?;
     /// let q = ProfitQuery::by(GroupBy::Customer, Period::year(2025)?);
     /// let report = commerce.profitability(ctx.tenant, &q).await?;
     /// assert_eq!(report.currency.code(), "EUR");
