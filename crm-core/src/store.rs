@@ -553,12 +553,7 @@ pub trait StoreExt: Store {
     /// A partner; [`Error::NotFound`] when the tenant has none with this id.
     async fn partner(&self, tenant: TenantId, id: PartnerId) -> Result<Partner> {
         let r = self.fetch(tenant, &Key::Partner(id)).await?;
-        r.into_iter()
-            .find_map(|r| match r {
-                Record::Partner(p) => Some(p),
-                _ => None,
-            })
-            .ok_or_else(|| Error::not_found("partner", id))
+        first(r).ok_or_else(|| Error::not_found("partner", id))
     }
     /// Partners sharing any of `keys`, one row per (partner, key), at most 100 partners.
     async fn partners_by_keys(
@@ -569,52 +564,27 @@ pub trait StoreExt: Store {
         let r = self
             .fetch(tenant, &Key::PartnersByKeys(keys.to_vec()))
             .await?;
-        Ok(r.into_iter()
-            .filter_map(|r| match r {
-                Record::KeyMatch(m) => Some(m),
-                _ => None,
-            })
-            .collect())
+        Ok(all(r))
     }
     /// A pipeline; [`Error::NotFound`] when the tenant has none with this id.
     async fn pipeline(&self, tenant: TenantId, id: PipelineId) -> Result<Pipeline> {
         let r = self.fetch(tenant, &Key::Pipeline(id)).await?;
-        r.into_iter()
-            .find_map(|r| match r {
-                Record::Pipeline(p) => Some(p),
-                _ => None,
-            })
-            .ok_or_else(|| Error::not_found("pipeline", id))
+        first(r).ok_or_else(|| Error::not_found("pipeline", id))
     }
     /// All pipelines of a tenant, oldest first.
     async fn pipelines(&self, tenant: TenantId) -> Result<Vec<Pipeline>> {
         let r = self.fetch(tenant, &Key::Pipelines).await?;
-        Ok(r.into_iter()
-            .filter_map(|r| match r {
-                Record::Pipeline(p) => Some(p),
-                _ => None,
-            })
-            .collect())
+        Ok(all(r))
     }
     /// The tenant's lost reasons, in creation order.
     async fn lost_reasons(&self, tenant: TenantId) -> Result<Vec<LostReason>> {
         let r = self.fetch(tenant, &Key::LostReasons).await?;
-        Ok(r.into_iter()
-            .filter_map(|r| match r {
-                Record::LostReason(l) => Some(l),
-                _ => None,
-            })
-            .collect())
+        Ok(all(r))
     }
     /// A lead; [`Error::NotFound`] when the tenant has none with this id.
     async fn lead(&self, tenant: TenantId, id: LeadId) -> Result<Lead> {
         let r = self.fetch(tenant, &Key::Lead(id)).await?;
-        r.into_iter()
-            .find_map(|r| match r {
-                Record::Lead(l) => Some(l),
-                _ => None,
-            })
-            .ok_or_else(|| Error::not_found("lead", id))
+        first(r).ok_or_else(|| Error::not_found("lead", id))
     }
     /// A lead's stage history, oldest first.
     async fn stage_history(
@@ -623,26 +593,52 @@ pub trait StoreExt: Store {
         lead: LeadId,
     ) -> Result<Vec<StageHistoryEntry>> {
         let r = self.fetch(tenant, &Key::StageHistory(lead)).await?;
-        Ok(r.into_iter()
-            .filter_map(|r| match r {
-                Record::StageStep(s) => Some(s),
-                _ => None,
-            })
-            .collect())
+        Ok(all(r))
     }
     /// A request; [`Error::NotFound`] when the tenant has none with this id.
     async fn request(&self, tenant: TenantId, id: RequestId) -> Result<Request> {
         let r = self.fetch(tenant, &Key::Request(id)).await?;
-        r.into_iter()
-            .find_map(|r| match r {
-                Record::Request(q) => Some(q),
-                _ => None,
-            })
-            .ok_or_else(|| Error::not_found("request", id))
+        first(r).ok_or_else(|| Error::not_found("request", id))
     }
 }
 
 impl<S: Store + ?Sized> StoreExt for S {}
+
+/// A record type [`StoreExt`] reads out of [`Record`]s.
+trait Pick: Sized {
+    fn pick(r: Record) -> Option<Self>;
+}
+
+macro_rules! pick {
+    ($($variant:ident => $ty:ty),* $(,)?) => {
+        $(impl Pick for $ty {
+            fn pick(r: Record) -> Option<Self> {
+                match r {
+                    Record::$variant(x) => Some(x),
+                    _ => None,
+                }
+            }
+        })*
+    };
+}
+
+pick!(
+    Partner => Partner,
+    KeyMatch => KeyMatch,
+    Pipeline => Pipeline,
+    LostReason => LostReason,
+    Lead => Lead,
+    StageStep => StageHistoryEntry,
+    Request => Request,
+);
+
+fn first<T: Pick>(records: Vec<Record>) -> Option<T> {
+    records.into_iter().find_map(T::pick)
+}
+
+fn all<T: Pick>(records: Vec<Record>) -> Vec<T> {
+    records.into_iter().filter_map(T::pick).collect()
+}
 
 /// For adapters answering [`Store::fetch`] with a by-id read that reports a missing row as [`Error::NotFound`]:
 /// the record, or nothing when it does not exist (other errors pass through).

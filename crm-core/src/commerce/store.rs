@@ -237,73 +237,49 @@ pub trait CommerceStoreExt: CommerceStore {
         let r = self
             .fetch_commerce(tenant, &CommerceKey::Category(id))
             .await?;
-        first(r, |r| match r {
-            CommerceRecord::Category(c) => Some(c),
-            _ => None,
-        })
-        .ok_or_else(|| crate::Error::not_found("product category", id))
+        first(r).ok_or_else(|| crate::Error::not_found("product category", id))
     }
     /// A category by the host's code.
     async fn category_by_code(&self, tenant: TenantId, code: &str) -> Result<Option<Category>> {
         let r = self
             .fetch_commerce(tenant, &CommerceKey::CategoryCode(code.to_string()))
             .await?;
-        Ok(first(r, |r| match r {
-            CommerceRecord::Category(c) => Some(c),
-            _ => None,
-        }))
+        Ok(first(r))
     }
     /// A product; [`crate::Error::NotFound`] when the tenant has none with this id.
     async fn product(&self, tenant: TenantId, id: ProductId) -> Result<Product> {
         let r = self
             .fetch_commerce(tenant, &CommerceKey::Product(id))
             .await?;
-        first(r, |r| match r {
-            CommerceRecord::Product(p) => Some(p),
-            _ => None,
-        })
-        .ok_or_else(|| crate::Error::not_found("product", id))
+        first(r).ok_or_else(|| crate::Error::not_found("product", id))
     }
     /// A product by the host's code.
     async fn product_by_code(&self, tenant: TenantId, code: &str) -> Result<Option<Product>> {
         let r = self
             .fetch_commerce(tenant, &CommerceKey::ProductCode(code.to_string()))
             .await?;
-        Ok(first(r, |r| match r {
-            CommerceRecord::Product(p) => Some(p),
-            _ => None,
-        }))
+        Ok(first(r))
     }
     /// Those of `ids` that are products of the tenant (any order).
     async fn products(&self, tenant: TenantId, ids: &[ProductId]) -> Result<Vec<Product>> {
         let r = self
             .fetch_commerce(tenant, &CommerceKey::Products(ids.to_vec()))
             .await?;
-        Ok(all(r, |r| match r {
-            CommerceRecord::Product(p) => Some(p),
-            _ => None,
-        }))
+        Ok(all(r))
     }
     /// Those of `ids` that are categories of the tenant (any order).
     async fn categories(&self, tenant: TenantId, ids: &[CategoryId]) -> Result<Vec<Category>> {
         let r = self
             .fetch_commerce(tenant, &CommerceKey::Categories(ids.to_vec()))
             .await?;
-        Ok(all(r, |r| match r {
-            CommerceRecord::Category(c) => Some(c),
-            _ => None,
-        }))
+        Ok(all(r))
     }
     /// A document; [`crate::Error::NotFound`] when the tenant has none with this id.
     async fn document(&self, tenant: TenantId, id: DocumentId) -> Result<Document> {
         let r = self
             .fetch_commerce(tenant, &CommerceKey::Document(id))
             .await?;
-        first(r, |r| match r {
-            CommerceRecord::Document(d) => Some(d),
-            _ => None,
-        })
-        .ok_or_else(|| crate::Error::not_found("document", id))
+        first(r).ok_or_else(|| crate::Error::not_found("document", id))
     }
     /// A document by kind and the host's number.
     async fn document_by_number(
@@ -318,10 +294,7 @@ pub trait CommerceStoreExt: CommerceStore {
                 &CommerceKey::DocumentNumber(kind, number.to_string()),
             )
             .await?;
-        Ok(first(r, |r| match r {
-            CommerceRecord::Document(d) => Some(d),
-            _ => None,
-        }))
+        Ok(first(r))
     }
     /// The rate valid on `on` (see the contract), with the day it was recorded for.
     async fn rate(
@@ -334,21 +307,14 @@ pub trait CommerceStoreExt: CommerceStore {
         let r = self
             .fetch_commerce(tenant, &CommerceKey::Rate { from, to, on })
             .await?;
-        Ok(first(r, |r| match r {
-            CommerceRecord::Rate(x) => Some(x),
-            _ => None,
-        }))
+        Ok(first(r))
     }
     /// A campaign; [`crate::Error::NotFound`] when the tenant has none with this id.
     async fn campaign(&self, tenant: TenantId, id: CampaignId) -> Result<Campaign> {
         let r = self
             .fetch_commerce(tenant, &CommerceKey::Campaign(id))
             .await?;
-        first(r, |r| match r {
-            CommerceRecord::Campaign(c) => Some(c),
-            _ => None,
-        })
-        .ok_or_else(|| crate::Error::not_found("campaign", id))
+        first(r).ok_or_else(|| crate::Error::not_found("campaign", id))
     }
     /// A campaign's cost entries, oldest day first.
     async fn campaign_costs(
@@ -359,10 +325,7 @@ pub trait CommerceStoreExt: CommerceStore {
         let r = self
             .fetch_commerce(tenant, &CommerceKey::CampaignCosts(campaign))
             .await?;
-        Ok(all(r, |r| match r {
-            CommerceRecord::CampaignCost(c) => Some(c),
-            _ => None,
-        }))
+        Ok(all(r))
     }
     /// The target whose call is `request`; [`crate::Error::NotFound`] when the request is no campaign call.
     async fn campaign_target(
@@ -373,20 +336,44 @@ pub trait CommerceStoreExt: CommerceStore {
         let r = self
             .fetch_commerce(tenant, &CommerceKey::CampaignTargetOf(request))
             .await?;
-        first(r, |r| match r {
-            CommerceRecord::CampaignTarget(t) => Some(t),
-            _ => None,
-        })
-        .ok_or_else(|| crate::Error::not_found("campaign call", request))
+        first(r).ok_or_else(|| crate::Error::not_found("campaign call", request))
     }
 }
 
 impl<S: CommerceStore + ?Sized> CommerceStoreExt for S {}
 
-fn first<T>(records: Vec<CommerceRecord>, pick: impl Fn(CommerceRecord) -> Option<T>) -> Option<T> {
-    records.into_iter().find_map(pick)
+/// A commerce record type [`CommerceStoreExt`] reads out of [`CommerceRecord`]s.
+trait Pick: Sized {
+    fn pick(r: CommerceRecord) -> Option<Self>;
 }
 
-fn all<T>(records: Vec<CommerceRecord>, pick: impl Fn(CommerceRecord) -> Option<T>) -> Vec<T> {
-    records.into_iter().filter_map(pick).collect()
+macro_rules! pick {
+    ($($variant:ident => $ty:ty),* $(,)?) => {
+        $(impl Pick for $ty {
+            fn pick(r: CommerceRecord) -> Option<Self> {
+                match r {
+                    CommerceRecord::$variant(x) => Some(x),
+                    _ => None,
+                }
+            }
+        })*
+    };
+}
+
+pick!(
+    Category => Category,
+    Product => Product,
+    Document => Document,
+    Rate => ExchangeRate,
+    Campaign => Campaign,
+    CampaignCost => CampaignCost,
+    CampaignTarget => CampaignTarget,
+);
+
+fn first<T: Pick>(records: Vec<CommerceRecord>) -> Option<T> {
+    records.into_iter().find_map(T::pick)
+}
+
+fn all<T: Pick>(records: Vec<CommerceRecord>) -> Vec<T> {
+    records.into_iter().filter_map(T::pick).collect()
 }
