@@ -159,8 +159,8 @@ pub struct TickReport {
 /// Evaluates the rule set's timers at `now` for one tenant: finds candidates through `source` (at most `limit` per
 /// timer), asks the engine and returns the writes. The host drives it (every minute, say) and commits the result.
 ///
-/// A timer over [`MAX_TIMER_DAYS`] (which a host's own engine could declare) or one whose bound falls outside the
-/// calendar is refused with [`Error::Invalid`] naming `timer`; nothing panics.
+/// A timer over [`MAX_TIMER_DAYS`](crm_core::comms::MAX_TIMER_DAYS) (which a host's own engine could declare) or one whose bound falls outside the
+/// calendar is refused with [`Error::Invalid`](crm_core::Error::Invalid) naming `timer`; nothing panics.
 pub async fn tick(
     now: Timestamp,
     tenant: TenantId,
