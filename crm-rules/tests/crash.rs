@@ -977,6 +977,24 @@ fn check(target: &Target, runs: u32) -> Report {
 
 fn print(kind: Kind, r: &Report) {
     let k = &r.kills;
+    // For scripts (scripts/crash tabulates these).
+    println!(
+        "crash counts: store={} kills={} mid_work={} mid_document={} mid_document_commit={} mid_delivery={} \
+         aimed_document={} aimed_delivery={} events={} documents={} messages={} hand_overs={} engine_duplicates={}",
+        kind.name(),
+        k.kills,
+        k.mid_work,
+        k.mid_document,
+        k.mid_document_commit,
+        k.mid_delivery,
+        k.aimed_document,
+        k.aimed_delivery,
+        r.events,
+        r.documents,
+        r.messages,
+        r.hand_overs,
+        r.engine_duplicates,
+    );
     println!(
         "crash test [{}]: kills {} (aimed: {} at a document's commit, {} at a delivery), mid-work {} (mid-document {}, of which in \
          its commit {}; mid-delivery {}); events {}, documents {} (each whole, with its event); messages {} (each \
