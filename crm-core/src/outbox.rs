@@ -1,14 +1,31 @@
-//! The transactional outbox: what the rules decided, delivered exactly once per idempotency key.
+//! The transactional outbox: what the rules decided, delivered *at least once*, and once per idempotency key where
+//! the receiver drops repeats by that key.
 //!
 //! A rule's actions become [`OutboxMessage`]s written by [`Write::EnqueueOutbox`](crate::store::Write) in the same
-//! storage transaction as the change that triggered them, so a crash can neither lose a decided message nor send
-//! one for a change that did not commit. A dispatcher (`crm_delivery::Dispatcher`) then claims due messages with a lease, hands each to a
-//! [`Notifier`] and records the outcome: delivered, retried later with exponential back-off ([`RetryPolicy`]), or
-//! dead after too many attempts, where an operator can see it and retry it.
+//! storage transaction as the change that triggered them. A dispatcher (`crm_delivery::Dispatcher`) then claims due
+//! messages with a lease, hands each to a [`Notifier`] and records the outcome: delivered, retried later with
+//! exponential back-off ([`RetryPolicy`]), or dead after too many attempts, where an operator can see it and retry
+//! it.
 //!
-//! Delivery is *at least once* to the notifier; a notifier that receives the message's
-//! [`idempotency_key`](OutboxMessage::idempotency_key) and deduplicates on it (the in-app inbox does, an e-mail
-//! carries it as its `Message-ID`) makes it exactly once end to end.
+//! # Delivery guarantees
+//!
+//! - **Decided with the change, or not at all.** A crash can neither lose a decided message nor leave one for a
+//!   change that did not commit.
+//! - **At least once to the notifier, not exactly once.** The outcome is recorded after the notifier returns, in
+//!   another system than the one the message went to. A crash between the hand-over and that record (the process
+//!   killed, the machine lost, the database unreachable) leaves the message claimed without an outcome; when its
+//!   lease ends, a dispatcher hands it over again. The engine cannot prevent that repeat; it keeps it rare (one
+//!   message per crash at most, per dispatcher delivering one message at a time).
+//! - **Exactly once only where the receiver drops repeats by key.** Every attempt at a message carries the same
+//!   [`idempotency_key`](OutboxMessage::idempotency_key). The in-app inbox keeps one item per message, the task
+//!   notifier marks the request it opens with the key, and the SMTP notifier derives the e-mail's `Message-ID` from
+//!   it (mail stores and clients that drop repeats by `Message-ID` show one copy; one that does not shows two). A
+//!   notifier of the host's own should deduplicate on the key where its medium allows.
+//!
+//! `crm-rules/tests/crash.rs` shows this on SQLite and PostgreSQL: it SIGKILLs a worker (rules, outbox, invoices, a
+//! dispatcher) many times, then checks that every committed change has exactly its messages and that a receiver
+//! dropping repeats by key got each once, and counts the engine's repeats (kills between hand-over and record).
+//! `scripts/crash` runs it with at least 100 kills per store.
 
 use crate::error::{Error, Result};
 use crate::id::{InboxItemId, OutboxId, TenantId, UserId};

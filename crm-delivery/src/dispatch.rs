@@ -52,6 +52,19 @@ fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
 
 /// Claims due messages, delivers them through a [`Notifier`] and records each outcome.
 ///
+/// # Delivery guarantee: at least once
+///
+/// The outcome is recorded after the notifier returns. When the process dies between the two (a kill, a lost
+/// machine, the database gone at that moment) the message stays claimed without an outcome, and once its lease
+/// ([`RetryPolicy::lease_seconds`]) ends a dispatcher claims it and hands it to the notifier **again**. A pass
+/// delivers one message at a time, so one crash repeats at most one message per dispatcher. End to end, a message
+/// is delivered exactly once only when the receiver drops repeats by its
+/// [`idempotency_key`](crm_core::outbox::OutboxMessage::idempotency_key), which every attempt carries unchanged: the
+/// in-app inbox and the task notifier do, and an e-mail's `Message-ID` is derived from it. The crash test
+/// (`crm-rules/tests/crash.rs`, `scripts/crash` for a long run) kills a dispatching worker with SIGKILL again and
+/// again on SQLite and PostgreSQL, counts these repeats and checks that a receiver deduplicating by key saw each
+/// message once.
+///
 /// A delivery that panics is a permanent failure: the message becomes a dead letter naming the panic and the pass
 /// goes on with the other messages. A message claimed more than [`RetryPolicy::max_attempts`] times without an
 /// outcome (its dispatcher crashed while delivering it) becomes a dead letter without another attempt.

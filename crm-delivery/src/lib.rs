@@ -5,7 +5,8 @@
 //! engine's boundary in [`crm_core::comms`]); this crate holds what drives them and does the work:
 //!
 //! - [`Dispatcher`]: claims due messages with a lease, delivers each through a [`Notifier`](crm_core::outbox::Notifier)
-//!   and records the outcome (delivered, retried with exponential back-off, dead letter);
+//!   and records the outcome (delivered, retried with exponential back-off, dead letter): *at least once*, exactly
+//!   once where the receiver drops repeats by idempotency key (see [`Dispatcher`]);
 //! - [`ChannelRouter`]: sends each message to the notifier of its channel;
 //! - [`InboxNotifier`]: the in-app inbox (idempotent per message);
 //! - [`TaskNotifier`]: opens the requests rules decide (`follow_up`, `open_request`) through the service;

@@ -4,11 +4,13 @@
 
 use crate::error::RulesError;
 use async_trait::async_trait;
+use crm_core::id::TenantId;
 use crm_core::outbox::{Channel, DeliveryError, Notifier, OutboxMessage};
 use lettre::message::{header::ContentType, Mailbox, MultiPart, SinglePart};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use minijinja::{Environment, UndefinedBehavior};
 use serde::Serialize;
+use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, VecDeque};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -180,14 +182,23 @@ impl std::fmt::Debug for SmtpConfig {
 /// Each message is rendered from its template (an error there is permanent, naming the template), addressed to
 /// the resolved recipient (an invalid address is permanent) and sent on a fresh connection under
 /// [`SmtpConfig::timeout`]. A 5xx reply is permanent (naming the refused recipient); a 4xx reply, a refused or
-/// dropped connection and a timeout are transient. The message's `Message-ID` is derived from its idempotency key,
-/// so receivers can discard a copy resent after a crash.
+/// dropped connection and a timeout are transient.
+///
+/// # Repeats
+///
+/// The dispatcher delivers *at least once*: a crash between handing an e-mail to the server and recording that it
+/// was sent makes it send the e-mail again after the restart (and a 4xx reply after the server kept the message
+/// does the same). Every send of one outbox message therefore carries the same `Message-ID`, derived from the
+/// message's tenant and idempotency key ([`message_id`]), so mail servers and clients that drop repeats by
+/// `Message-ID` show it once. The domain part is [`DEFAULT_MESSAGE_ID_DOMAIN`] unless
+/// [`SmtpNotifier::with_message_id_domain`] sets the organisation's own.
 #[derive(Debug, Clone)]
 pub struct SmtpNotifier {
     transport: AsyncSmtpTransport<Tokio1Executor>,
     from: Mailbox,
     templates: Arc<Templates>,
     timeout: Duration,
+    message_id_domain: String,
 }
 
 impl SmtpNotifier {
@@ -217,7 +228,26 @@ impl SmtpNotifier {
             from,
             templates,
             timeout: config.timeout,
+            message_id_domain: DEFAULT_MESSAGE_ID_DOMAIN.to_string(),
         })
+    }
+
+    /// Uses `domain` (e.g. the organisation's mail domain, `mail.example.com`) as the right-hand side of every
+    /// `Message-ID`. A domain is dot-separated labels of ASCII letters, digits and `-` (at most 63 characters each,
+    /// 253 in all); anything else is refused, naming the domain. Changing the domain changes the `Message-ID` of
+    /// messages sent after the change: keep it fixed while messages may still be resent.
+    pub fn with_message_id_domain(mut self, domain: &str) -> Result<Self, RulesError> {
+        check_domain(domain).map_err(|why| RulesError::Fixture {
+            file: "smtp config".into(),
+            message: format!("message-id domain `{domain}`: {why}"),
+        })?;
+        self.message_id_domain = domain.to_ascii_lowercase();
+        Ok(self)
+    }
+
+    /// The `Message-ID` every send of `m` carries.
+    pub fn message_id(&self, m: &OutboxMessage) -> String {
+        message_id(m.tenant, &m.idempotency_key, &self.message_id_domain)
     }
 
     /// Builds the e-mail for `m` (what [`Notifier::deliver`] sends).
@@ -251,7 +281,7 @@ impl SmtpNotifier {
             .from(self.from.clone())
             .to(to)
             .subject(rendered.subject)
-            .message_id(Some(message_id(&m.idempotency_key)));
+            .message_id(Some(self.message_id(m)));
         let built = match rendered.html {
             Some(html) => builder.multipart(
                 MultiPart::alternative()
@@ -272,19 +302,62 @@ impl SmtpNotifier {
     }
 }
 
-/// A `Message-ID` derived from an idempotency key (stable across retries).
-pub fn message_id(key: &str) -> String {
-    let local: String = key
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' {
-                c
-            } else {
-                '.'
-            }
-        })
-        .collect();
-    format!("<{}@crm.invalid>", local.trim_matches('.'))
+/// The right-hand side of a `Message-ID` when the host sets none: `.invalid` is reserved (RFC 2606), so it can
+/// never collide with a real host's identifiers.
+pub const DEFAULT_MESSAGE_ID_DOMAIN: &str = "crm.invalid";
+
+/// The `Message-ID` of the outbox message with idempotency key `key` of `tenant`: `<HEX@DOMAIN>`, where `HEX` is
+/// the SHA-256 of the tenant id and the key (64 lower-case hex digits).
+///
+/// Stable (the same message gives the same id in every process and release, so a repeat after a crash is
+/// recognisable), unique (the outbox is unique per tenant and key, and both are hashed), valid under RFC 5322's
+/// `msg-id` (`"<" dot-atom-text "@" dot-atom-text ">"` whatever characters the key holds), and opaque (the key
+/// names events, rules and addresses that the recipient has no business reading). `domain` is not checked here;
+/// [`SmtpNotifier::with_message_id_domain`] checks it.
+///
+/// ```
+/// use crm_core::id::TenantId;
+/// use crm_rules::notify::message_id;
+/// let tenant: TenantId = "01890a5d-ac96-774b-bcce-b302099a8057".parse().unwrap();
+/// let id = message_id(tenant, "event:0190/won/2/email:maria@customer.example", "crm.invalid");
+/// assert_eq!(id, message_id(tenant, "event:0190/won/2/email:maria@customer.example", "crm.invalid"));
+/// assert!(id.starts_with('<') && id.ends_with("@crm.invalid>") && id.len() == 1 + 64 + 1 + 11 + 1);
+/// assert_ne!(id, message_id(TenantId::new(), "event:0190/won/2/email:maria@customer.example", "crm.invalid"));
+/// ```
+pub fn message_id(tenant: TenantId, key: &str, domain: &str) -> String {
+    let mut h = Sha256::new();
+    h.update(tenant.as_uuid().as_bytes());
+    h.update(key.as_bytes());
+    let digest = h.finalize();
+    let mut hex = String::with_capacity(64);
+    for b in digest.iter() {
+        hex.push_str(&format!("{b:02x}"));
+    }
+    format!("<{hex}@{domain}>")
+}
+
+/// Why `domain` cannot be the right-hand side of a `Message-ID` (a host name: LDH labels), if it cannot.
+fn check_domain(domain: &str) -> Result<(), String> {
+    if domain.is_empty() || domain.len() > 253 {
+        return Err("must have 1 to 253 characters".into());
+    }
+    for label in domain.split('.') {
+        if label.is_empty() || label.len() > 63 {
+            return Err("each dot-separated label must have 1 to 63 characters".into());
+        }
+        if let Some(c) = label
+            .chars()
+            .find(|c| !(c.is_ascii_alphanumeric() || *c == '-'))
+        {
+            return Err(format!(
+                "`{c}` is not allowed (ASCII letters, digits, `-` and `.` only)"
+            ));
+        }
+        if label.starts_with('-') || label.ends_with('-') {
+            return Err("a label cannot start or end with `-`".into());
+        }
+    }
+    Ok(())
 }
 
 #[async_trait]
@@ -369,5 +442,100 @@ impl Notifier for RecordingNotifier {
             .unwrap_or_else(|p| p.into_inner())
             .push(m.clone());
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn message_ids_are_stable_valid_and_distinct_per_tenant_and_key() {
+        let t: TenantId = "01890a5d-ac96-774b-bcce-b302099a8057".parse().unwrap();
+        // Keys hold `:`, `/`, `@`, spaces, quotes, non-ASCII, `..`: none of it reaches the id.
+        let keys = [
+            "event:01890a5d-ac96-774b-bcce-b302099a8057/won/2/email:maria@customer.example",
+            "timer:lead_idle/x/2026-03-02/r/0/-",
+            "a//b..c <\"Ștefan\"> \r\n",
+            "",
+        ];
+        let mut seen = std::collections::BTreeSet::new();
+        for k in keys {
+            let id = message_id(t, k, DEFAULT_MESSAGE_ID_DOMAIN);
+            assert_eq!(id, message_id(t, k, DEFAULT_MESSAGE_ID_DOMAIN), "stable");
+            let inner = id.strip_prefix('<').unwrap().strip_suffix('>').unwrap();
+            let (left, right) = inner.split_once('@').unwrap();
+            assert_eq!(left.len(), 64);
+            assert!(left
+                .chars()
+                .all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c)));
+            assert!(check_domain(right).is_ok());
+            assert!(seen.insert(id));
+            assert!(seen.insert(message_id(TenantId::new(), k, DEFAULT_MESSAGE_ID_DOMAIN)));
+        }
+        // Pinned (checked with Python's hashlib): a release that changed the derivation would make mail resent
+        // across the upgrade look new.
+        assert_eq!(
+            message_id(t, keys[0], "crm.invalid"),
+            "<82352dbc33ce7d9627cf09390eb6358e7a8ef3d7371755c65eb3c1e5cf4fe31a@crm.invalid>"
+        );
+    }
+
+    #[test]
+    fn the_message_id_domain_is_checked() {
+        let n = SmtpNotifier::new(
+            &SmtpConfig {
+                host: "127.0.0.1".into(),
+                port: 25,
+                from: "crm@tenant.example".into(),
+                timeout: Duration::from_secs(1),
+            },
+            Arc::new(Templates::new()),
+        )
+        .unwrap();
+        for bad in [
+            "",
+            "a..b",
+            ".a",
+            "a b",
+            "-a.b",
+            "a-.b",
+            "tenant.example>",
+            "ex@mple",
+            "ștefan.ro",
+        ] {
+            let e = n.clone().with_message_id_domain(bad).unwrap_err();
+            assert!(e.to_string().contains("message-id domain"), "{bad}: {e}");
+        }
+        let n = n.with_message_id_domain("Mail.Tenant-1.example").unwrap();
+        let m = crm_core::outbox::OutboxMessage {
+            id: crm_core::id::OutboxId::new(),
+            tenant: TenantId::new(),
+            idempotency_key: "k".into(),
+            rule: "r".into(),
+            channel: Channel::Email,
+            recipient: crm_core::outbox::ResolvedRecipient {
+                user: None,
+                name: None,
+                email: Some("x@customer.example".into()),
+            },
+            payload: crm_core::outbox::Payload {
+                subject: "s".into(),
+                body: "b".into(),
+                ..Default::default()
+            },
+            status: crm_core::outbox::OutboxStatus::Pending,
+            attempts: 0,
+            next_attempt_at: chrono::Utc::now(),
+            last_error: None,
+            created_at: chrono::Utc::now(),
+            delivered_at: None,
+        };
+        assert!(n.message_id(&m).ends_with("@mail.tenant-1.example>"));
+        let sent = String::from_utf8(n.build(&m).unwrap().formatted()).unwrap();
+        assert!(
+            sent.contains(&format!("Message-ID: {}\r\n", n.message_id(&m))),
+            "{sent}"
+        );
     }
 }

@@ -4,14 +4,16 @@
 
 use chrono::{Duration, TimeZone, Utc};
 use crm_core::id::{OutboxId, TenantId, UserId};
-use crm_core::outbox::OutboxStoreExt;
 use crm_core::outbox::{
     Channel, DeliveryError, MemoryOutbox, Notifier, OutboxMessage, OutboxStatus, Payload,
     ResolvedRecipient, RetryPolicy,
 };
+use crm_core::outbox::{OutboxStore, OutboxStoreExt};
 use crm_core::time::FixedClock;
 use crm_delivery::Dispatcher;
-use crm_rules::notify::{message_id, SmtpConfig, SmtpNotifier, Templates};
+use crm_rules::notify::{
+    message_id, SmtpConfig, SmtpNotifier, Templates, DEFAULT_MESSAGE_ID_DOMAIN,
+};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -94,21 +96,48 @@ fn email(to: &str, name: Option<&str>) -> OutboxMessage {
     }
 }
 
-/// The stored messages carrying this message's Message-ID.
-fn received(s: &Server, m: &OutboxMessage) -> Vec<String> {
-    let id = message_id(&m.idempotency_key);
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(&s.maildir).unwrap() {
-        let p = e.unwrap().path();
-        if p.file_name().unwrap().to_string_lossy().starts_with('.') {
-            continue;
-        }
-        let text = std::fs::read_to_string(&p).unwrap();
-        if text.contains(&id) {
-            out.push(text);
+/// The value of header `name` of a stored e-mail (unfolded), if it has one.
+fn header(mail: &str, name: &str) -> Option<String> {
+    let mut lines = mail.lines().take_while(|l| !l.is_empty());
+    let mut value: Option<String> = None;
+    for line in lines.by_ref() {
+        match &mut value {
+            Some(v) if line.starts_with([' ', '\t']) => v.push_str(line),
+            Some(_) => break,
+            None => {
+                if let Some((n, v)) = line.split_once(':') {
+                    if n.eq_ignore_ascii_case(name) {
+                        value = Some(v.to_string());
+                    }
+                }
+            }
         }
     }
-    out
+    value.map(|v| v.trim().to_string())
+}
+
+/// The stored e-mails whose `Message-ID` header is `id`, oldest first.
+fn received_with_id(s: &Server, id: &str) -> Vec<String> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&s.maildir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| !p.file_name().unwrap().to_string_lossy().starts_with('.'))
+        .collect();
+    // The sink names files by arrival time.
+    files.sort();
+    files
+        .into_iter()
+        .map(|p| std::fs::read_to_string(p).unwrap())
+        .filter(|text| header(text, "Message-ID").as_deref() == Some(id))
+        .collect()
+}
+
+/// The stored e-mails carrying this message's Message-ID.
+fn received(s: &Server, m: &OutboxMessage) -> Vec<String> {
+    received_with_id(
+        s,
+        &message_id(m.tenant, &m.idempotency_key, DEFAULT_MESSAGE_ID_DOMAIN),
+    )
 }
 
 #[tokio::test]
@@ -268,4 +297,80 @@ async fn an_unreachable_server_is_transient_and_bounded_by_the_timeout() {
         other => panic!("{other:?}"),
     }
     let _ = UserId::new();
+}
+
+#[tokio::test]
+async fn every_send_of_a_message_carries_the_message_id_of_its_idempotency_key() {
+    let Some(s) = server("every_send_of_a_message_carries_the_message_id_of_its_idempotency_key")
+    else {
+        return;
+    };
+    // A known tenant and key give a known Message-ID (SHA-256 of the tenant's id and the key, computed
+    // independently with Python's hashlib), in every process and release.
+    let mut m = email("maria@customer.example", Some("Maria Georgescu"));
+    m.tenant = "01890a5d-ac96-774b-bcce-b302099a8057".parse().unwrap();
+    m.idempotency_key = format!(
+        "event:{}/won/2/email:maria@customer.example",
+        uuid::Uuid::now_v7()
+    );
+    let known = "event:01890a5d-ac96-774b-bcce-b302099a8057/won/2/email:maria@customer.example";
+    let mut k = m.clone();
+    k.idempotency_key = known.into();
+    k.id = OutboxId::new();
+    let n = notifier(&s);
+    n.deliver(&k).await.unwrap();
+    let expected = "<82352dbc33ce7d9627cf09390eb6358e7a8ef3d7371755c65eb3c1e5cf4fe31a@crm.invalid>";
+    assert!(
+        !received_with_id(&s, expected).is_empty(),
+        "the known key's e-mail arrives with Message-ID {expected}"
+    );
+
+    // A dispatcher hands the e-mail to the server and dies before recording it (claimed, sent, no outcome); after
+    // its lease runs out the next dispatcher sends it again: the server gets two copies with one Message-ID.
+    let store = Arc::new(MemoryOutbox::new());
+    store.enqueue(m.clone());
+    let clock = Arc::new(FixedClock::new(m.created_at));
+    let policy = RetryPolicy {
+        max_attempts: 5,
+        base_seconds: 30,
+        cap_seconds: 600,
+        lease_seconds: 60,
+    };
+    let claimed = store
+        .claim_due(m.created_at, policy.lease(), 10)
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 1);
+    n.deliver(&claimed[0]).await.unwrap();
+    clock.advance(Duration::seconds(61));
+    let d = Dispatcher::new(store.clone(), Arc::new(n.clone()), clock).with_policy(policy);
+    assert_eq!(d.run_once(10).await.unwrap().delivered, 1);
+    assert_eq!(
+        store.outbox_message(m.tenant, m.id).await.unwrap().status,
+        OutboxStatus::Delivered
+    );
+    let id = n.message_id(&m);
+    assert_eq!(
+        id,
+        message_id(m.tenant, &m.idempotency_key, DEFAULT_MESSAGE_ID_DOMAIN)
+    );
+    let copies = received_with_id(&s, &id);
+    assert_eq!(copies.len(), 2, "sent twice (at least once)");
+    for c in &copies {
+        assert_eq!(header(c, "Message-ID").as_deref(), Some(id.as_str()));
+        assert!(c.contains("X-Envelope-To: maria@customer.example"), "{c}");
+    }
+    assert_eq!(header(&copies[0], "Subject"), header(&copies[1], "Subject"));
+
+    // The organisation's own domain, through the real server.
+    let own = notifier(&s)
+        .with_message_id_domain("mail.tenant.example")
+        .unwrap();
+    let mut o = email("oana@customer.example", None);
+    o.idempotency_key = m.idempotency_key.clone();
+    o.tenant = m.tenant;
+    own.deliver(&o).await.unwrap();
+    let id = own.message_id(&o);
+    assert!(id.ends_with("@mail.tenant.example>"), "{id}");
+    assert_eq!(received_with_id(&s, &id).len(), 1);
 }
