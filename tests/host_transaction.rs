@@ -179,7 +179,7 @@ async fn postgres_host_rollback_takes_the_engine_writes_with_it_and_commit_keeps
         );
         return;
     };
-    use crm::postgres::{PgConfig, PgStore};
+    use crm_storage_postgres::{PgConfig, PgStore};
     let schema = format!(
         "crm_host_{}",
         &uuid::Uuid::now_v7().simple().to_string()[20..]
