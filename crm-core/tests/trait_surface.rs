@@ -140,3 +140,19 @@ fn the_ext_traits_are_blanket_implemented_so_adapters_never_implement_them() {
         assert!(!provided.is_empty());
     }
 }
+
+#[test]
+fn the_cross_tenant_check_calls_every_required_method() {
+    let check = include_str!("../src/conformance/tenancy.rs");
+    // Writes are checked by their own conformance checks; claim_due serves every tenant by contract.
+    let not_reads = ["commit", "ingest", "claim_due"];
+    for (name, src, _) in TRAITS {
+        let (required, _) = methods(block(src, &format!("pub trait {name}:")));
+        for m in required.iter().filter(|m| !not_reads.contains(&m.as_str())) {
+            assert!(
+                check.contains(&format!(".{m}(")),
+                "conformance/tenancy.rs calls {name}::{m} with another tenant's ids"
+            );
+        }
+    }
+}

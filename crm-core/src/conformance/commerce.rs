@@ -116,7 +116,8 @@ impl Shop {
         &self.w.ctx
     }
 
-    async fn customer(&self, name: &str) -> Partner {
+    /// A customer partner of the shop's tenant.
+    pub async fn customer(&self, name: &str) -> Partner {
         self.w
             .crm
             .create_partner(
@@ -128,11 +129,13 @@ impl Shop {
             .record
     }
 
-    fn line(&self, i: usize, qty: &str, price: &str, cost: &str) -> NewLine {
+    /// A line of product `i`.
+    pub fn line(&self, i: usize, qty: &str, price: &str, cost: &str) -> NewLine {
         NewLine::new(self.products[i], dec(qty), dec(price), dec(cost))
     }
 
-    async fn record(&self, n: NewDocument) -> Document {
+    /// Records a document through the service.
+    pub async fn record(&self, n: NewDocument) -> Document {
         self.cs
             .record_document(self.ctx(), n)
             .await

@@ -15,6 +15,7 @@ pub mod commerce;
 mod differential;
 pub mod model;
 pub mod outbox;
+pub mod tenancy;
 
 pub use checks::*;
 pub use differential::{run_differential, same_error, BlockOn, Differential, DEFAULT_CASES};
@@ -33,7 +34,8 @@ pub const CHECKS: &[&str] = crate::backend_conformance_tests!(@registry names);
 /// Checks are registered by capability (the storage trait they exercise): `store` checks take the
 /// [`Store`](crate::store::Store), `commerce` checks the store and the
 /// [`CommerceStore`](crate::commerce::CommerceStore), `outbox` checks the store and the
-/// [`OutboxStore`](crate::outbox::OutboxStore). A new check is added to this list only.
+/// [`OutboxStore`](crate::outbox::OutboxStore), `backend` checks the whole [`Backend`](crate::store::Backend). A
+/// new check is added to this list only.
 #[macro_export]
 macro_rules! backend_conformance_tests {
     (@registry $mode:ident $($args:tt)*) => {
@@ -76,12 +78,26 @@ macro_rules! backend_conformance_tests {
                 check_outbox_inbox_read_unread,
                 check_outbox_tenant_isolation
             ]
+            backend [
+                check_every_read_is_tenant_scoped
+            ]
         }
     };
-    (@names; store [$($s:ident),*] commerce [$($c:ident),*] outbox [$($o:ident),*]) => {
-        &[$(stringify!($s),)* $(stringify!($c),)* $(stringify!($o),)*]
+    (@names; store [$($s:ident),*] commerce [$($c:ident),*] outbox [$($o:ident),*] backend [$($k:ident),*]) => {
+        &[$(stringify!($s),)* $(stringify!($c),)* $(stringify!($o),)* $(stringify!($k),)*]
     };
-    (@tests $factory:expr; store [$($s:ident),*] commerce [$($c:ident),*] outbox [$($o:ident),*]) => {
+    (@tests $factory:expr; store [$($s:ident),*] commerce [$($c:ident),*] outbox [$($o:ident),*] backend [$($k:ident),*]) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $k() {
+                let backend: Option<std::sync::Arc<dyn $crate::store::Backend>> = $factory.await;
+                let Some(backend) = backend else { return };
+                let wrapped: std::sync::Arc<dyn $crate::store::Backend> = std::sync::Arc::new(backend.clone());
+                for b in [backend, wrapped] {
+                    $crate::conformance::tenancy::$k(&b).await;
+                }
+            }
+        )*
         $(
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn $s() {

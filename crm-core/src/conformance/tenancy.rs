@@ -1,0 +1,398 @@
+//! Every read path, called with another tenant's ids and filters, returns nothing of that tenant.
+//!
+//! The check walks the storage traits' surface: every [`Key`] and [`CommerceKey`] variant (exhaustive matches, so a
+//! new variant does not compile until it is covered here) and every other required read method (the
+//! `trait_surface` test asserts each required method's name appears in this file).
+
+use super::checks::World;
+use super::commerce::Shop;
+use super::outbox::message;
+use crate::commerce::{
+    Channel, CommerceKey, CommerceStore, Criteria, DocumentKind, GroupBy, NewCampaign, NewDocument,
+    Period, SumsQuery,
+};
+use crate::event::CommentTarget;
+use crate::id::{OutboxId, TenantId};
+use crate::lead::NewLead;
+use crate::outbox::{InboxItem, InboxWrite, OutboxRef, OutboxStatus, OutboxStore, Settlement};
+use crate::page::PageRequest;
+use crate::request::NewRequest;
+use crate::store::{Backend, ChangeSet, Key, LeadQuery, RequestQuery, Store, TimelineOf, Write};
+use crate::time::Clock;
+use crate::Error;
+use std::sync::Arc;
+
+/// Every lead-side key of tenant `a`'s records (the match is exhaustive on purpose).
+fn store_keys(keys: &[Key]) -> Vec<Key> {
+    for k in keys {
+        match k {
+            Key::Partner(_)
+            | Key::PartnersByKeys(_)
+            | Key::Pipeline(_)
+            | Key::Pipelines
+            | Key::LostReasons
+            | Key::Lead(_)
+            | Key::StageHistory(_)
+            | Key::Request(_) => {}
+        }
+    }
+    keys.to_vec()
+}
+
+/// Every commerce key (the match is exhaustive on purpose).
+fn commerce_keys(keys: &[CommerceKey]) -> Vec<CommerceKey> {
+    for k in keys {
+        match k {
+            CommerceKey::Category(_)
+            | CommerceKey::CategoryCode(_)
+            | CommerceKey::Categories(_)
+            | CommerceKey::Product(_)
+            | CommerceKey::ProductCode(_)
+            | CommerceKey::Products(_)
+            | CommerceKey::Document(_)
+            | CommerceKey::DocumentNumber(..)
+            | CommerceKey::Rate { .. }
+            | CommerceKey::Campaign(_)
+            | CommerceKey::CampaignCosts(_)
+            | CommerceKey::CampaignTargetOf(_) => {}
+        }
+    }
+    keys.to_vec()
+}
+
+fn nothing_or_not_found<T: std::fmt::Debug>(what: &str, r: crate::Result<Vec<T>>) {
+    match r {
+        Ok(v) => assert!(
+            v.is_empty(),
+            "{what}: another tenant's rows came back: {v:?}"
+        ),
+        Err(Error::NotFound { .. }) => {}
+        Err(e) => panic!("{what}: {e}"),
+    }
+}
+
+/// Every partner: "not never bought" or "never bought".
+fn everyone() -> Criteria {
+    let never = Criteria::LastSale {
+        when: crate::commerce::LastSale::Never,
+    };
+    Criteria::Or {
+        any: vec![
+            never.clone(),
+            Criteria::Not {
+                not: Box::new(never),
+            },
+        ],
+    }
+}
+
+/// Tenant A holds one of everything; tenant B asks for it by A's ids through every read path and gets nothing.
+pub async fn check_every_read_is_tenant_scoped(backend: &Arc<dyn Backend>) {
+    let store: Arc<dyn Store> = backend.clone();
+    let commerce: Arc<dyn CommerceStore> = backend.clone();
+    let outbox: Arc<dyn OutboxStore> = backend.clone();
+    let a = Shop::new(&store, &commerce).await;
+    let b = World::new(&store).await;
+    let (ta, tb): (TenantId, TenantId) = (a.w.tenant, b.tenant);
+
+    // A: a customer with a contact, a lead, a request with a comment, an invoice, rates, a campaign with a cost,
+    // an outbox message and an inbox item.
+    let customer = a.customer("Mine SRL").await;
+    let lead =
+        a.w.crm
+            .enter_lead(&a.w.ctx, NewLead::for_partner(customer.id, "Deal"))
+            .await
+            .expect("lead")
+            .record;
+    let request =
+        a.w.crm
+            .open_request(&a.w.ctx, NewRequest::on_lead(lead.id, "Call", a.w.agent))
+            .await
+            .expect("request")
+            .record;
+    a.w.crm
+        .comment(&a.w.ctx, CommentTarget::Request(request.id), "noted")
+        .await
+        .expect("comment");
+    let day = chrono::NaiveDate::from_ymd_opt(2026, 1, 5).expect("a day");
+    let invoice = a
+        .record(NewDocument::invoice(
+            "F-9",
+            customer.id,
+            day,
+            "RON",
+            vec![a.line(0, "1", "10", "1")],
+        ))
+        .await;
+    a.cs.record_rate(
+        &a.w.ctx,
+        "EUR",
+        "RON",
+        day,
+        rust_decimal::Decimal::new(5, 0),
+    )
+    .await
+    .expect("rate");
+    let campaign =
+        a.cs.create_campaign(
+            &a.w.ctx,
+            NewCampaign {
+                name: "Win back".into(),
+                channel: Channel::Email,
+                period: Period::year(2026).expect("a year"),
+                owner: a.w.agent,
+                agents: vec![a.w.agent],
+                script: None,
+                budget: None,
+                criteria: Some(everyone()),
+            },
+        )
+        .await
+        .expect("campaign");
+    a.cs.add_campaign_cost(
+        &a.w.ctx,
+        campaign.id,
+        day,
+        crate::money::Money::parse("10", "RON").expect("money"),
+        None,
+    )
+    .await
+    .expect("cost");
+    let m = message(ta, "tenancy", a.w.clock.now(), Some(a.w.agent));
+    let mut cs = ChangeSet::new();
+    cs.push(Write::EnqueueOutbox(m.clone()));
+    store.commit(ta, cs).await.expect("enqueue");
+    outbox
+        .inbox_write(&InboxWrite::Put(
+            InboxItem::from_message(&m, a.w.clock.now()).expect("an in-app message"),
+        ))
+        .await
+        .expect("inbox");
+    let item = outbox
+        .inbox(ta, a.w.agent, false, &PageRequest::default())
+        .await
+        .expect("inbox")
+        .items[0]
+        .id;
+
+    // Every key: A sees its record, B sees nothing.
+    let keys = store_keys(&[
+        Key::Partner(customer.id),
+        Key::PartnersByKeys(crate::dedupe::keys_of(&customer)),
+        Key::Pipeline(a.w.pipeline.id),
+        Key::Pipelines,
+        Key::LostReasons,
+        Key::Lead(lead.id),
+        Key::StageHistory(lead.id),
+        Key::Request(request.id),
+    ]);
+    for k in &keys {
+        assert!(
+            !store
+                .fetch(ta, k)
+                .await
+                .expect("A reads its own")
+                .is_empty(),
+            "{k:?}: the fixture holds a record"
+        );
+        if matches!(k, Key::Pipelines | Key::LostReasons) {
+            // B has its own seed pipeline and reasons: none of them is A's.
+            for r in store.fetch(tb, k).await.expect("B reads its own") {
+                assert!(!format!("{r:?}").contains(&ta.to_string()), "{k:?}: {r:?}");
+            }
+            continue;
+        }
+        nothing_or_not_found(&format!("fetch {k:?}"), store.fetch(tb, k).await);
+    }
+    let ckeys = commerce_keys(&[
+        CommerceKey::Category(a.category),
+        CommerceKey::CategoryCode("TOOLS".into()),
+        CommerceKey::Categories(vec![a.category]),
+        CommerceKey::Product(a.products[0]),
+        CommerceKey::ProductCode("P0".into()),
+        CommerceKey::Products(a.products.clone()),
+        CommerceKey::Document(invoice.id),
+        CommerceKey::DocumentNumber(DocumentKind::Invoice, "F-9".into()),
+        CommerceKey::Rate {
+            from: crate::money::Currency::parse("EUR").expect("EUR"),
+            to: crate::money::Currency::parse("RON").expect("RON"),
+            on: day,
+        },
+        CommerceKey::Campaign(campaign.id),
+        CommerceKey::CampaignCosts(campaign.id),
+        CommerceKey::CampaignTargetOf(request.id),
+    ]);
+    for k in &ckeys {
+        nothing_or_not_found(
+            &format!("fetch_commerce {k:?}"),
+            commerce.fetch_commerce(tb, k).await,
+        );
+    }
+
+    // Every other read, with A's ids and filters.
+    let leads = store
+        .query_leads(
+            tb,
+            &LeadQuery {
+                partner: Some(customer.id),
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("query_leads");
+    assert!(leads.items.is_empty(), "query_leads: {leads:?}");
+    match store.board(tb, a.w.pipeline.id).await {
+        Ok(board) => assert!(board.columns.iter().all(|c| c.count == 0), "{board:?}"),
+        Err(Error::NotFound { .. }) => {}
+        Err(e) => panic!("board: {e}"),
+    }
+    match store.funnel(tb, a.w.pipeline.id, None).await {
+        Ok(f) => assert_eq!(
+            (f.won, f.lost, f.steps.iter().map(|s| s.2).sum::<u64>()),
+            (0, 0, 0)
+        ),
+        Err(Error::NotFound { .. }) => {}
+        Err(e) => panic!("funnel: {e}"),
+    }
+    let reqs = store
+        .query_requests(
+            tb,
+            &RequestQuery {
+                lead: Some(lead.id),
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("query_requests");
+    assert!(reqs.items.is_empty(), "query_requests: {reqs:?}");
+    nothing_or_not_found(
+        "comments",
+        store
+            .comments(
+                tb,
+                CommentTarget::Request(request.id),
+                &PageRequest::default(),
+            )
+            .await
+            .map(|p| p.items),
+    );
+    for of in [
+        TimelineOf::Lead(lead.id),
+        TimelineOf::Partner(customer.id),
+        TimelineOf::Request(request.id),
+    ] {
+        nothing_or_not_found(
+            &format!("timeline {of:?}"),
+            store
+                .timeline(tb, of, &PageRequest::default())
+                .await
+                .map(|p| p.items),
+        );
+    }
+    let feed = store.events_since(tb, 0, 1000).await.expect("events_since");
+    assert!(
+        feed.iter().all(|(_, e)| e.tenant == tb),
+        "events_since: {feed:?}"
+    );
+    nothing_or_not_found(
+        "campaign_targets",
+        commerce
+            .campaign_targets(tb, campaign.id, &PageRequest::default())
+            .await
+            .map(|p| p.items),
+    );
+    let members = commerce
+        .segment(
+            tb,
+            &everyone(),
+            day,
+            crate::money::Currency::parse("RON").expect("RON"),
+        )
+        .await
+        .expect("segment");
+    assert!(
+        members.iter().all(|m| m.partner != customer.id),
+        "segment: {members:?}"
+    );
+    let q = SumsQuery {
+        period: Period::year(2026).expect("a year"),
+        group_by: GroupBy::Customer,
+        bucket: None,
+        reporting: crate::money::Currency::parse("RON").expect("RON"),
+        rank: None,
+    };
+    nothing_or_not_found("profit_sums", commerce.profit_sums(tb, &q).await);
+    let sums = commerce
+        .campaign_sums(tb, campaign.id, None, q.reporting)
+        .await
+        .expect("campaign_sums");
+    assert_eq!(sums, Default::default(), "campaign_sums");
+    let progress = commerce.progress(tb, campaign.id).await.expect("progress");
+    assert!(
+        progress.iter().all(|p| p.targets == 0),
+        "progress: {progress:?}"
+    );
+    nothing_or_not_found(
+        "open_items",
+        commerce.open_items(tb, customer.id, day).await,
+    );
+    nothing_or_not_found("balances", commerce.balances(tb, customer.id, day).await);
+
+    // The outbox and the inbox.
+    nothing_or_not_found(
+        "list_outbox",
+        outbox
+            .list_outbox(tb, OutboxStatus::Pending, &PageRequest::default())
+            .await
+            .map(|p| {
+                p.items
+                    .into_iter()
+                    .filter(|x| x.id == m.id)
+                    .collect::<Vec<_>>()
+            }),
+    );
+    for by in [OutboxRef::Id(m.id), OutboxRef::Key("tenancy".into())] {
+        assert!(
+            matches!(
+                outbox.find_outbox(tb, &by).await,
+                Err(Error::NotFound { .. })
+            ),
+            "find_outbox {by:?}"
+        );
+    }
+    let settled = outbox
+        .settle(tb, m.id, &Settlement::Dead { error: "x".into() })
+        .await;
+    assert!(
+        matches!(settled, Err(Error::NotFound { .. })),
+        "settle: {settled:?}"
+    );
+    let read = outbox
+        .inbox_write(&InboxWrite::SetRead {
+            tenant: tb,
+            user: a.w.agent,
+            item,
+            read_at: None,
+        })
+        .await;
+    assert!(
+        matches!(read, Err(Error::NotFound { .. })),
+        "inbox_write: {read:?}"
+    );
+    nothing_or_not_found(
+        "inbox",
+        outbox
+            .inbox(tb, a.w.agent, false, &PageRequest::default())
+            .await
+            .map(|p| p.items),
+    );
+    assert_eq!(outbox.unread_count(tb, a.w.agent).await.expect("unread"), 0);
+    // A's message is untouched by B's attempts; claim_due serves every tenant by design.
+    let mine = outbox
+        .find_outbox(ta, &OutboxRef::Id(m.id))
+        .await
+        .expect("A's message");
+    assert_eq!(mine.status, OutboxStatus::Pending);
+    let _: OutboxId = mine.id;
+    let _claim_due_is_cross_tenant_by_contract = ();
+}
