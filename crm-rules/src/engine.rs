@@ -381,6 +381,8 @@ pub struct Rule {
     /// Recipients written as string literals in action calls: (text, line, column).
     literal_recipients: Vec<(String, usize, usize)>,
     timers: Vec<TimerTrigger>,
+    /// Whether a failing guard refuses the change (`fn fail_closed() { true }`) instead of letting it through.
+    fail_closed: bool,
     /// The action calls of its entry points, with their conditions (a static look, for `check` and `graph`).
     calls: Vec<crate::scan::Call>,
 }
@@ -701,9 +703,18 @@ fn compile_one(engine: &Engine, s: &RuleSource, limits: Limits) -> Result<Rule, 
     };
     let mut entry_points = BTreeSet::new();
     let mut timers_fn = None;
+    let mut fail_closed_fn = None;
     for f in ast.iter_functions() {
         let name = f.name.to_string();
-        if name == "timers" {
+        if name == "fail_closed" {
+            if !f.params.is_empty() {
+                return Err(err(
+                    Position::NONE,
+                    "`fn fail_closed()` takes no parameters".into(),
+                ));
+            }
+            fail_closed_fn = Some(());
+        } else if name == "timers" {
             if !f.params.is_empty() {
                 return Err(err(
                     Position::NONE,
@@ -776,6 +787,23 @@ fn compile_one(engine: &Engine, s: &RuleSource, limits: Limits) -> Result<Rule, 
             timers.push(t);
         }
     }
+    let mut fail_closed = false;
+    if fail_closed_fn.is_some() {
+        let v = call(engine, &ast, "fail_closed", Vec::new(), limits)
+            .map_err(|e| err(inner_position(&e), describe(&e, limits)))?;
+        fail_closed = v.as_bool().map_err(|t| {
+            err(
+                Position::NONE,
+                format!("`fn fail_closed()` must return true or false, got {t}"),
+            )
+        })?;
+        if fail_closed && !entry_points.iter().any(|e| e.starts_with("guard_")) {
+            return Err(err(
+                Position::NONE,
+                "`fn fail_closed()` is for rules with a guard: add `fn guard_<event>(ev)` or remove it".into(),
+            ));
+        }
+    }
     Ok(Rule {
         name: s.name.clone(),
         file: s.file.clone(),
@@ -784,6 +812,7 @@ fn compile_one(engine: &Engine, s: &RuleSource, limits: Limits) -> Result<Rule, 
         definitions,
         literal_recipients: literal_recipients(&s.code),
         timers,
+        fail_closed,
         calls: scan.calls,
     })
 }
@@ -1017,6 +1046,15 @@ impl RhaiRuleEngine {
             let collected = COLLECT.with(|c| std::mem::take(&mut *c.borrow_mut()));
             let micros = started.elapsed().as_micros() as u64;
             if let Some(message) = failure {
+                // A fail-closed rule whose guard was consulted refuses the change it could not judge.
+                if rule.fail_closed && is_event && points.contains(&guard.as_str()) {
+                    decision.refusal.get_or_insert_with(|| Refusal {
+                        rule: rule.name.clone(),
+                        reason: format!(
+                            "the rule could not decide and refuses when it cannot ({message})"
+                        ),
+                    });
+                }
                 // A failing rule decides nothing: half a decision is worse than none.
                 decision.trace.push(RuleTrace {
                     rule: rule.name.clone(),

@@ -416,3 +416,56 @@ fn deep_nesting_under_the_size_limit_is_stopped_by_the_expression_depth_limit() 
     );
     assert!(err.to_string().contains("deep.rhai"), "{err}");
 }
+
+#[test]
+fn a_fail_closed_guard_that_fails_refuses_the_change_and_an_open_one_lets_it_through() {
+    // `ev.title.len() / 0` fails at run time: the guard cannot judge the change.
+    let failing = |closed: bool| {
+        let declared = if closed {
+            "fn fail_closed() { true }\n"
+        } else {
+            ""
+        };
+        format!("{declared}fn guard_lead_entered(ev) {{ let n = ev.title.len() / 0; }}")
+    };
+    let (t, v) = lead_entered();
+    let closed = engine(&failing(true), Limits::default()).evaluate(&t, &v);
+    let refusal = closed
+        .refusal
+        .expect("a fail-closed guard that fails refuses");
+    assert_eq!(refusal.rule, "bad");
+    assert!(
+        refusal.reason.contains("could not decide"),
+        "{}",
+        refusal.reason
+    );
+    assert_eq!(closed.failures.len(), 1, "the failure is still reported");
+    let open = engine(&failing(false), Limits::default()).evaluate(&t, &v);
+    assert!(
+        open.refusal.is_none(),
+        "a guard fails open unless declared closed"
+    );
+    assert_eq!(open.failures.len(), 1);
+    // Only a rule with a guard may declare it, and it must say true or false.
+    let no_guard = RuleSet::compile(
+        [RuleSource::new(
+            "bad",
+            "fn fail_closed() { true }\nfn on_lead_entered(ev) { }",
+        )],
+        Limits::default(),
+    )
+    .unwrap_err();
+    assert!(
+        no_guard.to_string().contains("rules with a guard"),
+        "{no_guard}"
+    );
+    let not_bool = RuleSet::compile(
+        [RuleSource::new(
+            "bad",
+            "fn fail_closed() { 1 }\nfn guard_lead_entered(ev) { }",
+        )],
+        Limits::default(),
+    )
+    .unwrap_err();
+    assert!(not_bool.to_string().contains("true or false"), "{not_bool}");
+}
