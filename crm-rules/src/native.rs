@@ -113,6 +113,23 @@ impl RuleEngine for NativeScheme {
                         },
                     });
                 }
+                EventKind::LeadLost { reason_name, .. } => {
+                    let reason = reason_name;
+                    d.actions.push(notify(
+                        "lost",
+                        role("telemarketing_lead"),
+                        format!("Win back: {lead_title}"),
+                        format!(
+                            "\"{lead_title}\" was lost ({reason}): plan a win-back call in 90 days."
+                        ),
+                    ));
+                    d.actions.push(notify(
+                        "lost",
+                        role("telemarketing_agent"),
+                        format!("Call list: {lead_title}"),
+                        format!("\"{lead_title}\" joins the win-back call list."),
+                    ));
+                }
                 EventKind::RequestOpened { title, .. }
                     if ev.source == crm_core::actor::Source::Portal =>
                 {
@@ -126,10 +143,29 @@ impl RuleEngine for NativeScheme {
                 _ => {}
             },
             Trigger::Timer(t) => match t.timer {
-                TimerTrigger::LeadIdle { .. } => {
+                TimerTrigger::LeadIdle { days: timer_days } => {
                     if let Some(l) = &views.lead {
                         let days = (t.at - l.updated_at).num_days();
-                        d.actions.push(if l.owner.is_some() {
+                        d.actions.push(if l.owner.is_some() && timer_days >= 7 {
+                            notify(
+                                "no_contact",
+                                Recipient::ManagerOf(Box::new(Recipient::ManagerOf(Box::new(
+                                    Recipient::Owner,
+                                )))),
+                                format!("Still no contact after {days} days: {}", l.title),
+                                format!(
+                                    "\"{}\" has been idle for {days} days; its owner's manager was told at 3 days.",
+                                    l.title
+                                ),
+                            )
+                        } else if l.owner.is_none() && timer_days >= 7 {
+                            notify(
+                                "no_contact",
+                                role("sales_agent"),
+                                format!("Unassigned for a week: {}", l.title),
+                                format!("\"{}\" still has no owner: take it.", l.title),
+                            )
+                        } else if l.owner.is_some() {
                             DecidedAction {
                                 rule: "no_contact".into(),
                                 action: Action::Escalate {
@@ -187,6 +223,7 @@ impl RuleEngine for NativeScheme {
     fn timers(&self) -> Vec<TimerTrigger> {
         vec![
             TimerTrigger::LeadIdle { days: 3 },
+            TimerTrigger::LeadIdle { days: 7 },
             TimerTrigger::RequestOverdue { days: 0 },
             TimerTrigger::RequestOverdue { days: 2 },
         ]

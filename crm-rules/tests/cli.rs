@@ -44,14 +44,14 @@ fn check_and_test_pass_on_the_example_scheme() {
     let dir = dir.to_str().unwrap();
     let (ok, out) = run(&["check", dir]);
     assert!(ok, "{out}");
-    assert!(out.contains("7 rules compile"), "{out}");
+    assert!(out.contains("8 rules compile"), "{out}");
     assert!(
-        out.contains("timers: lead_idle:3, request_overdue:0, request_overdue:2"),
+        out.contains("timers: lead_idle:3, lead_idle:7, request_overdue:0, request_overdue:2"),
         "{out}"
     );
     let (ok, out) = run(&["test", dir]);
     assert!(ok, "{out}");
-    assert!(out.contains("16 passed, 0 failed"), "{out}");
+    assert!(out.contains("19 passed, 0 failed"), "{out}");
 }
 
 #[test]
@@ -87,7 +87,7 @@ fn a_failing_case_shows_the_difference() {
         out.contains("\"people\":[\"mihai\"]") && out.contains("\"people\":[\"elena\"]"),
         "{out}"
     );
-    assert!(out.contains("15 passed, 1 failed"), "{out}");
+    assert!(out.contains("18 passed, 1 failed"), "{out}");
 }
 
 #[test]
@@ -174,7 +174,7 @@ fn graph_shows_conditions_timer_days_subjects_and_refusals_in_plain_words() {
         "{dot}"
     );
     for words in [
-        "when a lead has had no activity for 3 days",
+        "when a lead has had no activity for 3 or 7 days",
         "when a request is 0 or 2 days overdue",
         "notification “Large negotiation: [lead's title]”",
         "if the new stage is “Negotiation” and the lead's expected revenue is set and the lead's expected revenue is at least 50000",
@@ -195,7 +195,7 @@ fn graph_shows_conditions_timer_days_subjects_and_refusals_in_plain_words() {
         "{dot}"
     );
     assert!(
-        dot.contains("\"trigger_lead_idle_3\" -> \"who_manager_owner\""),
+        dot.contains("\"trigger_lead_idle_3_7\" -> \"who_manager_owner\""),
         "{dot}"
     );
     let (ok, mmd) = run(&["graph", dir.to_str().unwrap(), "--mermaid"]);
@@ -225,7 +225,7 @@ fn graph_table_says_who_gets_what_when_per_person() {
     };
     let mihai = section("Mihai Stan (`mihai`) — sales_manager");
     assert!(
-        mihai.contains("| a lead has had no activity for 3 days, if the lead's owner is set | escalation “No contact for [days without activity] days: [title]” | when the lead's owner reports to them (Ana Pop, Dan Ionescu, Sorina Neagu) | no_contact |"),
+        mihai.contains("| a lead has had no activity for 3 or 7 days, if the lead's owner is set and the timer's days is below 7 | escalation “No contact for [days without activity] days: [title]” | when the lead's owner reports to them (Ana Pop, Dan Ionescu, Sorina Neagu) | no_contact |"),
         "{mihai}"
     );
     assert!(mihai.contains("| a lead is entered, if the owner is not set | notification “Unassigned lead: [title]” | as sales_manager | new_lead |"), "{mihai}");
@@ -234,7 +234,7 @@ fn graph_table_says_who_gets_what_when_per_person() {
         "{md}"
     );
     assert!(
-        section("Ana Pop").contains("Nothing, by name or role."),
+        section("Ana Pop").contains("Unassigned for a week: [title]"),
         "{md}"
     );
     assert!(
@@ -399,7 +399,9 @@ fn a_fixture_timer_that_no_rule_declares_fails_its_case() {
     assert!(!ok, "{out}");
     assert!(
         out.contains("no rule declares the timer `lead_idle:5`")
-            && out.contains("declared: lead_idle:3, request_overdue:0, request_overdue:2"),
+            && out.contains(
+                "declared: lead_idle:3, lead_idle:7, request_overdue:0, request_overdue:2"
+            ),
         "{out}"
     );
 }
