@@ -89,6 +89,29 @@ async fn engine_work(crm: &Crm, tenant: TenantId) -> crm::Result<()> {
     Ok(())
 }
 
+/// After the host's ROLLBACK nothing of the engine's or the host's writes remains; after its COMMIT both remain.
+fn assert_outcome(
+    outcome: &str,
+    (pipelines, events, outbox, invoice): (usize, usize, usize, bool),
+    erp: i64,
+) {
+    if outcome == "ROLLBACK" {
+        assert_eq!(
+            (pipelines, events, outbox, invoice, erp),
+            (0, 0, 0, false, 0)
+        );
+    } else {
+        assert_eq!(pipelines, 1);
+        assert!(
+            events >= 3,
+            "the partner, lead and invoice events: {events}"
+        );
+        assert!(outbox >= 1, "the new-lead rule's message");
+        assert!(invoice);
+        assert_eq!(erp, 2);
+    }
+}
+
 /// What the engine holds of `tenant`, read through a fresh store: (pipelines, events, outbox messages, invoice F-1).
 async fn engine_rows(crm: &Crm, tenant: TenantId) -> (usize, usize, usize, bool) {
     let b = crm.backend();
@@ -139,27 +162,12 @@ async fn sqlite_host_rollback_takes_the_engine_writes_with_it_and_commit_keeps_t
             .execute_batch("INSERT INTO erp_invoices VALUES ('F-2-' || hex(randomblob(4)))")
             .unwrap();
         conn.lock().unwrap().execute_batch(outcome).unwrap();
-        let (pipelines, events, outbox, invoice) = engine_rows(&reader, tenant).await;
         let erp: i64 = conn
             .lock()
             .unwrap()
             .query_row("SELECT COUNT(*) FROM erp_invoices", [], |r| r.get(0))
             .unwrap();
-        if outcome == "ROLLBACK" {
-            assert_eq!(
-                (pipelines, events, outbox, invoice, erp),
-                (0, 0, 0, false, 0)
-            );
-        } else {
-            assert_eq!(pipelines, 1);
-            assert!(
-                events >= 3,
-                "the partner, lead and invoice events: {events}"
-            );
-            assert!(outbox >= 1, "the new-lead rule's message");
-            assert!(invoice);
-            assert_eq!(erp, 2);
-        }
+        assert_outcome(outcome, engine_rows(&reader, tenant).await, erp);
     }
 }
 
@@ -225,26 +233,11 @@ async fn postgres_host_rollback_takes_the_engine_writes_with_it_and_commit_keeps
             .await
             .unwrap();
         client.batch_execute(outcome).await.unwrap();
-        let (pipelines, events, outbox, invoice) = engine_rows(&reader, tenant).await;
         let erp: i64 = client
             .query_one("SELECT COUNT(*) FROM erp_invoices", &[])
             .await
             .unwrap()
             .get(0);
-        if outcome == "ROLLBACK" {
-            assert_eq!(
-                (pipelines, events, outbox, invoice, erp),
-                (0, 0, 0, false, 0)
-            );
-        } else {
-            assert_eq!(pipelines, 1);
-            assert!(
-                events >= 3,
-                "the partner, lead and invoice events: {events}"
-            );
-            assert!(outbox >= 1, "the new-lead rule's message");
-            assert!(invoice);
-            assert_eq!(erp, 2);
-        }
+        assert_outcome(outcome, engine_rows(&reader, tenant).await, erp);
     }
 }
