@@ -107,12 +107,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                     NewProduct {
                         code: format!("{cat}-{i}"),
                         name: format!("{cat} item {i}"),
-                        category: Some(category.record().id),
+                        category: Some(category.record().id()),
                     },
                     None,
                 )
                 .await?;
-            products.push((p.record().id, price, cost));
+            products.push((p.record().id(), price, cost));
         }
     }
 
@@ -187,7 +187,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 invoices += 1;
                 let number = format!("F-{invoices:05}");
                 let currency = if dice.chance(10) { "EUR" } else { "RON" };
-                let inv = NewDocument::invoice(&number, c.id, issue, currency, lines.clone())
+                let inv = NewDocument::invoice(&number, c.id(), issue, currency, lines.clone())
                     .due(issue + Duration::days(30));
                 shop.record_document(&ctx, inv).await?;
                 // A third of the customers pay, mostly in full, a few weeks later.
@@ -198,14 +198,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                         .await?
                         .ok_or("just recorded")?;
                     let paid = if dice.chance(85) {
-                        doc.total
+                        doc.total()
                     } else {
-                        (doc.total / Decimal::from(2)).round_dp(2)
+                        (doc.total() / Decimal::from(2)).round_dp(2)
                     };
                     payments += 1;
                     let mut pay = NewDocument::payment(
                         &format!("P-{payments:05}"),
-                        c.id,
+                        c.id(),
                         issue + Duration::days(10 + dice.below(40) as i64),
                         currency,
                         PaymentDirection::Received,
@@ -221,7 +221,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                     credit_notes += 1;
                     let mut cn = NewDocument::credit_note(
                         &format!("C-{credit_notes:05}"),
-                        c.id,
+                        c.id(),
                         issue + Duration::days(3),
                         currency,
                         vec![lines[0].clone()],
@@ -280,7 +280,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .await?;
     shop.add_campaign_cost(
         &ctx,
-        campaign.id,
+        campaign.id(),
         d(2026, 1, 5),
         Money::parse("4500", "RON")?,
         Some("call centre, January"),
@@ -288,18 +288,18 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     .await?;
     shop.add_campaign_cost(
         &ctx,
-        campaign.id,
+        campaign.id(),
         d(2026, 2, 2),
         Money::parse("300", "EUR")?,
         Some("lead list clean-up"),
     )
     .await?;
     let launch = shop
-        .launch_campaign(&ctx, campaign.id, campaign.version)
+        .launch_campaign(&ctx, campaign.id(), campaign.version())
         .await?;
     println!(
         "launched `{}` on {} lapsed customers, {} calls over {} agents",
-        campaign.name,
+        campaign.name(),
         launch.targets.len(),
         launch.calls.len(),
         agents.len()
@@ -307,7 +307,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let mut follow_ups = 0;
     for call in &launch.calls {
-        let agent = Context::user(tenant, call.assignee);
+        let agent = Context::user(tenant, call.assignee());
         let roll = dice.below(100);
         let outcome = match roll {
             0..=34 => CallOutcome::Interested,
@@ -318,10 +318,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             },
             _ => CallOutcome::NoAnswer,
         };
-        let r = shop.record_call_outcome(&agent, call.id, outcome).await?;
+        let r = shop.record_call_outcome(&agent, call.id(), outcome).await?;
         if let Some(lead) = r.lead {
             if dice.chance(70) {
-                crm.transition(&ctx, lead.id, lead.version, LeadCommand::Win)
+                crm.transition(&ctx, lead.id(), lead.version(), LeadCommand::Win)
                     .await?;
                 for k in 0..1 + dice.below(3) {
                     follow_ups += 1;
@@ -331,18 +331,18 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                     let issue = d(2026, 1 + k as u32, 10 + dice.below(15) as u32);
                     let inv = NewDocument::invoice(
                         &format!("F-26-{follow_ups:04}"),
-                        lead.partner,
+                        lead.partner(),
                         issue,
                         "RON",
                         vec![l.clone()],
                     )
-                    .with_campaign(campaign.id)
+                    .with_campaign(campaign.id())
                     .due(issue + Duration::days(30));
                     shop.record_document(&ctx, inv).await?;
                     if follow_ups % 9 == 0 {
                         let mut cn = NewDocument::credit_note(
                             &format!("C-26-{follow_ups:04}"),
-                            lead.partner,
+                            lead.partner(),
                             issue + Duration::days(5),
                             "RON",
                             vec![NewLine {
@@ -364,7 +364,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
 
     // ------------------------------------------------------------------ reports
-    let report = shop.campaign_report(tenant, campaign.id, None).await?;
+    let report = shop.campaign_report(tenant, campaign.id(), None).await?;
     println!("\nCampaign report: {} ({})", report.name, report.currency);
     println!("  targets {:>6}   reached {:>5}   interested {:>4}   leads {:>4}   won {:>4}   invoiced customers {:>4}",
         report.targets, report.reached, report.interested, report.leads, report.won, report.invoiced_customers);
@@ -390,7 +390,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         })
         .collect();
     println!("  funnel: {}", steps.join(" → "));
-    for p in shop.progress(tenant, campaign.id).await? {
+    for p in shop.progress(tenant, campaign.id()).await? {
         println!(
             "  {:<38} {:>3} calls, {:>3} done, {:>3} remaining",
             p.agent
@@ -489,8 +489,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         top_time.as_secs_f64() * 1e3
     );
     for c in &customers[..3] {
-        let open = shop.open_items(tenant, c.id, None).await?;
-        let balances = shop.balances(tenant, c.id, None).await?;
+        let open = shop.open_items(tenant, c.id(), None).await?;
+        let balances = shop.balances(tenant, c.id(), None).await?;
         let b: Vec<String> = balances
             .iter()
             .map(|b| {
@@ -502,7 +502,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             .collect();
         println!(
             "{}: {} open items (oldest {} days overdue); {}",
-            c.name,
+            c.name(),
             open.len(),
             open.iter().map(|i| i.days_overdue).max().unwrap_or(0),
             b.join("; ")
@@ -512,7 +512,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("{invoice}");
 
     // ------------------------------------------------------------------ files
-    let funnel = crm.funnel(tenant, pipeline.id, None).await?;
+    let funnel = crm.funnel(tenant, pipeline.id(), None).await?;
     let files = [
         (
             "profit_top10.svg",
@@ -593,7 +593,7 @@ async fn scale(
         .record()
         .clone();
         cs.push(CommerceWrite::InsertProduct(p.clone()).into());
-        products.insert(p.id, p);
+        products.insert(p.id(), p);
     }
     Store::ingest(store.as_ref(), tenant, cs).await?;
     let ids: Vec<_> = products.keys().copied().collect();
@@ -621,12 +621,12 @@ async fn scale(
             campaign_exists: false,
             settled: &empty,
         };
-        let doc = NewDocument::invoice(&format!("S-{k:08}"), partner.id, issue, "RON", lines)
+        let doc = NewDocument::invoice(&format!("S-{k:08}"), partner.id(), issue, "RON", lines)
             .record(tenant, facts, now)?
             .record()
             .clone();
         cs.push(CommerceWrite::InsertDocument(doc).into());
-        if cs.writes.len() == 20_000 {
+        if cs.writes().len() == 20_000 {
             Store::ingest(store.as_ref(), tenant, std::mem::take(&mut cs)).await?;
         }
     }
@@ -728,9 +728,9 @@ async fn store_check(
         .ok_or("F-00001 is recorded")?;
     Ok(format!(
         "F-00001: version {}, {} lines, converted at {} {}",
-        first.version,
-        first.lines.len(),
-        first.rate.rate,
-        first.rate.reporting
+        first.version(),
+        first.lines().len(),
+        first.rate().rate,
+        first.rate().reporting
     ))
 }

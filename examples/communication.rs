@@ -59,7 +59,7 @@ async fn main() -> crm::Result<()> {
     let solar = leads
         .enter_lead(
             &ctx,
-            NewLead::new(LeadPartner::Existing { id: customer.id }, "Solar roof")
+            NewLead::new(LeadPartner::Existing { id: customer.id() }, "Solar roof")
                 .with_revenue(Money::parse("80000", "EUR")?)
                 .with_owner(ana),
         )
@@ -68,15 +68,16 @@ async fn main() -> crm::Result<()> {
     let mystery = leads
         .enter_lead(
             &ctx,
-            NewLead::new(LeadPartner::Existing { id: customer.id }, "Mystery roof").with_owner(ana),
+            NewLead::new(LeadPartner::Existing { id: customer.id() }, "Mystery roof")
+                .with_owner(ana),
         )
         .await?
         .record;
     match leads
         .transition(
             &ctx,
-            mystery.id,
-            mystery.version,
+            mystery.id(),
+            mystery.version(),
             LeadCommand::MoveTo {
                 stage: stage("Negotiation"),
             },
@@ -91,15 +92,15 @@ async fn main() -> crm::Result<()> {
         lead = leads
             .transition(
                 &ctx,
-                lead.id,
-                lead.version,
+                lead.id(),
+                lead.version(),
                 LeadCommand::MoveTo { stage: stage(s) },
             )
             .await?
             .record;
     }
     leads
-        .transition(&ctx, lead.id, lead.version, LeadCommand::Win)
+        .transition(&ctx, lead.id(), lead.version(), LeadCommand::Win)
         .await?;
 
     println!("Four days pass; the scheduler ticks.");
@@ -142,10 +143,11 @@ async fn main() -> crm::Result<()> {
             println!("  {:<14} [{}] {}", u.name, i.rule, i.subject);
         }
     }
-    for r in leads.requests_of_lead(tenant, lead.id).await? {
+    for r in leads.requests_of_lead(tenant, lead.id()).await? {
         println!(
             "Request opened by the rules: \"{}\" for {}",
-            r.title, r.assignee
+            r.title(),
+            r.assignee()
         );
     }
     Ok(())

@@ -63,7 +63,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let day = NaiveDate::from_ymd_opt(2026, 12, 1).ok_or("a date")?;
     let lines = || {
         vec![NewLine::new(
-            product.id,
+            product.id(),
             Decimal::ONE,
             Decimal::new(84_000, 0),
             Decimal::new(61_000, 0),
@@ -81,7 +81,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         crm.commerce()
             .record_document(
                 &ctx,
-                NewDocument::invoice(number, customer.id, day, "EUR", lines()),
+                NewDocument::invoice(number, customer.id(), day, "EUR", lines()),
             )
             .await?;
         conn.lock().map_err(|_| "lock")?.execute_batch(outcome)?;
@@ -100,10 +100,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         );
     }
     let events = crm.backend().events_since(tenant, 0, 100).await?.len();
-    let partner = crm.backend().partner(tenant, customer.id).await?;
+    let partner = crm.backend().partner(tenant, customer.id()).await?;
     println!(
         "the engine's activity log holds {events} events for {} (none from the rolled-back invoice)",
-        partner.name
+        partner.name()
     );
     Ok(())
 }

@@ -82,7 +82,7 @@ async fn main() -> crm::Result<()> {
     let l1 = leads
         .enter_lead(
             &ctx,
-            NewLead::for_partner(mobila.id, "CNC machines for the new hall")
+            NewLead::for_partner(mobila.id(), "CNC machines for the new hall")
                 .with_revenue(eur("84000")?)
                 .with_owner(ana),
         )
@@ -91,7 +91,7 @@ async fn main() -> crm::Result<()> {
     let l2 = leads
         .enter_lead(
             &ctx,
-            NewLead::for_partner(transilvania.id, "Fleet telematics")
+            NewLead::for_partner(transilvania.id(), "Fleet telematics")
                 .with_revenue(eur("23500")?)
                 .with_owner(ana),
         )
@@ -122,8 +122,8 @@ async fn main() -> crm::Result<()> {
     if let Err(e) = leads
         .transition(
             &ctx,
-            l3.id,
-            l3.version,
+            l3.id(),
+            l3.version(),
             LeadCommand::MoveTo {
                 stage: stage("Negotiation"),
             },
@@ -139,8 +139,8 @@ async fn main() -> crm::Result<()> {
         lead = leads
             .transition(
                 &ctx,
-                lead.id,
-                lead.version,
+                lead.id(),
+                lead.version(),
                 LeadCommand::MoveTo { stage: stage(s) },
             )
             .await?
@@ -149,7 +149,7 @@ async fn main() -> crm::Result<()> {
     leads
         .comment(
             &ctx,
-            CommentTarget::Lead(lead.id),
+            CommentTarget::Lead(lead.id()),
             "Visited the site; they need 3 machines by June.",
         )
         .await?;
@@ -157,7 +157,7 @@ async fn main() -> crm::Result<()> {
     let quote = leads
         .open_request(
             &ctx,
-            NewRequest::on_lead(lead.id, "Prepare the quotation", ana)
+            NewRequest::on_lead(lead.id(), "Prepare the quotation", ana)
                 .of_kind("quotation")
                 .due(due),
         )
@@ -166,8 +166,8 @@ async fn main() -> crm::Result<()> {
     leads
         .change_request(
             &ctx,
-            quote.id,
-            quote.version,
+            quote.id(),
+            quote.version(),
             RequestCommand::SetStatus {
                 status: RequestStatus::Done,
             },
@@ -176,8 +176,8 @@ async fn main() -> crm::Result<()> {
     lead = leads
         .transition(
             &ctx,
-            lead.id,
-            lead.version,
+            lead.id(),
+            lead.version(),
             LeadCommand::MoveTo {
                 stage: stage("Negotiation"),
             },
@@ -185,13 +185,13 @@ async fn main() -> crm::Result<()> {
         .await?
         .record;
     lead = leads
-        .transition(&ctx, lead.id, lead.version, LeadCommand::Win)
+        .transition(&ctx, lead.id(), lead.version(), LeadCommand::Win)
         .await?
         .record;
     println!(
         "won: {} ({})",
-        lead.title,
-        lead.expected_revenue
+        lead.title(),
+        lead.expected_revenue()
             .map(|m| m.to_string())
             .unwrap_or_default()
     );
@@ -201,23 +201,23 @@ async fn main() -> crm::Result<()> {
     let lost = leads
         .transition(
             &ctx,
-            l2.id,
-            l2.version,
+            l2.id(),
+            l2.version(),
             LeadCommand::Lose {
-                reason: Some(reasons[0].id),
+                reason: Some(reasons[0].id()),
                 competitor: Some("CargoTrack".into()),
                 note: None,
             },
         )
         .await?
         .record;
-    println!("lost: {} ({})", lost.title, reasons[0].name);
-    let l3 = leads.lead(tenant, l3.id).await?;
+    println!("lost: {} ({})", lost.title(), reasons[0].name());
+    let l3 = leads.lead(tenant, l3.id()).await?;
     leads
         .transition(
             &ctx,
-            l3.id,
-            l3.version,
+            l3.id(),
+            l3.version(),
             LeadCommand::MoveTo {
                 stage: stage("Contact"),
             },
@@ -226,7 +226,7 @@ async fn main() -> crm::Result<()> {
 
     // The board.
     println!("\nPipeline board");
-    for c in leads.board(tenant, pipeline.id).await?.columns {
+    for c in leads.board(tenant, pipeline.id()).await?.columns {
         let totals: Vec<String> = c
             .totals
             .iter()
@@ -241,9 +241,9 @@ async fn main() -> crm::Result<()> {
     }
 
     // One lead's timeline, newest first.
-    println!("\nTimeline of `{}`", lead.title);
+    println!("\nTimeline of `{}`", lead.title());
     for e in leads
-        .timeline(tenant, TimelineOf::Lead(lead.id), &PageRequest::first(50))
+        .timeline(tenant, TimelineOf::Lead(lead.id()), &PageRequest::first(50))
         .await?
         .items
     {

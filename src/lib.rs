@@ -31,8 +31,8 @@
 //!         .with_revenue(Money::parse("12000", "EUR")?))
 //!     .await?
 //!     .record;
-//! let won = crm.leads().transition(&ctx, lead.id, lead.version, LeadCommand::Win).await?.record;
-//! assert_eq!(won.probability, 100);
+//! let won = crm.leads().transition(&ctx, lead.id(), lead.version(), LeadCommand::Win).await?.record;
+//! assert_eq!(won.probability(), 100);
 //! # Ok(()) }
 //! ```
 
@@ -129,8 +129,8 @@ impl Crm {
     /// let pipeline = crm.leads().setup_tenant(&ctx).await?;
     /// let partner = LeadPartner::New { partner: NewPartner::company("Acme SRL") };
     /// let lead = crm.leads().enter_lead(&ctx, NewLead::new(partner, "Forklifts")).await?.record;
-    /// assert_eq!(lead.stage, pipeline.stages[0].id);
-    /// assert_eq!(crm.leads().lead(ctx.tenant, lead.id).await?, lead);
+    /// assert_eq!(lead.stage(), pipeline.stages()[0].id);
+    /// assert_eq!(crm.leads().lead(ctx.tenant, lead.id()).await?, lead);
     /// # Ok(()) }
     /// ```
     pub fn leads(&self) -> &LeadService {
@@ -156,14 +156,14 @@ impl Crm {
     /// use rust_decimal::Decimal;
     /// let acme = crm.leads().create_partner(&ctx, NewPartner::company("Acme SRL")).await?.record;
     /// let drill = NewProduct { code: "P-1".into(), name: "Drill".into(), category: None };
-    /// let drill = crm.commerce().record_product(&ctx, drill, None).await?.record().id;
+    /// let drill = crm.commerce().record_product(&ctx, drill, None).await?.record().id();
     /// let on = NaiveDate::from_ymd_opt(2026, 3, 2).unwrap();
     /// crm.commerce().record_rate(&ctx, "RON", "EUR", on, Decimal::new(2, 1)).await?; // 1 RON = 0.2 EUR
     /// let line = NewLine::new(drill, Decimal::from(2), Decimal::from(500), Decimal::from(300)); // 2 × 500 RON
-    /// let invoice = NewDocument::invoice("INV-1", acme.id, on, "RON", vec![line]).due(on + Duration::days(30));
+    /// let invoice = NewDocument::invoice("INV-1", acme.id(), on, "RON", vec![line]).due(on + Duration::days(30));
     /// assert!(crm.commerce().record_document(&ctx, invoice.clone()).await?.recorded.changed());
     /// assert!(!crm.commerce().record_document(&ctx, invoice).await?.recorded.changed()); // the same again: a no-op
-    /// let balances = crm.commerce().balances(ctx.tenant, acme.id, Some(on)).await?;
+    /// let balances = crm.commerce().balances(ctx.tenant, acme.id(), Some(on)).await?;
     /// assert_eq!((balances[0].currency.code(), balances[0].receivable), ("RON", Decimal::from(1000)));
     /// # Ok(()) }
     /// ```
@@ -189,13 +189,13 @@ impl Crm {
     ///     owner: agent, agents: vec![agent], script: None, budget: None,
     ///     criteria: Some(Criteria::Role { role: PartnerRole::Customer }),
     /// }).await?;
-    /// let launch = crm.commerce().launch_campaign(&ctx, campaign.id, campaign.version).await?;
+    /// let launch = crm.commerce().launch_campaign(&ctx, campaign.id(), campaign.version()).await?;
     /// assert_eq!(launch.calls.len(), 1); // one call to each customer, for the agent
-    /// let called = crm.commerce().record_call_outcome(&ctx, launch.calls[0].id, CallOutcome::Interested).await?;
+    /// let called = crm.commerce().record_call_outcome(&ctx, launch.calls[0].id(), CallOutcome::Interested).await?;
     /// assert!(called.lead.is_some());
-    /// let report = crm.commerce().campaign_report(ctx.tenant, campaign.id, None).await?;
+    /// let report = crm.commerce().campaign_report(ctx.tenant, campaign.id(), None).await?;
     /// assert_eq!((report.targets, report.interested, report.leads), (1, 1, 1));
-    /// crm.commerce().close_campaign(&ctx, campaign.id, launch.campaign.version).await?;
+    /// crm.commerce().close_campaign(&ctx, campaign.id(), launch.campaign.version()).await?;
     /// # Ok(()) }
     /// ```
     pub fn commerce(&self) -> &CommerceService {
@@ -371,8 +371,8 @@ impl Crm {
     /// # let lead = crm.leads().enter_lead(&ctx, NewLead::new(partner, "Forklifts").with_owner(ana)).await?.record;
     /// let report = crm.dispatcher(Arc::new(crm.task_notifier())).drain(100).await?;
     /// assert_eq!(report.delivered, 1);
-    /// let requests = crm.leads().requests_of_lead(tenant, lead.id).await?;
-    /// assert_eq!((requests[0].title.as_str(), requests[0].assignee), ("Call the new lead", ana));
+    /// let requests = crm.leads().requests_of_lead(tenant, lead.id()).await?;
+    /// assert_eq!((requests[0].title(), requests[0].assignee()), ("Call the new lead", ana));
     /// # Ok(()) }
     /// ```
     pub fn task_notifier(&self) -> TaskNotifier {
@@ -443,7 +443,7 @@ impl Crm {
             limit,
         )
         .await?;
-        if !report.changes.writes.is_empty() {
+        if !report.changes.writes().is_empty() {
             store.commit(tenant, report.changes.clone()).await?;
         }
         Ok(report)
@@ -562,7 +562,7 @@ impl CrmBuilder {
     /// let crm = Crm::builder().backend(store.clone()).build().await?;
     /// let pipeline = crm.leads().setup_tenant(&ctx).await?;
     /// use crm::StoreExt;
-    /// assert_eq!(store.pipeline(ctx.tenant, pipeline.id).await?, pipeline); // the host's handle sees it
+    /// assert_eq!(store.pipeline(ctx.tenant, pipeline.id()).await?, pipeline); // the host's handle sees it
     /// # Ok(()) }
     /// ```
     pub fn backend(mut self, backend: Arc<dyn Backend>) -> Self {
@@ -585,7 +585,7 @@ impl CrmBuilder {
     /// let at = Utc.with_ymd_and_hms(2026, 3, 2, 9, 0, 0).unwrap();
     /// let crm = Crm::builder().sqlite_in_memory().clock(Arc::new(FixedClock::new(at))).build().await?;
     /// let acme = crm.leads().create_partner(&ctx, NewPartner::company("Acme SRL")).await?.record;
-    /// assert_eq!(acme.created_at, at);
+    /// assert_eq!(acme.created_at(), at);
     /// # Ok(()) }
     /// ```
     pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
@@ -820,3 +820,8 @@ impl CrmBuilder {
         })
     }
 }
+
+/// The README's embedding example, compiled as a doctest so it cannot drift from the API.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

@@ -27,11 +27,15 @@ impl CommitHook for Recorder {
         changes: &mut ChangeSet,
         loaded: &Loaded,
     ) -> crm::Result<()> {
-        let names = loaded.partners.iter().map(|p| p.name.clone()).collect();
+        let names = loaded
+            .partners
+            .iter()
+            .map(|p| p.name().to_owned())
+            .collect();
         self.seen
             .lock()
             .unwrap()
-            .push((changes.writes.len(), names));
+            .push((changes.writes().len(), names));
         if self.refuse_wins && changes.events().any(|e| e.kind.name() == "lead_won") {
             return Err(Error::invalid("lead", "refused by the test hook"));
         }
@@ -60,7 +64,7 @@ async fn hooks_get_the_loaded_partner_and_can_refuse() {
         .unwrap()
         .record;
     let lead = crm
-        .enter_lead(&ctx, NewLead::for_partner(p.id, "Deal"))
+        .enter_lead(&ctx, NewLead::for_partner(p.id(), "Deal"))
         .await
         .unwrap()
         .record;
@@ -74,25 +78,25 @@ async fn hooks_get_the_loaded_partner_and_can_refuse() {
     let before = crm
         .timeline(
             ctx.tenant,
-            TimelineOf::Lead(lead.id),
+            TimelineOf::Lead(lead.id()),
             &PageRequest::default(),
         )
         .await
         .unwrap();
     let e = crm
-        .transition(&ctx, lead.id, lead.version, LeadCommand::Win)
+        .transition(&ctx, lead.id(), lead.version(), LeadCommand::Win)
         .await
         .unwrap_err();
     assert_eq!(e.field(), Some("lead"));
     assert_eq!(
-        crm.lead(ctx.tenant, lead.id).await.unwrap(),
+        crm.lead(ctx.tenant, lead.id()).await.unwrap(),
         lead,
         "a refused change writes nothing"
     );
     let after = crm
         .timeline(
             ctx.tenant,
-            TimelineOf::Lead(lead.id),
+            TimelineOf::Lead(lead.id()),
             &PageRequest::default(),
         )
         .await

@@ -44,7 +44,7 @@ async fn engine_work(crm: &Crm, tenant: TenantId) -> crm::Result<()> {
         .leads()
         .enter_lead(
             &ctx,
-            NewLead::for_partner(partner.id, "Forklifts").with_owner(Org::user_id("ana")),
+            NewLead::for_partner(partner.id(), "Forklifts").with_owner(Org::user_id("ana")),
         )
         .await?
         .record;
@@ -53,8 +53,8 @@ async fn engine_work(crm: &Crm, tenant: TenantId) -> crm::Result<()> {
         .leads()
         .transition(
             &ctx,
-            lead.id,
-            lead.version,
+            lead.id(),
+            lead.version(),
             LeadCommand::MoveTo { stage: negotiation },
         )
         .await;
@@ -75,7 +75,7 @@ async fn engine_work(crm: &Crm, tenant: TenantId) -> crm::Result<()> {
         .clone();
     let day = NaiveDate::from_ymd_opt(2026, 11, 30).expect("a date");
     let line = NewLine::new(
-        product.id,
+        product.id(),
         Decimal::ONE,
         Decimal::new(1000, 0),
         Decimal::new(600, 0),
@@ -83,7 +83,7 @@ async fn engine_work(crm: &Crm, tenant: TenantId) -> crm::Result<()> {
     crm.commerce()
         .record_document(
             &ctx,
-            NewDocument::invoice("F-1", partner.id, day, "EUR", vec![line]),
+            NewDocument::invoice("F-1", partner.id(), day, "EUR", vec![line]),
         )
         .await?;
     Ok(())

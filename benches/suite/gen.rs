@@ -30,7 +30,9 @@ use crm_core::time::Timestamp;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rust_decimal::Decimal;
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::path::Path;
 use uuid::Uuid;
@@ -280,17 +282,29 @@ impl World {
         let seed = mix(seed ^ n.wrapping_mul(0xA24B_AED4_963E_E407));
         let at = epoch() - Duration::days(30);
         let tenant = TenantId::from_uuid(v7(seed, Kind::Tenant, n, at));
-        let mut pipeline = NewPipeline::seed_default()
+        let pipeline = NewPipeline::seed_default()
             .build(tenant, at)
             .expect("seed pipeline is valid");
-        pipeline.id = PipelineId::from_uuid(v7(seed, Kind::Pipeline, 0, at));
-        for (i, s) in pipeline.stages.iter_mut().enumerate() {
-            s.id = StageId::from_uuid(v7(seed, Kind::Stage, i as u64, at));
-        }
-        let mut reasons = LostReason::seed_defaults(tenant);
-        for (i, r) in reasons.iter_mut().enumerate() {
-            r.id = LostReasonId::from_uuid(v7(seed, Kind::Reason, i as u64, at));
-        }
+        let pipeline = restamp(&pipeline, |v| {
+            v["id"] = json!(PipelineId::from_uuid(v7(seed, Kind::Pipeline, 0, at)));
+            for (i, s) in array(&mut v["stages"]).iter_mut().enumerate() {
+                s["id"] = json!(StageId::from_uuid(v7(seed, Kind::Stage, i as u64, at)));
+            }
+        });
+        let reasons = LostReason::seed_defaults(tenant)
+            .iter()
+            .enumerate()
+            .map(|(i, r)| {
+                restamp(r, |v| {
+                    v["id"] = json!(LostReasonId::from_uuid(v7(
+                        seed,
+                        Kind::Reason,
+                        i as u64,
+                        at
+                    )));
+                })
+            })
+            .collect();
         let users = (0..USERS)
             .map(|i| UserId::from_uuid(v7(seed, Kind::User, i, at)))
             .collect();
@@ -346,37 +360,43 @@ impl World {
                 None,
             );
         }
-        let mut p = np
+        let p = np
             .build(self.tenant, self.partner_created(i))
             .expect("generated partner is valid");
-        p.id = self.partner_id(i);
-        for (k, c) in p.contacts.iter_mut().enumerate() {
-            c.id =
-                ContactId::from_uuid(v7(self.seed, Kind::Contact, i * 4 + k as u64, p.created_at));
-        }
-        p
+        let created = p.created_at();
+        restamp(&p, |v| {
+            v["id"] = json!(self.partner_id(i));
+            for (k, c) in array(&mut v["contacts"]).iter_mut().enumerate() {
+                c["id"] = json!(ContactId::from_uuid(v7(
+                    self.seed,
+                    Kind::Contact,
+                    i * 4 + k as u64,
+                    created
+                )));
+            }
+        })
     }
 
     /// The writes of partner `i` (the partner with its keys, and its creation event).
     pub fn partner_writes(&self, i: u64, out: &mut Vec<Write>) {
         let p = self.partner(i);
-        let ctx = Context::user(self.tenant, p.owner.unwrap_or(self.users[0]));
+        let ctx = Context::user(self.tenant, p.owner().unwrap_or(self.users[0]));
         let mut e = DomainEvent::new(
             &ctx,
-            p.created_at,
+            p.created_at(),
             crm_core::event::Subject {
-                partner: Some(p.id),
+                partner: Some(p.id()),
                 ..Default::default()
             },
             EventKind::PartnerCreated {
-                name: p.name.clone(),
+                name: p.name().to_owned(),
             },
         );
         e.id = crm_core::id::EventId::from_uuid(v7(
             self.seed,
             Kind::Event,
             u64::MAX - i,
-            p.created_at,
+            p.created_at(),
         ));
         out.push(Write::InsertPartner {
             keys: dedupe::keys_of(&p),
@@ -440,10 +460,12 @@ impl World {
         let (partner, nl) = self.new_lead(rng, i);
         let owner = nl.owner.unwrap_or(self.users[0]);
         let ctx = Context::user(self.tenant, owner);
-        let (mut lead, kind) = nl
+        let (lead, kind) = nl
             .build(self.tenant, partner, &self.pipeline, at)
             .expect("generated lead is valid");
-        lead.id = LeadId::from_uuid(v7(self.seed, Kind::Lead, i, at));
+        let mut lead = restamp(&lead, |v| {
+            v["id"] = json!(LeadId::from_uuid(v7(self.seed, Kind::Lead, i, at)));
+        });
         let mut ev = 0u64;
         let event = |lead: &Lead, at: Timestamp, kind: EventKind, ev: &mut u64| {
             let mut e = DomainEvent::new(&ctx, at, lead_subject(lead), kind);
@@ -458,10 +480,10 @@ impl World {
         ];
         writes.push(Write::AppendStageHistory(StageHistoryEntry {
             tenant: self.tenant,
-            lead: lead.id,
-            pipeline: self.pipeline.id,
+            lead: lead.id(),
+            pipeline: self.pipeline.id(),
             from: None,
-            to: lead.stage,
+            to: lead.stage(),
             status: StatusKind::Open,
             at,
             actor: ctx.actor.clone(),
@@ -472,7 +494,7 @@ impl World {
         };
         let open: Vec<StageId> = self
             .pipeline
-            .stages
+            .stages()
             .iter()
             .filter(|s| s.kind == crm_core::pipeline::StageKind::Open)
             .map(|s| s.id)
@@ -502,14 +524,13 @@ impl World {
         match rng.random_range(0..100) {
             0..=19 => cmds.push(LeadCommand::Win),
             20..=34 => cmds.push(LeadCommand::Lose {
-                reason: Some(self.reasons[rng.random_range(0..self.reasons.len())].id),
+                reason: Some(self.reasons[rng.random_range(0..self.reasons.len())].id()),
                 competitor: None,
                 note: None,
             }),
             _ => {}
         }
         let mut now = at;
-        let mut stored_version = lead.version;
         for cmd in cmds {
             now += Duration::minutes(rng.random_range(30..(60 * 24 * 20)));
             let t = lead::apply(&lead, cmd, &self.pipeline, facts, now)
@@ -520,25 +541,23 @@ impl World {
             if t.moved {
                 writes.push(Write::AppendStageHistory(StageHistoryEntry {
                     tenant: self.tenant,
-                    lead: lead.id,
-                    pipeline: self.pipeline.id,
-                    from: Some(lead.stage),
-                    to: t.lead.stage,
-                    status: t.lead.status.kind(),
+                    lead: lead.id(),
+                    pipeline: self.pipeline.id(),
+                    from: Some(lead.stage()),
+                    to: t.lead.stage(),
+                    status: t.lead.status().kind(),
                     at: now,
                     actor: ctx.actor.clone(),
                 }));
             }
             lead = t.lead;
-            stored_version = lead.version;
         }
         // Ingest takes inserts only: store the lead in its final state (its history is in the events).
         if let Write::InsertLead(l) = &mut writes[0] {
             *l = lead.clone();
-            l.version = stored_version;
         }
         out.extend(writes);
-        lead.id
+        lead.id()
     }
 }
 
@@ -571,7 +590,7 @@ impl World {
         let at = self.commerce_at();
         let mut writes = Vec::new();
         for i in 0..CATEGORIES {
-            let mut c: Category = NewCategory {
+            let c: Category = NewCategory {
                 code: format!("CAT-{i:02}"),
                 name: format!("Category {i}"),
             }
@@ -579,14 +598,14 @@ impl World {
             .expect("generated category is valid")
             .record()
             .clone();
-            c.id = self.category_id(i);
+            let c = restamp(&c, |v| v["id"] = json!(self.category_id(i)));
             writes.push(Write::Commerce(
                 crm_core::commerce::CommerceWrite::InsertCategory(c),
             ));
         }
         let mut products = BTreeMap::new();
         for i in 0..PRODUCTS {
-            let mut p: Product = NewProduct {
+            let p: Product = NewProduct {
                 code: format!("SKU-{i:04}"),
                 name: format!("Product {i}"),
                 category: Some(self.category_id(i % CATEGORIES)),
@@ -595,15 +614,15 @@ impl World {
             .expect("generated product is valid")
             .record()
             .clone();
-            p.id = self.product_id(i);
-            products.insert(p.id, p.clone());
+            let p = restamp(&p, |v| v["id"] = json!(self.product_id(i)));
+            products.insert(p.id(), p.clone());
             writes.push(Write::Commerce(
                 crm_core::commerce::CommerceWrite::InsertProduct(p),
             ));
         }
         let mut campaigns = Vec::new();
         for i in 0..CAMPAIGNS {
-            let (mut c, _): (Campaign, _) = NewCampaign {
+            let (c, _): (Campaign, _) = NewCampaign {
                 name: format!("Campaign {i}"),
                 channel: Channel::Email,
                 period: Period::new(
@@ -619,8 +638,8 @@ impl World {
             }
             .build(self.tenant, at)
             .expect("generated campaign is valid");
-            c.id = self.campaign_id(i);
-            campaigns.push(c.id);
+            let c = restamp(&c, |v| v["id"] = json!(self.campaign_id(i)));
+            campaigns.push(c.id());
             writes.push(Write::Commerce(
                 crm_core::commerce::CommerceWrite::InsertCampaign(c),
             ));
@@ -660,7 +679,7 @@ impl World {
                 l
             })
             .collect();
-        let mut nd = NewDocument::invoice(&format!("INV-{k:09}"), partner.id, day, "EUR", lines);
+        let mut nd = NewDocument::invoice(&format!("INV-{k:09}"), partner.id(), day, "EUR", lines);
         let campaign =
             (rng.random_range(0..5) == 0).then(|| campaigns[rng.random_range(0..campaigns.len())]);
         nd.campaign = campaign;
@@ -679,22 +698,26 @@ impl World {
                 campaign_exists: nd.campaign.is_some(),
                 settled,
             };
-            let mut d = nd
+            let d = nd
                 .record(self.tenant, facts, at)
-                .expect("generated document is valid")
-                .record()
-                .clone();
-            d.id = DocumentId::from_uuid(v7(self.seed, Kind::Document, idx, at));
-            d
+                .expect("generated document is valid");
+            restamp(d.record(), |v| {
+                v["id"] = json!(DocumentId::from_uuid(v7(
+                    self.seed,
+                    Kind::Document,
+                    idx,
+                    at
+                )));
+            })
         };
         let inv = record(nd, None, &empty, k * 4);
         let mut written = (n, 0, 0);
         let mut follow = Vec::new();
         if rng.random_range(0..20) == 0 {
-            let l = &inv.lines[0];
+            let l = &inv.lines()[0];
             let mut cn = NewDocument::credit_note(
                 &format!("CN-{k:09}"),
-                partner.id,
+                partner.id(),
                 day + Duration::days(7),
                 "EUR",
                 vec![NewLine::new(
@@ -704,8 +727,8 @@ impl World {
                     l.unit_cost,
                 )],
             );
-            cn.corrects = Some(inv.number.clone());
-            cn.campaign = inv.campaign;
+            cn.corrects = Some(inv.number().to_owned());
+            cn.campaign = inv.campaign();
             follow.push(record(cn, Some(&inv), &empty, k * 4 + 1));
             written.0 += 1;
             written.1 += 1;
@@ -713,17 +736,17 @@ impl World {
         if rng.random_range(0..10) < 3 {
             let mut pay = NewDocument::payment(
                 &format!("PAY-{k:09}"),
-                partner.id,
+                partner.id(),
                 day + Duration::days(30),
                 "EUR",
                 PaymentDirection::Received,
-                inv.total,
+                inv.total(),
             );
             pay.allocations = vec![crm_core::commerce::Allocation {
-                number: inv.number.clone(),
-                amount: inv.total,
+                number: inv.number().to_owned(),
+                amount: inv.total(),
             }];
-            let settled = BTreeMap::from([(inv.number.clone(), inv.clone())]);
+            let settled = BTreeMap::from([(inv.number().to_owned(), inv.clone())]);
             follow.push(record(pay, None, &settled, k * 4 + 2));
             written.2 += 1;
         }
@@ -809,9 +832,7 @@ impl<'a, S: Store + ?Sized> Sink<'a, S> {
         if self.pending.is_empty() {
             return Ok(());
         }
-        let cs = ChangeSet {
-            writes: std::mem::take(&mut self.pending),
-        };
+        let cs = ChangeSet::from_iter(std::mem::take(&mut self.pending));
         self.rows += self.store.ingest(self.tenant, cs).await?;
         self.pending = Vec::with_capacity(BATCH + 100);
         Ok(())
@@ -877,7 +898,7 @@ pub async fn generate<S: Store + ?Sized>(
         seed,
         tenant: main.tenant,
         other_tenant: other.tenant,
-        pipeline: main.pipeline.id,
+        pipeline: main.pipeline.id(),
         users: main.users.clone(),
         leads: size.leads,
         partners: size.partners,
@@ -914,4 +935,18 @@ pub fn at_day(y: i32, m: u32, d: u32) -> DateTime<Utc> {
     Utc.with_ymd_and_hms(y, m, d, 0, 0, 0)
         .single()
         .expect("valid date")
+}
+
+/// `rec` changed through its serialised form, the way a store reads a record back: the generator gives its records
+/// deterministic ids (and moves a world to another tenant) without setters in the engine's API, where only the pure
+/// transitions create and change records.
+pub fn restamp<T: Serialize + DeserializeOwned>(rec: &T, change: impl FnOnce(&mut Value)) -> T {
+    let mut v = serde_json::to_value(rec).expect("a record serialises");
+    change(&mut v);
+    serde_json::from_value(v).expect("a restamped record reads back")
+}
+
+/// The array at `v` (a record's list field).
+fn array(v: &mut Value) -> &mut Vec<Value> {
+    v.as_array_mut().expect("a list field")
 }

@@ -107,27 +107,29 @@ impl Pg {
 }
 
 async fn insert_lead<C: GenericClient>(c: &C, w: &Writes, l: &Lead) -> Result<(), String> {
-    let status = l.status.kind().code();
-    let probability = i16::from(l.probability);
-    let expected: Option<Decimal> = l.expected_revenue.map(|m| m.amount());
-    let currency: Option<String> = l.expected_revenue.map(|m| m.currency().code().to_string());
+    let status = l.status().kind().code();
+    let probability = i16::from(l.probability());
+    let expected: Option<Decimal> = l.expected_revenue().map(|m| m.amount());
+    let currency: Option<String> = l
+        .expected_revenue()
+        .map(|m| m.currency().code().to_string());
     let key = LeadSort::ExpectedRevenueDesc.key(l);
     let (created, updated, version) = (
-        l.created_at.timestamp_micros(),
-        l.updated_at.timestamp_micros(),
-        l.version as i64,
+        l.created_at().timestamp_micros(),
+        l.updated_at().timestamp_micros(),
+        l.version() as i64,
     );
-    let search = l.title.to_lowercase();
+    let search = l.title().to_lowercase();
     c.execute(
         &w.lead,
         &[
-            l.tenant.as_uuid(),
-            l.id.as_uuid(),
-            l.partner.as_uuid(),
-            l.pipeline.as_uuid(),
-            l.stage.as_uuid(),
+            l.tenant().as_uuid(),
+            l.id().as_uuid(),
+            l.partner().as_uuid(),
+            l.pipeline().as_uuid(),
+            l.stage().as_uuid(),
             &status,
-            &l.owner.as_ref().map(|o| *o.as_uuid()),
+            &l.owner().as_ref().map(|o| *o.as_uuid()),
             &search,
             &expected,
             &currency,
@@ -142,14 +144,14 @@ async fn insert_lead<C: GenericClient>(c: &C, w: &Writes, l: &Lead) -> Result<()
     .await
     .map_err(pe)?;
     let tags: Vec<String> = l
-        .tags
+        .tags()
         .iter()
         .map(|t| t.trim().to_lowercase())
         .collect::<BTreeSet<_>>()
         .into_iter()
         .collect();
     if !tags.is_empty() {
-        c.execute(&w.tags, &[l.tenant.as_uuid(), l.id.as_uuid(), &tags])
+        c.execute(&w.tags, &[l.tenant().as_uuid(), l.id().as_uuid(), &tags])
             .await
             .map_err(pe)?;
     }
@@ -254,7 +256,7 @@ pub async fn enter_lead(
     let exists = pg.stmt(PARTNER_EXISTS).await?;
     let tx = pg.client.transaction().await.map_err(pe)?;
     if tx
-        .query_opt(&exists, &[lead.tenant.as_uuid(), partner.as_uuid()])
+        .query_opt(&exists, &[lead.tenant().as_uuid(), partner.as_uuid()])
         .await
         .map_err(pe)?
         .is_none()
@@ -263,7 +265,7 @@ pub async fn enter_lead(
     }
     insert_lead(&tx, &w, lead).await?;
     insert_history(&tx, &w, h).await?;
-    insert_events(&tx, &w, lead.tenant, &[e]).await?;
+    insert_events(&tx, &w, lead.tenant(), &[e]).await?;
     tx.commit().await.map_err(pe)
 }
 
@@ -331,11 +333,11 @@ pub async fn move_lead(
             &[
                 tenant.as_uuid(),
                 id.as_uuid(),
-                l.stage.as_uuid(),
-                &l.status.kind().code(),
-                &i16::from(l.probability),
-                &l.updated_at.timestamp_micros(),
-                &(l.version as i64),
+                l.stage().as_uuid(),
+                &l.status().kind().code(),
+                &i16::from(l.probability()),
+                &l.updated_at().timestamp_micros(),
+                &(l.version() as i64),
                 &Json(l),
                 &(expected as i64),
             ],
@@ -379,10 +381,10 @@ pub async fn move_lead(
         &StageHistoryEntry {
             tenant,
             lead: id,
-            pipeline: pipeline.id,
-            from: Some(current.stage),
-            to: l.stage,
-            status: l.status.kind(),
+            pipeline: pipeline.id(),
+            from: Some(current.stage()),
+            to: l.stage(),
+            status: l.status().kind(),
             at: now,
             actor: ctx.actor.clone(),
         },
@@ -438,7 +440,7 @@ pub async fn board(
         .map_err(pe)?
         .get::<_, Json<Pipeline>>(0)
         .0;
-    let mut cols: Vec<BoardCol> = vec![Default::default(); p.stages.len()];
+    let mut cols: Vec<BoardCol> = vec![Default::default(); p.stages().len()];
     for r in pg
         .client
         .query(&sums, &[tenant.as_uuid(), pipeline.as_uuid()])
@@ -446,7 +448,7 @@ pub async fn board(
         .map_err(pe)?
     {
         let stage: uuid::Uuid = r.get(0);
-        let Some(i) = p.stages.iter().position(|s| *s.id.as_uuid() == stage) else {
+        let Some(i) = p.stages().iter().position(|s| *s.id.as_uuid() == stage) else {
             continue;
         };
         cols[i].0 += r.get::<_, i64>(2) as u64;
@@ -629,7 +631,7 @@ pub async fn tenant_digest(
 ) -> Result<String, String> {
     let pos = |s: uuid::Uuid| -> String {
         pipeline
-            .stages
+            .stages()
             .iter()
             .position(|x| *x.id.as_uuid() == s)
             .map(|p| p.to_string())

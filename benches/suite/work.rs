@@ -387,10 +387,10 @@ impl Env {
                     let e = DomainEvent::new(&ctx, now, lead_subject(&lead), kind);
                     let h = StageHistoryEntry {
                         tenant: w.tenant,
-                        lead: lead.id,
-                        pipeline: w.pipeline.id,
+                        lead: lead.id(),
+                        pipeline: w.pipeline.id(),
                         from: None,
-                        to: lead.stage,
+                        to: lead.stage(),
                         status: StatusKind::Open,
                         at: now,
                         actor: ctx.actor.clone(),
@@ -419,10 +419,8 @@ impl Env {
             let at = t0 + chrono::Duration::minutes(i as i64);
             w.lead_writes(&mut rng, i, at, false, &mut buf);
             if buf.len() >= super::gen::BATCH || i + 1 == n {
-                let cs = ChangeSet {
-                    writes: std::mem::take(&mut buf),
-                };
-                rows += cs.writes.len() as u64;
+                let cs = ChangeSet::from_iter(std::mem::take(&mut buf));
+                rows += cs.len() as u64;
                 let started = Instant::now();
                 match imp {
                     Impl::Ours => {
@@ -431,7 +429,7 @@ impl Env {
                             .await
                             .map_err(|e| e.to_string())?;
                     }
-                    Impl::Sql => self.base.ingest(w.tenant, &cs.writes).await?,
+                    Impl::Sql => self.base.ingest(w.tenant, cs.writes()).await?,
                 }
                 elapsed += started.elapsed().as_secs_f64();
             }
@@ -479,17 +477,16 @@ impl Env {
         for i in 0..n {
             let (partner, nl) = w.new_lead(&mut rng, i);
             let at = t0 + chrono::Duration::minutes(i as i64);
-            let (mut lead, kind) = nl
+            let (lead, kind) = nl
                 .build(w.tenant, partner, &w.pipeline, at)
                 .map_err(|e| e.to_string())?;
-            lead.id = LeadId::new();
             let event = DomainEvent::new(&ctx, at, lead_subject(&lead), kind);
             let mut buf = vec![Write::InsertLead(lead.clone()), Write::AppendEvent(event)];
-            ids.push(lead.id);
+            ids.push(lead.id());
             sink.push(&mut buf).await.map_err(|e| e.to_string())?;
         }
         sink.flush().await.map_err(|e| e.to_string())?;
-        let targets: Vec<_> = w.pipeline.stages[1..4].iter().map(|s| s.id).collect();
+        let targets: Vec<_> = w.pipeline.stages()[1..4].iter().map(|s| s.id).collect();
         let started = Instant::now();
         for (i, id) in ids.iter().enumerate() {
             let stage = targets[i % targets.len()];
@@ -772,7 +769,7 @@ pub fn rule_cases(seed: u64, n: u64) -> Vec<(crm_core::comms::Trigger, crm_core:
             k => {
                 let cmd = if k == 1 {
                     LeadCommand::MoveTo {
-                        stage: w.pipeline.stages[1 + (i as usize / 3) % 4].id,
+                        stage: w.pipeline.stages()[1 + (i as usize / 3) % 4].id,
                     }
                 } else {
                     LeadCommand::Win
@@ -876,9 +873,10 @@ pub fn budget_secs() -> f64 {
 /// Moves `w` (its records) to `tenant`.
 pub fn retenant(w: &mut World, tenant: TenantId) {
     w.tenant = tenant;
-    w.pipeline.tenant = tenant;
+    let moved = |v: &mut serde_json::Value| v["tenant"] = serde_json::json!(tenant);
+    w.pipeline = super::gen::restamp(&w.pipeline, moved);
     for r in &mut w.reasons {
-        r.tenant = tenant;
+        *r = super::gen::restamp(r, moved);
     }
 }
 
@@ -942,7 +940,7 @@ pub fn tenant_digest(
 ) -> Result<String, String> {
     let pos = |b: Vec<u8>| -> String {
         pipeline
-            .stages
+            .stages()
             .iter()
             .position(|s| s.id.as_bytes()[..] == b[..])
             .map(|p| p.to_string())
@@ -1036,7 +1034,9 @@ impl Base {
                     .map_err(se)?;
                 let found = tx
                     .prepare_cached("SELECT 1 FROM partners WHERE tenant = ?1 AND id = ?2")
-                    .and_then(|mut s| s.exists(params![lead.tenant.as_bytes(), partner.as_bytes()]))
+                    .and_then(|mut s| {
+                        s.exists(params![lead.tenant().as_bytes(), partner.as_bytes()])
+                    })
                     .map_err(se)?;
                 if !found {
                     return Err(format!("partner {partner} not found"));
@@ -1193,8 +1193,8 @@ pub mod sql {
 
     /// Inserts a lead row (and its tags) exactly as the store does.
     pub fn insert_lead(tx: &Transaction<'_>, l: &Lead) -> Result<(), String> {
-        let currency = l.expected_revenue.map(|m| m.currency().code());
-        let units = l.expected_revenue.map(|m| m.to_units());
+        let currency = l.expected_revenue().map(|m| m.currency().code());
+        let units = l.expected_revenue().map(|m| m.to_units());
         tx.prepare_cached(
             "INSERT INTO leads (tenant, id, partner, pipeline, stage, status, owner, currency, expected_units, revenue_key, \
              probability, created_at, updated_at, title_lc, version, doc) \
@@ -1202,21 +1202,21 @@ pub mod sql {
         )
         .and_then(|mut s| {
             s.execute(params![
-                l.tenant.as_bytes(),
-                l.id.as_bytes(),
-                l.partner.as_bytes(),
-                l.pipeline.as_bytes(),
-                l.stage.as_bytes(),
-                l.status.kind().code(),
-                l.owner.as_ref().map(|o| o.as_bytes()),
+                l.tenant().as_bytes(),
+                l.id().as_bytes(),
+                l.partner().as_bytes(),
+                l.pipeline().as_bytes(),
+                l.stage().as_bytes(),
+                l.status().kind().code(),
+                l.owner().as_ref().map(|o| o.as_bytes()),
                 currency,
                 units,
                 LeadSort::ExpectedRevenueDesc.key(l),
-                l.probability,
-                l.created_at.timestamp_micros(),
-                l.updated_at.timestamp_micros(),
-                l.title.to_lowercase(),
-                l.version as i64,
+                l.probability(),
+                l.created_at().timestamp_micros(),
+                l.updated_at().timestamp_micros(),
+                l.title().to_lowercase(),
+                l.version() as i64,
                 serde_json::to_string(l).map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?
             ])
         })
@@ -1224,8 +1224,8 @@ pub mod sql {
         let mut tags = tx
             .prepare_cached("INSERT INTO lead_tags (tenant, tag, lead) VALUES (?1, ?2, ?3)")
             .map_err(se)?;
-        for tag in &l.tags {
-            tags.execute(params![l.tenant.as_bytes(), tag, l.id.as_bytes()])
+        for tag in l.tags() {
+            tags.execute(params![l.tenant().as_bytes(), tag, l.id().as_bytes()])
                 .map_err(se)?;
         }
         Ok(())
@@ -1348,11 +1348,11 @@ pub mod sql {
                 s.execute(params![
                     tenant.as_bytes(),
                     id.as_bytes(),
-                    l.stage.as_bytes(),
-                    l.status.kind().code(),
-                    l.probability,
-                    l.updated_at.timestamp_micros(),
-                    l.version as i64,
+                    l.stage().as_bytes(),
+                    l.status().kind().code(),
+                    l.probability(),
+                    l.updated_at().timestamp_micros(),
+                    l.version() as i64,
                     serde_json::to_string(l).map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?,
                     expected as i64
                 ])
@@ -1395,10 +1395,10 @@ pub mod sql {
             &StageHistoryEntry {
                 tenant,
                 lead: id,
-                pipeline: pipeline.id,
-                from: Some(current.stage),
-                to: l.stage,
-                status: l.status.kind(),
+                pipeline: pipeline.id(),
+                from: Some(current.stage()),
+                to: l.stage(),
+                status: l.status().kind(),
                 at: now,
                 actor: ctx.actor.clone(),
             },
@@ -1449,7 +1449,7 @@ pub mod sql {
                  WHERE tenant = ?1 AND pipeline = ?2 AND status IN (0, 1) GROUP BY stage, currency",
             )
             .map_err(se)?;
-        let mut cols: Vec<BoardCol> = vec![Default::default(); p.stages.len()];
+        let mut cols: Vec<BoardCol> = vec![Default::default(); p.stages().len()];
         let rows = stmt
             .query_map(params![tenant.as_bytes(), pipeline.as_bytes()], |r| {
                 Ok((
@@ -1464,7 +1464,7 @@ pub mod sql {
         for r in rows {
             let (stage, currency, n, e, w) = r.map_err(se)?;
             let Some(i) = p
-                .stages
+                .stages()
                 .iter()
                 .position(|s| s.id.as_bytes()[..] == stage[..])
             else {

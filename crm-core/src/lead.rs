@@ -89,51 +89,53 @@ pub struct LeadSource {
     pub source: Option<String>,
 }
 
-/// A sales opportunity.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Lead {
-    /// The lead's id.
-    pub id: LeadId,
-    /// The tenant.
-    pub tenant: TenantId,
-    /// The partner (a prospect or customer).
-    pub partner: PartnerId,
-    /// The partner's contact person for this lead.
-    pub contact: Option<ContactId>,
-    /// Title.
-    pub title: String,
-    /// Description.
-    pub description: Option<String>,
-    /// The pipeline.
-    pub pipeline: PipelineId,
-    /// The current stage.
-    pub stage: StageId,
-    /// Open, won or lost.
-    pub status: LeadStatus,
-    /// Expected revenue.
-    pub expected_revenue: Option<Money>,
-    /// Effective probability 0–100: 100 when won, 0 when lost, else the override or the stage default.
-    pub probability: u8,
-    /// A probability set by hand; it survives stage moves and reopening.
-    pub probability_override: Option<u8>,
-    /// The owner (sales agent).
-    pub owner: Option<UserId>,
-    /// Expected close date.
-    pub expected_close: Option<NaiveDate>,
-    /// Where it came from.
-    pub source: LeadSource,
-    /// Priority.
-    pub priority: Priority,
-    /// Tags (lower case).
-    pub tags: BTreeSet<String>,
-    /// Optimistic-concurrency version, 1 on creation.
-    pub version: u64,
-    /// When it was entered.
-    pub created_at: Timestamp,
-    /// When it last changed.
-    pub updated_at: Timestamp,
-    /// When it entered its current stage.
-    pub stage_entered_at: Timestamp,
+record! {
+    /// A sales opportunity.
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct Lead {
+        /// The lead's id.
+        id: LeadId => LeadId = copy,
+        /// The tenant.
+        tenant: TenantId => TenantId = copy,
+        /// The partner (a prospect or customer).
+        partner: PartnerId => PartnerId = copy,
+        /// The partner's contact person for this lead.
+        contact: Option<ContactId> => Option<ContactId> = copy,
+        /// Title.
+        title: String => &str = borrow,
+        /// Description.
+        description: Option<String> => Option<&str> = deref,
+        /// The pipeline.
+        pipeline: PipelineId => PipelineId = copy,
+        /// The current stage.
+        stage: StageId => StageId = copy,
+        /// Open, won or lost.
+        status: LeadStatus => &LeadStatus = borrow,
+        /// Expected revenue.
+        expected_revenue: Option<Money> => Option<Money> = copy,
+        /// Effective probability 0–100: 100 when won, 0 when lost, else the override or the stage default.
+        probability: u8 => u8 = copy,
+        /// A probability set by hand; it survives stage moves and reopening.
+        probability_override: Option<u8> => Option<u8> = copy,
+        /// The owner (sales agent).
+        owner: Option<UserId> => Option<UserId> = copy,
+        /// Expected close date.
+        expected_close: Option<NaiveDate> => Option<NaiveDate> = copy,
+        /// Where it came from.
+        source: LeadSource => &LeadSource = borrow,
+        /// Priority.
+        priority: Priority => Priority = copy,
+        /// Tags (lower case).
+        tags: BTreeSet<String> => &BTreeSet<String> = borrow,
+        /// Optimistic-concurrency version, 1 on creation.
+        version: u64 => u64 = copy,
+        /// When it was entered.
+        created_at: Timestamp => Timestamp = copy,
+        /// When it last changed.
+        updated_at: Timestamp => Timestamp = copy,
+        /// When it entered its current stage.
+        stage_entered_at: Timestamp => Timestamp = copy,
+    }
 }
 
 impl Lead {
@@ -429,8 +431,8 @@ pub struct Transition {
 /// let (lead, _) = NewLead::for_partner(PartnerId::new(), "Forklifts").build(tenant, PartnerId::new(), &pipeline, now).unwrap();
 /// let offer = pipeline.stage_named("Offer").unwrap().id;
 /// let t = apply(&lead, LeadCommand::MoveTo { stage: offer }, &pipeline, facts, now).unwrap();
-/// assert_eq!(t.lead.stage, offer);
-/// assert_eq!(t.lead.probability, 50);
+/// assert_eq!(t.lead.stage(), offer);
+/// assert_eq!(t.lead.probability(), 50);
 /// let err = apply(&t.lead, LeadCommand::Lose { reason: None, competitor: None, note: None }, &pipeline, facts, now).unwrap_err();
 /// assert!(matches!(err, crm_core::Error::Transition(TransitionError::MissingLostReason)));
 /// ```

@@ -17,6 +17,9 @@
 //! proptest models that compare an adapter with a simple in-memory reference. Each adapter's
 //! `tests/conformance.rs` runs all of them.
 
+#[macro_use]
+mod record;
+
 pub mod actor;
 pub mod commerce;
 pub mod comms;

@@ -96,43 +96,45 @@ pub struct Turnover {
     pub year: i32,
 }
 
-/// A partner of the tenant.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Partner {
-    /// The partner's id.
-    pub id: PartnerId,
-    /// The tenant it belongs to.
-    pub tenant: TenantId,
-    /// Company or person.
-    pub kind: PartnerKind,
-    /// Display name.
-    pub name: String,
-    /// Roles (at least one).
-    pub roles: BTreeSet<PartnerRole>,
-    /// Contact persons.
-    pub contacts: Vec<Contact>,
-    /// Addresses.
-    pub locations: Vec<Location>,
-    /// Field of activity.
-    pub industry: Option<Industry>,
-    /// Reported turnover.
-    pub turnover: Option<Turnover>,
-    /// Tax or VAT identifier, as given.
-    pub tax_id: Option<String>,
-    /// Web site.
-    pub website: Option<String>,
-    /// The reporting group (customer group). A partner is in at most one, so group totals add up to the whole.
-    pub group: Option<String>,
-    /// The account owner.
-    pub owner: Option<UserId>,
-    /// Free tags (lower case).
-    pub tags: BTreeSet<String>,
-    /// Optimistic-concurrency version, 1 on creation.
-    pub version: u64,
-    /// When it was created.
-    pub created_at: Timestamp,
-    /// When it last changed.
-    pub updated_at: Timestamp,
+record! {
+    /// A partner of the tenant.
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct Partner {
+        /// The partner's id.
+        id: PartnerId => PartnerId = copy,
+        /// The tenant it belongs to.
+        tenant: TenantId => TenantId = copy,
+        /// Company or person.
+        kind: PartnerKind => PartnerKind = copy,
+        /// Display name.
+        name: String => &str = borrow,
+        /// Roles (at least one).
+        roles: BTreeSet<PartnerRole> => &BTreeSet<PartnerRole> = borrow,
+        /// Contact persons.
+        contacts: Vec<Contact> => &[Contact] = borrow,
+        /// Addresses.
+        locations: Vec<Location> => &[Location] = borrow,
+        /// Field of activity.
+        industry: Option<Industry> => Option<&Industry> = as_ref,
+        /// Reported turnover.
+        turnover: Option<Turnover> => Option<Turnover> = copy,
+        /// Tax or VAT identifier, as given.
+        tax_id: Option<String> => Option<&str> = deref,
+        /// Web site.
+        website: Option<String> => Option<&str> = deref,
+        /// The reporting group (customer group). A partner is in at most one, so group totals add up to the whole.
+        group: Option<String> => Option<&str> = deref,
+        /// The account owner.
+        owner: Option<UserId> => Option<UserId> = copy,
+        /// Free tags (lower case).
+        tags: BTreeSet<String> => &BTreeSet<String> = borrow,
+        /// Optimistic-concurrency version, 1 on creation.
+        version: u64 => u64 = copy,
+        /// When it was created.
+        created_at: Timestamp => Timestamp = copy,
+        /// When it last changed.
+        updated_at: Timestamp => Timestamp = copy,
+    }
 }
 
 /// Input for a new contact.

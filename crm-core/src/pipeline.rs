@@ -39,30 +39,32 @@ pub struct Stage {
     pub requirements: Vec<Requirement>,
 }
 
-/// A pipeline: an ordered list of stages and the policy for moving between them.
-///
-/// Its fields are public data, so its invariants ([`Pipeline::check`]: 1 to 50 stages, at least one open, strictly
-/// increasing sequences, distinct ids and names, probabilities) are checked by [`NewPipeline::build`], by
-/// deserialisation and by every store's commit ([`crate::store::ChangeSet::check`]).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(try_from = "RawPipeline")]
-pub struct Pipeline {
-    /// The pipeline's id.
-    pub id: PipelineId,
-    /// The tenant it belongs to.
-    pub tenant: TenantId,
-    /// Display name.
-    pub name: String,
-    /// Stages, ordered by sequence.
-    pub stages: Vec<Stage>,
-    /// How leads may move.
-    pub policy: MovePolicy,
-    /// Whether new leads go here when no pipeline is named.
-    pub is_default: bool,
-    /// Optimistic-concurrency version.
-    pub version: u64,
-    /// When it was created.
-    pub created_at: Timestamp,
+record! {
+    /// A pipeline: an ordered list of stages and the policy for moving between them.
+    ///
+    /// Its fields are public data, so its invariants ([`Pipeline::check`]: 1 to 50 stages, at least one open, strictly
+    /// increasing sequences, distinct ids and names, probabilities) are checked by [`NewPipeline::build`], by
+    /// deserialisation and by every store's commit ([`crate::store::ChangeSet::check`]).
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    #[serde(try_from = "RawPipeline")]
+    pub struct Pipeline {
+        /// The pipeline's id.
+        id: PipelineId => PipelineId = copy,
+        /// The tenant it belongs to.
+        tenant: TenantId => TenantId = copy,
+        /// Display name.
+        name: String => &str = borrow,
+        /// Stages, ordered by sequence.
+        stages: Vec<Stage> => &[Stage] = borrow,
+        /// How leads may move.
+        policy: MovePolicy => MovePolicy = copy,
+        /// Whether new leads go here when no pipeline is named.
+        is_default: bool => bool = copy,
+        /// Optimistic-concurrency version.
+        version: u64 => u64 = copy,
+        /// When it was created.
+        created_at: Timestamp => Timestamp = copy,
+    }
 }
 
 /// The serialised form of [`Pipeline`], checked on the way in.
@@ -339,17 +341,19 @@ impl Pipeline {
     }
 }
 
-/// A reason a lead can be lost, from the tenant's list.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct LostReason {
-    /// The reason's id.
-    pub id: LostReasonId,
-    /// The tenant it belongs to.
-    pub tenant: TenantId,
-    /// Display name ("Too expensive").
-    pub name: String,
-    /// Inactive reasons stay on old leads but cannot be chosen.
-    pub active: bool,
+record! {
+    /// A reason a lead can be lost, from the tenant's list.
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct LostReason {
+        /// The reason's id.
+        id: LostReasonId => LostReasonId = copy,
+        /// The tenant it belongs to.
+        tenant: TenantId => TenantId = copy,
+        /// Display name ("Too expensive").
+        name: String => &str = borrow,
+        /// Inactive reasons stay on old leads but cannot be chosen.
+        active: bool => bool = copy,
+    }
 }
 
 impl LostReason {

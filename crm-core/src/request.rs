@@ -9,41 +9,43 @@ use crate::time::Timestamp;
 use crate::validate;
 use serde::{Deserialize, Serialize};
 
-/// A tracked request: something someone must do, by a date, about a lead or partner.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Request {
-    /// The request's id.
-    pub id: RequestId,
-    /// The tenant.
-    pub tenant: TenantId,
-    /// The lead it is about.
-    pub lead: Option<LeadId>,
-    /// The partner it is about.
-    pub partner: Option<PartnerId>,
-    /// Title.
-    pub title: String,
-    /// Description.
-    pub description: Option<String>,
-    /// A kind that stage requirements can name ("quotation", "call", "visit").
-    pub kind: Option<String>,
-    /// Who must do it.
-    pub assignee: UserId,
-    /// When it is due.
-    pub due: Option<Timestamp>,
-    /// Priority.
-    pub priority: Priority,
-    /// Status.
-    pub status: RequestStatus,
-    /// Who opened it.
-    pub opened_by: Actor,
-    /// Optimistic-concurrency version.
-    pub version: u64,
-    /// When it was opened.
-    pub created_at: Timestamp,
-    /// When it last changed.
-    pub updated_at: Timestamp,
-    /// When it was done or cancelled.
-    pub closed_at: Option<Timestamp>,
+record! {
+    /// A tracked request: something someone must do, by a date, about a lead or partner.
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct Request {
+        /// The request's id.
+        id: RequestId => RequestId = copy,
+        /// The tenant.
+        tenant: TenantId => TenantId = copy,
+        /// The lead it is about.
+        lead: Option<LeadId> => Option<LeadId> = copy,
+        /// The partner it is about.
+        partner: Option<PartnerId> => Option<PartnerId> = copy,
+        /// Title.
+        title: String => &str = borrow,
+        /// Description.
+        description: Option<String> => Option<&str> = deref,
+        /// A kind that stage requirements can name ("quotation", "call", "visit").
+        kind: Option<String> => Option<&str> = deref,
+        /// Who must do it.
+        assignee: UserId => UserId = copy,
+        /// When it is due.
+        due: Option<Timestamp> => Option<Timestamp> = copy,
+        /// Priority.
+        priority: Priority => Priority = copy,
+        /// Status.
+        status: RequestStatus => RequestStatus = copy,
+        /// Who opened it.
+        opened_by: Actor => &Actor = borrow,
+        /// Optimistic-concurrency version.
+        version: u64 => u64 = copy,
+        /// When it was opened.
+        created_at: Timestamp => Timestamp = copy,
+        /// When it last changed.
+        updated_at: Timestamp => Timestamp = copy,
+        /// When it was done or cancelled.
+        closed_at: Option<Timestamp> => Option<Timestamp> = copy,
+    }
 }
 
 /// Input for a new request.
@@ -249,21 +251,23 @@ impl Request {
     }
 }
 
-/// A comment on a lead, partner or request. Comments are append-only.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Comment {
-    /// The comment's id.
-    pub id: CommentId,
-    /// The tenant.
-    pub tenant: TenantId,
-    /// What it is on.
-    pub target: CommentTarget,
-    /// Who wrote it.
-    pub author: Actor,
-    /// The text.
-    pub body: String,
-    /// When.
-    pub created_at: Timestamp,
+record! {
+    /// A comment on a lead, partner or request. Comments are append-only.
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct Comment {
+        /// The comment's id.
+        id: CommentId => CommentId = copy,
+        /// The tenant.
+        tenant: TenantId => TenantId = copy,
+        /// What it is on.
+        target: CommentTarget => CommentTarget = copy,
+        /// Who wrote it.
+        author: Actor => &Actor = borrow,
+        /// The text.
+        body: String => &str = borrow,
+        /// When.
+        created_at: Timestamp => Timestamp = copy,
+    }
 }
 
 impl Comment {

@@ -123,11 +123,17 @@ impl Write {
     }
 }
 
-/// Writes that commit together or not at all.
+/// Writes that commit together or not at all: the unit of work between the services and a storage adapter.
+///
+/// This is the storage port's type, not the host's API: a host changes records through the services
+/// ([`CrmService`](crate::service::CrmService), [`CommerceService`](crate::service::CommerceService)), which are the
+/// one writer. The records a write carries can only be made by the pure transitions (their fields are private and
+/// read through getters), so a change set holds what the transitions produced; bulk tools hand such records to
+/// [`Store::ingest`].
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChangeSet {
     /// The writes, applied in order.
-    pub writes: Vec<Write>,
+    pub(crate) writes: Vec<Write>,
 }
 
 impl ChangeSet {
@@ -140,6 +146,26 @@ impl ChangeSet {
     pub fn push(&mut self, w: Write) -> &mut Self {
         self.writes.push(w);
         self
+    }
+
+    /// The writes, in the order they apply.
+    pub fn writes(&self) -> &[Write] {
+        &self.writes
+    }
+
+    /// The writes, taken out (what an adapter applies).
+    pub fn into_writes(self) -> Vec<Write> {
+        self.writes
+    }
+
+    /// How many writes it holds.
+    pub fn len(&self) -> usize {
+        self.writes.len()
+    }
+
+    /// Whether it holds no write.
+    pub fn is_empty(&self) -> bool {
+        self.writes.is_empty()
     }
 
     /// The events this change set appends, in order.
@@ -191,6 +217,20 @@ impl ChangeSet {
                 ),
             )),
             None => Ok(()),
+        }
+    }
+}
+
+impl Extend<Write> for ChangeSet {
+    fn extend<I: IntoIterator<Item = Write>>(&mut self, writes: I) {
+        self.writes.extend(writes);
+    }
+}
+
+impl FromIterator<Write> for ChangeSet {
+    fn from_iter<I: IntoIterator<Item = Write>>(writes: I) -> Self {
+        Self {
+            writes: writes.into_iter().collect(),
         }
     }
 }

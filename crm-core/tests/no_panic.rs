@@ -84,11 +84,11 @@ proptest! {
             .expect("a product")
             .record()
             .clone();
-        let products = BTreeMap::from([(product.id, product.clone())]);
+        let products = BTreeMap::from([(product.id(), product.clone())]);
         let settled = BTreeMap::new();
         let ron = Currency::parse("RON").expect("RON");
-        let line = NewLine::new(product.id, qty, price, cost);
-        let doc = NewDocument::invoice(&number, partner.id, day, &currency, vec![line]);
+        let line = NewLine::new(product.id(), qty, price, cost);
+        let doc = NewDocument::invoice(&number, partner.id(), day, &currency, vec![line]);
         let facts = DocumentFacts {
             partner: &partner,
             products: &products,

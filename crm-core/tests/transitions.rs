@@ -38,7 +38,7 @@ fn run(policy: MovePolicy, steps: &[&str]) -> Vec<String> {
             let cmd = match *s {
                 "won" => LeadCommand::Win,
                 "lost" => LeadCommand::Lose {
-                    reason: Some(reasons[0].id),
+                    reason: Some(reasons[0].id()),
                     competitor: None,
                     note: None,
                 },
@@ -57,8 +57,8 @@ fn run(policy: MovePolicy, steps: &[&str]) -> Vec<String> {
                     lead = t.lead;
                     format!(
                         "{}@{}",
-                        lead.status.kind().as_str(),
-                        p.stage(lead.stage).unwrap().name
+                        lead.status().kind().as_str(),
+                        p.stage(lead.stage()).unwrap().name
                     )
                 }
                 Err(Error::Transition(e)) => e.code().to_string(),
@@ -136,7 +136,7 @@ fn unknown_lost_reason_and_foreign_stage_are_refused() {
     let e = apply(
         &lead,
         LeadCommand::MoveTo {
-            stage: other.stages[1].id,
+            stage: other.stages()[1].id,
         },
         &p,
         facts,
@@ -210,10 +210,10 @@ fn bad_patches_name_the_field() {
 #[test]
 fn a_new_lead_closing_outside_business_dates_is_refused() {
     let (p, _, lead) = world(MovePolicy::Free);
-    let mut input = NewLead::for_partner(lead.partner, "Deal");
+    let mut input = NewLead::for_partner(lead.partner(), "Deal");
     input.expected_close = Some(chrono::NaiveDate::MIN);
     let e = input
-        .build(lead.tenant, lead.partner, &p, Utc::now())
+        .build(lead.tenant(), lead.partner(), &p, Utc::now())
         .unwrap_err();
     assert_eq!(e.field(), Some("expected_close"), "{e}");
 }
@@ -247,11 +247,11 @@ fn probability_override_survives_moves_and_lost_reopen() {
         now,
     )
     .unwrap();
-    assert_eq!(t.lead.probability, 42);
+    assert_eq!(t.lead.probability(), 42);
     let t = apply(
         &t.lead,
         LeadCommand::Lose {
-            reason: Some(reasons[0].id),
+            reason: Some(reasons[0].id()),
             competitor: None,
             note: None,
         },
@@ -260,10 +260,10 @@ fn probability_override_survives_moves_and_lost_reopen() {
         now,
     )
     .unwrap();
-    assert_eq!(t.lead.probability, 0);
+    assert_eq!(t.lead.probability(), 0);
     let t = apply(&t.lead, LeadCommand::Reopen { stage: None }, &p, facts, now).unwrap();
     assert_eq!(
-        (t.lead.probability, t.lead.status.kind()),
+        (t.lead.probability(), t.lead.status().kind()),
         (42, StatusKind::Open)
     );
     let t = apply(
@@ -277,7 +277,7 @@ fn probability_override_survives_moves_and_lost_reopen() {
         now,
     )
     .unwrap();
-    assert_eq!(t.lead.probability, 50, "back to the stage default");
+    assert_eq!(t.lead.probability(), 50, "back to the stage default");
 }
 
 /// An abstract command: indices into the world's stages, mapped to a real command inside the test.
@@ -311,10 +311,10 @@ proptest! {
         let facts = Facts { lost_reasons: &reasons, requests: &[] };
         for c in cmds {
             let command = match c {
-                Cmd::Move(i) => LeadCommand::MoveTo { stage: p.stages[i].id },
+                Cmd::Move(i) => LeadCommand::MoveTo { stage: p.stages()[i].id },
                 Cmd::Win => LeadCommand::Win,
-                Cmd::Lose(r) => LeadCommand::Lose { reason: r.then_some(reasons[0].id), competitor: Some("Rival".into()), note: None },
-                Cmd::Reopen(i) => LeadCommand::Reopen { stage: i.map(|i| p.stages[i].id) },
+                Cmd::Lose(r) => LeadCommand::Lose { reason: r.then_some(reasons[0].id()), competitor: Some("Rival".into()), note: None },
+                Cmd::Reopen(i) => LeadCommand::Reopen { stage: i.map(|i| p.stages()[i].id) },
                 Cmd::Edit(prob, title, rev) => LeadCommand::Update(LeadPatch {
                     probability: Some(prob),
                     title: Some(title),
@@ -323,13 +323,13 @@ proptest! {
                 }),
             };
             if let Ok(t) = apply(&lead, command, &p, facts, Utc::now()) {
-                prop_assert!(t.lead.version == lead.version || t.lead.version == lead.version + 1);
+                prop_assert!(t.lead.version() == lead.version() || t.lead.version() == lead.version() + 1);
                 lead = t.lead;
             }
-            let in_won_stage = p.stage(lead.stage).unwrap().kind == crm_core::pipeline::StageKind::Won;
-            prop_assert_eq!(lead.status.kind() == StatusKind::Won, in_won_stage);
-            if lead.status.kind() == StatusKind::Won { prop_assert_eq!(lead.probability, 100); }
-            if lead.status.kind() == StatusKind::Lost { prop_assert_eq!(lead.probability, 0); }
+            let in_won_stage = p.stage(lead.stage()).unwrap().kind == crm_core::pipeline::StageKind::Won;
+            prop_assert_eq!(lead.status().kind() == StatusKind::Won, in_won_stage);
+            if lead.status().kind() == StatusKind::Won { prop_assert_eq!(lead.probability(), 100); }
+            if lead.status().kind() == StatusKind::Lost { prop_assert_eq!(lead.probability(), 0); }
         }
     }
 }

@@ -68,11 +68,10 @@ impl TaskNotifier {
                 let assignee = assignee
                     .ok_or_else(|| Error::invalid("assignee", "the task has no user to assign"))?;
                 let existing = self.service.requests_of_lead(ctx.tenant, lead).await?;
-                if existing.iter().any(|r| {
-                    r.description
-                        .as_deref()
-                        .is_some_and(|d| d.contains(&marker))
-                }) {
+                if existing
+                    .iter()
+                    .any(|r| r.description().is_some_and(|d| d.contains(&marker)))
+                {
                     return Ok(());
                 }
                 let mut input = crm_core::request::NewRequest::on_lead(lead, &title, assignee);
@@ -116,16 +115,16 @@ impl TaskNotifier {
                         let to = m.recipient.user.ok_or_else(|| {
                             Error::invalid("recipient", "a lead can only be given to a user")
                         })?;
-                        if lead.owner == Some(to) {
+                        if lead.owner() == Some(to) {
                             return Ok(());
                         }
                         patch.owner = Some(Some(to));
                     }
                     Action::AddTag { tag } => {
-                        if lead.tags.contains(tag) {
+                        if lead.tags().contains(tag) {
                             return Ok(());
                         }
-                        let mut tags = lead.tags.clone();
+                        let mut tags = lead.tags().clone();
                         tags.insert(tag.clone());
                         patch.tags = Some(tags);
                     }
@@ -135,7 +134,7 @@ impl TaskNotifier {
                     .transition(
                         &ctx,
                         id,
-                        lead.version,
+                        lead.version(),
                         crm_core::lead::LeadCommand::Update(patch),
                     )
                     .await

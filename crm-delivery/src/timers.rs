@@ -86,7 +86,7 @@ impl<S: Store + ?Sized> TimerSource for S {
         before: Timestamp,
         limit: u32,
     ) -> Result<Vec<Lead>> {
-        open_leads_where(self, tenant, limit, move |l| l.updated_at < before).await
+        open_leads_where(self, tenant, limit, move |l| l.updated_at() < before).await
     }
 
     async fn requests_due_before(
@@ -111,7 +111,7 @@ impl<S: Store + ?Sized> TimerSource for S {
         limit: u32,
     ) -> Result<Vec<Lead>> {
         open_leads_where(self, tenant, limit, move |l| {
-            l.expected_close.is_some_and(|d| d < today)
+            l.expected_close().is_some_and(|d| d < today)
         })
         .await
     }
@@ -131,7 +131,7 @@ impl<S: Store + ?Sized> TimerSource for S {
         let mut out = Vec::new();
         loop {
             let page = self.query_requests(tenant, &q).await?;
-            out.extend(page.items.into_iter().filter(|r| r.created_at < before));
+            out.extend(page.items.into_iter().filter(|r| r.created_at() < before));
             if out.len() >= limit as usize {
                 out.truncate(limit as usize);
                 return Ok(out);
@@ -150,7 +150,7 @@ pub struct TickReport {
     /// The firings evaluated.
     pub firings: Vec<TimerFiring>,
     /// The writes to commit (outbox messages and `rule_failed` events); commit them with
-    /// [`Store::commit`] or `CrmService::commit`. Keys are stable, so committing a repeated tick enqueues nothing
+    /// [`Store::commit`] (as `Crm::tick` does). Keys are stable, so committing a repeated tick enqueues nothing
     /// new.
     pub changes: ChangeSet,
 }
@@ -180,7 +180,7 @@ pub async fn tick(
         match timer {
             TimerTrigger::LeadIdle { .. } => {
                 for l in source.idle_leads(tenant, bound, limit).await? {
-                    let key = format!("{timer}:{}:{}", l.id, l.updated_at.timestamp_micros());
+                    let key = format!("{timer}:{}:{}", l.id(), l.updated_at().timestamp_micros());
                     firings.push((
                         firing(tenant, now, timer, lead_subject(&l), key),
                         lead_views(l),
@@ -192,7 +192,7 @@ pub async fn tick(
                     .leads_past_close(tenant, now.date_naive(), limit)
                     .await?
                 {
-                    let key = format!("{timer}:{}:{:?}", l.id, l.expected_close);
+                    let key = format!("{timer}:{}:{:?}", l.id(), l.expected_close());
                     firings.push((
                         firing(tenant, now, timer, lead_subject(&l), key),
                         lead_views(l),
@@ -201,11 +201,11 @@ pub async fn tick(
             }
             TimerTrigger::RequestDueSoon { .. } => {
                 for r in source.requests_due_before(tenant, bound, limit).await? {
-                    let Some(due) = r.due else { continue };
+                    let Some(due) = r.due() else { continue };
                     if due <= now {
                         continue;
                     }
-                    let key = format!("{timer}:{}:{}", r.id, due.timestamp_micros());
+                    let key = format!("{timer}:{}:{}", r.id(), due.timestamp_micros());
                     firings.push((
                         firing(tenant, now, timer, request_subject(&r), key),
                         request_views(r),
@@ -214,7 +214,7 @@ pub async fn tick(
             }
             TimerTrigger::RequestAge { .. } => {
                 for r in source.requests_opened_before(tenant, bound, limit).await? {
-                    let key = format!("{timer}:{}:{}", r.id, r.created_at.timestamp_micros());
+                    let key = format!("{timer}:{}:{}", r.id(), r.created_at().timestamp_micros());
                     firings.push((
                         firing(tenant, now, timer, request_subject(&r), key),
                         request_views(r),
@@ -223,8 +223,8 @@ pub async fn tick(
             }
             TimerTrigger::RequestOverdue { .. } => {
                 for r in source.requests_due_before(tenant, bound, limit).await? {
-                    let Some(due) = r.due else { continue };
-                    let key = format!("{timer}:{}:{}", r.id, due.timestamp_micros());
+                    let Some(due) = r.due() else { continue };
+                    let key = format!("{timer}:{}:{}", r.id(), due.timestamp_micros());
                     firings.push((
                         firing(tenant, now, timer, request_subject(&r), key),
                         request_views(r),
@@ -235,7 +235,7 @@ pub async fn tick(
         for (f, views) in firings {
             let trigger = Trigger::Timer(f.clone());
             let decision = engine.evaluate(&trigger, &views);
-            report.changes.writes.extend(decision_writes(
+            report.changes.extend(decision_writes(
                 &ctx, &trigger, &views, &decision, directory,
             ));
             report.firings.push(f);
@@ -262,17 +262,17 @@ fn firing(
 
 fn lead_subject(l: &Lead) -> Subject {
     Subject {
-        partner: Some(l.partner),
-        lead: Some(l.id),
+        partner: Some(l.partner()),
+        lead: Some(l.id()),
         request: None,
     }
 }
 
 fn request_subject(r: &Request) -> Subject {
     Subject {
-        partner: r.partner,
-        lead: r.lead,
-        request: Some(r.id),
+        partner: r.partner(),
+        lead: r.lead(),
+        request: Some(r.id()),
     }
 }
 

@@ -23,7 +23,7 @@ use crm_core::comms::{
 };
 use crm_core::event::{DomainEvent, EventKind, RequestStatus, Subject};
 use crm_core::id::{EventId, LeadId, PartnerId, PipelineId, RequestId, StageId, TenantId, UserId};
-use crm_core::lead::{Lead, LeadStatus};
+use crm_core::lead::{Lead, LeadSource, LeadStatus, Priority};
 use crm_core::partner::NewPartner;
 use crm_core::request::Request;
 use crm_core::time::Timestamp;
@@ -588,12 +588,13 @@ fn resolve_refs(v: &mut Value, field: &str) {
     }
 }
 
-fn merged<T: Serialize + serde::de::DeserializeOwned>(
-    base: &T,
+/// `base` (a record's serialised form) with the fixture's `patch` over it, read back as the record: the fixtures build
+/// records the way a store reads them, never field by field.
+fn merged<T: serde::de::DeserializeOwned>(
+    mut v: Value,
     patch: &serde_json::Map<String, Value>,
     what: &str,
 ) -> Result<T, String> {
-    let mut v = serde_json::to_value(base).map_err(|e| e.to_string())?;
     let mut patch = Value::Object(patch.clone());
     resolve_refs(&mut patch, "");
     if let (Value::Object(b), Value::Object(p)) = (&mut v, patch) {
@@ -621,72 +622,73 @@ pub fn build_case(case: &Case) -> Result<(Trigger, Views), String> {
         .to_string();
     let partner_id = Org::partner_id(&partner_key);
     let stage = StageId::from_uuid(key_uuid("stage", "current"));
-    let base_lead = Lead {
-        id: lead_id,
-        tenant,
-        partner: partner_id,
-        contact: None,
-        title: "Lead".into(),
-        description: None,
-        pipeline: PipelineId::from_uuid(key_uuid("sample", "pipeline")),
-        stage,
-        status: LeadStatus::Open,
-        expected_revenue: None,
-        probability: 10,
-        probability_override: None,
-        owner: None,
-        expected_close: None,
-        source: Default::default(),
-        priority: Default::default(),
-        tags: Default::default(),
-        version: 1,
-        created_at: now,
-        updated_at: now,
-        stage_entered_at: now,
-    };
+    let base_lead = serde_json::json!({
+        "id": lead_id,
+        "tenant": tenant,
+        "partner": partner_id,
+        "contact": null,
+        "title": "Lead",
+        "description": null,
+        "pipeline": PipelineId::from_uuid(key_uuid("sample", "pipeline")),
+        "stage": stage,
+        "status": LeadStatus::Open,
+        "expected_revenue": null,
+        "probability": 10,
+        "probability_override": null,
+        "owner": null,
+        "expected_close": null,
+        "source": LeadSource::default(),
+        "priority": Priority::default(),
+        "tags": [],
+        "version": 1,
+        "created_at": now,
+        "updated_at": now,
+        "stage_entered_at": now,
+    });
     let lead = case
         .lead
         .as_ref()
-        .map(|p| merged(&base_lead, p, "lead"))
+        .map(|p| merged::<Lead>(base_lead.clone(), p, "lead"))
         .transpose()?;
     let partner = match &case.partner {
         Some(p) => {
-            let mut base = NewPartner::company(partner_key.clone())
+            let base = NewPartner::company(partner_key.clone())
                 .build(tenant, now)
                 .map_err(|e| e.to_string())?;
-            base.id = partner_id;
-            Some(merged(&base, p, "partner")?)
+            let mut base = serde_json::to_value(base).map_err(|e| e.to_string())?;
+            base["id"] = serde_json::json!(partner_id);
+            Some(merged(base, p, "partner")?)
         }
         None => None,
     };
     let request = match &case.request {
         Some(p) => {
-            let base = Request {
-                id: RequestId::from_uuid(key_uuid("request", &case.name)),
-                tenant,
-                lead: lead.as_ref().map(|l| l.id),
-                partner: Some(partner_id),
-                title: "Request".into(),
-                description: None,
-                kind: None,
-                assignee: UserId::from_uuid(key_uuid("sample", "user")),
-                due: None,
-                priority: Default::default(),
-                status: RequestStatus::Open,
-                opened_by: Actor::System,
-                version: 1,
-                created_at: now,
-                updated_at: now,
-                closed_at: None,
-            };
-            Some(merged(&base, p, "request")?)
+            let base = serde_json::json!({
+                "id": RequestId::from_uuid(key_uuid("request", &case.name)),
+                "tenant": tenant,
+                "lead": lead.as_ref().map(|l| l.id()),
+                "partner": Some(partner_id),
+                "title": "Request",
+                "description": null,
+                "kind": null,
+                "assignee": UserId::from_uuid(key_uuid("sample", "user")),
+                "due": null,
+                "priority": Priority::default(),
+                "status": RequestStatus::Open,
+                "opened_by": Actor::System,
+                "version": 1,
+                "created_at": now,
+                "updated_at": now,
+                "closed_at": null,
+            });
+            Some(merged::<Request>(base, p, "request")?)
         }
         None => None,
     };
     let subject = Subject {
         partner: Some(partner_id),
-        lead: lead.as_ref().map(|l| l.id),
-        request: request.as_ref().map(|r| r.id),
+        lead: lead.as_ref().map(|l| l.id()),
+        request: request.as_ref().map(|r| r.id()),
     };
     let views = Views {
         lead,
@@ -698,7 +700,11 @@ pub fn build_case(case: &Case) -> Result<(Trigger, Views), String> {
             check_event_name(name)?;
             let base = crate::views::sample_event(name, stage)
                 .ok_or_else(|| format!("unknown event `{name}`"))?;
-            let kind: EventKind = merged(&base, &case.fields, "fields")?;
+            let kind: EventKind = merged(
+                serde_json::to_value(&base).map_err(|e| e.to_string())?,
+                &case.fields,
+                "fields",
+            )?;
             let (actor, source) = match case.actor.as_deref() {
                 Some("portal") => (
                     Actor::PartnerRepresentative {

@@ -25,11 +25,7 @@ fn role(r: &str) -> Recipient {
 impl RuleEngine for NativeScheme {
     fn evaluate(&self, trigger: &Trigger, views: &Views) -> Decision {
         let mut d = Decision::default();
-        let lead_title = views
-            .lead
-            .as_ref()
-            .map(|l| l.title.clone())
-            .unwrap_or_default();
+        let lead_title = views.lead.as_ref().map(|l| l.title()).unwrap_or_default();
         match trigger {
             Trigger::Event(ev) => match &ev.kind {
                 EventKind::LeadEntered { title, owner, .. } => d.actions.push(match owner {
@@ -50,7 +46,7 @@ impl RuleEngine for NativeScheme {
                     let revenue = views
                         .lead
                         .as_ref()
-                        .and_then(|l| l.expected_revenue)
+                        .and_then(|l| l.expected_revenue())
                         .map(|m| (m.amount(), m.currency()));
                     if to_name == "Negotiation" && revenue.is_none() {
                         d.refusal = Some(Refusal {
@@ -145,35 +141,35 @@ impl RuleEngine for NativeScheme {
             Trigger::Timer(t) => match t.timer {
                 TimerTrigger::LeadIdle { days: timer_days } => {
                     if let Some(l) = &views.lead {
-                        let days = (t.at - l.updated_at).num_days();
-                        d.actions.push(if l.owner.is_some() && timer_days >= 7 {
+                        let days = (t.at - l.updated_at()).num_days();
+                        d.actions.push(if l.owner().is_some() && timer_days >= 7 {
                             notify(
                                 "no_contact",
                                 Recipient::ManagerOf(Box::new(Recipient::ManagerOf(Box::new(
                                     Recipient::Owner,
                                 )))),
-                                format!("Still no contact after {days} days: {}", l.title),
+                                format!("Still no contact after {days} days: {}", l.title()),
                                 format!(
                                     "\"{}\" has been idle for {days} days; its owner's manager was told at 3 days.",
-                                    l.title
+                                    l.title()
                                 ),
                             )
-                        } else if l.owner.is_none() && timer_days >= 7 {
+                        } else if l.owner().is_none() && timer_days >= 7 {
                             notify(
                                 "no_contact",
                                 role("sales_agent"),
-                                format!("Unassigned for a week: {}", l.title),
-                                format!("\"{}\" still has no owner: take it.", l.title),
+                                format!("Unassigned for a week: {}", l.title()),
+                                format!("\"{}\" still has no owner: take it.", l.title()),
                             )
-                        } else if l.owner.is_some() {
+                        } else if l.owner().is_some() {
                             DecidedAction {
                                 rule: "no_contact".into(),
                                 action: Action::Escalate {
                                     from: Recipient::Owner,
-                                    subject: format!("No contact for {days} days: {}", l.title),
+                                    subject: format!("No contact for {days} days: {}", l.title()),
                                     body: format!(
                                         "Nobody has touched \"{}\" for {days} days.",
-                                        l.title
+                                        l.title()
                                     ),
                                 },
                             }
@@ -181,23 +177,23 @@ impl RuleEngine for NativeScheme {
                             notify(
                                 "no_contact",
                                 role("sales_manager"),
-                                format!("Unassigned and idle: {}", l.title),
-                                format!("\"{}\" has no owner and no activity.", l.title),
+                                format!("Unassigned and idle: {}", l.title()),
+                                format!("\"{}\" has no owner and no activity.", l.title()),
                             )
                         });
                     }
                 }
                 TimerTrigger::RequestOverdue { days } => {
                     if let Some(r) = &views.request {
-                        let due = r.due.unwrap_or(t.at);
+                        let due = r.due().unwrap_or(t.at);
                         if days < 2 {
                             d.actions.push(notify(
                                 "overdue",
                                 Recipient::Assignee,
-                                format!("Overdue: {}", r.title),
+                                format!("Overdue: {}", r.title()),
                                 format!(
                                     "\"{}\" was due {}.",
-                                    r.title,
+                                    r.title(),
                                     serde_json::json!(due).as_str().unwrap_or_default()
                                 ),
                             ));
@@ -207,8 +203,8 @@ impl RuleEngine for NativeScheme {
                                 rule: "overdue".into(),
                                 action: Action::Escalate {
                                     from: Recipient::Assignee,
-                                    subject: format!("Overdue for {late} days: {}", r.title),
-                                    body: format!("\"{}\" is {late} days overdue.", r.title),
+                                    subject: format!("Overdue for {late} days: {}", r.title()),
+                                    body: format!("\"{}\" is {late} days overdue.", r.title()),
                                 },
                             });
                         }

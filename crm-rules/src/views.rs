@@ -41,12 +41,18 @@ pub fn trigger_json(trigger: &Trigger, views: &Views) -> Value {
             m.insert("at".into(), json!(t.at));
             m.insert("key".into(), json!(t.key));
             if let Some(l) = &views.lead {
-                m.insert("days_idle".into(), json!((t.at - l.updated_at).num_days()));
+                m.insert(
+                    "days_idle".into(),
+                    json!((t.at - l.updated_at()).num_days()),
+                );
             }
             if let Some(r) = &views.request {
-                m.insert("days_open".into(), json!((t.at - r.created_at).num_days()));
+                m.insert(
+                    "days_open".into(),
+                    json!((t.at - r.created_at()).num_days()),
+                );
             }
-            if let Some(due) = views.request.as_ref().and_then(|r| r.due) {
+            if let Some(due) = views.request.as_ref().and_then(|r| r.due()) {
                 m.insert("days_overdue".into(), json!((t.at - due).num_days()));
                 m.insert("hours_to_due".into(), json!((due - t.at).num_hours()));
             }
@@ -92,7 +98,7 @@ macro_rules! view_fields {
         pub const $list: &[&str] = &[$(stringify!($field),)* $($extra,)*];
 
         fn $register(engine: &mut rhai::Engine) {
-            $( engine.register_get(stringify!($field), |v: &mut $ty| to_dyn(&v.0.$field)); )*
+            $( engine.register_get(stringify!($field), |v: &mut $ty| to_dyn(&v.0.$field())); )*
         }
     };
 }
@@ -169,13 +175,13 @@ pub fn register(engine: &mut rhai::Engine) {
     engine.register_type_with_name::<RequestView>("Request");
     register_lead(engine);
     engine.register_get("status", |v: &mut LeadView| {
-        Dynamic::from(v.0.status.kind().as_str().to_string())
+        Dynamic::from(v.0.status().kind().as_str().to_string())
     });
     engine.register_get("revenue", |v: &mut LeadView| {
-        revenue(v.0.expected_revenue.as_ref())
+        revenue(v.0.expected_revenue().as_ref())
     });
     engine.register_get("currency", |v: &mut LeadView| {
-        currency(v.0.expected_revenue.as_ref())
+        currency(v.0.expected_revenue().as_ref())
     });
     register_partner(engine);
     register_request(engine);
@@ -363,16 +369,16 @@ pub fn trigger_to_dynamic(trigger: &Trigger, views: &Views) -> Dynamic {
             if let Some(l) = &views.lead {
                 map.insert(
                     "days_idle".into(),
-                    Dynamic::from((at - l.updated_at).num_days()),
+                    Dynamic::from((at - l.updated_at()).num_days()),
                 );
             }
             if let Some(r) = &views.request {
                 map.insert(
                     "days_open".into(),
-                    Dynamic::from((at - r.created_at).num_days()),
+                    Dynamic::from((at - r.created_at()).num_days()),
                 );
             }
-            if let Some(due) = views.request.as_ref().and_then(|r| r.due) {
+            if let Some(due) = views.request.as_ref().and_then(|r| r.due()) {
                 map.insert("days_overdue".into(), Dynamic::from((at - due).num_days()));
                 map.insert("hours_to_due".into(), Dynamic::from((due - at).num_hours()));
             }

@@ -53,7 +53,7 @@ async fn the_classic_scheme_notifies_mails_and_opens_requests_end_to_end() {
     });
     let customer = plain.create_partner(&ctx, customer).await.unwrap().record;
     let directory = Arc::new(org.directory().with_contact(
-        customer.id,
+        customer.id(),
         "primary",
         "Maria Georgescu",
         "maria@customer.example",
@@ -65,23 +65,23 @@ async fn the_classic_scheme_notifies_mails_and_opens_requests_end_to_end() {
         .build()
         .unwrap();
     let pipeline = crm.setup_tenant(&ctx).await.unwrap();
-    let stage = |n: &str| pipeline.stages.iter().find(|s| s.name == n).unwrap().id;
+    let stage = |n: &str| pipeline.stages().iter().find(|s| s.name == n).unwrap().id;
 
     // A new lead for the customer, whose primary contact gets the welcome e-mail when it is won.
-    let mut input = NewLead::new(LeadPartner::Existing { id: customer.id }, "Solar roof");
+    let mut input = NewLead::new(LeadPartner::Existing { id: customer.id() }, "Solar roof");
     input.owner = Some(ana);
     input.expected_revenue = Some(Money::parse("80000", "EUR").unwrap());
     let lead = crm.enter_lead(&ctx, input).await.unwrap().record;
 
     // Negotiation needs an expected revenue: the guard refuses another lead without one.
-    let mut bare = NewLead::new(LeadPartner::Existing { id: lead.partner }, "Mystery roof");
+    let mut bare = NewLead::new(LeadPartner::Existing { id: lead.partner() }, "Mystery roof");
     bare.owner = Some(ana);
     let bare = crm.enter_lead(&ctx, bare).await.unwrap().record;
     let refused = crm
         .transition(
             &ctx,
-            bare.id,
-            bare.version,
+            bare.id(),
+            bare.version(),
             LeadCommand::MoveTo {
                 stage: stage("Negotiation"),
             },
@@ -98,8 +98,8 @@ async fn the_classic_scheme_notifies_mails_and_opens_requests_end_to_end() {
     let lead = crm
         .transition(
             &ctx,
-            lead.id,
-            lead.version,
+            lead.id(),
+            lead.version(),
             LeadCommand::MoveTo {
                 stage: stage("Offer"),
             },
@@ -110,8 +110,8 @@ async fn the_classic_scheme_notifies_mails_and_opens_requests_end_to_end() {
     let lead = crm
         .transition(
             &ctx,
-            lead.id,
-            lead.version,
+            lead.id(),
+            lead.version(),
             LeadCommand::MoveTo {
                 stage: stage("Negotiation"),
             },
@@ -119,7 +119,7 @@ async fn the_classic_scheme_notifies_mails_and_opens_requests_end_to_end() {
         .await
         .unwrap()
         .record;
-    crm.transition(&ctx, lead.id, lead.version, LeadCommand::Win)
+    crm.transition(&ctx, lead.id(), lead.version(), LeadCommand::Win)
         .await
         .unwrap();
 
@@ -187,11 +187,11 @@ async fn the_classic_scheme_notifies_mails_and_opens_requests_end_to_end() {
     );
 
     // The task notifier opened the quotation request for accounting, once.
-    let requests = crm.requests_of_lead(tenant, lead.id).await.unwrap();
+    let requests = crm.requests_of_lead(tenant, lead.id()).await.unwrap();
     assert_eq!(requests.len(), 1);
-    assert_eq!(requests[0].title, "Quotation for Solar roof");
-    assert_eq!(requests[0].kind.as_deref(), Some("quotation"));
-    assert_eq!(requests[0].assignee, Org::user_id("ioana"));
+    assert_eq!(requests[0].title(), "Quotation for Solar roof");
+    assert_eq!(requests[0].kind(), Some("quotation"));
+    assert_eq!(requests[0].assignee(), Org::user_id("ioana"));
 
     // The welcome e-mail, rendered from the example template, to the customer's primary contact.
     let sent = mail.delivered();
@@ -216,7 +216,7 @@ async fn the_classic_scheme_notifies_mails_and_opens_requests_end_to_end() {
     let timeline = crm
         .timeline(
             tenant,
-            TimelineOf::Partner(customer.id),
+            TimelineOf::Partner(customer.id()),
             &PageRequest::first(200),
         )
         .await
@@ -240,7 +240,7 @@ async fn the_classic_scheme_notifies_mails_and_opens_requests_end_to_end() {
         }
     }
     assert_eq!(
-        crm.requests_of_lead(tenant, lead.id).await.unwrap().len(),
+        crm.requests_of_lead(tenant, lead.id()).await.unwrap().len(),
         1
     );
     assert_eq!(inbox("ioana").await.len(), 2);
@@ -286,7 +286,7 @@ async fn a_task_due_beyond_the_calendar_is_a_dead_letter_not_a_panic() {
         .await
         .unwrap()
         .record;
-    let mut input = NewLead::new(LeadPartner::Existing { id: partner.id }, "Solar roof");
+    let mut input = NewLead::new(LeadPartner::Existing { id: partner.id() }, "Solar roof");
     input.owner = Some(ana);
     let lead = crm.enter_lead(&ctx, input).await.unwrap().record;
     let task = |key: &str, action: Action| OutboxMessage {
@@ -301,7 +301,7 @@ async fn a_task_due_beyond_the_calendar_is_a_dead_letter_not_a_panic() {
         },
         payload: Payload {
             subject: action.name().to_string(),
-            vars: serde_json::json!({ "lead": lead.id }),
+            vars: serde_json::json!({ "lead": lead.id() }),
             action: Some(action),
             ..Default::default()
         },
@@ -339,12 +339,12 @@ async fn a_task_due_beyond_the_calendar_is_a_dead_letter_not_a_panic() {
     );
     let ids: Vec<_> = absurd.iter().map(|m| m.id).collect();
     let sane_id = sane.id;
-    let writes = absurd
+    let writes: ChangeSet = absurd
         .into_iter()
         .chain([sane])
         .map(Write::EnqueueOutbox)
         .collect();
-    store.commit(tenant, ChangeSet { writes }).await.unwrap();
+    store.commit(tenant, writes).await.unwrap();
     let d = Dispatcher::new(
         store.clone(),
         Arc::new(TaskNotifier::new(crm.clone())),
@@ -360,7 +360,7 @@ async fn a_task_due_beyond_the_calendar_is_a_dead_letter_not_a_panic() {
     }
     let m = store.outbox_message(tenant, sane_id).await.unwrap();
     assert_eq!(m.status, OutboxStatus::Delivered);
-    let requests = crm.requests_of_lead(tenant, lead.id).await.unwrap();
+    let requests = crm.requests_of_lead(tenant, lead.id()).await.unwrap();
     assert_eq!(requests.len(), 1);
-    assert_eq!(requests[0].due, Some(clock.now() + Duration::hours(24)));
+    assert_eq!(requests[0].due(), Some(clock.now() + Duration::hours(24)));
 }

@@ -75,7 +75,7 @@ fn ctx() -> Context {
 }
 
 fn outbox_of(cs: &ChangeSet) -> Vec<crm_core::outbox::OutboxMessage> {
-    cs.writes
+    cs.writes()
         .iter()
         .filter_map(|w| match w {
             Write::EnqueueOutbox(m) => Some(m.clone()),
@@ -107,10 +107,10 @@ fn the_hook_writes_resolved_outbox_messages_in_the_same_change_set() {
     let hook = RulesHook::new(Arc::new(example_engine()), Arc::new(org.directory()));
     let (t, v) = case("a won contract informs accounting and delivery and welcomes the customer");
     let mut cs = change_set(&t, &v);
-    let before = cs.writes.len();
+    let before = cs.writes().len();
     hook.before_commit(&ctx(), &mut cs).unwrap();
     let msgs = outbox_of(&cs);
-    assert_eq!(cs.writes.len(), before + 3);
+    assert_eq!(cs.writes().len(), before + 3);
     let Trigger::Event(ev) = &t else { panic!() };
     let keys: Vec<_> = msgs.iter().map(|m| m.idempotency_key.clone()).collect();
     assert_eq!(
@@ -225,7 +225,7 @@ impl TimerSource for Candidates {
         Ok(self
             .leads
             .iter()
-            .filter(|l| l.updated_at < before)
+            .filter(|l| l.updated_at() < before)
             .take(limit as usize)
             .cloned()
             .collect())
@@ -239,7 +239,7 @@ impl TimerSource for Candidates {
         Ok(self
             .requests
             .iter()
-            .filter(|r| r.due.is_some_and(|d| d < before))
+            .filter(|r| r.due().is_some_and(|d| d < before))
             .take(limit as usize)
             .cloned()
             .collect())
@@ -261,7 +261,7 @@ impl TimerSource for Candidates {
         Ok(self
             .requests
             .iter()
-            .filter(|r| r.created_at < before)
+            .filter(|r| r.created_at() < before)
             .take(limit as usize)
             .cloned()
             .collect())
@@ -409,7 +409,7 @@ fn scripts_cannot_change_the_views() {
         crm_core::comms::Action::Notify { subject, .. } => assert_eq!(subject, "Solar roof"),
         other => panic!("{other:?}"),
     }
-    assert_eq!(v.lead.unwrap().title, "Solar roof");
+    assert_eq!(v.lead.unwrap().title(), "Solar roof");
     assert_eq!(d.failures.len(), 1, "{d:?}");
     assert_eq!(d.failures[0].rule, "a");
     assert!(

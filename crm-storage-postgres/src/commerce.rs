@@ -185,92 +185,92 @@ fn status_code(s: CampaignStatus) -> i16 {
 
 pub(crate) fn category_row(c: &Category) -> Result<Vec<Value>> {
     Ok(vec![
-        Box::new(*c.tenant.as_uuid()),
-        Box::new(*c.id.as_uuid()),
-        Box::new(c.code.clone()),
-        Box::new(c.version as i64),
+        Box::new(*c.tenant().as_uuid()),
+        Box::new(*c.id().as_uuid()),
+        Box::new(c.code().to_owned()),
+        Box::new(c.version() as i64),
         json(c)?,
     ])
 }
 
 pub(crate) fn product_row(p: &Product) -> Result<Vec<Value>> {
     Ok(vec![
-        Box::new(*p.tenant.as_uuid()),
-        Box::new(*p.id.as_uuid()),
-        Box::new(p.code.clone()),
-        opt_uuid(p.category.as_ref().map(|c| c.as_uuid())),
-        Box::new(p.version as i64),
+        Box::new(*p.tenant().as_uuid()),
+        Box::new(*p.id().as_uuid()),
+        Box::new(p.code().to_owned()),
+        opt_uuid(p.category().as_ref().map(|c| c.as_uuid())),
+        Box::new(p.version() as i64),
         json(p)?,
     ])
 }
 
 pub(crate) fn rate_row(r: &ExchangeRate) -> Result<Vec<Value>> {
     Ok(vec![
-        Box::new(*r.tenant.as_uuid()),
-        Box::new(r.from.code().to_string()),
-        Box::new(r.to.code().to_string()),
-        Box::new(day_number(r.on)),
+        Box::new(*r.tenant().as_uuid()),
+        Box::new(r.from().code().to_string()),
+        Box::new(r.to().code().to_string()),
+        Box::new(day_number(r.on())),
         json(r)?,
     ])
 }
 
 pub(crate) fn campaign_row(c: &Campaign) -> Result<Vec<Value>> {
     Ok(vec![
-        Box::new(*c.tenant.as_uuid()),
-        Box::new(*c.id.as_uuid()),
-        Box::new(status_code(c.status)),
-        Box::new(c.version as i64),
+        Box::new(*c.tenant().as_uuid()),
+        Box::new(*c.id().as_uuid()),
+        Box::new(status_code(c.status())),
+        Box::new(c.version() as i64),
         json(c)?,
     ])
 }
 
 pub(crate) fn document_row(d: &Document) -> Result<Vec<Value>> {
     Ok(vec![
-        Box::new(*d.tenant.as_uuid()),
-        Box::new(*d.id.as_uuid()),
-        Box::new(d.kind.code()),
-        Box::new(d.number.clone()),
-        Box::new(*d.partner.as_uuid()),
-        Box::new(day_number(d.issue_date)),
-        Box::new(d.due_date.map(day_number)),
-        Box::new(Bucket::Month.index(d.issue_date)),
-        Box::new(Bucket::Quarter.index(d.issue_date)),
-        Box::new(Bucket::Year.index(d.issue_date)),
-        Box::new(d.currency.code().to_string()),
+        Box::new(*d.tenant().as_uuid()),
+        Box::new(*d.id().as_uuid()),
+        Box::new(d.kind().code()),
+        Box::new(d.number().to_owned()),
+        Box::new(*d.partner().as_uuid()),
+        Box::new(day_number(d.issue_date())),
+        Box::new(d.due_date().map(day_number)),
+        Box::new(Bucket::Month.index(d.issue_date())),
+        Box::new(Bucket::Quarter.index(d.issue_date())),
+        Box::new(Bucket::Year.index(d.issue_date())),
+        Box::new(d.currency().code().to_string()),
         Box::new(d.total_units()),
-        Box::new(d.rate.reporting.code().to_string()),
-        Box::new(d.revenue_units),
-        Box::new(d.cost_units),
-        opt_uuid(d.campaign.as_ref().map(|c| c.as_uuid())),
-        Box::new(d.corrects.clone()),
+        Box::new(d.rate().reporting.code().to_string()),
+        Box::new(d.revenue_units()),
+        Box::new(d.cost_units()),
+        opt_uuid(d.campaign().as_ref().map(|c| c.as_uuid())),
+        Box::new(d.corrects().map(str::to_owned)),
         Box::new(
-            d.direction
+            d.direction()
                 .map(|x| matches!(x, PaymentDirection::Sent) as i16),
         ),
-        Box::new(d.attrs.group.clone()),
-        Box::new(d.attrs.industry.clone()),
-        opt_uuid(d.attrs.owner.as_ref().map(|o| o.as_uuid())),
-        Box::new(d.attrs.country.clone()),
-        Box::new(d.attrs.region.clone()),
-        Box::new(d.attrs.city.clone()),
-        Box::new(d.version as i64),
+        Box::new(d.attrs().group.clone()),
+        Box::new(d.attrs().industry.clone()),
+        opt_uuid(d.attrs().owner.as_ref().map(|o| o.as_uuid())),
+        Box::new(d.attrs().country.clone()),
+        Box::new(d.attrs().region.clone()),
+        Box::new(d.attrs().city.clone()),
+        Box::new(d.version() as i64),
         json(d)?,
     ])
 }
 
 /// The rows of a document's lines.
 pub(crate) fn line_rows(d: &Document) -> Vec<Vec<Value>> {
-    d.lines
+    d.lines()
         .iter()
         .enumerate()
         .map(|(n, l)| -> Vec<Value> {
             vec![
-                Box::new(*d.tenant.as_uuid()),
-                Box::new(*d.id.as_uuid()),
+                Box::new(*d.tenant().as_uuid()),
+                Box::new(*d.id().as_uuid()),
                 Box::new(n as i32),
-                Box::new(*d.partner.as_uuid()),
-                Box::new(d.kind.code()),
-                Box::new(day_number(d.issue_date)),
+                Box::new(*d.partner().as_uuid()),
+                Box::new(d.kind().code()),
+                Box::new(day_number(d.issue_date())),
                 Box::new(*l.product.as_uuid()),
                 opt_uuid(l.category.as_ref().map(|c| c.as_uuid())),
                 Box::new(l.quantity_units),
@@ -284,19 +284,19 @@ pub(crate) fn line_rows(d: &Document) -> Vec<Vec<Value>> {
 /// The rows of a document's allocations.
 pub(crate) fn allocation_rows(d: &Document) -> Vec<Vec<Value>> {
     let kind = d
-        .direction
+        .direction()
         .unwrap_or(PaymentDirection::Received)
         .settles()
         .code();
-    d.allocations
+    d.allocations()
         .iter()
         .enumerate()
         .map(|(n, a)| -> Vec<Value> {
             vec![
-                Box::new(*d.tenant.as_uuid()),
-                Box::new(*d.id.as_uuid()),
+                Box::new(*d.tenant().as_uuid()),
+                Box::new(*d.id().as_uuid()),
                 Box::new(n as i32),
-                Box::new(*d.partner.as_uuid()),
+                Box::new(*d.partner().as_uuid()),
                 Box::new(kind),
                 Box::new(a.number.clone()),
                 Box::new(decimal_to_units(a.amount).unwrap_or(0)),
@@ -307,27 +307,27 @@ pub(crate) fn allocation_rows(d: &Document) -> Vec<Vec<Value>> {
 
 pub(crate) fn cost_row(c: &CampaignCost) -> Result<Vec<Value>> {
     Ok(vec![
-        Box::new(*c.tenant.as_uuid()),
-        Box::new(*c.id.as_uuid()),
-        Box::new(*c.campaign.as_uuid()),
-        Box::new(day_number(c.date)),
-        Box::new(c.rate.reporting.code().to_string()),
-        Box::new(c.amount_units),
+        Box::new(*c.tenant().as_uuid()),
+        Box::new(*c.id().as_uuid()),
+        Box::new(*c.campaign().as_uuid()),
+        Box::new(day_number(c.date())),
+        Box::new(c.rate().reporting.code().to_string()),
+        Box::new(c.amount_units()),
         json(c)?,
     ])
 }
 
 pub(crate) fn target_row(t: &CampaignTarget) -> Result<Vec<Value>> {
     Ok(vec![
-        Box::new(*t.tenant.as_uuid()),
-        Box::new(*t.campaign.as_uuid()),
-        Box::new(*t.partner.as_uuid()),
-        opt_uuid(t.agent.as_ref().map(|a| a.as_uuid())),
-        opt_uuid(t.request.as_ref().map(|r| r.as_uuid())),
-        Box::new(t.outcome.map(|o| o.code())),
-        Box::new(t.outcome_at.map(|x| x.timestamp_micros())),
-        Box::new(t.reached_at.map(|x| x.timestamp_micros())),
-        Box::new(t.version as i64),
+        Box::new(*t.tenant().as_uuid()),
+        Box::new(*t.campaign().as_uuid()),
+        Box::new(*t.partner().as_uuid()),
+        opt_uuid(t.agent().as_ref().map(|a| a.as_uuid())),
+        opt_uuid(t.request().as_ref().map(|r| r.as_uuid())),
+        Box::new(t.outcome().map(|o| o.code())),
+        Box::new(t.outcome_at().map(|x| x.timestamp_micros())),
+        Box::new(t.reached_at().map(|x| x.timestamp_micros())),
+        Box::new(t.version() as i64),
         json(t)?,
     ])
 }
@@ -417,10 +417,10 @@ async fn insert_as(
 
 async fn insert_document_rows(tx: &Tx<'_>, d: &Document) -> Result<()> {
     for row in line_rows(d) {
-        insert(tx, &DOCUMENT_LINES, row, d.number.as_str()).await?;
+        insert(tx, &DOCUMENT_LINES, row, d.number()).await?;
     }
     for row in allocation_rows(d) {
-        insert(tx, &ALLOCATIONS, row, d.number.as_str()).await?;
+        insert(tx, &ALLOCATIONS, row, d.number()).await?;
     }
     Ok(())
 }
@@ -435,7 +435,7 @@ pub(crate) async fn apply(tx: &Tx<'_>, w: &CommerceWrite) -> Result<()> {
                 &CATEGORIES,
                 category_row(c)?,
                 "product category",
-                c.code.clone(),
+                c.code().to_owned(),
             )
             .await
         }
@@ -443,7 +443,11 @@ pub(crate) async fn apply(tx: &Tx<'_>, w: &CommerceWrite) -> Result<()> {
             category: c,
             expected_version,
         } => {
-            crm_storage_sql::check_next_version("product category", c.version, *expected_version)?;
+            crm_storage_sql::check_next_version(
+                "product category",
+                c.version(),
+                *expected_version,
+            )?;
             let mut row = category_row(c)?;
             row.push(Box::new(*expected_version as i64));
             versioned(
@@ -452,18 +456,25 @@ pub(crate) async fn apply(tx: &Tx<'_>, w: &CommerceWrite) -> Result<()> {
                 row,
                 &version_sql(&CATEGORIES, ID),
                 2,
-                ("product category", c.code.clone(), *expected_version),
+                ("product category", c.code().to_owned(), *expected_version),
             )
             .await
         }
         CommerceWrite::InsertProduct(p) => {
-            insert_as(tx, &PRODUCTS, product_row(p)?, "product", p.code.clone()).await
+            insert_as(
+                tx,
+                &PRODUCTS,
+                product_row(p)?,
+                "product",
+                p.code().to_owned(),
+            )
+            .await
         }
         CommerceWrite::UpdateProduct {
             product: p,
             expected_version,
         } => {
-            crm_storage_sql::check_next_version("product", p.version, *expected_version)?;
+            crm_storage_sql::check_next_version("product", p.version(), *expected_version)?;
             let mut row = product_row(p)?;
             row.push(Box::new(*expected_version as i64));
             versioned(
@@ -472,7 +483,7 @@ pub(crate) async fn apply(tx: &Tx<'_>, w: &CommerceWrite) -> Result<()> {
                 row,
                 &version_sql(&PRODUCTS, ID),
                 2,
-                ("product", p.code.clone(), *expected_version),
+                ("product", p.code().to_owned(), *expected_version),
             )
             .await
         }
@@ -482,7 +493,7 @@ pub(crate) async fn apply(tx: &Tx<'_>, w: &CommerceWrite) -> Result<()> {
                 &DOCUMENTS,
                 document_row(d)?,
                 "document",
-                format!("{} {}", d.kind.as_str(), d.number),
+                format!("{} {}", d.kind().as_str(), d.number()),
             )
             .await?;
             insert_document_rows(tx, d).await
@@ -491,7 +502,7 @@ pub(crate) async fn apply(tx: &Tx<'_>, w: &CommerceWrite) -> Result<()> {
             document: d,
             expected_version,
         } => {
-            crm_storage_sql::check_next_version("document", d.version, *expected_version)?;
+            crm_storage_sql::check_next_version("document", d.version(), *expected_version)?;
             let mut row = document_row(d)?;
             row.push(Box::new(*expected_version as i64));
             versioned(
@@ -500,7 +511,7 @@ pub(crate) async fn apply(tx: &Tx<'_>, w: &CommerceWrite) -> Result<()> {
                 row,
                 &version_sql(&DOCUMENTS, ID),
                 2,
-                ("document", d.number.clone(), *expected_version),
+                ("document", d.number().to_owned(), *expected_version),
             )
             .await?;
             for table in ["document_lines", "allocations"] {
@@ -510,7 +521,7 @@ pub(crate) async fn apply(tx: &Tx<'_>, w: &CommerceWrite) -> Result<()> {
                     ))
                     .await
                     .map_err(map_pg)?;
-                tx.execute(&stmt, &[d.tenant.as_uuid(), d.id.as_uuid()])
+                tx.execute(&stmt, &[d.tenant().as_uuid(), d.id().as_uuid()])
                     .await
                     .map_err(map_pg)?;
             }
@@ -522,7 +533,7 @@ pub(crate) async fn apply(tx: &Tx<'_>, w: &CommerceWrite) -> Result<()> {
                 &RATES,
                 rate_row(r)?,
                 "exchange rate",
-                format!("{}/{} on {}", r.from, r.to, r.on),
+                format!("{}/{} on {}", r.from(), r.to(), r.on()),
             )
             .await
         }
@@ -532,7 +543,7 @@ pub(crate) async fn apply(tx: &Tx<'_>, w: &CommerceWrite) -> Result<()> {
                 &CAMPAIGNS,
                 campaign_row(c)?,
                 "campaign",
-                c.id.to_string(),
+                c.id().to_string(),
             )
             .await
         }
@@ -540,7 +551,7 @@ pub(crate) async fn apply(tx: &Tx<'_>, w: &CommerceWrite) -> Result<()> {
             campaign: c,
             expected_version,
         } => {
-            crm_storage_sql::check_next_version("campaign", c.version, *expected_version)?;
+            crm_storage_sql::check_next_version("campaign", c.version(), *expected_version)?;
             let mut row = campaign_row(c)?;
             row.push(Box::new(*expected_version as i64));
             versioned(
@@ -549,7 +560,7 @@ pub(crate) async fn apply(tx: &Tx<'_>, w: &CommerceWrite) -> Result<()> {
                 row,
                 &version_sql(&CAMPAIGNS, ID),
                 2,
-                ("campaign", c.id.to_string(), *expected_version),
+                ("campaign", c.id().to_string(), *expected_version),
             )
             .await
         }
@@ -559,7 +570,7 @@ pub(crate) async fn apply(tx: &Tx<'_>, w: &CommerceWrite) -> Result<()> {
                 &CAMPAIGN_COSTS,
                 cost_row(c)?,
                 "campaign cost entry",
-                c.id.to_string(),
+                c.id().to_string(),
             )
             .await
         }
@@ -569,7 +580,7 @@ pub(crate) async fn apply(tx: &Tx<'_>, w: &CommerceWrite) -> Result<()> {
                 &CAMPAIGN_TARGETS,
                 target_row(t)?,
                 "campaign target",
-                t.partner.to_string(),
+                t.partner().to_string(),
             )
             .await
         }
@@ -578,7 +589,7 @@ pub(crate) async fn apply(tx: &Tx<'_>, w: &CommerceWrite) -> Result<()> {
             expected_version,
         } => {
             const KEY: &[&str] = &["tenant", "campaign", "partner"];
-            crm_storage_sql::check_next_version("campaign target", t.version, *expected_version)?;
+            crm_storage_sql::check_next_version("campaign target", t.version(), *expected_version)?;
             let mut row = target_row(t)?;
             row.push(Box::new(*expected_version as i64));
             versioned(
@@ -587,7 +598,11 @@ pub(crate) async fn apply(tx: &Tx<'_>, w: &CommerceWrite) -> Result<()> {
                 row,
                 &version_sql(&CAMPAIGN_TARGETS, KEY),
                 3,
-                ("campaign target", t.partner.to_string(), *expected_version),
+                (
+                    "campaign target",
+                    t.partner().to_string(),
+                    *expected_version,
+                ),
             )
             .await
         }
@@ -705,7 +720,7 @@ impl CommerceStore for PgStore {
             items.truncate(page.limit as usize);
             items
                 .last()
-                .map(|t| Cursor::encode(0, *t.partner.as_uuid()))
+                .map(|t| Cursor::encode(0, *t.partner().as_uuid()))
         } else {
             None
         };

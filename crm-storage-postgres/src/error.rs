@@ -61,7 +61,7 @@ fn column_of_detail(detail: Option<&str>) -> String {
 /// an I/O error underneath), never by matching message text. The native error is kept as the source.
 pub(crate) fn map_pg(e: tokio_postgres::Error) -> Error {
     if let Some(db) = e.as_db_error() {
-        let code = db.code().clone();
+        let code = db.code().to_owned();
         let message = format!("{} ({})", db.message(), code.code());
         let class = &code.code()[..2];
         if code == SqlState::UNIQUE_VIOLATION {

@@ -218,13 +218,13 @@ fn json<T: serde::Serialize>(v: &T) -> Result<Value> {
 
 pub(crate) fn partner_row(p: &Partner) -> Result<Vec<Value>> {
     Ok(vec![
-        uuid(p.tenant.as_uuid()),
-        uuid(p.id.as_uuid()),
-        Box::new(p.name.clone()),
+        uuid(p.tenant().as_uuid()),
+        uuid(p.id().as_uuid()),
+        Box::new(p.name().to_owned()),
         Box::new(crm_core::store::partner_search_text(p)),
-        Box::new(p.version as i64),
-        Box::new(to_micros(p.created_at)),
-        Box::new(to_micros(p.updated_at)),
+        Box::new(p.version() as i64),
+        Box::new(to_micros(p.created_at())),
+        Box::new(to_micros(p.updated_at())),
         json(p)?,
     ])
 }
@@ -236,66 +236,71 @@ pub(crate) fn encoded_keys(keys: &[DedupeKey]) -> BTreeSet<String> {
 
 pub(crate) fn partner_key_row(p: &Partner, key: &str) -> Vec<Value> {
     vec![
-        uuid(p.tenant.as_uuid()),
+        uuid(p.tenant().as_uuid()),
         Box::new(key.to_string()),
-        uuid(p.id.as_uuid()),
+        uuid(p.id().as_uuid()),
     ]
 }
 
 pub(crate) fn pipeline_row(p: &Pipeline) -> Result<Vec<Value>> {
     Ok(vec![
-        uuid(p.tenant.as_uuid()),
-        uuid(p.id.as_uuid()),
-        Box::new(to_micros(p.created_at)),
+        uuid(p.tenant().as_uuid()),
+        uuid(p.id().as_uuid()),
+        Box::new(to_micros(p.created_at())),
         json(p)?,
     ])
 }
 
 pub(crate) fn lost_reason_row(r: &LostReason) -> Result<Vec<Value>> {
     Ok(vec![
-        uuid(r.tenant.as_uuid()),
-        uuid(r.id.as_uuid()),
-        Box::new(r.name.clone()),
+        uuid(r.tenant().as_uuid()),
+        uuid(r.id().as_uuid()),
+        Box::new(r.name().to_owned()),
         json(r)?,
     ])
 }
 
 /// The revenue sort key of a lead (`LeadSort::ExpectedRevenueDesc`).
 pub(crate) fn revenue_key(l: &Lead) -> i64 {
-    l.expected_revenue.map(|m| m.to_units()).unwrap_or(i64::MIN)
+    l.expected_revenue()
+        .map(|m| m.to_units())
+        .unwrap_or(i64::MIN)
 }
 
 pub(crate) fn lead_row(l: &Lead) -> Result<Vec<Value>> {
     Ok(vec![
-        uuid(l.tenant.as_uuid()),
-        uuid(l.id.as_uuid()),
-        uuid(l.partner.as_uuid()),
-        uuid(l.pipeline.as_uuid()),
-        uuid(l.stage.as_uuid()),
-        Box::new(l.status.kind().code()),
-        opt_uuid(l.owner.as_ref().map(|o| o.as_uuid())),
-        Box::new(l.title.to_lowercase()),
-        Box::new(l.expected_revenue.map(|m| m.amount())),
-        Box::new(l.expected_revenue.map(|m| m.currency().code().to_string())),
+        uuid(l.tenant().as_uuid()),
+        uuid(l.id().as_uuid()),
+        uuid(l.partner().as_uuid()),
+        uuid(l.pipeline().as_uuid()),
+        uuid(l.stage().as_uuid()),
+        Box::new(l.status().kind().code()),
+        opt_uuid(l.owner().as_ref().map(|o| o.as_uuid())),
+        Box::new(l.title().to_lowercase()),
+        Box::new(l.expected_revenue().map(|m| m.amount())),
+        Box::new(
+            l.expected_revenue()
+                .map(|m| m.currency().code().to_string()),
+        ),
         Box::new(revenue_key(l)),
-        Box::new(i16::from(l.probability)),
-        Box::new(to_micros(l.created_at)),
-        Box::new(to_micros(l.updated_at)),
-        Box::new(l.version as i64),
+        Box::new(i16::from(l.probability())),
+        Box::new(to_micros(l.created_at())),
+        Box::new(to_micros(l.updated_at())),
+        Box::new(l.version() as i64),
         json(l)?,
     ])
 }
 
 /// The distinct lower-cased tags of a lead.
 pub(crate) fn lead_tags(l: &Lead) -> BTreeSet<String> {
-    l.tags.iter().map(|t| t.trim().to_lowercase()).collect()
+    l.tags().iter().map(|t| t.trim().to_lowercase()).collect()
 }
 
 pub(crate) fn lead_tag_row(l: &Lead, tag: &str) -> Vec<Value> {
     vec![
-        uuid(l.tenant.as_uuid()),
+        uuid(l.tenant().as_uuid()),
         Box::new(tag.to_string()),
-        uuid(l.id.as_uuid()),
+        uuid(l.id().as_uuid()),
     ]
 }
 
@@ -311,16 +316,16 @@ pub(crate) fn request_status_code(s: RequestStatus) -> i16 {
 
 pub(crate) fn request_row(r: &Request) -> Result<Vec<Value>> {
     Ok(vec![
-        uuid(r.tenant.as_uuid()),
-        uuid(r.id.as_uuid()),
-        opt_uuid(r.lead.as_ref().map(|x| x.as_uuid())),
-        opt_uuid(r.partner.as_ref().map(|x| x.as_uuid())),
-        uuid(r.assignee.as_uuid()),
-        Box::new(request_status_code(r.status)),
-        Box::new(r.status.is_active()),
+        uuid(r.tenant().as_uuid()),
+        uuid(r.id().as_uuid()),
+        opt_uuid(r.lead().as_ref().map(|x| x.as_uuid())),
+        opt_uuid(r.partner().as_ref().map(|x| x.as_uuid())),
+        uuid(r.assignee().as_uuid()),
+        Box::new(request_status_code(r.status())),
+        Box::new(r.status().is_active()),
         Box::new(request_sort_key(r)),
-        Box::new(to_micros(r.created_at)),
-        Box::new(r.version as i64),
+        Box::new(to_micros(r.created_at())),
+        Box::new(r.version() as i64),
         json(r)?,
     ])
 }
@@ -335,13 +340,13 @@ pub(crate) fn target_parts(t: &CommentTarget) -> (i16, Uuid) {
 }
 
 pub(crate) fn comment_row(c: &Comment) -> Result<Vec<Value>> {
-    let (kind, target) = target_parts(&c.target);
+    let (kind, target) = target_parts(&c.target());
     Ok(vec![
-        uuid(c.tenant.as_uuid()),
-        uuid(c.id.as_uuid()),
+        uuid(c.tenant().as_uuid()),
+        uuid(c.id().as_uuid()),
         Box::new(kind),
         Box::new(target),
-        Box::new(to_micros(c.created_at)),
+        Box::new(to_micros(c.created_at())),
         json(c)?,
     ])
 }

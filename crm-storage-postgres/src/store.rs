@@ -422,7 +422,7 @@ async fn replace_partner_keys(
             .prepare_cached("DELETE FROM partner_keys WHERE tenant = $1 AND partner = $2")
             .await
             .map_err(map_pg)?;
-        tx.execute(&stmt, &[p.tenant.as_uuid(), p.id.as_uuid()])
+        tx.execute(&stmt, &[p.tenant().as_uuid(), p.id().as_uuid()])
             .await
             .map_err(map_pg)?;
     }
@@ -436,7 +436,7 @@ async fn replace_partner_keys(
         )
         .await
         .map_err(map_pg)?;
-    tx.execute(&stmt, &[p.tenant.as_uuid(), p.id.as_uuid(), &keys])
+    tx.execute(&stmt, &[p.tenant().as_uuid(), p.id().as_uuid(), &keys])
         .await
         .map_err(map_pg)?;
     Ok(())
@@ -448,7 +448,7 @@ async fn replace_lead_tags(tx: &Tx<'_>, l: &Lead, fresh: bool) -> Result<()> {
             .prepare_cached("DELETE FROM lead_tags WHERE tenant = $1 AND lead = $2")
             .await
             .map_err(map_pg)?;
-        tx.execute(&stmt, &[l.tenant.as_uuid(), l.id.as_uuid()])
+        tx.execute(&stmt, &[l.tenant().as_uuid(), l.id().as_uuid()])
             .await
             .map_err(map_pg)?;
     }
@@ -462,7 +462,7 @@ async fn replace_lead_tags(tx: &Tx<'_>, l: &Lead, fresh: bool) -> Result<()> {
         )
         .await
         .map_err(map_pg)?;
-    tx.execute(&stmt, &[l.tenant.as_uuid(), l.id.as_uuid(), &tags])
+    tx.execute(&stmt, &[l.tenant().as_uuid(), l.id().as_uuid(), &tags])
         .await
         .map_err(map_pg)?;
     Ok(())
@@ -496,7 +496,13 @@ async fn apply_write<'w>(
 ) -> Result<()> {
     match w {
         Write::InsertPartner { partner, keys } => {
-            insert(tx, &rows::PARTNERS, rows::partner_row(partner)?, partner.id).await?;
+            insert(
+                tx,
+                &rows::PARTNERS,
+                rows::partner_row(partner)?,
+                partner.id(),
+            )
+            .await?;
             replace_partner_keys(tx, partner, keys, true).await
         }
         Write::UpdatePartner {
@@ -508,21 +514,21 @@ async fn apply_write<'w>(
                 tx,
                 &rows::PARTNERS,
                 rows::partner_row(partner)?,
-                partner.tenant,
-                *partner.id.as_uuid(),
+                partner.tenant(),
+                *partner.id().as_uuid(),
                 *expected_version,
             )
             .await?;
             replace_partner_keys(tx, partner, keys, false).await
         }
         Write::InsertPipeline(p) => {
-            insert(tx, &rows::PIPELINES, rows::pipeline_row(p)?, p.id).await
+            insert(tx, &rows::PIPELINES, rows::pipeline_row(p)?, p.id()).await
         }
         Write::InsertLostReason(r) => {
-            insert(tx, &rows::LOST_REASONS, rows::lost_reason_row(r)?, r.id).await
+            insert(tx, &rows::LOST_REASONS, rows::lost_reason_row(r)?, r.id()).await
         }
         Write::InsertLead(l) => {
-            insert(tx, &rows::LEADS, rows::lead_row(l)?, l.id).await?;
+            insert(tx, &rows::LEADS, rows::lead_row(l)?, l.id()).await?;
             replace_lead_tags(tx, l, true).await
         }
         Write::UpdateLead {
@@ -533,14 +539,14 @@ async fn apply_write<'w>(
                 tx,
                 &rows::LEADS,
                 rows::lead_row(lead)?,
-                lead.tenant,
-                *lead.id.as_uuid(),
+                lead.tenant(),
+                *lead.id().as_uuid(),
                 *expected_version,
             )
             .await?;
             replace_lead_tags(tx, lead, false).await
         }
-        Write::InsertRequest(r) => insert(tx, &rows::REQUESTS, rows::request_row(r)?, r.id).await,
+        Write::InsertRequest(r) => insert(tx, &rows::REQUESTS, rows::request_row(r)?, r.id()).await,
         Write::UpdateRequest {
             request,
             expected_version,
@@ -549,13 +555,13 @@ async fn apply_write<'w>(
                 tx,
                 &rows::REQUESTS,
                 rows::request_row(request)?,
-                request.tenant,
-                *request.id.as_uuid(),
+                request.tenant(),
+                *request.id().as_uuid(),
                 *expected_version,
             )
             .await
         }
-        Write::InsertComment(c) => insert(tx, &rows::COMMENTS, rows::comment_row(c)?, c.id).await,
+        Write::InsertComment(c) => insert(tx, &rows::COMMENTS, rows::comment_row(c)?, c.id()).await,
         Write::AppendEvent(e) => {
             events.push(e);
             Ok(())
@@ -816,14 +822,14 @@ impl Store for PgStore {
 
     async fn commit(&self, tenant: TenantId, changes: ChangeSet) -> Result<()> {
         changes.check(tenant)?;
-        if changes.writes.is_empty() {
+        if changes.is_empty() {
             return Ok(());
         }
         let mut client = self.client().await?;
         let tx = client.begin().await?;
         let applied = async {
             let mut events = Vec::new();
-            for w in &changes.writes {
+            for w in changes.writes() {
                 apply_write(&tx, w, &mut events).await?;
             }
             if !events.is_empty() {
@@ -853,13 +859,13 @@ impl Store for PgStore {
     async fn ingest(&self, tenant: TenantId, changes: ChangeSet) -> Result<u64> {
         changes.check_insert_only()?;
         changes.check(tenant)?;
-        if changes.writes.is_empty() {
+        if changes.is_empty() {
             return Ok(0);
         }
         let mut batches = Batches::default();
         let mut events = Vec::new();
         let mut outbox = Vec::new();
-        for w in &changes.writes {
+        for w in changes.writes() {
             match w {
                 Write::InsertPartner { partner, keys } => {
                     batches.push(PARTNERS, rows::partner_row(partner)?);
@@ -919,7 +925,7 @@ impl Store for PgStore {
                 return Err(e);
             }
         }
-        Ok(changes.writes.len() as u64)
+        Ok(changes.len() as u64)
     }
 
     async fn query_leads(&self, tenant: TenantId, query: &LeadQuery) -> Result<Page<Lead>> {
@@ -931,7 +937,7 @@ impl Store for PgStore {
             .map(|r| rows::doc::<Lead>(r, 0, "lead"))
             .collect::<Result<Vec<_>>>()?;
         Ok(crm_storage_sql::paginate(leads, query.page.limit, |l| {
-            (query.sort.key(l), *l.id.as_uuid())
+            (query.sort.key(l), *l.id().as_uuid())
         }))
     }
 
@@ -951,7 +957,7 @@ impl Store for PgStore {
             }
         }
         let columns = p
-            .stages
+            .stages()
             .iter()
             .map(|s| {
                 let sums = by.remove(s.id.as_uuid()).unwrap_or_default();
@@ -1017,7 +1023,7 @@ impl Store for PgStore {
         }
         Ok(Funnel {
             steps: p
-                .stages
+                .stages()
                 .iter()
                 .map(|s: &crm_core::pipeline::Stage| {
                     (
@@ -1044,7 +1050,7 @@ impl Store for PgStore {
             .map(|r| rows::doc::<Request>(r, 0, "request"))
             .collect::<Result<Vec<_>>>()?;
         Ok(crm_storage_sql::paginate(items, query.page.limit, |r| {
-            (request_sort_key(r), *r.id.as_uuid())
+            (request_sort_key(r), *r.id().as_uuid())
         }))
     }
 
@@ -1082,7 +1088,7 @@ impl Store for PgStore {
             .map(|r| rows::doc::<Comment>(r, 0, "comment"))
             .collect::<Result<Vec<_>>>()?;
         Ok(crm_storage_sql::paginate(items, page.limit, |c| {
-            (to_micros(c.created_at), *c.id.as_uuid())
+            (to_micros(c.created_at()), *c.id().as_uuid())
         }))
     }
 

@@ -46,11 +46,11 @@ fn tenant_data(
             let at = now + Duration::seconds(j as i64);
             let owner = owners[n % owners.len()];
             n += 1;
-            let input = NewLead::for_partner(p.id, format!("Lead {i}/{j}"))
+            let input = NewLead::for_partner(p.id(), format!("Lead {i}/{j}"))
                 .with_owner(owner)
                 .with_revenue(Money::parse(&format!("{}.25", 100 + n), "EUR").unwrap())
                 .with_tag(if j % 2 == 0 { "even" } else { "odd" });
-            let (lead, kind) = input.build(tenant, p.id, &pipeline, at).unwrap();
+            let (lead, kind) = input.build(tenant, p.id(), &pipeline, at).unwrap();
             cs.push(Write::AppendEvent(DomainEvent::new(
                 &ctx,
                 at,
@@ -59,10 +59,10 @@ fn tenant_data(
             )));
             cs.push(Write::AppendStageHistory(StageHistoryEntry {
                 tenant,
-                lead: lead.id,
-                pipeline: pipeline.id,
+                lead: lead.id(),
+                pipeline: pipeline.id(),
                 from: None,
-                to: lead.stage,
+                to: lead.stage(),
                 status: StatusKind::Open,
                 at,
                 actor: ctx.actor.clone(),
@@ -108,7 +108,7 @@ async fn migrations_run_once_when_two_processes_start_together() {
     let tenant = TenantId::new();
     let (cs, pipeline) = tenant_data(tenant, 1, 1, &[UserId::new()]);
     a.ingest(tenant, cs).await.unwrap();
-    assert_eq!(b.pipeline(tenant, pipeline.id).await.unwrap(), pipeline);
+    assert_eq!(b.pipeline(tenant, pipeline.id()).await.unwrap(), pipeline);
     // And each migration is recorded exactly once.
     let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
         .await
@@ -222,7 +222,7 @@ async fn both_ingest_paths_write_the_same_and_fail_whole() {
     let tenant = TenantId::new();
     let owners = [UserId::new(), UserId::new()];
     let (cs, pipeline) = tenant_data(tenant, 9, 5, &owners);
-    let writes = cs.writes.len() as u64;
+    let writes = cs.writes().len() as u64;
     assert_eq!(copy.ingest(tenant, cs.clone()).await.unwrap(), writes);
     assert_eq!(insert.ingest(tenant, cs.clone()).await.unwrap(), writes);
     let (a, b) = (
@@ -232,8 +232,8 @@ async fn both_ingest_paths_write_the_same_and_fail_whole() {
     assert_eq!(a.len(), 45);
     assert_eq!(a, b);
     assert_eq!(
-        copy.board(tenant, pipeline.id).await.unwrap(),
-        insert.board(tenant, pipeline.id).await.unwrap()
+        copy.board(tenant, pipeline.id()).await.unwrap(),
+        insert.board(tenant, pipeline.id()).await.unwrap()
     );
     assert_eq!(
         copy.events_since(tenant, 0, 1000).await.unwrap(),
@@ -241,10 +241,13 @@ async fn both_ingest_paths_write_the_same_and_fail_whole() {
     );
     // A second ingest of fresh rows followed by one already stored: nothing of it is written.
     for store in [&copy, &insert] {
-        let (mut more, _) = tenant_data(tenant, 2, 2, &owners);
-        more.writes
-            .retain(|w| !matches!(w, Write::InsertPipeline(_)));
-        more.push(cs.writes[1].clone());
+        let (more, _) = tenant_data(tenant, 2, 2, &owners);
+        let mut more: ChangeSet = more
+            .into_writes()
+            .into_iter()
+            .filter(|w| !matches!(w, Write::InsertPipeline(_)))
+            .collect();
+        more.push(cs.writes()[1].clone());
         let e = store.ingest(tenant, more).await.unwrap_err();
         assert!(matches!(e, Error::AlreadyExists { .. }), "{e}");
         assert_eq!(all_leads(store, tenant).await.len(), 45);
@@ -296,7 +299,7 @@ async fn timeline_board_and_customer_queries_use_indexes() {
     };
     check(
         store
-            .explain(Explain::Timeline(tenant, TimelineOf::Lead(lead.id), 50))
+            .explain(Explain::Timeline(tenant, TimelineOf::Lead(lead.id()), 50))
             .await
             .unwrap(),
         "events_by_lead",
@@ -305,7 +308,7 @@ async fn timeline_board_and_customer_queries_use_indexes() {
         store
             .explain(Explain::Timeline(
                 tenant,
-                TimelineOf::Partner(lead.partner),
+                TimelineOf::Partner(lead.partner()),
                 50,
             ))
             .await
@@ -314,7 +317,7 @@ async fn timeline_board_and_customer_queries_use_indexes() {
     );
     check(
         store
-            .explain(Explain::Board(tenant, pipeline.id))
+            .explain(Explain::Board(tenant, pipeline.id()))
             .await
             .unwrap(),
         "leads_by_stage",
@@ -337,7 +340,7 @@ async fn timeline_board_and_customer_queries_use_indexes() {
             .explain(Explain::Leads(
                 tenant,
                 LeadQuery {
-                    partner: Some(lead.partner),
+                    partner: Some(lead.partner()),
                     ..Default::default()
                 },
             ))
@@ -346,10 +349,10 @@ async fn timeline_board_and_customer_queries_use_indexes() {
         "leads_by_partner",
     );
     // The queries themselves agree with the data.
-    let board = store.board(tenant, pipeline.id).await.unwrap();
+    let board = store.board(tenant, pipeline.id()).await.unwrap();
     assert_eq!(board.columns.iter().map(|c| c.count).sum::<u64>(), 150);
     let page = store
-        .timeline(tenant, TimelineOf::Lead(lead.id), &PageRequest::default())
+        .timeline(tenant, TimelineOf::Lead(lead.id()), &PageRequest::default())
         .await
         .unwrap();
     assert_eq!(page.items.len(), 1);
@@ -385,18 +388,20 @@ async fn deadlock_is_a_retryable_storage_error() {
     client
         .execute(
             "SELECT 1 FROM leads WHERE tenant = $1 AND id = $2 FOR UPDATE",
-            &[tenant.as_uuid(), l2.id.as_uuid()],
+            &[tenant.as_uuid(), l2.id().as_uuid()],
         )
         .await
         .unwrap();
 
     let bump = |l: &crm_core::lead::Lead| {
-        let mut next = l.clone();
-        next.version += 1;
-        next.title = format!("{} (edited)", l.title);
+        // Two stale writers of one version: the change is made on the stored form, as a second process would.
+        let mut next = serde_json::to_value(l).unwrap();
+        next["version"] = serde_json::json!(l.version() + 1);
+        next["title"] = serde_json::json!(format!("{} (edited)", l.title()));
+        let next: crm_core::lead::Lead = serde_json::from_value(next).unwrap();
         Write::UpdateLead {
             lead: next,
-            expected_version: l.version,
+            expected_version: l.version(),
         }
     };
     let mut both = ChangeSet::new();
@@ -410,7 +415,7 @@ async fn deadlock_is_a_retryable_storage_error() {
     tokio::time::sleep(std::time::Duration::from_millis(400)).await;
     let other = {
         let client = client.clone();
-        let id = *l1.id.as_uuid();
+        let id = *l1.id().as_uuid();
         tokio::spawn(async move {
             client
                 .execute(
@@ -426,10 +431,10 @@ async fn deadlock_is_a_retryable_storage_error() {
     other.await.unwrap().unwrap();
     client.batch_execute("ROLLBACK").await.unwrap();
     // Nothing of the aborted change set was written, and the retry goes through.
-    assert_eq!(store.lead(tenant, l1.id).await.unwrap(), l1);
+    assert_eq!(store.lead(tenant, l1.id()).await.unwrap(), l1);
     store.commit(tenant, both).await.unwrap();
     assert_eq!(
-        store.lead(tenant, l2.id).await.unwrap().version,
-        l2.version + 1
+        store.lead(tenant, l2.id()).await.unwrap().version(),
+        l2.version() + 1
     );
 }

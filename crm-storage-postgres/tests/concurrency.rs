@@ -60,7 +60,7 @@ async fn thirty_two_tasks_on_one_hundred_leads_lose_no_update() {
     let ctx = Context::user(tenant, UserId::new());
     let pipeline = crm.setup_tenant(&ctx).await.unwrap();
     let open: Vec<_> = pipeline
-        .stages
+        .stages()
         .iter()
         .filter(|s| s.kind == StageKind::Open)
         .map(|s| s.id)
@@ -70,7 +70,7 @@ async fn thirty_two_tasks_on_one_hundred_leads_lose_no_update() {
         .await
         .unwrap()
         .record
-        .id;
+        .id();
     let mut leads = Vec::new();
     for i in 0..LEADS {
         let l = crm
@@ -78,7 +78,7 @@ async fn thirty_two_tasks_on_one_hundred_leads_lose_no_update() {
             .await
             .unwrap()
             .record;
-        leads.push(l.id);
+        leads.push(l.id());
     }
     let setup_events = store.events_since(tenant, 0, 10_000).await.unwrap().len() as u64;
     let leads = Arc::new(leads);
@@ -107,7 +107,7 @@ async fn thirty_two_tasks_on_one_hundred_leads_lose_no_update() {
                             // Let other tasks interleave between the read and the write.
                             tokio::task::yield_now().await;
                             let cmd = if op == 0 {
-                                let i = open.iter().position(|s| *s == current.stage).unwrap();
+                                let i = open.iter().position(|s| *s == current.stage()).unwrap();
                                 LeadCommand::MoveTo {
                                     stage: open[(i + 1) % open.len()],
                                 }
@@ -117,7 +117,7 @@ async fn thirty_two_tasks_on_one_hundred_leads_lose_no_update() {
                                     ..Default::default()
                                 })
                             };
-                            crm.transition(&ctx, lead, current.version, cmd)
+                            crm.transition(&ctx, lead, current.version(), cmd)
                                 .await
                                 .map(|o| (o.events.len(), true))
                         }
@@ -172,7 +172,7 @@ async fn thirty_two_tasks_on_one_hundred_leads_lose_no_update() {
         let lead = crm.lead(tenant, *id).await.unwrap();
         let updates = total.updates.get(id).copied().unwrap_or(0);
         assert_eq!(
-            lead.version,
+            lead.version(),
             1 + updates,
             "lead {id}: lost or phantom update"
         );

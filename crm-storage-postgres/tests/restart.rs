@@ -85,7 +85,7 @@ async fn server_restart_mid_workload_loses_nothing_committed() {
         .await
         .unwrap()
         .record
-        .id;
+        .id();
     let mut leads = Vec::new();
     for i in 0..LEADS {
         leads.push(
@@ -93,7 +93,7 @@ async fn server_restart_mid_workload_loses_nothing_committed() {
                 .await
                 .unwrap()
                 .record
-                .id,
+                .id(),
         );
     }
     let leads = Arc::new(leads);
@@ -117,7 +117,7 @@ async fn server_restart_mid_workload_loses_nothing_committed() {
                     crm.transition(
                         &ctx,
                         lead,
-                        current.version,
+                        current.version(),
                         LeadCommand::Update(LeadPatch {
                             description: Some(Some(description.clone())),
                             ..Default::default()
@@ -225,12 +225,12 @@ async fn server_restart_mid_workload_loses_nothing_committed() {
         let lead = crm.lead(tenant, *id).await.unwrap();
         let edits = logged.get(id).map(Vec::len).unwrap_or(0) as u64;
         assert_eq!(
-            lead.version,
+            lead.version(),
             1 + edits,
             "lead {id}: version and log disagree"
         );
         assert_eq!(
-            lead.description.as_deref(),
+            lead.description(),
             logged.get(id).and_then(|v| v.last()).map(String::as_str),
             "lead {id}: stored state is not the last logged change"
         );

@@ -112,19 +112,20 @@ fn micros(t: Option<crm_core::time::Timestamp>) -> Value {
 }
 
 fn insert_document_rows(tx: &Connection, d: &Document) -> Result<()> {
-    let t = d.tenant.as_uuid();
-    for (n, l) in d.lines.iter().enumerate() {
+    let tenant = d.tenant();
+    let t = tenant.as_uuid();
+    for (n, l) in d.lines().iter().enumerate() {
         exec(
             tx,
             "INSERT INTO document_lines (tenant, document, n, partner, kind, issue_day, product, category, quantity_units, revenue_units, cost_units) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
             vec![
                 b(t),
-                b(d.id.as_uuid()),
+                b(d.id().as_uuid()),
                 Value::Integer(n as i64),
-                b(d.partner.as_uuid()),
-                Value::Integer(d.kind.code() as i64),
-                Value::Integer(day_number(d.issue_date) as i64),
+                b(d.partner().as_uuid()),
+                Value::Integer(d.kind().code() as i64),
+                Value::Integer(day_number(d.issue_date()) as i64),
                 b(l.product.as_uuid()),
                 ob(l.category.as_ref().map(|c| c.as_uuid())),
                 Value::Integer(l.quantity_units),
@@ -134,16 +135,19 @@ fn insert_document_rows(tx: &Connection, d: &Document) -> Result<()> {
         )
         .map_err(map)?;
     }
-    let kind = d.direction.unwrap_or(PaymentDirection::Received).settles();
-    for (n, a) in d.allocations.iter().enumerate() {
+    let kind = d
+        .direction()
+        .unwrap_or(PaymentDirection::Received)
+        .settles();
+    for (n, a) in d.allocations().iter().enumerate() {
         exec(
             tx,
             "INSERT INTO allocations (tenant, document, n, partner, target_kind, target_number, amount_units) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             vec![
                 b(t),
-                b(d.id.as_uuid()),
+                b(d.id().as_uuid()),
                 Value::Integer(n as i64),
-                b(d.partner.as_uuid()),
+                b(d.partner().as_uuid()),
                 Value::Integer(kind.code() as i64),
                 Value::Text(a.number.clone()),
                 Value::Integer(decimal_to_units(a.amount).unwrap_or(0)),
@@ -156,35 +160,35 @@ fn insert_document_rows(tx: &Connection, d: &Document) -> Result<()> {
 
 fn document_values(d: &Document) -> Vec<Value> {
     vec![
-        b(d.tenant.as_uuid()),
-        b(d.id.as_uuid()),
-        Value::Integer(d.kind.code() as i64),
-        Value::Text(d.number.clone()),
-        b(d.partner.as_uuid()),
-        Value::Integer(day_number(d.issue_date) as i64),
-        d.due_date
+        b(d.tenant().as_uuid()),
+        b(d.id().as_uuid()),
+        Value::Integer(d.kind().code() as i64),
+        Value::Text(d.number().to_owned()),
+        b(d.partner().as_uuid()),
+        Value::Integer(day_number(d.issue_date()) as i64),
+        d.due_date()
             .map(|x| Value::Integer(day_number(x) as i64))
             .unwrap_or(Value::Null),
-        Value::Integer(Bucket::Month.index(d.issue_date)),
-        Value::Integer(Bucket::Quarter.index(d.issue_date)),
-        Value::Integer(Bucket::Year.index(d.issue_date)),
-        Value::Text(d.currency.code().into()),
+        Value::Integer(Bucket::Month.index(d.issue_date())),
+        Value::Integer(Bucket::Quarter.index(d.issue_date())),
+        Value::Integer(Bucket::Year.index(d.issue_date())),
+        Value::Text(d.currency().code().into()),
         Value::Integer(d.total_units()),
-        Value::Text(d.rate.reporting.code().into()),
-        Value::Integer(d.revenue_units),
-        Value::Integer(d.cost_units),
-        ob(d.campaign.as_ref().map(|c| c.as_uuid())),
-        ot(d.corrects.as_deref()),
-        d.direction
+        Value::Text(d.rate().reporting.code().into()),
+        Value::Integer(d.revenue_units()),
+        Value::Integer(d.cost_units()),
+        ob(d.campaign().as_ref().map(|c| c.as_uuid())),
+        ot(d.corrects()),
+        d.direction()
             .map(|x| Value::Integer(matches!(x, PaymentDirection::Sent) as i64))
             .unwrap_or(Value::Null),
-        ot(d.attrs.group.as_deref()),
-        ot(d.attrs.industry.as_deref()),
-        ob(d.attrs.owner.as_ref().map(|o| o.as_uuid())),
-        ot(d.attrs.country.as_deref()),
-        ot(d.attrs.region.as_deref()),
-        ot(d.attrs.city.as_deref()),
-        Value::Integer(d.version as i64),
+        ot(d.attrs().group.as_deref()),
+        ot(d.attrs().industry.as_deref()),
+        ob(d.attrs().owner.as_ref().map(|o| o.as_uuid())),
+        ot(d.attrs().country.as_deref()),
+        ot(d.attrs().region.as_deref()),
+        ot(d.attrs().city.as_deref()),
+        Value::Integer(d.version() as i64),
         Value::Text(doc(d)),
     ]
 }
@@ -194,17 +198,17 @@ const DOC_COLS: &str = "tenant, id, kind, number, partner, issue_day, due_day, m
 
 fn target_values(t: &CampaignTarget) -> Vec<Value> {
     vec![
-        b(t.tenant.as_uuid()),
-        b(t.campaign.as_uuid()),
-        b(t.partner.as_uuid()),
-        ob(t.agent.as_ref().map(|a| a.as_uuid())),
-        ob(t.request.as_ref().map(|r| r.as_uuid())),
-        t.outcome
+        b(t.tenant().as_uuid()),
+        b(t.campaign().as_uuid()),
+        b(t.partner().as_uuid()),
+        ob(t.agent().as_ref().map(|a| a.as_uuid())),
+        ob(t.request().as_ref().map(|r| r.as_uuid())),
+        t.outcome()
             .map(|o| Value::Integer(o.code() as i64))
             .unwrap_or(Value::Null),
-        micros(t.outcome_at),
-        micros(t.reached_at),
-        Value::Integer(t.version as i64),
+        micros(t.outcome_at()),
+        micros(t.reached_at()),
+        Value::Integer(t.version() as i64),
         Value::Text(doc(t)),
     ]
 }
@@ -215,37 +219,37 @@ pub(crate) fn apply(tx: &Connection, w: &CommerceWrite) -> Result<()> {
         CommerceWrite::InsertCategory(c) => exec(
             tx,
             "INSERT INTO product_categories (tenant, id, code, version, doc) VALUES (?1, ?2, ?3, ?4, ?5)",
-            vec![b(c.tenant.as_uuid()), b(c.id.as_uuid()), Value::Text(c.code.clone()), Value::Integer(c.version as i64), Value::Text(doc(c))],
+            vec![b(c.tenant().as_uuid()), b(c.id().as_uuid()), Value::Text(c.code().to_owned()), Value::Integer(c.version() as i64), Value::Text(doc(c))],
         )
         .map(|_| ())
-        .map_err(|e| already(e, "product category", c.code.clone())),
+        .map_err(|e| already(e, "product category", c.code().to_owned())),
         CommerceWrite::UpdateCategory { category: c, expected_version } => {
-            crm_storage_sql::check_next_version("product category", c.version, *expected_version)?;
+            crm_storage_sql::check_next_version("product category", c.version(), *expected_version)?;
             versioned_update(
                 tx,
                 "UPDATE product_categories SET code = ?3, version = ?4, doc = ?5 WHERE tenant = ?1 AND id = ?2 AND version = ?6",
-                vec![b(c.tenant.as_uuid()), b(c.id.as_uuid()), Value::Text(c.code.clone()), Value::Integer(c.version as i64), Value::Text(doc(c)), Value::Integer(*expected_version as i64)],
+                vec![b(c.tenant().as_uuid()), b(c.id().as_uuid()), Value::Text(c.code().to_owned()), Value::Integer(c.version() as i64), Value::Text(doc(c)), Value::Integer(*expected_version as i64)],
                 "SELECT version FROM product_categories WHERE tenant = ?1 AND id = ?2",
-                vec![b(c.tenant.as_uuid()), b(c.id.as_uuid())],
-                ("product category", c.code.clone(), *expected_version),
+                vec![b(c.tenant().as_uuid()), b(c.id().as_uuid())],
+                ("product category", c.code().to_owned(), *expected_version),
             )
         }
         CommerceWrite::InsertProduct(p) => exec(
             tx,
             "INSERT INTO products (tenant, id, code, category, version, doc) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            vec![b(p.tenant.as_uuid()), b(p.id.as_uuid()), Value::Text(p.code.clone()), ob(p.category.as_ref().map(|c| c.as_uuid())), Value::Integer(p.version as i64), Value::Text(doc(p))],
+            vec![b(p.tenant().as_uuid()), b(p.id().as_uuid()), Value::Text(p.code().to_owned()), ob(p.category().as_ref().map(|c| c.as_uuid())), Value::Integer(p.version() as i64), Value::Text(doc(p))],
         )
         .map(|_| ())
-        .map_err(|e| already(e, "product", p.code.clone())),
+        .map_err(|e| already(e, "product", p.code().to_owned())),
         CommerceWrite::UpdateProduct { product: p, expected_version } => {
-            crm_storage_sql::check_next_version("product", p.version, *expected_version)?;
+            crm_storage_sql::check_next_version("product", p.version(), *expected_version)?;
             versioned_update(
                 tx,
                 "UPDATE products SET code = ?3, category = ?4, version = ?5, doc = ?6 WHERE tenant = ?1 AND id = ?2 AND version = ?7",
-                vec![b(p.tenant.as_uuid()), b(p.id.as_uuid()), Value::Text(p.code.clone()), ob(p.category.as_ref().map(|c| c.as_uuid())), Value::Integer(p.version as i64), Value::Text(doc(p)), Value::Integer(*expected_version as i64)],
+                vec![b(p.tenant().as_uuid()), b(p.id().as_uuid()), Value::Text(p.code().to_owned()), ob(p.category().as_ref().map(|c| c.as_uuid())), Value::Integer(p.version() as i64), Value::Text(doc(p)), Value::Integer(*expected_version as i64)],
                 "SELECT version FROM products WHERE tenant = ?1 AND id = ?2",
-                vec![b(p.tenant.as_uuid()), b(p.id.as_uuid())],
-                ("product", p.code.clone(), *expected_version),
+                vec![b(p.tenant().as_uuid()), b(p.id().as_uuid())],
+                ("product", p.code().to_owned(), *expected_version),
             )
         }
         CommerceWrite::InsertDocument(d) => {
@@ -253,12 +257,13 @@ pub(crate) fn apply(tx: &Connection, w: &CommerceWrite) -> Result<()> {
                 "INSERT INTO documents ({DOC_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26)"
             );
             exec(tx, &sql, document_values(d))
-                .map_err(|e| already(e, "document", format!("{} {}", d.kind.as_str(), d.number)))?;
+                .map_err(|e| already(e, "document", format!("{} {}", d.kind().as_str(), d.number())))?;
             insert_document_rows(tx, d)
         }
         CommerceWrite::ReplaceDocument { document: d, expected_version } => {
-            crm_storage_sql::check_next_version("document", d.version, *expected_version)?;
-            let t = d.tenant.as_uuid();
+            crm_storage_sql::check_next_version("document", d.version(), *expected_version)?;
+            let tenant = d.tenant();
+    let t = tenant.as_uuid();
             let mut p = document_values(d);
             p.push(Value::Integer(*expected_version as i64));
             versioned_update(
@@ -269,54 +274,54 @@ pub(crate) fn apply(tx: &Connection, w: &CommerceWrite) -> Result<()> {
                  version = ?25, doc = ?26 WHERE tenant = ?1 AND id = ?2 AND version = ?27",
                 p,
                 "SELECT version FROM documents WHERE tenant = ?1 AND id = ?2",
-                vec![b(t), b(d.id.as_uuid())],
-                ("document", d.number.clone(), *expected_version),
+                vec![b(t), b(d.id().as_uuid())],
+                ("document", d.number().to_owned(), *expected_version),
             )?;
             for table in ["document_lines", "allocations"] {
-                exec(tx, &format!("DELETE FROM {table} WHERE tenant = ?1 AND document = ?2"), vec![b(t), b(d.id.as_uuid())]).map_err(map)?;
+                exec(tx, &format!("DELETE FROM {table} WHERE tenant = ?1 AND document = ?2"), vec![b(t), b(d.id().as_uuid())]).map_err(map)?;
             }
             insert_document_rows(tx, d)
         }
         CommerceWrite::InsertRate(r) => exec(
             tx,
             "INSERT INTO exchange_rates (tenant, from_ccy, to_ccy, day, doc) VALUES (?1, ?2, ?3, ?4, ?5)",
-            vec![b(r.tenant.as_uuid()), Value::Text(r.from.code().into()), Value::Text(r.to.code().into()), Value::Integer(day_number(r.on) as i64), Value::Text(doc(r))],
+            vec![b(r.tenant().as_uuid()), Value::Text(r.from().code().into()), Value::Text(r.to().code().into()), Value::Integer(day_number(r.on()) as i64), Value::Text(doc(r))],
         )
         .map(|_| ())
-        .map_err(|e| already(e, "exchange rate", format!("{}/{} on {}", r.from, r.to, r.on))),
+        .map_err(|e| already(e, "exchange rate", format!("{}/{} on {}", r.from(), r.to(), r.on()))),
         CommerceWrite::InsertCampaign(c) => exec(
             tx,
             "INSERT INTO campaigns (tenant, id, status, version, doc) VALUES (?1, ?2, ?3, ?4, ?5)",
-            vec![b(c.tenant.as_uuid()), b(c.id.as_uuid()), Value::Integer(status_code(c.status)), Value::Integer(c.version as i64), Value::Text(doc(c))],
+            vec![b(c.tenant().as_uuid()), b(c.id().as_uuid()), Value::Integer(status_code(c.status())), Value::Integer(c.version() as i64), Value::Text(doc(c))],
         )
         .map(|_| ())
-        .map_err(|e| already(e, "campaign", c.id.to_string())),
+        .map_err(|e| already(e, "campaign", c.id().to_string())),
         CommerceWrite::UpdateCampaign { campaign: c, expected_version } => {
-            crm_storage_sql::check_next_version("campaign", c.version, *expected_version)?;
+            crm_storage_sql::check_next_version("campaign", c.version(), *expected_version)?;
             versioned_update(
                 tx,
                 "UPDATE campaigns SET status = ?3, version = ?4, doc = ?5 WHERE tenant = ?1 AND id = ?2 AND version = ?6",
-                vec![b(c.tenant.as_uuid()), b(c.id.as_uuid()), Value::Integer(status_code(c.status)), Value::Integer(c.version as i64), Value::Text(doc(c)), Value::Integer(*expected_version as i64)],
+                vec![b(c.tenant().as_uuid()), b(c.id().as_uuid()), Value::Integer(status_code(c.status())), Value::Integer(c.version() as i64), Value::Text(doc(c)), Value::Integer(*expected_version as i64)],
                 "SELECT version FROM campaigns WHERE tenant = ?1 AND id = ?2",
-                vec![b(c.tenant.as_uuid()), b(c.id.as_uuid())],
-                ("campaign", c.id.to_string(), *expected_version),
+                vec![b(c.tenant().as_uuid()), b(c.id().as_uuid())],
+                ("campaign", c.id().to_string(), *expected_version),
             )
         }
         CommerceWrite::InsertCampaignCost(c) => exec(
             tx,
             "INSERT INTO campaign_costs (tenant, id, campaign, day, reporting, amount_units, doc) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             vec![
-                b(c.tenant.as_uuid()),
-                b(c.id.as_uuid()),
-                b(c.campaign.as_uuid()),
-                Value::Integer(day_number(c.date) as i64),
-                Value::Text(c.rate.reporting.code().into()),
-                Value::Integer(c.amount_units),
+                b(c.tenant().as_uuid()),
+                b(c.id().as_uuid()),
+                b(c.campaign().as_uuid()),
+                Value::Integer(day_number(c.date()) as i64),
+                Value::Text(c.rate().reporting.code().into()),
+                Value::Integer(c.amount_units()),
                 Value::Text(doc(c)),
             ],
         )
         .map(|_| ())
-        .map_err(|e| already(e, "campaign cost entry", c.id.to_string())),
+        .map_err(|e| already(e, "campaign cost entry", c.id().to_string())),
         CommerceWrite::InsertCampaignTarget(t) => exec(
             tx,
             "INSERT INTO campaign_targets (tenant, campaign, partner, agent, request, outcome, outcome_at, reached_at, version, doc) \
@@ -324,9 +329,9 @@ pub(crate) fn apply(tx: &Connection, w: &CommerceWrite) -> Result<()> {
             target_values(t),
         )
         .map(|_| ())
-        .map_err(|e| already(e, "campaign target", t.partner.to_string())),
+        .map_err(|e| already(e, "campaign target", t.partner().to_string())),
         CommerceWrite::UpdateCampaignTarget { target: t, expected_version } => {
-            crm_storage_sql::check_next_version("campaign target", t.version, *expected_version)?;
+            crm_storage_sql::check_next_version("campaign target", t.version(), *expected_version)?;
             let mut p = target_values(t);
             p.push(Value::Integer(*expected_version as i64));
             versioned_update(
@@ -335,8 +340,8 @@ pub(crate) fn apply(tx: &Connection, w: &CommerceWrite) -> Result<()> {
                  WHERE tenant = ?1 AND campaign = ?2 AND partner = ?3 AND version = ?11",
                 p,
                 "SELECT version FROM campaign_targets WHERE tenant = ?1 AND campaign = ?2 AND partner = ?3",
-                vec![b(t.tenant.as_uuid()), b(t.campaign.as_uuid()), b(t.partner.as_uuid())],
-                ("campaign target", t.partner.to_string(), *expected_version),
+                vec![b(t.tenant().as_uuid()), b(t.campaign().as_uuid()), b(t.partner().as_uuid())],
+                ("campaign target", t.partner().to_string(), *expected_version),
             )
         }
         other => Err(Error::invalid("writes", format!("this SQLite store does not support the commerce write {:?}", std::mem::discriminant(other)))),
@@ -639,7 +644,7 @@ impl CommerceStore for SqliteStore {
             )?;
             let next = if items.len() > page.limit as usize {
                 items.truncate(page.limit as usize);
-                items.last().map(|t| Cursor::encode(0, *t.partner.as_uuid()))
+                items.last().map(|t| Cursor::encode(0, *t.partner().as_uuid()))
             } else {
                 None
             };

@@ -19,7 +19,7 @@
 //! let crm = CrmService::builder().store(Arc::new(SqliteStore::open_in_memory().unwrap())).build().unwrap();
 //! let ctx = Context::user(TenantId::new(), UserId::new());
 //! let pipeline = crm.setup_tenant(&ctx).await.unwrap();
-//! assert_eq!(pipeline.stages.len(), 6);
+//! assert_eq!(pipeline.stages().len(), 6);
 //! # });
 //! ```
 

@@ -265,8 +265,8 @@ fn conflict_or_missing(
 }
 
 fn put_partner_keys(tx: &Connection, p: &Partner, keys: &[DedupeKey]) -> Result<()> {
-    let t = blob(p.tenant.as_uuid());
-    let id = blob(p.id.as_uuid());
+    let t = blob(p.tenant().as_uuid());
+    let id = blob(p.id().as_uuid());
     tx.prepare_cached("DELETE FROM partner_keys WHERE tenant = ?1 AND partner = ?2")
         .and_then(|mut s| s.execute(params![t, id]))
         .map_err(map)?;
@@ -282,8 +282,8 @@ fn put_partner_keys(tx: &Connection, p: &Partner, keys: &[DedupeKey]) -> Result<
 }
 
 fn put_lead_tags(tx: &Connection, l: &Lead, replace: bool) -> Result<()> {
-    let t = blob(l.tenant.as_uuid());
-    let id = blob(l.id.as_uuid());
+    let t = blob(l.tenant().as_uuid());
+    let id = blob(l.id().as_uuid());
     if replace {
         tx.prepare_cached("DELETE FROM lead_tags WHERE tenant = ?1 AND lead = ?2")
             .and_then(|mut s| s.execute(params![t, id]))
@@ -292,7 +292,7 @@ fn put_lead_tags(tx: &Connection, l: &Lead, replace: bool) -> Result<()> {
     let mut ins = tx
         .prepare_cached("INSERT INTO lead_tags (tenant, tag, lead) VALUES (?1, ?2, ?3)")
         .map_err(map)?;
-    for tag in &l.tags {
+    for tag in l.tags() {
         ins.execute(params![t, tag, id]).map_err(map)?;
     }
     Ok(())
@@ -303,8 +303,8 @@ fn opt_blob(u: Option<&Uuid>) -> Option<[u8; 16]> {
 }
 
 fn lead_columns(l: &Lead) -> (Option<&'static str>, Option<i64>, i64) {
-    let currency = l.expected_revenue.map(|m| m.currency().code());
-    let units = l.expected_revenue.map(|m| m.to_units());
+    let currency = l.expected_revenue().map(|m| m.currency().code());
+    let units = l.expected_revenue().map(|m| m.to_units());
     (currency, units, LeadSort::ExpectedRevenueDesc.key(l))
 }
 
@@ -316,17 +316,17 @@ fn apply_write(tx: &Connection, w: &Write) -> Result<()> {
             )
             .and_then(|mut s| {
                 s.execute(params![
-                    blob(p.tenant.as_uuid()),
-                    blob(p.id.as_uuid()),
-                    p.name,
+                    blob(p.tenant().as_uuid()),
+                    blob(p.id().as_uuid()),
+                    p.name(),
                     partner_search_text(p),
-                    p.group,
-                    opt_blob(p.owner.as_ref().map(|o| o.as_uuid())),
-                    p.version as i64,
+                    p.group(),
+                    opt_blob(p.owner().as_ref().map(|o| o.as_uuid())),
+                    p.version() as i64,
                     doc(p)
                 ])
             })
-            .map_err(|e| already(e, "partner", p.id.as_uuid()))?;
+            .map_err(|e| already(e, "partner", p.id().as_uuid()))?;
             put_partner_keys(tx, p, keys)
         }
         Write::UpdatePartner {
@@ -334,7 +334,7 @@ fn apply_write(tx: &Connection, w: &Write) -> Result<()> {
             expected_version,
             keys,
         } => {
-            crm_storage_sql::check_next_version("partner", p.version, *expected_version)?;
+            crm_storage_sql::check_next_version("partner", p.version(), *expected_version)?;
             let n = tx
                 .prepare_cached(
                     "UPDATE partners SET name = ?3, search = ?4, grp = ?5, owner = ?6, version = ?7, doc = ?8 \
@@ -342,20 +342,20 @@ fn apply_write(tx: &Connection, w: &Write) -> Result<()> {
                 )
                 .and_then(|mut s| {
                     s.execute(params![
-                        blob(p.tenant.as_uuid()),
-                        blob(p.id.as_uuid()),
-                        p.name,
+                        blob(p.tenant().as_uuid()),
+                        blob(p.id().as_uuid()),
+                        p.name(),
                         partner_search_text(p),
-                        p.group,
-                        opt_blob(p.owner.as_ref().map(|o| o.as_uuid())),
-                        p.version as i64,
+                        p.group(),
+                        opt_blob(p.owner().as_ref().map(|o| o.as_uuid())),
+                        p.version() as i64,
                         doc(p),
                         *expected_version as i64
                     ])
                 })
                 .map_err(map)?;
             if n == 0 {
-                return Err(conflict_or_missing(tx, "partners", "partner", &p.tenant, p.id.as_uuid(), *expected_version));
+                return Err(conflict_or_missing(tx, "partners", "partner", &p.tenant(), p.id().as_uuid(), *expected_version));
             }
             put_partner_keys(tx, p, keys)
         }
@@ -363,20 +363,20 @@ fn apply_write(tx: &Connection, w: &Write) -> Result<()> {
             .prepare_cached("INSERT INTO pipelines (tenant, id, created_at, version, doc) VALUES (?1, ?2, ?3, ?4, ?5)")
             .and_then(|mut s| {
                 s.execute(params![
-                    blob(p.tenant.as_uuid()),
-                    blob(p.id.as_uuid()),
-                    p.created_at.timestamp_micros(),
-                    p.version as i64,
+                    blob(p.tenant().as_uuid()),
+                    blob(p.id().as_uuid()),
+                    p.created_at().timestamp_micros(),
+                    p.version() as i64,
                     doc(p)
                 ])
             })
             .map(|_| ())
-            .map_err(|e| already(e, "pipeline", p.id.as_uuid())),
+            .map_err(|e| already(e, "pipeline", p.id().as_uuid())),
         Write::InsertLostReason(r) => tx
             .prepare_cached("INSERT INTO lost_reasons (tenant, id, doc) VALUES (?1, ?2, ?3)")
-            .and_then(|mut s| s.execute(params![blob(r.tenant.as_uuid()), blob(r.id.as_uuid()), doc(r)]))
+            .and_then(|mut s| s.execute(params![blob(r.tenant().as_uuid()), blob(r.id().as_uuid()), doc(r)]))
             .map(|_| ())
-            .map_err(|e| already(e, "lost reason", r.id.as_uuid())),
+            .map_err(|e| already(e, "lost reason", r.id().as_uuid())),
         Write::InsertLead(l) => {
             let (currency, units, rkey) = lead_columns(l);
             tx.prepare_cached(
@@ -386,29 +386,29 @@ fn apply_write(tx: &Connection, w: &Write) -> Result<()> {
             )
             .and_then(|mut s| {
                 s.execute(params![
-                    blob(l.tenant.as_uuid()),
-                    blob(l.id.as_uuid()),
-                    blob(l.partner.as_uuid()),
-                    blob(l.pipeline.as_uuid()),
-                    blob(l.stage.as_uuid()),
-                    l.status.kind().code(),
-                    opt_blob(l.owner.as_ref().map(|o| o.as_uuid())),
+                    blob(l.tenant().as_uuid()),
+                    blob(l.id().as_uuid()),
+                    blob(l.partner().as_uuid()),
+                    blob(l.pipeline().as_uuid()),
+                    blob(l.stage().as_uuid()),
+                    l.status().kind().code(),
+                    opt_blob(l.owner().as_ref().map(|o| o.as_uuid())),
                     currency,
                     units,
                     rkey,
-                    l.probability,
-                    l.created_at.timestamp_micros(),
-                    l.updated_at.timestamp_micros(),
-                    l.title.to_lowercase(),
-                    l.version as i64,
+                    l.probability(),
+                    l.created_at().timestamp_micros(),
+                    l.updated_at().timestamp_micros(),
+                    l.title().to_lowercase(),
+                    l.version() as i64,
                     doc(l)
                 ])
             })
-            .map_err(|e| already(e, "lead", l.id.as_uuid()))?;
+            .map_err(|e| already(e, "lead", l.id().as_uuid()))?;
             put_lead_tags(tx, l, false)
         }
         Write::UpdateLead { lead: l, expected_version } => {
-            crm_storage_sql::check_next_version("lead", l.version, *expected_version)?;
+            crm_storage_sql::check_next_version("lead", l.version(), *expected_version)?;
             let (currency, units, rkey) = lead_columns(l);
             let n = tx
                 .prepare_cached(
@@ -418,27 +418,27 @@ fn apply_write(tx: &Connection, w: &Write) -> Result<()> {
                 )
                 .and_then(|mut s| {
                     s.execute(params![
-                        blob(l.tenant.as_uuid()),
-                        blob(l.id.as_uuid()),
-                        blob(l.partner.as_uuid()),
-                        blob(l.pipeline.as_uuid()),
-                        blob(l.stage.as_uuid()),
-                        l.status.kind().code(),
-                        opt_blob(l.owner.as_ref().map(|o| o.as_uuid())),
+                        blob(l.tenant().as_uuid()),
+                        blob(l.id().as_uuid()),
+                        blob(l.partner().as_uuid()),
+                        blob(l.pipeline().as_uuid()),
+                        blob(l.stage().as_uuid()),
+                        l.status().kind().code(),
+                        opt_blob(l.owner().as_ref().map(|o| o.as_uuid())),
                         currency,
                         units,
                         rkey,
-                        l.probability,
-                        l.updated_at.timestamp_micros(),
-                        l.title.to_lowercase(),
-                        l.version as i64,
+                        l.probability(),
+                        l.updated_at().timestamp_micros(),
+                        l.title().to_lowercase(),
+                        l.version() as i64,
                         doc(l),
                         *expected_version as i64
                     ])
                 })
                 .map_err(map)?;
             if n == 0 {
-                return Err(conflict_or_missing(tx, "leads", "lead", &l.tenant, l.id.as_uuid(), *expected_version));
+                return Err(conflict_or_missing(tx, "leads", "lead", &l.tenant(), l.id().as_uuid(), *expected_version));
             }
             put_lead_tags(tx, l, true)
         }
@@ -449,12 +449,12 @@ fn apply_write(tx: &Connection, w: &Write) -> Result<()> {
             )
             .and_then(|mut s| s.execute(params_from_iter(request_params(r, None))))
             .map(|_| ())
-            .map_err(|e| already(e, "request", r.id.as_uuid())),
+            .map_err(|e| already(e, "request", r.id().as_uuid())),
         Write::UpdateRequest {
             request: r,
             expected_version,
         } => {
-            crm_storage_sql::check_next_version("request", r.version, *expected_version)?;
+            crm_storage_sql::check_next_version("request", r.version(), *expected_version)?;
             let n = tx
                 .prepare_cached(
                     "UPDATE requests SET lead = ?3, partner = ?4, assignee = ?5, active = ?6, due_key = ?7, version = ?8, doc = ?9 \
@@ -463,12 +463,12 @@ fn apply_write(tx: &Connection, w: &Write) -> Result<()> {
                 .and_then(|mut s| s.execute(params_from_iter(request_params(r, Some(*expected_version)))))
                 .map_err(map)?;
             if n == 0 {
-                return Err(conflict_or_missing(tx, "requests", "request", &r.tenant, r.id.as_uuid(), *expected_version));
+                return Err(conflict_or_missing(tx, "requests", "request", &r.tenant(), r.id().as_uuid(), *expected_version));
             }
             Ok(())
         }
         Write::InsertComment(c) => {
-            let target = match c.target {
+            let target = match c.target() {
                 CommentTarget::Lead(id) => *id.as_uuid(),
                 CommentTarget::Partner(id) => *id.as_uuid(),
                 CommentTarget::Request(id) => *id.as_uuid(),
@@ -476,15 +476,15 @@ fn apply_write(tx: &Connection, w: &Write) -> Result<()> {
             tx.prepare_cached("INSERT INTO comments (tenant, id, target, created_at, doc) VALUES (?1, ?2, ?3, ?4, ?5)")
                 .and_then(|mut s| {
                     s.execute(params![
-                        blob(c.tenant.as_uuid()),
-                        blob(c.id.as_uuid()),
+                        blob(c.tenant().as_uuid()),
+                        blob(c.id().as_uuid()),
                         blob(&target),
-                        c.created_at.timestamp_micros(),
+                        c.created_at().timestamp_micros(),
                         doc(c)
                     ])
                 })
                 .map(|_| ())
-                .map_err(|e| already(e, "comment", c.id.as_uuid()))
+                .map_err(|e| already(e, "comment", c.id().as_uuid()))
         }
         Write::AppendEvent(e) => tx
             .prepare_cached("INSERT INTO events (tenant, id, at, lead, partner, request, kind, doc) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)")
@@ -528,18 +528,18 @@ fn apply_write(tx: &Connection, w: &Write) -> Result<()> {
 
 fn request_params(r: &Request, expected: Option<u64>) -> Vec<Value> {
     let mut v = vec![
-        Value::Blob(blob(r.tenant.as_uuid()).to_vec()),
-        Value::Blob(blob(r.id.as_uuid()).to_vec()),
-        r.lead
+        Value::Blob(blob(r.tenant().as_uuid()).to_vec()),
+        Value::Blob(blob(r.id().as_uuid()).to_vec()),
+        r.lead()
             .map(|l| Value::Blob(blob(l.as_uuid()).to_vec()))
             .unwrap_or(Value::Null),
-        r.partner
+        r.partner()
             .map(|p| Value::Blob(blob(p.as_uuid()).to_vec()))
             .unwrap_or(Value::Null),
-        Value::Blob(blob(r.assignee.as_uuid()).to_vec()),
-        Value::Integer(r.status.is_active() as i64),
+        Value::Blob(blob(r.assignee().as_uuid()).to_vec()),
+        Value::Integer(r.status().is_active() as i64),
         Value::Integer(request_sort_key(r)),
-        Value::Integer(r.version as i64),
+        Value::Integer(r.version() as i64),
         Value::Text(doc(r)),
     ];
     if let Some(e) = expected {
@@ -555,7 +555,7 @@ fn apply_all(conn: &mut Connection, tenant: TenantId, changes: &ChangeSet) -> Re
     changes.check(tenant)?;
     if !conn.is_autocommit() {
         let sp = conn.savepoint_with_name("crm_change").map_err(map)?;
-        for w in &changes.writes {
+        for w in changes.writes() {
             apply_write(&sp, w)?;
         }
         return sp.commit().map_err(map);
@@ -563,7 +563,7 @@ fn apply_all(conn: &mut Connection, tenant: TenantId, changes: &ChangeSet) -> Re
     let tx = conn
         .transaction_with_behavior(TransactionBehavior::Immediate)
         .map_err(map)?;
-    for w in &changes.writes {
+    for w in changes.writes() {
         apply_write(&tx, w)?;
     }
     tx.commit().map_err(map)
@@ -718,7 +718,7 @@ fn query_leads(conn: &Connection, tenant: TenantId, q: &LeadQuery) -> Result<Pag
     let items: Vec<Lead> = docs(conn, &sql, &p, "lead")?;
     let sort = q.sort;
     Ok(page_of(items, q.page.limit, |l| {
-        Cursor::encode(sort.key(l), *l.id.as_uuid())
+        Cursor::encode(sort.key(l), *l.id().as_uuid())
     }))
 }
 
@@ -762,8 +762,8 @@ fn board(conn: &Connection, tenant: TenantId, pipeline: PipelineId) -> Result<Bo
             t.1 += s as i128 * prob as i128;
         }
     }
-    let mut columns = Vec::with_capacity(p.stages.len());
-    for s in &p.stages {
+    let mut columns = Vec::with_capacity(p.stages().len());
+    for s in p.stages() {
         let (count, totals) = acc.remove(s.id.as_uuid()).unwrap_or_default();
         let totals = totals
             .into_iter()
@@ -786,7 +786,7 @@ fn board(conn: &Connection, tenant: TenantId, pipeline: PipelineId) -> Result<Bo
         });
     }
     Ok(Board {
-        pipeline: p.id,
+        pipeline: p.id(),
         columns,
     })
 }
@@ -849,7 +849,7 @@ fn funnel(
     }
     Ok(Funnel {
         steps: p
-            .stages
+            .stages()
             .iter()
             .map(|s| {
                 (
@@ -897,7 +897,7 @@ fn query_requests(conn: &Connection, tenant: TenantId, q: &RequestQuery) -> Resu
     p.push(Value::Integer(q.page.limit as i64 + 1));
     let items: Vec<Request> = docs(conn, &sql, &p, "request")?;
     Ok(page_of(items, q.page.limit, |r| {
-        Cursor::encode(request_sort_key(r), *r.id.as_uuid())
+        Cursor::encode(request_sort_key(r), *r.id().as_uuid())
     }))
 }
 
@@ -968,7 +968,7 @@ fn comments(
     p.push(Value::Integer(page.limit as i64 + 1));
     let items: Vec<Comment> = docs(conn, &sql, &p, "comment")?;
     Ok(page_of(items, page.limit, |c| {
-        Cursor::encode(c.created_at.timestamp_micros(), *c.id.as_uuid())
+        Cursor::encode(c.created_at().timestamp_micros(), *c.id().as_uuid())
     }))
 }
 
@@ -1053,7 +1053,7 @@ impl Store for SqliteStore {
         self.threads
             .write(move |c| {
                 apply_all(c, tenant, &changes)?;
-                Ok(changes.writes.len() as u64)
+                Ok(changes.len() as u64)
             })
             .await
     }
@@ -1169,11 +1169,11 @@ mod plan_tests {
         SEEN.lock().unwrap().clear();
         let page = PageRequest::first(50);
         store
-            .timeline(w.tenant, TimelineOf::Lead(lead.id), &page)
+            .timeline(w.tenant, TimelineOf::Lead(lead.id()), &page)
             .await
             .unwrap();
         store
-            .timeline(w.tenant, TimelineOf::Partner(lead.partner), &page)
+            .timeline(w.tenant, TimelineOf::Partner(lead.partner()), &page)
             .await
             .unwrap();
         store
@@ -1200,7 +1200,7 @@ mod plan_tests {
             .query_leads(
                 w.tenant,
                 &LeadQuery {
-                    stage: Some(lead.stage),
+                    stage: Some(lead.stage()),
                     ..Default::default()
                 },
             )
@@ -1218,7 +1218,7 @@ mod plan_tests {
             .await
             .unwrap();
         store
-            .comments(w.tenant, CommentTarget::Lead(lead.id), &page)
+            .comments(w.tenant, CommentTarget::Lead(lead.id()), &page)
             .await
             .unwrap();
         let seen = std::mem::take(&mut *SEEN.lock().unwrap());

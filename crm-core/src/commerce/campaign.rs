@@ -70,41 +70,43 @@ impl CampaignStatus {
     }
 }
 
-/// A marketing campaign.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Campaign {
-    /// The campaign's id.
-    pub id: CampaignId,
-    /// The tenant.
-    pub tenant: TenantId,
-    /// Name.
-    pub name: String,
-    /// Channel.
-    pub channel: Channel,
-    /// When it runs.
-    pub period: Period,
-    /// Who is responsible.
-    pub owner: UserId,
-    /// The telemarketing agents the calls are spread over.
-    pub agents: Vec<UserId>,
-    /// The message or call script.
-    pub script: Option<String>,
-    /// Draft, active or closed.
-    pub status: CampaignStatus,
-    /// Budget.
-    pub budget: Option<Money>,
-    /// The target segment.
-    pub criteria: Option<Criteria>,
-    /// How many targets the launch snapshotted.
-    pub target_count: u64,
-    /// Optimistic-concurrency version.
-    pub version: u64,
-    /// When it was created.
-    pub created_at: Timestamp,
-    /// When it last changed.
-    pub updated_at: Timestamp,
-    /// When it was launched.
-    pub launched_at: Option<Timestamp>,
+record! {
+    /// A marketing campaign.
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct Campaign {
+        /// The campaign's id.
+        id: CampaignId => CampaignId = copy,
+        /// The tenant.
+        tenant: TenantId => TenantId = copy,
+        /// Name.
+        name: String => &str = borrow,
+        /// Channel.
+        channel: Channel => Channel = copy,
+        /// When it runs.
+        period: Period => Period = copy,
+        /// Who is responsible.
+        owner: UserId => UserId = copy,
+        /// The telemarketing agents the calls are spread over.
+        agents: Vec<UserId> => &[UserId] = borrow,
+        /// The message or call script.
+        script: Option<String> => Option<&str> = deref,
+        /// Draft, active or closed.
+        status: CampaignStatus => CampaignStatus = copy,
+        /// Budget.
+        budget: Option<Money> => Option<Money> = copy,
+        /// The target segment.
+        criteria: Option<Criteria> => Option<&Criteria> = as_ref,
+        /// How many targets the launch snapshotted.
+        target_count: u64 => u64 = copy,
+        /// Optimistic-concurrency version.
+        version: u64 => u64 = copy,
+        /// When it was created.
+        created_at: Timestamp => Timestamp = copy,
+        /// When it last changed.
+        updated_at: Timestamp => Timestamp = copy,
+        /// When it was launched.
+        launched_at: Option<Timestamp> => Option<Timestamp> = copy,
+    }
 }
 
 /// Input for a new campaign.
@@ -222,52 +224,56 @@ impl CallOutcome {
     }
 }
 
-/// One partner of a launched campaign's audience: the snapshot, its call and its outcome.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct CampaignTarget {
-    /// The tenant.
-    pub tenant: TenantId,
-    /// The campaign.
-    pub campaign: CampaignId,
-    /// The partner targeted.
-    pub partner: PartnerId,
-    /// The agent the call was given to (telemarketing).
-    pub agent: Option<UserId>,
-    /// The call request (telemarketing).
-    pub request: Option<RequestId>,
-    /// The latest outcome.
-    pub outcome: Option<OutcomeKind>,
-    /// When the latest outcome was recorded.
-    pub outcome_at: Option<Timestamp>,
-    /// When the partner was first reached.
-    pub reached_at: Option<Timestamp>,
-    /// Calls made.
-    pub attempts: u32,
-    /// The lead created when the partner was interested.
-    pub lead: Option<LeadId>,
-    /// Optimistic-concurrency version.
-    pub version: u64,
+record! {
+    /// One partner of a launched campaign's audience: the snapshot, its call and its outcome.
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct CampaignTarget {
+        /// The tenant.
+        tenant: TenantId => TenantId = copy,
+        /// The campaign.
+        campaign: CampaignId => CampaignId = copy,
+        /// The partner targeted.
+        partner: PartnerId => PartnerId = copy,
+        /// The agent the call was given to (telemarketing).
+        agent: Option<UserId> => Option<UserId> = copy,
+        /// The call request (telemarketing).
+        request: Option<RequestId> => Option<RequestId> = copy,
+        /// The latest outcome.
+        outcome: Option<OutcomeKind> => Option<OutcomeKind> = copy,
+        /// When the latest outcome was recorded.
+        outcome_at: Option<Timestamp> => Option<Timestamp> = copy,
+        /// When the partner was first reached.
+        reached_at: Option<Timestamp> => Option<Timestamp> = copy,
+        /// Calls made.
+        attempts: u32 => u32 = copy,
+        /// The lead created when the partner was interested.
+        lead: Option<LeadId> => Option<LeadId> = copy,
+        /// Optimistic-concurrency version.
+        version: u64 => u64 = copy,
+    }
 }
 
-/// A dated cost of a campaign.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct CampaignCost {
-    /// The entry's id.
-    pub id: CostEntryId,
-    /// The tenant.
-    pub tenant: TenantId,
-    /// The campaign.
-    pub campaign: CampaignId,
-    /// The day the cost was incurred.
-    pub date: NaiveDate,
-    /// The amount (positive).
-    pub amount: Money,
-    /// A note.
-    pub note: Option<String>,
-    /// The rate into the reporting currency on that day.
-    pub rate: AppliedRate,
-    /// The amount in reporting-currency units.
-    pub amount_units: i64,
+record! {
+    /// A dated cost of a campaign.
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct CampaignCost {
+        /// The entry's id.
+        id: CostEntryId => CostEntryId = copy,
+        /// The tenant.
+        tenant: TenantId => TenantId = copy,
+        /// The campaign.
+        campaign: CampaignId => CampaignId = copy,
+        /// The day the cost was incurred.
+        date: NaiveDate => NaiveDate = copy,
+        /// The amount (positive).
+        amount: Money => Money = copy,
+        /// A note.
+        note: Option<String> => Option<&str> = deref,
+        /// The rate into the reporting currency on that day.
+        rate: AppliedRate => AppliedRate = copy,
+        /// The amount in reporting-currency units.
+        amount_units: i64 => i64 = copy,
+    }
 }
 
 impl CampaignCost {

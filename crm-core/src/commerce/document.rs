@@ -434,51 +434,53 @@ fn check_amount(field: &str, v: Decimal, zero_ok: bool) -> Result<()> {
     check_scale(field, v)
 }
 
-/// A recorded document.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Document {
-    /// The document's id (kept when the host replaces it).
-    pub id: DocumentId,
-    /// The tenant.
-    pub tenant: TenantId,
-    /// What it is.
-    pub kind: DocumentKind,
-    /// The host's number.
-    pub number: String,
-    /// The partner.
-    pub partner: PartnerId,
-    /// Issue date.
-    pub issue_date: NaiveDate,
-    /// Due date.
-    pub due_date: Option<NaiveDate>,
-    /// Currency.
-    pub currency: Currency,
-    /// Lines.
-    pub lines: Vec<Line>,
-    /// Campaign (given or inherited from the corrected invoice).
-    pub campaign: Option<CampaignId>,
-    /// The invoice a credit note corrects.
-    pub corrects: Option<String>,
-    /// A payment's direction.
-    pub direction: Option<PaymentDirection>,
-    /// What a payment settles.
-    pub allocations: Vec<Allocation>,
-    /// The document's total in its currency (positive): the sum of line nets, or a payment's amount.
-    pub total: Decimal,
-    /// The rate it was converted with.
-    pub rate: AppliedRate,
-    /// Signed revenue effect in reporting-currency units (sum of the lines').
-    pub revenue_units: i64,
-    /// Signed cost-of-goods effect in reporting-currency units.
-    pub cost_units: i64,
-    /// The partner's reporting attributes at recording time.
-    pub attrs: PartnerAttrs,
-    /// Version: 1 when first recorded, +1 per replacement.
-    pub version: u64,
-    /// When it was first recorded.
-    pub recorded_at: Timestamp,
-    /// When it was last replaced.
-    pub updated_at: Timestamp,
+record! {
+    /// A recorded document.
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct Document {
+        /// The document's id (kept when the host replaces it).
+        id: DocumentId => DocumentId = copy,
+        /// The tenant.
+        tenant: TenantId => TenantId = copy,
+        /// What it is.
+        kind: DocumentKind => DocumentKind = copy,
+        /// The host's number.
+        number: String => &str = borrow,
+        /// The partner.
+        partner: PartnerId => PartnerId = copy,
+        /// Issue date.
+        issue_date: NaiveDate => NaiveDate = copy,
+        /// Due date.
+        due_date: Option<NaiveDate> => Option<NaiveDate> = copy,
+        /// Currency.
+        currency: Currency => Currency = copy,
+        /// Lines.
+        lines: Vec<Line> => &[Line] = borrow,
+        /// Campaign (given or inherited from the corrected invoice).
+        campaign: Option<CampaignId> => Option<CampaignId> = copy,
+        /// The invoice a credit note corrects.
+        corrects: Option<String> => Option<&str> = deref,
+        /// A payment's direction.
+        direction: Option<PaymentDirection> => Option<PaymentDirection> = copy,
+        /// What a payment settles.
+        allocations: Vec<Allocation> => &[Allocation] = borrow,
+        /// The document's total in its currency (positive): the sum of line nets, or a payment's amount.
+        total: Decimal => Decimal = copy,
+        /// The rate it was converted with.
+        rate: AppliedRate => AppliedRate = copy,
+        /// Signed revenue effect in reporting-currency units (sum of the lines').
+        revenue_units: i64 => i64 = copy,
+        /// Signed cost-of-goods effect in reporting-currency units.
+        cost_units: i64 => i64 = copy,
+        /// The partner's reporting attributes at recording time.
+        attrs: PartnerAttrs => &PartnerAttrs = borrow,
+        /// Version: 1 when first recorded, +1 per replacement.
+        version: u64 => u64 = copy,
+        /// When it was first recorded.
+        recorded_at: Timestamp => Timestamp = copy,
+        /// When it was last replaced.
+        updated_at: Timestamp => Timestamp = copy,
+    }
 }
 
 impl Document {

@@ -10,7 +10,7 @@
 //!
 //! The pure parts ([`NewDocument::record`], [`Campaign::launch`], [`record_outcome`], [`Criteria::check`], the
 //! `finish_*` derivations) decide; [`CommerceService`](crate::service::CommerceService) loads, decides and commits one
-//! [`crate::store::ChangeSet`] per operation through [`crate::service::CrmService::commit`].
+//! [`crate::store::ChangeSet`] per operation through the lead service's one commit path (its hooks and subscribers).
 
 mod campaign;
 mod document;

@@ -14,44 +14,48 @@ pub fn code(field: &str, value: &str) -> Result<String> {
     validate::bounded(field, value, MAX_CODE, true)
 }
 
-/// A product category (flat; a product belongs to at most one).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Category {
-    /// The category's id.
-    pub id: CategoryId,
-    /// The tenant.
-    pub tenant: TenantId,
-    /// The host's code, unique per tenant.
-    pub code: String,
-    /// Display name.
-    pub name: String,
-    /// Optimistic-concurrency version, 1 on creation.
-    pub version: u64,
-    /// When it was first recorded.
-    pub created_at: Timestamp,
-    /// When it last changed.
-    pub updated_at: Timestamp,
+record! {
+    /// A product category (flat; a product belongs to at most one).
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct Category {
+        /// The category's id.
+        id: CategoryId => CategoryId = copy,
+        /// The tenant.
+        tenant: TenantId => TenantId = copy,
+        /// The host's code, unique per tenant.
+        code: String => &str = borrow,
+        /// Display name.
+        name: String => &str = borrow,
+        /// Optimistic-concurrency version, 1 on creation.
+        version: u64 => u64 = copy,
+        /// When it was first recorded.
+        created_at: Timestamp => Timestamp = copy,
+        /// When it last changed.
+        updated_at: Timestamp => Timestamp = copy,
+    }
 }
 
-/// A product the tenant sells.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Product {
-    /// The product's id.
-    pub id: ProductId,
-    /// The tenant.
-    pub tenant: TenantId,
-    /// The host's code (SKU), unique per tenant.
-    pub code: String,
-    /// Display name.
-    pub name: String,
-    /// Its category.
-    pub category: Option<CategoryId>,
-    /// Optimistic-concurrency version, 1 on creation.
-    pub version: u64,
-    /// When it was first recorded.
-    pub created_at: Timestamp,
-    /// When it last changed.
-    pub updated_at: Timestamp,
+record! {
+    /// A product the tenant sells.
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct Product {
+        /// The product's id.
+        id: ProductId => ProductId = copy,
+        /// The tenant.
+        tenant: TenantId => TenantId = copy,
+        /// The host's code (SKU), unique per tenant.
+        code: String => &str = borrow,
+        /// Display name.
+        name: String => &str = borrow,
+        /// Its category.
+        category: Option<CategoryId> => Option<CategoryId> = copy,
+        /// Optimistic-concurrency version, 1 on creation.
+        version: u64 => u64 = copy,
+        /// When it was first recorded.
+        created_at: Timestamp => Timestamp = copy,
+        /// When it last changed.
+        updated_at: Timestamp => Timestamp = copy,
+    }
 }
 
 /// Input for recording a category.

@@ -23,19 +23,21 @@ pub const RATE_SCALE: u32 = 10;
 /// a typing mistake (a rate of 1e28 would overflow every conversion).
 pub const MAX_RATE: Decimal = Decimal::from_parts(1_000_000_000, 0, 0, false, 0);
 
-/// One unit of `from` is worth `rate` units of `to` on day `on`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ExchangeRate {
-    /// The tenant the rate was recorded for.
-    pub tenant: crate::id::TenantId,
-    /// The currency converted from.
-    pub from: Currency,
-    /// The currency converted to.
-    pub to: Currency,
-    /// The day the rate applies from.
-    pub on: NaiveDate,
-    /// Units of `to` per unit of `from` (positive, at most [`MAX_RATE`], at most [`RATE_SCALE`] places).
-    pub rate: Decimal,
+record! {
+    /// One unit of `from` is worth `rate` units of `to` on day `on`.
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct ExchangeRate {
+        /// The tenant the rate was recorded for.
+        tenant: crate::id::TenantId => crate::id::TenantId = copy,
+        /// The currency converted from.
+        from: Currency => Currency = copy,
+        /// The currency converted to.
+        to: Currency => Currency = copy,
+        /// The day the rate applies from.
+        on: NaiveDate => NaiveDate = copy,
+        /// Units of `to` per unit of `from` (positive, at most [`MAX_RATE`], at most [`RATE_SCALE`] places).
+        rate: Decimal => Decimal = copy,
+    }
 }
 
 impl ExchangeRate {

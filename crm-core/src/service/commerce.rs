@@ -1,4 +1,4 @@
-//! The commerce service: validate → decide (pure) → one change set → [`CrmService::commit`].
+//! The commerce service: validate → decide (pure) → one change set → the lead service's one commit path.
 
 use super::{lead_subject, request_subject, CrmService};
 use crate::actor::Context;
@@ -159,7 +159,7 @@ impl CommerceService {
     /// # let (crm, store, commerce, ctx) = crm_core::conformance::model::example_commerce().await?;
     /// use crm_core::partner::NewPartner;
     /// let acme = commerce.crm().create_partner(&ctx, NewPartner::company("Acme SRL")).await?.record;
-    /// assert_eq!(commerce.crm().partner(ctx.tenant, acme.id).await?.name, "Acme SRL");
+    /// assert_eq!(commerce.crm().partner(ctx.tenant, acme.id()).await?.name(), "Acme SRL");
     /// # Ok::<(), Error>(()) }).unwrap();
     /// ```
     pub fn crm(&self) -> &CrmService {
@@ -181,7 +181,7 @@ impl CommerceService {
     /// # use crm_core::partner::NewPartner;
     /// # let acme = crm.create_partner(&ctx, NewPartner::company("Acme SRL")).await?.record;
     /// let on = NaiveDate::from_ymd_opt(2026, 3, 2).unwrap();
-    /// assert!(commerce.store().balances(ctx.tenant, acme.id, on).await?.is_empty()); // nothing invoiced yet
+    /// assert!(commerce.store().balances(ctx.tenant, acme.id(), on).await?.is_empty()); // nothing invoiced yet
     /// assert!(commerce.store().product_by_code(ctx.tenant, "P-1").await?.is_none());
     /// # Ok::<(), Error>(()) }).unwrap();
     /// ```
@@ -218,7 +218,7 @@ impl CommerceService {
     /// # let (crm, store, commerce, ctx) = crm_core::conformance::model::example_commerce().await?;
     /// let tools = NewCategory { code: " TOOLS ".into(), name: "Tools".into() };
     /// let recorded = commerce.record_category(&ctx, tools, None).await?;
-    /// assert!(matches!(&recorded, Recorded::Inserted(c) if c.code == "TOOLS" && c.version == 1));
+    /// assert!(matches!(&recorded, Recorded::Inserted(c) if c.code() == "TOOLS" && c.version() == 1));
     /// let no_code = NewCategory { code: "".into(), name: "Tools".into() };
     /// assert_eq!(commerce.record_category(&ctx, no_code, None).await.unwrap_err().field(), Some("code"));
     /// # Ok::<(), Error>(()) }).unwrap();
@@ -295,7 +295,7 @@ impl CommerceService {
     /// # let (crm, store, commerce, ctx) = crm_core::conformance::model::example_commerce().await?;
     /// let drill = NewProduct { code: "P-1".into(), name: "Drill".into(), category: None };
     /// let recorded = commerce.record_product(&ctx, drill.clone(), None).await?;
-    /// assert_eq!((recorded.record().name.as_str(), recorded.changed()), ("Drill", true));
+    /// assert_eq!((recorded.record().name(), recorded.changed()), ("Drill", true));
     /// let in_unknown = NewProduct { category: Some(CategoryId::new()), ..drill };
     /// let err = commerce.record_product(&ctx, in_unknown, None).await.unwrap_err();
     /// assert_eq!(err.field(), Some("category"));
@@ -383,7 +383,7 @@ impl CommerceService {
     /// use rust_decimal_macros::dec;
     /// let on = NaiveDate::from_ymd_opt(2026, 3, 2).unwrap();
     /// let rate = commerce.record_rate(&ctx, "RON", "EUR", on, dec!(0.2010)).await?;
-    /// assert_eq!((rate.from.code(), rate.rate.to_string().as_str()), ("RON", "0.201"));
+    /// assert_eq!((rate.from().code(), rate.rate().to_string().as_str()), ("RON", "0.201"));
     /// let err = commerce.record_rate(&ctx, "EUR", "EUR", on, dec!(1)).await.unwrap_err();
     /// assert_eq!(err.field(), Some("to"));
     /// let err = commerce.record_rate(&ctx, "RON", "EUR", on, dec!(-0.2)).await.unwrap_err();
@@ -513,12 +513,12 @@ impl CommerceService {
     /// # let acme = crm.create_partner(&ctx, NewPartner::company("Acme SRL")).await?.record;
     /// use rust_decimal_macros::dec;
     /// let on = NaiveDate::from_ymd_opt(2026, 3, 2).unwrap();
-    /// let paid = NewDocument::payment("PAY-1", acme.id, on, "EUR", PaymentDirection::Received, dec!(250));
+    /// let paid = NewDocument::payment("PAY-1", acme.id(), on, "EUR", PaymentDirection::Received, dec!(250));
     /// let out = commerce.record_document(&ctx, paid).await?;
-    /// assert_eq!(out.recorded.record().total, dec!(250));
+    /// assert_eq!(out.recorded.record().total(), dec!(250));
     /// assert_eq!(out.events.len(), 1); // PaymentRecorded
     /// // In dollars, with no rate known for that day:
-    /// let usd = NewDocument::payment("PAY-2", acme.id, on, "USD", PaymentDirection::Received, dec!(100));
+    /// let usd = NewDocument::payment("PAY-2", acme.id(), on, "USD", PaymentDirection::Received, dec!(100));
     /// assert!(matches!(commerce.record_document(&ctx, usd).await, Err(Error::MissingRate { .. })));
     /// # Ok::<(), Error>(()) }).unwrap();
     /// ```
@@ -710,11 +710,11 @@ impl CommerceService {
     /// # let (crm, store, commerce, ctx) = crm_core::conformance::model::example_commerce().await?;
     /// # use crm_core::partner::NewPartner;
     /// # let acme = crm.create_partner(&ctx, NewPartner::company("Acme SRL")).await?.record;
-    /// assert!(commerce.open_items(ctx.tenant, acme.id, None).await?.is_empty()); // nothing invoiced
+    /// assert!(commerce.open_items(ctx.tenant, acme.id(), None).await?.is_empty()); // nothing invoiced
     /// let err = commerce.open_items(ctx.tenant, PartnerId::new(), None).await.unwrap_err();
     /// assert!(matches!(err, Error::NotFound { entity: "partner", .. }));
     /// let too_early = NaiveDate::from_ymd_opt(1899, 12, 31);
-    /// assert_eq!(commerce.open_items(ctx.tenant, acme.id, too_early).await.unwrap_err().field(), Some("as_of"));
+    /// assert_eq!(commerce.open_items(ctx.tenant, acme.id(), too_early).await.unwrap_err().field(), Some("as_of"));
     /// # Ok::<(), Error>(()) }).unwrap();
     /// ```
     ///
@@ -748,11 +748,11 @@ impl CommerceService {
     /// # let (crm, store, commerce, ctx) = crm_core::conformance::model::example_commerce().await?;
     /// # use crm_core::partner::NewPartner;
     /// # let acme = crm.create_partner(&ctx, NewPartner::company("Acme SRL")).await?.record;
-    /// assert!(commerce.balances(ctx.tenant, acme.id, None).await?.is_empty()); // no documents, no currencies
+    /// assert!(commerce.balances(ctx.tenant, acme.id(), None).await?.is_empty()); // no documents, no currencies
     /// let err = commerce.balances(ctx.tenant, PartnerId::new(), None).await.unwrap_err();
     /// assert!(matches!(err, Error::NotFound { entity: "partner", .. }));
     /// let too_late = NaiveDate::from_ymd_opt(2201, 1, 1);
-    /// assert_eq!(commerce.balances(ctx.tenant, acme.id, too_late).await.unwrap_err().field(), Some("as_of"));
+    /// assert_eq!(commerce.balances(ctx.tenant, acme.id(), too_late).await.unwrap_err().field(), Some("as_of"));
     /// # Ok::<(), Error>(()) }).unwrap();
     /// ```
     ///
@@ -926,7 +926,7 @@ impl CommerceService {
     ///     criteria: Some(Criteria::Tag { tag: "vip".into() }),
     /// };
     /// let campaign = commerce.create_campaign(&ctx, input.clone()).await?;
-    /// assert_eq!((campaign.status, campaign.version), (CampaignStatus::Draft, 1));
+    /// assert_eq!((campaign.status(), campaign.version()), (CampaignStatus::Draft, 1));
     /// let nobody = NewCampaign { agents: vec![], ..input };
     /// assert_eq!(commerce.create_campaign(&ctx, nobody).await.unwrap_err().field(), Some("agents"));
     /// # Ok::<(), Error>(()) }).unwrap();

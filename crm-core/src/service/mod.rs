@@ -152,7 +152,7 @@ impl CrmServiceBuilder {
     ///     .build()?;
     /// let ctx = Context::system(TenantId::new());
     /// let partner = crm.create_partner(&ctx, NewPartner::company("Acme SRL")).await?.record;
-    /// assert_eq!(partner.created_at, at);
+    /// assert_eq!(partner.created_at(), at);
     /// # Ok::<(), crm_core::Error>(()) }).unwrap();
     /// ```
     pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
@@ -277,7 +277,7 @@ impl CrmService {
     /// # let ctx = Context::user(TenantId::new(), UserId::new());
     /// use crm_core::store::StoreExt;
     /// let pipeline = crm.setup_tenant(&ctx).await?;
-    /// assert_eq!(crm.store().pipeline(ctx.tenant, pipeline.id).await?, pipeline);
+    /// assert_eq!(crm.store().pipeline(ctx.tenant, pipeline.id()).await?, pipeline);
     /// # Ok::<(), Error>(()) }).unwrap();
     /// ```
     pub fn store(&self) -> &Arc<dyn Store> {
@@ -303,32 +303,11 @@ impl CrmService {
         &self.clock
     }
 
-    /// Commits a change set through the hooks, then publishes its events. Every write path ends here.
+    /// Commits a change set through the hooks, then publishes its events. Every write path ends here; hosts write through the
+    /// service's named operations, never a raw change set.
     ///
     /// When hooks are installed, the records the change set's events concern but do not write (the partner of a
     /// lead that moved, the lead of a request) are read first and handed to the hooks as [`Loaded`] context.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// # use std::sync::Arc;
-    /// # use crm_core::{actor::Context, conformance::model::MemStore, id::{TenantId, UserId}};
-    /// # use crm_core::{service::CrmService, Error};
-    /// # futures::executor::block_on(async {
-    /// # let crm = CrmService::builder().store(Arc::new(MemStore::new())).build()?;
-    /// # let ctx = Context::user(TenantId::new(), UserId::new());
-    /// use crm_core::{pipeline::LostReason, store::{ChangeSet, Write}};
-    /// let reason = LostReason::new(ctx.tenant, "Went bankrupt")?;
-    /// let mut changes = ChangeSet::new();
-    /// changes.push(Write::InsertLostReason(reason.clone()));
-    /// let events = crm.commit(&ctx, changes.clone()).await?;
-    /// assert!(events.is_empty()); // a lost reason has no event
-    /// assert!(crm.lost_reasons(ctx.tenant).await?.contains(&reason));
-    /// // The same insert again:
-    /// let err = crm.commit(&ctx, changes).await.unwrap_err();
-    /// assert!(matches!(err, Error::AlreadyExists { entity: "lost reason", .. }));
-    /// # Ok::<(), Error>(()) }).unwrap();
-    /// ```
     ///
     /// # Errors
     ///
@@ -340,7 +319,11 @@ impl CrmService {
     /// when the store cannot be read or the change cannot be committed (nothing is then written), and whatever a
     /// [`CommitHook`] returns (a rule's guard refuses with [`Error::Transition`] carrying
     /// [`RefusedByRule`](crate::lead::TransitionError::RefusedByRule)).
-    pub async fn commit(&self, ctx: &Context, changes: ChangeSet) -> Result<Vec<DomainEvent>> {
+    pub(crate) async fn commit(
+        &self,
+        ctx: &Context,
+        changes: ChangeSet,
+    ) -> Result<Vec<DomainEvent>> {
         let loaded = if self.hooks.is_empty() {
             Loaded::default()
         } else {
@@ -390,28 +373,10 @@ impl CrmService {
 
     /// [`CrmService::commit`] with the records the caller loaded, handed to the hooks as context.
     ///
-    /// # Examples
-    ///
-    /// ```
-    /// # use std::sync::Arc;
-    /// # use crm_core::{actor::Context, conformance::model::MemStore, id::{TenantId, UserId}};
-    /// # use crm_core::{service::CrmService, Error};
-    /// # futures::executor::block_on(async {
-    /// # let crm = CrmService::builder().store(Arc::new(MemStore::new())).build()?;
-    /// # let ctx = Context::user(TenantId::new(), UserId::new());
-    /// use crm_core::{pipeline::LostReason, service::Loaded, store::{ChangeSet, Write}};
-    /// let reason = LostReason::new(TenantId::new(), "Went bankrupt")?; // another tenant's
-    /// let changes = ChangeSet { writes: vec![Write::InsertLostReason(reason)] };
-    /// let err = crm.commit_loaded(&ctx, changes, &Loaded::default()).await.unwrap_err();
-    /// assert_eq!(err.field(), Some("tenant"));
-    /// assert!(crm.lost_reasons(ctx.tenant).await?.is_empty());
-    /// # Ok::<(), Error>(()) }).unwrap();
-    /// ```
-    ///
     /// # Errors
     ///
     /// Those of [`CrmService::commit`], without its context reads.
-    pub async fn commit_loaded(
+    pub(crate) async fn commit_loaded(
         &self,
         ctx: &Context,
         mut changes: ChangeSet,
@@ -454,8 +419,8 @@ impl CrmService {
     /// # let crm = CrmService::builder().store(Arc::new(MemStore::new())).build()?;
     /// # let ctx = Context::user(TenantId::new(), UserId::new());
     /// let pipeline = crm.setup_tenant(&ctx).await?;
-    /// assert!(pipeline.is_default);
-    /// assert_eq!(pipeline.stages.len(), 6);
+    /// assert!(pipeline.is_default());
+    /// assert_eq!(pipeline.stages().len(), 6);
     /// assert_eq!(crm.lost_reasons(ctx.tenant).await?.len(), 5);
     /// // A tenant that has a pipeline keeps it.
     /// assert_eq!(crm.setup_tenant(&ctx).await?, pipeline);
@@ -504,7 +469,7 @@ impl CrmService {
     ///     is_default: false,
     /// };
     /// let p = crm.create_pipeline(&ctx, input.clone()).await?;
-    /// assert_eq!(p.stages[1].probability, 100);
+    /// assert_eq!(p.stages()[1].probability, 100);
     /// let no_open_stage = NewPipeline { stages: vec![NewStage::won("Signed")], ..input };
     /// assert_eq!(crm.create_pipeline(&ctx, no_open_stage).await.unwrap_err().field(), Some("stages"));
     /// # Ok::<(), Error>(()) }).unwrap();
@@ -539,7 +504,7 @@ impl CrmService {
     /// # let ctx = Context::user(TenantId::new(), UserId::new());
     /// # crm.setup_tenant(&ctx).await?;
     /// let reason = crm.add_lost_reason(&ctx, "Went bankrupt").await?;
-    /// assert!(reason.active);
+    /// assert!(reason.active());
     /// let err = crm.add_lost_reason(&ctx, "went BANKRUPT").await.unwrap_err();
     /// assert!(matches!(err, Error::AlreadyExists { entity: "lost reason", .. }));
     /// assert_eq!(crm.add_lost_reason(&ctx, "  ").await.unwrap_err().field(), Some("name"));
@@ -587,7 +552,7 @@ impl CrmService {
     /// # crm.setup_tenant(&ctx).await?;
     /// let pipelines = crm.pipelines(ctx.tenant).await?;
     /// assert_eq!(pipelines.len(), 1);
-    /// assert_eq!(pipelines[0].name, "Sales");
+    /// assert_eq!(pipelines[0].name(), "Sales");
     /// assert!(crm.pipelines(TenantId::new()).await?.is_empty()); // another tenant's
     /// # Ok::<(), Error>(()) }).unwrap();
     /// ```
@@ -612,7 +577,7 @@ impl CrmService {
     /// # let ctx = Context::user(TenantId::new(), UserId::new());
     /// # crm.setup_tenant(&ctx).await?;
     /// let reasons = crm.lost_reasons(ctx.tenant).await?;
-    /// assert!(reasons.iter().any(|r| r.name == "Too expensive"));
+    /// assert!(reasons.iter().any(|r| r.name() == "Too expensive"));
     /// assert!(crm.lost_reasons(TenantId::new()).await?.is_empty()); // another tenant's
     /// # Ok::<(), Error>(()) }).unwrap();
     /// ```
@@ -642,7 +607,7 @@ impl CrmService {
     /// let acme = crm.create_partner(&ctx, NewPartner::company("Acme SRL").with_tax_id("RO123456")).await?.record;
     /// let probe = NewPartner::company("ACME S.R.L.").with_tax_id("RO 123 456");
     /// let found = crm.find_duplicates(ctx.tenant, &probe).await?;
-    /// assert_eq!(found[0].partner, acme.id);
+    /// assert_eq!(found[0].partner, acme.id());
     /// assert!(found[0].is_strong()); // the same tax id
     /// assert!(crm.find_duplicates(ctx.tenant, &NewPartner::company("Globex")).await?.is_empty());
     /// # Ok::<(), Error>(()) }).unwrap();
@@ -719,11 +684,11 @@ impl CrmService {
     /// use crm_core::partner::NewPartner;
     /// let ana = |p: NewPartner| p.with_contact("Ana Pop", Some("ana@acme.example"), None);
     /// let acme = crm.create_partner(&ctx, ana(NewPartner::company("Acme SRL"))).await?;
-    /// assert_eq!(acme.record.version, 1);
+    /// assert_eq!(acme.record.version(), 1);
     /// assert!(acme.duplicates.is_empty());
     /// // The same e-mail again: created anyway, the match reported.
     /// let again = crm.create_partner(&ctx, ana(NewPartner::company("Acme Industries"))).await?;
-    /// assert_eq!(again.duplicates[0].partner, acme.record.id);
+    /// assert_eq!(again.duplicates[0].partner, acme.record.id());
     /// let bad = NewPartner::company("Globex").with_contact("Ion", Some("not an address"), None);
     /// assert_eq!(crm.create_partner(&ctx, bad).await.unwrap_err().field(), Some("contacts[0].email"));
     /// # Ok::<(), Error>(()) }).unwrap();
@@ -769,10 +734,10 @@ impl CrmService {
     /// use crm_core::partner::{NewPartner, PartnerPatch};
     /// let p = crm.create_partner(&ctx, NewPartner::company("Acme SRL")).await?.record;
     /// let patch = PartnerPatch { name: Some("Acme Industries SRL".into()), ..Default::default() };
-    /// let updated = crm.update_partner(&ctx, p.id, p.version, patch.clone()).await?.record;
-    /// assert_eq!((updated.name.as_str(), updated.version), ("Acme Industries SRL", 2));
+    /// let updated = crm.update_partner(&ctx, p.id(), p.version(), patch.clone()).await?.record;
+    /// assert_eq!((updated.name(), updated.version()), ("Acme Industries SRL", 2));
     /// // Version 1 is stale now.
-    /// let err = crm.update_partner(&ctx, p.id, 1, patch).await.unwrap_err();
+    /// let err = crm.update_partner(&ctx, p.id(), 1, patch).await.unwrap_err();
     /// assert!(matches!(err, Error::Conflict { expected: 1, actual: 2, .. }));
     /// # Ok::<(), Error>(()) }).unwrap();
     /// ```
@@ -839,7 +804,7 @@ impl CrmService {
     /// # let ctx = Context::user(TenantId::new(), UserId::new());
     /// use crm_core::{id::PartnerId, partner::NewPartner};
     /// let p = crm.create_partner(&ctx, NewPartner::company("Acme SRL")).await?.record;
-    /// assert_eq!(crm.partner(ctx.tenant, p.id).await?, p);
+    /// assert_eq!(crm.partner(ctx.tenant, p.id()).await?, p);
     /// let err = crm.partner(ctx.tenant, PartnerId::new()).await.unwrap_err();
     /// assert!(matches!(err, Error::NotFound { entity: "partner", .. }));
     /// # Ok::<(), Error>(()) }).unwrap();
@@ -893,9 +858,9 @@ impl CrmService {
     /// let input = NewLead::new(partner, "Forklifts").with_revenue(Money::parse("12000", "EUR")?);
     /// let entered = crm.enter_lead(&ctx, input).await?;
     /// let lead = entered.record;
-    /// assert_eq!((lead.stage, lead.probability), (pipeline.stages[0].id, 10)); // the first stage
+    /// assert_eq!((lead.stage(), lead.probability()), (pipeline.stages()[0].id, 10)); // the first stage
     /// assert_eq!(entered.events.len(), 2); // PartnerCreated, LeadEntered
-    /// let mut sure = NewLead::for_partner(lead.partner, "Pallets");
+    /// let mut sure = NewLead::for_partner(lead.partner(), "Pallets");
     /// sure.probability = Some(120);
     /// assert_eq!(crm.enter_lead(&ctx, sure).await.unwrap_err().field(), Some("probability"));
     /// # Ok::<(), Error>(()) }).unwrap();
@@ -986,14 +951,14 @@ impl CrmService {
     /// # let lead = crm.enter_lead(&ctx, NewLead::new(new_partner, "Forklifts")).await?.record;
     /// use crm_core::lead::{LeadCommand, TransitionError};
     /// let offer = pipeline.stage_named("Offer").unwrap().id;
-    /// let moved = crm.transition(&ctx, lead.id, lead.version, LeadCommand::MoveTo { stage: offer }).await?.record;
-    /// assert_eq!((moved.stage, moved.probability, moved.version), (offer, 50, 2));
+    /// let moved = crm.transition(&ctx, lead.id(), lead.version(), LeadCommand::MoveTo { stage: offer }).await?.record;
+    /// assert_eq!((moved.stage(), moved.probability(), moved.version()), (offer, 50, 2));
     /// // The version the caller had is stale now.
-    /// let err = crm.transition(&ctx, lead.id, lead.version, LeadCommand::Win).await.unwrap_err();
+    /// let err = crm.transition(&ctx, lead.id(), lead.version(), LeadCommand::Win).await.unwrap_err();
     /// assert!(matches!(err, Error::Conflict { expected: 1, actual: 2, .. }));
     /// // Losing needs a reason from the tenant's list.
     /// let lose = LeadCommand::Lose { reason: None, competitor: None, note: None };
-    /// let err = crm.transition(&ctx, lead.id, moved.version, lose).await.unwrap_err();
+    /// let err = crm.transition(&ctx, lead.id(), moved.version(), lose).await.unwrap_err();
     /// assert!(matches!(err, Error::Transition(TransitionError::MissingLostReason)));
     /// # Ok::<(), Error>(()) }).unwrap();
     /// ```
@@ -1120,8 +1085,8 @@ impl CrmService {
     /// # let new_partner = LeadPartner::New { partner: NewPartner::company("Acme SRL") };
     /// # let lead = crm.enter_lead(&ctx, NewLead::new(new_partner, "Forklifts")).await?.record;
     /// use crm_core::id::LeadId;
-    /// let read = crm.lead(ctx.tenant, lead.id).await?;
-    /// assert_eq!((read.title.as_str(), read.version), ("Forklifts", 1));
+    /// let read = crm.lead(ctx.tenant, lead.id()).await?;
+    /// assert_eq!((read.title(), read.version()), ("Forklifts", 1));
     /// let err = crm.lead(ctx.tenant, LeadId::new()).await.unwrap_err();
     /// assert!(matches!(err, Error::NotFound { entity: "lead", .. }));
     /// # Ok::<(), Error>(()) }).unwrap();
@@ -1184,7 +1149,7 @@ impl CrmService {
     /// # let new_partner = LeadPartner::New { partner: NewPartner::company("Acme SRL") };
     /// # let lead = crm.enter_lead(&ctx, NewLead::new(new_partner, "Forklifts")).await?.record;
     /// use crm_core::id::PipelineId;
-    /// let board = crm.board(ctx.tenant, pipeline.id).await?;
+    /// let board = crm.board(ctx.tenant, pipeline.id()).await?;
     /// assert_eq!(board.columns.len(), 6);
     /// assert_eq!((board.columns[0].name.as_str(), board.columns[0].count), ("Record", 1));
     /// let err = crm.board(ctx.tenant, PipelineId::new()).await.unwrap_err();
@@ -1216,10 +1181,10 @@ impl CrmService {
     /// # let lead = crm.enter_lead(&ctx, NewLead::new(new_partner, "Forklifts")).await?.record;
     /// use crm_core::lead::LeadCommand;
     /// let offer = pipeline.stage_named("Offer").unwrap().id;
-    /// crm.transition(&ctx, lead.id, lead.version, LeadCommand::MoveTo { stage: offer }).await?;
-    /// let steps = crm.stage_history(ctx.tenant, lead.id).await?;
+    /// crm.transition(&ctx, lead.id(), lead.version(), LeadCommand::MoveTo { stage: offer }).await?;
+    /// let steps = crm.stage_history(ctx.tenant, lead.id()).await?;
     /// assert_eq!(steps.len(), 2);
-    /// assert_eq!((steps[0].from, steps[1].from, steps[1].to), (None, Some(lead.stage), offer));
+    /// assert_eq!((steps[0].from, steps[1].from, steps[1].to), (None, Some(lead.stage()), offer));
     /// # Ok::<(), Error>(()) }).unwrap();
     /// ```
     ///
@@ -1254,7 +1219,7 @@ impl CrmService {
     /// let partner = LeadPartner::New { partner: crm_core::partner::NewPartner::company("Acme SRL") };
     /// let lead = crm.enter_lead(&ctx, NewLead::new(partner, "Forklifts")).await?.record;
     /// clock.advance(Duration::hours(2));
-    /// assert_eq!(crm.time_in_stage(ctx.tenant, lead.id).await?, vec![(lead.stage, 7200)]);
+    /// assert_eq!(crm.time_in_stage(ctx.tenant, lead.id()).await?, vec![(lead.stage(), 7200)]);
     /// # Ok::<(), Error>(()) }).unwrap();
     /// ```
     ///
@@ -1286,11 +1251,11 @@ impl CrmService {
     /// # let new_partner = LeadPartner::New { partner: NewPartner::company("Acme SRL") };
     /// # let lead = crm.enter_lead(&ctx, NewLead::new(new_partner, "Forklifts")).await?.record;
     /// use crm_core::lead::LeadCommand;
-    /// crm.transition(&ctx, lead.id, lead.version, LeadCommand::Win).await?;
-    /// let funnel = crm.funnel(ctx.tenant, pipeline.id, None).await?;
+    /// crm.transition(&ctx, lead.id(), lead.version(), LeadCommand::Win).await?;
+    /// let funnel = crm.funnel(ctx.tenant, pipeline.id(), None).await?;
     /// assert_eq!((funnel.won, funnel.lost), (1, 0));
     /// let now = crm.clock().now();
-    /// let err = crm.funnel(ctx.tenant, pipeline.id, Some((now, now))).await.unwrap_err();
+    /// let err = crm.funnel(ctx.tenant, pipeline.id(), Some((now, now))).await.unwrap_err();
     /// assert_eq!(err.field(), Some("period"));
     /// # Ok::<(), Error>(()) }).unwrap();
     /// ```
@@ -1342,10 +1307,10 @@ impl CrmService {
     /// # let new_partner = LeadPartner::New { partner: NewPartner::company("Acme SRL") };
     /// # let lead = crm.enter_lead(&ctx, NewLead::new(new_partner, "Forklifts")).await?.record;
     /// use crm_core::{event::CommentTarget, id::LeadId};
-    /// let out = crm.comment(&ctx, CommentTarget::Lead(lead.id), "Called: wants a demo").await?;
-    /// assert_eq!(out.record.body, "Called: wants a demo");
+    /// let out = crm.comment(&ctx, CommentTarget::Lead(lead.id()), "Called: wants a demo").await?;
+    /// assert_eq!(out.record.body(), "Called: wants a demo");
     /// assert_eq!(out.events.len(), 1); // CommentAdded
-    /// assert_eq!(crm.comment(&ctx, CommentTarget::Lead(lead.id), " ").await.unwrap_err().field(), Some("body"));
+    /// assert_eq!(crm.comment(&ctx, CommentTarget::Lead(lead.id()), " ").await.unwrap_err().field(), Some("body"));
     /// let err = crm.comment(&ctx, CommentTarget::Lead(LeadId::new()), "Hello").await.unwrap_err();
     /// assert!(matches!(err, Error::NotFound { entity: "lead", .. }));
     /// # Ok::<(), Error>(()) }).unwrap();
@@ -1390,7 +1355,7 @@ impl CrmService {
     /// # let new_partner = LeadPartner::New { partner: NewPartner::company("Acme SRL") };
     /// # let lead = crm.enter_lead(&ctx, NewLead::new(new_partner, "Forklifts")).await?.record;
     /// use crm_core::{event::CommentTarget, store::PageRequest};
-    /// let on_lead = CommentTarget::Lead(lead.id);
+    /// let on_lead = CommentTarget::Lead(lead.id());
     /// crm.comment(&ctx, on_lead, "Called: wants a demo").await?;
     /// crm.comment(&ctx, on_lead, "Demo booked").await?;
     /// let first = crm.comments(ctx.tenant, on_lead, &PageRequest::first(1)).await?;
@@ -1432,11 +1397,11 @@ impl CrmService {
     /// # let lead = crm.enter_lead(&ctx, NewLead::new(new_partner, "Forklifts")).await?.record;
     /// use crm_core::{event::RequestStatus, request::NewRequest};
     /// let agent = UserId::new();
-    /// let input = NewRequest::on_lead(lead.id, "Send the offer", agent).of_kind("quotation");
+    /// let input = NewRequest::on_lead(lead.id(), "Send the offer", agent).of_kind("quotation");
     /// let request = crm.open_request(&ctx, input).await?.record;
-    /// assert_eq!(request.partner, Some(lead.partner)); // taken from the lead
-    /// assert_eq!(request.status, RequestStatus::Open);
-    /// let mut no_one = NewRequest::on_lead(lead.id, "Call back", agent);
+    /// assert_eq!(request.partner(), Some(lead.partner())); // taken from the lead
+    /// assert_eq!(request.status(), RequestStatus::Open);
+    /// let mut no_one = NewRequest::on_lead(lead.id(), "Call back", agent);
     /// no_one.assignee = None;
     /// assert_eq!(crm.open_request(&ctx, no_one).await.unwrap_err().field(), Some("assignee"));
     /// # Ok::<(), Error>(()) }).unwrap();
@@ -1496,13 +1461,13 @@ impl CrmService {
     /// # let new_partner = LeadPartner::New { partner: NewPartner::company("Acme SRL") };
     /// # let lead = crm.enter_lead(&ctx, NewLead::new(new_partner, "Forklifts")).await?.record;
     /// use crm_core::{event::RequestStatus, request::{NewRequest, RequestCommand}};
-    /// let r = crm.open_request(&ctx, NewRequest::on_lead(lead.id, "Send the offer", UserId::new())).await?.record;
+    /// let r = crm.open_request(&ctx, NewRequest::on_lead(lead.id(), "Send the offer", UserId::new())).await?.record;
     /// let done = RequestCommand::SetStatus { status: RequestStatus::Done };
-    /// let closed = crm.change_request(&ctx, r.id, r.version, done).await?.record;
-    /// assert!(closed.closed_at.is_some());
+    /// let closed = crm.change_request(&ctx, r.id(), r.version(), done).await?.record;
+    /// assert!(closed.closed_at().is_some());
     /// // A done request is reopened, not worked on.
     /// let resume = RequestCommand::SetStatus { status: RequestStatus::InProgress };
-    /// let err = crm.change_request(&ctx, r.id, closed.version, resume).await.unwrap_err();
+    /// let err = crm.change_request(&ctx, r.id(), closed.version(), resume).await.unwrap_err();
     /// assert_eq!(err.field(), Some("status"));
     /// # Ok::<(), Error>(()) }).unwrap();
     /// ```
@@ -1561,8 +1526,8 @@ impl CrmService {
     /// # let new_partner = LeadPartner::New { partner: NewPartner::company("Acme SRL") };
     /// # let lead = crm.enter_lead(&ctx, NewLead::new(new_partner, "Forklifts")).await?.record;
     /// use crm_core::{id::RequestId, request::NewRequest};
-    /// let r = crm.open_request(&ctx, NewRequest::on_lead(lead.id, "Send the offer", UserId::new())).await?.record;
-    /// assert_eq!(crm.request(ctx.tenant, r.id).await?, r);
+    /// let r = crm.open_request(&ctx, NewRequest::on_lead(lead.id(), "Send the offer", UserId::new())).await?.record;
+    /// assert_eq!(crm.request(ctx.tenant, r.id()).await?, r);
     /// let err = crm.request(ctx.tenant, RequestId::new()).await.unwrap_err();
     /// assert!(matches!(err, Error::NotFound { entity: "request", .. }));
     /// # Ok::<(), Error>(()) }).unwrap();
@@ -1592,12 +1557,12 @@ impl CrmService {
     /// # let lead = crm.enter_lead(&ctx, NewLead::new(new_partner, "Forklifts")).await?.record;
     /// use crm_core::{request::NewRequest, store::RequestQuery};
     /// let (ana, ion) = (UserId::new(), UserId::new());
-    /// crm.open_request(&ctx, NewRequest::on_lead(lead.id, "Send the offer", ana)).await?;
-    /// crm.open_request(&ctx, NewRequest::on_lead(lead.id, "Visit", ion)).await?;
+    /// crm.open_request(&ctx, NewRequest::on_lead(lead.id(), "Send the offer", ana)).await?;
+    /// crm.open_request(&ctx, NewRequest::on_lead(lead.id(), "Visit", ion)).await?;
     /// let q = RequestQuery { assignee: Some(ana), ..Default::default() };
     /// let page = crm.query_requests(ctx.tenant, &q).await?;
     /// assert_eq!(page.items.len(), 1);
-    /// assert_eq!(page.items[0].title, "Send the offer");
+    /// assert_eq!(page.items[0].title(), "Send the offer");
     /// # Ok::<(), Error>(()) }).unwrap();
     /// ```
     ///
@@ -1631,9 +1596,9 @@ impl CrmService {
     /// # let lead = crm.enter_lead(&ctx, NewLead::new(new_partner, "Forklifts")).await?.record;
     /// use crm_core::{id::LeadId, request::NewRequest};
     /// for title in ["Send the offer", "Visit"] {
-    ///     crm.open_request(&ctx, NewRequest::on_lead(lead.id, title, UserId::new())).await?;
+    ///     crm.open_request(&ctx, NewRequest::on_lead(lead.id(), title, UserId::new())).await?;
     /// }
-    /// assert_eq!(crm.requests_of_lead(ctx.tenant, lead.id).await?.len(), 2);
+    /// assert_eq!(crm.requests_of_lead(ctx.tenant, lead.id()).await?.len(), 2);
     /// assert!(crm.requests_of_lead(ctx.tenant, LeadId::new()).await?.is_empty()); // no lead, no requests
     /// # Ok::<(), Error>(()) }).unwrap();
     /// ```
@@ -1674,8 +1639,8 @@ impl CrmService {
     /// # let new_partner = LeadPartner::New { partner: NewPartner::company("Acme SRL") };
     /// # let lead = crm.enter_lead(&ctx, NewLead::new(new_partner, "Forklifts")).await?.record;
     /// use crm_core::{event::{CommentTarget, EventKind}, store::{PageRequest, TimelineOf}};
-    /// crm.comment(&ctx, CommentTarget::Lead(lead.id), "Called: wants a demo").await?;
-    /// let page = crm.timeline(ctx.tenant, TimelineOf::Lead(lead.id), &PageRequest::first(50)).await?;
+    /// crm.comment(&ctx, CommentTarget::Lead(lead.id()), "Called: wants a demo").await?;
+    /// let page = crm.timeline(ctx.tenant, TimelineOf::Lead(lead.id()), &PageRequest::first(50)).await?;
     /// assert_eq!(page.items.len(), 2); // LeadEntered and CommentAdded
     /// assert!(page.items.iter().any(|e| matches!(e.kind, EventKind::CommentAdded { .. })));
     /// # Ok::<(), Error>(()) }).unwrap();
@@ -1739,5 +1704,70 @@ pub fn request_subject(r: &Request) -> Subject {
         partner: r.partner,
         lead: r.lead,
         request: Some(r.id),
+    }
+}
+
+#[cfg(all(test, feature = "conformance"))]
+mod tests {
+    //! The crate-private commit path: what the host can no longer call directly still refuses what it must.
+    use super::*;
+    use crate::conformance::model::MemStore;
+    use crate::id::UserId;
+    use crate::pipeline::LostReason;
+
+    fn block_on<F: std::future::Future>(f: F) -> F::Output {
+        futures::executor::block_on(f)
+    }
+
+    #[test]
+    fn commit_inserts_once_and_refuses_the_same_insert_again() {
+        block_on(async {
+            let crm = CrmService::builder()
+                .store(Arc::new(MemStore::new()))
+                .build()
+                .unwrap();
+            let ctx = Context::user(TenantId::new(), UserId::new());
+            let reason = LostReason::new(ctx.tenant, "Went bankrupt").unwrap();
+            let changes: ChangeSet = [Write::InsertLostReason(reason.clone())]
+                .into_iter()
+                .collect();
+            let events = crm.commit(&ctx, changes.clone()).await.unwrap();
+            assert!(events.is_empty(), "a lost reason has no event");
+            assert!(crm
+                .lost_reasons(ctx.tenant)
+                .await
+                .unwrap()
+                .contains(&reason));
+            let err = crm.commit(&ctx, changes).await.unwrap_err();
+            assert!(
+                matches!(
+                    err,
+                    Error::AlreadyExists {
+                        entity: "lost reason",
+                        ..
+                    }
+                ),
+                "{err}"
+            );
+        });
+    }
+
+    #[test]
+    fn commit_loaded_refuses_another_tenants_record_and_writes_nothing() {
+        block_on(async {
+            let crm = CrmService::builder()
+                .store(Arc::new(MemStore::new()))
+                .build()
+                .unwrap();
+            let ctx = Context::user(TenantId::new(), UserId::new());
+            let reason = LostReason::new(TenantId::new(), "Went bankrupt").unwrap();
+            let changes: ChangeSet = [Write::InsertLostReason(reason)].into_iter().collect();
+            let err = crm
+                .commit_loaded(&ctx, changes, &Loaded::default())
+                .await
+                .unwrap_err();
+            assert_eq!(err.field(), Some("tenant"));
+            assert!(crm.lost_reasons(ctx.tenant).await.unwrap().is_empty());
+        });
     }
 }

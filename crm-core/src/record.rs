@@ -1,0 +1,34 @@
+//! The `record!` macro: how crm-core declares a record whose fields only crm-core writes.
+
+/// Declares a record: a struct whose fields are `pub(crate)` (only crm-core's pure transitions set them) and a getter
+/// per field carrying the field's documentation.
+///
+/// Each field reads `name: Type => Returned = how`, where `how` is `copy` (returns the value), `borrow` (returns
+/// `&self.name`, so `&str` for a `String` and `&[T]` for a `Vec<T>`), `deref` (`Option<String>` as `Option<&str>`)
+/// or `as_ref` (`Option<T>` as `Option<&T>`).
+macro_rules! record {
+    (
+        $(#[$meta:meta])*
+        pub struct $name:ident {
+            $( $(#[doc = $doc:expr])* $field:ident : $ty:ty => $ret:ty = $how:ident ),* $(,)?
+        }
+    ) => {
+        $(#[$meta])*
+        pub struct $name {
+            $( $(#[doc = $doc])* pub(crate) $field: $ty, )*
+        }
+
+        impl $name {
+            $(
+                $(#[doc = $doc])*
+                pub fn $field(&self) -> $ret {
+                    record!(@get $how self.$field)
+                }
+            )*
+        }
+    };
+    (@get copy $e:expr) => { $e };
+    (@get borrow $e:expr) => { &$e };
+    (@get deref $e:expr) => { $e.as_deref() };
+    (@get as_ref $e:expr) => { $e.as_ref() };
+}
