@@ -15,10 +15,13 @@ pub mod commerce;
 mod differential;
 pub mod model;
 pub mod outbox;
+pub mod scenario;
 pub mod tenancy;
 
 pub use checks::*;
 pub use differential::{run_differential, same_error, BlockOn, Differential, DEFAULT_CASES};
+pub use scenario::check_scenarios;
+pub use tenancy::check_every_read_is_tenant_scoped;
 
 /// The names of every check, by capability, in the order [`backend_conformance_tests!`](crate::backend_conformance_tests)
 /// runs them (taken from its registry, where each name is written once).
@@ -79,7 +82,8 @@ macro_rules! backend_conformance_tests {
                 check_outbox_tenant_isolation
             ]
             backend [
-                check_every_read_is_tenant_scoped
+                check_every_read_is_tenant_scoped,
+                check_scenarios
             ]
         }
     };
@@ -94,7 +98,7 @@ macro_rules! backend_conformance_tests {
                 let Some(backend) = backend else { return };
                 let wrapped: std::sync::Arc<dyn $crate::store::Backend> = std::sync::Arc::new(backend.clone());
                 for b in [backend, wrapped] {
-                    $crate::conformance::tenancy::$k(&b).await;
+                    $crate::conformance::$k(&b).await;
                 }
             }
         )*
