@@ -74,11 +74,19 @@ use crate::store::Backend;
 use chrono::{TimeZone, Utc};
 use std::sync::Arc;
 
-/// Every scenario file, by name, with its text.
-pub const SCENARIOS: &[(&str, &str)] = &[(
-    "lead_lifecycle.toml",
-    include_str!("../../../testdata/scenarios/lead_lifecycle.toml"),
-)];
+/// The embedded files of `testdata/scenarios/`, by name without `.toml`.
+macro_rules! scenarios {
+    ($($name:literal),* $(,)?) => {
+        &[$((
+            concat!($name, ".toml"),
+            include_str!(concat!("../../../testdata/scenarios/", $name, ".toml")),
+        )),*]
+    };
+}
+
+/// Every scenario file, by name, with its text (a test checks that every file of the directory is here).
+pub const SCENARIOS: &[(&str, &str)] =
+    scenarios!["lead_lifecycle", "pipeline_rules", "requests_and_comments"];
 
 /// A scenario read from its file.
 #[derive(Debug, Clone)]
