@@ -592,7 +592,7 @@ pub enum Op {
         /// The invoice number a credit note corrects.
         #[serde(default)]
         corrects: Option<String>,
-        /// A payment's direction (received when absent).
+        /// A payment's direction (a payment needs one).
         #[serde(default)]
         direction: Option<PaymentDirection>,
         /// A payment's amount.
@@ -863,7 +863,10 @@ pub enum Op {
         to: Day,
         /// The grouping.
         group_by: GroupBy,
-        /// The rows, in the report's order (largest gross profit first).
+        /// Only the `top` groups by gross profit, largest first.
+        #[serde(default)]
+        top: Option<u32>,
+        /// The rows, in the report's order: by key (the row without a key first), or by gross profit with `top`.
         rows: Vec<ProfitRowSpec>,
     },
     /// Previews a segment.

@@ -85,8 +85,17 @@ macro_rules! scenarios {
 }
 
 /// Every scenario file, by name, with its text (a test checks that every file of the directory is here).
-pub const SCENARIOS: &[(&str, &str)] =
-    scenarios!["lead_lifecycle", "pipeline_rules", "requests_and_comments"];
+pub const SCENARIOS: &[(&str, &str)] = scenarios![
+    "campaign_report",
+    "document_replacement",
+    "invoices_and_payments",
+    "lead_lifecycle",
+    "multi_currency_profit",
+    "partners_and_duplicates",
+    "pipeline_rules",
+    "requests_and_comments",
+    "tenant_isolation",
+];
 
 /// A scenario read from its file.
 #[derive(Debug, Clone)]

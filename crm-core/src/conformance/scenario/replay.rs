@@ -5,7 +5,7 @@ use super::format::{LineSpec, Op};
 use crate::actor::Context;
 use crate::commerce::{
     Allocation, CallOutcome, CampaignStatus, CommerceStore, CommerceStoreExt, NewCampaign,
-    NewCategory, NewDocument, NewLine, NewProduct, Period, ProfitQuery, Recorded,
+    NewCategory, NewDocument, NewLine, NewProduct, Period, ProfitQuery, Rank, RankOrder, Recorded,
 };
 use crate::error::{Error, Result};
 use crate::event::CommentTarget;
@@ -1055,9 +1055,14 @@ impl Replay {
                 from,
                 to,
                 group_by,
+                top,
                 rows,
             } => {
-                let q = ProfitQuery::by(*group_by, api!(Period::new(from.0, to.0)));
+                let mut q = ProfitQuery::by(*group_by, api!(Period::new(from.0, to.0)));
+                q.rank = top.map(|n| Rank {
+                    order: RankOrder::Top,
+                    n,
+                });
                 let got = api!(self.commerce.profitability(tenant, &q).await).rows;
                 let got: Vec<_> = got
                     .iter()
