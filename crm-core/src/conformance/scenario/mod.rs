@@ -48,7 +48,7 @@
 //!   with the seed pipeline (`Sales`: Record, Contact, Qualification, Offer, Negotiation, Contract) and lost
 //!   reasons, so scenarios share a database safely and a step in another tenant shows isolation;
 //! - `user = "…"`: the label of the user who acts (`agent` by default);
-//! - `error = "…"` (one of [`ERROR_KINDS`]: an [`Error`](crate::Error) variant, or for a refused transition the
+//! - `error = "…"` (one of [`ERROR_KINDS`]: an [`crate::Error`] variant, or for a refused transition the
 //!   rule's code such as `illegal_move`) and, for `invalid`, `field = "…"`: the step must fail so. Without
 //!   `error` it must succeed, and a `check_*` step's read must equal every value it gives.
 //!

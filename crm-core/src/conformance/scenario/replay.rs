@@ -50,6 +50,24 @@ fn find<T: Copy>(m: &Labels<T>, what: &str, label: &str) -> std::result::Result<
         .ok_or_else(|| format!("no {what} labelled `{label}` was created before this step"))
 }
 
+/// The id of an optional label.
+fn find_opt<T: Copy>(
+    m: &Labels<T>,
+    what: &str,
+    label: &Option<String>,
+) -> std::result::Result<Option<T>, String> {
+    label.as_deref().map(|l| find(m, what, l)).transpose()
+}
+
+/// The ids of labels, as a set.
+fn find_all<T: Copy + Ord>(
+    m: &Labels<T>,
+    what: &str,
+    labels: &[String],
+) -> std::result::Result<BTreeSet<T>, String> {
+    labels.iter().map(|l| find(m, what, l)).collect()
+}
+
 fn home<T: Copy>(
     m: &Labels<T>,
     what: &str,
@@ -85,6 +103,14 @@ fn money(s: &str) -> Result<Money> {
 
 fn dec(a: Option<Amount>) -> Decimal {
     a.map_or(Decimal::ZERO, |a| a.0)
+}
+
+/// A record whose version a step may claim.
+enum Versioned {
+    Lead(LeadId),
+    Partner(PartnerId),
+    Request(RequestId),
+    Campaign(CampaignId),
 }
 
 /// The state of one replay: the services over the backend, the clock, and the labels given so far.
@@ -129,6 +155,19 @@ impl Replay {
             categories: Labels::new(),
             products: Labels::new(),
             campaigns: Labels::new(),
+        })
+    }
+
+    /// The version a step claims, or else the record's current one.
+    async fn version(&self, tenant: TenantId, claimed: Option<u64>, of: Versioned) -> Result<u64> {
+        if let Some(v) = claimed {
+            return Ok(v);
+        }
+        Ok(match of {
+            Versioned::Lead(id) => self.crm.lead(tenant, id).await?.version,
+            Versioned::Partner(id) => self.crm.partner(tenant, id).await?.version,
+            Versioned::Request(id) => self.crm.request(tenant, id).await?.version,
+            Versioned::Campaign(id) => self.commerce.campaign(tenant, id).await?.version,
         })
     }
 
@@ -314,14 +353,8 @@ impl Replay {
                 assignee,
                 due_in_hours,
             } => {
-                let lead = lead
-                    .as_deref()
-                    .map(|l| find(&self.leads, "lead", l))
-                    .transpose();
-                let partner = partner
-                    .as_deref()
-                    .map(|p| find(&self.partners, "partner", p))
-                    .transpose();
+                let lead = find_opt(&self.leads, "lead", lead);
+                let partner = find_opt(&self.partners, "partner", partner);
                 let (lead, partner) = (lead?, partner?);
                 let assignee = match assignee {
                     Some(a) => self.opt_user(Some(a)),
@@ -347,10 +380,7 @@ impl Replay {
                 version,
             } => {
                 let (t, id) = home(&self.requests, "request", request)?;
-                let v = match version {
-                    Some(v) => *v,
-                    None => api!(self.crm.request(t, id).await).version,
-                };
+                let v = api!(self.version(t, *version, Versioned::Request(id)).await);
                 let cmd = RequestCommand::SetStatus { status: *status };
                 Ok(self.crm.change_request(ctx, id, v, cmd).await.map(drop))
             }
@@ -416,10 +446,7 @@ impl Replay {
                 self.partners
                     .insert(partner.clone(), (ctx.tenant, entered.record.id));
                 if let Some(want) = duplicates {
-                    let want = want
-                        .iter()
-                        .map(|l| find(&self.partners, "partner", l))
-                        .collect::<std::result::Result<BTreeSet<_>, _>>()?;
+                    let want = find_all(&self.partners, "partner", want)?;
                     let got: BTreeSet<_> = entered.duplicates.iter().map(|d| d.partner).collect();
                     same("duplicates", got, Some(want))?;
                 }
@@ -433,10 +460,7 @@ impl Replay {
                 version,
             } => {
                 let (t, id) = home(&self.partners, "partner", partner)?;
-                let v = match version {
-                    Some(v) => *v,
-                    None => api!(self.crm.partner(t, id).await).version,
-                };
+                let v = api!(self.version(t, *version, Versioned::Partner(id)).await);
                 let patch = PartnerPatch {
                     name: name.clone(),
                     group: group.clone().map(Some),
@@ -553,10 +577,7 @@ impl Replay {
             _ => unreachable!("lead_command is called with lead operations only"),
         };
         let (t, id) = home(&self.leads, "lead", label)?;
-        let v = match version {
-            Some(v) => *v,
-            None => api!(self.crm.lead(t, id).await).version,
-        };
+        let v = api!(self.version(t, *version, Versioned::Lead(id)).await);
         Ok(self.crm.transition(ctx, id, v, cmd).await.map(drop))
     }
 
@@ -578,10 +599,7 @@ impl Replay {
                 name,
                 category,
             } => {
-                let category = category
-                    .as_deref()
-                    .map(|c| find(&self.categories, "category", c))
-                    .transpose()?;
+                let category = find_opt(&self.categories, "category", category)?;
                 let input = NewProduct {
                     code: product.clone(),
                     name: name.clone().unwrap_or_else(|| product.clone()),
@@ -645,10 +663,7 @@ impl Replay {
             due_date: due.map(|d| d.0),
             currency: currency.clone(),
             lines: self.lines(lines)?,
-            campaign: campaign
-                .as_deref()
-                .map(|c| find(&self.campaigns, "campaign", c))
-                .transpose()?,
+            campaign: find_opt(&self.campaigns, "campaign", campaign)?,
             corrects: corrects.clone(),
             direction: *direction,
             amount: amount.map(|a| a.0),
@@ -726,10 +741,7 @@ impl Replay {
                 version,
             } => {
                 let (t, id) = home(&self.campaigns, "campaign", campaign)?;
-                let v = match version {
-                    Some(v) => *v,
-                    None => api!(self.commerce.campaign(t, id).await).version,
-                };
+                let v = api!(self.version(t, *version, Versioned::Campaign(id)).await);
                 let launch = api!(self.commerce.launch_campaign(ctx, id, v).await);
                 same("targets launched", launch.targets.len(), *targets)?;
                 Ok(Ok(()))
@@ -788,10 +800,7 @@ impl Replay {
             }
             Op::CloseCampaign { campaign, version } => {
                 let (t, id) = home(&self.campaigns, "campaign", campaign)?;
-                let v = match version {
-                    Some(v) => *v,
-                    None => api!(self.commerce.campaign(t, id).await).version,
-                };
+                let v = api!(self.version(t, *version, Versioned::Campaign(id)).await);
                 Ok(self.commerce.close_campaign(ctx, id, v).await.map(drop))
             }
             _ => unreachable!("campaign_op is called with campaign operations only"),
@@ -901,10 +910,7 @@ impl Replay {
                 text,
                 titles,
             } => {
-                let partner = partner
-                    .as_deref()
-                    .map(|p| find(&self.partners, "partner", p))
-                    .transpose()?;
+                let partner = find_opt(&self.partners, "partner", partner)?;
                 let q = LeadQuery {
                     status: *status,
                     partner,
@@ -1085,10 +1091,7 @@ impl Replay {
             Op::CheckSegment { criteria, partners } => {
                 let got = api!(self.commerce.segment(tenant, criteria).await);
                 let got: BTreeSet<PartnerId> = got.iter().map(|m| m.partner).collect();
-                let want = partners
-                    .iter()
-                    .map(|p| find(&self.partners, "partner", p))
-                    .collect::<std::result::Result<BTreeSet<_>, _>>()?;
+                let want = find_all(&self.partners, "partner", partners)?;
                 same("segment members", got, Some(want)).map(Ok)
             }
             Op::CheckProgress {
