@@ -6,7 +6,12 @@
 //! forwarding impl is exercised), plus the property tests: the differential one ([`run_differential`]) drives random
 //! operation sequences through the service over a [`Differential`] store that forwards every call to the adapter
 //! *and* to the naive [`model::MemStore`] and fails on the first difference; the commerce one compares reports with
-//! [`crate::commerce::reference`]; the outbox one compares with [`crate::outbox::MemoryOutbox`].
+//! [`crate::commerce::reference`]; the outbox one compares with [`crate::outbox::MemoryOutbox`]. One `backend`
+//! check, [`check_scenarios`], replays the lifecycle and commerce [`scenario`]s (TOML files, embedded) through the
+//! services.
+//!
+//! The registry runs on the reference model itself ([`model::MemStore`], `crm-core/tests/conformance.rs`), on
+//! each adapter, and on each adapter's store inside a host's transaction (`tests/host_conformance.rs`).
 //!
 //! Checks work in a fresh random tenant, so they need no clean database and also prove tenant isolation.
 
@@ -37,8 +42,8 @@ pub const CHECKS: &[&str] = crate::backend_conformance_tests!(@registry names);
 /// Checks are registered by capability (the storage trait they exercise): `store` checks take the
 /// [`Store`](crate::store::Store), `commerce` checks the store and the
 /// [`CommerceStore`](crate::commerce::CommerceStore), `outbox` checks the store and the
-/// [`OutboxStore`](crate::outbox::OutboxStore), `backend` checks the whole [`Backend`](crate::store::Backend). A
-/// new check is added to this list only.
+/// [`OutboxStore`](crate::outbox::OutboxStore), `backend` checks the whole [`Backend`](crate::store::Backend)
+/// (among them [`check_scenarios`], every scenario file). A new check is added to this list only.
 #[macro_export]
 macro_rules! backend_conformance_tests {
     (@registry $mode:ident $($args:tt)*) => {
