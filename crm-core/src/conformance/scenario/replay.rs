@@ -44,10 +44,20 @@ macro_rules! api {
 /// Labels of records, with the tenant each was created in.
 type Labels<T> = BTreeMap<String, (TenantId, T)>;
 
-fn find<T: Copy>(m: &Labels<T>, what: &str, label: &str) -> std::result::Result<T, String> {
+/// The id of a label, with the tenant it was created in.
+fn home<T: Copy>(
+    m: &Labels<T>,
+    what: &str,
+    label: &str,
+) -> std::result::Result<(TenantId, T), String> {
     m.get(label)
-        .map(|(_, id)| *id)
+        .copied()
         .ok_or_else(|| format!("no {what} labelled `{label}` was created before this step"))
+}
+
+/// The id of a label.
+fn find<T: Copy>(m: &Labels<T>, what: &str, label: &str) -> std::result::Result<T, String> {
+    home(m, what, label).map(|(_, id)| id)
 }
 
 /// The id of an optional label.
@@ -66,15 +76,6 @@ fn find_all<T: Copy + Ord>(
     labels: &[String],
 ) -> std::result::Result<BTreeSet<T>, String> {
     labels.iter().map(|l| find(m, what, l)).collect()
-}
-
-fn home<T: Copy>(
-    m: &Labels<T>,
-    what: &str,
-    label: &str,
-) -> std::result::Result<(TenantId, T), String> {
-    find(m, what, label)?;
-    Ok(m[label])
 }
 
 /// Compares a read value with an expected one, when one is given.
