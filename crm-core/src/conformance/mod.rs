@@ -6,7 +6,12 @@
 //! forwarding impl is exercised), plus the property tests: the differential one ([`run_differential`]) drives random
 //! operation sequences through the service over a [`Differential`] store that forwards every call to the adapter
 //! *and* to the naive [`model::MemStore`] and fails on the first difference; the commerce one compares reports with
-//! [`crate::commerce::reference`]; the outbox one compares with [`crate::outbox::MemoryOutbox`].
+//! [`crate::commerce::reference`]; the outbox one compares with [`crate::outbox::MemoryOutbox`]. One `backend`
+//! check, [`check_scenarios`], replays the lifecycle and commerce [`scenario`]s (TOML files, embedded) through the
+//! services.
+//!
+//! The registry runs on the reference model itself ([`model::MemStore`], `crm-core/tests/conformance.rs`), on
+//! each adapter, and on each adapter's store inside a host's transaction (`tests/host_conformance.rs`).
 //!
 //! Checks work in a fresh random tenant, so they need no clean database and also prove tenant isolation.
 
@@ -15,10 +20,13 @@ pub mod commerce;
 mod differential;
 pub mod model;
 pub mod outbox;
+pub mod scenario;
 pub mod tenancy;
 
 pub use checks::*;
 pub use differential::{run_differential, same_error, BlockOn, Differential, DEFAULT_CASES};
+pub use scenario::check_scenarios;
+pub use tenancy::check_every_read_is_tenant_scoped;
 
 /// The names of every check, by capability, in the order [`backend_conformance_tests!`](crate::backend_conformance_tests)
 /// runs them (taken from its registry, where each name is written once).
@@ -34,8 +42,8 @@ pub const CHECKS: &[&str] = crate::backend_conformance_tests!(@registry names);
 /// Checks are registered by capability (the storage trait they exercise): `store` checks take the
 /// [`Store`](crate::store::Store), `commerce` checks the store and the
 /// [`CommerceStore`](crate::commerce::CommerceStore), `outbox` checks the store and the
-/// [`OutboxStore`](crate::outbox::OutboxStore), `backend` checks the whole [`Backend`](crate::store::Backend). A
-/// new check is added to this list only.
+/// [`OutboxStore`](crate::outbox::OutboxStore), `backend` checks the whole [`Backend`](crate::store::Backend)
+/// (among them [`check_scenarios`], every scenario file). A new check is added to this list only.
 #[macro_export]
 macro_rules! backend_conformance_tests {
     (@registry $mode:ident $($args:tt)*) => {
@@ -79,7 +87,8 @@ macro_rules! backend_conformance_tests {
                 check_outbox_tenant_isolation
             ]
             backend [
-                check_every_read_is_tenant_scoped
+                check_every_read_is_tenant_scoped,
+                check_scenarios
             ]
         }
     };
@@ -94,7 +103,7 @@ macro_rules! backend_conformance_tests {
                 let Some(backend) = backend else { return };
                 let wrapped: std::sync::Arc<dyn $crate::store::Backend> = std::sync::Arc::new(backend.clone());
                 for b in [backend, wrapped] {
-                    $crate::conformance::tenancy::$k(&b).await;
+                    $crate::conformance::$k(&b).await;
                 }
             }
         )*

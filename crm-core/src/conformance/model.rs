@@ -3,13 +3,23 @@
 //! Everything here is the simplest code that could be right: vectors scanned in full, sorted with the standard
 //! library, no indexes. The property tests run the same operations through an adapter and through this model
 //! (see [`super::Differential`]) and require identical answers.
+//!
+//! [`MemStore`] is a whole [`crate::store::Backend`]: its commerce records live beside the rest (see the
+//! `commerce` submodule, whose reports are [`crate::commerce::reference`]) and its outbox is a
+//! [`MemoryOutbox`], so the whole conformance registry and the scenarios run on it as on any adapter.
+
+mod commerce;
 
 use crate::dedupe::DedupeKey;
 use crate::error::{Error, Result};
 use crate::event::{CommentTarget, DomainEvent, StageHistoryEntry};
-use crate::id::{LeadId, PartnerId, PipelineId, RequestId, TenantId};
+use crate::id::{LeadId, OutboxId, PartnerId, PipelineId, RequestId, TenantId, UserId};
 use crate::lead::{Lead, StatusKind};
 use crate::money::{Currency, MONEY_SCALE};
+use crate::outbox::{
+    InboxItem, InboxWrite, MemoryOutbox, OutboxMessage, OutboxRef, OutboxStatus, OutboxStore,
+    Settlement,
+};
 use crate::partner::Partner;
 use crate::pipeline::{LostReason, Pipeline};
 use crate::request::{Comment, Request};
@@ -36,12 +46,14 @@ struct Data {
     events: Vec<(u64, DomainEvent)>,
     history: Vec<StageHistoryEntry>,
     seq: u64,
+    commerce: commerce::CommerceData,
 }
 
 /// The naive in-memory reference store.
 #[derive(Debug, Default)]
 pub struct MemStore {
     data: Mutex<Data>,
+    outbox: MemoryOutbox,
 }
 
 impl MemStore {
@@ -252,14 +264,9 @@ fn apply(d: &mut Data, w: &Write) -> Result<()> {
             }
             d.history.push(h.clone());
         }
-        // Writes added by later capabilities (outbox, commerce) are modelled by their own conformance modules.
-        #[allow(unreachable_patterns)]
-        other => {
-            return Err(Error::invalid(
-                "writes",
-                format!("the reference model does not know the write {other:?}"),
-            ));
-        }
+        Write::Commerce(c) => commerce::apply_commerce(&mut d.commerce, c)?,
+        // Enqueued by the commit once every other write succeeded.
+        Write::EnqueueOutbox(_) => {}
     }
     Ok(())
 }
@@ -363,6 +370,11 @@ impl Store for MemStore {
             apply(&mut copy, w)?;
         }
         *d = copy;
+        for w in changes.writes {
+            if let Write::EnqueueOutbox(m) = w {
+                self.outbox.enqueue(m);
+            }
+        }
         Ok(())
     }
 
@@ -592,6 +604,49 @@ impl Store for MemStore {
             .take(limit.min(10_000) as usize)
             .cloned()
             .collect())
+    }
+}
+
+/// The outbox of the model is a [`MemoryOutbox`]; [`Store::commit`] enqueues into it.
+#[async_trait]
+#[deny(clippy::missing_trait_methods)]
+impl OutboxStore for MemStore {
+    async fn claim_due(
+        &self,
+        now: Timestamp,
+        lease: chrono::Duration,
+        limit: u32,
+    ) -> Result<Vec<OutboxMessage>> {
+        self.outbox.claim_due(now, lease, limit).await
+    }
+    async fn settle(&self, tenant: TenantId, id: OutboxId, how: &Settlement) -> Result<()> {
+        self.outbox.settle(tenant, id, how).await
+    }
+    async fn find_outbox(&self, tenant: TenantId, by: &OutboxRef) -> Result<OutboxMessage> {
+        self.outbox.find_outbox(tenant, by).await
+    }
+    async fn list_outbox(
+        &self,
+        tenant: TenantId,
+        status: OutboxStatus,
+        p: &PageRequest,
+    ) -> Result<Page<OutboxMessage>> {
+        self.outbox.list_outbox(tenant, status, p).await
+    }
+    async fn inbox_write(&self, write: &InboxWrite) -> Result<bool> {
+        self.outbox.inbox_write(write).await
+    }
+    async fn inbox(
+        &self,
+        tenant: TenantId,
+        user: UserId,
+        unread_only: bool,
+        p: &PageRequest,
+    ) -> Result<Page<InboxItem>> {
+        self.outbox.inbox(tenant, user, unread_only, p).await
+    }
+    async fn unread_count(&self, tenant: TenantId, user: UserId) -> Result<u64> {
+        self.outbox.unread_count(tenant, user).await
     }
 }
 

@@ -1,0 +1,390 @@
+//! The commerce half of the reference model: the commerce records in vectors, [`CommerceWrite`]s applied inside
+//! [`MemStore`]'s commit (so they are atomic with the rest of the change set), and every report answered by
+//! [`crate::commerce::reference`] over those vectors. Nothing is pushed down or indexed: this is the meaning the
+//! adapters' SQL must equal.
+
+use super::{conflict, next_version, page, Data, MemStore};
+use crate::commerce::reference::{self, CampaignFacts, Facts};
+use crate::commerce::{
+    Balance, Campaign, CampaignCost, CampaignSums, CampaignTarget, Category, CommerceKey,
+    CommerceRecord, CommerceStore, CommerceWrite, Criteria, Document, ExchangeRate, OpenItem,
+    Period, Product, ProfitSums, Progress, SegmentMember, SumsQuery, MAX_RATE_AGE_DAYS,
+};
+use crate::error::{Error, Result};
+use crate::id::{CampaignId, PartnerId, TenantId};
+use crate::money::Currency;
+use crate::partner::Partner;
+use crate::store::{Page, PageRequest};
+use async_trait::async_trait;
+use chrono::{Duration, NaiveDate};
+
+/// The commerce records of every tenant.
+#[derive(Debug, Default, Clone)]
+pub(super) struct CommerceData {
+    categories: Vec<Category>,
+    products: Vec<Product>,
+    documents: Vec<Document>,
+    rates: Vec<ExchangeRate>,
+    campaigns: Vec<Campaign>,
+    costs: Vec<CampaignCost>,
+    targets: Vec<CampaignTarget>,
+}
+
+/// Appends `row` unless a row with the same unique key (`clash`) exists.
+fn insert<T: Clone>(
+    rows: &mut Vec<T>,
+    row: &T,
+    clash: impl Fn(&T) -> bool,
+    entity: &'static str,
+    key: String,
+) -> Result<()> {
+    if rows.iter().any(clash) {
+        return Err(Error::AlreadyExists { entity, key });
+    }
+    rows.push(row.clone());
+    Ok(())
+}
+
+/// Replaces the row `same` finds when its version is `expected` and `row` carries the next one.
+fn replace<T: Clone>(
+    rows: &mut [T],
+    row: &T,
+    expected: u64,
+    same: impl Fn(&T) -> bool,
+    version: impl Fn(&T) -> u64,
+    (entity, key): (&'static str, String),
+) -> Result<()> {
+    next_version(entity, version(row), expected)?;
+    let slot = rows
+        .iter_mut()
+        .find(|x| same(x))
+        .ok_or_else(|| Error::not_found(entity, &key))?;
+    if version(slot) != expected {
+        return Err(conflict(entity, key, expected, version(slot)));
+    }
+    *slot = row.clone();
+    Ok(())
+}
+
+/// Applies one commerce write to the model's data (a copy the commit swaps in only when every write succeeded).
+pub(super) fn apply_commerce(d: &mut CommerceData, w: &CommerceWrite) -> Result<()> {
+    match w {
+        CommerceWrite::InsertCategory(c) => insert(
+            &mut d.categories,
+            c,
+            |x| x.tenant == c.tenant && (x.id == c.id || x.code == c.code),
+            "product category",
+            c.code.clone(),
+        ),
+        CommerceWrite::UpdateCategory {
+            category: c,
+            expected_version,
+        } => replace(
+            &mut d.categories,
+            c,
+            *expected_version,
+            |x| x.tenant == c.tenant && x.id == c.id,
+            |x| x.version,
+            ("product category", c.code.clone()),
+        ),
+        CommerceWrite::InsertProduct(p) => insert(
+            &mut d.products,
+            p,
+            |x| x.tenant == p.tenant && (x.id == p.id || x.code == p.code),
+            "product",
+            p.code.clone(),
+        ),
+        CommerceWrite::UpdateProduct {
+            product: p,
+            expected_version,
+        } => replace(
+            &mut d.products,
+            p,
+            *expected_version,
+            |x| x.tenant == p.tenant && x.id == p.id,
+            |x| x.version,
+            ("product", p.code.clone()),
+        ),
+        CommerceWrite::InsertDocument(doc) => insert(
+            &mut d.documents,
+            doc,
+            |x| {
+                x.tenant == doc.tenant
+                    && (x.id == doc.id || (x.kind == doc.kind && x.number == doc.number))
+            },
+            "document",
+            format!("{} {}", doc.kind.as_str(), doc.number),
+        ),
+        CommerceWrite::ReplaceDocument {
+            document: doc,
+            expected_version,
+        } => replace(
+            &mut d.documents,
+            doc,
+            *expected_version,
+            |x| x.tenant == doc.tenant && x.id == doc.id,
+            |x| x.version,
+            ("document", doc.id.to_string()),
+        ),
+        CommerceWrite::InsertRate(r) => insert(
+            &mut d.rates,
+            r,
+            |x| x.tenant == r.tenant && x.from == r.from && x.to == r.to && x.on == r.on,
+            "exchange rate",
+            format!("{}/{} on {}", r.from, r.to, r.on),
+        ),
+        CommerceWrite::InsertCampaign(c) => insert(
+            &mut d.campaigns,
+            c,
+            |x| x.tenant == c.tenant && x.id == c.id,
+            "campaign",
+            c.id.to_string(),
+        ),
+        CommerceWrite::UpdateCampaign {
+            campaign: c,
+            expected_version,
+        } => replace(
+            &mut d.campaigns,
+            c,
+            *expected_version,
+            |x| x.tenant == c.tenant && x.id == c.id,
+            |x| x.version,
+            ("campaign", c.id.to_string()),
+        ),
+        CommerceWrite::InsertCampaignCost(c) => insert(
+            &mut d.costs,
+            c,
+            |x| x.tenant == c.tenant && x.id == c.id,
+            "campaign cost",
+            c.id.to_string(),
+        ),
+        CommerceWrite::InsertCampaignTarget(t) => insert(
+            &mut d.targets,
+            t,
+            |x| x.tenant == t.tenant && x.campaign == t.campaign && x.partner == t.partner,
+            "campaign target",
+            t.partner.to_string(),
+        ),
+        CommerceWrite::UpdateCampaignTarget {
+            target: t,
+            expected_version,
+        } => replace(
+            &mut d.targets,
+            t,
+            *expected_version,
+            |x| x.tenant == t.tenant && x.campaign == t.campaign && x.partner == t.partner,
+            |x| x.version,
+            ("campaign target", t.partner.to_string()),
+        ),
+    }
+}
+
+/// The rows of `tenant` that `keep` selects, cloned.
+fn of<T: Clone>(
+    rows: &[T],
+    tenant: TenantId,
+    tenant_of: impl Fn(&T) -> TenantId,
+    keep: impl Fn(&T) -> bool,
+) -> Vec<T> {
+    rows.iter()
+        .filter(|x| tenant_of(x) == tenant && keep(x))
+        .cloned()
+        .collect()
+}
+
+fn fetch(d: &CommerceData, tenant: TenantId, key: &CommerceKey) -> Vec<CommerceRecord> {
+    let categories = |keep: &dyn Fn(&Category) -> bool| {
+        of(&d.categories, tenant, |x| x.tenant, keep)
+            .into_iter()
+            .map(CommerceRecord::Category)
+            .collect()
+    };
+    let products = |keep: &dyn Fn(&Product) -> bool| {
+        of(&d.products, tenant, |x| x.tenant, keep)
+            .into_iter()
+            .map(CommerceRecord::Product)
+            .collect()
+    };
+    let documents = |keep: &dyn Fn(&Document) -> bool| {
+        of(&d.documents, tenant, |x| x.tenant, keep)
+            .into_iter()
+            .map(CommerceRecord::Document)
+            .collect()
+    };
+    match key {
+        CommerceKey::Category(id) => categories(&|x| x.id == *id),
+        CommerceKey::CategoryCode(code) => categories(&|x| x.code == *code),
+        CommerceKey::Categories(ids) => categories(&|x| ids.contains(&x.id)),
+        CommerceKey::Product(id) => products(&|x| x.id == *id),
+        CommerceKey::ProductCode(code) => products(&|x| x.code == *code),
+        CommerceKey::Products(ids) => products(&|x| ids.contains(&x.id)),
+        CommerceKey::Document(id) => documents(&|x| x.id == *id),
+        CommerceKey::DocumentNumber(kind, number) => {
+            documents(&|x| x.kind == *kind && x.number == *number)
+        }
+        CommerceKey::Rate { from, to, on } => {
+            let oldest = *on - Duration::days(MAX_RATE_AGE_DAYS);
+            let mut v = of(
+                &d.rates,
+                tenant,
+                |x| x.tenant,
+                |x| x.from == *from && x.to == *to && x.on <= *on && x.on >= oldest,
+            );
+            v.sort_by_key(|x| x.on);
+            v.pop().map(CommerceRecord::Rate).into_iter().collect()
+        }
+        CommerceKey::Campaign(id) => of(&d.campaigns, tenant, |x| x.tenant, |x| x.id == *id)
+            .into_iter()
+            .map(CommerceRecord::Campaign)
+            .collect(),
+        CommerceKey::CampaignCosts(c) => {
+            let mut v = of(&d.costs, tenant, |x| x.tenant, |x| x.campaign == *c);
+            v.sort_by_key(|x| (x.date, x.id));
+            v.into_iter().map(CommerceRecord::CampaignCost).collect()
+        }
+        CommerceKey::CampaignTargetOf(r) => {
+            of(&d.targets, tenant, |x| x.tenant, |x| x.request == Some(*r))
+                .into_iter()
+                .map(CommerceRecord::CampaignTarget)
+                .collect()
+        }
+    }
+}
+
+impl Data {
+    fn tenant_partners(&self, tenant: TenantId) -> Vec<Partner> {
+        self.partners
+            .iter()
+            .filter(|(p, _)| p.tenant == tenant)
+            .map(|(p, _)| p.clone())
+            .collect()
+    }
+
+    fn tenant_documents(&self, tenant: TenantId) -> Vec<Document> {
+        of(&self.commerce.documents, tenant, |x| x.tenant, |_| true)
+    }
+}
+
+#[async_trait]
+impl CommerceStore for MemStore {
+    async fn fetch_commerce(
+        &self,
+        tenant: TenantId,
+        key: &CommerceKey,
+    ) -> Result<Vec<CommerceRecord>> {
+        Ok(fetch(&self.data().commerce, tenant, key))
+    }
+
+    async fn campaign_targets(
+        &self,
+        tenant: TenantId,
+        campaign: CampaignId,
+        p: &PageRequest,
+    ) -> Result<Page<CampaignTarget>> {
+        let items = of(
+            &self.data().commerce.targets,
+            tenant,
+            |x| x.tenant,
+            |x| x.campaign == campaign,
+        );
+        page(items, p, |t| (0, *t.partner.as_uuid()), false)
+    }
+
+    async fn segment(
+        &self,
+        tenant: TenantId,
+        criteria: &Criteria,
+        as_of: NaiveDate,
+        reporting: Currency,
+    ) -> Result<Vec<SegmentMember>> {
+        criteria.check()?;
+        let d = self.data();
+        let (partners, documents) = (d.tenant_partners(tenant), d.tenant_documents(tenant));
+        let facts = Facts {
+            partners: &partners,
+            documents: &documents,
+        };
+        let names: std::collections::BTreeMap<PartnerId, &str> =
+            partners.iter().map(|p| (p.id, p.name.as_str())).collect();
+        Ok(reference::segment(facts, criteria, as_of, reporting)
+            .into_iter()
+            .map(|id| SegmentMember {
+                partner: id,
+                name: names[&id].to_string(),
+            })
+            .collect())
+    }
+
+    async fn profit_sums(&self, tenant: TenantId, query: &SumsQuery) -> Result<Vec<ProfitSums>> {
+        let documents = self.data().tenant_documents(tenant);
+        let facts = Facts {
+            partners: &[],
+            documents: &documents,
+        };
+        Ok(reference::profit_sums(facts, query))
+    }
+
+    async fn campaign_sums(
+        &self,
+        tenant: TenantId,
+        campaign: CampaignId,
+        period: Option<Period>,
+        reporting: Currency,
+    ) -> Result<CampaignSums> {
+        let d = self.data();
+        let documents = d.tenant_documents(tenant);
+        let leads = of(&d.leads, tenant, |x| x.tenant, |_| true);
+        let targets = of(&d.commerce.targets, tenant, |x| x.tenant, |_| true);
+        let costs = of(&d.commerce.costs, tenant, |x| x.tenant, |_| true);
+        let facts = Facts {
+            partners: &[],
+            documents: &documents,
+        };
+        let cf = CampaignFacts {
+            targets: &targets,
+            leads: &leads,
+            costs: &costs,
+        };
+        Ok(reference::campaign_sums(
+            facts, cf, campaign, period, reporting,
+        ))
+    }
+
+    async fn progress(&self, tenant: TenantId, campaign: CampaignId) -> Result<Vec<Progress>> {
+        let targets = of(
+            &self.data().commerce.targets,
+            tenant,
+            |x| x.tenant,
+            |_| true,
+        );
+        Ok(reference::progress(&targets, campaign))
+    }
+
+    async fn open_items(
+        &self,
+        tenant: TenantId,
+        partner: PartnerId,
+        as_of: NaiveDate,
+    ) -> Result<Vec<OpenItem>> {
+        let documents = self.data().tenant_documents(tenant);
+        let facts = Facts {
+            partners: &[],
+            documents: &documents,
+        };
+        Ok(reference::open_items(facts, partner, as_of))
+    }
+
+    async fn balances(
+        &self,
+        tenant: TenantId,
+        partner: PartnerId,
+        as_of: NaiveDate,
+    ) -> Result<Vec<Balance>> {
+        let documents = self.data().tenant_documents(tenant);
+        let facts = Facts {
+            partners: &[],
+            documents: &documents,
+        };
+        Ok(reference::balances(facts, partner, as_of))
+    }
+}
