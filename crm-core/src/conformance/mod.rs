@@ -19,6 +19,7 @@ mod checks;
 pub mod commerce;
 mod differential;
 pub mod model;
+pub mod no_panic;
 pub mod outbox;
 pub mod scenario;
 pub mod tenancy;
@@ -178,6 +179,15 @@ macro_rules! backend_conformance_tests {
             let Some(backend) = backend else { return };
             let cases = proptest_cases($crate::conformance::commerce::COMMERCE_CASES);
             $crate::conformance::commerce::run_commerce_properties(backend.clone(), backend, &|f| rt.block_on(f), cases);
+        }
+
+        #[test]
+        fn no_panic_property_test() {
+            let rt = proptest_runtime();
+            let backend: Option<std::sync::Arc<dyn $crate::store::Backend>> = rt.block_on(async { $factory.await });
+            let Some(backend) = backend else { return };
+            let cases = proptest_cases($crate::conformance::no_panic::NO_PANIC_CASES);
+            $crate::conformance::no_panic::run_no_panic(backend, &|f| rt.block_on(f), cases);
         }
 
         #[test]
