@@ -439,7 +439,7 @@ impl Crm {
             tenant,
             engine.as_ref(),
             directory.as_ref(),
-            &store,
+            &self.backend,
             limit,
         )
         .await?;

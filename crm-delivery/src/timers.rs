@@ -4,19 +4,39 @@
 
 use async_trait::async_trait;
 use crm_core::actor::Context;
+use crm_core::commerce::{CommerceStore, CommerceStoreExt, Document, DocumentKind, OpenItem};
 use crm_core::comms::{Directory, RuleEngine, TimerFiring, TimerTrigger, Trigger, Views};
-use crm_core::error::Result;
+use crm_core::error::{Error, Result};
 use crm_core::event::Subject;
-use crm_core::id::TenantId;
+use crm_core::id::{PartnerId, TenantId};
 use crm_core::lead::{Lead, StatusKind};
+use crm_core::partner::Partner;
 use crm_core::request::Request;
 use crm_core::service::decision_writes;
+use crm_core::store::StoreExt;
 use crm_core::store::{ChangeSet, LeadQuery, LeadSort, PageRequest, RequestQuery, Store};
 use crm_core::time::Timestamp;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Debug;
 
-/// Where the scheduler finds the records timers may fire for. Implemented for every [`Store`] through its
-/// queries; an adapter may implement a faster, dedicated query.
+/// How far back a tick looks for invoices that became overdue: an invoice is an `open_item_overdue:N` candidate
+/// from the day it is N days overdue for this many days (a tick must run at least once in that time). The window
+/// keeps a tick's read to the invoices due lately, never the whole history.
+pub const OVERDUE_LOOKBACK_DAYS: i64 = 30;
+
+/// A commerce timer's candidate: a document, its partner and, for `open_item_overdue`, what is still owed on it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DocumentCandidate {
+    /// The document (an invoice, or a document marked with a renewal date).
+    pub document: Document,
+    /// Its partner.
+    pub partner: Option<Partner>,
+    /// What is still owed on it (`open_item_overdue` only).
+    pub open_item: Option<OpenItem>,
+}
+
+/// Where the scheduler finds the records timers may fire for. Implemented for every store that is both a
+/// [`Store`] and a [`CommerceStore`] through their queries; an adapter may implement a faster, dedicated query.
 #[async_trait]
 pub trait TimerSource: Send + Sync + Debug {
     /// Open leads last changed before `before`, at most `limit`, oldest change first is not required.
@@ -47,6 +67,50 @@ pub trait TimerSource: Send + Sync + Debug {
         before: Timestamp,
         limit: u32,
     ) -> Result<Vec<Request>>;
+    /// Sales invoices due in `[from, before)` that are still (partly) unpaid at the end of `as_of`, by due date, at
+    /// most `limit`. None by default (a source without commerce).
+    async fn open_items_due(
+        &self,
+        tenant: TenantId,
+        from: chrono::NaiveDate,
+        before: chrono::NaiveDate,
+        as_of: chrono::NaiveDate,
+        limit: u32,
+    ) -> Result<Vec<DocumentCandidate>> {
+        let _ = (tenant, from, before, as_of, limit);
+        Ok(Vec::new())
+    }
+    /// Documents whose renewal date falls in `[from, to]`, by renewal date, at most `limit`. None by default (a
+    /// source without commerce).
+    async fn documents_renewing(
+        &self,
+        tenant: TenantId,
+        from: chrono::NaiveDate,
+        to: chrono::NaiveDate,
+        limit: u32,
+    ) -> Result<Vec<DocumentCandidate>> {
+        let _ = (tenant, from, to, limit);
+        Ok(Vec::new())
+    }
+}
+
+/// The partners of `docs`, read once each.
+async fn partners_of<S: Store + ?Sized>(
+    store: &S,
+    tenant: TenantId,
+    docs: &[Document],
+) -> Result<BTreeMap<PartnerId, Partner>> {
+    let mut out = BTreeMap::new();
+    for id in docs.iter().map(|d| d.partner).collect::<BTreeSet<_>>() {
+        match store.partner(tenant, id).await {
+            Ok(p) => {
+                out.insert(id, p);
+            }
+            Err(Error::NotFound { .. }) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(out)
 }
 
 async fn open_leads_where<S: Store + ?Sized>(
@@ -79,7 +143,7 @@ async fn open_leads_where<S: Store + ?Sized>(
 }
 
 #[async_trait]
-impl<S: Store + ?Sized> TimerSource for S {
+impl<S: Store + CommerceStore + ?Sized> TimerSource for S {
     async fn idle_leads(
         &self,
         tenant: TenantId,
@@ -141,6 +205,64 @@ impl<S: Store + ?Sized> TimerSource for S {
                 None => return Ok(out),
             }
         }
+    }
+
+    async fn open_items_due(
+        &self,
+        tenant: TenantId,
+        from: chrono::NaiveDate,
+        before: chrono::NaiveDate,
+        as_of: chrono::NaiveDate,
+        limit: u32,
+    ) -> Result<Vec<DocumentCandidate>> {
+        // The invoices due in the window (an index range), then what is still open, once per partner.
+        let docs = self
+            .documents_due(tenant, DocumentKind::Invoice, from, before)
+            .await?;
+        let partners = partners_of(self, tenant, &docs).await?;
+        let mut open: BTreeMap<PartnerId, Vec<OpenItem>> = BTreeMap::new();
+        for id in partners.keys() {
+            open.insert(*id, self.open_items(tenant, *id, as_of).await?);
+        }
+        let mut out = Vec::new();
+        for d in docs {
+            let item = open
+                .get(&d.partner)
+                .and_then(|items| items.iter().find(|i| i.document == d.id))
+                .filter(|i| i.open.is_sign_positive() && !i.open.is_zero())
+                .cloned();
+            if let Some(item) = item {
+                out.push(DocumentCandidate {
+                    partner: partners.get(&d.partner).cloned(),
+                    document: d,
+                    open_item: Some(item),
+                });
+                if out.len() >= limit as usize {
+                    break;
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    async fn documents_renewing(
+        &self,
+        tenant: TenantId,
+        from: chrono::NaiveDate,
+        to: chrono::NaiveDate,
+        limit: u32,
+    ) -> Result<Vec<DocumentCandidate>> {
+        let mut docs = CommerceStoreExt::documents_renewing(self, tenant, from, to).await?;
+        docs.truncate(limit as usize);
+        let partners = partners_of(self, tenant, &docs).await?;
+        Ok(docs
+            .into_iter()
+            .map(|d| DocumentCandidate {
+                partner: partners.get(&d.partner).cloned(),
+                document: d,
+                open_item: None,
+            })
+            .collect())
     }
 }
 
@@ -231,6 +353,35 @@ pub async fn tick(
                     ));
                 }
             }
+            TimerTrigger::OpenItemOverdue { .. } => {
+                // Overdue by N days: due on or before the bound's day; looked for in a recent window of due dates.
+                let before = next_day(bound.date_naive())?;
+                let from = before
+                    .checked_sub_signed(chrono::Duration::days(OVERDUE_LOOKBACK_DAYS))
+                    .ok_or_else(|| outside(timer, now))?;
+                for c in source
+                    .open_items_due(tenant, from, before, now.date_naive(), limit)
+                    .await?
+                {
+                    let key = format!("{timer}:{}:{:?}", c.document.id, c.document.due_date);
+                    firings.push((
+                        firing(tenant, now, timer, document_subject(&c.document), key),
+                        document_views(c),
+                    ));
+                }
+            }
+            TimerTrigger::ContractRenewalDue { .. } => {
+                for c in source
+                    .documents_renewing(tenant, now.date_naive(), bound.date_naive(), limit)
+                    .await?
+                {
+                    let key = format!("{timer}:{}:{:?}", c.document.id, c.document.renews_on);
+                    firings.push((
+                        firing(tenant, now, timer, document_subject(&c.document), key),
+                        document_views(c),
+                    ));
+                }
+            }
         }
         for (f, views) in firings {
             let trigger = Trigger::Timer(f.clone());
@@ -273,6 +424,34 @@ fn request_subject(r: &Request) -> Subject {
         partner: r.partner,
         lead: r.lead,
         request: Some(r.id),
+    }
+}
+
+fn next_day(d: chrono::NaiveDate) -> Result<chrono::NaiveDate> {
+    d.succ_opt()
+        .ok_or_else(|| Error::invalid("timer", format!("{d} is the last day of the calendar")))
+}
+
+fn outside(timer: TimerTrigger, now: Timestamp) -> Error {
+    Error::invalid(
+        "timer",
+        format!("`{timer}` at {now} reaches outside the calendar"),
+    )
+}
+
+fn document_subject(d: &Document) -> Subject {
+    Subject {
+        partner: Some(d.partner),
+        ..Default::default()
+    }
+}
+
+fn document_views(c: DocumentCandidate) -> Views {
+    Views {
+        partner: c.partner,
+        document: Some(c.document),
+        open_item: c.open_item,
+        ..Default::default()
     }
 }
 
@@ -354,6 +533,8 @@ mod tests {
             TimerTrigger::RequestDueSoon { hours: u32::MAX },
             TimerTrigger::RequestOverdue { days: 200_000_000 },
             TimerTrigger::RequestAge { days: u32::MAX },
+            TimerTrigger::OpenItemOverdue { days: u32::MAX },
+            TimerTrigger::ContractRenewalDue { days: u32::MAX },
         ] {
             let engine = TimersOnly(vec![timer]);
             let e =
@@ -373,6 +554,26 @@ mod tests {
         ))
         .unwrap_err();
         assert_eq!(e.field(), Some("timer"), "{e}");
+        // The commerce timers at the ends of the calendar: an error naming the timer, no panic.
+        for (timer, at) in [
+            (
+                TimerTrigger::ContractRenewalDue { days: 30 },
+                chrono::DateTime::<chrono::Utc>::MAX_UTC,
+            ),
+            (
+                TimerTrigger::OpenItemOverdue { days: 0 },
+                chrono::DateTime::<chrono::Utc>::MIN_UTC,
+            ),
+            (
+                TimerTrigger::OpenItemOverdue { days: 0 },
+                chrono::DateTime::<chrono::Utc>::MAX_UTC,
+            ),
+        ] {
+            let engine = TimersOnly(vec![timer]);
+            let e = futures::executor::block_on(tick(at, tenant, &engine, &dir, &NoCandidates, 10))
+                .unwrap_err();
+            assert_eq!(e.field(), Some("timer"), "{timer} at {at}: {e}");
+        }
         let engine = TimersOnly(vec![
             TimerTrigger::LeadIdle { days: 3650 },
             TimerTrigger::RequestDueSoon { hours: 87_600 },

@@ -963,9 +963,11 @@ impl RhaiRuleEngine {
 
     /// Evaluates `trigger` against a given rule set (what [`RuleEngine::evaluate`] does with the current one).
     pub fn evaluate_with(&self, set: &RuleSet, trigger: &Trigger, views: &Views) -> Decision {
-        let name = trigger.name();
-        let on = format!("on_{name}");
-        let guard = format!("guard_{name}");
+        // An event may answer to several names (`invoice_recorded` and `invoice_issued`): every guard first, then
+        // every reaction, in the order of the names.
+        let names = trigger.names();
+        let guards: Vec<String> = names.iter().map(|n| format!("guard_{n}")).collect();
+        let ons: Vec<String> = names.iter().map(|n| format!("on_{n}")).collect();
         let is_event = matches!(trigger, Trigger::Event(_));
         let engine = engine_for(set.limits);
         let mut arg: Option<Dynamic> = None;
@@ -978,12 +980,20 @@ impl RhaiRuleEngine {
                 }
             }
             let mut points: Vec<&str> = Vec::new();
-            if is_event && rule.entry_points.contains(&guard) {
-                points.push(&guard);
+            if is_event {
+                points.extend(
+                    guards
+                        .iter()
+                        .filter(|g| rule.entry_points.contains(*g))
+                        .map(String::as_str),
+                );
             }
-            if rule.entry_points.contains(&on) {
-                points.push(&on);
-            }
+            let guarded = !points.is_empty();
+            points.extend(
+                ons.iter()
+                    .filter(|o| rule.entry_points.contains(*o))
+                    .map(String::as_str),
+            );
             if points.is_empty() {
                 continue;
             }
@@ -1047,7 +1057,7 @@ impl RhaiRuleEngine {
             let micros = started.elapsed().as_micros() as u64;
             if let Some(message) = failure {
                 // A fail-closed rule whose guard was consulted refuses the change it could not judge.
-                if rule.fail_closed && is_event && points.contains(&guard.as_str()) {
+                if rule.fail_closed && guarded {
                     decision.refusal.get_or_insert_with(|| Refusal {
                         rule: rule.name.clone(),
                         reason: format!(

@@ -54,6 +54,7 @@ const MIGRATION_SQL: &[&str] = &[
     include_str!("../migrations/0002_commerce.sql"),
     include_str!("../migrations/0003_outbox.sql"),
     include_str!("../migrations/0004_lead_campaign.sql"),
+    include_str!("../migrations/0005_timers.sql"),
 ];
 
 /// How many migrations there are.

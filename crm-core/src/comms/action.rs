@@ -11,7 +11,8 @@ pub enum Recipient {
     Person(UserId),
     /// Every member of a role (`sales_manager`, `accounting`, …).
     Role(String),
-    /// The owner of the lead (or, without a lead, the partner's account owner).
+    /// The owner of the lead (or, without a lead, the partner's account owner; without either, the campaign's
+    /// owner).
     Owner,
     /// The assignee of the request.
     Assignee,

@@ -345,6 +345,7 @@ fn test(dir: &Path, given: &[String]) -> Result<bool, String> {
                 if let Action::SendEmail { template, vars, .. } = &a.action {
                     let mut all = serde_json::json!({
                         "lead": views.lead, "partner": views.partner, "request": views.request,
+                        "document": views.document, "campaign": views.campaign,
                     });
                     if let (Some(o), Some(v)) = (all.as_object_mut(), vars.as_object()) {
                         o.extend(v.clone());
