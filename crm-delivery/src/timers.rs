@@ -1,6 +1,15 @@
 //! Time-driven rules: [`tick`] finds the candidates of every timer the rule engine declares (through a
 //! [`TimerSource`]), asks the engine and returns the outbox writes, whose idempotency keys make a second tick over the
 //! same situation a no-op.
+//!
+//! **Candidates come from an index of due times, never from a scan.** Each timer is one filtered, indexed query that
+//! returns only its candidates: idle leads through `LeadQuery::updated_before` (newest first, so the leads that
+//! just went idle are not crowded out by long-idle ones), leads past their close date through
+//! `LeadQuery::close_before`, requests through a window of due times (`RequestQuery::due_after`/`due_before`:
+//! due soon, or overdue within [`OVERDUE_LOOKBACK_DAYS`]) or `RequestQuery::opened_before`, unpaid invoices through
+//! `CommerceKey::DocumentsDue` and renewals through `CommerceKey::DocumentsRenewing`. Both adapters answer each
+//! from an index (`crm-storage-sqlite` migration 0005, `crm-storage-postgres` migration 0004; their plan tests
+//! check it), so a tick's cost follows the number of candidates, not the number of leads.
 
 use async_trait::async_trait;
 use crm_core::actor::Context;
@@ -19,9 +28,10 @@ use crm_core::time::Timestamp;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Debug;
 
-/// How far back a tick looks for invoices that became overdue: an invoice is an `open_item_overdue:N` candidate
-/// from the day it is N days overdue for this many days (a tick must run at least once in that time). The window
-/// keeps a tick's read to the invoices due lately, never the whole history.
+/// How far back a tick looks for what became overdue: an invoice is an `open_item_overdue:N` candidate (a request a
+/// `request_overdue:N` one) from the day it is N days overdue for this many days (a tick must run at least once in
+/// that time). The window keeps a tick's read to what fell due lately, never the whole history, and the requests
+/// overdue for months never crowd out the ones that just became overdue.
 pub const OVERDUE_LOOKBACK_DAYS: i64 = 30;
 
 /// A commerce timer's candidate: a document, its partner and, for `open_item_overdue`, what is still owed on it.
@@ -39,21 +49,23 @@ pub struct DocumentCandidate {
 /// [`Store`] and a [`CommerceStore`] through their queries; an adapter may implement a faster, dedicated query.
 #[async_trait]
 pub trait TimerSource: Send + Sync + Debug {
-    /// Open leads last changed before `before`, at most `limit`, oldest change first is not required.
+    /// Open leads last changed before `before`, the most recently changed first (so the leads that just went
+    /// idle are never crowded out by long-idle ones), at most `limit`.
     async fn idle_leads(
         &self,
         tenant: TenantId,
         before: Timestamp,
         limit: u32,
     ) -> Result<Vec<Lead>>;
-    /// Active requests due before `before`, earliest first, at most `limit`.
-    async fn requests_due_before(
+    /// Active requests due after `after` and before `before`, earliest first, at most `limit`.
+    async fn requests_due_between(
         &self,
         tenant: TenantId,
+        after: Timestamp,
         before: Timestamp,
         limit: u32,
     ) -> Result<Vec<Request>>;
-    /// Open leads whose expected close date is before `today`, at most `limit`.
+    /// Open leads whose expected close date is before `today`, the most recently changed first, at most `limit`.
     async fn leads_past_close(
         &self,
         tenant: TenantId,
@@ -113,33 +125,65 @@ async fn partners_of<S: Store + ?Sized>(
     Ok(out)
 }
 
-async fn open_leads_where<S: Store + ?Sized>(
-    store: &S,
-    tenant: TenantId,
-    limit: u32,
-    keep: impl Fn(&Lead) -> bool + Send,
-) -> Result<Vec<Lead>> {
-    // Pages through open leads, oldest change first would need an index the Store trait does not offer yet; the
-    // scan streams page by page and keeps only the candidates.
-    let mut q = LeadQuery {
-        status: Some(StatusKind::Open),
-        sort: LeadSort::UpdatedDesc,
-        page: PageRequest::first(PageRequest::MAX),
-        ..Default::default()
-    };
+/// The items of the pages `page` returns, from the first on, up to `limit`. Every page holds only candidates: the
+/// filters are in the query, which the adapter answers from an index.
+async fn up_to<T, F, Fut>(limit: u32, mut page: F) -> Result<Vec<T>>
+where
+    F: FnMut(PageRequest) -> Fut + Send,
+    Fut: std::future::Future<Output = Result<crm_core::store::Page<T>>> + Send,
+    T: Send,
+{
+    let mut next = PageRequest::first(limit.clamp(1, PageRequest::MAX));
     let mut out = Vec::new();
     loop {
-        let page = store.query_leads(tenant, &q).await?;
-        out.extend(page.items.into_iter().filter(|l| keep(l)));
+        let p = page(next.clone()).await?;
+        out.extend(p.items);
         if out.len() >= limit as usize {
             out.truncate(limit as usize);
             return Ok(out);
         }
-        match page.next {
-            Some(c) => q.page.after = Some(c),
+        match p.next {
+            Some(c) => next.after = Some(c),
             None => return Ok(out),
         }
     }
+}
+
+/// Open leads matching `q`, the most recently changed first, up to `limit`.
+async fn open_leads<S: Store + ?Sized>(
+    store: &S,
+    tenant: TenantId,
+    q: LeadQuery,
+    limit: u32,
+) -> Result<Vec<Lead>> {
+    up_to(limit, |page| {
+        let q = LeadQuery {
+            status: Some(StatusKind::Open),
+            sort: LeadSort::UpdatedDesc,
+            page,
+            ..q.clone()
+        };
+        async move { store.query_leads(tenant, &q).await }
+    })
+    .await
+}
+
+/// Active requests matching `q`, earliest due first, up to `limit`.
+async fn active_requests<S: Store + ?Sized>(
+    store: &S,
+    tenant: TenantId,
+    q: RequestQuery,
+    limit: u32,
+) -> Result<Vec<Request>> {
+    up_to(limit, |page| {
+        let q = RequestQuery {
+            active_only: true,
+            page,
+            ..q.clone()
+        };
+        async move { store.query_requests(tenant, &q).await }
+    })
+    .await
 }
 
 #[async_trait]
@@ -150,22 +194,26 @@ impl<S: Store + CommerceStore + ?Sized> TimerSource for S {
         before: Timestamp,
         limit: u32,
     ) -> Result<Vec<Lead>> {
-        open_leads_where(self, tenant, limit, move |l| l.updated_at < before).await
+        let q = LeadQuery {
+            updated_before: Some(before),
+            ..Default::default()
+        };
+        open_leads(self, tenant, q, limit).await
     }
 
-    async fn requests_due_before(
+    async fn requests_due_between(
         &self,
         tenant: TenantId,
+        after: Timestamp,
         before: Timestamp,
         limit: u32,
     ) -> Result<Vec<Request>> {
         let q = RequestQuery {
-            active_only: true,
+            due_after: Some(after),
             due_before: Some(before),
-            page: PageRequest::first(limit.clamp(1, PageRequest::MAX)),
             ..Default::default()
         };
-        Ok(self.query_requests(tenant, &q).await?.items)
+        active_requests(self, tenant, q, limit).await
     }
 
     async fn leads_past_close(
@@ -174,10 +222,11 @@ impl<S: Store + CommerceStore + ?Sized> TimerSource for S {
         today: chrono::NaiveDate,
         limit: u32,
     ) -> Result<Vec<Lead>> {
-        open_leads_where(self, tenant, limit, move |l| {
-            l.expected_close.is_some_and(|d| d < today)
-        })
-        .await
+        let q = LeadQuery {
+            close_before: Some(today),
+            ..Default::default()
+        };
+        open_leads(self, tenant, q, limit).await
     }
 
     async fn requests_opened_before(
@@ -186,25 +235,11 @@ impl<S: Store + CommerceStore + ?Sized> TimerSource for S {
         before: Timestamp,
         limit: u32,
     ) -> Result<Vec<Request>> {
-        // Pages through active requests (the Store trait has no filter on opening time) and keeps the old ones.
-        let mut q = RequestQuery {
-            active_only: true,
-            page: PageRequest::first(PageRequest::MAX),
+        let q = RequestQuery {
+            opened_before: Some(before),
             ..Default::default()
         };
-        let mut out = Vec::new();
-        loop {
-            let page = self.query_requests(tenant, &q).await?;
-            out.extend(page.items.into_iter().filter(|r| r.created_at < before));
-            if out.len() >= limit as usize {
-                out.truncate(limit as usize);
-                return Ok(out);
-            }
-            match page.next {
-                Some(c) => q.page.after = Some(c),
-                None => return Ok(out),
-            }
-        }
+        active_requests(self, tenant, q, limit).await
     }
 
     async fn open_items_due(
@@ -322,11 +357,12 @@ pub async fn tick(
                 }
             }
             TimerTrigger::RequestDueSoon { .. } => {
-                for r in source.requests_due_before(tenant, bound, limit).await? {
+                // Due in the coming hours: a window of due times, so overdue requests never crowd them out.
+                for r in source
+                    .requests_due_between(tenant, now, bound, limit)
+                    .await?
+                {
                     let Some(due) = r.due else { continue };
-                    if due <= now {
-                        continue;
-                    }
                     let key = format!("{timer}:{}:{}", r.id, due.timestamp_micros());
                     firings.push((
                         firing(tenant, now, timer, request_subject(&r), key),
@@ -344,7 +380,14 @@ pub async fn tick(
                 }
             }
             TimerTrigger::RequestOverdue { .. } => {
-                for r in source.requests_due_before(tenant, bound, limit).await? {
+                // Overdue by N days: due before the bound, looked for in a recent window of due times.
+                let after = bound
+                    .checked_sub_signed(chrono::Duration::days(OVERDUE_LOOKBACK_DAYS))
+                    .ok_or_else(|| outside(timer, now))?;
+                for r in source
+                    .requests_due_between(tenant, after, bound, limit)
+                    .await?
+                {
                     let Some(due) = r.due else { continue };
                     let key = format!("{timer}:{}:{}", r.id, due.timestamp_micros());
                     firings.push((
@@ -497,9 +540,10 @@ mod tests {
         async fn idle_leads(&self, _: TenantId, _: Timestamp, _: u32) -> Result<Vec<Lead>> {
             Ok(Vec::new())
         }
-        async fn requests_due_before(
+        async fn requests_due_between(
             &self,
             _: TenantId,
+            _: Timestamp,
             _: Timestamp,
             _: u32,
         ) -> Result<Vec<Request>> {

@@ -230,16 +230,17 @@ impl TimerSource for Candidates {
             .cloned()
             .collect())
     }
-    async fn requests_due_before(
+    async fn requests_due_between(
         &self,
         _: crm_core::id::TenantId,
+        after: Timestamp,
         before: Timestamp,
         limit: u32,
     ) -> Result<Vec<Request>> {
         Ok(self
             .requests
             .iter()
-            .filter(|r| r.due.is_some_and(|d| d < before))
+            .filter(|r| r.due.is_some_and(|d| d > after && d < before))
             .take(limit as usize)
             .cloned()
             .collect())

@@ -6,3 +6,16 @@
 CREATE INDEX documents_due ON documents (tenant, kind, due_day) WHERE due_day IS NOT NULL;
 CREATE INDEX documents_renewing ON documents (tenant, json_extract(doc, '$.renews_on'))
     WHERE json_extract(doc, '$.renews_on') IS NOT NULL;
+
+-- `lead_idle` reads the open leads last changed before a cutoff, newest first (LeadQuery::updated_before);
+-- `close_date_passed` the open leads whose expected close date (ISO text in the JSON document) is past
+-- (LeadQuery::close_before).
+CREATE INDEX leads_idle ON leads (tenant, status, updated_at, id);
+CREATE INDEX leads_close ON leads (tenant, status, json_extract(doc, '$.expected_close'))
+    WHERE json_extract(doc, '$.expected_close') IS NOT NULL;
+
+-- `request_age` reads the active requests opened before a cutoff (RequestQuery::opened_before): the opening time
+-- becomes a column, filled from the documents of existing rows (microseconds, as every other time column).
+ALTER TABLE requests ADD COLUMN created_at INTEGER NOT NULL DEFAULT 0;
+UPDATE requests SET created_at = CAST(round(unixepoch(json_extract(doc, '$.created_at'), 'subsec') * 1000000) AS INTEGER);
+CREATE INDEX requests_opened ON requests (tenant, active, created_at, id);

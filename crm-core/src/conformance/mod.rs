@@ -56,6 +56,7 @@ macro_rules! backend_conformance_tests {
                 check_query_filters,
                 check_keyset_pagination,
                 check_requests_overdue_first,
+                check_timer_queries,
                 check_comments_and_timelines,
                 check_duplicates,
                 check_events_since,
