@@ -15,7 +15,13 @@ CREATE INDEX leads_close ON leads (tenant, status, json_extract(doc, '$.expected
     WHERE json_extract(doc, '$.expected_close') IS NOT NULL;
 
 -- `request_age` reads the active requests opened before a cutoff (RequestQuery::opened_before): the opening time
--- becomes a column, filled from the documents of existing rows (microseconds, as every other time column).
+-- becomes a column, filled from the documents of existing rows in microseconds, as every other time column. The
+-- documents hold RFC 3339 UTC text (`2026-01-05T09:00:00.123457Z`); whole seconds and the fraction are read apart
+-- and added as integers, so no floating point rounds a microsecond away.
 ALTER TABLE requests ADD COLUMN created_at INTEGER NOT NULL DEFAULT 0;
-UPDATE requests SET created_at = CAST(round(unixepoch(json_extract(doc, '$.created_at'), 'subsec') * 1000000) AS INTEGER);
+UPDATE requests SET created_at =
+    unixepoch(substr(json_extract(doc, '$.created_at'), 1, 19)) * 1000000
+    + CASE WHEN substr(json_extract(doc, '$.created_at'), 20, 1) = '.'
+           THEN CAST(substr(rtrim(substr(json_extract(doc, '$.created_at'), 21), 'Z') || '000000', 1, 6) AS INTEGER)
+           ELSE 0 END;
 CREATE INDEX requests_opened ON requests (tenant, active, created_at, id);

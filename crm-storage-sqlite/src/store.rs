@@ -1362,3 +1362,66 @@ mod plan_tests {
         );
     }
 }
+
+#[cfg(test)]
+mod migration_tests {
+    //! Migration 0005 gives existing requests their opening time, to the microsecond, from their documents.
+
+    use super::*;
+    use chrono::TimeZone;
+    use crm_core::actor::Actor;
+    use crm_core::request::NewRequest;
+
+    #[tokio::test]
+    async fn existing_requests_get_their_opening_time_from_their_documents() {
+        let path = std::env::temp_dir().join(format!("crm-migration-{}.db", uuid::Uuid::now_v7()));
+        let tenant = TenantId::new();
+        let opened = chrono::Utc.with_ymd_and_hms(2026, 1, 5, 9, 0, 0).unwrap()
+            + chrono::Duration::microseconds(123_457);
+        let (request, _) = NewRequest::on_lead(
+            crm_core::id::LeadId::new(),
+            "Call",
+            crm_core::id::UserId::new(),
+        )
+        .build(tenant, Some(PartnerId::new()), Actor::System, opened)
+        .unwrap();
+        {
+            // A database as version 4 left it, with one request (no lead or partner rows: foreign keys are off for
+            // this insert).
+            let mut c = Connection::open(&path).unwrap();
+            Migrations::new(MIGRATION_SQL[..4].iter().map(|sql| M::up(sql)).collect())
+                .to_latest(&mut c)
+                .unwrap();
+            c.execute_batch("PRAGMA foreign_keys = OFF").unwrap();
+            let mut v = request_params(&request, None);
+            v.pop();
+            c.execute(
+                "INSERT INTO requests (tenant, id, lead, partner, assignee, active, due_key, version, doc) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                params_from_iter(v),
+            )
+            .unwrap();
+        }
+        let store = SqliteStore::open_file(&path).unwrap();
+        let query = |before: Timestamp| RequestQuery {
+            opened_before: Some(before),
+            ..Default::default()
+        };
+        let at = store
+            .query_requests(tenant, &query(opened + chrono::Duration::microseconds(1)))
+            .await
+            .unwrap()
+            .items;
+        assert_eq!(at, vec![request.clone()]);
+        assert!(store
+            .query_requests(tenant, &query(opened))
+            .await
+            .unwrap()
+            .items
+            .is_empty());
+        drop(store);
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+        }
+    }
+}
