@@ -312,7 +312,7 @@ pub struct TickReport {
     pub changes: ChangeSet,
 }
 
-/// Evaluates the rule set's timers at `now` for one tenant: finds candidates through `source` (at most `limit` per
+/// Evaluates the timers of the tenant's rules ([`RuleEngine::timers_for`]) at `now` for one tenant: finds candidates through `source` (at most `limit` per
 /// timer), asks the engine and returns the writes. The host drives it (every minute, say) and commits the result.
 ///
 /// A timer over [`MAX_TIMER_DAYS`](crm_core::comms::MAX_TIMER_DAYS) (which a host's own engine could declare) or one whose bound falls outside the
@@ -331,7 +331,7 @@ pub async fn tick(
         source: crm_core::actor::Source::Scheduler,
     };
     let mut report = TickReport::default();
-    for timer in engine.timers() {
+    for timer in engine.timers_for(tenant) {
         let mut firings: Vec<(TimerFiring, Views)> = Vec::new();
         let bound = timer.bound(now)?;
         match timer {

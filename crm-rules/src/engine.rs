@@ -940,6 +940,43 @@ impl RhaiRuleEngine {
         }
     }
 
+    /// An engine for `rules` written for `org` (when given): every recipient written as a literal must name one of
+    /// its roles or people (checked now, at its file, line and column), and naming another role at run time is an
+    /// error at the script line that names it.
+    ///
+    /// # Errors
+    ///
+    /// [`RulesError::Compile`] (or [`RulesError::Many`]) for each literal recipient naming a role or person `org`
+    /// does not have, or that is malformed.
+    pub fn for_org(rules: RuleSet, org: Option<&crate::fixtures::Org>) -> Result<Self, RulesError> {
+        let Some(o) = org else {
+            return Ok(Self::new(rules));
+        };
+        rules.check_recipients_with(
+            &o.roles.iter().cloned().collect(),
+            Some(&o.users.iter().map(|u| u.key.clone()).collect()),
+        )?;
+        Ok(Self::new(rules).with_known_roles(o.roles.iter().cloned()))
+    }
+
+    /// The scheme in `dir` (its `*.rhai` rules, and its `org.toml` when there is one: see
+    /// [`RhaiRuleEngine::for_org`]), compiled under `limits`.
+    ///
+    /// # Errors
+    ///
+    /// [`RulesError::Io`] when the directory or a file cannot be read, [`RulesError::Fixture`] when `org.toml` is
+    /// malformed, [`RulesError::Compile`] (or [`RulesError::Many`]) when a rule does not compile or names a role or
+    /// person the organisation does not have.
+    pub fn from_dir(dir: &Path, limits: Limits) -> Result<Self, RulesError> {
+        let org_file = dir.join("org.toml");
+        let org = if org_file.exists() {
+            Some(crate::fixtures::Org::load(&org_file)?)
+        } else {
+            None
+        };
+        Self::for_org(RuleSet::load_dir(dir, limits)?, org.as_ref())
+    }
+
     /// Makes naming a role outside `roles` an error at the script line that names it (instead of later, when the
     /// directory cannot resolve it).
     pub fn with_known_roles<I: IntoIterator<Item = String>>(mut self, roles: I) -> Self {

@@ -280,4 +280,11 @@ pub trait RuleEngine: Send + Sync + Debug {
     fn timers(&self) -> Vec<TimerTrigger> {
         Vec::new()
     }
+
+    /// The timers `tenant`'s rules react to: an engine with one scheme per tenant answers for that tenant's
+    /// scheme; by default, [`RuleEngine::timers`].
+    fn timers_for(&self, tenant: TenantId) -> Vec<TimerTrigger> {
+        let _ = tenant;
+        self.timers()
+    }
 }

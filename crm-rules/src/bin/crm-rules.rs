@@ -123,18 +123,7 @@ fn org_of(dir: &Path) -> Result<Option<Org>, String> {
 }
 
 fn engine_of(dir: &Path, org: Option<&Org>) -> Result<RhaiRuleEngine, RulesError> {
-    let set = RuleSet::load_dir(dir, Limits::default())?;
-    if let Some(o) = org {
-        set.check_recipients_with(
-            &o.roles.iter().cloned().collect(),
-            Some(&o.users.iter().map(|u| u.key.clone()).collect()),
-        )?;
-    }
-    let mut engine = RhaiRuleEngine::new(set);
-    if let Some(o) = org {
-        engine = engine.with_known_roles(o.roles.iter().cloned());
-    }
-    Ok(engine)
+    RhaiRuleEngine::for_org(RuleSet::load_dir(dir, Limits::default())?, org)
 }
 
 fn templates_of(dir: &Path) -> Result<Option<Templates>, String> {
