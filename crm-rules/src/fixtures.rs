@@ -87,7 +87,7 @@ pub struct OrgContact {
 }
 
 /// The organisation a rule set is written for: roles, people, reporting lines, partner contacts.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 pub struct Org {
     /// Roles (in diagram order).
     #[serde(default)]
@@ -866,7 +866,8 @@ pub fn action_view(
     v
 }
 
-/// The people an action resolves to, as user keys (or e-mail addresses), or the resolution error.
+/// The people an action resolves to, as user keys (or e-mail addresses, else `user <id>` for a user the
+/// organisation file does not know), or the resolution error.
 pub fn people_of(
     action: &Action,
     trigger: &Trigger,
@@ -881,6 +882,7 @@ pub fn people_of(
                 r.user
                     .and_then(|u| org.key_of(u).map(str::to_string))
                     .or(r.email)
+                    .or_else(|| r.user.map(|u| format!("user {u}")))
                     .unwrap_or_else(|| "?".into())
             })
             .collect(),

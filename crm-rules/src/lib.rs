@@ -10,6 +10,7 @@
 //!
 //! - [`engine`]: compile once, evaluate under explicit limits, swap the rule set at run time.
 //! - [`registry`]: one scheme per tenant, with a default, loaded and replaced at run time.
+//! - [`replay`]: a dry run of a scheme over the events a store holds (`crm-rules replay`).
 //! - [`views`]: what scripts see.
 //! - [`fixtures`]: event-in / actions-out test cases that consultants write (JSON or TOML).
 //! - [`graph`]: the schema as a diagram (DOT, Mermaid).
@@ -25,6 +26,7 @@ pub mod graph;
 pub mod native;
 pub mod notify;
 pub mod registry;
+pub mod replay;
 pub mod scan;
 pub mod suggest;
 pub mod views;

@@ -1,24 +1,10 @@
 //! The consultant's command-line tool on the example scheme and on broken copies of it.
 
-use std::path::{Path, PathBuf};
+use common::{example_dir, run};
+use std::path::Path;
 use std::process::Command;
 
-fn example_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/rules")
-}
-
-fn run(args: &[&str]) -> (bool, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_crm-rules"))
-        .args(args)
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), text)
-}
+mod common;
 
 fn copy_of_example() -> tempfile::TempDir {
     let tmp = tempfile::tempdir().unwrap();

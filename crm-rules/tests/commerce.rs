@@ -6,7 +6,7 @@ use chrono::{Duration, NaiveDate, TimeZone, Utc};
 use crm_core::actor::Context;
 use crm_core::commerce::{
     CommerceStoreExt, Criteria, DocumentKind, LastSale, NewCampaign, NewDocument, NewLine,
-    NewProduct, PaymentDirection, Period,
+    PaymentDirection, Period,
 };
 use crm_core::comms::RuleEngine;
 use crm_core::error::{Error, TransitionError};
@@ -64,20 +64,7 @@ async fn shop(engine: Arc<dyn RuleEngine>) -> Shop {
     let (customer, directory, crm) =
         common::customer_and_rules(&org, &store, &clock, &ctx, Some("ana"), engine.clone()).await;
     let commerce = CommerceService::new(crm, store.clone(), Currency::parse("EUR").unwrap());
-    let product = commerce
-        .record_product(
-            &ctx,
-            NewProduct {
-                code: "P-1".into(),
-                name: "Panel".into(),
-                category: None,
-            },
-            None,
-        )
-        .await
-        .unwrap()
-        .record()
-        .id;
+    let product = common::panel(&commerce, &ctx).await;
     Shop {
         store,
         clock,

@@ -156,16 +156,15 @@ async fn a_scheme_loads_from_a_directory_and_an_unknown_role_keeps_the_old_one()
     assert!(o.registry.timers_for(TenantId::new()).is_empty());
 
     // A copy whose rule names a role the organisation does not have: refused at its line, the old scheme stays.
-    let tmp = std::env::temp_dir().join(format!("crm-scheme-{}", uuid::Uuid::now_v7()));
-    std::fs::create_dir_all(&tmp).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let tmp = tmp.path();
     std::fs::copy(dir.join("org.toml"), tmp.join("org.toml")).unwrap();
     std::fs::write(
         tmp.join("welcome.rhai"),
         "fn on_lead_entered(ev) {\n    notify(\"marketing\", \"New\", ev.title);\n}\n",
     )
     .unwrap();
-    let e = o.registry.load_dir(acme, &tmp).unwrap_err();
-    std::fs::remove_dir_all(&tmp).unwrap();
+    let e = o.registry.load_dir(acme, tmp).unwrap_err();
     assert!(e.to_string().contains("welcome.rhai:2:"), "{e}");
     assert!(e.to_string().contains("unknown role `marketing`"), "{e}");
     assert_eq!(o.registry.scheme(acme).rules().len(), 11);

@@ -131,7 +131,13 @@ impl PgStore {
         let task = tokio::spawn(async move {
             let _ = conn.await;
         });
-        let migrated = migrations::run(&mut client, &config.schema).await;
+        let migrated = if config.read_only {
+            migrations::check_current(&client, &config.schema)
+                .await
+                .map(|()| Vec::new())
+        } else {
+            migrations::run(&mut client, &config.schema).await
+        };
         drop(client);
         let _ = task.await;
         let applied = migrated?;

@@ -66,6 +66,9 @@ fn migrations() -> Migrations<'static> {
 
 fn configure(conn: &Connection, config: &SqliteConfig, file: bool) -> Result<()> {
     conn.busy_timeout(config.busy_timeout).map_err(map)?;
+    if config.read_only {
+        return conn.execute_batch("PRAGMA query_only = ON;").map_err(map);
+    }
     if file {
         let mode: String = conn
             .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
@@ -88,14 +91,47 @@ fn configure(conn: &Connection, config: &SqliteConfig, file: bool) -> Result<()>
     .map_err(map)
 }
 
+/// Fails unless the schema of `conn` is the current one: `why` says how to migrate it.
+fn check_current(conn: &Connection, why: &str) -> Result<()> {
+    let current = migrations().current_version(conn).map_err(|e| {
+        Error::storage(
+            StorageErrorKind::Config,
+            format!("reading the schema version failed: {e}"),
+        )
+    })?;
+    let latest = std::num::NonZeroUsize::new(MIGRATIONS)
+        .map(rusqlite_migration::SchemaVersion::Inside)
+        .unwrap_or(rusqlite_migration::SchemaVersion::NoneSet);
+    if current != latest {
+        return Err(Error::storage(
+            StorageErrorKind::Config,
+            format!("the schema is at {current}, not the current one: {why}"),
+        ));
+    }
+    Ok(())
+}
+
 impl SqliteStore {
-    /// Opens (creating if needed) and migrates the database described by `config`.
+    /// Opens (creating if needed) and migrates the database described by `config`; with
+    /// [`SqliteConfig::read_only`], opens the existing file for reading only and changes nothing.
     pub fn open(config: SqliteConfig) -> Result<Self> {
-        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
-            | OpenFlags::SQLITE_OPEN_CREATE
-            | OpenFlags::SQLITE_OPEN_NO_MUTEX
-            | OpenFlags::SQLITE_OPEN_URI;
+        let flags = if config.read_only {
+            OpenFlags::SQLITE_OPEN_READ_ONLY
+                | OpenFlags::SQLITE_OPEN_NO_MUTEX
+                | OpenFlags::SQLITE_OPEN_URI
+        } else {
+            OpenFlags::SQLITE_OPEN_READ_WRITE
+                | OpenFlags::SQLITE_OPEN_CREATE
+                | OpenFlags::SQLITE_OPEN_NO_MUTEX
+                | OpenFlags::SQLITE_OPEN_URI
+        };
         let (mut writer, readers) = match &config.path {
+            None if config.read_only => {
+                return Err(Error::invalid(
+                    "read_only",
+                    "an in-memory database has nothing to read: open a file read-only",
+                ))
+            }
             None => (Connection::open_in_memory().map_err(map)?, Vec::new()),
             Some(path) => {
                 let w = Connection::open_with_flags(path, flags).map_err(|e| {
@@ -108,12 +144,19 @@ impl SqliteStore {
             }
         };
         configure(&writer, &config, config.path.is_some())?;
-        migrations().to_latest(&mut writer).map_err(|e| {
-            Error::storage(
-                StorageErrorKind::Config,
-                format!("migrating the SQLite schema failed: {e}"),
-            )
-        })?;
+        if config.read_only {
+            check_current(
+                &writer,
+                "open the file once with SqliteStore::open_file so it is migrated",
+            )?;
+        } else {
+            migrations().to_latest(&mut writer).map_err(|e| {
+                Error::storage(
+                    StorageErrorKind::Config,
+                    format!("migrating the SQLite schema failed: {e}"),
+                )
+            })?;
+        }
         let mut readers = readers;
         if let Some(path) = &config.path {
             for _ in 0..config.readers {
@@ -169,22 +212,10 @@ impl SqliteStore {
                     )
                 })?;
             } else {
-                let current = migrations.current_version(&c).map_err(|e| {
-                    Error::storage(
-                        StorageErrorKind::Config,
-                        format!("reading the schema version failed: {e}"),
-                    )
-                })?;
-                if current
-                    != rusqlite_migration::SchemaVersion::Inside(
-                        std::num::NonZeroUsize::new(MIGRATIONS).expect("migrations exist"),
-                    )
-                {
-                    return Err(Error::storage(
-                        StorageErrorKind::Config,
-                        format!("the schema is at {current}, not the current one: open the file once with SqliteStore::open_file (or lend the connection before BEGIN) so it is migrated"),
-                    ));
-                }
+                check_current(
+                    &c,
+                    "open the file once with SqliteStore::open_file (or lend the connection before BEGIN) so it is migrated",
+                )?;
             }
         }
         Ok(Self {
