@@ -439,7 +439,7 @@ impl Crm {
             tenant,
             engine.as_ref(),
             directory.as_ref(),
-            &store,
+            &self.backend,
             limit,
         )
         .await?;
@@ -642,7 +642,8 @@ impl CrmBuilder {
 
     /// The communication rules: every change is shown to `engine` inside its transaction (guards may refuse it;
     /// decided actions are written to the outbox atomically), recipients resolved through `directory`; timers run
-    /// through [`Crm::tick`].
+    /// through [`Crm::tick`]. For one scheme per tenant, replaced at run time, pass a `crm::rules::SchemeRegistry`
+    /// (each change is decided by its tenant's scheme, each tenant's tick fires its own scheme's timers).
     ///
     /// # Examples
     ///

@@ -211,6 +211,9 @@ pub enum EventKind {
         amount: Money,
         /// Its version.
         version: u64,
+        /// Which way the money moved (`None` in events recorded before the direction was kept).
+        #[serde(default)]
+        direction: Option<crate::kinds::PaymentDirection>,
     },
     /// A campaign was created.
     CampaignCreated {
@@ -225,6 +228,10 @@ pub enum EventKind {
         campaign: crate::id::CampaignId,
         /// How many targets.
         targets: u64,
+        /// Each agent's call list: how many calls they were given (empty for campaigns without calls, and in
+        /// events recorded before call lists were kept).
+        #[serde(default)]
+        calls: Vec<AgentCalls>,
     },
     /// A campaign was closed.
     CampaignClosed {
@@ -237,6 +244,17 @@ pub enum EventKind {
         campaign: crate::id::CampaignId,
         /// The amount.
         amount: Money,
+    },
+    /// A campaign's booked costs passed its budget (the cost that crossed it was booked in the same change).
+    BudgetExceeded {
+        /// The campaign.
+        campaign: crate::id::CampaignId,
+        /// Its name.
+        name: String,
+        /// Its budget.
+        budget: Money,
+        /// Every cost booked on it so far, in the reporting currency.
+        spent: Money,
     },
     /// An agent recorded a call's outcome.
     CallOutcomeRecorded {
@@ -278,10 +296,65 @@ impl EventKind {
             Self::CampaignLaunched { .. } => "campaign_launched",
             Self::CampaignClosed { .. } => "campaign_closed",
             Self::CampaignCostAdded { .. } => "campaign_cost_added",
+            Self::BudgetExceeded { .. } => "budget_exceeded",
             Self::CallOutcomeRecorded { .. } => "call_outcome_recorded",
             Self::RuleFailed { .. } => "rule_failed",
         }
     }
+
+    /// The names rules react to for this event: its own [`EventKind::name`], then the business moments it is
+    /// (`invoice_issued` for the first version of a sales invoice, `payment_received` for the first version of a
+    /// payment from a customer). A rule reacts to either with `on_<name>`; both run when it defines both.
+    pub fn trigger_names(&self) -> Vec<&'static str> {
+        let mut names = vec![self.name()];
+        match self {
+            Self::InvoiceRecorded {
+                kind: crate::kinds::DocumentKind::Invoice,
+                version: 1,
+                ..
+            } => names.push("invoice_issued"),
+            Self::PaymentRecorded {
+                direction: Some(crate::kinds::PaymentDirection::Received),
+                version: 1,
+                ..
+            } => names.push("payment_received"),
+            _ => {}
+        }
+        names
+    }
+
+    /// The document the event is about, if any.
+    pub fn document(&self) -> Option<crate::id::DocumentId> {
+        match self {
+            Self::InvoiceRecorded { document, .. } | Self::PaymentRecorded { document, .. } => {
+                Some(*document)
+            }
+            _ => None,
+        }
+    }
+
+    /// The campaign the event is about, if any.
+    pub fn campaign(&self) -> Option<crate::id::CampaignId> {
+        match self {
+            Self::CampaignCreated { campaign, .. }
+            | Self::CampaignLaunched { campaign, .. }
+            | Self::CampaignClosed { campaign }
+            | Self::CampaignCostAdded { campaign, .. }
+            | Self::BudgetExceeded { campaign, .. }
+            | Self::CallOutcomeRecorded { campaign, .. } => Some(*campaign),
+            Self::InvoiceRecorded { campaign, .. } => *campaign,
+            _ => None,
+        }
+    }
+}
+
+/// One agent's share of a launched campaign's calls.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentCalls {
+    /// The agent.
+    pub agent: UserId,
+    /// How many calls they were given.
+    pub calls: u64,
 }
 
 /// Something that happened, with who, when, through which channel and to which records.
@@ -380,6 +453,12 @@ impl DomainEvent {
             }
             EventKind::CampaignClosed { .. } => "campaign closed".to_string(),
             EventKind::CampaignCostAdded { amount, .. } => format!("campaign cost {amount}"),
+            EventKind::BudgetExceeded {
+                name,
+                budget,
+                spent,
+                ..
+            } => format!("campaign `{name}` over budget: {spent} spent of {budget}"),
             EventKind::CallOutcomeRecorded { outcome, .. } => {
                 format!("call outcome: {}", outcome.as_str().replace('_', " "))
             }

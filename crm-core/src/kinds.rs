@@ -1,5 +1,5 @@
 //! The small vocabularies that events, errors and records share: a lead's status, a pipeline's move policy and
-//! stage requirements, a document's kind, a call's outcome.
+//! stage requirements, a document's kind, a payment's direction, a call's outcome.
 //!
 //! They live below every domain module so that the activity log ([`crate::event`]) can name them without
 //! depending on the modules that produce events (no import cycle); `lead`, `pipeline` and `commerce` re-export
@@ -97,6 +97,26 @@ impl DocumentKind {
     /// Whether the document has product lines.
     pub fn has_lines(self) -> bool {
         !matches!(self, Self::Payment)
+    }
+}
+
+/// Which way money moved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PaymentDirection {
+    /// From a customer: settles invoices.
+    Received,
+    /// To a vendor: settles vendor bills.
+    Sent,
+}
+
+impl PaymentDirection {
+    /// The kind of document a payment in this direction settles.
+    pub fn settles(self) -> DocumentKind {
+        match self {
+            Self::Received => DocumentKind::Invoice,
+            Self::Sent => DocumentKind::VendorBill,
+        }
     }
 }
 

@@ -5,17 +5,21 @@
 ///
 /// Each field reads `name: Type => Returned = how`, where `how` is `copy` (returns the value), `borrow` (returns
 /// `&self.name`, so `&str` for a `String` and `&[T]` for a `Vec<T>`), `deref` (`Option<String>` as `Option<&str>`)
-/// or `as_ref` (`Option<T>` as `Option<&T>`).
+/// or `as_ref` (`Option<T>` as `Option<&T>`). A field may carry `#[serde(..)]` attributes after its documentation.
 macro_rules! record {
     (
         $(#[$meta:meta])*
         pub struct $name:ident {
-            $( $(#[doc = $doc:expr])* $field:ident : $ty:ty => $ret:ty = $how:ident ),* $(,)?
+            $(
+                $(#[doc = $doc:expr])*
+                $(#[serde($($serde:tt)*)])*
+                $field:ident : $ty:ty => $ret:ty = $how:ident
+            ),* $(,)?
         }
     ) => {
         $(#[$meta])*
         pub struct $name {
-            $( $(#[doc = $doc])* pub(crate) $field: $ty, )*
+            $( $(#[doc = $doc])* $(#[serde($($serde)*)])* pub(crate) $field: $ty, )*
         }
 
         impl $name {

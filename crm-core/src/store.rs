@@ -286,6 +286,13 @@ pub struct LeadQuery {
     pub tag: Option<String>,
     /// Containing this text (case-insensitive) in the title, the partner's name or a contact's e-mail.
     pub text: Option<String>,
+    /// Last changed before this instant (the `lead_idle` timer: idle since before a cutoff). Indexed with the
+    /// status.
+    #[serde(default)]
+    pub updated_before: Option<Timestamp>,
+    /// With an expected close date before this day (the `close_date_passed` timer). Indexed with the status.
+    #[serde(default)]
+    pub close_before: Option<chrono::NaiveDate>,
     /// The order.
     pub sort: LeadSort,
     /// The page.
@@ -336,6 +343,13 @@ pub struct RequestQuery {
     pub active_only: bool,
     /// Only requests due before this instant.
     pub due_before: Option<Timestamp>,
+    /// Only requests due after this instant (with `due_before`, a window of due times: the `request_due_soon` and
+    /// `request_overdue` timers).
+    #[serde(default)]
+    pub due_after: Option<Timestamp>,
+    /// Only requests opened before this instant (the `request_age` timer). Indexed with `active_only`.
+    #[serde(default)]
+    pub opened_before: Option<Timestamp>,
     /// The page.
     pub page: PageRequest,
 }

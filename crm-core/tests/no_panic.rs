@@ -50,6 +50,8 @@ proptest! {
         let _ = TimerTrigger::parse(&s);
         let _ = TimerTrigger::parse(&format!("lead_idle:{n}"));
         let _ = TimerTrigger::parse(&format!("request_due_soon:{n}"));
+        let _ = TimerTrigger::parse(&format!("open_item_overdue:{n}"));
+        let _ = TimerTrigger::parse(&format!("contract_renewal_due:{n}"));
         let _ = Recipient::parse(&s);
     }
 
@@ -74,6 +76,7 @@ proptest! {
         qty in any_decimal(),
         price in any_decimal(),
         cost in any_decimal(),
+        renews in prop_oneof![Just(None), any_date().prop_map(Some)],
     ) {
         // A real partner and product, so the document reaches its arithmetic (totals, conversion, units).
         let tenant = TenantId::new();
@@ -88,7 +91,8 @@ proptest! {
         let settled = BTreeMap::new();
         let ron = Currency::parse("RON").expect("RON");
         let line = NewLine::new(product.id(), qty, price, cost);
-        let doc = NewDocument::invoice(&number, partner.id(), day, &currency, vec![line]);
+        let mut doc = NewDocument::invoice(&number, partner.id(), day, &currency, vec![line]);
+        doc.renews_on = renews;
         let facts = DocumentFacts {
             partner: &partner,
             products: &products,

@@ -24,4 +24,4 @@ pub use dispatch::{DispatchReport, Dispatcher};
 pub use inbox::InboxNotifier;
 pub use route::ChannelRouter;
 pub use task::TaskNotifier;
-pub use timers::{tick, TickReport, TimerSource};
+pub use timers::{tick, DocumentCandidate, TickReport, TimerSource, OVERDUE_LOOKBACK_DAYS};

@@ -1,39 +1,71 @@
 //! Time-driven rules: [`tick`] finds the candidates of every timer the rule engine declares (through a
 //! [`TimerSource`]), asks the engine and returns the outbox writes, whose idempotency keys make a second tick over the
 //! same situation a no-op.
+//!
+//! **Candidates come from an index of due times, never from a scan.** Each timer is one filtered, indexed query that
+//! returns only its candidates: idle leads through `LeadQuery::updated_before` (newest first, so the leads that
+//! just went idle are not crowded out by long-idle ones), leads past their close date through
+//! `LeadQuery::close_before`, requests through a window of due times (`RequestQuery::due_after`/`due_before`:
+//! due soon, or overdue within [`OVERDUE_LOOKBACK_DAYS`]) or `RequestQuery::opened_before`, unpaid invoices through
+//! `CommerceKey::DocumentsDue` and renewals through `CommerceKey::DocumentsRenewing`. Both adapters answer each
+//! from an index (`crm-storage-sqlite` migration 0005, `crm-storage-postgres` migration 0004; their plan tests
+//! check it), so a tick's cost follows the number of candidates, not the number of leads.
 
 use async_trait::async_trait;
 use crm_core::actor::Context;
+use crm_core::commerce::{CommerceStore, CommerceStoreExt, Document, DocumentKind, OpenItem};
 use crm_core::comms::{Directory, RuleEngine, TimerFiring, TimerTrigger, Trigger, Views};
-use crm_core::error::Result;
+use crm_core::error::{Error, Result};
 use crm_core::event::Subject;
-use crm_core::id::TenantId;
+use crm_core::id::{PartnerId, TenantId};
 use crm_core::lead::{Lead, StatusKind};
+use crm_core::partner::Partner;
 use crm_core::request::Request;
 use crm_core::service::decision_writes;
+use crm_core::store::StoreExt;
 use crm_core::store::{ChangeSet, LeadQuery, LeadSort, PageRequest, RequestQuery, Store};
 use crm_core::time::Timestamp;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Debug;
 
-/// Where the scheduler finds the records timers may fire for. Implemented for every [`Store`] through its
-/// queries; an adapter may implement a faster, dedicated query.
+/// How far back a tick looks for what became overdue: an invoice is an `open_item_overdue:N` candidate (a request a
+/// `request_overdue:N` one) from the day it is N days overdue for this many days (a tick must run at least once in
+/// that time). The window keeps a tick's read to what fell due lately, never the whole history, and the requests
+/// overdue for months never crowd out the ones that just became overdue.
+pub const OVERDUE_LOOKBACK_DAYS: i64 = 30;
+
+/// A commerce timer's candidate: a document, its partner and, for `open_item_overdue`, what is still owed on it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DocumentCandidate {
+    /// The document (an invoice, or a document marked with a renewal date).
+    pub document: Document,
+    /// Its partner.
+    pub partner: Option<Partner>,
+    /// What is still owed on it (`open_item_overdue` only).
+    pub open_item: Option<OpenItem>,
+}
+
+/// Where the scheduler finds the records timers may fire for. Implemented for every store that is both a
+/// [`Store`] and a [`CommerceStore`] through their queries; an adapter may implement a faster, dedicated query.
 #[async_trait]
 pub trait TimerSource: Send + Sync + Debug {
-    /// Open leads last changed before `before`, at most `limit`, oldest change first is not required.
+    /// Open leads last changed before `before`, the most recently changed first (so the leads that just went
+    /// idle are never crowded out by long-idle ones), at most `limit`.
     async fn idle_leads(
         &self,
         tenant: TenantId,
         before: Timestamp,
         limit: u32,
     ) -> Result<Vec<Lead>>;
-    /// Active requests due before `before`, earliest first, at most `limit`.
-    async fn requests_due_before(
+    /// Active requests due after `after` and before `before`, earliest first, at most `limit`.
+    async fn requests_due_between(
         &self,
         tenant: TenantId,
+        after: Timestamp,
         before: Timestamp,
         limit: u32,
     ) -> Result<Vec<Request>>;
-    /// Open leads whose expected close date is before `today`, at most `limit`.
+    /// Open leads whose expected close date is before `today`, the most recently changed first, at most `limit`.
     async fn leads_past_close(
         &self,
         tenant: TenantId,
@@ -47,61 +79,141 @@ pub trait TimerSource: Send + Sync + Debug {
         before: Timestamp,
         limit: u32,
     ) -> Result<Vec<Request>>;
+    /// Sales invoices due in `[from, before)` that are still (partly) unpaid at the end of `as_of`, by due date, at
+    /// most `limit`. None by default (a source without commerce).
+    async fn open_items_due(
+        &self,
+        tenant: TenantId,
+        from: chrono::NaiveDate,
+        before: chrono::NaiveDate,
+        as_of: chrono::NaiveDate,
+        limit: u32,
+    ) -> Result<Vec<DocumentCandidate>> {
+        let _ = (tenant, from, before, as_of, limit);
+        Ok(Vec::new())
+    }
+    /// Documents whose renewal date falls in `[from, to]`, by renewal date, at most `limit`. None by default (a
+    /// source without commerce).
+    async fn documents_renewing(
+        &self,
+        tenant: TenantId,
+        from: chrono::NaiveDate,
+        to: chrono::NaiveDate,
+        limit: u32,
+    ) -> Result<Vec<DocumentCandidate>> {
+        let _ = (tenant, from, to, limit);
+        Ok(Vec::new())
+    }
 }
 
-async fn open_leads_where<S: Store + ?Sized>(
+/// The partners of `docs`, read once each.
+async fn partners_of<S: Store + ?Sized>(
     store: &S,
     tenant: TenantId,
-    limit: u32,
-    keep: impl Fn(&Lead) -> bool + Send,
-) -> Result<Vec<Lead>> {
-    // Pages through open leads, oldest change first would need an index the Store trait does not offer yet; the
-    // scan streams page by page and keeps only the candidates.
-    let mut q = LeadQuery {
-        status: Some(StatusKind::Open),
-        sort: LeadSort::UpdatedDesc,
-        page: PageRequest::first(PageRequest::MAX),
-        ..Default::default()
-    };
+    docs: &[Document],
+) -> Result<BTreeMap<PartnerId, Partner>> {
+    let mut out = BTreeMap::new();
+    for id in docs.iter().map(|d| d.partner()).collect::<BTreeSet<_>>() {
+        match store.partner(tenant, id).await {
+            Ok(p) => {
+                out.insert(id, p);
+            }
+            Err(Error::NotFound { .. }) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(out)
+}
+
+/// The items of the pages `page` returns, from the first on, up to `limit`. Every page holds only candidates: the
+/// filters are in the query, which the adapter answers from an index.
+async fn up_to<T, F, Fut>(limit: u32, mut page: F) -> Result<Vec<T>>
+where
+    F: FnMut(PageRequest) -> Fut + Send,
+    Fut: std::future::Future<Output = Result<crm_core::store::Page<T>>> + Send,
+    T: Send,
+{
+    let mut next = PageRequest::first(limit.clamp(1, PageRequest::MAX));
     let mut out = Vec::new();
     loop {
-        let page = store.query_leads(tenant, &q).await?;
-        out.extend(page.items.into_iter().filter(|l| keep(l)));
+        let p = page(next.clone()).await?;
+        out.extend(p.items);
         if out.len() >= limit as usize {
             out.truncate(limit as usize);
             return Ok(out);
         }
-        match page.next {
-            Some(c) => q.page.after = Some(c),
+        match p.next {
+            Some(c) => next.after = Some(c),
             None => return Ok(out),
         }
     }
 }
 
+/// Open leads matching `q`, the most recently changed first, up to `limit`.
+async fn open_leads<S: Store + ?Sized>(
+    store: &S,
+    tenant: TenantId,
+    q: LeadQuery,
+    limit: u32,
+) -> Result<Vec<Lead>> {
+    up_to(limit, |page| {
+        let q = LeadQuery {
+            status: Some(StatusKind::Open),
+            sort: LeadSort::UpdatedDesc,
+            page,
+            ..q.clone()
+        };
+        async move { store.query_leads(tenant, &q).await }
+    })
+    .await
+}
+
+/// Active requests matching `q`, earliest due first, up to `limit`.
+async fn active_requests<S: Store + ?Sized>(
+    store: &S,
+    tenant: TenantId,
+    q: RequestQuery,
+    limit: u32,
+) -> Result<Vec<Request>> {
+    up_to(limit, |page| {
+        let q = RequestQuery {
+            active_only: true,
+            page,
+            ..q.clone()
+        };
+        async move { store.query_requests(tenant, &q).await }
+    })
+    .await
+}
+
 #[async_trait]
-impl<S: Store + ?Sized> TimerSource for S {
+impl<S: Store + CommerceStore + ?Sized> TimerSource for S {
     async fn idle_leads(
         &self,
         tenant: TenantId,
         before: Timestamp,
         limit: u32,
     ) -> Result<Vec<Lead>> {
-        open_leads_where(self, tenant, limit, move |l| l.updated_at() < before).await
+        let q = LeadQuery {
+            updated_before: Some(before),
+            ..Default::default()
+        };
+        open_leads(self, tenant, q, limit).await
     }
 
-    async fn requests_due_before(
+    async fn requests_due_between(
         &self,
         tenant: TenantId,
+        after: Timestamp,
         before: Timestamp,
         limit: u32,
     ) -> Result<Vec<Request>> {
         let q = RequestQuery {
-            active_only: true,
+            due_after: Some(after),
             due_before: Some(before),
-            page: PageRequest::first(limit.clamp(1, PageRequest::MAX)),
             ..Default::default()
         };
-        Ok(self.query_requests(tenant, &q).await?.items)
+        active_requests(self, tenant, q, limit).await
     }
 
     async fn leads_past_close(
@@ -110,10 +222,11 @@ impl<S: Store + ?Sized> TimerSource for S {
         today: chrono::NaiveDate,
         limit: u32,
     ) -> Result<Vec<Lead>> {
-        open_leads_where(self, tenant, limit, move |l| {
-            l.expected_close().is_some_and(|d| d < today)
-        })
-        .await
+        let q = LeadQuery {
+            close_before: Some(today),
+            ..Default::default()
+        };
+        open_leads(self, tenant, q, limit).await
     }
 
     async fn requests_opened_before(
@@ -122,25 +235,69 @@ impl<S: Store + ?Sized> TimerSource for S {
         before: Timestamp,
         limit: u32,
     ) -> Result<Vec<Request>> {
-        // Pages through active requests (the Store trait has no filter on opening time) and keeps the old ones.
-        let mut q = RequestQuery {
-            active_only: true,
-            page: PageRequest::first(PageRequest::MAX),
+        let q = RequestQuery {
+            opened_before: Some(before),
             ..Default::default()
         };
+        active_requests(self, tenant, q, limit).await
+    }
+
+    async fn open_items_due(
+        &self,
+        tenant: TenantId,
+        from: chrono::NaiveDate,
+        before: chrono::NaiveDate,
+        as_of: chrono::NaiveDate,
+        limit: u32,
+    ) -> Result<Vec<DocumentCandidate>> {
+        // The invoices due in the window (an index range), then what is still open, once per partner.
+        let docs = self
+            .documents_due(tenant, DocumentKind::Invoice, from, before)
+            .await?;
+        let partners = partners_of(self, tenant, &docs).await?;
+        let mut open: BTreeMap<PartnerId, Vec<OpenItem>> = BTreeMap::new();
+        for id in partners.keys() {
+            open.insert(*id, self.open_items(tenant, *id, as_of).await?);
+        }
         let mut out = Vec::new();
-        loop {
-            let page = self.query_requests(tenant, &q).await?;
-            out.extend(page.items.into_iter().filter(|r| r.created_at() < before));
-            if out.len() >= limit as usize {
-                out.truncate(limit as usize);
-                return Ok(out);
-            }
-            match page.next {
-                Some(c) => q.page.after = Some(c),
-                None => return Ok(out),
+        for d in docs {
+            let item = open
+                .get(&d.partner())
+                .and_then(|items| items.iter().find(|i| i.document == d.id()))
+                .filter(|i| i.open.is_sign_positive() && !i.open.is_zero())
+                .cloned();
+            if let Some(item) = item {
+                out.push(DocumentCandidate {
+                    partner: partners.get(&d.partner()).cloned(),
+                    document: d,
+                    open_item: Some(item),
+                });
+                if out.len() >= limit as usize {
+                    break;
+                }
             }
         }
+        Ok(out)
+    }
+
+    async fn documents_renewing(
+        &self,
+        tenant: TenantId,
+        from: chrono::NaiveDate,
+        to: chrono::NaiveDate,
+        limit: u32,
+    ) -> Result<Vec<DocumentCandidate>> {
+        let mut docs = CommerceStoreExt::documents_renewing(self, tenant, from, to).await?;
+        docs.truncate(limit as usize);
+        let partners = partners_of(self, tenant, &docs).await?;
+        Ok(docs
+            .into_iter()
+            .map(|d| DocumentCandidate {
+                partner: partners.get(&d.partner()).cloned(),
+                document: d,
+                open_item: None,
+            })
+            .collect())
     }
 }
 
@@ -155,7 +312,7 @@ pub struct TickReport {
     pub changes: ChangeSet,
 }
 
-/// Evaluates the rule set's timers at `now` for one tenant: finds candidates through `source` (at most `limit` per
+/// Evaluates the timers of the tenant's rules ([`RuleEngine::timers_for`]) at `now` for one tenant: finds candidates through `source` (at most `limit` per
 /// timer), asks the engine and returns the writes. The host drives it (every minute, say) and commits the result.
 ///
 /// A timer over [`MAX_TIMER_DAYS`](crm_core::comms::MAX_TIMER_DAYS) (which a host's own engine could declare) or one whose bound falls outside the
@@ -174,7 +331,7 @@ pub async fn tick(
         source: crm_core::actor::Source::Scheduler,
     };
     let mut report = TickReport::default();
-    for timer in engine.timers() {
+    for timer in engine.timers_for(tenant) {
         let mut firings: Vec<(TimerFiring, Views)> = Vec::new();
         let bound = timer.bound(now)?;
         match timer {
@@ -200,11 +357,12 @@ pub async fn tick(
                 }
             }
             TimerTrigger::RequestDueSoon { .. } => {
-                for r in source.requests_due_before(tenant, bound, limit).await? {
+                // Due in the coming hours: a window of due times, so overdue requests never crowd them out.
+                for r in source
+                    .requests_due_between(tenant, now, bound, limit)
+                    .await?
+                {
                     let Some(due) = r.due() else { continue };
-                    if due <= now {
-                        continue;
-                    }
                     let key = format!("{timer}:{}:{}", r.id(), due.timestamp_micros());
                     firings.push((
                         firing(tenant, now, timer, request_subject(&r), key),
@@ -222,12 +380,48 @@ pub async fn tick(
                 }
             }
             TimerTrigger::RequestOverdue { .. } => {
-                for r in source.requests_due_before(tenant, bound, limit).await? {
+                // Overdue by N days: due before the bound, looked for in a recent window of due times.
+                let after = bound
+                    .checked_sub_signed(chrono::Duration::days(OVERDUE_LOOKBACK_DAYS))
+                    .ok_or_else(|| outside(timer, now))?;
+                for r in source
+                    .requests_due_between(tenant, after, bound, limit)
+                    .await?
+                {
                     let Some(due) = r.due() else { continue };
                     let key = format!("{timer}:{}:{}", r.id(), due.timestamp_micros());
                     firings.push((
                         firing(tenant, now, timer, request_subject(&r), key),
                         request_views(r),
+                    ));
+                }
+            }
+            TimerTrigger::OpenItemOverdue { .. } => {
+                // Overdue by N days: due on or before the bound's day; looked for in a recent window of due dates.
+                let before = next_day(bound.date_naive())?;
+                let from = before
+                    .checked_sub_signed(chrono::Duration::days(OVERDUE_LOOKBACK_DAYS))
+                    .ok_or_else(|| outside(timer, now))?;
+                for c in source
+                    .open_items_due(tenant, from, before, now.date_naive(), limit)
+                    .await?
+                {
+                    let key = format!("{timer}:{}:{:?}", c.document.id(), c.document.due_date());
+                    firings.push((
+                        firing(tenant, now, timer, document_subject(&c.document), key),
+                        document_views(c),
+                    ));
+                }
+            }
+            TimerTrigger::ContractRenewalDue { .. } => {
+                for c in source
+                    .documents_renewing(tenant, now.date_naive(), bound.date_naive(), limit)
+                    .await?
+                {
+                    let key = format!("{timer}:{}:{:?}", c.document.id(), c.document.renews_on());
+                    firings.push((
+                        firing(tenant, now, timer, document_subject(&c.document), key),
+                        document_views(c),
                     ));
                 }
             }
@@ -276,6 +470,34 @@ fn request_subject(r: &Request) -> Subject {
     }
 }
 
+fn next_day(d: chrono::NaiveDate) -> Result<chrono::NaiveDate> {
+    d.succ_opt()
+        .ok_or_else(|| Error::invalid("timer", format!("{d} is the last day of the calendar")))
+}
+
+fn outside(timer: TimerTrigger, now: Timestamp) -> Error {
+    Error::invalid(
+        "timer",
+        format!("`{timer}` at {now} reaches outside the calendar"),
+    )
+}
+
+fn document_subject(d: &Document) -> Subject {
+    Subject {
+        partner: Some(d.partner()),
+        ..Default::default()
+    }
+}
+
+fn document_views(c: DocumentCandidate) -> Views {
+    Views {
+        partner: c.partner,
+        document: Some(c.document),
+        open_item: c.open_item,
+        ..Default::default()
+    }
+}
+
 fn lead_views(l: Lead) -> Views {
     Views {
         lead: Some(l),
@@ -318,9 +540,10 @@ mod tests {
         async fn idle_leads(&self, _: TenantId, _: Timestamp, _: u32) -> Result<Vec<Lead>> {
             Ok(Vec::new())
         }
-        async fn requests_due_before(
+        async fn requests_due_between(
             &self,
             _: TenantId,
+            _: Timestamp,
             _: Timestamp,
             _: u32,
         ) -> Result<Vec<Request>> {
@@ -354,6 +577,8 @@ mod tests {
             TimerTrigger::RequestDueSoon { hours: u32::MAX },
             TimerTrigger::RequestOverdue { days: 200_000_000 },
             TimerTrigger::RequestAge { days: u32::MAX },
+            TimerTrigger::OpenItemOverdue { days: u32::MAX },
+            TimerTrigger::ContractRenewalDue { days: u32::MAX },
         ] {
             let engine = TimersOnly(vec![timer]);
             let e =
@@ -373,6 +598,26 @@ mod tests {
         ))
         .unwrap_err();
         assert_eq!(e.field(), Some("timer"), "{e}");
+        // The commerce timers at the ends of the calendar: an error naming the timer, no panic.
+        for (timer, at) in [
+            (
+                TimerTrigger::ContractRenewalDue { days: 30 },
+                chrono::DateTime::<chrono::Utc>::MAX_UTC,
+            ),
+            (
+                TimerTrigger::OpenItemOverdue { days: 0 },
+                chrono::DateTime::<chrono::Utc>::MIN_UTC,
+            ),
+            (
+                TimerTrigger::OpenItemOverdue { days: 0 },
+                chrono::DateTime::<chrono::Utc>::MAX_UTC,
+            ),
+        ] {
+            let engine = TimersOnly(vec![timer]);
+            let e = futures::executor::block_on(tick(at, tenant, &engine, &dir, &NoCandidates, 10))
+                .unwrap_err();
+            assert_eq!(e.field(), Some("timer"), "{timer} at {at}: {e}");
+        }
         let engine = TimersOnly(vec![
             TimerTrigger::LeadIdle { days: 3650 },
             TimerTrigger::RequestDueSoon { hours: 87_600 },

@@ -940,6 +940,43 @@ impl RhaiRuleEngine {
         }
     }
 
+    /// An engine for `rules` written for `org` (when given): every recipient written as a literal must name one of
+    /// its roles or people (checked now, at its file, line and column), and naming another role at run time is an
+    /// error at the script line that names it.
+    ///
+    /// # Errors
+    ///
+    /// [`RulesError::Compile`] (or [`RulesError::Many`]) for each literal recipient naming a role or person `org`
+    /// does not have, or that is malformed.
+    pub fn for_org(rules: RuleSet, org: Option<&crate::fixtures::Org>) -> Result<Self, RulesError> {
+        let Some(o) = org else {
+            return Ok(Self::new(rules));
+        };
+        rules.check_recipients_with(
+            &o.roles.iter().cloned().collect(),
+            Some(&o.users.iter().map(|u| u.key.clone()).collect()),
+        )?;
+        Ok(Self::new(rules).with_known_roles(o.roles.iter().cloned()))
+    }
+
+    /// The scheme in `dir` (its `*.rhai` rules, and its `org.toml` when there is one: see
+    /// [`RhaiRuleEngine::for_org`]), compiled under `limits`.
+    ///
+    /// # Errors
+    ///
+    /// [`RulesError::Io`] when the directory or a file cannot be read, [`RulesError::Fixture`] when `org.toml` is
+    /// malformed, [`RulesError::Compile`] (or [`RulesError::Many`]) when a rule does not compile or names a role or
+    /// person the organisation does not have.
+    pub fn from_dir(dir: &Path, limits: Limits) -> Result<Self, RulesError> {
+        let org_file = dir.join("org.toml");
+        let org = if org_file.exists() {
+            Some(crate::fixtures::Org::load(&org_file)?)
+        } else {
+            None
+        };
+        Self::for_org(RuleSet::load_dir(dir, limits)?, org.as_ref())
+    }
+
     /// Makes naming a role outside `roles` an error at the script line that names it (instead of later, when the
     /// directory cannot resolve it).
     pub fn with_known_roles<I: IntoIterator<Item = String>>(mut self, roles: I) -> Self {
@@ -963,9 +1000,11 @@ impl RhaiRuleEngine {
 
     /// Evaluates `trigger` against a given rule set (what [`RuleEngine::evaluate`] does with the current one).
     pub fn evaluate_with(&self, set: &RuleSet, trigger: &Trigger, views: &Views) -> Decision {
-        let name = trigger.name();
-        let on = format!("on_{name}");
-        let guard = format!("guard_{name}");
+        // An event may answer to several names (`invoice_recorded` and `invoice_issued`): every guard first, then
+        // every reaction, in the order of the names.
+        let names = trigger.names();
+        let guards: Vec<String> = names.iter().map(|n| format!("guard_{n}")).collect();
+        let ons: Vec<String> = names.iter().map(|n| format!("on_{n}")).collect();
         let is_event = matches!(trigger, Trigger::Event(_));
         let engine = engine_for(set.limits);
         let mut arg: Option<Dynamic> = None;
@@ -978,12 +1017,20 @@ impl RhaiRuleEngine {
                 }
             }
             let mut points: Vec<&str> = Vec::new();
-            if is_event && rule.entry_points.contains(&guard) {
-                points.push(&guard);
+            if is_event {
+                points.extend(
+                    guards
+                        .iter()
+                        .filter(|g| rule.entry_points.contains(*g))
+                        .map(String::as_str),
+                );
             }
-            if rule.entry_points.contains(&on) {
-                points.push(&on);
-            }
+            let guarded = !points.is_empty();
+            points.extend(
+                ons.iter()
+                    .filter(|o| rule.entry_points.contains(*o))
+                    .map(String::as_str),
+            );
             if points.is_empty() {
                 continue;
             }
@@ -1047,7 +1094,7 @@ impl RhaiRuleEngine {
             let micros = started.elapsed().as_micros() as u64;
             if let Some(message) = failure {
                 // A fail-closed rule whose guard was consulted refuses the change it could not judge.
-                if rule.fail_closed && is_event && points.contains(&guard.as_str()) {
+                if rule.fail_closed && guarded {
                     decision.refusal.get_or_insert_with(|| Refusal {
                         rule: rule.name.clone(),
                         reason: format!(

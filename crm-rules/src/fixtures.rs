@@ -11,18 +11,24 @@
 //!
 //! `@key` names a user (or partner) of the organisation file; `people` lists who the action resolves to. An
 //! expected action compares only the keys it gives. A case may expect `refused = "reason"` (a guard) or
-//! `failed = "text"` (a rule failure containing the text) instead of, or besides, actions.
+//! `failed = "text"` (a rule failure containing the text) instead of, or besides, actions. Commerce triggers take
+//! `document = { … }` (an invoice or payment, or the document of a commerce timer) and `campaign = { … }`.
 
 use crate::engine::RhaiRuleEngine;
 use crate::error::RulesError;
+use chrono::Datelike;
 use chrono::{TimeZone, Utc};
 use crm_core::actor::{Actor, Source};
+use crm_core::commerce::{Campaign, CampaignStatus, Channel, Document, DocumentKind, Period};
 use crm_core::comms::{
     resolve, Action, Decision, Directory, DirectoryContact, DirectoryUser, RuleEngine,
     StaticDirectory, TimerFiring, TimerTrigger, Trigger, Views,
 };
 use crm_core::event::{DomainEvent, EventKind, RequestStatus, Subject};
-use crm_core::id::{EventId, LeadId, PartnerId, PipelineId, RequestId, StageId, TenantId, UserId};
+use crm_core::id::{
+    CampaignId, DocumentId, EventId, LeadId, PartnerId, PipelineId, RequestId, StageId, TenantId,
+    UserId,
+};
 use crm_core::lead::{Lead, LeadSource, LeadStatus, Priority};
 use crm_core::partner::NewPartner;
 use crm_core::request::Request;
@@ -81,7 +87,7 @@ pub struct OrgContact {
 }
 
 /// The organisation a rule set is written for: roles, people, reporting lines, partner contacts.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 pub struct Org {
     /// Roles (in diagram order).
     #[serde(default)]
@@ -221,6 +227,13 @@ pub struct Case {
     pub partner: Option<serde_json::Map<String, Value>>,
     /// The request (fields over defaults).
     pub request: Option<serde_json::Map<String, Value>>,
+    /// The document (fields over defaults: an invoice of the partner; for `open_item_overdue` its whole total is
+    /// still owed).
+    #[serde(default)]
+    pub document: Option<serde_json::Map<String, Value>>,
+    /// The campaign (fields over defaults).
+    #[serde(default)]
+    pub campaign: Option<serde_json::Map<String, Value>>,
     /// Expected actions, in order.
     #[serde(default)]
     pub expect: Vec<serde_json::Map<String, Value>>,
@@ -234,8 +247,8 @@ pub struct Case {
 
 /// The keys a case may have.
 pub const CASE_KEYS: &[&str] = &[
-    "name", "event", "timer", "fields", "actor", "lead", "partner", "request", "expect", "refused",
-    "failed", "rule",
+    "name", "event", "timer", "fields", "actor", "lead", "partner", "request", "document",
+    "campaign", "expect", "refused", "failed", "rule",
 ];
 
 /// The keys an expected action may have: `action`, `rule`, `people` and the fields of the actions.
@@ -297,8 +310,8 @@ pub fn load_fixtures(path: &Path) -> Result<FixtureFile, RulesError> {
     }
 }
 
-/// The keys of a lead, partner and request as fixtures write them (`key` names a partner).
-fn record_keys() -> [(&'static str, Vec<String>); 3] {
+/// The keys of a lead, partner, request, document and campaign as fixtures write them (`key` names a partner).
+fn record_keys() -> [(&'static str, Vec<String>); 5] {
     let keys = |v: Value| -> Vec<String> {
         match v {
             Value::Object(m) => m.keys().cloned().collect(),
@@ -314,6 +327,8 @@ fn record_keys() -> [(&'static str, Vec<String>); 3] {
         lead: Some(Default::default()),
         partner: Some(Default::default()),
         request: Some(Default::default()),
+        document: Some(Default::default()),
+        campaign: Some(Default::default()),
         expect: Vec::new(),
         refused: None,
         failed: None,
@@ -326,6 +341,8 @@ fn record_keys() -> [(&'static str, Vec<String>); 3] {
         ("lead", keys(json!(views.lead))),
         ("partner", partner),
         ("request", keys(json!(views.request))),
+        ("document", keys(json!(views.document))),
+        ("campaign", keys(json!(views.campaign))),
     ]
 }
 
@@ -476,6 +493,8 @@ pub fn check_fixtures(
                 case.lead.as_ref(),
                 case.request.as_ref(),
                 case.partner.as_ref(),
+                case.document.as_ref(),
+                case.campaign.as_ref(),
             ]
             .into_iter()
             .flatten()
@@ -608,6 +627,60 @@ fn merged<T: serde::de::DeserializeOwned>(
     serde_json::from_value(v).map_err(|e| format!("{what}: {e}"))
 }
 
+/// The document a case starts from (its serialised form): invoice `1` of the partner, issued on the test day,
+/// 100 EUR, no due date.
+fn base_document(case: &str, partner: PartnerId, now: Timestamp) -> Result<Value, String> {
+    let eur = crm_core::money::Currency::parse("EUR").map_err(|e| e.to_string())?;
+    Ok(json!({
+        "id": DocumentId::from_uuid(key_uuid("document", case)),
+        "tenant": Org::tenant(),
+        "kind": DocumentKind::Invoice,
+        "number": "1",
+        "partner": partner,
+        "issue_date": now.date_naive(),
+        "due_date": null,
+        "currency": eur,
+        "lines": [],
+        "campaign": null,
+        "corrects": null,
+        "direction": null,
+        "allocations": [],
+        "total": rust_decimal::Decimal::ONE_HUNDRED,
+        "rate": crm_core::commerce::AppliedRate::identity(eur),
+        "revenue_units": 0,
+        "cost_units": 0,
+        "attrs": crm_core::commerce::PartnerAttrs::default(),
+        "version": 1,
+        "recorded_at": now,
+        "updated_at": now,
+        "renews_on": null,
+    }))
+}
+
+/// The campaign a case starts from (its serialised form): a telemarketing campaign of the test year, active, no
+/// budget.
+fn base_campaign(case: &str, now: Timestamp) -> Result<Value, String> {
+    let sample = UserId::from_uuid(key_uuid("sample", "user"));
+    Ok(json!({
+        "id": CampaignId::from_uuid(key_uuid("campaign", case)),
+        "tenant": Org::tenant(),
+        "name": "Campaign",
+        "channel": Channel::Telemarketing,
+        "period": Period::year(now.year()).map_err(|e| e.to_string())?,
+        "owner": sample,
+        "agents": [sample],
+        "script": null,
+        "status": CampaignStatus::Active,
+        "budget": null,
+        "criteria": null,
+        "target_count": 0,
+        "version": 1,
+        "created_at": now,
+        "updated_at": now,
+        "launched_at": now,
+    }))
+}
+
 /// Builds the trigger and views of a case.
 pub fn build_case(case: &Case) -> Result<(Trigger, Views), String> {
     let tenant = Org::tenant();
@@ -690,10 +763,36 @@ pub fn build_case(case: &Case) -> Result<(Trigger, Views), String> {
         lead: lead.as_ref().map(|l| l.id()),
         request: request.as_ref().map(|r| r.id()),
     };
+    let document = case
+        .document
+        .as_ref()
+        .map(|p| merged::<Document>(base_document(&case.name, partner_id, now)?, p, "document"))
+        .transpose()?;
+    let campaign = case
+        .campaign
+        .as_ref()
+        .map(|p| merged::<Campaign>(base_campaign(&case.name, now)?, p, "campaign"))
+        .transpose()?;
+    // The open_item_overdue timer's open item: the whole total is still owed.
+    let open_item = match (&case.timer, &document) {
+        (Some(_), Some(d))
+            if matches!(d.kind(), DocumentKind::Invoice | DocumentKind::VendorBill) =>
+        {
+            Some(crm_core::commerce::OpenItem::of(
+                d,
+                i128::from(d.total_units()),
+                now.date_naive(),
+            ))
+        }
+        _ => None,
+    };
     let views = Views {
         lead,
         partner,
         request,
+        document,
+        campaign,
+        open_item,
     };
     let trigger = match (&case.event, &case.timer) {
         (Some(name), None) => {
@@ -775,7 +874,8 @@ pub fn action_view(
     v
 }
 
-/// The people an action resolves to, as user keys (or e-mail addresses), or the resolution error.
+/// The people an action resolves to, as user keys (or e-mail addresses, else `user <id>` for a user the
+/// organisation file does not know), or the resolution error.
 pub fn people_of(
     action: &Action,
     trigger: &Trigger,
@@ -790,6 +890,7 @@ pub fn people_of(
                 r.user
                     .and_then(|u| org.key_of(u).map(str::to_string))
                     .or(r.email)
+                    .or_else(|| r.user.map(|u| format!("user {u}")))
                     .unwrap_or_else(|| "?".into())
             })
             .collect(),

@@ -79,7 +79,10 @@ pub fn when_words(trigger: &str, timers: &[TimerTrigger]) -> String {
         "request_updated" => "a request is changed".into(),
         "request_status_changed" => "a request changes status".into(),
         "invoice_recorded" => "an invoice is recorded".into(),
+        "invoice_issued" => "an invoice is issued".into(),
         "payment_recorded" => "a payment is recorded".into(),
+        "payment_received" => "a payment is received".into(),
+        "budget_exceeded" => "a campaign's costs pass its budget".into(),
         "campaign_created" => "a campaign is created".into(),
         "campaign_launched" => "a campaign is launched".into(),
         "campaign_closed" => "a campaign is closed".into(),
@@ -93,6 +96,11 @@ pub fn when_words(trigger: &str, timers: &[TimerTrigger]) -> String {
         "request_overdue" => format!("a request is {} days overdue", amounts()),
         "request_age" => format!("a request has been open for {} days", amounts()),
         "close_date_passed" => "a lead is past its expected close date".into(),
+        "open_item_overdue" if timers.iter().all(|t| t.amount() == 0) => {
+            "an invoice is overdue and unpaid".into()
+        }
+        "open_item_overdue" => format!("an invoice is {} days overdue and unpaid", amounts()),
+        "contract_renewal_due" => format!("a contract renews within {} days", amounts()),
         other => other.replace('_', " "),
     }
 }
@@ -129,8 +137,39 @@ fn what_words(c: &Call) -> String {
     }
 }
 
-/// Whom a recipient reaches, in plain words (with the people of a role).
-pub fn who_words(r: &Recipient, org: &Org) -> String {
+/// Whose owner `owner` is for a trigger: the lead's, the customer's account owner (commerce documents), or the
+/// campaign's.
+pub fn owner_words(trigger: &str) -> &'static str {
+    match trigger {
+        "invoice_recorded"
+        | "invoice_issued"
+        | "payment_recorded"
+        | "payment_received"
+        | "open_item_overdue"
+        | "contract_renewal_due"
+        | "partner_created"
+        | "partner_updated" => "the account owner",
+        "campaign_created"
+        | "campaign_launched"
+        | "campaign_closed"
+        | "campaign_cost_added"
+        | "budget_exceeded" => "the campaign's owner",
+        _ => "the lead's owner",
+    }
+}
+
+/// Whether a recipient goes through `owner`.
+fn names_owner(r: &Recipient) -> bool {
+    match r {
+        Recipient::Owner => true,
+        Recipient::ManagerOf(inner) => names_owner(inner),
+        Recipient::FirstOf(all) => all.iter().any(names_owner),
+        _ => false,
+    }
+}
+
+/// Whom a recipient reaches when `trigger` happens, in plain words (with the people of a role).
+pub fn who_words(r: &Recipient, org: &Org, trigger: &str) -> String {
     let name_of = |key: &str| {
         org.users
             .iter()
@@ -147,12 +186,12 @@ pub fn who_words(r: &Recipient, org: &Org) -> String {
                 format!("{role} ({})", people.join(", "))
             }
         }
-        Recipient::Owner => "the lead's owner".into(),
+        Recipient::Owner => owner_words(trigger).into(),
         Recipient::Assignee => "the request's assignee".into(),
         Recipient::ManagerOf(inner) => match &**inner {
             Recipient::Owner => "the owner's manager".into(),
             Recipient::Assignee => "the assignee's manager".into(),
-            other => format!("the manager of {}", who_words(other, org)),
+            other => format!("the manager of {}", who_words(other, org, trigger)),
         },
         Recipient::PartnerContact(role) => format!("the customer's {role} contact"),
         Recipient::UserKey(k) => name_of(k),
@@ -160,7 +199,7 @@ pub fn who_words(r: &Recipient, org: &Org) -> String {
         Recipient::Email(e) => e.clone(),
         Recipient::FirstOf(all) => all
             .iter()
-            .map(|a| who_words(a, org))
+            .map(|a| who_words(a, org, trigger))
             .collect::<Vec<_>>()
             .join(", or if nobody: "),
     }
@@ -251,10 +290,15 @@ fn target_node(e: &Edge, org: &Org) -> (String, Option<String>) {
         Some(Recipient::UserKey(k)) if org.users.iter().any(|u| &u.key == k) => {
             (format!("user_{}", id(k)), None)
         }
-        Some(r) => (
-            format!("who_{}", id(&r.to_string())),
-            Some(who_words(r, org)),
-        ),
+        Some(r) => {
+            // `owner` is the lead's, the account's or the campaign's owner, depending on the trigger.
+            let mut node = format!("who_{}", id(&r.to_string()));
+            let whose = owner_words(&e.trigger);
+            if names_owner(r) && whose != owner_words("") {
+                let _ = write!(node, "_{}", id(whose));
+            }
+            (node, Some(who_words(r, org, &e.trigger)))
+        }
         None => (
             format!("who_{}", id(&e.recipient_text)),
             Some(e.recipient_text.clone()),
@@ -425,7 +469,7 @@ pub fn to_mermaid(org: &Org, edges: &[Edge]) -> String {
 // ---------------------------------------------------------------------------------------------------- the table
 
 /// Why a recipient reaches the user `key`, in plain words, if it does.
-fn reaches(r: &Recipient, key: &str, org: &Org) -> Option<String> {
+fn reaches(r: &Recipient, key: &str, org: &Org, trigger: &str) -> Option<String> {
     match r {
         Recipient::Role(role) => org
             .members(role)
@@ -439,7 +483,7 @@ fn reaches(r: &Recipient, key: &str, org: &Org) -> Option<String> {
                 .filter(|u| u.manager.as_deref() == Some(key))
                 .filter(|u| match &**inner {
                     Recipient::Owner | Recipient::Assignee => true,
-                    other => reaches(other, &u.key, org).is_some(),
+                    other => reaches(other, &u.key, org, trigger).is_some(),
                 })
                 .map(|u| u.name.as_str())
                 .collect();
@@ -447,7 +491,7 @@ fn reaches(r: &Recipient, key: &str, org: &Org) -> Option<String> {
                 return None;
             }
             let whose = match &**inner {
-                Recipient::Owner => "the lead's owner",
+                Recipient::Owner => owner_words(trigger),
                 Recipient::Assignee => "the request's assignee",
                 _ => "it",
             };
@@ -458,11 +502,14 @@ fn reaches(r: &Recipient, key: &str, org: &Org) -> Option<String> {
         }
         Recipient::FirstOf(all) => {
             for (i, a) in all.iter().enumerate() {
-                if let Some(why) = reaches(a, key, org) {
+                if let Some(why) = reaches(a, key, org, trigger) {
                     if i == 0 {
                         return Some(why);
                     }
-                    let before: Vec<String> = all[..i].iter().map(|b| who_words(b, org)).collect();
+                    let before: Vec<String> = all[..i]
+                        .iter()
+                        .map(|b| who_words(b, org, trigger))
+                        .collect();
                     return Some(format!("{why}, when {} is nobody", before.join(" and ")));
                 }
             }
@@ -503,7 +550,7 @@ pub fn to_table(org: &Org, edges: &[Edge]) -> String {
         let rows: Vec<String> = edges
             .iter()
             .filter_map(|e| {
-                let why = reaches(e.recipient.as_ref()?, &u.key, org)?;
+                let why = reaches(e.recipient.as_ref()?, &u.key, org, &e.trigger)?;
                 Some(format!(
                     "| {} | {} | {} | {} |\n",
                     when_cell(e),
@@ -527,19 +574,22 @@ pub fn to_table(org: &Org, edges: &[Edge]) -> String {
                 && !org.users.iter().any(|u| {
                     e.recipient
                         .as_ref()
-                        .and_then(|r| reaches(r, &u.key, org))
+                        .and_then(|r| reaches(r, &u.key, org, &e.trigger))
                         .is_some()
                 })
         })
         .collect();
     if !relative.is_empty() {
-        s.push_str("\n## Whoever the record names\n\nThe lead's owner, the request's assignee, the customer's contacts.\n");
+        s.push_str(
+            "\n## Whoever the record names\n\nThe lead's owner, the customer's account owner, the campaign's owner, \
+             the request's assignee, the customer's contacts.\n",
+        );
         s.push_str("\n| when | what | who | rule |\n| --- | --- | --- | --- |\n");
         for e in relative {
             let who = e
                 .recipient
                 .as_ref()
-                .map(|r| who_words(r, org))
+                .map(|r| who_words(r, org, &e.trigger))
                 .unwrap_or_else(|| e.recipient_text.clone());
             let _ = writeln!(
                 s,

@@ -9,6 +9,8 @@
 //! for tests). A script therefore cannot send anything twice, lose anything in a crash, or do any I/O at all.
 //!
 //! - [`engine`]: compile once, evaluate under explicit limits, swap the rule set at run time.
+//! - [`registry`]: one scheme per tenant, with a default, loaded and replaced at run time.
+//! - [`replay`]: a dry run of a scheme over the events a store holds (`crm-rules replay`).
 //! - [`views`]: what scripts see.
 //! - [`fixtures`]: event-in / actions-out test cases that consultants write (JSON or TOML).
 //! - [`graph`]: the schema as a diagram (DOT, Mermaid).
@@ -23,9 +25,12 @@ pub mod fixtures;
 pub mod graph;
 pub mod native;
 pub mod notify;
+pub mod registry;
+pub mod replay;
 pub mod scan;
 pub mod suggest;
 pub mod views;
 
 pub use engine::{Limits, RhaiRuleEngine, Rule, RuleSet, RuleSource, MAX_SCRIPT_BYTES};
 pub use error::{Location, RulesError};
+pub use registry::SchemeRegistry;

@@ -22,6 +22,11 @@ fn role(r: &str) -> Recipient {
     Recipient::Role(r.into())
 }
 
+/// `owner or <role>`.
+fn owner_or(r: &str) -> Recipient {
+    Recipient::FirstOf(vec![Recipient::Owner, role(r)])
+}
+
 impl RuleEngine for NativeScheme {
     fn evaluate(&self, trigger: &Trigger, views: &Views) -> Decision {
         let mut d = Decision::default();
@@ -126,6 +131,92 @@ impl RuleEngine for NativeScheme {
                         format!("\"{lead_title}\" joins the win-back call list."),
                     ));
                 }
+                EventKind::InvoiceRecorded {
+                    kind: crm_core::kinds::DocumentKind::Invoice,
+                    version: 1,
+                    number,
+                    ..
+                } => {
+                    if let Some(doc) = views
+                        .document
+                        .as_ref()
+                        .filter(|d| d.total() >= Decimal::from(10_000))
+                    {
+                        d.actions.push(notify(
+                            "invoices",
+                            role("accounting"),
+                            format!("Large invoice: {number}"),
+                            format!(
+                                "Invoice {number} over {} {} was issued.",
+                                doc.total(),
+                                doc.currency().code()
+                            ),
+                        ));
+                    }
+                }
+                EventKind::PaymentRecorded {
+                    direction: Some(crm_core::kinds::PaymentDirection::Received),
+                    version: 1,
+                    number,
+                    ..
+                } => {
+                    if let Some(doc) = &views.document {
+                        d.actions.push(notify(
+                            "invoices",
+                            owner_or("accounting"),
+                            format!("Payment received: {number}"),
+                            format!(
+                                "Payment {number} of {} {} was received.",
+                                doc.total(),
+                                doc.currency().code()
+                            ),
+                        ));
+                    }
+                }
+                EventKind::CampaignLaunched { calls, .. } => {
+                    let name = views
+                        .campaign
+                        .as_ref()
+                        .map(|c| c.name())
+                        .unwrap_or_default();
+                    for list in calls {
+                        d.actions.push(notify(
+                            "campaigns",
+                            Recipient::Person(list.agent),
+                            format!("Your calls: {name}"),
+                            format!(
+                                "{} customers to call for \"{name}\": see your task list.",
+                                list.calls
+                            ),
+                        ));
+                    }
+                }
+                EventKind::BudgetExceeded {
+                    name,
+                    budget,
+                    spent,
+                    ..
+                } => {
+                    let over = format!(
+                        "\"{name}\" has spent {} {} of its {} {} budget.",
+                        spent.amount(),
+                        spent.currency().code(),
+                        budget.amount(),
+                        budget.currency().code()
+                    );
+                    d.actions.push(notify(
+                        "campaigns",
+                        Recipient::Owner,
+                        format!("Over budget: {name}"),
+                        over.clone(),
+                    ));
+                    d.actions.push(notify(
+                        "campaigns",
+                        role("management"),
+                        format!("Over budget: {name}"),
+                        over,
+                    ));
+                }
                 EventKind::RequestOpened { title, .. }
                     if ev.source == crm_core::actor::Source::Portal =>
                 {
@@ -210,6 +301,62 @@ impl RuleEngine for NativeScheme {
                         }
                     }
                 }
+                TimerTrigger::OpenItemOverdue { days } => {
+                    if let (Some(doc), Some(item)) = (&views.document, &views.open_item) {
+                        let currency = doc.currency().code();
+                        if days < 21 {
+                            d.actions.push(DecidedAction {
+                                rule: "invoices".into(),
+                                action: Action::SendEmail {
+                                    to: Recipient::FirstOf(vec![
+                                        Recipient::PartnerContact("billing".into()),
+                                        Recipient::PartnerContact("primary".into()),
+                                    ]),
+                                    template: "payment_reminder".into(),
+                                    vars: serde_json::json!({
+                                        "number": doc.number(),
+                                        "open": item.open.to_string(),
+                                        "currency": currency,
+                                        "due": doc.due_date(),
+                                    }),
+                                },
+                            });
+                        } else {
+                            d.actions.push(notify(
+                                "invoices",
+                                owner_or("accounting"),
+                                format!(
+                                    "Unpaid for {} days: invoice {}",
+                                    item.days_overdue,
+                                    doc.number()
+                                ),
+                                format!(
+                                    "{} {currency} of invoice {} are still owed.",
+                                    item.open,
+                                    doc.number()
+                                ),
+                            ));
+                        }
+                    }
+                }
+                TimerTrigger::ContractRenewalDue { .. } => {
+                    if let (Some(doc), Some(p)) = (&views.document, &views.partner) {
+                        let renews = serde_json::json!(doc.renews_on());
+                        d.actions.push(DecidedAction {
+                            rule: "renewals".into(),
+                            action: Action::OpenRequest {
+                                assignee: owner_or("sales_manager"),
+                                title: format!(
+                                    "Renewal on {}: {}",
+                                    renews.as_str().unwrap_or_default(),
+                                    p.name()
+                                ),
+                                kind: Some("renewal".into()),
+                                due_in_hours: Some(72),
+                            },
+                        });
+                    }
+                }
                 _ => {}
             },
         }
@@ -222,6 +369,9 @@ impl RuleEngine for NativeScheme {
             TimerTrigger::LeadIdle { days: 7 },
             TimerTrigger::RequestOverdue { days: 0 },
             TimerTrigger::RequestOverdue { days: 2 },
+            TimerTrigger::OpenItemOverdue { days: 7 },
+            TimerTrigger::OpenItemOverdue { days: 21 },
+            TimerTrigger::ContractRenewalDue { days: 30 },
         ]
     }
 }

@@ -18,6 +18,8 @@ enum Holds {
     Lead,
     Partner,
     Request,
+    Document,
+    Campaign,
 }
 
 impl Holds {
@@ -34,6 +36,14 @@ impl Holds {
                 .iter()
                 .map(|s| s.to_string())
                 .collect(),
+            Self::Document => views::DOCUMENT_FIELDS
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
+            Self::Campaign => views::CAMPAIGN_FIELDS
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
         })
     }
 
@@ -44,6 +54,8 @@ impl Holds {
             Self::Lead => "the lead".into(),
             Self::Partner => "the partner".into(),
             Self::Request => "the request".into(),
+            Self::Document => "the document".into(),
+            Self::Campaign => "the campaign".into(),
         }
     }
 }
@@ -168,6 +180,8 @@ pub fn scan(ast: &AST) -> Scan {
     }
     out.findings.sort_by_key(|f| (f.line, f.column));
     out.findings.dedup();
+    // Rhai keeps functions in a hash map: source order makes `graph` and `check` the same in every run.
+    out.calls.sort_by_key(|c| (c.line, c.column));
     out
 }
 
@@ -255,6 +269,8 @@ impl Walker<'_> {
                 (Holds::Trigger, "lead") => Holds::Lead,
                 (Holds::Trigger, "partner") => Holds::Partner,
                 (Holds::Trigger, "request") => Holds::Request,
+                (Holds::Trigger, "document") => Holds::Document,
+                (Holds::Trigger, "campaign") => Holds::Campaign,
                 _ => return None,
             };
         }
@@ -383,6 +399,8 @@ fn field_words(f: &str) -> String {
         "hours" => "the timer's hours".into(),
         "days_idle" => "the days without activity".into(),
         "days_overdue" => "the days overdue".into(),
+        "days_to_renewal" => "the days until renewal".into(),
+        "open" => "the amount still owed".into(),
         "hours_to_due" => "the hours until due".into(),
         "source" => "the channel".into(),
         "actor" => "who acted".into(),
@@ -396,13 +414,23 @@ fn chain_words(e: &Expr) -> Option<String> {
     Some(match names.as_slice() {
         [] => "the event".into(),
         [one] => field_words(one),
-        [record, field] if matches!(*record, "lead" | "partner" | "request") => {
+        [record, field]
+            if matches!(
+                *record,
+                "lead" | "partner" | "request" | "document" | "campaign"
+            ) =>
+        {
             format!(
                 "the {record}'s {}",
                 field_words(field).trim_start_matches("the ")
             )
         }
-        [first, ..] if matches!(*first, "lead" | "partner" | "request") => {
+        [first, ..]
+            if matches!(
+                *first,
+                "lead" | "partner" | "request" | "document" | "campaign"
+            ) =>
+        {
             format!("the {first}'s {}", names[1..].join(" ").replace('_', " "))
         }
         _ => names.join(" ").replace('_', " "),

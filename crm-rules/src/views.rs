@@ -3,6 +3,7 @@
 //! The records are read-only views: a script reading `ev.lead.title` gets the value, converted when read; a script
 //! assigning to it fails (there is no setter).
 
+use crm_core::commerce::{Campaign, Document};
 use crm_core::comms::{TimerTrigger, Trigger, Views};
 use crm_core::lead::Lead;
 use crm_core::partner::Partner;
@@ -28,15 +29,13 @@ pub fn trigger_json(trigger: &Trigger, views: &Views) -> Value {
             m.insert("type".into(), json!(t.timer.name()));
             m.insert("timer".into(), json!(t.timer.to_string()));
             match t.timer {
-                TimerTrigger::LeadIdle { days }
-                | TimerTrigger::RequestOverdue { days }
-                | TimerTrigger::RequestAge { days } => {
-                    m.insert("days".into(), json!(days));
-                }
                 TimerTrigger::RequestDueSoon { hours } => {
                     m.insert("hours".into(), json!(hours));
                 }
                 TimerTrigger::CloseDatePassed => {}
+                other => {
+                    m.insert("days".into(), json!(other.amount()));
+                }
             }
             m.insert("at".into(), json!(t.at));
             m.insert("key".into(), json!(t.key));
@@ -56,12 +55,27 @@ pub fn trigger_json(trigger: &Trigger, views: &Views) -> Value {
                 m.insert("days_overdue".into(), json!((t.at - due).num_days()));
                 m.insert("hours_to_due".into(), json!((due - t.at).num_hours()));
             }
+            if let Some(item) = &views.open_item {
+                m.insert("days_overdue".into(), json!(item.days_overdue));
+                m.insert("open".into(), json!(item.open));
+            }
+            if let Some(days) = days_to_renewal(trigger, views) {
+                m.insert("days_to_renewal".into(), json!(days));
+            }
         }
     }
     m.insert("lead".into(), json!(views.lead));
     m.insert("partner".into(), json!(views.partner));
     m.insert("request".into(), json!(views.request));
+    m.insert("document".into(), json!(views.document));
+    m.insert("campaign".into(), json!(views.campaign));
     Value::Object(m)
+}
+
+/// Days from the trigger's day to the renewal date of the document at hand, if it has one.
+fn days_to_renewal(trigger: &Trigger, views: &Views) -> Option<i64> {
+    let renews = views.document.as_ref()?.renews_on()?;
+    Some((renews - trigger.at().date_naive()).num_days())
 }
 
 /// A lead as scripts see it: read-only properties, converted only when a script reads them.
@@ -75,6 +89,14 @@ pub struct PartnerView(pub Arc<Partner>);
 /// A request as scripts see it (read-only).
 #[derive(Debug, Clone)]
 pub struct RequestView(pub Arc<Request>);
+
+/// A document as scripts see it (read-only).
+#[derive(Debug, Clone)]
+pub struct DocumentView(pub Arc<Document>);
+
+/// A campaign as scripts see it (read-only).
+#[derive(Debug, Clone)]
+pub struct CampaignView(pub Arc<Campaign>);
 
 /// Any serialisable value as a script value (ids and times become text, `None` becomes `()`).
 pub fn to_dyn<T: serde::Serialize + ?Sized>(v: &T) -> Dynamic {
@@ -168,6 +190,39 @@ view_fields!(
     also []
 );
 
+view_fields!(
+    /// The fields a script reads on `ev.document` (`total` is a decimal, in `currency`).
+    DOCUMENT_FIELDS,
+    register_document,
+    DocumentView,
+    [
+        id, kind, number, partner, issue_date, due_date, currency, campaign, corrects, direction, version,
+        renews_on,
+    ],
+    also ["total"]
+);
+
+view_fields!(
+    /// The fields a script reads on `ev.campaign`.
+    CAMPAIGN_FIELDS,
+    register_campaign,
+    CampaignView,
+    [
+        id,
+        name,
+        channel,
+        period,
+        owner,
+        agents,
+        status,
+        budget,
+        target_count,
+        version,
+        launched_at,
+    ],
+    also []
+);
+
 /// Registers the view types and their read-only properties.
 pub fn register(engine: &mut rhai::Engine) {
     engine.register_type_with_name::<LeadView>("Lead");
@@ -185,12 +240,20 @@ pub fn register(engine: &mut rhai::Engine) {
     });
     register_partner(engine);
     register_request(engine);
+    engine.register_type_with_name::<DocumentView>("Document");
+    engine.register_type_with_name::<CampaignView>("Campaign");
+    register_document(engine);
+    engine.register_get("total", |v: &mut DocumentView| {
+        Dynamic::from_decimal(v.0.total())
+    });
+    register_campaign(engine);
 }
 
 // ---------------------------------------------------------------------------------------------------- names
 
 /// The events rules react to (`on_<event>`, `guard_<event>`): every event kind except `rule_failed`, whose rules
-/// never run.
+/// never run, and the business moments some of them are (`invoice_issued`: the first version of a sales invoice;
+/// `payment_received`: the first version of a payment from a customer).
 pub const EVENTS: &[&str] = &[
     "partner_created",
     "partner_updated",
@@ -205,11 +268,14 @@ pub const EVENTS: &[&str] = &[
     "request_updated",
     "request_status_changed",
     "invoice_recorded",
+    "invoice_issued",
     "payment_recorded",
+    "payment_received",
     "campaign_created",
     "campaign_launched",
     "campaign_closed",
     "campaign_cost_added",
+    "budget_exceeded",
     "call_outcome_recorded",
 ];
 
@@ -220,6 +286,8 @@ pub const TIMERS: &[&str] = &[
     "request_overdue",
     "close_date_passed",
     "request_age",
+    "open_item_overdue",
+    "contract_renewal_due",
 ];
 
 /// Every trigger name: [`EVENTS`] and [`TIMERS`].
@@ -262,18 +330,24 @@ pub fn sample_event(
             "due": null}),
         ),
         "request_status_changed" => k(json!({"type": name, "from": "open", "to": "in_progress"})),
-        "invoice_recorded" => k(
-            json!({"type": name, "document": id("document"), "kind": "invoice",
+        "invoice_recorded" | "invoice_issued" => k(
+            json!({"type": "invoice_recorded", "document": id("document"), "kind": "invoice",
             "number": "1", "total": eur, "campaign": null, "version": 1}),
         ),
-        "payment_recorded" => k(
-            json!({"type": name, "document": id("document"), "number": "1",
-            "amount": eur, "version": 1}),
+        "payment_recorded" | "payment_received" => k(
+            json!({"type": "payment_recorded", "document": id("document"), "number": "1",
+            "amount": eur, "version": 1, "direction": "received"}),
         ),
         "campaign_created" => {
             k(json!({"type": name, "campaign": id("campaign"), "name": "Campaign"}))
         }
-        "campaign_launched" => k(json!({"type": name, "campaign": id("campaign"), "targets": 0})),
+        "campaign_launched" => {
+            k(json!({"type": name, "campaign": id("campaign"), "targets": 0, "calls": []}))
+        }
+        "budget_exceeded" => k(
+            json!({"type": name, "campaign": id("campaign"), "name": "Campaign", "budget": eur,
+            "spent": eur}),
+        ),
         "campaign_closed" => k(json!({"type": name, "campaign": id("campaign")})),
         "campaign_cost_added" => {
             k(json!({"type": name, "campaign": id("campaign"), "amount": eur}))
@@ -286,7 +360,7 @@ pub fn sample_event(
 
 /// The fields every event has besides its own.
 const EVENT_FIELDS: &[&str] = &[
-    "type", "id", "at", "actor", "source", "lead", "partner", "request",
+    "type", "id", "at", "actor", "source", "lead", "partner", "request", "document", "campaign",
 ];
 
 /// The fields every timer has besides its amount (`days` or `hours`).
@@ -298,10 +372,14 @@ const TIMER_FIELDS: &[&str] = &[
     "lead",
     "partner",
     "request",
+    "document",
+    "campaign",
     "days_idle",
     "days_overdue",
     "hours_to_due",
     "days_open",
+    "open",
+    "days_to_renewal",
 ];
 
 /// The fields a script reads on the argument of `on_<name>` / `guard_<name>`, or `None` for an unknown trigger.
@@ -360,7 +438,10 @@ pub fn trigger_to_dynamic(trigger: &Trigger, views: &Views) -> Dynamic {
         Trigger::Timer(_) => {
             if let Value::Object(o) = trigger_json(trigger, &Views::default()) {
                 for (k, v) in o {
-                    if !matches!(k.as_str(), "lead" | "partner" | "request") {
+                    if !matches!(
+                        k.as_str(),
+                        "lead" | "partner" | "request" | "document" | "campaign"
+                    ) {
                         map.insert(k.into(), to_dyn(&v));
                     }
                 }
@@ -381,6 +462,13 @@ pub fn trigger_to_dynamic(trigger: &Trigger, views: &Views) -> Dynamic {
             if let Some(due) = views.request.as_ref().and_then(|r| r.due()) {
                 map.insert("days_overdue".into(), Dynamic::from((at - due).num_days()));
                 map.insert("hours_to_due".into(), Dynamic::from((due - at).num_hours()));
+            }
+            if let Some(item) = &views.open_item {
+                map.insert("days_overdue".into(), Dynamic::from(item.days_overdue));
+                map.insert("open".into(), Dynamic::from_decimal(item.open));
+            }
+            if let Some(days) = days_to_renewal(trigger, views) {
+                map.insert("days_to_renewal".into(), Dynamic::from(days));
             }
         }
     }
@@ -412,6 +500,24 @@ pub fn trigger_to_dynamic(trigger: &Trigger, views: &Views) -> Dynamic {
                 .map(|r| Dynamic::from(RequestView(Arc::new(r.clone())))),
         ),
     );
+    map.insert(
+        "document".into(),
+        view(
+            views
+                .document
+                .as_ref()
+                .map(|d| Dynamic::from(DocumentView(Arc::new(d.clone())))),
+        ),
+    );
+    map.insert(
+        "campaign".into(),
+        view(
+            views
+                .campaign
+                .as_ref()
+                .map(|c| Dynamic::from(CampaignView(Arc::new(c.clone())))),
+        ),
+    );
     Dynamic::from_map(map)
 }
 
@@ -435,6 +541,8 @@ mod tests {
             lead = { title = "L" }
             partner = { key = "customer" }
             request = { title = "R", due = "2026-03-01T00:00:00Z" }
+            document = { number = "F-1", due_date = "2026-02-20", renews_on = "2026-04-01" }
+            campaign = { name = "C" }
         "#;
         for name in EVENTS {
             let seen =
@@ -447,6 +555,8 @@ mod tests {
             "request_overdue:0",
             "close_date_passed",
             "request_age:5",
+            "open_item_overdue:7",
+            "contract_renewal_due:30",
         ] {
             let seen =
                 keys_seen_by_scripts(&format!("name = \"x\"\ntimer = \"{timer}\"\n{records}"));
@@ -461,7 +571,7 @@ mod tests {
         let mut engine = rhai::Engine::new_raw();
         register(&mut engine);
         let case: Case = toml::from_str(
-            "name = \"x\"\nevent = \"lead_won\"\nlead = {}\npartner = {}\nrequest = {}",
+            "name = \"x\"\nevent = \"lead_won\"\nlead = {}\npartner = {}\nrequest = {}\ndocument = {}\ncampaign = {}",
         )
         .unwrap();
         let (trigger, views) = build_case(&case).unwrap();
@@ -470,6 +580,8 @@ mod tests {
             ("lead", LEAD_FIELDS),
             ("partner", PARTNER_FIELDS),
             ("request", REQUEST_FIELDS),
+            ("document", DOCUMENT_FIELDS),
+            ("campaign", CAMPAIGN_FIELDS),
         ] {
             for f in fields.iter().chain(["no_such_field"].iter()) {
                 let mut scope = rhai::Scope::new();

@@ -8,9 +8,8 @@ use crm_core::lead::{LeadCommand, LeadPartner, NewLead};
 use crm_core::money::Money;
 use crm_core::outbox::OutboxStoreExt;
 use crm_core::outbox::{Channel, Notifier, OutboxStatus, OutboxStore};
-use crm_core::partner::{NewContact, NewPartner};
+use crm_core::partner::NewPartner;
 use crm_core::service::CrmService;
-use crm_core::service::RulesHook;
 use crm_core::store::{PageRequest, Store, TimelineOf};
 use crm_core::time::{Clock, FixedClock};
 use crm_delivery::{tick, TaskNotifier};
@@ -21,6 +20,8 @@ use crm_rules::{Limits, RhaiRuleEngine, RuleSet};
 use crm_storage_sqlite::SqliteStore;
 use std::path::Path;
 use std::sync::Arc;
+
+mod common;
 
 #[tokio::test]
 async fn the_classic_scheme_notifies_mails_and_opens_requests_end_to_end() {
@@ -39,31 +40,8 @@ async fn the_classic_scheme_notifies_mails_and_opens_requests_end_to_end() {
     let ctx = Context::user(tenant, ana);
 
     // The host's directory knows its partners' contacts: create the customer first, then build the directory.
-    let plain = CrmService::builder()
-        .store(store.clone())
-        .clock(clock.clone())
-        .build()
-        .unwrap();
-    let mut customer = NewPartner::company("Customer Ltd");
-    customer.contacts.push(NewContact {
-        name: "Maria Georgescu".into(),
-        role: Some("primary".into()),
-        email: Some("maria@customer.example".into()),
-        ..Default::default()
-    });
-    let customer = plain.create_partner(&ctx, customer).await.unwrap().record;
-    let directory = Arc::new(org.directory().with_contact(
-        customer.id(),
-        "primary",
-        "Maria Georgescu",
-        "maria@customer.example",
-    ));
-    let crm = CrmService::builder()
-        .store(store.clone())
-        .clock(clock.clone())
-        .hook(Arc::new(RulesHook::new(engine.clone(), directory.clone())))
-        .build()
-        .unwrap();
+    let (customer, directory, crm) =
+        common::customer_and_rules(&org, &store, &clock, &ctx, None, engine.clone()).await;
     let pipeline = crm.setup_tenant(&ctx).await.unwrap();
     let stage = |n: &str| pipeline.stages().iter().find(|s| s.name == n).unwrap().id;
 

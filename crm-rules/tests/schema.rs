@@ -230,16 +230,17 @@ impl TimerSource for Candidates {
             .cloned()
             .collect())
     }
-    async fn requests_due_before(
+    async fn requests_due_between(
         &self,
         _: crm_core::id::TenantId,
+        after: Timestamp,
         before: Timestamp,
         limit: u32,
     ) -> Result<Vec<Request>> {
         Ok(self
             .requests
             .iter()
-            .filter(|r| r.due().is_some_and(|d| d < before))
+            .filter(|r| r.due().is_some_and(|d| d > after && d < before))
             .take(limit as usize)
             .cloned()
             .collect())
@@ -376,7 +377,7 @@ fn the_rule_set_can_be_replaced_while_other_threads_evaluate() {
     )
     .unwrap();
     let old = engine.replace(replacement);
-    assert_eq!(old.rules().len(), 8);
+    assert_eq!(old.rules().len(), 11);
     std::thread::sleep(std::time::Duration::from_millis(50));
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     for h in handles {

@@ -55,6 +55,9 @@ pub struct PgConfig {
     pub ingest: IngestMode,
     /// Rows per statement in [`IngestMode::Insert`] (default 500).
     pub insert_batch: usize,
+    /// Read only: no migration runs (the schema must be current) and every session is
+    /// `default_transaction_read_only`, so the server refuses any write (for dry runs such as `crm-rules replay`).
+    pub read_only: bool,
 }
 
 impl Default for PgConfig {
@@ -71,6 +74,7 @@ impl Default for PgConfig {
             connect_timeout_ms: 5000,
             ingest: IngestMode::Copy,
             insert_batch: 500,
+            read_only: false,
         }
     }
 }
@@ -89,6 +93,7 @@ impl fmt::Debug for PgConfig {
             .field("connect_timeout_ms", &self.connect_timeout_ms)
             .field("ingest", &self.ingest)
             .field("insert_batch", &self.insert_batch)
+            .field("read_only", &self.read_only)
             .finish()
     }
 }
@@ -127,6 +132,12 @@ impl PgConfig {
             url: Some(url.into()),
             ..Self::default()
         }
+    }
+
+    /// Reads only: no migration runs and the server refuses every write (see the `read_only` field).
+    pub fn read_only(mut self) -> Self {
+        self.read_only = true;
+        self
     }
 
     /// Uses another schema.
@@ -212,7 +223,14 @@ impl PgConfig {
                 c.password(p);
             }
         }
-        c.options(format!("-c search_path={}", self.schema));
+        if self.read_only {
+            c.options(format!(
+                "-c search_path={} -c default_transaction_read_only=on",
+                self.schema
+            ));
+        } else {
+            c.options(format!("-c search_path={}", self.schema));
+        }
         c.connect_timeout(Duration::from_millis(self.connect_timeout_ms));
         c.application_name("crm-storage-postgres");
         Ok(c)

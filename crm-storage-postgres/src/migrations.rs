@@ -36,6 +36,11 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         name: "outbox",
         sql: include_str!("../migrations/0003_outbox.sql"),
     },
+    Migration {
+        version: 4,
+        name: "timers",
+        sql: include_str!("../migrations/0004_timers.sql"),
+    },
 ];
 
 /// The advisory-lock key of a schema's migrations: FNV-1a of a fixed prefix and the schema name, so the key is the
@@ -50,6 +55,40 @@ pub(crate) fn lock_key(schema: &str) -> i64 {
         h = h.wrapping_mul(0x0100_0000_01b3);
     }
     h as i64
+}
+
+/// Fails unless `schema` holds every migration this build knows (for a read-only store, which migrates nothing).
+pub(crate) async fn check_current(client: &tokio_postgres::Client, schema: &str) -> Result<()> {
+    // `schema` was checked to be a plain identifier by PgConfig::validate.
+    let applied: Vec<i32> = client
+        .query(
+            &format!("SELECT version FROM {schema}.schema_migrations ORDER BY version"),
+            &[],
+        )
+        .await
+        .map_err(|e| {
+            Error::storage(
+                StorageErrorKind::Config,
+                format!(
+                    "schema `{schema}` has no migrations table ({}): migrate it first",
+                    map_pg(e)
+                ),
+            )
+        })?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let known: Vec<i32> = MIGRATIONS.iter().map(|m| m.version).collect();
+    if applied != known {
+        return Err(Error::storage(
+            StorageErrorKind::Config,
+            format!(
+                "schema `{schema}` is at migrations {applied:?}, this build reads {known:?}: connect once without \
+                 read_only so it is migrated (or upgrade the engine)"
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// Brings `schema` up to the newest version; returns the versions applied now (empty when it was up to date).

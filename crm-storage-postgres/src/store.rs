@@ -65,6 +65,8 @@ pub enum Explain {
     Leads(TenantId, LeadQuery),
     /// The query of [`Store::query_requests`].
     Requests(TenantId, RequestQuery),
+    /// The query of [`CommerceStore::fetch_commerce`](crm_core::commerce::CommerceStore::fetch_commerce).
+    Commerce(TenantId, crm_core::commerce::CommerceKey),
 }
 
 /// A statement and its parameters, built once and run or explained.
@@ -129,7 +131,13 @@ impl PgStore {
         let task = tokio::spawn(async move {
             let _ = conn.await;
         });
-        let migrated = migrations::run(&mut client, &config.schema).await;
+        let migrated = if config.read_only {
+            migrations::check_current(&client, &config.schema)
+                .await
+                .map(|()| Vec::new())
+        } else {
+            migrations::run(&mut client, &config.schema).await
+        };
         drop(client);
         let _ = task.await;
         let applied = migrated?;
@@ -213,6 +221,9 @@ impl PgStore {
             Explain::Board(t, p) => board_sql(*t, *p),
             Explain::Leads(t, q) => leads_sql(*t, q, None)?,
             Explain::Requests(t, q) => requests_sql(*t, q, None),
+            Explain::Commerce(t, key) => {
+                Sql::from(fetch::commerce_key(Dialect::Postgres, *t, key)?.0)
+            }
         };
         let client = self.client().await?;
         let rows = client
@@ -740,6 +751,16 @@ fn leads_sql(tenant: TenantId, q: &LeadQuery, after: Option<(i64, Uuid)>) -> Res
             " AND EXISTS (SELECT 1 FROM lead_tags g WHERE g.tenant = l.tenant AND g.lead = l.id AND g.tag = {tag})"
         ));
     }
+    if let Some(t) = q.updated_before {
+        text.push_str(&format!(" AND l.updated_us < {}", sql.bind(to_micros(t))));
+    }
+    if let Some(d) = q.close_before {
+        // ISO dates compare as text: the expression of the `leads_close` index (migration 0004).
+        let d = sql.bind(d.format("%Y-%m-%d").to_string());
+        text.push_str(&format!(
+            " AND ((l.doc ->> 'expected_close')) COLLATE \"C\" < {d}"
+        ));
+    }
     if let Some(n) = &needle {
         let pat = sql.bind(like_contains(n));
         text.push_str(&format!(
@@ -780,6 +801,14 @@ fn requests_sql(tenant: TenantId, q: &RequestQuery, after: Option<(i64, Uuid)>) 
     }
     if let Some(d) = q.due_before {
         text.push_str(&format!(" AND due_key < {}", sql.bind(to_micros(d))));
+    }
+    if let Some(d) = q.due_after {
+        // A request without a due date has the largest key: it is due after nothing.
+        let (d, none) = (sql.bind(to_micros(d)), sql.bind(i64::MAX));
+        text.push_str(&format!(" AND due_key > {d} AND due_key < {none}"));
+    }
+    if let Some(t) = q.opened_before {
+        text.push_str(&format!(" AND created_us < {}", sql.bind(to_micros(t))));
     }
     if let Some((k, id)) = after {
         let k = sql.bind(k);

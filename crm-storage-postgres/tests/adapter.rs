@@ -1,5 +1,6 @@
 //! Adapter behaviour beyond the shared suite, on a real server: migrations under concurrency, start-up errors,
-//! the password never printed, both ingest paths, and index use of the timeline, board and per-customer queries.
+//! the password never printed, both ingest paths, and index use of the timeline, board, per-customer and timer
+//! queries.
 
 mod common;
 
@@ -71,6 +72,83 @@ fn tenant_data(
         }
     }
     (cs, pipeline)
+}
+
+/// The timers' candidates for the leads of `cs`: an expected close date on every third lead, a request on each
+/// lead, opened a minute apart (due on every other one), and per partner an invoice due a day after it was issued and marked with a
+/// renewal date, as one insert-only change set.
+fn timer_data(tenant: TenantId, cs: &mut ChangeSet) -> ChangeSet {
+    use crm_core::commerce::{
+        AppliedRate, CommerceWrite, DocumentFacts, NewDocument, NewLine, NewProduct,
+    };
+    use crm_core::request::NewRequest;
+    let t0 = Utc.with_ymd_and_hms(2026, 1, 5, 8, 0, 0).unwrap();
+    let day = t0.date_naive();
+    let product = NewProduct {
+        code: "P".into(),
+        name: "Panel".into(),
+        category: None,
+    }
+    .record(tenant, None, None, t0)
+    .unwrap()
+    .record()
+    .clone();
+    let products = std::collections::BTreeMap::from([(product.id(), product.clone())]);
+    let eur = crm_core::money::Currency::parse("EUR").unwrap();
+    let mut out = ChangeSet::new();
+    out.push(CommerceWrite::InsertProduct(product.clone()).into());
+    let mut writes = std::mem::take(cs).into_writes();
+    for (i, w) in writes.iter_mut().enumerate() {
+        match w {
+            Write::InsertLead(l) => {
+                // The close date set on the stored form, as a host's earlier edit would have left it.
+                let close = (i % 3 == 0).then(|| day + Duration::days((i % 90) as i64));
+                let mut v = serde_json::to_value(&*l).unwrap();
+                v["expected_close"] = serde_json::json!(close);
+                *l = serde_json::from_value(v).unwrap();
+                let mut r = NewRequest::on_lead(l.id(), "Call", l.owner().unwrap());
+                let opened = t0 + Duration::minutes(i as i64);
+                r.due = (i % 2 == 0).then(|| opened + Duration::hours(i as i64 + 1));
+                let (r, _) = r
+                    .build(
+                        tenant,
+                        Some(l.partner()),
+                        crm_core::actor::Actor::System,
+                        opened,
+                    )
+                    .unwrap();
+                out.push(Write::InsertRequest(r));
+            }
+            Write::InsertPartner { partner, .. } => {
+                let issued = day + Duration::days((i % 200) as i64);
+                let partner = &*partner;
+                let doc = NewDocument::invoice(
+                    &format!("F-{i}"),
+                    partner.id(),
+                    issued,
+                    "EUR",
+                    vec![NewLine::new(product.id(), 1.into(), 100.into(), 10.into())],
+                )
+                .due(issued + Duration::days(1))
+                .renewing_on(issued + Duration::days(365));
+                let settled = std::collections::BTreeMap::new();
+                let facts = DocumentFacts {
+                    partner,
+                    products: &products,
+                    rate: AppliedRate::identity(eur),
+                    existing: None,
+                    corrected: None,
+                    campaign_exists: false,
+                    settled: &settled,
+                };
+                let d = doc.record(tenant, facts, t0).unwrap().record().clone();
+                out.push(CommerceWrite::InsertDocument(d).into());
+            }
+            _ => {}
+        }
+    }
+    *cs = writes.into_iter().collect();
+    out
 }
 
 async fn all_leads(store: &PgStore, tenant: TenantId) -> Vec<crm_core::lead::Lead> {
@@ -266,8 +344,10 @@ async fn timeline_board_and_customer_queries_use_indexes() {
     let mut tenants = Vec::new();
     for _ in 0..24 {
         let tenant = TenantId::new();
-        let (cs, pipeline) = tenant_data(tenant, 30, 5, &owners);
+        let (mut cs, pipeline) = tenant_data(tenant, 30, 5, &owners);
+        let timers = timer_data(tenant, &mut cs);
         store.ingest(tenant, cs).await.unwrap();
+        store.ingest(tenant, timers).await.unwrap();
         tenants.push((tenant, pipeline));
     }
     let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
@@ -348,6 +428,83 @@ async fn timeline_board_and_customer_queries_use_indexes() {
             .unwrap(),
         "leads_by_partner",
     );
+    // The timers' candidates: a range of their own index, never every open lead, request or document.
+    let now = Utc.with_ymd_and_hms(2026, 3, 5, 8, 0, 0).unwrap();
+    let today = now.date_naive();
+    let timer_plans = [
+        (
+            Explain::Leads(
+                tenant,
+                LeadQuery {
+                    status: Some(StatusKind::Open),
+                    updated_before: Some(now),
+                    sort: crm_core::store::LeadSort::UpdatedDesc,
+                    ..Default::default()
+                },
+            ),
+            "leads_idle",
+        ),
+        (
+            Explain::Leads(
+                tenant,
+                LeadQuery {
+                    status: Some(StatusKind::Open),
+                    close_before: Some(today),
+                    sort: crm_core::store::LeadSort::UpdatedDesc,
+                    ..Default::default()
+                },
+            ),
+            "leads_close",
+        ),
+        (
+            Explain::Requests(
+                tenant,
+                crm_core::store::RequestQuery {
+                    active_only: true,
+                    // The requests open for a while: the first few of the tenant.
+                    opened_before: Some(Utc.with_ymd_and_hms(2026, 1, 5, 8, 20, 0).unwrap()),
+                    ..Default::default()
+                },
+            ),
+            "requests_opened",
+        ),
+        (
+            Explain::Requests(
+                tenant,
+                crm_core::store::RequestQuery {
+                    active_only: true,
+                    due_after: Some(now - Duration::days(30)),
+                    due_before: Some(now),
+                    ..Default::default()
+                },
+            ),
+            "requests_by_due",
+        ),
+        (
+            Explain::Commerce(
+                tenant,
+                crm_core::commerce::CommerceKey::DocumentsDue {
+                    kind: crm_core::commerce::DocumentKind::Invoice,
+                    from: today - Duration::days(30),
+                    before: today,
+                },
+            ),
+            "documents_due",
+        ),
+        (
+            Explain::Commerce(
+                tenant,
+                crm_core::commerce::CommerceKey::DocumentsRenewing {
+                    from: today,
+                    to: today + Duration::days(30),
+                },
+            ),
+            "documents_renewing",
+        ),
+    ];
+    for (what, index) in timer_plans {
+        check(store.explain(what).await.unwrap(), index);
+    }
     // The queries themselves agree with the data.
     let board = store.board(tenant, pipeline.id()).await.unwrap();
     assert_eq!(board.columns.iter().map(|c| c.count).sum::<u64>(), 150);

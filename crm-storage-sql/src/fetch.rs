@@ -267,6 +267,35 @@ pub fn commerce_key(dialect: Dialect, tenant: TenantId, key: &CommerceKey) -> Re
                 Doc::Rate,
             )
         }
+        CommerceKey::DocumentsDue { kind, from, before } => {
+            let k = sql.bind(Param::I16(kind.code()));
+            let f = sql.bind(Param::Day(day_number(*from)));
+            let b = sql.bind(Param::Day(day_number(*before)));
+            (
+                format!(
+                    "SELECT {} FROM documents WHERE tenant = {t} AND kind = {k} AND due_day >= {f} \
+                     AND due_day < {b} ORDER BY due_day, {}",
+                    dialect.doc(),
+                    dialect.text("number")
+                ),
+                Doc::Document,
+            )
+        }
+        CommerceKey::DocumentsRenewing { from, to } => {
+            // ISO dates compare as text; the expression is exactly the one the `documents_renewing` index holds.
+            let renews = dialect.text(&dialect.json_text("doc", &["renews_on"]));
+            let f = sql.bind(from.format("%Y-%m-%d").to_string());
+            let until = sql.bind(to.format("%Y-%m-%d").to_string());
+            (
+                format!(
+                    "SELECT {} FROM documents WHERE tenant = {t} AND {renews} >= {f} AND {renews} <= {until} \
+                     ORDER BY {renews}, kind, {}",
+                    dialect.doc(),
+                    dialect.text("number")
+                ),
+                Doc::Document,
+            )
+        }
         CommerceKey::Products(ids) => {
             let ids: Vec<Uuid> = ids.iter().map(|i| *i.as_uuid()).collect();
             return Ok((by_ids(dialect, "products", tenant, &ids), Doc::Product));

@@ -17,6 +17,8 @@ pub struct SqliteConfig {
     pub busy_timeout: Duration,
     /// `PRAGMA synchronous`: `NORMAL` (default with WAL: durable except on power loss of the last commits) or `FULL`.
     pub synchronous_full: bool,
+    /// Open an existing file for reading only (see [`SqliteConfig::read_only`]).
+    pub read_only: bool,
 }
 
 impl Default for SqliteConfig {
@@ -26,6 +28,7 @@ impl Default for SqliteConfig {
             readers: 2,
             busy_timeout: Duration::from_secs(5),
             synchronous_full: false,
+            read_only: false,
         }
     }
 }
@@ -42,5 +45,13 @@ impl SqliteConfig {
     /// An in-memory database.
     pub fn memory() -> Self {
         Self::default()
+    }
+
+    /// Opens the existing file for reading only: it is neither created nor migrated, every connection is
+    /// `query_only`, so a write fails and the file is left as it was (for dry runs such as `crm-rules replay`). The
+    /// schema must be the current one.
+    pub fn read_only(mut self) -> Self {
+        self.read_only = true;
+        self
     }
 }

@@ -54,6 +54,7 @@ const MIGRATION_SQL: &[&str] = &[
     include_str!("../migrations/0002_commerce.sql"),
     include_str!("../migrations/0003_outbox.sql"),
     include_str!("../migrations/0004_lead_campaign.sql"),
+    include_str!("../migrations/0005_timers.sql"),
 ];
 
 /// How many migrations there are.
@@ -65,6 +66,9 @@ fn migrations() -> Migrations<'static> {
 
 fn configure(conn: &Connection, config: &SqliteConfig, file: bool) -> Result<()> {
     conn.busy_timeout(config.busy_timeout).map_err(map)?;
+    if config.read_only {
+        return conn.execute_batch("PRAGMA query_only = ON;").map_err(map);
+    }
     if file {
         let mode: String = conn
             .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
@@ -87,14 +91,47 @@ fn configure(conn: &Connection, config: &SqliteConfig, file: bool) -> Result<()>
     .map_err(map)
 }
 
+/// Fails unless the schema of `conn` is the current one: `why` says how to migrate it.
+fn check_current(conn: &Connection, why: &str) -> Result<()> {
+    let current = migrations().current_version(conn).map_err(|e| {
+        Error::storage(
+            StorageErrorKind::Config,
+            format!("reading the schema version failed: {e}"),
+        )
+    })?;
+    let latest = std::num::NonZeroUsize::new(MIGRATIONS)
+        .map(rusqlite_migration::SchemaVersion::Inside)
+        .unwrap_or(rusqlite_migration::SchemaVersion::NoneSet);
+    if current != latest {
+        return Err(Error::storage(
+            StorageErrorKind::Config,
+            format!("the schema is at {current}, not the current one: {why}"),
+        ));
+    }
+    Ok(())
+}
+
 impl SqliteStore {
-    /// Opens (creating if needed) and migrates the database described by `config`.
+    /// Opens (creating if needed) and migrates the database described by `config`; with
+    /// [`SqliteConfig::read_only`], opens the existing file for reading only and changes nothing.
     pub fn open(config: SqliteConfig) -> Result<Self> {
-        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
-            | OpenFlags::SQLITE_OPEN_CREATE
-            | OpenFlags::SQLITE_OPEN_NO_MUTEX
-            | OpenFlags::SQLITE_OPEN_URI;
+        let flags = if config.read_only {
+            OpenFlags::SQLITE_OPEN_READ_ONLY
+                | OpenFlags::SQLITE_OPEN_NO_MUTEX
+                | OpenFlags::SQLITE_OPEN_URI
+        } else {
+            OpenFlags::SQLITE_OPEN_READ_WRITE
+                | OpenFlags::SQLITE_OPEN_CREATE
+                | OpenFlags::SQLITE_OPEN_NO_MUTEX
+                | OpenFlags::SQLITE_OPEN_URI
+        };
         let (mut writer, readers) = match &config.path {
+            None if config.read_only => {
+                return Err(Error::invalid(
+                    "read_only",
+                    "an in-memory database has nothing to read: open a file read-only",
+                ))
+            }
             None => (Connection::open_in_memory().map_err(map)?, Vec::new()),
             Some(path) => {
                 let w = Connection::open_with_flags(path, flags).map_err(|e| {
@@ -107,12 +144,19 @@ impl SqliteStore {
             }
         };
         configure(&writer, &config, config.path.is_some())?;
-        migrations().to_latest(&mut writer).map_err(|e| {
-            Error::storage(
-                StorageErrorKind::Config,
-                format!("migrating the SQLite schema failed: {e}"),
-            )
-        })?;
+        if config.read_only {
+            check_current(
+                &writer,
+                "open the file once with SqliteStore::open_file so it is migrated",
+            )?;
+        } else {
+            migrations().to_latest(&mut writer).map_err(|e| {
+                Error::storage(
+                    StorageErrorKind::Config,
+                    format!("migrating the SQLite schema failed: {e}"),
+                )
+            })?;
+        }
         let mut readers = readers;
         if let Some(path) = &config.path {
             for _ in 0..config.readers {
@@ -168,22 +212,10 @@ impl SqliteStore {
                     )
                 })?;
             } else {
-                let current = migrations.current_version(&c).map_err(|e| {
-                    Error::storage(
-                        StorageErrorKind::Config,
-                        format!("reading the schema version failed: {e}"),
-                    )
-                })?;
-                if current
-                    != rusqlite_migration::SchemaVersion::Inside(
-                        std::num::NonZeroUsize::new(MIGRATIONS).expect("migrations exist"),
-                    )
-                {
-                    return Err(Error::storage(
-                        StorageErrorKind::Config,
-                        format!("the schema is at {current}, not the current one: open the file once with SqliteStore::open_file (or lend the connection before BEGIN) so it is migrated"),
-                    ));
-                }
+                check_current(
+                    &c,
+                    "open the file once with SqliteStore::open_file (or lend the connection before BEGIN) so it is migrated",
+                )?;
             }
         }
         Ok(Self {
@@ -444,8 +476,8 @@ fn apply_write(tx: &Connection, w: &Write) -> Result<()> {
         }
         Write::InsertRequest(r) => tx
             .prepare_cached(
-                "INSERT INTO requests (tenant, id, lead, partner, assignee, active, due_key, version, doc) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                "INSERT INTO requests (tenant, id, lead, partner, assignee, active, due_key, version, doc, created_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
             )
             .and_then(|mut s| s.execute(params_from_iter(request_params(r, None))))
             .map(|_| ())
@@ -457,8 +489,8 @@ fn apply_write(tx: &Connection, w: &Write) -> Result<()> {
             crm_storage_sql::check_next_version("request", r.version(), *expected_version)?;
             let n = tx
                 .prepare_cached(
-                    "UPDATE requests SET lead = ?3, partner = ?4, assignee = ?5, active = ?6, due_key = ?7, version = ?8, doc = ?9 \
-                     WHERE tenant = ?1 AND id = ?2 AND version = ?10",
+                    "UPDATE requests SET lead = ?3, partner = ?4, assignee = ?5, active = ?6, due_key = ?7, version = ?8, doc = ?9, \
+                     created_at = ?10 WHERE tenant = ?1 AND id = ?2 AND version = ?11",
                 )
                 .and_then(|mut s| s.execute(params_from_iter(request_params(r, Some(*expected_version)))))
                 .map_err(map)?;
@@ -541,6 +573,7 @@ fn request_params(r: &Request, expected: Option<u64>) -> Vec<Value> {
         Value::Integer(request_sort_key(r)),
         Value::Integer(r.version() as i64),
         Value::Text(doc(r)),
+        Value::Integer(r.created_at().timestamp_micros()),
     ];
     if let Some(e) = expected {
         v.push(Value::Integer(e as i64));
@@ -690,6 +723,15 @@ fn query_leads(conn: &Connection, tenant: TenantId, q: &LeadQuery) -> Result<Pag
     if let Some(tag) = q.tag_needle() {
         sql.push_str(" AND EXISTS (SELECT 1 FROM lead_tags t WHERE t.tenant = l.tenant AND t.tag = ? AND t.lead = l.id)");
         p.push(Value::Text(tag));
+    }
+    if let Some(t) = q.updated_before {
+        sql.push_str(" AND l.updated_at < ?");
+        p.push(Value::Integer(t.timestamp_micros()));
+    }
+    if let Some(d) = q.close_before {
+        // ISO dates compare as text: the expression of the `leads_close` index (migration 0005).
+        sql.push_str(" AND json_extract(l.doc, '$.expected_close') < ?");
+        p.push(Value::Text(d.format("%Y-%m-%d").to_string()));
     }
     if let Some(needle) = q.text_needle() {
         let pat = contains_pattern(&needle);
@@ -884,6 +926,16 @@ fn query_requests(conn: &Connection, tenant: TenantId, q: &RequestQuery) -> Resu
     if let Some(d) = q.due_before {
         sql.push_str(" AND r.due_key < ?");
         p.push(Value::Integer(d.timestamp_micros()));
+    }
+    if let Some(d) = q.due_after {
+        // A request without a due date has the largest key: it is due after nothing.
+        sql.push_str(" AND r.due_key > ? AND r.due_key < ?");
+        p.push(Value::Integer(d.timestamp_micros()));
+        p.push(Value::Integer(i64::MAX));
+    }
+    if let Some(t) = q.opened_before {
+        sql.push_str(" AND r.created_at < ?");
+        p.push(Value::Integer(t.timestamp_micros()));
     }
     keyset(
         &mut sql,
@@ -1150,9 +1202,30 @@ mod plan_tests {
 
     use super::*;
     use crm_core::conformance::World;
+    use crm_core::lead::StatusKind;
+    use crm_core::time::Clock;
     use std::sync::Mutex;
 
     static SEEN: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+    /// `EXPLAIN QUERY PLAN` of `sql` with every parameter NULL: its steps, joined by ` | `.
+    async fn plan_of(store: &SqliteStore, sql: String) -> String {
+        store
+            .with_reader(move |c| {
+                let mut stmt = c
+                    .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+                    .map_err(crate::error::map)?;
+                let nulls = vec![Value::Null; stmt.parameter_count()];
+                let rows = stmt
+                    .query_map(params_from_iter(nulls), |r| r.get::<_, String>(3))
+                    .map_err(crate::error::map)?
+                    .collect::<std::result::Result<Vec<_>, _>>()
+                    .map_err(crate::error::map)?;
+                Ok(rows.join(" | "))
+            })
+            .await
+            .unwrap()
+    }
 
     pub(super) fn record(sql: &str) {
         SEEN.lock()
@@ -1221,33 +1294,91 @@ mod plan_tests {
             .comments(w.tenant, CommentTarget::Lead(lead.id()), &page)
             .await
             .unwrap();
+        // The timers' candidates.
+        let now = w.clock.now();
+        for q in [
+            LeadQuery {
+                status: Some(StatusKind::Open),
+                updated_before: Some(now),
+                sort: LeadSort::UpdatedDesc,
+                ..Default::default()
+            },
+            LeadQuery {
+                status: Some(StatusKind::Open),
+                close_before: Some(now.date_naive()),
+                sort: LeadSort::UpdatedDesc,
+                ..Default::default()
+            },
+        ] {
+            store.query_leads(w.tenant, &q).await.unwrap();
+        }
+        for q in [
+            RequestQuery {
+                active_only: true,
+                opened_before: Some(now),
+                ..Default::default()
+            },
+            RequestQuery {
+                active_only: true,
+                due_after: Some(now),
+                due_before: Some(now),
+                ..Default::default()
+            },
+        ] {
+            store.query_requests(w.tenant, &q).await.unwrap();
+        }
         let seen = std::mem::take(&mut *SEEN.lock().unwrap());
-        assert!(seen.len() >= 7, "{seen:?}");
+        assert!(seen.len() >= 11, "{seen:?}");
         let board_sql = "SELECT stage, currency, probability, count(*), sum(expected_units) FROM leads \
              WHERE tenant = ?1 AND pipeline = ?2 AND status IN (0, 1) GROUP BY stage, currency, probability";
-        let plans: Vec<(String, String)> = store
-            .with_reader(move |c| {
-                let mut out = Vec::new();
-                for sql in seen.iter().map(String::as_str).chain([board_sql]) {
-                    let mut stmt = c
-                        .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
-                        .map_err(crate::error::map)?;
-                    let nulls = vec![Value::Null; stmt.parameter_count()];
-                    let rows = stmt
-                        .query_map(params_from_iter(nulls), |r| r.get::<_, String>(3))
-                        .map_err(crate::error::map)?
-                        .collect::<std::result::Result<Vec<_>, _>>()
-                        .map_err(crate::error::map)?;
-                    out.push((sql.to_string(), rows.join(" | ")));
-                }
-                Ok(out)
-            })
-            .await
-            .unwrap();
-        for (sql, plan) in plans {
+        let mut plans: Vec<(String, String)> = Vec::new();
+        for sql in seen.into_iter().chain([board_sql.to_string()]) {
+            let plan = plan_of(&store, sql.clone()).await;
+            plans.push((sql, plan));
+        }
+        for (sql, plan) in &plans {
             assert!(
                 plan.contains("USING") && !plan.contains("SCAN"),
                 "{sql}\n  → {plan}"
+            );
+        }
+        // Each timer reads a range of its own index: the candidates only, never every open lead or request.
+        let all: Vec<&str> = plans.iter().map(|(_, p)| p.as_str()).collect();
+        for index in [
+            "INDEX leads_idle (tenant=? AND status=? AND updated_at<?)",
+            "INDEX leads_close (tenant=? AND status=? AND <expr><?)",
+            "INDEX requests_opened (tenant=? AND active=? AND created_at<?)",
+            "INDEX requests_due (tenant=? AND active=? AND due_key>? AND due_key<?)",
+        ] {
+            assert!(all.iter().any(|p| p.contains(index)), "{index}: {all:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn the_timers_document_keys_search_their_indexes() {
+        use crm_core::commerce::{CommerceKey, DocumentKind};
+        let store = SqliteStore::open_in_memory().unwrap();
+        let day = chrono::NaiveDate::from_ymd_opt(2026, 3, 2).unwrap();
+        let keys = [
+            (
+                CommerceKey::DocumentsDue {
+                    kind: DocumentKind::Invoice,
+                    from: day,
+                    before: day,
+                },
+                "INDEX documents_due (tenant=? AND kind=? AND due_day>? AND due_day<?)",
+            ),
+            (
+                CommerceKey::DocumentsRenewing { from: day, to: day },
+                "INDEX documents_renewing (tenant=? AND <expr>>? AND <expr><?)",
+            ),
+        ];
+        for (key, index) in keys {
+            let (sql, _) = fetch::commerce_key(Dialect::Sqlite, TenantId::new(), &key).unwrap();
+            let plan = plan_of(&store, sql.text).await;
+            assert!(
+                plan.contains(index) && !plan.contains("SCAN"),
+                "{key:?}: {plan}"
             );
         }
     }
@@ -1255,27 +1386,73 @@ mod plan_tests {
     #[tokio::test]
     async fn the_campaign_lead_count_reads_its_covering_index() {
         let store = SqliteStore::open_in_memory().unwrap();
-        let plan = store
-            .with_reader(|c| {
-                let mut stmt = c
-                    .prepare(&format!(
-                        "EXPLAIN QUERY PLAN {}",
-                        crate::commerce::CAMPAIGN_LEADS_SQL
-                    ))
-                    .map_err(crate::error::map)?;
-                let nulls = vec![Value::Null; stmt.parameter_count()];
-                let rows = stmt
-                    .query_map(params_from_iter(nulls), |r| r.get::<_, String>(3))
-                    .map_err(crate::error::map)?
-                    .collect::<std::result::Result<Vec<_>, _>>()
-                    .map_err(crate::error::map)?;
-                Ok(rows.join(" | "))
-            })
-            .await
-            .unwrap();
+        let plan = plan_of(&store, crate::commerce::CAMPAIGN_LEADS_SQL.to_string()).await;
         assert!(
             plan.contains("COVERING INDEX leads_by_campaign") && !plan.contains("SCAN"),
             "{plan}"
         );
+    }
+}
+
+#[cfg(test)]
+mod migration_tests {
+    //! Migration 0005 gives existing requests their opening time, to the microsecond, from their documents.
+
+    use super::*;
+    use chrono::TimeZone;
+    use crm_core::actor::Actor;
+    use crm_core::request::NewRequest;
+
+    #[tokio::test]
+    async fn existing_requests_get_their_opening_time_from_their_documents() {
+        let path = std::env::temp_dir().join(format!("crm-migration-{}.db", uuid::Uuid::now_v7()));
+        let tenant = TenantId::new();
+        let opened = chrono::Utc.with_ymd_and_hms(2026, 1, 5, 9, 0, 0).unwrap()
+            + chrono::Duration::microseconds(123_457);
+        let (request, _) = NewRequest::on_lead(
+            crm_core::id::LeadId::new(),
+            "Call",
+            crm_core::id::UserId::new(),
+        )
+        .build(tenant, Some(PartnerId::new()), Actor::System, opened)
+        .unwrap();
+        {
+            // A database as version 4 left it, with one request (no lead or partner rows: foreign keys are off for
+            // this insert).
+            let mut c = Connection::open(&path).unwrap();
+            Migrations::new(MIGRATION_SQL[..4].iter().map(|sql| M::up(sql)).collect())
+                .to_latest(&mut c)
+                .unwrap();
+            c.execute_batch("PRAGMA foreign_keys = OFF").unwrap();
+            let mut v = request_params(&request, None);
+            v.pop();
+            c.execute(
+                "INSERT INTO requests (tenant, id, lead, partner, assignee, active, due_key, version, doc) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                params_from_iter(v),
+            )
+            .unwrap();
+        }
+        let store = SqliteStore::open_file(&path).unwrap();
+        let query = |before: Timestamp| RequestQuery {
+            opened_before: Some(before),
+            ..Default::default()
+        };
+        let at = store
+            .query_requests(tenant, &query(opened + chrono::Duration::microseconds(1)))
+            .await
+            .unwrap()
+            .items;
+        assert_eq!(at, vec![request.clone()]);
+        assert!(store
+            .query_requests(tenant, &query(opened))
+            .await
+            .unwrap()
+            .items
+            .is_empty());
+        drop(store);
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+        }
     }
 }

@@ -15,7 +15,7 @@ use super::product::{code, decide_replace, Product, Recorded};
 use super::rate::AppliedRate;
 use crate::error::{Error, Result};
 use crate::id::{CampaignId, CategoryId, DocumentId, PartnerId, ProductId, TenantId, UserId};
-pub use crate::kinds::DocumentKind;
+pub use crate::kinds::{DocumentKind, PaymentDirection};
 use crate::money::{decimal_to_units, Currency, Money, MONEY_SCALE};
 use crate::partner::{LocationKind, Partner};
 use crate::time::Timestamp;
@@ -26,26 +26,6 @@ use std::collections::{BTreeMap, BTreeSet};
 
 /// The most lines a document may have.
 pub const MAX_LINES: usize = 1000;
-
-/// Which way money moved.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum PaymentDirection {
-    /// From a customer: settles invoices.
-    Received,
-    /// To a vendor: settles vendor bills.
-    Sent,
-}
-
-impl PaymentDirection {
-    /// The kind of document a payment in this direction settles.
-    pub fn settles(self) -> DocumentKind {
-        match self {
-            Self::Received => DocumentKind::Invoice,
-            Self::Sent => DocumentKind::VendorBill,
-        }
-    }
-}
 
 /// A line as the host gives it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -184,6 +164,10 @@ pub struct NewDocument {
     pub allocations: Vec<Allocation>,
     /// When the host changes a recorded document: the version it replaces.
     pub version: Option<u64>,
+    /// The day the contract this document belongs to renews (invoices and vendor bills the host marks as a
+    /// contract's): the `contract_renewal_due:N` timer fires N days before it. Not before the issue date.
+    #[serde(default)]
+    pub renews_on: Option<NaiveDate>,
 }
 
 impl NewDocument {
@@ -286,7 +270,14 @@ impl NewDocument {
             amount: None,
             allocations: Vec::new(),
             version: None,
+            renews_on: None,
         }
+    }
+
+    /// Marks the document as a contract's that renews on `d` (see [`NewDocument::renews_on`]).
+    pub fn renewing_on(mut self, d: NaiveDate) -> Self {
+        self.renews_on = Some(d);
+        self
     }
 
     /// Sets the due date.
@@ -312,6 +303,21 @@ impl NewDocument {
                 return Err(Error::invalid(
                     "due_date",
                     format!("{due} is before the issue date {}", self.issue_date),
+                ));
+            }
+        }
+        if let Some(renews) = self.renews_on {
+            crate::time::check_business_date("renews_on", renews)?;
+            if !matches!(self.kind, DocumentKind::Invoice | DocumentKind::VendorBill) {
+                return Err(Error::invalid(
+                    "renews_on",
+                    "only invoices and vendor bills belong to a contract that renews",
+                ));
+            }
+            if renews < self.issue_date {
+                return Err(Error::invalid(
+                    "renews_on",
+                    format!("{renews} is before the issue date {}", self.issue_date),
                 ));
             }
         }
@@ -480,6 +486,9 @@ record! {
         recorded_at: Timestamp => Timestamp = copy,
         /// When it was last replaced.
         updated_at: Timestamp => Timestamp = copy,
+        /// The day the contract it belongs to renews (see [`NewDocument::renews_on`]).
+        #[serde(default)]
+        renews_on: Option<NaiveDate> => Option<NaiveDate> = copy,
     }
 }
 
@@ -516,6 +525,7 @@ impl Document {
             && self.direction == other.direction
             && self.allocations == other.allocations
             && self.total == other.total
+            && self.renews_on == other.renews_on
     }
 }
 
@@ -693,6 +703,7 @@ impl NewDocument {
             version: 1,
             recorded_at: now,
             updated_at: now,
+            renews_on: self.renews_on,
         };
         match facts.existing {
             None => Ok(Recorded::Inserted(doc)),

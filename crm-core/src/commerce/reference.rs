@@ -333,6 +333,39 @@ pub fn open_items(facts: Facts<'_>, partner: PartnerId, as_of: NaiveDate) -> Vec
     out
 }
 
+/// [`CommerceKey::DocumentsDue`](super::CommerceKey::DocumentsDue): the documents of `kind` due in
+/// `[from, before)`, by due date, then number.
+pub fn documents_due(
+    facts: Facts<'_>,
+    kind: DocumentKind,
+    from: NaiveDate,
+    before: NaiveDate,
+) -> Vec<Document> {
+    let mut out: Vec<Document> = facts
+        .documents
+        .iter()
+        .filter(|d| d.kind == kind && d.due_date.is_some_and(|due| due >= from && due < before))
+        .cloned()
+        .collect();
+    out.sort_by(|a, b| (a.due_date, &a.number).cmp(&(b.due_date, &b.number)));
+    out
+}
+
+/// [`CommerceKey::DocumentsRenewing`](super::CommerceKey::DocumentsRenewing): the documents renewing in
+/// `[from, to]`, by renewal date, then kind and number.
+pub fn documents_renewing(facts: Facts<'_>, from: NaiveDate, to: NaiveDate) -> Vec<Document> {
+    let mut out: Vec<Document> = facts
+        .documents
+        .iter()
+        .filter(|d| d.renews_on.is_some_and(|r| r >= from && r <= to))
+        .cloned()
+        .collect();
+    out.sort_by(|a, b| {
+        (a.renews_on, a.kind.code(), &a.number).cmp(&(b.renews_on, b.kind.code(), &b.number))
+    });
+    out
+}
+
 /// A partner's balances per currency (ordered by currency code) on day `as_of`, counting the documents issued by
 /// then; a currency appears once a document in it was issued.
 pub fn balances(facts: Facts<'_>, partner: PartnerId, as_of: NaiveDate) -> Vec<Balance> {

@@ -86,6 +86,25 @@ pub enum CommerceKey {
     CampaignCosts(CampaignId),
     /// The campaign target whose call is this request.
     CampaignTargetOf(RequestId),
+    /// The documents of `kind` whose due date falls in `[from, before)`, by due date, then number: the
+    /// `open_item_overdue` timer's candidates (a window of due dates, so a tick reads the invoices that became
+    /// overdue lately, never the whole history).
+    DocumentsDue {
+        /// The kind.
+        kind: DocumentKind,
+        /// The earliest due date (included).
+        from: NaiveDate,
+        /// The due date the window ends before (excluded).
+        before: NaiveDate,
+    },
+    /// The documents whose renewal date ([`Document::renews_on`]) falls in `[from, to]` (both included), by
+    /// renewal date, then kind and number: the `contract_renewal_due` timer's candidates.
+    DocumentsRenewing {
+        /// The earliest renewal date.
+        from: NaiveDate,
+        /// The latest renewal date.
+        to: NaiveDate,
+    },
 }
 
 /// One record [`CommerceStore::fetch_commerce`] returns.
@@ -337,6 +356,31 @@ pub trait CommerceStoreExt: CommerceStore {
             .fetch_commerce(tenant, &CommerceKey::CampaignTargetOf(request))
             .await?;
         first(r).ok_or_else(|| crate::Error::not_found("campaign call", request))
+    }
+    /// The documents of `kind` due in `[from, before)`, by due date, then number.
+    async fn documents_due(
+        &self,
+        tenant: TenantId,
+        kind: DocumentKind,
+        from: NaiveDate,
+        before: NaiveDate,
+    ) -> Result<Vec<Document>> {
+        let r = self
+            .fetch_commerce(tenant, &CommerceKey::DocumentsDue { kind, from, before })
+            .await?;
+        Ok(all(r))
+    }
+    /// The documents renewing in `[from, to]`, by renewal date, then kind and number.
+    async fn documents_renewing(
+        &self,
+        tenant: TenantId,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<Vec<Document>> {
+        let r = self
+            .fetch_commerce(tenant, &CommerceKey::DocumentsRenewing { from, to })
+            .await?;
+        Ok(all(r))
     }
 }
 

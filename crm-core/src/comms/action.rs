@@ -11,7 +11,8 @@ pub enum Recipient {
     Person(UserId),
     /// Every member of a role (`sales_manager`, `accounting`, …).
     Role(String),
-    /// The owner of the lead (or, without a lead, the partner's account owner).
+    /// The owner of the lead (or, without a lead, the partner's account owner; without either, the campaign's
+    /// owner).
     Owner,
     /// The assignee of the request.
     Assignee,
@@ -278,5 +279,12 @@ pub trait RuleEngine: Send + Sync + Debug {
     /// The timers the rule set reacts to (the scheduler looks for candidates of these only).
     fn timers(&self) -> Vec<TimerTrigger> {
         Vec::new()
+    }
+
+    /// The timers `tenant`'s rules react to: an engine with one scheme per tenant answers for that tenant's
+    /// scheme; by default, [`RuleEngine::timers`].
+    fn timers_for(&self, tenant: TenantId) -> Vec<TimerTrigger> {
+        let _ = tenant;
+        self.timers()
     }
 }

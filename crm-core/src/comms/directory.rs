@@ -275,8 +275,12 @@ pub fn resolve(
                 .as_ref()
                 .and_then(|l| l.owner)
                 .or_else(|| views.partner.as_ref().and_then(|p| p.owner))
+                .or_else(|| views.campaign.as_ref().map(|c| c.owner))
                 .ok_or_else(|| {
-                    Error::invalid("recipient", "`owner`: the lead (or partner) has no owner")
+                    Error::invalid(
+                        "recipient",
+                        "`owner`: the lead (or partner, or campaign) has no owner",
+                    )
                 })?;
             vec![person(owner)]
         }
@@ -380,12 +384,21 @@ pub fn to_outbox(
         }
         _ => resolve(&action.recipient(), tenant, views, directory)?,
     };
-    let context = serde_json::json!({
+    let mut context = serde_json::json!({
         "trigger": trigger.name(),
         "lead": views.lead,
         "partner": views.partner,
         "request": views.request,
     });
+    // Commerce triggers also give templates their document and campaign.
+    if let Some(o) = context.as_object_mut() {
+        if let Some(d) = &views.document {
+            o.insert("document".into(), serde_json::json!(d));
+        }
+        if let Some(c) = &views.campaign {
+            o.insert("campaign".into(), serde_json::json!(c));
+        }
+    }
     let (channel, payload) = match action {
         Action::Notify { subject, body, .. } | Action::Escalate { subject, body, .. } => (
             Channel::InApp,

@@ -37,11 +37,22 @@ pub enum TimerTrigger {
         /// Days since it was opened.
         days: u32,
     },
+    /// A sales invoice still (partly) unpaid is overdue by at least `days` days (0 = as soon as it is overdue).
+    OpenItemOverdue {
+        /// Days past the due date.
+        days: u32,
+    },
+    /// A document the host marked with a renewal date ([`NewDocument::renews_on`](crate::commerce::NewDocument::renews_on),
+    /// e.g. a contract's invoice) renews within `days` days.
+    ContractRenewalDue {
+        /// Days before the renewal date.
+        days: u32,
+    },
 }
 
 impl TimerTrigger {
     /// The timer's name as scripts see it (`lead_idle`, `request_due_soon`, `request_overdue`,
-    /// `close_date_passed`, `request_age`).
+    /// `close_date_passed`, `request_age`, `open_item_overdue`, `contract_renewal_due`).
     pub fn name(&self) -> &'static str {
         match self {
             Self::LeadIdle { .. } => "lead_idle",
@@ -49,15 +60,19 @@ impl TimerTrigger {
             Self::RequestOverdue { .. } => "request_overdue",
             Self::CloseDatePassed => "close_date_passed",
             Self::RequestAge { .. } => "request_age",
+            Self::OpenItemOverdue { .. } => "open_item_overdue",
+            Self::ContractRenewalDue { .. } => "contract_renewal_due",
         }
     }
 
     /// The timer's parameter (days or hours; 0 for [`TimerTrigger::CloseDatePassed`]).
     pub fn amount(&self) -> u32 {
         match self {
-            Self::LeadIdle { days } | Self::RequestOverdue { days } | Self::RequestAge { days } => {
-                *days
-            }
+            Self::LeadIdle { days }
+            | Self::RequestOverdue { days }
+            | Self::RequestAge { days }
+            | Self::OpenItemOverdue { days }
+            | Self::ContractRenewalDue { days } => *days,
             Self::RequestDueSoon { hours } => *hours,
             Self::CloseDatePassed => 0,
         }
@@ -66,9 +81,11 @@ impl TimerTrigger {
     /// Checks the amount is at most [`MAX_TIMER_DAYS`] days ([`MAX_TIMER_HOURS`] hours for `request_due_soon`).
     pub fn check(&self) -> Result<()> {
         let (max, unit) = match self {
-            Self::LeadIdle { .. } | Self::RequestOverdue { .. } | Self::RequestAge { .. } => {
-                (MAX_TIMER_DAYS, "days")
-            }
+            Self::LeadIdle { .. }
+            | Self::RequestOverdue { .. }
+            | Self::RequestAge { .. }
+            | Self::OpenItemOverdue { .. }
+            | Self::ContractRenewalDue { .. } => (MAX_TIMER_DAYS, "days"),
             Self::RequestDueSoon { .. } => (MAX_TIMER_HOURS, "hours"),
             Self::CloseDatePassed => return Ok(()),
         };
@@ -82,17 +99,24 @@ impl TimerTrigger {
     }
 
     /// The instant a timer's candidates are compared with at `now`: `now − days` for `lead_idle`,
-    /// `request_overdue` and `request_age`, `now + hours` for `request_due_soon`, `now` for `close_date_passed`. Checked: an amount
-    /// over the maximum, or a bound outside the calendar, is an error naming the timer, never a panic.
+    /// `request_overdue`, `request_age` and `open_item_overdue`, `now + hours` for `request_due_soon`, `now + days`
+    /// for `contract_renewal_due`, `now` for `close_date_passed`. Checked: an amount over the maximum, or a bound
+    /// outside the calendar, is an error naming the timer, never a panic.
     pub fn bound(&self, now: Timestamp) -> Result<Timestamp> {
         self.check()?;
         let amount = i64::from(self.amount());
         let bound = match self {
-            Self::LeadIdle { .. } | Self::RequestOverdue { .. } | Self::RequestAge { .. } => {
+            Self::LeadIdle { .. }
+            | Self::RequestOverdue { .. }
+            | Self::RequestAge { .. }
+            | Self::OpenItemOverdue { .. } => {
                 Duration::try_days(amount).and_then(|d| now.checked_sub_signed(d))
             }
             Self::RequestDueSoon { .. } => {
                 Duration::try_hours(amount).and_then(|d| now.checked_add_signed(d))
+            }
+            Self::ContractRenewalDue { .. } => {
+                Duration::try_days(amount).and_then(|d| now.checked_add_signed(d))
             }
             Self::CloseDatePassed => Some(now),
         };
@@ -105,7 +129,7 @@ impl TimerTrigger {
     }
 
     /// Parses the compact form scripts use: `lead_idle:3`, `request_due_soon:24`, `request_overdue:0`,
-    /// `request_age:5`, `close_date_passed`. Amounts over [`MAX_TIMER_DAYS`] days ([`MAX_TIMER_HOURS`] hours) are refused.
+    /// `request_age:5`, `open_item_overdue:7`, `contract_renewal_due:30`, `close_date_passed`. Amounts over [`MAX_TIMER_DAYS`] days ([`MAX_TIMER_HOURS`] hours) are refused.
     pub fn parse(s: &str) -> Result<Self> {
         let (name, n) = match s.split_once(':') {
             Some((a, b)) => (a.trim(), Some(b.trim())),
@@ -133,12 +157,14 @@ impl TimerTrigger {
             "request_overdue" => Self::RequestOverdue { days: num("days")? },
             "close_date_passed" => Self::CloseDatePassed,
             "request_age" => Self::RequestAge { days: num("days")? },
+            "open_item_overdue" => Self::OpenItemOverdue { days: num("days")? },
+            "contract_renewal_due" => Self::ContractRenewalDue { days: num("days")? },
             other => {
                 return Err(Error::invalid(
                     "timer",
                     format!(
                         "unknown timer `{other}`: use lead_idle:N, request_due_soon:N, request_overdue:N, \
-                         request_age:N or close_date_passed"
+                         request_age:N, open_item_overdue:N, contract_renewal_due:N or close_date_passed"
                     ),
                 ))
             }
@@ -157,6 +183,8 @@ enum TimerRepr {
     RequestOverdue { days: u32 },
     CloseDatePassed,
     RequestAge { days: u32 },
+    OpenItemOverdue { days: u32 },
+    ContractRenewalDue { days: u32 },
 }
 
 impl TryFrom<TimerRepr> for TimerTrigger {
@@ -169,6 +197,8 @@ impl TryFrom<TimerRepr> for TimerTrigger {
             TimerRepr::RequestOverdue { days } => Self::RequestOverdue { days },
             TimerRepr::CloseDatePassed => Self::CloseDatePassed,
             TimerRepr::RequestAge { days } => Self::RequestAge { days },
+            TimerRepr::OpenItemOverdue { days } => Self::OpenItemOverdue { days },
+            TimerRepr::ContractRenewalDue { days } => Self::ContractRenewalDue { days },
         };
         t.check()?;
         Ok(t)
@@ -183,6 +213,8 @@ impl From<TimerTrigger> for TimerRepr {
             TimerTrigger::RequestOverdue { days } => Self::RequestOverdue { days },
             TimerTrigger::CloseDatePassed => Self::CloseDatePassed,
             TimerTrigger::RequestAge { days } => Self::RequestAge { days },
+            TimerTrigger::OpenItemOverdue { days } => Self::OpenItemOverdue { days },
+            TimerTrigger::ContractRenewalDue { days } => Self::ContractRenewalDue { days },
         }
     }
 }
@@ -256,6 +288,15 @@ impl Trigger {
         }
     }
 
+    /// Every name rules react to for this trigger: an event's [`EventKind::trigger_names`](crate::event::EventKind::trigger_names)
+    /// (`invoice_recorded` and `invoice_issued`), or the timer's name.
+    pub fn names(&self) -> Vec<&'static str> {
+        match self {
+            Self::Event(e) => e.kind.trigger_names(),
+            Self::Timer(t) => vec![t.timer.name()],
+        }
+    }
+
     /// The trigger's stable key: the event id, or the timer firing's key. Outbox idempotency keys start with it.
     pub fn key(&self) -> String {
         match self {
@@ -274,4 +315,13 @@ pub struct Views {
     pub partner: Option<Partner>,
     /// The request (after the change).
     pub request: Option<Request>,
+    /// The document (an invoice or payment event's, an open item's or a renewal's).
+    #[serde(default)]
+    pub document: Option<crate::commerce::Document>,
+    /// The campaign (a campaign event's).
+    #[serde(default)]
+    pub campaign: Option<crate::commerce::Campaign>,
+    /// The open item (the `open_item_overdue` timer's: what is still owed on the document).
+    #[serde(default)]
+    pub open_item: Option<crate::commerce::OpenItem>,
 }

@@ -985,6 +985,167 @@ pub async fn check_keyset_pagination(store: &Arc<dyn Store>) {
     );
 }
 
+/// The timers' filters, pushed down: leads last changed before a cutoff (`updated_before`, strictly) and with an
+/// expected close date before a day (`close_before`), requests opened before a cutoff (`opened_before`) and due in a
+/// window (`due_after`, strictly, and `due_before`; a request without a due date is due after nothing), combined
+/// with the other filters, in the query's order and across pages.
+pub async fn check_timer_queries(store: &Arc<dyn Store>) {
+    let w = World::new(store).await;
+    let t0 = w.clock.now();
+    let mut leads = Vec::new();
+    for (title, close) in [
+        ("A", Some(-1)),
+        ("D", Some(-3)),
+        ("B", Some(0)),
+        ("C", None),
+    ] {
+        let p = w.partner(&format!("{title} Partner")).await;
+        let mut n = NewLead::for_partner(p, title).with_owner(w.agent);
+        n.expected_close = close.map(|d| t0.date_naive() + Duration::days(d));
+        leads.push(w.crm.enter_lead(&w.ctx, n).await.unwrap().record);
+        w.clock.advance(Duration::days(1));
+    }
+    let (a, d, c) = (&leads[0], &leads[1], &leads[3]);
+    // D is won at t0 + 4 days: changed after the cutoff, and not open.
+    w.act(d.id, LeadCommand::Win).await.unwrap();
+    let titles =
+        |items: Vec<crate::lead::Lead>| items.into_iter().map(|l| l.title).collect::<Vec<_>>();
+    let idle = LeadQuery {
+        status: Some(StatusKind::Open),
+        updated_before: Some(c.updated_at),
+        sort: LeadSort::UpdatedDesc,
+        ..Default::default()
+    };
+    let got = store.query_leads(w.tenant, &idle).await.unwrap().items;
+    assert_eq!(
+        titles(got),
+        ["B", "A"],
+        "open and changed before C was entered"
+    );
+    let all = LeadQuery {
+        status: None,
+        updated_before: Some(w.clock.now() + Duration::days(1)),
+        ..idle.clone()
+    };
+    let got = store.query_leads(w.tenant, &all).await.unwrap().items;
+    assert_eq!(titles(got), ["D", "C", "B", "A"]);
+    // Page by page, one at a time.
+    let mut q = LeadQuery {
+        page: PageRequest::first(1),
+        ..idle.clone()
+    };
+    let mut paged = Vec::new();
+    loop {
+        let page = store.query_leads(w.tenant, &q).await.unwrap();
+        paged.extend(titles(page.items));
+        match page.next {
+            Some(cur) => q.page.after = Some(cur),
+            None => break,
+        }
+    }
+    assert_eq!(paged, ["B", "A"]);
+    let past_close = LeadQuery {
+        status: Some(StatusKind::Open),
+        close_before: Some(t0.date_naive()),
+        ..Default::default()
+    };
+    let got = store
+        .query_leads(w.tenant, &past_close)
+        .await
+        .unwrap()
+        .items;
+    assert_eq!(
+        titles(got),
+        ["A"],
+        "B closes today, C has no date, D is won"
+    );
+    let any_status = LeadQuery {
+        status: None,
+        sort: LeadSort::CreatedAsc,
+        ..past_close.clone()
+    };
+    let got = store
+        .query_leads(w.tenant, &any_status)
+        .await
+        .unwrap()
+        .items;
+    assert_eq!(titles(got), ["A", "D"]);
+
+    // Requests on A, opened an hour apart: r1 due at +5 h, r2 without a due date, r3 due at +74 h, r4 (done) at +4 h.
+    let now = w.clock.now();
+    let mut reqs = Vec::new();
+    for (title, due) in [
+        ("r1", Some(5)),
+        ("r2", None),
+        ("r3", Some(72)),
+        ("r4", Some(1)),
+    ] {
+        let mut n = NewRequest::on_lead(a.id, title, w.agent);
+        n.due = due.map(|h| w.clock.now() + Duration::hours(h));
+        reqs.push(w.crm.open_request(&w.ctx, n).await.unwrap().record);
+        w.clock.advance(Duration::hours(1));
+    }
+    w.crm
+        .change_request(
+            &w.ctx,
+            reqs[3].id,
+            1,
+            RequestCommand::SetStatus {
+                status: RequestStatus::Done,
+            },
+        )
+        .await
+        .unwrap();
+    let names = |items: Vec<crate::request::Request>| {
+        items.into_iter().map(|r| r.title).collect::<Vec<_>>()
+    };
+    let opened = RequestQuery {
+        active_only: true,
+        opened_before: Some(reqs[2].created_at),
+        ..Default::default()
+    };
+    let got = store.query_requests(w.tenant, &opened).await.unwrap().items;
+    assert_eq!(
+        names(got),
+        ["r1", "r2"],
+        "opened before r3, due order, no due date last"
+    );
+    let window = RequestQuery {
+        active_only: true,
+        due_after: Some(now + Duration::hours(4)),
+        due_before: Some(now + Duration::days(4)),
+        ..Default::default()
+    };
+    let got = store.query_requests(w.tenant, &window).await.unwrap().items;
+    assert_eq!(names(got), ["r1", "r3"]);
+    let strictly_after = RequestQuery {
+        due_after: Some(now + Duration::hours(5)),
+        ..window.clone()
+    };
+    let got = store
+        .query_requests(w.tenant, &strictly_after)
+        .await
+        .unwrap()
+        .items;
+    assert_eq!(names(got), ["r3"]);
+    let after_only = RequestQuery {
+        active_only: false,
+        due_after: Some(now),
+        due_before: None,
+        ..window
+    };
+    let got = store
+        .query_requests(w.tenant, &after_only)
+        .await
+        .unwrap()
+        .items;
+    assert_eq!(
+        names(got),
+        ["r4", "r1", "r3"],
+        "with the done one; never the one without a due date"
+    );
+}
+
 /// Requests by assignee come overdue first, those without a due time last; filters narrow them.
 pub async fn check_requests_overdue_first(store: &Arc<dyn Store>) {
     let w = World::new(store).await;

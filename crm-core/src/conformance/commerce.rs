@@ -654,6 +654,79 @@ pub async fn check_commerce_bad_input(store: &Arc<dyn Store>, commerce: &Arc<dyn
         .is_active());
 }
 
+/// The timers' document keys: [`CommerceKey::DocumentsDue`](crate::commerce::CommerceKey::DocumentsDue) reads the
+/// documents of one kind due in a half-open window of due dates, and
+/// [`CommerceKey::DocumentsRenewing`](crate::commerce::CommerceKey::DocumentsRenewing) those renewing in a closed
+/// window, across partners, in their order, as the reference says; a replaced document is read in its new form
+/// only.
+pub async fn check_commerce_documents_due_and_renewing(
+    store: &Arc<dyn Store>,
+    commerce: &Arc<dyn CommerceStore>,
+) {
+    let s = Shop::new(store, commerce).await;
+    let (a, b) = (s.customer("Alpha").await, s.customer("Beta").await);
+    let base = day(2026, 3, 1);
+    let at = |d: i64| base + Duration::days(d);
+    let line = || vec![s.line(0, "1", "100", "10")];
+    let mut docs = Vec::new();
+    for (n, p, due, renews) in [
+        ("F-1", &a, Some(0), None),
+        ("F-2", &b, Some(0), Some(30)),
+        ("F-3", &a, Some(6), Some(31)),
+        ("F-4", &b, Some(7), Some(60)),
+        ("F-5", &a, Some(-1), None),
+        ("F-6", &b, None, Some(29)),
+    ] {
+        let mut d = NewDocument::invoice(n, p.id, at(-20), "RON", line());
+        d.due_date = due.map(at);
+        d.renews_on = renews.map(at);
+        docs.push(s.record(d).await);
+    }
+    // A vendor bill due in the window is not an invoice.
+    let bill = NewDocument::vendor_bill("B-1", a.id, at(-20), "RON", line()).due(at(1));
+    docs.push(s.record(bill).await);
+    // F-4 is replaced: due in the window, renewing later.
+    let mut f4 = NewDocument::invoice("F-4", b.id, at(-20), "RON", line()).due(at(5));
+    f4.renews_on = Some(at(45));
+    f4.version = Some(1);
+    let replaced = s.record(f4).await;
+    docs.retain(|d| d.number != "F-4");
+    docs.push(replaced);
+    let facts = Facts {
+        partners: &[],
+        documents: &docs,
+    };
+    let numbers = |v: &[Document]| v.iter().map(|d| d.number.clone()).collect::<Vec<_>>();
+    let due = commerce
+        .documents_due(s.w.tenant, DocumentKind::Invoice, at(0), at(7))
+        .await
+        .expect("documents due");
+    assert_eq!(numbers(&due), ["F-1", "F-2", "F-4", "F-3"]);
+    assert_eq!(
+        due,
+        reference::documents_due(facts, DocumentKind::Invoice, at(0), at(7))
+    );
+    let bills = commerce
+        .documents_due(s.w.tenant, DocumentKind::VendorBill, at(0), at(7))
+        .await
+        .expect("bills due");
+    assert_eq!(numbers(&bills), ["B-1"]);
+    let renewing = commerce
+        .documents_renewing(s.w.tenant, at(30), at(45))
+        .await
+        .expect("documents renewing");
+    assert_eq!(numbers(&renewing), ["F-2", "F-3", "F-4"]);
+    assert_eq!(
+        renewing,
+        reference::documents_renewing(facts, at(30), at(45))
+    );
+    assert!(commerce
+        .documents_renewing(s.w.tenant, at(46), at(59))
+        .await
+        .expect("none")
+        .is_empty());
+}
+
 /// Open items and balances: invoices and bills minus payments (by allocation) and correcting credit notes, with
 /// days overdue; equal to the reference.
 pub async fn check_commerce_balances(store: &Arc<dyn Store>, commerce: &Arc<dyn CommerceStore>) {

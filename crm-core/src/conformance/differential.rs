@@ -193,6 +193,8 @@ pub enum Op {
         owner: u8,
         tag: Option<u8>,
         probability: Option<u8>,
+        /// The expected close date, in days from today.
+        close: Option<i8>,
     },
     /// Move a lead to a stage (by index in the pipeline).
     Move { lead: usize, stage: usize },
@@ -233,13 +235,18 @@ pub enum Op {
         text: Option<u8>,
         sort: u8,
         page: u8,
+        /// The timers' filters: leads changed and requests opened more than this many minutes ago, requests due
+        /// within this many minutes of now.
+        cutoff: Option<u16>,
+        /// The timers' filter on the expected close date: before this many days from today.
+        close: Option<i8>,
     },
 }
 
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
-        3 => (proptest::option::of(0usize..8), 0u8..6, proptest::option::of((-5i64..2_000_000, any::<bool>())), 0u8..3, proptest::option::of(0u8..3), proptest::option::weighted(0.2, 0u8..110))
-            .prop_map(|(partner, title, revenue, owner, tag, probability)| Op::Enter { partner, title, revenue, owner, tag, probability }),
+        3 => (proptest::option::of(0usize..8), 0u8..6, proptest::option::of((-5i64..2_000_000, any::<bool>())), 0u8..3, proptest::option::of(0u8..3), proptest::option::weighted(0.2, 0u8..110), proptest::option::of(-5i8..5))
+            .prop_map(|(partner, title, revenue, owner, tag, probability, close)| Op::Enter { partner, title, revenue, owner, tag, probability, close }),
         3 => (0usize..16, 0usize..6).prop_map(|(lead, stage)| Op::Move { lead, stage }),
         1 => (0usize..16).prop_map(|lead| Op::Win { lead }),
         1 => (0usize..16, any::<bool>()).prop_map(|(lead, with_reason)| Op::Lose { lead, with_reason }),
@@ -252,8 +259,8 @@ fn op() -> impl Strategy<Value = Op> {
             .prop_map(|(lead, assignee, due_hours, kind)| Op::OpenRequest { lead, assignee, due_hours, kind }),
         2 => (0usize..16, 0u8..4).prop_map(|(request, status)| Op::RequestStatus { request, status }),
         2 => (0u16..600).prop_map(|minutes| Op::Tick { minutes }),
-        2 => (proptest::option::of(0u8..3), proptest::option::of(0u8..3), proptest::option::of(0u8..3), proptest::option::of(0u8..4), 0u8..4, 1u8..6)
-            .prop_map(|(status, owner, tag, text, sort, page)| Op::Query { status, owner, tag, text, sort, page }),
+        2 => (proptest::option::of(0u8..3), proptest::option::of(0u8..3), proptest::option::of(0u8..3), proptest::option::of(0u8..4), 0u8..4, 1u8..6, proptest::option::of(0u16..900), proptest::option::of(-5i8..6))
+            .prop_map(|(status, owner, tag, text, sort, page, cutoff, close)| Op::Query { status, owner, tag, text, sort, page, cutoff, close }),
     ]
 }
 
@@ -318,6 +325,7 @@ async fn run_ops(real: Arc<dyn Store>, ops: Vec<Op>) {
                 owner,
                 tag,
                 probability,
+                close,
             } => {
                 let lp = match partner.filter(|_| !partners.is_empty()) {
                     Some(i) => crate::lead::LeadPartner::Existing {
@@ -336,6 +344,8 @@ async fn run_ops(real: Arc<dyn Store>, ops: Vec<Op>) {
                 });
                 n.owner = Some(users[owner as usize]);
                 n.probability = probability;
+                n.expected_close =
+                    close.map(|d| w.clock.now().date_naive() + Duration::days(d.into()));
                 if let Some(t) = tag {
                     n.tags.insert(tags[t as usize].into());
                 }
@@ -500,7 +510,11 @@ async fn run_ops(real: Arc<dyn Store>, ops: Vec<Op>) {
                 text,
                 sort,
                 page,
+                cutoff,
+                close,
             } => {
+                let now = w.clock.now();
+                let ago = cutoff.map(|m| now - Duration::minutes(m.into()));
                 let q = LeadQuery {
                     status: status
                         .map(|s| [StatusKind::Open, StatusKind::Won, StatusKind::Lost][s as usize]),
@@ -514,6 +528,8 @@ async fn run_ops(real: Arc<dyn Store>, ops: Vec<Op>) {
                         LeadSort::ExpectedRevenueDesc,
                     ][sort as usize],
                     page: PageRequest::first(page as u32),
+                    updated_before: ago,
+                    close_before: close.map(|d| now.date_naive() + Duration::days(d.into())),
                     ..Default::default()
                 };
                 let s = diff.clone();
@@ -536,6 +552,9 @@ async fn run_ops(real: Arc<dyn Store>, ops: Vec<Op>) {
                                 assignee: Some(a),
                                 active_only: true,
                                 page: p,
+                                opened_before: ago,
+                                due_after: ago,
+                                due_before: cutoff.map(|m| now + Duration::minutes(m.into())),
                                 ..Default::default()
                             },
                         )

@@ -65,6 +65,7 @@ macro_rules! backend_conformance_tests {
                 check_query_filters,
                 check_keyset_pagination,
                 check_requests_overdue_first,
+                check_timer_queries,
                 check_comments_and_timelines,
                 check_duplicates,
                 check_events_since,
@@ -74,6 +75,7 @@ macro_rules! backend_conformance_tests {
                 check_commerce_documents,
                 check_commerce_bad_input,
                 check_commerce_balances,
+                check_commerce_documents_due_and_renewing,
                 check_commerce_campaign,
                 check_commerce_isolation
             ]

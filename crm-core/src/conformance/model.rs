@@ -399,6 +399,11 @@ impl Store for MemStore {
             .filter(|l| q.owner.is_none_or(|o| l.owner == Some(o)))
             .filter(|l| q.partner.is_none_or(|p| l.partner == p))
             .filter(|l| tag.as_ref().is_none_or(|t| l.tags.contains(t)))
+            .filter(|l| q.updated_before.is_none_or(|t| l.updated_at < t))
+            .filter(|l| {
+                q.close_before
+                    .is_none_or(|d| l.expected_close.is_some_and(|c| c < d))
+            })
             .filter(|l| {
                 text.as_ref().is_none_or(|needle| {
                     let search = d
@@ -522,6 +527,8 @@ impl Store for MemStore {
                 q.due_before
                     .is_none_or(|d| request_sort_key(r) < d.timestamp_micros())
             })
+            .filter(|r| q.due_after.is_none_or(|d| r.due.is_some_and(|due| due > d)))
+            .filter(|r| q.opened_before.is_none_or(|t| r.created_at < t))
             .cloned()
             .collect();
         page(

@@ -54,7 +54,9 @@ fn commerce_keys(keys: &[CommerceKey]) -> Vec<CommerceKey> {
             | CommerceKey::Rate { .. }
             | CommerceKey::Campaign(_)
             | CommerceKey::CampaignCosts(_)
-            | CommerceKey::CampaignTargetOf(_) => {}
+            | CommerceKey::CampaignTargetOf(_)
+            | CommerceKey::DocumentsDue { .. }
+            | CommerceKey::DocumentsRenewing { .. } => {}
         }
     }
     keys.to_vec()
@@ -116,13 +118,17 @@ pub async fn check_every_read_is_tenant_scoped(backend: &Arc<dyn Backend>) {
         .expect("comment");
     let day = chrono::NaiveDate::from_ymd_opt(2026, 1, 5).expect("a day");
     let invoice = a
-        .record(NewDocument::invoice(
-            "F-9",
-            customer.id,
-            day,
-            "RON",
-            vec![a.line(0, "1", "10", "1")],
-        ))
+        .record(
+            NewDocument::invoice(
+                "F-9",
+                customer.id,
+                day,
+                "RON",
+                vec![a.line(0, "1", "10", "1")],
+            )
+            .due(day)
+            .renewing_on(day),
+        )
         .await;
     a.cs.record_rate(
         &a.w.ctx,
@@ -221,6 +227,12 @@ pub async fn check_every_read_is_tenant_scoped(backend: &Arc<dyn Backend>) {
         CommerceKey::Campaign(campaign.id),
         CommerceKey::CampaignCosts(campaign.id),
         CommerceKey::CampaignTargetOf(request.id),
+        CommerceKey::DocumentsDue {
+            kind: DocumentKind::Invoice,
+            from: day,
+            before: day + chrono::Duration::days(1),
+        },
+        CommerceKey::DocumentsRenewing { from: day, to: day },
     ]);
     for k in &ckeys {
         nothing_or_not_found(

@@ -1,6 +1,6 @@
 //! The commerce service: validate → decide (pure) → one change set → the lead service's one commit path.
 
-use super::{lead_subject, request_subject, CrmService};
+use super::{lead_subject, request_subject, CrmService, Loaded};
 use crate::actor::Context;
 use crate::commerce::CommerceStoreExt;
 use crate::commerce::CommerceWrite;
@@ -19,7 +19,7 @@ use crate::commerce::{CommerceStore, SegmentMember};
 use crate::commerce::{Criteria, Item};
 use crate::commerce::{Document, DocumentFacts, DocumentKind, NewDocument, PaymentDirection};
 use crate::error::{Error, Result};
-use crate::event::{DomainEvent, EventKind, StageHistoryEntry, Subject};
+use crate::event::{AgentCalls, DomainEvent, EventKind, StageHistoryEntry, Subject};
 use crate::id::{CampaignId, CategoryId, PartnerId, ProductId, RequestId, TenantId};
 use crate::lead::{Lead, LeadSource, NewLead, StatusKind};
 use crate::money::{Currency, Money};
@@ -200,6 +200,24 @@ impl CommerceService {
 
     async fn commit(&self, ctx: &Context, cs: ChangeSet) -> Result<Vec<DomainEvent>> {
         self.crm.commit(ctx, cs).await
+    }
+
+    /// Commits `cs` with the documents and campaigns its events are about (and the change set does not write) as
+    /// the hooks' context, so the rules see `ev.document` and `ev.campaign`.
+    async fn commit_about(
+        &self,
+        ctx: &Context,
+        cs: ChangeSet,
+        documents: Vec<Document>,
+        campaigns: Vec<Campaign>,
+    ) -> Result<Vec<DomainEvent>> {
+        if self.crm.hooks.is_empty() {
+            return self.crm.commit_loaded(ctx, cs, &Loaded::default()).await;
+        }
+        let mut loaded = self.crm.load_context(ctx.tenant, &cs).await?;
+        loaded.documents = documents;
+        loaded.campaigns = campaigns;
+        self.crm.commit_loaded(ctx, cs, &loaded).await
     }
 
     // ------------------------------------------------------------------ products and rates
@@ -666,6 +684,7 @@ impl CommerceService {
                 number: doc.number.clone(),
                 amount: doc.total_money(),
                 version: doc.version,
+                direction: doc.direction,
             },
             k => EventKind::InvoiceRecorded {
                 document: doc.id,
@@ -984,7 +1003,9 @@ impl CommerceService {
         self.store.campaign(tenant, id).await
     }
 
-    /// Books a dated cost on a campaign, converted at that day's rate.
+    /// Books a dated cost on a campaign, converted at that day's rate. When the cost takes the campaign's costs
+    /// past its budget (both in the reporting currency, the budget converted at the cost's day), an
+    /// [`EventKind::BudgetExceeded`] event is committed with it, once per crossing: the rules' `on_budget_exceeded`.
     ///
     /// # Examples
     ///
@@ -1015,9 +1036,9 @@ impl CommerceService {
     ///
     /// [`Error::Invalid`] on `date` outside the business dates, on `amount` when not more than zero (or too large to
     /// convert), on `note` (over 200 characters); [`Error::NotFound`] when the campaign is not the tenant's;
-    /// [`Error::MissingRate`] when the amount is not in the reporting currency and no rate is known for `date`;
-    /// [`Error::Storage`] when the store cannot be read or the change cannot be committed (nothing is then written),
-    /// and whatever a [`CommitHook`](crate::service::CommitHook) returns.
+    /// [`Error::MissingRate`] when the amount (or the campaign's budget) is not in the reporting currency and no
+    /// rate is known for `date`; [`Error::Storage`] when the store cannot be read or the change cannot be committed
+    /// (nothing is then written), and whatever a [`CommitHook`](crate::service::CommitHook) returns.
     pub async fn add_campaign_cost(
         &self,
         ctx: &Context,
@@ -1032,23 +1053,66 @@ impl CommerceService {
             .resolve_rate(ctx.tenant, amount.currency(), date)
             .await?;
         let cost = CampaignCost::new(&c, date, amount, note, rate)?;
-        let e = DomainEvent::new(
-            ctx,
-            self.crm.clock().now(),
-            Subject::default(),
-            EventKind::CampaignCostAdded { campaign, amount },
-        );
-        self.commit(
-            ctx,
-            ChangeSet {
-                writes: vec![
-                    CommerceWrite::InsertCampaignCost(cost.clone()).into(),
-                    Write::AppendEvent(e),
-                ],
-            },
-        )
-        .await?;
+        let now = self.crm.clock().now();
+        let mut writes = vec![
+            CommerceWrite::InsertCampaignCost(cost.clone()).into(),
+            Write::AppendEvent(DomainEvent::new(
+                ctx,
+                now,
+                Subject::default(),
+                EventKind::CampaignCostAdded { campaign, amount },
+            )),
+        ];
+        if let Some(budget) = c.budget {
+            if let Some(spent) = self.crosses_budget(ctx.tenant, &c, budget, &cost).await? {
+                writes.push(Write::AppendEvent(DomainEvent::new(
+                    ctx,
+                    now,
+                    Subject::default(),
+                    EventKind::BudgetExceeded {
+                        campaign,
+                        name: c.name.clone(),
+                        budget,
+                        spent,
+                    },
+                )));
+            }
+        }
+        self.commit_about(ctx, ChangeSet { writes }, Vec::new(), vec![c])
+            .await?;
         Ok(cost)
+    }
+
+    /// Whether booking `cost` takes the campaign's costs past `budget`: the costs after it, in the reporting
+    /// currency, when they were within the budget before it and are over it after.
+    async fn crosses_budget(
+        &self,
+        tenant: TenantId,
+        c: &Campaign,
+        budget: Money,
+        cost: &CampaignCost,
+    ) -> Result<Option<Money>> {
+        let before: i128 = self
+            .store
+            .campaign_costs(tenant, c.id)
+            .await?
+            .iter()
+            .map(|k| i128::from(k.amount_units))
+            .sum();
+        let after = before + i128::from(cost.amount_units);
+        // The budget in the reporting currency, at the rate of the cost's day.
+        let rate = self
+            .resolve_rate(tenant, budget.currency(), cost.date)
+            .await?;
+        let limit = i128::from(rate.to_reporting_units(budget.amount(), "budget")?);
+        if before > limit || after <= limit {
+            return Ok(None);
+        }
+        let spent =
+            Money::new(crate::money::units_to_decimal(after), self.reporting).map_err(|_| {
+                Error::invalid("amount", "the campaign's costs are too large to add up")
+            })?;
+        Ok(Some(spent))
     }
 
     /// Launches a draft campaign: snapshots its segment today and hands each target's call to an agent.
@@ -1128,6 +1192,10 @@ impl CommerceService {
                 },
             )));
         }
+        let mut calls: BTreeMap<crate::id::UserId, u64> = BTreeMap::new();
+        for r in &launch.calls {
+            *calls.entry(r.assignee).or_default() += 1;
+        }
         cs.push(Write::AppendEvent(DomainEvent::new(
             ctx,
             now,
@@ -1135,6 +1203,10 @@ impl CommerceService {
             EventKind::CampaignLaunched {
                 campaign: id,
                 targets: launch.targets.len() as u64,
+                calls: calls
+                    .into_iter()
+                    .map(|(agent, calls)| AgentCalls { agent, calls })
+                    .collect(),
             },
         )));
         self.commit(ctx, cs).await?;
@@ -1329,7 +1401,9 @@ impl CommerceService {
                 lead: lead.as_ref().map(|l| l.id),
             },
         )));
-        let events = self.commit(ctx, cs).await?;
+        let events = self
+            .commit_about(ctx, cs, Vec::new(), vec![campaign])
+            .await?;
         Ok(OutcomeResult {
             target: change.target,
             request: change.request,

@@ -72,6 +72,10 @@ pub struct Loaded {
     pub partners: Vec<Partner>,
     /// Requests read.
     pub requests: Vec<Request>,
+    /// Documents read (the invoice or payment an event is about, when the change set does not write it).
+    pub documents: Vec<crate::commerce::Document>,
+    /// Campaigns read (the campaign an event is about, when the change set does not write it).
+    pub campaigns: Vec<crate::commerce::Campaign>,
 }
 
 /// A record and the events its change produced.

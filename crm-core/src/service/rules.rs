@@ -3,6 +3,7 @@
 
 use super::{CommitHook, Loaded};
 use crate::actor::Context;
+use crate::commerce::CommerceWrite;
 use crate::comms::{to_outbox, Decision, Directory, RuleEngine, RuleFailure, Trigger, Views};
 use crate::error::{Error, Result};
 use crate::event::{DomainEvent, EventKind, Subject};
@@ -35,6 +36,7 @@ impl Views {
                 .iter()
                 .find(|r| Some(r.id) == subject.request)
                 .cloned(),
+            ..Default::default()
         };
         for w in &changes.writes {
             match w {
@@ -54,6 +56,29 @@ impl Views {
                 {
                     v.request = Some(r.clone());
                 }
+                _ => {}
+            }
+        }
+        v
+    }
+
+    /// The views of `event`: [`Views::from_change_set_loaded`] for its subject, plus the document and the
+    /// campaign it is about (as the change set writes them, else as the service loaded them).
+    pub fn for_event(changes: &ChangeSet, event: &DomainEvent, loaded: &Loaded) -> Self {
+        let mut v = Self::from_change_set_loaded(changes, &event.subject, loaded);
+        let (document, campaign) = (event.kind.document(), event.kind.campaign());
+        v.document = document.and_then(|id| loaded.documents.iter().find(|d| d.id == id).cloned());
+        v.campaign = campaign.and_then(|id| loaded.campaigns.iter().find(|c| c.id == id).cloned());
+        for w in &changes.writes {
+            match w {
+                Write::Commerce(
+                    CommerceWrite::InsertDocument(d)
+                    | CommerceWrite::ReplaceDocument { document: d, .. },
+                ) if Some(d.id) == document => v.document = Some(d.clone()),
+                Write::Commerce(
+                    CommerceWrite::InsertCampaign(c)
+                    | CommerceWrite::UpdateCampaign { campaign: c, .. },
+                ) if Some(c.id) == campaign => v.campaign = Some(c.clone()),
                 _ => {}
             }
         }
@@ -131,7 +156,7 @@ impl CommitHook for RulesHook {
             .collect();
         let mut extra = Vec::new();
         for e in events {
-            let views = Views::from_change_set_loaded(changes, &e.subject, loaded);
+            let views = Views::for_event(changes, &e, loaded);
             let trigger = Trigger::Event(e);
             let decision = self.engine.evaluate(&trigger, &views);
             if let Some(r) = decision.refusal {

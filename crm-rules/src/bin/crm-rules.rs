@@ -6,6 +6,9 @@
 //! crm-rules explain DIR CASE                 for one fixture case (its name, or a file holding it): which rules
 //!                                            ran, matched, decided and why
 //! crm-rules graph   DIR [--mermaid]          the schema as Graphviz DOT (default) or Mermaid
+//! crm-rules replay  DIR --db DB --tenant ID --since DATE
+//!                                            what the scheme would have sent to whom for the events stored since
+//!                                            DATE (DB: an SQLite file or a postgres:// URL), changing nothing
 //! crm-rules completions SHELL                a completion script for bash, zsh, fish, elvish or powershell
 //! ```
 //!
@@ -71,6 +74,26 @@ enum Command {
         #[arg(long, group = "format")]
         svg: bool,
     },
+    /// A dry run on real data: what the scheme would have decided, and for whom, for every event a tenant stored
+    /// since DATE. The database is opened read only (an SQLite file is not migrated or written; PostgreSQL sessions
+    /// are read-only): nothing is changed, queued or sent. Records are shown to the rules as they are now.
+    #[cfg(feature = "replay")]
+    Replay {
+        /// The scheme's directory.
+        dir: PathBuf,
+        /// The database: an SQLite file, or a `postgres://` (`postgresql://`) URL.
+        #[arg(long)]
+        db: String,
+        /// The tenant whose events are replayed (its id).
+        #[arg(long)]
+        tenant: crm_core::id::TenantId,
+        /// The first day (`2026-03-01`, from midnight UTC) or instant (`2026-03-01T09:00:00Z`) replayed.
+        #[arg(long, value_parser = parse_since)]
+        since: crm_core::time::Timestamp,
+        /// The PostgreSQL schema holding the engine's tables.
+        #[arg(long, default_value = "crm")]
+        schema: String,
+    },
     /// Print a completion script for your shell (e.g. `crm-rules completions bash > /etc/bash_completion.d/crm-rules`).
     Completions {
         /// The shell.
@@ -93,6 +116,14 @@ fn main() -> ExitCode {
             table,
             svg,
         } => graph(&dir, mermaid, table, svg),
+        #[cfg(feature = "replay")]
+        Command::Replay {
+            dir,
+            db,
+            tenant,
+            since,
+            schema,
+        } => replay(&dir, &db, tenant, since, &schema),
         Command::Completions { shell } => {
             clap_complete::generate(
                 shell,
@@ -123,18 +154,7 @@ fn org_of(dir: &Path) -> Result<Option<Org>, String> {
 }
 
 fn engine_of(dir: &Path, org: Option<&Org>) -> Result<RhaiRuleEngine, RulesError> {
-    let set = RuleSet::load_dir(dir, Limits::default())?;
-    if let Some(o) = org {
-        set.check_recipients_with(
-            &o.roles.iter().cloned().collect(),
-            Some(&o.users.iter().map(|u| u.key.clone()).collect()),
-        )?;
-    }
-    let mut engine = RhaiRuleEngine::new(set);
-    if let Some(o) = org {
-        engine = engine.with_known_roles(o.roles.iter().cloned());
-    }
-    Ok(engine)
+    RhaiRuleEngine::for_org(RuleSet::load_dir(dir, Limits::default())?, org)
 }
 
 fn templates_of(dir: &Path) -> Result<Option<Templates>, String> {
@@ -345,6 +365,7 @@ fn test(dir: &Path, given: &[String]) -> Result<bool, String> {
                 if let Action::SendEmail { template, vars, .. } = &a.action {
                     let mut all = serde_json::json!({
                         "lead": views.lead, "partner": views.partner, "request": views.request,
+                        "document": views.document, "campaign": views.campaign,
                     });
                     if let (Some(o), Some(v)) = (all.as_object_mut(), vars.as_object()) {
                         o.extend(v.clone());
@@ -508,4 +529,134 @@ fn render_svg(dot: &str) -> Result<String, String> {
         ));
     }
     String::from_utf8(out.stdout).map_err(|e| format!("`dot` wrote no text: {e}"))
+}
+
+/// A day (midnight UTC) or an RFC 3339 instant.
+#[cfg(feature = "replay")]
+fn parse_since(s: &str) -> Result<crm_core::time::Timestamp, String> {
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) {
+        return Ok(t.with_timezone(&chrono::Utc));
+    }
+    chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
+        .ok()
+        .and_then(|d| d.and_hms_opt(0, 0, 0))
+        .map(|t| t.and_utc())
+        .ok_or_else(|| {
+            format!("`{s}` is neither a day (2026-03-01) nor an instant (2026-03-01T09:00:00Z)")
+        })
+}
+
+/// What the scheme in `dir` would have decided for the tenant's events stored since `since`, read from `db`.
+#[cfg(feature = "replay")]
+fn replay(
+    dir: &Path,
+    db: &str,
+    tenant: crm_core::id::TenantId,
+    since: crm_core::time::Timestamp,
+    schema: &str,
+) -> Result<bool, String> {
+    use crm_rules::replay::{replay, Replayed};
+    let org = org_of(dir)?;
+    let engine = match engine_of(dir, org.as_ref()) {
+        Ok(e) => e,
+        Err(e) => {
+            eprintln!("{e}");
+            return Ok(false);
+        }
+    };
+    let org = org.unwrap_or_default();
+    // The organisation file stands in for the host's directory: its roles and people by key; anyone else (the
+    // real owners and assignees) shows by id.
+    let mut directory = org.directory();
+    directory.tenant = tenant;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the runtime: {e}"))?;
+    let found: Vec<Replayed> = rt
+        .block_on(async {
+            if db.starts_with("postgres://") || db.starts_with("postgresql://") {
+                let config = crm_storage_postgres::PgConfig::from_url(db)
+                    .with_schema(schema)
+                    .with_pool_size(2)
+                    .read_only();
+                let store = crm_storage_postgres::PgStore::connect(config).await?;
+                replay(&store, tenant, since, &engine, &directory, &org).await
+            } else {
+                if !Path::new(db).is_file() {
+                    return Err(crm_core::Error::invalid(
+                        "db",
+                        format!("{db}: no such SQLite file (or give a postgres:// URL)"),
+                    ));
+                }
+                let config = crm_storage_sqlite::SqliteConfig::file(db).read_only();
+                let store = crm_storage_sqlite::SqliteStore::open(config)?;
+                replay(&store, tenant, since, &engine, &directory, &org).await
+            }
+        })
+        .map_err(|e| format!("{db}: {e}"))?;
+    println!(
+        "replaying {} over the events of tenant {tenant} since {since} (a dry run: nothing is changed, queued or sent)",
+        dir.display()
+    );
+    let (mut decided, mut actions, mut refusals, mut failures) = (0, 0, 0, 0);
+    for r in found.iter().filter(|r| r.decided()) {
+        decided += 1;
+        println!(
+            "{}  #{} {}: {}",
+            r.event.at.format("%Y-%m-%d %H:%M:%S UTC"),
+            r.position,
+            r.event.kind.trigger_names().join("/"),
+            r.event.describe()
+        );
+        for a in &r.actions {
+            actions += 1;
+            let field = |k: &str| a.get(k).and_then(|v| v.as_str()).map(str::to_string);
+            let to = ["to", "assignee", "from"]
+                .iter()
+                .find_map(|k| field(k))
+                .unwrap_or_else(|| "owner".into());
+            let people: Vec<String> = a
+                .get("people")
+                .and_then(|p| p.as_array())
+                .map(|p| {
+                    p.iter()
+                        .filter_map(|v| v.as_str())
+                        .map(str::to_string)
+                        .collect()
+                })
+                .unwrap_or_default();
+            let what = ["subject", "title", "template", "tag", "note"]
+                .iter()
+                .find_map(|k| field(k).map(|v| format!("{k} “{v}”")))
+                .unwrap_or_default();
+            println!(
+                "    would {} {to} → {}: {what} (rule {})",
+                field("action").unwrap_or_default(),
+                if people.is_empty() {
+                    "nobody".to_string()
+                } else {
+                    people.join(", ")
+                },
+                field("rule").unwrap_or_default()
+            );
+        }
+        if let Some(f) = &r.decision.refusal {
+            refusals += 1;
+            println!(
+                "    would refuse the change (rule {}): {}",
+                f.rule, f.reason
+            );
+        }
+        for f in &r.decision.failures {
+            failures += 1;
+            println!("    would fail (rule {}): {}", f.rule, f.message);
+        }
+    }
+    println!(
+        "{} events since {since}: {decided} with decisions, {actions} actions, {refusals} refusals, {failures} failures",
+        found.len()
+    );
+    Ok(true)
 }

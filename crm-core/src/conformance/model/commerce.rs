@@ -242,6 +242,28 @@ fn fetch(d: &CommerceData, tenant: TenantId, key: &CommerceKey) -> Vec<CommerceR
             v.sort_by_key(|x| (x.date, x.id));
             v.into_iter().map(CommerceRecord::CampaignCost).collect()
         }
+        CommerceKey::DocumentsDue { kind, from, before } => {
+            let tenant_docs = of(&d.documents, tenant, |x| x.tenant, |_| true);
+            let facts = Facts {
+                partners: &[],
+                documents: &tenant_docs,
+            };
+            reference::documents_due(facts, *kind, *from, *before)
+                .into_iter()
+                .map(CommerceRecord::Document)
+                .collect()
+        }
+        CommerceKey::DocumentsRenewing { from, to } => {
+            let tenant_docs = of(&d.documents, tenant, |x| x.tenant, |_| true);
+            let facts = Facts {
+                partners: &[],
+                documents: &tenant_docs,
+            };
+            reference::documents_renewing(facts, *from, *to)
+                .into_iter()
+                .map(CommerceRecord::Document)
+                .collect()
+        }
         CommerceKey::CampaignTargetOf(r) => {
             of(&d.targets, tenant, |x| x.tenant, |x| x.request == Some(*r))
                 .into_iter()

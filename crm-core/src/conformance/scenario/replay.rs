@@ -666,6 +666,7 @@ impl Replay {
             lines: self.lines(lines)?,
             campaign: find_opt(&self.campaigns, "campaign", campaign)?,
             corrects: corrects.clone(),
+            renews_on: None,
             direction: *direction,
             amount: amount.map(|a| a.0),
             allocations: allocations

@@ -1,0 +1,153 @@
+//! Timers read their candidates from indexed queries on SQLite, in an order that lets new situations through when
+//! there are more candidates than a tick takes: requests due soon are never crowded out by overdue ones, requests
+//! that just became overdue never by ones overdue for months, leads that just went idle never by long-idle ones.
+
+use chrono::{Duration, TimeZone, Utc};
+use crm_core::actor::Context;
+use crm_core::id::{TenantId, UserId};
+use crm_core::lead::NewLead;
+use crm_core::partner::NewPartner;
+use crm_core::request::NewRequest;
+use crm_core::service::CrmService;
+use crm_core::time::{Clock, FixedClock};
+use crm_delivery::tick;
+use crm_rules::{Limits, RhaiRuleEngine, RuleSet, RuleSource};
+use crm_storage_sqlite::SqliteStore;
+use std::sync::Arc;
+
+struct Desk {
+    store: Arc<SqliteStore>,
+    clock: Arc<FixedClock>,
+    crm: CrmService,
+    ctx: Context,
+    lead: crm_core::id::LeadId,
+}
+
+async fn desk() -> Desk {
+    let store = Arc::new(SqliteStore::open_in_memory().unwrap());
+    let clock = Arc::new(FixedClock::new(
+        Utc.with_ymd_and_hms(2026, 1, 5, 9, 0, 0).unwrap(),
+    ));
+    let crm = CrmService::builder()
+        .store(store.clone())
+        .clock(clock.clone())
+        .build()
+        .unwrap();
+    let ctx = Context::user(TenantId::new(), UserId::new());
+    crm.setup_tenant(&ctx).await.unwrap();
+    let p = crm
+        .create_partner(&ctx, NewPartner::company("Acme"))
+        .await
+        .unwrap()
+        .record;
+    let lead = crm
+        .enter_lead(&ctx, NewLead::for_partner(p.id(), "Roof"))
+        .await
+        .unwrap()
+        .record
+        .id();
+    Desk {
+        store,
+        clock,
+        crm,
+        ctx,
+        lead,
+    }
+}
+
+impl Desk {
+    /// Opens a request due `hours` from now.
+    async fn request(&self, title: &str, hours: i64) {
+        let mut r = NewRequest::on_lead(self.lead, title, self.ctx.actor.user_id().unwrap());
+        r.due = Some(self.clock.now() + Duration::hours(hours));
+        self.crm.open_request(&self.ctx, r).await.unwrap();
+    }
+
+    /// The subjects a tick with `rule` decides, taking at most `limit` candidates per timer.
+    async fn tick(&self, rule: &str, limit: u32) -> Vec<String> {
+        let engine = RhaiRuleEngine::new(
+            RuleSet::compile([RuleSource::new("r", rule)], Limits::default()).unwrap(),
+        );
+        let dir = crm_core::comms::StaticDirectory::new(self.ctx.tenant);
+        let report = tick(
+            self.clock.now(),
+            self.ctx.tenant,
+            &engine,
+            &dir,
+            self.store.as_ref(),
+            limit,
+        )
+        .await
+        .unwrap();
+        let mut subjects: Vec<String> = report
+            .changes
+            .writes()
+            .iter()
+            .filter_map(|w| match w {
+                crm_core::store::Write::EnqueueOutbox(m) => Some(m.payload.subject.clone()),
+                _ => None,
+            })
+            .collect();
+        subjects.sort();
+        subjects
+    }
+}
+
+const NOTIFY: &str = r#"notify("owner or someone@example.com", "#;
+
+#[tokio::test]
+async fn requests_due_soon_are_not_crowded_out_by_overdue_ones() {
+    let d = desk().await;
+    for i in 0..5 {
+        d.request(&format!("late {i}"), 1).await;
+    }
+    d.clock.advance(Duration::hours(3));
+    d.request("soon", 2).await;
+    let rule = format!(
+        "fn timers() {{ [\"request_due_soon:24\"] }}\nfn on_request_due_soon(t) {{ {NOTIFY}t.request.title, \"\"); }}"
+    );
+    assert_eq!(d.tick(&rule, 2).await, ["soon"]);
+}
+
+#[tokio::test]
+async fn requests_that_just_became_overdue_are_not_crowded_out_by_old_ones() {
+    let d = desk().await;
+    for i in 0..5 {
+        d.request(&format!("ancient {i}"), 1).await;
+    }
+    d.clock.advance(Duration::days(60));
+    d.request("fresh", 1).await;
+    d.clock.advance(Duration::hours(2));
+    let rule = format!(
+        "fn timers() {{ [\"request_overdue:0\"] }}\nfn on_request_overdue(t) {{ {NOTIFY}t.request.title, \"\"); }}"
+    );
+    assert_eq!(d.tick(&rule, 2).await, ["fresh"]);
+}
+
+#[tokio::test]
+async fn leads_that_just_went_idle_come_first() {
+    let d = desk().await;
+    let partner = d
+        .crm
+        .create_partner(&d.ctx, NewPartner::company("Beta"))
+        .await
+        .unwrap()
+        .record;
+    for i in 0..4 {
+        d.crm
+            .enter_lead(
+                &d.ctx,
+                NewLead::for_partner(partner.id(), format!("Lead {i}")),
+            )
+            .await
+            .unwrap();
+        d.clock.advance(Duration::days(1));
+    }
+    d.clock.advance(Duration::days(3));
+    let rule = format!(
+        "fn timers() {{ [\"lead_idle:3\"] }}\nfn on_lead_idle(t) {{ {NOTIFY}t.lead.title, \"\"); }}"
+    );
+    // Idle since 3, 4, 5, 6 and 7 days: with room for two, the two that went idle last.
+    assert_eq!(d.tick(&rule, 2).await, ["Lead 2", "Lead 3"]);
+    assert_eq!(d.tick(&rule, 10).await.len(), 5);
+}
