@@ -337,7 +337,7 @@ pub(crate) async fn insert(
     key: impl fmt::Display,
 ) -> Result<()> {
     let stmt = tx
-        .prepare_cached(&table.insert_sql(1))
+        .prepare_cached(&table.insert_sql(Dialect::Postgres, 1))
         .await
         .map_err(map_pg)?;
     tx.execute(&stmt, &rows::params(&row))
@@ -352,24 +352,7 @@ pub(crate) async fn insert(
     Ok(())
 }
 
-/// `UPDATE t SET <every column but tenant and id> … WHERE tenant = $1 AND id = $2 AND version = $n`.
-fn update_sql(table: &Table) -> String {
-    let sets: Vec<String> = table
-        .columns
-        .iter()
-        .enumerate()
-        .skip(2)
-        .map(|(i, (c, _))| format!("{c} = ${}", i + 1))
-        .collect();
-    format!(
-        "UPDATE {} SET {} WHERE tenant = $1 AND id = $2 AND version = ${}",
-        table.name,
-        sets.join(", "),
-        table.columns.len() + 1
-    )
-}
-
-/// A version-checked update: 0 rows is a conflict (naming the stored version) or not found.
+/// A version-checked update keyed by (tenant, id): 0 rows is a conflict (naming the stored version) or not found.
 async fn update(
     tx: &Tx<'_>,
     table: &Table,
@@ -378,10 +361,9 @@ async fn update(
     id: Uuid,
     expected: u64,
 ) -> Result<()> {
-    let entity = entity_of_table(table.name);
     row.push(Box::new(expected as i64));
     let stmt = tx
-        .prepare_cached(&update_sql(table))
+        .prepare_cached(&table.update_sql(Dialect::Postgres, 2))
         .await
         .map_err(map_pg)?;
     let n = tx
@@ -391,24 +373,22 @@ async fn update(
     if n == 1 {
         return Ok(());
     }
-    let sql = format!(
-        "SELECT version FROM {} WHERE tenant = $1 AND id = $2",
-        table.name
-    );
-    let stmt = tx.prepare_cached(&sql).await.map_err(map_pg)?;
-    match tx
+    let stmt = tx
+        .prepare_cached(&table.version_sql(Dialect::Postgres, 2))
+        .await
+        .map_err(map_pg)?;
+    let stored = tx
         .query_opt(&stmt, &[tenant.as_uuid(), &id])
         .await
         .map_err(map_pg)?
-    {
-        Some(r) => Err(Error::Conflict {
-            entity,
-            id: id.to_string(),
-            expected,
-            actual: r.get::<_, i64>(0) as u64,
-        }),
-        None => Err(Error::not_found(entity, id)),
-    }
+        .map(|r| r.get::<_, i64>(0));
+    let entity = entity_of_table(table.name);
+    Err(crm_storage_sql::commerce::missed_update(
+        entity,
+        id.to_string(),
+        expected,
+        stored,
+    ))
 }
 
 async fn replace_partner_keys(
@@ -568,7 +548,7 @@ async fn apply_write<'w>(
         }
         Write::AppendStageHistory(h) => {
             let stmt = tx
-                .prepare_cached(&rows::STAGE_HISTORY.insert_sql(1))
+                .prepare_cached(&rows::STAGE_HISTORY.insert_sql(Dialect::Postgres, 1))
                 .await
                 .map_err(map_pg)?;
             tx.execute(&stmt, &rows::params(&rows::stage_history_row(h)?))
@@ -640,8 +620,8 @@ static EVENTS: &Table = &rows::EVENTS;
 static STAGE_HISTORY: &Table = &rows::STAGE_HISTORY;
 
 async fn copy_rows(tx: &Tx<'_>, table: &Table, rows: &[Vec<Value>]) -> Result<u64> {
-    let sink = tx.copy_in(&table.copy_sql()).await.map_err(map_pg)?;
-    let writer = BinaryCopyInWriter::new(sink, &table.types());
+    let sink = tx.copy_in(&rows::copy_sql(table)).await.map_err(map_pg)?;
+    let writer = BinaryCopyInWriter::new(sink, &rows::types(table));
     let mut writer = std::pin::pin!(writer);
     for row in rows {
         writer
@@ -659,7 +639,7 @@ async fn insert_rows(tx: &Tx<'_>, table: &Table, rows: &[Vec<Value>], batch: usi
     let mut n = 0;
     for chunk in rows.chunks(per) {
         let stmt = tx
-            .prepare_cached(&table.insert_sql(chunk.len()))
+            .prepare_cached(&table.insert_sql(Dialect::Postgres, chunk.len()))
             .await
             .map_err(map_pg)?;
         let params: Vec<&(dyn ToSql + Sync)> = chunk.iter().flat_map(|r| rows::params(r)).collect();
@@ -1189,7 +1169,7 @@ mod tests {
 
     #[test]
     fn update_sql_checks_the_version() {
-        let s = update_sql(&rows::PIPELINES);
+        let s = rows::PIPELINES.update_sql(Dialect::Postgres, 2);
         assert_eq!(
             s,
             "UPDATE pipelines SET created_us = $3, doc = $4 WHERE tenant = $1 AND id = $2 AND version = $5"

@@ -14,13 +14,16 @@
 //! grouped CTE plans with `FILTER`/`CASE` aggregates, keyset row comparisons, version-checked upserts — read and
 //! review better as SQL text with a dialect seam than as builder chains.
 
+pub mod commerce;
 mod dialect;
 pub mod fetch;
 pub mod outbox;
 pub mod report;
 pub mod segment;
+mod table;
 
-pub use dialect::{Dialect, Param, Sql};
+pub use dialect::{Dialect, Kind, Param, Sql};
+pub use table::Table;
 
 use chrono::NaiveTime;
 use crm_core::commerce::{day_number, Period};

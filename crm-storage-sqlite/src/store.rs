@@ -1260,7 +1260,15 @@ mod plan_tests {
                 let mut stmt = c
                     .prepare(&format!(
                         "EXPLAIN QUERY PLAN {}",
-                        crate::commerce::CAMPAIGN_LEADS_SQL
+                        crm_storage_sql::commerce::campaign_sums(
+                            Dialect::Sqlite,
+                            TenantId::new(),
+                            crm_core::id::CampaignId::new(),
+                            None,
+                            Currency::parse("EUR").unwrap(),
+                        )
+                        .leads
+                        .text
                     ))
                     .map_err(crate::error::map)?;
                 let nulls = vec![Value::Null; stmt.parameter_count()];
