@@ -403,3 +403,40 @@ pub(crate) fn bind(p: crm_storage_sql::Param) -> Value {
         },
     }
 }
+
+/// A result row as the shared reads' neutral cells.
+pub(crate) fn cells(row: &tokio_postgres::Row) -> Result<Vec<crm_storage_sql::Cell>> {
+    use crm_storage_sql::Cell;
+    use rust_decimal::prelude::ToPrimitive;
+    fn get<'a, T: tokio_postgres::types::FromSql<'a>>(
+        row: &'a tokio_postgres::Row,
+        i: usize,
+    ) -> Result<Option<T>> {
+        row.try_get(i).map_err(|e| corrupt("column", e))
+    }
+    let int = |v: Option<i64>| v.map_or(Cell::Null, |v| Cell::Int(i128::from(v)));
+    (0..row.len())
+        .map(|i| {
+            let ty = row.columns()[i].type_();
+            Ok(match *ty {
+                Type::UUID => get::<Uuid>(row, i)?.map_or(Cell::Null, Cell::Uuid),
+                Type::INT2 => int(get::<i16>(row, i)?.map(i64::from)),
+                Type::INT4 => int(get::<i32>(row, i)?.map(i64::from)),
+                Type::INT8 => int(get::<i64>(row, i)?),
+                Type::BOOL => int(get::<bool>(row, i)?.map(i64::from)),
+                // A SUM over bigint comes back as NUMERIC: an exact integer.
+                Type::NUMERIC => match get::<rust_decimal::Decimal>(row, i)? {
+                    None => Cell::Null,
+                    Some(d) => Cell::Int(
+                        d.to_i128()
+                            .filter(|_| d.fract().is_zero())
+                            .ok_or_else(|| corrupt("sum of units", d))?,
+                    ),
+                },
+                Type::JSONB | Type::JSON => get::<serde_json::Value>(row, i)?
+                    .map_or(Cell::Null, |v| Cell::Text(v.to_string())),
+                _ => get::<String>(row, i)?.map_or(Cell::Null, Cell::Text),
+            })
+        })
+        .collect()
+}

@@ -285,6 +285,27 @@ impl PgStore {
     }
 }
 
+#[async_trait]
+impl crm_storage_sql::Runner for PgStore {
+    fn dialect(&self) -> Dialect {
+        Dialect::Postgres
+    }
+
+    async fn rows(
+        &self,
+        sql: crm_storage_sql::Sql,
+        once: bool,
+    ) -> Result<Vec<Vec<crm_storage_sql::Cell>>> {
+        let sql = Sql::from(sql);
+        let rows = if once {
+            self.run_uncached(&sql).await?
+        } else {
+            self.run(&sql).await?
+        };
+        rows.iter().map(rows::cells).collect()
+    }
+}
+
 /// Classifies a failure to open the first connection.
 fn start_error(e: tokio_postgres::Error, config: &PgConfig) -> Error {
     let mapped = map_pg(e);

@@ -4,15 +4,19 @@
 //!
 //! Both schemas name the commerce columns alike; only their types differ ([`Kind`] is mapped by each adapter).
 
-use crate::{day_bounds, micro_bounds, Dialect, Kind, Param, Sql, Table};
+use crate::{corrupt, day_bounds, micro_bounds, Cell, Dialect, Kind, Param, Runner, Sql, Table};
+use chrono::NaiveDate;
 use crm_core::commerce::{
-    day_number, Bucket, Campaign, CampaignCost, CampaignStatus, CampaignTarget, Category,
-    CommerceWrite, Document, ExchangeRate, GroupBy, PaymentDirection, Period, Product, RankOrder,
-    SumsQuery,
+    day_number, Balance, Bucket, Campaign, CampaignCost, CampaignStatus, CampaignSums,
+    CampaignTarget, Category, CommerceKey, CommerceRecord, CommerceWrite, Criteria, Document,
+    ExchangeRate, GroupBy, OpenItem, OutcomeKind, PaymentDirection, Period, Product, ProfitSums,
+    Progress, RankOrder, SegmentMember, SumsQuery,
 };
-use crm_core::id::{CampaignId, TenantId};
+use crm_core::id::{CampaignId, PartnerId, TenantId, UserId};
 use crm_core::money::{decimal_to_units, Currency};
+use crm_core::store::{Page, PageRequest};
 use crm_core::{Error, Result};
+use uuid::Uuid;
 
 /// `product_categories`.
 pub const CATEGORIES: Table = Table {
@@ -171,7 +175,7 @@ fn ccy(c: Currency) -> Param {
     Param::Text(c.code().to_string())
 }
 
-fn day(d: chrono::NaiveDate) -> Param {
+fn day(d: NaiveDate) -> Param {
     Param::Day(day_number(d))
 }
 
@@ -384,6 +388,51 @@ pub fn missed_update(
         },
         None => Error::not_found(entity, id),
     }
+}
+
+/// Runs statements inside an adapter's open transaction (its errors already mapped, a duplicate key as
+/// [`Error::AlreadyExists`]).
+pub trait Exec {
+    /// Runs a statement; the rows it changed.
+    fn execute(&self, sql: Sql) -> impl std::future::Future<Output = Result<u64>>;
+
+    /// The first column of the first row of `sql` as an integer, if there is a row.
+    fn first_int(&self, sql: Sql) -> impl std::future::Future<Output = Result<Option<i64>>>;
+}
+
+/// Applies one commerce write: runs its [`steps`] on `tx` and gives each outcome its meaning.
+///
+/// # Errors
+///
+/// Those of [`steps`]; [`Error::AlreadyExists`] naming the record; [`Error::Conflict`] or [`Error::NotFound`] when a
+/// versioned update matches nothing; the adapter's own.
+pub async fn apply<E: Exec>(tx: &E, dialect: Dialect, w: &CommerceWrite) -> Result<()> {
+    for step in steps(dialect, w)? {
+        match step {
+            Step::Insert { sql, entity, key } => {
+                tx.execute(sql).await.map_err(|e| match e {
+                    Error::AlreadyExists { .. } => Error::AlreadyExists { entity, key },
+                    other => other,
+                })?;
+            }
+            Step::Update {
+                sql,
+                current,
+                entity,
+                id,
+                expected,
+            } => {
+                if tx.execute(sql).await? == 0 {
+                    let stored = tx.first_int(current).await?;
+                    return Err(missed_update(entity, id, expected, stored));
+                }
+            }
+            Step::Run(sql) => {
+                tx.execute(sql).await?;
+            }
+        }
+    }
+    Ok(())
 }
 
 fn with(dialect: Dialect, text: String, params: Vec<Param>) -> Sql {
@@ -767,6 +816,283 @@ pub fn campaign_sums(
              AND reporting = {p3} AND day BETWEEN {p4} AND {p5}"
         )),
     }
+}
+
+// ------------------------------------------------------------------------------------------------ reads
+
+/// [`CommerceStore::fetch_commerce`] on a [`Runner`].
+pub async fn fetch_commerce<R: Runner + ?Sized>(
+    r: &R,
+    tenant: TenantId,
+    key: &CommerceKey,
+) -> Result<Vec<CommerceRecord>> {
+    let (sql, doc) = crate::fetch::commerce_key(r.dialect(), tenant, key)?;
+    r.rows(sql, false)
+        .await?
+        .iter()
+        .map(|row| doc.commerce_record(row[0].text(doc.entity())?))
+        .collect()
+}
+
+/// [`CommerceStore::campaign_targets`] on a [`Runner`]: keyset pages by partner.
+pub async fn campaign_targets<R: Runner + ?Sized>(
+    r: &R,
+    tenant: TenantId,
+    campaign: CampaignId,
+    page: &PageRequest,
+) -> Result<Page<CampaignTarget>> {
+    page.validate()?;
+    let after = match &page.after {
+        Some(cur) => cur.decode()?.1,
+        None => Uuid::nil(),
+    };
+    let dialect = r.dialect();
+    let mut sql = Sql::new(dialect);
+    let t = sql.bind(*tenant.as_uuid());
+    let c = sql.bind(*campaign.as_uuid());
+    let a = sql.bind(after);
+    let l = sql.bind(i64::from(page.limit) + 1);
+    sql.text = format!(
+        "SELECT {} FROM campaign_targets WHERE tenant = {t} AND campaign = {c} AND partner > {a} \
+         ORDER BY partner LIMIT {l}",
+        dialect.doc()
+    );
+    let items = r
+        .rows(sql, false)
+        .await?
+        .iter()
+        .map(|row| crate::fetch::Doc::parse_as(row[0].text("campaign target")?, "campaign target"))
+        .collect::<Result<Vec<CampaignTarget>>>()?;
+    Ok(crate::paginate(items, page.limit, |t| {
+        (0, *t.partner().as_uuid())
+    }))
+}
+
+/// [`CommerceStore::segment`] on a [`Runner`].
+pub async fn segment<R: Runner + ?Sized>(
+    r: &R,
+    tenant: TenantId,
+    criteria: &Criteria,
+    as_of: NaiveDate,
+    reporting: Currency,
+) -> Result<Vec<SegmentMember>> {
+    criteria.check()?;
+    let sql = crate::segment::segment_sql(r.dialect(), tenant, criteria, as_of, reporting);
+    // Every criteria tree is its own statement: run it once, without filling a statement cache.
+    r.rows(sql, true)
+        .await?
+        .iter()
+        .map(|row| {
+            Ok(SegmentMember {
+                partner: PartnerId::from_uuid(row[0].uuid("partner")?),
+                name: row[1].text("partner name")?.to_owned(),
+            })
+        })
+        .collect()
+}
+
+/// [`CommerceStore::profit_sums`] on a [`Runner`].
+pub async fn read_profit_sums<R: Runner + ?Sized>(
+    r: &R,
+    tenant: TenantId,
+    query: &SumsQuery,
+) -> Result<Vec<ProfitSums>> {
+    r.rows(profit_sums(r.dialect(), tenant, query), false)
+        .await?
+        .iter()
+        .map(|row| {
+            Ok(ProfitSums {
+                key: row[0].opt_text(),
+                bucket: row[1].opt_int("bucket")?.map(|b| b as i64),
+                revenue_units: row[2].int("sum of units")?,
+                cost_units: row[3].int("sum of units")?,
+                invoices: row[4].count("invoices")?,
+            })
+        })
+        .collect()
+}
+
+/// [`CommerceStore::campaign_sums`] on a [`Runner`].
+pub async fn read_campaign_sums<R: Runner + ?Sized>(
+    r: &R,
+    tenant: TenantId,
+    campaign: CampaignId,
+    period: Option<Period>,
+    reporting: Currency,
+) -> Result<CampaignSums> {
+    let q = campaign_sums(r.dialect(), tenant, campaign, period, reporting);
+    let first = |rows: Vec<Vec<Cell>>| {
+        rows.into_iter()
+            .next()
+            .ok_or_else(|| corrupt("campaign sums", "no row"))
+    };
+    let mut s = CampaignSums::default();
+    let row = first(r.rows(q.targets, false).await?)?;
+    (s.targets, s.reached) = (row[0].count("targets")?, row[1].count("reached")?);
+    for row in r.rows(q.outcomes, false).await? {
+        s.outcomes
+            .insert(outcome_of(&row[0])?, row[1].count("outcomes")?);
+    }
+    let row = first(r.rows(q.leads, false).await?)?;
+    (s.leads, s.won) = (row[0].count("leads")?, row[1].count("won")?);
+    let row = first(r.rows(q.money, false).await?)?;
+    s.revenue_units = row[0].int("sum of units")?;
+    s.cost_units = row[1].int("sum of units")?;
+    let row = first(r.rows(q.invoiced, false).await?)?;
+    s.invoiced_customers = row[0].count("invoiced customers")?;
+    let row = first(r.rows(q.costs, false).await?)?;
+    s.campaign_cost_units = row[0].int("sum of units")?;
+    Ok(s)
+}
+
+fn outcome_of(cell: &Cell) -> Result<OutcomeKind> {
+    let code = cell.int("outcome")?;
+    i16::try_from(code)
+        .ok()
+        .and_then(OutcomeKind::from_code)
+        .ok_or_else(|| corrupt("outcome", code))
+}
+
+/// [`CommerceStore::progress`] on a [`Runner`].
+pub async fn progress<R: Runner + ?Sized>(
+    r: &R,
+    tenant: TenantId,
+    campaign: CampaignId,
+) -> Result<Vec<Progress>> {
+    let sql = crate::report::progress(r.dialect(), tenant, campaign);
+    let mut tallies = Vec::new();
+    for row in r.rows(sql, false).await? {
+        let agent = row[0].opt_uuid("agent")?.map(UserId::from_uuid);
+        let outcome = match &row[1] {
+            Cell::Null => None,
+            cell => Some(outcome_of(cell)?),
+        };
+        tallies.push((agent, outcome, row[2].count("targets")?));
+    }
+    Ok(Progress::tally(tallies))
+}
+
+/// [`CommerceStore::open_items`] on a [`Runner`].
+pub async fn open_items<R: Runner + ?Sized>(
+    r: &R,
+    tenant: TenantId,
+    partner: PartnerId,
+    as_of: NaiveDate,
+) -> Result<Vec<OpenItem>> {
+    let sql = crate::report::open_items(r.dialect(), tenant, partner, as_of);
+    let mut out = Vec::new();
+    for row in r.rows(sql, false).await? {
+        let d: Document = crate::fetch::Doc::parse_as(row[0].text("document")?, "document")?;
+        out.push(OpenItem::of(&d, row[1].int("open units")?, as_of));
+    }
+    crm_core::commerce::order_open_items(&mut out);
+    Ok(out)
+}
+
+/// [`CommerceStore::balances`] on a [`Runner`].
+pub async fn balances<R: Runner + ?Sized>(
+    r: &R,
+    tenant: TenantId,
+    partner: PartnerId,
+    as_of: NaiveDate,
+) -> Result<Vec<Balance>> {
+    let sql = crate::report::balances(r.dialect(), tenant, partner, as_of);
+    let rows = r.rows(sql, false).await?;
+    let items = open_items(r, tenant, partner, as_of).await?;
+    rows.iter()
+        .map(|row| {
+            let code = row[0].text("currency")?;
+            let currency = Currency::parse(code.trim()).map_err(|e| corrupt("currency", e))?;
+            Ok(Balance::of(
+                currency,
+                row[1].int("receivable units")?,
+                row[2].int("payable units")?,
+                &items,
+            ))
+        })
+        .collect()
+}
+
+/// `impl CommerceStore for $store` (a [`Runner`]): every method is the shared read of this module of the same
+/// name, so both adapters answer every report with the same statements and the same decoding.
+#[macro_export]
+macro_rules! commerce_store {
+    ($store:ty) => {
+        #[$crate::__private::async_trait]
+        impl $crate::__private::CommerceStore for $store {
+            async fn fetch_commerce(
+                &self,
+                tenant: $crate::__private::TenantId,
+                key: &$crate::__private::CommerceKey,
+            ) -> $crate::__private::Result<Vec<$crate::__private::CommerceRecord>> {
+                $crate::commerce::fetch_commerce(self, tenant, key).await
+            }
+
+            async fn campaign_targets(
+                &self,
+                tenant: $crate::__private::TenantId,
+                campaign: $crate::__private::CampaignId,
+                page: &$crate::__private::PageRequest,
+            ) -> $crate::__private::Result<$crate::__private::Page<$crate::__private::CampaignTarget>>
+            {
+                $crate::commerce::campaign_targets(self, tenant, campaign, page).await
+            }
+
+            async fn segment(
+                &self,
+                tenant: $crate::__private::TenantId,
+                criteria: &$crate::__private::Criteria,
+                as_of: $crate::__private::NaiveDate,
+                reporting: $crate::__private::Currency,
+            ) -> $crate::__private::Result<Vec<$crate::__private::SegmentMember>> {
+                $crate::commerce::segment(self, tenant, criteria, as_of, reporting).await
+            }
+
+            async fn profit_sums(
+                &self,
+                tenant: $crate::__private::TenantId,
+                query: &$crate::__private::SumsQuery,
+            ) -> $crate::__private::Result<Vec<$crate::__private::ProfitSums>> {
+                $crate::commerce::read_profit_sums(self, tenant, query).await
+            }
+
+            async fn campaign_sums(
+                &self,
+                tenant: $crate::__private::TenantId,
+                campaign: $crate::__private::CampaignId,
+                period: Option<$crate::__private::Period>,
+                reporting: $crate::__private::Currency,
+            ) -> $crate::__private::Result<$crate::__private::CampaignSums> {
+                $crate::commerce::read_campaign_sums(self, tenant, campaign, period, reporting).await
+            }
+
+            async fn progress(
+                &self,
+                tenant: $crate::__private::TenantId,
+                campaign: $crate::__private::CampaignId,
+            ) -> $crate::__private::Result<Vec<$crate::__private::Progress>> {
+                $crate::commerce::progress(self, tenant, campaign).await
+            }
+
+            async fn open_items(
+                &self,
+                tenant: $crate::__private::TenantId,
+                partner: $crate::__private::PartnerId,
+                as_of: $crate::__private::NaiveDate,
+            ) -> $crate::__private::Result<Vec<$crate::__private::OpenItem>> {
+                $crate::commerce::open_items(self, tenant, partner, as_of).await
+            }
+
+            async fn balances(
+                &self,
+                tenant: $crate::__private::TenantId,
+                partner: $crate::__private::PartnerId,
+                as_of: $crate::__private::NaiveDate,
+            ) -> $crate::__private::Result<Vec<$crate::__private::Balance>> {
+                $crate::commerce::balances(self, tenant, partner, as_of).await
+            }
+        }
+    };
 }
 
 #[cfg(test)]

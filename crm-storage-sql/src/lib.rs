@@ -19,13 +19,30 @@ mod dialect;
 pub mod fetch;
 pub mod outbox;
 pub mod report;
+mod run;
 pub mod segment;
 mod table;
 
 pub use dialect::{Dialect, Kind, Param, Sql};
+pub use run::{corrupt, Cell, Runner};
 pub use table::Table;
 
 use chrono::NaiveTime;
+
+#[doc(hidden)]
+pub mod __private {
+    //! What [`commerce_store!`] names, so an adapter needs no imports for it.
+    pub use async_trait::async_trait;
+    pub use chrono::NaiveDate;
+    pub use crm_core::commerce::{
+        Balance, CampaignSums, CampaignTarget, CommerceKey, CommerceRecord, CommerceStore,
+        Criteria, OpenItem, Period, ProfitSums, Progress, SegmentMember, SumsQuery,
+    };
+    pub use crm_core::id::{CampaignId, PartnerId, TenantId};
+    pub use crm_core::money::Currency;
+    pub use crm_core::store::{Page, PageRequest};
+    pub use crm_core::Result;
+}
 use crm_core::commerce::{day_number, Period};
 
 /// A `LIKE … ESCAPE '\'` pattern matching `needle` anywhere (`%`, `_` and `\` escaped).

@@ -81,3 +81,43 @@ pub(crate) fn docs_of_any(
     }
     Ok(n)
 }
+
+/// Runs a shared statement and returns its rows as the shared reads' neutral cells (ids are 16-byte blobs).
+pub(crate) fn cells_of(
+    conn: &rusqlite::Connection,
+    sql: &crm_storage_sql::Sql,
+    once: bool,
+) -> Result<Vec<Vec<crm_storage_sql::Cell>>> {
+    use crate::error::map;
+    use crm_storage_sql::Cell;
+    use rusqlite::types::ValueRef;
+    let (mut fresh, mut cached);
+    let stmt: &mut rusqlite::Statement<'_> = if once {
+        fresh = conn.prepare(&sql.text).map_err(map)?;
+        &mut fresh
+    } else {
+        cached = conn.prepare_cached(&sql.text).map_err(map)?;
+        &mut cached
+    };
+    let n = stmt.column_count();
+    let mut rows = stmt
+        .query(rusqlite::params_from_iter(sql.params.iter().map(bind)))
+        .map_err(map)?;
+    let mut out = Vec::new();
+    while let Some(row) = rows.next().map_err(map)? {
+        let mut cells = Vec::with_capacity(n);
+        for i in 0..n {
+            cells.push(match row.get_ref(i).map_err(map)? {
+                ValueRef::Null => Cell::Null,
+                ValueRef::Integer(v) => Cell::Int(i128::from(v)),
+                ValueRef::Text(t) => Cell::Text(String::from_utf8_lossy(t).into_owned()),
+                ValueRef::Blob(b) => Cell::Uuid(uuid(b)?),
+                ValueRef::Real(r) => {
+                    return Err(corrupt("column", format!("{r} is not an integer")))
+                }
+            });
+        }
+        out.push(cells);
+    }
+    Ok(out)
+}

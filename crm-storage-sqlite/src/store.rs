@@ -220,6 +220,23 @@ impl SqliteStore {
     }
 }
 
+#[async_trait]
+impl crm_storage_sql::Runner for SqliteStore {
+    fn dialect(&self) -> Dialect {
+        Dialect::Sqlite
+    }
+
+    async fn rows(
+        &self,
+        sql: crm_storage_sql::Sql,
+        once: bool,
+    ) -> Result<Vec<Vec<crm_storage_sql::Cell>>> {
+        self.threads
+            .read(move |c| crate::rows::cells_of(c, &sql, once))
+            .await
+    }
+}
+
 // ------------------------------------------------------------------------------------------------ writes
 
 fn already(e: rusqlite::Error, entity: &'static str, id: &Uuid) -> Error {
