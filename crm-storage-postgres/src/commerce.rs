@@ -16,7 +16,7 @@ use crm_storage_sql::commerce;
 use crm_storage_sql::Dialect;
 
 /// The commit's transaction, running the shared statements of a commerce write.
-struct InTx<'a, 'c>(&'a Tx<'c>);
+pub(crate) struct InTx<'a, 'c>(pub(crate) &'a Tx<'c>);
 
 impl commerce::Exec for InTx<'_, '_> {
     async fn execute(&self, sql: crm_storage_sql::Sql) -> Result<u64> {

@@ -304,6 +304,23 @@ impl crm_storage_sql::Runner for PgStore {
         };
         rows.iter().map(rows::cells).collect()
     }
+
+    async fn write_rows(
+        &self,
+        sql: crm_storage_sql::Sql,
+    ) -> Result<Vec<Vec<crm_storage_sql::Cell>>> {
+        self.rows(sql, false).await
+    }
+
+    async fn execute(&self, sql: crm_storage_sql::Sql) -> Result<u64> {
+        let sql = Sql::from(sql);
+        let client = self.client().await?;
+        let stmt = client.prepare_cached(&sql.text).await.map_err(map_pg)?;
+        client
+            .execute(&stmt, &rows::params(&sql.params))
+            .await
+            .map_err(map_pg)
+    }
 }
 
 /// Classifies a failure to open the first connection.

@@ -33,14 +33,19 @@ use chrono::NaiveTime;
 pub mod __private {
     //! What [`commerce_store!`] names, so an adapter needs no imports for it.
     pub use async_trait::async_trait;
+    pub use chrono::Duration;
     pub use chrono::NaiveDate;
     pub use crm_core::commerce::{
         Balance, CampaignSums, CampaignTarget, CommerceKey, CommerceRecord, CommerceStore,
         Criteria, OpenItem, Period, ProfitSums, Progress, SegmentMember, SumsQuery,
     };
-    pub use crm_core::id::{CampaignId, PartnerId, TenantId};
+    pub use crm_core::id::{CampaignId, OutboxId, PartnerId, TenantId, UserId};
     pub use crm_core::money::Currency;
+    pub use crm_core::outbox::{
+        InboxItem, InboxWrite, OutboxMessage, OutboxRef, OutboxStatus, OutboxStore, Settlement,
+    };
     pub use crm_core::store::{Page, PageRequest};
+    pub use crm_core::time::Timestamp;
     pub use crm_core::Result;
 }
 use crm_core::commerce::{day_number, Period};

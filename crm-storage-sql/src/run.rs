@@ -89,4 +89,10 @@ pub trait Runner: Send + Sync {
 
     /// Runs `sql` and returns its rows; `once` marks a statement built for one call (not worth caching).
     async fn rows(&self, sql: Sql, once: bool) -> Result<Vec<Vec<Cell>>>;
+
+    /// Runs a statement that writes (on the writer, in its own transaction) and returns the rows it returns.
+    async fn write_rows(&self, sql: Sql) -> Result<Vec<Vec<Cell>>>;
+
+    /// Runs a statement that writes (on the writer, in its own transaction) and returns how many rows it changed.
+    async fn execute(&self, sql: Sql) -> Result<u64>;
 }

@@ -22,11 +22,7 @@ struct InTx<'a>(&'a Connection);
 
 impl commerce::Exec for InTx<'_> {
     async fn execute(&self, sql: Sql) -> Result<u64> {
-        let mut stmt = self.0.prepare_cached(&sql.text).map_err(map)?;
-        let n = stmt
-            .execute(params_from_iter(sql.params.iter().map(bind)))
-            .map_err(map)?;
-        Ok(n as u64)
+        crate::rows::execute(self.0, &sql)
     }
 
     async fn first_int(&self, sql: Sql) -> Result<Option<i64>> {

@@ -121,3 +121,13 @@ pub(crate) fn cells_of(
     }
     Ok(out)
 }
+
+/// Runs a shared statement that writes; how many rows it changed.
+pub(crate) fn execute(conn: &rusqlite::Connection, sql: &crm_storage_sql::Sql) -> Result<u64> {
+    use crate::error::map;
+    let mut stmt = conn.prepare_cached(&sql.text).map_err(map)?;
+    let n = stmt
+        .execute(rusqlite::params_from_iter(sql.params.iter().map(bind)))
+        .map_err(map)?;
+    Ok(n as u64)
+}

@@ -235,6 +235,21 @@ impl crm_storage_sql::Runner for SqliteStore {
             .read(move |c| crate::rows::cells_of(c, &sql, once))
             .await
     }
+
+    async fn write_rows(
+        &self,
+        sql: crm_storage_sql::Sql,
+    ) -> Result<Vec<Vec<crm_storage_sql::Cell>>> {
+        self.threads
+            .write(move |c| crate::rows::cells_of(c, &sql, false))
+            .await
+    }
+
+    async fn execute(&self, sql: crm_storage_sql::Sql) -> Result<u64> {
+        self.threads
+            .write(move |c| crate::rows::execute(c, &sql))
+            .await
+    }
 }
 
 // ------------------------------------------------------------------------------------------------ writes
