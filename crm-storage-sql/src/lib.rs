@@ -20,6 +20,7 @@ pub mod fetch;
 pub mod outbox;
 pub mod report;
 mod run;
+pub mod schema;
 pub mod segment;
 mod table;
 

@@ -48,19 +48,25 @@ pub struct SqliteStore {
     threads: Arc<Threads>,
 }
 
-/// The migrations, in order.
-const MIGRATION_SQL: &[&str] = &[
-    include_str!("../migrations/0001_init.sql"),
-    include_str!("../migrations/0002_commerce.sql"),
-    include_str!("../migrations/0003_outbox.sql"),
-    include_str!("../migrations/0004_lead_campaign.sql"),
-];
+/// Migrations 2 (commerce) and 3 (outbox), generated from `crm_storage_sql::schema` as PostgreSQL's are.
+static GENERATED: std::sync::LazyLock<[String; 2]> = std::sync::LazyLock::new(|| {
+    [
+        crm_storage_sql::schema::commerce(Dialect::Sqlite),
+        crm_storage_sql::schema::outbox(Dialect::Sqlite),
+    ]
+});
 
 /// How many migrations there are.
-const MIGRATIONS: usize = MIGRATION_SQL.len();
+const MIGRATIONS: usize = 4;
 
 fn migrations() -> Migrations<'static> {
-    Migrations::new(MIGRATION_SQL.iter().map(|sql| M::up(sql)).collect())
+    let sql: [&'static str; MIGRATIONS] = [
+        include_str!("../migrations/0001_init.sql"),
+        &GENERATED[0],
+        &GENERATED[1],
+        include_str!("../migrations/0004_lead_campaign.sql"),
+    ];
+    Migrations::new(sql.into_iter().map(M::up).collect())
 }
 
 fn configure(conn: &Connection, config: &SqliteConfig, file: bool) -> Result<()> {
