@@ -22,6 +22,7 @@ pub mod report;
 mod run;
 pub mod schema;
 pub mod segment;
+pub mod store;
 mod table;
 
 pub use dialect::{Dialect, Kind, Param, Sql};
@@ -40,12 +41,19 @@ pub mod __private {
         Balance, CampaignSums, CampaignTarget, CommerceKey, CommerceRecord, CommerceStore,
         Criteria, OpenItem, Period, ProfitSums, Progress, SegmentMember, SumsQuery,
     };
+    pub use crm_core::event::{CommentTarget, DomainEvent};
+    pub use crm_core::id::PipelineId;
     pub use crm_core::id::{CampaignId, OutboxId, PartnerId, TenantId, UserId};
+    pub use crm_core::lead::Lead;
     pub use crm_core::money::Currency;
     pub use crm_core::outbox::{
         InboxItem, InboxWrite, OutboxMessage, OutboxRef, OutboxStatus, OutboxStore, Settlement,
     };
-    pub use crm_core::store::{Page, PageRequest};
+    pub use crm_core::request::{Comment, Request};
+    pub use crm_core::store::{
+        Board, ChangeSet, Funnel, Key, LeadQuery, Page, PageRequest, Record, RequestQuery, Store,
+        TimelineOf,
+    };
     pub use crm_core::time::Timestamp;
     pub use crm_core::Result;
 }
@@ -109,6 +117,25 @@ pub fn check_next_version(entity: &str, next: u64, expected: u64) -> crm_core::R
         ));
     }
     Ok(())
+}
+
+/// `AND (key, id) <op> (k, i)` after (`>`) or before (`<`) a cursor's `(k, i)` (nothing without a cursor): a row
+/// comparison on PostgreSQL, which uses the index; spelled out on SQLite.
+pub(crate) fn keyset(
+    sql: &mut Sql,
+    key: &str,
+    op: &str,
+    after: Option<(i64, uuid::Uuid)>,
+) -> String {
+    let Some((k, i)) = after else {
+        return String::new();
+    };
+    let k = sql.bind(k);
+    let i = sql.bind(i);
+    match sql.dialect {
+        Dialect::Postgres => format!(" AND ({key}, id) {op} ({k}, {i})"),
+        Dialect::Sqlite => format!(" AND ({key} {op} {k} OR ({key} = {k} AND id {op} {i}))"),
+    }
 }
 
 /// Cuts a `limit + 1` fetch into a page whose cursor points after the last item kept; `key` gives an item's

@@ -3,7 +3,7 @@
 //! The two schemas name their time columns differently (SQLite `…_at`, PostgreSQL `…_us`, both microseconds; the
 //! inbox's person is `user` on SQLite, `usr` on PostgreSQL, a reserved word there): [`Dialect::col`] maps them.
 
-use crate::{corrupt, Cell, Dialect, Param, Runner, Sql};
+use crate::{corrupt, keyset, Cell, Dialect, Param, Runner, Sql};
 use chrono::Duration;
 use crm_core::id::{OutboxId, TenantId, UserId};
 use crm_core::outbox::{InboxItem, InboxWrite, OutboxMessage, OutboxRef, OutboxStatus, Settlement};
@@ -361,22 +361,6 @@ pub async fn find_outbox<R: Runner + ?Sized>(
     match r.rows(sql, false).await?.first() {
         Some(row) => message(row),
         None => Err(not_found(by)),
-    }
-}
-
-/// `(created, id)` after (`>`) or before (`<`) a cursor's key, as a row comparison where the dialect has one that
-/// uses the index.
-fn keyset(sql: &mut Sql, created: &str, op: &str, after: Option<(i64, Uuid)>) -> String {
-    let Some((k, i)) = after else {
-        return String::new();
-    };
-    let k = sql.bind(k);
-    let i = sql.bind(i);
-    match sql.dialect {
-        Dialect::Postgres => format!(" AND ({created}, id) {op} ({k}, {i})"),
-        Dialect::Sqlite => {
-            format!(" AND ({created} {op} {k} OR ({created} = {k} AND id {op} {i}))")
-        }
     }
 }
 

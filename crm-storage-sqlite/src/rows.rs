@@ -91,6 +91,8 @@ pub(crate) fn cells_of(
     use crate::error::map;
     use crm_storage_sql::Cell;
     use rusqlite::types::ValueRef;
+    #[cfg(test)]
+    crate::store::plan_tests::record(&sql.text);
     let (mut fresh, mut cached);
     let stmt: &mut rusqlite::Statement<'_> = if once {
         fresh = conn.prepare(&sql.text).map_err(map)?;
