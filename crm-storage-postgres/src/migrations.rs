@@ -16,7 +16,7 @@ pub(crate) struct Migration {
     pub version: i32,
     /// A short name.
     pub name: &'static str,
-    /// The SQL (migrations 2 and 3 are generated from `crm_storage_sql::schema`, as SQLite's are).
+    /// The SQL, generated from `crm_storage_sql::schema` (as SQLite's is).
     pub sql: fn() -> String,
 }
 
@@ -25,7 +25,7 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
     Migration {
         version: 1,
         name: "initial",
-        sql: || include_str!("../migrations/0001_init.sql").to_string(),
+        sql: || schema::init(Dialect::Postgres),
     },
     Migration {
         version: 2,

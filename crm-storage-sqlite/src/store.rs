@@ -46,9 +46,11 @@ pub struct SqliteStore {
     threads: Arc<Threads>,
 }
 
-/// Migrations 2 (commerce) and 3 (outbox), generated from `crm_storage_sql::schema` as PostgreSQL's are.
-static GENERATED: std::sync::LazyLock<[String; 2]> = std::sync::LazyLock::new(|| {
+/// Migrations 1 (leads), 2 (commerce) and 3 (outbox), generated from `crm_storage_sql::schema` as PostgreSQL's
+/// are.
+static GENERATED: std::sync::LazyLock<[String; 3]> = std::sync::LazyLock::new(|| {
     [
+        crm_storage_sql::schema::init(Dialect::Sqlite),
         crm_storage_sql::schema::commerce(Dialect::Sqlite),
         crm_storage_sql::schema::outbox(Dialect::Sqlite),
     ]
@@ -59,9 +61,9 @@ const MIGRATIONS: usize = 4;
 
 fn migrations() -> Migrations<'static> {
     let sql: [&'static str; MIGRATIONS] = [
-        include_str!("../migrations/0001_init.sql"),
         &GENERATED[0],
         &GENERATED[1],
+        &GENERATED[2],
         include_str!("../migrations/0004_lead_campaign.sql"),
     ];
     Migrations::new(sql.into_iter().map(M::up).collect())
