@@ -260,16 +260,33 @@ impl CommerceService {
             version,
             self.crm.clock().now(),
         )?;
+        self.commit_recorded(
+            ctx,
+            r,
+            CommerceWrite::InsertCategory,
+            |category, expected_version| CommerceWrite::UpdateCategory {
+                category,
+                expected_version,
+            },
+        )
+        .await
+    }
+
+    /// Commits what recording by code decided (nothing when the record is unchanged) and returns it.
+    async fn commit_recorded<T: Clone>(
+        &self,
+        ctx: &Context,
+        r: Recorded<T>,
+        insert: fn(T) -> CommerceWrite,
+        replace: fn(T, u64) -> CommerceWrite,
+    ) -> Result<Recorded<T>> {
         let w = match &r {
             Recorded::Unchanged(_) => return Ok(r),
-            Recorded::Inserted(c) => CommerceWrite::InsertCategory(c.clone()),
+            Recorded::Inserted(x) => insert(x.clone()),
             Recorded::Replaced {
                 record,
                 expected_version,
-            } => CommerceWrite::UpdateCategory {
-                category: record.clone(),
-                expected_version: *expected_version,
-            },
+            } => replace(record.clone(), *expected_version),
         };
         self.commit(
             ctx,
@@ -346,25 +363,16 @@ impl CommerceService {
             version,
             self.crm.clock().now(),
         )?;
-        let w = match &r {
-            Recorded::Unchanged(_) => return Ok(r),
-            Recorded::Inserted(p) => CommerceWrite::InsertProduct(p.clone()),
-            Recorded::Replaced {
-                record,
-                expected_version,
-            } => CommerceWrite::UpdateProduct {
-                product: record.clone(),
-                expected_version: *expected_version,
-            },
-        };
-        self.commit(
+        self.commit_recorded(
             ctx,
-            ChangeSet {
-                writes: vec![w.into()],
+            r,
+            CommerceWrite::InsertProduct,
+            |product, expected_version| CommerceWrite::UpdateProduct {
+                product,
+                expected_version,
             },
         )
-        .await?;
-        Ok(r)
+        .await
     }
 
     /// Records a dated rate (units of `to` per unit of `from`). The same rate again is a no-op; another rate for
