@@ -79,11 +79,7 @@ impl CommerceService {
     /// # Examples
     ///
     /// ```
-    /// # use std::sync::Arc;
-    /// # use chrono::NaiveDate;
-    /// # use crm_core::{actor::Context, commerce::*, conformance::model::MemStore, id::*, money::Currency};
-    /// # use crm_core::{service::{CommerceService, CommitHook, CrmService}, store::{ChangeSet, Page, PageRequest, Write}};
-    /// # use crm_core::{Error, Result};
+    /// # use crm_core::conformance::model::prelude::*;
     /// # futures::executor::block_on(async {
     /// # let (crm, store, commerce, ctx) = crm_core::conformance::model::example_commerce().await?;
     /// let ron = Currency::parse("RON")?;
@@ -105,11 +101,7 @@ impl CommerceService {
     /// # Examples
     ///
     /// ```
-    /// # use std::sync::Arc;
-    /// # use chrono::NaiveDate;
-    /// # use crm_core::{actor::Context, commerce::*, conformance::model::MemStore, id::*, money::Currency};
-    /// # use crm_core::{service::{CommerceService, CommitHook, CrmService}, store::{ChangeSet, Page, PageRequest, Write}};
-    /// # use crm_core::{Error, Result};
+    /// # use crm_core::conformance::model::prelude::*;
     /// # futures::executor::block_on(async {
     /// # let (crm, store, commerce, ctx) = crm_core::conformance::model::example_commerce().await?;
     /// use rust_decimal_macros::dec;
@@ -131,11 +123,7 @@ impl CommerceService {
     /// # Examples
     ///
     /// ```
-    /// # use std::sync::Arc;
-    /// # use chrono::NaiveDate;
-    /// # use crm_core::{actor::Context, commerce::*, conformance::model::MemStore, id::*, money::Currency};
-    /// # use crm_core::{service::{CommerceService, CommitHook, CrmService}, store::{ChangeSet, Page, PageRequest, Write}};
-    /// # use crm_core::{Error, Result};
+    /// # use crm_core::conformance::model::prelude::*;
     /// # futures::executor::block_on(async {
     /// # let (crm, store, commerce, ctx) = crm_core::conformance::model::example_commerce().await?;
     /// assert_eq!(commerce.reporting().code(), "EUR");
@@ -150,11 +138,7 @@ impl CommerceService {
     /// # Examples
     ///
     /// ```
-    /// # use std::sync::Arc;
-    /// # use chrono::NaiveDate;
-    /// # use crm_core::{actor::Context, commerce::*, conformance::model::MemStore, id::*, money::Currency};
-    /// # use crm_core::{service::{CommerceService, CommitHook, CrmService}, store::{ChangeSet, Page, PageRequest, Write}};
-    /// # use crm_core::{Error, Result};
+    /// # use crm_core::conformance::model::prelude::*;
     /// # futures::executor::block_on(async {
     /// # let (crm, store, commerce, ctx) = crm_core::conformance::model::example_commerce().await?;
     /// use crm_core::partner::NewPartner;
@@ -171,11 +155,7 @@ impl CommerceService {
     /// # Examples
     ///
     /// ```
-    /// # use std::sync::Arc;
-    /// # use chrono::NaiveDate;
-    /// # use crm_core::{actor::Context, commerce::*, conformance::model::MemStore, id::*, money::Currency};
-    /// # use crm_core::{service::{CommerceService, CommitHook, CrmService}, store::{ChangeSet, Page, PageRequest, Write}};
-    /// # use crm_core::{Error, Result};
+    /// # use crm_core::conformance::model::prelude::*;
     /// # futures::executor::block_on(async {
     /// # let (crm, store, commerce, ctx) = crm_core::conformance::model::example_commerce().await?;
     /// # use crm_core::partner::NewPartner;
@@ -209,11 +189,7 @@ impl CommerceService {
     /// # Examples
     ///
     /// ```
-    /// # use std::sync::Arc;
-    /// # use chrono::NaiveDate;
-    /// # use crm_core::{actor::Context, commerce::*, conformance::model::MemStore, id::*, money::Currency};
-    /// # use crm_core::{service::{CommerceService, CommitHook, CrmService}, store::{ChangeSet, Page, PageRequest, Write}};
-    /// # use crm_core::{Error, Result};
+    /// # use crm_core::conformance::model::prelude::*;
     /// # futures::executor::block_on(async {
     /// # let (crm, store, commerce, ctx) = crm_core::conformance::model::example_commerce().await?;
     /// let tools = NewCategory { code: " TOOLS ".into(), name: "Tools".into() };
@@ -303,11 +279,7 @@ impl CommerceService {
     /// # Examples
     ///
     /// ```
-    /// # use std::sync::Arc;
-    /// # use chrono::NaiveDate;
-    /// # use crm_core::{actor::Context, commerce::*, conformance::model::MemStore, id::*, money::Currency};
-    /// # use crm_core::{service::{CommerceService, CommitHook, CrmService}, store::{ChangeSet, Page, PageRequest, Write}};
-    /// # use crm_core::{Error, Result};
+    /// # use crm_core::conformance::model::prelude::*;
     /// # futures::executor::block_on(async {
     /// # let (crm, store, commerce, ctx) = crm_core::conformance::model::example_commerce().await?;
     /// let drill = NewProduct { code: "P-1".into(), name: "Drill".into(), category: None };
@@ -381,11 +353,7 @@ impl CommerceService {
     /// # Examples
     ///
     /// ```
-    /// # use std::sync::Arc;
-    /// # use chrono::NaiveDate;
-    /// # use crm_core::{actor::Context, commerce::*, conformance::model::MemStore, id::*, money::Currency};
-    /// # use crm_core::{service::{CommerceService, CommitHook, CrmService}, store::{ChangeSet, Page, PageRequest, Write}};
-    /// # use crm_core::{Error, Result};
+    /// # use crm_core::conformance::model::prelude::*;
     /// # futures::executor::block_on(async {
     /// # let (crm, store, commerce, ctx) = crm_core::conformance::model::example_commerce().await?;
     /// use rust_decimal_macros::dec;
@@ -451,11 +419,7 @@ impl CommerceService {
     /// # Examples
     ///
     /// ```
-    /// # use std::sync::Arc;
-    /// # use chrono::NaiveDate;
-    /// # use crm_core::{actor::Context, commerce::*, conformance::model::MemStore, id::*, money::Currency};
-    /// # use crm_core::{service::{CommerceService, CommitHook, CrmService}, store::{ChangeSet, Page, PageRequest, Write}};
-    /// # use crm_core::{Error, Result};
+    /// # use crm_core::conformance::model::prelude::*;
     /// # futures::executor::block_on(async {
     /// # let (crm, store, commerce, ctx) = crm_core::conformance::model::example_commerce().await?;
     /// let on = NaiveDate::from_ymd_opt(2026, 3, 2).unwrap();
@@ -510,11 +474,7 @@ impl CommerceService {
     /// # Examples
     ///
     /// ```
-    /// # use std::sync::Arc;
-    /// # use chrono::NaiveDate;
-    /// # use crm_core::{actor::Context, commerce::*, conformance::model::MemStore, id::*, money::Currency};
-    /// # use crm_core::{service::{CommerceService, CommitHook, CrmService}, store::{ChangeSet, Page, PageRequest, Write}};
-    /// # use crm_core::{Error, Result};
+    /// # use crm_core::conformance::model::prelude::*;
     /// # futures::executor::block_on(async {
     /// # let (crm, store, commerce, ctx) = crm_core::conformance::model::example_commerce().await?;
     /// # use crm_core::partner::NewPartner;
@@ -709,11 +669,7 @@ impl CommerceService {
     /// # Examples
     ///
     /// ```
-    /// # use std::sync::Arc;
-    /// # use chrono::NaiveDate;
-    /// # use crm_core::{actor::Context, commerce::*, conformance::model::MemStore, id::*, money::Currency};
-    /// # use crm_core::{service::{CommerceService, CommitHook, CrmService}, store::{ChangeSet, Page, PageRequest, Write}};
-    /// # use crm_core::{Error, Result};
+    /// # use crm_core::conformance::model::prelude::*;
     /// # futures::executor::block_on(async {
     /// # let (crm, store, commerce, ctx) = crm_core::conformance::model::example_commerce().await?;
     /// # use crm_core::partner::NewPartner;
@@ -747,11 +703,7 @@ impl CommerceService {
     /// # Examples
     ///
     /// ```
-    /// # use std::sync::Arc;
-    /// # use chrono::NaiveDate;
-    /// # use crm_core::{actor::Context, commerce::*, conformance::model::MemStore, id::*, money::Currency};
-    /// # use crm_core::{service::{CommerceService, CommitHook, CrmService}, store::{ChangeSet, Page, PageRequest, Write}};
-    /// # use crm_core::{Error, Result};
+    /// # use crm_core::conformance::model::prelude::*;
     /// # futures::executor::block_on(async {
     /// # let (crm, store, commerce, ctx) = crm_core::conformance::model::example_commerce().await?;
     /// # use crm_core::partner::NewPartner;
@@ -787,11 +739,7 @@ impl CommerceService {
     /// # Examples
     ///
     /// ```
-    /// # use std::sync::Arc;
-    /// # use chrono::NaiveDate;
-    /// # use crm_core::{actor::Context, commerce::*, conformance::model::MemStore, id::*, money::Currency};
-    /// # use crm_core::{service::{CommerceService, CommitHook, CrmService}, store::{ChangeSet, Page, PageRequest, Write}};
-    /// # use crm_core::{Error, Result};
+    /// # use crm_core::conformance::model::prelude::*;
     /// # futures::executor::block_on(async {
     /// # let (crm, store, commerce, ctx) = crm_core::conformance::model::example_commerce().await?;
     /// use crm_core::money::Money;
@@ -885,11 +833,7 @@ impl CommerceService {
     /// # Examples
     ///
     /// ```
-    /// # use std::sync::Arc;
-    /// # use chrono::NaiveDate;
-    /// # use crm_core::{actor::Context, commerce::*, conformance::model::MemStore, id::*, money::Currency};
-    /// # use crm_core::{service::{CommerceService, CommitHook, CrmService}, store::{ChangeSet, Page, PageRequest, Write}};
-    /// # use crm_core::{Error, Result};
+    /// # use crm_core::conformance::model::prelude::*;
     /// # futures::executor::block_on(async {
     /// # let (crm, store, commerce, ctx) = crm_core::conformance::model::example_commerce().await?;
     /// let vip = Criteria::Tag { tag: "vip".into() };
@@ -920,11 +864,7 @@ impl CommerceService {
     /// # Examples
     ///
     /// ```
-    /// # use std::sync::Arc;
-    /// # use chrono::NaiveDate;
-    /// # use crm_core::{actor::Context, commerce::*, conformance::model::MemStore, id::*, money::Currency};
-    /// # use crm_core::{service::{CommerceService, CommitHook, CrmService}, store::{ChangeSet, Page, PageRequest, Write}};
-    /// # use crm_core::{Error, Result};
+    /// # use crm_core::conformance::model::prelude::*;
     /// # futures::executor::block_on(async {
     /// # let (crm, store, commerce, ctx) = crm_core::conformance::model::example_commerce().await?;
     /// let march = |d| NaiveDate::from_ymd_opt(2026, 3, d).unwrap();
@@ -973,11 +913,7 @@ impl CommerceService {
     /// documentation of `Crm::commerce`; here the commerce store has no records.
     ///
     /// ```
-    /// # use std::sync::Arc;
-    /// # use chrono::NaiveDate;
-    /// # use crm_core::{actor::Context, commerce::*, conformance::model::MemStore, id::*, money::Currency};
-    /// # use crm_core::{service::{CommerceService, CommitHook, CrmService}, store::{ChangeSet, Page, PageRequest, Write}};
-    /// # use crm_core::{Error, Result};
+    /// # use crm_core::conformance::model::prelude::*;
     /// # futures::executor::block_on(async {
     /// # let (crm, store, commerce, ctx) = crm_core::conformance::model::example_commerce().await?;
     /// let err = commerce.campaign(ctx.tenant, CampaignId::new()).await.unwrap_err();
@@ -1000,11 +936,7 @@ impl CommerceService {
     /// documentation of `Crm::commerce`; here the commerce store has no records.
     ///
     /// ```
-    /// # use std::sync::Arc;
-    /// # use chrono::NaiveDate;
-    /// # use crm_core::{actor::Context, commerce::*, conformance::model::MemStore, id::*, money::Currency};
-    /// # use crm_core::{service::{CommerceService, CommitHook, CrmService}, store::{ChangeSet, Page, PageRequest, Write}};
-    /// # use crm_core::{Error, Result};
+    /// # use crm_core::conformance::model::prelude::*;
     /// # futures::executor::block_on(async {
     /// # let (crm, store, commerce, ctx) = crm_core::conformance::model::example_commerce().await?;
     /// use crm_core::money::Money;
@@ -1067,11 +999,7 @@ impl CommerceService {
     /// documentation of `Crm::commerce`; here the commerce store has no records.
     ///
     /// ```
-    /// # use std::sync::Arc;
-    /// # use chrono::NaiveDate;
-    /// # use crm_core::{actor::Context, commerce::*, conformance::model::MemStore, id::*, money::Currency};
-    /// # use crm_core::{service::{CommerceService, CommitHook, CrmService}, store::{ChangeSet, Page, PageRequest, Write}};
-    /// # use crm_core::{Error, Result};
+    /// # use crm_core::conformance::model::prelude::*;
     /// # futures::executor::block_on(async {
     /// # let (crm, store, commerce, ctx) = crm_core::conformance::model::example_commerce().await?;
     /// let err = commerce.launch_campaign(&ctx, CampaignId::new(), 1).await.unwrap_err();
@@ -1157,11 +1085,7 @@ impl CommerceService {
     /// documentation of `Crm::commerce`; here the commerce store has no records.
     ///
     /// ```
-    /// # use std::sync::Arc;
-    /// # use chrono::NaiveDate;
-    /// # use crm_core::{actor::Context, commerce::*, conformance::model::MemStore, id::*, money::Currency};
-    /// # use crm_core::{service::{CommerceService, CommitHook, CrmService}, store::{ChangeSet, Page, PageRequest, Write}};
-    /// # use crm_core::{Error, Result};
+    /// # use crm_core::conformance::model::prelude::*;
     /// # futures::executor::block_on(async {
     /// # let (crm, store, commerce, ctx) = crm_core::conformance::model::example_commerce().await?;
     /// let err = commerce.close_campaign(&ctx, CampaignId::new(), 2).await.unwrap_err();
@@ -1217,11 +1141,7 @@ impl CommerceService {
     /// documentation of `Crm::commerce`; here the commerce store has no records.
     ///
     /// ```
-    /// # use std::sync::Arc;
-    /// # use chrono::NaiveDate;
-    /// # use crm_core::{actor::Context, commerce::*, conformance::model::MemStore, id::*, money::Currency};
-    /// # use crm_core::{service::{CommerceService, CommitHook, CrmService}, store::{ChangeSet, Page, PageRequest, Write}};
-    /// # use crm_core::{Error, Result};
+    /// # use crm_core::conformance::model::prelude::*;
     /// # futures::executor::block_on(async {
     /// # let (crm, store, commerce, ctx) = crm_core::conformance::model::example_commerce().await?;
     /// let err = commerce.record_call_outcome(&ctx, RequestId::new(), CallOutcome::NoAnswer).await.unwrap_err();
@@ -1354,11 +1274,7 @@ impl CommerceService {
     /// documentation of `Crm::commerce`; here the commerce store has no records.
     ///
     /// ```
-    /// # use std::sync::Arc;
-    /// # use chrono::NaiveDate;
-    /// # use crm_core::{actor::Context, commerce::*, conformance::model::MemStore, id::*, money::Currency};
-    /// # use crm_core::{service::{CommerceService, CommitHook, CrmService}, store::{ChangeSet, Page, PageRequest, Write}};
-    /// # use crm_core::{Error, Result};
+    /// # use crm_core::conformance::model::prelude::*;
     /// # futures::executor::block_on(async {
     /// # let (crm, store, commerce, ctx) = crm_core::conformance::model::example_commerce().await?;
     /// let err = commerce.progress(ctx.tenant, CampaignId::new()).await.unwrap_err();
@@ -1382,11 +1298,7 @@ impl CommerceService {
     /// documentation of `Crm::commerce`; here the commerce store has no records.
     ///
     /// ```
-    /// # use std::sync::Arc;
-    /// # use chrono::NaiveDate;
-    /// # use crm_core::{actor::Context, commerce::*, conformance::model::MemStore, id::*, money::Currency};
-    /// # use crm_core::{service::{CommerceService, CommitHook, CrmService}, store::{ChangeSet, Page, PageRequest, Write}};
-    /// # use crm_core::{Error, Result};
+    /// # use crm_core::conformance::model::prelude::*;
     /// # futures::executor::block_on(async {
     /// # let (crm, store, commerce, ctx) = crm_core::conformance::model::example_commerce().await?;
     /// let err = commerce.campaign_report(ctx.tenant, CampaignId::new(), None).await.unwrap_err();
@@ -1420,11 +1332,7 @@ impl CommerceService {
     /// # Examples
     ///
     /// ```
-    /// # use std::sync::Arc;
-    /// # use chrono::NaiveDate;
-    /// # use crm_core::{actor::Context, commerce::*, conformance::model::MemStore, id::*, money::Currency};
-    /// # use crm_core::{service::{CommerceService, CommitHook, CrmService}, store::{ChangeSet, Page, PageRequest, Write}};
-    /// # use crm_core::{Error, Result};
+    /// # use crm_core::conformance::model::prelude::*;
     /// # futures::executor::block_on(async {
     /// # let (crm, store, commerce, ctx) = crm_core::conformance::model::example_commerce().await?;
     /// let q = ProfitQuery::by(GroupBy::Customer, Period::year(2025)?);
