@@ -1018,80 +1018,16 @@ pub async fn balances<R: Runner + ?Sized>(
 #[macro_export]
 macro_rules! commerce_store {
     ($store:ty) => {
-        #[$crate::__private::async_trait]
-        impl $crate::__private::CommerceStore for $store {
-            async fn fetch_commerce(
-                &self,
-                tenant: $crate::__private::TenantId,
-                key: &$crate::__private::CommerceKey,
-            ) -> $crate::__private::Result<Vec<$crate::__private::CommerceRecord>> {
-                $crate::commerce::fetch_commerce(self, tenant, key).await
-            }
-
-            async fn campaign_targets(
-                &self,
-                tenant: $crate::__private::TenantId,
-                campaign: $crate::__private::CampaignId,
-                page: &$crate::__private::PageRequest,
-            ) -> $crate::__private::Result<$crate::__private::Page<$crate::__private::CampaignTarget>>
-            {
-                $crate::commerce::campaign_targets(self, tenant, campaign, page).await
-            }
-
-            async fn segment(
-                &self,
-                tenant: $crate::__private::TenantId,
-                criteria: &$crate::__private::Criteria,
-                as_of: $crate::__private::NaiveDate,
-                reporting: $crate::__private::Currency,
-            ) -> $crate::__private::Result<Vec<$crate::__private::SegmentMember>> {
-                $crate::commerce::segment(self, tenant, criteria, as_of, reporting).await
-            }
-
-            async fn profit_sums(
-                &self,
-                tenant: $crate::__private::TenantId,
-                query: &$crate::__private::SumsQuery,
-            ) -> $crate::__private::Result<Vec<$crate::__private::ProfitSums>> {
-                $crate::commerce::read_profit_sums(self, tenant, query).await
-            }
-
-            async fn campaign_sums(
-                &self,
-                tenant: $crate::__private::TenantId,
-                campaign: $crate::__private::CampaignId,
-                period: Option<$crate::__private::Period>,
-                reporting: $crate::__private::Currency,
-            ) -> $crate::__private::Result<$crate::__private::CampaignSums> {
-                $crate::commerce::read_campaign_sums(self, tenant, campaign, period, reporting).await
-            }
-
-            async fn progress(
-                &self,
-                tenant: $crate::__private::TenantId,
-                campaign: $crate::__private::CampaignId,
-            ) -> $crate::__private::Result<Vec<$crate::__private::Progress>> {
-                $crate::commerce::progress(self, tenant, campaign).await
-            }
-
-            async fn open_items(
-                &self,
-                tenant: $crate::__private::TenantId,
-                partner: $crate::__private::PartnerId,
-                as_of: $crate::__private::NaiveDate,
-            ) -> $crate::__private::Result<Vec<$crate::__private::OpenItem>> {
-                $crate::commerce::open_items(self, tenant, partner, as_of).await
-            }
-
-            async fn balances(
-                &self,
-                tenant: $crate::__private::TenantId,
-                partner: $crate::__private::PartnerId,
-                as_of: $crate::__private::NaiveDate,
-            ) -> $crate::__private::Result<Vec<$crate::__private::Balance>> {
-                $crate::commerce::balances(self, tenant, partner, as_of).await
-            }
-        }
+        $crate::__forward_impl!($store: CommerceStore {
+            fn fetch_commerce(tenant: TenantId, key: &CommerceKey) -> Result<Vec<CommerceRecord>> = $crate::commerce::fetch_commerce;
+            fn campaign_targets(tenant: TenantId, campaign: CampaignId, page: &PageRequest) -> Result<Page<CampaignTarget>> = $crate::commerce::campaign_targets;
+            fn segment(tenant: TenantId, criteria: &Criteria, as_of: NaiveDate, reporting: Currency) -> Result<Vec<SegmentMember>> = $crate::commerce::segment;
+            fn profit_sums(tenant: TenantId, query: &SumsQuery) -> Result<Vec<ProfitSums>> = $crate::commerce::read_profit_sums;
+            fn campaign_sums(tenant: TenantId, campaign: CampaignId, period: Option<Period>, reporting: Currency) -> Result<CampaignSums> = $crate::commerce::read_campaign_sums;
+            fn progress(tenant: TenantId, campaign: CampaignId) -> Result<Vec<Progress>> = $crate::commerce::progress;
+            fn open_items(tenant: TenantId, partner: PartnerId, as_of: NaiveDate) -> Result<Vec<OpenItem>> = $crate::commerce::open_items;
+            fn balances(tenant: TenantId, partner: PartnerId, as_of: NaiveDate) -> Result<Vec<Balance>> = $crate::commerce::balances;
+        });
     };
 }
 

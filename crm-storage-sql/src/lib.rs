@@ -31,6 +31,27 @@ pub use table::Table;
 
 use chrono::NaiveTime;
 
+/// `impl $trait for $store` whose every method forwards to a shared function taking the store first: the shape of
+/// [`commerce_store!`], [`outbox_store!`] and [`store!`], written once. The names of [`__private`] are in scope.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __forward_impl {
+    ($store:ty: $trait:ident {
+        $(fn $name:ident($($arg:ident: $ty:ty),*) -> $ret:ty = $target:path;)*
+    }) => {
+        const _: () = {
+            #[allow(unused_imports)]
+            use $crate::__private::*;
+            #[$crate::__private::async_trait]
+            impl $trait for $store {
+                $(async fn $name(&self, $($arg: $ty),*) -> $ret {
+                    $target(self, $($arg),*).await
+                })*
+            }
+        };
+    };
+}
+
 #[doc(hidden)]
 pub mod __private {
     //! What [`commerce_store!`] names, so an adapter needs no imports for it.

@@ -494,68 +494,14 @@ pub async fn unread_count<R: Runner + ?Sized>(
 #[macro_export]
 macro_rules! outbox_store {
     ($store:ty) => {
-        #[$crate::__private::async_trait]
-        impl $crate::__private::OutboxStore for $store {
-            async fn claim_due(
-                &self,
-                now: $crate::__private::Timestamp,
-                lease: $crate::__private::Duration,
-                limit: u32,
-            ) -> $crate::__private::Result<Vec<$crate::__private::OutboxMessage>> {
-                $crate::outbox::claim_due(self, now, lease, limit).await
-            }
-
-            async fn settle(
-                &self,
-                tenant: $crate::__private::TenantId,
-                id: $crate::__private::OutboxId,
-                how: &$crate::__private::Settlement,
-            ) -> $crate::__private::Result<()> {
-                $crate::outbox::run_settle(self, tenant, id, how).await
-            }
-
-            async fn find_outbox(
-                &self,
-                tenant: $crate::__private::TenantId,
-                by: &$crate::__private::OutboxRef,
-            ) -> $crate::__private::Result<$crate::__private::OutboxMessage> {
-                $crate::outbox::find_outbox(self, tenant, by).await
-            }
-
-            async fn list_outbox(
-                &self,
-                tenant: $crate::__private::TenantId,
-                status: $crate::__private::OutboxStatus,
-                page: &$crate::__private::PageRequest,
-            ) -> $crate::__private::Result<$crate::__private::Page<$crate::__private::OutboxMessage>>
-            {
-                $crate::outbox::list_outbox(self, tenant, status, page).await
-            }
-
-            async fn inbox_write(
-                &self,
-                write: &$crate::__private::InboxWrite,
-            ) -> $crate::__private::Result<bool> {
-                $crate::outbox::run_inbox_write(self, write).await
-            }
-
-            async fn inbox(
-                &self,
-                tenant: $crate::__private::TenantId,
-                user: $crate::__private::UserId,
-                unread_only: bool,
-                page: &$crate::__private::PageRequest,
-            ) -> $crate::__private::Result<$crate::__private::Page<$crate::__private::InboxItem>> {
-                $crate::outbox::inbox(self, tenant, user, unread_only, page).await
-            }
-
-            async fn unread_count(
-                &self,
-                tenant: $crate::__private::TenantId,
-                user: $crate::__private::UserId,
-            ) -> $crate::__private::Result<u64> {
-                $crate::outbox::unread_count(self, tenant, user).await
-            }
-        }
+        $crate::__forward_impl!($store: OutboxStore {
+            fn claim_due(now: Timestamp, lease: Duration, limit: u32) -> Result<Vec<OutboxMessage>> = $crate::outbox::claim_due;
+            fn settle(tenant: TenantId, id: OutboxId, how: &Settlement) -> Result<()> = $crate::outbox::run_settle;
+            fn find_outbox(tenant: TenantId, by: &OutboxRef) -> Result<OutboxMessage> = $crate::outbox::find_outbox;
+            fn list_outbox(tenant: TenantId, status: OutboxStatus, page: &PageRequest) -> Result<Page<OutboxMessage>> = $crate::outbox::list_outbox;
+            fn inbox_write(write: &InboxWrite) -> Result<bool> = $crate::outbox::run_inbox_write;
+            fn inbox(tenant: TenantId, user: UserId, unread_only: bool, page: &PageRequest) -> Result<Page<InboxItem>> = $crate::outbox::inbox;
+            fn unread_count(tenant: TenantId, user: UserId) -> Result<u64> = $crate::outbox::unread_count;
+        });
     };
 }

@@ -326,94 +326,17 @@ pub async fn events_since<R: Runner + ?Sized>(
 #[macro_export]
 macro_rules! store {
     ($store:ty) => {
-        #[$crate::__private::async_trait]
-        impl $crate::__private::Store for $store {
-            async fn commit(
-                &self,
-                tenant: $crate::__private::TenantId,
-                changes: $crate::__private::ChangeSet,
-            ) -> $crate::__private::Result<()> {
-                $crate::store::AdapterStore::commit_changes(self, tenant, changes).await
-            }
-
-            async fn ingest(
-                &self,
-                tenant: $crate::__private::TenantId,
-                changes: $crate::__private::ChangeSet,
-            ) -> $crate::__private::Result<u64> {
-                $crate::store::AdapterStore::ingest_changes(self, tenant, changes).await
-            }
-
-            async fn fetch(
-                &self,
-                tenant: $crate::__private::TenantId,
-                key: &$crate::__private::Key,
-            ) -> $crate::__private::Result<Vec<$crate::__private::Record>> {
-                $crate::store::AdapterStore::fetch_records(self, tenant, key).await
-            }
-
-            async fn query_leads(
-                &self,
-                tenant: $crate::__private::TenantId,
-                query: &$crate::__private::LeadQuery,
-            ) -> $crate::__private::Result<$crate::__private::Page<$crate::__private::Lead>> {
-                $crate::store::AdapterStore::leads_page(self, tenant, query).await
-            }
-
-            async fn board(
-                &self,
-                tenant: $crate::__private::TenantId,
-                pipeline: $crate::__private::PipelineId,
-            ) -> $crate::__private::Result<$crate::__private::Board> {
-                $crate::store::AdapterStore::board_of(self, tenant, pipeline).await
-            }
-
-            async fn funnel(
-                &self,
-                tenant: $crate::__private::TenantId,
-                pipeline: $crate::__private::PipelineId,
-                period: Option<($crate::__private::Timestamp, $crate::__private::Timestamp)>,
-            ) -> $crate::__private::Result<$crate::__private::Funnel> {
-                $crate::store::funnel(self, tenant, pipeline, period).await
-            }
-
-            async fn query_requests(
-                &self,
-                tenant: $crate::__private::TenantId,
-                query: &$crate::__private::RequestQuery,
-            ) -> $crate::__private::Result<$crate::__private::Page<$crate::__private::Request>>
-            {
-                $crate::store::query_requests(self, tenant, query).await
-            }
-
-            async fn comments(
-                &self,
-                tenant: $crate::__private::TenantId,
-                target: $crate::__private::CommentTarget,
-                page: &$crate::__private::PageRequest,
-            ) -> $crate::__private::Result<$crate::__private::Page<$crate::__private::Comment>>
-            {
-                $crate::store::comments(self, tenant, target, page).await
-            }
-
-            async fn timeline(
-                &self,
-                tenant: $crate::__private::TenantId,
-                of: $crate::__private::TimelineOf,
-                page: &$crate::__private::PageRequest,
-            ) -> $crate::__private::Result<$crate::__private::Page<$crate::__private::DomainEvent>>
-            {
-                $crate::store::timeline(self, tenant, of, page).await
-            }
-
-            async fn events_since(
-                &self,
-                tenant: $crate::__private::TenantId,
-                after: u64,
-                limit: u32,
-            ) -> $crate::__private::Result<Vec<(u64, $crate::__private::DomainEvent)>> {
-                $crate::store::events_since(self, tenant, after, limit).await
-            }
-        }
+        $crate::__forward_impl!($store: Store {
+            fn commit(tenant: TenantId, changes: ChangeSet) -> Result<()> = $crate::store::AdapterStore::commit_changes;
+            fn ingest(tenant: TenantId, changes: ChangeSet) -> Result<u64> = $crate::store::AdapterStore::ingest_changes;
+            fn fetch(tenant: TenantId, key: &Key) -> Result<Vec<Record>> = $crate::store::AdapterStore::fetch_records;
+            fn query_leads(tenant: TenantId, query: &LeadQuery) -> Result<Page<Lead>> = $crate::store::AdapterStore::leads_page;
+            fn board(tenant: TenantId, pipeline: PipelineId) -> Result<Board> = $crate::store::AdapterStore::board_of;
+            fn funnel(tenant: TenantId, pipeline: PipelineId, period: Option<(Timestamp, Timestamp)>) -> Result<Funnel> = $crate::store::funnel;
+            fn query_requests(tenant: TenantId, query: &RequestQuery) -> Result<Page<Request>> = $crate::store::query_requests;
+            fn comments(tenant: TenantId, target: CommentTarget, page: &PageRequest) -> Result<Page<Comment>> = $crate::store::comments;
+            fn timeline(tenant: TenantId, of: TimelineOf, page: &PageRequest) -> Result<Page<DomainEvent>> = $crate::store::timeline;
+            fn events_since(tenant: TenantId, after: u64, limit: u32) -> Result<Vec<(u64, DomainEvent)>> = $crate::store::events_since;
+        });
     };
 }
