@@ -75,14 +75,9 @@ async fn hooks_get_the_loaded_partner_and_can_refuse() {
         "the lead's partner is loaded context"
     );
 
-    let before = crm
-        .timeline(
-            ctx.tenant,
-            TimelineOf::Lead(lead.id()),
-            &PageRequest::default(),
-        )
-        .await
-        .unwrap();
+    let page = PageRequest::default();
+    let timeline = || crm.timeline(ctx.tenant, TimelineOf::Lead(lead.id()), &page);
+    let before = timeline().await.unwrap();
     let e = crm
         .transition(&ctx, lead.id(), lead.version(), LeadCommand::Win)
         .await
@@ -93,13 +88,6 @@ async fn hooks_get_the_loaded_partner_and_can_refuse() {
         lead,
         "a refused change writes nothing"
     );
-    let after = crm
-        .timeline(
-            ctx.tenant,
-            TimelineOf::Lead(lead.id()),
-            &PageRequest::default(),
-        )
-        .await
-        .unwrap();
+    let after = timeline().await.unwrap();
     assert_eq!(before, after);
 }

@@ -3,17 +3,16 @@
 //! and data as the store. The SQLite twins are in `work::sql`; both return the same digests.
 
 use super::gen::Manifest;
-use super::work::{micro_bounds, units, BoardCol, ProfitRow};
+use super::work::{decide_move, micro_bounds, units, BoardCol, ProfitRow};
 use chrono::Utc;
 use crm_core::actor::Context;
 use crm_core::commerce::{day_number, GroupBy, Period};
 use crm_core::event::{DomainEvent, StageHistoryEntry};
 use crm_core::id::{CampaignId, LeadId, PartnerId, PipelineId, StageId, TenantId};
-use crm_core::lead::{self, Facts, Lead, LeadCommand};
+use crm_core::lead::Lead;
 use crm_core::outbox::OutboxMessage;
 use crm_core::pipeline::Pipeline;
-use crm_core::service::lead_subject;
-use crm_core::store::{ChangeSet, LeadSort, Write};
+use crm_core::store::{LeadSort, Write};
 use rust_decimal::Decimal;
 use std::collections::{BTreeSet, HashMap};
 use tokio_postgres::types::{Json, ToSql};
@@ -313,20 +312,8 @@ pub async fn move_lead(
         .ok_or_else(|| format!("lead {id} not found"))?
         .get::<_, Json<Lead>>(0)
         .0;
-    let now = Utc::now();
-    let facts = Facts {
-        lost_reasons: &[],
-        requests: &[],
-    };
-    let t = lead::apply(
-        &current,
-        LeadCommand::MoveTo { stage },
-        pipeline,
-        facts,
-        now,
-    )
-    .map_err(|e| e.to_string())?;
-    let l = &t.lead;
+    let m = decide_move(ctx, pipeline, &current, stage, rules, Utc::now())?;
+    let l = &m.lead;
     let n = tx
         .execute(
             &update,
@@ -347,50 +334,11 @@ pub async fn move_lead(
     if n != 1 {
         return Err(format!("lead {id} changed meanwhile"));
     }
-    let mut events: Vec<DomainEvent> = t
-        .events
-        .iter()
-        .map(|k| DomainEvent::new(ctx, now, lead_subject(l), k.clone()))
-        .collect();
-    if let Some((engine, directory)) = rules {
-        let mut cs = ChangeSet::new();
-        cs.push(Write::InsertLead(l.clone()));
-        let mut decided = Vec::new();
-        for e in &events {
-            let views = crm_core::comms::Views::from_change_set(&cs, &e.subject);
-            let trigger = crm_core::comms::Trigger::Event(e.clone());
-            let decision = engine.evaluate(&trigger, &views);
-            if let Some(r) = decision.refusal {
-                return Err(format!("refused by {}: {}", r.rule, r.reason));
-            }
-            for wr in
-                crm_core::service::decision_writes(ctx, &trigger, &views, &decision, directory)
-            {
-                match wr {
-                    Write::EnqueueOutbox(m) => insert_outbox(&tx, &w, &m).await?,
-                    Write::AppendEvent(e) => decided.push(e),
-                    other => return Err(format!("unexpected rule write {other:?}")),
-                }
-            }
-        }
-        events.extend(decided);
+    for o in &m.outbox {
+        insert_outbox(&tx, &w, o).await?;
     }
-    insert_history(
-        &tx,
-        &w,
-        &StageHistoryEntry {
-            tenant,
-            lead: id,
-            pipeline: pipeline.id(),
-            from: Some(current.stage()),
-            to: l.stage(),
-            status: l.status().kind(),
-            at: now,
-            actor: ctx.actor.clone(),
-        },
-    )
-    .await?;
-    let refs: Vec<&DomainEvent> = events.iter().collect();
+    insert_history(&tx, &w, &m.history).await?;
+    let refs: Vec<&DomainEvent> = m.events.iter().collect();
     insert_events(&tx, &w, tenant, &refs).await?;
     tx.commit().await.map_err(pe)
 }

@@ -1188,6 +1188,85 @@ impl Base {
 }
 
 /// The plain-SQL baselines: the same rows, written and read with prepared statements on the same schema.
+/// What a plain-SQL baseline writes to move a lead: the decision of the pure core (the moved lead, its events and
+/// history step), and what the rules decide about those events (outbox messages and rule events), so both
+/// baselines decide exactly as the engine does and differ only in how they write.
+pub struct Move {
+    /// The moved lead.
+    pub lead: Lead,
+    /// Its events, then the events the rules added.
+    pub events: Vec<DomainEvent>,
+    /// The messages the rules decided.
+    pub outbox: Vec<crm_core::outbox::OutboxMessage>,
+    /// The history step.
+    pub history: StageHistoryEntry,
+}
+
+/// Decides moving `current` to `stage` at `now` (and, with `rules`, what the rules decide about it).
+pub fn decide_move(
+    ctx: &Context,
+    pipeline: &Pipeline,
+    current: &Lead,
+    stage: crm_core::id::StageId,
+    rules: Option<(
+        &dyn crm_core::comms::RuleEngine,
+        &dyn crm_core::comms::Directory,
+    )>,
+    now: chrono::DateTime<Utc>,
+) -> Result<Move, String> {
+    let facts = Facts {
+        lost_reasons: &[],
+        requests: &[],
+    };
+    let t = lead::apply(current, LeadCommand::MoveTo { stage }, pipeline, facts, now)
+        .map_err(|e| e.to_string())?;
+    let l = t.lead;
+    let mut events: Vec<DomainEvent> = t
+        .events
+        .iter()
+        .map(|k| DomainEvent::new(ctx, now, lead_subject(&l), k.clone()))
+        .collect();
+    let mut outbox = Vec::new();
+    if let Some((engine, directory)) = rules {
+        let mut cs = ChangeSet::new();
+        cs.push(Write::InsertLead(l.clone()));
+        let mut decided = Vec::new();
+        for e in &events {
+            let views = crm_core::comms::Views::from_change_set(&cs, &e.subject);
+            let trigger = crm_core::comms::Trigger::Event(e.clone());
+            let decision = engine.evaluate(&trigger, &views);
+            if let Some(r) = decision.refusal {
+                return Err(format!("refused by {}: {}", r.rule, r.reason));
+            }
+            for w in crm_core::service::decision_writes(ctx, &trigger, &views, &decision, directory)
+            {
+                match w {
+                    Write::EnqueueOutbox(m) => outbox.push(m),
+                    Write::AppendEvent(e) => decided.push(e),
+                    other => return Err(format!("unexpected rule write {other:?}")),
+                }
+            }
+        }
+        events.extend(decided);
+    }
+    let history = StageHistoryEntry {
+        tenant: ctx.tenant,
+        lead: l.id(),
+        pipeline: pipeline.id(),
+        from: Some(current.stage()),
+        to: l.stage(),
+        status: l.status().kind(),
+        at: now,
+        actor: ctx.actor.clone(),
+    };
+    Ok(Move {
+        lead: l,
+        events,
+        outbox,
+        history,
+    })
+}
+
 pub mod sql {
     use super::*;
 
@@ -1325,20 +1404,8 @@ pub mod sql {
         let current: Lead =
             serde_json::from_str(&doc.ok_or_else(|| format!("lead {id} not found"))?)
                 .map_err(|e| e.to_string())?;
-        let now = Utc::now();
-        let facts = Facts {
-            lost_reasons: &[],
-            requests: &[],
-        };
-        let t = lead::apply(
-            &current,
-            LeadCommand::MoveTo { stage },
-            pipeline,
-            facts,
-            now,
-        )
-        .map_err(|e| e.to_string())?;
-        let l = &t.lead;
+        let m = decide_move(ctx, pipeline, &current, stage, rules, Utc::now())?;
+        let l = &m.lead;
         let n = tx
             .prepare_cached(
                 "UPDATE leads SET stage = ?3, status = ?4, probability = ?5, updated_at = ?6, version = ?7, doc = ?8 \
@@ -1361,48 +1428,13 @@ pub mod sql {
         if n != 1 {
             return Err(format!("lead {id} changed meanwhile"));
         }
-        let events: Vec<DomainEvent> = t
-            .events
-            .iter()
-            .map(|k| DomainEvent::new(ctx, now, lead_subject(l), k.clone()))
-            .collect();
-        for e in &events {
+        for e in &m.events {
             insert_event(&tx, e)?;
         }
-        if let Some((engine, directory)) = rules {
-            let mut cs = ChangeSet::new();
-            cs.push(Write::InsertLead(l.clone()));
-            for e in &events {
-                let views = crm_core::comms::Views::from_change_set(&cs, &e.subject);
-                let trigger = crm_core::comms::Trigger::Event(e.clone());
-                let decision = engine.evaluate(&trigger, &views);
-                if let Some(r) = decision.refusal {
-                    return Err(format!("refused by {}: {}", r.rule, r.reason));
-                }
-                for w in
-                    crm_core::service::decision_writes(ctx, &trigger, &views, &decision, directory)
-                {
-                    match w {
-                        Write::EnqueueOutbox(m) => insert_outbox(&tx, &m)?,
-                        Write::AppendEvent(e) => insert_event(&tx, &e)?,
-                        other => return Err(format!("unexpected rule write {other:?}")),
-                    }
-                }
-            }
+        for o in &m.outbox {
+            insert_outbox(&tx, o)?;
         }
-        insert_history(
-            &tx,
-            &StageHistoryEntry {
-                tenant,
-                lead: id,
-                pipeline: pipeline.id(),
-                from: Some(current.stage()),
-                to: l.stage(),
-                status: l.status().kind(),
-                at: now,
-                actor: ctx.actor.clone(),
-            },
-        )?;
+        insert_history(&tx, &m.history)?;
         tx.commit().map_err(se)
     }
 

@@ -140,6 +140,14 @@ impl Error {
         }
     }
 
+    /// The class of an [`Error::Storage`], if it is one.
+    pub fn storage_kind(&self) -> Option<StorageErrorKind> {
+        match self {
+            Self::Storage { kind, .. } => Some(*kind),
+            _ => None,
+        }
+    }
+
     /// The field an [`Error::Invalid`] names, if any.
     pub fn field(&self) -> Option<&str> {
         match self {

@@ -180,7 +180,7 @@ mod tests {
     use crate::InboxNotifier;
     use async_trait::async_trait;
     use chrono::{Duration, TimeZone};
-    use crm_core::id::{OutboxId, TenantId, UserId};
+    use crm_core::id::{TenantId, UserId};
     use crm_core::outbox::{
         Channel, MemoryOutbox, OutboxMessage, OutboxStatus, Payload, ResolvedRecipient,
     };
@@ -192,29 +192,23 @@ mod tests {
     }
 
     fn msg(tenant: TenantId, key: &str, channel: Channel, user: Option<UserId>) -> OutboxMessage {
-        OutboxMessage {
-            id: OutboxId::new(),
+        OutboxMessage::pending(
             tenant,
-            idempotency_key: key.to_string(),
-            rule: "r".into(),
+            key,
+            "r",
             channel,
-            recipient: ResolvedRecipient {
+            ResolvedRecipient {
                 user,
                 name: None,
                 email: None,
             },
-            payload: Payload {
+            Payload {
                 subject: "s".into(),
                 body: "b".into(),
                 ..Default::default()
             },
-            status: OutboxStatus::Pending,
-            attempts: 0,
-            next_attempt_at: t0(),
-            last_error: None,
-            created_at: t0(),
-            delivered_at: None,
-        }
+            t0(),
+        )
     }
 
     #[derive(Debug)]

@@ -243,7 +243,7 @@ fn router_again(
 #[tokio::test]
 async fn a_task_due_beyond_the_calendar_is_a_dead_letter_not_a_panic() {
     use crm_core::comms::Action;
-    use crm_core::id::{OutboxId, TenantId, UserId};
+    use crm_core::id::{TenantId, UserId};
     use crm_core::outbox::{OutboxMessage, Payload, ResolvedRecipient};
     use crm_core::store::{ChangeSet, Write};
 
@@ -267,28 +267,24 @@ async fn a_task_due_beyond_the_calendar_is_a_dead_letter_not_a_panic() {
     let mut input = NewLead::new(LeadPartner::Existing { id: partner.id() }, "Solar roof");
     input.owner = Some(ana);
     let lead = crm.enter_lead(&ctx, input).await.unwrap().record;
-    let task = |key: &str, action: Action| OutboxMessage {
-        id: OutboxId::new(),
-        tenant,
-        idempotency_key: key.to_string(),
-        rule: "r".into(),
-        channel: Channel::Task,
-        recipient: ResolvedRecipient {
-            user: Some(ana),
-            ..Default::default()
-        },
-        payload: Payload {
-            subject: action.name().to_string(),
-            vars: serde_json::json!({ "lead": lead.id() }),
-            action: Some(action),
-            ..Default::default()
-        },
-        status: OutboxStatus::Pending,
-        attempts: 0,
-        next_attempt_at: clock.now(),
-        last_error: None,
-        created_at: clock.now(),
-        delivered_at: None,
+    let task = |key: &str, action: Action| {
+        OutboxMessage::pending(
+            tenant,
+            key,
+            "r",
+            Channel::Task,
+            ResolvedRecipient {
+                user: Some(ana),
+                ..Default::default()
+            },
+            Payload {
+                subject: action.name().to_string(),
+                vars: serde_json::json!({ "lead": lead.id() }),
+                action: Some(action),
+                ..Default::default()
+            },
+            clock.now(),
+        )
     };
     let absurd = [
         task(

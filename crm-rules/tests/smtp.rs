@@ -68,18 +68,17 @@ fn notifier(s: &Server) -> SmtpNotifier {
 
 fn email(to: &str, name: Option<&str>) -> OutboxMessage {
     let at = Utc.with_ymd_and_hms(2026, 3, 2, 9, 0, 0).unwrap();
-    OutboxMessage {
-        id: OutboxId::new(),
-        tenant: TenantId::new(),
-        idempotency_key: format!("event:{}/won/2/{to}", uuid::Uuid::now_v7()),
-        rule: "won".into(),
-        channel: Channel::Email,
-        recipient: ResolvedRecipient {
+    OutboxMessage::pending(
+        TenantId::new(),
+        format!("event:{}/won/2/{to}", uuid::Uuid::now_v7()),
+        "won",
+        Channel::Email,
+        ResolvedRecipient {
             user: None,
             name: name.map(str::to_string),
             email: Some(to.to_string()),
         },
-        payload: Payload {
+        Payload {
             template: Some("welcome".into()),
             vars: serde_json::json!({
                 "deal": "Solar roof",
@@ -87,13 +86,8 @@ fn email(to: &str, name: Option<&str>) -> OutboxMessage {
             }),
             ..Default::default()
         },
-        status: OutboxStatus::Pending,
-        attempts: 0,
-        next_attempt_at: at,
-        last_error: None,
-        created_at: at,
-        delivered_at: None,
-    }
+        at,
+    )
 }
 
 /// The value of header `name` of a stored e-mail (unfolded), if it has one.

@@ -204,16 +204,7 @@ mod tests {
             Error::Invalid { .. }
         ));
         let e = run("SELECT * FROM no_such_table").await;
-        assert!(
-            matches!(
-                &e,
-                Error::Storage {
-                    kind: StorageErrorKind::Config,
-                    ..
-                }
-            ),
-            "{e:?}"
-        );
+        assert_eq!(e.storage_kind(), Some(StorageErrorKind::Config), "{e:?}");
         assert!(e.to_string().contains("no_such_table"), "{e}");
         let source = std::error::Error::source(&e).expect("the native error is kept");
         let native = source

@@ -7,6 +7,7 @@
 
 use crate::error::map_pg;
 use crm_core::{Error, Result, StorageErrorKind};
+use crm_storage_sql::{schema, Dialect};
 
 /// One migration.
 #[derive(Debug, Clone, Copy)]
@@ -15,8 +16,8 @@ pub(crate) struct Migration {
     pub version: i32,
     /// A short name.
     pub name: &'static str,
-    /// The SQL.
-    pub sql: &'static str,
+    /// The SQL, generated from `crm_storage_sql::schema` (as SQLite's is).
+    pub sql: fn() -> String,
 }
 
 /// Every migration this build knows.
@@ -24,22 +25,22 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
     Migration {
         version: 1,
         name: "initial",
-        sql: include_str!("../migrations/0001_init.sql"),
+        sql: || schema::init(Dialect::Postgres),
     },
     Migration {
         version: 2,
         name: "commerce",
-        sql: include_str!("../migrations/0002_commerce.sql"),
+        sql: || schema::commerce(Dialect::Postgres),
     },
     Migration {
         version: 3,
         name: "outbox",
-        sql: include_str!("../migrations/0003_outbox.sql"),
+        sql: || schema::outbox(Dialect::Postgres),
     },
     Migration {
         version: 4,
         name: "timers",
-        sql: include_str!("../migrations/0004_timers.sql"),
+        sql: || include_str!("../migrations/0004_timers.sql").to_string(),
     },
 ];
 
@@ -133,7 +134,7 @@ pub(crate) async fn run(client: &mut tokio_postgres::Client, schema: &str) -> Re
         if applied.contains(&m.version) {
             continue;
         }
-        tx.batch_execute(m.sql).await.map_err(|e| {
+        tx.batch_execute(&(m.sql)()).await.map_err(|e| {
             let e = map_pg(e);
             Error::storage(
                 StorageErrorKind::Other,

@@ -13,6 +13,7 @@ use crm_core::request::{Comment, Request};
 use crm_core::store::request_sort_key;
 use crm_core::time::to_micros;
 use crm_core::Result;
+use crm_storage_sql::Kind;
 use serde::de::DeserializeOwned;
 use std::collections::BTreeSet;
 use tokio_postgres::types::{Json, ToSql, Type};
@@ -21,183 +22,166 @@ use uuid::Uuid;
 /// One value of a row.
 pub(crate) type Value = Box<dyn ToSql + Sync + Send>;
 
-/// A table's name and the columns every write path fills, with their types (for binary COPY).
-#[derive(Debug)]
-pub(crate) struct Table {
-    /// The table.
-    pub name: &'static str,
-    /// Its written columns.
-    pub columns: &'static [(&'static str, Type)],
+pub(crate) use crm_storage_sql::Table;
+
+/// The PostgreSQL type of a column kind (for binary COPY).
+pub(crate) fn pg_type(kind: Kind) -> Type {
+    match kind {
+        Kind::Uuid => Type::UUID,
+        Kind::Text => Type::TEXT,
+        Kind::Ccy => Type::BPCHAR,
+        Kind::I16 => Type::INT2,
+        Kind::I32 => Type::INT4,
+        Kind::I64 => Type::INT8,
+        Kind::Bool => Type::BOOL,
+        Kind::Numeric => Type::NUMERIC,
+        Kind::Json => Type::JSONB,
+    }
 }
 
-impl Table {
-    /// `INSERT INTO t (cols) VALUES ($1, …), (…)` for `rows` rows.
-    pub fn insert_sql(&self, rows: usize) -> String {
-        let cols: Vec<&str> = self.columns.iter().map(|c| c.0).collect();
-        let n = self.columns.len();
-        let mut sql = format!("INSERT INTO {} ({}) VALUES ", self.name, cols.join(", "));
-        for r in 0..rows {
-            if r > 0 {
-                sql.push_str(", ");
-            }
-            sql.push('(');
-            for c in 0..n {
-                if c > 0 {
-                    sql.push_str(", ");
-                }
-                sql.push('$');
-                sql.push_str(&(r * n + c + 1).to_string());
-            }
-            sql.push(')');
-        }
-        sql
-    }
+/// `COPY t (cols) FROM STDIN (FORMAT binary)`.
+pub(crate) fn copy_sql(table: &Table) -> String {
+    format!(
+        "COPY {} ({}) FROM STDIN (FORMAT binary)",
+        table.name,
+        table.column_list()
+    )
+}
 
-    /// `COPY t (cols) FROM STDIN (FORMAT binary)`.
-    pub fn copy_sql(&self) -> String {
-        let cols: Vec<&str> = self.columns.iter().map(|c| c.0).collect();
-        format!(
-            "COPY {} ({}) FROM STDIN (FORMAT binary)",
-            self.name,
-            cols.join(", ")
-        )
-    }
-
-    /// The column types.
-    pub fn types(&self) -> Vec<Type> {
-        self.columns.iter().map(|c| c.1.clone()).collect()
-    }
+/// The column types of a table.
+pub(crate) fn types(table: &Table) -> Vec<Type> {
+    table.columns.iter().map(|c| pg_type(c.1)).collect()
 }
 
 pub(crate) const PARTNERS: Table = Table {
     name: "partners",
     columns: &[
-        ("tenant", Type::UUID),
-        ("id", Type::UUID),
-        ("name", Type::TEXT),
-        ("search", Type::TEXT),
-        ("version", Type::INT8),
-        ("created_us", Type::INT8),
-        ("updated_us", Type::INT8),
-        ("doc", Type::JSONB),
+        ("tenant", Kind::Uuid),
+        ("id", Kind::Uuid),
+        ("name", Kind::Text),
+        ("search", Kind::Text),
+        ("version", Kind::I64),
+        ("created_us", Kind::I64),
+        ("updated_us", Kind::I64),
+        ("doc", Kind::Json),
     ],
 };
 
 pub(crate) const PARTNER_KEYS: Table = Table {
     name: "partner_keys",
     columns: &[
-        ("tenant", Type::UUID),
-        ("key", Type::TEXT),
-        ("partner", Type::UUID),
+        ("tenant", Kind::Uuid),
+        ("key", Kind::Text),
+        ("partner", Kind::Uuid),
     ],
 };
 
 pub(crate) const PIPELINES: Table = Table {
     name: "pipelines",
     columns: &[
-        ("tenant", Type::UUID),
-        ("id", Type::UUID),
-        ("created_us", Type::INT8),
-        ("doc", Type::JSONB),
+        ("tenant", Kind::Uuid),
+        ("id", Kind::Uuid),
+        ("created_us", Kind::I64),
+        ("doc", Kind::Json),
     ],
 };
 
 pub(crate) const LOST_REASONS: Table = Table {
     name: "lost_reasons",
     columns: &[
-        ("tenant", Type::UUID),
-        ("id", Type::UUID),
-        ("name", Type::TEXT),
-        ("doc", Type::JSONB),
+        ("tenant", Kind::Uuid),
+        ("id", Kind::Uuid),
+        ("name", Kind::Text),
+        ("doc", Kind::Json),
     ],
 };
 
 pub(crate) const LEADS: Table = Table {
     name: "leads",
     columns: &[
-        ("tenant", Type::UUID),
-        ("id", Type::UUID),
-        ("partner", Type::UUID),
-        ("pipeline", Type::UUID),
-        ("stage", Type::UUID),
-        ("status", Type::INT2),
-        ("owner", Type::UUID),
-        ("search", Type::TEXT),
-        ("expected", Type::NUMERIC),
-        ("currency", Type::BPCHAR),
-        ("revenue_key", Type::INT8),
-        ("probability", Type::INT2),
-        ("created_us", Type::INT8),
-        ("updated_us", Type::INT8),
-        ("version", Type::INT8),
-        ("doc", Type::JSONB),
+        ("tenant", Kind::Uuid),
+        ("id", Kind::Uuid),
+        ("partner", Kind::Uuid),
+        ("pipeline", Kind::Uuid),
+        ("stage", Kind::Uuid),
+        ("status", Kind::I16),
+        ("owner", Kind::Uuid),
+        ("search", Kind::Text),
+        ("expected", Kind::Numeric),
+        ("currency", Kind::Ccy),
+        ("revenue_key", Kind::I64),
+        ("probability", Kind::I16),
+        ("created_us", Kind::I64),
+        ("updated_us", Kind::I64),
+        ("version", Kind::I64),
+        ("doc", Kind::Json),
     ],
 };
 
 pub(crate) const LEAD_TAGS: Table = Table {
     name: "lead_tags",
     columns: &[
-        ("tenant", Type::UUID),
-        ("tag", Type::TEXT),
-        ("lead", Type::UUID),
+        ("tenant", Kind::Uuid),
+        ("tag", Kind::Text),
+        ("lead", Kind::Uuid),
     ],
 };
 
 pub(crate) const REQUESTS: Table = Table {
     name: "requests",
     columns: &[
-        ("tenant", Type::UUID),
-        ("id", Type::UUID),
-        ("lead", Type::UUID),
-        ("partner", Type::UUID),
-        ("assignee", Type::UUID),
-        ("status", Type::INT2),
-        ("active", Type::BOOL),
-        ("due_key", Type::INT8),
-        ("created_us", Type::INT8),
-        ("version", Type::INT8),
-        ("doc", Type::JSONB),
+        ("tenant", Kind::Uuid),
+        ("id", Kind::Uuid),
+        ("lead", Kind::Uuid),
+        ("partner", Kind::Uuid),
+        ("assignee", Kind::Uuid),
+        ("status", Kind::I16),
+        ("active", Kind::Bool),
+        ("due_key", Kind::I64),
+        ("created_us", Kind::I64),
+        ("version", Kind::I64),
+        ("doc", Kind::Json),
     ],
 };
 
 pub(crate) const COMMENTS: Table = Table {
     name: "comments",
     columns: &[
-        ("tenant", Type::UUID),
-        ("id", Type::UUID),
-        ("target_kind", Type::INT2),
-        ("target", Type::UUID),
-        ("created_us", Type::INT8),
-        ("doc", Type::JSONB),
+        ("tenant", Kind::Uuid),
+        ("id", Kind::Uuid),
+        ("target_kind", Kind::I16),
+        ("target", Kind::Uuid),
+        ("created_us", Kind::I64),
+        ("doc", Kind::Json),
     ],
 };
 
 pub(crate) const EVENTS: Table = Table {
     name: "events",
     columns: &[
-        ("tenant", Type::UUID),
-        ("id", Type::UUID),
-        ("pos", Type::INT8),
-        ("at_us", Type::INT8),
-        ("lead", Type::UUID),
-        ("partner", Type::UUID),
-        ("request", Type::UUID),
-        ("kind", Type::TEXT),
-        ("doc", Type::JSONB),
+        ("tenant", Kind::Uuid),
+        ("id", Kind::Uuid),
+        ("pos", Kind::I64),
+        ("at_us", Kind::I64),
+        ("lead", Kind::Uuid),
+        ("partner", Kind::Uuid),
+        ("request", Kind::Uuid),
+        ("kind", Kind::Text),
+        ("doc", Kind::Json),
     ],
 };
 
 pub(crate) const STAGE_HISTORY: Table = Table {
     name: "stage_history",
     columns: &[
-        ("tenant", Type::UUID),
-        ("lead", Type::UUID),
-        ("pipeline", Type::UUID),
-        ("from_stage", Type::UUID),
-        ("to_stage", Type::UUID),
-        ("status", Type::INT2),
-        ("at_us", Type::INT8),
-        ("doc", Type::JSONB),
+        ("tenant", Kind::Uuid),
+        ("lead", Kind::Uuid),
+        ("pipeline", Kind::Uuid),
+        ("from_stage", Kind::Uuid),
+        ("to_stage", Kind::Uuid),
+        ("status", Kind::I16),
+        ("at_us", Kind::I64),
+        ("doc", Kind::Json),
     ],
 };
 
@@ -403,7 +387,56 @@ pub(crate) fn bind(p: crm_storage_sql::Param) -> Value {
         Param::Day(d) => Box::new(d),
         Param::I64(v) => Box::new(v),
         Param::I16(v) => Box::new(v),
+        Param::I32(v) => Box::new(v),
         Param::Text(t) => Box::new(t),
         Param::Uuids(ids) => Box::new(ids),
+        Param::Json(v) => Box::new(Json(v)),
+        Param::Null(kind) => match kind {
+            Kind::Uuid => Box::new(None::<Uuid>),
+            Kind::Text | Kind::Ccy => Box::new(None::<String>),
+            Kind::I16 => Box::new(None::<i16>),
+            Kind::I32 => Box::new(None::<i32>),
+            Kind::I64 => Box::new(None::<i64>),
+            Kind::Bool => Box::new(None::<bool>),
+            Kind::Numeric => Box::new(None::<rust_decimal::Decimal>),
+            Kind::Json => Box::new(None::<Json<serde_json::Value>>),
+        },
     }
+}
+
+/// A result row as the shared reads' neutral cells.
+pub(crate) fn cells(row: &tokio_postgres::Row) -> Result<Vec<crm_storage_sql::Cell>> {
+    use crm_storage_sql::Cell;
+    use rust_decimal::prelude::ToPrimitive;
+    fn get<'a, T: tokio_postgres::types::FromSql<'a>>(
+        row: &'a tokio_postgres::Row,
+        i: usize,
+    ) -> Result<Option<T>> {
+        row.try_get(i).map_err(|e| corrupt("column", e))
+    }
+    let int = |v: Option<i64>| v.map_or(Cell::Null, |v| Cell::Int(i128::from(v)));
+    (0..row.len())
+        .map(|i| {
+            let ty = row.columns()[i].type_();
+            Ok(match *ty {
+                Type::UUID => get::<Uuid>(row, i)?.map_or(Cell::Null, Cell::Uuid),
+                Type::INT2 => int(get::<i16>(row, i)?.map(i64::from)),
+                Type::INT4 => int(get::<i32>(row, i)?.map(i64::from)),
+                Type::INT8 => int(get::<i64>(row, i)?),
+                Type::BOOL => int(get::<bool>(row, i)?.map(i64::from)),
+                // A SUM over bigint comes back as NUMERIC: an exact integer.
+                Type::NUMERIC => match get::<rust_decimal::Decimal>(row, i)? {
+                    None => Cell::Null,
+                    Some(d) => Cell::Int(
+                        d.to_i128()
+                            .filter(|_| d.fract().is_zero())
+                            .ok_or_else(|| corrupt("sum of units", d))?,
+                    ),
+                },
+                Type::JSONB | Type::JSON => get::<serde_json::Value>(row, i)?
+                    .map_or(Cell::Null, |v| Cell::Text(v.to_string())),
+                _ => get::<String>(row, i)?.map_or(Cell::Null, Cell::Text),
+            })
+        })
+        .collect()
 }

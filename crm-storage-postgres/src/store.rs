@@ -6,18 +6,17 @@ use crate::migrations;
 use crate::rows::{self, Table, Value};
 use async_trait::async_trait;
 use crm_core::dedupe::DedupeKey;
-use crm_core::event::{CommentTarget, DomainEvent};
-use crm_core::id::{PartnerId, PipelineId, StageId, TenantId};
+use crm_core::event::DomainEvent;
+use crm_core::id::{PartnerId, PipelineId, TenantId};
 use crm_core::lead::Lead;
 use crm_core::money::Currency;
 use crm_core::partner::Partner;
-use crm_core::request::{Comment, Request};
 use crm_core::store::StoreExt;
 use crm_core::store::{
-    request_sort_key, Board, BoardColumn, ChangeSet, CurrencyTotal, Cursor, Funnel, Key, KeyMatch,
-    LeadQuery, Page, PageRequest, Record, RequestQuery, Store, TimelineOf, Write,
+    Board, BoardColumn, ChangeSet, CurrencyTotal, Cursor, Key, KeyMatch, LeadQuery, Page,
+    PageRequest, Record, RequestQuery, TimelineOf, Write,
 };
-use crm_core::time::{to_micros, Timestamp};
+use crm_core::time::to_micros;
 use crm_core::{Error, Result, StorageErrorKind};
 use crm_storage_sql::{fetch, Dialect};
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
@@ -217,10 +216,21 @@ impl PgStore {
     /// The plan PostgreSQL chooses for one of the store's queries (`EXPLAIN`, text format).
     pub async fn explain(&self, what: Explain) -> Result<String> {
         let sql = match &what {
-            Explain::Timeline(t, of, limit) => timeline_sql(*t, *of, None, *limit),
+            Explain::Timeline(t, of, limit) => Sql::from(crm_storage_sql::store::timeline_sql(
+                Dialect::Postgres,
+                *t,
+                *of,
+                None,
+                *limit,
+            )),
             Explain::Board(t, p) => board_sql(*t, *p),
             Explain::Leads(t, q) => leads_sql(*t, q, None)?,
-            Explain::Requests(t, q) => requests_sql(*t, q, None),
+            Explain::Requests(t, q) => Sql::from(crm_storage_sql::store::requests_sql(
+                Dialect::Postgres,
+                *t,
+                q,
+                None,
+            )),
             Explain::Commerce(t, key) => {
                 Sql::from(fetch::commerce_key(Dialect::Postgres, *t, key)?.0)
             }
@@ -264,35 +274,43 @@ impl PgStore {
             .await
             .map_err(map_pg)
     }
+}
 
-    /// Fails with not found unless the record exists in this tenant.
-    async fn exists(
-        &self,
-        table: &str,
-        tenant: TenantId,
-        id: Uuid,
-        entity: &'static str,
-    ) -> Result<()> {
-        let sql = format!("SELECT 1 FROM {table} WHERE tenant = $1 AND id = $2");
-        if self.query(&sql, &[tenant.as_uuid(), &id]).await?.is_empty() {
-            return Err(Error::not_found(entity, id));
-        }
-        Ok(())
+#[async_trait]
+impl crm_storage_sql::Runner for PgStore {
+    fn dialect(&self) -> Dialect {
+        Dialect::Postgres
     }
 
-    /// The existence check of a comment target or timeline subject.
-    async fn subject_exists(&self, tenant: TenantId, target: CommentTarget) -> Result<()> {
-        match target {
-            CommentTarget::Lead(id) => self.exists("leads", tenant, *id.as_uuid(), "lead").await,
-            CommentTarget::Partner(id) => {
-                self.exists("partners", tenant, *id.as_uuid(), "partner")
-                    .await
-            }
-            CommentTarget::Request(id) => {
-                self.exists("requests", tenant, *id.as_uuid(), "request")
-                    .await
-            }
-        }
+    async fn rows(
+        &self,
+        sql: crm_storage_sql::Sql,
+        once: bool,
+    ) -> Result<Vec<Vec<crm_storage_sql::Cell>>> {
+        let sql = Sql::from(sql);
+        let rows = if once {
+            self.run_uncached(&sql).await?
+        } else {
+            self.run(&sql).await?
+        };
+        rows.iter().map(rows::cells).collect()
+    }
+
+    async fn write_rows(
+        &self,
+        sql: crm_storage_sql::Sql,
+    ) -> Result<Vec<Vec<crm_storage_sql::Cell>>> {
+        self.rows(sql, false).await
+    }
+
+    async fn execute(&self, sql: crm_storage_sql::Sql) -> Result<u64> {
+        let sql = Sql::from(sql);
+        let client = self.client().await?;
+        let stmt = client.prepare_cached(&sql.text).await.map_err(map_pg)?;
+        client
+            .execute(&stmt, &rows::params(&sql.params))
+            .await
+            .map_err(map_pg)
     }
 }
 
@@ -348,7 +366,7 @@ pub(crate) async fn insert(
     key: impl fmt::Display,
 ) -> Result<()> {
     let stmt = tx
-        .prepare_cached(&table.insert_sql(1))
+        .prepare_cached(&table.insert_sql(Dialect::Postgres, 1))
         .await
         .map_err(map_pg)?;
     tx.execute(&stmt, &rows::params(&row))
@@ -363,24 +381,7 @@ pub(crate) async fn insert(
     Ok(())
 }
 
-/// `UPDATE t SET <every column but tenant and id> … WHERE tenant = $1 AND id = $2 AND version = $n`.
-fn update_sql(table: &Table) -> String {
-    let sets: Vec<String> = table
-        .columns
-        .iter()
-        .enumerate()
-        .skip(2)
-        .map(|(i, (c, _))| format!("{c} = ${}", i + 1))
-        .collect();
-    format!(
-        "UPDATE {} SET {} WHERE tenant = $1 AND id = $2 AND version = ${}",
-        table.name,
-        sets.join(", "),
-        table.columns.len() + 1
-    )
-}
-
-/// A version-checked update: 0 rows is a conflict (naming the stored version) or not found.
+/// A version-checked update keyed by (tenant, id): 0 rows is a conflict (naming the stored version) or not found.
 async fn update(
     tx: &Tx<'_>,
     table: &Table,
@@ -389,10 +390,9 @@ async fn update(
     id: Uuid,
     expected: u64,
 ) -> Result<()> {
-    let entity = entity_of_table(table.name);
     row.push(Box::new(expected as i64));
     let stmt = tx
-        .prepare_cached(&update_sql(table))
+        .prepare_cached(&table.update_sql(Dialect::Postgres, 2))
         .await
         .map_err(map_pg)?;
     let n = tx
@@ -402,24 +402,22 @@ async fn update(
     if n == 1 {
         return Ok(());
     }
-    let sql = format!(
-        "SELECT version FROM {} WHERE tenant = $1 AND id = $2",
-        table.name
-    );
-    let stmt = tx.prepare_cached(&sql).await.map_err(map_pg)?;
-    match tx
+    let stmt = tx
+        .prepare_cached(&table.version_sql(Dialect::Postgres, 2))
+        .await
+        .map_err(map_pg)?;
+    let stored = tx
         .query_opt(&stmt, &[tenant.as_uuid(), &id])
         .await
         .map_err(map_pg)?
-    {
-        Some(r) => Err(Error::Conflict {
-            entity,
-            id: id.to_string(),
-            expected,
-            actual: r.get::<_, i64>(0) as u64,
-        }),
-        None => Err(Error::not_found(entity, id)),
-    }
+        .map(|r| r.get::<_, i64>(0));
+    let entity = entity_of_table(table.name);
+    Err(crm_storage_sql::commerce::missed_update(
+        entity,
+        id.to_string(),
+        expected,
+        stored,
+    ))
 }
 
 async fn replace_partner_keys(
@@ -579,7 +577,7 @@ async fn apply_write<'w>(
         }
         Write::AppendStageHistory(h) => {
             let stmt = tx
-                .prepare_cached(&rows::STAGE_HISTORY.insert_sql(1))
+                .prepare_cached(&rows::STAGE_HISTORY.insert_sql(Dialect::Postgres, 1))
                 .await
                 .map_err(map_pg)?;
             tx.execute(&stmt, &rows::params(&rows::stage_history_row(h)?))
@@ -651,8 +649,8 @@ static EVENTS: &Table = &rows::EVENTS;
 static STAGE_HISTORY: &Table = &rows::STAGE_HISTORY;
 
 async fn copy_rows(tx: &Tx<'_>, table: &Table, rows: &[Vec<Value>]) -> Result<u64> {
-    let sink = tx.copy_in(&table.copy_sql()).await.map_err(map_pg)?;
-    let writer = BinaryCopyInWriter::new(sink, &table.types());
+    let sink = tx.copy_in(&rows::copy_sql(table)).await.map_err(map_pg)?;
+    let writer = BinaryCopyInWriter::new(sink, &rows::types(table));
     let mut writer = std::pin::pin!(writer);
     for row in rows {
         writer
@@ -670,7 +668,7 @@ async fn insert_rows(tx: &Tx<'_>, table: &Table, rows: &[Vec<Value>], batch: usi
     let mut n = 0;
     for chunk in rows.chunks(per) {
         let stmt = tx
-            .prepare_cached(&table.insert_sql(chunk.len()))
+            .prepare_cached(&table.insert_sql(Dialect::Postgres, chunk.len()))
             .await
             .map_err(map_pg)?;
         let params: Vec<&(dyn ToSql + Sync)> = chunk.iter().flat_map(|r| rows::params(r)).collect();
@@ -680,27 +678,6 @@ async fn insert_rows(tx: &Tx<'_>, table: &Table, rows: &[Vec<Value>], batch: usi
 }
 
 // ------------------------------------------------------------------------------------------------- reads
-
-fn timeline_sql(tenant: TenantId, of: TimelineOf, after: Option<(i64, Uuid)>, limit: u32) -> Sql {
-    let mut sql = Sql::new();
-    let t = sql.bind(*tenant.as_uuid());
-    let (col, id) = match of {
-        TimelineOf::Lead(id) => ("lead", *id.as_uuid()),
-        TimelineOf::Partner(id) => ("partner", *id.as_uuid()),
-        TimelineOf::Request(id) => ("request", *id.as_uuid()),
-    };
-    let id = sql.bind(id);
-    let mut text = format!("SELECT at_us, id, doc FROM events WHERE tenant = {t} AND {col} = {id}");
-    if let Some((k, i)) = after {
-        let k = sql.bind(k);
-        let i = sql.bind(i);
-        text.push_str(&format!(" AND (at_us, id) < ({k}, {i})"));
-    }
-    let l = sql.bind(i64::from(limit) + 1);
-    text.push_str(&format!(" ORDER BY at_us DESC, id DESC LIMIT {l}"));
-    sql.text = text;
-    sql
-}
 
 fn board_sql(tenant: TenantId, pipeline: PipelineId) -> Sql {
     let mut sql = Sql::new();
@@ -783,51 +760,15 @@ fn leads_sql(tenant: TenantId, q: &LeadQuery, after: Option<(i64, Uuid)>) -> Res
     Ok(sql)
 }
 
-fn requests_sql(tenant: TenantId, q: &RequestQuery, after: Option<(i64, Uuid)>) -> Sql {
-    let mut sql = Sql::new();
-    let t = sql.bind(*tenant.as_uuid());
-    let mut text = format!("SELECT doc FROM requests WHERE tenant = {t}");
-    if let Some(v) = q.assignee {
-        text.push_str(&format!(" AND assignee = {}", sql.bind(*v.as_uuid())));
-    }
-    if let Some(v) = q.lead {
-        text.push_str(&format!(" AND lead = {}", sql.bind(*v.as_uuid())));
-    }
-    if let Some(v) = q.partner {
-        text.push_str(&format!(" AND partner = {}", sql.bind(*v.as_uuid())));
-    }
-    if q.active_only {
-        text.push_str(" AND active");
-    }
-    if let Some(d) = q.due_before {
-        text.push_str(&format!(" AND due_key < {}", sql.bind(to_micros(d))));
-    }
-    if let Some(d) = q.due_after {
-        // A request without a due date has the largest key: it is due after nothing.
-        let (d, none) = (sql.bind(to_micros(d)), sql.bind(i64::MAX));
-        text.push_str(&format!(" AND due_key > {d} AND due_key < {none}"));
-    }
-    if let Some(t) = q.opened_before {
-        text.push_str(&format!(" AND created_us < {}", sql.bind(to_micros(t))));
-    }
-    if let Some((k, id)) = after {
-        let k = sql.bind(k);
-        let id = sql.bind(id);
-        text.push_str(&format!(" AND (due_key, id) > ({k}, {id})"));
-    }
-    let limit = sql.bind(i64::from(q.page.limit) + 1);
-    text.push_str(&format!(" ORDER BY due_key, id LIMIT {limit}"));
-    sql.text = text;
-    sql
-}
-
 fn currency_of(code: &str) -> Result<Currency> {
     Currency::parse(code.trim()).map_err(|e| crate::error::corrupt("currency", e))
 }
 
+crm_storage_sql::store!(PgStore);
+
 #[async_trait]
-impl Store for PgStore {
-    async fn fetch(&self, tenant: TenantId, key: &Key) -> Result<Vec<Record>> {
+impl crm_storage_sql::store::AdapterStore for PgStore {
+    async fn fetch_records(&self, tenant: TenantId, key: &Key) -> Result<Vec<Record>> {
         if let Key::PartnersByKeys(keys) = key {
             return self
                 .read_partners_by_keys(tenant, keys)
@@ -849,7 +790,7 @@ impl Store for PgStore {
             .collect()
     }
 
-    async fn commit(&self, tenant: TenantId, changes: ChangeSet) -> Result<()> {
+    async fn commit_changes(&self, tenant: TenantId, changes: ChangeSet) -> Result<()> {
         changes.check(tenant)?;
         if changes.is_empty() {
             return Ok(());
@@ -885,7 +826,7 @@ impl Store for PgStore {
         }
     }
 
-    async fn ingest(&self, tenant: TenantId, changes: ChangeSet) -> Result<u64> {
+    async fn ingest_changes(&self, tenant: TenantId, changes: ChangeSet) -> Result<u64> {
         changes.check_insert_only()?;
         changes.check(tenant)?;
         if changes.is_empty() {
@@ -957,7 +898,7 @@ impl Store for PgStore {
         Ok(changes.len() as u64)
     }
 
-    async fn query_leads(&self, tenant: TenantId, query: &LeadQuery) -> Result<Page<Lead>> {
+    async fn leads_page(&self, tenant: TenantId, query: &LeadQuery) -> Result<Page<Lead>> {
         let after = check_page(&query.page)?;
         let sql = leads_sql(tenant, query, after)?;
         let rows = self.run(&sql).await?;
@@ -970,7 +911,7 @@ impl Store for PgStore {
         }))
     }
 
-    async fn board(&self, tenant: TenantId, pipeline: PipelineId) -> Result<Board> {
+    async fn board_of(&self, tenant: TenantId, pipeline: PipelineId) -> Result<Board> {
         let p = self.pipeline(tenant, pipeline).await?;
         let rows = self.run(&board_sql(tenant, pipeline)).await?;
         // stage → (count, currency → (expected, weighted)).
@@ -1009,164 +950,6 @@ impl Store for PgStore {
             })
             .collect();
         Ok(Board { pipeline, columns })
-    }
-
-    async fn funnel(
-        &self,
-        tenant: TenantId,
-        pipeline: PipelineId,
-        period: Option<(Timestamp, Timestamp)>,
-    ) -> Result<Funnel> {
-        let p = self.pipeline(tenant, pipeline).await?;
-        let (from, to) = match period {
-            Some((a, b)) => (to_micros(a), to_micros(b)),
-            None => (i64::MIN, i64::MAX),
-        };
-        // Stages reached (per the history in this pipeline) by leads entered in the period, then how many of the
-        // pipeline's leads entered in the period are won and lost now.
-        let rows = self
-            .query(
-                "SELECT 0 AS part, h.to_stage, count(DISTINCT h.lead)
-                 FROM stage_history h JOIN leads l ON l.tenant = h.tenant AND l.id = h.lead
-                 WHERE h.tenant = $1 AND h.pipeline = $2 AND l.created_us >= $3 AND l.created_us < $4
-                 GROUP BY h.to_stage
-                 UNION ALL
-                 SELECT l.status::int, NULL, count(*) FROM leads l
-                 WHERE l.tenant = $1 AND l.pipeline = $2 AND l.created_us >= $3 AND l.created_us < $4
-                   AND l.status IN (1, 2)
-                 GROUP BY l.status",
-                &[tenant.as_uuid(), pipeline.as_uuid(), &from, &to],
-            )
-            .await?;
-        let mut reached: BTreeMap<Uuid, u64> = BTreeMap::new();
-        let (mut won, mut lost) = (0, 0);
-        for r in &rows {
-            let n = r.get::<_, i64>(2) as u64;
-            match r.get::<_, i32>(0) {
-                0 => {
-                    reached.insert(r.get(1), n);
-                }
-                1 => won = n,
-                _ => lost = n,
-            }
-        }
-        Ok(Funnel {
-            steps: p
-                .stages()
-                .iter()
-                .map(|s: &crm_core::pipeline::Stage| {
-                    (
-                        StageId::from_uuid(*s.id.as_uuid()),
-                        s.name.clone(),
-                        reached.get(s.id.as_uuid()).copied().unwrap_or(0),
-                    )
-                })
-                .collect(),
-            won,
-            lost,
-        })
-    }
-
-    async fn query_requests(
-        &self,
-        tenant: TenantId,
-        query: &RequestQuery,
-    ) -> Result<Page<Request>> {
-        let after = check_page(&query.page)?;
-        let rows = self.run(&requests_sql(tenant, query, after)).await?;
-        let items = rows
-            .iter()
-            .map(|r| rows::doc::<Request>(r, 0, "request"))
-            .collect::<Result<Vec<_>>>()?;
-        Ok(crm_storage_sql::paginate(items, query.page.limit, |r| {
-            (request_sort_key(r), *r.id().as_uuid())
-        }))
-    }
-
-    async fn comments(
-        &self,
-        tenant: TenantId,
-        target: CommentTarget,
-        page: &PageRequest,
-    ) -> Result<Page<Comment>> {
-        let after = check_page(page)?;
-        self.subject_exists(tenant, target).await?;
-        let (kind, id) = rows::target_parts(&target);
-        let limit = i64::from(page.limit) + 1;
-        let rows = match after {
-            None => {
-                self.query(
-                    "SELECT doc FROM comments WHERE tenant = $1 AND target_kind = $2 AND target = $3
-                     ORDER BY created_us DESC, id DESC LIMIT $4",
-                    &[tenant.as_uuid(), &kind, &id, &limit],
-                )
-                .await?
-            }
-            Some((k, i)) => {
-                self.query(
-                    "SELECT doc FROM comments WHERE tenant = $1 AND target_kind = $2 AND target = $3
-                     AND (created_us, id) < ($5, $6)
-                     ORDER BY created_us DESC, id DESC LIMIT $4",
-                    &[tenant.as_uuid(), &kind, &id, &limit, &k, &i],
-                )
-                .await?
-            }
-        };
-        let items = rows
-            .iter()
-            .map(|r| rows::doc::<Comment>(r, 0, "comment"))
-            .collect::<Result<Vec<_>>>()?;
-        Ok(crm_storage_sql::paginate(items, page.limit, |c| {
-            (to_micros(c.created_at()), *c.id().as_uuid())
-        }))
-    }
-
-    async fn timeline(
-        &self,
-        tenant: TenantId,
-        of: TimelineOf,
-        page: &PageRequest,
-    ) -> Result<Page<DomainEvent>> {
-        let after = check_page(page)?;
-        self.subject_exists(
-            tenant,
-            match of {
-                TimelineOf::Lead(id) => CommentTarget::Lead(id),
-                TimelineOf::Partner(id) => CommentTarget::Partner(id),
-                TimelineOf::Request(id) => CommentTarget::Request(id),
-            },
-        )
-        .await?;
-        let rows = self
-            .run(&timeline_sql(tenant, of, after, page.limit))
-            .await?;
-        let items = rows
-            .iter()
-            .map(|r| rows::doc::<DomainEvent>(r, 2, "event"))
-            .collect::<Result<Vec<_>>>()?;
-        Ok(crm_storage_sql::paginate(items, page.limit, |e| {
-            (to_micros(e.at), *e.id.as_uuid())
-        }))
-    }
-
-    async fn events_since(
-        &self,
-        tenant: TenantId,
-        after: u64,
-        limit: u32,
-    ) -> Result<Vec<(u64, DomainEvent)>> {
-        // Like the SQLite adapter: at most 10 000 per call, 0 gives nothing.
-        let limit = limit.min(10_000);
-        let after = i64::try_from(after).unwrap_or(i64::MAX);
-        let rows = self
-            .query(
-                "SELECT pos, doc FROM events WHERE tenant = $1 AND pos > $2 ORDER BY pos LIMIT $3",
-                &[tenant.as_uuid(), &after, &i64::from(limit)],
-            )
-            .await?;
-        rows.iter()
-            .map(|r| Ok((r.get::<_, i64>(0) as u64, rows::doc(r, 1, "event")?)))
-            .collect()
     }
 }
 
@@ -1218,7 +1001,7 @@ mod tests {
 
     #[test]
     fn update_sql_checks_the_version() {
-        let s = update_sql(&rows::PIPELINES);
+        let s = rows::PIPELINES.update_sql(Dialect::Postgres, 2);
         assert_eq!(
             s,
             "UPDATE pipelines SET created_us = $3, doc = $4 WHERE tenant = $1 AND id = $2 AND version = $5"

@@ -6,9 +6,8 @@ mod common;
 
 use crm_core::actor::Context;
 use crm_core::event::CommentTarget;
-use crm_core::id::{LeadId, PartnerId, TenantId, UserId};
-use crm_core::lead::{LeadCommand, LeadPatch, NewLead};
-use crm_core::partner::NewPartner;
+use crm_core::id::{LeadId, TenantId, UserId};
+use crm_core::lead::{LeadCommand, LeadPatch};
 use crm_core::pipeline::StageKind;
 use crm_core::service::CrmService;
 use crm_core::store::Store;
@@ -65,21 +64,7 @@ async fn thirty_two_tasks_on_one_hundred_leads_lose_no_update() {
         .filter(|s| s.kind == StageKind::Open)
         .map(|s| s.id)
         .collect();
-    let partner: PartnerId = crm
-        .create_partner(&ctx, NewPartner::company("Mobila SRL"))
-        .await
-        .unwrap()
-        .record
-        .id();
-    let mut leads = Vec::new();
-    for i in 0..LEADS {
-        let l = crm
-            .enter_lead(&ctx, NewLead::for_partner(partner, format!("Lead {i}")))
-            .await
-            .unwrap()
-            .record;
-        leads.push(l.id());
-    }
+    let leads = common::partner_with_leads(&crm, &ctx, "Mobila SRL", LEADS).await;
     let setup_events = store.events_since(tenant, 0, 10_000).await.unwrap().len() as u64;
     let leads = Arc::new(leads);
     let open = Arc::new(open);
@@ -178,20 +163,7 @@ async fn thirty_two_tasks_on_one_hundred_leads_lose_no_update() {
         );
     }
     // The log: exactly one entry per successful change, at dense positions in commit order.
-    let mut log = Vec::new();
-    let mut after = 0;
-    loop {
-        let batch = store.events_since(tenant, after, 1000).await.unwrap();
-        let Some(last) = batch.last() else { break };
-        after = last.0;
-        log.extend(batch);
-    }
-    let positions: Vec<u64> = log.iter().map(|(p, _)| *p).collect();
-    assert_eq!(
-        positions,
-        (1..=log.len() as u64).collect::<Vec<_>>(),
-        "positions are dense and ordered"
-    );
+    let log = common::whole_log(&store, tenant).await;
     let entries = log.len() as u64 - setup_events;
     let successes = total.advances + total.edits + total.comments;
     assert_eq!(

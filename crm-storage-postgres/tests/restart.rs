@@ -10,8 +10,7 @@ mod common;
 use crm_core::actor::Context;
 use crm_core::event::EventKind;
 use crm_core::id::{LeadId, TenantId, UserId};
-use crm_core::lead::{LeadCommand, LeadPatch, NewLead};
-use crm_core::partner::NewPartner;
+use crm_core::lead::{LeadCommand, LeadPatch};
 use crm_core::service::CrmService;
 use crm_core::store::Store;
 use crm_core::Error;
@@ -80,22 +79,7 @@ async fn server_restart_mid_workload_loses_nothing_committed() {
     let tenant = TenantId::new();
     let ctx = Context::user(tenant, UserId::new());
     crm.setup_tenant(&ctx).await.unwrap();
-    let partner = crm
-        .create_partner(&ctx, NewPartner::company("Restart SRL"))
-        .await
-        .unwrap()
-        .record
-        .id();
-    let mut leads = Vec::new();
-    for i in 0..LEADS {
-        leads.push(
-            crm.enter_lead(&ctx, NewLead::for_partner(partner, format!("Lead {i}")))
-                .await
-                .unwrap()
-                .record
-                .id(),
-        );
-    }
+    let leads = common::partner_with_leads(&crm, &ctx, "Restart SRL", LEADS).await;
     let leads = Arc::new(leads);
     let stop = Arc::new(AtomicBool::new(false));
     let restarted = Arc::new(AtomicBool::new(false));
@@ -188,20 +172,7 @@ async fn server_restart_mid_workload_loses_nothing_committed() {
     );
 
     // Read everything back (the pool must serve these too).
-    let mut log = Vec::new();
-    let mut after = 0;
-    loop {
-        let batch = store.events_since(tenant, after, 1000).await.unwrap();
-        let Some(last) = batch.last() else { break };
-        after = last.0;
-        log.extend(batch);
-    }
-    let positions: Vec<u64> = log.iter().map(|(p, _)| *p).collect();
-    assert_eq!(
-        positions,
-        (1..=log.len() as u64).collect::<Vec<_>>(),
-        "no hole in the log"
-    );
+    let log = common::whole_log(&store, tenant).await;
     let mut logged: BTreeMap<LeadId, Vec<String>> = BTreeMap::new();
     for (_, e) in &log {
         if let EventKind::LeadUpdated { changes } = &e.kind {

@@ -119,10 +119,74 @@ pub enum Param {
     I64(i64),
     /// A small code (document kinds, statuses; `smallint` on PostgreSQL).
     I16(i16),
+    /// A 32-bit integer (positions; `integer` on PostgreSQL).
+    I32(i32),
     /// Text.
     Text(String),
     /// A set of ids (PostgreSQL binds it as `uuid[]`; on SQLite statements bind each id instead).
     Uuids(Vec<Uuid>),
+    /// A record's serde JSON (`jsonb` on PostgreSQL, its text on SQLite).
+    Json(serde_json::Value),
+    /// NULL in a column of this kind (PostgreSQL binds a typed NULL).
+    Null(Kind),
+}
+
+impl Param {
+    /// The value, or NULL of `kind` when there is none.
+    pub fn or_null(v: Option<impl Into<Param>>, kind: Kind) -> Self {
+        v.map_or(Self::Null(kind), Into::into)
+    }
+
+    /// An id, or NULL.
+    pub fn opt_uuid(v: Option<&Uuid>) -> Self {
+        Self::or_null(v.copied(), Kind::Uuid)
+    }
+
+    /// A record's serde JSON.
+    ///
+    /// # Errors
+    ///
+    /// [`crm_core::Error::Invalid`] when the record cannot be serialised.
+    pub fn json<T: serde::Serialize>(v: &T) -> crm_core::Result<Self> {
+        serde_json::to_value(v)
+            .map(Self::Json)
+            .map_err(|e| crm_core::Error::invalid("record", format!("cannot be serialised: {e}")))
+    }
+}
+
+/// The type of a column, as both schemas store it (each adapter maps it to its own types).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Kind {
+    /// An id (`uuid`; a 16-byte blob on SQLite).
+    Uuid,
+    /// Text.
+    Text,
+    /// A currency code (`char(3)` on PostgreSQL).
+    Ccy,
+    /// A small code (`smallint`).
+    I16,
+    /// A 32-bit integer (`integer`: day numbers, positions).
+    I32,
+    /// A 64-bit integer (`bigint`: units, microseconds, versions).
+    I64,
+    /// A boolean (an integer on SQLite).
+    Bool,
+    /// An exact decimal (`numeric`).
+    Numeric,
+    /// A record's JSON (`jsonb`; text on SQLite).
+    Json,
+}
+
+impl From<i16> for Param {
+    fn from(v: i16) -> Self {
+        Self::I16(v)
+    }
+}
+
+impl From<i32> for Param {
+    fn from(v: i32) -> Self {
+        Self::I32(v)
+    }
 }
 
 impl From<Uuid> for Param {

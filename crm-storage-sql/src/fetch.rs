@@ -62,10 +62,19 @@ impl Doc {
     }
 
     fn parse<T: DeserializeOwned>(self, doc: &str) -> Result<T> {
+        Self::parse_as(doc, self.entity())
+    }
+
+    /// Decodes a stored document of `entity`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Storage`] of kind `Corrupt` (keeping the decoding error as its cause) when it does not decode.
+    pub fn parse_as<T: DeserializeOwned>(doc: &str, entity: &str) -> Result<T> {
         serde_json::from_str(doc).map_err(|e| {
             Error::storage_caused(
                 StorageErrorKind::Corrupt,
-                format!("stored {} does not decode: {e}", self.entity()),
+                format!("stored {entity} does not decode: {e}"),
                 e,
             )
         })

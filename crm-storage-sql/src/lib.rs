@@ -14,15 +14,70 @@
 //! grouped CTE plans with `FILTER`/`CASE` aggregates, keyset row comparisons, version-checked upserts — read and
 //! review better as SQL text with a dialect seam than as builder chains.
 
+pub mod commerce;
 mod dialect;
 pub mod fetch;
 pub mod outbox;
 pub mod report;
+mod run;
+pub mod schema;
 pub mod segment;
+pub mod store;
+mod table;
 
-pub use dialect::{Dialect, Param, Sql};
+pub use dialect::{Dialect, Kind, Param, Sql};
+pub use run::{corrupt, Cell, Runner};
+pub use table::Table;
 
 use chrono::NaiveTime;
+
+/// `impl $trait for $store` whose every method forwards to a shared function taking the store first: the shape of
+/// [`commerce_store!`], [`outbox_store!`] and [`store!`], written once. The names of [`__private`] are in scope.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __forward_impl {
+    ($store:ty: $trait:ident {
+        $(fn $name:ident($($arg:ident: $ty:ty),*) -> $ret:ty = $target:path;)*
+    }) => {
+        const _: () = {
+            #[allow(unused_imports)]
+            use $crate::__private::*;
+            #[$crate::__private::async_trait]
+            impl $trait for $store {
+                $(async fn $name(&self, $($arg: $ty),*) -> $ret {
+                    $target(self, $($arg),*).await
+                })*
+            }
+        };
+    };
+}
+
+#[doc(hidden)]
+pub mod __private {
+    //! What [`commerce_store!`] names, so an adapter needs no imports for it.
+    pub use async_trait::async_trait;
+    pub use chrono::Duration;
+    pub use chrono::NaiveDate;
+    pub use crm_core::commerce::{
+        Balance, CampaignSums, CampaignTarget, CommerceKey, CommerceRecord, CommerceStore,
+        Criteria, OpenItem, Period, ProfitSums, Progress, SegmentMember, SumsQuery,
+    };
+    pub use crm_core::event::{CommentTarget, DomainEvent};
+    pub use crm_core::id::PipelineId;
+    pub use crm_core::id::{CampaignId, OutboxId, PartnerId, TenantId, UserId};
+    pub use crm_core::lead::Lead;
+    pub use crm_core::money::Currency;
+    pub use crm_core::outbox::{
+        InboxItem, InboxWrite, OutboxMessage, OutboxRef, OutboxStatus, OutboxStore, Settlement,
+    };
+    pub use crm_core::request::{Comment, Request};
+    pub use crm_core::store::{
+        Board, ChangeSet, Funnel, Key, LeadQuery, Page, PageRequest, Record, RequestQuery, Store,
+        TimelineOf,
+    };
+    pub use crm_core::time::Timestamp;
+    pub use crm_core::Result;
+}
 use crm_core::commerce::{day_number, Period};
 
 /// A `LIKE … ESCAPE '\'` pattern matching `needle` anywhere (`%`, `_` and `\` escaped).
@@ -83,6 +138,25 @@ pub fn check_next_version(entity: &str, next: u64, expected: u64) -> crm_core::R
         ));
     }
     Ok(())
+}
+
+/// `AND (key, id) <op> (k, i)` after (`>`) or before (`<`) a cursor's `(k, i)` (nothing without a cursor): a row
+/// comparison on PostgreSQL, which uses the index; spelled out on SQLite.
+pub(crate) fn keyset(
+    sql: &mut Sql,
+    key: &str,
+    op: &str,
+    after: Option<(i64, uuid::Uuid)>,
+) -> String {
+    let Some((k, i)) = after else {
+        return String::new();
+    };
+    let k = sql.bind(k);
+    let i = sql.bind(i);
+    match sql.dialect {
+        Dialect::Postgres => format!(" AND ({key}, id) {op} ({k}, {i})"),
+        Dialect::Sqlite => format!(" AND ({key} {op} {k} OR ({key} = {k} AND id {op} {i}))"),
+    }
 }
 
 /// Cuts a `limit + 1` fetch into a page whose cursor points after the last item kept; `key` gives an item's

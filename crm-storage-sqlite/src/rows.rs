@@ -40,7 +40,10 @@ pub(crate) fn bind(p: &crm_storage_sql::Param) -> rusqlite::types::Value {
         Param::Day(d) => Value::Integer(i64::from(*d)),
         Param::I64(v) => Value::Integer(*v),
         Param::I16(v) => Value::Integer(i64::from(*v)),
+        Param::I32(v) => Value::Integer(i64::from(*v)),
         Param::Text(t) => Value::Text(t.clone()),
+        Param::Json(v) => Value::Text(v.to_string()),
+        Param::Null(_) => Value::Null,
         // Statements for SQLite bind each id of a set on its own; a set reaching here is a bug of the builder.
         Param::Uuids(_) => Value::Null,
     }
@@ -77,4 +80,56 @@ pub(crate) fn docs_of_any(
         n += 1;
     }
     Ok(n)
+}
+
+/// Runs a shared statement and returns its rows as the shared reads' neutral cells (ids are 16-byte blobs).
+pub(crate) fn cells_of(
+    conn: &rusqlite::Connection,
+    sql: &crm_storage_sql::Sql,
+    once: bool,
+) -> Result<Vec<Vec<crm_storage_sql::Cell>>> {
+    use crate::error::map;
+    use crm_storage_sql::Cell;
+    use rusqlite::types::ValueRef;
+    #[cfg(test)]
+    crate::store::plan_tests::record(&sql.text);
+    let (mut fresh, mut cached);
+    let stmt: &mut rusqlite::Statement<'_> = if once {
+        fresh = conn.prepare(&sql.text).map_err(map)?;
+        &mut fresh
+    } else {
+        cached = conn.prepare_cached(&sql.text).map_err(map)?;
+        &mut cached
+    };
+    let n = stmt.column_count();
+    let mut rows = stmt
+        .query(rusqlite::params_from_iter(sql.params.iter().map(bind)))
+        .map_err(map)?;
+    let mut out = Vec::new();
+    while let Some(row) = rows.next().map_err(map)? {
+        let mut cells = Vec::with_capacity(n);
+        for i in 0..n {
+            cells.push(match row.get_ref(i).map_err(map)? {
+                ValueRef::Null => Cell::Null,
+                ValueRef::Integer(v) => Cell::Int(i128::from(v)),
+                ValueRef::Text(t) => Cell::Text(String::from_utf8_lossy(t).into_owned()),
+                ValueRef::Blob(b) => Cell::Uuid(uuid(b)?),
+                ValueRef::Real(r) => {
+                    return Err(corrupt("column", format!("{r} is not an integer")))
+                }
+            });
+        }
+        out.push(cells);
+    }
+    Ok(out)
+}
+
+/// Runs a shared statement that writes; how many rows it changed.
+pub(crate) fn execute(conn: &rusqlite::Connection, sql: &crm_storage_sql::Sql) -> Result<u64> {
+    use crate::error::map;
+    let mut stmt = conn.prepare_cached(&sql.text).map_err(map)?;
+    let n = stmt
+        .execute(rusqlite::params_from_iter(sql.params.iter().map(bind)))
+        .map_err(map)?;
+    Ok(n as u64)
 }

@@ -7,19 +7,17 @@ use crate::rows::{blob, contains_pattern, doc, parse, uuid};
 use crate::rows::{docs_of, docs_of_any};
 use async_trait::async_trait;
 use crm_core::dedupe::DedupeKey;
-use crm_core::event::{CommentTarget, DomainEvent};
+use crm_core::event::CommentTarget;
 use crm_core::id::{PartnerId, PipelineId, TenantId};
 use crm_core::lead::Lead;
 use crm_core::money::{units_to_decimal, Currency};
 use crm_core::partner::Partner;
 use crm_core::pipeline::Pipeline;
-use crm_core::request::{Comment, Request};
+use crm_core::request::Request;
 use crm_core::store::{
     partner_search_text, request_sort_key, Board, BoardColumn, ChangeSet, CurrencyTotal, Cursor,
-    Funnel, Key, KeyMatch, LeadQuery, LeadSort, Page, PageRequest, Record, RequestQuery, Store,
-    TimelineOf, Write,
+    Key, KeyMatch, LeadQuery, LeadSort, Page, Record, Write,
 };
-use crm_core::time::Timestamp;
 use crm_core::{Error, Result, StorageErrorKind};
 use crm_storage_sql::{fetch, Dialect};
 use rusqlite::types::Value;
@@ -48,20 +46,32 @@ pub struct SqliteStore {
     threads: Arc<Threads>,
 }
 
-/// The migrations, in order.
-const MIGRATION_SQL: &[&str] = &[
-    include_str!("../migrations/0001_init.sql"),
-    include_str!("../migrations/0002_commerce.sql"),
-    include_str!("../migrations/0003_outbox.sql"),
-    include_str!("../migrations/0004_lead_campaign.sql"),
-    include_str!("../migrations/0005_timers.sql"),
-];
+/// Migrations 1 (leads), 2 (commerce) and 3 (outbox), generated from `crm_storage_sql::schema` as PostgreSQL's
+/// are.
+static GENERATED: std::sync::LazyLock<[String; 3]> = std::sync::LazyLock::new(|| {
+    [
+        crm_storage_sql::schema::init(Dialect::Sqlite),
+        crm_storage_sql::schema::commerce(Dialect::Sqlite),
+        crm_storage_sql::schema::outbox(Dialect::Sqlite),
+    ]
+});
 
 /// How many migrations there are.
-const MIGRATIONS: usize = MIGRATION_SQL.len();
+const MIGRATIONS: usize = 5;
+
+/// The migrations' statements, in order.
+fn migration_sql() -> [&'static str; MIGRATIONS] {
+    [
+        &GENERATED[0],
+        &GENERATED[1],
+        &GENERATED[2],
+        include_str!("../migrations/0004_lead_campaign.sql"),
+        include_str!("../migrations/0005_timers.sql"),
+    ]
+}
 
 fn migrations() -> Migrations<'static> {
-    Migrations::new(MIGRATION_SQL.iter().map(|sql| M::up(sql)).collect())
+    Migrations::new(migration_sql().into_iter().map(M::up).collect())
 }
 
 fn configure(conn: &Connection, config: &SqliteConfig, file: bool) -> Result<()> {
@@ -249,6 +259,38 @@ impl SqliteStore {
         F: FnOnce(&mut Connection) -> Result<T> + Send + 'static,
     {
         self.threads.read(f).await
+    }
+}
+
+#[async_trait]
+impl crm_storage_sql::Runner for SqliteStore {
+    fn dialect(&self) -> Dialect {
+        Dialect::Sqlite
+    }
+
+    async fn rows(
+        &self,
+        sql: crm_storage_sql::Sql,
+        once: bool,
+    ) -> Result<Vec<Vec<crm_storage_sql::Cell>>> {
+        self.threads
+            .read(move |c| crate::rows::cells_of(c, &sql, once))
+            .await
+    }
+
+    async fn write_rows(
+        &self,
+        sql: crm_storage_sql::Sql,
+    ) -> Result<Vec<Vec<crm_storage_sql::Cell>>> {
+        self.threads
+            .write(move |c| crate::rows::cells_of(c, &sql, false))
+            .await
+    }
+
+    async fn execute(&self, sql: crm_storage_sql::Sql) -> Result<u64> {
+        self.threads
+            .write(move |c| crate::rows::execute(c, &sql))
+            .await
     }
 }
 
@@ -628,25 +670,6 @@ fn one_doc<T: serde::de::DeserializeOwned>(
     }
 }
 
-fn exists(
-    conn: &Connection,
-    table: &str,
-    tenant: &TenantId,
-    id: &Uuid,
-    entity: &'static str,
-) -> Result<()> {
-    let sql = format!("SELECT 1 FROM {table} WHERE tenant = ?1 AND id = ?2");
-    let found = conn
-        .prepare_cached(&sql)
-        .and_then(|mut s| s.exists(params![blob(tenant.as_uuid()), blob(id)]))
-        .map_err(map)?;
-    if found {
-        Ok(())
-    } else {
-        Err(Error::not_found(entity, id))
-    }
-}
-
 fn docs<T: serde::de::DeserializeOwned>(
     conn: &Connection,
     sql: &str,
@@ -833,197 +856,6 @@ fn board(conn: &Connection, tenant: TenantId, pipeline: PipelineId) -> Result<Bo
     })
 }
 
-fn funnel(
-    conn: &Connection,
-    tenant: TenantId,
-    pipeline: PipelineId,
-    period: Option<(Timestamp, Timestamp)>,
-) -> Result<Funnel> {
-    let p: Pipeline = one_doc(
-        conn,
-        "SELECT doc FROM pipelines WHERE tenant = ?1 AND id = ?2",
-        &tenant,
-        pipeline.as_uuid(),
-        "pipeline",
-    )?;
-    let (from, to) = period
-        .map(|(a, b)| (a.timestamp_micros(), b.timestamp_micros()))
-        .unwrap_or((i64::MIN, i64::MAX));
-    let mut reached: BTreeMap<Uuid, u64> = BTreeMap::new();
-    {
-        let mut stmt = conn
-            .prepare_cached(
-                "SELECT h.to_stage, count(DISTINCT h.lead) FROM stage_history h \
-                 JOIN leads l ON l.tenant = h.tenant AND l.id = h.lead \
-                 WHERE h.tenant = ?1 AND h.pipeline = ?2 AND l.created_at >= ?3 AND l.created_at < ?4 GROUP BY h.to_stage",
-            )
-            .map_err(map)?;
-        let rows = stmt
-            .query_map(
-                params![tb(&tenant), blob(pipeline.as_uuid()), from, to],
-                |r| Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, i64>(1)?)),
-            )
-            .map_err(map)?;
-        for r in rows {
-            let (s, n) = r.map_err(map)?;
-            reached.insert(uuid(&s)?, n as u64);
-        }
-    }
-    let mut won = 0;
-    let mut lost = 0;
-    let mut stmt = conn
-        .prepare_cached(
-            "SELECT status, count(*) FROM leads WHERE tenant = ?1 AND pipeline = ?2 AND created_at >= ?3 AND created_at < ?4 \
-             AND status IN (1, 2) GROUP BY status",
-        )
-        .map_err(map)?;
-    let rows = stmt
-        .query_map(
-            params![tb(&tenant), blob(pipeline.as_uuid()), from, to],
-            |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)),
-        )
-        .map_err(map)?;
-    for r in rows {
-        match r.map_err(map)? {
-            (1, n) => won = n as u64,
-            (_, n) => lost = n as u64,
-        }
-    }
-    Ok(Funnel {
-        steps: p
-            .stages()
-            .iter()
-            .map(|s| {
-                (
-                    s.id,
-                    s.name.clone(),
-                    reached.get(s.id.as_uuid()).copied().unwrap_or(0),
-                )
-            })
-            .collect(),
-        won,
-        lost,
-    })
-}
-
-fn query_requests(conn: &Connection, tenant: TenantId, q: &RequestQuery) -> Result<Page<Request>> {
-    q.page.validate()?;
-    let mut sql = String::from("SELECT r.doc FROM requests r WHERE r.tenant = ?");
-    let mut p: Vec<Value> = vec![Value::Blob(tb(&tenant))];
-    for (col, v) in [
-        ("assignee", q.assignee.map(|x| *x.as_uuid())),
-        ("lead", q.lead.map(|x| *x.as_uuid())),
-        ("partner", q.partner.map(|x| *x.as_uuid())),
-    ] {
-        if let Some(v) = v {
-            sql.push_str(&format!(" AND r.{col} = ?"));
-            p.push(Value::Blob(blob(&v).to_vec()));
-        }
-    }
-    if q.active_only {
-        sql.push_str(" AND r.active = 1");
-    }
-    if let Some(d) = q.due_before {
-        sql.push_str(" AND r.due_key < ?");
-        p.push(Value::Integer(d.timestamp_micros()));
-    }
-    if let Some(d) = q.due_after {
-        // A request without a due date has the largest key: it is due after nothing.
-        sql.push_str(" AND r.due_key > ? AND r.due_key < ?");
-        p.push(Value::Integer(d.timestamp_micros()));
-        p.push(Value::Integer(i64::MAX));
-    }
-    if let Some(t) = q.opened_before {
-        sql.push_str(" AND r.created_at < ?");
-        p.push(Value::Integer(t.timestamp_micros()));
-    }
-    keyset(
-        &mut sql,
-        &mut p,
-        "r.due_key",
-        "r.id",
-        q.page.after.as_ref(),
-        false,
-    )?;
-    sql.push_str(" LIMIT ?");
-    p.push(Value::Integer(q.page.limit as i64 + 1));
-    let items: Vec<Request> = docs(conn, &sql, &p, "request")?;
-    Ok(page_of(items, q.page.limit, |r| {
-        Cursor::encode(request_sort_key(r), *r.id().as_uuid())
-    }))
-}
-
-fn timeline(
-    conn: &Connection,
-    tenant: TenantId,
-    of: TimelineOf,
-    page: &PageRequest,
-) -> Result<Page<DomainEvent>> {
-    page.validate()?;
-    let (col, id) = match of {
-        TimelineOf::Lead(id) => {
-            exists(conn, "leads", &tenant, id.as_uuid(), "lead")?;
-            ("lead", *id.as_uuid())
-        }
-        TimelineOf::Partner(id) => {
-            exists(conn, "partners", &tenant, id.as_uuid(), "partner")?;
-            ("partner", *id.as_uuid())
-        }
-        TimelineOf::Request(id) => {
-            exists(conn, "requests", &tenant, id.as_uuid(), "request")?;
-            ("request", *id.as_uuid())
-        }
-    };
-    let mut sql = format!("SELECT e.doc FROM events e WHERE e.tenant = ? AND e.{col} = ?");
-    let mut p = vec![Value::Blob(tb(&tenant)), Value::Blob(blob(&id).to_vec())];
-    keyset(&mut sql, &mut p, "e.at", "e.id", page.after.as_ref(), true)?;
-    sql.push_str(" LIMIT ?");
-    p.push(Value::Integer(page.limit as i64 + 1));
-    let items: Vec<DomainEvent> = docs(conn, &sql, &p, "event")?;
-    Ok(page_of(items, page.limit, |e| {
-        Cursor::encode(e.at.timestamp_micros(), *e.id.as_uuid())
-    }))
-}
-
-fn comments(
-    conn: &Connection,
-    tenant: TenantId,
-    target: CommentTarget,
-    page: &PageRequest,
-) -> Result<Page<Comment>> {
-    page.validate()?;
-    let id = match target {
-        CommentTarget::Lead(id) => {
-            exists(conn, "leads", &tenant, id.as_uuid(), "lead")?;
-            *id.as_uuid()
-        }
-        CommentTarget::Partner(id) => {
-            exists(conn, "partners", &tenant, id.as_uuid(), "partner")?;
-            *id.as_uuid()
-        }
-        CommentTarget::Request(id) => {
-            exists(conn, "requests", &tenant, id.as_uuid(), "request")?;
-            *id.as_uuid()
-        }
-    };
-    let mut sql = String::from("SELECT c.doc FROM comments c WHERE c.tenant = ? AND c.target = ?");
-    let mut p = vec![Value::Blob(tb(&tenant)), Value::Blob(blob(&id).to_vec())];
-    keyset(
-        &mut sql,
-        &mut p,
-        "c.created_at",
-        "c.id",
-        page.after.as_ref(),
-        true,
-    )?;
-    sql.push_str(" LIMIT ?");
-    p.push(Value::Integer(page.limit as i64 + 1));
-    let items: Vec<Comment> = docs(conn, &sql, &p, "comment")?;
-    Ok(page_of(items, page.limit, |c| {
-        Cursor::encode(c.created_at().timestamp_micros(), *c.id().as_uuid())
-    }))
-}
-
 fn partners_by_keys(
     conn: &Connection,
     tenant: TenantId,
@@ -1067,9 +899,11 @@ fn partners_by_keys(
     Ok(out)
 }
 
+crm_storage_sql::store!(SqliteStore);
+
 #[async_trait]
-impl Store for SqliteStore {
-    async fn fetch(&self, tenant: TenantId, key: &Key) -> Result<Vec<Record>> {
+impl crm_storage_sql::store::AdapterStore for SqliteStore {
+    async fn fetch_records(&self, tenant: TenantId, key: &Key) -> Result<Vec<Record>> {
         if let Key::PartnersByKeys(keys) = key {
             let keys = keys.clone();
             return self
@@ -1094,13 +928,13 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn commit(&self, tenant: TenantId, changes: ChangeSet) -> Result<()> {
+    async fn commit_changes(&self, tenant: TenantId, changes: ChangeSet) -> Result<()> {
         self.threads
             .write(move |c| apply_all(c, tenant, &changes))
             .await
     }
 
-    async fn ingest(&self, tenant: TenantId, changes: ChangeSet) -> Result<u64> {
+    async fn ingest_changes(&self, tenant: TenantId, changes: ChangeSet) -> Result<u64> {
         changes.check_insert_only()?;
         self.threads
             .write(move |c| {
@@ -1110,99 +944,25 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn query_leads(&self, tenant: TenantId, query: &LeadQuery) -> Result<Page<Lead>> {
+    async fn leads_page(&self, tenant: TenantId, query: &LeadQuery) -> Result<Page<Lead>> {
         let q = query.clone();
         self.threads.read(move |c| query_leads(c, tenant, &q)).await
     }
 
-    async fn board(&self, tenant: TenantId, pipeline: PipelineId) -> Result<Board> {
+    async fn board_of(&self, tenant: TenantId, pipeline: PipelineId) -> Result<Board> {
         self.threads.read(move |c| board(c, tenant, pipeline)).await
-    }
-
-    async fn funnel(
-        &self,
-        tenant: TenantId,
-        pipeline: PipelineId,
-        period: Option<(Timestamp, Timestamp)>,
-    ) -> Result<Funnel> {
-        self.threads
-            .read(move |c| funnel(c, tenant, pipeline, period))
-            .await
-    }
-
-    async fn query_requests(
-        &self,
-        tenant: TenantId,
-        query: &RequestQuery,
-    ) -> Result<Page<Request>> {
-        let q = query.clone();
-        self.threads
-            .read(move |c| query_requests(c, tenant, &q))
-            .await
-    }
-
-    async fn comments(
-        &self,
-        tenant: TenantId,
-        target: CommentTarget,
-        page: &PageRequest,
-    ) -> Result<Page<Comment>> {
-        let page = page.clone();
-        self.threads
-            .read(move |c| comments(c, tenant, target, &page))
-            .await
-    }
-
-    async fn timeline(
-        &self,
-        tenant: TenantId,
-        of: TimelineOf,
-        page: &PageRequest,
-    ) -> Result<Page<DomainEvent>> {
-        let page = page.clone();
-        self.threads
-            .read(move |c| timeline(c, tenant, of, &page))
-            .await
-    }
-
-    async fn events_since(
-        &self,
-        tenant: TenantId,
-        after: u64,
-        limit: u32,
-    ) -> Result<Vec<(u64, DomainEvent)>> {
-        // Positions are positive i64s: one beyond them is past the end (`as i64` would wrap u64::MAX to −1, the
-        // start of the feed).
-        let after = i64::try_from(after).unwrap_or(i64::MAX);
-        self.threads
-            .read(move |c| {
-                let mut stmt = c
-                    .prepare_cached("SELECT seq, doc FROM events WHERE tenant = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3")
-                    .map_err(map)?;
-                let rows = stmt
-                    .query_map(params![tb(&tenant), after, limit.min(10_000) as i64], |r| {
-                        Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
-                    })
-                    .map_err(map)?;
-                let mut out = Vec::new();
-                for r in rows {
-                    let (seq, text) = r.map_err(map)?;
-                    out.push((seq as u64, parse("event", &text)?));
-                }
-                Ok(out)
-            })
-            .await
     }
 }
 
 #[cfg(test)]
-mod plan_tests {
+pub(crate) mod plan_tests {
     //! The dynamic queries use indexes: every SQL text that `docs` runs while the store answers the main queries is
     //! recorded, and `EXPLAIN QUERY PLAN` of each must search an index, never scan a table.
 
     use super::*;
     use crm_core::conformance::World;
     use crm_core::lead::StatusKind;
+    use crm_core::store::{PageRequest, RequestQuery, Store, TimelineOf};
     use crm_core::time::Clock;
     use std::sync::Mutex;
 
@@ -1227,7 +987,7 @@ mod plan_tests {
             .unwrap()
     }
 
-    pub(super) fn record(sql: &str) {
+    pub(crate) fn record(sql: &str) {
         SEEN.lock()
             .unwrap_or_else(|p| p.into_inner())
             .push(sql.to_string());
@@ -1386,7 +1146,16 @@ mod plan_tests {
     #[tokio::test]
     async fn the_campaign_lead_count_reads_its_covering_index() {
         let store = SqliteStore::open_in_memory().unwrap();
-        let plan = plan_of(&store, crate::commerce::CAMPAIGN_LEADS_SQL.to_string()).await;
+        let sql = crm_storage_sql::commerce::campaign_sums(
+            Dialect::Sqlite,
+            TenantId::new(),
+            crm_core::id::CampaignId::new(),
+            None,
+            Currency::parse("EUR").unwrap(),
+        )
+        .leads
+        .text;
+        let plan = plan_of(&store, sql).await;
         assert!(
             plan.contains("COVERING INDEX leads_by_campaign") && !plan.contains("SCAN"),
             "{plan}"
@@ -1402,6 +1171,8 @@ mod migration_tests {
     use chrono::TimeZone;
     use crm_core::actor::Actor;
     use crm_core::request::NewRequest;
+    use crm_core::store::{RequestQuery, Store};
+    use crm_core::time::Timestamp;
 
     #[tokio::test]
     async fn existing_requests_get_their_opening_time_from_their_documents() {
@@ -1420,7 +1191,7 @@ mod migration_tests {
             // A database as version 4 left it, with one request (no lead or partner rows: foreign keys are off for
             // this insert).
             let mut c = Connection::open(&path).unwrap();
-            Migrations::new(MIGRATION_SQL[..4].iter().map(|sql| M::up(sql)).collect())
+            Migrations::new(migration_sql()[..4].iter().map(|sql| M::up(sql)).collect())
                 .to_latest(&mut c)
                 .unwrap();
             c.execute_batch("PRAGMA foreign_keys = OFF").unwrap();

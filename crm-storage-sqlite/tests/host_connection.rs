@@ -3,7 +3,7 @@
 //! host's unit of work).
 
 use crm_core::store::StoreExt;
-use crm_core::{Error, StorageErrorKind};
+use crm_core::StorageErrorKind;
 use crm_storage_sqlite::rusqlite::Connection;
 use crm_storage_sqlite::SqliteStore;
 use std::sync::{Arc, Mutex};
@@ -13,16 +13,7 @@ fn an_unmigrated_connection_inside_a_transaction_is_refused_and_one_without_is_m
     let conn = Arc::new(Mutex::new(Connection::open_in_memory().unwrap()));
     conn.lock().unwrap().execute_batch("BEGIN").unwrap();
     let e = SqliteStore::on_host_connection(conn.clone()).unwrap_err();
-    assert!(
-        matches!(
-            &e,
-            Error::Storage {
-                kind: StorageErrorKind::Config,
-                ..
-            }
-        ),
-        "{e:?}"
-    );
+    assert_eq!(e.storage_kind(), Some(StorageErrorKind::Config), "{e:?}");
     assert!(e.to_string().contains("migrated"), "{e}");
     conn.lock().unwrap().execute_batch("ROLLBACK").unwrap();
     let store = SqliteStore::on_host_connection(conn).unwrap();

@@ -472,21 +472,15 @@ pub fn to_outbox(
             .as_ref()
             .map(|r| r.key())
             .unwrap_or_else(|| "-".to_string());
-        out.push(OutboxMessage {
-            id: OutboxId::new(),
+        out.push(OutboxMessage::pending(
             tenant,
-            idempotency_key: format!("{}/{}/{}/{}", trigger.key(), decided.rule, index, who),
-            rule: decided.rule.clone(),
+            format!("{}/{}/{}/{}", trigger.key(), decided.rule, index, who),
+            decided.rule.clone(),
             channel,
-            recipient: r.unwrap_or_default(),
-            payload: payload.clone(),
-            status: OutboxStatus::Pending,
-            attempts: 0,
-            next_attempt_at: at,
-            last_error: None,
-            created_at: at,
-            delivered_at: None,
-        });
+            r.unwrap_or_default(),
+            payload.clone(),
+            at,
+        ));
     }
     Ok(out)
 }

@@ -157,6 +157,35 @@ pub struct OutboxMessage {
     pub delivered_at: Option<Timestamp>,
 }
 
+impl OutboxMessage {
+    /// A message decided at `at`: pending, due at once, never attempted.
+    pub fn pending(
+        tenant: TenantId,
+        idempotency_key: impl Into<String>,
+        rule: impl Into<String>,
+        channel: Channel,
+        recipient: ResolvedRecipient,
+        payload: Payload,
+        at: Timestamp,
+    ) -> Self {
+        Self {
+            id: OutboxId::new(),
+            tenant,
+            idempotency_key: idempotency_key.into(),
+            rule: rule.into(),
+            channel,
+            recipient,
+            payload,
+            status: OutboxStatus::Pending,
+            attempts: 0,
+            next_attempt_at: at,
+            last_error: None,
+            created_at: at,
+            delivered_at: None,
+        }
+    }
+}
+
 /// A notification in a person's in-app inbox.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InboxItem {

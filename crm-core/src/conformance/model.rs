@@ -875,3 +875,17 @@ pub async fn example_commerce() -> Result<(
     );
     Ok((crm, store, commerce, ctx))
 }
+
+/// What the commerce service's examples name, in one import: `use crm_core::conformance::model::prelude::*`.
+pub mod prelude {
+    pub use crate::actor::Context;
+    pub use crate::commerce::*;
+    pub use crate::conformance::model::MemStore;
+    pub use crate::id::*;
+    pub use crate::money::Currency;
+    pub use crate::service::{CommerceService, CommitHook, CrmService};
+    pub use crate::store::{ChangeSet, Page, PageRequest, Write};
+    pub use crate::{Error, Result};
+    pub use chrono::NaiveDate;
+    pub use std::sync::Arc;
+}

@@ -31,31 +31,25 @@ fn base(year: i32) -> Timestamp {
 
 /// A pending message due at `at`.
 pub fn message(tenant: TenantId, key: &str, at: Timestamp, user: Option<UserId>) -> OutboxMessage {
-    OutboxMessage {
-        id: OutboxId::new(),
+    OutboxMessage::pending(
         tenant,
-        idempotency_key: key.to_string(),
-        rule: "conformance".into(),
-        channel: Channel::InApp,
-        recipient: ResolvedRecipient {
+        key,
+        "conformance",
+        Channel::InApp,
+        ResolvedRecipient {
             user,
             name: Some("Ana".into()),
             email: Some("ana@example.com".into()),
         },
-        payload: Payload {
+        Payload {
             subject: format!("subject {key}"),
             body: "body".into(),
             template: None,
             vars: serde_json::json!({"deal": "Solar roof", "amount": "1234.5600"}),
             action: None,
         },
-        status: OutboxStatus::Pending,
-        attempts: 0,
-        next_attempt_at: at,
-        last_error: None,
-        created_at: at,
-        delivered_at: None,
-    }
+        at,
+    )
 }
 
 async fn enqueue(store: &Arc<dyn Store>, msgs: &[OutboxMessage]) {

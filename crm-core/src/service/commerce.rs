@@ -79,11 +79,7 @@ impl CommerceService {
     /// # Examples
     ///
     /// ```
-    /// # use std::sync::Arc;
-    /// # use chrono::NaiveDate;
-    /// # use crm_core::{actor::Context, commerce::*, conformance::model::MemStore, id::*, money::Currency};
-    /// # use crm_core::{service::{CommerceService, CommitHook, CrmService}, store::{ChangeSet, Page, PageRequest, Write}};
-    /// # use crm_core::{Error, Result};
+    /// # use crm_core::conformance::model::prelude::*;
     /// # futures::executor::block_on(async {
     /// # let (crm, store, commerce, ctx) = crm_core::conformance::model::example_commerce().await?;
     /// let ron = Currency::parse("RON")?;
@@ -105,11 +101,7 @@ impl CommerceService {
     /// # Examples
     ///
     /// ```
-    /// # use std::sync::Arc;
-    /// # use chrono::NaiveDate;
-    /// # use crm_core::{actor::Context, commerce::*, conformance::model::MemStore, id::*, money::Currency};
-    /// # use crm_core::{service::{CommerceService, CommitHook, CrmService}, store::{ChangeSet, Page, PageRequest, Write}};
-    /// # use crm_core::{Error, Result};
+    /// # use crm_core::conformance::model::prelude::*;
     /// # futures::executor::block_on(async {
     /// # let (crm, store, commerce, ctx) = crm_core::conformance::model::example_commerce().await?;
     /// use rust_decimal_macros::dec;
@@ -131,11 +123,7 @@ impl CommerceService {
     /// # Examples
     ///
     /// ```
-    /// # use std::sync::Arc;
-    /// # use chrono::NaiveDate;
-    /// # use crm_core::{actor::Context, commerce::*, conformance::model::MemStore, id::*, money::Currency};
-    /// # use crm_core::{service::{CommerceService, CommitHook, CrmService}, store::{ChangeSet, Page, PageRequest, Write}};
-    /// # use crm_core::{Error, Result};
+    /// # use crm_core::conformance::model::prelude::*;
     /// # futures::executor::block_on(async {
     /// # let (crm, store, commerce, ctx) = crm_core::conformance::model::example_commerce().await?;
     /// assert_eq!(commerce.reporting().code(), "EUR");
@@ -150,11 +138,7 @@ impl CommerceService {
     /// # Examples
     ///
     /// ```
-    /// # use std::sync::Arc;
-    /// # use chrono::NaiveDate;
-    /// # use crm_core::{actor::Context, commerce::*, conformance::model::MemStore, id::*, money::Currency};
-    /// # use crm_core::{service::{CommerceService, CommitHook, CrmService}, store::{ChangeSet, Page, PageRequest, Write}};
-    /// # use crm_core::{Error, Result};
+    /// # use crm_core::conformance::model::prelude::*;
     /// # futures::executor::block_on(async {
     /// # let (crm, store, commerce, ctx) = crm_core::conformance::model::example_commerce().await?;
     /// use crm_core::partner::NewPartner;
@@ -171,11 +155,7 @@ impl CommerceService {
     /// # Examples
     ///
     /// ```
-    /// # use std::sync::Arc;
-    /// # use chrono::NaiveDate;
-    /// # use crm_core::{actor::Context, commerce::*, conformance::model::MemStore, id::*, money::Currency};
-    /// # use crm_core::{service::{CommerceService, CommitHook, CrmService}, store::{ChangeSet, Page, PageRequest, Write}};
-    /// # use crm_core::{Error, Result};
+    /// # use crm_core::conformance::model::prelude::*;
     /// # futures::executor::block_on(async {
     /// # let (crm, store, commerce, ctx) = crm_core::conformance::model::example_commerce().await?;
     /// # use crm_core::partner::NewPartner;
@@ -227,11 +207,7 @@ impl CommerceService {
     /// # Examples
     ///
     /// ```
-    /// # use std::sync::Arc;
-    /// # use chrono::NaiveDate;
-    /// # use crm_core::{actor::Context, commerce::*, conformance::model::MemStore, id::*, money::Currency};
-    /// # use crm_core::{service::{CommerceService, CommitHook, CrmService}, store::{ChangeSet, Page, PageRequest, Write}};
-    /// # use crm_core::{Error, Result};
+    /// # use crm_core::conformance::model::prelude::*;
     /// # futures::executor::block_on(async {
     /// # let (crm, store, commerce, ctx) = crm_core::conformance::model::example_commerce().await?;
     /// let tools = NewCategory { code: " TOOLS ".into(), name: "Tools".into() };
@@ -278,16 +254,33 @@ impl CommerceService {
             version,
             self.crm.clock().now(),
         )?;
+        self.commit_recorded(
+            ctx,
+            r,
+            CommerceWrite::InsertCategory,
+            |category, expected_version| CommerceWrite::UpdateCategory {
+                category,
+                expected_version,
+            },
+        )
+        .await
+    }
+
+    /// Commits what recording by code decided (nothing when the record is unchanged) and returns it.
+    async fn commit_recorded<T: Clone>(
+        &self,
+        ctx: &Context,
+        r: Recorded<T>,
+        insert: fn(T) -> CommerceWrite,
+        replace: fn(T, u64) -> CommerceWrite,
+    ) -> Result<Recorded<T>> {
         let w = match &r {
             Recorded::Unchanged(_) => return Ok(r),
-            Recorded::Inserted(c) => CommerceWrite::InsertCategory(c.clone()),
+            Recorded::Inserted(x) => insert(x.clone()),
             Recorded::Replaced {
                 record,
                 expected_version,
-            } => CommerceWrite::UpdateCategory {
-                category: record.clone(),
-                expected_version: *expected_version,
-            },
+            } => replace(record.clone(), *expected_version),
         };
         self.commit(
             ctx,
@@ -304,11 +297,7 @@ impl CommerceService {
     /// # Examples
     ///
     /// ```
-    /// # use std::sync::Arc;
-    /// # use chrono::NaiveDate;
-    /// # use crm_core::{actor::Context, commerce::*, conformance::model::MemStore, id::*, money::Currency};
-    /// # use crm_core::{service::{CommerceService, CommitHook, CrmService}, store::{ChangeSet, Page, PageRequest, Write}};
-    /// # use crm_core::{Error, Result};
+    /// # use crm_core::conformance::model::prelude::*;
     /// # futures::executor::block_on(async {
     /// # let (crm, store, commerce, ctx) = crm_core::conformance::model::example_commerce().await?;
     /// let drill = NewProduct { code: "P-1".into(), name: "Drill".into(), category: None };
@@ -364,25 +353,16 @@ impl CommerceService {
             version,
             self.crm.clock().now(),
         )?;
-        let w = match &r {
-            Recorded::Unchanged(_) => return Ok(r),
-            Recorded::Inserted(p) => CommerceWrite::InsertProduct(p.clone()),
-            Recorded::Replaced {
-                record,
-                expected_version,
-            } => CommerceWrite::UpdateProduct {
-                product: record.clone(),
-                expected_version: *expected_version,
-            },
-        };
-        self.commit(
+        self.commit_recorded(
             ctx,
-            ChangeSet {
-                writes: vec![w.into()],
+            r,
+            CommerceWrite::InsertProduct,
+            |product, expected_version| CommerceWrite::UpdateProduct {
+                product,
+                expected_version,
             },
         )
-        .await?;
-        Ok(r)
+        .await
     }
 
     /// Records a dated rate (units of `to` per unit of `from`). The same rate again is a no-op; another rate for
@@ -391,11 +371,7 @@ impl CommerceService {
     /// # Examples
     ///
     /// ```
-    /// # use std::sync::Arc;
-    /// # use chrono::NaiveDate;
-    /// # use crm_core::{actor::Context, commerce::*, conformance::model::MemStore, id::*, money::Currency};
-    /// # use crm_core::{service::{CommerceService, CommitHook, CrmService}, store::{ChangeSet, Page, PageRequest, Write}};
-    /// # use crm_core::{Error, Result};
+    /// # use crm_core::conformance::model::prelude::*;
     /// # futures::executor::block_on(async {
     /// # let (crm, store, commerce, ctx) = crm_core::conformance::model::example_commerce().await?;
     /// use rust_decimal_macros::dec;
@@ -461,11 +437,7 @@ impl CommerceService {
     /// # Examples
     ///
     /// ```
-    /// # use std::sync::Arc;
-    /// # use chrono::NaiveDate;
-    /// # use crm_core::{actor::Context, commerce::*, conformance::model::MemStore, id::*, money::Currency};
-    /// # use crm_core::{service::{CommerceService, CommitHook, CrmService}, store::{ChangeSet, Page, PageRequest, Write}};
-    /// # use crm_core::{Error, Result};
+    /// # use crm_core::conformance::model::prelude::*;
     /// # futures::executor::block_on(async {
     /// # let (crm, store, commerce, ctx) = crm_core::conformance::model::example_commerce().await?;
     /// let on = NaiveDate::from_ymd_opt(2026, 3, 2).unwrap();
@@ -520,11 +492,7 @@ impl CommerceService {
     /// # Examples
     ///
     /// ```
-    /// # use std::sync::Arc;
-    /// # use chrono::NaiveDate;
-    /// # use crm_core::{actor::Context, commerce::*, conformance::model::MemStore, id::*, money::Currency};
-    /// # use crm_core::{service::{CommerceService, CommitHook, CrmService}, store::{ChangeSet, Page, PageRequest, Write}};
-    /// # use crm_core::{Error, Result};
+    /// # use crm_core::conformance::model::prelude::*;
     /// # futures::executor::block_on(async {
     /// # let (crm, store, commerce, ctx) = crm_core::conformance::model::example_commerce().await?;
     /// # use crm_core::partner::NewPartner;
@@ -720,11 +688,7 @@ impl CommerceService {
     /// # Examples
     ///
     /// ```
-    /// # use std::sync::Arc;
-    /// # use chrono::NaiveDate;
-    /// # use crm_core::{actor::Context, commerce::*, conformance::model::MemStore, id::*, money::Currency};
-    /// # use crm_core::{service::{CommerceService, CommitHook, CrmService}, store::{ChangeSet, Page, PageRequest, Write}};
-    /// # use crm_core::{Error, Result};
+    /// # use crm_core::conformance::model::prelude::*;
     /// # futures::executor::block_on(async {
     /// # let (crm, store, commerce, ctx) = crm_core::conformance::model::example_commerce().await?;
     /// # use crm_core::partner::NewPartner;
@@ -758,11 +722,7 @@ impl CommerceService {
     /// # Examples
     ///
     /// ```
-    /// # use std::sync::Arc;
-    /// # use chrono::NaiveDate;
-    /// # use crm_core::{actor::Context, commerce::*, conformance::model::MemStore, id::*, money::Currency};
-    /// # use crm_core::{service::{CommerceService, CommitHook, CrmService}, store::{ChangeSet, Page, PageRequest, Write}};
-    /// # use crm_core::{Error, Result};
+    /// # use crm_core::conformance::model::prelude::*;
     /// # futures::executor::block_on(async {
     /// # let (crm, store, commerce, ctx) = crm_core::conformance::model::example_commerce().await?;
     /// # use crm_core::partner::NewPartner;
@@ -798,11 +758,7 @@ impl CommerceService {
     /// # Examples
     ///
     /// ```
-    /// # use std::sync::Arc;
-    /// # use chrono::NaiveDate;
-    /// # use crm_core::{actor::Context, commerce::*, conformance::model::MemStore, id::*, money::Currency};
-    /// # use crm_core::{service::{CommerceService, CommitHook, CrmService}, store::{ChangeSet, Page, PageRequest, Write}};
-    /// # use crm_core::{Error, Result};
+    /// # use crm_core::conformance::model::prelude::*;
     /// # futures::executor::block_on(async {
     /// # let (crm, store, commerce, ctx) = crm_core::conformance::model::example_commerce().await?;
     /// use crm_core::money::Money;
@@ -896,11 +852,7 @@ impl CommerceService {
     /// # Examples
     ///
     /// ```
-    /// # use std::sync::Arc;
-    /// # use chrono::NaiveDate;
-    /// # use crm_core::{actor::Context, commerce::*, conformance::model::MemStore, id::*, money::Currency};
-    /// # use crm_core::{service::{CommerceService, CommitHook, CrmService}, store::{ChangeSet, Page, PageRequest, Write}};
-    /// # use crm_core::{Error, Result};
+    /// # use crm_core::conformance::model::prelude::*;
     /// # futures::executor::block_on(async {
     /// # let (crm, store, commerce, ctx) = crm_core::conformance::model::example_commerce().await?;
     /// let vip = Criteria::Tag { tag: "vip".into() };
@@ -931,11 +883,7 @@ impl CommerceService {
     /// # Examples
     ///
     /// ```
-    /// # use std::sync::Arc;
-    /// # use chrono::NaiveDate;
-    /// # use crm_core::{actor::Context, commerce::*, conformance::model::MemStore, id::*, money::Currency};
-    /// # use crm_core::{service::{CommerceService, CommitHook, CrmService}, store::{ChangeSet, Page, PageRequest, Write}};
-    /// # use crm_core::{Error, Result};
+    /// # use crm_core::conformance::model::prelude::*;
     /// # futures::executor::block_on(async {
     /// # let (crm, store, commerce, ctx) = crm_core::conformance::model::example_commerce().await?;
     /// let march = |d| NaiveDate::from_ymd_opt(2026, 3, d).unwrap();
@@ -984,11 +932,7 @@ impl CommerceService {
     /// documentation of `Crm::commerce`; here the commerce store has no records.
     ///
     /// ```
-    /// # use std::sync::Arc;
-    /// # use chrono::NaiveDate;
-    /// # use crm_core::{actor::Context, commerce::*, conformance::model::MemStore, id::*, money::Currency};
-    /// # use crm_core::{service::{CommerceService, CommitHook, CrmService}, store::{ChangeSet, Page, PageRequest, Write}};
-    /// # use crm_core::{Error, Result};
+    /// # use crm_core::conformance::model::prelude::*;
     /// # futures::executor::block_on(async {
     /// # let (crm, store, commerce, ctx) = crm_core::conformance::model::example_commerce().await?;
     /// let err = commerce.campaign(ctx.tenant, CampaignId::new()).await.unwrap_err();
@@ -1013,11 +957,7 @@ impl CommerceService {
     /// documentation of `Crm::commerce`; here the commerce store has no records.
     ///
     /// ```
-    /// # use std::sync::Arc;
-    /// # use chrono::NaiveDate;
-    /// # use crm_core::{actor::Context, commerce::*, conformance::model::MemStore, id::*, money::Currency};
-    /// # use crm_core::{service::{CommerceService, CommitHook, CrmService}, store::{ChangeSet, Page, PageRequest, Write}};
-    /// # use crm_core::{Error, Result};
+    /// # use crm_core::conformance::model::prelude::*;
     /// # futures::executor::block_on(async {
     /// # let (crm, store, commerce, ctx) = crm_core::conformance::model::example_commerce().await?;
     /// use crm_core::money::Money;
@@ -1123,11 +1063,7 @@ impl CommerceService {
     /// documentation of `Crm::commerce`; here the commerce store has no records.
     ///
     /// ```
-    /// # use std::sync::Arc;
-    /// # use chrono::NaiveDate;
-    /// # use crm_core::{actor::Context, commerce::*, conformance::model::MemStore, id::*, money::Currency};
-    /// # use crm_core::{service::{CommerceService, CommitHook, CrmService}, store::{ChangeSet, Page, PageRequest, Write}};
-    /// # use crm_core::{Error, Result};
+    /// # use crm_core::conformance::model::prelude::*;
     /// # futures::executor::block_on(async {
     /// # let (crm, store, commerce, ctx) = crm_core::conformance::model::example_commerce().await?;
     /// let err = commerce.launch_campaign(&ctx, CampaignId::new(), 1).await.unwrap_err();
@@ -1221,11 +1157,7 @@ impl CommerceService {
     /// documentation of `Crm::commerce`; here the commerce store has no records.
     ///
     /// ```
-    /// # use std::sync::Arc;
-    /// # use chrono::NaiveDate;
-    /// # use crm_core::{actor::Context, commerce::*, conformance::model::MemStore, id::*, money::Currency};
-    /// # use crm_core::{service::{CommerceService, CommitHook, CrmService}, store::{ChangeSet, Page, PageRequest, Write}};
-    /// # use crm_core::{Error, Result};
+    /// # use crm_core::conformance::model::prelude::*;
     /// # futures::executor::block_on(async {
     /// # let (crm, store, commerce, ctx) = crm_core::conformance::model::example_commerce().await?;
     /// let err = commerce.close_campaign(&ctx, CampaignId::new(), 2).await.unwrap_err();
@@ -1281,11 +1213,7 @@ impl CommerceService {
     /// documentation of `Crm::commerce`; here the commerce store has no records.
     ///
     /// ```
-    /// # use std::sync::Arc;
-    /// # use chrono::NaiveDate;
-    /// # use crm_core::{actor::Context, commerce::*, conformance::model::MemStore, id::*, money::Currency};
-    /// # use crm_core::{service::{CommerceService, CommitHook, CrmService}, store::{ChangeSet, Page, PageRequest, Write}};
-    /// # use crm_core::{Error, Result};
+    /// # use crm_core::conformance::model::prelude::*;
     /// # futures::executor::block_on(async {
     /// # let (crm, store, commerce, ctx) = crm_core::conformance::model::example_commerce().await?;
     /// let err = commerce.record_call_outcome(&ctx, RequestId::new(), CallOutcome::NoAnswer).await.unwrap_err();
@@ -1420,11 +1348,7 @@ impl CommerceService {
     /// documentation of `Crm::commerce`; here the commerce store has no records.
     ///
     /// ```
-    /// # use std::sync::Arc;
-    /// # use chrono::NaiveDate;
-    /// # use crm_core::{actor::Context, commerce::*, conformance::model::MemStore, id::*, money::Currency};
-    /// # use crm_core::{service::{CommerceService, CommitHook, CrmService}, store::{ChangeSet, Page, PageRequest, Write}};
-    /// # use crm_core::{Error, Result};
+    /// # use crm_core::conformance::model::prelude::*;
     /// # futures::executor::block_on(async {
     /// # let (crm, store, commerce, ctx) = crm_core::conformance::model::example_commerce().await?;
     /// let err = commerce.progress(ctx.tenant, CampaignId::new()).await.unwrap_err();
@@ -1448,11 +1372,7 @@ impl CommerceService {
     /// documentation of `Crm::commerce`; here the commerce store has no records.
     ///
     /// ```
-    /// # use std::sync::Arc;
-    /// # use chrono::NaiveDate;
-    /// # use crm_core::{actor::Context, commerce::*, conformance::model::MemStore, id::*, money::Currency};
-    /// # use crm_core::{service::{CommerceService, CommitHook, CrmService}, store::{ChangeSet, Page, PageRequest, Write}};
-    /// # use crm_core::{Error, Result};
+    /// # use crm_core::conformance::model::prelude::*;
     /// # futures::executor::block_on(async {
     /// # let (crm, store, commerce, ctx) = crm_core::conformance::model::example_commerce().await?;
     /// let err = commerce.campaign_report(ctx.tenant, CampaignId::new(), None).await.unwrap_err();
@@ -1486,11 +1406,7 @@ impl CommerceService {
     /// # Examples
     ///
     /// ```
-    /// # use std::sync::Arc;
-    /// # use chrono::NaiveDate;
-    /// # use crm_core::{actor::Context, commerce::*, conformance::model::MemStore, id::*, money::Currency};
-    /// # use crm_core::{service::{CommerceService, CommitHook, CrmService}, store::{ChangeSet, Page, PageRequest, Write}};
-    /// # use crm_core::{Error, Result};
+    /// # use crm_core::conformance::model::prelude::*;
     /// # futures::executor::block_on(async {
     /// # let (crm, store, commerce, ctx) = crm_core::conformance::model::example_commerce().await?;
     /// let q = ProfitQuery::by(GroupBy::Customer, Period::year(2025)?);

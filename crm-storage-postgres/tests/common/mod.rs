@@ -64,3 +64,52 @@ pub async fn store() -> Option<PgStore> {
 pub async fn dyn_store() -> Option<Arc<dyn Store>> {
     store().await.map(|s| Arc::new(s) as Arc<dyn Store>)
 }
+
+/// A partner named `name` and `n` leads of it (`Lead 0` …), entered through `crm`; their ids.
+pub async fn partner_with_leads(
+    crm: &crm_core::service::CrmService,
+    ctx: &crm_core::actor::Context,
+    name: &str,
+    n: usize,
+) -> Vec<crm_core::id::LeadId> {
+    use crm_core::lead::NewLead;
+    use crm_core::partner::NewPartner;
+    let partner = crm
+        .create_partner(ctx, NewPartner::company(name))
+        .await
+        .unwrap()
+        .record
+        .id();
+    let mut leads = Vec::with_capacity(n);
+    for i in 0..n {
+        let l = crm
+            .enter_lead(ctx, NewLead::for_partner(partner, format!("Lead {i}")))
+            .await
+            .unwrap()
+            .record;
+        leads.push(l.id());
+    }
+    leads
+}
+
+/// The tenant's whole event log through `events_since`, asserting its positions are dense and ordered (1, 2, …).
+pub async fn whole_log(
+    store: &Arc<dyn Store>,
+    tenant: crm_core::id::TenantId,
+) -> Vec<(u64, crm_core::event::DomainEvent)> {
+    let mut log = Vec::new();
+    let mut after = 0;
+    loop {
+        let batch = store.events_since(tenant, after, 1000).await.unwrap();
+        let Some(last) = batch.last() else { break };
+        after = last.0;
+        log.extend(batch);
+    }
+    let positions: Vec<u64> = log.iter().map(|(p, _)| *p).collect();
+    assert_eq!(
+        positions,
+        (1..=log.len() as u64).collect::<Vec<_>>(),
+        "positions are dense and ordered: no hole in the log"
+    );
+    log
+}

@@ -1,0 +1,1054 @@
+//! The commerce writes and sums, built once: the tables' written columns, the values a record writes into them,
+//! the steps a [`CommerceWrite`] takes (inserts with the key an `AlreadyExists` names, version-checked updates, the
+//! deletes of a replaced document's rows), and the profitability and campaign sums.
+//!
+//! Both schemas name the commerce columns alike; only their types differ ([`Kind`] is mapped by each adapter).
+
+use crate::{corrupt, day_bounds, micro_bounds, Cell, Dialect, Kind, Param, Runner, Sql, Table};
+use chrono::NaiveDate;
+use crm_core::commerce::{
+    day_number, Balance, Bucket, Campaign, CampaignCost, CampaignStatus, CampaignSums,
+    CampaignTarget, Category, CommerceKey, CommerceRecord, CommerceWrite, Criteria, Document,
+    ExchangeRate, GroupBy, OpenItem, OutcomeKind, PaymentDirection, Period, Product, ProfitSums,
+    Progress, RankOrder, SegmentMember, SumsQuery,
+};
+use crm_core::id::{CampaignId, PartnerId, TenantId, UserId};
+use crm_core::money::{decimal_to_units, Currency};
+use crm_core::store::{Page, PageRequest};
+use crm_core::{Error, Result};
+use uuid::Uuid;
+
+/// `product_categories`.
+pub const CATEGORIES: Table = Table {
+    name: "product_categories",
+    columns: &[
+        ("tenant", Kind::Uuid),
+        ("id", Kind::Uuid),
+        ("code", Kind::Text),
+        ("version", Kind::I64),
+        ("doc", Kind::Json),
+    ],
+};
+
+/// `products`.
+pub const PRODUCTS: Table = Table {
+    name: "products",
+    columns: &[
+        ("tenant", Kind::Uuid),
+        ("id", Kind::Uuid),
+        ("code", Kind::Text),
+        ("category", Kind::Uuid),
+        ("version", Kind::I64),
+        ("doc", Kind::Json),
+    ],
+};
+
+/// `exchange_rates`.
+pub const RATES: Table = Table {
+    name: "exchange_rates",
+    columns: &[
+        ("tenant", Kind::Uuid),
+        ("from_ccy", Kind::Ccy),
+        ("to_ccy", Kind::Ccy),
+        ("day", Kind::I32),
+        ("doc", Kind::Json),
+    ],
+};
+
+/// `campaigns`.
+pub const CAMPAIGNS: Table = Table {
+    name: "campaigns",
+    columns: &[
+        ("tenant", Kind::Uuid),
+        ("id", Kind::Uuid),
+        ("status", Kind::I16),
+        ("version", Kind::I64),
+        ("doc", Kind::Json),
+    ],
+};
+
+/// `documents`: the document and the partner's reporting attributes at issue time.
+pub const DOCUMENTS: Table = Table {
+    name: "documents",
+    columns: &[
+        ("tenant", Kind::Uuid),
+        ("id", Kind::Uuid),
+        ("kind", Kind::I16),
+        ("number", Kind::Text),
+        ("partner", Kind::Uuid),
+        ("issue_day", Kind::I32),
+        ("due_day", Kind::I32),
+        ("month_idx", Kind::I64),
+        ("quarter_idx", Kind::I64),
+        ("year_idx", Kind::I64),
+        ("currency", Kind::Ccy),
+        ("total_units", Kind::I64),
+        ("reporting", Kind::Ccy),
+        ("revenue_units", Kind::I64),
+        ("cost_units", Kind::I64),
+        ("campaign", Kind::Uuid),
+        ("corrects", Kind::Text),
+        ("direction", Kind::I16),
+        ("grp", Kind::Text),
+        ("industry", Kind::Text),
+        ("owner", Kind::Uuid),
+        ("country", Kind::Text),
+        ("region", Kind::Text),
+        ("city", Kind::Text),
+        ("version", Kind::I64),
+        ("doc", Kind::Json),
+    ],
+};
+
+/// `document_lines`.
+pub const DOCUMENT_LINES: Table = Table {
+    name: "document_lines",
+    columns: &[
+        ("tenant", Kind::Uuid),
+        ("document", Kind::Uuid),
+        ("n", Kind::I32),
+        ("partner", Kind::Uuid),
+        ("kind", Kind::I16),
+        ("issue_day", Kind::I32),
+        ("product", Kind::Uuid),
+        ("category", Kind::Uuid),
+        ("quantity_units", Kind::I64),
+        ("revenue_units", Kind::I64),
+        ("cost_units", Kind::I64),
+    ],
+};
+
+/// `allocations`: what a payment settles.
+pub const ALLOCATIONS: Table = Table {
+    name: "allocations",
+    columns: &[
+        ("tenant", Kind::Uuid),
+        ("document", Kind::Uuid),
+        ("n", Kind::I32),
+        ("partner", Kind::Uuid),
+        ("target_kind", Kind::I16),
+        ("target_number", Kind::Text),
+        ("amount_units", Kind::I64),
+    ],
+};
+
+/// `campaign_costs`.
+pub const CAMPAIGN_COSTS: Table = Table {
+    name: "campaign_costs",
+    columns: &[
+        ("tenant", Kind::Uuid),
+        ("id", Kind::Uuid),
+        ("campaign", Kind::Uuid),
+        ("day", Kind::I32),
+        ("reporting", Kind::Ccy),
+        ("amount_units", Kind::I64),
+        ("doc", Kind::Json),
+    ],
+};
+
+/// `campaign_targets`, keyed by (tenant, campaign, partner).
+pub const CAMPAIGN_TARGETS: Table = Table {
+    name: "campaign_targets",
+    columns: &[
+        ("tenant", Kind::Uuid),
+        ("campaign", Kind::Uuid),
+        ("partner", Kind::Uuid),
+        ("agent", Kind::Uuid),
+        ("request", Kind::Uuid),
+        ("outcome", Kind::I16),
+        ("outcome_at", Kind::I64),
+        ("reached_at", Kind::I64),
+        ("version", Kind::I64),
+        ("doc", Kind::Json),
+    ],
+};
+
+fn status_code(s: CampaignStatus) -> i16 {
+    match s {
+        CampaignStatus::Draft => 0,
+        CampaignStatus::Active => 1,
+        CampaignStatus::Closed => 2,
+    }
+}
+
+fn ccy(c: Currency) -> Param {
+    Param::Text(c.code().to_string())
+}
+
+fn day(d: NaiveDate) -> Param {
+    Param::Day(day_number(d))
+}
+
+fn version(v: u64) -> Param {
+    Param::I64(v as i64)
+}
+
+/// The row of a category.
+pub fn category_row(c: &Category) -> Result<Vec<Param>> {
+    Ok(vec![
+        (*c.tenant().as_uuid()).into(),
+        (*c.id().as_uuid()).into(),
+        c.code().into(),
+        version(c.version()),
+        Param::json(c)?,
+    ])
+}
+
+/// The row of a product.
+pub fn product_row(p: &Product) -> Result<Vec<Param>> {
+    Ok(vec![
+        (*p.tenant().as_uuid()).into(),
+        (*p.id().as_uuid()).into(),
+        p.code().into(),
+        Param::opt_uuid(p.category().as_ref().map(|c| c.as_uuid())),
+        version(p.version()),
+        Param::json(p)?,
+    ])
+}
+
+/// The row of an exchange rate.
+pub fn rate_row(r: &ExchangeRate) -> Result<Vec<Param>> {
+    Ok(vec![
+        (*r.tenant().as_uuid()).into(),
+        ccy(r.from()),
+        ccy(r.to()),
+        day(r.on()),
+        Param::json(r)?,
+    ])
+}
+
+/// The row of a campaign.
+pub fn campaign_row(c: &Campaign) -> Result<Vec<Param>> {
+    Ok(vec![
+        (*c.tenant().as_uuid()).into(),
+        (*c.id().as_uuid()).into(),
+        status_code(c.status()).into(),
+        version(c.version()),
+        Param::json(c)?,
+    ])
+}
+
+/// The row of a document.
+pub fn document_row(d: &Document) -> Result<Vec<Param>> {
+    let text = |s: &Option<String>| Param::or_null(s.clone(), Kind::Text);
+    Ok(vec![
+        (*d.tenant().as_uuid()).into(),
+        (*d.id().as_uuid()).into(),
+        d.kind().code().into(),
+        d.number().into(),
+        (*d.partner().as_uuid()).into(),
+        day(d.issue_date()),
+        Param::or_null(d.due_date().map(day_number), Kind::I32),
+        Bucket::Month.index(d.issue_date()).into(),
+        Bucket::Quarter.index(d.issue_date()).into(),
+        Bucket::Year.index(d.issue_date()).into(),
+        ccy(d.currency()),
+        d.total_units().into(),
+        ccy(d.rate().reporting),
+        d.revenue_units().into(),
+        d.cost_units().into(),
+        Param::opt_uuid(d.campaign().as_ref().map(|c| c.as_uuid())),
+        Param::or_null(d.corrects(), Kind::Text),
+        Param::or_null(
+            d.direction()
+                .map(|x| matches!(x, PaymentDirection::Sent) as i16),
+            Kind::I16,
+        ),
+        text(&d.attrs().group),
+        text(&d.attrs().industry),
+        Param::opt_uuid(d.attrs().owner.as_ref().map(|o| o.as_uuid())),
+        text(&d.attrs().country),
+        text(&d.attrs().region),
+        text(&d.attrs().city),
+        version(d.version()),
+        Param::json(d)?,
+    ])
+}
+
+/// The rows of a document's lines.
+pub fn line_rows(d: &Document) -> Vec<Vec<Param>> {
+    d.lines()
+        .iter()
+        .enumerate()
+        .map(|(n, l)| {
+            vec![
+                (*d.tenant().as_uuid()).into(),
+                (*d.id().as_uuid()).into(),
+                (n as i32).into(),
+                (*d.partner().as_uuid()).into(),
+                d.kind().code().into(),
+                day(d.issue_date()),
+                (*l.product.as_uuid()).into(),
+                Param::opt_uuid(l.category.as_ref().map(|c| c.as_uuid())),
+                l.quantity_units.into(),
+                l.revenue_units.into(),
+                l.cost_units.into(),
+            ]
+        })
+        .collect()
+}
+
+/// The rows of a document's allocations.
+pub fn allocation_rows(d: &Document) -> Vec<Vec<Param>> {
+    let kind = d
+        .direction()
+        .unwrap_or(PaymentDirection::Received)
+        .settles()
+        .code();
+    d.allocations()
+        .iter()
+        .enumerate()
+        .map(|(n, a)| {
+            vec![
+                (*d.tenant().as_uuid()).into(),
+                (*d.id().as_uuid()).into(),
+                (n as i32).into(),
+                (*d.partner().as_uuid()).into(),
+                kind.into(),
+                a.number.clone().into(),
+                decimal_to_units(a.amount).unwrap_or(0).into(),
+            ]
+        })
+        .collect()
+}
+
+/// The row of a campaign cost entry.
+pub fn cost_row(c: &CampaignCost) -> Result<Vec<Param>> {
+    Ok(vec![
+        (*c.tenant().as_uuid()).into(),
+        (*c.id().as_uuid()).into(),
+        (*c.campaign().as_uuid()).into(),
+        day(c.date()),
+        ccy(c.rate().reporting),
+        c.amount_units().into(),
+        Param::json(c)?,
+    ])
+}
+
+/// The row of a campaign target.
+pub fn target_row(t: &CampaignTarget) -> Result<Vec<Param>> {
+    Ok(vec![
+        (*t.tenant().as_uuid()).into(),
+        (*t.campaign().as_uuid()).into(),
+        (*t.partner().as_uuid()).into(),
+        Param::opt_uuid(t.agent().as_ref().map(|a| a.as_uuid())),
+        Param::opt_uuid(t.request().as_ref().map(|r| r.as_uuid())),
+        Param::or_null(t.outcome().map(|o| o.code()), Kind::I16),
+        Param::or_null(t.outcome_at().map(|x| x.timestamp_micros()), Kind::I64),
+        Param::or_null(t.reached_at().map(|x| x.timestamp_micros()), Kind::I64),
+        version(t.version()),
+        Param::json(t)?,
+    ])
+}
+
+/// One statement of a commerce write, and what its outcome means.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Step {
+    /// An `INSERT`; a duplicate key is [`Error::AlreadyExists`] naming `entity` and `key`.
+    Insert {
+        /// The statement.
+        sql: Sql,
+        /// The entity a duplicate names.
+        entity: &'static str,
+        /// The key a duplicate names.
+        key: String,
+    },
+    /// A version-checked `UPDATE`; when it changes no row, `current` reads the stored version and
+    /// [`missed_update`] tells a conflict from a missing record.
+    Update {
+        /// The statement.
+        sql: Sql,
+        /// `SELECT version` of the record.
+        current: Sql,
+        /// The entity.
+        entity: &'static str,
+        /// The record's key in messages.
+        id: String,
+        /// The version the update expects.
+        expected: u64,
+    },
+    /// A statement whose row count does not matter.
+    Run(Sql),
+}
+
+/// What an update that changed no row means: the record changed since (`Conflict`, naming the stored version) or
+/// is missing.
+pub fn missed_update(
+    entity: &'static str,
+    id: String,
+    expected: u64,
+    stored: Option<i64>,
+) -> Error {
+    match stored {
+        Some(actual) => Error::Conflict {
+            entity,
+            id,
+            expected,
+            actual: actual as u64,
+        },
+        None => Error::not_found(entity, id),
+    }
+}
+
+/// Runs statements inside an adapter's open transaction (its errors already mapped, a duplicate key as
+/// [`Error::AlreadyExists`]).
+pub trait Exec {
+    /// Runs a statement; the rows it changed.
+    fn execute(&self, sql: Sql) -> impl std::future::Future<Output = Result<u64>>;
+
+    /// The first column of the first row of `sql` as an integer, if there is a row.
+    fn first_int(&self, sql: Sql) -> impl std::future::Future<Output = Result<Option<i64>>>;
+}
+
+/// Applies one commerce write: runs its [`steps`] on `tx` and gives each outcome its meaning.
+///
+/// # Errors
+///
+/// Those of [`steps`]; [`Error::AlreadyExists`] naming the record; [`Error::Conflict`] or [`Error::NotFound`] when a
+/// versioned update matches nothing; the adapter's own.
+pub async fn apply<E: Exec>(tx: &E, dialect: Dialect, w: &CommerceWrite) -> Result<()> {
+    for step in steps(dialect, w)? {
+        match step {
+            Step::Insert { sql, entity, key } => {
+                tx.execute(sql).await.map_err(|e| match e {
+                    Error::AlreadyExists { .. } => Error::AlreadyExists { entity, key },
+                    other => other,
+                })?;
+            }
+            Step::Update {
+                sql,
+                current,
+                entity,
+                id,
+                expected,
+            } => {
+                if tx.execute(sql).await? == 0 {
+                    let stored = tx.first_int(current).await?;
+                    return Err(missed_update(entity, id, expected, stored));
+                }
+            }
+            Step::Run(sql) => {
+                tx.execute(sql).await?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn with(dialect: Dialect, text: String, params: Vec<Param>) -> Sql {
+    Sql {
+        dialect,
+        text,
+        params,
+    }
+}
+
+fn insert(
+    dialect: Dialect,
+    table: &Table,
+    row: Vec<Param>,
+    entity: &'static str,
+    key: String,
+) -> Step {
+    Step::Insert {
+        sql: with(dialect, table.insert_sql(dialect, 1), row),
+        entity,
+        key,
+    }
+}
+
+/// A version-checked update of `row` keyed by its first `key` values.
+fn update(
+    dialect: Dialect,
+    table: &Table,
+    key: usize,
+    mut row: Vec<Param>,
+    (entity, id, expected): (&'static str, String, u64),
+    next: u64,
+) -> Result<Step> {
+    crate::check_next_version(entity, next, expected)?;
+    let current = with(
+        dialect,
+        table.version_sql(dialect, key),
+        row[..key].to_vec(),
+    );
+    row.push(version(expected));
+    Ok(Step::Update {
+        sql: with(dialect, table.update_sql(dialect, key), row),
+        current,
+        entity,
+        id,
+        expected,
+    })
+}
+
+fn document_rows(dialect: Dialect, d: &Document) -> impl Iterator<Item = Step> + '_ {
+    let lines = line_rows(d).into_iter().map(move |r| {
+        insert(
+            dialect,
+            &DOCUMENT_LINES,
+            r,
+            "document line",
+            d.number().to_owned(),
+        )
+    });
+    let allocations = allocation_rows(d).into_iter().map(move |r| {
+        insert(
+            dialect,
+            &ALLOCATIONS,
+            r,
+            "allocation",
+            d.number().to_owned(),
+        )
+    });
+    lines.chain(allocations)
+}
+
+/// The statements of one commerce write, in order, for the commit path.
+///
+/// # Errors
+///
+/// [`Error::Invalid`] on an update that does not carry the next version, a record that cannot be serialised, or a
+/// write this version does not know.
+pub fn steps(dialect: Dialect, w: &CommerceWrite) -> Result<Vec<Step>> {
+    const ID: usize = 2;
+    let one = |s: Step| Ok(vec![s]);
+    match w {
+        CommerceWrite::InsertCategory(c) => one(insert(
+            dialect,
+            &CATEGORIES,
+            category_row(c)?,
+            "product category",
+            c.code().to_owned(),
+        )),
+        CommerceWrite::UpdateCategory {
+            category: c,
+            expected_version: e,
+        } => one(update(
+            dialect,
+            &CATEGORIES,
+            ID,
+            category_row(c)?,
+            ("product category", c.code().to_owned(), *e),
+            c.version(),
+        )?),
+        CommerceWrite::InsertProduct(p) => one(insert(
+            dialect,
+            &PRODUCTS,
+            product_row(p)?,
+            "product",
+            p.code().to_owned(),
+        )),
+        CommerceWrite::UpdateProduct {
+            product: p,
+            expected_version: e,
+        } => one(update(
+            dialect,
+            &PRODUCTS,
+            ID,
+            product_row(p)?,
+            ("product", p.code().to_owned(), *e),
+            p.version(),
+        )?),
+        CommerceWrite::InsertDocument(d) => {
+            let mut out = vec![insert(
+                dialect,
+                &DOCUMENTS,
+                document_row(d)?,
+                "document",
+                format!("{} {}", d.kind().as_str(), d.number()),
+            )];
+            out.extend(document_rows(dialect, d));
+            Ok(out)
+        }
+        CommerceWrite::ReplaceDocument {
+            document: d,
+            expected_version: e,
+        } => {
+            let mut out = vec![update(
+                dialect,
+                &DOCUMENTS,
+                ID,
+                document_row(d)?,
+                ("document", d.number().to_owned(), *e),
+                d.version(),
+            )?];
+            for table in [&DOCUMENT_LINES, &ALLOCATIONS] {
+                let mut sql = Sql::new(dialect);
+                let t = sql.bind(*d.tenant().as_uuid());
+                let id = sql.bind(*d.id().as_uuid());
+                sql.text = format!(
+                    "DELETE FROM {} WHERE tenant = {t} AND document = {id}",
+                    table.name
+                );
+                out.push(Step::Run(sql));
+            }
+            out.extend(document_rows(dialect, d));
+            Ok(out)
+        }
+        CommerceWrite::InsertRate(r) => one(insert(
+            dialect,
+            &RATES,
+            rate_row(r)?,
+            "exchange rate",
+            format!("{}/{} on {}", r.from(), r.to(), r.on()),
+        )),
+        CommerceWrite::InsertCampaign(c) => one(insert(
+            dialect,
+            &CAMPAIGNS,
+            campaign_row(c)?,
+            "campaign",
+            c.id().to_string(),
+        )),
+        CommerceWrite::UpdateCampaign {
+            campaign: c,
+            expected_version: e,
+        } => one(update(
+            dialect,
+            &CAMPAIGNS,
+            ID,
+            campaign_row(c)?,
+            ("campaign", c.id().to_string(), *e),
+            c.version(),
+        )?),
+        CommerceWrite::InsertCampaignCost(c) => one(insert(
+            dialect,
+            &CAMPAIGN_COSTS,
+            cost_row(c)?,
+            "campaign cost entry",
+            c.id().to_string(),
+        )),
+        CommerceWrite::InsertCampaignTarget(t) => one(insert(
+            dialect,
+            &CAMPAIGN_TARGETS,
+            target_row(t)?,
+            "campaign target",
+            t.partner().to_string(),
+        )),
+        CommerceWrite::UpdateCampaignTarget {
+            target: t,
+            expected_version: e,
+        } => one(update(
+            dialect,
+            &CAMPAIGN_TARGETS,
+            3,
+            target_row(t)?,
+            ("campaign target", t.partner().to_string(), *e),
+            t.version(),
+        )?),
+        _ => Err(Error::invalid("writes", "unsupported commerce write")),
+    }
+}
+
+/// The rows an insert-only commerce write adds, per table (for bulk loading).
+///
+/// # Errors
+///
+/// [`Error::Invalid`] on an update, or a record that cannot be serialised.
+pub fn ingest_rows(w: &CommerceWrite) -> Result<Vec<(&'static Table, Vec<Param>)>> {
+    Ok(match w {
+        CommerceWrite::InsertCategory(c) => vec![(&CATEGORIES, category_row(c)?)],
+        CommerceWrite::InsertProduct(p) => vec![(&PRODUCTS, product_row(p)?)],
+        CommerceWrite::InsertRate(r) => vec![(&RATES, rate_row(r)?)],
+        CommerceWrite::InsertCampaign(c) => vec![(&CAMPAIGNS, campaign_row(c)?)],
+        CommerceWrite::InsertDocument(d) => {
+            let mut out = vec![(&DOCUMENTS, document_row(d)?)];
+            out.extend(line_rows(d).into_iter().map(|r| (&DOCUMENT_LINES, r)));
+            out.extend(allocation_rows(d).into_iter().map(|r| (&ALLOCATIONS, r)));
+            out
+        }
+        CommerceWrite::InsertCampaignCost(c) => vec![(&CAMPAIGN_COSTS, cost_row(c)?)],
+        CommerceWrite::InsertCampaignTarget(t) => vec![(&CAMPAIGN_TARGETS, target_row(t)?)],
+        _ => {
+            return Err(Error::invalid(
+                "writes",
+                "an update; ingest takes only inserts",
+            ))
+        }
+    })
+}
+
+// ------------------------------------------------------------------------------------------------ sums
+
+fn group_column(dialect: Dialect, g: GroupBy) -> &'static str {
+    // PostgreSQL groups ids as text; SQLite returns the blob, which the adapter turns into the same text.
+    let pg = dialect == Dialect::Postgres;
+    match g {
+        GroupBy::Customer if pg => "partner::text",
+        GroupBy::Customer => "partner",
+        GroupBy::Group => "grp",
+        GroupBy::Industry => "industry",
+        GroupBy::Country => "country",
+        GroupBy::Region => "region",
+        GroupBy::City => "city",
+        GroupBy::Owner if pg => "owner::text",
+        GroupBy::Owner => "owner",
+        GroupBy::Campaign if pg => "campaign::text",
+        GroupBy::Campaign => "campaign",
+    }
+}
+
+/// `(key, bucket, revenue units, cost units, invoices)` of the sales in `q`'s period and reporting currency,
+/// grouped by `q`'s key and bucket; ranked (best or worst `n` by profit) when `q` asks and has no bucket, else
+/// ordered by key and bucket (nulls first).
+pub fn profit_sums(dialect: Dialect, tenant: TenantId, q: &SumsQuery) -> Sql {
+    let key = group_column(dialect, q.group_by);
+    let bucket = match q.bucket {
+        None if dialect == Dialect::Postgres => "NULL::bigint",
+        None => "NULL",
+        Some(Bucket::Month) => "month_idx",
+        Some(Bucket::Quarter) => "quarter_idx",
+        Some(Bucket::Year) => "year_idx",
+    };
+    let mut sql = Sql::new(dialect);
+    let t = sql.bind(*tenant.as_uuid());
+    let r = sql.bind(q.reporting.code());
+    let f = sql.bind(Param::Day(day_number(q.period.from())));
+    let to = sql.bind(Param::Day(day_number(q.period.to())));
+    let k = dialect.text("k");
+    // The rank's n is a parameter, so a statement cache holds one statement per shape, not per n.
+    let order = match q.rank.filter(|_| q.bucket.is_none()) {
+        Some(rank) => {
+            let n = sql.bind(i64::from(rank.n));
+            let dir = if rank.order == RankOrder::Top {
+                "DESC"
+            } else {
+                "ASC"
+            };
+            format!("ORDER BY rev - cost {dir}, {k} ASC NULLS FIRST LIMIT {n}")
+        }
+        None => format!("ORDER BY {k} NULLS FIRST, bk NULLS FIRST"),
+    };
+    let invoices = dialect.filtered("count", "1", "kind = 0");
+    sql.text = format!(
+        "SELECT k, bk, rev, cost, n FROM (\
+         SELECT {key} AS k, {bucket} AS bk, sum(revenue_units) AS rev, sum(cost_units) AS cost, {invoices} AS n \
+         FROM documents WHERE tenant = {t} AND reporting = {r} AND issue_day BETWEEN {f} AND {to} \
+         AND kind IN (0, 1) GROUP BY 1, 2) AS sums {order}"
+    );
+    sql
+}
+
+/// The statements of a campaign's report; each returns one row of counts or unit sums (never NULL) unless said.
+#[derive(Debug, Clone)]
+pub struct CampaignSumsSql {
+    /// `(targets, reached in the period)`.
+    pub targets: Sql,
+    /// `(outcome code, count)` of the outcomes recorded in the period, one row each.
+    pub outcomes: Sql,
+    /// `(leads the campaign brought in the period, won)`: the expression of the `leads_by_campaign` index.
+    pub leads: Sql,
+    /// `(revenue units, cost units)` of its sales.
+    pub money: Sql,
+    /// `(customers invoiced)`: partners whose sales sum to more than zero.
+    pub invoiced: Sql,
+    /// `(units spent)`.
+    pub costs: Sql,
+}
+
+/// The statements of [`crm_core::commerce::CommerceStore::campaign_sums`].
+pub fn campaign_sums(
+    dialect: Dialect,
+    tenant: TenantId,
+    campaign: CampaignId,
+    period: Option<Period>,
+    reporting: Currency,
+) -> CampaignSumsSql {
+    let (df, dt) = day_bounds(period);
+    let (mf, mt) = micro_bounds(period);
+    let p = |n| dialect.placeholder(n);
+    let (p1, p2, p3, p4, p5) = (p(1), p(2), p(3), p(4), p(5));
+    let by_micros = |text: String, campaign: Param| {
+        let params = vec![(*tenant.as_uuid()).into(), campaign, mf.into(), mt.into()];
+        with(dialect, text, params)
+    };
+    let by_days = |text: String| {
+        let params = vec![
+            (*tenant.as_uuid()).into(),
+            (*campaign.as_uuid()).into(),
+            reporting.code().into(),
+            Param::Day(df),
+            Param::Day(dt),
+        ];
+        with(dialect, text, params)
+    };
+    let sales = format!(
+        "FROM documents WHERE tenant = {p1} AND campaign = {p2} AND kind IN (0, 1) AND reporting = {p3} \
+         AND issue_day BETWEEN {p4} AND {p5}"
+    );
+    let id = Param::Uuid(*campaign.as_uuid());
+    let created = match dialect {
+        Dialect::Sqlite => "created_at",
+        Dialect::Postgres => "created_us",
+    };
+    let source = dialect.json_text("doc", &["source", "campaign"]);
+    CampaignSumsSql {
+        targets: by_micros(
+            format!(
+                "SELECT count(*), {} FROM campaign_targets WHERE tenant = {p1} AND campaign = {p2}",
+                dialect.filtered("count", "1", &format!("reached_at >= {p3} AND reached_at < {p4}"))
+            ),
+            id.clone(),
+        ),
+        outcomes: by_micros(
+            format!(
+                "SELECT outcome, count(*) FROM campaign_targets WHERE tenant = {p1} AND campaign = {p2} \
+                 AND outcome IS NOT NULL AND outcome_at >= {p3} AND outcome_at < {p4} GROUP BY outcome"
+            ),
+            id,
+        ),
+        leads: by_micros(
+            format!(
+                "SELECT count(*), {} FROM leads WHERE tenant = {p1} AND {source} = {p2} \
+                 AND {created} >= {p3} AND {created} < {p4}",
+                dialect.filtered("count", "1", "status = 1")
+            ),
+            campaign.to_string().into(),
+        ),
+        money: by_days(format!(
+            "SELECT COALESCE(sum(revenue_units), 0), COALESCE(sum(cost_units), 0) {sales}"
+        )),
+        invoiced: by_days(format!(
+            "SELECT count(*) FROM (SELECT partner {sales} GROUP BY partner HAVING sum(revenue_units) > 0) AS invoiced"
+        )),
+        costs: by_days(format!(
+            "SELECT COALESCE(sum(amount_units), 0) FROM campaign_costs WHERE tenant = {p1} AND campaign = {p2} \
+             AND reporting = {p3} AND day BETWEEN {p4} AND {p5}"
+        )),
+    }
+}
+
+// ------------------------------------------------------------------------------------------------ reads
+
+/// [`CommerceStore::fetch_commerce`] on a [`Runner`].
+pub async fn fetch_commerce<R: Runner + ?Sized>(
+    r: &R,
+    tenant: TenantId,
+    key: &CommerceKey,
+) -> Result<Vec<CommerceRecord>> {
+    let (sql, doc) = crate::fetch::commerce_key(r.dialect(), tenant, key)?;
+    r.rows(sql, false)
+        .await?
+        .iter()
+        .map(|row| doc.commerce_record(row[0].text(doc.entity())?))
+        .collect()
+}
+
+/// [`CommerceStore::campaign_targets`] on a [`Runner`]: keyset pages by partner.
+pub async fn campaign_targets<R: Runner + ?Sized>(
+    r: &R,
+    tenant: TenantId,
+    campaign: CampaignId,
+    page: &PageRequest,
+) -> Result<Page<CampaignTarget>> {
+    page.validate()?;
+    let after = match &page.after {
+        Some(cur) => cur.decode()?.1,
+        None => Uuid::nil(),
+    };
+    let dialect = r.dialect();
+    let mut sql = Sql::new(dialect);
+    let t = sql.bind(*tenant.as_uuid());
+    let c = sql.bind(*campaign.as_uuid());
+    let a = sql.bind(after);
+    let l = sql.bind(i64::from(page.limit) + 1);
+    sql.text = format!(
+        "SELECT {} FROM campaign_targets WHERE tenant = {t} AND campaign = {c} AND partner > {a} \
+         ORDER BY partner LIMIT {l}",
+        dialect.doc()
+    );
+    let items = r
+        .rows(sql, false)
+        .await?
+        .iter()
+        .map(|row| crate::fetch::Doc::parse_as(row[0].text("campaign target")?, "campaign target"))
+        .collect::<Result<Vec<CampaignTarget>>>()?;
+    Ok(crate::paginate(items, page.limit, |t| {
+        (0, *t.partner().as_uuid())
+    }))
+}
+
+/// [`CommerceStore::segment`] on a [`Runner`].
+pub async fn segment<R: Runner + ?Sized>(
+    r: &R,
+    tenant: TenantId,
+    criteria: &Criteria,
+    as_of: NaiveDate,
+    reporting: Currency,
+) -> Result<Vec<SegmentMember>> {
+    criteria.check()?;
+    let sql = crate::segment::segment_sql(r.dialect(), tenant, criteria, as_of, reporting);
+    // Every criteria tree is its own statement: run it once, without filling a statement cache.
+    r.rows(sql, true)
+        .await?
+        .iter()
+        .map(|row| {
+            Ok(SegmentMember {
+                partner: PartnerId::from_uuid(row[0].uuid("partner")?),
+                name: row[1].text("partner name")?.to_owned(),
+            })
+        })
+        .collect()
+}
+
+/// [`CommerceStore::profit_sums`] on a [`Runner`].
+pub async fn read_profit_sums<R: Runner + ?Sized>(
+    r: &R,
+    tenant: TenantId,
+    query: &SumsQuery,
+) -> Result<Vec<ProfitSums>> {
+    r.rows(profit_sums(r.dialect(), tenant, query), false)
+        .await?
+        .iter()
+        .map(|row| {
+            Ok(ProfitSums {
+                key: row[0].opt_text(),
+                bucket: row[1].opt_int("bucket")?.map(|b| b as i64),
+                revenue_units: row[2].int("sum of units")?,
+                cost_units: row[3].int("sum of units")?,
+                invoices: row[4].count("invoices")?,
+            })
+        })
+        .collect()
+}
+
+/// [`CommerceStore::campaign_sums`] on a [`Runner`].
+pub async fn read_campaign_sums<R: Runner + ?Sized>(
+    r: &R,
+    tenant: TenantId,
+    campaign: CampaignId,
+    period: Option<Period>,
+    reporting: Currency,
+) -> Result<CampaignSums> {
+    let q = campaign_sums(r.dialect(), tenant, campaign, period, reporting);
+    let first = |rows: Vec<Vec<Cell>>| {
+        rows.into_iter()
+            .next()
+            .ok_or_else(|| corrupt("campaign sums", "no row"))
+    };
+    let mut s = CampaignSums::default();
+    let row = first(r.rows(q.targets, false).await?)?;
+    (s.targets, s.reached) = (row[0].count("targets")?, row[1].count("reached")?);
+    for row in r.rows(q.outcomes, false).await? {
+        s.outcomes
+            .insert(outcome_of(&row[0])?, row[1].count("outcomes")?);
+    }
+    let row = first(r.rows(q.leads, false).await?)?;
+    (s.leads, s.won) = (row[0].count("leads")?, row[1].count("won")?);
+    let row = first(r.rows(q.money, false).await?)?;
+    s.revenue_units = row[0].int("sum of units")?;
+    s.cost_units = row[1].int("sum of units")?;
+    let row = first(r.rows(q.invoiced, false).await?)?;
+    s.invoiced_customers = row[0].count("invoiced customers")?;
+    let row = first(r.rows(q.costs, false).await?)?;
+    s.campaign_cost_units = row[0].int("sum of units")?;
+    Ok(s)
+}
+
+fn outcome_of(cell: &Cell) -> Result<OutcomeKind> {
+    let code = cell.int("outcome")?;
+    i16::try_from(code)
+        .ok()
+        .and_then(OutcomeKind::from_code)
+        .ok_or_else(|| corrupt("outcome", code))
+}
+
+/// [`CommerceStore::progress`] on a [`Runner`].
+pub async fn progress<R: Runner + ?Sized>(
+    r: &R,
+    tenant: TenantId,
+    campaign: CampaignId,
+) -> Result<Vec<Progress>> {
+    let sql = crate::report::progress(r.dialect(), tenant, campaign);
+    let mut tallies = Vec::new();
+    for row in r.rows(sql, false).await? {
+        let agent = row[0].opt_uuid("agent")?.map(UserId::from_uuid);
+        let outcome = match &row[1] {
+            Cell::Null => None,
+            cell => Some(outcome_of(cell)?),
+        };
+        tallies.push((agent, outcome, row[2].count("targets")?));
+    }
+    Ok(Progress::tally(tallies))
+}
+
+/// [`CommerceStore::open_items`] on a [`Runner`].
+pub async fn open_items<R: Runner + ?Sized>(
+    r: &R,
+    tenant: TenantId,
+    partner: PartnerId,
+    as_of: NaiveDate,
+) -> Result<Vec<OpenItem>> {
+    let sql = crate::report::open_items(r.dialect(), tenant, partner, as_of);
+    let mut out = Vec::new();
+    for row in r.rows(sql, false).await? {
+        let d: Document = crate::fetch::Doc::parse_as(row[0].text("document")?, "document")?;
+        out.push(OpenItem::of(&d, row[1].int("open units")?, as_of));
+    }
+    crm_core::commerce::order_open_items(&mut out);
+    Ok(out)
+}
+
+/// [`CommerceStore::balances`] on a [`Runner`].
+pub async fn balances<R: Runner + ?Sized>(
+    r: &R,
+    tenant: TenantId,
+    partner: PartnerId,
+    as_of: NaiveDate,
+) -> Result<Vec<Balance>> {
+    let sql = crate::report::balances(r.dialect(), tenant, partner, as_of);
+    let rows = r.rows(sql, false).await?;
+    let items = open_items(r, tenant, partner, as_of).await?;
+    rows.iter()
+        .map(|row| {
+            let code = row[0].text("currency")?;
+            let currency = Currency::parse(code.trim()).map_err(|e| corrupt("currency", e))?;
+            Ok(Balance::of(
+                currency,
+                row[1].int("receivable units")?,
+                row[2].int("payable units")?,
+                &items,
+            ))
+        })
+        .collect()
+}
+
+/// `impl CommerceStore for $store` (a [`Runner`]): every method is the shared read of this module of the same
+/// name, so both adapters answer every report with the same statements and the same decoding.
+#[macro_export]
+macro_rules! commerce_store {
+    ($store:ty) => {
+        $crate::__forward_impl!($store: CommerceStore {
+            fn fetch_commerce(tenant: TenantId, key: &CommerceKey) -> Result<Vec<CommerceRecord>> = $crate::commerce::fetch_commerce;
+            fn campaign_targets(tenant: TenantId, campaign: CampaignId, page: &PageRequest) -> Result<Page<CampaignTarget>> = $crate::commerce::campaign_targets;
+            fn segment(tenant: TenantId, criteria: &Criteria, as_of: NaiveDate, reporting: Currency) -> Result<Vec<SegmentMember>> = $crate::commerce::segment;
+            fn profit_sums(tenant: TenantId, query: &SumsQuery) -> Result<Vec<ProfitSums>> = $crate::commerce::read_profit_sums;
+            fn campaign_sums(tenant: TenantId, campaign: CampaignId, period: Option<Period>, reporting: Currency) -> Result<CampaignSums> = $crate::commerce::read_campaign_sums;
+            fn progress(tenant: TenantId, campaign: CampaignId) -> Result<Vec<Progress>> = $crate::commerce::progress;
+            fn open_items(tenant: TenantId, partner: PartnerId, as_of: NaiveDate) -> Result<Vec<OpenItem>> = $crate::commerce::open_items;
+            fn balances(tenant: TenantId, partner: PartnerId, as_of: NaiveDate) -> Result<Vec<Balance>> = $crate::commerce::balances;
+        });
+    };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn updates_set_what_follows_the_key_and_check_the_version() {
+        assert_eq!(
+            CAMPAIGNS.update_sql(Dialect::Postgres, 2),
+            "UPDATE campaigns SET status = $3, version = $4, doc = $5 WHERE tenant = $1 AND id = $2 AND version = $6"
+        );
+        assert_eq!(
+            CAMPAIGN_TARGETS.version_sql(Dialect::Sqlite, 3),
+            "SELECT version FROM campaign_targets WHERE tenant = ?1 AND campaign = ?2 AND partner = ?3"
+        );
+        assert_eq!(
+            RATES.insert_sql(Dialect::Sqlite, 2),
+            "INSERT INTO exchange_rates (tenant, from_ccy, to_ccy, day, doc) VALUES (?1, ?2, ?3, ?4, ?5), \
+             (?6, ?7, ?8, ?9, ?10)"
+        );
+    }
+}

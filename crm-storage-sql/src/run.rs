@@ -1,0 +1,98 @@
+//! What an adapter gives the shared reads: a [`Runner`] that runs a [`Sql`] and returns its rows as neutral
+//! [`Cell`]s. The reads themselves (building the statement, decoding the rows, folding them into report types) are
+//! written once over it.
+
+use crate::{Dialect, Sql};
+use crm_core::{Error, Result, StorageErrorKind};
+use uuid::Uuid;
+
+/// One value of a result row, whatever the driver's type.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Cell {
+    /// NULL.
+    Null,
+    /// An integer (counts, codes, units; PostgreSQL's exact integral numerics too).
+    Int(i128),
+    /// Text.
+    Text(String),
+    /// An id (PostgreSQL's `uuid`, SQLite's 16-byte blob).
+    Uuid(Uuid),
+}
+
+/// A stored value that does not decode as the statement promised.
+pub fn corrupt(what: &str, e: impl std::fmt::Display) -> Error {
+    Error::storage(
+        StorageErrorKind::Corrupt,
+        format!("stored {what} does not decode: {e}"),
+    )
+}
+
+impl Cell {
+    /// An integer; NULL is `None`.
+    pub fn opt_int(&self, what: &str) -> Result<Option<i128>> {
+        match self {
+            Self::Null => Ok(None),
+            Self::Int(i) => Ok(Some(*i)),
+            other => Err(corrupt(what, format!("{other:?} is not an integer"))),
+        }
+    }
+
+    /// An integer; NULL (an empty sum) is 0.
+    pub fn int(&self, what: &str) -> Result<i128> {
+        Ok(self.opt_int(what)?.unwrap_or(0))
+    }
+
+    /// A count.
+    pub fn count(&self, what: &str) -> Result<u64> {
+        u64::try_from(self.int(what)?).map_err(|e| corrupt(what, e))
+    }
+
+    /// Text (ids and integers as their text); NULL is `None`.
+    pub fn opt_text(&self) -> Option<String> {
+        match self {
+            Self::Null => None,
+            Self::Int(i) => Some(i.to_string()),
+            Self::Text(t) => Some(t.clone()),
+            Self::Uuid(u) => Some(u.to_string()),
+        }
+    }
+
+    /// Text.
+    pub fn text(&self, what: &str) -> Result<&str> {
+        match self {
+            Self::Text(t) => Ok(t),
+            other => Err(corrupt(what, format!("{other:?} is not text"))),
+        }
+    }
+
+    /// An id; NULL is `None`.
+    pub fn opt_uuid(&self, what: &str) -> Result<Option<Uuid>> {
+        match self {
+            Self::Null => Ok(None),
+            Self::Uuid(u) => Ok(Some(*u)),
+            other => Err(corrupt(what, format!("{other:?} is not an id"))),
+        }
+    }
+
+    /// An id.
+    pub fn uuid(&self, what: &str) -> Result<Uuid> {
+        self.opt_uuid(what)?
+            .ok_or_else(|| corrupt(what, "NULL is not an id"))
+    }
+}
+
+/// Runs shared read statements on an adapter's connections.
+#[async_trait::async_trait]
+pub trait Runner: Send + Sync {
+    /// The dialect the adapter speaks.
+    fn dialect(&self) -> Dialect;
+
+    /// Runs `sql` and returns its rows; `once` marks a statement built for one call (not worth caching).
+    async fn rows(&self, sql: Sql, once: bool) -> Result<Vec<Vec<Cell>>>;
+
+    /// Runs a statement that writes (on the writer, in its own transaction) and returns the rows it returns.
+    async fn write_rows(&self, sql: Sql) -> Result<Vec<Vec<Cell>>>;
+
+    /// Runs a statement that writes (on the writer, in its own transaction) and returns how many rows it changed.
+    async fn execute(&self, sql: Sql) -> Result<u64>;
+}

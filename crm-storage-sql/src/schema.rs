@@ -1,0 +1,660 @@
+//! The DDL both adapters migrate with (all but SQLite's single-dialect migration 4), generated from one description
+//! per table: the written columns of a
+//! [`Table`] (their [`Kind`] typed by [`Dialect::column_type`]), which of them may be NULL, the keys and the
+//! indexes. SQLite keys its tables on their primary key (`WITHOUT ROWID`); where the dialects' indexes differ (SQLite
+//! covers the reports' columns, since a row lookup there reads the wide JSON), the description says so.
+
+use crate::commerce::{
+    ALLOCATIONS, CAMPAIGNS, CAMPAIGN_COSTS, CAMPAIGN_TARGETS, CATEGORIES, DOCUMENTS,
+    DOCUMENT_LINES, PRODUCTS, RATES,
+};
+use crate::{Dialect, Kind, Table};
+
+impl Dialect {
+    /// The column type a [`Kind`] is stored as.
+    pub fn column_type(self, kind: Kind) -> &'static str {
+        match (self, kind) {
+            (Self::Sqlite, Kind::Uuid) => "BLOB",
+            (Self::Sqlite, Kind::Text | Kind::Ccy | Kind::Json) => "TEXT",
+            (Self::Sqlite, Kind::Numeric) => "NUMERIC",
+            (Self::Sqlite, _) => "INTEGER",
+            (Self::Postgres, Kind::Uuid) => "uuid",
+            (Self::Postgres, Kind::Text) => "text",
+            (Self::Postgres, Kind::Ccy) => "char(3)",
+            (Self::Postgres, Kind::I16) => "smallint",
+            (Self::Postgres, Kind::I32) => "integer",
+            (Self::Postgres, Kind::I64) => "bigint",
+            (Self::Postgres, Kind::Bool) => "boolean",
+            (Self::Postgres, Kind::Numeric) => "numeric",
+            (Self::Postgres, Kind::Json) => "jsonb",
+        }
+    }
+}
+
+/// `CREATE TABLE` of `columns` (all `NOT NULL` but the `nullable` ones) with its `keys` (primary key, unique and
+/// foreign-key constraints).
+pub fn create_table(
+    dialect: Dialect,
+    name: &str,
+    columns: &[(&str, Kind)],
+    nullable: &[&str],
+    keys: &[&str],
+) -> String {
+    let typed: Vec<(&str, String)> = columns
+        .iter()
+        .map(|(c, k)| {
+            let null = if nullable.contains(c) {
+                ""
+            } else {
+                " NOT NULL"
+            };
+            (*c, format!("{}{null}", dialect.column_type(*k)))
+        })
+        .collect();
+    create_typed(dialect, name, &typed, keys, true)
+}
+
+/// `CREATE TABLE` of columns whose type (and constraints) are spelled out, with its `keys`; `keyed` says whether
+/// the table is keyed on its primary key on SQLite (`WITHOUT ROWID`: not for an `AUTOINCREMENT` journal).
+fn create_typed(
+    dialect: Dialect,
+    name: &str,
+    columns: &[(&str, String)],
+    keys: &[&str],
+    keyed: bool,
+) -> String {
+    let width = columns.iter().map(|c| c.0.len()).max().unwrap_or(0);
+    let mut lines: Vec<String> = columns
+        .iter()
+        .map(|(c, ty)| format!("    {c:width$} {ty}"))
+        .collect();
+    lines.extend(keys.iter().map(|k| format!("    {k}")));
+    let rowid = match dialect {
+        Dialect::Sqlite if keyed => " WITHOUT ROWID",
+        _ => "",
+    };
+    format!("CREATE TABLE {name} (\n{}\n){rowid};\n", lines.join(",\n"))
+}
+
+/// A column of [`init`]: its name and `NOT NULL` type, or its nullable type, on `dialect`; `None` where the dialect's
+/// schema has no such column.
+type Col<'a> = Option<(&'a str, String)>;
+
+fn req(dialect: Dialect, name: &str, kind: Kind) -> Col<'_> {
+    Some((name, format!("{} NOT NULL", dialect.column_type(kind))))
+}
+
+fn opt(dialect: Dialect, name: &str, kind: Kind) -> Col<'_> {
+    Some((name, dialect.column_type(kind).to_string()))
+}
+
+/// A column only PostgreSQL's (`pg`) or only SQLite's schema has.
+fn only(dialect: Dialect, pg: bool, col: Col<'_>) -> Col<'_> {
+    col.filter(|_| (dialect == Dialect::Postgres) == pg)
+}
+
+fn typed<'a>(
+    dialect: Dialect,
+    name: &str,
+    columns: Vec<Col<'a>>,
+    keys: &[&str],
+    keyed: bool,
+) -> String {
+    let columns: Vec<(&str, String)> = columns.into_iter().flatten().collect();
+    create_typed(dialect, name, &columns, keys, keyed)
+}
+
+/// Migration 1, the lead-management tables: partners and their duplicate keys, pipelines, lost reasons, leads and
+/// their tags, requests, comments, the events (the activity log and the feed of `events_since`) and the stage
+/// history.
+///
+/// Every record keeps its full serde JSON in `doc` (the source of truth when reading) plus the columns the queries
+/// of the Store trait filter, sort and sum on. The tenant leads every primary key, every foreign key and every
+/// index, and no foreign key crosses tenants: the PostgreSQL layout distributes by tenant (Citus) as it is. Times
+/// are microseconds since the Unix epoch, the same integers the keyset cursors carry. The schemas differ where
+/// each engine is served best: SQLite keeps a lead's expected revenue as 10^-4 units and its lower-cased title,
+/// PostgreSQL an exact `numeric` and a search text with CHECKs; SQLite orders the journal by an `AUTOINCREMENT`
+/// `seq`, PostgreSQL by a per-tenant `pos` handed out through `event_positions` (its row lock orders positions as
+/// the transactions commit, so a reader of `events_since` never skips one).
+pub fn init(dialect: Dialect) -> String {
+    use Kind::*;
+    let d = dialect;
+    let pg = d == Dialect::Postgres;
+    let created = d.col("created");
+    let updated = d.col("updated");
+    let id_keys = ["PRIMARY KEY (tenant, id)"];
+    let serial = || Some(("seq", "bigserial NOT NULL".to_string()));
+    let lead_fks = [
+        "PRIMARY KEY (tenant, id)",
+        "FOREIGN KEY (tenant, partner) REFERENCES partners (tenant, id)",
+        "FOREIGN KEY (tenant, pipeline) REFERENCES pipelines (tenant, id)",
+    ];
+    let lead_keys: Vec<&str> = if pg {
+        lead_fks
+            .iter()
+            .copied()
+            .chain(["CHECK ((expected IS NULL) = (currency IS NULL))"])
+            .collect()
+    } else {
+        lead_fks.to_vec()
+    };
+    // Lead indexes: one per sort order, plus the common narrowing filters with the default order; on SQLite the
+    // board's sums are covered.
+    let (by, stage) = if pg {
+        ("leads_by_", "pipeline, stage, status")
+    } else {
+        ("leads_", "stage")
+    };
+    let mut lead_indexes = String::new();
+    if !pg {
+        lead_indexes.push_str(
+            "CREATE INDEX leads_board ON leads (tenant, pipeline, status, stage, currency, probability, expected_units);\n",
+        );
+    }
+    for (name, cols) in [
+        ("created", format!("{created}, id")),
+        ("updated", format!("{updated}, id")),
+        ("revenue", "revenue_key, id".to_string()),
+        ("owner", format!("owner, {created}, id")),
+        ("partner", format!("partner, {created}, id")),
+        ("stage", format!("{stage}, {created}, id")),
+    ] {
+        lead_indexes.push_str(&format!(
+            "CREATE INDEX {by}{name} ON leads (tenant, {cols});\n"
+        ));
+    }
+    let by = if pg { "_by" } else { "" };
+    let (due, desc) = if pg {
+        ("due_key, id", " DESC")
+    } else {
+        ("active, due_key, id", "")
+    };
+    let (at, journal) = if pg { ("at_us", "pos") } else { ("at", "seq") };
+    let event_indexes: String = ["lead", "partner", "request"]
+        .iter()
+        .map(|c| {
+            format!(
+                "CREATE INDEX events{by}_{c} ON events (tenant, {c}, {at}{desc}, id{desc}) WHERE {c} IS NOT NULL;\n"
+            )
+        })
+        .collect();
+    let pg_only = |ddl: &str| if pg { ddl.to_string() } else { String::new() };
+    let mut sql = vec![
+        typed(
+            d,
+            "partners",
+            vec![
+                req(d, "tenant", Uuid),
+                req(d, "id", Uuid),
+                req(d, "name", Text),
+                // crm_core::store::partner_search_text: lower-cased name and contacts' e-mails, for the text filter.
+                req(d, "search", Text),
+                only(d, false, opt(d, "grp", Text)),
+                only(d, false, opt(d, "owner", Uuid)),
+                req(d, "version", I64),
+                only(d, true, req(d, "created_us", I64)),
+                only(d, true, req(d, "updated_us", I64)),
+                req(d, "doc", Json),
+            ],
+            &id_keys,
+            true,
+        ),
+        // Normalised duplicate-detection keys (`email:ana@firma.ro`).
+        typed(
+            d,
+            "partner_keys",
+            vec![
+                req(d, "tenant", Uuid),
+                req(d, "key", Text),
+                req(d, "partner", Uuid),
+            ],
+            &[
+                "PRIMARY KEY (tenant, key, partner)",
+                "FOREIGN KEY (tenant, partner) REFERENCES partners (tenant, id)",
+            ],
+            true,
+        ),
+        "CREATE INDEX partner_keys_by_partner ON partner_keys (tenant, partner);\n".to_string(),
+        typed(
+            d,
+            "pipelines",
+            vec![
+                req(d, "tenant", Uuid),
+                req(d, "id", Uuid),
+                only(d, true, serial()),
+                req(d, &created, I64),
+                only(d, false, req(d, "version", I64)),
+                req(d, "doc", Json),
+            ],
+            &id_keys,
+            true,
+        ),
+        pg_only("CREATE INDEX pipelines_by_age ON pipelines (tenant, created_us, seq);\n"),
+        typed(
+            d,
+            "lost_reasons",
+            vec![
+                req(d, "tenant", Uuid),
+                req(d, "id", Uuid),
+                only(d, true, serial()),
+                only(d, true, req(d, "name", Text)),
+                req(d, "doc", Json),
+            ],
+            &id_keys,
+            true,
+        ),
+        pg_only("CREATE INDEX lost_reasons_in_order ON lost_reasons (tenant, seq);\n"),
+        typed(
+            d,
+            "leads",
+            vec![
+                req(d, "tenant", Uuid),
+                req(d, "id", Uuid),
+                req(d, "partner", Uuid),
+                req(d, "pipeline", Uuid),
+                req(d, "stage", Uuid),
+                // 0 open, 1 won, 2 lost (StatusKind::code).
+                if pg {
+                    Some((
+                        "status",
+                        "smallint NOT NULL CHECK (status BETWEEN 0 AND 2)".to_string(),
+                    ))
+                } else {
+                    req(d, "status", I16)
+                },
+                opt(d, "owner", Uuid),
+                // The lower-cased title, for the text filter.
+                only(d, true, req(d, "search", Text)),
+                only(d, true, Some(("expected", "numeric(20,4)".to_string()))),
+                opt(d, "currency", Ccy),
+                // Money::to_units() of the expected revenue (the board's sums on SQLite).
+                only(d, false, opt(d, "expected_units", I64)),
+                // The expected revenue's units, i64::MIN without one: the ExpectedRevenueDesc sort key.
+                req(d, "revenue_key", I64),
+                if pg {
+                    Some((
+                        "probability",
+                        "smallint NOT NULL CHECK (probability BETWEEN 0 AND 100)".to_string(),
+                    ))
+                } else {
+                    req(d, "probability", I16)
+                },
+                req(d, &created, I64),
+                req(d, &updated, I64),
+                only(d, false, req(d, "title_lc", Text)),
+                req(d, "version", I64),
+                req(d, "doc", Json),
+            ],
+            &lead_keys,
+            true,
+        ),
+        lead_indexes,
+        typed(
+            d,
+            "lead_tags",
+            vec![
+                req(d, "tenant", Uuid),
+                req(d, "tag", Text),
+                req(d, "lead", Uuid),
+            ],
+            &[
+                "PRIMARY KEY (tenant, tag, lead)",
+                "FOREIGN KEY (tenant, lead) REFERENCES leads (tenant, id)",
+            ],
+            true,
+        ),
+        "CREATE INDEX lead_tags_by_lead ON lead_tags (tenant, lead);\n".to_string(),
+        typed(
+            d,
+            "requests",
+            vec![
+                req(d, "tenant", Uuid),
+                req(d, "id", Uuid),
+                opt(d, "lead", Uuid),
+                opt(d, "partner", Uuid),
+                req(d, "assignee", Uuid),
+                // 0 open, 1 in progress, 2 done, 3 cancelled.
+                only(d, true, req(d, "status", I16)),
+                // Open or in progress.
+                req(d, "active", Bool),
+                // request_sort_key: the due time in microseconds, i64::MAX without one.
+                req(d, "due_key", I64),
+                only(d, true, req(d, "created_us", I64)),
+                req(d, "version", I64),
+                req(d, "doc", Json),
+            ],
+            &[
+                "PRIMARY KEY (tenant, id)",
+                "FOREIGN KEY (tenant, lead) REFERENCES leads (tenant, id)",
+                "FOREIGN KEY (tenant, partner) REFERENCES partners (tenant, id)",
+            ],
+            true,
+        ),
+        ["assignee", "lead", "partner"]
+            .iter()
+            .map(|c| {
+                format!("CREATE INDEX requests{by}_{c} ON requests (tenant, {c}, due_key, id);\n")
+            })
+            .chain([format!(
+                "CREATE INDEX requests{by}_due ON requests (tenant, {due});\n"
+            )])
+            .collect(),
+        typed(
+            d,
+            "comments",
+            vec![
+                req(d, "tenant", Uuid),
+                req(d, "id", Uuid),
+                // 0 lead, 1 partner, 2 request.
+                only(d, true, req(d, "target_kind", I16)),
+                // The lead, partner or request id.
+                req(d, "target", Uuid),
+                req(d, &created, I64),
+                req(d, "doc", Json),
+            ],
+            &id_keys,
+            true,
+        ),
+        if pg {
+            "CREATE INDEX comments_by_target ON comments (tenant, target_kind, target, created_us DESC, id DESC);\n"
+                .to_string()
+        } else {
+            "CREATE INDEX comments_target ON comments (tenant, target, created_at, id);\n"
+                .to_string()
+        },
+        typed(
+            d,
+            "events",
+            vec![
+                only(
+                    d,
+                    false,
+                    Some(("seq", "INTEGER PRIMARY KEY AUTOINCREMENT".to_string())),
+                ),
+                req(d, "tenant", Uuid),
+                req(d, "id", Uuid),
+                only(d, true, req(d, "pos", I64)),
+                req(d, at, I64),
+                opt(d, "lead", Uuid),
+                opt(d, "partner", Uuid),
+                opt(d, "request", Uuid),
+                req(d, "kind", Text),
+                req(d, "doc", Json),
+            ],
+            if pg {
+                &["PRIMARY KEY (tenant, id)", "UNIQUE (tenant, pos)"]
+            } else {
+                &["UNIQUE (tenant, id)"]
+            },
+            false,
+        ),
+        event_indexes,
+    ];
+    if pg {
+        sql.push(typed(
+            d,
+            "event_positions",
+            vec![
+                Some(("tenant", "uuid NOT NULL PRIMARY KEY".to_string())),
+                req(d, "last", I64),
+            ],
+            &[],
+            false,
+        ));
+    } else {
+        sql.push(format!(
+            "CREATE INDEX events_tenant_{journal} ON events (tenant, {journal});\n"
+        ));
+    }
+    sql.push(typed(
+        d,
+        "stage_history",
+        vec![
+            only(
+                d,
+                false,
+                Some(("seq", "INTEGER PRIMARY KEY AUTOINCREMENT".to_string())),
+            ),
+            req(d, "tenant", Uuid),
+            req(d, "lead", Uuid),
+            only(d, true, serial()),
+            req(d, "pipeline", Uuid),
+            only(d, true, opt(d, "from_stage", Uuid)),
+            req(d, "to_stage", Uuid),
+            req(d, "status", I16),
+            req(d, at, I64),
+            req(d, "doc", Json),
+        ],
+        if pg {
+            &[
+                "PRIMARY KEY (tenant, lead, seq)",
+                "FOREIGN KEY (tenant, lead) REFERENCES leads (tenant, id)",
+            ]
+        } else {
+            &["FOREIGN KEY (tenant, lead) REFERENCES leads (tenant, id)"]
+        },
+        pg,
+    ));
+    sql.push(if pg {
+        "CREATE INDEX stage_history_by_pipeline ON stage_history (tenant, pipeline, to_stage, lead);\n".to_string()
+    } else {
+        "CREATE INDEX stage_history_lead ON stage_history (tenant, lead, seq);\n\
+         CREATE INDEX stage_history_funnel ON stage_history (tenant, pipeline, to_stage, lead);\n"
+            .to_string()
+    });
+    sql.retain(|s| !s.is_empty());
+    sql.join("\n")
+}
+
+fn table(dialect: Dialect, t: &Table, nullable: &[&str], keys: &[&str]) -> String {
+    create_table(dialect, t.name, t.columns, nullable, keys)
+}
+
+/// Migration 2, commerce: products, documents with their lines and allocations, exchange rates, campaigns, cost
+/// entries and targets.
+///
+/// Money is 64-bit integer 10^-4 units (`crm_core::money::Money::to_units`, never REAL), already converted into the
+/// reporting currency when a document is recorded, so every report is a GROUP BY over integers and equals the
+/// reference calculation exactly. Days are integer day numbers (`crm_core::commerce::day_number`); the bucket
+/// indexes (month, quarter, year) are stored so GROUP BY needs no date arithmetic. Documents carry the partner's
+/// reporting attributes at issue time (group, industry, owner, location), so profitability groups without a join.
+/// The tenant leads every key and no foreign key crosses tenants. On PostgreSQL this migration also adds the index
+/// of the campaign report's lead count (SQLite's is migration 4).
+pub fn commerce(dialect: Dialect) -> String {
+    let sqlite = dialect == Dialect::Sqlite;
+    // SQLite's covering indexes: a report never visits the wide `documents` rows. Profitability scans
+    // `documents_sales` by period and groups on any of its columns; segments probe `documents_partner` per partner;
+    // the campaign report reads `documents_campaign`.
+    let (sales, partner, campaign) = if sqlite {
+        (
+            ", grp, industry, owner, country, region, city, campaign, month_idx, quarter_idx, year_idx",
+            ", reporting, revenue_units",
+            ", kind, reporting, partner, revenue_units, cost_units",
+        )
+    } else {
+        ("", "", "")
+    };
+    let mut ddl = [
+        table(dialect, &CATEGORIES, &[], &["PRIMARY KEY (tenant, id)", "UNIQUE (tenant, code)"]),
+        table(
+            dialect,
+            &PRODUCTS,
+            &["category"],
+            &[
+                "PRIMARY KEY (tenant, id)",
+                "UNIQUE (tenant, code)",
+                "FOREIGN KEY (tenant, category) REFERENCES product_categories (tenant, id)",
+            ],
+        ),
+        table(dialect, &RATES, &[], &["PRIMARY KEY (tenant, from_ccy, to_ccy, day)"]),
+        table(dialect, &CAMPAIGNS, &[], &["PRIMARY KEY (tenant, id)"]),
+        table(
+            dialect,
+            &DOCUMENTS,
+            &[
+                "due_day", "campaign", "corrects", "direction", "grp", "industry", "owner", "country",
+                "region", "city",
+            ],
+            &[
+                "PRIMARY KEY (tenant, id)",
+                "UNIQUE (tenant, kind, number)",
+                "FOREIGN KEY (tenant, partner) REFERENCES partners (tenant, id)",
+                "FOREIGN KEY (tenant, campaign) REFERENCES campaigns (tenant, id)",
+            ],
+        ),
+        format!(
+            "CREATE INDEX documents_sales ON documents (tenant, reporting, issue_day, kind, partner, revenue_units, \
+             cost_units{sales});\n\
+             CREATE INDEX documents_partner ON documents (tenant, partner, kind, issue_day{partner});\n\
+             CREATE INDEX documents_campaign ON documents (tenant, campaign, issue_day{campaign}) \
+             WHERE campaign IS NOT NULL;\n\
+             CREATE INDEX documents_corrects ON documents (tenant, partner, corrects) WHERE corrects IS NOT NULL;\n"
+        ),
+        table(
+            dialect,
+            &DOCUMENT_LINES,
+            &["category"],
+            &[
+                "PRIMARY KEY (tenant, document, n)",
+                "FOREIGN KEY (tenant, document) REFERENCES documents (tenant, id)",
+                "FOREIGN KEY (tenant, product) REFERENCES products (tenant, id)",
+            ],
+        ),
+        "CREATE INDEX document_lines_product ON document_lines (tenant, product, partner, issue_day, quantity_units);\n\
+         CREATE INDEX document_lines_category ON document_lines (tenant, category, partner, issue_day, quantity_units) \
+         WHERE category IS NOT NULL;\n"
+            .to_string(),
+        table(
+            dialect,
+            &ALLOCATIONS,
+            &[],
+            &[
+                "PRIMARY KEY (tenant, document, n)",
+                "FOREIGN KEY (tenant, document) REFERENCES documents (tenant, id)",
+            ],
+        ),
+        "CREATE INDEX allocations_target ON allocations (tenant, partner, target_kind, target_number);\n".to_string(),
+        table(
+            dialect,
+            &CAMPAIGN_COSTS,
+            &[],
+            &[
+                "PRIMARY KEY (tenant, id)",
+                "FOREIGN KEY (tenant, campaign) REFERENCES campaigns (tenant, id)",
+            ],
+        ),
+        "CREATE INDEX campaign_costs_campaign ON campaign_costs (tenant, campaign, day);\n".to_string(),
+        table(
+            dialect,
+            &CAMPAIGN_TARGETS,
+            &["agent", "request", "outcome", "outcome_at", "reached_at"],
+            &[
+                "PRIMARY KEY (tenant, campaign, partner)",
+                "FOREIGN KEY (tenant, campaign) REFERENCES campaigns (tenant, id)",
+                "FOREIGN KEY (tenant, partner) REFERENCES partners (tenant, id)",
+            ],
+        ),
+        "CREATE UNIQUE INDEX campaign_targets_request ON campaign_targets (tenant, request) \
+         WHERE request IS NOT NULL;\n"
+            .to_string(),
+    ]
+    .join("\n");
+    if !sqlite {
+        ddl.push_str(
+            "\nCREATE INDEX leads_by_campaign ON leads (tenant, ((doc -> 'source' ->> 'campaign')), created_us)\n    \
+             WHERE doc -> 'source' ->> 'campaign' IS NOT NULL;\n",
+        );
+    }
+    ddl
+}
+
+/// Migration 3, the transactional outbox and the in-app inboxes (`crm_core::outbox`).
+///
+/// A message's immutable part is in `doc`; its delivery state lives in columns (status 0 pending, 1 delivered,
+/// 2 dead) so that claims and outcomes are single UPDATEs. The idempotency key is unique per tenant. Times are
+/// microseconds (columns named by [`Dialect::col`]).
+pub fn outbox(dialect: Dialect) -> String {
+    let c = |fact| dialect.col(fact);
+    let (next, created, delivered, read, user) = (
+        c("next_attempt"),
+        c("created"),
+        c("delivered"),
+        c("read"),
+        c("user"),
+    );
+    let desc = match dialect {
+        Dialect::Sqlite => "",
+        Dialect::Postgres => " DESC",
+    };
+    [
+        create_table(
+            dialect,
+            "outbox",
+            &[
+                ("tenant", Kind::Uuid),
+                ("id", Kind::Uuid),
+                ("idempotency_key", Kind::Text),
+                ("status", Kind::I16),
+                ("attempts", Kind::I32),
+                (&next, Kind::I64),
+                ("last_error", Kind::Text),
+                (&created, Kind::I64),
+                (&delivered, Kind::I64),
+                ("doc", Kind::Json),
+            ],
+            &["last_error", &delivered],
+            &[
+                "PRIMARY KEY (tenant, id)",
+                "UNIQUE (tenant, idempotency_key)",
+            ],
+        ),
+        format!(
+            "CREATE INDEX outbox_due ON outbox ({next}, id) WHERE status = 0;\n\
+             CREATE INDEX outbox_by_status ON outbox (tenant, status, {created}, id);\n"
+        ),
+        create_table(
+            dialect,
+            "inbox",
+            &[
+                ("tenant", Kind::Uuid),
+                ("id", Kind::Uuid),
+                (&user, Kind::Uuid),
+                ("message", Kind::Uuid),
+                (&created, Kind::I64),
+                (&read, Kind::I64),
+                ("doc", Kind::Json),
+            ],
+            &[&read],
+            &["PRIMARY KEY (tenant, id)", "UNIQUE (tenant, message)"],
+        ),
+        format!(
+            "CREATE INDEX inbox_by_user ON inbox (tenant, {user}, {created}{desc}, id{desc});\n\
+             CREATE INDEX inbox_unread ON inbox (tenant, {user}) WHERE {read} IS NULL;\n"
+        ),
+    ]
+    .join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tables_are_typed_per_dialect() {
+        let t = create_table(
+            Dialect::Sqlite,
+            "t",
+            &[("tenant", Kind::Uuid), ("note", Kind::Text)],
+            &["note"],
+            &["PRIMARY KEY (tenant)"],
+        );
+        assert_eq!(
+            t,
+            "CREATE TABLE t (\n    tenant BLOB NOT NULL,\n    note   TEXT,\n    PRIMARY KEY (tenant)\n) WITHOUT ROWID;\n"
+        );
+        assert!(outbox(Dialect::Postgres).contains("usr        uuid NOT NULL"));
+        assert!(commerce(Dialect::Postgres).contains("currency      char(3) NOT NULL"));
+        assert!(init(Dialect::Sqlite).contains("seq      INTEGER PRIMARY KEY AUTOINCREMENT"));
+        assert!(init(Dialect::Postgres).contains("CREATE TABLE event_positions"));
+    }
+}
