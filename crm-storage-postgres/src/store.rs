@@ -56,13 +56,13 @@ impl fmt::Debug for PgStore {
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub enum Explain {
-    /// The query of [`Store::timeline`] (first page of `limit`).
+    /// The query of [`Store::timeline`](crm_core::store::Store::timeline) (first page of `limit`).
     Timeline(TenantId, TimelineOf, u32),
-    /// The aggregate query of [`Store::board`].
+    /// The aggregate query of [`Store::board`](crm_core::store::Store::board).
     Board(TenantId, PipelineId),
-    /// The query of [`Store::query_leads`].
+    /// The query of [`Store::query_leads`](crm_core::store::Store::query_leads).
     Leads(TenantId, LeadQuery),
-    /// The query of [`Store::query_requests`].
+    /// The query of [`Store::query_requests`](crm_core::store::Store::query_requests).
     Requests(TenantId, RequestQuery),
     /// The query of [`CommerceStore::fetch_commerce`](crm_core::commerce::CommerceStore::fetch_commerce).
     Commerce(TenantId, crm_core::commerce::CommerceKey),

@@ -820,7 +820,7 @@ pub fn campaign_sums(
 
 // ------------------------------------------------------------------------------------------------ reads
 
-/// [`CommerceStore::fetch_commerce`] on a [`Runner`].
+/// [`CommerceStore::fetch_commerce`](crm_core::commerce::CommerceStore::fetch_commerce) on a [`Runner`].
 pub async fn fetch_commerce<R: Runner + ?Sized>(
     r: &R,
     tenant: TenantId,
@@ -834,7 +834,7 @@ pub async fn fetch_commerce<R: Runner + ?Sized>(
         .collect()
 }
 
-/// [`CommerceStore::campaign_targets`] on a [`Runner`]: keyset pages by partner.
+/// [`CommerceStore::campaign_targets`](crm_core::commerce::CommerceStore::campaign_targets) on a [`Runner`]: keyset pages by partner.
 pub async fn campaign_targets<R: Runner + ?Sized>(
     r: &R,
     tenant: TenantId,
@@ -868,7 +868,7 @@ pub async fn campaign_targets<R: Runner + ?Sized>(
     }))
 }
 
-/// [`CommerceStore::segment`] on a [`Runner`].
+/// [`CommerceStore::segment`](crm_core::commerce::CommerceStore::segment) on a [`Runner`].
 pub async fn segment<R: Runner + ?Sized>(
     r: &R,
     tenant: TenantId,
@@ -891,7 +891,7 @@ pub async fn segment<R: Runner + ?Sized>(
         .collect()
 }
 
-/// [`CommerceStore::profit_sums`] on a [`Runner`].
+/// [`CommerceStore::profit_sums`](crm_core::commerce::CommerceStore::profit_sums) on a [`Runner`].
 pub async fn read_profit_sums<R: Runner + ?Sized>(
     r: &R,
     tenant: TenantId,
@@ -912,7 +912,7 @@ pub async fn read_profit_sums<R: Runner + ?Sized>(
         .collect()
 }
 
-/// [`CommerceStore::campaign_sums`] on a [`Runner`].
+/// [`CommerceStore::campaign_sums`](crm_core::commerce::CommerceStore::campaign_sums) on a [`Runner`].
 pub async fn read_campaign_sums<R: Runner + ?Sized>(
     r: &R,
     tenant: TenantId,
@@ -953,7 +953,7 @@ fn outcome_of(cell: &Cell) -> Result<OutcomeKind> {
         .ok_or_else(|| corrupt("outcome", code))
 }
 
-/// [`CommerceStore::progress`] on a [`Runner`].
+/// [`CommerceStore::progress`](crm_core::commerce::CommerceStore::progress) on a [`Runner`].
 pub async fn progress<R: Runner + ?Sized>(
     r: &R,
     tenant: TenantId,
@@ -972,7 +972,7 @@ pub async fn progress<R: Runner + ?Sized>(
     Ok(Progress::tally(tallies))
 }
 
-/// [`CommerceStore::open_items`] on a [`Runner`].
+/// [`CommerceStore::open_items`](crm_core::commerce::CommerceStore::open_items) on a [`Runner`].
 pub async fn open_items<R: Runner + ?Sized>(
     r: &R,
     tenant: TenantId,
@@ -989,7 +989,7 @@ pub async fn open_items<R: Runner + ?Sized>(
     Ok(out)
 }
 
-/// [`CommerceStore::balances`] on a [`Runner`].
+/// [`CommerceStore::balances`](crm_core::commerce::CommerceStore::balances) on a [`Runner`].
 pub async fn balances<R: Runner + ?Sized>(
     r: &R,
     tenant: TenantId,

@@ -54,7 +54,7 @@ macro_rules! __forward_impl {
 
 #[doc(hidden)]
 pub mod __private {
-    //! What [`commerce_store!`] names, so an adapter needs no imports for it.
+    //! What [`commerce_store!`](crate::commerce_store) names, so an adapter needs no imports for it.
     pub use async_trait::async_trait;
     pub use chrono::Duration;
     pub use chrono::NaiveDate;
