@@ -706,6 +706,17 @@ pub fn profit_sums(dialect: Dialect, tenant: TenantId, q: &SumsQuery) -> Sql {
     let f = sql.bind(Param::Day(day_number(q.period.from())));
     let to = sql.bind(Param::Day(day_number(q.period.to())));
     let k = dialect.text("k");
+    // PostgreSQL orders by an expression of output names only from an outer query, and sorts NULLs last unless
+    // told; SQLite reads output names in ORDER BY expressions and sorts NULLs first, so it orders the grouped rows
+    // directly (a wrapping query would cost it a second sort).
+    let (open, close, nulls) = match dialect {
+        Dialect::Sqlite => ("", "", ""),
+        Dialect::Postgres => (
+            "SELECT k, bk, rev, cost, n FROM (",
+            ") AS sums",
+            " NULLS FIRST",
+        ),
+    };
     // The rank's n is a parameter, so a statement cache holds one statement per shape, not per n.
     let order = match q.rank.filter(|_| q.bucket.is_none()) {
         Some(rank) => {
@@ -715,16 +726,15 @@ pub fn profit_sums(dialect: Dialect, tenant: TenantId, q: &SumsQuery) -> Sql {
             } else {
                 "ASC"
             };
-            format!("ORDER BY rev - cost {dir}, {k} ASC NULLS FIRST LIMIT {n}")
+            format!("ORDER BY rev - cost {dir}, {k} ASC{nulls} LIMIT {n}")
         }
-        None => format!("ORDER BY {k} NULLS FIRST, bk NULLS FIRST"),
+        None => format!("ORDER BY {k}{nulls}, bk{nulls}"),
     };
     let invoices = dialect.filtered("count", "1", "kind = 0");
     sql.text = format!(
-        "SELECT k, bk, rev, cost, n FROM (\
-         SELECT {key} AS k, {bucket} AS bk, sum(revenue_units) AS rev, sum(cost_units) AS cost, {invoices} AS n \
+        "{open}SELECT {key} AS k, {bucket} AS bk, sum(revenue_units) AS rev, sum(cost_units) AS cost, {invoices} AS n \
          FROM documents WHERE tenant = {t} AND reporting = {r} AND issue_day BETWEEN {f} AND {to} \
-         AND kind IN (0, 1) GROUP BY 1, 2) AS sums {order}"
+         AND kind IN (0, 1) GROUP BY 1, 2{close} {order}"
     );
     sql
 }
@@ -926,21 +936,29 @@ pub async fn read_campaign_sums<R: Runner + ?Sized>(
             .next()
             .ok_or_else(|| corrupt("campaign sums", "no row"))
     };
+    // One batch: on SQLite one hop to a reader and one snapshot for all six sums.
+    let [targets, outcomes, leads, money, invoiced, costs]: [Vec<Vec<Cell>>; 6] = r
+        .rows_batch(vec![
+            q.targets, q.outcomes, q.leads, q.money, q.invoiced, q.costs,
+        ])
+        .await?
+        .try_into()
+        .map_err(|_| corrupt("campaign sums", "a statement gave no result"))?;
     let mut s = CampaignSums::default();
-    let row = first(r.rows(q.targets, false).await?)?;
+    let row = first(targets)?;
     (s.targets, s.reached) = (row[0].count("targets")?, row[1].count("reached")?);
-    for row in r.rows(q.outcomes, false).await? {
+    for row in outcomes {
         s.outcomes
             .insert(outcome_of(&row[0])?, row[1].count("outcomes")?);
     }
-    let row = first(r.rows(q.leads, false).await?)?;
+    let row = first(leads)?;
     (s.leads, s.won) = (row[0].count("leads")?, row[1].count("won")?);
-    let row = first(r.rows(q.money, false).await?)?;
+    let row = first(money)?;
     s.revenue_units = row[0].int("sum of units")?;
     s.cost_units = row[1].int("sum of units")?;
-    let row = first(r.rows(q.invoiced, false).await?)?;
+    let row = first(invoiced)?;
     s.invoiced_customers = row[0].count("invoiced customers")?;
-    let row = first(r.rows(q.costs, false).await?)?;
+    let row = first(costs)?;
     s.campaign_cost_units = row[0].int("sum of units")?;
     Ok(s)
 }

@@ -90,6 +90,16 @@ pub trait Runner: Send + Sync {
     /// Runs `sql` and returns its rows; `once` marks a statement built for one call (not worth caching).
     async fn rows(&self, sql: Sql, once: bool) -> Result<Vec<Vec<Cell>>>;
 
+    /// Runs several reads and returns each one's rows, in order. An adapter whose reads hop to a connection thread
+    /// (SQLite) runs them in one hop, on one connection; the default runs them one after the other.
+    async fn rows_batch(&self, sqls: Vec<Sql>) -> Result<Vec<Vec<Vec<Cell>>>> {
+        let mut out = Vec::with_capacity(sqls.len());
+        for sql in sqls {
+            out.push(self.rows(sql, false).await?);
+        }
+        Ok(out)
+    }
+
     /// Runs a statement that writes (on the writer, in its own transaction) and returns the rows it returns.
     async fn write_rows(&self, sql: Sql) -> Result<Vec<Vec<Cell>>>;
 

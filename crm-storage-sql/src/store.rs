@@ -42,32 +42,34 @@ fn decode<T: serde::de::DeserializeOwned>(cell: &Cell, entity: &str) -> Result<T
 }
 
 /// Fails with not found unless record `id` of `table` exists in this tenant.
-async fn exists<R: Runner + ?Sized>(
-    r: &R,
-    table: &str,
-    tenant: TenantId,
-    id: Uuid,
-    entity: &'static str,
-) -> Result<()> {
-    let mut sql = Sql::new(r.dialect());
-    let t = sql.bind(*tenant.as_uuid());
-    let i = sql.bind(id);
-    sql.text = format!("SELECT 1 FROM {table} WHERE tenant = {t} AND id = {i}");
-    if r.rows(sql, false).await?.is_empty() {
-        return Err(Error::not_found(entity, id));
-    }
-    Ok(())
-}
-
-/// The existence check of a comment target or timeline subject; its id.
-async fn subject<R: Runner + ?Sized>(r: &R, tenant: TenantId, of: CommentTarget) -> Result<Uuid> {
+/// The existence check of a comment target or timeline subject: its statement, entity name and id.
+fn subject_sql(dialect: Dialect, tenant: TenantId, of: CommentTarget) -> (Sql, &'static str, Uuid) {
     let (table, entity, id) = match of {
         CommentTarget::Lead(id) => ("leads", "lead", *id.as_uuid()),
         CommentTarget::Partner(id) => ("partners", "partner", *id.as_uuid()),
         CommentTarget::Request(id) => ("requests", "request", *id.as_uuid()),
     };
-    exists(r, table, tenant, id, entity).await?;
-    Ok(id)
+    let mut sql = Sql::new(dialect);
+    let t = sql.bind(*tenant.as_uuid());
+    let i = sql.bind(id);
+    sql.text = format!("SELECT 1 FROM {table} WHERE tenant = {t} AND id = {i}");
+    (sql, entity, id)
+}
+
+/// A page read after its subject's existence check, in one batch (one hop and one snapshot on SQLite): the page's
+/// rows, or not found when the subject is missing.
+async fn page_of_subject<R: Runner + ?Sized>(
+    r: &R,
+    check: (Sql, &'static str, Uuid),
+    page: Sql,
+) -> Result<Vec<Vec<Cell>>> {
+    let (exists, entity, id) = check;
+    let mut rows = r.rows_batch(vec![exists, page]).await?;
+    let page = rows.pop().unwrap_or_default();
+    match rows.pop() {
+        Some(found) if !found.is_empty() => Ok(page),
+        _ => Err(Error::not_found(entity, id)),
+    }
 }
 
 /// `Store::funnel`: stages reached (per the history in this pipeline) by leads created in the period, then how
@@ -212,8 +214,9 @@ pub async fn comments<R: Runner + ?Sized>(
 ) -> Result<Page<Comment>> {
     page.validate()?;
     let after = page.after.as_ref().map(|c| c.decode()).transpose()?;
-    let id = subject(r, tenant, target).await?;
     let dialect = r.dialect();
+    let check = subject_sql(dialect, tenant, target);
+    let id = check.2;
     let created = dialect.col("created");
     let mut sql = Sql::new(dialect);
     let t = sql.bind(*tenant.as_uuid());
@@ -236,8 +239,7 @@ pub async fn comments<R: Runner + ?Sized>(
          ORDER BY {created} DESC, id DESC LIMIT {l}",
         dialect.doc()
     );
-    let items = r
-        .rows(sql, false)
+    let items = page_of_subject(r, check, sql)
         .await?
         .iter()
         .map(|row| decode(&row[0], "comment"))
@@ -295,10 +297,9 @@ pub async fn timeline<R: Runner + ?Sized>(
         TimelineOf::Partner(id) => CommentTarget::Partner(id),
         TimelineOf::Request(id) => CommentTarget::Request(id),
     };
-    subject(r, tenant, target).await?;
+    let check = subject_sql(r.dialect(), tenant, target);
     let sql = timeline_sql(r.dialect(), tenant, of, after, page.limit);
-    let items = r
-        .rows(sql, false)
+    let items = page_of_subject(r, check, sql)
         .await?
         .iter()
         .map(|row| decode(&row[0], "event"))

@@ -278,6 +278,19 @@ impl crm_storage_sql::Runner for SqliteStore {
             .await
     }
 
+    async fn rows_batch(
+        &self,
+        sqls: Vec<crm_storage_sql::Sql>,
+    ) -> Result<Vec<Vec<Vec<crm_storage_sql::Cell>>>> {
+        self.threads
+            .read(move |c| {
+                sqls.iter()
+                    .map(|sql| crate::rows::cells_of(c, sql, false))
+                    .collect()
+            })
+            .await
+    }
+
     async fn write_rows(
         &self,
         sql: crm_storage_sql::Sql,
