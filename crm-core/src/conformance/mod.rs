@@ -6,7 +6,8 @@
 //! forwarding impl is exercised), plus the property tests: the differential one ([`run_differential`]) drives random
 //! operation sequences through the service over a [`Differential`] store that forwards every call to the adapter
 //! *and* to the naive [`model::MemStore`] and fails on the first difference; the commerce one compares reports with
-//! [`crate::commerce::reference`]; the outbox one compares with [`crate::outbox::MemoryOutbox`]. One `backend`
+//! [`crate::commerce::reference`]; the outbox one compares with [`crate::outbox::MemoryOutbox`]; the no-panic one
+//! ([`no_panic::run_no_panic`]) sends arbitrary input through the services and fails on a panic. One `backend`
 //! check, [`check_scenarios`], replays the lifecycle and commerce [`scenario`]s (TOML files, embedded) through the
 //! services.
 //!
