@@ -251,16 +251,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             Criteria::Role {
                 role: PartnerRole::Customer,
             },
-            Criteria::Not {
-                not: Box::new(Criteria::LastSale {
-                    when: LastSale::Never,
-                }),
-            },
-            Criteria::Not {
-                not: Box::new(Criteria::LastSale {
-                    when: LastSale::WithinDays { days: 90 },
-                }),
-            },
+            Criteria::lapsed(LastSale::WithinDays { days: 90 }),
         ],
     };
     let campaign = shop
@@ -691,22 +682,9 @@ async fn scale(
         )
         .await?;
     timed("by customer group and month, compared", t, q.rows.len());
-    let lapsed = Criteria::And {
-        all: vec![
-            Criteria::Not {
-                not: Box::new(Criteria::LastSale {
-                    when: LastSale::Never,
-                }),
-            },
-            Criteria::Not {
-                not: Box::new(Criteria::LastSale {
-                    when: LastSale::After {
-                        date: d(2025, 10, 1),
-                    },
-                }),
-            },
-        ],
-    };
+    let lapsed = Criteria::lapsed(LastSale::After {
+        date: d(2025, 10, 1),
+    });
     let t = Instant::now();
     let seg = shop
         .store()

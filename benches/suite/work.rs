@@ -620,16 +620,7 @@ impl Env {
         let cat = c.category.ok_or("no commerce data")?;
         Ok(Criteria::And {
             all: vec![
-                Criteria::Not {
-                    not: Box::new(Criteria::LastSale {
-                        when: LastSale::Never,
-                    }),
-                },
-                Criteria::Not {
-                    not: Box::new(Criteria::LastSale {
-                        when: LastSale::WithinDays { days: 90 },
-                    }),
-                },
+                Criteria::lapsed(LastSale::WithinDays { days: 90 }),
                 Criteria::SalesVolume {
                     period: self.year()?,
                     cmp: Cmp::Gt,

@@ -923,20 +923,7 @@ pub async fn check_commerce_campaign(store: &Arc<dyn Store>, commerce: &Arc<dyn 
         }
         partners.push(p);
     }
-    let lapsed = Criteria::And {
-        all: vec![
-            Criteria::Not {
-                not: Box::new(Criteria::LastSale {
-                    when: LastSale::Never,
-                }),
-            },
-            Criteria::Not {
-                not: Box::new(Criteria::LastSale {
-                    when: LastSale::WithinDays { days: 90 },
-                }),
-            },
-        ],
-    };
+    let lapsed = Criteria::lapsed(LastSale::WithinDays { days: 90 });
     let preview = s.cs.segment(s.w.tenant, &lapsed).await.expect("segment");
     let want: BTreeSet<PartnerId> = partners[..3].iter().map(|p| p.id).collect();
     assert_eq!(
