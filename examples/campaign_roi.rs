@@ -401,16 +401,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let t2 = Instant::now();
     let sums = shop
         .store()
-        .profit_sums(
-            tenant,
-            &SumsQuery {
-                period: year,
-                group_by: GroupBy::Customer,
-                bucket: None,
-                reporting: ron,
-                rank: None,
-            },
-        )
+        .profit_sums(tenant, &SumsQuery::by(GroupBy::Customer, year, ron))
         .await?;
     let sql_time = t2.elapsed();
     let top = ProfitQuery {
@@ -637,16 +628,7 @@ async fn scale(
     let t = Instant::now();
     let sums = shop
         .store()
-        .profit_sums(
-            tenant,
-            &SumsQuery {
-                period: year,
-                group_by: GroupBy::Customer,
-                bucket: None,
-                reporting: ron,
-                rank: None,
-            },
-        )
+        .profit_sums(tenant, &SumsQuery::by(GroupBy::Customer, year, ron))
         .await?;
     timed("profitability by customer (GROUP BY)", t, sums.len());
     let t = Instant::now();

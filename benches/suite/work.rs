@@ -676,13 +676,7 @@ impl Env {
         let started = Instant::now();
         let rows: Vec<ProfitRow> = match imp {
             Impl::Ours => {
-                let q = SumsQuery {
-                    period: year,
-                    group_by: by,
-                    bucket: None,
-                    reporting: Self::eur(),
-                    rank: None,
-                };
+                let q = SumsQuery::by(by, year, Self::eur());
                 self.commerce
                     .profit_sums(tenant, &q)
                     .await

@@ -725,13 +725,7 @@ mod tests {
             partners: &w.partners,
             documents: &w.docs,
         };
-        let q = SumsQuery {
-            period: Period::year(2025).unwrap(),
-            group_by: GroupBy::Group,
-            bucket: None,
-            reporting: ron,
-            rank: None,
-        };
+        let q = SumsQuery::by(GroupBy::Group, Period::year(2025).unwrap(), ron);
         let units = |s: &ProfitSums| {
             (
                 s.key.clone(),

@@ -98,6 +98,19 @@ pub struct SumsQuery {
     pub rank: Option<Rank>,
 }
 
+impl SumsQuery {
+    /// The sums of every group over a period in the `reporting` currency, no buckets, no ranking.
+    pub fn by(group_by: GroupBy, period: Period, reporting: Currency) -> Self {
+        Self {
+            period,
+            group_by,
+            bucket: None,
+            reporting,
+            rank: None,
+        }
+    }
+}
+
 /// One group's (and bucket's) exact sums.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct ProfitSums {

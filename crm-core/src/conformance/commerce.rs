@@ -245,13 +245,7 @@ pub async fn check_commerce_documents(store: &Arc<dyn Store>, commerce: &Arc<dyn
     assert_eq!((replaced.id, replaced.version), (first.id, 2));
 
     let period = Period::new(day(2026, 1, 1), day(2026, 12, 31)).unwrap();
-    let q = SumsQuery {
-        period,
-        group_by: GroupBy::Customer,
-        bucket: None,
-        reporting: ron(),
-        rank: None,
-    };
+    let q = SumsQuery::by(GroupBy::Customer, period, ron());
     let sums = s.cs.store().profit_sums(s.w.tenant, &q).await.unwrap();
     assert_eq!(sums.len(), 1);
     assert_eq!(
@@ -1207,13 +1201,7 @@ pub async fn check_commerce_isolation(store: &Arc<dyn Store>, commerce: &Arc<dyn
         b.cs.store().product(b.w.tenant, a.products[0]).await,
         Err(Error::NotFound { .. })
     ));
-    let q = SumsQuery {
-        period: Period::year(2026).unwrap(),
-        group_by: GroupBy::Customer,
-        bucket: None,
-        reporting: ron(),
-        rank: None,
-    };
+    let q = SumsQuery::by(GroupBy::Customer, Period::year(2026).unwrap(), ron());
     assert!(b
         .cs
         .store()

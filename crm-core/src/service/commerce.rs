@@ -1401,11 +1401,8 @@ impl CommerceService {
     pub async fn profitability(&self, tenant: TenantId, q: &ProfitQuery) -> Result<ProfitReport> {
         q.check()?;
         let base = SumsQuery {
-            period: q.period,
-            group_by: q.group_by,
-            bucket: None,
-            reporting: self.reporting,
             rank: q.rank,
+            ..SumsQuery::by(q.group_by, q.period, self.reporting)
         };
         let (current, previous): (Vec<ProfitSums>, Option<Vec<ProfitSums>>) = match q.bucket {
             None => {
