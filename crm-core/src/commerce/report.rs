@@ -529,7 +529,7 @@ impl OpenItem {
             due_date: d.due_date,
             currency: d.currency,
             total: d.total,
-            settled: units_to_decimal(d.total_units() as i128) - open,
+            settled: units_to_decimal(d.total_units() as i128 - open_units),
             open,
             days_overdue: days_overdue(open, d.due_date, as_of),
         }
