@@ -251,16 +251,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             Criteria::Role {
                 role: PartnerRole::Customer,
             },
-            Criteria::Not {
-                not: Box::new(Criteria::LastSale {
-                    when: LastSale::Never,
-                }),
-            },
-            Criteria::Not {
-                not: Box::new(Criteria::LastSale {
-                    when: LastSale::WithinDays { days: 90 },
-                }),
-            },
+            Criteria::lapsed(LastSale::WithinDays { days: 90 }),
         ],
     };
     let campaign = shop
@@ -410,16 +401,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let t2 = Instant::now();
     let sums = shop
         .store()
-        .profit_sums(
-            tenant,
-            &SumsQuery {
-                period: year,
-                group_by: GroupBy::Customer,
-                bucket: None,
-                reporting: ron,
-                rank: None,
-            },
-        )
+        .profit_sums(tenant, &SumsQuery::by(GroupBy::Customer, year, ron))
         .await?;
     let sql_time = t2.elapsed();
     let top = ProfitQuery {
@@ -646,16 +628,7 @@ async fn scale(
     let t = Instant::now();
     let sums = shop
         .store()
-        .profit_sums(
-            tenant,
-            &SumsQuery {
-                period: year,
-                group_by: GroupBy::Customer,
-                bucket: None,
-                reporting: ron,
-                rank: None,
-            },
-        )
+        .profit_sums(tenant, &SumsQuery::by(GroupBy::Customer, year, ron))
         .await?;
     timed("profitability by customer (GROUP BY)", t, sums.len());
     let t = Instant::now();
@@ -691,22 +664,9 @@ async fn scale(
         )
         .await?;
     timed("by customer group and month, compared", t, q.rows.len());
-    let lapsed = Criteria::And {
-        all: vec![
-            Criteria::Not {
-                not: Box::new(Criteria::LastSale {
-                    when: LastSale::Never,
-                }),
-            },
-            Criteria::Not {
-                not: Box::new(Criteria::LastSale {
-                    when: LastSale::After {
-                        date: d(2025, 10, 1),
-                    },
-                }),
-            },
-        ],
-    };
+    let lapsed = Criteria::lapsed(LastSale::After {
+        date: d(2025, 10, 1),
+    });
     let t = Instant::now();
     let seg = shop
         .store()

@@ -117,14 +117,7 @@ async fn main() -> crm::Result<()> {
         "  {} delivered, {} to retry, {} dead",
         r.delivered, r.retried, r.dead
     );
-    for m in printed.delivered() {
-        let t = templates
-            .render(
-                m.payload.template.as_deref().unwrap_or_default(),
-                &m.payload.vars,
-            )
-            .expect("the example templates render");
-        let to = m.recipient.email.as_deref().unwrap_or("?");
+    for (to, t) in delivery::printed_emails(&printed, &templates) {
         println!(
             "  e-mail to {to}: {}\n    {}",
             t.subject,

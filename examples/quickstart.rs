@@ -266,18 +266,8 @@ async fn main() -> crm::Result<()> {
         "\nOutbox: {} delivered, {} to retry, {} dead",
         report.delivered, report.retried, report.dead
     );
-    for m in printed.delivered() {
-        let t = templates
-            .render(
-                m.payload.template.as_deref().unwrap_or_default(),
-                &m.payload.vars,
-            )
-            .expect("the example templates render");
-        println!(
-            "  e-mail to {}: {}",
-            m.recipient.email.as_deref().unwrap_or("?"),
-            t.subject
-        );
+    for (to, t) in delivery::printed_emails(&printed, &templates) {
+        println!("  e-mail to {to}: {}", t.subject);
     }
     println!("Inboxes");
     for u in &org.users {

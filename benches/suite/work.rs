@@ -620,16 +620,7 @@ impl Env {
         let cat = c.category.ok_or("no commerce data")?;
         Ok(Criteria::And {
             all: vec![
-                Criteria::Not {
-                    not: Box::new(Criteria::LastSale {
-                        when: LastSale::Never,
-                    }),
-                },
-                Criteria::Not {
-                    not: Box::new(Criteria::LastSale {
-                        when: LastSale::WithinDays { days: 90 },
-                    }),
-                },
+                Criteria::lapsed(LastSale::WithinDays { days: 90 }),
                 Criteria::SalesVolume {
                     period: self.year()?,
                     cmp: Cmp::Gt,
@@ -685,13 +676,7 @@ impl Env {
         let started = Instant::now();
         let rows: Vec<ProfitRow> = match imp {
             Impl::Ours => {
-                let q = SumsQuery {
-                    period: year,
-                    group_by: by,
-                    bucket: None,
-                    reporting: Self::eur(),
-                    rank: None,
-                };
+                let q = SumsQuery::by(by, year, Self::eur());
                 self.commerce
                     .profit_sums(tenant, &q)
                     .await

@@ -5,7 +5,7 @@
 //! reasons it matched.
 
 use crate::id::PartnerId;
-use crate::partner::{NewPartner, Partner};
+use crate::partner::{Contact, NewContact, NewPartner, Partner};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -227,10 +227,35 @@ pub fn normalize_name(name: &str) -> Option<String> {
     (n.chars().count() >= 3).then_some(n)
 }
 
-fn keys_from(
+/// A contact's e-mail and phone, stored or about to be entered.
+trait ContactPoints {
+    fn email(&self) -> Option<&str>;
+    fn phone(&self) -> Option<&str>;
+}
+
+impl ContactPoints for Contact {
+    fn email(&self) -> Option<&str> {
+        self.email.as_deref()
+    }
+    fn phone(&self) -> Option<&str> {
+        self.phone.as_deref()
+    }
+}
+
+impl ContactPoints for NewContact {
+    fn email(&self) -> Option<&str> {
+        self.email.as_deref()
+    }
+    fn phone(&self) -> Option<&str> {
+        self.phone.as_deref()
+    }
+}
+
+/// The keys of a partner's name, contacts, tax id and website, each once: e-mails (and their domains), the
+/// website's domain, phones, tax id, name.
+fn keys_from<C: ContactPoints>(
     name: &str,
-    emails: &mut dyn Iterator<Item = &str>,
-    phones: &mut dyn Iterator<Item = &str>,
+    contacts: &[C],
     tax: Option<&str>,
     web: Option<&str>,
 ) -> Vec<DedupeKey> {
@@ -241,7 +266,7 @@ fn keys_from(
             keys.push(k);
         }
     };
-    for e in emails {
+    for e in contacts.iter().filter_map(C::email) {
         if let Some((addr, domain)) = normalize_email(e) {
             push(MatchKind::Email, addr);
             if !is_free_mail(&domain) {
@@ -254,7 +279,7 @@ fn keys_from(
             push(MatchKind::Domain, d);
         }
     }
-    for p in phones {
+    for p in contacts.iter().filter_map(C::phone) {
         if let Some(p) = normalize_phone(p) {
             push(MatchKind::Phone, p);
         }
@@ -272,8 +297,7 @@ fn keys_from(
 pub fn keys_of(p: &Partner) -> Vec<DedupeKey> {
     keys_from(
         &p.name,
-        &mut p.contacts.iter().filter_map(|c| c.email.as_deref()),
-        &mut p.contacts.iter().filter_map(|c| c.phone.as_deref()),
+        &p.contacts,
         p.tax_id.as_deref(),
         p.website.as_deref(),
     )
@@ -283,8 +307,7 @@ pub fn keys_of(p: &Partner) -> Vec<DedupeKey> {
 pub fn keys_of_new(p: &NewPartner) -> Vec<DedupeKey> {
     keys_from(
         &p.name,
-        &mut p.contacts.iter().filter_map(|c| c.email.as_deref()),
-        &mut p.contacts.iter().filter_map(|c| c.phone.as_deref()),
+        &p.contacts,
         p.tax_id.as_deref(),
         p.website.as_deref(),
     )

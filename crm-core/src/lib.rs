@@ -19,6 +19,8 @@
 
 #[macro_use]
 mod record;
+#[macro_use]
+mod typed_reads;
 
 pub mod actor;
 pub mod commerce;

@@ -601,82 +601,29 @@ impl<S: Store + ?Sized> Store for Arc<S> {
     }
 }
 
-/// The typed reads over [`Store::fetch`]. Implemented for every [`Store`]; adapters never implement it.
-#[async_trait]
-pub trait StoreExt: Store {
-    /// A partner; [`Error::NotFound`] when the tenant has none with this id.
-    async fn partner(&self, tenant: TenantId, id: PartnerId) -> Result<Partner> {
-        let r = self.fetch(tenant, &Key::Partner(id)).await?;
-        first(r).ok_or_else(|| Error::not_found("partner", id))
-    }
-    /// Partners sharing any of `keys`, one row per (partner, key), at most 100 partners.
-    async fn partners_by_keys(
-        &self,
-        tenant: TenantId,
-        keys: &[DedupeKey],
-    ) -> Result<Vec<KeyMatch>> {
-        let r = self
-            .fetch(tenant, &Key::PartnersByKeys(keys.to_vec()))
-            .await?;
-        Ok(all(r))
-    }
-    /// A pipeline; [`Error::NotFound`] when the tenant has none with this id.
-    async fn pipeline(&self, tenant: TenantId, id: PipelineId) -> Result<Pipeline> {
-        let r = self.fetch(tenant, &Key::Pipeline(id)).await?;
-        first(r).ok_or_else(|| Error::not_found("pipeline", id))
-    }
-    /// All pipelines of a tenant, oldest first.
-    async fn pipelines(&self, tenant: TenantId) -> Result<Vec<Pipeline>> {
-        let r = self.fetch(tenant, &Key::Pipelines).await?;
-        Ok(all(r))
-    }
-    /// The tenant's lost reasons, in creation order.
-    async fn lost_reasons(&self, tenant: TenantId) -> Result<Vec<LostReason>> {
-        let r = self.fetch(tenant, &Key::LostReasons).await?;
-        Ok(all(r))
-    }
-    /// A lead; [`Error::NotFound`] when the tenant has none with this id.
-    async fn lead(&self, tenant: TenantId, id: LeadId) -> Result<Lead> {
-        let r = self.fetch(tenant, &Key::Lead(id)).await?;
-        first(r).ok_or_else(|| Error::not_found("lead", id))
-    }
-    /// A lead's stage history, oldest first.
-    async fn stage_history(
-        &self,
-        tenant: TenantId,
-        lead: LeadId,
-    ) -> Result<Vec<StageHistoryEntry>> {
-        let r = self.fetch(tenant, &Key::StageHistory(lead)).await?;
-        Ok(all(r))
-    }
-    /// A request; [`Error::NotFound`] when the tenant has none with this id.
-    async fn request(&self, tenant: TenantId, id: RequestId) -> Result<Request> {
-        let r = self.fetch(tenant, &Key::Request(id)).await?;
-        first(r).ok_or_else(|| Error::not_found("request", id))
+typed_reads! {
+    /// The typed reads over [`Store::fetch`]. Implemented for every [`Store`]; adapters never implement it.
+    pub trait StoreExt: Store via fetch {
+        /// A partner; [`Error::NotFound`] when the tenant has none with this id.
+        fn partner(id: PartnerId) -> Partner = Key::Partner(id), "partner" for id;
+        /// Partners sharing any of `keys`, one row per (partner, key), at most 100 partners.
+        fn partners_by_keys(keys: &[DedupeKey]) -> Vec<KeyMatch> = Key::PartnersByKeys(keys.to_vec());
+        /// A pipeline; [`Error::NotFound`] when the tenant has none with this id.
+        fn pipeline(id: PipelineId) -> Pipeline = Key::Pipeline(id), "pipeline" for id;
+        /// All pipelines of a tenant, oldest first.
+        fn pipelines() -> Vec<Pipeline> = Key::Pipelines;
+        /// The tenant's lost reasons, in creation order.
+        fn lost_reasons() -> Vec<LostReason> = Key::LostReasons;
+        /// A lead; [`Error::NotFound`] when the tenant has none with this id.
+        fn lead(id: LeadId) -> Lead = Key::Lead(id), "lead" for id;
+        /// A lead's stage history, oldest first.
+        fn stage_history(lead: LeadId) -> Vec<StageHistoryEntry> = Key::StageHistory(lead);
+        /// A request; [`Error::NotFound`] when the tenant has none with this id.
+        fn request(id: RequestId) -> Request = Key::Request(id), "request" for id;
     }
 }
 
-impl<S: Store + ?Sized> StoreExt for S {}
-
-/// A record type [`StoreExt`] reads out of [`Record`]s.
-trait Pick: Sized {
-    fn pick(r: Record) -> Option<Self>;
-}
-
-macro_rules! pick {
-    ($($variant:ident => $ty:ty),* $(,)?) => {
-        $(impl Pick for $ty {
-            fn pick(r: Record) -> Option<Self> {
-                match r {
-                    Record::$variant(x) => Some(x),
-                    _ => None,
-                }
-            }
-        })*
-    };
-}
-
-pick!(
+pick!(Record {
     Partner => Partner,
     KeyMatch => KeyMatch,
     Pipeline => Pipeline,
@@ -684,15 +631,7 @@ pick!(
     Lead => Lead,
     StageStep => StageHistoryEntry,
     Request => Request,
-);
-
-fn first<T: Pick>(records: Vec<Record>) -> Option<T> {
-    records.into_iter().find_map(T::pick)
-}
-
-fn all<T: Pick>(records: Vec<Record>) -> Vec<T> {
-    records.into_iter().filter_map(T::pick).collect()
-}
+});
 
 /// For adapters answering [`Store::fetch`] with a by-id read that reports a missing row as [`Error::NotFound`]:
 /// the record, or nothing when it does not exist (other errors pass through).

@@ -332,69 +332,35 @@ pub async fn tick(
     };
     let mut report = TickReport::default();
     for timer in engine.timers_for(tenant) {
-        let mut firings: Vec<(TimerFiring, Views)> = Vec::new();
         let bound = timer.bound(now)?;
-        match timer {
-            TimerTrigger::LeadIdle { .. } => {
-                for l in source.idle_leads(tenant, bound, limit).await? {
-                    let key = format!("{timer}:{}:{}", l.id(), l.updated_at().timestamp_micros());
-                    firings.push((
-                        firing(tenant, now, timer, lead_subject(&l), key),
-                        lead_views(l),
-                    ));
-                }
-            }
-            TimerTrigger::CloseDatePassed => {
-                for l in source
+        let fire = Firings { tenant, now, timer };
+        let firings = match timer {
+            TimerTrigger::LeadIdle { .. } => fire
+                .each(source.idle_leads(tenant, bound, limit).await?, |l| {
+                    Some(format!("{}:{}", l.id(), l.updated_at().timestamp_micros()))
+                }),
+            TimerTrigger::CloseDatePassed => fire.each(
+                source
                     .leads_past_close(tenant, now.date_naive(), limit)
-                    .await?
-                {
-                    let key = format!("{timer}:{}:{:?}", l.id(), l.expected_close());
-                    firings.push((
-                        firing(tenant, now, timer, lead_subject(&l), key),
-                        lead_views(l),
-                    ));
-                }
-            }
+                    .await?,
+                |l| Some(format!("{}:{:?}", l.id(), l.expected_close())),
+            ),
             TimerTrigger::RequestDueSoon { .. } => {
                 // Due in the coming hours: a window of due times, so overdue requests never crowd them out.
-                for r in source
-                    .requests_due_between(tenant, now, bound, limit)
-                    .await?
-                {
-                    let Some(due) = r.due() else { continue };
-                    let key = format!("{timer}:{}:{}", r.id(), due.timestamp_micros());
-                    firings.push((
-                        firing(tenant, now, timer, request_subject(&r), key),
-                        request_views(r),
-                    ));
-                }
+                let due = source.requests_due_between(tenant, now, bound, limit);
+                fire.each(due.await?, request_due_stamp)
             }
-            TimerTrigger::RequestAge { .. } => {
-                for r in source.requests_opened_before(tenant, bound, limit).await? {
-                    let key = format!("{timer}:{}:{}", r.id(), r.created_at().timestamp_micros());
-                    firings.push((
-                        firing(tenant, now, timer, request_subject(&r), key),
-                        request_views(r),
-                    ));
-                }
-            }
+            TimerTrigger::RequestAge { .. } => fire.each(
+                source.requests_opened_before(tenant, bound, limit).await?,
+                |r| Some(format!("{}:{}", r.id(), r.created_at().timestamp_micros())),
+            ),
             TimerTrigger::RequestOverdue { .. } => {
                 // Overdue by N days: due before the bound, looked for in a recent window of due times.
                 let after = bound
                     .checked_sub_signed(chrono::Duration::days(OVERDUE_LOOKBACK_DAYS))
                     .ok_or_else(|| outside(timer, now))?;
-                for r in source
-                    .requests_due_between(tenant, after, bound, limit)
-                    .await?
-                {
-                    let Some(due) = r.due() else { continue };
-                    let key = format!("{timer}:{}:{}", r.id(), due.timestamp_micros());
-                    firings.push((
-                        firing(tenant, now, timer, request_subject(&r), key),
-                        request_views(r),
-                    ));
-                }
+                let due = source.requests_due_between(tenant, after, bound, limit);
+                fire.each(due.await?, request_due_stamp)
             }
             TimerTrigger::OpenItemOverdue { .. } => {
                 // Overdue by N days: due on or before the bound's day; looked for in a recent window of due dates.
@@ -402,30 +368,19 @@ pub async fn tick(
                 let from = before
                     .checked_sub_signed(chrono::Duration::days(OVERDUE_LOOKBACK_DAYS))
                     .ok_or_else(|| outside(timer, now))?;
-                for c in source
-                    .open_items_due(tenant, from, before, now.date_naive(), limit)
-                    .await?
-                {
-                    let key = format!("{timer}:{}:{:?}", c.document.id(), c.document.due_date());
-                    firings.push((
-                        firing(tenant, now, timer, document_subject(&c.document), key),
-                        document_views(c),
-                    ));
-                }
+                let due = source.open_items_due(tenant, from, before, now.date_naive(), limit);
+                fire.each(due.await?, |c| {
+                    Some(format!("{}:{:?}", c.document.id(), c.document.due_date()))
+                })
             }
             TimerTrigger::ContractRenewalDue { .. } => {
-                for c in source
-                    .documents_renewing(tenant, now.date_naive(), bound.date_naive(), limit)
-                    .await?
-                {
-                    let key = format!("{timer}:{}:{:?}", c.document.id(), c.document.renews_on());
-                    firings.push((
-                        firing(tenant, now, timer, document_subject(&c.document), key),
-                        document_views(c),
-                    ));
-                }
+                let (from, to) = (now.date_naive(), bound.date_naive());
+                let renewing = source.documents_renewing(tenant, from, to, limit);
+                fire.each(renewing.await?, |c| {
+                    Some(format!("{}:{:?}", c.document.id(), c.document.renews_on()))
+                })
             }
-        }
+        };
         for (f, views) in firings {
             let trigger = Trigger::Timer(f.clone());
             let decision = engine.evaluate(&trigger, &views);
@@ -438,35 +393,95 @@ pub async fn tick(
     Ok(report)
 }
 
-fn firing(
+/// One timer's firings at `now`.
+struct Firings {
     tenant: TenantId,
-    at: Timestamp,
+    now: Timestamp,
     timer: TimerTrigger,
-    subject: Subject,
-    key: String,
-) -> TimerFiring {
-    TimerFiring {
-        tenant,
-        at,
-        timer,
-        subject,
-        key,
+}
+
+impl Firings {
+    /// A firing for each candidate that `stamp` gives a stamp, keyed `timer:stamp`: the stamp names the candidate
+    /// and what moves on when it changes (a timestamp or date), so a repeated tick fires nothing new.
+    fn each<C: Candidate>(
+        &self,
+        candidates: Vec<C>,
+        stamp: impl Fn(&C) -> Option<String>,
+    ) -> Vec<(TimerFiring, Views)> {
+        candidates
+            .into_iter()
+            .filter_map(|c| {
+                let firing = TimerFiring {
+                    tenant: self.tenant,
+                    at: self.now,
+                    timer: self.timer,
+                    subject: c.subject(),
+                    key: format!("{}:{}", self.timer, stamp(&c)?),
+                };
+                Some((firing, c.views()))
+            })
+            .collect()
     }
 }
 
-fn lead_subject(l: &Lead) -> Subject {
-    Subject {
-        partner: Some(l.partner()),
-        lead: Some(l.id()),
-        request: None,
+/// A request due-timer's stamp: the request and its due time (a request without one does not fire).
+fn request_due_stamp(r: &Request) -> Option<String> {
+    let due = r.due()?;
+    Some(format!("{}:{}", r.id(), due.timestamp_micros()))
+}
+
+/// What a timer fires for: the subject of the firing and the views its rules see.
+trait Candidate {
+    fn subject(&self) -> Subject;
+    fn views(self) -> Views;
+}
+
+impl Candidate for Lead {
+    fn subject(&self) -> Subject {
+        Subject {
+            partner: Some(self.partner()),
+            lead: Some(self.id()),
+            request: None,
+        }
+    }
+    fn views(self) -> Views {
+        Views {
+            lead: Some(self),
+            ..Default::default()
+        }
     }
 }
 
-fn request_subject(r: &Request) -> Subject {
-    Subject {
-        partner: r.partner(),
-        lead: r.lead(),
-        request: Some(r.id()),
+impl Candidate for Request {
+    fn subject(&self) -> Subject {
+        Subject {
+            partner: self.partner(),
+            lead: self.lead(),
+            request: Some(self.id()),
+        }
+    }
+    fn views(self) -> Views {
+        Views {
+            request: Some(self),
+            ..Default::default()
+        }
+    }
+}
+
+impl Candidate for DocumentCandidate {
+    fn subject(&self) -> Subject {
+        Subject {
+            partner: Some(self.document.partner()),
+            ..Default::default()
+        }
+    }
+    fn views(self) -> Views {
+        Views {
+            partner: self.partner,
+            document: Some(self.document),
+            open_item: self.open_item,
+            ..Default::default()
+        }
     }
 }
 
@@ -480,36 +495,6 @@ fn outside(timer: TimerTrigger, now: Timestamp) -> Error {
         "timer",
         format!("`{timer}` at {now} reaches outside the calendar"),
     )
-}
-
-fn document_subject(d: &Document) -> Subject {
-    Subject {
-        partner: Some(d.partner()),
-        ..Default::default()
-    }
-}
-
-fn document_views(c: DocumentCandidate) -> Views {
-    Views {
-        partner: c.partner,
-        document: Some(c.document),
-        open_item: c.open_item,
-        ..Default::default()
-    }
-}
-
-fn lead_views(l: Lead) -> Views {
-    Views {
-        lead: Some(l),
-        ..Default::default()
-    }
-}
-
-fn request_views(r: Request) -> Views {
-    Views {
-        request: Some(r),
-        ..Default::default()
-    }
 }
 
 #[cfg(test)]

@@ -874,6 +874,24 @@ pub fn action_view(
     v
 }
 
+/// The [`action_view`] of every action `decision` holds, with the people each reaches.
+fn decided_views(
+    decision: &Decision,
+    trigger: &Trigger,
+    views: &Views,
+    org: &Org,
+    dir: &dyn Directory,
+) -> Vec<serde_json::Map<String, Value>> {
+    decision
+        .actions
+        .iter()
+        .map(|d| {
+            let people = people_of(&d.action, trigger, views, org, dir);
+            action_view(&d.action, &d.rule, Some(people))
+        })
+        .collect()
+}
+
 /// The people an action resolves to, as user keys (or e-mail addresses, else `user <id>` for a user the
 /// organisation file does not know), or the resolution error.
 pub fn people_of(
@@ -945,17 +963,7 @@ pub fn run_case(engine: &RhaiRuleEngine, org: &Org, case: &Case) -> CaseResult {
         decision.failures.retain(|f| &f.rule == rule);
         decision.refusal = decision.refusal.filter(|r| &r.rule == rule);
     }
-    let actual: Vec<_> = decision
-        .actions
-        .iter()
-        .map(|d| {
-            action_view(
-                &d.action,
-                &d.rule,
-                Some(people_of(&d.action, &trigger, &views, org, &dir)),
-            )
-        })
-        .collect();
+    let actual = decided_views(&decision, &trigger, &views, org, &dir);
     diff.extend(action_diff(&case.expect, &actual, case.rule.as_deref()));
     let refused = decision.refusal.as_ref().map(|r| r.reason.clone());
     if refused != case.refused {
@@ -1149,17 +1157,7 @@ pub fn explain_case(
     let dir = org.directory();
     let (trigger, views) = build_case(case)?;
     let decision = engine.evaluate(&trigger, &views);
-    let actions = decision
-        .actions
-        .iter()
-        .map(|d| {
-            action_view(
-                &d.action,
-                &d.rule,
-                Some(people_of(&d.action, &trigger, &views, org, &dir)),
-            )
-        })
-        .collect();
+    let actions = decided_views(&decision, &trigger, &views, org, &dir);
     Ok(Explanation {
         input: crate::views::trigger_json(&trigger, &views),
         decision,

@@ -316,154 +316,184 @@ fn edge_label(e: &Edge) -> Vec<String> {
     lines
 }
 
-fn dot_text(s: &str) -> String {
-    s.replace('\\', "\\\\").replace('"', "\\\"")
+/// How one diagram language writes the statements of the schema graph; [`render`] walks the graph once for all.
+/// Names and labels arrive escaped with [`Diagram::text`], node ids as they are.
+trait Diagram {
+    /// What opens the diagram and its organisation part.
+    const HEAD: &'static str;
+    /// What closes the organisation part.
+    const ORG_END: &'static str;
+    /// What closes the diagram.
+    const TAIL: &'static str;
+    /// A line break inside a label.
+    const BREAK: &'static str;
+    /// `s` escaped for a quoted label.
+    fn text(s: &str) -> String;
+    /// A role with its members.
+    fn role(s: &mut String, role: &str, name: &str, members: &str);
+    /// A user.
+    fn user(s: &mut String, user: &str, name: &str);
+    /// A user holding a role.
+    fn holds(s: &mut String, user: &str, role: &str);
+    /// A user reporting to a manager.
+    fn reports_to(s: &mut String, user: &str, manager: &str);
+    /// A trigger, `when` it fires.
+    fn trigger(s: &mut String, node: &str, when: &str);
+    /// The refusal of a change.
+    fn refusal(s: &mut String, node: &str);
+    /// What a rule does.
+    fn target(s: &mut String, node: &str, label: &str);
+    /// A rule's edge from its trigger to its target.
+    fn edge(s: &mut String, from: &str, to: &str, label: &str, refusal: bool);
+}
+
+/// The graph in diagram language `D`: the organisation (roles with their members, users, reporting lines), then
+/// each rule from its trigger to its target, every node declared once.
+fn render<D: Diagram>(org: &Org, edges: &[Edge]) -> String {
+    let mut s = String::from(D::HEAD);
+    for r in &org.roles {
+        let members: Vec<_> = org
+            .users
+            .iter()
+            .filter(|u| u.roles.contains(r))
+            .map(|u| u.name.as_str())
+            .collect();
+        D::role(&mut s, &id(r), &D::text(r), &D::text(&members.join(", ")));
+    }
+    for u in &org.users {
+        D::user(&mut s, &id(&u.key), &D::text(&u.name));
+        for r in &u.roles {
+            D::holds(&mut s, &id(&u.key), &id(r));
+        }
+        if let Some(m) = &u.manager {
+            D::reports_to(&mut s, &id(&u.key), &id(m));
+        }
+    }
+    s.push_str(D::ORG_END);
+    let mut declared = BTreeSet::new();
+    for e in edges {
+        if declared.insert(trigger_node(e)) {
+            D::trigger(&mut s, &trigger_node(e), &D::text(&e.when));
+        }
+        let (node, label) = target_node(e, org);
+        if declared.insert(node.clone()) {
+            if e.is_refusal() {
+                D::refusal(&mut s, &node);
+            } else if let Some(l) = label {
+                D::target(&mut s, &node, &D::text(&l));
+            }
+        }
+        let label: Vec<String> = edge_label(e).iter().map(|l| D::text(l)).collect();
+        D::edge(
+            &mut s,
+            &trigger_node(e),
+            &node,
+            &label.join(D::BREAK),
+            e.is_refusal(),
+        );
+    }
+    s.push_str(D::TAIL);
+    s
+}
+
+/// Graphviz DOT.
+struct Dot;
+
+impl Diagram for Dot {
+    const HEAD: &'static str = "digraph schema {\n  rankdir=LR;\n  node [fontname=\"Helvetica\"];\n  edge [fontname=\"Helvetica\", fontsize=10];\n  subgraph cluster_org {\n    label=\"organisation\";\n";
+    const ORG_END: &'static str = "  }\n";
+    const TAIL: &'static str = "}\n";
+    const BREAK: &'static str = "\\n";
+    fn text(s: &str) -> String {
+        s.replace('\\', "\\\\").replace('"', "\\\"")
+    }
+    fn role(s: &mut String, role: &str, name: &str, members: &str) {
+        let _ = writeln!(
+            s,
+            "    \"role_{role}\" [shape=box, style=rounded, label=\"{name}\\n{members}\"];"
+        );
+    }
+    fn user(s: &mut String, user: &str, name: &str) {
+        let _ = writeln!(s, "    \"user_{user}\" [shape=ellipse, label=\"{name}\"];");
+    }
+    fn holds(s: &mut String, user: &str, role: &str) {
+        let _ = writeln!(
+            s,
+            "    \"user_{user}\" -> \"role_{role}\" [style=dotted, arrowhead=none];"
+        );
+    }
+    fn reports_to(s: &mut String, user: &str, manager: &str) {
+        let _ = writeln!(
+            s,
+            "    \"user_{user}\" -> \"user_{manager}\" [label=\"reports to\"];"
+        );
+    }
+    fn trigger(s: &mut String, node: &str, when: &str) {
+        let _ = writeln!(
+            s,
+            "  \"{node}\" [shape=cds, style=filled, fillcolor=\"#eef3ff\", label=\"when {when}\"];"
+        );
+    }
+    fn refusal(s: &mut String, node: &str) {
+        let _ = writeln!(
+            s,
+            "  \"{node}\" [shape=octagon, style=filled, fillcolor=\"#ffe0e0\", label=\"the change is refused\"];"
+        );
+    }
+    fn target(s: &mut String, node: &str, label: &str) {
+        let _ = writeln!(s, "  \"{node}\" [shape=note, label=\"{label}\"];");
+    }
+    fn edge(s: &mut String, from: &str, to: &str, label: &str, refusal: bool) {
+        let color = if refusal { ", color=red" } else { "" };
+        let _ = writeln!(s, "  \"{from}\" -> \"{to}\" [label=\"{label}\"{color}];");
+    }
+}
+
+/// Mermaid flowchart.
+struct Mermaid;
+
+impl Diagram for Mermaid {
+    const HEAD: &'static str = "flowchart LR\n  subgraph organisation\n";
+    const ORG_END: &'static str = "  end\n";
+    const TAIL: &'static str = "";
+    const BREAK: &'static str = "<br/>";
+    fn text(s: &str) -> String {
+        s.replace('"', "#quot;")
+    }
+    fn role(s: &mut String, role: &str, name: &str, members: &str) {
+        let _ = writeln!(s, "    role_{role}[\"{name}<br/>{members}\"]");
+    }
+    fn user(s: &mut String, user: &str, name: &str) {
+        let _ = writeln!(s, "    user_{user}([\"{name}\"])");
+    }
+    fn holds(s: &mut String, user: &str, role: &str) {
+        let _ = writeln!(s, "    user_{user} -.- role_{role}");
+    }
+    fn reports_to(s: &mut String, user: &str, manager: &str) {
+        let _ = writeln!(s, "    user_{user} -->|reports to| user_{manager}");
+    }
+    fn trigger(s: &mut String, node: &str, when: &str) {
+        let _ = writeln!(s, "  {node}{{{{\"when {when}\"}}}}");
+    }
+    fn refusal(s: &mut String, node: &str) {
+        let _ = writeln!(s, "  {node}[[\"the change is refused\"]]");
+    }
+    fn target(s: &mut String, node: &str, label: &str) {
+        let _ = writeln!(s, "  {node}[/\"{label}\"/]");
+    }
+    fn edge(s: &mut String, from: &str, to: &str, label: &str, _refusal: bool) {
+        let _ = writeln!(s, "  {from} -->|\"{label}\"| {to}");
+    }
 }
 
 /// Graphviz DOT.
 pub fn to_dot(org: &Org, edges: &[Edge]) -> String {
-    let mut s = String::from(
-        "digraph schema {\n  rankdir=LR;\n  node [fontname=\"Helvetica\"];\n  edge [fontname=\"Helvetica\", fontsize=10];\n",
-    );
-    s.push_str("  subgraph cluster_org {\n    label=\"organisation\";\n");
-    for r in &org.roles {
-        let members: Vec<_> = org
-            .users
-            .iter()
-            .filter(|u| u.roles.contains(r))
-            .map(|u| u.name.as_str())
-            .collect();
-        let _ = writeln!(
-            s,
-            "    \"role_{}\" [shape=box, style=rounded, label=\"{}\\n{}\"];",
-            id(r),
-            dot_text(r),
-            dot_text(&members.join(", "))
-        );
-    }
-    for u in &org.users {
-        let _ = writeln!(
-            s,
-            "    \"user_{}\" [shape=ellipse, label=\"{}\"];",
-            id(&u.key),
-            dot_text(&u.name)
-        );
-        for r in &u.roles {
-            let _ = writeln!(
-                s,
-                "    \"user_{}\" -> \"role_{}\" [style=dotted, arrowhead=none];",
-                id(&u.key),
-                id(r)
-            );
-        }
-        if let Some(m) = &u.manager {
-            let _ = writeln!(
-                s,
-                "    \"user_{}\" -> \"user_{}\" [label=\"reports to\"];",
-                id(&u.key),
-                id(m)
-            );
-        }
-    }
-    s.push_str("  }\n");
-    let mut declared = BTreeSet::new();
-    for e in edges {
-        if declared.insert(trigger_node(e)) {
-            let _ = writeln!(
-                s,
-                "  \"{}\" [shape=cds, style=filled, fillcolor=\"#eef3ff\", label=\"when {}\"];",
-                trigger_node(e),
-                dot_text(&e.when)
-            );
-        }
-        let (node, label) = target_node(e, org);
-        if declared.insert(node.clone()) {
-            if e.is_refusal() {
-                let _ = writeln!(
-                    s,
-                    "  \"{node}\" [shape=octagon, style=filled, fillcolor=\"#ffe0e0\", label=\"the change is refused\"];"
-                );
-            } else if let Some(l) = label {
-                let _ = writeln!(s, "  \"{node}\" [shape=note, label=\"{}\"];", dot_text(&l));
-            }
-        }
-        let label: Vec<String> = edge_label(e).iter().map(|l| dot_text(l)).collect();
-        let _ = writeln!(
-            s,
-            "  \"{}\" -> \"{node}\" [label=\"{}\"{}];",
-            trigger_node(e),
-            label.join("\\n"),
-            if e.is_refusal() { ", color=red" } else { "" }
-        );
-    }
-    s.push_str("}\n");
-    s
-}
-
-fn mermaid_text(s: &str) -> String {
-    s.replace('"', "#quot;")
+    render::<Dot>(org, edges)
 }
 
 /// Mermaid flowchart.
 pub fn to_mermaid(org: &Org, edges: &[Edge]) -> String {
-    let mut s = String::from("flowchart LR\n  subgraph organisation\n");
-    for r in &org.roles {
-        let members: Vec<_> = org
-            .users
-            .iter()
-            .filter(|u| u.roles.contains(r))
-            .map(|u| u.name.as_str())
-            .collect();
-        let _ = writeln!(
-            s,
-            "    role_{}[\"{}<br/>{}\"]",
-            id(r),
-            mermaid_text(r),
-            mermaid_text(&members.join(", "))
-        );
-    }
-    for u in &org.users {
-        let _ = writeln!(
-            s,
-            "    user_{}([\"{}\"])",
-            id(&u.key),
-            mermaid_text(&u.name)
-        );
-        for r in &u.roles {
-            let _ = writeln!(s, "    user_{} -.- role_{}", id(&u.key), id(r));
-        }
-        if let Some(m) = &u.manager {
-            let _ = writeln!(s, "    user_{} -->|reports to| user_{}", id(&u.key), id(m));
-        }
-    }
-    s.push_str("  end\n");
-    let mut declared = BTreeSet::new();
-    for e in edges {
-        if declared.insert(trigger_node(e)) {
-            let _ = writeln!(
-                s,
-                "  {}{{{{\"when {}\"}}}}",
-                trigger_node(e),
-                mermaid_text(&e.when)
-            );
-        }
-        let (node, label) = target_node(e, org);
-        if declared.insert(node.clone()) {
-            if e.is_refusal() {
-                let _ = writeln!(s, "  {node}[[\"the change is refused\"]]");
-            } else if let Some(l) = label {
-                let _ = writeln!(s, "  {node}[/\"{}\"/]", mermaid_text(&l));
-            }
-        }
-        let label: Vec<String> = edge_label(e).iter().map(|l| mermaid_text(l)).collect();
-        let _ = writeln!(
-            s,
-            "  {} -->|\"{}\"| {node}",
-            trigger_node(e),
-            label.join("<br/>")
-        );
-    }
-    s
+    render::<Mermaid>(org, edges)
 }
 
 // ---------------------------------------------------------------------------------------------------- the table

@@ -49,7 +49,7 @@ async fn the_classic_scheme_notifies_mails_and_opens_requests_end_to_end() {
     let mut input = NewLead::new(LeadPartner::Existing { id: customer.id() }, "Solar roof");
     input.owner = Some(ana);
     input.expected_revenue = Some(Money::parse("80000", "EUR").unwrap());
-    let lead = crm.enter_lead(&ctx, input).await.unwrap().record;
+    let mut lead = crm.enter_lead(&ctx, input).await.unwrap().record;
 
     // Negotiation needs an expected revenue: the guard refuses another lead without one.
     let mut bare = NewLead::new(LeadPartner::Existing { id: lead.partner() }, "Mystery roof");
@@ -73,30 +73,14 @@ async fn the_classic_scheme_notifies_mails_and_opens_requests_end_to_end() {
         "{refused}"
     );
 
-    let lead = crm
-        .transition(
-            &ctx,
-            lead.id(),
-            lead.version(),
-            LeadCommand::MoveTo {
-                stage: stage("Offer"),
-            },
-        )
-        .await
-        .unwrap()
-        .record;
-    let lead = crm
-        .transition(
-            &ctx,
-            lead.id(),
-            lead.version(),
-            LeadCommand::MoveTo {
-                stage: stage("Negotiation"),
-            },
-        )
-        .await
-        .unwrap()
-        .record;
+    for next in ["Offer", "Negotiation"] {
+        let to = LeadCommand::MoveTo { stage: stage(next) };
+        lead = crm
+            .transition(&ctx, lead.id(), lead.version(), to)
+            .await
+            .unwrap()
+            .record;
+    }
     crm.transition(&ctx, lead.id(), lead.version(), LeadCommand::Win)
         .await
         .unwrap();

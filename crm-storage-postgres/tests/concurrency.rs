@@ -6,10 +6,9 @@ mod common;
 
 use crm_core::actor::Context;
 use crm_core::event::CommentTarget;
-use crm_core::id::{LeadId, TenantId, UserId};
+use crm_core::id::{LeadId, UserId};
 use crm_core::lead::{LeadCommand, LeadPatch};
 use crm_core::pipeline::StageKind;
-use crm_core::service::CrmService;
 use crm_core::store::Store;
 use crm_core::Error;
 use std::collections::HashMap;
@@ -53,11 +52,8 @@ async fn thirty_two_tasks_on_one_hundred_leads_lose_no_update() {
     let store = crm_storage_postgres::PgStore::connect(common::config(&url).with_pool_size(16))
         .await
         .unwrap();
-    let store: Arc<dyn Store> = Arc::new(store);
-    let crm = CrmService::builder().store(store.clone()).build().unwrap();
-    let tenant = TenantId::new();
-    let ctx = Context::user(tenant, UserId::new());
-    let pipeline = crm.setup_tenant(&ctx).await.unwrap();
+    let (store, crm, ctx, pipeline) = common::tenant_service(store).await;
+    let tenant = ctx.tenant;
     let open: Vec<_> = pipeline
         .stages()
         .iter()
@@ -153,15 +149,8 @@ async fn thirty_two_tasks_on_one_hundred_leads_lose_no_update() {
     }
 
     // No lost update: every lead's version is 1 + the successful updates on it.
-    for id in leads.iter() {
-        let lead = crm.lead(tenant, *id).await.unwrap();
-        let updates = total.updates.get(id).copied().unwrap_or(0);
-        assert_eq!(
-            lead.version(),
-            1 + updates,
-            "lead {id}: lost or phantom update"
-        );
-    }
+    let updates = |id: &LeadId| total.updates.get(id).copied().unwrap_or(0);
+    common::assert_versions(&crm, tenant, &leads, updates, "lost or phantom update").await;
     // The log: exactly one entry per successful change, at dense positions in commit order.
     let log = common::whole_log(&store, tenant).await;
     let entries = log.len() as u64 - setup_events;

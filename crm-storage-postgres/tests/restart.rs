@@ -7,12 +7,9 @@
 
 mod common;
 
-use crm_core::actor::Context;
 use crm_core::event::EventKind;
-use crm_core::id::{LeadId, TenantId, UserId};
+use crm_core::id::LeadId;
 use crm_core::lead::{LeadCommand, LeadPatch};
-use crm_core::service::CrmService;
-use crm_core::store::Store;
 use crm_core::Error;
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write as _;
@@ -74,11 +71,8 @@ async fn server_restart_mid_workload_loses_nothing_committed() {
     )
     .await
     .unwrap();
-    let store: Arc<dyn Store> = Arc::new(store);
-    let crm = CrmService::builder().store(store.clone()).build().unwrap();
-    let tenant = TenantId::new();
-    let ctx = Context::user(tenant, UserId::new());
-    crm.setup_tenant(&ctx).await.unwrap();
+    let (store, crm, ctx, _) = common::tenant_service(store).await;
+    let tenant = ctx.tenant;
     let leads = common::partner_with_leads(&crm, &ctx, "Restart SRL", LEADS).await;
     let leads = Arc::new(leads);
     let stop = Arc::new(AtomicBool::new(false));
@@ -192,14 +186,10 @@ async fn server_restart_mid_workload_loses_nothing_committed() {
         );
     }
     // Nothing half-written: each lead's version counts exactly its logged edits, and it holds the last one.
+    let edits = |id: &LeadId| logged.get(id).map(Vec::len).unwrap_or(0) as u64;
+    common::assert_versions(&crm, tenant, &leads, edits, "version and log disagree").await;
     for id in leads.iter() {
         let lead = crm.lead(tenant, *id).await.unwrap();
-        let edits = logged.get(id).map(Vec::len).unwrap_or(0) as u64;
-        assert_eq!(
-            lead.version(),
-            1 + edits,
-            "lead {id}: version and log disagree"
-        );
         assert_eq!(
             lead.description(),
             logged.get(id).and_then(|v| v.last()).map(String::as_str),

@@ -371,8 +371,7 @@ pub async fn list_outbox<R: Runner + ?Sized>(
     status: OutboxStatus,
     page: &PageRequest,
 ) -> Result<Page<OutboxMessage>> {
-    page.validate()?;
-    let after = page.after.as_ref().map(Cursor::decode).transpose()?;
+    let after = page_after(page)?;
     let dialect = r.dialect();
     let created = dialect.col("created");
     let mut sql = Sql::new(dialect);
@@ -385,10 +384,27 @@ pub async fn list_outbox<R: Runner + ?Sized>(
          ORDER BY {created}, id LIMIT {l}",
         columns(dialect)
     );
+    keyed_page(r, sql, page, message).await
+}
+
+/// The keyset after which `page` starts: the `(created, id)` key of its cursor, if any (after validating it).
+fn page_after(page: &PageRequest) -> Result<Option<(i64, Uuid)>> {
+    page.validate()?;
+    page.after.as_ref().map(Cursor::decode).transpose()
+}
+
+/// Runs a page query whose rows end in their `(created, id)` key (one more than the page holds) and reads each
+/// row's item with `item`.
+async fn keyed_page<R: Runner + ?Sized, T>(
+    r: &R,
+    sql: Sql,
+    page: &PageRequest,
+    item: impl Fn(&[Cell]) -> Result<T>,
+) -> Result<Page<T>> {
     let rows = r.rows(sql, false).await?;
     let items = rows
         .iter()
-        .map(|row| message(row))
+        .map(|row| item(row))
         .collect::<Result<Vec<_>>>()?;
     let keys = rows
         .iter()
@@ -432,8 +448,7 @@ pub async fn inbox<R: Runner + ?Sized>(
     unread_only: bool,
     page: &PageRequest,
 ) -> Result<Page<InboxItem>> {
-    page.validate()?;
-    let after = page.after.as_ref().map(Cursor::decode).transpose()?;
+    let after = page_after(page)?;
     let dialect = r.dialect();
     let (created, read) = (dialect.col("created"), dialect.col("read"));
     let mut sql = Sql::new(dialect);
@@ -452,21 +467,13 @@ pub async fn inbox<R: Runner + ?Sized>(
         dialect.doc(),
         dialect.col("user")
     );
-    let rows = r.rows(sql, false).await?;
-    let items = rows
-        .iter()
-        .map(|row| {
-            let mut i: InboxItem =
-                crate::fetch::Doc::parse_as(row[0].text("inbox item")?, "inbox item")?;
-            i.read_at = time(&row[1])?;
-            Ok(i)
-        })
-        .collect::<Result<Vec<_>>>()?;
-    let keys = rows
-        .iter()
-        .map(|row| key(row))
-        .collect::<Result<Vec<_>>>()?;
-    Ok(crate::paginate_keyed(items, keys, page.limit))
+    keyed_page(r, sql, page, |row| {
+        let mut i: InboxItem =
+            crate::fetch::Doc::parse_as(row[0].text("inbox item")?, "inbox item")?;
+        i.read_at = time(&row[1])?;
+        Ok(i)
+    })
+    .await
 }
 
 /// `OutboxStore::unread_count` on a [`Runner`].

@@ -1,6 +1,6 @@
 //! How the quickstart and communication examples deliver the outbox (each includes this file with `#[path]`).
 
-use crm::rules::notify::{RecordingNotifier, SmtpConfig, SmtpNotifier, Templates};
+use crm::rules::notify::{RecordingNotifier, Rendered, SmtpConfig, SmtpNotifier, Templates};
 use crm::{Channel, ChannelRouter, Crm, DispatchReport, Error, Notifier};
 use std::sync::Arc;
 
@@ -36,4 +36,26 @@ pub async fn deliver(
         .route(Channel::Email, email)
         .route(Channel::Task, Arc::new(crm.task_notifier()));
     crm.dispatcher(Arc::new(router)).drain(limit).await
+}
+
+/// The e-mails `deliver` printed instead of sending, rendered with `templates`: each recipient's address (`?`
+/// without one) and the rendered message.
+pub fn printed_emails(
+    printed: &RecordingNotifier,
+    templates: &Templates,
+) -> Vec<(String, Rendered)> {
+    printed
+        .delivered()
+        .into_iter()
+        .map(|m| {
+            let t = templates
+                .render(
+                    m.payload.template.as_deref().unwrap_or_default(),
+                    &m.payload.vars,
+                )
+                .expect("the example templates render");
+            let to = m.recipient.email.as_deref().unwrap_or("?").to_string();
+            (to, t)
+        })
+        .collect()
 }

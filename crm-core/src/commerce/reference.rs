@@ -6,8 +6,8 @@ use super::campaign::{CampaignCost, CampaignTarget, OutcomeKind};
 use super::document::{Document, DocumentKind, PaymentDirection};
 use super::period::Period;
 use super::report::{
-    days_overdue, order_open_items, order_sums, Balance, CampaignSums, GroupBy, OpenItem,
-    ProfitSums, Progress, SumsQuery,
+    order_open_items, order_sums, Balance, CampaignSums, GroupBy, OpenItem, ProfitSums, Progress,
+    SumsQuery,
 };
 use super::segment::{BoughtMode, Criteria, Item, LastSale};
 use crate::id::{CampaignId, PartnerId, UserId};
@@ -315,18 +315,7 @@ pub fn open_items(facts: Facts<'_>, partner: PartnerId, as_of: NaiveDate) -> Vec
                 .copied()
                 .unwrap_or(0);
             let open = d.total_units() as i128 - s;
-            (open != 0).then(|| OpenItem {
-                document: d.id,
-                kind: d.kind,
-                number: d.number.clone(),
-                issue_date: d.issue_date,
-                due_date: d.due_date,
-                currency: d.currency,
-                total: d.total,
-                settled: units_to_decimal(s),
-                open: units_to_decimal(open),
-                days_overdue: days_overdue(units_to_decimal(open), d.due_date, as_of),
-            })
+            (open != 0).then(|| OpenItem::of(d, open, as_of))
         })
         .collect();
     order_open_items(&mut out);
@@ -725,13 +714,7 @@ mod tests {
             partners: &w.partners,
             documents: &w.docs,
         };
-        let q = SumsQuery {
-            period: Period::year(2025).unwrap(),
-            group_by: GroupBy::Group,
-            bucket: None,
-            reporting: ron,
-            rank: None,
-        };
+        let q = SumsQuery::by(GroupBy::Group, Period::year(2025).unwrap(), ron);
         let units = |s: &ProfitSums| {
             (
                 s.key.clone(),

@@ -98,6 +98,19 @@ pub struct SumsQuery {
     pub rank: Option<Rank>,
 }
 
+impl SumsQuery {
+    /// The sums of every group over a period in the `reporting` currency, no buckets, no ranking.
+    pub fn by(group_by: GroupBy, period: Period, reporting: Currency) -> Self {
+        Self {
+            period,
+            group_by,
+            bucket: None,
+            reporting,
+            rank: None,
+        }
+    }
+}
+
 /// One group's (and bucket's) exact sums.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct ProfitSums {
@@ -516,7 +529,7 @@ impl OpenItem {
             due_date: d.due_date,
             currency: d.currency,
             total: d.total,
-            settled: units_to_decimal(d.total_units() as i128) - open,
+            settled: units_to_decimal(d.total_units() as i128 - open_units),
             open,
             days_overdue: days_overdue(open, d.due_date, as_of),
         }

@@ -227,6 +227,26 @@ impl Needs {
 }
 
 impl Criteria {
+    /// Lapsed customers: bought at least once (the last sale is not [`LastSale::Never`]), but `when` does not hold
+    /// for their last sale, e.g. not within the last 90 days.
+    ///
+    /// ```
+    /// use crm_core::commerce::{Criteria, LastSale};
+    /// let lapsed = Criteria::lapsed(LastSale::WithinDays { days: 90 });
+    /// assert_eq!(lapsed, Criteria::And { all: vec![
+    ///     Criteria::Not { not: Box::new(Criteria::LastSale { when: LastSale::Never }) },
+    ///     Criteria::Not { not: Box::new(Criteria::LastSale { when: LastSale::WithinDays { days: 90 } }) },
+    /// ]});
+    /// ```
+    pub fn lapsed(when: LastSale) -> Self {
+        let not = |when| Self::Not {
+            not: Box::new(Self::LastSale { when }),
+        };
+        Self::And {
+            all: vec![not(LastSale::Never), not(when)],
+        }
+    }
+
     /// What a partner must have for the tree to match it: any document, or lines of some bought items. Adapters
     /// that compute the activity aggregates for all partners at once drive their query from such a set, so only
     /// active partners are looked at.

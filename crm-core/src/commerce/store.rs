@@ -247,164 +247,47 @@ impl<S: CommerceStore + ?Sized> CommerceStore for Arc<S> {
     }
 }
 
-/// The typed commerce reads, over [`CommerceStore::fetch_commerce`]. Implemented for every [`CommerceStore`];
-/// adapters never implement it themselves.
-#[async_trait]
-pub trait CommerceStoreExt: CommerceStore {
-    /// A category; [`crate::Error::NotFound`] when the tenant has none with this id.
-    async fn category(&self, tenant: TenantId, id: CategoryId) -> Result<Category> {
-        let r = self
-            .fetch_commerce(tenant, &CommerceKey::Category(id))
-            .await?;
-        first(r).ok_or_else(|| crate::Error::not_found("product category", id))
-    }
-    /// A category by the host's code.
-    async fn category_by_code(&self, tenant: TenantId, code: &str) -> Result<Option<Category>> {
-        let r = self
-            .fetch_commerce(tenant, &CommerceKey::CategoryCode(code.to_string()))
-            .await?;
-        Ok(first(r))
-    }
-    /// A product; [`crate::Error::NotFound`] when the tenant has none with this id.
-    async fn product(&self, tenant: TenantId, id: ProductId) -> Result<Product> {
-        let r = self
-            .fetch_commerce(tenant, &CommerceKey::Product(id))
-            .await?;
-        first(r).ok_or_else(|| crate::Error::not_found("product", id))
-    }
-    /// A product by the host's code.
-    async fn product_by_code(&self, tenant: TenantId, code: &str) -> Result<Option<Product>> {
-        let r = self
-            .fetch_commerce(tenant, &CommerceKey::ProductCode(code.to_string()))
-            .await?;
-        Ok(first(r))
-    }
-    /// Those of `ids` that are products of the tenant (any order).
-    async fn products(&self, tenant: TenantId, ids: &[ProductId]) -> Result<Vec<Product>> {
-        let r = self
-            .fetch_commerce(tenant, &CommerceKey::Products(ids.to_vec()))
-            .await?;
-        Ok(all(r))
-    }
-    /// Those of `ids` that are categories of the tenant (any order).
-    async fn categories(&self, tenant: TenantId, ids: &[CategoryId]) -> Result<Vec<Category>> {
-        let r = self
-            .fetch_commerce(tenant, &CommerceKey::Categories(ids.to_vec()))
-            .await?;
-        Ok(all(r))
-    }
-    /// A document; [`crate::Error::NotFound`] when the tenant has none with this id.
-    async fn document(&self, tenant: TenantId, id: DocumentId) -> Result<Document> {
-        let r = self
-            .fetch_commerce(tenant, &CommerceKey::Document(id))
-            .await?;
-        first(r).ok_or_else(|| crate::Error::not_found("document", id))
-    }
-    /// A document by kind and the host's number.
-    async fn document_by_number(
-        &self,
-        tenant: TenantId,
-        kind: DocumentKind,
-        number: &str,
-    ) -> Result<Option<Document>> {
-        let r = self
-            .fetch_commerce(
-                tenant,
-                &CommerceKey::DocumentNumber(kind, number.to_string()),
-            )
-            .await?;
-        Ok(first(r))
-    }
-    /// The rate valid on `on` (see the contract), with the day it was recorded for.
-    async fn rate(
-        &self,
-        tenant: TenantId,
-        from: Currency,
-        to: Currency,
-        on: NaiveDate,
-    ) -> Result<Option<ExchangeRate>> {
-        let r = self
-            .fetch_commerce(tenant, &CommerceKey::Rate { from, to, on })
-            .await?;
-        Ok(first(r))
-    }
-    /// A campaign; [`crate::Error::NotFound`] when the tenant has none with this id.
-    async fn campaign(&self, tenant: TenantId, id: CampaignId) -> Result<Campaign> {
-        let r = self
-            .fetch_commerce(tenant, &CommerceKey::Campaign(id))
-            .await?;
-        first(r).ok_or_else(|| crate::Error::not_found("campaign", id))
-    }
-    /// A campaign's cost entries, oldest day first.
-    async fn campaign_costs(
-        &self,
-        tenant: TenantId,
-        campaign: CampaignId,
-    ) -> Result<Vec<CampaignCost>> {
-        let r = self
-            .fetch_commerce(tenant, &CommerceKey::CampaignCosts(campaign))
-            .await?;
-        Ok(all(r))
-    }
-    /// The target whose call is `request`; [`crate::Error::NotFound`] when the request is no campaign call.
-    async fn campaign_target(
-        &self,
-        tenant: TenantId,
-        request: RequestId,
-    ) -> Result<CampaignTarget> {
-        let r = self
-            .fetch_commerce(tenant, &CommerceKey::CampaignTargetOf(request))
-            .await?;
-        first(r).ok_or_else(|| crate::Error::not_found("campaign call", request))
-    }
-    /// The documents of `kind` due in `[from, before)`, by due date, then number.
-    async fn documents_due(
-        &self,
-        tenant: TenantId,
-        kind: DocumentKind,
-        from: NaiveDate,
-        before: NaiveDate,
-    ) -> Result<Vec<Document>> {
-        let r = self
-            .fetch_commerce(tenant, &CommerceKey::DocumentsDue { kind, from, before })
-            .await?;
-        Ok(all(r))
-    }
-    /// The documents renewing in `[from, to]`, by renewal date, then kind and number.
-    async fn documents_renewing(
-        &self,
-        tenant: TenantId,
-        from: NaiveDate,
-        to: NaiveDate,
-    ) -> Result<Vec<Document>> {
-        let r = self
-            .fetch_commerce(tenant, &CommerceKey::DocumentsRenewing { from, to })
-            .await?;
-        Ok(all(r))
+typed_reads! {
+    /// The typed commerce reads, over [`CommerceStore::fetch_commerce`]. Implemented for every [`CommerceStore`];
+    /// adapters never implement it themselves.
+    pub trait CommerceStoreExt: CommerceStore via fetch_commerce {
+        /// A category; [`crate::Error::NotFound`] when the tenant has none with this id.
+        fn category(id: CategoryId) -> Category = CommerceKey::Category(id), "product category" for id;
+        /// A category by the host's code.
+        fn category_by_code(code: &str) -> Option<Category> = CommerceKey::CategoryCode(code.to_string());
+        /// A product; [`crate::Error::NotFound`] when the tenant has none with this id.
+        fn product(id: ProductId) -> Product = CommerceKey::Product(id), "product" for id;
+        /// A product by the host's code.
+        fn product_by_code(code: &str) -> Option<Product> = CommerceKey::ProductCode(code.to_string());
+        /// Those of `ids` that are products of the tenant (any order).
+        fn products(ids: &[ProductId]) -> Vec<Product> = CommerceKey::Products(ids.to_vec());
+        /// Those of `ids` that are categories of the tenant (any order).
+        fn categories(ids: &[CategoryId]) -> Vec<Category> = CommerceKey::Categories(ids.to_vec());
+        /// A document; [`crate::Error::NotFound`] when the tenant has none with this id.
+        fn document(id: DocumentId) -> Document = CommerceKey::Document(id), "document" for id;
+        /// A document by kind and the host's number.
+        fn document_by_number(kind: DocumentKind, number: &str) -> Option<Document> =
+            CommerceKey::DocumentNumber(kind, number.to_string());
+        /// The rate valid on `on` (see the contract), with the day it was recorded for.
+        fn rate(from: Currency, to: Currency, on: NaiveDate) -> Option<ExchangeRate> =
+            CommerceKey::Rate { from, to, on };
+        /// A campaign; [`crate::Error::NotFound`] when the tenant has none with this id.
+        fn campaign(id: CampaignId) -> Campaign = CommerceKey::Campaign(id), "campaign" for id;
+        /// A campaign's cost entries, oldest day first.
+        fn campaign_costs(campaign: CampaignId) -> Vec<CampaignCost> = CommerceKey::CampaignCosts(campaign);
+        /// The target whose call is `request`; [`crate::Error::NotFound`] when the request is no campaign call.
+        fn campaign_target(request: RequestId) -> CampaignTarget =
+            CommerceKey::CampaignTargetOf(request), "campaign call" for request;
+        /// The documents of `kind` due in `[from, before)`, by due date, then number.
+        fn documents_due(kind: DocumentKind, from: NaiveDate, before: NaiveDate) -> Vec<Document> =
+            CommerceKey::DocumentsDue { kind, from, before };
+        /// The documents renewing in `[from, to]`, by renewal date, then kind and number.
+        fn documents_renewing(from: NaiveDate, to: NaiveDate) -> Vec<Document> =
+            CommerceKey::DocumentsRenewing { from, to };
     }
 }
 
-impl<S: CommerceStore + ?Sized> CommerceStoreExt for S {}
-
-/// A commerce record type [`CommerceStoreExt`] reads out of [`CommerceRecord`]s.
-trait Pick: Sized {
-    fn pick(r: CommerceRecord) -> Option<Self>;
-}
-
-macro_rules! pick {
-    ($($variant:ident => $ty:ty),* $(,)?) => {
-        $(impl Pick for $ty {
-            fn pick(r: CommerceRecord) -> Option<Self> {
-                match r {
-                    CommerceRecord::$variant(x) => Some(x),
-                    _ => None,
-                }
-            }
-        })*
-    };
-}
-
-pick!(
+pick!(CommerceRecord {
     Category => Category,
     Product => Product,
     Document => Document,
@@ -412,12 +295,4 @@ pick!(
     Campaign => Campaign,
     CampaignCost => CampaignCost,
     CampaignTarget => CampaignTarget,
-);
-
-fn first<T: Pick>(records: Vec<CommerceRecord>) -> Option<T> {
-    records.into_iter().find_map(T::pick)
-}
-
-fn all<T: Pick>(records: Vec<CommerceRecord>) -> Vec<T> {
-    records.into_iter().filter_map(T::pick).collect()
-}
+});

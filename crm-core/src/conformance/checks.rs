@@ -786,16 +786,15 @@ pub async fn check_board(store: &Arc<dyn Store>) {
     .unwrap();
     let b = w.crm.board(w.tenant, w.pipeline.id).await.unwrap();
     let names: Vec<_> = b.columns.iter().map(|c| c.name.as_str()).collect();
+    let seeded: Vec<_> = w
+        .pipeline
+        .stages()
+        .iter()
+        .map(|s| s.name.as_str())
+        .collect();
     assert_eq!(
-        names,
-        [
-            "Record",
-            "Contact",
-            "Qualification",
-            "Offer",
-            "Negotiation",
-            "Contract"
-        ]
+        names, seeded,
+        "one column per stage of the seed pipeline, in order"
     );
     let counts: Vec<_> = b.columns.iter().map(|c| c.count).collect();
     assert_eq!(counts, [1, 0, 0, 1, 0, 1]);

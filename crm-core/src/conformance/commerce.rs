@@ -245,13 +245,7 @@ pub async fn check_commerce_documents(store: &Arc<dyn Store>, commerce: &Arc<dyn
     assert_eq!((replaced.id, replaced.version), (first.id, 2));
 
     let period = Period::new(day(2026, 1, 1), day(2026, 12, 31)).unwrap();
-    let q = SumsQuery {
-        period,
-        group_by: GroupBy::Customer,
-        bucket: None,
-        reporting: ron(),
-        rank: None,
-    };
+    let q = SumsQuery::by(GroupBy::Customer, period, ron());
     let sums = s.cs.store().profit_sums(s.w.tenant, &q).await.unwrap();
     assert_eq!(sums.len(), 1);
     assert_eq!(
@@ -923,20 +917,7 @@ pub async fn check_commerce_campaign(store: &Arc<dyn Store>, commerce: &Arc<dyn 
         }
         partners.push(p);
     }
-    let lapsed = Criteria::And {
-        all: vec![
-            Criteria::Not {
-                not: Box::new(Criteria::LastSale {
-                    when: LastSale::Never,
-                }),
-            },
-            Criteria::Not {
-                not: Box::new(Criteria::LastSale {
-                    when: LastSale::WithinDays { days: 90 },
-                }),
-            },
-        ],
-    };
+    let lapsed = Criteria::lapsed(LastSale::WithinDays { days: 90 });
     let preview = s.cs.segment(s.w.tenant, &lapsed).await.expect("segment");
     let want: BTreeSet<PartnerId> = partners[..3].iter().map(|p| p.id).collect();
     assert_eq!(
@@ -1220,13 +1201,7 @@ pub async fn check_commerce_isolation(store: &Arc<dyn Store>, commerce: &Arc<dyn
         b.cs.store().product(b.w.tenant, a.products[0]).await,
         Err(Error::NotFound { .. })
     ));
-    let q = SumsQuery {
-        period: Period::year(2026).unwrap(),
-        group_by: GroupBy::Customer,
-        bucket: None,
-        reporting: ron(),
-        rank: None,
-    };
+    let q = SumsQuery::by(GroupBy::Customer, Period::year(2026).unwrap(), ron());
     assert!(b
         .cs
         .store()

@@ -326,13 +326,11 @@ pub async fn check_every_read_is_tenant_scoped(backend: &Arc<dyn Backend>) {
         members.iter().all(|m| m.partner != customer.id),
         "segment: {members:?}"
     );
-    let q = SumsQuery {
-        period: Period::year(2026).expect("a year"),
-        group_by: GroupBy::Customer,
-        bucket: None,
-        reporting: crate::money::Currency::parse("RON").expect("RON"),
-        rank: None,
-    };
+    let q = SumsQuery::by(
+        GroupBy::Customer,
+        Period::year(2026).expect("a year"),
+        crate::money::Currency::parse("RON").expect("RON"),
+    );
     nothing_or_not_found("profit_sums", commerce.profit_sums(tb, &q).await);
     let sums = commerce
         .campaign_sums(tb, campaign.id, None, q.reporting)

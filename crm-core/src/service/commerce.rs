@@ -3,7 +3,6 @@
 use super::{lead_subject, request_subject, CrmService, Loaded};
 use crate::actor::Context;
 use crate::commerce::CommerceStoreExt;
-use crate::commerce::CommerceWrite;
 use crate::commerce::Period;
 use crate::commerce::{
     finish_campaign, finish_profitability, Balance, CampaignReport, GroupBy, OpenItem, ProfitQuery,
@@ -15,6 +14,7 @@ use crate::commerce::{
     OutcomeKind,
 };
 use crate::commerce::{Category, NewCategory, NewProduct, Product, Recorded};
+use crate::commerce::{CommerceKey, CommerceRecord, CommerceWrite};
 use crate::commerce::{CommerceStore, SegmentMember};
 use crate::commerce::{Criteria, Item};
 use crate::commerce::{Document, DocumentFacts, DocumentKind, NewDocument, PaymentDirection};
@@ -26,6 +26,7 @@ use crate::money::{Currency, Money};
 use crate::request::Request;
 use crate::store::StoreExt;
 use crate::store::{ChangeSet, Write};
+use crate::typed_reads::{FromRecords, Pick};
 use chrono::NaiveDate;
 use rust_decimal::Decimal;
 use std::collections::{BTreeMap, BTreeSet};
@@ -230,33 +231,15 @@ impl CommerceService {
         input: NewCategory,
         version: Option<u64>,
     ) -> Result<Recorded<Category>> {
-        // A concurrent insert of the same code is decided again against the winner's row.
-        match self.record_category_once(ctx, input.clone(), version).await {
-            Err(Error::AlreadyExists {
-                entity: "product category",
-                ..
-            }) => self.record_category_once(ctx, input, version).await,
-            other => other,
-        }
-    }
-
-    async fn record_category_once(
-        &self,
-        ctx: &Context,
-        input: NewCategory,
-        version: Option<u64>,
-    ) -> Result<Recorded<Category>> {
-        let code = crate::commerce::code("code", &input.code)?;
-        let existing = self.store.category_by_code(ctx.tenant, &code).await?;
-        let r = input.record(
-            ctx.tenant,
-            existing.as_ref(),
-            version,
-            self.crm.clock().now(),
-        )?;
-        self.commit_recorded(
+        self.record_by_code(
             ctx,
-            r,
+            "product category",
+            CommerceKey::CategoryCode(crate::commerce::code("code", &input.code)?),
+            |existing| {
+                input
+                    .clone()
+                    .record(ctx.tenant, existing, version, self.crm.clock().now())
+            },
             CommerceWrite::InsertCategory,
             |category, expected_version| CommerceWrite::UpdateCategory {
                 category,
@@ -266,30 +249,41 @@ impl CommerceService {
         .await
     }
 
-    /// Commits what recording by code decided (nothing when the record is unchanged) and returns it.
-    async fn commit_recorded<T: Clone>(
+    /// Records by code: reads the stored record under `key` (its code), lets the pure `decide` choose between
+    /// no-op, insert and versioned replace, and commits what it chose (nothing when unchanged). A concurrent insert
+    /// of the same code ([`Error::AlreadyExists`] on `entity`) is decided once more against the winner's row.
+    async fn record_by_code<T: Clone + Pick<CommerceRecord>>(
         &self,
         ctx: &Context,
-        r: Recorded<T>,
+        entity: &'static str,
+        key: CommerceKey,
+        decide: impl Fn(Option<&T>) -> Result<Recorded<T>>,
         insert: fn(T) -> CommerceWrite,
         replace: fn(T, u64) -> CommerceWrite,
     ) -> Result<Recorded<T>> {
-        let w = match &r {
-            Recorded::Unchanged(_) => return Ok(r),
-            Recorded::Inserted(x) => insert(x.clone()),
-            Recorded::Replaced {
-                record,
-                expected_version,
-            } => replace(record.clone(), *expected_version),
-        };
-        self.commit(
-            ctx,
-            ChangeSet {
+        let mut raced = false;
+        loop {
+            let existing =
+                Option::<T>::from_records(self.store.fetch_commerce(ctx.tenant, &key).await?);
+            let r = decide(existing.as_ref())?;
+            let w = match &r {
+                Recorded::Unchanged(_) => return Ok(r),
+                Recorded::Inserted(x) => insert(x.clone()),
+                Recorded::Replaced {
+                    record,
+                    expected_version,
+                } => replace(record.clone(), *expected_version),
+            };
+            let changes = ChangeSet {
                 writes: vec![w.into()],
-            },
-        )
-        .await?;
-        Ok(r)
+            };
+            match self.commit(ctx, changes).await {
+                Err(Error::AlreadyExists { entity: e, .. }) if e == entity && !raced => {
+                    raced = true
+                }
+                other => return other.map(|_| r),
+            }
+        }
     }
 
     /// Records a product by its code: the same again is a no-op; a change needs the stored `version`.
@@ -322,22 +316,6 @@ impl CommerceService {
         input: NewProduct,
         version: Option<u64>,
     ) -> Result<Recorded<Product>> {
-        // A concurrent insert of the same code is decided again against the winner's row.
-        match self.record_product_once(ctx, input.clone(), version).await {
-            Err(Error::AlreadyExists {
-                entity: "product", ..
-            }) => self.record_product_once(ctx, input, version).await,
-            other => other,
-        }
-    }
-
-    async fn record_product_once(
-        &self,
-        ctx: &Context,
-        input: NewProduct,
-        version: Option<u64>,
-    ) -> Result<Recorded<Product>> {
-        let code = crate::commerce::code("code", &input.code)?;
         if let Some(c) = input.category {
             if self.store.categories(ctx.tenant, &[c]).await?.is_empty() {
                 return Err(Error::invalid(
@@ -346,16 +324,15 @@ impl CommerceService {
                 ));
             }
         }
-        let existing = self.store.product_by_code(ctx.tenant, &code).await?;
-        let r = input.record(
-            ctx.tenant,
-            existing.as_ref(),
-            version,
-            self.crm.clock().now(),
-        )?;
-        self.commit_recorded(
+        self.record_by_code(
             ctx,
-            r,
+            "product",
+            CommerceKey::ProductCode(crate::commerce::code("code", &input.code)?),
+            |existing| {
+                input
+                    .clone()
+                    .record(ctx.tenant, existing, version, self.crm.clock().now())
+            },
             CommerceWrite::InsertProduct,
             |product, expected_version| CommerceWrite::UpdateProduct {
                 product,
@@ -1424,11 +1401,8 @@ impl CommerceService {
     pub async fn profitability(&self, tenant: TenantId, q: &ProfitQuery) -> Result<ProfitReport> {
         q.check()?;
         let base = SumsQuery {
-            period: q.period,
-            group_by: q.group_by,
-            bucket: None,
-            reporting: self.reporting,
             rank: q.rank,
+            ..SumsQuery::by(q.group_by, q.period, self.reporting)
         };
         let (current, previous): (Vec<ProfitSums>, Option<Vec<ProfitSums>>) = match q.bucket {
             None => {

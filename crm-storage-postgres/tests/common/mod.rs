@@ -65,6 +65,42 @@ pub async fn dyn_store() -> Option<Arc<dyn Store>> {
     store().await.map(|s| Arc::new(s) as Arc<dyn Store>)
 }
 
+/// A service over `store` and a fresh tenant set up in it: the store as the trait object the service holds, the
+/// service, a user's context in the tenant and the tenant's seed pipeline.
+pub async fn tenant_service(
+    store: PgStore,
+) -> (
+    Arc<dyn Store>,
+    crm_core::service::CrmService,
+    crm_core::actor::Context,
+    crm_core::pipeline::Pipeline,
+) {
+    let store: Arc<dyn Store> = Arc::new(store);
+    let crm = crm_core::service::CrmService::builder()
+        .store(store.clone())
+        .build()
+        .unwrap();
+    let ctx =
+        crm_core::actor::Context::user(crm_core::id::TenantId::new(), crm_core::id::UserId::new());
+    let pipeline = crm.setup_tenant(&ctx).await.unwrap();
+    (store, crm, ctx, pipeline)
+}
+
+/// Asserts that each of `leads` stands at version 1 + `changes(id)` (it was entered at 1): `what` went wrong
+/// otherwise.
+pub async fn assert_versions(
+    crm: &crm_core::service::CrmService,
+    tenant: crm_core::id::TenantId,
+    leads: &[crm_core::id::LeadId],
+    changes: impl Fn(&crm_core::id::LeadId) -> u64,
+    what: &str,
+) {
+    for id in leads {
+        let lead = crm.lead(tenant, *id).await.unwrap();
+        assert_eq!(lead.version(), 1 + changes(id), "lead {id}: {what}");
+    }
+}
+
 /// A partner named `name` and `n` leads of it (`Lead 0` …), entered through `crm`; their ids.
 pub async fn partner_with_leads(
     crm: &crm_core::service::CrmService,
