@@ -65,14 +65,7 @@ async fn the_scenarios_stay_inside_the_host_transaction_and_roll_back_with_it() 
     // Still the host's transaction: its own table, created after BEGIN, is there until the rollback.
     assert_eq!(count("erp_invoices").await, 0);
     client.batch_execute("ROLLBACK").await.unwrap();
-    for table in [
-        "partners",
-        "leads",
-        "events",
-        "documents",
-        "campaigns",
-        "outbox",
-    ] {
+    for table in crm_core::conformance::scenario::SCENARIO_TABLES {
         assert_eq!(count(table).await, 0, "{table} after the host's rollback");
     }
     let gone = client

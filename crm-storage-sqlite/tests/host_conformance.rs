@@ -61,14 +61,7 @@ async fn the_scenarios_stay_inside_the_host_transaction_and_roll_back_with_it() 
     assert!(!c.is_autocommit(), "the host's transaction is still open");
     assert!(count(&c, "partners") > 0 && count(&c, "documents") > 0);
     c.execute_batch("ROLLBACK").unwrap();
-    for table in [
-        "partners",
-        "leads",
-        "events",
-        "documents",
-        "campaigns",
-        "outbox",
-    ] {
+    for table in crm_core::conformance::scenario::SCENARIO_TABLES {
         assert_eq!(count(&c, table), 0, "{table} after the host's rollback");
     }
 }

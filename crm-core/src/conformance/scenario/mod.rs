@@ -84,6 +84,17 @@ macro_rules! scenarios {
     };
 }
 
+/// The tables a run of the scenarios writes to (partners, leads, the activity log, documents, campaigns, the outbox):
+/// what a host's rollback must leave empty when the scenarios ran inside its transaction.
+pub const SCENARIO_TABLES: &[&str] = &[
+    "partners",
+    "leads",
+    "events",
+    "documents",
+    "campaigns",
+    "outbox",
+];
+
 /// Every scenario file, by name, with its text (a test checks that every file of the directory is here).
 pub const SCENARIOS: &[(&str, &str)] = scenarios![
     "campaign_report",
