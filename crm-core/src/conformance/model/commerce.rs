@@ -211,6 +211,18 @@ fn fetch(d: &CommerceData, tenant: TenantId, key: &CommerceKey) -> Vec<CommerceR
             .map(CommerceRecord::Document)
             .collect()
     };
+    // The timers' document keys, answered by the reference calculations over the tenant's documents.
+    let by_reference = |find: &dyn Fn(Facts<'_>) -> Vec<Document>| -> Vec<CommerceRecord> {
+        let tenant_docs = of(&d.documents, tenant, |x| x.tenant, |_| true);
+        let facts = Facts {
+            partners: &[],
+            documents: &tenant_docs,
+        };
+        find(facts)
+            .into_iter()
+            .map(CommerceRecord::Document)
+            .collect()
+    };
     match key {
         CommerceKey::Category(id) => categories(&|x| x.id == *id),
         CommerceKey::CategoryCode(code) => categories(&|x| x.code == *code),
@@ -243,26 +255,10 @@ fn fetch(d: &CommerceData, tenant: TenantId, key: &CommerceKey) -> Vec<CommerceR
             v.into_iter().map(CommerceRecord::CampaignCost).collect()
         }
         CommerceKey::DocumentsDue { kind, from, before } => {
-            let tenant_docs = of(&d.documents, tenant, |x| x.tenant, |_| true);
-            let facts = Facts {
-                partners: &[],
-                documents: &tenant_docs,
-            };
-            reference::documents_due(facts, *kind, *from, *before)
-                .into_iter()
-                .map(CommerceRecord::Document)
-                .collect()
+            by_reference(&|f| reference::documents_due(f, *kind, *from, *before))
         }
         CommerceKey::DocumentsRenewing { from, to } => {
-            let tenant_docs = of(&d.documents, tenant, |x| x.tenant, |_| true);
-            let facts = Facts {
-                partners: &[],
-                documents: &tenant_docs,
-            };
-            reference::documents_renewing(facts, *from, *to)
-                .into_iter()
-                .map(CommerceRecord::Document)
-                .collect()
+            by_reference(&|f| reference::documents_renewing(f, *from, *to))
         }
         CommerceKey::CampaignTargetOf(r) => {
             of(&d.targets, tenant, |x| x.tenant, |x| x.request == Some(*r))
