@@ -178,6 +178,12 @@ typed_id!(
     "inbox item"
 );
 
+typed_id!(
+    /// A quotation revision (each revision of a quotation number has its own id).
+    QuotationId,
+    "quotation"
+);
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -37,6 +37,7 @@ pub mod page;
 pub mod partner;
 pub mod pipeline;
 pub mod request;
+pub mod sales;
 pub mod service;
 pub mod store;
 pub mod time;
