@@ -3,7 +3,7 @@
 
 use chrono::{NaiveDate, Utc};
 use crm_core::actor::Actor;
-use crm_core::id::{PartnerId, QuotationId, TenantId, UserId};
+use crm_core::id::{ContactId, PartnerId, QuotationId, TenantId, UserId};
 use crm_core::money::{Currency, Money};
 use crm_core::sales::reference::{self, RefLine};
 use crm_core::sales::*;
@@ -141,7 +141,7 @@ fn ron(amount: &str) -> Money {
 }
 
 fn field(r: Result<(Vec<PricedLine>, QuotationTotals), Error>) -> String {
-    r.unwrap_err().field().unwrap_or("<no field>").to_string()
+    field_of(r.map(|_| ()))
 }
 
 #[test]
@@ -257,187 +257,161 @@ fn the_tax_rate_is_the_one_in_force_on_the_issue_day() {
     assert_eq!(field(price(&five, c, day(2025, 8, 1), &t)), "lines[0].tax");
 }
 
+/// The quotation commands on one table and actor, each returning the field its error names.
+struct Desk {
+    table: TaxTable,
+    me: Actor,
+    terms: QuotationTerms,
+}
+
+impl Desk {
+    fn run(
+        &self,
+        q: &Quotation,
+        cmd: QuotationCommand,
+        by: &Actor,
+        on: NaiveDate,
+    ) -> Result<Quotation, Error> {
+        apply(q, cmd, &self.table, by, on, Utc::now())
+    }
+
+    fn refusal(&self, q: &Quotation, cmd: QuotationCommand, on: NaiveDate) -> String {
+        field_of(self.run(q, cmd, &self.me, on).map(|_| ()))
+    }
+
+    fn revise(&self, q: &Quotation) -> Result<(Quotation, Quotation), Error> {
+        revise(
+            q,
+            &self.terms,
+            QuotationId::new(),
+            &self.table,
+            self.me.clone(),
+            day(2026, 3, 1),
+            Utc::now(),
+        )
+    }
+}
+
+fn field_of(r: Result<(), Error>) -> String {
+    r.unwrap_err().field().unwrap_or("<no field>").to_string()
+}
+
 #[test]
 fn commands_that_do_not_fit_the_state_are_refused() {
-    let t = TaxTable::romania();
-    let me = Actor::user(UserId::new());
+    use QuotationCommand::*;
     let on = day(2026, 3, 1);
-    let terms = QuotationTerms {
-        lines: vec![QuotationLine::new("x", Decimal::ONE, ron("100"), "S")],
-        valid_until: day(2026, 3, 31),
-        terms: Some("  Plata în 30 de zile  ".into()),
+    let desk = Desk {
+        table: TaxTable::romania(),
+        me: Actor::user(UserId::new()),
+        terms: QuotationTerms {
+            lines: vec![QuotationLine::new("x", Decimal::ONE, ron("100"), "S")],
+            valid_until: day(2026, 3, 31),
+            terms: Some("  Plata în 30 de zile  ".into()),
+        },
     };
     let partner = PartnerId::new();
-    let draft = NewQuotation {
+    let new = NewQuotation {
         lead: None,
         partner,
         currency: Currency::parse("RON").unwrap(),
-        terms: terms.clone(),
-    }
-    .build(
-        TenantId::new(),
-        QuotationId::new(),
-        QuotationNumber::first(2026, 42),
-        on,
-        &t,
-        me.clone(),
-        Utc::now(),
-    )
-    .unwrap();
+        terms: desk.terms.clone(),
+    };
+    let number = QuotationNumber::first(2026, 42);
+    let draft = new
+        .build(
+            TenantId::new(),
+            QuotationId::new(),
+            number,
+            on,
+            &desk.table,
+            desk.me.clone(),
+            Utc::now(),
+        )
+        .unwrap();
     assert_eq!(draft.terms(), Some("Plata în 30 de zile"));
     assert_eq!(draft.number().to_string(), "Q-2026-0042/1");
-    let status = |r: Result<Quotation, Error>| r.unwrap_err().field().map(str::to_owned);
     // A draft is edited, not revised, and cannot be answered.
-    assert_eq!(
-        revise(
-            &draft,
-            &terms,
-            QuotationId::new(),
-            &t,
-            me.clone(),
-            on,
-            Utc::now()
-        )
-        .unwrap_err()
-        .field(),
-        Some("status")
-    );
-    assert_eq!(
-        status(apply(
-            &draft,
-            QuotationCommand::Accept,
-            &t,
-            &me,
-            on,
-            Utc::now()
-        ))
-        .as_deref(),
-        Some("status")
-    );
-    let sent = apply(&draft, QuotationCommand::Send, &t, &me, on, Utc::now()).unwrap();
-    assert_eq!(
-        status(apply(
-            &sent,
-            QuotationCommand::Edit(terms.clone()),
-            &t,
-            &me,
-            on,
-            Utc::now()
-        ))
-        .as_deref(),
-        Some("status")
-    );
-    assert_eq!(
-        status(apply(
-            &sent,
-            QuotationCommand::Send,
-            &t,
-            &me,
-            on,
-            Utc::now()
-        ))
-        .as_deref(),
-        Some("status")
-    );
-    assert_eq!(
-        status(apply(
-            &sent,
-            QuotationCommand::Expire,
-            &t,
-            &me,
-            on,
-            Utc::now()
-        ))
-        .as_deref(),
-        Some("valid_until")
-    );
+    assert_eq!(field_of(desk.revise(&draft).map(|_| ())), "status");
+    assert_eq!(desk.refusal(&draft, Accept, on), "status");
+    let sent = desk.run(&draft, Send, &desk.me, on).unwrap();
+    assert_eq!(desk.refusal(&sent, Edit(desk.terms.clone()), on), "status");
+    assert_eq!(desk.refusal(&sent, Send, on), "status");
+    assert_eq!(desk.refusal(&sent, Expire, on), "valid_until");
     // A representative of another partner does not see it; the partner's own may answer.
-    let stranger = Actor::PartnerRepresentative {
-        partner: PartnerId::new(),
-        contact: crm_core::id::ContactId::new(),
+    let rep = |partner| Actor::PartnerRepresentative {
+        partner,
+        contact: ContactId::new(),
     };
     assert!(matches!(
-        apply(
-            &sent,
-            QuotationCommand::Accept,
-            &t,
-            &stranger,
-            on,
-            Utc::now()
-        ),
+        desk.run(&sent, Accept, &rep(PartnerId::new()), on),
         Err(Error::NotFound { .. })
     ));
-    let own = Actor::PartnerRepresentative {
-        partner,
-        contact: crm_core::id::ContactId::new(),
-    };
-    let accepted = apply(&sent, QuotationCommand::Accept, &t, &own, on, Utc::now()).unwrap();
+    let own = rep(partner);
+    let accepted = desk.run(&sent, Accept, &own, on).unwrap();
     assert_eq!(accepted.answer().unwrap().by, own);
     // Accepted and expired quotations are final.
-    assert_eq!(
-        revise(
-            &accepted,
-            &terms,
-            QuotationId::new(),
-            &t,
-            me.clone(),
-            on,
-            Utc::now()
-        )
-        .unwrap_err()
-        .field(),
-        Some("status")
-    );
-    let expired = apply(
-        &sent,
-        QuotationCommand::Expire,
-        &t,
-        &me,
-        day(2026, 4, 1),
-        Utc::now(),
-    )
-    .unwrap();
-    assert_eq!(
-        revise(
-            &expired,
-            &terms,
-            QuotationId::new(),
-            &t,
-            me.clone(),
-            on,
-            Utc::now()
-        )
-        .unwrap_err()
-        .field(),
-        Some("status")
-    );
-    assert_eq!(
-        status(apply(
-            &expired,
-            QuotationCommand::Accept,
-            &t,
-            &me,
-            on,
-            Utc::now()
-        ))
-        .as_deref(),
-        Some("status")
-    );
+    assert_eq!(field_of(desk.revise(&accepted).map(|_| ())), "status");
+    let expired = desk.run(&sent, Expire, &desk.me, day(2026, 4, 1)).unwrap();
+    assert_eq!(field_of(desk.revise(&expired).map(|_| ())), "status");
+    assert_eq!(desk.refusal(&expired, Accept, on), "status");
     // A validity before the issue day is refused.
     let early = QuotationTerms {
         valid_until: day(2026, 2, 1),
-        ..terms
+        ..desk.terms.clone()
     };
+    assert_eq!(desk.refusal(&draft, Edit(early), on), "valid_until");
+}
+
+#[test]
+fn overlapping_spans_of_one_code_are_refused() {
+    let err = TaxTable::new(vec![
+        TaxRate::new("S", "a", Decimal::from(19), day(2020, 1, 1)),
+        TaxRate::new("S", "b", Decimal::from(21), day(2025, 8, 1)),
+    ])
+    .unwrap_err();
+    assert_eq!(err.field(), Some("rates[1].from"));
+}
+
+#[test]
+fn bad_tax_rates_name_their_field() {
+    let base = TaxRate::new("S", "x", Decimal::from(21), day(2025, 1, 1));
+    let with = |f: fn(&mut TaxRate)| {
+        let mut r = base.clone();
+        f(&mut r);
+        r
+    };
+    let cases = [
+        (with(|r| r.percent = Decimal::from(101)), "rates[0].percent"),
+        (
+            with(|r| r.percent = Decimal::NEGATIVE_ONE),
+            "rates[0].percent",
+        ),
+        (
+            with(|r| r.percent = Decimal::new(123_456, 5)),
+            "rates[0].percent",
+        ),
+        (base.clone().until(day(2024, 1, 1)), "rates[0].until"),
+        (with(|r| r.code = " ".into()), "rates[0].code"),
+        (with(|r| r.label = String::new()), "rates[0].label"),
+        (with(|r| r.from = NaiveDate::MIN), "rates[0].from"),
+    ];
+    for (rate, want) in cases {
+        assert_eq!(
+            TaxTable::new(vec![rate.clone()]).unwrap_err().field(),
+            Some(want),
+            "{rate:?}"
+        );
+    }
+}
+
+#[test]
+fn a_tax_table_read_back_is_validated() {
+    let json =
+        r#"{"rates":[{"code":"S","label":"x","percent":"150","from":"2025-01-01","until":null}]}"#;
+    assert!(serde_json::from_str::<TaxTable>(json).is_err());
+    let ro = serde_json::to_string(&TaxTable::romania()).unwrap();
     assert_eq!(
-        status(apply(
-            &draft,
-            QuotationCommand::Edit(early),
-            &t,
-            &me,
-            on,
-            Utc::now()
-        ))
-        .as_deref(),
-        Some("valid_until")
+        serde_json::from_str::<TaxTable>(&ro).unwrap(),
+        TaxTable::romania()
     );
 }

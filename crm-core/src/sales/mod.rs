@@ -12,3 +12,26 @@ pub use quotation::{
     QuotationLine, QuotationNumber, QuotationStatus, QuotationTerms, QuotationTotals, TaxTotal,
 };
 pub use tax::{TaxRate, TaxTable};
+
+use crate::error::{Error, Result};
+use rust_decimal::Decimal;
+
+/// Checks a percent (a discount, a tax rate): 0 to 100 with at most [`tax::TAX_PERCENT_SCALE`] decimal places.
+pub(crate) fn percent(field: &str, value: Decimal) -> Result<Decimal> {
+    if value < Decimal::ZERO || value > Decimal::ONE_HUNDRED {
+        return Err(Error::invalid(
+            field,
+            format!("{value} is not between 0 and 100"),
+        ));
+    }
+    if value.normalize().scale() > tax::TAX_PERCENT_SCALE {
+        return Err(Error::invalid(
+            field,
+            format!(
+                "{value} has more than {} decimal places",
+                tax::TAX_PERCENT_SCALE
+            ),
+        ));
+    }
+    Ok(value)
+}

@@ -20,6 +20,7 @@ use crate::actor::Actor;
 use crate::error::{Error, Result};
 use crate::id::{LeadId, PartnerId, ProductId, QuotationId, TenantId};
 use crate::money::{Currency, Money, MONEY_SCALE};
+use crate::sales::percent;
 use crate::sales::tax::{TaxTable, TAX_PERCENT_SCALE};
 use crate::time::{check_business_date, Timestamp};
 use crate::validate;
@@ -297,13 +298,10 @@ pub fn price(
             ));
         }
         let p = scaled(&field("unit_price"), l.unit_price.amount())?;
-        if l.discount_percent < Decimal::ZERO || l.discount_percent > Decimal::ONE_HUNDRED {
-            return Err(Error::invalid(
-                field("discount_percent"),
-                format!("{} is not between 0 and 100", l.discount_percent),
-            ));
-        }
-        let d = scaled(&field("discount_percent"), l.discount_percent)?;
+        let d = scaled(
+            &field("discount_percent"),
+            percent(&field("discount_percent"), l.discount_percent)?,
+        )?;
         let rate = table.rate(&l.tax, on).map_err(|e| match e {
             Error::Invalid { reason, .. } => Error::invalid(field("tax"), reason),
             other => other,
@@ -531,21 +529,55 @@ impl NewQuotation {
         if number.revision != 1 {
             return Err(Error::invalid("number", "a new quotation is revision 1"));
         }
-        let (lines, totals, terms) = priced_terms(&self.terms, self.currency, issued_on, table)?;
-        Ok(Quotation {
+        let priced = priced_terms(&self.terms, self.currency, issued_on, table)?;
+        let head = Head {
             id,
             tenant,
             number,
             lead: self.lead,
             partner: self.partner,
             currency: self.currency,
+            supersedes: None,
+        };
+        Ok(head.draft(priced, issued_on, self.terms.valid_until, by, now))
+    }
+}
+
+/// What identifies a revision: the parts a revision keeps from the one it supersedes, plus its own id and number.
+struct Head {
+    id: QuotationId,
+    tenant: TenantId,
+    number: QuotationNumber,
+    lead: Option<LeadId>,
+    partner: PartnerId,
+    currency: Currency,
+    supersedes: Option<QuotationId>,
+}
+
+impl Head {
+    /// A draft revision (version 1) of priced terms.
+    fn draft(
+        self,
+        (lines, totals, terms): (Vec<PricedLine>, QuotationTotals, Option<String>),
+        issued_on: NaiveDate,
+        valid_until: NaiveDate,
+        by: Actor,
+        now: Timestamp,
+    ) -> Quotation {
+        Quotation {
+            id: self.id,
+            tenant: self.tenant,
+            number: self.number,
+            lead: self.lead,
+            partner: self.partner,
+            currency: self.currency,
             issued_on,
-            valid_until: self.terms.valid_until,
+            valid_until,
             lines,
             totals,
             terms,
             status: QuotationStatus::Draft,
-            supersedes: None,
+            supersedes: self.supersedes,
             superseded_by: None,
             created_by: by,
             sent_at: None,
@@ -553,7 +585,7 @@ impl NewQuotation {
             version: 1,
             created_at: now,
             updated_at: now,
-        })
+        }
     }
 }
 
@@ -748,33 +780,21 @@ pub fn revise(
         QuotationStatus::Draft => return Err(refused(q, "revised; edit the draft")),
         _ => return Err(refused(q, "revised")),
     }
-    let (lines, totals, text) = priced_terms(terms, q.currency, today, table)?;
+    let priced = priced_terms(terms, q.currency, today, table)?;
     let mut old = q.clone();
     old.status = QuotationStatus::Superseded;
     old.superseded_by = Some(id);
     old.version = q.version + 1;
     old.updated_at = now;
-    let new = Quotation {
+    let head = Head {
         id,
         tenant: q.tenant,
         number: q.number.next_revision(),
         lead: q.lead,
         partner: q.partner,
         currency: q.currency,
-        issued_on: today,
-        valid_until: terms.valid_until,
-        lines,
-        totals,
-        terms: text,
-        status: QuotationStatus::Draft,
         supersedes: Some(q.id),
-        superseded_by: None,
-        created_by: by,
-        sent_at: None,
-        answer: None,
-        version: 1,
-        created_at: now,
-        updated_at: now,
     };
+    let new = head.draft(priced, today, terms.valid_until, by, now);
     Ok((old, new))
 }

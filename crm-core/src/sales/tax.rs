@@ -105,21 +105,7 @@ impl TaxTable {
                     "give a label of 1 to 64 characters",
                 ));
             }
-            if r.percent < Decimal::ZERO || r.percent > Decimal::ONE_HUNDRED {
-                return Err(Error::invalid(
-                    field("percent"),
-                    format!("{} is not between 0 and 100", r.percent),
-                ));
-            }
-            if r.percent.normalize().scale() > TAX_PERCENT_SCALE {
-                return Err(Error::invalid(
-                    field("percent"),
-                    format!(
-                        "{} has more than {TAX_PERCENT_SCALE} decimal places",
-                        r.percent
-                    ),
-                ));
-            }
+            super::percent(&field("percent"), r.percent)?;
             check_business_date(&field("from"), r.from)?;
             if let Some(u) = r.until {
                 check_business_date(&field("until"), u)?;
@@ -185,62 +171,5 @@ impl Default for TaxTable {
     /// [`TaxTable::romania`]: the product's home market.
     fn default() -> Self {
         Self::romania()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn day(y: i32, m: u32, d: u32) -> NaiveDate {
-        NaiveDate::from_ymd_opt(y, m, d).unwrap()
-    }
-
-    #[test]
-    fn overlapping_spans_of_one_code_are_refused() {
-        let err = TaxTable::new(vec![
-            TaxRate::new("S", "a", Decimal::from(19), day(2020, 1, 1)),
-            TaxRate::new("S", "b", Decimal::from(21), day(2025, 8, 1)),
-        ])
-        .unwrap_err();
-        assert_eq!(err.field(), Some("rates[1].from"));
-    }
-
-    #[test]
-    fn bad_percents_and_spans_name_their_field() {
-        let bad = |r: TaxRate| {
-            TaxTable::new(vec![r])
-                .unwrap_err()
-                .field()
-                .map(str::to_owned)
-        };
-        let base = TaxRate::new("S", "x", Decimal::from(21), day(2025, 1, 1));
-        let mut p = base.clone();
-        p.percent = Decimal::from(101);
-        assert_eq!(bad(p).as_deref(), Some("rates[0].percent"));
-        let mut p = base.clone();
-        p.percent = Decimal::new(-1, 0);
-        assert_eq!(bad(p).as_deref(), Some("rates[0].percent"));
-        let mut p = base.clone();
-        p.percent = Decimal::new(123_456, 5);
-        assert_eq!(bad(p).as_deref(), Some("rates[0].percent"));
-        assert_eq!(
-            bad(base.clone().until(day(2024, 1, 1))).as_deref(),
-            Some("rates[0].until")
-        );
-        let mut c = base;
-        c.code = " ".into();
-        assert_eq!(bad(c).as_deref(), Some("rates[0].code"));
-    }
-
-    #[test]
-    fn a_table_read_back_is_validated() {
-        let json = r#"{"rates":[{"code":"S","label":"x","percent":"150","from":"2025-01-01","until":null}]}"#;
-        assert!(serde_json::from_str::<TaxTable>(json).is_err());
-        let ro = serde_json::to_string(&TaxTable::romania()).unwrap();
-        assert_eq!(
-            serde_json::from_str::<TaxTable>(&ro).unwrap(),
-            TaxTable::romania()
-        );
     }
 }
