@@ -292,6 +292,23 @@ struct Report {
     notes: Vec<String>,
 }
 
+impl Report {
+    /// Ours and the plain-SQL baseline measured for one (backend, size, workload), when both are there.
+    fn ours_and_sql(
+        &self,
+        backend: &str,
+        size: &str,
+        workload: &str,
+    ) -> Option<(&Measure, &Measure)> {
+        let find = |imp: &str| {
+            self.measures.iter().find(|m| {
+                m.backend == backend && m.size == size && m.workload == workload && m.imp == imp
+            })
+        };
+        Some((find("ours")?, find("sql")?))
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Generated {
     #[serde(default = "default_backend")]
@@ -382,15 +399,10 @@ fn write_markdown(r: &Report, path: &Path) -> std::io::Result<()> {
     sizes.sort();
     sizes.dedup();
     for (_, size) in &sizes {
-        for w in WORKLOADS {
-            let find = |imp: &str| {
-                r.measures.iter().find(|m| {
-                    m.backend == backend && &m.size == size && m.workload == w.id && m.imp == imp
-                })
-            };
-            let (Some(o), Some(b)) = (find("ours"), find("sql")) else {
-                continue;
-            };
+        let measured = WORKLOADS
+            .iter()
+            .filter_map(|w| Some((w, r.ours_and_sql(backend, size, w.id)?)));
+        for (w, (o, b)) in measured {
             s.push_str(&format!(
                 "| {size} | {} — {} | {} {} | {} | {} | {:.2} | {} | {} | {} MiB | {} MiB |\n",
                 w.id,
@@ -412,18 +424,10 @@ fn write_markdown(r: &Report, path: &Path) -> std::io::Result<()> {
     let duck: Vec<&Measure> = r.measures.iter().filter(|m| m.imp == "duckdb").collect();
     if !duck.is_empty() {
         s.push_str("\n## Against an analytical engine (DuckDB, a column store) on the same data\n\n| size | workload | rows | ours (median) | sql (median) | duckdb (median) | ours ÷ duckdb | duckdb rows/s | duckdb peak RSS |\n|---|---|---:|---:|---:|---:|---:|---:|---:|\n");
-        for d in duck {
-            let find = |imp: &str| {
-                r.measures.iter().find(|m| {
-                    m.backend == "sqlite"
-                        && m.size == d.size
-                        && m.workload == d.workload
-                        && m.imp == imp
-                })
-            };
-            let (Some(o), Some(b)) = (find("ours"), find("sql")) else {
-                continue;
-            };
+        for (d, (o, b)) in duck
+            .iter()
+            .filter_map(|d| Some((d, r.ours_and_sql("sqlite", &d.size, &d.workload)?)))
+        {
             s.push_str(&format!(
                 "| {} | {} | {} | {} | {} | {} | {:.2} | {} | {} MiB |\n",
                 d.size,

@@ -269,22 +269,19 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             },
         )
         .await?;
-    shop.add_campaign_cost(
-        &ctx,
-        campaign.id(),
-        d(2026, 1, 5),
-        Money::parse("4500", "RON")?,
-        Some("call centre, January"),
-    )
-    .await?;
-    shop.add_campaign_cost(
-        &ctx,
-        campaign.id(),
-        d(2026, 2, 2),
-        Money::parse("300", "EUR")?,
-        Some("lead list clean-up"),
-    )
-    .await?;
+    for (day, amount, currency, note) in [
+        (d(2026, 1, 5), "4500", "RON", "call centre, January"),
+        (d(2026, 2, 2), "300", "EUR", "lead list clean-up"),
+    ] {
+        shop.add_campaign_cost(
+            &ctx,
+            campaign.id(),
+            day,
+            Money::parse(amount, currency)?,
+            Some(note),
+        )
+        .await?;
+    }
     let launch = shop
         .launch_campaign(&ctx, campaign.id(), campaign.version())
         .await?;

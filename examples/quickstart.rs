@@ -79,24 +79,17 @@ async fn main() -> crm::Result<()> {
 
     // Three leads, one for a new prospect that looks like an existing partner.
     let eur = |s: &str| Money::parse(s, "EUR");
-    let l1 = leads
-        .enter_lead(
-            &ctx,
-            NewLead::for_partner(mobila.id(), "CNC machines for the new hall")
-                .with_revenue(eur("84000")?)
-                .with_owner(ana),
-        )
-        .await?
-        .record;
-    let l2 = leads
-        .enter_lead(
-            &ctx,
-            NewLead::for_partner(transilvania.id(), "Fleet telematics")
-                .with_revenue(eur("23500")?)
-                .with_owner(ana),
-        )
-        .await?
-        .record;
+    let mut known = Vec::new();
+    for (partner, title, revenue) in [
+        (mobila.id(), "CNC machines for the new hall", "84000"),
+        (transilvania.id(), "Fleet telematics", "23500"),
+    ] {
+        let lead = NewLead::for_partner(partner, title)
+            .with_revenue(eur(revenue)?)
+            .with_owner(ana);
+        known.push(leads.enter_lead(&ctx, lead).await?.record);
+    }
+    let [l1, l2]: [_; 2] = known.try_into().expect("two leads");
     let entered = leads
         .enter_lead(
             &ctx,

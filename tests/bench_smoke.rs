@@ -26,6 +26,13 @@ fn fresh_db(name: &str) -> std::path::PathBuf {
     db
 }
 
+/// Asserts that two runs of workload `id` give the same (non-empty) result; `what` names the two sides.
+fn assert_same_result(id: &str, a: &suite::work::Run, b: &suite::work::Run, what: &str) {
+    assert_eq!(a.digest, b.digest, "{id}: {what} differ");
+    assert_eq!(a.rows, b.rows, "{id}");
+    assert!(a.rows > 0, "{id}: no rows");
+}
+
 const SMOKE: Size = Size {
     name: "smoke",
     leads: 1_500,
@@ -62,13 +69,7 @@ fn every_workload_gives_the_same_result_as_its_plain_sql_baseline() {
         let sql = rt
             .block_on(env.run(w.id, Impl::Sql, 2))
             .unwrap_or_else(|e| panic!("{} (sql): {e}", w.id));
-        assert_eq!(
-            ours.digest, sql.digest,
-            "{}: ours and the baseline differ",
-            w.id
-        );
-        assert_eq!(ours.rows, sql.rows, "{}", w.id);
-        assert!(ours.rows > 0, "{}: no rows", w.id);
+        assert_same_result(w.id, &ours, &sql, "ours and the baseline");
         assert_eq!(ours.secs.len(), 2);
     }
     // The segment and the reports are not empty, so their equality means something.
@@ -207,18 +208,12 @@ fn on_postgresql_every_workload_equals_its_baseline_and_the_sqlite_result() {
         let ours = run(&mut pg, Impl::Ours);
         let sql = run(&mut pg, Impl::Sql);
         let sqlite = run(&mut lite, Impl::Ours);
-        assert_eq!(
-            ours.digest, sql.digest,
-            "{}: PgStore and tokio-postgres differ",
-            w.id
-        );
+        assert_same_result(w.id, &ours, &sql, "PgStore and tokio-postgres");
         assert_eq!(
             ours.digest, sqlite.digest,
             "{}: PostgreSQL and SQLite differ",
             w.id
         );
-        assert_eq!(ours.rows, sql.rows, "{}", w.id);
-        assert!(ours.rows > 0, "{}: no rows", w.id);
     }
     rt.block_on(async {
         let client = suite::work::plain_pg(&url, &schema).await.expect("client");

@@ -3,7 +3,7 @@
 use chrono::{TimeZone, Utc};
 use crm_core::event::RequestStatus;
 use crm_core::id::{LostReasonId, PartnerId, TenantId};
-use crm_core::lead::{apply, Facts, Lead, LeadCommand, LeadPatch, NewLead, StatusKind};
+use crm_core::lead::{apply, Facts, Lead, LeadCommand, LeadPatch, NewLead, StatusKind, Transition};
 use crm_core::money::Money;
 use crm_core::pipeline::{LostReason, MovePolicy, NewPipeline, Pipeline};
 use crm_core::Error;
@@ -21,6 +21,44 @@ fn world(policy: MovePolicy) -> (Pipeline, Vec<LostReason>, Lead) {
         .build(t, partner, &p, now)
         .unwrap();
     (p, reasons, lead)
+}
+
+/// A free-policy world in which commands apply at one instant, with no requests.
+struct Free {
+    p: Pipeline,
+    reasons: Vec<LostReason>,
+    lead: Lead,
+    now: chrono::DateTime<Utc>,
+}
+
+impl Free {
+    fn new() -> Self {
+        let (p, reasons, lead) = world(MovePolicy::Free);
+        Self {
+            p,
+            reasons,
+            lead,
+            now: Utc::now(),
+        }
+    }
+
+    /// `cmd` applied to `lead`.
+    fn apply(&self, lead: &Lead, cmd: LeadCommand) -> crm_core::Result<Transition> {
+        let facts = Facts {
+            lost_reasons: &self.reasons,
+            requests: &[],
+        };
+        apply(lead, cmd, &self.p, facts, self.now)
+    }
+}
+
+/// Losing a lead for `reason`, with no competitor or note.
+fn lose(reason: LostReasonId) -> LeadCommand {
+    LeadCommand::Lose {
+        reason: Some(reason),
+        competitor: None,
+        note: None,
+    }
 }
 
 /// Runs `steps` (stage names, or `won`, `lost`, `reopen`) and returns the outcome code of each.
@@ -110,39 +148,15 @@ fn transition_table() {
 
 #[test]
 fn unknown_lost_reason_and_foreign_stage_are_refused() {
-    let (p, reasons, lead) = world(MovePolicy::Free);
-    let facts = Facts {
-        lost_reasons: &reasons,
-        requests: &[],
-    };
-    let now = Utc::now();
-    let e = apply(
-        &lead,
-        LeadCommand::Lose {
-            reason: Some(LostReasonId::new()),
-            competitor: None,
-            note: None,
-        },
-        &p,
-        facts,
-        now,
-    )
-    .unwrap_err();
+    let w = Free::new();
+    let e = w.apply(&w.lead, lose(LostReasonId::new())).unwrap_err();
     assert!(
         matches!(e, Error::Transition(ref t) if t.code() == "unknown_lost_reason"),
         "{e}"
     );
     let (other, _, _) = world(MovePolicy::Free);
-    let e = apply(
-        &lead,
-        LeadCommand::MoveTo {
-            stage: other.stages()[1].id,
-        },
-        &p,
-        facts,
-        now,
-    )
-    .unwrap_err();
+    let stage = other.stages()[1].id;
+    let e = w.apply(&w.lead, LeadCommand::MoveTo { stage }).unwrap_err();
     assert!(
         matches!(e, Error::Transition(ref t) if t.code() == "unknown_stage"),
         "{e}"
@@ -151,12 +165,7 @@ fn unknown_lost_reason_and_foreign_stage_are_refused() {
 
 #[test]
 fn bad_patches_name_the_field() {
-    let (p, reasons, lead) = world(MovePolicy::Free);
-    let facts = Facts {
-        lost_reasons: &reasons,
-        requests: &[],
-    };
-    let now = Utc::now();
+    let w = Free::new();
     let cases: Vec<(LeadPatch, &str)> = vec![
         (
             LeadPatch {
@@ -202,7 +211,9 @@ fn bad_patches_name_the_field() {
         ),
     ];
     for (patch, field) in cases {
-        let e = apply(&lead, LeadCommand::Update(patch.clone()), &p, facts, now).unwrap_err();
+        let e = w
+            .apply(&w.lead, LeadCommand::Update(patch.clone()))
+            .unwrap_err();
         assert_eq!(e.field(), Some(field), "{patch:?}");
     }
 }
@@ -220,63 +231,27 @@ fn a_new_lead_closing_outside_business_dates_is_refused() {
 
 #[test]
 fn probability_override_survives_moves_and_lost_reopen() {
-    let (p, reasons, lead) = world(MovePolicy::Free);
-    let facts = Facts {
-        lost_reasons: &reasons,
-        requests: &[],
-    };
-    let now = Utc::now();
-    let t = apply(
-        &lead,
+    let w = Free::new();
+    let probability = |p: Option<u8>| {
         LeadCommand::Update(LeadPatch {
-            probability: Some(Some(42)),
+            probability: Some(p),
             ..Default::default()
-        }),
-        &p,
-        facts,
-        now,
-    )
-    .unwrap();
-    let t = apply(
-        &t.lead,
-        LeadCommand::MoveTo {
-            stage: p.stage_named("Offer").unwrap().id,
-        },
-        &p,
-        facts,
-        now,
-    )
-    .unwrap();
+        })
+    };
+    let t = w.apply(&w.lead, probability(Some(42))).unwrap();
+    let stage = w.p.stage_named("Offer").unwrap().id;
+    let t = w.apply(&t.lead, LeadCommand::MoveTo { stage }).unwrap();
     assert_eq!(t.lead.probability(), 42);
-    let t = apply(
-        &t.lead,
-        LeadCommand::Lose {
-            reason: Some(reasons[0].id()),
-            competitor: None,
-            note: None,
-        },
-        &p,
-        facts,
-        now,
-    )
-    .unwrap();
+    let t = w.apply(&t.lead, lose(w.reasons[0].id())).unwrap();
     assert_eq!(t.lead.probability(), 0);
-    let t = apply(&t.lead, LeadCommand::Reopen { stage: None }, &p, facts, now).unwrap();
+    let t = w
+        .apply(&t.lead, LeadCommand::Reopen { stage: None })
+        .unwrap();
     assert_eq!(
         (t.lead.probability(), t.lead.status().kind()),
         (42, StatusKind::Open)
     );
-    let t = apply(
-        &t.lead,
-        LeadCommand::Update(LeadPatch {
-            probability: Some(None),
-            ..Default::default()
-        }),
-        &p,
-        facts,
-        now,
-    )
-    .unwrap();
+    let t = w.apply(&t.lead, probability(None)).unwrap();
     assert_eq!(t.lead.probability(), 50, "back to the stage default");
 }
 

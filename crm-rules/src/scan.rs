@@ -25,26 +25,15 @@ enum Holds {
 impl Holds {
     /// The fields it has (`None` for an unknown trigger, which `check` reports on its entry point instead).
     fn fields(self, trigger: &str) -> Option<Vec<String>> {
-        Some(match self {
-            Self::Trigger => views::trigger_fields(trigger)?,
-            Self::Lead => views::LEAD_FIELDS.iter().map(|s| s.to_string()).collect(),
-            Self::Partner => views::PARTNER_FIELDS
-                .iter()
-                .map(|s| s.to_string())
-                .collect(),
-            Self::Request => views::REQUEST_FIELDS
-                .iter()
-                .map(|s| s.to_string())
-                .collect(),
-            Self::Document => views::DOCUMENT_FIELDS
-                .iter()
-                .map(|s| s.to_string())
-                .collect(),
-            Self::Campaign => views::CAMPAIGN_FIELDS
-                .iter()
-                .map(|s| s.to_string())
-                .collect(),
-        })
+        let fields: &[&str] = match self {
+            Self::Trigger => return views::trigger_fields(trigger),
+            Self::Lead => views::LEAD_FIELDS,
+            Self::Partner => views::PARTNER_FIELDS,
+            Self::Request => views::REQUEST_FIELDS,
+            Self::Document => views::DOCUMENT_FIELDS,
+            Self::Campaign => views::CAMPAIGN_FIELDS,
+        };
+        Some(fields.iter().map(|s| s.to_string()).collect())
     }
 
     fn describe(self, trigger: &str) -> String {

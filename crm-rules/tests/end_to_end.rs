@@ -8,7 +8,6 @@ use crm_core::lead::{LeadCommand, LeadPartner, NewLead};
 use crm_core::money::Money;
 use crm_core::outbox::OutboxStoreExt;
 use crm_core::outbox::{Channel, Notifier, OutboxStatus, OutboxStore};
-use crm_core::partner::NewPartner;
 use crm_core::service::CrmService;
 use crm_core::store::{PageRequest, Store, TimelineOf};
 use crm_core::time::{Clock, FixedClock};
@@ -231,23 +230,11 @@ async fn a_task_due_beyond_the_calendar_is_a_dead_letter_not_a_panic() {
     use crm_core::outbox::{OutboxMessage, Payload, ResolvedRecipient};
     use crm_core::store::{ChangeSet, Write};
 
-    let store = Arc::new(SqliteStore::open_in_memory().unwrap());
-    let clock = Arc::new(FixedClock::new(
-        Utc.with_ymd_and_hms(2026, 3, 2, 9, 0, 0).unwrap(),
-    ));
-    let crm = CrmService::builder()
-        .store(store.clone())
-        .clock(clock.clone())
-        .build()
-        .unwrap();
+    let (store, clock) = common::memory_store_at(2026, 3, 2);
+    let crm = common::plain_service(store.clone(), &clock);
     let (tenant, ana) = (TenantId::new(), UserId::new());
     let ctx = Context::user(tenant, ana);
-    crm.setup_tenant(&ctx).await.unwrap();
-    let partner = crm
-        .create_partner(&ctx, NewPartner::company("Customer Ltd"))
-        .await
-        .unwrap()
-        .record;
+    let partner = common::tenant_with_company(&crm, &ctx, "Customer Ltd").await;
     let mut input = NewLead::new(LeadPartner::Existing { id: partner.id() }, "Solar roof");
     input.owner = Some(ana);
     let lead = crm.enter_lead(&ctx, input).await.unwrap().record;

@@ -11,7 +11,7 @@ use crm_core::lead::NewLead;
 use crm_core::money::Currency;
 use crm_core::outbox::{OutboxMessage, OutboxStatus, OutboxStore};
 use crm_core::partner::NewPartner;
-use crm_core::service::{CommerceService, CrmService};
+use crm_core::service::CommerceService;
 use crm_core::store::{Backend, ChangeSet, LeadQuery, PageRequest, Store, Write};
 use crm_core::time::{Clock, FixedClock};
 use crm_rules::fixtures::Org;
@@ -29,11 +29,7 @@ async fn history(store: Arc<dyn Backend>, tenant: TenantId) {
         Utc.with_ymd_and_hms(2026, 2, 20, 9, 0, 0).unwrap(),
     ));
     let ctx = Context::user(tenant, Org::user_id("ana"));
-    let crm = CrmService::builder()
-        .store(store.clone())
-        .clock(clock.clone())
-        .build()
-        .unwrap();
+    let crm = common::plain_service(store.clone(), &clock);
     crm.setup_tenant(&ctx).await.unwrap();
     let mut customer = NewPartner::company("Customer Ltd");
     customer.owner = Some(Org::user_id("ana"));
@@ -184,40 +180,31 @@ async fn replay_on_sqlite_prints_what_would_be_sent_and_leaves_the_file_as_it_wa
 #[test]
 fn replay_says_what_is_wrong_with_its_arguments() {
     let dir = common::example_dir();
-    let (ok, out) = common::run(&[
-        "replay",
-        dir.to_str().unwrap(),
-        "--db",
-        "/nonexistent/crm.db",
-        "--tenant",
-        &TenantId::new().to_string(),
-        "--since",
-        "2026-03-01",
-    ]);
-    assert!(!ok);
-    assert!(out.contains("no such SQLite file"), "{out}");
-    let (ok, out) = common::run(&[
-        "replay",
-        dir.to_str().unwrap(),
-        "--db",
-        "x.db",
-        "--tenant",
-        &TenantId::new().to_string(),
-        "--since",
-        "March",
-    ]);
-    assert!(!ok);
-    assert!(out.contains("neither a day"), "{out}");
-    let (ok, out) = common::run(&[
-        "replay",
-        dir.to_str().unwrap(),
-        "--db",
-        "x.db",
-        "--since",
-        "2026-03-01",
-    ]);
-    assert!(!ok);
-    assert!(out.contains("--tenant"), "{out}");
+    let dir = dir.to_str().unwrap();
+    let tenant = TenantId::new().to_string();
+    let cases: [(&[&str], &str); 3] = [
+        (
+            &[
+                "--db",
+                "/nonexistent/crm.db",
+                "--tenant",
+                &tenant,
+                "--since",
+                "2026-03-01",
+            ],
+            "no such SQLite file",
+        ),
+        (
+            &["--db", "x.db", "--tenant", &tenant, "--since", "March"],
+            "neither a day",
+        ),
+        (&["--db", "x.db", "--since", "2026-03-01"], "--tenant"),
+    ];
+    for (args, says) in cases {
+        let (ok, out) = common::run(&[&["replay", dir], args].concat());
+        assert!(!ok, "{args:?}: {out}");
+        common::assert_has(&out, &[says]);
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

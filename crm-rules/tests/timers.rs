@@ -2,7 +2,7 @@
 //! there are more candidates than a tick takes: requests due soon are never crowded out by overdue ones, requests
 //! that just became overdue never by ones overdue for months, leads that just went idle never by long-idle ones.
 
-use chrono::{Duration, TimeZone, Utc};
+use chrono::Duration;
 use crm_core::actor::Context;
 use crm_core::id::{TenantId, UserId};
 use crm_core::lead::NewLead;
@@ -15,6 +15,8 @@ use crm_rules::{Limits, RhaiRuleEngine, RuleSet, RuleSource};
 use crm_storage_sqlite::SqliteStore;
 use std::sync::Arc;
 
+mod common;
+
 struct Desk {
     store: Arc<SqliteStore>,
     clock: Arc<FixedClock>,
@@ -24,22 +26,10 @@ struct Desk {
 }
 
 async fn desk() -> Desk {
-    let store = Arc::new(SqliteStore::open_in_memory().unwrap());
-    let clock = Arc::new(FixedClock::new(
-        Utc.with_ymd_and_hms(2026, 1, 5, 9, 0, 0).unwrap(),
-    ));
-    let crm = CrmService::builder()
-        .store(store.clone())
-        .clock(clock.clone())
-        .build()
-        .unwrap();
+    let (store, clock) = common::memory_store_at(2026, 1, 5);
+    let crm = common::plain_service(store.clone(), &clock);
     let ctx = Context::user(TenantId::new(), UserId::new());
-    crm.setup_tenant(&ctx).await.unwrap();
-    let p = crm
-        .create_partner(&ctx, NewPartner::company("Acme"))
-        .await
-        .unwrap()
-        .record;
+    let p = common::tenant_with_company(&crm, &ctx, "Acme").await;
     let lead = crm
         .enter_lead(&ctx, NewLead::for_partner(p.id(), "Roof"))
         .await
@@ -61,6 +51,13 @@ impl Desk {
         let mut r = NewRequest::on_lead(self.lead, title, self.ctx.actor.user_id().unwrap());
         r.due = Some(self.clock.now() + Duration::hours(hours));
         self.crm.open_request(&self.ctx, r).await.unwrap();
+    }
+
+    /// Opens the requests `{prefix} 0` to `{prefix} n-1`, all due `hours` from now.
+    async fn requests(&self, prefix: &str, n: usize, hours: i64) {
+        for i in 0..n {
+            self.request(&format!("{prefix} {i}"), hours).await;
+        }
     }
 
     /// The subjects a tick with `rule` decides, taking at most `limit` candidates per timer.
@@ -93,34 +90,31 @@ impl Desk {
     }
 }
 
-const NOTIFY: &str = r#"notify("owner or someone@example.com", "#;
+/// A rule on `timer` whose entry point `on_<event>` tells the owner the title of `t.<record>`.
+fn timer_rule(timer: &str, event: &str, record: &str) -> String {
+    format!(
+        "fn timers() {{ [\"{timer}\"] }}\nfn on_{event}(t) {{ notify(\"owner or someone@example.com\", t.{record}.title, \"\"); }}"
+    )
+}
 
 #[tokio::test]
 async fn requests_due_soon_are_not_crowded_out_by_overdue_ones() {
     let d = desk().await;
-    for i in 0..5 {
-        d.request(&format!("late {i}"), 1).await;
-    }
+    d.requests("late", 5, 1).await;
     d.clock.advance(Duration::hours(3));
     d.request("soon", 2).await;
-    let rule = format!(
-        "fn timers() {{ [\"request_due_soon:24\"] }}\nfn on_request_due_soon(t) {{ {NOTIFY}t.request.title, \"\"); }}"
-    );
+    let rule = timer_rule("request_due_soon:24", "request_due_soon", "request");
     assert_eq!(d.tick(&rule, 2).await, ["soon"]);
 }
 
 #[tokio::test]
 async fn requests_that_just_became_overdue_are_not_crowded_out_by_old_ones() {
     let d = desk().await;
-    for i in 0..5 {
-        d.request(&format!("ancient {i}"), 1).await;
-    }
+    d.requests("ancient", 5, 1).await;
     d.clock.advance(Duration::days(60));
     d.request("fresh", 1).await;
     d.clock.advance(Duration::hours(2));
-    let rule = format!(
-        "fn timers() {{ [\"request_overdue:0\"] }}\nfn on_request_overdue(t) {{ {NOTIFY}t.request.title, \"\"); }}"
-    );
+    let rule = timer_rule("request_overdue:0", "request_overdue", "request");
     assert_eq!(d.tick(&rule, 2).await, ["fresh"]);
 }
 
@@ -144,9 +138,7 @@ async fn leads_that_just_went_idle_come_first() {
         d.clock.advance(Duration::days(1));
     }
     d.clock.advance(Duration::days(3));
-    let rule = format!(
-        "fn timers() {{ [\"lead_idle:3\"] }}\nfn on_lead_idle(t) {{ {NOTIFY}t.lead.title, \"\"); }}"
-    );
+    let rule = timer_rule("lead_idle:3", "lead_idle", "lead");
     // Idle since 3, 4, 5, 6 and 7 days: with room for two, the two that went idle last.
     assert_eq!(d.tick(&rule, 2).await, ["Lead 2", "Lead 3"]);
     assert_eq!(d.tick(&rule, 10).await.len(), 5);

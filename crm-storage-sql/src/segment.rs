@@ -244,19 +244,17 @@ fn condition(
             let v = sql.bind(tag.as_str());
             d.json_array_has_text("p.doc", "tags", &v)
         }
-        Criteria::And { all } => {
-            let parts: Vec<String> = all
+        Criteria::And { all: parts } | Criteria::Or { any: parts } => {
+            let op = if matches!(c, Criteria::And { .. }) {
+                " AND "
+            } else {
+                " OR "
+            };
+            let conds: Vec<String> = parts
                 .iter()
                 .map(|c| condition(c, as_of, reporting, t, sql, plan))
                 .collect();
-            format!("({})", parts.join(" AND "))
-        }
-        Criteria::Or { any } => {
-            let parts: Vec<String> = any
-                .iter()
-                .map(|c| condition(c, as_of, reporting, t, sql, plan))
-                .collect();
-            format!("({})", parts.join(" OR "))
+            format!("({})", conds.join(op))
         }
         Criteria::Not { not } => {
             format!("(NOT {})", condition(not, as_of, reporting, t, sql, plan))

@@ -129,6 +129,20 @@ impl Shop {
             .record
     }
 
+    /// A campaign over 2026 on `channel`, owned and worked by the agent, with no script, budget or criteria.
+    pub fn year_campaign(&self, name: &str, channel: Channel) -> NewCampaign {
+        NewCampaign {
+            name: name.into(),
+            channel,
+            period: Period::year(2026).expect("a year"),
+            owner: self.w.agent,
+            agents: vec![self.w.agent],
+            script: None,
+            budget: None,
+            criteria: None,
+        }
+    }
+
     /// A line of product `i`.
     pub fn line(&self, i: usize, qty: &str, price: &str, cost: &str) -> NewLine {
         NewLine::new(self.products[i], dec(qty), dec(price), dec(cost))

@@ -198,14 +198,8 @@ pub fn run_no_panic(
             .create_campaign(
                 &shop.w.ctx,
                 NewCampaign {
-                    name: "Spring".into(),
-                    channel: Channel::Telemarketing,
-                    period: Period::year(2026).expect("a year"),
-                    owner: shop.w.agent,
-                    agents: vec![shop.w.agent],
-                    script: None,
                     budget: Money::parse("1000", "RON").ok(),
-                    criteria: None,
+                    ..shop.year_campaign("Spring", Channel::Telemarketing)
                 },
             )
             .await

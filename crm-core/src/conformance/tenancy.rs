@@ -73,6 +73,12 @@ fn nothing_or_not_found<T: std::fmt::Debug>(what: &str, r: crate::Result<Vec<T>>
     }
 }
 
+/// A query of the other tenant answered, with nothing.
+fn empty_page<T: std::fmt::Debug>(what: &str, r: crate::Result<crate::page::Page<T>>) {
+    let page = r.unwrap_or_else(|e| panic!("{what}: {e}"));
+    assert!(page.items.is_empty(), "{what}: {page:?}");
+}
+
 /// Every partner: "not never bought" or "never bought".
 fn everyone() -> Criteria {
     let never = Criteria::LastSale {
@@ -143,14 +149,8 @@ pub async fn check_every_read_is_tenant_scoped(backend: &Arc<dyn Backend>) {
         a.cs.create_campaign(
             &a.w.ctx,
             NewCampaign {
-                name: "Win back".into(),
-                channel: Channel::Email,
-                period: Period::year(2026).expect("a year"),
-                owner: a.w.agent,
-                agents: vec![a.w.agent],
-                script: None,
-                budget: None,
                 criteria: Some(everyone()),
+                ..a.year_campaign("Win back", Channel::Email)
             },
         )
         .await
@@ -242,17 +242,11 @@ pub async fn check_every_read_is_tenant_scoped(backend: &Arc<dyn Backend>) {
     }
 
     // Every other read, with A's ids and filters.
-    let leads = store
-        .query_leads(
-            tb,
-            &LeadQuery {
-                partner: Some(customer.id),
-                ..Default::default()
-            },
-        )
-        .await
-        .expect("query_leads");
-    assert!(leads.items.is_empty(), "query_leads: {leads:?}");
+    let of_customer = LeadQuery {
+        partner: Some(customer.id),
+        ..Default::default()
+    };
+    empty_page("query_leads", store.query_leads(tb, &of_customer).await);
     match store.board(tb, a.w.pipeline.id).await {
         Ok(board) => assert!(board.columns.iter().all(|c| c.count == 0), "{board:?}"),
         Err(Error::NotFound { .. }) => {}
@@ -266,17 +260,11 @@ pub async fn check_every_read_is_tenant_scoped(backend: &Arc<dyn Backend>) {
         Err(Error::NotFound { .. }) => {}
         Err(e) => panic!("funnel: {e}"),
     }
-    let reqs = store
-        .query_requests(
-            tb,
-            &RequestQuery {
-                lead: Some(lead.id),
-                ..Default::default()
-            },
-        )
-        .await
-        .expect("query_requests");
-    assert!(reqs.items.is_empty(), "query_requests: {reqs:?}");
+    let of_lead = RequestQuery {
+        lead: Some(lead.id),
+        ..Default::default()
+    };
+    empty_page("query_requests", store.query_requests(tb, &of_lead).await);
     nothing_or_not_found(
         "comments",
         store

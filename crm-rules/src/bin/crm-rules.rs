@@ -144,13 +144,21 @@ fn main() -> ExitCode {
     }
 }
 
-fn org_of(dir: &Path) -> Result<Option<Org>, String> {
-    let p = dir.join("org.toml");
-    if p.exists() {
-        Org::load(&p).map(Some).map_err(|e| e.to_string())
+/// What `load` reads from `path` when `present` says it is there; `None` when it is not.
+fn load_if<T, E: std::fmt::Display>(
+    path: &Path,
+    present: fn(&Path) -> bool,
+    load: impl FnOnce(&Path) -> Result<T, E>,
+) -> Result<Option<T>, String> {
+    if present(path) {
+        load(path).map(Some).map_err(|e| e.to_string())
     } else {
         Ok(None)
     }
+}
+
+fn org_of(dir: &Path) -> Result<Option<Org>, String> {
+    load_if(&dir.join("org.toml"), Path::exists, Org::load)
 }
 
 fn engine_of(dir: &Path, org: Option<&Org>) -> Result<RhaiRuleEngine, RulesError> {
@@ -158,12 +166,7 @@ fn engine_of(dir: &Path, org: Option<&Org>) -> Result<RhaiRuleEngine, RulesError
 }
 
 fn templates_of(dir: &Path) -> Result<Option<Templates>, String> {
-    let t = dir.join("templates");
-    if t.is_dir() {
-        Templates::load_dir(&t).map(Some).map_err(|e| e.to_string())
-    } else {
-        Ok(None)
-    }
+    load_if(&dir.join("templates"), Path::is_dir, Templates::load_dir)
 }
 
 fn check(dir: &Path) -> Result<bool, String> {

@@ -4,10 +4,12 @@
 // Each test crate uses some of these.
 #![allow(dead_code)]
 
+use chrono::{TimeZone, Utc};
 use crm_core::actor::Context;
 use crm_core::comms::{RuleEngine, StaticDirectory};
 use crm_core::partner::{NewContact, NewPartner, Partner};
 use crm_core::service::{CrmService, RulesHook};
+use crm_core::store::Store;
 use crm_core::time::FixedClock;
 use crm_rules::fixtures::Org;
 use crm_storage_sqlite::SqliteStore;
@@ -32,6 +34,41 @@ pub fn run(args: &[&str]) -> (bool, String) {
         String::from_utf8_lossy(&out.stderr)
     );
     (out.status.success(), text)
+}
+
+/// An in-memory SQLite store and a clock fixed at 09:00 UTC on the day `y-m-d`.
+pub fn memory_store_at(y: i32, m: u32, d: u32) -> (Arc<SqliteStore>, Arc<FixedClock>) {
+    let store = Arc::new(SqliteStore::open_in_memory().unwrap());
+    let clock = Arc::new(FixedClock::new(
+        Utc.with_ymd_and_hms(y, m, d, 9, 0, 0).unwrap(),
+    ));
+    (store, clock)
+}
+
+/// A service over `store` and `clock` that runs no hooks.
+pub fn plain_service(store: Arc<dyn Store>, clock: &Arc<FixedClock>) -> CrmService {
+    CrmService::builder()
+        .store(store)
+        .clock(clock.clone())
+        .build()
+        .unwrap()
+}
+
+/// Sets up the tenant of `ctx` and creates the company `name` in it.
+pub async fn tenant_with_company(crm: &CrmService, ctx: &Context, name: &str) -> Partner {
+    crm.setup_tenant(ctx).await.unwrap();
+    crm.create_partner(ctx, NewPartner::company(name))
+        .await
+        .unwrap()
+        .record
+}
+
+/// Asserts that `text` holds each of `parts`, and shows `text` when one is missing.
+#[track_caller]
+pub fn assert_has(text: &str, parts: &[&str]) {
+    for part in parts {
+        assert!(text.contains(part), "no {part:?} in:\n{text}");
+    }
 }
 
 /// Records the product `P-1` (a panel) and returns its id.
@@ -65,11 +102,7 @@ pub async fn customer_and_rules(
     owner: Option<&str>,
     engine: Arc<dyn RuleEngine>,
 ) -> (Partner, Arc<StaticDirectory>, CrmService) {
-    let plain = CrmService::builder()
-        .store(store.clone())
-        .clock(clock.clone())
-        .build()
-        .unwrap();
+    let plain = plain_service(store.clone(), clock);
     let mut customer = NewPartner::company("Customer Ltd");
     customer.owner = owner.map(Org::user_id);
     customer.contacts.push(NewContact {
