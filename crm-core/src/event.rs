@@ -265,6 +265,44 @@ pub enum EventKind {
         /// The lead created, when the partner was interested.
         lead: Option<LeadId>,
     },
+    /// A quotation was made (revision 1, a draft).
+    QuotationCreated {
+        /// The quotation revision.
+        quotation: crate::id::QuotationId,
+        /// Its number.
+        number: String,
+        /// Its total.
+        total: Money,
+    },
+    /// A draft quotation's lines, validity or terms changed.
+    QuotationEdited {
+        /// The quotation revision.
+        quotation: crate::id::QuotationId,
+        /// Its number.
+        number: String,
+        /// Its new total.
+        total: Money,
+    },
+    /// A quotation was revised: `quotation` (a new draft) supersedes `supersedes`.
+    QuotationRevised {
+        /// The new revision.
+        quotation: crate::id::QuotationId,
+        /// The revision it replaced.
+        supersedes: crate::id::QuotationId,
+        /// The new revision's number.
+        number: String,
+        /// Its total.
+        total: Money,
+    },
+    /// A quotation was sent, accepted, declined or expired.
+    QuotationStatusChanged {
+        /// The quotation revision.
+        quotation: crate::id::QuotationId,
+        /// Its number.
+        number: String,
+        /// Its new status.
+        status: crate::kinds::QuotationStatus,
+    },
     /// A communication rule failed while handling an event; the triggering change still committed.
     RuleFailed {
         /// The rule's name.
@@ -298,6 +336,16 @@ impl EventKind {
             Self::CampaignCostAdded { .. } => "campaign_cost_added",
             Self::BudgetExceeded { .. } => "budget_exceeded",
             Self::CallOutcomeRecorded { .. } => "call_outcome_recorded",
+            Self::QuotationCreated { .. } => "quotation_created",
+            Self::QuotationEdited { .. } => "quotation_edited",
+            Self::QuotationRevised { .. } => "quotation_revised",
+            Self::QuotationStatusChanged { status, .. } => match status {
+                crate::kinds::QuotationStatus::Sent => "quotation_sent",
+                crate::kinds::QuotationStatus::Accepted => "quotation_accepted",
+                crate::kinds::QuotationStatus::Declined => "quotation_declined",
+                crate::kinds::QuotationStatus::Expired => "quotation_expired",
+                _ => "quotation_status_changed",
+            },
             Self::RuleFailed { .. } => "rule_failed",
         }
     }
@@ -432,6 +480,18 @@ impl DomainEvent {
                 format!("request {} → {}", from.as_str(), to.as_str())
             }
             EventKind::RuleFailed { rule, message } => format!("rule `{rule}` failed: {message}"),
+            EventKind::QuotationCreated { number, total, .. } => {
+                format!("quotation {number} made: {total}")
+            }
+            EventKind::QuotationEdited { number, total, .. } => {
+                format!("quotation {number} edited: {total}")
+            }
+            EventKind::QuotationRevised { number, total, .. } => {
+                format!("quotation revised as {number}: {total}")
+            }
+            EventKind::QuotationStatusChanged { number, status, .. } => {
+                format!("quotation {number} {status}")
+            }
             EventKind::InvoiceRecorded {
                 kind,
                 number,

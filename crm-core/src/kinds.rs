@@ -250,3 +250,41 @@ pub enum MovePolicy {
     /// Only to the next stage, or back to any earlier one.
     Sequential,
 }
+
+/// Where a quotation stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum QuotationStatus {
+    /// Being prepared; can be edited.
+    Draft,
+    /// Sent to the partner; awaits an answer until its validity date.
+    Sent,
+    /// The partner accepted it.
+    Accepted,
+    /// The partner declined it.
+    Declined,
+    /// Its validity date passed without an answer.
+    Expired,
+    /// A later revision replaced it.
+    Superseded,
+}
+
+impl QuotationStatus {
+    /// The status's stable name (`"draft"`, `"sent"`, …).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Draft => "draft",
+            Self::Sent => "sent",
+            Self::Accepted => "accepted",
+            Self::Declined => "declined",
+            Self::Expired => "expired",
+            Self::Superseded => "superseded",
+        }
+    }
+}
+
+impl std::fmt::Display for QuotationStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}

@@ -42,6 +42,11 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         name: "timers",
         sql: || include_str!("../migrations/0004_timers.sql").to_string(),
     },
+    Migration {
+        version: 5,
+        name: "sales",
+        sql: || schema::sales(Dialect::Postgres),
+    },
 ];
 
 /// The advisory-lock key of a schema's migrations: FNV-1a of a fixed prefix and the schema name, so the key is the

@@ -14,6 +14,7 @@ use crm_core::commerce::{
 };
 use crm_core::id::{CampaignId, PartnerId, TenantId, UserId};
 use crm_core::money::{decimal_to_units, Currency};
+use crm_core::sales::{Quotation, QuotationStatus};
 use crm_core::store::{Page, PageRequest};
 use crm_core::{Error, Result};
 use uuid::Uuid;
@@ -62,6 +63,24 @@ pub const CAMPAIGNS: Table = Table {
         ("tenant", Kind::Uuid),
         ("id", Kind::Uuid),
         ("status", Kind::I16),
+        ("version", Kind::I64),
+        ("doc", Kind::Json),
+    ],
+};
+
+/// `quotations`: each revision of a quotation, numbered `(year, sequence, revision)` uniquely per tenant.
+pub const QUOTATIONS: Table = Table {
+    name: "quotations",
+    columns: &[
+        ("tenant", Kind::Uuid),
+        ("id", Kind::Uuid),
+        ("year", Kind::I32),
+        ("sequence", Kind::I64),
+        ("revision", Kind::I32),
+        ("partner", Kind::Uuid),
+        ("lead", Kind::Uuid),
+        ("status", Kind::I16),
+        ("valid_until", Kind::I32),
         ("version", Kind::I64),
         ("doc", Kind::Json),
     ],
@@ -225,6 +244,39 @@ pub fn campaign_row(c: &Campaign) -> Result<Vec<Param>> {
         status_code(c.status()).into(),
         version(c.version()),
         Param::json(c)?,
+    ])
+}
+
+/// The stored code of a quotation's status.
+pub fn quotation_status_code(s: QuotationStatus) -> i16 {
+    match s {
+        QuotationStatus::Draft => 0,
+        QuotationStatus::Sent => 1,
+        QuotationStatus::Accepted => 2,
+        QuotationStatus::Declined => 3,
+        QuotationStatus::Expired => 4,
+        QuotationStatus::Superseded => 5,
+    }
+}
+
+/// The row of a quotation revision.
+pub fn quotation_row(q: &Quotation) -> Result<Vec<Param>> {
+    let n = q.number();
+    Ok(vec![
+        (*q.tenant().as_uuid()).into(),
+        (*q.id().as_uuid()).into(),
+        Param::I32(n.year),
+        Param::I64(i64::from(n.sequence)),
+        Param::I32(
+            i32::try_from(n.revision)
+                .map_err(|_| Error::invalid("number", "revision out of range"))?,
+        ),
+        (*q.partner().as_uuid()).into(),
+        Param::opt_uuid(q.lead().as_ref().map(|l| l.as_uuid())),
+        quotation_status_code(q.status()).into(),
+        day(q.valid_until()),
+        version(q.version()),
+        Param::json(q)?,
     ])
 }
 
@@ -636,6 +688,24 @@ pub fn steps(dialect: Dialect, w: &CommerceWrite) -> Result<Vec<Step>> {
             ("campaign target", t.partner().to_string(), *e),
             t.version(),
         )?),
+        CommerceWrite::InsertQuotation(q) => one(insert(
+            dialect,
+            &QUOTATIONS,
+            quotation_row(q)?,
+            "quotation",
+            q.number().to_string(),
+        )),
+        CommerceWrite::UpdateQuotation {
+            quotation: q,
+            expected_version: e,
+        } => one(update(
+            dialect,
+            &QUOTATIONS,
+            ID,
+            quotation_row(q)?,
+            ("quotation", q.number().to_string(), *e),
+            q.version(),
+        )?),
         _ => Err(Error::invalid("writes", "unsupported commerce write")),
     }
 }
@@ -659,6 +729,7 @@ pub fn ingest_rows(w: &CommerceWrite) -> Result<Vec<(&'static Table, Vec<Param>)
         }
         CommerceWrite::InsertCampaignCost(c) => vec![(&CAMPAIGN_COSTS, cost_row(c)?)],
         CommerceWrite::InsertCampaignTarget(t) => vec![(&CAMPAIGN_TARGETS, target_row(t)?)],
+        CommerceWrite::InsertQuotation(q) => vec![(&QUOTATIONS, quotation_row(q)?)],
         _ => {
             return Err(Error::invalid(
                 "writes",

@@ -39,6 +39,8 @@ pub enum Doc {
     CampaignCost,
     /// A campaign target.
     CampaignTarget,
+    /// A quotation revision.
+    Quotation,
 }
 
 impl Doc {
@@ -58,6 +60,7 @@ impl Doc {
             Self::Campaign => "campaign",
             Self::CampaignCost => "campaign cost entry",
             Self::CampaignTarget => "campaign target",
+            Self::Quotation => "quotation",
         }
     }
 
@@ -103,6 +106,7 @@ impl Doc {
             Self::Campaign => CommerceRecord::Campaign(self.parse(doc)?),
             Self::CampaignCost => CommerceRecord::CampaignCost(self.parse(doc)?),
             Self::CampaignTarget => CommerceRecord::CampaignTarget(self.parse(doc)?),
+            Self::Quotation => CommerceRecord::Quotation(self.parse(doc)?),
             _ => return Err(self.misplaced()),
         })
     }
@@ -305,6 +309,36 @@ pub fn commerce_key(dialect: Dialect, tenant: TenantId, key: &CommerceKey) -> Re
                 Doc::Document,
             )
         }
+        CommerceKey::Quotation(id) => (
+            one("quotations", "id", (*id.as_uuid()).into()),
+            Doc::Quotation,
+        ),
+        CommerceKey::QuotationsOfLead(lead) => (
+            format!(
+                "{} ORDER BY year, sequence, revision",
+                one("quotations", "lead", (*lead.as_uuid()).into())
+            ),
+            Doc::Quotation,
+        ),
+        CommerceKey::QuotationRevisions { year, sequence } => {
+            let y = sql.bind(Param::I32(*year));
+            let n = sql.bind(Param::I64(i64::from(*sequence)));
+            (
+                format!(
+                    "SELECT {} FROM quotations WHERE tenant = {t} AND year = {y} AND sequence = {n} \
+                     ORDER BY revision",
+                    dialect.doc()
+                ),
+                Doc::Quotation,
+            )
+        }
+        CommerceKey::LastQuotationOfYear(year) => (
+            format!(
+                "{} ORDER BY sequence DESC, revision DESC LIMIT 1",
+                one("quotations", "year", Param::I32(*year))
+            ),
+            Doc::Quotation,
+        ),
         CommerceKey::Products(ids) => {
             let ids: Vec<Uuid> = ids.iter().map(|i| *i.as_uuid()).collect();
             return Ok((by_ids(dialect, "products", tenant, &ids), Doc::Product));

@@ -6,7 +6,7 @@
 
 use crate::commerce::{
     ALLOCATIONS, CAMPAIGNS, CAMPAIGN_COSTS, CAMPAIGN_TARGETS, CATEGORIES, DOCUMENTS,
-    DOCUMENT_LINES, PRODUCTS, RATES,
+    DOCUMENT_LINES, PRODUCTS, QUOTATIONS, RATES,
 };
 use crate::{Dialect, Kind, Table};
 
@@ -566,6 +566,29 @@ pub fn commerce(dialect: Dialect) -> String {
         );
     }
     ddl
+}
+
+/// The sales migration (SQLite's 6, PostgreSQL's 5): quotation revisions. A number `(year, sequence, revision)` is
+/// unique per tenant, so two quotations made at once cannot share one (the service takes the next); a lead's
+/// quotations and a number's revisions are index range scans.
+pub fn sales(dialect: Dialect) -> String {
+    [
+        table(
+            dialect,
+            &QUOTATIONS,
+            &["lead"],
+            &[
+                "PRIMARY KEY (tenant, id)",
+                "UNIQUE (tenant, year, sequence, revision)",
+                "FOREIGN KEY (tenant, partner) REFERENCES partners (tenant, id)",
+                "FOREIGN KEY (tenant, lead) REFERENCES leads (tenant, id)",
+            ],
+        ),
+        "CREATE INDEX quotations_lead ON quotations (tenant, lead, year, sequence, revision) \
+         WHERE lead IS NOT NULL;\n"
+            .to_string(),
+    ]
+    .join("\n")
 }
 
 /// Migration 3, the transactional outbox and the in-app inboxes (`crm_core::outbox`).

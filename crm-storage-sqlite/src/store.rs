@@ -46,18 +46,19 @@ pub struct SqliteStore {
     threads: Arc<Threads>,
 }
 
-/// Migrations 1 (leads), 2 (commerce) and 3 (outbox), generated from `crm_storage_sql::schema` as PostgreSQL's
-/// are.
-static GENERATED: std::sync::LazyLock<[String; 3]> = std::sync::LazyLock::new(|| {
+/// Migrations 1 (leads), 2 (commerce), 3 (outbox) and 6 (sales), generated from `crm_storage_sql::schema` as
+/// PostgreSQL's are.
+static GENERATED: std::sync::LazyLock<[String; 4]> = std::sync::LazyLock::new(|| {
     [
         crm_storage_sql::schema::init(Dialect::Sqlite),
         crm_storage_sql::schema::commerce(Dialect::Sqlite),
         crm_storage_sql::schema::outbox(Dialect::Sqlite),
+        crm_storage_sql::schema::sales(Dialect::Sqlite),
     ]
 });
 
 /// How many migrations there are.
-const MIGRATIONS: usize = 5;
+const MIGRATIONS: usize = 6;
 
 /// The migrations' statements, in order.
 fn migration_sql() -> [&'static str; MIGRATIONS] {
@@ -67,6 +68,7 @@ fn migration_sql() -> [&'static str; MIGRATIONS] {
         &GENERATED[2],
         include_str!("../migrations/0004_lead_campaign.sql"),
         include_str!("../migrations/0005_timers.sql"),
+        &GENERATED[3],
     ]
 }
 

@@ -101,6 +101,15 @@ pub enum CommerceWrite {
         /// The stored version.
         expected_version: u64,
     },
+    /// Insert a quotation revision (its number is unique per tenant).
+    InsertQuotation(crate::sales::Quotation),
+    /// Replace a quotation revision whose stored version is `expected_version`.
+    UpdateQuotation {
+        /// The new state.
+        quotation: crate::sales::Quotation,
+        /// The stored version.
+        expected_version: u64,
+    },
 }
 
 impl CommerceWrite {
@@ -116,6 +125,7 @@ impl CommerceWrite {
             Self::InsertCampaignTarget(t) | Self::UpdateCampaignTarget { target: t, .. } => {
                 t.tenant
             }
+            Self::InsertQuotation(q) | Self::UpdateQuotation { quotation: q, .. } => q.tenant(),
         }
     }
 
@@ -128,6 +138,7 @@ impl CommerceWrite {
                 | Self::ReplaceDocument { .. }
                 | Self::UpdateCampaign { .. }
                 | Self::UpdateCampaignTarget { .. }
+                | Self::UpdateQuotation { .. }
         )
     }
 }

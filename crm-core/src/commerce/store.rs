@@ -32,9 +32,13 @@ use super::rate::ExchangeRate;
 use super::report::{Balance, CampaignSums, OpenItem, ProfitSums, Progress, SumsQuery};
 use super::segment::Criteria;
 use crate::error::Result;
-use crate::id::{CampaignId, CategoryId, DocumentId, PartnerId, ProductId, RequestId, TenantId};
+use crate::id::{
+    CampaignId, CategoryId, DocumentId, LeadId, PartnerId, ProductId, QuotationId, RequestId,
+    TenantId,
+};
 use crate::money::Currency;
 use crate::page::{Page, PageRequest};
+use crate::sales::Quotation;
 use async_trait::async_trait;
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
@@ -97,6 +101,19 @@ pub enum CommerceKey {
         /// The due date the window ends before (excluded).
         before: NaiveDate,
     },
+    /// A quotation revision by id.
+    Quotation(QuotationId),
+    /// Every revision of every quotation made for a lead, by number (sequence, then revision).
+    QuotationsOfLead(LeadId),
+    /// Every revision of a quotation number (whatever its revision part), oldest revision first.
+    QuotationRevisions {
+        /// The year of the number.
+        year: i32,
+        /// The sequence of the number.
+        sequence: u32,
+    },
+    /// The revision with the highest number of a year (at most one): the sequence the next quotation follows.
+    LastQuotationOfYear(i32),
     /// The documents whose renewal date ([`Document::renews_on`]) falls in `[from, to]` (both included), by
     /// renewal date, then kind and number: the `contract_renewal_due` timer's candidates.
     DocumentsRenewing {
@@ -125,6 +142,8 @@ pub enum CommerceRecord {
     CampaignCost(CampaignCost),
     /// A campaign target.
     CampaignTarget(CampaignTarget),
+    /// A quotation revision.
+    Quotation(Quotation),
 }
 
 /// The commerce reads and reports every adapter implements. See the [module docs](self) for the contract; the
@@ -281,6 +300,15 @@ typed_reads! {
         /// The documents of `kind` due in `[from, before)`, by due date, then number.
         fn documents_due(kind: DocumentKind, from: NaiveDate, before: NaiveDate) -> Vec<Document> =
             CommerceKey::DocumentsDue { kind, from, before };
+        /// A quotation revision; [`crate::Error::NotFound`] when the tenant has none with this id.
+        fn quotation(id: QuotationId) -> Quotation = CommerceKey::Quotation(id), "quotation" for id;
+        /// Every revision of every quotation made for `lead`, by number.
+        fn quotations_of_lead(lead: LeadId) -> Vec<Quotation> = CommerceKey::QuotationsOfLead(lead);
+        /// Every revision of the quotation numbered `year`/`sequence`, oldest first.
+        fn quotation_revisions(year: i32, sequence: u32) -> Vec<Quotation> =
+            CommerceKey::QuotationRevisions { year, sequence };
+        /// The revision with the highest number of `year`.
+        fn last_quotation_of_year(year: i32) -> Option<Quotation> = CommerceKey::LastQuotationOfYear(year);
         /// The documents renewing in `[from, to]`, by renewal date, then kind and number.
         fn documents_renewing(from: NaiveDate, to: NaiveDate) -> Vec<Document> =
             CommerceKey::DocumentsRenewing { from, to };
@@ -295,4 +323,5 @@ pick!(CommerceRecord {
     Campaign => Campaign,
     CampaignCost => CampaignCost,
     CampaignTarget => CampaignTarget,
+    Quotation => Quotation,
 });

@@ -22,6 +22,7 @@ mod differential;
 pub mod model;
 pub mod no_panic;
 pub mod outbox;
+pub mod sales;
 pub mod scenario;
 pub mod tenancy;
 
@@ -78,7 +79,8 @@ macro_rules! backend_conformance_tests {
                 check_commerce_balances,
                 check_commerce_documents_due_and_renewing,
                 check_commerce_campaign,
-                check_commerce_isolation
+                check_commerce_isolation,
+                check_commerce_quotations
             ]
             outbox [
                 check_outbox_enqueue_is_atomic_with_the_change,

@@ -56,7 +56,11 @@ fn commerce_keys(keys: &[CommerceKey]) -> Vec<CommerceKey> {
             | CommerceKey::CampaignCosts(_)
             | CommerceKey::CampaignTargetOf(_)
             | CommerceKey::DocumentsDue { .. }
-            | CommerceKey::DocumentsRenewing { .. } => {}
+            | CommerceKey::DocumentsRenewing { .. }
+            | CommerceKey::Quotation(_)
+            | CommerceKey::QuotationsOfLead(_)
+            | CommerceKey::QuotationRevisions { .. }
+            | CommerceKey::LastQuotationOfYear(_) => {}
         }
     }
     keys.to_vec()
@@ -164,6 +168,13 @@ pub async fn check_every_read_is_tenant_scoped(backend: &Arc<dyn Backend>) {
     )
     .await
     .expect("cost");
+    let quotation =
+        a.cs.create_quotation(
+            &a.w.ctx,
+            crate::conformance::commerce::quotation_for(&lead, "100"),
+        )
+        .await
+        .expect("quotation");
     let m = message(ta, "tenancy", a.w.clock.now(), Some(a.w.agent));
     let mut cs = ChangeSet::new();
     cs.push(Write::EnqueueOutbox(m.clone()));
@@ -233,6 +244,13 @@ pub async fn check_every_read_is_tenant_scoped(backend: &Arc<dyn Backend>) {
             before: day + chrono::Duration::days(1),
         },
         CommerceKey::DocumentsRenewing { from: day, to: day },
+        CommerceKey::Quotation(quotation.id()),
+        CommerceKey::QuotationsOfLead(lead.id),
+        CommerceKey::QuotationRevisions {
+            year: quotation.number().year,
+            sequence: quotation.number().sequence,
+        },
+        CommerceKey::LastQuotationOfYear(quotation.number().year),
     ]);
     for k in &ckeys {
         nothing_or_not_found(

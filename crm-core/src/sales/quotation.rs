@@ -19,6 +19,7 @@
 use crate::actor::Actor;
 use crate::error::{Error, Result};
 use crate::id::{LeadId, PartnerId, ProductId, QuotationId, TenantId};
+pub use crate::kinds::QuotationStatus;
 use crate::money::{Currency, Money, MONEY_SCALE};
 use crate::sales::percent;
 use crate::sales::tax::{TaxTable, TAX_PERCENT_SCALE};
@@ -367,44 +368,6 @@ fn minor_to_money(field: &str, units: i128, minor: i128, currency: Currency) -> 
     let scale = minor.ilog10();
     let d = Decimal::try_from_i128_with_scale(units, scale).map_err(|_| overflow(field))?;
     Money::new(d, currency).map_err(|_| overflow(field))
-}
-
-/// Where a quotation stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum QuotationStatus {
-    /// Being prepared; can be edited.
-    Draft,
-    /// Sent to the partner; awaits an answer until its validity date.
-    Sent,
-    /// The partner accepted it.
-    Accepted,
-    /// The partner declined it.
-    Declined,
-    /// Its validity date passed without an answer.
-    Expired,
-    /// A later revision replaced it.
-    Superseded,
-}
-
-impl QuotationStatus {
-    /// The status's stable name (`"draft"`, `"sent"`, …).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Draft => "draft",
-            Self::Sent => "sent",
-            Self::Accepted => "accepted",
-            Self::Declined => "declined",
-            Self::Expired => "expired",
-            Self::Superseded => "superseded",
-        }
-    }
-}
-
-impl fmt::Display for QuotationStatus {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
 }
 
 /// Who answered a quotation, and when.

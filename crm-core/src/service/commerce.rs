@@ -1,5 +1,7 @@
 //! The commerce service: validate → decide (pure) → one change set → the lead service's one commit path.
 
+mod sales;
+
 use super::{lead_subject, request_subject, CrmService, Loaded};
 use crate::actor::Context;
 use crate::commerce::CommerceStoreExt;
@@ -61,6 +63,7 @@ pub struct CommerceService {
     store: Arc<dyn CommerceStore>,
     reporting: Currency,
     rates: Vec<Arc<dyn RateSource>>,
+    taxes: Arc<sales::TaxTables>,
 }
 
 fn partner_field(e: Error, id: PartnerId) -> Error {
@@ -94,6 +97,7 @@ impl CommerceService {
             store,
             reporting,
             rates: Vec::new(),
+            taxes: Arc::default(),
         }
     }
 

@@ -14,6 +14,7 @@ use crate::error::{Error, Result};
 use crate::id::{CampaignId, PartnerId, TenantId};
 use crate::money::Currency;
 use crate::partner::Partner;
+use crate::sales::Quotation;
 use crate::store::{Page, PageRequest};
 use async_trait::async_trait;
 use chrono::{Duration, NaiveDate};
@@ -28,6 +29,7 @@ pub(super) struct CommerceData {
     campaigns: Vec<Campaign>,
     costs: Vec<CampaignCost>,
     targets: Vec<CampaignTarget>,
+    quotations: Vec<Quotation>,
 }
 
 /// Appends `row` unless a row with the same unique key (`clash`) exists.
@@ -176,6 +178,24 @@ pub(super) fn apply_commerce(d: &mut CommerceData, w: &CommerceWrite) -> Result<
             |x| x.version,
             ("campaign target", t.partner.to_string()),
         ),
+        CommerceWrite::InsertQuotation(q) => insert(
+            &mut d.quotations,
+            q,
+            |x| x.tenant == q.tenant && (x.id == q.id || x.number == q.number),
+            "quotation",
+            q.number.to_string(),
+        ),
+        CommerceWrite::UpdateQuotation {
+            quotation: q,
+            expected_version,
+        } => replace(
+            &mut d.quotations,
+            q,
+            *expected_version,
+            |x| x.tenant == q.tenant && x.id == q.id,
+            |x| x.version,
+            ("quotation", q.number.to_string()),
+        ),
     }
 }
 
@@ -223,7 +243,23 @@ fn fetch(d: &CommerceData, tenant: TenantId, key: &CommerceKey) -> Vec<CommerceR
             .map(CommerceRecord::Document)
             .collect()
     };
+    let quotations = |keep: &dyn Fn(&Quotation) -> bool| {
+        let mut v = of(&d.quotations, tenant, |x| x.tenant, keep);
+        v.sort_by_key(|x| x.number);
+        v.into_iter()
+            .map(CommerceRecord::Quotation)
+            .collect::<Vec<_>>()
+    };
     match key {
+        CommerceKey::Quotation(id) => quotations(&|x| x.id == *id),
+        CommerceKey::QuotationsOfLead(lead) => quotations(&|x| x.lead == Some(*lead)),
+        CommerceKey::QuotationRevisions { year, sequence } => {
+            quotations(&|x| x.number.year == *year && x.number.sequence == *sequence)
+        }
+        CommerceKey::LastQuotationOfYear(year) => quotations(&|x| x.number.year == *year)
+            .pop()
+            .into_iter()
+            .collect(),
         CommerceKey::Category(id) => categories(&|x| x.id == *id),
         CommerceKey::CategoryCode(code) => categories(&|x| x.code == *code),
         CommerceKey::Categories(ids) => categories(&|x| ids.contains(&x.id)),

@@ -1,0 +1,391 @@
+//! Quotations through the commerce service: numbering, the state machine of [`crate::sales`], one change set per
+//! step (the revision, its event about the lead and partner, the rules' actions), and the reads.
+
+use super::CommerceService;
+use crate::actor::Context;
+use crate::commerce::{CommerceStoreExt, CommerceWrite};
+use crate::error::{Error, Result};
+use crate::event::{DomainEvent, EventKind, Subject};
+use crate::id::{LeadId, QuotationId, TenantId};
+use crate::sales::{
+    self, NewQuotation, Quotation, QuotationCommand, QuotationNumber, QuotationTerms, TaxTable,
+};
+use crate::store::{ChangeSet, StoreExt, Write};
+use chrono::Datelike;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// The tax tables quotations are priced with: one per tenant that has its own, else the default.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct TaxTables {
+    default: TaxTable,
+    tenants: HashMap<TenantId, TaxTable>,
+}
+
+/// How many times a new quotation takes the next number when a concurrent one took it first.
+const NUMBER_ATTEMPTS: usize = 5;
+
+fn subject(q: &Quotation) -> Subject {
+    Subject {
+        partner: Some(q.partner()),
+        lead: q.lead(),
+        request: None,
+    }
+}
+
+fn stale(q: &Quotation, expected: u64) -> Result<()> {
+    if q.version() == expected {
+        return Ok(());
+    }
+    Err(Error::Conflict {
+        entity: "quotation",
+        id: q.id().to_string(),
+        expected,
+        actual: q.version(),
+    })
+}
+
+impl CommerceService {
+    /// Commits quotation writes with one event about `about` (its lead and partner), through the hooks.
+    async fn commit_quotations(
+        &self,
+        ctx: &Context,
+        now: crate::time::Timestamp,
+        writes: Vec<CommerceWrite>,
+        about: &Quotation,
+        event: EventKind,
+    ) -> Result<()> {
+        let mut cs: ChangeSet = writes.into_iter().map(Write::from).collect();
+        cs.push(Write::AppendEvent(DomainEvent::new(
+            ctx,
+            now,
+            subject(about),
+            event,
+        )));
+        self.commit_about(ctx, cs, Vec::new(), Vec::new())
+            .await
+            .map(|_| ())
+    }
+
+    /// Prices every tenant's quotations with `table` (the default is [`TaxTable::romania`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use crm_core::conformance::model::prelude::*;
+    /// # futures::executor::block_on(async {
+    /// # let (crm, store, commerce, ctx) = crm_core::conformance::model::example_commerce().await?;
+    /// use crm_core::sales::{TaxRate, TaxTable};
+    /// let day = NaiveDate::from_ymd_opt(2020, 1, 1).unwrap();
+    /// let table = TaxTable::new(vec![TaxRate::new("S", "VAT 20%", 20.into(), day)])?;
+    /// let commerce = commerce.with_tax_table(table.clone());
+    /// assert_eq!(commerce.tax_table(ctx.tenant), &table);
+    /// # Ok::<(), Error>(()) }).unwrap();
+    /// ```
+    pub fn with_tax_table(mut self, table: TaxTable) -> Self {
+        Arc::make_mut(&mut self.taxes).default = table;
+        self
+    }
+
+    /// Prices `tenant`'s quotations with `table`, whatever the default.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use crm_core::conformance::model::prelude::*;
+    /// # futures::executor::block_on(async {
+    /// # let (crm, store, commerce, ctx) = crm_core::conformance::model::example_commerce().await?;
+    /// use crm_core::sales::{TaxRate, TaxTable};
+    /// let day = NaiveDate::from_ymd_opt(2020, 1, 1).unwrap();
+    /// let table = TaxTable::new(vec![TaxRate::new("S", "MwSt 19%", 19.into(), day)])?;
+    /// let commerce = commerce.with_tenant_tax_table(ctx.tenant, table.clone());
+    /// assert_eq!(commerce.tax_table(ctx.tenant), &table);
+    /// assert_eq!(commerce.tax_table(TenantId::new()), &TaxTable::romania());
+    /// # Ok::<(), Error>(()) }).unwrap();
+    /// ```
+    pub fn with_tenant_tax_table(mut self, tenant: TenantId, table: TaxTable) -> Self {
+        Arc::make_mut(&mut self.taxes).tenants.insert(tenant, table);
+        self
+    }
+
+    /// The tax table `tenant`'s quotations are priced with.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use crm_core::conformance::model::prelude::*;
+    /// # futures::executor::block_on(async {
+    /// # let (crm, store, commerce, ctx) = crm_core::conformance::model::example_commerce().await?;
+    /// assert_eq!(commerce.tax_table(ctx.tenant), &crm_core::sales::TaxTable::romania());
+    /// # Ok::<(), Error>(()) }).unwrap();
+    /// ```
+    pub fn tax_table(&self, tenant: TenantId) -> &TaxTable {
+        self.taxes
+            .tenants
+            .get(&tenant)
+            .unwrap_or(&self.taxes.default)
+    }
+
+    /// Makes a quotation (revision 1, a draft issued today) for a partner, and for one of its leads when given: the
+    /// next number of the year (`Q-2026-0042/1`), the lines priced at today's tax rates, and a `quotation_created`
+    /// event on the lead's and partner's timelines.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use crm_core::conformance::model::prelude::*;
+    /// # futures::executor::block_on(async {
+    /// # let (crm, store, commerce, ctx) = crm_core::conformance::model::example_commerce().await?;
+    /// use crm_core::money::Money;
+    /// use crm_core::sales::{NewQuotation, QuotationLine, QuotationTerms};
+    /// let acme = commerce.crm().create_partner(&ctx, NewPartner::organization("Acme SRL")).await?;
+    /// let terms = QuotationTerms {
+    ///     lines: vec![QuotationLine::new("Audit", 2.into(), Money::parse("500", "RON")?, "S")],
+    ///     valid_until: NaiveDate::from_ymd_opt(2200, 1, 1).unwrap(),
+    ///     terms: None,
+    /// };
+    /// let new = NewQuotation { lead: None, partner: acme.id(), currency: Currency::parse("RON")?, terms };
+    /// let q = commerce.create_quotation(&ctx, new.clone()).await?;
+    /// assert_eq!((q.number().sequence, q.number().revision), (1, 1));
+    /// assert_eq!(q.totals().total, Money::parse("1210", "RON")?); // 1000 + 21 % VAT
+    /// assert_eq!(commerce.create_quotation(&ctx, new).await?.number().sequence, 2);
+    /// # Ok::<(), Error>(()) }).unwrap();
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Invalid`] naming the field: `partner` or `lead` not the tenant's (or the lead of another partner),
+    /// and every check of [`NewQuotation::build`] (lines, taxes, currency, validity); [`Error::Storage`] when the
+    /// store cannot be read or the change cannot be committed (nothing is then written), and whatever a
+    /// [`CommitHook`](crate::service::CommitHook) returns.
+    pub async fn create_quotation(&self, ctx: &Context, input: NewQuotation) -> Result<Quotation> {
+        let store = self.crm.store();
+        store
+            .partner(ctx.tenant, input.partner)
+            .await
+            .map_err(|e| super::partner_field(e, input.partner))?;
+        if let Some(lead) = input.lead {
+            let l =
+                crate::service::found(store.lead(ctx.tenant, lead).await)?.ok_or_else(|| {
+                    Error::invalid("lead", format!("lead {lead} is not a lead of this tenant"))
+                })?;
+            if l.partner() != input.partner {
+                return Err(Error::invalid(
+                    "lead",
+                    format!("lead {lead} belongs to another partner"),
+                ));
+            }
+        }
+        let today = self.today();
+        let table = self.tax_table(ctx.tenant);
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let sequence = match self
+                .store
+                .last_quotation_of_year(ctx.tenant, today.year())
+                .await?
+            {
+                Some(last) => last.number().sequence.checked_add(1).ok_or_else(|| {
+                    Error::invalid(
+                        "number",
+                        format!("the quotation numbers of {} are used up", today.year()),
+                    )
+                })?,
+                None => 1,
+            };
+            let number = QuotationNumber::first(today.year(), sequence);
+            let now = self.crm.clock().now();
+            let q = input.clone().build(
+                ctx.tenant,
+                QuotationId::new(),
+                number,
+                today,
+                table,
+                ctx.actor.clone(),
+                now,
+            )?;
+            let event = EventKind::QuotationCreated {
+                quotation: q.id(),
+                number: number.to_string(),
+                total: q.totals().total,
+            };
+            let writes = vec![CommerceWrite::InsertQuotation(q.clone())];
+            match self.commit_quotations(ctx, now, writes, &q, event).await {
+                Ok(_) => return Ok(q),
+                // Another quotation took the number between the read and the commit: take the next one.
+                Err(Error::AlreadyExists { .. }) if attempt < NUMBER_ATTEMPTS => continue,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Applies a command to a quotation revision whose stored version is `expected_version`: edit a draft, send
+    /// it, the partner's acceptance or refusal, or expiry after its validity date (see [`sales::apply`]). Commits
+    /// the new state with a `quotation_edited` or `quotation_sent` / `_accepted` / `_declined` / `_expired` event.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use crm_core::conformance::model::prelude::*;
+    /// # futures::executor::block_on(async {
+    /// # let (crm, store, commerce, ctx) = crm_core::conformance::model::example_commerce().await?;
+    /// use crm_core::money::Money;
+    /// use crm_core::sales::{NewQuotation, QuotationCommand, QuotationLine, QuotationStatus, QuotationTerms};
+    /// let acme = commerce.crm().create_partner(&ctx, NewPartner::organization("Acme SRL")).await?;
+    /// let terms = QuotationTerms {
+    ///     lines: vec![QuotationLine::new("Audit", 1.into(), Money::parse("500", "RON")?, "S")],
+    ///     valid_until: NaiveDate::from_ymd_opt(2200, 1, 1).unwrap(),
+    ///     terms: None,
+    /// };
+    /// let new = NewQuotation { lead: None, partner: acme.id(), currency: Currency::parse("RON")?, terms };
+    /// let q = commerce.create_quotation(&ctx, new).await?;
+    /// let sent = commerce.quotation_command(&ctx, q.id(), 1, QuotationCommand::Send).await?;
+    /// assert_eq!((sent.status(), sent.version()), (QuotationStatus::Sent, 2));
+    /// let stale = commerce.quotation_command(&ctx, q.id(), 1, QuotationCommand::Accept).await.unwrap_err();
+    /// assert!(matches!(stale, Error::Conflict { .. }));
+    /// # Ok::<(), Error>(()) }).unwrap();
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotFound`] when the quotation is not the tenant's (or, for a partner's representative, not their
+    /// partner's); [`Error::Conflict`] when `expected_version` is not the stored one; [`Error::Invalid`] as in
+    /// [`sales::apply`]; [`Error::Storage`] when the store cannot be read or the change cannot be committed.
+    pub async fn quotation_command(
+        &self,
+        ctx: &Context,
+        id: QuotationId,
+        expected_version: u64,
+        cmd: QuotationCommand,
+    ) -> Result<Quotation> {
+        let q = self.store.quotation(ctx.tenant, id).await?;
+        stale(&q, expected_version)?;
+        let edit = matches!(cmd, QuotationCommand::Edit(_));
+        let now = self.crm.clock().now();
+        let next = sales::apply(
+            &q,
+            cmd,
+            self.tax_table(ctx.tenant),
+            &ctx.actor,
+            self.today(),
+            now,
+        )?;
+        let event = if edit {
+            EventKind::QuotationEdited {
+                quotation: id,
+                number: next.number().to_string(),
+                total: next.totals().total,
+            }
+        } else {
+            EventKind::QuotationStatusChanged {
+                quotation: id,
+                number: next.number().to_string(),
+                status: next.status(),
+            }
+        };
+        let update = CommerceWrite::UpdateQuotation {
+            quotation: next.clone(),
+            expected_version,
+        };
+        self.commit_quotations(ctx, now, vec![update], &next, event)
+            .await?;
+        Ok(next)
+    }
+
+    /// Revises a sent or declined quotation whose stored version is `expected_version`: it becomes superseded and
+    /// the new revision (same number, revision + 1, a draft issued today with `terms`) is returned. Both commit in
+    /// one change with a `quotation_revised` event; the history stays readable through
+    /// [`CommerceStoreExt::quotation_revisions`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use crm_core::conformance::model::prelude::*;
+    /// # futures::executor::block_on(async {
+    /// # let (crm, store, commerce, ctx) = crm_core::conformance::model::example_commerce().await?;
+    /// use crm_core::money::Money;
+    /// use crm_core::sales::{NewQuotation, QuotationCommand, QuotationLine, QuotationStatus, QuotationTerms};
+    /// let acme = commerce.crm().create_partner(&ctx, NewPartner::organization("Acme SRL")).await?;
+    /// let mut terms = QuotationTerms {
+    ///     lines: vec![QuotationLine::new("Audit", 1.into(), Money::parse("500", "RON")?, "S")],
+    ///     valid_until: NaiveDate::from_ymd_opt(2200, 1, 1).unwrap(),
+    ///     terms: None,
+    /// };
+    /// let new = NewQuotation { lead: None, partner: acme.id(), currency: Currency::parse("RON")?, terms: terms.clone() };
+    /// let q = commerce.create_quotation(&ctx, new).await?;
+    /// commerce.quotation_command(&ctx, q.id(), 1, QuotationCommand::Send).await?;
+    /// terms.lines[0].unit_price = Money::parse("450", "RON")?;
+    /// let v2 = commerce.revise_quotation(&ctx, q.id(), 2, terms).await?;
+    /// assert_eq!(v2.number().revision, 2);
+    /// let old = commerce.store().quotation(ctx.tenant, q.id()).await?;
+    /// assert_eq!((old.status(), old.superseded_by()), (QuotationStatus::Superseded, Some(v2.id())));
+    /// # Ok::<(), Error>(()) }).unwrap();
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotFound`] when the quotation is not the tenant's; [`Error::Conflict`] when `expected_version` is
+    /// not the stored one; [`Error::Invalid`] as in [`sales::revise`]; [`Error::Storage`] when the store cannot be
+    /// read or the change cannot be committed.
+    pub async fn revise_quotation(
+        &self,
+        ctx: &Context,
+        id: QuotationId,
+        expected_version: u64,
+        terms: QuotationTerms,
+    ) -> Result<Quotation> {
+        let q = self.store.quotation(ctx.tenant, id).await?;
+        stale(&q, expected_version)?;
+        let now = self.crm.clock().now();
+        let table = self.tax_table(ctx.tenant);
+        let (old, new) = sales::revise(
+            &q,
+            &terms,
+            QuotationId::new(),
+            table,
+            ctx.actor.clone(),
+            self.today(),
+            now,
+        )?;
+        let event = EventKind::QuotationRevised {
+            quotation: new.id(),
+            supersedes: id,
+            number: new.number().to_string(),
+            total: new.totals().total,
+        };
+        let writes = vec![
+            CommerceWrite::UpdateQuotation {
+                quotation: old,
+                expected_version,
+            },
+            CommerceWrite::InsertQuotation(new.clone()),
+        ];
+        self.commit_quotations(ctx, now, writes, &new, event)
+            .await?;
+        Ok(new)
+    }
+
+    /// Every revision of every quotation made for a lead, by number.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use crm_core::conformance::model::prelude::*;
+    /// # futures::executor::block_on(async {
+    /// # let (crm, store, commerce, ctx) = crm_core::conformance::model::example_commerce().await?;
+    /// assert!(commerce.quotations_of_lead(ctx.tenant, LeadId::new()).await?.is_empty());
+    /// # Ok::<(), Error>(()) }).unwrap();
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Storage`] when the store cannot be read.
+    pub async fn quotations_of_lead(
+        &self,
+        tenant: TenantId,
+        lead: LeadId,
+    ) -> Result<Vec<Quotation>> {
+        self.store.quotations_of_lead(tenant, lead).await
+    }
+}
