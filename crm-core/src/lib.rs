@@ -21,6 +21,8 @@
 mod record;
 #[macro_use]
 mod typed_reads;
+#[macro_use]
+mod variant_names;
 
 pub mod actor;
 pub mod commerce;

@@ -50,21 +50,21 @@ pub enum TimerTrigger {
     },
 }
 
-impl TimerTrigger {
+variant_names! {
     /// The timer's name as scripts see it (`lead_idle`, `request_due_soon`, `request_overdue`,
     /// `close_date_passed`, `request_age`, `open_item_overdue`, `contract_renewal_due`).
-    pub fn name(&self) -> &'static str {
-        match self {
-            Self::LeadIdle { .. } => "lead_idle",
-            Self::RequestDueSoon { .. } => "request_due_soon",
-            Self::RequestOverdue { .. } => "request_overdue",
-            Self::CloseDatePassed => "close_date_passed",
-            Self::RequestAge { .. } => "request_age",
-            Self::OpenItemOverdue { .. } => "open_item_overdue",
-            Self::ContractRenewalDue { .. } => "contract_renewal_due",
-        }
+    pub fn name for TimerTrigger {
+        LeadIdle => "lead_idle",
+        RequestDueSoon => "request_due_soon",
+        RequestOverdue => "request_overdue",
+        CloseDatePassed => "close_date_passed",
+        RequestAge => "request_age",
+        OpenItemOverdue => "open_item_overdue",
+        ContractRenewalDue => "contract_renewal_due",
     }
+}
 
+impl TimerTrigger {
     /// The timer's parameter (days or hours; 0 for [`TimerTrigger::CloseDatePassed`]).
     pub fn amount(&self) -> u32 {
         match self {
