@@ -410,50 +410,50 @@ record! {
     #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
     pub struct Document {
         /// The document's id (kept when the host replaces it).
-        id: DocumentId => DocumentId = copy,
+        id: DocumentId,
         /// The tenant.
-        tenant: TenantId => TenantId = copy,
+        tenant: TenantId,
         /// What it is.
-        kind: DocumentKind => DocumentKind = copy,
+        kind: DocumentKind,
         /// The host's number.
         number: String => &str = borrow,
         /// The partner.
-        partner: PartnerId => PartnerId = copy,
+        partner: PartnerId,
         /// Issue date.
-        issue_date: NaiveDate => NaiveDate = copy,
+        issue_date: NaiveDate,
         /// Due date.
-        due_date: Option<NaiveDate> => Option<NaiveDate> = copy,
+        due_date: Option<NaiveDate>,
         /// Currency.
-        currency: Currency => Currency = copy,
+        currency: Currency,
         /// Lines.
         lines: Vec<Line> => &[Line] = borrow,
         /// Campaign (given or inherited from the corrected invoice).
-        campaign: Option<CampaignId> => Option<CampaignId> = copy,
+        campaign: Option<CampaignId>,
         /// The invoice a credit note corrects.
         corrects: Option<String> => Option<&str> = deref,
         /// A payment's direction.
-        direction: Option<PaymentDirection> => Option<PaymentDirection> = copy,
+        direction: Option<PaymentDirection>,
         /// What a payment settles.
         allocations: Vec<Allocation> => &[Allocation] = borrow,
         /// The document's total in its currency (positive): the sum of line nets, or a payment's amount.
-        total: Decimal => Decimal = copy,
+        total: Decimal,
         /// The rate it was converted with.
-        rate: AppliedRate => AppliedRate = copy,
+        rate: AppliedRate,
         /// Signed revenue effect in reporting-currency units (sum of the lines').
-        revenue_units: i64 => i64 = copy,
+        revenue_units: i64,
         /// Signed cost-of-goods effect in reporting-currency units.
-        cost_units: i64 => i64 = copy,
+        cost_units: i64,
         /// The partner's reporting attributes at recording time.
         attrs: PartnerAttrs => &PartnerAttrs = borrow,
         /// Version: 1 when first recorded, +1 per replacement.
-        version: u64 => u64 = copy,
+        version: u64,
         /// When it was first recorded.
-        recorded_at: Timestamp => Timestamp = copy,
+        recorded_at: Timestamp,
         /// When it was last replaced.
-        updated_at: Timestamp => Timestamp = copy,
+        updated_at: Timestamp,
         /// The day the contract it belongs to renews (see [`NewDocument::renews_on`]).
         #[serde(default)]
-        renews_on: Option<NaiveDate> => Option<NaiveDate> = copy,
+        renews_on: Option<NaiveDate>,
     }
 }
 
