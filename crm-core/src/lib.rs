@@ -18,6 +18,8 @@
 //! `tests/conformance.rs` runs all of them.
 
 #[macro_use]
+mod checked_form;
+#[macro_use]
 mod record;
 #[macro_use]
 mod typed_reads;
