@@ -293,24 +293,26 @@ fn keys_from<C: ContactPoints>(
     keys
 }
 
+/// [`keys_from`] the name, contacts, tax id and website of a stored or a new partner, which both carry them.
+macro_rules! partner_keys {
+    ($p:expr) => {
+        keys_from(
+            &$p.name,
+            &$p.contacts,
+            $p.tax_id.as_deref(),
+            $p.website.as_deref(),
+        )
+    };
+}
+
 /// The keys of a stored partner.
 pub fn keys_of(p: &Partner) -> Vec<DedupeKey> {
-    keys_from(
-        &p.name,
-        &p.contacts,
-        p.tax_id.as_deref(),
-        p.website.as_deref(),
-    )
+    partner_keys!(p)
 }
 
 /// The keys of a partner about to be entered.
 pub fn keys_of_new(p: &NewPartner) -> Vec<DedupeKey> {
-    keys_from(
-        &p.name,
-        &p.contacts,
-        p.tax_id.as_deref(),
-        p.website.as_deref(),
-    )
+    partner_keys!(p)
 }
 
 #[cfg(test)]

@@ -308,21 +308,19 @@ pub enum TransitionError {
     },
 }
 
-impl TransitionError {
+variant_names! {
     /// A short, stable code for the broken rule (`illegal_move`, `unmet_requirement`, …).
-    pub fn code(&self) -> &'static str {
-        match self {
-            Self::NotOpen { .. } => "not_open",
-            Self::AlreadyOpen { .. } => "already_open",
-            Self::UnknownStage { .. } => "unknown_stage",
-            Self::SameStage { .. } => "same_stage",
-            Self::IllegalMove { .. } => "illegal_move",
-            Self::UnmetRequirement { .. } => "unmet_requirement",
-            Self::MissingLostReason => "missing_lost_reason",
-            Self::UnknownLostReason { .. } => "unknown_lost_reason",
-            Self::NoWonStage { .. } => "no_won_stage",
-            Self::ReopenIntoWonStage { .. } => "reopen_into_won_stage",
-            Self::RefusedByRule { .. } => "refused_by_rule",
-        }
+    pub fn code for TransitionError {
+        NotOpen => "not_open",
+        AlreadyOpen => "already_open",
+        UnknownStage => "unknown_stage",
+        SameStage => "same_stage",
+        IllegalMove => "illegal_move",
+        UnmetRequirement => "unmet_requirement",
+        MissingLostReason => "missing_lost_reason",
+        UnknownLostReason => "unknown_lost_reason",
+        NoWonStage => "no_won_stage",
+        ReopenIntoWonStage => "reopen_into_won_stage",
+        RefusedByRule => "refused_by_rule",
     }
 }

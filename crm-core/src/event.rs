@@ -312,47 +312,42 @@ pub enum EventKind {
     },
 }
 
-impl EventKind {
+variant_names! {
     /// The event's type name in snake case (`lead_stage_moved`), as rules and filters see it.
-    pub fn name(&self) -> &'static str {
-        match self {
-            Self::PartnerCreated { .. } => "partner_created",
-            Self::PartnerUpdated { .. } => "partner_updated",
-            Self::LeadEntered { .. } => "lead_entered",
-            Self::LeadUpdated { .. } => "lead_updated",
-            Self::LeadStageMoved { .. } => "lead_stage_moved",
-            Self::LeadWon { .. } => "lead_won",
-            Self::LeadLost { .. } => "lead_lost",
-            Self::LeadReopened { .. } => "lead_reopened",
-            Self::CommentAdded { .. } => "comment_added",
-            Self::RequestOpened { .. } => "request_opened",
-            Self::RequestUpdated { .. } => "request_updated",
-            Self::RequestStatusChanged { .. } => "request_status_changed",
-            Self::InvoiceRecorded { .. } => "invoice_recorded",
-            Self::PaymentRecorded { .. } => "payment_recorded",
-            Self::CampaignCreated { .. } => "campaign_created",
-            Self::CampaignLaunched { .. } => "campaign_launched",
-            Self::CampaignClosed { .. } => "campaign_closed",
-            Self::CampaignCostAdded { .. } => "campaign_cost_added",
-            Self::BudgetExceeded { .. } => "budget_exceeded",
-            Self::CallOutcomeRecorded { .. } => "call_outcome_recorded",
-            Self::QuotationCreated { .. } => "quotation_created",
-            Self::QuotationEdited { .. } => "quotation_edited",
-            Self::QuotationRevised { .. } => "quotation_revised",
-            Self::QuotationStatusChanged { status, .. } => match status {
-                crate::kinds::QuotationStatus::Sent => "quotation_sent",
-                crate::kinds::QuotationStatus::Accepted => "quotation_accepted",
-                crate::kinds::QuotationStatus::Declined => "quotation_declined",
-                crate::kinds::QuotationStatus::Expired => "quotation_expired",
-                _ => "quotation_status_changed",
-            },
-            Self::RuleFailed { .. } => "rule_failed",
-        }
+    pub fn name for EventKind {
+        PartnerCreated => "partner_created",
+        PartnerUpdated => "partner_updated",
+        LeadEntered => "lead_entered",
+        LeadUpdated => "lead_updated",
+        LeadStageMoved => "lead_stage_moved",
+        LeadWon => "lead_won",
+        LeadLost => "lead_lost",
+        LeadReopened => "lead_reopened",
+        CommentAdded => "comment_added",
+        RequestOpened => "request_opened",
+        RequestUpdated => "request_updated",
+        RequestStatusChanged => "request_status_changed",
+        InvoiceRecorded => "invoice_recorded",
+        PaymentRecorded => "payment_recorded",
+        CampaignCreated => "campaign_created",
+        CampaignLaunched => "campaign_launched",
+        CampaignClosed => "campaign_closed",
+        CampaignCostAdded => "campaign_cost_added",
+        BudgetExceeded => "budget_exceeded",
+        CallOutcomeRecorded => "call_outcome_recorded",
+        QuotationCreated => "quotation_created",
+        QuotationEdited => "quotation_edited",
+        QuotationRevised => "quotation_revised",
+        QuotationStatusChanged => "quotation_status_changed",
+        RuleFailed => "rule_failed",
     }
+}
 
+impl EventKind {
     /// The names rules react to for this event: its own [`EventKind::name`], then the business moments it is
     /// (`invoice_issued` for the first version of a sales invoice, `payment_received` for the first version of a
-    /// payment from a customer). A rule reacts to either with `on_<name>`; both run when it defines both.
+    /// payment from a customer, `quotation_sent` / `_accepted` / `_declined` / `_expired` for a quotation's
+    /// status). A rule reacts to either with `on_<name>`; both run when it defines both.
     pub fn trigger_names(&self) -> Vec<&'static str> {
         let mut names = vec![self.name()];
         match self {
@@ -366,6 +361,13 @@ impl EventKind {
                 version: 1,
                 ..
             } => names.push("payment_received"),
+            Self::QuotationStatusChanged { status, .. } => names.push(match status {
+                crate::kinds::QuotationStatus::Sent => "quotation_sent",
+                crate::kinds::QuotationStatus::Accepted => "quotation_accepted",
+                crate::kinds::QuotationStatus::Declined => "quotation_declined",
+                crate::kinds::QuotationStatus::Expired => "quotation_expired",
+                _ => return names,
+            }),
             _ => {}
         }
         names

@@ -94,47 +94,47 @@ record! {
     #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
     pub struct Lead {
         /// The lead's id.
-        id: LeadId => LeadId = copy,
+        id: LeadId,
         /// The tenant.
-        tenant: TenantId => TenantId = copy,
+        tenant: TenantId,
         /// The partner (a prospect or customer).
-        partner: PartnerId => PartnerId = copy,
+        partner: PartnerId,
         /// The partner's contact person for this lead.
-        contact: Option<ContactId> => Option<ContactId> = copy,
+        contact: Option<ContactId>,
         /// Title.
         title: String => &str = borrow,
         /// Description.
         description: Option<String> => Option<&str> = deref,
         /// The pipeline.
-        pipeline: PipelineId => PipelineId = copy,
+        pipeline: PipelineId,
         /// The current stage.
-        stage: StageId => StageId = copy,
+        stage: StageId,
         /// Open, won or lost.
         status: LeadStatus => &LeadStatus = borrow,
         /// Expected revenue.
-        expected_revenue: Option<Money> => Option<Money> = copy,
+        expected_revenue: Option<Money>,
         /// Effective probability 0–100: 100 when won, 0 when lost, else the override or the stage default.
-        probability: u8 => u8 = copy,
+        probability: u8,
         /// A probability set by hand; it survives stage moves and reopening.
-        probability_override: Option<u8> => Option<u8> = copy,
+        probability_override: Option<u8>,
         /// The owner (sales agent).
-        owner: Option<UserId> => Option<UserId> = copy,
+        owner: Option<UserId>,
         /// Expected close date.
-        expected_close: Option<NaiveDate> => Option<NaiveDate> = copy,
+        expected_close: Option<NaiveDate>,
         /// Where it came from.
         source: LeadSource => &LeadSource = borrow,
         /// Priority.
-        priority: Priority => Priority = copy,
+        priority: Priority,
         /// Tags (lower case).
         tags: BTreeSet<String> => &BTreeSet<String> = borrow,
         /// Optimistic-concurrency version, 1 on creation.
-        version: u64 => u64 = copy,
+        version: u64,
         /// When it was entered.
-        created_at: Timestamp => Timestamp = copy,
+        created_at: Timestamp,
         /// When it last changed.
-        updated_at: Timestamp => Timestamp = copy,
+        updated_at: Timestamp,
         /// When it entered its current stage.
-        stage_entered_at: Timestamp => Timestamp = copy,
+        stage_entered_at: Timestamp,
     }
 }
 

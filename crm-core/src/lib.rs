@@ -18,9 +18,13 @@
 //! `tests/conformance.rs` runs all of them.
 
 #[macro_use]
+mod checked_form;
+#[macro_use]
 mod record;
 #[macro_use]
 mod typed_reads;
+#[macro_use]
+mod variant_names;
 
 pub mod actor;
 pub mod commerce;

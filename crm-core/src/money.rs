@@ -113,18 +113,9 @@ pub struct Money {
     currency: Currency,
 }
 
-/// The serde form of [`Money`], checked by [`Money::new`] on the way in so JSON cannot bypass the bounds.
-#[derive(Deserialize)]
-struct RawMoney {
-    amount: Decimal,
-    currency: Currency,
-}
-
-impl TryFrom<RawMoney> for Money {
-    type Error = Error;
-    fn try_from(r: RawMoney) -> Result<Self> {
-        Money::new(r.amount, r.currency)
-    }
+checked_form! {
+    /// The serde form of [`Money`], checked by [`Money::new`] on the way in so JSON cannot bypass the bounds.
+    RawMoney for Money { amount: Decimal, currency: Currency } via Money::new
 }
 
 /// The largest absolute amount storable as a scaled 64-bit integer at [`MONEY_SCALE`].

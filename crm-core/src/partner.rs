@@ -101,11 +101,11 @@ record! {
     #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
     pub struct Partner {
         /// The partner's id.
-        id: PartnerId => PartnerId = copy,
+        id: PartnerId,
         /// The tenant it belongs to.
-        tenant: TenantId => TenantId = copy,
+        tenant: TenantId,
         /// Company or person.
-        kind: PartnerKind => PartnerKind = copy,
+        kind: PartnerKind,
         /// Display name.
         name: String => &str = borrow,
         /// Roles (at least one).
@@ -117,7 +117,7 @@ record! {
         /// Field of activity.
         industry: Option<Industry> => Option<&Industry> = as_ref,
         /// Reported turnover.
-        turnover: Option<Turnover> => Option<Turnover> = copy,
+        turnover: Option<Turnover>,
         /// Tax or VAT identifier, as given.
         tax_id: Option<String> => Option<&str> = deref,
         /// Web site.
@@ -125,15 +125,15 @@ record! {
         /// The reporting group (customer group). A partner is in at most one, so group totals add up to the whole.
         group: Option<String> => Option<&str> = deref,
         /// The account owner.
-        owner: Option<UserId> => Option<UserId> = copy,
+        owner: Option<UserId>,
         /// Free tags (lower case).
         tags: BTreeSet<String> => &BTreeSet<String> = borrow,
         /// Optimistic-concurrency version, 1 on creation.
-        version: u64 => u64 = copy,
+        version: u64,
         /// When it was created.
-        created_at: Timestamp => Timestamp = copy,
+        created_at: Timestamp,
         /// When it last changed.
-        updated_at: Timestamp => Timestamp = copy,
+        updated_at: Timestamp,
     }
 }
 

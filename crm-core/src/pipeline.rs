@@ -49,21 +49,21 @@ record! {
     #[serde(try_from = "RawPipeline")]
     pub struct Pipeline {
         /// The pipeline's id.
-        id: PipelineId => PipelineId = copy,
+        id: PipelineId,
         /// The tenant it belongs to.
-        tenant: TenantId => TenantId = copy,
+        tenant: TenantId,
         /// Display name.
         name: String => &str = borrow,
         /// Stages, ordered by sequence.
         stages: Vec<Stage> => &[Stage] = borrow,
         /// How leads may move.
-        policy: MovePolicy => MovePolicy = copy,
+        policy: MovePolicy,
         /// Whether new leads go here when no pipeline is named.
-        is_default: bool => bool = copy,
+        is_default: bool,
         /// Optimistic-concurrency version.
-        version: u64 => u64 = copy,
+        version: u64,
         /// When it was created.
-        created_at: Timestamp => Timestamp = copy,
+        created_at: Timestamp,
     }
 }
 
@@ -346,13 +346,13 @@ record! {
     #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
     pub struct LostReason {
         /// The reason's id.
-        id: LostReasonId => LostReasonId = copy,
+        id: LostReasonId,
         /// The tenant it belongs to.
-        tenant: TenantId => TenantId = copy,
+        tenant: TenantId,
         /// Display name ("Too expensive").
         name: String => &str = borrow,
         /// Inactive reasons stay on old leads but cannot be chosen.
-        active: bool => bool = copy,
+        active: bool,
     }
 }
 

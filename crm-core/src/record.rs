@@ -3,9 +3,10 @@
 /// Declares a record: a struct whose fields are `pub(crate)` (only crm-core's pure transitions set them) and a getter
 /// per field carrying the field's documentation.
 ///
-/// Each field reads `name: Type => Returned = how`, where `how` is `copy` (returns the value), `borrow` (returns
-/// `&self.name`, so `&str` for a `String` and `&[T]` for a `Vec<T>`), `deref` (`Option<String>` as `Option<&str>`)
-/// or `as_ref` (`Option<T>` as `Option<&T>`). A field may carry `#[serde(..)]` attributes after its documentation.
+/// A field reads `name: Type` when its getter returns a copy of the value, else `name: Type => Returned = how`,
+/// where `how` is `borrow` (returns `&self.name`, so `&str` for a `String` and `&[T]` for a `Vec<T>`), `deref`
+/// (`Option<String>` as `Option<&str>`) or `as_ref` (`Option<T>` as `Option<&T>`). A field may carry
+/// `#[serde(..)]` attributes after its documentation.
 macro_rules! record {
     (
         $(#[$meta:meta])*
@@ -13,7 +14,7 @@ macro_rules! record {
             $(
                 $(#[doc = $doc:expr])*
                 $(#[serde($($serde:tt)*)])*
-                $field:ident : $ty:ty => $ret:ty = $how:ident
+                $field:ident : $ty:ty $(=> $ret:ty = $how:ident)?
             ),* $(,)?
         }
     ) => {
@@ -25,14 +26,16 @@ macro_rules! record {
         impl $name {
             $(
                 $(#[doc = $doc])*
-                pub fn $field(&self) -> $ret {
-                    record!(@get $how self.$field)
+                pub fn $field(&self) -> record!(@ret $ty $(, $ret)?) {
+                    record!(@get $($how)? self.$field)
                 }
             )*
         }
     };
-    (@get copy $e:expr) => { $e };
+    (@ret $ty:ty) => { $ty };
+    (@ret $ty:ty, $ret:ty) => { $ret };
     (@get borrow $e:expr) => { &$e };
     (@get deref $e:expr) => { $e.as_deref() };
     (@get as_ref $e:expr) => { $e.as_ref() };
+    (@get $e:expr) => { $e };
 }

@@ -14,13 +14,13 @@ record! {
     #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
     pub struct Request {
         /// The request's id.
-        id: RequestId => RequestId = copy,
+        id: RequestId,
         /// The tenant.
-        tenant: TenantId => TenantId = copy,
+        tenant: TenantId,
         /// The lead it is about.
-        lead: Option<LeadId> => Option<LeadId> = copy,
+        lead: Option<LeadId>,
         /// The partner it is about.
-        partner: Option<PartnerId> => Option<PartnerId> = copy,
+        partner: Option<PartnerId>,
         /// Title.
         title: String => &str = borrow,
         /// Description.
@@ -28,23 +28,23 @@ record! {
         /// A kind that stage requirements can name ("quotation", "call", "visit").
         kind: Option<String> => Option<&str> = deref,
         /// Who must do it.
-        assignee: UserId => UserId = copy,
+        assignee: UserId,
         /// When it is due.
-        due: Option<Timestamp> => Option<Timestamp> = copy,
+        due: Option<Timestamp>,
         /// Priority.
-        priority: Priority => Priority = copy,
+        priority: Priority,
         /// Status.
-        status: RequestStatus => RequestStatus = copy,
+        status: RequestStatus,
         /// Who opened it.
         opened_by: Actor => &Actor = borrow,
         /// Optimistic-concurrency version.
-        version: u64 => u64 = copy,
+        version: u64,
         /// When it was opened.
-        created_at: Timestamp => Timestamp = copy,
+        created_at: Timestamp,
         /// When it last changed.
-        updated_at: Timestamp => Timestamp = copy,
+        updated_at: Timestamp,
         /// When it was done or cancelled.
-        closed_at: Option<Timestamp> => Option<Timestamp> = copy,
+        closed_at: Option<Timestamp>,
     }
 }
 
@@ -256,17 +256,17 @@ record! {
     #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
     pub struct Comment {
         /// The comment's id.
-        id: CommentId => CommentId = copy,
+        id: CommentId,
         /// The tenant.
-        tenant: TenantId => TenantId = copy,
+        tenant: TenantId,
         /// What it is on.
-        target: CommentTarget => CommentTarget = copy,
+        target: CommentTarget,
         /// Who wrote it.
         author: Actor => &Actor = borrow,
         /// The text.
         body: String => &str = borrow,
         /// When.
-        created_at: Timestamp => Timestamp = copy,
+        created_at: Timestamp,
     }
 }
 

@@ -75,37 +75,37 @@ record! {
     #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
     pub struct Campaign {
         /// The campaign's id.
-        id: CampaignId => CampaignId = copy,
+        id: CampaignId,
         /// The tenant.
-        tenant: TenantId => TenantId = copy,
+        tenant: TenantId,
         /// Name.
         name: String => &str = borrow,
         /// Channel.
-        channel: Channel => Channel = copy,
+        channel: Channel,
         /// When it runs.
-        period: Period => Period = copy,
+        period: Period,
         /// Who is responsible.
-        owner: UserId => UserId = copy,
+        owner: UserId,
         /// The telemarketing agents the calls are spread over.
         agents: Vec<UserId> => &[UserId] = borrow,
         /// The message or call script.
         script: Option<String> => Option<&str> = deref,
         /// Draft, active or closed.
-        status: CampaignStatus => CampaignStatus = copy,
+        status: CampaignStatus,
         /// Budget.
-        budget: Option<Money> => Option<Money> = copy,
+        budget: Option<Money>,
         /// The target segment.
         criteria: Option<Criteria> => Option<&Criteria> = as_ref,
         /// How many targets the launch snapshotted.
-        target_count: u64 => u64 = copy,
+        target_count: u64,
         /// Optimistic-concurrency version.
-        version: u64 => u64 = copy,
+        version: u64,
         /// When it was created.
-        created_at: Timestamp => Timestamp = copy,
+        created_at: Timestamp,
         /// When it last changed.
-        updated_at: Timestamp => Timestamp = copy,
+        updated_at: Timestamp,
         /// When it was launched.
-        launched_at: Option<Timestamp> => Option<Timestamp> = copy,
+        launched_at: Option<Timestamp>,
     }
 }
 
@@ -229,27 +229,27 @@ record! {
     #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
     pub struct CampaignTarget {
         /// The tenant.
-        tenant: TenantId => TenantId = copy,
+        tenant: TenantId,
         /// The campaign.
-        campaign: CampaignId => CampaignId = copy,
+        campaign: CampaignId,
         /// The partner targeted.
-        partner: PartnerId => PartnerId = copy,
+        partner: PartnerId,
         /// The agent the call was given to (telemarketing).
-        agent: Option<UserId> => Option<UserId> = copy,
+        agent: Option<UserId>,
         /// The call request (telemarketing).
-        request: Option<RequestId> => Option<RequestId> = copy,
+        request: Option<RequestId>,
         /// The latest outcome.
-        outcome: Option<OutcomeKind> => Option<OutcomeKind> = copy,
+        outcome: Option<OutcomeKind>,
         /// When the latest outcome was recorded.
-        outcome_at: Option<Timestamp> => Option<Timestamp> = copy,
+        outcome_at: Option<Timestamp>,
         /// When the partner was first reached.
-        reached_at: Option<Timestamp> => Option<Timestamp> = copy,
+        reached_at: Option<Timestamp>,
         /// Calls made.
-        attempts: u32 => u32 = copy,
+        attempts: u32,
         /// The lead created when the partner was interested.
-        lead: Option<LeadId> => Option<LeadId> = copy,
+        lead: Option<LeadId>,
         /// Optimistic-concurrency version.
-        version: u64 => u64 = copy,
+        version: u64,
     }
 }
 
@@ -258,21 +258,21 @@ record! {
     #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
     pub struct CampaignCost {
         /// The entry's id.
-        id: CostEntryId => CostEntryId = copy,
+        id: CostEntryId,
         /// The tenant.
-        tenant: TenantId => TenantId = copy,
+        tenant: TenantId,
         /// The campaign.
-        campaign: CampaignId => CampaignId = copy,
+        campaign: CampaignId,
         /// The day the cost was incurred.
-        date: NaiveDate => NaiveDate = copy,
+        date: NaiveDate,
         /// The amount (positive).
-        amount: Money => Money = copy,
+        amount: Money,
         /// A note.
         note: Option<String> => Option<&str> = deref,
         /// The rate into the reporting currency on that day.
-        rate: AppliedRate => AppliedRate = copy,
+        rate: AppliedRate,
         /// The amount in reporting-currency units.
-        amount_units: i64 => i64 = copy,
+        amount_units: i64,
     }
 }
 

@@ -170,59 +170,31 @@ pub struct NewDocument {
     pub renews_on: Option<NaiveDate>,
 }
 
+/// Defines the constructors of the documents with lines, which differ only in their kind.
+macro_rules! with_lines {
+    ($($(#[doc = $doc:expr])* $method:ident: $kind:ident;)+) => {$(
+        $(#[doc = $doc])*
+        pub fn $method(
+            number: &str,
+            partner: PartnerId,
+            issue_date: NaiveDate,
+            currency: &str,
+            lines: Vec<NewLine>,
+        ) -> Self {
+            let kind = DocumentKind::$kind;
+            Self { lines, ..Self::of_kind(kind, number, partner, issue_date, currency) }
+        }
+    )+};
+}
+
 impl NewDocument {
-    /// An invoice with lines, in a currency, with nothing else set.
-    pub fn invoice(
-        number: &str,
-        partner: PartnerId,
-        issue_date: NaiveDate,
-        currency: &str,
-        lines: Vec<NewLine>,
-    ) -> Self {
-        Self::of_kind(
-            DocumentKind::Invoice,
-            number,
-            partner,
-            issue_date,
-            currency,
-            lines,
-        )
-    }
-
-    /// A credit note with lines.
-    pub fn credit_note(
-        number: &str,
-        partner: PartnerId,
-        issue_date: NaiveDate,
-        currency: &str,
-        lines: Vec<NewLine>,
-    ) -> Self {
-        Self::of_kind(
-            DocumentKind::CreditNote,
-            number,
-            partner,
-            issue_date,
-            currency,
-            lines,
-        )
-    }
-
-    /// A vendor bill with lines.
-    pub fn vendor_bill(
-        number: &str,
-        partner: PartnerId,
-        issue_date: NaiveDate,
-        currency: &str,
-        lines: Vec<NewLine>,
-    ) -> Self {
-        Self::of_kind(
-            DocumentKind::VendorBill,
-            number,
-            partner,
-            issue_date,
-            currency,
-            lines,
-        )
+    with_lines! {
+        /// An invoice with lines, in a currency, with nothing else set.
+        invoice: Invoice;
+        /// A credit note with lines.
+        credit_note: CreditNote;
+        /// A vendor bill with lines.
+        vendor_bill: VendorBill;
     }
 
     /// A payment.
@@ -237,24 +209,17 @@ impl NewDocument {
         Self {
             direction: Some(direction),
             amount: Some(amount),
-            ..Self::of_kind(
-                DocumentKind::Payment,
-                number,
-                partner,
-                issue_date,
-                currency,
-                Vec::new(),
-            )
+            ..Self::of_kind(DocumentKind::Payment, number, partner, issue_date, currency)
         }
     }
 
+    /// A document of `kind` with nothing but its number, partner, issue date and currency set.
     fn of_kind(
         kind: DocumentKind,
         number: &str,
         partner: PartnerId,
         issue_date: NaiveDate,
         currency: &str,
-        lines: Vec<NewLine>,
     ) -> Self {
         Self {
             kind,
@@ -263,7 +228,7 @@ impl NewDocument {
             issue_date,
             due_date: None,
             currency: currency.into(),
-            lines,
+            lines: Vec::new(),
             campaign: None,
             corrects: None,
             direction: None,
@@ -445,50 +410,50 @@ record! {
     #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
     pub struct Document {
         /// The document's id (kept when the host replaces it).
-        id: DocumentId => DocumentId = copy,
+        id: DocumentId,
         /// The tenant.
-        tenant: TenantId => TenantId = copy,
+        tenant: TenantId,
         /// What it is.
-        kind: DocumentKind => DocumentKind = copy,
+        kind: DocumentKind,
         /// The host's number.
         number: String => &str = borrow,
         /// The partner.
-        partner: PartnerId => PartnerId = copy,
+        partner: PartnerId,
         /// Issue date.
-        issue_date: NaiveDate => NaiveDate = copy,
+        issue_date: NaiveDate,
         /// Due date.
-        due_date: Option<NaiveDate> => Option<NaiveDate> = copy,
+        due_date: Option<NaiveDate>,
         /// Currency.
-        currency: Currency => Currency = copy,
+        currency: Currency,
         /// Lines.
         lines: Vec<Line> => &[Line] = borrow,
         /// Campaign (given or inherited from the corrected invoice).
-        campaign: Option<CampaignId> => Option<CampaignId> = copy,
+        campaign: Option<CampaignId>,
         /// The invoice a credit note corrects.
         corrects: Option<String> => Option<&str> = deref,
         /// A payment's direction.
-        direction: Option<PaymentDirection> => Option<PaymentDirection> = copy,
+        direction: Option<PaymentDirection>,
         /// What a payment settles.
         allocations: Vec<Allocation> => &[Allocation] = borrow,
         /// The document's total in its currency (positive): the sum of line nets, or a payment's amount.
-        total: Decimal => Decimal = copy,
+        total: Decimal,
         /// The rate it was converted with.
-        rate: AppliedRate => AppliedRate = copy,
+        rate: AppliedRate,
         /// Signed revenue effect in reporting-currency units (sum of the lines').
-        revenue_units: i64 => i64 = copy,
+        revenue_units: i64,
         /// Signed cost-of-goods effect in reporting-currency units.
-        cost_units: i64 => i64 = copy,
+        cost_units: i64,
         /// The partner's reporting attributes at recording time.
         attrs: PartnerAttrs => &PartnerAttrs = borrow,
         /// Version: 1 when first recorded, +1 per replacement.
-        version: u64 => u64 = copy,
+        version: u64,
         /// When it was first recorded.
-        recorded_at: Timestamp => Timestamp = copy,
+        recorded_at: Timestamp,
         /// When it was last replaced.
-        updated_at: Timestamp => Timestamp = copy,
+        updated_at: Timestamp,
         /// The day the contract it belongs to renews (see [`NewDocument::renews_on`]).
         #[serde(default)]
-        renews_on: Option<NaiveDate> => Option<NaiveDate> = copy,
+        renews_on: Option<NaiveDate>,
     }
 }
 
@@ -505,27 +470,35 @@ impl Document {
 
     /// Whether two documents carry the same host content (what idempotent recording compares).
     pub fn same_content(&self, other: &Document) -> bool {
-        let lines_eq = self.lines.len() == other.lines.len()
-            && self.lines.iter().zip(&other.lines).all(|(a, b)| {
-                a.product == b.product
-                    && a.quantity == b.quantity
-                    && a.unit_price == b.unit_price
-                    && a.discount_pct == b.discount_pct
-                    && a.unit_cost == b.unit_cost
-            });
-        lines_eq
-            && self.kind == other.kind
-            && self.number == other.number
-            && self.partner == other.partner
-            && self.issue_date == other.issue_date
-            && self.due_date == other.due_date
-            && self.currency == other.currency
-            && self.campaign == other.campaign
-            && self.corrects == other.corrects
-            && self.direction == other.direction
-            && self.allocations == other.allocations
-            && self.total == other.total
-            && self.renews_on == other.renews_on
+        self.content() == other.content()
+    }
+
+    /// What the host gave, as one comparable value: the kind, number, partner, dates, currency, campaign,
+    /// correction, direction, allocations and total, and each line's product, quantity, price, discount and cost.
+    fn content(&self) -> impl PartialEq + '_ {
+        let lines: Vec<_> = self
+            .lines
+            .iter()
+            .map(|l| {
+                (
+                    l.product,
+                    l.quantity,
+                    l.unit_price,
+                    l.discount_pct,
+                    l.unit_cost,
+                )
+            })
+            .collect();
+        let dates = (self.issue_date, self.due_date, self.renews_on);
+        let head = (self.kind, &self.number, self.partner, dates, self.currency);
+        let rest = (
+            &self.campaign,
+            &self.corrects,
+            &self.direction,
+            &self.allocations,
+            self.total,
+        );
+        (head, rest, lines)
     }
 }
 
@@ -767,6 +740,23 @@ mod tests {
         NaiveDate::from_ymd_opt(2026, m, day).unwrap()
     }
 
+    /// A constructor of a document with lines ([`NewDocument::invoice`], [`NewDocument::credit_note`], …).
+    type WithLines = fn(&str, PartnerId, NaiveDate, &str, Vec<NewLine>) -> NewDocument;
+
+    impl World {
+        /// A document in RON of the partner, with one line of the product: `[quantity, unit price, unit cost]`.
+        fn one_line(
+            &self,
+            make: WithLines,
+            number: &str,
+            issued: NaiveDate,
+            l: [Decimal; 3],
+        ) -> NewDocument {
+            let line = NewLine::new(self.product, l[0], l[1], l[2]);
+            make(number, self.partner.id, issued, "RON", vec![line])
+        }
+    }
+
     fn rec(
         w: &World,
         n: NewDocument,
@@ -813,12 +803,11 @@ mod tests {
     fn credit_notes_reverse_whatever_the_sign() {
         let w = world();
         for q in [dec!(2), dec!(-2)] {
-            let cn = NewDocument::credit_note(
+            let cn = w.one_line(
+                NewDocument::credit_note,
                 "C-1",
-                w.partner.id,
                 d(2, 1),
-                "RON",
-                vec![NewLine::new(w.product, q, dec!(10), dec!(6))],
+                [q, dec!(10), dec!(6)],
             );
             let doc = rec(&w, cn, None, Decimal::ONE).unwrap().record().clone();
             assert_eq!(doc.revenue_units, -200_000, "{q}");
@@ -832,8 +821,18 @@ mod tests {
     #[test]
     fn bad_documents_name_their_field() {
         let w = world();
-        let line = NewLine::new(w.product, dec!(1), dec!(10), dec!(5));
-        let inv = || NewDocument::invoice("F-1", w.partner.id, d(1, 5), "RON", vec![line.clone()]);
+        let inv = || {
+            w.one_line(
+                NewDocument::invoice,
+                "F-1",
+                d(1, 5),
+                [dec!(1), dec!(10), dec!(5)],
+            )
+        };
+        let pay = || {
+            let received = PaymentDirection::Received;
+            NewDocument::payment("P", w.partner.id, d(1, 5), "RON", received, dec!(1))
+        };
         let neg = |mut n: NewDocument| {
             n.lines[0].quantity = dec!(-1);
             n
@@ -957,14 +956,7 @@ mod tests {
                 "payment without amount",
                 NewDocument {
                     amount: None,
-                    ..NewDocument::payment(
-                        "P",
-                        w.partner.id,
-                        d(1, 5),
-                        "RON",
-                        PaymentDirection::Received,
-                        dec!(1),
-                    )
+                    ..pay()
                 },
                 "amount",
             ),
@@ -975,14 +967,7 @@ mod tests {
                         number: "F-1".into(),
                         amount: dec!(2),
                     }],
-                    ..NewDocument::payment(
-                        "P",
-                        w.partner.id,
-                        d(1, 5),
-                        "RON",
-                        PaymentDirection::Received,
-                        dec!(1),
-                    )
+                    ..pay()
                 },
                 "allocations",
             ),
@@ -1004,25 +989,30 @@ mod tests {
     #[test]
     fn negative_quantity_accepted_on_credit_notes_only() {
         let w = world();
-        let cn = NewDocument::credit_note(
-            "C-9",
-            w.partner.id,
-            d(1, 5),
-            "RON",
-            vec![NewLine::new(w.product, dec!(-1), dec!(1), dec!(0))],
-        );
-        assert!(rec(&w, cn, None, Decimal::ONE).is_ok());
+        let kinds: [(WithLines, bool); 3] = [
+            (NewDocument::credit_note, true),
+            (NewDocument::invoice, false),
+            (NewDocument::vendor_bill, false),
+        ];
+        for (make, accepted) in kinds {
+            let doc = w.one_line(make, "C-9", d(1, 5), [dec!(-1), dec!(1), dec!(0)]);
+            let kind = doc.kind;
+            assert_eq!(
+                rec(&w, doc, None, Decimal::ONE).is_ok(),
+                accepted,
+                "{kind:?}"
+            );
+        }
     }
 
     #[test]
     fn same_number_is_idempotent_and_changes_need_the_version() {
         let w = world();
-        let inv = NewDocument::invoice(
+        let inv = w.one_line(
+            NewDocument::invoice,
             "F-7",
-            w.partner.id,
             d(3, 1),
-            "RON",
-            vec![NewLine::new(w.product, dec!(1), dec!(10), dec!(5))],
+            [dec!(1), dec!(10), dec!(5)],
         );
         let first = rec(&w, inv.clone(), None, Decimal::ONE)
             .unwrap()

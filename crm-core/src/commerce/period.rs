@@ -14,17 +14,9 @@ pub struct Period {
     to: NaiveDate,
 }
 
-#[derive(Deserialize)]
-struct RawPeriod {
-    from: NaiveDate,
-    to: NaiveDate,
-}
-
-impl TryFrom<RawPeriod> for Period {
-    type Error = Error;
-    fn try_from(r: RawPeriod) -> Result<Self> {
-        Period::new(r.from, r.to)
-    }
+checked_form! {
+    /// The serde form of [`Period`], checked by [`Period::new`] on the way in.
+    RawPeriod for Period { from: NaiveDate, to: NaiveDate } via Period::new
 }
 
 impl Period {

@@ -19,19 +19,19 @@ record! {
     #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
     pub struct Category {
         /// The category's id.
-        id: CategoryId => CategoryId = copy,
+        id: CategoryId,
         /// The tenant.
-        tenant: TenantId => TenantId = copy,
+        tenant: TenantId,
         /// The host's code, unique per tenant.
         code: String => &str = borrow,
         /// Display name.
         name: String => &str = borrow,
         /// Optimistic-concurrency version, 1 on creation.
-        version: u64 => u64 = copy,
+        version: u64,
         /// When it was first recorded.
-        created_at: Timestamp => Timestamp = copy,
+        created_at: Timestamp,
         /// When it last changed.
-        updated_at: Timestamp => Timestamp = copy,
+        updated_at: Timestamp,
     }
 }
 
@@ -40,21 +40,21 @@ record! {
     #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
     pub struct Product {
         /// The product's id.
-        id: ProductId => ProductId = copy,
+        id: ProductId,
         /// The tenant.
-        tenant: TenantId => TenantId = copy,
+        tenant: TenantId,
         /// The host's code (SKU), unique per tenant.
         code: String => &str = borrow,
         /// Display name.
         name: String => &str = borrow,
         /// Its category.
-        category: Option<CategoryId> => Option<CategoryId> = copy,
+        category: Option<CategoryId>,
         /// Optimistic-concurrency version, 1 on creation.
-        version: u64 => u64 = copy,
+        version: u64,
         /// When it was first recorded.
-        created_at: Timestamp => Timestamp = copy,
+        created_at: Timestamp,
         /// When it last changed.
-        updated_at: Timestamp => Timestamp = copy,
+        updated_at: Timestamp,
     }
 }
 

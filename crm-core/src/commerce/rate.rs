@@ -28,15 +28,15 @@ record! {
     #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
     pub struct ExchangeRate {
         /// The tenant the rate was recorded for.
-        tenant: crate::id::TenantId => crate::id::TenantId = copy,
+        tenant: crate::id::TenantId,
         /// The currency converted from.
-        from: Currency => Currency = copy,
+        from: Currency,
         /// The currency converted to.
-        to: Currency => Currency = copy,
+        to: Currency,
         /// The day the rate applies from.
-        on: NaiveDate => NaiveDate = copy,
+        on: NaiveDate,
         /// Units of `to` per unit of `from` (positive, at most [`MAX_RATE`], at most [`RATE_SCALE`] places).
-        rate: Decimal => Decimal = copy,
+        rate: Decimal,
     }
 }
 

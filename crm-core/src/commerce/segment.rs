@@ -438,55 +438,44 @@ impl Criteria {
         }
     }
 
-    /// Every product or category named, with the path naming it (for the unknown-item error).
-    pub fn items(&self) -> Vec<(String, Item)> {
-        let mut out = Vec::new();
-        self.items_at("criteria", &mut out);
-        out
-    }
-
-    fn items_at(&self, path: &str, out: &mut Vec<(String, Item)>) {
+    /// Calls `visit` on this criterion and on every criterion nested in it (parents first), each with its path.
+    fn walk(&self, path: &str, visit: &mut impl FnMut(&str, &Self)) {
+        visit(path, self);
         match self {
-            Self::Bought { items, .. } => out.extend(
-                items
-                    .iter()
-                    .enumerate()
-                    .map(|(i, it)| (format!("{path}.items[{i}]"), *it)),
-            ),
             Self::And { all: l } => l
                 .iter()
                 .enumerate()
-                .for_each(|(i, c)| c.items_at(&format!("{path}.all[{i}]"), out)),
+                .for_each(|(i, c)| c.walk(&format!("{path}.all[{i}]"), visit)),
             Self::Or { any: l } => l
                 .iter()
                 .enumerate()
-                .for_each(|(i, c)| c.items_at(&format!("{path}.any[{i}]"), out)),
-            Self::Not { not } => not.items_at(&format!("{path}.not"), out),
+                .for_each(|(i, c)| c.walk(&format!("{path}.any[{i}]"), visit)),
+            Self::Not { not } => not.walk(&format!("{path}.not"), visit),
             _ => {}
         }
+    }
+
+    /// Every product or category named, with the path naming it (for the unknown-item error).
+    pub fn items(&self) -> Vec<(String, Item)> {
+        let mut out = Vec::new();
+        self.walk("criteria", &mut |path, c| {
+            if let Self::Bought { items, .. } = c {
+                let named = items.iter().enumerate();
+                out.extend(named.map(|(i, it)| (format!("{path}.items[{i}]"), *it)));
+            }
+        });
+        out
     }
 
     /// Every money amount named, with its path (they must be in the reporting currency).
     pub fn amounts(&self) -> Vec<(String, Money)> {
         let mut out = Vec::new();
-        self.amounts_at("criteria", &mut out);
+        self.walk("criteria", &mut |path, c| {
+            if let Self::SalesVolume { amount, .. } = c {
+                out.push((format!("{path}.amount"), *amount));
+            }
+        });
         out
-    }
-
-    fn amounts_at(&self, path: &str, out: &mut Vec<(String, Money)>) {
-        match self {
-            Self::SalesVolume { amount, .. } => out.push((format!("{path}.amount"), *amount)),
-            Self::And { all: l } => l
-                .iter()
-                .enumerate()
-                .for_each(|(i, c)| c.amounts_at(&format!("{path}.all[{i}]"), out)),
-            Self::Or { any: l } => l
-                .iter()
-                .enumerate()
-                .for_each(|(i, c)| c.amounts_at(&format!("{path}.any[{i}]"), out)),
-            Self::Not { not } => not.amounts_at(&format!("{path}.not"), out),
-            _ => {}
-        }
     }
 }
 

@@ -185,20 +185,20 @@ pub enum Action {
     },
 }
 
-impl Action {
+variant_names! {
     /// The action's name (`notify`, `send_email`, …).
-    pub fn name(&self) -> &'static str {
-        match self {
-            Self::Notify { .. } => "notify",
-            Self::SendEmail { .. } => "send_email",
-            Self::OpenRequest { .. } => "open_request",
-            Self::Reassign { .. } => "reassign",
-            Self::AddTag { .. } => "add_tag",
-            Self::ScheduleFollowUp { .. } => "schedule_follow_up",
-            Self::Escalate { .. } => "escalate",
-        }
+    pub fn name for Action {
+        Notify => "notify",
+        SendEmail => "send_email",
+        OpenRequest => "open_request",
+        Reassign => "reassign",
+        AddTag => "add_tag",
+        ScheduleFollowUp => "schedule_follow_up",
+        Escalate => "escalate",
     }
+}
 
+impl Action {
     /// Who the action is for, unresolved.
     pub fn recipient(&self) -> Recipient {
         match self {

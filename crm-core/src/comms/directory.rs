@@ -205,6 +205,11 @@ impl Directory for StaticDirectory {
     }
 }
 
+/// The error for a recipient that cannot be resolved: [`Error::Invalid`] on `recipient`.
+fn unresolved(reason: impl Into<String>) -> Error {
+    Error::invalid("recipient", reason)
+}
+
 /// Resolves a recipient to people, for the records of `trigger` and `views`.
 ///
 /// Errors name what could not be resolved: an unknown role, a trigger without an owner or assignee, a user
@@ -232,9 +237,9 @@ pub fn resolve(
     Ok(match to {
         Recipient::Person(u) => vec![person(*u)],
         Recipient::UserKey(k) => {
-            let u = directory.user_by_key(tenant, k).ok_or_else(|| {
-                Error::invalid("recipient", format!("`{to}`: no user has the key `{k}`"))
-            })?;
+            let u = directory
+                .user_by_key(tenant, k)
+                .ok_or_else(|| unresolved(format!("`{to}`: no user has the key `{k}`")))?;
             vec![person(u)]
         }
         Recipient::FirstOf(all) => {
@@ -249,22 +254,19 @@ pub fn resolve(
                     }),
                 }
             }
-            return Err(Error::invalid(
-                "recipient",
-                format!("`{to}` reaches nobody: {}", why.join("; ")),
-            ));
+            return Err(unresolved(format!(
+                "`{to}` reaches nobody: {}",
+                why.join("; ")
+            )));
         }
         Recipient::Role(r) => directory
             .role_members(tenant, r)
             .ok_or_else(|| {
                 let known: Vec<_> = directory.roles(tenant).into_keys().collect();
-                Error::invalid(
-                    "recipient",
-                    format!(
-                        "unknown role `{r}`; the directory knows: {}",
-                        known.join(", ")
-                    ),
-                )
+                unresolved(format!(
+                    "unknown role `{r}`; the directory knows: {}",
+                    known.join(", ")
+                ))
             })?
             .into_iter()
             .map(person)
@@ -277,33 +279,28 @@ pub fn resolve(
                 .or_else(|| views.partner.as_ref().and_then(|p| p.owner))
                 .or_else(|| views.campaign.as_ref().map(|c| c.owner))
                 .ok_or_else(|| {
-                    Error::invalid(
-                        "recipient",
-                        "`owner`: the lead (or partner, or campaign) has no owner",
-                    )
+                    unresolved("`owner`: the lead (or partner, or campaign) has no owner")
                 })?;
             vec![person(owner)]
         }
         Recipient::Assignee => {
-            let r = views.request.as_ref().ok_or_else(|| {
-                Error::invalid("recipient", "`assignee`: the trigger concerns no request")
-            })?;
+            let r = views
+                .request
+                .as_ref()
+                .ok_or_else(|| unresolved("`assignee`: the trigger concerns no request"))?;
             vec![person(r.assignee)]
         }
         Recipient::ManagerOf(inner) => {
             let mut out = Vec::new();
             for p in resolve(inner, tenant, views, directory)? {
                 let u = p.user.ok_or_else(|| {
-                    Error::invalid(
-                        "recipient",
-                        format!("`{to}`: a partner contact has no manager"),
-                    )
+                    unresolved(format!("`{to}`: a partner contact has no manager"))
                 })?;
                 let m = directory.manager_of(tenant, u).ok_or_else(|| {
-                    Error::invalid(
-                        "recipient",
-                        format!("`{to}`: user {} has no manager in the directory", p.label()),
-                    )
+                    unresolved(format!(
+                        "`{to}`: user {} has no manager in the directory",
+                        p.label()
+                    ))
                 })?;
                 out.push(person(m));
             }
@@ -316,12 +313,7 @@ pub fn resolve(
                 .map(|p| p.id)
                 .or_else(|| views.lead.as_ref().map(|l| l.partner))
                 .or_else(|| views.request.as_ref().and_then(|r| r.partner))
-                .ok_or_else(|| {
-                    Error::invalid(
-                        "recipient",
-                        format!("`{to}`: the trigger concerns no partner"),
-                    )
-                })?;
+                .ok_or_else(|| unresolved(format!("`{to}`: the trigger concerns no partner")))?;
             let mut found: Vec<ResolvedRecipient> = directory
                 .partner_contacts(tenant, partner, role)
                 .into_iter()
@@ -349,10 +341,9 @@ pub fn resolve(
                 }
             }
             if found.is_empty() {
-                return Err(Error::invalid(
-                    "recipient",
-                    format!("`{to}`: partner {partner} has no contact with role `{role}`"),
-                ));
+                return Err(unresolved(format!(
+                    "`{to}`: partner {partner} has no contact with role `{role}`"
+                )));
             }
             found
         }
@@ -457,16 +448,13 @@ pub fn to_outbox(
             _ => channel,
         };
         if channel == Channel::Email && r.as_ref().and_then(|r| r.email.as_ref()).is_none() {
-            return Err(Error::invalid(
-                "recipient",
-                format!(
-                    "`{}` resolved to {} who has no e-mail address",
-                    action.recipient(),
-                    r.as_ref()
-                        .map(|r| r.label())
-                        .unwrap_or_else(|| "nobody".into())
-                ),
-            ));
+            return Err(unresolved(format!(
+                "`{}` resolved to {} who has no e-mail address",
+                action.recipient(),
+                r.as_ref()
+                    .map(|r| r.label())
+                    .unwrap_or_else(|| "nobody".into())
+            )));
         }
         let who = r
             .as_ref()

@@ -50,21 +50,21 @@ pub enum TimerTrigger {
     },
 }
 
-impl TimerTrigger {
+variant_names! {
     /// The timer's name as scripts see it (`lead_idle`, `request_due_soon`, `request_overdue`,
     /// `close_date_passed`, `request_age`, `open_item_overdue`, `contract_renewal_due`).
-    pub fn name(&self) -> &'static str {
-        match self {
-            Self::LeadIdle { .. } => "lead_idle",
-            Self::RequestDueSoon { .. } => "request_due_soon",
-            Self::RequestOverdue { .. } => "request_overdue",
-            Self::CloseDatePassed => "close_date_passed",
-            Self::RequestAge { .. } => "request_age",
-            Self::OpenItemOverdue { .. } => "open_item_overdue",
-            Self::ContractRenewalDue { .. } => "contract_renewal_due",
-        }
+    pub fn name for TimerTrigger {
+        LeadIdle => "lead_idle",
+        RequestDueSoon => "request_due_soon",
+        RequestOverdue => "request_overdue",
+        CloseDatePassed => "close_date_passed",
+        RequestAge => "request_age",
+        OpenItemOverdue => "open_item_overdue",
+        ContractRenewalDue => "contract_renewal_due",
     }
+}
 
+impl TimerTrigger {
     /// The timer's parameter (days or hours; 0 for [`TimerTrigger::CloseDatePassed`]).
     pub fn amount(&self) -> u32 {
         match self {
@@ -187,19 +187,26 @@ enum TimerRepr {
     ContractRenewalDue { days: u32 },
 }
 
+/// `$value`, a [`TimerTrigger`] or a [`TimerRepr`], as the other: the two have the same variants.
+macro_rules! convert_timer {
+    ($value:expr, $from:ident => $to:ident) => {
+        match $value {
+            $from::LeadIdle { days } => $to::LeadIdle { days },
+            $from::RequestDueSoon { hours } => $to::RequestDueSoon { hours },
+            $from::RequestOverdue { days } => $to::RequestOverdue { days },
+            $from::CloseDatePassed => $to::CloseDatePassed,
+            $from::RequestAge { days } => $to::RequestAge { days },
+            $from::OpenItemOverdue { days } => $to::OpenItemOverdue { days },
+            $from::ContractRenewalDue { days } => $to::ContractRenewalDue { days },
+        }
+    };
+}
+
 impl TryFrom<TimerRepr> for TimerTrigger {
     type Error = Error;
 
     fn try_from(r: TimerRepr) -> Result<Self> {
-        let t = match r {
-            TimerRepr::LeadIdle { days } => Self::LeadIdle { days },
-            TimerRepr::RequestDueSoon { hours } => Self::RequestDueSoon { hours },
-            TimerRepr::RequestOverdue { days } => Self::RequestOverdue { days },
-            TimerRepr::CloseDatePassed => Self::CloseDatePassed,
-            TimerRepr::RequestAge { days } => Self::RequestAge { days },
-            TimerRepr::OpenItemOverdue { days } => Self::OpenItemOverdue { days },
-            TimerRepr::ContractRenewalDue { days } => Self::ContractRenewalDue { days },
-        };
+        let t = convert_timer!(r, TimerRepr => TimerTrigger);
         t.check()?;
         Ok(t)
     }
@@ -207,15 +214,7 @@ impl TryFrom<TimerRepr> for TimerTrigger {
 
 impl From<TimerTrigger> for TimerRepr {
     fn from(t: TimerTrigger) -> Self {
-        match t {
-            TimerTrigger::LeadIdle { days } => Self::LeadIdle { days },
-            TimerTrigger::RequestDueSoon { hours } => Self::RequestDueSoon { hours },
-            TimerTrigger::RequestOverdue { days } => Self::RequestOverdue { days },
-            TimerTrigger::CloseDatePassed => Self::CloseDatePassed,
-            TimerTrigger::RequestAge { days } => Self::RequestAge { days },
-            TimerTrigger::OpenItemOverdue { days } => Self::OpenItemOverdue { days },
-            TimerTrigger::ContractRenewalDue { days } => Self::ContractRenewalDue { days },
-        }
+        convert_timer!(t, TimerTrigger => TimerRepr)
     }
 }
 

@@ -876,6 +876,24 @@ pub async fn example_commerce() -> Result<(
     Ok((crm, store, commerce, ctx))
 }
 
+/// The quotation examples' fixture: a commerce service (reporting in RON) over one reference model holding both the
+/// lead-side and the commerce records, and a user's context in a tenant with the seed pipeline.
+///
+/// # Errors
+///
+/// Whatever setting up the tenant returns.
+pub async fn example_sales() -> Result<(crate::service::CommerceService, crate::actor::Context)> {
+    let mem = Arc::new(MemStore::new());
+    let crm = crate::service::CrmService::builder()
+        .store(mem.clone())
+        .build()?;
+    let ctx = crate::actor::Context::user(TenantId::new(), crate::id::UserId::new());
+    crm.setup_tenant(&ctx).await?;
+    let commerce =
+        crate::service::CommerceService::new(crm, mem, crate::money::Currency::parse("RON")?);
+    Ok((commerce, ctx))
+}
+
 /// What the commerce service's examples name, in one import: `use crm_core::conformance::model::prelude::*`.
 pub mod prelude {
     pub use crate::actor::Context;

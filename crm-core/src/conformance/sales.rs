@@ -198,7 +198,11 @@ pub async fn check_commerce_quotations(store: &Arc<dyn Store>, commerce: &Arc<dy
         )
         .await
         .expect("timeline");
-    let names: Vec<&str> = timeline.items.iter().map(|e| e.kind.name()).collect();
+    let names: Vec<&str> = timeline
+        .items
+        .iter()
+        .flat_map(|e| e.kind.trigger_names())
+        .collect();
     for want in [
         "quotation_created",
         "quotation_sent",

@@ -386,21 +386,21 @@ record! {
     #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
     pub struct Quotation {
         /// This revision's id.
-        id: QuotationId => QuotationId = copy,
+        id: QuotationId,
         /// The tenant.
-        tenant: TenantId => TenantId = copy,
+        tenant: TenantId,
         /// Its number (`Q-2026-0042/2`).
-        number: QuotationNumber => QuotationNumber = copy,
+        number: QuotationNumber,
         /// The lead it was made for.
-        lead: Option<LeadId> => Option<LeadId> = copy,
+        lead: Option<LeadId>,
         /// The partner it is addressed to.
-        partner: PartnerId => PartnerId = copy,
+        partner: PartnerId,
         /// Its currency.
-        currency: Currency => Currency = copy,
+        currency: Currency,
         /// The day it was issued (the day whose tax rates priced it).
-        issued_on: NaiveDate => NaiveDate = copy,
+        issued_on: NaiveDate,
         /// The last day it may be accepted.
-        valid_until: NaiveDate => NaiveDate = copy,
+        valid_until: NaiveDate,
         /// Its lines, priced.
         lines: Vec<PricedLine> => &[PricedLine] = borrow,
         /// Its totals.
@@ -408,23 +408,23 @@ record! {
         /// Terms and conditions.
         terms: Option<String> => Option<&str> = deref,
         /// Where it stands.
-        status: QuotationStatus => QuotationStatus = copy,
+        status: QuotationStatus,
         /// The revision this one replaced.
-        supersedes: Option<QuotationId> => Option<QuotationId> = copy,
+        supersedes: Option<QuotationId>,
         /// The revision that replaced this one.
-        superseded_by: Option<QuotationId> => Option<QuotationId> = copy,
+        superseded_by: Option<QuotationId>,
         /// Who made it.
         created_by: Actor => &Actor = borrow,
         /// When it was sent.
-        sent_at: Option<Timestamp> => Option<Timestamp> = copy,
+        sent_at: Option<Timestamp>,
         /// Who accepted or declined it, and when.
         answer: Option<Answer> => Option<&Answer> = as_ref,
         /// Optimistic-concurrency version.
-        version: u64 => u64 = copy,
+        version: u64,
         /// When it was made.
-        created_at: Timestamp => Timestamp = copy,
+        created_at: Timestamp,
         /// When it last changed.
-        updated_at: Timestamp => Timestamp = copy,
+        updated_at: Timestamp,
     }
 }
 

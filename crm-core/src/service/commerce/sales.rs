@@ -135,10 +135,11 @@ impl CommerceService {
     /// ```
     /// # use crm_core::conformance::model::prelude::*;
     /// # futures::executor::block_on(async {
-    /// # let (crm, store, commerce, ctx) = crm_core::conformance::model::example_commerce().await?;
+    /// # let (commerce, ctx) = crm_core::conformance::model::example_sales().await?;
     /// use crm_core::money::Money;
     /// use crm_core::sales::{NewQuotation, QuotationLine, QuotationTerms};
-    /// let acme = commerce.crm().create_partner(&ctx, NewPartner::organization("Acme SRL")).await?;
+    /// use crm_core::partner::NewPartner;
+    /// let acme = commerce.crm().create_partner(&ctx, NewPartner::company("Acme SRL")).await?.record;
     /// let terms = QuotationTerms {
     ///     lines: vec![QuotationLine::new("Audit", 2.into(), Money::parse("500", "RON")?, "S")],
     ///     valid_until: NaiveDate::from_ymd_opt(2200, 1, 1).unwrap(),
@@ -229,10 +230,11 @@ impl CommerceService {
     /// ```
     /// # use crm_core::conformance::model::prelude::*;
     /// # futures::executor::block_on(async {
-    /// # let (crm, store, commerce, ctx) = crm_core::conformance::model::example_commerce().await?;
+    /// # let (commerce, ctx) = crm_core::conformance::model::example_sales().await?;
     /// use crm_core::money::Money;
     /// use crm_core::sales::{NewQuotation, QuotationCommand, QuotationLine, QuotationStatus, QuotationTerms};
-    /// let acme = commerce.crm().create_partner(&ctx, NewPartner::organization("Acme SRL")).await?;
+    /// use crm_core::partner::NewPartner;
+    /// let acme = commerce.crm().create_partner(&ctx, NewPartner::company("Acme SRL")).await?.record;
     /// let terms = QuotationTerms {
     ///     lines: vec![QuotationLine::new("Audit", 1.into(), Money::parse("500", "RON")?, "S")],
     ///     valid_until: NaiveDate::from_ymd_opt(2200, 1, 1).unwrap(),
@@ -303,10 +305,11 @@ impl CommerceService {
     /// ```
     /// # use crm_core::conformance::model::prelude::*;
     /// # futures::executor::block_on(async {
-    /// # let (crm, store, commerce, ctx) = crm_core::conformance::model::example_commerce().await?;
+    /// # let (commerce, ctx) = crm_core::conformance::model::example_sales().await?;
     /// use crm_core::money::Money;
     /// use crm_core::sales::{NewQuotation, QuotationCommand, QuotationLine, QuotationStatus, QuotationTerms};
-    /// let acme = commerce.crm().create_partner(&ctx, NewPartner::organization("Acme SRL")).await?;
+    /// use crm_core::partner::NewPartner;
+    /// let acme = commerce.crm().create_partner(&ctx, NewPartner::company("Acme SRL")).await?.record;
     /// let mut terms = QuotationTerms {
     ///     lines: vec![QuotationLine::new("Audit", 1.into(), Money::parse("500", "RON")?, "S")],
     ///     valid_until: NaiveDate::from_ymd_opt(2200, 1, 1).unwrap(),
