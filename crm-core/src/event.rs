@@ -303,6 +303,43 @@ pub enum EventKind {
         /// Its new status.
         status: crate::kinds::QuotationStatus,
     },
+    /// A meeting was scheduled (its invitations were enqueued with it).
+    MeetingScheduled {
+        /// The meeting.
+        meeting: crate::id::MeetingId,
+        /// Its title.
+        title: String,
+        /// Its start.
+        starts_at: Timestamp,
+    },
+    /// A meeting moved or changed its place (`sequence` is the invitation's new `SEQUENCE`).
+    MeetingRescheduled {
+        /// The meeting.
+        meeting: crate::id::MeetingId,
+        /// Its new start.
+        starts_at: Timestamp,
+        /// The invitation's sequence.
+        sequence: u32,
+    },
+    /// A meeting was cancelled (a `METHOD:CANCEL` went to its attendees).
+    MeetingCancelled {
+        /// The meeting.
+        meeting: crate::id::MeetingId,
+    },
+    /// An attendee answered a meeting invitation.
+    MeetingReplied {
+        /// The meeting.
+        meeting: crate::id::MeetingId,
+        /// The attendee's address.
+        email: String,
+        /// The answer.
+        reply: crate::kinds::Reply,
+    },
+    /// A meeting took place; its outcome notes were recorded.
+    MeetingHeld {
+        /// The meeting.
+        meeting: crate::id::MeetingId,
+    },
     /// A communication rule failed while handling an event; the triggering change still committed.
     RuleFailed {
         /// The rule's name.
@@ -339,6 +376,11 @@ variant_names! {
         QuotationEdited => "quotation_edited",
         QuotationRevised => "quotation_revised",
         QuotationStatusChanged => "quotation_status_changed",
+        MeetingScheduled => "meeting_scheduled",
+        MeetingRescheduled => "meeting_rescheduled",
+        MeetingCancelled => "meeting_cancelled",
+        MeetingReplied => "meeting_replied",
+        MeetingHeld => "meeting_held",
         RuleFailed => "rule_failed",
     }
 }
@@ -494,6 +536,19 @@ impl DomainEvent {
             EventKind::QuotationStatusChanged { number, status, .. } => {
                 format!("quotation {number} {status}")
             }
+            EventKind::MeetingScheduled {
+                title, starts_at, ..
+            } => {
+                format!("meeting `{title}` scheduled for {starts_at}")
+            }
+            EventKind::MeetingRescheduled { starts_at, .. } => {
+                format!("meeting moved to {starts_at}")
+            }
+            EventKind::MeetingCancelled { .. } => "meeting cancelled".to_string(),
+            EventKind::MeetingReplied { email, reply, .. } => {
+                format!("{email} answered {}", reply.partstat().to_lowercase())
+            }
+            EventKind::MeetingHeld { .. } => "meeting held".to_string(),
             EventKind::InvoiceRecorded {
                 kind,
                 number,

@@ -184,6 +184,12 @@ typed_id!(
     "quotation"
 );
 
+typed_id!(
+    /// A meeting with a lead or partner.
+    MeetingId,
+    "meeting"
+);
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -288,3 +288,64 @@ impl std::fmt::Display for QuotationStatus {
         f.write_str(self.as_str())
     }
 }
+
+/// Where a meeting stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MeetingStatus {
+    /// Planned.
+    Scheduled,
+    /// It took place (its outcome notes are recorded).
+    Held,
+    /// Called off.
+    Cancelled,
+}
+
+impl MeetingStatus {
+    /// The status's stable name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Scheduled => "scheduled",
+            Self::Held => "held",
+            Self::Cancelled => "cancelled",
+        }
+    }
+}
+
+/// An attendee's answer to a meeting invitation (iCalendar `PARTSTAT`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Reply {
+    /// Not answered yet.
+    NeedsAction,
+    /// Will attend.
+    Accepted,
+    /// Will not attend.
+    Declined,
+    /// May attend.
+    Tentative,
+}
+
+impl Reply {
+    /// The iCalendar `PARTSTAT` value.
+    pub fn partstat(self) -> &'static str {
+        match self {
+            Self::NeedsAction => "NEEDS-ACTION",
+            Self::Accepted => "ACCEPTED",
+            Self::Declined => "DECLINED",
+            Self::Tentative => "TENTATIVE",
+        }
+    }
+
+    /// The reply a `PARTSTAT` value names (case-insensitive), as a host reads it from an attendee's answer.
+    pub fn from_partstat(value: &str) -> Option<Self> {
+        [
+            Self::NeedsAction,
+            Self::Accepted,
+            Self::Declined,
+            Self::Tentative,
+        ]
+        .into_iter()
+        .find(|r| r.partstat().eq_ignore_ascii_case(value.trim()))
+    }
+}

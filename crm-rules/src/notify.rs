@@ -282,21 +282,45 @@ impl SmtpNotifier {
             .to(to)
             .subject(rendered.subject)
             .message_id(Some(self.message_id(m)));
-        let built = match rendered.html {
-            Some(html) => builder.multipart(
-                MultiPart::alternative()
-                    .singlepart(
-                        SinglePart::builder()
-                            .header(ContentType::TEXT_PLAIN)
-                            .body(rendered.text),
-                    )
-                    .singlepart(
+        // A meeting invitation carries its iCalendar object (`vars.ics`, `vars.method`): sent as iMIP, an inline
+        // `text/calendar; method=…` alternative that calendar clients turn into an entry they can answer.
+        let calendar = match m.payload.vars.get("ics").and_then(|v| v.as_str()) {
+            Some(ics) => {
+                let method = m
+                    .payload
+                    .vars
+                    .get("method")
+                    .and_then(|v| v.as_str())
+                    .unwrap_or("REQUEST");
+                let kind =
+                    ContentType::parse(&format!("text/calendar; charset=utf-8; method={method}"))
+                        .map_err(|e| {
+                        DeliveryError::Permanent(format!("bad calendar method `{method}`: {e}"))
+                    })?;
+                Some(SinglePart::builder().header(kind).body(ics.to_string()))
+            }
+            None => None,
+        };
+        let built = match (rendered.html, calendar) {
+            (None, None) => builder.header(ContentType::TEXT_PLAIN).body(rendered.text),
+            (html, calendar) => {
+                let mut parts = MultiPart::alternative().singlepart(
+                    SinglePart::builder()
+                        .header(ContentType::TEXT_PLAIN)
+                        .body(rendered.text),
+                );
+                if let Some(html) = html {
+                    parts = parts.singlepart(
                         SinglePart::builder()
                             .header(ContentType::TEXT_HTML)
                             .body(html),
-                    ),
-            ),
-            None => builder.header(ContentType::TEXT_PLAIN).body(rendered.text),
+                    );
+                }
+                if let Some(calendar) = calendar {
+                    parts = parts.singlepart(calendar);
+                }
+                builder.multipart(parts)
+            }
         };
         built.map_err(|e| DeliveryError::Permanent(format!("cannot build the e-mail: {e}")))
     }

@@ -368,3 +368,75 @@ async fn every_send_of_a_message_carries_the_message_id_of_its_idempotency_key()
     assert!(id.ends_with("@mail.tenant.example>"), "{id}");
     assert_eq!(received_with_id(&s, &id).len(), 1);
 }
+
+#[tokio::test]
+async fn a_meeting_invitation_arrives_as_imip_with_its_calendar_object() {
+    use crm_core::sales::{
+        Attendee, MeetingCommand, NewMeeting, Organiser, Participant, Reply, Slot,
+    };
+    let Some(s) = server("a_meeting_invitation_arrives_as_imip_with_its_calendar_object") else {
+        return;
+    };
+    let at = |h| {
+        chrono::NaiveDate::from_ymd_opt(2026, 6, 1)
+            .unwrap()
+            .and_hms_opt(h, 0, 0)
+            .unwrap()
+    };
+    let meeting = NewMeeting {
+        title: "Negociere contract".into(),
+        lead: None,
+        partner: None,
+        organiser: Organiser::new(crm_core::id::UserId::new(), "Ana", "ana@tenant.example"),
+        attendees: vec![Attendee {
+            who: Participant::User {
+                id: crm_core::id::UserId::new(),
+            },
+            name: "Maria".into(),
+            email: "maria@customer.example".into(),
+            reply: Reply::NeedsAction,
+        }],
+        slot: Slot {
+            start: at(10),
+            end: at(11),
+            time_zone: "Europe/Bucharest".into(),
+            place: None,
+            online_link: None,
+        },
+        agenda: None,
+    }
+    .build(TenantId::new(), crm_core::id::MeetingId::new(), Utc::now())
+    .unwrap();
+    let n = notifier(&s);
+    for (m, method) in [
+        (meeting.clone(), "REQUEST"),
+        (
+            crm_core::sales::meeting::apply(&meeting, MeetingCommand::Cancel, Utc::now()).unwrap(),
+            "CANCEL",
+        ),
+    ] {
+        let mut msg = email("maria@customer.example", Some("Maria"));
+        msg.idempotency_key = format!("meeting/{}/{}/{method}/maria", m.id(), m.sequence());
+        msg.payload = Payload {
+            subject: format!("Invitation: {}", m.title()),
+            body: "See the attached invitation.".into(),
+            vars: serde_json::json!({ "ics": m.to_ics(), "method": method }),
+            ..Default::default()
+        };
+        n.deliver(&msg).await.unwrap();
+        let got = received(&s, &msg);
+        assert_eq!(got.len(), 1);
+        let mail = got[0].replace("\r\n", "\n");
+        assert!(mail.contains("multipart/alternative"), "{mail}");
+        assert!(
+            mail.contains(&format!("text/calendar; charset=utf-8; method={method}")),
+            "{mail}"
+        );
+        assert!(
+            mail.contains("BEGIN:VCALENDAR") && mail.contains(&format!("METHOD:{method}")),
+            "{mail}"
+        );
+        assert!(mail.contains(&format!("UID:{}", m.uid())), "{mail}");
+        assert!(mail.contains("See the attached invitation."), "{mail}");
+    }
+}

@@ -14,7 +14,7 @@ use crm_core::commerce::{
 };
 use crm_core::id::{CampaignId, PartnerId, TenantId, UserId};
 use crm_core::money::{decimal_to_units, Currency};
-use crm_core::sales::{Quotation, QuotationStatus};
+use crm_core::sales::{Meeting, MeetingStatus, Quotation, QuotationStatus};
 use crm_core::store::{Page, PageRequest};
 use crm_core::{Error, Result};
 use uuid::Uuid;
@@ -83,6 +83,31 @@ pub const QUOTATIONS: Table = Table {
         ("valid_until", Kind::I32),
         ("version", Kind::I64),
         ("doc", Kind::Json),
+    ],
+};
+
+/// `meetings`: a meeting, by lead and start.
+pub const MEETINGS: Table = Table {
+    name: "meetings",
+    columns: &[
+        ("tenant", Kind::Uuid),
+        ("id", Kind::Uuid),
+        ("lead", Kind::Uuid),
+        ("starts_us", Kind::I64),
+        ("status", Kind::I16),
+        ("version", Kind::I64),
+        ("doc", Kind::Json),
+    ],
+};
+
+/// `meeting_people`: one row per user whose agenda holds a meeting (the organiser and the attendees who are users).
+pub const MEETING_PEOPLE: Table = Table {
+    name: "meeting_people",
+    columns: &[
+        ("tenant", Kind::Uuid),
+        ("user_id", Kind::Uuid),
+        ("meeting", Kind::Uuid),
+        ("starts_us", Kind::I64),
     ],
 };
 
@@ -278,6 +303,54 @@ pub fn quotation_row(q: &Quotation) -> Result<Vec<Param>> {
         version(q.version()),
         Param::json(q)?,
     ])
+}
+
+fn meeting_status_code(s: MeetingStatus) -> i16 {
+    match s {
+        MeetingStatus::Scheduled => 0,
+        MeetingStatus::Held => 1,
+        MeetingStatus::Cancelled => 2,
+    }
+}
+
+/// The row of a meeting.
+pub fn meeting_row(m: &Meeting) -> Result<Vec<Param>> {
+    Ok(vec![
+        (*m.tenant().as_uuid()).into(),
+        (*m.id().as_uuid()).into(),
+        Param::opt_uuid(m.lead().as_ref().map(|l| l.as_uuid())),
+        Param::I64(m.starts_at().timestamp_micros()),
+        meeting_status_code(m.status()).into(),
+        version(m.version()),
+        Param::json(m)?,
+    ])
+}
+
+/// The agenda rows of a meeting: one per user it concerns.
+pub fn meeting_people_rows(m: &Meeting) -> Vec<Vec<Param>> {
+    m.people()
+        .into_iter()
+        .map(|u| {
+            vec![
+                (*m.tenant().as_uuid()).into(),
+                (*u.as_uuid()).into(),
+                (*m.id().as_uuid()).into(),
+                Param::I64(m.starts_at().timestamp_micros()),
+            ]
+        })
+        .collect()
+}
+
+fn meeting_people(dialect: Dialect, m: &Meeting) -> impl Iterator<Item = Step> + '_ {
+    meeting_people_rows(m).into_iter().map(move |r| {
+        insert(
+            dialect,
+            &MEETING_PEOPLE,
+            r,
+            "meeting attendee",
+            m.id().to_string(),
+        )
+    })
 }
 
 /// The row of a document.
@@ -706,6 +779,37 @@ pub fn steps(dialect: Dialect, w: &CommerceWrite) -> Result<Vec<Step>> {
             ("quotation", q.number().to_string(), *e),
             q.version(),
         )?),
+        CommerceWrite::InsertMeeting(m) => {
+            let mut out = vec![insert(
+                dialect,
+                &MEETINGS,
+                meeting_row(m)?,
+                "meeting",
+                m.id().to_string(),
+            )];
+            out.extend(meeting_people(dialect, m));
+            Ok(out)
+        }
+        CommerceWrite::UpdateMeeting {
+            meeting: m,
+            expected_version: e,
+        } => {
+            let mut out = vec![update(
+                dialect,
+                &MEETINGS,
+                ID,
+                meeting_row(m)?,
+                ("meeting", m.id().to_string(), *e),
+                m.version(),
+            )?];
+            let mut sql = Sql::new(dialect);
+            let t = sql.bind(*m.tenant().as_uuid());
+            let id = sql.bind(*m.id().as_uuid());
+            sql.text = format!("DELETE FROM meeting_people WHERE tenant = {t} AND meeting = {id}");
+            out.push(Step::Run(sql));
+            out.extend(meeting_people(dialect, m));
+            Ok(out)
+        }
         _ => Err(Error::invalid("writes", "unsupported commerce write")),
     }
 }
@@ -730,6 +834,15 @@ pub fn ingest_rows(w: &CommerceWrite) -> Result<Vec<(&'static Table, Vec<Param>)
         CommerceWrite::InsertCampaignCost(c) => vec![(&CAMPAIGN_COSTS, cost_row(c)?)],
         CommerceWrite::InsertCampaignTarget(t) => vec![(&CAMPAIGN_TARGETS, target_row(t)?)],
         CommerceWrite::InsertQuotation(q) => vec![(&QUOTATIONS, quotation_row(q)?)],
+        CommerceWrite::InsertMeeting(m) => {
+            let mut out = vec![(&MEETINGS, meeting_row(m)?)];
+            out.extend(
+                meeting_people_rows(m)
+                    .into_iter()
+                    .map(|r| (&MEETING_PEOPLE, r)),
+            );
+            out
+        }
         _ => {
             return Err(Error::invalid(
                 "writes",

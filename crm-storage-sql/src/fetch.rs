@@ -41,6 +41,8 @@ pub enum Doc {
     CampaignTarget,
     /// A quotation revision.
     Quotation,
+    /// A meeting.
+    Meeting,
 }
 
 impl Doc {
@@ -61,6 +63,7 @@ impl Doc {
             Self::CampaignCost => "campaign cost entry",
             Self::CampaignTarget => "campaign target",
             Self::Quotation => "quotation",
+            Self::Meeting => "meeting",
         }
     }
 
@@ -107,6 +110,7 @@ impl Doc {
             Self::CampaignCost => CommerceRecord::CampaignCost(self.parse(doc)?),
             Self::CampaignTarget => CommerceRecord::CampaignTarget(self.parse(doc)?),
             Self::Quotation => CommerceRecord::Quotation(self.parse(doc)?),
+            Self::Meeting => CommerceRecord::Meeting(self.parse(doc)?),
             _ => return Err(self.misplaced()),
         })
     }
@@ -307,6 +311,28 @@ pub fn commerce_key(dialect: Dialect, tenant: TenantId, key: &CommerceKey) -> Re
                     dialect.text("number")
                 ),
                 Doc::Document,
+            )
+        }
+        CommerceKey::Meeting(id) => (one("meetings", "id", (*id.as_uuid()).into()), Doc::Meeting),
+        CommerceKey::MeetingsOfLead(lead) => (
+            format!(
+                "{} ORDER BY starts_us, id",
+                one("meetings", "lead", (*lead.as_uuid()).into())
+            ),
+            Doc::Meeting,
+        ),
+        CommerceKey::Agenda { user, from, before } => {
+            let u = sql.bind(*user.as_uuid());
+            let f = sql.bind(from.timestamp_micros());
+            let b = sql.bind(before.timestamp_micros());
+            (
+                format!(
+                    "SELECT {} FROM meeting_people p JOIN meetings m ON m.tenant = p.tenant AND m.id = p.meeting \
+                     WHERE p.tenant = {t} AND p.user_id = {u} AND p.starts_us >= {f} AND p.starts_us < {b} \
+                     ORDER BY p.starts_us, p.meeting",
+                    dialect.doc()
+                ),
+                Doc::Meeting,
             )
         }
         CommerceKey::Quotation(id) => (

@@ -6,7 +6,7 @@
 
 use crate::commerce::{
     ALLOCATIONS, CAMPAIGNS, CAMPAIGN_COSTS, CAMPAIGN_TARGETS, CATEGORIES, DOCUMENTS,
-    DOCUMENT_LINES, PRODUCTS, QUOTATIONS, RATES,
+    DOCUMENT_LINES, MEETINGS, MEETING_PEOPLE, PRODUCTS, QUOTATIONS, RATES,
 };
 use crate::{Dialect, Kind, Table};
 
@@ -568,7 +568,7 @@ pub fn commerce(dialect: Dialect) -> String {
     ddl
 }
 
-/// The sales migration (SQLite's 6, PostgreSQL's 5): quotation revisions. A number `(year, sequence, revision)` is
+/// The sales migration (SQLite's 6, PostgreSQL's 5): quotation revisions and meetings with their agenda rows. A number `(year, sequence, revision)` is
 /// unique per tenant, so two quotations made at once cannot share one (the service takes the next); a lead's
 /// quotations and a number's revisions are index range scans.
 pub fn sales(dialect: Dialect) -> String {
@@ -587,6 +587,25 @@ pub fn sales(dialect: Dialect) -> String {
         "CREATE INDEX quotations_lead ON quotations (tenant, lead, year, sequence, revision) \
          WHERE lead IS NOT NULL;\n"
             .to_string(),
+        table(
+            dialect,
+            &MEETINGS,
+            &["lead"],
+            &[
+                "PRIMARY KEY (tenant, id)",
+                "FOREIGN KEY (tenant, lead) REFERENCES leads (tenant, id)",
+            ],
+        ),
+        "CREATE INDEX meetings_lead ON meetings (tenant, lead, starts_us) WHERE lead IS NOT NULL;\n".to_string(),
+        table(
+            dialect,
+            &MEETING_PEOPLE,
+            &[],
+            &[
+                "PRIMARY KEY (tenant, user_id, starts_us, meeting)",
+                "FOREIGN KEY (tenant, meeting) REFERENCES meetings (tenant, id)",
+            ],
+        ),
     ]
     .join("\n")
 }

@@ -110,6 +110,15 @@ pub enum CommerceWrite {
         /// The stored version.
         expected_version: u64,
     },
+    /// Insert a meeting.
+    InsertMeeting(crate::sales::Meeting),
+    /// Replace a meeting whose stored version is `expected_version`.
+    UpdateMeeting {
+        /// The new state.
+        meeting: crate::sales::Meeting,
+        /// The stored version.
+        expected_version: u64,
+    },
 }
 
 impl CommerceWrite {
@@ -126,6 +135,7 @@ impl CommerceWrite {
                 t.tenant
             }
             Self::InsertQuotation(q) | Self::UpdateQuotation { quotation: q, .. } => q.tenant(),
+            Self::InsertMeeting(m) | Self::UpdateMeeting { meeting: m, .. } => m.tenant(),
         }
     }
 
@@ -139,6 +149,7 @@ impl CommerceWrite {
                 | Self::UpdateCampaign { .. }
                 | Self::UpdateCampaignTarget { .. }
                 | Self::UpdateQuotation { .. }
+                | Self::UpdateMeeting { .. }
         )
     }
 }

@@ -33,12 +33,12 @@ use super::report::{Balance, CampaignSums, OpenItem, ProfitSums, Progress, SumsQ
 use super::segment::Criteria;
 use crate::error::Result;
 use crate::id::{
-    CampaignId, CategoryId, DocumentId, LeadId, PartnerId, ProductId, QuotationId, RequestId,
-    TenantId,
+    CampaignId, CategoryId, DocumentId, LeadId, MeetingId, PartnerId, ProductId, QuotationId,
+    RequestId, TenantId, UserId,
 };
 use crate::money::Currency;
 use crate::page::{Page, PageRequest};
-use crate::sales::Quotation;
+use crate::sales::{Meeting, Quotation};
 use async_trait::async_trait;
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
@@ -114,6 +114,20 @@ pub enum CommerceKey {
     },
     /// The revision with the highest number of a year (at most one): the sequence the next quotation follows.
     LastQuotationOfYear(i32),
+    /// A meeting by id.
+    Meeting(MeetingId),
+    /// A lead's meetings, by start, then id.
+    MeetingsOfLead(LeadId),
+    /// A user's agenda: the meetings they organise or attend as a user that start in `[from, before)`, by start,
+    /// then id.
+    Agenda {
+        /// The user.
+        user: UserId,
+        /// The earliest start (included).
+        from: crate::time::Timestamp,
+        /// The start the window ends before (excluded).
+        before: crate::time::Timestamp,
+    },
     /// The documents whose renewal date ([`Document::renews_on`]) falls in `[from, to]` (both included), by
     /// renewal date, then kind and number: the `contract_renewal_due` timer's candidates.
     DocumentsRenewing {
@@ -144,6 +158,8 @@ pub enum CommerceRecord {
     CampaignTarget(CampaignTarget),
     /// A quotation revision.
     Quotation(Quotation),
+    /// A meeting.
+    Meeting(Meeting),
 }
 
 /// The commerce reads and reports every adapter implements. See the [module docs](self) for the contract; the
@@ -309,6 +325,13 @@ typed_reads! {
             CommerceKey::QuotationRevisions { year, sequence };
         /// The revision with the highest number of `year`.
         fn last_quotation_of_year(year: i32) -> Option<Quotation> = CommerceKey::LastQuotationOfYear(year);
+        /// A meeting; [`crate::Error::NotFound`] when the tenant has none with this id.
+        fn meeting(id: MeetingId) -> Meeting = CommerceKey::Meeting(id), "meeting" for id;
+        /// A lead's meetings, by start.
+        fn meetings_of_lead(lead: LeadId) -> Vec<Meeting> = CommerceKey::MeetingsOfLead(lead);
+        /// A user's meetings starting in `[from, before)`, by start.
+        fn agenda(user: UserId, from: crate::time::Timestamp, before: crate::time::Timestamp) -> Vec<Meeting> =
+            CommerceKey::Agenda { user, from, before };
         /// The documents renewing in `[from, to]`, by renewal date, then kind and number.
         fn documents_renewing(from: NaiveDate, to: NaiveDate) -> Vec<Document> =
             CommerceKey::DocumentsRenewing { from, to };
@@ -324,4 +347,5 @@ pick!(CommerceRecord {
     CampaignCost => CampaignCost,
     CampaignTarget => CampaignTarget,
     Quotation => Quotation,
+    Meeting => Meeting,
 });

@@ -7,12 +7,38 @@ use crate::error::Error;
 use crate::lead::{Lead, NewLead};
 use crate::money::{Currency, Money};
 use crate::sales::{
-    NewQuotation, Quotation, QuotationCommand, QuotationLine, QuotationStatus, QuotationTerms,
+    Attendee, MeetingCommand, NewMeeting, NewQuotation, Organiser, Participant, Quotation,
+    QuotationCommand, QuotationLine, QuotationStatus, QuotationTerms, Reply, Slot,
 };
 use crate::store::{ChangeSet, PageRequest, Store, TimelineOf, Write};
 use crate::time::MAX_BUSINESS_DATE;
 use rust_decimal::Decimal;
 use std::sync::Arc;
+
+/// Asserts that each of `names` is a trigger name of an event on the lead's timeline.
+async fn assert_on_timeline(
+    crm: &crate::service::CrmService,
+    t: crate::id::TenantId,
+    lead: crate::id::LeadId,
+    names: &[&str],
+) {
+    let page = PageRequest {
+        limit: 100,
+        ..Default::default()
+    };
+    let timeline = crm
+        .timeline(t, TimelineOf::Lead(lead), &page)
+        .await
+        .expect("timeline");
+    let on: Vec<&str> = timeline
+        .items
+        .iter()
+        .flat_map(|e| e.kind.trigger_names())
+        .collect();
+    for want in names {
+        assert!(on.contains(want), "{want} is not on the timeline: {on:?}");
+    }
+}
 
 /// A one-line quotation in RON (VAT `S`) for `lead`'s partner, valid to the end of the business calendar.
 pub fn quotation_for(lead: &Lead, price: &str) -> NewQuotation {
@@ -185,33 +211,221 @@ pub async fn check_commerce_quotations(store: &Arc<dyn Store>, commerce: &Arc<dy
         .await
         .expect("accept");
     assert_eq!(won.answer().map(|a| &a.by), Some(&ctx.actor));
-    let timeline = shop
-        .w
+    assert_on_timeline(
+        &shop.w.crm,
+        t,
+        lead.id,
+        &[
+            "quotation_created",
+            "quotation_sent",
+            "quotation_revised",
+            "quotation_accepted",
+        ],
+    )
+    .await;
+}
+
+/// A one-hour meeting on `lead` next Monday at 10:00 in Bucharest, organised by the world's agent, with the
+/// manager and the lead's partner's first contact (when it has one) invited.
+pub fn meeting_for(w: &super::World, lead: &Lead) -> NewMeeting {
+    let day = chrono::NaiveDate::from_ymd_opt(2026, 3, 9).expect("a day");
+    NewMeeting {
+        title: "Demo".into(),
+        lead: Some(lead.id),
+        partner: None,
+        organiser: Organiser::new(w.agent, "Agent", "agent@example.ro"),
+        attendees: vec![Attendee {
+            who: Participant::User { id: w.manager },
+            name: "Manager".into(),
+            email: "manager@example.ro".into(),
+            reply: Reply::NeedsAction,
+        }],
+        slot: Slot {
+            start: day.and_hms_opt(10, 0, 0).expect("a time"),
+            end: day.and_hms_opt(11, 0, 0).expect("a time"),
+            time_zone: "Europe/Bucharest".into(),
+            place: Some("Brașov".into()),
+            online_link: None,
+        },
+        agenda: Some("Offer".into()),
+    }
+}
+
+/// Meetings round-trip; a lead's meetings and each user's agenda read by start; a reschedule, a reply and a
+/// cancellation commit with their events and invitations (one per attendee and sequence), stale versions conflict,
+/// a contact of another tenant's partner is refused with nothing written.
+pub async fn check_meetings(backend: &Arc<dyn crate::store::Backend>) {
+    let store: Arc<dyn Store> = backend.clone();
+    let commerce: Arc<dyn CommerceStore> = backend.clone();
+    let outbox: Arc<dyn crate::outbox::OutboxStore> = backend.clone();
+    let shop = Shop::new(&store, &commerce).await;
+    let (cs, w, t) = (&shop.cs, &shop.w, shop.w.tenant);
+    let customer = shop.customer("Întâlniri SRL").await;
+    let lead = w
         .crm
-        .timeline(
-            t,
-            TimelineOf::Lead(lead.id),
-            &PageRequest {
-                limit: 100,
-                ..Default::default()
+        .enter_lead(&w.ctx, NewLead::for_partner(customer.id, "Meetings"))
+        .await
+        .expect("lead")
+        .record;
+    let mut new = meeting_for(w, &lead);
+    if let Some(c) = customer.contacts.first() {
+        new.attendees.push(Attendee {
+            who: Participant::Contact {
+                partner: customer.id,
+                contact: c.id,
+            },
+            name: c.name.clone(),
+            email: "client@example.ro".into(),
+            reply: Reply::NeedsAction,
+        });
+    }
+    let invited = new.attendees.len();
+    let m = cs
+        .schedule_meeting(&w.ctx, new.clone())
+        .await
+        .expect("schedule");
+    assert_eq!(commerce.meeting(t, m.id()).await.expect("read back"), m);
+    assert_eq!(m.partner(), Some(customer.id), "the lead's partner");
+    assert_eq!(m.starts_at().to_rfc3339(), "2026-03-09T08:00:00+00:00");
+    let later = NewMeeting {
+        slot: Slot {
+            start: new.slot.start + chrono::Duration::days(1),
+            end: new.slot.end + chrono::Duration::days(1),
+            ..new.slot.clone()
+        },
+        ..new.clone()
+    };
+    let second = cs.schedule_meeting(&w.ctx, later).await.expect("second");
+    let ids = |v: Vec<crate::sales::Meeting>| v.into_iter().map(|m| m.id()).collect::<Vec<_>>();
+    assert_eq!(
+        ids(commerce
+            .meetings_of_lead(t, lead.id)
+            .await
+            .expect("of lead")),
+        vec![m.id(), second.id()]
+    );
+    // The agenda: the organiser's and the invited user's, by start, within the window only.
+    let week = (
+        m.starts_at() - chrono::Duration::hours(1),
+        m.starts_at() + chrono::Duration::days(7),
+    );
+    for user in [w.agent, w.manager] {
+        let agenda = commerce
+            .agenda(t, user, week.0, week.1)
+            .await
+            .expect("agenda");
+        assert_eq!(ids(agenda), vec![m.id(), second.id()]);
+    }
+    let first_day = commerce
+        .agenda(t, w.agent, week.0, second.starts_at())
+        .await
+        .expect("agenda");
+    assert_eq!(ids(first_day), vec![m.id()]);
+    assert!(commerce
+        .agenda(t, crate::id::UserId::new(), week.0, week.1)
+        .await
+        .expect("none")
+        .is_empty());
+
+    // A reply, then a move (sequence 1, replies reset), then a stale command.
+    let replied = cs
+        .meeting_command(
+            &w.ctx,
+            m.id(),
+            1,
+            MeetingCommand::Reply {
+                email: "MANAGER@example.ro".into(),
+                reply: Reply::Accepted,
             },
         )
         .await
-        .expect("timeline");
-    let names: Vec<&str> = timeline
-        .items
-        .iter()
-        .flat_map(|e| e.kind.trigger_names())
-        .collect();
-    for want in [
-        "quotation_created",
-        "quotation_sent",
-        "quotation_revised",
-        "quotation_accepted",
-    ] {
-        assert!(
-            names.contains(&want),
-            "{want} is not on the timeline: {names:?}"
-        );
+        .expect("reply");
+    assert_eq!(replied.attendees()[0].reply, Reply::Accepted);
+    let moved_slot = Slot {
+        start: new.slot.start + chrono::Duration::days(14),
+        end: new.slot.end + chrono::Duration::days(14),
+        ..new.slot.clone()
+    };
+    let moved = cs
+        .meeting_command(&w.ctx, m.id(), 2, MeetingCommand::Reschedule(moved_slot))
+        .await
+        .expect("move");
+    assert_eq!(
+        (moved.sequence(), moved.attendees()[0].reply),
+        (1, Reply::NeedsAction)
+    );
+    let stale = cs
+        .meeting_command(&w.ctx, m.id(), 2, MeetingCommand::Cancel)
+        .await;
+    assert!(matches!(stale, Err(Error::Conflict { .. })), "{stale:?}");
+    // The agenda follows the move.
+    let agenda = commerce
+        .agenda(t, w.manager, week.0, week.1)
+        .await
+        .expect("agenda");
+    assert_eq!(ids(agenda), vec![second.id()]);
+    let off = cs
+        .meeting_command(&w.ctx, m.id(), 3, MeetingCommand::Cancel)
+        .await
+        .expect("cancel");
+    assert_eq!(off.status(), crate::sales::MeetingStatus::Cancelled);
+
+    // A contact of no partner of this tenant is refused, and nothing is written.
+    let mut stranger = meeting_for(w, &lead);
+    stranger.attendees.push(Attendee {
+        who: Participant::Contact {
+            partner: crate::id::PartnerId::new(),
+            contact: crate::id::ContactId::new(),
+        },
+        name: "Eve".into(),
+        email: "eve@example.ro".into(),
+        reply: Reply::NeedsAction,
+    });
+    let err = cs.schedule_meeting(&w.ctx, stranger).await.unwrap_err();
+    assert_eq!(err.field(), Some("attendees[1].who"));
+    assert_eq!(
+        commerce
+            .meetings_of_lead(t, lead.id)
+            .await
+            .expect("of lead")
+            .len(),
+        2
+    );
+
+    // Invitations: one per attendee for the schedule, the move and the cancellation of the first meeting, each
+    // carrying the iCalendar object with its method and sequence.
+    for (sequence, method) in [(0, "REQUEST"), (1, "REQUEST"), (2, "CANCEL")] {
+        for a in &new.attendees {
+            let key = format!(
+                "meeting/{}/{sequence}/{method}/{}",
+                m.id(),
+                a.email.to_lowercase()
+            );
+            let msg = crate::outbox::OutboxStoreExt::outbox_by_key(&*outbox, t, &key)
+                .await
+                .unwrap_or_else(|e| panic!("{key}: {e}"));
+            let ics = msg.payload.vars["ics"]
+                .as_str()
+                .expect("an iCalendar object");
+            assert!(
+                ics.contains(&format!("METHOD:{method}"))
+                    && ics.contains(&format!("SEQUENCE:{sequence}")),
+                "{ics}"
+            );
+            assert_eq!(msg.recipient.email.as_deref(), Some(a.email.as_str()));
+        }
     }
+    assert_on_timeline(
+        &w.crm,
+        t,
+        lead.id,
+        &[
+            "meeting_scheduled",
+            "meeting_replied",
+            "meeting_rescheduled",
+            "meeting_cancelled",
+        ],
+    )
+    .await;
+    assert!(invited >= 1);
 }

@@ -60,7 +60,10 @@ fn commerce_keys(keys: &[CommerceKey]) -> Vec<CommerceKey> {
             | CommerceKey::Quotation(_)
             | CommerceKey::QuotationsOfLead(_)
             | CommerceKey::QuotationRevisions { .. }
-            | CommerceKey::LastQuotationOfYear(_) => {}
+            | CommerceKey::LastQuotationOfYear(_)
+            | CommerceKey::Meeting(_)
+            | CommerceKey::MeetingsOfLead(_)
+            | CommerceKey::Agenda { .. } => {}
         }
     }
     keys.to_vec()
@@ -175,6 +178,13 @@ pub async fn check_every_read_is_tenant_scoped(backend: &Arc<dyn Backend>) {
         )
         .await
         .expect("quotation");
+    let meeting =
+        a.cs.schedule_meeting(
+            &a.w.ctx,
+            crate::conformance::commerce::meeting_for(&a.w, &lead),
+        )
+        .await
+        .expect("meeting");
     let m = message(ta, "tenancy", a.w.clock.now(), Some(a.w.agent));
     let mut cs = ChangeSet::new();
     cs.push(Write::EnqueueOutbox(m.clone()));
@@ -251,6 +261,13 @@ pub async fn check_every_read_is_tenant_scoped(backend: &Arc<dyn Backend>) {
             sequence: quotation.number().sequence,
         },
         CommerceKey::LastQuotationOfYear(quotation.number().year),
+        CommerceKey::Meeting(meeting.id()),
+        CommerceKey::MeetingsOfLead(lead.id),
+        CommerceKey::Agenda {
+            user: a.w.agent,
+            from: meeting.starts_at(),
+            before: meeting.ends_at(),
+        },
     ]);
     for k in &ckeys {
         nothing_or_not_found(

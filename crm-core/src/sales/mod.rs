@@ -1,12 +1,18 @@
-//! Selling to a lead: the tenant's tax table and quotations (lines, taxes, totals, states and revisions).
+//! Selling to a lead: the tenant's tax table, quotations (lines, taxes, totals, states and revisions) and meetings
+//! (times in IANA zones, iCalendar invitations, replies).
 //!
 //! Pure like the rest of the domain: constructors validate and price, transitions return the new state, and the
 //! service persists it.
 
+pub mod meeting;
 pub mod quotation;
 pub mod reference;
 pub mod tax;
 
+pub use meeting::{
+    Attendee, Meeting, MeetingCommand, MeetingStatus, NewMeeting, Organiser, Participant, Reply,
+    Slot,
+};
 pub use quotation::{
     apply, price, revise, Answer, NewQuotation, PricedLine, Quotation, QuotationCommand,
     QuotationLine, QuotationNumber, QuotationStatus, QuotationTerms, QuotationTotals, TaxTotal,

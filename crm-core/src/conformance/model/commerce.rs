@@ -14,7 +14,7 @@ use crate::error::{Error, Result};
 use crate::id::{CampaignId, PartnerId, TenantId};
 use crate::money::Currency;
 use crate::partner::Partner;
-use crate::sales::Quotation;
+use crate::sales::{Meeting, Quotation};
 use crate::store::{Page, PageRequest};
 use async_trait::async_trait;
 use chrono::{Duration, NaiveDate};
@@ -30,6 +30,7 @@ pub(super) struct CommerceData {
     costs: Vec<CampaignCost>,
     targets: Vec<CampaignTarget>,
     quotations: Vec<Quotation>,
+    meetings: Vec<Meeting>,
 }
 
 /// Appends `row` unless a row with the same unique key (`clash`) exists.
@@ -196,6 +197,24 @@ pub(super) fn apply_commerce(d: &mut CommerceData, w: &CommerceWrite) -> Result<
             |x| x.version,
             ("quotation", q.number.to_string()),
         ),
+        CommerceWrite::InsertMeeting(m) => insert(
+            &mut d.meetings,
+            m,
+            |x| x.tenant == m.tenant && x.id == m.id,
+            "meeting",
+            m.id.to_string(),
+        ),
+        CommerceWrite::UpdateMeeting {
+            meeting: m,
+            expected_version,
+        } => replace(
+            &mut d.meetings,
+            m,
+            *expected_version,
+            |x| x.tenant == m.tenant && x.id == m.id,
+            |x| x.version,
+            ("meeting", m.id.to_string()),
+        ),
     }
 }
 
@@ -250,7 +269,19 @@ fn fetch(d: &CommerceData, tenant: TenantId, key: &CommerceKey) -> Vec<CommerceR
             .map(CommerceRecord::Quotation)
             .collect::<Vec<_>>()
     };
+    let meetings = |keep: &dyn Fn(&Meeting) -> bool| {
+        let mut v = of(&d.meetings, tenant, |x| x.tenant, keep);
+        v.sort_by_key(|x| (x.starts_at, x.id));
+        v.into_iter()
+            .map(CommerceRecord::Meeting)
+            .collect::<Vec<_>>()
+    };
     match key {
+        CommerceKey::Meeting(id) => meetings(&|x| x.id == *id),
+        CommerceKey::MeetingsOfLead(lead) => meetings(&|x| x.lead == Some(*lead)),
+        CommerceKey::Agenda { user, from, before } => meetings(&|x| {
+            x.starts_at >= *from && x.starts_at < *before && x.people().contains(user)
+        }),
         CommerceKey::Quotation(id) => quotations(&|x| x.id == *id),
         CommerceKey::QuotationsOfLead(lead) => quotations(&|x| x.lead == Some(*lead)),
         CommerceKey::QuotationRevisions { year, sequence } => {

@@ -4,12 +4,14 @@
 use super::CommerceService;
 use crate::actor::Context;
 use crate::commerce::{CommerceStoreExt, CommerceWrite};
+use crate::comms::{Channel, OutboxMessage, Payload, ResolvedRecipient};
 use crate::error::{Error, Result};
 use crate::event::{DomainEvent, EventKind, Subject};
-use crate::id::{LeadId, QuotationId, TenantId};
+use crate::id::{LeadId, MeetingId, PartnerId, QuotationId, TenantId};
 use crate::sales::{
     self, NewQuotation, Quotation, QuotationCommand, QuotationNumber, QuotationTerms, TaxTable,
 };
+use crate::sales::{Meeting, MeetingCommand, MeetingStatus, NewMeeting, Participant};
 use crate::store::{ChangeSet, StoreExt, Write};
 use chrono::Datelike;
 use std::collections::HashMap;
@@ -390,5 +392,246 @@ impl CommerceService {
         lead: LeadId,
     ) -> Result<Vec<Quotation>> {
         self.store.quotations_of_lead(tenant, lead).await
+    }
+}
+
+/// The invitation e-mails of a meeting's current state: one per attendee, keyed by meeting, sequence and address
+/// (so a retried commit enqueues nothing twice), carrying the iCalendar object for the SMTP notifier to send as
+/// iMIP (`vars.ics`, `vars.method`).
+fn invitations(m: &Meeting, now: crate::time::Timestamp) -> Vec<Write> {
+    let cancelled = m.status() == MeetingStatus::Cancelled;
+    let (method, verb) = if cancelled {
+        ("CANCEL", "Cancelled")
+    } else if m.sequence() > 0 {
+        ("REQUEST", "Updated")
+    } else {
+        ("REQUEST", "Invitation")
+    };
+    let ics = m.to_ics();
+    m.attendees()
+        .iter()
+        .map(|a| {
+            let recipient = ResolvedRecipient {
+                user: match a.who {
+                    Participant::User { id } => Some(id),
+                    Participant::Contact { .. } => None,
+                },
+                name: Some(a.name.clone()),
+                email: Some(a.email.clone()),
+            };
+            let payload = Payload {
+                subject: format!("{verb}: {}", m.title()),
+                body: format!(
+                    "{verb}: {} — {} ({})",
+                    m.title(),
+                    m.starts_at().format("%Y-%m-%d %H:%M UTC"),
+                    m.time_zone()
+                ),
+                template: None,
+                vars: serde_json::json!({ "ics": ics, "method": method, "meeting": m.id() }),
+                action: None,
+            };
+            let key = format!(
+                "meeting/{}/{}/{}/{}",
+                m.id(),
+                m.sequence(),
+                method,
+                a.email.to_lowercase()
+            );
+            Write::EnqueueOutbox(OutboxMessage::pending(
+                m.tenant(),
+                key,
+                "meeting_invitation",
+                Channel::Email,
+                recipient,
+                payload,
+                now,
+            ))
+        })
+        .collect()
+}
+
+fn meeting_subject(m: &Meeting) -> Subject {
+    Subject {
+        partner: m.partner(),
+        lead: m.lead(),
+        request: None,
+    }
+}
+
+impl CommerceService {
+    /// Checks that a meeting's lead, partner and contact attendees are the tenant's (and agree with each other).
+    async fn check_meeting_parties(
+        &self,
+        tenant: TenantId,
+        m: &NewMeeting,
+    ) -> Result<Option<PartnerId>> {
+        let store = self.crm.store();
+        let mut partner = m.partner;
+        if let Some(lead) = m.lead {
+            let l = crate::service::found(store.lead(tenant, lead).await)?.ok_or_else(|| {
+                Error::invalid("lead", format!("lead {lead} is not a lead of this tenant"))
+            })?;
+            if partner.is_some_and(|p| p != l.partner()) {
+                return Err(Error::invalid(
+                    "lead",
+                    format!("lead {lead} belongs to another partner"),
+                ));
+            }
+            partner = Some(l.partner());
+        }
+        if let Some(p) = partner {
+            store
+                .partner(tenant, p)
+                .await
+                .map_err(|e| super::partner_field(e, p))?;
+        }
+        for (i, a) in m.attendees.iter().enumerate() {
+            if let Participant::Contact {
+                partner: p,
+                contact,
+            } = a.who
+            {
+                let known = crate::service::found(store.partner(tenant, p).await)?
+                    .is_some_and(|p| p.has_contact(contact));
+                if !known {
+                    return Err(Error::invalid(
+                        format!("attendees[{i}].who"),
+                        format!("contact {contact} is not a contact of a partner of this tenant"),
+                    ));
+                }
+            }
+        }
+        Ok(partner)
+    }
+
+    /// Schedules a meeting: stored in UTC, on the lead's and partner's timelines (`meeting_scheduled`), and an
+    /// invitation (`METHOD:REQUEST`, iCalendar) enqueued in the outbox for each attendee, all in one change.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use crm_core::conformance::model::prelude::*;
+    /// # futures::executor::block_on(async {
+    /// # let (commerce, ctx) = crm_core::conformance::model::example_sales().await?;
+    /// use crm_core::sales::{Attendee, NewMeeting, Organiser, Participant, Reply, Slot};
+    /// let at = |h| NaiveDate::from_ymd_opt(2026, 5, 4).unwrap().and_hms_opt(h, 0, 0).unwrap();
+    /// let boss = UserId::new();
+    /// let new = NewMeeting {
+    ///     title: "Kick-off".into(), lead: None, partner: None, organiser: Organiser::new(boss, "Ana", "ana@example.ro"),
+    ///     attendees: vec![Attendee { who: Participant::User { id: UserId::new() }, name: "Dan".into(),
+    ///         email: "dan@example.ro".into(), reply: Reply::NeedsAction }],
+    ///     slot: Slot { start: at(10), end: at(11), time_zone: "Europe/Bucharest".into(), place: None, online_link: None },
+    ///     agenda: None,
+    /// };
+    /// let m = commerce.schedule_meeting(&ctx, new).await?;
+    /// let day = m.starts_at().date_naive().and_hms_opt(0, 0, 0).unwrap().and_utc();
+    /// let agenda = commerce.store().agenda(ctx.tenant, boss, day, day + chrono::Duration::days(1)).await?;
+    /// assert_eq!(agenda, vec![m]);
+    /// # Ok::<(), Error>(()) }).unwrap();
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Invalid`] naming the field: `lead` or `partner` not the tenant's, `attendees[i].who` a contact of
+    /// no partner of the tenant, and every check of [`NewMeeting::build`]; [`Error::Storage`] when the store cannot
+    /// be read or the change cannot be committed (nothing is then written, no invitation either).
+    pub async fn schedule_meeting(&self, ctx: &Context, input: NewMeeting) -> Result<Meeting> {
+        let partner = self.check_meeting_parties(ctx.tenant, &input).await?;
+        let now = self.crm.clock().now();
+        let m = NewMeeting { partner, ..input }.build(ctx.tenant, MeetingId::new(), now)?;
+        let event = EventKind::MeetingScheduled {
+            meeting: m.id(),
+            title: m.title().to_string(),
+            starts_at: m.starts_at(),
+        };
+        let mut cs = ChangeSet::from_iter([Write::from(CommerceWrite::InsertMeeting(m.clone()))]);
+        cs.push(Write::AppendEvent(DomainEvent::new(
+            ctx,
+            now,
+            meeting_subject(&m),
+            event,
+        )));
+        cs.extend(invitations(&m, now));
+        self.commit_about(ctx, cs, Vec::new(), Vec::new()).await?;
+        Ok(m)
+    }
+
+    /// Applies a command to a meeting whose stored version is `expected_version` (see [`crate::sales::meeting::apply`]):
+    /// a reschedule or a cancellation enqueues the updated invitations (`SEQUENCE` + 1; `METHOD:CANCEL`), a reply
+    /// records the attendee's answer, `Held` the outcome notes; each with its event on the timelines.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use crm_core::conformance::model::prelude::*;
+    /// # futures::executor::block_on(async {
+    /// # let (commerce, ctx) = crm_core::conformance::model::example_sales().await?;
+    /// use crm_core::sales::{MeetingCommand, MeetingStatus, NewMeeting, Organiser, Slot};
+    /// let at = |h| NaiveDate::from_ymd_opt(2026, 5, 4).unwrap().and_hms_opt(h, 0, 0).unwrap();
+    /// let new = NewMeeting {
+    ///     title: "Kick-off".into(), lead: None, partner: None, organiser: Organiser::new(UserId::new(), "Ana", "ana@example.ro"), attendees: vec![],
+    ///     slot: Slot { start: at(10), end: at(11), time_zone: "Europe/Bucharest".into(), place: None, online_link: None },
+    ///     agenda: None,
+    /// };
+    /// let m = commerce.schedule_meeting(&ctx, new).await?;
+    /// let off = commerce.meeting_command(&ctx, m.id(), 1, MeetingCommand::Cancel).await?;
+    /// assert_eq!((off.status(), off.sequence()), (MeetingStatus::Cancelled, 1));
+    /// # Ok::<(), Error>(()) }).unwrap();
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotFound`] when the meeting is not the tenant's; [`Error::Conflict`] when `expected_version` is not
+    /// the stored one; [`Error::Invalid`] as in [`crate::sales::meeting::apply`]; [`Error::Storage`] when the store
+    /// cannot be read or the change cannot be committed.
+    pub async fn meeting_command(
+        &self,
+        ctx: &Context,
+        id: MeetingId,
+        expected_version: u64,
+        cmd: MeetingCommand,
+    ) -> Result<Meeting> {
+        let m = self.store.meeting(ctx.tenant, id).await?;
+        if m.version() != expected_version {
+            return Err(Error::Conflict {
+                entity: "meeting",
+                id: id.to_string(),
+                expected: expected_version,
+                actual: m.version(),
+            });
+        }
+        let now = self.crm.clock().now();
+        let event = match &cmd {
+            MeetingCommand::Cancel => Some(EventKind::MeetingCancelled { meeting: id }),
+            MeetingCommand::Reply { email, reply } => Some(EventKind::MeetingReplied {
+                meeting: id,
+                email: email.trim().to_lowercase(),
+                reply: *reply,
+            }),
+            MeetingCommand::Held { .. } => Some(EventKind::MeetingHeld { meeting: id }),
+            _ => None,
+        };
+        let next = crate::sales::meeting::apply(&m, cmd, now)?;
+        let event = event.unwrap_or(EventKind::MeetingRescheduled {
+            meeting: id,
+            starts_at: next.starts_at(),
+            sequence: next.sequence(),
+        });
+        let mut cs = ChangeSet::from_iter([Write::from(CommerceWrite::UpdateMeeting {
+            meeting: next.clone(),
+            expected_version,
+        })]);
+        cs.push(Write::AppendEvent(DomainEvent::new(
+            ctx,
+            now,
+            meeting_subject(&next),
+            event,
+        )));
+        if next.sequence() != m.sequence() {
+            cs.extend(invitations(&next, now));
+        }
+        self.commit_about(ctx, cs, Vec::new(), Vec::new()).await?;
+        Ok(next)
     }
 }
