@@ -303,6 +303,22 @@ pub enum EventKind {
         /// Its new status.
         status: crate::kinds::QuotationStatus,
     },
+    /// A contract was made from an accepted quotation.
+    ContractCreated {
+        /// The contract.
+        contract: crate::id::ContractId,
+        /// Its number.
+        number: String,
+        /// Its value.
+        value: Money,
+    },
+    /// A contract was signed.
+    ContractSigned {
+        /// The contract.
+        contract: crate::id::ContractId,
+        /// Its number.
+        number: String,
+    },
     /// A meeting was scheduled (its invitations were enqueued with it).
     MeetingScheduled {
         /// The meeting.
@@ -376,6 +392,8 @@ variant_names! {
         QuotationEdited => "quotation_edited",
         QuotationRevised => "quotation_revised",
         QuotationStatusChanged => "quotation_status_changed",
+        ContractCreated => "contract_created",
+        ContractSigned => "contract_signed",
         MeetingScheduled => "meeting_scheduled",
         MeetingRescheduled => "meeting_rescheduled",
         MeetingCancelled => "meeting_cancelled",
@@ -536,6 +554,10 @@ impl DomainEvent {
             EventKind::QuotationStatusChanged { number, status, .. } => {
                 format!("quotation {number} {status}")
             }
+            EventKind::ContractCreated { number, value, .. } => {
+                format!("contract {number} made: {value}")
+            }
+            EventKind::ContractSigned { number, .. } => format!("contract {number} signed"),
             EventKind::MeetingScheduled {
                 title, starts_at, ..
             } => {

@@ -190,6 +190,12 @@ typed_id!(
     "meeting"
 );
 
+typed_id!(
+    /// A contract.
+    ContractId,
+    "contract"
+);
+
 #[cfg(test)]
 mod tests {
     use super::*;

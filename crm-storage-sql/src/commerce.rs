@@ -14,7 +14,7 @@ use crm_core::commerce::{
 };
 use crm_core::id::{CampaignId, PartnerId, TenantId, UserId};
 use crm_core::money::{decimal_to_units, Currency};
-use crm_core::sales::{Meeting, MeetingStatus, Quotation, QuotationStatus};
+use crm_core::sales::{Contract, Meeting, MeetingStatus, Quotation, QuotationStatus};
 use crm_core::store::{Page, PageRequest};
 use crm_core::{Error, Result};
 use uuid::Uuid;
@@ -81,6 +81,22 @@ pub const QUOTATIONS: Table = Table {
         ("lead", Kind::Uuid),
         ("status", Kind::I16),
         ("valid_until", Kind::I32),
+        ("version", Kind::I64),
+        ("doc", Kind::Json),
+    ],
+};
+
+/// `contracts`: a contract, by partner and start, and by renewal date.
+pub const CONTRACTS: Table = Table {
+    name: "contracts",
+    columns: &[
+        ("tenant", Kind::Uuid),
+        ("id", Kind::Uuid),
+        ("number", Kind::Text),
+        ("partner", Kind::Uuid),
+        ("quotation", Kind::Uuid),
+        ("starts_on", Kind::I32),
+        ("renews_on", Kind::I32),
         ("version", Kind::I64),
         ("doc", Kind::Json),
     ],
@@ -311,6 +327,21 @@ fn meeting_status_code(s: MeetingStatus) -> i16 {
         MeetingStatus::Held => 1,
         MeetingStatus::Cancelled => 2,
     }
+}
+
+/// The row of a contract.
+pub fn contract_row(c: &Contract) -> Result<Vec<Param>> {
+    Ok(vec![
+        (*c.tenant().as_uuid()).into(),
+        (*c.id().as_uuid()).into(),
+        c.number().into(),
+        (*c.partner().as_uuid()).into(),
+        Param::opt_uuid(c.quotation().as_ref().map(|q| q.as_uuid())),
+        day(c.term().starts_on),
+        Param::or_null(c.term().renews_on.map(day_number), Kind::I32),
+        version(c.version()),
+        Param::json(c)?,
+    ])
 }
 
 /// The row of a meeting.
@@ -779,6 +810,24 @@ pub fn steps(dialect: Dialect, w: &CommerceWrite) -> Result<Vec<Step>> {
             ("quotation", q.number().to_string(), *e),
             q.version(),
         )?),
+        CommerceWrite::InsertContract(c) => one(insert(
+            dialect,
+            &CONTRACTS,
+            contract_row(c)?,
+            "contract",
+            c.number().to_owned(),
+        )),
+        CommerceWrite::UpdateContract {
+            contract: c,
+            expected_version: e,
+        } => one(update(
+            dialect,
+            &CONTRACTS,
+            ID,
+            contract_row(c)?,
+            ("contract", c.number().to_owned(), *e),
+            c.version(),
+        )?),
         CommerceWrite::InsertMeeting(m) => {
             let mut out = vec![insert(
                 dialect,
@@ -834,6 +883,7 @@ pub fn ingest_rows(w: &CommerceWrite) -> Result<Vec<(&'static Table, Vec<Param>)
         CommerceWrite::InsertCampaignCost(c) => vec![(&CAMPAIGN_COSTS, cost_row(c)?)],
         CommerceWrite::InsertCampaignTarget(t) => vec![(&CAMPAIGN_TARGETS, target_row(t)?)],
         CommerceWrite::InsertQuotation(q) => vec![(&QUOTATIONS, quotation_row(q)?)],
+        CommerceWrite::InsertContract(c) => vec![(&CONTRACTS, contract_row(c)?)],
         CommerceWrite::InsertMeeting(m) => {
             let mut out = vec![(&MEETINGS, meeting_row(m)?)];
             out.extend(

@@ -43,6 +43,8 @@ pub enum Doc {
     Quotation,
     /// A meeting.
     Meeting,
+    /// A contract.
+    Contract,
 }
 
 impl Doc {
@@ -64,6 +66,7 @@ impl Doc {
             Self::CampaignTarget => "campaign target",
             Self::Quotation => "quotation",
             Self::Meeting => "meeting",
+            Self::Contract => "contract",
         }
     }
 
@@ -111,6 +114,7 @@ impl Doc {
             Self::CampaignTarget => CommerceRecord::CampaignTarget(self.parse(doc)?),
             Self::Quotation => CommerceRecord::Quotation(self.parse(doc)?),
             Self::Meeting => CommerceRecord::Meeting(self.parse(doc)?),
+            Self::Contract => CommerceRecord::Contract(self.parse(doc)?),
             _ => return Err(self.misplaced()),
         })
     }
@@ -311,6 +315,31 @@ pub fn commerce_key(dialect: Dialect, tenant: TenantId, key: &CommerceKey) -> Re
                     dialect.text("number")
                 ),
                 Doc::Document,
+            )
+        }
+        CommerceKey::Contract(id) => (
+            one("contracts", "id", (*id.as_uuid()).into()),
+            Doc::Contract,
+        ),
+        CommerceKey::ContractsOfPartner(p) => (
+            format!(
+                "{} ORDER BY starts_on, {}",
+                one("contracts", "partner", (*p.as_uuid()).into()),
+                dialect.text("number")
+            ),
+            Doc::Contract,
+        ),
+        CommerceKey::ContractsRenewing { from, to } => {
+            let f = sql.bind(Param::Day(day_number(*from)));
+            let until = sql.bind(Param::Day(day_number(*to)));
+            (
+                format!(
+                    "SELECT {} FROM contracts WHERE tenant = {t} AND renews_on >= {f} AND renews_on <= {until} \
+                     ORDER BY renews_on, {}",
+                    dialect.doc(),
+                    dialect.text("number")
+                ),
+                Doc::Contract,
             )
         }
         CommerceKey::Meeting(id) => (one("meetings", "id", (*id.as_uuid()).into()), Doc::Meeting),

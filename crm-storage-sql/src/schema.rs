@@ -5,7 +5,7 @@
 //! covers the reports' columns, since a row lookup there reads the wide JSON), the description says so.
 
 use crate::commerce::{
-    ALLOCATIONS, CAMPAIGNS, CAMPAIGN_COSTS, CAMPAIGN_TARGETS, CATEGORIES, DOCUMENTS,
+    ALLOCATIONS, CAMPAIGNS, CAMPAIGN_COSTS, CAMPAIGN_TARGETS, CATEGORIES, CONTRACTS, DOCUMENTS,
     DOCUMENT_LINES, MEETINGS, MEETING_PEOPLE, PRODUCTS, QUOTATIONS, RATES,
 };
 use crate::{Dialect, Kind, Table};
@@ -568,7 +568,8 @@ pub fn commerce(dialect: Dialect) -> String {
     ddl
 }
 
-/// The sales migration (SQLite's 6, PostgreSQL's 5): quotation revisions and meetings with their agenda rows. A number `(year, sequence, revision)` is
+/// The sales migration (SQLite's 6, PostgreSQL's 5): quotation revisions, contracts, and meetings with
+/// their agenda rows. A number `(year, sequence, revision)` is
 /// unique per tenant, so two quotations made at once cannot share one (the service takes the next); a lead's
 /// quotations and a number's revisions are index range scans.
 pub fn sales(dialect: Dialect) -> String {
@@ -586,6 +587,21 @@ pub fn sales(dialect: Dialect) -> String {
         ),
         "CREATE INDEX quotations_lead ON quotations (tenant, lead, year, sequence, revision) \
          WHERE lead IS NOT NULL;\n"
+            .to_string(),
+        table(
+            dialect,
+            &CONTRACTS,
+            &["quotation", "renews_on"],
+            &[
+                "PRIMARY KEY (tenant, id)",
+                "UNIQUE (tenant, number)",
+                "FOREIGN KEY (tenant, partner) REFERENCES partners (tenant, id)",
+                "FOREIGN KEY (tenant, quotation) REFERENCES quotations (tenant, id)",
+            ],
+        ),
+        "CREATE UNIQUE INDEX contracts_quotation ON contracts (tenant, quotation) WHERE quotation IS NOT NULL;\n\
+         CREATE INDEX contracts_partner ON contracts (tenant, partner, starts_on);\n\
+         CREATE INDEX contracts_renewing ON contracts (tenant, renews_on) WHERE renews_on IS NOT NULL;\n"
             .to_string(),
         table(
             dialect,

@@ -110,6 +110,15 @@ pub enum CommerceWrite {
         /// The stored version.
         expected_version: u64,
     },
+    /// Insert a contract (its number, and the quotation it came from, are unique per tenant).
+    InsertContract(crate::sales::Contract),
+    /// Replace a contract whose stored version is `expected_version`.
+    UpdateContract {
+        /// The new state.
+        contract: crate::sales::Contract,
+        /// The stored version.
+        expected_version: u64,
+    },
     /// Insert a meeting.
     InsertMeeting(crate::sales::Meeting),
     /// Replace a meeting whose stored version is `expected_version`.
@@ -136,6 +145,7 @@ impl CommerceWrite {
             }
             Self::InsertQuotation(q) | Self::UpdateQuotation { quotation: q, .. } => q.tenant(),
             Self::InsertMeeting(m) | Self::UpdateMeeting { meeting: m, .. } => m.tenant(),
+            Self::InsertContract(c) | Self::UpdateContract { contract: c, .. } => c.tenant(),
         }
     }
 
@@ -150,6 +160,7 @@ impl CommerceWrite {
                 | Self::UpdateCampaignTarget { .. }
                 | Self::UpdateQuotation { .. }
                 | Self::UpdateMeeting { .. }
+                | Self::UpdateContract { .. }
         )
     }
 }

@@ -33,12 +33,12 @@ use super::report::{Balance, CampaignSums, OpenItem, ProfitSums, Progress, SumsQ
 use super::segment::Criteria;
 use crate::error::Result;
 use crate::id::{
-    CampaignId, CategoryId, DocumentId, LeadId, MeetingId, PartnerId, ProductId, QuotationId,
-    RequestId, TenantId, UserId,
+    CampaignId, CategoryId, ContractId, DocumentId, LeadId, MeetingId, PartnerId, ProductId,
+    QuotationId, RequestId, TenantId, UserId,
 };
 use crate::money::Currency;
 use crate::page::{Page, PageRequest};
-use crate::sales::{Meeting, Quotation};
+use crate::sales::{Contract, Meeting, Quotation};
 use async_trait::async_trait;
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
@@ -114,6 +114,17 @@ pub enum CommerceKey {
     },
     /// The revision with the highest number of a year (at most one): the sequence the next quotation follows.
     LastQuotationOfYear(i32),
+    /// A contract by id.
+    Contract(ContractId),
+    /// A partner's contracts, by start, then number.
+    ContractsOfPartner(PartnerId),
+    /// The contracts up for renewal in `[from, to]` (both included), by renewal date, then number.
+    ContractsRenewing {
+        /// The earliest renewal date.
+        from: NaiveDate,
+        /// The latest renewal date.
+        to: NaiveDate,
+    },
     /// A meeting by id.
     Meeting(MeetingId),
     /// A lead's meetings, by start, then id.
@@ -160,6 +171,8 @@ pub enum CommerceRecord {
     Quotation(Quotation),
     /// A meeting.
     Meeting(Meeting),
+    /// A contract.
+    Contract(Contract),
 }
 
 /// The commerce reads and reports every adapter implements. See the [module docs](self) for the contract; the
@@ -325,6 +338,13 @@ typed_reads! {
             CommerceKey::QuotationRevisions { year, sequence };
         /// The revision with the highest number of `year`.
         fn last_quotation_of_year(year: i32) -> Option<Quotation> = CommerceKey::LastQuotationOfYear(year);
+        /// A contract; [`crate::Error::NotFound`] when the tenant has none with this id.
+        fn contract(id: ContractId) -> Contract = CommerceKey::Contract(id), "contract" for id;
+        /// A partner's contracts, by start.
+        fn contracts_of_partner(partner: PartnerId) -> Vec<Contract> = CommerceKey::ContractsOfPartner(partner);
+        /// The contracts up for renewal in `[from, to]`, by renewal date.
+        fn contracts_renewing(from: NaiveDate, to: NaiveDate) -> Vec<Contract> =
+            CommerceKey::ContractsRenewing { from, to };
         /// A meeting; [`crate::Error::NotFound`] when the tenant has none with this id.
         fn meeting(id: MeetingId) -> Meeting = CommerceKey::Meeting(id), "meeting" for id;
         /// A lead's meetings, by start.
@@ -348,4 +368,5 @@ pick!(CommerceRecord {
     CampaignTarget => CampaignTarget,
     Quotation => Quotation,
     Meeting => Meeting,
+    Contract => Contract,
 });

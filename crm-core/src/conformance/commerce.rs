@@ -4,7 +4,9 @@
 //! Run from an adapter's tests with [`backend_conformance_tests!`](crate::backend_conformance_tests); the factory
 //! yields the adapter as both a [`Store`] and a [`CommerceStore`].
 
-pub use super::sales::{check_commerce_quotations, meeting_for, quotation_for};
+pub use super::sales::{
+    check_commerce_contracts, check_commerce_quotations, meeting_for, quotation_for,
+};
 use super::World;
 use crate::actor::Context;
 use crate::commerce::reference::{self, CampaignFacts, Facts};

@@ -81,7 +81,8 @@ macro_rules! backend_conformance_tests {
                 check_commerce_documents_due_and_renewing,
                 check_commerce_campaign,
                 check_commerce_isolation,
-                check_commerce_quotations
+                check_commerce_quotations,
+                check_commerce_contracts
             ]
             outbox [
                 check_outbox_enqueue_is_atomic_with_the_change,

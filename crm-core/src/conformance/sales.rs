@@ -8,7 +8,7 @@ use crate::lead::{Lead, NewLead};
 use crate::money::{Currency, Money};
 use crate::sales::{
     Attendee, MeetingCommand, NewMeeting, NewQuotation, Organiser, Participant, Quotation,
-    QuotationCommand, QuotationLine, QuotationStatus, QuotationTerms, Reply, Slot,
+    QuotationCommand, QuotationLine, QuotationStatus, QuotationTerms, Reply, Slot, Term,
 };
 use crate::store::{ChangeSet, PageRequest, Store, TimelineOf, Write};
 use crate::time::MAX_BUSINESS_DATE;
@@ -428,4 +428,169 @@ pub async fn check_meetings(backend: &Arc<dyn crate::store::Backend>) {
     )
     .await;
     assert!(invited >= 1);
+}
+
+/// Sends and accepts `q` (a fresh revision 1) and makes its contract, `C-` and the quotation's number, for 2027.
+pub async fn contract_from(
+    cs: &crate::service::CommerceService,
+    ctx: &crate::actor::Context,
+    q: &Quotation,
+) -> crate::sales::Contract {
+    cs.quotation_command(ctx, q.id(), q.version(), QuotationCommand::Send)
+        .await
+        .expect("send");
+    cs.quotation_command(ctx, q.id(), q.version() + 1, QuotationCommand::Accept)
+        .await
+        .expect("accept");
+    let day = |m| chrono::NaiveDate::from_ymd_opt(2027, m, 1).expect("a day");
+    let term = Term {
+        starts_on: day(1),
+        ends_on: Some(day(12)),
+        renews_on: Some(day(10)),
+    };
+    cs.create_contract(ctx, q.id(), &format!("C-{}", q.number()), term)
+        .await
+        .expect("contract")
+}
+
+/// Contracts come only from accepted quotations, one per quotation and number; they read back by partner and by
+/// renewal window; bad terms name their field; a signature is recorded once, and only by the tenant's side or the
+/// partner's own representative.
+pub async fn check_commerce_contracts(store: &Arc<dyn Store>, commerce: &Arc<dyn CommerceStore>) {
+    let shop = Shop::new(store, commerce).await;
+    let (cs, ctx, t) = (&shop.cs, &shop.w.ctx, shop.w.tenant);
+    let customer = shop.customer("Contract SRL").await;
+    let lead = shop
+        .w
+        .crm
+        .enter_lead(ctx, NewLead::for_partner(customer.id, "Contract"))
+        .await
+        .expect("lead")
+        .record;
+    let draft = cs
+        .create_quotation(ctx, quotation_for(&lead, "1000"))
+        .await
+        .expect("quotation");
+    let day = |y, m| chrono::NaiveDate::from_ymd_opt(y, m, 1).expect("a day");
+    let term = Term {
+        starts_on: day(2027, 1),
+        ends_on: Some(day(2027, 12)),
+        renews_on: Some(day(2027, 10)),
+    };
+    // A draft does not become a contract.
+    let err = cs
+        .create_contract(ctx, draft.id(), "C-1", term)
+        .await
+        .unwrap_err();
+    assert_eq!(err.field(), Some("quotation"));
+    let c = contract_from(cs, ctx, &draft).await;
+    assert_eq!(commerce.contract(t, c.id()).await.expect("read back"), c);
+    assert_eq!(
+        (c.partner(), c.lead(), c.quotation()),
+        (customer.id, Some(lead.id), Some(draft.id()))
+    );
+    assert_eq!(c.value(), Money::parse("1210", "RON").expect("money"));
+    // One contract per quotation, and numbers are unique.
+    let again = cs.create_contract(ctx, draft.id(), "C-2", term).await;
+    assert!(
+        matches!(again, Err(Error::AlreadyExists { .. })),
+        "{again:?}"
+    );
+    let other = cs
+        .create_quotation(ctx, quotation_for(&lead, "10"))
+        .await
+        .expect("quotation");
+    cs.quotation_command(ctx, other.id(), 1, QuotationCommand::Send)
+        .await
+        .expect("send");
+    cs.quotation_command(ctx, other.id(), 2, QuotationCommand::Accept)
+        .await
+        .expect("accept");
+    let taken = cs.create_contract(ctx, other.id(), c.number(), term).await;
+    assert!(
+        matches!(taken, Err(Error::AlreadyExists { .. })),
+        "{taken:?}"
+    );
+    // Bad terms name their field, and write nothing.
+    for (bad, field) in [
+        (
+            Term {
+                ends_on: Some(day(2026, 12)),
+                ..term
+            },
+            "ends_on",
+        ),
+        (
+            Term {
+                renews_on: Some(day(2028, 1)),
+                ..term
+            },
+            "renews_on",
+        ),
+        (
+            Term {
+                starts_on: chrono::NaiveDate::MIN,
+                ..term
+            },
+            "starts_on",
+        ),
+    ] {
+        let err = cs
+            .create_contract(ctx, other.id(), "C-3", bad)
+            .await
+            .unwrap_err();
+        assert_eq!(err.field(), Some(field));
+    }
+    let open_ended = Term {
+        ends_on: None,
+        renews_on: Some(day(2027, 3)),
+        ..term
+    };
+    let second = cs
+        .create_contract(ctx, other.id(), "C-3", open_ended)
+        .await
+        .expect("second");
+    let ids = |v: Vec<crate::sales::Contract>| v.into_iter().map(|c| c.id()).collect::<Vec<_>>();
+    let of_partner = commerce
+        .contracts_of_partner(t, customer.id)
+        .await
+        .expect("of partner");
+    assert_eq!(
+        ids(of_partner),
+        vec![second.id(), c.id()],
+        "by start, then number (`C-3` sorts before `C-Q-…`)"
+    );
+    let renewing = commerce
+        .contracts_renewing(t, day(2027, 1), day(2027, 12))
+        .await
+        .expect("renewing");
+    assert_eq!(ids(renewing), vec![second.id(), c.id()], "by renewal date");
+    let none = commerce
+        .contracts_renewing(t, day(2027, 4), day(2027, 9))
+        .await
+        .expect("renewing");
+    assert!(none.is_empty());
+    // Signed once; another partner's representative does not see it; a stale version conflicts.
+    let stranger = crate::actor::Context {
+        actor: crate::actor::Actor::PartnerRepresentative {
+            partner: crate::id::PartnerId::new(),
+            contact: crate::id::ContactId::new(),
+        },
+        ..ctx.clone()
+    };
+    let hidden = cs.sign_contract(&stranger, c.id(), 1).await;
+    assert!(matches!(hidden, Err(Error::NotFound { .. })), "{hidden:?}");
+    let signed = cs.sign_contract(ctx, c.id(), 1).await.expect("sign");
+    assert_eq!(signed.signature().map(|s| &s.by), Some(&ctx.actor));
+    let stale = cs.sign_contract(ctx, c.id(), 1).await;
+    assert!(matches!(stale, Err(Error::Conflict { .. })), "{stale:?}");
+    let twice = cs.sign_contract(ctx, c.id(), 2).await.unwrap_err();
+    assert_eq!(twice.field(), Some("signature"));
+    assert_on_timeline(
+        &shop.w.crm,
+        t,
+        lead.id,
+        &["contract_created", "contract_signed"],
+    )
+    .await;
 }

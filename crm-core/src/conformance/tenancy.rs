@@ -61,6 +61,9 @@ fn commerce_keys(keys: &[CommerceKey]) -> Vec<CommerceKey> {
             | CommerceKey::QuotationsOfLead(_)
             | CommerceKey::QuotationRevisions { .. }
             | CommerceKey::LastQuotationOfYear(_)
+            | CommerceKey::Contract(_)
+            | CommerceKey::ContractsOfPartner(_)
+            | CommerceKey::ContractsRenewing { .. }
             | CommerceKey::Meeting(_)
             | CommerceKey::MeetingsOfLead(_)
             | CommerceKey::Agenda { .. } => {}
@@ -178,6 +181,7 @@ pub async fn check_every_read_is_tenant_scoped(backend: &Arc<dyn Backend>) {
         )
         .await
         .expect("quotation");
+    let contract = crate::conformance::sales::contract_from(&a.cs, &a.w.ctx, &quotation).await;
     let meeting =
         a.cs.schedule_meeting(
             &a.w.ctx,
@@ -261,6 +265,12 @@ pub async fn check_every_read_is_tenant_scoped(backend: &Arc<dyn Backend>) {
             sequence: quotation.number().sequence,
         },
         CommerceKey::LastQuotationOfYear(quotation.number().year),
+        CommerceKey::Contract(contract.id()),
+        CommerceKey::ContractsOfPartner(customer.id),
+        CommerceKey::ContractsRenewing {
+            from: contract.term().starts_on,
+            to: crate::time::MAX_BUSINESS_DATE,
+        },
         CommerceKey::Meeting(meeting.id()),
         CommerceKey::MeetingsOfLead(lead.id),
         CommerceKey::Agenda {

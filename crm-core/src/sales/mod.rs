@@ -4,11 +4,13 @@
 //! Pure like the rest of the domain: constructors validate and price, transitions return the new state, and the
 //! service persists it.
 
+pub mod contract;
 pub mod meeting;
 pub mod quotation;
 pub mod reference;
 pub mod tax;
 
+pub use contract::{Contract, Signature, Term};
 pub use meeting::{
     Attendee, Meeting, MeetingCommand, MeetingStatus, NewMeeting, Organiser, Participant, Reply,
     Slot,

@@ -14,7 +14,7 @@ use crate::error::{Error, Result};
 use crate::id::{CampaignId, PartnerId, TenantId};
 use crate::money::Currency;
 use crate::partner::Partner;
-use crate::sales::{Meeting, Quotation};
+use crate::sales::{Contract, Meeting, Quotation};
 use crate::store::{Page, PageRequest};
 use async_trait::async_trait;
 use chrono::{Duration, NaiveDate};
@@ -31,6 +31,7 @@ pub(super) struct CommerceData {
     targets: Vec<CampaignTarget>,
     quotations: Vec<Quotation>,
     meetings: Vec<Meeting>,
+    contracts: Vec<Contract>,
 }
 
 /// Appends `row` unless a row with the same unique key (`clash`) exists.
@@ -197,6 +198,29 @@ pub(super) fn apply_commerce(d: &mut CommerceData, w: &CommerceWrite) -> Result<
             |x| x.version,
             ("quotation", q.number.to_string()),
         ),
+        CommerceWrite::InsertContract(c) => insert(
+            &mut d.contracts,
+            c,
+            |x| {
+                x.tenant == c.tenant
+                    && (x.id == c.id
+                        || x.number == c.number
+                        || (c.quotation.is_some() && x.quotation == c.quotation))
+            },
+            "contract",
+            c.number.clone(),
+        ),
+        CommerceWrite::UpdateContract {
+            contract: c,
+            expected_version,
+        } => replace(
+            &mut d.contracts,
+            c,
+            *expected_version,
+            |x| x.tenant == c.tenant && x.id == c.id,
+            |x| x.version,
+            ("contract", c.number.clone()),
+        ),
         CommerceWrite::InsertMeeting(m) => insert(
             &mut d.meetings,
             m,
@@ -276,7 +300,24 @@ fn fetch(d: &CommerceData, tenant: TenantId, key: &CommerceKey) -> Vec<CommerceR
             .map(CommerceRecord::Meeting)
             .collect::<Vec<_>>()
     };
+    let contracts = |keep: &dyn Fn(&Contract) -> bool, renewal: bool| {
+        let mut v = of(&d.contracts, tenant, |x| x.tenant, keep);
+        if renewal {
+            v.sort_by(|a, b| (a.term.renews_on, &a.number).cmp(&(b.term.renews_on, &b.number)));
+        } else {
+            v.sort_by(|a, b| (a.term.starts_on, &a.number).cmp(&(b.term.starts_on, &b.number)));
+        }
+        v.into_iter()
+            .map(CommerceRecord::Contract)
+            .collect::<Vec<_>>()
+    };
     match key {
+        CommerceKey::Contract(id) => contracts(&|x| x.id == *id, false),
+        CommerceKey::ContractsOfPartner(p) => contracts(&|x| x.partner == *p, false),
+        CommerceKey::ContractsRenewing { from, to } => contracts(
+            &|x| x.term.renews_on.is_some_and(|r| *from <= r && r <= *to),
+            true,
+        ),
         CommerceKey::Meeting(id) => meetings(&|x| x.id == *id),
         CommerceKey::MeetingsOfLead(lead) => meetings(&|x| x.lead == Some(*lead)),
         CommerceKey::Agenda { user, from, before } => meetings(&|x| {

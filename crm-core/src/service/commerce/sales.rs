@@ -7,10 +7,11 @@ use crate::commerce::{CommerceStoreExt, CommerceWrite};
 use crate::comms::{Channel, OutboxMessage, Payload, ResolvedRecipient};
 use crate::error::{Error, Result};
 use crate::event::{DomainEvent, EventKind, Subject};
-use crate::id::{LeadId, MeetingId, PartnerId, QuotationId, TenantId};
+use crate::id::{ContractId, LeadId, MeetingId, PartnerId, QuotationId, TenantId};
 use crate::sales::{
     self, NewQuotation, Quotation, QuotationCommand, QuotationNumber, QuotationTerms, TaxTable,
 };
+use crate::sales::{Contract, Term};
 use crate::sales::{Meeting, MeetingCommand, MeetingStatus, NewMeeting, Participant};
 use crate::store::{ChangeSet, StoreExt, Write};
 use chrono::Datelike;
@@ -633,5 +634,145 @@ impl CommerceService {
         }
         self.commit_about(ctx, cs, Vec::new(), Vec::new()).await?;
         Ok(next)
+    }
+}
+
+impl CommerceService {
+    /// Makes the contract an accepted quotation revision becomes (its partner, lead and total), numbered `number`
+    /// (unique per tenant) with the agreed `term`; a `contract_created` event on the lead's and partner's timelines.
+    /// A quotation becomes at most one contract.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use crm_core::conformance::model::prelude::*;
+    /// # futures::executor::block_on(async {
+    /// # let (commerce, ctx) = crm_core::conformance::model::example_sales().await?;
+    /// use crm_core::money::Money;
+    /// use crm_core::partner::NewPartner;
+    /// use crm_core::sales::{NewQuotation, QuotationCommand, QuotationLine, QuotationTerms, Term};
+    /// let acme = commerce.crm().create_partner(&ctx, NewPartner::company("Acme SRL")).await?.record;
+    /// let terms = QuotationTerms {
+    ///     lines: vec![QuotationLine::new("Support", 12.into(), Money::parse("100", "RON")?, "S")],
+    ///     valid_until: NaiveDate::from_ymd_opt(2200, 1, 1).unwrap(),
+    ///     terms: None,
+    /// };
+    /// let q = commerce
+    ///     .create_quotation(&ctx, NewQuotation { lead: None, partner: acme.id(), currency: Currency::parse("RON")?, terms })
+    ///     .await?;
+    /// commerce.quotation_command(&ctx, q.id(), 1, QuotationCommand::Send).await?;
+    /// commerce.quotation_command(&ctx, q.id(), 2, QuotationCommand::Accept).await?;
+    /// let day = |m| NaiveDate::from_ymd_opt(2027, m, 1).unwrap();
+    /// let term = Term { starts_on: day(1), ends_on: Some(day(12)), renews_on: Some(day(10)) };
+    /// let c = commerce.create_contract(&ctx, q.id(), "C-2027-0001", term).await?;
+    /// assert_eq!(c.value(), Money::parse("1452", "RON")?); // 1200 + 21 % VAT
+    /// let signed = commerce.sign_contract(&ctx, c.id(), 1).await?;
+    /// assert!(signed.signature().is_some());
+    /// # Ok::<(), Error>(()) }).unwrap();
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotFound`] when the quotation is not the tenant's; [`Error::Invalid`] as in
+    /// [`Contract::from_quotation`] (not accepted, bad dates, bad number); [`Error::AlreadyExists`] when the number is
+    /// taken or the quotation already became a contract; [`Error::Storage`] when the store cannot be read or the
+    /// change cannot be committed.
+    pub async fn create_contract(
+        &self,
+        ctx: &Context,
+        quotation: QuotationId,
+        number: &str,
+        term: Term,
+    ) -> Result<Contract> {
+        let q = self.store.quotation(ctx.tenant, quotation).await?;
+        let now = self.crm.clock().now();
+        let c = Contract::from_quotation(&q, ContractId::new(), number, term, now)?;
+        let event = EventKind::ContractCreated {
+            contract: c.id(),
+            number: c.number().to_string(),
+            value: c.value(),
+        };
+        self.commit_contract(
+            ctx,
+            now,
+            CommerceWrite::InsertContract(c.clone()),
+            &c,
+            event,
+        )
+        .await?;
+        Ok(c)
+    }
+
+    /// Records the signature of a contract whose stored version is `expected_version`, by the context's actor (a
+    /// user, or the partner's representative in the portal), with a `contract_signed` event.
+    ///
+    /// # Examples
+    ///
+    /// See [`CommerceService::create_contract`].
+    ///
+    /// ```
+    /// # use crm_core::conformance::model::prelude::*;
+    /// # futures::executor::block_on(async {
+    /// # let (commerce, ctx) = crm_core::conformance::model::example_sales().await?;
+    /// let missing = commerce.sign_contract(&ctx, crm_core::id::ContractId::new(), 1).await.unwrap_err();
+    /// assert!(matches!(missing, Error::NotFound { entity: "contract", .. }));
+    /// # Ok::<(), Error>(()) }).unwrap();
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotFound`] when the contract is not the tenant's (or a representative's partner's);
+    /// [`Error::Conflict`] when `expected_version` is not the stored one; [`Error::Invalid`] on `signature` when
+    /// it is signed already; [`Error::Storage`] when the store cannot be read or the change cannot be committed.
+    pub async fn sign_contract(
+        &self,
+        ctx: &Context,
+        id: ContractId,
+        expected_version: u64,
+    ) -> Result<Contract> {
+        let c = self.store.contract(ctx.tenant, id).await?;
+        if c.version() != expected_version {
+            return Err(Error::Conflict {
+                entity: "contract",
+                id: id.to_string(),
+                expected: expected_version,
+                actual: c.version(),
+            });
+        }
+        let now = self.crm.clock().now();
+        let signed = c.sign(ctx.actor.clone(), now)?;
+        let event = EventKind::ContractSigned {
+            contract: id,
+            number: signed.number().to_string(),
+        };
+        let update = CommerceWrite::UpdateContract {
+            contract: signed.clone(),
+            expected_version,
+        };
+        self.commit_contract(ctx, now, update, &signed, event)
+            .await?;
+        Ok(signed)
+    }
+
+    async fn commit_contract(
+        &self,
+        ctx: &Context,
+        now: crate::time::Timestamp,
+        write: CommerceWrite,
+        about: &Contract,
+        event: EventKind,
+    ) -> Result<()> {
+        let subject = Subject {
+            partner: Some(about.partner()),
+            lead: about.lead(),
+            request: None,
+        };
+        let cs = ChangeSet::from_iter([
+            Write::from(write),
+            Write::AppendEvent(DomainEvent::new(ctx, now, subject, event)),
+        ]);
+        self.commit_about(ctx, cs, Vec::new(), Vec::new())
+            .await
+            .map(|_| ())
     }
 }
