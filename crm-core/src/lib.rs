@@ -22,6 +22,8 @@ mod checked_form;
 #[macro_use]
 mod record;
 #[macro_use]
+mod storage_trait;
+#[macro_use]
 mod typed_reads;
 #[macro_use]
 mod variant_names;

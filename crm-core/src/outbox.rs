@@ -99,101 +99,43 @@ pub enum InboxWrite {
     },
 }
 
-/// Storage of the outbox and the in-app inboxes: the methods an adapter writes. The typed helpers
-/// (`mark_delivered`, `retry_dead`, `outbox_by_key`, `inbox_put`, …) are in [`OutboxStoreExt`].
-///
-/// # Contract
-///
-/// - **Enqueue only through the change set.** Messages are written by [`Write::EnqueueOutbox`](crate::store::Write)
-///   inside [`Store::commit`](crate::store::Store::commit), atomically with the change that decided them; there is
-///   no other way in. The idempotency key is unique per tenant: enqueueing a second message with an existing key
-///   writes nothing and is not an error (the rest of the change set commits).
-/// - **Claim with a lease.** [`OutboxStore::claim_due`] returns pending messages whose `next_attempt_at` is at or
-///   before `now`, oldest due first, at most `limit`; in the same transaction it adds one to `attempts` and moves
-///   `next_attempt_at` to `now + lease`, so no other claim returns them until the lease ends (a crashed
-///   dispatcher's messages come back then). It is the one cross-tenant read: the dispatcher serves every tenant.
-/// - **Outcomes.** [`Settlement::Delivered`], [`Settlement::Retry`] and [`Settlement::Dead`] change only a pending
-///   message of that tenant (another tenant's id is [`Error::NotFound`]); settling an already delivered message
-///   delivered is a no-op.
-/// - **Operator retry.** [`Settlement::Revive`] turns a dead message back into a pending one due at `now` with zero
-///   attempts; other statuses are [`Error::Invalid`] on field `status`.
-/// - **Inbox.** [`InboxWrite::Put`] is idempotent per outbox message (`false` when it was already there); items
-///   are listed newest first, keyset-paginated; read state is per item and person.
-/// - **Tenancy.** Every method but `claim_due` takes the tenant and sees only its rows.
-#[async_trait]
-pub trait OutboxStore: Send + Sync + Debug {
-    /// Claims due messages of every tenant (see the contract).
-    async fn claim_due(
-        &self,
-        now: Timestamp,
-        lease: Duration,
-        limit: u32,
-    ) -> Result<Vec<OutboxMessage>>;
-    /// Records the outcome of an attempt, or an operator's retry (see the contract).
-    async fn settle(&self, tenant: TenantId, id: OutboxId, how: &Settlement) -> Result<()>;
-    /// A message by id or idempotency key; [`Error::NotFound`] when the tenant has none.
-    async fn find_outbox(&self, tenant: TenantId, by: &OutboxRef) -> Result<OutboxMessage>;
-    /// Messages with a status, oldest first, keyset-paginated.
-    async fn list_outbox(
-        &self,
-        tenant: TenantId,
-        status: OutboxStatus,
-        page: &PageRequest,
-    ) -> Result<Page<OutboxMessage>>;
-    /// Changes an inbox; `false` when a put found the message already there.
-    async fn inbox_write(&self, write: &InboxWrite) -> Result<bool>;
-    /// A person's inbox, newest first.
-    async fn inbox(
-        &self,
-        tenant: TenantId,
-        user: UserId,
-        unread_only: bool,
-        page: &PageRequest,
-    ) -> Result<Page<InboxItem>>;
-    /// How many unread items a person has.
-    async fn unread_count(&self, tenant: TenantId, user: UserId) -> Result<u64>;
-}
-
-/// Forwards every method, so an `Arc<dyn OutboxStore>` (or any `Arc<S>`) is itself one.
-#[async_trait]
-#[deny(clippy::missing_trait_methods)]
-impl<S: OutboxStore + ?Sized> OutboxStore for Arc<S> {
-    async fn claim_due(
-        &self,
-        now: Timestamp,
-        lease: Duration,
-        limit: u32,
-    ) -> Result<Vec<OutboxMessage>> {
-        (**self).claim_due(now, lease, limit).await
-    }
-    async fn settle(&self, tenant: TenantId, id: OutboxId, how: &Settlement) -> Result<()> {
-        (**self).settle(tenant, id, how).await
-    }
-    async fn find_outbox(&self, tenant: TenantId, by: &OutboxRef) -> Result<OutboxMessage> {
-        (**self).find_outbox(tenant, by).await
-    }
-    async fn list_outbox(
-        &self,
-        tenant: TenantId,
-        status: OutboxStatus,
-        page: &PageRequest,
-    ) -> Result<Page<OutboxMessage>> {
-        (**self).list_outbox(tenant, status, page).await
-    }
-    async fn inbox_write(&self, write: &InboxWrite) -> Result<bool> {
-        (**self).inbox_write(write).await
-    }
-    async fn inbox(
-        &self,
-        tenant: TenantId,
-        user: UserId,
-        unread_only: bool,
-        page: &PageRequest,
-    ) -> Result<Page<InboxItem>> {
-        (**self).inbox(tenant, user, unread_only, page).await
-    }
-    async fn unread_count(&self, tenant: TenantId, user: UserId) -> Result<u64> {
-        (**self).unread_count(tenant, user).await
+storage_trait! {
+    /// Storage of the outbox and the in-app inboxes: the methods an adapter writes. The typed helpers
+    /// (`mark_delivered`, `retry_dead`, `outbox_by_key`, `inbox_put`, …) are in [`OutboxStoreExt`].
+    ///
+    /// # Contract
+    ///
+    /// - **Enqueue only through the change set.** Messages are written by [`Write::EnqueueOutbox`](crate::store::Write)
+    ///   inside [`Store::commit`](crate::store::Store::commit), atomically with the change that decided them; there is
+    ///   no other way in. The idempotency key is unique per tenant: enqueueing a second message with an existing key
+    ///   writes nothing and is not an error (the rest of the change set commits).
+    /// - **Claim with a lease.** [`OutboxStore::claim_due`] returns pending messages whose `next_attempt_at` is at or
+    ///   before `now`, oldest due first, at most `limit`; in the same transaction it adds one to `attempts` and moves
+    ///   `next_attempt_at` to `now + lease`, so no other claim returns them until the lease ends (a crashed
+    ///   dispatcher's messages come back then). It is the one cross-tenant read: the dispatcher serves every tenant.
+    /// - **Outcomes.** [`Settlement::Delivered`], [`Settlement::Retry`] and [`Settlement::Dead`] change only a pending
+    ///   message of that tenant (another tenant's id is [`Error::NotFound`]); settling an already delivered message
+    ///   delivered is a no-op.
+    /// - **Operator retry.** [`Settlement::Revive`] turns a dead message back into a pending one due at `now` with zero
+    ///   attempts; other statuses are [`Error::Invalid`] on field `status`.
+    /// - **Inbox.** [`InboxWrite::Put`] is idempotent per outbox message (`false` when it was already there); items
+    ///   are listed newest first, keyset-paginated; read state is per item and person.
+    /// - **Tenancy.** Every method but `claim_due` takes the tenant and sees only its rows.
+    pub trait OutboxStore: Send + Sync + Debug {
+        /// Claims due messages of every tenant (see the contract).
+        fn claim_due(now: Timestamp, lease: Duration, limit: u32) -> Result<Vec<OutboxMessage>>;
+        /// Records the outcome of an attempt, or an operator's retry (see the contract).
+        fn settle(tenant: TenantId, id: OutboxId, how: &Settlement) -> Result<()>;
+        /// A message by id or idempotency key; [`Error::NotFound`] when the tenant has none.
+        fn find_outbox(tenant: TenantId, by: &OutboxRef) -> Result<OutboxMessage>;
+        /// Messages with a status, oldest first, keyset-paginated.
+        fn list_outbox(tenant: TenantId, status: OutboxStatus, page: &PageRequest) -> Result<Page<OutboxMessage>>;
+        /// Changes an inbox; `false` when a put found the message already there.
+        fn inbox_write(write: &InboxWrite) -> Result<bool>;
+        /// A person's inbox, newest first.
+        fn inbox(tenant: TenantId, user: UserId, unread_only: bool, page: &PageRequest) -> Result<Page<InboxItem>>;
+        /// How many unread items a person has.
+        fn unread_count(tenant: TenantId, user: UserId) -> Result<u64>;
     }
 }
 
@@ -276,6 +218,21 @@ struct MemoryState {
     inbox: BTreeMap<InboxItemId, InboxItem>,
 }
 
+impl MemoryState {
+    /// The person's inbox item `id`; [`Error::NotFound`] when it is not theirs.
+    fn inbox_item(
+        &mut self,
+        tenant: TenantId,
+        user: UserId,
+        id: InboxItemId,
+    ) -> Result<&mut InboxItem> {
+        self.inbox
+            .get_mut(&id)
+            .filter(|i| i.tenant == tenant && i.user == user)
+            .ok_or_else(|| Error::not_found(InboxItemId::ENTITY, id))
+    }
+}
+
 /// An in-memory outbox: the reference model of the conformance suite and a store for tests.
 ///
 /// Enqueue with [`MemoryOutbox::enqueue`] (what an adapter's `commit` does for
@@ -313,10 +270,14 @@ impl MemoryOutbox {
         self.lock().messages.values().cloned().collect()
     }
 
-    fn with_pending<T>(
+    /// Changes the tenant's message `id` with `f` when its status is `status`; [`Error::Invalid`] on field `status`
+    /// (the message's status, then `refusal`) otherwise.
+    fn with_status<T>(
         &self,
         tenant: TenantId,
         id: OutboxId,
+        status: OutboxStatus,
+        refusal: &str,
         f: impl FnOnce(&mut OutboxMessage) -> T,
     ) -> Result<T> {
         let mut s = self.lock();
@@ -325,71 +286,111 @@ impl MemoryOutbox {
             .get_mut(&id)
             .filter(|m| m.tenant == tenant)
             .ok_or_else(|| Error::not_found(OutboxId::ENTITY, id))?;
-        if m.status != OutboxStatus::Pending {
+        if m.status != status {
             return Err(Error::invalid(
                 "status",
-                format!("message {id} is {}, not pending", m.status.as_str()),
+                format!("message {id} is {}{refusal}", m.status.as_str()),
             ));
         }
         Ok(f(m))
     }
 }
 
-fn page_of<T: Clone>(
-    items: Vec<T>,
+/// The page of `items` (taken in `key` order) after `page.after`.
+fn page_of<'a, T: Clone + 'a>(
+    items: impl Iterator<Item = &'a T>,
     page: &PageRequest,
     key: impl Fn(&T) -> (i64, uuid::Uuid),
 ) -> Result<Page<T>> {
     page.validate()?;
     let after = page.after.as_ref().map(|c| c.decode()).transpose()?;
     let mut rest: Vec<T> = items
-        .into_iter()
         .filter(|i| after.is_none_or(|a| key(i) > a))
+        .cloned()
         .collect();
-    let more = rest.len() > page.limit as usize;
-    rest.truncate(page.limit as usize);
-    let next = if more {
-        rest.last().map(|l| {
-            let (k, id) = key(l);
-            crate::page::Cursor::encode(k, id)
-        })
-    } else {
-        None
-    };
-    Ok(Page { items: rest, next })
+    rest.sort_by_key(&key);
+    Ok(Page::cut(rest, page.limit, key))
 }
+
+/// What settling a pending message says when it is not pending.
+const NOT_PENDING: &str = ", not pending";
 
 #[async_trait]
 impl OutboxStore for MemoryOutbox {
     async fn settle(&self, tenant: TenantId, id: OutboxId, how: &Settlement) -> Result<()> {
+        let pending = OutboxStatus::Pending;
         match how {
-            Settlement::Delivered { at } => self.do_mark_delivered(tenant, id, *at).await,
-            Settlement::Retry { error, at } => self.do_mark_retry(tenant, id, error, *at).await,
-            Settlement::Dead { error } => self.do_mark_dead(tenant, id, error).await,
-            Settlement::Revive { now } => self.do_retry_dead(tenant, id, *now).await.map(|_| ()),
+            Settlement::Delivered { at } => {
+                let stored = self.find_outbox(tenant, &OutboxRef::Id(id)).await;
+                if stored.is_ok_and(|m| m.status == OutboxStatus::Delivered) {
+                    return Ok(());
+                }
+                self.with_status(tenant, id, pending, NOT_PENDING, |m| {
+                    m.status = OutboxStatus::Delivered;
+                    m.delivered_at = Some(*at);
+                })
+            }
+            Settlement::Retry { error, at } => {
+                self.with_status(tenant, id, pending, NOT_PENDING, |m| {
+                    m.last_error = Some(error.clone());
+                    m.next_attempt_at = *at;
+                })
+            }
+            Settlement::Dead { error } => self.with_status(tenant, id, pending, NOT_PENDING, |m| {
+                m.last_error = Some(error.clone());
+                m.status = OutboxStatus::Dead;
+            }),
+            Settlement::Revive { now } => self.with_status(
+                tenant,
+                id,
+                OutboxStatus::Dead,
+                ": only dead messages can be retried",
+                |m| {
+                    m.status = pending;
+                    m.attempts = 0;
+                    m.next_attempt_at = *now;
+                },
+            ),
         }
     }
 
     async fn find_outbox(&self, tenant: TenantId, by: &OutboxRef) -> Result<OutboxMessage> {
-        match by {
-            OutboxRef::Id(id) => self.do_outbox_message(tenant, *id).await,
-            OutboxRef::Key(key) => self.do_outbox_by_key(tenant, key).await,
-        }
+        let s = self.lock();
+        let (found, shown) = match by {
+            OutboxRef::Id(id) => (s.messages.get(id), id.to_string()),
+            OutboxRef::Key(key) => (
+                s.messages
+                    .values()
+                    .find(|m| m.tenant == tenant && m.idempotency_key == *key),
+                key.clone(),
+            ),
+        };
+        found
+            .filter(|m| m.tenant == tenant)
+            .cloned()
+            .ok_or_else(|| Error::not_found(OutboxId::ENTITY, shown))
     }
 
     async fn inbox_write(&self, write: &InboxWrite) -> Result<bool> {
+        let mut s = self.lock();
         match write {
-            InboxWrite::Put(item) => self.do_inbox_put(item.clone()).await,
+            InboxWrite::Put(item) => {
+                if s.inbox
+                    .values()
+                    .any(|i| i.tenant == item.tenant && i.message == item.message)
+                {
+                    return Ok(false);
+                }
+                s.inbox.insert(item.id, item.clone());
+            }
             InboxWrite::SetRead {
                 tenant,
                 user,
                 item,
                 read_at,
-            } => self
-                .do_set_read(*tenant, *user, *item, *read_at)
-                .await
-                .map(|()| true),
+            } => s.inbox_item(*tenant, *user, *item)?.read_at = *read_at,
         }
+        Ok(true)
     }
 
     async fn claim_due(
@@ -422,16 +423,14 @@ impl OutboxStore for MemoryOutbox {
         status: OutboxStatus,
         page: &PageRequest,
     ) -> Result<Page<OutboxMessage>> {
-        let mut items: Vec<_> = self
-            .lock()
-            .messages
-            .values()
-            .filter(|m| m.tenant == tenant && m.status == status)
-            .cloned()
-            .collect();
+        let s = self.lock();
+        let items = s.messages.values();
         let key = |m: &OutboxMessage| (m.created_at.timestamp_micros(), *m.id.as_uuid());
-        items.sort_by_key(key);
-        page_of(items, page, key)
+        page_of(
+            items.filter(|m| m.tenant == tenant && m.status == status),
+            page,
+            key,
+        )
     }
 
     async fn inbox(
@@ -441,19 +440,18 @@ impl OutboxStore for MemoryOutbox {
         unread_only: bool,
         page: &PageRequest,
     ) -> Result<Page<InboxItem>> {
-        let mut items: Vec<_> = self
-            .lock()
+        let s = self.lock();
+        let items = s
             .inbox
             .values()
-            .filter(|i| {
-                i.tenant == tenant && i.user == user && (!unread_only || i.read_at.is_none())
-            })
-            .cloned()
-            .collect();
+            .filter(|i| i.tenant == tenant && i.user == user);
         // Newest first: the key is negated so the shared ascending keyset logic applies.
         let key = |i: &InboxItem| (-i.created_at.timestamp_micros(), invert(*i.id.as_uuid()));
-        items.sort_by_key(key);
-        page_of(items, page, key)
+        page_of(
+            items.filter(|i| !unread_only || i.read_at.is_none()),
+            page,
+            key,
+        )
     }
 
     async fn unread_count(&self, tenant: TenantId, user: UserId) -> Result<u64> {
@@ -463,117 +461,6 @@ impl OutboxStore for MemoryOutbox {
             .values()
             .filter(|i| i.tenant == tenant && i.user == user && i.read_at.is_none())
             .count() as u64)
-    }
-}
-
-impl MemoryOutbox {
-    async fn do_mark_delivered(&self, tenant: TenantId, id: OutboxId, at: Timestamp) -> Result<()> {
-        {
-            let s = self.lock();
-            if let Some(m) = s.messages.get(&id).filter(|m| m.tenant == tenant) {
-                if m.status == OutboxStatus::Delivered {
-                    return Ok(());
-                }
-            }
-        }
-        self.with_pending(tenant, id, |m| {
-            m.status = OutboxStatus::Delivered;
-            m.delivered_at = Some(at);
-        })
-    }
-
-    async fn do_mark_retry(
-        &self,
-        tenant: TenantId,
-        id: OutboxId,
-        error: &str,
-        retry_at: Timestamp,
-    ) -> Result<()> {
-        self.with_pending(tenant, id, |m| {
-            m.last_error = Some(error.to_string());
-            m.next_attempt_at = retry_at;
-        })
-    }
-
-    async fn do_mark_dead(&self, tenant: TenantId, id: OutboxId, error: &str) -> Result<()> {
-        self.with_pending(tenant, id, |m| {
-            m.last_error = Some(error.to_string());
-            m.status = OutboxStatus::Dead;
-        })
-    }
-
-    async fn do_outbox_message(&self, tenant: TenantId, id: OutboxId) -> Result<OutboxMessage> {
-        self.lock()
-            .messages
-            .get(&id)
-            .filter(|m| m.tenant == tenant)
-            .cloned()
-            .ok_or_else(|| Error::not_found(OutboxId::ENTITY, id))
-    }
-
-    async fn do_outbox_by_key(&self, tenant: TenantId, key: &str) -> Result<OutboxMessage> {
-        self.lock()
-            .messages
-            .values()
-            .find(|m| m.tenant == tenant && m.idempotency_key == key)
-            .cloned()
-            .ok_or_else(|| Error::not_found(OutboxId::ENTITY, key))
-    }
-
-    async fn do_retry_dead(
-        &self,
-        tenant: TenantId,
-        id: OutboxId,
-        now: Timestamp,
-    ) -> Result<OutboxMessage> {
-        let mut s = self.lock();
-        let m = s
-            .messages
-            .get_mut(&id)
-            .filter(|m| m.tenant == tenant)
-            .ok_or_else(|| Error::not_found(OutboxId::ENTITY, id))?;
-        if m.status != OutboxStatus::Dead {
-            return Err(Error::invalid(
-                "status",
-                format!(
-                    "message {id} is {}: only dead messages can be retried",
-                    m.status.as_str()
-                ),
-            ));
-        }
-        m.status = OutboxStatus::Pending;
-        m.attempts = 0;
-        m.next_attempt_at = now;
-        Ok(m.clone())
-    }
-
-    async fn do_inbox_put(&self, item: InboxItem) -> Result<bool> {
-        let mut s = self.lock();
-        if s.inbox
-            .values()
-            .any(|i| i.tenant == item.tenant && i.message == item.message)
-        {
-            return Ok(false);
-        }
-        s.inbox.insert(item.id, item);
-        Ok(true)
-    }
-
-    async fn do_set_read(
-        &self,
-        tenant: TenantId,
-        user: UserId,
-        item: InboxItemId,
-        read_at: Option<Timestamp>,
-    ) -> Result<()> {
-        let mut s = self.lock();
-        let i = s
-            .inbox
-            .get_mut(&item)
-            .filter(|i| i.tenant == tenant && i.user == user)
-            .ok_or_else(|| Error::not_found(InboxItemId::ENTITY, item))?;
-        i.read_at = read_at;
-        Ok(())
     }
 }
 

@@ -84,3 +84,18 @@ pub struct Page<T> {
     /// Where the next page starts; `None` on the last page.
     pub next: Option<Cursor>,
 }
+
+impl<T> Page<T> {
+    /// The page of a read that fetched up to `limit + 1` items in keyset order: the first `limit` of them, and a
+    /// cursor after the last one kept when more followed; `key` gives an item's `(sort key, id)` (adapters use
+    /// this).
+    pub fn cut(mut items: Vec<T>, limit: u32, key: impl Fn(&T) -> (i64, Uuid)) -> Self {
+        let more = items.len() > limit as usize;
+        items.truncate(limit as usize);
+        let next = more
+            .then(|| items.last().map(&key))
+            .flatten()
+            .map(|(k, id)| Cursor::encode(k, id));
+        Self { items, next }
+    }
+}

@@ -34,11 +34,9 @@ use crate::partner::Partner;
 use crate::pipeline::{LostReason, Pipeline, StageKind};
 use crate::request::{Comment, Request};
 use crate::time::Timestamp;
-use async_trait::async_trait;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use std::fmt::Debug;
-use std::sync::Arc;
 
 /// One write of a [`ChangeSet`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -484,120 +482,40 @@ pub enum Record {
     Request(Request),
 }
 
-/// The storage every adapter implements: the few methods an adapter must write. The typed reads (`partner`,
-/// `lead`, `pipelines`, …) are provided by [`StoreExt`] over [`Store::fetch`]. See the [module docs](self) for the
-/// contract.
-#[async_trait]
-pub trait Store: Send + Sync + Debug {
-    /// Applies every write of `changes` in one transaction, or none of them.
-    async fn commit(&self, tenant: TenantId, changes: ChangeSet) -> Result<()>;
+storage_trait! {
+    /// The storage every adapter implements: the few methods an adapter must write. The typed reads (`partner`,
+    /// `lead`, `pipelines`, …) are provided by [`StoreExt`] over [`Store::fetch`]. See the [module docs](self) for
+    /// the contract.
+    pub trait Store: Send + Sync + Debug {
+        /// Applies every write of `changes` in one transaction, or none of them.
+        fn commit(tenant: TenantId, changes: ChangeSet) -> Result<()>;
 
-    /// Bulk ingest: like [`Store::commit`] (one transaction, tenant checked, all or nothing) but only `Insert*` and
-    /// `Append*` writes are accepted (an `Update*` is [`Error::Invalid`] on field `writes`), and the adapter may
-    /// use its fastest path (binary COPY on PostgreSQL, one prepared statement per table on SQLite).
-    /// Returns the number of rows written.
-    async fn ingest(&self, tenant: TenantId, changes: ChangeSet) -> Result<u64>;
+        /// Bulk ingest: like [`Store::commit`] (one transaction, tenant checked, all or nothing) but only `Insert*`
+        /// and `Append*` writes are accepted (an `Update*` is [`Error::Invalid`] on field `writes`), and the adapter
+        /// may use its fastest path (binary COPY on PostgreSQL, one prepared statement per table on SQLite).
+        /// Returns the number of rows written.
+        fn ingest(tenant: TenantId, changes: ChangeSet) -> Result<u64>;
 
-    /// The records `key` matches, in the order the key states (see [`Key`]); an unknown id matches nothing.
-    async fn fetch(&self, tenant: TenantId, key: &Key) -> Result<Vec<Record>>;
+        /// The records `key` matches, in the order the key states (see [`Key`]); an unknown id matches nothing.
+        fn fetch(tenant: TenantId, key: &Key) -> Result<Vec<Record>>;
 
-    /// Leads matching a query, sorted and keyset-paginated.
-    async fn query_leads(&self, tenant: TenantId, query: &LeadQuery) -> Result<Page<Lead>>;
-    /// The board of a pipeline.
-    async fn board(&self, tenant: TenantId, pipeline: PipelineId) -> Result<Board>;
-    /// The funnel of a pipeline over leads entered in `[from, to)` (all time when `None`).
-    async fn funnel(
-        &self,
-        tenant: TenantId,
-        pipeline: PipelineId,
-        period: Option<(Timestamp, Timestamp)>,
-    ) -> Result<Funnel>;
+        /// Leads matching a query, sorted and keyset-paginated.
+        fn query_leads(tenant: TenantId, query: &LeadQuery) -> Result<Page<Lead>>;
+        /// The board of a pipeline.
+        fn board(tenant: TenantId, pipeline: PipelineId) -> Result<Board>;
+        /// The funnel of a pipeline over leads entered in `[from, to)` (all time when `None`).
+        fn funnel(tenant: TenantId, pipeline: PipelineId, period: Option<(Timestamp, Timestamp)>) -> Result<Funnel>;
 
-    /// Requests matching a query: due first (overdue first), then id.
-    async fn query_requests(&self, tenant: TenantId, query: &RequestQuery)
-        -> Result<Page<Request>>;
+        /// Requests matching a query: due first (overdue first), then id.
+        fn query_requests(tenant: TenantId, query: &RequestQuery) -> Result<Page<Request>>;
 
-    /// Comments on a record, newest first.
-    async fn comments(
-        &self,
-        tenant: TenantId,
-        target: CommentTarget,
-        page: &PageRequest,
-    ) -> Result<Page<Comment>>;
-    /// A timeline (activity log), newest first.
-    async fn timeline(
-        &self,
-        tenant: TenantId,
-        of: TimelineOf,
-        page: &PageRequest,
-    ) -> Result<Page<DomainEvent>>;
-    /// The tenant's events in commit order after position `after` (0 = from the start), with their positions. A
-    /// position at or beyond the end of the feed (up to `u64::MAX`) gives nothing; it never wraps to the start.
-    async fn events_since(
-        &self,
-        tenant: TenantId,
-        after: u64,
-        limit: u32,
-    ) -> Result<Vec<(u64, DomainEvent)>>;
-}
-
-/// Forwards every method, so an `Arc<dyn Store>` (or any `Arc<S>`) is itself a store.
-#[async_trait]
-#[deny(clippy::missing_trait_methods)]
-impl<S: Store + ?Sized> Store for Arc<S> {
-    async fn commit(&self, tenant: TenantId, changes: ChangeSet) -> Result<()> {
-        (**self).commit(tenant, changes).await
-    }
-    async fn ingest(&self, tenant: TenantId, changes: ChangeSet) -> Result<u64> {
-        (**self).ingest(tenant, changes).await
-    }
-    async fn fetch(&self, tenant: TenantId, key: &Key) -> Result<Vec<Record>> {
-        (**self).fetch(tenant, key).await
-    }
-    async fn query_leads(&self, tenant: TenantId, query: &LeadQuery) -> Result<Page<Lead>> {
-        (**self).query_leads(tenant, query).await
-    }
-    async fn board(&self, tenant: TenantId, pipeline: PipelineId) -> Result<Board> {
-        (**self).board(tenant, pipeline).await
-    }
-    async fn funnel(
-        &self,
-        tenant: TenantId,
-        pipeline: PipelineId,
-        period: Option<(Timestamp, Timestamp)>,
-    ) -> Result<Funnel> {
-        (**self).funnel(tenant, pipeline, period).await
-    }
-    async fn query_requests(
-        &self,
-        tenant: TenantId,
-        query: &RequestQuery,
-    ) -> Result<Page<Request>> {
-        (**self).query_requests(tenant, query).await
-    }
-    async fn comments(
-        &self,
-        tenant: TenantId,
-        target: CommentTarget,
-        page: &PageRequest,
-    ) -> Result<Page<Comment>> {
-        (**self).comments(tenant, target, page).await
-    }
-    async fn timeline(
-        &self,
-        tenant: TenantId,
-        of: TimelineOf,
-        page: &PageRequest,
-    ) -> Result<Page<DomainEvent>> {
-        (**self).timeline(tenant, of, page).await
-    }
-    async fn events_since(
-        &self,
-        tenant: TenantId,
-        after: u64,
-        limit: u32,
-    ) -> Result<Vec<(u64, DomainEvent)>> {
-        (**self).events_since(tenant, after, limit).await
+        /// Comments on a record, newest first.
+        fn comments(tenant: TenantId, target: CommentTarget, page: &PageRequest) -> Result<Page<Comment>>;
+        /// A timeline (activity log), newest first.
+        fn timeline(tenant: TenantId, of: TimelineOf, page: &PageRequest) -> Result<Page<DomainEvent>>;
+        /// The tenant's events in commit order after position `after` (0 = from the start), with their positions. A
+        /// position at or beyond the end of the feed (up to `u64::MAX`) gives nothing; it never wraps to the start.
+        fn events_since(tenant: TenantId, after: u64, limit: u32) -> Result<Vec<(u64, DomainEvent)>>;
     }
 }
 

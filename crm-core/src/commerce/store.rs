@@ -39,11 +39,9 @@ use crate::id::{
 use crate::money::Currency;
 use crate::page::{Page, PageRequest};
 use crate::sales::{Contract, Meeting, Quotation};
-use async_trait::async_trait;
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 use std::fmt::Debug;
-use std::sync::Arc;
 
 /// A member of a segment.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -175,123 +173,30 @@ pub enum CommerceRecord {
     Contract(Contract),
 }
 
-/// The commerce reads and reports every adapter implements. See the [module docs](self) for the contract; the
-/// typed reads (`product`, `document_by_number`, `rate`, …) are in [`CommerceStoreExt`].
-#[async_trait]
-pub trait CommerceStore: Send + Sync + Debug {
-    /// The records `key` matches, in the order the key states (see [`CommerceKey`]).
-    async fn fetch_commerce(
-        &self,
-        tenant: TenantId,
-        key: &CommerceKey,
-    ) -> Result<Vec<CommerceRecord>>;
-    /// A campaign's targets by partner id, keyset-paginated.
-    async fn campaign_targets(
-        &self,
-        tenant: TenantId,
-        campaign: CampaignId,
-        page: &PageRequest,
-    ) -> Result<Page<CampaignTarget>>;
+storage_trait! {
+    /// The commerce reads and reports every adapter implements. See the [module docs](self) for the contract; the
+    /// typed reads (`product`, `document_by_number`, `rate`, …) are in [`CommerceStoreExt`].
+    pub trait CommerceStore: Send + Sync + Debug {
+        /// The records `key` matches, in the order the key states (see [`CommerceKey`]).
+        fn fetch_commerce(tenant: TenantId, key: &CommerceKey) -> Result<Vec<CommerceRecord>>;
+        /// A campaign's targets by partner id, keyset-paginated.
+        fn campaign_targets(tenant: TenantId, campaign: CampaignId, page: &PageRequest) -> Result<Page<CampaignTarget>>;
 
-    /// The partners matching `criteria` on day `as_of` (volumes in `reporting`), ordered by partner id.
-    async fn segment(
-        &self,
-        tenant: TenantId,
-        criteria: &Criteria,
-        as_of: NaiveDate,
-        reporting: Currency,
-    ) -> Result<Vec<SegmentMember>>;
-    /// Profitability sums (see [`SumsQuery`] for grouping and order).
-    async fn profit_sums(&self, tenant: TenantId, query: &SumsQuery) -> Result<Vec<ProfitSums>>;
-    /// A campaign's report sums over `period` (all time when `None`).
-    async fn campaign_sums(
-        &self,
-        tenant: TenantId,
-        campaign: CampaignId,
-        period: Option<Period>,
-        reporting: Currency,
-    ) -> Result<CampaignSums>;
-    /// A campaign's progress: the total first (agent `None`), then one row per agent by agent id.
-    async fn progress(&self, tenant: TenantId, campaign: CampaignId) -> Result<Vec<Progress>>;
-    /// A partner's open items on `as_of` (by due date, none last, then kind and number): the account as it stood
-    /// at the end of that day. Invoices and bills issued after `as_of` are not listed, and payments (their
-    /// allocations) and correcting credit notes issued after it settle nothing yet.
-    async fn open_items(
-        &self,
-        tenant: TenantId,
-        partner: PartnerId,
-        as_of: NaiveDate,
-    ) -> Result<Vec<OpenItem>>;
-    /// A partner's balances per currency (by currency code) on `as_of`: only documents issued on or before that
-    /// day count (a currency with none is absent).
-    async fn balances(
-        &self,
-        tenant: TenantId,
-        partner: PartnerId,
-        as_of: NaiveDate,
-    ) -> Result<Vec<Balance>>;
-}
-
-/// Forwards every method, so an `Arc<dyn CommerceStore>` (or any `Arc<S>`) is itself one.
-#[async_trait]
-#[deny(clippy::missing_trait_methods)]
-impl<S: CommerceStore + ?Sized> CommerceStore for Arc<S> {
-    async fn fetch_commerce(
-        &self,
-        tenant: TenantId,
-        key: &CommerceKey,
-    ) -> Result<Vec<CommerceRecord>> {
-        (**self).fetch_commerce(tenant, key).await
-    }
-    async fn campaign_targets(
-        &self,
-        tenant: TenantId,
-        campaign: CampaignId,
-        page: &PageRequest,
-    ) -> Result<Page<CampaignTarget>> {
-        (**self).campaign_targets(tenant, campaign, page).await
-    }
-    async fn segment(
-        &self,
-        tenant: TenantId,
-        criteria: &Criteria,
-        as_of: NaiveDate,
-        reporting: Currency,
-    ) -> Result<Vec<SegmentMember>> {
-        (**self).segment(tenant, criteria, as_of, reporting).await
-    }
-    async fn profit_sums(&self, tenant: TenantId, query: &SumsQuery) -> Result<Vec<ProfitSums>> {
-        (**self).profit_sums(tenant, query).await
-    }
-    async fn campaign_sums(
-        &self,
-        tenant: TenantId,
-        campaign: CampaignId,
-        period: Option<Period>,
-        reporting: Currency,
-    ) -> Result<CampaignSums> {
-        (**self)
-            .campaign_sums(tenant, campaign, period, reporting)
-            .await
-    }
-    async fn progress(&self, tenant: TenantId, campaign: CampaignId) -> Result<Vec<Progress>> {
-        (**self).progress(tenant, campaign).await
-    }
-    async fn open_items(
-        &self,
-        tenant: TenantId,
-        partner: PartnerId,
-        as_of: NaiveDate,
-    ) -> Result<Vec<OpenItem>> {
-        (**self).open_items(tenant, partner, as_of).await
-    }
-    async fn balances(
-        &self,
-        tenant: TenantId,
-        partner: PartnerId,
-        as_of: NaiveDate,
-    ) -> Result<Vec<Balance>> {
-        (**self).balances(tenant, partner, as_of).await
+        /// The partners matching `criteria` on day `as_of` (volumes in `reporting`), ordered by partner id.
+        fn segment(tenant: TenantId, criteria: &Criteria, as_of: NaiveDate, reporting: Currency) -> Result<Vec<SegmentMember>>;
+        /// Profitability sums (see [`SumsQuery`] for grouping and order).
+        fn profit_sums(tenant: TenantId, query: &SumsQuery) -> Result<Vec<ProfitSums>>;
+        /// A campaign's report sums over `period` (all time when `None`).
+        fn campaign_sums(tenant: TenantId, campaign: CampaignId, period: Option<Period>, reporting: Currency) -> Result<CampaignSums>;
+        /// A campaign's progress: the total first (agent `None`), then one row per agent by agent id.
+        fn progress(tenant: TenantId, campaign: CampaignId) -> Result<Vec<Progress>>;
+        /// A partner's open items on `as_of` (by due date, none last, then kind and number): the account as it
+        /// stood at the end of that day. Invoices and bills issued after `as_of` are not listed, and payments (their
+        /// allocations) and correcting credit notes issued after it settle nothing yet.
+        fn open_items(tenant: TenantId, partner: PartnerId, as_of: NaiveDate) -> Result<Vec<OpenItem>>;
+        /// A partner's balances per currency (by currency code) on `as_of`: only documents issued on or before that
+        /// day count (a currency with none is absent).
+        fn balances(tenant: TenantId, partner: PartnerId, as_of: NaiveDate) -> Result<Vec<Balance>>;
     }
 }
 

@@ -272,15 +272,9 @@ pub fn resolve(
             .map(person)
             .collect(),
         Recipient::Owner => {
-            let owner = views
-                .lead
-                .as_ref()
-                .and_then(|l| l.owner)
-                .or_else(|| views.partner.as_ref().and_then(|p| p.owner))
-                .or_else(|| views.campaign.as_ref().map(|c| c.owner))
-                .ok_or_else(|| {
-                    unresolved("`owner`: the lead (or partner, or campaign) has no owner")
-                })?;
+            let owner = views.owner().ok_or_else(|| {
+                unresolved("`owner`: the lead (or partner, or campaign) has no owner")
+            })?;
             vec![person(owner)]
         }
         Recipient::Assignee => {
@@ -308,11 +302,7 @@ pub fn resolve(
         }
         Recipient::PartnerContact(role) => {
             let partner = views
-                .partner
-                .as_ref()
-                .map(|p| p.id)
-                .or_else(|| views.lead.as_ref().map(|l| l.partner))
-                .or_else(|| views.request.as_ref().and_then(|r| r.partner))
+                .partner_id()
                 .ok_or_else(|| unresolved(format!("`{to}`: the trigger concerns no partner")))?;
             let mut found: Vec<ResolvedRecipient> = directory
                 .partner_contacts(tenant, partner, role)

@@ -324,3 +324,24 @@ pub struct Views {
     #[serde(default)]
     pub open_item: Option<crate::commerce::OpenItem>,
 }
+
+impl Views {
+    /// Who owns what the trigger concerns: the lead's owner, else the partner's, else the campaign's (the
+    /// `owner` recipient).
+    pub fn owner(&self) -> Option<crate::id::UserId> {
+        let lead = self.lead.as_ref().and_then(|l| l.owner);
+        let partner = || self.partner.as_ref().and_then(|p| p.owner);
+        lead.or_else(partner)
+            .or_else(|| self.campaign.as_ref().map(|c| c.owner))
+    }
+
+    /// The partner the trigger concerns: the partner's id, else the lead's partner, else the request's (the
+    /// `partner_contact:…` recipients).
+    pub fn partner_id(&self) -> Option<crate::id::PartnerId> {
+        let partner = self.partner.as_ref().map(|p| p.id);
+        let lead = || self.lead.as_ref().map(|l| l.partner);
+        partner
+            .or_else(lead)
+            .or_else(|| self.request.as_ref().and_then(|r| r.partner))
+    }
+}

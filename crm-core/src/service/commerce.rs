@@ -22,7 +22,7 @@ use crate::commerce::{Criteria, Item};
 use crate::commerce::{Document, DocumentFacts, DocumentKind, NewDocument, PaymentDirection};
 use crate::error::{Error, Result};
 use crate::event::{AgentCalls, DomainEvent, EventKind, StageHistoryEntry, Subject};
-use crate::id::{CampaignId, CategoryId, PartnerId, ProductId, RequestId, TenantId};
+use crate::id::{CampaignId, PartnerId, ProductId, RequestId, TenantId};
 use crate::lead::{Lead, LeadSource, NewLead, StatusKind};
 use crate::money::{Currency, Money};
 use crate::request::Request;
@@ -775,55 +775,32 @@ impl CommerceService {
             }
         }
         let items = criteria.items();
-        let pids: Vec<ProductId> = items
-            .iter()
-            .filter_map(|(_, i)| match i {
-                Item::Product(p) => Some(*p),
-                _ => None,
-            })
-            .collect();
-        let cids: Vec<CategoryId> = items
-            .iter()
-            .filter_map(|(_, i)| match i {
-                Item::Category(c) => Some(*c),
-                _ => None,
-            })
-            .collect();
-        let known_p: BTreeSet<ProductId> = if pids.is_empty() {
-            BTreeSet::new()
-        } else {
-            self.store
-                .products(tenant, &pids)
-                .await?
-                .into_iter()
-                .map(|p| p.id)
-                .collect()
-        };
-        let known_c: BTreeSet<CategoryId> = if cids.is_empty() {
-            BTreeSet::new()
-        } else {
-            self.store
-                .categories(tenant, &cids)
-                .await?
-                .into_iter()
-                .map(|c| c.id)
-                .collect()
-        };
-        for (path, i) in items {
-            let ok = match i {
-                Item::Product(p) => known_p.contains(&p),
-                Item::Category(c) => known_c.contains(&c),
-            };
-            if !ok {
-                let what = match i {
-                    Item::Product(p) => format!("product {p}"),
-                    Item::Category(c) => format!("category {c}"),
-                };
-                return Err(Error::invalid(
-                    path,
-                    format!("{what} is not recorded in this tenant"),
-                ));
+        let (mut pids, mut cids) = (Vec::new(), Vec::new());
+        for (_, i) in &items {
+            match *i {
+                Item::Product(p) => pids.push(p),
+                Item::Category(c) => cids.push(c),
             }
+        }
+        // The items the tenant has recorded, each kind read once (and not at all when none is named).
+        let mut known: BTreeSet<Item> = BTreeSet::new();
+        if !pids.is_empty() {
+            let products = self.store.products(tenant, &pids).await?;
+            known.extend(products.iter().map(|p| Item::Product(p.id)));
+        }
+        if !cids.is_empty() {
+            let categories = self.store.categories(tenant, &cids).await?;
+            known.extend(categories.iter().map(|c| Item::Category(c.id)));
+        }
+        if let Some((path, i)) = items.into_iter().find(|(_, i)| !known.contains(i)) {
+            let what = match i {
+                Item::Product(p) => format!("product {p}"),
+                Item::Category(c) => format!("category {c}"),
+            };
+            return Err(Error::invalid(
+                path,
+                format!("{what} is not recorded in this tenant"),
+            ));
         }
         Ok(())
     }

@@ -409,6 +409,30 @@ impl CrmService {
         DomainEvent::new(ctx, now, subject, kind)
     }
 
+    /// The change set of `write` and its event `kind` about `subject` at `now`.
+    fn change(
+        &self,
+        ctx: &Context,
+        now: Timestamp,
+        write: Write,
+        subject: Subject,
+        kind: EventKind,
+    ) -> ChangeSet {
+        let event = Write::AppendEvent(self.event(ctx, now, subject, kind));
+        [write, event].into_iter().collect()
+    }
+
+    /// Commits `changes` ([`CrmService::commit`]) and returns `record` with the events committed.
+    async fn commit_outcome<T>(
+        &self,
+        ctx: &Context,
+        changes: ChangeSet,
+        record: T,
+    ) -> Result<Outcome<T>> {
+        let events = self.commit(ctx, changes).await?;
+        Ok(Outcome { record, events })
+    }
+
     // ---------------------------------------------------------------- tenant set-up
 
     /// Gives a tenant the seed pipeline and lost reasons if it has no pipeline yet; returns its default pipeline.
@@ -773,26 +797,23 @@ impl CrmService {
                 events: Vec::new(),
             });
         }
-        let mut cs = ChangeSet::new();
-        cs.push(Write::UpdatePartner {
+        let write = Write::UpdatePartner {
             keys: dedupe::keys_of(&next),
             partner: next.clone(),
             expected_version,
-        });
-        cs.push(Write::AppendEvent(self.event(
+        };
+        let subject = Subject {
+            partner: Some(id),
+            ..Default::default()
+        };
+        let cs = self.change(
             ctx,
             now,
-            Subject {
-                partner: Some(id),
-                ..Default::default()
-            },
+            write,
+            subject,
             EventKind::PartnerUpdated { changes },
-        )));
-        let events = self.commit(ctx, cs).await?;
-        Ok(Outcome {
-            record: next,
-            events,
-        })
+        );
+        self.commit_outcome(ctx, cs, next).await
     }
 
     /// A partner.
@@ -1066,11 +1087,7 @@ impl CrmService {
                 actor: ctx.actor.clone(),
             }));
         }
-        let events = self.commit(ctx, cs).await?;
-        Ok(Outcome {
-            record: t.lead,
-            events,
-        })
+        self.commit_outcome(ctx, cs, t.lead).await
     }
 
     /// A lead.
@@ -1336,11 +1353,8 @@ impl CrmService {
         let now = self.clock.now();
         let (c, kind) = Comment::new(ctx.tenant, target, ctx.actor.clone(), body, now)?;
         let subject = self.subject_of(ctx.tenant, target).await?;
-        let mut cs = ChangeSet::new();
-        cs.push(Write::InsertComment(c.clone()));
-        cs.push(Write::AppendEvent(self.event(ctx, now, subject, kind)));
-        let events = self.commit(ctx, cs).await?;
-        Ok(Outcome { record: c, events })
+        let cs = self.change(ctx, now, Write::InsertComment(c.clone()), subject, kind);
+        self.commit_outcome(ctx, cs, c).await
     }
 
     /// Comments on a record, newest first.
@@ -1437,16 +1451,14 @@ impl CrmService {
             (None, None) => None,
         };
         let (r, kind) = input.build(ctx.tenant, partner, ctx.actor.clone(), now)?;
-        let mut cs = ChangeSet::new();
-        cs.push(Write::InsertRequest(r.clone()));
-        cs.push(Write::AppendEvent(self.event(
+        let cs = self.change(
             ctx,
             now,
+            Write::InsertRequest(r.clone()),
             request_subject(&r),
             kind,
-        )));
-        let events = self.commit(ctx, cs).await?;
-        Ok(Outcome { record: r, events })
+        );
+        self.commit_outcome(ctx, cs, r).await
     }
 
     /// Changes a request (status, assignee, due time) based on `expected_version`.
@@ -1496,22 +1508,12 @@ impl CrmService {
         check_version("request", id, expected_version, current.version)?;
         let now = self.clock.now();
         let (next, kind) = current.apply(cmd, now)?;
-        let mut cs = ChangeSet::new();
-        cs.push(Write::UpdateRequest {
+        let write = Write::UpdateRequest {
             request: next.clone(),
             expected_version,
-        });
-        cs.push(Write::AppendEvent(self.event(
-            ctx,
-            now,
-            request_subject(&next),
-            kind,
-        )));
-        let events = self.commit(ctx, cs).await?;
-        Ok(Outcome {
-            record: next,
-            events,
-        })
+        };
+        let cs = self.change(ctx, now, write, request_subject(&next), kind);
+        self.commit_outcome(ctx, cs, next).await
     }
 
     /// A request.
