@@ -791,7 +791,9 @@ impl CrmBuilder {
                 .await?,
             ),
         };
-        let mut leads = LeadService::builder().store(backend.clone());
+        let mut leads = LeadService::builder()
+            .store(backend.clone())
+            .commerce(backend.clone());
         if let Some(c) = self.clock {
             leads = leads.clock(c);
         }

@@ -491,6 +491,7 @@ impl World {
         let facts = Facts {
             lost_reasons: &self.reasons,
             requests: &[],
+            quotations: &[],
         };
         let open: Vec<StageId> = self
             .pipeline

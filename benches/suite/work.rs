@@ -739,6 +739,7 @@ pub fn rule_cases(seed: u64, n: u64) -> Vec<(crm_core::comms::Trigger, crm_core:
     let facts = Facts {
         lost_reasons: &w.reasons,
         requests: &[],
+        quotations: &[],
     };
     let t0 = super::gen::epoch();
     let mut out = Vec::with_capacity(n as usize);
@@ -1202,6 +1203,7 @@ pub fn decide_move(
     let facts = Facts {
         lost_reasons: &[],
         requests: &[],
+        quotations: &[],
     };
     let t = lead::apply(current, LeadCommand::MoveTo { stage }, pipeline, facts, now)
         .map_err(|e| e.to_string())?;

@@ -226,6 +226,9 @@ pub enum Requirement {
     },
     /// No request on the lead may still be open or in progress.
     NoOpenRequests,
+    /// A quotation for the lead must have been sent (any revision that left the draft state: sent, answered,
+    /// expired or revised).
+    QuotationSent,
 }
 
 impl std::fmt::Display for Requirement {
@@ -234,6 +237,7 @@ impl std::fmt::Display for Requirement {
             Self::Field { field } => write!(f, "field `{}` must be set", field.name()),
             Self::RequestDone { kind } => write!(f, "a `{kind}` request must be done"),
             Self::NoOpenRequests => f.write_str("all requests must be closed"),
+            Self::QuotationSent => f.write_str("a quotation must have been sent"),
         }
     }
 }

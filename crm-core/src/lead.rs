@@ -403,6 +403,8 @@ pub struct Facts<'a> {
     pub lost_reasons: &'a [LostReason],
     /// The lead's requests: (kind, status) pairs.
     pub requests: &'a [(Option<String>, RequestStatus)],
+    /// The statuses of the lead's quotation revisions (read only when a stage requires a sent quotation).
+    pub quotations: &'a [crate::kinds::QuotationStatus],
 }
 
 /// The outcome of a successful [`apply`].
@@ -427,7 +429,7 @@ pub struct Transition {
 /// let now = Utc::now();
 /// let pipeline = NewPipeline::seed_default().build(tenant, now).unwrap();
 /// let reasons = LostReason::seed_defaults(tenant);
-/// let facts = Facts { lost_reasons: &reasons, requests: &[] };
+/// let facts = Facts { lost_reasons: &reasons, requests: &[], quotations: &[] };
 /// let (lead, _) = NewLead::for_partner(PartnerId::new(), "Forklifts").build(tenant, PartnerId::new(), &pipeline, now).unwrap();
 /// let offer = pipeline.stage_named("Offer").unwrap().id;
 /// let t = apply(&lead, LeadCommand::MoveTo { stage: offer }, &pipeline, facts, now).unwrap();
@@ -644,6 +646,10 @@ fn check_requirements(lead: &Lead, stage: &crate::pipeline::Stage, facts: Facts<
                 .iter()
                 .any(|(k, s)| k.as_deref() == Some(kind.as_str()) && *s == RequestStatus::Done),
             Requirement::NoOpenRequests => !facts.requests.iter().any(|(_, s)| s.is_active()),
+            Requirement::QuotationSent => facts
+                .quotations
+                .iter()
+                .any(|s| *s != crate::kinds::QuotationStatus::Draft),
         };
         if !met {
             return Err(TransitionError::UnmetRequirement {

@@ -47,6 +47,7 @@ impl Free {
         let facts = Facts {
             lost_reasons: &self.reasons,
             requests: &[],
+            quotations: &[],
         };
         apply(lead, cmd, &self.p, facts, self.now)
     }
@@ -69,6 +70,7 @@ fn run(policy: MovePolicy, steps: &[&str]) -> Vec<String> {
     let facts = Facts {
         lost_reasons: &reasons,
         requests: &requests,
+        quotations: &[],
     };
     steps
         .iter()
@@ -283,7 +285,7 @@ proptest! {
     #[test]
     fn apply_never_panics_and_keeps_invariants(cmds in proptest::collection::vec(cmd(), 1..30)) {
         let (p, reasons, mut lead) = world(MovePolicy::Free);
-        let facts = Facts { lost_reasons: &reasons, requests: &[] };
+        let facts = Facts { lost_reasons: &reasons, requests: &[], quotations: &[] };
         for c in cmds {
             let command = match c {
                 Cmd::Move(i) => LeadCommand::MoveTo { stage: p.stages()[i].id },

@@ -223,6 +223,62 @@ pub async fn check_commerce_quotations(store: &Arc<dyn Store>, commerce: &Arc<dy
         ],
     )
     .await;
+
+    // A stage that requires a sent quotation refuses the move until one is sent (a draft does not count), through
+    // a lead service that reads quotations; a lead service without the commerce store says so.
+    let guarded = crate::service::CrmService::builder()
+        .store(store.clone())
+        .commerce(commerce.clone())
+        .clock(shop.w.clock.clone())
+        .build()
+        .expect("service");
+    let mut np = crate::pipeline::NewPipeline::seed_default();
+    np.name = "Quoted".into();
+    np.is_default = false;
+    np.stages[4] = crate::pipeline::NewStage::open("Negotiation", 70)
+        .requiring(crate::kinds::Requirement::QuotationSent);
+    let p = guarded.create_pipeline(ctx, np).await.expect("pipeline");
+    let mut n = NewLead::for_partner(customer.id, "Quoted lead");
+    n.pipeline = Some(p.id);
+    let quoted = guarded.enter_lead(ctx, n).await.expect("lead").record;
+    let nego = crate::lead::LeadCommand::MoveTo {
+        stage: p.stage_named("Negotiation").expect("a stage").id,
+    };
+    let unmet = |e: Error| {
+        matches!(
+            e,
+            Error::Transition(crate::error::TransitionError::UnmetRequirement { .. })
+        )
+    };
+    let e = guarded
+        .transition(ctx, quoted.id, 1, nego.clone())
+        .await
+        .unwrap_err();
+    assert!(unmet(e));
+    let q = cs
+        .create_quotation(ctx, quotation_for(&quoted, "5"))
+        .await
+        .expect("draft");
+    let e = guarded
+        .transition(ctx, quoted.id, 1, nego.clone())
+        .await
+        .unwrap_err();
+    assert!(unmet(e), "a draft is not sent");
+    let e = shop
+        .w
+        .crm
+        .transition(ctx, quoted.id, 1, nego.clone())
+        .await
+        .unwrap_err();
+    assert_eq!(e.field(), Some("requirements"));
+    cs.quotation_command(ctx, q.id(), 1, QuotationCommand::Send)
+        .await
+        .expect("send");
+    let moved = guarded
+        .transition(ctx, quoted.id, 1, nego)
+        .await
+        .expect("moves once a quotation is sent");
+    assert_eq!(moved.record.version, 2);
 }
 
 /// A one-hour meeting on `lead` next Monday at 10:00 in Bucharest, organised by the world's agent, with the

@@ -102,6 +102,7 @@ pub struct Entered<T> {
 #[derive(Debug, Clone)]
 pub struct CrmService {
     store: Arc<dyn Store>,
+    commerce: Option<Arc<dyn crate::commerce::CommerceStore>>,
     clock: Arc<dyn Clock>,
     hooks: Vec<Arc<dyn CommitHook>>,
     subscribers: Vec<Arc<dyn EventSubscriber>>,
@@ -111,6 +112,7 @@ pub struct CrmService {
 #[derive(Debug, Default)]
 pub struct CrmServiceBuilder {
     store: Option<Arc<dyn Store>>,
+    commerce: Option<Arc<dyn crate::commerce::CommerceStore>>,
     clock: Option<Arc<dyn Clock>>,
     hooks: Vec<Arc<dyn CommitHook>>,
     subscribers: Vec<Arc<dyn EventSubscriber>>,
@@ -136,6 +138,24 @@ impl CrmServiceBuilder {
     /// ```
     pub fn store(mut self, store: Arc<dyn Store>) -> Self {
         self.store = Some(store);
+        self
+    }
+
+    /// The commerce store the lead service reads quotations from, for stages that require a sent quotation
+    /// ([`Requirement::QuotationSent`]); usually the same adapter as the store. Without it such a stage refuses
+    /// every move with [`Error::Invalid`] on `requirements`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// use crm_core::{conformance::model::MemStore, service::CrmService};
+    /// let mem = Arc::new(MemStore::new());
+    /// let crm = CrmService::builder().store(mem.clone()).commerce(mem).build().unwrap();
+    /// # let _ = crm;
+    /// ```
+    pub fn commerce(mut self, commerce: Arc<dyn crate::commerce::CommerceStore>) -> Self {
+        self.commerce = Some(commerce);
         self
     }
 
@@ -244,6 +264,7 @@ impl CrmServiceBuilder {
             store: self.store.ok_or_else(|| {
                 Error::invalid("store", "a store is required: give one to the builder")
             })?,
+            commerce: self.commerce,
             clock: self.clock.unwrap_or_else(|| Arc::new(SystemClock)),
             hooks: self.hooks,
             subscribers: self.subscribers,
@@ -1025,11 +1046,23 @@ impl CrmService {
         } else {
             Vec::new()
         };
-        let needs_requests = pipeline.stages.iter().any(|s| {
-            s.requirements
+        let needs = |want: fn(&Requirement) -> bool| {
+            pipeline
+                .stages
                 .iter()
-                .any(|r| !matches!(r, Requirement::Field { .. }))
+                .any(|s| s.requirements.iter().any(want))
+        };
+        let needs_requests = needs(|r| {
+            matches!(
+                r,
+                Requirement::RequestDone { .. } | Requirement::NoOpenRequests
+            )
         });
+        let quotations = if needs(|r| matches!(r, Requirement::QuotationSent)) {
+            self.quotation_statuses(ctx.tenant, id).await?
+        } else {
+            Vec::new()
+        };
         let requests: Vec<_> = if needs_requests {
             self.requests_of_lead(ctx.tenant, id)
                 .await?
@@ -1054,6 +1087,7 @@ impl CrmService {
         let facts = Facts {
             lost_reasons: &reasons,
             requests: &requests,
+            quotations: &quotations,
         };
         let t = lead::apply(&current, cmd, &pipeline, facts, now)?;
         if t.events.is_empty() {
@@ -1665,6 +1699,26 @@ impl CrmService {
     ) -> Result<Page<DomainEvent>> {
         page.validate()?;
         self.store.timeline(tenant, of, page).await
+    }
+}
+
+impl CrmService {
+    /// The statuses of a lead's quotation revisions, from the commerce store.
+    async fn quotation_statuses(
+        &self,
+        tenant: TenantId,
+        lead: LeadId,
+    ) -> Result<Vec<crate::kinds::QuotationStatus>> {
+        use crate::commerce::CommerceStoreExt;
+        let commerce = self.commerce.as_ref().ok_or_else(|| {
+            Error::invalid(
+                "requirements",
+                "a stage requires a sent quotation, but the lead service has no commerce store to read quotations \
+                 from (CrmServiceBuilder::commerce)",
+            )
+        })?;
+        let quotations = commerce.quotations_of_lead(tenant, lead).await?;
+        Ok(quotations.iter().map(|q| q.status()).collect())
     }
 }
 
