@@ -9,8 +9,9 @@
 //!
 //! - [`Crm::leads`]: partners, pipelines, leads and their transitions, requests, comments, timelines
 //!   ([`LeadService`]);
-//! - [`Crm::commerce`]: products, documents, exchange rates, balances, segments, campaigns and profitability
-//!   ([`CommerceService`]);
+//! - [`Crm::commerce`]: products, documents, exchange rates, balances, segments, campaigns and profitability, and
+//!   the documents a lead lives on: quotations, contracts and meetings ([`CommerceService`], types in [`sales`];
+//!   quotation PDFs in `crm::pdf` with the `pdf` feature, on by default);
 //! - [`Crm::outbox`], [`Crm::dispatcher`], [`Crm::inbox_notifier`] and [`Crm::task_notifier`]: the transactional
 //!   outbox the communication rules write to, and its delivery;
 //! - [`Crm::tick`]: the rules' timers, when a rule engine was given to [`CrmBuilder::rules`].
@@ -44,6 +45,10 @@ pub use async_trait::async_trait;
 pub use crm_core;
 pub use crm_core::actor::{Actor, Context, Source};
 pub use crm_core::commerce;
+pub use crm_core::sales;
+/// Quotation PDFs typeset from an editable Typst template (feature `pdf`).
+#[cfg(feature = "pdf")]
+pub use crm_pdf as pdf;
 pub use crm_core::commerce::{CommerceStore, CommerceStoreExt, RateSource};
 pub use crm_core::comms::{Directory, RuleEngine, StaticDirectory};
 pub use crm_core::dedupe::DuplicateCandidate;
