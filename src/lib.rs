@@ -45,10 +45,6 @@ pub use async_trait::async_trait;
 pub use crm_core;
 pub use crm_core::actor::{Actor, Context, Source};
 pub use crm_core::commerce;
-pub use crm_core::sales;
-/// Quotation PDFs typeset from an editable Typst template (feature `pdf`).
-#[cfg(feature = "pdf")]
-pub use crm_pdf as pdf;
 pub use crm_core::commerce::{CommerceStore, CommerceStoreExt, RateSource};
 pub use crm_core::comms::{Directory, RuleEngine, StaticDirectory};
 pub use crm_core::dedupe::DuplicateCandidate;
@@ -64,6 +60,7 @@ pub use crm_core::outbox::{
 pub use crm_core::partner::{NewContact, NewPartner, Partner, PartnerPatch, PartnerRole};
 pub use crm_core::pipeline::{LostReason, NewPipeline, Pipeline, Stage, StageKind};
 pub use crm_core::request::{Comment, NewRequest, Request, RequestCommand};
+pub use crm_core::sales;
 pub use crm_core::service::CommerceService;
 pub use crm_core::service::RulesHook;
 pub use crm_core::service::{
@@ -81,6 +78,9 @@ pub use crm_core::{
 pub use crm_delivery as delivery;
 pub use crm_delivery::{ChannelRouter, DispatchReport, Dispatcher, InboxNotifier};
 pub use crm_delivery::{TaskNotifier, TickReport};
+/// Quotation PDFs typeset from an editable Typst template (feature `pdf`).
+#[cfg(feature = "pdf")]
+pub use crm_pdf as pdf;
 
 #[cfg(feature = "sqlite")]
 pub use crm_storage_sqlite as sqlite;
