@@ -279,6 +279,61 @@ pub async fn check_commerce_quotations(store: &Arc<dyn Store>, commerce: &Arc<dy
         .await
         .expect("moves once a quotation is sent");
     assert_eq!(moved.record.version, 2);
+
+    // Accepting a quotation can win its lead in the same change; when the win is refused (the won stage wants an
+    // expected revenue) nothing is written and the quotation stays sent.
+    let mut np = crate::pipeline::NewPipeline::seed_default();
+    np.name = "Revenue first".into();
+    np.is_default = false;
+    np.stages[5] =
+        crate::pipeline::NewStage::won("Contract").requiring(crate::kinds::Requirement::Field {
+            field: crate::pipeline::LeadField::ExpectedRevenue,
+        });
+    let strict = shop.w.crm.create_pipeline(ctx, np).await.expect("pipeline");
+    let mut n = NewLead::for_partner(customer.id, "Strict lead");
+    n.pipeline = Some(strict.id);
+    let strict_lead = shop.w.crm.enter_lead(ctx, n).await.expect("lead").record;
+    let q = cs
+        .create_quotation(ctx, quotation_for(&strict_lead, "9"))
+        .await
+        .expect("quotation");
+    cs.quotation_command(ctx, q.id(), 1, QuotationCommand::Send)
+        .await
+        .expect("send");
+    let refused = cs.accept_quotation(ctx, q.id(), 2, true).await.unwrap_err();
+    assert!(unmet(refused));
+    assert_eq!(
+        commerce.quotation(t, q.id()).await.expect("read").status(),
+        QuotationStatus::Sent
+    );
+    let open_lead = shop
+        .w
+        .crm
+        .enter_lead(ctx, NewLead::for_partner(customer.id, "Wins on acceptance"))
+        .await
+        .expect("lead")
+        .record;
+    let q = cs
+        .create_quotation(ctx, quotation_for(&open_lead, "9"))
+        .await
+        .expect("quotation");
+    cs.quotation_command(ctx, q.id(), 1, QuotationCommand::Send)
+        .await
+        .expect("send");
+    let accepted = cs
+        .accept_quotation(ctx, q.id(), 2, true)
+        .await
+        .expect("accept and win");
+    assert_eq!(accepted.status(), QuotationStatus::Accepted);
+    let won = shop.w.crm.lead(t, open_lead.id).await.expect("lead");
+    assert_eq!(won.status.kind(), crate::lead::StatusKind::Won);
+    assert_on_timeline(
+        &shop.w.crm,
+        t,
+        open_lead.id,
+        &["quotation_accepted", "lead_won"],
+    )
+    .await;
 }
 
 /// A one-hour meeting on `lead` next Monday at 10:00 in Bucharest, organised by the world's agent, with the

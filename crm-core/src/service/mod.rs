@@ -1038,6 +1038,28 @@ impl CrmService {
         expected_version: u64,
         cmd: LeadCommand,
     ) -> Result<Outcome<Lead>> {
+        match self
+            .transition_writes(ctx, id, expected_version, cmd)
+            .await?
+        {
+            Ok((cs, lead)) => self.commit_outcome(ctx, cs, lead).await,
+            Err(unchanged) => Ok(Outcome {
+                record: unchanged,
+                events: Vec::new(),
+            }),
+        }
+    }
+
+    /// The writes of a lead transition (the updated lead, its events and stage-history step), not committed:
+    /// `Ok(Err(lead))` when the command changes nothing. Other writers (accepting a quotation that wins its lead)
+    /// commit them in their own change set.
+    pub(crate) async fn transition_writes(
+        &self,
+        ctx: &Context,
+        id: LeadId,
+        expected_version: u64,
+        cmd: LeadCommand,
+    ) -> Result<std::result::Result<(ChangeSet, Lead), Lead>> {
         let current = self.store.lead(ctx.tenant, id).await?;
         check_version("lead", id, expected_version, current.version)?;
         let pipeline = self.store.pipeline(ctx.tenant, current.pipeline).await?;
@@ -1091,10 +1113,7 @@ impl CrmService {
         };
         let t = lead::apply(&current, cmd, &pipeline, facts, now)?;
         if t.events.is_empty() {
-            return Ok(Outcome {
-                record: current,
-                events: Vec::new(),
-            });
+            return Ok(Err(current));
         }
         let mut cs = ChangeSet::new();
         cs.push(Write::UpdateLead {
@@ -1121,7 +1140,7 @@ impl CrmService {
                 actor: ctx.actor.clone(),
             }));
         }
-        self.commit_outcome(ctx, cs, t.lead).await
+        Ok(Ok((cs, t.lead)))
     }
 
     /// A lead.

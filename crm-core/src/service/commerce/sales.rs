@@ -776,3 +776,85 @@ impl CommerceService {
             .map(|_| ())
     }
 }
+
+impl CommerceService {
+    /// The partner accepts a sent quotation (as [`QuotationCommand::Accept`]) and, when `win_lead` is set and the
+    /// quotation's lead is still open, the lead is won in the same change: the quotation's acceptance, the lead's
+    /// move to its won stage and both events commit together or not at all.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use crm_core::conformance::model::prelude::*;
+    /// # futures::executor::block_on(async {
+    /// # let (commerce, ctx) = crm_core::conformance::model::example_sales().await?;
+    /// use crm_core::lead::NewLead;
+    /// use crm_core::money::Money;
+    /// use crm_core::partner::NewPartner;
+    /// use crm_core::sales::{NewQuotation, QuotationCommand, QuotationLine, QuotationTerms};
+    /// let acme = commerce.crm().create_partner(&ctx, NewPartner::company("Acme SRL")).await?.record;
+    /// let lead = commerce.crm().enter_lead(&ctx, NewLead::for_partner(acme.id(), "Audit")).await?.record;
+    /// let terms = QuotationTerms {
+    ///     lines: vec![QuotationLine::new("Audit", 1.into(), Money::parse("500", "RON")?, "S")],
+    ///     valid_until: NaiveDate::from_ymd_opt(2200, 1, 1).unwrap(),
+    ///     terms: None,
+    /// };
+    /// let new = NewQuotation { lead: Some(lead.id()), partner: acme.id(), currency: Currency::parse("RON")?, terms };
+    /// let q = commerce.create_quotation(&ctx, new).await?;
+    /// commerce.quotation_command(&ctx, q.id(), 1, QuotationCommand::Send).await?;
+    /// commerce.accept_quotation(&ctx, q.id(), 2, true).await?;
+    /// let won = commerce.crm().lead(ctx.tenant, lead.id()).await?;
+    /// assert_eq!(won.probability(), 100);
+    /// # Ok::<(), Error>(()) }).unwrap();
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`CommerceService::quotation_command`] with [`QuotationCommand::Accept`], and whatever winning the lead
+    /// refuses (a won stage's unmet requirement, a rule's guard): then nothing is written, the quotation stays sent.
+    pub async fn accept_quotation(
+        &self,
+        ctx: &Context,
+        id: QuotationId,
+        expected_version: u64,
+        win_lead: bool,
+    ) -> Result<Quotation> {
+        let q = self.store.quotation(ctx.tenant, id).await?;
+        stale(&q, expected_version)?;
+        let now = self.crm.clock().now();
+        let accepted = sales::apply(
+            &q,
+            QuotationCommand::Accept,
+            self.tax_table(ctx.tenant),
+            &ctx.actor,
+            self.today(),
+            now,
+        )?;
+        let event = EventKind::QuotationStatusChanged {
+            quotation: id,
+            number: accepted.number().to_string(),
+            status: accepted.status(),
+        };
+        let mut cs = ChangeSet::from_iter([
+            Write::from(CommerceWrite::UpdateQuotation {
+                quotation: accepted.clone(),
+                expected_version,
+            }),
+            Write::AppendEvent(DomainEvent::new(ctx, now, subject(&accepted), event)),
+        ]);
+        if let (true, Some(lead)) = (win_lead, accepted.lead()) {
+            let l = self.crm.store().lead(ctx.tenant, lead).await?;
+            if l.status().kind() == crate::lead::StatusKind::Open {
+                if let Ok((writes, _)) = self
+                    .crm
+                    .transition_writes(ctx, lead, l.version(), crate::lead::LeadCommand::Win)
+                    .await?
+                {
+                    cs.extend(writes.into_writes());
+                }
+            }
+        }
+        self.commit_about(ctx, cs, Vec::new(), Vec::new()).await?;
+        Ok(accepted)
+    }
+}
