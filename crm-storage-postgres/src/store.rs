@@ -13,8 +13,8 @@ use crm_core::money::Currency;
 use crm_core::partner::Partner;
 use crm_core::store::StoreExt;
 use crm_core::store::{
-    Board, BoardColumn, ChangeSet, CurrencyTotal, Cursor, Key, KeyMatch, LeadQuery, Page,
-    PageRequest, Record, RequestQuery, TimelineOf, Write,
+    Board, BoardColumn, ChangeSet, CurrencyTotal, Key, KeyMatch, LeadQuery, Page, Record,
+    RequestQuery, TimelineOf, Write,
 };
 use crm_core::time::to_micros;
 use crm_core::{Error, Result, StorageErrorKind};
@@ -99,11 +99,6 @@ impl Sql {
 }
 
 use crm_storage_sql::like_contains;
-
-fn check_page(page: &PageRequest) -> Result<Option<(i64, Uuid)>> {
-    page.validate()?;
-    page.after.as_ref().map(Cursor::decode).transpose()
-}
 
 impl PgStore {
     /// Connects, checks the credentials and database, and brings the schema up to date.
@@ -899,7 +894,7 @@ impl crm_storage_sql::store::AdapterStore for PgStore {
     }
 
     async fn leads_page(&self, tenant: TenantId, query: &LeadQuery) -> Result<Page<Lead>> {
-        let after = check_page(&query.page)?;
+        let after = crm_storage_sql::page_after(&query.page)?;
         let sql = leads_sql(tenant, query, after)?;
         let rows = self.run(&sql).await?;
         let leads = rows
