@@ -7,11 +7,13 @@
 
 #[path = "common/delivery.rs"]
 mod delivery;
+#[path = "common/pipeline.rs"]
+mod pipeline;
 
 use chrono::{Duration, TimeZone, Utc};
 use crm::id::TenantId;
 use crm::rules::fixtures::Org;
-use crm::rules::notify::{RecordingNotifier, Templates};
+use crm::rules::notify::Templates;
 use crm::rules::{Limits, RhaiRuleEngine, RuleSet};
 use crm::{
     Context, Crm, FixedClock, LeadCommand, LeadPartner, Money, NewContact, NewLead, NewPartner,
@@ -87,18 +89,8 @@ async fn main() -> crm::Result<()> {
         Err(e) => println!("  moving \"Mystery roof\" to Negotiation: {e}"),
         Ok(_) => println!("  (the guard did not refuse)"),
     }
-    let mut lead = solar;
-    for s in ["Offer", "Negotiation"] {
-        lead = leads
-            .transition(
-                &ctx,
-                lead.id(),
-                lead.version(),
-                LeadCommand::MoveTo { stage: stage(s) },
-            )
-            .await?
-            .record;
-    }
+    let lead =
+        pipeline::move_through(leads, &ctx, &pipeline, solar, &["Offer", "Negotiation"]).await?;
     leads
         .transition(&ctx, lead.id(), lead.version(), LeadCommand::Win)
         .await?;
@@ -111,13 +103,12 @@ async fn main() -> crm::Result<()> {
     }
 
     println!("The dispatcher delivers the outbox.");
-    let printed = Arc::new(RecordingNotifier::new());
-    let r = delivery::deliver(&crm, templates.clone(), printed.clone(), 50).await?;
+    let (r, emails) = delivery::deliver(&crm, templates.clone(), 50).await?;
     println!(
         "  {} delivered, {} to retry, {} dead",
         r.delivered, r.retried, r.dead
     );
-    for (to, t) in delivery::printed_emails(&printed, &templates) {
+    for (to, t) in emails {
         println!(
             "  e-mail to {to}: {}\n    {}",
             t.subject,

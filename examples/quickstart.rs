@@ -8,10 +8,12 @@
 
 #[path = "common/delivery.rs"]
 mod delivery;
+#[path = "common/pipeline.rs"]
+mod pipeline;
 
 use chrono::Duration;
 use crm::rules::fixtures::Org;
-use crm::rules::notify::{RecordingNotifier, Templates};
+use crm::rules::notify::Templates;
 use crm::rules::{Limits, RhaiRuleEngine, RuleSet};
 use crm::{
     CommentTarget, Context, Crm, LeadCommand, LeadPartner, Money, NewContact, NewLead, NewPartner,
@@ -127,18 +129,14 @@ async fn main() -> crm::Result<()> {
     }
 
     // Work the first lead through the pipeline with comments and a request.
-    let mut lead = l1;
-    for s in ["Contact", "Qualification", "Offer"] {
-        lead = leads
-            .transition(
-                &ctx,
-                lead.id(),
-                lead.version(),
-                LeadCommand::MoveTo { stage: stage(s) },
-            )
-            .await?
-            .record;
-    }
+    let mut lead = pipeline::move_through(
+        leads,
+        &ctx,
+        &pipeline,
+        l1,
+        &["Contact", "Qualification", "Offer"],
+    )
+    .await?;
     leads
         .comment(
             &ctx,
@@ -253,13 +251,12 @@ async fn main() -> crm::Result<()> {
     }
 
     // Deliver what the rules decided: in-app inboxes, e-mails, tasks.
-    let printed = Arc::new(RecordingNotifier::new());
-    let report = delivery::deliver(&crm, templates.clone(), printed.clone(), 100).await?;
+    let (report, emails) = delivery::deliver(&crm, templates.clone(), 100).await?;
     println!(
         "\nOutbox: {} delivered, {} to retry, {} dead",
         report.delivered, report.retried, report.dead
     );
-    for (to, t) in delivery::printed_emails(&printed, &templates) {
+    for (to, t) in emails {
         println!("  e-mail to {to}: {}", t.subject);
     }
     println!("Inboxes");

@@ -1002,6 +1002,22 @@ pub fn tenant_digest(
     Ok(out)
 }
 
+/// Methods of [`Base`] that run their backend's baseline function with the connection and the arguments: the
+/// named function on SQLite, `pgsql::` of the same name (awaited) on PostgreSQL.
+macro_rules! on_backend {
+    ($($(#[$attr:meta])* fn $name:ident($($arg:ident: $ty:ty),*) -> $ret:ty = $sqlite:path;)*) => {
+        $(
+            $(#[$attr])*
+            pub async fn $name(&mut self, $($arg: $ty),*) -> Result<$ret, String> {
+                match self {
+                    Self::Sqlite(conn) => $sqlite(conn, $($arg),*),
+                    Self::Postgres(c) => super::pgsql::$name(c, $($arg),*).await,
+                }
+            }
+        )*
+    };
+}
+
 /// The baseline's operations, each the same work as plain SQL with prepared statements on its backend.
 impl Base {
     /// Enters one lead in one transaction: checks its partner exists, inserts the lead, its event and its
@@ -1057,119 +1073,26 @@ impl Base {
         }
     }
 
-    /// Moves a lead (see [`sql::move_lead`]).
-    #[allow(clippy::too_many_arguments)]
-    pub async fn move_lead(
-        &mut self,
-        ctx: &Context,
-        pipeline: &Pipeline,
-        id: LeadId,
-        expected: u64,
-        stage: crm_core::id::StageId,
-        rules: Option<(
-            &dyn crm_core::comms::RuleEngine,
-            &dyn crm_core::comms::Directory,
-        )>,
-    ) -> Result<(), String> {
-        match self {
-            Self::Sqlite(conn) => sql::move_lead(conn, ctx, pipeline, id, expected, stage, rules),
-            Self::Postgres(c) => {
-                super::pgsql::move_lead(c, ctx, pipeline, id, expected, stage, rules).await
-            }
-        }
-    }
-
-    /// A lead's newest `limit` events.
-    pub async fn timeline(
-        &mut self,
-        tenant: TenantId,
-        lead: LeadId,
-        limit: u32,
-    ) -> Result<Vec<DomainEvent>, String> {
-        match self {
-            Self::Sqlite(conn) => sql::timeline(conn, tenant, lead, limit),
-            Self::Postgres(c) => super::pgsql::timeline(c, tenant, lead, limit).await,
-        }
-    }
-
-    /// The board.
-    pub async fn board(
-        &mut self,
-        tenant: TenantId,
-        pipeline: crm_core::id::PipelineId,
-    ) -> Result<Vec<BoardCol>, String> {
-        match self {
-            Self::Sqlite(conn) => sql::board(conn, tenant, pipeline),
-            Self::Postgres(c) => super::pgsql::board(c, tenant, pipeline).await,
-        }
-    }
-
-    /// Invoice and credit-note lines issued in `year`.
-    pub async fn lines_in(&mut self, tenant: TenantId, year: Period) -> Result<u64, String> {
-        match self {
-            Self::Sqlite(conn) => sql::lines_in(conn, tenant, year),
-            Self::Postgres(c) => super::pgsql::lines_in(c, tenant, year).await,
-        }
-    }
-
-    /// The segment's members as `"<id> <name>"`.
-    pub async fn segment(
-        &mut self,
-        tenant: TenantId,
-        m: &Manifest,
-        year: Period,
-        as_of: chrono::NaiveDate,
-    ) -> Result<Vec<String>, String> {
-        match self {
-            Self::Sqlite(conn) => sql::segment(conn, tenant, m, year, as_of),
-            Self::Postgres(c) => super::pgsql::segment(c, tenant, m, year, as_of).await,
-        }
-    }
-
-    /// Profitability sums per group.
-    pub async fn profit(
-        &mut self,
-        tenant: TenantId,
-        by: GroupBy,
-        year: Period,
-    ) -> Result<Vec<ProfitRow>, String> {
-        match self {
-            Self::Sqlite(conn) => sql::profit(conn, tenant, by, year),
-            Self::Postgres(c) => super::pgsql::profit(c, tenant, by, year).await,
-        }
-    }
-
-    /// A campaign's report sums.
-    pub async fn campaign(
-        &mut self,
-        tenant: TenantId,
-        campaign: crm_core::id::CampaignId,
-        year: Period,
-    ) -> Result<[i128; 8], String> {
-        match self {
-            Self::Sqlite(conn) => sql::campaign(conn, tenant, campaign, year),
-            Self::Postgres(c) => super::pgsql::campaign(c, tenant, campaign, year).await,
-        }
-    }
-
-    /// A tenant's content independent of ids and clock (see [`tenant_digest`]).
-    pub async fn tenant_digest(
-        &mut self,
-        tenant: TenantId,
-        pipeline: &Pipeline,
-    ) -> Result<String, String> {
-        match self {
-            Self::Sqlite(conn) => tenant_digest(conn, tenant, pipeline),
-            Self::Postgres(c) => super::pgsql::tenant_digest(c, tenant, pipeline).await,
-        }
-    }
-
-    /// Deletes every row of a scratch tenant.
-    pub async fn drop_tenant(&mut self, tenant: TenantId) -> Result<(), String> {
-        match self {
-            Self::Sqlite(conn) => drop_tenant(conn, tenant),
-            Self::Postgres(c) => super::pgsql::drop_tenant(c, tenant).await,
-        }
+    on_backend! {
+        /// Moves a lead (see [`sql::move_lead`]).
+        #[allow(clippy::too_many_arguments)]
+        fn move_lead(ctx: &Context, pipeline: &Pipeline, id: LeadId, expected: u64, stage: crm_core::id::StageId, rules: Option<(&dyn crm_core::comms::RuleEngine, &dyn crm_core::comms::Directory)>) -> () = sql::move_lead;
+        /// A lead's newest `limit` events.
+        fn timeline(tenant: TenantId, lead: LeadId, limit: u32) -> Vec<DomainEvent> = sql::timeline;
+        /// The board.
+        fn board(tenant: TenantId, pipeline: crm_core::id::PipelineId) -> Vec<BoardCol> = sql::board;
+        /// Invoice and credit-note lines issued in `year`.
+        fn lines_in(tenant: TenantId, year: Period) -> u64 = sql::lines_in;
+        /// The segment's members as `"<id> <name>"`.
+        fn segment(tenant: TenantId, m: &Manifest, year: Period, as_of: chrono::NaiveDate) -> Vec<String> = sql::segment;
+        /// Profitability sums per group.
+        fn profit(tenant: TenantId, by: GroupBy, year: Period) -> Vec<ProfitRow> = sql::profit;
+        /// A campaign's report sums.
+        fn campaign(tenant: TenantId, campaign: crm_core::id::CampaignId, year: Period) -> [i128; 8] = sql::campaign;
+        /// A tenant's content independent of ids and clock (see [`tenant_digest`]).
+        fn tenant_digest(tenant: TenantId, pipeline: &Pipeline) -> String = tenant_digest;
+        /// Deletes every row of a scratch tenant.
+        fn drop_tenant(tenant: TenantId) -> () = drop_tenant;
     }
 }
 

@@ -211,6 +211,27 @@ mod tests {
         )
     }
 
+    /// A fresh outbox holding one pending message (key `k`) on `channel`: its tenant, the outbox and the
+    /// message's id.
+    fn one_pending(channel: Channel) -> (TenantId, MemoryOutbox, crm_core::id::OutboxId) {
+        let tenant = TenantId::new();
+        let store = MemoryOutbox::new();
+        let m = msg(tenant, "k", channel, None);
+        let id = m.id;
+        assert!(store.enqueue(m));
+        (tenant, store, id)
+    }
+
+    /// `max_attempts` attempts, back-off from 10 s up to 100 s, claims leased for 60 s.
+    fn policy(max_attempts: u32) -> RetryPolicy {
+        RetryPolicy {
+            max_attempts,
+            base_seconds: 10,
+            cap_seconds: 100,
+            lease_seconds: 60,
+        }
+    }
+
     #[derive(Debug)]
     struct Failing(DeliveryError);
 
@@ -224,22 +245,13 @@ mod tests {
     #[test]
     fn dispatcher_retries_with_backoff_then_dead_letters_and_operator_retries() {
         futures::executor::block_on(async {
-            let tenant = TenantId::new();
-            let store = MemoryOutbox::new();
-            let m = msg(tenant, "k", Channel::Email, None);
-            let id = m.id;
-            assert!(store.enqueue(m.clone()));
+            let (tenant, store, id) = one_pending(Channel::Email);
             assert!(
                 !store.enqueue(msg(tenant, "k", Channel::Email, None)),
                 "same key ignored"
             );
             let clock = Arc::new(FixedClock::new(t0()));
-            let policy = RetryPolicy {
-                max_attempts: 3,
-                base_seconds: 10,
-                cap_seconds: 100,
-                lease_seconds: 60,
-            };
+            let policy = policy(3);
             let d = Dispatcher::new(
                 Arc::new(store.clone()),
                 Arc::new(Failing(DeliveryError::Transient("down".into()))),
@@ -314,18 +326,9 @@ mod tests {
     #[test]
     fn a_message_claimed_more_often_than_allowed_without_an_outcome_is_dead() {
         futures::executor::block_on(async {
-            let tenant = TenantId::new();
-            let store = MemoryOutbox::new();
-            let m = msg(tenant, "k", Channel::InApp, None);
-            let id = m.id;
-            assert!(store.enqueue(m));
+            let (tenant, store, id) = one_pending(Channel::InApp);
             let clock = Arc::new(FixedClock::new(t0()));
-            let policy = RetryPolicy {
-                max_attempts: 2,
-                base_seconds: 10,
-                cap_seconds: 100,
-                lease_seconds: 60,
-            };
+            let policy = policy(2);
             // Two dispatchers crashed (or aborted on a panic) while delivering it: claimed, no outcome recorded.
             for _ in 0..2 {
                 let claimed = store.claim_due(clock.now(), policy.lease(), 10).await;

@@ -133,22 +133,32 @@ fn check_roles(ctx: &NativeCallContext, r: &Recipient) -> Result<(), Box<EvalAlt
     }
 }
 
-fn unknown_role(r: &Recipient, roles: &BTreeSet<String>) -> Option<String> {
+/// The first name in `r` (through managers and fallbacks) that `named` takes out of a recipient and `known` does
+/// not hold.
+fn unknown_name(
+    r: &Recipient,
+    known: &BTreeSet<String>,
+    named: fn(&Recipient) -> Option<&String>,
+) -> Option<String> {
     match r {
-        Recipient::Role(role) if !roles.contains(role) => Some(role.clone()),
-        Recipient::ManagerOf(inner) => unknown_role(inner, roles),
-        Recipient::FirstOf(all) => all.iter().find_map(|r| unknown_role(r, roles)),
-        _ => None,
+        Recipient::ManagerOf(inner) => unknown_name(inner, known, named),
+        Recipient::FirstOf(all) => all.iter().find_map(|r| unknown_name(r, known, named)),
+        other => named(other).filter(|n| !known.contains(*n)).cloned(),
     }
 }
 
-fn unknown_user(r: &Recipient, users: &BTreeSet<String>) -> Option<String> {
-    match r {
-        Recipient::UserKey(k) if !users.contains(k) => Some(k.clone()),
-        Recipient::ManagerOf(inner) => unknown_user(inner, users),
-        Recipient::FirstOf(all) => all.iter().find_map(|r| unknown_user(r, users)),
+fn unknown_role(r: &Recipient, roles: &BTreeSet<String>) -> Option<String> {
+    unknown_name(r, roles, |r| match r {
+        Recipient::Role(role) => Some(role),
         _ => None,
-    }
+    })
+}
+
+fn unknown_user(r: &Recipient, users: &BTreeSet<String>) -> Option<String> {
+    unknown_name(r, users, |r| match r {
+        Recipient::UserKey(k) => Some(k),
+        _ => None,
+    })
 }
 
 fn record(ctx: &NativeCallContext, a: Action) -> Result<(), Box<EvalAltResult>> {
@@ -166,6 +176,47 @@ fn record(ctx: &NativeCallContext, a: Action) -> Result<(), Box<EvalAltResult>> 
         c.actions.push(a);
         Ok(())
     })
+}
+
+/// `email(to, template[, vars])`: records the e-mail to `to`.
+fn send_email(
+    ctx: &NativeCallContext,
+    to: &str,
+    template: &str,
+    vars: serde_json::Value,
+) -> Result<(), Box<EvalAltResult>> {
+    let to = recipient(ctx, to)?;
+    record(
+        ctx,
+        Action::SendEmail {
+            to,
+            template: template.to_string(),
+            vars,
+        },
+    )
+}
+
+/// `open_request(assignee, title[, kind, due_in_hours])`: records the request for `assignee`.
+fn open_request(
+    ctx: &NativeCallContext,
+    assignee: &str,
+    title: &str,
+    kind: Option<String>,
+    due_in_hours: Option<i64>,
+) -> Result<(), Box<EvalAltResult>> {
+    let assignee = recipient(ctx, assignee)?;
+    let due_in_hours = due_in_hours
+        .map(|h| hours(ctx, "due_in_hours", h))
+        .transpose()?;
+    record(
+        ctx,
+        Action::OpenRequest {
+            assignee,
+            title: title.to_string(),
+            kind,
+            due_in_hours,
+        },
+    )
 }
 
 fn hours(ctx: &NativeCallContext, what: &str, n: i64) -> Result<u32, Box<EvalAltResult>> {
@@ -228,62 +279,28 @@ fn build_engine(limits: Limits) -> Engine {
     engine.register_fn(
         "email",
         |ctx: NativeCallContext, to: &str, template: &str, vars: rhai::Map| {
-            let to = recipient(&ctx, to)?;
             let vars: serde_json::Value = rhai::serde::from_dynamic(&Dynamic::from_map(vars))
                 .map_err(|e| runtime_error(format!("email vars: {e}"), ctx.call_position()))?;
-            record(
-                &ctx,
-                Action::SendEmail {
-                    to,
-                    template: template.to_string(),
-                    vars,
-                },
-            )
+            send_email(&ctx, to, template, vars)
         },
     );
     engine.register_fn(
         "email",
         |ctx: NativeCallContext, to: &str, template: &str| {
-            let to = recipient(&ctx, to)?;
-            record(
-                &ctx,
-                Action::SendEmail {
-                    to,
-                    template: template.to_string(),
-                    vars: serde_json::json!({}),
-                },
-            )
+            send_email(&ctx, to, template, serde_json::json!({}))
         },
     );
     engine.register_fn(
         "open_request",
         |ctx: NativeCallContext, assignee: &str, title: &str, kind: &str, due_in_hours: i64| {
-            let assignee = recipient(&ctx, assignee)?;
-            let due = hours(&ctx, "due_in_hours", due_in_hours)?;
-            record(
-                &ctx,
-                Action::OpenRequest {
-                    assignee,
-                    title: title.to_string(),
-                    kind: (!kind.is_empty()).then(|| kind.to_string()),
-                    due_in_hours: Some(due),
-                },
-            )
+            let kind = (!kind.is_empty()).then(|| kind.to_string());
+            open_request(&ctx, assignee, title, kind, Some(due_in_hours))
         },
     );
     engine.register_fn(
         "open_request",
         |ctx: NativeCallContext, assignee: &str, title: &str| {
-            let assignee = recipient(&ctx, assignee)?;
-            record(
-                &ctx,
-                Action::OpenRequest {
-                    assignee,
-                    title: title.to_string(),
-                    kind: None,
-                    due_in_hours: None,
-                },
-            )
+            open_request(&ctx, assignee, title, None, None)
         },
     );
     engine.register_fn("reassign", |ctx: NativeCallContext, to: &str| {

@@ -160,22 +160,17 @@ impl Org {
     pub fn directory(&self) -> StaticDirectory {
         let mut d = StaticDirectory::new(Self::tenant());
         d.roles = self.roles.iter().cloned().collect();
-        d.users = self
-            .users
-            .iter()
-            .map(|u| DirectoryUser {
-                id: Self::user_id(&u.key),
+        for u in &self.users {
+            let id = Self::user_id(&u.key);
+            d.keys.insert(u.key.clone(), id);
+            d.users.push(DirectoryUser {
+                id,
                 name: u.name.clone(),
                 email: u.email.clone(),
                 roles: u.roles.iter().cloned().collect(),
                 manager: u.manager.as_deref().map(Self::user_id),
-            })
-            .collect();
-        d.keys = self
-            .users
-            .iter()
-            .map(|u| (u.key.clone(), Self::user_id(&u.key)))
-            .collect();
+            });
+        }
         d.contacts = self
             .contacts
             .iter()

@@ -53,16 +53,28 @@ fn failure_of(bad: &str, limits: Limits) -> String {
     last
 }
 
+/// [`failure_of`] with the default limits.
+fn failure(bad: &str) -> String {
+    failure_of(bad, Limits::default())
+}
+
+/// The default limits with a clock generous enough that a size limit is what stops a script, not the clock of a
+/// loaded debug build.
+fn roomy_clock() -> Limits {
+    Limits {
+        wall_clock_ms: 10_000,
+        ..Limits::default()
+    }
+}
+
+/// Compiles the one rule `name` with the default limits.
+fn compile_one(name: &str, code: &str) -> Result<RuleSet, RulesError> {
+    RuleSet::compile([RuleSource::new(name, code)], Limits::default())
+}
+
 #[test]
 fn a_script_that_does_not_compile_names_file_line_and_column() {
-    let err = RuleSet::compile(
-        [RuleSource::new(
-            "broken",
-            "fn on_lead_entered(ev) {\n    let x = ;\n}\n",
-        )],
-        Limits::default(),
-    )
-    .unwrap_err();
+    let err = compile_one("broken", "fn on_lead_entered(ev) {\n    let x = ;\n}\n").unwrap_err();
     match &err {
         RulesError::Compile { rule, at, .. } => {
             assert_eq!(rule, "broken");
@@ -123,10 +135,7 @@ fn an_endless_loop_is_stopped_by_the_wall_clock_budget() {
 
 #[test]
 fn endless_recursion_is_stopped_by_the_call_depth_limit() {
-    let m = failure_of(
-        "fn down(n) { down(n + 1) }\nfn on_lead_entered(ev) { down(0); }",
-        Limits::default(),
-    );
+    let m = failure("fn down(n) { down(n + 1) }\nfn on_lead_entered(ev) { down(0); }");
     assert!(m.contains("nested deeper than 16 levels"), "{m}");
     assert!(m.starts_with("bad.rhai:"), "{m}");
 }
@@ -135,11 +144,7 @@ fn endless_recursion_is_stopped_by_the_call_depth_limit() {
 fn a_huge_string_is_stopped_by_the_size_limit() {
     let m = failure_of(
         "fn on_lead_entered(ev) {\n  let s = \"xxxxxxxx\";\n  loop { s += s; }\n}",
-        // The size limit must be what stops it, not the clock of a loaded debug build.
-        Limits {
-            wall_clock_ms: 10_000,
-            ..Limits::default()
-        },
+        roomy_clock(),
     );
     assert!(m.contains("over its limit"), "{m}");
     assert!(m.starts_with("bad.rhai:1:1: in `on_lead_entered`"), "{m}");
@@ -149,11 +154,7 @@ fn a_huge_string_is_stopped_by_the_size_limit() {
 fn a_huge_array_is_stopped_by_the_size_limit() {
     let m = failure_of(
         "fn on_lead_entered(ev) {\n  let a = [];\n  loop { a.push(1); }\n}",
-        // The size limit must be what stops it, not the clock of a loaded debug build.
-        Limits {
-            wall_clock_ms: 10_000,
-            ..Limits::default()
-        },
+        roomy_clock(),
     );
     assert!(
         m.contains("over its limit") && m.contains("arrays 1000 items"),
@@ -163,17 +164,14 @@ fn a_huge_array_is_stopped_by_the_size_limit() {
 
 #[test]
 fn an_unknown_function_is_named() {
-    let m = failure_of(
-        "fn on_lead_entered(ev) {\n  send_sms(\"0722\", ev.title);\n}",
-        Limits::default(),
-    );
+    let m = failure("fn on_lead_entered(ev) {\n  send_sms(\"0722\", ev.title);\n}");
     assert!(m.starts_with("bad.rhai:2:3"), "{m}");
     assert!(m.contains("unknown function `send_sms"), "{m}");
 }
 
 #[test]
 fn returning_a_value_is_an_error_naming_the_type() {
-    let m = failure_of("fn on_lead_entered(ev) { 42 }", Limits::default());
+    let m = failure("fn on_lead_entered(ev) { 42 }");
     assert!(
         m.contains("must not return a value") && m.contains("i64"),
         "{m}"
@@ -182,10 +180,7 @@ fn returning_a_value_is_an_error_naming_the_type() {
 
 #[test]
 fn an_unknown_role_is_an_error_at_the_line_that_names_it() {
-    let m = failure_of(
-        "fn on_lead_entered(ev) {\n  notify(\"acounting\", \"s\", \"b\");\n}",
-        Limits::default(),
-    );
+    let m = failure("fn on_lead_entered(ev) {\n  notify(\"acounting\", \"s\", \"b\");\n}");
     assert!(m.starts_with("bad.rhai:2:"), "{m}");
     assert!(
         m.contains("unknown role `acounting`") && m.contains("accounting, management"),
@@ -199,10 +194,7 @@ fn a_task_due_beyond_the_longest_timer_is_a_rule_failure() {
         "follow_up(4294967295, \"x\")",
         "open_request(\"owner\", \"t\", \"call\", 87601)",
     ] {
-        let m = failure_of(
-            &format!("fn on_lead_entered(ev) {{ {call}; }}"),
-            Limits::default(),
-        );
+        let m = failure(&format!("fn on_lead_entered(ev) {{ {call}; }}"));
         assert!(m.contains("at most 87600 hours"), "{call}: {m}");
     }
 }
@@ -222,24 +214,18 @@ fn too_many_actions_are_refused() {
 
 #[test]
 fn a_bad_timer_declaration_does_not_compile() {
-    let err = RuleSet::compile(
-        [RuleSource::new(
-            "t",
-            "fn timers() { [\"lead_idel:3\"] }\nfn on_lead_idle(t) { }",
-        )],
-        Limits::default(),
+    let err = compile_one(
+        "t",
+        "fn timers() { [\"lead_idel:3\"] }\nfn on_lead_idle(t) { }",
     )
     .unwrap_err();
     assert!(
         err.to_string().contains("unknown timer `lead_idel`"),
         "{err}"
     );
-    let err = RuleSet::compile(
-        [RuleSource::new(
-            "t",
-            "fn timers() { [\"lead_idle:3\"] }\nfn on_lead_won(ev) { }",
-        )],
-        Limits::default(),
+    let err = compile_one(
+        "t",
+        "fn timers() { [\"lead_idle:3\"] }\nfn on_lead_won(ev) { }",
     )
     .unwrap_err();
     assert!(err.to_string().contains("no `fn on_lead_idle(t)`"), "{err}");
@@ -252,12 +238,9 @@ fn an_absurd_timer_amount_does_not_compile() {
         ("request_due_soon:4294967295", "request_due_soon"),
         ("request_overdue:200000000", "request_overdue"),
     ] {
-        let err = RuleSet::compile(
-            [RuleSource::new(
-                "t",
-                &format!("fn timers() {{ [\"{timer}\"] }}\nfn on_{handler}(t) {{ }}"),
-            )],
-            Limits::default(),
+        let err = compile_one(
+            "t",
+            &format!("fn timers() {{ [\"{timer}\"] }}\nfn on_{handler}(t) {{ }}"),
         )
         .unwrap_err();
         assert!(err.to_string().contains("3650 days"), "{timer}: {err}");
@@ -286,13 +269,7 @@ fn scripts_cannot_reach_time_eval_or_modules() {
             }
         }
     }
-    let err = RuleSet::compile(
-        [RuleSource::new(
-            "m",
-            "import \"fs\" as fs;\nfn on_lead_entered(ev) {}",
-        )],
-        Limits::default(),
-    );
+    let err = compile_one("m", "import \"fs\" as fs;\nfn on_lead_entered(ev) {}");
     if let Ok(set) = err {
         // Top-level statements never run (entry points are called without evaluating the script body), and no
         // module resolver exists, so an import cannot load anything.
@@ -368,7 +345,7 @@ fn a_script_over_the_size_limit_is_refused_before_it_is_compiled() {
     let body = "let x = 1 + 2 * 3;\n".repeat(10 * 1024 * 1024 / 19);
     let code = format!("fn on_lead_entered(ev) {{\n{body}}}");
     let started = std::time::Instant::now();
-    let err = RuleSet::compile([RuleSource::new("huge", &code)], Limits::default()).unwrap_err();
+    let err = compile_one("huge", &code).unwrap_err();
     assert!(
         started.elapsed() < std::time::Duration::from_secs(1),
         "refused at once, not after compiling: {:?}",
@@ -394,7 +371,7 @@ fn a_script_over_the_size_limit_is_refused_before_it_is_compiled() {
         "let x = 1 + 2 * 3;\n".repeat(n)
     );
     let started = std::time::Instant::now();
-    RuleSet::compile([RuleSource::new("big", &code)], Limits::default()).unwrap();
+    compile_one("big", &code).unwrap();
     assert!(started.elapsed() < std::time::Duration::from_secs(10));
 }
 
@@ -408,7 +385,7 @@ fn deep_nesting_under_the_size_limit_is_stopped_by_the_expression_depth_limit() 
     );
     assert!(code.len() < Limits::default().max_script_bytes);
     let started = std::time::Instant::now();
-    let err = RuleSet::compile([RuleSource::new("deep", &code)], Limits::default()).unwrap_err();
+    let err = compile_one("deep", &code).unwrap_err();
     assert!(
         started.elapsed() < std::time::Duration::from_secs(2),
         "{:?}",
@@ -447,24 +424,18 @@ fn a_fail_closed_guard_that_fails_refuses_the_change_and_an_open_one_lets_it_thr
     );
     assert_eq!(open.failures.len(), 1);
     // Only a rule with a guard may declare it, and it must say true or false.
-    let no_guard = RuleSet::compile(
-        [RuleSource::new(
-            "bad",
-            "fn fail_closed() { true }\nfn on_lead_entered(ev) { }",
-        )],
-        Limits::default(),
+    let no_guard = compile_one(
+        "bad",
+        "fn fail_closed() { true }\nfn on_lead_entered(ev) { }",
     )
     .unwrap_err();
     assert!(
         no_guard.to_string().contains("rules with a guard"),
         "{no_guard}"
     );
-    let not_bool = RuleSet::compile(
-        [RuleSource::new(
-            "bad",
-            "fn fail_closed() { 1 }\nfn guard_lead_entered(ev) { }",
-        )],
-        Limits::default(),
+    let not_bool = compile_one(
+        "bad",
+        "fn fail_closed() { 1 }\nfn guard_lead_entered(ev) { }",
     )
     .unwrap_err();
     assert!(not_bool.to_string().contains("true or false"), "{not_bool}");

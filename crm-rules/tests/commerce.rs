@@ -98,13 +98,22 @@ impl Shop {
         )
     }
 
+    /// A payment in EUR between the shop and the customer.
+    fn payment(
+        &self,
+        number: &str,
+        on: NaiveDate,
+        direction: PaymentDirection,
+        amount: Decimal,
+    ) -> NewDocument {
+        NewDocument::payment(number, self.customer, on, "EUR", direction, amount)
+    }
+
     /// Records a payment received from the customer settling invoice `settles` whole.
     async fn receive(&self, number: &str, on: NaiveDate, amount: i64, settles: &str) {
-        let mut pay = NewDocument::payment(
+        let mut pay = self.payment(
             number,
-            self.customer,
             on,
-            "EUR",
             PaymentDirection::Received,
             Decimal::from(amount),
         );
@@ -112,7 +121,20 @@ impl Shop {
             number: settles.into(),
             amount: Decimal::from(amount),
         });
-        self.commerce.record_document(&self.ctx, pay).await.unwrap();
+        self.record(pay).await.unwrap();
+    }
+
+    /// Records `doc` through the commerce service as the shop's user.
+    async fn record(
+        &self,
+        doc: NewDocument,
+    ) -> crm_core::Result<crm_core::service::DocumentOutcome> {
+        self.commerce.record_document(&self.ctx, doc).await
+    }
+
+    /// The first pending message `pick` picks.
+    async fn message(&self, pick: impl Fn(&OutboxMessage) -> bool) -> OutboxMessage {
+        self.outbox().await.into_iter().find(|m| pick(m)).unwrap()
     }
 
     async fn outbox(&self) -> Vec<OutboxMessage> {
@@ -181,9 +203,7 @@ async fn invoices_payments_and_unpaid_invoices_reach_the_rules_in_the_same_trans
     let s = shop(Arc::new(example_engine())).await;
     // A large invoice: accounting is told, by a message of the invoice's own transaction.
     let f1 = s
-        .commerce
-        .record_document(
-            &s.ctx,
+        .record(
             s.invoice("F-1", day(2026, 2, 1), 25_000)
                 .due(day(2026, 2, 20)),
         )
@@ -195,11 +215,8 @@ async fn invoices_payments_and_unpaid_invoices_reach_the_rules_in_the_same_trans
         .find(|e| matches!(e.kind, EventKind::InvoiceRecorded { .. }))
         .unwrap();
     let large = s
-        .outbox()
-        .await
-        .into_iter()
-        .find(|m| m.payload.subject == "Large invoice: F-1")
-        .unwrap();
+        .message(|m| m.payload.subject == "Large invoice: F-1")
+        .await;
     assert!(
         large
             .idempotency_key
@@ -216,15 +233,11 @@ async fn invoices_payments_and_unpaid_invoices_reach_the_rules_in_the_same_trans
         .invoice("F-1", day(2026, 2, 1), 26_000)
         .due(day(2026, 2, 20));
     again.version = Some(1);
-    s.commerce.record_document(&s.ctx, again).await.unwrap();
+    s.record(again).await.unwrap();
     assert_eq!(s.sent("Large invoice").await.len(), 1);
 
     // A small invoice, paid: the payment tells the account owner.
-    s.commerce
-        .record_document(
-            &s.ctx,
-            s.invoice("F-2", day(2026, 2, 1), 500).due(day(2026, 2, 10)),
-        )
+    s.record(s.invoice("F-2", day(2026, 2, 1), 500).due(day(2026, 2, 10)))
         .await
         .unwrap();
     s.receive("P-1", day(2026, 2, 15), 500, "F-2").await;
@@ -233,15 +246,13 @@ async fn invoices_payments_and_unpaid_invoices_reach_the_rules_in_the_same_trans
         [("Payment received: P-1".to_string(), "ana".to_string())]
     );
     // A payment sent to a vendor is no payment received.
-    let vendor = NewDocument::payment(
+    let vendor = s.payment(
         "P-2",
-        s.customer,
         day(2026, 2, 15),
-        "EUR",
         PaymentDirection::Sent,
         Decimal::from(70),
     );
-    s.commerce.record_document(&s.ctx, vendor).await.unwrap();
+    s.record(vendor).await.unwrap();
     assert_eq!(s.sent("Payment received").await.len(), 1);
 
     // Ten days after F-1's due date: the customer is reminded; the paid F-2 is not. Once.
@@ -252,11 +263,8 @@ async fn invoices_payments_and_unpaid_invoices_reach_the_rules_in_the_same_trans
         [(String::new(), "maria@customer.example".to_string())]
     );
     let vars = s
-        .outbox()
+        .message(|m| m.payload.template.as_deref() == Some("payment_reminder"))
         .await
-        .into_iter()
-        .find(|m| m.payload.template.as_deref() == Some("payment_reminder"))
-        .unwrap()
         .payload
         .vars;
     for (k, v) in [
@@ -303,14 +311,12 @@ async fn invoices_payments_and_unpaid_invoices_reach_the_rules_in_the_same_trans
 #[tokio::test]
 async fn a_contract_renewal_asks_its_owner_for_an_offer_once() {
     let s = shop(Arc::new(example_engine())).await;
-    s.commerce
-        .record_document(
-            &s.ctx,
-            s.invoice("F-9", day(2026, 1, 2), 1_200)
-                .renewing_on(day(2026, 4, 20)),
-        )
-        .await
-        .unwrap();
+    s.record(
+        s.invoice("F-9", day(2026, 1, 2), 1_200)
+            .renewing_on(day(2026, 4, 20)),
+    )
+    .await
+    .unwrap();
     // 49 days ahead: not yet.
     assert!(s.tick().await.is_empty());
     // 30 days ahead: the owner gets the task, once.
@@ -341,33 +347,20 @@ async fn a_contract_renewal_asks_its_owner_for_an_offer_once() {
         1
     );
     // A renewal date before the issue date, or on a payment, is refused by field.
-    let e = s
-        .commerce
-        .record_document(
-            &s.ctx,
-            s.invoice("F-10", day(2026, 3, 1), 10)
-                .renewing_on(day(2026, 2, 1)),
-        )
-        .await
-        .unwrap_err();
-    assert_eq!(e.field(), Some("renews_on"), "{e}");
-    let e = s
-        .commerce
-        .record_document(
-            &s.ctx,
-            NewDocument::payment(
-                "P-9",
-                s.customer,
-                day(2026, 3, 1),
-                "EUR",
-                PaymentDirection::Received,
-                Decimal::TEN,
-            )
-            .renewing_on(day(2026, 5, 1)),
-        )
-        .await
-        .unwrap_err();
-    assert_eq!(e.field(), Some("renews_on"), "{e}");
+    let payment = s.payment(
+        "P-9",
+        day(2026, 3, 1),
+        PaymentDirection::Received,
+        Decimal::TEN,
+    );
+    for refused in [
+        s.invoice("F-10", day(2026, 3, 1), 10)
+            .renewing_on(day(2026, 2, 1)),
+        payment.renewing_on(day(2026, 5, 1)),
+    ] {
+        let e = s.record(refused).await.unwrap_err();
+        assert_eq!(e.field(), Some("renews_on"), "{e}");
+    }
 }
 
 #[tokio::test]
@@ -436,24 +429,22 @@ async fn a_launched_campaign_gives_each_agent_their_calls_and_spending_past_the_
     counts.sort();
     assert_eq!(counts, ["1", "2"], "{bodies:?}");
 
-    let cost = |amount: &str| Money::parse(amount, "EUR").unwrap();
-    s.commerce
-        .add_campaign_cost(&s.ctx, campaign.id(), day(2026, 3, 2), cost("600"), None)
-        .await
-        .unwrap();
+    let (shop, id) = (&s, campaign.id());
+    let spend = |on: NaiveDate, amount: &'static str| async move {
+        let cost = Money::parse(amount, "EUR").unwrap();
+        shop.commerce
+            .add_campaign_cost(&shop.ctx, id, on, cost, None)
+            .await
+            .unwrap();
+    };
+    spend(day(2026, 3, 2), "600").await;
     assert!(s.sent("Over budget").await.is_empty());
-    s.commerce
-        .add_campaign_cost(&s.ctx, campaign.id(), day(2026, 3, 2), cost("400"), None)
-        .await
-        .unwrap();
+    spend(day(2026, 3, 2), "400").await;
     assert!(
         s.sent("Over budget").await.is_empty(),
         "at the budget is not over it"
     );
-    s.commerce
-        .add_campaign_cost(&s.ctx, campaign.id(), day(2026, 3, 2), cost("0.01"), None)
-        .await
-        .unwrap();
+    spend(day(2026, 3, 2), "0.01").await;
     assert_eq!(
         s.sent("Over budget").await,
         [
@@ -462,19 +453,13 @@ async fn a_launched_campaign_gives_each_agent_their_calls_and_spending_past_the_
         ]
     );
     let over = s
-        .outbox()
-        .await
-        .into_iter()
-        .find(|m| m.payload.subject == "Over budget: Win back")
-        .unwrap();
+        .message(|m| m.payload.subject == "Over budget: Win back")
+        .await;
     assert_eq!(
         over.payload.body,
         "\"Win back\" has spent 1000.01 EUR of its 1000 EUR budget."
     );
-    s.commerce
-        .add_campaign_cost(&s.ctx, campaign.id(), day(2026, 3, 3), cost("50"), None)
-        .await
-        .unwrap();
+    spend(day(2026, 3, 3), "50").await;
     assert_eq!(
         s.sent("Over budget").await.len(),
         2,
@@ -494,8 +479,7 @@ async fn a_guard_on_an_issued_invoice_refuses_the_whole_write() {
     .unwrap();
     let s = shop(Arc::new(RhaiRuleEngine::new(rules))).await;
     let e = s
-        .commerce
-        .record_document(&s.ctx, s.invoice("F-BIG", day(2026, 3, 2), 200_000))
+        .record(s.invoice("F-BIG", day(2026, 3, 2), 200_000))
         .await
         .unwrap_err();
     assert!(
@@ -510,8 +494,7 @@ async fn a_guard_on_an_issued_invoice_refuses_the_whole_write() {
         .await
         .unwrap()
         .is_none());
-    s.commerce
-        .record_document(&s.ctx, s.invoice("F-OK", day(2026, 3, 2), 2_000))
+    s.record(s.invoice("F-OK", day(2026, 3, 2), 2_000))
         .await
         .unwrap();
 }

@@ -251,56 +251,37 @@ struct Counted {
     progress: Arc<Progress>,
 }
 
-#[async_trait]
-impl OutboxStore for Counted {
-    async fn claim_due(
-        &self,
-        now: Timestamp,
-        lease: Days,
-        limit: u32,
-    ) -> crm_core::Result<Vec<OutboxMessage>> {
-        self.inner.claim_due(now, lease, limit).await
-    }
-    async fn settle(
-        &self,
-        tenant: TenantId,
-        id: OutboxId,
-        how: &Settlement,
-    ) -> crm_core::Result<()> {
-        self.inner.settle(tenant, id, how).await?;
-        self.progress.step(|c| c.recorded += 1);
-        Ok(())
-    }
-    async fn find_outbox(
-        &self,
-        tenant: TenantId,
-        by: &OutboxRef,
-    ) -> crm_core::Result<OutboxMessage> {
-        self.inner.find_outbox(tenant, by).await
-    }
-    async fn list_outbox(
-        &self,
-        tenant: TenantId,
-        status: OutboxStatus,
-        page: &PageRequest,
-    ) -> crm_core::Result<Page<OutboxMessage>> {
-        self.inner.list_outbox(tenant, status, page).await
-    }
-    async fn inbox_write(&self, write: &InboxWrite) -> crm_core::Result<bool> {
-        self.inner.inbox_write(write).await
-    }
-    async fn inbox(
-        &self,
-        tenant: TenantId,
-        user: UserId,
-        unread_only: bool,
-        page: &PageRequest,
-    ) -> crm_core::Result<Page<InboxItem>> {
-        self.inner.inbox(tenant, user, unread_only, page).await
-    }
-    async fn unread_count(&self, tenant: TenantId, user: UserId) -> crm_core::Result<u64> {
-        self.inner.unread_count(tenant, user).await
-    }
+/// `impl OutboxStore for Counted`: `settle` counts what it records, the listed methods forward to `inner` as they are.
+macro_rules! counted_outbox {
+    ($(fn $name:ident($($arg:ident: $ty:ty),*) -> $ret:ty;)*) => {
+        #[async_trait]
+        impl OutboxStore for Counted {
+            async fn settle(
+                &self,
+                tenant: TenantId,
+                id: OutboxId,
+                how: &Settlement,
+            ) -> crm_core::Result<()> {
+                self.inner.settle(tenant, id, how).await?;
+                self.progress.step(|c| c.recorded += 1);
+                Ok(())
+            }
+            $(
+                async fn $name(&self, $($arg: $ty),*) -> crm_core::Result<$ret> {
+                    self.inner.$name($($arg),*).await
+                }
+            )*
+        }
+    };
+}
+
+counted_outbox! {
+    fn claim_due(now: Timestamp, lease: Days, limit: u32) -> Vec<OutboxMessage>;
+    fn find_outbox(tenant: TenantId, by: &OutboxRef) -> OutboxMessage;
+    fn list_outbox(tenant: TenantId, status: OutboxStatus, page: &PageRequest) -> Page<OutboxMessage>;
+    fn inbox_write(write: &InboxWrite) -> bool;
+    fn inbox(tenant: TenantId, user: UserId, unread_only: bool, page: &PageRequest) -> Page<InboxItem>;
+    fn unread_count(tenant: TenantId, user: UserId) -> u64;
 }
 
 fn records_invoice(events: &[DomainEvent]) -> bool {

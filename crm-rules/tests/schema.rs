@@ -214,6 +214,16 @@ struct Candidates {
     requests: Vec<Request>,
 }
 
+/// The first `limit` of `items` that `keep` keeps.
+fn first<T: Clone>(items: &[T], limit: u32, keep: impl Fn(&T) -> bool) -> Result<Vec<T>> {
+    Ok(items
+        .iter()
+        .filter(|t| keep(t))
+        .take(limit as usize)
+        .cloned()
+        .collect())
+}
+
 #[async_trait]
 impl TimerSource for Candidates {
     async fn idle_leads(
@@ -222,13 +232,7 @@ impl TimerSource for Candidates {
         before: Timestamp,
         limit: u32,
     ) -> Result<Vec<Lead>> {
-        Ok(self
-            .leads
-            .iter()
-            .filter(|l| l.updated_at() < before)
-            .take(limit as usize)
-            .cloned()
-            .collect())
+        first(&self.leads, limit, |l| l.updated_at() < before)
     }
     async fn requests_due_between(
         &self,
@@ -237,13 +241,9 @@ impl TimerSource for Candidates {
         before: Timestamp,
         limit: u32,
     ) -> Result<Vec<Request>> {
-        Ok(self
-            .requests
-            .iter()
-            .filter(|r| r.due().is_some_and(|d| d > after && d < before))
-            .take(limit as usize)
-            .cloned()
-            .collect())
+        first(&self.requests, limit, |r| {
+            r.due().is_some_and(|d| d > after && d < before)
+        })
     }
     async fn leads_past_close(
         &self,
@@ -259,14 +259,20 @@ impl TimerSource for Candidates {
         before: Timestamp,
         limit: u32,
     ) -> Result<Vec<Request>> {
-        Ok(self
-            .requests
-            .iter()
-            .filter(|r| r.created_at() < before)
-            .take(limit as usize)
-            .cloned()
-            .collect())
+        first(&self.requests, limit, |r| r.created_at() < before)
     }
+}
+
+/// A tick of the example organisation's tenant at `at`, taking up to 100 candidates per timer.
+async fn tick_org(
+    at: Timestamp,
+    engine: &RhaiRuleEngine,
+    dir: &dyn crm_core::comms::Directory,
+    source: &Candidates,
+) -> crm_delivery::TickReport {
+    tick(at, Org::tenant(), engine, dir, source, 100)
+        .await
+        .unwrap()
 }
 
 #[tokio::test]
@@ -281,9 +287,7 @@ async fn ticks_escalate_idle_leads_and_overdue_requests_once_and_the_dispatcher_
         requests: vec![overdue.request.clone().unwrap()],
     };
     let now = fixtures::fixture_now();
-    let first = tick(now, Org::tenant(), &engine, &dir, &source, 100)
-        .await
-        .unwrap();
+    let first = tick_org(now, &engine, &dir, &source).await;
     // lead_idle:3 fires for the lead; request_overdue:0 and :2 both fire for the 3-days-late request.
     assert_eq!(first.firings.len(), 3);
     let outbox = Arc::new(MemoryOutbox::new());
@@ -294,16 +298,7 @@ async fn ticks_escalate_idle_leads_and_overdue_requests_once_and_the_dispatcher_
             .count()
     };
     assert_eq!(enqueue(&first.changes), 3);
-    let second = tick(
-        now + Duration::minutes(5),
-        Org::tenant(),
-        &engine,
-        &dir,
-        &source,
-        100,
-    )
-    .await
-    .unwrap();
+    let second = tick_org(now + Duration::minutes(5), &engine, &dir, &source).await;
     assert_eq!(
         enqueue(&second.changes),
         0,
@@ -451,23 +446,18 @@ fn timer_case(toml_text: &str) -> (Trigger, Views) {
 
 #[test]
 fn each_rule_gets_only_the_timers_it_declares() {
-    let set = RuleSet::compile(
-        [
-            RuleSource::new(
-                "remind",
-                "fn timers() { [\"request_overdue:0\"] }\n\
-                 fn on_request_overdue(t) { notify(\"assignee\", `remind after ${t.days}`, \"\"); }",
-            ),
-            RuleSource::new(
-                "late",
-                "fn timers() { [\"request_overdue:5\"] }\n\
-                 fn on_request_overdue(t) { escalate(\"assignee\", `late after ${t.days}`, \"\"); }",
-            ),
-        ],
-        Limits::default(),
-    )
-    .unwrap();
-    let engine = RhaiRuleEngine::new(set);
+    let engine = RhaiRuleEngine::new(rules(&[
+        (
+            "remind",
+            "fn timers() { [\"request_overdue:0\"] }\n\
+             fn on_request_overdue(t) { notify(\"assignee\", `remind after ${t.days}`, \"\"); }",
+        ),
+        (
+            "late",
+            "fn timers() { [\"request_overdue:5\"] }\n\
+             fn on_request_overdue(t) { escalate(\"assignee\", `late after ${t.days}`, \"\"); }",
+        ),
+    ]));
     let request =
         "request = { title = \"R\", assignee = \"@tudor\", due = \"2026-02-20T09:00:00Z\" }";
     for (timer, rule, subject) in [
@@ -498,16 +488,11 @@ fn each_rule_gets_only_the_timers_it_declares() {
 
 #[tokio::test]
 async fn a_request_open_for_n_days_fires_request_age_with_or_without_a_due_date() {
-    let set = RuleSet::compile(
-        [RuleSource::new(
-            "stale",
-            "fn timers() { [\"request_age:3\"] }\n\
-             fn on_request_age(t) { notify(\"assignee\", `Open for ${t.days_open} days: ${t.request.title}`, \"\"); }",
-        )],
-        Limits::default(),
-    )
-    .unwrap();
-    let engine = RhaiRuleEngine::new(set);
+    let engine = RhaiRuleEngine::new(rules(&[(
+        "stale",
+        "fn timers() { [\"request_age:3\"] }\n\
+         fn on_request_age(t) { notify(\"assignee\", `Open for ${t.days_open} days: ${t.request.title}`, \"\"); }",
+    )]));
     assert_eq!(
         engine.timers(),
         [crm_core::comms::TimerTrigger::parse("request_age:3").unwrap()]
@@ -533,9 +518,7 @@ async fn a_request_open_for_n_days_fires_request_age_with_or_without_a_due_date(
     };
     let now = fixtures::fixture_now();
     let dir = org().directory();
-    let first = tick(now, Org::tenant(), &engine, &dir, &source, 100)
-        .await
-        .unwrap();
+    let first = tick_org(now, &engine, &dir, &source).await;
     let mut subjects: Vec<_> = outbox_of(&first.changes)
         .into_iter()
         .map(|m| m.payload.subject)
@@ -545,16 +528,7 @@ async fn a_request_open_for_n_days_fires_request_age_with_or_without_a_due_date(
         subjects,
         ["Open for 4 days: due later", "Open for 5 days: no due date"]
     );
-    let again = tick(
-        now + Duration::hours(1),
-        Org::tenant(),
-        &engine,
-        &dir,
-        &source,
-        100,
-    )
-    .await
-    .unwrap();
+    let again = tick_org(now + Duration::hours(1), &engine, &dir, &source).await;
     let keys = |cs: &ChangeSet| {
         let mut k: Vec<_> = outbox_of(cs)
             .into_iter()
@@ -570,13 +544,23 @@ async fn a_request_open_for_n_days_fires_request_age_with_or_without_a_due_date(
     );
 }
 
-/// Runs one fixture case (TOML) against rules written inline, with the example organisation.
-fn run_inline(rules: &[(&str, &str)], case: &str) -> fixtures::CaseResult {
-    let set = RuleSet::compile(
-        rules.iter().map(|(n, c)| RuleSource::new(n, c)),
+/// The rules `(name, code)`, compiled with the default limits.
+fn rules(sources: &[(&str, &str)]) -> RuleSet {
+    RuleSet::compile(
+        sources.iter().map(|(n, c)| RuleSource::new(n, c)),
         Limits::default(),
     )
-    .unwrap();
+    .unwrap()
+}
+
+/// A `lead_won` case of a lead owned by `owner` (a user key) expecting `expect` (a TOML array's items).
+fn lead_won_case(owner: &str, expect: &str) -> String {
+    format!("name = \"x\"\nevent = \"lead_won\"\nlead = {{ owner = \"@{owner}\" }}\nexpect = [ {expect} ]")
+}
+
+/// Runs one fixture case (TOML) against rules written inline, with the example organisation.
+fn run_inline(sources: &[(&str, &str)], case: &str) -> fixtures::CaseResult {
+    let set = rules(sources);
     let org = org();
     set.check_recipients(&org.roles.iter().cloned().collect())
         .unwrap();
@@ -587,14 +571,12 @@ fn run_inline(rules: &[(&str, &str)], case: &str) -> fixtures::CaseResult {
 
 #[test]
 fn a_rule_names_a_person_by_key() {
-    let r = run_inline(
-        &[(
-            "tell_ana",
-            "fn on_lead_won(ev) { notify(\"user:ana\", \"Won\", \"\"); }",
-        )],
-        "name = \"x\"\nevent = \"lead_won\"\nlead = { owner = \"@dan\" }\n\
-         expect = [ { action = \"notify\", to = \"user:ana\", people = [\"ana\"] } ]",
+    let tell_ana = "fn on_lead_won(ev) { notify(\"user:ana\", \"Won\", \"\"); }";
+    let case = lead_won_case(
+        "dan",
+        "{ action = \"notify\", to = \"user:ana\", people = [\"ana\"] }",
     );
+    let r = run_inline(&[("tell_ana", tell_ana)], &case);
     assert!(r.passed, "{:?}", r.diff);
 }
 
@@ -605,24 +587,16 @@ fn a_recipient_can_fall_back_when_nobody_is_above() {
         "fn on_lead_won(ev) { notify(\"manager:owner or management\", \"Won\", \"\"); }",
     )];
     for (owner, people) in [("dan", "mihai"), ("elena", "elena")] {
-        let r = run_inline(
-            &rule,
-            &format!(
-                "name = \"x\"\nevent = \"lead_won\"\nlead = {{ owner = \"@{owner}\" }}\n\
-                 expect = [ {{ action = \"notify\", to = \"manager:owner or role:management\", people = [\"{people}\"] }} ]"
-            ),
+        let expect = format!(
+            "{{ action = \"notify\", to = \"manager:owner or role:management\", people = [\"{people}\"] }}"
         );
+        let r = run_inline(&rule, &lead_won_case(owner, &expect));
         assert!(r.passed, "{owner}: {:?}", r.diff);
     }
     // Without the fallback, the top of the reporting line is an error that says so.
-    let r = run_inline(
-        &[(
-            "up",
-            "fn on_lead_won(ev) { notify(\"manager:owner\", \"Won\", \"\"); }",
-        )],
-        "name = \"x\"\nevent = \"lead_won\"\nlead = { owner = \"@elena\" }\n\
-         expect = [ { action = \"notify\", people = [\"elena\"] } ]",
-    );
+    let up = "fn on_lead_won(ev) { notify(\"manager:owner\", \"Won\", \"\"); }";
+    let case = lead_won_case("elena", "{ action = \"notify\", people = [\"elena\"] }");
+    let r = run_inline(&[("up", up)], &case);
     assert!(!r.passed);
     assert!(
         r.diff.iter().any(|l| l.contains("has no manager")),

@@ -97,25 +97,44 @@ fn timer_rule(timer: &str, event: &str, record: &str) -> String {
     )
 }
 
+/// Five requests `old` due in an hour; `first` later one request `new` due in `new_hours`; `then` later, what a tick
+/// of the request timer `timer` (with its hours) decides, taking two candidates at most.
+async fn crowded(
+    (old, first): (&str, Duration),
+    (new, new_hours): (&str, i64),
+    then: Duration,
+    timer: (&str, u32),
+) -> Vec<String> {
+    let d = desk().await;
+    d.requests(old, 5, 1).await;
+    d.clock.advance(first);
+    d.request(new, new_hours).await;
+    d.clock.advance(then);
+    let (event, hours) = timer;
+    let rule = timer_rule(&format!("{event}:{hours}"), event, "request");
+    d.tick(&rule, 2).await
+}
+
 #[tokio::test]
 async fn requests_due_soon_are_not_crowded_out_by_overdue_ones() {
-    let d = desk().await;
-    d.requests("late", 5, 1).await;
-    d.clock.advance(Duration::hours(3));
-    d.request("soon", 2).await;
-    let rule = timer_rule("request_due_soon:24", "request_due_soon", "request");
-    assert_eq!(d.tick(&rule, 2).await, ["soon"]);
+    let decided = crowded(
+        ("late", Duration::hours(3)),
+        ("soon", 2),
+        Duration::zero(),
+        ("request_due_soon", 24),
+    );
+    assert_eq!(decided.await, ["soon"]);
 }
 
 #[tokio::test]
 async fn requests_that_just_became_overdue_are_not_crowded_out_by_old_ones() {
-    let d = desk().await;
-    d.requests("ancient", 5, 1).await;
-    d.clock.advance(Duration::days(60));
-    d.request("fresh", 1).await;
-    d.clock.advance(Duration::hours(2));
-    let rule = timer_rule("request_overdue:0", "request_overdue", "request");
-    assert_eq!(d.tick(&rule, 2).await, ["fresh"]);
+    let decided = crowded(
+        ("ancient", Duration::days(60)),
+        ("fresh", 1),
+        Duration::hours(2),
+        ("request_overdue", 0),
+    );
+    assert_eq!(decided.await, ["fresh"]);
 }
 
 #[tokio::test]

@@ -75,6 +75,37 @@ impl HostConn {
     }
 }
 
+/// Where a connection keeps its prepared statements: the pool's cache of the connection, or the engine's cache of
+/// the host's.
+enum Cache<'a> {
+    Pool(&'a deadpool_postgres::StatementCache),
+    Host(&'a HostConn),
+}
+
+/// The statement methods of [`Conn`] and [`Tx`] (each has `client()` and `cache()`): `prepare_cached` through the
+/// connection's cache, and the listed ones run on the client as they are.
+macro_rules! on_client {
+    ($($name:ident($($arg:ident: $ty:ty),*) -> $ret:ty;)*) => {
+        /// A statement prepared once per connection.
+        pub(crate) async fn prepare_cached(&self, sql: &str) -> Result<Statement, tokio_postgres::Error> {
+            match self.cache() {
+                Cache::Pool(cache) => cache.prepare(self.client(), sql).await,
+                Cache::Host(host) => host.prepare_cached(sql).await,
+            }
+        }
+
+        $(
+            pub(crate) async fn $name<T: ?Sized + ToStatement>(
+                &self,
+                statement: &T,
+                $($arg: $ty),*
+            ) -> Result<$ret, tokio_postgres::Error> {
+                self.client().$name(statement, $($arg),*).await
+            }
+        )*
+    };
+}
+
 /// The store's source of connections.
 #[derive(Clone)]
 pub(crate) enum Source {
@@ -134,31 +165,16 @@ impl Conn {
         }
     }
 
-    /// A statement prepared once per connection.
-    pub(crate) async fn prepare_cached(
-        &self,
-        sql: &str,
-    ) -> Result<Statement, tokio_postgres::Error> {
+    fn cache(&self) -> Cache<'_> {
         match self {
-            Self::Pooled(o) => o.prepare_cached(sql).await,
-            Self::Host { conn, .. } => conn.prepare_cached(sql).await,
+            Self::Pooled(o) => Cache::Pool(&o.statement_cache),
+            Self::Host { conn, .. } => Cache::Host(conn),
         }
     }
 
-    pub(crate) async fn query<T: ?Sized + ToStatement>(
-        &self,
-        statement: &T,
-        params: &[&(dyn ToSql + Sync)],
-    ) -> Result<Vec<Row>, tokio_postgres::Error> {
-        self.client().query(statement, params).await
-    }
-
-    pub(crate) async fn execute<T: ?Sized + ToStatement>(
-        &self,
-        statement: &T,
-        params: &[&(dyn ToSql + Sync)],
-    ) -> Result<u64, tokio_postgres::Error> {
-        self.client().execute(statement, params).await
+    on_client! {
+        query(params: &[&(dyn ToSql + Sync)]) -> Vec<Row>;
+        execute(params: &[&(dyn ToSql + Sync)]) -> u64;
     }
 
     /// Begins a change: a transaction on a pooled connection, a savepoint in the host's transaction (refused with
@@ -202,74 +218,43 @@ impl Tx<'_> {
         }
     }
 
-    /// A statement prepared once per connection.
-    pub(crate) async fn prepare_cached(
-        &self,
-        sql: &str,
-    ) -> Result<Statement, tokio_postgres::Error> {
+    fn cache(&self) -> Cache<'_> {
         match self {
-            Self::Pooled(t) => t.prepare_cached(sql).await,
-            Self::Host(h) => h.prepare_cached(sql).await,
+            Self::Pooled(t) => Cache::Pool(&t.statement_cache),
+            Self::Host(h) => Cache::Host(h),
         }
     }
 
-    pub(crate) async fn execute<T: ?Sized + ToStatement>(
-        &self,
-        statement: &T,
-        params: &[&(dyn ToSql + Sync)],
-    ) -> Result<u64, tokio_postgres::Error> {
-        match self {
-            Self::Pooled(t) => t.execute(statement, params).await,
-            Self::Host(h) => h.client.client().execute(statement, params).await,
-        }
-    }
-
-    pub(crate) async fn query_opt<T: ?Sized + ToStatement>(
-        &self,
-        statement: &T,
-        params: &[&(dyn ToSql + Sync)],
-    ) -> Result<Option<Row>, tokio_postgres::Error> {
-        self.client().query_opt(statement, params).await
-    }
-
-    pub(crate) async fn query_one<T: ?Sized + ToStatement>(
-        &self,
-        statement: &T,
-        params: &[&(dyn ToSql + Sync)],
-    ) -> Result<Row, tokio_postgres::Error> {
-        self.client().query_one(statement, params).await
-    }
-
-    pub(crate) async fn copy_in<T: ?Sized + ToStatement>(
-        &self,
-        statement: &T,
-    ) -> Result<CopyInSink<bytes::Bytes>, tokio_postgres::Error> {
-        self.client().copy_in(statement).await
+    on_client! {
+        execute(params: &[&(dyn ToSql + Sync)]) -> u64;
+        query_opt(params: &[&(dyn ToSql + Sync)]) -> Option<Row>;
+        query_one(params: &[&(dyn ToSql + Sync)]) -> Row;
+        copy_in() -> CopyInSink<bytes::Bytes>;
     }
 
     /// Makes the change part of the transaction (commits it; releases the savepoint in the host's).
     pub(crate) async fn commit(self) -> Result<()> {
-        match self {
-            Self::Pooled(t) => t.commit().await.map_err(map_pg),
-            Self::Host(h) => h
-                .client
-                .client()
-                .batch_execute("RELEASE SAVEPOINT crm_change")
-                .await
-                .map_err(map_pg),
-        }
+        self.end(true).await
     }
 
     /// Undoes the change (rolls back; back to the savepoint in the host's transaction, which stays usable).
     pub(crate) async fn rollback(self) -> Result<()> {
+        self.end(false).await
+    }
+
+    async fn end(self, commit: bool) -> Result<()> {
         match self {
-            Self::Pooled(t) => t.rollback().await.map_err(map_pg),
-            Self::Host(h) => h
-                .client
-                .client()
-                .batch_execute("ROLLBACK TO SAVEPOINT crm_change; RELEASE SAVEPOINT crm_change")
-                .await
-                .map_err(map_pg),
+            Self::Pooled(t) if commit => t.commit().await,
+            Self::Pooled(t) => t.rollback().await,
+            Self::Host(h) => {
+                let sql = if commit {
+                    "RELEASE SAVEPOINT crm_change"
+                } else {
+                    "ROLLBACK TO SAVEPOINT crm_change; RELEASE SAVEPOINT crm_change"
+                };
+                h.client.client().batch_execute(sql).await
+            }
         }
+        .map_err(map_pg)
     }
 }

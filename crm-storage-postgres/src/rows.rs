@@ -53,137 +53,51 @@ pub(crate) fn types(table: &Table) -> Vec<Type> {
     table.columns.iter().map(|c| pg_type(c.1)).collect()
 }
 
-pub(crate) const PARTNERS: Table = Table {
-    name: "partners",
-    columns: &[
-        ("tenant", Kind::Uuid),
-        ("id", Kind::Uuid),
-        ("name", Kind::Text),
-        ("search", Kind::Text),
-        ("version", Kind::I64),
-        ("created_us", Kind::I64),
-        ("updated_us", Kind::I64),
-        ("doc", Kind::Json),
-    ],
-};
+pub(crate) const PARTNERS: Table = crm_storage_sql::table!("partners" {
+    tenant: Uuid, id: Uuid, name: Text, search: Text, version: I64, created_us: I64,
+    updated_us: I64, doc: Json,
+});
 
-pub(crate) const PARTNER_KEYS: Table = Table {
-    name: "partner_keys",
-    columns: &[
-        ("tenant", Kind::Uuid),
-        ("key", Kind::Text),
-        ("partner", Kind::Uuid),
-    ],
-};
+pub(crate) const PARTNER_KEYS: Table = crm_storage_sql::table!("partner_keys" {
+    tenant: Uuid, key: Text, partner: Uuid,
+});
 
-pub(crate) const PIPELINES: Table = Table {
-    name: "pipelines",
-    columns: &[
-        ("tenant", Kind::Uuid),
-        ("id", Kind::Uuid),
-        ("created_us", Kind::I64),
-        ("doc", Kind::Json),
-    ],
-};
+pub(crate) const PIPELINES: Table = crm_storage_sql::table!("pipelines" {
+    tenant: Uuid, id: Uuid, created_us: I64, doc: Json,
+});
 
-pub(crate) const LOST_REASONS: Table = Table {
-    name: "lost_reasons",
-    columns: &[
-        ("tenant", Kind::Uuid),
-        ("id", Kind::Uuid),
-        ("name", Kind::Text),
-        ("doc", Kind::Json),
-    ],
-};
+pub(crate) const LOST_REASONS: Table = crm_storage_sql::table!("lost_reasons" {
+    tenant: Uuid, id: Uuid, name: Text, doc: Json,
+});
 
-pub(crate) const LEADS: Table = Table {
-    name: "leads",
-    columns: &[
-        ("tenant", Kind::Uuid),
-        ("id", Kind::Uuid),
-        ("partner", Kind::Uuid),
-        ("pipeline", Kind::Uuid),
-        ("stage", Kind::Uuid),
-        ("status", Kind::I16),
-        ("owner", Kind::Uuid),
-        ("search", Kind::Text),
-        ("expected", Kind::Numeric),
-        ("currency", Kind::Ccy),
-        ("revenue_key", Kind::I64),
-        ("probability", Kind::I16),
-        ("created_us", Kind::I64),
-        ("updated_us", Kind::I64),
-        ("version", Kind::I64),
-        ("doc", Kind::Json),
-    ],
-};
+pub(crate) const LEADS: Table = crm_storage_sql::table!("leads" {
+    tenant: Uuid, id: Uuid, partner: Uuid, pipeline: Uuid, stage: Uuid, status: I16, owner: Uuid,
+    search: Text, expected: Numeric, currency: Ccy, revenue_key: I64, probability: I16,
+    created_us: I64, updated_us: I64, version: I64, doc: Json,
+});
 
-pub(crate) const LEAD_TAGS: Table = Table {
-    name: "lead_tags",
-    columns: &[
-        ("tenant", Kind::Uuid),
-        ("tag", Kind::Text),
-        ("lead", Kind::Uuid),
-    ],
-};
+pub(crate) const LEAD_TAGS: Table = crm_storage_sql::table!("lead_tags" {
+    tenant: Uuid, tag: Text, lead: Uuid,
+});
 
-pub(crate) const REQUESTS: Table = Table {
-    name: "requests",
-    columns: &[
-        ("tenant", Kind::Uuid),
-        ("id", Kind::Uuid),
-        ("lead", Kind::Uuid),
-        ("partner", Kind::Uuid),
-        ("assignee", Kind::Uuid),
-        ("status", Kind::I16),
-        ("active", Kind::Bool),
-        ("due_key", Kind::I64),
-        ("created_us", Kind::I64),
-        ("version", Kind::I64),
-        ("doc", Kind::Json),
-    ],
-};
+pub(crate) const REQUESTS: Table = crm_storage_sql::table!("requests" {
+    tenant: Uuid, id: Uuid, lead: Uuid, partner: Uuid, assignee: Uuid, status: I16, active: Bool,
+    due_key: I64, created_us: I64, version: I64, doc: Json,
+});
 
-pub(crate) const COMMENTS: Table = Table {
-    name: "comments",
-    columns: &[
-        ("tenant", Kind::Uuid),
-        ("id", Kind::Uuid),
-        ("target_kind", Kind::I16),
-        ("target", Kind::Uuid),
-        ("created_us", Kind::I64),
-        ("doc", Kind::Json),
-    ],
-};
+pub(crate) const COMMENTS: Table = crm_storage_sql::table!("comments" {
+    tenant: Uuid, id: Uuid, target_kind: I16, target: Uuid, created_us: I64, doc: Json,
+});
 
-pub(crate) const EVENTS: Table = Table {
-    name: "events",
-    columns: &[
-        ("tenant", Kind::Uuid),
-        ("id", Kind::Uuid),
-        ("pos", Kind::I64),
-        ("at_us", Kind::I64),
-        ("lead", Kind::Uuid),
-        ("partner", Kind::Uuid),
-        ("request", Kind::Uuid),
-        ("kind", Kind::Text),
-        ("doc", Kind::Json),
-    ],
-};
+pub(crate) const EVENTS: Table = crm_storage_sql::table!("events" {
+    tenant: Uuid, id: Uuid, pos: I64, at_us: I64, lead: Uuid, partner: Uuid, request: Uuid,
+    kind: Text, doc: Json,
+});
 
-pub(crate) const STAGE_HISTORY: Table = Table {
-    name: "stage_history",
-    columns: &[
-        ("tenant", Kind::Uuid),
-        ("lead", Kind::Uuid),
-        ("pipeline", Kind::Uuid),
-        ("from_stage", Kind::Uuid),
-        ("to_stage", Kind::Uuid),
-        ("status", Kind::I16),
-        ("at_us", Kind::I64),
-        ("doc", Kind::Json),
-    ],
-};
+pub(crate) const STAGE_HISTORY: Table = crm_storage_sql::table!("stage_history" {
+    tenant: Uuid, lead: Uuid, pipeline: Uuid, from_stage: Uuid, to_stage: Uuid, status: I16,
+    at_us: I64, doc: Json,
+});
 
 fn uuid(u: &Uuid) -> Value {
     Box::new(*u)

@@ -13,8 +13,8 @@ use crm_core::money::Currency;
 use crm_core::partner::Partner;
 use crm_core::store::StoreExt;
 use crm_core::store::{
-    Board, BoardColumn, ChangeSet, CurrencyTotal, Cursor, Key, KeyMatch, LeadQuery, Page,
-    PageRequest, Record, RequestQuery, TimelineOf, Write,
+    Board, BoardColumn, ChangeSet, CurrencyTotal, Key, KeyMatch, LeadQuery, Page, Record,
+    RequestQuery, TimelineOf, Write,
 };
 use crm_core::time::to_micros;
 use crm_core::{Error, Result, StorageErrorKind};
@@ -99,11 +99,6 @@ impl Sql {
 }
 
 use crm_storage_sql::like_contains;
-
-fn check_page(page: &PageRequest) -> Result<Option<(i64, Uuid)>> {
-    page.validate()?;
-    page.after.as_ref().map(Cursor::decode).transpose()
-}
 
 impl PgStore {
     /// Connects, checks the credentials and database, and brings the schema up to date.
@@ -381,15 +376,36 @@ pub(crate) async fn insert(
     Ok(())
 }
 
-/// A version-checked update keyed by (tenant, id): 0 rows is a conflict (naming the stored version) or not found.
-async fn update(
+/// A record of a versioned table: its `(tenant, id)` key.
+trait Keyed {
+    fn key(&self) -> (TenantId, Uuid);
+}
+
+/// [`Keyed`] for records with `tenant()` and `id()`.
+macro_rules! keyed {
+    ($($record:ty),*) => {
+        $(
+            impl Keyed for $record {
+                fn key(&self) -> (TenantId, Uuid) {
+                    (self.tenant(), *self.id().as_uuid())
+                }
+            }
+        )*
+    };
+}
+
+keyed!(Partner, Lead, crm_core::request::Request);
+
+/// A version-checked update of `record` (its `row` of `table`, keyed by (tenant, id)): 0 rows is a conflict (naming the stored version) or not found.
+async fn update<R: Keyed>(
     tx: &Tx<'_>,
     table: &Table,
-    mut row: Vec<Value>,
-    tenant: TenantId,
-    id: Uuid,
+    record: &R,
+    row: fn(&R) -> Result<Vec<Value>>,
     expected: u64,
 ) -> Result<()> {
+    let (tenant, id) = record.key();
+    let mut row = row(record)?;
     row.push(Box::new(expected as i64));
     let stmt = tx
         .prepare_cached(&table.update_sql(Dialect::Postgres, 2))
@@ -420,61 +436,55 @@ async fn update(
     ))
 }
 
+/// Replaces the rows of a set table (`partner_keys`, `lead_tags`: `(tenant, value, owner)`) of one owner with
+/// `values`; a `fresh` owner has none to delete.
+async fn replace_set(
+    tx: &Tx<'_>,
+    (table, value, owner): (&str, &str, &str),
+    (tenant, id): (TenantId, Uuid),
+    values: Vec<String>,
+    fresh: bool,
+) -> Result<()> {
+    if !fresh {
+        let stmt = tx
+            .prepare_cached(&format!(
+                "DELETE FROM {table} WHERE tenant = $1 AND {owner} = $2"
+            ))
+            .await
+            .map_err(map_pg)?;
+        tx.execute(&stmt, &[tenant.as_uuid(), &id])
+            .await
+            .map_err(map_pg)?;
+    }
+    if values.is_empty() {
+        return Ok(());
+    }
+    let stmt = tx
+        .prepare_cached(&format!(
+            "INSERT INTO {table} (tenant, {value}, {owner}) SELECT $1, v, $2 FROM unnest($3::text[]) AS v"
+        ))
+        .await
+        .map_err(map_pg)?;
+    tx.execute(&stmt, &[tenant.as_uuid(), &id, &values])
+        .await
+        .map_err(map_pg)?;
+    Ok(())
+}
+
 async fn replace_partner_keys(
     tx: &Tx<'_>,
     p: &Partner,
     keys: &[DedupeKey],
     fresh: bool,
 ) -> Result<()> {
-    if !fresh {
-        let stmt = tx
-            .prepare_cached("DELETE FROM partner_keys WHERE tenant = $1 AND partner = $2")
-            .await
-            .map_err(map_pg)?;
-        tx.execute(&stmt, &[p.tenant().as_uuid(), p.id().as_uuid()])
-            .await
-            .map_err(map_pg)?;
-    }
-    let keys: Vec<String> = rows::encoded_keys(keys).into_iter().collect();
-    if keys.is_empty() {
-        return Ok(());
-    }
-    let stmt = tx
-        .prepare_cached(
-            "INSERT INTO partner_keys (tenant, key, partner) SELECT $1, k, $2 FROM unnest($3::text[]) AS k",
-        )
-        .await
-        .map_err(map_pg)?;
-    tx.execute(&stmt, &[p.tenant().as_uuid(), p.id().as_uuid(), &keys])
-        .await
-        .map_err(map_pg)?;
-    Ok(())
+    let keys = rows::encoded_keys(keys).into_iter().collect();
+    let table = ("partner_keys", "key", "partner");
+    replace_set(tx, table, p.key(), keys, fresh).await
 }
 
 async fn replace_lead_tags(tx: &Tx<'_>, l: &Lead, fresh: bool) -> Result<()> {
-    if !fresh {
-        let stmt = tx
-            .prepare_cached("DELETE FROM lead_tags WHERE tenant = $1 AND lead = $2")
-            .await
-            .map_err(map_pg)?;
-        tx.execute(&stmt, &[l.tenant().as_uuid(), l.id().as_uuid()])
-            .await
-            .map_err(map_pg)?;
-    }
-    let tags: Vec<String> = rows::lead_tags(l).into_iter().collect();
-    if tags.is_empty() {
-        return Ok(());
-    }
-    let stmt = tx
-        .prepare_cached(
-            "INSERT INTO lead_tags (tenant, tag, lead) SELECT $1, t, $2 FROM unnest($3::text[]) AS t",
-        )
-        .await
-        .map_err(map_pg)?;
-    tx.execute(&stmt, &[l.tenant().as_uuid(), l.id().as_uuid(), &tags])
-        .await
-        .map_err(map_pg)?;
-    Ok(())
+    let tags = rows::lead_tags(l).into_iter().collect();
+    replace_set(tx, ("lead_tags", "tag", "lead"), l.key(), tags, fresh).await
 }
 
 /// Hands out `n` event positions for `tenant`; returns the first.
@@ -522,9 +532,8 @@ async fn apply_write<'w>(
             update(
                 tx,
                 &rows::PARTNERS,
-                rows::partner_row(partner)?,
-                partner.tenant(),
-                *partner.id().as_uuid(),
+                partner,
+                rows::partner_row,
                 *expected_version,
             )
             .await?;
@@ -544,15 +553,7 @@ async fn apply_write<'w>(
             lead,
             expected_version,
         } => {
-            update(
-                tx,
-                &rows::LEADS,
-                rows::lead_row(lead)?,
-                lead.tenant(),
-                *lead.id().as_uuid(),
-                *expected_version,
-            )
-            .await?;
+            update(tx, &rows::LEADS, lead, rows::lead_row, *expected_version).await?;
             replace_lead_tags(tx, lead, false).await
         }
         Write::InsertRequest(r) => insert(tx, &rows::REQUESTS, rows::request_row(r)?, r.id()).await,
@@ -563,9 +564,8 @@ async fn apply_write<'w>(
             update(
                 tx,
                 &rows::REQUESTS,
-                rows::request_row(request)?,
-                request.tenant(),
-                *request.id().as_uuid(),
+                request,
+                rows::request_row,
                 *expected_version,
             )
             .await
@@ -899,7 +899,7 @@ impl crm_storage_sql::store::AdapterStore for PgStore {
     }
 
     async fn leads_page(&self, tenant: TenantId, query: &LeadQuery) -> Result<Page<Lead>> {
-        let after = check_page(&query.page)?;
+        let after = crm_storage_sql::page_after(&query.page)?;
         let sql = leads_sql(tenant, query, after)?;
         let rows = self.run(&sql).await?;
         let leads = rows

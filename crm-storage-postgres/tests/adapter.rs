@@ -431,53 +431,43 @@ async fn timeline_board_and_customer_queries_use_indexes() {
     // The timers' candidates: a range of their own index, never every open lead, request or document.
     let now = Utc.with_ymd_and_hms(2026, 3, 5, 8, 0, 0).unwrap();
     let today = now.date_naive();
+    let leads = |q: LeadQuery| Explain::Leads(tenant, q);
+    let requests = |q: crm_core::store::RequestQuery| Explain::Requests(tenant, q);
     let timer_plans = [
         (
-            Explain::Leads(
-                tenant,
-                LeadQuery {
-                    status: Some(StatusKind::Open),
-                    updated_before: Some(now),
-                    sort: crm_core::store::LeadSort::UpdatedDesc,
-                    ..Default::default()
-                },
-            ),
+            leads(LeadQuery {
+                status: Some(StatusKind::Open),
+                updated_before: Some(now),
+                sort: crm_core::store::LeadSort::UpdatedDesc,
+                ..Default::default()
+            }),
             "leads_idle",
         ),
         (
-            Explain::Leads(
-                tenant,
-                LeadQuery {
-                    status: Some(StatusKind::Open),
-                    close_before: Some(today),
-                    sort: crm_core::store::LeadSort::UpdatedDesc,
-                    ..Default::default()
-                },
-            ),
+            leads(LeadQuery {
+                status: Some(StatusKind::Open),
+                close_before: Some(today),
+                sort: crm_core::store::LeadSort::UpdatedDesc,
+                ..Default::default()
+            }),
             "leads_close",
         ),
         (
-            Explain::Requests(
-                tenant,
-                crm_core::store::RequestQuery {
-                    active_only: true,
-                    // The requests open for a while: the first few of the tenant.
-                    opened_before: Some(Utc.with_ymd_and_hms(2026, 1, 5, 8, 20, 0).unwrap()),
-                    ..Default::default()
-                },
-            ),
+            requests(crm_core::store::RequestQuery {
+                active_only: true,
+                // The requests open for a while: the first few of the tenant.
+                opened_before: Some(Utc.with_ymd_and_hms(2026, 1, 5, 8, 20, 0).unwrap()),
+                ..Default::default()
+            }),
             "requests_opened",
         ),
         (
-            Explain::Requests(
-                tenant,
-                crm_core::store::RequestQuery {
-                    active_only: true,
-                    due_after: Some(now - Duration::days(30)),
-                    due_before: Some(now),
-                    ..Default::default()
-                },
-            ),
+            requests(crm_core::store::RequestQuery {
+                active_only: true,
+                due_after: Some(now - Duration::days(30)),
+                due_before: Some(now),
+                ..Default::default()
+            }),
             "requests_by_due",
         ),
         (

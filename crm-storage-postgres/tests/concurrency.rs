@@ -33,6 +33,22 @@ struct Counts {
     events: u64,
 }
 
+impl Counts {
+    /// Adds one task's counts to these.
+    fn absorb(&mut self, c: Counts) {
+        self.operations += c.operations;
+        self.advances += c.advances;
+        self.edits += c.edits;
+        self.comments += c.comments;
+        self.conflicts += c.conflicts;
+        self.retries += c.retries;
+        self.events += c.events;
+        for (l, n) in c.updates {
+            *self.updates.entry(l).or_default() += n;
+        }
+    }
+}
+
 /// A small deterministic generator, so a failing run can be replayed.
 struct Lcg(u64);
 
@@ -135,17 +151,7 @@ async fn thirty_two_tasks_on_one_hundred_leads_lose_no_update() {
     }
     let mut total = Counts::default();
     for h in handles {
-        let c = h.await.unwrap();
-        total.operations += c.operations;
-        total.advances += c.advances;
-        total.edits += c.edits;
-        total.comments += c.comments;
-        total.conflicts += c.conflicts;
-        total.retries += c.retries;
-        total.events += c.events;
-        for (l, n) in c.updates {
-            *total.updates.entry(l).or_default() += n;
-        }
+        total.absorb(h.await.unwrap());
     }
 
     // No lost update: every lead's version is 1 + the successful updates on it.
@@ -165,15 +171,17 @@ async fn thirty_two_tasks_on_one_hundred_leads_lose_no_update() {
         total.conflicts, total.retries,
         "each conflict was retried once more"
     );
+    let Counts {
+        operations,
+        advances,
+        edits,
+        comments,
+        conflicts,
+        retries,
+        ..
+    } = &total;
     let _ = writeln!(
         std::io::stderr(),
-        "concurrency: tasks={TASKS} leads={LEADS} operations={} (advances={}, edits={}, comments={}) conflicts={} retries={} log_entries={}",
-        total.operations,
-        total.advances,
-        total.edits,
-        total.comments,
-        total.conflicts,
-        total.retries,
-        entries
+        "concurrency: tasks={TASKS} leads={LEADS} operations={operations} (advances={advances}, edits={edits}, comments={comments}) conflicts={conflicts} retries={retries} log_entries={entries}",
     );
 }

@@ -30,6 +30,17 @@ struct Tally {
     acked: Vec<(LeadId, String)>,
 }
 
+impl Tally {
+    /// Adds one worker's tally to this one.
+    fn absorb(&mut self, t: Tally) {
+        self.ok += t.ok;
+        self.ok_after_restart += t.ok_after_restart;
+        self.conflicts += t.conflicts;
+        self.retryable.extend(t.retryable);
+        self.acked.extend(t.acked);
+    }
+}
+
 fn restart(pg_ctl: &str, pgdata: &str) {
     // The new server must not inherit our pipes (it would hold them open forever): log to a file beside the data.
     let log = std::path::Path::new(pgdata)
@@ -136,25 +147,18 @@ async fn server_restart_mid_workload_loses_nothing_committed() {
 
     let mut total = Tally::default();
     for h in handles {
-        let t = h.await.unwrap();
-        total.ok += t.ok;
-        total.ok_after_restart += t.ok_after_restart;
-        total.conflicts += t.conflicts;
-        total.retryable.extend(t.retryable);
-        total.acked.extend(t.acked);
+        total.absorb(h.await.unwrap());
     }
     let kinds: BTreeSet<String> = total
         .retryable
         .iter()
         .map(|m| m.chars().take(90).collect())
         .collect();
+    let (ok, after, conflicts) = (total.ok, total.ok_after_restart, total.conflicts);
+    let failures = total.retryable.len();
     let _ = writeln!(
         std::io::stderr(),
-        "restart: took {restart_took:?}; acknowledged edits={} (after restart {}), conflicts={}, retryable failures={}; kinds: {kinds:#?}",
-        total.ok,
-        total.ok_after_restart,
-        total.conflicts,
-        total.retryable.len()
+        "restart: took {restart_took:?}; acknowledged edits={ok} (after restart {after}), conflicts={conflicts}, retryable failures={failures}; kinds: {kinds:#?}",
     );
     assert!(
         !total.retryable.is_empty(),

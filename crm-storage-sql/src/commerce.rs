@@ -934,8 +934,7 @@ pub fn profit_sums(dialect: Dialect, tenant: TenantId, q: &SumsQuery) -> Sql {
         Some(Bucket::Quarter) => "quarter_idx",
         Some(Bucket::Year) => "year_idx",
     };
-    let mut sql = Sql::new(dialect);
-    let t = sql.bind(*tenant.as_uuid());
+    let (mut sql, t) = Sql::for_tenant(dialect, tenant);
     let r = sql.bind(q.reporting.code());
     let f = sql.bind(Param::Day(day_number(q.period.from())));
     let to = sql.bind(Param::Day(day_number(q.period.to())));
@@ -1091,8 +1090,7 @@ pub async fn campaign_targets<R: Runner + ?Sized>(
         None => Uuid::nil(),
     };
     let dialect = r.dialect();
-    let mut sql = Sql::new(dialect);
-    let t = sql.bind(*tenant.as_uuid());
+    let (mut sql, t) = Sql::for_tenant(dialect, tenant);
     let c = sql.bind(*campaign.as_uuid());
     let a = sql.bind(after);
     let l = sql.bind(i64::from(page.limit) + 1);

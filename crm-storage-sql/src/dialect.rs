@@ -177,39 +177,24 @@ pub enum Kind {
     Json,
 }
 
-impl From<i16> for Param {
-    fn from(v: i16) -> Self {
-        Self::I16(v)
-    }
+/// `From` for the plain values a parameter wraps as they are.
+macro_rules! param_from {
+    ($($t:ty => $variant:ident),* $(,)?) => {
+        $(
+            impl From<$t> for Param {
+                fn from(v: $t) -> Self {
+                    Self::$variant(v)
+                }
+            }
+        )*
+    };
 }
 
-impl From<i32> for Param {
-    fn from(v: i32) -> Self {
-        Self::I32(v)
-    }
-}
-
-impl From<Uuid> for Param {
-    fn from(u: Uuid) -> Self {
-        Self::Uuid(u)
-    }
-}
-
-impl From<String> for Param {
-    fn from(s: String) -> Self {
-        Self::Text(s)
-    }
-}
+param_from!(i16 => I16, i32 => I32, i64 => I64, Uuid => Uuid, String => Text);
 
 impl From<&str> for Param {
     fn from(s: &str) -> Self {
         Self::Text(s.to_string())
-    }
-}
-
-impl From<i64> for Param {
-    fn from(v: i64) -> Self {
-        Self::I64(v)
     }
 }
 
@@ -232,6 +217,13 @@ impl Sql {
             text: String::new(),
             params: Vec::new(),
         }
+    }
+
+    /// An empty statement scoped to `tenant`: its first parameter is the tenant id, whose placeholder comes with it.
+    pub fn for_tenant(dialect: Dialect, tenant: crm_core::id::TenantId) -> (Self, String) {
+        let mut sql = Self::new(dialect);
+        let t = sql.bind(*tenant.as_uuid());
+        (sql, t)
     }
 
     /// Adds a parameter and returns its placeholder.

@@ -128,8 +128,7 @@ impl Doc {
 }
 
 fn by_id(dialect: Dialect, table: &str, tenant: TenantId, id: Uuid) -> Sql {
-    let mut sql = Sql::new(dialect);
-    let t = sql.bind(*tenant.as_uuid());
+    let (mut sql, t) = Sql::for_tenant(dialect, tenant);
     let i = sql.bind(id);
     sql.text = format!(
         "SELECT {} FROM {table} WHERE tenant = {t} AND id = {i}",
@@ -139,8 +138,7 @@ fn by_id(dialect: Dialect, table: &str, tenant: TenantId, id: Uuid) -> Sql {
 }
 
 fn by_ids(dialect: Dialect, table: &str, tenant: TenantId, ids: &[Uuid]) -> Sql {
-    let mut sql = Sql::new(dialect);
-    let t = sql.bind(*tenant.as_uuid());
+    let (mut sql, t) = Sql::for_tenant(dialect, tenant);
     let set = match dialect {
         Dialect::Sqlite => {
             let ps: Vec<String> = ids.iter().map(|i| sql.bind(*i)).collect();
@@ -159,8 +157,7 @@ fn by_ids(dialect: Dialect, table: &str, tenant: TenantId, ids: &[Uuid]) -> Sql 
 /// matches its own key index). [`Key::StageHistory`] also needs the lead to exist: see [`lead_exists`].
 pub fn store_key(dialect: Dialect, tenant: TenantId, key: &Key) -> Option<(Sql, Doc)> {
     let all = |table: &str, order: &str| {
-        let mut sql = Sql::new(dialect);
-        let t = sql.bind(*tenant.as_uuid());
+        let (mut sql, t) = Sql::for_tenant(dialect, tenant);
         sql.text = format!(
             "SELECT {} FROM {table} WHERE tenant = {t} ORDER BY {order}",
             dialect.doc()
@@ -191,8 +188,7 @@ pub fn store_key(dialect: Dialect, tenant: TenantId, key: &Key) -> Option<(Sql, 
             Dialect::Postgres => (all("lost_reasons", "seq"), Doc::LostReason),
         },
         Key::StageHistory(lead) => {
-            let mut sql = Sql::new(dialect);
-            let t = sql.bind(*tenant.as_uuid());
+            let (mut sql, t) = Sql::for_tenant(dialect, tenant);
             let l = sql.bind(*lead.as_uuid());
             sql.text = format!(
                 "SELECT {} FROM stage_history WHERE tenant = {t} AND lead = {l} ORDER BY seq",
@@ -219,8 +215,7 @@ pub fn lead_exists(dialect: Dialect, tenant: TenantId, key: &Key) -> Option<(Sql
 
 /// The statement reading what a commerce `key` matches, and what it reads.
 pub fn commerce_key(dialect: Dialect, tenant: TenantId, key: &CommerceKey) -> Result<(Sql, Doc)> {
-    let mut sql = Sql::new(dialect);
-    let t = sql.bind(*tenant.as_uuid());
+    let (mut sql, t) = Sql::for_tenant(dialect, tenant);
     let mut one = |table: &str, col: &str, v: Param| {
         let p = sql.bind(v);
         format!(

@@ -159,24 +159,26 @@ pub(crate) fn keyset(
     }
 }
 
+/// The keyset after which `page` starts: the `(sort key, id)` of its cursor, if any (after validating the page).
+pub fn page_after(
+    page: &crm_core::store::PageRequest,
+) -> crm_core::Result<Option<(i64, uuid::Uuid)>> {
+    page.validate()?;
+    page.after
+        .as_ref()
+        .map(crm_core::store::Cursor::decode)
+        .transpose()
+}
+
 /// Cuts a `limit + 1` fetch into a page whose cursor points after the last item kept; `key` gives an item's
 /// `(sort key, id)`.
 pub fn paginate<T>(
-    mut items: Vec<T>,
+    items: Vec<T>,
     limit: u32,
     key: impl Fn(&T) -> (i64, uuid::Uuid),
 ) -> crm_core::store::Page<T> {
-    let more = items.len() > limit as usize;
-    items.truncate(limit as usize);
-    let next = if more {
-        items.last().map(|t| {
-            let (k, id) = key(t);
-            crm_core::store::Cursor::encode(k, id)
-        })
-    } else {
-        None
-    };
-    crm_core::store::Page { items, next }
+    let keys = items.iter().map(key).collect();
+    paginate_keyed(items, keys, limit)
 }
 
 /// [`paginate`] with the keys computed beside the items (`keys[i]` is the key of `items[i]`).

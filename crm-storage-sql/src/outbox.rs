@@ -7,7 +7,7 @@ use crate::{corrupt, keyset, Cell, Dialect, Param, Runner, Sql};
 use chrono::Duration;
 use crm_core::id::{OutboxId, TenantId, UserId};
 use crm_core::outbox::{InboxItem, InboxWrite, OutboxMessage, OutboxRef, OutboxStatus, Settlement};
-use crm_core::store::{Cursor, Page, PageRequest};
+use crm_core::store::{Page, PageRequest};
 use crm_core::time::{from_micros, Timestamp};
 use crm_core::{Error, Result};
 use uuid::Uuid;
@@ -54,8 +54,7 @@ impl Dialect {
 
 /// The statement settling message `id` of `tenant` (see [`settled`] for what its row count means).
 pub fn settle(dialect: Dialect, tenant: TenantId, id: OutboxId, how: &Settlement) -> Result<Sql> {
-    let mut sql = Sql::new(dialect);
-    let t = sql.bind(*tenant.as_uuid());
+    let (mut sql, t) = Sql::for_tenant(dialect, tenant);
     let i = sql.bind(*id.as_uuid());
     let pending = status_code(OutboxStatus::Pending);
     let (set, from) = match how {
@@ -140,8 +139,7 @@ pub fn settled(
 
 /// The statement reading message `by` of `tenant`, selecting `columns` (the adapter's row layout).
 pub fn find(dialect: Dialect, tenant: TenantId, by: &OutboxRef, columns: &str) -> Result<Sql> {
-    let mut sql = Sql::new(dialect);
-    let t = sql.bind(*tenant.as_uuid());
+    let (mut sql, t) = Sql::for_tenant(dialect, tenant);
     let cond = match by {
         OutboxRef::Id(id) => format!("id = {}", sql.bind(*id.as_uuid())),
         OutboxRef::Key(key) => format!("idempotency_key = {}", sql.bind(key.as_str())),
@@ -371,37 +369,32 @@ pub async fn list_outbox<R: Runner + ?Sized>(
     status: OutboxStatus,
     page: &PageRequest,
 ) -> Result<Page<OutboxMessage>> {
-    let after = page_after(page)?;
     let dialect = r.dialect();
     let created = dialect.col("created");
-    let mut sql = Sql::new(dialect);
-    let t = sql.bind(*tenant.as_uuid());
-    let s = sql.bind(status_code(status));
-    let after = keyset(&mut sql, &created, ">", after);
-    let l = sql.bind(i64::from(page.limit) + 1);
-    sql.text = format!(
-        "SELECT {}, {created}, id FROM outbox WHERE tenant = {t} AND status = {s}{after} \
-         ORDER BY {created}, id LIMIT {l}",
-        columns(dialect)
-    );
-    keyed_page(r, sql, page, message).await
-}
-
-/// The keyset after which `page` starts: the `(created, id)` key of its cursor, if any (after validating it).
-fn page_after(page: &PageRequest) -> Result<Option<(i64, Uuid)>> {
-    page.validate()?;
-    page.after.as_ref().map(Cursor::decode).transpose()
+    keyed_page(r, page, message, |after| {
+        let (mut sql, t) = Sql::for_tenant(dialect, tenant);
+        let s = sql.bind(status_code(status));
+        let after = keyset(&mut sql, &created, ">", after);
+        let l = sql.bind(i64::from(page.limit) + 1);
+        sql.text = format!(
+            "SELECT {}, {created}, id FROM outbox WHERE tenant = {t} AND status = {s}{after} \
+             ORDER BY {created}, id LIMIT {l}",
+            columns(dialect)
+        );
+        sql
+    })
+    .await
 }
 
 /// Runs a page query whose rows end in their `(created, id)` key (one more than the page holds) and reads each
-/// row's item with `item`.
+/// row's item with `item`; `statement` builds the query from the page's keyset (after validating the page).
 async fn keyed_page<R: Runner + ?Sized, T>(
     r: &R,
-    sql: Sql,
     page: &PageRequest,
     item: impl Fn(&[Cell]) -> Result<T>,
+    statement: impl FnOnce(Option<(i64, Uuid)>) -> Sql,
 ) -> Result<Page<T>> {
-    let rows = r.rows(sql, false).await?;
+    let rows = r.rows(statement(crate::page_after(page)?), false).await?;
     let items = rows
         .iter()
         .map(|row| item(row))
@@ -448,30 +441,31 @@ pub async fn inbox<R: Runner + ?Sized>(
     unread_only: bool,
     page: &PageRequest,
 ) -> Result<Page<InboxItem>> {
-    let after = page_after(page)?;
     let dialect = r.dialect();
     let (created, read) = (dialect.col("created"), dialect.col("read"));
-    let mut sql = Sql::new(dialect);
-    let t = sql.bind(*tenant.as_uuid());
-    let u = sql.bind(*user.as_uuid());
-    let unread = if unread_only {
-        format!(" AND {read} IS NULL")
-    } else {
-        String::new()
-    };
-    let before = keyset(&mut sql, &created, "<", after);
-    let l = sql.bind(i64::from(page.limit) + 1);
-    sql.text = format!(
-        "SELECT {}, {read}, {created}, id FROM inbox WHERE tenant = {t} AND {} = {u}{unread}{before} \
-         ORDER BY {created} DESC, id DESC LIMIT {l}",
-        dialect.doc(),
-        dialect.col("user")
-    );
-    keyed_page(r, sql, page, |row| {
+    let item = |row: &[Cell]| {
         let mut i: InboxItem =
             crate::fetch::Doc::parse_as(row[0].text("inbox item")?, "inbox item")?;
         i.read_at = time(&row[1])?;
         Ok(i)
+    };
+    keyed_page(r, page, item, |after| {
+        let (mut sql, t) = Sql::for_tenant(dialect, tenant);
+        let u = sql.bind(*user.as_uuid());
+        let unread = if unread_only {
+            format!(" AND {read} IS NULL")
+        } else {
+            String::new()
+        };
+        let before = keyset(&mut sql, &created, "<", after);
+        let l = sql.bind(i64::from(page.limit) + 1);
+        sql.text = format!(
+            "SELECT {}, {read}, {created}, id FROM inbox WHERE tenant = {t} AND {} = {u}{unread}{before} \
+             ORDER BY {created} DESC, id DESC LIMIT {l}",
+            dialect.doc(),
+            dialect.col("user")
+        );
+        sql
     })
     .await
 }
@@ -483,13 +477,11 @@ pub async fn unread_count<R: Runner + ?Sized>(
     user: UserId,
 ) -> Result<u64> {
     let dialect = r.dialect();
-    let mut sql = Sql::new(dialect);
-    let t = sql.bind(*tenant.as_uuid());
+    let (owner, read) = (dialect.col("user"), dialect.col("read"));
+    let (mut sql, t) = Sql::for_tenant(dialect, tenant);
     let u = sql.bind(*user.as_uuid());
     sql.text = format!(
-        "SELECT count(*) FROM inbox WHERE tenant = {t} AND {} = {u} AND {} IS NULL",
-        dialect.col("user"),
-        dialect.col("read")
+        "SELECT count(*) FROM inbox WHERE tenant = {t} AND {owner} = {u} AND {read} IS NULL"
     );
     match r.rows(sql, false).await?.first() {
         Some(row) => row[0].count("unread items"),

@@ -9,8 +9,7 @@ use crm_core::id::{CampaignId, PartnerId, TenantId};
 
 /// `(agent, outcome code, count)` of a campaign's targets, grouped.
 pub fn progress(dialect: Dialect, tenant: TenantId, campaign: CampaignId) -> Sql {
-    let mut sql = Sql::new(dialect);
-    let t = sql.bind(*tenant.as_uuid());
+    let (mut sql, t) = Sql::for_tenant(dialect, tenant);
     let c = sql.bind(*campaign.as_uuid());
     sql.text = format!(
         "SELECT agent, outcome, count(*) FROM campaign_targets WHERE tenant = {t} AND campaign = {c} \
@@ -22,8 +21,7 @@ pub fn progress(dialect: Dialect, tenant: TenantId, campaign: CampaignId) -> Sql
 /// `(document JSON, open units)` of a partner's invoices and bills still open at the end of `as_of`: documents,
 /// payments (by their allocations) and correcting credit notes issued after it do not count.
 pub fn open_items(dialect: Dialect, tenant: TenantId, partner: PartnerId, as_of: NaiveDate) -> Sql {
-    let mut sql = Sql::new(dialect);
-    let t = sql.bind(*tenant.as_uuid());
+    let (mut sql, t) = Sql::for_tenant(dialect, tenant);
     let p = sql.bind(*partner.as_uuid());
     let day = sql.bind(Param::Day(day_number(as_of)));
     sql.text = format!(
@@ -49,8 +47,7 @@ pub fn open_items(dialect: Dialect, tenant: TenantId, partner: PartnerId, as_of:
 
 /// `(currency, receivable units, payable units)` of a partner at the end of `as_of`, by currency code.
 pub fn balances(dialect: Dialect, tenant: TenantId, partner: PartnerId, as_of: NaiveDate) -> Sql {
-    let mut sql = Sql::new(dialect);
-    let t = sql.bind(*tenant.as_uuid());
+    let (mut sql, t) = Sql::for_tenant(dialect, tenant);
     let p = sql.bind(*partner.as_uuid());
     let day = sql.bind(Param::Day(day_number(as_of)));
     let currency = match dialect {

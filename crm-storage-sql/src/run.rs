@@ -28,13 +28,27 @@ pub fn corrupt(what: &str, e: impl std::fmt::Display) -> Error {
 }
 
 impl Cell {
-    /// An integer; NULL is `None`.
-    pub fn opt_int(&self, what: &str) -> Result<Option<i128>> {
+    /// The value `pick` takes out of this cell; NULL is `None`, a cell it does not take is corrupt (not `a`).
+    fn opt<T>(
+        &self,
+        what: &str,
+        a: &str,
+        pick: impl FnOnce(&Self) -> Option<T>,
+    ) -> Result<Option<T>> {
         match self {
             Self::Null => Ok(None),
-            Self::Int(i) => Ok(Some(*i)),
-            other => Err(corrupt(what, format!("{other:?} is not an integer"))),
+            other => pick(other)
+                .map(Some)
+                .ok_or_else(|| corrupt(what, format!("{other:?} is not {a}"))),
         }
+    }
+
+    /// An integer; NULL is `None`.
+    pub fn opt_int(&self, what: &str) -> Result<Option<i128>> {
+        self.opt(what, "an integer", |c| match c {
+            Self::Int(i) => Some(*i),
+            _ => None,
+        })
     }
 
     /// An integer; NULL (an empty sum) is 0.
@@ -67,11 +81,10 @@ impl Cell {
 
     /// An id; NULL is `None`.
     pub fn opt_uuid(&self, what: &str) -> Result<Option<Uuid>> {
-        match self {
-            Self::Null => Ok(None),
-            Self::Uuid(u) => Ok(Some(*u)),
-            other => Err(corrupt(what, format!("{other:?} is not an id"))),
-        }
+        self.opt(what, "an id", |c| match c {
+            Self::Uuid(u) => Some(*u),
+            _ => None,
+        })
     }
 
     /// An id.

@@ -32,8 +32,7 @@ pub fn segment_sql(
     as_of: NaiveDate,
     reporting: Currency,
 ) -> Sql {
-    let mut sql = Sql::new(dialect);
-    let t = sql.bind(*tenant.as_uuid());
+    let (mut sql, t) = Sql::for_tenant(dialect, tenant);
     let mut plan = Plan::default();
     let cond = condition(criteria, as_of, reporting, &t, &mut sql, &mut plan);
     sql.text = plan.statement(dialect, &t, &cond, &criteria.needs());

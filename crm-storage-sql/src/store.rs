@@ -49,25 +49,37 @@ fn subject_sql(dialect: Dialect, tenant: TenantId, of: CommentTarget) -> (Sql, &
         CommentTarget::Partner(id) => ("partners", "partner", *id.as_uuid()),
         CommentTarget::Request(id) => ("requests", "request", *id.as_uuid()),
     };
-    let mut sql = Sql::new(dialect);
-    let t = sql.bind(*tenant.as_uuid());
+    let (mut sql, t) = Sql::for_tenant(dialect, tenant);
     let i = sql.bind(id);
     sql.text = format!("SELECT 1 FROM {table} WHERE tenant = {t} AND id = {i}");
     (sql, entity, id)
 }
 
-/// A page read after its subject's existence check, in one batch (one hop and one snapshot on SQLite): the page's
-/// rows, or not found when the subject is missing.
-async fn page_of_subject<R: Runner + ?Sized>(
+/// A page of `what` documents about a comment target or timeline subject, read after the subject's existence
+/// check in one batch (one hop and one snapshot on SQLite): `statement` builds the page's query (`limit + 1` rows)
+/// from the subject's id and the page's keyset, `key` cuts the rows into the page. Not found when the subject is
+/// missing.
+async fn page_of_subject<R: Runner + ?Sized, T: serde::de::DeserializeOwned>(
     r: &R,
-    check: (Sql, &'static str, Uuid),
-    page: Sql,
-) -> Result<Vec<Vec<Cell>>> {
-    let (exists, entity, id) = check;
-    let mut rows = r.rows_batch(vec![exists, page]).await?;
-    let page = rows.pop().unwrap_or_default();
+    tenant: TenantId,
+    subject: CommentTarget,
+    page: &PageRequest,
+    what: &str,
+    statement: impl FnOnce(Uuid, Option<(i64, Uuid)>) -> Sql,
+    key: impl Fn(&T) -> (i64, Uuid),
+) -> Result<Page<T>> {
+    let after = crate::page_after(page)?;
+    let (exists, entity, id) = subject_sql(r.dialect(), tenant, subject);
+    let mut rows = r.rows_batch(vec![exists, statement(id, after)]).await?;
+    let found = rows.pop().unwrap_or_default();
     match rows.pop() {
-        Some(found) if !found.is_empty() => Ok(page),
+        Some(subject) if !subject.is_empty() => {
+            let items = found
+                .iter()
+                .map(|row| decode(&row[0], what))
+                .collect::<Result<Vec<T>>>()?;
+            Ok(crate::paginate(items, page.limit, key))
+        }
         _ => Err(Error::not_found(entity, id)),
     }
 }
@@ -81,8 +93,7 @@ pub async fn funnel<R: Runner + ?Sized>(
     period: Option<(Timestamp, Timestamp)>,
 ) -> Result<Funnel> {
     let dialect = r.dialect();
-    let mut sql = Sql::new(dialect);
-    let t = sql.bind(*tenant.as_uuid());
+    let (mut sql, t) = Sql::for_tenant(dialect, tenant);
     let p = sql.bind(*pipeline.as_uuid());
     sql.text = format!(
         "SELECT {} FROM pipelines WHERE tenant = {t} AND id = {p}",
@@ -96,8 +107,7 @@ pub async fn funnel<R: Runner + ?Sized>(
         Some((a, b)) => (to_micros(a), to_micros(b)),
         None => (i64::MIN, i64::MAX),
     };
-    let mut sql = Sql::new(dialect);
-    let t = sql.bind(*tenant.as_uuid());
+    let (mut sql, t) = Sql::for_tenant(dialect, tenant);
     let p = sql.bind(*pipeline.as_uuid());
     let f = sql.bind(from);
     let to = sql.bind(to);
@@ -147,8 +157,7 @@ pub fn requests_sql(
     q: &RequestQuery,
     after: Option<(i64, Uuid)>,
 ) -> Sql {
-    let mut sql = Sql::new(dialect);
-    let t = sql.bind(*tenant.as_uuid());
+    let (mut sql, t) = Sql::for_tenant(dialect, tenant);
     let mut text = format!("SELECT {} FROM requests WHERE tenant = {t}", dialect.doc());
     for (col, v) in [
         ("assignee", q.assignee.map(|x| *x.as_uuid())),
@@ -191,8 +200,7 @@ pub async fn query_requests<R: Runner + ?Sized>(
     tenant: TenantId,
     q: &RequestQuery,
 ) -> Result<Page<Request>> {
-    q.page.validate()?;
-    let after = q.page.after.as_ref().map(|c| c.decode()).transpose()?;
+    let after = crate::page_after(&q.page)?;
     let sql = requests_sql(r.dialect(), tenant, q, after);
     let items = r
         .rows(sql, false)
@@ -212,14 +220,30 @@ pub async fn comments<R: Runner + ?Sized>(
     target: CommentTarget,
     page: &PageRequest,
 ) -> Result<Page<Comment>> {
-    page.validate()?;
-    let after = page.after.as_ref().map(|c| c.decode()).transpose()?;
-    let dialect = r.dialect();
-    let check = subject_sql(dialect, tenant, target);
-    let id = check.2;
+    let statement = |id, after| comments_sql(r.dialect(), tenant, target, id, after, page.limit);
+    page_of_subject(
+        r,
+        tenant,
+        target,
+        page,
+        "comment",
+        statement,
+        |c: &Comment| (to_micros(c.created_at()), *c.id().as_uuid()),
+    )
+    .await
+}
+
+/// The statement of [`comments`] on `target` (whose id is `id`), first page of `limit` when `after` is `None`.
+fn comments_sql(
+    dialect: Dialect,
+    tenant: TenantId,
+    target: CommentTarget,
+    id: Uuid,
+    after: Option<(i64, Uuid)>,
+    limit: u32,
+) -> Sql {
     let created = dialect.col("created");
-    let mut sql = Sql::new(dialect);
-    let t = sql.bind(*tenant.as_uuid());
+    let (mut sql, t) = Sql::for_tenant(dialect, tenant);
     let i = sql.bind(id);
     let kind = match dialect {
         Dialect::Sqlite => String::new(),
@@ -233,20 +257,13 @@ pub async fn comments<R: Runner + ?Sized>(
         }
     };
     let before = keyset(&mut sql, &created, "<", after);
-    let l = sql.bind(i64::from(page.limit) + 1);
+    let l = sql.bind(i64::from(limit) + 1);
     sql.text = format!(
         "SELECT {} FROM comments WHERE tenant = {t}{kind} AND target = {i}{before} \
          ORDER BY {created} DESC, id DESC LIMIT {l}",
         dialect.doc()
     );
-    let items = page_of_subject(r, check, sql)
-        .await?
-        .iter()
-        .map(|row| decode(&row[0], "comment"))
-        .collect::<Result<Vec<Comment>>>()?;
-    Ok(crate::paginate(items, page.limit, |c| {
-        (to_micros(c.created_at()), *c.id().as_uuid())
-    }))
+    sql
 }
 
 /// An event's time column and its feed position's.
@@ -271,8 +288,7 @@ pub fn timeline_sql(
         TimelineOf::Request(id) => ("request", *id.as_uuid()),
     };
     let (at, _) = event_columns(dialect);
-    let mut sql = Sql::new(dialect);
-    let t = sql.bind(*tenant.as_uuid());
+    let (mut sql, t) = Sql::for_tenant(dialect, tenant);
     let i = sql.bind(id);
     let before = keyset(&mut sql, at, "<", after);
     let l = sql.bind(i64::from(limit) + 1);
@@ -290,23 +306,22 @@ pub async fn timeline<R: Runner + ?Sized>(
     of: TimelineOf,
     page: &PageRequest,
 ) -> Result<Page<DomainEvent>> {
-    page.validate()?;
-    let after = page.after.as_ref().map(|c| c.decode()).transpose()?;
     let target = match of {
         TimelineOf::Lead(id) => CommentTarget::Lead(id),
         TimelineOf::Partner(id) => CommentTarget::Partner(id),
         TimelineOf::Request(id) => CommentTarget::Request(id),
     };
-    let check = subject_sql(r.dialect(), tenant, target);
-    let sql = timeline_sql(r.dialect(), tenant, of, after, page.limit);
-    let items = page_of_subject(r, check, sql)
-        .await?
-        .iter()
-        .map(|row| decode(&row[0], "event"))
-        .collect::<Result<Vec<DomainEvent>>>()?;
-    Ok(crate::paginate(items, page.limit, |e| {
-        (to_micros(e.at), *e.id.as_uuid())
-    }))
+    let statement = |_, after| timeline_sql(r.dialect(), tenant, of, after, page.limit);
+    page_of_subject(
+        r,
+        tenant,
+        target,
+        page,
+        "event",
+        statement,
+        |e: &DomainEvent| (to_micros(e.at), *e.id.as_uuid()),
+    )
+    .await
 }
 
 /// `Store::events_since`: at most 10 000 per call, 0 gives nothing.
@@ -321,8 +336,7 @@ pub async fn events_since<R: Runner + ?Sized>(
     let after = i64::try_from(after).unwrap_or(i64::MAX);
     let dialect = r.dialect();
     let (_, pos) = event_columns(dialect);
-    let mut sql = Sql::new(dialect);
-    let t = sql.bind(*tenant.as_uuid());
+    let (mut sql, t) = Sql::for_tenant(dialect, tenant);
     let a = sql.bind(after);
     let l = sql.bind(i64::from(limit.min(10_000)));
     sql.text = format!(

@@ -2,6 +2,18 @@
 
 use crate::{Dialect, Kind};
 
+/// A [`Table`] from its name and its written columns in row order, each `column: Kind`:
+/// `table!("partner_keys" { tenant: Uuid, key: Text, partner: Uuid })`.
+#[macro_export]
+macro_rules! table {
+    ($name:literal { $($column:ident: $kind:ident),* $(,)? }) => {
+        $crate::Table {
+            name: $name,
+            columns: &[$((stringify!($column), $crate::Kind::$kind)),*],
+        }
+    };
+}
+
 /// A table's name and the columns every write path fills, in row order.
 #[derive(Debug)]
 pub struct Table {
@@ -71,5 +83,25 @@ impl Table {
             self.name,
             self.key_conditions(dialect, key)
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::{Kind, Table};
+
+    #[test]
+    fn table_lists_the_columns_in_row_order() {
+        const T: Table = crate::table!("t" { tenant: Uuid, n: I64, doc: Json });
+        assert_eq!(T.name, "t");
+        assert_eq!(
+            T.columns,
+            &[
+                ("tenant", Kind::Uuid),
+                ("n", Kind::I64),
+                ("doc", Kind::Json)
+            ]
+        );
+        assert_eq!(T.column_list(), "tenant, n, doc");
     }
 }

@@ -7,7 +7,7 @@ use crate::rows::{blob, contains_pattern, doc, parse, uuid};
 use crate::rows::{docs_of, docs_of_any};
 use async_trait::async_trait;
 use crm_core::dedupe::DedupeKey;
-use crm_core::event::CommentTarget;
+use crm_core::event::{CommentTarget, DomainEvent};
 use crm_core::id::{PartnerId, PipelineId, TenantId};
 use crm_core::lead::Lead;
 use crm_core::money::{units_to_decimal, Currency};
@@ -403,18 +403,7 @@ fn apply_write(tx: &Connection, w: &Write) -> Result<()> {
             tx.prepare_cached(
                 "INSERT INTO partners (tenant, id, name, search, grp, owner, version, doc) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
             )
-            .and_then(|mut s| {
-                s.execute(params![
-                    blob(p.tenant().as_uuid()),
-                    blob(p.id().as_uuid()),
-                    p.name(),
-                    partner_search_text(p),
-                    p.group(),
-                    opt_blob(p.owner().as_ref().map(|o| o.as_uuid())),
-                    p.version() as i64,
-                    doc(p)
-                ])
-            })
+            .and_then(|mut s| s.execute(params_from_iter(partner_row(p))))
             .map_err(|e| already(e, "partner", p.id().as_uuid()))?;
             put_partner_keys(tx, p, keys)
         }
@@ -423,29 +412,14 @@ fn apply_write(tx: &Connection, w: &Write) -> Result<()> {
             expected_version,
             keys,
         } => {
-            crm_storage_sql::check_next_version("partner", p.version(), *expected_version)?;
-            let n = tx
-                .prepare_cached(
-                    "UPDATE partners SET name = ?3, search = ?4, grp = ?5, owner = ?6, version = ?7, doc = ?8 \
-                     WHERE tenant = ?1 AND id = ?2 AND version = ?9",
-                )
-                .and_then(|mut s| {
-                    s.execute(params![
-                        blob(p.tenant().as_uuid()),
-                        blob(p.id().as_uuid()),
-                        p.name(),
-                        partner_search_text(p),
-                        p.group(),
-                        opt_blob(p.owner().as_ref().map(|o| o.as_uuid())),
-                        p.version() as i64,
-                        doc(p),
-                        *expected_version as i64
-                    ])
-                })
-                .map_err(map)?;
-            if n == 0 {
-                return Err(conflict_or_missing(tx, "partners", "partner", &p.tenant(), p.id().as_uuid(), *expected_version));
-            }
+            update_versioned(
+                tx,
+                "UPDATE partners SET name = ?3, search = ?4, grp = ?5, owner = ?6, version = ?7, doc = ?8 \
+                 WHERE tenant = ?1 AND id = ?2 AND version = ?9",
+                partner_row(p),
+                Versioned::new("partners", "partner", p.tenant(), p.id().as_uuid(), p.version()),
+                *expected_version,
+            )?;
             put_partner_keys(tx, p, keys)
         }
         Write::InsertPipeline(p) => tx
@@ -467,68 +441,25 @@ fn apply_write(tx: &Connection, w: &Write) -> Result<()> {
             .map(|_| ())
             .map_err(|e| already(e, "lost reason", r.id().as_uuid())),
         Write::InsertLead(l) => {
-            let (currency, units, rkey) = lead_columns(l);
             tx.prepare_cached(
                 "INSERT INTO leads (tenant, id, partner, pipeline, stage, status, owner, currency, expected_units, revenue_key, \
                  probability, created_at, updated_at, title_lc, version, doc) \
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
             )
-            .and_then(|mut s| {
-                s.execute(params![
-                    blob(l.tenant().as_uuid()),
-                    blob(l.id().as_uuid()),
-                    blob(l.partner().as_uuid()),
-                    blob(l.pipeline().as_uuid()),
-                    blob(l.stage().as_uuid()),
-                    l.status().kind().code(),
-                    opt_blob(l.owner().as_ref().map(|o| o.as_uuid())),
-                    currency,
-                    units,
-                    rkey,
-                    l.probability(),
-                    l.created_at().timestamp_micros(),
-                    l.updated_at().timestamp_micros(),
-                    l.title().to_lowercase(),
-                    l.version() as i64,
-                    doc(l)
-                ])
-            })
+            .and_then(|mut s| s.execute(params_from_iter(lead_row(l, true))))
             .map_err(|e| already(e, "lead", l.id().as_uuid()))?;
             put_lead_tags(tx, l, false)
         }
         Write::UpdateLead { lead: l, expected_version } => {
-            crm_storage_sql::check_next_version("lead", l.version(), *expected_version)?;
-            let (currency, units, rkey) = lead_columns(l);
-            let n = tx
-                .prepare_cached(
-                    "UPDATE leads SET partner = ?3, pipeline = ?4, stage = ?5, status = ?6, owner = ?7, currency = ?8, \
-                     expected_units = ?9, revenue_key = ?10, probability = ?11, updated_at = ?12, title_lc = ?13, version = ?14, doc = ?15 \
-                     WHERE tenant = ?1 AND id = ?2 AND version = ?16",
-                )
-                .and_then(|mut s| {
-                    s.execute(params![
-                        blob(l.tenant().as_uuid()),
-                        blob(l.id().as_uuid()),
-                        blob(l.partner().as_uuid()),
-                        blob(l.pipeline().as_uuid()),
-                        blob(l.stage().as_uuid()),
-                        l.status().kind().code(),
-                        opt_blob(l.owner().as_ref().map(|o| o.as_uuid())),
-                        currency,
-                        units,
-                        rkey,
-                        l.probability(),
-                        l.updated_at().timestamp_micros(),
-                        l.title().to_lowercase(),
-                        l.version() as i64,
-                        doc(l),
-                        *expected_version as i64
-                    ])
-                })
-                .map_err(map)?;
-            if n == 0 {
-                return Err(conflict_or_missing(tx, "leads", "lead", &l.tenant(), l.id().as_uuid(), *expected_version));
-            }
+            update_versioned(
+                tx,
+                "UPDATE leads SET partner = ?3, pipeline = ?4, stage = ?5, status = ?6, owner = ?7, currency = ?8, \
+                 expected_units = ?9, revenue_key = ?10, probability = ?11, updated_at = ?12, title_lc = ?13, version = ?14, doc = ?15 \
+                 WHERE tenant = ?1 AND id = ?2 AND version = ?16",
+                lead_row(l, false),
+                Versioned::new("leads", "lead", l.tenant(), l.id().as_uuid(), l.version()),
+                *expected_version,
+            )?;
             put_lead_tags(tx, l, true)
         }
         Write::InsertRequest(r) => tx
@@ -536,26 +467,20 @@ fn apply_write(tx: &Connection, w: &Write) -> Result<()> {
                 "INSERT INTO requests (tenant, id, lead, partner, assignee, active, due_key, version, doc, created_at) \
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
             )
-            .and_then(|mut s| s.execute(params_from_iter(request_params(r, None))))
+            .and_then(|mut s| s.execute(params_from_iter(request_row(r))))
             .map(|_| ())
             .map_err(|e| already(e, "request", r.id().as_uuid())),
         Write::UpdateRequest {
             request: r,
             expected_version,
-        } => {
-            crm_storage_sql::check_next_version("request", r.version(), *expected_version)?;
-            let n = tx
-                .prepare_cached(
-                    "UPDATE requests SET lead = ?3, partner = ?4, assignee = ?5, active = ?6, due_key = ?7, version = ?8, doc = ?9, \
-                     created_at = ?10 WHERE tenant = ?1 AND id = ?2 AND version = ?11",
-                )
-                .and_then(|mut s| s.execute(params_from_iter(request_params(r, Some(*expected_version)))))
-                .map_err(map)?;
-            if n == 0 {
-                return Err(conflict_or_missing(tx, "requests", "request", &r.tenant(), r.id().as_uuid(), *expected_version));
-            }
-            Ok(())
-        }
+        } => update_versioned(
+            tx,
+            "UPDATE requests SET lead = ?3, partner = ?4, assignee = ?5, active = ?6, due_key = ?7, version = ?8, doc = ?9, \
+             created_at = ?10 WHERE tenant = ?1 AND id = ?2 AND version = ?11",
+            request_row(r),
+            Versioned::new("requests", "request", r.tenant(), r.id().as_uuid(), r.version()),
+            *expected_version,
+        ),
         Write::InsertComment(c) => {
             let target = match c.target() {
                 CommentTarget::Lead(id) => *id.as_uuid(),
@@ -577,18 +502,7 @@ fn apply_write(tx: &Connection, w: &Write) -> Result<()> {
         }
         Write::AppendEvent(e) => tx
             .prepare_cached("INSERT INTO events (tenant, id, at, lead, partner, request, kind, doc) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)")
-            .and_then(|mut s| {
-                s.execute(params![
-                    blob(e.tenant.as_uuid()),
-                    blob(e.id.as_uuid()),
-                    e.at.timestamp_micros(),
-                    opt_blob(e.subject.lead.as_ref().map(|x| x.as_uuid())),
-                    opt_blob(e.subject.partner.as_ref().map(|x| x.as_uuid())),
-                    opt_blob(e.subject.request.as_ref().map(|x| x.as_uuid())),
-                    e.kind.name(),
-                    doc(e)
-                ])
-            })
+            .and_then(|mut s| s.execute(params_from_iter(event_row(e))))
             .map(|_| ())
             .map_err(|err| already(err, "event", e.id.as_uuid())),
         Write::AppendStageHistory(h) => tx
@@ -615,27 +529,134 @@ fn apply_write(tx: &Connection, w: &Write) -> Result<()> {
     }
 }
 
-fn request_params(r: &Request, expected: Option<u64>) -> Vec<Value> {
-    let mut v = vec![
-        Value::Blob(blob(r.tenant().as_uuid()).to_vec()),
-        Value::Blob(blob(r.id().as_uuid()).to_vec()),
-        r.lead()
-            .map(|l| Value::Blob(blob(l.as_uuid()).to_vec()))
-            .unwrap_or(Value::Null),
-        r.partner()
-            .map(|p| Value::Blob(blob(p.as_uuid()).to_vec()))
-            .unwrap_or(Value::Null),
-        Value::Blob(blob(r.assignee().as_uuid()).to_vec()),
-        Value::Integer(r.status().is_active() as i64),
-        Value::Integer(request_sort_key(r)),
-        Value::Integer(r.version() as i64),
-        Value::Text(doc(r)),
-        Value::Integer(r.created_at().timestamp_micros()),
+/// The values of a row, in its statement's parameter order.
+type Row<'a> = Vec<Box<dyn rusqlite::ToSql + 'a>>;
+
+/// A partner's row: tenant, id, name, search, grp, owner, version, doc.
+fn partner_row(p: &Partner) -> Row<'_> {
+    vec![
+        Box::new(blob(p.tenant().as_uuid())),
+        Box::new(blob(p.id().as_uuid())),
+        Box::new(p.name()),
+        Box::new(partner_search_text(p)),
+        Box::new(p.group()),
+        Box::new(opt_blob(p.owner().as_ref().map(|o| o.as_uuid()))),
+        Box::new(p.version() as i64),
+        Box::new(doc(p)),
+    ]
+}
+
+/// A lead's row: tenant, id, partner, pipeline, stage, status, owner, currency, expected_units, revenue_key,
+/// probability, created_at (only with `created`: an update leaves it), updated_at, title_lc, version, doc.
+fn lead_row(l: &Lead, created: bool) -> Row<'_> {
+    let (currency, units, rkey) = lead_columns(l);
+    let mut row: Row<'_> = vec![
+        Box::new(blob(l.tenant().as_uuid())),
+        Box::new(blob(l.id().as_uuid())),
+        Box::new(blob(l.partner().as_uuid())),
+        Box::new(blob(l.pipeline().as_uuid())),
+        Box::new(blob(l.stage().as_uuid())),
+        Box::new(l.status().kind().code()),
+        Box::new(opt_blob(l.owner().as_ref().map(|o| o.as_uuid()))),
+        Box::new(currency),
+        Box::new(units),
+        Box::new(rkey),
+        Box::new(l.probability()),
     ];
-    if let Some(e) = expected {
-        v.push(Value::Integer(e as i64));
+    if created {
+        row.push(Box::new(l.created_at().timestamp_micros()));
     }
-    v
+    row.push(Box::new(l.updated_at().timestamp_micros()));
+    row.push(Box::new(l.title().to_lowercase()));
+    row.push(Box::new(l.version() as i64));
+    row.push(Box::new(doc(l)));
+    row
+}
+
+/// A request's row: tenant, id, lead, partner, assignee, active, due_key, version, doc, created_at.
+fn request_row(r: &Request) -> Row<'_> {
+    vec![
+        Box::new(blob(r.tenant().as_uuid())),
+        Box::new(blob(r.id().as_uuid())),
+        Box::new(r.lead().map(|l| blob(l.as_uuid()))),
+        Box::new(r.partner().map(|p| blob(p.as_uuid()))),
+        Box::new(blob(r.assignee().as_uuid())),
+        Box::new(r.status().is_active() as i64),
+        Box::new(request_sort_key(r)),
+        Box::new(r.version() as i64),
+        Box::new(doc(r)),
+        Box::new(r.created_at().timestamp_micros()),
+    ]
+}
+
+/// An event's row: tenant, id, at, lead, partner, request, kind, doc.
+fn event_row(e: &DomainEvent) -> Row<'_> {
+    let subject = |x: Option<&Uuid>| Box::new(opt_blob(x));
+    vec![
+        Box::new(blob(e.tenant.as_uuid())),
+        Box::new(blob(e.id.as_uuid())),
+        Box::new(e.at.timestamp_micros()),
+        subject(e.subject.lead.as_ref().map(|x| x.as_uuid())),
+        subject(e.subject.partner.as_ref().map(|x| x.as_uuid())),
+        subject(e.subject.request.as_ref().map(|x| x.as_uuid())),
+        Box::new(e.kind.name()),
+        Box::new(doc(e)),
+    ]
+}
+
+/// The stored row a versioned update replaces: its table, entity name, key and new version.
+struct Versioned<'a> {
+    table: &'static str,
+    entity: &'static str,
+    tenant: TenantId,
+    id: &'a Uuid,
+    version: u64,
+}
+
+impl<'a> Versioned<'a> {
+    fn new(
+        table: &'static str,
+        entity: &'static str,
+        tenant: TenantId,
+        id: &'a Uuid,
+        version: u64,
+    ) -> Self {
+        Self {
+            table,
+            entity,
+            tenant,
+            id,
+            version,
+        }
+    }
+}
+
+/// Runs `sql` with `row` then `expected` as its parameters, when the record's new version follows `expected`:
+/// conflict (or not found) when no stored row had that version.
+fn update_versioned(
+    tx: &Connection,
+    sql: &str,
+    mut row: Row<'_>,
+    target: Versioned<'_>,
+    expected: u64,
+) -> Result<()> {
+    crm_storage_sql::check_next_version(target.entity, target.version, expected)?;
+    row.push(Box::new(expected as i64));
+    let n = tx
+        .prepare_cached(sql)
+        .and_then(|mut s| s.execute(params_from_iter(row)))
+        .map_err(map)?;
+    if n == 0 {
+        return Err(conflict_or_missing(
+            tx,
+            target.table,
+            target.entity,
+            &target.tenant,
+            target.id,
+            expected,
+        ));
+    }
+    Ok(())
 }
 
 /// Applies a change set in one transaction; on a connection where the host has a transaction open (see
@@ -1016,62 +1037,31 @@ pub(crate) mod plan_tests {
         let lead = w.lead("Planned", Some("10")).await;
         SEEN.lock().unwrap().clear();
         let page = PageRequest::first(50);
-        store
-            .timeline(w.tenant, TimelineOf::Lead(lead.id()), &page)
-            .await
-            .unwrap();
-        store
-            .timeline(w.tenant, TimelineOf::Partner(lead.partner()), &page)
-            .await
-            .unwrap();
-        store
-            .query_leads(
-                w.tenant,
-                &LeadQuery {
-                    owner: Some(w.agent),
-                    ..Default::default()
-                },
-            )
-            .await
-            .unwrap();
-        store
-            .query_leads(
-                w.tenant,
-                &LeadQuery {
-                    sort: LeadSort::UpdatedDesc,
-                    ..Default::default()
-                },
-            )
-            .await
-            .unwrap();
-        store
-            .query_leads(
-                w.tenant,
-                &LeadQuery {
-                    stage: Some(lead.stage()),
-                    ..Default::default()
-                },
-            )
-            .await
-            .unwrap();
-        store
-            .query_requests(
-                w.tenant,
-                &RequestQuery {
-                    assignee: Some(w.agent),
-                    active_only: true,
-                    ..Default::default()
-                },
-            )
-            .await
-            .unwrap();
+        for of in [
+            TimelineOf::Lead(lead.id()),
+            TimelineOf::Partner(lead.partner()),
+        ] {
+            store.timeline(w.tenant, of, &page).await.unwrap();
+        }
         store
             .comments(w.tenant, CommentTarget::Lead(lead.id()), &page)
             .await
             .unwrap();
-        // The timers' candidates.
+        // The lists', then the timers' candidates.
         let now = w.clock.now();
         for q in [
+            LeadQuery {
+                owner: Some(w.agent),
+                ..Default::default()
+            },
+            LeadQuery {
+                sort: LeadSort::UpdatedDesc,
+                ..Default::default()
+            },
+            LeadQuery {
+                stage: Some(lead.stage()),
+                ..Default::default()
+            },
             LeadQuery {
                 status: Some(StatusKind::Open),
                 updated_before: Some(now),
@@ -1088,6 +1078,11 @@ pub(crate) mod plan_tests {
             store.query_leads(w.tenant, &q).await.unwrap();
         }
         for q in [
+            RequestQuery {
+                assignee: Some(w.agent),
+                active_only: true,
+                ..Default::default()
+            },
             RequestQuery {
                 active_only: true,
                 opened_before: Some(now),
@@ -1210,7 +1205,7 @@ mod migration_tests {
                 .to_latest(&mut c)
                 .unwrap();
             c.execute_batch("PRAGMA foreign_keys = OFF").unwrap();
-            let mut v = request_params(&request, None);
+            let mut v = request_row(&request);
             v.pop();
             c.execute(
                 "INSERT INTO requests (tenant, id, lead, partner, assignee, active, due_key, version, doc) \

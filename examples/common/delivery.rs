@@ -5,13 +5,14 @@ use crm::{Channel, ChannelRouter, Crm, DispatchReport, Error, Notifier};
 use std::sync::Arc;
 
 /// Drains up to `limit` outbox messages: in-app ones into the inboxes, tasks through the service, e-mails over SMTP
-/// when `CRM_SMTP_ADDR` (`host:port`) is set, else into `printed` for the example to show.
+/// when `CRM_SMTP_ADDR` (`host:port`) is set, else recorded for the example to show. Returns the pass's report and
+/// the e-mails recorded instead of sent (see [`printed_emails`]).
 pub async fn deliver(
     crm: &Crm,
     templates: Arc<Templates>,
-    printed: Arc<RecordingNotifier>,
     limit: u32,
-) -> crm::Result<DispatchReport> {
+) -> crm::Result<(DispatchReport, Vec<(String, Rendered)>)> {
+    let printed = Arc::new(RecordingNotifier::new());
     let email: Arc<dyn Notifier> = match std::env::var("CRM_SMTP_ADDR") {
         Ok(addr) => {
             let (host, port) = addr
@@ -25,25 +26,23 @@ pub async fn deliver(
                 timeout: std::time::Duration::from_secs(10),
             };
             Arc::new(
-                SmtpNotifier::new(&config, templates)
+                SmtpNotifier::new(&config, templates.clone())
                     .map_err(|e| Error::invalid("CRM_SMTP_ADDR", e.to_string()))?,
             )
         }
-        Err(_) => printed,
+        Err(_) => printed.clone(),
     };
     let router = ChannelRouter::new()
         .route(Channel::InApp, Arc::new(crm.inbox_notifier()))
         .route(Channel::Email, email)
         .route(Channel::Task, Arc::new(crm.task_notifier()));
-    crm.dispatcher(Arc::new(router)).drain(limit).await
+    let report = crm.dispatcher(Arc::new(router)).drain(limit).await?;
+    Ok((report, printed_emails(&printed, &templates)))
 }
 
 /// The e-mails `deliver` printed instead of sending, rendered with `templates`: each recipient's address (`?`
 /// without one) and the rendered message.
-pub fn printed_emails(
-    printed: &RecordingNotifier,
-    templates: &Templates,
-) -> Vec<(String, Rendered)> {
+fn printed_emails(printed: &RecordingNotifier, templates: &Templates) -> Vec<(String, Rendered)> {
     printed
         .delivered()
         .into_iter()

@@ -77,108 +77,78 @@ fn agree<T: PartialEq + Debug>(what: &str, real: Result<T>, model: Result<T>) ->
     real
 }
 
-/// Forwards every method to both stores (so it must implement every one).
-#[async_trait]
-#[deny(clippy::missing_trait_methods)]
-impl Store for Differential {
-    async fn commit(&self, tenant: TenantId, changes: ChangeSet) -> Result<()> {
-        let m = self.model.commit(tenant, changes.clone()).await;
-        let r = self.real.commit(tenant, changes).await;
-        agree("commit", r, m)
-    }
-    async fn ingest(&self, tenant: TenantId, changes: ChangeSet) -> Result<u64> {
-        let m = self.model.ingest(tenant, changes.clone()).await;
-        let r = self.real.ingest(tenant, changes).await;
-        agree("ingest", r, m)
-    }
-    async fn fetch(&self, tenant: TenantId, key: &Key) -> Result<Vec<Record>> {
-        agree(
-            "fetch",
-            self.real.fetch(tenant, key).await,
-            self.model.fetch(tenant, key).await,
-        )
-    }
-    async fn query_leads(&self, tenant: TenantId, q: &LeadQuery) -> Result<Page<Lead>> {
-        agree(
-            &format!("query_leads {q:?}"),
-            self.real.query_leads(tenant, q).await,
-            self.model.query_leads(tenant, q).await,
-        )
-    }
-    async fn board(&self, tenant: TenantId, p: PipelineId) -> Result<Board> {
-        agree(
-            "board",
-            self.real.board(tenant, p).await,
-            self.model.board(tenant, p).await,
-        )
-    }
-    async fn funnel(
-        &self,
-        tenant: TenantId,
-        p: PipelineId,
-        period: Option<(Timestamp, Timestamp)>,
-    ) -> Result<Funnel> {
-        agree(
-            "funnel",
-            self.real.funnel(tenant, p, period).await,
-            self.model.funnel(tenant, p, period).await,
-        )
-    }
-    async fn query_requests(&self, tenant: TenantId, q: &RequestQuery) -> Result<Page<Request>> {
-        agree(
-            &format!("query_requests {q:?}"),
-            self.real.query_requests(tenant, q).await,
-            self.model.query_requests(tenant, q).await,
-        )
-    }
-    async fn comments(
-        &self,
-        tenant: TenantId,
-        t: CommentTarget,
-        p: &PageRequest,
-    ) -> Result<Page<Comment>> {
-        agree(
-            "comments",
-            self.real.comments(tenant, t, p).await,
-            self.model.comments(tenant, t, p).await,
-        )
-    }
-    async fn timeline(
-        &self,
-        tenant: TenantId,
-        of: TimelineOf,
-        p: &PageRequest,
-    ) -> Result<Page<DomainEvent>> {
-        agree(
-            "timeline",
-            self.real.timeline(tenant, of, p).await,
-            self.model.timeline(tenant, of, p).await,
-        )
-    }
-    async fn events_since(
-        &self,
-        tenant: TenantId,
-        after: u64,
-        limit: u32,
-    ) -> Result<Vec<(u64, DomainEvent)>> {
-        // Positions are adapter-specific (a global sequence); compare the events and require increasing positions.
-        let r = self.real.events_since(tenant, after, limit).await;
-        let m = self.model.events_since(tenant, 0, limit).await;
-        if let (Ok(r), Ok(m)) = (&r, &m) {
-            if after == 0 {
-                let re: Vec<_> = r.iter().map(|(_, e)| e).collect();
-                let me: Vec<_> = m.iter().map(|(_, e)| e).collect();
-                assert_eq!(
-                    re, me,
-                    "adapter and reference model disagree on events_since"
+/// `impl Store for Differential`: the `own` methods as written, and each `agree` method forwarded to the adapter and
+/// then to the model, their answers compared by [`agree`] (named after the method, with the `showing` argument).
+macro_rules! differential_store {
+    (
+        own { $($own:tt)* }
+        agree { $(fn $name:ident($($arg:ident: $ty:ty),*) -> $ret:ty $(, showing $shown:ident)?;)* }
+    ) => {
+        /// Forwards every method to both stores (so it must implement every one).
+        #[async_trait]
+        #[deny(clippy::missing_trait_methods)]
+        impl Store for Differential {
+            $($own)*
+            $(
+                async fn $name(&self, $($arg: $ty),*) -> Result<$ret> {
+                    let what = stringify!($name).to_string() $(+ &format!(" {:?}", $shown))?;
+                    agree(
+                        &what,
+                        self.real.$name($($arg),*).await,
+                        self.model.$name($($arg),*).await,
+                    )
+                }
+            )*
+        }
+    };
+}
+
+differential_store! {
+    own {
+        async fn commit(&self, tenant: TenantId, changes: ChangeSet) -> Result<()> {
+            let m = self.model.commit(tenant, changes.clone()).await;
+            let r = self.real.commit(tenant, changes).await;
+            agree("commit", r, m)
+        }
+        async fn ingest(&self, tenant: TenantId, changes: ChangeSet) -> Result<u64> {
+            let m = self.model.ingest(tenant, changes.clone()).await;
+            let r = self.real.ingest(tenant, changes).await;
+            agree("ingest", r, m)
+        }
+        async fn events_since(
+            &self,
+            tenant: TenantId,
+            after: u64,
+            limit: u32,
+        ) -> Result<Vec<(u64, DomainEvent)>> {
+            // Positions are adapter-specific (a global sequence); compare the events and require increasing positions.
+            let r = self.real.events_since(tenant, after, limit).await;
+            let m = self.model.events_since(tenant, 0, limit).await;
+            if let (Ok(r), Ok(m)) = (&r, &m) {
+                if after == 0 {
+                    let re: Vec<_> = r.iter().map(|(_, e)| e).collect();
+                    let me: Vec<_> = m.iter().map(|(_, e)| e).collect();
+                    assert_eq!(
+                        re, me,
+                        "adapter and reference model disagree on events_since"
+                    );
+                }
+                assert!(
+                    r.windows(2).all(|w| w[0].0 < w[1].0),
+                    "event positions must increase"
                 );
             }
-            assert!(
-                r.windows(2).all(|w| w[0].0 < w[1].0),
-                "event positions must increase"
-            );
+            r
         }
-        r
+    }
+    agree {
+        fn fetch(tenant: TenantId, key: &Key) -> Vec<Record>;
+        fn query_leads(tenant: TenantId, q: &LeadQuery) -> Page<Lead>, showing q;
+        fn board(tenant: TenantId, p: PipelineId) -> Board;
+        fn funnel(tenant: TenantId, p: PipelineId, period: Option<(Timestamp, Timestamp)>) -> Funnel;
+        fn query_requests(tenant: TenantId, q: &RequestQuery) -> Page<Request>, showing q;
+        fn comments(tenant: TenantId, t: CommentTarget, p: &PageRequest) -> Page<Comment>;
+        fn timeline(tenant: TenantId, of: TimelineOf, p: &PageRequest) -> Page<DomainEvent>;
     }
 }
 
@@ -573,28 +543,16 @@ async fn run_ops(real: Arc<dyn Store>, ops: Vec<Op>) {
     diff.events_since(w.tenant, 0, 10_000)
         .await
         .expect("events");
+    let all = PageRequest::first(1000);
     for id in &leads {
         diff.lead(w.tenant, *id).await.expect("lead");
         diff.stage_history(w.tenant, *id).await.expect("history");
-        diff.timeline(w.tenant, TimelineOf::Lead(*id), &PageRequest::first(1000))
-            .await
-            .expect("timeline");
-        diff.comments(
-            w.tenant,
-            CommentTarget::Lead(*id),
-            &PageRequest::first(1000),
-        )
-        .await
-        .expect("comments");
+        let on = CommentTarget::Lead(*id);
+        diff.comments(w.tenant, on, &all).await.expect("comments");
     }
-    for id in &partners {
-        diff.timeline(
-            w.tenant,
-            TimelineOf::Partner(*id),
-            &PageRequest::first(1000),
-        )
-        .await
-        .expect("timeline");
+    let lead_timelines = leads.iter().map(|id| TimelineOf::Lead(*id));
+    for of in lead_timelines.chain(partners.iter().map(|id| TimelineOf::Partner(*id))) {
+        diff.timeline(w.tenant, of, &all).await.expect("timeline");
     }
     for id in &requests {
         diff.request(w.tenant, *id).await.expect("request");

@@ -32,6 +32,28 @@ pub use sales::check_meetings;
 pub use scenario::check_scenarios;
 pub use tenancy::check_every_read_is_tenant_scoped;
 
+/// A backend's parts as the checks take them: the store, the commerce store and the outbox store.
+pub trait BackendParts {
+    /// The backend as its [`Store`](crate::store::Store).
+    fn store(&self) -> std::sync::Arc<dyn crate::store::Store>;
+    /// The backend as its [`CommerceStore`](crate::commerce::CommerceStore).
+    fn commerce(&self) -> std::sync::Arc<dyn crate::commerce::CommerceStore>;
+    /// The backend as its [`OutboxStore`](crate::outbox::OutboxStore).
+    fn outbox(&self) -> std::sync::Arc<dyn crate::outbox::OutboxStore>;
+}
+
+impl BackendParts for std::sync::Arc<dyn crate::store::Backend> {
+    fn store(&self) -> std::sync::Arc<dyn crate::store::Store> {
+        self.clone()
+    }
+    fn commerce(&self) -> std::sync::Arc<dyn crate::commerce::CommerceStore> {
+        self.clone()
+    }
+    fn outbox(&self) -> std::sync::Arc<dyn crate::outbox::OutboxStore> {
+        self.clone()
+    }
+}
+
 /// The names of every check, by capability, in the order [`backend_conformance_tests!`](crate::backend_conformance_tests)
 /// runs them (taken from its registry, where each name is written once).
 pub const CHECKS: &[&str] = crate::backend_conformance_tests!(@registry names);
@@ -105,55 +127,10 @@ macro_rules! backend_conformance_tests {
         &[$(stringify!($s),)* $(stringify!($c),)* $(stringify!($o),)* $(stringify!($k),)*]
     };
     (@tests $factory:expr; store [$($s:ident),*] commerce [$($c:ident),*] outbox [$($o:ident),*] backend [$($k:ident),*]) => {
-        $(
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $k() {
-                let backend: Option<std::sync::Arc<dyn $crate::store::Backend>> = $factory.await;
-                let Some(backend) = backend else { return };
-                let wrapped: std::sync::Arc<dyn $crate::store::Backend> = std::sync::Arc::new(backend.clone());
-                for b in [backend, wrapped] {
-                    $crate::conformance::$k(&b).await;
-                }
-            }
-        )*
-        $(
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $s() {
-                let backend: Option<std::sync::Arc<dyn $crate::store::Backend>> = $factory.await;
-                let Some(backend) = backend else { return };
-                let wrapped: std::sync::Arc<dyn $crate::store::Backend> = std::sync::Arc::new(backend.clone());
-                for b in [backend, wrapped] {
-                    let store: std::sync::Arc<dyn $crate::store::Store> = b;
-                    $crate::conformance::$s(&store).await;
-                }
-            }
-        )*
-        $(
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $c() {
-                let backend: Option<std::sync::Arc<dyn $crate::store::Backend>> = $factory.await;
-                let Some(backend) = backend else { return };
-                let wrapped: std::sync::Arc<dyn $crate::store::Backend> = std::sync::Arc::new(backend.clone());
-                for b in [backend, wrapped] {
-                    let store: std::sync::Arc<dyn $crate::store::Store> = b.clone();
-                    let commerce: std::sync::Arc<dyn $crate::commerce::CommerceStore> = b;
-                    $crate::conformance::commerce::$c(&store, &commerce).await;
-                }
-            }
-        )*
-        $(
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $o() {
-                let backend: Option<std::sync::Arc<dyn $crate::store::Backend>> = $factory.await;
-                let Some(backend) = backend else { return };
-                let wrapped: std::sync::Arc<dyn $crate::store::Backend> = std::sync::Arc::new(backend.clone());
-                for b in [backend, wrapped] {
-                    let store: std::sync::Arc<dyn $crate::store::Store> = b.clone();
-                    let outbox: std::sync::Arc<dyn $crate::outbox::OutboxStore> = b;
-                    $crate::conformance::outbox::$o(&store, &outbox).await;
-                }
-            }
-        )*
+        $($crate::backend_conformance_tests!(@check $factory; $k(b) => $crate::conformance::$k(&b));)*
+        $($crate::backend_conformance_tests!(@check $factory; $s(b) => $crate::conformance::$s(&b.store()));)*
+        $($crate::backend_conformance_tests!(@check $factory; $c(b) => $crate::conformance::commerce::$c(&b.store(), &b.commerce()));)*
+        $($crate::backend_conformance_tests!(@check $factory; $o(b) => $crate::conformance::outbox::$o(&b.store(), &b.outbox()));)*
 
         fn proptest_cases(default: u32) -> u32 {
             std::env::var("CRM_PROPTEST_CASES")
@@ -171,40 +148,39 @@ macro_rules! backend_conformance_tests {
                 .expect("a tokio runtime")
         }
 
-        #[test]
-        fn differential_property_test() {
-            let rt = proptest_runtime();
-            let backend: Option<std::sync::Arc<dyn $crate::store::Backend>> = rt.block_on(async { $factory.await });
+        $crate::backend_conformance_tests!(@property $factory; differential_property_test($crate::conformance::DEFAULT_CASES)
+            => |b, block, cases| $crate::conformance::run_differential(b, block, cases));
+        $crate::backend_conformance_tests!(@property $factory; commerce_property_test($crate::conformance::commerce::COMMERCE_CASES)
+            => |b, block, cases| $crate::conformance::commerce::run_commerce_properties(b.clone(), b, block, cases));
+        $crate::backend_conformance_tests!(@property $factory; no_panic_property_test($crate::conformance::no_panic::NO_PANIC_CASES)
+            => |b, block, cases| $crate::conformance::no_panic::run_no_panic(b, block, cases));
+        $crate::backend_conformance_tests!(@property $factory; outbox_model_property_test($crate::conformance::outbox::OUTBOX_CASES)
+            => |b, block, cases| $crate::conformance::outbox::run_outbox_model(b.clone(), b, block, cases));
+    };
+    // One check as a test: `$run` with `$b` bound to the backend, then again to it wrapped in another `Arc`.
+    (@check $factory:expr; $name:ident($b:ident) => $run:expr) => {
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $name() {
+            use $crate::conformance::BackendParts as _;
+            let backend: Option<std::sync::Arc<dyn $crate::store::Backend>> = $factory.await;
             let Some(backend) = backend else { return };
-            let cases = proptest_cases($crate::conformance::DEFAULT_CASES);
-            $crate::conformance::run_differential(backend, &|f| rt.block_on(f), cases);
+            let wrapped: std::sync::Arc<dyn $crate::store::Backend> = std::sync::Arc::new(backend.clone());
+            for $b in [backend, wrapped] {
+                $run.await;
+            }
         }
-
+    };
+    // One property test: `$run` with the backend, a way to block on its futures and the number of cases (`$default`
+    // unless `CRM_PROPTEST_CASES` or `PROPTEST_CASES` says otherwise).
+    (@property $factory:expr; $name:ident($default:expr) => |$b:ident, $block:ident, $cases:ident| $run:expr) => {
         #[test]
-        fn commerce_property_test() {
+        fn $name() {
             let rt = proptest_runtime();
             let backend: Option<std::sync::Arc<dyn $crate::store::Backend>> = rt.block_on(async { $factory.await });
-            let Some(backend) = backend else { return };
-            let cases = proptest_cases($crate::conformance::commerce::COMMERCE_CASES);
-            $crate::conformance::commerce::run_commerce_properties(backend.clone(), backend, &|f| rt.block_on(f), cases);
-        }
-
-        #[test]
-        fn no_panic_property_test() {
-            let rt = proptest_runtime();
-            let backend: Option<std::sync::Arc<dyn $crate::store::Backend>> = rt.block_on(async { $factory.await });
-            let Some(backend) = backend else { return };
-            let cases = proptest_cases($crate::conformance::no_panic::NO_PANIC_CASES);
-            $crate::conformance::no_panic::run_no_panic(backend, &|f| rt.block_on(f), cases);
-        }
-
-        #[test]
-        fn outbox_model_property_test() {
-            let rt = proptest_runtime();
-            let backend: Option<std::sync::Arc<dyn $crate::store::Backend>> = rt.block_on(async { $factory.await });
-            let Some(backend) = backend else { return };
-            let cases = proptest_cases($crate::conformance::outbox::OUTBOX_CASES);
-            $crate::conformance::outbox::run_outbox_model(backend.clone(), backend, &|f| rt.block_on(f), cases);
+            let Some($b) = backend else { return };
+            let $cases = proptest_cases($default);
+            let $block: &$crate::conformance::BlockOn<'_> = &|f| rt.block_on(f);
+            $run;
         }
     };
     ($factory:expr) => {

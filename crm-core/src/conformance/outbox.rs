@@ -64,8 +64,74 @@ async fn enqueue(store: &Arc<dyn Store>, msgs: &[OutboxMessage]) {
         .expect("enqueue commits");
 }
 
-fn mine(claimed: Vec<OutboxMessage>, tenant: TenantId) -> Vec<OutboxMessage> {
+/// A fresh tenant and a base instant in `year` (see [`base`]).
+fn fresh(year: i32) -> (TenantId, Timestamp) {
+    (TenantId::new(), base(year))
+}
+
+/// The page after `page`, of `limit` items.
+fn after<T>(page: &crate::store::Page<T>, limit: u32) -> PageRequest {
+    PageRequest {
+        limit,
+        after: page.next.clone(),
+    }
+}
+
+/// Asserts that `r` is a not-found error.
+#[track_caller]
+fn assert_not_found<T: std::fmt::Debug>(r: crate::Result<T>) {
+    assert!(matches!(r, Err(Error::NotFound { .. })), "{r:?}");
+}
+
+/// `tenant`'s pending messages (the first page).
+async fn pending(outbox: &Arc<dyn OutboxStore>, tenant: TenantId) -> Vec<OutboxMessage> {
+    let page = PageRequest::default();
+    let listed = outbox
+        .list_outbox(tenant, OutboxStatus::Pending, &page)
+        .await;
+    listed.expect("list").items
+}
+
+/// Enqueues `m` alone in a change set and returns it.
+async fn enqueued(store: &Arc<dyn Store>, m: OutboxMessage) -> OutboxMessage {
+    enqueue(store, std::slice::from_ref(&m)).await;
+    m
+}
+
+/// A message as stored.
+async fn stored(outbox: &Arc<dyn OutboxStore>, tenant: TenantId, id: OutboxId) -> OutboxMessage {
+    outbox.outbox_message(tenant, id).await.expect("read")
+}
+
+/// Claims up to `limit` due messages at `at` with a `lease`, and keeps `tenant`'s (claims read every tenant).
+async fn claim(
+    outbox: &Arc<dyn OutboxStore>,
+    tenant: TenantId,
+    at: Timestamp,
+    lease: Duration,
+    limit: u32,
+) -> Vec<OutboxMessage> {
+    let claimed = outbox.claim_due(at, lease, limit).await.expect("claim");
     claimed.into_iter().filter(|m| m.tenant == tenant).collect()
+}
+
+/// The ids of `items` (as `id` reads them), in order.
+fn ids<T, I>(items: &[T], id: impl Fn(&T) -> I) -> Vec<I> {
+    items.iter().map(id).collect()
+}
+
+/// `n` pending messages keyed `{prefix}-0` … due a second apart from `t0`.
+fn numbered(tenant: TenantId, prefix: &str, t0: Timestamp, n: i64) -> Vec<OutboxMessage> {
+    (0..n)
+        .map(|i| {
+            message(
+                tenant,
+                &format!("{prefix}-{i}"),
+                t0 + Duration::seconds(i),
+                None,
+            )
+        })
+        .collect()
 }
 
 /// A message enqueued in a change set commits with it, or not at all.
@@ -73,8 +139,7 @@ pub async fn check_outbox_enqueue_is_atomic_with_the_change(
     store: &Arc<dyn Store>,
     outbox: &Arc<dyn OutboxStore>,
 ) {
-    let tenant = TenantId::new();
-    let at = base(2001);
+    let (tenant, at) = fresh(2001);
     let p = NewPartner::company("Outbox Ltd")
         .build(tenant, at)
         .expect("valid partner");
@@ -100,14 +165,8 @@ pub async fn check_outbox_enqueue_is_atomic_with_the_change(
         keys: Vec::new(),
     });
     assert!(store.commit(tenant, cs).await.is_err());
-    assert!(matches!(
-        outbox.outbox_message(tenant, m2.id).await,
-        Err(Error::NotFound { .. })
-    ));
-    assert!(matches!(
-        outbox.outbox_by_key(tenant, "atomic-2").await,
-        Err(Error::NotFound { .. })
-    ));
+    assert_not_found(outbox.outbox_message(tenant, m2.id).await);
+    assert_not_found(outbox.outbox_by_key(tenant, "atomic-2").await);
     // A message of another tenant in the change set is refused like any other write.
     let mut cs = ChangeSet::new();
     cs.push(Write::EnqueueOutbox(message(
@@ -127,10 +186,8 @@ pub async fn check_outbox_idempotency_key_is_unique(
     store: &Arc<dyn Store>,
     outbox: &Arc<dyn OutboxStore>,
 ) {
-    let tenant = TenantId::new();
-    let at = base(2002);
-    let first = message(tenant, "same-key", at, None);
-    enqueue(store, std::slice::from_ref(&first)).await;
+    let (tenant, at) = fresh(2002);
+    let first = enqueued(store, message(tenant, "same-key", at, None)).await;
     let again = message(tenant, "same-key", at + Duration::seconds(1), None);
     let ev = DomainEvent {
         id: crate::id::EventId::new(),
@@ -156,18 +213,14 @@ pub async fn check_outbox_idempotency_key_is_unique(
             .id,
         first.id
     );
-    assert!(matches!(
-        outbox.outbox_message(tenant, again.id).await,
-        Err(Error::NotFound { .. })
-    ));
+    assert_not_found(outbox.outbox_message(tenant, again.id).await);
     let events = store.events_since(tenant, 0, 10).await.expect("events");
     assert!(
         events.iter().any(|(_, e)| e.id == ev.id),
         "the rest of the change set committed"
     );
     // The same key in another tenant is another message.
-    let other = message(TenantId::new(), "same-key", at, None);
-    enqueue(store, std::slice::from_ref(&other)).await;
+    let other = enqueued(store, message(TenantId::new(), "same-key", at, None)).await;
     assert_eq!(
         outbox
             .outbox_by_key(other.tenant, "same-key")
@@ -183,58 +236,30 @@ pub async fn check_outbox_claim_takes_a_lease(
     store: &Arc<dyn Store>,
     outbox: &Arc<dyn OutboxStore>,
 ) {
-    let tenant = TenantId::new();
-    let t0 = base(2003);
-    let msgs: Vec<_> = (0..3)
-        .map(|i| {
-            message(
-                tenant,
-                &format!("lease-{i}"),
-                t0 + Duration::seconds(i),
-                None,
-            )
-        })
-        .collect();
+    let (tenant, t0) = fresh(2003);
+    let msgs = numbered(tenant, "lease", t0, 3);
     let later = message(tenant, "lease-later", t0 + Duration::hours(1), None);
     enqueue(store, &msgs).await;
     enqueue(store, std::slice::from_ref(&later)).await;
     let now = t0 + Duration::seconds(10);
     let lease = Duration::seconds(60);
-    let first = mine(
-        outbox.claim_due(now, lease, 2).await.expect("claim"),
-        tenant,
-    );
-    assert_eq!(
-        first.iter().map(|m| m.id).collect::<Vec<_>>(),
-        vec![msgs[0].id, msgs[1].id]
-    );
+    let first = claim(outbox, tenant, now, lease, 2).await;
+    assert_eq!(ids(&first, |m| m.id), vec![msgs[0].id, msgs[1].id]);
     assert!(first
         .iter()
         .all(|m| m.attempts == 1 && m.next_attempt_at == now + lease));
-    let second = mine(
-        outbox.claim_due(now, lease, 10).await.expect("claim"),
-        tenant,
-    );
+    let second = claim(outbox, tenant, now, lease, 10).await;
     assert_eq!(
-        second.iter().map(|m| m.id).collect::<Vec<_>>(),
+        ids(&second, |m| m.id),
         vec![msgs[2].id],
         "not the claimed, not the later"
     );
-    assert!(mine(
-        outbox
-            .claim_due(now + Duration::seconds(59), lease, 10)
+    assert!(
+        claim(outbox, tenant, now + Duration::seconds(59), lease, 10)
             .await
-            .expect("claim"),
-        tenant
-    )
-    .is_empty());
-    let expired = mine(
-        outbox
-            .claim_due(now + lease, lease, 10)
-            .await
-            .expect("claim"),
-        tenant,
+            .is_empty()
     );
+    let expired = claim(outbox, tenant, now + lease, lease, 10).await;
     assert_eq!(
         expired.len(),
         3,
@@ -247,10 +272,7 @@ pub async fn check_outbox_claim_takes_a_lease(
             .await
             .expect("delivered");
     }
-    let d = outbox
-        .outbox_message(tenant, msgs[0].id)
-        .await
-        .expect("read");
+    let d = stored(outbox, tenant, msgs[0].id).await;
     assert_eq!(
         (d.status, d.delivered_at),
         (OutboxStatus::Delivered, Some(now))
@@ -259,15 +281,10 @@ pub async fn check_outbox_claim_takes_a_lease(
         .mark_delivered(tenant, msgs[0].id, now)
         .await
         .expect("marking delivered twice is a no-op");
-    assert!(mine(
-        outbox
-            .claim_due(now + Duration::days(1), lease, 10)
-            .await
-            .expect("claim"),
-        tenant
-    )
-    .iter()
-    .all(|m| m.id == later.id));
+    assert!(claim(outbox, tenant, now + Duration::days(1), lease, 10)
+        .await
+        .iter()
+        .all(|m| m.id == later.id));
     // Leave nothing due behind: claims read every tenant, and each check runs twice on one store.
     outbox
         .mark_delivered(tenant, later.id, now)
@@ -280,24 +297,16 @@ pub async fn check_outbox_retry_waits_for_the_back_off(
     store: &Arc<dyn Store>,
     outbox: &Arc<dyn OutboxStore>,
 ) {
-    let tenant = TenantId::new();
-    let t0 = base(2004);
-    let m = message(tenant, "retry", t0, None);
-    enqueue(store, std::slice::from_ref(&m)).await;
-    let c = mine(
-        outbox
-            .claim_due(t0, Duration::seconds(60), 10)
-            .await
-            .expect("claim"),
-        tenant,
-    );
+    let (tenant, t0) = fresh(2004);
+    let m = enqueued(store, message(tenant, "retry", t0, None)).await;
+    let c = claim(outbox, tenant, t0, Duration::seconds(60), 10).await;
     assert_eq!(c.len(), 1);
     let retry_at = t0 + Duration::seconds(30);
     outbox
         .mark_retry(tenant, m.id, "server busy", retry_at)
         .await
         .expect("retry");
-    let r = outbox.outbox_message(tenant, m.id).await.expect("read");
+    let r = stored(outbox, tenant, m.id).await;
     assert_eq!(
         (
             r.status,
@@ -307,68 +316,52 @@ pub async fn check_outbox_retry_waits_for_the_back_off(
         ),
         (OutboxStatus::Pending, 1, retry_at, Some("server busy"))
     );
-    assert!(mine(
-        outbox
-            .claim_due(retry_at - Duration::seconds(1), Duration::seconds(60), 10)
-            .await
-            .expect("claim"),
-        tenant
-    )
-    .is_empty());
-    let again = mine(
-        outbox
-            .claim_due(retry_at, Duration::seconds(60), 10)
-            .await
-            .expect("claim"),
+    assert!(claim(
+        outbox,
         tenant,
-    );
+        retry_at - Duration::seconds(1),
+        Duration::seconds(60),
+        10
+    )
+    .await
+    .is_empty());
+    let again = claim(outbox, tenant, retry_at, Duration::seconds(60), 10).await;
     assert_eq!(again.len(), 1);
     assert_eq!(again[0].attempts, 2);
 }
 
 /// A dead letter is listed, never claimed, and cannot be marked again.
 pub async fn check_outbox_dead_letter(store: &Arc<dyn Store>, outbox: &Arc<dyn OutboxStore>) {
-    let tenant = TenantId::new();
-    let t0 = base(2005);
-    let msgs: Vec<_> = (0..3)
-        .map(|i| {
-            message(
-                tenant,
-                &format!("dead-{i}"),
-                t0 + Duration::seconds(i),
-                None,
-            )
-        })
-        .collect();
+    let (tenant, t0) = fresh(2005);
+    let msgs = numbered(tenant, "dead", t0, 3);
     enqueue(store, &msgs).await;
-    mine(
-        outbox
-            .claim_due(t0 + Duration::seconds(5), Duration::seconds(60), 10)
-            .await
-            .expect("claim"),
+    claim(
+        outbox,
         tenant,
-    );
+        t0 + Duration::seconds(5),
+        Duration::seconds(60),
+        10,
+    )
+    .await;
     for m in &msgs {
         outbox
             .mark_dead(tenant, m.id, "recipient refused")
             .await
             .expect("dead");
     }
-    let d = outbox
-        .outbox_message(tenant, msgs[0].id)
-        .await
-        .expect("read");
+    let d = stored(outbox, tenant, msgs[0].id).await;
     assert_eq!(
         (d.status, d.last_error.as_deref()),
         (OutboxStatus::Dead, Some("recipient refused"))
     );
-    assert!(mine(
-        outbox
-            .claim_due(t0 + Duration::days(2), Duration::seconds(60), 10)
-            .await
-            .expect("claim"),
-        tenant
+    assert!(claim(
+        outbox,
+        tenant,
+        t0 + Duration::days(2),
+        Duration::seconds(60),
+        10
     )
+    .await
     .is_empty());
     assert_eq!(
         outbox
@@ -391,40 +384,20 @@ pub async fn check_outbox_dead_letter(store: &Arc<dyn Store>, outbox: &Arc<dyn O
         .list_outbox(tenant, OutboxStatus::Dead, &PageRequest::first(2))
         .await
         .expect("list");
-    assert_eq!(
-        p1.items.iter().map(|m| m.id).collect::<Vec<_>>(),
-        vec![msgs[0].id, msgs[1].id]
-    );
+    assert_eq!(ids(&p1.items, |m| m.id), vec![msgs[0].id, msgs[1].id]);
     let p2 = outbox
-        .list_outbox(
-            tenant,
-            OutboxStatus::Dead,
-            &PageRequest {
-                limit: 2,
-                after: p1.next.clone(),
-            },
-        )
+        .list_outbox(tenant, OutboxStatus::Dead, &after(&p1, 2))
         .await
         .expect("list");
-    assert_eq!(
-        p2.items.iter().map(|m| m.id).collect::<Vec<_>>(),
-        vec![msgs[2].id]
-    );
+    assert_eq!(ids(&p2.items, |m| m.id), vec![msgs[2].id]);
     assert!(p2.next.is_none());
-    assert!(outbox
-        .list_outbox(tenant, OutboxStatus::Pending, &PageRequest::default())
-        .await
-        .expect("list")
-        .items
-        .is_empty());
+    assert!(pending(outbox, tenant).await.is_empty());
 }
 
 /// An operator turns a dead letter back into a pending message with zero attempts.
 pub async fn check_outbox_operator_retry(store: &Arc<dyn Store>, outbox: &Arc<dyn OutboxStore>) {
-    let tenant = TenantId::new();
-    let t0 = base(2006);
-    let m = message(tenant, "operator", t0, None);
-    enqueue(store, std::slice::from_ref(&m)).await;
+    let (tenant, t0) = fresh(2006);
+    let m = enqueued(store, message(tenant, "operator", t0, None)).await;
     assert_eq!(
         outbox
             .retry_dead(tenant, m.id, t0)
@@ -434,13 +407,7 @@ pub async fn check_outbox_operator_retry(store: &Arc<dyn Store>, outbox: &Arc<dy
         Some("status"),
         "pending is not dead"
     );
-    mine(
-        outbox
-            .claim_due(t0, Duration::seconds(60), 10)
-            .await
-            .expect("claim"),
-        tenant,
-    );
+    claim(outbox, tenant, t0, Duration::seconds(60), 10).await;
     outbox
         .mark_dead(tenant, m.id, "gave up")
         .await
@@ -451,13 +418,7 @@ pub async fn check_outbox_operator_retry(store: &Arc<dyn Store>, outbox: &Arc<dy
         (back.status, back.attempts, back.next_attempt_at),
         (OutboxStatus::Pending, 0, later)
     );
-    let c = mine(
-        outbox
-            .claim_due(later, Duration::seconds(60), 10)
-            .await
-            .expect("claim"),
-        tenant,
-    );
+    let c = claim(outbox, tenant, later, Duration::seconds(60), 10).await;
     assert_eq!(
         c.iter().map(|x| (x.id, x.attempts)).collect::<Vec<_>>(),
         vec![(m.id, 1)]
@@ -493,26 +454,15 @@ pub async fn check_outbox_inbox_read_unread(
         .await
         .expect("inbox");
     assert_eq!(
-        p1.items.iter().map(|i| i.id).collect::<Vec<_>>(),
+        ids(&p1.items, |i| i.id),
         vec![items[2].id, items[1].id],
         "newest first"
     );
     let p2 = outbox
-        .inbox(
-            tenant,
-            ana,
-            false,
-            &PageRequest {
-                limit: 2,
-                after: p1.next.clone(),
-            },
-        )
+        .inbox(tenant, ana, false, &after(&p1, 2))
         .await
         .expect("inbox");
-    assert_eq!(
-        p2.items.iter().map(|i| i.id).collect::<Vec<_>>(),
-        vec![items[0].id]
-    );
+    assert_eq!(ids(&p2.items, |i| i.id), vec![items[0].id]);
     assert!(p2.next.is_none());
     let read_at = t0 + Duration::minutes(5);
     outbox
@@ -524,10 +474,7 @@ pub async fn check_outbox_inbox_read_unread(
         .inbox(tenant, ana, true, &PageRequest::default())
         .await
         .expect("inbox");
-    assert_eq!(
-        unread.items.iter().map(|i| i.id).collect::<Vec<_>>(),
-        vec![items[2].id, items[0].id]
-    );
+    assert_eq!(ids(&unread.items, |i| i.id), vec![items[2].id, items[0].id]);
     let all = outbox
         .inbox(tenant, ana, false, &PageRequest::default())
         .await
@@ -556,30 +503,14 @@ pub async fn check_outbox_tenant_isolation(store: &Arc<dyn Store>, outbox: &Arc<
     let other = TenantId::new();
     let ana = UserId::new();
     let t0 = base(2008);
-    let m = message(tenant, "mine", t0, Some(ana));
-    enqueue(store, std::slice::from_ref(&m)).await;
-    let nf = |r: crate::Result<()>| assert!(matches!(r, Err(Error::NotFound { .. })), "{r:?}");
-    assert!(matches!(
-        outbox.outbox_message(other, m.id).await,
-        Err(Error::NotFound { .. })
-    ));
-    assert!(matches!(
-        outbox.outbox_by_key(other, "mine").await,
-        Err(Error::NotFound { .. })
-    ));
-    nf(outbox.mark_delivered(other, m.id, t0).await);
-    nf(outbox.mark_retry(other, m.id, "x", t0).await);
-    nf(outbox.mark_dead(other, m.id, "x").await);
-    assert!(matches!(
-        outbox.retry_dead(other, m.id, t0).await,
-        Err(Error::NotFound { .. })
-    ));
-    assert!(outbox
-        .list_outbox(other, OutboxStatus::Pending, &PageRequest::default())
-        .await
-        .expect("list")
-        .items
-        .is_empty());
+    let m = enqueued(store, message(tenant, "mine", t0, Some(ana))).await;
+    assert_not_found(outbox.outbox_message(other, m.id).await);
+    assert_not_found(outbox.outbox_by_key(other, "mine").await);
+    assert_not_found(outbox.mark_delivered(other, m.id, t0).await);
+    assert_not_found(outbox.mark_retry(other, m.id, "x", t0).await);
+    assert_not_found(outbox.mark_dead(other, m.id, "x").await);
+    assert_not_found(outbox.retry_dead(other, m.id, t0).await);
+    assert!(pending(outbox, other).await.is_empty());
     let item = InboxItem::from_message(&m, t0).expect("item");
     outbox.inbox_put(item.clone()).await.expect("put");
     assert!(outbox
@@ -589,7 +520,7 @@ pub async fn check_outbox_tenant_isolation(store: &Arc<dyn Store>, outbox: &Arc<
         .items
         .is_empty());
     assert_eq!(outbox.unread_count(other, ana).await.expect("count"), 0);
-    nf(outbox.set_read(other, ana, item.id, Some(t0)).await);
+    assert_not_found(outbox.set_read(other, ana, item.id, Some(t0)).await);
     assert_eq!(
         outbox
             .outbox_message(tenant, m.id)
@@ -662,16 +593,11 @@ pub async fn run_outbox_model_case(
                 }
             }
             OutboxOp::Claim(n) => {
-                let mut a: Vec<_> = mine(
-                    outbox
-                        .claim_due(now, lease, *n as u32)
-                        .await
-                        .expect("claim"),
-                    tenant,
-                )
-                .into_iter()
-                .map(|m| (m.id, m.attempts))
-                .collect();
+                let mut a: Vec<_> = claim(outbox, tenant, now, lease, *n as u32)
+                    .await
+                    .into_iter()
+                    .map(|m| (m.id, m.attempts))
+                    .collect();
                 let mut b: Vec<_> = model
                     .claim_due(now, lease, *n as u32)
                     .await

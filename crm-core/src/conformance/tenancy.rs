@@ -22,54 +22,55 @@ use crate::time::Clock;
 use crate::Error;
 use std::sync::Arc;
 
+/// `keys` as they are, after `named` has matched each (an exhaustive match there makes a new key variant a
+/// compile error here until the check covers it).
+fn every<K: Clone>(keys: &[K], named: impl Fn(&K)) -> Vec<K> {
+    keys.iter().for_each(named);
+    keys.to_vec()
+}
+
 /// Every lead-side key of tenant `a`'s records (the match is exhaustive on purpose).
 fn store_keys(keys: &[Key]) -> Vec<Key> {
-    for k in keys {
-        match k {
-            Key::Partner(_)
-            | Key::PartnersByKeys(_)
-            | Key::Pipeline(_)
-            | Key::Pipelines
-            | Key::LostReasons
-            | Key::Lead(_)
-            | Key::StageHistory(_)
-            | Key::Request(_) => {}
-        }
-    }
-    keys.to_vec()
+    every(keys, |k| match k {
+        Key::Partner(_)
+        | Key::PartnersByKeys(_)
+        | Key::Pipeline(_)
+        | Key::Pipelines
+        | Key::LostReasons
+        | Key::Lead(_)
+        | Key::StageHistory(_)
+        | Key::Request(_) => {}
+    })
 }
 
 /// Every commerce key (the match is exhaustive on purpose).
 fn commerce_keys(keys: &[CommerceKey]) -> Vec<CommerceKey> {
-    for k in keys {
-        match k {
-            CommerceKey::Category(_)
-            | CommerceKey::CategoryCode(_)
-            | CommerceKey::Categories(_)
-            | CommerceKey::Product(_)
-            | CommerceKey::ProductCode(_)
-            | CommerceKey::Products(_)
-            | CommerceKey::Document(_)
-            | CommerceKey::DocumentNumber(..)
-            | CommerceKey::Rate { .. }
-            | CommerceKey::Campaign(_)
-            | CommerceKey::CampaignCosts(_)
-            | CommerceKey::CampaignTargetOf(_)
-            | CommerceKey::DocumentsDue { .. }
-            | CommerceKey::DocumentsRenewing { .. }
-            | CommerceKey::Quotation(_)
-            | CommerceKey::QuotationsOfLead(_)
-            | CommerceKey::QuotationRevisions { .. }
-            | CommerceKey::LastQuotationOfYear(_)
-            | CommerceKey::Contract(_)
-            | CommerceKey::ContractsOfPartner(_)
-            | CommerceKey::ContractsRenewing { .. }
-            | CommerceKey::Meeting(_)
-            | CommerceKey::MeetingsOfLead(_)
-            | CommerceKey::Agenda { .. } => {}
-        }
-    }
-    keys.to_vec()
+    every(keys, |k| match k {
+        CommerceKey::Category(_)
+        | CommerceKey::CategoryCode(_)
+        | CommerceKey::Categories(_)
+        | CommerceKey::Product(_)
+        | CommerceKey::ProductCode(_)
+        | CommerceKey::Products(_)
+        | CommerceKey::Document(_)
+        | CommerceKey::DocumentNumber(..)
+        | CommerceKey::Rate { .. }
+        | CommerceKey::Campaign(_)
+        | CommerceKey::CampaignCosts(_)
+        | CommerceKey::CampaignTargetOf(_)
+        | CommerceKey::DocumentsDue { .. }
+        | CommerceKey::DocumentsRenewing { .. }
+        | CommerceKey::Quotation(_)
+        | CommerceKey::QuotationsOfLead(_)
+        | CommerceKey::QuotationRevisions { .. }
+        | CommerceKey::LastQuotationOfYear(_)
+        | CommerceKey::Contract(_)
+        | CommerceKey::ContractsOfPartner(_)
+        | CommerceKey::ContractsRenewing { .. }
+        | CommerceKey::Meeting(_)
+        | CommerceKey::MeetingsOfLead(_)
+        | CommerceKey::Agenda { .. } => {}
+    })
 }
 
 fn nothing_or_not_found<T: std::fmt::Debug>(what: &str, r: crate::Result<Vec<T>>) {

@@ -71,6 +71,22 @@ pub fn assert_has(text: &str, parts: &[&str]) {
     }
 }
 
+/// Asserts that a run of the tool (`(ok, output)`) succeeded with each of `parts` in its output; returns the output.
+#[track_caller]
+pub fn passed_with((ok, out): (bool, String), parts: &[&str]) -> String {
+    assert!(ok, "{out}");
+    assert_has(&out, parts);
+    out
+}
+
+/// Asserts that a run of the tool (`(ok, output)`) failed with each of `parts` in its output; returns the output.
+#[track_caller]
+pub fn failed_with((ok, out): (bool, String), parts: &[&str]) -> String {
+    assert!(!ok, "{out}");
+    assert_has(&out, parts);
+    out
+}
+
 /// Records the product `P-1` (a panel) and returns its id.
 pub async fn panel(
     commerce: &crm_core::service::CommerceService,

@@ -21,10 +21,8 @@ pub struct ScenarioFile {
     /// What the scenario shows (printed when it fails).
     pub description: String,
     /// When the scenario's clock starts; 2026-03-02T09:00:00Z when absent.
-    #[serde(default)]
     pub start: Option<Instant>,
     /// The commerce service's reporting currency; RON when absent.
-    #[serde(default)]
     pub reporting: Option<String>,
     /// The steps, in order, each with its place in the file.
     pub step: Vec<toml::Spanned<toml::Table>>,
@@ -220,10 +218,8 @@ pub struct LineSpec {
     /// Unit price in the document's currency.
     pub price: Amount,
     /// Unit cost in the document's currency (0 when absent).
-    #[serde(default)]
     pub cost: Option<Amount>,
     /// Discount percentage (0 when absent).
-    #[serde(default)]
     pub discount: Option<Amount>,
 }
 
@@ -246,7 +242,6 @@ pub struct OpenItemSpec {
     /// What is still open.
     pub open: Amount,
     /// Days overdue (not compared when absent).
-    #[serde(default)]
     pub days_overdue: Option<i64>,
 }
 
@@ -270,7 +265,6 @@ pub struct BalanceSpec {
 pub struct ProfitRowSpec {
     /// The group's key: a partner, campaign or user label (for the groupings keyed by id) or the literal key; no
     /// key for the rows of documents without one.
-    #[serde(default)]
     pub key: Option<String>,
     /// Revenue in the reporting currency.
     pub revenue: Amount,
@@ -350,34 +344,24 @@ pub enum Op {
         /// The label.
         partner: String,
         /// The name (the label when absent).
-        #[serde(default)]
         name: Option<String>,
         /// Tax id.
-        #[serde(default)]
         tax_id: Option<String>,
         /// A contact's e-mail.
-        #[serde(default)]
         email: Option<String>,
         /// Group.
-        #[serde(default)]
         group: Option<String>,
         /// Industry name.
-        #[serde(default)]
         industry: Option<String>,
         /// Billing city (with `country`).
-        #[serde(default)]
         city: Option<String>,
         /// Billing country.
-        #[serde(default)]
         country: Option<String>,
         /// The owner's user label.
-        #[serde(default)]
         owner: Option<String>,
         /// A role besides customer.
-        #[serde(default)]
         role: Option<PartnerRole>,
         /// Labels of the partners the service must report as likely duplicates.
-        #[serde(default)]
         duplicates: Option<Vec<String>>,
     },
     /// Changes a partner's fields.
@@ -385,16 +369,12 @@ pub enum Op {
         /// The partner.
         partner: String,
         /// New name.
-        #[serde(default)]
         name: Option<String>,
         /// New group.
-        #[serde(default)]
         group: Option<String>,
         /// New tax id.
-        #[serde(default)]
         tax_id: Option<String>,
         /// Claimed version.
-        #[serde(default)]
         version: Option<u64>,
     },
     /// Enters a lead for an existing partner.
@@ -404,22 +384,16 @@ pub enum Op {
         /// The partner's label.
         partner: String,
         /// The title (the label when absent).
-        #[serde(default)]
         title: Option<String>,
         /// Expected revenue, `"12000 EUR"`.
-        #[serde(default)]
         revenue: Option<String>,
         /// Probability.
-        #[serde(default)]
         probability: Option<u8>,
         /// The pipeline's name (the default pipeline when absent).
-        #[serde(default)]
         pipeline: Option<String>,
         /// The starting stage's name.
-        #[serde(default)]
         stage: Option<String>,
         /// The owner's user label.
-        #[serde(default)]
         owner: Option<String>,
         /// Tags.
         #[serde(default)]
@@ -432,7 +406,6 @@ pub enum Op {
         /// The stage's name.
         stage: String,
         /// Claimed version.
-        #[serde(default)]
         version: Option<u64>,
     },
     /// Wins a lead.
@@ -440,7 +413,6 @@ pub enum Op {
         /// The lead.
         lead: String,
         /// Claimed version.
-        #[serde(default)]
         version: Option<u64>,
     },
     /// Loses a lead.
@@ -448,16 +420,12 @@ pub enum Op {
         /// The lead.
         lead: String,
         /// The lost reason's name (a name the tenant does not have gives an unknown reason id).
-        #[serde(default)]
         reason: Option<String>,
         /// The competitor who won.
-        #[serde(default)]
         competitor: Option<String>,
         /// A note.
-        #[serde(default)]
         note: Option<String>,
         /// Claimed version.
-        #[serde(default)]
         version: Option<u64>,
     },
     /// Reopens a won or lost lead.
@@ -465,10 +433,8 @@ pub enum Op {
         /// The lead.
         lead: String,
         /// The stage to reopen into (the last open one when absent).
-        #[serde(default)]
         stage: Option<String>,
         /// Claimed version.
-        #[serde(default)]
         version: Option<u64>,
     },
     /// Edits a lead's fields.
@@ -476,19 +442,14 @@ pub enum Op {
         /// The lead.
         lead: String,
         /// New title.
-        #[serde(default)]
         title: Option<String>,
         /// New expected revenue, `"12000 EUR"` (`""` clears it).
-        #[serde(default)]
         revenue: Option<String>,
         /// New probability.
-        #[serde(default)]
         probability: Option<u8>,
         /// New tags.
-        #[serde(default)]
         tags: Option<Vec<String>>,
         /// Claimed version.
-        #[serde(default)]
         version: Option<u64>,
     },
     /// Opens a request on a lead or a partner.
@@ -496,22 +457,16 @@ pub enum Op {
         /// The label.
         request: String,
         /// The lead's label.
-        #[serde(default)]
         lead: Option<String>,
         /// The partner's label.
-        #[serde(default)]
         partner: Option<String>,
         /// The title (the label when absent).
-        #[serde(default)]
         title: Option<String>,
         /// Its kind (a tag, e.g. `quotation`).
-        #[serde(default)]
         kind: Option<String>,
         /// The assignee's user label (the acting user when absent; `""` for none).
-        #[serde(default)]
         assignee: Option<String>,
         /// Due this many hours from now (negative: in the past).
-        #[serde(default)]
         due_in_hours: Option<i64>,
     },
     /// Changes a request's status.
@@ -521,19 +476,15 @@ pub enum Op {
         /// The new status.
         status: RequestStatus,
         /// Claimed version.
-        #[serde(default)]
         version: Option<u64>,
     },
     /// Comments on a lead, partner or request (exactly one).
     Comment {
         /// On a lead.
-        #[serde(default)]
         lead: Option<String>,
         /// On a partner.
-        #[serde(default)]
         partner: Option<String>,
         /// On a request.
-        #[serde(default)]
         request: Option<String>,
         /// The text.
         body: String,
@@ -543,7 +494,6 @@ pub enum Op {
         /// The label and code.
         category: String,
         /// The name (the label when absent).
-        #[serde(default)]
         name: Option<String>,
     },
     /// Records a product; its code is the label.
@@ -551,10 +501,8 @@ pub enum Op {
         /// The label and code.
         product: String,
         /// The name (the label when absent).
-        #[serde(default)]
         name: Option<String>,
         /// The category's label.
-        #[serde(default)]
         category: Option<String>,
     },
     /// Records an exchange rate.
@@ -579,7 +527,6 @@ pub enum Op {
         /// Issue date.
         date: Day,
         /// Due date.
-        #[serde(default)]
         due: Option<Day>,
         /// The ISO currency code.
         currency: String,
@@ -587,25 +534,19 @@ pub enum Op {
         #[serde(default)]
         lines: Vec<LineSpec>,
         /// The campaign's label it is attributed to.
-        #[serde(default)]
         campaign: Option<String>,
         /// The invoice number a credit note corrects.
-        #[serde(default)]
         corrects: Option<String>,
         /// A payment's direction (a payment needs one).
-        #[serde(default)]
         direction: Option<PaymentDirection>,
         /// A payment's amount.
-        #[serde(default)]
         amount: Option<Amount>,
         /// A payment's allocations.
         #[serde(default)]
         allocations: Vec<AllocationSpec>,
         /// The stored version a replacement claims.
-        #[serde(default)]
         version: Option<u64>,
         /// How it must have been taken.
-        #[serde(default)]
         recorded: Option<RecordedSpec>,
     },
     /// Creates a campaign.
@@ -613,7 +554,6 @@ pub enum Op {
         /// The label.
         campaign: String,
         /// The name (the label when absent).
-        #[serde(default)]
         name: Option<String>,
         /// The channel.
         channel: Channel,
@@ -622,19 +562,15 @@ pub enum Op {
         /// Last day.
         to: Day,
         /// The owner's user label (the acting user when absent).
-        #[serde(default)]
         owner: Option<String>,
         /// The agents' user labels.
         #[serde(default)]
         agents: Vec<String>,
         /// Budget, `"1000 RON"`.
-        #[serde(default)]
         budget: Option<String>,
         /// The call script.
-        #[serde(default)]
         script: Option<String>,
         /// The target segment (the [`Criteria`] serde form; dates inside it are quoted strings).
-        #[serde(default)]
         criteria: Option<Criteria>,
     },
     /// Adds a campaign cost.
@@ -646,7 +582,6 @@ pub enum Op {
         /// The amount, `"100 RON"`.
         amount: String,
         /// A note.
-        #[serde(default)]
         note: Option<String>,
     },
     /// Launches a campaign: its audience snapshot and call list.
@@ -654,10 +589,8 @@ pub enum Op {
         /// The campaign.
         campaign: String,
         /// How many targets the launch must create.
-        #[serde(default)]
         targets: Option<usize>,
         /// Claimed version.
-        #[serde(default)]
         version: Option<u64>,
     },
     /// Records the outcome of the call to a target, as the agent the call is assigned to.
@@ -669,10 +602,8 @@ pub enum Op {
         /// The outcome.
         outcome: OutcomeSpec,
         /// For `call_back`: when, in hours from now.
-        #[serde(default)]
         call_back_in_hours: Option<i64>,
         /// A label for the lead an `interested` outcome enters.
-        #[serde(default)]
         lead: Option<String>,
     },
     /// Closes a campaign.
@@ -680,7 +611,6 @@ pub enum Op {
         /// The campaign.
         campaign: String,
         /// Claimed version.
-        #[serde(default)]
         version: Option<u64>,
     },
     /// Reads a lead and compares the given fields.
@@ -688,28 +618,20 @@ pub enum Op {
         /// The lead.
         lead: String,
         /// Status.
-        #[serde(default)]
         status: Option<StatusKind>,
         /// Stage name.
-        #[serde(default)]
         stage: Option<String>,
         /// Probability.
-        #[serde(default)]
         probability: Option<u8>,
         /// Version.
-        #[serde(default)]
         version: Option<u64>,
         /// Title.
-        #[serde(default)]
         title: Option<String>,
         /// Expected revenue, `"12000 EUR"` (`""`: none).
-        #[serde(default)]
         revenue: Option<String>,
         /// The lost reason's name.
-        #[serde(default)]
         lost_reason: Option<String>,
         /// The source campaign's label.
-        #[serde(default)]
         campaign: Option<String>,
     },
     /// Reads a partner and compares the given fields.
@@ -717,13 +639,10 @@ pub enum Op {
         /// The partner.
         partner: String,
         /// Name.
-        #[serde(default)]
         name: Option<String>,
         /// Group.
-        #[serde(default)]
         group: Option<String>,
         /// Version.
-        #[serde(default)]
         version: Option<u64>,
     },
     /// Reads a request and compares the given fields.
@@ -731,43 +650,32 @@ pub enum Op {
         /// The request.
         request: String,
         /// Status.
-        #[serde(default)]
         status: Option<RequestStatus>,
         /// Version.
-        #[serde(default)]
         version: Option<u64>,
         /// The assignee's user label.
-        #[serde(default)]
         assignee: Option<String>,
     },
     /// Reads a timeline (newest first) of a lead, partner or request (exactly one).
     CheckTimeline {
         /// Of a lead.
-        #[serde(default)]
         lead: Option<String>,
         /// Of a partner.
-        #[serde(default)]
         partner: Option<String>,
         /// Of a request.
-        #[serde(default)]
         request: Option<String>,
         /// The event kinds' names, newest first.
-        #[serde(default)]
         kinds: Option<Vec<String>>,
         /// How many events.
-        #[serde(default)]
         count: Option<usize>,
     },
     /// Reads the comments (newest first) on a lead, partner or request (exactly one).
     CheckComments {
         /// On a lead.
-        #[serde(default)]
         lead: Option<String>,
         /// On a partner.
-        #[serde(default)]
         partner: Option<String>,
         /// On a request.
-        #[serde(default)]
         request: Option<String>,
         /// The bodies, newest first.
         bodies: Vec<String>,
@@ -782,7 +690,6 @@ pub enum Op {
     /// Reads a pipeline's funnel over all time.
     CheckFunnel {
         /// The pipeline's name (the default one when absent).
-        #[serde(default)]
         pipeline: Option<String>,
         /// Distinct leads that entered each stage, in stage order.
         reached: Vec<u64>,
@@ -794,7 +701,6 @@ pub enum Op {
     /// Reads a pipeline's board.
     CheckBoard {
         /// The pipeline's name (the default one when absent).
-        #[serde(default)]
         pipeline: Option<String>,
         /// Leads per column, in stage order.
         counts: Vec<u64>,
@@ -802,16 +708,12 @@ pub enum Op {
     /// Queries leads (newest first) and compares their titles.
     CheckLeads {
         /// Status filter.
-        #[serde(default)]
         status: Option<StatusKind>,
         /// Partner filter (a label).
-        #[serde(default)]
         partner: Option<String>,
         /// Tag filter.
-        #[serde(default)]
         tag: Option<String>,
         /// Text filter.
-        #[serde(default)]
         text: Option<String>,
         /// The titles, newest first.
         titles: Vec<String>,
@@ -823,16 +725,12 @@ pub enum Op {
         /// The number.
         number: String,
         /// Version.
-        #[serde(default)]
         version: Option<u64>,
         /// Total in the document's currency.
-        #[serde(default)]
         total: Option<Amount>,
         /// The campaign's label it is attributed to (`""`: none).
-        #[serde(default)]
         campaign: Option<String>,
         /// How many lines.
-        #[serde(default)]
         lines: Option<usize>,
     },
     /// Reads a partner's open items.
@@ -840,7 +738,6 @@ pub enum Op {
         /// The partner.
         partner: String,
         /// On this day (today when absent).
-        #[serde(default)]
         as_of: Option<Day>,
         /// The items, in the service's order (by due date).
         items: Vec<OpenItemSpec>,
@@ -850,7 +747,6 @@ pub enum Op {
         /// The partner.
         partner: String,
         /// On this day (today when absent).
-        #[serde(default)]
         as_of: Option<Day>,
         /// Per currency, by code.
         balances: Vec<BalanceSpec>,
@@ -864,7 +760,6 @@ pub enum Op {
         /// The grouping.
         group_by: GroupBy,
         /// Only the `top` groups by gross profit, largest first.
-        #[serde(default)]
         top: Option<u32>,
         /// The rows, in the report's order: by key (the row without a key first), or by gross profit with `top`.
         rows: Vec<ProfitRowSpec>,
@@ -881,49 +776,34 @@ pub enum Op {
         /// The campaign.
         campaign: String,
         /// The report's first day.
-        #[serde(default)]
         from: Option<Day>,
         /// The report's last day.
-        #[serde(default)]
         to: Option<Day>,
         /// Status (`draft`, `active`, `closed`).
-        #[serde(default)]
         status: Option<String>,
         /// Targets.
-        #[serde(default)]
         targets: Option<u64>,
         /// Reached.
-        #[serde(default)]
         reached: Option<u64>,
         /// Interested.
-        #[serde(default)]
         interested: Option<u64>,
         /// Leads.
-        #[serde(default)]
         leads: Option<u64>,
         /// Won.
-        #[serde(default)]
         won: Option<u64>,
         /// Invoiced customers.
-        #[serde(default)]
         invoiced_customers: Option<u64>,
         /// Revenue.
-        #[serde(default)]
         revenue: Option<Amount>,
         /// Cost of goods.
-        #[serde(default)]
         cost_of_goods: Option<Amount>,
         /// Gross profit.
-        #[serde(default)]
         gross_profit: Option<Amount>,
         /// Campaign cost.
-        #[serde(default)]
         campaign_cost: Option<Amount>,
         /// Net profit.
-        #[serde(default)]
         net_profit: Option<Amount>,
         /// Return on the campaign cost, percent (`""`: none).
-        #[serde(default)]
         roi_pct: Option<String>,
     },
     /// Reads a campaign's progress in total.
