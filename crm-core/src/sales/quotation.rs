@@ -492,55 +492,21 @@ impl NewQuotation {
         if number.revision != 1 {
             return Err(Error::invalid("number", "a new quotation is revision 1"));
         }
-        let priced = priced_terms(&self.terms, self.currency, issued_on, table)?;
-        let head = Head {
+        let (lines, totals, terms) = priced_terms(&self.terms, self.currency, issued_on, table)?;
+        Ok(Quotation {
             id,
             tenant,
             number,
             lead: self.lead,
             partner: self.partner,
             currency: self.currency,
-            supersedes: None,
-        };
-        Ok(head.draft(priced, issued_on, self.terms.valid_until, by, now))
-    }
-}
-
-/// What identifies a revision: the parts a revision keeps from the one it supersedes, plus its own id and number.
-struct Head {
-    id: QuotationId,
-    tenant: TenantId,
-    number: QuotationNumber,
-    lead: Option<LeadId>,
-    partner: PartnerId,
-    currency: Currency,
-    supersedes: Option<QuotationId>,
-}
-
-impl Head {
-    /// A draft revision (version 1) of priced terms.
-    fn draft(
-        self,
-        (lines, totals, terms): (Vec<PricedLine>, QuotationTotals, Option<String>),
-        issued_on: NaiveDate,
-        valid_until: NaiveDate,
-        by: Actor,
-        now: Timestamp,
-    ) -> Quotation {
-        Quotation {
-            id: self.id,
-            tenant: self.tenant,
-            number: self.number,
-            lead: self.lead,
-            partner: self.partner,
-            currency: self.currency,
             issued_on,
-            valid_until,
+            valid_until: self.terms.valid_until,
             lines,
             totals,
             terms,
             status: QuotationStatus::Draft,
-            supersedes: self.supersedes,
+            supersedes: None,
             superseded_by: None,
             created_by: by,
             sent_at: None,
@@ -548,7 +514,7 @@ impl Head {
             version: 1,
             created_at: now,
             updated_at: now,
-        }
+        })
     }
 }
 
@@ -749,15 +715,19 @@ pub fn revise(
     old.superseded_by = Some(id);
     old.version = q.version + 1;
     old.updated_at = now;
-    let head = Head {
-        id,
-        tenant: q.tenant,
-        number: q.number.next_revision(),
-        lead: q.lead,
-        partner: q.partner,
-        currency: q.currency,
-        supersedes: Some(q.id),
-    };
-    let new = head.draft(priced, today, terms.valid_until, by, now);
+    // The next revision keeps the parties and the currency; everything else starts afresh.
+    let (lines, totals, text) = priced;
+    let mut new = q.clone();
+    new.id = id;
+    new.number = q.number.next_revision();
+    new.issued_on = today;
+    new.valid_until = terms.valid_until;
+    (new.lines, new.totals, new.terms) = (lines, totals, text);
+    new.status = QuotationStatus::Draft;
+    new.supersedes = Some(q.id);
+    (new.superseded_by, new.sent_at, new.answer) = (None, None, None);
+    new.created_by = by;
+    new.version = 1;
+    (new.created_at, new.updated_at) = (now, now);
     Ok((old, new))
 }
