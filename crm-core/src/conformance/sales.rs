@@ -15,6 +15,52 @@ use crate::time::MAX_BUSINESS_DATE;
 use rust_decimal::Decimal;
 use std::sync::Arc;
 
+/// A shop (a fresh tenant) with one customer named `customer` and one lead of it named `title`.
+async fn shop_with_lead(
+    store: &Arc<dyn Store>,
+    commerce: &Arc<dyn CommerceStore>,
+    customer: &str,
+    title: &str,
+) -> (Shop, crate::partner::Partner, Lead) {
+    let shop = Shop::new(store, commerce).await;
+    let partner = shop.customer(customer).await;
+    let lead = shop.lead_of(&partner, title).await;
+    (shop, partner, lead)
+}
+
+impl Shop {
+    /// A new lead of `partner` in the default pipeline.
+    async fn lead_of(&self, partner: &crate::partner::Partner, title: &str) -> Lead {
+        let n = NewLead::for_partner(partner.id, title);
+        self.w
+            .crm
+            .enter_lead(&self.w.ctx, n)
+            .await
+            .expect("lead")
+            .record
+    }
+
+    /// A one-line quotation for `lead` at `price`, made.
+    async fn quote(&self, lead: &Lead, price: &str) -> Quotation {
+        let q = self
+            .cs
+            .create_quotation(&self.w.ctx, quotation_for(lead, price))
+            .await;
+        q.expect("quotation")
+    }
+}
+
+/// Asserts that an operation was refused naming `field`, and that the records it would have added are not there.
+fn assert_refused_and_kept(
+    refused: crate::Result<()>,
+    field: &str,
+    stored: crate::Result<usize>,
+    before: usize,
+) {
+    assert_eq!(refused.unwrap_err().field(), Some(field));
+    assert_eq!(stored.expect("a read"), before, "nothing written");
+}
+
 /// Asserts that each of `names` is a trigger name of an event on the lead's timeline.
 async fn assert_on_timeline(
     crm: &crate::service::CrmService,
@@ -63,22 +109,11 @@ pub fn quotation_for(lead: &Lead, price: &str) -> NewQuotation {
 /// revisions' history, refuse stale versions and duplicate numbers, write nothing when refused, and log every
 /// step on the lead's timeline.
 pub async fn check_commerce_quotations(store: &Arc<dyn Store>, commerce: &Arc<dyn CommerceStore>) {
-    let shop = Shop::new(store, commerce).await;
+    let (shop, customer, lead) = shop_with_lead(store, commerce, "Ofertare SRL", "Licenses").await;
     let (cs, ctx, t) = (&shop.cs, &shop.w.ctx, shop.w.tenant);
-    let customer = shop.customer("Ofertare SRL").await;
-    let lead = shop
-        .w
-        .crm
-        .enter_lead(ctx, NewLead::for_partner(customer.id, "Licenses"))
-        .await
-        .expect("lead")
-        .record;
 
     // Made, read back whole, numbered 1, 2, … in the year of the fixed clock.
-    let first = cs
-        .create_quotation(ctx, quotation_for(&lead, "100"))
-        .await
-        .expect("quotation");
+    let first = shop.quote(&lead, "100").await;
     assert_eq!(
         commerce.quotation(t, first.id()).await.expect("read back"),
         first
@@ -120,16 +155,12 @@ pub async fn check_commerce_quotations(store: &Arc<dyn Store>, commerce: &Arc<dy
     // A refused create (a line in another currency) writes nothing.
     let mut bad = quotation_for(&lead, "1");
     bad.terms.lines[0].unit_price = Money::parse("1", "EUR").expect("money");
-    let err = cs.create_quotation(ctx, bad).await.unwrap_err();
-    assert_eq!(err.field(), Some("lines[0].unit_price"));
-    assert_eq!(
-        commerce
-            .quotations_of_lead(t, lead.id)
-            .await
-            .expect("of lead")
-            .len(),
-        3
-    );
+    let refused = cs.create_quotation(ctx, bad).await.map(|_| ());
+    let stored = commerce
+        .quotations_of_lead(t, lead.id)
+        .await
+        .map(|v| v.len());
+    assert_refused_and_kept(refused, "lines[0].unit_price", stored, 3);
 
     // Sent, then a stale command is a conflict and changes nothing.
     let sent = cs
@@ -255,10 +286,7 @@ pub async fn check_commerce_quotations(store: &Arc<dyn Store>, commerce: &Arc<dy
         .await
         .unwrap_err();
     assert!(unmet(e));
-    let q = cs
-        .create_quotation(ctx, quotation_for(&quoted, "5"))
-        .await
-        .expect("draft");
+    let q = shop.quote(&quoted, "5").await;
     let e = guarded
         .transition(ctx, quoted.id, 1, nego.clone())
         .await
@@ -293,10 +321,7 @@ pub async fn check_commerce_quotations(store: &Arc<dyn Store>, commerce: &Arc<dy
     let mut n = NewLead::for_partner(customer.id, "Strict lead");
     n.pipeline = Some(strict.id);
     let strict_lead = shop.w.crm.enter_lead(ctx, n).await.expect("lead").record;
-    let q = cs
-        .create_quotation(ctx, quotation_for(&strict_lead, "9"))
-        .await
-        .expect("quotation");
+    let q = shop.quote(&strict_lead, "9").await;
     cs.quotation_command(ctx, q.id(), 1, QuotationCommand::Send)
         .await
         .expect("send");
@@ -306,17 +331,8 @@ pub async fn check_commerce_quotations(store: &Arc<dyn Store>, commerce: &Arc<dy
         commerce.quotation(t, q.id()).await.expect("read").status(),
         QuotationStatus::Sent
     );
-    let open_lead = shop
-        .w
-        .crm
-        .enter_lead(ctx, NewLead::for_partner(customer.id, "Wins on acceptance"))
-        .await
-        .expect("lead")
-        .record;
-    let q = cs
-        .create_quotation(ctx, quotation_for(&open_lead, "9"))
-        .await
-        .expect("quotation");
+    let open_lead = shop.lead_of(&customer, "Wins on acceptance").await;
+    let q = shop.quote(&open_lead, "9").await;
     cs.quotation_command(ctx, q.id(), 1, QuotationCommand::Send)
         .await
         .expect("send");
@@ -492,16 +508,9 @@ pub async fn check_meetings(backend: &Arc<dyn crate::store::Backend>) {
         email: "eve@example.ro".into(),
         reply: Reply::NeedsAction,
     });
-    let err = cs.schedule_meeting(&w.ctx, stranger).await.unwrap_err();
-    assert_eq!(err.field(), Some("attendees[1].who"));
-    assert_eq!(
-        commerce
-            .meetings_of_lead(t, lead.id)
-            .await
-            .expect("of lead")
-            .len(),
-        2
-    );
+    let refused = cs.schedule_meeting(&w.ctx, stranger).await.map(|_| ());
+    let stored = commerce.meetings_of_lead(t, lead.id).await.map(|v| v.len());
+    assert_refused_and_kept(refused, "attendees[1].who", stored, 2);
 
     // Invitations: one per attendee for the schedule, the move and the cancellation of the first meeting, each
     // carrying the iCalendar object with its method and sequence.
@@ -568,20 +577,9 @@ pub async fn contract_from(
 /// renewal window; bad terms name their field; a signature is recorded once, and only by the tenant's side or the
 /// partner's own representative.
 pub async fn check_commerce_contracts(store: &Arc<dyn Store>, commerce: &Arc<dyn CommerceStore>) {
-    let shop = Shop::new(store, commerce).await;
+    let (shop, customer, lead) = shop_with_lead(store, commerce, "Contract SRL", "Contract").await;
     let (cs, ctx, t) = (&shop.cs, &shop.w.ctx, shop.w.tenant);
-    let customer = shop.customer("Contract SRL").await;
-    let lead = shop
-        .w
-        .crm
-        .enter_lead(ctx, NewLead::for_partner(customer.id, "Contract"))
-        .await
-        .expect("lead")
-        .record;
-    let draft = cs
-        .create_quotation(ctx, quotation_for(&lead, "1000"))
-        .await
-        .expect("quotation");
+    let draft = shop.quote(&lead, "1000").await;
     let day = |y, m| chrono::NaiveDate::from_ymd_opt(y, m, 1).expect("a day");
     let term = Term {
         starts_on: day(2027, 1),
@@ -607,10 +605,7 @@ pub async fn check_commerce_contracts(store: &Arc<dyn Store>, commerce: &Arc<dyn
         matches!(again, Err(Error::AlreadyExists { .. })),
         "{again:?}"
     );
-    let other = cs
-        .create_quotation(ctx, quotation_for(&lead, "10"))
-        .await
-        .expect("quotation");
+    let other = shop.quote(&lead, "10").await;
     cs.quotation_command(ctx, other.id(), 1, QuotationCommand::Send)
         .await
         .expect("send");

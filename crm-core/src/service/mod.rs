@@ -1751,7 +1751,7 @@ pub(crate) fn found<T>(r: Result<T>) -> Result<Option<T>> {
 }
 
 /// Refuses early when the caller's version is already stale (the store checks again inside the transaction).
-fn check_version(
+pub(crate) fn check_version(
     entity: &'static str,
     id: impl std::fmt::Display,
     expected: u64,

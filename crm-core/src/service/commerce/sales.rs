@@ -37,15 +37,7 @@ fn subject(q: &Quotation) -> Subject {
 }
 
 fn stale(q: &Quotation, expected: u64) -> Result<()> {
-    if q.version() == expected {
-        return Ok(());
-    }
-    Err(Error::Conflict {
-        entity: "quotation",
-        id: q.id().to_string(),
-        expected,
-        actual: q.version(),
-    })
+    crate::service::check_version("quotation", q.id(), expected, q.version())
 }
 
 impl CommerceService {
@@ -594,14 +586,7 @@ impl CommerceService {
         cmd: MeetingCommand,
     ) -> Result<Meeting> {
         let m = self.store.meeting(ctx.tenant, id).await?;
-        if m.version() != expected_version {
-            return Err(Error::Conflict {
-                entity: "meeting",
-                id: id.to_string(),
-                expected: expected_version,
-                actual: m.version(),
-            });
-        }
+        crate::service::check_version("meeting", id, expected_version, m.version())?;
         let now = self.crm.clock().now();
         let event = match &cmd {
             MeetingCommand::Cancel => Some(EventKind::MeetingCancelled { meeting: id }),
@@ -731,14 +716,7 @@ impl CommerceService {
         expected_version: u64,
     ) -> Result<Contract> {
         let c = self.store.contract(ctx.tenant, id).await?;
-        if c.version() != expected_version {
-            return Err(Error::Conflict {
-                entity: "contract",
-                id: id.to_string(),
-                expected: expected_version,
-                actual: c.version(),
-            });
-        }
+        crate::service::check_version("contract", id, expected_version, c.version())?;
         let now = self.crm.clock().now();
         let signed = c.sign(ctx.actor.clone(), now)?;
         let event = EventKind::ContractSigned {
