@@ -301,9 +301,10 @@ impl SmtpNotifier {
             }
             None => None,
         };
-        let built = match (rendered.html, calendar) {
-            (None, None) => builder.header(ContentType::TEXT_PLAIN).body(rendered.text),
-            (html, calendar) => {
+        let files = attachments(&m.payload.vars)?;
+        let built = match (rendered.html, calendar, files.is_empty()) {
+            (None, None, true) => builder.header(ContentType::TEXT_PLAIN).body(rendered.text),
+            (html, calendar, _) => {
                 let mut parts = MultiPart::alternative().singlepart(
                     SinglePart::builder()
                         .header(ContentType::TEXT_PLAIN)
@@ -319,11 +320,38 @@ impl SmtpNotifier {
                 if let Some(calendar) = calendar {
                     parts = parts.singlepart(calendar);
                 }
-                builder.multipart(parts)
+                if files.is_empty() {
+                    builder.multipart(parts)
+                } else {
+                    // The text and its alternatives first, then each file, in a `multipart/mixed`.
+                    let mixed = MultiPart::mixed().multipart(parts);
+                    builder.multipart(files.into_iter().fold(mixed, |m, f| m.singlepart(f)))
+                }
             }
         };
         built.map_err(|e| DeliveryError::Permanent(format!("cannot build the e-mail: {e}")))
     }
+}
+
+/// The files a message carries (`vars.attachments`, written by `crm_core::comms::attachment_var`), as e-mail parts.
+fn attachments(vars: &serde_json::Value) -> Result<Vec<SinglePart>, DeliveryError> {
+    let Some(list) = vars.get("attachments") else {
+        return Ok(Vec::new());
+    };
+    let files: Vec<crm_core::comms::MailAttachment> = serde_json::from_value(list.clone())
+        .map_err(|e| DeliveryError::Permanent(format!("bad attachments: {e}")))?;
+    files
+        .into_iter()
+        .map(|f| {
+            let kind = ContentType::parse(&f.media_type).map_err(|e| {
+                DeliveryError::Permanent(format!("bad media type `{}`: {e}", f.media_type))
+            })?;
+            let bytes = f
+                .bytes()
+                .map_err(|e| DeliveryError::Permanent(e.to_string()))?;
+            Ok(lettre::message::Attachment::new(f.name).body(bytes, kind))
+        })
+        .collect()
 }
 
 /// The right-hand side of a `Message-ID` when the host sets none: `.invalid` is reserved (RFC 2606), so it can

@@ -440,3 +440,48 @@ async fn a_meeting_invitation_arrives_as_imip_with_its_calendar_object() {
         assert!(mail.contains("See the attached invitation."), "{mail}");
     }
 }
+
+#[tokio::test]
+async fn a_quotation_arrives_with_its_pdf_attached() {
+    let Some(s) = server("a_quotation_arrives_with_its_pdf_attached") else {
+        return;
+    };
+    // A PDF's second line holds bytes above 127, so the part goes out base64-encoded.
+    let mut pdf = b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n".to_vec();
+    pdf.extend((0u8..=255).cycle().take(600));
+    let mut msg = email("maria@customer.example", Some("Maria"));
+    msg.payload = Payload {
+        subject: "Oferta Q-2026-0042/2".into(),
+        body: "Găsiți oferta atașată.".into(),
+        vars: serde_json::json!({
+            "attachments": crm_core::comms::attachment_var(&[("Q-2026-0042-2.pdf", "application/pdf", &pdf)]),
+        }),
+        ..Default::default()
+    };
+    notifier(&s).deliver(&msg).await.unwrap();
+    let got = received(&s, &msg);
+    assert_eq!(got.len(), 1);
+    let mail = got[0].replace("\r\n", "\n");
+    assert!(mail.contains("multipart/mixed"), "{mail}");
+    assert!(mail.contains("Content-Type: application/pdf"), "{mail}");
+    assert!(mail.contains("filename=\"Q-2026-0042-2.pdf\""), "{mail}");
+    // The attachment's base64 body decodes to the PDF sent.
+    let encoded = base64_of(&pdf);
+    assert!(mail.replace('\n', "").contains(&encoded), "{mail}");
+    // A message whose attachment is not base64 is a permanent error, not a retry.
+    let mut broken = email("maria@customer.example", None);
+    broken.payload.vars = serde_json::json!({
+        "attachments": [{"name": "x.pdf", "media_type": "application/pdf", "base64": "not base64!"}],
+    });
+    let e = notifier(&s).deliver(&broken).await.unwrap_err();
+    assert!(
+        matches!(e, crm_core::outbox::DeliveryError::Permanent(_)),
+        "{e:?}"
+    );
+}
+
+/// Standard base64 of `bytes` (the body of a MIME attachment, without its line breaks).
+fn base64_of(bytes: &[u8]) -> String {
+    let v = crm_core::comms::attachment_var(&[("f", "application/octet-stream", bytes)]);
+    v[0]["base64"].as_str().unwrap().to_string()
+}

@@ -87,6 +87,55 @@ pub struct Payload {
     pub action: Option<Action>,
 }
 
+/// A file an e-mail carries (a quotation's PDF): its name, media type and bytes, kept base64-encoded in the
+/// message's `vars.attachments`, so the outbox row holds everything its delivery needs. Build the value with
+/// [`attachment_var`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MailAttachment {
+    /// The file name the recipient sees.
+    pub name: String,
+    /// The media type (`application/pdf`).
+    pub media_type: String,
+    /// The bytes, base64 (standard alphabet, padded).
+    pub base64: String,
+}
+
+impl MailAttachment {
+    /// The file's bytes.
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] on `attachments` when the stored text is not base64.
+    pub fn bytes(&self) -> Result<Vec<u8>> {
+        use base64::Engine as _;
+        base64::engine::general_purpose::STANDARD
+            .decode(&self.base64)
+            .map_err(|e| {
+                Error::invalid("attachments", format!("`{}` is not base64: {e}", self.name))
+            })
+    }
+}
+
+/// The `vars.attachments` value of an e-mail carrying `files` (name, media type, bytes).
+///
+/// ```
+/// use crm_core::comms::{attachment_var, MailAttachment};
+/// let v = attachment_var(&[("offer.pdf", "application/pdf", b"%PDF-1.7".as_slice())]);
+/// let files: Vec<MailAttachment> = serde_json::from_value(v).unwrap();
+/// assert_eq!(files[0].bytes().unwrap(), b"%PDF-1.7");
+/// ```
+pub fn attachment_var(files: &[(&str, &str, &[u8])]) -> serde_json::Value {
+    use base64::Engine as _;
+    let files: Vec<MailAttachment> = files
+        .iter()
+        .map(|(name, media_type, bytes)| MailAttachment {
+            name: (*name).to_string(),
+            media_type: (*media_type).to_string(),
+            base64: base64::engine::general_purpose::STANDARD.encode(bytes),
+        })
+        .collect();
+    serde_json::to_value(files).unwrap_or_default()
+}
+
 /// Where a message is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -700,3 +700,65 @@ pub async fn check_commerce_contracts(store: &Arc<dyn Store>, commerce: &Arc<dyn
     )
     .await;
 }
+
+/// Sending a quotation by e-mail: the quotation becomes sent and one e-mail carrying its PDF is in the outbox,
+/// committed together; a mail without a PDF is refused and leaves the draft and the outbox as they were; a second
+/// send is refused (the quotation is sent) and adds no e-mail.
+pub async fn check_quotation_mail(backend: &Arc<dyn crate::store::Backend>) {
+    let store: Arc<dyn Store> = backend.clone();
+    let commerce: Arc<dyn CommerceStore> = backend.clone();
+    let outbox: Arc<dyn crate::outbox::OutboxStore> = backend.clone();
+    let (shop, _, lead) = shop_with_lead(&store, &commerce, "Mail SRL", "Mailed").await;
+    let (cs, ctx, t) = (&shop.cs, &shop.w.ctx, shop.w.tenant);
+    let q = shop.quote(&lead, "250").await;
+    let pdf = b"%PDF-1.7\n% a quotation\n".to_vec();
+    let mail = crate::sales::QuotationMail {
+        to_name: "Maria Pop".into(),
+        to_email: "Maria@Mail.ro".into(),
+        subject: "Oferta Q-2026".into(),
+        body: "Găsiți oferta atașată.".into(),
+        pdf: pdf.clone(),
+    };
+    let key = format!("quotation/{}/sent/maria@mail.ro", q.id());
+    let not_a_pdf = crate::sales::QuotationMail {
+        pdf: b"hello".to_vec(),
+        ..mail.clone()
+    };
+    let refused = cs
+        .send_quotation(ctx, q.id(), 1, not_a_pdf)
+        .await
+        .map(|_| ());
+    let drafts = commerce.quotations_of_lead(t, lead.id).await.map(|v| {
+        v.iter()
+            .filter(|q| q.status() == QuotationStatus::Draft)
+            .count()
+    });
+    assert_refused_and_kept(refused, "pdf", drafts, 1);
+    let none = crate::outbox::OutboxStoreExt::outbox_by_key(&*outbox, t, &key).await;
+    assert!(matches!(none, Err(Error::NotFound { .. })), "{none:?}");
+    let sent = cs
+        .send_quotation(ctx, q.id(), 1, mail.clone())
+        .await
+        .expect("send");
+    assert_eq!(sent.status(), QuotationStatus::Sent);
+    let msg = crate::outbox::OutboxStoreExt::outbox_by_key(&*outbox, t, &key)
+        .await
+        .expect("the e-mail");
+    assert_eq!(msg.recipient.email.as_deref(), Some("Maria@Mail.ro"));
+    let files: Vec<crate::comms::MailAttachment> =
+        serde_json::from_value(msg.payload.vars["attachments"].clone()).expect("attachments");
+    assert_eq!(files.len(), 1);
+    assert_eq!(
+        files[0].name,
+        format!("{}.pdf", q.number().to_string().replace('/', "-"))
+    );
+    assert_eq!(
+        (
+            files[0].media_type.as_str(),
+            files[0].bytes().expect("base64")
+        ),
+        ("application/pdf", pdf)
+    );
+    let again = cs.send_quotation(ctx, q.id(), 2, mail).await.unwrap_err();
+    assert_eq!(again.field(), Some("status"));
+}

@@ -17,7 +17,8 @@ pub use meeting::{
 };
 pub use quotation::{
     apply, price, revise, Answer, NewQuotation, PricedLine, Quotation, QuotationCommand,
-    QuotationLine, QuotationNumber, QuotationStatus, QuotationTerms, QuotationTotals, TaxTotal,
+    QuotationLine, QuotationMail, QuotationNumber, QuotationStatus, QuotationTerms,
+    QuotationTotals, TaxTotal,
 };
 pub use tax::{TaxRate, TaxTable};
 

@@ -731,3 +731,46 @@ pub fn revise(
     (new.created_at, new.updated_at) = (now, now);
     Ok((old, new))
 }
+
+/// The largest PDF a quotation e-mail carries.
+pub const MAX_PDF_BYTES: usize = 10 * 1024 * 1024;
+
+/// The e-mail a quotation is sent with: to whom, what it says, and its PDF (rendered by the host, for example with
+/// `crm::pdf::QuotationPdf`, so the core stays free of typesetting).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QuotationMail {
+    /// The recipient's name.
+    pub to_name: String,
+    /// The recipient's address.
+    pub to_email: String,
+    /// The subject.
+    pub subject: String,
+    /// The text.
+    pub body: String,
+    /// The quotation as a PDF (`%PDF-…`, at most [`MAX_PDF_BYTES`]).
+    pub pdf: Vec<u8>,
+}
+
+impl QuotationMail {
+    /// Checks the mail: the address, a non-empty subject, and a PDF within the size limit.
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] naming `to_email`, `to_name`, `subject`, `body` or `pdf` and the reason.
+    pub fn check(&self) -> Result<()> {
+        validate::email("to_email", &self.to_email)?;
+        validate::name("to_name", &self.to_name)?;
+        validate::name("subject", &self.subject)?;
+        validate::bounded("body", &self.body, validate::MAX_TEXT, false)?;
+        let problem = if !self.pdf.starts_with(b"%PDF-") {
+            Some("is not a PDF (it does not start with %PDF-)".to_string())
+        } else if self.pdf.len() > MAX_PDF_BYTES {
+            Some(format!(
+                "is {} bytes; at most {MAX_PDF_BYTES} are sent",
+                self.pdf.len()
+            ))
+        } else {
+            None
+        };
+        problem.map_or(Ok(()), |reason| Err(Error::invalid("pdf", reason)))
+    }
+}

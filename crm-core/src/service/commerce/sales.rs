@@ -62,6 +62,56 @@ impl CommerceService {
             .map(|_| ())
     }
 
+    /// Loads a quotation revision, checks its version and applies `cmd`: the new state and the change set that
+    /// records it (the update and its event), not yet committed.
+    async fn decide(
+        &self,
+        ctx: &Context,
+        id: QuotationId,
+        expected_version: u64,
+        cmd: QuotationCommand,
+        now: crate::time::Timestamp,
+    ) -> Result<(Quotation, ChangeSet)> {
+        let q = self.store.quotation(ctx.tenant, id).await?;
+        stale(&q, expected_version)?;
+        let edit = matches!(cmd, QuotationCommand::Edit(_));
+        let next = sales::apply(
+            &q,
+            cmd,
+            self.tax_table(ctx.tenant),
+            &ctx.actor,
+            self.today(),
+            now,
+        )?;
+        let number = next.number().to_string();
+        let event = if edit {
+            let total = next.totals().total;
+            EventKind::QuotationEdited {
+                quotation: id,
+                number,
+                total,
+            }
+        } else {
+            EventKind::QuotationStatusChanged {
+                quotation: id,
+                number,
+                status: next.status(),
+            }
+        };
+        let update = CommerceWrite::UpdateQuotation {
+            quotation: next.clone(),
+            expected_version,
+        };
+        let mut cs: ChangeSet = [Write::from(update)].into_iter().collect();
+        cs.push(Write::AppendEvent(DomainEvent::new(
+            ctx,
+            now,
+            subject(&next),
+            event,
+        )));
+        Ok((next, cs))
+    }
+
     /// Prices every tenant's quotations with `table` (the default is [`TaxTable::romania`]).
     ///
     /// # Examples
@@ -256,37 +306,9 @@ impl CommerceService {
         expected_version: u64,
         cmd: QuotationCommand,
     ) -> Result<Quotation> {
-        let q = self.store.quotation(ctx.tenant, id).await?;
-        stale(&q, expected_version)?;
-        let edit = matches!(cmd, QuotationCommand::Edit(_));
         let now = self.crm.clock().now();
-        let next = sales::apply(
-            &q,
-            cmd,
-            self.tax_table(ctx.tenant),
-            &ctx.actor,
-            self.today(),
-            now,
-        )?;
-        let event = if edit {
-            EventKind::QuotationEdited {
-                quotation: id,
-                number: next.number().to_string(),
-                total: next.totals().total,
-            }
-        } else {
-            EventKind::QuotationStatusChanged {
-                quotation: id,
-                number: next.number().to_string(),
-                status: next.status(),
-            }
-        };
-        let update = CommerceWrite::UpdateQuotation {
-            quotation: next.clone(),
-            expected_version,
-        };
-        self.commit_quotations(ctx, now, vec![update], &next, event)
-            .await?;
+        let (next, cs) = self.decide(ctx, id, expected_version, cmd, now).await?;
+        self.commit_about(ctx, cs, Vec::new(), Vec::new()).await?;
         Ok(next)
     }
 
@@ -797,29 +819,10 @@ impl CommerceService {
         expected_version: u64,
         win_lead: bool,
     ) -> Result<Quotation> {
-        let q = self.store.quotation(ctx.tenant, id).await?;
-        stale(&q, expected_version)?;
         let now = self.crm.clock().now();
-        let accepted = sales::apply(
-            &q,
-            QuotationCommand::Accept,
-            self.tax_table(ctx.tenant),
-            &ctx.actor,
-            self.today(),
-            now,
-        )?;
-        let event = EventKind::QuotationStatusChanged {
-            quotation: id,
-            number: accepted.number().to_string(),
-            status: accepted.status(),
-        };
-        let mut cs = ChangeSet::from_iter([
-            Write::from(CommerceWrite::UpdateQuotation {
-                quotation: accepted.clone(),
-                expected_version,
-            }),
-            Write::AppendEvent(DomainEvent::new(ctx, now, subject(&accepted), event)),
-        ]);
+        let (accepted, mut cs) = self
+            .decide(ctx, id, expected_version, QuotationCommand::Accept, now)
+            .await?;
         if let (true, Some(lead)) = (win_lead, accepted.lead()) {
             let l = self.crm.store().lead(ctx.tenant, lead).await?;
             if l.status().kind() == crate::lead::StatusKind::Open {
@@ -834,5 +837,88 @@ impl CommerceService {
         }
         self.commit_about(ctx, cs, Vec::new(), Vec::new()).await?;
         Ok(accepted)
+    }
+}
+
+impl CommerceService {
+    /// Sends a draft quotation by e-mail: the quotation becomes sent and one e-mail carrying its PDF is enqueued in
+    /// the outbox, in the same change (key `quotation/<id>/sent/<address>`, so it goes out exactly once however
+    /// often the host retries the call after a crash).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use crm_core::conformance::model::prelude::*;
+    /// # futures::executor::block_on(async {
+    /// # let (commerce, ctx) = crm_core::conformance::model::example_sales().await?;
+    /// use crm_core::money::Money;
+    /// use crm_core::partner::NewPartner;
+    /// use crm_core::sales::{NewQuotation, QuotationLine, QuotationMail, QuotationStatus, QuotationTerms};
+    /// let acme = commerce.crm().create_partner(&ctx, NewPartner::company("Acme SRL")).await?.record;
+    /// let terms = QuotationTerms {
+    ///     lines: vec![QuotationLine::new("Audit", 1.into(), Money::parse("500", "RON")?, "S")],
+    ///     valid_until: NaiveDate::from_ymd_opt(2200, 1, 1).unwrap(),
+    ///     terms: None,
+    /// };
+    /// let new = NewQuotation { lead: None, partner: acme.id(), currency: Currency::parse("RON")?, terms };
+    /// let q = commerce.create_quotation(&ctx, new).await?;
+    /// let mail = QuotationMail {
+    ///     to_name: "Maria".into(), to_email: "maria@acme.ro".into(), subject: "Oferta noastră".into(),
+    ///     body: "Găsiți oferta atașată.".into(), pdf: b"%PDF-1.7 ...".to_vec(),
+    /// };
+    /// let sent = commerce.send_quotation(&ctx, q.id(), 1, mail).await?;
+    /// assert_eq!(sent.status(), QuotationStatus::Sent);
+    /// # Ok::<(), Error>(()) }).unwrap();
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Invalid`] naming the mail's field ([`QuotationMail::check`]) or as [`QuotationCommand::Send`] in
+    /// [`sales::apply`]; [`Error::NotFound`] and [`Error::Conflict`] as in [`CommerceService::quotation_command`];
+    /// [`Error::Storage`] when the store cannot be read or the change cannot be committed (then no e-mail either).
+    pub async fn send_quotation(
+        &self,
+        ctx: &Context,
+        id: QuotationId,
+        expected_version: u64,
+        mail: crate::sales::QuotationMail,
+    ) -> Result<Quotation> {
+        mail.check()?;
+        let now = self.crm.clock().now();
+        let (sent, mut cs) = self
+            .decide(ctx, id, expected_version, QuotationCommand::Send, now)
+            .await?;
+        let file = format!("{}.pdf", sent.number().to_string().replace('/', "-"));
+        let payload = Payload {
+            subject: mail.subject.trim().to_string(),
+            body: mail.body.trim().to_string(),
+            template: None,
+            vars: serde_json::json!({
+                "quotation": id,
+                "attachments": crate::comms::attachment_var(&[(&file, "application/pdf", &mail.pdf)]),
+            }),
+            action: None,
+        };
+        let recipient = ResolvedRecipient {
+            user: None,
+            name: Some(mail.to_name.trim().to_string()),
+            email: Some(mail.to_email.trim().to_string()),
+        };
+        let key = format!(
+            "quotation/{id}/sent/{}",
+            mail.to_email.trim().to_lowercase()
+        );
+        let message = OutboxMessage::pending(
+            ctx.tenant,
+            key,
+            "quotation_sent",
+            Channel::Email,
+            recipient,
+            payload,
+            now,
+        );
+        cs.push(Write::EnqueueOutbox(message));
+        self.commit_about(ctx, cs, Vec::new(), Vec::new()).await?;
+        Ok(sent)
     }
 }
