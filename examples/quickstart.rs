@@ -3,6 +3,10 @@
 //! organisation's communication scheme (`examples/rules/`, Rhai) deciding notifications, e-mails and tasks inside
 //! each change's transaction, and the dispatcher delivering them from the outbox.
 //!
+//! One lead also gets a quotation (Romanian VAT, typeset to `crm-quickstart-quotation.pdf` and sent by e-mail with
+//! the PDF attached) and a meeting (its invitation, `crm-quickstart-meeting.ics`, goes to the customer's contact);
+//! the customer's acceptance wins the lead.
+//!
 //! Run with `cargo run --example quickstart` (writes `crm-quickstart.sqlite` in the current directory). E-mails are
 //! recorded and printed; set `CRM_SMTP_ADDR=host:port` to send them through that SMTP server instead.
 
@@ -12,13 +16,20 @@ mod delivery;
 mod pipeline;
 
 use chrono::Duration;
+use crm::pdf::{Language, Party, QuotationPdf};
 use crm::rules::fixtures::Org;
 use crm::rules::notify::Templates;
 use crm::rules::{Limits, RhaiRuleEngine, RuleSet};
+use crm::sales::{
+    Attendee, NewMeeting, NewQuotation, Organiser, Participant, QuotationLine, QuotationMail,
+    QuotationTerms, Reply, Slot,
+};
+use crm::Currency;
 use crm::{
     CommentTarget, Context, Crm, LeadCommand, LeadPartner, Money, NewContact, NewLead, NewPartner,
     NewRequest, OutboxStore, PageRequest, PartnerRole, RequestCommand, RequestStatus, TimelineOf,
 };
+use rust_decimal::Decimal;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -175,10 +186,88 @@ async fn main() -> crm::Result<()> {
         )
         .await?
         .record;
-    lead = leads
-        .transition(&ctx, lead.id(), lead.version(), LeadCommand::Win)
-        .await?
-        .record;
+    // The quotation: priced with Romanian VAT, typeset to PDF, sent by e-mail with the PDF attached; a meeting
+    // to go through it, invited by iCalendar; the partner accepts, which wins the lead in the same change.
+    let commerce = crm.commerce();
+    let euro = |s: &str| Money::parse(s, "EUR");
+    let offer_terms = QuotationTerms {
+        lines: vec![
+            QuotationLine::new("CNC router, 3-axis", Decimal::from(3), euro("24500")?, "S")
+                .discount(Decimal::from(5))
+                .unit("buc"),
+            QuotationLine::new(
+                "Installation and training (Brașov)",
+                Decimal::from(16),
+                euro("95")?,
+                "S",
+            )
+            .unit("oră"),
+        ],
+        valid_until: clock.now().date_naive() + Duration::days(30),
+        terms: Some("Plata în 30 de zile. Livrare în 8 săptămâni de la comandă.".into()),
+    };
+    let new_quotation = NewQuotation {
+        lead: Some(lead.id()),
+        partner: mobila.id(),
+        currency: Currency::parse("EUR")?,
+        terms: offer_terms,
+    };
+    let quotation = commerce.create_quotation(&ctx, new_quotation).await?;
+    let letterhead = Party::new("Exemplu Utilaje SRL")
+        .line("Str. Mureșului 14, 500000 Brașov")
+        .line("CUI RO12345678 · J08/1234/2010");
+    let customer = Party::new(mobila.name()).line("Zona industrială Vest, Sibiu");
+    let pdf = QuotationPdf::new().render(&quotation, &letterhead, &customer, Language::Romanian)?;
+    std::fs::write("crm-quickstart-quotation.pdf", &pdf).expect("write the PDF");
+    let ioana = &mobila.contacts()[0];
+    let mail = QuotationMail {
+        to_name: ioana.name.clone(),
+        to_email: ioana.email.clone().unwrap_or_default(),
+        subject: format!("Oferta {}", quotation.number()),
+        body: "Bună ziua, găsiți oferta noastră atașată.".into(),
+        pdf,
+    };
+    let quotation = commerce
+        .send_quotation(&ctx, quotation.id(), quotation.version(), mail)
+        .await?;
+    println!(
+        "quotation {}: {} — crm-quickstart-quotation.pdf",
+        quotation.number(),
+        quotation.totals().total
+    );
+    let monday = (clock.now() + Duration::days(7)).date_naive();
+    let at = |h| monday.and_hms_opt(h, 0, 0).expect("a time of day");
+    let meeting = commerce
+        .schedule_meeting(
+            &ctx,
+            NewMeeting {
+                title: format!("Oferta {} — discuție", quotation.number()),
+                lead: Some(lead.id()),
+                partner: None,
+                organiser: Organiser::new(ana, "Ana Pop", "ana@example.com"),
+                attendees: vec![Attendee {
+                    who: Participant::Contact {
+                        partner: mobila.id(),
+                        contact: ioana.id,
+                    },
+                    name: ioana.name.clone(),
+                    email: ioana.email.clone().unwrap_or_default(),
+                    reply: Reply::NeedsAction,
+                }],
+                slot: Slot::new(at(10), at(11), "Europe/Bucharest").at("Sibiu, la client"),
+                agenda: Some("Configurația mașinilor; termenele de livrare.".into()),
+            },
+        )
+        .await?;
+    std::fs::write("crm-quickstart-meeting.ics", meeting.to_ics()).expect("write the invitation");
+    println!(
+        "meeting {} (UTC) — crm-quickstart-meeting.ics",
+        meeting.starts_at().format("%Y-%m-%d %H:%M")
+    );
+    commerce
+        .accept_quotation(&ctx, quotation.id(), quotation.version(), true)
+        .await?;
+    lead = leads.lead(tenant, lead.id()).await?;
     println!(
         "won: {} ({})",
         lead.title(),

@@ -47,12 +47,17 @@ fn printed_emails(printed: &RecordingNotifier, templates: &Templates) -> Vec<(St
         .delivered()
         .into_iter()
         .map(|m| {
-            let t = templates
-                .render(
-                    m.payload.template.as_deref().unwrap_or_default(),
-                    &m.payload.vars,
-                )
-                .expect("the example templates render");
+            // A templated e-mail is rendered; one the engine wrote itself (a quotation, an invitation) is as written.
+            let t = match m.payload.template.as_deref() {
+                Some(name) => templates
+                    .render(name, &m.payload.vars)
+                    .expect("the example templates render"),
+                None => Rendered {
+                    subject: m.payload.subject.clone(),
+                    text: m.payload.body.clone(),
+                    html: None,
+                },
+            };
             let to = m.recipient.email.as_deref().unwrap_or("?").to_string();
             (to, t)
         })

@@ -356,6 +356,7 @@ pub async fn check_commerce_quotations(store: &Arc<dyn Store>, commerce: &Arc<dy
 /// manager and the lead's partner's first contact (when it has one) invited.
 pub fn meeting_for(w: &super::World, lead: &Lead) -> NewMeeting {
     let day = chrono::NaiveDate::from_ymd_opt(2026, 3, 9).expect("a day");
+    let at = |h| day.and_hms_opt(h, 0, 0).expect("a time of day");
     NewMeeting {
         title: "Demo".into(),
         lead: Some(lead.id),
@@ -367,13 +368,7 @@ pub fn meeting_for(w: &super::World, lead: &Lead) -> NewMeeting {
             email: "manager@example.ro".into(),
             reply: Reply::NeedsAction,
         }],
-        slot: Slot {
-            start: day.and_hms_opt(10, 0, 0).expect("a time"),
-            end: day.and_hms_opt(11, 0, 0).expect("a time"),
-            time_zone: "Europe/Bucharest".into(),
-            place: Some("Brașov".into()),
-            online_link: None,
-        },
+        slot: Slot::new(at(10), at(11), "Europe/Bucharest").at("Brașov"),
         agenda: Some("Offer".into()),
     }
 }

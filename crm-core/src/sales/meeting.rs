@@ -86,6 +86,25 @@ pub struct Slot {
     pub online_link: Option<String>,
 }
 
+impl Slot {
+    /// A slot from `start` to `end`, local times of `time_zone`, with no place or link.
+    pub fn new(start: NaiveDateTime, end: NaiveDateTime, time_zone: &str) -> Self {
+        Self {
+            start,
+            end,
+            time_zone: time_zone.into(),
+            place: None,
+            online_link: None,
+        }
+    }
+
+    /// The same slot at `place`.
+    pub fn at(mut self, place: &str) -> Self {
+        self.place = Some(place.into());
+        self
+    }
+}
+
 /// Input for a new meeting.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NewMeeting {
