@@ -18,11 +18,11 @@ use crm::commerce::{
     ProfitQuery, Rank, RankOrder, SumsQuery,
 };
 use crm::id::{TenantId, UserId};
+use crm::Decimal;
 use crm::{
     Backend, Clock, CommerceService, CommerceStore, Context, Crm, FixedClock, LeadCommand, Money,
     NewPartner, PartnerRole,
 };
-use rust_decimal::Decimal;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;

@@ -12,8 +12,8 @@ use crm::commerce::{DocumentKind, NewDocument, NewLine, NewProduct};
 use crm::id::{TenantId, UserId};
 use crm::sqlite::rusqlite::Connection;
 use crm::sqlite::SqliteStore;
+use crm::Decimal;
 use crm::{CommerceStoreExt, Context, Crm, NewPartner, PartnerRole, StoreExt};
-use rust_decimal::Decimal;
 use std::sync::{Arc, Mutex};
 
 #[tokio::main(flavor = "current_thread")]

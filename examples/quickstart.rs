@@ -25,11 +25,11 @@ use crm::sales::{
     QuotationTerms, Reply, Slot,
 };
 use crm::Currency;
+use crm::Decimal;
 use crm::{
     CommentTarget, Context, Crm, LeadCommand, LeadPartner, Money, NewContact, NewLead, NewPartner,
     NewRequest, OutboxStore, PageRequest, PartnerRole, RequestCommand, RequestStatus, TimelineOf,
 };
-use rust_decimal::Decimal;
 use std::path::Path;
 use std::sync::Arc;
 

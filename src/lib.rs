@@ -81,6 +81,8 @@ pub use crm_delivery::{TaskNotifier, TickReport};
 /// Quotation PDFs typeset from an editable Typst template (feature `pdf`).
 #[cfg(feature = "pdf")]
 pub use crm_pdf as pdf;
+/// Exact decimals (quantities, prices, rates), as the engine's types take them.
+pub use rust_decimal::Decimal;
 
 #[cfg(feature = "sqlite")]
 pub use crm_storage_sqlite as sqlite;

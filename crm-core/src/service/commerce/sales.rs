@@ -873,8 +873,9 @@ impl CommerceService {
     ///
     /// # Errors
     ///
-    /// [`Error::Invalid`] naming the mail's field ([`QuotationMail::check`]) or as [`QuotationCommand::Send`] in
-    /// [`sales::apply`]; [`Error::NotFound`] and [`Error::Conflict`] as in [`CommerceService::quotation_command`];
+    /// [`Error::Invalid`] naming the mail's field ([`crate::sales::QuotationMail::check`]) or as
+    /// [`QuotationCommand::Send`] in [`sales::apply`]; [`Error::NotFound`] and [`Error::Conflict`] as in
+    /// [`CommerceService::quotation_command`];
     /// [`Error::Storage`] when the store cannot be read or the change cannot be committed (then no e-mail either).
     pub async fn send_quotation(
         &self,
