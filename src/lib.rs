@@ -476,12 +476,11 @@ enum BackendChoice {
 #[derive(Debug, Default)]
 pub struct CrmBuilder {
     backend: BackendChoice,
-    clock: Option<Arc<dyn Clock>>,
+    /// The lead service's clock, rules hook, hooks and subscribers (its store is the backend, given at build).
+    leads: crm_core::service::CrmServiceBuilder,
     reporting: Option<Currency>,
     rate_source: Option<Arc<dyn RateSource>>,
     rules: Option<(Arc<dyn RuleEngine>, Arc<dyn Directory>)>,
-    hooks: Vec<Arc<dyn CommitHook>>,
-    subscribers: Vec<Arc<dyn EventSubscriber>>,
 }
 
 impl CrmBuilder {
@@ -596,7 +595,7 @@ impl CrmBuilder {
     /// # Ok(()) }
     /// ```
     pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
-        self.clock = Some(clock);
+        self.leads = self.leads.clock(clock);
         self
     }
 
@@ -682,6 +681,7 @@ impl CrmBuilder {
     /// # Ok(()) }
     /// ```
     pub fn rules(mut self, engine: Arc<dyn RuleEngine>, directory: Arc<dyn Directory>) -> Self {
+        self.leads = self.leads.rules(engine.clone(), directory.clone());
         self.rules = Some((engine, directory));
         self
     }
@@ -713,7 +713,7 @@ impl CrmBuilder {
     /// # Ok(()) }
     /// ```
     pub fn hook(mut self, hook: Arc<dyn CommitHook>) -> Self {
-        self.hooks.push(hook);
+        self.leads = self.leads.hook(hook);
         self
     }
 
@@ -746,7 +746,7 @@ impl CrmBuilder {
     /// # Ok(()) }
     /// ```
     pub fn subscriber(mut self, s: Arc<dyn EventSubscriber>) -> Self {
-        self.subscribers.push(s);
+        self.leads = self.leads.subscriber(s);
         self
     }
 
@@ -798,22 +798,12 @@ impl CrmBuilder {
                 .await?,
             ),
         };
-        let mut leads = LeadService::builder()
+        // The rules hook runs first, then the host's hooks in the order they were added.
+        let leads = self
+            .leads
             .store(backend.clone())
-            .commerce(backend.clone());
-        if let Some(c) = self.clock {
-            leads = leads.clock(c);
-        }
-        if let Some((engine, directory)) = &self.rules {
-            leads = leads.hook(Arc::new(RulesHook::new(engine.clone(), directory.clone())));
-        }
-        for h in self.hooks {
-            leads = leads.hook(h);
-        }
-        for s in self.subscribers {
-            leads = leads.subscriber(s);
-        }
-        let leads = leads.build()?;
+            .commerce(backend.clone())
+            .build()?;
         let reporting = match self.reporting {
             Some(c) => c,
             None => Currency::parse("EUR")?,

@@ -3,7 +3,7 @@
 //! and data as the store. The SQLite twins are in `work::sql`; both return the same digests.
 
 use super::gen::Manifest;
-use super::work::{decide_move, micro_bounds, units, BoardCol, ProfitRow};
+use super::work::{decide_move, micro_bounds, units, BoardCol, ProfitRow, Rules};
 use chrono::Utc;
 use crm_core::actor::Context;
 use crm_core::commerce::{day_number, GroupBy, Period};
@@ -295,10 +295,7 @@ pub async fn move_lead(
     id: LeadId,
     expected: u64,
     stage: StageId,
-    rules: Option<(
-        &dyn crm_core::comms::RuleEngine,
-        &dyn crm_core::comms::Directory,
-    )>,
+    rules: Rules<'_>,
 ) -> Result<(), String> {
     let tenant = ctx.tenant;
     let w = pg.writes().await?;
@@ -331,9 +328,7 @@ pub async fn move_lead(
         )
         .await
         .map_err(pe)?;
-    if n != 1 {
-        return Err(format!("lead {id} changed meanwhile"));
-    }
+    m.updated(n)?;
     for o in &m.outbox {
         insert_outbox(&tx, &w, o).await?;
     }

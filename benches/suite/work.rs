@@ -1076,7 +1076,7 @@ impl Base {
     on_backend! {
         /// Moves a lead (see [`sql::move_lead`]).
         #[allow(clippy::too_many_arguments)]
-        fn move_lead(ctx: &Context, pipeline: &Pipeline, id: LeadId, expected: u64, stage: crm_core::id::StageId, rules: Option<(&dyn crm_core::comms::RuleEngine, &dyn crm_core::comms::Directory)>) -> () = sql::move_lead;
+        fn move_lead(ctx: &Context, pipeline: &Pipeline, id: LeadId, expected: u64, stage: crm_core::id::StageId, rules: Rules<'_>) -> () = sql::move_lead;
         /// A lead's newest `limit` events.
         fn timeline(tenant: TenantId, lead: LeadId, limit: u32) -> Vec<DomainEvent> = sql::timeline;
         /// The board.
@@ -1111,16 +1111,31 @@ pub struct Move {
     pub history: StageHistoryEntry,
 }
 
+/// The rules a plain-SQL baseline decides with when it moves a lead: an engine and the directory resolving its
+/// recipients (none: no rules).
+pub type Rules<'a> = Option<(
+    &'a dyn crm_core::comms::RuleEngine,
+    &'a dyn crm_core::comms::Directory,
+)>;
+
+impl Move {
+    /// Fails unless the version-checked update of the lead changed its row (`rows` is 1): else someone changed
+    /// the lead meanwhile.
+    pub fn updated(&self, rows: u64) -> Result<(), String> {
+        if rows != 1 {
+            return Err(format!("lead {} changed meanwhile", self.lead.id()));
+        }
+        Ok(())
+    }
+}
+
 /// Decides moving `current` to `stage` at `now` (and, with `rules`, what the rules decide about it).
 pub fn decide_move(
     ctx: &Context,
     pipeline: &Pipeline,
     current: &Lead,
     stage: crm_core::id::StageId,
-    rules: Option<(
-        &dyn crm_core::comms::RuleEngine,
-        &dyn crm_core::comms::Directory,
-    )>,
+    rules: Rules<'_>,
     now: chrono::DateTime<Utc>,
 ) -> Result<Move, String> {
     let facts = Facts {
@@ -1180,17 +1195,32 @@ pub fn decide_move(
 pub mod sql {
     use super::*;
 
+    /// A record's `doc` column, as the store writes it.
+    fn json(record: &impl serde::Serialize) -> Result<String, String> {
+        serde_json::to_string(record).map_err(|e| e.to_string())
+    }
+
+    /// Runs the cached statement `sql` with `values`; the number of rows it changed.
+    fn execute(
+        tx: &Transaction<'_>,
+        sql: &str,
+        values: impl rusqlite::Params,
+    ) -> Result<usize, String> {
+        tx.prepare_cached(sql)
+            .and_then(|mut s| s.execute(values))
+            .map_err(se)
+    }
+
     /// Inserts a lead row (and its tags) exactly as the store does.
     pub fn insert_lead(tx: &Transaction<'_>, l: &Lead) -> Result<(), String> {
         let currency = l.expected_revenue().map(|m| m.currency().code());
         let units = l.expected_revenue().map(|m| m.to_units());
-        tx.prepare_cached(
+        execute(
+            tx,
             "INSERT INTO leads (tenant, id, partner, pipeline, stage, status, owner, currency, expected_units, revenue_key, \
              probability, created_at, updated_at, title_lc, version, doc) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
-        )
-        .and_then(|mut s| {
-            s.execute(params![
+            params![
                 l.tenant().as_bytes(),
                 l.id().as_bytes(),
                 l.partner().as_bytes(),
@@ -1206,10 +1236,9 @@ pub mod sql {
                 l.updated_at().timestamp_micros(),
                 l.title().to_lowercase(),
                 l.version() as i64,
-                serde_json::to_string(l).map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?
-            ])
-        })
-        .map_err(se)?;
+                json(l)?
+            ],
+        )?;
         let mut tags = tx
             .prepare_cached("INSERT INTO lead_tags (tenant, tag, lead) VALUES (?1, ?2, ?3)")
             .map_err(se)?;
@@ -1222,11 +1251,10 @@ pub mod sql {
 
     /// Appends an event row.
     pub fn insert_event(tx: &Transaction<'_>, e: &DomainEvent) -> Result<(), String> {
-        tx.prepare_cached(
+        execute(
+            tx,
             "INSERT INTO events (tenant, id, at, lead, partner, request, kind, doc) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-        )
-        .and_then(|mut s| {
-            s.execute(params![
+            params![
                 e.tenant.as_bytes(),
                 e.id.as_bytes(),
                 e.at.timestamp_micros(),
@@ -1234,11 +1262,10 @@ pub mod sql {
                 e.subject.partner.as_ref().map(|x| x.as_bytes()),
                 e.subject.request.as_ref().map(|x| x.as_bytes()),
                 e.kind.name(),
-                serde_json::to_string(e).map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?
-            ])
-        })
+                json(e)?
+            ],
+        )
         .map(|_| ())
-        .map_err(se)
     }
 
     /// Enqueues an outbox message (skipped when the tenant has one with the same idempotency key).
@@ -1246,12 +1273,11 @@ pub mod sql {
         tx: &Transaction<'_>,
         m: &crm_core::outbox::OutboxMessage,
     ) -> Result<(), String> {
-        tx.prepare_cached(
+        execute(
+            tx,
             "INSERT INTO outbox (tenant, id, idempotency_key, status, attempts, next_attempt_at, last_error, created_at, \
              delivered_at, doc) VALUES (?1, ?2, ?3, 0, ?4, ?5, ?6, ?7, ?8, ?9) ON CONFLICT (tenant, idempotency_key) DO NOTHING",
-        )
-        .and_then(|mut s| {
-            s.execute(params![
+            params![
                 m.tenant.as_bytes(),
                 m.id.as_bytes(),
                 m.idempotency_key,
@@ -1260,31 +1286,28 @@ pub mod sql {
                 m.last_error,
                 m.created_at.timestamp_micros(),
                 m.delivered_at.map(|t| t.timestamp_micros()),
-                serde_json::to_string(m).map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?
-            ])
-        })
+                json(m)?
+            ],
+        )
         .map(|_| ())
-        .map_err(se)
     }
 
     /// Appends a stage-history row.
     pub fn insert_history(tx: &Transaction<'_>, h: &StageHistoryEntry) -> Result<(), String> {
-        tx.prepare_cached(
+        execute(
+            tx,
             "INSERT INTO stage_history (tenant, lead, pipeline, to_stage, status, at, doc) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-        )
-        .and_then(|mut s| {
-            s.execute(params![
+            params![
                 h.tenant.as_bytes(),
                 h.lead.as_bytes(),
                 h.pipeline.as_bytes(),
                 h.to.as_bytes(),
                 h.status.code(),
                 h.at.timestamp_micros(),
-                serde_json::to_string(h).map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?
-            ])
-        })
+                json(h)?
+            ],
+        )
         .map(|_| ())
-        .map_err(se)
     }
 
     /// Moves a lead: read it, decide with the pure core, update it version-checked, append its events and history.
@@ -1295,10 +1318,7 @@ pub mod sql {
         id: LeadId,
         expected: u64,
         stage: crm_core::id::StageId,
-        rules: Option<(
-            &dyn crm_core::comms::RuleEngine,
-            &dyn crm_core::comms::Directory,
-        )>,
+        rules: Rules<'_>,
     ) -> Result<(), String> {
         let tenant = ctx.tenant;
         let tx = conn
@@ -1316,28 +1336,23 @@ pub mod sql {
                 .map_err(|e| e.to_string())?;
         let m = decide_move(ctx, pipeline, &current, stage, rules, Utc::now())?;
         let l = &m.lead;
-        let n = tx
-            .prepare_cached(
-                "UPDATE leads SET stage = ?3, status = ?4, probability = ?5, updated_at = ?6, version = ?7, doc = ?8 \
-                 WHERE tenant = ?1 AND id = ?2 AND version = ?9",
-            )
-            .and_then(|mut s| {
-                s.execute(params![
-                    tenant.as_bytes(),
-                    id.as_bytes(),
-                    l.stage().as_bytes(),
-                    l.status().kind().code(),
-                    l.probability(),
-                    l.updated_at().timestamp_micros(),
-                    l.version() as i64,
-                    serde_json::to_string(l).map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?,
-                    expected as i64
-                ])
-            })
-            .map_err(se)?;
-        if n != 1 {
-            return Err(format!("lead {id} changed meanwhile"));
-        }
+        let n = execute(
+            &tx,
+            "UPDATE leads SET stage = ?3, status = ?4, probability = ?5, updated_at = ?6, version = ?7, doc = ?8 \
+             WHERE tenant = ?1 AND id = ?2 AND version = ?9",
+            params![
+                tenant.as_bytes(),
+                id.as_bytes(),
+                l.stage().as_bytes(),
+                l.status().kind().code(),
+                l.probability(),
+                l.updated_at().timestamp_micros(),
+                l.version() as i64,
+                json(l)?,
+                expected as i64
+            ],
+        )?;
+        m.updated(n as u64)?;
         for e in &m.events {
             insert_event(&tx, e)?;
         }

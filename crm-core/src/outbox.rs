@@ -219,6 +219,13 @@ struct MemoryState {
 }
 
 impl MemoryState {
+    /// The person's inbox items.
+    fn inbox_of(&self, tenant: TenantId, user: UserId) -> impl Iterator<Item = &InboxItem> {
+        self.inbox
+            .values()
+            .filter(move |i| i.tenant == tenant && i.user == user)
+    }
+
     /// The person's inbox item `id`; [`Error::NotFound`] when it is not theirs.
     fn inbox_item(
         &mut self,
@@ -440,15 +447,12 @@ impl OutboxStore for MemoryOutbox {
         unread_only: bool,
         page: &PageRequest,
     ) -> Result<Page<InboxItem>> {
-        let s = self.lock();
-        let items = s
-            .inbox
-            .values()
-            .filter(|i| i.tenant == tenant && i.user == user);
         // Newest first: the key is negated so the shared ascending keyset logic applies.
         let key = |i: &InboxItem| (-i.created_at.timestamp_micros(), invert(*i.id.as_uuid()));
         page_of(
-            items.filter(|i| !unread_only || i.read_at.is_none()),
+            self.lock()
+                .inbox_of(tenant, user)
+                .filter(|i| !unread_only || i.read_at.is_none()),
             page,
             key,
         )
@@ -457,9 +461,8 @@ impl OutboxStore for MemoryOutbox {
     async fn unread_count(&self, tenant: TenantId, user: UserId) -> Result<u64> {
         Ok(self
             .lock()
-            .inbox
-            .values()
-            .filter(|i| i.tenant == tenant && i.user == user && i.read_at.is_none())
+            .inbox_of(tenant, user)
+            .filter(|i| i.read_at.is_none())
             .count() as u64)
     }
 }

@@ -6,6 +6,7 @@ use chrono::Duration;
 use crm_core::actor::Context;
 use crm_core::comms::{RuleEngine, Trigger, Views};
 use crm_core::event::{DomainEvent, EventKind};
+use crm_core::id::TenantId;
 use crm_core::lead::{Lead, TransitionError};
 use crm_core::outbox::{Channel, MemoryOutbox, OutboxStatus, OutboxStore};
 use crm_core::request::Request;
@@ -226,17 +227,12 @@ fn first<T: Clone>(items: &[T], limit: u32, keep: impl Fn(&T) -> bool) -> Result
 
 #[async_trait]
 impl TimerSource for Candidates {
-    async fn idle_leads(
-        &self,
-        _: crm_core::id::TenantId,
-        before: Timestamp,
-        limit: u32,
-    ) -> Result<Vec<Lead>> {
+    async fn idle_leads(&self, _: TenantId, before: Timestamp, limit: u32) -> Result<Vec<Lead>> {
         first(&self.leads, limit, |l| l.updated_at() < before)
     }
     async fn requests_due_between(
         &self,
-        _: crm_core::id::TenantId,
+        _: TenantId,
         after: Timestamp,
         before: Timestamp,
         limit: u32,
@@ -247,7 +243,7 @@ impl TimerSource for Candidates {
     }
     async fn leads_past_close(
         &self,
-        _: crm_core::id::TenantId,
+        _: TenantId,
         _: chrono::NaiveDate,
         _: u32,
     ) -> Result<Vec<Lead>> {
@@ -255,7 +251,7 @@ impl TimerSource for Candidates {
     }
     async fn requests_opened_before(
         &self,
-        _: crm_core::id::TenantId,
+        _: TenantId,
         before: Timestamp,
         limit: u32,
     ) -> Result<Vec<Request>> {

@@ -63,14 +63,24 @@ pub(crate) fn lock_key(schema: &str) -> i64 {
     h as i64
 }
 
+/// The versions recorded in the migrations table `table`, oldest first.
+async fn applied_versions(
+    c: &impl tokio_postgres::GenericClient,
+    table: &str,
+) -> std::result::Result<Vec<i32>, tokio_postgres::Error> {
+    let rows = c
+        .query(
+            &format!("SELECT version FROM {table} ORDER BY version"),
+            &[],
+        )
+        .await?;
+    Ok(rows.iter().map(|r| r.get(0)).collect())
+}
+
 /// Fails unless `schema` holds every migration this build knows (for a read-only store, which migrates nothing).
 pub(crate) async fn check_current(client: &tokio_postgres::Client, schema: &str) -> Result<()> {
     // `schema` was checked to be a plain identifier by PgConfig::validate.
-    let applied: Vec<i32> = client
-        .query(
-            &format!("SELECT version FROM {schema}.schema_migrations ORDER BY version"),
-            &[],
-        )
+    let applied = applied_versions(client, &format!("{schema}.schema_migrations"))
         .await
         .map_err(|e| {
             Error::storage(
@@ -80,10 +90,7 @@ pub(crate) async fn check_current(client: &tokio_postgres::Client, schema: &str)
                     map_pg(e)
                 ),
             )
-        })?
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+        })?;
     let known: Vec<i32> = MIGRATIONS.iter().map(|m| m.version).collect();
     if applied != known {
         return Err(Error::storage(
@@ -115,16 +122,9 @@ pub(crate) async fn run(client: &mut tokio_postgres::Client, schema: &str) -> Re
     ))
     .await
     .map_err(map_pg)?;
-    let applied: Vec<i32> = tx
-        .query(
-            "SELECT version FROM schema_migrations ORDER BY version",
-            &[],
-        )
+    let applied = applied_versions(&tx, "schema_migrations")
         .await
-        .map_err(map_pg)?
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+        .map_err(map_pg)?;
     let newest = MIGRATIONS.iter().map(|m| m.version).max().unwrap_or(0);
     if let Some(v) = applied.iter().find(|v| **v > newest) {
         return Err(Error::storage(

@@ -391,19 +391,24 @@ impl Campaign {
         })
     }
 
+    /// Refuses on field `status` unless the campaign is `status`: "campaign `name` is <its status>" and `rule`.
+    fn require(&self, status: CampaignStatus, rule: &str) -> Result<()> {
+        if self.status == status {
+            return Ok(());
+        }
+        Err(Error::invalid(
+            "status",
+            format!("campaign `{}` is {}{rule}", self.name, self.status.as_str()),
+        ))
+    }
+
     /// Checks the campaign can be launched: a draft (field `status`), with agents when it calls (field `agents`)
     /// and a target segment (field `criteria`).
     pub fn check_launchable(&self) -> Result<()> {
-        if self.status != CampaignStatus::Draft {
-            return Err(Error::invalid(
-                "status",
-                format!(
-                    "campaign `{}` is {}; only a draft campaign can be launched",
-                    self.name,
-                    self.status.as_str()
-                ),
-            ));
-        }
+        self.require(
+            CampaignStatus::Draft,
+            "; only a draft campaign can be launched",
+        )?;
         check_agents(self.channel, &self.agents)?;
         if self.criteria.is_none() {
             return Err(Error::invalid(
@@ -416,16 +421,10 @@ impl Campaign {
 
     /// Closes an active campaign.
     pub fn close(&self, now: Timestamp) -> Result<Campaign> {
-        if self.status != CampaignStatus::Active {
-            return Err(Error::invalid(
-                "status",
-                format!(
-                    "campaign `{}` is {}; only an active campaign can be closed",
-                    self.name,
-                    self.status.as_str()
-                ),
-            ));
-        }
+        self.require(
+            CampaignStatus::Active,
+            "; only an active campaign can be closed",
+        )?;
         let mut c = self.clone();
         c.status = CampaignStatus::Closed;
         c.version += 1;
@@ -453,16 +452,10 @@ pub fn record_outcome(
     outcome: CallOutcome,
     now: Timestamp,
 ) -> Result<OutcomeChange> {
-    if campaign.status != CampaignStatus::Active {
-        return Err(Error::invalid(
-            "status",
-            format!(
-                "campaign `{}` is {}: outcomes are recorded while it is active",
-                campaign.name,
-                campaign.status.as_str()
-            ),
-        ));
-    }
+    campaign.require(
+        CampaignStatus::Active,
+        ": outcomes are recorded while it is active",
+    )?;
     if agent != Some(call.assignee) {
         return Err(Error::invalid(
             "agent",

@@ -41,13 +41,7 @@ pub struct World {
     pub reasons: Vec<LostReason>,
 }
 
-impl std::fmt::Debug for World {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("World")
-            .field("tenant", &self.tenant)
-            .finish()
-    }
-}
+debug_tenant!(World => tenant);
 
 impl World {
     /// Builds the fixture on `store`.

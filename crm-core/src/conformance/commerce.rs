@@ -62,13 +62,7 @@ pub struct Shop {
     pub products: Vec<ProductId>,
 }
 
-impl std::fmt::Debug for Shop {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Shop")
-            .field("tenant", &self.w.tenant)
-            .finish()
-    }
-}
+debug_tenant!(Shop => w.tenant);
 
 impl Shop {
     /// Builds the fixture in a fresh tenant.

@@ -77,18 +77,22 @@ fn agree<T: PartialEq + Debug>(what: &str, real: Result<T>, model: Result<T>) ->
     real
 }
 
-/// `impl Store for Differential`: the `own` methods as written, and each `agree` method forwarded to the adapter and
-/// then to the model, their answers compared by [`agree`] (named after the method, with the `showing` argument).
+/// `impl Store for Differential`: the `own` methods with their bodies as written, and each `agree` method forwarded
+/// to the adapter and then to the model, their answers compared by [`agree`] (named after the method, with the
+/// `showing` argument). Both are declared without `async` and `Result`: the arguments (`own` ones with `&self`), then
+/// the `Ok` type.
 macro_rules! differential_store {
     (
-        own { $($own:tt)* }
+        own { $(fn $own:ident(&$me:ident $(, $own_arg:ident: $own_ty:ty)*) -> $own_ret:ty $body:block)* }
         agree { $(fn $name:ident($($arg:ident: $ty:ty),*) -> $ret:ty $(, showing $shown:ident)?;)* }
     ) => {
         /// Forwards every method to both stores (so it must implement every one).
         #[async_trait]
         #[deny(clippy::missing_trait_methods)]
         impl Store for Differential {
-            $($own)*
+            $(
+                async fn $own(&$me $(, $own_arg: $own_ty)*) -> Result<$own_ret> $body
+            )*
             $(
                 async fn $name(&self, $($arg: $ty),*) -> Result<$ret> {
                     let what = stringify!($name).to_string() $(+ &format!(" {:?}", $shown))?;
@@ -105,22 +109,17 @@ macro_rules! differential_store {
 
 differential_store! {
     own {
-        async fn commit(&self, tenant: TenantId, changes: ChangeSet) -> Result<()> {
+        fn commit(&self, tenant: TenantId, changes: ChangeSet) -> () {
             let m = self.model.commit(tenant, changes.clone()).await;
             let r = self.real.commit(tenant, changes).await;
             agree("commit", r, m)
         }
-        async fn ingest(&self, tenant: TenantId, changes: ChangeSet) -> Result<u64> {
+        fn ingest(&self, tenant: TenantId, changes: ChangeSet) -> u64 {
             let m = self.model.ingest(tenant, changes.clone()).await;
             let r = self.real.ingest(tenant, changes).await;
             agree("ingest", r, m)
         }
-        async fn events_since(
-            &self,
-            tenant: TenantId,
-            after: u64,
-            limit: u32,
-        ) -> Result<Vec<(u64, DomainEvent)>> {
+        fn events_since(&self, tenant: TenantId, after: u64, limit: u32) -> Vec<(u64, DomainEvent)> {
             // Positions are adapter-specific (a global sequence); compare the events and require increasing positions.
             let r = self.real.events_since(tenant, after, limit).await;
             let m = self.model.events_since(tenant, 0, limit).await;

@@ -16,6 +16,19 @@
 //!
 //! Checks work in a fresh random tenant, so they need no clean database and also prove tenant isolation.
 
+/// `Debug` for a fixture: its name and its tenant only (the services and stores it holds would print pages).
+macro_rules! debug_tenant {
+    ($fixture:ident => $($tenant:ident).+) => {
+        impl std::fmt::Debug for $fixture {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.debug_struct(stringify!($fixture))
+                    .field("tenant", &self.$($tenant).+)
+                    .finish()
+            }
+        }
+    };
+}
+
 mod checks;
 pub mod commerce;
 mod differential;

@@ -12,6 +12,7 @@ pub use commerce::{CommerceService, DocumentOutcome, OutcomeResult};
 pub use rules::{decision_writes, RulesHook};
 
 use crate::actor::Context;
+use crate::comms::{Directory, RuleEngine};
 use crate::dedupe::{self, DuplicateCandidate};
 use crate::error::{Error, Result};
 use crate::event::{CommentTarget, DomainEvent, EventKind, StageHistoryEntry, Subject};
@@ -114,6 +115,7 @@ pub struct CrmServiceBuilder {
     store: Option<Arc<dyn Store>>,
     commerce: Option<Arc<dyn crate::commerce::CommerceStore>>,
     clock: Option<Arc<dyn Clock>>,
+    rules: Option<RulesHook>,
     hooks: Vec<Arc<dyn CommitHook>>,
     subscribers: Vec<Arc<dyn EventSubscriber>>,
 }
@@ -244,6 +246,42 @@ impl CrmServiceBuilder {
         self
     }
 
+    /// The communication rules: a [`RulesHook`] asking `engine` inside the commit of every change (people resolved
+    /// through `directory`), run before every hook added with [`CrmServiceBuilder::hook`]. A second call replaces
+    /// the first.
+    ///
+    /// # Examples
+    ///
+    /// An engine whose guard refuses every change:
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// use crm_core::comms::{Decision, Refusal, RuleEngine, StaticDirectory, Trigger, Views};
+    /// use crm_core::{actor::Context, conformance::model::MemStore, id::TenantId, partner::NewPartner};
+    /// use crm_core::{error::TransitionError, service::CrmService, Error};
+    /// #[derive(Debug)]
+    /// struct Closed;
+    /// impl RuleEngine for Closed {
+    ///     fn evaluate(&self, _: &Trigger, _: &Views) -> Decision {
+    ///         let refusal = Refusal { rule: "closed".into(), reason: "the office is closed".into() };
+    ///         Decision { refusal: Some(refusal), ..Decision::default() }
+    ///     }
+    /// }
+    /// # futures::executor::block_on(async {
+    /// let tenant = TenantId::new();
+    /// let crm = CrmService::builder()
+    ///     .store(Arc::new(MemStore::new()))
+    ///     .rules(Arc::new(Closed), Arc::new(StaticDirectory::new(tenant)))
+    ///     .build()?;
+    /// let err = crm.create_partner(&Context::system(tenant), NewPartner::company("Acme SRL")).await.unwrap_err();
+    /// assert!(matches!(err, Error::Transition(TransitionError::RefusedByRule { .. })));
+    /// # Ok::<(), Error>(()) }).unwrap();
+    /// ```
+    pub fn rules(mut self, engine: Arc<dyn RuleEngine>, directory: Arc<dyn Directory>) -> Self {
+        self.rules = Some(RulesHook::new(engine, directory));
+        self
+    }
+
     /// Builds the service; fails when no store was given.
     ///
     /// # Examples
@@ -266,7 +304,12 @@ impl CrmServiceBuilder {
             })?,
             commerce: self.commerce,
             clock: self.clock.unwrap_or_else(|| Arc::new(SystemClock)),
-            hooks: self.hooks,
+            hooks: self
+                .rules
+                .map(|r| Arc::new(r) as Arc<dyn CommitHook>)
+                .into_iter()
+                .chain(self.hooks)
+                .collect(),
             subscribers: self.subscribers,
         })
     }
