@@ -415,3 +415,57 @@ fn a_tax_table_read_back_is_validated() {
         TaxTable::romania()
     );
 }
+
+#[test]
+fn a_quotation_mail_names_what_is_wrong_with_it() {
+    let ok = QuotationMail {
+        to_name: "Maria".into(),
+        to_email: "maria@client.ro".into(),
+        subject: "Oferta".into(),
+        body: String::new(),
+        pdf: b"%PDF-1.7".to_vec(),
+    };
+    assert!(ok.check().is_ok());
+    let mut huge = b"%PDF-".to_vec();
+    huge.resize(crm_core::sales::quotation::MAX_PDF_BYTES + 1, b' ');
+    let cases = [
+        (
+            QuotationMail {
+                to_email: "maria".into(),
+                ..ok.clone()
+            },
+            "to_email",
+        ),
+        (
+            QuotationMail {
+                to_name: " ".into(),
+                ..ok.clone()
+            },
+            "to_name",
+        ),
+        (
+            QuotationMail {
+                subject: String::new(),
+                ..ok.clone()
+            },
+            "subject",
+        ),
+        (
+            QuotationMail {
+                pdf: b"<html>".to_vec(),
+                ..ok.clone()
+            },
+            "pdf",
+        ),
+        (
+            QuotationMail {
+                pdf: huge,
+                ..ok.clone()
+            },
+            "pdf",
+        ),
+    ];
+    for (mail, field) in cases {
+        assert_eq!(field_of(mail.check()), field);
+    }
+}

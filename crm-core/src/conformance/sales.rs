@@ -642,6 +642,11 @@ pub async fn check_commerce_contracts(store: &Arc<dyn Store>, commerce: &Arc<dyn
             .unwrap_err();
         assert_eq!(err.field(), Some(field));
     }
+    let unnumbered = cs
+        .create_contract(ctx, other.id(), " ", term)
+        .await
+        .unwrap_err();
+    assert_eq!(unnumbered.field(), Some("number"));
     let open_ended = Term {
         ends_on: None,
         renews_on: Some(day(2027, 3)),

@@ -501,13 +501,19 @@ impl CommerceService {
                 .await
                 .map_err(|e| super::partner_field(e, p))?;
         }
+        // Each partner the attendees name is read once, however many of its contacts are invited.
+        let mut partners: HashMap<PartnerId, Option<crate::partner::Partner>> = HashMap::new();
         for (i, a) in m.attendees.iter().enumerate() {
             if let Participant::Contact {
                 partner: p,
                 contact,
             } = a.who
             {
-                let known = crate::service::found(store.partner(tenant, p).await)?
+                if let std::collections::hash_map::Entry::Vacant(slot) = partners.entry(p) {
+                    slot.insert(crate::service::found(store.partner(tenant, p).await)?);
+                }
+                let known = partners[&p]
+                    .as_ref()
                     .is_some_and(|p| p.has_contact(contact));
                 if !known {
                     return Err(Error::invalid(
