@@ -284,7 +284,9 @@ impl Crm {
         self.leads.clock()
     }
 
-    /// A dispatcher delivering the outbox through `notifier` (route channels with a [`ChannelRouter`]).
+    /// A dispatcher delivering the outbox through `notifier` (route channels with a [`ChannelRouter`]); every
+    /// e-mail about a lead, partner or request is logged on their timelines once delivered
+    /// ([`Dispatcher::with_log`]).
     ///
     /// # Examples
     ///
@@ -316,7 +318,8 @@ impl Crm {
     /// # Ok(()) }
     /// ```
     pub fn dispatcher(&self, notifier: Arc<dyn Notifier>) -> Dispatcher {
-        Dispatcher::new(self.outbox(), notifier, self.clock().clone())
+        let log: Arc<dyn crm_core::store::Store> = self.backend.clone();
+        Dispatcher::new(self.outbox(), notifier, self.clock().clone()).with_log(log)
     }
 
     /// Delivers in-app messages into the users' inboxes of this backend.

@@ -58,6 +58,13 @@ pub struct Subject {
     pub request: Option<RequestId>,
 }
 
+impl Subject {
+    /// Whether it names no record.
+    pub fn is_empty(&self) -> bool {
+        self.partner.is_none() && self.lead.is_none() && self.request.is_none()
+    }
+}
+
 /// The status of a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -319,6 +326,23 @@ pub enum EventKind {
         /// Its number.
         number: String,
     },
+    /// A user logged a call with the customer.
+    CallLogged {
+        /// The call.
+        call: crate::contact::Call,
+    },
+    /// An e-mail about the record was delivered (logged by the dispatcher once the notifier took it): sent by a
+    /// user from a lead or by a rule.
+    EmailSent {
+        /// The outbox message.
+        message: crate::id::OutboxId,
+        /// The address it went to.
+        to: String,
+        /// Its template.
+        template: Option<String>,
+        /// Who sent it: `user` for a user's e-mail, else the rule's name.
+        by: String,
+    },
     /// A meeting was scheduled (its invitations were enqueued with it).
     MeetingScheduled {
         /// The meeting.
@@ -394,6 +418,8 @@ variant_names! {
         QuotationStatusChanged => "quotation_status_changed",
         ContractCreated => "contract_created",
         ContractSigned => "contract_signed",
+        CallLogged => "call_logged",
+        EmailSent => "email_sent",
         MeetingScheduled => "meeting_scheduled",
         MeetingRescheduled => "meeting_rescheduled",
         MeetingCancelled => "meeting_cancelled",
@@ -571,6 +597,11 @@ impl DomainEvent {
                 format!("{email} answered {}", reply.partstat().to_lowercase())
             }
             EventKind::MeetingHeld { .. } => "meeting held".to_string(),
+            EventKind::CallLogged { call } => call.summary(),
+            EventKind::EmailSent { to, template, .. } => match template {
+                Some(t) => format!("e-mail `{t}` sent to {to}"),
+                None => format!("e-mail sent to {to}"),
+            },
             EventKind::InvoiceRecorded {
                 kind,
                 number,

@@ -4,8 +4,9 @@
 use crm_core::outbox::{
     DeliveryError, NextStep, Notifier, OutboxStore, OutboxStoreExt, RetryPolicy,
 };
+use crm_core::store::{ChangeSet, Store, Write};
 use crm_core::time::Clock;
-use crm_core::Result;
+use crm_core::{Error, Result};
 use std::sync::Arc;
 
 /// What one dispatcher pass did.
@@ -74,6 +75,7 @@ pub struct Dispatcher {
     notifier: Arc<dyn Notifier>,
     clock: Arc<dyn Clock>,
     policy: RetryPolicy,
+    log: Option<Arc<dyn Store>>,
 }
 
 impl Dispatcher {
@@ -88,7 +90,16 @@ impl Dispatcher {
             notifier,
             clock,
             policy: RetryPolicy::default(),
+            log: None,
         }
+    }
+
+    /// Logs every delivered e-mail about a lead, partner or request on their timelines in `store`
+    /// ([`OutboxMessage::delivery_event`](crm_core::outbox::OutboxMessage::delivery_event)), before the message is marked delivered: a crash between the two delivers the message
+    /// again (at least once, as always) but logs it once.
+    pub fn with_log(mut self, store: Arc<dyn Store>) -> Self {
+        self.log = Some(store);
+        self
     }
 
     /// Uses `policy`.
@@ -136,9 +147,15 @@ impl Dispatcher {
                 });
             match delivered {
                 Ok(()) => {
-                    self.store
-                        .mark_delivered(m.tenant, m.id, self.clock.now())
-                        .await?;
+                    let at = self.clock.now();
+                    if let (Some(log), Some(e)) = (&self.log, m.delivery_event(at)) {
+                        let entry: ChangeSet = [Write::AppendEvent(e)].into_iter().collect();
+                        match log.commit(m.tenant, entry).await {
+                            Ok(()) | Err(Error::AlreadyExists { .. }) => {}
+                            Err(e) => return Err(e),
+                        }
+                    }
+                    self.store.mark_delivered(m.tenant, m.id, at).await?;
                     report.delivered += 1;
                 }
                 Err(e) => match self.policy.after_failure(m.attempts, &e, self.clock.now()) {

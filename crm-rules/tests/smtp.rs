@@ -485,3 +485,100 @@ fn base64_of(bytes: &[u8]) -> String {
     let v = crm_core::comms::attachment_var(&[("f", "application/octet-stream", bytes)]);
     v[0]["base64"].as_str().unwrap().to_string()
 }
+
+#[tokio::test]
+async fn an_email_from_a_lead_arrives_rendered_with_its_file_and_is_logged_once_delivered() {
+    use crm_core::actor::Context;
+    use crm_core::contact::{MailFile, UserEmail};
+    use crm_core::event::{CommentTarget, EventKind};
+    use crm_core::lead::{LeadPartner, NewLead};
+    use crm_core::partner::NewPartner;
+    use crm_core::service::CrmService;
+    use crm_core::store::{PageRequest, TimelineOf};
+    let Some(s) =
+        server("an_email_from_a_lead_arrives_rendered_with_its_file_and_is_logged_once_delivered")
+    else {
+        return;
+    };
+    let store = Arc::new(crm_storage_sqlite::SqliteStore::open_in_memory().unwrap());
+    let clock = Arc::new(FixedClock::new(
+        Utc.with_ymd_and_hms(2026, 3, 2, 9, 0, 0).unwrap(),
+    ));
+    let crm = CrmService::builder()
+        .store(store.clone())
+        .clock(clock.clone())
+        .build()
+        .unwrap();
+    let (tenant, ana) = (TenantId::new(), UserId::new());
+    let ctx = Context::user(tenant, ana);
+    crm.setup_tenant(&ctx).await.unwrap();
+    let partner = LeadPartner::New {
+        partner: NewPartner::company("Acme SRL"),
+    };
+    let lead = crm
+        .enter_lead(&ctx, NewLead::new(partner, "Forklifts"))
+        .await
+        .unwrap()
+        .record;
+    let brochure = b"%PDF-1.7\n% a brochure\n".to_vec();
+    let mail = UserEmail::new("maria@customer.example", "follow_up")
+        .to_name("Maria")
+        .var("offer", "10% off")
+        .attach(MailFile::new(
+            "brochure.pdf",
+            "application/pdf",
+            brochure.clone(),
+        ));
+    let sent = crm
+        .send_email(&ctx, CommentTarget::Lead(lead.id()), mail)
+        .await
+        .unwrap()
+        .record;
+    let emailed = || async {
+        let log = crm
+            .timeline(tenant, TimelineOf::Lead(lead.id()), &PageRequest::first(50))
+            .await
+            .unwrap();
+        log.items
+            .into_iter()
+            .filter(|e| matches!(e.kind, EventKind::EmailSent { .. }))
+            .map(|e| (e.kind, e.actor))
+            .collect::<Vec<_>>()
+    };
+    assert!(
+        emailed().await.is_empty(),
+        "nothing is logged before delivery"
+    );
+    let dispatcher = Dispatcher::new(store.clone(), Arc::new(notifier(&s)), clock.clone())
+        .with_log(store.clone());
+    let report = dispatcher.drain(10).await.unwrap();
+    assert_eq!((report.delivered, report.dead), (1, 0));
+    let got = received(&s, &sent);
+    assert_eq!(got.len(), 1);
+    let mail = got[0].replace("\r\n", "\n");
+    assert!(mail.contains("Forklifts: our offer for Acme SRL"), "{mail}");
+    // The text part is quoted-printable: its soft line breaks removed, the sentence reads whole.
+    assert!(
+        mail.replace("=\n", "").contains("we offer 10% off"),
+        "{mail}"
+    );
+    assert!(mail.contains("filename=\"brochure.pdf\""), "{mail}");
+    // A text-only file goes out as it is (no base64 needed).
+    assert!(mail.contains("%PDF-1.7\n% a brochure"), "{mail}");
+    let logged = emailed().await;
+    assert_eq!(logged.len(), 1, "{logged:?}");
+    assert_eq!(logged[0].1, ctx.actor);
+    match &logged[0].0 {
+        EventKind::EmailSent {
+            to, template, by, ..
+        } => {
+            assert_eq!(to, "maria@customer.example");
+            assert_eq!(template.as_deref(), Some("follow_up"));
+            assert_eq!(by, "user");
+        }
+        other => panic!("{other:?}"),
+    }
+    // A second pass delivers and logs nothing more.
+    assert_eq!(dispatcher.drain(10).await.unwrap().claimed, 0);
+    assert_eq!(emailed().await.len(), 1);
+}

@@ -450,15 +450,18 @@ pub fn to_outbox(
             .as_ref()
             .map(|r| r.key())
             .unwrap_or_else(|| "-".to_string());
-        out.push(OutboxMessage::pending(
-            tenant,
-            format!("{}/{}/{}/{}", trigger.key(), decided.rule, index, who),
-            decided.rule.clone(),
-            channel,
-            r.unwrap_or_default(),
-            payload.clone(),
-            at,
-        ));
+        out.push(
+            OutboxMessage::pending(
+                tenant,
+                format!("{}/{}/{}/{}", trigger.key(), decided.rule, index, who),
+                decided.rule.clone(),
+                channel,
+                r.unwrap_or_default(),
+                payload.clone(),
+                at,
+            )
+            .about(trigger.subject()),
+        );
     }
     Ok(out)
 }

@@ -204,6 +204,12 @@ pub struct OutboxMessage {
     pub created_at: Timestamp,
     /// When it was delivered.
     pub delivered_at: Option<Timestamp>,
+    /// The records it is about (the lead, partner or request of the event or timer that decided it, or of the
+    /// user's e-mail): once an e-mail about one is delivered, the dispatcher logs it on their timelines
+    /// ([`EventKind::EmailSent`](crate::event::EventKind::EmailSent)). Empty when it is about nothing in
+    /// particular.
+    #[serde(default, skip_serializing_if = "Subject::is_empty")]
+    pub about: Subject,
 }
 
 impl OutboxMessage {
@@ -231,7 +237,55 @@ impl OutboxMessage {
             last_error: None,
             created_at: at,
             delivered_at: None,
+            about: Subject::default(),
         }
+    }
+
+    /// The same message, about `subject`'s records.
+    pub fn about(mut self, subject: Subject) -> Self {
+        self.about = subject;
+        self
+    }
+
+    /// The timeline entry of this e-mail once delivered at `at`, when it is about a record:
+    /// [`EventKind::EmailSent`](crate::event::EventKind::EmailSent) with the message's own id as the event's (so
+    /// logging it twice writes it once: the second insert is [`Error::AlreadyExists`](crate::Error::AlreadyExists)),
+    /// the sender as actor (the user named by [`SENDER_VAR`](crate::contact::SENDER_VAR), else the rule). `None`
+    /// for a message that is not an e-mail or is about no record.
+    pub fn delivery_event(&self, at: Timestamp) -> Option<crate::event::DomainEvent> {
+        use crate::actor::{Actor, Context, Source};
+        if self.channel != Channel::Email || self.about.is_empty() {
+            return None;
+        }
+        let sender = self
+            .payload
+            .vars
+            .get(crate::contact::SENDER_VAR)
+            .and_then(|v| serde_json::from_value::<UserId>(v.clone()).ok());
+        let (actor, source, by) = match sender {
+            Some(id) => (Actor::User { id }, Source::Api, "user".to_string()),
+            None => (
+                Actor::Rule {
+                    name: self.rule.clone(),
+                },
+                Source::Rules,
+                self.rule.clone(),
+            ),
+        };
+        let ctx = Context {
+            tenant: self.tenant,
+            actor,
+            source,
+        };
+        let kind = crate::event::EventKind::EmailSent {
+            message: self.id,
+            to: self.recipient.email.clone().unwrap_or_default(),
+            template: self.payload.template.clone(),
+            by,
+        };
+        let mut e = crate::event::DomainEvent::new(&ctx, at, self.about, kind);
+        e.id = crate::id::EventId::from_uuid(*self.id.as_uuid());
+        Some(e)
     }
 }
 

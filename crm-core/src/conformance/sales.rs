@@ -762,3 +762,116 @@ pub async fn check_quotation_mail(backend: &Arc<dyn crate::store::Backend>) {
     let again = cs.send_quotation(ctx, q.id(), 2, mail).await.unwrap_err();
     assert_eq!(again.field(), Some("status"));
 }
+
+/// The log of every contact: a call logged on a lead shows on the lead's and its partner's timelines; one on
+/// another tenant's lead (or starting after the clock) is refused and writes nothing; a user's e-mail from a lead
+/// is one outbox message about the lead carrying the record, the vars and the files, logged on the timeline only
+/// once delivered, and logging the delivery twice writes it once (the event takes the message's id).
+pub async fn check_contact_log(backend: &Arc<dyn crate::store::Backend>) {
+    use crate::contact::{Call, CallDirection, CallResult, MailFile, UserEmail};
+    use crate::event::{CommentTarget, EventKind};
+    let store: Arc<dyn Store> = backend.clone();
+    let commerce: Arc<dyn CommerceStore> = backend.clone();
+    let outbox: Arc<dyn crate::outbox::OutboxStore> = backend.clone();
+    let (shop, partner, lead) = shop_with_lead(&store, &commerce, "Call SRL", "Called").await;
+    let (crm, ctx, t) = (&shop.w.crm, &shop.w.ctx, shop.w.tenant);
+    let now = crate::time::Clock::now(&*shop.w.clock);
+    let kinds = |of: TimelineOf| async move {
+        let page = crm
+            .timeline(t, of, &PageRequest::first(100))
+            .await
+            .expect("timeline");
+        page.items
+            .into_iter()
+            .map(|e| (e.kind, e.actor))
+            .collect::<Vec<_>>()
+    };
+    let started = now - chrono::Duration::minutes(10);
+    let call = Call::new(
+        CallDirection::Outbound,
+        CallResult::Connected,
+        started,
+        300,
+        Some("Ana Pop"),
+        "Wants a demo in May",
+        now,
+    )
+    .expect("a call");
+    crm.log_call(ctx, CommentTarget::Lead(lead.id), call.clone())
+        .await
+        .expect("logged");
+    let logged = EventKind::CallLogged { call: call.clone() };
+    assert_eq!(kinds(TimelineOf::Lead(lead.id)).await[0].0, logged);
+    assert!(kinds(TimelineOf::Partner(partner.id))
+        .await
+        .iter()
+        .any(|(k, _)| *k == logged));
+    let before = kinds(TimelineOf::Lead(lead.id)).await.len();
+    let stranger = crate::actor::Context::user(crate::id::TenantId::new(), shop.w.agent);
+    let err = crm
+        .log_call(&stranger, CommentTarget::Lead(lead.id), call.clone())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::NotFound { .. }), "{err:?}");
+    let later = Call {
+        started_at: now + chrono::Duration::hours(1),
+        ..call
+    };
+    let err = crm
+        .log_call(ctx, CommentTarget::Lead(lead.id), later)
+        .await
+        .unwrap_err();
+    assert_eq!(err.field(), Some("started_at"));
+    assert_eq!(kinds(TimelineOf::Lead(lead.id)).await.len(), before);
+
+    let mail = UserEmail::new("maria@call.ro", "follow_up")
+        .to_name("Maria")
+        .var("offer", "10% off")
+        .attach(MailFile::new(
+            "brochure.pdf",
+            "application/pdf",
+            b"%PDF-1.7".to_vec(),
+        ));
+    let system = crate::actor::Context::system(t);
+    let err = crm
+        .send_email(&system, CommentTarget::Lead(lead.id), mail.clone())
+        .await
+        .unwrap_err();
+    assert_eq!(err.field(), Some("actor"));
+    let sent = crm
+        .send_email(ctx, CommentTarget::Lead(lead.id), mail)
+        .await
+        .expect("sent")
+        .record;
+    let stored = crate::outbox::OutboxStoreExt::outbox_by_key(&*outbox, t, &sent.idempotency_key)
+        .await
+        .expect("the e-mail is in the outbox");
+    assert_eq!(stored.about.lead, Some(lead.id));
+    assert_eq!(stored.about.partner, Some(partner.id));
+    assert_eq!(stored.payload.template.as_deref(), Some("follow_up"));
+    assert_eq!(stored.payload.vars["offer"], "10% off");
+    assert_eq!(stored.payload.vars["lead"]["title"], "Called");
+    assert_eq!(stored.payload.vars["partner"]["name"], "Call SRL");
+    let files: Vec<crate::comms::MailAttachment> =
+        serde_json::from_value(stored.payload.vars["attachments"].clone()).expect("files");
+    assert_eq!(files[0].bytes().expect("base64"), b"%PDF-1.7".to_vec());
+    let emailed = |k: &[(EventKind, crate::actor::Actor)]| {
+        k.iter()
+            .filter(|(k, a)| matches!(k, EventKind::EmailSent { .. }) && *a == ctx.actor)
+            .count()
+    };
+    assert_eq!(
+        emailed(&kinds(TimelineOf::Lead(lead.id)).await),
+        0,
+        "logged only once delivered"
+    );
+    let delivered = stored.delivery_event(now).expect("an e-mail about a lead");
+    let once: ChangeSet = [Write::AppendEvent(delivered.clone())]
+        .into_iter()
+        .collect();
+    store.commit(t, once.clone()).await.expect("logged");
+    let twice = store.commit(t, once).await.unwrap_err();
+    assert!(matches!(twice, Error::AlreadyExists { .. }), "{twice:?}");
+    assert_eq!(emailed(&kinds(TimelineOf::Lead(lead.id)).await), 1);
+    assert_eq!(emailed(&kinds(TimelineOf::Partner(partner.id)).await), 1);
+}

@@ -6,6 +6,7 @@
 //! committed events to every [`EventSubscriber`].
 
 mod commerce;
+mod contact;
 mod rules;
 
 pub use commerce::{CommerceService, DocumentOutcome, OutcomeResult};

@@ -453,15 +453,18 @@ fn invitations(m: &Meeting, now: crate::time::Timestamp) -> Vec<Write> {
                 method,
                 a.email.to_lowercase()
             );
-            Write::EnqueueOutbox(OutboxMessage::pending(
-                m.tenant(),
-                key,
-                "meeting_invitation",
-                Channel::Email,
-                recipient,
-                payload,
-                now,
-            ))
+            Write::EnqueueOutbox(
+                OutboxMessage::pending(
+                    m.tenant(),
+                    key,
+                    "meeting_invitation",
+                    Channel::Email,
+                    recipient,
+                    payload,
+                    now,
+                )
+                .about(meeting_subject(m)),
+            )
         })
         .collect()
 }
@@ -923,7 +926,8 @@ impl CommerceService {
             recipient,
             payload,
             now,
-        );
+        )
+        .about(subject(&sent));
         cs.push(Write::EnqueueOutbox(message));
         self.commit_about(ctx, cs, Vec::new(), Vec::new()).await?;
         Ok(sent)
