@@ -47,6 +47,7 @@ pub use crm_core::actor::{Actor, Context, Source};
 pub use crm_core::commerce;
 pub use crm_core::commerce::{CommerceStore, CommerceStoreExt, RateSource};
 pub use crm_core::comms::{Directory, RuleEngine, StaticDirectory};
+pub use crm_core::contact;
 pub use crm_core::dedupe::DuplicateCandidate;
 pub use crm_core::error::{Error, Result, StorageErrorKind};
 pub use crm_core::event::{
@@ -389,8 +390,10 @@ impl Crm {
         TaskNotifier::new(self.leads.clone())
     }
 
-    /// Evaluates the rules' timers for `tenant` at the clock's time (at most `limit` candidates per timer) and
-    /// commits what they decided, in one transaction; returns what fired.
+    /// The scheduler's step for `tenant` at the clock's time: first the engine's own time rule, the expiry of the
+    /// sent quotations past their validity ([`CommerceService::expire_quotations`], at most `limit`; their
+    /// `quotation_expired` events reach the rules like any change's), then the rules' timers (at most `limit`
+    /// candidates per timer), whose decisions commit in one transaction; returns what the timers fired.
     ///
     /// # Examples
     ///
@@ -434,8 +437,8 @@ impl Crm {
     ///
     /// [`Error::Invalid`] on field `rules` when the engine was built without [`CrmBuilder::rules`], on `timer` for a
     /// timer of the engine longer than [`MAX_TIMER_DAYS`](crm_core::comms::MAX_TIMER_DAYS) or past the calendar;
-    /// [`Error::Storage`] when the candidates cannot be read or the decisions cannot be committed (nothing is then
-    /// committed).
+    /// [`Error::Storage`] when the candidates cannot be read or the decisions cannot be committed (nothing of the
+    /// timers' is then committed; quotations already expired stay expired).
     pub async fn tick(&self, tenant: id::TenantId, limit: u32) -> Result<TickReport> {
         let (engine, directory) = self.rules.as_ref().ok_or_else(|| {
             Error::invalid(
@@ -443,6 +446,14 @@ impl Crm {
                 "no rule engine: give one to Crm::builder().rules(..)",
             )
         })?;
+        let scheduler = Context {
+            tenant,
+            actor: crm_core::actor::Actor::System,
+            source: crm_core::actor::Source::Scheduler,
+        };
+        self.commerce
+            .expire_quotations(&scheduler, limit.max(1))
+            .await?;
         let store: Arc<dyn Store> = self.backend.clone();
         let report = crm_delivery::tick(
             self.clock().now(),

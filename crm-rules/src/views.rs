@@ -252,8 +252,10 @@ pub fn register(engine: &mut rhai::Engine) {
 // ---------------------------------------------------------------------------------------------------- names
 
 /// The events rules react to (`on_<event>`, `guard_<event>`): every event kind except `rule_failed`, whose rules
-/// never run, and the business moments some of them are (`invoice_issued`: the first version of a sales invoice;
-/// `payment_received`: the first version of a payment from a customer).
+/// never run, and `email_sent`, which the dispatcher logs after delivery outside any change's commit; and the
+/// business moments some of them are (`invoice_issued`: the first version of a sales invoice; `payment_received`:
+/// the first version of a payment from a customer; `quotation_sent` / `_accepted` / `_declined` / `_expired`: a
+/// quotation's status).
 pub const EVENTS: &[&str] = &[
     "partner_created",
     "partner_updated",
@@ -277,6 +279,22 @@ pub const EVENTS: &[&str] = &[
     "campaign_cost_added",
     "budget_exceeded",
     "call_outcome_recorded",
+    "quotation_created",
+    "quotation_edited",
+    "quotation_revised",
+    "quotation_status_changed",
+    "quotation_sent",
+    "quotation_accepted",
+    "quotation_declined",
+    "quotation_expired",
+    "contract_created",
+    "contract_signed",
+    "meeting_scheduled",
+    "meeting_rescheduled",
+    "meeting_cancelled",
+    "meeting_replied",
+    "meeting_held",
+    "call_logged",
 ];
 
 /// The timers rules declare (`fn timers()`) and react to (`on_<timer>`).
@@ -354,6 +372,36 @@ pub fn sample_event(
         }
         "call_outcome_recorded" => k(json!({"type": name, "campaign": id("campaign"),
             "outcome": "interested", "lead": null})),
+        "quotation_created" | "quotation_edited" => k(json!({"type": name,
+            "quotation": id("quotation"), "number": "Q-2026-0001/1", "total": eur})),
+        "quotation_revised" => k(json!({"type": name, "quotation": id("quotation"),
+            "supersedes": id("superseded"), "number": "Q-2026-0001/2", "total": eur})),
+        "quotation_status_changed"
+        | "quotation_sent"
+        | "quotation_accepted"
+        | "quotation_declined"
+        | "quotation_expired" => {
+            let status = name
+                .strip_prefix("quotation_")
+                .filter(|s| *s != "status_changed");
+            k(
+                json!({"type": "quotation_status_changed", "quotation": id("quotation"),
+                "number": "Q-2026-0001/1", "status": status.unwrap_or("sent")}),
+            )
+        }
+        "contract_created" => k(json!({"type": name, "contract": id("contract"),
+            "number": "C-1", "value": eur})),
+        "contract_signed" => k(json!({"type": name, "contract": id("contract"), "number": "C-1"})),
+        "meeting_scheduled" => k(json!({"type": name, "meeting": id("meeting"),
+            "title": "Meeting", "starts_at": "2026-03-02T09:00:00Z"})),
+        "meeting_rescheduled" => k(json!({"type": name, "meeting": id("meeting"),
+            "starts_at": "2026-03-02T09:00:00Z", "sequence": 1})),
+        "meeting_cancelled" | "meeting_held" => k(json!({"type": name, "meeting": id("meeting")})),
+        "meeting_replied" => k(json!({"type": name, "meeting": id("meeting"),
+            "email": "guest@example.com", "reply": "accepted"})),
+        "call_logged" => k(json!({"type": name, "call": {"direction": "outbound",
+            "result": "connected", "started_at": "2026-03-02T09:00:00Z", "duration_seconds": 60,
+            "with": null, "notes": ""}})),
         _ => None,
     }
 }

@@ -143,12 +143,59 @@ fn timer_data(tenant: TenantId, cs: &mut ChangeSet) -> ChangeSet {
                 };
                 let d = doc.record(tenant, facts, t0).unwrap().record().clone();
                 out.push(CommerceWrite::InsertDocument(d).into());
+                // A quotation valid for a few weeks, every other one sent: the expiry rule's candidates.
+                out.push(
+                    CommerceWrite::InsertQuotation(quotation(tenant, partner.id(), i, t0)).into(),
+                );
             }
             _ => {}
         }
     }
     *cs = writes.into_iter().collect();
     out
+}
+
+/// Quotation `i` of `partner`, issued on `t0`'s day and valid for 1 to 60 days; sent when `i` is even.
+fn quotation(
+    tenant: TenantId,
+    partner: crm_core::id::PartnerId,
+    i: usize,
+    t0: chrono::DateTime<Utc>,
+) -> crm_core::sales::Quotation {
+    use crm_core::sales::{
+        NewQuotation, QuotationCommand, QuotationLine, QuotationNumber, QuotationTerms, TaxTable,
+    };
+    let day = t0.date_naive();
+    let ron = crm_core::money::Currency::parse("RON").unwrap();
+    let price = crm_core::money::Money::parse("100", "RON").unwrap();
+    let new = NewQuotation {
+        lead: None,
+        partner,
+        currency: ron,
+        terms: QuotationTerms {
+            lines: vec![QuotationLine::new("Audit", 1.into(), price, "S")],
+            valid_until: day + Duration::days(1 + (i % 60) as i64),
+            terms: None,
+        },
+    };
+    let (table, by) = (TaxTable::romania(), crm_core::actor::Actor::System);
+    let number = QuotationNumber::first(2026, i as u32 + 1);
+    let q = new
+        .build(
+            tenant,
+            crm_core::id::QuotationId::new(),
+            number,
+            day,
+            &table,
+            by.clone(),
+            t0,
+        )
+        .unwrap();
+    if i.is_multiple_of(2) {
+        crm_core::sales::apply(&q, QuotationCommand::Send, &table, &by, day, t0).unwrap()
+    } else {
+        q
+    }
 }
 
 async fn all_leads(store: &PgStore, tenant: TenantId) -> Vec<crm_core::lead::Lead> {
@@ -490,6 +537,13 @@ async fn timeline_board_and_customer_queries_use_indexes() {
                 },
             ),
             "documents_renewing",
+        ),
+        (
+            Explain::Commerce(
+                tenant,
+                crm_core::commerce::CommerceKey::QuotationsExpiring { before: today },
+            ),
+            "quotations_expiring",
         ),
     ];
     for (what, index) in timer_plans {

@@ -370,6 +370,21 @@ pub fn commerce_key(dialect: Dialect, tenant: TenantId, key: &CommerceKey) -> Re
             ),
             Doc::Quotation,
         ),
+        CommerceKey::QuotationsExpiring { before } => {
+            // The status is the code's constant, written in the statement so that the partial index
+            // `quotations_expiring` (holding only sent quotations) answers it.
+            let sent =
+                crate::commerce::quotation_status_code(crm_core::sales::QuotationStatus::Sent);
+            let b = sql.bind(Param::Day(day_number(*before)));
+            (
+                format!(
+                    "SELECT {} FROM quotations WHERE tenant = {t} AND status = {sent} AND valid_until < {b} \
+                     ORDER BY valid_until, year, sequence, revision",
+                    dialect.doc()
+                ),
+                Doc::Quotation,
+            )
+        }
         CommerceKey::QuotationRevisions { year, sequence } => {
             let y = sql.bind(Param::I32(*year));
             let n = sql.bind(Param::I64(i64::from(*sequence)));

@@ -568,6 +568,17 @@ pub fn commerce(dialect: Dialect) -> String {
     ddl
 }
 
+/// The sales timers' migration (SQLite's 7, PostgreSQL's 6): the index the quotation expiry rule reads (the sent
+/// quotations by validity date, a partial index holding only sent ones).
+/// The same statement in both dialects.
+pub fn sales_timers(_dialect: Dialect) -> String {
+    let sent = crate::commerce::quotation_status_code(crm_core::sales::QuotationStatus::Sent);
+    format!(
+        "CREATE INDEX quotations_expiring ON quotations (tenant, valid_until, year, sequence, revision) \
+         WHERE status = {sent};\n"
+    )
+}
+
 /// The sales migration (SQLite's 6, PostgreSQL's 5): quotation revisions, contracts, and meetings with
 /// their agenda rows. A number `(year, sequence, revision)` is
 /// unique per tenant, so two quotations made at once cannot share one (the service takes the next); a lead's

@@ -112,6 +112,12 @@ pub enum CommerceKey {
     },
     /// The revision with the highest number of a year (at most one): the sequence the next quotation follows.
     LastQuotationOfYear(i32),
+    /// The sent quotations whose validity ended before `before` (their last valid day is earlier), by validity
+    /// date, then number: the ones the expiry time rule expires.
+    QuotationsExpiring {
+        /// The first day they are no longer valid on.
+        before: NaiveDate,
+    },
     /// A contract by id.
     Contract(ContractId),
     /// A partner's contracts, by start, then number.
@@ -243,6 +249,8 @@ typed_reads! {
             CommerceKey::QuotationRevisions { year, sequence };
         /// The revision with the highest number of `year`.
         fn last_quotation_of_year(year: i32) -> Option<Quotation> = CommerceKey::LastQuotationOfYear(year);
+        /// The sent quotations no longer valid on `before`, by validity date.
+        fn quotations_expiring(before: NaiveDate) -> Vec<Quotation> = CommerceKey::QuotationsExpiring { before };
         /// A contract; [`crate::Error::NotFound`] when the tenant has none with this id.
         fn contract(id: ContractId) -> Contract = CommerceKey::Contract(id), "contract" for id;
         /// A partner's contracts, by start.

@@ -41,7 +41,7 @@ pub mod tenancy;
 
 pub use checks::*;
 pub use differential::{run_differential, same_error, BlockOn, Differential, DEFAULT_CASES};
-pub use sales::{check_contact_log, check_meetings, check_quotation_mail};
+pub use sales::{check_contact_log, check_meetings, check_quotation_expiry, check_quotation_mail};
 pub use scenario::check_scenarios;
 pub use tenancy::check_every_read_is_tenant_scoped;
 
@@ -134,6 +134,7 @@ macro_rules! backend_conformance_tests {
                 check_meetings,
                 check_quotation_mail,
                 check_contact_log,
+                check_quotation_expiry,
                 check_scenarios
             ]
         }

@@ -875,3 +875,73 @@ pub async fn check_contact_log(backend: &Arc<dyn crate::store::Backend>) {
     assert_eq!(emailed(&kinds(TimelineOf::Lead(lead.id)).await), 1);
     assert_eq!(emailed(&kinds(TimelineOf::Partner(partner.id)).await), 1);
 }
+
+/// The expiry time rule: only sent quotations whose validity ended before today expire (a draft, an accepted one
+/// and one still valid today stay), oldest validity first, `limit` at a time, each with its `quotation_expired`
+/// event on the lead's timeline; a second run finds nothing; a limit of 0 is refused.
+pub async fn check_quotation_expiry(backend: &Arc<dyn crate::store::Backend>) {
+    let store: Arc<dyn Store> = backend.clone();
+    let commerce: Arc<dyn CommerceStore> = backend.clone();
+    let (shop, _, lead) = shop_with_lead(&store, &commerce, "Expira SRL", "Short offers").await;
+    let (cs, ctx, t) = (&shop.cs, &shop.w.ctx, shop.w.tenant);
+    let today = crate::time::Clock::now(&*shop.w.clock).date_naive();
+    let day = |n: i64| today + chrono::Duration::days(n);
+    let for_lead = &lead;
+    let make = |valid_until: chrono::NaiveDate, send: bool| async move {
+        let mut new = quotation_for(for_lead, "100");
+        new.terms.valid_until = valid_until;
+        let q = cs.create_quotation(ctx, new).await.expect("quotation");
+        if send {
+            cs.quotation_command(ctx, q.id(), 1, QuotationCommand::Send)
+                .await
+                .expect("sent")
+        } else {
+            q
+        }
+    };
+    let later = make(day(5), true).await;
+    let sooner = make(day(2), true).await;
+    let draft = make(day(1), false).await;
+    let accepted = make(day(1), true).await;
+    cs.quotation_command(ctx, accepted.id(), 2, QuotationCommand::Accept)
+        .await
+        .expect("accepted");
+    let still_valid = make(day(30), true).await;
+    assert!(cs.expire_quotations(ctx, 10).await.expect("run").is_empty());
+    assert_eq!(
+        cs.expire_quotations(ctx, 0).await.unwrap_err().field(),
+        Some("limit")
+    );
+    // Six days on: the two sent ones whose last valid day has passed expire, the earlier validity first.
+    shop.w.clock.advance(chrono::Duration::days(6));
+    let due = commerce.quotations_expiring(t, day(6)).await.expect("due");
+    assert_eq!(
+        due.iter().map(|q| q.id()).collect::<Vec<_>>(),
+        [sooner.id(), later.id()]
+    );
+    let first = cs.expire_quotations(ctx, 1).await.expect("run");
+    assert_eq!(
+        first
+            .iter()
+            .map(|q| (q.id(), q.status()))
+            .collect::<Vec<_>>(),
+        [(sooner.id(), QuotationStatus::Expired)]
+    );
+    let rest = cs.expire_quotations(ctx, 10).await.expect("run");
+    assert_eq!(
+        rest.iter().map(|q| q.id()).collect::<Vec<_>>(),
+        [later.id()]
+    );
+    assert!(cs.expire_quotations(ctx, 10).await.expect("run").is_empty());
+    for (q, status) in [
+        (&sooner, QuotationStatus::Expired),
+        (&later, QuotationStatus::Expired),
+        (&draft, QuotationStatus::Draft),
+        (&accepted, QuotationStatus::Accepted),
+        (&still_valid, QuotationStatus::Sent),
+    ] {
+        let stored = commerce.quotation(t, q.id()).await.expect("stored");
+        assert_eq!(stored.status(), status, "{}", q.number());
+    }
+    assert_on_timeline(&shop.w.crm, t, lead.id, &["quotation_expired"]).await;
+}

@@ -63,6 +63,7 @@ fn commerce_keys(keys: &[CommerceKey]) -> Vec<CommerceKey> {
         | CommerceKey::Quotation(_)
         | CommerceKey::QuotationsOfLead(_)
         | CommerceKey::QuotationRevisions { .. }
+        | CommerceKey::QuotationsExpiring { .. }
         | CommerceKey::LastQuotationOfYear(_)
         | CommerceKey::Contract(_)
         | CommerceKey::ContractsOfPartner(_)
@@ -183,6 +184,22 @@ pub async fn check_every_read_is_tenant_scoped(backend: &Arc<dyn Backend>) {
         .await
         .expect("quotation");
     let contract = crate::conformance::sales::contract_from(&a.cs, &a.w.ctx, &quotation).await;
+    // A second quotation, sent: the expiry key would find it for anyone.
+    let pending =
+        a.cs.create_quotation(
+            &a.w.ctx,
+            crate::conformance::commerce::quotation_for(&lead, "200"),
+        )
+        .await
+        .expect("quotation");
+    a.cs.quotation_command(
+        &a.w.ctx,
+        pending.id(),
+        1,
+        crate::sales::QuotationCommand::Send,
+    )
+    .await
+    .expect("sent");
     let meeting =
         a.cs.schedule_meeting(
             &a.w.ctx,
@@ -266,6 +283,9 @@ pub async fn check_every_read_is_tenant_scoped(backend: &Arc<dyn Backend>) {
             sequence: quotation.number().sequence,
         },
         CommerceKey::LastQuotationOfYear(quotation.number().year),
+        CommerceKey::QuotationsExpiring {
+            before: crate::time::MAX_BUSINESS_DATE,
+        },
         CommerceKey::Contract(contract.id()),
         CommerceKey::ContractsOfPartner(customer.id),
         CommerceKey::ContractsRenewing {

@@ -325,6 +325,18 @@ fn fetch(d: &CommerceData, tenant: TenantId, key: &CommerceKey) -> Vec<CommerceR
         }),
         CommerceKey::Quotation(id) => quotations(&|x| x.id == *id),
         CommerceKey::QuotationsOfLead(lead) => quotations(&|x| x.lead == Some(*lead)),
+        CommerceKey::QuotationsExpiring { before } => {
+            let mut v = of(
+                &d.quotations,
+                tenant,
+                |x| x.tenant,
+                |x: &Quotation| {
+                    x.status == crate::sales::QuotationStatus::Sent && x.valid_until < *before
+                },
+            );
+            v.sort_by_key(|x| (x.valid_until, x.number));
+            v.into_iter().map(CommerceRecord::Quotation).collect()
+        }
         CommerceKey::QuotationRevisions { year, sequence } => {
             quotations(&|x| x.number.year == *year && x.number.sequence == *sequence)
         }

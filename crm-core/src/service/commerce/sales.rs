@@ -312,6 +312,61 @@ impl CommerceService {
         Ok(next)
     }
 
+    /// The expiry time rule: every sent quotation of the tenant whose validity ended before today (by the
+    /// service's clock) becomes expired, each in its own change with its `quotation_expired` event (so the rules
+    /// react to it), up to `limit` per call, oldest validity first. A quotation changed meanwhile (accepted at the
+    /// last moment, say) is left as it is. Returns the expired revisions. `Crm::tick` runs it for a tenant; a host
+    /// without rules calls it from its own scheduler.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use crm_core::conformance::model::prelude::*;
+    /// # futures::executor::block_on(async {
+    /// # let (commerce, ctx) = crm_core::conformance::model::example_sales().await?;
+    /// use crm_core::money::Money;
+    /// use crm_core::partner::NewPartner;
+    /// use crm_core::sales::{NewQuotation, QuotationCommand, QuotationLine, QuotationStatus, QuotationTerms};
+    /// let acme = commerce.crm().create_partner(&ctx, NewPartner::company("Acme SRL")).await?.record;
+    /// let today = commerce.crm().clock().now().date_naive();
+    /// let terms = QuotationTerms {
+    ///     lines: vec![QuotationLine::new("Audit", 1.into(), Money::parse("500", "RON")?, "S")],
+    ///     valid_until: today,
+    ///     terms: None,
+    /// };
+    /// let new = NewQuotation { lead: None, partner: acme.id(), currency: Currency::parse("RON")?, terms };
+    /// let q = commerce.create_quotation(&ctx, new).await?;
+    /// commerce.quotation_command(&ctx, q.id(), 1, QuotationCommand::Send).await?;
+    /// // Valid through today: nothing expires yet.
+    /// assert!(commerce.expire_quotations(&ctx, 100).await?.is_empty());
+    /// # Ok::<(), Error>(()) }).unwrap();
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Invalid`] on `limit` when it is 0; [`Error::Storage`] when the store cannot be read or a change
+    /// cannot be committed (the quotations expired before it stay expired), and whatever a hook returns.
+    pub async fn expire_quotations(&self, ctx: &Context, limit: u32) -> Result<Vec<Quotation>> {
+        if limit == 0 {
+            return Err(Error::invalid("limit", "must be at least 1"));
+        }
+        let today = self.crm.clock().now().date_naive();
+        let due = self.store.quotations_expiring(ctx.tenant, today).await?;
+        let mut expired = Vec::new();
+        for q in due.into_iter().take(limit as usize) {
+            match self
+                .quotation_command(ctx, q.id(), q.version(), QuotationCommand::Expire)
+                .await
+            {
+                Ok(e) => expired.push(e),
+                // Changed since it was read (accepted, revised, declined): no longer for the rule to expire.
+                Err(Error::Conflict { .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(expired)
+    }
+
     /// Revises a sent or declined quotation whose stored version is `expected_version`: it becomes superseded and
     /// the new revision (same number, revision + 1, a draft issued today with `terms`) is returned. Both commit in
     /// one change with a `quotation_revised` event; the history stays readable through
