@@ -469,6 +469,16 @@ impl EventKind {
         }
     }
 
+    /// The contract the event is about, if any.
+    pub fn contract(&self) -> Option<crate::id::ContractId> {
+        match self {
+            Self::ContractCreated { contract, .. } | Self::ContractSigned { contract, .. } => {
+                Some(*contract)
+            }
+            _ => None,
+        }
+    }
+
     /// The campaign the event is about, if any.
     pub fn campaign(&self) -> Option<crate::id::CampaignId> {
         match self {

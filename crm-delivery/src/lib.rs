@@ -24,4 +24,6 @@ pub use dispatch::{DispatchReport, Dispatcher};
 pub use inbox::InboxNotifier;
 pub use route::ChannelRouter;
 pub use task::TaskNotifier;
-pub use timers::{tick, DocumentCandidate, TickReport, TimerSource, OVERDUE_LOOKBACK_DAYS};
+pub use timers::{
+    tick, ContractCandidate, DocumentCandidate, TickReport, TimerSource, OVERDUE_LOOKBACK_DAYS,
+};

@@ -21,6 +21,7 @@ use crm_core::id::{PartnerId, TenantId};
 use crm_core::lead::{Lead, StatusKind};
 use crm_core::partner::Partner;
 use crm_core::request::Request;
+use crm_core::sales::Contract;
 use crm_core::service::decision_writes;
 use crm_core::store::StoreExt;
 use crm_core::store::{ChangeSet, LeadQuery, LeadSort, PageRequest, RequestQuery, Store};
@@ -43,6 +44,15 @@ pub struct DocumentCandidate {
     pub partner: Option<Partner>,
     /// What is still owed on it (`open_item_overdue` only).
     pub open_item: Option<OpenItem>,
+}
+
+/// A contract up for renewal, with its partner: a `contract_renewal_due` candidate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContractCandidate {
+    /// The contract.
+    pub contract: crm_core::sales::Contract,
+    /// Its partner.
+    pub partner: Option<Partner>,
 }
 
 /// Where the scheduler finds the records timers may fire for. Implemented for every store that is both a
@@ -104,16 +114,28 @@ pub trait TimerSource: Send + Sync + Debug {
         let _ = (tenant, from, to, limit);
         Ok(Vec::new())
     }
+    /// Contracts whose renewal date falls in `[from, to]`, by renewal date, at most `limit`. None by default (a
+    /// source without commerce).
+    async fn contracts_renewing(
+        &self,
+        tenant: TenantId,
+        from: chrono::NaiveDate,
+        to: chrono::NaiveDate,
+        limit: u32,
+    ) -> Result<Vec<ContractCandidate>> {
+        let _ = (tenant, from, to, limit);
+        Ok(Vec::new())
+    }
 }
 
-/// The partners of `docs`, read once each.
+/// The partners `ids` names, read once each (a partner gone meanwhile is left out).
 async fn partners_of<S: Store + ?Sized>(
     store: &S,
     tenant: TenantId,
-    docs: &[Document],
+    ids: impl Iterator<Item = PartnerId>,
 ) -> Result<BTreeMap<PartnerId, Partner>> {
     let mut out = BTreeMap::new();
-    for id in docs.iter().map(|d| d.partner()).collect::<BTreeSet<_>>() {
+    for id in ids.collect::<BTreeSet<_>>() {
         match store.partner(tenant, id).await {
             Ok(p) => {
                 out.insert(id, p);
@@ -123,6 +145,26 @@ async fn partners_of<S: Store + ?Sized>(
         }
     }
     Ok(out)
+}
+
+/// The first `limit` of `records`, each made a candidate by `make` with its partner (read once per partner).
+async fn with_partners<S: Store + ?Sized, R, C>(
+    store: &S,
+    tenant: TenantId,
+    mut records: Vec<R>,
+    limit: u32,
+    partner: fn(&R) -> PartnerId,
+    make: impl Fn(R, Option<Partner>) -> C,
+) -> Result<Vec<C>> {
+    records.truncate(limit as usize);
+    let partners = partners_of(store, tenant, records.iter().map(partner)).await?;
+    Ok(records
+        .into_iter()
+        .map(|r| {
+            let p = partners.get(&partner(&r)).cloned();
+            make(r, p)
+        })
+        .collect())
 }
 
 /// The items of the pages `page` returns, from the first on, up to `limit`. Every page holds only candidates: the
@@ -254,7 +296,7 @@ impl<S: Store + CommerceStore + ?Sized> TimerSource for S {
         let docs = self
             .documents_due(tenant, DocumentKind::Invoice, from, before)
             .await?;
-        let partners = partners_of(self, tenant, &docs).await?;
+        let partners = partners_of(self, tenant, docs.iter().map(|d| d.partner())).await?;
         let mut open: BTreeMap<PartnerId, Vec<OpenItem>> = BTreeMap::new();
         for id in partners.keys() {
             open.insert(*id, self.open_items(tenant, *id, as_of).await?);
@@ -287,17 +329,42 @@ impl<S: Store + CommerceStore + ?Sized> TimerSource for S {
         to: chrono::NaiveDate,
         limit: u32,
     ) -> Result<Vec<DocumentCandidate>> {
-        let mut docs = CommerceStoreExt::documents_renewing(self, tenant, from, to).await?;
-        docs.truncate(limit as usize);
-        let partners = partners_of(self, tenant, &docs).await?;
-        Ok(docs
-            .into_iter()
-            .map(|d| DocumentCandidate {
-                partner: partners.get(&d.partner()).cloned(),
+        let docs = CommerceStoreExt::documents_renewing(self, tenant, from, to).await?;
+        with_partners(
+            self,
+            tenant,
+            docs,
+            limit,
+            Document::partner,
+            |d, partner| DocumentCandidate {
+                partner,
                 document: d,
                 open_item: None,
-            })
-            .collect())
+            },
+        )
+        .await
+    }
+
+    async fn contracts_renewing(
+        &self,
+        tenant: TenantId,
+        from: chrono::NaiveDate,
+        to: chrono::NaiveDate,
+        limit: u32,
+    ) -> Result<Vec<ContractCandidate>> {
+        let contracts = CommerceStoreExt::contracts_renewing(self, tenant, from, to).await?;
+        with_partners(
+            self,
+            tenant,
+            contracts,
+            limit,
+            Contract::partner,
+            |c, partner| ContractCandidate {
+                partner,
+                contract: c,
+            },
+        )
+        .await
     }
 }
 
@@ -374,11 +441,18 @@ pub async fn tick(
                 })
             }
             TimerTrigger::ContractRenewalDue { .. } => {
+                // Documents the host marks with a renewal date, and the engine's own contracts.
                 let (from, to) = (now.date_naive(), bound.date_naive());
                 let renewing = source.documents_renewing(tenant, from, to, limit);
-                fire.each(renewing.await?, |c| {
+                let mut firings = fire.each(renewing.await?, |c| {
                     Some(format!("{}:{:?}", c.document.id(), c.document.renews_on()))
-                })
+                });
+                let contracts = source.contracts_renewing(tenant, from, to, limit);
+                firings.extend(fire.each(contracts.await?, |c| {
+                    let renews = c.contract.term().renews_on?;
+                    Some(format!("{}:{renews}", c.contract.id()))
+                }));
+                firings
             }
         };
         for (f, views) in firings {
@@ -434,6 +508,23 @@ fn request_due_stamp(r: &Request) -> Option<String> {
 trait Candidate {
     fn subject(&self) -> Subject;
     fn views(self) -> Views;
+}
+
+impl Candidate for ContractCandidate {
+    fn subject(&self) -> Subject {
+        Subject {
+            partner: Some(self.contract.partner()),
+            lead: self.contract.lead(),
+            request: None,
+        }
+    }
+    fn views(self) -> Views {
+        Views {
+            partner: self.partner,
+            contract: Some(self.contract),
+            ..Default::default()
+        }
+    }
 }
 
 impl Candidate for Lead {

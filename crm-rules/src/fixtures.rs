@@ -229,6 +229,10 @@ pub struct Case {
     /// The campaign (fields over defaults).
     #[serde(default)]
     pub campaign: Option<serde_json::Map<String, Value>>,
+    /// The contract (fields over defaults: a contract of the partner worth 100 EUR, starting on the test day,
+    /// open-ended; set `term` to give it a renewal date).
+    #[serde(default)]
+    pub contract: Option<serde_json::Map<String, Value>>,
     /// Expected actions, in order.
     #[serde(default)]
     pub expect: Vec<serde_json::Map<String, Value>>,
@@ -243,7 +247,7 @@ pub struct Case {
 /// The keys a case may have.
 pub const CASE_KEYS: &[&str] = &[
     "name", "event", "timer", "fields", "actor", "lead", "partner", "request", "document",
-    "campaign", "expect", "refused", "failed", "rule",
+    "campaign", "contract", "expect", "refused", "failed", "rule",
 ];
 
 /// The keys an expected action may have: `action`, `rule`, `people` and the fields of the actions.
@@ -305,8 +309,9 @@ pub fn load_fixtures(path: &Path) -> Result<FixtureFile, RulesError> {
     }
 }
 
-/// The keys of a lead, partner, request, document and campaign as fixtures write them (`key` names a partner).
-fn record_keys() -> [(&'static str, Vec<String>); 5] {
+/// The keys of a lead, partner, request, document, campaign and contract as fixtures write them (`key` names a
+/// partner).
+fn record_keys() -> [(&'static str, Vec<String>); 6] {
     let keys = |v: Value| -> Vec<String> {
         match v {
             Value::Object(m) => m.keys().cloned().collect(),
@@ -324,6 +329,7 @@ fn record_keys() -> [(&'static str, Vec<String>); 5] {
         request: Some(Default::default()),
         document: Some(Default::default()),
         campaign: Some(Default::default()),
+        contract: Some(Default::default()),
         expect: Vec::new(),
         refused: None,
         failed: None,
@@ -338,6 +344,7 @@ fn record_keys() -> [(&'static str, Vec<String>); 5] {
         ("request", keys(json!(views.request))),
         ("document", keys(json!(views.document))),
         ("campaign", keys(json!(views.campaign))),
+        ("contract", keys(json!(views.contract))),
     ]
 }
 
@@ -652,6 +659,26 @@ fn base_document(case: &str, partner: PartnerId, now: Timestamp) -> Result<Value
     }))
 }
 
+/// The contract a case starts from (its serialised form): the partner's, worth 100 EUR, starting on the test
+/// day, open-ended, unsigned.
+fn base_contract(case: &str, partner: PartnerId, now: Timestamp) -> Result<Value, String> {
+    let value = crm_core::money::Money::parse("100", "EUR").map_err(|e| e.to_string())?;
+    Ok(json!({
+        "id": crm_core::id::ContractId::from_uuid(key_uuid("contract", case)),
+        "tenant": Org::tenant(),
+        "number": "C-1",
+        "partner": partner,
+        "lead": null,
+        "quotation": null,
+        "value": value,
+        "term": {"starts_on": now.date_naive(), "ends_on": null, "renews_on": null},
+        "signature": null,
+        "version": 1,
+        "created_at": now,
+        "updated_at": now,
+    }))
+}
+
 /// The campaign a case starts from (its serialised form): a telemarketing campaign of the test year, active, no
 /// budget.
 fn base_campaign(case: &str, now: Timestamp) -> Result<Value, String> {
@@ -781,6 +808,17 @@ pub fn build_case(case: &Case) -> Result<(Trigger, Views), String> {
         }
         _ => None,
     };
+    let contract = case
+        .contract
+        .as_ref()
+        .map(|p| {
+            merged::<crm_core::sales::Contract>(
+                base_contract(&case.name, partner_id, now)?,
+                p,
+                "contract",
+            )
+        })
+        .transpose()?;
     let views = Views {
         lead,
         partner,
@@ -788,6 +826,7 @@ pub fn build_case(case: &Case) -> Result<(Trigger, Views), String> {
         document,
         campaign,
         open_item,
+        contract,
     };
     let trigger = match (&case.event, &case.timer) {
         (Some(name), None) => {

@@ -340,8 +340,13 @@ impl RuleEngine for NativeScheme {
                     }
                 }
                 TimerTrigger::ContractRenewalDue { .. } => {
-                    if let (Some(doc), Some(p)) = (&views.document, &views.partner) {
-                        let renews = serde_json::json!(doc.renews_on());
+                    let renews_on = match (&views.contract, &views.document) {
+                        (Some(c), _) => Some(c.term().renews_on),
+                        (None, Some(doc)) => Some(doc.renews_on()),
+                        (None, None) => None,
+                    };
+                    if let (Some(renews_on), Some(p)) = (renews_on, &views.partner) {
+                        let renews = serde_json::json!(renews_on);
                         d.actions.push(DecidedAction {
                             rule: "renewals".into(),
                             action: Action::OpenRequest {

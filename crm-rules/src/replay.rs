@@ -78,6 +78,10 @@ async fn views_of<S: Store + CommerceStore + ?Sized>(
             None => None,
         },
         open_item: None,
+        contract: match e.kind.contract() {
+            Some(id) => found(store.contract(tenant, id).await)?,
+            None => None,
+        },
     })
 }
 

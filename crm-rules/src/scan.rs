@@ -20,6 +20,7 @@ enum Holds {
     Request,
     Document,
     Campaign,
+    Contract,
 }
 
 impl Holds {
@@ -32,6 +33,7 @@ impl Holds {
             Self::Request => views::REQUEST_FIELDS,
             Self::Document => views::DOCUMENT_FIELDS,
             Self::Campaign => views::CAMPAIGN_FIELDS,
+            Self::Contract => views::CONTRACT_FIELDS,
         };
         Some(fields.iter().map(|s| s.to_string()).collect())
     }
@@ -45,6 +47,7 @@ impl Holds {
             Self::Request => "the request".into(),
             Self::Document => "the document".into(),
             Self::Campaign => "the campaign".into(),
+            Self::Contract => "the contract".into(),
         }
     }
 }
@@ -260,6 +263,7 @@ impl Walker<'_> {
                 (Holds::Trigger, "request") => Holds::Request,
                 (Holds::Trigger, "document") => Holds::Document,
                 (Holds::Trigger, "campaign") => Holds::Campaign,
+                (Holds::Trigger, "contract") => Holds::Contract,
                 _ => return None,
             };
         }
@@ -406,7 +410,7 @@ fn chain_words(e: &Expr) -> Option<String> {
         [record, field]
             if matches!(
                 *record,
-                "lead" | "partner" | "request" | "document" | "campaign"
+                "lead" | "partner" | "request" | "document" | "campaign" | "contract"
             ) =>
         {
             format!(
@@ -417,7 +421,7 @@ fn chain_words(e: &Expr) -> Option<String> {
         [first, ..]
             if matches!(
                 *first,
-                "lead" | "partner" | "request" | "document" | "campaign"
+                "lead" | "partner" | "request" | "document" | "campaign" | "contract"
             ) =>
         {
             format!("the {first}'s {}", names[1..].join(" ").replace('_', " "))

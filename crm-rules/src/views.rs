@@ -69,12 +69,14 @@ pub fn trigger_json(trigger: &Trigger, views: &Views) -> Value {
     m.insert("request".into(), json!(views.request));
     m.insert("document".into(), json!(views.document));
     m.insert("campaign".into(), json!(views.campaign));
+    m.insert("contract".into(), json!(views.contract));
     Value::Object(m)
 }
 
-/// Days from the trigger's day to the renewal date of the document at hand, if it has one.
+/// Days from the trigger's day to the renewal date of the document or contract at hand, if it has one.
 fn days_to_renewal(trigger: &Trigger, views: &Views) -> Option<i64> {
-    let renews = views.document.as_ref()?.renews_on()?;
+    let document = views.document.as_ref().and_then(|d| d.renews_on());
+    let renews = document.or_else(|| views.contract.as_ref()?.term().renews_on)?;
     Some((renews - trigger.at().date_naive()).num_days())
 }
 
@@ -97,6 +99,10 @@ pub struct DocumentView(pub Arc<Document>);
 /// A campaign as scripts see it (read-only).
 #[derive(Debug, Clone)]
 pub struct CampaignView(pub Arc<Campaign>);
+
+/// A contract as scripts see it (read-only).
+#[derive(Debug, Clone)]
+pub struct ContractView(pub Arc<crm_core::sales::Contract>);
 
 /// Any serialisable value as a script value (ids and times become text, `None` becomes `()`).
 pub fn to_dyn<T: serde::Serialize + ?Sized>(v: &T) -> Dynamic {
@@ -203,6 +209,16 @@ view_fields!(
 );
 
 view_fields!(
+    /// The fields a script reads on `ev.contract` (`value` is a decimal, in `currency`; `signed` is whether it is
+    /// signed).
+    CONTRACT_FIELDS,
+    register_contract,
+    ContractView,
+    [id, number, partner, lead, quotation, version, created_at, updated_at],
+    also ["value", "currency", "starts_on", "ends_on", "renews_on", "signed"]
+);
+
+view_fields!(
     /// The fields a script reads on `ev.campaign`.
     CAMPAIGN_FIELDS,
     register_campaign,
@@ -247,6 +263,24 @@ pub fn register(engine: &mut rhai::Engine) {
         Dynamic::from_decimal(v.0.total())
     });
     register_campaign(engine);
+    engine.register_type_with_name::<ContractView>("Contract");
+    register_contract(engine);
+    engine.register_get("value", |v: &mut ContractView| {
+        Dynamic::from_decimal(v.0.value().amount())
+    });
+    engine.register_get("currency", |v: &mut ContractView| {
+        Dynamic::from(v.0.value().currency().code().to_string())
+    });
+    engine.register_get("starts_on", |v: &mut ContractView| {
+        to_dyn(&v.0.term().starts_on)
+    });
+    engine.register_get("ends_on", |v: &mut ContractView| {
+        to_dyn(&v.0.term().ends_on)
+    });
+    engine.register_get("renews_on", |v: &mut ContractView| {
+        to_dyn(&v.0.term().renews_on)
+    });
+    engine.register_get("signed", |v: &mut ContractView| v.0.signature().is_some());
 }
 
 // ---------------------------------------------------------------------------------------------------- names
@@ -409,6 +443,7 @@ pub fn sample_event(
 /// The fields every event has besides its own.
 const EVENT_FIELDS: &[&str] = &[
     "type", "id", "at", "actor", "source", "lead", "partner", "request", "document", "campaign",
+    "contract",
 ];
 
 /// The fields every timer has besides its amount (`days` or `hours`).
@@ -422,6 +457,7 @@ const TIMER_FIELDS: &[&str] = &[
     "request",
     "document",
     "campaign",
+    "contract",
     "days_idle",
     "days_overdue",
     "hours_to_due",
@@ -488,7 +524,7 @@ pub fn trigger_to_dynamic(trigger: &Trigger, views: &Views) -> Dynamic {
                 for (k, v) in o {
                     if !matches!(
                         k.as_str(),
-                        "lead" | "partner" | "request" | "document" | "campaign"
+                        "lead" | "partner" | "request" | "document" | "campaign" | "contract"
                     ) {
                         map.insert(k.into(), to_dyn(&v));
                     }
@@ -564,6 +600,15 @@ pub fn trigger_to_dynamic(trigger: &Trigger, views: &Views) -> Dynamic {
                 .campaign
                 .as_ref()
                 .map(|c| Dynamic::from(CampaignView(Arc::new(c.clone())))),
+        ),
+    );
+    map.insert(
+        "contract".into(),
+        view(
+            views
+                .contract
+                .as_ref()
+                .map(|c| Dynamic::from(ContractView(Arc::new(c.clone())))),
         ),
     );
     Dynamic::from_map(map)

@@ -498,3 +498,66 @@ async fn a_guard_on_an_issued_invoice_refuses_the_whole_write() {
         .await
         .unwrap();
 }
+
+#[tokio::test]
+async fn an_engine_contract_up_for_renewal_asks_its_owner_for_an_offer_once() {
+    use crm_core::sales::{NewQuotation, QuotationCommand, QuotationLine, QuotationTerms, Term};
+    let s = shop(Arc::new(example_engine())).await;
+    let offer = NewQuotation {
+        lead: None,
+        partner: s.customer,
+        currency: Currency::parse("EUR").unwrap(),
+        terms: QuotationTerms {
+            lines: vec![QuotationLine::new(
+                "Maintenance",
+                Decimal::ONE,
+                crm_core::money::Money::parse("1200", "EUR").unwrap(),
+                "S",
+            )],
+            valid_until: day(2026, 3, 31),
+            terms: None,
+        },
+    };
+    let q = s.commerce.create_quotation(&s.ctx, offer).await.unwrap();
+    s.commerce
+        .quotation_command(&s.ctx, q.id(), 1, QuotationCommand::Send)
+        .await
+        .unwrap();
+    s.commerce
+        .accept_quotation(&s.ctx, q.id(), 2, false)
+        .await
+        .unwrap();
+    let term = Term {
+        starts_on: day(2026, 4, 1),
+        ends_on: Some(day(2027, 3, 31)),
+        renews_on: Some(day(2027, 3, 1)),
+    };
+    let contract = s
+        .commerce
+        .create_contract(&s.ctx, q.id(), "C-2026-0001", term)
+        .await
+        .unwrap();
+    // Months ahead: nothing.
+    assert!(s.tick().await.is_empty());
+    // 30 days before the renewal date: the account owner gets the task, once, about the contract's partner.
+    s.clock
+        .set(Utc.with_ymd_and_hms(2027, 2, 1, 9, 0, 0).unwrap());
+    assert_eq!(s.tick().await, ["contract_renewal_due:30"]);
+    let tasks = |all: Vec<crm_core::outbox::OutboxMessage>| -> Vec<_> {
+        all.into_iter()
+            .filter(|m| m.channel == crm_core::outbox::Channel::Task)
+            .collect()
+    };
+    let first = tasks(s.outbox().await);
+    assert_eq!(first.len(), 1);
+    assert_eq!(first[0].recipient.user, Some(Org::user_id("ana")));
+    assert_eq!(first[0].about.partner, Some(contract.partner()));
+    assert!(
+        format!("{:?}", first[0].payload.action).contains("Renewal on 2027-03-01: Customer Ltd"),
+        "{:?}",
+        first[0].payload.action
+    );
+    s.clock.advance(Duration::days(1));
+    s.tick().await;
+    assert_eq!(tasks(s.outbox().await).len(), 1);
+}

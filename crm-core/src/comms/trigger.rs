@@ -323,6 +323,9 @@ pub struct Views {
     /// The open item (the `open_item_overdue` timer's: what is still owed on the document).
     #[serde(default)]
     pub open_item: Option<crate::commerce::OpenItem>,
+    /// The contract (the `contract_renewal_due` timer's, for a contract up for renewal).
+    #[serde(default)]
+    pub contract: Option<crate::sales::Contract>,
 }
 
 impl Views {
@@ -343,5 +346,6 @@ impl Views {
         partner
             .or_else(lead)
             .or_else(|| self.request.as_ref().and_then(|r| r.partner))
+            .or_else(|| self.contract.as_ref().map(|c| c.partner()))
     }
 }

@@ -63,7 +63,8 @@ impl Views {
     }
 
     /// The views of `event`: [`Views::from_change_set_loaded`] for its subject, plus the document and the
-    /// campaign it is about (as the change set writes them, else as the service loaded them).
+    /// campaign it is about (as the change set writes them, else as the service loaded them) and the contract
+    /// it is about (as the change set writes it: every contract event's change does).
     pub fn for_event(changes: &ChangeSet, event: &DomainEvent, loaded: &Loaded) -> Self {
         let mut v = Self::from_change_set_loaded(changes, &event.subject, loaded);
         let (document, campaign) = (event.kind.document(), event.kind.campaign());
@@ -79,6 +80,10 @@ impl Views {
                     CommerceWrite::InsertCampaign(c)
                     | CommerceWrite::UpdateCampaign { campaign: c, .. },
                 ) if Some(c.id) == campaign => v.campaign = Some(c.clone()),
+                Write::Commerce(
+                    CommerceWrite::InsertContract(c)
+                    | CommerceWrite::UpdateContract { contract: c, .. },
+                ) if Some(c.id) == event.kind.contract() => v.contract = Some(c.clone()),
                 _ => {}
             }
         }
