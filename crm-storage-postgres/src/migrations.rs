@@ -47,6 +47,11 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         name: "sales",
         sql: || schema::sales(Dialect::Postgres),
     },
+    Migration {
+        version: 6,
+        name: "attachments",
+        sql: || schema::attachments(Dialect::Postgres),
+    },
 ];
 
 /// The advisory-lock key of a schema's migrations: FNV-1a of a fixed prefix and the schema name, so the key is the

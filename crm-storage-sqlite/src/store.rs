@@ -46,19 +46,20 @@ pub struct SqliteStore {
     threads: Arc<Threads>,
 }
 
-/// Migrations 1 (leads), 2 (commerce), 3 (outbox) and 6 (sales), generated from `crm_storage_sql::schema` as
-/// PostgreSQL's are.
-static GENERATED: std::sync::LazyLock<[String; 4]> = std::sync::LazyLock::new(|| {
+/// Migrations 1 (leads), 2 (commerce), 3 (outbox), 6 (sales) and 7 (attachments), generated from
+/// `crm_storage_sql::schema` as PostgreSQL's are.
+static GENERATED: std::sync::LazyLock<[String; 5]> = std::sync::LazyLock::new(|| {
     [
         crm_storage_sql::schema::init(Dialect::Sqlite),
         crm_storage_sql::schema::commerce(Dialect::Sqlite),
         crm_storage_sql::schema::outbox(Dialect::Sqlite),
         crm_storage_sql::schema::sales(Dialect::Sqlite),
+        crm_storage_sql::schema::attachments(Dialect::Sqlite),
     ]
 });
 
 /// How many migrations there are.
-const MIGRATIONS: usize = 6;
+const MIGRATIONS: usize = 7;
 
 /// The migrations' statements, in order.
 fn migration_sql() -> [&'static str; MIGRATIONS] {
@@ -69,6 +70,7 @@ fn migration_sql() -> [&'static str; MIGRATIONS] {
         include_str!("../migrations/0004_lead_campaign.sql"),
         include_str!("../migrations/0005_timers.sql"),
         &GENERATED[3],
+        &GENERATED[4],
     ]
 }
 
