@@ -18,6 +18,9 @@ mod object;
 
 pub use fs::FsBlobStore;
 pub use object::ObjectBlobStore;
+/// The `object_store` crate this one is built on, so a host builds its store (S3, GCS, Azure with that crate's
+/// features enabled in its own manifest, or local files and memory) against the same version.
+pub use object_store;
 
 use crm_core::id::TenantId;
 use crm_core::sales::ContentHash;

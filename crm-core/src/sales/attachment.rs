@@ -9,7 +9,7 @@
 //! [`AttachmentPolicy`] decides what is allowed, and [`ContentDigest`] counts and hashes the bytes a blob store
 //! streams, refusing the first chunk past the limit.
 
-use crate::actor::Actor;
+use crate::actor::{Actor, Context};
 use crate::error::{Error, Result};
 use crate::id::{AttachmentId, ContractId, LeadId, PartnerId, QuotationId, RequestId, TenantId};
 use crate::time::Timestamp;
@@ -450,7 +450,7 @@ record! {
 }
 
 impl NewAttachment {
-    /// The attachment these stored bytes become, checked: its name (see [`file_name`]) and its media type against
+    /// The attachment these stored bytes become, uploaded in `ctx` (its tenant, by its actor), checked: its name (see [`file_name`]) and its media type against
     /// `policy`.
     ///
     /// # Errors
@@ -459,12 +459,11 @@ impl NewAttachment {
     /// empty or larger than the policy allows.
     pub fn record(
         self,
-        tenant: TenantId,
+        ctx: &Context,
         id: AttachmentId,
         blob: StoredBlob,
         media_type: &str,
         policy: &AttachmentPolicy,
-        by: Actor,
         now: Timestamp,
     ) -> Result<Attachment> {
         let name = file_name(&self.name)?;
@@ -477,13 +476,13 @@ impl NewAttachment {
         policy.check(media_type)?;
         Ok(Attachment {
             id,
-            tenant,
+            tenant: ctx.tenant,
             target: self.target,
             name,
             media_type: media_type.to_string(),
             size: blob.size,
             sha256: blob.hash,
-            uploaded_by: by,
+            uploaded_by: ctx.actor.clone(),
             at: now,
             shared_with_partner: self.shared_with_partner,
             removed_at: None,

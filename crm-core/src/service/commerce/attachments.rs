@@ -233,12 +233,11 @@ impl CommerceService {
             .await?;
         let now = self.crm.clock().now();
         let a = NewAttachment { name, ..input }.record(
-            ctx.tenant,
+            ctx,
             AttachmentId::new(),
             blob,
             &media_type,
             policy,
-            ctx.actor.clone(),
             now,
         )?;
         let event = EventKind::AttachmentAdded {
