@@ -1127,7 +1127,7 @@ pub(crate) mod plan_tests {
     }
 
     #[tokio::test]
-    async fn the_timers_document_keys_search_their_indexes() {
+    async fn the_timers_document_keys_and_a_records_attachments_search_their_indexes() {
         use crm_core::commerce::{CommerceKey, DocumentKind};
         let store = SqliteStore::open_in_memory().unwrap();
         let day = chrono::NaiveDate::from_ymd_opt(2026, 3, 2).unwrap();
@@ -1143,6 +1143,12 @@ pub(crate) mod plan_tests {
             (
                 CommerceKey::DocumentsRenewing { from: day, to: day },
                 "INDEX documents_renewing (tenant=? AND <expr>>? AND <expr><?)",
+            ),
+            (
+                CommerceKey::AttachmentsOf(crm_core::sales::AttachedTo::Lead(
+                    crm_core::id::LeadId::new(),
+                )),
+                "INDEX attachments_of (tenant=? AND target_kind=? AND target=?)",
             ),
         ];
         for (key, index) in keys {
