@@ -11,7 +11,9 @@
 //!   ([`LeadService`]);
 //! - [`Crm::commerce`]: products, documents, exchange rates, balances, segments, campaigns and profitability, and
 //!   the documents a lead lives on: quotations, contracts and meetings ([`CommerceService`], types in [`sales`];
-//!   quotation PDFs in `crm::pdf` with the `pdf` feature, on by default);
+//!   quotation PDFs in `crm::pdf` with the `pdf` feature, on by default), and the files attached to leads,
+//!   partners, requests, quotations and contracts, whose bytes stream to a [`BlobStore`] ([`FsBlobStore`] in a
+//!   directory, [`ObjectBlobStore`] over any `object_store`; see [`CrmBuilder::blob_store`]);
 //! - [`Crm::outbox`], [`Crm::dispatcher`], [`Crm::inbox_notifier`] and [`Crm::task_notifier`]: the transactional
 //!   outbox the communication rules write to, and its delivery;
 //! - [`Crm::tick`]: the rules' timers, when a rule engine was given to [`CrmBuilder::rules`].
@@ -42,6 +44,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 pub use async_trait::async_trait;
+/// Where attachment bytes live: [`FsBlobStore`], [`ObjectBlobStore`], and the `object_store` crate they use.
+pub use crm_blob as blob;
+pub use crm_blob::{FsBlobStore, ObjectBlobStore};
 pub use crm_core;
 pub use crm_core::actor::{Actor, Context, Source};
 pub use crm_core::commerce;
@@ -62,6 +67,7 @@ pub use crm_core::partner::{NewContact, NewPartner, Partner, PartnerPatch, Partn
 pub use crm_core::pipeline::{LostReason, NewPipeline, Pipeline, Stage, StageKind};
 pub use crm_core::request::{Comment, NewRequest, Request, RequestCommand};
 pub use crm_core::sales;
+pub use crm_core::sales::BlobStore;
 pub use crm_core::service::CommerceService;
 pub use crm_core::service::RulesHook;
 pub use crm_core::service::{
@@ -484,6 +490,27 @@ enum BackendChoice {
     Postgres(String),
 }
 
+impl BackendChoice {
+    /// The blob store used when the host gives none: files beside an SQLite file (`<file>.files`), memory beside an
+    /// in-memory database; none otherwise.
+    fn default_blob_store(&self) -> Option<Arc<dyn BlobStore>> {
+        match self {
+            #[cfg(feature = "sqlite")]
+            Self::SqlitePath(p) => {
+                let mut files = p.clone().into_os_string();
+                files.push(".files");
+                Some(Arc::new(FsBlobStore::new(files)))
+            }
+            #[cfg(feature = "sqlite")]
+            Self::SqliteMemory => {
+                let memory = crm_blob::object_store::memory::InMemory::new();
+                Some(Arc::new(ObjectBlobStore::new(Arc::new(memory))))
+            }
+            _ => None,
+        }
+    }
+}
+
 /// Builds a [`Crm`]: pick a backend (an SQLite file, in-memory SQLite, a PostgreSQL URL, or any [`Backend`]),
 /// optionally a clock, the reporting currency, a rate source, the communication rules, commit hooks and event
 /// subscribers.
@@ -495,6 +522,7 @@ pub struct CrmBuilder {
     reporting: Option<Currency>,
     rate_source: Option<Arc<dyn RateSource>>,
     rules: Option<(Arc<dyn RuleEngine>, Arc<dyn Directory>)>,
+    blob_store: Option<Arc<dyn BlobStore>>,
 }
 
 impl CrmBuilder {
@@ -700,6 +728,36 @@ impl CrmBuilder {
         self
     }
 
+    /// Where the bytes of attachments live. By default: for [`CrmBuilder::sqlite_path`], an [`FsBlobStore`] in the
+    /// directory beside the file named like it with `.files` added (`crm.sqlite.files`); for
+    /// [`CrmBuilder::sqlite_in_memory`], memory; for PostgreSQL or a given backend, none (attaching a file is then
+    /// refused with a configuration error): give one, an [`ObjectBlobStore`] over S3 for instance.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use crm::{Context, Crm, Error};
+    /// # use crm::id::{TenantId, UserId};
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> crm::Result<()> {
+    /// # let ctx = Context::user(TenantId::new(), UserId::new());
+    /// use crm::blob::object_store::memory::InMemory;
+    /// use crm::sales::{AttachedTo, NewAttachment};
+    /// use crm::{NewPartner, ObjectBlobStore};
+    /// let blobs = Arc::new(ObjectBlobStore::new(Arc::new(InMemory::new())));
+    /// let crm = Crm::builder().sqlite_in_memory().blob_store(blobs).build().await?;
+    /// let acme = crm.leads().create_partner(&ctx, NewPartner::company("Acme SRL")).await?.record;
+    /// let file = NewAttachment { target: AttachedTo::Partner(acme.id()), name: "terms.txt".into(), shared_with_partner: true };
+    /// let bytes = futures::stream::iter([Ok(bytes::Bytes::from_static(b"Payment in 30 days."))]);
+    /// let a = crm.commerce().attach(&ctx, file, Box::pin(bytes)).await?;
+    /// assert_eq!((a.media_type(), a.size()), ("text/plain", 19));
+    /// # Ok(()) }
+    /// ```
+    pub fn blob_store(mut self, blobs: Arc<dyn BlobStore>) -> Self {
+        self.blob_store = Some(blobs);
+        self
+    }
+
     /// Add a commit hook.
     ///
     /// # Examples
@@ -788,6 +846,9 @@ impl CrmBuilder {
     /// migrated (of kind [`StorageErrorKind::Unavailable`] when a PostgreSQL server does not answer,
     /// [`StorageErrorKind::Config`] for wrong credentials or a missing database).
     pub async fn build(self) -> Result<Crm> {
+        let blobs = self
+            .blob_store
+            .or_else(|| self.backend.default_blob_store());
         let backend: Arc<dyn Backend> = match self.backend {
             BackendChoice::None => {
                 return Err(Error::invalid(
@@ -825,6 +886,9 @@ impl CrmBuilder {
         let mut commerce = CommerceService::new(leads.clone(), backend.clone(), reporting);
         if let Some(s) = self.rate_source {
             commerce = commerce.with_rate_source(s);
+        }
+        if let Some(b) = blobs {
+            commerce = commerce.with_blob_store(b);
         }
         Ok(Crm {
             backend,

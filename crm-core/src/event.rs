@@ -380,6 +380,33 @@ pub enum EventKind {
         /// The meeting.
         meeting: crate::id::MeetingId,
     },
+    /// A file was attached (its bytes are in the blob store, never in the event).
+    AttachmentAdded {
+        /// The attachment.
+        attachment: crate::id::AttachmentId,
+        /// The file's name.
+        name: String,
+        /// Its media type.
+        media_type: String,
+        /// Its size in bytes.
+        size: u64,
+    },
+    /// An attachment was shared with the partner, or no longer.
+    AttachmentShared {
+        /// The attachment.
+        attachment: crate::id::AttachmentId,
+        /// The file's name.
+        name: String,
+        /// Whether the partner sees it now.
+        shared: bool,
+    },
+    /// An attachment was removed.
+    AttachmentRemoved {
+        /// The attachment.
+        attachment: crate::id::AttachmentId,
+        /// The file's name.
+        name: String,
+    },
     /// A communication rule failed while handling an event; the triggering change still committed.
     RuleFailed {
         /// The rule's name.
@@ -425,6 +452,9 @@ variant_names! {
         MeetingCancelled => "meeting_cancelled",
         MeetingReplied => "meeting_replied",
         MeetingHeld => "meeting_held",
+        AttachmentAdded => "attachment_added",
+        AttachmentShared => "attachment_shared",
+        AttachmentRemoved => "attachment_removed",
         RuleFailed => "rule_failed",
     }
 }
@@ -612,6 +642,21 @@ impl DomainEvent {
                 Some(t) => format!("e-mail `{t}` sent to {to}"),
                 None => format!("e-mail sent to {to}"),
             },
+            EventKind::AttachmentAdded {
+                name,
+                media_type,
+                size,
+                ..
+            } => format!("file `{name}` attached ({media_type}, {size} bytes)"),
+            EventKind::AttachmentShared { name, shared, .. } => {
+                let how = if *shared {
+                    "shared with"
+                } else {
+                    "hidden from"
+                };
+                format!("file `{name}` {how} the partner")
+            }
+            EventKind::AttachmentRemoved { name, .. } => format!("file `{name}` removed"),
             EventKind::InvoiceRecorded {
                 kind,
                 number,

@@ -196,6 +196,12 @@ typed_id!(
     "contract"
 );
 
+typed_id!(
+    /// A file attached to a lead, partner, request, quotation or contract.
+    AttachmentId,
+    "attachment"
+);
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -11,3 +11,16 @@ async fn backend() -> Option<Arc<dyn Backend>> {
 }
 
 crm_core::backend_conformance_tests!(backend());
+
+/// The blob-store contract on the reference blob store.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mem_blob_store_conformance() {
+    use crm_core::conformance::model::MemBlobStore;
+    let blobs = Arc::new(MemBlobStore::new());
+    let counted = blobs.clone();
+    crm_core::conformance::attachments::check_blob_store(blobs, || {
+        let n = counted.len();
+        async move { n }
+    })
+    .await;
+}

@@ -56,6 +56,23 @@ proptest! {
     }
 
     #[test]
+    fn attachment_names_hashes_and_contents_are_checked_or_refused(
+        s in ".{0,300}",
+        head in proptest::collection::vec(any::<u8>(), 0..600),
+        size in any::<u64>(),
+    ) {
+        use crm_core::sales::{file_name, sniff, AttachmentPolicy, ContentDigest, ContentHash};
+        let _ = file_name(&s);
+        let _ = s.parse::<ContentHash>();
+        let _ = serde_json::from_str::<ContentHash>(&format!("{s:?}"));
+        let media = sniff(&head, &s);
+        let _ = AttachmentPolicy::default().check(&media);
+        let mut d = ContentDigest::new(size);
+        let _ = d.update(&head);
+        prop_assert!(d.size() <= size);
+    }
+
+    #[test]
     fn criteria_json_parses_and_checks_or_refuses(s in ".{0,200}", n in any::<i64>(), d in any_date()) {
         if let Ok(c) = serde_json::from_str::<Criteria>(&s) {
             let _ = c.check();

@@ -49,6 +49,11 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
     },
     Migration {
         version: 6,
+        name: "attachments",
+        sql: || schema::attachments(Dialect::Postgres),
+    },
+    Migration {
+        version: 7,
         name: "sales_timers",
         sql: || schema::sales_timers(Dialect::Postgres),
     },

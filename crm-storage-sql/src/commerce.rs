@@ -14,7 +14,9 @@ use crm_core::commerce::{
 };
 use crm_core::id::{CampaignId, PartnerId, TenantId, UserId};
 use crm_core::money::{decimal_to_units, Currency};
-use crm_core::sales::{Contract, Meeting, MeetingStatus, Quotation, QuotationStatus};
+use crm_core::sales::{
+    AttachedTo, Attachment, Contract, Meeting, MeetingStatus, Quotation, QuotationStatus,
+};
 use crm_core::store::{Page, PageRequest};
 use crm_core::{Error, Result};
 use uuid::Uuid;
@@ -97,6 +99,29 @@ pub const CONTRACTS: Table = Table {
         ("quotation", Kind::Uuid),
         ("starts_on", Kind::I32),
         ("renews_on", Kind::I32),
+        ("version", Kind::I64),
+        ("doc", Kind::Json),
+    ],
+};
+
+/// `attachments`: a file's metadata (its bytes are in the blob store), by the record it is attached to and time.
+/// The record is `(target_kind, target)` for the index, and again in the one nullable column of its kind (`lead`,
+/// `partner`, `request`, `quotation`, `contract`) for its foreign key.
+pub const ATTACHMENTS: Table = Table {
+    name: "attachments",
+    columns: &[
+        ("tenant", Kind::Uuid),
+        ("id", Kind::Uuid),
+        ("target_kind", Kind::I16),
+        ("target", Kind::Uuid),
+        ("lead", Kind::Uuid),
+        ("partner", Kind::Uuid),
+        ("request", Kind::Uuid),
+        ("quotation", Kind::Uuid),
+        ("contract", Kind::Uuid),
+        ("at_us", Kind::I64),
+        ("sha256", Kind::Text),
+        ("size", Kind::I64),
         ("version", Kind::I64),
         ("doc", Kind::Json),
     ],
@@ -341,6 +366,29 @@ pub fn contract_row(c: &Contract) -> Result<Vec<Param>> {
         Param::or_null(c.term().renews_on.map(day_number), Kind::I32),
         version(c.version()),
         Param::json(c)?,
+    ])
+}
+
+/// The row of an attachment's metadata.
+pub fn attachment_row(a: &Attachment) -> Result<Vec<Param>> {
+    let target = a.target();
+    let fk =
+        |kind: fn(&AttachedTo) -> bool| Param::opt_uuid(kind(&target).then_some(target.uuid()));
+    Ok(vec![
+        (*a.tenant().as_uuid()).into(),
+        (*a.id().as_uuid()).into(),
+        target.kind_code().into(),
+        (*target.uuid()).into(),
+        fk(|t| matches!(t, AttachedTo::Lead(_))),
+        fk(|t| matches!(t, AttachedTo::Partner(_))),
+        fk(|t| matches!(t, AttachedTo::Request(_))),
+        fk(|t| matches!(t, AttachedTo::Quotation(_))),
+        fk(|t| matches!(t, AttachedTo::Contract(_))),
+        Param::I64(a.at().timestamp_micros()),
+        a.sha256().to_string().into(),
+        Param::I64(i64::try_from(a.size()).map_err(|_| Error::invalid("size", "out of range"))?),
+        version(a.version()),
+        Param::json(a)?,
     ])
 }
 
@@ -828,6 +876,24 @@ pub fn steps(dialect: Dialect, w: &CommerceWrite) -> Result<Vec<Step>> {
             ("contract", c.number().to_owned(), *e),
             c.version(),
         )?),
+        CommerceWrite::InsertAttachment(a) => one(insert(
+            dialect,
+            &ATTACHMENTS,
+            attachment_row(a)?,
+            "attachment",
+            a.id().to_string(),
+        )),
+        CommerceWrite::UpdateAttachment {
+            attachment: a,
+            expected_version: e,
+        } => one(update(
+            dialect,
+            &ATTACHMENTS,
+            ID,
+            attachment_row(a)?,
+            ("attachment", a.id().to_string(), *e),
+            a.version(),
+        )?),
         CommerceWrite::InsertMeeting(m) => {
             let mut out = vec![insert(
                 dialect,
@@ -884,6 +950,7 @@ pub fn ingest_rows(w: &CommerceWrite) -> Result<Vec<(&'static Table, Vec<Param>)
         CommerceWrite::InsertCampaignTarget(t) => vec![(&CAMPAIGN_TARGETS, target_row(t)?)],
         CommerceWrite::InsertQuotation(q) => vec![(&QUOTATIONS, quotation_row(q)?)],
         CommerceWrite::InsertContract(c) => vec![(&CONTRACTS, contract_row(c)?)],
+        CommerceWrite::InsertAttachment(a) => vec![(&ATTACHMENTS, attachment_row(a)?)],
         CommerceWrite::InsertMeeting(m) => {
             let mut out = vec![(&MEETINGS, meeting_row(m)?)];
             out.extend(

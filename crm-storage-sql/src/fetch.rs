@@ -45,6 +45,8 @@ pub enum Doc {
     Meeting,
     /// A contract.
     Contract,
+    /// An attachment's metadata.
+    Attachment,
 }
 
 impl Doc {
@@ -67,6 +69,7 @@ impl Doc {
             Self::Quotation => "quotation",
             Self::Meeting => "meeting",
             Self::Contract => "contract",
+            Self::Attachment => "attachment",
         }
     }
 
@@ -115,6 +118,7 @@ impl Doc {
             Self::Quotation => CommerceRecord::Quotation(self.parse(doc)?),
             Self::Meeting => CommerceRecord::Meeting(self.parse(doc)?),
             Self::Contract => CommerceRecord::Contract(self.parse(doc)?),
+            Self::Attachment => CommerceRecord::Attachment(self.parse(doc)?),
             _ => return Err(self.misplaced()),
         })
     }
@@ -335,6 +339,22 @@ pub fn commerce_key(dialect: Dialect, tenant: TenantId, key: &CommerceKey) -> Re
                     dialect.text("number")
                 ),
                 Doc::Contract,
+            )
+        }
+        CommerceKey::Attachment(id) => (
+            one("attachments", "id", (*id.as_uuid()).into()),
+            Doc::Attachment,
+        ),
+        CommerceKey::AttachmentsOf(target) => {
+            let k = sql.bind(Param::I16(target.kind_code()));
+            let i = sql.bind(*target.uuid());
+            (
+                format!(
+                    "SELECT {} FROM attachments WHERE tenant = {t} AND target_kind = {k} AND target = {i} \
+                     ORDER BY at_us, id",
+                    dialect.doc()
+                ),
+                Doc::Attachment,
             )
         }
         CommerceKey::Meeting(id) => (one("meetings", "id", (*id.as_uuid()).into()), Doc::Meeting),

@@ -5,8 +5,8 @@
 //! covers the reports' columns, since a row lookup there reads the wide JSON), the description says so.
 
 use crate::commerce::{
-    ALLOCATIONS, CAMPAIGNS, CAMPAIGN_COSTS, CAMPAIGN_TARGETS, CATEGORIES, CONTRACTS, DOCUMENTS,
-    DOCUMENT_LINES, MEETINGS, MEETING_PEOPLE, PRODUCTS, QUOTATIONS, RATES,
+    ALLOCATIONS, ATTACHMENTS, CAMPAIGNS, CAMPAIGN_COSTS, CAMPAIGN_TARGETS, CATEGORIES, CONTRACTS,
+    DOCUMENTS, DOCUMENT_LINES, MEETINGS, MEETING_PEOPLE, PRODUCTS, QUOTATIONS, RATES,
 };
 use crate::{Dialect, Kind, Table};
 
@@ -568,7 +568,7 @@ pub fn commerce(dialect: Dialect) -> String {
     ddl
 }
 
-/// The sales timers' migration (SQLite's 7, PostgreSQL's 6): the index the quotation expiry rule reads (the sent
+/// The sales timers' migration (SQLite's 8, PostgreSQL's 7): the index the quotation expiry rule reads (the sent
 /// quotations by validity date, a partial index holding only sent ones).
 /// The same statement in both dialects.
 pub fn sales_timers(_dialect: Dialect) -> String {
@@ -633,6 +633,31 @@ pub fn sales(dialect: Dialect) -> String {
                 "FOREIGN KEY (tenant, meeting) REFERENCES meetings (tenant, id)",
             ],
         ),
+    ]
+    .join("\n")
+}
+
+/// The attachments migration (SQLite's 7, PostgreSQL's 6): the metadata of the files attached to leads, partners,
+/// requests, quotations and contracts (their bytes are in the blob store, never in the database). A record's
+/// files, oldest first, are an index range scan on `(tenant, target_kind, target, at_us, id)`; the column of the
+/// target's own kind carries its foreign key.
+pub fn attachments(dialect: Dialect) -> String {
+    [
+        table(
+            dialect,
+            &ATTACHMENTS,
+            &["lead", "partner", "request", "quotation", "contract"],
+            &[
+                "PRIMARY KEY (tenant, id)",
+                "FOREIGN KEY (tenant, lead) REFERENCES leads (tenant, id)",
+                "FOREIGN KEY (tenant, partner) REFERENCES partners (tenant, id)",
+                "FOREIGN KEY (tenant, request) REFERENCES requests (tenant, id)",
+                "FOREIGN KEY (tenant, quotation) REFERENCES quotations (tenant, id)",
+                "FOREIGN KEY (tenant, contract) REFERENCES contracts (tenant, id)",
+            ],
+        ),
+        "CREATE INDEX attachments_of ON attachments (tenant, target_kind, target, at_us, id);\n"
+            .to_string(),
     ]
     .join("\n")
 }

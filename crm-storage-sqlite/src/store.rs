@@ -46,20 +46,21 @@ pub struct SqliteStore {
     threads: Arc<Threads>,
 }
 
-/// Migrations 1 (leads), 2 (commerce), 3 (outbox), 6 (sales) and 7 (sales timers), generated from
-/// `crm_storage_sql::schema` as PostgreSQL's are.
-static GENERATED: std::sync::LazyLock<[String; 5]> = std::sync::LazyLock::new(|| {
+/// Migrations 1 (leads), 2 (commerce), 3 (outbox), 6 (sales), 7 (attachments) and 8 (sales timers), generated
+/// from `crm_storage_sql::schema` as PostgreSQL's are.
+static GENERATED: std::sync::LazyLock<[String; 6]> = std::sync::LazyLock::new(|| {
     [
         crm_storage_sql::schema::init(Dialect::Sqlite),
         crm_storage_sql::schema::commerce(Dialect::Sqlite),
         crm_storage_sql::schema::outbox(Dialect::Sqlite),
         crm_storage_sql::schema::sales(Dialect::Sqlite),
+        crm_storage_sql::schema::attachments(Dialect::Sqlite),
         crm_storage_sql::schema::sales_timers(Dialect::Sqlite),
     ]
 });
 
 /// How many migrations there are.
-const MIGRATIONS: usize = 7;
+const MIGRATIONS: usize = 8;
 
 /// The migrations' statements, in order.
 fn migration_sql() -> [&'static str; MIGRATIONS] {
@@ -71,6 +72,7 @@ fn migration_sql() -> [&'static str; MIGRATIONS] {
         include_str!("../migrations/0005_timers.sql"),
         &GENERATED[3],
         &GENERATED[4],
+        &GENERATED[5],
     ]
 }
 
@@ -1127,7 +1129,7 @@ pub(crate) mod plan_tests {
     }
 
     #[tokio::test]
-    async fn the_timers_document_keys_search_their_indexes() {
+    async fn the_timers_document_keys_and_a_records_attachments_search_their_indexes() {
         use crm_core::commerce::{CommerceKey, DocumentKind};
         let store = SqliteStore::open_in_memory().unwrap();
         let day = chrono::NaiveDate::from_ymd_opt(2026, 3, 2).unwrap();
@@ -1147,6 +1149,12 @@ pub(crate) mod plan_tests {
             (
                 CommerceKey::QuotationsExpiring { before: day },
                 "INDEX quotations_expiring (tenant=? AND valid_until<?)",
+            ),
+            (
+                CommerceKey::AttachmentsOf(crm_core::sales::AttachedTo::Lead(
+                    crm_core::id::LeadId::new(),
+                )),
+                "INDEX attachments_of (tenant=? AND target_kind=? AND target=?)",
             ),
         ];
         for (key, index) in keys {

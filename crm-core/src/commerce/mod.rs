@@ -119,6 +119,15 @@ pub enum CommerceWrite {
         /// The stored version.
         expected_version: u64,
     },
+    /// Insert an attachment's metadata (its bytes are in the blob store already).
+    InsertAttachment(crate::sales::Attachment),
+    /// Replace an attachment's metadata whose stored version is `expected_version`.
+    UpdateAttachment {
+        /// The new state.
+        attachment: crate::sales::Attachment,
+        /// The stored version.
+        expected_version: u64,
+    },
     /// Insert a meeting.
     InsertMeeting(crate::sales::Meeting),
     /// Replace a meeting whose stored version is `expected_version`.
@@ -146,6 +155,7 @@ impl CommerceWrite {
             Self::InsertQuotation(q) | Self::UpdateQuotation { quotation: q, .. } => q.tenant(),
             Self::InsertMeeting(m) | Self::UpdateMeeting { meeting: m, .. } => m.tenant(),
             Self::InsertContract(c) | Self::UpdateContract { contract: c, .. } => c.tenant(),
+            Self::InsertAttachment(a) | Self::UpdateAttachment { attachment: a, .. } => a.tenant(),
         }
     }
 
@@ -161,6 +171,7 @@ impl CommerceWrite {
                 | Self::UpdateQuotation { .. }
                 | Self::UpdateMeeting { .. }
                 | Self::UpdateContract { .. }
+                | Self::UpdateAttachment { .. }
         )
     }
 }

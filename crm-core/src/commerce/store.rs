@@ -33,12 +33,12 @@ use super::report::{Balance, CampaignSums, OpenItem, ProfitSums, Progress, SumsQ
 use super::segment::Criteria;
 use crate::error::Result;
 use crate::id::{
-    CampaignId, CategoryId, ContractId, DocumentId, LeadId, MeetingId, PartnerId, ProductId,
-    QuotationId, RequestId, TenantId, UserId,
+    AttachmentId, CampaignId, CategoryId, ContractId, DocumentId, LeadId, MeetingId, PartnerId,
+    ProductId, QuotationId, RequestId, TenantId, UserId,
 };
 use crate::money::Currency;
 use crate::page::{Page, PageRequest};
-use crate::sales::{Contract, Meeting, Quotation};
+use crate::sales::{AttachedTo, Attachment, Contract, Meeting, Quotation};
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 use std::fmt::Debug;
@@ -129,6 +129,10 @@ pub enum CommerceKey {
         /// The latest renewal date.
         to: NaiveDate,
     },
+    /// An attachment's metadata by id (removed ones too).
+    Attachment(AttachmentId),
+    /// The attachments of a record, oldest first (by time, then id), removed ones too.
+    AttachmentsOf(AttachedTo),
     /// A meeting by id.
     Meeting(MeetingId),
     /// A lead's meetings, by start, then id.
@@ -177,6 +181,8 @@ pub enum CommerceRecord {
     Meeting(Meeting),
     /// A contract.
     Contract(Contract),
+    /// An attachment's metadata.
+    Attachment(Attachment),
 }
 
 storage_trait! {
@@ -258,6 +264,11 @@ typed_reads! {
         /// The contracts up for renewal in `[from, to]`, by renewal date.
         fn contracts_renewing(from: NaiveDate, to: NaiveDate) -> Vec<Contract> =
             CommerceKey::ContractsRenewing { from, to };
+        /// An attachment's metadata (removed ones too); [`crate::Error::NotFound`] when the tenant has none with
+        /// this id.
+        fn attachment(id: AttachmentId) -> Attachment = CommerceKey::Attachment(id), "attachment" for id;
+        /// The attachments of `target`, oldest first, removed ones too.
+        fn attachments_of(target: AttachedTo) -> Vec<Attachment> = CommerceKey::AttachmentsOf(target);
         /// A meeting; [`crate::Error::NotFound`] when the tenant has none with this id.
         fn meeting(id: MeetingId) -> Meeting = CommerceKey::Meeting(id), "meeting" for id;
         /// A lead's meetings, by start.
@@ -282,4 +293,5 @@ pick!(CommerceRecord {
     Quotation => Quotation,
     Meeting => Meeting,
     Contract => Contract,
+    Attachment => Attachment,
 });

@@ -4,6 +4,7 @@
 //! Run from an adapter's tests with [`backend_conformance_tests!`](crate::backend_conformance_tests); the factory
 //! yields the adapter as both a [`Store`] and a [`CommerceStore`].
 
+pub use super::attachments::check_attachments;
 pub use super::sales::{
     check_commerce_contracts, check_commerce_quotations, meeting_for, quotation_for,
 };
@@ -68,7 +69,8 @@ impl Shop {
     /// Builds the fixture in a fresh tenant.
     pub async fn new(store: &Arc<dyn Store>, commerce: &Arc<dyn CommerceStore>) -> Shop {
         let w = World::new(store).await;
-        let cs = CommerceService::new(w.crm.clone(), commerce.clone(), ron());
+        let cs = CommerceService::new(w.crm.clone(), commerce.clone(), ron())
+            .with_blob_store(Arc::new(super::model::MemBlobStore::new()));
         let category = cs
             .record_category(
                 &w.ctx,

@@ -29,6 +29,7 @@ macro_rules! debug_tenant {
     };
 }
 
+pub mod attachments;
 mod checks;
 pub mod commerce;
 mod differential;
@@ -117,7 +118,8 @@ macro_rules! backend_conformance_tests {
                 check_commerce_campaign,
                 check_commerce_isolation,
                 check_commerce_quotations,
-                check_commerce_contracts
+                check_commerce_contracts,
+                check_attachments
             ]
             outbox [
                 check_outbox_enqueue_is_atomic_with_the_change,

@@ -8,7 +8,10 @@
 //! `commerce` submodule, whose reports are [`crate::commerce::reference`]) and its outbox is a
 //! [`MemoryOutbox`], so the whole conformance registry and the scenarios run on it as on any adapter.
 
+mod blob;
 mod commerce;
+
+pub use blob::{read_all, stream_of, FailingBlobStore, MemBlobStore};
 
 use crate::dedupe::DedupeKey;
 use crate::error::{Error, Result};

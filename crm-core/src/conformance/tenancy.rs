@@ -68,6 +68,8 @@ fn commerce_keys(keys: &[CommerceKey]) -> Vec<CommerceKey> {
         | CommerceKey::Contract(_)
         | CommerceKey::ContractsOfPartner(_)
         | CommerceKey::ContractsRenewing { .. }
+        | CommerceKey::Attachment(_)
+        | CommerceKey::AttachmentsOf(_)
         | CommerceKey::Meeting(_)
         | CommerceKey::MeetingsOfLead(_)
         | CommerceKey::Agenda { .. } => {}
@@ -207,6 +209,18 @@ pub async fn check_every_read_is_tenant_scoped(backend: &Arc<dyn Backend>) {
         )
         .await
         .expect("meeting");
+    let attachment =
+        a.cs.attach(
+            &a.w.ctx,
+            crate::sales::NewAttachment {
+                target: crate::sales::AttachedTo::Lead(lead.id),
+                name: "notes.txt".into(),
+                shared_with_partner: true,
+            },
+            crate::conformance::model::stream_of(&b"tenant A's notes"[..]),
+        )
+        .await
+        .expect("attachment");
     let m = message(ta, "tenancy", a.w.clock.now(), Some(a.w.agent));
     let mut cs = ChangeSet::new();
     cs.push(Write::EnqueueOutbox(m.clone()));
@@ -292,6 +306,8 @@ pub async fn check_every_read_is_tenant_scoped(backend: &Arc<dyn Backend>) {
             from: contract.term().starts_on,
             to: crate::time::MAX_BUSINESS_DATE,
         },
+        CommerceKey::Attachment(attachment.id()),
+        CommerceKey::AttachmentsOf(crate::sales::AttachedTo::Lead(lead.id)),
         CommerceKey::Meeting(meeting.id()),
         CommerceKey::MeetingsOfLead(lead.id),
         CommerceKey::Agenda {

@@ -1,15 +1,21 @@
 //! Selling to a lead: the tenant's tax table, quotations (lines, taxes, totals, states and revisions) and meetings
-//! (times in IANA zones, iCalendar invitations, replies).
+//! (times in IANA zones, iCalendar invitations, replies), contracts, and the files attached to them all
+//! ([`attachment`]: the metadata, and the [`BlobStore`] port the bytes go through).
 //!
 //! Pure like the rest of the domain: constructors validate and price, transitions return the new state, and the
 //! service persists it.
 
+pub mod attachment;
 pub mod contract;
 pub mod meeting;
 pub mod quotation;
 pub mod reference;
 pub mod tax;
 
+pub use attachment::{
+    file_name, sniff, AttachedTo, Attachment, AttachmentPolicy, BlobStore, ByteStream,
+    ContentDigest, ContentHash, NewAttachment, StoredBlob,
+};
 pub use contract::{Contract, Signature, Term};
 pub use meeting::{
     Attendee, Meeting, MeetingCommand, MeetingStatus, NewMeeting, Organiser, Participant, Reply,

@@ -1,5 +1,6 @@
 //! The commerce service: validate → decide (pure) → one change set → the lead service's one commit path.
 
+mod attachments;
 mod sales;
 
 use super::{lead_subject, request_subject, CrmService, Loaded};
@@ -64,6 +65,8 @@ pub struct CommerceService {
     reporting: Currency,
     rates: Vec<Arc<dyn RateSource>>,
     taxes: Arc<sales::TaxTables>,
+    blobs: Option<Arc<dyn crate::sales::BlobStore>>,
+    attachment_policies: Arc<attachments::PerTenant<crate::sales::AttachmentPolicy>>,
 }
 
 fn partner_field(e: Error, id: PartnerId) -> Error {
@@ -98,6 +101,8 @@ impl CommerceService {
             reporting,
             rates: Vec::new(),
             taxes: Arc::default(),
+            blobs: None,
+            attachment_policies: Arc::default(),
         }
     }
 
@@ -203,6 +208,24 @@ impl CommerceService {
         loaded.documents = documents;
         loaded.campaigns = campaigns;
         self.crm.commit_loaded(ctx, cs, &loaded).await
+    }
+
+    /// Commits one commerce write with one event about `subject`, through the hooks.
+    async fn commit_one(
+        &self,
+        ctx: &Context,
+        now: crate::time::Timestamp,
+        subject: Subject,
+        write: CommerceWrite,
+        event: EventKind,
+    ) -> Result<()> {
+        let cs = ChangeSet::from_iter([
+            Write::from(write),
+            Write::AppendEvent(DomainEvent::new(ctx, now, subject, event)),
+        ]);
+        self.commit_about(ctx, cs, Vec::new(), Vec::new())
+            .await
+            .map(|_| ())
     }
 
     // ------------------------------------------------------------------ products and rates

@@ -14,7 +14,7 @@ use crate::error::{Error, Result};
 use crate::id::{CampaignId, PartnerId, TenantId};
 use crate::money::Currency;
 use crate::partner::Partner;
-use crate::sales::{Contract, Meeting, Quotation};
+use crate::sales::{Attachment, Contract, Meeting, Quotation};
 use crate::store::{Page, PageRequest};
 use async_trait::async_trait;
 use chrono::{Duration, NaiveDate};
@@ -32,6 +32,7 @@ pub(super) struct CommerceData {
     quotations: Vec<Quotation>,
     meetings: Vec<Meeting>,
     contracts: Vec<Contract>,
+    attachments: Vec<Attachment>,
 }
 
 /// Appends `row` unless a row with the same unique key (`clash`) exists.
@@ -221,6 +222,24 @@ pub(super) fn apply_commerce(d: &mut CommerceData, w: &CommerceWrite) -> Result<
             |x| x.version,
             ("contract", c.number.clone()),
         ),
+        CommerceWrite::InsertAttachment(a) => insert(
+            &mut d.attachments,
+            a,
+            |x| x.tenant == a.tenant && x.id == a.id,
+            "attachment",
+            a.id.to_string(),
+        ),
+        CommerceWrite::UpdateAttachment {
+            attachment: a,
+            expected_version,
+        } => replace(
+            &mut d.attachments,
+            a,
+            *expected_version,
+            |x| x.tenant == a.tenant && x.id == a.id,
+            |x| x.version,
+            ("attachment", a.id.to_string()),
+        ),
         CommerceWrite::InsertMeeting(m) => insert(
             &mut d.meetings,
             m,
@@ -311,7 +330,16 @@ fn fetch(d: &CommerceData, tenant: TenantId, key: &CommerceKey) -> Vec<CommerceR
             .map(CommerceRecord::Contract)
             .collect::<Vec<_>>()
     };
+    let attachments = |keep: &dyn Fn(&Attachment) -> bool| {
+        let mut v = of(&d.attachments, tenant, |x| x.tenant, keep);
+        v.sort_by_key(|x| (x.at, x.id));
+        v.into_iter()
+            .map(CommerceRecord::Attachment)
+            .collect::<Vec<_>>()
+    };
     match key {
+        CommerceKey::Attachment(id) => attachments(&|x| x.id == *id),
+        CommerceKey::AttachmentsOf(target) => attachments(&|x| x.target == *target),
         CommerceKey::Contract(id) => contracts(&|x| x.id == *id, false),
         CommerceKey::ContractsOfPartner(p) => contracts(&|x| x.partner == *p, false),
         CommerceKey::ContractsRenewing { from, to } => contracts(

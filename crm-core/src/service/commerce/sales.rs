@@ -831,13 +831,7 @@ impl CommerceService {
             lead: about.lead(),
             request: None,
         };
-        let cs = ChangeSet::from_iter([
-            Write::from(write),
-            Write::AppendEvent(DomainEvent::new(ctx, now, subject, event)),
-        ]);
-        self.commit_about(ctx, cs, Vec::new(), Vec::new())
-            .await
-            .map(|_| ())
+        self.commit_one(ctx, now, subject, write, event).await
     }
 }
 
