@@ -101,12 +101,7 @@ impl FsBlobStore {
 
 #[async_trait]
 impl BlobStore for FsBlobStore {
-    async fn put(
-        &self,
-        tenant: TenantId,
-        content: ByteStream,
-        max_bytes: u64,
-    ) -> Result<StoredBlob> {
+    async fn put(&self, tenant: TenantId, content: ByteStream, limit: u64) -> Result<StoredBlob> {
         let dir = self.root.join("tmp");
         tokio::fs::create_dir_all(&dir)
             .await
@@ -115,7 +110,7 @@ impl BlobStore for FsBlobStore {
             path: dir.join(format!("{}.part", uuid::Uuid::now_v7())),
             moved: false,
         };
-        let blob = self.write(&temp.path, content, max_bytes).await?;
+        let blob = self.write(&temp.path, content, limit).await?;
         let dest = self.path_of(tenant, &blob.hash);
         let exists = tokio::fs::try_exists(&dest)
             .await

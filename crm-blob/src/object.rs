@@ -124,18 +124,13 @@ impl ObjectBlobStore {
 
 #[async_trait]
 impl BlobStore for ObjectBlobStore {
-    async fn put(
-        &self,
-        tenant: TenantId,
-        content: ByteStream,
-        max_bytes: u64,
-    ) -> Result<StoredBlob> {
+    async fn put(&self, tenant: TenantId, content: ByteStream, limit: u64) -> Result<StoredBlob> {
         let temp = self
             .prefix
             .clone()
             .join("tmp")
             .join(uuid::Uuid::now_v7().to_string());
-        let blob = self.upload(&temp, content, max_bytes).await?;
+        let blob = self.upload(&temp, content, limit).await?;
         let settled = self.settle(&temp, &self.path_of(tenant, &blob.hash)).await;
         let deleted = match self.store.delete(&temp).await {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),

@@ -58,13 +58,6 @@ pub struct Subject {
     pub request: Option<RequestId>,
 }
 
-impl Subject {
-    /// Whether it names no record.
-    pub fn is_empty(&self) -> bool {
-        self.partner.is_none() && self.lead.is_none() && self.request.is_none()
-    }
-}
-
 /// The status of a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -501,12 +494,24 @@ impl EventKind {
 
     /// The contract the event is about, if any.
     pub fn contract(&self) -> Option<crate::id::ContractId> {
-        match self {
-            Self::ContractCreated { contract, .. } | Self::ContractSigned { contract, .. } => {
-                Some(*contract)
-            }
-            _ => None,
-        }
+        let (Self::ContractCreated { contract, .. } | Self::ContractSigned { contract, .. }) = self
+        else {
+            return None;
+        };
+        Some(*contract)
+    }
+
+    /// The meeting the event is about, if any.
+    pub fn meeting(&self) -> Option<crate::id::MeetingId> {
+        let (Self::MeetingScheduled { meeting, .. }
+        | Self::MeetingRescheduled { meeting, .. }
+        | Self::MeetingCancelled { meeting }
+        | Self::MeetingReplied { meeting, .. }
+        | Self::MeetingHeld { meeting }) = self
+        else {
+            return None;
+        };
+        Some(*meeting)
     }
 
     /// The campaign the event is about, if any.

@@ -25,5 +25,6 @@ pub use inbox::InboxNotifier;
 pub use route::ChannelRouter;
 pub use task::TaskNotifier;
 pub use timers::{
-    tick, ContractCandidate, DocumentCandidate, TickReport, TimerSource, OVERDUE_LOOKBACK_DAYS,
+    tick, ContractCandidate, DocumentCandidate, MeetingCandidate, TickReport, TimerSource,
+    OVERDUE_LOOKBACK_DAYS,
 };

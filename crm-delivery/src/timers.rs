@@ -55,6 +55,17 @@ pub struct ContractCandidate {
     pub partner: Option<Partner>,
 }
 
+/// A scheduled meeting about to start, with its lead and partner: a `meeting_starts_in` candidate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MeetingCandidate {
+    /// The meeting.
+    pub meeting: crm_core::sales::Meeting,
+    /// Its lead.
+    pub lead: Option<Lead>,
+    /// Its partner.
+    pub partner: Option<Partner>,
+}
+
 /// Where the scheduler finds the records timers may fire for. Implemented for every store that is both a
 /// [`Store`] and a [`CommerceStore`] through their queries; an adapter may implement a faster, dedicated query.
 #[async_trait]
@@ -112,6 +123,18 @@ pub trait TimerSource: Send + Sync + Debug {
         limit: u32,
     ) -> Result<Vec<DocumentCandidate>> {
         let _ = (tenant, from, to, limit);
+        Ok(Vec::new())
+    }
+    /// Scheduled meetings starting in `[from, before)`, by start, at most `limit`. None by default (a source
+    /// without commerce).
+    async fn meetings_starting(
+        &self,
+        tenant: TenantId,
+        from: Timestamp,
+        before: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<MeetingCandidate>> {
+        let _ = (tenant, from, before, limit);
         Ok(Vec::new())
     }
     /// Contracts whose renewal date falls in `[from, to]`, by renewal date, at most `limit`. None by default (a
@@ -345,6 +368,40 @@ impl<S: Store + CommerceStore + ?Sized> TimerSource for S {
         .await
     }
 
+    async fn meetings_starting(
+        &self,
+        tenant: TenantId,
+        from: Timestamp,
+        before: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<MeetingCandidate>> {
+        let mut meetings = CommerceStoreExt::meetings_starting(self, tenant, from, before).await?;
+        meetings.truncate(limit as usize);
+        let partners =
+            partners_of(self, tenant, meetings.iter().filter_map(|m| m.partner())).await?;
+        let mut out = Vec::with_capacity(meetings.len());
+        for m in meetings {
+            let lead = match m.lead() {
+                Some(id) => match self.lead(tenant, id).await {
+                    Ok(l) => Some(l),
+                    Err(Error::NotFound { .. }) => None,
+                    Err(e) => return Err(e),
+                },
+                None => None,
+            };
+            let partner = m
+                .partner()
+                .or(lead.as_ref().map(|l| l.partner()))
+                .and_then(|p| partners.get(&p).cloned());
+            out.push(MeetingCandidate {
+                meeting: m,
+                lead,
+                partner,
+            });
+        }
+        Ok(out)
+    }
+
     async fn contracts_renewing(
         &self,
         tenant: TenantId,
@@ -454,6 +511,14 @@ pub async fn tick(
                 }));
                 firings
             }
+            TimerTrigger::MeetingStartsIn { .. } => {
+                // Starting within the coming hours; a moved meeting fires again (its start is in the stamp).
+                let soon = source.meetings_starting(tenant, now, bound, limit);
+                fire.each(soon.await?, |c| {
+                    let starts = c.meeting.starts_at().timestamp_micros();
+                    Some(format!("{}:{starts}", c.meeting.id()))
+                })
+            }
         };
         for (f, views) in firings {
             let trigger = Trigger::Timer(f.clone());
@@ -508,6 +573,24 @@ fn request_due_stamp(r: &Request) -> Option<String> {
 trait Candidate {
     fn subject(&self) -> Subject;
     fn views(self) -> Views;
+}
+
+impl Candidate for MeetingCandidate {
+    fn subject(&self) -> Subject {
+        Subject {
+            partner: self.partner.as_ref().map(|p| p.id()),
+            lead: self.meeting.lead(),
+            request: None,
+        }
+    }
+    fn views(self) -> Views {
+        Views {
+            lead: self.lead,
+            partner: self.partner,
+            meeting: Some(self.meeting),
+            ..Default::default()
+        }
+    }
 }
 
 impl Candidate for ContractCandidate {
@@ -593,6 +676,8 @@ mod tests {
     use super::*;
     use chrono::TimeZone;
     use crm_core::comms::{Decision, StaticDirectory};
+    // A timer source with no candidates: an empty reference store (the tick only computes its bounds).
+    use crm_core::conformance::model::MemStore;
 
     /// An engine declaring whatever timers it likes (a host's own engine is not parsed from text).
     #[derive(Debug)]
@@ -604,42 +689,6 @@ mod tests {
         }
         fn timers(&self) -> Vec<TimerTrigger> {
             self.0.clone()
-        }
-    }
-
-    /// A timer source with no candidates: the tick only computes its bounds.
-    #[derive(Debug)]
-    struct NoCandidates;
-
-    #[async_trait]
-    impl TimerSource for NoCandidates {
-        async fn idle_leads(&self, _: TenantId, _: Timestamp, _: u32) -> Result<Vec<Lead>> {
-            Ok(Vec::new())
-        }
-        async fn requests_due_between(
-            &self,
-            _: TenantId,
-            _: Timestamp,
-            _: Timestamp,
-            _: u32,
-        ) -> Result<Vec<Request>> {
-            Ok(Vec::new())
-        }
-        async fn leads_past_close(
-            &self,
-            _: TenantId,
-            _: chrono::NaiveDate,
-            _: u32,
-        ) -> Result<Vec<Lead>> {
-            Ok(Vec::new())
-        }
-        async fn requests_opened_before(
-            &self,
-            _: TenantId,
-            _: Timestamp,
-            _: u32,
-        ) -> Result<Vec<Request>> {
-            Ok(Vec::new())
         }
     }
 
@@ -658,7 +707,7 @@ mod tests {
         ] {
             let engine = TimersOnly(vec![timer]);
             let e =
-                futures::executor::block_on(tick(now, tenant, &engine, &dir, &NoCandidates, 10))
+                futures::executor::block_on(tick(now, tenant, &engine, &dir, &MemStore::new(), 10))
                     .unwrap_err();
             assert_eq!(e.field(), Some("timer"), "{timer}: {e}");
         }
@@ -669,7 +718,7 @@ mod tests {
             tenant,
             &engine,
             &dir,
-            &NoCandidates,
+            &MemStore::new(),
             10,
         ))
         .unwrap_err();
@@ -690,15 +739,16 @@ mod tests {
             ),
         ] {
             let engine = TimersOnly(vec![timer]);
-            let e = futures::executor::block_on(tick(at, tenant, &engine, &dir, &NoCandidates, 10))
-                .unwrap_err();
+            let e =
+                futures::executor::block_on(tick(at, tenant, &engine, &dir, &MemStore::new(), 10))
+                    .unwrap_err();
             assert_eq!(e.field(), Some("timer"), "{timer} at {at}: {e}");
         }
         let engine = TimersOnly(vec![
             TimerTrigger::LeadIdle { days: 3650 },
             TimerTrigger::RequestDueSoon { hours: 87_600 },
         ]);
-        let r = futures::executor::block_on(tick(now, tenant, &engine, &dir, &NoCandidates, 10));
+        let r = futures::executor::block_on(tick(now, tenant, &engine, &dir, &MemStore::new(), 10));
         assert!(r.unwrap().firings.is_empty());
     }
 }

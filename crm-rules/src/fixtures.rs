@@ -19,7 +19,7 @@ use crate::error::RulesError;
 use chrono::Datelike;
 use chrono::{TimeZone, Utc};
 use crm_core::actor::{Actor, Source};
-use crm_core::commerce::{Campaign, CampaignStatus, Channel, Document, DocumentKind, Period};
+use crm_core::commerce::{CampaignStatus, Channel, Document, DocumentKind, Period};
 use crm_core::comms::{
     resolve, Action, Decision, Directory, DirectoryContact, DirectoryUser, RuleEngine,
     StaticDirectory, TimerFiring, TimerTrigger, Trigger, Views,
@@ -233,6 +233,10 @@ pub struct Case {
     /// open-ended; set `term` to give it a renewal date).
     #[serde(default)]
     pub contract: Option<serde_json::Map<String, Value>>,
+    /// The meeting (fields over defaults: the partner's, organised by the test's sample user, starting an hour
+    /// after the test's instant, scheduled, without attendees).
+    #[serde(default)]
+    pub meeting: Option<serde_json::Map<String, Value>>,
     /// Expected actions, in order.
     #[serde(default)]
     pub expect: Vec<serde_json::Map<String, Value>>,
@@ -247,7 +251,7 @@ pub struct Case {
 /// The keys a case may have.
 pub const CASE_KEYS: &[&str] = &[
     "name", "event", "timer", "fields", "actor", "lead", "partner", "request", "document",
-    "campaign", "contract", "expect", "refused", "failed", "rule",
+    "campaign", "contract", "meeting", "expect", "refused", "failed", "rule",
 ];
 
 /// The keys an expected action may have: `action`, `rule`, `people` and the fields of the actions.
@@ -311,7 +315,7 @@ pub fn load_fixtures(path: &Path) -> Result<FixtureFile, RulesError> {
 
 /// The keys of a lead, partner, request, document, campaign and contract as fixtures write them (`key` names a
 /// partner).
-fn record_keys() -> [(&'static str, Vec<String>); 6] {
+fn record_keys() -> [(&'static str, Vec<String>); 7] {
     let keys = |v: Value| -> Vec<String> {
         match v {
             Value::Object(m) => m.keys().cloned().collect(),
@@ -330,6 +334,7 @@ fn record_keys() -> [(&'static str, Vec<String>); 6] {
         document: Some(Default::default()),
         campaign: Some(Default::default()),
         contract: Some(Default::default()),
+        meeting: Some(Default::default()),
         expect: Vec::new(),
         refused: None,
         failed: None,
@@ -345,6 +350,7 @@ fn record_keys() -> [(&'static str, Vec<String>); 6] {
         ("document", keys(json!(views.document))),
         ("campaign", keys(json!(views.campaign))),
         ("contract", keys(json!(views.contract))),
+        ("meeting", keys(json!(views.meeting))),
     ]
 }
 
@@ -679,6 +685,34 @@ fn base_contract(case: &str, partner: PartnerId, now: Timestamp) -> Result<Value
     }))
 }
 
+/// The meeting a case starts from (its serialised form): the partner's, organised by the sample user, an hour
+/// long starting an hour after `now`, scheduled, without attendees.
+fn base_meeting(case: &str, partner: PartnerId, now: Timestamp) -> Result<Value, String> {
+    let sample = UserId::from_uuid(key_uuid("sample", "user"));
+    let starts = now + chrono::Duration::hours(1);
+    Ok(json!({
+        "id": crm_core::id::MeetingId::from_uuid(key_uuid("meeting", case)),
+        "tenant": Org::tenant(),
+        "title": "Meeting",
+        "lead": null,
+        "partner": partner,
+        "organiser": {"id": sample, "name": "Sample", "email": "sample@example.com"},
+        "attendees": [],
+        "starts_at": starts,
+        "ends_at": starts + chrono::Duration::hours(1),
+        "time_zone": "Europe/Bucharest",
+        "place": null,
+        "online_link": null,
+        "agenda": null,
+        "outcome": null,
+        "status": "scheduled",
+        "sequence": 0,
+        "version": 1,
+        "created_at": now,
+        "updated_at": now,
+    }))
+}
+
 /// The campaign a case starts from (its serialised form): a telemarketing campaign of the test year, active, no
 /// budget.
 fn base_campaign(case: &str, now: Timestamp) -> Result<Value, String> {
@@ -785,16 +819,23 @@ pub fn build_case(case: &Case) -> Result<(Trigger, Views), String> {
         lead: lead.as_ref().map(|l| l.id()),
         request: request.as_ref().map(|r| r.id()),
     };
-    let document = case
-        .document
-        .as_ref()
-        .map(|p| merged::<Document>(base_document(&case.name, partner_id, now)?, p, "document"))
-        .transpose()?;
-    let campaign = case
-        .campaign
-        .as_ref()
-        .map(|p| merged::<Campaign>(base_campaign(&case.name, now)?, p, "campaign"))
-        .transpose()?;
+    // Each record the case gives: its fields over the record's defaults.
+    fn given<T: serde::de::DeserializeOwned>(
+        part: &Option<serde_json::Map<String, Value>>,
+        base: impl FnOnce() -> Result<Value, String>,
+        what: &str,
+    ) -> Result<Option<T>, String> {
+        part.as_ref()
+            .map(|p| merged::<T>(base()?, p, what))
+            .transpose()
+    }
+    let name = case.name.as_str();
+    let document: Option<Document> = given(
+        &case.document,
+        || base_document(name, partner_id, now),
+        "document",
+    )?;
+    let campaign = given(&case.campaign, || base_campaign(name, now), "campaign")?;
     // The open_item_overdue timer's open item: the whole total is still owed.
     let open_item = match (&case.timer, &document) {
         (Some(_), Some(d))
@@ -808,17 +849,16 @@ pub fn build_case(case: &Case) -> Result<(Trigger, Views), String> {
         }
         _ => None,
     };
-    let contract = case
-        .contract
-        .as_ref()
-        .map(|p| {
-            merged::<crm_core::sales::Contract>(
-                base_contract(&case.name, partner_id, now)?,
-                p,
-                "contract",
-            )
-        })
-        .transpose()?;
+    let contract = given(
+        &case.contract,
+        || base_contract(name, partner_id, now),
+        "contract",
+    )?;
+    let meeting = given(
+        &case.meeting,
+        || base_meeting(name, partner_id, now),
+        "meeting",
+    )?;
     let views = Views {
         lead,
         partner,
@@ -827,6 +867,7 @@ pub fn build_case(case: &Case) -> Result<(Trigger, Views), String> {
         campaign,
         open_item,
         contract,
+        meeting,
     };
     let trigger = match (&case.event, &case.timer) {
         (Some(name), None) => {

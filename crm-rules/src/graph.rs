@@ -110,6 +110,7 @@ pub fn when_words(trigger: &str, timers: &[TimerTrigger]) -> String {
         }
         "open_item_overdue" => format!("an invoice is {} days overdue and unpaid", amounts()),
         "contract_renewal_due" => format!("a contract renews within {} days", amounts()),
+        "meeting_starts_in" => format!("a meeting starts within {} hours", amounts()),
         other => other.replace('_', " "),
     }
 }

@@ -48,40 +48,30 @@ async fn views_of<S: Store + CommerceStore + ?Sized>(
     tenant: TenantId,
     e: &DomainEvent,
 ) -> Result<Views> {
-    fn found<T>(r: Result<T>) -> Result<Option<T>> {
-        match r {
-            Ok(v) => Ok(Some(v)),
-            Err(Error::NotFound { .. }) => Ok(None),
-            Err(e) => Err(e),
+    /// The record `read` reads for `id`, if any (a missing one left out).
+    async fn read<I, T, F>(id: Option<I>, read: impl FnOnce(I) -> F) -> Result<Option<T>>
+    where
+        F: std::future::Future<Output = Result<T>>,
+    {
+        match id {
+            None => Ok(None),
+            Some(id) => match read(id).await {
+                Ok(v) => Ok(Some(v)),
+                Err(Error::NotFound { .. }) => Ok(None),
+                Err(e) => Err(e),
+            },
         }
     }
-    let s = e.subject;
+    let (s, k) = (e.subject, &e.kind);
     Ok(Views {
-        lead: match s.lead {
-            Some(id) => found(store.lead(tenant, id).await)?,
-            None => None,
-        },
-        partner: match s.partner {
-            Some(id) => found(store.partner(tenant, id).await)?,
-            None => None,
-        },
-        request: match s.request {
-            Some(id) => found(store.request(tenant, id).await)?,
-            None => None,
-        },
-        document: match e.kind.document() {
-            Some(id) => found(store.document(tenant, id).await)?,
-            None => None,
-        },
-        campaign: match e.kind.campaign() {
-            Some(id) => found(store.campaign(tenant, id).await)?,
-            None => None,
-        },
+        lead: read(s.lead, |id| store.lead(tenant, id)).await?,
+        partner: read(s.partner, |id| store.partner(tenant, id)).await?,
+        request: read(s.request, |id| store.request(tenant, id)).await?,
+        document: read(k.document(), |id| store.document(tenant, id)).await?,
+        campaign: read(k.campaign(), |id| store.campaign(tenant, id)).await?,
         open_item: None,
-        contract: match e.kind.contract() {
-            Some(id) => found(store.contract(tenant, id).await)?,
-            None => None,
-        },
+        contract: read(k.contract(), |id| store.contract(tenant, id)).await?,
+        meeting: read(k.meeting(), |id| store.meeting(tenant, id)).await?,
     })
 }
 

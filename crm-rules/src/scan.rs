@@ -21,6 +21,7 @@ enum Holds {
     Document,
     Campaign,
     Contract,
+    Meeting,
 }
 
 impl Holds {
@@ -34,6 +35,7 @@ impl Holds {
             Self::Document => views::DOCUMENT_FIELDS,
             Self::Campaign => views::CAMPAIGN_FIELDS,
             Self::Contract => views::CONTRACT_FIELDS,
+            Self::Meeting => views::MEETING_FIELDS,
         };
         Some(fields.iter().map(|s| s.to_string()).collect())
     }
@@ -48,6 +50,7 @@ impl Holds {
             Self::Document => "the document".into(),
             Self::Campaign => "the campaign".into(),
             Self::Contract => "the contract".into(),
+            Self::Meeting => "the meeting".into(),
         }
     }
 }
@@ -264,6 +267,7 @@ impl Walker<'_> {
                 (Holds::Trigger, "document") => Holds::Document,
                 (Holds::Trigger, "campaign") => Holds::Campaign,
                 (Holds::Trigger, "contract") => Holds::Contract,
+                (Holds::Trigger, "meeting") => Holds::Meeting,
                 _ => return None,
             };
         }
@@ -393,6 +397,7 @@ fn field_words(f: &str) -> String {
         "days_idle" => "the days without activity".into(),
         "days_overdue" => "the days overdue".into(),
         "days_to_renewal" => "the days until renewal".into(),
+        "hours_to_start" => "the hours until the start".into(),
         "open" => "the amount still owed".into(),
         "hours_to_due" => "the hours until due".into(),
         "source" => "the channel".into(),
@@ -410,7 +415,7 @@ fn chain_words(e: &Expr) -> Option<String> {
         [record, field]
             if matches!(
                 *record,
-                "lead" | "partner" | "request" | "document" | "campaign" | "contract"
+                "lead" | "partner" | "request" | "document" | "campaign" | "contract" | "meeting"
             ) =>
         {
             format!(
@@ -421,7 +426,7 @@ fn chain_words(e: &Expr) -> Option<String> {
         [first, ..]
             if matches!(
                 *first,
-                "lead" | "partner" | "request" | "document" | "campaign" | "contract"
+                "lead" | "partner" | "request" | "document" | "campaign" | "contract" | "meeting"
             ) =>
         {
             format!("the {first}'s {}", names[1..].join(" ").replace('_', " "))

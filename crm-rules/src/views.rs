@@ -29,7 +29,8 @@ pub fn trigger_json(trigger: &Trigger, views: &Views) -> Value {
             m.insert("type".into(), json!(t.timer.name()));
             m.insert("timer".into(), json!(t.timer.to_string()));
             match t.timer {
-                TimerTrigger::RequestDueSoon { hours } => {
+                TimerTrigger::RequestDueSoon { hours }
+                | TimerTrigger::MeetingStartsIn { hours } => {
                     m.insert("hours".into(), json!(hours));
                 }
                 TimerTrigger::CloseDatePassed => {}
@@ -62,6 +63,12 @@ pub fn trigger_json(trigger: &Trigger, views: &Views) -> Value {
             if let Some(days) = days_to_renewal(trigger, views) {
                 m.insert("days_to_renewal".into(), json!(days));
             }
+            if let Some(meeting) = &views.meeting {
+                m.insert(
+                    "hours_to_start".into(),
+                    json!((meeting.starts_at() - t.at).num_hours()),
+                );
+            }
         }
     }
     m.insert("lead".into(), json!(views.lead));
@@ -70,6 +77,7 @@ pub fn trigger_json(trigger: &Trigger, views: &Views) -> Value {
     m.insert("document".into(), json!(views.document));
     m.insert("campaign".into(), json!(views.campaign));
     m.insert("contract".into(), json!(views.contract));
+    m.insert("meeting".into(), json!(views.meeting));
     Value::Object(m)
 }
 
@@ -99,6 +107,10 @@ pub struct DocumentView(pub Arc<Document>);
 /// A campaign as scripts see it (read-only).
 #[derive(Debug, Clone)]
 pub struct CampaignView(pub Arc<Campaign>);
+
+/// A meeting as scripts see it (read-only).
+#[derive(Debug, Clone)]
+pub struct MeetingView(pub Arc<crm_core::sales::Meeting>);
 
 /// A contract as scripts see it (read-only).
 #[derive(Debug, Clone)]
@@ -219,6 +231,19 @@ view_fields!(
 );
 
 view_fields!(
+    /// The fields a script reads on `ev.meeting` (`organiser` is the organising user's id, `organiser_name` and
+    /// `organiser_email` theirs; `attendees` their addresses).
+    MEETING_FIELDS,
+    register_meeting,
+    MeetingView,
+    [
+        id, title, lead, partner, starts_at, ends_at, time_zone, place, online_link, agenda, status, sequence,
+        version, created_at, updated_at,
+    ],
+    also ["organiser", "organiser_name", "organiser_email", "attendees"]
+);
+
+view_fields!(
     /// The fields a script reads on `ev.campaign`.
     CAMPAIGN_FIELDS,
     register_campaign,
@@ -281,6 +306,25 @@ pub fn register(engine: &mut rhai::Engine) {
         to_dyn(&v.0.term().renews_on)
     });
     engine.register_get("signed", |v: &mut ContractView| v.0.signature().is_some());
+    engine.register_type_with_name::<MeetingView>("Meeting");
+    register_meeting(engine);
+    engine.register_get("organiser", |v: &mut MeetingView| {
+        to_dyn(&v.0.organiser().id)
+    });
+    engine.register_get("organiser_name", |v: &mut MeetingView| {
+        Dynamic::from(v.0.organiser().name.clone())
+    });
+    engine.register_get("organiser_email", |v: &mut MeetingView| {
+        Dynamic::from(v.0.organiser().email.clone())
+    });
+    engine.register_get("attendees", |v: &mut MeetingView| {
+        let emails: rhai::Array =
+            v.0.attendees()
+                .iter()
+                .map(|a| Dynamic::from(a.email.clone()))
+                .collect();
+        Dynamic::from_array(emails)
+    });
 }
 
 // ---------------------------------------------------------------------------------------------------- names
@@ -340,6 +384,7 @@ pub const TIMERS: &[&str] = &[
     "request_age",
     "open_item_overdue",
     "contract_renewal_due",
+    "meeting_starts_in",
 ];
 
 /// Every trigger name: [`EVENTS`] and [`TIMERS`].
@@ -443,7 +488,7 @@ pub fn sample_event(
 /// The fields every event has besides its own.
 const EVENT_FIELDS: &[&str] = &[
     "type", "id", "at", "actor", "source", "lead", "partner", "request", "document", "campaign",
-    "contract",
+    "contract", "meeting",
 ];
 
 /// The fields every timer has besides its amount (`days` or `hours`).
@@ -458,12 +503,14 @@ const TIMER_FIELDS: &[&str] = &[
     "document",
     "campaign",
     "contract",
+    "meeting",
     "days_idle",
     "days_overdue",
     "hours_to_due",
     "days_open",
     "open",
     "days_to_renewal",
+    "hours_to_start",
 ];
 
 /// The fields a script reads on the argument of `on_<name>` / `guard_<name>`, or `None` for an unknown trigger.
@@ -487,7 +534,9 @@ pub fn trigger_fields(name: &str) -> Option<Vec<String>> {
             .ok()?;
         let mut own: Vec<String> = TIMER_FIELDS.iter().map(|s| s.to_string()).collect();
         match timer {
-            TimerTrigger::RequestDueSoon { .. } => own.push("hours".into()),
+            TimerTrigger::RequestDueSoon { .. } | TimerTrigger::MeetingStartsIn { .. } => {
+                own.push("hours".into())
+            }
             TimerTrigger::CloseDatePassed => {}
             _ => own.push("days".into()),
         }
@@ -524,7 +573,13 @@ pub fn trigger_to_dynamic(trigger: &Trigger, views: &Views) -> Dynamic {
                 for (k, v) in o {
                     if !matches!(
                         k.as_str(),
-                        "lead" | "partner" | "request" | "document" | "campaign" | "contract"
+                        "lead"
+                            | "partner"
+                            | "request"
+                            | "document"
+                            | "campaign"
+                            | "contract"
+                            | "meeting"
                     ) {
                         map.insert(k.into(), to_dyn(&v));
                     }
@@ -553,6 +608,10 @@ pub fn trigger_to_dynamic(trigger: &Trigger, views: &Views) -> Dynamic {
             }
             if let Some(days) = days_to_renewal(trigger, views) {
                 map.insert("days_to_renewal".into(), Dynamic::from(days));
+            }
+            if let Some(meeting) = &views.meeting {
+                let hours = (meeting.starts_at() - at).num_hours();
+                map.insert("hours_to_start".into(), Dynamic::from(hours));
             }
         }
     }
@@ -611,6 +670,15 @@ pub fn trigger_to_dynamic(trigger: &Trigger, views: &Views) -> Dynamic {
                 .map(|c| Dynamic::from(ContractView(Arc::new(c.clone())))),
         ),
     );
+    map.insert(
+        "meeting".into(),
+        view(
+            views
+                .meeting
+                .as_ref()
+                .map(|m| Dynamic::from(MeetingView(Arc::new(m.clone())))),
+        ),
+    );
     Dynamic::from_map(map)
 }
 
@@ -636,6 +704,7 @@ mod tests {
             request = { title = "R", due = "2026-03-01T00:00:00Z" }
             document = { number = "F-1", due_date = "2026-02-20", renews_on = "2026-04-01" }
             campaign = { name = "C" }
+            meeting = { title = "M" }
         "#;
         for name in EVENTS {
             let seen =
@@ -650,6 +719,7 @@ mod tests {
             "request_age:5",
             "open_item_overdue:7",
             "contract_renewal_due:30",
+            "meeting_starts_in:24",
         ] {
             let seen =
                 keys_seen_by_scripts(&format!("name = \"x\"\ntimer = \"{timer}\"\n{records}"));

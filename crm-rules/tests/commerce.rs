@@ -177,6 +177,30 @@ impl Shop {
     }
 
     /// Ticks at the clock's time and commits what the timers decided; returns the firings' timers.
+    /// The pending task messages.
+    async fn tasks(&self) -> Vec<OutboxMessage> {
+        let all = self.outbox().await.into_iter();
+        all.filter(|m| m.channel == crm_core::outbox::Channel::Task)
+            .collect()
+    }
+
+    /// Nothing fires now; at `then` the renewal timer fires and its one task (Ana's, naming `title`) is returned;
+    /// a day later nothing more.
+    async fn renewal_task_at(&self, then: chrono::DateTime<Utc>, title: &str) -> OutboxMessage {
+        assert!(self.tick().await.is_empty());
+        self.clock.set(then);
+        assert_eq!(self.tick().await, ["contract_renewal_due:30"]);
+        let tasks = self.tasks().await;
+        assert_eq!(tasks.len(), 1);
+        assert_eq!(tasks[0].recipient.user, Some(Org::user_id("ana")));
+        let action = format!("{:?}", tasks[0].payload.action);
+        assert!(action.contains(title), "{action}");
+        self.clock.advance(Duration::days(1));
+        self.tick().await;
+        assert_eq!(self.tasks().await.len(), 1);
+        tasks[0].clone()
+    }
+
     async fn tick(&self) -> Vec<String> {
         let report = tick(
             self.clock.now(),
@@ -317,35 +341,10 @@ async fn a_contract_renewal_asks_its_owner_for_an_offer_once() {
     )
     .await
     .unwrap();
-    // 49 days ahead: not yet.
-    assert!(s.tick().await.is_empty());
-    // 30 days ahead: the owner gets the task, once.
-    s.clock
-        .set(Utc.with_ymd_and_hms(2026, 3, 21, 9, 0, 0).unwrap());
-    assert_eq!(s.tick().await, ["contract_renewal_due:30"]);
-    let tasks: Vec<_> = s
-        .outbox()
-        .await
-        .into_iter()
-        .filter(|m| m.channel == crm_core::outbox::Channel::Task)
-        .collect();
-    assert_eq!(tasks.len(), 1);
-    assert_eq!(tasks[0].recipient.user, Some(Org::user_id("ana")));
-    assert!(
-        format!("{:?}", tasks[0].payload.action).contains("Renewal on 2026-04-20: Customer Ltd"),
-        "{:?}",
-        tasks[0].payload.action
-    );
-    s.clock.advance(Duration::days(1));
-    s.tick().await;
-    assert_eq!(
-        s.outbox()
-            .await
-            .iter()
-            .filter(|m| m.channel == crm_core::outbox::Channel::Task)
-            .count(),
-        1
-    );
+    // 49 days ahead: not yet; 30 days ahead the owner gets the task, once.
+    let then = Utc.with_ymd_and_hms(2026, 3, 21, 9, 0, 0).unwrap();
+    s.renewal_task_at(then, "Renewal on 2026-04-20: Customer Ltd")
+        .await;
     // A renewal date before the issue date, or on a payment, is refused by field.
     let payment = s.payment(
         "P-9",
@@ -537,27 +536,91 @@ async fn an_engine_contract_up_for_renewal_asks_its_owner_for_an_offer_once() {
         .create_contract(&s.ctx, q.id(), "C-2026-0001", term)
         .await
         .unwrap();
-    // Months ahead: nothing.
-    assert!(s.tick().await.is_empty());
-    // 30 days before the renewal date: the account owner gets the task, once, about the contract's partner.
-    s.clock
-        .set(Utc.with_ymd_and_hms(2027, 2, 1, 9, 0, 0).unwrap());
-    assert_eq!(s.tick().await, ["contract_renewal_due:30"]);
-    let tasks = |all: Vec<crm_core::outbox::OutboxMessage>| -> Vec<_> {
-        all.into_iter()
-            .filter(|m| m.channel == crm_core::outbox::Channel::Task)
-            .collect()
+    // Months ahead: nothing; 30 days before the renewal date the account owner gets the task, once, about the
+    // contract's partner.
+    let then = Utc.with_ymd_and_hms(2027, 2, 1, 9, 0, 0).unwrap();
+    let task = s
+        .renewal_task_at(then, "Renewal on 2027-03-01: Customer Ltd")
+        .await;
+    assert_eq!(task.about.partner, Some(contract.partner()));
+}
+
+#[tokio::test]
+async fn a_meeting_reminder_reaches_its_organiser_once_and_again_when_it_moves() {
+    use crm_core::sales::{
+        Attendee, MeetingCommand, NewMeeting, Organiser, Participant, Reply, Slot,
     };
-    let first = tasks(s.outbox().await);
-    assert_eq!(first.len(), 1);
-    assert_eq!(first[0].recipient.user, Some(Org::user_id("ana")));
-    assert_eq!(first[0].about.partner, Some(contract.partner()));
-    assert!(
-        format!("{:?}", first[0].payload.action).contains("Renewal on 2027-03-01: Customer Ltd"),
-        "{:?}",
-        first[0].payload.action
-    );
-    s.clock.advance(Duration::days(1));
+    let code = r#"
+        fn timers() { ["meeting_starts_in:24"] }
+        fn on_meeting_starts_in(t) {
+            notify("owner", `Tomorrow: ${t.meeting.title}`, `${t.meeting.place} in ${t.hours_to_start} hours`);
+        }
+    "#;
+    let rules = RuleSet::compile([RuleSource::new("reminders", code)], Limits::default()).unwrap();
+    let s = shop(Arc::new(RhaiRuleEngine::new(rules))).await;
+    let at = |d: u32, h: u32| day(2026, 3, d).and_hms_opt(h, 0, 0).unwrap();
+    let new = NewMeeting {
+        title: "Demo".into(),
+        lead: None,
+        partner: Some(s.customer),
+        organiser: Organiser::new(Org::user_id("dan"), "Dan", "dan@example.ro"),
+        attendees: vec![Attendee {
+            who: Participant::User {
+                id: Org::user_id("ana"),
+            },
+            name: "Ana".into(),
+            email: "ana@example.ro".into(),
+            reply: Reply::NeedsAction,
+        }],
+        // 10:00 in Bucharest on 4 March: 08:00 UTC, two days after the shop's clock.
+        slot: Slot::new(at(4, 10), at(4, 11), "Europe/Bucharest").at("Brașov"),
+        agenda: None,
+    };
+    let m = s.commerce.schedule_meeting(&s.ctx, new).await.unwrap();
+    let reminders = || async {
+        s.outbox()
+            .await
+            .into_iter()
+            .filter(|m| m.rule == "reminders")
+            .map(|m| (m.recipient.user, m.payload.subject, m.payload.body))
+            .collect::<Vec<_>>()
+    };
+    // Two days ahead: not yet.
+    assert!(s.tick().await.is_empty());
+    // 20 hours before: the organiser is reminded, once.
+    s.clock
+        .set(Utc.with_ymd_and_hms(2026, 3, 3, 12, 0, 0).unwrap());
+    assert_eq!(s.tick().await, ["meeting_starts_in:24"]);
     s.tick().await;
-    assert_eq!(tasks(s.outbox().await).len(), 1);
+    let once = reminders().await;
+    assert_eq!(
+        once,
+        [(
+            Some(Org::user_id("dan")),
+            "Tomorrow: Demo".to_string(),
+            "Brașov in 20 hours".to_string()
+        )]
+    );
+    // Moved two hours later: still within a day, so a new reminder (the start is in the firing's key).
+    s.commerce
+        .meeting_command(
+            &s.ctx,
+            m.id(),
+            1,
+            MeetingCommand::Reschedule(
+                Slot::new(at(4, 12), at(4, 13), "Europe/Bucharest").at("Brașov"),
+            ),
+        )
+        .await
+        .unwrap();
+    s.tick().await;
+    assert_eq!(reminders().await.len(), 2);
+    // Cancelled: no reminder after that.
+    s.commerce
+        .meeting_command(&s.ctx, m.id(), 2, MeetingCommand::Cancel)
+        .await
+        .unwrap();
+    s.clock.advance(Duration::hours(1));
+    s.tick().await;
+    assert_eq!(reminders().await.len(), 2);
 }

@@ -20,43 +20,25 @@ pub(crate) struct Migration {
     pub sql: fn() -> String,
 }
 
+impl Migration {
+    const fn new(version: i32, name: &'static str, sql: fn() -> String) -> Self {
+        Self { version, name, sql }
+    }
+}
+
 /// Every migration this build knows.
 pub(crate) const MIGRATIONS: &[Migration] = &[
-    Migration {
-        version: 1,
-        name: "initial",
-        sql: || schema::init(Dialect::Postgres),
-    },
-    Migration {
-        version: 2,
-        name: "commerce",
-        sql: || schema::commerce(Dialect::Postgres),
-    },
-    Migration {
-        version: 3,
-        name: "outbox",
-        sql: || schema::outbox(Dialect::Postgres),
-    },
-    Migration {
-        version: 4,
-        name: "timers",
-        sql: || include_str!("../migrations/0004_timers.sql").to_string(),
-    },
-    Migration {
-        version: 5,
-        name: "sales",
-        sql: || schema::sales(Dialect::Postgres),
-    },
-    Migration {
-        version: 6,
-        name: "attachments",
-        sql: || schema::attachments(Dialect::Postgres),
-    },
-    Migration {
-        version: 7,
-        name: "sales_timers",
-        sql: || schema::sales_timers(Dialect::Postgres),
-    },
+    Migration::new(1, "initial", || schema::init(Dialect::Postgres)),
+    Migration::new(2, "commerce", || schema::commerce(Dialect::Postgres)),
+    Migration::new(3, "outbox", || schema::outbox(Dialect::Postgres)),
+    Migration::new(4, "timers", || {
+        include_str!("../migrations/0004_timers.sql").to_string()
+    }),
+    Migration::new(5, "sales", || schema::sales(Dialect::Postgres)),
+    Migration::new(6, "attachments", || schema::attachments(Dialect::Postgres)),
+    Migration::new(7, "sales_timers", || {
+        schema::sales_timers(Dialect::Postgres)
+    }),
 ];
 
 /// The advisory-lock key of a schema's migrations: FNV-1a of a fixed prefix and the schema name, so the key is the

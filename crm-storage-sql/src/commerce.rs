@@ -346,7 +346,8 @@ pub fn quotation_row(q: &Quotation) -> Result<Vec<Param>> {
     ])
 }
 
-fn meeting_status_code(s: MeetingStatus) -> i16 {
+/// The stored code of a meeting's status.
+pub fn meeting_status_code(s: MeetingStatus) -> i16 {
     match s {
         MeetingStatus::Scheduled => 0,
         MeetingStatus::Held => 1,

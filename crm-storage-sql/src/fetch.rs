@@ -227,6 +227,12 @@ pub fn commerce_key(dialect: Dialect, tenant: TenantId, key: &CommerceKey) -> Re
             dialect.doc()
         )
     };
+    let select = |table: &str, rest: &str| {
+        format!(
+            "SELECT {} FROM {table} WHERE tenant = {t} AND {rest}",
+            dialect.doc()
+        )
+    };
     let (text, doc) = match key {
         CommerceKey::Category(id) => (
             one("product_categories", "id", (*id.as_uuid()).into()),
@@ -263,10 +269,7 @@ pub fn commerce_key(dialect: Dialect, tenant: TenantId, key: &CommerceKey) -> Re
             let k = sql.bind(Param::I16(kind.code()));
             let n = sql.bind(number.as_str());
             (
-                format!(
-                    "SELECT {} FROM documents WHERE tenant = {t} AND kind = {k} AND number = {n}",
-                    dialect.doc()
-                ),
+                select("documents", &format!("kind = {k} AND number = {n}")),
                 Doc::Document,
             )
         }
@@ -279,10 +282,12 @@ pub fn commerce_key(dialect: Dialect, tenant: TenantId, key: &CommerceKey) -> Re
                 (day as i64 - MAX_RATE_AGE_DAYS).max(i32::MIN as i64) as i32,
             ));
             (
-                format!(
-                    "SELECT {} FROM exchange_rates WHERE tenant = {t} AND from_ccy = {f} AND to_ccy = {to} \
-                     AND day <= {d} AND day >= {oldest} ORDER BY day DESC LIMIT 1",
-                    dialect.doc()
+                select(
+                    "exchange_rates",
+                    &format!(
+                        "from_ccy = {f} AND to_ccy = {to} \
+                     AND day <= {d} AND day >= {oldest} ORDER BY day DESC LIMIT 1"
+                    ),
                 ),
                 Doc::Rate,
             )
@@ -349,10 +354,12 @@ pub fn commerce_key(dialect: Dialect, tenant: TenantId, key: &CommerceKey) -> Re
             let k = sql.bind(Param::I16(target.kind_code()));
             let i = sql.bind(*target.uuid());
             (
-                format!(
-                    "SELECT {} FROM attachments WHERE tenant = {t} AND target_kind = {k} AND target = {i} \
-                     ORDER BY at_us, id",
-                    dialect.doc()
+                select(
+                    "attachments",
+                    &format!(
+                        "target_kind = {k} AND target = {i} \
+                     ORDER BY at_us, id"
+                    ),
                 ),
                 Doc::Attachment,
             )
@@ -365,6 +372,23 @@ pub fn commerce_key(dialect: Dialect, tenant: TenantId, key: &CommerceKey) -> Re
             ),
             Doc::Meeting,
         ),
+        CommerceKey::MeetingsStarting { from, before } => {
+            // As for expiring quotations: the status is the code's constant, for the partial index.
+            let scheduled =
+                crate::commerce::meeting_status_code(crm_core::sales::MeetingStatus::Scheduled);
+            let f = sql.bind(from.timestamp_micros());
+            let b = sql.bind(before.timestamp_micros());
+            (
+                select(
+                    "meetings",
+                    &format!(
+                        "status = {scheduled} \
+                     AND starts_us >= {f} AND starts_us < {b} ORDER BY starts_us, id"
+                    ),
+                ),
+                Doc::Meeting,
+            )
+        }
         CommerceKey::Agenda { user, from, before } => {
             let u = sql.bind(*user.as_uuid());
             let f = sql.bind(from.timestamp_micros());
@@ -397,10 +421,12 @@ pub fn commerce_key(dialect: Dialect, tenant: TenantId, key: &CommerceKey) -> Re
                 crate::commerce::quotation_status_code(crm_core::sales::QuotationStatus::Sent);
             let b = sql.bind(Param::Day(day_number(*before)));
             (
-                format!(
-                    "SELECT {} FROM quotations WHERE tenant = {t} AND status = {sent} AND valid_until < {b} \
-                     ORDER BY valid_until, year, sequence, revision",
-                    dialect.doc()
+                select(
+                    "quotations",
+                    &format!(
+                        "status = {sent} AND valid_until < {b} \
+                     ORDER BY valid_until, year, sequence, revision"
+                    ),
                 ),
                 Doc::Quotation,
             )
@@ -409,10 +435,12 @@ pub fn commerce_key(dialect: Dialect, tenant: TenantId, key: &CommerceKey) -> Re
             let y = sql.bind(Param::I32(*year));
             let n = sql.bind(Param::I64(i64::from(*sequence)));
             (
-                format!(
-                    "SELECT {} FROM quotations WHERE tenant = {t} AND year = {y} AND sequence = {n} \
-                     ORDER BY revision",
-                    dialect.doc()
+                select(
+                    "quotations",
+                    &format!(
+                        "year = {y} AND sequence = {n} \
+                     ORDER BY revision"
+                    ),
                 ),
                 Doc::Quotation,
             )

@@ -568,14 +568,17 @@ pub fn commerce(dialect: Dialect) -> String {
     ddl
 }
 
-/// The sales timers' migration (SQLite's 8, PostgreSQL's 7): the index the quotation expiry rule reads (the sent
-/// quotations by validity date, a partial index holding only sent ones).
+/// The sales timers' migration (SQLite's 8, PostgreSQL's 7): the indexes the quotation expiry rule reads (the sent
+/// quotations by validity date, a partial index holding only sent ones) and the meeting reminders read (the
+/// scheduled meetings by start).
 /// The same statement in both dialects.
 pub fn sales_timers(_dialect: Dialect) -> String {
     let sent = crate::commerce::quotation_status_code(crm_core::sales::QuotationStatus::Sent);
+    let scheduled = crate::commerce::meeting_status_code(crm_core::sales::MeetingStatus::Scheduled);
     format!(
         "CREATE INDEX quotations_expiring ON quotations (tenant, valid_until, year, sequence, revision) \
-         WHERE status = {sent};\n"
+         WHERE status = {sent};\n\
+         CREATE INDEX meetings_starting ON meetings (tenant, starts_us, id) WHERE status = {scheduled};\n"
     )
 }
 

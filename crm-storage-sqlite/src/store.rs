@@ -1151,6 +1151,13 @@ pub(crate) mod plan_tests {
                 "INDEX quotations_expiring (tenant=? AND valid_until<?)",
             ),
             (
+                CommerceKey::MeetingsStarting {
+                    from: day.and_hms_opt(0, 0, 0).unwrap().and_utc(),
+                    before: day.and_hms_opt(23, 0, 0).unwrap().and_utc(),
+                },
+                "INDEX meetings_starting (tenant=? AND starts_us>? AND starts_us<?)",
+            ),
+            (
                 CommerceKey::AttachmentsOf(crm_core::sales::AttachedTo::Lead(
                     crm_core::id::LeadId::new(),
                 )),

@@ -137,6 +137,14 @@ pub enum CommerceKey {
     Meeting(MeetingId),
     /// A lead's meetings, by start, then id.
     MeetingsOfLead(LeadId),
+    /// The tenant's scheduled meetings (neither held nor cancelled) that start in `[from, before)`, by start, then
+    /// id: the reminders' candidates.
+    MeetingsStarting {
+        /// The earliest start (included).
+        from: crate::time::Timestamp,
+        /// The start the window ends before (excluded).
+        before: crate::time::Timestamp,
+    },
     /// A user's agenda: the meetings they organise or attend as a user that start in `[from, before)`, by start,
     /// then id.
     Agenda {
@@ -273,6 +281,9 @@ typed_reads! {
         fn meeting(id: MeetingId) -> Meeting = CommerceKey::Meeting(id), "meeting" for id;
         /// A lead's meetings, by start.
         fn meetings_of_lead(lead: LeadId) -> Vec<Meeting> = CommerceKey::MeetingsOfLead(lead);
+        /// The scheduled meetings starting in `[from, before)`, by start.
+        fn meetings_starting(from: crate::time::Timestamp, before: crate::time::Timestamp) -> Vec<Meeting> =
+            CommerceKey::MeetingsStarting { from, before };
         /// A user's meetings starting in `[from, before)`, by start.
         fn agenda(user: UserId, from: crate::time::Timestamp, before: crate::time::Timestamp) -> Vec<Meeting> =
             CommerceKey::Agenda { user, from, before };

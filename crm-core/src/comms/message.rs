@@ -208,8 +208,13 @@ pub struct OutboxMessage {
     /// user's e-mail): once an e-mail about one is delivered, the dispatcher logs it on their timelines
     /// ([`EventKind::EmailSent`](crate::event::EventKind::EmailSent)). Empty when it is about nothing in
     /// particular.
-    #[serde(default, skip_serializing_if = "Subject::is_empty")]
+    #[serde(default, skip_serializing_if = "about_nothing")]
     pub about: Subject,
+}
+
+/// Whether a message is about no record.
+fn about_nothing(s: &Subject) -> bool {
+    *s == Subject::default()
 }
 
 impl OutboxMessage {
@@ -254,7 +259,7 @@ impl OutboxMessage {
     /// for a message that is not an e-mail or is about no record.
     pub fn delivery_event(&self, at: Timestamp) -> Option<crate::event::DomainEvent> {
         use crate::actor::{Actor, Context, Source};
-        if self.channel != Channel::Email || self.about.is_empty() {
+        if self.channel != Channel::Email || about_nothing(&self.about) {
             return None;
         }
         let sender = self

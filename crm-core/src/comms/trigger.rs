@@ -48,11 +48,16 @@ pub enum TimerTrigger {
         /// Days before the renewal date.
         days: u32,
     },
+    /// A scheduled meeting starts within `hours` hours (a reminder; fires again when the meeting moves).
+    MeetingStartsIn {
+        /// Hours before the start.
+        hours: u32,
+    },
 }
 
 variant_names! {
     /// The timer's name as scripts see it (`lead_idle`, `request_due_soon`, `request_overdue`,
-    /// `close_date_passed`, `request_age`, `open_item_overdue`, `contract_renewal_due`).
+    /// `close_date_passed`, `request_age`, `open_item_overdue`, `contract_renewal_due`, `meeting_starts_in`).
     pub fn name for TimerTrigger {
         LeadIdle => "lead_idle",
         RequestDueSoon => "request_due_soon",
@@ -61,6 +66,7 @@ variant_names! {
         RequestAge => "request_age",
         OpenItemOverdue => "open_item_overdue",
         ContractRenewalDue => "contract_renewal_due",
+        MeetingStartsIn => "meeting_starts_in",
     }
 }
 
@@ -73,7 +79,7 @@ impl TimerTrigger {
             | Self::RequestAge { days }
             | Self::OpenItemOverdue { days }
             | Self::ContractRenewalDue { days } => *days,
-            Self::RequestDueSoon { hours } => *hours,
+            Self::RequestDueSoon { hours } | Self::MeetingStartsIn { hours } => *hours,
             Self::CloseDatePassed => 0,
         }
     }
@@ -86,7 +92,9 @@ impl TimerTrigger {
             | Self::RequestAge { .. }
             | Self::OpenItemOverdue { .. }
             | Self::ContractRenewalDue { .. } => (MAX_TIMER_DAYS, "days"),
-            Self::RequestDueSoon { .. } => (MAX_TIMER_HOURS, "hours"),
+            Self::RequestDueSoon { .. } | Self::MeetingStartsIn { .. } => {
+                (MAX_TIMER_HOURS, "hours")
+            }
             Self::CloseDatePassed => return Ok(()),
         };
         if self.amount() > max {
@@ -99,7 +107,8 @@ impl TimerTrigger {
     }
 
     /// The instant a timer's candidates are compared with at `now`: `now − days` for `lead_idle`,
-    /// `request_overdue`, `request_age` and `open_item_overdue`, `now + hours` for `request_due_soon`, `now + days`
+    /// `request_overdue`, `request_age` and `open_item_overdue`, `now + hours` for `request_due_soon` and
+    /// `meeting_starts_in`, `now + days`
     /// for `contract_renewal_due`, `now` for `close_date_passed`. Checked: an amount over the maximum, or a bound
     /// outside the calendar, is an error naming the timer, never a panic.
     pub fn bound(&self, now: Timestamp) -> Result<Timestamp> {
@@ -112,7 +121,7 @@ impl TimerTrigger {
             | Self::OpenItemOverdue { .. } => {
                 Duration::try_days(amount).and_then(|d| now.checked_sub_signed(d))
             }
-            Self::RequestDueSoon { .. } => {
+            Self::RequestDueSoon { .. } | Self::MeetingStartsIn { .. } => {
                 Duration::try_hours(amount).and_then(|d| now.checked_add_signed(d))
             }
             Self::ContractRenewalDue { .. } => {
@@ -129,7 +138,8 @@ impl TimerTrigger {
     }
 
     /// Parses the compact form scripts use: `lead_idle:3`, `request_due_soon:24`, `request_overdue:0`,
-    /// `request_age:5`, `open_item_overdue:7`, `contract_renewal_due:30`, `close_date_passed`. Amounts over [`MAX_TIMER_DAYS`] days ([`MAX_TIMER_HOURS`] hours) are refused.
+    /// `request_age:5`, `open_item_overdue:7`, `contract_renewal_due:30`, `meeting_starts_in:24`,
+    /// `close_date_passed`. Amounts over [`MAX_TIMER_DAYS`] days ([`MAX_TIMER_HOURS`] hours) are refused.
     pub fn parse(s: &str) -> Result<Self> {
         let (name, n) = match s.split_once(':') {
             Some((a, b)) => (a.trim(), Some(b.trim())),
@@ -159,12 +169,16 @@ impl TimerTrigger {
             "request_age" => Self::RequestAge { days: num("days")? },
             "open_item_overdue" => Self::OpenItemOverdue { days: num("days")? },
             "contract_renewal_due" => Self::ContractRenewalDue { days: num("days")? },
+            "meeting_starts_in" => Self::MeetingStartsIn {
+                hours: num("hours")?,
+            },
             other => {
                 return Err(Error::invalid(
                     "timer",
                     format!(
                         "unknown timer `{other}`: use lead_idle:N, request_due_soon:N, request_overdue:N, \
-                         request_age:N, open_item_overdue:N, contract_renewal_due:N or close_date_passed"
+                         request_age:N, open_item_overdue:N, contract_renewal_due:N, meeting_starts_in:N or \
+                         close_date_passed"
                     ),
                 ))
             }
@@ -185,6 +199,7 @@ enum TimerRepr {
     RequestAge { days: u32 },
     OpenItemOverdue { days: u32 },
     ContractRenewalDue { days: u32 },
+    MeetingStartsIn { hours: u32 },
 }
 
 /// `$value`, a [`TimerTrigger`] or a [`TimerRepr`], as the other: the two have the same variants.
@@ -198,6 +213,7 @@ macro_rules! convert_timer {
             $from::RequestAge { days } => $to::RequestAge { days },
             $from::OpenItemOverdue { days } => $to::OpenItemOverdue { days },
             $from::ContractRenewalDue { days } => $to::ContractRenewalDue { days },
+            $from::MeetingStartsIn { hours } => $to::MeetingStartsIn { hours },
         }
     };
 }
@@ -326,15 +342,21 @@ pub struct Views {
     /// The contract (the `contract_renewal_due` timer's, for a contract up for renewal).
     #[serde(default)]
     pub contract: Option<crate::sales::Contract>,
+    /// The meeting (the `meeting_starts_in` timer's).
+    #[serde(default)]
+    pub meeting: Option<crate::sales::Meeting>,
 }
 
 impl Views {
-    /// Who owns what the trigger concerns: the lead's owner, else the partner's, else the campaign's (the
-    /// `owner` recipient).
+    /// Who owns what the trigger concerns: a meeting's organiser, else the lead's owner, else the partner's, else
+    /// the campaign's (the `owner` recipient).
     pub fn owner(&self) -> Option<crate::id::UserId> {
-        let lead = self.lead.as_ref().and_then(|l| l.owner);
+        let organiser = self.meeting.as_ref().map(|m| m.organiser().id);
+        let lead = || self.lead.as_ref().and_then(|l| l.owner);
         let partner = || self.partner.as_ref().and_then(|p| p.owner);
-        lead.or_else(partner)
+        organiser
+            .or_else(lead)
+            .or_else(partner)
             .or_else(|| self.campaign.as_ref().map(|c| c.owner))
     }
 
@@ -347,5 +369,6 @@ impl Views {
             .or_else(lead)
             .or_else(|| self.request.as_ref().and_then(|r| r.partner))
             .or_else(|| self.contract.as_ref().map(|c| c.partner()))
+            .or_else(|| self.meeting.as_ref().and_then(|m| m.partner()))
     }
 }

@@ -823,7 +823,7 @@ pub async fn check_query_filters(store: &Arc<dyn Store>) {
     let x = w.crm.enter_lead(&w.ctx, n).await.unwrap().record;
     let y = w.lead("Office chairs", Some("50")).await;
     w.act(y.id, LeadCommand::Win).await.unwrap();
-    let q = |f: fn(&mut LeadQuery)| {
+    let q = |f: &dyn Fn(&mut LeadQuery)| {
         let mut q = LeadQuery::default();
         f(&mut q);
         q
@@ -832,64 +832,43 @@ pub async fn check_query_filters(store: &Arc<dyn Store>) {
         p.items.into_iter().map(|l| l.id).collect::<Vec<_>>()
     };
     let run = |q: LeadQuery| async move { ids(store.query_leads(w.tenant, &q).await.unwrap()) };
-    assert_eq!(run(q(|q| q.tag = Some("heavy".into()))).await, vec![x.id]);
-    assert_eq!(
-        run(q(|q| q.status = Some(StatusKind::Won))).await,
-        vec![y.id]
-    );
-    assert_eq!(
-        run(LeadQuery {
-            owner: Some(w.manager),
-            ..Default::default()
-        })
-        .await,
-        vec![x.id]
-    );
-    assert_eq!(
-        run(LeadQuery {
-            partner: Some(acme.id),
-            ..Default::default()
-        })
-        .await,
-        vec![x.id]
-    );
-    assert_eq!(
-        run(LeadQuery {
-            stage: Some(w.stage("Contract")),
-            ..Default::default()
-        })
-        .await,
-        vec![y.id]
-    );
-    assert_eq!(
-        run(LeadQuery {
-            pipeline: Some(w.pipeline.id),
-            ..Default::default()
-        })
-        .await
-        .len(),
-        2
-    );
-    assert_eq!(
-        run(q(|q| q.text = Some("EXCAV".into()))).await,
-        vec![x.id],
-        "title, case-insensitive"
-    );
-    assert_eq!(
-        run(q(|q| q.text = Some("utilaje".into()))).await,
-        vec![x.id],
-        "partner name"
-    );
-    assert_eq!(
-        run(q(|q| q.text = Some("ion@acme".into()))).await,
-        vec![x.id],
-        "contact e-mail"
-    );
-    assert_eq!(
-        run(q(|q| q.text = Some("100%_".into()))).await,
-        Vec::<LeadId>::new(),
-        "LIKE wildcards are literal"
-    );
+    let (manager, contract) = (w.manager, w.stage("Contract"));
+    let filters: [(&str, LeadQuery, Vec<LeadId>); 9] = [
+        ("tag", q(&|q| q.tag = Some("heavy".into())), vec![x.id]),
+        (
+            "status",
+            q(&|q| q.status = Some(StatusKind::Won)),
+            vec![y.id],
+        ),
+        ("owner", q(&|q| q.owner = Some(manager)), vec![x.id]),
+        ("partner", q(&|q| q.partner = Some(acme.id)), vec![x.id]),
+        ("stage", q(&|q| q.stage = Some(contract)), vec![y.id]),
+        (
+            "title, case-insensitive",
+            q(&|q| q.text = Some("EXCAV".into())),
+            vec![x.id],
+        ),
+        (
+            "partner name",
+            q(&|q| q.text = Some("utilaje".into())),
+            vec![x.id],
+        ),
+        (
+            "contact e-mail",
+            q(&|q| q.text = Some("ion@acme".into())),
+            vec![x.id],
+        ),
+        (
+            "LIKE wildcards are literal",
+            q(&|q| q.text = Some("100%_".into())),
+            Vec::new(),
+        ),
+    ];
+    for (what, query, want) in filters {
+        assert_eq!(run(query).await, want, "{what}");
+    }
+    let pipeline = w.pipeline.id;
+    assert_eq!(run(q(&|q| q.pipeline = Some(pipeline))).await.len(), 2);
 }
 
 /// Keyset pagination returns every lead once, in order, for every sort, even with inserts between pages.

@@ -42,7 +42,10 @@ pub mod tenancy;
 
 pub use checks::*;
 pub use differential::{run_differential, same_error, BlockOn, Differential, DEFAULT_CASES};
-pub use sales::{check_contact_log, check_meetings, check_quotation_expiry, check_quotation_mail};
+pub use sales::{
+    check_contact_log, check_meetings, check_meetings_starting, check_quotation_expiry,
+    check_quotation_mail,
+};
 pub use scenario::check_scenarios;
 pub use tenancy::check_every_read_is_tenant_scoped;
 
@@ -137,6 +140,7 @@ macro_rules! backend_conformance_tests {
                 check_quotation_mail,
                 check_contact_log,
                 check_quotation_expiry,
+                check_meetings_starting,
                 check_scenarios
             ]
         }

@@ -824,14 +824,10 @@ pub async fn check_contact_log(backend: &Arc<dyn crate::store::Backend>) {
     assert_eq!(err.field(), Some("started_at"));
     assert_eq!(kinds(TimelineOf::Lead(lead.id)).await.len(), before);
 
+    let prices = MailFile::new("prices.txt", "text/plain", b"Forklift: 90 000 RON".to_vec());
     let mail = UserEmail::new("maria@call.ro", "follow_up")
-        .to_name("Maria")
         .var("offer", "10% off")
-        .attach(MailFile::new(
-            "brochure.pdf",
-            "application/pdf",
-            b"%PDF-1.7".to_vec(),
-        ));
+        .attach(prices);
     let system = crate::actor::Context::system(t);
     let err = crm
         .send_email(&system, CommentTarget::Lead(lead.id), mail.clone())
@@ -854,7 +850,10 @@ pub async fn check_contact_log(backend: &Arc<dyn crate::store::Backend>) {
     assert_eq!(stored.payload.vars["partner"]["name"], "Call SRL");
     let files: Vec<crate::comms::MailAttachment> =
         serde_json::from_value(stored.payload.vars["attachments"].clone()).expect("files");
-    assert_eq!(files[0].bytes().expect("base64"), b"%PDF-1.7".to_vec());
+    assert_eq!(
+        files[0].bytes().expect("base64"),
+        b"Forklift: 90 000 RON".to_vec()
+    );
     let emailed = |k: &[(EventKind, crate::actor::Actor)]| {
         k.iter()
             .filter(|(k, a)| matches!(k, EventKind::EmailSent { .. }) && *a == ctx.actor)
@@ -944,4 +943,47 @@ pub async fn check_quotation_expiry(backend: &Arc<dyn crate::store::Backend>) {
         assert_eq!(stored.status(), status, "{}", q.number());
     }
     assert_on_timeline(&shop.w.crm, t, lead.id, &["quotation_expired"]).await;
+}
+
+/// The reminders' read: the tenant's scheduled meetings starting in a window, by start; a cancelled one is not a
+/// candidate, nor one outside the window.
+pub async fn check_meetings_starting(backend: &Arc<dyn crate::store::Backend>) {
+    let store: Arc<dyn Store> = backend.clone();
+    let commerce: Arc<dyn CommerceStore> = backend.clone();
+    let (shop, _, lead) = shop_with_lead(&store, &commerce, "Amintire SRL", "Reminded").await;
+    let (cs, ctx, t) = (&shop.cs, &shop.w.ctx, shop.w.tenant);
+    let on = |d: u32, h: u32| {
+        chrono::NaiveDate::from_ymd_opt(2026, 3, d)
+            .and_then(|day| day.and_hms_opt(h, 0, 0))
+            .expect("a time")
+    };
+    let (w, lead) = (&shop.w, &lead);
+    let schedule = |d: u32, h: u32| async move {
+        let mut new = meeting_for(w, lead);
+        new.slot = Slot::new(on(d, h), on(d, h + 1), "Europe/Bucharest");
+        cs.schedule_meeting(ctx, new).await.expect("scheduled")
+    };
+    let demo = schedule(9, 10).await;
+    let later = schedule(10, 10).await;
+    let called_off = schedule(9, 12).await;
+    cs.meeting_command(ctx, called_off.id(), 1, MeetingCommand::Cancel)
+        .await
+        .expect("cancelled");
+    let utc = |d: u32| on(d, 0).and_utc();
+    let ids = |v: Vec<crate::sales::Meeting>| v.iter().map(|m| m.id()).collect::<Vec<_>>();
+    let day = commerce
+        .meetings_starting(t, utc(9), utc(10))
+        .await
+        .expect("read");
+    assert_eq!(ids(day), [demo.id()]);
+    let week = commerce
+        .meetings_starting(t, utc(1), utc(11))
+        .await
+        .expect("read");
+    assert_eq!(ids(week), [demo.id(), later.id()]);
+    let none = commerce
+        .meetings_starting(t, utc(11), utc(12))
+        .await
+        .expect("read");
+    assert!(none.is_empty());
 }

@@ -72,6 +72,7 @@ fn commerce_keys(keys: &[CommerceKey]) -> Vec<CommerceKey> {
         | CommerceKey::AttachmentsOf(_)
         | CommerceKey::Meeting(_)
         | CommerceKey::MeetingsOfLead(_)
+        | CommerceKey::MeetingsStarting { .. }
         | CommerceKey::Agenda { .. } => {}
     })
 }
@@ -178,22 +179,14 @@ pub async fn check_every_read_is_tenant_scoped(backend: &Arc<dyn Backend>) {
     )
     .await
     .expect("cost");
-    let quotation =
-        a.cs.create_quotation(
-            &a.w.ctx,
-            crate::conformance::commerce::quotation_for(&lead, "100"),
-        )
-        .await
-        .expect("quotation");
+    let quote = |price| {
+        let q = crate::conformance::commerce::quotation_for(&lead, price);
+        a.cs.create_quotation(&a.w.ctx, q)
+    };
+    let quotation = quote("100").await.expect("quotation");
     let contract = crate::conformance::sales::contract_from(&a.cs, &a.w.ctx, &quotation).await;
     // A second quotation, sent: the expiry key would find it for anyone.
-    let pending =
-        a.cs.create_quotation(
-            &a.w.ctx,
-            crate::conformance::commerce::quotation_for(&lead, "200"),
-        )
-        .await
-        .expect("quotation");
+    let pending = quote("200").await.expect("quotation");
     a.cs.quotation_command(
         &a.w.ctx,
         pending.id(),
@@ -310,6 +303,10 @@ pub async fn check_every_read_is_tenant_scoped(backend: &Arc<dyn Backend>) {
         CommerceKey::AttachmentsOf(crate::sales::AttachedTo::Lead(lead.id)),
         CommerceKey::Meeting(meeting.id()),
         CommerceKey::MeetingsOfLead(lead.id),
+        CommerceKey::MeetingsStarting {
+            from: meeting.starts_at(),
+            before: meeting.ends_at(),
+        },
         CommerceKey::Agenda {
             user: a.w.agent,
             from: meeting.starts_at(),

@@ -133,20 +133,11 @@ pub struct StoredBlob {
 /// assert_eq!(d.finish().hash, ContentHash::of(b"abc"));
 /// # Ok::<(), crm_core::Error>(())
 /// ```
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct ContentDigest {
     sha: Sha256,
     size: u64,
     max_bytes: u64,
-}
-
-impl fmt::Debug for ContentDigest {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ContentDigest")
-            .field("size", &self.size)
-            .field("max_bytes", &self.max_bytes)
-            .finish()
-    }
 }
 
 impl ContentDigest {
@@ -220,19 +211,15 @@ pub fn source_failed(e: &std::io::Error) -> Error {
 /// - **Content-addressed per tenant.** `put` stores the bytes under their SHA-256 in the tenant's own space: the
 ///   same bytes twice are stored once, and one tenant can never read (or learn the existence of) another's.
 /// - **All or nothing.** `put` hashes and counts while it streams; when the source fails, the sink fails or the
-///   content passes `max_bytes` (then [`Error::Invalid`] on `content`), nothing is kept and the error is returned.
+///   content passes `limit` bytes (then [`Error::Invalid`] on `content`), nothing is kept and the error is returned.
 ///   A source failure is [`Error::Invalid`] on `content`; a sink failure is [`Error::Storage`].
 /// - **Reads.** `get` streams the bytes back ([`Error::NotFound`] when the tenant has none with that hash);
 ///   `contains` says whether it has them.
 #[async_trait]
 pub trait BlobStore: Send + Sync + fmt::Debug {
-    /// Streams `content` in, stores it under its hash for `tenant`, and returns the hash and size.
-    async fn put(
-        &self,
-        tenant: TenantId,
-        content: ByteStream,
-        max_bytes: u64,
-    ) -> Result<StoredBlob>;
+    /// Streams `content` (at most `limit` bytes) in, stores it under its hash for `tenant`, and returns the hash
+    /// and size.
+    async fn put(&self, tenant: TenantId, content: ByteStream, limit: u64) -> Result<StoredBlob>;
     /// Streams the bytes stored under `hash` for `tenant` back.
     async fn get(&self, tenant: TenantId, hash: &ContentHash) -> Result<ByteStream>;
     /// Whether `tenant` has bytes stored under `hash`.

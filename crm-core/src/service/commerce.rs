@@ -1067,14 +1067,7 @@ impl CommerceService {
     ) -> Result<Launch> {
         let c = self.store.campaign(ctx.tenant, id).await?;
         c.check_launchable()?;
-        if c.version != expected_version {
-            return Err(Error::Conflict {
-                entity: "campaign",
-                id: id.to_string(),
-                expected: expected_version,
-                actual: c.version,
-            });
-        }
+        crate::service::check_version("campaign", id, expected_version, c.version)?;
         let criteria = c
             .criteria
             .clone()

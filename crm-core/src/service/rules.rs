@@ -64,7 +64,7 @@ impl Views {
 
     /// The views of `event`: [`Views::from_change_set_loaded`] for its subject, plus the document and the
     /// campaign it is about (as the change set writes them, else as the service loaded them) and the contract
-    /// it is about (as the change set writes it: every contract event's change does).
+    /// or meeting it is about (as the change set writes it: every contract and meeting event's change does).
     pub fn for_event(changes: &ChangeSet, event: &DomainEvent, loaded: &Loaded) -> Self {
         let mut v = Self::from_change_set_loaded(changes, &event.subject, loaded);
         let (document, campaign) = (event.kind.document(), event.kind.campaign());
@@ -84,6 +84,10 @@ impl Views {
                     CommerceWrite::InsertContract(c)
                     | CommerceWrite::UpdateContract { contract: c, .. },
                 ) if Some(c.id) == event.kind.contract() => v.contract = Some(c.clone()),
+                Write::Commerce(
+                    CommerceWrite::InsertMeeting(m)
+                    | CommerceWrite::UpdateMeeting { meeting: m, .. },
+                ) if Some(m.id) == event.kind.meeting() => v.meeting = Some(m.clone()),
                 _ => {}
             }
         }

@@ -95,12 +95,7 @@ impl FailingBlobStore {
 
 #[async_trait]
 impl BlobStore for FailingBlobStore {
-    async fn put(
-        &self,
-        tenant: TenantId,
-        content: ByteStream,
-        max_bytes: u64,
-    ) -> Result<StoredBlob> {
+    async fn put(&self, tenant: TenantId, content: ByteStream, limit: u64) -> Result<StoredBlob> {
         let after = self.after;
         let mut seen = 0u64;
         let failing = content
@@ -113,7 +108,7 @@ impl BlobStore for FailingBlobStore {
                 Ok(chunk)
             })
             .boxed();
-        match self.inner.put(tenant, failing, max_bytes).await {
+        match self.inner.put(tenant, failing, limit).await {
             Err(Error::Invalid { reason, .. }) if reason.contains("the disk is full") => {
                 Err(Error::storage(
                     StorageErrorKind::Unavailable,

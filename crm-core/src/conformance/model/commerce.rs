@@ -348,6 +348,11 @@ fn fetch(d: &CommerceData, tenant: TenantId, key: &CommerceKey) -> Vec<CommerceR
         ),
         CommerceKey::Meeting(id) => meetings(&|x| x.id == *id),
         CommerceKey::MeetingsOfLead(lead) => meetings(&|x| x.lead == Some(*lead)),
+        CommerceKey::MeetingsStarting { from, before } => meetings(&|x| {
+            x.status == crate::sales::MeetingStatus::Scheduled
+                && x.starts_at >= *from
+                && x.starts_at < *before
+        }),
         CommerceKey::Agenda { user, from, before } => meetings(&|x| {
             x.starts_at >= *from && x.starts_at < *before && x.people().contains(user)
         }),

@@ -151,21 +151,9 @@ impl CommerceService {
                 partner: Some(store.partner(t, id).await?.id),
                 ..Subject::default()
             },
-            AttachedTo::Quotation(id) => {
-                let q = self.store.quotation(t, id).await?;
-                Subject {
-                    partner: Some(q.partner()),
-                    lead: q.lead(),
-                    request: None,
-                }
-            }
+            AttachedTo::Quotation(id) => super::sales::subject(&self.store.quotation(t, id).await?),
             AttachedTo::Contract(id) => {
-                let c = self.store.contract(t, id).await?;
-                Subject {
-                    partner: Some(c.partner()),
-                    lead: c.lead(),
-                    request: None,
-                }
+                super::sales::contract_subject(&self.store.contract(t, id).await?)
             }
         };
         match &ctx.actor {
@@ -417,21 +405,17 @@ impl CommerceService {
         expected_version: u64,
         shared: bool,
     ) -> Result<Attachment> {
-        let (a, subject) = self.visible(ctx, id).await?;
-        check_version("attachment", id, expected_version, a.version())?;
-        let now = self.crm.clock().now();
-        let next = a.share(shared, now)?;
-        let event = EventKind::AttachmentShared {
-            attachment: id,
-            name: next.name().to_string(),
-            shared,
-        };
-        let write = CommerceWrite::UpdateAttachment {
-            attachment: next.clone(),
-            expected_version,
-        };
-        self.commit_one(ctx, now, subject, write, event).await?;
-        Ok(next)
+        self.update_attachment(ctx, id, expected_version, |a, now| {
+            let next = a.share(shared, now)?;
+            let name = next.name().to_string();
+            let event = EventKind::AttachmentShared {
+                attachment: id,
+                name,
+                shared,
+            };
+            Ok((next, event))
+        })
+        .await
     }
 
     /// Removes an attachment whose stored version is `expected_version`, with an `attachment_removed` event: it no
@@ -471,14 +455,33 @@ impl CommerceService {
         id: AttachmentId,
         expected_version: u64,
     ) -> Result<Attachment> {
+        self.update_attachment(ctx, id, expected_version, |a, now| {
+            let next = a.remove(now)?;
+            let name = next.name().to_string();
+            Ok((
+                next,
+                EventKind::AttachmentRemoved {
+                    attachment: id,
+                    name,
+                },
+            ))
+        })
+        .await
+    }
+
+    /// Changes an attachment the caller sees, whose stored version is `expected_version`: `change` gives the next
+    /// state and its event, committed in one change about the attachment's record.
+    async fn update_attachment(
+        &self,
+        ctx: &Context,
+        id: AttachmentId,
+        expected_version: u64,
+        change: impl FnOnce(&Attachment, crate::time::Timestamp) -> Result<(Attachment, EventKind)>,
+    ) -> Result<Attachment> {
         let (a, subject) = self.visible(ctx, id).await?;
         check_version("attachment", id, expected_version, a.version())?;
         let now = self.crm.clock().now();
-        let next = a.remove(now)?;
-        let event = EventKind::AttachmentRemoved {
-            attachment: id,
-            name: next.name().to_string(),
-        };
+        let (next, event) = change(&a, now)?;
         let write = CommerceWrite::UpdateAttachment {
             attachment: next.clone(),
             expected_version,

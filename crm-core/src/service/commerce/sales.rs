@@ -28,7 +28,8 @@ pub(crate) struct TaxTables {
 /// How many times a new quotation takes the next number when a concurrent one took it first.
 const NUMBER_ATTEMPTS: usize = 5;
 
-fn subject(q: &Quotation) -> Subject {
+/// A quotation's records: its partner and lead.
+pub(super) fn subject(q: &Quotation) -> Subject {
     Subject {
         partner: Some(q.partner()),
         lead: q.lead(),
@@ -524,6 +525,15 @@ fn invitations(m: &Meeting, now: crate::time::Timestamp) -> Vec<Write> {
         .collect()
 }
 
+/// A contract's records: its partner and lead.
+pub(super) fn contract_subject(c: &Contract) -> Subject {
+    Subject {
+        partner: Some(c.partner()),
+        lead: c.lead(),
+        request: None,
+    }
+}
+
 fn meeting_subject(m: &Meeting) -> Subject {
     Subject {
         partner: m.partner(),
@@ -826,12 +836,8 @@ impl CommerceService {
         about: &Contract,
         event: EventKind,
     ) -> Result<()> {
-        let subject = Subject {
-            partner: Some(about.partner()),
-            lead: about.lead(),
-            request: None,
-        };
-        self.commit_one(ctx, now, subject, write, event).await
+        self.commit_one(ctx, now, contract_subject(about), write, event)
+            .await
     }
 }
 
