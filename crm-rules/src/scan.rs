@@ -11,46 +11,37 @@ use crate::views;
 use rhai::{ASTNode, Expr, Position, Stmt, AST};
 use std::collections::HashMap;
 
-/// What a variable holds.
+/// What a variable holds: the trigger's argument, or one of the records it carries (the property that reads it
+/// and its fields, from [`views::RECORDS`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Holds {
     Trigger,
-    Lead,
-    Partner,
-    Request,
-    Document,
-    Campaign,
-    Contract,
-    Meeting,
+    Record(&'static str, &'static [&'static str]),
 }
 
 impl Holds {
     /// The fields it has (`None` for an unknown trigger, which `check` reports on its entry point instead).
     fn fields(self, trigger: &str) -> Option<Vec<String>> {
-        let fields: &[&str] = match self {
-            Self::Trigger => return views::trigger_fields(trigger),
-            Self::Lead => views::LEAD_FIELDS,
-            Self::Partner => views::PARTNER_FIELDS,
-            Self::Request => views::REQUEST_FIELDS,
-            Self::Document => views::DOCUMENT_FIELDS,
-            Self::Campaign => views::CAMPAIGN_FIELDS,
-            Self::Contract => views::CONTRACT_FIELDS,
-            Self::Meeting => views::MEETING_FIELDS,
-        };
-        Some(fields.iter().map(|s| s.to_string()).collect())
+        match self {
+            Self::Trigger => views::trigger_fields(trigger),
+            Self::Record(_, fields) => Some(fields.iter().map(|s| s.to_string()).collect()),
+        }
     }
 
     fn describe(self, trigger: &str) -> String {
         match self {
             Self::Trigger if views::TIMERS.contains(&trigger) => format!("a `{trigger}` timer"),
             Self::Trigger => format!("a `{trigger}` event"),
-            Self::Lead => "the lead".into(),
-            Self::Partner => "the partner".into(),
-            Self::Request => "the request".into(),
-            Self::Document => "the document".into(),
-            Self::Campaign => "the campaign".into(),
-            Self::Contract => "the contract".into(),
-            Self::Meeting => "the meeting".into(),
+            Self::Record(name, _) => format!("the {name}"),
+        }
+    }
+
+    /// What `prop` of it holds, when that is a record.
+    fn read(self, prop: &str) -> Option<Self> {
+        let record = views::RECORDS.iter().find(|(name, _)| *name == prop);
+        match (self, record) {
+            (Self::Trigger, Some((name, fields))) => Some(Self::Record(name, fields)),
+            _ => None,
         }
     }
 }
@@ -260,16 +251,7 @@ impl Walker<'_> {
                 });
                 return None;
             }
-            holds = match (holds, prop.as_str()) {
-                (Holds::Trigger, "lead") => Holds::Lead,
-                (Holds::Trigger, "partner") => Holds::Partner,
-                (Holds::Trigger, "request") => Holds::Request,
-                (Holds::Trigger, "document") => Holds::Document,
-                (Holds::Trigger, "campaign") => Holds::Campaign,
-                (Holds::Trigger, "contract") => Holds::Contract,
-                (Holds::Trigger, "meeting") => Holds::Meeting,
-                _ => return None,
-            };
+            holds = holds.read(&prop)?;
         }
         Some(holds)
     }
@@ -412,23 +394,13 @@ fn chain_words(e: &Expr) -> Option<String> {
     Some(match names.as_slice() {
         [] => "the event".into(),
         [one] => field_words(one),
-        [record, field]
-            if matches!(
-                *record,
-                "lead" | "partner" | "request" | "document" | "campaign" | "contract" | "meeting"
-            ) =>
-        {
+        [record, field] if views::RECORDS.iter().any(|(name, _)| name == record) => {
             format!(
                 "the {record}'s {}",
                 field_words(field).trim_start_matches("the ")
             )
         }
-        [first, ..]
-            if matches!(
-                *first,
-                "lead" | "partner" | "request" | "document" | "campaign" | "contract" | "meeting"
-            ) =>
-        {
+        [first, ..] if views::RECORDS.iter().any(|(name, _)| name == first) => {
             format!("the {first}'s {}", names[1..].join(" ").replace('_', " "))
         }
         _ => names.join(" ").replace('_', " "),

@@ -329,6 +329,17 @@ pub fn register(engine: &mut rhai::Engine) {
 
 // ---------------------------------------------------------------------------------------------------- names
 
+/// The records a trigger's argument carries (`ev.lead`, …): the property that reads each, and its fields.
+pub const RECORDS: &[(&str, &[&str])] = &[
+    ("lead", LEAD_FIELDS),
+    ("partner", PARTNER_FIELDS),
+    ("request", REQUEST_FIELDS),
+    ("document", DOCUMENT_FIELDS),
+    ("campaign", CAMPAIGN_FIELDS),
+    ("contract", CONTRACT_FIELDS),
+    ("meeting", MEETING_FIELDS),
+];
+
 /// The events rules react to (`on_<event>`, `guard_<event>`): every event kind except `rule_failed`, whose rules
 /// never run, and `email_sent`, which the dispatcher logs after delivery outside any change's commit; and the
 /// business moments some of them are (`invoice_issued`: the first version of a sales invoice; `payment_received`:
@@ -571,16 +582,7 @@ pub fn trigger_to_dynamic(trigger: &Trigger, views: &Views) -> Dynamic {
         Trigger::Timer(_) => {
             if let Value::Object(o) = trigger_json(trigger, &Views::default()) {
                 for (k, v) in o {
-                    if !matches!(
-                        k.as_str(),
-                        "lead"
-                            | "partner"
-                            | "request"
-                            | "document"
-                            | "campaign"
-                            | "contract"
-                            | "meeting"
-                    ) {
+                    if !RECORDS.iter().any(|(name, _)| *name == k.as_str()) {
                         map.insert(k.into(), to_dyn(&v));
                     }
                 }
