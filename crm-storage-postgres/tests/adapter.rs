@@ -147,12 +147,36 @@ fn timer_data(tenant: TenantId, cs: &mut ChangeSet) -> ChangeSet {
                 out.push(
                     CommerceWrite::InsertQuotation(quotation(tenant, partner.id(), i, t0)).into(),
                 );
+                // A meeting with the partner, one a day over the coming months: the reminders' candidates.
+                out.push(CommerceWrite::InsertMeeting(meeting(tenant, partner.id(), i, t0)).into());
             }
             _ => {}
         }
     }
     *cs = writes.into_iter().collect();
     out
+}
+
+/// Meeting `i` with `partner`, an hour long, `i` days after `t0`.
+fn meeting(
+    tenant: TenantId,
+    partner: crm_core::id::PartnerId,
+    i: usize,
+    t0: chrono::DateTime<Utc>,
+) -> crm_core::sales::Meeting {
+    use crm_core::sales::{NewMeeting, Organiser, Slot};
+    let start = (t0 + Duration::days(i as i64)).naive_utc();
+    NewMeeting {
+        title: format!("Visit {i}"),
+        lead: None,
+        partner: Some(partner),
+        organiser: Organiser::new(UserId::new(), "Agent", "agent@example.ro"),
+        attendees: Vec::new(),
+        slot: Slot::new(start, start + Duration::hours(1), "UTC"),
+        agenda: None,
+    }
+    .build(tenant, crm_core::id::MeetingId::new(), t0)
+    .unwrap()
 }
 
 /// Quotation `i` of `partner`, issued on `t0`'s day and valid for 1 to 60 days; sent when `i` is even.
@@ -544,6 +568,16 @@ async fn timeline_board_and_customer_queries_use_indexes() {
                 crm_core::commerce::CommerceKey::QuotationsExpiring { before: today },
             ),
             "quotations_expiring",
+        ),
+        (
+            Explain::Commerce(
+                tenant,
+                crm_core::commerce::CommerceKey::MeetingsStarting {
+                    from: now,
+                    before: now + Duration::days(1),
+                },
+            ),
+            "meetings_starting",
         ),
     ];
     for (what, index) in timer_plans {
