@@ -143,12 +143,10 @@ fn timer_data(tenant: TenantId, cs: &mut ChangeSet) -> ChangeSet {
                 };
                 let d = doc.record(tenant, facts, t0).unwrap().record().clone();
                 out.push(CommerceWrite::InsertDocument(d).into());
-                // A quotation valid for a few weeks, every other one sent: the expiry rule's candidates.
-                out.push(
-                    CommerceWrite::InsertQuotation(quotation(tenant, partner.id(), i, t0)).into(),
-                );
-                // A meeting with the partner, one a day over the coming months: the reminders' candidates.
-                out.push(CommerceWrite::InsertMeeting(meeting(tenant, partner.id(), i, t0)).into());
+                // A quotation and a meeting: the expiry rule's and the reminders' candidates.
+                let (q, m) = sales_records(tenant, partner.id(), i, t0);
+                out.push(CommerceWrite::InsertQuotation(q).into());
+                out.push(CommerceWrite::InsertMeeting(m).into());
             }
             _ => {}
         }
@@ -157,35 +155,15 @@ fn timer_data(tenant: TenantId, cs: &mut ChangeSet) -> ChangeSet {
     out
 }
 
-/// Meeting `i` with `partner`, an hour long, `i` days after `t0`.
-fn meeting(
+/// The sales records of partner `i`: a quotation issued on `t0`'s day and valid for 1 to 60 days (sent when `i`
+/// is even), and an hour-long meeting `i` days after `t0`.
+fn sales_records(
     tenant: TenantId,
     partner: crm_core::id::PartnerId,
     i: usize,
     t0: chrono::DateTime<Utc>,
-) -> crm_core::sales::Meeting {
+) -> (crm_core::sales::Quotation, crm_core::sales::Meeting) {
     use crm_core::sales::{NewMeeting, Organiser, Slot};
-    let start = (t0 + Duration::days(i as i64)).naive_utc();
-    NewMeeting {
-        title: format!("Visit {i}"),
-        lead: None,
-        partner: Some(partner),
-        organiser: Organiser::new(UserId::new(), "Agent", "agent@example.ro"),
-        attendees: Vec::new(),
-        slot: Slot::new(start, start + Duration::hours(1), "UTC"),
-        agenda: None,
-    }
-    .build(tenant, crm_core::id::MeetingId::new(), t0)
-    .unwrap()
-}
-
-/// Quotation `i` of `partner`, issued on `t0`'s day and valid for 1 to 60 days; sent when `i` is even.
-fn quotation(
-    tenant: TenantId,
-    partner: crm_core::id::PartnerId,
-    i: usize,
-    t0: chrono::DateTime<Utc>,
-) -> crm_core::sales::Quotation {
     use crm_core::sales::{
         NewQuotation, QuotationCommand, QuotationLine, QuotationNumber, QuotationTerms, TaxTable,
     };
@@ -204,22 +182,28 @@ fn quotation(
     };
     let (table, by) = (TaxTable::romania(), crm_core::actor::Actor::System);
     let number = QuotationNumber::first(2026, i as u32 + 1);
+    let id = crm_core::id::QuotationId::new();
     let q = new
-        .build(
-            tenant,
-            crm_core::id::QuotationId::new(),
-            number,
-            day,
-            &table,
-            by.clone(),
-            t0,
-        )
+        .build(tenant, id, number, day, &table, by.clone(), t0)
         .unwrap();
-    if i.is_multiple_of(2) {
+    let q = if i.is_multiple_of(2) {
         crm_core::sales::apply(&q, QuotationCommand::Send, &table, &by, day, t0).unwrap()
     } else {
         q
+    };
+    let start = (t0 + Duration::days(i as i64)).naive_utc();
+    let m = NewMeeting {
+        title: format!("Visit {i}"),
+        lead: None,
+        partner: Some(partner),
+        organiser: Organiser::new(UserId::new(), "Agent", "agent@example.ro"),
+        attendees: Vec::new(),
+        slot: Slot::new(start, start + Duration::hours(1), "UTC"),
+        agenda: None,
     }
+    .build(tenant, crm_core::id::MeetingId::new(), t0)
+    .unwrap();
+    (q, m)
 }
 
 async fn all_leads(store: &PgStore, tenant: TenantId) -> Vec<crm_core::lead::Lead> {
@@ -504,6 +488,8 @@ async fn timeline_board_and_customer_queries_use_indexes() {
     let today = now.date_naive();
     let leads = |q: LeadQuery| Explain::Leads(tenant, q);
     let requests = |q: crm_core::store::RequestQuery| Explain::Requests(tenant, q);
+    use crm_core::commerce::CommerceKey;
+    let commerce = |key: CommerceKey| Explain::Commerce(tenant, key);
     let timer_plans = [
         (
             leads(LeadQuery {
@@ -542,41 +528,29 @@ async fn timeline_board_and_customer_queries_use_indexes() {
             "requests_by_due",
         ),
         (
-            Explain::Commerce(
-                tenant,
-                crm_core::commerce::CommerceKey::DocumentsDue {
-                    kind: crm_core::commerce::DocumentKind::Invoice,
-                    from: today - Duration::days(30),
-                    before: today,
-                },
-            ),
+            commerce(CommerceKey::DocumentsDue {
+                kind: crm_core::commerce::DocumentKind::Invoice,
+                from: today - Duration::days(30),
+                before: today,
+            }),
             "documents_due",
         ),
         (
-            Explain::Commerce(
-                tenant,
-                crm_core::commerce::CommerceKey::DocumentsRenewing {
-                    from: today,
-                    to: today + Duration::days(30),
-                },
-            ),
+            commerce(CommerceKey::DocumentsRenewing {
+                from: today,
+                to: today + Duration::days(30),
+            }),
             "documents_renewing",
         ),
         (
-            Explain::Commerce(
-                tenant,
-                crm_core::commerce::CommerceKey::QuotationsExpiring { before: today },
-            ),
+            commerce(CommerceKey::QuotationsExpiring { before: today }),
             "quotations_expiring",
         ),
         (
-            Explain::Commerce(
-                tenant,
-                crm_core::commerce::CommerceKey::MeetingsStarting {
-                    from: now,
-                    before: now + Duration::days(1),
-                },
-            ),
+            commerce(CommerceKey::MeetingsStarting {
+                from: now,
+                before: now + Duration::days(1),
+            }),
             "meetings_starting",
         ),
     ];
