@@ -252,14 +252,19 @@ impl OutboxMessage {
         self
     }
 
-    /// The timeline entry of this e-mail once delivered at `at`, when it is about a record:
+    /// The timeline entry of this e-mail once delivered at `at`, when it went to someone outside the tenant (a
+    /// customer's contact, an address; an e-mail to one of the tenant's users is internal, not a contact with the
+    /// customer) and is about a record:
     /// [`EventKind::EmailSent`](crate::event::EventKind::EmailSent) with the message's own id as the event's (so
     /// logging it twice writes it once: the second insert is [`Error::AlreadyExists`](crate::Error::AlreadyExists)),
     /// the sender as actor (the user named by [`SENDER_VAR`](crate::contact::SENDER_VAR), else the rule). `None`
-    /// for a message that is not an e-mail or is about no record.
+    /// for a message that is not an e-mail, goes to a user, or is about no record.
     pub fn delivery_event(&self, at: Timestamp) -> Option<crate::event::DomainEvent> {
         use crate::actor::{Actor, Context, Source};
-        if self.channel != Channel::Email || about_nothing(&self.about) {
+        if self.channel != Channel::Email
+            || self.recipient.user.is_some()
+            || about_nothing(&self.about)
+        {
             return None;
         }
         let sender = self

@@ -864,6 +864,13 @@ pub async fn check_contact_log(backend: &Arc<dyn crate::store::Backend>) {
         0,
         "logged only once delivered"
     );
+    // An e-mail to a colleague is no contact with the customer; one about no record has no timeline.
+    let mut internal = stored.clone();
+    internal.recipient.user = Some(shop.w.manager);
+    assert!(internal.delivery_event(now).is_none());
+    let mut about_nothing = stored.clone();
+    about_nothing.about = crate::event::Subject::default();
+    assert!(about_nothing.delivery_event(now).is_none());
     let delivered = stored.delivery_event(now).expect("an e-mail about a lead");
     let once: ChangeSet = [Write::AppendEvent(delivered.clone())]
         .into_iter()
