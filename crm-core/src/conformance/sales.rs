@@ -828,6 +828,42 @@ pub async fn check_contact_log(backend: &Arc<dyn crate::store::Backend>) {
     let mail = UserEmail::new("maria@call.ro", "follow_up")
         .var("offer", "10% off")
         .attach(prices);
+    // A stored attachment goes along, read whole from the blob store; an unknown one is not found.
+    let terms = crate::sales::NewAttachment {
+        target: crate::sales::AttachedTo::Lead(lead.id),
+        name: "terms.txt".into(),
+        shared_with_partner: false,
+    };
+    let stream = crate::conformance::model::stream_of(&b"Payment in 30 days."[..]);
+    let terms = shop.cs.attach(ctx, terms, stream).await.expect("attached");
+    let with_terms = shop
+        .cs
+        .send_email_with_attachments(
+            ctx,
+            CommentTarget::Lead(lead.id),
+            mail.clone(),
+            &[terms.id()],
+        )
+        .await
+        .expect("sent with the stored file")
+        .record;
+    let files: Vec<crate::comms::MailAttachment> =
+        serde_json::from_value(with_terms.payload.vars["attachments"].clone()).expect("files");
+    assert_eq!(
+        files.iter().map(|f| f.name.as_str()).collect::<Vec<_>>(),
+        ["prices.txt", "terms.txt"]
+    );
+    assert_eq!(
+        files[1].bytes().expect("base64"),
+        b"Payment in 30 days.".to_vec()
+    );
+    let unknown = crate::id::AttachmentId::new();
+    let err = shop
+        .cs
+        .send_email_with_attachments(ctx, CommentTarget::Lead(lead.id), mail.clone(), &[unknown])
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::NotFound { .. }), "{err:?}");
     let system = crate::actor::Context::system(t);
     let err = crm
         .send_email(&system, CommentTarget::Lead(lead.id), mail.clone())

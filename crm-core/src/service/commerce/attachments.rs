@@ -490,3 +490,74 @@ impl CommerceService {
         Ok(next)
     }
 }
+
+impl CommerceService {
+    /// A user sends an e-mail from a lead, partner or request ([`CrmService::send_email`](crate::service::CrmService::send_email))
+    /// carrying stored attachments besides the files `mail` already holds: each is read from the blob store whole
+    /// (the e-mail rides in the outbox row, so all its files together stay within
+    /// [`MAX_MAIL_BYTES`](crate::contact::MAX_MAIL_BYTES)) and goes out under its name and media type.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use crm_core::conformance::model::prelude::*;
+    /// # futures::executor::block_on(async {
+    /// # let (commerce, ctx) = crm_core::conformance::model::example_sales().await?;
+    /// use crm_core::conformance::model::{stream_of, MemBlobStore};
+    /// use crm_core::contact::UserEmail;
+    /// use crm_core::event::CommentTarget;
+    /// use crm_core::partner::NewPartner;
+    /// use crm_core::sales::{AttachedTo, NewAttachment};
+    /// let commerce = commerce.with_blob_store(Arc::new(MemBlobStore::new()));
+    /// let acme = commerce.crm().create_partner(&ctx, NewPartner::company("Acme SRL")).await?.record;
+    /// let new = NewAttachment { target: AttachedTo::Partner(acme.id()), name: "terms.txt".into(), shared_with_partner: false };
+    /// let terms = commerce.attach(&ctx, new, stream_of(&b"Payment in 30 days."[..])).await?;
+    /// let mail = UserEmail::new("office@acme.ro", "follow_up");
+    /// let sent = commerce.send_email_with_attachments(&ctx, CommentTarget::Partner(acme.id()), mail, &[terms.id()]).await?;
+    /// assert_eq!(sent.record.payload.vars["attachments"][0]["name"], "terms.txt");
+    /// # Ok::<(), Error>(()) }).unwrap();
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotFound`] when an attachment is not the tenant's or was removed; [`Error::Invalid`] on
+    /// `attachments` when the files together pass the limit, and as [`CrmService::send_email`](crate::service::CrmService::send_email);
+    /// [`Error::Storage`] when there is no blob store, or the bytes or the store cannot be read, or the change cannot
+    /// be committed (then no e-mail).
+    pub async fn send_email_with_attachments(
+        &self,
+        ctx: &Context,
+        about: crate::event::CommentTarget,
+        mut mail: crate::contact::UserEmail,
+        stored: &[AttachmentId],
+    ) -> Result<crate::service::Outcome<crate::comms::OutboxMessage>> {
+        let limit = crate::contact::MAX_MAIL_BYTES;
+        let mut total: usize = mail.attachments.iter().map(|f| f.bytes.len()).sum();
+        for id in stored {
+            let (a, mut content) = self.open_attachment(ctx.tenant, *id).await?;
+            let mut bytes = Vec::new();
+            while let Some(chunk) = content.next().await {
+                let chunk = chunk.map_err(|e| {
+                    Error::storage(
+                        StorageErrorKind::Unavailable,
+                        format!("attachment {id} could not be read: {e}"),
+                    )
+                })?;
+                total = total.saturating_add(chunk.len());
+                if total > limit {
+                    return Err(Error::invalid(
+                        "attachments",
+                        format!("the files together pass {limit} bytes (at `{}`)", a.name()),
+                    ));
+                }
+                bytes.extend_from_slice(&chunk);
+            }
+            mail = mail.attach(crate::contact::MailFile::new(
+                a.name(),
+                a.media_type(),
+                bytes,
+            ));
+        }
+        self.crm.send_email(ctx, about, mail).await
+    }
+}
