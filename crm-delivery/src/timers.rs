@@ -67,7 +67,8 @@ pub struct MeetingCandidate {
 }
 
 /// Where the scheduler finds the records timers may fire for. Implemented for every store that is both a
-/// [`Store`] and a [`CommerceStore`] through their queries; an adapter may implement a faster, dedicated query.
+/// [`Store`] and a [`CommerceStore`] through their indexed queries (the blanket impl, so a storage adapter does not
+/// implement it itself); a host may implement it for a source of its own, as the tests do with candidates in memory.
 #[async_trait]
 pub trait TimerSource: Send + Sync + Debug {
     /// Open leads last changed before `before`, the most recently changed first (so the leads that just went
