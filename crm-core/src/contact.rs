@@ -1,7 +1,8 @@
 //! The contacts a user has with a customer, as the activity log keeps them beside the data changes: a **call**
 //! (direction, result, duration, notes) logged by the user who made or took it, and an **e-mail** logged once it is
-//! delivered (by the dispatcher, for every e-mail about a lead, partner or request: sent by a user from a lead or
-//! by a rule). Meetings, quotations and attachments log their own events.
+//! delivered (by the dispatcher, for every e-mail about a lead, partner or request that went to someone outside the
+//! tenant: sent by a user from a record or by a rule; an e-mail to a colleague is internal). Meetings, quotations
+//! and attachments log their own events.
 //!
 //! A [`Call`] is a value checked on construction; it lives only in its event (no table of its own), so the lead's
 //! and partner's timelines are the call log.

@@ -378,22 +378,30 @@ impl<S: Store + CommerceStore + ?Sized> TimerSource for S {
     ) -> Result<Vec<MeetingCandidate>> {
         let mut meetings = CommerceStoreExt::meetings_starting(self, tenant, from, before).await?;
         meetings.truncate(limit as usize);
-        let partners =
-            partners_of(self, tenant, meetings.iter().filter_map(|m| m.partner())).await?;
+        // Each lead once, then each partner once: a meeting's own, else its lead's.
+        let mut leads = BTreeMap::new();
+        for id in meetings
+            .iter()
+            .filter_map(|m| m.lead())
+            .collect::<BTreeSet<_>>()
+        {
+            match self.lead(tenant, id).await {
+                Ok(l) => {
+                    leads.insert(id, l);
+                }
+                Err(Error::NotFound { .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        let partner_of = |m: &crm_core::sales::Meeting| {
+            m.partner()
+                .or_else(|| leads.get(&m.lead()?).map(|l| l.partner()))
+        };
+        let partners = partners_of(self, tenant, meetings.iter().filter_map(partner_of)).await?;
         let mut out = Vec::with_capacity(meetings.len());
         for m in meetings {
-            let lead = match m.lead() {
-                Some(id) => match self.lead(tenant, id).await {
-                    Ok(l) => Some(l),
-                    Err(Error::NotFound { .. }) => None,
-                    Err(e) => return Err(e),
-                },
-                None => None,
-            };
-            let partner = m
-                .partner()
-                .or(lead.as_ref().map(|l| l.partner()))
-                .and_then(|p| partners.get(&p).cloned());
+            let partner = partner_of(&m).and_then(|p| partners.get(&p).cloned());
+            let lead = m.lead().and_then(|id| leads.get(&id).cloned());
             out.push(MeetingCandidate {
                 meeting: m,
                 lead,
@@ -751,5 +759,59 @@ mod tests {
         ]);
         let r = futures::executor::block_on(tick(now, tenant, &engine, &dir, &MemStore::new(), 10));
         assert!(r.unwrap().firings.is_empty());
+    }
+}
+
+#[cfg(test)]
+mod meeting_candidates {
+    use super::*;
+    use crm_core::conformance::model::MemStore;
+    use crm_core::lead::{LeadPartner, NewLead};
+    use crm_core::partner::NewPartner;
+    use crm_core::sales::{NewMeeting, Organiser, Slot};
+    use crm_core::service::{CommerceService, CrmService};
+    use std::sync::Arc;
+
+    #[test]
+    fn a_meeting_about_a_lead_comes_with_the_lead_and_its_partner() {
+        futures::executor::block_on(async {
+            let store = Arc::new(MemStore::new());
+            let crm = CrmService::builder().store(store.clone()).build().unwrap();
+            let ctx = Context::user(TenantId::new(), crm_core::id::UserId::new());
+            crm.setup_tenant(&ctx).await.unwrap();
+            let partner = LeadPartner::New {
+                partner: NewPartner::company("Acme SRL"),
+            };
+            let lead = crm
+                .enter_lead(&ctx, NewLead::new(partner, "Forklifts"))
+                .await
+                .unwrap()
+                .record;
+            let ron = crm_core::money::Currency::parse("RON").unwrap();
+            let sales = CommerceService::new(crm.clone(), store.clone(), ron);
+            let start = (crm.clock().now() + chrono::Duration::hours(2)).naive_utc();
+            let visit = NewMeeting {
+                title: "Demo".into(),
+                lead: Some(lead.id()),
+                partner: None,
+                organiser: Organiser::new(crm_core::id::UserId::new(), "Ana", "ana@example.ro"),
+                attendees: Vec::new(),
+                slot: Slot::new(start, start + chrono::Duration::hours(1), "UTC"),
+                agenda: None,
+            };
+            let m = sales.schedule_meeting(&ctx, visit).await.unwrap();
+            let now = crm.clock().now();
+            let day = now + chrono::Duration::days(1);
+            let soon = TimerSource::meetings_starting(store.as_ref(), ctx.tenant, now, day, 10)
+                .await
+                .unwrap();
+            assert_eq!(soon.len(), 1);
+            assert_eq!(soon[0].meeting.id(), m.id());
+            assert_eq!(soon[0].lead.as_ref().map(|l| l.id()), Some(lead.id()));
+            assert_eq!(
+                soon[0].partner.as_ref().map(|p| p.id()),
+                Some(lead.partner())
+            );
+        });
     }
 }

@@ -857,6 +857,29 @@ pub async fn check_contact_log(backend: &Arc<dyn crate::store::Backend>) {
         files[1].bytes().expect("base64"),
         b"Payment in 30 days.".to_vec()
     );
+    // Files together past the e-mail's limit are refused by field, before any enqueue.
+    let near_limit = crate::contact::MailFile::new(
+        "big.bin",
+        "application/octet-stream",
+        vec![0; crate::contact::MAX_MAIL_BYTES - 5],
+    );
+    let too_much = shop
+        .cs
+        .send_email_with_attachments(
+            ctx,
+            CommentTarget::Lead(lead.id),
+            UserEmail::new("maria@call.ro", "follow_up").attach(near_limit),
+            &[terms.id()],
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(too_much.field(), Some("attachments"));
+    // Another tenant's lead reads as not found.
+    let err = crm
+        .send_email(&stranger, CommentTarget::Lead(lead.id), mail.clone())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::NotFound { .. }), "{err:?}");
     let unknown = crate::id::AttachmentId::new();
     let err = shop
         .cs

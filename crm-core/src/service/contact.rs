@@ -6,7 +6,7 @@ use crate::actor::{Actor, Context};
 use crate::comms::{Channel, OutboxMessage, Payload, ResolvedRecipient};
 use crate::contact::{Call, UserEmail};
 use crate::error::{Error, Result};
-use crate::event::{CommentTarget, DomainEvent, EventKind};
+use crate::event::{CommentTarget, DomainEvent, EventKind, Subject};
 use crate::store::{ChangeSet, StoreExt, Write};
 
 pub use crate::contact::SENDER_VAR;
@@ -113,18 +113,33 @@ impl CrmService {
             ));
         };
         let mail = mail.check()?;
-        let subject = self.subject_of(ctx.tenant, about).await?;
-        let lead = match subject.lead {
-            Some(id) => Some(self.store.lead(ctx.tenant, id).await?),
+        // The record and the records it belongs to, each read once (the same subject as `subject_of` gives).
+        let t = ctx.tenant;
+        let request = match about {
+            CommentTarget::Request(id) => Some(self.store.request(t, id).await?),
+            _ => None,
+        };
+        let lead_id = match about {
+            CommentTarget::Lead(id) => Some(id),
+            _ => request.as_ref().and_then(|r| r.lead),
+        };
+        let lead = match lead_id {
+            Some(id) => Some(self.store.lead(t, id).await?),
             None => None,
         };
-        let partner = match subject.partner {
-            Some(id) => Some(self.store.partner(ctx.tenant, id).await?),
+        let partner_id = match (about, &request) {
+            (CommentTarget::Partner(id), _) => Some(id),
+            (_, Some(r)) => r.partner,
+            _ => lead.as_ref().map(|l| l.partner),
+        };
+        let partner = match partner_id {
+            Some(id) => Some(self.store.partner(t, id).await?),
             None => None,
         };
-        let request = match subject.request {
-            Some(id) => Some(self.store.request(ctx.tenant, id).await?),
-            None => None,
+        let subject = Subject {
+            partner: partner_id,
+            lead: lead_id,
+            request: request.as_ref().map(|r| r.id),
         };
         let mut vars = serde_json::json!({
             "lead": lead,
