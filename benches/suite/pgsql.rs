@@ -3,7 +3,10 @@
 //! and data as the store. The SQLite twins are in `work::sql`; both return the same digests.
 
 use super::gen::Manifest;
-use super::work::{decide_move, micro_bounds, units, BoardCol, ProfitRow, Rules};
+use super::work::{
+    decide_move, micro_bounds, profit_sql, units, BoardCol, ProfitRow, Rules, SegmentQuery,
+    SEGMENT_SQL,
+};
 use chrono::Utc;
 use crm_core::actor::Context;
 use crm_core::commerce::{day_number, GroupBy, Period};
@@ -427,39 +430,20 @@ pub async fn lines_in(pg: &mut Pg, tenant: TenantId, year: Period) -> Result<u64
     Ok(n as u64)
 }
 
-/// The segment as one hand-written query: per-customer sums in two grouped scans, joined to the partners.
-pub async fn segment(
-    pg: &mut Pg,
-    tenant: TenantId,
-    m: &Manifest,
-    year: Period,
-    as_of: chrono::NaiveDate,
-) -> Result<Vec<String>, String> {
-    let cat = m.commerce.category.ok_or("no commerce data")?;
-    let s = pg
-        .stmt(
-            "WITH s AS (SELECT partner, MAX(CASE WHEN kind = 0 THEN issue_day END) AS last, \
-               SUM(CASE WHEN issue_day BETWEEN $2 AND $3 THEN revenue_units ELSE 0 END) AS vol \
-               FROM documents WHERE tenant = $1 AND kind IN (0, 1) AND reporting = 'EUR' GROUP BY partner), \
-             b AS (SELECT partner FROM document_lines WHERE tenant = $1 AND category = $4 AND issue_day BETWEEN $2 AND $3 \
-               GROUP BY partner HAVING SUM(quantity_units) > 0) \
-             SELECT p.id, p.name FROM s JOIN b ON b.partner = s.partner JOIN partners p ON p.tenant = $1 AND p.id = s.partner \
-             WHERE s.last IS NOT NULL AND s.last < $5 AND s.vol > $6",
-        )
-        .await?;
-    let (from, to) = days(year);
-    let lapsed = day_number(as_of) - 90;
-    let threshold = Decimal::from(m.commerce.threshold_units);
+/// The segment as one hand-written query ([`SEGMENT_SQL`]).
+pub async fn segment(pg: &mut Pg, q: &SegmentQuery) -> Result<Vec<String>, String> {
+    let s = pg.stmt(SEGMENT_SQL).await?;
+    let threshold = Decimal::from(q.threshold_units);
     let rows = pg
         .client
         .query(
             &s,
             &[
-                tenant.as_uuid(),
-                &from,
-                &to,
-                cat.as_uuid(),
-                &lapsed,
+                q.tenant.as_uuid(),
+                &q.from,
+                &q.to,
+                q.category.as_uuid(),
+                &q.lapsed,
                 &threshold,
             ],
         )
@@ -478,20 +462,7 @@ pub async fn profit(
     by: GroupBy,
     year: Period,
 ) -> Result<Vec<ProfitRow>, String> {
-    let sql = match by {
-        GroupBy::Customer => {
-            "SELECT partner::text, SUM(revenue_units)::bigint, SUM(cost_units)::bigint, count(*) FILTER (WHERE kind = 0) \
-             FROM documents WHERE tenant = $1 AND reporting = 'EUR' AND issue_day BETWEEN $2 AND $3 AND kind IN (0, 1) \
-             GROUP BY partner"
-        }
-        GroupBy::Group => {
-            "SELECT grp, SUM(revenue_units)::bigint, SUM(cost_units)::bigint, count(*) FILTER (WHERE kind = 0) \
-             FROM documents WHERE tenant = $1 AND reporting = 'EUR' AND issue_day BETWEEN $2 AND $3 AND kind IN (0, 1) \
-             GROUP BY grp"
-        }
-        other => return Err(format!("no baseline for grouping {other:?}")),
-    };
-    let s = pg.stmt(sql).await?;
+    let s = pg.stmt(profit_sql(by)?.postgres).await?;
     let (from, to) = days(year);
     let rows = pg
         .client

@@ -650,9 +650,8 @@ impl Env {
                 .map(|m| format!("{} {}", m.partner, m.name))
                 .collect(),
             Impl::Sql => {
-                self.base
-                    .segment(tenant, &self.manifest, self.year()?, as_of)
-                    .await?
+                let q = SegmentQuery::new(tenant, &self.manifest, self.year()?, as_of)?;
+                self.base.segment(&q).await?
             }
         };
         let secs = started.elapsed().as_secs_f64();
@@ -1084,7 +1083,7 @@ impl Base {
         /// Invoice and credit-note lines issued in `year`.
         fn lines_in(tenant: TenantId, year: Period) -> u64 = sql::lines_in;
         /// The segment's members as `"<id> <name>"`.
-        fn segment(tenant: TenantId, m: &Manifest, year: Period, as_of: chrono::NaiveDate) -> Vec<String> = sql::segment;
+        fn segment(q: &SegmentQuery) -> Vec<String> = sql::segment;
         /// Profitability sums per group.
         fn profit(tenant: TenantId, by: GroupBy, year: Period) -> Vec<ProfitRow> = sql::profit;
         /// A campaign's report sums.
@@ -1094,6 +1093,83 @@ impl Base {
         /// Deletes every row of a scratch tenant.
         fn drop_tenant(tenant: TenantId) -> () = drop_tenant;
     }
+}
+
+/// The segment baselines' question (the example criteria: lapsed 90 days, bought the category this year, volume
+/// over the threshold), worked out once from the manifest for both plain-SQL baselines.
+pub struct SegmentQuery {
+    /// The tenant.
+    pub tenant: TenantId,
+    /// The category bought.
+    pub category: crm_core::id::CategoryId,
+    /// The year's first and last day numbers.
+    pub from: i32,
+    /// See `from`.
+    pub to: i32,
+    /// Customers whose last sale is before this day number.
+    pub lapsed: i32,
+    /// The year's volume they exceed, in units of 10⁻⁴.
+    pub threshold_units: i64,
+}
+
+impl SegmentQuery {
+    /// The question for `tenant` over `year`, as of `as_of`.
+    pub fn new(
+        tenant: TenantId,
+        m: &Manifest,
+        year: Period,
+        as_of: chrono::NaiveDate,
+    ) -> Result<Self, String> {
+        Ok(Self {
+            tenant,
+            category: m.commerce.category.ok_or("no commerce data")?,
+            from: day_number(year.from()),
+            to: day_number(year.to()),
+            lapsed: day_number(as_of) - 90,
+            threshold_units: m.commerce.threshold_units,
+        })
+    }
+}
+
+/// The segment as one hand-written query, written once for both baselines (PostgreSQL's `$n` placeholders; SQLite
+/// runs it with `?n`): per-customer sums in two grouped scans, joined to the partners.
+pub const SEGMENT_SQL: &str = "WITH s AS (SELECT partner, MAX(CASE WHEN kind = 0 THEN issue_day END) AS last, \
+       SUM(CASE WHEN issue_day BETWEEN $2 AND $3 THEN revenue_units ELSE 0 END) AS vol \
+       FROM documents WHERE tenant = $1 AND kind IN (0, 1) AND reporting = 'EUR' GROUP BY partner), \
+     b AS (SELECT partner FROM document_lines WHERE tenant = $1 AND category = $4 AND issue_day BETWEEN $2 AND $3 \
+       GROUP BY partner HAVING SUM(quantity_units) > 0) \
+     SELECT p.id, p.name FROM s JOIN b ON b.partner = s.partner JOIN partners p ON p.tenant = $1 AND p.id = s.partner \
+     WHERE s.last IS NOT NULL AND s.last < $5 AND s.vol > $6";
+
+/// The profitability baselines' statement for one grouping, in each dialect (the same question side by side).
+pub struct ProfitSql {
+    /// PostgreSQL's (`$n` placeholders, `FILTER`).
+    pub postgres: &'static str,
+    /// SQLite's (`?n` placeholders, a boolean sum).
+    pub sqlite: &'static str,
+}
+
+/// The statements summing revenue, cost and invoices of the year's sales documents per customer or per group.
+pub fn profit_sql(by: GroupBy) -> Result<ProfitSql, String> {
+    Ok(match by {
+        GroupBy::Customer => ProfitSql {
+            postgres: "SELECT partner::text, SUM(revenue_units)::bigint, SUM(cost_units)::bigint, \
+                       count(*) FILTER (WHERE kind = 0) FROM documents WHERE tenant = $1 AND reporting = 'EUR' \
+                       AND issue_day BETWEEN $2 AND $3 AND kind IN (0, 1) GROUP BY partner",
+            sqlite: "SELECT partner, SUM(revenue_units), SUM(cost_units), SUM(kind = 0) FROM documents \
+                     WHERE tenant = ?1 AND reporting = 'EUR' AND issue_day BETWEEN ?2 AND ?3 AND kind IN (0, 1) \
+                     GROUP BY partner",
+        },
+        GroupBy::Group => ProfitSql {
+            postgres: "SELECT grp, SUM(revenue_units)::bigint, SUM(cost_units)::bigint, \
+                       count(*) FILTER (WHERE kind = 0) FROM documents WHERE tenant = $1 AND reporting = 'EUR' \
+                       AND issue_day BETWEEN $2 AND $3 AND kind IN (0, 1) GROUP BY grp",
+            sqlite: "SELECT grp, SUM(revenue_units), SUM(cost_units), SUM(kind = 0) FROM documents \
+                     WHERE tenant = ?1 AND reporting = 'EUR' AND issue_day BETWEEN ?2 AND ?3 AND kind IN (0, 1) \
+                     GROUP BY grp",
+        },
+        other => return Err(format!("no baseline for grouping {other:?}")),
+    })
 }
 
 /// The plain-SQL baselines: the same rows, written and read with prepared statements on the same schema.
@@ -1451,35 +1527,20 @@ pub mod sql {
         .map_err(se)
     }
 
-    /// The segment as one hand-written query: per-customer sums in two grouped scans, joined to the partners.
-    pub fn segment(
-        conn: &Connection,
-        tenant: TenantId,
-        m: &Manifest,
-        year: Period,
-        as_of: chrono::NaiveDate,
-    ) -> Result<Vec<String>, String> {
-        let cat = m.commerce.category.ok_or("no commerce data")?;
+    /// The segment as one hand-written query ([`SEGMENT_SQL`] with SQLite's `?n` placeholders).
+    pub fn segment(conn: &Connection, q: &SegmentQuery) -> Result<Vec<String>, String> {
         let mut stmt = conn
-            .prepare_cached(
-                "WITH s AS (SELECT partner, MAX(CASE WHEN kind = 0 THEN issue_day END) AS last, \
-                   SUM(CASE WHEN issue_day BETWEEN ?2 AND ?3 THEN revenue_units ELSE 0 END) AS vol \
-                   FROM documents WHERE tenant = ?1 AND kind IN (0, 1) AND reporting = 'EUR' GROUP BY partner), \
-                 b AS (SELECT partner FROM document_lines WHERE tenant = ?1 AND category = ?4 AND issue_day BETWEEN ?2 AND ?3 \
-                   GROUP BY partner HAVING SUM(quantity_units) > 0) \
-                 SELECT p.id, p.name FROM s JOIN b ON b.partner = s.partner JOIN partners p ON p.tenant = ?1 AND p.id = s.partner \
-                 WHERE s.last IS NOT NULL AND s.last < ?5 AND s.vol > ?6",
-            )
+            .prepare_cached(&SEGMENT_SQL.replace('$', "?"))
             .map_err(se)?;
         let rows = stmt
             .query_map(
                 params![
-                    tenant.as_bytes(),
-                    day_number(year.from()),
-                    day_number(year.to()),
-                    cat.as_bytes(),
-                    day_number(as_of) - 90,
-                    m.commerce.threshold_units
+                    q.tenant.as_bytes(),
+                    q.from,
+                    q.to,
+                    q.category.as_bytes(),
+                    q.lapsed,
+                    q.threshold_units
                 ],
                 |r| Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, String>(1)?)),
             )
@@ -1500,18 +1561,7 @@ pub mod sql {
         by: GroupBy,
         year: Period,
     ) -> Result<Vec<ProfitRow>, String> {
-        let sql = match by {
-            GroupBy::Customer => {
-                "SELECT partner, SUM(revenue_units), SUM(cost_units), SUM(kind = 0) FROM documents \
-                 WHERE tenant = ?1 AND reporting = 'EUR' AND issue_day BETWEEN ?2 AND ?3 AND kind IN (0, 1) GROUP BY partner"
-            }
-            GroupBy::Group => {
-                "SELECT grp, SUM(revenue_units), SUM(cost_units), SUM(kind = 0) FROM documents \
-                 WHERE tenant = ?1 AND reporting = 'EUR' AND issue_day BETWEEN ?2 AND ?3 AND kind IN (0, 1) GROUP BY grp"
-            }
-            other => return Err(format!("no baseline for grouping {other:?}")),
-        };
-        let mut stmt = conn.prepare_cached(sql).map_err(se)?;
+        let mut stmt = conn.prepare_cached(profit_sql(by)?.sqlite).map_err(se)?;
         let rows = stmt
             .query_map(
                 params![

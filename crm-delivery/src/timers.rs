@@ -765,53 +765,41 @@ mod tests {
 #[cfg(test)]
 mod meeting_candidates {
     use super::*;
+    use crm_core::commerce::CommerceStore;
     use crm_core::conformance::model::MemStore;
-    use crm_core::lead::{LeadPartner, NewLead};
-    use crm_core::partner::NewPartner;
+    use crm_core::conformance::sales::shop_with_lead;
     use crm_core::sales::{NewMeeting, Organiser, Slot};
-    use crm_core::service::{CommerceService, CrmService};
+    use crm_core::store::Store;
     use std::sync::Arc;
 
     #[test]
     fn a_meeting_about_a_lead_comes_with_the_lead_and_its_partner() {
         futures::executor::block_on(async {
-            let store = Arc::new(MemStore::new());
-            let crm = CrmService::builder().store(store.clone()).build().unwrap();
-            let ctx = Context::user(TenantId::new(), crm_core::id::UserId::new());
-            crm.setup_tenant(&ctx).await.unwrap();
-            let partner = LeadPartner::New {
-                partner: NewPartner::company("Acme SRL"),
-            };
-            let lead = crm
-                .enter_lead(&ctx, NewLead::new(partner, "Forklifts"))
-                .await
-                .unwrap()
-                .record;
-            let ron = crm_core::money::Currency::parse("RON").unwrap();
-            let sales = CommerceService::new(crm.clone(), store.clone(), ron);
-            let start = (crm.clock().now() + chrono::Duration::hours(2)).naive_utc();
+            let mem = Arc::new(MemStore::new());
+            let (store, commerce): (Arc<dyn Store>, Arc<dyn CommerceStore>) =
+                (mem.clone(), mem.clone());
+            let (shop, partner, lead) =
+                shop_with_lead(&store, &commerce, "Acme SRL", "Forklifts").await;
+            let now = crm_core::time::Clock::now(&*shop.w.clock);
+            let start = (now + chrono::Duration::hours(2)).naive_utc();
             let visit = NewMeeting {
                 title: "Demo".into(),
                 lead: Some(lead.id()),
                 partner: None,
-                organiser: Organiser::new(crm_core::id::UserId::new(), "Ana", "ana@example.ro"),
+                organiser: Organiser::new(shop.w.agent, "Ana", "ana@example.ro"),
                 attendees: Vec::new(),
                 slot: Slot::new(start, start + chrono::Duration::hours(1), "UTC"),
                 agenda: None,
             };
-            let m = sales.schedule_meeting(&ctx, visit).await.unwrap();
-            let now = crm.clock().now();
+            let m = shop.cs.schedule_meeting(&shop.w.ctx, visit).await.unwrap();
             let day = now + chrono::Duration::days(1);
-            let soon = TimerSource::meetings_starting(store.as_ref(), ctx.tenant, now, day, 10)
+            let soon = TimerSource::meetings_starting(mem.as_ref(), shop.w.tenant, now, day, 10)
                 .await
                 .unwrap();
             assert_eq!(soon.len(), 1);
             assert_eq!(soon[0].meeting.id(), m.id());
             assert_eq!(soon[0].lead.as_ref().map(|l| l.id()), Some(lead.id()));
-            assert_eq!(
-                soon[0].partner.as_ref().map(|p| p.id()),
-                Some(lead.partner())
-            );
+            assert_eq!(soon[0].partner.as_ref().map(|p| p.id()), Some(partner.id()));
         });
     }
 }

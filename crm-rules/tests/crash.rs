@@ -295,7 +295,12 @@ fn records_invoice(events: &[DomainEvent]) -> bool {
 struct CommitBegins(Arc<Progress>);
 
 impl CommitHook for CommitBegins {
-    fn before_commit(&self, _: &Context, changes: &mut ChangeSet) -> crm_core::Result<()> {
+    fn before_commit(
+        &self,
+        _: &Context,
+        changes: &mut ChangeSet,
+        _: &crm_core::service::Loaded,
+    ) -> crm_core::Result<()> {
         let events: Vec<DomainEvent> = changes
             .writes()
             .iter()

@@ -109,7 +109,8 @@ fn the_hook_writes_resolved_outbox_messages_in_the_same_change_set() {
     let (t, v) = case("a won contract informs accounting and delivery and welcomes the customer");
     let mut cs = change_set(&t, &v);
     let before = cs.writes().len();
-    hook.before_commit(&ctx(), &mut cs).unwrap();
+    hook.before_commit(&ctx(), &mut cs, &Default::default())
+        .unwrap();
     let msgs = outbox_of(&cs);
     assert_eq!(cs.writes().len(), before + 3);
     let Trigger::Event(ev) = &t else { panic!() };
@@ -138,7 +139,9 @@ fn a_guard_refusal_aborts_the_change_with_a_typed_error() {
     let hook = RulesHook::new(Arc::new(example_engine()), Arc::new(org().directory()));
     let (t, v) = case("negotiation without expected revenue is refused");
     let mut cs = change_set(&t, &v);
-    let err = hook.before_commit(&ctx(), &mut cs).unwrap_err();
+    let err = hook
+        .before_commit(&ctx(), &mut cs, &Default::default())
+        .unwrap_err();
     assert_eq!(
         err,
         Error::Transition(TransitionError::RefusedByRule {
@@ -185,7 +188,8 @@ fn a_failing_rule_becomes_a_rule_failed_event_and_the_change_still_commits() {
     );
     let (t, v) = case("a won contract informs accounting and delivery and welcomes the customer");
     let mut cs = change_set(&t, &v);
-    hook.before_commit(&ctx(), &mut cs).unwrap();
+    hook.before_commit(&ctx(), &mut cs, &Default::default())
+        .unwrap();
     let failed: Vec<_> = cs
         .events()
         .filter_map(|e| match &e.kind {

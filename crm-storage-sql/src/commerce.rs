@@ -1186,8 +1186,7 @@ pub async fn segment<R: Runner + ?Sized>(
     as_of: NaiveDate,
     reporting: Currency,
 ) -> Result<Vec<SegmentMember>> {
-    criteria.check()?;
-    let sql = crate::segment::segment_sql(r.dialect(), tenant, criteria, as_of, reporting);
+    let sql = crate::segment::segment_sql(r.dialect(), tenant, criteria, as_of, reporting)?;
     // Every criteria tree is its own statement: run it once, without filling a statement cache.
     r.rows(sql, true)
         .await?

@@ -13,7 +13,11 @@ use crm_core::id::TenantId;
 use crm_core::money::Currency;
 
 /// The statement selecting `(id, name)` of the tenant's partners matching `criteria` on day `as_of` (volumes in
-/// `reporting`), ordered by id. The criteria must have been checked (`Criteria::check`).
+/// `reporting`), ordered by id. It checks the criteria first ([`Criteria::check`]), so no statement is ever built
+/// from a tree that is too deep, too large or ill-formed.
+///
+/// # Errors
+/// [`crm_core::Error::Invalid`] naming the path of the first bad part of the tree (e.g. `criteria.all[1].items`).
 ///
 /// ```
 /// use crm_core::commerce::{Criteria, LastSale};
@@ -21,7 +25,7 @@ use crm_core::money::Currency;
 /// let lapsed = Criteria::Not { not: Box::new(Criteria::LastSale { when: LastSale::WithinDays { days: 90 } }) };
 /// let day = chrono::NaiveDate::from_ymd_opt(2026, 12, 1).unwrap();
 /// let eur = crm_core::money::Currency::parse("EUR").unwrap();
-/// let sql = segment_sql(Dialect::Postgres, crm_core::id::TenantId::new(), &lapsed, day, eur);
+/// let sql = segment_sql(Dialect::Postgres, crm_core::id::TenantId::new(), &lapsed, day, eur).unwrap();
 /// assert!(sql.text.contains("FILTER (WHERE d.kind = 0)"));
 /// assert_eq!(sql.params.len(), 2);
 /// ```
@@ -31,12 +35,13 @@ pub fn segment_sql(
     criteria: &Criteria,
     as_of: NaiveDate,
     reporting: Currency,
-) -> Sql {
+) -> crm_core::Result<Sql> {
+    criteria.check()?;
     let (mut sql, t) = Sql::for_tenant(dialect, tenant);
     let mut plan = Plan::default();
     let cond = condition(criteria, as_of, reporting, &t, &mut sql, &mut plan);
     sql.text = plan.statement(dialect, &t, &cond, &criteria.needs());
-    sql
+    Ok(sql)
 }
 
 /// The CTEs a tree needs.

@@ -843,7 +843,12 @@ impl crate::commerce::CommerceStore for NoCommerce {
 }
 
 impl crate::service::CommitHook for NoCommerce {
-    fn before_commit(&self, _: &crate::actor::Context, changes: &mut ChangeSet) -> Result<()> {
+    fn before_commit(
+        &self,
+        _: &crate::actor::Context,
+        changes: &mut ChangeSet,
+        _: &crate::service::Loaded,
+    ) -> Result<()> {
         changes
             .writes
             .retain(|w| !matches!(w, crate::store::Write::Commerce(_)));

@@ -15,8 +15,9 @@ use crate::time::MAX_BUSINESS_DATE;
 use rust_decimal::Decimal;
 use std::sync::Arc;
 
-/// A shop (a fresh tenant) with one customer named `customer` and one lead of it named `title`.
-async fn shop_with_lead(
+/// A shop (a fresh tenant) with one customer named `customer` and one lead of it named `title`: the fixture of the
+/// sales checks, and of the tests of other crates that need a lead in a store.
+pub async fn shop_with_lead(
     store: &Arc<dyn Store>,
     commerce: &Arc<dyn CommerceStore>,
     customer: &str,

@@ -47,21 +47,9 @@ pub trait EventSubscriber: Send + Sync + Debug {
 /// The rules engine uses this to evaluate guards and to write the actions it decides into the outbox atomically
 /// with the change that triggered them.
 pub trait CommitHook: Send + Sync + Debug {
-    /// Inspects or extends `changes`; an error aborts the whole operation and nothing is written.
-    fn before_commit(&self, ctx: &Context, changes: &mut ChangeSet) -> Result<()>;
-
-    /// Like [`CommitHook::before_commit`], with the records the service loaded for the change (the lead's partner,
-    /// the request's lead, …) that the change set does not write. The service calls this one; the default forwards
-    /// to `before_commit`.
-    fn before_commit_loaded(
-        &self,
-        ctx: &Context,
-        changes: &mut ChangeSet,
-        loaded: &Loaded,
-    ) -> Result<()> {
-        let _ = loaded;
-        self.before_commit(ctx, changes)
-    }
+    /// Inspects or extends `changes`; an error aborts the whole operation and nothing is written. `loaded` holds
+    /// the records the service read for the change and does not write (the lead's partner, the request's lead, …).
+    fn before_commit(&self, ctx: &Context, changes: &mut ChangeSet, loaded: &Loaded) -> Result<()>;
 }
 
 /// Records the service read while deciding a change and does not write: context for [`CommitHook`]s (the rules
@@ -196,11 +184,11 @@ impl CrmServiceBuilder {
     /// ```
     /// # use std::sync::Arc;
     /// use crm_core::{actor::Context, conformance::model::MemStore, id::TenantId, partner::NewPartner};
-    /// use crm_core::{service::{CommitHook, CrmService}, store::ChangeSet, Error, Result};
+    /// use crm_core::{service::{CommitHook, CrmService, Loaded}, store::ChangeSet, Error, Result};
     /// #[derive(Debug)]
     /// struct ReadOnly;
     /// impl CommitHook for ReadOnly {
-    ///     fn before_commit(&self, _: &Context, _: &mut ChangeSet) -> Result<()> {
+    ///     fn before_commit(&self, _: &Context, _: &mut ChangeSet, _: &Loaded) -> Result<()> {
     ///         Err(Error::invalid("tenant", "this tenant is read-only"))
     ///     }
     /// }
@@ -452,7 +440,7 @@ impl CrmService {
         loaded: &Loaded,
     ) -> Result<Vec<DomainEvent>> {
         for h in &self.hooks {
-            h.before_commit_loaded(ctx, &mut changes, loaded)?;
+            h.before_commit(ctx, &mut changes, loaded)?;
         }
         let events: Vec<DomainEvent> = changes.events().cloned().collect();
         self.store.commit(ctx.tenant, changes).await?;

@@ -148,16 +148,7 @@ impl RulesHook {
 }
 
 impl CommitHook for RulesHook {
-    fn before_commit(&self, ctx: &Context, changes: &mut ChangeSet) -> Result<()> {
-        self.before_commit_loaded(ctx, changes, &Loaded::default())
-    }
-
-    fn before_commit_loaded(
-        &self,
-        ctx: &Context,
-        changes: &mut ChangeSet,
-        loaded: &Loaded,
-    ) -> Result<()> {
+    fn before_commit(&self, ctx: &Context, changes: &mut ChangeSet, loaded: &Loaded) -> Result<()> {
         let events: Vec<DomainEvent> = changes
             .events()
             .filter(|e| !matches!(e.kind, EventKind::RuleFailed { .. }))
