@@ -67,8 +67,17 @@ pub use crm_core::partner::{NewContact, NewPartner, Partner, PartnerPatch, Partn
 pub use crm_core::pipeline::{LostReason, NewPipeline, Pipeline, Stage, StageKind};
 pub use crm_core::request::{Comment, NewRequest, Request, RequestCommand};
 pub use crm_core::sales;
+/// Self-service: representatives, rights, principals, and what the portal service takes and returns.
+pub mod portal {
+    pub use crm_core::portal::*;
+    pub use crm_core::service::{
+        Invited, PortalRequest, PortalRequestKind, PortalService, Statement, INVITATION_TEMPLATE,
+        MAX_PAGE, MAX_REQUEST_BODY,
+    };
+}
 pub use crm_core::sales::BlobStore;
 pub use crm_core::service::CommerceService;
+pub use crm_core::service::PortalService;
 pub use crm_core::service::RulesHook;
 pub use crm_core::service::{
     CommitHook, CrmService as LeadService, Entered, EventSubscriber, Loaded, Outcome,
@@ -106,6 +115,7 @@ pub struct Crm {
     backend: Arc<dyn Backend>,
     leads: LeadService,
     commerce: CommerceService,
+    portal: PortalService,
     rules: Option<(Arc<dyn RuleEngine>, Arc<dyn Directory>)>,
 }
 
@@ -214,6 +224,40 @@ impl Crm {
     /// ```
     pub fn commerce(&self) -> &CommerceService {
         &self.commerce
+    }
+
+    /// Self-service: the staff invite a partner's contacts as representatives with rights; a representative logs in
+    /// with the invitation and reads its own partner's statement, documents and requests, opens requests, answers
+    /// quotations and asks for contracts. Every read carries the tenant and the partner in its statement.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use crm::{Context, Crm, Error};
+    /// # use crm::id::{TenantId, UserId};
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> crm::Result<()> {
+    /// # let crm = Crm::builder().sqlite_in_memory().build().await?;
+    /// # let ctx = Context::user(TenantId::new(), UserId::new());
+    /// use crm::portal::{PortalRequest, PortalRequestKind, Right, Rights};
+    /// use crm::{NewContact, NewPartner, PageRequest};
+    /// let mut acme = NewPartner::company("Acme SRL");
+    /// acme.owner = Some(UserId::new());
+    /// acme.contacts.push(NewContact { name: "Maria".into(), email: Some("maria@acme.example".into()), ..Default::default() });
+    /// let acme = crm.leads().create_partner(&ctx, acme).await?.record;
+    /// let rights = Rights::none().with(Right::Statement).with(Right::Requests);
+    /// let invited = crm.portal().invite(&ctx, acme.id(), acme.contacts()[0].id, rights).await?;
+    /// // The token reaches Maria by e-mail (the outbox); her link brings it back:
+    /// let maria = crm.portal().accept(ctx.tenant, invited.token.as_str()).await?;
+    /// let statement = crm.portal().statement(&maria, None).await?;
+    /// assert!(statement.open_items.is_empty());
+    /// let ask = PortalRequest { kind: PortalRequestKind::Question, title: "Prices".into(), body: "For 2027?".into() };
+    /// crm.portal().open_request(&maria, ask).await?;
+    /// assert_eq!(crm.portal().requests(&maria, PageRequest::first(10)).await?.items.len(), 1);
+    /// assert!(matches!(crm.portal().documents(&maria, None, 10).await, Err(Error::Forbidden { right: "documents" })));
+    /// # Ok(()) }
+    /// ```
+    pub fn portal(&self) -> &PortalService {
+        &self.portal
     }
 
     /// The backend every capability reads and writes.
@@ -890,10 +934,12 @@ impl CrmBuilder {
         if let Some(b) = blobs {
             commerce = commerce.with_blob_store(b);
         }
+        let portal = PortalService::new(commerce.clone());
         Ok(Crm {
             backend,
             leads,
             commerce,
+            portal,
             rules: self.rules,
         })
     }

@@ -64,6 +64,12 @@ pub enum Error {
         /// The date the rate is needed for.
         on: chrono::NaiveDate,
     },
+    /// A partner's representative lacks the right the call needs (self-service; see [`crate::portal::Rights`]).
+    #[error("forbidden: this needs the `{right}` right")]
+    Forbidden {
+        /// The right, by name (`pay`, `statement`, …).
+        right: &'static str,
+    },
     /// A lead transition was refused by the pipeline's rules.
     #[error(transparent)]
     Transition(#[from] TransitionError),

@@ -400,6 +400,41 @@ pub enum EventKind {
         /// The file's name.
         name: String,
     },
+    /// A partner's contact was invited to the self-service portal (again, after a revocation or an expired
+    /// invitation).
+    RepresentativeInvited {
+        /// The representative.
+        representative: crate::id::RepresentativeId,
+        /// The contact's name.
+        name: String,
+        /// The rights given, by name, comma-separated.
+        rights: String,
+    },
+    /// A representative accepted the invitation: it may now log in.
+    RepresentativeAccepted {
+        /// The representative.
+        representative: crate::id::RepresentativeId,
+        /// The contact's name.
+        name: String,
+    },
+    /// A representative's access was revoked: its next call fails.
+    RepresentativeRevoked {
+        /// The representative.
+        representative: crate::id::RepresentativeId,
+        /// The contact's name.
+        name: String,
+    },
+    /// A representative's rights were changed.
+    RepresentativeRightsChanged {
+        /// The representative.
+        representative: crate::id::RepresentativeId,
+        /// The contact's name.
+        name: String,
+        /// The rights before, by name.
+        from: String,
+        /// The rights now, by name.
+        to: String,
+    },
     /// A communication rule failed while handling an event; the triggering change still committed.
     RuleFailed {
         /// The rule's name.
@@ -448,6 +483,10 @@ variant_names! {
         AttachmentAdded => "attachment_added",
         AttachmentShared => "attachment_shared",
         AttachmentRemoved => "attachment_removed",
+        RepresentativeInvited => "representative_invited",
+        RepresentativeAccepted => "representative_accepted",
+        RepresentativeRevoked => "representative_revoked",
+        RepresentativeRightsChanged => "representative_rights_changed",
         RuleFailed => "rule_failed",
     }
 }
@@ -662,6 +701,18 @@ impl DomainEvent {
                 format!("file `{name}` {how} the partner")
             }
             EventKind::AttachmentRemoved { name, .. } => format!("file `{name}` removed"),
+            EventKind::RepresentativeInvited { name, rights, .. } => {
+                format!("{name} invited to the portal ({rights})")
+            }
+            EventKind::RepresentativeAccepted { name, .. } => {
+                format!("{name} accepted the portal invitation")
+            }
+            EventKind::RepresentativeRevoked { name, .. } => {
+                format!("{name}'s portal access revoked")
+            }
+            EventKind::RepresentativeRightsChanged { name, from, to, .. } => {
+                format!("{name}'s portal rights: {from} → {to}")
+            }
             EventKind::InvoiceRecorded {
                 kind,
                 number,

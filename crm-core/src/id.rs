@@ -202,6 +202,12 @@ typed_id!(
     "attachment"
 );
 
+typed_id!(
+    /// A partner's contact with self-service access.
+    RepresentativeId,
+    "representative"
+);
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -43,6 +43,7 @@ pub mod outbox;
 pub mod page;
 pub mod partner;
 pub mod pipeline;
+pub mod portal;
 pub mod request;
 pub mod sales;
 pub mod service;

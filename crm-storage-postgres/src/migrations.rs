@@ -39,6 +39,7 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
     Migration::new(7, "sales_timers", || {
         schema::sales_timers(Dialect::Postgres)
     }),
+    Migration::new(8, "portal", || schema::portal(Dialect::Postgres)),
 ];
 
 /// The advisory-lock key of a schema's migrations: FNV-1a of a fixed prefix and the schema name, so the key is the

@@ -14,6 +14,7 @@ use crm_core::commerce::{
 };
 use crm_core::id::{CampaignId, PartnerId, TenantId, UserId};
 use crm_core::money::{decimal_to_units, Currency};
+use crm_core::portal::Representative;
 use crm_core::sales::{
     AttachedTo, Attachment, Contract, Meeting, MeetingStatus, Quotation, QuotationStatus,
 };
@@ -122,6 +123,21 @@ pub const ATTACHMENTS: Table = Table {
         ("at_us", Kind::I64),
         ("sha256", Kind::Text),
         ("size", Kind::I64),
+        ("version", Kind::I64),
+        ("doc", Kind::Json),
+    ],
+};
+
+/// `representatives`: a partner's contacts with portal access; a pending invitation's token digest is unique per
+/// tenant (the login looks it up).
+pub const REPRESENTATIVES: Table = Table {
+    name: "representatives",
+    columns: &[
+        ("tenant", Kind::Uuid),
+        ("id", Kind::Uuid),
+        ("partner", Kind::Uuid),
+        ("token_digest", Kind::Text),
+        ("status", Kind::I16),
         ("version", Kind::I64),
         ("doc", Kind::Json),
     ],
@@ -367,6 +383,19 @@ pub fn contract_row(c: &Contract) -> Result<Vec<Param>> {
         Param::or_null(c.term().renews_on.map(day_number), Kind::I32),
         version(c.version()),
         Param::json(c)?,
+    ])
+}
+
+/// The row of a portal representative.
+pub fn representative_row(r: &Representative) -> Result<Vec<Param>> {
+    Ok(vec![
+        (*r.tenant().as_uuid()).into(),
+        (*r.id().as_uuid()).into(),
+        (*r.partner().as_uuid()).into(),
+        Param::or_null(r.token_digest().map(str::to_owned), Kind::Text),
+        r.status().code().into(),
+        version(r.version()),
+        Param::json(r)?,
     ])
 }
 
@@ -895,6 +924,24 @@ pub fn steps(dialect: Dialect, w: &CommerceWrite) -> Result<Vec<Step>> {
             ("attachment", a.id().to_string(), *e),
             a.version(),
         )?),
+        CommerceWrite::InsertRepresentative(r) => one(insert(
+            dialect,
+            &REPRESENTATIVES,
+            representative_row(r)?,
+            "representative",
+            r.id().to_string(),
+        )),
+        CommerceWrite::UpdateRepresentative {
+            representative: r,
+            expected_version: e,
+        } => one(update(
+            dialect,
+            &REPRESENTATIVES,
+            ID,
+            representative_row(r)?,
+            ("representative", r.id().to_string(), *e),
+            r.version(),
+        )?),
         CommerceWrite::InsertMeeting(m) => {
             let mut out = vec![insert(
                 dialect,
@@ -952,6 +999,9 @@ pub fn ingest_rows(w: &CommerceWrite) -> Result<Vec<(&'static Table, Vec<Param>)
         CommerceWrite::InsertQuotation(q) => vec![(&QUOTATIONS, quotation_row(q)?)],
         CommerceWrite::InsertContract(c) => vec![(&CONTRACTS, contract_row(c)?)],
         CommerceWrite::InsertAttachment(a) => vec![(&ATTACHMENTS, attachment_row(a)?)],
+        CommerceWrite::InsertRepresentative(r) => {
+            vec![(&REPRESENTATIVES, representative_row(r)?)]
+        }
         CommerceWrite::InsertMeeting(m) => {
             let mut out = vec![(&MEETINGS, meeting_row(m)?)];
             out.extend(

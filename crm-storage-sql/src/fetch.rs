@@ -3,7 +3,7 @@
 //! first column is the document's JSON text ([`Dialect::doc`]).
 
 use crate::{Dialect, Param, Sql};
-use crm_core::commerce::{day_number, CommerceKey, CommerceRecord, MAX_RATE_AGE_DAYS};
+use crm_core::commerce::{day_number, CommerceKey, CommerceRecord, PortalKey, MAX_RATE_AGE_DAYS};
 use crm_core::id::TenantId;
 use crm_core::store::{Key, Record};
 use crm_core::{Error, Result, StorageErrorKind};
@@ -47,6 +47,8 @@ pub enum Doc {
     Contract,
     /// An attachment's metadata.
     Attachment,
+    /// A portal representative.
+    Representative,
 }
 
 impl Doc {
@@ -70,6 +72,7 @@ impl Doc {
             Self::Meeting => "meeting",
             Self::Contract => "contract",
             Self::Attachment => "attachment",
+            Self::Representative => "representative",
         }
     }
 
@@ -119,6 +122,9 @@ impl Doc {
             Self::Meeting => CommerceRecord::Meeting(self.parse(doc)?),
             Self::Contract => CommerceRecord::Contract(self.parse(doc)?),
             Self::Attachment => CommerceRecord::Attachment(self.parse(doc)?),
+            Self::Representative => CommerceRecord::Representative(self.parse(doc)?),
+            // A request read for a partner's portal (`PortalKey::Request`).
+            Self::Request => CommerceRecord::Request(self.parse(doc)?),
             _ => return Err(self.misplaced()),
         })
     }
@@ -350,6 +356,93 @@ pub fn commerce_key(dialect: Dialect, tenant: TenantId, key: &CommerceKey) -> Re
             one("attachments", "id", (*id.as_uuid()).into()),
             Doc::Attachment,
         ),
+        CommerceKey::Representative(id) => (
+            one("representatives", "id", (*id.as_uuid()).into()),
+            Doc::Representative,
+        ),
+        CommerceKey::RepresentativeByToken(digest) => (
+            one("representatives", "token_digest", digest.as_str().into()),
+            Doc::Representative,
+        ),
+        CommerceKey::OfPartner { partner, key } => {
+            let p = sql.bind(*partner.as_uuid());
+            // Every portal read starts from these two predicates: the tenant and the partner.
+            let scoped = |table: &str, rest: &str| {
+                format!(
+                    "SELECT {} FROM {table} WHERE tenant = {t} AND partner = {p}{rest}",
+                    dialect.doc()
+                )
+            };
+            match key {
+                PortalKey::Document(id) => {
+                    let i = sql.bind(*id.as_uuid());
+                    (
+                        scoped("documents", &format!(" AND id = {i}")),
+                        Doc::Document,
+                    )
+                }
+                PortalKey::Documents { after, limit } => {
+                    let page = match after {
+                        Some((day, id)) => {
+                            let d = sql.bind(Param::Day(day_number(*day)));
+                            let i = sql.bind(*id.as_uuid());
+                            format!(" AND (issue_day < {d} OR (issue_day = {d} AND id < {i}))")
+                        }
+                        None => String::new(),
+                    };
+                    let n = sql.bind(i64::from(*limit));
+                    (
+                        scoped(
+                            "documents",
+                            &format!("{page} ORDER BY issue_day DESC, id DESC LIMIT {n}"),
+                        ),
+                        Doc::Document,
+                    )
+                }
+                PortalKey::Request(id) => {
+                    let i = sql.bind(*id.as_uuid());
+                    (scoped("requests", &format!(" AND id = {i}")), Doc::Request)
+                }
+                PortalKey::Quotation(id) => {
+                    let i = sql.bind(*id.as_uuid());
+                    (
+                        scoped("quotations", &format!(" AND id = {i}")),
+                        Doc::Quotation,
+                    )
+                }
+                PortalKey::Quotations => (
+                    scoped(
+                        "quotations",
+                        " ORDER BY year DESC, sequence DESC, revision DESC",
+                    ),
+                    Doc::Quotation,
+                ),
+                PortalKey::Contract(id) => {
+                    let i = sql.bind(*id.as_uuid());
+                    (
+                        scoped("contracts", &format!(" AND id = {i}")),
+                        Doc::Contract,
+                    )
+                }
+                PortalKey::Contracts => (
+                    scoped(
+                        "contracts",
+                        &format!(" ORDER BY starts_on, {}", dialect.text("number")),
+                    ),
+                    Doc::Contract,
+                ),
+                PortalKey::Representatives => (
+                    scoped("representatives", " ORDER BY id"),
+                    Doc::Representative,
+                ),
+                other => {
+                    return Err(Error::invalid(
+                        "key",
+                        format!("no statement for the portal key {other:?}"),
+                    ))
+                }
+            }
+        }
         CommerceKey::AttachmentsOf(target) => {
             let k = sql.bind(Param::I16(target.kind_code()));
             let i = sql.bind(*target.uuid());

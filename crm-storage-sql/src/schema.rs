@@ -7,6 +7,7 @@
 use crate::commerce::{
     ALLOCATIONS, ATTACHMENTS, CAMPAIGNS, CAMPAIGN_COSTS, CAMPAIGN_TARGETS, CATEGORIES, CONTRACTS,
     DOCUMENTS, DOCUMENT_LINES, MEETINGS, MEETING_PEOPLE, PRODUCTS, QUOTATIONS, RATES,
+    REPRESENTATIVES,
 };
 use crate::{Dialect, Kind, Table};
 
@@ -660,6 +661,29 @@ pub fn attachments(dialect: Dialect) -> String {
             ],
         ),
         "CREATE INDEX attachments_of ON attachments (tenant, target_kind, target, at_us, id);\n"
+            .to_string(),
+    ]
+    .join("\n")
+}
+
+/// The portal migration (SQLite's 9, PostgreSQL's 8): the partners' representatives (a pending invitation's token
+/// digest unique per tenant, so a login finds one or none), and the index a partner's documents are listed by,
+/// newest first, in the portal.
+pub fn portal(dialect: Dialect) -> String {
+    [
+        table(
+            dialect,
+            &REPRESENTATIVES,
+            &["token_digest"],
+            &[
+                "PRIMARY KEY (tenant, id)",
+                "FOREIGN KEY (tenant, partner) REFERENCES partners (tenant, id)",
+            ],
+        ),
+        "CREATE UNIQUE INDEX representatives_token ON representatives (tenant, token_digest) \
+         WHERE token_digest IS NOT NULL;\n\
+         CREATE INDEX representatives_partner ON representatives (tenant, partner, id);\n\
+         CREATE INDEX documents_partner_recent ON documents (tenant, partner, issue_day DESC, id DESC);\n"
             .to_string(),
     ]
     .join("\n")

@@ -46,9 +46,9 @@ pub struct SqliteStore {
     threads: Arc<Threads>,
 }
 
-/// Migrations 1 (leads), 2 (commerce), 3 (outbox), 6 (sales), 7 (attachments) and 8 (sales timers), generated
-/// from `crm_storage_sql::schema` as PostgreSQL's are.
-static GENERATED: std::sync::LazyLock<[String; 6]> = std::sync::LazyLock::new(|| {
+/// Migrations 1 (leads), 2 (commerce), 3 (outbox), 6 (sales), 7 (attachments), 8 (sales timers) and 9 (portal),
+/// generated from `crm_storage_sql::schema` as PostgreSQL's are.
+static GENERATED: std::sync::LazyLock<[String; 7]> = std::sync::LazyLock::new(|| {
     [
         crm_storage_sql::schema::init(Dialect::Sqlite),
         crm_storage_sql::schema::commerce(Dialect::Sqlite),
@@ -56,11 +56,12 @@ static GENERATED: std::sync::LazyLock<[String; 6]> = std::sync::LazyLock::new(||
         crm_storage_sql::schema::sales(Dialect::Sqlite),
         crm_storage_sql::schema::attachments(Dialect::Sqlite),
         crm_storage_sql::schema::sales_timers(Dialect::Sqlite),
+        crm_storage_sql::schema::portal(Dialect::Sqlite),
     ]
 });
 
 /// How many migrations there are.
-const MIGRATIONS: usize = 8;
+const MIGRATIONS: usize = 9;
 
 /// The migrations' statements, in order.
 fn migration_sql() -> [&'static str; MIGRATIONS] {
@@ -73,6 +74,7 @@ fn migration_sql() -> [&'static str; MIGRATIONS] {
         &GENERATED[3],
         &GENERATED[4],
         &GENERATED[5],
+        &GENERATED[6],
     ]
 }
 

@@ -42,7 +42,9 @@ pub use report::{
     ProfitReport, ProfitRow, ProfitSums, Progress, Rank, RankOrder, SumsQuery,
 };
 pub use segment::{BoughtMode, Cmp, Criteria, Item, LastSale, Needs, MAX_DEPTH, MAX_NODES};
-pub use store::{CommerceKey, CommerceRecord, CommerceStore, CommerceStoreExt, SegmentMember};
+pub use store::{
+    CommerceKey, CommerceRecord, CommerceStore, CommerceStoreExt, PortalKey, SegmentMember,
+};
 
 use crate::id::TenantId;
 use serde::{Deserialize, Serialize};
@@ -128,6 +130,15 @@ pub enum CommerceWrite {
         /// The stored version.
         expected_version: u64,
     },
+    /// Insert a portal representative (its pending token's digest is unique per tenant).
+    InsertRepresentative(crate::portal::Representative),
+    /// Replace a representative whose stored version is `expected_version`.
+    UpdateRepresentative {
+        /// The new state.
+        representative: crate::portal::Representative,
+        /// The stored version.
+        expected_version: u64,
+    },
     /// Insert a meeting.
     InsertMeeting(crate::sales::Meeting),
     /// Replace a meeting whose stored version is `expected_version`.
@@ -156,6 +167,10 @@ impl CommerceWrite {
             Self::InsertMeeting(m) | Self::UpdateMeeting { meeting: m, .. } => m.tenant(),
             Self::InsertContract(c) | Self::UpdateContract { contract: c, .. } => c.tenant(),
             Self::InsertAttachment(a) | Self::UpdateAttachment { attachment: a, .. } => a.tenant(),
+            Self::InsertRepresentative(r)
+            | Self::UpdateRepresentative {
+                representative: r, ..
+            } => r.tenant(),
         }
     }
 
@@ -172,6 +187,7 @@ impl CommerceWrite {
                 | Self::UpdateMeeting { .. }
                 | Self::UpdateContract { .. }
                 | Self::UpdateAttachment { .. }
+                | Self::UpdateRepresentative { .. }
         )
     }
 }

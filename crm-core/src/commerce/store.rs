@@ -34,7 +34,7 @@ use super::segment::Criteria;
 use crate::error::Result;
 use crate::id::{
     AttachmentId, CampaignId, CategoryId, ContractId, DocumentId, LeadId, MeetingId, PartnerId,
-    ProductId, QuotationId, RequestId, TenantId, UserId,
+    ProductId, QuotationId, RepresentativeId, RequestId, TenantId, UserId,
 };
 use crate::money::Currency;
 use crate::page::{Page, PageRequest};
@@ -155,6 +155,18 @@ pub enum CommerceKey {
         /// The start the window ends before (excluded).
         before: crate::time::Timestamp,
     },
+    /// A portal representative by id.
+    Representative(RepresentativeId),
+    /// The representative whose pending invitation token has this SHA-256 (hex; see
+    /// [`crate::portal::InvitationToken::digest`]).
+    RepresentativeByToken(String),
+    /// A read scoped to one partner (the self-service portal's reads).
+    OfPartner {
+        /// The partner.
+        partner: PartnerId,
+        /// What of its records.
+        key: PortalKey,
+    },
     /// The documents whose renewal date ([`Document::renews_on`]) falls in `[from, to]` (both included), by
     /// renewal date, then kind and number: the `contract_renewal_due` timer's candidates.
     DocumentsRenewing {
@@ -163,6 +175,36 @@ pub enum CommerceKey {
         /// The latest renewal date.
         to: NaiveDate,
     },
+}
+
+/// A read of one partner's records for the self-service portal, inside [`CommerceKey::OfPartner`]: every statement
+/// an adapter builds for it filters on the tenant **and** the partner, so an id of another partner matches nothing,
+/// exactly like an id of another tenant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum PortalKey {
+    /// A document of the partner.
+    Document(DocumentId),
+    /// The partner's documents, newest first (issue day, then id, both descending), after the cursor (the issue day
+    /// and id of the last one of the previous page), at most `limit`.
+    Documents {
+        /// Where the previous page ended.
+        after: Option<(NaiveDate, DocumentId)>,
+        /// The page size.
+        limit: u32,
+    },
+    /// A request about the partner.
+    Request(RequestId),
+    /// A quotation revision made for the partner.
+    Quotation(QuotationId),
+    /// Every quotation revision made for the partner, newest number first.
+    Quotations,
+    /// A contract of the partner.
+    Contract(ContractId),
+    /// The partner's contracts, by start, then number.
+    Contracts,
+    /// The partner's representatives, oldest first.
+    Representatives,
 }
 
 /// One record [`CommerceStore::fetch_commerce`] returns.
@@ -191,6 +233,10 @@ pub enum CommerceRecord {
     Contract(Contract),
     /// An attachment's metadata.
     Attachment(Attachment),
+    /// A request (read for a partner's portal).
+    Request(crate::request::Request),
+    /// A portal representative.
+    Representative(crate::portal::Representative),
 }
 
 storage_trait! {
@@ -287,6 +333,12 @@ typed_reads! {
         /// A user's meetings starting in `[from, before)`, by start.
         fn agenda(user: UserId, from: crate::time::Timestamp, before: crate::time::Timestamp) -> Vec<Meeting> =
             CommerceKey::Agenda { user, from, before };
+        /// A representative; [`crate::Error::NotFound`] when the tenant has none with this id.
+        fn representative(id: RepresentativeId) -> crate::portal::Representative =
+            CommerceKey::Representative(id), "representative" for id;
+        /// The representative whose pending invitation token has this digest.
+        fn representative_by_token(digest: &str) -> Option<crate::portal::Representative> =
+            CommerceKey::RepresentativeByToken(digest.to_string());
         /// The documents renewing in `[from, to]`, by renewal date, then kind and number.
         fn documents_renewing(from: NaiveDate, to: NaiveDate) -> Vec<Document> =
             CommerceKey::DocumentsRenewing { from, to };
@@ -305,4 +357,6 @@ pick!(CommerceRecord {
     Meeting => Meeting,
     Contract => Contract,
     Attachment => Attachment,
+    Request => crate::request::Request,
+    Representative => crate::portal::Representative,
 });

@@ -5,6 +5,7 @@
 //! yields the adapter as both a [`Store`] and a [`CommerceStore`].
 
 pub use super::attachments::check_attachments;
+pub use super::portal::check_portal_reads_and_requests;
 pub use super::sales::{
     check_commerce_contracts, check_commerce_quotations, meeting_for, quotation_for,
 };

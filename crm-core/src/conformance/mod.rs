@@ -36,18 +36,36 @@ mod differential;
 pub mod model;
 pub mod no_panic;
 pub mod outbox;
+pub mod portal;
 pub mod sales;
 pub mod scenario;
 pub mod tenancy;
 
 pub use checks::*;
 pub use differential::{run_differential, same_error, BlockOn, Differential, DEFAULT_CASES};
+pub use portal::check_portal_representatives;
 pub use sales::{
     check_contact_log, check_meetings, check_meetings_starting, check_quotation_expiry,
     check_quotation_mail,
 };
 pub use scenario::check_scenarios;
 pub use tenancy::check_every_read_is_tenant_scoped;
+
+/// Runs one property-test case's future on `block_on`, turning a panic inside it (a failed assertion of a check)
+/// into the case's failure, so proptest can shrink it.
+pub(crate) fn block_on_case<'a>(
+    block_on: &BlockOn<'a>,
+    case: std::pin::Pin<Box<dyn std::future::Future<Output = ()> + 'a>>,
+) -> Result<(), proptest::test_runner::TestCaseError> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| block_on(case))).map_err(|p| {
+        proptest::test_runner::TestCaseError::fail(
+            p.downcast_ref::<String>()
+                .cloned()
+                .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_else(|| "panic".into()),
+        )
+    })
+}
 
 /// A backend's parts as the checks take them: the store, the commerce store and the outbox store.
 pub trait BackendParts {
@@ -122,7 +140,8 @@ macro_rules! backend_conformance_tests {
                 check_commerce_isolation,
                 check_commerce_quotations,
                 check_commerce_contracts,
-                check_attachments
+                check_attachments,
+                check_portal_reads_and_requests
             ]
             outbox [
                 check_outbox_enqueue_is_atomic_with_the_change,
@@ -141,6 +160,7 @@ macro_rules! backend_conformance_tests {
                 check_contact_log,
                 check_quotation_expiry,
                 check_meetings_starting,
+                check_portal_representatives,
                 check_scenarios
             ]
         }
@@ -176,6 +196,8 @@ macro_rules! backend_conformance_tests {
             => |b, block, cases| $crate::conformance::commerce::run_commerce_properties(b.clone(), b, block, cases));
         $crate::backend_conformance_tests!(@property $factory; no_panic_property_test($crate::conformance::no_panic::NO_PANIC_CASES)
             => |b, block, cases| $crate::conformance::no_panic::run_no_panic(b, block, cases));
+        $crate::backend_conformance_tests!(@property $factory; portal_scope_property_test($crate::conformance::portal::PORTAL_CASES)
+            => |b, block, cases| $crate::conformance::portal::run_portal_scope(b.clone(), b, block, cases));
         $crate::backend_conformance_tests!(@property $factory; outbox_model_property_test($crate::conformance::outbox::OUTBOX_CASES)
             => |b, block, cases| $crate::conformance::outbox::run_outbox_model(b.clone(), b, block, cases));
     };

@@ -691,20 +691,10 @@ pub fn run_outbox_model(
     });
     let result = runner.run(&outbox_ops(), |ops| {
         let (store, outbox) = (store.clone(), outbox.clone());
-        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            block_on(Box::pin(async move {
-                run_outbox_model_case(&store, &outbox, &ops).await
-            }))
-        }));
-        match outcome {
-            Ok(()) => Ok(()),
-            Err(p) => Err(TestCaseError::fail(
-                p.downcast_ref::<String>()
-                    .cloned()
-                    .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
-                    .unwrap_or_else(|| "panic".into()),
-            )),
-        }
+        super::block_on_case(
+            block_on,
+            Box::pin(async move { run_outbox_model_case(&store, &outbox, &ops).await }),
+        )
     });
     if let Err(e) = result {
         panic!("the outbox differs from the model: {e}");

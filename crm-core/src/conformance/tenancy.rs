@@ -9,7 +9,7 @@ use super::commerce::Shop;
 use super::outbox::message;
 use crate::commerce::{
     Channel, CommerceKey, CommerceStore, Criteria, DocumentKind, GroupBy, NewCampaign, NewDocument,
-    Period, SumsQuery,
+    Period, PortalKey, SumsQuery,
 };
 use crate::event::CommentTarget;
 use crate::id::TenantId;
@@ -74,6 +74,14 @@ fn commerce_keys(keys: &[CommerceKey]) -> Vec<CommerceKey> {
         | CommerceKey::MeetingsOfLead(_)
         | CommerceKey::MeetingsStarting { .. }
         | CommerceKey::Agenda { .. } => {}
+        // The portal's: its representatives, and its reads (one record by id, or a list of the partner's).
+        CommerceKey::Representative(_) | CommerceKey::RepresentativeByToken(_) => {}
+        CommerceKey::OfPartner { key, .. } => match key {
+            PortalKey::Document(_) | PortalKey::Request(_) => {}
+            PortalKey::Quotation(_) | PortalKey::Contract(_) => {}
+            PortalKey::Documents { .. } | PortalKey::Quotations => {}
+            PortalKey::Contracts | PortalKey::Representatives => {}
+        },
     })
 }
 
@@ -120,7 +128,7 @@ pub async fn check_every_read_is_tenant_scoped(backend: &Arc<dyn Backend>) {
 
     // A: a customer with a contact, a lead, a request with a comment, an invoice, rates, a campaign with a cost,
     // an outbox message and an inbox item.
-    let customer = a.customer("Mine SRL").await;
+    let customer = super::portal::customer_with_contact(&a, "Mine SRL").await;
     let lead =
         a.w.crm
             .enter_lead(&a.w.ctx, NewLead::for_partner(customer.id, "Deal"))
@@ -214,6 +222,16 @@ pub async fn check_every_read_is_tenant_scoped(backend: &Arc<dyn Backend>) {
         )
         .await
         .expect("attachment");
+    let portal = crate::service::PortalService::new(a.cs.clone());
+    let invited = portal
+        .invite(
+            &a.w.ctx,
+            customer.id,
+            customer.contacts[0].id,
+            crate::portal::Rights::all(),
+        )
+        .await
+        .expect("representative");
     let m = message(ta, "tenancy", a.w.clock.now(), Some(a.w.agent));
     let mut cs = ChangeSet::new();
     cs.push(Write::EnqueueOutbox(m.clone()));
@@ -312,7 +330,53 @@ pub async fn check_every_read_is_tenant_scoped(backend: &Arc<dyn Backend>) {
             from: meeting.starts_at(),
             before: meeting.ends_at(),
         },
+        CommerceKey::Representative(invited.representative.id()),
+        CommerceKey::RepresentativeByToken(invited.token.digest()),
     ]);
+    // The portal's reads: each finds A's record for A's partner, and nothing for another partner of A.
+    let other = a.customer("Other SRL").await;
+    let of_customer = |key| CommerceKey::OfPartner {
+        partner: customer.id,
+        key,
+    };
+    let portal_keys = commerce_keys(&[
+        of_customer(PortalKey::Document(invoice.id)),
+        of_customer(PortalKey::Documents {
+            after: None,
+            limit: 10,
+        }),
+        of_customer(PortalKey::Request(request.id)),
+        of_customer(PortalKey::Quotation(quotation.id())),
+        of_customer(PortalKey::Quotations),
+        of_customer(PortalKey::Contract(contract.id())),
+        of_customer(PortalKey::Contracts),
+        of_customer(PortalKey::Representatives),
+    ]);
+    for own in portal_keys {
+        let CommerceKey::OfPartner { key, .. } = own.clone() else {
+            unreachable!("portal keys only")
+        };
+        assert!(
+            !commerce
+                .fetch_commerce(ta, &own)
+                .await
+                .expect("A reads its own")
+                .is_empty(),
+            "{own:?}: the fixture holds a record"
+        );
+        let neighbour = CommerceKey::OfPartner {
+            partner: other.id,
+            key,
+        };
+        nothing_or_not_found(
+            &format!("fetch_commerce {neighbour:?}"),
+            commerce.fetch_commerce(ta, &neighbour).await,
+        );
+        nothing_or_not_found(
+            &format!("fetch_commerce {own:?}"),
+            commerce.fetch_commerce(tb, &own).await,
+        );
+    }
     for k in &ckeys {
         nothing_or_not_found(
             &format!("fetch_commerce {k:?}"),

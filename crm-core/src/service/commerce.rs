@@ -179,7 +179,7 @@ impl CommerceService {
         &self.store
     }
 
-    fn today(&self) -> NaiveDate {
+    pub(crate) fn today(&self) -> NaiveDate {
         self.crm.clock().now().date_naive()
     }
 

@@ -7,9 +7,14 @@
 
 mod commerce;
 mod contact;
+mod portal;
 mod rules;
 
 pub use commerce::{CommerceService, DocumentOutcome, OutcomeResult};
+pub use portal::{
+    Invited, PortalRequest, PortalRequestKind, PortalService, Statement, INVITATION_TEMPLATE,
+    MAX_PAGE, MAX_REQUEST_BODY,
+};
 pub use rules::{decision_writes, RulesHook};
 
 use crate::actor::Context;

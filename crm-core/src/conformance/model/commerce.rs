@@ -8,12 +8,14 @@ use crate::commerce::reference::{self, CampaignFacts, Facts};
 use crate::commerce::{
     Balance, Campaign, CampaignCost, CampaignSums, CampaignTarget, Category, CommerceKey,
     CommerceRecord, CommerceStore, CommerceWrite, Criteria, Document, ExchangeRate, OpenItem,
-    Period, Product, ProfitSums, Progress, SegmentMember, SumsQuery, MAX_RATE_AGE_DAYS,
+    Period, PortalKey, Product, ProfitSums, Progress, SegmentMember, SumsQuery, MAX_RATE_AGE_DAYS,
 };
 use crate::error::{Error, Result};
 use crate::id::{CampaignId, PartnerId, TenantId};
 use crate::money::Currency;
 use crate::partner::Partner;
+use crate::portal::Representative;
+use crate::request::Request;
 use crate::sales::{Attachment, Contract, Meeting, Quotation};
 use crate::store::{Page, PageRequest};
 use async_trait::async_trait;
@@ -33,6 +35,7 @@ pub(super) struct CommerceData {
     meetings: Vec<Meeting>,
     contracts: Vec<Contract>,
     attachments: Vec<Attachment>,
+    representatives: Vec<Representative>,
 }
 
 /// Appends `row` unless a row with the same unique key (`clash`) exists.
@@ -240,6 +243,42 @@ pub(super) fn apply_commerce(d: &mut CommerceData, w: &CommerceWrite) -> Result<
             |x| x.version,
             ("attachment", a.id.to_string()),
         ),
+        CommerceWrite::InsertRepresentative(r) => insert(
+            &mut d.representatives,
+            r,
+            |x| {
+                x.tenant == r.tenant
+                    && (x.id == r.id
+                        || (r.token_digest.is_some() && x.token_digest == r.token_digest))
+            },
+            "representative",
+            r.id.to_string(),
+        ),
+        CommerceWrite::UpdateRepresentative {
+            representative: r,
+            expected_version,
+        } => {
+            let clash = d.representatives.iter().any(|x| {
+                x.tenant == r.tenant
+                    && x.id != r.id
+                    && r.token_digest.is_some()
+                    && x.token_digest == r.token_digest
+            });
+            if clash {
+                return Err(Error::AlreadyExists {
+                    entity: "representative",
+                    key: r.id.to_string(),
+                });
+            }
+            replace(
+                &mut d.representatives,
+                r,
+                *expected_version,
+                |x| x.tenant == r.tenant && x.id == r.id,
+                |x| x.version,
+                ("representative", r.id.to_string()),
+            )
+        }
         CommerceWrite::InsertMeeting(m) => insert(
             &mut d.meetings,
             m,
@@ -258,6 +297,83 @@ pub(super) fn apply_commerce(d: &mut CommerceData, w: &CommerceWrite) -> Result<
             |x| x.version,
             ("meeting", m.id.to_string()),
         ),
+    }
+}
+
+/// A portal read: the records of `tenant` **and** `partner` the key names, in its order.
+fn of_partner(
+    d: &CommerceData,
+    requests: &[Request],
+    tenant: TenantId,
+    partner: PartnerId,
+    key: &PortalKey,
+) -> Vec<CommerceRecord> {
+    let docs = |keep: &dyn Fn(&Document) -> bool| {
+        let mut v = of(
+            &d.documents,
+            tenant,
+            |x| x.tenant,
+            |x| x.partner == partner && keep(x),
+        );
+        v.sort_by_key(|x| std::cmp::Reverse((x.issue_date, x.id)));
+        v
+    };
+    let quotations = |keep: &dyn Fn(&Quotation) -> bool| {
+        let mut v = of(
+            &d.quotations,
+            tenant,
+            |x| x.tenant,
+            |x| x.partner == partner && keep(x),
+        );
+        v.sort_by_key(|x| std::cmp::Reverse(x.number));
+        v.into_iter().map(CommerceRecord::Quotation).collect()
+    };
+    let contracts = |keep: &dyn Fn(&Contract) -> bool| {
+        let mut v = of(
+            &d.contracts,
+            tenant,
+            |x| x.tenant,
+            |x| x.partner == partner && keep(x),
+        );
+        v.sort_by(|a, b| (a.term.starts_on, &a.number).cmp(&(b.term.starts_on, &b.number)));
+        v.into_iter().map(CommerceRecord::Contract).collect()
+    };
+    match key {
+        PortalKey::Document(id) => docs(&|x| x.id == *id)
+            .into_iter()
+            .map(CommerceRecord::Document)
+            .collect(),
+        PortalKey::Documents { after, limit } => docs(&|x| match after {
+            Some(cursor) => (x.issue_date, x.id) < *cursor,
+            None => true,
+        })
+        .into_iter()
+        .take(*limit as usize)
+        .map(CommerceRecord::Document)
+        .collect(),
+        PortalKey::Request(id) => of(
+            requests,
+            tenant,
+            |x| x.tenant,
+            |x| x.id == *id && x.partner == Some(partner),
+        )
+        .into_iter()
+        .map(CommerceRecord::Request)
+        .collect(),
+        PortalKey::Quotation(id) => quotations(&|x| x.id == *id),
+        PortalKey::Quotations => quotations(&|_| true),
+        PortalKey::Contract(id) => contracts(&|x| x.id == *id),
+        PortalKey::Contracts => contracts(&|_| true),
+        PortalKey::Representatives => {
+            let mut v = of(
+                &d.representatives,
+                tenant,
+                |x| x.tenant,
+                |x| x.partner == partner,
+            );
+            v.sort_by_key(|x| x.id);
+            v.into_iter().map(CommerceRecord::Representative).collect()
+        }
     }
 }
 
@@ -337,7 +453,18 @@ fn fetch(d: &CommerceData, tenant: TenantId, key: &CommerceKey) -> Vec<CommerceR
             .map(CommerceRecord::Attachment)
             .collect::<Vec<_>>()
     };
+    let representatives = |keep: &dyn Fn(&Representative) -> bool| {
+        of(&d.representatives, tenant, |x| x.tenant, keep)
+            .into_iter()
+            .map(CommerceRecord::Representative)
+            .collect::<Vec<_>>()
+    };
     match key {
+        CommerceKey::Representative(id) => representatives(&|x| x.id == *id),
+        CommerceKey::RepresentativeByToken(digest) => {
+            representatives(&|x| x.token_digest.as_deref() == Some(digest.as_str()))
+        }
+        CommerceKey::OfPartner { partner, key } => of_partner(d, &[], tenant, *partner, key),
         CommerceKey::Attachment(id) => attachments(&|x| x.id == *id),
         CommerceKey::AttachmentsOf(target) => attachments(&|x| x.target == *target),
         CommerceKey::Contract(id) => contracts(&|x| x.id == *id, false),
@@ -443,7 +570,14 @@ impl CommerceStore for MemStore {
         tenant: TenantId,
         key: &CommerceKey,
     ) -> Result<Vec<CommerceRecord>> {
-        Ok(fetch(&self.data().commerce, tenant, key))
+        let d = self.data();
+        Ok(match key {
+            // The portal's reads of requests need the lead side's requests.
+            CommerceKey::OfPartner { partner, key } => {
+                of_partner(&d.commerce, &d.requests, tenant, *partner, key)
+            }
+            _ => fetch(&d.commerce, tenant, key),
+        })
     }
 
     async fn campaign_targets(

@@ -68,6 +68,7 @@ pub const ERROR_KINDS: &[&str] = &[
     "already_exists",
     "conflict",
     "missing_rate",
+    "forbidden",
     "storage",
     "not_open",
     "already_open",

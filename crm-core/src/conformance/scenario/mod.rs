@@ -205,6 +205,7 @@ pub fn error_kind(e: &Error) -> &'static str {
         Error::AlreadyExists { .. } => "already_exists",
         Error::Conflict { .. } => "conflict",
         Error::MissingRate { .. } => "missing_rate",
+        Error::Forbidden { .. } => "forbidden",
         Error::Transition(t) => t.code(),
         Error::Storage { .. } => "storage",
     }

@@ -1,0 +1,759 @@
+//! The self-service portal's service: the staff side (invite, reinvite, revoke, change rights) and the
+//! representative's side (log in with the invitation, the statement of account, documents, requests, quotations,
+//! asking for a new contract).
+//!
+//! Scope is enforced in two places. Every representative-side method first reads the representative again
+//! ([`PortalService::principal`]'s check: it exists in the principal's tenant, belongs to its partner, is active and
+//! holds the right), so a revoked representative's next call fails and a right taken away is gone at once. Every
+//! read then goes through [`CommerceKey::OfPartner`] (or a partner-filtered report), whose statement carries the
+//! tenant **and** the partner: an id of another partner reads as not found.
+
+use super::CommerceService;
+use crate::actor::Context;
+use crate::commerce::{
+    Balance, CommerceKey, CommerceRecord, CommerceStoreExt, CommerceWrite, Document, OpenItem,
+    PortalKey,
+};
+use crate::comms::{Channel, OutboxMessage, Payload, ResolvedRecipient};
+use crate::error::{Error, Result};
+use crate::event::{DomainEvent, EventKind, Subject};
+use crate::id::{ContactId, ContractId, DocumentId, PartnerId, QuotationId, RepresentativeId};
+use crate::id::{RequestId, TenantId, UserId};
+use crate::lead::{Lead, LeadSource, NewLead};
+use crate::page::{Page, PageRequest};
+use crate::portal::{
+    InvitationToken, Principal, Representative, RepresentativeCommand, Right, Rights,
+};
+use crate::request::{NewRequest, Request};
+use crate::sales::{Contract, Quotation};
+use crate::store::{ChangeSet, RequestQuery, StoreExt, Write};
+use crate::typed_reads::Pick;
+use chrono::NaiveDate;
+use serde::{Deserialize, Serialize};
+
+/// The template of the invitation e-mail (vars: `name`, `partner`, `token`, `login_url` when a base is set,
+/// `expires_at`).
+pub const INVITATION_TEMPLATE: &str = "portal_invitation";
+
+/// The longest body of a request opened in the portal, in bytes.
+pub const MAX_REQUEST_BODY: usize = 20_000;
+
+/// The most documents one page lists.
+pub const MAX_PAGE: u32 = 100;
+
+/// An invitation made: the representative, and the token (also sent by e-mail through the outbox; hand it to no one
+/// else).
+#[derive(Debug, Clone)]
+pub struct Invited {
+    /// The representative, invited.
+    pub representative: Representative,
+    /// The single-use token.
+    pub token: InvitationToken,
+}
+
+/// A partner's statement of account on a day.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Statement {
+    /// The day it is as of.
+    pub as_of: NaiveDate,
+    /// Per currency: receivable, payable, overdue.
+    pub balances: Vec<Balance>,
+    /// The open items at their residual, with due dates and days overdue.
+    pub open_items: Vec<OpenItem>,
+}
+
+/// What a representative asks in the portal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum PortalRequestKind {
+    /// A question.
+    Question,
+    /// A complaint.
+    Complaint,
+    /// A request for information.
+    Information,
+}
+
+impl PortalRequestKind {
+    /// The request kind the CRM records (`portal_question`, …).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Question => "portal_question",
+            Self::Complaint => "portal_complaint",
+            Self::Information => "portal_information",
+        }
+    }
+}
+
+/// A request opened in the portal.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PortalRequest {
+    /// What it is.
+    pub kind: PortalRequestKind,
+    /// A title (required, one line).
+    pub title: String,
+    /// The text (at most [`MAX_REQUEST_BODY`] bytes).
+    pub body: String,
+}
+
+/// The self-service service. Made by [`PortalService::new`] over a [`CommerceService`] (the `crm` facade hands one
+/// out as `crm.portal()`).
+#[derive(Debug, Clone)]
+pub struct PortalService {
+    commerce: CommerceService,
+    login_base: Option<String>,
+    fallback_assignee: Option<UserId>,
+}
+
+impl PortalService {
+    /// The portal over `commerce`.
+    pub fn new(commerce: CommerceService) -> Self {
+        Self {
+            commerce,
+            login_base: None,
+            fallback_assignee: None,
+        }
+    }
+
+    /// The URL the invitation e-mail's link starts with; the token is appended (`https://portal.example/login/`).
+    pub fn with_login_base(mut self, base: impl Into<String>) -> Self {
+        self.login_base = Some(base.into());
+        self
+    }
+
+    /// Who answers requests from partners without an account owner.
+    pub fn with_fallback_assignee(mut self, user: UserId) -> Self {
+        self.fallback_assignee = Some(user);
+        self
+    }
+
+    // ------------------------------------------------------------------ the staff side
+
+    /// Invites `contact` of `partner` to the portal with `rights`: an invited representative, a
+    /// `representative_invited` event on the partner's timeline, and the invitation e-mail (template
+    /// [`INVITATION_TEMPLATE`]) in the outbox, all in one change. The token is returned once.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use crm_core::conformance::model::prelude::*;
+    /// # futures::executor::block_on(async {
+    /// # let (commerce, ctx) = crm_core::conformance::model::example_sales().await?;
+    /// use crm_core::partner::{NewContact, NewPartner};
+    /// use crm_core::portal::{Right, Rights};
+    /// use crm_core::service::PortalService;
+    /// let mut new = NewPartner::company("Acme SRL");
+    /// new.contacts.push(NewContact { name: "Maria Pop".into(), email: Some("maria@acme.example".into()), ..Default::default() });
+    /// let acme = commerce.crm().create_partner(&ctx, new).await?.record;
+    /// let portal = PortalService::new(commerce);
+    /// let invited = portal.invite(&ctx, acme.id(), acme.contacts()[0].id, Rights::none().with(Right::Statement)).await?;
+    /// let me = portal.accept(ctx.tenant, invited.token.as_str()).await?;
+    /// assert_eq!(me.partner(), acme.id());
+    /// # Ok::<(), Error>(()) }).unwrap();
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotFound`] when the tenant has no such partner, or the partner no such contact;
+    /// [`Error::Invalid`] on `rights` when empty, on `contact.email` when the contact has no address;
+    /// [`Error::AlreadyExists`] when the contact is a representative already (reinvite it instead);
+    /// [`Error::Storage`] when the store cannot be read or written.
+    pub async fn invite(
+        &self,
+        ctx: &Context,
+        partner: PartnerId,
+        contact: ContactId,
+        rights: Rights,
+    ) -> Result<Invited> {
+        let crm = self.commerce.crm();
+        let p = crm.store().partner(ctx.tenant, partner).await?;
+        let c = p
+            .contacts()
+            .iter()
+            .find(|c| c.id == contact)
+            .ok_or_else(|| Error::not_found("contact", contact))?;
+        let existing = self.representatives(ctx.tenant, partner).await?;
+        if existing.iter().any(|r| r.contact() == contact) {
+            return Err(Error::AlreadyExists {
+                entity: "representative",
+                key: contact.to_string(),
+            });
+        }
+        let token = InvitationToken::generate()?;
+        let now = crm.clock().now();
+        let r = Representative::invite(ctx.tenant, partner, c, rights, &token, now)?;
+        let event = EventKind::RepresentativeInvited {
+            representative: r.id(),
+            name: r.name().to_string(),
+            rights: r.rights().to_string(),
+        };
+        let mail = self.invitation(ctx, &r, p.name(), &token, now);
+        let cs = ChangeSet::from_iter([
+            Write::from(CommerceWrite::InsertRepresentative(r.clone())),
+            Write::AppendEvent(DomainEvent::new(ctx, now, partner_subject(partner), event)),
+            Write::EnqueueOutbox(mail),
+        ]);
+        crm.commit(ctx, cs).await?;
+        Ok(Invited {
+            representative: r,
+            token,
+        })
+    }
+
+    /// Invites a revoked representative, or one whose invitation expired, again: a new token (the old one stops
+    /// working) and a new e-mail.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotFound`] when the tenant has no such representative; [`Error::Conflict`] when `expected_version`
+    /// is stale; [`Error::Invalid`] on `status` when it is active; [`Error::Storage`] as for
+    /// [`PortalService::invite`].
+    pub async fn reinvite(
+        &self,
+        ctx: &Context,
+        id: RepresentativeId,
+        expected_version: u64,
+    ) -> Result<Invited> {
+        let token = InvitationToken::generate()?;
+        let crm = self.commerce.crm();
+        let r = self.commerce.store().representative(ctx.tenant, id).await?;
+        let partner = crm.store().partner(ctx.tenant, r.partner()).await?;
+        let now = crm.clock().now();
+        let mail = self.invitation(ctx, &r, partner.name(), &token, now);
+        let next = self
+            .change(
+                ctx,
+                r,
+                expected_version,
+                RepresentativeCommand::Reinvite(token.clone()),
+                Some(mail),
+            )
+            .await?;
+        Ok(Invited {
+            representative: next,
+            token,
+        })
+    }
+
+    /// Revokes a representative's access: its next call fails.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotFound`], [`Error::Conflict`] as for [`PortalService::reinvite`]; [`Error::Invalid`] on
+    /// `status` when it is revoked already; [`Error::Storage`] when the store cannot be read or written.
+    pub async fn revoke(
+        &self,
+        ctx: &Context,
+        id: RepresentativeId,
+        expected_version: u64,
+    ) -> Result<Representative> {
+        self.staff_change(ctx, id, expected_version, RepresentativeCommand::Revoke)
+            .await
+    }
+
+    /// Replaces a representative's rights (effective at its next call).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotFound`], [`Error::Conflict`] as for [`PortalService::reinvite`]; [`Error::Invalid`] on `rights`
+    /// when empty; [`Error::Storage`] when the store cannot be read or written.
+    pub async fn set_rights(
+        &self,
+        ctx: &Context,
+        id: RepresentativeId,
+        expected_version: u64,
+        rights: Rights,
+    ) -> Result<Representative> {
+        self.staff_change(
+            ctx,
+            id,
+            expected_version,
+            RepresentativeCommand::SetRights(rights),
+        )
+        .await
+    }
+
+    /// A partner's representatives, oldest first.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Storage`] when the store cannot be read.
+    pub async fn representatives(
+        &self,
+        tenant: TenantId,
+        partner: PartnerId,
+    ) -> Result<Vec<Representative>> {
+        self.of_partner(tenant, partner, PortalKey::Representatives)
+            .await
+    }
+
+    // ------------------------------------------------------------------ logging in
+
+    /// Accepts an invitation with the token from its link: the representative becomes active (the token is used
+    /// up) and its principal is returned.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Invalid`] on `token` when the token is malformed, unknown in the tenant, used, replaced or expired;
+    /// [`Error::Storage`] when the store cannot be read or written.
+    pub async fn accept(&self, tenant: TenantId, token: &str) -> Result<Principal> {
+        let token = InvitationToken::parse(token)?;
+        let r = self
+            .commerce
+            .store()
+            .representative_by_token(tenant, &token.digest())
+            .await?
+            .ok_or_else(|| Error::invalid("token", "this invitation is not valid"))?;
+        let ctx = Principal::of(&r).context();
+        let version = r.version();
+        let next = self
+            .change(&ctx, r, version, RepresentativeCommand::Accept(token), None)
+            .await?;
+        Ok(Principal::of(&next))
+    }
+
+    /// The principal of an active representative (for each request of a session that names it).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotFound`] when the tenant has no such representative, or it is not active (revoked, or not yet
+    /// accepted); [`Error::Storage`] when the store cannot be read.
+    pub async fn principal(&self, tenant: TenantId, id: RepresentativeId) -> Result<Principal> {
+        let r = self.commerce.store().representative(tenant, id).await?;
+        if !r.is_active() {
+            return Err(Error::not_found("representative", id));
+        }
+        Ok(Principal::of(&r))
+    }
+
+    // ------------------------------------------------------------------ the representative's side
+
+    /// The partner's statement of account on `as_of` (the tenant's business day when `None`): balances per
+    /// currency and open items at their residual.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotFound`] when the representative is no longer active; [`Error::Forbidden`] without the
+    /// `statement` right; [`Error::Invalid`] on `as_of` out of range; [`Error::Storage`] when the store cannot be
+    /// read.
+    pub async fn statement(&self, who: &Principal, as_of: Option<NaiveDate>) -> Result<Statement> {
+        let p = self.authorize(who, Right::Statement).await?;
+        let as_of = crate::time::check_business_date(
+            "as_of",
+            as_of.unwrap_or_else(|| self.commerce.today()),
+        )?;
+        let balances = self
+            .commerce
+            .balances(p.tenant, p.partner, Some(as_of))
+            .await?;
+        let open_items = self
+            .commerce
+            .open_items(p.tenant, p.partner, Some(as_of))
+            .await?;
+        Ok(Statement {
+            as_of,
+            balances,
+            open_items,
+        })
+    }
+
+    /// The partner's documents, newest first, `limit` (1 to [`MAX_PAGE`]) after `after` (the issue date and id of
+    /// the previous page's last document).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotFound`] when the representative is no longer active; [`Error::Forbidden`] without the
+    /// `documents` right; [`Error::Invalid`] on `limit` out of range; [`Error::Storage`] when the store cannot be
+    /// read.
+    pub async fn documents(
+        &self,
+        who: &Principal,
+        after: Option<(NaiveDate, DocumentId)>,
+        limit: u32,
+    ) -> Result<Vec<Document>> {
+        if !(1..=MAX_PAGE).contains(&limit) {
+            return Err(Error::invalid("limit", format!("between 1 and {MAX_PAGE}")));
+        }
+        self.list(who, PortalKey::Documents { after, limit }).await
+    }
+
+    /// One of the partner's documents.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotFound`] when the document is not the partner's (another partner's or tenant's reads so too) or
+    /// the representative is no longer active; [`Error::Forbidden`] without the `documents` right;
+    /// [`Error::Storage`] when the store cannot be read.
+    pub async fn document(&self, who: &Principal, id: DocumentId) -> Result<Document> {
+        self.one(who, PortalKey::Document(id), "document", id).await
+    }
+
+    /// The partner's requests, due first, then id.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotFound`] when the representative is no longer active; [`Error::Forbidden`] without the
+    /// `requests` right; [`Error::Storage`] when the store cannot be read.
+    pub async fn requests(&self, who: &Principal, page: PageRequest) -> Result<Page<Request>> {
+        let p = self.authorize(who, Right::Requests).await?;
+        let q = RequestQuery {
+            partner: Some(p.partner),
+            page,
+            ..RequestQuery::default()
+        };
+        self.commerce
+            .crm()
+            .store()
+            .query_requests(p.tenant, &q)
+            .await
+    }
+
+    /// One of the partner's requests.
+    ///
+    /// # Errors
+    ///
+    /// As [`PortalService::document`], with the `requests` right.
+    pub async fn request(&self, who: &Principal, id: RequestId) -> Result<Request> {
+        self.one(who, PortalKey::Request(id), "request", id).await
+    }
+
+    /// Opens a request from the portal: a tracked request about the partner with source portal, assigned to the
+    /// account owner (or the fallback assignee), so the communication rules tell them.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotFound`] when the representative is no longer active; [`Error::Forbidden`] without the
+    /// `requests` right; [`Error::Invalid`] on `title` (empty, or more than one line), on `body` (empty or longer
+    /// than [`MAX_REQUEST_BODY`] bytes), on `owner` when nobody answers the partner's requests;
+    /// [`Error::Storage`] when the store cannot be read or written.
+    pub async fn open_request(&self, who: &Principal, ask: PortalRequest) -> Result<Request> {
+        let body = ask.body.trim();
+        if body.is_empty() {
+            return Err(Error::invalid("body", "write what you need"));
+        }
+        if body.len() > MAX_REQUEST_BODY {
+            return Err(Error::invalid(
+                "body",
+                format!("at most {MAX_REQUEST_BODY} bytes"),
+            ));
+        }
+        if ask.title.contains(['\n', '\r']) {
+            return Err(Error::invalid("title", "one line"));
+        }
+        let p = self.authorize(who, Right::Requests).await?;
+        let crm = self.commerce.crm();
+        let partner = crm.store().partner(p.tenant, p.partner).await?;
+        let assignee = partner
+            .owner()
+            .or(self.fallback_assignee)
+            .ok_or_else(|| Error::invalid("owner", "the partner has no account owner to answer"))?;
+        let new = NewRequest {
+            lead: None,
+            partner: Some(p.partner),
+            title: ask.title,
+            description: Some(body.to_string()),
+            kind: Some(ask.kind.as_str().to_string()),
+            assignee: Some(assignee),
+            due: None,
+            priority: crate::lead::Priority::Normal,
+        };
+        Ok(crm.open_request(&p.context(), new).await?.record)
+    }
+
+    /// The quotations made for the partner, newest number first.
+    ///
+    /// # Errors
+    ///
+    /// As [`PortalService::documents`], with the `quotations` right.
+    pub async fn quotations(&self, who: &Principal) -> Result<Vec<Quotation>> {
+        self.list(who, PortalKey::Quotations).await
+    }
+
+    /// Accepts (`accept`) or declines a sent quotation made for the partner, as its representative; accepting wins
+    /// the quotation's lead.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotFound`] when the quotation is not the partner's; [`Error::Forbidden`] without the
+    /// `quotations` right; [`Error::Conflict`] when `expected_version` is stale; [`Error::Invalid`] on `status`
+    /// when it is not sent or no longer valid; [`Error::Storage`] when the store cannot be read or written.
+    pub async fn answer_quotation(
+        &self,
+        who: &Principal,
+        id: QuotationId,
+        expected_version: u64,
+        accept: bool,
+    ) -> Result<Quotation> {
+        let key = PortalKey::Quotation(id);
+        let _: Quotation = self.one(who, key, "quotation", id).await?;
+        let ctx = who.context();
+        if accept {
+            self.commerce
+                .accept_quotation(&ctx, id, expected_version, true)
+                .await
+        } else {
+            let cmd = crate::sales::QuotationCommand::Decline {
+                reason: Some("declined in the portal".into()),
+            };
+            self.commerce
+                .quotation_command(&ctx, id, expected_version, cmd)
+                .await
+        }
+    }
+
+    /// The partner's contracts, by start.
+    ///
+    /// # Errors
+    ///
+    /// As [`PortalService::documents`], with the `documents` right.
+    pub async fn contracts(&self, who: &Principal) -> Result<Vec<Contract>> {
+        self.list(who, PortalKey::Contracts).await
+    }
+
+    /// Asks for a renewal or a new offer: a lead about the partner with source portal (medium `portal`), naming
+    /// the earlier contract when there is one, owned by the account owner.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotFound`] when `earlier` is not the partner's contract, or the representative is no longer active;
+    /// [`Error::Forbidden`] without the `contracts` right; [`Error::Invalid`] on `title` when empty;
+    /// [`Error::Storage`] when the store cannot be read or written.
+    pub async fn ask_for_contract(
+        &self,
+        who: &Principal,
+        title: &str,
+        note: Option<String>,
+        earlier: Option<ContractId>,
+    ) -> Result<Lead> {
+        let p = self.authorize(who, Right::Contracts).await?;
+        let mut description = note;
+        if let Some(id) = earlier {
+            let found: Vec<Contract> = self
+                .of_partner(p.tenant, p.partner, PortalKey::Contract(id))
+                .await?;
+            let c = found
+                .into_iter()
+                .next()
+                .ok_or_else(|| Error::not_found("contract", id))?;
+            let line = format!("Renewal of contract {}", c.number());
+            description = Some(match description {
+                Some(n) => format!("{line}\n\n{n}"),
+                None => line,
+            });
+        }
+        let crm = self.commerce.crm();
+        let partner = crm.store().partner(p.tenant, p.partner).await?;
+        let mut new = NewLead::for_partner(p.partner, title);
+        new.description = description;
+        new.contact = Some(p.contact);
+        new.owner = partner.owner();
+        new.source = LeadSource {
+            campaign: None,
+            medium: Some("portal".into()),
+            source: earlier.map(|c| format!("contract {c}")),
+        };
+        Ok(crm.enter_lead(&p.context(), new).await?.record)
+    }
+
+    // ------------------------------------------------------------------ inside
+
+    /// The representative behind `who` as stored now: active, of the principal's partner, with `right`; its
+    /// principal (with the stored rights).
+    async fn authorize(&self, who: &Principal, right: Right) -> Result<Principal> {
+        let r = self
+            .commerce
+            .store()
+            .fetch_commerce(
+                who.tenant,
+                &CommerceKey::OfPartner {
+                    partner: who.partner,
+                    key: PortalKey::Representatives,
+                },
+            )
+            .await?
+            .into_iter()
+            .find_map(|x| match x {
+                CommerceRecord::Representative(r) if r.id() == who.representative => Some(r),
+                _ => None,
+            })
+            .filter(Representative::is_active)
+            .ok_or_else(|| Error::not_found("representative", who.representative))?;
+        r.rights().require(right)?;
+        Ok(Principal::of(&r))
+    }
+
+    async fn of_partner<T: Pick<CommerceRecord>>(
+        &self,
+        tenant: TenantId,
+        partner: PartnerId,
+        key: PortalKey,
+    ) -> Result<Vec<T>> {
+        let rows = self
+            .commerce
+            .store()
+            .fetch_commerce(tenant, &CommerceKey::OfPartner { partner, key })
+            .await?;
+        Ok(rows.into_iter().filter_map(T::pick).collect())
+    }
+
+    /// The partner's records `key` names, when the representative holds the right the key needs
+    /// ([`right_for`]).
+    async fn list<T: Pick<CommerceRecord>>(
+        &self,
+        who: &Principal,
+        key: PortalKey,
+    ) -> Result<Vec<T>> {
+        let p = self.authorize(who, right_for(&key)).await?;
+        self.of_partner(p.tenant, p.partner, key).await
+    }
+
+    /// The partner's one record `key` names, as [`PortalService::list`]; not found otherwise (another partner's or
+    /// tenant's id).
+    async fn one<T: Pick<CommerceRecord>>(
+        &self,
+        who: &Principal,
+        key: PortalKey,
+        entity: &'static str,
+        id: impl std::fmt::Display,
+    ) -> Result<T> {
+        let found: Vec<T> = self.list(who, key).await?;
+        found
+            .into_iter()
+            .next()
+            .ok_or_else(|| Error::not_found(entity, id))
+    }
+
+    /// Reads the tenant's representative `id` and applies a staff member's `cmd` to it.
+    async fn staff_change(
+        &self,
+        ctx: &Context,
+        id: RepresentativeId,
+        expected_version: u64,
+        cmd: RepresentativeCommand,
+    ) -> Result<Representative> {
+        let r = self.commerce.store().representative(ctx.tenant, id).await?;
+        self.change(ctx, r, expected_version, cmd, None).await
+    }
+
+    /// Applies `cmd` to `r` (stored at `expected_version`) with its event, and `mail` when given, in one change.
+    async fn change(
+        &self,
+        ctx: &Context,
+        r: Representative,
+        expected_version: u64,
+        cmd: RepresentativeCommand,
+        mail: Option<OutboxMessage>,
+    ) -> Result<Representative> {
+        super::check_version("representative", r.id(), expected_version, r.version())?;
+        let crm = self.commerce.crm();
+        let now = crm.clock().now();
+        let (id, name) = (r.id(), r.name().to_string());
+        let event = match &cmd {
+            RepresentativeCommand::Accept(_) => EventKind::RepresentativeAccepted {
+                representative: id,
+                name,
+            },
+            RepresentativeCommand::Revoke => EventKind::RepresentativeRevoked {
+                representative: id,
+                name,
+            },
+            RepresentativeCommand::SetRights(to) => EventKind::RepresentativeRightsChanged {
+                representative: id,
+                name,
+                from: r.rights().to_string(),
+                to: to.to_string(),
+            },
+            RepresentativeCommand::Reinvite(_) => EventKind::RepresentativeInvited {
+                representative: id,
+                name,
+                rights: r.rights().to_string(),
+            },
+        };
+        let next = r.apply(cmd, now)?;
+        let mut cs = ChangeSet::from_iter([
+            Write::from(CommerceWrite::UpdateRepresentative {
+                representative: next.clone(),
+                expected_version,
+            }),
+            Write::AppendEvent(DomainEvent::new(
+                ctx,
+                now,
+                partner_subject(next.partner()),
+                event,
+            )),
+        ]);
+        if let Some(m) = mail {
+            cs.push(Write::EnqueueOutbox(m));
+        }
+        crm.commit(ctx, cs).await?;
+        Ok(next)
+    }
+
+    /// The invitation e-mail to `r` (the token is in its vars until it is delivered).
+    fn invitation(
+        &self,
+        ctx: &Context,
+        r: &Representative,
+        partner: &str,
+        token: &InvitationToken,
+        now: crate::time::Timestamp,
+    ) -> OutboxMessage {
+        let expires = now + chrono::Duration::days(crate::portal::INVITATION_DAYS);
+        let mut vars = serde_json::json!({
+            "name": r.name(),
+            "partner": partner,
+            "token": token.as_str(),
+            "expires_at": expires,
+        });
+        if let (Some(base), Some(all)) = (&self.login_base, vars.as_object_mut()) {
+            all.insert(
+                "login_url".into(),
+                serde_json::json!(format!("{base}{}", token.as_str())),
+            );
+        }
+        let recipient = ResolvedRecipient {
+            user: None,
+            name: Some(r.name().to_string()),
+            email: Some(r.email().to_string()),
+        };
+        let payload = Payload {
+            subject: String::new(),
+            body: String::new(),
+            template: Some(INVITATION_TEMPLATE.into()),
+            vars,
+            action: None,
+        };
+        let mut m = OutboxMessage::pending(
+            ctx.tenant,
+            String::new(),
+            "portal_invitation",
+            Channel::Email,
+            recipient,
+            payload,
+            now,
+        )
+        .about(partner_subject(r.partner()));
+        m.idempotency_key = format!("portal_invitation/{}/{}", r.id(), &token.digest()[..16]);
+        m
+    }
+}
+
+/// The subject of an event about a partner alone.
+fn partner_subject(partner: PartnerId) -> Subject {
+    Subject {
+        partner: Some(partner),
+        ..Subject::default()
+    }
+}
+
+/// The right a portal read needs: one table, so no call can ask with the wrong one.
+fn right_for(key: &PortalKey) -> Right {
+    match key {
+        PortalKey::Request(_) => Right::Requests,
+        PortalKey::Quotation(_) | PortalKey::Quotations => Right::Quotations,
+        PortalKey::Representatives => Right::Contacts,
+        // Documents, contracts, and any read added later: the documents right.
+        _ => Right::Documents,
+    }
+}
