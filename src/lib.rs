@@ -567,6 +567,8 @@ pub struct CrmBuilder {
     rate_source: Option<Arc<dyn RateSource>>,
     rules: Option<(Arc<dyn RuleEngine>, Arc<dyn Directory>)>,
     blob_store: Option<Arc<dyn BlobStore>>,
+    payments: Option<Arc<dyn portal::PaymentProvider>>,
+    login_base: Option<String>,
 }
 
 impl CrmBuilder {
@@ -729,6 +731,50 @@ impl CrmBuilder {
     /// ```
     pub fn rate_source(mut self, source: Arc<dyn RateSource>) -> Self {
         self.rate_source = Some(source);
+        self
+    }
+
+    /// The host's payment gateway, through which partners' representatives pay open items in the portal
+    /// ([`PortalService::pay`]); its answers that come later reach the engine through
+    /// [`PortalService::gateway_answer`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use crm::{Context, Crm, Error};
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> crm::Result<()> {
+    /// use crm::portal::{PaymentAttempt, PaymentProvider, ProviderAnswer};
+    /// #[derive(Debug)]
+    /// struct Gateway;
+    /// #[crm::async_trait]
+    /// impl PaymentProvider for Gateway {
+    ///     async fn start(&self, attempt: &PaymentAttempt) -> crm::Result<ProviderAnswer> {
+    ///         // Hand `attempt.total()` to the gateway under `attempt.key()`; it confirms by webhook.
+    ///         Ok(ProviderAnswer::Pending { reference: format!("gw-{}", attempt.key()) })
+    ///     }
+    /// }
+    /// let crm = Crm::builder().sqlite_in_memory().payment_provider(Arc::new(Gateway)).build().await?;
+    /// # let _ = crm;
+    /// # Ok(()) }
+    /// ```
+    pub fn payment_provider(mut self, provider: Arc<dyn portal::PaymentProvider>) -> Self {
+        self.payments = Some(provider);
+        self
+    }
+
+    /// The URL the portal's invitation e-mails link to, the token appended (`https://portal.example/login/`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> crm::Result<()> {
+    /// let crm = crm::Crm::builder().sqlite_in_memory().portal_login_base("https://portal.example/login/").build().await?;
+    /// # let _ = crm;
+    /// # Ok(()) }
+    /// ```
+    pub fn portal_login_base(mut self, base: impl Into<String>) -> Self {
+        self.login_base = Some(base.into());
         self
     }
 
@@ -934,7 +980,13 @@ impl CrmBuilder {
         if let Some(b) = blobs {
             commerce = commerce.with_blob_store(b);
         }
-        let portal = PortalService::new(commerce.clone());
+        let mut portal = PortalService::new(commerce.clone());
+        if let Some(p) = self.payments {
+            portal = portal.with_payment_provider(p);
+        }
+        if let Some(base) = self.login_base {
+            portal = portal.with_login_base(base);
+        }
         Ok(Crm {
             backend,
             leads,

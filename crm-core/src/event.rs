@@ -435,6 +435,27 @@ pub enum EventKind {
         /// The rights now, by name.
         to: String,
     },
+    /// A representative started a payment in the portal.
+    PortalPaymentStarted {
+        /// The attempt's idempotency key.
+        key: String,
+        /// Its total, with the currency.
+        total: String,
+    },
+    /// A portal payment was confirmed and recorded as a payment document.
+    PortalPaymentConfirmed {
+        /// The attempt's idempotency key.
+        key: String,
+        /// The payment document's number.
+        document: String,
+    },
+    /// A portal payment failed; nothing was recorded.
+    PortalPaymentFailed {
+        /// The attempt's idempotency key.
+        key: String,
+        /// Why.
+        reason: String,
+    },
     /// A communication rule failed while handling an event; the triggering change still committed.
     RuleFailed {
         /// The rule's name.
@@ -487,6 +508,9 @@ variant_names! {
         RepresentativeAccepted => "representative_accepted",
         RepresentativeRevoked => "representative_revoked",
         RepresentativeRightsChanged => "representative_rights_changed",
+        PortalPaymentStarted => "portal_payment_started",
+        PortalPaymentConfirmed => "portal_payment_confirmed",
+        PortalPaymentFailed => "portal_payment_failed",
         RuleFailed => "rule_failed",
     }
 }
@@ -709,6 +733,15 @@ impl DomainEvent {
             }
             EventKind::RepresentativeRevoked { name, .. } => {
                 format!("{name}'s portal access revoked")
+            }
+            EventKind::PortalPaymentStarted { total, .. } => {
+                format!("payment of {total} started in the portal")
+            }
+            EventKind::PortalPaymentConfirmed { document, .. } => {
+                format!("portal payment confirmed as {document}")
+            }
+            EventKind::PortalPaymentFailed { reason, .. } => {
+                format!("portal payment failed: {reason}")
             }
             EventKind::RepresentativeRightsChanged { name, from, to, .. } => {
                 format!("{name}'s portal rights: {from} → {to}")

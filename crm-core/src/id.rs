@@ -208,6 +208,12 @@ typed_id!(
     "representative"
 );
 
+typed_id!(
+    /// A payment a representative started in the portal.
+    PaymentAttemptId,
+    "payment attempt"
+);
+
 #[cfg(test)]
 mod tests {
     use super::*;

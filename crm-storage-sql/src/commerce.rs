@@ -14,7 +14,7 @@ use crm_core::commerce::{
 };
 use crm_core::id::{CampaignId, PartnerId, TenantId, UserId};
 use crm_core::money::{decimal_to_units, Currency};
-use crm_core::portal::Representative;
+use crm_core::portal::{PaymentAttempt, Representative};
 use crm_core::sales::{
     AttachedTo, Attachment, Contract, Meeting, MeetingStatus, Quotation, QuotationStatus,
 };
@@ -137,6 +137,20 @@ pub const REPRESENTATIVES: Table = Table {
         ("id", Kind::Uuid),
         ("partner", Kind::Uuid),
         ("token_digest", Kind::Text),
+        ("status", Kind::I16),
+        ("version", Kind::I64),
+        ("doc", Kind::Json),
+    ],
+};
+
+/// `payment_attempts`: the portal's payments, by partner; the idempotency key is unique per tenant.
+pub const PAYMENT_ATTEMPTS: Table = Table {
+    name: "payment_attempts",
+    columns: &[
+        ("tenant", Kind::Uuid),
+        ("id", Kind::Uuid),
+        ("partner", Kind::Uuid),
+        ("pay_key", Kind::Text),
         ("status", Kind::I16),
         ("version", Kind::I64),
         ("doc", Kind::Json),
@@ -396,6 +410,19 @@ pub fn representative_row(r: &Representative) -> Result<Vec<Param>> {
         r.status().code().into(),
         version(r.version()),
         Param::json(r)?,
+    ])
+}
+
+/// The row of a portal payment attempt.
+pub fn payment_attempt_row(a: &PaymentAttempt) -> Result<Vec<Param>> {
+    Ok(vec![
+        (*a.tenant().as_uuid()).into(),
+        (*a.id().as_uuid()).into(),
+        (*a.partner().as_uuid()).into(),
+        a.key().into(),
+        a.status().code().into(),
+        version(a.version()),
+        Param::json(a)?,
     ])
 }
 
@@ -942,6 +969,24 @@ pub fn steps(dialect: Dialect, w: &CommerceWrite) -> Result<Vec<Step>> {
             ("representative", r.id().to_string(), *e),
             r.version(),
         )?),
+        CommerceWrite::InsertPaymentAttempt(a) => one(insert(
+            dialect,
+            &PAYMENT_ATTEMPTS,
+            payment_attempt_row(a)?,
+            "payment",
+            a.key().to_owned(),
+        )),
+        CommerceWrite::UpdatePaymentAttempt {
+            attempt: a,
+            expected_version: e,
+        } => one(update(
+            dialect,
+            &PAYMENT_ATTEMPTS,
+            ID,
+            payment_attempt_row(a)?,
+            ("payment", a.key().to_owned(), *e),
+            a.version(),
+        )?),
         CommerceWrite::InsertMeeting(m) => {
             let mut out = vec![insert(
                 dialect,
@@ -1001,6 +1046,9 @@ pub fn ingest_rows(w: &CommerceWrite) -> Result<Vec<(&'static Table, Vec<Param>)
         CommerceWrite::InsertAttachment(a) => vec![(&ATTACHMENTS, attachment_row(a)?)],
         CommerceWrite::InsertRepresentative(r) => {
             vec![(&REPRESENTATIVES, representative_row(r)?)]
+        }
+        CommerceWrite::InsertPaymentAttempt(a) => {
+            vec![(&PAYMENT_ATTEMPTS, payment_attempt_row(a)?)]
         }
         CommerceWrite::InsertMeeting(m) => {
             let mut out = vec![(&MEETINGS, meeting_row(m)?)];

@@ -49,6 +49,8 @@ pub enum Doc {
     Attachment,
     /// A portal representative.
     Representative,
+    /// A portal payment attempt.
+    PaymentAttempt,
 }
 
 impl Doc {
@@ -73,6 +75,7 @@ impl Doc {
             Self::Contract => "contract",
             Self::Attachment => "attachment",
             Self::Representative => "representative",
+            Self::PaymentAttempt => "payment attempt",
         }
     }
 
@@ -123,6 +126,7 @@ impl Doc {
             Self::Contract => CommerceRecord::Contract(self.parse(doc)?),
             Self::Attachment => CommerceRecord::Attachment(self.parse(doc)?),
             Self::Representative => CommerceRecord::Representative(self.parse(doc)?),
+            Self::PaymentAttempt => CommerceRecord::PaymentAttempt(self.parse(doc)?),
             // A request read for a partner's portal (`PortalKey::Request`).
             Self::Request => CommerceRecord::Request(self.parse(doc)?),
             _ => return Err(self.misplaced()),
@@ -364,6 +368,10 @@ pub fn commerce_key(dialect: Dialect, tenant: TenantId, key: &CommerceKey) -> Re
             one("representatives", "token_digest", digest.as_str().into()),
             Doc::Representative,
         ),
+        CommerceKey::PaymentAttemptByKey(k) => (
+            one("payment_attempts", "pay_key", k.as_str().into()),
+            Doc::PaymentAttempt,
+        ),
         CommerceKey::OfPartner { partner, key } => {
             let p = sql.bind(*partner.as_uuid());
             // Every portal read starts from these two predicates: the tenant and the partner.
@@ -435,6 +443,23 @@ pub fn commerce_key(dialect: Dialect, tenant: TenantId, key: &CommerceKey) -> Re
                     scoped("representatives", " ORDER BY id"),
                     Doc::Representative,
                 ),
+                PortalKey::Payments => (
+                    scoped("payment_attempts", " ORDER BY id DESC"),
+                    Doc::PaymentAttempt,
+                ),
+                PortalKey::PaymentsInProgress => {
+                    let (started, pending) = (
+                        crm_core::portal::AttemptStatus::Started.code(),
+                        crm_core::portal::AttemptStatus::Pending.code(),
+                    );
+                    (
+                        scoped(
+                            "payment_attempts",
+                            &format!(" AND status IN ({started}, {pending}) ORDER BY id"),
+                        ),
+                        Doc::PaymentAttempt,
+                    )
+                }
                 other => {
                     return Err(Error::invalid(
                         "key",

@@ -6,8 +6,8 @@
 
 use crate::commerce::{
     ALLOCATIONS, ATTACHMENTS, CAMPAIGNS, CAMPAIGN_COSTS, CAMPAIGN_TARGETS, CATEGORIES, CONTRACTS,
-    DOCUMENTS, DOCUMENT_LINES, MEETINGS, MEETING_PEOPLE, PRODUCTS, QUOTATIONS, RATES,
-    REPRESENTATIVES,
+    DOCUMENTS, DOCUMENT_LINES, MEETINGS, MEETING_PEOPLE, PAYMENT_ATTEMPTS, PRODUCTS, QUOTATIONS,
+    RATES, REPRESENTATIVES,
 };
 use crate::{Dialect, Kind, Table};
 
@@ -667,8 +667,8 @@ pub fn attachments(dialect: Dialect) -> String {
 }
 
 /// The portal migration (SQLite's 9, PostgreSQL's 8): the partners' representatives (a pending invitation's token
-/// digest unique per tenant, so a login finds one or none), and the index a partner's documents are listed by,
-/// newest first, in the portal.
+/// digest unique per tenant, so a login finds one or none), the index a partner's documents are listed by, newest
+/// first, in the portal, and the payment attempts (the idempotency key unique per tenant).
 pub fn portal(dialect: Dialect) -> String {
     [
         table(
@@ -684,6 +684,18 @@ pub fn portal(dialect: Dialect) -> String {
          WHERE token_digest IS NOT NULL;\n\
          CREATE INDEX representatives_partner ON representatives (tenant, partner, id);\n\
          CREATE INDEX documents_partner_recent ON documents (tenant, partner, issue_day DESC, id DESC);\n"
+            .to_string(),
+        table(
+            dialect,
+            &PAYMENT_ATTEMPTS,
+            &[],
+            &[
+                "PRIMARY KEY (tenant, id)",
+                "UNIQUE (tenant, pay_key)",
+                "FOREIGN KEY (tenant, partner) REFERENCES partners (tenant, id)",
+            ],
+        ),
+        "CREATE INDEX payment_attempts_partner ON payment_attempts (tenant, partner, status, id);\n"
             .to_string(),
     ]
     .join("\n")

@@ -139,6 +139,15 @@ pub enum CommerceWrite {
         /// The stored version.
         expected_version: u64,
     },
+    /// Insert a portal payment attempt (its idempotency key is unique per tenant).
+    InsertPaymentAttempt(crate::portal::PaymentAttempt),
+    /// Replace a payment attempt whose stored version is `expected_version`.
+    UpdatePaymentAttempt {
+        /// The new state.
+        attempt: crate::portal::PaymentAttempt,
+        /// The stored version.
+        expected_version: u64,
+    },
     /// Insert a meeting.
     InsertMeeting(crate::sales::Meeting),
     /// Replace a meeting whose stored version is `expected_version`.
@@ -171,6 +180,9 @@ impl CommerceWrite {
             | Self::UpdateRepresentative {
                 representative: r, ..
             } => r.tenant(),
+            Self::InsertPaymentAttempt(a) | Self::UpdatePaymentAttempt { attempt: a, .. } => {
+                a.tenant()
+            }
         }
     }
 
@@ -188,6 +200,7 @@ impl CommerceWrite {
                 | Self::UpdateContract { .. }
                 | Self::UpdateAttachment { .. }
                 | Self::UpdateRepresentative { .. }
+                | Self::UpdatePaymentAttempt { .. }
         )
     }
 }

@@ -160,6 +160,8 @@ pub enum CommerceKey {
     /// The representative whose pending invitation token has this SHA-256 (hex; see
     /// [`crate::portal::InvitationToken::digest`]).
     RepresentativeByToken(String),
+    /// The portal payment attempt with this idempotency key.
+    PaymentAttemptByKey(String),
     /// A read scoped to one partner (the self-service portal's reads).
     OfPartner {
         /// The partner.
@@ -205,6 +207,10 @@ pub enum PortalKey {
     Contracts,
     /// The partner's representatives, oldest first.
     Representatives,
+    /// The partner's payment attempts, newest first.
+    Payments,
+    /// The partner's payment attempts still reserving their amounts (started or pending), oldest first.
+    PaymentsInProgress,
 }
 
 /// One record [`CommerceStore::fetch_commerce`] returns.
@@ -237,6 +243,8 @@ pub enum CommerceRecord {
     Request(crate::request::Request),
     /// A portal representative.
     Representative(crate::portal::Representative),
+    /// A portal payment attempt.
+    PaymentAttempt(crate::portal::PaymentAttempt),
 }
 
 storage_trait! {
@@ -339,6 +347,9 @@ typed_reads! {
         /// The representative whose pending invitation token has this digest.
         fn representative_by_token(digest: &str) -> Option<crate::portal::Representative> =
             CommerceKey::RepresentativeByToken(digest.to_string());
+        /// The portal payment attempt with this idempotency key.
+        fn payment_attempt_by_key(key: &str) -> Option<crate::portal::PaymentAttempt> =
+            CommerceKey::PaymentAttemptByKey(key.to_string());
         /// The documents renewing in `[from, to]`, by renewal date, then kind and number.
         fn documents_renewing(from: NaiveDate, to: NaiveDate) -> Vec<Document> =
             CommerceKey::DocumentsRenewing { from, to };
@@ -359,4 +370,5 @@ pick!(CommerceRecord {
     Attachment => Attachment,
     Request => crate::request::Request,
     Representative => crate::portal::Representative,
+    PaymentAttempt => crate::portal::PaymentAttempt,
 });

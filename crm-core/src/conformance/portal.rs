@@ -6,7 +6,7 @@
 
 use super::commerce::Shop;
 use crate::actor::{Actor, Source};
-use crate::commerce::{CommerceStore, NewDocument};
+use crate::commerce::{CommerceStore, CommerceStoreExt, NewDocument};
 use crate::event::EventKind;
 use crate::id::{DocumentId, RequestId};
 use crate::outbox::{OutboxStatus, OutboxStore};
@@ -481,6 +481,7 @@ enum Call {
     Requests,
     Request(Whose, usize),
     OpenRequest,
+    Pay(Whose, usize),
 }
 
 fn whose() -> impl Strategy<Value = Whose> {
@@ -499,6 +500,7 @@ fn call() -> impl Strategy<Value = Call> {
         Just(Call::Requests),
         (whose(), 0usize..4).prop_map(|(w, i)| Call::Request(w, i)),
         Just(Call::OpenRequest),
+        (whose(), 0usize..4).prop_map(|(w, i)| Call::Pay(w, i)),
     ]
 }
 
@@ -531,13 +533,14 @@ fn case() -> impl Strategy<Value = Case> {
     let right = prop_oneof![
         Just(Right::Statement),
         Just(Right::Documents),
-        Just(Right::Requests)
+        Just(Right::Requests),
+        Just(Right::Pay)
     ];
     (
         holdings(),
         holdings(),
         holdings(),
-        prop::collection::btree_set(right, 1..=3),
+        prop::collection::btree_set(right, 1..=4),
         prop::bool::weighted(0.15),
         prop::collection::vec(call(), 1..24),
     )
@@ -669,7 +672,8 @@ fn refused(want: &Option<Error>, got: &Error) -> bool {
 }
 
 async fn run_case(a: &Shop, b: &Shop, n: u64, c: &Case) -> Result<(), TestCaseError> {
-    let portal = portal_of(a);
+    let portal =
+        portal_of(a).with_payment_provider(Arc::new(TestProvider::new(ProviderMode::Succeed)));
     let mut mine = hold(a, "Own", &c.mine, n).await;
     let neighbour = hold(a, "Neighbour", &c.neighbour, n).await;
     let stranger = hold(b, "Stranger", &c.stranger, n).await;
@@ -694,7 +698,7 @@ async fn run_case(a: &Shop, b: &Shop, n: u64, c: &Case) -> Result<(), TestCaseEr
             None
         }
     };
-    for call in &c.calls {
+    for (step, call) in c.calls.iter().enumerate() {
         let held = [&mine, &neighbour, &stranger];
         match *call {
             Call::Statement => {
@@ -765,9 +769,51 @@ async fn run_case(a: &Shop, b: &Shop, n: u64, c: &Case) -> Result<(), TestCaseEr
                     Err(e) => ensure(refused(&want, &e), || format!("{call:?}: {e:?}"))?,
                 }
             }
+            Call::Pay(whose, i) => {
+                let (id, own) = pick(held, whose, i, |h| &h.documents, DocumentId::new);
+                let key = format!("{n}-{step}");
+                let items = [crate::portal::PayItem::all_of(id)];
+                match (portal.pay(&me, &key, &items).await, need(Right::Pay)) {
+                    (Ok(paid), None) => {
+                        ensure(own && paid.partner() == mine.partner.id, || {
+                            format!("{call:?}: {paid:?}")
+                        })?;
+                        // The payment is one of the partner's documents now.
+                        let number = paid.document_number();
+                        let kind = crate::commerce::DocumentKind::Payment;
+                        let doc =
+                            a.cs.store()
+                                .document_by_number(a.w.tenant, kind, &number)
+                                .await;
+                        let doc = doc.map_err(|e| TestCaseError::fail(e.to_string()))?;
+                        mine.documents.extend(doc.map(|d| d.id));
+                    }
+                    // Its own item may be settled already by an earlier call: refused by field, not found never.
+                    (Err(Error::Invalid { .. }), None) => ensure(own, || {
+                        format!("{call:?}: another's item refused as invalid")
+                    })?,
+                    (Err(Error::NotFound { .. }), None) => {
+                        ensure(!own, || format!("{call:?}: its own document was not found"))?
+                    }
+                    (got, want) => ensure(matches!(&got, Err(e) if refused(&want, e)), || {
+                        format!("{call:?}: {got:?} where {want:?} was due")
+                    })?,
+                }
+            }
         }
     }
-    // Nothing of the neighbour or the stranger changed.
+    // Nothing of the neighbour or the stranger changed: their requests, and what they owe.
+    for (shop, h) in [(a, &neighbour), (b, &stranger)] {
+        let open = shop
+            .cs
+            .open_items(shop.w.tenant, h.partner.id, Some(day(28)))
+            .await
+            .map_err(|e| TestCaseError::fail(e.to_string()))?;
+        let untouched = open.iter().all(|o| o.settled.is_zero());
+        ensure(open.len() == h.documents.len() && untouched, || {
+            format!("another partner's open items changed: {open:?}")
+        })?;
+    }
     for (shop, h) in [(a, &neighbour), (b, &stranger)] {
         let q = crate::store::RequestQuery {
             partner: Some(h.partner.id),
@@ -835,4 +881,305 @@ pub fn run_portal_scope(
     if let Err(e) = result {
         panic!("a portal call crossed its partner's scope: {e}");
     }
+}
+
+/// How [`TestProvider`] answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProviderMode {
+    /// Paid at once.
+    Succeed,
+    /// Refused (card declined).
+    Fail,
+    /// No answer: an error, as a timeout gives.
+    TimeOut,
+    /// Accepted; the confirmation comes later, through the host.
+    ConfirmLater,
+}
+
+/// The in-crate payment provider for tests: answers as its mode says and remembers every attempt it was handed (by
+/// key, in order).
+#[derive(Debug)]
+pub struct TestProvider {
+    mode: std::sync::Mutex<ProviderMode>,
+    started: std::sync::Mutex<Vec<String>>,
+}
+
+impl TestProvider {
+    /// A provider answering as `mode`.
+    pub fn new(mode: ProviderMode) -> Self {
+        Self {
+            mode: std::sync::Mutex::new(mode),
+            started: std::sync::Mutex::default(),
+        }
+    }
+
+    /// Answers as `mode` from now on.
+    pub fn set(&self, mode: ProviderMode) {
+        *self.mode.lock().unwrap_or_else(|p| p.into_inner()) = mode;
+    }
+
+    /// The keys of the attempts handed to it, in order.
+    pub fn started(&self) -> Vec<String> {
+        self.started
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+}
+
+#[async_trait::async_trait]
+impl crate::portal::PaymentProvider for TestProvider {
+    async fn start(
+        &self,
+        attempt: &crate::portal::PaymentAttempt,
+    ) -> crate::Result<crate::portal::ProviderAnswer> {
+        use crate::portal::ProviderAnswer;
+        let key = attempt.key().to_string();
+        self.started
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(key.clone());
+        let mode = *self.mode.lock().unwrap_or_else(|p| p.into_inner());
+        match mode {
+            ProviderMode::Succeed => Ok(ProviderAnswer::Confirmed {
+                reference: format!("ref-{key}"),
+            }),
+            ProviderMode::ConfirmLater => Ok(ProviderAnswer::Pending {
+                reference: format!("ref-{key}"),
+            }),
+            ProviderMode::Fail => Ok(ProviderAnswer::Failed {
+                reason: "card declined".into(),
+            }),
+            ProviderMode::TimeOut => Err(Error::storage(
+                crate::StorageErrorKind::Unavailable,
+                "the payment gateway did not answer in time",
+            )),
+        }
+    }
+}
+
+/// Paying open items: part of one, then a batch (the rest of it and part of another) at their residuals; the
+/// statement changes at once. The same key twice pays once; a failed payment records nothing and frees its amounts;
+/// a timed-out one stays started and a late confirmation (twice) records one payment; two tabs cannot reserve more
+/// than is open; an overpayment, a zero or negative amount, a settled item, another partner's item, a mix of
+/// currencies and an unknown key are refused by field; without the right, `Forbidden`.
+pub async fn check_portal_payments(backend: &Arc<dyn crate::store::Backend>) {
+    use crate::portal::{AttemptStatus, PayItem};
+    use rust_decimal::Decimal;
+    let store: Arc<dyn Store> = backend.clone();
+    let commerce: Arc<dyn CommerceStore> = backend.clone();
+    let shop = Shop::new(&store, &commerce).await;
+    let provider = Arc::new(TestProvider::new(ProviderMode::Succeed));
+    let portal = portal_of(&shop).with_payment_provider(provider.clone());
+    let acme = customer_with_contact(&shop, "Acme").await;
+    let rival = customer_with_contact(&shop, "Rival").await;
+    let invoice = |n: &str, who: &Partner, price: &str, ccy: &str| {
+        NewDocument::invoice(n, who.id, day(2), ccy, vec![shop.line(0, "1", price, "1")])
+            .due(day(9))
+    };
+    shop.cs
+        .record_rate(&shop.w.ctx, "EUR", "RON", day(1), Decimal::new(5, 0))
+        .await
+        .expect("rate");
+    let a1 = shop.record(invoice("A-1", &acme, "100", "RON")).await;
+    let a2 = shop.record(invoice("A-2", &acme, "50", "RON")).await;
+    let a3 = shop.record(invoice("A-3", &acme, "10", "EUR")).await;
+    let r1 = shop.record(invoice("R-1", &rival, "70", "RON")).await;
+    let me = accepted(&portal, &shop, &acme, Rights::all()).await;
+    let open_of = |st: &crate::service::Statement, id| {
+        st.open_items
+            .iter()
+            .find(|o| o.document == id)
+            .map(|o| o.open)
+    };
+    let dec = |s: &str| s.parse::<Decimal>().expect("a decimal");
+    let confirmed_as = |reference: &str| crate::portal::ProviderAnswer::Confirmed {
+        reference: reference.to_string(),
+    };
+    // Pays `items` under `key` with the provider answering as `mode`.
+    let pay = |mode, key: &'static str, items: Vec<PayItem>| {
+        let (portal, me, provider) = (portal.clone(), me.clone(), provider.clone());
+        async move {
+            provider.set(mode);
+            portal.pay(&me, key, &items).await.expect(key)
+        }
+    };
+    // Part of one item.
+    let items = vec![PayItem::part_of(a1.id, dec("30"))];
+    let paid = pay(ProviderMode::Succeed, "k-1", items).await;
+    assert_eq!(paid.status(), AttemptStatus::Confirmed);
+    let st = portal.statement(&me, None).await.expect("statement");
+    assert_eq!(open_of(&st, a1.id), Some(dec("70")));
+    // The same key again: the same attempt, nothing more paid, the provider not asked again.
+    let items = vec![PayItem::part_of(a1.id, dec("30"))];
+    let again = pay(ProviderMode::Succeed, "k-1", items).await;
+    assert_eq!(again.id(), paid.id());
+    assert_eq!(provider.started(), ["k-1"]);
+    // A batch: the rest of A-1 and 20 of A-2.
+    let items = vec![PayItem::all_of(a1.id), PayItem::part_of(a2.id, dec("20"))];
+    let batch = pay(ProviderMode::Succeed, "k-2", items).await;
+    assert_eq!(batch.total(), dec("90"));
+    let st = portal.statement(&me, None).await.expect("statement");
+    assert_eq!(open_of(&st, a1.id), None, "settled: no longer open");
+    assert_eq!(open_of(&st, a2.id), Some(dec("30")));
+    // Refusals, by field; nothing is stored for them.
+    let refuse = |items: Vec<PayItem>, key: &'static str| {
+        let portal = portal.clone();
+        let me = me.clone();
+        async move { portal.pay(&me, key, &items).await.unwrap_err() }
+    };
+    let e = refuse(vec![PayItem::part_of(a2.id, dec("31"))], "k-over").await;
+    assert_eq!(e.field(), Some("items[0].amount"), "{e:?}");
+    for bad in ["0", "-5", "0.001"] {
+        let e = refuse(vec![PayItem::part_of(a2.id, dec(bad))], "k-bad").await;
+        assert_eq!(e.field(), Some("items[0].amount"), "{bad}: {e:?}");
+    }
+    let e = refuse(vec![PayItem::all_of(a1.id)], "k-settled").await;
+    assert!(
+        matches!(e, Error::NotFound { .. } | Error::Invalid { .. }),
+        "{e:?}"
+    );
+    let e = refuse(vec![PayItem::all_of(r1.id)], "k-rival").await;
+    assert!(matches!(e, Error::NotFound { .. }), "{e:?}");
+    let e = refuse(
+        vec![PayItem::all_of(a2.id), PayItem::all_of(a3.id)],
+        "k-mix",
+    )
+    .await;
+    assert_eq!(e.field(), Some("items"), "{e:?}");
+    let e = refuse(vec![], "k-none").await;
+    assert_eq!(e.field(), Some("items"), "{e:?}");
+    assert_eq!(
+        provider.started(),
+        ["k-1", "k-2"],
+        "refused payments never reach the provider"
+    );
+    // A failed payment records nothing and frees its amount.
+    let failed = pay(ProviderMode::Fail, "k-3", vec![PayItem::all_of(a2.id)]).await;
+    assert_eq!(failed.status(), AttemptStatus::Failed);
+    assert_eq!(failed.failure(), Some("card declined"));
+    let st = portal.statement(&me, None).await.expect("statement");
+    assert_eq!(open_of(&st, a2.id), Some(dec("30")));
+    // Timed out: started, reserving; a second tab cannot pay the reserved amount.
+    let items = vec![PayItem::part_of(a2.id, dec("25"))];
+    let late = pay(ProviderMode::TimeOut, "k-4", items).await;
+    assert_eq!(late.status(), AttemptStatus::Started);
+    provider.set(ProviderMode::Succeed);
+    let e = refuse(vec![PayItem::part_of(a2.id, dec("6"))], "k-5").await;
+    assert_eq!(e.field(), Some("items[0].amount"), "{e:?}");
+    // The late confirmation, twice (and an unknown key): one payment, allocated once.
+    let confirmed = portal
+        .gateway_answer(shop.w.tenant, "k-4", confirmed_as("gw-44"))
+        .await
+        .expect("confirm");
+    assert_eq!(confirmed.status(), AttemptStatus::Confirmed);
+    assert_eq!(confirmed.reference(), Some("gw-44"));
+    let twice = portal
+        .gateway_answer(shop.w.tenant, "k-4", confirmed_as("gw-44"))
+        .await
+        .expect("again");
+    assert_eq!(twice.version(), confirmed.version());
+    assert!(matches!(
+        portal
+            .gateway_answer(shop.w.tenant, "k-unknown", confirmed_as("x"))
+            .await,
+        Err(Error::NotFound { .. })
+    ));
+    assert!(matches!(
+        portal
+            .gateway_answer(shop.w.tenant, "k-3", confirmed_as("x"))
+            .await,
+        Err(Error::Invalid { .. })
+    ));
+    let st = portal.statement(&me, None).await.expect("statement");
+    assert_eq!(open_of(&st, a2.id), Some(dec("5")));
+    let balance = st
+        .balances
+        .iter()
+        .find(|b| b.currency.code() == "RON")
+        .expect("RON");
+    assert_eq!(balance.receivable, dec("5"));
+    // A pending one confirmed later through the host; the list shows every attempt, newest first.
+    let items = vec![PayItem::all_of(a2.id)];
+    let pending = pay(ProviderMode::ConfirmLater, "k-6", items).await;
+    assert_eq!(pending.status(), AttemptStatus::Pending);
+    portal
+        .gateway_answer(shop.w.tenant, "k-6", confirmed_as("gw-6"))
+        .await
+        .expect("confirmed");
+    let st = portal.statement(&me, None).await.expect("statement");
+    assert_eq!(open_of(&st, a2.id), None);
+    let keys: Vec<String> = portal
+        .payments(&me)
+        .await
+        .expect("payments")
+        .iter()
+        .map(|a| a.key().to_string())
+        .collect();
+    assert_eq!(keys, ["k-6", "k-4", "k-3", "k-2", "k-1"]);
+    // Each confirmed attempt is one payment document.
+    for (key, number) in [
+        ("k-1", paid.document_number()),
+        ("k-4", late.document_number()),
+    ] {
+        let doc = commerce
+            .fetch_commerce(
+                shop.w.tenant,
+                &crate::commerce::CommerceKey::DocumentNumber(
+                    crate::commerce::DocumentKind::Payment,
+                    number.clone(),
+                ),
+            )
+            .await
+            .expect("read");
+        assert_eq!(doc.len(), 1, "{key}: {number}");
+    }
+    // Two confirmations at once (a webhook retried while the first is in flight): one payment document.
+    let a4 = shop.record(invoice("A-4", &acme, "60", "RON")).await;
+    let items = vec![PayItem::all_of(a4.id)];
+    let twin = pay(ProviderMode::ConfirmLater, "k-8", items).await;
+    let t = shop.w.tenant;
+    let (x, y) = futures::future::join(
+        portal.gateway_answer(t, "k-8", confirmed_as("gw-8")),
+        portal.gateway_answer(t, "k-8", confirmed_as("gw-8")),
+    )
+    .await;
+    assert_eq!(x.expect("first").status(), AttemptStatus::Confirmed);
+    assert_eq!(y.expect("second").status(), AttemptStatus::Confirmed);
+    let docs = commerce
+        .fetch_commerce(
+            t,
+            &crate::commerce::CommerceKey::DocumentNumber(
+                crate::commerce::DocumentKind::Payment,
+                twin.document_number(),
+            ),
+        )
+        .await
+        .expect("read");
+    assert_eq!(docs.len(), 1);
+    let st = portal.statement(&me, None).await.expect("statement");
+    assert_eq!(open_of(&st, a4.id), None);
+    // Another partner may not reuse the key; without the right, forbidden.
+    let other = accepted(&portal, &shop, &rival, Rights::none().with(Right::Pay)).await;
+    let e = portal
+        .pay(&other, "k-1", &[PayItem::all_of(r1.id)])
+        .await
+        .unwrap_err();
+    assert_eq!(e.field(), Some("key"));
+    portal
+        .set_rights(
+            &shop.w.ctx,
+            other.representative(),
+            2,
+            Rights::none().with(Right::Statement),
+        )
+        .await
+        .expect("rights");
+    assert_eq!(
+        portal
+            .pay(&other, "k-7", &[PayItem::all_of(r1.id)])
+            .await
+            .unwrap_err(),
+        Error::Forbidden { right: "pay" }
+    );
 }

@@ -75,12 +75,15 @@ fn commerce_keys(keys: &[CommerceKey]) -> Vec<CommerceKey> {
         | CommerceKey::MeetingsStarting { .. }
         | CommerceKey::Agenda { .. } => {}
         // The portal's: its representatives, and its reads (one record by id, or a list of the partner's).
-        CommerceKey::Representative(_) | CommerceKey::RepresentativeByToken(_) => {}
+        CommerceKey::Representative(_)
+        | CommerceKey::RepresentativeByToken(_)
+        | CommerceKey::PaymentAttemptByKey(_) => {}
         CommerceKey::OfPartner { key, .. } => match key {
             PortalKey::Document(_) | PortalKey::Request(_) => {}
             PortalKey::Quotation(_) | PortalKey::Contract(_) => {}
             PortalKey::Documents { .. } | PortalKey::Quotations => {}
             PortalKey::Contracts | PortalKey::Representatives => {}
+            PortalKey::Payments | PortalKey::PaymentsInProgress => {}
         },
     })
 }
@@ -222,7 +225,10 @@ pub async fn check_every_read_is_tenant_scoped(backend: &Arc<dyn Backend>) {
         )
         .await
         .expect("attachment");
-    let portal = crate::service::PortalService::new(a.cs.clone());
+    let provider = Arc::new(super::portal::TestProvider::new(
+        super::portal::ProviderMode::ConfirmLater,
+    ));
+    let portal = crate::service::PortalService::new(a.cs.clone()).with_payment_provider(provider);
     let invited = portal
         .invite(
             &a.w.ctx,
@@ -232,6 +238,18 @@ pub async fn check_every_read_is_tenant_scoped(backend: &Arc<dyn Backend>) {
         )
         .await
         .expect("representative");
+    let me = portal
+        .accept(ta, invited.token.as_str())
+        .await
+        .expect("accept");
+    let attempt = portal
+        .pay(
+            &me,
+            "tenancy",
+            &[crate::portal::PayItem::all_of(invoice.id)],
+        )
+        .await
+        .expect("pay");
     let m = message(ta, "tenancy", a.w.clock.now(), Some(a.w.agent));
     let mut cs = ChangeSet::new();
     cs.push(Write::EnqueueOutbox(m.clone()));
@@ -332,6 +350,7 @@ pub async fn check_every_read_is_tenant_scoped(backend: &Arc<dyn Backend>) {
         },
         CommerceKey::Representative(invited.representative.id()),
         CommerceKey::RepresentativeByToken(invited.token.digest()),
+        CommerceKey::PaymentAttemptByKey(attempt.key().to_string()),
     ]);
     // The portal's reads: each finds A's record for A's partner, and nothing for another partner of A.
     let other = a.customer("Other SRL").await;
@@ -351,6 +370,8 @@ pub async fn check_every_read_is_tenant_scoped(backend: &Arc<dyn Backend>) {
         of_customer(PortalKey::Contract(contract.id())),
         of_customer(PortalKey::Contracts),
         of_customer(PortalKey::Representatives),
+        of_customer(PortalKey::Payments),
+        of_customer(PortalKey::PaymentsInProgress),
     ]);
     for own in portal_keys {
         let CommerceKey::OfPartner { key, .. } = own.clone() else {

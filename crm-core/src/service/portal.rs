@@ -10,6 +10,7 @@
 
 use super::CommerceService;
 use crate::actor::Context;
+use crate::commerce::{Allocation, NewDocument};
 use crate::commerce::{
     Balance, CommerceKey, CommerceRecord, CommerceStoreExt, CommerceWrite, Document, OpenItem,
     PortalKey,
@@ -22,7 +23,8 @@ use crate::id::{RequestId, TenantId, UserId};
 use crate::lead::{Lead, LeadSource, NewLead};
 use crate::page::{Page, PageRequest};
 use crate::portal::{
-    InvitationToken, Principal, Representative, RepresentativeCommand, Right, Rights,
+    AttemptStatus, InvitationToken, PayItem, Payer, PaymentAttempt, PaymentProvider, Principal,
+    ProviderAnswer, Representative, RepresentativeCommand, Right, Rights,
 };
 use crate::request::{NewRequest, Request};
 use crate::sales::{Contract, Quotation};
@@ -30,6 +32,7 @@ use crate::store::{ChangeSet, RequestQuery, StoreExt, Write};
 use crate::typed_reads::Pick;
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 
 /// The template of the invitation e-mail (vars: `name`, `partner`, `token`, `login_url` when a base is set,
 /// `expires_at`).
@@ -104,6 +107,7 @@ pub struct PortalService {
     commerce: CommerceService,
     login_base: Option<String>,
     fallback_assignee: Option<UserId>,
+    payments: Option<Arc<dyn PaymentProvider>>,
 }
 
 impl PortalService {
@@ -113,7 +117,14 @@ impl PortalService {
             commerce,
             login_base: None,
             fallback_assignee: None,
+            payments: None,
         }
+    }
+
+    /// The host's payment gateway, through which representatives pay open items ([`PortalService::pay`]).
+    pub fn with_payment_provider(mut self, provider: Arc<dyn PaymentProvider>) -> Self {
+        self.payments = Some(provider);
+        self
     }
 
     /// The URL the invitation e-mail's link starts with; the token is appended (`https://portal.example/login/`).
@@ -556,6 +567,263 @@ impl PortalService {
         Ok(crm.enter_lead(&p.context(), new).await?.record)
     }
 
+    // ------------------------------------------------------------------ paying open items
+
+    /// Pays open items of the partner (one or several, each whole or in part) through the host's
+    /// [`PaymentProvider`](crate::portal::PaymentProvider), under the caller's idempotency `key`: the attempt is
+    /// stored first (reserving its amounts), then handed to the provider; a confirmed payment is recorded at once as
+    /// one payment document allocated to the items, so the statement shows the new residuals. The same key again
+    /// returns the same attempt and pays nothing more.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotFound`] when an item is not among the partner's open items, or the representative is no longer
+    /// active; [`Error::Forbidden`] without the `pay` right; [`Error::Invalid`] as
+    /// [`PaymentAttempt::plan`](crate::portal::PaymentAttempt::plan) says (on `items[i].amount` above what is open
+    /// and not reserved, zero or negative; on `items[i].document` already settled; on `items` of several
+    /// currencies), on `key` when another partner used it, and on `payments` when no provider is configured;
+    /// [`Error::Storage`] when the store cannot be read or written. A provider's error is no error here: the
+    /// attempt stays started, to be confirmed later.
+    pub async fn pay(
+        &self,
+        who: &Principal,
+        key: &str,
+        items: &[PayItem],
+    ) -> Result<PaymentAttempt> {
+        let provider = self
+            .payments
+            .clone()
+            .ok_or_else(|| Error::invalid("payments", "no payment provider is configured"))?;
+        let p = self.authorize(who, Right::Pay).await?;
+        if let Some(known) = self.attempt_by_key(p.tenant, key).await? {
+            return self.same_attempt(&p, known);
+        }
+        let crm = self.commerce.crm();
+        let open = self.commerce.open_items(p.tenant, p.partner, None).await?;
+        let reserving: Vec<PaymentAttempt> = self
+            .of_partner(p.tenant, p.partner, PortalKey::PaymentsInProgress)
+            .await?;
+        let now = crm.clock().now();
+        let payer = Payer {
+            tenant: p.tenant,
+            partner: p.partner,
+            representative: p.representative,
+        };
+        // An item of the partner's that is not open: settled already (or no invoice), said so by field.
+        for (i, item) in items.iter().enumerate() {
+            if !open.iter().any(|o| o.document == item.document) {
+                let key = PortalKey::Document(item.document);
+                let doc: Vec<Document> = self.of_partner(p.tenant, p.partner, key).await?;
+                if !doc.is_empty() {
+                    let field = format!("items[{i}].document");
+                    return Err(Error::invalid(field, "already settled, or not an invoice"));
+                }
+            }
+        }
+        let attempt = PaymentAttempt::plan(payer, key, items, &open, &reserving, now)?;
+        let event = EventKind::PortalPaymentStarted {
+            key: attempt.key().to_string(),
+            total: format!("{} {}", attempt.total(), attempt.currency().code()),
+        };
+        let ctx = p.context();
+        let cs = ChangeSet::from_iter([
+            Write::from(CommerceWrite::InsertPaymentAttempt(attempt.clone())),
+            Write::AppendEvent(DomainEvent::new(
+                &ctx,
+                now,
+                partner_subject(p.partner),
+                event,
+            )),
+        ]);
+        match crm.commit(&ctx, cs).await {
+            Ok(_) => {}
+            // Two tabs with the same key at once: the other one stored it first.
+            Err(Error::AlreadyExists { .. }) => {
+                if let Some(known) = self.attempt_by_key(p.tenant, key).await? {
+                    return self.same_attempt(&p, known);
+                }
+            }
+            Err(e) => return Err(e),
+        }
+        match provider.start(&attempt).await {
+            Ok(answer) => self.gateway_answer(p.tenant, attempt.key(), answer).await,
+            // A timeout or a lost answer: the attempt stays started until the host confirms or fails it.
+            Err(_) => Ok(attempt),
+        }
+    }
+
+    /// Records what the host's gateway answered about the attempt with idempotency `key` (the host calls this from
+    /// its webhook; [`PortalService::pay`] calls it with the provider's immediate answer). A confirmation records one
+    /// payment document, allocated to the items (each at most what is still open), and confirms the attempt; a
+    /// confirmation recorded twice, after a crash or twice at once records one document. A failure frees the
+    /// attempt's amounts; pending keeps them reserved.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotFound`] when the tenant has no attempt with this key; [`Error::Invalid`] on `status` when the
+    /// answer does not fit (confirming a failed one, failing a confirmed one); [`Error::Storage`] when the store
+    /// cannot be read or written.
+    pub async fn gateway_answer(
+        &self,
+        tenant: TenantId,
+        key: &str,
+        answer: ProviderAnswer,
+    ) -> Result<PaymentAttempt> {
+        let attempt = self.known_attempt(tenant, key).await?;
+        let ctx = host_context(tenant);
+        match answer {
+            ProviderAnswer::Confirmed { reference } => match attempt.status() {
+                AttemptStatus::Confirmed => Ok(attempt),
+                AttemptStatus::Failed => Err(Error::invalid("status", "the payment failed")),
+                _ => self.confirm(tenant, key, attempt, reference).await,
+            },
+            ProviderAnswer::Pending { reference } => {
+                self.settle_attempt(&ctx, attempt, AttemptStatus::Pending, Some(reference), None)
+                    .await
+            }
+            ProviderAnswer::Failed { reason } => {
+                self.settle_attempt(&ctx, attempt, AttemptStatus::Failed, None, Some(reason))
+                    .await
+            }
+        }
+    }
+
+    /// Records the attempt's payment document (once) and confirms it.
+    async fn confirm(
+        &self,
+        tenant: TenantId,
+        key: &str,
+        attempt: PaymentAttempt,
+        reference: String,
+    ) -> Result<PaymentAttempt> {
+        let ctx = host_context(tenant);
+        let number = attempt.document_number();
+        let recorded = self
+            .commerce
+            .store()
+            .document_by_number(tenant, crate::commerce::DocumentKind::Payment, &number)
+            .await?;
+        if recorded.is_none() {
+            let open = self
+                .commerce
+                .open_items(tenant, attempt.partner(), None)
+                .await?;
+            let allocations = attempt
+                .items()
+                .iter()
+                .filter_map(|i| {
+                    let still = open
+                        .iter()
+                        .find(|o| o.document == i.document)
+                        .map_or(rust_decimal::Decimal::ZERO, |o| o.open);
+                    let amount = i.amount.min(still);
+                    (amount > rust_decimal::Decimal::ZERO).then(|| Allocation {
+                        number: i.number.clone(),
+                        amount,
+                    })
+                })
+                .collect();
+            let mut payment = NewDocument::payment(
+                &number,
+                attempt.partner(),
+                self.commerce.today(),
+                attempt.currency().code(),
+                crate::commerce::PaymentDirection::Received,
+                attempt.total(),
+            );
+            payment.allocations = allocations;
+            if let Err(e) = self.commerce.record_document(&ctx, payment).await {
+                // Recorded meanwhile by a confirmation running at once (it may have allocated from other
+                // residuals, so the contents differ): its document is the payment; otherwise the error stands.
+                let kind = crate::commerce::DocumentKind::Payment;
+                let store = self.commerce.store();
+                if store
+                    .document_by_number(tenant, kind, &number)
+                    .await?
+                    .is_none()
+                {
+                    return Err(e);
+                }
+            }
+        }
+        let reference = Some(reference);
+        match self
+            .settle_attempt(&ctx, attempt, AttemptStatus::Confirmed, reference, None)
+            .await
+        {
+            // Confirmed at once by another call: its document is the one recorded.
+            Err(Error::Conflict { .. }) => self.known_attempt(tenant, key).await,
+            other => other,
+        }
+    }
+
+    /// The partner's payment attempts, newest first.
+    ///
+    /// # Errors
+    ///
+    /// As [`PortalService::documents`], with the `pay` right.
+    pub async fn payments(&self, who: &Principal) -> Result<Vec<PaymentAttempt>> {
+        self.list(who, PortalKey::Payments).await
+    }
+
+    /// The tenant's attempt with `key`; not found when there is none.
+    async fn known_attempt(&self, tenant: TenantId, key: &str) -> Result<PaymentAttempt> {
+        self.attempt_by_key(tenant, key)
+            .await?
+            .ok_or_else(|| Error::not_found("payment", key))
+    }
+
+    async fn attempt_by_key(&self, tenant: TenantId, key: &str) -> Result<Option<PaymentAttempt>> {
+        self.commerce
+            .store()
+            .payment_attempt_by_key(tenant, key.trim())
+            .await
+    }
+
+    /// An attempt found by the caller's key: its own partner's is returned as it is; another partner's key is
+    /// refused without saying more.
+    fn same_attempt(&self, p: &Principal, known: PaymentAttempt) -> Result<PaymentAttempt> {
+        if known.partner() == p.partner {
+            Ok(known)
+        } else {
+            Err(Error::invalid("key", "this key is taken: use a new one"))
+        }
+    }
+
+    async fn settle_attempt(
+        &self,
+        ctx: &Context,
+        attempt: PaymentAttempt,
+        status: AttemptStatus,
+        reference: Option<String>,
+        failure: Option<String>,
+    ) -> Result<PaymentAttempt> {
+        let crm = self.commerce.crm();
+        let now = crm.clock().now();
+        let next = attempt.settle(status, reference, failure, now)?;
+        let mut cs = ChangeSet::from_iter([Write::from(CommerceWrite::UpdatePaymentAttempt {
+            attempt: next.clone(),
+            expected_version: attempt.version(),
+        })]);
+        let event = match status {
+            AttemptStatus::Confirmed => Some(EventKind::PortalPaymentConfirmed {
+                key: next.key().to_string(),
+                document: next.document_number(),
+            }),
+            AttemptStatus::Failed => Some(EventKind::PortalPaymentFailed {
+                key: next.key().to_string(),
+                reason: next.failure().unwrap_or_default().to_string(),
+            }),
+            _ => None,
+        };
+        if let Some(e) = event {
+            let subject = partner_subject(next.partner());
+            cs.push(Write::AppendEvent(DomainEvent::new(ctx, now, subject, e)));
+        }
+        crm.commit(ctx, cs).await?;
+        Ok(next)
+    }
+
     // ------------------------------------------------------------------ inside
 
     /// The representative behind `who` as stored now: active, of the principal's partner, with `right`; its
@@ -753,7 +1021,17 @@ fn right_for(key: &PortalKey) -> Right {
         PortalKey::Request(_) => Right::Requests,
         PortalKey::Quotation(_) | PortalKey::Quotations => Right::Quotations,
         PortalKey::Representatives => Right::Contacts,
+        PortalKey::Payments | PortalKey::PaymentsInProgress => Right::Pay,
         // Documents, contracts, and any read added later: the documents right.
         _ => Right::Documents,
+    }
+}
+
+/// The context of the host's calls about payments (its gateway's confirmations): the engine, through the portal.
+fn host_context(tenant: TenantId) -> Context {
+    Context {
+        tenant,
+        actor: crate::actor::Actor::System,
+        source: crate::actor::Source::Portal,
     }
 }

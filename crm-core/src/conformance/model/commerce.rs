@@ -14,7 +14,7 @@ use crate::error::{Error, Result};
 use crate::id::{CampaignId, PartnerId, TenantId};
 use crate::money::Currency;
 use crate::partner::Partner;
-use crate::portal::Representative;
+use crate::portal::{PaymentAttempt, Representative};
 use crate::request::Request;
 use crate::sales::{Attachment, Contract, Meeting, Quotation};
 use crate::store::{Page, PageRequest};
@@ -36,6 +36,7 @@ pub(super) struct CommerceData {
     contracts: Vec<Contract>,
     attachments: Vec<Attachment>,
     representatives: Vec<Representative>,
+    payments: Vec<PaymentAttempt>,
 }
 
 /// Appends `row` unless a row with the same unique key (`clash`) exists.
@@ -279,6 +280,24 @@ pub(super) fn apply_commerce(d: &mut CommerceData, w: &CommerceWrite) -> Result<
                 ("representative", r.id.to_string()),
             )
         }
+        CommerceWrite::InsertPaymentAttempt(a) => insert(
+            &mut d.payments,
+            a,
+            |x| x.tenant == a.tenant && (x.id == a.id || x.key == a.key),
+            "payment",
+            a.key.clone(),
+        ),
+        CommerceWrite::UpdatePaymentAttempt {
+            attempt: a,
+            expected_version,
+        } => replace(
+            &mut d.payments,
+            a,
+            *expected_version,
+            |x| x.tenant == a.tenant && x.id == a.id,
+            |x| x.version,
+            ("payment", a.key.clone()),
+        ),
         CommerceWrite::InsertMeeting(m) => insert(
             &mut d.meetings,
             m,
@@ -364,6 +383,20 @@ fn of_partner(
         PortalKey::Quotations => quotations(&|_| true),
         PortalKey::Contract(id) => contracts(&|x| x.id == *id),
         PortalKey::Contracts => contracts(&|_| true),
+        PortalKey::Payments | PortalKey::PaymentsInProgress => {
+            let reserving = matches!(key, PortalKey::PaymentsInProgress);
+            let mut v = of(
+                &d.payments,
+                tenant,
+                |x| x.tenant,
+                |x| x.partner == partner && (!reserving || x.status.reserves()),
+            );
+            v.sort_by_key(|x| x.id);
+            if !reserving {
+                v.reverse();
+            }
+            v.into_iter().map(CommerceRecord::PaymentAttempt).collect()
+        }
         PortalKey::Representatives => {
             let mut v = of(
                 &d.representatives,
@@ -465,6 +498,12 @@ fn fetch(d: &CommerceData, tenant: TenantId, key: &CommerceKey) -> Vec<CommerceR
             representatives(&|x| x.token_digest.as_deref() == Some(digest.as_str()))
         }
         CommerceKey::OfPartner { partner, key } => of_partner(d, &[], tenant, *partner, key),
+        CommerceKey::PaymentAttemptByKey(k) => {
+            of(&d.payments, tenant, |x| x.tenant, |x| x.key == *k)
+                .into_iter()
+                .map(CommerceRecord::PaymentAttempt)
+                .collect()
+        }
         CommerceKey::Attachment(id) => attachments(&|x| x.id == *id),
         CommerceKey::AttachmentsOf(target) => attachments(&|x| x.target == *target),
         CommerceKey::Contract(id) => contracts(&|x| x.id == *id, false),

@@ -9,6 +9,13 @@
 //! Every portal read is scoped by the principal's tenant **and** partner in the statement itself
 //! ([`crate::commerce::PortalKey`]): an id of another partner reads as not found, exactly like another tenant's.
 
+mod payment;
+
+pub use payment::{
+    AttemptStatus, PaidItem, PayItem, Payer, PaymentAttempt, PaymentProvider, ProviderAnswer,
+    MAX_PAY_ITEMS,
+};
+
 use crate::error::{Error, Result};
 use crate::id::{ContactId, PartnerId, RepresentativeId, TenantId};
 use crate::time::Timestamp;
