@@ -72,7 +72,7 @@ pub mod portal {
     pub use crm_core::portal::*;
     pub use crm_core::service::{
         Invited, PortalRequest, PortalRequestKind, PortalService, Statement, INVITATION_TEMPLATE,
-        MAX_PAGE, MAX_REQUEST_BODY,
+        LOGIN_TEMPLATE, MAX_PAGE, MAX_REQUEST_BODY,
     };
 }
 pub use crm_core::sales::BlobStore;
@@ -247,7 +247,7 @@ impl Crm {
     /// let rights = Rights::none().with(Right::Statement).with(Right::Requests);
     /// let invited = crm.portal().invite(&ctx, acme.id(), acme.contacts()[0].id, rights).await?;
     /// // The token reaches Maria by e-mail (the outbox); her link brings it back:
-    /// let maria = crm.portal().accept(ctx.tenant, invited.token.as_str()).await?;
+    /// let maria = crm.portal().login(ctx.tenant, invited.token.as_str()).await?;
     /// let statement = crm.portal().statement(&maria, None).await?;
     /// assert!(statement.open_items.is_empty());
     /// let ask = PortalRequest { kind: PortalRequestKind::Question, title: "Prices".into(), body: "For 2027?".into() };

@@ -417,6 +417,13 @@ pub enum EventKind {
         /// The contact's name.
         name: String,
     },
+    /// A representative logged in to the portal with a login link.
+    RepresentativeLoggedIn {
+        /// The representative.
+        representative: crate::id::RepresentativeId,
+        /// The contact's name.
+        name: String,
+    },
     /// A representative's access was revoked: its next call fails.
     RepresentativeRevoked {
         /// The representative.
@@ -507,6 +514,7 @@ variant_names! {
         RepresentativeInvited => "representative_invited",
         RepresentativeAccepted => "representative_accepted",
         RepresentativeRevoked => "representative_revoked",
+        RepresentativeLoggedIn => "representative_logged_in",
         RepresentativeRightsChanged => "representative_rights_changed",
         PortalPaymentStarted => "portal_payment_started",
         PortalPaymentConfirmed => "portal_payment_confirmed",
@@ -728,11 +736,15 @@ impl DomainEvent {
             EventKind::RepresentativeInvited { name, rights, .. } => {
                 format!("{name} invited to the portal ({rights})")
             }
-            EventKind::RepresentativeAccepted { name, .. } => {
-                format!("{name} accepted the portal invitation")
-            }
-            EventKind::RepresentativeRevoked { name, .. } => {
-                format!("{name}'s portal access revoked")
+            EventKind::RepresentativeAccepted { name, .. }
+            | EventKind::RepresentativeLoggedIn { name, .. }
+            | EventKind::RepresentativeRevoked { name, .. } => {
+                let what = match self.kind {
+                    EventKind::RepresentativeAccepted { .. } => "accepted the portal invitation",
+                    EventKind::RepresentativeLoggedIn { .. } => "logged in to the portal",
+                    _ => "lost portal access (revoked)",
+                };
+                format!("{name} {what}")
             }
             EventKind::PortalPaymentStarted { total, .. } => {
                 format!("payment of {total} started in the portal")

@@ -368,6 +368,13 @@ pub fn commerce_key(dialect: Dialect, tenant: TenantId, key: &CommerceKey) -> Re
             one("representatives", "token_digest", digest.as_str().into()),
             Doc::Representative,
         ),
+        CommerceKey::RepresentativesByEmail(e) => (
+            format!(
+                "{} ORDER BY id",
+                one("representatives", "email", e.as_str().into())
+            ),
+            Doc::Representative,
+        ),
         CommerceKey::PaymentAttemptByKey(k) => (
             one("payment_attempts", "pay_key", k.as_str().into()),
             Doc::PaymentAttempt,

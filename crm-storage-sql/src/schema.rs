@@ -683,6 +683,7 @@ pub fn portal(dialect: Dialect) -> String {
         "CREATE UNIQUE INDEX representatives_token ON representatives (tenant, token_digest) \
          WHERE token_digest IS NOT NULL;\n\
          CREATE INDEX representatives_partner ON representatives (tenant, partner, id);\n\
+         CREATE INDEX representatives_email ON representatives (tenant, email, id);\n\
          CREATE INDEX documents_partner_recent ON documents (tenant, partner, issue_day DESC, id DESC);\n"
             .to_string(),
         table(

@@ -162,6 +162,8 @@ pub enum CommerceKey {
     RepresentativeByToken(String),
     /// The portal payment attempt with this idempotency key.
     PaymentAttemptByKey(String),
+    /// The representatives with this e-mail address (lower case), by id.
+    RepresentativesByEmail(String),
     /// A read scoped to one partner (the self-service portal's reads).
     OfPartner {
         /// The partner.

@@ -61,6 +61,24 @@ async fn request_about(shop: &Shop, partner: &Partner, title: &str) -> crate::re
     made.expect("request").record
 }
 
+/// The `var` of every pending e-mail of `template` in the tenant's outbox.
+async fn pending_var(
+    outbox: &Arc<dyn OutboxStore>,
+    tenant: crate::id::TenantId,
+    template: &str,
+    var: &str,
+) -> Vec<String> {
+    let page = outbox
+        .list_outbox(tenant, OutboxStatus::Pending, &PageRequest::first(100))
+        .await
+        .expect("outbox");
+    page.items
+        .into_iter()
+        .filter(|m| m.payload.template.as_deref() == Some(template))
+        .filter_map(|m| m.payload.vars[var].as_str().map(str::to_string))
+        .collect()
+}
+
 /// A representative of `partner` with `rights`, accepted: its principal.
 async fn accepted(
     portal: &PortalService,
@@ -73,7 +91,7 @@ async fn accepted(
         .await
         .expect("invite");
     portal
-        .accept(shop.w.tenant, invited.token.as_str())
+        .login(shop.w.tenant, invited.token.as_str())
         .await
         .expect("accept")
 }
@@ -145,24 +163,24 @@ pub async fn check_portal_representatives(backend: &Arc<dyn crate::store::Backen
     // Another tenant cannot use the token; a forged one is refused.
     let other = Shop::new(store, commerce).await;
     let e = portal
-        .accept(other.w.tenant, invited.token.as_str())
+        .login(other.w.tenant, invited.token.as_str())
         .await
         .unwrap_err();
     assert_eq!(e.field(), Some("token"));
     let e = portal
-        .accept(shop.w.tenant, "not-a-token")
+        .login(shop.w.tenant, "not-a-token")
         .await
         .unwrap_err();
     assert_eq!(e.field(), Some("token"));
     let me = portal
-        .accept(shop.w.tenant, invited.token.as_str())
+        .login(shop.w.tenant, invited.token.as_str())
         .await
         .expect("accept");
     assert_eq!((me.partner(), me.representative()), (acme.id, id));
     assert_eq!(me.rights(), &statement);
     // The token is used up.
     let e = portal
-        .accept(shop.w.tenant, invited.token.as_str())
+        .login(shop.w.tenant, invited.token.as_str())
         .await
         .unwrap_err();
     assert_eq!(e.field(), Some("token"));
@@ -199,7 +217,7 @@ pub async fn check_portal_representatives(backend: &Arc<dyn crate::store::Backen
     let again = portal.reinvite(&shop.w.ctx, id, 4).await.expect("reinvite");
     assert_ne!(again.token, invited.token);
     let back = portal
-        .accept(shop.w.tenant, again.token.as_str())
+        .login(shop.w.tenant, again.token.as_str())
         .await
         .expect("accept again");
     assert!(portal.statement(&back, None).await.is_ok());
@@ -241,30 +259,57 @@ pub async fn check_portal_representatives(backend: &Arc<dyn crate::store::Backen
         matches!(accepted_by.actor, Actor::PartnerRepresentative { partner, .. } if partner == acme.id)
     );
     // Two invitation e-mails wait in the outbox, each with its own link.
-    let pending = outbox
-        .list_outbox(
-            shop.w.tenant,
-            OutboxStatus::Pending,
-            &PageRequest::first(50),
-        )
-        .await
-        .expect("outbox");
-    let links: Vec<String> = pending
-        .items
-        .iter()
-        .filter(|m| m.payload.template.as_deref() == Some(crate::service::INVITATION_TEMPLATE))
-        .map(|m| {
-            m.payload.vars["login_url"]
-                .as_str()
-                .unwrap_or_default()
-                .to_string()
-        })
-        .collect();
+    let invitation = crate::service::INVITATION_TEMPLATE;
+    let links = pending_var(&outbox, shop.w.tenant, invitation, "login_url").await;
     assert_eq!(links.len(), 2, "{links:?}");
     assert!(links.contains(&format!(
         "https://portal.example/login/{}",
         again.token.as_str()
     )));
+    // Logging in again later: a link by e-mail (any case of the address), single use, rate limited, short-lived.
+    let t = shop.w.tenant;
+    let links = |outbox: Arc<dyn OutboxStore>| async move {
+        pending_var(&outbox, t, crate::service::LOGIN_TEMPLATE, "token").await
+    };
+    shop.w.clock.advance(chrono::Duration::minutes(2));
+    portal
+        .request_login(t, "BUYER@Acme.example")
+        .await
+        .expect("link");
+    let sent = links(outbox.clone()).await;
+    assert_eq!(sent.len(), 1);
+    let e = portal
+        .request_login(t, "buyer@acme.example")
+        .await
+        .unwrap_err();
+    assert_eq!(e.field(), Some("email"), "one link a minute");
+    portal
+        .request_login(t, "nobody@acme.example")
+        .await
+        .expect("says nothing");
+    assert_eq!(links(outbox.clone()).await.len(), 1);
+    let me_again = portal.login(t, &sent[0]).await.expect("login");
+    assert_eq!(me_again.representative(), id);
+    assert_eq!(
+        portal.login(t, &sent[0]).await.unwrap_err().field(),
+        Some("token")
+    );
+    shop.w.clock.advance(chrono::Duration::minutes(2));
+    let asked = portal.request_login(t, "buyer@acme.example").await;
+    assert!(asked.is_ok(), "a minute later, another link: {asked:?}");
+    let late = links(outbox.clone()).await;
+    let newest = late
+        .iter()
+        .find(|x| **x != sent[0])
+        .expect("a second link")
+        .clone();
+    shop.w
+        .clock
+        .advance(chrono::Duration::minutes(crate::portal::LOGIN_LINK_MINUTES));
+    assert_eq!(
+        portal.login(t, &newest).await.unwrap_err().field(),
+        Some("token")
+    );
     // The staff lists the partner's representatives; another tenant's staff does not see them.
     assert_eq!(
         portal

@@ -77,7 +77,8 @@ fn commerce_keys(keys: &[CommerceKey]) -> Vec<CommerceKey> {
         // The portal's: its representatives, and its reads (one record by id, or a list of the partner's).
         CommerceKey::Representative(_)
         | CommerceKey::RepresentativeByToken(_)
-        | CommerceKey::PaymentAttemptByKey(_) => {}
+        | CommerceKey::PaymentAttemptByKey(_)
+        | CommerceKey::RepresentativesByEmail(_) => {}
         CommerceKey::OfPartner { key, .. } => match key {
             PortalKey::Document(_) | PortalKey::Request(_) => {}
             PortalKey::Quotation(_) | PortalKey::Contract(_) => {}
@@ -239,7 +240,7 @@ pub async fn check_every_read_is_tenant_scoped(backend: &Arc<dyn Backend>) {
         .await
         .expect("representative");
     let me = portal
-        .accept(ta, invited.token.as_str())
+        .login(ta, invited.token.as_str())
         .await
         .expect("accept");
     let attempt = portal
@@ -351,6 +352,7 @@ pub async fn check_every_read_is_tenant_scoped(backend: &Arc<dyn Backend>) {
         CommerceKey::Representative(invited.representative.id()),
         CommerceKey::RepresentativeByToken(invited.token.digest()),
         CommerceKey::PaymentAttemptByKey(attempt.key().to_string()),
+        CommerceKey::RepresentativesByEmail(invited.representative.email().to_lowercase()),
     ]);
     // The portal's reads: each finds A's record for A's partner, and nothing for another partner of A.
     let other = a.customer("Other SRL").await;

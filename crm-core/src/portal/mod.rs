@@ -28,6 +28,12 @@ use std::fmt;
 /// How long an invitation can be accepted.
 pub const INVITATION_DAYS: i64 = 7;
 
+/// How long a login link works.
+pub const LOGIN_LINK_MINUTES: i64 = 15;
+
+/// How soon after one login link another can be sent to the same representative.
+pub const LOGIN_LINK_INTERVAL_SECS: i64 = 60;
+
 /// One thing a representative may do in the portal.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -251,10 +257,14 @@ record! {
         rights: Rights => &Rights = borrow,
         /// Invited, active or revoked.
         status: RepresentativeStatus,
-        /// The SHA-256 (hex) of the pending invitation's token, while one is pending.
+        /// The SHA-256 (hex) of the pending token (an invitation while invited, a login link while active), while
+        /// one is pending.
         token_digest: Option<String> => Option<&str> = deref,
-        /// When the pending invitation stops being valid.
+        /// When the pending token stops being valid.
         invitation_expires: Option<Timestamp>,
+        /// When the last token was issued (login links are rate limited by it).
+        #[serde(default)]
+        token_issued_at: Option<Timestamp>,
         /// Optimistic-concurrency version, 1 on creation.
         version: u64,
         /// When it was first invited.
@@ -276,6 +286,11 @@ pub enum RepresentativeCommand {
     /// Invite again (a new token; the old one stops working): for a revoked representative, or an invitation that
     /// expired.
     Reinvite(InvitationToken),
+    /// Issue a login link with this token (single use, [`LOGIN_LINK_MINUTES`] long, at most one per
+    /// [`LOGIN_LINK_INTERVAL_SECS`]).
+    IssueLogin(InvitationToken),
+    /// Log in with a login link's token (it is used up).
+    Login(InvitationToken),
 }
 
 impl Representative {
@@ -314,6 +329,7 @@ impl Representative {
             status: RepresentativeStatus::Invited,
             token_digest: Some(token.digest()),
             invitation_expires: Some(now + chrono::Duration::days(INVITATION_DAYS)),
+            token_issued_at: Some(now),
             version: 1,
             created_at: now,
             updated_at: now,
@@ -376,6 +392,39 @@ impl Representative {
                 next.status = S::Invited;
                 next.token_digest = Some(token.digest());
                 next.invitation_expires = Some(now + chrono::Duration::days(INVITATION_DAYS));
+                next.token_issued_at = Some(now);
+            }
+            RepresentativeCommand::IssueLogin(token) => {
+                if self.status != S::Active {
+                    return Err(Error::invalid(
+                        "status",
+                        "only an active representative logs in",
+                    ));
+                }
+                let wait = chrono::Duration::seconds(LOGIN_LINK_INTERVAL_SECS);
+                if self.token_issued_at.is_some_and(|t| now < t + wait) {
+                    return Err(Error::invalid(
+                        "email",
+                        "a login link was sent a moment ago: check your e-mail",
+                    ));
+                }
+                next.token_digest = Some(token.digest());
+                next.invitation_expires = Some(now + chrono::Duration::minutes(LOGIN_LINK_MINUTES));
+                next.token_issued_at = Some(now);
+            }
+            RepresentativeCommand::Login(token) => {
+                if self.status != S::Active || self.token_digest.as_deref() != Some(&token.digest())
+                {
+                    return Err(Error::invalid(
+                        "token",
+                        "this login link is not valid (already used, replaced or never sent)",
+                    ));
+                }
+                if self.invitation_expires.is_some_and(|e| now >= e) {
+                    return Err(Error::invalid("token", "this login link has expired"));
+                }
+                next.token_digest = None;
+                next.invitation_expires = None;
             }
         }
         next.version += 1;
@@ -492,6 +541,57 @@ mod tests {
         assert_eq!(active.token_digest(), None);
         let again = active.apply(RepresentativeCommand::Accept(token), now);
         assert_eq!(again.unwrap_err().field(), Some("token"));
+    }
+
+    #[test]
+    fn a_login_link_works_once_within_its_minutes_and_links_are_rate_limited() {
+        let now = chrono::Utc.with_ymd_and_hms(2026, 3, 2, 9, 0, 0).unwrap();
+        let invitation = InvitationToken::generate().unwrap();
+        let rights = Rights::none().with(Right::Statement);
+        let r = Representative::invite(
+            TenantId::new(),
+            PartnerId::new(),
+            &contact(),
+            rights,
+            &invitation,
+            now,
+        )
+        .unwrap();
+        let link = InvitationToken::generate().unwrap();
+        // An invited representative gets no login link.
+        let e = r
+            .apply(RepresentativeCommand::IssueLogin(link.clone()), now)
+            .unwrap_err();
+        assert_eq!(e.field(), Some("status"));
+        let active = r
+            .apply(RepresentativeCommand::Accept(invitation), now)
+            .unwrap();
+        // Too soon after the invitation: rate limited.
+        let e = active
+            .apply(RepresentativeCommand::IssueLogin(link.clone()), now)
+            .unwrap_err();
+        assert_eq!(e.field(), Some("email"));
+        let later = now + chrono::Duration::minutes(5);
+        let sent = active
+            .apply(RepresentativeCommand::IssueLogin(link.clone()), later)
+            .unwrap();
+        let expired = later + chrono::Duration::minutes(LOGIN_LINK_MINUTES);
+        let e = sent
+            .apply(RepresentativeCommand::Login(link.clone()), expired)
+            .unwrap_err();
+        assert_eq!(e.field(), Some("token"));
+        let forged = InvitationToken::generate().unwrap();
+        let e = sent
+            .apply(RepresentativeCommand::Login(forged), later)
+            .unwrap_err();
+        assert_eq!(e.field(), Some("token"));
+        let logged = sent
+            .apply(RepresentativeCommand::Login(link.clone()), later)
+            .unwrap();
+        let e = logged
+            .apply(RepresentativeCommand::Login(link), later)
+            .unwrap_err();
+        assert_eq!(e.field(), Some("token"), "single use");
     }
 
     #[test]

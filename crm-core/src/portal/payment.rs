@@ -271,15 +271,14 @@ impl PaymentAttempt {
                 format!("the payment is {:?} already", self.status).to_lowercase(),
             ));
         }
-        let mut next = self.clone();
-        next.status = status;
-        if reference.is_some() {
-            next.reference = reference;
-        }
-        next.failure = failure;
-        next.version += 1;
-        next.updated_at = now;
-        Ok(next)
+        Ok(Self {
+            status,
+            reference: reference.or_else(|| self.reference.clone()),
+            failure,
+            version: self.version + 1,
+            updated_at: now,
+            ..self.clone()
+        })
     }
 }
 

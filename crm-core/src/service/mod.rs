@@ -13,7 +13,7 @@ mod rules;
 pub use commerce::{CommerceService, DocumentOutcome, OutcomeResult};
 pub use portal::{
     Invited, PortalRequest, PortalRequestKind, PortalService, Statement, INVITATION_TEMPLATE,
-    MAX_PAGE, MAX_REQUEST_BODY,
+    LOGIN_TEMPLATE, MAX_PAGE, MAX_REQUEST_BODY,
 };
 pub use rules::{decision_writes, RulesHook};
 

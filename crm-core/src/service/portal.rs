@@ -38,6 +38,9 @@ use std::sync::Arc;
 /// `expires_at`).
 pub const INVITATION_TEMPLATE: &str = "portal_invitation";
 
+/// The template of the login-link e-mail (the same vars as the invitation's).
+pub const LOGIN_TEMPLATE: &str = "portal_login";
+
 /// The longest body of a request opened in the portal, in bytes.
 pub const MAX_REQUEST_BODY: usize = 20_000;
 
@@ -159,7 +162,7 @@ impl PortalService {
     /// let acme = commerce.crm().create_partner(&ctx, new).await?.record;
     /// let portal = PortalService::new(commerce);
     /// let invited = portal.invite(&ctx, acme.id(), acme.contacts()[0].id, Rights::none().with(Right::Statement)).await?;
-    /// let me = portal.accept(ctx.tenant, invited.token.as_str()).await?;
+    /// let me = portal.login(ctx.tenant, invited.token.as_str()).await?;
     /// assert_eq!(me.partner(), acme.id());
     /// # Ok::<(), Error>(()) }).unwrap();
     /// ```
@@ -301,26 +304,64 @@ impl PortalService {
 
     // ------------------------------------------------------------------ logging in
 
-    /// Accepts an invitation with the token from its link: the representative becomes active (the token is used
-    /// up) and its principal is returned.
+    /// Sends a login link to every active representative with this address (one per partner it represents), by
+    /// e-mail through the outbox: single use, [`LOGIN_LINK_MINUTES`](crate::portal::LOGIN_LINK_MINUTES) long, at
+    /// most one per minute. Says nothing of whether the address is known (an unknown one is `Ok` and sends nothing),
+    /// so the login form cannot be used to probe addresses.
     ///
     /// # Errors
     ///
-    /// [`Error::Invalid`] on `token` when the token is malformed, unknown in the tenant, used, replaced or expired;
+    /// [`Error::Invalid`] on `email` when it is not an address, or a link was sent to it a moment ago;
     /// [`Error::Storage`] when the store cannot be read or written.
-    pub async fn accept(&self, tenant: TenantId, token: &str) -> Result<Principal> {
+    pub async fn request_login(&self, tenant: TenantId, email: &str) -> Result<()> {
+        let email = crate::validate::email("email", email)?.to_lowercase();
+        let store = self.commerce.store();
+        let found = store
+            .fetch_commerce(tenant, &CommerceKey::RepresentativesByEmail(email))
+            .await?;
+        let crm = self.commerce.crm();
+        for r in found.into_iter().filter_map(Representative::pick) {
+            if !r.is_active() {
+                continue;
+            }
+            let token = InvitationToken::generate()?;
+            let partner = crm.store().partner(tenant, r.partner()).await?;
+            let now = crm.clock().now();
+            let mut mail = self.invitation(&host_context(tenant), &r, partner.name(), &token, now);
+            mail.payload.template = Some(LOGIN_TEMPLATE.into());
+            mail.rule = "portal_login".into();
+            mail.idempotency_key = format!("portal_login/{}/{}", r.id(), &token.digest()[..16]);
+            let version = r.version();
+            let cmd = RepresentativeCommand::IssueLogin(token);
+            self.change(&host_context(tenant), r, version, cmd, Some(mail))
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Logs in with the token of a link: an invitation's (it is accepted: the representative becomes active) or a
+    /// login link's (it is used up). The principal of the representative.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Invalid`] on `token` when it is malformed, unknown in the tenant, used, replaced or expired;
+    /// [`Error::Storage`] when the store cannot be read or written.
+    pub async fn login(&self, tenant: TenantId, token: &str) -> Result<Principal> {
         let token = InvitationToken::parse(token)?;
         let r = self
             .commerce
             .store()
             .representative_by_token(tenant, &token.digest())
             .await?
-            .ok_or_else(|| Error::invalid("token", "this invitation is not valid"))?;
+            .ok_or_else(|| Error::invalid("token", "this link is not valid"))?;
         let ctx = Principal::of(&r).context();
         let version = r.version();
-        let next = self
-            .change(&ctx, r, version, RepresentativeCommand::Accept(token), None)
-            .await?;
+        let cmd = if r.is_active() {
+            RepresentativeCommand::Login(token)
+        } else {
+            RepresentativeCommand::Accept(token)
+        };
+        let next = self.change(&ctx, r, version, cmd, None).await?;
         Ok(Principal::of(&next))
     }
 
@@ -918,39 +959,41 @@ impl PortalService {
         let now = crm.clock().now();
         let (id, name) = (r.id(), r.name().to_string());
         let event = match &cmd {
-            RepresentativeCommand::Accept(_) => EventKind::RepresentativeAccepted {
+            RepresentativeCommand::Accept(_) => Some(EventKind::RepresentativeAccepted {
                 representative: id,
                 name,
-            },
-            RepresentativeCommand::Revoke => EventKind::RepresentativeRevoked {
+            }),
+            RepresentativeCommand::Revoke => Some(EventKind::RepresentativeRevoked {
                 representative: id,
                 name,
-            },
-            RepresentativeCommand::SetRights(to) => EventKind::RepresentativeRightsChanged {
+            }),
+            RepresentativeCommand::SetRights(to) => Some(EventKind::RepresentativeRightsChanged {
                 representative: id,
                 name,
                 from: r.rights().to_string(),
                 to: to.to_string(),
-            },
-            RepresentativeCommand::Reinvite(_) => EventKind::RepresentativeInvited {
+            }),
+            RepresentativeCommand::Reinvite(_) => Some(EventKind::RepresentativeInvited {
                 representative: id,
                 name,
                 rights: r.rights().to_string(),
-            },
+            }),
+            RepresentativeCommand::Login(_) => Some(EventKind::RepresentativeLoggedIn {
+                representative: id,
+                name,
+            }),
+            // A link sent is no action with the customer; the login it leads to is.
+            RepresentativeCommand::IssueLogin(_) => None,
         };
         let next = r.apply(cmd, now)?;
-        let mut cs = ChangeSet::from_iter([
-            Write::from(CommerceWrite::UpdateRepresentative {
-                representative: next.clone(),
-                expected_version,
-            }),
-            Write::AppendEvent(DomainEvent::new(
-                ctx,
-                now,
-                partner_subject(next.partner()),
-                event,
-            )),
-        ]);
+        let mut cs = ChangeSet::from_iter([Write::from(CommerceWrite::UpdateRepresentative {
+            representative: next.clone(),
+            expected_version,
+        })]);
+        if let Some(e) = event {
+            let subject = partner_subject(next.partner());
+            cs.push(Write::AppendEvent(DomainEvent::new(ctx, now, subject, e)));
+        }
         if let Some(m) = mail {
             cs.push(Write::EnqueueOutbox(m));
         }

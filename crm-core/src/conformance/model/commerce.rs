@@ -498,6 +498,16 @@ fn fetch(d: &CommerceData, tenant: TenantId, key: &CommerceKey) -> Vec<CommerceR
             representatives(&|x| x.token_digest.as_deref() == Some(digest.as_str()))
         }
         CommerceKey::OfPartner { partner, key } => of_partner(d, &[], tenant, *partner, key),
+        CommerceKey::RepresentativesByEmail(e) => {
+            let mut v = of(
+                &d.representatives,
+                tenant,
+                |x| x.tenant,
+                |x| x.email.to_lowercase() == *e,
+            );
+            v.sort_by_key(|x| x.id);
+            v.into_iter().map(CommerceRecord::Representative).collect()
+        }
         CommerceKey::PaymentAttemptByKey(k) => {
             of(&d.payments, tenant, |x| x.tenant, |x| x.key == *k)
                 .into_iter()
