@@ -84,6 +84,180 @@ fn benches(c: &mut Criterion) {
         })
     });
     g.finish();
+
+    // The portal's statement page of one partner with 10,000 documents (7,500 invoices, 2,500 payments settling a
+    // third of them): balances per currency and every open item at its residual, beside the same two questions as
+    // hand-written SQL (grouped allocation sums joined to the invoices) on the same file.
+    let (portal, me, partner, as_of) = rt.block_on(statement_fixture(&env));
+    let mut g = c.benchmark_group("portal_statement_10k_docs");
+    g.sample_size(20);
+    g.bench_function("ours", |b| {
+        b.iter(|| {
+            let st = rt.block_on(portal.statement(&me, Some(as_of)));
+            st.expect("statement").open_items.len()
+        })
+    });
+    g.bench_function("sql", |b| {
+        b.iter(|| statement_sql(conn, me.tenant(), black_box(partner), as_of))
+    });
+    g.finish();
+    let ours = rt
+        .block_on(portal.statement(&me, Some(as_of)))
+        .expect("statement");
+    assert_eq!(
+        ours.open_items.len(),
+        statement_sql(conn, me.tenant(), partner, as_of)
+    );
+}
+
+/// A tenant with one customer holding 10,000 documents, its representative logged in.
+async fn statement_fixture(
+    env: &Env,
+) -> (
+    crm_core::service::PortalService,
+    crm_core::portal::Principal,
+    crm_core::id::PartnerId,
+    chrono::NaiveDate,
+) {
+    use crm_core::commerce::{
+        Allocation, NewCategory, NewDocument, NewLine, NewProduct, PaymentDirection,
+    };
+    use crm_core::partner::{NewContact, NewPartner};
+    use rust_decimal::Decimal;
+    let ctx =
+        crm_core::actor::Context::user(crm_core::id::TenantId::new(), crm_core::id::UserId::new());
+    env.svc.setup_tenant(&ctx).await.expect("tenant");
+    let ron = crm_core::money::Currency::parse("RON").expect("RON");
+    let cs = crm_core::service::CommerceService::new(env.svc.clone(), env.commerce.clone(), ron);
+    let cat = NewCategory {
+        code: "C".into(),
+        name: "Goods".into(),
+    };
+    let cat = cs
+        .record_category(&ctx, cat, None)
+        .await
+        .expect("category")
+        .record()
+        .id();
+    let p = NewProduct {
+        code: "P".into(),
+        name: "Goods".into(),
+        category: Some(cat),
+    };
+    let product = cs
+        .record_product(&ctx, p, None)
+        .await
+        .expect("product")
+        .record()
+        .id();
+    let mut new = NewPartner::company("Big Customer SRL");
+    new.owner = Some(ctx.actor.user_id().expect("a user"));
+    new.contacts.push(NewContact {
+        name: "Accounts".into(),
+        email: Some("accounts@big.example".into()),
+        ..NewContact::default()
+    });
+    let partner = env
+        .svc
+        .create_partner(&ctx, new)
+        .await
+        .expect("partner")
+        .record;
+    let start = chrono::NaiveDate::from_ymd_opt(2025, 1, 1).expect("day");
+    for i in 0..7_500u32 {
+        let day = start + chrono::Duration::days(i64::from(i % 700));
+        let line = NewLine::new(
+            product,
+            Decimal::ONE,
+            Decimal::from(100 + i % 50),
+            Decimal::from(60),
+        );
+        let n = NewDocument::invoice(&format!("F-{i}"), partner.id(), day, "RON", vec![line])
+            .due(day + chrono::Duration::days(30));
+        cs.record_document(&ctx, n).await.expect("invoice");
+        if i % 3 == 0 {
+            let amount = Decimal::from(100 + i % 50);
+            let mut pay = NewDocument::payment(
+                &format!("P-{i}"),
+                partner.id(),
+                day + chrono::Duration::days(10),
+                "RON",
+                PaymentDirection::Received,
+                amount,
+            );
+            pay.allocations = vec![Allocation {
+                number: format!("F-{i}"),
+                amount,
+            }];
+            cs.record_document(&ctx, pay).await.expect("payment");
+        }
+    }
+    let portal = crm_core::service::PortalService::new(cs);
+    let rights = crm_core::portal::Rights::all();
+    let contact = partner.contacts()[0].id;
+    let invited = portal
+        .invite(&ctx, partner.id(), contact, rights)
+        .await
+        .expect("invite");
+    let me = portal
+        .login(ctx.tenant, invited.token.as_str())
+        .await
+        .expect("login");
+    let as_of = chrono::NaiveDate::from_ymd_opt(2026, 12, 31).expect("day");
+    (portal, me, partner.id(), as_of)
+}
+
+/// The statement as hand-written SQL: balances per currency, and the open items (invoices and bills less their
+/// allocations and correcting credit notes) decoded as the engine decodes them. Returns the number of open items.
+fn statement_sql(
+    conn: &rusqlite::Connection,
+    tenant: crm_core::id::TenantId,
+    partner: crm_core::id::PartnerId,
+    as_of: chrono::NaiveDate,
+) -> usize {
+    let day = crm_core::commerce::day_number(as_of);
+    let args = rusqlite::params![tenant.as_bytes(), partner.as_bytes(), day];
+    let mut balances = conn
+        .prepare_cached(
+            "SELECT currency, \
+               sum(CASE WHEN kind = 0 THEN total_units WHEN kind = 1 THEN -total_units \
+                        WHEN kind = 3 AND COALESCE(direction, 0) = 0 THEN -total_units ELSE 0 END), \
+               sum(CASE WHEN kind = 2 THEN total_units WHEN kind = 3 AND direction = 1 THEN -total_units ELSE 0 END) \
+             FROM documents WHERE tenant = ?1 AND partner = ?2 AND issue_day <= ?3 GROUP BY currency",
+        )
+        .expect("prepare");
+    let sums: Vec<(String, i64, i64)> = balances
+        .query_map(args, |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .expect("balances")
+        .collect::<Result<_, _>>()
+        .expect("rows");
+    black_box(sums);
+    let mut items = conn
+        .prepare_cached(
+            "WITH paid AS (SELECT a.target_kind AS k, a.target_number AS n, sum(a.amount_units) AS s \
+               FROM allocations a JOIN documents p ON p.tenant = a.tenant AND p.id = a.document \
+               WHERE a.tenant = ?1 AND a.partner = ?2 AND p.issue_day <= ?3 GROUP BY 1, 2), \
+             credited AS (SELECT corrects AS n, sum(total_units) AS s FROM documents \
+               WHERE tenant = ?1 AND partner = ?2 AND kind = 1 AND corrects IS NOT NULL AND issue_day <= ?3 \
+               GROUP BY 1) \
+             SELECT d.doc, d.total_units - COALESCE(paid.s, 0) \
+               - CASE WHEN d.kind = 0 THEN COALESCE(credited.s, 0) ELSE 0 END AS open \
+             FROM documents d LEFT JOIN paid ON paid.k = d.kind AND paid.n = d.number \
+               LEFT JOIN credited ON d.kind = 0 AND credited.n = d.number \
+             WHERE d.tenant = ?1 AND d.partner = ?2 AND d.kind IN (0, 2) AND d.issue_day <= ?3 AND open <> 0",
+        )
+        .expect("prepare");
+    let rows = items
+        .query_map(args, |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))
+        .expect("items");
+    let mut n = 0;
+    for row in rows {
+        let (doc, open) = row.expect("row");
+        let d: crm_core::commerce::Document = serde_json::from_str(&doc).expect("doc");
+        black_box((d, open));
+        n += 1;
+    }
+    n
 }
 
 criterion_group!(micro, benches);

@@ -24,18 +24,25 @@ pub fn open_items(dialect: Dialect, tenant: TenantId, partner: PartnerId, as_of:
     let (mut sql, t) = Sql::for_tenant(dialect, tenant);
     let p = sql.bind(*partner.as_uuid());
     let day = sql.bind(Param::Day(day_number(as_of)));
+    // The allocations and correcting credit notes are summed once per invoice in two grouped scans of the
+    // partner's rows and joined, not looked up per invoice: at 10,000 documents of one partner the correlated
+    // subqueries cost 62× the hand-written statement (each credit-note lookup scanned the partner's documents).
     sql.text = format!(
         "SELECT doc, open FROM (\
-           SELECT {doc} AS doc, d.total_units \
-             - COALESCE((SELECT sum(a.amount_units) FROM allocations a \
-                 JOIN documents p ON p.tenant = a.tenant AND p.id = a.document \
-                 WHERE a.tenant = d.tenant AND a.partner = d.partner AND a.target_kind = d.kind \
-                 AND a.target_number = d.number AND p.issue_day <= {day}), 0) \
-             - CASE WHEN d.kind = 0 THEN COALESCE((SELECT sum(x.total_units) FROM documents x \
-                 WHERE x.tenant = d.tenant AND x.partner = d.partner AND x.kind = 1 \
-                 AND x.corrects = d.number AND x.issue_day <= {day}), 0) ELSE 0 END AS open \
-           FROM documents d WHERE d.tenant = {t} AND d.partner = {p} AND d.kind IN (0, 2) \
-             AND d.issue_day <= {day}) AS items \
+           SELECT {doc} AS doc, d.total_units - COALESCE(paid.s, 0) \
+             - CASE WHEN d.kind = 0 THEN COALESCE(credited.s, 0) ELSE 0 END AS open \
+           FROM documents d \
+           LEFT JOIN (SELECT a.target_kind AS k, a.target_number AS n, sum(a.amount_units) AS s \
+               FROM allocations a JOIN documents p ON p.tenant = a.tenant AND p.id = a.document \
+               WHERE a.tenant = {t} AND a.partner = {p} AND p.issue_day <= {day} \
+               GROUP BY a.target_kind, a.target_number) AS paid \
+             ON paid.k = d.kind AND paid.n = d.number \
+           LEFT JOIN (SELECT x.corrects AS n, sum(x.total_units) AS s FROM documents x \
+               WHERE x.tenant = {t} AND x.partner = {p} AND x.kind = 1 AND x.corrects IS NOT NULL \
+                 AND x.issue_day <= {day} \
+               GROUP BY x.corrects) AS credited \
+             ON d.kind = 0 AND credited.n = d.number \
+           WHERE d.tenant = {t} AND d.partner = {p} AND d.kind IN (0, 2) AND d.issue_day <= {day}) AS items \
          WHERE open <> 0",
         doc = match dialect {
             Dialect::Sqlite => "d.doc",
