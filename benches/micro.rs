@@ -119,9 +119,7 @@ async fn statement_fixture(
     crm_core::id::PartnerId,
     chrono::NaiveDate,
 ) {
-    use crm_core::commerce::{
-        Allocation, NewCategory, NewDocument, NewLine, NewProduct, PaymentDirection,
-    };
+    use crm_core::commerce::{Allocation, NewDocument, NewLine, NewProduct, PaymentDirection};
     use crm_core::partner::{NewContact, NewPartner};
     use rust_decimal::Decimal;
     let ctx =
@@ -129,27 +127,14 @@ async fn statement_fixture(
     env.svc.setup_tenant(&ctx).await.expect("tenant");
     let ron = crm_core::money::Currency::parse("RON").expect("RON");
     let cs = crm_core::service::CommerceService::new(env.svc.clone(), env.commerce.clone(), ron);
-    let cat = NewCategory {
-        code: "C".into(),
-        name: "Goods".into(),
-    };
-    let cat = cs
-        .record_category(&ctx, cat, None)
-        .await
-        .expect("category")
-        .record()
-        .id();
+    // One product, no category: the statement reads no line.
     let p = NewProduct {
         code: "P".into(),
         name: "Goods".into(),
-        category: Some(cat),
+        category: None,
     };
-    let product = cs
-        .record_product(&ctx, p, None)
-        .await
-        .expect("product")
-        .record()
-        .id();
+    let recorded = cs.record_product(&ctx, p, None).await.expect("product");
+    let product = recorded.record().id();
     let mut new = NewPartner::company("Big Customer SRL");
     new.owner = Some(ctx.actor.user_id().expect("a user"));
     new.contacts.push(NewContact {
