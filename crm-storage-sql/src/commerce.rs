@@ -13,7 +13,7 @@ use crm_core::commerce::{
     Progress, RankOrder, SegmentMember, SumsQuery,
 };
 use crm_core::id::{CampaignId, PartnerId, TenantId, UserId};
-use crm_core::money::{decimal_to_units, Currency};
+use crm_core::money::{decimal_to_units, units_to_decimal, Currency};
 use crm_core::portal::{PaymentAttempt, Representative};
 use crm_core::sales::{
     AttachedTo, Attachment, Contract, Meeting, MeetingStatus, Quotation, QuotationStatus,
@@ -1413,19 +1413,35 @@ pub async fn balances<R: Runner + ?Sized>(
     partner: PartnerId,
     as_of: NaiveDate,
 ) -> Result<Vec<Balance>> {
-    let sql = crate::report::balances(r.dialect(), tenant, partner, as_of);
-    let rows = r.rows(sql, false).await?;
-    let items = open_items(r, tenant, partner, as_of).await?;
+    let d = r.dialect();
+    let mut read = r
+        .rows_batch(vec![
+            crate::report::balances(d, tenant, partner, as_of),
+            crate::report::overdue(d, tenant, partner, as_of),
+        ])
+        .await?
+        .into_iter();
+    let (rows, overdue) = (
+        read.next().unwrap_or_default(),
+        read.next().unwrap_or_default(),
+    );
+    let currency = |c: &Cell| {
+        let code = c.text("currency")?;
+        Currency::parse(code.trim()).map_err(|e| corrupt("currency", e))
+    };
+    let mut late = std::collections::BTreeMap::new();
+    for row in &overdue {
+        late.insert(currency(&row[0])?, row[1].int("overdue units")?);
+    }
     rows.iter()
         .map(|row| {
-            let code = row[0].text("currency")?;
-            let currency = Currency::parse(code.trim()).map_err(|e| corrupt("currency", e))?;
-            Ok(Balance::of(
-                currency,
-                row[1].int("receivable units")?,
-                row[2].int("payable units")?,
-                &items,
-            ))
+            let c = currency(&row[0])?;
+            Ok(Balance {
+                currency: c,
+                receivable: units_to_decimal(row[1].int("receivable units")?),
+                payable: units_to_decimal(row[2].int("payable units")?),
+                overdue: units_to_decimal(late.get(&c).copied().unwrap_or(0)),
+            })
         })
         .collect()
 }
