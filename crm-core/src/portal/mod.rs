@@ -12,8 +12,8 @@
 mod payment;
 
 pub use payment::{
-    AttemptStatus, PaidItem, PayItem, Payer, PaymentAttempt, PaymentProvider, ProviderAnswer,
-    MAX_PAY_ITEMS,
+    AttemptStatus, PaidItem, PayItem, Payable, Payer, PaymentAttempt, PaymentProvider,
+    ProviderAnswer, MAX_PAY_ITEMS,
 };
 
 use crate::error::{Error, Result};

@@ -8,9 +8,9 @@
 //! paying the same item: an attempt reserves its amounts until it is confirmed or fails, and a new one may pay only
 //! what is open and not reserved.
 
-use crate::commerce::{DocumentKind, OpenItem};
 use crate::error::{Error, Result};
 use crate::id::{DocumentId, PartnerId, PaymentAttemptId, RepresentativeId, TenantId};
+use crate::kinds::DocumentKind;
 use crate::money::Currency;
 use crate::time::Timestamp;
 use async_trait::async_trait;
@@ -20,6 +20,22 @@ use std::fmt::Debug;
 
 /// The most items one payment settles.
 pub const MAX_PAY_ITEMS: usize = 100;
+
+/// An open item as a payment is planned against it (what the partner's open items say of it; the service makes
+/// these from [`crate::commerce::OpenItem`]s, so this module needs nothing of commerce).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Payable {
+    /// The document.
+    pub document: DocumentId,
+    /// Its number.
+    pub number: String,
+    /// Invoice or vendor bill.
+    pub kind: DocumentKind,
+    /// Its currency.
+    pub currency: Currency,
+    /// What is open of it.
+    pub open: Decimal,
+}
 
 /// One open item to pay, and how much of it (what is open and not reserved when `amount` is `None`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -151,7 +167,7 @@ impl PaymentAttempt {
         who: Payer,
         key: &str,
         items: &[PayItem],
-        open: &[OpenItem],
+        open: &[Payable],
         reserving: &[PaymentAttempt],
         now: Timestamp,
     ) -> Result<Self> {

@@ -23,8 +23,8 @@ use crate::id::{RequestId, TenantId, UserId};
 use crate::lead::{Lead, LeadSource, NewLead};
 use crate::page::{Page, PageRequest};
 use crate::portal::{
-    AttemptStatus, InvitationToken, PayItem, Payer, PaymentAttempt, PaymentProvider, Principal,
-    ProviderAnswer, Representative, RepresentativeCommand, Right, Rights,
+    AttemptStatus, InvitationToken, PayItem, Payable, Payer, PaymentAttempt, PaymentProvider,
+    Principal, ProviderAnswer, Representative, RepresentativeCommand, Right, Rights,
 };
 use crate::request::{NewRequest, Request};
 use crate::sales::{Contract, Quotation};
@@ -661,7 +661,17 @@ impl PortalService {
                 }
             }
         }
-        let attempt = PaymentAttempt::plan(payer, key, items, &open, &reserving, now)?;
+        let payable: Vec<Payable> = open
+            .iter()
+            .map(|o| Payable {
+                document: o.document,
+                number: o.number.clone(),
+                kind: o.kind,
+                currency: o.currency,
+                open: o.open,
+            })
+            .collect();
+        let attempt = PaymentAttempt::plan(payer, key, items, &payable, &reserving, now)?;
         let event = EventKind::PortalPaymentStarted {
             key: attempt.key().to_string(),
             total: format!("{} {}", attempt.total(), attempt.currency().code()),
