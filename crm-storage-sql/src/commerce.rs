@@ -1413,14 +1413,12 @@ pub async fn balances<R: Runner + ?Sized>(
     partner: PartnerId,
     as_of: NaiveDate,
 ) -> Result<Vec<Balance>> {
-    let d = r.dialect();
-    let mut read = r
-        .rows_batch(vec![
-            crate::report::balances(d, tenant, partner, as_of),
-            crate::report::overdue(d, tenant, partner, as_of),
-        ])
-        .await?
-        .into_iter();
+    // The sums and the overdue amounts in one batch: one snapshot, one hop on SQLite.
+    let statements = vec![
+        crate::report::balances(r.dialect(), tenant, partner, as_of),
+        crate::report::overdue(r.dialect(), tenant, partner, as_of),
+    ];
+    let mut read = r.rows_batch(statements).await?.into_iter();
     let (rows, overdue) = (
         read.next().unwrap_or_default(),
         read.next().unwrap_or_default(),
