@@ -32,14 +32,22 @@ fn day(d: u32) -> chrono::NaiveDate {
 
 /// A customer owned by the agent, with one contact who has an address.
 pub(super) async fn customer_with_contact(shop: &Shop, name: &str) -> Partner {
+    let email = format!("buyer@{}.example", name.to_lowercase().replace(' ', "-"));
+    customer(shop, name, Some(email), Some(shop.w.agent)).await
+}
+
+/// A customer named `name` with one contact (`<name> buyer`, at `email`), owned by `owner`.
+async fn customer(
+    shop: &Shop,
+    name: &str,
+    email: Option<String>,
+    owner: Option<crate::id::UserId>,
+) -> Partner {
     let mut new = NewPartner::company(name).with_role(PartnerRole::Customer);
-    new.owner = Some(shop.w.agent);
+    new.owner = owner;
     new.contacts.push(NewContact {
         name: format!("{name} buyer"),
-        email: Some(format!(
-            "buyer@{}.example",
-            name.to_lowercase().replace(' ', "-")
-        )),
+        email,
         ..NewContact::default()
     });
     let made = shop.w.crm.create_partner(&shop.w.ctx, new).await;
@@ -124,18 +132,7 @@ pub async fn check_portal_representatives(backend: &Arc<dyn crate::store::Backen
         matches!(twice, Err(Error::AlreadyExists { .. })),
         "{twice:?}"
     );
-    let mut silent = NewPartner::company("Silent").with_role(PartnerRole::Customer);
-    silent.contacts.push(NewContact {
-        name: "No Mail".into(),
-        ..NewContact::default()
-    });
-    let silent = shop
-        .w
-        .crm
-        .create_partner(&shop.w.ctx, silent)
-        .await
-        .expect("partner")
-        .record;
+    let silent = customer(&shop, "Silent", None, None).await;
     let e = portal
         .invite(
             &shop.w.ctx,
@@ -221,6 +218,12 @@ pub async fn check_portal_representatives(backend: &Arc<dyn crate::store::Backen
         .await
         .expect("accept again");
     assert!(portal.statement(&back, None).await.is_ok());
+    let e = portal.reinvite(&shop.w.ctx, id, 6).await.unwrap_err();
+    assert_eq!(
+        e.field(),
+        Some("status"),
+        "an active one is revoked before it is invited again"
+    );
     // Every step is on the partner's timeline, acceptance by the representative through the portal.
     let log = shop
         .w
@@ -507,6 +510,57 @@ pub async fn check_portal_reads_and_requests(
         Err(Error::NotFound { .. })
     ));
     assert!(portal.contracts(&me).await.expect("contracts").is_empty());
+    // The partner's own quotations: listed, one accepted and one declined in the portal; its own contract is
+    // named by the renewal it asks for.
+    let ours = |price| {
+        let q = super::sales::quotation_for(&lead, price);
+        shop.cs.create_quotation(&shop.w.ctx, q)
+    };
+    let send = crate::sales::QuotationCommand::Send;
+    let (yes, no) = (ours("20").await.expect("q"), ours("30").await.expect("q"));
+    for q in [&yes, &no] {
+        let sent = shop
+            .cs
+            .quotation_command(&shop.w.ctx, q.id(), 1, send.clone())
+            .await;
+        sent.expect("sent");
+    }
+    assert_eq!(portal.quotations(&me).await.expect("quotations").len(), 2);
+    let took = portal.answer_quotation(&me, yes.id(), 2, true).await;
+    assert_eq!(
+        took.expect("accepted").status(),
+        crate::sales::QuotationStatus::Accepted
+    );
+    let declined = portal.answer_quotation(&me, no.id(), 2, false).await;
+    assert_eq!(
+        declined.expect("declined").status(),
+        crate::sales::QuotationStatus::Declined
+    );
+    let own = ours("40").await.expect("q");
+    let own = super::sales::contract_from(&shop.cs, &shop.w.ctx, &own).await;
+    assert_eq!(portal.contracts(&me).await.expect("contracts").len(), 1);
+    let renewal = portal
+        .ask_for_contract(&me, "Renew", None, Some(own.id()))
+        .await
+        .expect("renewal");
+    assert!(renewal
+        .description
+        .as_deref()
+        .unwrap_or_default()
+        .contains(own.number()));
+    // A partner without an account owner: its request is refused by field, unless the portal names who answers.
+    let lone = customer(&shop, "Lone", Some("buyer@lone.example".into()), None).await;
+    let them = accepted(&portal, &shop, &lone, Rights::all()).await;
+    let ask = PortalRequest {
+        kind: PortalRequestKind::Information,
+        title: "Catalogue".into(),
+        body: "Please send the 2027 catalogue.".into(),
+    };
+    let e = portal.open_request(&them, ask.clone()).await.unwrap_err();
+    assert_eq!(e.field(), Some("owner"));
+    let answered = portal.clone().with_fallback_assignee(shop.w.manager);
+    let r = answered.open_request(&them, ask).await.expect("request");
+    assert_eq!(r.assignee, shop.w.manager);
 }
 
 /// One portal call of the property test, on a record of the caller's own partner, another partner's, or another

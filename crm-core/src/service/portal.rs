@@ -1,10 +1,9 @@
 //! The self-service portal's service: the staff side (invite, reinvite, revoke, change rights) and the
-//! representative's side (log in with the invitation, the statement of account, documents, requests, quotations,
-//! asking for a new contract).
+//! representative's side (log in with an invitation or a login link, the statement of account, documents, requests,
+//! quotations, asking for a new contract, paying open items).
 //!
-//! Scope is enforced in two places. Every representative-side method first reads the representative again
-//! ([`PortalService::principal`]'s check: it exists in the principal's tenant, belongs to its partner, is active and
-//! holds the right), so a revoked representative's next call fails and a right taken away is gone at once. Every
+//! Scope is enforced in two places. Every representative-side method first reads the representative again (it
+//! exists in the principal's tenant, belongs to its partner, is active and holds the right the read needs), so a revoked representative's next call fails and a right taken away is gone at once. Every
 //! read then goes through [`CommerceKey::OfPartner`] (or a partner-filtered report), whose statement carries the
 //! tenant **and** the partner: an id of another partner reads as not found.
 
