@@ -71,8 +71,8 @@ pub use crm_core::sales;
 pub mod portal {
     pub use crm_core::portal::*;
     pub use crm_core::service::{
-        Invited, PortalRequest, PortalRequestKind, PortalService, Statement, INVITATION_TEMPLATE,
-        LOGIN_TEMPLATE, MAX_PAGE, MAX_REQUEST_BODY,
+        Account, Invited, PortalRequest, PortalRequestKind, PortalService, Statement,
+        INVITATION_TEMPLATE, LOGIN_TEMPLATE, MAX_HISTORY, MAX_PAGE, MAX_REQUEST_BODY,
     };
 }
 pub use crm_core::sales::BlobStore;

@@ -43,7 +43,9 @@ pub mod tenancy;
 
 pub use checks::*;
 pub use differential::{run_differential, same_error, BlockOn, Differential, DEFAULT_CASES};
-pub use portal::{check_portal_payments, check_portal_representatives};
+pub use portal::{
+    check_portal_payments, check_portal_representatives, check_portal_sessions_and_contacts,
+};
 pub use sales::{
     check_contact_log, check_meetings, check_meetings_starting, check_quotation_expiry,
     check_quotation_mail,
@@ -162,6 +164,7 @@ macro_rules! backend_conformance_tests {
                 check_meetings_starting,
                 check_portal_representatives,
                 check_portal_payments,
+                check_portal_sessions_and_contacts,
                 check_scenarios
             ]
         }

@@ -333,6 +333,216 @@ pub async fn check_portal_representatives(backend: &Arc<dyn crate::store::Backen
     ));
 }
 
+/// Sessions, the account, contacts and the balance history: logging out voids every earlier session (the epoch is
+/// stored); a revoked representative's session ends; a representative with the contacts right adds and removes the
+/// partner's contacts (the change is the partner's, made by the representative), never another partner's and never
+/// one with portal access; the balance history is the balances on each day.
+pub async fn check_portal_sessions_and_contacts(backend: &Arc<dyn crate::store::Backend>) {
+    let store: Arc<dyn Store> = backend.clone();
+    let commerce: Arc<dyn CommerceStore> = backend.clone();
+    let outbox: Arc<dyn OutboxStore> = backend.clone();
+    let (store, commerce) = (&store, &commerce);
+    let shop = Shop::new(store, commerce).await;
+    let portal = portal_of(&shop);
+    let t = shop.w.tenant;
+    let acme = customer_with_contact(&shop, "Acme").await;
+    let rival = customer_with_contact(&shop, "Rival").await;
+    let me = accepted(&portal, &shop, &acme, Rights::all()).await;
+    let id = me.representative();
+    let epoch = me.session_epoch();
+    assert_eq!(portal.session(t, id, epoch).await.expect("session"), me);
+    // Another tenant does not know the representative.
+    let other = Shop::new(store, commerce).await;
+    assert!(matches!(
+        portal.session(other.w.tenant, id, epoch).await,
+        Err(Error::NotFound { .. })
+    ));
+    portal.logout(&me).await.expect("logout");
+    let e = portal.session(t, id, epoch).await.unwrap_err();
+    assert!(
+        matches!(
+            e,
+            Error::NotFound {
+                entity: "session",
+                ..
+            }
+        ),
+        "{e:?}"
+    );
+    let stored = commerce.representative(t, id).await.expect("stored");
+    assert_eq!(
+        stored.session_epoch(),
+        epoch.wrapping_add(1),
+        "the epoch is stored"
+    );
+    // Logging in again begins a session in the new epoch.
+    let link = {
+        let again = portal.reinvite(&shop.w.ctx, id, stored.version()).await;
+        assert!(again.is_err(), "an active one is not reinvited");
+        shop.w.clock.advance(chrono::Duration::minutes(2));
+        portal
+            .request_login(t, "buyer@acme.example")
+            .await
+            .expect("link");
+        pending_var(&outbox, t, crate::service::LOGIN_TEMPLATE, "token")
+            .await
+            .pop()
+            .expect("a link")
+    };
+    let me = portal.login(t, &link).await.expect("login");
+    assert_eq!(me.session_epoch(), epoch.wrapping_add(1));
+    portal
+        .session(t, id, me.session_epoch())
+        .await
+        .expect("new session");
+    // The account: the partner's name and roles.
+    let account = portal.account(&me).await.expect("account");
+    assert_eq!(account.partner, "Acme");
+    assert_eq!(account.roles, vec![PartnerRole::Customer]);
+    assert_eq!(account.email, "buyer@acme.example");
+    // Contacts: add, refuse a duplicate name, remove; never one with portal access, never another partner's.
+    let added = portal
+        .add_contact(
+            &me,
+            NewContact {
+                name: "Ion Ionescu".into(),
+                email: Some("ion@acme.example".into()),
+                ..NewContact::default()
+            },
+        )
+        .await
+        .expect("add");
+    assert_eq!(added.len(), 2);
+    let e = portal
+        .add_contact(
+            &me,
+            NewContact {
+                name: "ion ionescu".into(),
+                ..NewContact::default()
+            },
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(e.field(), Some("name"));
+    let e = portal
+        .add_contact(
+            &me,
+            NewContact {
+                name: "Bad".into(),
+                email: Some("not an address".into()),
+                ..NewContact::default()
+            },
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(e.field(), Some("contacts[2].email"), "{e:?}");
+    let timeline = store
+        .timeline(t, TimelineOf::Partner(acme.id), &PageRequest::first(50))
+        .await
+        .expect("timeline");
+    let by_rep = timeline.items.iter().any(|e| {
+        matches!(e.kind, EventKind::PartnerUpdated { .. })
+            && matches!(e.actor, Actor::PartnerRepresentative { partner, contact } if partner == acme.id && contact == me.contact())
+            && e.source == Source::Portal
+    });
+    assert!(
+        by_rep,
+        "the change is the representative's, from the portal"
+    );
+    let ion = added
+        .iter()
+        .find(|c| c.name == "Ion Ionescu")
+        .expect("ion")
+        .id;
+    let e = portal
+        .remove_contact(&me, acme.contacts[0].id)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        e.field(),
+        Some("contact"),
+        "a representative's contact stays"
+    );
+    let e = portal
+        .remove_contact(&me, rival.contacts[0].id)
+        .await
+        .unwrap_err();
+    assert!(matches!(e, Error::NotFound { .. }), "{e:?}");
+    let left = portal.remove_contact(&me, ion).await.expect("remove");
+    assert_eq!(left.len(), 1);
+    assert_eq!(portal.contacts(&me).await.expect("contacts"), left);
+    assert_eq!(
+        store
+            .partner(t, rival.id)
+            .await
+            .expect("rival")
+            .contacts
+            .len(),
+        1,
+        "the rival is untouched"
+    );
+    // The balance history is the balances on each day.
+    shop.record(
+        NewDocument::invoice(
+            "H-1",
+            acme.id,
+            day(5),
+            "RON",
+            vec![shop.line(0, "1", "70", "1")],
+        )
+        .due(day(10)),
+    )
+    .await;
+    let days = [day(1), day(5), day(20)];
+    let history = portal.balance_history(&me, &days).await.expect("history");
+    assert_eq!(history.len(), 3);
+    for (d, b) in &history {
+        let want = shop
+            .cs
+            .balances(t, acme.id, Some(*d))
+            .await
+            .expect("balances");
+        assert_eq!(b, &want, "on {d}");
+    }
+    assert!(history[0].1.is_empty());
+    assert_eq!(history[2].1[0].receivable, rust_decimal::Decimal::from(70));
+    let many = vec![day(1); crate::service::MAX_HISTORY + 1];
+    let e = portal.balance_history(&me, &many).await.unwrap_err();
+    assert_eq!(e.field(), Some("days"));
+    // Without the right: forbidden; revoked: the session ends.
+    let rights = Rights::none().with(Right::Requests);
+    let r = commerce.representative(t, id).await.expect("stored");
+    portal
+        .set_rights(&shop.w.ctx, id, r.version(), rights)
+        .await
+        .expect("rights");
+    assert!(matches!(
+        portal.contacts(&me).await,
+        Err(Error::Forbidden { right: "contacts" })
+    ));
+    assert!(matches!(
+        portal.balance_history(&me, &days).await,
+        Err(Error::Forbidden { right: "statement" })
+    ));
+    portal
+        .account(&me)
+        .await
+        .expect("the account needs no right");
+    let r = commerce.representative(t, id).await.expect("stored");
+    portal
+        .revoke(&shop.w.ctx, id, r.version())
+        .await
+        .expect("revoke");
+    assert!(matches!(
+        portal.session(t, id, me.session_epoch()).await,
+        Err(Error::NotFound { .. })
+    ));
+    assert!(matches!(
+        portal.account(&me).await,
+        Err(Error::NotFound { .. })
+    ));
+}
+
 /// What a representative reads and does: the statement, documents newest first by page, one document, requests
 /// (opening one lands in the CRM with source portal, assigned to the owner), quotations, asking for a contract;
 /// another partner's ids read as not found; bad input is refused by field.

@@ -265,6 +265,10 @@ record! {
         /// When the last token was issued (login links are rate limited by it).
         #[serde(default)]
         token_issued_at: Option<Timestamp>,
+        /// The generation of its sessions: a session names the epoch it began in, and ending the sessions
+        /// ([`RepresentativeCommand::EndSessions`], a log-out) moves it on, so every earlier session cookie is void.
+        #[serde(default)]
+        session_epoch: u32,
         /// Optimistic-concurrency version, 1 on creation.
         version: u64,
         /// When it was first invited.
@@ -291,6 +295,8 @@ pub enum RepresentativeCommand {
     IssueLogin(InvitationToken),
     /// Log in with a login link's token (it is used up).
     Login(InvitationToken),
+    /// End every session begun so far (a log-out): their cookies stop working.
+    EndSessions,
 }
 
 impl Representative {
@@ -330,6 +336,7 @@ impl Representative {
             token_digest: Some(token.digest()),
             invitation_expires: Some(now + chrono::Duration::days(INVITATION_DAYS)),
             token_issued_at: Some(now),
+            session_epoch: 0,
             version: 1,
             created_at: now,
             updated_at: now,
@@ -426,6 +433,9 @@ impl Representative {
                 next.token_digest = None;
                 next.invitation_expires = None;
             }
+            RepresentativeCommand::EndSessions => {
+                next.session_epoch = self.session_epoch.wrapping_add(1);
+            }
         }
         next.version += 1;
         next.updated_at = now;
@@ -443,6 +453,7 @@ pub struct Principal {
     pub(crate) representative: RepresentativeId,
     pub(crate) contact: ContactId,
     pub(crate) rights: Rights,
+    pub(crate) session_epoch: u32,
 }
 
 impl Principal {
@@ -453,7 +464,14 @@ impl Principal {
             representative: r.id,
             contact: r.contact,
             rights: r.rights.clone(),
+            session_epoch: r.session_epoch,
         }
+    }
+
+    /// The generation of the representative's sessions when it was read: a session cookie carries it, and
+    /// [`crate::service::PortalService::session`] refuses one from an ended generation.
+    pub fn session_epoch(&self) -> u32 {
+        self.session_epoch
     }
 
     /// The tenant.

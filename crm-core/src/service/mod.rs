@@ -12,8 +12,8 @@ mod rules;
 
 pub use commerce::{CommerceService, DocumentOutcome, OutcomeResult};
 pub use portal::{
-    Invited, PortalRequest, PortalRequestKind, PortalService, Statement, INVITATION_TEMPLATE,
-    LOGIN_TEMPLATE, MAX_PAGE, MAX_REQUEST_BODY,
+    Account, Invited, PortalRequest, PortalRequestKind, PortalService, Statement,
+    INVITATION_TEMPLATE, LOGIN_TEMPLATE, MAX_HISTORY, MAX_PAGE, MAX_REQUEST_BODY,
 };
 pub use rules::{decision_writes, RulesHook};
 

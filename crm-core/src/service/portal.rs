@@ -16,16 +16,18 @@ use crate::commerce::{
 };
 use crate::comms::{Channel, OutboxMessage, Payload, ResolvedRecipient};
 use crate::error::{Error, Result};
+use crate::event::CommentTarget;
 use crate::event::{DomainEvent, EventKind, Subject};
 use crate::id::{ContactId, ContractId, DocumentId, PartnerId, QuotationId, RepresentativeId};
 use crate::id::{RequestId, TenantId, UserId};
 use crate::lead::{Lead, LeadSource, NewLead};
 use crate::page::{Page, PageRequest};
+use crate::partner::{Contact, NewContact, Partner, PartnerPatch, PartnerRole};
 use crate::portal::{
     AttemptStatus, InvitationToken, PayItem, Payable, Payer, PaymentAttempt, PaymentProvider,
     Principal, ProviderAnswer, Representative, RepresentativeCommand, Right, Rights,
 };
-use crate::request::{NewRequest, Request};
+use crate::request::{Comment, NewRequest, Request};
 use crate::sales::{Contract, Quotation};
 use crate::store::{ChangeSet, RequestQuery, StoreExt, Write};
 use crate::typed_reads::Pick;
@@ -45,6 +47,33 @@ pub const MAX_REQUEST_BODY: usize = 20_000;
 
 /// The most documents one page lists.
 pub const MAX_PAGE: u32 = 100;
+
+/// The most days one balance history reads.
+pub const MAX_HISTORY: usize = 24;
+
+/// Who a representative is and whom it acts for ([`PortalService::account`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Account {
+    /// The partner's name.
+    pub partner: String,
+    /// The partner's roles.
+    pub roles: Vec<PartnerRole>,
+    /// The representative's name.
+    pub representative: String,
+    /// The representative's address.
+    pub email: String,
+    /// Its rights.
+    pub rights: Rights,
+}
+
+fn as_new(c: &Contact) -> NewContact {
+    NewContact {
+        name: c.name.clone(),
+        role: c.role.clone(),
+        email: c.email.clone(),
+        phone: c.phone.clone(),
+    }
+}
 
 /// An invitation made: the representative, and the token (also sent by e-mail through the outbox; hand it to no one
 /// else).
@@ -378,6 +407,85 @@ impl PortalService {
         Ok(Principal::of(&r))
     }
 
+    /// The principal of a session that began in `epoch` ([`Principal::session_epoch`] at its login): the
+    /// representative is active and has not logged out since. What a web portal calls on each request of a session.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use crm_core::conformance::model::prelude::*;
+    /// # futures::executor::block_on(async {
+    /// # let (commerce, ctx) = crm_core::conformance::model::example_sales().await?;
+    /// use crm_core::partner::NewPartner;
+    /// use crm_core::portal::{Right, Rights};
+    /// use crm_core::service::PortalService;
+    /// let new = NewPartner::company("Acme SRL").with_contact("Maria Pop", Some("maria@acme.example"), None);
+    /// let acme = commerce.crm().create_partner(&ctx, new).await?.record;
+    /// let portal = PortalService::new(commerce);
+    /// let invited = portal.invite(&ctx, acme.id(), acme.contacts()[0].id, Rights::none().with(Right::Statement)).await?;
+    /// let me = portal.login(ctx.tenant, invited.token.as_str()).await?;
+    /// let epoch = me.session_epoch();
+    /// assert_eq!(portal.session(ctx.tenant, me.representative(), epoch).await?, me);
+    /// portal.logout(&me).await?;
+    /// let err = portal.session(ctx.tenant, me.representative(), epoch).await.unwrap_err();
+    /// assert!(matches!(err, Error::NotFound { entity: "session", .. }));
+    /// # Ok::<(), Error>(()) }).unwrap();
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotFound`] on `representative` when the tenant has none with this id or it is not active, on
+    /// `session` when the representative logged out since; [`Error::Storage`] when the store cannot be read.
+    pub async fn session(
+        &self,
+        tenant: TenantId,
+        id: RepresentativeId,
+        epoch: u32,
+    ) -> Result<Principal> {
+        let p = self.principal(tenant, id).await?;
+        if p.session_epoch != epoch {
+            return Err(Error::not_found("session", id));
+        }
+        Ok(p)
+    }
+
+    /// Logs the representative out everywhere: every session begun so far ends (their cookies stop working).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotFound`] when the representative is no longer active; [`Error::Conflict`] when it changed at
+    /// this moment (log out again); [`Error::Storage`] when the store cannot be read or written.
+    pub async fn logout(&self, who: &Principal) -> Result<()> {
+        let r = self
+            .commerce
+            .store()
+            .representative(who.tenant, who.representative)
+            .await?;
+        if r.partner() != who.partner {
+            return Err(Error::not_found("representative", who.representative));
+        }
+        let version = r.version();
+        self.change(
+            &who.context(),
+            r,
+            version,
+            RepresentativeCommand::EndSessions,
+            None,
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// The clock's time now (a web portal dates its sessions with it).
+    pub fn now(&self) -> crate::time::Timestamp {
+        self.commerce.crm().clock().now()
+    }
+
+    /// The tenant's business day today.
+    pub fn today(&self) -> NaiveDate {
+        self.commerce.today()
+    }
+
     // ------------------------------------------------------------------ the representative's side
 
     /// The partner's statement of account on `as_of` (the tenant's business day when `None`): balances per
@@ -467,6 +575,38 @@ impl PortalService {
     /// As [`PortalService::document`], with the `requests` right.
     pub async fn request(&self, who: &Principal, id: RequestId) -> Result<Request> {
         self.one(who, PortalKey::Request(id), "request", id).await
+    }
+
+    /// The replies on one of the partner's requests (its comments, the staff's and the representatives'), oldest
+    /// first, at most 200. Every comment on a request the partner can see is a reply: the staff keeps internal notes
+    /// on the lead or the partner.
+    ///
+    /// # Errors
+    ///
+    /// As [`PortalService::request`].
+    pub async fn replies(&self, who: &Principal, id: RequestId) -> Result<Vec<Comment>> {
+        let r: Request = self.one(who, PortalKey::Request(id), "request", id).await?;
+        let page = PageRequest::first(200);
+        let crm = self.commerce.crm();
+        let mut all = crm
+            .comments(who.tenant, CommentTarget::Request(r.id()), &page)
+            .await?
+            .items;
+        all.reverse();
+        Ok(all)
+    }
+
+    /// Replies on one of the partner's requests, as its representative.
+    ///
+    /// # Errors
+    ///
+    /// As [`PortalService::request`]; [`Error::Invalid`] on `body` (empty, longer than 20 000 characters, control
+    /// characters); [`Error::Storage`] when the store cannot be read or written.
+    pub async fn reply(&self, who: &Principal, id: RequestId, body: &str) -> Result<Comment> {
+        let r: Request = self.one(who, PortalKey::Request(id), "request", id).await?;
+        let crm = self.commerce.crm();
+        let target = CommentTarget::Request(r.id());
+        Ok(crm.comment(&who.context(), target, body).await?.record)
     }
 
     /// Opens a request from the portal: a tracked request about the partner with source portal, assigned to the
@@ -605,6 +745,157 @@ impl PortalService {
             source: earlier.map(|c| format!("contract {c}")),
         };
         Ok(crm.enter_lead(&p.context(), new).await?.record)
+    }
+
+    /// Who the representative is and whom it acts for: the partner's name and roles (a customer reads its
+    /// receivables, a vendor its payables, an employee its advances and reimbursements), its own name and rights.
+    /// Needs no particular right, only an active representative.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotFound`] when the representative is no longer active; [`Error::Storage`] when the store cannot
+    /// be read.
+    pub async fn account(&self, who: &Principal) -> Result<Account> {
+        let r = self.active(who).await?;
+        let partner = self
+            .commerce
+            .crm()
+            .store()
+            .partner(who.tenant, who.partner)
+            .await?;
+        Ok(Account {
+            partner: partner.name().to_string(),
+            roles: partner.roles().iter().copied().collect(),
+            representative: r.name().to_string(),
+            email: r.email().to_string(),
+            rights: r.rights().clone(),
+        })
+    }
+
+    /// The partner's balances at each of `days` (at most [`MAX_HISTORY`], each a business date), in the order
+    /// given: the points of a chart of the balance over time.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotFound`] when the representative is no longer active; [`Error::Forbidden`] without the
+    /// `statement` right; [`Error::Invalid`] on `days` (more than [`MAX_HISTORY`]) or `days[i]` (out of range);
+    /// [`Error::Storage`] when the store cannot be read.
+    pub async fn balance_history(
+        &self,
+        who: &Principal,
+        days: &[NaiveDate],
+    ) -> Result<Vec<(NaiveDate, Vec<Balance>)>> {
+        if days.len() > MAX_HISTORY {
+            return Err(Error::invalid("days", format!("at most {MAX_HISTORY}")));
+        }
+        for (i, d) in days.iter().enumerate() {
+            crate::time::check_business_date(&format!("days[{i}]"), *d)?;
+        }
+        let p = self.authorize(who, Right::Statement).await?;
+        let mut out = Vec::with_capacity(days.len());
+        for d in days {
+            let b = self
+                .commerce
+                .balances(p.tenant, p.partner, Some(*d))
+                .await?;
+            out.push((*d, b));
+        }
+        Ok(out)
+    }
+
+    /// The partner's contacts.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotFound`] when the representative is no longer active; [`Error::Forbidden`] without the
+    /// `contacts` right; [`Error::Storage`] when the store cannot be read.
+    pub async fn contacts(&self, who: &Principal) -> Result<Vec<Contact>> {
+        let p = self.authorize(who, Right::Contacts).await?;
+        let partner = self
+            .commerce
+            .crm()
+            .store()
+            .partner(p.tenant, p.partner)
+            .await?;
+        Ok(partner.contacts().to_vec())
+    }
+
+    /// Adds a contact to the partner, as its representative (a `partner_updated` event by the representative).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotFound`] when the representative is no longer active; [`Error::Forbidden`] without the
+    /// `contacts` right; [`Error::Invalid`] on `contacts[i].name` (`email`, `phone`, `role`) as
+    /// [`CrmService::update_partner`](super::CrmService::update_partner) says, on `name` when the partner has a
+    /// contact of that name; [`Error::Conflict`] when the partner changed at this moment; [`Error::Storage`] when
+    /// the store cannot be read or written.
+    pub async fn add_contact(&self, who: &Principal, contact: NewContact) -> Result<Vec<Contact>> {
+        let p = self.authorize(who, Right::Contacts).await?;
+        let crm = self.commerce.crm();
+        let partner = crm.store().partner(p.tenant, p.partner).await?;
+        let name = contact.name.trim();
+        if partner
+            .contacts()
+            .iter()
+            .any(|c| c.name.eq_ignore_ascii_case(name))
+        {
+            return Err(Error::invalid(
+                "name",
+                "the partner has a contact of this name",
+            ));
+        }
+        let mut list: Vec<NewContact> = partner.contacts().iter().map(as_new).collect();
+        list.push(contact);
+        self.set_contacts(&p, &partner, list).await
+    }
+
+    /// Removes one of the partner's contacts, as its representative. A contact with portal access is removed by
+    /// the tenant's staff (who revoke it first).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotFound`] when the partner has no such contact (another partner's reads so too), or the
+    /// representative is no longer active; [`Error::Forbidden`] without the `contacts` right; [`Error::Invalid`] on
+    /// `contact` when it has portal access; [`Error::Conflict`], [`Error::Storage`] as for
+    /// [`PortalService::add_contact`].
+    pub async fn remove_contact(&self, who: &Principal, id: ContactId) -> Result<Vec<Contact>> {
+        let p = self.authorize(who, Right::Contacts).await?;
+        let crm = self.commerce.crm();
+        let partner = crm.store().partner(p.tenant, p.partner).await?;
+        if !partner.has_contact(id) {
+            return Err(Error::not_found("contact", id));
+        }
+        let reps = self.representatives(p.tenant, p.partner).await?;
+        if reps.iter().any(|r| r.contact() == id) {
+            return Err(Error::invalid(
+                "contact",
+                "has portal access: ask us to revoke it",
+            ));
+        }
+        let list = partner
+            .contacts()
+            .iter()
+            .filter(|c| c.id != id)
+            .map(as_new)
+            .collect();
+        self.set_contacts(&p, &partner, list).await
+    }
+
+    async fn set_contacts(
+        &self,
+        p: &Principal,
+        partner: &Partner,
+        contacts: Vec<NewContact>,
+    ) -> Result<Vec<Contact>> {
+        let patch = PartnerPatch {
+            contacts: Some(contacts),
+            ..PartnerPatch::default()
+        };
+        let crm = self.commerce.crm();
+        let out = crm
+            .update_partner(&p.context(), partner.id(), partner.version(), patch)
+            .await?;
+        Ok(out.record.contacts().to_vec())
     }
 
     // ------------------------------------------------------------------ paying open items
@@ -879,8 +1170,14 @@ impl PortalService {
     /// The representative behind `who` as stored now: active, of the principal's partner, with `right`; its
     /// principal (with the stored rights).
     async fn authorize(&self, who: &Principal, right: Right) -> Result<Principal> {
-        let r = self
-            .commerce
+        let r = self.active(who).await?;
+        r.rights().require(right)?;
+        Ok(Principal::of(&r))
+    }
+
+    /// The representative behind `who` as stored now, when active and of the principal's partner.
+    async fn active(&self, who: &Principal) -> Result<Representative> {
+        self.commerce
             .store()
             .fetch_commerce(
                 who.tenant,
@@ -896,9 +1193,7 @@ impl PortalService {
                 _ => None,
             })
             .filter(Representative::is_active)
-            .ok_or_else(|| Error::not_found("representative", who.representative))?;
-        r.rights().require(right)?;
-        Ok(Principal::of(&r))
+            .ok_or_else(|| Error::not_found("representative", who.representative))
     }
 
     async fn of_partner<T: Pick<CommerceRecord>>(
@@ -991,8 +1286,8 @@ impl PortalService {
                 representative: id,
                 name,
             }),
-            // A link sent is no action with the customer; the login it leads to is.
-            RepresentativeCommand::IssueLogin(_) => None,
+            // A link sent, or a log-out, is no action with the customer; the login it leads to is.
+            RepresentativeCommand::IssueLogin(_) | RepresentativeCommand::EndSessions => None,
         };
         let next = r.apply(cmd, now)?;
         let mut cs = ChangeSet::from_iter([Write::from(CommerceWrite::UpdateRepresentative {
