@@ -97,6 +97,9 @@ pub use crm_delivery::{TaskNotifier, TickReport};
 /// Quotation PDFs typeset from an editable Typst template (feature `pdf`).
 #[cfg(feature = "pdf")]
 pub use crm_pdf as pdf;
+/// The self-service web portal: an axum `Router` the host mounts (feature `web`).
+#[cfg(feature = "web")]
+pub use crm_portal as web;
 /// Exact decimals (quantities, prices, rates), as the engine's types take them.
 pub use rust_decimal::Decimal;
 

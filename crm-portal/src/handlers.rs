@@ -1,9 +1,9 @@
 //! The pages: each reads through [`crm_core::service::PortalService`] as the signed-in representative.
 
 use crate::texts::Lang;
-use crate::web::{random_hex, App, Me, SessionCookie, Visit};
+use crate::web::{random_hex, App, Me, Seg, SessionCookie, Visit};
 use crate::{CSRF_COOKIE, CSS, LANG_COOKIE, SESSION_COOKIE};
-use axum::extract::{Form, Path, Query, State};
+use axum::extract::{Form, Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum_extra::extract::cookie::SignedCookieJar;
@@ -85,7 +85,7 @@ pub(crate) async fn login_send(
 pub(crate) async fn login_confirm(
     State(app): State<App>,
     visit: Visit,
-    Path(token): Path<String>,
+    Seg(token): Seg,
 ) -> Response {
     let values = context! { token => token };
     app.page(&visit, None, "login_confirm.html", StatusCode::OK, values)
@@ -101,7 +101,7 @@ pub(crate) async fn login_finish(
     State(app): State<App>,
     visit: Visit,
     jar: SignedCookieJar,
-    Path(token): Path<String>,
+    Seg(token): Seg,
     Form(f): Form<CsrfOnly>,
 ) -> Page {
     app.check_csrf(&visit, &f.csrf)?;
@@ -141,7 +141,7 @@ pub(crate) async fn logout(
 pub(crate) async fn set_lang(
     State(app): State<App>,
     jar: SignedCookieJar,
-    Path(code): Path<String>,
+    Seg(code): Seg,
 ) -> Response {
     let lang = Lang::parse(&code).unwrap_or_default();
     let jar = jar.add(app.cookie(LANG_COOKIE, lang.code().to_string(), Some(24 * 365)));
@@ -336,7 +336,7 @@ pub(crate) async fn documents(State(app): State<App>, me: Me, Query(q): Query<Af
     ok(&app, &me, "documents.html", context! { docs, next })
 }
 
-pub(crate) async fn document(State(app): State<App>, me: Me, Path(id): Path<String>) -> Page {
+pub(crate) async fn document(State(app): State<App>, me: Me, Seg(id): Seg) -> Page {
     let fail = |e| app.error(&me.visit, Some(&me), e);
     let id: DocumentId = id_of(&id, "document").map_err(fail)?;
     let d = app.service.document(&me.who, id).await.map_err(fail)?;
@@ -366,7 +366,7 @@ pub(crate) async fn document(State(app): State<App>, me: Me, Path(id): Path<Stri
     )
 }
 
-pub(crate) async fn document_pdf(State(app): State<App>, me: Me, Path(id): Path<String>) -> Page {
+pub(crate) async fn document_pdf(State(app): State<App>, me: Me, Seg(id): Seg) -> Page {
     let fail = |e| app.error(&me.visit, Some(&me), e);
     let id: DocumentId = id_of(&id, "document").map_err(fail)?;
     let d = app.service.document(&me.who, id).await.map_err(fail)?;
@@ -468,7 +468,7 @@ pub(crate) async fn open_request(
     Ok(Redirect::to(&app.link(&format!("/requests/{}", r.id()))).into_response())
 }
 
-pub(crate) async fn request(State(app): State<App>, me: Me, Path(id): Path<String>) -> Page {
+pub(crate) async fn request(State(app): State<App>, me: Me, Seg(id): Seg) -> Page {
     let fail = |e| app.error(&me.visit, Some(&me), e);
     let id: RequestId = id_of(&id, "request").map_err(fail)?;
     let r = app.service.request(&me.who, id).await.map_err(fail)?;
@@ -506,7 +506,7 @@ pub(crate) struct ReplyForm {
 pub(crate) async fn reply(
     State(app): State<App>,
     me: Me,
-    Path(id): Path<String>,
+    Seg(id): Seg,
     Form(f): Form<ReplyForm>,
 ) -> Page {
     app.check_csrf(&me.visit, &f.csrf)?;
@@ -572,6 +572,19 @@ pub(crate) async fn pay(
         };
         items.push(PayItem { document, amount });
     }
+    // A currency, when the form names one, must be known and the items'.
+    let named = get("currency").trim();
+    if !named.is_empty() {
+        let c = Currency::parse(named).map_err(fail)?;
+        let st = app.service.statement(&me.who, None).await.map_err(fail)?;
+        let chosen = st
+            .open_items
+            .iter()
+            .filter(|o| items.iter().any(|i| i.document == o.document));
+        if chosen.into_iter().any(|o| o.currency != c) {
+            return Err(fail(Error::invalid("currency", "not the items' currency")));
+        }
+    }
     let attempt = app
         .service
         .pay(&me.who, get("key"), &items)
@@ -600,7 +613,7 @@ fn attempt_view(a: &PaymentAttempt) -> minijinja::Value {
     }
 }
 
-pub(crate) async fn payment(State(app): State<App>, me: Me, Path(key): Path<String>) -> Page {
+pub(crate) async fn payment(State(app): State<App>, me: Me, Seg(key): Seg) -> Page {
     let fail = |e| app.error(&me.visit, Some(&me), e);
     let all = app.service.payments(&me.who).await.map_err(fail)?;
     let a = all
@@ -675,7 +688,7 @@ pub(crate) async fn add_contact(
 pub(crate) async fn remove_contact(
     State(app): State<App>,
     me: Me,
-    Path(id): Path<String>,
+    Seg(id): Seg,
     Form(f): Form<CsrfOnly>,
 ) -> Page {
     app.check_csrf(&me.visit, &f.csrf)?;
@@ -774,7 +787,7 @@ pub(crate) struct AnswerForm {
 pub(crate) async fn answer_quotation(
     State(app): State<App>,
     me: Me,
-    Path(id): Path<String>,
+    Seg(id): Seg,
     Form(f): Form<AnswerForm>,
 ) -> Page {
     app.check_csrf(&me.visit, &f.csrf)?;

@@ -163,6 +163,27 @@ impl<S: Send + Sync> FromRequestParts<S> for Visit {
     }
 }
 
+/// The one segment a route captures (an id, a token, a key). One that does not decode (not UTF-8) names nothing:
+/// the not-found page, never a bare 400.
+#[derive(Debug, Clone)]
+pub(crate) struct Seg(pub String);
+
+impl FromRequestParts<App> for Seg {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, app: &App) -> Result<Self, Self::Rejection> {
+        match axum::extract::Path::<String>::from_request_parts(parts, app).await {
+            Ok(axum::extract::Path(s)) => Ok(Seg(s)),
+            Err(_) => {
+                let visit = Visit::from_request_parts(parts, app)
+                    .await
+                    .map_err(IntoResponse::into_response)?;
+                Err(app.message(&visit, None, StatusCode::NOT_FOUND, "not_found", None))
+            }
+        }
+    }
+}
+
 /// 64 hex digits of the operating system's randomness.
 pub(crate) fn random_hex() -> String {
     let mut b = [0u8; 32];

@@ -1,0 +1,244 @@
+//! Seeded data for the self-service portal: the portal example and the portal's browser and HTTP tests include
+//! this file with `#[path]`.
+//!
+//! Tenant "Exemplu Utilaje SRL" with one account manager (Ana); two customers, Acme (Maria represents it, with
+//! every right; Ion is a second contact) and Rival (Radu represents it); Acme has three open invoices in EUR (one
+//! overdue, one half paid) and a contract; Rival has one invoice. A demo gateway confirms every payment at once.
+
+use chrono::{Duration, NaiveDate};
+use crm::commerce::{Allocation, NewDocument, NewLine, NewProduct, PaymentDirection};
+use crm::id::{DocumentId, PartnerId, RequestId, TenantId, UserId};
+use crm::portal::{PaymentAttempt, PaymentProvider, ProviderAnswer, Right, Rights};
+use crm::sales::{NewQuotation, QuotationCommand, QuotationLine, QuotationTerms, Term};
+use crm::{async_trait, Context, Crm, Decimal, NewContact, NewPartner, PartnerRole};
+use std::sync::Arc;
+
+/// A gateway that confirms every payment at once (a real host calls its payment provider here).
+#[derive(Debug, Default)]
+pub struct DemoGateway;
+
+#[async_trait]
+impl PaymentProvider for DemoGateway {
+    async fn start(&self, attempt: &PaymentAttempt) -> crm::Result<ProviderAnswer> {
+        Ok(ProviderAnswer::Confirmed {
+            reference: format!("DEMO-{}", attempt.key()),
+        })
+    }
+}
+
+/// What the seed made (the example reads only the tokens; the tests read the rest).
+#[allow(dead_code)]
+#[derive(Debug, Clone)]
+pub struct Seeded {
+    /// The tenant.
+    pub tenant: TenantId,
+    /// The account manager's context.
+    pub staff: Context,
+    /// The account manager.
+    pub ana: UserId,
+    /// Acme.
+    pub acme: PartnerId,
+    /// Rival.
+    pub rival: PartnerId,
+    /// Maria's (Acme's) invitation token.
+    pub maria_token: String,
+    /// Radu's (Rival's) invitation token.
+    pub radu_token: String,
+    /// Rival's invoice's id.
+    pub rival_invoice: DocumentId,
+    /// Rival's request's id.
+    pub rival_request: RequestId,
+}
+
+fn day(today: NaiveDate, back: i64) -> NaiveDate {
+    today - Duration::days(back)
+}
+
+/// Seeds `crm` (built with [`DemoGateway`] as its payment provider) with the portal's example data.
+pub async fn seed(crm: &Crm) -> crm::Result<Seeded> {
+    let tenant = TenantId::new();
+    let ana = UserId::new();
+    let staff = Context::user(tenant, ana);
+    crm.leads().setup_tenant(&staff).await?;
+    let leads = crm.leads();
+    let customer = |name: &str, contacts: &[(&str, &str)]| {
+        let mut p = NewPartner::company(name)
+            .with_role(PartnerRole::Customer)
+            .with_owner(ana);
+        for (n, e) in contacts {
+            p.contacts.push(NewContact {
+                name: (*n).into(),
+                email: Some((*e).into()),
+                ..NewContact::default()
+            });
+        }
+        p
+    };
+    let acme = customer(
+        "Acme SRL",
+        &[
+            ("Maria Pop", "maria@acme.example"),
+            ("Ion Ionescu", "ion@acme.example"),
+        ],
+    );
+    let acme = leads.create_partner(&staff, acme).await?.record;
+    let rival = customer("Rival SA", &[("Radu Rus", "radu@rival.example")]);
+    let rival = leads.create_partner(&staff, rival).await?.record;
+    let commerce = crm.commerce();
+    let product = NewProduct {
+        code: "CNC-1".into(),
+        name: "CNC router".into(),
+        category: None,
+    };
+    let product = commerce.record_product(&staff, product, None).await?;
+    let product = product.record().id();
+    let today = crm.clock().now().date_naive();
+    let line = |price: i64| {
+        vec![NewLine::new(
+            product,
+            Decimal::ONE,
+            Decimal::from(price),
+            Decimal::from(price / 2),
+        )]
+    };
+    let invoices = [
+        ("F-1001", acme.id(), 60, 30, 1200),
+        ("F-1002", acme.id(), 20, -10, 800),
+        ("F-1003", acme.id(), 5, -25, 450),
+        ("R-2001", rival.id(), 10, -20, 999),
+    ];
+    let mut rival_invoice = None;
+    for (number, partner, issued, due, price) in invoices {
+        let doc = NewDocument::invoice(number, partner, day(today, issued), "EUR", line(price))
+            .due(day(today, due));
+        let rec = commerce.record_document(&staff, doc).await?;
+        if partner == rival.id() {
+            rival_invoice = Some(rec.recorded.record().id());
+        }
+    }
+    // Half of F-1002 paid by bank transfer.
+    let mut paid = NewDocument::payment(
+        "B-77",
+        acme.id(),
+        day(today, 3),
+        "EUR",
+        PaymentDirection::Received,
+        Decimal::from(400),
+    );
+    paid.allocations = vec![Allocation {
+        number: "F-1002".into(),
+        amount: Decimal::from(400),
+    }];
+    commerce.record_document(&staff, paid).await?;
+    // A quotation accepted last year became contract C-2026-7; a new one waits for Acme's answer.
+    let offer = |what: &str, price: &str| -> crm::Result<NewQuotation> {
+        Ok(NewQuotation {
+            lead: None,
+            partner: acme.id(),
+            currency: crm::Currency::parse("EUR")?,
+            terms: QuotationTerms {
+                lines: vec![QuotationLine::new(
+                    what,
+                    Decimal::ONE,
+                    crm::Money::parse(price, "EUR")?,
+                    "S",
+                )],
+                valid_until: day(today, -30),
+                terms: None,
+            },
+        })
+    };
+    let old = commerce
+        .create_quotation(&staff, offer("Maintenance 2026", "1200")?)
+        .await?;
+    commerce
+        .quotation_command(&staff, old.id(), 1, QuotationCommand::Send)
+        .await?;
+    commerce
+        .quotation_command(&staff, old.id(), 2, QuotationCommand::Accept)
+        .await?;
+    let term = Term {
+        starts_on: day(today, 300),
+        ends_on: Some(day(today, -65)),
+        renews_on: Some(day(today, -35)),
+    };
+    commerce
+        .create_contract(&staff, old.id(), "C-2026-7", term)
+        .await?;
+    let new = commerce
+        .create_quotation(&staff, offer("Second CNC router", "24500")?)
+        .await?;
+    commerce
+        .quotation_command(&staff, new.id(), 1, QuotationCommand::Send)
+        .await?;
+    let rival_request = crm
+        .leads()
+        .open_request(
+            &staff,
+            crm::NewRequest {
+                lead: None,
+                partner: Some(rival.id()),
+                title: "Rival's confidential question".into(),
+                description: Some("Not for Acme's eyes.".into()),
+                kind: None,
+                assignee: Some(ana),
+                due: None,
+                priority: Default::default(),
+            },
+        )
+        .await?
+        .record;
+    let portal = crm.portal();
+    let maria = portal
+        .invite(&staff, acme.id(), acme.contacts()[0].id, Rights::all())
+        .await?;
+    let statement_and_requests = Rights::none()
+        .with(Right::Statement)
+        .with(Right::Documents)
+        .with(Right::Requests)
+        .with(Right::Pay);
+    let radu = portal
+        .invite(
+            &staff,
+            rival.id(),
+            rival.contacts()[0].id,
+            statement_and_requests,
+        )
+        .await?;
+    Ok(Seeded {
+        tenant,
+        staff,
+        ana,
+        acme: acme.id(),
+        rival: rival.id(),
+        maria_token: maria.token.as_str().to_string(),
+        radu_token: radu.token.as_str().to_string(),
+        rival_invoice: rival_invoice.ok_or_else(|| crm::Error::invalid("seed", "no invoice"))?,
+        rival_request: rival_request.id(),
+    })
+}
+
+/// The portal of the seeded tenant over `crm`, with cookies not `Secure` (it is served over plain HTTP on loopback)
+/// and a fixed demo secret (a host keeps its own, random).
+pub fn portal_of(crm: &Crm, seeded: &Seeded) -> crm::web::Portal {
+    let secret = [42u8; 64];
+    crm::web::Portal::new(crm.portal().clone(), seeded.tenant, &secret)
+        .expect("a 64-byte secret")
+        .secure_cookies(false)
+}
+
+/// The CRM with the demo gateway, on SQLite in memory.
+#[allow(dead_code)] // the tests use a fixed clock
+pub async fn demo_crm() -> crm::Result<Crm> {
+    demo_crm_at(Arc::new(crm::SystemClock)).await
+}
+
+/// [`demo_crm`] on `clock`.
+pub async fn demo_crm_at(clock: Arc<dyn crm::Clock>) -> crm::Result<Crm> {
+    Crm::builder()
+        .sqlite_in_memory()
+        .clock(clock)
+        .payment_provider(Arc::new(DemoGateway))
+        .build()
+        .await
+}

@@ -1,0 +1,555 @@
+//! The self-service portal over HTTP, bad input first: expired, reused and forged login links; forged and replayed
+//! session cookies; forms without their CSRF token; another partner's or tenant's ids in URLs and form fields;
+//! payments above the residual, of zero, negative, in an unknown currency, on a settled item; the same payment
+//! posted twice; requests empty or of 1 MB; a representative revoked mid-session. Each gets a clear page with the
+//! right status, and nothing is written or shown that should not be. (The browser test, `portal_browser.rs`, walks
+//! the pages as a person does.)
+
+#![cfg(feature = "web")]
+
+#[path = "../examples/common/portal_seed.rs"]
+mod portal_seed;
+
+use axum::body::Body;
+use axum::http::{header, Method, Request, StatusCode};
+use axum::Router;
+use chrono::{Duration, TimeZone, Utc};
+use crm::commerce::DocumentKind;
+use crm::{CommerceStoreExt, Crm, FixedClock, PageRequest, RequestQuery};
+use http_body_util::BodyExt;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use tower::ServiceExt;
+
+/// A client keeping the portal's cookies, as a browser does.
+struct Client {
+    app: Router,
+    cookies: BTreeMap<String, String>,
+}
+
+struct Got {
+    status: StatusCode,
+    location: Option<String>,
+    body: String,
+}
+
+impl Client {
+    fn new(app: Router) -> Self {
+        Self {
+            app,
+            cookies: BTreeMap::new(),
+        }
+    }
+
+    async fn send(&mut self, method: Method, path: &str, form: Option<String>) -> Got {
+        let cookie = self
+            .cookies
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("; ");
+        let mut req = Request::builder().method(method).uri(path);
+        if !cookie.is_empty() {
+            req = req.header(header::COOKIE, cookie);
+        }
+        let body = match form {
+            Some(f) => {
+                req = req.header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
+                Body::from(f)
+            }
+            None => Body::empty(),
+        };
+        let res = self
+            .app
+            .clone()
+            .oneshot(req.body(body).expect("request"))
+            .await
+            .expect("infallible");
+        for v in res.headers().get_all(header::SET_COOKIE) {
+            let v = v.to_str().expect("ascii");
+            let pair = v.split(';').next().expect("a pair");
+            let (k, val) = pair.split_once('=').expect("name=value");
+            if val.is_empty() || v.contains("Max-Age=0") {
+                self.cookies.remove(k);
+            } else {
+                self.cookies.insert(k.to_string(), val.to_string());
+            }
+        }
+        for (h, want) in [
+            ("x-frame-options", "DENY"),
+            ("x-content-type-options", "nosniff"),
+            ("referrer-policy", "no-referrer"),
+            ("cache-control", "no-store"),
+        ] {
+            assert_eq!(res.headers()[h], want, "{h} on {path}");
+        }
+        assert!(res.headers()["content-security-policy"]
+            .to_str()
+            .expect("ascii")
+            .contains("default-src 'none'"));
+        let status = res.status();
+        let location = res
+            .headers()
+            .get(header::LOCATION)
+            .map(|l| l.to_str().expect("ascii").to_string());
+        let bytes = res.into_body().collect().await.expect("body").to_bytes();
+        Got {
+            status,
+            location,
+            body: String::from_utf8_lossy(&bytes).into_owned(),
+        }
+    }
+
+    async fn get(&mut self, path: &str) -> Got {
+        self.send(Method::GET, path, None).await
+    }
+
+    /// Posts `fields` with this browser's CSRF token.
+    async fn post(&mut self, path: &str, fields: &[(&str, &str)]) -> Got {
+        let csrf = self.csrf().await;
+        let mut all = vec![("csrf", csrf.as_str())];
+        all.extend_from_slice(fields);
+        self.post_raw(path, &all).await
+    }
+
+    async fn post_raw(&mut self, path: &str, fields: &[(&str, &str)]) -> Got {
+        let form = fields
+            .iter()
+            .map(|(k, v)| format!("{k}={}", enc(v)))
+            .collect::<Vec<_>>()
+            .join("&");
+        self.send(Method::POST, path, Some(form)).await
+    }
+
+    /// The CSRF token the forms carry (read from the login page, as a browser would).
+    async fn csrf(&mut self) -> String {
+        let page = self.get("/login").await;
+        let at = page
+            .body
+            .find("name=\"csrf\" value=\"")
+            .expect("a csrf field")
+            + 19;
+        page.body[at..at + 64].to_string()
+    }
+
+    async fn sign_in(&mut self, token: &str) {
+        let got = self.post(&format!("/login/{token}"), &[]).await;
+        assert_eq!(got.status, StatusCode::SEE_OTHER, "{}", got.body);
+        assert!(self.cookies.contains_key(crm::web::SESSION_COOKIE));
+    }
+}
+
+fn enc(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+struct World {
+    crm: Crm,
+    clock: Arc<FixedClock>,
+    seeded: portal_seed::Seeded,
+    app: Router,
+}
+
+async fn world() -> World {
+    let at = Utc
+        .with_ymd_and_hms(2026, 12, 1, 9, 0, 0)
+        .single()
+        .expect("a time");
+    let clock = Arc::new(FixedClock::new(at));
+    let crm = portal_seed::demo_crm_at(clock.clone()).await.expect("crm");
+    let seeded = portal_seed::seed(&crm).await.expect("seed");
+    let app = portal_seed::portal_of(&crm, &seeded).router();
+    World {
+        crm,
+        clock,
+        seeded,
+        app,
+    }
+}
+
+async fn acme_invoice(w: &World, number: &str) -> crm::id::DocumentId {
+    let doc = w
+        .crm
+        .commerce()
+        .store()
+        .document_by_number(w.seeded.tenant, DocumentKind::Invoice, number)
+        .await
+        .expect("read")
+        .expect("recorded");
+    doc.id()
+}
+
+async fn payments_recorded(w: &World) -> usize {
+    let docs = w
+        .crm
+        .commerce()
+        .open_items(w.seeded.tenant, w.seeded.acme, None)
+        .await
+        .expect("open items");
+    docs.len()
+}
+
+#[tokio::test]
+async fn login_links_expired_reused_or_forged_are_refused_with_a_page() {
+    let w = world().await;
+    let mut maria = Client::new(w.app.clone());
+    // Not signed in: the pages send to the login page.
+    let got = maria.get("/").await;
+    assert_eq!(got.status, StatusCode::SEE_OTHER);
+    assert_eq!(got.location.as_deref(), Some("/login"));
+    // The link's page does not use the token up (a mail scanner may fetch it); the button does.
+    let page = maria.get(&format!("/login/{}", w.seeded.maria_token)).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.body.contains("id=\"sign-in\""));
+    maria.sign_in(&w.seeded.maria_token).await;
+    assert_eq!(maria.get("/").await.status, StatusCode::OK);
+    // Used once: a second use is refused.
+    let mut again = Client::new(w.app.clone());
+    let reused = again
+        .post(&format!("/login/{}", w.seeded.maria_token), &[])
+        .await;
+    assert_eq!(reused.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(reused.body.contains("token"), "{}", reused.body);
+    assert!(!again.cookies.contains_key(crm::web::SESSION_COOKIE));
+    // Forged: a well-formed token nobody issued, and garbage.
+    // (A segment that is not even UTF-8 names nothing: the not-found page.)
+    for (forged, status) in [
+        (
+            "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        ("x", StatusCode::UNPROCESSABLE_ENTITY),
+        ("%00%ff", StatusCode::NOT_FOUND),
+    ] {
+        let got = again.post(&format!("/login/{forged}"), &[]).await;
+        assert_eq!(got.status, status, "{forged}");
+        assert!(
+            got.body.contains("id=\"message\""),
+            "a page, not a bare status"
+        );
+        assert!(!again.cookies.contains_key(crm::web::SESSION_COOKIE));
+    }
+    // Expired: Radu's invitation, a week and a day later.
+    w.clock.advance(Duration::days(8));
+    let late = again
+        .post(&format!("/login/{}", w.seeded.radu_token), &[])
+        .await;
+    assert_eq!(late.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(late.body.contains("expired"), "{}", late.body);
+    // A login link asked for on the login page says the same whether the address is known or not.
+    let mut anyone = Client::new(w.app.clone());
+    let known = anyone
+        .post("/login", &[("email", "maria@acme.example")])
+        .await;
+    let unknown = anyone
+        .post("/login", &[("email", "who@nowhere.example")])
+        .await;
+    assert_eq!(known.status, StatusCode::OK);
+    assert_eq!(unknown.status, StatusCode::OK);
+    assert_eq!(known.body, unknown.body);
+    let bad = anyone.post("/login", &[("email", "not an address")]).await;
+    assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(bad.body.contains("email"));
+}
+
+#[tokio::test]
+async fn forged_replayed_and_expired_sessions_and_missing_csrf_tokens_are_refused() {
+    let w = world().await;
+    let mut maria = Client::new(w.app.clone());
+    maria.sign_in(&w.seeded.maria_token).await;
+    let session = maria.cookies[crm::web::SESSION_COOKIE].clone();
+    // Forged: the signed value altered (another representative's id), or a value without a signature.
+    let mut forged = Client::new(w.app.clone());
+    let altered = session.replacen(&session[50..52], "00", 1);
+    for value in [altered, "x".into(), session[44..].to_string()] {
+        forged
+            .cookies
+            .insert(crm::web::SESSION_COOKIE.into(), value.clone());
+        let got = forged.get("/").await;
+        assert_eq!(got.status, StatusCode::UNAUTHORIZED, "{value}");
+        assert!(!got.body.contains("Acme"), "nothing of the partner shows");
+    }
+    // Without its CSRF token, or with another, a form is refused and does nothing.
+    let before = w
+        .crm
+        .leads()
+        .store()
+        .query_requests(w.seeded.tenant, &RequestQuery::default())
+        .await
+        .expect("requests")
+        .items
+        .len();
+    let fields = [("kind", "question"), ("title", "Hello"), ("body", "Hi")];
+    let no_token = maria.post_raw("/requests", &fields).await;
+    assert_eq!(no_token.status, StatusCode::FORBIDDEN);
+    let mut wrong = fields.to_vec();
+    let other = "0123456789abcdef".repeat(4);
+    wrong.push(("csrf", other.as_str()));
+    assert_eq!(
+        maria.post_raw("/requests", &wrong).await.status,
+        StatusCode::FORBIDDEN
+    );
+    let after = w
+        .crm
+        .leads()
+        .store()
+        .query_requests(w.seeded.tenant, &RequestQuery::default())
+        .await
+        .expect("requests")
+        .items
+        .len();
+    assert_eq!(before, after, "nothing was opened");
+    // Logging out ends the session: the same cookie replayed is refused.
+    let out = maria.post("/logout", &[]).await;
+    assert_eq!(out.status, StatusCode::SEE_OTHER);
+    let mut replay = Client::new(w.app.clone());
+    replay
+        .cookies
+        .insert(crm::web::SESSION_COOKIE.into(), session.clone());
+    assert_eq!(replay.get("/").await.status, StatusCode::UNAUTHORIZED);
+    // A session lasts 12 hours.
+    let mut radu = Client::new(w.app.clone());
+    radu.sign_in(&w.seeded.radu_token).await;
+    w.clock.advance(Duration::hours(13));
+    let late = radu.get("/").await;
+    assert_eq!(late.status, StatusCode::UNAUTHORIZED);
+    assert!(late.body.contains("id=\"to-login\""));
+}
+
+#[tokio::test]
+async fn another_partners_or_tenants_ids_read_as_not_found_and_change_nothing() {
+    let w = world().await;
+    // A second tenant in the same engine, with its own seeded partners.
+    let elsewhere = portal_seed::seed(&w.crm).await.expect("second tenant");
+    let mut maria = Client::new(w.app.clone());
+    maria.sign_in(&w.seeded.maria_token).await;
+    let foreign_invoice = elsewhere.rival_invoice.to_string();
+    for path in [
+        format!("/documents/{}", w.seeded.rival_invoice),
+        format!("/documents/{}/pdf", w.seeded.rival_invoice),
+        format!("/requests/{}", w.seeded.rival_request),
+        format!("/documents/{foreign_invoice}"),
+        format!("/requests/{}", elsewhere.rival_request),
+        "/payments/someone-elses-key".to_string(),
+        "/documents/not-an-id".to_string(),
+    ] {
+        let got = maria.get(&path).await;
+        assert_eq!(got.status, StatusCode::NOT_FOUND, "{path}");
+        assert!(!got.body.contains("Rival"), "{path} shows nothing of Rival");
+    }
+    // In form fields: paying Rival's invoice, replying on Rival's request, removing Rival's contact.
+    let rival = w
+        .crm
+        .leads()
+        .partner(w.seeded.tenant, w.seeded.rival)
+        .await
+        .expect("rival");
+    let pay = maria
+        .post(
+            "/pay",
+            &[
+                ("key", "k-1"),
+                ("item", &w.seeded.rival_invoice.to_string()),
+            ],
+        )
+        .await;
+    assert_eq!(pay.status, StatusCode::NOT_FOUND);
+    let reply = maria
+        .post(
+            &format!("/requests/{}/reply", w.seeded.rival_request),
+            &[("body", "let me in")],
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::NOT_FOUND);
+    let remove = maria
+        .post(&format!("/contacts/{}/remove", rival.contacts()[0].id), &[])
+        .await;
+    assert_eq!(remove.status, StatusCode::NOT_FOUND);
+    // Nothing changed at Rival: its invoice open, its request without comments, its contact kept.
+    let open = w
+        .crm
+        .commerce()
+        .open_items(w.seeded.tenant, w.seeded.rival, None)
+        .await
+        .expect("open");
+    assert_eq!(open.len(), 1);
+    let target = crm::CommentTarget::Request(w.seeded.rival_request);
+    let comments = w
+        .crm
+        .leads()
+        .comments(w.seeded.tenant, target, &PageRequest::first(10))
+        .await
+        .expect("comments");
+    assert!(comments.items.is_empty());
+    let rival_now = w
+        .crm
+        .leads()
+        .partner(w.seeded.tenant, w.seeded.rival)
+        .await
+        .expect("rival");
+    assert_eq!(rival_now.contacts().len(), 1);
+    // A representative without the contacts right is refused (403), without the page showing the contacts.
+    let mut radu = Client::new(w.app.clone());
+    radu.sign_in(&w.seeded.radu_token).await;
+    let contacts = radu.get("/contacts").await;
+    assert_eq!(contacts.status, StatusCode::FORBIDDEN);
+    assert!(!contacts.body.contains("radu@rival.example"));
+}
+
+#[tokio::test]
+async fn payments_refuse_bad_amounts_and_pay_once_per_key() {
+    let w = world().await;
+    let mut maria = Client::new(w.app.clone());
+    maria.sign_in(&w.seeded.maria_token).await;
+    let f1 = acme_invoice(&w, "F-1001").await.to_string();
+    let f3 = acme_invoice(&w, "F-1003").await.to_string();
+    let amount = format!("amount_{f3}");
+    for (typed, field) in [
+        ("450.01", "items[0].amount"),
+        ("0", "items[0].amount"),
+        ("-5", "items[0].amount"),
+        ("12.345", "items[0].amount"),
+        ("lots", "items[0].amount"),
+        ("99999999999999999999999999999999", "items[0].amount"),
+    ] {
+        let got = maria
+            .post("/pay", &[("key", "bad"), ("item", &f3), (&amount, typed)])
+            .await;
+        assert_eq!(got.status, StatusCode::UNPROCESSABLE_ENTITY, "{typed}");
+        assert!(got.body.contains(field), "{typed}: {}", got.body);
+    }
+    let got = maria
+        .post(
+            "/pay",
+            &[("key", "bad"), ("item", &f3), ("currency", "XYZ")],
+        )
+        .await;
+    assert_eq!(got.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(got.body.contains("currency"));
+    let got = maria
+        .post(
+            "/pay",
+            &[("key", "bad"), ("item", &f3), ("currency", "RON")],
+        )
+        .await;
+    assert_eq!(got.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(got.body.contains("currency"));
+    let nothing = maria.post("/pay", &[("key", "bad")]).await;
+    assert_eq!(nothing.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(payments_recorded(&w).await, 3, "nothing was paid");
+    // F-1001 in full, twice with the same key (a double click, a retry): one payment.
+    let fields = [("key", "tab-1"), ("item", f1.as_str())];
+    let first = maria.post("/pay", &fields).await;
+    assert_eq!(first.status, StatusCode::SEE_OTHER);
+    let second = maria.post("/pay", &fields).await;
+    assert_eq!(second.location, first.location);
+    let result = maria
+        .get(first.location.as_deref().expect("to the result"))
+        .await;
+    assert!(
+        result.body.contains("id=\"payment-status\" class=\"ok\""),
+        "{}",
+        result.body
+    );
+    let st = w
+        .crm
+        .commerce()
+        .balances(w.seeded.tenant, w.seeded.acme, None)
+        .await
+        .expect("balances");
+    assert_eq!(
+        st[0].receivable,
+        crm::Decimal::from(850),
+        "2050 − 1200, once"
+    );
+    // A settled item is refused by field.
+    let settled = maria.post("/pay", &[("key", "tab-2"), ("item", &f1)]).await;
+    assert_eq!(settled.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        settled.body.contains("items[0].document"),
+        "{}",
+        settled.body
+    );
+}
+
+#[tokio::test]
+async fn requests_empty_or_huge_are_refused_and_revocation_ends_the_session() {
+    let w = world().await;
+    let mut maria = Client::new(w.app.clone());
+    maria.sign_in(&w.seeded.maria_token).await;
+    let count = |w: &World| {
+        let crm = w.crm.clone();
+        let t = w.seeded.tenant;
+        async move {
+            crm.leads()
+                .store()
+                .query_requests(t, &RequestQuery::default())
+                .await
+                .expect("requests")
+                .items
+                .len()
+        }
+    };
+    let before = count(&w).await;
+    let huge = "x".repeat(1 << 20);
+    for (title, body) in [("Hello", ""), ("Hello", "   "), ("Hello", huge.as_str())] {
+        let got = maria
+            .post(
+                "/requests",
+                &[("kind", "question"), ("title", title), ("body", body)],
+            )
+            .await;
+        assert_eq!(
+            got.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{}",
+            body.len()
+        );
+        assert!(got.body.contains("body"));
+    }
+    let odd = maria
+        .post(
+            "/requests",
+            &[("kind", "gossip"), ("title", "Hi"), ("body", "Hi")],
+        )
+        .await;
+    assert_eq!(odd.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(count(&w).await, before, "nothing was opened");
+    let ok = maria
+        .post(
+            "/requests",
+            &[
+                ("kind", "complaint"),
+                ("title", "Late delivery"),
+                ("body", "Two weeks late."),
+            ],
+        )
+        .await;
+    assert_eq!(ok.status, StatusCode::SEE_OTHER);
+    assert_eq!(count(&w).await, before + 1);
+    // Revoked by the staff mid-session: the next page ends the session.
+    let reps = w
+        .crm
+        .portal()
+        .representatives(w.seeded.tenant, w.seeded.acme)
+        .await
+        .expect("reps");
+    let r = &reps[0];
+    w.crm
+        .portal()
+        .revoke(&w.seeded.staff, r.id(), r.version())
+        .await
+        .expect("revoke");
+    let got = maria.get("/").await;
+    assert_eq!(got.status, StatusCode::UNAUTHORIZED);
+    assert!(!got.body.contains("2050"), "no figure of the account");
+    assert!(
+        !maria.cookies.contains_key(crm::web::SESSION_COOKIE),
+        "the cookie is cleared"
+    );
+}
