@@ -21,7 +21,7 @@
 //! ```no_run
 //! # async fn host(crm: crm_core::service::PortalService, tenant: crm_core::id::TenantId) -> Result<(), Box<dyn std::error::Error>> {
 //! let secret = [7u8; 64]; // the host's own secret: at least 64 random bytes, kept across restarts
-//! let portal = crm_portal::Portal::new(crm, tenant, &secret)?.mounted_at("/portal");
+//! let portal = crm_portal::Portal::new(crm, tenant, &secret)?.mounted_at("/portal")?;
 //! let app = axum::Router::new().nest("/portal", portal.router());
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
 //! axum::serve(listener, app).await?;

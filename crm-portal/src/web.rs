@@ -283,6 +283,10 @@ impl FromRequestParts<App> for Me {
 impl Portal {
     /// `path` under the portal's base.
     pub(crate) fn link(&self, path: &str) -> String {
+        // The root of a nested router is the base itself (`/portal`), not `/portal/`.
+        if path == "/" && !self.base.is_empty() {
+            return self.base.clone();
+        }
         format!("{}{}", self.base, path)
     }
 
@@ -322,6 +326,7 @@ impl Portal {
             t => visit.lang.texts(),
             lang => visit.lang.code(),
             base => self.base.clone(),
+            home => self.link("/"),
             csrf => visit.csrf.clone(),
             account => me.map(|m| account_view(&m.account)),
             ..values
