@@ -98,30 +98,56 @@ async fn browser(driver: &Driver) -> Client {
         .expect("a Chromium session")
 }
 
+/// The text of the element `css` once it satisfies `want`, polling: after a click the browser may still show the
+/// page it leaves, whose elements go stale or hold the old text.
+async fn text_until(c: &Client, css: &str, want: impl Fn(&str) -> bool) -> String {
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    let mut last = None;
+    loop {
+        if let Ok(el) = c.find(Locator::Css(css)).await {
+            if let Ok(t) = el.text().await {
+                if want(&t) {
+                    return t;
+                }
+                last = Some(t);
+            }
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{css}: never as wanted (last text {last:?})"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Waits for `css` to show exactly `want`.
+async fn shows(c: &Client, css: &str, want: &str) {
+    text_until(c, css, |t| t == want).await;
+}
+
+/// Waits for `css` to be on the page; its text.
 async fn text(c: &Client, css: &str) -> String {
-    let el = c
-        .wait()
-        .at_most(Duration::from_secs(10))
+    text_until(c, css, |_| true).await
+}
+
+/// The element `css`, once the page has it.
+async fn element(c: &Client, css: &str) -> fantoccini::elements::Element {
+    c.wait()
+        .at_most(Duration::from_secs(15))
         .for_element(Locator::Css(css))
         .await
-        .unwrap_or_else(|e| panic!("{css}: {e}"));
-    el.text().await.expect("text")
+        .unwrap_or_else(|e| panic!("{css}: {e}"))
 }
 
 async fn click(c: &Client, css: &str) {
-    c.find(Locator::Css(css))
-        .await
-        .unwrap_or_else(|e| panic!("{css}: {e}"))
-        .click()
+    let el = element(c, css).await;
+    el.click()
         .await
         .unwrap_or_else(|e| panic!("click {css}: {e}"));
 }
 
 async fn fill(c: &Client, css: &str, value: &str) {
-    let el = c
-        .find(Locator::Css(css))
-        .await
-        .unwrap_or_else(|e| panic!("{css}: {e}"));
+    let el = element(c, css).await;
     el.clear().await.expect("clear");
     el.send_keys(value).await.expect("type");
 }
@@ -158,9 +184,9 @@ async fn walk(c: &Client, crm: &crm::Crm, seeded: &portal_seed::Seeded, base: &s
         .await
         .expect("goto");
     click(c, "#sign-in").await;
-    assert_eq!(text(c, "#partner").await, "Acme SRL");
-    assert_eq!(text(c, "tr.balance .receivable").await, "2050.00 EUR");
-    assert_eq!(text(c, "tr.balance .overdue-amount").await, "1200.00 EUR");
+    shows(c, "#partner", "Acme SRL").await;
+    shows(c, "tr.balance .receivable", "2050.00 EUR").await;
+    shows(c, "tr.balance .overdue-amount", "1200.00 EUR").await;
     let overdue = c
         .find_all(Locator::Css("#open-items tr.item.overdue"))
         .await
@@ -192,26 +218,22 @@ async fn walk(c: &Client, crm: &crm::Crm, seeded: &portal_seed::Seeded, base: &s
     click(c, "#pick-F-1003").await;
     fill(c, "#amount-F-1003", "200").await;
     click(c, "#pay-submit").await;
-    let status = text(c, "#payment-status").await;
-    assert!(status.contains("confirmed"), "{status}");
+    text_until(c, "#payment-status", |t| t.contains("confirmed")).await;
     screenshot(c, "portal-payment.png").await;
     click(c, "#back-to-account").await;
-    assert_eq!(text(c, "tr.balance .receivable").await, "650.00 EUR");
-    assert_eq!(text(c, "tr.balance .overdue-amount").await, "0.00 EUR");
+    shows(c, "tr.balance .receivable", "650.00 EUR").await;
+    shows(c, "tr.balance .overdue-amount", "0.00 EUR").await;
     assert!(
         c.find(Locator::Css("tr.item[data-number='F-1001']"))
             .await
             .is_err(),
         "F-1001 is settled"
     );
-    assert_eq!(
-        text(c, "tr.item[data-number='F-1003'] .open").await,
-        "250.00 EUR"
-    );
+    shows(c, "tr.item[data-number='F-1003'] .open", "250.00 EUR").await;
 
     // She opens a complaint; the CRM holds it, assigned to the account manager, and his answer shows.
     click(c, "#nav-requests").await;
-    let kind = c.find(Locator::Css("#request-kind")).await.expect("kind");
+    let kind = element(c, "#request-kind").await;
     kind.select_by_value("complaint").await.expect("select");
     fill(c, "#request-title", "Router arrived scratched").await;
     fill(
@@ -221,7 +243,7 @@ async fn walk(c: &Client, crm: &crm::Crm, seeded: &portal_seed::Seeded, base: &s
     )
     .await;
     click(c, "#request-send").await;
-    assert_eq!(text(c, "#request-title").await, "Router arrived scratched");
+    shows(c, "#request-title", "Router arrived scratched").await;
     let q = RequestQuery {
         partner: Some(seeded.acme),
         ..RequestQuery::default()
@@ -249,9 +271,7 @@ async fn walk(c: &Client, crm: &crm::Crm, seeded: &portal_seed::Seeded, base: &s
         .await
         .expect("staff answer");
     c.refresh().await.expect("reload");
-    assert!(text(c, "#replies")
-        .await
-        .contains("a new panel ships tomorrow"));
+    text_until(c, "#replies", |t| t.contains("a new panel ships tomorrow")).await;
     let maria_request = r.id();
 
     // She adds a colleague to Acme's contacts.
@@ -259,7 +279,7 @@ async fn walk(c: &Client, crm: &crm::Crm, seeded: &portal_seed::Seeded, base: &s
     fill(c, "#contact-name", "Elena Dinu").await;
     fill(c, "#contact-email", "elena@acme.example").await;
     click(c, "#contact-add").await;
-    assert!(text(c, "#contacts").await.contains("elena@acme.example"));
+    text_until(c, "#contacts", |t| t.contains("elena@acme.example")).await;
     let acme = crm.leads().partner(t, seeded.acme).await.expect("acme");
     assert!(
         acme.contacts().iter().any(|x| x.name == "Elena Dinu"),
@@ -268,7 +288,7 @@ async fn walk(c: &Client, crm: &crm::Crm, seeded: &portal_seed::Seeded, base: &s
 
     // In Romanian, then out.
     c.goto(&format!("{base}/lang/ro")).await.expect("goto");
-    assert_eq!(text(c, "main h1").await, "Cont");
+    shows(c, "main h1", "Cont").await;
     click(c, "#logout").await;
     text(c, "#send-link").await;
     c.goto(&format!("{base}/")).await.expect("goto");
@@ -284,7 +304,7 @@ async fn walk(c: &Client, crm: &crm::Crm, seeded: &portal_seed::Seeded, base: &s
         .await
         .expect("goto");
     click(c, "#sign-in").await;
-    assert_eq!(text(c, "#partner").await, "Rival SA");
+    shows(c, "#partner", "Rival SA").await;
     let acme_invoice = crm
         .commerce()
         .store()
@@ -316,6 +336,7 @@ async fn walk(c: &Client, crm: &crm::Crm, seeded: &portal_seed::Seeded, base: &s
     .await
     .expect("edit the form");
     click(c, "#pay-submit").await;
+    text(c, "#message").await;
     let page = c.source().await.expect("source");
     assert!(page.contains("class=\"message not_found\""), "{page}");
     assert!(!page.contains("Acme"));

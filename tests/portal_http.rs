@@ -15,7 +15,7 @@ use axum::http::{header, Method, Request, StatusCode};
 use axum::Router;
 use chrono::{Duration, TimeZone, Utc};
 use crm::commerce::DocumentKind;
-use crm::{CommerceStoreExt, Crm, FixedClock, PageRequest, RequestQuery};
+use crm::{Clock, CommerceStoreExt, Crm, FixedClock, OutboxStore, PageRequest, RequestQuery};
 use http_body_util::BodyExt;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -131,6 +131,33 @@ impl Client {
             .expect("a csrf field")
             + 19;
         page.body[at..at + 64].to_string()
+    }
+
+    /// Signs Maria in again through a login link she asks for (her invitation is used up).
+    async fn sign_in_again(&mut self, w: &World) {
+        w.clock.advance(Duration::minutes(2));
+        let asked = self
+            .post("/login", &[("email", "maria@acme.example")])
+            .await;
+        assert_eq!(asked.status, StatusCode::OK);
+        let pending = w
+            .crm
+            .outbox()
+            .list_outbox(
+                w.seeded.tenant,
+                crm::OutboxStatus::Pending,
+                &PageRequest::first(100),
+            )
+            .await
+            .expect("outbox");
+        let token = pending
+            .items
+            .iter()
+            .rev()
+            .filter(|m| m.payload.template.as_deref() == Some(crm::portal::LOGIN_TEMPLATE))
+            .find_map(|m| m.payload.vars["token"].as_str().map(str::to_string))
+            .expect("a login link");
+        self.sign_in(&token).await;
     }
 
     async fn sign_in(&mut self, token: &str) {
@@ -600,4 +627,171 @@ async fn a_host_mounts_the_portal_under_a_path_and_overrides_its_templates() {
     assert!(matches!(e, Err(crm::web::SetupError::Base(_))));
     let short = crm::web::Portal::new(w.crm.portal().clone(), w.seeded.tenant, &[1u8; 32]);
     assert!(matches!(short, Err(crm::web::SetupError::ShortSecret(32))));
+}
+
+#[tokio::test]
+async fn each_role_reads_its_side_and_offers_pdfs_and_contracts_work_from_the_pages() {
+    let w = world().await;
+    // A vendor: its statement speaks of what the tenant owes it, its bill among the open items, nothing to pay.
+    let staff = &w.seeded.staff;
+    let vendor = crm::NewPartner::company("Furnizor SRL")
+        .with_role(crm::PartnerRole::Vendor)
+        .with_contact("Vlad Stan", Some("vlad@furnizor.example"), None);
+    let vendor = w
+        .crm
+        .leads()
+        .create_partner(staff, vendor)
+        .await
+        .expect("vendor");
+    let vendor = vendor.record;
+    let product = w
+        .crm
+        .commerce()
+        .record_product(
+            staff,
+            crm::commerce::NewProduct {
+                code: "BOLT".into(),
+                name: "Bolts".into(),
+                category: None,
+            },
+            None,
+        )
+        .await
+        .expect("product");
+    let line = crm::commerce::NewLine::new(
+        product.record().id(),
+        crm::Decimal::from(10),
+        crm::Decimal::from(7),
+        crm::Decimal::from(7),
+    );
+    let day = w.clock.now().date_naive();
+    let bill = crm::commerce::NewDocument::vendor_bill("V-9", vendor.id(), day, "EUR", vec![line]);
+    w.crm
+        .commerce()
+        .record_document(staff, bill)
+        .await
+        .expect("bill");
+    let rights = crm::portal::Rights::none()
+        .with(crm::portal::Right::Statement)
+        .with(crm::portal::Right::Pay);
+    let invited = w
+        .crm
+        .portal()
+        .invite(staff, vendor.id(), vendor.contacts()[0].id, rights)
+        .await
+        .expect("invite");
+    let mut vlad = Client::new(w.app.clone());
+    vlad.sign_in(invited.token.as_str()).await;
+    let page = vlad.get("/").await;
+    assert!(page.body.contains("We owe you"), "{}", page.body);
+    assert!(!page.body.contains("You owe us"));
+    assert!(page.body.contains("data-number=\"V-9\""));
+    assert!(page.body.contains("70.00 EUR"));
+    assert!(
+        !page.body.contains("id=\"pay-link\""),
+        "a bill is not paid by its vendor"
+    );
+    let pay = vlad.get("/pay").await;
+    assert!(pay.body.contains("id=\"nothing-to-pay\""));
+    // The statement as of a day before anything was issued; a date that does not parse is refused by field.
+    let mut maria = Client::new(w.app.clone());
+    maria.sign_in(&w.seeded.maria_token).await;
+    let early = maria.get("/?as_of=2025-01-31").await;
+    assert_eq!(early.status, StatusCode::OK);
+    assert!(early.body.contains("id=\"nothing-open\""), "{}", early.body);
+    let bad = maria.get("/?as_of=31.01.2025").await;
+    assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(bad.body.contains("as_of"));
+    // Documents: a PDF where the host prints one, "not available" otherwise.
+    let printing = portal_seed::portal_of(&w.crm, &w.seeded)
+        .document_pdf(|d| (d.number() == "F-1001").then(|| b"%PDF-1.7 F-1001".to_vec()));
+    let mut reader = Client::new(printing.router());
+    reader.sign_in_again(&w).await;
+    let f1 = acme_invoice(&w, "F-1001").await;
+    let f2 = acme_invoice(&w, "F-1002").await;
+    let with = reader.get(&format!("/documents/{f1}")).await;
+    assert!(with.body.contains("id=\"pdf\""));
+    let pdf = reader.get(&format!("/documents/{f1}/pdf")).await;
+    assert_eq!(pdf.status, StatusCode::OK);
+    assert!(pdf.body.starts_with("%PDF"));
+    let without = reader.get(&format!("/documents/{f2}")).await;
+    assert!(without.body.contains("id=\"no-pdf\""));
+    assert_eq!(
+        reader.get(&format!("/documents/{f2}/pdf")).await.status,
+        StatusCode::NOT_FOUND
+    );
+    // The open offer accepted from the contracts page; a renewal asked for becomes a lead with source portal.
+    let page = maria.get("/contracts").await;
+    let at = page.body.find("/quotations/").expect("an open offer") + 12;
+    let id = page.body[at..at + 36].to_string();
+    let stale = maria
+        .post(
+            &format!("/quotations/{id}/answer"),
+            &[("version", "1"), ("answer", "accept")],
+        )
+        .await;
+    assert_eq!(stale.status, StatusCode::CONFLICT);
+    let yes = maria
+        .post(
+            &format!("/quotations/{id}/answer"),
+            &[("version", "2"), ("answer", "accept")],
+        )
+        .await;
+    assert_eq!(yes.status, StatusCode::SEE_OTHER);
+    let q = w
+        .crm
+        .commerce()
+        .store()
+        .quotation(w.seeded.tenant, id.parse().expect("id"))
+        .await
+        .expect("q");
+    assert_eq!(q.status(), crm::sales::QuotationStatus::Accepted);
+    let contract_at = page
+        .body
+        .find("name=\"contract\" value=\"")
+        .expect("a contract")
+        + 23;
+    let contract = page.body[contract_at..contract_at + 36].to_string();
+    let asked = maria
+        .post(
+            "/contracts/ask",
+            &[
+                ("contract", &contract),
+                ("title", "Renewal C-2026-7"),
+                ("note", "Same terms, please."),
+            ],
+        )
+        .await;
+    assert_eq!(asked.status, StatusCode::OK);
+    let leads = w
+        .crm
+        .leads()
+        .store()
+        .query_leads(
+            w.seeded.tenant,
+            &crm::LeadQuery {
+                partner: Some(w.seeded.acme),
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("leads");
+    let lead = leads
+        .items
+        .iter()
+        .find(|l| l.title() == "Renewal C-2026-7")
+        .expect("a lead");
+    assert_eq!(lead.source().medium.as_deref(), Some("portal"));
+    assert!(lead.description().unwrap_or_default().contains("C-2026-7"));
+    // A contract id of another partner in the form: not found, no lead.
+    let foreign = maria
+        .post(
+            "/contracts/ask",
+            &[
+                ("contract", &crm::id::ContractId::new().to_string()),
+                ("title", "X"),
+            ],
+        )
+        .await;
+    assert_eq!(foreign.status, StatusCode::NOT_FOUND);
 }

@@ -200,9 +200,21 @@ fn open_item_view(o: &OpenItem) -> OpenItemView {
     }
 }
 
-pub(crate) async fn statement(State(app): State<App>, me: Me) -> Page {
+#[derive(Debug, Deserialize)]
+pub(crate) struct AsOf {
+    as_of: Option<String>,
+}
+
+pub(crate) async fn statement(State(app): State<App>, me: Me, Query(q): Query<AsOf>) -> Page {
     let fail = |e| app.error(&me.visit, Some(&me), e);
-    let st = app.service.statement(&me.who, None).await.map_err(fail)?;
+    let as_of = match q.as_of.as_deref().map(str::trim).filter(|d| !d.is_empty()) {
+        Some(d) => Some(
+            NaiveDate::parse_from_str(d, "%Y-%m-%d")
+                .map_err(|_| fail(Error::invalid("as_of", "a date as YYYY-MM-DD")))?,
+        ),
+        None => None,
+    };
+    let st = app.service.statement(&me.who, as_of).await.map_err(fail)?;
     let balances: Vec<BalanceView> = st
         .balances
         .iter()
@@ -417,7 +429,7 @@ fn request_view(r: &crm_core::request::Request) -> RequestView {
             .unwrap_or_default()
             .trim_start_matches("portal_")
             .to_string(),
-        status: format!("{:?}", r.status()).to_lowercase(),
+        status: format!("status_{:?}", r.status()).to_lowercase(),
         opened: r.created_at().format("%Y-%m-%d %H:%M").to_string(),
         description: r.description().unwrap_or_default().to_string(),
     }
@@ -729,7 +741,7 @@ pub(crate) async fn contracts(State(app): State<App>, me: Me) -> Page {
                 version => q.version(),
                 valid_until => q.valid_until().to_string(),
                 total => money(total.amount(), total.currency()),
-                status => format!("{:?}", q.status()).to_lowercase(),
+                status => format!("status_{:?}", q.status()).to_lowercase(),
                 open => q.status() == QuotationStatus::Sent,
             });
         }

@@ -147,6 +147,17 @@ const TEXTS: &[(&str, &str, &str)] = &[
     ("credit_note", "Credit note", "Notă de credit"),
     ("vendor_bill", "Bill", "Factură furnizor"),
     ("payment_doc", "Payment", "Plată"),
+    ("show", "Show", "Arată"),
+    ("status_open", "open", "deschisă"),
+    ("status_inprogress", "in progress", "în lucru"),
+    ("status_done", "done", "rezolvată"),
+    ("status_cancelled", "cancelled", "anulată"),
+    ("status_draft", "draft", "ciornă"),
+    ("status_sent", "awaiting your answer", "așteaptă răspunsul dumneavoastră"),
+    ("status_accepted", "accepted", "acceptată"),
+    ("status_declined", "declined", "refuzată"),
+    ("status_expired", "expired", "expirată"),
+    ("status_superseded", "replaced by a newer offer", "înlocuită de o ofertă nouă"),
 ];
 
 #[cfg(test)]
