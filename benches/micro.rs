@@ -88,7 +88,8 @@ fn benches(c: &mut Criterion) {
     // The portal's statement page of one partner with 10,000 documents (7,500 invoices, 2,500 payments settling a
     // third of them): balances per currency and every open item at its residual, beside the same two questions as
     // hand-written SQL (grouped allocation sums joined to the invoices) on the same file.
-    let (portal, me, partner, as_of) = rt.block_on(statement_fixture(&env));
+    let (portal, signed_up, partner, as_of) = rt.block_on(statement_fixture(&env));
+    let (page, me) = rt.block_on(statement_page(&portal, &signed_up));
     let mut g = c.benchmark_group("portal_statement_10k_docs");
     g.sample_size(20);
     g.bench_function("ours", |b| {
@@ -101,6 +102,19 @@ fn benches(c: &mut Criterion) {
         b.iter(|| statement_sql(conn, me.tenant(), black_box(partner), as_of))
     });
     g.finish();
+    // The same statement as the web page a representative opens: the session cookie checked and the representative
+    // re-read, the statement read, its 5,000 open items rendered to HTML, through the portal's router.
+    let mut g = c.benchmark_group("portal_statement_page_10k_docs");
+    g.sample_size(20);
+    g.bench_function("ours", |b| b.iter(|| rt.block_on(page.get(as_of))));
+    g.bench_function("sql", |b| {
+        b.iter(|| statement_sql(conn, me.tenant(), black_box(partner), as_of))
+    });
+    g.finish();
+    assert!(
+        rt.block_on(page.get(as_of)) > 1_000_000,
+        "every open item on the page"
+    );
     let ours = rt
         .block_on(portal.statement(&me, Some(as_of)))
         .expect("statement");
@@ -115,7 +129,7 @@ async fn statement_fixture(
     env: &Env,
 ) -> (
     crm_core::service::PortalService,
-    crm_core::portal::Principal,
+    crm_core::service::Invited,
     crm_core::id::PartnerId,
     chrono::NaiveDate,
 ) {
@@ -184,12 +198,80 @@ async fn statement_fixture(
         .invite(&ctx, partner.id(), contact, rights)
         .await
         .expect("invite");
-    let me = portal
-        .login(ctx.tenant, invited.token.as_str())
-        .await
-        .expect("login");
     let as_of = chrono::NaiveDate::from_ymd_opt(2026, 12, 31).expect("day");
-    (portal, me, partner.id(), as_of)
+    (portal, invited, partner.id(), as_of)
+}
+
+/// The portal's router with a representative signed in through its invitation link, as a browser holds it.
+struct StatementPage {
+    app: axum::Router,
+    cookies: String,
+}
+
+impl StatementPage {
+    /// Opens the statement page as of `as_of`; the size of the HTML.
+    async fn get(&self, as_of: chrono::NaiveDate) -> usize {
+        use http_body_util::BodyExt;
+        use tower::ServiceExt;
+        let req = axum::http::Request::get(format!("/?as_of={as_of}"))
+            .header("cookie", &self.cookies)
+            .body(axum::body::Body::empty())
+            .expect("request");
+        let res = self.app.clone().oneshot(req).await.expect("infallible");
+        assert_eq!(res.status(), 200);
+        let body = res.into_body().collect().await.expect("body").to_bytes();
+        body.len()
+    }
+}
+
+/// Signs the representative in through the web login (the invitation link's button) and returns the page opener
+/// and the representative's principal.
+async fn statement_page(
+    portal: &crm_core::service::PortalService,
+    invited: &crm_core::service::Invited,
+) -> (StatementPage, crm_core::portal::Principal) {
+    use tower::ServiceExt;
+    let (tenant, rep) = (invited.representative.tenant(), invited.representative.id());
+    let token = invited.token.as_str();
+    let app = crm::web::Portal::new(portal.clone(), tenant, &[7u8; 64])
+        .expect("secret")
+        .secure_cookies(false)
+        .router();
+    let jar = |res: &axum::http::Response<axum::body::Body>| -> Vec<String> {
+        res.headers()
+            .get_all("set-cookie")
+            .iter()
+            .filter_map(|v| v.to_str().ok()?.split(';').next().map(str::to_string))
+            .collect()
+    };
+    let first = app
+        .clone()
+        .oneshot(
+            axum::http::Request::get("/login")
+                .body(axum::body::Body::empty())
+                .expect("req"),
+        )
+        .await
+        .expect("infallible");
+    let csrf_cookie = jar(&first).pop().expect("the csrf cookie");
+    let csrf = csrf_cookie.rsplit('=').next().expect("value");
+    // The signed value ends with the token itself (64 hex digits after the signature).
+    let csrf = &csrf[csrf.len() - 64..];
+    let signed_in = app
+        .clone()
+        .oneshot(
+            axum::http::Request::post(format!("/login/{token}"))
+                .header("cookie", &csrf_cookie)
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(axum::body::Body::from(format!("csrf={csrf}")))
+                .expect("req"),
+        )
+        .await
+        .expect("infallible");
+    assert_eq!(signed_in.status(), 303, "signed in");
+    let cookies = jar(&signed_in).join("; ");
+    let me = portal.principal(tenant, rep).await.expect("principal");
+    (StatementPage { app, cookies }, me)
 }
 
 /// The statement as hand-written SQL: balances per currency, and the open items (invoices and bills less their

@@ -218,6 +218,8 @@ async fn walk(c: &Client, crm: &crm::Crm, seeded: &portal_seed::Seeded, base: &s
     click(c, "#pick-F-1003").await;
     fill(c, "#amount-F-1003", "200").await;
     click(c, "#pay-submit").await;
+    shows(c, "#confirm-total", "1400.00 EUR").await;
+    click(c, "#pay-confirm").await;
     text_until(c, "#payment-status", |t| t.contains("confirmed")).await;
     screenshot(c, "portal-payment.png").await;
     click(c, "#back-to-account").await;

@@ -377,16 +377,18 @@ async fn another_partners_or_tenants_ids_read_as_not_found_and_change_nothing() 
         .partner(w.seeded.tenant, w.seeded.rival)
         .await
         .expect("rival");
-    let pay = maria
-        .post(
-            "/pay",
-            &[
-                ("key", "k-1"),
-                ("item", &w.seeded.rival_invoice.to_string()),
-            ],
-        )
-        .await;
-    assert_eq!(pay.status, StatusCode::NOT_FOUND);
+    // (At the confirmation step and at the payment itself.)
+    let theirs = w.seeded.rival_invoice.to_string();
+    for confirm in ["", "1"] {
+        let fields = [
+            ("key", "k-1"),
+            ("item", theirs.as_str()),
+            ("confirm", confirm),
+        ];
+        let pay = maria.post("/pay", &fields).await;
+        assert_eq!(pay.status, StatusCode::NOT_FOUND);
+        assert!(!pay.body.contains("R-2001"));
+    }
     let reply = maria
         .post(
             &format!("/requests/{}/reply", w.seeded.rival_request),
@@ -446,7 +448,15 @@ async fn payments_refuse_bad_amounts_and_pay_once_per_key() {
         ("99999999999999999999999999999999", "items[0].amount"),
     ] {
         let got = maria
-            .post("/pay", &[("key", "bad"), ("item", &f3), (&amount, typed)])
+            .post(
+                "/pay",
+                &[
+                    ("key", "bad"),
+                    ("item", &f3),
+                    (&amount, typed),
+                    ("confirm", "1"),
+                ],
+            )
             .await;
         assert_eq!(got.status, StatusCode::UNPROCESSABLE_ENTITY, "{typed}");
         assert!(got.body.contains(field), "{typed}: {}", got.body);
@@ -454,7 +464,12 @@ async fn payments_refuse_bad_amounts_and_pay_once_per_key() {
     let got = maria
         .post(
             "/pay",
-            &[("key", "bad"), ("item", &f3), ("currency", "XYZ")],
+            &[
+                ("key", "bad"),
+                ("item", &f3),
+                ("currency", "XYZ"),
+                ("confirm", "1"),
+            ],
         )
         .await;
     assert_eq!(got.status, StatusCode::UNPROCESSABLE_ENTITY);
@@ -462,16 +477,48 @@ async fn payments_refuse_bad_amounts_and_pay_once_per_key() {
     let got = maria
         .post(
             "/pay",
-            &[("key", "bad"), ("item", &f3), ("currency", "RON")],
+            &[
+                ("key", "bad"),
+                ("item", &f3),
+                ("currency", "RON"),
+                ("confirm", "1"),
+            ],
         )
         .await;
     assert_eq!(got.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(got.body.contains("currency"));
-    let nothing = maria.post("/pay", &[("key", "bad")]).await;
+    let nothing = maria
+        .post("/pay", &[("key", "bad"), ("confirm", "1")])
+        .await;
     assert_eq!(nothing.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(payments_recorded(&w).await, 3, "nothing was paid");
-    // F-1001 in full, twice with the same key (a double click, a retry): one payment.
-    let fields = [("key", "tab-1"), ("item", f1.as_str())];
+    // The first step shows what the chosen items come to and pays nothing; a bad amount is refused there already.
+    let summary = maria
+        .post(
+            "/pay",
+            &[
+                ("key", "tab-1"),
+                ("item", &f1),
+                ("item", &f3),
+                (&amount, "50"),
+            ],
+        )
+        .await;
+    assert_eq!(summary.status, StatusCode::OK);
+    assert!(
+        summary.body.contains("id=\"confirm-total\">1250.00 EUR"),
+        "{}",
+        summary.body
+    );
+    assert!(summary.body.contains("name=\"confirm\" value=\"1\""));
+    let too_much = maria
+        .post("/pay", &[("key", "tab-1"), ("item", &f3), (&amount, "451")])
+        .await;
+    assert_eq!(too_much.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(too_much.body.contains("items[0].amount"));
+    assert_eq!(payments_recorded(&w).await, 3, "nothing was paid");
+    // F-1001 in full, confirmed twice with the same key (a double click, a retry): one payment.
+    let fields = [("key", "tab-1"), ("item", f1.as_str()), ("confirm", "1")];
     let first = maria.post("/pay", &fields).await;
     assert_eq!(first.status, StatusCode::SEE_OTHER);
     let second = maria.post("/pay", &fields).await;
@@ -496,7 +543,9 @@ async fn payments_refuse_bad_amounts_and_pay_once_per_key() {
         "2050 − 1200, once"
     );
     // A settled item is refused by field.
-    let settled = maria.post("/pay", &[("key", "tab-2"), ("item", &f1)]).await;
+    let settled = maria
+        .post("/pay", &[("key", "tab-2"), ("item", &f1), ("confirm", "1")])
+        .await;
     assert_eq!(settled.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(
         settled.body.contains("items[0].document"),
@@ -693,6 +742,41 @@ async fn each_role_reads_its_side_and_offers_pdfs_and_contracts_work_from_the_pa
     );
     let pay = vlad.get("/pay").await;
     assert!(pay.body.contains("id=\"nothing-to-pay\""));
+    // An employee reads advances to settle and reimbursements due, not a customer's words.
+    let employee = crm::NewPartner::person("Ana Ionescu")
+        .with_role(crm::PartnerRole::Employee)
+        .with_contact("Ana Ionescu", Some("ana.ionescu@exemplu.example"), None);
+    let employee = w
+        .crm
+        .leads()
+        .create_partner(staff, employee)
+        .await
+        .expect("employee")
+        .record;
+    let statement_only = crm::portal::Rights::none().with(crm::portal::Right::Statement);
+    let invited = w
+        .crm
+        .portal()
+        .invite(
+            staff,
+            employee.id(),
+            employee.contacts()[0].id,
+            statement_only,
+        )
+        .await
+        .expect("invite");
+    let mut ana = Client::new(w.app.clone());
+    ana.sign_in(invited.token.as_str()).await;
+    let page = ana.get("/").await;
+    assert!(
+        page.body.contains("Advances to settle") && page.body.contains("Reimbursements due to you")
+    );
+    assert!(!page.body.contains("You owe us"));
+    assert!(
+        !page.body.contains("id=\"nav-pay\""),
+        "no pay right, no pay link"
+    );
+    assert_eq!(ana.get("/pay").await.status, StatusCode::FORBIDDEN);
     // The statement as of a day before anything was issued; a date that does not parse is refused by field.
     let mut maria = Client::new(w.app.clone());
     maria.sign_in(&w.seeded.maria_token).await;

@@ -552,7 +552,9 @@ pub(crate) async fn pay_form(State(app): State<App>, me: Me) -> Page {
     ok(&app, &me, "pay.html", context! { items, key })
 }
 
-/// The pay form as posted: `csrf`, `key`, `item` (once per chosen document), `amount_<document>`.
+/// The pay form as posted: `csrf`, `key`, `item` (once per chosen document), `amount_<document>`, and `confirm`:
+/// without it, the confirmation page (each item, its amount, the total), which posts the same fields with it; with
+/// it, the payment.
 pub(crate) async fn pay(
     State(app): State<App>,
     me: Me,
@@ -584,6 +586,9 @@ pub(crate) async fn pay(
         };
         items.push(PayItem { document, amount });
     }
+    if get("confirm") != "1" {
+        return confirm_page(&app, &me, get("key"), &items).await;
+    }
     // A currency, when the form names one, must be known and the items'.
     let named = get("currency").trim();
     if !named.is_empty() {
@@ -603,6 +608,54 @@ pub(crate) async fn pay(
         .await
         .map_err(fail)?;
     Ok(Redirect::to(&app.link(&format!("/payments/{}", attempt.key()))).into_response())
+}
+
+/// What the chosen items come to, for the payer to confirm: nothing is paid or reserved yet. An item that is not
+/// among the partner's open invoices reads as not found.
+async fn confirm_page(app: &App, me: &Me, key: &str, items: &[PayItem]) -> Page {
+    let fail = |e| app.error(&me.visit, Some(me), e);
+    if items.is_empty() {
+        return Err(fail(Error::invalid(
+            "items",
+            "choose at least one open item",
+        )));
+    }
+    let st = app.service.statement(&me.who, None).await.map_err(fail)?;
+    let mut lines = Vec::with_capacity(items.len());
+    let mut total = Decimal::ZERO;
+    let mut currency = None;
+    for (i, item) in items.iter().enumerate() {
+        let o = st
+            .open_items
+            .iter()
+            .find(|o| o.document == item.document && o.kind == DocumentKind::Invoice)
+            .ok_or_else(|| fail(Error::not_found("open item", item.document)))?;
+        if currency.is_some_and(|c| c != o.currency) {
+            return Err(fail(Error::invalid("items", "one currency per payment")));
+        }
+        currency = Some(o.currency);
+        let amount = item.amount.unwrap_or(o.open);
+        if amount <= Decimal::ZERO || amount > o.open {
+            let why = format!("between 0 and the {} open on {}", o.open, o.number);
+            return Err(fail(Error::invalid(format!("items[{i}].amount"), why)));
+        }
+        total = total
+            .checked_add(amount)
+            .ok_or_else(|| fail(Error::invalid("items", "too large")))?;
+        lines.push(context! {
+            id => o.document.to_string(),
+            number => o.number.clone(),
+            amount => money(amount, o.currency),
+            plain => amount.normalize().to_string(),
+        });
+    }
+    let total = currency.map(|c| money(total, c)).unwrap_or_default();
+    ok(
+        app,
+        me,
+        "pay_confirm.html",
+        context! { lines, total, key => key.to_string() },
+    )
 }
 
 fn attempt_view(a: &PaymentAttempt) -> minijinja::Value {

@@ -80,6 +80,10 @@ pub const TEMPLATES: &[(&str, &str)] = &[
     ("requests.html", include_str!("../templates/requests.html")),
     ("request.html", include_str!("../templates/request.html")),
     ("pay.html", include_str!("../templates/pay.html")),
+    (
+        "pay_confirm.html",
+        include_str!("../templates/pay_confirm.html"),
+    ),
     ("payment.html", include_str!("../templates/payment.html")),
     ("contacts.html", include_str!("../templates/contacts.html")),
     (

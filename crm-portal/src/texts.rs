@@ -148,6 +148,8 @@ const TEXTS: &[(&str, &str, &str)] = &[
     ("vendor_bill", "Bill", "Factură furnizor"),
     ("payment_doc", "Payment", "Plată"),
     ("show", "Show", "Arată"),
+    ("confirm_payment", "Confirm the payment", "Confirmați plata"),
+    ("confirm_pay", "Confirm and pay", "Confirmă și plătește"),
     ("status_open", "open", "deschisă"),
     ("status_inprogress", "in progress", "în lucru"),
     ("status_done", "done", "rezolvată"),
