@@ -200,6 +200,14 @@ async fn world() -> World {
     }
 }
 
+/// The world, and Maria signed in through her invitation.
+async fn maria_signed_in() -> (World, Client) {
+    let w = world().await;
+    let mut maria = Client::new(w.app.clone());
+    maria.sign_in(&w.seeded.maria_token).await;
+    (w, maria)
+}
+
 async fn acme_invoice(w: &World, number: &str) -> crm::id::DocumentId {
     let doc = w
         .crm
@@ -212,14 +220,47 @@ async fn acme_invoice(w: &World, number: &str) -> crm::id::DocumentId {
     doc.id()
 }
 
-async fn payments_recorded(w: &World) -> usize {
-    let docs = w
+/// A new partner `new` with a representative (its first contact) holding `rights`, signed in.
+async fn represented(
+    w: &World,
+    new: crm::NewPartner,
+    rights: crm::portal::Rights,
+) -> (crm::id::PartnerId, Client) {
+    let staff = &w.seeded.staff;
+    let partner = w.crm.leads().create_partner(staff, new).await;
+    let partner = partner.expect("partner").record;
+    let contact = partner.contacts()[0].id;
+    let portal = w.crm.portal();
+    let invited = portal.invite(staff, partner.id(), contact, rights).await;
+    let mut client = Client::new(w.app.clone());
+    client
+        .sign_in(invited.expect("invite").token.as_str())
+        .await;
+    (partner.id(), client)
+}
+
+/// How many requests the tenant holds.
+async fn requests_held(w: &World) -> usize {
+    let q = RequestQuery::default();
+    let page = w
         .crm
-        .commerce()
-        .open_items(w.seeded.tenant, w.seeded.acme, None)
-        .await
-        .expect("open items");
-    docs.len()
+        .leads()
+        .store()
+        .query_requests(w.seeded.tenant, &q)
+        .await;
+    page.expect("requests").items.len()
+}
+
+/// Rival's contacts as the CRM holds them.
+async fn rival_contacts(w: &World) -> Vec<crm::partner::Contact> {
+    let rival = w.crm.leads().partner(w.seeded.tenant, w.seeded.rival).await;
+    rival.expect("rival").contacts().to_vec()
+}
+
+/// How many open items `partner` has.
+async fn open_count(w: &World, partner: crm::id::PartnerId) -> usize {
+    let open = w.crm.commerce().open_items(w.seeded.tenant, partner, None);
+    open.await.expect("open items").len()
 }
 
 #[tokio::test]
@@ -287,9 +328,7 @@ async fn login_links_expired_reused_or_forged_are_refused_with_a_page() {
 
 #[tokio::test]
 async fn forged_replayed_and_expired_sessions_and_missing_csrf_tokens_are_refused() {
-    let w = world().await;
-    let mut maria = Client::new(w.app.clone());
-    maria.sign_in(&w.seeded.maria_token).await;
+    let (w, mut maria) = maria_signed_in().await;
     let session = maria.cookies[crm::web::SESSION_COOKIE].clone();
     // Forged: the signed value altered (another representative's id), or a value without a signature.
     let mut forged = Client::new(w.app.clone());
@@ -303,15 +342,7 @@ async fn forged_replayed_and_expired_sessions_and_missing_csrf_tokens_are_refuse
         assert!(!got.body.contains("Acme"), "nothing of the partner shows");
     }
     // Without its CSRF token, or with another, a form is refused and does nothing.
-    let before = w
-        .crm
-        .leads()
-        .store()
-        .query_requests(w.seeded.tenant, &RequestQuery::default())
-        .await
-        .expect("requests")
-        .items
-        .len();
+    let before = requests_held(&w).await;
     let fields = [("kind", "question"), ("title", "Hello"), ("body", "Hi")];
     let no_token = maria.post_raw("/requests", &fields).await;
     assert_eq!(no_token.status, StatusCode::FORBIDDEN);
@@ -322,15 +353,7 @@ async fn forged_replayed_and_expired_sessions_and_missing_csrf_tokens_are_refuse
         maria.post_raw("/requests", &wrong).await.status,
         StatusCode::FORBIDDEN
     );
-    let after = w
-        .crm
-        .leads()
-        .store()
-        .query_requests(w.seeded.tenant, &RequestQuery::default())
-        .await
-        .expect("requests")
-        .items
-        .len();
+    let after = requests_held(&w).await;
     assert_eq!(before, after, "nothing was opened");
     // Logging out ends the session: the same cookie replayed is refused.
     let out = maria.post("/logout", &[]).await;
@@ -371,12 +394,7 @@ async fn another_partners_or_tenants_ids_read_as_not_found_and_change_nothing() 
         assert!(!got.body.contains("Rival"), "{path} shows nothing of Rival");
     }
     // In form fields: paying Rival's invoice, replying on Rival's request, removing Rival's contact.
-    let rival = w
-        .crm
-        .leads()
-        .partner(w.seeded.tenant, w.seeded.rival)
-        .await
-        .expect("rival");
+    let rival_contact = rival_contacts(&w).await[0].id;
     // (At the confirmation step and at the payment itself.)
     let theirs = w.seeded.rival_invoice.to_string();
     for confirm in ["", "1"] {
@@ -397,17 +415,11 @@ async fn another_partners_or_tenants_ids_read_as_not_found_and_change_nothing() 
         .await;
     assert_eq!(reply.status, StatusCode::NOT_FOUND);
     let remove = maria
-        .post(&format!("/contacts/{}/remove", rival.contacts()[0].id), &[])
+        .post(&format!("/contacts/{}/remove", rival_contact), &[])
         .await;
     assert_eq!(remove.status, StatusCode::NOT_FOUND);
     // Nothing changed at Rival: its invoice open, its request without comments, its contact kept.
-    let open = w
-        .crm
-        .commerce()
-        .open_items(w.seeded.tenant, w.seeded.rival, None)
-        .await
-        .expect("open");
-    assert_eq!(open.len(), 1);
+    assert_eq!(open_count(&w, w.seeded.rival).await, 1);
     let target = crm::CommentTarget::Request(w.seeded.rival_request);
     let comments = w
         .crm
@@ -416,13 +428,7 @@ async fn another_partners_or_tenants_ids_read_as_not_found_and_change_nothing() 
         .await
         .expect("comments");
     assert!(comments.items.is_empty());
-    let rival_now = w
-        .crm
-        .leads()
-        .partner(w.seeded.tenant, w.seeded.rival)
-        .await
-        .expect("rival");
-    assert_eq!(rival_now.contacts().len(), 1);
+    assert_eq!(rival_contacts(&w).await.len(), 1);
     // A representative without the contacts right is refused (403), without the page showing the contacts.
     let mut radu = Client::new(w.app.clone());
     radu.sign_in(&w.seeded.radu_token).await;
@@ -433,65 +439,41 @@ async fn another_partners_or_tenants_ids_read_as_not_found_and_change_nothing() 
 
 #[tokio::test]
 async fn payments_refuse_bad_amounts_and_pay_once_per_key() {
-    let w = world().await;
-    let mut maria = Client::new(w.app.clone());
-    maria.sign_in(&w.seeded.maria_token).await;
+    let (w, mut maria) = maria_signed_in().await;
     let f1 = acme_invoice(&w, "F-1001").await.to_string();
     let f3 = acme_invoice(&w, "F-1003").await.to_string();
     let amount = format!("amount_{f3}");
-    for (typed, field) in [
-        ("450.01", "items[0].amount"),
-        ("0", "items[0].amount"),
-        ("-5", "items[0].amount"),
-        ("12.345", "items[0].amount"),
-        ("lots", "items[0].amount"),
-        ("99999999999999999999999999999999", "items[0].amount"),
-    ] {
-        let got = maria
-            .post(
-                "/pay",
-                &[
-                    ("key", "bad"),
-                    ("item", &f3),
-                    (&amount, typed),
-                    ("confirm", "1"),
-                ],
-            )
-            .await;
+    // Each bad value (an amount, or a currency the form names) is refused by field, at the payment itself.
+    let cases = [
+        (amount.as_str(), "450.01", "items[0].amount"),
+        (&amount, "0", "items[0].amount"),
+        (&amount, "-5", "items[0].amount"),
+        (&amount, "12.345", "items[0].amount"),
+        (&amount, "lots", "items[0].amount"),
+        (
+            &amount,
+            "99999999999999999999999999999999",
+            "items[0].amount",
+        ),
+        ("currency", "XYZ", "currency"),
+        ("currency", "RON", "currency"),
+    ];
+    for (name, typed, field) in cases {
+        let fields = [
+            ("key", "bad"),
+            ("item", &f3),
+            (name, typed),
+            ("confirm", "1"),
+        ];
+        let got = maria.post("/pay", &fields).await;
         assert_eq!(got.status, StatusCode::UNPROCESSABLE_ENTITY, "{typed}");
         assert!(got.body.contains(field), "{typed}: {}", got.body);
     }
-    let got = maria
-        .post(
-            "/pay",
-            &[
-                ("key", "bad"),
-                ("item", &f3),
-                ("currency", "XYZ"),
-                ("confirm", "1"),
-            ],
-        )
-        .await;
-    assert_eq!(got.status, StatusCode::UNPROCESSABLE_ENTITY);
-    assert!(got.body.contains("currency"));
-    let got = maria
-        .post(
-            "/pay",
-            &[
-                ("key", "bad"),
-                ("item", &f3),
-                ("currency", "RON"),
-                ("confirm", "1"),
-            ],
-        )
-        .await;
-    assert_eq!(got.status, StatusCode::UNPROCESSABLE_ENTITY);
-    assert!(got.body.contains("currency"));
     let nothing = maria
         .post("/pay", &[("key", "bad"), ("confirm", "1")])
         .await;
     assert_eq!(nothing.status, StatusCode::UNPROCESSABLE_ENTITY);
-    assert_eq!(payments_recorded(&w).await, 3, "nothing was paid");
+    assert_eq!(open_count(&w, w.seeded.acme).await, 3, "nothing was paid");
     // The first step shows what the chosen items come to and pays nothing; a bad amount is refused there already.
     let summary = maria
         .post(
@@ -516,7 +498,7 @@ async fn payments_refuse_bad_amounts_and_pay_once_per_key() {
         .await;
     assert_eq!(too_much.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(too_much.body.contains("items[0].amount"));
-    assert_eq!(payments_recorded(&w).await, 3, "nothing was paid");
+    assert_eq!(open_count(&w, w.seeded.acme).await, 3, "nothing was paid");
     // F-1001 in full, confirmed twice with the same key (a double click, a retry): one payment.
     let fields = [("key", "tab-1"), ("item", f1.as_str()), ("confirm", "1")];
     let first = maria.post("/pay", &fields).await;
@@ -531,48 +513,22 @@ async fn payments_refuse_bad_amounts_and_pay_once_per_key() {
         "{}",
         result.body
     );
-    let st = w
-        .crm
-        .commerce()
-        .balances(w.seeded.tenant, w.seeded.acme, None)
+    let owed = portal_seed::acme_owes(&w.crm, &w.seeded)
         .await
         .expect("balances");
-    assert_eq!(
-        st[0].receivable,
-        crm::Decimal::from(850),
-        "2050 − 1200, once"
-    );
+    assert_eq!(owed, crm::Decimal::from(850), "2050 − 1200, once");
     // A settled item is refused by field.
     let settled = maria
         .post("/pay", &[("key", "tab-2"), ("item", &f1), ("confirm", "1")])
         .await;
     assert_eq!(settled.status, StatusCode::UNPROCESSABLE_ENTITY);
-    assert!(
-        settled.body.contains("items[0].document"),
-        "{}",
-        settled.body
-    );
+    assert!(settled.body.contains("items[0].document"));
 }
 
 #[tokio::test]
 async fn requests_empty_or_huge_are_refused_and_revocation_ends_the_session() {
-    let w = world().await;
-    let mut maria = Client::new(w.app.clone());
-    maria.sign_in(&w.seeded.maria_token).await;
-    let count = |w: &World| {
-        let crm = w.crm.clone();
-        let t = w.seeded.tenant;
-        async move {
-            crm.leads()
-                .store()
-                .query_requests(t, &RequestQuery::default())
-                .await
-                .expect("requests")
-                .items
-                .len()
-        }
-    };
-    let before = count(&w).await;
+    let (w, mut maria) = maria_signed_in().await;
+    let before = requests_held(&w).await;
     let huge = "x".repeat(1 << 20);
     for (title, body) in [("Hello", ""), ("Hello", "   "), ("Hello", huge.as_str())] {
         let got = maria
@@ -596,7 +552,7 @@ async fn requests_empty_or_huge_are_refused_and_revocation_ends_the_session() {
         )
         .await;
     assert_eq!(odd.status, StatusCode::UNPROCESSABLE_ENTITY);
-    assert_eq!(count(&w).await, before, "nothing was opened");
+    assert_eq!(requests_held(&w).await, before, "nothing was opened");
     let ok = maria
         .post(
             "/requests",
@@ -608,7 +564,7 @@ async fn requests_empty_or_huge_are_refused_and_revocation_ends_the_session() {
         )
         .await;
     assert_eq!(ok.status, StatusCode::SEE_OTHER);
-    assert_eq!(count(&w).await, before + 1);
+    assert_eq!(requests_held(&w).await, before + 1);
     // Revoked by the staff mid-session: the next page ends the session.
     let reps = w
         .crm
@@ -682,55 +638,28 @@ async fn a_host_mounts_the_portal_under_a_path_and_overrides_its_templates() {
 async fn each_role_reads_its_side_and_offers_pdfs_and_contracts_work_from_the_pages() {
     let w = world().await;
     // A vendor: its statement speaks of what the tenant owes it, its bill among the open items, nothing to pay.
-    let staff = &w.seeded.staff;
     let vendor = crm::NewPartner::company("Furnizor SRL")
         .with_role(crm::PartnerRole::Vendor)
         .with_contact("Vlad Stan", Some("vlad@furnizor.example"), None);
-    let vendor = w
-        .crm
-        .leads()
-        .create_partner(staff, vendor)
-        .await
-        .expect("vendor");
-    let vendor = vendor.record;
-    let product = w
-        .crm
-        .commerce()
-        .record_product(
-            staff,
-            crm::commerce::NewProduct {
-                code: "BOLT".into(),
-                name: "Bolts".into(),
-                category: None,
-            },
-            None,
-        )
-        .await
-        .expect("product");
-    let line = crm::commerce::NewLine::new(
-        product.record().id(),
+    let rights = crm::portal::Rights::none()
+        .with(crm::portal::Right::Statement)
+        .with(crm::portal::Right::Pay);
+    let (vendor, mut vlad) = represented(&w, vendor, rights).await;
+    let ten_at_seven = crm::commerce::NewLine::new(
+        w.seeded.product,
         crm::Decimal::from(10),
         crm::Decimal::from(7),
         crm::Decimal::from(7),
     );
     let day = w.clock.now().date_naive();
-    let bill = crm::commerce::NewDocument::vendor_bill("V-9", vendor.id(), day, "EUR", vec![line]);
-    w.crm
-        .commerce()
-        .record_document(staff, bill)
-        .await
-        .expect("bill");
-    let rights = crm::portal::Rights::none()
-        .with(crm::portal::Right::Statement)
-        .with(crm::portal::Right::Pay);
-    let invited = w
+    let bill =
+        crm::commerce::NewDocument::vendor_bill("V-9", vendor, day, "EUR", vec![ten_at_seven]);
+    let recorded = w
         .crm
-        .portal()
-        .invite(staff, vendor.id(), vendor.contacts()[0].id, rights)
-        .await
-        .expect("invite");
-    let mut vlad = Client::new(w.app.clone());
-    vlad.sign_in(invited.token.as_str()).await;
+        .commerce()
+        .record_document(&w.seeded.staff, bill)
+        .await;
+    recorded.expect("bill");
     let page = vlad.get("/").await;
     assert!(page.body.contains("We owe you"), "{}", page.body);
     assert!(!page.body.contains("You owe us"));
@@ -746,27 +675,8 @@ async fn each_role_reads_its_side_and_offers_pdfs_and_contracts_work_from_the_pa
     let employee = crm::NewPartner::person("Ana Ionescu")
         .with_role(crm::PartnerRole::Employee)
         .with_contact("Ana Ionescu", Some("ana.ionescu@exemplu.example"), None);
-    let employee = w
-        .crm
-        .leads()
-        .create_partner(staff, employee)
-        .await
-        .expect("employee")
-        .record;
     let statement_only = crm::portal::Rights::none().with(crm::portal::Right::Statement);
-    let invited = w
-        .crm
-        .portal()
-        .invite(
-            staff,
-            employee.id(),
-            employee.contacts()[0].id,
-            statement_only,
-        )
-        .await
-        .expect("invite");
-    let mut ana = Client::new(w.app.clone());
-    ana.sign_in(invited.token.as_str()).await;
+    let (_, mut ana) = represented(&w, employee, statement_only).await;
     let page = ana.get("/").await;
     assert!(
         page.body.contains("Advances to settle") && page.body.contains("Reimbursements due to you")
@@ -808,20 +718,16 @@ async fn each_role_reads_its_side_and_offers_pdfs_and_contracts_work_from_the_pa
     let page = maria.get("/contracts").await;
     let at = page.body.find("/quotations/").expect("an open offer") + 12;
     let id = page.body[at..at + 36].to_string();
-    let stale = maria
-        .post(
-            &format!("/quotations/{id}/answer"),
-            &[("version", "1"), ("answer", "accept")],
-        )
-        .await;
-    assert_eq!(stale.status, StatusCode::CONFLICT);
-    let yes = maria
-        .post(
-            &format!("/quotations/{id}/answer"),
-            &[("version", "2"), ("answer", "accept")],
-        )
-        .await;
-    assert_eq!(yes.status, StatusCode::SEE_OTHER);
+    // A stale version is a conflict; the current one accepts.
+    let answer = format!("/quotations/{id}/answer");
+    for (version, status) in [("1", StatusCode::CONFLICT), ("2", StatusCode::SEE_OTHER)] {
+        let fields = [("version", version), ("answer", "accept")];
+        assert_eq!(
+            maria.post(&answer, &fields).await.status,
+            status,
+            "{version}"
+        );
+    }
     let q = w
         .crm
         .commerce()

@@ -1,9 +1,9 @@
 //! The pages: each reads through [`crm_core::service::PortalService`] as the signed-in representative.
 
 use crate::texts::Lang;
-use crate::web::{random_hex, App, Me, Seg, SessionCookie, Visit};
+use crate::web::{random_hex, App, Checked, Id, Me, Seg, SessionCookie, Visit};
 use crate::{CSRF_COOKIE, CSS, LANG_COOKIE, SESSION_COOKIE};
-use axum::extract::{Form, Query, State};
+use axum::extract::{Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum_extra::extract::cookie::SignedCookieJar;
@@ -61,20 +61,17 @@ pub(crate) async fn login_form(State(app): State<App>, visit: Visit) -> Response
     app.page(&visit, None, "login.html", StatusCode::OK, context! {})
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
 pub(crate) struct LoginForm {
-    #[serde(default)]
-    csrf: String,
-    #[serde(default)]
     email: String,
 }
 
 pub(crate) async fn login_send(
     State(app): State<App>,
     visit: Visit,
-    Form(f): Form<LoginForm>,
+    Checked(f): Checked<LoginForm>,
 ) -> Page {
-    app.check_csrf(&visit, &f.csrf)?;
     app.service
         .request_login(app.tenant, &f.email)
         .await
@@ -91,20 +88,17 @@ pub(crate) async fn login_confirm(
     app.page(&visit, None, "login_confirm.html", StatusCode::OK, values)
 }
 
+/// A form with nothing but its CSRF token.
 #[derive(Debug, Deserialize)]
-pub(crate) struct CsrfOnly {
-    #[serde(default)]
-    csrf: String,
-}
+pub(crate) struct Nothing {}
 
 pub(crate) async fn login_finish(
     State(app): State<App>,
     visit: Visit,
     jar: SignedCookieJar,
     Seg(token): Seg,
-    Form(f): Form<CsrfOnly>,
+    Checked(_): Checked<Nothing>,
 ) -> Page {
-    app.check_csrf(&visit, &f.csrf)?;
     let who = app
         .service
         .login(app.tenant, &token)
@@ -123,13 +117,8 @@ pub(crate) async fn login_finish(
     Ok((jar, Redirect::to(&app.link("/"))).into_response())
 }
 
-pub(crate) async fn logout(
-    State(app): State<App>,
-    me: Me,
-    jar: SignedCookieJar,
-    Form(f): Form<CsrfOnly>,
-) -> Page {
-    app.check_csrf(&me.visit, &f.csrf)?;
+pub(crate) async fn logout(me: Me, jar: SignedCookieJar, Checked(_): Checked<Nothing>) -> Page {
+    let app = &me.app;
     app.service
         .logout(&me.who)
         .await
@@ -205,8 +194,9 @@ pub(crate) struct AsOf {
     as_of: Option<String>,
 }
 
-pub(crate) async fn statement(State(app): State<App>, me: Me, Query(q): Query<AsOf>) -> Page {
-    let fail = |e| app.error(&me.visit, Some(&me), e);
+pub(crate) async fn statement(me: Me, Query(q): Query<AsOf>) -> Page {
+    let app = &me.app;
+    let fail = |e| me.fail(e);
     let as_of = match q.as_of.as_deref().map(str::trim).filter(|d| !d.is_empty()) {
         Some(d) => Some(
             NaiveDate::parse_from_str(d, "%Y-%m-%d")
@@ -232,7 +222,7 @@ pub(crate) async fn statement(State(app): State<App>, me: Me, Query(q): Query<As
     let can_pay =
         me.who.rights().has(crm_core::portal::Right::Pay) && items.iter().any(|i| i.payable);
     ok(
-        &app,
+        app,
         &me,
         "statement.html",
         context! { as_of => st.as_of.to_string(), balances, items, can_pay },
@@ -246,8 +236,9 @@ fn month_end(day: NaiveDate, back: u32) -> Option<NaiveDate> {
     start.checked_add_months(chrono::Months::new(1))?.pred_opt()
 }
 
-pub(crate) async fn chart(State(app): State<App>, me: Me) -> Page {
-    let fail = |e| app.error(&me.visit, Some(&me), e);
+pub(crate) async fn chart(me: Me) -> Page {
+    let app = &me.app;
+    let fail = |e| me.fail(e);
     let today = app.service.today();
     let mut days: Vec<NaiveDate> = (1..=6).rev().filter_map(|b| month_end(today, b)).collect();
     days.push(today);
@@ -301,8 +292,8 @@ pub(crate) struct After {
 #[derive(Debug, Serialize)]
 struct DocumentView {
     id: String,
-    number: String,
     kind: &'static str,
+    number: String,
     issued: String,
     due: String,
     total: String,
@@ -311,8 +302,8 @@ struct DocumentView {
 fn document_view(d: &Document) -> DocumentView {
     DocumentView {
         id: d.id().to_string(),
-        number: d.number().to_string(),
         kind: kind_key(d.kind()),
+        number: d.number().to_string(),
         issued: d.issue_date().to_string(),
         due: d.due_date().map(|x| x.to_string()).unwrap_or_default(),
         total: money(d.total(), d.currency()),
@@ -327,8 +318,9 @@ fn parse_after(raw: &str) -> Result<(NaiveDate, DocumentId), Error> {
     Ok((day, id.parse().map_err(|_| bad())?))
 }
 
-pub(crate) async fn documents(State(app): State<App>, me: Me, Query(q): Query<After>) -> Page {
-    let fail = |e| app.error(&me.visit, Some(&me), e);
+pub(crate) async fn documents(me: Me, Query(q): Query<After>) -> Page {
+    let app = &me.app;
+    let fail = |e| me.fail(e);
     let after = q
         .after
         .as_deref()
@@ -345,12 +337,12 @@ pub(crate) async fn documents(State(app): State<App>, me: Me, Query(q): Query<Af
         .flatten()
         .map(|d| format!("{}_{}", d.issue_date(), d.id()));
     let docs: Vec<DocumentView> = docs.iter().map(document_view).collect();
-    ok(&app, &me, "documents.html", context! { docs, next })
+    ok(app, &me, "documents.html", context! { docs, next })
 }
 
-pub(crate) async fn document(State(app): State<App>, me: Me, Seg(id): Seg) -> Page {
-    let fail = |e| app.error(&me.visit, Some(&me), e);
-    let id: DocumentId = id_of(&id, "document").map_err(fail)?;
+pub(crate) async fn document(me: Me, Id(id): Id<DocumentId>) -> Page {
+    let app = &me.app;
+    let fail = |e| me.fail(e);
     let d = app.service.document(&me.who, id).await.map_err(fail)?;
     let c = d.currency();
     let lines: Vec<_> = d
@@ -371,16 +363,16 @@ pub(crate) async fn document(State(app): State<App>, me: Me, Seg(id): Seg) -> Pa
         .collect();
     let has_pdf = app.pdf.as_ref().is_some_and(|p| p(&d).is_some());
     ok(
-        &app,
+        app,
         &me,
         "document.html",
         context! { doc => document_view(&d), lines, allocations, has_pdf },
     )
 }
 
-pub(crate) async fn document_pdf(State(app): State<App>, me: Me, Seg(id): Seg) -> Page {
-    let fail = |e| app.error(&me.visit, Some(&me), e);
-    let id: DocumentId = id_of(&id, "document").map_err(fail)?;
+pub(crate) async fn document_pdf(me: Me, Id(id): Id<DocumentId>) -> Page {
+    let app = &me.app;
+    let fail = |e| me.fail(e);
     let d = app.service.document(&me.who, id).await.map_err(fail)?;
     match app.pdf.as_ref().and_then(|p| p(&d)) {
         Some(bytes) => {
@@ -435,36 +427,29 @@ fn request_view(r: &crm_core::request::Request) -> RequestView {
     }
 }
 
-pub(crate) async fn requests(State(app): State<App>, me: Me) -> Page {
-    let fail = |e| app.error(&me.visit, Some(&me), e);
+pub(crate) async fn requests(me: Me) -> Page {
+    let app = &me.app;
+    let fail = |e| me.fail(e);
     let page = app
         .service
         .requests(&me.who, PageRequest::first(100))
         .await
         .map_err(fail)?;
     let list: Vec<RequestView> = page.items.iter().map(request_view).collect();
-    ok(&app, &me, "requests.html", context! { requests => list })
+    ok(app, &me, "requests.html", context! { requests => list })
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
 pub(crate) struct NewRequestForm {
-    #[serde(default)]
-    csrf: String,
-    #[serde(default)]
     kind: String,
-    #[serde(default)]
     title: String,
-    #[serde(default)]
     body: String,
 }
 
-pub(crate) async fn open_request(
-    State(app): State<App>,
-    me: Me,
-    Form(f): Form<NewRequestForm>,
-) -> Page {
-    app.check_csrf(&me.visit, &f.csrf)?;
-    let fail = |e| app.error(&me.visit, Some(&me), e);
+pub(crate) async fn open_request(me: Me, Checked(f): Checked<NewRequestForm>) -> Page {
+    let app = &me.app;
+    let fail = |e| me.fail(e);
     let kind = match f.kind.as_str() {
         "question" => PortalRequestKind::Question,
         "complaint" => PortalRequestKind::Complaint,
@@ -480,9 +465,9 @@ pub(crate) async fn open_request(
     Ok(Redirect::to(&app.link(&format!("/requests/{}", r.id()))).into_response())
 }
 
-pub(crate) async fn request(State(app): State<App>, me: Me, Seg(id): Seg) -> Page {
-    let fail = |e| app.error(&me.visit, Some(&me), e);
-    let id: RequestId = id_of(&id, "request").map_err(fail)?;
+pub(crate) async fn request(me: Me, Id(id): Id<RequestId>) -> Page {
+    let app = &me.app;
+    let fail = |e| me.fail(e);
     let r = app.service.request(&me.who, id).await.map_err(fail)?;
     let replies = app.service.replies(&me.who, id).await.map_err(fail)?;
     let replies: Vec<_> = replies
@@ -500,30 +485,22 @@ pub(crate) async fn request(State(app): State<App>, me: Me, Seg(id): Seg) -> Pag
         })
         .collect();
     ok(
-        &app,
+        app,
         &me,
         "request.html",
         context! { request => request_view(&r), replies },
     )
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
 pub(crate) struct ReplyForm {
-    #[serde(default)]
-    csrf: String,
-    #[serde(default)]
     body: String,
 }
 
-pub(crate) async fn reply(
-    State(app): State<App>,
-    me: Me,
-    Seg(id): Seg,
-    Form(f): Form<ReplyForm>,
-) -> Page {
-    app.check_csrf(&me.visit, &f.csrf)?;
-    let fail = |e| app.error(&me.visit, Some(&me), e);
-    let id: RequestId = id_of(&id, "request").map_err(fail)?;
+pub(crate) async fn reply(me: Me, Id(id): Id<RequestId>, Checked(f): Checked<ReplyForm>) -> Page {
+    let app = &me.app;
+    let fail = |e| me.fail(e);
     app.service
         .reply(&me.who, id, &f.body)
         .await
@@ -533,8 +510,9 @@ pub(crate) async fn reply(
 
 // ------------------------------------------------------------------ paying
 
-pub(crate) async fn pay_form(State(app): State<App>, me: Me) -> Page {
-    let fail = |e| app.error(&me.visit, Some(&me), e);
+pub(crate) async fn pay_form(me: Me) -> Page {
+    let app = &me.app;
+    let fail = |e| me.fail(e);
     // Reading the statement needs its right; paying needs its own: check it before showing the form.
     me.who
         .rights()
@@ -549,17 +527,14 @@ pub(crate) async fn pay_form(State(app): State<App>, me: Me) -> Page {
         .collect();
     // The attempt's idempotency key: the same form posted twice pays once.
     let key = random_hex();
-    ok(&app, &me, "pay.html", context! { items, key })
+    ok(app, &me, "pay.html", context! { items, key })
 }
 
 /// The pay form as posted: `csrf`, `key`, `item` (once per chosen document), `amount_<document>`, and `confirm`:
 /// without it, the confirmation page (each item, its amount, the total), which posts the same fields with it; with
 /// it, the payment.
-pub(crate) async fn pay(
-    State(app): State<App>,
-    me: Me,
-    Form(fields): Form<Vec<(String, String)>>,
-) -> Page {
+pub(crate) async fn pay(me: Me, Checked(fields): Checked<Vec<(String, String)>>) -> Page {
+    let app = &me.app;
     let get = |name: &str| {
         fields
             .iter()
@@ -567,8 +542,7 @@ pub(crate) async fn pay(
             .map(|(_, v)| v.as_str())
             .unwrap_or_default()
     };
-    app.check_csrf(&me.visit, get("csrf"))?;
-    let fail = |e| app.error(&me.visit, Some(&me), e);
+    let fail = |e| me.fail(e);
     let mut items = Vec::new();
     for (i, (_, raw)) in fields.iter().filter(|(k, _)| k == "item").enumerate() {
         // An id that does not parse names no open item of the partner's.
@@ -587,7 +561,7 @@ pub(crate) async fn pay(
         items.push(PayItem { document, amount });
     }
     if get("confirm") != "1" {
-        return confirm_page(&app, &me, get("key"), &items).await;
+        return confirm_page(app, &me, get("key"), &items).await;
     }
     // A currency, when the form names one, must be known and the items'.
     let named = get("currency").trim();
@@ -678,15 +652,16 @@ fn attempt_view(a: &PaymentAttempt) -> minijinja::Value {
     }
 }
 
-pub(crate) async fn payment(State(app): State<App>, me: Me, Seg(key): Seg) -> Page {
-    let fail = |e| app.error(&me.visit, Some(&me), e);
+pub(crate) async fn payment(me: Me, Seg(key): Seg) -> Page {
+    let app = &me.app;
+    let fail = |e| me.fail(e);
     let all = app.service.payments(&me.who).await.map_err(fail)?;
     let a = all
         .iter()
         .find(|a| a.key() == key)
         .ok_or_else(|| fail(Error::not_found("payment", &key)))?;
     ok(
-        &app,
+        app,
         &me,
         "payment.html",
         context! { payment => attempt_view(a) },
@@ -695,8 +670,9 @@ pub(crate) async fn payment(State(app): State<App>, me: Me, Seg(key): Seg) -> Pa
 
 // ------------------------------------------------------------------ contacts
 
-pub(crate) async fn contacts(State(app): State<App>, me: Me) -> Page {
-    let fail = |e| app.error(&me.visit, Some(&me), e);
+pub(crate) async fn contacts(me: Me) -> Page {
+    let app = &me.app;
+    let fail = |e| me.fail(e);
     let list = app.service.contacts(&me.who).await.map_err(fail)?;
     let list: Vec<_> = list
         .iter()
@@ -711,20 +687,15 @@ pub(crate) async fn contacts(State(app): State<App>, me: Me) -> Page {
             }
         })
         .collect();
-    ok(&app, &me, "contacts.html", context! { contacts => list })
+    ok(app, &me, "contacts.html", context! { contacts => list })
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
 pub(crate) struct ContactForm {
-    #[serde(default)]
-    csrf: String,
-    #[serde(default)]
     name: String,
-    #[serde(default)]
     role: String,
-    #[serde(default)]
     email: String,
-    #[serde(default)]
     phone: String,
 }
 
@@ -733,13 +704,9 @@ fn some(s: String) -> Option<String> {
     (!t.is_empty()).then(|| t.to_string())
 }
 
-pub(crate) async fn add_contact(
-    State(app): State<App>,
-    me: Me,
-    Form(f): Form<ContactForm>,
-) -> Page {
-    app.check_csrf(&me.visit, &f.csrf)?;
-    let fail = |e| app.error(&me.visit, Some(&me), e);
+pub(crate) async fn add_contact(me: Me, Checked(f): Checked<ContactForm>) -> Page {
+    let app = &me.app;
+    let fail = |e| me.fail(e);
     let c = NewContact {
         name: f.name,
         role: some(f.role),
@@ -751,25 +718,20 @@ pub(crate) async fn add_contact(
 }
 
 pub(crate) async fn remove_contact(
-    State(app): State<App>,
     me: Me,
-    Seg(id): Seg,
-    Form(f): Form<CsrfOnly>,
+    Id(id): Id<ContactId>,
+    Checked(_): Checked<Nothing>,
 ) -> Page {
-    app.check_csrf(&me.visit, &f.csrf)?;
-    let fail = |e| app.error(&me.visit, Some(&me), e);
-    let id: ContactId = id_of(&id, "contact").map_err(fail)?;
-    app.service
-        .remove_contact(&me.who, id)
-        .await
-        .map_err(fail)?;
-    Ok(Redirect::to(&app.link("/contacts")).into_response())
+    let removed = me.app.service.remove_contact(&me.who, id).await;
+    removed.map_err(|e| me.fail(e))?;
+    Ok(Redirect::to(&me.app.link("/contacts")).into_response())
 }
 
 // ------------------------------------------------------------------ contracts and offers
 
-pub(crate) async fn contracts(State(app): State<App>, me: Me) -> Page {
-    let fail = |e| app.error(&me.visit, Some(&me), e);
+pub(crate) async fn contracts(me: Me) -> Page {
+    let app = &me.app;
+    let fail = |e| me.fail(e);
     let rights = me.who.rights();
     let mut contracts = Vec::new();
     if rights.has(crm_core::portal::Right::Documents) {
@@ -801,32 +763,16 @@ pub(crate) async fn contracts(State(app): State<App>, me: Me) -> Page {
     }
     let can_ask = rights.has(crm_core::portal::Right::Contracts);
     ok(
-        &app,
+        app,
         &me,
         "contracts.html",
         context! { contracts, quotations, can_ask, asked => false },
     )
 }
 
-#[derive(Debug, Deserialize)]
-pub(crate) struct AskForm {
-    #[serde(default)]
-    csrf: String,
-    #[serde(default)]
-    title: String,
-    #[serde(default)]
-    note: String,
-    #[serde(default)]
-    contract: String,
-}
-
-pub(crate) async fn ask_for_contract(
-    State(app): State<App>,
-    me: Me,
-    Form(f): Form<AskForm>,
-) -> Page {
-    app.check_csrf(&me.visit, &f.csrf)?;
-    let fail = |e| app.error(&me.visit, Some(&me), e);
+pub(crate) async fn ask_for_contract(me: Me, Checked(f): Checked<AskForm>) -> Page {
+    let app = &me.app;
+    let fail = |e| me.fail(e);
     let earlier: Option<ContractId> = some(f.contract)
         .map(|c| id_of(&c, "contract"))
         .transpose()
@@ -839,25 +785,29 @@ pub(crate) async fn ask_for_contract(
     Ok(app.message(&me.visit, Some(&me), StatusCode::OK, "asked", None))
 }
 
-#[derive(Debug, Deserialize)]
+/// Asking for a new offer, or the renewal of `contract`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub(crate) struct AskForm {
+    title: String,
+    note: String,
+    contract: String,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
 pub(crate) struct AnswerForm {
-    #[serde(default)]
-    csrf: String,
-    #[serde(default)]
     version: String,
-    #[serde(default)]
     answer: String,
 }
 
 pub(crate) async fn answer_quotation(
-    State(app): State<App>,
     me: Me,
-    Seg(id): Seg,
-    Form(f): Form<AnswerForm>,
+    Id(id): Id<QuotationId>,
+    Checked(f): Checked<AnswerForm>,
 ) -> Page {
-    app.check_csrf(&me.visit, &f.csrf)?;
-    let fail = |e| app.error(&me.visit, Some(&me), e);
-    let id: QuotationId = id_of(&id, "quotation").map_err(fail)?;
+    let app = &me.app;
+    let fail = |e| me.fail(e);
     let version: u64 = f
         .version
         .parse()

@@ -125,14 +125,18 @@ pub enum SetupError {
 /// per tenant, each under its own path or host name).
 #[derive(Clone)]
 pub struct Portal {
+    /// The engine's portal service: every page reads through it.
     pub(crate) service: PortalService,
     pub(crate) tenant: TenantId,
+    /// The templates, the host's overrides included.
+    pub(crate) env: Arc<minijinja::Environment<'static>>,
+    /// Signs the cookies.
     pub(crate) key: Key,
     pub(crate) base: String,
+    /// The host's printer of documents.
+    pub(crate) pdf: Option<Arc<DocumentPdf>>,
     pub(crate) secure: bool,
     pub(crate) session_hours: i64,
-    pub(crate) env: Arc<minijinja::Environment<'static>>,
-    pub(crate) pdf: Option<Arc<DocumentPdf>>,
 }
 
 impl fmt::Debug for Portal {

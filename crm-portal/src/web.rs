@@ -1,9 +1,10 @@
 //! The router, the cookies (session, CSRF, language), the security headers, and how pages and errors render.
 
-use crate::handlers;
+use crate::handlers as h;
 use crate::texts::Lang;
 use crate::{Portal, CSRF_COOKIE, LANG_COOKIE, SESSION_COOKIE};
-use axum::extract::{FromRef, FromRequestParts, Request, State};
+use axum::body::Bytes;
+use axum::extract::{FromRef, FromRequest, FromRequestParts, Request, State};
 use axum::http::header::{self, HeaderValue};
 use axum::http::request::Parts;
 use axum::http::StatusCode;
@@ -17,7 +18,8 @@ use crm_core::portal::Principal;
 use crm_core::service::Account;
 use crm_core::Error;
 use minijinja::Value;
-use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 
 /// The router's state: the portal.
 pub(crate) type App = Portal;
@@ -30,39 +32,30 @@ impl FromRef<Portal> for Key {
 
 pub(crate) fn router(portal: Portal) -> Router {
     Router::new()
-        .route("/", get(handlers::statement))
-        .route("/chart.svg", get(handlers::chart))
-        .route(
-            "/login",
-            get(handlers::login_form).post(handlers::login_send),
-        )
+        .route("/", get(h::statement))
+        .route("/chart.svg", get(h::chart))
+        .route("/login", get(h::login_form).post(h::login_send))
         .route(
             "/login/{token}",
-            get(handlers::login_confirm).post(handlers::login_finish),
+            get(h::login_confirm).post(h::login_finish),
         )
-        .route("/logout", post(handlers::logout))
-        .route("/lang/{code}", get(handlers::set_lang))
-        .route("/documents", get(handlers::documents))
-        .route("/documents/{id}", get(handlers::document))
-        .route("/documents/{id}/pdf", get(handlers::document_pdf))
-        .route(
-            "/requests",
-            get(handlers::requests).post(handlers::open_request),
-        )
-        .route("/requests/{id}", get(handlers::request))
-        .route("/requests/{id}/reply", post(handlers::reply))
-        .route("/pay", get(handlers::pay_form).post(handlers::pay))
-        .route("/payments/{key}", get(handlers::payment))
-        .route(
-            "/contacts",
-            get(handlers::contacts).post(handlers::add_contact),
-        )
-        .route("/contacts/{id}/remove", post(handlers::remove_contact))
-        .route("/contracts", get(handlers::contracts))
-        .route("/contracts/ask", post(handlers::ask_for_contract))
-        .route("/quotations/{id}/answer", post(handlers::answer_quotation))
-        .route("/static/portal.css", get(handlers::css))
-        .fallback(handlers::not_found)
+        .route("/logout", post(h::logout))
+        .route("/lang/{code}", get(h::set_lang))
+        .route("/documents", get(h::documents))
+        .route("/documents/{id}", get(h::document))
+        .route("/documents/{id}/pdf", get(h::document_pdf))
+        .route("/requests", get(h::requests).post(h::open_request))
+        .route("/requests/{id}", get(h::request))
+        .route("/requests/{id}/reply", post(h::reply))
+        .route("/pay", get(h::pay_form).post(h::pay))
+        .route("/payments/{key}", get(h::payment))
+        .route("/contacts", get(h::contacts).post(h::add_contact))
+        .route("/contacts/{id}/remove", post(h::remove_contact))
+        .route("/contracts", get(h::contracts))
+        .route("/contracts/ask", post(h::ask_for_contract))
+        .route("/quotations/{id}/answer", post(h::answer_quotation))
+        .route("/static/portal.css", get(h::css))
+        .fallback(h::not_found)
         .layer(middleware::from_fn_with_state(portal.clone(), guard))
         .with_state(portal)
 }
@@ -184,6 +177,69 @@ impl FromRequestParts<App> for Seg {
     }
 }
 
+/// An id from the route, typed: one that does not parse names nothing, so it is the not-found page.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Id<T>(pub T);
+
+impl<T: std::str::FromStr + Send> FromRequestParts<App> for Id<T> {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, app: &App) -> Result<Self, Self::Rejection> {
+        let Seg(raw) = Seg::from_request_parts(parts, app).await?;
+        match raw.parse().ok() {
+            Some(id) => Ok(Id(id)),
+            None => {
+                let visit = Visit::from_request_parts(parts, app)
+                    .await
+                    .map_err(IntoResponse::into_response)?;
+                Err(app.message(&visit, None, StatusCode::NOT_FOUND, "not_found", None))
+            }
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct CsrfField {
+    #[serde(default)]
+    csrf: String,
+}
+
+/// A posted form whose `csrf` field is this browser's token; its fields as `T` (each form's struct defaults what
+/// is missing, so the engine, not the extractor, says what is wrong with a value).
+#[derive(Debug)]
+pub(crate) struct Checked<T>(pub T);
+
+impl<T: DeserializeOwned + Send> FromRequest<App> for Checked<T> {
+    type Rejection = Response;
+
+    async fn from_request(req: Request, app: &App) -> Result<Self, Self::Rejection> {
+        let visit = req
+            .extensions()
+            .get::<Visit>()
+            .cloned()
+            .ok_or_else(|| StatusCode::INTERNAL_SERVER_ERROR.into_response())?;
+        let body = Bytes::from_request(req, app)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        let sent: CsrfField = serde_urlencoded::from_bytes(&body).unwrap_or(CsrfField {
+            csrf: String::new(),
+        });
+        app.check_csrf(&visit, &sent.csrf)?;
+        serde_urlencoded::from_bytes(&body)
+            .map(Checked)
+            .map_err(|e| {
+                let detail = Some(format!("form: {e}"));
+                app.message(
+                    &visit,
+                    None,
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "invalid",
+                    detail,
+                )
+            })
+    }
+}
+
 /// 64 hex digits of the operating system's randomness.
 pub(crate) fn random_hex() -> String {
     let mut b = [0u8; 32];
@@ -226,9 +282,17 @@ impl SessionCookie {
 /// A signed-in representative: the principal as read again for this request, and who it is.
 #[derive(Debug, Clone)]
 pub(crate) struct Me {
+    pub app: App,
     pub who: Principal,
     pub account: Account,
     pub visit: Visit,
+}
+
+impl Me {
+    /// The page for an engine error, as this representative sees it.
+    pub(crate) fn fail(&self, e: Error) -> Response {
+        self.app.error(&self.visit, Some(self), e)
+    }
 }
 
 impl FromRequestParts<App> for Me {
@@ -273,6 +337,7 @@ impl FromRequestParts<App> for Me {
             Err(e) => return Err(app.error(&visit, None, e)),
         };
         Ok(Me {
+            app: app.clone(),
             who,
             account,
             visit,

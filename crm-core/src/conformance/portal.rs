@@ -104,6 +104,13 @@ async fn accepted(
         .expect("accept")
 }
 
+/// The backend as the three ports the portal's checks use.
+fn ports(
+    backend: &Arc<dyn crate::store::Backend>,
+) -> (Arc<dyn Store>, Arc<dyn CommerceStore>, Arc<dyn OutboxStore>) {
+    (backend.clone(), backend.clone(), backend.clone())
+}
+
 fn portal_of(shop: &Shop) -> PortalService {
     PortalService::new(shop.cs.clone()).with_login_base("https://portal.example/login/")
 }
@@ -111,9 +118,7 @@ fn portal_of(shop: &Shop) -> PortalService {
 /// Invitation, acceptance, a used or forged token, rights changes, revocation (the next call fails), reinvitation,
 /// each in the partner's timeline; the invitation e-mail in the outbox with its link.
 pub async fn check_portal_representatives(backend: &Arc<dyn crate::store::Backend>) {
-    let store: Arc<dyn Store> = backend.clone();
-    let commerce: Arc<dyn CommerceStore> = backend.clone();
-    let outbox: Arc<dyn OutboxStore> = backend.clone();
+    let (store, commerce, outbox) = ports(backend);
     let (store, commerce) = (&store, &commerce);
     let shop = Shop::new(store, commerce).await;
     let portal = portal_of(&shop);
@@ -338,9 +343,7 @@ pub async fn check_portal_representatives(backend: &Arc<dyn crate::store::Backen
 /// partner's contacts (the change is the partner's, made by the representative), never another partner's and never
 /// one with portal access; the balance history is the balances on each day.
 pub async fn check_portal_sessions_and_contacts(backend: &Arc<dyn crate::store::Backend>) {
-    let store: Arc<dyn Store> = backend.clone();
-    let commerce: Arc<dyn CommerceStore> = backend.clone();
-    let outbox: Arc<dyn OutboxStore> = backend.clone();
+    let (store, commerce, outbox) = ports(backend);
     let (store, commerce) = (&store, &commerce);
     let shop = Shop::new(store, commerce).await;
     let portal = portal_of(&shop);
@@ -401,40 +404,20 @@ pub async fn check_portal_sessions_and_contacts(backend: &Arc<dyn crate::store::
     assert_eq!(account.roles, vec![PartnerRole::Customer]);
     assert_eq!(account.email, "buyer@acme.example");
     // Contacts: add, refuse a duplicate name, remove; never one with portal access, never another partner's.
+    let person = |name: &str, email: Option<&str>| NewContact {
+        name: name.into(),
+        email: email.map(str::to_string),
+        ..NewContact::default()
+    };
     let added = portal
-        .add_contact(
-            &me,
-            NewContact {
-                name: "Ion Ionescu".into(),
-                email: Some("ion@acme.example".into()),
-                ..NewContact::default()
-            },
-        )
+        .add_contact(&me, person("Ion Ionescu", Some("ion@acme.example")))
         .await
         .expect("add");
     assert_eq!(added.len(), 2);
-    let e = portal
-        .add_contact(
-            &me,
-            NewContact {
-                name: "ion ionescu".into(),
-                ..NewContact::default()
-            },
-        )
-        .await
-        .unwrap_err();
-    assert_eq!(e.field(), Some("name"));
-    let e = portal
-        .add_contact(
-            &me,
-            NewContact {
-                name: "Bad".into(),
-                email: Some("not an address".into()),
-                ..NewContact::default()
-            },
-        )
-        .await
-        .unwrap_err();
+    let twice = portal.add_contact(&me, person("ion ionescu", None)).await;
+    assert_eq!(twice.unwrap_err().field(), Some("name"));
+    let bad = portal.add_contact(&me, person("Bad", Some("not an address")));
+    let e = bad.await.unwrap_err();
     assert_eq!(e.field(), Some("contacts[2].email"), "{e:?}");
     let timeline = store
         .timeline(t, TimelineOf::Partner(acme.id), &PageRequest::first(50))

@@ -634,7 +634,7 @@ impl PortalService {
         }
         let p = self.authorize(who, Right::Requests).await?;
         let crm = self.commerce.crm();
-        let partner = crm.store().partner(p.tenant, p.partner).await?;
+        let partner = self.partner_of(&p).await?;
         let assignee = partner
             .owner()
             .or(self.fallback_assignee)
@@ -734,7 +734,7 @@ impl PortalService {
             });
         }
         let crm = self.commerce.crm();
-        let partner = crm.store().partner(p.tenant, p.partner).await?;
+        let partner = self.partner_of(&p).await?;
         let mut new = NewLead::for_partner(p.partner, title);
         new.description = description;
         new.contact = Some(p.contact);
@@ -757,12 +757,7 @@ impl PortalService {
     /// be read.
     pub async fn account(&self, who: &Principal) -> Result<Account> {
         let r = self.active(who).await?;
-        let partner = self
-            .commerce
-            .crm()
-            .store()
-            .partner(who.tenant, who.partner)
-            .await?;
+        let partner = self.partner_of(who).await?;
         Ok(Account {
             partner: partner.name().to_string(),
             roles: partner.roles().iter().copied().collect(),
@@ -811,12 +806,7 @@ impl PortalService {
     /// `contacts` right; [`Error::Storage`] when the store cannot be read.
     pub async fn contacts(&self, who: &Principal) -> Result<Vec<Contact>> {
         let p = self.authorize(who, Right::Contacts).await?;
-        let partner = self
-            .commerce
-            .crm()
-            .store()
-            .partner(p.tenant, p.partner)
-            .await?;
+        let partner = self.partner_of(&p).await?;
         Ok(partner.contacts().to_vec())
     }
 
@@ -831,8 +821,7 @@ impl PortalService {
     /// the store cannot be read or written.
     pub async fn add_contact(&self, who: &Principal, contact: NewContact) -> Result<Vec<Contact>> {
         let p = self.authorize(who, Right::Contacts).await?;
-        let crm = self.commerce.crm();
-        let partner = crm.store().partner(p.tenant, p.partner).await?;
+        let partner = self.partner_of(&p).await?;
         let name = contact.name.trim();
         if partner
             .contacts()
@@ -860,8 +849,7 @@ impl PortalService {
     /// [`PortalService::add_contact`].
     pub async fn remove_contact(&self, who: &Principal, id: ContactId) -> Result<Vec<Contact>> {
         let p = self.authorize(who, Right::Contacts).await?;
-        let crm = self.commerce.crm();
-        let partner = crm.store().partner(p.tenant, p.partner).await?;
+        let partner = self.partner_of(&p).await?;
         if !partner.has_contact(id) {
             return Err(Error::not_found("contact", id));
         }
@@ -1194,6 +1182,15 @@ impl PortalService {
             })
             .filter(Representative::is_active)
             .ok_or_else(|| Error::not_found("representative", who.representative))
+    }
+
+    /// The partner the principal acts for.
+    async fn partner_of(&self, p: &Principal) -> Result<Partner> {
+        self.commerce
+            .crm()
+            .store()
+            .partner(p.tenant, p.partner)
+            .await
     }
 
     async fn of_partner<T: Pick<CommerceRecord>>(
