@@ -568,6 +568,7 @@ pub struct CrmBuilder {
     leads: crm_core::service::CrmServiceBuilder,
     reporting: Option<Currency>,
     rate_source: Option<Arc<dyn RateSource>>,
+    rate_rules: Vec<(Option<id::TenantId>, commerce::RateRule)>,
     rules: Option<(Arc<dyn RuleEngine>, Arc<dyn Directory>)>,
     blob_store: Option<Arc<dyn BlobStore>>,
     payments: Option<Arc<dyn portal::PaymentProvider>>,
@@ -734,6 +735,31 @@ impl CrmBuilder {
     /// ```
     pub fn rate_source(mut self, source: Arc<dyn RateSource>) -> Self {
         self.rate_source = Some(source);
+        self
+    }
+
+    /// Which stored rate converts a document, for `tenant` (`None`: every tenant without a rule of its own): the
+    /// latest on or before the issue date, at most as old as the rule allows (a week by default).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use crm::commerce::RateRule;
+    /// use crm::id::TenantId;
+    /// let monthly = TenantId::new();
+    /// let crm = crm::Crm::builder()
+    ///     .sqlite_in_memory()
+    ///     .rate_rule(Some(monthly), RateRule::within_days(31)?)
+    ///     .build()
+    ///     .await?;
+    /// assert_eq!(crm.commerce().rate_rule(monthly).max_age_days(), Some(31));
+    /// assert_eq!(crm.commerce().rate_rule(TenantId::new()).max_age_days(), Some(7));
+    /// # Ok(()) }
+    /// ```
+    pub fn rate_rule(mut self, tenant: Option<id::TenantId>, rule: commerce::RateRule) -> Self {
+        self.rate_rules.push((tenant, rule));
         self
     }
 
@@ -979,6 +1005,12 @@ impl CrmBuilder {
         let mut commerce = CommerceService::new(leads.clone(), backend.clone(), reporting);
         if let Some(s) = self.rate_source {
             commerce = commerce.with_rate_source(s);
+        }
+        for (tenant, rule) in self.rate_rules {
+            commerce = match tenant {
+                Some(t) => commerce.with_tenant_rate_rule(t, rule),
+                None => commerce.with_rate_rule(rule),
+            };
         }
         if let Some(b) = blobs {
             commerce = commerce.with_blob_store(b);

@@ -3,7 +3,7 @@
 //! first column is the document's JSON text ([`Dialect::doc`]).
 
 use crate::{Dialect, Param, Sql};
-use crm_core::commerce::{day_number, CommerceKey, CommerceRecord, PortalKey, MAX_RATE_AGE_DAYS};
+use crm_core::commerce::{day_number, CommerceKey, CommerceRecord, PortalKey};
 use crm_core::id::TenantId;
 use crm_core::store::{Key, Record};
 use crm_core::{Error, Result, StorageErrorKind};
@@ -288,15 +288,12 @@ pub fn commerce_key(dialect: Dialect, tenant: TenantId, key: &CommerceKey) -> Re
             let f = sql.bind(from.code());
             let to = sql.bind(to.code());
             let d = sql.bind(Param::Day(day));
-            let oldest = sql.bind(Param::Day(
-                (day as i64 - MAX_RATE_AGE_DAYS).max(i32::MIN as i64) as i32,
-            ));
             (
                 select(
                     "exchange_rates",
                     &format!(
                         "from_ccy = {f} AND to_ccy = {to} \
-                     AND day <= {d} AND day >= {oldest} ORDER BY day DESC LIMIT 1"
+                     AND day <= {d} ORDER BY day DESC LIMIT 1"
                     ),
                 ),
                 Doc::Rate,

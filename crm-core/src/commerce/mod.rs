@@ -33,8 +33,8 @@ pub use document::{
 pub use period::{day_number, from_day_number, Bucket, Period};
 pub use product::{code, Category, NewCategory, NewProduct, Product, Recorded, MAX_CODE};
 pub use rate::{
-    check_rate, missing_rate, AppliedRate, ExchangeRate, RateSource, RateTable, MAX_RATE,
-    MAX_RATE_AGE_DAYS, RATE_SCALE,
+    check_rate, missing_rate, AppliedRate, ExchangeRate, RateRule, RateSource, RateTable, MAX_RATE,
+    MAX_RATE_AGE_DAYS, MAX_RATE_RULE_DAYS, RATE_SCALE,
 };
 pub use report::{
     days_overdue, finish_campaign, finish_profitability, order_open_items, order_sums, pct,

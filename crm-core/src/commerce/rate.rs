@@ -7,14 +7,74 @@
 use crate::error::{Error, Result};
 use crate::money::{Currency, MONEY_SCALE};
 use async_trait::async_trait;
-use chrono::{Duration, NaiveDate};
+use chrono::NaiveDate;
 use rust_decimal::{Decimal, RoundingStrategy};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt::Debug;
 
-/// How far back a stored rate still counts for a date (weekends and holidays have no fixing of their own).
+/// How far back a stored rate still counts for a date by default (weekends and holidays have no fixing of their
+/// own): [`RateRule::default`]. A tenant that keeps monthly rates sets a longer age, or none.
 pub const MAX_RATE_AGE_DAYS: i64 = 7;
+
+/// The most days a [`RateRule`] may allow (a hundred years).
+pub const MAX_RATE_RULE_DAYS: u32 = 36_525;
+
+/// Which stored rate converts a document: the latest one on or before its issue date, at most `max_age_days` older
+/// than it (any age when there is no maximum). A rate dated after the document never applies. The default is
+/// [`MAX_RATE_AGE_DAYS`] days (daily fixings, with weekends and holidays); a tenant whose treasury records one rate a
+/// month sets [`RateRule::within_days`]`(31)`, and one that wants the latest rate whatever its age,
+/// [`RateRule::latest`]. Set per tenant on the commerce service
+/// ([`crate::service::CommerceService::with_tenant_rate_rule`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct RateRule {
+    max_age_days: Option<u32>,
+}
+
+impl Default for RateRule {
+    fn default() -> Self {
+        Self {
+            max_age_days: Some(MAX_RATE_AGE_DAYS as u32),
+        }
+    }
+}
+
+impl RateRule {
+    /// The latest rate on or before the date, at most `days` older than it (0: only a rate of that very day).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Invalid`] on `max_age_days` above [`MAX_RATE_RULE_DAYS`].
+    pub fn within_days(days: u32) -> Result<Self> {
+        if days > MAX_RATE_RULE_DAYS {
+            return Err(Error::invalid(
+                "max_age_days",
+                format!("at most {MAX_RATE_RULE_DAYS} (or no maximum: RateRule::latest)"),
+            ));
+        }
+        Ok(Self {
+            max_age_days: Some(days),
+        })
+    }
+
+    /// The latest rate on or before the date, whatever its age.
+    pub fn latest() -> Self {
+        Self { max_age_days: None }
+    }
+
+    /// The most days a rate may be older than the date it converts; `None` for any age.
+    pub fn max_age_days(&self) -> Option<u32> {
+        self.max_age_days
+    }
+
+    /// Whether a rate recorded for `rate_day` converts a document of `on`.
+    pub fn accepts(&self, rate_day: NaiveDate, on: NaiveDate) -> bool {
+        rate_day <= on
+            && self
+                .max_age_days
+                .is_none_or(|d| (on - rate_day).num_days() <= i64::from(d))
+    }
+}
 
 /// The most decimal places a rate may have.
 pub const RATE_SCALE: u32 = 10;
@@ -130,8 +190,9 @@ pub trait RateSource: Send + Sync + Debug {
     async fn rate(&self, from: Currency, to: Currency, on: NaiveDate) -> Result<Option<Decimal>>;
 }
 
-/// An in-memory table of dated rates: a rate applies from its day until the next one, for at most
-/// [`MAX_RATE_AGE_DAYS`] days. The stored table of every adapter follows the same rule.
+/// An in-memory table of dated rates a host can hand the engine as a [`RateSource`]: a rate applies from its day
+/// until the next one, for at most [`MAX_RATE_AGE_DAYS`] days (the default [`RateRule`]). The stored table answers
+/// the latest rate on or before a day, and the commerce service applies the tenant's [`RateRule`] to it.
 #[derive(Debug, Clone, Default)]
 pub struct RateTable(BTreeMap<(Currency, Currency), BTreeMap<NaiveDate, Decimal>>);
 
@@ -165,7 +226,7 @@ impl RateTable {
         }
         let days = self.0.get(&(from, to))?;
         let (day, rate) = days.range(..=on).next_back()?;
-        (on - *day <= Duration::days(MAX_RATE_AGE_DAYS)).then_some(*rate)
+        RateRule::default().accepts(*day, on).then_some(*rate)
     }
 }
 
@@ -189,6 +250,34 @@ pub fn missing_rate(from: Currency, to: Currency, on: NaiveDate) -> Error {
 mod tests {
     use super::*;
     use rust_decimal_macros::dec;
+
+    #[test]
+    fn a_rate_rule_takes_the_latest_rate_up_to_its_age() {
+        let d = |m, day| NaiveDate::from_ymd_opt(2026, m, day).unwrap();
+        let week = RateRule::default();
+        assert_eq!(week.max_age_days(), Some(7));
+        assert!(week.accepts(d(1, 1), d(1, 8)), "seven days old");
+        assert!(!week.accepts(d(1, 1), d(1, 9)), "eight days old");
+        assert!(
+            !week.accepts(d(1, 2), d(1, 1)),
+            "never a rate of a later day"
+        );
+        let month = RateRule::within_days(31).unwrap();
+        assert!(month.accepts(d(1, 1), d(2, 1)) && !month.accepts(d(1, 1), d(2, 2)));
+        let same_day = RateRule::within_days(0).unwrap();
+        assert!(same_day.accepts(d(3, 3), d(3, 3)) && !same_day.accepts(d(3, 2), d(3, 3)));
+        let any = RateRule::latest();
+        assert!(
+            any.accepts(NaiveDate::MIN, NaiveDate::MAX),
+            "no overflow at the extremes"
+        );
+        assert!(!any.accepts(NaiveDate::MAX, NaiveDate::MIN));
+        let e = RateRule::within_days(MAX_RATE_RULE_DAYS + 1).unwrap_err();
+        assert_eq!(e.field(), Some("max_age_days"));
+        assert!(RateRule::within_days(MAX_RATE_RULE_DAYS)
+            .unwrap()
+            .accepts(d(1, 1), d(1, 1)));
+    }
 
     #[test]
     fn absurd_rates_are_refused_with_the_bound() {

@@ -20,9 +20,9 @@
 //! - **As of.** [`CommerceStore::open_items`] and [`CommerceStore::balances`] on `as_of` are the account as it stood
 //!   at the end of that day: documents (and so payments' allocations and credit notes) issued after it are left
 //!   out; `as_of` also sets the days overdue.
-//! - **Rates.** [`CommerceKey::Rate`] (read through [`CommerceStoreExt::rate`]) follows
-//!   [`super::rate::RateTable`]'s rule: the latest rate on or before the
-//!   day, at most [`super::rate::MAX_RATE_AGE_DAYS`] old.
+//! - **Rates.** [`CommerceKey::Rate`] (read through [`CommerceStoreExt::rate`]) is the latest rate of the pair on
+//!   or before the day, whatever its age; the commerce service applies the tenant's
+//!   [`RateRule`](super::rate::RateRule) (how old it may be) to it.
 
 use super::campaign::{Campaign, CampaignCost, CampaignTarget};
 use super::document::{Document, DocumentKind};
@@ -73,7 +73,7 @@ pub enum CommerceKey {
     Document(DocumentId),
     /// A document by kind and the host's number.
     DocumentNumber(DocumentKind, String),
-    /// The rate valid on a day (see the contract), with the day it was recorded for.
+    /// The latest rate on or before a day (see the contract), with the day it was recorded for.
     Rate {
         /// The document's currency.
         from: Currency,

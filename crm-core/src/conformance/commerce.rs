@@ -735,6 +735,94 @@ pub async fn check_commerce_documents_due_and_renewing(
         .is_empty());
 }
 
+/// Which stored rate converts a document: the store answers the latest rate of the pair on or before a day, whatever
+/// its age, and never one of a later day; the tenant's [`RateRule`](crate::commerce::RateRule) bounds the age — a
+/// week by default, 31 days, or none — exactly at its edges; each tenant follows its own rule; a document recorded
+/// under a rule keeps the rate it was converted with.
+pub async fn check_commerce_rate_rules(store: &Arc<dyn Store>, commerce: &Arc<dyn CommerceStore>) {
+    use crate::commerce::RateRule;
+    let shop = Shop::new(store, commerce).await;
+    let t = shop.w.tenant;
+    let usd = Currency::parse("USD").expect("USD");
+    let rep = shop.cs.reporting();
+    let d = |y, m, day| NaiveDate::from_ymd_opt(y, m, day).expect("a day");
+    let dec = |s: &str| Decimal::from_str(s).expect("a decimal");
+    for (on, rate) in [(d(2026, 1, 1), "4.9"), (d(2026, 3, 1), "4.95")] {
+        let r = shop
+            .cs
+            .record_rate(shop.ctx(), "USD", rep.code(), on, dec(rate))
+            .await;
+        r.expect("rate");
+    }
+    // The store: the latest on or before the day, any age; nothing before the first.
+    for (on, want) in [
+        (d(2025, 12, 31), None),
+        (d(2026, 1, 1), Some(d(2026, 1, 1))),
+        (d(2026, 2, 28), Some(d(2026, 1, 1))),
+        (d(2026, 3, 1), Some(d(2026, 3, 1))),
+        (d(2030, 6, 1), Some(d(2026, 3, 1))),
+    ] {
+        let got = commerce.rate(t, usd, rep, on).await.expect("read");
+        assert_eq!(got.map(|r| r.on()), want, "stored rate for {on}");
+    }
+    // The rules, at their edges.
+    let resolve = |cs: CommerceService, on: NaiveDate| async move {
+        match cs.resolve_rate(t, usd, on).await {
+            Ok(r) => Some(r.rate),
+            Err(Error::MissingRate { .. }) => None,
+            Err(e) => panic!("{e}"),
+        }
+    };
+    let week = shop.cs.clone();
+    let month = shop
+        .cs
+        .clone()
+        .with_tenant_rate_rule(t, RateRule::within_days(31).expect("31"));
+    let any = shop.cs.clone().with_tenant_rate_rule(t, RateRule::latest());
+    for (cs, on, want) in [
+        (&week, d(2026, 1, 8), Some("4.9")),
+        (&week, d(2026, 1, 9), None),
+        (&week, d(2026, 3, 8), Some("4.95")),
+        (&week, d(2026, 3, 9), None),
+        (&month, d(2026, 2, 1), Some("4.9")),
+        (&month, d(2026, 2, 2), None),
+        (&any, d(2026, 2, 28), Some("4.9")),
+        (&any, d(2030, 6, 1), Some("4.95")),
+        (&any, d(2025, 12, 31), None),
+    ] {
+        let got = resolve(cs.clone(), on).await;
+        assert_eq!(got, want.map(dec), "{:?} on {on}", cs.rate_rule(t));
+    }
+    // Another tenant's rule is not this tenant's.
+    let other = Shop::new(store, commerce).await;
+    let theirs = shop
+        .cs
+        .clone()
+        .with_tenant_rate_rule(other.w.tenant, RateRule::latest());
+    assert_eq!(resolve(theirs, d(2026, 2, 28)).await, None);
+    // A document recorded under a rule keeps its rate; under the week's rule the same day has none.
+    let acme = shop.customer("Acme").await;
+    let invoice = |n: &str| {
+        NewDocument::invoice(
+            n,
+            acme.id,
+            d(2026, 2, 15),
+            "USD",
+            vec![shop.line(0, "1", "100", "50")],
+        )
+    };
+    let refused = shop.cs.record_document(shop.ctx(), invoice("U-1")).await;
+    assert!(
+        matches!(refused, Err(Error::MissingRate { .. })),
+        "{refused:?}"
+    );
+    let recorded = any
+        .record_document(shop.ctx(), invoice("U-1"))
+        .await
+        .expect("recorded");
+    assert_eq!(recorded.recorded.record().rate().rate, dec("4.9"));
+}
+
 /// Open items and balances: invoices and bills minus payments (by allocation) and correcting credit notes, with
 /// days overdue; equal to the reference.
 pub async fn check_commerce_balances(store: &Arc<dyn Store>, commerce: &Arc<dyn CommerceStore>) {

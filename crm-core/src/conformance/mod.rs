@@ -137,6 +137,7 @@ macro_rules! backend_conformance_tests {
                 check_commerce_documents,
                 check_commerce_bad_input,
                 check_commerce_balances,
+                check_commerce_rate_rules,
                 check_commerce_documents_due_and_renewing,
                 check_commerce_campaign,
                 check_commerce_isolation,

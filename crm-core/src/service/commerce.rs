@@ -11,7 +11,7 @@ use crate::commerce::{
     finish_campaign, finish_profitability, Balance, CampaignReport, GroupBy, OpenItem, ProfitQuery,
     ProfitReport, ProfitSums, Progress, SumsQuery,
 };
-use crate::commerce::{missing_rate, AppliedRate, ExchangeRate, RateSource};
+use crate::commerce::{missing_rate, AppliedRate, ExchangeRate, RateRule, RateSource};
 use crate::commerce::{
     record_outcome, CallOutcome, Campaign, CampaignCost, CampaignTarget, Launch, NewCampaign,
     OutcomeKind,
@@ -66,7 +66,21 @@ pub struct CommerceService {
     rates: Vec<Arc<dyn RateSource>>,
     taxes: Arc<sales::TaxTables>,
     blobs: Option<Arc<dyn crate::sales::BlobStore>>,
-    attachment_policies: Arc<attachments::PerTenant<crate::sales::AttachmentPolicy>>,
+    attachment_policies: Arc<PerTenant<crate::sales::AttachmentPolicy>>,
+    rate_rules: Arc<PerTenant<RateRule>>,
+}
+
+/// A setting with a default and per-tenant overrides (the host's company settings, given when the service is built).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct PerTenant<T> {
+    pub(crate) default: T,
+    pub(crate) tenants: std::collections::HashMap<TenantId, T>,
+}
+
+impl<T> PerTenant<T> {
+    pub(crate) fn get(&self, tenant: TenantId) -> &T {
+        self.tenants.get(&tenant).unwrap_or(&self.default)
+    }
 }
 
 fn partner_field(e: Error, id: PartnerId) -> Error {
@@ -103,6 +117,7 @@ impl CommerceService {
             taxes: Arc::default(),
             blobs: None,
             attachment_policies: Arc::default(),
+            rate_rules: Arc::default(),
         }
     }
 
@@ -126,6 +141,55 @@ impl CommerceService {
     pub fn with_rate_source(mut self, source: Arc<dyn RateSource>) -> Self {
         self.rates.push(source);
         self
+    }
+
+    /// Every tenant's stored rates follow `rule` (unless set for the tenant): which stored rate converts a document
+    /// of a day. The default is [`RateRule::default`] (at most a week old).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use crm_core::conformance::model::prelude::*;
+    /// # futures::executor::block_on(async {
+    /// # let (crm, store, commerce, ctx) = crm_core::conformance::model::example_commerce().await?;
+    /// use crm_core::commerce::RateRule;
+    /// let commerce = commerce.with_rate_rule(RateRule::within_days(31)?);
+    /// assert_eq!(commerce.rate_rule(ctx.tenant).max_age_days(), Some(31));
+    /// # Ok::<(), Error>(()) }).unwrap();
+    /// ```
+    pub fn with_rate_rule(mut self, rule: RateRule) -> Self {
+        Arc::make_mut(&mut self.rate_rules).default = rule;
+        self
+    }
+
+    /// `tenant`'s stored rates follow `rule`, whatever the default (a tenant whose treasury records monthly rates).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use crm_core::conformance::model::prelude::*;
+    /// # futures::executor::block_on(async {
+    /// # let (crm, store, commerce, ctx) = crm_core::conformance::model::example_commerce().await?;
+    /// use crm_core::commerce::RateRule;
+    /// let commerce = commerce.with_tenant_rate_rule(ctx.tenant, RateRule::latest());
+    /// assert_eq!(commerce.rate_rule(ctx.tenant).max_age_days(), None);
+    /// assert_eq!(commerce.rate_rule(TenantId::new()).max_age_days(), Some(7));
+    /// # Ok::<(), Error>(()) }).unwrap();
+    /// ```
+    pub fn with_tenant_rate_rule(mut self, tenant: TenantId, rule: RateRule) -> Self {
+        Arc::make_mut(&mut self.rate_rules)
+            .tenants
+            .insert(tenant, rule);
+        self
+    }
+
+    /// The rule `tenant`'s stored rates follow.
+    ///
+    /// # Examples
+    ///
+    /// See [`CommerceService::with_tenant_rate_rule`].
+    pub fn rate_rule(&self, tenant: TenantId) -> RateRule {
+        *self.rate_rules.get(tenant)
     }
 
     /// The reporting currency.
@@ -372,6 +436,11 @@ impl CommerceService {
     /// Records a dated rate (units of `to` per unit of `from`). The same rate again is a no-op; another rate for
     /// the same pair and day is [`Error::AlreadyExists`].
     ///
+    /// Which recorded rate converts a document is the tenant's [`RateRule`]: the latest one on or before the
+    /// document's issue date, never a later one, and at most [`MAX_RATE_AGE_DAYS`](crate::commerce::MAX_RATE_AGE_DAYS)
+    /// (7) days older than it unless the tenant's rule says otherwise ([`CommerceService::with_tenant_rate_rule`]:
+    /// `RateRule::within_days(31)` for monthly rates, `RateRule::latest()` for any age).
+    ///
     /// # Examples
     ///
     /// ```
@@ -436,7 +505,8 @@ impl CommerceService {
     }
 
     /// The rate converting `from` into the reporting currency on `on`: the host's sources first, then the stored
-    /// table; [`Error::MissingRate`] naming the pair and the day when none knows it.
+    /// table under the tenant's [`RateRule`] (the latest rate on or before `on`, at most a week old by default);
+    /// [`Error::MissingRate`] naming the pair and the day when none knows it.
     ///
     /// # Examples
     ///
@@ -475,7 +545,9 @@ impl CommerceService {
                 });
             }
         }
-        match self.store.rate(tenant, from, self.reporting, on).await? {
+        let rule = self.rate_rule(tenant);
+        let stored = self.store.rate(tenant, from, self.reporting, on).await?;
+        match stored.filter(|r| rule.accepts(r.on(), on)) {
             Some(r) => Ok(AppliedRate {
                 reporting: self.reporting,
                 rate: r.rate,

@@ -8,7 +8,7 @@ use crate::commerce::reference::{self, CampaignFacts, Facts};
 use crate::commerce::{
     Balance, Campaign, CampaignCost, CampaignSums, CampaignTarget, Category, CommerceKey,
     CommerceRecord, CommerceStore, CommerceWrite, Criteria, Document, ExchangeRate, OpenItem,
-    Period, PortalKey, Product, ProfitSums, Progress, SegmentMember, SumsQuery, MAX_RATE_AGE_DAYS,
+    Period, PortalKey, Product, ProfitSums, Progress, SegmentMember, SumsQuery,
 };
 use crate::error::{Error, Result};
 use crate::id::{CampaignId, PartnerId, TenantId};
@@ -19,7 +19,7 @@ use crate::request::Request;
 use crate::sales::{Attachment, Contract, Meeting, Quotation};
 use crate::store::{Page, PageRequest};
 use async_trait::async_trait;
-use chrono::{Duration, NaiveDate};
+use chrono::NaiveDate;
 
 /// The commerce records of every tenant.
 #[derive(Debug, Default, Clone)]
@@ -564,12 +564,11 @@ fn fetch(d: &CommerceData, tenant: TenantId, key: &CommerceKey) -> Vec<CommerceR
             documents(&|x| x.kind == *kind && x.number == *number)
         }
         CommerceKey::Rate { from, to, on } => {
-            let oldest = *on - Duration::days(MAX_RATE_AGE_DAYS);
             let mut v = of(
                 &d.rates,
                 tenant,
                 |x| x.tenant,
-                |x| x.from == *from && x.to == *to && x.on <= *on && x.on >= oldest,
+                |x| x.from == *from && x.to == *to && x.on <= *on,
             );
             v.sort_by_key(|x| x.on);
             v.pop().map(CommerceRecord::Rate).into_iter().collect()

@@ -19,21 +19,7 @@ use crate::service::{check_version, lead_subject, request_subject};
 use crate::store::StoreExt;
 use crate::StorageErrorKind;
 use futures_util::StreamExt;
-use std::collections::HashMap;
 use std::sync::Arc;
-
-/// A setting with a default and per-tenant overrides.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct PerTenant<T> {
-    default: T,
-    tenants: HashMap<TenantId, T>,
-}
-
-impl<T> PerTenant<T> {
-    fn get(&self, tenant: TenantId) -> &T {
-        self.tenants.get(&tenant).unwrap_or(&self.default)
-    }
-}
 
 /// Reads up to [`SNIFF_BYTES`] (or the first chunk, when larger) from the front of `content`.
 async fn peek(content: &mut ByteStream) -> Result<Vec<u8>> {
