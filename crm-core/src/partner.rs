@@ -128,6 +128,9 @@ record! {
         owner: Option<UserId>,
         /// Free tags (lower case).
         tags: BTreeSet<String> => &BTreeSet<String> = borrow,
+        /// The host's own code for the partner (its ERP's customer or vendor code), unique in the tenant.
+        #[serde(default)]
+        host_ref: Option<String> => Option<&str> = deref,
         /// Optimistic-concurrency version, 1 on creation.
         version: u64,
         /// When it was created.
@@ -195,6 +198,9 @@ pub struct NewPartner {
     pub owner: Option<UserId>,
     /// Tags.
     pub tags: BTreeSet<String>,
+    /// The host's own code for the partner (at most 64 characters, unique in the tenant).
+    #[serde(default)]
+    pub host_ref: Option<String>,
 }
 
 impl NewPartner {
@@ -222,7 +228,14 @@ impl NewPartner {
             group: None,
             owner: None,
             tags: BTreeSet::new(),
+            host_ref: None,
         }
+    }
+
+    /// Sets the host's own code for the partner.
+    pub fn with_host_ref(mut self, host_ref: &str) -> Self {
+        self.host_ref = Some(host_ref.into());
+        self
     }
 
     /// Adds a role.
@@ -308,12 +321,21 @@ impl NewPartner {
             group: validate::optional("group", self.group.as_deref(), validate::MAX_TAG)?,
             owner: self.owner,
             tags: build_tags(self.tags)?,
+            host_ref: host_ref(self.host_ref.as_deref())?,
             version: 1,
             created_at: now,
             updated_at: now,
         };
         Ok(partner)
     }
+}
+
+/// The most characters of a host reference.
+pub const MAX_HOST_REF: usize = 64;
+
+/// A host reference: trimmed, 1 to [`MAX_HOST_REF`] characters, no control characters; empty reads as none.
+pub fn host_ref(value: Option<&str>) -> Result<Option<String>> {
+    validate::optional("host_ref", value, MAX_HOST_REF)
 }
 
 fn build_contact(i: usize, c: NewContact, id: ContactId) -> Result<Contact> {
@@ -403,6 +425,9 @@ pub struct PartnerPatch {
     pub owner: Option<Option<UserId>>,
     /// New tags (replaces the set).
     pub tags: Option<BTreeSet<String>>,
+    /// New host reference (`Some(None)` clears it).
+    #[serde(default)]
+    pub host_ref: Option<Option<String>>,
 }
 
 impl Partner {
@@ -464,6 +489,9 @@ impl Partner {
         if let Some(t) = patch.tags {
             next.tags = build_tags(t)?;
         }
+        if let Some(r) = patch.host_ref {
+            next.host_ref = host_ref(r.as_deref())?;
+        }
         macro_rules! diff {
             ($($f:ident),*) => {$(
                 if self.$f != next.$f {
@@ -471,7 +499,10 @@ impl Partner {
                 }
             )*};
         }
-        diff!(name, roles, contacts, locations, industry, turnover, tax_id, group, owner, tags);
+        diff!(
+            name, roles, contacts, locations, industry, turnover, tax_id, group, owner, tags,
+            host_ref
+        );
         if !changes.is_empty() {
             next.version += 1;
             next.updated_at = now;

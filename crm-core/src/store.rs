@@ -448,6 +448,8 @@ pub enum Key {
     /// The partners sharing any of these duplicate-detection keys: one [`Record::KeyMatch`] per (partner, key), at
     /// most 100 partners.
     PartnersByKeys(Vec<DedupeKey>),
+    /// A partner by the host's reference ([`Partner::host_ref`]); none when the tenant has none with it.
+    PartnerByRef(String),
     /// A pipeline by id.
     Pipeline(PipelineId),
     /// Every pipeline of the tenant, oldest first.
@@ -526,6 +528,8 @@ typed_reads! {
         fn partner(id: PartnerId) -> Partner = Key::Partner(id), "partner" for id;
         /// Partners sharing any of `keys`, one row per (partner, key), at most 100 partners.
         fn partners_by_keys(keys: &[DedupeKey]) -> Vec<KeyMatch> = Key::PartnersByKeys(keys.to_vec());
+        /// The partner with the host's reference `host_ref`, if the tenant has one.
+        fn partner_by_ref(host_ref: &str) -> Option<Partner> = Key::PartnerByRef(host_ref.to_string());
         /// A pipeline; [`Error::NotFound`] when the tenant has none with this id.
         fn pipeline(id: PipelineId) -> Pipeline = Key::Pipeline(id), "pipeline" for id;
         /// All pipelines of a tenant, oldest first.

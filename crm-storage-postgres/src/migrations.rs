@@ -40,6 +40,7 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         schema::sales_timers(Dialect::Postgres)
     }),
     Migration::new(8, "portal", || schema::portal(Dialect::Postgres)),
+    Migration::new(9, "host_refs", || schema::host_refs(Dialect::Postgres)),
 ];
 
 /// The advisory-lock key of a schema's migrations: FNV-1a of a fixed prefix and the schema name, so the key is the

@@ -183,6 +183,15 @@ pub fn store_key(dialect: Dialect, tenant: TenantId, key: &Key) -> Option<(Sql, 
             by_id(dialect, "partners", tenant, *id.as_uuid()),
             Doc::Partner,
         ),
+        Key::PartnerByRef(r) => {
+            let (mut sql, t) = Sql::for_tenant(dialect, tenant);
+            let r = sql.bind(r.as_str());
+            sql.text = format!(
+                "SELECT {} FROM partners WHERE tenant = {t} AND host_ref = {r}",
+                dialect.doc()
+            );
+            (sql, Doc::Partner)
+        }
         Key::Pipeline(id) => (
             by_id(dialect, "pipelines", tenant, *id.as_uuid()),
             Doc::Pipeline,

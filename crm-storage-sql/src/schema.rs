@@ -666,6 +666,16 @@ pub fn attachments(dialect: Dialect) -> String {
     .join("\n")
 }
 
+/// The host-references migration (SQLite's 10, PostgreSQL's 9): a partner's host reference (its ERP's code),
+/// unique in the tenant when given, and the index a lookup by it seeks.
+pub fn host_refs(dialect: Dialect) -> String {
+    format!(
+        "ALTER TABLE partners ADD COLUMN host_ref {};\n\
+         CREATE UNIQUE INDEX partners_host_ref ON partners (tenant, host_ref) WHERE host_ref IS NOT NULL;\n",
+        dialect.column_type(Kind::Text)
+    )
+}
+
 /// The portal migration (SQLite's 9, PostgreSQL's 8): the partners' representatives (a pending invitation's token
 /// digest unique per tenant, so a login finds one or none), the index a partner's documents are listed by, newest
 /// first, in the portal, and the payment attempts (the idempotency key unique per tenant).

@@ -46,9 +46,9 @@ pub struct SqliteStore {
     threads: Arc<Threads>,
 }
 
-/// Migrations 1 (leads), 2 (commerce), 3 (outbox), 6 (sales), 7 (attachments), 8 (sales timers) and 9 (portal),
-/// generated from `crm_storage_sql::schema` as PostgreSQL's are.
-static GENERATED: std::sync::LazyLock<[String; 7]> = std::sync::LazyLock::new(|| {
+/// Migrations 1 (leads), 2 (commerce), 3 (outbox), 6 (sales), 7 (attachments), 8 (sales timers), 9 (portal) and
+/// 10 (host references), generated from `crm_storage_sql::schema` as PostgreSQL's are.
+static GENERATED: std::sync::LazyLock<[String; 8]> = std::sync::LazyLock::new(|| {
     [
         crm_storage_sql::schema::init(Dialect::Sqlite),
         crm_storage_sql::schema::commerce(Dialect::Sqlite),
@@ -57,11 +57,12 @@ static GENERATED: std::sync::LazyLock<[String; 7]> = std::sync::LazyLock::new(||
         crm_storage_sql::schema::attachments(Dialect::Sqlite),
         crm_storage_sql::schema::sales_timers(Dialect::Sqlite),
         crm_storage_sql::schema::portal(Dialect::Sqlite),
+        crm_storage_sql::schema::host_refs(Dialect::Sqlite),
     ]
 });
 
 /// How many migrations there are.
-const MIGRATIONS: usize = 9;
+const MIGRATIONS: usize = 10;
 
 /// The migrations' statements, in order.
 fn migration_sql() -> [&'static str; MIGRATIONS] {
@@ -75,6 +76,7 @@ fn migration_sql() -> [&'static str; MIGRATIONS] {
         &GENERATED[4],
         &GENERATED[5],
         &GENERATED[6],
+        &GENERATED[7],
     ]
 }
 
@@ -407,7 +409,8 @@ fn apply_write(tx: &Connection, w: &Write) -> Result<()> {
     match w {
         Write::InsertPartner { partner: p, keys } => {
             tx.prepare_cached(
-                "INSERT INTO partners (tenant, id, name, search, grp, owner, version, doc) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                "INSERT INTO partners (tenant, id, name, search, grp, owner, version, doc, host_ref) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
             )
             .and_then(|mut s| s.execute(params_from_iter(partner_row(p))))
             .map_err(|e| already(e, "partner", p.id().as_uuid()))?;
@@ -420,8 +423,8 @@ fn apply_write(tx: &Connection, w: &Write) -> Result<()> {
         } => {
             update_versioned(
                 tx,
-                "UPDATE partners SET name = ?3, search = ?4, grp = ?5, owner = ?6, version = ?7, doc = ?8 \
-                 WHERE tenant = ?1 AND id = ?2 AND version = ?9",
+                "UPDATE partners SET name = ?3, search = ?4, grp = ?5, owner = ?6, version = ?7, doc = ?8, \
+                 host_ref = ?9 WHERE tenant = ?1 AND id = ?2 AND version = ?10",
                 partner_row(p),
                 Versioned::new("partners", "partner", p.tenant(), p.id().as_uuid(), p.version()),
                 *expected_version,
@@ -549,6 +552,7 @@ fn partner_row(p: &Partner) -> Row<'_> {
         Box::new(opt_blob(p.owner().as_ref().map(|o| o.as_uuid()))),
         Box::new(p.version() as i64),
         Box::new(doc(p)),
+        Box::new(p.host_ref()),
     ]
 }
 

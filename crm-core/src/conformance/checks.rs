@@ -1324,6 +1324,137 @@ pub async fn check_comments_and_timelines(store: &Arc<dyn Store>) {
     );
 }
 
+/// A new company `name` with the host's code `code`.
+async fn coded(w: &World, name: &str, code: &str) -> Result<crate::partner::Partner, Error> {
+    let new = NewPartner::company(name).with_host_ref(code);
+    w.crm.create_partner(&w.ctx, new).await.map(|e| e.record)
+}
+
+/// Host references: a partner is found by the host's code; the code is unique in the tenant (refused by field in
+/// the service, and by the store's unique index when two writes race), free in another tenant, which does not see
+/// this one's; changing or clearing it moves the lookup; a bad code is refused by field.
+pub async fn check_partner_host_refs(store: &Arc<dyn Store>) {
+    let w = World::new(store).await;
+    let t = w.tenant;
+    let acme = coded(&w, "Acme SRL", " C-0042 ").await.expect("acme");
+    assert_eq!(acme.host_ref(), Some("C-0042"), "trimmed");
+    let found = w.crm.partner_by_ref(t, "C-0042").await.expect("by ref");
+    assert_eq!(found, acme);
+    assert_eq!(store.partner(t, acme.id).await.expect("read"), acme, "kept");
+    // Taken in the tenant: refused by field, nothing written.
+    let taken = coded(&w, "Globex", "C-0042").await.unwrap_err();
+    assert_eq!(taken.field(), Some("host_ref"), "{taken:?}");
+    // Racing past the service's check, the store's unique index refuses the second row.
+    let racer = NewPartner::company("Racer SRL")
+        .with_host_ref("C-0042")
+        .build(t, w.clock.now())
+        .expect("valid");
+    let keys = crate::dedupe::keys_of(&racer);
+    let raced = store
+        .commit(
+            t,
+            ChangeSet::from_iter([Write::InsertPartner {
+                partner: racer.clone(),
+                keys,
+            }]),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            raced,
+            Error::AlreadyExists {
+                entity: "partner",
+                ..
+            }
+        ),
+        "{raced:?}"
+    );
+    assert!(matches!(
+        store.partner(t, racer.id).await,
+        Err(Error::NotFound { .. })
+    ));
+    // Another tenant: the same code is free there, and this tenant's partner is not found by it.
+    let other = World::new(store).await;
+    assert!(matches!(
+        other.crm.partner_by_ref(other.tenant, "C-0042").await,
+        Err(Error::NotFound { .. })
+    ));
+    let theirs = coded(&other, "Theirs", "C-0042")
+        .await
+        .expect("free in another tenant");
+    assert_eq!(
+        w.crm.partner_by_ref(t, "C-0042").await.expect("ours").id,
+        acme.id
+    );
+    assert_eq!(
+        other
+            .crm
+            .partner_by_ref(other.tenant, "C-0042")
+            .await
+            .expect("theirs")
+            .id,
+        theirs.id
+    );
+    // Changing the code moves the lookup; the old code is free again; clearing it leaves none.
+    let patch = |r: Option<&str>| PartnerPatch {
+        host_ref: Some(r.map(str::to_string)),
+        ..PartnerPatch::default()
+    };
+    let moved = w
+        .crm
+        .update_partner(&w.ctx, acme.id, acme.version, patch(Some("C-0043")))
+        .await
+        .expect("moved")
+        .record;
+    assert!(matches!(
+        w.crm.partner_by_ref(t, "C-0042").await,
+        Err(Error::NotFound { .. })
+    ));
+    assert_eq!(
+        w.crm
+            .partner_by_ref(t, "C-0043")
+            .await
+            .expect("new code")
+            .id,
+        acme.id
+    );
+    let globex = coded(&w, "Globex", "C-0042")
+        .await
+        .expect("the old code is free");
+    let clash = w
+        .crm
+        .update_partner(&w.ctx, globex.id, globex.version, patch(Some("C-0043")))
+        .await
+        .unwrap_err();
+    assert_eq!(clash.field(), Some("host_ref"));
+    let cleared = w
+        .crm
+        .update_partner(&w.ctx, acme.id, moved.version, patch(None))
+        .await
+        .expect("cleared")
+        .record;
+    assert_eq!(cleared.host_ref(), None);
+    assert!(matches!(
+        w.crm.partner_by_ref(t, "C-0043").await,
+        Err(Error::NotFound { .. })
+    ));
+    // Bad codes, by field.
+    let long = "x".repeat(crate::partner::MAX_HOST_REF + 1);
+    for bad in [long.as_str(), "a\u{0}b"] {
+        let e = coded(&w, "Bad", bad).await.unwrap_err();
+        assert_eq!(e.field(), Some("host_ref"), "{bad:?}");
+        assert_eq!(
+            w.crm.partner_by_ref(t, bad).await.unwrap_err().field(),
+            Some("host_ref")
+        );
+    }
+    assert_eq!(
+        w.crm.partner_by_ref(t, " ").await.unwrap_err().field(),
+        Some("host_ref")
+    );
+}
+
 /// Duplicate candidates are found by e-mail, domain, phone, tax id and name, with reasons, within the tenant only.
 pub async fn check_duplicates(store: &Arc<dyn Store>) {
     let w = World::new(store).await;

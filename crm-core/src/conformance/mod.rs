@@ -113,6 +113,7 @@ macro_rules! backend_conformance_tests {
         $crate::backend_conformance_tests! { @ $mode $($args)*;
             store [
                 check_partner_round_trip,
+                check_partner_host_refs,
                 check_tenant_isolation,
                 check_commit_refuses_foreign_tenant,
                 check_commit_refuses_raw_pipeline,

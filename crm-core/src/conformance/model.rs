@@ -70,6 +70,23 @@ impl MemStore {
     }
 }
 
+/// A partner's host reference is unique in its tenant (as the adapters' unique index has it).
+fn host_ref_free(partners: &[(Partner, Vec<DedupeKey>)], partner: &Partner) -> Result<()> {
+    let Some(r) = partner.host_ref.as_deref() else {
+        return Ok(());
+    };
+    let taken = partners.iter().any(|(p, _)| {
+        p.tenant == partner.tenant && p.id != partner.id && p.host_ref.as_deref() == Some(r)
+    });
+    if taken {
+        return Err(Error::AlreadyExists {
+            entity: "partner",
+            key: r.to_string(),
+        });
+    }
+    Ok(())
+}
+
 fn conflict(entity: &'static str, id: impl std::fmt::Display, expected: u64, actual: u64) -> Error {
     Error::Conflict {
         entity,
@@ -107,6 +124,7 @@ fn apply(d: &mut Data, w: &Write) -> Result<()> {
                     key: partner.id.to_string(),
                 });
             }
+            host_ref_free(&d.partners, partner)?;
             d.partners.push((partner.clone(), keys.clone()));
         }
         Write::UpdatePartner {
@@ -115,6 +133,7 @@ fn apply(d: &mut Data, w: &Write) -> Result<()> {
             keys,
         } => {
             next_version("partner", partner.version, *expected_version)?;
+            host_ref_free(&d.partners, partner)?;
             let slot = d
                 .partners
                 .iter_mut()
@@ -322,6 +341,13 @@ impl Store for MemStore {
                     .map(Record::Partner)
                     .collect()
             }
+            Key::PartnerByRef(r) => self
+                .data()
+                .partners
+                .iter()
+                .filter(|(p, _)| p.tenant == tenant && p.host_ref.as_deref() == Some(r.as_str()))
+                .map(|(p, _)| Record::Partner(p.clone()))
+                .collect(),
             Key::PartnersByKeys(keys) => self
                 .read_partners_by_keys(tenant, keys)
                 .await?

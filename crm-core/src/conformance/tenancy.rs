@@ -34,6 +34,7 @@ fn store_keys(keys: &[Key]) -> Vec<Key> {
     every(keys, |k| match k {
         Key::Partner(_)
         | Key::PartnersByKeys(_)
+        | Key::PartnerByRef(_)
         | Key::Pipeline(_)
         | Key::Pipelines
         | Key::LostReasons
@@ -133,6 +134,16 @@ pub async fn check_every_read_is_tenant_scoped(backend: &Arc<dyn Backend>) {
     // A: a customer with a contact, a lead, a request with a comment, an invoice, rates, a campaign with a cost,
     // an outbox message and an inbox item.
     let customer = super::portal::customer_with_contact(&a, "Mine SRL").await;
+    let with_ref = crate::partner::PartnerPatch {
+        host_ref: Some(Some("MINE-1".into())),
+        ..Default::default()
+    };
+    let customer =
+        a.w.crm
+            .update_partner(&a.w.ctx, customer.id, customer.version, with_ref)
+            .await
+            .expect("host reference")
+            .record;
     let lead =
         a.w.crm
             .enter_lead(&a.w.ctx, NewLead::for_partner(customer.id, "Deal"))
@@ -272,6 +283,12 @@ pub async fn check_every_read_is_tenant_scoped(backend: &Arc<dyn Backend>) {
     let keys = store_keys(&[
         Key::Partner(customer.id),
         Key::PartnersByKeys(crate::dedupe::keys_of(&customer)),
+        Key::PartnerByRef(
+            customer
+                .host_ref
+                .clone()
+                .expect("the fixture's customer has a host reference"),
+        ),
         Key::Pipeline(a.w.pipeline.id),
         Key::Pipelines,
         Key::LostReasons,

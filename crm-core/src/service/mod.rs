@@ -784,8 +784,9 @@ impl CrmService {
     ///
     /// [`Error::Invalid`] naming the field: `name`, `contacts[i].name`, `contacts[i].role`, `contacts[i].email`,
     /// `contacts[i].phone`, `locations[i].street` (`city`, `region`, `postal_code`, `country`), `industry.name`,
-    /// `industry.code`, `turnover.amount` (negative), `turnover.year`, `tax_id`, `website`, `group`, `tags`;
-    /// duplicates are reported, never refused; [`Error::Storage`] when the store cannot be read or the change cannot
+    /// `industry.code`, `turnover.amount` (negative), `turnover.year`, `tax_id`, `website`, `group`, `tags`,
+    /// `host_ref` (too long, control characters, or another partner's already; [`Error::AlreadyExists`] when two
+    /// creations race for it); duplicates are reported, never refused; [`Error::Storage`] when the store cannot be read or the change cannot
     /// be committed (nothing is then written), and whatever a [`CommitHook`] returns (a rule's guard refuses with
     /// [`Error::Transition`] carrying [`RefusedByRule`](crate::lead::TransitionError::RefusedByRule)).
     pub async fn create_partner(
@@ -795,6 +796,7 @@ impl CrmService {
     ) -> Result<Entered<Partner>> {
         let duplicates = self.find_duplicates(ctx.tenant, &input).await?;
         let p = input.build(ctx.tenant, self.clock.now())?;
+        self.host_ref_free(&p).await?;
         let mut cs = ChangeSet::new();
         self.partner_writes(ctx, &p, &mut cs);
         let events = self.commit(ctx, cs).await?;
@@ -833,8 +835,8 @@ impl CrmService {
     /// [`Error::NotFound`] when the partner is not the tenant's; [`Error::Conflict`] when `expected_version` is
     /// stale; [`Error::Invalid`] naming the field: `name`, `roles` (empty), `contacts[i].name` (`role`, `email`,
     /// `phone`), `locations[i].street` (`city`, `region`, `postal_code`, `country`), `industry.name`,
-    /// `industry.code`, `turnover.amount`, `turnover.year`, `tax_id`, `group`, `tags`; [`Error::Storage`] when the
-    /// store cannot be read or the change cannot be committed (nothing is then written), and whatever a
+    /// `industry.code`, `turnover.amount`, `turnover.year`, `tax_id`, `group`, `tags`, `host_ref` (as for
+    /// [`CrmService::create_partner`]); [`Error::Storage`] when the store cannot be read or the change cannot be committed (nothing is then written), and whatever a
     /// [`CommitHook`] returns (a rule's guard refuses with [`Error::Transition`] carrying
     /// [`RefusedByRule`](crate::lead::TransitionError::RefusedByRule)). A patch that changes nothing returns the
     /// partner as it is, with no events.
@@ -849,6 +851,9 @@ impl CrmService {
         check_version("partner", id, expected_version, current.version)?;
         let now = self.clock.now();
         let (next, changes) = current.patched(patch, now)?;
+        if next.host_ref() != current.host_ref() {
+            self.host_ref_free(&next).await?;
+        }
         if changes.is_empty() {
             return Ok(Outcome {
                 record: current,
@@ -872,6 +877,55 @@ impl CrmService {
             EventKind::PartnerUpdated { changes },
         );
         self.commit_outcome(ctx, cs, next).await
+    }
+
+    /// The partner the host knows by `host_ref` (its ERP's own code); [`Error::NotFound`] when the tenant has none.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use crm_core::{actor::Context, conformance::model::MemStore, id::{TenantId, UserId}};
+    /// # use crm_core::{service::CrmService, Error};
+    /// # futures::executor::block_on(async {
+    /// # let crm = CrmService::builder().store(Arc::new(MemStore::new())).build()?;
+    /// # let ctx = Context::user(TenantId::new(), UserId::new());
+    /// use crm_core::partner::NewPartner;
+    /// let acme = crm.create_partner(&ctx, NewPartner::company("Acme SRL").with_host_ref("C-0042")).await?.record;
+    /// assert_eq!(crm.partner_by_ref(ctx.tenant, "C-0042").await?.id(), acme.id());
+    /// let taken = crm.create_partner(&ctx, NewPartner::company("Globex").with_host_ref("C-0042")).await;
+    /// assert_eq!(taken.unwrap_err().field(), Some("host_ref"));
+    /// let other = TenantId::new(); // another tenant may use the same code, and does not see this one
+    /// assert!(matches!(crm.partner_by_ref(other, "C-0042").await, Err(Error::NotFound { .. })));
+    /// # Ok::<(), Error>(()) }).unwrap();
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotFound`] when the tenant has no partner with this reference; [`Error::Invalid`] on `host_ref`
+    /// when it is empty, too long or has control characters; [`Error::Storage`] when the store cannot be read.
+    pub async fn partner_by_ref(&self, tenant: TenantId, host_ref: &str) -> Result<Partner> {
+        let r = crate::partner::host_ref(Some(host_ref))?
+            .ok_or_else(|| Error::invalid("host_ref", "empty"))?;
+        self.store
+            .partner_by_ref(tenant, &r)
+            .await?
+            .ok_or_else(|| Error::not_found("partner", r))
+    }
+
+    /// Refuses a host reference another partner of the tenant has (the unique index stays the last word when two
+    /// changes race).
+    async fn host_ref_free(&self, p: &Partner) -> Result<()> {
+        let Some(r) = p.host_ref() else {
+            return Ok(());
+        };
+        match self.store.partner_by_ref(p.tenant(), r).await? {
+            Some(other) if other.id() != p.id() => Err(Error::invalid(
+                "host_ref",
+                format!("partner {} has this reference", other.id()),
+            )),
+            _ => Ok(()),
+        }
     }
 
     /// A partner.
