@@ -178,6 +178,9 @@ pub struct NewPartner {
     pub kind: PartnerKind,
     /// Display name (required, at most 200 characters).
     pub name: String,
+    /// The host's own code for the partner (at most 64 characters, unique in the tenant).
+    #[serde(default)]
+    pub host_ref: Option<String>,
     /// Roles; empty means prospect.
     pub roles: BTreeSet<PartnerRole>,
     /// Contacts.
@@ -198,9 +201,6 @@ pub struct NewPartner {
     pub owner: Option<UserId>,
     /// Tags.
     pub tags: BTreeSet<String>,
-    /// The host's own code for the partner (at most 64 characters, unique in the tenant).
-    #[serde(default)]
-    pub host_ref: Option<String>,
 }
 
 impl NewPartner {

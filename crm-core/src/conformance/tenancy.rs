@@ -32,15 +32,9 @@ fn every<K: Clone>(keys: &[K], named: impl Fn(&K)) -> Vec<K> {
 /// Every lead-side key of tenant `a`'s records (the match is exhaustive on purpose).
 fn store_keys(keys: &[Key]) -> Vec<Key> {
     every(keys, |k| match k {
-        Key::Partner(_)
-        | Key::PartnersByKeys(_)
-        | Key::PartnerByRef(_)
-        | Key::Pipeline(_)
-        | Key::Pipelines
-        | Key::LostReasons
-        | Key::Lead(_)
-        | Key::StageHistory(_)
-        | Key::Request(_) => {}
+        Key::Partner(_) | Key::PartnersByKeys(_) | Key::PartnerByRef(_) => {}
+        Key::Pipeline(_) | Key::Pipelines | Key::LostReasons => {}
+        Key::Lead(_) | Key::StageHistory(_) | Key::Request(_) => {}
     })
 }
 
