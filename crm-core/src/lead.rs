@@ -162,7 +162,8 @@ pub enum LeadPartner {
         /// The partner's data.
         partner: crate::partner::NewPartner,
     },
-    /// Use the one existing partner that matches strongly (same tax id or same e-mail address), else create it.
+    /// Use the existing partner with the same host reference when the new one has one; else the one existing
+    /// partner that matches strongly (same tax id or same e-mail address); else create it.
     MatchOrCreate {
         /// The partner's data.
         partner: crate::partner::NewPartner,

@@ -1453,6 +1453,33 @@ pub async fn check_partner_host_refs(store: &Arc<dyn Store>) {
         w.crm.partner_by_ref(t, " ").await.unwrap_err().field(),
         Some("host_ref")
     );
+    // A lead for a partner named by the host's code: match-or-create finds it by the code; a new one may not take it.
+    let named = || NewPartner::company("Globex Romania").with_host_ref("C-0042");
+    let matched = w
+        .crm
+        .enter_lead(
+            &w.ctx,
+            NewLead::new(
+                crate::lead::LeadPartner::MatchOrCreate { partner: named() },
+                "Renewal",
+            ),
+        )
+        .await
+        .expect("lead");
+    assert_eq!(matched.record.partner, globex.id, "found by the code");
+    assert!(matched
+        .events
+        .iter()
+        .all(|e| !matches!(e.kind, EventKind::PartnerCreated { .. })));
+    let refused = w
+        .crm
+        .enter_lead(
+            &w.ctx,
+            NewLead::new(crate::lead::LeadPartner::New { partner: named() }, "Other"),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(refused.field(), Some("host_ref"), "{refused:?}");
 }
 
 /// Duplicate candidates are found by e-mail, domain, phone, tax id and name, with reasons, within the tenant only.

@@ -1022,16 +1022,33 @@ impl CrmService {
         let partner = match &input.partner {
             LeadPartner::Existing { id } => self.store.partner(ctx.tenant, *id).await?,
             LeadPartner::New { partner } | LeadPartner::MatchOrCreate { partner } => {
-                duplicates = self.find_duplicates(ctx.tenant, partner).await?;
-                let strong: Vec<_> = duplicates.iter().filter(|d| d.is_strong()).collect();
-                if matches!(input.partner, LeadPartner::MatchOrCreate { .. }) && strong.len() == 1 {
-                    let id = strong[0].partner;
-                    duplicates.clear();
-                    self.store.partner(ctx.tenant, id).await?
+                // The host's code names its partner: match-or-create finds it by the code first; a new partner
+                // may not take a code another one has.
+                let code = crate::partner::host_ref(partner.host_ref.as_deref())?;
+                let known = match code {
+                    Some(r) => self.store.partner_by_ref(ctx.tenant, &r).await?,
+                    None => None,
+                };
+                if let Some(k) = known {
+                    if matches!(input.partner, LeadPartner::New { .. }) {
+                        let why = format!("partner {} has this reference", k.id());
+                        return Err(Error::invalid("host_ref", why));
+                    }
+                    k
                 } else {
-                    let p = partner.clone().build(ctx.tenant, now)?;
-                    self.partner_writes(ctx, &p, &mut cs);
-                    p
+                    duplicates = self.find_duplicates(ctx.tenant, partner).await?;
+                    let strong: Vec<_> = duplicates.iter().filter(|d| d.is_strong()).collect();
+                    if matches!(input.partner, LeadPartner::MatchOrCreate { .. })
+                        && strong.len() == 1
+                    {
+                        let id = strong[0].partner;
+                        duplicates.clear();
+                        self.store.partner(ctx.tenant, id).await?
+                    } else {
+                        let p = partner.clone().build(ctx.tenant, now)?;
+                        self.partner_writes(ctx, &p, &mut cs);
+                        p
+                    }
                 }
             }
         };
