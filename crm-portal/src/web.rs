@@ -12,7 +12,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::Router;
-use axum_extra::extract::cookie::{Cookie, Key, SameSite, SignedCookieJar};
+use axum_extra::extract::cookie::{Cookie, CookieJar, Key, SameSite, SignedCookieJar};
 use crm_core::id::RepresentativeId;
 use crm_core::portal::Principal;
 use crm_core::service::Account;
@@ -98,11 +98,7 @@ async fn guard(
     });
     let mut res = next.run(req).await;
     if fresh {
-        let jar = jar.add(app.cookie(CSRF_COOKIE, csrf, None));
-        let (parts, ()) = jar.into_response_parts_tuple();
-        for v in parts {
-            res.headers_mut().append(header::SET_COOKIE, v);
-        }
+        res = (jar.add(app.cookie(CSRF_COOKIE, csrf, None)), res).into_response();
     }
     let h = res.headers_mut();
     let set = [
@@ -124,24 +120,6 @@ async fn guard(
         HeaderValue::from_static("same-origin"),
     );
     res
-}
-
-trait JarParts {
-    fn into_response_parts_tuple(self) -> (Vec<HeaderValue>, ());
-}
-
-impl JarParts for SignedCookieJar {
-    /// The `Set-Cookie` values of the cookies added to the jar.
-    fn into_response_parts_tuple(self) -> (Vec<HeaderValue>, ()) {
-        let res = self.into_response();
-        let values = res
-            .headers()
-            .get_all(header::SET_COOKIE)
-            .iter()
-            .cloned()
-            .collect();
-        (values, ())
-    }
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for Visit {
@@ -305,19 +283,17 @@ impl FromRequestParts<App> for Me {
         let jar = SignedCookieJar::<Key>::from_request_parts(parts, app)
             .await
             .map_err(IntoResponse::into_response)?;
-        let Some(raw) = parts
-            .headers
-            .get_all(header::COOKIE)
-            .iter()
-            .any(|v| v.to_str().is_ok_and(|s| s.contains(SESSION_COOKIE)))
-            .then(|| jar.get(SESSION_COOKIE))
-        else {
+        if CookieJar::from_headers(&parts.headers)
+            .get(SESSION_COOKIE)
+            .is_none()
+        {
             // Never signed in: to the login page.
             return Err(Redirect::to(&app.link("/login")).into_response());
-        };
+        }
         let ended = || app.ended(&visit, jar.clone());
-        // A cookie whose signature does not verify (forged or altered) reads as absent here.
-        let cookie = raw
+        // A cookie whose signature does not verify (forged or altered) reads as absent in the signed jar.
+        let cookie = jar
+            .get(SESSION_COOKIE)
             .and_then(|c| SessionCookie::decode(c.value()))
             .ok_or_else(ended)?;
         let now = app.service.now().timestamp();
@@ -325,17 +301,15 @@ impl FromRequestParts<App> for Me {
         if cookie.tenant != *app.tenant.as_uuid() || !fresh {
             return Err(ended());
         }
+        // A representative revoked or logged out since is a session that ended; anything else is its own page.
+        let refused = |e| match e {
+            Error::NotFound { .. } => ended(),
+            e => app.error(&visit, None, e),
+        };
         let id = RepresentativeId::from_uuid(cookie.representative);
-        let who = match app.service.session(app.tenant, id, cookie.epoch).await {
-            Ok(p) => p,
-            Err(Error::NotFound { .. }) => return Err(ended()),
-            Err(e) => return Err(app.error(&visit, None, e)),
-        };
-        let account = match app.service.account(&who).await {
-            Ok(a) => a,
-            Err(Error::NotFound { .. }) => return Err(ended()),
-            Err(e) => return Err(app.error(&visit, None, e)),
-        };
+        let session = app.service.session(app.tenant, id, cookie.epoch).await;
+        let who = session.map_err(refused)?;
+        let account = app.service.account(&who).await.map_err(refused)?;
         Ok(Me {
             app: app.clone(),
             who,

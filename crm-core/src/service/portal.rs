@@ -787,13 +787,11 @@ impl PortalService {
             crate::time::check_business_date(&format!("days[{i}]"), *d)?;
         }
         let p = self.authorize(who, Right::Statement).await?;
+        // The days are checked and the partner is the representative's: one balances read per day, nothing more.
+        let store = self.commerce.store();
         let mut out = Vec::with_capacity(days.len());
         for d in days {
-            let b = self
-                .commerce
-                .balances(p.tenant, p.partner, Some(*d))
-                .await?;
-            out.push((*d, b));
+            out.push((*d, store.balances(p.tenant, p.partner, *d).await?));
         }
         Ok(out)
     }
