@@ -74,6 +74,7 @@ async fn main() -> crm::Result<()> {
         role: Some("primary".into()),
         email: Some("ioana@mobila.ro".into()),
         phone: Some("+40 721 234 567".into()),
+        host_ref: None,
     });
     let mobila = leads.create_partner(&ctx, mobila).await?.record;
     let transilvania = leads

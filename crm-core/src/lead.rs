@@ -127,6 +127,9 @@ record! {
         priority: Priority,
         /// Tags (lower case).
         tags: BTreeSet<String> => &BTreeSet<String> = borrow,
+        /// The host's own code for the lead (its ERP's opportunity or enquiry number), unique in the tenant.
+        #[serde(default)]
+        host_ref: Option<String> => Option<&str> = deref,
         /// Optimistic-concurrency version, 1 on creation.
         version: u64,
         /// When it was entered.
@@ -199,6 +202,9 @@ pub struct NewLead {
     pub priority: Priority,
     /// Tags.
     pub tags: BTreeSet<String>,
+    /// The host's own code for the lead (at most 64 characters, unique in the tenant).
+    #[serde(default)]
+    pub host_ref: Option<String>,
 }
 
 impl NewLead {
@@ -218,7 +224,14 @@ impl NewLead {
             source: LeadSource::default(),
             priority: Priority::Normal,
             tags: BTreeSet::new(),
+            host_ref: None,
         }
+    }
+
+    /// Sets the host's own code for the lead.
+    pub fn with_host_ref(mut self, host_ref: &str) -> Self {
+        self.host_ref = Some(host_ref.into());
+        self
     }
 
     /// For an existing partner.
@@ -308,6 +321,7 @@ impl NewLead {
             source,
             priority: self.priority,
             tags: crate::partner::build_tags(self.tags)?,
+            host_ref: crate::partner::host_ref(self.host_ref.as_deref())?,
             version: 1,
             created_at: now,
             updated_at: now,
@@ -365,6 +379,9 @@ pub struct LeadPatch {
     pub priority: Option<Priority>,
     /// New tags (replaces the set).
     pub tags: Option<BTreeSet<String>>,
+    /// New host reference (`Some(None)` clears it).
+    #[serde(default)]
+    pub host_ref: Option<Option<String>>,
 }
 
 /// What to do to a lead.
@@ -702,6 +719,9 @@ fn patch_fields(
     if let Some(t) = patch.tags {
         next.tags = crate::partner::build_tags(t)?;
     }
+    if let Some(r) = patch.host_ref {
+        next.host_ref = crate::partner::host_ref(r.as_deref())?;
+    }
     let mut changes = Vec::new();
     macro_rules! diff {
         ($($f:ident),*) => {$(
@@ -719,7 +739,8 @@ fn patch_fields(
         owner,
         expected_close,
         priority,
-        tags
+        tags,
+        host_ref
     );
     Ok(changes)
 }

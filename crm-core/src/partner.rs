@@ -45,6 +45,9 @@ pub struct Contact {
     pub email: Option<String>,
     /// Phone number (syntax-checked).
     pub phone: Option<String>,
+    /// The host's own code for the person, unique among the tenant's contacts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_ref: Option<String>,
 }
 
 /// What a location is used for.
@@ -151,6 +154,9 @@ pub struct NewContact {
     pub email: Option<String>,
     /// Phone number.
     pub phone: Option<String>,
+    /// The host's own code for the person (at most 64 characters, unique among the tenant's contacts).
+    #[serde(default)]
+    pub host_ref: Option<String>,
 }
 
 /// Input for a new location.
@@ -251,6 +257,7 @@ impl NewPartner {
             role: None,
             email: email.map(Into::into),
             phone: phone.map(Into::into),
+            host_ref: None,
         });
         self
     }
@@ -300,6 +307,7 @@ impl NewPartner {
             .enumerate()
             .map(|(i, c)| build_contact(i, c, ContactId::new()))
             .collect::<Result<Vec<_>>>()?;
+        contact_refs_distinct(&contacts)?;
         let locations = self
             .locations
             .into_iter()
@@ -354,7 +362,27 @@ fn build_contact(i: usize, c: NewContact, id: ContactId) -> Result<Contact> {
             .as_deref()
             .map(|p| validate::phone(&f("phone"), p))
             .transpose()?,
+        host_ref: validate::optional(&f("host_ref"), c.host_ref.as_deref(), MAX_HOST_REF)?,
     })
+}
+
+/// Two contacts of one partner may not share a host reference (it names one person).
+fn contact_refs_distinct(contacts: &[Contact]) -> Result<()> {
+    for (i, c) in contacts.iter().enumerate() {
+        let Some(r) = c.host_ref.as_deref() else {
+            continue;
+        };
+        if let Some(j) = contacts[..i]
+            .iter()
+            .position(|o| o.host_ref.as_deref() == Some(r))
+        {
+            return Err(Error::invalid(
+                format!("contacts[{i}].host_ref"),
+                format!("contacts[{j}] has the same reference `{r}`"),
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn build_location(i: usize, l: NewLocation, id: LocationId) -> Result<Location> {
@@ -454,15 +482,18 @@ impl Partner {
                 .into_iter()
                 .enumerate()
                 .map(|(i, c)| {
-                    let id = self
-                        .contacts
-                        .iter()
-                        .find(|old| old.name.eq_ignore_ascii_case(c.name.trim()))
+                    // A contact keeps its id when the host's code names it, else when its name is unchanged.
+                    let code = host_ref(c.host_ref.as_deref()).ok().flatten();
+                    let same_code = |old: &&Contact| code.is_some() && old.host_ref == code;
+                    let same_name = |old: &&Contact| old.name.eq_ignore_ascii_case(c.name.trim());
+                    let id = (self.contacts.iter().find(same_code))
+                        .or_else(|| self.contacts.iter().find(same_name))
                         .map(|old| old.id)
                         .unwrap_or_default();
                     build_contact(i, c, id)
                 })
                 .collect::<Result<_>>()?;
+            contact_refs_distinct(&next.contacts)?;
         }
         if let Some(ls) = patch.locations {
             next.locations = ls

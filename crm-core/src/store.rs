@@ -450,6 +450,9 @@ pub enum Key {
     PartnersByKeys(Vec<DedupeKey>),
     /// A partner by the host's reference ([`Partner::host_ref`]); none when the tenant has none with it.
     PartnerByRef(String),
+    /// The partner with a contact the host knows by this reference ([`Contact::host_ref`](crate::partner::Contact));
+    /// none when no contact of the tenant has it.
+    PartnerByContactRef(String),
     /// A pipeline by id.
     Pipeline(PipelineId),
     /// Every pipeline of the tenant, oldest first.
@@ -458,6 +461,8 @@ pub enum Key {
     LostReasons,
     /// A lead by id.
     Lead(LeadId),
+    /// A lead by the host's reference ([`Lead::host_ref`]); none when the tenant has none with it.
+    LeadByRef(String),
     /// A lead's stage history, oldest first.
     StageHistory(LeadId),
     /// A request by id.
@@ -530,6 +535,8 @@ typed_reads! {
         fn partners_by_keys(keys: &[DedupeKey]) -> Vec<KeyMatch> = Key::PartnersByKeys(keys.to_vec());
         /// The partner with the host's reference `host_ref`, if the tenant has one.
         fn partner_by_ref(host_ref: &str) -> Option<Partner> = Key::PartnerByRef(host_ref.to_string());
+        /// The partner whose contact has the host's reference `host_ref`, if the tenant has one.
+        fn partner_by_contact_ref(host_ref: &str) -> Option<Partner> = Key::PartnerByContactRef(host_ref.to_string());
         /// A pipeline; [`Error::NotFound`] when the tenant has none with this id.
         fn pipeline(id: PipelineId) -> Pipeline = Key::Pipeline(id), "pipeline" for id;
         /// All pipelines of a tenant, oldest first.
@@ -538,6 +545,8 @@ typed_reads! {
         fn lost_reasons() -> Vec<LostReason> = Key::LostReasons;
         /// A lead; [`Error::NotFound`] when the tenant has none with this id.
         fn lead(id: LeadId) -> Lead = Key::Lead(id), "lead" for id;
+        /// The lead with the host's reference `host_ref`, if the tenant has one.
+        fn lead_by_ref(host_ref: &str) -> Option<Lead> = Key::LeadByRef(host_ref.to_string());
         /// A lead's stage history, oldest first.
         fn stage_history(lead: LeadId) -> Vec<StageHistoryEntry> = Key::StageHistory(lead);
         /// A request; [`Error::NotFound`] when the tenant has none with this id.

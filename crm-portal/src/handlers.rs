@@ -712,6 +712,7 @@ pub(crate) async fn add_contact(me: Me, Checked(f): Checked<ContactForm>) -> Pag
         role: some(f.role),
         email: some(f.email),
         phone: some(f.phone),
+        host_ref: None,
     };
     app.service.add_contact(&me.who, c).await.map_err(fail)?;
     Ok(Redirect::to(&app.link("/contacts")).into_response())

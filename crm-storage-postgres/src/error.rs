@@ -11,6 +11,7 @@ pub(crate) fn entity_of_table(table: &str) -> &'static str {
     match table {
         "partners" => "partner",
         "partner_keys" => "partner key",
+        "contact_refs" => "contact",
         "pipelines" => "pipeline",
         "lost_reasons" => "lost reason",
         "leads" => "lead",

@@ -41,6 +41,9 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
     }),
     Migration::new(8, "portal", || schema::portal(Dialect::Postgres)),
     Migration::new(9, "host_refs", || schema::host_refs(Dialect::Postgres)),
+    Migration::new(10, "contact_and_lead_refs", || {
+        schema::contact_and_lead_refs(Dialect::Postgres)
+    }),
 ];
 
 /// The advisory-lock key of a schema's migrations: FNV-1a of a fixed prefix and the schema name, so the key is the

@@ -73,7 +73,7 @@ pub(crate) const LOST_REASONS: Table = crm_storage_sql::table!("lost_reasons" {
 pub(crate) const LEADS: Table = crm_storage_sql::table!("leads" {
     tenant: Uuid, id: Uuid, partner: Uuid, pipeline: Uuid, stage: Uuid, status: I16, owner: Uuid,
     search: Text, expected: Numeric, currency: Ccy, revenue_key: I64, probability: I16,
-    created_us: I64, updated_us: I64, version: I64, doc: Json,
+    created_us: I64, updated_us: I64, version: I64, doc: Json, host_ref: Text,
 });
 
 pub(crate) const LEAD_TAGS: Table = crm_storage_sql::table!("lead_tags" {
@@ -141,6 +141,22 @@ pub(crate) fn partner_key_row(p: &Partner, key: &str) -> Vec<Value> {
     ]
 }
 
+/// The `contact_refs` rows of a partner: one per contact with a host reference.
+pub(crate) fn contact_ref_rows(p: &Partner) -> Vec<Vec<Value>> {
+    p.contacts()
+        .iter()
+        .filter_map(|c| {
+            let r = c.host_ref.clone()?;
+            Some(vec![
+                uuid(p.tenant().as_uuid()),
+                Box::new(r) as Value,
+                uuid(p.id().as_uuid()),
+                uuid(c.id.as_uuid()),
+            ])
+        })
+        .collect()
+}
+
 pub(crate) fn pipeline_row(p: &Pipeline) -> Result<Vec<Value>> {
     Ok(vec![
         uuid(p.tenant().as_uuid()),
@@ -187,6 +203,7 @@ pub(crate) fn lead_row(l: &Lead) -> Result<Vec<Value>> {
         Box::new(to_micros(l.updated_at())),
         Box::new(l.version() as i64),
         json(l)?,
+        Box::new(l.host_ref().map(str::to_owned)),
     ])
 }
 

@@ -482,6 +482,24 @@ async fn replace_partner_keys(
     replace_set(tx, table, p.key(), keys, fresh).await
 }
 
+/// Replaces a partner's rows of `contact_refs` (a reference another partner's contact has: `AlreadyExists`).
+async fn replace_contact_refs(tx: &Tx<'_>, p: &Partner, fresh: bool) -> Result<()> {
+    let (tenant, id) = p.key();
+    if !fresh {
+        let stmt = tx
+            .prepare_cached("DELETE FROM contact_refs WHERE tenant = $1 AND partner = $2")
+            .await
+            .map_err(map_pg)?;
+        tx.execute(&stmt, &[tenant.as_uuid(), &id])
+            .await
+            .map_err(map_pg)?;
+    }
+    for row in rows::contact_ref_rows(p) {
+        insert(tx, CONTACT_REFS, row, p.id()).await?;
+    }
+    Ok(())
+}
+
 async fn replace_lead_tags(tx: &Tx<'_>, l: &Lead, fresh: bool) -> Result<()> {
     let tags = rows::lead_tags(l).into_iter().collect();
     replace_set(tx, ("lead_tags", "tag", "lead"), l.key(), tags, fresh).await
@@ -522,7 +540,8 @@ async fn apply_write<'w>(
                 partner.id(),
             )
             .await?;
-            replace_partner_keys(tx, partner, keys, true).await
+            replace_partner_keys(tx, partner, keys, true).await?;
+            replace_contact_refs(tx, partner, true).await
         }
         Write::UpdatePartner {
             partner,
@@ -537,7 +556,8 @@ async fn apply_write<'w>(
                 *expected_version,
             )
             .await?;
-            replace_partner_keys(tx, partner, keys, false).await
+            replace_partner_keys(tx, partner, keys, false).await?;
+            replace_contact_refs(tx, partner, false).await
         }
         Write::InsertPipeline(p) => {
             insert(tx, &rows::PIPELINES, rows::pipeline_row(p)?, p.id()).await
@@ -606,9 +626,10 @@ impl Batches {
     }
 
     fn ordered(mut self) -> Vec<(&'static Table, Vec<Vec<Value>>)> {
-        const ORDER: [&str; 19] = [
+        const ORDER: [&str; 20] = [
             "partners",
             "partner_keys",
+            "contact_refs",
             "pipelines",
             "lost_reasons",
             "product_categories",
@@ -639,6 +660,7 @@ impl Batches {
 
 static PARTNERS: &Table = &rows::PARTNERS;
 static PARTNER_KEYS: &Table = &rows::PARTNER_KEYS;
+static CONTACT_REFS: &Table = &crm_storage_sql::schema::CONTACT_REFS;
 static PIPELINES: &Table = &rows::PIPELINES;
 static LOST_REASONS: &Table = &rows::LOST_REASONS;
 static LEADS: &Table = &rows::LEADS;
@@ -841,6 +863,9 @@ impl crm_storage_sql::store::AdapterStore for PgStore {
                     batches.push(PARTNERS, rows::partner_row(partner)?);
                     for k in rows::encoded_keys(keys) {
                         batches.push(PARTNER_KEYS, rows::partner_key_row(partner, &k));
+                    }
+                    for row in rows::contact_ref_rows(partner) {
+                        batches.push(CONTACT_REFS, row);
                     }
                 }
                 Write::InsertPipeline(p) => batches.push(PIPELINES, rows::pipeline_row(p)?),

@@ -192,6 +192,25 @@ pub fn store_key(dialect: Dialect, tenant: TenantId, key: &Key) -> Option<(Sql, 
             );
             (sql, Doc::Partner)
         }
+        Key::PartnerByContactRef(r) => {
+            let (mut sql, t) = Sql::for_tenant(dialect, tenant);
+            let r = sql.bind(r.as_str());
+            sql.text = format!(
+                "SELECT {} FROM partners WHERE tenant = {t} AND id = \
+                 (SELECT partner FROM contact_refs WHERE tenant = {t} AND host_ref = {r})",
+                dialect.doc()
+            );
+            (sql, Doc::Partner)
+        }
+        Key::LeadByRef(r) => {
+            let (mut sql, t) = Sql::for_tenant(dialect, tenant);
+            let r = sql.bind(r.as_str());
+            sql.text = format!(
+                "SELECT {} FROM leads WHERE tenant = {t} AND host_ref = {r}",
+                dialect.doc()
+            );
+            (sql, Doc::Lead)
+        }
         Key::Pipeline(id) => (
             by_id(dialect, "pipelines", tenant, *id.as_uuid()),
             Doc::Pipeline,

@@ -676,6 +676,32 @@ pub fn host_refs(dialect: Dialect) -> String {
     )
 }
 
+/// The second host-references migration (SQLite's 11, PostgreSQL's 10): a lead's host reference, unique in the
+/// tenant when given, and the contacts' references (a contact lives in its partner's document, so its code is a row
+/// of `contact_refs`, unique in the tenant, replaced with the partner's other rows on every write of the partner).
+pub fn contact_and_lead_refs(dialect: Dialect) -> String {
+    format!(
+        "ALTER TABLE leads ADD COLUMN host_ref {};\n\
+         CREATE UNIQUE INDEX leads_host_ref ON leads (tenant, host_ref) WHERE host_ref IS NOT NULL;\n{}\
+         CREATE INDEX contact_refs_partner ON contact_refs (tenant, partner);\n",
+        dialect.column_type(Kind::Text),
+        table(
+            dialect,
+            &CONTACT_REFS,
+            &[],
+            &[
+                "PRIMARY KEY (tenant, host_ref)",
+                "FOREIGN KEY (tenant, partner) REFERENCES partners (tenant, id)",
+            ],
+        )
+    )
+}
+
+/// `contact_refs`: the host's code of a contact, the partner whose document holds the contact, and the contact.
+pub const CONTACT_REFS: Table = crate::table!("contact_refs" {
+    tenant: Uuid, host_ref: Text, partner: Uuid, contact: Uuid
+});
+
 /// The portal migration (SQLite's 9, PostgreSQL's 8): the partners' representatives (a pending invitation's token
 /// digest unique per tenant, so a login finds one or none), the index a partner's documents are listed by, newest
 /// first, in the portal, and the payment attempts (the idempotency key unique per tenant).

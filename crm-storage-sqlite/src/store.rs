@@ -47,8 +47,8 @@ pub struct SqliteStore {
 }
 
 /// Migrations 1 (leads), 2 (commerce), 3 (outbox), 6 (sales), 7 (attachments), 8 (sales timers), 9 (portal) and
-/// 10 (host references), generated from `crm_storage_sql::schema` as PostgreSQL's are.
-static GENERATED: std::sync::LazyLock<[String; 8]> = std::sync::LazyLock::new(|| {
+/// 10 and 11 (host references), generated from `crm_storage_sql::schema` as PostgreSQL's are.
+static GENERATED: std::sync::LazyLock<[String; 9]> = std::sync::LazyLock::new(|| {
     [
         crm_storage_sql::schema::init(Dialect::Sqlite),
         crm_storage_sql::schema::commerce(Dialect::Sqlite),
@@ -58,11 +58,12 @@ static GENERATED: std::sync::LazyLock<[String; 8]> = std::sync::LazyLock::new(||
         crm_storage_sql::schema::sales_timers(Dialect::Sqlite),
         crm_storage_sql::schema::portal(Dialect::Sqlite),
         crm_storage_sql::schema::host_refs(Dialect::Sqlite),
+        crm_storage_sql::schema::contact_and_lead_refs(Dialect::Sqlite),
     ]
 });
 
 /// How many migrations there are.
-const MIGRATIONS: usize = 10;
+const MIGRATIONS: usize = 11;
 
 /// The migrations' statements, in order.
 fn migration_sql() -> [&'static str; MIGRATIONS] {
@@ -77,6 +78,7 @@ fn migration_sql() -> [&'static str; MIGRATIONS] {
         &GENERATED[5],
         &GENERATED[6],
         &GENERATED[7],
+        &GENERATED[8],
     ]
 }
 
@@ -319,7 +321,7 @@ impl crm_storage_sql::Runner for SqliteStore {
 
 // ------------------------------------------------------------------------------------------------ writes
 
-fn already(e: rusqlite::Error, entity: &'static str, id: &Uuid) -> Error {
+fn already(e: rusqlite::Error, entity: &'static str, id: impl std::fmt::Display) -> Error {
     if let rusqlite::Error::SqliteFailure(f, _) = &e {
         if matches!(
             f.extended_code,
@@ -374,6 +376,20 @@ fn put_partner_keys(tx: &Connection, p: &Partner, keys: &[DedupeKey]) -> Result<
         .map_err(map)?;
     for k in keys {
         ins.execute(params![t, k.encoded(), id]).map_err(map)?;
+    }
+    tx.prepare_cached("DELETE FROM contact_refs WHERE tenant = ?1 AND partner = ?2")
+        .and_then(|mut s| s.execute(params![t, id]))
+        .map_err(map)?;
+    let mut refs = tx
+        .prepare_cached(
+            "INSERT INTO contact_refs (tenant, host_ref, partner, contact) VALUES (?1, ?2, ?3, ?4)",
+        )
+        .map_err(map)?;
+    for c in p.contacts() {
+        if let Some(r) = c.host_ref.as_deref() {
+            refs.execute(params![t, r, id, blob(c.id.as_uuid())])
+                .map_err(|e| already(e, "contact", r))?;
+        }
     }
     Ok(())
 }
@@ -452,8 +468,8 @@ fn apply_write(tx: &Connection, w: &Write) -> Result<()> {
         Write::InsertLead(l) => {
             tx.prepare_cached(
                 "INSERT INTO leads (tenant, id, partner, pipeline, stage, status, owner, currency, expected_units, revenue_key, \
-                 probability, created_at, updated_at, title_lc, version, doc) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+                 probability, created_at, updated_at, title_lc, version, doc, host_ref) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
             )
             .and_then(|mut s| s.execute(params_from_iter(lead_row(l, true))))
             .map_err(|e| already(e, "lead", l.id().as_uuid()))?;
@@ -463,8 +479,8 @@ fn apply_write(tx: &Connection, w: &Write) -> Result<()> {
             update_versioned(
                 tx,
                 "UPDATE leads SET partner = ?3, pipeline = ?4, stage = ?5, status = ?6, owner = ?7, currency = ?8, \
-                 expected_units = ?9, revenue_key = ?10, probability = ?11, updated_at = ?12, title_lc = ?13, version = ?14, doc = ?15 \
-                 WHERE tenant = ?1 AND id = ?2 AND version = ?16",
+                 expected_units = ?9, revenue_key = ?10, probability = ?11, updated_at = ?12, title_lc = ?13, version = ?14, doc = ?15, \
+                 host_ref = ?16 WHERE tenant = ?1 AND id = ?2 AND version = ?17",
                 lead_row(l, false),
                 Versioned::new("leads", "lead", l.tenant(), l.id().as_uuid(), l.version()),
                 *expected_version,
@@ -557,7 +573,7 @@ fn partner_row(p: &Partner) -> Row<'_> {
 }
 
 /// A lead's row: tenant, id, partner, pipeline, stage, status, owner, currency, expected_units, revenue_key,
-/// probability, created_at (only with `created`: an update leaves it), updated_at, title_lc, version, doc.
+/// probability, created_at (only with `created`: an update leaves it), updated_at, title_lc, version, doc, host_ref.
 fn lead_row(l: &Lead, created: bool) -> Row<'_> {
     let (currency, units, rkey) = lead_columns(l);
     let mut row: Row<'_> = vec![
@@ -580,6 +596,7 @@ fn lead_row(l: &Lead, created: bool) -> Row<'_> {
     row.push(Box::new(l.title().to_lowercase()));
     row.push(Box::new(l.version() as i64));
     row.push(Box::new(doc(l)));
+    row.push(Box::new(l.host_ref()));
     row
 }
 

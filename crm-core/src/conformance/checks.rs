@@ -1345,35 +1345,8 @@ pub async fn check_partner_host_refs(store: &Arc<dyn Store>) {
     let taken = coded(&w, "Globex", "C-0042").await.unwrap_err();
     assert_eq!(taken.field(), Some("host_ref"), "{taken:?}");
     // Racing past the service's check, the store's unique index refuses the second row.
-    let racer = NewPartner::company("Racer SRL")
-        .with_host_ref("C-0042")
-        .build(t, w.clock.now())
-        .expect("valid");
-    let keys = crate::dedupe::keys_of(&racer);
-    let raced = store
-        .commit(
-            t,
-            ChangeSet::from_iter([Write::InsertPartner {
-                partner: racer.clone(),
-                keys,
-            }]),
-        )
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(
-            raced,
-            Error::AlreadyExists {
-                entity: "partner",
-                ..
-            }
-        ),
-        "{raced:?}"
-    );
-    assert!(matches!(
-        store.partner(t, racer.id).await,
-        Err(Error::NotFound { .. })
-    ));
+    let racer = NewPartner::company("Racer SRL").with_host_ref("C-0042");
+    super::quality::race_partner(&w, store, racer, "partner").await;
     // Another tenant: the same code is free there, and this tenant's partner is not found by it.
     let other = World::new(store).await;
     assert!(matches!(

@@ -70,17 +70,47 @@ impl MemStore {
     }
 }
 
-/// A partner's host reference is unique in its tenant (as the adapters' unique index has it).
+/// A partner's host reference, and each of its contacts', is unique in its tenant (as the adapters' unique indexes
+/// have it).
 fn host_ref_free(partners: &[(Partner, Vec<DedupeKey>)], partner: &Partner) -> Result<()> {
-    let Some(r) = partner.host_ref.as_deref() else {
+    let others = || {
+        partners
+            .iter()
+            .map(|(p, _)| p)
+            .filter(|p| p.tenant == partner.tenant && p.id != partner.id)
+    };
+    let taken = |entity: &'static str, r: &str| Error::AlreadyExists {
+        entity,
+        key: r.to_string(),
+    };
+    if let Some(r) = partner.host_ref.as_deref() {
+        if others().any(|p| p.host_ref.as_deref() == Some(r)) {
+            return Err(taken("partner", r));
+        }
+    }
+    for r in partner
+        .contacts
+        .iter()
+        .filter_map(|c| c.host_ref.as_deref())
+    {
+        if others().any(|p| p.contacts.iter().any(|c| c.host_ref.as_deref() == Some(r))) {
+            return Err(taken("contact", r));
+        }
+    }
+    Ok(())
+}
+
+/// A lead's host reference is unique in its tenant.
+fn lead_ref_free(leads: &[Lead], lead: &Lead) -> Result<()> {
+    let Some(r) = lead.host_ref.as_deref() else {
         return Ok(());
     };
-    let taken = partners.iter().any(|(p, _)| {
-        p.tenant == partner.tenant && p.id != partner.id && p.host_ref.as_deref() == Some(r)
-    });
-    if taken {
+    if leads
+        .iter()
+        .any(|l| l.tenant == lead.tenant && l.id != lead.id && l.host_ref.as_deref() == Some(r))
+    {
         return Err(Error::AlreadyExists {
-            entity: "partner",
+            entity: "lead",
             key: r.to_string(),
         });
     }
@@ -191,6 +221,7 @@ fn apply(d: &mut Data, w: &Write) -> Result<()> {
             {
                 return Err(missing_ref());
             }
+            lead_ref_free(&d.leads, l)?;
             d.leads.push(l.clone());
         }
         Write::UpdateLead {
@@ -198,6 +229,7 @@ fn apply(d: &mut Data, w: &Write) -> Result<()> {
             expected_version,
         } => {
             next_version("lead", lead.version, *expected_version)?;
+            lead_ref_free(&d.leads, lead)?;
             let slot = d
                 .leads
                 .iter_mut()
@@ -348,6 +380,18 @@ impl Store for MemStore {
                 .filter(|(p, _)| p.tenant == tenant && p.host_ref.as_deref() == Some(r.as_str()))
                 .map(|(p, _)| Record::Partner(p.clone()))
                 .collect(),
+            Key::PartnerByContactRef(r) => self
+                .data()
+                .partners
+                .iter()
+                .filter(|(p, _)| {
+                    p.tenant == tenant
+                        && p.contacts
+                            .iter()
+                            .any(|c| c.host_ref.as_deref() == Some(r.as_str()))
+                })
+                .map(|(p, _)| Record::Partner(p.clone()))
+                .collect(),
             Key::PartnersByKeys(keys) => self
                 .read_partners_by_keys(tenant, keys)
                 .await?
@@ -375,6 +419,13 @@ impl Store for MemStore {
             Key::Lead(id) => crate::store::absent_as_empty(self.read_lead(tenant, *id).await)?
                 .into_iter()
                 .map(Record::Lead)
+                .collect(),
+            Key::LeadByRef(r) => self
+                .data()
+                .leads
+                .iter()
+                .filter(|l| l.tenant == tenant && l.host_ref.as_deref() == Some(r.as_str()))
+                .map(|l| Record::Lead(l.clone()))
                 .collect(),
             Key::StageHistory(lead) => self
                 .read_stage_history(tenant, *lead)

@@ -16,6 +16,7 @@ use crate::id::TenantId;
 use crate::lead::NewLead;
 use crate::outbox::{InboxItem, InboxWrite, OutboxRef, OutboxStatus, OutboxStore, Settlement};
 use crate::page::PageRequest;
+use crate::partner::NewContact;
 use crate::request::NewRequest;
 use crate::store::{Backend, ChangeSet, Key, LeadQuery, RequestQuery, Store, TimelineOf, Write};
 use crate::time::Clock;
@@ -33,8 +34,9 @@ fn every<K: Clone>(keys: &[K], named: impl Fn(&K)) -> Vec<K> {
 fn store_keys(keys: &[Key]) -> Vec<Key> {
     every(keys, |k| match k {
         Key::Partner(_) | Key::PartnersByKeys(_) | Key::PartnerByRef(_) => {}
+        Key::PartnerByContactRef(_) => {}
         Key::Pipeline(_) | Key::Pipelines | Key::LostReasons => {}
-        Key::Lead(_) | Key::StageHistory(_) | Key::Request(_) => {}
+        Key::Lead(_) | Key::LeadByRef(_) | Key::StageHistory(_) | Key::Request(_) => {}
     })
 }
 
@@ -128,8 +130,20 @@ pub async fn check_every_read_is_tenant_scoped(backend: &Arc<dyn Backend>) {
     // A: a customer with a contact, a lead, a request with a comment, an invoice, rates, a campaign with a cost,
     // an outbox message and an inbox item.
     let customer = super::portal::customer_with_contact(&a, "Mine SRL").await;
+    let mut contacts: Vec<NewContact> = customer
+        .contacts
+        .iter()
+        .map(|c| NewContact {
+            name: c.name.clone(),
+            email: c.email.clone(),
+            host_ref: Some("MINE-C1".into()),
+            ..NewContact::default()
+        })
+        .collect();
+    contacts.truncate(1);
     let with_ref = crate::partner::PartnerPatch {
         host_ref: Some(Some("MINE-1".into())),
+        contacts: Some(contacts),
         ..Default::default()
     };
     let customer =
@@ -140,7 +154,10 @@ pub async fn check_every_read_is_tenant_scoped(backend: &Arc<dyn Backend>) {
             .record;
     let lead =
         a.w.crm
-            .enter_lead(&a.w.ctx, NewLead::for_partner(customer.id, "Deal"))
+            .enter_lead(
+                &a.w.ctx,
+                NewLead::for_partner(customer.id, "Deal").with_host_ref("MINE-L1"),
+            )
             .await
             .expect("lead")
             .record;
@@ -283,10 +300,12 @@ pub async fn check_every_read_is_tenant_scoped(backend: &Arc<dyn Backend>) {
                 .clone()
                 .expect("the fixture's customer has a host reference"),
         ),
+        Key::PartnerByContactRef("MINE-C1".into()),
         Key::Pipeline(a.w.pipeline.id),
         Key::Pipelines,
         Key::LostReasons,
         Key::Lead(lead.id),
+        Key::LeadByRef("MINE-L1".into()),
         Key::StageHistory(lead.id),
         Key::Request(request.id),
     ]);

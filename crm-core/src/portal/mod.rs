@@ -524,6 +524,7 @@ mod tests {
             role: None,
             email: Some("maria@acme.example".into()),
             phone: None,
+            host_ref: None,
         }
     }
 

@@ -905,27 +905,126 @@ impl CrmService {
     /// [`Error::NotFound`] when the tenant has no partner with this reference; [`Error::Invalid`] on `host_ref`
     /// when it is empty, too long or has control characters; [`Error::Storage`] when the store cannot be read.
     pub async fn partner_by_ref(&self, tenant: TenantId, host_ref: &str) -> Result<Partner> {
-        let r = crate::partner::host_ref(Some(host_ref))?
-            .ok_or_else(|| Error::invalid("host_ref", "empty"))?;
+        let r = required_ref(host_ref)?;
         self.store
             .partner_by_ref(tenant, &r)
             .await?
             .ok_or_else(|| Error::not_found("partner", r))
     }
 
-    /// Refuses a host reference another partner of the tenant has (the unique index stays the last word when two
-    /// changes race).
+    /// Refuses a host reference another partner of the tenant has, or a contact's reference another partner's
+    /// contact has (the unique indexes stay the last word when two changes race).
     async fn host_ref_free(&self, p: &Partner) -> Result<()> {
-        let Some(r) = p.host_ref() else {
+        if let Some(r) = p.host_ref() {
+            if let Some(other) = self.store.partner_by_ref(p.tenant(), r).await? {
+                if other.id() != p.id() {
+                    let why = format!("partner {} has this reference", other.id());
+                    return Err(Error::invalid("host_ref", why));
+                }
+            }
+        }
+        for (i, c) in p.contacts().iter().enumerate() {
+            let Some(r) = c.host_ref.as_deref() else {
+                continue;
+            };
+            if let Some(other) = self.store.partner_by_contact_ref(p.tenant(), r).await? {
+                if other.id() != p.id() {
+                    let why = format!("a contact of partner {} has this reference", other.id());
+                    return Err(Error::invalid(format!("contacts[{i}].host_ref"), why));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Refuses a lead's host reference another lead of the tenant has.
+    async fn lead_ref_free(&self, l: &Lead) -> Result<()> {
+        let Some(r) = l.host_ref() else {
             return Ok(());
         };
-        match self.store.partner_by_ref(p.tenant(), r).await? {
-            Some(other) if other.id() != p.id() => Err(Error::invalid(
+        match self.store.lead_by_ref(l.tenant(), r).await? {
+            Some(other) if other.id() != l.id() => Err(Error::invalid(
                 "host_ref",
-                format!("partner {} has this reference", other.id()),
+                format!("lead {} has this reference", other.id()),
             )),
             _ => Ok(()),
         }
+    }
+
+    /// The lead the host knows by `host_ref` (its ERP's own number for the opportunity); [`Error::NotFound`] when
+    /// the tenant has none.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use crm_core::{actor::Context, conformance::model::MemStore, id::{TenantId, UserId}};
+    /// # use crm_core::{service::CrmService, Error};
+    /// # futures::executor::block_on(async {
+    /// # let crm = CrmService::builder().store(Arc::new(MemStore::new())).build()?;
+    /// # let ctx = Context::user(TenantId::new(), UserId::new());
+    /// # crm.setup_tenant(&ctx).await?;
+    /// use crm_core::{lead::{LeadPartner, NewLead}, partner::NewPartner};
+    /// let acme = LeadPartner::New { partner: NewPartner::company("Acme SRL") };
+    /// let lead = crm.enter_lead(&ctx, NewLead::new(acme, "Forklifts").with_host_ref("OPP-7")).await?.record;
+    /// assert_eq!(crm.lead_by_ref(ctx.tenant, "OPP-7").await?.id(), lead.id());
+    /// assert!(matches!(crm.lead_by_ref(ctx.tenant, "OPP-8").await, Err(Error::NotFound { .. })));
+    /// # Ok::<(), Error>(()) }).unwrap();
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotFound`] when the tenant has no lead with this reference; [`Error::Invalid`] on `host_ref` when it
+    /// is empty, too long or has control characters; [`Error::Storage`] when the store cannot be read.
+    pub async fn lead_by_ref(&self, tenant: TenantId, host_ref: &str) -> Result<Lead> {
+        let r = required_ref(host_ref)?;
+        self.store
+            .lead_by_ref(tenant, &r)
+            .await?
+            .ok_or_else(|| Error::not_found("lead", r))
+    }
+
+    /// The contact the host knows by `host_ref`, with the partner it belongs to; [`Error::NotFound`] when no
+    /// contact of the tenant has it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use crm_core::{actor::Context, conformance::model::MemStore, id::{TenantId, UserId}};
+    /// # use crm_core::{service::CrmService, Error};
+    /// # futures::executor::block_on(async {
+    /// # let crm = CrmService::builder().store(Arc::new(MemStore::new())).build()?;
+    /// # let ctx = Context::user(TenantId::new(), UserId::new());
+    /// use crm_core::partner::{NewContact, NewPartner};
+    /// let mut acme = NewPartner::company("Acme SRL");
+    /// acme.contacts.push(NewContact { name: "Ana Pop".into(), host_ref: Some("P-17".into()), ..Default::default() });
+    /// let acme = crm.create_partner(&ctx, acme).await?.record;
+    /// let (partner, ana) = crm.contact_by_ref(ctx.tenant, "P-17").await?;
+    /// assert_eq!((partner.id(), ana.name.as_str()), (acme.id(), "Ana Pop"));
+    /// # Ok::<(), Error>(()) }).unwrap();
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotFound`] when no contact of the tenant has this reference; [`Error::Invalid`] on `host_ref` when
+    /// it is empty, too long or has control characters; [`Error::Storage`] when the store cannot be read.
+    pub async fn contact_by_ref(
+        &self,
+        tenant: TenantId,
+        host_ref: &str,
+    ) -> Result<(Partner, crate::partner::Contact)> {
+        let r = required_ref(host_ref)?;
+        let partner = self.store.partner_by_contact_ref(tenant, &r).await?;
+        let found = partner.and_then(|p| {
+            let c = p
+                .contacts()
+                .iter()
+                .find(|c| c.host_ref.as_deref() == Some(r.as_str()))?;
+            Some((c.clone(), p))
+        });
+        let (contact, partner) = found.ok_or_else(|| Error::not_found("contact", &r))?;
+        Ok((partner, contact))
     }
 
     /// A partner.
@@ -1061,6 +1160,7 @@ impl CrmService {
             }
         }
         let (lead, kind) = input.build(ctx.tenant, partner.id, &pipeline, now)?;
+        self.lead_ref_free(&lead).await?;
         cs.push(Write::InsertLead(lead.clone()));
         cs.push(Write::AppendEvent(self.event(
             ctx,
@@ -1222,6 +1322,9 @@ impl CrmService {
         let t = lead::apply(&current, cmd, &pipeline, facts, now)?;
         if t.events.is_empty() {
             return Ok(Err(current));
+        }
+        if t.lead.host_ref != current.host_ref {
+            self.lead_ref_free(&t.lead).await?;
         }
         let mut cs = ChangeSet::new();
         cs.push(Write::UpdateLead {
@@ -1957,4 +2060,9 @@ mod tests {
             assert!(crm.lost_reasons(ctx.tenant).await.unwrap().is_empty());
         });
     }
+}
+
+/// A host reference to look up: valid and not empty.
+fn required_ref(host_ref: &str) -> Result<String> {
+    crate::partner::host_ref(Some(host_ref))?.ok_or_else(|| Error::invalid("host_ref", "empty"))
 }

@@ -72,6 +72,7 @@ fn as_new(c: &Contact) -> NewContact {
         role: c.role.clone(),
         email: c.email.clone(),
         phone: c.phone.clone(),
+        host_ref: c.host_ref.clone(),
     }
 }
 
