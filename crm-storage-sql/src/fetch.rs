@@ -167,6 +167,26 @@ fn by_ids(dialect: Dialect, table: &str, tenant: TenantId, ids: &[Uuid]) -> Sql 
     sql
 }
 
+/// The documents of `table` in the tenant where `filter` holds, `{t}` in it being the tenant's placeholder and `{r}`
+/// the host reference's.
+fn by_ref(
+    dialect: Dialect,
+    tenant: TenantId,
+    table: &str,
+    filter: &str,
+    r: &str,
+    doc: Doc,
+) -> (Sql, Doc) {
+    let (mut sql, t) = Sql::for_tenant(dialect, tenant);
+    let r = sql.bind(r);
+    let filter = filter.replace("{t}", &t).replace("{r}", &r);
+    sql.text = format!(
+        "SELECT {} FROM {table} WHERE tenant = {t} AND {filter}",
+        dialect.doc()
+    );
+    (sql, doc)
+}
+
 /// The statement reading what `key` matches, and what it reads; `None` for [`Key::PartnersByKeys`] (each adapter
 /// matches its own key index). [`Key::StageHistory`] also needs the lead to exist: see [`lead_exists`].
 pub fn store_key(dialect: Dialect, tenant: TenantId, key: &Key) -> Option<(Sql, Doc)> {
@@ -183,34 +203,20 @@ pub fn store_key(dialect: Dialect, tenant: TenantId, key: &Key) -> Option<(Sql, 
             by_id(dialect, "partners", tenant, *id.as_uuid()),
             Doc::Partner,
         ),
-        Key::PartnerByRef(r) => {
-            let (mut sql, t) = Sql::for_tenant(dialect, tenant);
-            let r = sql.bind(r.as_str());
-            sql.text = format!(
-                "SELECT {} FROM partners WHERE tenant = {t} AND host_ref = {r}",
-                dialect.doc()
-            );
-            (sql, Doc::Partner)
-        }
+        Key::PartnerByRef(r) => by_ref(
+            dialect,
+            tenant,
+            "partners",
+            "host_ref = {r}",
+            r,
+            Doc::Partner,
+        ),
         Key::PartnerByContactRef(r) => {
-            let (mut sql, t) = Sql::for_tenant(dialect, tenant);
-            let r = sql.bind(r.as_str());
-            sql.text = format!(
-                "SELECT {} FROM partners WHERE tenant = {t} AND id = \
-                 (SELECT partner FROM contact_refs WHERE tenant = {t} AND host_ref = {r})",
-                dialect.doc()
-            );
-            (sql, Doc::Partner)
+            let by_contact =
+                "id = (SELECT partner FROM contact_refs WHERE tenant = {t} AND host_ref = {r})";
+            by_ref(dialect, tenant, "partners", by_contact, r, Doc::Partner)
         }
-        Key::LeadByRef(r) => {
-            let (mut sql, t) = Sql::for_tenant(dialect, tenant);
-            let r = sql.bind(r.as_str());
-            sql.text = format!(
-                "SELECT {} FROM leads WHERE tenant = {t} AND host_ref = {r}",
-                dialect.doc()
-            );
-            (sql, Doc::Lead)
-        }
+        Key::LeadByRef(r) => by_ref(dialect, tenant, "leads", "host_ref = {r}", r, Doc::Lead),
         Key::Pipeline(id) => (
             by_id(dialect, "pipelines", tenant, *id.as_uuid()),
             Doc::Pipeline,

@@ -363,12 +363,17 @@ fn conflict_or_missing(
     }
 }
 
+/// Replaces a partner's duplicate keys and its contacts' host references (one another partner's contact has is
+/// `AlreadyExists`).
 fn put_partner_keys(tx: &Connection, p: &Partner, keys: &[DedupeKey]) -> Result<()> {
     let t = blob(p.tenant().as_uuid());
     let id = blob(p.id().as_uuid());
-    tx.prepare_cached("DELETE FROM partner_keys WHERE tenant = ?1 AND partner = ?2")
-        .and_then(|mut s| s.execute(params![t, id]))
-        .map_err(map)?;
+    for table in ["partner_keys", "contact_refs"] {
+        let sql = format!("DELETE FROM {table} WHERE tenant = ?1 AND partner = ?2");
+        tx.prepare_cached(&sql)
+            .and_then(|mut s| s.execute(params![t, id]))
+            .map_err(map)?;
+    }
     let mut ins = tx
         .prepare_cached(
             "INSERT OR IGNORE INTO partner_keys (tenant, key, partner) VALUES (?1, ?2, ?3)",
@@ -377,9 +382,6 @@ fn put_partner_keys(tx: &Connection, p: &Partner, keys: &[DedupeKey]) -> Result<
     for k in keys {
         ins.execute(params![t, k.encoded(), id]).map_err(map)?;
     }
-    tx.prepare_cached("DELETE FROM contact_refs WHERE tenant = ?1 AND partner = ?2")
-        .and_then(|mut s| s.execute(params![t, id]))
-        .map_err(map)?;
     let mut refs = tx
         .prepare_cached(
             "INSERT INTO contact_refs (tenant, host_ref, partner, contact) VALUES (?1, ?2, ?3, ?4)",
