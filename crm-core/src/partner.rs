@@ -159,6 +159,31 @@ pub struct NewContact {
     pub host_ref: Option<String>,
 }
 
+impl From<&Contact> for NewContact {
+    fn from(c: &Contact) -> Self {
+        NewContact {
+            name: c.name.clone(),
+            role: c.role.clone(),
+            email: c.email.clone(),
+            phone: c.phone.clone(),
+            host_ref: c.host_ref.clone(),
+        }
+    }
+}
+
+impl From<&Location> for NewLocation {
+    fn from(l: &Location) -> Self {
+        NewLocation {
+            kind: l.kind,
+            street: l.street.clone(),
+            city: l.city.clone(),
+            region: l.region.clone(),
+            postal_code: l.postal_code.clone(),
+            country: l.country.clone(),
+        }
+    }
+}
+
 /// Input for a new location.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NewLocation {
@@ -220,7 +245,7 @@ impl NewPartner {
         Self::of_kind(PartnerKind::Person, name)
     }
 
-    fn of_kind(kind: PartnerKind, name: impl Into<String>) -> Self {
+    pub(crate) fn of_kind(kind: PartnerKind, name: impl Into<String>) -> Self {
         Self {
             kind,
             name: name.into(),
@@ -456,9 +481,77 @@ pub struct PartnerPatch {
     /// New host reference (`Some(None)` clears it).
     #[serde(default)]
     pub host_ref: Option<Option<String>>,
+    /// New web site (`Some(None)` clears it).
+    #[serde(default)]
+    pub website: Option<Option<String>>,
 }
 
 impl Partner {
+    /// The patch an imported row makes to this partner: what the row gives replaces what is stored and what it
+    /// leaves empty stays (an import never clears a field); roles and tags are added to the stored ones; a contact
+    /// of the row updates the stored one with its code, else its e-mail, else its name, and is added otherwise; a
+    /// location the partner does not have yet is added. Applying the patch of the row that made the partner
+    /// changes nothing, which makes an import repeatable.
+    pub fn import_patch(&self, row: NewPartner) -> PartnerPatch {
+        let or_keep = |new: Option<String>| new.map(Some);
+        let mut contacts: Vec<NewContact> = self.contacts.iter().map(NewContact::from).collect();
+        for c in row.contacts {
+            let same = |old: &NewContact| {
+                let eq = |a: &Option<String>, b: &Option<String>| {
+                    a.as_deref()
+                        .map(str::trim)
+                        .zip(b.as_deref().map(str::trim))
+                        .is_some_and(|(a, b)| a.eq_ignore_ascii_case(b))
+                };
+                if c.host_ref.is_some() || old.host_ref.is_some() {
+                    return eq(&old.host_ref, &c.host_ref);
+                }
+                eq(&old.email, &c.email) || old.name.trim().eq_ignore_ascii_case(c.name.trim())
+            };
+            match contacts.iter_mut().find(|old| same(old)) {
+                Some(old) => {
+                    old.name = c.name;
+                    old.role = c.role.or(old.role.take());
+                    old.email = c.email.or(old.email.take());
+                    old.phone = c.phone.or(old.phone.take());
+                    old.host_ref = c.host_ref.or(old.host_ref.take());
+                }
+                None => contacts.push(c),
+            }
+        }
+        let mut locations: Vec<NewLocation> =
+            self.locations.iter().map(NewLocation::from).collect();
+        let place = |l: &NewLocation| {
+            build_location(0, l.clone(), LocationId::from_uuid(uuid::Uuid::nil())).ok()
+        };
+        for l in row.locations {
+            let new = place(&l);
+            if new.is_none() || !locations.iter().any(|old| place(old) == new) {
+                locations.push(l);
+            }
+        }
+        let union = |mut old: BTreeSet<String>, new: BTreeSet<String>| {
+            old.extend(new);
+            old
+        };
+        let mut roles = self.roles.clone();
+        roles.extend(row.roles);
+        PartnerPatch {
+            name: Some(row.name),
+            roles: Some(roles),
+            contacts: Some(contacts),
+            locations: Some(locations),
+            industry: row.industry.map(Some),
+            turnover: row.turnover.map(Some),
+            tax_id: or_keep(row.tax_id),
+            group: or_keep(row.group),
+            owner: row.owner.map(Some),
+            tags: Some(union(self.tags.clone(), row.tags)),
+            host_ref: or_keep(row.host_ref),
+            website: or_keep(row.website),
+        }
+    }
+
     /// Applies a patch, returning the changed record (version bumped) and the names of the fields that changed.
     pub fn patched(
         &self,
@@ -499,7 +592,22 @@ impl Partner {
             next.locations = ls
                 .into_iter()
                 .enumerate()
-                .map(|(i, l)| build_location(i, l, LocationId::new()))
+                .map(|(i, l)| {
+                    // A location keeps its id when an old one has the same address.
+                    let built = build_location(i, l, LocationId::new())?;
+                    let same = |old: &&Location| {
+                        Location {
+                            id: old.id,
+                            ..built.clone()
+                        } == **old
+                    };
+                    let id = self
+                        .locations
+                        .iter()
+                        .find(same)
+                        .map_or(built.id, |old| old.id);
+                    Ok(Location { id, ..built })
+                })
                 .collect::<Result<_>>()?;
         }
         if let Some(i) = patch.industry {
@@ -513,6 +621,9 @@ impl Partner {
         }
         if let Some(g) = patch.group {
             next.group = validate::optional("group", g.as_deref(), validate::MAX_TAG)?;
+        }
+        if let Some(w) = patch.website {
+            next.website = validate::optional("website", w.as_deref(), 200)?;
         }
         if let Some(o) = patch.owner {
             next.owner = o;
@@ -531,8 +642,8 @@ impl Partner {
             )*};
         }
         diff!(
-            name, roles, contacts, locations, industry, turnover, tax_id, group, owner, tags,
-            host_ref
+            name, roles, contacts, locations, industry, turnover, tax_id, website, group, owner,
+            tags, host_ref
         );
         if !changes.is_empty() {
             next.version += 1;

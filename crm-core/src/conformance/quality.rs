@@ -2,8 +2,9 @@
 
 use super::checks::World;
 use crate::error::Error;
-use crate::lead::{LeadCommand, LeadPatch, NewLead};
-use crate::partner::{NewContact, NewPartner, Partner, PartnerPatch};
+use crate::lead::{LeadCommand, LeadPartner, LeadPatch, NewLead};
+use crate::partner::{LocationKind, NewContact, NewLocation, NewPartner, Partner, PartnerPatch};
+use crate::service::{ContactRow, ImportMode, ImportRow, Imported, RowOutcome};
 use crate::store::{ChangeSet, Store, StoreExt, Write};
 use crate::time::Clock;
 use std::sync::Arc;
@@ -254,4 +255,309 @@ pub async fn check_lead_and_contact_host_refs(store: &Arc<dyn Store>) {
             Some("host_ref")
         );
     }
+}
+
+/// `n` rows from line 2 on.
+fn rows<T>(records: Vec<T>) -> Vec<ImportRow<T>> {
+    let line = |i: usize| i as u64 + 2;
+    records
+        .into_iter()
+        .enumerate()
+        .map(|(i, record)| ImportRow {
+            line: line(i),
+            record,
+        })
+        .collect()
+}
+
+/// How many rows came out each way: (created, updated, unchanged, failed).
+fn tally<I>(done: &[Imported<I>]) -> (usize, usize, usize, usize) {
+    let count = |f: fn(&RowOutcome<I>) -> bool| done.iter().filter(|d| f(&d.outcome)).count();
+    (
+        count(|o| matches!(o, RowOutcome::Created(_))),
+        count(|o| matches!(o, RowOutcome::Updated(..))),
+        count(|o| matches!(o, RowOutcome::Unchanged(_))),
+        count(|o| matches!(o, RowOutcome::Failed(_))),
+    )
+}
+
+/// The error of a failed row.
+fn failure<I: std::fmt::Debug>(done: &Imported<I>) -> &Error {
+    match &done.outcome {
+        RowOutcome::Failed(e) => e,
+        other => panic!("line {} did not fail: {other:?}", done.line),
+    }
+}
+
+/// Imports: partners with contacts and locations are created in batches, the bad rows refused by field and
+/// left out while the good ones commit; importing the same rows again changes nothing and logs nothing; a changed
+/// row updates the partner it names and keeps what the row leaves empty; a reference twice in a batch, or a contact
+/// code another partner has, fails its row; a dry run writes nothing and reports the duplicates; contacts and
+/// leads import by their own references.
+pub async fn check_imports(store: &Arc<dyn Store>) {
+    let w = World::new(store).await;
+    let t = w.tenant;
+    let events = || async {
+        store
+            .events_since(t, 0, 10_000)
+            .await
+            .expect("events")
+            .len()
+    };
+    let acme = |name: &str| {
+        let mut p = NewPartner::company(name)
+            .with_host_ref("C-1")
+            .with_tax_id("RO 123 456 78");
+        p.contacts.push(person("Ana Pop", Some("P-1")));
+        p.contacts[0].email = Some("ana@acme.example".into());
+        p.locations.push(NewLocation {
+            kind: LocationKind::Billing,
+            street: Some("Str. Lungă 1".into()),
+            city: Some("Brașov".into()),
+            region: None,
+            postal_code: None,
+            country: "RO".into(),
+        });
+        p
+    };
+    let file = || {
+        rows(vec![
+            acme("Acme SRL"),
+            NewPartner::company("").with_host_ref("C-2"),
+            NewPartner::company("Globex SA").with_host_ref("C-3"),
+            NewPartner::company("Globex again").with_host_ref("C-3"),
+        ])
+    };
+    // A dry run: what would happen, with nothing written.
+    let before = events().await;
+    let dry = w
+        .crm
+        .import_partners(&w.ctx, file(), ImportMode::DryRun)
+        .await
+        .expect("dry run");
+    assert_eq!(tally(&dry), (2, 0, 0, 2), "{dry:?}");
+    assert_eq!(failure(&dry[1]).field(), Some("name"));
+    assert_eq!(
+        (dry[3].line, failure(&dry[3]).field()),
+        (5, Some("host_ref"))
+    );
+    assert!(matches!(
+        w.crm.partner_by_ref(t, "C-1").await,
+        Err(Error::NotFound { .. })
+    ));
+    assert_eq!(events().await, before, "a dry run logs nothing");
+    // The import: good rows commit, bad ones are refused by field.
+    let done = w
+        .crm
+        .import_partners(&w.ctx, file(), ImportMode::Commit)
+        .await
+        .expect("import");
+    assert_eq!(tally(&done), (2, 0, 0, 2), "{done:?}");
+    let stored = w.crm.partner_by_ref(t, "C-1").await.expect("imported");
+    assert_eq!(
+        Some(stored.id),
+        match done[0].outcome {
+            RowOutcome::Created(id) => Some(id),
+            _ => None,
+        }
+    );
+    assert_eq!((stored.contacts.len(), stored.locations.len()), (1, 1));
+    assert_eq!(
+        w.crm
+            .contact_by_ref(t, "P-1")
+            .await
+            .expect("contact")
+            .1
+            .email
+            .as_deref(),
+        Some("ana@acme.example")
+    );
+    assert_eq!(
+        w.crm
+            .partner_by_ref(t, "C-3")
+            .await
+            .expect("first of C-3")
+            .name,
+        "Globex SA"
+    );
+    assert_eq!(events().await, before + 2, "one event per created partner");
+    // Again: nothing changes, nothing is logged.
+    let again = w
+        .crm
+        .import_partners(&w.ctx, file(), ImportMode::Commit)
+        .await
+        .expect("again");
+    assert_eq!(tally(&again), (0, 0, 2, 2), "{again:?}");
+    assert_eq!(w.crm.partner_by_ref(t, "C-1").await.expect("same"), stored);
+    assert_eq!(events().await, before + 2);
+    // A changed row updates what it gives and keeps the rest; a dry run of it reports duplicates of new rows.
+    let mut renamed = acme("Acme Industries SRL");
+    renamed.tax_id = None;
+    renamed.contacts[0].phone = Some("+40 721 234 567".into());
+    renamed.contacts[0].email = None;
+    let lookalike =
+        NewPartner::company("Acme Trading").with_contact("Ana", Some("ana@acme.example"), None);
+    let dry = w
+        .crm
+        .import_partners(
+            &w.ctx,
+            rows(vec![NewPartner::company("ACME S.R.L.")]),
+            ImportMode::DryRun,
+        )
+        .await
+        .expect("dry");
+    assert!(matches!(dry[0].outcome, RowOutcome::Created(_)), "{dry:?}");
+    assert!(
+        dry[0].duplicates.iter().any(|d| d.partner == stored.id),
+        "{dry:?}"
+    );
+    let changed = w
+        .crm
+        .import_partners(&w.ctx, rows(vec![renamed]), ImportMode::Commit)
+        .await
+        .expect("update");
+    assert!(
+        matches!(&changed[0].outcome, RowOutcome::Updated(id, f) if *id == stored.id && f.contains(&"name".to_string())),
+        "{changed:?}"
+    );
+    let updated = w.crm.partner_by_ref(t, "C-1").await.expect("updated");
+    assert_eq!(
+        (updated.name.as_str(), updated.version),
+        ("Acme Industries SRL", stored.version + 1)
+    );
+    assert_eq!(
+        updated.tax_id, stored.tax_id,
+        "an empty cell keeps the stored value"
+    );
+    assert_eq!(
+        updated.contacts.len(),
+        1,
+        "the contact named by its code is updated, not added"
+    );
+    assert_eq!(updated.contacts[0].id, stored.contacts[0].id);
+    assert_eq!(
+        updated.contacts[0].email.as_deref(),
+        Some("ana@acme.example")
+    );
+    assert!(updated.contacts[0].phone.is_some());
+    assert_eq!(
+        updated.locations, stored.locations,
+        "the same address is not added twice"
+    );
+    // Without a reference, the one strong match is the partner (same e-mail): updated, not created again.
+    let matched = w
+        .crm
+        .import_partners(&w.ctx, rows(vec![lookalike]), ImportMode::Commit)
+        .await
+        .expect("matched");
+    assert!(
+        matches!(matched[0].outcome, RowOutcome::Updated(id, _) if id == stored.id),
+        "{matched:?}"
+    );
+    // A contact code another partner's contact has fails its row.
+    let mut thief = NewPartner::company("Thief").with_host_ref("C-9");
+    thief.contacts.push(person("Ana", Some("P-1")));
+    let stolen = w
+        .crm
+        .import_partners(&w.ctx, rows(vec![thief]), ImportMode::Commit)
+        .await
+        .expect("batch");
+    assert_eq!(failure(&stolen[0]).field(), Some("contacts[0].host_ref"));
+    assert!(matches!(
+        w.crm.partner_by_ref(t, "C-9").await,
+        Err(Error::NotFound { .. })
+    ));
+    // Contacts of known partners: several rows of one partner in a batch, a new one added, an unknown partner.
+    let contacts = rows(vec![
+        ContactRow {
+            partner_ref: "C-3".into(),
+            contact: person("Ion Ionescu", Some("P-2")),
+        },
+        ContactRow {
+            partner_ref: "C-3".into(),
+            contact: person("Maria", Some("P-3")),
+        },
+        ContactRow {
+            partner_ref: "C-404".into(),
+            contact: person("Nobody", Some("P-4")),
+        },
+        ContactRow {
+            partner_ref: "C-3".into(),
+            contact: person("", Some("P-5")),
+        },
+    ]);
+    let done = w
+        .crm
+        .import_contacts(&w.ctx, contacts.clone(), ImportMode::Commit)
+        .await
+        .expect("contacts");
+    assert_eq!(tally(&done), (0, 2, 0, 2), "{done:?}");
+    assert!(matches!(failure(&done[2]), Error::NotFound { .. }));
+    assert_eq!(failure(&done[3]).field(), Some("contacts[2].name"));
+    let globex = w.crm.partner_by_ref(t, "C-3").await.expect("globex");
+    assert_eq!(globex.contacts.len(), 2);
+    assert_eq!(
+        w.crm.contact_by_ref(t, "P-3").await.expect("maria").0.id,
+        globex.id
+    );
+    let again = w
+        .crm
+        .import_contacts(&w.ctx, contacts, ImportMode::Commit)
+        .await
+        .expect("again");
+    assert_eq!(tally(&again), (0, 0, 2, 2), "{again:?}");
+    // Leads: entered with their partner matched by code, again unchanged, then updated; a bad one refused.
+    let lead = |title: &str, code: &str| {
+        let partner = NewPartner::company("Acme").with_host_ref("C-1");
+        NewLead::new(LeadPartner::MatchOrCreate { partner }, title).with_host_ref(code)
+    };
+    let leads = rows(vec![
+        lead("Forklifts", "OPP-1"),
+        lead("", "OPP-2"),
+        lead("Pallets", "OPP-1"),
+    ]);
+    let dry = w
+        .crm
+        .import_leads(&w.ctx, leads.clone(), ImportMode::DryRun)
+        .await
+        .expect("dry");
+    assert_eq!(tally(&dry), (1, 0, 0, 2), "{dry:?}");
+    assert!(matches!(
+        w.crm.lead_by_ref(t, "OPP-1").await,
+        Err(Error::NotFound { .. })
+    ));
+    let done = w
+        .crm
+        .import_leads(&w.ctx, leads.clone(), ImportMode::Commit)
+        .await
+        .expect("leads");
+    assert_eq!(tally(&done), (1, 0, 0, 2), "{done:?}");
+    assert_eq!(failure(&done[1]).field(), Some("title"));
+    assert_eq!(failure(&done[2]).field(), Some("host_ref"));
+    let entered = w.crm.lead_by_ref(t, "OPP-1").await.expect("entered");
+    assert_eq!(
+        entered.partner, stored.id,
+        "the lead's partner is found by its code"
+    );
+    let again = w
+        .crm
+        .import_leads(&w.ctx, leads, ImportMode::Commit)
+        .await
+        .expect("again");
+    assert_eq!(tally(&again), (0, 0, 1, 2), "{again:?}");
+    let retitled = w
+        .crm
+        .import_leads(
+            &w.ctx,
+            rows(vec![lead("Forklifts x4", "OPP-1")]),
+            ImportMode::Commit,
+        )
+        .await;
+    assert!(
+        matches!(&retitled.expect("update")[0].outcome, RowOutcome::Updated(id, f) if *id == entered.id && f == &["title".to_string()])
+    );
+    assert_eq!(
+        w.crm.lead_by_ref(t, "OPP-1").await.expect("lead").title,
+        "Forklifts x4"
+    );
 }

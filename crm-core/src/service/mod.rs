@@ -7,10 +7,12 @@
 
 mod commerce;
 mod contact;
+mod import;
 mod portal;
 mod rules;
 
 pub use commerce::{CommerceService, DocumentOutcome, OutcomeResult};
+pub use import::{ContactRow, ImportMode, ImportRow, Imported, RowOutcome};
 pub use portal::{
     Account, Invited, PortalRequest, PortalRequestKind, PortalService, Statement,
     INVITATION_TEMPLATE, LOGIN_TEMPLATE, MAX_HISTORY, MAX_PAGE, MAX_REQUEST_BODY,
@@ -851,7 +853,13 @@ impl CrmService {
         check_version("partner", id, expected_version, current.version)?;
         let now = self.clock.now();
         let (next, changes) = current.patched(patch, now)?;
-        if next.host_ref() != current.host_ref() {
+        let codes = |p: &Partner| {
+            let contacts = p.contacts().iter().map(|c| c.host_ref.clone());
+            std::iter::once(p.host_ref.clone())
+                .chain(contacts)
+                .collect::<Vec<_>>()
+        };
+        if codes(&next) != codes(&current) {
             self.host_ref_free(&next).await?;
         }
         if changes.is_empty() {

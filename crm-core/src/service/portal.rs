@@ -66,16 +66,6 @@ pub struct Account {
     pub rights: Rights,
 }
 
-fn as_new(c: &Contact) -> NewContact {
-    NewContact {
-        name: c.name.clone(),
-        role: c.role.clone(),
-        email: c.email.clone(),
-        phone: c.phone.clone(),
-        host_ref: c.host_ref.clone(),
-    }
-}
-
 /// An invitation made: the representative, and the token (also sent by e-mail through the outbox; hand it to no one
 /// else).
 #[derive(Debug, Clone)]
@@ -832,7 +822,7 @@ impl PortalService {
                 "the partner has a contact of this name",
             ));
         }
-        let mut list: Vec<NewContact> = partner.contacts().iter().map(as_new).collect();
+        let mut list: Vec<NewContact> = partner.contacts().iter().map(NewContact::from).collect();
         list.push(contact);
         self.set_contacts(&p, &partner, list).await
     }
@@ -863,7 +853,7 @@ impl PortalService {
             .contacts()
             .iter()
             .filter(|c| c.id != id)
-            .map(as_new)
+            .map(NewContact::from)
             .collect();
         self.set_contacts(&p, &partner, list).await
     }
