@@ -453,6 +453,15 @@ pub enum Key {
     /// The partner with a contact the host knows by this reference ([`Contact::host_ref`](crate::partner::Contact));
     /// none when no contact of the tenant has it.
     PartnerByContactRef(String),
+    /// The tenant's partners in id order (creation order: ids are UUID v7) after `after` (from the first when
+    /// `None`), at most `limit` (capped at [`PageRequest::MAX`](crate::page::PageRequest::MAX)): a keyset page for
+    /// exports.
+    PartnersAfter {
+        /// The last partner of the previous page.
+        after: Option<PartnerId>,
+        /// How many at most.
+        limit: u32,
+    },
     /// A pipeline by id.
     Pipeline(PipelineId),
     /// Every pipeline of the tenant, oldest first.
@@ -537,6 +546,8 @@ typed_reads! {
         fn partner_by_ref(host_ref: &str) -> Option<Partner> = Key::PartnerByRef(host_ref.to_string());
         /// The partner whose contact has the host's reference `host_ref`, if the tenant has one.
         fn partner_by_contact_ref(host_ref: &str) -> Option<Partner> = Key::PartnerByContactRef(host_ref.to_string());
+        /// The tenant's partners in id order after `after`, at most `limit`.
+        fn partners_after(after: Option<PartnerId>, limit: u32) -> Vec<Partner> = Key::PartnersAfter { after, limit };
         /// A pipeline; [`Error::NotFound`] when the tenant has none with this id.
         fn pipeline(id: PipelineId) -> Pipeline = Key::Pipeline(id), "pipeline" for id;
         /// All pipelines of a tenant, oldest first.

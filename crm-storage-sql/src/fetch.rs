@@ -216,6 +216,19 @@ pub fn store_key(dialect: Dialect, tenant: TenantId, key: &Key) -> Option<(Sql, 
                 "id = (SELECT partner FROM contact_refs WHERE tenant = {t} AND host_ref = {r})";
             by_ref(dialect, tenant, "partners", by_contact, r, Doc::Partner)
         }
+        Key::PartnersAfter { after, limit } => {
+            let (mut sql, t) = Sql::for_tenant(dialect, tenant);
+            let from = match after {
+                Some(a) => format!(" AND id > {}", sql.bind(*a.as_uuid())),
+                None => String::new(),
+            };
+            let n = sql.bind(i64::from((*limit).min(crm_core::page::PageRequest::MAX)));
+            sql.text = format!(
+                "SELECT {} FROM partners WHERE tenant = {t}{from} ORDER BY id LIMIT {n}",
+                dialect.doc()
+            );
+            (sql, Doc::Partner)
+        }
         Key::LeadByRef(r) => by_ref(dialect, tenant, "leads", "host_ref = {r}", r, Doc::Lead),
         Key::Pipeline(id) => (
             by_id(dialect, "pipelines", tenant, *id.as_uuid()),

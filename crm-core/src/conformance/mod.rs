@@ -47,7 +47,7 @@ pub use differential::{run_differential, same_error, BlockOn, Differential, DEFA
 pub use portal::{
     check_portal_payments, check_portal_representatives, check_portal_sessions_and_contacts,
 };
-pub use quality::{check_imports, check_lead_and_contact_host_refs};
+pub use quality::{check_imports, check_lead_and_contact_host_refs, check_partner_pages};
 pub use sales::{
     check_contact_log, check_meetings, check_meetings_starting, check_quotation_expiry,
     check_quotation_mail,
@@ -118,6 +118,7 @@ macro_rules! backend_conformance_tests {
                 check_partner_host_refs,
                 check_lead_and_contact_host_refs,
                 check_imports,
+                check_partner_pages,
                 check_tenant_isolation,
                 check_commit_refuses_foreign_tenant,
                 check_commit_refuses_raw_pipeline,

@@ -392,6 +392,15 @@ impl Store for MemStore {
                 })
                 .map(|(p, _)| Record::Partner(p.clone()))
                 .collect(),
+            Key::PartnersAfter { after, limit } => {
+                let mut list: Vec<Partner> = (self.data().partners.iter())
+                    .filter(|(p, _)| p.tenant == tenant && after.is_none_or(|a| p.id > a))
+                    .map(|(p, _)| p.clone())
+                    .collect();
+                list.sort_by_key(|p| p.id);
+                list.truncate((*limit).min(crate::page::PageRequest::MAX) as usize);
+                list.into_iter().map(Record::Partner).collect()
+            }
             Key::PartnersByKeys(keys) => self
                 .read_partners_by_keys(tenant, keys)
                 .await?

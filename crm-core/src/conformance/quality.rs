@@ -561,3 +561,46 @@ pub async fn check_imports(store: &Arc<dyn Store>) {
         "Forklifts x4"
     );
 }
+
+/// The tenant's partners page by page in id order (the export's read): every partner once, none of another
+/// tenant's, a page never longer than asked.
+pub async fn check_partner_pages(store: &Arc<dyn Store>) {
+    let w = World::new(store).await;
+    let other = World::new(store).await;
+    company(&other, "Not ours", Vec::new())
+        .await
+        .expect("theirs");
+    let mut made = Vec::new();
+    for i in 0..7 {
+        made.push(
+            company(&w, &format!("Partner {i}"), Vec::new())
+                .await
+                .expect("partner")
+                .id,
+        );
+    }
+    let mut seen = Vec::new();
+    let mut after = None;
+    loop {
+        let page = store
+            .partners_after(w.tenant, after, 3)
+            .await
+            .expect("page");
+        assert!(page.len() <= 3);
+        let Some(last) = page.last() else { break };
+        after = Some(last.id);
+        seen.extend(page.iter().map(|p| p.id));
+    }
+    made.sort();
+    assert_eq!(seen, made, "every partner once, in id order");
+    let none = store
+        .partners_after(w.tenant, made.last().copied(), 3)
+        .await
+        .expect("past the end");
+    assert!(none.is_empty());
+    let capped = store
+        .partners_after(w.tenant, None, u32::MAX)
+        .await
+        .expect("capped");
+    assert_eq!(capped.len(), 7);
+}

@@ -34,7 +34,7 @@ fn every<K: Clone>(keys: &[K], named: impl Fn(&K)) -> Vec<K> {
 fn store_keys(keys: &[Key]) -> Vec<Key> {
     every(keys, |k| match k {
         Key::Partner(_) | Key::PartnersByKeys(_) | Key::PartnerByRef(_) => {}
-        Key::PartnerByContactRef(_) => {}
+        Key::PartnerByContactRef(_) | Key::PartnersAfter { .. } => {}
         Key::Pipeline(_) | Key::Pipelines | Key::LostReasons => {}
         Key::Lead(_) | Key::LeadByRef(_) | Key::StageHistory(_) | Key::Request(_) => {}
     })
@@ -301,6 +301,10 @@ pub async fn check_every_read_is_tenant_scoped(backend: &Arc<dyn Backend>) {
                 .expect("the fixture's customer has a host reference"),
         ),
         Key::PartnerByContactRef("MINE-C1".into()),
+        Key::PartnersAfter {
+            after: None,
+            limit: 10,
+        },
         Key::Pipeline(a.w.pipeline.id),
         Key::Pipelines,
         Key::LostReasons,
