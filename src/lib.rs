@@ -100,6 +100,10 @@ pub use crm_pdf as pdf;
 /// The self-service web portal: an axum `Router` the host mounts (feature `web`).
 #[cfg(feature = "web")]
 pub use crm_portal as web;
+
+/// CSV and JSON import and export (the `crm-io` crate): [`io::import_csv`], [`io::export`].
+#[cfg(feature = "io")]
+pub use crm_io as io;
 /// Exact decimals (quantities, prices, rates), as the engine's types take them.
 pub use rust_decimal::Decimal;
 

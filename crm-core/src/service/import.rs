@@ -179,8 +179,8 @@ impl CrmService {
     ///
     /// # Errors
     ///
-    /// Row errors are outcomes: [`Error::NotFound`] when no partner has `partner_ref`, [`Error::Invalid`] on
-    /// `partner_ref` or the contact's fields (`contacts[i].…`). [`Error::Storage`] fails the batch as for
+    /// Row errors are outcomes: [`Error::Invalid`] on `partner_ref` (empty, or no partner has it) or on the
+    /// contact's fields (`contacts[i].…`). [`Error::Storage`] fails the batch as for
     /// [`CrmService::import_partners`].
     pub async fn import_contacts(
         &self,
@@ -460,7 +460,12 @@ impl CrmService {
                 None => None,
             },
         };
-        let current = current.ok_or_else(|| Error::not_found("partner", &code))?;
+        let current = current.ok_or_else(|| {
+            Error::invalid(
+                "partner_ref",
+                format!("no partner has the reference `{code}`"),
+            )
+        })?;
         let mut new = NewPartner::of_kind(current.kind, current.name.clone());
         new.contacts.push(row.contact);
         self.patch_in_batch(ctx, batch, line, &current, new, now)
