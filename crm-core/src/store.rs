@@ -453,6 +453,15 @@ pub enum Key {
     /// The partner with a contact the host knows by this reference ([`Contact::host_ref`](crate::partner::Contact));
     /// none when no contact of the tenant has it.
     PartnerByContactRef(String),
+    /// The partners with any of these host references, or with a contact that has any of these contact references
+    /// (at most [`PageRequest::MAX`](crate::page::PageRequest::MAX) of each; more is [`Error::Invalid`]): what a
+    /// batch of imported rows names, read at once.
+    PartnersByRefs {
+        /// Partners' host references.
+        partners: Vec<String>,
+        /// Contacts' host references.
+        contacts: Vec<String>,
+    },
     /// The tenant's partners in id order (creation order: ids are UUID v7) after `after` (from the first when
     /// `None`), at most `limit` (capped at [`PageRequest::MAX`](crate::page::PageRequest::MAX)): a keyset page for
     /// exports.
@@ -476,6 +485,24 @@ pub enum Key {
     StageHistory(LeadId),
     /// A request by id.
     Request(RequestId),
+}
+
+impl Key {
+    /// Refuses a key no adapter may run: a [`Key::PartnersByRefs`] list longer than
+    /// [`PageRequest::MAX`](crate::page::PageRequest::MAX) ([`Error::Invalid`] on `partners` or `contacts`).
+    /// Adapters call it first in [`Store::fetch`].
+    pub fn check(&self) -> Result<()> {
+        if let Key::PartnersByRefs { partners, contacts } = self {
+            let max = crate::page::PageRequest::MAX as usize;
+            for (field, list) in [("partners", partners), ("contacts", contacts)] {
+                if list.len() > max {
+                    let why = format!("{} references, at most {max} at once", list.len());
+                    return Err(Error::invalid(field, why));
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 /// One record [`Store::fetch`] returns.
@@ -546,6 +573,8 @@ typed_reads! {
         fn partner_by_ref(host_ref: &str) -> Option<Partner> = Key::PartnerByRef(host_ref.to_string());
         /// The partner whose contact has the host's reference `host_ref`, if the tenant has one.
         fn partner_by_contact_ref(host_ref: &str) -> Option<Partner> = Key::PartnerByContactRef(host_ref.to_string());
+        /// The partners with any of these references, or a contact with any of these contact references.
+        fn partners_by_refs(partners: &[String], contacts: &[String]) -> Vec<Partner> = Key::PartnersByRefs { partners: partners.to_vec(), contacts: contacts.to_vec() };
         /// The tenant's partners in id order after `after`, at most `limit`.
         fn partners_after(after: Option<PartnerId>, limit: u32) -> Vec<Partner> = Key::PartnersAfter { after, limit };
         /// A pipeline; [`Error::NotFound`] when the tenant has none with this id.

@@ -797,6 +797,7 @@ impl crm_storage_sql::store::AdapterStore for PgStore {
                 .await
                 .map(|m| m.into_iter().map(Record::KeyMatch).collect());
         }
+        key.check()?;
         let (sql, doc) = fetch::store_key(Dialect::Postgres, tenant, key).ok_or_else(|| {
             Error::invalid("key", "a key this version of the engine does not know")
         })?;

@@ -216,6 +216,24 @@ pub fn store_key(dialect: Dialect, tenant: TenantId, key: &Key) -> Option<(Sql, 
                 "id = (SELECT partner FROM contact_refs WHERE tenant = {t} AND host_ref = {r})";
             by_ref(dialect, tenant, "partners", by_contact, r, Doc::Partner)
         }
+        Key::PartnersByRefs { partners, contacts } => {
+            let (mut sql, t) = Sql::for_tenant(dialect, tenant);
+            let mut list = |refs: &[String]| {
+                let marks: Vec<String> = refs.iter().map(|r| sql.bind(r.as_str())).collect();
+                if marks.is_empty() {
+                    "NULL".to_string()
+                } else {
+                    marks.join(", ")
+                }
+            };
+            let (p, c) = (list(partners), list(contacts));
+            sql.text = format!(
+                "SELECT {} FROM partners WHERE tenant = {t} AND (host_ref IN ({p}) OR id IN \
+                 (SELECT partner FROM contact_refs WHERE tenant = {t} AND host_ref IN ({c})))",
+                dialect.doc()
+            );
+            (sql, Doc::Partner)
+        }
         Key::PartnersAfter { after, limit } => {
             let (mut sql, t) = Sql::for_tenant(dialect, tenant);
             let from = match after {

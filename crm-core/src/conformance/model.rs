@@ -366,6 +366,7 @@ fn page<T: Clone>(
 #[async_trait]
 impl Store for MemStore {
     async fn fetch(&self, tenant: TenantId, key: &Key) -> Result<Vec<Record>> {
+        key.check()?;
         Ok(match key {
             Key::Partner(id) => {
                 crate::store::absent_as_empty(self.read_partner(tenant, *id).await)?
@@ -392,6 +393,21 @@ impl Store for MemStore {
                 })
                 .map(|(p, _)| Record::Partner(p.clone()))
                 .collect(),
+            Key::PartnersByRefs { partners, contacts } => {
+                let has = |list: &[String], r: Option<&str>| {
+                    r.is_some_and(|r| list.iter().any(|x| x == r))
+                };
+                (self.data().partners.iter())
+                    .filter(|(p, _)| p.tenant == tenant)
+                    .filter(|(p, _)| {
+                        has(partners, p.host_ref.as_deref())
+                            || p.contacts
+                                .iter()
+                                .any(|c| has(contacts, c.host_ref.as_deref()))
+                    })
+                    .map(|(p, _)| Record::Partner(p.clone()))
+                    .collect()
+            }
             Key::PartnersAfter { after, limit } => {
                 let mut list: Vec<Partner> = (self.data().partners.iter())
                     .filter(|(p, _)| p.tenant == tenant && after.is_none_or(|a| p.id > a))

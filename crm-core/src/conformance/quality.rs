@@ -237,6 +237,42 @@ pub async fn check_lead_and_contact_host_refs(store: &Arc<dyn Store>) {
         w.crm.lead_by_ref(t, "OPP-2").await.expect("ours").id,
         second.id
     );
+    // Many codes at once (an import batch's read): partners by their code or their contacts' codes.
+    let coded = NewPartner::company("Coded").with_host_ref("C-77");
+    let coded = w
+        .crm
+        .create_partner(&w.ctx, coded)
+        .await
+        .expect("coded")
+        .record;
+    let refs = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    let (codes, contact_codes) = (refs(&["C-77", "C-404"]), refs(&["P-1", "P-404"]));
+    let by_refs = store.partners_by_refs(t, &codes, &contact_codes).await;
+    let mut found: Vec<_> = by_refs
+        .expect("by refs")
+        .into_iter()
+        .map(|p| p.id)
+        .collect();
+    found.sort();
+    let mut expected = vec![globex.id, coded.id];
+    expected.sort();
+    assert_eq!(found, expected);
+    assert!(store
+        .partners_by_refs(t, &[], &[])
+        .await
+        .expect("none")
+        .is_empty());
+    let theirs = other
+        .crm
+        .store()
+        .partners_by_refs(other.tenant, &codes, &[])
+        .await;
+    assert!(theirs.expect("other tenant").is_empty());
+    let many = vec!["x".to_string(); 1001];
+    let e = store.partners_by_refs(t, &many, &[]).await.unwrap_err();
+    assert_eq!(e.field(), Some("partners"), "{e:?}");
+    let e = store.partners_by_refs(t, &[], &many).await.unwrap_err();
+    assert_eq!(e.field(), Some("contacts"), "{e:?}");
     // Bad codes, by field.
     let long = "x".repeat(crate::partner::MAX_HOST_REF + 1);
     for bad in [long.as_str(), "a\u{0}b"] {

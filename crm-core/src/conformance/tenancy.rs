@@ -34,7 +34,7 @@ fn every<K: Clone>(keys: &[K], named: impl Fn(&K)) -> Vec<K> {
 fn store_keys(keys: &[Key]) -> Vec<Key> {
     every(keys, |k| match k {
         Key::Partner(_) | Key::PartnersByKeys(_) | Key::PartnerByRef(_) => {}
-        Key::PartnerByContactRef(_) | Key::PartnersAfter { .. } => {}
+        Key::PartnerByContactRef(_) | Key::PartnersAfter { .. } | Key::PartnersByRefs { .. } => {}
         Key::Pipeline(_) | Key::Pipelines | Key::LostReasons => {}
         Key::Lead(_) | Key::LeadByRef(_) | Key::StageHistory(_) | Key::Request(_) => {}
     })
@@ -304,6 +304,10 @@ pub async fn check_every_read_is_tenant_scoped(backend: &Arc<dyn Backend>) {
         Key::PartnersAfter {
             after: None,
             limit: 10,
+        },
+        Key::PartnersByRefs {
+            partners: vec!["MINE-1".into()],
+            contacts: vec!["MINE-C1".into()],
         },
         Key::Pipeline(a.w.pipeline.id),
         Key::Pipelines,

@@ -94,7 +94,33 @@ struct Batch {
     /// Partner references and contact references taken in the batch: the partner, and the line that took it.
     refs: HashMap<String, (PartnerId, u64)>,
     contact_refs: HashMap<String, (PartnerId, u64)>,
+    /// The stored partners the batch's rows name, read at once: by their code, and by their contacts' codes.
+    stored: HashMap<String, Partner>,
+    stored_contacts: HashMap<String, PartnerId>,
     events: Vec<DomainEvent>,
+}
+
+impl BatchRow {
+    /// The partner codes and contact codes the row names (as stored: trimmed; invalid ones are left to the row).
+    fn codes(&self) -> (Vec<String>, Vec<String>) {
+        let code = |r: Option<&str>| host_ref(r).ok().flatten();
+        match self {
+            BatchRow::Partner(p) => {
+                let contacts = p
+                    .contacts
+                    .iter()
+                    .filter_map(|c| code(c.host_ref.as_deref()));
+                (
+                    code(p.host_ref.as_deref()).into_iter().collect(),
+                    contacts.collect(),
+                )
+            }
+            BatchRow::Contact(c) => (
+                code(Some(&c.partner_ref)).into_iter().collect(),
+                code(c.contact.host_ref.as_deref()).into_iter().collect(),
+            ),
+        }
+    }
 }
 
 /// Whether `e` is about the row (reported, the batch goes on) rather than the store (the batch fails).
@@ -194,6 +220,47 @@ impl CrmService {
         self.import_batch(ctx, rows.collect(), mode).await
     }
 
+    /// Reads the stored partners the rows name by code, one statement per thousand codes (not one per row).
+    async fn read_named(
+        &self,
+        ctx: &Context,
+        batch: &mut Batch,
+        rows: &[(u64, BatchRow)],
+    ) -> Result<()> {
+        let (mut partners, mut contacts) = (Vec::new(), Vec::new());
+        for (_, row) in rows {
+            let (p, c) = row.codes();
+            partners.extend(p);
+            contacts.extend(c);
+        }
+        let max = crate::page::PageRequest::MAX as usize;
+        let chunks = partners.len().max(contacts.len()).div_ceil(max);
+        for i in 0..chunks {
+            let part = |v: &[String]| {
+                v.iter()
+                    .skip(i * max)
+                    .take(max)
+                    .cloned()
+                    .collect::<Vec<_>>()
+            };
+            let found = self
+                .store
+                .partners_by_refs(ctx.tenant, &part(&partners), &part(&contacts))
+                .await?;
+            for p in found {
+                for c in p.contacts() {
+                    if let Some(r) = &c.host_ref {
+                        batch.stored_contacts.insert(r.clone(), p.id);
+                    }
+                }
+                if let Some(r) = p.host_ref() {
+                    batch.stored.insert(r.to_string(), p);
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// One batch of partner or contact rows, committed together.
     async fn import_batch(
         &self,
@@ -203,6 +270,7 @@ impl CrmService {
     ) -> Result<Vec<Imported<PartnerId>>> {
         let now = self.clock.now();
         let mut batch = Batch::default();
+        self.read_named(ctx, &mut batch, &rows).await?;
         let mut out = Vec::with_capacity(rows.len());
         for (line, row) in rows {
             let done = match row {
@@ -373,7 +441,7 @@ impl CrmService {
             return Err(Error::invalid("host_ref", why));
         }
         let known = match &code {
-            Some(c) => self.store.partner_by_ref(ctx.tenant, c).await?,
+            Some(c) => batch.stored.get(c).cloned(),
             None => {
                 let dups = self.find_duplicates(ctx.tenant, &new).await?;
                 let strong: Vec<_> = dups.iter().filter(|d| d.is_strong()).collect();
@@ -455,8 +523,8 @@ impl CrmService {
         let in_batch = batch.refs.get(&code).map(|(id, _)| *id);
         let current = match in_batch {
             Some(id) => self.batch_partner(ctx, batch, id).await?,
-            None => match self.store.partner_by_ref(ctx.tenant, &code).await? {
-                Some(p) => self.batch_partner(ctx, batch, p.id).await?,
+            None => match batch.stored.get(&code).map(|p| p.id) {
+                Some(id) => self.batch_partner(ctx, batch, id).await?,
                 None => None,
             },
         };
@@ -532,7 +600,25 @@ impl CrmService {
                 return Err(Error::invalid(format!("contacts[{i}].host_ref"), why));
             }
         }
-        self.host_ref_free(p).await?;
+        // Against the store: the partners the batch's codes name were read at once (`read_named`).
+        if let Some(other) = p
+            .host_ref()
+            .and_then(|r| batch.stored.get(r))
+            .filter(|o| o.id != p.id)
+        {
+            let why = format!("partner {} has this reference", other.id);
+            return Err(Error::invalid("host_ref", why));
+        }
+        for (i, c) in p.contacts().iter().enumerate() {
+            let owner = c
+                .host_ref
+                .as_deref()
+                .and_then(|r| batch.stored_contacts.get(r));
+            if let Some(other) = owner.filter(|o| **o != p.id) {
+                let why = format!("a contact of partner {other} has this reference");
+                return Err(Error::invalid(format!("contacts[{i}].host_ref"), why));
+            }
+        }
         if let Some(r) = p.host_ref() {
             batch.refs.insert(r.to_string(), (p.id, line));
         }
