@@ -218,19 +218,26 @@ pub fn store_key(dialect: Dialect, tenant: TenantId, key: &Key) -> Option<(Sql, 
         }
         Key::PartnersByRefs { partners, contacts } => {
             let (mut sql, t) = Sql::for_tenant(dialect, tenant);
-            let mut list = |refs: &[String]| {
-                let marks: Vec<String> = refs.iter().map(|r| sql.bind(r.as_str())).collect();
+            let mut rows = |refs: &[String]| {
+                let marks: Vec<String> = refs
+                    .iter()
+                    .map(|r| format!("({})", sql.bind(r.as_str())))
+                    .collect();
                 if marks.is_empty() {
-                    "NULL".to_string()
+                    "(NULL)".to_string()
                 } else {
                     marks.join(", ")
                 }
             };
-            let (p, c) = (list(partners), list(contacts));
+            let (p, c) = (rows(partners), rows(contacts));
+            // The codes as a table joined to the indexes: a long `IN (…)` list made SQLite's planner scan the
+            // tenant's partners instead (one scan per import batch).
+            let d = dialect.doc();
             sql.text = format!(
-                "SELECT {} FROM partners WHERE tenant = {t} AND (host_ref IN ({p}) OR id IN \
-                 (SELECT partner FROM contact_refs WHERE tenant = {t} AND host_ref IN ({c})))",
-                dialect.doc()
+                "WITH p (r) AS (VALUES {p}), c (r) AS (VALUES {c}) \
+                 SELECT {d} FROM p JOIN partners ON partners.tenant = {t} AND partners.host_ref = p.r \
+                 UNION SELECT {d} FROM partners WHERE tenant = {t} AND id IN \
+                 (SELECT partner FROM c JOIN contact_refs ON contact_refs.tenant = {t} AND contact_refs.host_ref = c.r)"
             );
             (sql, Doc::Partner)
         }
