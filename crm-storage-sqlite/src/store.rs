@@ -365,10 +365,16 @@ fn conflict_or_missing(
 
 /// Replaces a partner's duplicate keys and its contacts' host references (one another partner's contact has is
 /// `AlreadyExists`).
-fn put_partner_keys(tx: &Connection, p: &Partner, keys: &[DedupeKey]) -> Result<()> {
+/// A `fresh` partner (just inserted) has none to delete.
+fn put_partner_keys(tx: &Connection, p: &Partner, keys: &[DedupeKey], fresh: bool) -> Result<()> {
     let t = blob(p.tenant().as_uuid());
     let id = blob(p.id().as_uuid());
-    for table in ["partner_keys", "contact_refs"] {
+    let stale = if fresh {
+        &[][..]
+    } else {
+        &["partner_keys", "contact_refs"][..]
+    };
+    for table in stale {
         let sql = format!("DELETE FROM {table} WHERE tenant = ?1 AND partner = ?2");
         tx.prepare_cached(&sql)
             .and_then(|mut s| s.execute(params![t, id]))
@@ -432,7 +438,7 @@ fn apply_write(tx: &Connection, w: &Write) -> Result<()> {
             )
             .and_then(|mut s| s.execute(params_from_iter(partner_row(p))))
             .map_err(|e| already(e, "partner", p.id().as_uuid()))?;
-            put_partner_keys(tx, p, keys)
+            put_partner_keys(tx, p, keys, true)
         }
         Write::UpdatePartner {
             partner: p,
@@ -447,7 +453,7 @@ fn apply_write(tx: &Connection, w: &Write) -> Result<()> {
                 Versioned::new("partners", "partner", p.tenant(), p.id().as_uuid(), p.version()),
                 *expected_version,
             )?;
-            put_partner_keys(tx, p, keys)
+            put_partner_keys(tx, p, keys, false)
         }
         Write::InsertPipeline(p) => tx
             .prepare_cached("INSERT INTO pipelines (tenant, id, created_at, version, doc) VALUES (?1, ?2, ?3, ?4, ?5)")
