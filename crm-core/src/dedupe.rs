@@ -17,12 +17,21 @@ pub enum MatchKind {
     Email,
     /// The same company e-mail or web domain (free-mail domains never match as a domain).
     Domain,
-    /// The same phone number (its last nine digits).
+    /// The same phone number by its last nine digits (what keys stored before E.164 hold, and the fallback for a
+    /// number that does not parse).
     Phone,
+    /// The same phone number in E.164 (`+40721234567`), parsed with the partner's country (else Romania's).
+    E164,
     /// The same tax id (country prefix and punctuation ignored).
     TaxId,
     /// The same name once case, accents, punctuation and legal suffixes are ignored.
     Name,
+    /// A name close to the probe's (Jaro–Winkler similarity of the normalised names at or above the threshold;
+    /// it scores the similarity less ten points, so below the same name's 90).
+    SimilarName,
+    /// A significant word of the normalised name: a lookup key that brings similar names to be scored, never a
+    /// reason by itself.
+    NameToken,
 }
 
 impl MatchKind {
@@ -31,8 +40,23 @@ impl MatchKind {
             Self::Email => "email",
             Self::Domain => "domain",
             Self::Phone => "phone",
+            Self::E164 => "e164",
             Self::TaxId => "tax",
             Self::Name => "name",
+            Self::SimilarName => "similar",
+            Self::NameToken => "token",
+        }
+    }
+
+    /// How sure a match of this kind alone is, in percent (a similar name scores its similarity instead).
+    pub fn score(self) -> u8 {
+        match self {
+            Self::Email | Self::TaxId => 100,
+            Self::E164 => 95,
+            Self::Name => 90,
+            Self::Phone => 80,
+            Self::Domain => 60,
+            Self::SimilarName | Self::NameToken => 0,
         }
     }
 
@@ -64,8 +88,11 @@ impl DedupeKey {
             MatchKind::Email,
             MatchKind::Domain,
             MatchKind::Phone,
+            MatchKind::E164,
             MatchKind::TaxId,
             MatchKind::Name,
+            MatchKind::SimilarName,
+            MatchKind::NameToken,
         ]
         .into_iter()
         .find(|k| k.prefix() == p)?;
@@ -91,6 +118,10 @@ pub struct DuplicateCandidate {
     pub name: String,
     /// The keys both share.
     pub reasons: Vec<DedupeKey>,
+    /// How sure the match is, in percent: the strongest reason's [`MatchKind::score`] (a similar name: its
+    /// similarity less ten points).
+    #[serde(default)]
+    pub score: u8,
 }
 
 impl DuplicateCandidate {
@@ -107,9 +138,12 @@ impl DuplicateCandidate {
                 let what = match r.kind {
                     MatchKind::Email => "same e-mail",
                     MatchKind::Domain => "same domain",
-                    MatchKind::Phone => "same phone",
+                    MatchKind::Phone => "same phone (last nine digits)",
+                    MatchKind::E164 => "same phone",
                     MatchKind::TaxId => "same tax id",
                     MatchKind::Name => "same name",
+                    MatchKind::SimilarName => "similar name",
+                    MatchKind::NameToken => "a word of the name",
                 };
                 format!("{what} {}", r.value)
             })
@@ -174,6 +208,50 @@ pub fn normalize_phone(phone: &str) -> Option<String> {
     let digits: String = phone.chars().filter(char::is_ascii_digit).collect();
     (digits.len() >= 6).then(|| digits[digits.len().saturating_sub(9)..].to_string())
 }
+
+/// The region a phone number without a country prefix is read in when the partner has no location.
+pub const DEFAULT_PHONE_REGION: &str = "RO";
+
+/// A phone number in E.164 (`+40721234567`), read in `country` (ISO 3166-1 alpha-2) when it has no prefix; `None`
+/// when it is not a valid number there.
+pub fn e164(phone: &str, country: Option<&str>) -> Option<String> {
+    let region = country
+        .unwrap_or(DEFAULT_PHONE_REGION)
+        .trim()
+        .to_ascii_uppercase();
+    let id = region.parse::<phonenumber::country::Id>().ok();
+    // The parser has panicked on odd inputs in earlier releases (rust-phonenumber #32, #43): a panic there reads
+    // as "no E.164", and the last nine digits still key the number.
+    std::panic::catch_unwind(|| {
+        let number = phonenumber::parse(id, phone.trim()).ok()?;
+        let valid = phonenumber::is_valid(&number);
+        valid.then(|| number.format().mode(phonenumber::Mode::E164).to_string())
+    })
+    .ok()
+    .flatten()
+}
+
+/// The words of a normalised name that look similar names up: the two longest of at least four letters.
+pub fn name_tokens(normalized: &str) -> Vec<String> {
+    let mut words: Vec<&str> = normalized
+        .split_whitespace()
+        .filter(|w| w.chars().count() >= 4)
+        .collect();
+    words.sort_by(|a, b| b.len().cmp(&a.len()).then(a.cmp(b)));
+    words.dedup();
+    words.into_iter().take(2).map(str::to_string).collect()
+}
+
+/// How alike two normalised names are, in percent (Jaro–Winkler, which favours a shared beginning: company names
+/// differ most in their tails, "Acme Industries" and "Acme Industris").
+pub fn similarity(a: &str, b: &str) -> u8 {
+    (strsim::jaro_winkler(a, b) * 100.0)
+        .round()
+        .clamp(0.0, 100.0) as u8
+}
+
+/// The similarity at or above which two names are reported as similar, by default.
+pub const NAME_SIMILARITY: u8 = 90;
 
 /// A tax id without country prefix, spaces or punctuation, upper case.
 pub fn normalize_tax_id(tax: &str) -> Option<String> {
@@ -258,6 +336,7 @@ fn keys_from<C: ContactPoints>(
     contacts: &[C],
     tax: Option<&str>,
     web: Option<&str>,
+    country: Option<&str>,
 ) -> Vec<DedupeKey> {
     let mut keys = Vec::new();
     let mut push = |kind, value: String| {
@@ -280,6 +359,9 @@ fn keys_from<C: ContactPoints>(
         }
     }
     for p in contacts.iter().filter_map(C::phone) {
+        if let Some(e) = e164(p, country) {
+            push(MatchKind::E164, e);
+        }
         if let Some(p) = normalize_phone(p) {
             push(MatchKind::Phone, p);
         }
@@ -288,6 +370,9 @@ fn keys_from<C: ContactPoints>(
         push(MatchKind::TaxId, t);
     }
     if let Some(n) = normalize_name(name) {
+        for t in name_tokens(&n) {
+            push(MatchKind::NameToken, t);
+        }
         push(MatchKind::Name, n);
     }
     keys
@@ -301,6 +386,7 @@ macro_rules! partner_keys {
             &$p.contacts,
             $p.tax_id.as_deref(),
             $p.website.as_deref(),
+            $p.locations.first().map(|l| l.country.as_str()),
         )
     };
 }
@@ -341,6 +427,15 @@ mod tests {
             ("RO 123 456 78", normalize_tax_id, Some("12345678")),
             ("12345678", normalize_tax_id, Some("12345678")),
             ("https://www.Acme.ro/contact", web_domain, Some("acme.ro")),
+            ("0721 234 567", |p| e164(p, None), Some("+40721234567")),
+            (
+                "+40 (721) 234-567",
+                |p| e164(p, Some("DE")),
+                Some("+40721234567"),
+            ),
+            ("030 1234567", |p| e164(p, Some("de")), Some("+49301234567")),
+            ("12", |p| e164(p, None), None),
+            ("not a phone", |p| e164(p, None), None),
         ];
         for (i, f, e) in cases {
             check(i, *f, *e);
@@ -362,6 +457,33 @@ mod tests {
             kind: MatchKind::Domain,
             value: "acme.ro".into()
         }));
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2000))]
+        /// Any phone-like text, in any region, gives an E.164 number or none, never a panic.
+        #[test]
+        fn e164_never_panics(phone in "[+]?[0-9 ()#x.-]{0,24}", region in "(RO|DE|US|CH|GB|[A-Z]{2})?") {
+            let region = (!region.is_empty()).then_some(region.as_str());
+            if let Some(e) = e164(&phone, region) {
+                proptest::prop_assert!(e.starts_with('+') && e[1..].chars().all(|c| c.is_ascii_digit()));
+            }
+        }
+    }
+
+    #[test]
+    fn similar_names_score_high_and_others_low() {
+        let n = |s: &str| normalize_name(s).expect("a name");
+        assert!(
+            similarity(&n("Acme Industries SRL"), &n("ACME Industris S.R.L.")) >= NAME_SIMILARITY
+        );
+        assert!(similarity(&n("Acme Industries"), &n("Globex Industries")) < NAME_SIMILARITY);
+        assert_eq!(similarity("acme", "acme"), 100);
+        assert_eq!(
+            name_tokens("fabrica de mobila brasov"),
+            ["fabrica", "brasov"]
+        );
+        assert!(name_tokens("ab cd").is_empty());
     }
 
     #[test]

@@ -1481,11 +1481,12 @@ pub async fn check_duplicates(store: &Arc<dyn Store>) {
         vec![
             MatchKind::Email,
             MatchKind::Domain,
-            MatchKind::Phone,
+            MatchKind::E164,
             MatchKind::TaxId,
             MatchKind::Name
         ]
     );
+    assert_eq!(d[0].score, 100, "the same e-mail and tax id");
     let entered = w.crm.create_partner(&w.ctx, probe.clone()).await.unwrap();
     assert_eq!(
         entered.duplicates.len(),

@@ -47,7 +47,9 @@ pub use differential::{run_differential, same_error, BlockOn, Differential, DEFA
 pub use portal::{
     check_portal_payments, check_portal_representatives, check_portal_sessions_and_contacts,
 };
-pub use quality::{check_imports, check_lead_and_contact_host_refs, check_partner_pages};
+pub use quality::{
+    check_duplicate_matchers, check_imports, check_lead_and_contact_host_refs, check_partner_pages,
+};
 pub use sales::{
     check_contact_log, check_meetings, check_meetings_starting, check_quotation_expiry,
     check_quotation_mail,
@@ -136,6 +138,7 @@ macro_rules! backend_conformance_tests {
                 check_timer_queries,
                 check_comments_and_timelines,
                 check_duplicates,
+                check_duplicate_matchers,
                 check_events_since,
                 check_ingest
             ]

@@ -640,3 +640,134 @@ pub async fn check_partner_pages(store: &Arc<dyn Store>) {
         .expect("capped");
     assert_eq!(capped.len(), 7);
 }
+
+/// The stronger duplicate matchers: phone numbers compared in E.164 whatever their writing (the last nine digits
+/// still match keys stored before), names compared by similarity with a threshold, each reason with its score;
+/// within the tenant only.
+pub async fn check_duplicate_matchers(store: &Arc<dyn Store>) {
+    use crate::dedupe::{DedupeKey, MatchKind};
+    let w = World::new(store).await;
+    let t = w.tenant;
+    let mut acme =
+        NewPartner::company("Acme Industries SRL").with_contact("Ana", None, Some("0721 234 567"));
+    acme.locations.push(NewLocation {
+        kind: LocationKind::Billing,
+        street: None,
+        city: Some("Cluj".into()),
+        region: None,
+        postal_code: None,
+        country: "RO".into(),
+    });
+    let acme = w
+        .crm
+        .create_partner(&w.ctx, acme)
+        .await
+        .expect("acme")
+        .record;
+    let probe =
+        |name: &str, phone: Option<&str>| NewPartner::company(name).with_contact("X", None, phone);
+    let kinds = |c: &crate::dedupe::DuplicateCandidate| {
+        c.reasons.iter().map(|r| r.kind).collect::<Vec<_>>()
+    };
+    // Another writing of the number, and a misspelt name: the same phone in E.164 and a similar name.
+    let found = w
+        .crm
+        .find_duplicates(
+            t,
+            &probe("ACME Industris S.R.L.", Some("+40 (721) 234-567")),
+        )
+        .await;
+    let found = found.expect("found");
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0].partner, acme.id);
+    assert_eq!(
+        kinds(&found[0]),
+        [MatchKind::E164, MatchKind::SimilarName],
+        "{found:?}"
+    );
+    assert_eq!(found[0].reasons[0].value, "+40721234567");
+    assert_eq!(found[0].score, 95);
+    assert!(
+        found[0].explain().contains("similar name acme industries"),
+        "{}",
+        found[0].explain()
+    );
+    let intl = w
+        .crm
+        .find_duplicates(t, &probe("Other", Some("0040 721 234 567")))
+        .await
+        .expect("found");
+    assert_eq!(
+        intl.iter().map(kinds).collect::<Vec<_>>(),
+        [[MatchKind::E164]]
+    );
+    // A name that only shares a word is not similar; the same name is the same name; a similar one alone.
+    let globex = w
+        .crm
+        .find_duplicates(t, &probe("Globex Industries", None))
+        .await
+        .expect("none");
+    assert!(globex.is_empty(), "{globex:?}");
+    let same = w
+        .crm
+        .find_duplicates(t, &probe("acme industries", None))
+        .await
+        .expect("same");
+    assert_eq!(
+        (kinds(&same[0]), same[0].score),
+        (vec![MatchKind::Name], 90)
+    );
+    let close = w
+        .crm
+        .find_duplicates(t, &probe("Acme Industrie", None))
+        .await
+        .expect("close");
+    assert_eq!(kinds(&close[0]), [MatchKind::SimilarName]);
+    let alike = crate::dedupe::similarity("acme industrie", "acme industries");
+    assert!((crate::dedupe::NAME_SIMILARITY..100).contains(&alike));
+    assert_eq!(close[0].score, alike - 10, "{close:?}");
+    // A partner stored before E.164 keys (only the last nine digits): still found by them.
+    let old = NewPartner::company("Old Timer").with_contact("O", None, Some("0744 999 888"));
+    let old = old.build(t, w.clock.now()).expect("valid");
+    let legacy = vec![DedupeKey {
+        kind: MatchKind::Phone,
+        value: "744999888".into(),
+    }];
+    let insert = Write::InsertPartner {
+        partner: old.clone(),
+        keys: legacy,
+    };
+    store
+        .commit(t, ChangeSet::from_iter([insert]))
+        .await
+        .expect("legacy keys");
+    let by_tail = w
+        .crm
+        .find_duplicates(t, &probe("Someone", Some("+40 744 999 888")))
+        .await
+        .expect("tail");
+    assert_eq!(
+        by_tail
+            .iter()
+            .map(|c| (c.partner, kinds(c), c.score))
+            .collect::<Vec<_>>(),
+        [(old.id, vec![MatchKind::Phone], 80)]
+    );
+    // The threshold is the service's; another tenant sees nothing of these.
+    let strict = crate::service::CrmService::builder()
+        .store(store.clone())
+        .name_similarity(100)
+        .build()
+        .expect("strict");
+    let none = strict
+        .find_duplicates(t, &probe("ACME Industris", None))
+        .await
+        .expect("strict");
+    assert!(none.is_empty(), "{none:?}");
+    let other = World::new(store).await;
+    let theirs = other
+        .crm
+        .find_duplicates(other.tenant, &probe("ACME Industris", Some("0721 234 567")))
+        .await;
+    assert!(theirs.expect("other tenant").is_empty());
+}

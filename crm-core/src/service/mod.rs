@@ -21,7 +21,7 @@ pub use rules::{decision_writes, RulesHook};
 
 use crate::actor::Context;
 use crate::comms::{Directory, RuleEngine};
-use crate::dedupe::{self, DuplicateCandidate};
+use crate::dedupe::{self, DedupeKey, DuplicateCandidate, MatchKind};
 use crate::error::{Error, Result};
 use crate::event::{CommentTarget, DomainEvent, EventKind, StageHistoryEntry, Subject};
 use crate::id::{LeadId, PartnerId, PipelineId, RequestId, TenantId};
@@ -103,6 +103,7 @@ pub struct CrmService {
     clock: Arc<dyn Clock>,
     hooks: Vec<Arc<dyn CommitHook>>,
     subscribers: Vec<Arc<dyn EventSubscriber>>,
+    name_similarity: u8,
 }
 
 /// Builds a [`CrmService`].
@@ -114,9 +115,32 @@ pub struct CrmServiceBuilder {
     rules: Option<RulesHook>,
     hooks: Vec<Arc<dyn CommitHook>>,
     subscribers: Vec<Arc<dyn EventSubscriber>>,
+    name_similarity: Option<u8>,
 }
 
 impl CrmServiceBuilder {
+    /// The similarity (percent, Jaro–Winkler of the normalised names) at or above which a partner with a name
+    /// close to a new one's is reported as a duplicate candidate ([`MatchKind::SimilarName`]); 90 by default,
+    /// 100 turns it off. Values above 100 read as 100.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// use crm_core::{actor::Context, conformance::model::MemStore, id::TenantId, partner::NewPartner, service::CrmService};
+    /// # futures::executor::block_on(async {
+    /// let crm = CrmService::builder().store(Arc::new(MemStore::new())).name_similarity(80).build()?;
+    /// let ctx = Context::system(TenantId::new());
+    /// crm.create_partner(&ctx, NewPartner::company("Acme Industries SRL")).await?;
+    /// let found = crm.find_duplicates(ctx.tenant, &NewPartner::company("Acme Industrial")).await?;
+    /// assert!(found[0].explain().starts_with("similar name acme industries"));
+    /// # Ok::<(), crm_core::Error>(()) }).unwrap();
+    /// ```
+    pub fn name_similarity(mut self, percent: u8) -> Self {
+        self.name_similarity = Some(percent.min(100));
+        self
+    }
+
     /// The store (required).
     ///
     /// # Examples
@@ -307,6 +331,7 @@ impl CrmServiceBuilder {
                 .chain(self.hooks)
                 .collect(),
             subscribers: self.subscribers,
+            name_similarity: self.name_similarity.unwrap_or(dedupe::NAME_SIMILARITY),
         })
     }
 }
@@ -715,25 +740,53 @@ impl CrmService {
             return Ok(Vec::new());
         }
         let matches = self.store.partners_by_keys(tenant, &keys).await?;
+        let probe_name = dedupe::normalize_name(&probe.name);
         let mut by: BTreeMap<PartnerId, DuplicateCandidate> = BTreeMap::new();
         for m in matches {
             let c = by.entry(m.partner).or_insert_with(|| DuplicateCandidate {
                 partner: m.partner,
                 name: m.name.clone(),
                 reasons: Vec::new(),
+                score: 0,
             });
-            if !c.reasons.contains(&m.key) {
-                c.reasons.push(m.key);
+            let reason = match m.key.kind {
+                // A shared word brings the name to be scored: a reason only when the whole names are alike.
+                MatchKind::NameToken => {
+                    let theirs = dedupe::normalize_name(&m.name);
+                    let (Some(ours), Some(theirs)) = (probe_name.as_deref(), theirs) else {
+                        continue;
+                    };
+                    let alike = dedupe::similarity(ours, &theirs);
+                    if ours == theirs || alike < self.name_similarity || self.name_similarity >= 100
+                    {
+                        continue;
+                    }
+                    c.score = c.score.max(alike.saturating_sub(10));
+                    DedupeKey {
+                        kind: MatchKind::SimilarName,
+                        value: theirs,
+                    }
+                }
+                kind => {
+                    c.score = c.score.max(kind.score());
+                    m.key
+                }
+            };
+            if !c.reasons.contains(&reason) {
+                c.reasons.push(reason);
             }
         }
-        let mut out: Vec<_> = by.into_values().collect();
+        let mut out: Vec<_> = by.into_values().filter(|c| !c.reasons.is_empty()).collect();
         for c in &mut out {
+            // The same number in E.164 says what its last nine digits say.
+            if c.reasons.iter().any(|r| r.kind == MatchKind::E164) {
+                c.reasons.retain(|r| r.kind != MatchKind::Phone);
+            }
             c.reasons.sort();
         }
         out.sort_by(|a, b| {
-            b.reasons
-                .len()
-                .cmp(&a.reasons.len())
+            (b.score, b.reasons.len())
+                .cmp(&(a.score, a.reasons.len()))
                 .then(a.partner.cmp(&b.partner))
         });
         Ok(out)
