@@ -135,7 +135,14 @@ fn names(changes: &[FieldChange]) -> Vec<String> {
 
 impl CrmService {
     /// Imports partners with their contacts and locations: each row creates a partner or updates the one it
-    /// names (see the [module docs](self)); returns every row's outcome, in order.
+    /// names; returns every row's outcome, in order.
+    ///
+    /// A row names a stored partner by its host reference (or, without one, by the one partner it matches strongly:
+    /// the same tax id or e-mail); that partner gets [`Partner::import_patch`] of the row (what the row leaves empty
+    /// stays, so the same rows again change nothing and log nothing). Each row is checked on its own and a refused
+    /// one is left out; the good rows commit together in one transaction (the store's bulk path when they only
+    /// create), with a `partner_created` or `partner_updated` event each; the communication rules do not run for
+    /// imported rows. The partners the rows name are read at once, not row by row.
     ///
     /// # Examples
     ///
