@@ -218,22 +218,30 @@ fn evaluations_running_while_a_tenants_scheme_is_replaced_see_one_scheme_or_the_
     if let crm_core::comms::Trigger::Event(e) = &mut trigger {
         e.tenant = acme;
     }
-    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    let stop = Arc::new(AtomicBool::new(false));
+    // How many threads have seen the new scheme: the main thread waits for all of them (not for a fixed time,
+    // which a loaded machine overran), up to a generous limit.
+    let switched = Arc::new(AtomicUsize::new(0));
     let handles: Vec<_> = (0..4)
         .map(|_| {
-            let (registry, trigger, views, stop) = (
+            let (registry, trigger, views, stop, switched) = (
                 registry.clone(),
                 trigger.clone(),
                 views.clone(),
                 stop.clone(),
+                switched.clone(),
             );
             std::thread::spawn(move || {
                 let mut seen = std::collections::BTreeSet::new();
-                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                while !stop.load(Ordering::Relaxed) {
                     let d = registry.evaluate(&trigger, &views);
                     assert!(d.failures.is_empty(), "{:?}", d.failures);
                     for a in d.actions {
                         if let crm_core::comms::Action::Notify { subject, .. } = a.action {
+                            if subject == "new: T" && !seen.contains(&subject) {
+                                switched.fetch_add(1, Ordering::Relaxed);
+                            }
                             seen.insert(subject);
                         }
                     }
@@ -244,8 +252,11 @@ fn evaluations_running_while_a_tenants_scheme_is_replaced_see_one_scheme_or_the_
         .collect();
     std::thread::sleep(std::time::Duration::from_millis(30));
     registry.load_sources(acme, [says("new")]).unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(30));
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while switched.load(Ordering::Relaxed) < 4 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    stop.store(true, Ordering::Relaxed);
     for h in handles {
         let seen = h.join().unwrap();
         assert!(
