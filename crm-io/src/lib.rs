@@ -9,15 +9,19 @@
 //!   partners would have, writing nothing. Imports are repeatable: the same file twice changes nothing.
 //! - [`export`] writes partners, contacts, leads (filtered by a [`LeadQuery`](crm_core::store::LeadQuery)) or the
 //!   activity log as CSV (cells that a spreadsheet would run as a formula are escaped) or JSON Lines, page by page.
+//! - [`access_request`] writes everything the engine holds about a person (a partner, or one contact of it) as one
+//!   JSON document: the answer to a data-subject access request.
 //! - The `crm` command-line tool (feature `cli`) runs both on an SQLite file or a PostgreSQL database.
 //!
 //! This crate is apart from `crm-core` (which does no I/O) and from the facade so that a host that never imports
 //! files does not build the CSV and encoding crates; the facade re-exports it as `crm::io`.
 
+mod access;
 mod export;
 mod import;
 mod source;
 
+pub use access::{access_request, AccessSummary, Person};
 pub use export::{export, Export, Format};
 pub use import::{
     import_csv, Field, ImportOptions, ImportReport, Mapping, Progress, Sinks, Table,

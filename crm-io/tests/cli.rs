@@ -98,6 +98,28 @@ fn import_then_export_on_an_sqlite_file() {
     assert!(std::fs::read_to_string(d.join("log.csv"))
         .unwrap()
         .contains("partner_created"));
+    // An access request for the imported partner's contact-less record, by id, to a file.
+    let id = record["id"].as_str().expect("an id").to_string();
+    let access = crm_line(
+        d,
+        &format!("access-request --db crm.sqlite --tenant $T --partner {id} --out ana.json"),
+    );
+    assert!(access.status.success(), "{}", text(&access.stderr));
+    let held: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(d.join("ana.json")).unwrap()).unwrap();
+    assert_eq!(held["subject"]["partner"]["name"], "Mobilă SRL");
+    assert!(
+        text(&access.stdout).contains("1 activity"),
+        "{}",
+        text(&access.stdout)
+    );
+    let nobody = crm_line(
+        d,
+        "access-request --db crm.sqlite --tenant $T --contact-ref P-404",
+    );
+    assert_eq!(nobody.status.code(), Some(1));
+    let neither = crm_line(d, "access-request --db crm.sqlite --tenant $T");
+    assert_eq!(neither.status.code(), Some(2));
     // A file with nothing to refuse: exit 0, and no rejects file left behind.
     std::fs::write(d.join("ok.csv"), "ref,name\nC-9,Globex\n").unwrap();
     let ok = crm_line(d, "import partners ok.csv --db crm.sqlite --tenant $T -q");

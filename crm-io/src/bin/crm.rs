@@ -13,7 +13,7 @@ use crm_core::actor::Context;
 use crm_core::id::TenantId;
 use crm_core::lead::StatusKind;
 use crm_core::service::{CrmService, ImportMode};
-use crm_core::store::{LeadQuery, Store};
+use crm_core::store::{Backend, LeadQuery};
 use crm_io::{Encoding, Export, Format, ImportOptions, Mapping, Sinks, Table};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::fs::File;
@@ -79,6 +79,25 @@ enum Command {
         /// auto (UTF-8, else Windows-1250), utf-8, windows-1250, or any WHATWG label.
         #[arg(long, default_value = "auto")]
         encoding: String,
+    },
+    /// Writes everything held about a person (a partner, or one of its contacts) as one JSON document: the answer
+    /// to a data-subject access request.
+    AccessRequest {
+        #[command(flatten)]
+        target: Target,
+        /// The partner (a UUID).
+        #[arg(
+            long,
+            conflicts_with = "contact_ref",
+            required_unless_present = "contact_ref"
+        )]
+        partner: Option<uuid::Uuid>,
+        /// A contact, by the host's reference.
+        #[arg(long)]
+        contact_ref: Option<String>,
+        /// The output file (standard output when not given).
+        #[arg(long)]
+        out: Option<PathBuf>,
     },
     /// Exports a tenant's records.
     Export {
@@ -157,7 +176,7 @@ fn fail(message: String) -> ExitCode {
 }
 
 /// The backend `db` names: a PostgreSQL URL, else an SQLite file (`create`: made when missing).
-async fn backend(db: &str, create: bool) -> Result<Arc<dyn Store>, String> {
+async fn backend(db: &str, create: bool) -> Result<Arc<dyn Backend>, String> {
     if db.starts_with("postgres://") || db.starts_with("postgresql://") {
         let config = crm_storage_postgres::PgConfig::from_url(db).with_pool_size(2);
         let store = crm_storage_postgres::PgStore::connect(config)
@@ -174,7 +193,7 @@ async fn backend(db: &str, create: bool) -> Result<Arc<dyn Store>, String> {
     Ok(Arc::new(store))
 }
 
-fn service(backend: Arc<dyn Store>) -> Result<CrmService, String> {
+fn service(backend: Arc<dyn Backend>) -> Result<CrmService, String> {
     CrmService::builder()
         .store(backend)
         .build()
@@ -296,6 +315,39 @@ async fn run(command: Command) -> Result<ExitCode, String> {
                 return Ok(ExitCode::from(3));
             }
             std::fs::remove_file(&rejects_path).ok();
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::AccessRequest {
+            target,
+            partner,
+            contact_ref,
+            out,
+        } => {
+            let person = match (partner, contact_ref) {
+                (Some(p), _) => crm_io::Person::Partner(crm_core::id::PartnerId::from_uuid(p)),
+                (None, Some(r)) => crm_io::Person::ContactRef(r),
+                (None, None) => return Err("--partner or --contact-ref is required".into()),
+            };
+            let backend = backend(&target.db, false).await?;
+            let commerce: Arc<dyn crm_core::commerce::CommerceStore> = backend.clone();
+            let crm = service(backend)?;
+            let mut sink: Box<dyn Write> = match &out {
+                Some(p) => Box::new(create(p)?),
+                None => Box::new(BufWriter::new(std::io::stdout().lock())),
+            };
+            let tenant = TenantId::from_uuid(target.tenant);
+            let summary =
+                crm_io::access_request(&crm, Some(commerce.as_ref()), tenant, &person, &mut sink)
+                    .await
+                    .map_err(|e| e.to_string())?;
+            if let Some(p) = out {
+                let counts: Vec<String> = summary
+                    .sections
+                    .iter()
+                    .map(|(n, c)| format!("{c} {n}"))
+                    .collect();
+                println!("{} ({})", p.display(), counts.join(", "));
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Export {
