@@ -47,6 +47,7 @@ pub mod portal;
 pub mod request;
 pub mod sales;
 pub mod service;
+pub mod setting;
 pub mod store;
 pub mod time;
 pub mod validate;

@@ -93,6 +93,8 @@ pub enum Write {
     /// A write of the commerce records (products, documents, rates, campaigns); adapters hand it to their
     /// commerce module. See [`crate::commerce::CommerceStore`].
     Commerce(crate::commerce::CommerceWrite),
+    /// Store a tenant setting, replacing the value its key had.
+    PutSetting(crate::setting::Setting),
 }
 
 impl From<crate::commerce::CommerceWrite> for Write {
@@ -117,6 +119,7 @@ impl Write {
             Self::AppendStageHistory(h) => h.tenant,
             Self::EnqueueOutbox(m) => m.tenant,
             Self::Commerce(c) => c.tenant(),
+            Self::PutSetting(s) => s.tenant(),
         }
     }
 }
@@ -182,6 +185,7 @@ impl ChangeSet {
                 Write::UpdatePartner { .. }
                     | Write::UpdateLead { .. }
                     | Write::UpdateRequest { .. }
+                    | Write::PutSetting(_)
             ) || matches!(w, Write::Commerce(c) if c.is_update())
         }) {
             Some(i) => Err(Error::invalid(
@@ -485,6 +489,8 @@ pub enum Key {
     StageHistory(LeadId),
     /// A request by id.
     Request(RequestId),
+    /// A tenant setting by key; none when the tenant has not set it.
+    Setting(String),
 }
 
 impl Key {
@@ -523,6 +529,8 @@ pub enum Record {
     StageStep(StageHistoryEntry),
     /// A request.
     Request(Request),
+    /// A tenant setting.
+    Setting(crate::setting::Setting),
 }
 
 storage_trait! {
@@ -591,6 +599,8 @@ typed_reads! {
         fn stage_history(lead: LeadId) -> Vec<StageHistoryEntry> = Key::StageHistory(lead);
         /// A request; [`Error::NotFound`] when the tenant has none with this id.
         fn request(id: RequestId) -> Request = Key::Request(id), "request" for id;
+        /// The tenant's setting `key`, if it has one.
+        fn setting(key: &str) -> Option<crate::setting::Setting> = Key::Setting(key.to_string());
     }
 }
 
@@ -602,6 +612,7 @@ pick!(Record {
     Lead => Lead,
     StageStep => StageHistoryEntry,
     Request => Request,
+    Setting => crate::setting::Setting,
 });
 
 /// For adapters answering [`Store::fetch`] with a by-id read that reports a missing row as [`Error::NotFound`]:

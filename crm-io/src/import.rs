@@ -143,6 +143,94 @@ pub struct Mapping {
 }
 
 impl Mapping {
+    /// The setting key a mapping named `name` of `table` is kept under.
+    fn key(table: Table, name: &str) -> String {
+        let table = match table {
+            Table::Partners => "partners",
+            Table::Contacts => "contacts",
+            Table::Leads => "leads",
+        };
+        format!("import.mapping.{table}.{name}")
+    }
+
+    /// Keeps this mapping as the tenant's mapping `name` for `table` (a tenant setting), for the next file of the
+    /// same layout.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use crm_core::{actor::Context, conformance::model::MemStore, id::{TenantId, UserId}, service::CrmService};
+    /// # futures::executor::block_on(async {
+    /// # let crm = CrmService::builder().store(Arc::new(MemStore::new())).build().unwrap();
+    /// # let ctx = Context::user(TenantId::new(), UserId::new());
+    /// use crm_io::{Mapping, Table};
+    /// let erp = Mapping::default().with("ref", "Cod").with("name", "Denumire");
+    /// erp.save(&crm, &ctx, Table::Partners, "erp").await.unwrap();
+    /// assert_eq!(Mapping::load(&crm, ctx.tenant, Table::Partners, "erp").await.unwrap(), Some(erp));
+    /// assert_eq!(Mapping::load(&crm, ctx.tenant, Table::Leads, "erp").await.unwrap(), None);
+    /// # });
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`IoError::Column`] when the mapping names a field `table` does not have; [`IoError::Engine`] with
+    /// [`Error::Invalid`] on `key` when `name` is not 1 to 40 characters of `a-z`, `0-9`, `.`, `_`, `-`, or when
+    /// the store fails.
+    pub async fn save(
+        &self,
+        crm: &CrmService,
+        ctx: &Context,
+        table: Table,
+        name: &str,
+    ) -> Result<(), IoError> {
+        self.check(table)?;
+        let value = serde_json::to_value(self).map_err(|e| IoError::Io(e.into()))?;
+        crm.put_setting(ctx, &Self::key(table, name), value).await?;
+        Ok(())
+    }
+
+    /// The tenant's mapping `name` for `table`, if one was saved.
+    ///
+    /// # Errors
+    ///
+    /// [`IoError::Engine`] when the name cannot be a key or the store fails; [`IoError::Io`] when what is stored
+    /// is not a mapping.
+    pub async fn load(
+        crm: &CrmService,
+        tenant: crm_core::id::TenantId,
+        table: Table,
+        name: &str,
+    ) -> Result<Option<Self>, IoError> {
+        let Some(value) = crm.setting(tenant, &Self::key(table, name)).await? else {
+            return Ok(None);
+        };
+        serde_json::from_value(value)
+            .map(Some)
+            .map_err(|e| IoError::Io(e.into()))
+    }
+
+    /// Refuses a field `table` does not have.
+    fn check(&self, table: Table) -> Result<(), IoError> {
+        let fields = table.fields();
+        if let Some(unknown) = self
+            .columns
+            .keys()
+            .find(|k| !fields.iter().any(|f| f.name == k.as_str()))
+        {
+            let known: Vec<&str> = fields.iter().map(|f| f.name).collect();
+            let reason = format!(
+                "not a field of {table:?}; the fields are {}",
+                known.join(", ")
+            );
+            return Err(IoError::Column {
+                field: unknown.clone(),
+                reason,
+            });
+        }
+        Ok(())
+    }
+
     /// Maps `field` to the column headed `header`.
     pub fn with(mut self, field: &str, header: &str) -> Self {
         self.columns.insert(field.into(), header.into());
@@ -703,23 +791,7 @@ fn columns(
     delimiter: u8,
 ) -> Result<HashMap<&'static str, usize>, IoError> {
     let fields = options.table.fields();
-    if let Some(unknown) = options
-        .mapping
-        .columns
-        .keys()
-        .find(|k| !fields.iter().any(|f| f.name == k.as_str()))
-    {
-        let known: Vec<&str> = fields.iter().map(|f| f.name).collect();
-        let reason = format!(
-            "not a field of {:?}; the fields are {}",
-            options.table,
-            known.join(", ")
-        );
-        return Err(IoError::Column {
-            field: unknown.clone(),
-            reason,
-        });
-    }
+    options.mapping.check(options.table)?;
     let mut index = HashMap::new();
     for f in fields {
         let mapped = options.mapping.columns.get(f.name);

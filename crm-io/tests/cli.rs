@@ -120,6 +120,39 @@ fn import_then_export_on_an_sqlite_file() {
     assert_eq!(nobody.status.code(), Some(1));
     let neither = crm_line(d, "access-request --db crm.sqlite --tenant $T");
     assert_eq!(neither.status.code(), Some(2));
+    // The mapping kept under a name for the tenant's next file of the same layout.
+    std::fs::write(
+        d.join("p2.csv"),
+        "Cod;Denumire;Oras;Tara\nC-5;Birou SRL;Iasi;RO\n",
+    )
+    .unwrap();
+    let saved = crm_line(d, "import partners p2.csv --db crm.sqlite --tenant $T -q --mapping map.json --save-mapping erp");
+    assert!(saved.status.success(), "{}", text(&saved.stderr));
+    std::fs::write(
+        d.join("p3.csv"),
+        "Cod;Denumire;Oras;Tara\nC-6;Depozit SRL;Arad;RO\n",
+    )
+    .unwrap();
+    let reused = crm_line(
+        d,
+        "import partners p3.csv --db crm.sqlite --tenant $T -q --mapping-name erp",
+    );
+    assert!(reused.status.success(), "{}", text(&reused.stderr));
+    assert!(
+        text(&reused.stdout).contains("1 created"),
+        "{}",
+        text(&reused.stdout)
+    );
+    let unknown = crm_line(
+        d,
+        "import partners p3.csv --db crm.sqlite --tenant $T -q --mapping-name nope",
+    );
+    assert_eq!(unknown.status.code(), Some(1));
+    assert!(
+        text(&unknown.stderr).contains("saved no such mapping"),
+        "{}",
+        text(&unknown.stderr)
+    );
     // A file with nothing to refuse: exit 0, and no rejects file left behind.
     std::fs::write(d.join("ok.csv"), "ref,name\nC-9,Globex\n").unwrap();
     let ok = crm_line(d, "import partners ok.csv --db crm.sqlite --tenant $T -q");

@@ -12,6 +12,7 @@ pub(crate) fn entity_of_table(table: &str) -> &'static str {
         "partners" => "partner",
         "partner_keys" => "partner key",
         "contact_refs" => "contact",
+        "settings" => "setting",
         "pipelines" => "pipeline",
         "lost_reasons" => "lost reason",
         "leads" => "lead",

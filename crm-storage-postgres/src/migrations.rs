@@ -44,6 +44,7 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
     Migration::new(10, "contact_and_lead_refs", || {
         schema::contact_and_lead_refs(Dialect::Postgres)
     }),
+    Migration::new(11, "settings", || schema::settings(Dialect::Postgres)),
 ];
 
 /// The advisory-lock key of a schema's migrations: FNV-1a of a fixed prefix and the schema name, so the key is the

@@ -606,6 +606,22 @@ async fn apply_write<'w>(
             Ok(())
         }
         Write::Commerce(c) => crate::commerce::apply(tx, c).await,
+        Write::PutSetting(setting) => {
+            let stmt = tx
+                .prepare_cached(
+                    "INSERT INTO settings (tenant, key, doc) VALUES ($1, $2, $3) \
+                     ON CONFLICT (tenant, key) DO UPDATE SET doc = EXCLUDED.doc",
+                )
+                .await
+                .map_err(map_pg)?;
+            let doc = serde_json::to_value(setting)
+                .map_err(|e| Error::invalid("setting", format!("cannot be serialised: {e}")))?;
+            let doc = tokio_postgres::types::Json(doc);
+            tx.execute(&stmt, &[setting.tenant().as_uuid(), &setting.key(), &doc])
+                .await
+                .map_err(map_pg)?;
+            Ok(())
+        }
         Write::EnqueueOutbox(m) => crate::outbox::enqueue(tx, m).await,
         _ => Err(Error::invalid("writes", "unsupported write")),
     }

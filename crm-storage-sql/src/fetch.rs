@@ -25,6 +25,8 @@ pub enum Doc {
     StageStep,
     /// A request.
     Request,
+    /// A tenant setting.
+    Setting,
     /// A product category.
     Category,
     /// A product.
@@ -63,6 +65,7 @@ impl Doc {
             Self::Lead => "lead",
             Self::StageStep => "stage history entry",
             Self::Request => "request",
+            Self::Setting => "setting",
             Self::Category => "product category",
             Self::Product => "product",
             Self::Document => "document",
@@ -107,6 +110,7 @@ impl Doc {
             Self::Lead => Record::Lead(self.parse(doc)?),
             Self::StageStep => Record::StageStep(self.parse(doc)?),
             Self::Request => Record::Request(self.parse(doc)?),
+            Self::Setting => Record::Setting(self.parse(doc)?),
             _ => return Err(self.misplaced()),
         })
     }
@@ -254,6 +258,7 @@ pub fn store_key(dialect: Dialect, tenant: TenantId, key: &Key) -> Option<(Sql, 
             );
             (sql, Doc::Partner)
         }
+        Key::Setting(key) => by_ref(dialect, tenant, "settings", "key = {r}", key, Doc::Setting),
         Key::LeadByRef(r) => by_ref(dialect, tenant, "leads", "host_ref = {r}", r, Doc::Lead),
         Key::Pipeline(id) => (
             by_id(dialect, "pipelines", tenant, *id.as_uuid()),

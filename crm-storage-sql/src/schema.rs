@@ -697,6 +697,16 @@ pub fn contact_and_lead_refs(dialect: Dialect) -> String {
     )
 }
 
+/// The settings migration (SQLite's 12, PostgreSQL's 11): a tenant's named values ([`crm_core::setting`]).
+pub fn settings(dialect: Dialect) -> String {
+    table(dialect, &SETTINGS, &[], &["PRIMARY KEY (tenant, key)"])
+}
+
+/// `settings`: a tenant's named JSON values, one row per key.
+pub const SETTINGS: Table = crate::table!("settings" {
+    tenant: Uuid, key: Text, doc: Json
+});
+
 /// `contact_refs`: the host's code of a contact, the partner whose document holds the contact, and the contact.
 pub const CONTACT_REFS: Table = crate::table!("contact_refs" {
     tenant: Uuid, host_ref: Text, partner: Uuid, contact: Uuid

@@ -47,8 +47,8 @@ pub struct SqliteStore {
 }
 
 /// Migrations 1 (leads), 2 (commerce), 3 (outbox), 6 (sales), 7 (attachments), 8 (sales timers), 9 (portal) and
-/// 10 and 11 (host references), generated from `crm_storage_sql::schema` as PostgreSQL's are.
-static GENERATED: std::sync::LazyLock<[String; 9]> = std::sync::LazyLock::new(|| {
+/// 10 and 11 (host references) and 12 (settings), generated from `crm_storage_sql::schema` as PostgreSQL's are.
+static GENERATED: std::sync::LazyLock<[String; 10]> = std::sync::LazyLock::new(|| {
     [
         crm_storage_sql::schema::init(Dialect::Sqlite),
         crm_storage_sql::schema::commerce(Dialect::Sqlite),
@@ -59,11 +59,12 @@ static GENERATED: std::sync::LazyLock<[String; 9]> = std::sync::LazyLock::new(||
         crm_storage_sql::schema::portal(Dialect::Sqlite),
         crm_storage_sql::schema::host_refs(Dialect::Sqlite),
         crm_storage_sql::schema::contact_and_lead_refs(Dialect::Sqlite),
+        crm_storage_sql::schema::settings(Dialect::Sqlite),
     ]
 });
 
 /// How many migrations there are.
-const MIGRATIONS: usize = 11;
+const MIGRATIONS: usize = 12;
 
 /// The migrations' statements, in order.
 fn migration_sql() -> [&'static str; MIGRATIONS] {
@@ -79,6 +80,7 @@ fn migration_sql() -> [&'static str; MIGRATIONS] {
         &GENERATED[6],
         &GENERATED[7],
         &GENERATED[8],
+        &GENERATED[9],
     ]
 }
 
@@ -554,6 +556,16 @@ fn apply_write(tx: &Connection, w: &Write) -> Result<()> {
             .map(|_| ())
             .map_err(map),
         Write::Commerce(c) => crate::commerce::apply(tx, c),
+        Write::PutSetting(setting) => tx
+            .prepare_cached(
+                "INSERT INTO settings (tenant, key, doc) VALUES (?1, ?2, ?3) \
+                 ON CONFLICT (tenant, key) DO UPDATE SET doc = excluded.doc",
+            )
+            .and_then(|mut s| {
+                s.execute(params![blob(setting.tenant().as_uuid()), setting.key(), doc(setting)])
+            })
+            .map(|_| ())
+            .map_err(map),
         Write::EnqueueOutbox(m) => crate::outbox::enqueue(tx, m),
         other => Err(Error::invalid(
             "writes",

@@ -49,6 +49,7 @@ pub use portal::{
 };
 pub use quality::{
     check_duplicate_matchers, check_imports, check_lead_and_contact_host_refs, check_partner_pages,
+    check_settings,
 };
 pub use sales::{
     check_contact_log, check_meetings, check_meetings_starting, check_quotation_expiry,
@@ -121,6 +122,7 @@ macro_rules! backend_conformance_tests {
                 check_lead_and_contact_host_refs,
                 check_imports,
                 check_partner_pages,
+                check_settings,
                 check_tenant_isolation,
                 check_commit_refuses_foreign_tenant,
                 check_commit_refuses_raw_pipeline,

@@ -50,6 +50,7 @@ struct Data {
     history: Vec<StageHistoryEntry>,
     seq: u64,
     commerce: commerce::CommerceData,
+    settings: Vec<crate::setting::Setting>,
 }
 
 /// The naive in-memory reference store.
@@ -319,6 +320,13 @@ fn apply(d: &mut Data, w: &Write) -> Result<()> {
             d.history.push(h.clone());
         }
         Write::Commerce(c) => commerce::apply_commerce(&mut d.commerce, c)?,
+        Write::PutSetting(setting) => {
+            let same = |x: &crate::setting::Setting| {
+                x.tenant() == setting.tenant() && x.key() == setting.key()
+            };
+            d.settings.retain(|x| !same(x));
+            d.settings.push(setting.clone());
+        }
         // Enqueued by the commit once every other write succeeded.
         Write::EnqueueOutbox(_) => {}
     }
@@ -451,6 +459,10 @@ impl Store for MemStore {
                 .iter()
                 .filter(|l| l.tenant == tenant && l.host_ref.as_deref() == Some(r.as_str()))
                 .map(|l| Record::Lead(l.clone()))
+                .collect(),
+            Key::Setting(key) => (self.data().settings.iter())
+                .filter(|x| x.tenant() == tenant && x.key() == key.as_str())
+                .map(|x| Record::Setting(x.clone()))
                 .collect(),
             Key::StageHistory(lead) => self
                 .read_stage_history(tenant, *lead)

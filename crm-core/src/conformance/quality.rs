@@ -771,3 +771,114 @@ pub async fn check_duplicate_matchers(store: &Arc<dyn Store>) {
         .await;
     assert!(theirs.expect("other tenant").is_empty());
 }
+
+/// Tenant settings: a value stored under a key reads back, a new value replaces it, another key or another tenant
+/// reads nothing, bad keys and values are refused by field with nothing written; a setting is no bulk insert.
+pub async fn check_settings(store: &Arc<dyn Store>) {
+    use serde_json::json;
+    let w = World::new(store).await;
+    let t = w.tenant;
+    assert_eq!(
+        w.crm
+            .setting(t, "import.mapping.partners")
+            .await
+            .expect("none yet"),
+        None
+    );
+    let first = json!({ "name": "Denumire", "ref": "Cod", "note": "Brașov ăîșț" });
+    w.crm
+        .put_setting(&w.ctx, "import.mapping.partners", first.clone())
+        .await
+        .expect("put");
+    assert_eq!(
+        w.crm
+            .setting(t, "import.mapping.partners")
+            .await
+            .expect("read"),
+        Some(first)
+    );
+    let second = json!(["a", 1, null, { "deep": [true] }]);
+    w.crm
+        .put_setting(&w.ctx, "import.mapping.partners", second.clone())
+        .await
+        .expect("replace");
+    assert_eq!(
+        w.crm
+            .setting(t, "import.mapping.partners")
+            .await
+            .expect("read"),
+        Some(second.clone())
+    );
+    let stored = store
+        .setting(t, "import.mapping.partners")
+        .await
+        .expect("store read")
+        .expect("one");
+    assert_eq!(
+        (stored.key(), stored.tenant(), stored.updated_at()),
+        ("import.mapping.partners", t, w.clock.now())
+    );
+    assert_eq!(
+        w.crm
+            .setting(t, "import.mapping.leads")
+            .await
+            .expect("other key"),
+        None
+    );
+    let other = World::new(store).await;
+    assert_eq!(
+        other
+            .crm
+            .setting(other.tenant, "import.mapping.partners")
+            .await
+            .expect("other tenant"),
+        None
+    );
+    other
+        .crm
+        .put_setting(&other.ctx, "import.mapping.partners", json!(2))
+        .await
+        .expect("theirs");
+    assert_eq!(
+        w.crm
+            .setting(t, "import.mapping.partners")
+            .await
+            .expect("ours"),
+        Some(second.clone())
+    );
+    for bad in [
+        "",
+        "Upper",
+        "with space",
+        "x/y",
+        &"k".repeat(crate::setting::MAX_KEY + 1),
+    ] {
+        let e = w.crm.put_setting(&w.ctx, bad, json!(1)).await.unwrap_err();
+        assert_eq!(e.field(), Some("key"), "{bad:?}");
+        assert_eq!(
+            w.crm.setting(t, bad).await.unwrap_err().field(),
+            Some("key"),
+            "{bad:?}"
+        );
+    }
+    let big = json!("x".repeat(crate::setting::MAX_VALUE));
+    let e = w
+        .crm
+        .put_setting(&w.ctx, "import.mapping.partners", big)
+        .await
+        .unwrap_err();
+    assert_eq!(e.field(), Some("value"));
+    assert_eq!(
+        w.crm
+            .setting(t, "import.mapping.partners")
+            .await
+            .expect("kept"),
+        Some(second)
+    );
+    let setting = crate::setting::Setting::new(t, "bulk", json!(1), w.clock.now()).expect("valid");
+    let e = store
+        .ingest(t, ChangeSet::from_iter([Write::PutSetting(setting)]))
+        .await
+        .unwrap_err();
+    assert_eq!(e.field(), Some("writes"), "{e:?}");
+}

@@ -37,6 +37,7 @@ fn store_keys(keys: &[Key]) -> Vec<Key> {
         Key::PartnerByContactRef(_) | Key::PartnersAfter { .. } | Key::PartnersByRefs { .. } => {}
         Key::Pipeline(_) | Key::Pipelines | Key::LostReasons => {}
         Key::Lead(_) | Key::LeadByRef(_) | Key::StageHistory(_) | Key::Request(_) => {}
+        Key::Setting(_) => {}
     })
 }
 
@@ -161,6 +162,10 @@ pub async fn check_every_read_is_tenant_scoped(backend: &Arc<dyn Backend>) {
             .await
             .expect("lead")
             .record;
+    a.w.crm
+        .put_setting(&a.w.ctx, "mine.setting", serde_json::json!({ "a": 1 }))
+        .await
+        .expect("setting");
     let request =
         a.w.crm
             .open_request(&a.w.ctx, NewRequest::on_lead(lead.id, "Call", a.w.agent))
@@ -314,6 +319,7 @@ pub async fn check_every_read_is_tenant_scoped(backend: &Arc<dyn Backend>) {
         Key::LostReasons,
         Key::Lead(lead.id),
         Key::LeadByRef("MINE-L1".into()),
+        Key::Setting("mine.setting".into()),
         Key::StageHistory(lead.id),
         Key::Request(request.id),
     ]);

@@ -1012,6 +1012,60 @@ impl CrmService {
         }
     }
 
+    /// Stores the tenant's setting `key` (a new value replaces the old one): small named JSON values such as an
+    /// import's column mapping. Settings are configuration, not actions with a customer: they are not in the
+    /// activity log.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use crm_core::{actor::Context, conformance::model::MemStore, id::{TenantId, UserId}};
+    /// # use crm_core::{service::CrmService, Error};
+    /// # futures::executor::block_on(async {
+    /// # let crm = CrmService::builder().store(Arc::new(MemStore::new())).build()?;
+    /// # let ctx = Context::user(TenantId::new(), UserId::new());
+    /// let mapping = serde_json::json!({ "name": "Denumire", "ref": "Cod" });
+    /// crm.put_setting(&ctx, "import.mapping.partners.erp", mapping.clone()).await?;
+    /// assert_eq!(crm.setting(ctx.tenant, "import.mapping.partners.erp").await?, Some(mapping));
+    /// assert_eq!(crm.setting(TenantId::new(), "import.mapping.partners.erp").await?, None);
+    /// assert_eq!(crm.put_setting(&ctx, "Bad Key", serde_json::json!(1)).await.unwrap_err().field(), Some("key"));
+    /// # Ok::<(), Error>(()) }).unwrap();
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Invalid`] on `key` (1 to 64 characters of `a-z`, `0-9`, `.`, `_`, `-`) or `value` (more than
+    /// 64 KiB as JSON); [`Error::Storage`] when it cannot be stored (nothing is then written).
+    pub async fn put_setting(
+        &self,
+        ctx: &Context,
+        key: &str,
+        value: serde_json::Value,
+    ) -> Result<()> {
+        let setting = crate::setting::Setting::new(ctx.tenant, key, value, self.clock.now())?;
+        let cs = ChangeSet::from_iter([Write::PutSetting(setting)]);
+        self.store.commit(ctx.tenant, cs).await
+    }
+
+    /// The tenant's setting `key`, if it has one.
+    ///
+    /// # Examples
+    ///
+    /// See [`CrmService::put_setting`].
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Invalid`] on `key` when it cannot be a key; [`Error::Storage`] when the store cannot be read.
+    pub async fn setting(&self, tenant: TenantId, key: &str) -> Result<Option<serde_json::Value>> {
+        let key = crate::setting::check_key(key)?;
+        Ok(self
+            .store
+            .setting(tenant, &key)
+            .await?
+            .map(|s| s.value().clone()))
+    }
+
     /// The lead the host knows by `host_ref` (its ERP's own number for the opportunity); [`Error::NotFound`] when
     /// the tenant has none.
     ///

@@ -59,8 +59,14 @@ enum Command {
         #[command(flatten)]
         target: Target,
         /// A JSON object mapping fields to the file's headers: {"name": "Denumire", "ref": "Cod"}.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "mapping_name")]
         mapping: Option<PathBuf>,
+        /// Use the mapping the tenant saved under this name (see --save-mapping).
+        #[arg(long)]
+        mapping_name: Option<String>,
+        /// Save the mapping given with --mapping under this name, for the tenant's next files of this layout.
+        #[arg(long, requires = "mapping")]
+        save_mapping: Option<String>,
         /// Check every row and report; write nothing.
         #[arg(long)]
         dry_run: bool,
@@ -227,6 +233,8 @@ async fn run(command: Command) -> Result<ExitCode, String> {
             file,
             target,
             mapping,
+            mapping_name,
+            save_mapping,
             dry_run,
             rejects,
             report,
@@ -278,6 +286,17 @@ async fn run(command: Command) -> Result<ExitCode, String> {
             let mut report_out = report.as_deref().map(create).transpose()?;
             let crm = service(backend(&target.db, true).await?)?;
             let ctx = Context::system(TenantId::from_uuid(target.tenant));
+            if let Some(name) = &save_mapping {
+                let saved = options.mapping.save(&crm, &ctx, table, name).await;
+                saved.map_err(|e| format!("--save-mapping {name}: {e}"))?;
+            }
+            if let Some(name) = &mapping_name {
+                let loaded = Mapping::load(&crm, ctx.tenant, table, name).await;
+                let loaded = loaded.map_err(|e| format!("--mapping-name {name}: {e}"))?;
+                options.mapping = loaded.ok_or_else(|| {
+                    format!("--mapping-name {name}: the tenant saved no such mapping")
+                })?;
+            }
             let bar = bar(
                 target.quiet,
                 len,
