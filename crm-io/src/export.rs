@@ -1,6 +1,6 @@
 //! Export: partners, contacts, leads and the activity log as CSV or JSON Lines, read page by page.
 
-use crate::import::write_row;
+use crate::import::CsvOut;
 use crate::IoError;
 use crm_core::id::{PartnerId, TenantId};
 use crm_core::lead::Lead;
@@ -39,13 +39,9 @@ pub enum Format {
 
 const PAGE: u32 = 1000;
 
-fn partner_header() -> Vec<String> {
-    let mut h: Vec<String> = crate::PARTNER_FIELDS
-        .iter()
-        .map(|f| f.name.to_string())
-        .collect();
-    h.push("id".into());
-    h
+fn partner_header() -> Vec<&'static str> {
+    let names = crate::PARTNER_FIELDS.iter().map(|f| f.name);
+    names.chain(["id"]).collect()
 }
 
 fn opt(v: &Option<String>) -> String {
@@ -143,19 +139,48 @@ fn lead_cells(l: &Lead, stage: String) -> Vec<String> {
     ]
 }
 
-/// Writes one record: a CSV row of `cells`, or a JSON line of `record`.
-fn emit<T: Serialize>(
-    out: &mut dyn Write,
-    format: Format,
-    record: &T,
-    cells: impl FnOnce() -> Vec<String>,
-) -> Result<(), IoError> {
-    match format {
-        Format::Csv => write_row(out, cells()),
-        Format::JsonLines => {
-            serde_json::to_writer(&mut *out, record).map_err(|e| IoError::Io(e.into()))?;
-            out.write_all(b"\n")?;
-            Ok(())
+/// Where an export writes: CSV rows, or JSON lines.
+enum Out<'a> {
+    Csv(Box<CsvOut<'a>>),
+    JsonLines(&'a mut dyn Write),
+}
+
+impl<'a> Out<'a> {
+    fn new(out: &'a mut dyn Write, format: Format) -> Self {
+        match format {
+            Format::Csv => Out::Csv(Box::new(CsvOut::new(out))),
+            Format::JsonLines => Out::JsonLines(out),
+        }
+    }
+
+    /// The CSV header line (JSON Lines has none).
+    fn header(&mut self, names: &[&str]) -> Result<(), IoError> {
+        match self {
+            Out::Csv(w) => w.row(names.iter().map(|n| n.to_string())),
+            Out::JsonLines(_) => Ok(()),
+        }
+    }
+
+    /// One record: a CSV row of `cells`, or a JSON line of `record`.
+    fn emit<T: Serialize>(
+        &mut self,
+        record: &T,
+        cells: impl FnOnce() -> Vec<String>,
+    ) -> Result<(), IoError> {
+        match self {
+            Out::Csv(w) => w.row(cells()),
+            Out::JsonLines(out) => {
+                serde_json::to_writer(&mut **out, record).map_err(|e| IoError::Io(e.into()))?;
+                out.write_all(b"\n")?;
+                Ok(())
+            }
+        }
+    }
+
+    fn flush(&mut self) -> Result<(), IoError> {
+        match self {
+            Out::Csv(w) => w.flush(),
+            Out::JsonLines(out) => Ok(out.flush()?),
         }
     }
 }
@@ -197,28 +222,25 @@ pub async fn export(
 ) -> Result<u64, IoError> {
     let mut n = 0u64;
     let store = crm.store();
+    let mut out = Out::new(out, format);
     match what {
         Export::Partners | Export::Contacts => {
             let contacts = matches!(what, Export::Contacts);
-            if format == Format::Csv {
-                let header = if contacts {
-                    [
-                        "partner_ref",
-                        "name",
-                        "role",
-                        "email",
-                        "phone",
-                        "ref",
-                        "partner_id",
-                        "id",
-                    ]
-                    .map(String::from)
-                    .to_vec()
-                } else {
-                    partner_header()
-                };
-                write_row(out, header)?;
-            }
+            let header = if contacts {
+                vec![
+                    "partner_ref",
+                    "name",
+                    "role",
+                    "email",
+                    "phone",
+                    "ref",
+                    "partner_id",
+                    "id",
+                ]
+            } else {
+                partner_header()
+            };
+            out.header(&header)?;
             let mut after: Option<PartnerId> = None;
             loop {
                 let page = store.partners_after(tenant, after, PAGE).await?;
@@ -227,11 +249,11 @@ pub async fn export(
                 for p in &page {
                     if contacts {
                         for c in p.contacts() {
-                            emit(out, format, c, || contact_cells(p, c))?;
+                            out.emit(c, || contact_cells(p, c))?;
                             n += 1;
                         }
                     } else {
-                        emit(out, format, p, || partner_cells(p))?;
+                        out.emit(p, || partner_cells(p))?;
                         n += 1;
                     }
                 }
@@ -239,27 +261,24 @@ pub async fn export(
             }
         }
         Export::Leads(query) => {
-            if format == Format::Csv {
-                let header = [
-                    "ref",
-                    "title",
-                    "partner_id",
-                    "stage",
-                    "status",
-                    "value",
-                    "currency",
-                    "probability",
-                    "expected_close",
-                    "source",
-                    "medium",
-                    "tags",
-                    "priority",
-                    "owner",
-                    "created_at",
-                    "id",
-                ];
-                write_row(out, header.map(String::from))?;
-            }
+            out.header(&[
+                "ref",
+                "title",
+                "partner_id",
+                "stage",
+                "status",
+                "value",
+                "currency",
+                "probability",
+                "expected_close",
+                "source",
+                "medium",
+                "tags",
+                "priority",
+                "owner",
+                "created_at",
+                "id",
+            ])?;
             let pipelines = crm.pipelines(tenant).await?;
             let stage_name = |l: &Lead| {
                 let p = pipelines.iter().find(|p| p.id() == l.pipeline());
@@ -275,7 +294,7 @@ pub async fn export(
             loop {
                 let page = crm.query_leads(tenant, &q).await?;
                 for l in &page.items {
-                    emit(out, format, l, || lead_cells(l, stage_name(l)))?;
+                    out.emit(l, || lead_cells(l, stage_name(l)))?;
                     n += 1;
                 }
                 progress(n);
@@ -286,20 +305,17 @@ pub async fn export(
             }
         }
         Export::Activities { after } => {
-            if format == Format::Csv {
-                let header = [
-                    "position",
-                    "at",
-                    "kind",
-                    "actor",
-                    "lead",
-                    "partner",
-                    "request",
-                    "description",
-                    "id",
-                ];
-                write_row(out, header.map(String::from))?;
-            }
+            out.header(&[
+                "position",
+                "at",
+                "kind",
+                "actor",
+                "lead",
+                "partner",
+                "request",
+                "description",
+                "id",
+            ])?;
             let mut pos = *after;
             loop {
                 let page = store.events_since(tenant, pos, PAGE).await?;
@@ -320,7 +336,7 @@ pub async fn export(
                             e.id.to_string(),
                         ]
                     };
-                    emit(out, format, e, cells)?;
+                    out.emit(e, cells)?;
                     n += 1;
                 }
                 progress(n);

@@ -550,7 +550,7 @@ fn reason(e: &Error) -> String {
 }
 
 /// A row read: its line, cells, and the record (or why it has none).
-struct Read_ {
+struct RowRead {
     line: u64,
     cells: Vec<String>,
     record: Result<Parsed, (Option<String>, String)>,
@@ -655,7 +655,7 @@ pub async fn import_csv<R: Read>(
     ctx: &Context,
     input: R,
     options: &ImportOptions,
-    mut sinks: Sinks<'_>,
+    sinks: Sinks<'_>,
     mut progress: impl FnMut(&Progress),
 ) -> Result<ImportReport, IoError> {
     if !(1..=10_000).contains(&options.batch) {
@@ -708,30 +708,26 @@ pub async fn import_csv<R: Read>(
         Table::Leads => crm.pipelines(ctx.tenant).await?.into_iter().next(),
         _ => None,
     };
-    if let Some(w) = sinks.rejects.as_deref_mut() {
-        let head = ["line", "column", "reason"]
-            .into_iter()
-            .map(String::from)
-            .chain(headers.iter().cloned());
-        write_row(w, head)?;
+    let mut rejects = sinks.rejects.map(CsvOut::new);
+    let mut outcomes = sinks.outcomes.map(CsvOut::new);
+    if let Some(w) = rejects.as_mut() {
+        let head = ["line", "column", "reason"].into_iter().map(String::from);
+        w.row(head.chain(headers.iter().cloned()))?;
     }
-    if let Some(w) = sinks.outcomes.as_deref_mut() {
-        write_row(
-            w,
-            ["line", "outcome", "id", "detail", "duplicates"].map(String::from),
-        )?;
+    if let Some(w) = outcomes.as_mut() {
+        w.row(["line", "outcome", "id", "detail", "duplicates"].map(String::from))?;
     }
     let mut seen: HashMap<u64, u64> = HashMap::new();
     let mut totals = Progress::default();
     let mut record = csv::ByteRecord::new();
-    let mut batch: Vec<Read_> = Vec::with_capacity(options.batch);
+    let mut batch: Vec<RowRead> = Vec::with_capacity(options.batch);
     loop {
         let more = match reader.read_byte_record(&mut record) {
             Ok(more) => more,
             Err(e) => {
                 // A record the reader cannot split: refused, and the reading goes on after it.
                 let line = e.position().map_or(0, |p| p.line());
-                batch.push(Read_ {
+                batch.push(RowRead {
                     line,
                     cells: Vec::new(),
                     record: Err((None, e.to_string())),
@@ -755,8 +751,8 @@ pub async fn import_csv<R: Read>(
         }
         if batch.len() >= options.batch || (!more && !batch.is_empty()) {
             let rows = std::mem::take(&mut batch);
-            let outcomes = run_batch(crm, ctx, options, rows, &column_of).await?;
-            for (d, cells) in outcomes {
+            let done_rows = run_batch(crm, ctx, options, rows, &column_of).await?;
+            for (d, cells) in done_rows {
                 totals.rows += 1;
                 match d.outcome {
                     "created" => totals.created += 1,
@@ -764,7 +760,7 @@ pub async fn import_csv<R: Read>(
                     "unchanged" => totals.unchanged += 1,
                     _ => totals.failed += 1,
                 }
-                write_outcome(&mut sinks, &d, cells)?;
+                write_outcome(&mut rejects, &mut outcomes, &d, cells)?;
             }
             progress(&totals);
         }
@@ -772,7 +768,7 @@ pub async fn import_csv<R: Read>(
             break;
         }
     }
-    for w in [sinks.rejects, sinks.outcomes].into_iter().flatten() {
+    for w in [rejects, outcomes].iter_mut().flatten() {
         w.flush()?;
     }
     Ok(ImportReport {
@@ -827,8 +823,8 @@ fn read_row(
     options: &ImportOptions,
     pipeline: Option<&Pipeline>,
     seen: &mut HashMap<u64, u64>,
-) -> Read_ {
-    let fail = |cells: Vec<String>, column: Option<String>, reason: String| Read_ {
+) -> RowRead {
+    let fail = |cells: Vec<String>, column: Option<String>, reason: String| RowRead {
         line,
         cells,
         record: Err((column, reason)),
@@ -912,7 +908,7 @@ fn read_row(
             Err((Some(header), reason(&e)))
         }
     };
-    Read_ {
+    RowRead {
         line,
         cells,
         record,
@@ -924,7 +920,7 @@ async fn run_batch(
     crm: &CrmService,
     ctx: &Context,
     options: &ImportOptions,
-    rows: Vec<Read_>,
+    rows: Vec<RowRead>,
     column_of: &dyn Fn(&Error) -> Option<String>,
 ) -> Result<Vec<(Done, Vec<String>)>, IoError> {
     let mut cells: BTreeMap<u64, Vec<String>> = BTreeMap::new();
@@ -978,47 +974,51 @@ async fn run_batch(
         .collect())
 }
 
-fn write_outcome(sinks: &mut Sinks<'_>, d: &Done, cells: Vec<String>) -> Result<(), IoError> {
-    if let Some(w) = sinks.outcomes.as_deref_mut() {
+fn write_outcome(
+    rejects: &mut Option<CsvOut<'_>>,
+    outcomes: &mut Option<CsvOut<'_>>,
+    d: &Done,
+    cells: Vec<String>,
+) -> Result<(), IoError> {
+    if let Some(w) = outcomes.as_mut() {
         let detail = match &d.column {
             Some(c) => format!("{c}: {}", d.detail),
             None => d.detail.clone(),
         };
-        write_row(
-            w,
-            [
-                d.line.to_string(),
-                d.outcome.into(),
-                d.id.clone(),
-                detail,
-                d.duplicates.clone(),
-            ],
-        )?;
+        let (line, id, dups) = (d.line.to_string(), d.id.clone(), d.duplicates.clone());
+        w.row([line, d.outcome.into(), id, detail, dups])?;
     }
-    if d.outcome == "failed" {
-        if let Some(w) = sinks.rejects.as_deref_mut() {
-            let head = [
-                d.line.to_string(),
-                d.column.clone().unwrap_or_default(),
-                d.detail.clone(),
-            ];
-            write_row(w, head.into_iter().chain(cells))?;
-        }
+    if let (Some(w), "failed") = (rejects.as_mut(), d.outcome) {
+        let head = [
+            d.line.to_string(),
+            d.column.clone().unwrap_or_default(),
+            d.detail.clone(),
+        ];
+        w.row(head.into_iter().chain(cells))?;
     }
     Ok(())
 }
 
-/// Writes one CSV row (cells escaped against formula injection).
-pub(crate) fn write_row(
-    w: &mut dyn Write,
-    cells: impl IntoIterator<Item = String>,
-) -> Result<(), IoError> {
-    let mut out = csv::WriterBuilder::new().from_writer(Vec::new());
-    out.write_record(cells.into_iter().map(|c| escape_cell(&c).into_owned()))
-        .map_err(csv_error)?;
-    let bytes = out.into_inner().map_err(|e| IoError::Io(e.into_error()))?;
-    w.write_all(&bytes)?;
-    Ok(())
+/// A CSV output: one writer, and one buffer, for all its rows; cells escaped against formula injection
+/// ([`escape_cell`]); rows may differ in length (a refused row that could not be split has no cells).
+pub(crate) struct CsvOut<'a>(csv::Writer<&'a mut dyn Write>);
+
+impl<'a> CsvOut<'a> {
+    pub(crate) fn new(w: &'a mut dyn Write) -> Self {
+        Self(csv::WriterBuilder::new().flexible(true).from_writer(w))
+    }
+
+    /// Writes one row.
+    pub(crate) fn row(&mut self, cells: impl IntoIterator<Item = String>) -> Result<(), IoError> {
+        let cells = cells.into_iter().map(|c| escape_cell(&c).into_owned());
+        self.0.write_record(cells).map_err(csv_error)
+    }
+
+    /// Writes out what is buffered.
+    pub(crate) fn flush(&mut self) -> Result<(), IoError> {
+        self.0.flush()?;
+        Ok(())
+    }
 }
 
 fn csv_error(e: csv::Error) -> IoError {

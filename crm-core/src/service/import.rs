@@ -91,13 +91,71 @@ struct Touched {
 #[derive(Default)]
 struct Batch {
     touched: BTreeMap<PartnerId, Touched>,
-    /// Partner references and contact references taken in the batch: the partner, and the line that took it.
-    refs: HashMap<String, (PartnerId, u64)>,
-    contact_refs: HashMap<String, (PartnerId, u64)>,
-    /// The stored partners the batch's rows name, read at once: by their code, and by their contacts' codes.
+    /// Who holds each code: the stored partners the rows name (read at once), then the batch's own rows.
+    owners: CodeOwners,
+    /// The first line of the batch naming each partner code (a later row with it is a duplicate in the file).
+    named: HashMap<String, u64>,
+    /// The stored partners the rows name, by their code.
     stored: HashMap<String, Partner>,
-    stored_contacts: HashMap<String, PartnerId>,
     events: Vec<DomainEvent>,
+}
+
+/// Who holds a code: a partner, and the import line that took it (none when it is stored).
+#[derive(Clone, Copy)]
+struct Owner {
+    partner: PartnerId,
+    line: Option<u64>,
+}
+
+/// The holders of partner codes and contact codes, to refuse a code another partner has.
+#[derive(Default)]
+pub(super) struct CodeOwners {
+    partners: HashMap<String, Owner>,
+    contacts: HashMap<String, Owner>,
+}
+
+impl CodeOwners {
+    /// Records `p`'s codes as held by it (taken on import line `line`, or stored); the first holder stays.
+    pub(super) fn add(&mut self, p: &Partner, line: Option<u64>) {
+        let owner = Owner {
+            partner: p.id,
+            line,
+        };
+        if let Some(r) = p.host_ref() {
+            self.partners.entry(r.to_string()).or_insert(owner);
+        }
+        for r in p.contacts().iter().filter_map(|c| c.host_ref.clone()) {
+            self.contacts.entry(r).or_insert(owner);
+        }
+    }
+
+    /// The partner holding partner code `code`.
+    fn holder(&self, code: &str) -> Option<PartnerId> {
+        self.partners.get(code).map(|o| o.partner)
+    }
+
+    /// Refuses a code of `p` another partner holds, by field: `host_ref`, or `contacts[i].host_ref`.
+    pub(super) fn check(&self, p: &Partner) -> Result<()> {
+        let other = |map: &HashMap<String, Owner>, r: &str| {
+            map.get(r).copied().filter(|o| o.partner != p.id)
+        };
+        let why = |o: Owner, what: &str| match o.line {
+            Some(line) => format!("line {line} has the same {what}"),
+            None => format!("partner {} has this {what}", o.partner),
+        };
+        if let Some(o) = p.host_ref().and_then(|r| other(&self.partners, r)) {
+            return Err(Error::invalid("host_ref", why(o, "reference")));
+        }
+        for (i, c) in p.contacts().iter().enumerate() {
+            if let Some(o) = c.host_ref.as_deref().and_then(|r| other(&self.contacts, r)) {
+                return Err(Error::invalid(
+                    format!("contacts[{i}].host_ref"),
+                    why(o, "contact reference"),
+                ));
+            }
+        }
+        Ok(())
+    }
 }
 
 impl BatchRow {
@@ -227,7 +285,7 @@ impl CrmService {
         self.import_batch(ctx, rows.collect(), mode).await
     }
 
-    /// Reads the stored partners the rows name by code, one statement per thousand codes (not one per row).
+    /// Reads the stored partners the rows name by code, at once (not one read per row).
     async fn read_named(
         &self,
         ctx: &Context,
@@ -240,29 +298,13 @@ impl CrmService {
             partners.extend(p);
             contacts.extend(c);
         }
-        let max = crate::page::PageRequest::MAX as usize;
-        let chunks = partners.len().max(contacts.len()).div_ceil(max);
-        for i in 0..chunks {
-            let part = |v: &[String]| {
-                v.iter()
-                    .skip(i * max)
-                    .take(max)
-                    .cloned()
-                    .collect::<Vec<_>>()
-            };
-            let found = self
-                .store
-                .partners_by_refs(ctx.tenant, &part(&partners), &part(&contacts))
-                .await?;
-            for p in found {
-                for c in p.contacts() {
-                    if let Some(r) = &c.host_ref {
-                        batch.stored_contacts.insert(r.clone(), p.id);
-                    }
-                }
-                if let Some(r) = p.host_ref() {
-                    batch.stored.insert(r.to_string(), p);
-                }
+        for p in self
+            .partners_by_codes(ctx.tenant, &partners, &contacts)
+            .await?
+        {
+            batch.owners.add(&p, None);
+            if let Some(r) = p.host_ref() {
+                batch.stored.insert(r.to_string(), p);
             }
         }
         Ok(())
@@ -443,10 +485,29 @@ impl CrmService {
         mode: ImportMode,
     ) -> Result<(RowOutcome<PartnerId>, Vec<DuplicateCandidate>)> {
         let code = host_ref(new.host_ref.as_deref())?;
-        if let Some((_, first)) = code.as_ref().and_then(|c| batch.refs.get(c)) {
+        if let Some(first) = code.as_ref().and_then(|c| batch.named.get(c)) {
             let why = format!("line {first} has the same reference");
             return Err(Error::invalid("host_ref", why));
         }
+        let done = self.named_row(ctx, batch, line, new, now, mode).await;
+        if let (Ok(_), Some(c)) = (&done, code) {
+            batch.named.entry(c).or_insert(line);
+        }
+        done
+    }
+
+    /// A partner row past the in-file duplicate check: the partner its code (or a strong match) names, patched; or
+    /// a new one.
+    async fn named_row(
+        &self,
+        ctx: &Context,
+        batch: &mut Batch,
+        line: u64,
+        new: NewPartner,
+        now: Timestamp,
+        mode: ImportMode,
+    ) -> Result<(RowOutcome<PartnerId>, Vec<DuplicateCandidate>)> {
+        let code = host_ref(new.host_ref.as_deref())?;
         let known = match &code {
             Some(c) => batch.stored.get(c).cloned(),
             None => {
@@ -467,10 +528,6 @@ impl CrmService {
                 let outcome = self
                     .patch_in_batch(ctx, batch, line, &current, new, now)
                     .await?;
-                if let Some(c) = code {
-                    // A later row with the same code is a duplicate in the file, changed or not.
-                    batch.refs.entry(c).or_insert((current.id, line));
-                }
                 Ok((outcome, Vec::new()))
             }
             None => {
@@ -480,7 +537,7 @@ impl CrmService {
                     Vec::new()
                 };
                 let p = new.build(ctx.tenant, now)?;
-                self.refs_free(batch, line, &p).await?;
+                self.refs_free(batch, line, &p)?;
                 let subject = Subject {
                     partner: Some(p.id),
                     ..Default::default()
@@ -527,13 +584,9 @@ impl CrmService {
         let code = host_ref(Some(&row.partner_ref))
             .map_err(|e| Error::invalid("partner_ref", e.to_string()))?
             .ok_or_else(|| Error::invalid("partner_ref", "empty"))?;
-        let in_batch = batch.refs.get(&code).map(|(id, _)| *id);
-        let current = match in_batch {
+        let current = match batch.owners.holder(&code) {
             Some(id) => self.batch_partner(ctx, batch, id).await?,
-            None => match batch.stored.get(&code).map(|p| p.id) {
-                Some(id) => self.batch_partner(ctx, batch, id).await?,
-                None => None,
-            },
+            None => None,
         };
         let current = current.ok_or_else(|| {
             Error::invalid(
@@ -561,7 +614,7 @@ impl CrmService {
         if changes.is_empty() {
             return Ok(RowOutcome::Unchanged(current.id));
         }
-        self.refs_free(batch, line, &next).await?;
+        self.refs_free(batch, line, &next)?;
         let subject = Subject {
             partner: Some(next.id),
             ..Default::default()
@@ -585,53 +638,10 @@ impl CrmService {
         Ok(RowOutcome::Updated(id, fields))
     }
 
-    /// Refuses codes another partner has (in the store, or taken by another partner earlier in the batch), then
-    /// takes the partner's codes in the batch.
-    async fn refs_free(&self, batch: &mut Batch, line: u64, p: &Partner) -> Result<()> {
-        let taken = |map: &HashMap<String, (PartnerId, u64)>, r: &str| {
-            map.get(r).filter(|(id, _)| *id != p.id).map(|(_, l)| *l)
-        };
-        if let Some(first) = p.host_ref().and_then(|r| taken(&batch.refs, r)) {
-            return Err(Error::invalid(
-                "host_ref",
-                format!("line {first} has the same reference"),
-            ));
-        }
-        for (i, c) in p.contacts().iter().enumerate() {
-            if let Some(first) = c
-                .host_ref
-                .as_deref()
-                .and_then(|r| taken(&batch.contact_refs, r))
-            {
-                let why = format!("line {first} has the same contact reference");
-                return Err(Error::invalid(format!("contacts[{i}].host_ref"), why));
-            }
-        }
-        // Against the store: the partners the batch's codes name were read at once (`read_named`).
-        if let Some(other) = p
-            .host_ref()
-            .and_then(|r| batch.stored.get(r))
-            .filter(|o| o.id != p.id)
-        {
-            let why = format!("partner {} has this reference", other.id);
-            return Err(Error::invalid("host_ref", why));
-        }
-        for (i, c) in p.contacts().iter().enumerate() {
-            let owner = c
-                .host_ref
-                .as_deref()
-                .and_then(|r| batch.stored_contacts.get(r));
-            if let Some(other) = owner.filter(|o| **o != p.id) {
-                let why = format!("a contact of partner {other} has this reference");
-                return Err(Error::invalid(format!("contacts[{i}].host_ref"), why));
-            }
-        }
-        if let Some(r) = p.host_ref() {
-            batch.refs.insert(r.to_string(), (p.id, line));
-        }
-        for r in p.contacts().iter().filter_map(|c| c.host_ref.clone()) {
-            batch.contact_refs.entry(r).or_insert((p.id, line));
-        }
+    /// Refuses codes another partner holds (stored, or taken earlier in the batch), then takes `p`'s codes.
+    fn refs_free(&self, batch: &mut Batch, line: u64, p: &Partner) -> Result<()> {
+        batch.owners.check(p)?;
+        batch.owners.add(p, Some(line));
         Ok(())
     }
 

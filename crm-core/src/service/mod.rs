@@ -974,28 +974,49 @@ impl CrmService {
     }
 
     /// Refuses a host reference another partner of the tenant has, or a contact's reference another partner's
-    /// contact has (the unique indexes stay the last word when two changes race).
+    /// contact has, by field (the unique indexes stay the last word when two changes race). One read for all the
+    /// partner's codes.
     async fn host_ref_free(&self, p: &Partner) -> Result<()> {
-        if let Some(r) = p.host_ref() {
-            if let Some(other) = self.store.partner_by_ref(p.tenant(), r).await? {
-                if other.id() != p.id() {
-                    let why = format!("partner {} has this reference", other.id());
-                    return Err(Error::invalid("host_ref", why));
-                }
-            }
+        let codes: Vec<String> = p.host_ref().map(str::to_string).into_iter().collect();
+        let contacts: Vec<String> = p
+            .contacts()
+            .iter()
+            .filter_map(|c| c.host_ref.clone())
+            .collect();
+        let mut owners = import::CodeOwners::default();
+        for other in self
+            .partners_by_codes(p.tenant(), &codes, &contacts)
+            .await?
+        {
+            owners.add(&other, None);
         }
-        for (i, c) in p.contacts().iter().enumerate() {
-            let Some(r) = c.host_ref.as_deref() else {
-                continue;
+        owners.check(p)
+    }
+
+    /// The partners holding any of `codes` or any of `contact_codes`, read a thousand codes at a time.
+    async fn partners_by_codes(
+        &self,
+        tenant: TenantId,
+        codes: &[String],
+        contact_codes: &[String],
+    ) -> Result<Vec<Partner>> {
+        let max = crate::page::PageRequest::MAX as usize;
+        let mut found = Vec::new();
+        for i in 0..codes.len().max(contact_codes.len()).div_ceil(max) {
+            let part = |v: &[String]| {
+                v.iter()
+                    .skip(i * max)
+                    .take(max)
+                    .cloned()
+                    .collect::<Vec<_>>()
             };
-            if let Some(other) = self.store.partner_by_contact_ref(p.tenant(), r).await? {
-                if other.id() != p.id() {
-                    let why = format!("a contact of partner {} has this reference", other.id());
-                    return Err(Error::invalid(format!("contacts[{i}].host_ref"), why));
-                }
-            }
+            found.extend(
+                self.store
+                    .partners_by_refs(tenant, &part(codes), &part(contact_codes))
+                    .await?,
+            );
         }
-        Ok(())
+        Ok(found)
     }
 
     /// Refuses a lead's host reference another lead of the tenant has.
