@@ -75,6 +75,7 @@ pub mod portal {
         INVITATION_TEMPLATE, LOGIN_TEMPLATE, MAX_HISTORY, MAX_PAGE, MAX_REQUEST_BODY,
     };
 }
+pub use crm_core::merge::{MergePlan, PartnerMerge};
 pub use crm_core::sales::BlobStore;
 pub use crm_core::service::CommerceService;
 pub use crm_core::service::PortalService;
@@ -88,8 +89,8 @@ pub use crm_core::store::{
 };
 pub use crm_core::time::{Clock, FixedClock, SystemClock, Timestamp};
 pub use crm_core::{
-    actor, comms, dedupe, event, id, lead, money, outbox, partner, pipeline, request, service,
-    store, time,
+    actor, comms, dedupe, event, id, lead, merge, money, outbox, partner, pipeline, request,
+    service, store, time,
 };
 pub use crm_delivery as delivery;
 pub use crm_delivery::{ChannelRouter, DispatchReport, Dispatcher, InboxNotifier};

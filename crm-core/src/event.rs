@@ -463,6 +463,26 @@ pub enum EventKind {
         /// Why.
         reason: String,
     },
+    /// Partners were merged: on the survivor's timeline and on each merged partner's.
+    PartnersMerged {
+        /// The merge's journal.
+        merge: crate::id::MergeId,
+        /// The surviving partner.
+        survivor: PartnerId,
+        /// The partners merged into it.
+        merged: Vec<PartnerId>,
+        /// How many records moved to the survivor.
+        moved: u64,
+    },
+    /// A merge was undone: on the survivor's timeline and on each restored partner's.
+    MergeUndone {
+        /// The merge's journal.
+        merge: crate::id::MergeId,
+        /// The partner that had survived.
+        survivor: PartnerId,
+        /// The partners restored.
+        merged: Vec<PartnerId>,
+    },
     /// A communication rule failed while handling an event; the triggering change still committed.
     RuleFailed {
         /// The rule's name.
@@ -519,6 +539,8 @@ variant_names! {
         PortalPaymentStarted => "portal_payment_started",
         PortalPaymentConfirmed => "portal_payment_confirmed",
         PortalPaymentFailed => "portal_payment_failed",
+        PartnersMerged => "partners_merged",
+        MergeUndone => "merge_undone",
         RuleFailed => "rule_failed",
     }
 }
@@ -684,6 +706,18 @@ impl DomainEvent {
                 format!("request {} → {}", from.as_str(), to.as_str())
             }
             EventKind::RuleFailed { rule, message } => format!("rule `{rule}` failed: {message}"),
+            EventKind::PartnersMerged {
+                merged,
+                moved,
+                survivor,
+                ..
+            } => format!(
+                "{} partner(s) merged into {survivor}, {moved} record(s) moved",
+                merged.len()
+            ),
+            EventKind::MergeUndone { merged, .. } => {
+                format!("merge undone: {} partner(s) restored", merged.len())
+            }
             EventKind::QuotationCreated { number, total, .. } => {
                 format!("quotation {number} made: {total}")
             }

@@ -214,6 +214,12 @@ typed_id!(
     "payment attempt"
 );
 
+typed_id!(
+    /// A merge of partners (its journal entry, by which it is undone).
+    MergeId,
+    "merge"
+);
+
 #[cfg(test)]
 mod tests {
     use super::*;

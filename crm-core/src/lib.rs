@@ -38,6 +38,7 @@ pub mod event;
 pub mod id;
 pub mod kinds;
 pub mod lead;
+pub mod merge;
 pub mod money;
 pub mod outbox;
 pub mod page;

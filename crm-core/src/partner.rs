@@ -134,6 +134,10 @@ record! {
         /// The host's own code for the partner (its ERP's customer or vendor code), unique in the tenant.
         #[serde(default)]
         host_ref: Option<String> => Option<&str> = deref,
+        /// The partner this one was merged into: set, it is a tombstone (no contacts, no duplicate keys) that
+        /// [`crate::service::CrmService::partner`] resolves to the survivor.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        merged_into: Option<PartnerId>,
         /// Optimistic-concurrency version, 1 on creation.
         version: u64,
         /// When it was created.
@@ -355,6 +359,7 @@ impl NewPartner {
             owner: self.owner,
             tags: build_tags(self.tags)?,
             host_ref: host_ref(self.host_ref.as_deref())?,
+            merged_into: None,
             version: 1,
             created_at: now,
             updated_at: now,

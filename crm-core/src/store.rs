@@ -95,6 +95,25 @@ pub enum Write {
     Commerce(crate::commerce::CommerceWrite),
     /// Store a tenant setting, replacing the value its key had.
     PutSetting(crate::setting::Setting),
+    /// Point a record at another partner (a merge, or its undo): the record `moved.link` of `tenant` must point at
+    /// `moved.from` at version `moved.link.version` (any, for a comment), else nothing matches and the change set
+    /// fails with [`Error::Conflict`]; it then points at `moved.to`, one version on. A document's lines and
+    /// allocations move with it.
+    Repoint {
+        /// The tenant.
+        tenant: TenantId,
+        /// The record and where it moves.
+        moved: crate::merge::Move,
+    },
+    /// Insert the journal of a merge.
+    InsertMerge(crate::merge::PartnerMerge),
+    /// Replace a merge's journal whose stored version is `expected_version` (its undo).
+    UpdateMerge {
+        /// The new state.
+        merge: crate::merge::PartnerMerge,
+        /// The version the change was based on.
+        expected_version: u64,
+    },
 }
 
 impl From<crate::commerce::CommerceWrite> for Write {
@@ -120,6 +139,8 @@ impl Write {
             Self::EnqueueOutbox(m) => m.tenant,
             Self::Commerce(c) => c.tenant(),
             Self::PutSetting(s) => s.tenant(),
+            Self::Repoint { tenant, .. } => *tenant,
+            Self::InsertMerge(m) | Self::UpdateMerge { merge: m, .. } => m.tenant,
         }
     }
 }
@@ -186,6 +207,9 @@ impl ChangeSet {
                     | Write::UpdateLead { .. }
                     | Write::UpdateRequest { .. }
                     | Write::PutSetting(_)
+                    | Write::Repoint { .. }
+                    | Write::InsertMerge(_)
+                    | Write::UpdateMerge { .. }
             ) || matches!(w, Write::Commerce(c) if c.is_update())
         }) {
             Some(i) => Err(Error::invalid(
@@ -466,8 +490,8 @@ pub enum Key {
         /// Contacts' host references.
         contacts: Vec<String>,
     },
-    /// The tenant's partners in id order (creation order: ids are UUID v7) after `after` (from the first when
-    /// `None`), at most `limit` (capped at [`PageRequest::MAX`](crate::page::PageRequest::MAX)): a keyset page for
+    /// The tenant's live partners (a merge's tombstones left out) in id order (creation order: ids are UUID v7)
+    /// after `after` (from the first when `None`), at most `limit` (capped at [`PageRequest::MAX`](crate::page::PageRequest::MAX)): a keyset page for
     /// exports.
     PartnersAfter {
         /// The last partner of the previous page.
@@ -491,6 +515,11 @@ pub enum Key {
     Request(RequestId),
     /// A tenant setting by key; none when the tenant has not set it.
     Setting(String),
+    /// Every record that points at this partner, as [`Record::Link`]s (kind, id, version), in no particular
+    /// order: what a merge moves.
+    PartnerLinks(PartnerId),
+    /// A merge's journal by id.
+    Merge(crate::id::MergeId),
 }
 
 impl Key {
@@ -531,6 +560,10 @@ pub enum Record {
     Request(Request),
     /// A tenant setting.
     Setting(crate::setting::Setting),
+    /// A record pointing at a partner ([`Key::PartnerLinks`]).
+    Link(crate::merge::Link),
+    /// A merge's journal.
+    Merge(crate::merge::PartnerMerge),
 }
 
 storage_trait! {
@@ -613,6 +646,8 @@ pick!(Record {
     StageStep => StageHistoryEntry,
     Request => Request,
     Setting => crate::setting::Setting,
+    Link => crate::merge::Link,
+    Merge => crate::merge::PartnerMerge,
 });
 
 /// For adapters answering [`Store::fetch`] with a by-id read that reports a missing row as [`Error::NotFound`]:

@@ -2,7 +2,7 @@
 //! comments, doc links and tests excluded; the conformance suite, which exercises everything, is left out).
 //!
 //! The layers today, bottom up: `id`, `error` (with `kinds`), `time`, `money`, `validate`, `page`, `actor`; the
-//! activity log `event`; the domain (`partner`, `pipeline`, `lead`, `request`, `dedupe`, `commerce`); the rule
+//! activity log `event`; the domain (`partner`, `pipeline`, `lead`, `request`, `dedupe`, `merge`, `commerce`); the rule
 //! engine's ports `comms` and the storage ports `outbox`, `store`; the writer `service`.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -105,8 +105,8 @@ fn the_base_layer_depends_on_no_domain_module() {
         "id", "error", "kinds", "time", "money", "validate", "page", "actor",
     ];
     let domain = [
-        "event", "partner", "pipeline", "lead", "request", "dedupe", "commerce", "comms", "outbox",
-        "store", "service",
+        "event", "partner", "pipeline", "lead", "request", "dedupe", "merge", "commerce", "comms",
+        "outbox", "store", "service",
     ];
     for b in base {
         let deps = g.get(b).cloned().unwrap_or_default();

@@ -45,6 +45,7 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         schema::contact_and_lead_refs(Dialect::Postgres)
     }),
     Migration::new(11, "settings", || schema::settings(Dialect::Postgres)),
+    Migration::new(12, "merges", || schema::merges(Dialect::Postgres)),
 ];
 
 /// The advisory-lock key of a schema's migrations: FNV-1a of a fixed prefix and the schema name, so the key is the

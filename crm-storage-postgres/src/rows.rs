@@ -55,7 +55,7 @@ pub(crate) fn types(table: &Table) -> Vec<Type> {
 
 pub(crate) const PARTNERS: Table = crm_storage_sql::table!("partners" {
     tenant: Uuid, id: Uuid, name: Text, search: Text, version: I64, created_us: I64,
-    updated_us: I64, doc: Json, host_ref: Text,
+    updated_us: I64, doc: Json, host_ref: Text, merged_into: Uuid,
 });
 
 pub(crate) const PARTNER_KEYS: Table = crm_storage_sql::table!("partner_keys" {
@@ -125,6 +125,7 @@ pub(crate) fn partner_row(p: &Partner) -> Result<Vec<Value>> {
         Box::new(to_micros(p.updated_at())),
         json(p)?,
         Box::new(p.host_ref().map(str::to_owned)),
+        Box::new(p.merged_into().map(|m| *m.as_uuid())),
     ])
 }
 

@@ -623,6 +623,27 @@ async fn apply_write<'w>(
             Ok(())
         }
         Write::EnqueueOutbox(m) => crate::outbox::enqueue(tx, m).await,
+        Write::Repoint { tenant, moved } => {
+            let tx = crate::commerce::InTx(tx);
+            crm_storage_sql::merge::repoint(&tx, Dialect::Postgres, *tenant, moved).await
+        }
+        Write::InsertMerge(m) => {
+            let tx = crate::commerce::InTx(tx);
+            crm_storage_sql::merge::put_merge(&tx, Dialect::Postgres, m, None).await
+        }
+        Write::UpdateMerge {
+            merge,
+            expected_version,
+        } => {
+            let tx = crate::commerce::InTx(tx);
+            crm_storage_sql::merge::put_merge(
+                &tx,
+                Dialect::Postgres,
+                merge,
+                Some(*expected_version),
+            )
+            .await
+        }
         _ => Err(Error::invalid("writes", "unsupported write")),
     }
 }
@@ -814,6 +835,11 @@ impl crm_storage_sql::store::AdapterStore for PgStore {
                 .map(|m| m.into_iter().map(Record::KeyMatch).collect());
         }
         key.check()?;
+        match key {
+            Key::PartnerLinks(p) => return crm_storage_sql::merge::links(self, tenant, *p).await,
+            Key::Merge(id) => return crm_storage_sql::merge::merge(self, tenant, *id).await,
+            _ => {}
+        }
         let (sql, doc) = fetch::store_key(Dialect::Postgres, tenant, key).ok_or_else(|| {
             Error::invalid("key", "a key this version of the engine does not know")
         })?;

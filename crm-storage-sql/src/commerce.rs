@@ -671,6 +671,18 @@ pub trait Exec {
 /// versioned update matches nothing; the adapter's own.
 pub async fn apply<E: Exec>(tx: &E, dialect: Dialect, w: &CommerceWrite) -> Result<()> {
     for step in steps(dialect, w)? {
+        run_step(tx, step).await?;
+    }
+    Ok(())
+}
+
+/// Runs one step on `tx` and gives its outcome its meaning (see [`apply`]).
+///
+/// # Errors
+///
+/// As [`apply`].
+pub async fn run_step<E: Exec>(tx: &E, step: Step) -> Result<()> {
+    {
         match step {
             Step::Insert { sql, entity, key } => {
                 tx.execute(sql).await.map_err(|e| match e {
@@ -698,7 +710,7 @@ pub async fn apply<E: Exec>(tx: &E, dialect: Dialect, w: &CommerceWrite) -> Resu
     Ok(())
 }
 
-fn with(dialect: Dialect, text: String, params: Vec<Param>) -> Sql {
+pub(crate) fn with(dialect: Dialect, text: String, params: Vec<Param>) -> Sql {
     Sql {
         dialect,
         text,
@@ -706,7 +718,7 @@ fn with(dialect: Dialect, text: String, params: Vec<Param>) -> Sql {
     }
 }
 
-fn insert(
+pub(crate) fn insert(
     dialect: Dialect,
     table: &Table,
     row: Vec<Param>,
@@ -721,7 +733,7 @@ fn insert(
 }
 
 /// A version-checked update of `row` keyed by its first `key` values.
-fn update(
+pub(crate) fn update(
     dialect: Dialect,
     table: &Table,
     key: usize,

@@ -253,7 +253,7 @@ pub fn store_key(dialect: Dialect, tenant: TenantId, key: &Key) -> Option<(Sql, 
             };
             let n = sql.bind(i64::from((*limit).min(crm_core::page::PageRequest::MAX)));
             sql.text = format!(
-                "SELECT {} FROM partners WHERE tenant = {t}{from} ORDER BY id LIMIT {n}",
+                "SELECT {} FROM partners WHERE tenant = {t}{from} AND merged_into IS NULL ORDER BY id LIMIT {n}",
                 dialect.doc()
             );
             (sql, Doc::Partner)

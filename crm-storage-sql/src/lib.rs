@@ -17,6 +17,7 @@
 pub mod commerce;
 mod dialect;
 pub mod fetch;
+pub mod merge;
 pub mod outbox;
 pub mod report;
 mod run;

@@ -702,6 +702,23 @@ pub fn settings(dialect: Dialect) -> String {
     table(dialect, &SETTINGS, &[], &["PRIMARY KEY (tenant, key)"])
 }
 
+/// The merges migration (SQLite's 13, PostgreSQL's 12): a partner's `merged_into` (set on a merge's tombstone; the
+/// segments leave tombstones out) and the merges' journals ([`crm_core::merge::PartnerMerge`]), by survivor.
+pub fn merges(dialect: Dialect) -> String {
+    format!(
+        "ALTER TABLE partners ADD COLUMN merged_into {};
+{}         CREATE INDEX merges_survivor ON merges (tenant, survivor);
+",
+        dialect.column_type(Kind::Uuid),
+        table(dialect, &MERGES, &[], &["PRIMARY KEY (tenant, id)"])
+    )
+}
+
+/// `merges`: the journal of each merge of partners.
+pub const MERGES: Table = crate::table!("merges" {
+    tenant: Uuid, id: Uuid, survivor: Uuid, version: I64, doc: Json
+});
+
 /// `settings`: a tenant's named JSON values, one row per key.
 pub const SETTINGS: Table = crate::table!("settings" {
     tenant: Uuid, key: Text, doc: Json

@@ -105,7 +105,8 @@ impl Plan {
             format!("WITH {} ", ctes.join(", "))
         };
         format!(
-            "{with}SELECT p.id, p.name FROM {from} WHERE p.tenant = {t} AND {cond} ORDER BY p.id"
+            "{with}SELECT p.id, p.name FROM {from} WHERE p.tenant = {t} AND p.merged_into IS NULL AND {cond} \
+             ORDER BY p.id"
         )
     }
 }

@@ -10,6 +10,8 @@ use crate::error::map;
 use crate::rows::bind;
 use crate::SqliteStore;
 use crm_core::commerce::CommerceWrite;
+use crm_core::id::TenantId;
+use crm_core::merge::{Move, PartnerMerge};
 use crm_core::{Error, Result, StorageErrorKind};
 use crm_storage_sql::commerce;
 use crm_storage_sql::{Dialect, Sql};
@@ -37,7 +39,35 @@ impl commerce::Exec for InTx<'_> {
 /// statement here runs synchronously), so one poll completes it, on whatever thread holds the connection.
 pub(crate) fn apply(tx: &Connection, w: &CommerceWrite) -> Result<()> {
     let tx = InTx(tx);
-    let future = std::pin::pin!(commerce::apply(&tx, Dialect::Sqlite, w));
+    at_once(commerce::apply(&tx, Dialect::Sqlite, w))
+}
+
+/// Moves a record to another partner (`Write::Repoint`) inside the commit's transaction.
+pub(crate) fn repoint(tx: &Connection, tenant: TenantId, m: &Move) -> Result<()> {
+    let tx = InTx(tx);
+    at_once(crm_storage_sql::merge::repoint(
+        &tx,
+        Dialect::Sqlite,
+        tenant,
+        m,
+    ))
+}
+
+/// Writes a merge's journal (`Write::InsertMerge`, or `UpdateMerge` with `expected`).
+pub(crate) fn put_merge(tx: &Connection, m: &PartnerMerge, expected: Option<u64>) -> Result<()> {
+    let tx = InTx(tx);
+    at_once(crm_storage_sql::merge::put_merge(
+        &tx,
+        Dialect::Sqlite,
+        m,
+        expected,
+    ))
+}
+
+/// Runs a shared write's future, which never waits here (every statement runs synchronously), so one poll
+/// completes it, on whatever thread holds the connection.
+fn at_once(future: impl Future<Output = Result<()>>) -> Result<()> {
+    let future = std::pin::pin!(future);
     match future.poll(&mut Context::from_waker(Waker::noop())) {
         Poll::Ready(done) => done,
         Poll::Pending => Err(Error::storage(

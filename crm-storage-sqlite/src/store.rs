@@ -47,8 +47,9 @@ pub struct SqliteStore {
 }
 
 /// Migrations 1 (leads), 2 (commerce), 3 (outbox), 6 (sales), 7 (attachments), 8 (sales timers), 9 (portal) and
-/// 10 and 11 (host references) and 12 (settings), generated from `crm_storage_sql::schema` as PostgreSQL's are.
-static GENERATED: std::sync::LazyLock<[String; 10]> = std::sync::LazyLock::new(|| {
+/// 10 and 11 (host references), 12 (settings) and 13 (merges), generated from `crm_storage_sql::schema` as
+/// PostgreSQL's are.
+static GENERATED: std::sync::LazyLock<[String; 11]> = std::sync::LazyLock::new(|| {
     [
         crm_storage_sql::schema::init(Dialect::Sqlite),
         crm_storage_sql::schema::commerce(Dialect::Sqlite),
@@ -60,11 +61,12 @@ static GENERATED: std::sync::LazyLock<[String; 10]> = std::sync::LazyLock::new(|
         crm_storage_sql::schema::host_refs(Dialect::Sqlite),
         crm_storage_sql::schema::contact_and_lead_refs(Dialect::Sqlite),
         crm_storage_sql::schema::settings(Dialect::Sqlite),
+        crm_storage_sql::schema::merges(Dialect::Sqlite),
     ]
 });
 
 /// How many migrations there are.
-const MIGRATIONS: usize = 12;
+const MIGRATIONS: usize = 13;
 
 /// The migrations' statements, in order.
 fn migration_sql() -> [&'static str; MIGRATIONS] {
@@ -81,6 +83,7 @@ fn migration_sql() -> [&'static str; MIGRATIONS] {
         &GENERATED[7],
         &GENERATED[8],
         &GENERATED[9],
+        &GENERATED[10],
     ]
 }
 
@@ -435,8 +438,8 @@ fn apply_write(tx: &Connection, w: &Write) -> Result<()> {
     match w {
         Write::InsertPartner { partner: p, keys } => {
             tx.prepare_cached(
-                "INSERT INTO partners (tenant, id, name, search, grp, owner, version, doc, host_ref) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                "INSERT INTO partners (tenant, id, name, search, grp, owner, version, doc, host_ref, merged_into) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
             )
             .and_then(|mut s| s.execute(params_from_iter(partner_row(p))))
             .map_err(|e| already(e, "partner", p.id().as_uuid()))?;
@@ -450,7 +453,7 @@ fn apply_write(tx: &Connection, w: &Write) -> Result<()> {
             update_versioned(
                 tx,
                 "UPDATE partners SET name = ?3, search = ?4, grp = ?5, owner = ?6, version = ?7, doc = ?8, \
-                 host_ref = ?9 WHERE tenant = ?1 AND id = ?2 AND version = ?10",
+                 host_ref = ?9, merged_into = ?10 WHERE tenant = ?1 AND id = ?2 AND version = ?11",
                 partner_row(p),
                 Versioned::new("partners", "partner", p.tenant(), p.id().as_uuid(), p.version()),
                 *expected_version,
@@ -567,6 +570,12 @@ fn apply_write(tx: &Connection, w: &Write) -> Result<()> {
             .map(|_| ())
             .map_err(map),
         Write::EnqueueOutbox(m) => crate::outbox::enqueue(tx, m),
+        Write::Repoint { tenant, moved } => crate::commerce::repoint(tx, *tenant, moved),
+        Write::InsertMerge(m) => crate::commerce::put_merge(tx, m, None),
+        Write::UpdateMerge {
+            merge,
+            expected_version,
+        } => crate::commerce::put_merge(tx, merge, Some(*expected_version)),
         other => Err(Error::invalid(
             "writes",
             format!("this SQLite store does not support the write {:?}", std::mem::discriminant(other)),
@@ -577,7 +586,7 @@ fn apply_write(tx: &Connection, w: &Write) -> Result<()> {
 /// The values of a row, in its statement's parameter order.
 type Row<'a> = Vec<Box<dyn rusqlite::ToSql + 'a>>;
 
-/// A partner's row: tenant, id, name, search, grp, owner, version, doc.
+/// A partner's row: tenant, id, name, search, grp, owner, version, doc, host_ref, merged_into.
 fn partner_row(p: &Partner) -> Row<'_> {
     vec![
         Box::new(blob(p.tenant().as_uuid())),
@@ -589,6 +598,7 @@ fn partner_row(p: &Partner) -> Row<'_> {
         Box::new(p.version() as i64),
         Box::new(doc(p)),
         Box::new(p.host_ref()),
+        Box::new(opt_blob(p.merged_into().as_ref().map(|o| o.as_uuid()))),
     ]
 }
 
@@ -996,6 +1006,11 @@ impl crm_storage_sql::store::AdapterStore for SqliteStore {
                 .map(|m| m.into_iter().map(Record::KeyMatch).collect());
         }
         key.check()?;
+        match key {
+            Key::PartnerLinks(p) => return crm_storage_sql::merge::links(self, tenant, *p).await,
+            Key::Merge(id) => return crm_storage_sql::merge::merge(self, tenant, *id).await,
+            _ => {}
+        }
         let (sql, doc) = fetch::store_key(Dialect::Sqlite, tenant, key).ok_or_else(|| {
             Error::invalid("key", "a key this version of the engine does not know")
         })?;

@@ -33,6 +33,7 @@ pub mod attachments;
 mod checks;
 pub mod commerce;
 mod differential;
+mod merge;
 pub mod model;
 pub mod no_panic;
 pub mod outbox;
@@ -44,6 +45,7 @@ pub mod tenancy;
 
 pub use checks::*;
 pub use differential::{run_differential, same_error, BlockOn, Differential, DEFAULT_CASES};
+pub use merge::check_partner_merge;
 pub use portal::{
     check_portal_payments, check_portal_representatives, check_portal_sessions_and_contacts,
 };
@@ -169,6 +171,7 @@ macro_rules! backend_conformance_tests {
             ]
             backend [
                 check_every_read_is_tenant_scoped,
+                check_partner_merge,
                 check_meetings,
                 check_quotation_mail,
                 check_contact_log,

@@ -51,6 +51,7 @@ struct Data {
     seq: u64,
     commerce: commerce::CommerceData,
     settings: Vec<crate::setting::Setting>,
+    merges: Vec<crate::merge::PartnerMerge>,
 }
 
 /// The naive in-memory reference store.
@@ -329,6 +330,115 @@ fn apply(d: &mut Data, w: &Write) -> Result<()> {
         }
         // Enqueued by the commit once every other write succeeded.
         Write::EnqueueOutbox(_) => {}
+        Write::Repoint { tenant, moved } => repoint(d, *tenant, moved)?,
+        Write::InsertMerge(m) => {
+            if d.merges
+                .iter()
+                .any(|x| x.tenant == m.tenant && x.id == m.id)
+            {
+                return Err(Error::AlreadyExists {
+                    entity: "merge",
+                    key: m.id.to_string(),
+                });
+            }
+            d.merges.push(m.clone());
+        }
+        Write::UpdateMerge {
+            merge,
+            expected_version,
+        } => {
+            next_version("merge", merge.version, *expected_version)?;
+            let slot = (d.merges.iter_mut())
+                .find(|x| x.tenant == merge.tenant && x.id == merge.id)
+                .ok_or_else(|| Error::not_found("merge", merge.id))?;
+            if slot.version != *expected_version {
+                return Err(conflict("merge", merge.id, *expected_version, slot.version));
+            }
+            *slot = merge.clone();
+        }
+    }
+    Ok(())
+}
+
+/// The records of `tenant` pointing at `partner` (`Key::PartnerLinks`).
+fn links(d: &Data, tenant: TenantId, partner: PartnerId) -> Vec<crate::merge::Link> {
+    use crate::merge::{Link, LinkKind};
+    let link = |kind, id: &uuid::Uuid, version| Link {
+        kind,
+        id: *id,
+        version,
+    };
+    let mut out: Vec<Link> = (d.leads.iter())
+        .filter(|x| x.tenant == tenant && x.partner == partner)
+        .map(|x| link(LinkKind::Lead, x.id.as_uuid(), x.version))
+        .collect();
+    out.extend(
+        (d.requests.iter())
+            .filter(|x| x.tenant == tenant && x.partner == Some(partner))
+            .map(|x| link(LinkKind::Request, x.id.as_uuid(), x.version)),
+    );
+    out.extend(
+        (d.comments.iter())
+            .filter(|x| x.tenant == tenant && x.target == CommentTarget::Partner(partner))
+            .map(|x| link(LinkKind::Comment, x.id.as_uuid(), 0)),
+    );
+    out.extend(commerce::links_of(&d.commerce, tenant, partner));
+    out
+}
+
+/// `Write::Repoint`: moves one record from `moved.from` to `moved.to` when it points there at the expected version.
+fn repoint(d: &mut Data, tenant: TenantId, m: &crate::merge::Move) -> Result<()> {
+    use crate::merge::LinkKind;
+    if !d
+        .partners
+        .iter()
+        .any(|(p, _)| p.tenant == tenant && p.id == m.to)
+    {
+        return Err(Error::invalid(
+            "writes",
+            "a write references a record that does not exist in this tenant",
+        ));
+    }
+    if commerce::repoint(&mut d.commerce, tenant, m)? {
+        return Ok(());
+    }
+    let (id, v) = (m.link.id, m.link.version);
+    let gone = || commerce::moved_away(m);
+    match m.link.kind {
+        LinkKind::Lead => {
+            let row = (d.leads.iter_mut())
+                .find(|x| {
+                    x.tenant == tenant
+                        && *x.id.as_uuid() == id
+                        && x.partner == m.from
+                        && x.version == v
+                })
+                .ok_or_else(gone)?;
+            row.partner = m.to;
+            row.version += 1;
+        }
+        LinkKind::Request => {
+            let row = (d.requests.iter_mut())
+                .find(|x| {
+                    x.tenant == tenant
+                        && *x.id.as_uuid() == id
+                        && x.partner == Some(m.from)
+                        && x.version == v
+                })
+                .ok_or_else(gone)?;
+            row.partner = Some(m.to);
+            row.version += 1;
+        }
+        _ => {
+            let row = (d.comments.iter_mut())
+                .find(|x| {
+                    x.tenant == tenant
+                        && *x.id.as_uuid() == id
+                        && x.target == CommentTarget::Partner(m.from)
+                })
+                .ok_or_else(gone)?;
+            row.target = CommentTarget::Partner(m.to);
+        }
     }
     Ok(())
 }
@@ -419,6 +529,7 @@ impl Store for MemStore {
             Key::PartnersAfter { after, limit } => {
                 let mut list: Vec<Partner> = (self.data().partners.iter())
                     .filter(|(p, _)| p.tenant == tenant && after.is_none_or(|a| p.id > a))
+                    .filter(|(p, _)| p.merged_into.is_none())
                     .map(|(p, _)| p.clone())
                     .collect();
                 list.sort_by_key(|p| p.id);
@@ -476,6 +587,14 @@ impl Store for MemStore {
                     .map(Record::Request)
                     .collect()
             }
+            Key::PartnerLinks(p) => links(&self.data(), tenant, *p)
+                .into_iter()
+                .map(Record::Link)
+                .collect(),
+            Key::Merge(id) => (self.data().merges.iter())
+                .filter(|m| m.tenant == tenant && m.id == *id)
+                .map(|m| Record::Merge(m.clone()))
+                .collect(),
         })
     }
 

@@ -197,7 +197,8 @@ impl CrmService {
     ///
     /// A row names a stored partner by its host reference (or, without one, by the one partner it matches strongly:
     /// the same tax id or e-mail); that partner gets [`Partner::import_patch`] of the row (what the row leaves empty
-    /// stays, so the same rows again change nothing and log nothing). Each row is checked on its own and a refused
+    /// stays, so the same rows again change nothing and log nothing). A row naming a partner merged into another
+    /// changes nothing (the merge decided what the survivor holds) and reports the survivor. Each row is checked on its own and a refused
     /// one is left out; the good rows commit together in one transaction (the store's bulk path when they only
     /// create), with a `partner_created` or `partner_updated` event each; the communication rules do not run for
     /// imported rows. The partners the rows name are read at once, not row by row.
@@ -520,6 +521,11 @@ impl CrmService {
             }
         };
         match known {
+            // A merged partner's code: the merge decided what the survivor holds, so the row changes nothing.
+            Some(stored) if stored.merged_into.is_some() => {
+                let survivor = self.live(ctx.tenant, stored).await?;
+                Ok((RowOutcome::Unchanged(survivor.id), Vec::new()))
+            }
             Some(stored) => {
                 let current = batch
                     .touched
@@ -594,6 +600,16 @@ impl CrmService {
                 format!("no partner has the reference `{code}`"),
             )
         })?;
+        // A merged partner's code names its survivor.
+        let current = match current.merged_into {
+            Some(_) => {
+                let survivor = self.live(ctx.tenant, current).await?;
+                self.batch_partner(ctx, batch, survivor.id)
+                    .await?
+                    .unwrap_or(survivor)
+            }
+            None => current,
+        };
         let mut new = NewPartner::of_kind(current.kind, current.name.clone());
         new.contacts.push(row.contact);
         self.patch_in_batch(ctx, batch, line, &current, new, now)

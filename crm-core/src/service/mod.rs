@@ -8,6 +8,7 @@
 mod commerce;
 mod contact;
 mod import;
+mod merge;
 mod portal;
 mod rules;
 
@@ -903,6 +904,12 @@ impl CrmService {
         patch: PartnerPatch,
     ) -> Result<Outcome<Partner>> {
         let current = self.store.partner(ctx.tenant, id).await?;
+        if let Some(to) = current.merged_into {
+            return Err(Error::invalid(
+                "id",
+                format!("partner {id} was merged into {to}: change that partner"),
+            ));
+        }
         check_version("partner", id, expected_version, current.version)?;
         let now = self.clock.now();
         let (next, changes) = current.patched(patch, now)?;
@@ -967,10 +974,12 @@ impl CrmService {
     /// when it is empty, too long or has control characters; [`Error::Storage`] when the store cannot be read.
     pub async fn partner_by_ref(&self, tenant: TenantId, host_ref: &str) -> Result<Partner> {
         let r = required_ref(host_ref)?;
-        self.store
+        let p = self
+            .store
             .partner_by_ref(tenant, &r)
             .await?
-            .ok_or_else(|| Error::not_found("partner", r))
+            .ok_or_else(|| Error::not_found("partner", r))?;
+        self.live(tenant, p).await
     }
 
     /// Refuses a host reference another partner of the tenant has, or a contact's reference another partner's
@@ -1185,9 +1194,11 @@ impl CrmService {
     /// # Errors
     ///
     /// [`Error::NotFound`] when the partner is not the tenant's (another tenant's reads as not found);
-    /// [`Error::Storage`] when the store cannot be read.
+    /// [`Error::Storage`] when the store cannot be read. A partner merged into another (a tombstone) reads as the
+    /// partner it was merged into.
     pub async fn partner(&self, tenant: TenantId, id: PartnerId) -> Result<Partner> {
-        self.store.partner(tenant, id).await
+        let p = self.store.partner(tenant, id).await?;
+        self.live(tenant, p).await
     }
 
     // ---------------------------------------------------------------- leads

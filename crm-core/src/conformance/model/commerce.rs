@@ -12,6 +12,7 @@ use crate::commerce::{
 };
 use crate::error::{Error, Result};
 use crate::id::{CampaignId, PartnerId, TenantId};
+use crate::merge::{Link, LinkKind, Move};
 use crate::money::Currency;
 use crate::partner::Partner;
 use crate::portal::{PaymentAttempt, Representative};
@@ -598,10 +599,11 @@ fn fetch(d: &CommerceData, tenant: TenantId, key: &CommerceKey) -> Vec<CommerceR
 }
 
 impl Data {
+    /// The tenant's live partners (tombstones of merges left out).
     fn tenant_partners(&self, tenant: TenantId) -> Vec<Partner> {
         self.partners
             .iter()
-            .filter(|(p, _)| p.tenant == tenant)
+            .filter(|(p, _)| p.tenant == tenant && p.merged_into.is_none())
             .map(|(p, _)| p.clone())
             .collect()
     }
@@ -740,4 +742,118 @@ impl CommerceStore for MemStore {
         };
         Ok(reference::balances(facts, partner, as_of))
     }
+}
+
+// ------------------------------------------------------------------------------------------------ merges
+
+/// The commerce records of `tenant` that point at `partner`.
+pub(super) fn links_of(d: &CommerceData, tenant: TenantId, partner: PartnerId) -> Vec<Link> {
+    use crate::sales::AttachedTo;
+    let link = |kind, id: &uuid::Uuid, version| Link {
+        kind,
+        id: *id,
+        version,
+    };
+    let mine = |t: TenantId, p: PartnerId| t == tenant && p == partner;
+    let mut out = Vec::new();
+    out.extend(
+        (d.documents.iter().filter(|x| mine(x.tenant, x.partner)))
+            .map(|x| link(LinkKind::Document, x.id.as_uuid(), x.version)),
+    );
+    out.extend(
+        (d.quotations.iter().filter(|x| mine(x.tenant, x.partner)))
+            .map(|x| link(LinkKind::Quotation, x.id.as_uuid(), x.version)),
+    );
+    out.extend(
+        (d.contracts.iter().filter(|x| mine(x.tenant, x.partner)))
+            .map(|x| link(LinkKind::Contract, x.id.as_uuid(), x.version)),
+    );
+    out.extend(
+        (d.meetings
+            .iter()
+            .filter(|x| x.tenant == tenant && x.partner == Some(partner)))
+        .map(|x| link(LinkKind::Meeting, x.id.as_uuid(), x.version)),
+    );
+    out.extend(
+        (d.attachments.iter())
+            .filter(|x| x.tenant == tenant && x.target == AttachedTo::Partner(partner))
+            .map(|x| link(LinkKind::Attachment, x.id.as_uuid(), x.version)),
+    );
+    out.extend(
+        (d.representatives
+            .iter()
+            .filter(|x| mine(x.tenant, x.partner)))
+        .map(|x| link(LinkKind::Representative, x.id.as_uuid(), x.version)),
+    );
+    out.extend(
+        (d.payments.iter().filter(|x| mine(x.tenant, x.partner)))
+            .map(|x| link(LinkKind::PaymentAttempt, x.id.as_uuid(), x.version)),
+    );
+    out.extend(
+        (d.targets.iter().filter(|x| mine(x.tenant, x.partner)))
+            .map(|x| link(LinkKind::CampaignTarget, x.campaign.as_uuid(), x.version)),
+    );
+    out
+}
+
+/// The conflict of a move whose record does not point where the move expects, at the version it expects.
+pub(super) fn moved_away(m: &Move) -> Error {
+    Error::Conflict {
+        entity: m.link.kind.entity(),
+        id: m.link.id.to_string(),
+        expected: m.link.version,
+        actual: 0,
+    }
+}
+
+/// Moves one commerce record (`Write::Repoint`); `false` when `m` is not a commerce kind.
+pub(super) fn repoint(d: &mut CommerceData, tenant: TenantId, m: &Move) -> Result<bool> {
+    use crate::sales::AttachedTo;
+    let (id, v) = (m.link.id, m.link.version);
+    let gone = || moved_away(m);
+    macro_rules! move_in {
+        ($rows:expr, $id:ident, $partner:ident, $from:expr, $to:expr) => {{
+            let row = $rows
+                .iter_mut()
+                .find(|x| {
+                    x.tenant == tenant
+                        && *x.$id.as_uuid() == id
+                        && x.$partner == $from
+                        && x.version == v
+                })
+                .ok_or_else(gone)?;
+            row.$partner = $to;
+            row.version += 1;
+        }};
+    }
+    match m.link.kind {
+        LinkKind::Document => move_in!(d.documents, id, partner, m.from, m.to),
+        LinkKind::Quotation => move_in!(d.quotations, id, partner, m.from, m.to),
+        LinkKind::Contract => move_in!(d.contracts, id, partner, m.from, m.to),
+        LinkKind::Meeting => move_in!(d.meetings, id, partner, Some(m.from), Some(m.to)),
+        LinkKind::Attachment => move_in!(
+            d.attachments,
+            id,
+            target,
+            AttachedTo::Partner(m.from),
+            AttachedTo::Partner(m.to)
+        ),
+        LinkKind::Representative => move_in!(d.representatives, id, partner, m.from, m.to),
+        LinkKind::PaymentAttempt => move_in!(d.payments, id, partner, m.from, m.to),
+        LinkKind::CampaignTarget => {
+            let campaign = CampaignId::from_uuid(id);
+            if d.targets
+                .iter()
+                .any(|x| x.tenant == tenant && x.campaign == campaign && x.partner == m.to)
+            {
+                return Err(Error::AlreadyExists {
+                    entity: "campaign target",
+                    key: m.to.to_string(),
+                });
+            }
+            move_in!(d.targets, campaign, partner, m.from, m.to)
+        }
+        _ => return Ok(false),
+    }
+    Ok(true)
 }
