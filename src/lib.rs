@@ -89,8 +89,8 @@ pub use crm_core::store::{
 };
 pub use crm_core::time::{Clock, FixedClock, SystemClock, Timestamp};
 pub use crm_core::{
-    actor, comms, dedupe, event, id, lead, merge, money, outbox, partner, pipeline, request,
-    service, store, time,
+    actor, comms, consent, dedupe, event, id, lead, merge, money, outbox, partner, pipeline,
+    request, service, store, time,
 };
 pub use crm_delivery as delivery;
 pub use crm_delivery::{ChannelRouter, DispatchReport, Dispatcher, InboxNotifier};

@@ -483,6 +483,22 @@ pub enum EventKind {
         /// The partners restored.
         merged: Vec<PartnerId>,
     },
+    /// A contact's consent was given or withdrawn (on the partner's timeline).
+    ConsentRecorded {
+        /// The contact.
+        contact: crate::id::ContactId,
+        /// The consent as recorded (channel, purpose, answer, source, proof, time).
+        consent: crate::consent::Consent,
+    },
+    /// A message a rule decided was not enqueued: a marketing message without the recipient's consent.
+    MessageSuppressed {
+        /// The rule.
+        rule: String,
+        /// Who it was for.
+        recipient: String,
+        /// Why.
+        reason: String,
+    },
     /// A communication rule failed while handling an event; the triggering change still committed.
     RuleFailed {
         /// The rule's name.
@@ -539,6 +555,8 @@ variant_names! {
         PortalPaymentStarted => "portal_payment_started",
         PortalPaymentConfirmed => "portal_payment_confirmed",
         PortalPaymentFailed => "portal_payment_failed",
+        ConsentRecorded => "consent_recorded",
+        MessageSuppressed => "message_suppressed",
         PartnersMerged => "partners_merged",
         MergeUndone => "merge_undone",
         RuleFailed => "rule_failed",
@@ -715,6 +733,22 @@ impl DomainEvent {
                 "{} partner(s) merged into {survivor}, {moved} record(s) moved",
                 merged.len()
             ),
+            EventKind::ConsentRecorded { consent, .. } => format!(
+                "consent to {:?} by {:?} {} ({})",
+                consent.purpose,
+                consent.channel,
+                if consent.granted {
+                    "given"
+                } else {
+                    "withdrawn"
+                },
+                consent.source
+            ),
+            EventKind::MessageSuppressed {
+                recipient, reason, ..
+            } => {
+                format!("message to {recipient} not sent: {reason}")
+            }
             EventKind::MergeUndone { merged, .. } => {
                 format!("merge undone: {} partner(s) restored", merged.len())
             }

@@ -31,6 +31,7 @@ mod variant_names;
 pub mod actor;
 pub mod commerce;
 pub mod comms;
+pub mod consent;
 pub mod contact;
 pub mod dedupe;
 pub mod error;

@@ -48,6 +48,24 @@ pub struct Contact {
     /// The host's own code for the person, unique among the tenant's contacts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub host_ref: Option<String>,
+    /// The latest answer per channel and purpose to being contacted
+    /// ([`CrmService::record_consent`](crate::service::CrmService::record_consent); the activity log holds them
+    /// all). Kept when the contact is edited.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub consents: Vec<crate::consent::Consent>,
+}
+
+impl Contact {
+    /// The contact's consent for `channel` and `purpose`, if it has given one and not withdrawn it.
+    pub fn consent(
+        &self,
+        channel: crate::consent::ConsentChannel,
+        purpose: crate::consent::Purpose,
+    ) -> Option<&crate::consent::Consent> {
+        self.consents
+            .iter()
+            .find(|c| c.channel == channel && c.purpose == purpose && c.granted)
+    }
 }
 
 /// What a location is used for.
@@ -393,6 +411,7 @@ fn build_contact(i: usize, c: NewContact, id: ContactId) -> Result<Contact> {
             .map(|p| validate::phone(&f("phone"), p))
             .transpose()?,
         host_ref: validate::optional(&f("host_ref"), c.host_ref.as_deref(), MAX_HOST_REF)?,
+        consents: Vec::new(),
     })
 }
 
@@ -584,11 +603,11 @@ impl Partner {
                     let code = host_ref(c.host_ref.as_deref()).ok().flatten();
                     let same_code = |old: &&Contact| code.is_some() && old.host_ref == code;
                     let same_name = |old: &&Contact| old.name.eq_ignore_ascii_case(c.name.trim());
-                    let id = (self.contacts.iter().find(same_code))
-                        .or_else(|| self.contacts.iter().find(same_name))
-                        .map(|old| old.id)
-                        .unwrap_or_default();
-                    build_contact(i, c, id)
+                    let old = (self.contacts.iter().find(same_code))
+                        .or_else(|| self.contacts.iter().find(same_name));
+                    let mut contact = build_contact(i, c, old.map(|o| o.id).unwrap_or_default())?;
+                    contact.consents = old.map(|o| o.consents.clone()).unwrap_or_default();
+                    Ok(contact)
                 })
                 .collect::<Result<_>>()?;
             contact_refs_distinct(&next.contacts)?;

@@ -105,8 +105,8 @@ fn the_base_layer_depends_on_no_domain_module() {
         "id", "error", "kinds", "time", "money", "validate", "page", "actor",
     ];
     let domain = [
-        "event", "partner", "pipeline", "lead", "request", "dedupe", "merge", "commerce", "comms",
-        "outbox", "store", "service",
+        "event", "partner", "pipeline", "lead", "request", "dedupe", "merge", "consent",
+        "commerce", "comms", "outbox", "store", "service",
     ];
     for b in base {
         let deps = g.get(b).cloned().unwrap_or_default();

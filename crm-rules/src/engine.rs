@@ -16,6 +16,7 @@ use crm_core::comms::{
     Action, DecidedAction, Decision, Recipient, Refusal, RuleEngine, RuleFailure, RuleTrace,
     TimerTrigger, Trigger, Views,
 };
+use crm_core::consent::Purpose;
 use rhai::packages::Package;
 use rhai::{Dynamic, Engine, EvalAltResult, NativeCallContext, Position, Scope, AST};
 use serde::{Deserialize, Serialize};
@@ -178,12 +179,14 @@ fn record(ctx: &NativeCallContext, a: Action) -> Result<(), Box<EvalAltResult>> 
     })
 }
 
-/// `email(to, template[, vars])`: records the e-mail to `to`.
+/// `email(to, template[, vars])`: records the e-mail to `to`; `marketing_email` the same for an offer or a
+/// campaign, which the engine enqueues only for contacts who consent to marketing by e-mail.
 fn send_email(
     ctx: &NativeCallContext,
     to: &str,
     template: &str,
     vars: serde_json::Value,
+    purpose: Purpose,
 ) -> Result<(), Box<EvalAltResult>> {
     let to = recipient(ctx, to)?;
     record(
@@ -192,6 +195,7 @@ fn send_email(
             to,
             template: template.to_string(),
             vars,
+            purpose,
         },
     )
 }
@@ -276,20 +280,27 @@ fn build_engine(limits: Limits) -> Engine {
             )
         },
     );
-    engine.register_fn(
-        "email",
-        |ctx: NativeCallContext, to: &str, template: &str, vars: rhai::Map| {
-            let vars: serde_json::Value = rhai::serde::from_dynamic(&Dynamic::from_map(vars))
-                .map_err(|e| runtime_error(format!("email vars: {e}"), ctx.call_position()))?;
-            send_email(&ctx, to, template, vars)
-        },
-    );
-    engine.register_fn(
-        "email",
-        |ctx: NativeCallContext, to: &str, template: &str| {
-            send_email(&ctx, to, template, serde_json::json!({}))
-        },
-    );
+    for (name, purpose) in [
+        ("email", Purpose::Service),
+        ("marketing_email", Purpose::Marketing),
+    ] {
+        engine.register_fn(
+            name,
+            move |ctx: NativeCallContext, to: &str, template: &str, vars: rhai::Map| {
+                let vars: serde_json::Value = rhai::serde::from_dynamic(&Dynamic::from_map(vars))
+                    .map_err(|e| {
+                    runtime_error(format!("email vars: {e}"), ctx.call_position())
+                })?;
+                send_email(&ctx, to, template, vars, purpose)
+            },
+        );
+        engine.register_fn(
+            name,
+            move |ctx: NativeCallContext, to: &str, template: &str| {
+                send_email(&ctx, to, template, serde_json::json!({}), purpose)
+            },
+        );
+    }
     engine.register_fn(
         "open_request",
         |ctx: NativeCallContext, assignee: &str, title: &str, kind: &str, due_in_hours: i64| {

@@ -277,7 +277,7 @@ pub const EXPECT_KEYS: &[&str] = &[
 /// The action names fixtures and `explain` show, and the script function that decides each.
 pub const ACTION_NAMES: &[(&str, &str)] = &[
     ("notify", "notify()"),
-    ("send_email", "email()"),
+    ("send_email", "email() or marketing_email()"),
     ("open_request", "open_request()"),
     ("escalate", "escalate()"),
     ("reassign", "reassign()"),

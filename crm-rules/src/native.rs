@@ -111,6 +111,7 @@ impl RuleEngine for NativeScheme {
                             to: Recipient::PartnerContact("primary".into()),
                             template: "welcome".into(),
                             vars: serde_json::json!({ "deal": lead_title }),
+                            purpose: Default::default(),
                         },
                     });
                 }
@@ -319,6 +320,7 @@ impl RuleEngine for NativeScheme {
                                         "currency": currency,
                                         "due": doc.due_date(),
                                     }),
+                                    purpose: Default::default(),
                                 },
                             });
                         } else {

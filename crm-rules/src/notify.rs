@@ -583,6 +583,7 @@ mod tests {
             created_at: chrono::Utc::now(),
             delivered_at: None,
             about: Default::default(),
+            purpose: Default::default(),
         };
         assert!(n.message_id(&m).ends_with("@mail.tenant-1.example>"));
         let sent = String::from_utf8(n.build(&m).unwrap().formatted()).unwrap();

@@ -440,3 +440,40 @@ fn a_fail_closed_guard_that_fails_refuses_the_change_and_an_open_one_lets_it_thr
     .unwrap_err();
     assert!(not_bool.to_string().contains("true or false"), "{not_bool}");
 }
+
+#[test]
+fn marketing_email_decides_a_marketing_message_and_email_a_service_one() {
+    use crm_core::consent::Purpose;
+    let set = RuleSet::compile(
+        [RuleSource::new(
+            "offers",
+            r#"fn on_lead_entered(ev) {
+                marketing_email("contact:primary", "offer", #{ code: "SPRING" });
+                marketing_email("contact:primary", "offer_plain");
+                email("contact:primary", "welcome");
+            }"#,
+        )],
+        Limits::default(),
+    )
+    .unwrap();
+    let (t, v) = lead_entered();
+    let d = RhaiRuleEngine::new(set).evaluate(&t, &v);
+    let purposes: Vec<(String, Purpose)> = d
+        .actions
+        .iter()
+        .map(|a| match &a.action {
+            Action::SendEmail {
+                template, purpose, ..
+            } => (template.clone(), *purpose),
+            other => panic!("expected e-mails, got {other:?}"),
+        })
+        .collect();
+    assert_eq!(
+        purposes,
+        vec![
+            ("offer".to_string(), Purpose::Marketing),
+            ("offer_plain".to_string(), Purpose::Marketing),
+            ("welcome".to_string(), Purpose::Service),
+        ]
+    );
+}

@@ -145,6 +145,9 @@ pub enum Action {
         template: String,
         /// The template's variables (the trigger's views are added as `lead`, `partner`, `request`).
         vars: serde_json::Value,
+        /// Why: a marketing e-mail goes only to contacts who consent to it.
+        #[serde(default, skip_serializing_if = "crate::consent::Purpose::is_service")]
+        purpose: crate::consent::Purpose,
     },
     /// Open a request (task) for someone.
     OpenRequest {

@@ -460,7 +460,11 @@ pub fn to_outbox(
                 payload.clone(),
                 at,
             )
-            .about(trigger.subject()),
+            .about(trigger.subject())
+            .for_purpose(match action {
+                Action::SendEmail { purpose, .. } => *purpose,
+                _ => crate::consent::Purpose::Service,
+            }),
         );
     }
     Ok(out)

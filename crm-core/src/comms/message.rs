@@ -210,6 +210,10 @@ pub struct OutboxMessage {
     /// particular.
     #[serde(default, skip_serializing_if = "about_nothing")]
     pub about: Subject,
+    /// Why it is sent: a marketing message is only enqueued with the recipient's consent
+    /// ([`crate::service::consent_gate`]).
+    #[serde(default, skip_serializing_if = "crate::consent::Purpose::is_service")]
+    pub purpose: crate::consent::Purpose,
 }
 
 /// Whether a message is about no record.
@@ -243,7 +247,14 @@ impl OutboxMessage {
             created_at: at,
             delivered_at: None,
             about: Subject::default(),
+            purpose: crate::consent::Purpose::Service,
         }
+    }
+
+    /// The same message, sent for `purpose`.
+    pub fn for_purpose(mut self, purpose: crate::consent::Purpose) -> Self {
+        self.purpose = purpose;
+        self
     }
 
     /// The same message, about `subject`'s records.

@@ -260,6 +260,7 @@ mod tests {
                 to: Recipient::Person(boss),
                 template: "t".into(),
                 vars: serde_json::json!({}),
+                purpose: Default::default(),
             }),
             &dir,
         )

@@ -32,6 +32,7 @@ macro_rules! debug_tenant {
 pub mod attachments;
 mod checks;
 pub mod commerce;
+mod consent;
 mod differential;
 mod merge;
 pub mod model;
@@ -44,6 +45,7 @@ pub mod scenario;
 pub mod tenancy;
 
 pub use checks::*;
+pub use consent::check_consent;
 pub use differential::{run_differential, same_error, BlockOn, Differential, DEFAULT_CASES};
 pub use merge::check_partner_merge;
 pub use portal::{
@@ -172,6 +174,7 @@ macro_rules! backend_conformance_tests {
             backend [
                 check_every_read_is_tenant_scoped,
                 check_partner_merge,
+                check_consent,
                 check_meetings,
                 check_quotation_mail,
                 check_contact_log,

@@ -525,6 +525,7 @@ mod tests {
             email: Some("maria@acme.example".into()),
             phone: None,
             host_ref: None,
+            consents: Vec::new(),
         }
     }
 

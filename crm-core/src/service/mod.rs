@@ -6,6 +6,7 @@
 //! committed events to every [`EventSubscriber`].
 
 mod commerce;
+mod consent;
 mod contact;
 mod import;
 mod merge;
@@ -13,6 +14,7 @@ mod portal;
 mod rules;
 
 pub use commerce::{CommerceService, DocumentOutcome, OutcomeResult};
+pub use consent::{consent_gate, Gate};
 pub use import::{ContactRow, ImportMode, ImportRow, Imported, RowOutcome};
 pub use portal::{
     Account, Invited, PortalRequest, PortalRequestKind, PortalService, Statement,

@@ -96,7 +96,9 @@ impl Views {
 }
 
 /// Turns a decision into writes: outbox messages for its actions and a [`EventKind::RuleFailed`] event for each
-/// failure (including actions whose recipients cannot be resolved). The refusal is the caller's to handle.
+/// failure (including actions whose recipients cannot be resolved). Every message passes
+/// [`consent_gate`](super::consent_gate) first: a marketing e-mail without its recipient's consent becomes a
+/// [`EventKind::MessageSuppressed`] event instead. The refusal is the caller's to handle.
 pub fn decision_writes(
     ctx: &Context,
     trigger: &Trigger,
@@ -108,7 +110,26 @@ pub fn decision_writes(
     let mut failures = decision.failures.clone();
     for (i, d) in decision.actions.iter().enumerate() {
         match to_outbox(trigger, views, i, d, directory) {
-            Ok(msgs) => writes.extend(msgs.into_iter().map(Write::EnqueueOutbox)),
+            Ok(msgs) => {
+                // Consent is checked here, where every rule's message is enqueued, not by each rule.
+                for m in msgs {
+                    match super::consent_gate(m.clone(), views.partner.as_ref()) {
+                        super::Gate::Send(m) => writes.push(Write::EnqueueOutbox(*m)),
+                        super::Gate::Suppress(reason) => {
+                            writes.push(Write::AppendEvent(DomainEvent::new(
+                                ctx,
+                                trigger.at(),
+                                trigger.subject(),
+                                EventKind::MessageSuppressed {
+                                    rule: d.rule.clone(),
+                                    recipient: m.recipient.label(),
+                                    reason,
+                                },
+                            )))
+                        }
+                    }
+                }
+            }
             Err(e) => failures.push(RuleFailure {
                 rule: d.rule.clone(),
                 message: format!("{} action {}: {e}", d.action.name(), i),
