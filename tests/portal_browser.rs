@@ -348,4 +348,25 @@ async fn walk(c: &Client, crm: &crm::Crm, seeded: &portal_seed::Seeded, base: &s
         crm::Decimal::from(650),
         "Acme's account is untouched"
     );
+
+    // Maria's offers carry an unsubscribe link: she follows it from her mail and presses the button (the page is
+    // in Romanian now: the language cookie stays).
+    let token = portal_seed::maria_consents(crm, seeded)
+        .await
+        .expect("consent");
+    c.goto(&format!("{base}/unsubscribe/{token}"))
+        .await
+        .expect("goto");
+    assert!(portal_seed::maria_consent_stands(crm, seeded)
+        .await
+        .expect("read"));
+    click(c, "#unsubscribe").await;
+    text_until(c, "#unsubscribed", |t| t.contains("marketing")).await;
+    screenshot(c, "portal-unsubscribed.png").await;
+    assert!(
+        !portal_seed::maria_consent_stands(crm, seeded)
+            .await
+            .expect("read"),
+        "the CRM holds the withdrawal"
+    );
 }

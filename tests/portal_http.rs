@@ -785,3 +785,57 @@ async fn each_role_reads_its_side_and_offers_pdfs_and_contracts_work_from_the_pa
         .await;
     assert_eq!(foreign.status, StatusCode::NOT_FOUND);
 }
+
+#[tokio::test]
+async fn an_unsubscribe_link_withdraws_marketing_consent_once_and_only_its_own() {
+    let w = world().await;
+    let token = portal_seed::maria_consents(&w.crm, &w.seeded)
+        .await
+        .expect("consent");
+    assert!(portal_seed::maria_consent_stands(&w.crm, &w.seeded)
+        .await
+        .expect("read"));
+    let mut visitor = Client::new(w.app.clone());
+    // The link opens a page with a button: fetching it (a mail scanner) changes nothing.
+    let page = visitor.get(&format!("/unsubscribe/{token}")).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.body.contains("id=\"unsubscribe\""), "{}", page.body);
+    assert!(portal_seed::maria_consent_stands(&w.crm, &w.seeded)
+        .await
+        .expect("read"));
+    // A form without its CSRF token is refused.
+    let forged = visitor
+        .post_raw(&format!("/unsubscribe/{token}"), &[])
+        .await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN);
+    // Bad and foreign tokens: a page each, nothing changes.
+    let bad = visitor
+        .post(&format!("/unsubscribe/{}", "x".repeat(40)), &[])
+        .await;
+    assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", bad.body);
+    let mut foreign = crm::consent::UnsubscribeToken::parse(&token).expect("a token");
+    foreign.tenant = crm::id::TenantId::new();
+    let other = visitor
+        .post(&format!("/unsubscribe/{}", foreign.encode()), &[])
+        .await;
+    assert_eq!(other.status, StatusCode::NOT_FOUND, "{}", other.body);
+    assert!(portal_seed::maria_consent_stands(&w.crm, &w.seeded)
+        .await
+        .expect("read"));
+    // A mail client's one-click request (RFC 8058: no cookies, no CSRF token) unsubscribes.
+    let mut mail_client = Client::new(w.app.clone());
+    let done = mail_client
+        .post_raw(
+            &format!("/unsubscribe/{token}"),
+            &[("List-Unsubscribe", "One-Click")],
+        )
+        .await;
+    assert_eq!(done.status, StatusCode::OK, "{}", done.body);
+    assert!(done.body.contains("id=\"unsubscribed\""));
+    assert!(!portal_seed::maria_consent_stands(&w.crm, &w.seeded)
+        .await
+        .expect("read"));
+    // The same link again: the same page, nothing more written.
+    let again = visitor.post(&format!("/unsubscribe/{token}"), &[]).await;
+    assert_eq!(again.status, StatusCode::OK, "{}", again.body);
+}

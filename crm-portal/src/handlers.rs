@@ -88,6 +88,48 @@ pub(crate) async fn login_confirm(
     app.page(&visit, None, "login_confirm.html", StatusCode::OK, values)
 }
 
+/// The page an unsubscribe link opens: one button, so a mail scanner fetching the link unsubscribes nobody.
+pub(crate) async fn unsubscribe_confirm(
+    State(app): State<App>,
+    visit: Visit,
+    Seg(token): Seg,
+) -> Response {
+    let values = context! { token => token };
+    app.page(&visit, None, "unsubscribe.html", StatusCode::OK, values)
+}
+
+/// The unsubscribe: from the page's form (its CSRF token checked) or a mail client's one-click request (RFC 8058:
+/// the body `List-Unsubscribe=One-Click`, no cookies; the token in the URL is the capability).
+pub(crate) async fn unsubscribe_finish(
+    State(app): State<App>,
+    visit: Visit,
+    Seg(token): Seg,
+    body: axum::body::Bytes,
+) -> Page {
+    let one_click = serde_urlencoded::from_bytes::<Vec<(String, String)>>(&body)
+        .unwrap_or_default()
+        .iter()
+        .any(|(k, v)| k == "List-Unsubscribe" && v == "One-Click");
+    if !one_click {
+        let sent: crate::web::CsrfField =
+            serde_urlencoded::from_bytes(&body).unwrap_or(crate::web::CsrfField {
+                csrf: String::new(),
+            });
+        app.check_csrf(&visit, &sent.csrf)?;
+    }
+    app.service
+        .unsubscribe(app.tenant, &token)
+        .await
+        .map_err(|e| app.error(&visit, None, e))?;
+    Ok(app.page(
+        &visit,
+        None,
+        "unsubscribed.html",
+        StatusCode::OK,
+        context! {},
+    ))
+}
+
 /// A form with nothing but its CSRF token.
 #[derive(Debug, Deserialize)]
 pub(crate) struct Nothing {}

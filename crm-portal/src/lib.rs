@@ -65,6 +65,14 @@ pub const TEMPLATES: &[(&str, &str)] = &[
         include_str!("../templates/login_sent.html"),
     ),
     (
+        "unsubscribe.html",
+        include_str!("../templates/unsubscribe.html"),
+    ),
+    (
+        "unsubscribed.html",
+        include_str!("../templates/unsubscribed.html"),
+    ),
+    (
         "login_confirm.html",
         include_str!("../templates/login_confirm.html"),
     ),

@@ -39,6 +39,10 @@ pub(crate) fn router(portal: Portal) -> Router {
             "/login/{token}",
             get(h::login_confirm).post(h::login_finish),
         )
+        .route(
+            "/unsubscribe/{token}",
+            get(h::unsubscribe_confirm).post(h::unsubscribe_finish),
+        )
         .route("/logout", post(h::logout))
         .route("/lang/{code}", get(h::set_lang))
         .route("/documents", get(h::documents))
@@ -177,9 +181,9 @@ impl<T: std::str::FromStr + Send> FromRequestParts<App> for Id<T> {
 }
 
 #[derive(Debug, Deserialize)]
-struct CsrfField {
+pub(crate) struct CsrfField {
     #[serde(default)]
-    csrf: String,
+    pub(crate) csrf: String,
 }
 
 /// A posted form whose `csrf` field is this browser's token; its fields as `T` (each form's struct defaults what

@@ -199,6 +199,7 @@ pub struct SmtpNotifier {
     templates: Arc<Templates>,
     timeout: Duration,
     message_id_domain: String,
+    unsubscribe_url: Option<String>,
 }
 
 impl SmtpNotifier {
@@ -229,6 +230,7 @@ impl SmtpNotifier {
             templates,
             timeout: config.timeout,
             message_id_domain: DEFAULT_MESSAGE_ID_DOMAIN.to_string(),
+            unsubscribe_url: None,
         })
     }
 
@@ -243,6 +245,53 @@ impl SmtpNotifier {
         })?;
         self.message_id_domain = domain.to_ascii_lowercase();
         Ok(self)
+    }
+
+    /// Where a marketing e-mail's unsubscribe link points: `base` followed by the message's token (the portal's
+    /// `…/unsubscribe/` page, e.g. `https://portal.example.com/unsubscribe/`). Every marketing e-mail then gives its
+    /// template `unsubscribe_url` and carries the `List-Unsubscribe` and `List-Unsubscribe-Post: List-Unsubscribe=
+    /// One-Click` headers (RFC 8058), so mail clients offer the one-click unsubscribe too. Without it a marketing
+    /// e-mail is not sent (a permanent delivery error): the law wants the link in every one. `base` must be an
+    /// `https://` URL (`http://` only on loopback).
+    pub fn with_unsubscribe_url(mut self, base: &str) -> Result<Self, RulesError> {
+        let ok = base.starts_with("https://")
+            || base.starts_with("http://127.0.0.1")
+            || base.starts_with("http://localhost");
+        if !ok
+            || base
+                .chars()
+                .any(|c| c.is_whitespace() || c.is_control() || c == '>')
+        {
+            return Err(RulesError::Fixture {
+                file: "smtp config".into(),
+                message: format!(
+                    "unsubscribe url `{base}`: an https:// URL (http:// only on loopback)"
+                ),
+            });
+        }
+        self.unsubscribe_url = Some(base.to_string());
+        Ok(self)
+    }
+
+    /// The unsubscribe link of a marketing e-mail (`None` for any other).
+    fn unsubscribe_link(&self, m: &OutboxMessage) -> Result<Option<String>, DeliveryError> {
+        if m.purpose.is_service() {
+            return Ok(None);
+        }
+        let token = m
+            .payload
+            .vars
+            .get(crm_core::consent::UNSUBSCRIBE_VAR)
+            .and_then(|v| v.as_str())
+            .ok_or_else(|| {
+                DeliveryError::Permanent("a marketing e-mail without its unsubscribe token".into())
+            })?;
+        let base = self.unsubscribe_url.as_deref().ok_or_else(|| {
+            DeliveryError::Permanent(
+                "a marketing e-mail needs an unsubscribe link: set SmtpNotifier::with_unsubscribe_url".into(),
+            )
+        })?;
+        Ok(Some(format!("{base}{token}")))
     }
 
     /// The `Message-ID` every send of `m` carries.
@@ -266,10 +315,15 @@ impl SmtpNotifier {
         .map_err(|e| {
             DeliveryError::Permanent(format!("`{address}` is not a valid address: {e}"))
         })?;
+        let unsubscribe = self.unsubscribe_link(m)?;
+        let mut vars = m.payload.vars.clone();
+        if let (Some(url), Some(o)) = (&unsubscribe, vars.as_object_mut()) {
+            o.insert("unsubscribe_url".into(), url.clone().into());
+        }
         let rendered = match &m.payload.template {
             Some(t) => self
                 .templates
-                .render(t, &m.payload.vars)
+                .render(t, &vars)
                 .map_err(|e| DeliveryError::Permanent(e.to_string()))?,
             None => Rendered {
                 subject: m.payload.subject.clone(),
@@ -277,11 +331,23 @@ impl SmtpNotifier {
                 html: None,
             },
         };
-        let builder = Message::builder()
+        let mut builder = Message::builder()
             .from(self.from.clone())
             .to(to)
             .subject(rendered.subject)
             .message_id(Some(self.message_id(m)));
+        if let Some(url) = &unsubscribe {
+            use lettre::message::header::{HeaderName, HeaderValue};
+            builder = builder
+                .raw_header(HeaderValue::new(
+                    HeaderName::new_from_ascii_str("List-Unsubscribe"),
+                    format!("<{url}>"),
+                ))
+                .raw_header(HeaderValue::new(
+                    HeaderName::new_from_ascii_str("List-Unsubscribe-Post"),
+                    "List-Unsubscribe=One-Click".to_string(),
+                ));
+        }
         // A meeting invitation carries its iCalendar object (`vars.ics`, `vars.method`): sent as iMIP, an inline
         // `text/calendar; method=…` alternative that calendar clients turn into an entry they can answer.
         let calendar = match m.payload.vars.get("ics").and_then(|v| v.as_str()) {

@@ -582,3 +582,69 @@ async fn an_email_from_a_lead_arrives_rendered_with_its_file_and_is_logged_once_
     assert_eq!(dispatcher.drain(10).await.unwrap().claimed, 0);
     assert_eq!(emailed().await.len(), 1);
 }
+
+#[tokio::test]
+async fn marketing_mail_carries_its_unsubscribe_link_and_one_click_headers() {
+    let Some(s) = server("marketing_mail_carries_its_unsubscribe_link_and_one_click_headers")
+    else {
+        return;
+    };
+    let templates = || {
+        let mut t = Templates::new();
+        t.add(
+            "offer",
+            "Spring offer for {{ partner.name }}",
+            "Ten percent off this month.\nUnsubscribe: {{ unsubscribe_url }}\n",
+            None,
+        )
+        .unwrap();
+        Arc::new(t)
+    };
+    let config = SmtpConfig {
+        host: s.host.clone(),
+        port: s.port,
+        from: "CRM <crm@tenant.example>".into(),
+        timeout: std::time::Duration::from_secs(5),
+    };
+    let mut m = email("ana@customer.example", Some("Ana Pop"))
+        .for_purpose(crm_core::consent::Purpose::Marketing);
+    m.payload.template = Some("offer".into());
+    m.payload.vars["unsubscribe_token"] = "TOKEN123".into();
+
+    // Without an unsubscribe address a marketing e-mail is not sent.
+    let bare = SmtpNotifier::new(&config, templates()).unwrap();
+    match bare.deliver(&m).await {
+        Err(DeliveryError::Permanent(why)) => assert!(why.contains("unsubscribe"), "{why}"),
+        other => panic!("expected a permanent error, got {other:?}"),
+    }
+    assert!(SmtpNotifier::new(&config, templates())
+        .unwrap()
+        .with_unsubscribe_url("http://portal.example/unsubscribe/")
+        .is_err());
+
+    let n = SmtpNotifier::new(&config, templates())
+        .unwrap()
+        .with_unsubscribe_url("https://portal.example/unsubscribe/")
+        .unwrap();
+    n.deliver(&m).await.unwrap();
+    let got = received(&s, &m);
+    assert_eq!(got.len(), 1);
+    let url = "https://portal.example/unsubscribe/TOKEN123";
+    assert_eq!(
+        header(&got[0], "List-Unsubscribe").as_deref(),
+        Some(format!("<{url}>").as_str())
+    );
+    assert_eq!(
+        header(&got[0], "List-Unsubscribe-Post").as_deref(),
+        Some("List-Unsubscribe=One-Click")
+    );
+    assert!(got[0].contains(url), "the body links it: {}", got[0]);
+
+    // A service e-mail carries neither.
+    let mut plain = email("ana@customer.example", None);
+    plain.payload.template = Some("offer".into());
+    plain.payload.vars["unsubscribe_url"] = "(none)".into();
+    n.deliver(&plain).await.unwrap();
+    let got = received(&s, &plain);
+    assert_eq!(header(&got[0], "List-Unsubscribe"), None);
+}

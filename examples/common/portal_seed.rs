@@ -256,3 +256,56 @@ pub async fn demo_crm_at(clock: Arc<dyn crm::Clock>) -> crm::Result<Crm> {
         .build()
         .await
 }
+
+/// Maria's consent to marketing by e-mail (a newsletter form), and the unsubscribe token her offers carry.
+#[allow(dead_code)] // the portal tests use it; the example does not
+pub async fn maria_consents(crm: &Crm, seeded: &Seeded) -> crm::Result<String> {
+    use crm::consent::{ConsentChannel, NewConsent, Purpose, UnsubscribeToken};
+    let acme = crm.leads().partner(seeded.tenant, seeded.acme).await?;
+    let maria = acme
+        .contacts()
+        .iter()
+        .find(|c| c.email.as_deref() == Some("maria@acme.example"))
+        .map(|c| c.id)
+        .ok_or_else(|| crm::Error::not_found("contact", "maria@acme.example"))?;
+    let answer = NewConsent {
+        channel: "email".into(),
+        purpose: "marketing".into(),
+        granted: true,
+        source: "newsletter form".into(),
+        proof: Some("form 17".into()),
+    };
+    let acme = crm
+        .leads()
+        .record_consent(&seeded.staff, acme.id(), acme.version(), maria, answer)
+        .await?
+        .record;
+    let key = acme
+        .contacts()
+        .iter()
+        .find(|c| c.id == maria)
+        .and_then(|c| c.consent(ConsentChannel::Email, Purpose::Marketing))
+        .and_then(|c| c.key.clone())
+        .unwrap_or_default();
+    Ok(UnsubscribeToken {
+        tenant: seeded.tenant,
+        partner: acme.id(),
+        contact: maria,
+        channel: ConsentChannel::Email,
+        purpose: Purpose::Marketing,
+        key,
+    }
+    .encode())
+}
+
+/// Whether Maria's consent to marketing by e-mail stands.
+#[allow(dead_code)] // the portal tests use it; the example does not
+pub async fn maria_consent_stands(crm: &Crm, seeded: &Seeded) -> crm::Result<bool> {
+    use crm::consent::{ConsentChannel, Purpose};
+    let acme = crm.leads().partner(seeded.tenant, seeded.acme).await?;
+    Ok(acme.contacts().iter().any(|c| {
+        c.email.as_deref() == Some("maria@acme.example")
+            && c.consent(ConsentChannel::Email, Purpose::Marketing)
+                .is_some()
+    }))
+}

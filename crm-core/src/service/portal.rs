@@ -321,6 +321,37 @@ impl PortalService {
             .await
     }
 
+    // ------------------------------------------------------------------ unsubscribing
+
+    /// Withdraws the consent an unsubscribe link of this tenant's marketing e-mail names
+    /// ([`CrmService::unsubscribe`](super::CrmService::unsubscribe)); a token of another tenant reads as not found.
+    /// No session is needed: the token is the capability (it carries the consent's random 128-bit key).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use crm_core::{id::TenantId, service::PortalService, Error};
+    /// # futures::executor::block_on(async {
+    /// # let (commerce, _) = crm_core::conformance::model::example_sales().await?;
+    /// let portal = PortalService::new(commerce);
+    /// let err = portal.unsubscribe(TenantId::new(), "not-a-token").await.unwrap_err();
+    /// assert_eq!(err.field(), Some("token"));
+    /// # Ok::<(), Error>(()) }).unwrap();
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Invalid`] on `token` when it is not a token or not the contact's current one; [`Error::NotFound`]
+    /// when it is another tenant's, or its partner or contact is gone; [`Error::Conflict`] when the partner changed
+    /// meanwhile (try again); [`Error::Storage`] as for any write.
+    pub async fn unsubscribe(&self, tenant: TenantId, token: &str) -> Result<()> {
+        let t = crate::consent::UnsubscribeToken::parse(token)?;
+        if t.tenant != tenant {
+            return Err(Error::not_found("contact", t.contact));
+        }
+        self.commerce.crm().unsubscribe(token).await.map(|_| ())
+    }
+
     // ------------------------------------------------------------------ logging in
 
     /// Sends a login link to every active representative with this address (one per partner it represents), by
