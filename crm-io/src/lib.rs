@@ -22,7 +22,7 @@ mod import;
 mod source;
 
 pub use access::{access_request, AccessSummary, Person};
-pub use export::{export, Export, Format};
+pub use export::{export, export_documents, DocumentFilter, Export, Format};
 pub use import::{
     import_csv, Field, ImportOptions, ImportReport, Mapping, Progress, Sinks, Table,
     CONTACT_FIELDS, LEAD_FIELDS, PARTNER_FIELDS,

@@ -153,6 +153,22 @@ fn import_then_export_on_an_sqlite_file() {
         "{}",
         text(&unknown.stderr)
     );
+    // Documents: none recorded here, so the header alone; the filters parse.
+    let docs = crm_line(
+        d,
+        "export documents --db crm.sqlite --tenant $T --kind credit-note --from 2026-01-01 --before 2027-01-01",
+    );
+    assert!(docs.status.success(), "{}", text(&docs.stderr));
+    assert!(
+        text(&docs.stdout).starts_with("number,kind,partner_id,"),
+        "{}",
+        text(&docs.stdout)
+    );
+    let bad_day = crm_line(
+        d,
+        "export documents --db crm.sqlite --tenant $T --from 2026-13-01",
+    );
+    assert_eq!(bad_day.status.code(), Some(2), "{}", text(&bad_day.stderr));
     // A file with nothing to refuse: exit 0, and no rejects file left behind.
     std::fs::write(d.join("ok.csv"), "ref,name\nC-9,Globex\n").unwrap();
     let ok = crm_line(d, "import partners ok.csv --db crm.sqlite --tenant $T -q");

@@ -463,3 +463,62 @@ async fn a_long_file_streams_in_batches_with_progress() {
     }
     assert_eq!(n, 2500);
 }
+
+#[tokio::test]
+async fn documents_export_by_kind_partner_and_dates_with_formulas_escaped() {
+    use crm_core::commerce::{CommerceStore, DocumentKind, NewDocument};
+    use crm_core::conformance::commerce::Shop;
+    use crm_io::{export_documents, DocumentFilter};
+    let backend = Arc::new(SqliteStore::open_in_memory().expect("store"));
+    let store: Arc<dyn crm_core::store::Store> = backend.clone();
+    let commerce: Arc<dyn CommerceStore> = backend.clone();
+    let shop = Shop::new(&store, &commerce).await;
+    let (a, b) = (shop.customer("Alpha").await, shop.customer("Beta").await);
+    let day = |d| chrono::NaiveDate::from_ymd_opt(2026, 3, d).expect("a day");
+    for (number, who, on) in [("F-1", &a, 2), ("=1+1", &a, 9), ("F-3", &b, 9)] {
+        let line = vec![shop.line(0, "1", "100", "10")];
+        shop.record(NewDocument::invoice(number, who.id(), day(on), "RON", line))
+            .await;
+    }
+    let run = |filter: DocumentFilter, format| {
+        let commerce = commerce.clone();
+        let tenant = shop.w.tenant;
+        async move {
+            let mut out = Vec::new();
+            let n = export_documents(&commerce, tenant, &filter, format, &mut out, |_| {})
+                .await
+                .expect("export");
+            (n, String::from_utf8(out).expect("utf-8"))
+        }
+    };
+    let (n, all) = run(DocumentFilter::default(), Format::Csv).await;
+    assert_eq!(n, 3);
+    assert!(
+        all.starts_with("number,kind,partner_id,issue_date,"),
+        "{all}"
+    );
+    assert!(
+        all.contains("\n'=1+1,invoice,"),
+        "a formula-like number is escaped: {all}"
+    );
+    assert!(
+        all.contains(&format!("F-3,invoice,{},2026-03-09,", b.id())),
+        "{all}"
+    );
+    let alpha_late = DocumentFilter {
+        kind: Some(DocumentKind::Invoice),
+        partner: Some(a.id()),
+        from: Some(day(5)),
+        before: Some(day(10)),
+    };
+    let (n, json) = run(alpha_late, Format::JsonLines).await;
+    assert_eq!(n, 1);
+    let doc: serde_json::Value =
+        serde_json::from_str(json.lines().next().expect("a line")).expect("json");
+    assert_eq!(doc["number"], "=1+1", "JSON Lines keep the record as it is");
+    let bills = DocumentFilter {
+        kind: Some(DocumentKind::VendorBill),
+        ..DocumentFilter::default()
+    };
+    assert_eq!(run(bills, Format::Csv).await.0, 0);
+}

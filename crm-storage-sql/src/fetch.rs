@@ -390,6 +390,36 @@ pub fn commerce_key(dialect: Dialect, tenant: TenantId, key: &CommerceKey) -> Re
                 Doc::Document,
             )
         }
+        CommerceKey::DocumentsAfter {
+            after,
+            limit,
+            kind,
+            partner,
+            from,
+            before,
+        } => {
+            let mut text = format!("SELECT {} FROM documents WHERE tenant = {t}", dialect.doc());
+            if let Some(a) = after {
+                text.push_str(&format!(" AND id > {}", sql.bind(*a.as_uuid())));
+            }
+            if let Some(k) = kind {
+                text.push_str(&format!(" AND kind = {}", sql.bind(Param::I16(k.code()))));
+            }
+            if let Some(p) = partner {
+                text.push_str(&format!(" AND partner = {}", sql.bind(*p.as_uuid())));
+            }
+            if let Some(f) = from {
+                let f = sql.bind(Param::Day(day_number(*f)));
+                text.push_str(&format!(" AND issue_day >= {f}"));
+            }
+            if let Some(b) = before {
+                let b = sql.bind(Param::Day(day_number(*b)));
+                text.push_str(&format!(" AND issue_day < {b}"));
+            }
+            let n = sql.bind(i64::from((*limit).min(crm_core::page::PageRequest::MAX)));
+            text.push_str(&format!(" ORDER BY id LIMIT {n}"));
+            (text, Doc::Document)
+        }
         CommerceKey::DocumentsRenewing { from, to } => {
             // ISO dates compare as text; the expression is exactly the one the `documents_renewing` index holds.
             let renews = dialect.text(&dialect.json_text("doc", &["renews_on"]));

@@ -99,6 +99,23 @@ pub enum CommerceKey {
         /// The due date the window ends before (excluded).
         before: NaiveDate,
     },
+    /// The tenant's documents in id order (recording order: ids are UUID v7) after `after` (from the first when
+    /// `None`), at most `limit` (capped at [`PageRequest::MAX`](crate::page::PageRequest::MAX)), narrowed to a
+    /// kind, a partner and issue dates in `[from, before)` when given: a keyset page for exports.
+    DocumentsAfter {
+        /// The last document of the previous page.
+        after: Option<DocumentId>,
+        /// How many at most.
+        limit: u32,
+        /// Only this kind.
+        kind: Option<DocumentKind>,
+        /// Only this partner's.
+        partner: Option<PartnerId>,
+        /// Issued on or after.
+        from: Option<NaiveDate>,
+        /// Issued before.
+        before: Option<NaiveDate>,
+    },
     /// A quotation revision by id.
     Quotation(QuotationId),
     /// Every revision of every quotation made for a lead, by number (sequence, then revision).

@@ -58,6 +58,7 @@ fn commerce_keys(keys: &[CommerceKey]) -> Vec<CommerceKey> {
         | CommerceKey::CampaignTargetOf(_)
         | CommerceKey::DocumentsDue { .. }
         | CommerceKey::DocumentsRenewing { .. }
+        | CommerceKey::DocumentsAfter { .. }
         | CommerceKey::Quotation(_)
         | CommerceKey::QuotationsOfLead(_)
         | CommerceKey::QuotationRevisions { .. }
@@ -365,6 +366,14 @@ pub async fn check_every_read_is_tenant_scoped(backend: &Arc<dyn Backend>) {
             before: day + chrono::Duration::days(1),
         },
         CommerceKey::DocumentsRenewing { from: day, to: day },
+        CommerceKey::DocumentsAfter {
+            after: None,
+            limit: 10,
+            kind: None,
+            partner: Some(customer.id),
+            from: None,
+            before: None,
+        },
         CommerceKey::Quotation(quotation.id()),
         CommerceKey::QuotationsOfLead(lead.id),
         CommerceKey::QuotationRevisions {

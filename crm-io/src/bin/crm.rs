@@ -129,7 +129,27 @@ enum Command {
         /// Activities: after this feed position.
         #[arg(long, default_value_t = 0)]
         after: u64,
+        /// Documents: only this kind.
+        #[arg(long, value_enum)]
+        kind: Option<KindArg>,
+        /// Documents: only this partner's (its id).
+        #[arg(long)]
+        partner: Option<uuid::Uuid>,
+        /// Documents: issued on or after this day (YYYY-MM-DD).
+        #[arg(long)]
+        from: Option<chrono::NaiveDate>,
+        /// Documents: issued before this day (YYYY-MM-DD).
+        #[arg(long)]
+        before: Option<chrono::NaiveDate>,
     },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum KindArg {
+    Invoice,
+    CreditNote,
+    VendorBill,
+    Payment,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -145,6 +165,7 @@ enum WhatArg {
     Contacts,
     Leads,
     Activities,
+    Documents,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -378,12 +399,45 @@ async fn run(command: Command) -> Result<ExitCode, String> {
             tag,
             text,
             after,
+            kind,
+            partner,
+            from,
+            before,
         } => {
             let format = match format {
                 FormatArg::Csv => Format::Csv,
                 FormatArg::Json => Format::JsonLines,
             };
             let what = match what {
+                WhatArg::Documents => {
+                    use crm_core::commerce::DocumentKind;
+                    let filter = crm_io::DocumentFilter {
+                        kind: kind.map(|k| match k {
+                            KindArg::Invoice => DocumentKind::Invoice,
+                            KindArg::CreditNote => DocumentKind::CreditNote,
+                            KindArg::VendorBill => DocumentKind::VendorBill,
+                            KindArg::Payment => DocumentKind::Payment,
+                        }),
+                        partner: partner.map(crm_core::id::PartnerId::from_uuid),
+                        from,
+                        before,
+                    };
+                    let b: Arc<dyn crm_core::commerce::CommerceStore> =
+                        backend(&target.db, false).await?;
+                    let mut sink: Box<dyn Write> = match &out {
+                        Some(p) => Box::new(create(p)?),
+                        None => Box::new(BufWriter::new(std::io::stdout().lock())),
+                    };
+                    let tenant = TenantId::from_uuid(target.tenant);
+                    let n =
+                        crm_io::export_documents(&b, tenant, &filter, format, &mut sink, |_| {})
+                            .await
+                            .map_err(|e| e.to_string())?;
+                    if let Some(p) = out {
+                        println!("{n} records to {}", p.display());
+                    }
+                    return Ok(ExitCode::SUCCESS);
+                }
                 WhatArg::Partners => Export::Partners,
                 WhatArg::Contacts => Export::Contacts,
                 WhatArg::Activities => Export::Activities { after },

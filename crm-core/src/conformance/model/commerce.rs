@@ -589,6 +589,30 @@ fn fetch(d: &CommerceData, tenant: TenantId, key: &CommerceKey) -> Vec<CommerceR
         CommerceKey::DocumentsRenewing { from, to } => {
             by_reference(&|f| reference::documents_renewing(f, *from, *to))
         }
+        CommerceKey::DocumentsAfter {
+            after,
+            limit,
+            kind,
+            partner,
+            from,
+            before,
+        } => {
+            let mut docs = of(
+                &d.documents,
+                tenant,
+                |x| x.tenant,
+                |x| {
+                    after.is_none_or(|a| x.id > a)
+                        && kind.is_none_or(|k| x.kind == k)
+                        && partner.is_none_or(|p| x.partner == p)
+                        && from.is_none_or(|f| x.issue_date >= f)
+                        && before.is_none_or(|b| x.issue_date < b)
+                },
+            );
+            docs.sort_by_key(|x| x.id);
+            docs.truncate((*limit).min(crate::page::PageRequest::MAX) as usize);
+            docs.into_iter().map(CommerceRecord::Document).collect()
+        }
         CommerceKey::CampaignTargetOf(r) => {
             of(&d.targets, tenant, |x| x.tenant, |x| x.request == Some(*r))
                 .into_iter()
