@@ -3,7 +3,8 @@
 //! CSV reader and its rows inserted with one prepared statement per batch into a plain table holding the same facts
 //! (with the reference unique), in transactions of the same size, with the store's pragmas (WAL, synchronous
 //! NORMAL). Each side runs in its own process (this binary, started again), so each peak RSS is its own; each runs
-//! `CRM_IMPORT_REPS` times (3 by default), alternating which goes first. Writes target/bench/import.md and prints it.
+//! `CRM_IMPORT_REPS` times (3 by default), alternating which goes first. Writes target/bench/import/import.md and
+//! prints it.
 //!
 //! `scripts/bench` runs it; `CRM_IMPORT_ROWS=100000 cargo bench -p crm-io --bench import` for a quick look.
 
