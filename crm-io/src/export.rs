@@ -3,6 +3,7 @@
 
 use crate::import::CsvOut;
 use crate::IoError;
+use crm_core::commerce::DocumentFilter;
 use crm_core::id::{PartnerId, TenantId};
 use crm_core::lead::Lead;
 use crm_core::page::PageRequest;
@@ -348,19 +349,6 @@ pub async fn export(
     Ok(n)
 }
 
-/// Which documents [`export_documents`] writes (every filter optional).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct DocumentFilter {
-    /// Only this kind.
-    pub kind: Option<crm_core::commerce::DocumentKind>,
-    /// Only this partner's.
-    pub partner: Option<PartnerId>,
-    /// Issued on or after.
-    pub from: Option<chrono::NaiveDate>,
-    /// Issued before.
-    pub before: Option<chrono::NaiveDate>,
-}
-
 /// Writes the tenant's commerce documents (invoices, credit notes, vendor bills, payments) that `filter` selects,
 /// in recording order, as CSV (number, kind, partner, dates, currency, total, version, the invoice a credit note
 /// corrects, the campaign, id) or JSON Lines (each document whole, with its lines and allocations), a page of
@@ -413,10 +401,7 @@ pub async fn export_documents(
         let key = CommerceKey::DocumentsAfter {
             after,
             limit: PAGE,
-            kind: filter.kind,
-            partner: filter.partner,
-            from: filter.from,
-            before: filter.before,
+            filter: filter.clone(),
         };
         let page = commerce.fetch_commerce(tenant, &key).await?;
         let Some(CommerceRecord::Document(last)) = page.last() else {

@@ -22,7 +22,8 @@ mod import;
 mod source;
 
 pub use access::{access_request, AccessSummary, Person};
-pub use export::{export, export_documents, DocumentFilter, Export, Format};
+pub use crm_core::commerce::DocumentFilter;
+pub use export::{export, export_documents, Export, Format};
 pub use import::{
     import_csv, Field, ImportOptions, ImportReport, Mapping, Progress, Sinks, Table,
     CONTACT_FIELDS, LEAD_FIELDS, PARTNER_FIELDS,

@@ -393,28 +393,27 @@ pub fn commerce_key(dialect: Dialect, tenant: TenantId, key: &CommerceKey) -> Re
         CommerceKey::DocumentsAfter {
             after,
             limit,
-            kind,
-            partner,
-            from,
-            before,
+            filter: f,
         } => {
             let mut text = format!("SELECT {} FROM documents WHERE tenant = {t}", dialect.doc());
+            let mut and = |cond: &str, p: Param| {
+                let p = sql.bind(p);
+                text.push_str(&format!(" AND {cond} {p}"));
+            };
             if let Some(a) = after {
-                text.push_str(&format!(" AND id > {}", sql.bind(*a.as_uuid())));
+                and("id >", (*a.as_uuid()).into());
             }
-            if let Some(k) = kind {
-                text.push_str(&format!(" AND kind = {}", sql.bind(Param::I16(k.code()))));
+            if let Some(k) = f.kind {
+                and("kind =", Param::I16(k.code()));
             }
-            if let Some(p) = partner {
-                text.push_str(&format!(" AND partner = {}", sql.bind(*p.as_uuid())));
+            if let Some(p) = f.partner {
+                and("partner =", (*p.as_uuid()).into());
             }
-            if let Some(f) = from {
-                let f = sql.bind(Param::Day(day_number(*f)));
-                text.push_str(&format!(" AND issue_day >= {f}"));
+            if let Some(d) = f.from {
+                and("issue_day >=", Param::Day(day_number(d)));
             }
-            if let Some(b) = before {
-                let b = sql.bind(Param::Day(day_number(*b)));
-                text.push_str(&format!(" AND issue_day < {b}"));
+            if let Some(d) = f.before {
+                and("issue_day <", Param::Day(day_number(d)));
             }
             let n = sql.bind(i64::from((*limit).min(crm_core::page::PageRequest::MAX)));
             text.push_str(&format!(" ORDER BY id LIMIT {n}"));

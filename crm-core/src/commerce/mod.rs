@@ -43,7 +43,8 @@ pub use report::{
 };
 pub use segment::{BoughtMode, Cmp, Criteria, Item, LastSale, Needs, MAX_DEPTH, MAX_NODES};
 pub use store::{
-    CommerceKey, CommerceRecord, CommerceStore, CommerceStoreExt, PortalKey, SegmentMember,
+    CommerceKey, CommerceRecord, CommerceStore, CommerceStoreExt, DocumentFilter, PortalKey,
+    SegmentMember,
 };
 
 use crate::id::TenantId;

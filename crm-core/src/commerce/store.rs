@@ -52,6 +52,29 @@ pub struct SegmentMember {
     pub name: String,
 }
 
+/// Which documents a [`CommerceKey::DocumentsAfter`] page holds (every filter optional).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DocumentFilter {
+    /// Only this kind.
+    pub kind: Option<DocumentKind>,
+    /// Only this partner's.
+    pub partner: Option<PartnerId>,
+    /// Issued on or after.
+    pub from: Option<NaiveDate>,
+    /// Issued before.
+    pub before: Option<NaiveDate>,
+}
+
+impl DocumentFilter {
+    /// Whether `d` passes.
+    pub fn admits(&self, d: &Document) -> bool {
+        self.kind.is_none_or(|k| d.kind() == k)
+            && self.partner.is_none_or(|p| d.partner() == p)
+            && self.from.is_none_or(|f| d.issue_date() >= f)
+            && self.before.is_none_or(|b| d.issue_date() < b)
+    }
+}
+
 /// What [`CommerceStore::fetch_commerce`] reads: records by id or by the host's key, or a small set belonging to
 /// one record. A key matches zero or more records; ids and unique keys match at most one.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -107,14 +130,8 @@ pub enum CommerceKey {
         after: Option<DocumentId>,
         /// How many at most.
         limit: u32,
-        /// Only this kind.
-        kind: Option<DocumentKind>,
-        /// Only this partner's.
-        partner: Option<PartnerId>,
-        /// Issued on or after.
-        from: Option<NaiveDate>,
-        /// Issued before.
-        before: Option<NaiveDate>,
+        /// Which documents.
+        filter: DocumentFilter,
     },
     /// A quotation revision by id.
     Quotation(QuotationId),

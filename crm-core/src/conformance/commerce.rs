@@ -736,13 +736,16 @@ pub async fn check_commerce_documents_due_and_renewing(
     // Pages of documents by id for exports: every document once (F-4 in its replaced version), the filters
     // narrowing, the pages joining up.
     let page = |after: Option<crate::id::DocumentId>, limit: u32, kind, partner, from, before| {
-        let key = crate::commerce::CommerceKey::DocumentsAfter {
-            after,
-            limit,
+        let filter = crate::commerce::DocumentFilter {
             kind,
             partner,
             from,
             before,
+        };
+        let key = crate::commerce::CommerceKey::DocumentsAfter {
+            after,
+            limit,
+            filter,
         };
         let commerce = commerce.clone();
         let t = s.w.tenant;

@@ -369,10 +369,10 @@ pub async fn check_every_read_is_tenant_scoped(backend: &Arc<dyn Backend>) {
         CommerceKey::DocumentsAfter {
             after: None,
             limit: 10,
-            kind: None,
-            partner: Some(customer.id),
-            from: None,
-            before: None,
+            filter: crate::commerce::DocumentFilter {
+                partner: Some(customer.id),
+                ..Default::default()
+            },
         },
         CommerceKey::Quotation(quotation.id()),
         CommerceKey::QuotationsOfLead(lead.id),

@@ -592,22 +592,13 @@ fn fetch(d: &CommerceData, tenant: TenantId, key: &CommerceKey) -> Vec<CommerceR
         CommerceKey::DocumentsAfter {
             after,
             limit,
-            kind,
-            partner,
-            from,
-            before,
+            filter,
         } => {
             let mut docs = of(
                 &d.documents,
                 tenant,
                 |x| x.tenant,
-                |x| {
-                    after.is_none_or(|a| x.id > a)
-                        && kind.is_none_or(|k| x.kind == k)
-                        && partner.is_none_or(|p| x.partner == p)
-                        && from.is_none_or(|f| x.issue_date >= f)
-                        && before.is_none_or(|b| x.issue_date < b)
-                },
+                |x| after.is_none_or(|a| x.id > a) && filter.admits(x),
             );
             docs.sort_by_key(|x| x.id);
             docs.truncate((*limit).min(crate::page::PageRequest::MAX) as usize);
