@@ -586,6 +586,29 @@ pub async fn check_partner_merge(backend: &Arc<dyn Backend>) {
         crm.partner(t, twin.id()).await.expect("resolved").id(),
         survivor.id()
     );
+    // Writes naming the merged partner's id land on the survivor: a document, a lead, a request.
+    let late = shop
+        .record(NewDocument::invoice(
+            "F-M2",
+            twin.id(),
+            day,
+            "RON",
+            vec![shop.line(0, "1", "10", "1")],
+        ))
+        .await;
+    assert_eq!(late.partner(), survivor.id());
+    let late_lead = crm
+        .enter_lead(ctx, NewLead::for_partner(twin.id(), "Later deal"))
+        .await
+        .expect("lead")
+        .record;
+    assert_eq!(late_lead.partner(), survivor.id());
+    let ask = NewRequest {
+        partner: Some(twin.id()),
+        ..NewRequest::on_lead(late_lead.id(), "Call", shop.w.agent)
+    };
+    let late_request = crm.open_request(ctx, ask).await.expect("request").record;
+    assert_eq!(late_request.partner(), Some(survivor.id()));
     // An import naming the merged partner's code changes nothing and reports the survivor; a contact imported
     // for that code joins the survivor.
     use crate::service::{ContactRow, ImportMode, ImportRow, RowOutcome};

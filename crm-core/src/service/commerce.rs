@@ -618,7 +618,7 @@ impl CommerceService {
     async fn record_document_once(
         &self,
         ctx: &Context,
-        input: NewDocument,
+        mut input: NewDocument,
     ) -> Result<DocumentOutcome> {
         let tenant = ctx.tenant;
         let (number, currency) = input.check_shape()?;
@@ -628,6 +628,9 @@ impl CommerceService {
             .partner(tenant, input.partner)
             .await
             .map_err(|e| partner_field(e, input.partner))?;
+        // A merged partner's id names its survivor: the document is the survivor's, like those the merge moved.
+        let partner = self.crm.live(tenant, partner).await?;
+        input.partner = partner.id;
         let existing = self
             .store
             .document_by_number(tenant, input.kind, &number)

@@ -1300,6 +1300,8 @@ impl CrmService {
                 }
             }
         };
+        // A merged partner's id or code names its survivor.
+        let partner = self.live(ctx.tenant, partner).await?;
         if let Some(c) = input.contact {
             if !partner.has_contact(c) {
                 return Err(Error::invalid(
@@ -1852,15 +1854,25 @@ impl CrmService {
         let partner = match (input.lead, input.partner) {
             (Some(l), given) => {
                 let lead = self.store.lead(ctx.tenant, l).await?;
-                if given.is_some_and(|p| p != lead.partner) {
-                    return Err(Error::invalid(
-                        "partner",
-                        "the partner is not the lead's partner",
-                    ));
+                let not_the_leads =
+                    || Error::invalid("partner", "the partner is not the lead's partner");
+                if let Some(p) = given.filter(|p| *p != lead.partner) {
+                    // A merged partner's id names its survivor, which may be the lead's partner.
+                    let named = match self.store.partner(ctx.tenant, p).await {
+                        Ok(named) => self.live(ctx.tenant, named).await?,
+                        Err(Error::NotFound { .. }) => return Err(not_the_leads()),
+                        Err(e) => return Err(e),
+                    };
+                    if named.id != lead.partner {
+                        return Err(not_the_leads());
+                    }
                 }
                 Some(lead.partner)
             }
-            (None, Some(p)) => Some(self.store.partner(ctx.tenant, p).await?.id),
+            (None, Some(p)) => {
+                let p = self.store.partner(ctx.tenant, p).await?;
+                Some(self.live(ctx.tenant, p).await?.id)
+            }
             (None, None) => None,
         };
         let (r, kind) = input.build(ctx.tenant, partner, ctx.actor.clone(), now)?;
