@@ -104,6 +104,10 @@ impl CrmService {
     /// planned record moves to it (each at the version the plan read), the journal is written and a
     /// `partners_merged` event goes to each partner's timeline. Undo it with [`CrmService::undo_merge`].
     ///
+    /// Afterwards a merged partner's id still works: reads ([`CrmService::partner`],
+    /// [`CrmService::partner_by_ref`]) give the survivor, and a document, lead or request recorded for it is the
+    /// survivor's.
+    ///
     /// # Examples
     ///
     /// ```
