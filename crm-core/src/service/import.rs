@@ -490,25 +490,26 @@ impl CrmService {
             let why = format!("line {first} has the same reference");
             return Err(Error::invalid("host_ref", why));
         }
-        let done = self.named_row(ctx, batch, line, new, now, mode).await;
+        let done = self
+            .named_row(ctx, batch, (line, code.clone()), new, now, mode)
+            .await;
         if let (Ok(_), Some(c)) = (&done, code) {
             batch.named.entry(c).or_insert(line);
         }
         done
     }
 
-    /// A partner row past the in-file duplicate check: the partner its code (or a strong match) names, patched; or
-    /// a new one.
+    /// A partner row (its line and its code, checked already) past the in-file duplicate check: the partner its code
+    /// (or a strong match) names, patched; or a new one.
     async fn named_row(
         &self,
         ctx: &Context,
         batch: &mut Batch,
-        line: u64,
+        (line, code): (u64, Option<String>),
         new: NewPartner,
         now: Timestamp,
         mode: ImportMode,
     ) -> Result<(RowOutcome<PartnerId>, Vec<DuplicateCandidate>)> {
-        let code = host_ref(new.host_ref.as_deref())?;
         let known = match &code {
             Some(c) => batch.stored.get(c).cloned(),
             None => {

@@ -113,7 +113,8 @@ pub fn decision_writes(
             Ok(msgs) => {
                 // Consent is checked here, where every rule's message is enqueued, not by each rule.
                 for m in msgs {
-                    match super::consent_gate(m.clone(), views.partner.as_ref()) {
+                    let recipient = m.recipient.label();
+                    match super::consent_gate(m, views.partner.as_ref()) {
                         super::Gate::Send(m) => writes.push(Write::EnqueueOutbox(*m)),
                         super::Gate::Suppress(reason) => {
                             writes.push(Write::AppendEvent(DomainEvent::new(
@@ -122,7 +123,7 @@ pub fn decision_writes(
                                 trigger.subject(),
                                 EventKind::MessageSuppressed {
                                     rule: d.rule.clone(),
-                                    recipient: m.recipient.label(),
+                                    recipient,
                                     reason,
                                 },
                             )))
