@@ -499,6 +499,30 @@ pub enum EventKind {
         /// Why.
         reason: String,
     },
+    /// A contact, or a partner who is a natural person, was erased ([`crate::erasure`]).
+    PersonErased {
+        /// The contact or partner erased.
+        person: uuid::Uuid,
+        /// The pseudonym that replaced the name.
+        pseudonym: String,
+    },
+    /// How an event about a partner is stored: its payload sealed under the keys of the people it names
+    /// ([`crate::erasure::seal`]). Reads open it; a host never sees this.
+    Sealed {
+        /// The sealed event's type name.
+        kind: String,
+        /// The partner and contacts whose keys sealed it.
+        keys: Vec<uuid::Uuid>,
+        /// The nonce, base64.
+        nonce: String,
+        /// The ciphertext, base64.
+        data: String,
+    },
+    /// An event that named a person since erased: its type and time stay, its payload is gone.
+    Erased {
+        /// The erased event's type name.
+        kind: String,
+    },
     /// A communication rule failed while handling an event; the triggering change still committed.
     RuleFailed {
         /// The rule's name.
@@ -559,6 +583,9 @@ variant_names! {
         MessageSuppressed => "message_suppressed",
         PartnersMerged => "partners_merged",
         MergeUndone => "merge_undone",
+        PersonErased => "person_erased",
+        Sealed => "sealed",
+        Erased => "erased",
         RuleFailed => "rule_failed",
     }
 }
@@ -826,6 +853,9 @@ impl DomainEvent {
             EventKind::RepresentativeRightsChanged { name, from, to, .. } => {
                 format!("{name}'s portal rights: {from} → {to}")
             }
+            EventKind::PersonErased { pseudonym, .. } => format!("person erased as {pseudonym}"),
+            EventKind::Sealed { kind, .. } => format!("{} (sealed)", kind.replace('_', " ")),
+            EventKind::Erased { kind } => format!("{} (erased)", kind.replace('_', " ")),
             EventKind::InvoiceRecorded {
                 kind,
                 number,

@@ -34,6 +34,7 @@ pub mod comms;
 pub mod consent;
 pub mod contact;
 pub mod dedupe;
+pub mod erasure;
 pub mod error;
 pub mod event;
 pub mod id;

@@ -255,6 +255,36 @@ impl MemoryOutbox {
         Self::default()
     }
 
+    /// Replaces each value of `scrub` in `tenant`'s messages and inbox items (an erasure,
+    /// [`Write::Erase`](crate::store::Write::Erase)).
+    pub fn scrub(&self, tenant: TenantId, scrub: &[(String, String)]) {
+        fn swap<T: serde::Serialize + serde::de::DeserializeOwned>(
+            x: &mut T,
+            scrub: &[(String, String)],
+        ) {
+            let Ok(mut text) = serde_json::to_string(&*x) else {
+                return;
+            };
+            for (value, replacement) in scrub.iter().filter(|(v, _)| !v.is_empty()) {
+                let esc = |v: &str| {
+                    let q = serde_json::Value::String(v.to_string()).to_string();
+                    q[1..q.len() - 1].to_string()
+                };
+                text = text.replace(&esc(value), &esc(replacement));
+            }
+            if let Ok(y) = serde_json::from_str(&text) {
+                *x = y;
+            }
+        }
+        let mut state = self.lock();
+        for m in state.messages.values_mut().filter(|m| m.tenant == tenant) {
+            swap(m, scrub);
+        }
+        for i in state.inbox.values_mut().filter(|i| i.tenant == tenant) {
+            swap(i, scrub);
+        }
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, MemoryState> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }

@@ -114,6 +114,14 @@ pub enum Write {
         /// The version the change was based on.
         expected_version: u64,
     },
+    /// Store a data subject's key ([`crate::erasure`]); [`Error::AlreadyExists`] (entity `subject key`) when the
+    /// subject has one.
+    InsertSubjectKey(crate::erasure::SubjectKey),
+    /// Erase a person: delete their keys (so the events sealed under them read as erased) and replace each value of
+    /// `scrub` in the partner's records (the partner and its tombstones, its leads, requests, comments on any of
+    /// them, documents, quotations, contracts, meetings, attachments' metadata, representatives, payment attempts,
+    /// campaign targets, merge journals and the events stored unsealed) and in the tenant's outbox and inbox.
+    Erase(crate::erasure::Erasure),
 }
 
 impl From<crate::commerce::CommerceWrite> for Write {
@@ -141,6 +149,8 @@ impl Write {
             Self::PutSetting(s) => s.tenant(),
             Self::Repoint { tenant, .. } => *tenant,
             Self::InsertMerge(m) | Self::UpdateMerge { merge: m, .. } => m.tenant,
+            Self::InsertSubjectKey(k) => k.tenant,
+            Self::Erase(e) => e.tenant,
         }
     }
 }
@@ -210,6 +220,7 @@ impl ChangeSet {
                     | Write::Repoint { .. }
                     | Write::InsertMerge(_)
                     | Write::UpdateMerge { .. }
+                    | Write::Erase(_)
             ) || matches!(w, Write::Commerce(c) if c.is_update())
         }) {
             Some(i) => Err(Error::invalid(
@@ -520,6 +531,8 @@ pub enum Key {
     PartnerLinks(PartnerId),
     /// A merge's journal by id.
     Merge(crate::id::MergeId),
+    /// The keys of these data subjects ([`crate::erasure::SubjectKey`]) that the tenant holds, in any order.
+    SubjectKeys(Vec<uuid::Uuid>),
 }
 
 impl Key {
@@ -564,6 +577,8 @@ pub enum Record {
     Link(crate::merge::Link),
     /// A merge's journal.
     Merge(crate::merge::PartnerMerge),
+    /// A data subject's key ([`Key::SubjectKeys`]).
+    SubjectKey(crate::erasure::SubjectKey),
 }
 
 storage_trait! {
@@ -648,6 +663,7 @@ pick!(Record {
     Setting => crate::setting::Setting,
     Link => crate::merge::Link,
     Merge => crate::merge::PartnerMerge,
+    SubjectKey => crate::erasure::SubjectKey,
 });
 
 /// For adapters answering [`Store::fetch`] with a by-id read that reports a missing row as [`Error::NotFound`]:

@@ -320,7 +320,8 @@ pub async fn export(
             ])?;
             let mut pos = *after;
             loop {
-                let page = store.events_since(tenant, pos, PAGE).await?;
+                // Through the service: each event opened (erased where a person it named was erased).
+                let page = crm.events_since(tenant, pos, PAGE).await?;
                 let Some((last, _)) = page.last() else { break };
                 pos = *last;
                 for (at, e) in &page {

@@ -93,7 +93,9 @@ pub async fn replay<S: Store + CommerceStore + ?Sized>(
     let mut out = Vec::new();
     let mut after = 0;
     loop {
+        // Opened: the rules see each event's payload, or `erased` where a person it named was erased.
         let page = store.events_since(tenant, after, PAGE).await?;
+        let page = crm_core::service::open_feed(store, tenant, page).await?;
         let Some((last, _)) = page.last() else {
             return Ok(out);
         };

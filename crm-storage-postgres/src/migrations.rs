@@ -46,6 +46,9 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
     }),
     Migration::new(11, "settings", || schema::settings(Dialect::Postgres)),
     Migration::new(12, "merges", || schema::merges(Dialect::Postgres)),
+    Migration::new(13, "subject_keys", || {
+        schema::subject_keys(Dialect::Postgres)
+    }),
 ];
 
 /// The advisory-lock key of a schema's migrations: FNV-1a of a fixed prefix and the schema name, so the key is the

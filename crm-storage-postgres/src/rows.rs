@@ -99,6 +99,11 @@ pub(crate) const STAGE_HISTORY: Table = crm_storage_sql::table!("stage_history" 
     at_us: I64, doc: Json,
 });
 
+/// A data subject's key row: tenant, subject, doc.
+pub(crate) fn subject_key_row(k: &crm_core::erasure::SubjectKey) -> Result<Vec<Value>> {
+    Ok(vec![uuid(k.tenant.as_uuid()), uuid(&k.subject), json(k)?])
+}
+
 fn uuid(u: &Uuid) -> Value {
     Box::new(*u)
 }

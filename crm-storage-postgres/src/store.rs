@@ -644,6 +644,14 @@ async fn apply_write<'w>(
             )
             .await
         }
+        Write::InsertSubjectKey(k) => {
+            let tx = crate::commerce::InTx(tx);
+            crm_storage_sql::erasure::insert_key(&tx, Dialect::Postgres, k).await
+        }
+        Write::Erase(e) => {
+            let tx = crate::commerce::InTx(tx);
+            crm_storage_sql::erasure::erase(&tx, Dialect::Postgres, e).await
+        }
         _ => Err(Error::invalid("writes", "unsupported write")),
     }
 }
@@ -838,6 +846,9 @@ impl crm_storage_sql::store::AdapterStore for PgStore {
         match key {
             Key::PartnerLinks(p) => return crm_storage_sql::merge::links(self, tenant, *p).await,
             Key::Merge(id) => return crm_storage_sql::merge::merge(self, tenant, *id).await,
+            Key::SubjectKeys(ids) => {
+                return crm_storage_sql::erasure::keys(self, tenant, ids).await
+            }
             _ => {}
         }
         let (sql, doc) = fetch::store_key(Dialect::Postgres, tenant, key).ok_or_else(|| {
@@ -931,6 +942,10 @@ impl crm_storage_sql::store::AdapterStore for PgStore {
                     }
                 }
                 Write::EnqueueOutbox(m) => outbox.push(m),
+                Write::InsertSubjectKey(k) => batches.push(
+                    &crm_storage_sql::schema::SUBJECT_KEYS,
+                    rows::subject_key_row(k)?,
+                ),
                 _ => return Err(Error::invalid("writes", "unsupported write")),
             }
         }

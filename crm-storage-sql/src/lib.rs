@@ -16,6 +16,7 @@
 
 pub mod commerce;
 mod dialect;
+pub mod erasure;
 pub mod fetch;
 pub mod merge;
 pub mod outbox;

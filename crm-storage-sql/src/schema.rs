@@ -714,6 +714,22 @@ pub fn merges(dialect: Dialect) -> String {
     )
 }
 
+/// The erasure migration (SQLite's 14, PostgreSQL's 13): the data subjects' keys the activity log is sealed under
+/// ([`crm_core::erasure`]).
+pub fn subject_keys(dialect: Dialect) -> String {
+    table(
+        dialect,
+        &SUBJECT_KEYS,
+        &[],
+        &["PRIMARY KEY (tenant, subject)"],
+    )
+}
+
+/// `subject_keys`: a partner's or contact's key; deleting it erases the events sealed under it.
+pub const SUBJECT_KEYS: Table = crate::table!("subject_keys" {
+    tenant: Uuid, subject: Uuid, doc: Json
+});
+
 /// `merges`: the journal of each merge of partners.
 pub const MERGES: Table = crate::table!("merges" {
     tenant: Uuid, id: Uuid, survivor: Uuid, version: I64, doc: Json

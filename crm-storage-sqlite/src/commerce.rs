@@ -64,6 +64,22 @@ pub(crate) fn put_merge(tx: &Connection, m: &PartnerMerge, expected: Option<u64>
     ))
 }
 
+/// Stores a data subject's key (`Write::InsertSubjectKey`).
+pub(crate) fn insert_key(tx: &Connection, k: &crm_core::erasure::SubjectKey) -> Result<()> {
+    let tx = InTx(tx);
+    at_once(crm_storage_sql::erasure::insert_key(
+        &tx,
+        Dialect::Sqlite,
+        k,
+    ))
+}
+
+/// Erases a person (`Write::Erase`).
+pub(crate) fn erase(tx: &Connection, e: &crm_core::erasure::Erasure) -> Result<()> {
+    let tx = InTx(tx);
+    at_once(crm_storage_sql::erasure::erase(&tx, Dialect::Sqlite, e))
+}
+
 /// Runs a shared write's future, which never waits here (every statement runs synchronously), so one poll
 /// completes it, on whatever thread holds the connection.
 fn at_once(future: impl Future<Output = Result<()>>) -> Result<()> {

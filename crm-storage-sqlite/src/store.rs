@@ -47,9 +47,9 @@ pub struct SqliteStore {
 }
 
 /// Migrations 1 (leads), 2 (commerce), 3 (outbox), 6 (sales), 7 (attachments), 8 (sales timers), 9 (portal) and
-/// 10 and 11 (host references), 12 (settings) and 13 (merges), generated from `crm_storage_sql::schema` as
+/// 10 and 11 (host references), 12 (settings), 13 (merges) and 14 (subject keys), generated from `crm_storage_sql::schema` as
 /// PostgreSQL's are.
-static GENERATED: std::sync::LazyLock<[String; 11]> = std::sync::LazyLock::new(|| {
+static GENERATED: std::sync::LazyLock<[String; 12]> = std::sync::LazyLock::new(|| {
     [
         crm_storage_sql::schema::init(Dialect::Sqlite),
         crm_storage_sql::schema::commerce(Dialect::Sqlite),
@@ -62,11 +62,12 @@ static GENERATED: std::sync::LazyLock<[String; 11]> = std::sync::LazyLock::new(|
         crm_storage_sql::schema::contact_and_lead_refs(Dialect::Sqlite),
         crm_storage_sql::schema::settings(Dialect::Sqlite),
         crm_storage_sql::schema::merges(Dialect::Sqlite),
+        crm_storage_sql::schema::subject_keys(Dialect::Sqlite),
     ]
 });
 
 /// How many migrations there are.
-const MIGRATIONS: usize = 13;
+const MIGRATIONS: usize = 14;
 
 /// The migrations' statements, in order.
 fn migration_sql() -> [&'static str; MIGRATIONS] {
@@ -84,6 +85,7 @@ fn migration_sql() -> [&'static str; MIGRATIONS] {
         &GENERATED[8],
         &GENERATED[9],
         &GENERATED[10],
+        &GENERATED[11],
     ]
 }
 
@@ -112,8 +114,10 @@ fn configure(conn: &Connection, config: &SqliteConfig, file: bool) -> Result<()>
     } else {
         "NORMAL"
     };
+    // secure_delete: what a change removes (an erased person's values, a deleted key) is overwritten in the file,
+    // not left in free space for a copy of the file to carry.
     conn.execute_batch(&format!(
-        "PRAGMA foreign_keys = ON; PRAGMA synchronous = {sync};"
+        "PRAGMA foreign_keys = ON; PRAGMA synchronous = {sync}; PRAGMA secure_delete = ON;"
     ))
     .map_err(map)
 }
@@ -576,6 +580,8 @@ fn apply_write(tx: &Connection, w: &Write) -> Result<()> {
             merge,
             expected_version,
         } => crate::commerce::put_merge(tx, merge, Some(*expected_version)),
+        Write::InsertSubjectKey(k) => crate::commerce::insert_key(tx, k),
+        Write::Erase(e) => crate::commerce::erase(tx, e),
         other => Err(Error::invalid(
             "writes",
             format!("this SQLite store does not support the write {:?}", std::mem::discriminant(other)),
@@ -734,7 +740,18 @@ fn apply_all(conn: &mut Connection, tenant: TenantId, changes: &ChangeSet) -> Re
     for w in changes.writes() {
         apply_write(&tx, w)?;
     }
-    tx.commit().map_err(map)
+    tx.commit().map_err(map)?;
+    if changes
+        .writes()
+        .iter()
+        .any(|w| matches!(w, Write::Erase(_)))
+    {
+        // The pages the erasure replaced are still in the write-ahead log until a checkpoint copies the new ones
+        // into the database and truncates it (in a host's transaction, the host checkpoints after it commits).
+        conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+            .map_err(map)?;
+    }
+    Ok(())
 }
 
 // ------------------------------------------------------------------------------------------------ reads
@@ -1009,6 +1026,9 @@ impl crm_storage_sql::store::AdapterStore for SqliteStore {
         match key {
             Key::PartnerLinks(p) => return crm_storage_sql::merge::links(self, tenant, *p).await,
             Key::Merge(id) => return crm_storage_sql::merge::merge(self, tenant, *id).await,
+            Key::SubjectKeys(ids) => {
+                return crm_storage_sql::erasure::keys(self, tenant, ids).await
+            }
             _ => {}
         }
         let (sql, doc) = fetch::store_key(Dialect::Sqlite, tenant, key).ok_or_else(|| {

@@ -418,7 +418,9 @@ pub async fn check_attachments(store: &Arc<dyn Store>, commerce: &Arc<dyn Commer
         ..Default::default()
     };
     for of in [TimelineOf::Lead(lead.id), TimelineOf::Partner(customer.id)] {
-        let names: Vec<&str> = store
+        let names: Vec<&str> = shop
+            .w
+            .crm
             .timeline(t, of, &page)
             .await
             .expect("timeline")
@@ -434,7 +436,7 @@ pub async fn check_attachments(store: &Arc<dyn Store>, commerce: &Arc<dyn Commer
             assert!(names.contains(&want), "{of:?}: {want} not in {names:?}");
         }
     }
-    let log = store.events_since(t, 0, 10_000).await.expect("events");
+    let log = shop.w.crm.events_since(t, 0, 10_000).await.expect("events");
     let json = serde_json::to_string(&log).expect("json");
     assert!(!json.contains("%PDF"), "bytes never go into events");
     assert!(store.lead(t, lead.id).await.is_ok());

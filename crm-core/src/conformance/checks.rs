@@ -1542,7 +1542,7 @@ pub async fn check_events_since(store: &Arc<dyn Store>) {
     let w = World::new(store).await;
     let lead = w.lead("Feed", None).await;
     w.act(lead.id, LeadCommand::Win).await.unwrap();
-    let all = store.events_since(w.tenant, 0, 1000).await.unwrap();
+    let all = w.crm.events_since(w.tenant, 0, 1000).await.unwrap();
     let kinds: Vec<_> = all.iter().map(|(_, e)| e.kind.name()).collect();
     assert_eq!(
         kinds,
@@ -1554,9 +1554,9 @@ pub async fn check_events_since(store: &Arc<dyn Store>) {
         ]
     );
     assert!(all.windows(2).all(|p| p[0].0 < p[1].0));
-    let rest = store.events_since(w.tenant, all[1].0, 1000).await.unwrap();
+    let rest = w.crm.events_since(w.tenant, all[1].0, 1000).await.unwrap();
     assert_eq!(rest.len(), 2);
-    assert_eq!(store.events_since(w.tenant, 0, 2).await.unwrap().len(), 2);
+    assert_eq!(w.crm.events_since(w.tenant, 0, 2).await.unwrap().len(), 2);
     // A position at or beyond the end gives nothing: it never wraps round to the start of the feed.
     let last = all[3].0;
     for after in [
@@ -1567,7 +1567,7 @@ pub async fn check_events_since(store: &Arc<dyn Store>) {
         u64::MAX - 1,
         u64::MAX,
     ] {
-        let got = store.events_since(w.tenant, after, 1000).await.unwrap();
+        let got = w.crm.events_since(w.tenant, after, 1000).await.unwrap();
         assert!(got.is_empty(), "events after position {after}: {got:?}");
     }
 }

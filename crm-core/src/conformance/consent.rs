@@ -217,7 +217,7 @@ pub async fn check_consent(backend: &Arc<dyn Backend>) {
         .as_str()
         .expect("the offer carries its unsubscribe token")
         .to_string();
-    let timeline = store
+    let timeline = crm
         .timeline(
             tenant,
             TimelineOf::Partner(acme.id()),

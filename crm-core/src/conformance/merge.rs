@@ -496,7 +496,7 @@ pub async fn check_partner_merge(backend: &Arc<dyn Backend>) {
         !matches.iter().any(|m| m.partner == twin.id()),
         "a tombstone matches no duplicate"
     );
-    let timeline = store
+    let timeline = crm
         .timeline(
             t,
             TimelineOf::Partner(survivor.id()),

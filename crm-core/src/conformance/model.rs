@@ -52,6 +52,7 @@ struct Data {
     commerce: commerce::CommerceData,
     settings: Vec<crate::setting::Setting>,
     merges: Vec<crate::merge::PartnerMerge>,
+    keys: Vec<crate::erasure::SubjectKey>,
 }
 
 /// The naive in-memory reference store.
@@ -331,6 +332,17 @@ fn apply(d: &mut Data, w: &Write) -> Result<()> {
         // Enqueued by the commit once every other write succeeded.
         Write::EnqueueOutbox(_) => {}
         Write::Repoint { tenant, moved } => repoint(d, *tenant, moved)?,
+        Write::InsertSubjectKey(k) => {
+            if (d.keys.iter()).any(|x| x.tenant == k.tenant && x.subject == k.subject) {
+                return Err(Error::AlreadyExists {
+                    entity: "subject key",
+                    key: k.subject.to_string(),
+                });
+            }
+            d.keys.push(k.clone());
+        }
+        // Scrubbed by the commit (the outbox is outside `Data`) once every write succeeded.
+        Write::Erase(e) => erase(d, e)?,
         Write::InsertMerge(m) => {
             if d.merges
                 .iter()
@@ -384,6 +396,95 @@ fn links(d: &Data, tenant: TenantId, partner: PartnerId) -> Vec<crate::merge::Li
     );
     out.extend(commerce::links_of(&d.commerce, tenant, partner));
     out
+}
+
+/// `record` with each value of `scrub` replaced in its JSON (as the SQL adapters replace it in the stored text).
+pub(crate) fn scrubbed<T: serde::Serialize + serde::de::DeserializeOwned>(
+    record: &T,
+    scrub: &[(String, String)],
+) -> Result<T> {
+    let mut text =
+        serde_json::to_string(record).map_err(|e| Error::invalid("record", e.to_string()))?;
+    for (value, replacement) in scrub.iter().filter(|(v, _)| !v.is_empty()) {
+        let esc = |v: &str| {
+            let q = serde_json::Value::String(v.to_string()).to_string();
+            q[1..q.len() - 1].to_string()
+        };
+        text = text.replace(&esc(value), &esc(replacement));
+    }
+    serde_json::from_str(&text).map_err(|e| Error::invalid("record", e.to_string()))
+}
+
+/// Scrubs each of `rows` that `about` names.
+pub(super) fn scrub_rows<T: serde::Serialize + serde::de::DeserializeOwned>(
+    rows: &mut [T],
+    about: &dyn Fn(&serde_json::Value) -> bool,
+    scrub: &[(String, String)],
+) -> Result<()> {
+    for row in rows {
+        let v = serde_json::to_value(&*row).map_err(|e| Error::invalid("record", e.to_string()))?;
+        if about(&v) {
+            *row = scrubbed(&*row, scrub)?;
+        }
+    }
+    Ok(())
+}
+
+/// `Write::Erase`: deletes the keys and scrubs the partner's records (those whose JSON names the partner, one of
+/// its leads or requests as `partner`, `lead`, `request`, `target.id`, `survivor` or `merged_into`).
+fn erase(d: &mut Data, e: &crate::erasure::Erasure) -> Result<()> {
+    d.keys
+        .retain(|k| !(k.tenant == e.tenant && e.keys.contains(&k.subject)));
+    let p = e.partner.to_string();
+    let leads: Vec<String> = (d.leads.iter())
+        .filter(|l| l.tenant == e.tenant && l.partner == e.partner)
+        .map(|l| l.id.to_string())
+        .collect();
+    let requests: Vec<String> = (d.requests.iter())
+        .filter(|r| {
+            r.tenant == e.tenant
+                && (r.partner == Some(e.partner)
+                    || r.lead.is_some_and(|l| leads.contains(&l.to_string())))
+        })
+        .map(|r| r.id.to_string())
+        .collect();
+    let about = |v: &serde_json::Value| {
+        let s = |x: &serde_json::Value| x.as_str().map(str::to_string);
+        let is = |x: Option<String>, list: &[String]| x.is_some_and(|x| list.contains(&x));
+        let one = std::slice::from_ref(&p);
+        v.get("tenant").and_then(s) == Some(e.tenant.to_string())
+            && (is(v.get("id").and_then(s), one)
+                || is(v.get("partner").and_then(s), one)
+                || is(v.get("merged_into").and_then(s), one)
+                || is(v.get("survivor").and_then(s), one)
+                || is(v.get("lead").and_then(s), &leads)
+                || is(v.get("request").and_then(s), &requests)
+                || v.pointer("/target/id")
+                    .and_then(s)
+                    .is_some_and(|t| t == p || leads.contains(&t) || requests.contains(&t))
+                || v.pointer("/subject/partner").and_then(s) == Some(p.clone())
+                || is(v.pointer("/subject/lead").and_then(s), &leads)
+                || is(v.pointer("/subject/request").and_then(s), &requests))
+    };
+    for (partner, _) in &mut d.partners {
+        let v =
+            serde_json::to_value(&*partner).map_err(|e| Error::invalid("record", e.to_string()))?;
+        if about(&v) {
+            *partner = scrubbed(&*partner, &e.scrub)?;
+        }
+    }
+    scrub_rows(&mut d.leads, &about, &e.scrub)?;
+    scrub_rows(&mut d.requests, &about, &e.scrub)?;
+    scrub_rows(&mut d.comments, &about, &e.scrub)?;
+    for (_, event) in &mut d.events {
+        let v =
+            serde_json::to_value(&*event).map_err(|e| Error::invalid("record", e.to_string()))?;
+        if about(&v) {
+            *event = scrubbed(&*event, &e.scrub)?;
+        }
+    }
+    scrub_rows(&mut d.merges, &about, &e.scrub)?;
+    commerce::scrub(&mut d.commerce, &|v: &serde_json::Value| about(v), &e.scrub)
 }
 
 /// `Write::Repoint`: moves one record from `moved.from` to `moved.to` when it points there at the expected version.
@@ -595,6 +696,10 @@ impl Store for MemStore {
                 .filter(|m| m.tenant == tenant && m.id == *id)
                 .map(|m| Record::Merge(m.clone()))
                 .collect(),
+            Key::SubjectKeys(ids) => (self.data().keys.iter())
+                .filter(|k| k.tenant == tenant && ids.contains(&k.subject))
+                .map(|k| Record::SubjectKey(k.clone()))
+                .collect(),
         })
     }
 
@@ -607,8 +712,12 @@ impl Store for MemStore {
         }
         *d = copy;
         for w in changes.writes {
-            if let Write::EnqueueOutbox(m) = w {
-                self.outbox.enqueue(m);
+            match w {
+                Write::EnqueueOutbox(m) => {
+                    self.outbox.enqueue(m);
+                }
+                Write::Erase(e) => self.outbox.scrub(e.tenant, &e.scrub),
+                _ => {}
             }
         }
         Ok(())

@@ -419,7 +419,9 @@ pub async fn check_portal_sessions_and_contacts(backend: &Arc<dyn crate::store::
     let bad = portal.add_contact(&me, person("Bad", Some("not an address")));
     let e = bad.await.unwrap_err();
     assert_eq!(e.field(), Some("contacts[2].email"), "{e:?}");
-    let timeline = store
+    let timeline = shop
+        .w
+        .crm
         .timeline(t, TimelineOf::Partner(acme.id), &PageRequest::first(50))
         .await
         .expect("timeline");

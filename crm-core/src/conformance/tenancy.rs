@@ -37,7 +37,7 @@ fn store_keys(keys: &[Key]) -> Vec<Key> {
         Key::PartnerByContactRef(_) | Key::PartnersAfter { .. } | Key::PartnersByRefs { .. } => {}
         Key::Pipeline(_) | Key::Pipelines | Key::LostReasons => {}
         Key::Lead(_) | Key::LeadByRef(_) | Key::StageHistory(_) | Key::Request(_) => {}
-        Key::Setting(_) | Key::PartnerLinks(_) | Key::Merge(_) => {}
+        Key::Setting(_) | Key::PartnerLinks(_) | Key::Merge(_) | Key::SubjectKeys(_) => {}
     })
 }
 
@@ -323,6 +323,7 @@ pub async fn check_every_read_is_tenant_scoped(backend: &Arc<dyn Backend>) {
         Key::Setting("mine.setting".into()),
         Key::StageHistory(lead.id),
         Key::Request(request.id),
+        Key::SubjectKeys(vec![*customer.id.as_uuid()]),
         Key::PartnerLinks(customer.id),
     ]);
     for k in &keys {

@@ -694,6 +694,13 @@ impl CrmService {
         for e in batch.events {
             cs.push(Write::AppendEvent(e));
         }
+        super::seal::seal(
+            self.store.as_ref(),
+            ctx.tenant,
+            &mut cs,
+            &super::Loaded::default(),
+        )
+        .await?;
         if updates {
             self.store.commit(ctx.tenant, cs).await
         } else {

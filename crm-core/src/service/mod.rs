@@ -12,6 +12,7 @@ mod import;
 mod merge;
 mod portal;
 mod rules;
+mod seal;
 
 pub use commerce::{CommerceService, DocumentOutcome, OutcomeResult};
 pub use consent::{consent_gate, Gate};
@@ -21,6 +22,7 @@ pub use portal::{
     INVITATION_TEMPLATE, LOGIN_TEMPLATE, MAX_HISTORY, MAX_PAGE, MAX_REQUEST_BODY,
 };
 pub use rules::{decision_writes, RulesHook};
+pub use seal::{open_events, open_feed};
 
 use crate::actor::Context;
 use crate::comms::{Directory, RuleEngine};
@@ -478,7 +480,19 @@ impl CrmService {
             h.before_commit(ctx, &mut changes, loaded)?;
         }
         let events: Vec<DomainEvent> = changes.events().cloned().collect();
-        self.store.commit(ctx.tenant, changes).await?;
+        let ring = seal::seal(self.store.as_ref(), ctx.tenant, &mut changes, loaded).await?;
+        match self.store.commit(ctx.tenant, changes.clone()).await {
+            // Another commit gave a subject its first key meanwhile: seal again with the stored one.
+            Err(Error::AlreadyExists {
+                entity: "subject key",
+                ..
+            }) => {
+                let mut again = seal::unseal(changes, &ring)?;
+                seal::seal(self.store.as_ref(), ctx.tenant, &mut again, loaded).await?;
+                self.store.commit(ctx.tenant, again).await?;
+            }
+            other => other?,
+        }
         if !events.is_empty() {
             for s in &self.subscribers {
                 s.publish(&events).await;
@@ -2089,7 +2103,46 @@ impl CrmService {
         page: &PageRequest,
     ) -> Result<Page<DomainEvent>> {
         page.validate()?;
-        self.store.timeline(tenant, of, page).await
+        let page = self.store.timeline(tenant, of, page).await?;
+        let next = page.next.clone();
+        let items = open_events(self.store.as_ref(), tenant, page.items).await?;
+        Ok(Page { items, next })
+    }
+
+    /// The tenant's events in commit order after position `after` (0 = from the start), at most `limit` (up to
+    /// 10 000), with their positions, opened ([`open_events`]): what a host feeds its own subscribers from.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// use crm_core::conformance::{model::MemStore, World};
+    /// use crm_core::event::EventKind;
+    /// use crm_core::store::Store;
+    /// use std::sync::Arc;
+    /// let store: Arc<dyn Store> = Arc::new(MemStore::new());
+    /// let w = World::new(&store).await;
+    /// w.partner("Ilinca Vasilescu").await;
+    /// let feed = w.crm.events_since(w.tenant, 0, 100).await.unwrap();
+    /// let created = feed.iter().find(|(_, e)| matches!(&e.kind, EventKind::PartnerCreated { .. })).unwrap();
+    /// assert!(matches!(&created.1.kind, EventKind::PartnerCreated { name } if name == "Ilinca Vasilescu"));
+    /// // As stored, it is sealed: the name is not in it.
+    /// let (_, stored) = &store.events_since(w.tenant, 0, 100).await.unwrap()[created.0 as usize - 1];
+    /// assert!(!serde_json::to_string(stored).unwrap().contains("Ilinca"));
+    /// # });
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Storage`] when the store cannot be read or an event does not open.
+    pub async fn events_since(
+        &self,
+        tenant: TenantId,
+        after: u64,
+        limit: u32,
+    ) -> Result<Vec<(u64, DomainEvent)>> {
+        let rows = self.store.events_since(tenant, after, limit).await?;
+        open_feed(self.store.as_ref(), tenant, rows).await
     }
 }
 

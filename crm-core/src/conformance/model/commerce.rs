@@ -40,6 +40,22 @@ pub(super) struct CommerceData {
     payments: Vec<PaymentAttempt>,
 }
 
+/// `Write::Erase` on the commerce records: each row `about` names is scrubbed.
+pub(super) fn scrub(
+    d: &mut CommerceData,
+    about: &dyn Fn(&serde_json::Value) -> bool,
+    scrub: &[(String, String)],
+) -> Result<()> {
+    super::scrub_rows(&mut d.documents, about, scrub)?;
+    super::scrub_rows(&mut d.targets, about, scrub)?;
+    super::scrub_rows(&mut d.quotations, about, scrub)?;
+    super::scrub_rows(&mut d.meetings, about, scrub)?;
+    super::scrub_rows(&mut d.contracts, about, scrub)?;
+    super::scrub_rows(&mut d.attachments, about, scrub)?;
+    super::scrub_rows(&mut d.representatives, about, scrub)?;
+    super::scrub_rows(&mut d.payments, about, scrub)
+}
+
 /// Appends `row` unless a row with the same unique key (`clash`) exists.
 fn insert<T: Clone>(
     rows: &mut Vec<T>,
