@@ -164,4 +164,13 @@ impl BlobStore for FsBlobStore {
             .await
             .map_err(|e| io_error("read", &path, e))
     }
+
+    async fn delete(&self, tenant: TenantId, hash: &ContentHash) -> Result<bool> {
+        let path = self.path_of(tenant, hash);
+        match tokio::fs::remove_file(&path).await {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(io_error("delete", &path, e)),
+        }
+    }
 }

@@ -153,4 +153,15 @@ impl BlobStore for ObjectBlobStore {
     async fn contains(&self, tenant: TenantId, hash: &ContentHash) -> Result<bool> {
         self.exists(&self.path_of(tenant, hash)).await
     }
+
+    async fn delete(&self, tenant: TenantId, hash: &ContentHash) -> Result<bool> {
+        let path = self.path_of(tenant, hash);
+        if !self.exists(&path).await? {
+            return Ok(false);
+        }
+        match self.store.delete(&path).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(true),
+            Err(e) => Err(storage("delete", e)),
+        }
+    }
 }

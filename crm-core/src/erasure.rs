@@ -300,11 +300,19 @@ fn contact_objects(v: &serde_json::Value, found: &mut BTreeSet<Uuid>) {
 /// The stable pseudonym an erased person's name is replaced by: derived from their id (not from anything
 /// personal), the same in every table.
 pub fn pseudonym(subject: Uuid) -> String {
+    format!("Erased person {}", tag(subject).to_uppercase())
+}
+
+/// What replaces an erased person's e-mail address, phone number and other identifiers: `erased-` and the same tag
+/// as their [`pseudonym`], so two erased people's values stay distinct (an outbox key naming the address stays
+/// unique).
+pub fn erased_value(subject: Uuid) -> String {
+    format!("erased-{}", tag(subject))
+}
+
+fn tag(subject: Uuid) -> String {
     let simple = subject.simple().to_string();
-    format!(
-        "Erased person {}",
-        &simple[simple.len() - 8..].to_uppercase()
-    )
+    simple[simple.len() - 8..].to_string()
 }
 
 /// What an erasure removes, handed to the store as one write
@@ -317,6 +325,9 @@ pub struct Erasure {
     pub partner: crate::id::PartnerId,
     /// The keys to delete: the person's (and, for a partner, every contact's).
     pub keys: Vec<Uuid>,
+    /// Whether the keys of the partners merged into `partner` (their tombstones, through any chain of merges) go
+    /// too: a partner's erasure; a contact's leaves them.
+    pub tombstones: bool,
     /// Each personal value and what replaces it, in the partner's records and in the outbox.
     pub scrub: Vec<(String, String)>,
 }

@@ -117,7 +117,8 @@ pub enum Write {
     /// Store a data subject's key ([`crate::erasure`]); [`Error::AlreadyExists`] (entity `subject key`) when the
     /// subject has one.
     InsertSubjectKey(crate::erasure::SubjectKey),
-    /// Erase a person: delete their keys (so the events sealed under them read as erased) and replace each value of
+    /// Erase a person: delete their keys (and, with `tombstones`, the keys of the partners merged into theirs) so the
+    /// events sealed under them read as erased, and replace each value of
     /// `scrub` in the partner's records (the partner and its tombstones, its leads, requests, comments on any of
     /// them, documents, quotations, contracts, meetings, attachments' metadata, representatives, payment attempts,
     /// campaign targets, merge journals and the events stored unsealed) and in the tenant's outbox and inbox.

@@ -100,7 +100,7 @@ fn places(dialect: Dialect) -> Vec<Place> {
         p(
             "partners",
             &["name", "search", "doc"],
-            "(id = {p} OR merged_into = {p})",
+            "(id = {p} OR id IN {tombs})",
         ),
         p(
             "leads",
@@ -144,7 +144,7 @@ fn places(dialect: Dialect) -> Vec<Place> {
         p("campaign_targets", &["doc"], "partner = {p}"),
         p("merges", &["doc"], "survivor = {p}"),
         // Messages and notifications carry names and addresses but no partner column: the whole tenant's.
-        p("outbox", &["doc", "last_error"], "TRUE"),
+        p("outbox", &["doc", "idempotency_key", "last_error"], "TRUE"),
         p("inbox", &["doc"], "TRUE"),
     ]
 }
@@ -159,6 +159,15 @@ pub async fn erase<E: Exec>(tx: &E, dialect: Dialect, e: &Erasure) -> Result<()>
         let (mut sql, t) = Sql::for_tenant(dialect, e.tenant);
         let s = sql.bind(*k);
         sql.text = format!("DELETE FROM subject_keys WHERE tenant = {t} AND subject = {s}");
+        tx.execute(sql).await?;
+    }
+    if e.tombstones {
+        let (mut sql, t) = Sql::for_tenant(dialect, e.tenant);
+        let p = sql.bind(*e.partner.as_uuid());
+        sql.text = format!(
+            "DELETE FROM subject_keys WHERE tenant = {t} AND subject IN {}",
+            tombstones(&t, &p)
+        );
         tx.execute(sql).await?;
     }
     for place in places(dialect) {
@@ -190,6 +199,7 @@ pub async fn erase<E: Exec>(tx: &E, dialect: Dialect, e: &Erasure) -> Result<()>
                         "(SELECT id FROM requests WHERE tenant = {t} AND (partner = {p} OR lead IN {leads}))"
                     );
                     rows = rows
+                        .replace("{tombs}", &tombstones(&t, &p))
                         .replace("{leads}", &leads)
                         .replace("{requests}", &requests)
                         .replace("{p}", &p);
@@ -214,6 +224,14 @@ pub async fn erase<E: Exec>(tx: &E, dialect: Dialect, e: &Erasure) -> Result<()>
         }
     }
     Ok(())
+}
+
+/// The ids of the partners merged into `{p}`, through any chain of merges, as a subquery.
+fn tombstones(t: &str, p: &str) -> String {
+    format!(
+        "(WITH RECURSIVE m (id) AS (SELECT id FROM partners WHERE tenant = {t} AND merged_into = {p} \
+         UNION SELECT x.id FROM partners x JOIN m ON x.tenant = {t} AND x.merged_into = m.id) SELECT id FROM m)"
+    )
 }
 
 /// `value` as it appears inside a JSON string.

@@ -34,6 +34,7 @@ mod checks;
 pub mod commerce;
 mod consent;
 mod differential;
+pub mod erasure;
 mod merge;
 pub mod model;
 pub mod no_panic;
@@ -47,6 +48,7 @@ pub mod tenancy;
 pub use checks::*;
 pub use consent::check_consent;
 pub use differential::{run_differential, same_error, BlockOn, Differential, DEFAULT_CASES};
+pub use erasure::check_erasure;
 pub use merge::check_partner_merge;
 pub use portal::{
     check_portal_payments, check_portal_representatives, check_portal_sessions_and_contacts,
@@ -174,6 +176,7 @@ macro_rules! backend_conformance_tests {
             backend [
                 check_every_read_is_tenant_scoped,
                 check_partner_merge,
+                check_erasure,
                 check_consent,
                 check_meetings,
                 check_quotation_mail,

@@ -433,8 +433,26 @@ pub(super) fn scrub_rows<T: serde::Serialize + serde::de::DeserializeOwned>(
 /// `Write::Erase`: deletes the keys and scrubs the partner's records (those whose JSON names the partner, one of
 /// its leads or requests as `partner`, `lead`, `request`, `target.id`, `survivor` or `merged_into`).
 fn erase(d: &mut Data, e: &crate::erasure::Erasure) -> Result<()> {
-    d.keys
-        .retain(|k| !(k.tenant == e.tenant && e.keys.contains(&k.subject)));
+    let mut tombs: Vec<uuid::Uuid> = Vec::new();
+    loop {
+        let more: Vec<uuid::Uuid> = (d.partners.iter())
+            .filter(|(x, _)| x.tenant == e.tenant && !tombs.contains(x.id.as_uuid()))
+            .filter(|(x, _)| {
+                x.merged_into
+                    .is_some_and(|m| m == e.partner || tombs.contains(m.as_uuid()))
+            })
+            .map(|(x, _)| *x.id.as_uuid())
+            .collect();
+        if more.is_empty() {
+            break;
+        }
+        tombs.extend(more);
+    }
+    d.keys.retain(|k| {
+        !(k.tenant == e.tenant
+            && (e.keys.contains(&k.subject) || (e.tombstones && tombs.contains(&k.subject))))
+    });
+    let tombs: Vec<String> = tombs.iter().map(|x| x.to_string()).collect();
     let p = e.partner.to_string();
     let leads: Vec<String> = (d.leads.iter())
         .filter(|l| l.tenant == e.tenant && l.partner == e.partner)
@@ -454,6 +472,7 @@ fn erase(d: &mut Data, e: &crate::erasure::Erasure) -> Result<()> {
         let one = std::slice::from_ref(&p);
         v.get("tenant").and_then(s) == Some(e.tenant.to_string())
             && (is(v.get("id").and_then(s), one)
+                || (v.get("merged_into").is_some() && is(v.get("id").and_then(s), &tombs))
                 || is(v.get("partner").and_then(s), one)
                 || is(v.get("merged_into").and_then(s), one)
                 || is(v.get("survivor").and_then(s), one)

@@ -224,6 +224,8 @@ pub trait BlobStore: Send + Sync + fmt::Debug {
     async fn get(&self, tenant: TenantId, hash: &ContentHash) -> Result<ByteStream>;
     /// Whether `tenant` has bytes stored under `hash`.
     async fn contains(&self, tenant: TenantId, hash: &ContentHash) -> Result<bool>;
+    /// Deletes the bytes stored under `hash` for `tenant` (an erasure); `false` when there were none.
+    async fn delete(&self, tenant: TenantId, hash: &ContentHash) -> Result<bool>;
 }
 
 /// The record a file is attached to.

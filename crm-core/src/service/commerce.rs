@@ -1,6 +1,7 @@
 //! The commerce service: validate → decide (pure) → one change set → the lead service's one commit path.
 
 mod attachments;
+mod erase;
 mod sales;
 
 use super::{lead_subject, request_subject, CrmService, Loaded};

@@ -8,6 +8,7 @@
 mod commerce;
 mod consent;
 mod contact;
+pub(crate) mod erase;
 mod import;
 mod merge;
 mod portal;
@@ -16,6 +17,7 @@ mod seal;
 
 pub use commerce::{CommerceService, DocumentOutcome, OutcomeResult};
 pub use consent::{consent_gate, Gate};
+pub use erase::Erased;
 pub use import::{ContactRow, ImportMode, ImportRow, Imported, RowOutcome};
 pub use portal::{
     Account, Invited, PortalRequest, PortalRequestKind, PortalService, Statement,

@@ -47,6 +47,16 @@ pub(crate) async fn seal(
             _ => {}
         }
     }
+    // The keys this change erases seal nothing (its own `person_erased` names the erased person by id only).
+    let erased: BTreeSet<Uuid> = changes
+        .writes()
+        .iter()
+        .filter_map(|w| match w {
+            Write::Erase(e) => Some(e.keys.iter().copied()),
+            _ => None,
+        })
+        .flatten()
+        .collect();
     let wanted: BTreeSet<PartnerId> = changes
         .events()
         .filter(|e| pending(e))
@@ -86,6 +96,11 @@ pub(crate) async fn seal(
             .unwrap_or_default();
         let mut subjects = erasure::people(&e.kind, contacts);
         subjects.insert(*p.as_uuid());
+        subjects.retain(|s| !erased.contains(s));
+        if subjects.is_empty() {
+            subjects_of.push(None);
+            continue;
+        }
         all.extend(subjects.iter().copied());
         subjects_of.push(Some(subjects));
     }

@@ -76,6 +76,15 @@ impl BlobStore for MemBlobStore {
             .unwrap_or_else(PoisonError::into_inner)
             .contains_key(&(tenant, *hash)))
     }
+
+    async fn delete(&self, tenant: TenantId, hash: &ContentHash) -> Result<bool> {
+        Ok(self
+            .blobs
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&(tenant, *hash))
+            .is_some())
+    }
 }
 
 /// A blob store whose writes fail after `after` bytes (a full disk, a dropped connection): the inner store sees its
@@ -125,6 +134,10 @@ impl BlobStore for FailingBlobStore {
 
     async fn contains(&self, tenant: TenantId, hash: &ContentHash) -> Result<bool> {
         self.inner.contains(tenant, hash).await
+    }
+
+    async fn delete(&self, tenant: TenantId, hash: &ContentHash) -> Result<bool> {
+        self.inner.delete(tenant, hash).await
     }
 }
 
