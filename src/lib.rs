@@ -78,6 +78,7 @@ pub mod portal {
 pub use crm_core::merge::{MergePlan, PartnerMerge};
 pub use crm_core::sales::BlobStore;
 pub use crm_core::service::CommerceService;
+pub use crm_core::service::Erased;
 pub use crm_core::service::PortalService;
 pub use crm_core::service::RulesHook;
 pub use crm_core::service::{

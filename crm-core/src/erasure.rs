@@ -382,6 +382,41 @@ mod tests {
         assert!(open(moved, &ring).is_err());
     }
 
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(
+            std::env::var("PROPTEST_CASES").ok().and_then(|c| c.parse().ok()).unwrap_or(1000)
+        ))]
+        /// Any payload, sealed under any set of subjects, opens to itself with every key, reads as erased without
+        /// any one of them, and never shows its text while sealed.
+        #[test]
+        fn sealing_round_trips_and_any_missing_key_erases(
+            name in "\\PC{4,60}",
+            subjects in 1usize..5,
+            missing in 0usize..5,
+        ) {
+            let tenant = TenantId::new();
+            let ids: Vec<Uuid> = (0..subjects).map(|_| Uuid::now_v7()).collect();
+            let ring = Keyring::of(ids.iter().map(|s| SubjectKey::generate(tenant, *s).unwrap()));
+            let mut plain = event(tenant);
+            // Ω is in no base64 text and no clear field, so finding it means the name leaked.
+            let name = format!("Ω{name}");
+            plain.kind = EventKind::PartnerCreated { name: name.clone() };
+            let set: BTreeSet<Uuid> = ids.iter().copied().collect();
+            let sealed = seal(plain.clone(), &set, &ring).unwrap();
+            let stored = serde_json::to_string(&sealed).unwrap();
+            let escaped = serde_json::Value::String(name.clone()).to_string();
+            proptest::prop_assert!(!stored.contains(&escaped[1..escaped.len() - 1]));
+            proptest::prop_assert_eq!(open(sealed.clone(), &ring).unwrap(), plain);
+            if missing < subjects {
+                let partial = Keyring::of(
+                    ids.iter().enumerate().filter(|(i, _)| *i != missing).map(|(_, s)| ring.keys[s].clone()),
+                );
+                let erased = open(sealed, &partial).unwrap();
+                proptest::prop_assert_eq!(erased.kind, EventKind::Erased { kind: "partner_created".into() });
+            }
+        }
+    }
+
     #[test]
     fn people_finds_contacts_by_value_id_or_shape() {
         let c = |name: &str, email: Option<&str>| {

@@ -156,3 +156,62 @@ async fn an_access_request_holds_everything_about_the_person_and_nothing_else() 
     }
     assert!(out.is_empty(), "nothing is written for a person not found");
 }
+
+#[tokio::test]
+async fn after_an_erasure_the_access_request_and_the_activity_export_hold_only_the_pseudonym() {
+    let sqlite = Arc::new(SqliteStore::open_in_memory().expect("store"));
+    let store: Arc<dyn Store> = sqlite.clone();
+    let commerce: Arc<dyn CommerceStore> = sqlite.clone();
+    let shop = Shop::new(&store, &commerce).await;
+    let (crm, ctx) = (&shop.w.crm, &shop.w.ctx);
+    let mut new = crm_core::partner::NewPartner::person("Sorina Bălănescu");
+    new.contacts.push(NewContact {
+        name: "Sorina Bălănescu".into(),
+        email: Some("sorina@balanescu.example".into()),
+        phone: Some("+40 744 555 666".into()),
+        ..NewContact::default()
+    });
+    let sorina = crm.create_partner(ctx, new).await.expect("person").record;
+    let deal = NewLead::for_partner(sorina.id(), "Garden for Sorina Bălănescu");
+    crm.enter_lead(ctx, deal).await.expect("lead");
+    crm.comment(
+        ctx,
+        CommentTarget::Partner(sorina.id()),
+        "Sorina Bălănescu called from +40 744 555 666",
+    )
+    .await
+    .expect("comment");
+    let (_, _, before) = request(&shop, &commerce, &Person::Partner(sorina.id())).await;
+    assert!(before.contains("sorina@balanescu.example"));
+
+    let erased = shop
+        .cs
+        .erase_partner(ctx, sorina.id())
+        .await
+        .expect("erase");
+    let (_, json, after) = request(&shop, &commerce, &Person::Partner(sorina.id())).await;
+    for gone in [
+        "Sorina",
+        "Bălănescu",
+        "sorina@balanescu.example",
+        "744 555 666",
+        "+40744555666",
+    ] {
+        assert!(!after.contains(gone), "{gone} in {after}");
+    }
+    assert!(after.contains(&erased.pseudonym), "{json}");
+    let mut out = Vec::new();
+    crm_io::export(
+        crm,
+        shop.w.tenant,
+        &crm_io::Export::Activities { after: 0 },
+        crm_io::Format::JsonLines,
+        &mut out,
+        |_| {},
+    )
+    .await
+    .expect("activity export");
+    let activities = String::from_utf8(out).expect("utf-8");
+    assert!(activities.contains("erased"), "{activities}");
+    assert!(!activities.contains("Sorina"), "{activities}");
+}
