@@ -734,6 +734,10 @@ async fn all_events(store: &dyn Store, tenant: TenantId) -> Vec<DomainEvent> {
             .expect("events");
         let Some((last, _)) = batch.last() else { break };
         after = *last;
+        // As the engine reads its log: opened (events about partners are stored sealed).
+        let batch = crm_core::service::open_feed(store, tenant, batch)
+            .await
+            .expect("open");
         events.extend(batch.into_iter().map(|(_, e)| e));
     }
     events
