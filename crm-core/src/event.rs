@@ -499,6 +499,26 @@ pub enum EventKind {
         /// Why.
         reason: String,
     },
+    /// Contacts of a partner were merged into one.
+    ContactsMerged {
+        /// The merge (journaled in the partner's document).
+        merge: crate::id::MergeId,
+        /// The contact that stays.
+        survivor: crate::id::ContactId,
+        /// The contacts merged into it.
+        merged: Vec<crate::id::ContactId>,
+        /// How many leads, meetings and representatives moved.
+        moved: u64,
+    },
+    /// A contact merge was undone.
+    ContactMergeUndone {
+        /// The merge.
+        merge: crate::id::MergeId,
+        /// The contact that had stayed.
+        survivor: crate::id::ContactId,
+        /// The contacts restored.
+        merged: Vec<crate::id::ContactId>,
+    },
     /// A contact, or a partner who is a natural person, was erased ([`crate::erasure`]).
     PersonErased {
         /// The contact or partner erased.
@@ -583,6 +603,8 @@ variant_names! {
         MessageSuppressed => "message_suppressed",
         PartnersMerged => "partners_merged",
         MergeUndone => "merge_undone",
+        ContactsMerged => "contacts_merged",
+        ContactMergeUndone => "contact_merge_undone",
         PersonErased => "person_erased",
         Sealed => "sealed",
         Erased => "erased",
@@ -854,6 +876,15 @@ impl DomainEvent {
                 format!("{name}'s portal rights: {from} → {to}")
             }
             EventKind::PersonErased { pseudonym, .. } => format!("person erased as {pseudonym}"),
+            EventKind::ContactsMerged { merged, moved, .. } => {
+                format!(
+                    "{} contact(s) merged, {moved} record(s) moved",
+                    merged.len()
+                )
+            }
+            EventKind::ContactMergeUndone { merged, .. } => {
+                format!("contact merge undone: {} contact(s) restored", merged.len())
+            }
             EventKind::Sealed { kind, .. } => format!("{} (sealed)", kind.replace('_', " ")),
             EventKind::Erased { kind } => format!("{} (erased)", kind.replace('_', " ")),
             EventKind::InvoiceRecorded {

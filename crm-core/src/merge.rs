@@ -151,6 +151,8 @@ pub enum Reason {
     Newest,
     /// The user picked this partner's value.
     Picked,
+    /// The contacts differ; the survivor's value is kept (contacts carry no time of change).
+    Kept,
 }
 
 /// What one field of the survivor holds after the merge, and why.
@@ -508,5 +510,191 @@ impl PartnerMerge {
                 p
             })
             .collect()
+    }
+}
+
+/// The fields a contact merge chooses, in order.
+pub const CONTACT_FIELDS: [&str; 5] = ["name", "role", "email", "phone", "host_ref"];
+
+/// What one field of the surviving contact holds after a contact merge, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContactChoice {
+    /// The field (one of [`CONTACT_FIELDS`]).
+    pub field: String,
+    /// The contact whose value it is.
+    pub from: crate::id::ContactId,
+    /// The value (`null` when empty).
+    pub value: serde_json::Value,
+    /// Why.
+    pub reason: Reason,
+}
+
+/// A planned merge of contacts of one partner: each field of the surviving contact with its source and reason, its
+/// consents (the latest answer per channel and purpose of all of them), and every lead, meeting and representative
+/// that names a merged contact. Made by [`ContactMergePlan::of`] (through
+/// [`CrmService::plan_contact_merge`](crate::service::CrmService::plan_contact_merge)); applied by
+/// [`CrmService::merge_contacts`](crate::service::CrmService::merge_contacts) in one transaction.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContactMergePlan {
+    /// The partner, as read.
+    pub partner: Partner,
+    /// The contact that stays.
+    pub survivor: crate::id::ContactId,
+    /// The contacts merged into it.
+    pub merged: Vec<crate::id::ContactId>,
+    /// Each chosen field.
+    pub fields: Vec<ContactChoice>,
+    /// The surviving contact after the merge.
+    pub contact: crate::partner::Contact,
+    /// Every record that moves to the survivor, at its version as read.
+    pub moves: Vec<crate::partner::ContactMove>,
+}
+
+impl ContactMergePlan {
+    /// Plans merging the contacts `merged` of `partner` into its contact `survivor`, with the records that name
+    /// them (`moves`) and the user's `picks` (field → the contact whose value wins).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Invalid`] on `merged` (empty, more than [`MAX_MERGED`], naming the survivor or a contact twice),
+    /// `survivor` or `merged[i]` (not a contact of the partner), `picks` (an unknown field) or `picks.<field>` (a
+    /// contact not in the merge); on `partner` for a tombstone.
+    pub fn of(
+        partner: &Partner,
+        survivor: crate::id::ContactId,
+        merged: &[crate::id::ContactId],
+        picks: &BTreeMap<String, crate::id::ContactId>,
+        moves: Vec<crate::partner::ContactMove>,
+    ) -> Result<ContactMergePlan> {
+        if let Some(to) = partner.merged_into {
+            return Err(Error::invalid(
+                "partner",
+                format!("partner {} was merged into {to}", partner.id),
+            ));
+        }
+        if merged.is_empty() || merged.len() > MAX_MERGED {
+            return Err(Error::invalid(
+                "merged",
+                format!("1 to {MAX_MERGED} contacts to merge"),
+            ));
+        }
+        let find = |id: crate::id::ContactId, field: String| {
+            partner.contacts.iter().find(|c| c.id == id).ok_or_else(|| {
+                Error::invalid(field, format!("contact {id} is not one of the partner's"))
+            })
+        };
+        let keep = find(survivor, "survivor".into())?;
+        let mut all = vec![keep];
+        for (i, id) in merged.iter().enumerate() {
+            if *id == survivor || merged[..i].contains(id) {
+                return Err(Error::invalid(
+                    format!("merged[{i}]"),
+                    format!("contact {id} is the survivor or named twice"),
+                ));
+            }
+            all.push(find(*id, format!("merged[{i}]"))?);
+        }
+        for (field, who) in picks {
+            if !CONTACT_FIELDS.contains(&field.as_str()) {
+                return Err(Error::invalid(
+                    "picks",
+                    format!(
+                        "unknown field {field:?}; one of {}",
+                        CONTACT_FIELDS.join(", ")
+                    ),
+                ));
+            }
+            if !all.iter().any(|c| c.id == *who) {
+                return Err(Error::invalid(
+                    format!("picks.{field}"),
+                    format!("contact {who} is not in this merge"),
+                ));
+            }
+        }
+        let value = |c: &crate::partner::Contact, field: &str| -> Option<String> {
+            match field {
+                "name" => Some(c.name.clone()),
+                "role" => c.role.clone(),
+                "email" => c.email.clone(),
+                "phone" => c.phone.clone(),
+                _ => c.host_ref.clone(),
+            }
+        };
+        let mut contact = keep.clone();
+        let mut fields = Vec::with_capacity(CONTACT_FIELDS.len());
+        for field in CONTACT_FIELDS {
+            let given: Vec<&crate::partner::Contact> = all
+                .iter()
+                .copied()
+                .filter(|c| value(c, field).is_some())
+                .collect();
+            let (from, reason) = match picks.get(field) {
+                Some(who) => (
+                    all.iter().copied().find(|c| c.id == *who).unwrap_or(keep),
+                    Reason::Picked,
+                ),
+                None => match given.as_slice() {
+                    [] => (keep, Reason::Same),
+                    [only] => (*only, Reason::OnlyValue),
+                    [first, rest @ ..]
+                        if rest.iter().all(|c| value(c, field) == value(first, field)) =>
+                    {
+                        (
+                            given
+                                .iter()
+                                .copied()
+                                .find(|c| c.id == survivor)
+                                .unwrap_or(*first),
+                            Reason::Same,
+                        )
+                    }
+                    _ => (
+                        given
+                            .iter()
+                            .copied()
+                            .find(|c| c.id == survivor)
+                            .unwrap_or(given[0]),
+                        Reason::Kept,
+                    ),
+                },
+            };
+            let v = value(from, field);
+            match field {
+                "name" => contact.name = v.clone().unwrap_or_else(|| keep.name.clone()),
+                "role" => contact.role = v.clone(),
+                "email" => contact.email = v.clone(),
+                "phone" => contact.phone = v.clone(),
+                _ => contact.host_ref = v.clone(),
+            }
+            fields.push(ContactChoice {
+                field: field.to_string(),
+                from: from.id,
+                value: v
+                    .map(serde_json::Value::String)
+                    .unwrap_or(serde_json::Value::Null),
+                reason,
+            });
+        }
+        // The latest answer per channel and purpose, of all of them.
+        let mut consents: Vec<crate::consent::Consent> = Vec::new();
+        for c in all.iter().flat_map(|c| c.consents.iter()) {
+            match consents
+                .iter_mut()
+                .find(|x| x.channel == c.channel && x.purpose == c.purpose)
+            {
+                Some(x) if x.at < c.at => *x = c.clone(),
+                Some(_) => {}
+                None => consents.push(c.clone()),
+            }
+        }
+        contact.consents = consents;
+        Ok(ContactMergePlan {
+            partner: partner.clone(),
+            survivor,
+            merged: merged.to_vec(),
+            fields,
+            contact,
+            moves,
+        })
     }
 }

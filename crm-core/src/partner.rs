@@ -68,6 +68,78 @@ impl Contact {
     }
 }
 
+/// A kind of record that names a contact.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ContactLinkKind {
+    /// A lead (its contact).
+    Lead,
+    /// A meeting (an attendee who is the contact).
+    Meeting,
+    /// A portal representative (the contact it is).
+    Representative,
+}
+
+/// A record a contact merge moves from a merged contact to the survivor.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContactMove {
+    /// What it is.
+    pub kind: ContactLinkKind,
+    /// Its id.
+    pub id: uuid::Uuid,
+    /// The merged contact it named.
+    pub from: ContactId,
+    /// Its version: as read, in a plan; after the move, in the journal.
+    pub version: u64,
+    /// A meeting's attendees that were the merged contact, by position.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attendees: Vec<u32>,
+}
+
+/// One merge of a partner's contacts, kept in the partner's document.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContactMerge {
+    /// The merge.
+    pub id: crate::id::MergeId,
+    /// The contact that stays.
+    pub survivor: ContactId,
+    /// The contacts as they were: the survivor first, then the merged ones.
+    pub before: Vec<Contact>,
+    /// The survivor as the merge left it (an undo is refused once it changed).
+    pub after: Contact,
+    /// The records moved to the survivor, at their versions after the move.
+    pub moved: Vec<ContactMove>,
+    /// When.
+    pub at: Timestamp,
+    /// When it was undone, if it was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub undone_at: Option<Timestamp>,
+}
+
+impl ContactMerge {
+    /// The merged contacts' ids.
+    pub fn merged(&self) -> impl Iterator<Item = ContactId> + '_ {
+        self.before.iter().skip(1).map(|c| c.id)
+    }
+}
+
+impl Partner {
+    /// The contact with `id`, or, for a contact merged into another, the survivor (through any chain of merges
+    /// not undone).
+    pub fn contact(&self, id: ContactId) -> Option<&Contact> {
+        let mut id = id;
+        for _ in 0..=self.contact_merges.len() {
+            if let Some(c) = self.contacts.iter().find(|c| c.id == id) {
+                return Some(c);
+            }
+            id = (self.contact_merges.iter().rev())
+                .find(|m| m.undone_at.is_none() && m.merged().any(|x| x == id))?
+                .survivor;
+        }
+        None
+    }
+}
+
 /// What a location is used for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -156,6 +228,10 @@ record! {
         /// [`crate::service::CrmService::partner`] resolves to the survivor.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         merged_into: Option<PartnerId>,
+        /// The merges of its contacts, oldest first (undone ones stay, marked): the journal an undo reads, and how
+        /// a merged contact's id finds its survivor ([`Partner::contact`]).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        contact_merges: Vec<ContactMerge> => &[ContactMerge] = borrow,
         /// Optimistic-concurrency version, 1 on creation.
         version: u64,
         /// When it was created.
@@ -378,6 +454,7 @@ impl NewPartner {
             tags: build_tags(self.tags)?,
             host_ref: host_ref(self.host_ref.as_deref())?,
             merged_into: None,
+            contact_merges: Vec::new(),
             version: 1,
             created_at: now,
             updated_at: now,

@@ -33,6 +33,7 @@ pub mod attachments;
 mod checks;
 pub mod commerce;
 mod consent;
+mod contact_merge;
 mod differential;
 pub mod erasure;
 mod merge;
@@ -47,6 +48,7 @@ pub mod tenancy;
 
 pub use checks::*;
 pub use consent::check_consent;
+pub use contact_merge::check_contact_merge;
 pub use differential::{run_differential, same_error, BlockOn, Differential, DEFAULT_CASES};
 pub use erasure::check_erasure;
 pub use merge::check_partner_merge;
@@ -176,6 +178,7 @@ macro_rules! backend_conformance_tests {
             backend [
                 check_every_read_is_tenant_scoped,
                 check_partner_merge,
+                check_contact_merge,
                 check_erasure,
                 check_consent,
                 check_meetings,

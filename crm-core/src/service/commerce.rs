@@ -1,6 +1,7 @@
 //! The commerce service: validate → decide (pure) → one change set → the lead service's one commit path.
 
 mod attachments;
+mod contact_merge;
 mod erase;
 mod sales;
 

@@ -151,6 +151,10 @@ impl CrmService {
         consent: Consent,
     ) -> Result<Outcome<Partner>> {
         let mut next = current.clone();
+        // A merged contact's id names its survivor.
+        let contact = (current.contact(contact))
+            .ok_or_else(|| Error::not_found("contact", contact))?
+            .id;
         let c = next
             .contacts
             .iter_mut()

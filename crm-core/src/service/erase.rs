@@ -71,6 +71,24 @@ fn pseudonymised(c: &Contact) -> Contact {
     }
 }
 
+/// Pseudonymises the snapshots of the contacts `which` names in `p`'s contact-merge journal, adding their values
+/// to `scrub`.
+fn forget_snapshots(
+    p: &mut Partner,
+    which: impl Fn(ContactId) -> bool,
+    country: Option<&str>,
+    scrub: &mut Vec<(String, String)>,
+) {
+    for m in &mut p.contact_merges {
+        for c in m.before.iter_mut().chain(std::iter::once(&mut m.after)) {
+            if which(c.id) {
+                contact_scrub(c, country, scrub);
+                *c = pseudonymised(c);
+            }
+        }
+    }
+}
+
 /// Refuses what [`CrmService::erase_person`] cannot erase: a company, or a person erased already.
 pub(crate) fn check_person(p: &Partner) -> Result<()> {
     if p.kind != PartnerKind::Person {
@@ -131,12 +149,12 @@ impl CrmService {
         contact: ContactId,
     ) -> Result<Erased> {
         let current = self.partner(ctx.tenant, partner).await?;
+        // A merged contact's id names its survivor.
         let c = current
-            .contacts
-            .iter()
-            .find(|c| c.id == contact)
+            .contact(contact)
             .ok_or_else(|| Error::not_found("contact", contact))?
             .clone();
+        let contact = c.id;
         let pseudonym = erasure::pseudonym(*contact.as_uuid());
         if c.name == pseudonym {
             return Err(Error::invalid("contact", "this contact was erased already"));
@@ -150,7 +168,22 @@ impl CrmService {
                 *x = pseudonymised(x);
             }
         }
-        let erased = (vec![*contact.as_uuid()], scrub, Vec::new());
+        // The same person merged into this contact earlier: their snapshots in the merge journal go too.
+        let mut people = vec![contact];
+        loop {
+            let more: Vec<ContactId> = (current.contact_merges.iter())
+                .filter(|m| m.undone_at.is_none() && people.contains(&m.survivor))
+                .flat_map(|m| m.merged())
+                .filter(|id| !people.contains(id))
+                .collect();
+            if more.is_empty() {
+                break;
+            }
+            people.extend(more);
+        }
+        forget_snapshots(&mut next, |id| people.contains(&id), country, &mut scrub);
+        let keys = people.iter().map(|c| *c.as_uuid()).collect();
+        let erased = (keys, scrub, Vec::new());
         self.commit_erasure(ctx, current, next, erased, false, *contact.as_uuid())
             .await
     }
@@ -189,6 +222,12 @@ impl CrmService {
             l.postal_code = None;
         }
         next.contacts = next.contacts.iter().map(pseudonymised).collect();
+        let mut journaled = Vec::new();
+        forget_snapshots(&mut next, |_| true, country, &mut scrub);
+        for m in &current.contact_merges {
+            journaled.extend(m.before.iter().map(|c| *c.id.as_uuid()));
+        }
+        keys.extend(journaled);
         self.commit_erasure(
             ctx,
             current,

@@ -201,11 +201,11 @@ impl PortalService {
     ) -> Result<Invited> {
         let crm = self.commerce.crm();
         let p = crm.store().partner(ctx.tenant, partner).await?;
+        // A merged contact's id names its survivor.
         let c = p
-            .contacts()
-            .iter()
-            .find(|c| c.id == contact)
+            .contact(contact)
             .ok_or_else(|| Error::not_found("contact", contact))?;
+        let contact = c.id;
         let existing = self.representatives(ctx.tenant, partner).await?;
         if existing.iter().any(|r| r.contact() == contact) {
             return Err(Error::AlreadyExists {
