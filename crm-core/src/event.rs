@@ -613,6 +613,15 @@ variant_names! {
 }
 
 impl EventKind {
+    /// The type name a stored row keeps in clear: the event's own [`EventKind::name`], or for a sealed or erased
+    /// event the name of the event it holds.
+    pub fn stored_name(&self) -> &str {
+        match self {
+            Self::Sealed { kind, .. } | Self::Erased { kind } => kind,
+            other => other.name(),
+        }
+    }
+
     /// The names rules react to for this event: its own [`EventKind::name`], then the business moments it is
     /// (`invoice_issued` for the first version of a sales invoice, `payment_received` for the first version of a
     /// payment from a customer, `quotation_sent` / `_accepted` / `_declined` / `_expired` for a quotation's

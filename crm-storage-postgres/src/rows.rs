@@ -282,7 +282,7 @@ pub(crate) fn event_row(e: &DomainEvent, pos: i64) -> Result<Vec<Value>> {
         opt_uuid(e.subject.lead.as_ref().map(|x| x.as_uuid())),
         opt_uuid(e.subject.partner.as_ref().map(|x| x.as_uuid())),
         opt_uuid(e.subject.request.as_ref().map(|x| x.as_uuid())),
-        Box::new(e.kind.name().to_string()),
+        Box::new(e.kind.stored_name().to_string()),
         json(e)?,
     ])
 }

@@ -662,7 +662,7 @@ fn event_row(e: &DomainEvent) -> Row<'_> {
         subject(e.subject.lead.as_ref().map(|x| x.as_uuid())),
         subject(e.subject.partner.as_ref().map(|x| x.as_uuid())),
         subject(e.subject.request.as_ref().map(|x| x.as_uuid())),
-        Box::new(e.kind.name()),
+        Box::new(e.kind.stored_name()),
         Box::new(doc(e)),
     ]
 }
