@@ -532,8 +532,8 @@ pub struct ContactChoice {
 /// A planned merge of contacts of one partner: each field of the surviving contact with its source and reason, its
 /// consents (the latest answer per channel and purpose of all of them), and every lead, meeting and representative
 /// that names a merged contact. Made by [`ContactMergePlan::of`] (through
-/// [`CrmService::plan_contact_merge`](crate::service::CrmService::plan_contact_merge)); applied by
-/// [`CrmService::merge_contacts`](crate::service::CrmService::merge_contacts) in one transaction.
+/// [`CommerceService::plan_contact_merge`](crate::service::CommerceService::plan_contact_merge)); applied by
+/// [`CommerceService::merge_contacts`](crate::service::CommerceService::merge_contacts) in one transaction.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ContactMergePlan {
     /// The partner, as read.
