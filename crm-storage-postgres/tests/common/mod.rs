@@ -139,6 +139,10 @@ pub async fn whole_log(
         let batch = store.events_since(tenant, after, 1000).await.unwrap();
         let Some(last) = batch.last() else { break };
         after = last.0;
+        // As the engine reads its log: opened (events about partners are stored sealed).
+        let batch = crm_core::service::open_feed(store.as_ref(), tenant, batch)
+            .await
+            .unwrap();
         log.extend(batch);
     }
     let positions: Vec<u64> = log.iter().map(|(p, _)| *p).collect();
