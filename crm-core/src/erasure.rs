@@ -250,11 +250,7 @@ pub fn people<'a>(
     for c in contacts {
         let named = std::iter::once(c.id.to_string())
             .chain(personal_values(c))
-            .any(|v| {
-                let escaped = serde_json::Value::String(v.to_lowercase()).to_string();
-                let inner = &escaped[1..escaped.len() - 1];
-                text.contains(inner)
-            });
+            .any(|v| text.contains(&json_escaped(&v.to_lowercase())));
         if named {
             found.insert(*c.id.as_uuid());
         }
@@ -295,6 +291,31 @@ fn contact_objects(v: &serde_json::Value, found: &mut BTreeSet<Uuid>) {
         serde_json::Value::Array(a) => a.iter().for_each(|x| contact_objects(x, found)),
         _ => {}
     }
+}
+
+/// `value` as it appears inside a JSON string (escaped, without the quotes): what an erasure looks for in stored
+/// documents.
+pub fn json_escaped(value: &str) -> String {
+    let quoted = serde_json::Value::String(value.to_string()).to_string();
+    quoted[1..quoted.len() - 1].to_string()
+}
+
+/// `record` with each value of `scrub` replaced in its JSON text, as the SQL adapters replace it in a stored
+/// document ([`Write::Erase`](crate::store::Write::Erase)).
+///
+/// # Errors
+///
+/// [`Error::Invalid`] on `record` when it does not serialise or no longer parses after the replacements.
+pub fn scrubbed<T: Serialize + serde::de::DeserializeOwned>(
+    record: &T,
+    scrub: &[(String, String)],
+) -> Result<T> {
+    let mut text =
+        serde_json::to_string(record).map_err(|e| Error::invalid("record", e.to_string()))?;
+    for (value, replacement) in scrub.iter().filter(|(v, _)| !v.is_empty()) {
+        text = text.replace(&json_escaped(value), &json_escaped(replacement));
+    }
+    serde_json::from_str(&text).map_err(|e| Error::invalid("record", e.to_string()))
 }
 
 /// The stable pseudonym an erased person's name is replaced by: derived from their id (not from anything

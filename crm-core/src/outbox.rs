@@ -262,17 +262,7 @@ impl MemoryOutbox {
             x: &mut T,
             scrub: &[(String, String)],
         ) {
-            let Ok(mut text) = serde_json::to_string(&*x) else {
-                return;
-            };
-            for (value, replacement) in scrub.iter().filter(|(v, _)| !v.is_empty()) {
-                let esc = |v: &str| {
-                    let q = serde_json::Value::String(v.to_string()).to_string();
-                    q[1..q.len() - 1].to_string()
-                };
-                text = text.replace(&esc(value), &esc(replacement));
-            }
-            if let Ok(y) = serde_json::from_str(&text) {
+            if let Ok(y) = crate::erasure::scrubbed(&*x, scrub) {
                 *x = y;
             }
         }

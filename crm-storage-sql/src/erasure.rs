@@ -6,7 +6,7 @@
 use crate::commerce::{self, Exec};
 use crate::schema::SUBJECT_KEYS;
 use crate::{Dialect, Param, Runner, Sql};
-use crm_core::erasure::{Erasure, SubjectKey};
+use crm_core::erasure::{json_escaped, Erasure, SubjectKey};
 use crm_core::error::Result;
 use crm_core::id::TenantId;
 use crm_core::store::Record;
@@ -179,7 +179,7 @@ pub async fn erase<E: Exec>(tx: &E, dialect: Dialect, e: &Erasure) -> Result<()>
                 }
                 // A document holds the value JSON-escaped.
                 let (value, replacement) = if json {
-                    (escaped(value), escaped(replacement))
+                    (json_escaped(value), json_escaped(replacement))
                 } else {
                     (value.clone(), replacement.clone())
                 };
@@ -232,10 +232,4 @@ fn tombstones(t: &str, p: &str) -> String {
         "(WITH RECURSIVE m (id) AS (SELECT id FROM partners WHERE tenant = {t} AND merged_into = {p} \
          UNION SELECT x.id FROM partners x JOIN m ON x.tenant = {t} AND x.merged_into = m.id) SELECT id FROM m)"
     )
-}
-
-/// `value` as it appears inside a JSON string.
-fn escaped(value: &str) -> String {
-    let quoted = serde_json::Value::String(value.to_string()).to_string();
-    quoted[1..quoted.len() - 1].to_string()
 }

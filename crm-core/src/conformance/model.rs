@@ -398,23 +398,6 @@ fn links(d: &Data, tenant: TenantId, partner: PartnerId) -> Vec<crate::merge::Li
     out
 }
 
-/// `record` with each value of `scrub` replaced in its JSON (as the SQL adapters replace it in the stored text).
-pub(crate) fn scrubbed<T: serde::Serialize + serde::de::DeserializeOwned>(
-    record: &T,
-    scrub: &[(String, String)],
-) -> Result<T> {
-    let mut text =
-        serde_json::to_string(record).map_err(|e| Error::invalid("record", e.to_string()))?;
-    for (value, replacement) in scrub.iter().filter(|(v, _)| !v.is_empty()) {
-        let esc = |v: &str| {
-            let q = serde_json::Value::String(v.to_string()).to_string();
-            q[1..q.len() - 1].to_string()
-        };
-        text = text.replace(&esc(value), &esc(replacement));
-    }
-    serde_json::from_str(&text).map_err(|e| Error::invalid("record", e.to_string()))
-}
-
 /// Scrubs each of `rows` that `about` names.
 pub(super) fn scrub_rows<T: serde::Serialize + serde::de::DeserializeOwned>(
     rows: &mut [T],
@@ -424,7 +407,7 @@ pub(super) fn scrub_rows<T: serde::Serialize + serde::de::DeserializeOwned>(
     for row in rows {
         let v = serde_json::to_value(&*row).map_err(|e| Error::invalid("record", e.to_string()))?;
         if about(&v) {
-            *row = scrubbed(&*row, scrub)?;
+            *row = crate::erasure::scrubbed(&*row, scrub)?;
         }
     }
     Ok(())
@@ -474,7 +457,6 @@ fn erase(d: &mut Data, e: &crate::erasure::Erasure) -> Result<()> {
             && (is(v.get("id").and_then(s), one)
                 || (v.get("merged_into").is_some() && is(v.get("id").and_then(s), &tombs))
                 || is(v.get("partner").and_then(s), one)
-                || is(v.get("merged_into").and_then(s), one)
                 || is(v.get("survivor").and_then(s), one)
                 || is(v.get("lead").and_then(s), &leads)
                 || is(v.get("request").and_then(s), &requests)
@@ -489,7 +471,7 @@ fn erase(d: &mut Data, e: &crate::erasure::Erasure) -> Result<()> {
         let v =
             serde_json::to_value(&*partner).map_err(|e| Error::invalid("record", e.to_string()))?;
         if about(&v) {
-            *partner = scrubbed(&*partner, &e.scrub)?;
+            *partner = crate::erasure::scrubbed(&*partner, &e.scrub)?;
         }
     }
     scrub_rows(&mut d.leads, &about, &e.scrub)?;
@@ -499,7 +481,7 @@ fn erase(d: &mut Data, e: &crate::erasure::Erasure) -> Result<()> {
         let v =
             serde_json::to_value(&*event).map_err(|e| Error::invalid("record", e.to_string()))?;
         if about(&v) {
-            *event = scrubbed(&*event, &e.scrub)?;
+            *event = crate::erasure::scrubbed(&*event, &e.scrub)?;
         }
     }
     scrub_rows(&mut d.merges, &about, &e.scrub)?;
