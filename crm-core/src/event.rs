@@ -519,6 +519,26 @@ pub enum EventKind {
         /// The contacts restored.
         merged: Vec<crate::id::ContactId>,
     },
+    /// Leads were merged into one: on the survivor's timeline and on each merged lead's.
+    LeadsMerged {
+        /// The merge's journal.
+        merge: crate::id::MergeId,
+        /// The lead that stays.
+        survivor: LeadId,
+        /// The leads merged into it (tombstones now).
+        merged: Vec<LeadId>,
+        /// How many requests, comments, quotations, contracts, meetings, attachments and campaign targets moved.
+        moved: u64,
+    },
+    /// A lead merge was undone: on the survivor's timeline and on each restored lead's.
+    LeadMergeUndone {
+        /// The merge's journal.
+        merge: crate::id::MergeId,
+        /// The lead that had stayed.
+        survivor: LeadId,
+        /// The leads restored.
+        merged: Vec<LeadId>,
+    },
     /// A contact, or a partner who is a natural person, was erased ([`crate::erasure`]).
     PersonErased {
         /// The contact or partner erased.
@@ -605,6 +625,8 @@ variant_names! {
         MergeUndone => "merge_undone",
         ContactsMerged => "contacts_merged",
         ContactMergeUndone => "contact_merge_undone",
+        LeadsMerged => "leads_merged",
+        LeadMergeUndone => "lead_merge_undone",
         PersonErased => "person_erased",
         Sealed => "sealed",
         Erased => "erased",
@@ -890,6 +912,12 @@ impl DomainEvent {
                     "{} contact(s) merged, {moved} record(s) moved",
                     merged.len()
                 )
+            }
+            EventKind::LeadsMerged { merged, moved, .. } => {
+                format!("{} lead(s) merged, {moved} record(s) moved", merged.len())
+            }
+            EventKind::LeadMergeUndone { merged, .. } => {
+                format!("lead merge undone: {} lead(s) restored", merged.len())
             }
             EventKind::ContactMergeUndone { merged, .. } => {
                 format!("contact merge undone: {} contact(s) restored", merged.len())

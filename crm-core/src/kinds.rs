@@ -17,15 +17,20 @@ pub enum StatusKind {
     Won,
     /// Lost.
     Lost,
+    /// Merged into another lead: a tombstone that resolves to the survivor ([`crate::lead_merge`]). No board,
+    /// list, funnel or report counts it; a [`LeadQuery`](crate::store::LeadQuery) lists tombstones only when its
+    /// status filter asks for this one.
+    Merged,
 }
 
 impl StatusKind {
-    /// The small integer storage uses (0 open, 1 won, 2 lost).
+    /// The small integer storage uses (0 open, 1 won, 2 lost, 3 merged).
     pub fn code(self) -> i16 {
         match self {
             Self::Open => 0,
             Self::Won => 1,
             Self::Lost => 2,
+            Self::Merged => 3,
         }
     }
 
@@ -35,6 +40,7 @@ impl StatusKind {
             Self::Open => "open",
             Self::Won => "won",
             Self::Lost => "lost",
+            Self::Merged => "merged",
         }
     }
 }

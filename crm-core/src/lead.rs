@@ -42,6 +42,16 @@ pub enum LeadStatus {
         /// A note.
         note: Option<String>,
     },
+    /// Merged into another lead: a tombstone. The service reads it as the survivor; no board, list, funnel or
+    /// report counts it; nothing moves it but undoing the merge.
+    Merged {
+        /// The lead it was merged into.
+        into: LeadId,
+        /// The merge ([`crate::lead_merge::LeadMerge`]).
+        merge: crate::id::MergeId,
+        /// When.
+        at: Timestamp,
+    },
 }
 
 impl std::fmt::Display for StatusKind {
@@ -57,6 +67,7 @@ impl LeadStatus {
             Self::Open => StatusKind::Open,
             Self::Won { .. } => StatusKind::Won,
             Self::Lost { .. } => StatusKind::Lost,
+            Self::Merged { .. } => StatusKind::Merged,
         }
     }
 }
@@ -469,6 +480,14 @@ pub fn apply(
             "the pipeline given is not the lead's pipeline",
         ));
     }
+    if lead.status.kind() == StatusKind::Merged {
+        // A tombstone does not change (the service applies commands to the survivor it resolves to).
+        return Err(TransitionError::NotOpen {
+            lead: lead.id,
+            status: StatusKind::Merged,
+        }
+        .into());
+    }
     let mut next = lead.clone();
     let mut events = Vec::new();
     let mut moved = false;
@@ -611,7 +630,7 @@ pub fn apply(
 pub fn effective_probability(lead: &Lead, pipeline: &Pipeline) -> Result<u8> {
     Ok(match lead.status {
         LeadStatus::Won { .. } => 100,
-        LeadStatus::Lost { .. } => 0,
+        LeadStatus::Lost { .. } | LeadStatus::Merged { .. } => 0,
         LeadStatus::Open => match lead.probability_override {
             Some(p) => p,
             None => pipeline.stage(lead.stage)?.probability,

@@ -40,6 +40,7 @@ pub mod event;
 pub mod id;
 pub mod kinds;
 pub mod lead;
+pub mod lead_merge;
 pub mod merge;
 pub mod money;
 pub mod outbox;

@@ -370,26 +370,38 @@ impl MergePlan {
 ///
 /// [`Error::Invalid`] on `merged`.
 pub fn check_parties(survivor: PartnerId, merged: &[PartnerId]) -> Result<()> {
+    check_ids("partner", survivor, merged)
+}
+
+/// [`check_parties`] for records called `noun` (partner, lead).
+pub(crate) fn check_ids<T: Copy + Ord + std::fmt::Display>(
+    noun: &str,
+    survivor: T,
+    merged: &[T],
+) -> Result<()> {
     if merged.is_empty() {
-        return Err(Error::invalid("merged", "names no partner to merge"));
+        return Err(Error::invalid(
+            "merged",
+            format!("names no {noun} to merge"),
+        ));
     }
     if merged.len() > MAX_MERGED {
         return Err(Error::invalid(
             "merged",
-            format!("names {} partners; at most {MAX_MERGED}", merged.len()),
+            format!("names {} {noun}s; at most {MAX_MERGED}", merged.len()),
         ));
     }
     if merged.contains(&survivor) {
         return Err(Error::invalid(
             "merged",
-            format!("names the survivor {survivor} itself: a partner is not merged with itself"),
+            format!("names the survivor {survivor} itself: a {noun} is not merged with itself"),
         ));
     }
     let mut seen = BTreeSet::new();
     if let Some(twice) = merged.iter().find(|p| !seen.insert(**p)) {
         return Err(Error::invalid(
             "merged",
-            format!("names partner {twice} twice"),
+            format!("names {noun} {twice} twice"),
         ));
     }
     Ok(())
@@ -397,26 +409,36 @@ pub fn check_parties(survivor: PartnerId, merged: &[PartnerId]) -> Result<()> {
 
 /// The partner whose `field` the survivor takes, and why.
 fn choose<'a>(all: &[&'a Partner], field: &str, pick: Option<PartnerId>) -> (&'a Partner, Reason) {
-    if let Some(p) = pick.and_then(|id| all.iter().find(|p| p.id == id)) {
+    let picked = pick.and_then(|id| all.iter().copied().find(|p| p.id == id));
+    choose_among(all, picked, |p| field_value(p, field), |p| p.updated_at)
+}
+
+/// Which of `all` (the survivor first) gives a field its value, and why: the one `picked`, else the one value all
+/// give ([`Reason::Same`]) or the only one given ([`Reason::OnlyValue`]), else the newest by `updated` that gives a
+/// value (the earliest in the list on a tie). `value` is the field's value as JSON (`null` when empty).
+pub(crate) fn choose_among<'a, T>(
+    all: &[&'a T],
+    picked: Option<&'a T>,
+    value: impl Fn(&T) -> serde_json::Value,
+    updated: impl Fn(&T) -> Timestamp,
+) -> (&'a T, Reason) {
+    if let Some(p) = picked {
         return (p, Reason::Picked);
     }
-    let given: Vec<&&Partner> = all
+    let given: Vec<&'a T> = all
         .iter()
-        .filter(|p| !field_value(p, field).is_null())
+        .copied()
+        .filter(|p| !value(p).is_null())
         .collect();
-    let distinct: BTreeSet<String> = given
-        .iter()
-        .map(|p| field_value(p, field).to_string())
-        .collect();
+    let distinct: BTreeSet<String> = given.iter().map(|p| value(p).to_string()).collect();
     match (given.first(), distinct.len()) {
         (None, _) => (all[0], Reason::Same),
         (Some(first), 1) if given.len() == all.len() => (first, Reason::Same),
         (Some(first), 1) => (first, Reason::OnlyValue),
         _ => {
-            // The newest partner that gives a value (the earliest in the list on a tie: the survivor first).
             let mut best = given[0];
             for p in &given[1..] {
-                if p.updated_at > best.updated_at {
+                if updated(p) > updated(best) {
                     best = p;
                 }
             }

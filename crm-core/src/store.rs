@@ -114,6 +114,23 @@ pub enum Write {
         /// The version the change was based on.
         expected_version: u64,
     },
+    /// Point a record at another lead (a lead merge, or its undo): as [`Write::Repoint`], for the records
+    /// [`Key::LeadLinks`] lists.
+    RepointLead {
+        /// The tenant.
+        tenant: TenantId,
+        /// The record and where it moves.
+        moved: crate::lead_merge::LeadMove,
+    },
+    /// Insert the journal of a lead merge.
+    InsertLeadMerge(crate::lead_merge::LeadMerge),
+    /// Replace a lead merge's journal whose stored version is `expected_version` (its undo).
+    UpdateLeadMerge {
+        /// The new state.
+        merge: crate::lead_merge::LeadMerge,
+        /// The version the change was based on.
+        expected_version: u64,
+    },
     /// Store a data subject's key ([`crate::erasure`]); [`Error::AlreadyExists`] (entity `subject key`) when the
     /// subject has one.
     InsertSubjectKey(crate::erasure::SubjectKey),
@@ -150,6 +167,8 @@ impl Write {
             Self::PutSetting(s) => s.tenant(),
             Self::Repoint { tenant, .. } => *tenant,
             Self::InsertMerge(m) | Self::UpdateMerge { merge: m, .. } => m.tenant,
+            Self::RepointLead { tenant, .. } => *tenant,
+            Self::InsertLeadMerge(m) | Self::UpdateLeadMerge { merge: m, .. } => m.tenant,
             Self::InsertSubjectKey(k) => k.tenant,
             Self::Erase(e) => e.tenant,
         }
@@ -221,6 +240,9 @@ impl ChangeSet {
                     | Write::Repoint { .. }
                     | Write::InsertMerge(_)
                     | Write::UpdateMerge { .. }
+                    | Write::RepointLead { .. }
+                    | Write::InsertLeadMerge(_)
+                    | Write::UpdateLeadMerge { .. }
                     | Write::Erase(_)
             ) || matches!(w, Write::Commerce(c) if c.is_update())
         }) {
@@ -532,6 +554,12 @@ pub enum Key {
     PartnerLinks(PartnerId),
     /// A merge's journal by id.
     Merge(crate::id::MergeId),
+    /// Every record that points at this lead (requests, comments, quotations, contracts, meetings, attachments,
+    /// campaign targets: [`crate::lead_merge::LEAD_LINKS`]), as [`Record::Link`]s, in no particular order: what a
+    /// lead merge moves.
+    LeadLinks(LeadId),
+    /// A lead merge's journal by id.
+    LeadMerge(crate::id::MergeId),
     /// The keys of these data subjects ([`crate::erasure::SubjectKey`]) that the tenant holds, in any order.
     SubjectKeys(Vec<uuid::Uuid>),
 }
@@ -578,6 +606,8 @@ pub enum Record {
     Link(crate::merge::Link),
     /// A merge's journal.
     Merge(crate::merge::PartnerMerge),
+    /// A lead merge's journal.
+    LeadMerge(crate::lead_merge::LeadMerge),
     /// A data subject's key ([`Key::SubjectKeys`]).
     SubjectKey(crate::erasure::SubjectKey),
 }
@@ -664,6 +694,7 @@ pick!(Record {
     Setting => crate::setting::Setting,
     Link => crate::merge::Link,
     Merge => crate::merge::PartnerMerge,
+    LeadMerge => crate::lead_merge::LeadMerge,
     SubjectKey => crate::erasure::SubjectKey,
 });
 

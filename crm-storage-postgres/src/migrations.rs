@@ -49,6 +49,7 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
     Migration::new(13, "subject_keys", || {
         schema::subject_keys(Dialect::Postgres)
     }),
+    Migration::new(14, "lead_merges", || schema::lead_merges(Dialect::Postgres)),
 ];
 
 /// The advisory-lock key of a schema's migrations: FNV-1a of a fixed prefix and the schema name, so the key is the

@@ -623,26 +623,14 @@ async fn apply_write<'w>(
             Ok(())
         }
         Write::EnqueueOutbox(m) => crate::outbox::enqueue(tx, m).await,
-        Write::Repoint { tenant, moved } => {
+        Write::Repoint { .. }
+        | Write::RepointLead { .. }
+        | Write::InsertMerge(_)
+        | Write::UpdateMerge { .. }
+        | Write::InsertLeadMerge(_)
+        | Write::UpdateLeadMerge { .. } => {
             let tx = crate::commerce::InTx(tx);
-            crm_storage_sql::merge::repoint(&tx, Dialect::Postgres, *tenant, moved).await
-        }
-        Write::InsertMerge(m) => {
-            let tx = crate::commerce::InTx(tx);
-            crm_storage_sql::merge::put_merge(&tx, Dialect::Postgres, m, None).await
-        }
-        Write::UpdateMerge {
-            merge,
-            expected_version,
-        } => {
-            let tx = crate::commerce::InTx(tx);
-            crm_storage_sql::merge::put_merge(
-                &tx,
-                Dialect::Postgres,
-                merge,
-                Some(*expected_version),
-            )
-            .await
+            crm_storage_sql::merge::apply(&tx, Dialect::Postgres, w).await
         }
         Write::InsertSubjectKey(k) => {
             let tx = crate::commerce::InTx(tx);
@@ -780,8 +768,10 @@ fn leads_sql(tenant: TenantId, q: &LeadQuery, after: Option<(i64, Uuid)>) -> Res
     if let Some(v) = q.stage {
         text.push_str(&format!(" AND l.stage = {}", sql.bind(*v.as_uuid())));
     }
-    if let Some(v) = q.status {
-        text.push_str(&format!(" AND l.status = {}", sql.bind(v.code())));
+    match q.status {
+        Some(v) => text.push_str(&format!(" AND l.status = {}", sql.bind(v.code()))),
+        // Merged leads are tombstones: listed only when asked for by status.
+        None => text.push_str(" AND l.status <> 3"),
     }
     if let Some(v) = q.owner {
         text.push_str(&format!(" AND l.owner = {}", sql.bind(*v.as_uuid())));
@@ -846,6 +836,10 @@ impl crm_storage_sql::store::AdapterStore for PgStore {
         match key {
             Key::PartnerLinks(p) => return crm_storage_sql::merge::links(self, tenant, *p).await,
             Key::Merge(id) => return crm_storage_sql::merge::merge(self, tenant, *id).await,
+            Key::LeadLinks(l) => return crm_storage_sql::merge::lead_links(self, tenant, *l).await,
+            Key::LeadMerge(id) => {
+                return crm_storage_sql::merge::lead_merge(self, tenant, *id).await
+            }
             Key::SubjectKeys(ids) => {
                 return crm_storage_sql::erasure::keys(self, tenant, ids).await
             }

@@ -1222,7 +1222,7 @@ pub fn campaign_sums(
         ),
         leads: by_micros(
             format!(
-                "SELECT count(*), {} FROM leads WHERE tenant = {p1} AND {source} = {p2} \
+                "SELECT count(*), {} FROM leads WHERE tenant = {p1} AND {source} = {p2} AND status <> 3 \
                  AND {created} >= {p3} AND {created} < {p4}",
                 dialect.filtered("count", "1", "status = 1")
             ),

@@ -143,6 +143,7 @@ fn places(dialect: Dialect) -> Vec<Place> {
         p("payment_attempts", &["doc"], "partner = {p}"),
         p("campaign_targets", &["doc"], "partner = {p}"),
         p("merges", &["doc"], "survivor = {p}"),
+        p("lead_merges", &["doc"], "survivor IN {leads}"),
         // Messages and notifications carry names and addresses but no partner column: the whole tenant's.
         p("outbox", &["doc", "idempotency_key", "last_error"], "TRUE"),
         p("inbox", &["doc"], "TRUE"),

@@ -5,54 +5,86 @@
 //! allocations follow it.
 
 use crate::commerce::{self, Exec};
-use crate::schema::MERGES;
-use crate::{Dialect, Param, Runner, Sql};
+use crate::schema::{LEAD_MERGES, MERGES};
+use crate::{Dialect, Param, Runner, Sql, Table};
 use crm_core::error::{Error, Result};
-use crm_core::id::{PartnerId, TenantId};
+use crm_core::id::{LeadId, PartnerId, TenantId};
+use crm_core::lead_merge::{LeadMerge, LEAD_LINKS};
 use crm_core::merge::{Link, LinkKind, Move, PartnerMerge};
-use crm_core::store::Record;
+use crm_core::store::{Record, Write};
 
-/// Where a kind of record keeps its partner.
+/// What a record points at and moves between in a merge: a partner or a lead.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Owner {
+    Partner,
+    Lead,
+}
+
+/// Where a kind of record keeps its partner (or its lead).
 struct Place {
     table: &'static str,
     /// The column the record is found by (a campaign target's is its campaign).
     id: &'static str,
-    /// The column holding the partner, if the table has one (a meeting's is only in its document).
+    /// The column holding the partner or lead, if the table has one (a meeting's partner, a contract's lead and a
+    /// campaign target's lead are only in the document).
     column: Option<&'static str>,
-    /// The field of the document holding the partner.
+    /// Another column holding the same id, set along (an attachment's `target` and its kind's own column).
+    also: Option<&'static str>,
+    /// The field of the document holding it.
     path: &'static [&'static str],
     /// An extra condition (without placeholders).
     only: &'static str,
 }
 
-fn place(kind: LinkKind, dialect: Dialect) -> Place {
+fn place(kind: LinkKind, owner: Owner, dialect: Dialect) -> Place {
     let p = |table, column: Option<&'static str>, path: &'static [&'static str]| Place {
         table,
         id: "id",
         column,
+        also: None,
         path,
         only: "",
     };
-    match kind {
-        LinkKind::Lead => p("leads", Some("partner"), &["partner"]),
-        LinkKind::Request => p("requests", Some("partner"), &["partner"]),
-        LinkKind::Comment => Place {
-            only: match dialect {
-                Dialect::Sqlite => "",
-                Dialect::Postgres => " AND target_kind = 1",
-            },
+    // Comments carry their target's kind in a column on PostgreSQL only (0 lead, 1 partner).
+    let comment_kind = |code: &'static str| match dialect {
+        Dialect::Sqlite => "",
+        Dialect::Postgres => code,
+    };
+    match (owner, kind) {
+        (Owner::Lead, LinkKind::Request) => p("requests", Some("lead"), &["lead"]),
+        (Owner::Lead, LinkKind::Comment) => Place {
+            only: comment_kind(" AND target_kind = 0"),
             ..p("comments", Some("target"), &["target", "id"])
         },
-        LinkKind::Document => p("documents", Some("partner"), &["partner"]),
-        LinkKind::Quotation => p("quotations", Some("partner"), &["partner"]),
-        LinkKind::Contract => p("contracts", Some("partner"), &["partner"]),
-        LinkKind::Meeting => p("meetings", None, &["partner"]),
-        LinkKind::Attachment => Place {
+        (Owner::Lead, LinkKind::Quotation) => p("quotations", Some("lead"), &["lead"]),
+        (Owner::Lead, LinkKind::Contract) => p("contracts", None, &["lead"]),
+        (Owner::Lead, LinkKind::Meeting) => p("meetings", Some("lead"), &["lead"]),
+        (Owner::Lead, LinkKind::Attachment) => Place {
+            also: Some("lead"),
+            only: " AND target_kind = 1",
+            ..p("attachments", Some("target"), &["target", "id"])
+        },
+        (Owner::Lead, _) => Place {
+            id: "campaign",
+            ..p("campaign_targets", None, &["lead"])
+        },
+        (_, LinkKind::Lead) => p("leads", Some("partner"), &["partner"]),
+        (_, LinkKind::Request) => p("requests", Some("partner"), &["partner"]),
+        (_, LinkKind::Comment) => Place {
+            only: comment_kind(" AND target_kind = 1"),
+            ..p("comments", Some("target"), &["target", "id"])
+        },
+        (_, LinkKind::Document) => p("documents", Some("partner"), &["partner"]),
+        (_, LinkKind::Quotation) => p("quotations", Some("partner"), &["partner"]),
+        (_, LinkKind::Contract) => p("contracts", Some("partner"), &["partner"]),
+        (_, LinkKind::Meeting) => p("meetings", None, &["partner"]),
+        (_, LinkKind::Attachment) => Place {
+            also: Some("target"),
             only: " AND target_kind = 2",
             ..p("attachments", Some("partner"), &["target", "id"])
         },
-        LinkKind::Representative => p("representatives", Some("partner"), &["partner"]),
-        LinkKind::PaymentAttempt => p("payment_attempts", Some("partner"), &["partner"]),
+        (_, LinkKind::Representative) => p("representatives", Some("partner"), &["partner"]),
+        (_, LinkKind::PaymentAttempt) => p("payment_attempts", Some("partner"), &["partner"]),
         // The campaign targets (`LinkKind` is non-exhaustive: a kind crm-core adds needs its own arm here, and
         // `check_partner_merge` gives a partner a record of every kind, so a missing one fails it).
         _ => Place {
@@ -62,7 +94,7 @@ fn place(kind: LinkKind, dialect: Dialect) -> Place {
     }
 }
 
-/// `<where the record points at partner {p}>`: its column, or (a meeting) its document's field.
+/// `<where the record points at {p}>`: its column, or its document's field.
 fn points_at(dialect: Dialect, at: &Place, p: &str) -> String {
     match (at.column, dialect) {
         (Some(c), _) => format!("{c} = {p}{}", at.only),
@@ -71,17 +103,27 @@ fn points_at(dialect: Dialect, at: &Place, p: &str) -> String {
     }
 }
 
-/// The statement reading `(kind, id, version)` of every record of `tenant` that points at `partner`.
-pub fn links_sql(dialect: Dialect, tenant: TenantId, partner: PartnerId) -> Sql {
+/// The statement reading `(kind, id, version)` of every record of `tenant` that points at `owner` `id`.
+fn links_of_sql(dialect: Dialect, tenant: TenantId, owner: Owner, id: uuid::Uuid) -> Sql {
     let (mut sql, t) = Sql::for_tenant(dialect, tenant);
-    let p = sql.bind(*partner.as_uuid());
-    let text = sql.bind(partner.as_uuid().to_string());
-    let selects: Vec<String> = LinkKind::ALL
+    let p = sql.bind(id);
+    let text = sql.bind(id.to_string());
+    let kinds: &[LinkKind] = match owner {
+        Owner::Partner => &LinkKind::ALL,
+        Owner::Lead => &LEAD_LINKS,
+    };
+    let selects: Vec<String> = kinds
         .iter()
         .map(|kind| {
-            let at = place(*kind, dialect);
+            let at = place(*kind, owner, dialect);
             let version = if kind.versioned() { "version" } else { "0" };
-            let cond = points_at(dialect, &at, if at.column.is_some() { &p } else { &text });
+            let mut cond = points_at(dialect, &at, if at.column.is_some() { &p } else { &text });
+            if owner == Owner::Lead && at.column.is_none() {
+                // Only in the document: the lead's partner narrows the scan to an index range.
+                cond.push_str(&format!(
+                    " AND partner = (SELECT partner FROM leads WHERE tenant = {t} AND id = {p})"
+                ));
+            }
             format!(
                 "SELECT CAST({} AS integer) AS kind, {} AS id, {version} AS version FROM {} \
                  WHERE tenant = {t} AND {cond}",
@@ -95,6 +137,11 @@ pub fn links_sql(dialect: Dialect, tenant: TenantId, partner: PartnerId) -> Sql 
     sql
 }
 
+/// The statement reading `(kind, id, version)` of every record of `tenant` that points at `partner`.
+pub fn links_sql(dialect: Dialect, tenant: TenantId, partner: PartnerId) -> Sql {
+    links_of_sql(dialect, tenant, Owner::Partner, *partner.as_uuid())
+}
+
 /// `Store::fetch(Key::PartnerLinks(partner))` on a [`Runner`].
 ///
 /// # Errors
@@ -105,7 +152,25 @@ pub async fn links<R: Runner + ?Sized>(
     tenant: TenantId,
     partner: PartnerId,
 ) -> Result<Vec<Record>> {
-    r.rows(links_sql(r.dialect(), tenant, partner), false)
+    read_links(r, links_sql(r.dialect(), tenant, partner)).await
+}
+
+/// `Store::fetch(Key::LeadLinks(lead))` on a [`Runner`].
+///
+/// # Errors
+///
+/// The adapter's; [`Error::Storage`] of kind `Corrupt` on a row that does not decode.
+pub async fn lead_links<R: Runner + ?Sized>(
+    r: &R,
+    tenant: TenantId,
+    lead: LeadId,
+) -> Result<Vec<Record>> {
+    let sql = links_of_sql(r.dialect(), tenant, Owner::Lead, *lead.as_uuid());
+    read_links(r, sql).await
+}
+
+async fn read_links<R: Runner + ?Sized>(r: &R, sql: Sql) -> Result<Vec<Record>> {
+    r.rows(sql, false)
         .await?
         .iter()
         .map(|row| {
@@ -121,17 +186,17 @@ pub async fn links<R: Runner + ?Sized>(
         .collect()
 }
 
-/// `json_set(doc, <path>, <partner>, '$.version', <version>)` and its PostgreSQL twin: the document with the
-/// partner at `path` and, when given, the version.
-fn set_doc(dialect: Dialect, path: &[&str], partner: &str, version: Option<&str>) -> String {
+/// `json_set(doc, <path>, <id>, '$.version', <version>)` and its PostgreSQL twin: the document with the
+/// partner or lead at `path` and, when given, the version.
+fn set_doc(dialect: Dialect, path: &[&str], to: &str, version: Option<&str>) -> String {
     match dialect {
         Dialect::Sqlite => {
             let v = version.map_or(String::new(), |v| format!(", '$.version', {v}"));
-            format!("json_set(doc, '$.{}', {partner}{v})", path.join("."))
+            format!("json_set(doc, '$.{}', {to}{v})", path.join("."))
         }
         Dialect::Postgres => {
             let set = format!(
-                "jsonb_set(doc, '{{{}}}', to_jsonb(CAST({partner} AS text)))",
+                "jsonb_set(doc, '{{{}}}', to_jsonb(CAST({to} AS text)))",
                 path.join(",")
             );
             match version {
@@ -144,30 +209,82 @@ fn set_doc(dialect: Dialect, path: &[&str], partner: &str, version: Option<&str>
     }
 }
 
-/// Applies [`Write::Repoint`](crm_core::store::Write::Repoint) in the commit's transaction.
+/// Applies a merge's writes in the commit's transaction: [`Write::Repoint`], [`Write::RepointLead`], and the
+/// journals ([`Write::InsertMerge`], [`Write::UpdateMerge`], [`Write::InsertLeadMerge`],
+/// [`Write::UpdateLeadMerge`]).
+///
+/// # Errors
+///
+/// As [`repoint`] and [`put_merge`]; [`Error::Invalid`] on `writes` for any other write.
+pub async fn apply<E: Exec>(tx: &E, dialect: Dialect, w: &Write) -> Result<()> {
+    match w {
+        Write::Repoint { tenant, moved } => repoint(tx, dialect, *tenant, moved).await,
+        Write::RepointLead { tenant, moved } => {
+            let (from, to) = (*moved.from.as_uuid(), *moved.to.as_uuid());
+            repoint_in(tx, dialect, *tenant, Owner::Lead, (from, to), moved.link).await
+        }
+        Write::InsertMerge(m) => put_merge(tx, dialect, m, None).await,
+        Write::UpdateMerge {
+            merge,
+            expected_version,
+        } => put_merge(tx, dialect, merge, Some(*expected_version)).await,
+        Write::InsertLeadMerge(m) => put_lead_merge(tx, dialect, m, None).await,
+        Write::UpdateLeadMerge {
+            merge,
+            expected_version,
+        } => put_lead_merge(tx, dialect, merge, Some(*expected_version)).await,
+        _ => Err(Error::invalid("writes", "not a merge's write")),
+    }
+}
+
+/// Applies [`Write::Repoint`] in the commit's transaction.
 ///
 /// # Errors
 ///
 /// [`Error::Conflict`] naming the record when it does not point at `m.from` at the expected version (its stored
 /// version, or 0 when it is gone); [`Error::AlreadyExists`] when a campaign targets both partners; the adapter's.
 pub async fn repoint<E: Exec>(tx: &E, dialect: Dialect, tenant: TenantId, m: &Move) -> Result<()> {
-    let at = place(m.link.kind, dialect);
+    let (from, to) = (*m.from.as_uuid(), *m.to.as_uuid());
+    repoint_in(tx, dialect, tenant, Owner::Partner, (from, to), m.link).await?;
+    if m.link.kind == LinkKind::Document {
+        for table in ["document_lines", "allocations"] {
+            let (mut sql, t) = Sql::for_tenant(dialect, tenant);
+            let to = sql.bind(to);
+            let id = sql.bind(m.link.id);
+            sql.text =
+                format!("UPDATE {table} SET partner = {to} WHERE tenant = {t} AND document = {id}");
+            tx.execute(sql).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Moves the record `link` of `tenant` from the `owner` `from` to `to`: one version-checked `UPDATE`.
+async fn repoint_in<E: Exec>(
+    tx: &E,
+    dialect: Dialect,
+    tenant: TenantId,
+    owner: Owner,
+    (from, to): (uuid::Uuid, uuid::Uuid),
+    link: Link,
+) -> Result<()> {
+    let at = place(link.kind, owner, dialect);
     let (mut sql, t) = Sql::for_tenant(dialect, tenant);
-    let id = sql.bind(m.link.id);
-    // PostgreSQL types every placeholder from its use: a meeting's move names no partner column.
-    let to = match at.column {
-        Some(_) => sql.bind(*m.to.as_uuid()),
+    let id = sql.bind(link.id);
+    // PostgreSQL types every placeholder from its use: a move that names no column binds no uuid.
+    let to_uuid = match at.column {
+        Some(_) => sql.bind(to),
         None => String::new(),
     };
-    let to_text = sql.bind(m.to.as_uuid().to_string());
-    let from = match at.column {
-        Some(_) => sql.bind(*m.from.as_uuid()),
-        None => sql.bind(m.from.as_uuid().to_string()),
+    let to_text = sql.bind(to.to_string());
+    let from_p = match at.column {
+        Some(_) => sql.bind(from),
+        None => sql.bind(from.to_string()),
     };
-    let versioned = m.link.kind.versioned();
+    let versioned = link.kind.versioned();
     let (version_set, version_cond, next) = if versioned {
-        let next = sql.bind(m.link.version as i64 + 1);
-        let expected = sql.bind(m.link.version as i64);
+        let next = sql.bind(link.version as i64 + 1);
+        let expected = sql.bind(link.version as i64);
         (
             "version = version + 1, ".to_string(),
             format!(" AND version = {expected}"),
@@ -177,32 +294,29 @@ pub async fn repoint<E: Exec>(tx: &E, dialect: Dialect, tenant: TenantId, m: &Mo
         (String::new(), String::new(), None)
     };
     let mut sets = String::new();
-    if let Some(c) = at.column {
-        sets.push_str(&format!("{c} = {to}, "));
-    }
-    if m.link.kind == LinkKind::Attachment {
-        sets.push_str(&format!("target = {to}, "));
+    for c in at.column.iter().chain(at.also.iter()) {
+        sets.push_str(&format!("{c} = {to_uuid}, "));
     }
     sql.text = format!(
         "UPDATE {} SET {sets}{version_set}doc = {} WHERE tenant = {t} AND {} = {id} AND {}{version_cond}",
         at.table,
         set_doc(dialect, at.path, &to_text, next.as_deref()),
         at.id,
-        points_at(dialect, &at, &from),
+        points_at(dialect, &at, &from_p),
     );
     let changed = tx.execute(sql).await.map_err(|e| match e {
         Error::AlreadyExists { .. } => Error::AlreadyExists {
-            entity: m.link.kind.entity(),
-            key: m.to.to_string(),
+            entity: link.kind.entity(),
+            key: to.to_string(),
         },
         other => other,
     })?;
     if changed == 0 {
         let (mut current, t) = Sql::for_tenant(dialect, tenant);
-        let id = current.bind(m.link.id);
+        let id = current.bind(link.id);
         let from = match at.column {
-            Some(_) => current.bind(*m.from.as_uuid()),
-            None => current.bind(m.from.as_uuid().to_string()),
+            Some(_) => current.bind(from),
+            None => current.bind(from.to_string()),
         };
         let version = if versioned { "version" } else { "0" };
         current.text = format!(
@@ -213,23 +327,30 @@ pub async fn repoint<E: Exec>(tx: &E, dialect: Dialect, tenant: TenantId, m: &Mo
         );
         let stored = tx.first_int(current).await?;
         return Err(Error::Conflict {
-            entity: m.link.kind.entity(),
-            id: m.link.id.to_string(),
-            expected: m.link.version,
+            entity: link.kind.entity(),
+            id: link.id.to_string(),
+            expected: link.version,
             actual: stored.map_or(0, |v| v.max(0) as u64),
         });
     }
-    if m.link.kind == LinkKind::Document {
-        for table in ["document_lines", "allocations"] {
-            let (mut sql, t) = Sql::for_tenant(dialect, tenant);
-            let to = sql.bind(*m.to.as_uuid());
-            let id = sql.bind(m.link.id);
-            sql.text =
-                format!("UPDATE {table} SET partner = {to} WHERE tenant = {t} AND document = {id}");
-            tx.execute(sql).await?;
-        }
-    }
     Ok(())
+}
+
+/// The row of a journal: tenant, id, survivor, version, document.
+fn journal_row<J: serde::Serialize>(
+    tenant: TenantId,
+    id: uuid::Uuid,
+    survivor: uuid::Uuid,
+    version: u64,
+    j: &J,
+) -> Result<Vec<Param>> {
+    Ok(vec![
+        (*tenant.as_uuid()).into(),
+        id.into(),
+        survivor.into(),
+        Param::I64(version as i64),
+        Param::json(j)?,
+    ])
 }
 
 /// The row of a merge's journal.
@@ -238,13 +359,29 @@ pub async fn repoint<E: Exec>(tx: &E, dialect: Dialect, tenant: TenantId, m: &Mo
 ///
 /// [`Error::Invalid`] when it cannot be serialised.
 pub fn merge_row(m: &PartnerMerge) -> Result<Vec<Param>> {
-    Ok(vec![
-        (*m.tenant().as_uuid()).into(),
-        (*m.id().as_uuid()).into(),
-        (*m.survivor().as_uuid()).into(),
-        Param::I64(m.version() as i64),
-        Param::json(m)?,
-    ])
+    journal_row(
+        m.tenant(),
+        *m.id().as_uuid(),
+        *m.survivor().as_uuid(),
+        m.version(),
+        m,
+    )
+}
+
+/// Inserts a journal of `table` (`expected` none) or replaces the one stored at version `expected`.
+async fn put_journal<E: Exec>(
+    tx: &E,
+    dialect: Dialect,
+    (table, entity): (&Table, &'static str),
+    (id, version): (String, u64),
+    row: Vec<Param>,
+    expected: Option<u64>,
+) -> Result<()> {
+    let step = match expected {
+        None => commerce::insert(dialect, table, row, entity, id),
+        Some(e) => commerce::update(dialect, table, 2, row, (entity, id, e), version)?,
+    };
+    commerce::run_step(tx, step).await
 }
 
 /// Applies [`Write::InsertMerge`](crm_core::store::Write::InsertMerge) or, with `expected`,
@@ -259,29 +396,63 @@ pub async fn put_merge<E: Exec>(
     m: &PartnerMerge,
     expected: Option<u64>,
 ) -> Result<()> {
-    let step = match expected {
-        None => commerce::insert(dialect, &MERGES, merge_row(m)?, "merge", m.id().to_string()),
-        Some(e) => commerce::update(
-            dialect,
-            &MERGES,
-            2,
-            merge_row(m)?,
-            ("merge", m.id().to_string(), e),
-            m.version(),
-        )?,
-    };
-    commerce::run_step(tx, step).await
+    let key = (m.id().to_string(), m.version());
+    put_journal(
+        tx,
+        dialect,
+        (&MERGES, "merge"),
+        key,
+        merge_row(m)?,
+        expected,
+    )
+    .await
+}
+
+/// Applies [`Write::InsertLeadMerge`] or, with `expected`, [`Write::UpdateLeadMerge`].
+///
+/// # Errors
+///
+/// [`Error::AlreadyExists`], [`Error::Conflict`] or [`Error::NotFound`] (entity `lead merge`) as for any record;
+/// the adapter's.
+pub async fn put_lead_merge<E: Exec>(
+    tx: &E,
+    dialect: Dialect,
+    m: &LeadMerge,
+    expected: Option<u64>,
+) -> Result<()> {
+    let row = journal_row(
+        m.tenant(),
+        *m.id().as_uuid(),
+        *m.survivor().as_uuid(),
+        m.version(),
+        m,
+    )?;
+    let key = (m.id().to_string(), m.version());
+    put_journal(
+        tx,
+        dialect,
+        (&LEAD_MERGES, "lead merge"),
+        key,
+        row,
+        expected,
+    )
+    .await
+}
+
+/// The statement reading a journal of `table` by id.
+fn journal_sql(dialect: Dialect, table: &str, tenant: TenantId, id: crm_core::id::MergeId) -> Sql {
+    let (mut sql, t) = Sql::for_tenant(dialect, tenant);
+    let i = sql.bind(*id.as_uuid());
+    sql.text = format!(
+        "SELECT {} FROM {table} WHERE tenant = {t} AND id = {i}",
+        dialect.doc()
+    );
+    sql
 }
 
 /// The statement reading a merge's journal by id.
 pub fn merge_sql(dialect: Dialect, tenant: TenantId, id: crm_core::id::MergeId) -> Sql {
-    let (mut sql, t) = Sql::for_tenant(dialect, tenant);
-    let i = sql.bind(*id.as_uuid());
-    sql.text = format!(
-        "SELECT {} FROM merges WHERE tenant = {t} AND id = {i}",
-        dialect.doc()
-    );
-    sql
+    journal_sql(dialect, "merges", tenant, id)
 }
 
 /// `Store::fetch(Key::Merge(id))` on a [`Runner`].
@@ -294,13 +465,42 @@ pub async fn merge<R: Runner + ?Sized>(
     tenant: TenantId,
     id: crm_core::id::MergeId,
 ) -> Result<Vec<Record>> {
-    r.rows(merge_sql(r.dialect(), tenant, id), false)
+    read_journal(
+        r,
+        merge_sql(r.dialect(), tenant, id),
+        "merge",
+        Record::Merge,
+    )
+    .await
+}
+
+/// `Store::fetch(Key::LeadMerge(id))` on a [`Runner`].
+///
+/// # Errors
+///
+/// The adapter's; [`Error::Storage`] of kind `Corrupt` when the journal does not decode.
+pub async fn lead_merge<R: Runner + ?Sized>(
+    r: &R,
+    tenant: TenantId,
+    id: crm_core::id::MergeId,
+) -> Result<Vec<Record>> {
+    let sql = journal_sql(r.dialect(), "lead_merges", tenant, id);
+    read_journal(r, sql, "lead merge", Record::LeadMerge).await
+}
+
+async fn read_journal<R: Runner + ?Sized, J: serde::de::DeserializeOwned>(
+    r: &R,
+    sql: Sql,
+    what: &'static str,
+    record: fn(J) -> Record,
+) -> Result<Vec<Record>> {
+    r.rows(sql, false)
         .await?
         .iter()
         .map(|row| {
-            Ok(Record::Merge(crate::fetch::Doc::parse_as(
-                row[0].text("merge")?,
-                "merge",
+            Ok(record(crate::fetch::Doc::parse_as(
+                row[0].text(what)?,
+                what,
             )?))
         })
         .collect()

@@ -730,6 +730,29 @@ pub const SUBJECT_KEYS: Table = crate::table!("subject_keys" {
     tenant: Uuid, subject: Uuid, doc: Json
 });
 
+/// The lead-merges migration (SQLite's 15, PostgreSQL's 14): the journals of lead merges
+/// ([`crm_core::lead_merge::LeadMerge`]), by survivor. A merged lead is a tombstone by its status (3, merged), so
+/// the `leads` table needs no new column (PostgreSQL's check of the status widens to take it).
+pub fn lead_merges(dialect: Dialect) -> String {
+    // PostgreSQL checks a lead's status code: the merged one (3) joins the range.
+    let status = match dialect {
+        Dialect::Sqlite => "",
+        Dialect::Postgres => {
+            "ALTER TABLE leads DROP CONSTRAINT leads_status_check;\n\
+             ALTER TABLE leads ADD CONSTRAINT leads_status_check CHECK (status BETWEEN 0 AND 3);\n"
+        }
+    };
+    format!(
+        "{status}{}CREATE INDEX lead_merges_survivor ON lead_merges (tenant, survivor);\n",
+        table(dialect, &LEAD_MERGES, &[], &["PRIMARY KEY (tenant, id)"])
+    )
+}
+
+/// `lead_merges`: the journal of each merge of leads.
+pub const LEAD_MERGES: Table = crate::table!("lead_merges" {
+    tenant: Uuid, id: Uuid, survivor: Uuid, version: I64, doc: Json
+});
+
 /// `merges`: the journal of each merge of partners.
 pub const MERGES: Table = crate::table!("merges" {
     tenant: Uuid, id: Uuid, survivor: Uuid, version: I64, doc: Json

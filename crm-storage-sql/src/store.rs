@@ -116,7 +116,7 @@ pub async fn funnel<R: Runner + ?Sized>(
     sql.text = format!(
         "SELECT 0 AS part, h.to_stage, count(DISTINCT h.lead) \
          FROM stage_history h JOIN leads l ON l.tenant = h.tenant AND l.id = h.lead \
-         WHERE h.tenant = {t} AND h.pipeline = {p} AND {in_period} GROUP BY h.to_stage \
+         WHERE h.tenant = {t} AND h.pipeline = {p} AND {in_period} AND l.status <> 3 GROUP BY h.to_stage \
          UNION ALL \
          SELECT CAST(l.status AS integer), NULL, count(*) FROM leads l \
          WHERE l.tenant = {t} AND l.pipeline = {p} AND {in_period} AND l.status IN (1, 2) GROUP BY l.status"

@@ -10,8 +10,6 @@ use crate::error::map;
 use crate::rows::bind;
 use crate::SqliteStore;
 use crm_core::commerce::CommerceWrite;
-use crm_core::id::TenantId;
-use crm_core::merge::{Move, PartnerMerge};
 use crm_core::{Error, Result, StorageErrorKind};
 use crm_storage_sql::commerce;
 use crm_storage_sql::{Dialect, Sql};
@@ -42,26 +40,10 @@ pub(crate) fn apply(tx: &Connection, w: &CommerceWrite) -> Result<()> {
     at_once(commerce::apply(&tx, Dialect::Sqlite, w))
 }
 
-/// Moves a record to another partner (`Write::Repoint`) inside the commit's transaction.
-pub(crate) fn repoint(tx: &Connection, tenant: TenantId, m: &Move) -> Result<()> {
+/// Applies a merge's write (`Write::Repoint`, `RepointLead` and the journals) inside the commit's transaction.
+pub(crate) fn merge_write(tx: &Connection, w: &crm_core::store::Write) -> Result<()> {
     let tx = InTx(tx);
-    at_once(crm_storage_sql::merge::repoint(
-        &tx,
-        Dialect::Sqlite,
-        tenant,
-        m,
-    ))
-}
-
-/// Writes a merge's journal (`Write::InsertMerge`, or `UpdateMerge` with `expected`).
-pub(crate) fn put_merge(tx: &Connection, m: &PartnerMerge, expected: Option<u64>) -> Result<()> {
-    let tx = InTx(tx);
-    at_once(crm_storage_sql::merge::put_merge(
-        &tx,
-        Dialect::Sqlite,
-        m,
-        expected,
-    ))
+    at_once(crm_storage_sql::merge::apply(&tx, Dialect::Sqlite, w))
 }
 
 /// Stores a data subject's key (`Write::InsertSubjectKey`).

@@ -47,9 +47,9 @@ pub struct SqliteStore {
 }
 
 /// Migrations 1 (leads), 2 (commerce), 3 (outbox), 6 (sales), 7 (attachments), 8 (sales timers), 9 (portal) and
-/// 10 and 11 (host references), 12 (settings), 13 (merges) and 14 (subject keys), generated from `crm_storage_sql::schema` as
-/// PostgreSQL's are.
-static GENERATED: std::sync::LazyLock<[String; 12]> = std::sync::LazyLock::new(|| {
+/// 10 and 11 (host references), 12 (settings), 13 (merges), 14 (subject keys) and 15 (lead merges), generated from
+/// `crm_storage_sql::schema` as PostgreSQL's are.
+static GENERATED: std::sync::LazyLock<[String; 13]> = std::sync::LazyLock::new(|| {
     [
         crm_storage_sql::schema::init(Dialect::Sqlite),
         crm_storage_sql::schema::commerce(Dialect::Sqlite),
@@ -63,11 +63,12 @@ static GENERATED: std::sync::LazyLock<[String; 12]> = std::sync::LazyLock::new(|
         crm_storage_sql::schema::settings(Dialect::Sqlite),
         crm_storage_sql::schema::merges(Dialect::Sqlite),
         crm_storage_sql::schema::subject_keys(Dialect::Sqlite),
+        crm_storage_sql::schema::lead_merges(Dialect::Sqlite),
     ]
 });
 
 /// How many migrations there are.
-const MIGRATIONS: usize = 14;
+const MIGRATIONS: usize = 15;
 
 /// The migrations' statements, in order.
 fn migration_sql() -> [&'static str; MIGRATIONS] {
@@ -86,6 +87,7 @@ fn migration_sql() -> [&'static str; MIGRATIONS] {
         &GENERATED[9],
         &GENERATED[10],
         &GENERATED[11],
+        &GENERATED[12],
     ]
 }
 
@@ -574,12 +576,12 @@ fn apply_write(tx: &Connection, w: &Write) -> Result<()> {
             .map(|_| ())
             .map_err(map),
         Write::EnqueueOutbox(m) => crate::outbox::enqueue(tx, m),
-        Write::Repoint { tenant, moved } => crate::commerce::repoint(tx, *tenant, moved),
-        Write::InsertMerge(m) => crate::commerce::put_merge(tx, m, None),
-        Write::UpdateMerge {
-            merge,
-            expected_version,
-        } => crate::commerce::put_merge(tx, merge, Some(*expected_version)),
+        Write::Repoint { .. }
+        | Write::RepointLead { .. }
+        | Write::InsertMerge(_)
+        | Write::UpdateMerge { .. }
+        | Write::InsertLeadMerge(_)
+        | Write::UpdateLeadMerge { .. } => crate::commerce::merge_write(tx, w),
         Write::InsertSubjectKey(k) => crate::commerce::insert_key(tx, k),
         Write::Erase(e) => crate::commerce::erase(tx, e),
         other => Err(Error::invalid(
@@ -851,6 +853,10 @@ fn query_leads(conn: &Connection, tenant: TenantId, q: &LeadQuery) -> Result<Pag
         q.status.map(|s| Value::Integer(s.code() as i64)),
         &mut sql,
     );
+    if q.status.is_none() {
+        // Merged leads are tombstones: listed only when asked for by status.
+        sql.push_str(" AND l.status <> 3");
+    }
     eq("owner", q.owner.map(|x| b(x.as_uuid())), &mut sql);
     eq("partner", q.partner.map(|x| b(x.as_uuid())), &mut sql);
     if let Some(tag) = q.tag_needle() {
@@ -1026,6 +1032,10 @@ impl crm_storage_sql::store::AdapterStore for SqliteStore {
         match key {
             Key::PartnerLinks(p) => return crm_storage_sql::merge::links(self, tenant, *p).await,
             Key::Merge(id) => return crm_storage_sql::merge::merge(self, tenant, *id).await,
+            Key::LeadLinks(l) => return crm_storage_sql::merge::lead_links(self, tenant, *l).await,
+            Key::LeadMerge(id) => {
+                return crm_storage_sql::merge::lead_merge(self, tenant, *id).await
+            }
             Key::SubjectKeys(ids) => {
                 return crm_storage_sql::erasure::keys(self, tenant, ids).await
             }

@@ -36,6 +36,7 @@ mod consent;
 mod contact_merge;
 mod differential;
 pub mod erasure;
+mod lead_merge;
 mod merge;
 pub mod model;
 pub mod no_panic;
@@ -51,6 +52,7 @@ pub use consent::check_consent;
 pub use contact_merge::check_contact_merge;
 pub use differential::{run_differential, same_error, BlockOn, Differential, DEFAULT_CASES};
 pub use erasure::check_erasure;
+pub use lead_merge::check_lead_merge;
 pub use merge::check_partner_merge;
 pub use portal::{
     check_portal_payments, check_portal_representatives, check_portal_sessions_and_contacts,
@@ -179,6 +181,7 @@ macro_rules! backend_conformance_tests {
                 check_every_read_is_tenant_scoped,
                 check_partner_merge,
                 check_contact_merge,
+                check_lead_merge,
                 check_erasure,
                 check_consent,
                 check_meetings,

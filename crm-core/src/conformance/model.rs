@@ -52,6 +52,7 @@ struct Data {
     commerce: commerce::CommerceData,
     settings: Vec<crate::setting::Setting>,
     merges: Vec<crate::merge::PartnerMerge>,
+    lead_merges: Vec<crate::lead_merge::LeadMerge>,
     keys: Vec<crate::erasure::SubjectKey>,
 }
 
@@ -368,6 +369,96 @@ fn apply(d: &mut Data, w: &Write) -> Result<()> {
             }
             *slot = merge.clone();
         }
+        Write::RepointLead { tenant, moved } => repoint_lead(d, *tenant, moved)?,
+        Write::InsertLeadMerge(m) => {
+            if (d.lead_merges.iter()).any(|x| x.tenant == m.tenant && x.id == m.id) {
+                return Err(Error::AlreadyExists {
+                    entity: "lead merge",
+                    key: m.id.to_string(),
+                });
+            }
+            d.lead_merges.push(m.clone());
+        }
+        Write::UpdateLeadMerge {
+            merge,
+            expected_version,
+        } => {
+            next_version("lead merge", merge.version, *expected_version)?;
+            let slot = (d.lead_merges.iter_mut())
+                .find(|x| x.tenant == merge.tenant && x.id == merge.id)
+                .ok_or_else(|| Error::not_found("lead merge", merge.id))?;
+            if slot.version != *expected_version {
+                let (e, a) = (*expected_version, slot.version);
+                return Err(conflict("lead merge", merge.id, e, a));
+            }
+            *slot = merge.clone();
+        }
+    }
+    Ok(())
+}
+
+/// The records of `tenant` pointing at `lead` (`Key::LeadLinks`).
+fn lead_links(d: &Data, tenant: TenantId, lead: LeadId) -> Vec<crate::merge::Link> {
+    use crate::merge::{Link, LinkKind};
+    let mut out: Vec<Link> = (d.requests.iter())
+        .filter(|x| x.tenant == tenant && x.lead == Some(lead))
+        .map(|x| Link {
+            kind: LinkKind::Request,
+            id: *x.id.as_uuid(),
+            version: x.version,
+        })
+        .collect();
+    out.extend(
+        (d.comments.iter())
+            .filter(|x| x.tenant == tenant && x.target == CommentTarget::Lead(lead))
+            .map(|x| Link {
+                kind: LinkKind::Comment,
+                id: *x.id.as_uuid(),
+                version: 0,
+            }),
+    );
+    out.extend(commerce::lead_links_of(&d.commerce, tenant, lead));
+    out
+}
+
+/// `Write::RepointLead`: moves one record from lead `moved.from` to `moved.to` when it points there at the
+/// expected version.
+fn repoint_lead(d: &mut Data, tenant: TenantId, m: &crate::lead_merge::LeadMove) -> Result<()> {
+    use crate::merge::LinkKind;
+    if !(d.leads.iter()).any(|l| l.tenant == tenant && l.id == m.to) {
+        return Err(Error::invalid(
+            "writes",
+            "a write references a record that does not exist in this tenant",
+        ));
+    }
+    if commerce::repoint_lead(&mut d.commerce, tenant, m)? {
+        return Ok(());
+    }
+    let (id, v) = (m.link.id, m.link.version);
+    let gone = || commerce::stale(m.link);
+    match m.link.kind {
+        LinkKind::Request => {
+            let row = (d.requests.iter_mut())
+                .find(|x| {
+                    x.tenant == tenant
+                        && *x.id.as_uuid() == id
+                        && x.lead == Some(m.from)
+                        && x.version == v
+                })
+                .ok_or_else(gone)?;
+            row.lead = Some(m.to);
+            row.version += 1;
+        }
+        _ => {
+            let row = (d.comments.iter_mut())
+                .find(|x| {
+                    x.tenant == tenant
+                        && *x.id.as_uuid() == id
+                        && x.target == CommentTarget::Lead(m.from)
+                })
+                .ok_or_else(gone)?;
+            row.target = CommentTarget::Lead(m.to);
+        }
     }
     Ok(())
 }
@@ -458,6 +549,7 @@ fn erase(d: &mut Data, e: &crate::erasure::Erasure) -> Result<()> {
                 || (v.get("merged_into").is_some() && is(v.get("id").and_then(s), &tombs))
                 || is(v.get("partner").and_then(s), one)
                 || is(v.get("survivor").and_then(s), one)
+                || is(v.get("survivor").and_then(s), &leads)
                 || is(v.get("lead").and_then(s), &leads)
                 || is(v.get("request").and_then(s), &requests)
                 || v.pointer("/target/id")
@@ -485,6 +577,7 @@ fn erase(d: &mut Data, e: &crate::erasure::Erasure) -> Result<()> {
         }
     }
     scrub_rows(&mut d.merges, &about, &e.scrub)?;
+    scrub_rows(&mut d.lead_merges, &about, &e.scrub)?;
     commerce::scrub(&mut d.commerce, &|v: &serde_json::Value| about(v), &e.scrub)
 }
 
@@ -697,6 +790,14 @@ impl Store for MemStore {
                 .filter(|m| m.tenant == tenant && m.id == *id)
                 .map(|m| Record::Merge(m.clone()))
                 .collect(),
+            Key::LeadLinks(l) => lead_links(&self.data(), tenant, *l)
+                .into_iter()
+                .map(Record::Link)
+                .collect(),
+            Key::LeadMerge(id) => (self.data().lead_merges.iter())
+                .filter(|m| m.tenant == tenant && m.id == *id)
+                .map(|m| Record::LeadMerge(m.clone()))
+                .collect(),
             Key::SubjectKeys(ids) => (self.data().keys.iter())
                 .filter(|k| k.tenant == tenant && ids.contains(&k.subject))
                 .map(|k| Record::SubjectKey(k.clone()))
@@ -741,7 +842,10 @@ impl Store for MemStore {
             .filter(|l| l.tenant == tenant)
             .filter(|l| q.pipeline.is_none_or(|p| l.pipeline == p))
             .filter(|l| q.stage.is_none_or(|s| l.stage == s))
-            .filter(|l| q.status.is_none_or(|s| l.status.kind() == s))
+            .filter(|l| match q.status {
+                Some(s) => l.status.kind() == s,
+                None => l.status.kind() != StatusKind::Merged,
+            })
             .filter(|l| q.owner.is_none_or(|o| l.owner == Some(o)))
             .filter(|l| q.partner.is_none_or(|p| l.partner == p))
             .filter(|l| tag.as_ref().is_none_or(|t| l.tags.contains(t)))
@@ -786,7 +890,7 @@ impl Store for MemStore {
                         l.tenant == tenant
                             && l.pipeline == pipeline
                             && l.stage == s.id
-                            && l.status.kind() != StatusKind::Lost
+                            && matches!(l.status.kind(), StatusKind::Open | StatusKind::Won)
                     })
                     .collect();
                 let mut totals: BTreeMap<Currency, (Decimal, Decimal)> = BTreeMap::new();
@@ -830,7 +934,12 @@ impl Store for MemStore {
         let leads: BTreeMap<LeadId, &Lead> = d
             .leads
             .iter()
-            .filter(|l| l.tenant == tenant && l.pipeline == pipeline && in_period(l))
+            .filter(|l| {
+                l.tenant == tenant
+                    && l.pipeline == pipeline
+                    && in_period(l)
+                    && l.status.kind() != StatusKind::Merged
+            })
             .map(|l| (l.id, l))
             .collect();
         let steps = p

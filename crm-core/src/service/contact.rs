@@ -124,7 +124,7 @@ impl CrmService {
             _ => request.as_ref().and_then(|r| r.lead),
         };
         let lead = match lead_id {
-            Some(id) => Some(self.store.lead(t, id).await?),
+            Some(id) => Some(self.live_lead(t, id).await?),
             None => None,
         };
         let partner_id = match (about, &request) {

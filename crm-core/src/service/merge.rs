@@ -215,23 +215,8 @@ impl CrmService {
             }
             current.push(now.version);
         }
-        let held: BTreeMap<_, u64> = self
-            .links(ctx.tenant, journal.survivor)
-            .await?
-            .into_iter()
-            .map(|l| ((l.kind, l.id), l.version))
-            .collect();
-        for m in &journal.moved {
-            let now = held.get(&(m.link.kind, m.link.id)).copied();
-            if now != Some(m.link.version) {
-                return Err(Error::Conflict {
-                    entity: m.link.kind.entity(),
-                    id: m.link.id.to_string(),
-                    expected: m.link.version,
-                    actual: now.unwrap_or(0),
-                });
-            }
-        }
+        let held = self.links(ctx.tenant, journal.survivor).await?;
+        still_held(&held, journal.moved.iter().map(|m| m.link))?;
         let now = self.clock.now();
         let restored = journal.restored(&current, now);
         let mut cs = ChangeSet::new();
@@ -321,7 +306,26 @@ impl CrmService {
     }
 }
 
-fn user(ctx: &Context) -> Option<crate::id::UserId> {
+/// Refuses an undo while a record the merge moved is no longer among the survivor's `held` records at the version
+/// the merge gave it: [`Error::Conflict`] naming it (version 0 when it is gone).
+pub(crate) fn still_held(held: &[Link], moved: impl Iterator<Item = Link>) -> Result<()> {
+    let held: BTreeMap<_, u64> = held.iter().map(|l| ((l.kind, l.id), l.version)).collect();
+    for link in moved {
+        let now = held.get(&(link.kind, link.id)).copied();
+        if now != Some(link.version) {
+            return Err(Error::Conflict {
+                entity: link.kind.entity(),
+                id: link.id.to_string(),
+                expected: link.version,
+                actual: now.unwrap_or(0),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// The user who acts in `ctx`, if a user does.
+pub(crate) fn user(ctx: &Context) -> Option<crate::id::UserId> {
     match &ctx.actor {
         Actor::User { id } => Some(*id),
         _ => None,

@@ -10,6 +10,7 @@ mod consent;
 mod contact;
 pub(crate) mod erase;
 mod import;
+mod lead_merge;
 mod merge;
 mod portal;
 mod rules;
@@ -1141,10 +1142,12 @@ impl CrmService {
     /// is empty, too long or has control characters; [`Error::Storage`] when the store cannot be read.
     pub async fn lead_by_ref(&self, tenant: TenantId, host_ref: &str) -> Result<Lead> {
         let r = required_ref(host_ref)?;
-        self.store
+        let found = self
+            .store
             .lead_by_ref(tenant, &r)
             .await?
-            .ok_or_else(|| Error::not_found("lead", r))
+            .ok_or_else(|| Error::not_found("lead", r))?;
+        self.live_lead(tenant, found.id).await
     }
 
     /// The contact the host knows by `host_ref`, with the partner it belongs to; [`Error::NotFound`] when no
@@ -1435,7 +1438,9 @@ impl CrmService {
         expected_version: u64,
         cmd: LeadCommand,
     ) -> Result<std::result::Result<(ChangeSet, Lead), Lead>> {
-        let current = self.store.lead(ctx.tenant, id).await?;
+        // A merged lead's id names its survivor.
+        let current = self.live_lead(ctx.tenant, id).await?;
+        let id = current.id;
         check_version("lead", id, expected_version, current.version)?;
         let pipeline = self.store.pipeline(ctx.tenant, current.pipeline).await?;
         let reasons = if matches!(cmd, LeadCommand::Lose { .. }) {
@@ -1548,7 +1553,7 @@ impl CrmService {
     ///
     /// [`Error::NotFound`] when the lead is not the tenant's; [`Error::Storage`] when the store cannot be read.
     pub async fn lead(&self, tenant: TenantId, id: LeadId) -> Result<Lead> {
-        self.store.lead(tenant, id).await
+        self.live_lead(tenant, id).await
     }
 
     /// Leads matching a query.
@@ -1734,7 +1739,7 @@ impl CrmService {
 
     async fn subject_of(&self, tenant: TenantId, target: CommentTarget) -> Result<Subject> {
         Ok(match target {
-            CommentTarget::Lead(id) => lead_subject(&self.store.lead(tenant, id).await?),
+            CommentTarget::Lead(id) => lead_subject(&self.live_lead(tenant, id).await?),
             CommentTarget::Partner(id) => Subject {
                 partner: Some(self.store.partner(tenant, id).await?.id),
                 ..Default::default()
@@ -1782,8 +1787,13 @@ impl CrmService {
         body: &str,
     ) -> Result<Outcome<Comment>> {
         let now = self.clock.now();
-        let (c, kind) = Comment::new(ctx.tenant, target, ctx.actor.clone(), body, now)?;
         let subject = self.subject_of(ctx.tenant, target).await?;
+        // A merged lead's id names its survivor.
+        let target = match (target, subject.lead) {
+            (CommentTarget::Lead(_), Some(live)) => CommentTarget::Lead(live),
+            (t, _) => t,
+        };
+        let (c, kind) = Comment::new(ctx.tenant, target, ctx.actor.clone(), body, now)?;
         let cs = self.change(ctx, now, Write::InsertComment(c.clone()), subject, kind);
         self.commit_outcome(ctx, cs, c).await
     }
@@ -1865,11 +1875,17 @@ impl CrmService {
     /// - [`Error::Storage`] when the store cannot be read or the change cannot be committed (nothing is then
     ///   written), and whatever a [`CommitHook`] returns (a rule's guard refuses with [`Error::Transition`] carrying
     ///   [`RefusedByRule`](crate::lead::TransitionError::RefusedByRule)).
-    pub async fn open_request(&self, ctx: &Context, input: NewRequest) -> Result<Outcome<Request>> {
+    pub async fn open_request(
+        &self,
+        ctx: &Context,
+        mut input: NewRequest,
+    ) -> Result<Outcome<Request>> {
         let now = self.clock.now();
         let partner = match (input.lead, input.partner) {
             (Some(l), given) => {
-                let lead = self.store.lead(ctx.tenant, l).await?;
+                // A merged lead's id names its survivor.
+                let lead = self.live_lead(ctx.tenant, l).await?;
+                input.lead = Some(lead.id);
                 let not_the_leads =
                     || Error::invalid("partner", "the partner is not the lead's partner");
                 if let Some(p) = given.filter(|p| *p != lead.partner) {

@@ -179,6 +179,7 @@ enum StatusArg {
     Open,
     Won,
     Lost,
+    Merged,
 }
 
 fn main() -> ExitCode {
@@ -446,6 +447,7 @@ async fn run(command: Command) -> Result<ExitCode, String> {
                         StatusArg::Open => StatusKind::Open,
                         StatusArg::Won => StatusKind::Won,
                         StatusArg::Lost => StatusKind::Lost,
+                        StatusArg::Merged => StatusKind::Merged,
                     }),
                     tag,
                     text,

@@ -11,7 +11,8 @@ use crate::commerce::{
     Period, PortalKey, Product, ProfitSums, Progress, SegmentMember, SumsQuery,
 };
 use crate::error::{Error, Result};
-use crate::id::{CampaignId, PartnerId, TenantId};
+use crate::id::{CampaignId, LeadId, PartnerId, TenantId};
+use crate::lead_merge::LeadMove;
 use crate::merge::{Link, LinkKind, Move};
 use crate::money::Currency;
 use crate::partner::Partner;
@@ -719,7 +720,12 @@ impl CommerceStore for MemStore {
     ) -> Result<CampaignSums> {
         let d = self.data();
         let documents = d.tenant_documents(tenant);
-        let leads = of(&d.leads, tenant, |x| x.tenant, |_| true);
+        let leads = of(
+            &d.leads,
+            tenant,
+            |x| x.tenant,
+            |l| l.status.kind() != crate::lead::StatusKind::Merged,
+        );
         let targets = of(&d.commerce.targets, tenant, |x| x.tenant, |_| true);
         let costs = of(&d.commerce.costs, tenant, |x| x.tenant, |_| true);
         let facts = Facts {
@@ -827,12 +833,90 @@ pub(super) fn links_of(d: &CommerceData, tenant: TenantId, partner: PartnerId) -
     out
 }
 
+/// The records of `tenant` in the commerce data pointing at `lead` (quotations, contracts, meetings,
+/// attachments, campaign targets: part of `Key::LeadLinks`).
+pub(super) fn lead_links_of(d: &CommerceData, tenant: TenantId, lead: LeadId) -> Vec<Link> {
+    use crate::sales::AttachedTo;
+    let link = |kind, id: &uuid::Uuid, version| Link {
+        kind,
+        id: *id,
+        version,
+    };
+    let mine = |t: TenantId, l: Option<LeadId>| t == tenant && l == Some(lead);
+    let mut out = Vec::new();
+    out.extend(
+        (d.quotations.iter().filter(|x| mine(x.tenant, x.lead)))
+            .map(|x| link(LinkKind::Quotation, x.id.as_uuid(), x.version)),
+    );
+    out.extend(
+        (d.contracts.iter().filter(|x| mine(x.tenant, x.lead)))
+            .map(|x| link(LinkKind::Contract, x.id.as_uuid(), x.version)),
+    );
+    out.extend(
+        (d.meetings.iter().filter(|x| mine(x.tenant, x.lead)))
+            .map(|x| link(LinkKind::Meeting, x.id.as_uuid(), x.version)),
+    );
+    out.extend(
+        (d.attachments.iter())
+            .filter(|x| x.tenant == tenant && x.target == AttachedTo::Lead(lead))
+            .map(|x| link(LinkKind::Attachment, x.id.as_uuid(), x.version)),
+    );
+    out.extend(
+        (d.targets.iter().filter(|x| mine(x.tenant, x.lead)))
+            .map(|x| link(LinkKind::CampaignTarget, x.campaign.as_uuid(), x.version)),
+    );
+    out
+}
+
+/// Moves one commerce record to another lead (`Write::RepointLead`); `false` when `m` is not a commerce kind.
+pub(super) fn repoint_lead(d: &mut CommerceData, tenant: TenantId, m: &LeadMove) -> Result<bool> {
+    use crate::sales::AttachedTo;
+    let (id, v) = (m.link.id, m.link.version);
+    let gone = || stale(m.link);
+    macro_rules! move_in {
+        ($rows:expr, $id:ident, $lead:ident, $from:expr, $to:expr) => {{
+            let row = $rows
+                .iter_mut()
+                .find(|x| {
+                    x.tenant == tenant
+                        && *x.$id.as_uuid() == id
+                        && x.$lead == $from
+                        && x.version == v
+                })
+                .ok_or_else(gone)?;
+            row.$lead = $to;
+            row.version += 1;
+        }};
+    }
+    let (from, to) = (Some(m.from), Some(m.to));
+    match m.link.kind {
+        LinkKind::Quotation => move_in!(d.quotations, id, lead, from, to),
+        LinkKind::Contract => move_in!(d.contracts, id, lead, from, to),
+        LinkKind::Meeting => move_in!(d.meetings, id, lead, from, to),
+        LinkKind::Attachment => move_in!(
+            d.attachments,
+            id,
+            target,
+            AttachedTo::Lead(m.from),
+            AttachedTo::Lead(m.to)
+        ),
+        LinkKind::CampaignTarget => move_in!(d.targets, campaign, lead, from, to),
+        _ => return Ok(false),
+    }
+    Ok(true)
+}
+
 /// The conflict of a move whose record does not point where the move expects, at the version it expects.
 pub(super) fn moved_away(m: &Move) -> Error {
+    stale(m.link)
+}
+
+/// The conflict of a move of `link` that finds it elsewhere or at another version.
+pub(super) fn stale(link: Link) -> Error {
     Error::Conflict {
-        entity: m.link.kind.entity(),
-        id: m.link.id.to_string(),
-        expected: m.link.version,
+        entity: link.kind.entity(),
+        id: link.id.to_string(),
+        expected: link.version,
         actual: 0,
     }
 }

@@ -188,10 +188,14 @@ impl CommerceService {
     pub async fn attach(
         &self,
         ctx: &Context,
-        input: NewAttachment,
+        mut input: NewAttachment,
         mut content: ByteStream,
     ) -> Result<Attachment> {
         let blobs = self.blobs()?;
+        if let AttachedTo::Lead(lead) = input.target {
+            // A merged lead's id names its survivor.
+            input.target = AttachedTo::Lead(self.crm.lead_for_new(ctx.tenant, lead).await);
+        }
         let name = crate::sales::file_name(&input.name)?;
         let subject = self.target_subject(ctx, input.target).await?;
         let policy = self.attachment_policy(ctx.tenant);

@@ -205,8 +205,16 @@ impl CommerceService {
     /// and every check of [`NewQuotation::build`] (lines, taxes, currency, validity); [`Error::Storage`] when the
     /// store cannot be read or the change cannot be committed (nothing is then written), and whatever a
     /// [`CommitHook`](crate::service::CommitHook) returns.
-    pub async fn create_quotation(&self, ctx: &Context, input: NewQuotation) -> Result<Quotation> {
+    pub async fn create_quotation(
+        &self,
+        ctx: &Context,
+        mut input: NewQuotation,
+    ) -> Result<Quotation> {
         let store = self.crm.store();
+        if let Some(lead) = input.lead {
+            // A merged lead's id names its survivor.
+            input.lead = Some(self.crm.lead_for_new(ctx.tenant, lead).await);
+        }
         store
             .partner(ctx.tenant, input.partner)
             .await
@@ -625,7 +633,11 @@ impl CommerceService {
     /// [`Error::Invalid`] naming the field: `lead` or `partner` not the tenant's, `attendees[i].who` a contact of
     /// no partner of the tenant, and every check of [`NewMeeting::build`]; [`Error::Storage`] when the store cannot
     /// be read or the change cannot be committed (nothing is then written, no invitation either).
-    pub async fn schedule_meeting(&self, ctx: &Context, input: NewMeeting) -> Result<Meeting> {
+    pub async fn schedule_meeting(&self, ctx: &Context, mut input: NewMeeting) -> Result<Meeting> {
+        if let Some(lead) = input.lead {
+            // A merged lead's id names its survivor.
+            input.lead = Some(self.crm.lead_for_new(ctx.tenant, lead).await);
+        }
         let partner = self.check_meeting_parties(ctx.tenant, &input).await?;
         let now = self.crm.clock().now();
         let m = NewMeeting { partner, ..input }.build(ctx.tenant, MeetingId::new(), now)?;
