@@ -384,8 +384,8 @@ async fn put_journal<E: Exec>(
     commerce::run_step(tx, step).await
 }
 
-/// Applies [`Write::InsertMerge`](crm_core::store::Write::InsertMerge) or, with `expected`,
-/// [`Write::UpdateMerge`](crm_core::store::Write::UpdateMerge).
+/// Applies [`Write::InsertMerge`] or, with `expected`,
+/// [`Write::UpdateMerge`].
 ///
 /// # Errors
 ///

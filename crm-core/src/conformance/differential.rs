@@ -119,6 +119,23 @@ differential_store! {
             let r = self.real.ingest(tenant, changes).await;
             agree("ingest", r, m)
         }
+        fn fetch(&self, tenant: TenantId, key: &Key) -> Vec<Record> {
+            // Links come in no particular order: compared as sets.
+            let sorted = |r: Result<Vec<Record>>| {
+                r.map(|mut v| {
+                    if matches!(key, Key::LeadLinks(_) | Key::PartnerLinks(_)) {
+                        v.sort_by_key(|x| match x {
+                            Record::Link(l) => Some(*l),
+                            _ => None,
+                        });
+                    }
+                    v
+                })
+            };
+            let r = sorted(self.real.fetch(tenant, key).await);
+            let m = sorted(self.model.fetch(tenant, key).await);
+            agree(&format!("fetch {key:?}"), r, m)
+        }
         fn events_since(&self, tenant: TenantId, after: u64, limit: u32) -> Vec<(u64, DomainEvent)> {
             // Positions are adapter-specific (a global sequence); compare the events and require increasing positions.
             let r = self.real.events_since(tenant, after, limit).await;
@@ -141,7 +158,6 @@ differential_store! {
         }
     }
     agree {
-        fn fetch(tenant: TenantId, key: &Key) -> Vec<Record>;
         fn query_leads(tenant: TenantId, q: &LeadQuery) -> Page<Lead>, showing q;
         fn board(tenant: TenantId, p: PipelineId) -> Board;
         fn funnel(tenant: TenantId, p: PipelineId, period: Option<(Timestamp, Timestamp)>) -> Funnel;
@@ -194,6 +210,13 @@ pub enum Op {
     },
     /// Change a request's status.
     RequestStatus { request: usize, status: u8 },
+    /// Merge one lead into another (refused unless both are live leads of one partner, the merged one not won
+    /// into a survivor that is not), and maybe undo it at once.
+    MergeLeads {
+        survivor: usize,
+        merged: usize,
+        undo: bool,
+    },
     /// Advance the clock.
     Tick { minutes: u16 },
     /// Read everything back through a random query (compared page by page).
@@ -227,8 +250,10 @@ fn op() -> impl Strategy<Value = Op> {
         2 => (0usize..16, 0u8..3, proptest::option::of(-2i64..96), any::<bool>())
             .prop_map(|(lead, assignee, due_hours, kind)| Op::OpenRequest { lead, assignee, due_hours, kind }),
         2 => (0usize..16, 0u8..4).prop_map(|(request, status)| Op::RequestStatus { request, status }),
+        2 => (0usize..16, 0usize..16, proptest::bool::weighted(0.3))
+            .prop_map(|(survivor, merged, undo)| Op::MergeLeads { survivor, merged, undo }),
         2 => (0u16..600).prop_map(|minutes| Op::Tick { minutes }),
-        2 => (proptest::option::of(0u8..3), proptest::option::of(0u8..3), proptest::option::of(0u8..3), proptest::option::of(0u8..4), 0u8..4, 1u8..6, proptest::option::of(0u16..900), proptest::option::of(-5i8..6))
+        2 => (proptest::option::of(0u8..4), proptest::option::of(0u8..3), proptest::option::of(0u8..3), proptest::option::of(0u8..4), 0u8..4, 1u8..6, proptest::option::of(0u16..900), proptest::option::of(-5i8..6))
             .prop_map(|(status, owner, tag, text, sort, page, cutoff, close)| Op::Query { status, owner, tag, text, sort, page, cutoff, close }),
     ]
 }
@@ -430,6 +455,36 @@ async fn run_ops(real: Arc<dyn Store>, ops: Vec<Op>) {
                     assert_eq!(w.crm.lead(w.tenant, id).await.unwrap(), a);
                 }
             }
+            Op::MergeLeads {
+                survivor,
+                merged,
+                undo,
+            } => {
+                // The merged lead: the `merged`-th other lead of the survivor's partner, else any lead (refused).
+                let mut of_partner = Vec::new();
+                if let Some(s) = pick(&leads, survivor) {
+                    let p = diff.lead(w.tenant, s).await.expect("survivor").partner;
+                    for l in leads.iter().filter(|l| **l != s) {
+                        if diff.lead(w.tenant, *l).await.expect("lead").partner == p {
+                            of_partner.push(*l);
+                        }
+                    }
+                }
+                let m = pick(&of_partner, merged).or_else(|| pick(&leads, merged));
+                if let (Some(s), Some(m)) = (pick(&leads, survivor), m) {
+                    let none = Default::default();
+                    if let Ok(plan) = w.crm.plan_lead_merge(w.tenant, s, &[m], &none).await {
+                        let done = w.crm.merge_leads(&w.ctx, &plan).await;
+                        let journal = done.expect("a fresh plan applies").record;
+                        if undo {
+                            w.crm
+                                .undo_lead_merge(&w.ctx, journal.id())
+                                .await
+                                .expect("an undo right away applies");
+                        }
+                    }
+                }
+            }
             Op::Comment { lead } => {
                 if let Some(id) = pick(&leads, lead) {
                     w.crm
@@ -485,8 +540,14 @@ async fn run_ops(real: Arc<dyn Store>, ops: Vec<Op>) {
                 let now = w.clock.now();
                 let ago = cutoff.map(|m| now - Duration::minutes(m.into()));
                 let q = LeadQuery {
-                    status: status
-                        .map(|s| [StatusKind::Open, StatusKind::Won, StatusKind::Lost][s as usize]),
+                    status: status.map(|s| {
+                        [
+                            StatusKind::Open,
+                            StatusKind::Won,
+                            StatusKind::Lost,
+                            StatusKind::Merged,
+                        ][s as usize]
+                    }),
                     owner: owner.map(|o| users[o as usize]),
                     tag: tag.map(|t| tags[t as usize].to_string()),
                     text: text.map(|t| texts[t as usize].to_string()),
@@ -548,6 +609,9 @@ async fn run_ops(real: Arc<dyn Store>, ops: Vec<Op>) {
         diff.stage_history(w.tenant, *id).await.expect("history");
         let on = CommentTarget::Lead(*id);
         diff.comments(w.tenant, on, &all).await.expect("comments");
+        diff.fetch(w.tenant, &Key::LeadLinks(*id))
+            .await
+            .expect("links");
     }
     let lead_timelines = leads.iter().map(|id| TimelineOf::Lead(*id));
     for of in lead_timelines.chain(partners.iter().map(|id| TimelineOf::Partner(*id))) {

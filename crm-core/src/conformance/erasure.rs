@@ -235,9 +235,9 @@ pub async fn erase_everywhere(
     other.contacts.push(contact(radu, "radu@alt.example", None));
     let other = crm.create_partner(ctx, other).await.expect("other").record;
 
-    // The person's records: a lead, a request, comments naming them, a consent, an invoice, a quotation and its
-    // contract, a meeting they attend (its invitation in the outbox), an attachment, a portal representative, and a
-    // duplicate merged into them.
+    // The person's records: a lead (and its twin merged into it: the journal holds both), a request, comments
+    // naming them, a consent, an invoice, a quotation and its contract, a meeting they attend (its invitation in the
+    // outbox), an attachment, a portal representative, and a duplicate merged into them.
     let lead = crm
         .enter_lead(
             ctx,
@@ -246,6 +246,15 @@ pub async fn erase_everywhere(
         .await
         .expect("lead")
         .record;
+    let mut twin = NewLead::for_partner(person.id, format!("{name}'s offer"));
+    twin.description = Some(format!("Call {phone} or write to {email}"));
+    let twin = crm.enter_lead(ctx, twin).await.expect("twin").record;
+    let plan = crm
+        .plan_lead_merge(t, lead.id, &[twin.id], &Default::default())
+        .await
+        .expect("lead merge plan");
+    crm.merge_leads(ctx, &plan).await.expect("lead merge");
+    let lead = crm.lead(t, lead.id).await.expect("the survivor");
     let request = crm
         .open_request(
             ctx,
