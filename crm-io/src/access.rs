@@ -105,7 +105,7 @@ pub async fn access_request(
         }
     };
     let id = partner.id();
-    let leads: Vec<Lead> = all_pages!(page => crm.query_leads(
+    let mut leads: Vec<Lead> = all_pages!(page => crm.query_leads(
         tenant,
         &LeadQuery {
             partner: Some(id),
@@ -113,6 +113,17 @@ pub async fn access_request(
             ..LeadQuery::default()
         }
     ));
+    // Leads merged into others are still held: a list leaves them out unless asked for by status.
+    let merged: Vec<Lead> = all_pages!(page => crm.query_leads(
+        tenant,
+        &LeadQuery {
+            partner: Some(id),
+            status: Some(crm_core::lead::StatusKind::Merged),
+            page: page.clone(),
+            ..LeadQuery::default()
+        }
+    ));
+    leads.extend(merged);
     let leads: Vec<Lead> = match &contact {
         Some(c) => leads
             .into_iter()

@@ -142,6 +142,21 @@ async fn an_access_request_holds_everything_about_the_person_and_nothing_else() 
     let (_, doc, _) = request(&shop, &commerce, &Person::Contact(ana.id(), ion)).await;
     assert_eq!(doc["subject"]["contact"]["name"], "Ion Pop");
     assert_eq!(doc["leads"].as_array().map(Vec::len), Some(0));
+    // A lead merged into another is still held about the person: the access request lists it.
+    let plan = crm
+        .plan_lead_merge(
+            shop.w.tenant,
+            lead.id(),
+            &[other_lead.id()],
+            &Default::default(),
+        )
+        .await
+        .expect("plan");
+    crm.merge_leads(ctx, &plan).await.expect("merge");
+    let (summary, _, text) = request(&shop, &commerce, &Person::Partner(ana.id())).await;
+    let leads = summary.sections.iter().find(|(n, _)| *n == "leads");
+    assert_eq!(leads.map(|(_, c)| *c), Some(2), "{summary:?}");
+    assert!(text.contains("Ion's desk"));
     // Unknown people, a contact named under another partner, and another tenant: not found, nothing written.
     let cases = [
         (shop.w.tenant, Person::ContactRef("P-404".into())),
