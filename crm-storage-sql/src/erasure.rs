@@ -46,7 +46,10 @@ pub async fn keys<R: Runner + ?Sized>(
 ) -> Result<Vec<Record>> {
     let mut out = Vec::new();
     for chunk in subjects.chunks(500) {
-        for row in r.rows(keys_sql(r.dialect(), tenant, chunk), false).await? {
+        let rows = r
+            .rows_short(vec![keys_sql(r.dialect(), tenant, chunk)])
+            .await?;
+        for row in rows.into_iter().flatten() {
             out.push(Record::SubjectKey(crate::fetch::Doc::parse_as(
                 row[0].text("subject key")?,
                 "subject key",

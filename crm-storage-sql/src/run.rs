@@ -113,6 +113,12 @@ pub trait Runner: Send + Sync {
         Ok(out)
     }
 
+    /// Runs short reads (a page, a few records by key: tens of microseconds) as [`Runner::rows_batch`] does. An
+    /// adapter may run them without handing them to another thread (SQLite does); the default is `rows_batch`.
+    async fn rows_short(&self, sqls: Vec<Sql>) -> Result<Vec<Vec<Vec<Cell>>>> {
+        self.rows_batch(sqls).await
+    }
+
     /// Runs a statement that writes (on the writer, in its own transaction) and returns the rows it returns.
     async fn write_rows(&self, sql: Sql) -> Result<Vec<Vec<Cell>>>;
 

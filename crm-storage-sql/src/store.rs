@@ -70,7 +70,7 @@ async fn page_of_subject<R: Runner + ?Sized, T: serde::de::DeserializeOwned>(
 ) -> Result<Page<T>> {
     let after = crate::page_after(page)?;
     let (exists, entity, id) = subject_sql(r.dialect(), tenant, subject);
-    let mut rows = r.rows_batch(vec![exists, statement(id, after)]).await?;
+    let mut rows = r.rows_short(vec![exists, statement(id, after)]).await?;
     let found = rows.pop().unwrap_or_default();
     match rows.pop() {
         Some(subject) if !subject.is_empty() => {

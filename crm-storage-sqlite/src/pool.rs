@@ -4,6 +4,13 @@
 //! oneshot channel, so an async caller never blocks its runtime (and no particular runtime is required). All writes
 //! go through the single writer thread, which is what SQLite wants ("database is locked" never happens between our
 //! own writers); reads go to the reader threads, which see the last committed state thanks to WAL.
+//!
+//! Short reads (a record by id, a page of a timeline, the keys of a few data subjects) skip the hop: they run on the
+//! caller's thread on one of a few more reader connections kept for them ([`Threads::read_short`]), taken with
+//! `try_lock`, so a busy one is never waited for (the read then hops as any other). The hop costs about three
+//! context switches, more than such a read takes (tens of microseconds); blocking the caller's thread for that long
+//! is what any synchronous call costs. Long reads (lists, reports, feeds) keep hopping, so a runtime thread is never
+//! held by a scan.
 
 use crate::error::{panicked, stopped};
 use crm_core::Result;
@@ -22,6 +29,8 @@ pub(crate) enum Threads {
     Own {
         writer: mpsc::Sender<Job>,
         readers: Option<mpsc::Sender<Job>>,
+        /// Reader connections for short reads on the caller's thread.
+        inline: Vec<Mutex<Connection>>,
     },
     /// A connection the host holds: jobs run on the caller's thread under its lock.
     Shared(Arc<Mutex<Connection>>),
@@ -33,8 +42,13 @@ impl Threads {
         Self::Shared(conn)
     }
 
-    /// Starts the writer on `writer` and one thread per reader connection.
-    pub(crate) fn start(writer: Connection, readers: Vec<Connection>) -> Self {
+    /// Starts the writer on `writer` and one thread per reader connection; `inline` connections serve short reads
+    /// on the caller's thread.
+    pub(crate) fn start(
+        writer: Connection,
+        readers: Vec<Connection>,
+        inline: Vec<Connection>,
+    ) -> Self {
         let (wtx, wrx) = mpsc::channel::<Job>();
         spawn("crm-sqlite-writer", writer, Arc::new(Mutex::new(wrx)));
         let readers = if readers.is_empty() {
@@ -50,6 +64,7 @@ impl Threads {
         Self::Own {
             writer: wtx,
             readers,
+            inline: inline.into_iter().map(Mutex::new).collect(),
         }
     }
 
@@ -72,9 +87,26 @@ impl Threads {
         F: FnOnce(&mut Connection) -> Result<T> + Send + 'static,
     {
         match self {
-            Self::Own { writer, readers } => run(readers.as_ref().unwrap_or(writer), f).await,
+            Self::Own {
+                writer, readers, ..
+            } => run(readers.as_ref().unwrap_or(writer), f).await,
             Self::Shared(conn) => run_here(conn, f),
         }
+    }
+
+    /// Runs a short read `f` on this thread on a free inline reader connection, else as [`Threads::read`] does.
+    pub(crate) async fn read_short<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T> + Send + 'static,
+    {
+        if let Self::Own { inline, .. } = self {
+            if let Some(mut c) = inline.iter().find_map(|c| c.try_lock().ok()) {
+                return std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&mut c)))
+                    .unwrap_or_else(|p| Err(panicked(p.as_ref())));
+            }
+        }
+        self.read(f).await
     }
 }
 
@@ -131,7 +163,11 @@ mod tests {
 
     #[test]
     fn a_panicking_job_is_a_non_retryable_error_and_the_thread_serves_the_next_job() {
-        let threads = Threads::start(Connection::open_in_memory().unwrap(), Vec::new());
+        let threads = Threads::start(
+            Connection::open_in_memory().unwrap(),
+            Vec::new(),
+            Vec::new(),
+        );
         futures::executor::block_on(async {
             let e = threads
                 .write(|_| -> Result<()> { panic!("a bug in a query") })
@@ -150,6 +186,41 @@ mod tests {
                 .await
                 .unwrap();
             assert_eq!(one, 1);
+        });
+    }
+
+    #[test]
+    fn a_short_read_runs_on_the_callers_thread_unless_its_connection_is_busy() {
+        let me = std::thread::current().id();
+        let threads = Threads::start(
+            Connection::open_in_memory().unwrap(),
+            vec![Connection::open_in_memory().unwrap()],
+            vec![Connection::open_in_memory().unwrap()],
+        );
+        futures::executor::block_on(async {
+            let here = threads
+                .read_short(|_| Ok(std::thread::current().id()))
+                .await
+                .unwrap();
+            assert_eq!(here, me, "no hop");
+            let Threads::Own { inline, .. } = &threads else {
+                panic!("the store's own threads")
+            };
+            let held = inline[0].lock().unwrap();
+            let there = threads
+                .read_short(|_| Ok(std::thread::current().id()))
+                .await
+                .unwrap();
+            assert_ne!(
+                there, me,
+                "a busy connection is not waited for: the read hops"
+            );
+            drop(held);
+            let e = threads
+                .read_short(|_| -> Result<()> { panic!("a bug in a query") })
+                .await
+                .unwrap_err();
+            assert!(e.to_string().contains("a bug in a query"), "{e}");
         });
     }
 }

@@ -191,8 +191,10 @@ impl SqliteStore {
             })?;
         }
         let mut readers = readers;
+        let mut inline = Vec::new();
         if let Some(path) = &config.path {
-            for _ in 0..config.readers {
+            // `config.readers` connections on their threads, as many again for short reads on the caller's thread.
+            for i in 0..config.readers * 2 {
                 let r = Connection::open_with_flags(
                     path,
                     OpenFlags::SQLITE_OPEN_READ_ONLY
@@ -202,11 +204,15 @@ impl SqliteStore {
                 .map_err(map)?;
                 r.busy_timeout(config.busy_timeout).map_err(map)?;
                 r.execute_batch("PRAGMA query_only = ON;").map_err(map)?;
-                readers.push(r);
+                if i < config.readers {
+                    readers.push(r);
+                } else {
+                    inline.push(r);
+                }
             }
         }
         Ok(Self {
-            threads: Arc::new(Threads::start(writer, readers)),
+            threads: Arc::new(Threads::start(writer, readers, inline)),
         })
     }
 
@@ -307,6 +313,19 @@ impl crm_storage_sql::Runner for SqliteStore {
     ) -> Result<Vec<Vec<Vec<crm_storage_sql::Cell>>>> {
         self.threads
             .read(move |c| {
+                sqls.iter()
+                    .map(|sql| crate::rows::cells_of(c, sql, false))
+                    .collect()
+            })
+            .await
+    }
+
+    async fn rows_short(
+        &self,
+        sqls: Vec<crm_storage_sql::Sql>,
+    ) -> Result<Vec<Vec<Vec<crm_storage_sql::Cell>>>> {
+        self.threads
+            .read_short(move |c| {
                 sqls.iter()
                     .map(|sql| crate::rows::cells_of(c, sql, false))
                     .collect()
@@ -1045,16 +1064,25 @@ impl crm_storage_sql::store::AdapterStore for SqliteStore {
             Error::invalid("key", "a key this version of the engine does not know")
         })?;
         let must_exist = fetch::lead_exists(Dialect::Sqlite, tenant, key);
-        self.threads
-            .read(move |c| {
-                if let Some((exists, missing)) = must_exist {
-                    if docs_of_any(c, &exists)? == 0 {
-                        return Err(missing);
-                    }
+        // A record by id or host reference, a tenant's pipelines or lost reasons, a lead's stage history: short
+        // reads, run without the hop; a list of up to a thousand partners hops.
+        let short = !matches!(
+            key,
+            Key::PartnersAfter { .. } | Key::PartnersByRefs { .. } | Key::PartnersByKeys(_)
+        );
+        let read = move |c: &mut Connection| {
+            if let Some((exists, missing)) = must_exist {
+                if docs_of_any(c, &exists)? == 0 {
+                    return Err(missing);
                 }
-                docs_of(c, &sql)?.iter().map(|d| doc.record(d)).collect()
-            })
-            .await
+            }
+            docs_of(c, &sql)?.iter().map(|d| doc.record(d)).collect()
+        };
+        if short {
+            self.threads.read_short(read).await
+        } else {
+            self.threads.read(read).await
+        }
     }
 
     async fn commit_changes(&self, tenant: TenantId, changes: ChangeSet) -> Result<()> {
