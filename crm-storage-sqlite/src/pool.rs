@@ -10,7 +10,9 @@
 //! `try_lock`, so a busy one is never waited for (the read then hops as any other). The hop costs about three
 //! context switches, more than such a read takes (tens of microseconds); blocking the caller's thread for that long
 //! is what any synchronous call costs. Long reads (lists, reports, feeds) keep hopping, so a runtime thread is never
-//! held by a scan.
+//! held by a scan. A small commit likewise runs on the caller's thread when the writer connection is free
+//! ([`Threads::write_short`]); the writer thread takes the same connection, locked per job, so writes stay one at
+//! a time.
 
 use crate::error::{panicked, stopped};
 use crm_core::Result;
@@ -28,6 +30,9 @@ pub(crate) enum Threads {
     /// The store's own connections, each on its thread.
     Own {
         writer: mpsc::Sender<Job>,
+        /// The writer's connection, which its thread locks per job: a small write takes it on the caller's thread
+        /// when it is free ([`Threads::write_short`]).
+        writer_conn: Arc<Mutex<Connection>>,
         readers: Option<mpsc::Sender<Job>>,
         /// Reader connections for short reads on the caller's thread.
         inline: Vec<Mutex<Connection>>,
@@ -50,7 +55,8 @@ impl Threads {
         inline: Vec<Connection>,
     ) -> Self {
         let (wtx, wrx) = mpsc::channel::<Job>();
-        spawn("crm-sqlite-writer", writer, Arc::new(Mutex::new(wrx)));
+        let writer_conn = Arc::new(Mutex::new(writer));
+        spawn_shared("crm-sqlite-writer", writer_conn.clone(), wrx);
         let readers = if readers.is_empty() {
             None
         } else {
@@ -63,6 +69,7 @@ impl Threads {
         };
         Self::Own {
             writer: wtx,
+            writer_conn,
             readers,
             inline: inline.into_iter().map(Mutex::new).collect(),
         }
@@ -92,6 +99,22 @@ impl Threads {
             } => run(readers.as_ref().unwrap_or(writer), f).await,
             Self::Shared(conn) => run_here(conn, f),
         }
+    }
+
+    /// Runs a small write `f` (a few statements in one transaction) on this thread when the writer connection is
+    /// free, else as [`Threads::write`] does (queued for the writer thread, which takes the same connection).
+    pub(crate) async fn write_short<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T> + Send + 'static,
+    {
+        if let Self::Own { writer_conn, .. } = self {
+            if let Ok(mut c) = writer_conn.try_lock() {
+                return std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&mut c)))
+                    .unwrap_or_else(|p| Err(panicked(p.as_ref())));
+            }
+        }
+        self.write(f).await
     }
 
     /// Runs a short read `f` on this thread on a free inline reader connection, else as [`Threads::read`] does.
@@ -134,6 +157,20 @@ where
     let mut c = conn.lock().unwrap_or_else(|p| p.into_inner());
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&mut c)))
         .unwrap_or_else(|p| Err(panicked(p.as_ref())))
+}
+
+/// The writer's thread: runs each job on the shared writer connection, locked for the job.
+fn spawn_shared(name: &str, conn: Arc<Mutex<Connection>>, rx: mpsc::Receiver<Job>) {
+    thread::Builder::new()
+        .name(name.to_string())
+        .spawn(move || {
+            while let Ok(job) = rx.recv() {
+                let mut c = conn.lock().unwrap_or_else(|p| p.into_inner());
+                // As for the readers: a panicking job answers with an error and the next one runs.
+                let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(&mut c)));
+            }
+        })
+        .expect("the OS can start a thread");
 }
 
 fn spawn(name: &str, mut conn: Connection, rx: Arc<Mutex<mpsc::Receiver<Job>>>) {
@@ -189,6 +226,8 @@ mod tests {
         });
     }
 
+    // The connection is held across the await on purpose: the short read must not wait for it.
+    #[allow(clippy::await_holding_lock)]
     #[test]
     fn a_short_read_runs_on_the_callers_thread_unless_its_connection_is_busy() {
         let me = std::thread::current().id();
@@ -221,6 +260,40 @@ mod tests {
                 .await
                 .unwrap_err();
             assert!(e.to_string().contains("a bug in a query"), "{e}");
+        });
+    }
+
+    // As above, for a small write and the writer's connection.
+    #[allow(clippy::await_holding_lock)]
+    #[test]
+    fn a_small_write_runs_on_the_callers_thread_unless_the_writer_is_busy() {
+        let me = std::thread::current().id();
+        let threads = Threads::start(
+            Connection::open_in_memory().unwrap(),
+            Vec::new(),
+            Vec::new(),
+        );
+        futures::executor::block_on(async {
+            let here = threads
+                .write_short(|_| Ok(std::thread::current().id()))
+                .await
+                .unwrap();
+            assert_eq!(here, me, "no hop");
+            let Threads::Own { writer_conn, .. } = &threads else {
+                panic!("the store's own threads")
+            };
+            let held = writer_conn.lock().unwrap();
+            let queued = threads.write_short(|_| Ok(std::thread::current().id()));
+            futures::pin_mut!(queued);
+            use std::future::Future;
+            // Polled once while the connection is held: the write is queued for the writer thread, which waits
+            // for the connection; released, the queued write runs there.
+            let waker = futures::task::noop_waker();
+            let mut cx = std::task::Context::from_waker(&waker);
+            assert!(queued.as_mut().poll(&mut cx).is_pending());
+            drop(held);
+            let there = queued.await.unwrap();
+            assert_ne!(there, me, "a busy writer is not waited for here: the write is queued");
         });
     }
 }

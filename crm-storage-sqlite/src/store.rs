@@ -67,6 +67,9 @@ static GENERATED: std::sync::LazyLock<[String; 13]> = std::sync::LazyLock::new(|
     ]
 });
 
+/// The most writes a change set has to commit on the caller's thread (see `commit_changes`).
+const SMALL_COMMIT: usize = 64;
+
 /// How many migrations there are.
 const MIGRATIONS: usize = 15;
 
@@ -1086,9 +1089,16 @@ impl crm_storage_sql::store::AdapterStore for SqliteStore {
     }
 
     async fn commit_changes(&self, tenant: TenantId, changes: ChangeSet) -> Result<()> {
-        self.threads
-            .write(move |c| apply_all(c, tenant, &changes))
-            .await
+        // A change set of a few writes (a transition, a comment, a merge) commits on the caller's thread when the
+        // writer connection is free; a large one, or an erasure (it checkpoints the WAL), on the writer thread.
+        let small = changes.len() <= SMALL_COMMIT
+            && !changes.writes().iter().any(|w| matches!(w, Write::Erase(_)));
+        let commit = move |c: &mut Connection| apply_all(c, tenant, &changes);
+        if small {
+            self.threads.write_short(commit).await
+        } else {
+            self.threads.write(commit).await
+        }
     }
 
     async fn ingest_changes(&self, tenant: TenantId, changes: ChangeSet) -> Result<u64> {
