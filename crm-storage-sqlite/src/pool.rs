@@ -293,7 +293,10 @@ mod tests {
             assert!(queued.as_mut().poll(&mut cx).is_pending());
             drop(held);
             let there = queued.await.unwrap();
-            assert_ne!(there, me, "a busy writer is not waited for here: the write is queued");
+            assert_ne!(
+                there, me,
+                "a busy writer is not waited for here: the write is queued"
+            );
         });
     }
 }

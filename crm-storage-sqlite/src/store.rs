@@ -1092,7 +1092,10 @@ impl crm_storage_sql::store::AdapterStore for SqliteStore {
         // A change set of a few writes (a transition, a comment, a merge) commits on the caller's thread when the
         // writer connection is free; a large one, or an erasure (it checkpoints the WAL), on the writer thread.
         let small = changes.len() <= SMALL_COMMIT
-            && !changes.writes().iter().any(|w| matches!(w, Write::Erase(_)));
+            && !changes
+                .writes()
+                .iter()
+                .any(|w| matches!(w, Write::Erase(_)));
         let commit = move |c: &mut Connection| apply_all(c, tenant, &changes);
         if small {
             self.threads.write_short(commit).await
