@@ -635,6 +635,23 @@ variant_names! {
 }
 
 impl EventKind {
+    /// Whether the payload may name a person: a contact by id, as a contact-shaped object, or by a name, e-mail or
+    /// phone in its text. False only for a stage move, a win and a reopening, whose payload is stage ids and the
+    /// tenant's own stage names; the sealed log reads a partner's contacts only for the events that may (a contact
+    /// who happens to be called like a stage is not a subject of every move through it).
+    ///
+    /// ```
+    /// use crm_core::{event::EventKind, id::StageId};
+    /// assert!(!EventKind::LeadWon { stage: StageId::new() }.may_name_people());
+    /// assert!(EventKind::LeadUpdated { changes: vec![] }.may_name_people());
+    /// ```
+    pub fn may_name_people(&self) -> bool {
+        !matches!(
+            self,
+            Self::LeadStageMoved { .. } | Self::LeadWon { .. } | Self::LeadReopened { .. }
+        )
+    }
+
     /// The type name a stored row keeps in clear: the event's own [`EventKind::name`], or for a sealed or erased
     /// event the name of the event it holds.
     pub fn stored_name(&self) -> &str {

@@ -524,4 +524,56 @@ pub async fn erase_everywhere(
 /// [`erase_everywhere`], as a conformance check.
 pub async fn check_erasure(backend: &Arc<dyn Backend>) {
     erase_everywhere(backend).await;
+    a_namesake_of_a_stage_is_not_a_subject_of_its_moves(backend).await;
+}
+
+/// A stage move names stages, not people: it is sealed under the partner's key only, so erasing a contact who is
+/// called like the stage leaves the move readable (and the move's commit reads no contacts).
+async fn a_namesake_of_a_stage_is_not_a_subject_of_its_moves(backend: &Arc<dyn Backend>) {
+    let store: Arc<dyn Store> = backend.clone();
+    let w = super::World::new(&store).await;
+    let mut acme = NewPartner::company("Stage Namesake SRL");
+    acme.contacts.push(NewContact {
+        name: "Offer".into(),
+        email: Some("offer@namesake.example".into()),
+        ..NewContact::default()
+    });
+    let acme = w
+        .crm
+        .create_partner(&w.ctx, acme)
+        .await
+        .expect("partner")
+        .record;
+    let lead = w
+        .crm
+        .enter_lead(&w.ctx, NewLead::for_partner(acme.id, "Shelves"))
+        .await
+        .expect("lead")
+        .record;
+    let offer = w.pipeline.stage_named("Offer").expect("offer").id;
+    w.crm
+        .transition(
+            &w.ctx,
+            lead.id,
+            lead.version,
+            crate::lead::LeadCommand::MoveTo { stage: offer },
+        )
+        .await
+        .expect("move");
+    w.crm
+        .erase_contact(&w.ctx, acme.id, acme.contacts[0].id)
+        .await
+        .expect("erase");
+    let log = w
+        .crm
+        .timeline(w.tenant, TimelineOf::Lead(lead.id), &PageRequest::first(20))
+        .await
+        .expect("timeline");
+    assert!(
+        log.items.iter().any(
+            |e| matches!(&e.kind, EventKind::LeadStageMoved { to_name, .. } if to_name == "Offer")
+        ),
+        "the move still reads: {:?}",
+        log.items.iter().map(|e| e.kind.name()).collect::<Vec<_>>()
+    );
 }

@@ -57,9 +57,10 @@ pub(crate) async fn seal(
         })
         .flatten()
         .collect();
+    // Only events that may name a person need the partner's contacts (a stage move needs none: no partner read).
     let wanted: BTreeSet<PartnerId> = changes
         .events()
-        .filter(|e| pending(e))
+        .filter(|e| pending(e) && e.kind.may_name_people())
         .filter_map(|e| e.subject.partner)
         .collect();
     for id in wanted {
@@ -92,6 +93,7 @@ pub(crate) async fn seal(
         let contacts = partners
             .get(&p)
             .and_then(|x| x.as_ref())
+            .filter(|_| e.kind.may_name_people())
             .map(|x| x.contacts.as_slice())
             .unwrap_or_default();
         let mut subjects = erasure::people(&e.kind, contacts);
