@@ -98,6 +98,9 @@ struct Measure {
     imp: String,
     secs: Vec<f64>,
     median: f64,
+    /// Ours ÷ the baseline in each round (runs alternate, one pair per round): on `ours` only.
+    #[serde(default)]
+    pair_ratios: Vec<f64>,
     rows: u64,
     rows_per_s: f64,
     peak_rss_kb: u64,
@@ -129,6 +132,20 @@ impl ChildOut {
 fn print_out(out: &ChildOut) -> Result<(), String> {
     println!("{}", serde_json::to_string(out).map_err(|e| e.to_string())?);
     Ok(())
+}
+
+/// The `q`-quantile of `v` (0.25, 0.5, 0.75), interpolated between the closest ranks.
+fn quantile(v: &[f64], q: f64) -> f64 {
+    let mut s = v.to_vec();
+    s.sort_by(|a, b| a.total_cmp(b));
+    match s.len() {
+        0 => f64::NAN,
+        n => {
+            let at = q * (n - 1) as f64;
+            let (lo, hi) = (at.floor() as usize, at.ceil() as usize);
+            s[lo] + (s[hi] - s[lo]) * (at - lo as f64)
+        }
+    }
 }
 
 fn median(v: &[f64]) -> f64 {
@@ -357,14 +374,42 @@ fn fmt_rate(r: f64) -> String {
     }
 }
 
+/// A time's median and interquartile range: `1.20 ms [1.10–1.35]`.
+fn spread(secs: &[f64]) -> String {
+    if secs.len() < 4 {
+        return fmt_secs(median(secs));
+    }
+    format!(
+        "{} [{}–{}]",
+        fmt_secs(median(secs)),
+        fmt_secs(quantile(secs, 0.25)),
+        fmt_secs(quantile(secs, 0.75))
+    )
+}
+
+/// Ours ÷ the baseline: the median of the rounds' ratios with their range, or (an older report) of the medians.
+fn ratio_of(o: &Measure, b: &Measure) -> String {
+    match o.pair_ratios.as_slice() {
+        [] => format!("{:.2}", o.median / b.median),
+        [one] => format!("{one:.2}"),
+        pairs => {
+            let lo = pairs.iter().copied().fold(f64::INFINITY, f64::min);
+            let hi = pairs.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            format!("{:.2} [{lo:.2}–{hi:.2}]", median(pairs))
+        }
+    }
+}
+
 fn write_markdown(r: &Report, path: &Path) -> std::io::Result<()> {
     let mut s = String::new();
     s.push_str("# Benchmark report\n\n");
     s.push_str(&format!(
-        "Machine: {}. Seed {}; medians over {} runs (fewer for a workload whose runs exceeded the time budget: see `secs` in report.json); every workload ran in a child process of its own, so the peak \
-         RSS (VmHWM) is that workload's. `sql` is the same work as plain SQL with prepared statements on a second \
+        "Machine: {}. Seed {}; up to {} rounds per workload (fewer when its runs exceeded the time budget: see `secs` in report.json). A round is one timed run of each side, \
+         the order alternating between rounds (ours first in odd-numbered ones), each run in a child process of its own after {} untimed warm-up run(s), so the peak \
+         RSS (VmHWM) is that run's and neither side always inherits a page cache the other warmed. Times are medians with their interquartile range; \
+         the ratio is the median of the rounds' ratios (each round's pair ran back to back, so load on the machine hits both) with its range. `sql` is the same work as plain SQL with prepared statements on a second \
          connection to the same data (rusqlite on the SQLite file, tokio-postgres on the PostgreSQL schema). Ratio = ours ÷ sql (lower is better; 1.0 = no overhead).\n\n",
-        r.machine, r.seed, r.reps
+        r.machine, r.seed, r.reps, suite::work::warmup_runs()
     ));
     if r.mismatches.is_empty() {
         s.push_str("Every result equals its baseline's result.\n\n");
@@ -389,7 +434,7 @@ fn write_markdown(r: &Report, path: &Path) -> std::io::Result<()> {
         continue;
     }
     s.push_str(title);
-    s.push_str("| size | workload | rows | ours (median) | sql (median) | ratio | ours rows/s | sql rows/s | ours peak RSS | sql peak RSS |\n|---|---|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+    s.push_str("| size | workload | rows | ours (median [IQR]) | sql (median [IQR]) | ratio [min–max of rounds] | ours rows/s | sql rows/s | ours peak RSS | sql peak RSS |\n|---|---|---:|---:|---:|---:|---:|---:|---:|---:|\n");
     let mut sizes: Vec<(u64, String)> = r
         .measures
         .iter()
@@ -404,14 +449,14 @@ fn write_markdown(r: &Report, path: &Path) -> std::io::Result<()> {
             .filter_map(|w| Some((w, r.ours_and_sql(backend, size, w.id)?)));
         for (w, (o, b)) in measured {
             s.push_str(&format!(
-                "| {size} | {} — {} | {} {} | {} | {} | {:.2} | {} | {} | {} MiB | {} MiB |\n",
+                "| {size} | {} — {} | {} {} | {} | {} | {} | {} | {} | {} MiB | {} MiB |\n",
                 w.id,
                 w.what,
                 o.rows,
                 w.unit,
-                fmt_secs(o.median),
-                fmt_secs(b.median),
-                o.median / b.median,
+                spread(&o.secs),
+                spread(&b.secs),
+                ratio_of(o, b),
                 fmt_rate(o.rows_per_s),
                 fmt_rate(b.rows_per_s),
                 o.peak_rss_kb / 1024,
@@ -423,13 +468,17 @@ fn write_markdown(r: &Report, path: &Path) -> std::io::Result<()> {
     }
     let duck: Vec<&Measure> = r.measures.iter().filter(|m| m.imp == "duckdb").collect();
     if !duck.is_empty() {
-        s.push_str("\n## Against an analytical engine (DuckDB, a column store) on the same data\n\n| size | workload | rows | ours (median) | sql (median) | duckdb (median) | ours ÷ duckdb | duckdb rows/s | duckdb peak RSS |\n|---|---|---:|---:|---:|---:|---:|---:|---:|\n");
+        s.push_str("\n## Against an analytical engine (DuckDB, a column store) on the same data\n\nDuckDB's ids are typed UUID, its rows fetched column-wise (NumPy) inside its timer, one untimed warm-up run first; it runs on all cores and again on one thread (ours runs on one).\n\n| size | workload | rows | ours (median) | sql (median) | duckdb, all cores (median) | ours ÷ duckdb | duckdb, 1 thread (median) | ours ÷ duckdb 1 thread | duckdb peak RSS |\n|---|---|---:|---:|---:|---:|---:|---:|---:|---:|\n");
         for (d, (o, b)) in duck
             .iter()
             .filter_map(|d| Some((d, r.ours_and_sql("sqlite", &d.size, &d.workload)?)))
         {
+            let one = r
+                .measures
+                .iter()
+                .find(|m| m.imp == "duckdb-1t" && m.size == d.size && m.workload == d.workload);
             s.push_str(&format!(
-                "| {} | {} | {} | {} | {} | {} | {:.2} | {} | {} MiB |\n",
+                "| {} | {} | {} | {} | {} | {} | {:.2} | {} | {} | {} MiB |\n",
                 d.size,
                 d.workload,
                 d.rows,
@@ -437,7 +486,8 @@ fn write_markdown(r: &Report, path: &Path) -> std::io::Result<()> {
                 fmt_secs(b.median),
                 fmt_secs(d.median),
                 o.median / d.median,
-                fmt_rate(d.rows_per_s),
+                one.map_or("—".to_string(), |m| fmt_secs(m.median)),
+                one.map_or("—".to_string(), |m| format!("{:.2}", o.median / m.median)),
                 d.peak_rss_kb / 1024
             ));
         }
@@ -802,7 +852,11 @@ fn duckdb(size: Size, reps: usize, report: &mut Report) -> Result<(), String> {
         duckdb_version(),
         fmt_secs(load)
     ));
-    if let Some(ws) = v["workloads"].as_object() {
+    // All cores (`duckdb`) and one thread (`duckdb-1t`).
+    for (key, imp) in [("workloads", "duckdb"), ("workloads_1t", "duckdb-1t")] {
+        let Some(ws) = v[key].as_object() else {
+            continue;
+        };
         for (w, r) in ws {
             let secs: Vec<f64> = r["secs"]
                 .as_array()
@@ -816,7 +870,7 @@ fn duckdb(size: Size, reps: usize, report: &mut Report) -> Result<(), String> {
             }) {
                 if ours.digest != digest {
                     report.mismatches.push(format!(
-                        "{} {w}: ours `{}` ≠ duckdb `{digest}`",
+                        "{} {w}: ours `{}` ≠ {imp} `{digest}`",
                         size.name, ours.digest
                     ));
                 }
@@ -828,8 +882,9 @@ fn duckdb(size: Size, reps: usize, report: &mut Report) -> Result<(), String> {
                     size: size.name.into(),
                     leads: size.leads,
                     workload: w.clone(),
-                    imp: "duckdb".into(),
+                    imp: imp.into(),
                     median: med,
+                    pair_ratios: Vec::new(),
                     rows_per_s: rows as f64 / med.max(1e-12),
                     secs,
                     rows,
@@ -895,23 +950,59 @@ fn run_size(
         if backend == Backend::Postgres && w.id == "rules_eval" {
             continue;
         }
+        // Rounds of one timed run each side, in alternating order (ours first in even rounds), each run in a
+        // child process of its own after an untimed warm-up: neither side always gets the caches the other warmed.
+        let sides = [Impl::Ours, Impl::Sql];
+        let mut secs: [Vec<f64>; 2] = [Vec::new(), Vec::new()];
+        let mut outs: [Option<ChildOut>; 2] = [None, None];
+        let mut pairs = Vec::new();
+        let mut changed = Vec::new();
+        for round in 0..reps {
+            let order = if round % 2 == 0 { [0, 1] } else { [1, 0] };
+            let mut this = [f64::NAN; 2];
+            for k in order {
+                eprintln!(
+                    "bench: {bname} {} {} {} round {}/{reps}",
+                    size.name,
+                    w.id,
+                    sides[k].name(),
+                    round + 1
+                );
+                let out = spawn(&["--child", size.name, w.id, sides[k].name(), "1", bname])?;
+                this[k] = out.secs.iter().sum();
+                secs[k].extend(out.secs.iter().copied());
+                if let Some(prev) = &outs[k] {
+                    if prev.digest != out.digest {
+                        changed.push(format!(
+                            "{} round {} gave `{}`, before `{}`",
+                            sides[k].name(),
+                            round + 1,
+                            out.digest,
+                            prev.digest
+                        ));
+                    }
+                }
+                let rss = outs[k]
+                    .as_ref()
+                    .map_or(0, |o| o.peak_rss_kb)
+                    .max(out.peak_rss_kb);
+                outs[k] = Some(ChildOut {
+                    peak_rss_kb: rss,
+                    ..out
+                });
+            }
+            pairs.push(this[0] / this[1]);
+            if secs
+                .iter()
+                .any(|s| s.iter().sum::<f64>() > suite::work::budget_secs())
+            {
+                break;
+            }
+        }
         let mut digests = Vec::new();
-        for imp in [Impl::Ours, Impl::Sql] {
-            eprintln!(
-                "bench: {bname} {} {} {} ×{reps}",
-                size.name,
-                w.id,
-                imp.name()
-            );
-            let out = spawn(&[
-                "--child",
-                size.name,
-                w.id,
-                imp.name(),
-                &reps.to_string(),
-                bname,
-            ])?;
-            let med = median(&out.secs);
+        for (k, imp) in sides.iter().enumerate() {
+            let out = outs[k].take().ok_or("no run")?;
+            let med = median(&secs[k]);
             digests.push(out.digest.clone());
             replace(
                 report,
@@ -922,8 +1013,9 @@ fn run_size(
                     workload: w.id.into(),
                     imp: imp.name().into(),
                     median: med,
+                    pair_ratios: if k == 0 { pairs.clone() } else { Vec::new() },
                     rows_per_s: out.rows as f64 / med.max(1e-12),
-                    secs: out.secs,
+                    secs: std::mem::take(&mut secs[k]),
                     rows: out.rows,
                     peak_rss_kb: out.peak_rss_kb,
                     digest: out.digest,
@@ -931,6 +1023,9 @@ fn run_size(
             );
         }
         let prefix = mismatch_prefix(bname, size.name, w.id);
+        for c in changed {
+            report.mismatches.push(format!("{prefix} {c}"));
+        }
         if digests[0] != digests[1] {
             report.mismatches.push(format!(
                 "{prefix} ours `{}` ≠ sql `{}`",

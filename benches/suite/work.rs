@@ -312,7 +312,9 @@ impl Env {
         let mut secs = Vec::with_capacity(reps);
         let mut rows = 0;
         let mut digest = String::new();
-        for rep in 0..reps {
+        // The first `warmup_runs()` repetitions warm the caches and are not timed.
+        let warmup = warmup_runs();
+        for rep in 0..warmup + reps {
             let (s, r, d) = match workload {
                 "ingest_single" => self.ingest_single(imp, rep).await,
                 "ingest_batch" => self.ingest_batch(imp, rep).await,
@@ -336,7 +338,9 @@ impl Env {
                     imp.name()
                 ));
             }
-            secs.push(s);
+            if rep >= warmup {
+                secs.push(s);
+            }
             rows = r;
             digest = d;
             if secs.iter().sum::<f64>() > budget_secs() {
@@ -848,6 +852,14 @@ pub fn units(d: rust_decimal::Decimal, scale: u32) -> i128 {
 
 /// Stop repeating a workload once its runs took this long in total (`CRM_BENCH_BUDGET_SECS`, default 120): a slow
 /// workload at a large size is then measured fewer times (the report lists every run).
+/// The untimed warm-up repetitions before the timed ones (`CRM_BENCH_WARMUP`, 1 by default).
+pub fn warmup_runs() -> usize {
+    std::env::var("CRM_BENCH_WARMUP")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1)
+}
+
 pub fn budget_secs() -> f64 {
     std::env::var("CRM_BENCH_BUDGET_SECS")
         .ok()
