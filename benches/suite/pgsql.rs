@@ -271,20 +271,151 @@ pub async fn enter_lead(
     tx.commit().await.map_err(pe)
 }
 
-/// Writes a batch of leads, events and history steps in one transaction, one prepared INSERT per row.
+/// The batch baseline's statements: one multi-row INSERT per table over `unnest` of column arrays (what a
+/// hand-written bulk load does short of COPY; the engine uses binary COPY).
+const LEADS_UNNEST: &str = "INSERT INTO leads (tenant, id, partner, pipeline, stage, status, owner, search, expected, \
+     currency, revenue_key, probability, created_us, updated_us, version, doc) \
+     SELECT $1, * FROM unnest($2::uuid[], $3::uuid[], $4::uuid[], $5::uuid[], $6::int2[], $7::uuid[], $8::text[], \
+     $9::numeric[], $10::text[], $11::int8[], $12::int2[], $13::int8[], $14::int8[], $15::int8[], $16::jsonb[])";
+const TAGS_UNNEST: &str =
+    "INSERT INTO lead_tags (tenant, tag, lead) SELECT $1, * FROM unnest($2::text[], $3::uuid[])";
+const HISTORY_UNNEST: &str = "INSERT INTO stage_history (tenant, lead, pipeline, from_stage, to_stage, status, \
+     at_us, doc) SELECT $1, * FROM unnest($2::uuid[], $3::uuid[], $4::uuid[], $5::uuid[], $6::int2[], $7::int8[], \
+     $8::jsonb[])";
+const EVENTS_UNNEST: &str = "INSERT INTO events (tenant, id, pos, at_us, lead, partner, request, kind, doc) \
+     SELECT $1, * FROM unnest($2::uuid[], $3::int8[], $4::int8[], $5::uuid[], $6::uuid[], $7::uuid[], $8::text[], \
+     $9::jsonb[])";
+
+/// Writes a batch of leads, events and history steps in one transaction: one `unnest` INSERT per table.
 pub async fn ingest(pg: &mut Pg, tenant: TenantId, writes: &[Write]) -> Result<(), String> {
-    let w = pg.writes().await?;
-    let tx = pg.client.transaction().await.map_err(pe)?;
-    let mut events = Vec::new();
+    let positions = pg.stmt(POSITIONS).await?;
+    let (leads_s, tags_s) = (pg.stmt(LEADS_UNNEST).await?, pg.stmt(TAGS_UNNEST).await?);
+    let (history_s, events_s) = (
+        pg.stmt(HISTORY_UNNEST).await?,
+        pg.stmt(EVENTS_UNNEST).await?,
+    );
+    let (mut leads, mut history, mut events) = (Vec::new(), Vec::new(), Vec::new());
     for wr in writes {
         match wr {
-            Write::InsertLead(l) => insert_lead(&tx, &w, l).await?,
+            Write::InsertLead(l) => leads.push(l),
             Write::AppendEvent(e) => events.push(e),
-            Write::AppendStageHistory(h) => insert_history(&tx, &w, h).await?,
+            Write::AppendStageHistory(h) => history.push(h),
             other => return Err(format!("unexpected write {other:?}")),
         }
     }
-    insert_events(&tx, &w, tenant, &events).await?;
+    let tx = pg.client.transaction().await.map_err(pe)?;
+    let t = tenant.as_uuid();
+    let uuid = |x: &uuid::Uuid| *x;
+    if !leads.is_empty() {
+        let col = |f: &dyn Fn(&Lead) -> uuid::Uuid| leads.iter().map(|l| f(l)).collect::<Vec<_>>();
+        let ids = col(&|l| *l.id().as_uuid());
+        let partners = col(&|l| *l.partner().as_uuid());
+        let pipelines = col(&|l| *l.pipeline().as_uuid());
+        let stages = col(&|l| *l.stage().as_uuid());
+        let status: Vec<i16> = leads.iter().map(|l| l.status().kind().code()).collect();
+        let owners: Vec<Option<uuid::Uuid>> = leads
+            .iter()
+            .map(|l| l.owner().map(|o| uuid(o.as_uuid())))
+            .collect();
+        let search: Vec<String> = leads.iter().map(|l| l.title().to_lowercase()).collect();
+        let expected: Vec<Option<Decimal>> = leads
+            .iter()
+            .map(|l| l.expected_revenue().map(|m| m.amount()))
+            .collect();
+        let currency: Vec<Option<String>> = leads
+            .iter()
+            .map(|l| {
+                l.expected_revenue()
+                    .map(|m| m.currency().code().to_string())
+            })
+            .collect();
+        let keys: Vec<i64> = leads
+            .iter()
+            .map(|l| LeadSort::ExpectedRevenueDesc.key(l))
+            .collect();
+        let probability: Vec<i16> = leads.iter().map(|l| i16::from(l.probability())).collect();
+        let created: Vec<i64> = leads
+            .iter()
+            .map(|l| l.created_at().timestamp_micros())
+            .collect();
+        let updated: Vec<i64> = leads
+            .iter()
+            .map(|l| l.updated_at().timestamp_micros())
+            .collect();
+        let versions: Vec<i64> = leads.iter().map(|l| l.version() as i64).collect();
+        let docs: Vec<Json<&Lead>> = leads.iter().map(|l| Json(*l)).collect();
+        let params: [&(dyn ToSql + Sync); 16] = [
+            t,
+            &ids,
+            &partners,
+            &pipelines,
+            &stages,
+            &status,
+            &owners,
+            &search,
+            &expected,
+            &currency,
+            &keys,
+            &probability,
+            &created,
+            &updated,
+            &versions,
+            &docs,
+        ];
+        tx.execute(&leads_s, &params).await.map_err(pe)?;
+        let (mut tags, mut tagged) = (Vec::new(), Vec::new());
+        for l in &leads {
+            let set: BTreeSet<String> = l.tags().iter().map(|x| x.trim().to_lowercase()).collect();
+            for tag in set {
+                tags.push(tag);
+                tagged.push(*l.id().as_uuid());
+            }
+        }
+        if !tags.is_empty() {
+            tx.execute(&tags_s, &[t, &tags, &tagged])
+                .await
+                .map_err(pe)?;
+        }
+    }
+    if !history.is_empty() {
+        let leads: Vec<uuid::Uuid> = history.iter().map(|h| *h.lead.as_uuid()).collect();
+        let pipelines: Vec<uuid::Uuid> = history.iter().map(|h| *h.pipeline.as_uuid()).collect();
+        let from: Vec<Option<uuid::Uuid>> = history
+            .iter()
+            .map(|h| h.from.map(|x| *x.as_uuid()))
+            .collect();
+        let to: Vec<uuid::Uuid> = history.iter().map(|h| *h.to.as_uuid()).collect();
+        let status: Vec<i16> = history.iter().map(|h| h.status.code()).collect();
+        let at: Vec<i64> = history.iter().map(|h| h.at.timestamp_micros()).collect();
+        let docs: Vec<Json<&StageHistoryEntry>> = history.iter().map(|h| Json(*h)).collect();
+        tx.execute(
+            &history_s,
+            &[t, &leads, &pipelines, &from, &to, &status, &at, &docs],
+        )
+        .await
+        .map_err(pe)?;
+    }
+    if !events.is_empty() {
+        let n = events.len() as i64;
+        let last: i64 = tx.query_one(&positions, &[t, &n]).await.map_err(pe)?.get(0);
+        let ids: Vec<uuid::Uuid> = events.iter().map(|e| *e.id.as_uuid()).collect();
+        let pos: Vec<i64> = (0..n).map(|i| last - n + 1 + i).collect();
+        let at: Vec<i64> = events.iter().map(|e| e.at.timestamp_micros()).collect();
+        let subject = |f: &dyn Fn(&DomainEvent) -> Option<uuid::Uuid>| {
+            events.iter().map(|e| f(e)).collect::<Vec<_>>()
+        };
+        let lead = subject(&|e| e.subject.lead.map(|x| *x.as_uuid()));
+        let partner = subject(&|e| e.subject.partner.map(|x| *x.as_uuid()));
+        let request = subject(&|e| e.subject.request.map(|x| *x.as_uuid()));
+        let kinds: Vec<&str> = events.iter().map(|e| e.kind.name()).collect();
+        let docs: Vec<Json<&DomainEvent>> = events.iter().map(|e| Json(*e)).collect();
+        tx.execute(
+            &events_s,
+            &[t, &ids, &pos, &at, &lead, &partner, &request, &kinds, &docs],
+        )
+        .await
+        .map_err(pe)?;
+    }
     tx.commit().await.map_err(pe)
 }
 
