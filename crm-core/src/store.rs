@@ -560,6 +560,9 @@ pub enum Key {
     LeadLinks(LeadId),
     /// A lead merge's journal by id.
     LeadMerge(crate::id::MergeId),
+    /// A lead and its pipeline, in that order, in one read (what a transition needs); nothing when the tenant has
+    /// no such lead.
+    LeadWithPipeline(LeadId),
     /// The keys of these data subjects ([`crate::erasure::SubjectKey`]) that the tenant holds, in any order.
     SubjectKeys(Vec<uuid::Uuid>),
 }

@@ -837,6 +837,7 @@ impl crm_storage_sql::store::AdapterStore for PgStore {
             Key::PartnerLinks(p) => return crm_storage_sql::merge::links(self, tenant, *p).await,
             Key::Merge(id) => return crm_storage_sql::merge::merge(self, tenant, *id).await,
             Key::LeadLinks(l) => return crm_storage_sql::merge::lead_links(self, tenant, *l).await,
+            Key::LeadWithPipeline(l) => return fetch::lead_with_pipeline(self, tenant, *l).await,
             Key::LeadMerge(id) => {
                 return crm_storage_sql::merge::lead_merge(self, tenant, *id).await
             }

@@ -291,6 +291,43 @@ pub fn store_key(dialect: Dialect, tenant: TenantId, key: &Key) -> Option<(Sql, 
     })
 }
 
+/// `Store::fetch(Key::LeadWithPipeline(lead))` on a [`Runner`]: the lead and its pipeline, read together as one
+/// short read.
+///
+/// # Errors
+///
+/// The adapter's; [`Error::Storage`] of kind `Corrupt` when a document does not decode.
+pub async fn lead_with_pipeline<R: crate::Runner + ?Sized>(
+    r: &R,
+    tenant: TenantId,
+    lead: crm_core::id::LeadId,
+) -> crm_core::error::Result<Vec<crm_core::store::Record>> {
+    let dialect = r.dialect();
+    let (mut sql, t) = Sql::for_tenant(dialect, tenant);
+    let l = sql.bind(*lead.as_uuid());
+    let (ld, pd) = match dialect {
+        Dialect::Sqlite => ("l.doc", "p.doc"),
+        Dialect::Postgres => ("l.doc::text", "p.doc::text"),
+    };
+    sql.text = format!(
+        "SELECT 0, {ld} FROM leads l WHERE l.tenant = {t} AND l.id = {l} \
+         UNION ALL SELECT 1, {pd} FROM leads l JOIN pipelines p ON p.tenant = l.tenant AND p.id = l.pipeline \
+         WHERE l.tenant = {t} AND l.id = {l}"
+    );
+    let mut rows = r.rows_short(vec![sql]).await?.pop().unwrap_or_default();
+    rows.sort_by_key(|row| row[0].int("part").unwrap_or(0));
+    rows.iter()
+        .map(|row| {
+            let doc = if row[0].int("part")? == 0 {
+                Doc::Lead
+            } else {
+                Doc::Pipeline
+            };
+            doc.record(row[1].text("document")?)
+        })
+        .collect()
+}
+
 /// For [`Key::StageHistory`]: the statement selecting a row when the lead exists in the tenant, and the error when
 /// it selects none (a history of an unknown lead is [`Error::NotFound`], not empty).
 pub fn lead_exists(dialect: Dialect, tenant: TenantId, key: &Key) -> Option<(Sql, Error)> {

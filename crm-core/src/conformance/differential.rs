@@ -612,6 +612,8 @@ async fn run_ops(real: Arc<dyn Store>, ops: Vec<Op>) {
         diff.fetch(w.tenant, &Key::LeadLinks(*id))
             .await
             .expect("links");
+        let both = diff.fetch(w.tenant, &Key::LeadWithPipeline(*id)).await;
+        assert_eq!(both.expect("lead and pipeline").len(), 2);
     }
     let lead_timelines = leads.iter().map(|id| TimelineOf::Lead(*id));
     for of in lead_timelines.chain(partners.iter().map(|id| TimelineOf::Partner(*id))) {

@@ -759,6 +759,19 @@ impl Store for MemStore {
                 .into_iter()
                 .map(Record::Lead)
                 .collect(),
+            Key::LeadWithPipeline(id) => {
+                let mut out = Vec::new();
+                for l in crate::store::absent_as_empty(self.read_lead(tenant, *id).await)? {
+                    let p = self.read_pipeline(tenant, l.pipeline).await;
+                    out.push(Record::Lead(l));
+                    out.extend(
+                        crate::store::absent_as_empty(p)?
+                            .into_iter()
+                            .map(Record::Pipeline),
+                    );
+                }
+                out
+            }
             Key::LeadByRef(r) => self
                 .data()
                 .leads

@@ -38,7 +38,7 @@ fn store_keys(keys: &[Key]) -> Vec<Key> {
         Key::Pipeline(_) | Key::Pipelines | Key::LostReasons => {}
         Key::Lead(_) | Key::LeadByRef(_) | Key::StageHistory(_) | Key::Request(_) => {}
         Key::Setting(_) | Key::PartnerLinks(_) | Key::Merge(_) | Key::SubjectKeys(_) => {}
-        Key::LeadLinks(_) | Key::LeadMerge(_) => {}
+        Key::LeadLinks(_) | Key::LeadMerge(_) | Key::LeadWithPipeline(_) => {}
     })
 }
 
@@ -327,6 +327,7 @@ pub async fn check_every_read_is_tenant_scoped(backend: &Arc<dyn Backend>) {
         Key::SubjectKeys(vec![*customer.id.as_uuid()]),
         Key::PartnerLinks(customer.id),
         Key::LeadLinks(lead.id),
+        Key::LeadWithPipeline(lead.id),
     ]);
     for k in &keys {
         assert!(

@@ -39,7 +39,8 @@ use crate::pipeline::{LostReason, NewPipeline, Pipeline, Requirement};
 use crate::request::{Comment, NewRequest, Request, RequestCommand};
 use crate::store::StoreExt;
 use crate::store::{
-    Board, ChangeSet, Funnel, LeadQuery, Page, PageRequest, RequestQuery, Store, TimelineOf, Write,
+    Board, ChangeSet, Funnel, Key, LeadQuery, Page, PageRequest, Record, RequestQuery, Store,
+    TimelineOf, Write,
 };
 use crate::time::{Clock, SystemClock, Timestamp};
 use async_trait::async_trait;
@@ -1438,11 +1439,27 @@ impl CrmService {
         expected_version: u64,
         cmd: LeadCommand,
     ) -> Result<std::result::Result<(ChangeSet, Lead), Lead>> {
-        // A merged lead's id names its survivor.
-        let current = self.live_lead(ctx.tenant, id).await?;
+        // The lead and its pipeline in one read; a merged lead's id names its survivor.
+        let mut read = self
+            .store
+            .fetch(ctx.tenant, &Key::LeadWithPipeline(id))
+            .await?
+            .into_iter();
+        let (current, pipeline) = match (read.next(), read.next()) {
+            (Some(Record::Lead(l)), Some(Record::Pipeline(p)))
+                if l.status.kind() != StatusKind::Merged =>
+            {
+                (l, p)
+            }
+            (None, _) => return Err(Error::not_found("lead", id)),
+            _ => {
+                let l = self.live_lead(ctx.tenant, id).await?;
+                let p = self.store.pipeline(ctx.tenant, l.pipeline).await?;
+                (l, p)
+            }
+        };
         let id = current.id;
         check_version("lead", id, expected_version, current.version)?;
-        let pipeline = self.store.pipeline(ctx.tenant, current.pipeline).await?;
         let reasons = if matches!(cmd, LeadCommand::Lose { .. }) {
             self.store.lost_reasons(ctx.tenant).await?
         } else {
