@@ -291,7 +291,7 @@ pub fn store_key(dialect: Dialect, tenant: TenantId, key: &Key) -> Option<(Sql, 
     })
 }
 
-/// `Store::fetch(Key::LeadWithPipeline(lead))` on a [`Runner`]: the lead and its pipeline, read together as one
+/// `Store::fetch(Key::LeadWithPipeline(lead))` on a [`Runner`](crate::Runner): the lead and its pipeline, read together as one
 /// short read.
 ///
 /// # Errors
