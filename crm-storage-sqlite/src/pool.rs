@@ -110,8 +110,7 @@ impl Threads {
     {
         if let Self::Own { writer_conn, .. } = self {
             if let Ok(mut c) = writer_conn.try_lock() {
-                return std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&mut c)))
-                    .unwrap_or_else(|p| Err(panicked(p.as_ref())));
+                return answered(&mut c, f);
             }
         }
         self.write(f).await
@@ -125,8 +124,7 @@ impl Threads {
     {
         if let Self::Own { inline, .. } = self {
             if let Some(mut c) = inline.iter().find_map(|c| c.try_lock().ok()) {
-                return std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&mut c)))
-                    .unwrap_or_else(|p| Err(panicked(p.as_ref())));
+                return answered(&mut c, f);
             }
         }
         self.read(f).await
@@ -141,8 +139,7 @@ where
     let (otx, orx) = oneshot::channel();
     let job: Job = Box::new(move |conn| {
         // A panic is answered as a non-retryable error (not a closed channel, which reads as `Unavailable`).
-        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(conn)))
-            .unwrap_or_else(|p| Err(panicked(p.as_ref())));
+        let r = answered(conn, f);
         let _ = otx.send(r);
     });
     tx.send(job).map_err(|_| stopped())?;
@@ -154,8 +151,15 @@ fn run_here<T, F>(conn: &Mutex<Connection>, f: F) -> Result<T>
 where
     F: FnOnce(&mut Connection) -> Result<T>,
 {
-    let mut c = conn.lock().unwrap_or_else(|p| p.into_inner());
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&mut c)))
+    answered(&mut conn.lock().unwrap_or_else(|p| p.into_inner()), f)
+}
+
+/// Runs `f` on `conn`, a panic answered as a non-retryable error (not a closed channel or a poisoned lock).
+fn answered<T, F>(conn: &mut Connection, f: F) -> Result<T>
+where
+    F: FnOnce(&mut Connection) -> Result<T>,
+{
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(conn)))
         .unwrap_or_else(|p| Err(panicked(p.as_ref())))
 }
 

@@ -294,6 +294,16 @@ impl SqliteStore {
     }
 }
 
+/// The rows of each statement, in order, on one connection (one snapshot).
+fn cells_of_each(
+    c: &Connection,
+    sqls: &[crm_storage_sql::Sql],
+) -> Result<Vec<Vec<Vec<crm_storage_sql::Cell>>>> {
+    sqls.iter()
+        .map(|sql| crate::rows::cells_of(c, sql, false))
+        .collect()
+}
+
 #[async_trait]
 impl crm_storage_sql::Runner for SqliteStore {
     fn dialect(&self) -> Dialect {
@@ -314,13 +324,7 @@ impl crm_storage_sql::Runner for SqliteStore {
         &self,
         sqls: Vec<crm_storage_sql::Sql>,
     ) -> Result<Vec<Vec<Vec<crm_storage_sql::Cell>>>> {
-        self.threads
-            .read(move |c| {
-                sqls.iter()
-                    .map(|sql| crate::rows::cells_of(c, sql, false))
-                    .collect()
-            })
-            .await
+        self.threads.read(move |c| cells_of_each(c, &sqls)).await
     }
 
     async fn rows_short(
@@ -328,11 +332,7 @@ impl crm_storage_sql::Runner for SqliteStore {
         sqls: Vec<crm_storage_sql::Sql>,
     ) -> Result<Vec<Vec<Vec<crm_storage_sql::Cell>>>> {
         self.threads
-            .read_short(move |c| {
-                sqls.iter()
-                    .map(|sql| crate::rows::cells_of(c, sql, false))
-                    .collect()
-            })
+            .read_short(move |c| cells_of_each(c, &sqls))
             .await
     }
 
