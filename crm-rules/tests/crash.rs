@@ -856,6 +856,17 @@ fn check(target: &Target, runs: u32) -> Report {
                     .collect::<BTreeSet<_>>(),
             ));
         }
+        // The sales roll-ups equal the documents: never counted twice, never half-updated by a kill.
+        let check = h
+            .commerce
+            .rollups(tenant, crm_core::commerce::RollupAction::Verify)
+            .await
+            .expect("verify roll-ups");
+        assert!(
+            check.is_clean(),
+            "the roll-ups differ from the documents after the kills: {:?}",
+            check.differences
+        );
         (decided, events, invoices, segments)
     });
 

@@ -50,6 +50,9 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         schema::subject_keys(Dialect::Postgres)
     }),
     Migration::new(14, "lead_merges", || schema::lead_merges(Dialect::Postgres)),
+    Migration::new(15, "sales_months", || {
+        crm_storage_sql::rollup::schema(Dialect::Postgres)
+    }),
 ];
 
 /// The advisory-lock key of a schema's migrations: FNV-1a of a fixed prefix and the schema name, so the key is the

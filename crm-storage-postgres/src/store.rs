@@ -307,6 +307,34 @@ impl crm_storage_sql::Runner for PgStore {
             .await
             .map_err(map_pg)
     }
+
+    async fn execute_all(&self, sqls: Vec<crm_storage_sql::Sql>) -> Result<Vec<u64>> {
+        let mut client = self.client().await?;
+        let tx = client.begin().await?;
+        let ran = async {
+            let mut out = Vec::with_capacity(sqls.len());
+            for sql in sqls {
+                let sql = Sql::from(sql);
+                out.push(
+                    tx.execute(&sql.text, &rows::params(&sql.params))
+                        .await
+                        .map_err(map_pg)?,
+                );
+            }
+            Ok::<_, Error>(out)
+        }
+        .await;
+        match ran {
+            Ok(out) => {
+                tx.commit().await?;
+                Ok(out)
+            }
+            Err(e) => {
+                tx.rollback().await?;
+                Err(e)
+            }
+        }
+    }
 }
 
 /// Classifies a failure to open the first connection.
@@ -906,6 +934,7 @@ impl crm_storage_sql::store::AdapterStore for PgStore {
         let mut batches = Batches::default();
         let mut events = Vec::new();
         let mut outbox = Vec::new();
+        let mut documents = Vec::new();
         for w in changes.writes() {
             match w {
                 Write::InsertPartner { partner, keys } => {
@@ -932,6 +961,9 @@ impl crm_storage_sql::store::AdapterStore for PgStore {
                     batches.push(STAGE_HISTORY, rows::stage_history_row(h)?)
                 }
                 Write::Commerce(c) => {
+                    if let crm_core::commerce::CommerceWrite::InsertDocument(d) = c {
+                        documents.push(*d.id().as_uuid());
+                    }
                     for (table, row) in crate::commerce::ingest_rows(c)? {
                         batches.push(table, row);
                     }
@@ -958,6 +990,18 @@ impl crm_storage_sql::store::AdapterStore for PgStore {
                     IngestMode::Copy => copy_rows(&tx, table, &rows).await?,
                     _ => insert_rows(&tx, table, &rows, self.config.insert_batch).await?,
                 };
+            }
+            // The roll-ups gain the batch's sales documents, a few hundred per statement.
+            for ids in documents.chunks(crm_storage_sql::rollup::IDS_PER_STATEMENT) {
+                let sql = Sql::from(crm_storage_sql::rollup::apply_documents(
+                    Dialect::Postgres,
+                    tenant,
+                    ids,
+                    1,
+                ));
+                tx.execute(&sql.text, &rows::params(&sql.params))
+                    .await
+                    .map_err(map_pg)?;
             }
             // Enqueueing skips an existing idempotency key, which COPY cannot: one upsert each.
             for m in outbox {

@@ -779,6 +779,16 @@ fn document_rows(dialect: Dialect, d: &Document) -> impl Iterator<Item = Step> +
     lines.chain(allocations)
 }
 
+/// Adds (`sign` 1) or subtracts (-1) the stored document `d` to or from the roll-ups.
+fn rollup(dialect: Dialect, d: &Document, sign: i64) -> Step {
+    Step::Run(crate::rollup::apply_documents(
+        dialect,
+        d.tenant(),
+        &[*d.id().as_uuid()],
+        sign,
+    ))
+}
+
 /// The statements of one commerce write, in order, for the commit path.
 ///
 /// # Errors
@@ -834,20 +844,24 @@ pub fn steps(dialect: Dialect, w: &CommerceWrite) -> Result<Vec<Step>> {
                 format!("{} {}", d.kind().as_str(), d.number()),
             )];
             out.extend(document_rows(dialect, d));
+            out.push(rollup(dialect, d, 1));
             Ok(out)
         }
         CommerceWrite::ReplaceDocument {
             document: d,
             expected_version: e,
         } => {
-            let mut out = vec![update(
+            // The roll-ups lose the document as stored and gain it as replaced (its date, partner or kind may
+            // differ).
+            let mut out = vec![rollup(dialect, d, -1)];
+            out.push(update(
                 dialect,
                 &DOCUMENTS,
                 ID,
                 document_row(d)?,
                 ("document", d.number().to_owned(), *e),
                 d.version(),
-            )?];
+            )?);
             for table in [&DOCUMENT_LINES, &ALLOCATIONS] {
                 let mut sql = Sql::new(dialect);
                 let t = sql.bind(*d.tenant().as_uuid());
@@ -859,6 +873,7 @@ pub fn steps(dialect: Dialect, w: &CommerceWrite) -> Result<Vec<Step>> {
                 out.push(Step::Run(sql));
             }
             out.extend(document_rows(dialect, d));
+            out.push(rollup(dialect, d, 1));
             Ok(out)
         }
         CommerceWrite::InsertRate(r) => one(insert(
@@ -1084,7 +1099,7 @@ pub fn ingest_rows(w: &CommerceWrite) -> Result<Vec<(&'static Table, Vec<Param>)
 
 // ------------------------------------------------------------------------------------------------ sums
 
-fn group_column(dialect: Dialect, g: GroupBy) -> &'static str {
+pub(crate) fn group_column(dialect: Dialect, g: GroupBy) -> &'static str {
     // PostgreSQL groups ids as text; SQLite returns the blob, which the adapter turns into the same text.
     let pg = dialect == Dialect::Postgres;
     match g {
@@ -1104,24 +1119,24 @@ fn group_column(dialect: Dialect, g: GroupBy) -> &'static str {
 
 /// `(key, bucket, revenue units, cost units, invoices)` of the sales in `q`'s period and reporting currency,
 /// grouped by `q`'s key and bucket; ranked (best or worst `n` by profit) when `q` asks and has no bucket, else
-/// ordered by key and bucket (nulls first).
+/// ordered by key and bucket (nulls first). The whole months are read from the roll-ups
+/// ([`crate::rollup::sales_rows`]), the partial months at the period's edges from the documents.
 pub fn profit_sums(dialect: Dialect, tenant: TenantId, q: &SumsQuery) -> Sql {
-    let key = group_column(dialect, q.group_by);
-    let bucket = match q.bucket {
-        None if dialect == Dialect::Postgres => "NULL::bigint",
-        None => "NULL",
-        Some(Bucket::Month) => "month_idx",
-        Some(Bucket::Quarter) => "quarter_idx",
-        Some(Bucket::Year) => "year_idx",
-    };
     let (mut sql, t) = Sql::for_tenant(dialect, tenant);
     let r = sql.bind(q.reporting.code());
-    let f = sql.bind(Param::Day(day_number(q.period.from())));
-    let to = sql.bind(Param::Day(day_number(q.period.to())));
-    let k = dialect.text("k");
+    let rows = crate::rollup::sales_rows(
+        &mut sql,
+        crate::rollup::SalesRows {
+            tenant: &t,
+            reporting: &r,
+            group_by: q.group_by,
+            bucket: q.bucket,
+            key: None,
+            period: q.period,
+        },
+    );
     // PostgreSQL orders by an expression of output names only from an outer query, and sorts NULLs last unless
-    // told; SQLite reads output names in ORDER BY expressions and sorts NULLs first, so it orders the grouped rows
-    // directly (a wrapping query would cost it a second sort).
+    // told; SQLite reads output names in ORDER BY expressions and sorts NULLs first.
     let (open, close, nulls) = match dialect {
         Dialect::Sqlite => ("", "", ""),
         Dialect::Postgres => (
@@ -1130,6 +1145,7 @@ pub fn profit_sums(dialect: Dialect, tenant: TenantId, q: &SumsQuery) -> Sql {
             " NULLS FIRST",
         ),
     };
+    let k = dialect.text("k");
     // The rank's n is a parameter, so a statement cache holds one statement per shape, not per n.
     let order = match q.rank.filter(|_| q.bucket.is_none()) {
         Some(rank) => {
@@ -1143,11 +1159,11 @@ pub fn profit_sums(dialect: Dialect, tenant: TenantId, q: &SumsQuery) -> Sql {
         }
         None => format!("ORDER BY {k}{nulls}, bk{nulls}"),
     };
-    let invoices = dialect.filtered("count", "1", "kind = 0");
+    // A group whose documents all left (replaced into another month) keeps a roll-up row of zeros: it has no
+    // document, so it has no row.
     sql.text = format!(
-        "{open}SELECT {key} AS k, {bucket} AS bk, sum(revenue_units) AS rev, sum(cost_units) AS cost, {invoices} AS n \
-         FROM documents WHERE tenant = {t} AND reporting = {r} AND issue_day BETWEEN {f} AND {to} \
-         AND kind IN (0, 1) GROUP BY 1, 2{close} {order}"
+        "{open}SELECT NULLIF(rk, '') AS k, rb AS bk, sum(rrev) AS rev, sum(rcost) AS cost, sum(rn) AS n \
+         FROM ({rows}) AS s GROUP BY rk, rb HAVING sum(rd) > 0{close} {order}"
     );
     sql
 }
@@ -1228,9 +1244,7 @@ pub fn campaign_sums(
             ),
             campaign.to_string().into(),
         ),
-        money: by_days(format!(
-            "SELECT COALESCE(sum(revenue_units), 0), COALESCE(sum(cost_units), 0) {sales}"
-        )),
+        money: campaign_money(dialect, tenant, campaign, period, reporting),
         invoiced: by_days(format!(
             "SELECT count(*) FROM (SELECT partner {sales} GROUP BY partner HAVING sum(revenue_units) > 0) AS invoiced"
         )),
@@ -1241,6 +1255,38 @@ pub fn campaign_sums(
     }
 }
 
+/// `(revenue units, cost units)` of a campaign's sales in `period` (all time when `None`): the whole months from
+/// the roll-ups, the edges from the documents.
+fn campaign_money(
+    dialect: Dialect,
+    tenant: TenantId,
+    campaign: CampaignId,
+    period: Option<Period>,
+    reporting: Currency,
+) -> Sql {
+    let (mut sql, t) = Sql::for_tenant(dialect, tenant);
+    let r = sql.bind(reporting.code());
+    // The roll-ups hold the campaign as PostgreSQL groups it (text) or as SQLite stores it (the id's blob).
+    let rolled = match dialect {
+        Dialect::Postgres => Param::Text(campaign.to_string()),
+        Dialect::Sqlite => Param::Uuid(*campaign.as_uuid()),
+    };
+    let stored = Param::Uuid(*campaign.as_uuid());
+    let rows = crate::rollup::sales_rows(
+        &mut sql,
+        crate::rollup::SalesRows {
+            tenant: &t,
+            reporting: &r,
+            group_by: GroupBy::Campaign,
+            bucket: None,
+            key: Some((rolled, stored)),
+            period: period.unwrap_or(Period::ALL),
+        },
+    );
+    sql.text = format!("SELECT COALESCE(sum(rrev), 0), COALESCE(sum(rcost), 0) FROM ({rows}) AS s");
+    sql
+}
+
 // ------------------------------------------------------------------------------------------------ reads
 
 /// [`CommerceStore::fetch_commerce`](crm_core::commerce::CommerceStore::fetch_commerce) on a [`Runner`].
@@ -1249,6 +1295,10 @@ pub async fn fetch_commerce<R: Runner + ?Sized>(
     tenant: TenantId,
     key: &CommerceKey,
 ) -> Result<Vec<CommerceRecord>> {
+    if let CommerceKey::Balances { partner, as_of } = key {
+        let balances = balances(r, tenant, *partner, *as_of).await?;
+        return Ok(balances.into_iter().map(CommerceRecord::Balance).collect());
+    }
     let (sql, doc) = crate::fetch::commerce_key(r.dialect(), tenant, key)?;
     r.rows(sql, false)
         .await?
@@ -1418,7 +1468,7 @@ pub async fn open_items<R: Runner + ?Sized>(
     Ok(out)
 }
 
-/// [`CommerceStore::balances`](crm_core::commerce::CommerceStore::balances) on a [`Runner`].
+/// [`CommerceStoreExt::balances`](crm_core::commerce::CommerceStoreExt::balances) (`CommerceKey::Balances`) on a [`Runner`].
 pub async fn balances<R: Runner + ?Sized>(
     r: &R,
     tenant: TenantId,
@@ -1469,7 +1519,7 @@ macro_rules! commerce_store {
             fn campaign_sums(tenant: TenantId, campaign: CampaignId, period: Option<Period>, reporting: Currency) -> Result<CampaignSums> = $crate::commerce::read_campaign_sums;
             fn progress(tenant: TenantId, campaign: CampaignId) -> Result<Vec<Progress>> = $crate::commerce::progress;
             fn open_items(tenant: TenantId, partner: PartnerId, as_of: NaiveDate) -> Result<Vec<OpenItem>> = $crate::commerce::open_items;
-            fn balances(tenant: TenantId, partner: PartnerId, as_of: NaiveDate) -> Result<Vec<Balance>> = $crate::commerce::balances;
+            fn rollups(tenant: TenantId, action: RollupAction) -> Result<RollupCheck> = $crate::rollup::rollups;
         });
     };
 }

@@ -21,6 +21,7 @@ pub mod fetch;
 pub mod merge;
 pub mod outbox;
 pub mod report;
+pub mod rollup;
 mod run;
 pub mod schema;
 pub mod segment;
@@ -62,7 +63,8 @@ pub mod __private {
     pub use chrono::NaiveDate;
     pub use crm_core::commerce::{
         Balance, CampaignSums, CampaignTarget, CommerceKey, CommerceRecord, CommerceStore,
-        Criteria, OpenItem, Period, ProfitSums, Progress, SegmentMember, SumsQuery,
+        Criteria, OpenItem, Period, ProfitSums, Progress, RollupAction, RollupCheck, SegmentMember,
+        SumsQuery,
     };
     pub use crm_core::event::{CommentTarget, DomainEvent};
     pub use crm_core::id::PipelineId;

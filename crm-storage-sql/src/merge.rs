@@ -245,8 +245,16 @@ pub async fn apply<E: Exec>(tx: &E, dialect: Dialect, w: &Write) -> Result<()> {
 /// version, or 0 when it is gone); [`Error::AlreadyExists`] when a campaign targets both partners; the adapter's.
 pub async fn repoint<E: Exec>(tx: &E, dialect: Dialect, tenant: TenantId, m: &Move) -> Result<()> {
     let (from, to) = (*m.from.as_uuid(), *m.to.as_uuid());
+    let document = m.link.kind == LinkKind::Document;
+    // A document's roll-ups by customer move with it: subtracted as it points now, added as it points after.
+    if document {
+        let sql = crate::rollup::apply_documents(dialect, tenant, &[m.link.id], -1);
+        tx.execute(sql).await?;
+    }
     repoint_in(tx, dialect, tenant, Owner::Partner, (from, to), m.link).await?;
-    if m.link.kind == LinkKind::Document {
+    if document {
+        let sql = crate::rollup::apply_documents(dialect, tenant, &[m.link.id], 1);
+        tx.execute(sql).await?;
         for table in ["document_lines", "allocations"] {
             let (mut sql, t) = Sql::for_tenant(dialect, tenant);
             let to = sql.bind(to);

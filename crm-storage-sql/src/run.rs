@@ -124,4 +124,8 @@ pub trait Runner: Send + Sync {
 
     /// Runs a statement that writes (on the writer, in its own transaction) and returns how many rows it changed.
     async fn execute(&self, sql: Sql) -> Result<u64>;
+
+    /// Runs statements that write in one transaction (all of them or none), and returns how many rows each
+    /// changed.
+    async fn execute_all(&self, sqls: Vec<Sql>) -> Result<Vec<u64>>;
 }

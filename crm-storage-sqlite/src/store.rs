@@ -47,9 +47,9 @@ pub struct SqliteStore {
 }
 
 /// Migrations 1 (leads), 2 (commerce), 3 (outbox), 6 (sales), 7 (attachments), 8 (sales timers), 9 (portal) and
-/// 10 and 11 (host references), 12 (settings), 13 (merges), 14 (subject keys) and 15 (lead merges), generated from
-/// `crm_storage_sql::schema` as PostgreSQL's are.
-static GENERATED: std::sync::LazyLock<[String; 13]> = std::sync::LazyLock::new(|| {
+/// 10 and 11 (host references), 12 (settings), 13 (merges), 14 (subject keys), 15 (lead merges) and 16 (the sales
+/// roll-ups, `crm_storage_sql::rollup`), generated from `crm_storage_sql::schema` as PostgreSQL's are.
+static GENERATED: std::sync::LazyLock<[String; 14]> = std::sync::LazyLock::new(|| {
     [
         crm_storage_sql::schema::init(Dialect::Sqlite),
         crm_storage_sql::schema::commerce(Dialect::Sqlite),
@@ -64,6 +64,7 @@ static GENERATED: std::sync::LazyLock<[String; 13]> = std::sync::LazyLock::new(|
         crm_storage_sql::schema::merges(Dialect::Sqlite),
         crm_storage_sql::schema::subject_keys(Dialect::Sqlite),
         crm_storage_sql::schema::lead_merges(Dialect::Sqlite),
+        crm_storage_sql::rollup::schema(Dialect::Sqlite),
     ]
 });
 
@@ -71,7 +72,7 @@ static GENERATED: std::sync::LazyLock<[String; 13]> = std::sync::LazyLock::new(|
 const SMALL_COMMIT: usize = 64;
 
 /// How many migrations there are.
-const MIGRATIONS: usize = 15;
+const MIGRATIONS: usize = 16;
 
 /// The migrations' statements, in order.
 fn migration_sql() -> [&'static str; MIGRATIONS] {
@@ -91,6 +92,7 @@ fn migration_sql() -> [&'static str; MIGRATIONS] {
         &GENERATED[10],
         &GENERATED[11],
         &GENERATED[12],
+        &GENERATED[13],
     ]
 }
 
@@ -350,6 +352,35 @@ impl crm_storage_sql::Runner for SqliteStore {
             .write(move |c| crate::rows::execute(c, &sql))
             .await
     }
+
+    async fn execute_all(&self, sqls: Vec<crm_storage_sql::Sql>) -> Result<Vec<u64>> {
+        self.threads
+            .write(move |c| {
+                in_transaction(c, |tx| {
+                    sqls.iter()
+                        .map(|sql| crate::rows::execute(tx, sql))
+                        .collect()
+                })
+            })
+            .await
+    }
+}
+
+/// Runs `f` in one transaction on `conn`; on a connection where the host has a transaction open (see
+/// [`SqliteStore::on_host_connection`]), in a savepoint of it.
+fn in_transaction<T>(conn: &mut Connection, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+    if !conn.is_autocommit() {
+        let sp = conn.savepoint_with_name("crm_change").map_err(map)?;
+        let out = f(&sp)?;
+        sp.commit().map_err(map)?;
+        return Ok(out);
+    }
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(map)?;
+    let out = f(&tx)?;
+    tx.commit().map_err(map)?;
+    Ok(out)
 }
 
 // ------------------------------------------------------------------------------------------------ writes
@@ -751,24 +782,15 @@ fn update_versioned(
 /// usable and a host's rollback takes the change with it.
 fn apply_all(conn: &mut Connection, tenant: TenantId, changes: &ChangeSet) -> Result<()> {
     changes.check(tenant)?;
-    if !conn.is_autocommit() {
-        let sp = conn.savepoint_with_name("crm_change").map_err(map)?;
-        for w in changes.writes() {
-            apply_write(&sp, w)?;
-        }
-        return sp.commit().map_err(map);
-    }
-    let tx = conn
-        .transaction_with_behavior(TransactionBehavior::Immediate)
-        .map_err(map)?;
-    for w in changes.writes() {
-        apply_write(&tx, w)?;
-    }
-    tx.commit().map_err(map)?;
-    if changes
-        .writes()
-        .iter()
-        .any(|w| matches!(w, Write::Erase(_)))
+    let hosted = !conn.is_autocommit();
+    in_transaction(conn, |tx| {
+        changes.writes().iter().try_for_each(|w| apply_write(tx, w))
+    })?;
+    if !hosted
+        && changes
+            .writes()
+            .iter()
+            .any(|w| matches!(w, Write::Erase(_)))
     {
         // The pages the erasure replaced are still in the write-ahead log until a checkpoint copies the new ones
         // into the database and truncates it (in a host's transaction, the host checkpoints after it commits).

@@ -20,6 +20,12 @@ checked_form! {
 }
 
 impl Period {
+    /// Every business day, [`crate::time::MIN_BUSINESS_DATE`] to [`crate::time::MAX_BUSINESS_DATE`].
+    pub const ALL: Period = Period {
+        from: crate::time::MIN_BUSINESS_DATE,
+        to: crate::time::MAX_BUSINESS_DATE,
+    };
+
     /// The days from `from` to `to`, both included. An end before the start is [`Error::Invalid`] on `period`; a
     /// day outside the business dates on `period.from` or `period.to`.
     ///

@@ -671,3 +671,69 @@ mod tests {
         );
     }
 }
+
+/// What [`CommerceStore::rollups`](super::CommerceStore::rollups) does with the sales roll-ups.
+///
+/// The roll-ups are sums an adapter keeps per reporting currency, grouping ([`GroupBy`]), month and key, updated
+/// in the transaction that records, replaces or re-points each sales document, so a report over whole months reads
+/// them instead of the documents. The reference store has none (it sums the documents every time) and answers
+/// every action with no difference.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RollupAction {
+    /// Recompute the sums from the documents and report every month whose stored sums differ.
+    Verify,
+    /// As `Verify`, then replace the tenant's roll-ups by the recomputed sums, in one transaction.
+    Rebuild,
+}
+
+/// One month's sums of one group, as the roll-ups hold them or as the documents give them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct RollupSums {
+    /// Net revenue in 10^-4 reporting units.
+    pub revenue_units: i128,
+    /// Net cost of goods in 10^-4 reporting units.
+    pub cost_units: i128,
+    /// Sales invoices.
+    pub invoices: u64,
+    /// Sales documents (invoices and credit notes).
+    pub documents: u64,
+}
+
+/// A month of one group whose stored roll-up differs from the documents.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RollupDifference {
+    /// The reporting currency.
+    pub reporting: Currency,
+    /// The grouping.
+    pub group_by: GroupBy,
+    /// The month ([`Bucket::Month`]'s index).
+    pub month: i64,
+    /// The group key (as [`ProfitSums::key`]).
+    pub key: Option<String>,
+    /// What the roll-ups hold (`None`: no row).
+    pub stored: Option<RollupSums>,
+    /// What the documents give (`None`: no sales).
+    pub lines: Option<RollupSums>,
+}
+
+/// What a roll-up check found (and, for [`RollupAction::Rebuild`], repaired).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct RollupCheck {
+    /// The differing months, by currency, grouping, month and key; at most [`RollupCheck::MAX_LISTED`].
+    pub differences: Vec<RollupDifference>,
+    /// Whether more differences exist than are listed.
+    pub more: bool,
+    /// Whether the roll-ups were rebuilt from the documents.
+    pub rebuilt: bool,
+}
+
+impl RollupCheck {
+    /// The most differences a check lists.
+    pub const MAX_LISTED: usize = 1000;
+
+    /// Whether the roll-ups equal the documents (before any rebuild).
+    pub fn is_clean(&self) -> bool {
+        self.differences.is_empty()
+    }
+}

@@ -14,10 +14,14 @@
 //!   counted twice in any report.
 //! - **Pushed down.** [`CommerceStore::segment`], [`CommerceStore::profit_sums`],
 //!   [`CommerceStore::campaign_sums`], [`CommerceStore::progress`], [`CommerceStore::open_items`] and
-//!   [`CommerceStore::balances`] are computed by the database (GROUP BY over indexed columns or roll-ups kept in
+//!   [`CommerceStoreExt::balances`] are computed by the database (GROUP BY over indexed columns or roll-ups kept in
 //!   the same transaction), never by loading documents into memory, and equal the reference calculations of
 //!   [`super::reference`] exactly (integer units).
-//! - **As of.** [`CommerceStore::open_items`] and [`CommerceStore::balances`] on `as_of` are the account as it stood
+//! - **Roll-ups.** Profitability and the campaign report read whole months from sums the adapter keeps per
+//!   grouping and month in the transaction that records, replaces or re-points each sales document; the months at a
+//!   period's edges come from the documents. [`CommerceStore::rollups`] recomputes them from the documents and
+//!   lists every difference (none, in a correct adapter), and rebuilds them on request.
+//! - **As of.** [`CommerceStore::open_items`] and [`CommerceStoreExt::balances`] on `as_of` are the account as it stood
 //!   at the end of that day: documents (and so payments' allocations and credit notes) issued after it are left
 //!   out; `as_of` also sets the days overdue.
 //! - **Rates.** [`CommerceKey::Rate`] (read through [`CommerceStoreExt::rate`]) is the latest rate of the pair on
@@ -29,7 +33,9 @@ use super::document::{Document, DocumentKind};
 use super::period::Period;
 use super::product::{Category, Product};
 use super::rate::ExchangeRate;
-use super::report::{Balance, CampaignSums, OpenItem, ProfitSums, Progress, SumsQuery};
+use super::report::{
+    Balance, CampaignSums, OpenItem, ProfitSums, Progress, RollupAction, RollupCheck, SumsQuery,
+};
 use super::segment::Criteria;
 use crate::error::Result;
 use crate::id::{
@@ -213,6 +219,14 @@ pub enum CommerceKey {
         /// The latest renewal date.
         to: NaiveDate,
     },
+    /// A partner's balances per currency (by currency code) on `as_of`: only documents issued on or before that
+    /// day count (a currency with none is absent). Answered with [`CommerceRecord::Balance`]s.
+    Balances {
+        /// The partner.
+        partner: PartnerId,
+        /// The day the account is read on.
+        as_of: NaiveDate,
+    },
 }
 
 /// A read of one partner's records for the self-service portal, inside [`CommerceKey::OfPartner`]: every statement
@@ -281,6 +295,8 @@ pub enum CommerceRecord {
     Representative(crate::portal::Representative),
     /// A portal payment attempt.
     PaymentAttempt(crate::portal::PaymentAttempt),
+    /// A partner's balance in one currency.
+    Balance(Balance),
 }
 
 storage_trait! {
@@ -304,9 +320,8 @@ storage_trait! {
         /// stood at the end of that day. Invoices and bills issued after `as_of` are not listed, and payments (their
         /// allocations) and correcting credit notes issued after it settle nothing yet.
         fn open_items(tenant: TenantId, partner: PartnerId, as_of: NaiveDate) -> Result<Vec<OpenItem>>;
-        /// A partner's balances per currency (by currency code) on `as_of`: only documents issued on or before that
-        /// day count (a currency with none is absent).
-        fn balances(tenant: TenantId, partner: PartnerId, as_of: NaiveDate) -> Result<Vec<Balance>>;
+        /// Checks the sales roll-ups against the documents, and rebuilds them when asked (see [`RollupAction`]).
+        fn rollups(tenant: TenantId, action: RollupAction) -> Result<RollupCheck>;
     }
 }
 
@@ -389,6 +404,10 @@ typed_reads! {
         /// The documents renewing in `[from, to]`, by renewal date, then kind and number.
         fn documents_renewing(from: NaiveDate, to: NaiveDate) -> Vec<Document> =
             CommerceKey::DocumentsRenewing { from, to };
+        /// A partner's balances per currency (by currency code) on `as_of`: only documents issued on or before that
+        /// day count (a currency with none is absent).
+        fn balances(partner: PartnerId, as_of: NaiveDate) -> Vec<Balance> =
+            CommerceKey::Balances { partner, as_of };
     }
 }
 
@@ -407,4 +426,5 @@ pick!(CommerceRecord {
     Request => crate::request::Request,
     Representative => crate::portal::Representative,
     PaymentAttempt => crate::portal::PaymentAttempt,
+    Balance => Balance,
 });

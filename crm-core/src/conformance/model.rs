@@ -1297,13 +1297,15 @@ impl crate::commerce::CommerceStore for NoCommerce {
     ) -> Result<Vec<crate::commerce::OpenItem>> {
         Ok(Vec::new())
     }
-    async fn balances(
+    async fn rollups(
         &self,
         _: TenantId,
-        _: crate::id::PartnerId,
-        _: chrono::NaiveDate,
-    ) -> Result<Vec<crate::commerce::Balance>> {
-        Ok(Vec::new())
+        action: crate::commerce::RollupAction,
+    ) -> Result<crate::commerce::RollupCheck> {
+        Ok(crate::commerce::RollupCheck {
+            rebuilt: action == crate::commerce::RollupAction::Rebuild,
+            ..Default::default()
+        })
     }
 }
 

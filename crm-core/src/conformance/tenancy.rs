@@ -59,6 +59,7 @@ fn commerce_keys(keys: &[CommerceKey]) -> Vec<CommerceKey> {
         | CommerceKey::CampaignTargetOf(_)
         | CommerceKey::DocumentsDue { .. }
         | CommerceKey::DocumentsRenewing { .. }
+        | CommerceKey::Balances { .. }
         | CommerceKey::DocumentsAfter { .. }
         | CommerceKey::Quotation(_)
         | CommerceKey::QuotationsOfLead(_)
@@ -370,6 +371,10 @@ pub async fn check_every_read_is_tenant_scoped(backend: &Arc<dyn Backend>) {
             before: day + chrono::Duration::days(1),
         },
         CommerceKey::DocumentsRenewing { from: day, to: day },
+        CommerceKey::Balances {
+            partner: customer.id,
+            as_of: crate::time::MAX_BUSINESS_DATE,
+        },
         CommerceKey::DocumentsAfter {
             after: None,
             limit: 10,
@@ -558,7 +563,13 @@ pub async fn check_every_read_is_tenant_scoped(backend: &Arc<dyn Backend>) {
         "open_items",
         commerce.open_items(tb, customer.id, day).await,
     );
-    nothing_or_not_found("balances", commerce.balances(tb, customer.id, day).await);
+    // Another tenant's roll-ups: B has no documents, so neither a check nor a rebuild finds anything of A's (and
+    // A's reports are unchanged by B's rebuild: `check_rollup_repair`).
+    let check = commerce
+        .rollups(tb, crate::commerce::RollupAction::Rebuild)
+        .await
+        .expect("rollups");
+    assert!(check.is_clean(), "rollups: {check:?}");
 
     // The outbox and the inbox.
     nothing_or_not_found(

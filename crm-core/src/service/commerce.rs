@@ -1450,6 +1450,55 @@ impl CommerceService {
 
     // ------------------------------------------------------------------ profitability
 
+    /// Checks the tenant's sales roll-ups against its documents: every month of every grouping whose stored sums
+    /// differ from the sums of its invoices and credit notes (none, when the store keeps them right, which it does
+    /// in the transaction that records each document).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use crm_core::conformance::model::prelude::*;
+    /// # futures::executor::block_on(async {
+    /// # let (crm, store, commerce, ctx) = crm_core::conformance::model::example_commerce().await?;
+    /// let check = commerce.verify_rollups(ctx.tenant).await?;
+    /// assert!(check.is_clean() && !check.rebuilt);
+    /// # Ok::<(), Error>(()) }).unwrap();
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Storage`] when the store cannot be read.
+    pub async fn verify_rollups(&self, tenant: TenantId) -> Result<crate::commerce::RollupCheck> {
+        self.store
+            .rollups(tenant, crate::commerce::RollupAction::Verify)
+            .await
+    }
+
+    /// Rebuilds the tenant's sales roll-ups from its documents in one transaction, and reports what differed
+    /// before (as [`CommerceService::verify_rollups`]). For a repair after a fault outside the engine (a restored
+    /// backup, a hand edit); recording documents keeps them right by itself.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use crm_core::conformance::model::prelude::*;
+    /// # futures::executor::block_on(async {
+    /// # let (crm, store, commerce, ctx) = crm_core::conformance::model::example_commerce().await?;
+    /// let check = commerce.rebuild_rollups(ctx.tenant).await?;
+    /// assert!(check.rebuilt);
+    /// assert!(commerce.verify_rollups(ctx.tenant).await?.is_clean());
+    /// # Ok::<(), Error>(()) }).unwrap();
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Storage`] when the store cannot be read or written (nothing is changed then).
+    pub async fn rebuild_rollups(&self, tenant: TenantId) -> Result<crate::commerce::RollupCheck> {
+        self.store
+            .rollups(tenant, crate::commerce::RollupAction::Rebuild)
+            .await
+    }
+
     /// Profitability: revenue, cost, gross profit, margin, invoices and average invoice per group, optionally
     /// bucketed, compared and ranked. Computed by the store; labelled with partner or campaign names when at most
     /// 1000 rows are returned.

@@ -6,9 +6,9 @@
 use super::{conflict, next_version, page, Data, MemStore};
 use crate::commerce::reference::{self, CampaignFacts, Facts};
 use crate::commerce::{
-    Balance, Campaign, CampaignCost, CampaignSums, CampaignTarget, Category, CommerceKey,
-    CommerceRecord, CommerceStore, CommerceWrite, Criteria, Document, ExchangeRate, OpenItem,
-    Period, PortalKey, Product, ProfitSums, Progress, SegmentMember, SumsQuery,
+    Campaign, CampaignCost, CampaignSums, CampaignTarget, Category, CommerceKey, CommerceRecord,
+    CommerceStore, CommerceWrite, Criteria, Document, ExchangeRate, OpenItem, Period, PortalKey,
+    Product, ProfitSums, Progress, RollupAction, RollupCheck, SegmentMember, SumsQuery,
 };
 use crate::error::{Error, Result};
 use crate::id::{CampaignId, LeadId, PartnerId, TenantId};
@@ -606,6 +606,17 @@ fn fetch(d: &CommerceData, tenant: TenantId, key: &CommerceKey) -> Vec<CommerceR
         CommerceKey::DocumentsRenewing { from, to } => {
             by_reference(&|f| reference::documents_renewing(f, *from, *to))
         }
+        CommerceKey::Balances { partner, as_of } => {
+            let tenant_docs = of(&d.documents, tenant, |x| x.tenant, |_| true);
+            let facts = Facts {
+                partners: &[],
+                documents: &tenant_docs,
+            };
+            reference::balances(facts, *partner, *as_of)
+                .into_iter()
+                .map(CommerceRecord::Balance)
+                .collect()
+        }
         CommerceKey::DocumentsAfter {
             after,
             limit,
@@ -766,18 +777,12 @@ impl CommerceStore for MemStore {
         Ok(reference::open_items(facts, partner, as_of))
     }
 
-    async fn balances(
-        &self,
-        tenant: TenantId,
-        partner: PartnerId,
-        as_of: NaiveDate,
-    ) -> Result<Vec<Balance>> {
-        let documents = self.data().tenant_documents(tenant);
-        let facts = Facts {
-            partners: &[],
-            documents: &documents,
-        };
-        Ok(reference::balances(facts, partner, as_of))
+    async fn rollups(&self, _: TenantId, action: RollupAction) -> Result<RollupCheck> {
+        // The reference sums the documents for every report: it keeps no roll-up that could differ.
+        Ok(RollupCheck {
+            rebuilt: action == RollupAction::Rebuild,
+            ..Default::default()
+        })
     }
 }
 

@@ -1,0 +1,73 @@
+//! The sales roll-ups on SQLite, tampered with by hand: `verify_rollups` finds it and `rebuild_rollups` repairs
+//! it (crm-core's `check_rollup_repair`; the roll-ups' upkeep itself runs in the conformance suite).
+
+use crm_core::commerce::CommerceStore;
+use crm_core::id::TenantId;
+use crm_core::store::Store;
+use crm_storage_sql::{Runner, Sql};
+use crm_storage_sqlite::SqliteStore;
+use futures::FutureExt;
+use std::sync::Arc;
+
+#[tokio::test]
+async fn tampered_rollups_are_found_and_rebuilt() {
+    let dir = std::env::temp_dir().join(format!("crm-rollups-{}", uuid::Uuid::now_v7()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let sqlite = SqliteStore::open_file(dir.join("crm.sqlite")).expect("open");
+    let store: Arc<dyn Store> = Arc::new(sqlite.clone());
+    let commerce: Arc<dyn CommerceStore> = Arc::new(sqlite.clone());
+    crm_core::conformance::commerce::check_rollup_repair(&store, &commerce, |tenant: TenantId| {
+        let sqlite = sqlite.clone();
+        async move {
+            for text in [
+                "UPDATE sales_months SET revenue_units = revenue_units + 1 WHERE tenant = ?1",
+                // March 2026: month index 2026 * 12 + 2.
+                "DELETE FROM sales_months WHERE tenant = ?1 AND month = 24314",
+            ] {
+                let (mut sql, _) = Sql::for_tenant(sqlite.dialect(), tenant);
+                sql.text = text.to_string();
+                sqlite.execute(sql).await.expect("tamper");
+            }
+        }
+        .boxed()
+    })
+    .await;
+}
+
+/// A database from before the roll-ups (migration 15) gets them built from its documents by migration 16.
+#[tokio::test]
+async fn the_migration_builds_the_rollups_of_existing_documents() {
+    use crm_core::commerce::{GroupBy, Period, SumsQuery};
+    let dir = std::env::temp_dir().join(format!("crm-rollups-{}", uuid::Uuid::now_v7()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let path = dir.join("crm.sqlite");
+    let sqlite = SqliteStore::open_file(&path).expect("open");
+    let store: Arc<dyn Store> = Arc::new(sqlite.clone());
+    let commerce: Arc<dyn CommerceStore> = Arc::new(sqlite.clone());
+    let (tenant, reporting) =
+        crm_core::conformance::commerce::record_sample_sales(&store, &commerce).await;
+    let year = Period::new(
+        chrono::NaiveDate::from_ymd_opt(2026, 1, 1).unwrap(),
+        chrono::NaiveDate::from_ymd_opt(2026, 12, 31).unwrap(),
+    )
+    .unwrap();
+    let q = SumsQuery::by(GroupBy::Group, year, reporting);
+    let want = commerce.profit_sums(tenant, &q).await.unwrap();
+    assert!(!want.is_empty());
+    // Back to migration 15: no roll-up table.
+    sqlite
+        .with_writer(|c| {
+            c.execute_batch("DROP TABLE sales_months; PRAGMA user_version = 15;")
+                .map_err(|e| crm_core::Error::invalid("sql", e.to_string()))
+        })
+        .await
+        .unwrap();
+    drop((store, commerce, sqlite));
+    let reopened = SqliteStore::open_file(&path).expect("migrate");
+    assert_eq!(reopened.profit_sums(tenant, &q).await.unwrap(), want);
+    let check = reopened
+        .rollups(tenant, crm_core::commerce::RollupAction::Verify)
+        .await
+        .unwrap();
+    assert!(check.is_clean(), "{check:?}");
+}
