@@ -807,6 +807,97 @@ fn main() {
     }
 }
 
+/// Records SQLite's `EXPLAIN QUERY PLAN` of the engine's profitability statement and of the plain-SQL baseline's,
+/// for each grouping and period the suite measures, so a ratio can be read against what each side scans: as
+/// measured (the generated file has no statistics), and after `ANALYZE` when that changes a plan (run in a
+/// transaction that is rolled back, so the file stays as measured).
+fn plans(size: Size, report: &mut Report) -> Result<(), String> {
+    use crm_core::commerce::{GroupBy, Period, SumsQuery};
+    let dir = data_dir(&size);
+    let manifest = Manifest::load(&dir.join("manifest.json"))?;
+    let conn = suite::work::plain_connection(&dir.join("crm.sqlite")).map_err(|e| e.to_string())?;
+    let plan = |sql: &str| -> Result<String, String> {
+        let mut stmt = conn
+            .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+            .map_err(|e| e.to_string())?;
+        // Unbound parameters read as NULL: the plan does not depend on their values without statistics.
+        let nulls = vec![rusqlite::types::Null; stmt.parameter_count()];
+        let rows = stmt
+            .query_map(rusqlite::params_from_iter(nulls), |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, String>(3)?,
+                ))
+            })
+            .map_err(|e| e.to_string())?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| e.to_string())?;
+        // Each step under its parent, indented by depth.
+        let mut depth = std::collections::HashMap::new();
+        let mut out = Vec::new();
+        for (id, parent, detail) in rows {
+            let d = depth.get(&parent).map_or(0, |d| d + 1);
+            depth.insert(id, d);
+            out.push(format!("{}{detail}", "  ".repeat(d)));
+        }
+        Ok(out.join("\n"))
+    };
+    let y = manifest.commerce.year;
+    let day = |m, d| chrono::NaiveDate::from_ymd_opt(y, m, d).ok_or("no such day");
+    let periods = [
+        ("one year", Period::year(y).map_err(|e| e.to_string())?),
+        (
+            "15 February to 14 November",
+            Period::new(day(2, 15)?, day(11, 14)?).map_err(|e| e.to_string())?,
+        ),
+    ];
+    let prefix = format!("{}: plan of", size.name);
+    report.notes.retain(|n| !n.starts_with(&prefix));
+    let eur = crm_core::money::Currency::parse("EUR").map_err(|e| e.to_string())?;
+    let mut statements = Vec::new();
+    for by in [GroupBy::Customer, GroupBy::Group] {
+        for (label, period) in periods {
+            let q = SumsQuery::by(by, period, eur);
+            let ours = crm_storage_sql::commerce::profit_sums(
+                crm_storage_sql::Dialect::Sqlite,
+                manifest.tenant,
+                &q,
+            );
+            let base = suite::work::profit_sql(by)?.sqlite.to_string();
+            statements.push((by, label, ours.text, base));
+        }
+    }
+    let mut plans = Vec::new();
+    for (_, _, ours, base) in &statements {
+        plans.push((plan(ours)?, plan(base)?));
+    }
+    conn.execute_batch("BEGIN; ANALYZE")
+        .map_err(|e| e.to_string())?;
+    let mut analyzed = Vec::new();
+    for (_, _, ours, base) in &statements {
+        analyzed.push((plan(ours)?, plan(base)?));
+    }
+    conn.execute_batch("ROLLBACK").map_err(|e| e.to_string())?;
+    for (((by, label, _, _), (ours, base)), (ours_a, base_a)) in
+        statements.iter().zip(plans).zip(analyzed)
+    {
+        let mut note = format!(
+            "{prefix} profitability by {}, {label}: ours\n\n```\n{ours}\n```\n\n  plain SQL\n\n```\n{base}\n```",
+            by.as_str()
+        );
+        if (&ours_a, &base_a) != (&ours, &base) {
+            note.push_str(&format!(
+                "\n\n  after ANALYZE: ours\n\n```\n{ours_a}\n```\n\n  plain SQL\n\n```\n{base_a}\n```"
+            ));
+        } else {
+            note.push_str("\n\n  (ANALYZE changes neither plan.)");
+        }
+        report.notes.push(note);
+    }
+    Ok(())
+}
+
 /// Runs `benches/duckdb_baseline.py` (segmentation and profitability in DuckDB on the same data) when python3 can
 /// import duckdb; otherwise notes that it could not.
 fn duckdb(size: Size, reps: usize, report: &mut Report) -> Result<(), String> {
@@ -1051,16 +1142,28 @@ fn run_size(
         }
         save(report)?;
     }
-    let wanted =
-        only.is_none_or(|o| o.contains("duckdb") || o.contains("segment") || o.contains("profit"));
+    let wanted = only.is_none_or(|o| {
+        o.contains("duckdb")
+            || o.contains("segment")
+            || o.contains("profit")
+            || o.contains("campaign")
+    });
     if backend == Backend::Sqlite && size.lines > 0 && wanted {
+        plans(size, report)?;
         duckdb(size, reps, report)?;
     }
     save(report)
 }
 
 /// The workloads that need the commerce data (skipped for sizes without invoice lines).
-const COMMERCE: [&str; 4] = ["segment", "profit_customer", "profit_group", "campaign_roi"];
+const COMMERCE: [&str; 6] = [
+    "segment",
+    "profit_customer",
+    "profit_group",
+    "profit_customer_mid",
+    "profit_group_mid",
+    "campaign_roi",
+];
 
 fn run_all() -> Result<(), String> {
     let sizes: Vec<Size> = env_or("CRM_BENCH_SIZE", "S")

@@ -113,6 +113,16 @@ pub const WORKLOADS: &[Workload] = &[
         unit: "lines",
     },
     Workload {
+        id: "profit_customer_mid",
+        what: "5. profitability by customer, 15 February to 14 November (partial months at both ends)",
+        unit: "lines",
+    },
+    Workload {
+        id: "profit_group_mid",
+        what: "5. profitability by customer group, 15 February to 14 November (partial months at both ends)",
+        unit: "lines",
+    },
+    Workload {
         id: "campaign_roi",
         what: "5. campaign report sums (ROI inputs) for every campaign, one year",
         unit: "campaigns",
@@ -323,8 +333,10 @@ impl Env {
                 "timeline" => self.timeline(imp).await,
                 "board" => self.board(imp).await,
                 "segment" => self.segment(imp).await,
-                "profit_customer" => self.profit(imp, GroupBy::Customer).await,
-                "profit_group" => self.profit(imp, GroupBy::Group).await,
+                "profit_customer" => self.profit(imp, GroupBy::Customer, self.year()?).await,
+                "profit_group" => self.profit(imp, GroupBy::Group, self.year()?).await,
+                "profit_customer_mid" => self.profit(imp, GroupBy::Customer, self.mid()?).await,
+                "profit_group_mid" => self.profit(imp, GroupBy::Group, self.mid()?).await,
                 "campaign_roi" => self.campaign_roi(imp).await,
                 "rules_eval" => self.rules_eval(imp),
                 other => Err(format!("unknown workload `{other}`")),
@@ -672,9 +684,21 @@ impl Env {
         ))
     }
 
-    async fn profit(&mut self, imp: Impl, by: GroupBy) -> Result<(f64, u64, String), String> {
+    /// 15 February to 14 November of the manifest's year: partial months at both ends (benches/duckdb_baseline.py
+    /// uses the same days).
+    fn mid(&self) -> Result<Period, String> {
+        let y = self.manifest.commerce.year;
+        let d = |m, day| chrono::NaiveDate::from_ymd_opt(y, m, day).ok_or("no such day");
+        Period::new(d(2, 15)?, d(11, 14)?).map_err(|e| e.to_string())
+    }
+
+    async fn profit(
+        &mut self,
+        imp: Impl,
+        by: GroupBy,
+        year: Period,
+    ) -> Result<(f64, u64, String), String> {
         let tenant = self.manifest.tenant;
-        let year = self.year()?;
         let lines = self.base.lines_in(tenant, year).await?;
         let started = Instant::now();
         let rows: Vec<ProfitRow> = match imp {
