@@ -1157,6 +1157,10 @@ pub fn profit_sums(dialect: Dialect, tenant: TenantId, q: &SumsQuery) -> Sql {
             };
             format!("ORDER BY rev - cost {dir}, {k} ASC{nulls} LIMIT {n}")
         }
+        // SQLite orders by the grouped terms themselves, so the GROUP BY's sort serves the ORDER BY too (no second
+        // sort): the absent key is the empty text, which sorts before every other text and every id's blob, as
+        // `None` sorts first. PostgreSQL orders the outer query's key.
+        None if dialect == Dialect::Sqlite => "ORDER BY rk, rb".to_string(),
         None => format!("ORDER BY {k}{nulls}, bk{nulls}"),
     };
     // A group whose documents all left (replaced into another month) keeps a roll-up row of zeros: it has no
