@@ -62,9 +62,12 @@ fn default_backend() -> String {
 }
 
 fn data_dir(size: &Size) -> PathBuf {
-    out_dir()
-        .join("data")
-        .join(format!("{}-{}", size.name, seed()))
+    out_dir().join("data").join(format!(
+        "{}-{}{}",
+        size.name,
+        seed(),
+        if gen::skew() { "-skew" } else { "" }
+    ))
 }
 
 /// The peak resident set size of this process, in KiB (Linux `VmHWM`; 0 elsewhere).

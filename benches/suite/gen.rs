@@ -661,12 +661,25 @@ impl World {
         out: &mut Vec<Write>,
     ) -> (u64, u64, u64) {
         let eur = Currency::parse("EUR").expect("EUR");
-        let pi = rng.random_range(0..self.partners.max(1));
+        let skewed = skew();
+        let pi = if skewed {
+            pareto_index(rng, self.partners.max(1))
+        } else {
+            rng.random_range(0..self.partners.max(1))
+        };
         let partner = self.partner(pi);
-        let n = rng.random_range(1..20u64);
+        let n = if skewed {
+            log_normal_lines(rng)
+        } else {
+            rng.random_range(1..20u64)
+        };
         let lines: Vec<NewLine> = (0..n)
             .map(|_| {
-                let pr = rng.random_range(0..PRODUCTS);
+                let pr = if skewed {
+                    zipf_index(rng, PRODUCTS)
+                } else {
+                    rng.random_range(0..PRODUCTS)
+                };
                 let price = Decimal::from(10 + (pr % 100) * 5);
                 let mut l = NewLine::new(
                     self.product_id(pr),
@@ -763,8 +776,67 @@ impl World {
     }
 }
 
+/// Whether the commerce data is skewed (`CRM_BENCH_SKEW=1`; cached apart, in `<size>-<seed>-skew`): customers by a
+/// Pareto spread (the index is `N·u³`, so a fifth of the customers get 58 % of the invoices), lines per invoice
+/// log-normal (median 5, long tail to 60), products by a Zipf-like spread (`P·u²`), and dates bunched at month
+/// ends (30 % of invoices in a month's last three days) and in the fourth quarter (a fifth moved into it).
+pub fn skew() -> bool {
+    std::env::var("CRM_BENCH_SKEW").is_ok_and(|v| v == "1")
+}
+
+/// `⌊n·u³⌋` for a uniform `u`: index 0 the most frequent.
+fn pareto_index(rng: &mut ChaCha8Rng, n: u64) -> u64 {
+    let u: f64 = rng.random();
+    ((u * u * u * n as f64) as u64).min(n - 1)
+}
+
+/// `⌊n·u²⌋` for a uniform `u`.
+fn zipf_index(rng: &mut ChaCha8Rng, n: u64) -> u64 {
+    let u: f64 = rng.random();
+    ((u * u * n as f64) as u64).min(n - 1)
+}
+
+/// A log-normal count of lines, `exp(1.6 + 0.8·z)` rounded, between 1 and 60 (`z` standard normal by Box–Muller).
+fn log_normal_lines(rng: &mut ChaCha8Rng) -> u64 {
+    let (u1, u2): (f64, f64) = (rng.random::<f64>().max(1e-12), rng.random());
+    let z = (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos();
+    ((1.6 + 0.8 * z).exp().round() as u64).clamp(1, 60)
+}
+
+/// The issue day of invoice `k` of `invoices` spread over `days` from `first`; skewed, bunched at month ends and in
+/// the fourth quarter of its year.
+fn invoice_day(
+    rng: &mut ChaCha8Rng,
+    first: NaiveDate,
+    k: u64,
+    invoices: u64,
+    days: u64,
+) -> NaiveDate {
+    let day = first + Duration::days((k * days / invoices) as i64);
+    if !skew() {
+        return day;
+    }
+    use chrono::Datelike;
+    let r: f64 = rng.random();
+    let month_end = |d: NaiveDate| {
+        let next = if d.month() == 12 {
+            NaiveDate::from_ymd_opt(d.year() + 1, 1, 1)
+        } else {
+            NaiveDate::from_ymd_opt(d.year(), d.month() + 1, 1)
+        };
+        next.map_or(d, |n| n - Duration::days(1 + (k % 3) as i64))
+    };
+    if r < 0.3 {
+        month_end(day)
+    } else if r < 0.5 && day.month() < 10 {
+        NaiveDate::from_ymd_opt(day.year(), 10 + (k % 3) as u32, 1 + (k % 28) as u32).unwrap_or(day)
+    } else {
+        day
+    }
+}
+
 /// Generates the main tenant's commerce data: categories, products, campaigns and about `lines` invoice lines over
-/// 2023–2025 (invoices of 1–19 lines, credit notes, payments).
+/// 2023–2025 (invoices of 1–19 lines, credit notes, payments; see [`skew`] for the skewed variant).
 pub async fn generate_commerce<S: Store + ?Sized>(
     store: &S,
     world: &World,
@@ -774,7 +846,8 @@ pub async fn generate_commerce<S: Store + ?Sized>(
     let (mut buf, products, campaigns) = world.commerce_setup();
     sink.push(&mut buf).await?;
     let mut rng = ChaCha8Rng::seed_from_u64(world.seed ^ 0xC0FFEE);
-    let invoices = (lines / 10).max(1);
+    // About 10 lines per invoice uniformly, about 7 skewed.
+    let invoices = (lines / if skew() { 7 } else { 10 }).max(1);
     let first = NaiveDate::from_ymd_opt(2023, 1, 1).expect("date");
     let days = 3 * 365;
     let mut params = CommerceParams {
@@ -786,7 +859,7 @@ pub async fn generate_commerce<S: Store + ?Sized>(
         ..Default::default()
     };
     for k in 0..invoices {
-        let day = first + Duration::days((k * days / invoices) as i64);
+        let day = invoice_day(&mut rng, first, k, invoices, days);
         let (l, c, p) = world.invoice_writes(&mut rng, k, day, &products, &campaigns, &mut buf);
         params.invoices += 1;
         params.lines += l;
