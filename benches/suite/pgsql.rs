@@ -734,6 +734,25 @@ pub async fn tenant_digest(
             r.get::<_, i64>(2)
         ));
     }
+    // Each lead's content, as on SQLite.
+    let leads = c
+        .query(
+            "SELECT stage, status::bigint, (expected * 10000)::bigint, version::bigint, probability::bigint \
+             FROM leads WHERE tenant = $1",
+            &[t],
+        )
+        .await
+        .map_err(pe)?
+        .iter()
+        .map(|r| super::work::LeadContent {
+            stage: pos(r.get(0)),
+            status: r.get(1),
+            expected_units: r.get(2),
+            version: r.get(3),
+            probability: r.get(4),
+        })
+        .collect();
+    rows.push(super::work::LeadContent::digest(leads));
     let outbox: i64 = c
         .query_one("SELECT count(*) FROM outbox WHERE tenant = $1", &[t])
         .await

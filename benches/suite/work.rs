@@ -927,6 +927,45 @@ pub(crate) fn se(e: rusqlite::Error) -> String {
     e.to_string()
 }
 
+/// One lead's content as the write digests compare it: the multiset of these, not only their sums (ids, times,
+/// titles and partners left out: the two sides make their own ids, and each repetition's scratch world names its
+/// partners and leads apart).
+#[derive(Debug, Clone)]
+pub struct LeadContent {
+    /// The stage's position in the pipeline.
+    pub stage: String,
+    /// The status code.
+    pub status: i64,
+    /// The expected revenue in 10^-4 units.
+    pub expected_units: Option<i64>,
+    /// The version.
+    pub version: i64,
+    /// The probability.
+    pub probability: i64,
+}
+
+impl LeadContent {
+    /// `leads <count> <FNV-1a of the sorted lines>`.
+    pub fn digest(leads: Vec<LeadContent>) -> String {
+        let mut lines: Vec<String> = leads
+            .iter()
+            .map(|l| {
+                format!(
+                    "{} {} {:?} {} {}",
+                    l.stage, l.status, l.expected_units, l.version, l.probability
+                )
+            })
+            .collect();
+        lines.sort();
+        let mut d = Digest::default();
+        for l in &lines {
+            d.add(l.as_bytes());
+            d.add(b"\n");
+        }
+        format!("leads {} {}", lines.len(), d.hex())
+    }
+}
+
 /// FNV-1a: a stable digest of byte strings.
 #[derive(Debug, Clone, Copy)]
 pub struct Digest(u64);
@@ -1021,6 +1060,26 @@ pub fn tenant_digest(
         .collect::<rusqlite::Result<Vec<_>>>()
         .map_err(se)?,
     );
+    // Each lead's stage, status, amount, version and probability, not only their sums.
+    let mut stmt = conn
+        .prepare(
+            "SELECT stage, status, expected_units, version, probability FROM leads WHERE tenant = ?1",
+        )
+        .map_err(se)?;
+    let leads = stmt
+        .query_map(params![t], |r| {
+            Ok(LeadContent {
+                stage: pos(r.get(0)?),
+                status: r.get(1)?,
+                expected_units: r.get(2)?,
+                version: r.get(3)?,
+                probability: r.get(4)?,
+            })
+        })
+        .map_err(se)?
+        .collect::<rusqlite::Result<Vec<_>>>()
+        .map_err(se)?;
+    rows.push(LeadContent::digest(leads));
     let outbox: i64 = conn
         .query_row(
             "SELECT count(*) FROM outbox WHERE tenant = ?1",
