@@ -837,16 +837,11 @@ pub type ProfitRow = (Option<String>, i128, i128, u64);
 
 /// A profitability result independent of order: group count, total revenue and a digest of the sorted rows.
 pub fn profit_digest(rows: Vec<ProfitRow>) -> String {
-    let mut lines: Vec<String> = rows
+    let lines: Vec<String> = rows
         .iter()
         .map(|(k, r, c, n)| format!("{} {r} {c} {n}", k.as_deref().unwrap_or("-")))
         .collect();
-    lines.sort();
-    let mut d = Digest::default();
-    for l in &lines {
-        d.add(l.as_bytes());
-        d.add(b"\n");
-    }
+    let d = Digest::of_lines(lines);
     let revenue: i128 = rows.iter().map(|r| r.1).sum();
     format!("{} groups, revenue {revenue}, {}", rows.len(), d.hex())
 }
@@ -947,7 +942,7 @@ pub struct LeadContent {
 impl LeadContent {
     /// `leads <count> <FNV-1a of the sorted lines>`.
     pub fn digest(leads: Vec<LeadContent>) -> String {
-        let mut lines: Vec<String> = leads
+        let lines: Vec<String> = leads
             .iter()
             .map(|l| {
                 format!(
@@ -956,13 +951,8 @@ impl LeadContent {
                 )
             })
             .collect();
-        lines.sort();
-        let mut d = Digest::default();
-        for l in &lines {
-            d.add(l.as_bytes());
-            d.add(b"\n");
-        }
-        format!("leads {} {}", lines.len(), d.hex())
+        let n = lines.len();
+        format!("leads {n} {}", Digest::of_lines(lines).hex())
     }
 }
 
@@ -983,6 +973,17 @@ impl Digest {
             self.0 ^= *b as u64;
             self.0 = self.0.wrapping_mul(0x100_0000_01b3);
         }
+    }
+
+    /// The digest of `lines` sorted, each ended by a newline (a result independent of row order).
+    pub fn of_lines(mut lines: Vec<String>) -> Self {
+        lines.sort();
+        let mut d = Self::default();
+        for l in &lines {
+            d.add(l.as_bytes());
+            d.add(b"\n");
+        }
+        d
     }
 
     /// The digest as hex.
