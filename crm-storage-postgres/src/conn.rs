@@ -237,6 +237,20 @@ impl Tx<'_> {
         self.end(true).await
     }
 
+    /// Ends the change by its outcome: commits it when `ran` is `Ok`, else rolls it back and returns the error.
+    pub(crate) async fn finish<T>(self, ran: Result<T>) -> Result<T> {
+        match ran {
+            Ok(out) => {
+                self.commit().await?;
+                Ok(out)
+            }
+            Err(e) => {
+                self.rollback().await?;
+                Err(e)
+            }
+        }
+    }
+
     /// Undoes the change (rolls back; back to the savepoint in the host's transaction, which stays usable).
     pub(crate) async fn rollback(self) -> Result<()> {
         self.end(false).await

@@ -324,16 +324,7 @@ impl crm_storage_sql::Runner for PgStore {
             Ok::<_, Error>(out)
         }
         .await;
-        match ran {
-            Ok(out) => {
-                tx.commit().await?;
-                Ok(out)
-            }
-            Err(e) => {
-                tx.rollback().await?;
-                Err(e)
-            }
-        }
+        tx.finish(ran).await
     }
 }
 
@@ -916,13 +907,7 @@ impl crm_storage_sql::store::AdapterStore for PgStore {
             Ok::<_, Error>(())
         }
         .await;
-        match applied {
-            Ok(()) => tx.commit().await,
-            Err(e) => {
-                tx.rollback().await?;
-                Err(e)
-            }
-        }
+        tx.finish(applied).await
     }
 
     async fn ingest_changes(&self, tenant: TenantId, changes: ChangeSet) -> Result<u64> {
@@ -1010,13 +995,7 @@ impl crm_storage_sql::store::AdapterStore for PgStore {
             Ok::<_, Error>(())
         }
         .await;
-        match applied {
-            Ok(()) => tx.commit().await?,
-            Err(e) => {
-                tx.rollback().await?;
-                return Err(e);
-            }
-        }
+        tx.finish(applied).await?;
         Ok(changes.len() as u64)
     }
 

@@ -1101,18 +1101,24 @@ pub fn ingest_rows(w: &CommerceWrite) -> Result<Vec<(&'static Table, Vec<Param>)
 
 pub(crate) fn group_column(dialect: Dialect, g: GroupBy) -> &'static str {
     // PostgreSQL groups ids as text; SQLite returns the blob, which the adapter turns into the same text.
-    let pg = dialect == Dialect::Postgres;
+    match (dialect, g) {
+        (Dialect::Postgres, GroupBy::Customer) => "partner::text",
+        (Dialect::Postgres, GroupBy::Owner) => "owner::text",
+        (Dialect::Postgres, GroupBy::Campaign) => "campaign::text",
+        _ => stored_column(g),
+    }
+}
+
+/// The `documents` column holding grouping `g`'s value, as both schemas store it.
+pub(crate) fn stored_column(g: GroupBy) -> &'static str {
     match g {
-        GroupBy::Customer if pg => "partner::text",
         GroupBy::Customer => "partner",
         GroupBy::Group => "grp",
         GroupBy::Industry => "industry",
         GroupBy::Country => "country",
         GroupBy::Region => "region",
         GroupBy::City => "city",
-        GroupBy::Owner if pg => "owner::text",
         GroupBy::Owner => "owner",
-        GroupBy::Campaign if pg => "campaign::text",
         GroupBy::Campaign => "campaign",
     }
 }

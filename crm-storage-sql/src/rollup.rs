@@ -16,7 +16,7 @@
 //! all left (a replacement into another month) keeps zero sums and zero documents: reads skip groups with no
 //! document, as the line-level sums have no row for them.
 
-use crate::commerce::group_column;
+use crate::commerce::{group_column, stored_column};
 use crate::run::{corrupt, Runner};
 use crate::{day_number, Dialect, Param, Sql};
 use chrono::{Datelike, NaiveDate};
@@ -233,7 +233,7 @@ pub fn sales_rows(sql: &mut Sql, q: SalesRows<'_>) -> String {
             format!(
                 " AND {} = {}",
                 // The column as stored (PostgreSQL's ids uncast), so the key binds as its own type.
-                group_column(dialect, q.group_by).trim_end_matches("::text"),
+                stored_column(q.group_by),
                 sql.bind(k.clone())
             )
         });
@@ -323,19 +323,18 @@ pub async fn rollups<R: Runner + ?Sized>(
         let same = |x: &RollupDifference| {
             x.reporting == reporting && x.group_by == group_by && x.month == month && x.key == key
         };
-        let diff = match differences.last_mut() {
-            Some(last) if same(last) => last,
-            _ => {
-                differences.push(RollupDifference {
-                    reporting,
-                    group_by,
-                    month,
-                    key,
-                    stored: None,
-                    lines: None,
-                });
-                differences.last_mut().expect("just pushed")
-            }
+        if !differences.last().is_some_and(same) {
+            differences.push(RollupDifference {
+                reporting,
+                group_by,
+                month,
+                key,
+                stored: None,
+                lines: None,
+            });
+        }
+        let Some(diff) = differences.last_mut() else {
+            continue;
         };
         if side == 0 {
             diff.lines = Some(sums);

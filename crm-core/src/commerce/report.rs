@@ -732,6 +732,15 @@ impl RollupCheck {
     /// The most differences a check lists.
     pub const MAX_LISTED: usize = 1000;
 
+    /// The answer of a store that keeps no roll-ups (it sums the documents for every report): nothing differs,
+    /// and a rebuild has nothing to rebuild.
+    pub fn without_rollups(action: RollupAction) -> Self {
+        Self {
+            rebuilt: action == RollupAction::Rebuild,
+            ..Self::default()
+        }
+    }
+
     /// Whether the roll-ups equal the documents (before any rebuild).
     pub fn is_clean(&self) -> bool {
         self.differences.is_empty()

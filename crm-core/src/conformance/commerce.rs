@@ -163,6 +163,20 @@ impl Shop {
         cn
     }
 
+    /// `p` (as read at its current version) moved into reporting group `group`.
+    pub async fn move_to_group(&self, p: &Partner, group: &str) -> Partner {
+        let patch = PartnerPatch {
+            group: Some(Some(group.to_string())),
+            ..Default::default()
+        };
+        self.w
+            .crm
+            .update_partner(self.ctx(), p.id, p.version, patch)
+            .await
+            .expect("the partner moves group")
+            .record
+    }
+
     /// A line of product `i`.
     pub fn line(&self, i: usize, qty: &str, price: &str, cost: &str) -> NewLine {
         NewLine::new(self.products[i], dec(qty), dec(price), dec(cost))
@@ -307,12 +321,8 @@ async fn all_documents(s: &Shop) -> Vec<Document> {
 /// customer moves and comes back). `verify_rollups` then finds nothing and `rebuild_rollups` changes nothing.
 pub async fn check_commerce_rollups(store: &Arc<dyn Store>, commerce: &Arc<dyn CommerceStore>) {
     let s = Shop::new(store, commerce).await;
-    let mut acme = s.customer("Acme").await;
+    let acme = s.customer("Acme").await;
     let beta = s.customer("Beta").await;
-    let group = |g: &str| PartnerPatch {
-        group: Some(Some(g.to_string())),
-        ..Default::default()
-    };
     let periods = [
         Period::year(2026).unwrap(),
         Period::new(day(2026, 1, 15), day(2026, 3, 10)).unwrap(),
@@ -330,23 +340,11 @@ pub async fn check_commerce_rollups(store: &Arc<dyn Store>, commerce: &Arc<dyn C
         )
     };
     // Acme in group A for January, moved to B and back to A the same day in February.
-    for g in ["A"] {
-        acme =
-            s.w.crm
-                .update_partner(s.ctx(), acme.id, acme.version, group(g))
-                .await
-                .expect("group")
-                .record;
-    }
+    let mut acme = s.move_to_group(&acme, "A").await;
     s.record(invoice(1, &acme, day(2026, 1, 10), "2")).await;
     s.record(invoice(2, &beta, day(2026, 1, 31), "1")).await;
     for g in ["B", "A"] {
-        acme =
-            s.w.crm
-                .update_partner(s.ctx(), acme.id, acme.version, group(g))
-                .await
-                .expect("group")
-                .record;
+        acme = s.move_to_group(&acme, g).await;
         s.record(invoice(
             if g == "B" { 3 } else { 4 },
             &acme,
@@ -2127,22 +2125,7 @@ async fn run_case(store: Arc<dyn Store>, commerce: Arc<dyn CommerceStore>, spec:
         // they were issued in, and no roll-up of an earlier month changes.
         if d.link % 5 == 0 {
             for move_to in (0..=d.link % 2).map(|k| ["A", "B", "C"][(d.link / 5 + k) % 3]) {
-                let p = &partners[d.partner];
-                let moved =
-                    s.w.crm
-                        .update_partner(
-                            s.ctx(),
-                            p.id,
-                            p.version,
-                            PartnerPatch {
-                                group: Some(Some(move_to.to_string())),
-                                ..Default::default()
-                            },
-                        )
-                        .await
-                        .expect("partner moves group")
-                        .record;
-                partners[d.partner] = moved;
+                partners[d.partner] = s.move_to_group(&partners[d.partner], move_to).await;
             }
         }
         if d.eur {

@@ -1302,10 +1302,7 @@ impl crate::commerce::CommerceStore for NoCommerce {
         _: TenantId,
         action: crate::commerce::RollupAction,
     ) -> Result<crate::commerce::RollupCheck> {
-        Ok(crate::commerce::RollupCheck {
-            rebuilt: action == crate::commerce::RollupAction::Rebuild,
-            ..Default::default()
-        })
+        Ok(crate::commerce::RollupCheck::without_rollups(action))
     }
 }
 
