@@ -14,8 +14,8 @@ fn report() -> ByteStream {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_sqlite_file_keeps_its_attachments_beside_it() {
-    let dir = std::env::temp_dir().join(format!("crm-attachments-{}", TenantId::new()));
-    std::fs::create_dir_all(&dir).expect("a directory");
+    let temp = tempfile::tempdir().expect("a directory");
+    let dir = temp.path();
     let path = dir.join("crm.sqlite");
     let ctx = Context::user(TenantId::new(), UserId::new());
     let (lead, attachment) = {
@@ -82,5 +82,4 @@ async fn an_sqlite_file_keeps_its_attachments_beside_it() {
         .iter()
         .any(|e| e.kind.name() == "attachment_added"));
     drop(crm);
-    let _ = std::fs::remove_dir_all(&dir);
 }

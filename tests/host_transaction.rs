@@ -137,9 +137,8 @@ async fn engine_rows(crm: &Crm, tenant: TenantId) -> (usize, usize, usize, bool)
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_host_rollback_takes_the_engine_writes_with_it_and_commit_keeps_them() {
-    let dir = std::env::temp_dir().join(format!("crm-host-tx-{}", uuid::Uuid::now_v7()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let file = dir.join("erp.sqlite");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("erp.sqlite");
     SqliteStore::open_file(&file).expect("migrate the engine's schema once");
     let conn = Arc::new(Mutex::new(Connection::open(&file).unwrap()));
     conn.lock()

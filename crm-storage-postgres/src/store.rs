@@ -978,15 +978,14 @@ impl crm_storage_sql::store::AdapterStore for PgStore {
             }
             // The roll-ups gain the batch's sales documents, a few hundred per statement.
             for ids in documents.chunks(crm_storage_sql::rollup::IDS_PER_STATEMENT) {
-                let sql = Sql::from(crm_storage_sql::rollup::apply_documents(
-                    Dialect::Postgres,
-                    tenant,
-                    ids,
-                    1,
-                ));
-                tx.execute(&sql.text, &rows::params(&sql.params))
-                    .await
-                    .map_err(map_pg)?;
+                for sql in
+                    crm_storage_sql::rollup::apply_documents(Dialect::Postgres, tenant, ids, 1)
+                {
+                    let sql = Sql::from(sql);
+                    tx.execute(&sql.text, &rows::params(&sql.params))
+                        .await
+                        .map_err(map_pg)?;
+                }
             }
             // Enqueueing skips an existing idempotency key, which COPY cannot: one upsert each.
             for m in outbox {

@@ -24,6 +24,9 @@ async fn tampered_rollups_are_found_and_rebuilt() {
                 "UPDATE sales_months SET revenue_units = revenue_units + 1 WHERE tenant = $1",
                 // March 2026: month index 2026 * 12 + 2.
                 "DELETE FROM sales_months WHERE tenant = $1 AND month = 24314",
+                "UPDATE partner_last_sales SET last_sale = last_sale - 1 WHERE tenant = $1",
+                // February 2026.
+                "DELETE FROM bought_months WHERE tenant = $1 AND month = 24313",
             ] {
                 let (mut sql, _) = Sql::for_tenant(pg.dialect(), tenant);
                 sql.text = text.to_string();
@@ -35,7 +38,7 @@ async fn tampered_rollups_are_found_and_rebuilt() {
     .await;
 }
 
-/// A schema from before the roll-ups (migration 14) gets them built from its documents by migration 15.
+/// A schema from before the roll-ups (migration 14) gets them built from its documents by migrations 15 and 16.
 #[tokio::test]
 async fn the_migration_builds_the_rollups_of_existing_documents() {
     use crm_core::commerce::{GroupBy, Period, RollupAction, SumsQuery};
@@ -55,7 +58,9 @@ async fn the_migration_builds_the_rollups_of_existing_documents() {
     // Back to migration 14: no roll-up table.
     let back = [
         "DROP TABLE sales_months",
-        "DELETE FROM schema_migrations WHERE version = 15",
+        "DROP TABLE partner_last_sales",
+        "DROP TABLE bought_months",
+        "DELETE FROM schema_migrations WHERE version IN (15, 16)",
     ]
     .map(|text| Sql {
         text: text.to_string(),

@@ -780,13 +780,10 @@ fn document_rows(dialect: Dialect, d: &Document) -> impl Iterator<Item = Step> +
 }
 
 /// Adds (`sign` 1) or subtracts (-1) the stored document `d` to or from the roll-ups.
-fn rollup(dialect: Dialect, d: &Document, sign: i64) -> Step {
-    Step::Run(crate::rollup::apply_documents(
-        dialect,
-        d.tenant(),
-        &[*d.id().as_uuid()],
-        sign,
-    ))
+fn rollup(dialect: Dialect, d: &Document, sign: i64) -> impl Iterator<Item = Step> {
+    crate::rollup::apply_documents(dialect, d.tenant(), &[*d.id().as_uuid()], sign)
+        .into_iter()
+        .map(Step::Run)
 }
 
 /// The statements of one commerce write, in order, for the commit path.
@@ -844,7 +841,7 @@ pub fn steps(dialect: Dialect, w: &CommerceWrite) -> Result<Vec<Step>> {
                 format!("{} {}", d.kind().as_str(), d.number()),
             )];
             out.extend(document_rows(dialect, d));
-            out.push(rollup(dialect, d, 1));
+            out.extend(rollup(dialect, d, 1));
             Ok(out)
         }
         CommerceWrite::ReplaceDocument {
@@ -853,7 +850,7 @@ pub fn steps(dialect: Dialect, w: &CommerceWrite) -> Result<Vec<Step>> {
         } => {
             // The roll-ups lose the document as stored and gain it as replaced (its date, partner or kind may
             // differ).
-            let mut out = vec![rollup(dialect, d, -1)];
+            let mut out: Vec<Step> = rollup(dialect, d, -1).collect();
             out.push(update(
                 dialect,
                 &DOCUMENTS,
@@ -873,7 +870,7 @@ pub fn steps(dialect: Dialect, w: &CommerceWrite) -> Result<Vec<Step>> {
                 out.push(Step::Run(sql));
             }
             out.extend(document_rows(dialect, d));
-            out.push(rollup(dialect, d, 1));
+            out.extend(rollup(dialect, d, 1));
             Ok(out)
         }
         CommerceWrite::InsertRate(r) => one(insert(

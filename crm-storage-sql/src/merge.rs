@@ -248,13 +248,15 @@ pub async fn repoint<E: Exec>(tx: &E, dialect: Dialect, tenant: TenantId, m: &Mo
     let document = m.link.kind == LinkKind::Document;
     // A document's roll-ups by customer move with it: subtracted as it points now, added as it points after.
     if document {
-        let sql = crate::rollup::apply_documents(dialect, tenant, &[m.link.id], -1);
-        tx.execute(sql).await?;
+        for sql in crate::rollup::apply_documents(dialect, tenant, &[m.link.id], -1) {
+            tx.execute(sql).await?;
+        }
     }
     repoint_in(tx, dialect, tenant, Owner::Partner, (from, to), m.link).await?;
     if document {
-        let sql = crate::rollup::apply_documents(dialect, tenant, &[m.link.id], 1);
-        tx.execute(sql).await?;
+        for sql in crate::rollup::apply_documents(dialect, tenant, &[m.link.id], 1) {
+            tx.execute(sql).await?;
+        }
         for table in ["document_lines", "allocations"] {
             let (mut sql, t) = Sql::for_tenant(dialect, tenant);
             let to = sql.bind(to);

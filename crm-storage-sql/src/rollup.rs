@@ -15,21 +15,35 @@
 //! location field that trims to nothing is stored as absent), and reads back as `NULL`. A row whose documents
 //! all left (a replacement into another month) keeps zero sums and zero documents: reads skip groups with no
 //! document, as the line-level sums have no row for them.
+//!
+//! Segments read two more, kept by the same calls: `partner_last_sales` (each partner's last sales invoice day,
+//! for "lapsed" and "bought after") and `bought_months` (each partner's net quantity per product and per category
+//! and month, for "bought"); a segment's sales volumes read `sales_months` by customer. A last sale cannot be
+//! subtracted, so subtracting a document marks its partner's row (`last_sale` NULL) and the addition that follows
+//! in the same transaction recomputes every marked partner and the document's own from its invoices (an index
+//! seek each), then drops the partners left without any.
 
 use crate::commerce::{group_column, stored_column};
 use crate::run::{corrupt, Runner};
 use crate::{day_number, Dialect, Param, Sql};
 use chrono::{Datelike, NaiveDate};
 use crm_core::commerce::{
-    Bucket, GroupBy, Period, RollupAction, RollupCheck, RollupDifference, RollupSums,
+    Bucket, FactDifference, GroupBy, Item, PartnerFact, Period, RollupAction, RollupCheck,
+    RollupDifference, RollupSums,
 };
-use crm_core::id::TenantId;
+use crm_core::id::{CategoryId, PartnerId, ProductId, TenantId};
 use crm_core::money::Currency;
 use crm_core::Result;
 use uuid::Uuid;
 
 /// The roll-up table.
 pub const TABLE: &str = "sales_months";
+
+/// The table of each partner's last sales invoice day.
+pub const LAST_SALES: &str = "partner_last_sales";
+
+/// The table of each partner's net quantity of a product (`kind` 0) or category (1) per month.
+pub const BOUGHT: &str = "bought_months";
 
 /// The most document ids one roll-up statement names (SQLite binds each).
 pub const IDS_PER_STATEMENT: usize = 500;
@@ -93,20 +107,103 @@ fn upsert(rows: &str) -> String {
     )
 }
 
-/// The statement adding (`sign` 1) or subtracting (`sign` -1) the stored sales documents `ids` of `tenant` to or
-/// from the roll-ups. Run it after inserting a document, and around an update of one (subtract before, add
-/// after), in the same transaction; documents that are not sales (bills, payments) change nothing.
-pub fn apply_documents(dialect: Dialect, tenant: TenantId, ids: &[Uuid], sign: i64) -> Sql {
-    let (mut sql, t) = Sql::for_tenant(dialect, tenant);
-    let among = match dialect {
-        Dialect::Postgres => format!("id = ANY({})", sql.bind(Param::Uuids(ids.to_vec()))),
+/// `id IN (…)` (SQLite) or `id = ANY(…)` (PostgreSQL) over `ids`, bound once.
+fn among(sql: &mut Sql, column: &str, ids: &[Uuid]) -> String {
+    match sql.dialect {
+        Dialect::Postgres => format!("{column} = ANY({})", sql.bind(Param::Uuids(ids.to_vec()))),
         Dialect::Sqlite => {
             let ps: Vec<String> = ids.iter().map(|id| sql.bind(*id)).collect();
-            format!("id IN ({})", ps.join(", "))
+            format!("{column} IN ({})", ps.join(", "))
         }
+    }
+}
+
+/// `SELECT tenant, kind, item, month, partner, q` of the lines of the sales documents `d` matching `filter`: the
+/// net quantity per product (kind 0) and per category (kind 1), month and partner, multiplied by `sign`; sums of
+/// zero are left out.
+fn bought(dialect: Dialect, filter: &str, sign: i64) -> String {
+    let q = match dialect {
+        Dialect::Sqlite => format!("{sign} * sum(q)"),
+        Dialect::Postgres => format!("CAST({sign} * sum(q) AS bigint)"),
     };
-    sql.text = upsert(&summed(dialect, &format!("tenant = {t} AND {among}"), sign));
-    sql
+    let part = |kind: u8, column: &str, extra: &str| {
+        format!(
+            "SELECT d.tenant AS tenant, {kind} AS kind, l.{column} AS item, d.month_idx AS month, \
+             d.partner AS partner, l.quantity_units AS q FROM documents d JOIN document_lines l \
+             ON l.tenant = d.tenant AND l.document = d.id WHERE {filter} AND d.kind IN (0, 1){extra}"
+        )
+    };
+    format!(
+        "SELECT tenant, kind, item, month, partner, {q} AS q FROM ({} UNION ALL {}) AS x \
+         GROUP BY tenant, kind, item, month, partner HAVING sum(q) <> 0",
+        part(0, "product", ""),
+        part(1, "category", " AND l.category IS NOT NULL"),
+    )
+}
+
+/// `INSERT INTO bought_months … ON CONFLICT DO UPDATE` adding `rows` (a [`bought`] select).
+fn bought_upsert(rows: &str) -> String {
+    format!(
+        "INSERT INTO {BOUGHT} (tenant, kind, item, month, partner, quantity_units) {rows} \
+         ON CONFLICT (tenant, kind, item, month, partner) DO UPDATE SET \
+         quantity_units = {BOUGHT}.quantity_units + excluded.quantity_units"
+    )
+}
+
+/// `SELECT tenant, partner, last` of the partners matching `filter` (on `documents`) that have a sales invoice.
+fn last_sales(filter: &str) -> String {
+    format!(
+        "SELECT tenant, partner, max(issue_day) AS last FROM documents WHERE {filter} AND kind = 0 \
+         GROUP BY tenant, partner"
+    )
+}
+
+/// The statements adding (`sign` 1) or subtracting (`sign` -1) the stored sales documents `ids` of `tenant` to or
+/// from the roll-ups, in order. Run them after inserting a document, and around an update of one (subtract
+/// before, add after), in the same transaction; documents that are not sales (bills, payments) change nothing.
+pub fn apply_documents(dialect: Dialect, tenant: TenantId, ids: &[Uuid], sign: i64) -> Vec<Sql> {
+    // One statement with the tenant and `ids` bound once, `column IN (ids)` handed to `body` with the tenant.
+    let statement = |column: &str, body: &dyn Fn(&str, &str) -> String| {
+        let (mut sql, t) = Sql::for_tenant(dialect, tenant);
+        let ids = among(&mut sql, column, ids);
+        sql.text = body(&t, &ids);
+        sql
+    };
+    let partners = |t: &str, ids: &str| {
+        format!("partner IN (SELECT partner FROM documents WHERE tenant = {t} AND {ids})")
+    };
+    let mut out = vec![
+        statement("id", &|t, ids| {
+            upsert(&summed(dialect, &format!("tenant = {t} AND {ids}"), sign))
+        }),
+        statement("d.id", &|t, ids| {
+            bought_upsert(&bought(dialect, &format!("d.tenant = {t} AND {ids}"), sign))
+        }),
+    ];
+    if sign < 0 {
+        out.push(statement("id", &|t, ids| {
+            format!(
+                "UPDATE {LAST_SALES} SET last_sale = NULL WHERE tenant = {t} AND {}",
+                partners(t, ids)
+            )
+        }));
+    } else {
+        out.push(statement("id", &|t, ids| {
+            format!(
+                "INSERT INTO {LAST_SALES} (tenant, partner, last_sale) {} \
+                 ON CONFLICT (tenant, partner) DO UPDATE SET last_sale = excluded.last_sale",
+                last_sales(&format!(
+                    "tenant = {t} AND ({} OR partner IN (SELECT partner FROM {LAST_SALES} \
+                     WHERE tenant = {t} AND last_sale IS NULL))",
+                    partners(t, ids)
+                ))
+            )
+        }));
+        let (mut drop, t) = Sql::for_tenant(dialect, tenant);
+        drop.text = format!("DELETE FROM {LAST_SALES} WHERE tenant = {t} AND last_sale IS NULL");
+        out.push(drop);
+    }
+    out
 }
 
 /// Migration (SQLite's 16, PostgreSQL's 15): the roll-up table, filled from the documents already recorded.
@@ -122,6 +219,27 @@ pub fn schema(dialect: Dialect) -> String {
          invoices bigint NOT NULL, documents bigint NOT NULL, \
          PRIMARY KEY (tenant, reporting, dim, month, key)){without_rowid};\n{};\n",
         upsert(&summed(dialect, "true", 1))
+    )
+}
+
+/// Migration (SQLite's 17, PostgreSQL's 16): the segments' roll-ups ([`LAST_SALES`], [`BOUGHT`]), filled from the
+/// documents already recorded.
+pub fn partner_schema(dialect: Dialect) -> String {
+    let (uuid, without_rowid) = match dialect {
+        Dialect::Sqlite => ("BLOB", " WITHOUT ROWID"),
+        Dialect::Postgres => ("uuid", ""),
+    };
+    format!(
+        "CREATE TABLE {LAST_SALES} (tenant {uuid} NOT NULL, partner {uuid} NOT NULL, last_sale integer, \
+         PRIMARY KEY (tenant, partner)){without_rowid};\n\
+         CREATE INDEX {LAST_SALES}_day ON {LAST_SALES} (tenant, last_sale);\n\
+         INSERT INTO {LAST_SALES} (tenant, partner, last_sale) {};\n\
+         CREATE TABLE {BOUGHT} (tenant {uuid} NOT NULL, kind smallint NOT NULL, item {uuid} NOT NULL, \
+         month bigint NOT NULL, partner {uuid} NOT NULL, quantity_units bigint NOT NULL, \
+         PRIMARY KEY (tenant, kind, item, month, partner)){without_rowid};\n\
+         {};\n",
+        last_sales("true"),
+        bought_upsert(&bought(dialect, "true", 1)),
     )
 }
 
@@ -267,22 +385,165 @@ fn differences_sql(dialect: Dialect, tenant: TenantId, limit: usize) -> Sql {
     sql
 }
 
+/// `CAST(NULL AS ty)` on PostgreSQL (so a union's column has a type from its first branch), `NULL` on SQLite.
+fn null_of(dialect: Dialect, ty: &str) -> String {
+    match dialect {
+        Dialect::Sqlite => "NULL".to_string(),
+        Dialect::Postgres => format!("CAST(NULL AS {ty})"),
+    }
+}
+
+/// The statement listing the partner facts of `tenant` that differ from the documents: `(side, fact, partner,
+/// kind, item, month, value)`, side 0 what the documents give, 1 what is stored; fact 0 the last sale (`value`
+/// its day number), 1 a quantity bought (a quantity of zero counts as none); at most `limit` rows.
+fn fact_differences_sql(dialect: Dialect, tenant: TenantId, limit: usize) -> Sql {
+    let (mut sql, t) = Sql::for_tenant(dialect, tenant);
+    let n = sql.bind(limit as i64);
+    let (kind, item, month) = (
+        null_of(dialect, "smallint"),
+        null_of(dialect, "uuid"),
+        null_of(dialect, "bigint"),
+    );
+    sql.text = format!(
+        "WITH ll AS (SELECT partner, last FROM ({last}) AS a), \
+         sl AS (SELECT partner, last_sale AS last FROM {LAST_SALES} WHERE tenant = {t}), \
+         lb AS (SELECT kind, item, month, partner, q FROM ({bought}) AS b), \
+         sb AS (SELECT kind, item, month, partner, quantity_units AS q FROM {BOUGHT} \
+         WHERE tenant = {t} AND quantity_units <> 0) \
+         SELECT 0 AS side, 0 AS fact, partner, {kind} AS kind, {item} AS item, {month} AS month, \
+         CAST(last AS bigint) AS v FROM (SELECT * FROM ll EXCEPT SELECT * FROM sl) AS a \
+         UNION ALL SELECT 1, 0, partner, {kind}, {item}, {month}, CAST(last AS bigint) \
+         FROM (SELECT * FROM sl EXCEPT SELECT * FROM ll) AS b \
+         UNION ALL SELECT 0, 1, partner, kind, item, month, q FROM (SELECT * FROM lb EXCEPT SELECT * FROM sb) AS c \
+         UNION ALL SELECT 1, 1, partner, kind, item, month, q FROM (SELECT * FROM sb EXCEPT SELECT * FROM lb) AS d \
+         ORDER BY 2, 3, 4, 5, 6, 1 LIMIT {n}",
+        last = last_sales(&format!("tenant = {t}")),
+        bought = bought(dialect, &format!("d.tenant = {t}"), 1),
+    );
+    sql
+}
+
 /// The statements replacing `tenant`'s roll-ups by the sums of its documents (run in one transaction; on
-/// PostgreSQL the first locks the table against concurrent recordings, which wait for the rebuild).
+/// PostgreSQL the first locks the tables against concurrent recordings, which wait for the rebuild).
 fn rebuild_sql(dialect: Dialect, tenant: TenantId) -> Vec<Sql> {
     let mut out = Vec::new();
     if dialect == Dialect::Postgres {
         let mut lock = Sql::new(dialect);
-        lock.text = format!("LOCK TABLE {TABLE} IN SHARE ROW EXCLUSIVE MODE");
+        lock.text =
+            format!("LOCK TABLE {TABLE}, {LAST_SALES}, {BOUGHT} IN SHARE ROW EXCLUSIVE MODE");
         out.push(lock);
     }
-    let (mut delete, t) = Sql::for_tenant(dialect, tenant);
-    delete.text = format!("DELETE FROM {TABLE} WHERE tenant = {t}");
-    out.push(delete);
-    let (mut insert, t) = Sql::for_tenant(dialect, tenant);
-    insert.text = upsert(&summed(dialect, &format!("tenant = {t}"), 1));
-    out.push(insert);
+    let tenant_sql = |text: &dyn Fn(&str) -> String| {
+        let (mut sql, t) = Sql::for_tenant(dialect, tenant);
+        sql.text = text(&t);
+        sql
+    };
+    for table in [TABLE, LAST_SALES, BOUGHT] {
+        out.push(tenant_sql(&|t| {
+            format!("DELETE FROM {table} WHERE tenant = {t}")
+        }));
+    }
+    out.push(tenant_sql(&|t| {
+        upsert(&summed(dialect, &format!("tenant = {t}"), 1))
+    }));
+    out.push(tenant_sql(&|t| {
+        format!(
+            "INSERT INTO {LAST_SALES} (tenant, partner, last_sale) {}",
+            last_sales(&format!("tenant = {t}"))
+        )
+    }));
+    out.push(tenant_sql(&|t| {
+        bought_upsert(&bought(dialect, &format!("d.tenant = {t}"), 1))
+    }));
     out
+}
+
+/// Both sides of one fact, from its two one-sided halves (`None` when they are not the same fact).
+fn merge(a: &PartnerFact, b: &PartnerFact) -> Option<PartnerFact> {
+    match (a, b) {
+        (
+            PartnerFact::LastSale { stored, lines },
+            PartnerFact::LastSale {
+                stored: s2,
+                lines: l2,
+            },
+        ) => Some(PartnerFact::LastSale {
+            stored: stored.or(*s2),
+            lines: lines.or(*l2),
+        }),
+        (
+            PartnerFact::Bought {
+                item,
+                month,
+                stored,
+                lines,
+            },
+            PartnerFact::Bought {
+                item: i2,
+                month: m2,
+                stored: s2,
+                lines: l2,
+            },
+        ) if item == i2 && month == m2 => Some(PartnerFact::Bought {
+            item: *item,
+            month: *month,
+            stored: stored.or(*s2),
+            lines: lines.or(*l2),
+        }),
+        _ => None,
+    }
+}
+
+/// The partner facts that differ, from [`fact_differences_sql`]'s rows.
+fn fact_differences(rows: &[Vec<crate::run::Cell>]) -> Result<Vec<FactDifference>> {
+    let mut out: Vec<FactDifference> = Vec::new();
+    for row in rows {
+        let side = row[0].int("side")?;
+        let partner = PartnerId::from_uuid(row[2].uuid("partner")?);
+        let value = row[6].opt_int("fact")?;
+        let fact = if row[1].int("fact")? == 0 {
+            let day = value
+                .map(|v| {
+                    i32::try_from(v)
+                        .ok()
+                        .and_then(crm_core::commerce::from_day_number)
+                        .ok_or_else(|| corrupt("last sale", v))
+                })
+                .transpose()?;
+            PartnerFact::LastSale {
+                stored: day.filter(|_| side == 1),
+                lines: day.filter(|_| side == 0),
+            }
+        } else {
+            let id = row[4].uuid("item")?;
+            let item = match row[3].int("item kind")? {
+                0 => Item::Product(ProductId::from_uuid(id)),
+                1 => Item::Category(CategoryId::from_uuid(id)),
+                k => return Err(corrupt("item kind", k)),
+            };
+            let month = i64::try_from(row[5].int("month")?).map_err(|e| corrupt("month", e))?;
+            let q = value
+                .map(|v| i64::try_from(v).map_err(|e| corrupt("quantity", e)))
+                .transpose()?;
+            PartnerFact::Bought {
+                item,
+                month,
+                stored: q.filter(|_| side == 1),
+                lines: q.filter(|_| side == 0),
+            }
+        };
+        // The two sides of one fact are adjacent rows: merge the second into the first.
+        if let Some(last) = out.last_mut() {
+            if last.partner == partner {
+                if let Some(merged) = merge(&last.fact, &fact) {
+                    last.fact = merged;
+                    continue;
+                }
+            }
+        }
+        out.push(FactDifference { partner, fact });
+    }
+    Ok(out)
 }
 
 /// [`CommerceStore::rollups`](crm_core::commerce::CommerceStore::rollups) on a [`Runner`].
@@ -342,14 +603,23 @@ pub async fn rollups<R: Runner + ?Sized>(
             diff.stored = Some(sums);
         }
     }
-    let more = more || differences.len() > RollupCheck::MAX_LISTED;
+    let fact_rows = r
+        .rows(fact_differences_sql(dialect, tenant, limit), true)
+        .await?;
+    let mut facts = fact_differences(&fact_rows)?;
+    let more = more
+        || fact_rows.len() == limit
+        || differences.len() > RollupCheck::MAX_LISTED
+        || facts.len() > RollupCheck::MAX_LISTED;
     differences.truncate(RollupCheck::MAX_LISTED);
+    facts.truncate(RollupCheck::MAX_LISTED);
     let rebuilt = action == RollupAction::Rebuild;
     if rebuilt {
         r.execute_all(rebuild_sql(dialect, tenant)).await?;
     }
     Ok(RollupCheck {
         differences,
+        facts,
         more,
         rebuilt,
     })

@@ -44,12 +44,16 @@ use uuid::Uuid;
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     threads: Arc<Threads>,
+    /// The directory of a store opened with [`SqliteStore::open_temporary`], removed when the last handle drops
+    /// (after the connection threads were told to stop: declared after `threads`, so dropped after it).
+    temporary: Option<Arc<tempfile::TempDir>>,
 }
 
 /// Migrations 1 (leads), 2 (commerce), 3 (outbox), 6 (sales), 7 (attachments), 8 (sales timers), 9 (portal) and
-/// 10 and 11 (host references), 12 (settings), 13 (merges), 14 (subject keys), 15 (lead merges) and 16 (the sales
-/// roll-ups, `crm_storage_sql::rollup`), generated from `crm_storage_sql::schema` as PostgreSQL's are.
-static GENERATED: std::sync::LazyLock<[String; 14]> = std::sync::LazyLock::new(|| {
+/// 10 and 11 (host references), 12 (settings), 13 (merges), 14 (subject keys), 15 (lead merges), 16 (the sales
+/// roll-ups, `crm_storage_sql::rollup`) and 17 (the segments' roll-ups), generated from `crm_storage_sql::schema`
+/// as PostgreSQL's are.
+static GENERATED: std::sync::LazyLock<[String; 15]> = std::sync::LazyLock::new(|| {
     [
         crm_storage_sql::schema::init(Dialect::Sqlite),
         crm_storage_sql::schema::commerce(Dialect::Sqlite),
@@ -65,6 +69,7 @@ static GENERATED: std::sync::LazyLock<[String; 14]> = std::sync::LazyLock::new(|
         crm_storage_sql::schema::subject_keys(Dialect::Sqlite),
         crm_storage_sql::schema::lead_merges(Dialect::Sqlite),
         crm_storage_sql::rollup::schema(Dialect::Sqlite),
+        crm_storage_sql::rollup::partner_schema(Dialect::Sqlite),
     ]
 });
 
@@ -72,7 +77,7 @@ static GENERATED: std::sync::LazyLock<[String; 14]> = std::sync::LazyLock::new(|
 const SMALL_COMMIT: usize = 64;
 
 /// How many migrations there are.
-const MIGRATIONS: usize = 16;
+const MIGRATIONS: usize = 17;
 
 /// The migrations' statements, in order.
 fn migration_sql() -> [&'static str; MIGRATIONS] {
@@ -93,6 +98,7 @@ fn migration_sql() -> [&'static str; MIGRATIONS] {
         &GENERATED[11],
         &GENERATED[12],
         &GENERATED[13],
+        &GENERATED[14],
     ]
 }
 
@@ -222,6 +228,7 @@ impl SqliteStore {
         }
         Ok(Self {
             threads: Arc::new(Threads::start(writer, readers, inline)),
+            temporary: None,
         })
     }
 
@@ -268,12 +275,54 @@ impl SqliteStore {
         }
         Ok(Self {
             threads: Arc::new(Threads::shared(conn)),
+            temporary: None,
         })
     }
 
     /// An in-memory database (for tests and examples).
     pub fn open_in_memory() -> Result<Self> {
         Self::open(SqliteConfig::memory())
+    }
+
+    /// A database file (WAL, reader threads: everything a file store does) in a fresh directory under the system's
+    /// temporary directory, removed with its files when the last clone of the store is dropped: for tests and
+    /// throwaway runs that need a file's behaviour without leaving one behind.
+    ///
+    /// ```
+    /// # futures::executor::block_on(async {
+    /// use crm_storage_sqlite::SqliteStore;
+    /// use crm_core::store::StoreExt;
+    /// use crm_core::id::TenantId;
+    /// let store = SqliteStore::open_temporary().unwrap();
+    /// let dir = store.temporary_dir().unwrap().to_path_buf();
+    /// assert!(dir.join("crm.sqlite").exists());
+    /// assert!(store.pipelines(TenantId::new()).await.unwrap().is_empty());
+    /// drop(store);
+    /// assert!(!dir.exists());
+    /// # });
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Storage`] of kind `Config` when the directory cannot be made, else as [`SqliteStore::open`].
+    pub fn open_temporary() -> Result<Self> {
+        let dir = tempfile::Builder::new()
+            .prefix("crm-sqlite-")
+            .tempdir()
+            .map_err(|e| {
+                Error::storage(
+                    StorageErrorKind::Config,
+                    format!("making a temporary directory failed: {e}"),
+                )
+            })?;
+        let mut store = Self::open(SqliteConfig::file(dir.path().join("crm.sqlite")))?;
+        store.temporary = Some(Arc::new(dir));
+        Ok(store)
+    }
+
+    /// The directory of a store opened with [`SqliteStore::open_temporary`] (`None` for any other).
+    pub fn temporary_dir(&self) -> Option<&std::path::Path> {
+        self.temporary.as_deref().map(tempfile::TempDir::path)
     }
 
     /// A database file at `path`, created and migrated if needed.

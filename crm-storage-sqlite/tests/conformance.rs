@@ -2,15 +2,13 @@
 //! file with reader threads and on an in-memory database.
 
 use crm_core::store::Backend;
-use crm_storage_sqlite::{SqliteConfig, SqliteStore};
+use crm_storage_sqlite::SqliteStore;
 use std::sync::Arc;
 
 async fn file_backend() -> Option<Arc<dyn Backend>> {
-    let dir = std::env::temp_dir().join(format!("crm-conformance-{}", uuid::Uuid::now_v7()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    let store =
-        SqliteStore::open(SqliteConfig::file(dir.join("crm.sqlite"))).expect("open file store");
-    Some(Arc::new(store))
+    Some(Arc::new(
+        SqliteStore::open_temporary().expect("open a temporary file store"),
+    ))
 }
 
 async fn memory_backend() -> Option<Arc<dyn Backend>> {

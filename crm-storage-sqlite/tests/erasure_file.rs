@@ -60,8 +60,8 @@ fn tables(path: &Path) -> Vec<(String, String)> {
 
 #[tokio::test]
 async fn an_erased_person_is_in_no_table_no_file_and_no_backup() {
-    let dir = std::env::temp_dir().join(format!("crm-erasure-{}", uuid::Uuid::now_v7()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
+    let temp = tempfile::tempdir().expect("temp dir");
+    let dir = temp.path();
     let path = dir.join("crm.sqlite");
     let store = SqliteStore::open(SqliteConfig::file(&path)).expect("open file store");
     let backend: Arc<dyn Backend> = Arc::new(store);
@@ -101,5 +101,4 @@ async fn an_erased_person_is_in_no_table_no_file_and_no_backup() {
         vec!["radu@alt.example"]
     );
     drop(backend);
-    let _ = std::fs::remove_dir_all(&dir);
 }

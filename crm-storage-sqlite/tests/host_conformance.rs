@@ -8,12 +8,11 @@ use crm_storage_sqlite::SqliteStore;
 use rusqlite::Connection;
 use std::sync::{Arc, Mutex};
 
-/// The host's connection to its file with the engine's schema migrated on it, then the host's `BEGIN` (left
-/// open: what the checks write is rolled back when the connection closes).
+/// The host's connection with the engine's schema migrated on it, then the host's `BEGIN` (left open: what the
+/// checks write is rolled back when the connection closes). The database is in memory so that nothing outlives
+/// the test (savepoints inside the host's transaction behave the same on a file).
 fn host_transaction() -> (Arc<Mutex<Connection>>, SqliteStore) {
-    let dir = std::env::temp_dir().join(format!("crm-host-conformance-{}", uuid::Uuid::now_v7()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    let conn = Connection::open(dir.join("erp.sqlite")).expect("the host's connection");
+    let conn = Connection::open_in_memory().expect("the host's connection");
     let conn = Arc::new(Mutex::new(conn));
     let store =
         SqliteStore::on_host_connection(conn.clone()).expect("migrated on the host's connection");

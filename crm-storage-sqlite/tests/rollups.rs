@@ -11,9 +11,7 @@ use std::sync::Arc;
 
 #[tokio::test]
 async fn tampered_rollups_are_found_and_rebuilt() {
-    let dir = std::env::temp_dir().join(format!("crm-rollups-{}", uuid::Uuid::now_v7()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    let sqlite = SqliteStore::open_file(dir.join("crm.sqlite")).expect("open");
+    let sqlite = SqliteStore::open_temporary().expect("open");
     let store: Arc<dyn Store> = Arc::new(sqlite.clone());
     let commerce: Arc<dyn CommerceStore> = Arc::new(sqlite.clone());
     crm_core::conformance::commerce::check_rollup_repair(&store, &commerce, |tenant: TenantId| {
@@ -23,6 +21,9 @@ async fn tampered_rollups_are_found_and_rebuilt() {
                 "UPDATE sales_months SET revenue_units = revenue_units + 1 WHERE tenant = ?1",
                 // March 2026: month index 2026 * 12 + 2.
                 "DELETE FROM sales_months WHERE tenant = ?1 AND month = 24314",
+                "UPDATE partner_last_sales SET last_sale = last_sale - 1 WHERE tenant = ?1",
+                // February 2026.
+                "DELETE FROM bought_months WHERE tenant = ?1 AND month = 24313",
             ] {
                 let (mut sql, _) = Sql::for_tenant(sqlite.dialect(), tenant);
                 sql.text = text.to_string();
@@ -34,13 +35,12 @@ async fn tampered_rollups_are_found_and_rebuilt() {
     .await;
 }
 
-/// A database from before the roll-ups (migration 15) gets them built from its documents by migration 16.
+/// A database from before the roll-ups (migration 15) gets them built from its documents by migrations 16 and 17.
 #[tokio::test]
 async fn the_migration_builds_the_rollups_of_existing_documents() {
     use crm_core::commerce::{GroupBy, Period, SumsQuery};
-    let dir = std::env::temp_dir().join(format!("crm-rollups-{}", uuid::Uuid::now_v7()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    let path = dir.join("crm.sqlite");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("crm.sqlite");
     let sqlite = SqliteStore::open_file(&path).expect("open");
     let store: Arc<dyn Store> = Arc::new(sqlite.clone());
     let commerce: Arc<dyn CommerceStore> = Arc::new(sqlite.clone());
@@ -57,7 +57,10 @@ async fn the_migration_builds_the_rollups_of_existing_documents() {
     // Back to migration 15: no roll-up table.
     sqlite
         .with_writer(|c| {
-            c.execute_batch("DROP TABLE sales_months; PRAGMA user_version = 15;")
+            c.execute_batch(
+                "DROP TABLE sales_months; DROP TABLE partner_last_sales; DROP TABLE bought_months; \
+                 PRAGMA user_version = 15;",
+            )
                 .map_err(|e| crm_core::Error::invalid("sql", e.to_string()))
         })
         .await

@@ -5,7 +5,7 @@ use super::campaign::OutcomeKind;
 use super::document::DocumentKind;
 use super::period::{Bucket, Period};
 use crate::error::{Error, Result};
-use crate::id::{CampaignId, DocumentId, UserId};
+use crate::id::{CampaignId, DocumentId, PartnerId, UserId};
 use crate::money::{units_to_decimal, Currency};
 use chrono::NaiveDate;
 use rust_decimal::Decimal;
@@ -717,11 +717,49 @@ pub struct RollupDifference {
     pub lines: Option<RollupSums>,
 }
 
+/// A partner's segment fact whose stored roll-up differs from the documents.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FactDifference {
+    /// The partner.
+    pub partner: PartnerId,
+    /// Which fact, and both sides of it.
+    pub fact: PartnerFact,
+}
+
+/// One of a partner's facts that segments read, as the roll-ups hold it (`stored`) and as the documents give it
+/// (`lines`); `None` is no row.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "fact", rename_all = "snake_case")]
+pub enum PartnerFact {
+    /// The day of the partner's last sales invoice.
+    LastSale {
+        /// What the roll-ups hold.
+        stored: Option<NaiveDate>,
+        /// What the documents give.
+        lines: Option<NaiveDate>,
+    },
+    /// The net quantity (10^-4 units) of a product or category the partner bought in a month.
+    Bought {
+        /// The product or category.
+        item: super::Item,
+        /// The month ([`Bucket::Month`]'s index).
+        month: i64,
+        /// What the roll-ups hold.
+        stored: Option<i64>,
+        /// What the documents give.
+        lines: Option<i64>,
+    },
+}
+
 /// What a roll-up check found (and, for [`RollupAction::Rebuild`], repaired).
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct RollupCheck {
     /// The differing months, by currency, grouping, month and key; at most [`RollupCheck::MAX_LISTED`].
     pub differences: Vec<RollupDifference>,
+    /// The differing partner facts (last sale, quantities bought), by fact and partner; at most
+    /// [`RollupCheck::MAX_LISTED`].
+    #[serde(default)]
+    pub facts: Vec<FactDifference>,
     /// Whether more differences exist than are listed.
     pub more: bool,
     /// Whether the roll-ups were rebuilt from the documents.
@@ -743,6 +781,6 @@ impl RollupCheck {
 
     /// Whether the roll-ups equal the documents (before any rebuild).
     pub fn is_clean(&self) -> bool {
-        self.differences.is_empty()
+        self.differences.is_empty() && self.facts.is_empty()
     }
 }

@@ -15,9 +15,9 @@ use crate::commerce::reference::{self, CampaignFacts, Facts};
 use crate::commerce::CommerceStoreExt;
 use crate::commerce::{
     BoughtMode, Bucket, CallOutcome, Campaign, CampaignCost, CampaignTarget, Channel, Cmp,
-    CommerceStore, Criteria, Document, DocumentKind, GroupBy, Item, LastSale, NewCampaign,
-    NewCategory, NewDocument, NewLine, NewProduct, OutcomeKind, PaymentDirection, Period,
-    ProfitQuery, Rank, RankOrder, Recorded, SumsQuery,
+    CommerceStore, Criteria, Document, DocumentKind, FactDifference, GroupBy, Item, LastSale,
+    NewCampaign, NewCategory, NewDocument, NewLine, NewProduct, OutcomeKind, PartnerFact,
+    PaymentDirection, Period, ProfitQuery, Rank, RankOrder, Recorded, SumsQuery,
 };
 use crate::error::Error;
 use crate::id::{CampaignId, CategoryId, PartnerId, ProductId, TenantId, UserId};
@@ -503,7 +503,43 @@ pub async fn check_rollup_repair<F>(
     }
     let year = SumsQuery::by(GroupBy::Customer, Period::year(2026).unwrap(), ron());
     let before = s.cs.store().profit_sums(s.w.tenant, &year).await.unwrap();
+    // Segments read the last sales and the bought months: after March 2nd, and bought the category in February.
+    let after_march_2 = Criteria::LastSale {
+        when: LastSale::After {
+            date: day(2026, 3, 2),
+        },
+    };
+    let bought_february = Criteria::Bought {
+        mode: BoughtMode::Any,
+        items: vec![Item::Category(s.category)],
+        period: Period::new(day(2026, 2, 1), day(2026, 2, 28)).unwrap(),
+    };
+    let members = |c: Criteria| {
+        let cs = s.cs.clone();
+        let tenant = s.w.tenant;
+        async move {
+            cs.store()
+                .segment(tenant, &c, day(2026, 6, 1), ron())
+                .await
+                .expect("segment")
+                .into_iter()
+                .map(|m| m.partner)
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(members(after_march_2.clone()).await, vec![acme.id]);
+    assert_eq!(members(bought_february.clone()).await, vec![acme.id]);
     tamper(s.w.tenant).await;
+    assert_eq!(
+        members(after_march_2.clone()).await,
+        Vec::<PartnerId>::new(),
+        "a segment reads the last sales (moved back a day)"
+    );
+    assert_eq!(
+        members(bought_february.clone()).await,
+        Vec::<PartnerId>::new(),
+        "a segment reads the bought months (February's deleted)"
+    );
 
     let tampered = s.cs.store().profit_sums(s.w.tenant, &year).await.unwrap();
     assert_eq!(
@@ -548,13 +584,50 @@ pub async fn check_rollup_repair<F>(
         }
         assert_eq!((lines.revenue_units, lines.invoices), (2_000_000, 1));
     }
+    // The partner facts: the last sale a day early, and February's product and category gone.
+    assert!(
+        check.facts.contains(&FactDifference {
+            partner: acme.id,
+            fact: PartnerFact::LastSale {
+                stored: Some(day(2026, 3, 2)),
+                lines: Some(day(2026, 3, 3)),
+            },
+        }),
+        "{:?}",
+        check.facts
+    );
+    let mut bought: Vec<Item> = check
+        .facts
+        .iter()
+        .filter_map(|f| match f.fact {
+            PartnerFact::Bought {
+                item,
+                month,
+                stored: None,
+                lines: Some(20_000),
+            } if f.partner == acme.id
+                && crate::commerce::Bucket::Month.start_of(month) == Some(day(2026, 2, 1)) =>
+            {
+                Some(item)
+            }
+            _ => None,
+        })
+        .collect();
+    bought.sort();
+    let mut want = vec![Item::Product(s.products[0]), Item::Category(s.category)];
+    want.sort();
+    assert_eq!(bought, want, "{:?}", check.facts);
+    assert_eq!(check.facts.len(), 3, "{:?}", check.facts);
     let rebuilt = s.cs.rebuild_rollups(s.w.tenant).await.expect("rebuild");
     assert!(rebuilt.rebuilt);
     assert_eq!(
-        rebuilt.differences, check.differences,
+        (&rebuilt.differences, &rebuilt.facts),
+        (&check.differences, &check.facts),
         "a rebuild reports what it repaired"
     );
     assert!(s.cs.verify_rollups(s.w.tenant).await.unwrap().is_clean());
+    assert_eq!(members(after_march_2).await, vec![acme.id]);
+    assert_eq!(members(bought_february).await, vec![acme.id]);
     assert_eq!(
         s.cs.store().profit_sums(s.w.tenant, &year).await.unwrap(),
         before
