@@ -648,19 +648,15 @@ impl World {
         (writes, products, campaigns)
     }
 
-    /// Invoice `k` issued on `day`, with 1–19 lines, maybe linked to a campaign, and maybe followed by a credit
-    /// note (5 %) and a payment (30 %). Returns (lines, credit notes, payments) written.
-    #[allow(clippy::too_many_arguments)]
-    pub fn invoice_writes(
+    /// Invoice `k` issued on `day` to a generated customer (uniform, or Pareto when skewed), in EUR, with 1–19 lines
+    /// (log-normal when skewed), maybe linked to one of `campaigns`: its customer and what recording it takes.
+    pub fn new_invoice(
         &self,
         rng: &mut ChaCha8Rng,
         k: u64,
         day: NaiveDate,
-        products: &BTreeMap<ProductId, Product>,
         campaigns: &[CampaignId],
-        out: &mut Vec<Write>,
-    ) -> (u64, u64, u64) {
-        let eur = Currency::parse("EUR").expect("EUR");
+    ) -> (Partner, NewDocument) {
         let skewed = skew();
         let pi = if skewed {
             pareto_index(rng, self.partners.max(1))
@@ -697,6 +693,23 @@ impl World {
         let campaign =
             (rng.random_range(0..5) == 0).then(|| campaigns[rng.random_range(0..campaigns.len())]);
         nd.campaign = campaign;
+        (partner, nd)
+    }
+
+    /// Invoice `k` issued on `day`, with 1–19 lines, maybe linked to a campaign, and maybe followed by a credit
+    /// note (5 %) and a payment (30 %). Returns (lines, credit notes, payments) written.
+    #[allow(clippy::too_many_arguments)]
+    pub fn invoice_writes(
+        &self,
+        rng: &mut ChaCha8Rng,
+        k: u64,
+        day: NaiveDate,
+        products: &BTreeMap<ProductId, Product>,
+        campaigns: &[CampaignId],
+        out: &mut Vec<Write>,
+    ) -> (u64, u64, u64) {
+        let eur = Currency::parse("EUR").expect("EUR");
+        let (partner, nd) = self.new_invoice(rng, k, day, campaigns);
         let empty = BTreeMap::new();
         let record = |nd: NewDocument,
                       corrected: Option<&Document>,
@@ -725,7 +738,7 @@ impl World {
             })
         };
         let inv = record(nd, None, &empty, k * 4);
-        let mut written = (n, 0, 0);
+        let mut written = (inv.lines().len() as u64, 0, 0);
         let mut follow = Vec::new();
         if rng.random_range(0..20) == 0 {
             let l = &inv.lines()[0];

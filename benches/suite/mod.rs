@@ -8,4 +8,5 @@
 
 pub mod gen;
 pub mod pgsql;
+pub mod record;
 pub mod work;

@@ -864,3 +864,74 @@ pub async fn drop_schema(c: &Client, schema: &str) -> Result<(), String> {
         .await
         .map_err(pe)
 }
+
+/// A shared statement's parameter as a PostgreSQL value (the adapter's binding, written again here).
+fn pg_value(p: &crm_storage_sql::Param) -> Box<dyn ToSql + Sync + Send> {
+    use crm_storage_sql::{Kind, Param};
+    match p {
+        Param::Uuid(u) => Box::new(*u),
+        Param::Day(d) => Box::new(*d),
+        Param::I64(v) => Box::new(*v),
+        Param::I16(v) => Box::new(*v),
+        Param::I32(v) => Box::new(*v),
+        Param::Text(t) => Box::new(t.clone()),
+        Param::Uuids(ids) => Box::new(ids.clone()),
+        Param::Json(v) => Box::new(Json(v.clone())),
+        Param::Null(kind) => match kind {
+            Kind::Uuid => Box::new(None::<uuid::Uuid>),
+            Kind::I16 => Box::new(None::<i16>),
+            Kind::I32 => Box::new(None::<i32>),
+            Kind::I64 => Box::new(None::<i64>),
+            Kind::Bool => Box::new(None::<bool>),
+            Kind::Numeric => Box::new(None::<Decimal>),
+            Kind::Json => Box::new(None::<Json<serde_json::Value>>),
+            Kind::Text | Kind::Ccy => Box::new(None::<String>),
+        },
+    }
+}
+
+/// Records a sales document in one transaction (see `record::statements`): checks its partner, runs the
+/// prepared statements, appends the event.
+pub async fn record_document(
+    pg: &mut Pg,
+    partner: PartnerId,
+    statements: &[(&'static str, Vec<crm_storage_sql::Param>)],
+    e: &DomainEvent,
+) -> Result<(), String> {
+    let w = pg.writes().await?;
+    let exists = pg.stmt(PARTNER_EXISTS).await?;
+    let mut prepared = Vec::with_capacity(statements.len());
+    for (text, _) in statements {
+        prepared.push(pg.stmt(text).await?);
+    }
+    let tx = pg.client.transaction().await.map_err(pe)?;
+    if tx
+        .query_opt(&exists, &[e.tenant.as_uuid(), partner.as_uuid()])
+        .await
+        .map_err(pe)?
+        .is_none()
+    {
+        return Err(format!("partner {partner} not found"));
+    }
+    for ((_, params), s) in statements.iter().zip(&prepared) {
+        let values: Vec<Box<dyn ToSql + Sync + Send>> = params.iter().map(pg_value).collect();
+        let refs: Vec<&(dyn ToSql + Sync)> = values
+            .iter()
+            .map(|v| v.as_ref() as &(dyn ToSql + Sync))
+            .collect();
+        tx.execute(s, &refs).await.map_err(pe)?;
+    }
+    insert_events(&tx, &w, e.tenant, &[e]).await?;
+    tx.commit().await.map_err(pe)
+}
+
+/// A tenant's recorded documents, lines, events and roll-ups as one digest (see `record::digest_queries`).
+pub async fn record_digest(pg: &mut Pg, tenant: TenantId) -> Result<String, String> {
+    let mut lines = Vec::new();
+    for q in super::record::digest_queries(true) {
+        for r in pg.client.query(q, &[tenant.as_uuid()]).await.map_err(pe)? {
+            lines.push(r.get::<_, Option<String>>(0).unwrap_or_default());
+        }
+    }
+    Ok(super::work::Digest::of_lines(lines).hex())
+}

@@ -128,6 +128,11 @@ pub const WORKLOADS: &[Workload] = &[
         unit: "campaigns",
     },
     Workload {
+        id: "record_document",
+        what: "7. record a sales invoice with its lines, one transaction each (the roll-ups kept in it; the baseline inserts the same rows and upserts the same roll-up rows, values computed in Rust, and reads nothing)",
+        unit: "documents",
+    },
+    Workload {
         id: "rules_eval",
         what: "6. the example scheme in Rhai on stage moves and new leads (baseline: the same scheme in plain Rust)",
         unit: "evaluations",
@@ -338,6 +343,7 @@ impl Env {
                 "profit_customer_mid" => self.profit(imp, GroupBy::Customer, self.mid()?).await,
                 "profit_group_mid" => self.profit(imp, GroupBy::Group, self.mid()?).await,
                 "campaign_roi" => self.campaign_roi(imp).await,
+                "record_document" => self.record_document(imp).await,
                 "rules_eval" => self.rules_eval(imp),
                 other => Err(format!("unknown workload `{other}`")),
             }?;
@@ -364,7 +370,12 @@ impl Env {
 
     /// A fresh tenant with the same logical content for both implementations: pipeline, lost reasons, partners.
     async fn fresh_world(&mut self, rep: usize) -> Result<World, String> {
-        let mut w = World::new(self.manifest.seed ^ 0x5EED, 100 + rep as u64, 200);
+        self.scratch_world(100 + rep as u64).await
+    }
+
+    /// World number `n` (its partners, products and users have the same ids each time) in a new scratch tenant.
+    async fn scratch_world(&mut self, n: u64) -> Result<World, String> {
+        let mut w = World::new(self.manifest.seed ^ 0x5EED, n, 200);
         retenant(&mut w, TenantId::new());
         self.scratch.push(w.tenant);
         let mut sink = super::gen::Sink::new(self.store.as_ref(), w.tenant);
@@ -421,6 +432,86 @@ impl Env {
             n,
             self.base.tenant_digest(w.tenant, &w.pipeline).await?,
         ))
+    }
+
+    /// Records `single` generated invoices (1–19 lines each, some linked to a campaign) in a fresh tenant with the
+    /// commerce set-up (categories, products, campaigns), one transaction each.
+    async fn record_document(&mut self, imp: Impl) -> Result<(f64, u64, String), String> {
+        use crm_core::commerce::{AppliedRate, DocumentFacts};
+        // The same world each repetition (in a new tenant), so the digest can name customers, owners and products.
+        let w = self.scratch_world(99).await?;
+        let (mut setup, products, campaigns) = w.commerce_setup();
+        let mut sink = super::gen::Sink::new(self.store.as_ref(), w.tenant);
+        sink.push(&mut setup).await.map_err(|e| e.to_string())?;
+        sink.flush().await.map_err(|e| e.to_string())?;
+        let n = self.scale.single;
+        let mut rng = ChaCha8Rng::seed_from_u64(self.manifest.seed ^ 0x7);
+        let day = chrono::NaiveDate::from_ymd_opt(2025, 6, 1).ok_or("date")?;
+        let invoices: Vec<_> = (0..n)
+            .map(|k| {
+                w.new_invoice(
+                    &mut rng,
+                    k,
+                    day + chrono::Duration::days((k % 90) as i64),
+                    &campaigns,
+                )
+            })
+            .collect();
+        let ctx = Context::user(w.tenant, w.users[0]);
+        let started = Instant::now();
+        match imp {
+            Impl::Ours => {
+                let cs = crm_core::service::CommerceService::new(
+                    self.svc.clone(),
+                    self.commerce.clone(),
+                    Self::eur(),
+                );
+                for (_, nd) in invoices {
+                    cs.record_document(&ctx, nd)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                }
+            }
+            Impl::Sql => {
+                let empty = BTreeMap::new();
+                for (partner, nd) in invoices {
+                    let now = Utc::now();
+                    let facts = DocumentFacts {
+                        partner: &partner,
+                        products: &products,
+                        rate: AppliedRate::identity(Self::eur()),
+                        existing: None,
+                        corrected: None,
+                        campaign_exists: nd.campaign.is_some(),
+                        settled: &empty,
+                    };
+                    let d = nd
+                        .record(w.tenant, facts, now)
+                        .map_err(|e| e.to_string())?
+                        .record()
+                        .clone();
+                    let e = DomainEvent::new(
+                        &ctx,
+                        now,
+                        crm_core::event::Subject {
+                            partner: Some(d.partner()),
+                            ..Default::default()
+                        },
+                        crm_core::event::EventKind::InvoiceRecorded {
+                            document: d.id(),
+                            kind: d.kind(),
+                            number: d.number().to_owned(),
+                            total: d.total_money(),
+                            campaign: d.campaign(),
+                            version: d.version(),
+                        },
+                    );
+                    self.base.record_document(&d, &e).await?;
+                }
+            }
+        }
+        let secs = started.elapsed().as_secs_f64();
+        Ok((secs, n, self.base.record_digest(w.tenant).await?))
     }
 
     async fn ingest_batch(&mut self, imp: Impl, rep: usize) -> Result<(f64, u64, String), String> {
@@ -1126,18 +1217,7 @@ impl Base {
     ) -> Result<(), String> {
         match self {
             Self::Sqlite(conn) => {
-                let tx = conn
-                    .transaction_with_behavior(TransactionBehavior::Immediate)
-                    .map_err(se)?;
-                let found = tx
-                    .prepare_cached("SELECT 1 FROM partners WHERE tenant = ?1 AND id = ?2")
-                    .and_then(|mut s| {
-                        s.exists(params![lead.tenant().as_bytes(), partner.as_bytes()])
-                    })
-                    .map_err(se)?;
-                if !found {
-                    return Err(format!("partner {partner} not found"));
-                }
+                let tx = sql::begin_for_partner(conn, lead.tenant(), partner)?;
                 sql::insert_lead(&tx, lead)?;
                 sql::insert_event(&tx, e)?;
                 sql::insert_history(&tx, h)?;
@@ -1165,6 +1245,57 @@ impl Base {
                 tx.commit().map_err(se)
             }
             Self::Postgres(c) => super::pgsql::ingest(c, tenant, writes).await,
+        }
+    }
+
+    /// Records a sales document in one transaction (see `record::statements`): checks its partner, inserts the
+    /// document, its lines and its event, upserts its roll-up rows.
+    pub async fn record_document(
+        &mut self,
+        d: &crm_core::commerce::Document,
+        e: &DomainEvent,
+    ) -> Result<(), String> {
+        let statements = super::record::statements(d, matches!(self, Self::Postgres(_)))?;
+        match self {
+            Self::Sqlite(conn) => {
+                let tx = sql::begin_for_partner(conn, d.tenant(), d.partner())?;
+                for (text, values) in &statements {
+                    tx.prepare_cached(&super::record::sqlite_text(text))
+                        .and_then(|mut s| {
+                            s.execute(rusqlite::params_from_iter(
+                                values.iter().map(crm_storage_sqlite::param_value),
+                            ))
+                        })
+                        .map_err(se)?;
+                }
+                sql::insert_event(&tx, e)?;
+                tx.commit().map_err(se)
+            }
+            Self::Postgres(c) => {
+                super::pgsql::record_document(c, d.partner(), &statements, e).await
+            }
+        }
+    }
+
+    /// A tenant's recorded documents, lines, events and roll-ups as one digest.
+    pub async fn record_digest(&mut self, tenant: TenantId) -> Result<String, String> {
+        match self {
+            Self::Sqlite(conn) => {
+                let mut lines = Vec::new();
+                for q in super::record::digest_queries(false) {
+                    let mut s = conn.prepare_cached(q).map_err(se)?;
+                    let rows = s
+                        .query_map(params![tenant.as_bytes()], |r| {
+                            r.get::<_, Option<String>>(0)
+                        })
+                        .map_err(se)?;
+                    for r in rows {
+                        lines.push(r.map_err(se)?.unwrap_or_default());
+                    }
+                }
+                Ok(Digest::of_lines(lines).hex())
+            }
+            Self::Postgres(c) => super::pgsql::record_digest(c, tenant).await,
         }
     }
 
@@ -1419,6 +1550,25 @@ pub mod sql {
                 .map_err(se)?;
         }
         Ok(())
+    }
+
+    /// Begins a write transaction after checking that `partner` exists (what both write baselines do first).
+    pub fn begin_for_partner(
+        conn: &mut Connection,
+        tenant: TenantId,
+        partner: crm_core::id::PartnerId,
+    ) -> Result<Transaction<'_>, String> {
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(se)?;
+        let found = tx
+            .prepare_cached("SELECT 1 FROM partners WHERE tenant = ?1 AND id = ?2")
+            .and_then(|mut s| s.exists(params![tenant.as_bytes(), partner.as_bytes()]))
+            .map_err(se)?;
+        if !found {
+            return Err(format!("partner {partner} not found"));
+        }
+        Ok(tx)
     }
 
     /// Appends an event row.

@@ -4,9 +4,10 @@
 //! partners are joined to those.
 //!
 //! At 1M customers the earlier per-partner correlated subqueries cost 4.8× the hand-written grouped query; the
-//! grouped scans cost about the same as it. What a match needs ([`Criteria::needs`]) decides the join: on SQLite the
-//! query is driven from the first CTE a match needs a row of (`CROSS JOIN` fixes the order, so only partners with
-//! activity are looked at); on PostgreSQL those CTEs are inner-joined and the planner chooses the order.
+//! grouped scans cost about the same as it. What a match needs ([`Criteria::needs`], split per CTE) decides the join:
+//! on SQLite the query is driven from the first CTE a match needs a row of, smallest first (`CROSS JOIN` fixes the
+//! order, so only partners with activity are looked at); on PostgreSQL those CTEs are inner-joined and the planner
+//! chooses the order.
 
 use crate::{Dialect, Param, Sql};
 use chrono::NaiveDate;
@@ -46,73 +47,40 @@ pub fn segment_sql(
     Ok(sql)
 }
 
-/// The CTEs a tree needs.
+/// The CTEs a tree needs, each one row per partner.
 ///
-/// - `f`: one row per partner with sales facts: `last` (day of the last sale, from the last-sales roll-up) and one
-///   `v<n>` column per sales-volume criterion (the whole months of its period from the customer roll-up, the
-///   partial months at its edges from the documents);
+/// - `v<n>`: per sales-volume criterion (numbered in the tree's order, depth first), the partners' net revenue `v`
+///   in its period: the whole months from the customer roll-up, the partial months at its edges from the documents;
 /// - `b<n>`: per bought item (product or category in a period, numbered as [`Criteria::needs`] numbers them), the
-///   partners' net quantity `q` (whole months from the bought roll-up, the edges from the lines).
+///   partners' net quantity `q`: whole months from the bought roll-up, the edges from the lines;
+/// - `l`: the partners' last sale day `last` (the last-sales roll-up, one row per partner with an invoice).
 #[derive(Debug, Default)]
 struct Plan {
-    uses_f: bool,
-    /// The union branches of `f`: each gives one column (0 `last`, n `v<n>`), as `(column, partner, value, from)`.
-    parts: Vec<(usize, String, String, String)>,
-    /// How many volume columns `f` has.
-    volumes: usize,
+    uses_last: bool,
+    volumes: Vec<String>,
     bought: Vec<String>,
 }
 
 impl Plan {
-    /// `f`'s body: the union of its branches, one row per partner.
-    fn facts(&self, dialect: Dialect) -> String {
-        let name = |c: usize| {
-            if c == 0 {
-                "last".to_string()
-            } else {
-                format!("v{c}")
-            }
-        };
-        let null = |c: usize| match dialect {
-            Dialect::Sqlite => "NULL".to_string(),
-            Dialect::Postgres if c == 0 => "CAST(NULL AS integer)".to_string(),
-            Dialect::Postgres => "CAST(NULL AS bigint)".to_string(),
-        };
-        let branches: Vec<String> = self
-            .parts
-            .iter()
-            .map(|(column, partner, value, from)| {
-                let cols: Vec<String> = (0..=self.volumes)
-                    .map(|c| {
-                        let v = if c == *column { value.clone() } else { null(c) };
-                        format!("{v} AS {}", name(c))
-                    })
-                    .collect();
-                format!(
-                    "SELECT {partner} AS partner, {} FROM {from}",
-                    cols.join(", ")
-                )
-            })
-            .collect();
-        let sums: String = (1..=self.volumes)
-            .map(|c| format!(", sum(v{c}) AS v{c}"))
-            .collect();
-        format!(
-            "SELECT partner, max(last) AS last{sums} FROM ({}) AS u GROUP BY partner",
-            branches.join(" UNION ALL ")
-        )
-    }
-
     fn statement(&self, dialect: Dialect, t: &str, cond: &str, needs: &Needs) -> String {
+        // Smallest first: a volume's partners (sales in its period), a bought item's, then every partner with a
+        // sale. SQLite is driven from the first one a match requires.
         let mut ctes = Vec::new();
         let mut aliases = Vec::new();
-        if self.uses_f {
-            ctes.push(format!("f AS ({})", self.facts(dialect)));
-            aliases.push(("f".to_string(), needs.documents));
+        for (i, body) in self.volumes.iter().enumerate() {
+            ctes.push(format!("v{} AS ({body})", i + 1));
+            aliases.push((format!("v{}", i + 1), needs.volumes.contains(&(i + 1))));
         }
         for (i, body) in self.bought.iter().enumerate() {
             ctes.push(format!("b{} AS ({body})", i + 1));
             aliases.push((format!("b{}", i + 1), needs.bought.contains(&(i + 1))));
+        }
+        if self.uses_last {
+            ctes.push(format!(
+                "l AS (SELECT partner, last_sale AS last FROM {} WHERE tenant = {t})",
+                crate::rollup::LAST_SALES
+            ));
+            aliases.push(("l".to_string(), needs.last_sale));
         }
         let from = match dialect {
             Dialect::Sqlite => {
@@ -181,26 +149,18 @@ fn condition(
     let no = d.false_lit();
     match c {
         Criteria::LastSale { when } => {
-            if !plan.parts.iter().any(|p| p.0 == 0) {
-                plan.parts.push((
-                    0,
-                    "partner".to_string(),
-                    "last_sale".to_string(),
-                    format!("{} WHERE tenant = {t}", crate::rollup::LAST_SALES),
-                ));
-            }
-            plan.uses_f = true;
+            plan.uses_last = true;
             match when {
-                LastSale::Never => "(f.last IS NULL)".to_string(),
+                LastSale::Never => "(l.last IS NULL)".to_string(),
                 LastSale::Before { date } => {
                     format!(
-                        "COALESCE(f.last < {}, {no})",
+                        "COALESCE(l.last < {}, {no})",
                         sql.bind(Param::Day(day_number(*date)))
                     )
                 }
                 LastSale::After { date } => {
                     format!(
-                        "COALESCE(f.last > {}, {no})",
+                        "COALESCE(l.last > {}, {no})",
                         sql.bind(Param::Day(day_number(*date)))
                     )
                 }
@@ -208,7 +168,7 @@ fn condition(
                     let since = (day_number(as_of) as i64 - *days as i64)
                         .clamp(i32::MIN as i64, i32::MAX as i64)
                         as i32;
-                    format!("COALESCE(f.last >= {}, {no})", sql.bind(Param::Day(since)))
+                    format!("COALESCE(l.last >= {}, {no})", sql.bind(Param::Day(since)))
                 }
             }
         }
@@ -217,26 +177,21 @@ fn condition(
             cmp,
             amount,
         } => {
-            plan.uses_f = true;
-            plan.volumes += 1;
-            let n = plan.volumes;
+            let n = plan.volumes.len() + 1;
             let r = sql.bind(reporting.code());
             let (months, edges) = crate::rollup::split(*period);
+            let mut branches = Vec::new();
             if let Some((m1, m2)) = months {
                 let (a, b) = (sql.bind(m1), sql.bind(m2));
                 let partner = match d {
-                    Dialect::Sqlite => "key".to_string(),
-                    Dialect::Postgres => "CAST(key AS uuid)".to_string(),
+                    Dialect::Sqlite => "key",
+                    Dialect::Postgres => "CAST(key AS uuid)",
                 };
-                plan.parts.push((
-                    n,
-                    partner,
-                    "revenue_units".to_string(),
-                    format!(
-                        "{} WHERE tenant = {t} AND reporting = {r} AND dim = {} AND month BETWEEN {a} AND {b}",
-                        crate::rollup::TABLE,
-                        crate::rollup::dim(crm_core::commerce::GroupBy::Customer)
-                    ),
+                branches.push(format!(
+                    "SELECT {partner} AS partner, revenue_units AS v FROM {} WHERE tenant = {t} \
+                     AND reporting = {r} AND dim = {} AND month BETWEEN {a} AND {b}",
+                    crate::rollup::TABLE,
+                    crate::rollup::dim(crm_core::commerce::GroupBy::Customer)
                 ));
             }
             for (from, to) in edges {
@@ -244,18 +199,17 @@ fn condition(
                     sql.bind(Param::Day(day_number(from))),
                     sql.bind(Param::Day(day_number(to))),
                 );
-                plan.parts.push((
-                    n,
-                    "partner".to_string(),
-                    "revenue_units".to_string(),
-                    format!(
-                        "documents WHERE tenant = {t} AND reporting = {r} AND issue_day BETWEEN {a} AND {b} \
-                         AND kind IN (0, 1)"
-                    ),
+                branches.push(format!(
+                    "SELECT partner, revenue_units AS v FROM documents WHERE tenant = {t} AND reporting = {r} \
+                     AND issue_day BETWEEN {a} AND {b} AND kind IN (0, 1)"
                 ));
             }
+            plan.volumes.push(format!(
+                "SELECT partner, sum(v) AS v FROM ({}) AS u GROUP BY partner",
+                branches.join(" UNION ALL ")
+            ));
             let a = bigint(d, sql.bind(amount.to_units()));
-            format!("(COALESCE(f.v{n}, 0) {} {a})", cmp.sql())
+            format!("(COALESCE(v{n}.v, 0) {} {a})", cmp.sql())
         }
         Criteria::Bought {
             mode,

@@ -33,6 +33,7 @@ mod rows;
 mod store;
 
 pub use config::SqliteConfig;
+pub use rows::bind as param_value;
 /// The rusqlite this adapter is built with (a host sharing a connection with the engine uses the same).
 pub use rusqlite;
 pub use store::SqliteStore;

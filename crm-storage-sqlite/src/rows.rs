@@ -31,8 +31,15 @@ pub(crate) fn contains_pattern(needle: &str) -> String {
     crm_storage_sql::like_contains(needle)
 }
 
-/// A shared statement's parameter as SQLite stores it (ids as 16-byte blobs).
-pub(crate) fn bind(p: &crm_storage_sql::Param) -> rusqlite::types::Value {
+/// A shared statement's parameter as SQLite stores it (ids as 16-byte blobs, JSON as its text), for code that runs
+/// `crm_storage_sql` rows through its own `rusqlite` connection (the benchmark's plain-SQL baselines do).
+///
+/// ```
+/// use crm_storage_sqlite::{param_value, rusqlite::types::Value};
+/// let id = uuid::Uuid::now_v7();
+/// assert_eq!(param_value(&crm_storage_sql::Param::Uuid(id)), Value::Blob(id.as_bytes().to_vec()));
+/// ```
+pub fn bind(p: &crm_storage_sql::Param) -> rusqlite::types::Value {
     use crm_storage_sql::Param;
     use rusqlite::types::Value;
     match p {

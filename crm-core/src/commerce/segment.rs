@@ -204,8 +204,14 @@ pub enum Criteria {
 /// The per-partner rows a match of a criteria tree needs (see [`Criteria::needs`]).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Needs {
-    /// A partner without any document cannot match.
+    /// A partner without any sales document cannot match.
     pub documents: bool,
+    /// A partner without a sales invoice (a last sale) cannot match.
+    pub last_sale: bool,
+    /// A partner without sales in the period of the n-th sales-volume criterion cannot match. Volume criteria are
+    /// numbered from 1 in the order the tree names them, depth first, counting every one (also under `Not` and
+    /// `Or`).
+    pub volumes: BTreeSet<usize>,
     /// A partner without a line of the n-th bought item cannot match. Items are numbered from 1 in the order the
     /// tree names them, depth first, counting every item of every `Bought` (also under `Not` and `Or`).
     pub bought: BTreeSet<usize>,
@@ -214,6 +220,8 @@ pub struct Needs {
 impl Needs {
     fn union(mut self, other: Self) -> Self {
         self.documents |= other.documents;
+        self.last_sale |= other.last_sale;
+        self.volumes.extend(other.volumes);
         self.bought.extend(other.bought);
         self
     }
@@ -221,6 +229,8 @@ impl Needs {
     fn intersection(self, other: &Self) -> Self {
         Self {
             documents: self.documents && other.documents,
+            last_sale: self.last_sale && other.last_sale,
+            volumes: self.volumes.intersection(&other.volumes).copied().collect(),
             bought: self.bought.intersection(&other.bought).copied().collect(),
         }
     }
@@ -265,25 +275,36 @@ impl Criteria {
     /// ]};
     /// let needs = c.needs();
     /// assert!(needs.documents);                    // a volume above 0 needs documents
+    /// assert_eq!(needs.volumes.iter().collect::<Vec<_>>(), vec![&1]); // in volume 1's period
+    /// assert!(!needs.last_sale);                   // "not within 90 days" holds for a partner who never bought
     /// assert_eq!(needs.bought.into_iter().collect::<Vec<_>>(), vec![1]); // and a line of item 1
     /// # Ok::<(), crm_core::Error>(())
     /// ```
     pub fn needs(&self) -> Needs {
-        let mut items = 0;
-        self.needs_from(&mut items)
+        self.needs_from(&mut 0, &mut 0)
     }
 
-    fn needs_from(&self, items: &mut usize) -> Needs {
+    fn needs_from(&self, items: &mut usize, volumes: &mut usize) -> Needs {
         match self {
             Self::LastSale { when } => Needs {
                 documents: !matches!(when, LastSale::Never),
+                last_sale: !matches!(when, LastSale::Never),
                 ..Needs::default()
             },
             // A partner without documents has volume 0.
-            Self::SalesVolume { cmp, amount, .. } => Needs {
-                documents: !cmp.holds(0, amount.to_units()),
-                ..Needs::default()
-            },
+            Self::SalesVolume { cmp, amount, .. } => {
+                *volumes += 1;
+                let needed = !cmp.holds(0, amount.to_units());
+                Needs {
+                    documents: needed,
+                    volumes: if needed {
+                        BTreeSet::from([*volumes])
+                    } else {
+                        BTreeSet::new()
+                    },
+                    ..Needs::default()
+                }
+            }
             Self::Bought {
                 mode, items: named, ..
             } => {
@@ -304,13 +325,13 @@ impl Criteria {
             | Self::Industry { .. }
             | Self::Location { .. }
             | Self::Tag { .. } => Needs::default(),
-            Self::And { all } => all
-                .iter()
-                .fold(Needs::default(), |acc, c| acc.union(c.needs_from(items))),
+            Self::And { all } => all.iter().fold(Needs::default(), |acc, c| {
+                acc.union(c.needs_from(items, volumes))
+            }),
             Self::Or { any } => {
                 let mut acc: Option<Needs> = None;
                 for c in any {
-                    let n = c.needs_from(items);
+                    let n = c.needs_from(items, volumes);
                     acc = Some(match acc {
                         None => n,
                         Some(a) => a.intersection(&n),
@@ -320,14 +341,16 @@ impl Criteria {
             }
             Self::Not { not } => {
                 // Numbers the items below; "not never bought" is "bought at some time".
-                not.needs_from(items);
+                not.needs_from(items, volumes);
+                let sold = matches!(
+                    not.as_ref(),
+                    Self::LastSale {
+                        when: LastSale::Never
+                    }
+                );
                 Needs {
-                    documents: matches!(
-                        not.as_ref(),
-                        Self::LastSale {
-                            when: LastSale::Never
-                        }
-                    ),
+                    documents: sold,
+                    last_sale: sold,
                     ..Needs::default()
                 }
             }
@@ -542,8 +565,8 @@ mod tests {
         assert_eq!(
             c.needs(),
             Needs {
-                documents: false,
                 bought: BTreeSet::from([3, 4, 5]),
+                ..Needs::default()
             }
         );
         assert!(
@@ -555,6 +578,8 @@ mod tests {
         );
         assert!(!never.needs().documents);
         assert!(volume(Cmp::Ge, 1).needs().documents);
+        assert_eq!(volume(Cmp::Ge, 1).needs().volumes, BTreeSet::from([1]));
+        assert!(never.needs() == Needs::default());
         assert!(!volume(Cmp::Ge, 0).needs().documents);
         assert!(!bought(BoughtMode::Any, 2).needs().bought.contains(&1));
         assert!(bought(BoughtMode::None, 1).needs().bought.is_empty());
@@ -570,8 +595,9 @@ mod tests {
         assert_eq!(
             or.needs(),
             Needs {
+                // Each branch needs some sales, but no one volume's: v1 in the first, v2 in the second.
                 documents: true,
-                bought: BTreeSet::new(),
+                ..Needs::default()
             }
         );
     }

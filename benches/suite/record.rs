@@ -1,0 +1,182 @@
+//! The baseline of recording one sales document: what a hand-written recorder runs in one transaction on the same
+//! schema, with prepared statements and values computed in Rust — the partner checked, the document row and its
+//! line rows inserted, the eight month rows of the sales roll-up, the partner's last sale and the bought months
+//! upserted (`VALUES … ON CONFLICT DO UPDATE`), the event appended. The engine's side reads the partner, the
+//! products, the campaign, the number and the rate before it writes, and derives the roll-up rows from the rows it
+//! inserted (`INSERT … SELECT`): the workload measures what that costs.
+//!
+//! The texts use `$n` placeholders (PostgreSQL's; SQLite gets them as `?n`).
+
+use crm_core::commerce::{Bucket, Document, DocumentKind, GroupBy};
+use crm_storage_sql::Param;
+use std::collections::BTreeMap;
+use std::sync::LazyLock;
+
+/// The document row (the engine's column order).
+pub static DOCUMENT_INSERT: LazyLock<String> = LazyLock::new(|| {
+    let cols: Vec<&str> = crm_storage_sql::commerce::DOCUMENTS
+        .columns
+        .iter()
+        .map(|(c, _)| *c)
+        .collect();
+    let ps: Vec<String> = (1..=cols.len()).map(|i| format!("${i}")).collect();
+    format!(
+        "INSERT INTO documents ({}) VALUES ({})",
+        cols.join(", "),
+        ps.join(", ")
+    )
+});
+
+/// One line row.
+pub const LINE_INSERT: &str =
+    "INSERT INTO document_lines (tenant, document, n, partner, kind, issue_day, \
+     product, category, quantity_units, revenue_units, cost_units) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)";
+
+/// The eight month rows of the sales roll-up (one per grouping), in one statement: `$1` tenant, `$2` reporting,
+/// `$3` month, `$4`–`$7` revenue, cost, invoices, documents, `$8`… each grouping's key.
+pub static MONTHS_UPSERT: LazyLock<String> = LazyLock::new(|| {
+    let rows: Vec<String> = GroupBy::ALL
+        .iter()
+        .enumerate()
+        .map(|(dim, _)| format!("($1, $2, {dim}, $3, ${}, $4, $5, $6, $7)", 8 + dim))
+        .collect();
+    format!(
+        "INSERT INTO sales_months (tenant, reporting, dim, month, key, revenue_units, cost_units, invoices, \
+         documents) VALUES {} ON CONFLICT (tenant, reporting, dim, month, key) DO UPDATE SET \
+         revenue_units = sales_months.revenue_units + excluded.revenue_units, \
+         cost_units = sales_months.cost_units + excluded.cost_units, \
+         invoices = sales_months.invoices + excluded.invoices, \
+         documents = sales_months.documents + excluded.documents",
+        rows.join(", ")
+    )
+});
+
+/// The partner's last sale, kept as the later of the stored day and this invoice's.
+pub const LAST_SALE_UPSERT: &str =
+    "INSERT INTO partner_last_sales (tenant, partner, last_sale) VALUES ($1, $2, $3) \
+     ON CONFLICT (tenant, partner) DO UPDATE SET last_sale = CASE WHEN excluded.last_sale > \
+     partner_last_sales.last_sale THEN excluded.last_sale ELSE partner_last_sales.last_sale END";
+
+/// One bought month (a product, kind 0, or a category, kind 1).
+pub const BOUGHT_UPSERT: &str = "INSERT INTO bought_months (tenant, kind, item, month, partner, quantity_units) \
+     VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (tenant, kind, item, month, partner) DO UPDATE SET \
+     quantity_units = bought_months.quantity_units + excluded.quantity_units";
+
+/// The statements recording the sales document `d` (an invoice or credit note), with their values. Keys are
+/// written as each schema stores them: ids as text on PostgreSQL (`pg`), as stored (blobs) on SQLite; an absent
+/// attribute as the empty text.
+pub fn statements(d: &Document, pg: bool) -> Result<Vec<(&'static str, Vec<Param>)>, String> {
+    let tenant = Param::Uuid(*d.tenant().as_uuid());
+    let mut out = vec![(
+        DOCUMENT_INSERT.as_str(),
+        crm_storage_sql::commerce::document_row(d).map_err(|e| e.to_string())?,
+    )];
+    for row in crm_storage_sql::commerce::line_rows(d) {
+        out.push((LINE_INSERT, row));
+    }
+    let month = Bucket::Month.index(d.issue_date());
+    let id_key = |id: Option<uuid::Uuid>| match id {
+        None => Param::Text(String::new()),
+        Some(u) if pg => Param::Text(u.to_string()),
+        Some(u) => Param::Uuid(u),
+    };
+    let text_key = |t: &Option<String>| Param::Text(t.clone().unwrap_or_default());
+    let attrs = d.attrs();
+    let mut months = vec![
+        tenant.clone(),
+        Param::Text(d.rate().reporting.code().to_string()),
+        Param::I64(month),
+        Param::I64(d.revenue_units()),
+        Param::I64(d.cost_units()),
+        Param::I64(i64::from(d.kind() == DocumentKind::Invoice)),
+        Param::I64(1),
+    ];
+    for g in GroupBy::ALL {
+        months.push(match g {
+            GroupBy::Customer => id_key(Some(*d.partner().as_uuid())),
+            GroupBy::Group => text_key(&attrs.group),
+            GroupBy::Industry => text_key(&attrs.industry),
+            GroupBy::Country => text_key(&attrs.country),
+            GroupBy::Region => text_key(&attrs.region),
+            GroupBy::City => text_key(&attrs.city),
+            GroupBy::Owner => id_key(attrs.owner.map(|o| *o.as_uuid())),
+            GroupBy::Campaign => id_key(d.campaign().map(|c| *c.as_uuid())),
+        });
+    }
+    out.push((MONTHS_UPSERT.as_str(), months));
+    let partner = Param::Uuid(*d.partner().as_uuid());
+    if d.kind() == DocumentKind::Invoice {
+        out.push((
+            LAST_SALE_UPSERT,
+            vec![
+                tenant.clone(),
+                partner.clone(),
+                Param::Day(crm_core::commerce::day_number(d.issue_date())),
+            ],
+        ));
+    }
+    let mut bought: BTreeMap<(i16, uuid::Uuid), i64> = BTreeMap::new();
+    for l in d.lines() {
+        *bought.entry((0, *l.product.as_uuid())).or_default() += l.quantity_units;
+        if let Some(c) = l.category {
+            *bought.entry((1, *c.as_uuid())).or_default() += l.quantity_units;
+        }
+    }
+    for ((kind, item), q) in bought.into_iter().filter(|(_, q)| *q != 0) {
+        out.push((
+            BOUGHT_UPSERT,
+            vec![
+                tenant.clone(),
+                Param::I16(kind),
+                Param::Uuid(item),
+                Param::I64(month),
+                partner.clone(),
+                Param::I64(q),
+            ],
+        ));
+    }
+    Ok(out)
+}
+
+/// The queries whose rows make a tenant's recording digest (`$1` the tenant): its documents without their ids,
+/// its lines' totals, its events by kind and the three roll-ups, ids as 32 hex digits on both backends (so the
+/// smoke test can compare SQLite's digest with PostgreSQL's).
+pub fn digest_queries(pg: bool) -> [&'static str; 5] {
+    if pg {
+        [
+            "SELECT kind || ' ' || number || ' ' || issue_day || ' ' || revenue_units || ' ' || cost_units || ' ' \
+             || total_units FROM documents WHERE tenant = $1",
+            "SELECT count(*) || ' ' || COALESCE(sum(quantity_units), 0) || ' ' || COALESCE(sum(revenue_units), 0) \
+             FROM document_lines WHERE tenant = $1",
+            "SELECT kind || ' ' || count(*) FROM events WHERE tenant = $1 GROUP BY kind",
+            "SELECT dim || ' ' || month || ' ' || (CASE WHEN key ~ '^[0-9a-f]{8}-[0-9a-f]{4}-' \
+             THEN replace(key, '-', '') ELSE key END) || ' ' || revenue_units || ' ' || cost_units || ' ' || \
+             invoices || ' ' || documents FROM sales_months WHERE tenant = $1 AND documents <> 0",
+            "SELECT 'b ' || kind || ' ' || replace(item::text, '-', '') || ' ' || month || ' ' || \
+             replace(partner::text, '-', '') || ' ' || quantity_units \
+             FROM bought_months WHERE tenant = $1 AND quantity_units <> 0 UNION ALL \
+             SELECT 'l ' || replace(partner::text, '-', '') || ' ' || last_sale FROM partner_last_sales \
+             WHERE tenant = $1",
+        ]
+    } else {
+        [
+            "SELECT kind || ' ' || number || ' ' || issue_day || ' ' || revenue_units || ' ' || cost_units || ' ' \
+             || total_units FROM documents WHERE tenant = ?1",
+            "SELECT count(*) || ' ' || COALESCE(sum(quantity_units), 0) || ' ' || COALESCE(sum(revenue_units), 0) \
+             FROM document_lines WHERE tenant = ?1",
+            "SELECT kind || ' ' || count(*) FROM events WHERE tenant = ?1 GROUP BY kind",
+            "SELECT dim || ' ' || month || ' ' || (CASE WHEN typeof(key) = 'blob' THEN lower(hex(key)) ELSE key END) \
+             || ' ' || revenue_units || ' ' || cost_units || ' ' || invoices || ' ' || documents \
+             FROM sales_months WHERE tenant = ?1 AND documents <> 0",
+            "SELECT 'b ' || kind || ' ' || lower(hex(item)) || ' ' || month || ' ' || lower(hex(partner)) || ' ' || \
+             quantity_units FROM bought_months WHERE tenant = ?1 AND quantity_units <> 0 UNION ALL \
+             SELECT 'l ' || lower(hex(partner)) || ' ' || last_sale FROM partner_last_sales WHERE tenant = ?1",
+        ]
+    }
+}
+
+/// A `$n` text as SQLite's `?n`.
+pub fn sqlite_text(text: &str) -> String {
+    text.replace('$', "?")
+}
