@@ -865,31 +865,6 @@ pub async fn drop_schema(c: &Client, schema: &str) -> Result<(), String> {
         .map_err(pe)
 }
 
-/// A shared statement's parameter as a PostgreSQL value (the adapter's binding, written again here).
-fn pg_value(p: &crm_storage_sql::Param) -> Box<dyn ToSql + Sync + Send> {
-    use crm_storage_sql::{Kind, Param};
-    match p {
-        Param::Uuid(u) => Box::new(*u),
-        Param::Day(d) => Box::new(*d),
-        Param::I64(v) => Box::new(*v),
-        Param::I16(v) => Box::new(*v),
-        Param::I32(v) => Box::new(*v),
-        Param::Text(t) => Box::new(t.clone()),
-        Param::Uuids(ids) => Box::new(ids.clone()),
-        Param::Json(v) => Box::new(Json(v.clone())),
-        Param::Null(kind) => match kind {
-            Kind::Uuid => Box::new(None::<uuid::Uuid>),
-            Kind::I16 => Box::new(None::<i16>),
-            Kind::I32 => Box::new(None::<i32>),
-            Kind::I64 => Box::new(None::<i64>),
-            Kind::Bool => Box::new(None::<bool>),
-            Kind::Numeric => Box::new(None::<Decimal>),
-            Kind::Json => Box::new(None::<Json<serde_json::Value>>),
-            Kind::Text | Kind::Ccy => Box::new(None::<String>),
-        },
-    }
-}
-
 /// Records a sales document in one transaction (see `record::statements`): checks its partner, runs the
 /// prepared statements, appends the event.
 pub async fn record_document(
@@ -914,7 +889,11 @@ pub async fn record_document(
         return Err(format!("partner {partner} not found"));
     }
     for ((_, params), s) in statements.iter().zip(&prepared) {
-        let values: Vec<Box<dyn ToSql + Sync + Send>> = params.iter().map(pg_value).collect();
+        let values: Vec<crm_storage_postgres::ParamValue> = params
+            .iter()
+            .cloned()
+            .map(crm_storage_postgres::param_value)
+            .collect();
         let refs: Vec<&(dyn ToSql + Sync)> = values
             .iter()
             .map(|v| v.as_ref() as &(dyn ToSql + Sync))

@@ -39,4 +39,5 @@ mod store;
 
 pub use config::{IngestMode, PgConfig};
 pub use conn::HostClient;
+pub use rows::{bind as param_value, Value as ParamValue};
 pub use store::{Explain, PgStore};

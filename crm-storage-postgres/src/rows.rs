@@ -20,7 +20,8 @@ use tokio_postgres::types::{Json, ToSql, Type};
 use uuid::Uuid;
 
 /// One value of a row.
-pub(crate) type Value = Box<dyn ToSql + Sync + Send>;
+/// A bound parameter.
+pub type Value = Box<dyn ToSql + Sync + Send>;
 
 pub(crate) use crm_storage_sql::Table;
 
@@ -317,8 +318,15 @@ pub(crate) fn params(row: &[Value]) -> Vec<&(dyn ToSql + Sync)> {
         .collect()
 }
 
-/// A shared statement's parameter as this adapter binds it.
-pub(crate) fn bind(p: crm_storage_sql::Param) -> Value {
+/// A shared statement's parameter as this adapter binds it (typed NULLs, `uuid[]` for a set, JSON as `jsonb`), for
+/// code that runs `crm_storage_sql` rows through its own `tokio-postgres` client (the benchmark's plain-SQL
+/// baselines do).
+///
+/// ```
+/// let v = crm_storage_postgres::param_value(crm_storage_sql::Param::I64(7));
+/// assert_eq!(format!("{v:?}"), "7");
+/// ```
+pub fn bind(p: crm_storage_sql::Param) -> Value {
     use crm_storage_sql::Param;
     match p {
         Param::Uuid(u) => Box::new(u),

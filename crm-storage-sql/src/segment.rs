@@ -179,34 +179,25 @@ fn condition(
         } => {
             let n = plan.volumes.len() + 1;
             let r = sql.bind(reporting.code());
-            let (months, edges) = crate::rollup::split(*period);
-            let mut branches = Vec::new();
-            if let Some((m1, m2)) = months {
-                let (a, b) = (sql.bind(m1), sql.bind(m2));
-                let partner = match d {
-                    Dialect::Sqlite => "key",
-                    Dialect::Postgres => "CAST(key AS uuid)",
-                };
-                branches.push(format!(
-                    "SELECT {partner} AS partner, revenue_units AS v FROM {} WHERE tenant = {t} \
-                     AND reporting = {r} AND dim = {} AND month BETWEEN {a} AND {b}",
-                    crate::rollup::TABLE,
-                    crate::rollup::dim(crm_core::commerce::GroupBy::Customer)
-                ));
-            }
-            for (from, to) in edges {
-                let (a, b) = (
-                    sql.bind(Param::Day(day_number(from))),
-                    sql.bind(Param::Day(day_number(to))),
-                );
-                branches.push(format!(
-                    "SELECT partner, revenue_units AS v FROM documents WHERE tenant = {t} AND reporting = {r} \
-                     AND issue_day BETWEEN {a} AND {b} AND kind IN (0, 1)"
-                ));
-            }
+            // The customer's sums, as profitability by customer reads them: whole months from the roll-ups, the
+            // edges from the documents; the key is the partner (PostgreSQL keys ids as text).
+            let rows = crate::rollup::sales_rows(
+                sql,
+                crate::rollup::SalesRows {
+                    tenant: t,
+                    reporting: &r,
+                    group_by: crm_core::commerce::GroupBy::Customer,
+                    bucket: None,
+                    key: None,
+                    period: *period,
+                },
+            );
+            let partner = match d {
+                Dialect::Sqlite => "rk",
+                Dialect::Postgres => "CAST(rk AS uuid)",
+            };
             plan.volumes.push(format!(
-                "SELECT partner, sum(v) AS v FROM ({}) AS u GROUP BY partner",
-                branches.join(" UNION ALL ")
+                "SELECT {partner} AS partner, sum(rrev) AS v FROM ({rows}) AS u GROUP BY rk"
             ));
             let a = bigint(d, sql.bind(amount.to_units()));
             format!("(COALESCE(v{n}.v, 0) {} {a})", cmp.sql())
