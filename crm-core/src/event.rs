@@ -226,12 +226,15 @@ pub enum EventKind {
     CampaignLaunched {
         /// The campaign.
         campaign: crate::id::CampaignId,
-        /// How many targets.
+        /// How many targets (those held out not counted).
         targets: u64,
         /// Each agent's call list: how many calls they were given (empty for campaigns without calls, and in
         /// events recorded before call lists were kept).
         #[serde(default)]
         calls: Vec<AgentCalls>,
+        /// How many of the audience were held out (the control group, contacted by nobody).
+        #[serde(default)]
+        held_out: u64,
     },
     /// A campaign was closed.
     CampaignClosed {

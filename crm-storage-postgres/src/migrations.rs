@@ -56,6 +56,9 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
     Migration::new(16, "partner_rollups", || {
         crm_storage_sql::rollup::partner_schema(Dialect::Postgres)
     }),
+    Migration::new(17, "campaign_holdouts", || {
+        schema::holdouts(Dialect::Postgres)
+    }),
 ];
 
 /// The advisory-lock key of a schema's migrations: FNV-1a of a fixed prefix and the schema name, so the key is the

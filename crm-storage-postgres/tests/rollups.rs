@@ -55,12 +55,13 @@ async fn the_migration_builds_the_rollups_of_existing_documents() {
     let q = SumsQuery::by(GroupBy::Group, Period::year(2026).unwrap(), reporting);
     let want = commerce.profit_sums(tenant, &q).await.unwrap();
     assert!(!want.is_empty());
-    // Back to migration 14: no roll-up table.
+    // Back to migration 14: no roll-up table, no holdout column.
     let back = [
         "DROP TABLE sales_months",
         "DROP TABLE partner_last_sales",
         "DROP TABLE bought_months",
-        "DELETE FROM schema_migrations WHERE version IN (15, 16)",
+        "ALTER TABLE campaign_targets DROP COLUMN holdout",
+        "DELETE FROM schema_migrations WHERE version IN (15, 16, 17)",
     ]
     .map(|text| Sql {
         text: text.to_string(),

@@ -262,7 +262,8 @@ pub const CAMPAIGN_COSTS: Table = Table {
     ],
 };
 
-/// `campaign_targets`, keyed by (tenant, campaign, partner).
+/// `campaign_targets`, keyed by (tenant, campaign, partner); `holdout` (1 for a partner held out) since the
+/// holdouts' migration ([`crate::schema::holdouts`]).
 pub const CAMPAIGN_TARGETS: Table = Table {
     name: "campaign_targets",
     columns: &[
@@ -274,6 +275,7 @@ pub const CAMPAIGN_TARGETS: Table = Table {
         ("outcome", Kind::I16),
         ("outcome_at", Kind::I64),
         ("reached_at", Kind::I64),
+        ("holdout", Kind::I16),
         ("version", Kind::I64),
         ("doc", Kind::Json),
     ],
@@ -599,6 +601,7 @@ pub fn target_row(t: &CampaignTarget) -> Result<Vec<Param>> {
         Param::or_null(t.outcome().map(|o| o.code()), Kind::I16),
         Param::or_null(t.outcome_at().map(|x| x.timestamp_micros()), Kind::I64),
         Param::or_null(t.reached_at().map(|x| x.timestamp_micros()), Kind::I64),
+        Param::I16(i16::from(t.holdout())),
         version(t.version()),
         Param::json(t)?,
     ])
@@ -1231,7 +1234,8 @@ pub fn campaign_sums(
     CampaignSumsSql {
         targets: by_micros(
             format!(
-                "SELECT count(*), {} FROM campaign_targets WHERE tenant = {p1} AND campaign = {p2}",
+                "SELECT count(*), {} FROM campaign_targets WHERE tenant = {p1} AND campaign = {p2} \
+                 AND holdout = 0",
                 dialect.filtered("count", "1", &format!("reached_at >= {p3} AND reached_at < {p4}"))
             ),
             id.clone(),
@@ -1239,7 +1243,7 @@ pub fn campaign_sums(
         outcomes: by_micros(
             format!(
                 "SELECT outcome, count(*) FROM campaign_targets WHERE tenant = {p1} AND campaign = {p2} \
-                 AND outcome IS NOT NULL AND outcome_at >= {p3} AND outcome_at < {p4} GROUP BY outcome"
+                 AND holdout = 0 AND outcome IS NOT NULL AND outcome_at >= {p3} AND outcome_at < {p4} GROUP BY outcome"
             ),
             id,
         ),
@@ -1524,6 +1528,7 @@ macro_rules! commerce_store {
             fn segment(tenant: TenantId, criteria: &Criteria, as_of: NaiveDate, reporting: Currency) -> Result<Vec<SegmentMember>> = $crate::commerce::segment;
             fn profit_sums(tenant: TenantId, query: &SumsQuery) -> Result<Vec<ProfitSums>> = $crate::commerce::read_profit_sums;
             fn campaign_sums(tenant: TenantId, campaign: CampaignId, period: Option<Period>, reporting: Currency) -> Result<CampaignSums> = $crate::commerce::read_campaign_sums;
+            fn campaign_outcomes(tenant: TenantId, campaign: CampaignId, query: &OutcomeQuery) -> Result<OutcomeSums> = $crate::uplift::campaign_outcomes;
             fn progress(tenant: TenantId, campaign: CampaignId) -> Result<Vec<Progress>> = $crate::commerce::progress;
             fn open_items(tenant: TenantId, partner: PartnerId, as_of: NaiveDate) -> Result<Vec<OpenItem>> = $crate::commerce::open_items;
             fn rollups(tenant: TenantId, action: RollupAction) -> Result<RollupCheck> = $crate::rollup::rollups;

@@ -27,6 +27,7 @@ pub mod schema;
 pub mod segment;
 pub mod store;
 mod table;
+pub mod uplift;
 
 pub use dialect::{Dialect, Kind, Param, Sql};
 pub use run::{corrupt, Cell, Runner};
@@ -63,8 +64,8 @@ pub mod __private {
     pub use chrono::NaiveDate;
     pub use crm_core::commerce::{
         Balance, CampaignSums, CampaignTarget, CommerceKey, CommerceRecord, CommerceStore,
-        Criteria, OpenItem, Period, ProfitSums, Progress, RollupAction, RollupCheck, SegmentMember,
-        SumsQuery,
+        Criteria, OpenItem, OutcomeQuery, OutcomeSums, Period, ProfitSums, Progress, RollupAction,
+        RollupCheck, SegmentMember, SumsQuery,
     };
     pub use crm_core::event::{CommentTarget, DomainEvent};
     pub use crm_core::id::PipelineId;

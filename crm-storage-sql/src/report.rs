@@ -7,13 +7,13 @@ use chrono::NaiveDate;
 use crm_core::commerce::day_number;
 use crm_core::id::{CampaignId, PartnerId, TenantId};
 
-/// `(agent, outcome code, count)` of a campaign's targets, grouped.
+/// `(agent, outcome code, count)` of a campaign's targets (those held out left out), grouped.
 pub fn progress(dialect: Dialect, tenant: TenantId, campaign: CampaignId) -> Sql {
     let (mut sql, t) = Sql::for_tenant(dialect, tenant);
     let c = sql.bind(*campaign.as_uuid());
     sql.text = format!(
         "SELECT agent, outcome, count(*) FROM campaign_targets WHERE tenant = {t} AND campaign = {c} \
-         GROUP BY agent, outcome"
+         AND holdout = 0 GROUP BY agent, outcome"
     );
     sql
 }

@@ -5,9 +5,9 @@
 //! covers the reports' columns, since a row lookup there reads the wide JSON), the description says so.
 
 use crate::commerce::{
-    ALLOCATIONS, ATTACHMENTS, CAMPAIGNS, CAMPAIGN_COSTS, CAMPAIGN_TARGETS, CATEGORIES, CONTRACTS,
-    DOCUMENTS, DOCUMENT_LINES, MEETINGS, MEETING_PEOPLE, PAYMENT_ATTEMPTS, PRODUCTS, QUOTATIONS,
-    RATES, REPRESENTATIVES,
+    ALLOCATIONS, ATTACHMENTS, CAMPAIGNS, CAMPAIGN_COSTS, CATEGORIES, CONTRACTS, DOCUMENTS,
+    DOCUMENT_LINES, MEETINGS, MEETING_PEOPLE, PAYMENT_ATTEMPTS, PRODUCTS, QUOTATIONS, RATES,
+    REPRESENTATIVES,
 };
 use crate::{Dialect, Kind, Table};
 
@@ -547,7 +547,7 @@ pub fn commerce(dialect: Dialect) -> String {
         "CREATE INDEX campaign_costs_campaign ON campaign_costs (tenant, campaign, day);\n".to_string(),
         table(
             dialect,
-            &CAMPAIGN_TARGETS,
+            &CAMPAIGN_TARGETS_2,
             &["agent", "request", "outcome", "outcome_at", "reached_at"],
             &[
                 "PRIMARY KEY (tenant, campaign, partner)",
@@ -567,6 +567,22 @@ pub fn commerce(dialect: Dialect) -> String {
         );
     }
     ddl
+}
+
+/// `campaign_targets` as migration 2 created it (the holdouts' migration adds `holdout`).
+const CAMPAIGN_TARGETS_2: Table = crate::table!("campaign_targets" {
+    tenant: Uuid, campaign: Uuid, partner: Uuid, agent: Uuid, request: Uuid, outcome: I16, outcome_at: I64,
+    reached_at: I64, version: I64, doc: Json
+});
+
+/// The holdouts' migration (SQLite's 18, PostgreSQL's 17): a campaign target's `holdout` flag (1 for a partner
+/// drawn into the campaign's holdout at launch, [`crm_core::commerce::Holdout`]); the reports of a campaign's
+/// progress and calls count the others, its uplift groups by it.
+pub fn holdouts(dialect: Dialect) -> String {
+    format!(
+        "ALTER TABLE campaign_targets ADD COLUMN holdout {} NOT NULL DEFAULT 0;\n",
+        dialect.column_type(Kind::I16)
+    )
 }
 
 /// The sales timers' migration (SQLite's 8, PostgreSQL's 7): the indexes the quotation expiry rule reads (the sent

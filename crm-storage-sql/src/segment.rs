@@ -119,6 +119,71 @@ impl Plan {
     }
 }
 
+/// `(partner, q)`: each partner's net quantity `q` of `item` over `period` (its partners with any): the whole
+/// months from the bought roll-up, the edges from the lines.
+pub(crate) fn bought_rows(
+    sql: &mut Sql,
+    t: &str,
+    item: &Item,
+    period: crm_core::commerce::Period,
+) -> String {
+    let (kind, col, id) = match item {
+        Item::Product(x) => (0, "product", *x.as_uuid()),
+        Item::Category(x) => (1, "category", *x.as_uuid()),
+    };
+    let i = sql.bind(id);
+    let (months, edges) = crate::rollup::split(period);
+    let mut branches = Vec::new();
+    if let Some((m1, m2)) = months {
+        let (a, b) = (sql.bind(m1), sql.bind(m2));
+        branches.push(format!(
+            "SELECT partner, quantity_units AS q FROM {} WHERE tenant = {t} AND kind = {kind} \
+             AND item = {i} AND month BETWEEN {a} AND {b}",
+            crate::rollup::BOUGHT
+        ));
+    }
+    for (from, to) in edges {
+        let f = sql.bind(Param::Day(day_number(from)));
+        let to = sql.bind(Param::Day(day_number(to)));
+        branches.push(format!(
+            "SELECT l.partner AS partner, l.quantity_units AS q FROM document_lines l \
+             WHERE l.tenant = {t} AND l.{col} = {i} AND l.issue_day BETWEEN {f} AND {to}"
+        ));
+    }
+    format!(
+        "SELECT partner, sum(q) AS q FROM ({}) AS x GROUP BY partner",
+        branches.join(" UNION ALL ")
+    )
+}
+
+/// The customers' net sales over `period` in `reporting` (placeholder `r`), one row `(partner, v, c)` (revenue
+/// and cost units) per customer with any: the roll-ups' whole months and the edges' documents, as profitability
+/// by customer reads them.
+pub(crate) fn customer_sales(
+    sql: &mut Sql,
+    t: &str,
+    r: &str,
+    period: crm_core::commerce::Period,
+) -> String {
+    let rows = crate::rollup::sales_rows(
+        sql,
+        crate::rollup::SalesRows {
+            tenant: t,
+            reporting: r,
+            group_by: crm_core::commerce::GroupBy::Customer,
+            bucket: None,
+            key: None,
+            period,
+        },
+    );
+    // The key is the partner (PostgreSQL keys ids as text).
+    let partner = match sql.dialect {
+        Dialect::Sqlite => "rk",
+        Dialect::Postgres => "CAST(rk AS uuid)",
+    };
+    format!("SELECT {partner} AS partner, sum(rrev) AS v, sum(rcost) AS c FROM ({rows}) AS u GROUP BY rk")
+}
+
 /// A partner's group, as the partners table keeps it.
 fn partner_group(dialect: Dialect) -> String {
     match dialect {
@@ -179,26 +244,7 @@ fn condition(
         } => {
             let n = plan.volumes.len() + 1;
             let r = sql.bind(reporting.code());
-            // The customer's sums, as profitability by customer reads them: whole months from the roll-ups, the
-            // edges from the documents; the key is the partner (PostgreSQL keys ids as text).
-            let rows = crate::rollup::sales_rows(
-                sql,
-                crate::rollup::SalesRows {
-                    tenant: t,
-                    reporting: &r,
-                    group_by: crm_core::commerce::GroupBy::Customer,
-                    bucket: None,
-                    key: None,
-                    period: *period,
-                },
-            );
-            let partner = match d {
-                Dialect::Sqlite => "rk",
-                Dialect::Postgres => "CAST(rk AS uuid)",
-            };
-            plan.volumes.push(format!(
-                "SELECT {partner} AS partner, sum(rrev) AS v FROM ({rows}) AS u GROUP BY rk"
-            ));
+            plan.volumes.push(customer_sales(sql, t, &r, *period));
             let a = bigint(d, sql.bind(amount.to_units()));
             format!("(COALESCE(v{n}.v, 0) {} {a})", cmp.sql())
         }
@@ -210,33 +256,7 @@ fn condition(
             let parts: Vec<String> = items
                 .iter()
                 .map(|it| {
-                    let (kind, col, id) = match it {
-                        Item::Product(x) => (0, "product", *x.as_uuid()),
-                        Item::Category(x) => (1, "category", *x.as_uuid()),
-                    };
-                    let i = sql.bind(id);
-                    let (months, edges) = crate::rollup::split(*period);
-                    let mut branches = Vec::new();
-                    if let Some((m1, m2)) = months {
-                        let (a, b) = (sql.bind(m1), sql.bind(m2));
-                        branches.push(format!(
-                            "SELECT partner, quantity_units AS q FROM {} WHERE tenant = {t} AND kind = {kind} \
-                             AND item = {i} AND month BETWEEN {a} AND {b}",
-                            crate::rollup::BOUGHT
-                        ));
-                    }
-                    for (from, to) in edges {
-                        let f = sql.bind(Param::Day(day_number(from)));
-                        let to = sql.bind(Param::Day(day_number(to)));
-                        branches.push(format!(
-                            "SELECT l.partner AS partner, l.quantity_units AS q FROM document_lines l \
-                             WHERE l.tenant = {t} AND l.{col} = {i} AND l.issue_day BETWEEN {f} AND {to}"
-                        ));
-                    }
-                    plan.bought.push(format!(
-                        "SELECT partner, sum(q) AS q FROM ({}) AS x GROUP BY partner",
-                        branches.join(" UNION ALL ")
-                    ));
+                    plan.bought.push(bought_rows(sql, t, it, *period));
                     format!("(COALESCE(b{}.q, 0) > 0)", plan.bought.len())
                 })
                 .collect();

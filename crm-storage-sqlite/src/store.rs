@@ -51,9 +51,9 @@ pub struct SqliteStore {
 
 /// Migrations 1 (leads), 2 (commerce), 3 (outbox), 6 (sales), 7 (attachments), 8 (sales timers), 9 (portal) and
 /// 10 and 11 (host references), 12 (settings), 13 (merges), 14 (subject keys), 15 (lead merges), 16 (the sales
-/// roll-ups, `crm_storage_sql::rollup`) and 17 (the segments' roll-ups), generated from `crm_storage_sql::schema`
-/// as PostgreSQL's are.
-static GENERATED: std::sync::LazyLock<[String; 15]> = std::sync::LazyLock::new(|| {
+/// roll-ups, `crm_storage_sql::rollup`), 17 (the segments' roll-ups) and 18 (campaign holdouts), generated from
+/// `crm_storage_sql::schema` as PostgreSQL's are.
+static GENERATED: std::sync::LazyLock<[String; 16]> = std::sync::LazyLock::new(|| {
     [
         crm_storage_sql::schema::init(Dialect::Sqlite),
         crm_storage_sql::schema::commerce(Dialect::Sqlite),
@@ -70,6 +70,7 @@ static GENERATED: std::sync::LazyLock<[String; 15]> = std::sync::LazyLock::new(|
         crm_storage_sql::schema::lead_merges(Dialect::Sqlite),
         crm_storage_sql::rollup::schema(Dialect::Sqlite),
         crm_storage_sql::rollup::partner_schema(Dialect::Sqlite),
+        crm_storage_sql::schema::holdouts(Dialect::Sqlite),
     ]
 });
 
@@ -77,7 +78,7 @@ static GENERATED: std::sync::LazyLock<[String; 15]> = std::sync::LazyLock::new(|
 const SMALL_COMMIT: usize = 64;
 
 /// How many migrations there are.
-const MIGRATIONS: usize = 17;
+const MIGRATIONS: usize = 18;
 
 /// The migrations' statements, in order.
 fn migration_sql() -> [&'static str; MIGRATIONS] {
@@ -99,6 +100,7 @@ fn migration_sql() -> [&'static str; MIGRATIONS] {
         &GENERATED[12],
         &GENERATED[13],
         &GENERATED[14],
+        &GENERATED[15],
     ]
 }
 

@@ -106,6 +106,120 @@ record! {
         updated_at: Timestamp,
         /// When it was launched.
         launched_at: Option<Timestamp>,
+        /// The holdout drawn at launch (share and seed), if any.
+        #[serde(default)]
+        holdout: Option<Holdout> => Option<&Holdout> = as_ref,
+        /// How many of the audience the launch held out (they get nothing; not counted in `target_count`).
+        #[serde(default)]
+        holdout_count: u64,
+    }
+}
+
+/// The largest holdout share, in percent: a larger one would leave the campaign fewer targets than controls.
+pub const MAX_HOLDOUT_PCT: u32 = 50;
+
+/// A campaign's holdout: `share` percent of the audience (0 to [`MAX_HOLDOUT_PCT`]) that gets nothing, so what
+/// the campaign caused can be told from what would have happened anyway.
+///
+/// The draw is reproducible and independent of the audience's order: each partner's rank is the first eight bytes
+/// of SHA-256 over the seed (little-endian) and the partner's id, and the `round(share × audience ÷ 100)` partners
+/// (half up) of lowest rank (then lowest id) are held out. The seed and share are recorded on the campaign.
+///
+/// ```
+/// use crm_core::commerce::Holdout;
+/// use crm_core::id::PartnerId;
+/// use rust_decimal::Decimal;
+/// let audience: Vec<PartnerId> = (0..10).map(|_| PartnerId::new()).collect();
+/// let h = Holdout::new(Decimal::from(20), 7).unwrap();
+/// let held = h.draw(&audience);
+/// assert_eq!(held.len(), 2);
+/// let mut reversed = audience.clone();
+/// reversed.reverse();
+/// assert_eq!(h.draw(&reversed), held);
+/// assert_eq!(Holdout::new(Decimal::from(51), 7).unwrap_err().field(), Some("holdout.share"));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "RawHoldout")]
+pub struct Holdout {
+    /// The share of the audience held out, in percent.
+    share_pct: rust_decimal::Decimal,
+    /// The seed of the draw.
+    seed: u64,
+}
+
+/// A holdout as read, checked into a [`Holdout`].
+#[derive(Deserialize)]
+struct RawHoldout {
+    share_pct: rust_decimal::Decimal,
+    seed: u64,
+}
+
+impl TryFrom<RawHoldout> for Holdout {
+    type Error = Error;
+    fn try_from(r: RawHoldout) -> Result<Self> {
+        Self::new(r.share_pct, r.seed)
+    }
+}
+
+impl Holdout {
+    /// A holdout of `share_pct` percent drawn with `seed`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Invalid`] on `holdout.share` when the share is below 0 or above [`MAX_HOLDOUT_PCT`].
+    pub fn new(share_pct: rust_decimal::Decimal, seed: u64) -> Result<Self> {
+        if share_pct < rust_decimal::Decimal::ZERO
+            || share_pct > rust_decimal::Decimal::from(MAX_HOLDOUT_PCT)
+        {
+            return Err(Error::invalid(
+                "holdout.share",
+                format!("{share_pct}% is outside 0-{MAX_HOLDOUT_PCT}%"),
+            ));
+        }
+        Ok(Self {
+            share_pct: share_pct.normalize(),
+            seed,
+        })
+    }
+
+    /// The share held out, in percent.
+    pub fn share_pct(&self) -> rust_decimal::Decimal {
+        self.share_pct
+    }
+
+    /// The seed.
+    pub fn seed(&self) -> u64 {
+        self.seed
+    }
+
+    /// How many of an audience of `n` are held out: `share × n ÷ 100`, rounded half up.
+    pub fn size(&self, n: usize) -> usize {
+        use rust_decimal::prelude::ToPrimitive;
+        let k = (self.share_pct * rust_decimal::Decimal::from(n as u64)
+            / rust_decimal::Decimal::ONE_HUNDRED)
+            .round_dp_with_strategy(0, rust_decimal::RoundingStrategy::MidpointAwayFromZero);
+        k.to_usize().unwrap_or(0).min(n)
+    }
+
+    /// The partners of `audience` held out (see the type's documentation for the draw).
+    pub fn draw(&self, audience: &[PartnerId]) -> BTreeSet<PartnerId> {
+        use sha2::{Digest, Sha256};
+        let mut ranked: Vec<(u64, PartnerId)> = audience
+            .iter()
+            .map(|p| {
+                let mut h = Sha256::new();
+                h.update(self.seed.to_le_bytes());
+                h.update(p.as_uuid().as_bytes());
+                let d = h.finalize();
+                let mut first = [0u8; 8];
+                first.copy_from_slice(&d[..8]);
+                (u64::from_be_bytes(first), *p)
+            })
+            .collect();
+        ranked.sort_unstable();
+        ranked.dedup_by_key(|(_, p)| *p);
+        let k = self.size(ranked.len());
+        ranked.into_iter().take(k).map(|(_, p)| p).collect()
     }
 }
 
@@ -164,6 +278,8 @@ impl NewCampaign {
             created_at: now,
             updated_at: now,
             launched_at: None,
+            holdout: None,
+            holdout_count: 0,
         };
         let e = crate::event::EventKind::CampaignCreated {
             campaign: c.id,
@@ -248,6 +364,10 @@ record! {
         attempts: u32,
         /// The lead created when the partner was interested.
         lead: Option<LeadId>,
+        /// Held out: drawn into the campaign's holdout at launch, so it gets nothing (no call, no message) and
+        /// is the control group its uplift is measured against.
+        #[serde(default)]
+        holdout: bool,
         /// Optimistic-concurrency version.
         version: u64,
     }
@@ -307,23 +427,32 @@ impl CampaignCost {
 pub struct Launch {
     /// The campaign, active, with its target count.
     pub campaign: Campaign,
-    /// The audience snapshot.
+    /// The audience snapshot: the targets, then those held out (`holdout` set), each by partner id.
     pub targets: Vec<CampaignTarget>,
     /// One call request per target (telemarketing).
     pub calls: Vec<Request>,
 }
 
 impl Campaign {
-    /// Launches a draft campaign on an audience (partner id and name, in a stable order): snapshots it and, for
-    /// telemarketing, gives each target a call request, round-robin over the agents so each gets an even share.
-    /// A campaign that is not a draft is refused on field `status`.
+    /// Launches a draft campaign on an audience (partner id and name, in a stable order): draws the `holdout`
+    /// (if any) and snapshots the audience; for telemarketing, it gives each target that is not held out a call
+    /// request, round-robin over the agents so each gets an even share. A campaign that is not a draft is refused
+    /// on field `status`.
     pub fn launch(
         &self,
         audience: &[(PartnerId, String)],
+        holdout: Option<Holdout>,
         opened_by: Actor,
         now: Timestamp,
     ) -> Result<Launch> {
         self.check_launchable()?;
+        let ids: Vec<PartnerId> = audience.iter().map(|(p, _)| *p).collect();
+        let held = holdout.map(|h| h.draw(&ids)).unwrap_or_default();
+        let mut seen = BTreeSet::new();
+        let audience: Vec<&(PartnerId, String)> = audience
+            .iter()
+            .filter(|(p, _)| !held.contains(p) && seen.insert(*p))
+            .collect();
         let due = self
             .period
             .from()
@@ -333,7 +462,7 @@ impl Campaign {
         let calls_on = self.channel == Channel::Telemarketing;
         let mut targets = Vec::with_capacity(audience.len());
         let mut calls = Vec::new();
-        for (i, (partner, name)) in audience.iter().enumerate() {
+        for (i, (partner, name)) in audience.iter().copied().enumerate() {
             let (agent, request) = if calls_on {
                 let agent = self.agents[i % self.agents.len()];
                 let title: String = format!("Call {name}: {}", self.name)
@@ -375,12 +504,30 @@ impl Campaign {
                 reached_at: None,
                 attempts: 0,
                 lead: None,
+                holdout: false,
                 version: 1,
             });
         }
+        let target_count = targets.len() as u64;
+        targets.extend(held.iter().map(|partner| CampaignTarget {
+            tenant: self.tenant,
+            campaign: self.id,
+            partner: *partner,
+            agent: None,
+            request: None,
+            outcome: None,
+            outcome_at: None,
+            reached_at: None,
+            attempts: 0,
+            lead: None,
+            holdout: true,
+            version: 1,
+        }));
         let mut campaign = self.clone();
         campaign.status = CampaignStatus::Active;
-        campaign.target_count = targets.len() as u64;
+        campaign.target_count = target_count;
+        campaign.holdout = holdout;
+        campaign.holdout_count = held.len() as u64;
         campaign.launched_at = Some(now);
         campaign.version += 1;
         campaign.updated_at = now;
@@ -540,7 +687,7 @@ mod tests {
             .map(|i| (PartnerId::new(), format!("P{i}")))
             .collect();
         let now = Utc::now();
-        let l = c.launch(&audience, Actor::System, now).unwrap();
+        let l = c.launch(&audience, None, Actor::System, now).unwrap();
         assert_eq!(l.targets.len(), 10);
         assert_eq!(l.calls.len(), 10);
         for a in &c.agents {
@@ -554,7 +701,7 @@ mod tests {
         assert_eq!(l.campaign.status, CampaignStatus::Active);
         let e = l
             .campaign
-            .launch(&audience, Actor::System, now)
+            .launch(&audience, None, Actor::System, now)
             .unwrap_err();
         assert_eq!(e.field(), Some("status"));
     }
@@ -564,7 +711,7 @@ mod tests {
         let c = campaign(2);
         let now = Utc::now();
         let l = c
-            .launch(&[(PartnerId::new(), "A".into())], Actor::System, now)
+            .launch(&[(PartnerId::new(), "A".into())], None, Actor::System, now)
             .unwrap();
         let (t, r) = (&l.targets[0], &l.calls[0]);
         let e = record_outcome(
@@ -618,7 +765,7 @@ mod tests {
         let mut c = campaign(1);
         c.agents.clear();
         assert_eq!(
-            c.launch(&[], Actor::System, Utc::now())
+            c.launch(&[], None, Actor::System, Utc::now())
                 .unwrap_err()
                 .field(),
             Some("agents")

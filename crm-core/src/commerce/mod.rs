@@ -21,10 +21,11 @@ pub mod reference;
 mod report;
 pub mod segment;
 pub mod store;
+mod uplift;
 
 pub use campaign::{
     record_outcome, CallOutcome, Campaign, CampaignCost, CampaignStatus, CampaignTarget, Channel,
-    Launch, NewCampaign, OutcomeChange, OutcomeKind, MAX_AGENTS,
+    Holdout, Launch, NewCampaign, OutcomeChange, OutcomeKind, MAX_AGENTS, MAX_HOLDOUT_PCT,
 };
 pub use document::{
     Allocation, Document, DocumentFacts, DocumentKind, Line, NewDocument, NewLine, PartnerAttrs,
@@ -46,6 +47,10 @@ pub use segment::{BoughtMode, Cmp, Criteria, Item, LastSale, Needs, MAX_DEPTH, M
 pub use store::{
     CommerceKey, CommerceRecord, CommerceStore, CommerceStoreExt, DocumentFilter, PortalKey,
     SegmentMember,
+};
+pub use uplift::{
+    finish_uplift, proportion_difference, wilson, Confidence, GroupOutcome, GroupSums, Interval,
+    OutcomeQuery, OutcomeSums, UpliftReport, MAX_PROMOTED,
 };
 
 use crate::id::TenantId;

@@ -10,6 +10,7 @@ use super::report::{
     SumsQuery,
 };
 use super::segment::{BoughtMode, Criteria, Item, LastSale};
+use super::uplift::{OutcomeQuery, OutcomeSums};
 use crate::id::{CampaignId, PartnerId, UserId};
 use crate::lead::{Lead, LeadStatus};
 use crate::money::{decimal_to_units, units_to_decimal, Currency};
@@ -90,18 +91,7 @@ fn matches(
             items,
             period,
         } => {
-            let bought = |it: &Item| -> bool {
-                let q: i128 = docs_of(facts, p.id)
-                    .filter(|d| is_sale(d) && period.contains(d.issue_date))
-                    .flat_map(|d| d.lines.iter())
-                    .filter(|l| match it {
-                        Item::Product(id) => l.product == *id,
-                        Item::Category(id) => l.category == Some(*id),
-                    })
-                    .map(|l| l.quantity_units as i128)
-                    .sum();
-                q > 0
-            };
+            let bought = |it: &Item| bought(facts, p.id, it, *period);
             match mode {
                 BoughtMode::Any => items.iter().any(bought),
                 BoughtMode::All => items.iter().all(bought),
@@ -128,6 +118,55 @@ fn matches(
         Criteria::Or { any } => any.iter().any(|c| matches(facts, p, c, as_of, reporting)),
         Criteria::Not { not } => !matches(facts, p, not, as_of, reporting),
     }
+}
+
+/// Whether `partner`'s net quantity of `item` in `period` (sales invoices less credit notes) is above zero.
+fn bought(facts: Facts<'_>, partner: PartnerId, item: &Item, period: Period) -> bool {
+    let q: i128 = docs_of(facts, partner)
+        .filter(|d| is_sale(d) && period.contains(d.issue_date))
+        .flat_map(|d| d.lines.iter())
+        .filter(|l| match item {
+            Item::Product(id) => l.product == *id,
+            Item::Category(id) => l.category == Some(*id),
+        })
+        .map(|l| l.quantity_units as i128)
+        .sum();
+    q > 0
+}
+
+/// A campaign's outcome sums (see [`OutcomeSums`]): per target, held out or not, its net sales in the window
+/// (reactivated when above zero) and whether it bought a promoted item.
+pub fn outcome_sums(
+    facts: Facts<'_>,
+    targets: &[CampaignTarget],
+    campaign: CampaignId,
+    q: &OutcomeQuery,
+) -> OutcomeSums {
+    let mut s = OutcomeSums::default();
+    for t in targets.iter().filter(|t| t.campaign == campaign) {
+        let g = if t.holdout {
+            &mut s.holdout
+        } else {
+            &mut s.targets
+        };
+        let (mut revenue, mut cost) = (0i128, 0i128);
+        for d in docs_of(facts, t.partner).filter(|d| {
+            is_sale(d) && d.rate.reporting == q.reporting && q.window.contains(d.issue_date)
+        }) {
+            revenue += d.revenue_units as i128;
+            cost += d.cost_units as i128;
+        }
+        g.partners += 1;
+        g.reactivated += u64::from(revenue > 0);
+        g.bought += u64::from(
+            q.promoted
+                .iter()
+                .any(|i| bought(facts, t.partner, i, q.window)),
+        );
+        g.revenue_units += revenue;
+        g.cost_units += cost;
+    }
+    s
 }
 
 /// The key of a document for a grouping.
@@ -191,7 +230,7 @@ pub fn campaign_sums(
     let targets: Vec<_> = cf
         .targets
         .iter()
-        .filter(|t| t.campaign == campaign)
+        .filter(|t| t.campaign == campaign && !t.holdout)
         .collect();
     let mut s = CampaignSums {
         targets: targets.len() as u64,
@@ -240,7 +279,10 @@ pub fn campaign_sums(
 pub fn progress(targets: &[CampaignTarget], campaign: CampaignId) -> Vec<Progress> {
     let mut total = Progress::default();
     let mut by: BTreeMap<UserId, Progress> = BTreeMap::new();
-    for t in targets.iter().filter(|t| t.campaign == campaign) {
+    for t in targets
+        .iter()
+        .filter(|t| t.campaign == campaign && !t.holdout)
+    {
         let rows: Vec<&mut Progress> = match t.agent {
             Some(a) => {
                 let p = by.entry(a).or_insert_with(|| Progress {

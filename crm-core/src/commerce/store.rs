@@ -13,7 +13,7 @@
 //! - **Replacement.** Replacing a document replaces its lines and allocations whole: a replaced document is never
 //!   counted twice in any report.
 //! - **Pushed down.** [`CommerceStore::segment`], [`CommerceStore::profit_sums`],
-//!   [`CommerceStore::campaign_sums`], [`CommerceStore::progress`], [`CommerceStore::open_items`] and
+//!   [`CommerceStore::campaign_sums`], [`CommerceStore::campaign_outcomes`], [`CommerceStore::progress`], [`CommerceStore::open_items`] and
 //!   [`CommerceStoreExt::balances`] are computed by the database (GROUP BY over indexed columns or roll-ups kept in
 //!   the same transaction), never by loading documents into memory, and equal the reference calculations of
 //!   [`super::reference`] exactly (integer units).
@@ -37,6 +37,7 @@ use super::report::{
     Balance, CampaignSums, OpenItem, ProfitSums, Progress, RollupAction, RollupCheck, SumsQuery,
 };
 use super::segment::Criteria;
+use super::uplift::{OutcomeQuery, OutcomeSums};
 use crate::error::Result;
 use crate::id::{
     AttachmentId, CampaignId, CategoryId, ContractId, DocumentId, LeadId, MeetingId, PartnerId,
@@ -314,7 +315,10 @@ storage_trait! {
         fn profit_sums(tenant: TenantId, query: &SumsQuery) -> Result<Vec<ProfitSums>>;
         /// A campaign's report sums over `period` (all time when `None`).
         fn campaign_sums(tenant: TenantId, campaign: CampaignId, period: Option<Period>, reporting: Currency) -> Result<CampaignSums>;
-        /// A campaign's progress: the total first (agent `None`), then one row per agent by agent id.
+        /// The outcome sums of a campaign's targets and of its holdout over `query` (see [`OutcomeSums`]).
+        fn campaign_outcomes(tenant: TenantId, campaign: CampaignId, query: &OutcomeQuery) -> Result<OutcomeSums>;
+        /// A campaign's progress (its held-out targets left out): the total first (agent `None`), then one row per
+        /// agent by agent id.
         fn progress(tenant: TenantId, campaign: CampaignId) -> Result<Vec<Progress>>;
         /// A partner's open items on `as_of` (by due date, none last, then kind and number): the account as it
         /// stood at the end of that day. Invoices and bills issued after `as_of` are not listed, and payments (their

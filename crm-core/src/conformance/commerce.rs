@@ -9,6 +9,7 @@ pub use super::portal::check_portal_reads_and_requests;
 pub use super::sales::{
     check_commerce_contracts, check_commerce_quotations, meeting_for, quotation_for,
 };
+pub use super::uplift::check_campaign_uplift;
 use super::World;
 use crate::actor::Context;
 use crate::commerce::reference::{self, CampaignFacts, Facts};
@@ -1898,6 +1899,9 @@ struct Spec {
     queries: Vec<QuerySpec>,
     /// Days after [`start`] of an "as of" day among the documents' dates, for balances and open items.
     as_of_day: i64,
+    /// A measured campaign's holdout share (percent) and seed, and its promoted items (indexes as in
+    /// [`criteria`]).
+    holdout: (u8, u64, Vec<usize>),
 }
 
 fn start() -> NaiveDate {
@@ -2083,14 +2087,22 @@ fn spec() -> impl Strategy<Value = Spec> {
             prop::collection::vec(criteria(), 1..4),
             prop::collection::vec(query, 1..4),
             0..430i64,
+            (
+                0..=50u8,
+                any::<u64>(),
+                prop::sample::subsequence(vec![0usize, 1, 2, 3, 4], 0..=3),
+            ),
         )
-            .prop_map(|(partners, docs, criteria, queries, as_of_day)| Spec {
-                partners,
-                docs,
-                criteria,
-                queries,
-                as_of_day,
-            })
+            .prop_map(
+                |(partners, docs, criteria, queries, as_of_day, holdout)| Spec {
+                    partners,
+                    docs,
+                    criteria,
+                    queries,
+                    as_of_day,
+                    holdout,
+                },
+            )
     })
 }
 
@@ -2350,6 +2362,49 @@ async fn run_case(store: Arc<dyn Store>, commerce: Arc<dyn CommerceStore>, spec:
     )
     .unwrap();
     assert_campaign_sums_match(&s, facts, cf, campaign.id, &[None, Some(part)]).await;
+    // A campaign over every partner, launched with a random holdout: its outcome sums over each query's period
+    // (as a window) and the promoted items equal the reference.
+    let (share, seed, promoted) = &spec.holdout;
+    let mut measured = s.year_campaign("Measured", Channel::Email);
+    measured.criteria = Some(Criteria::Not {
+        not: Box::new(Criteria::Tag {
+            tag: "nobody".into(),
+        }),
+    });
+    let measured =
+        s.cs.create_campaign(s.ctx(), measured)
+            .await
+            .expect("campaign");
+    let holdout = crate::commerce::Holdout::new(Decimal::from(*share), *seed).expect("a share");
+    let launch =
+        s.cs.launch_campaign_with(s.ctx(), measured.id, measured.version, Some(holdout))
+            .await
+            .expect("launch");
+    let targets = super::uplift::all_targets(&s, &launch.campaign).await;
+    assert_eq!(
+        targets.iter().filter(|t| t.holdout()).count(),
+        holdout.size(targets.len())
+    );
+    let promoted: Vec<Item> = promoted.iter().map(|i| items[*i]).collect();
+    for (_, _, _, a, len) in &spec.queries {
+        let q = crate::commerce::OutcomeQuery {
+            window: Period::new(
+                start() + Duration::days(*a),
+                start() + Duration::days(a + len),
+            )
+            .unwrap(),
+            promoted: promoted.clone(),
+            reporting: ron(),
+        };
+        assert_eq!(
+            s.cs.store()
+                .campaign_outcomes(s.w.tenant, measured.id, &q)
+                .await
+                .expect("outcomes"),
+            reference::outcome_sums(facts, &targets, measured.id, &q),
+            "outcome sums over {q:?}"
+        );
+    }
     // The roll-ups equal the documents after every sequence.
     let check = s.cs.verify_rollups(s.w.tenant).await.expect("verify");
     assert!(check.is_clean(), "roll-ups differ: {:?}", check.differences);
@@ -2377,7 +2432,8 @@ async fn run_case(store: Arc<dyn Store>, commerce: Arc<dyn CommerceStore>, spec:
 
 /// The commerce property test: random partners, products, invoices and credit notes (some in EUR, some replaced,
 /// some attributed to a campaign), random criteria trees and random profitability queries; the adapter's segment
-/// membership, profitability sums, campaign sums, open items and balances must equal the reference exactly.
+/// membership, profitability sums, campaign sums, a campaign's outcome sums (a random holdout, windows and promoted
+/// items), open items and balances must equal the reference exactly.
 pub fn run_commerce_properties(
     store: Arc<dyn Store>,
     commerce: Arc<dyn CommerceStore>,

@@ -46,6 +46,7 @@ mod quality;
 pub mod sales;
 pub mod scenario;
 pub mod tenancy;
+mod uplift;
 
 pub use checks::*;
 pub use consent::check_consent;
@@ -161,6 +162,7 @@ macro_rules! backend_conformance_tests {
                 check_commerce_rate_rules,
                 check_commerce_documents_due_and_renewing,
                 check_commerce_campaign,
+                check_campaign_uplift,
                 check_commerce_isolation,
                 check_commerce_quotations,
                 check_commerce_contracts,

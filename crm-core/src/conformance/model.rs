@@ -1282,6 +1282,14 @@ impl crate::commerce::CommerceStore for NoCommerce {
     ) -> Result<crate::commerce::CampaignSums> {
         Ok(crate::commerce::CampaignSums::default())
     }
+    async fn campaign_outcomes(
+        &self,
+        _: TenantId,
+        _: crate::id::CampaignId,
+        _: &crate::commerce::OutcomeQuery,
+    ) -> Result<crate::commerce::OutcomeSums> {
+        Ok(crate::commerce::OutcomeSums::default())
+    }
     async fn progress(
         &self,
         _: TenantId,

@@ -13,6 +13,7 @@ use crate::commerce::{
     finish_campaign, finish_profitability, Balance, CampaignReport, GroupBy, OpenItem, ProfitQuery,
     ProfitReport, ProfitSums, Progress, SumsQuery,
 };
+use crate::commerce::{finish_uplift, Holdout, OutcomeQuery, UpliftReport};
 use crate::commerce::{missing_rate, AppliedRate, ExchangeRate, RateRule, RateSource};
 use crate::commerce::{
     record_outcome, CallOutcome, Campaign, CampaignCost, CampaignTarget, Launch, NewCampaign,
@@ -1142,6 +1143,37 @@ impl CommerceService {
         id: CampaignId,
         expected_version: u64,
     ) -> Result<Launch> {
+        self.launch_campaign_with(ctx, id, expected_version, None)
+            .await
+    }
+
+    /// Launches a draft campaign as [`CommerceService::launch_campaign`] does, first drawing `holdout` (if any)
+    /// from its audience: the partners held out get no call and no message, and are recorded as targets with
+    /// `holdout` set, the control group [`CommerceService::campaign_uplift`] measures against. The draw is
+    /// reproducible from the share and seed, recorded on the campaign ([`Holdout`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use crm_core::conformance::model::prelude::*;
+    /// # futures::executor::block_on(async {
+    /// # let (crm, store, commerce, ctx) = crm_core::conformance::model::example_commerce().await?;
+    /// let holdout = Holdout::new(rust_decimal::Decimal::from(10), 42)?;
+    /// let err = commerce.launch_campaign_with(&ctx, CampaignId::new(), 1, Some(holdout)).await.unwrap_err();
+    /// assert!(matches!(err, Error::NotFound { entity: "campaign", .. }));
+    /// # Ok::<(), Error>(()) }).unwrap();
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`CommerceService::launch_campaign`].
+    pub async fn launch_campaign_with(
+        &self,
+        ctx: &Context,
+        id: CampaignId,
+        expected_version: u64,
+        holdout: Option<Holdout>,
+    ) -> Result<Launch> {
         let c = self.store.campaign(ctx.tenant, id).await?;
         c.check_launchable()?;
         crate::service::check_version("campaign", id, expected_version, c.version)?;
@@ -1153,7 +1185,7 @@ impl CommerceService {
         let audience: Vec<(PartnerId, String)> =
             members.into_iter().map(|m| (m.partner, m.name)).collect();
         let now = self.crm.clock().now();
-        let launch = c.launch(&audience, ctx.actor.clone(), now)?;
+        let launch = c.launch(&audience, holdout, ctx.actor.clone(), now)?;
         let mut cs = ChangeSet::new();
         cs.push(
             CommerceWrite::UpdateCampaign {
@@ -1189,7 +1221,8 @@ impl CommerceService {
             Subject::default(),
             EventKind::CampaignLaunched {
                 campaign: id,
-                targets: launch.targets.len() as u64,
+                targets: launch.campaign.target_count,
+                held_out: launch.campaign.holdout_count,
                 calls: calls
                     .into_iter()
                     .map(|(agent, calls)| AgentCalls { agent, calls })
@@ -1446,6 +1479,86 @@ impl CommerceService {
             .campaign_sums(tenant, id, period, self.reporting)
             .await?;
         Ok(finish_campaign(id, &c.name, period, self.reporting, &s))
+    }
+
+    /// A launched campaign's measured success over `window`: its targets' outcomes beside its holdout's
+    /// (reactivated, sales volume, bought a `promoted` product or category), the uplift with its interval at
+    /// `confidence`, and the incremental gross profit and ROI it implies (see [`UpliftReport`]). The store sums
+    /// both groups in one statement over the roll-ups.
+    ///
+    /// # Examples
+    ///
+    /// A campaign measured against its holdout over a real store is shown in `examples/campaign_roi.rs`; here the
+    /// commerce store has no records.
+    ///
+    /// ```
+    /// # use crm_core::conformance::model::prelude::*;
+    /// # futures::executor::block_on(async {
+    /// # let (crm, store, commerce, ctx) = crm_core::conformance::model::example_commerce().await?;
+    /// let d = |m, day| chrono::NaiveDate::from_ymd_opt(2026, m, day).unwrap();
+    /// let window = Period::new(d(3, 1), d(5, 31))?;
+    /// let err = commerce.campaign_uplift(ctx.tenant, CampaignId::new(), window, &[], Confidence::P95).await.unwrap_err();
+    /// assert!(matches!(err, Error::NotFound { entity: "campaign", .. }));
+    /// # Ok::<(), Error>(()) }).unwrap();
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotFound`] when the campaign is not the tenant's; [`Error::Invalid`] on `status` when it was never
+    /// launched, on `window` when the window starts before the launch day, on `promoted` when an item is listed
+    /// twice, there are more than [`MAX_PROMOTED`](crate::commerce::MAX_PROMOTED), or one is not a product or
+    /// category of the tenant, on `campaign` when it has no targets; [`Error::Storage`] when the store cannot be
+    /// read.
+    pub async fn campaign_uplift(
+        &self,
+        tenant: TenantId,
+        id: CampaignId,
+        window: Period,
+        promoted: &[crate::commerce::Item],
+        confidence: crate::commerce::Confidence,
+    ) -> Result<UpliftReport> {
+        let c = self.store.campaign(tenant, id).await?;
+        let launched = c.launched_at().ok_or_else(|| {
+            Error::invalid(
+                "status",
+                format!("campaign `{}` was never launched", c.name()),
+            )
+        })?;
+        if window.from() < launched.date_naive() {
+            return Err(Error::invalid(
+                "window",
+                format!(
+                    "starts on {} before the campaign's launch on {}",
+                    window.from(),
+                    launched.date_naive()
+                ),
+            ));
+        }
+        let q = OutcomeQuery {
+            window,
+            promoted: promoted.to_vec(),
+            reporting: self.reporting,
+        };
+        q.check()?;
+        if !q.promoted.is_empty() {
+            let bought = Criteria::Bought {
+                mode: crate::commerce::BoughtMode::Any,
+                items: q.promoted.clone(),
+                period: window,
+            };
+            self.check_criteria(tenant, &bought)
+                .await
+                .map_err(|e| match e {
+                    Error::Invalid { reason, .. } => Error::invalid("promoted", reason),
+                    e => e,
+                })?;
+        }
+        let sums = self.store.campaign_outcomes(tenant, id, &q).await?;
+        let costs = self
+            .store
+            .campaign_sums(tenant, id, None, self.reporting)
+            .await?;
+        finish_uplift(&c, &q, confidence, &sums, costs.campaign_cost_units)
     }
 
     // ------------------------------------------------------------------ profitability

@@ -7,8 +7,9 @@ use super::{conflict, next_version, page, Data, MemStore};
 use crate::commerce::reference::{self, CampaignFacts, Facts};
 use crate::commerce::{
     Campaign, CampaignCost, CampaignSums, CampaignTarget, Category, CommerceKey, CommerceRecord,
-    CommerceStore, CommerceWrite, Criteria, Document, ExchangeRate, OpenItem, Period, PortalKey,
-    Product, ProfitSums, Progress, RollupAction, RollupCheck, SegmentMember, SumsQuery,
+    CommerceStore, CommerceWrite, Criteria, Document, ExchangeRate, OpenItem, OutcomeQuery,
+    OutcomeSums, Period, PortalKey, Product, ProfitSums, Progress, RollupAction, RollupCheck,
+    SegmentMember, SumsQuery,
 };
 use crate::error::{Error, Result};
 use crate::id::{CampaignId, LeadId, PartnerId, TenantId};
@@ -751,6 +752,23 @@ impl CommerceStore for MemStore {
         Ok(reference::campaign_sums(
             facts, cf, campaign, period, reporting,
         ))
+    }
+
+    async fn campaign_outcomes(
+        &self,
+        tenant: TenantId,
+        campaign: CampaignId,
+        query: &OutcomeQuery,
+    ) -> Result<OutcomeSums> {
+        query.check()?;
+        let d = self.data();
+        let documents = d.tenant_documents(tenant);
+        let targets = of(&d.commerce.targets, tenant, |x| x.tenant, |_| true);
+        let facts = Facts {
+            partners: &[],
+            documents: &documents,
+        };
+        Ok(reference::outcome_sums(facts, &targets, campaign, query))
     }
 
     async fn progress(&self, tenant: TenantId, campaign: CampaignId) -> Result<Vec<Progress>> {

@@ -1,0 +1,362 @@
+//! Campaign holdouts and uplift: the launch draws a reproducible holdout that gets nothing, and the uplift report
+//! compares the targets' outcomes with the holdout's over a window, on data with a planted effect.
+
+use super::commerce::Shop;
+use crate::commerce::reference::{self, Facts};
+use crate::commerce::{
+    Campaign, CampaignTarget, Channel, CommerceStore, Confidence, Criteria, Document, Holdout,
+    Item, NewDocument, OutcomeQuery, Period,
+};
+use crate::error::Error;
+use crate::event::EventKind;
+use crate::money::Currency;
+use crate::partner::{NewPartner, Partner, PartnerRole};
+use crate::store::{PageRequest, Store};
+use crate::time::Clock;
+use chrono::{Duration, NaiveDate};
+use rust_decimal::Decimal;
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+fn day(y: i32, m: u32, d: u32) -> NaiveDate {
+    NaiveDate::from_ymd_opt(y, m, d).expect("a day")
+}
+
+fn ron() -> Currency {
+    Currency::parse("RON").expect("RON")
+}
+
+/// SplitMix64: the planted outcomes' draws, the same on every run and adapter.
+struct Draws(u64);
+
+impl Draws {
+    /// Whether the next draw falls below `per_mille` ‰.
+    fn below(&mut self, per_mille: u64) -> bool {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        (z ^ (z >> 31)) % 1000 < per_mille
+    }
+}
+
+/// Every target of a campaign, read page by page.
+pub(super) async fn all_targets(s: &Shop, c: &Campaign) -> Vec<CampaignTarget> {
+    let mut out = Vec::new();
+    let mut page = PageRequest::first(100);
+    loop {
+        let p =
+            s.cs.store()
+                .campaign_targets(s.w.tenant, c.id(), &page)
+                .await
+                .expect("targets");
+        out.extend(p.items);
+        match p.next {
+            Some(after) => page.after = Some(after),
+            None => return out,
+        }
+    }
+}
+
+/// A holdout of 25 % is drawn reproducibly at launch (the same partners [`Holdout::draw`] picks, whatever the
+/// order), gets no call, is left out of the progress and the campaign report, and is counted in the launch event.
+/// Over a window starting the launch day and ending mid-June (partial months at both edges, whole months from the
+/// roll-ups), with purchases planted at 60 % of the targets and 20 % of the holdout (a seeded draw per partner
+/// of each group, so the realised counts are the same on every run and adapter), the adapter's sums equal the reference's, the reactivation uplift's interval holds the
+/// planted 0.4 and not 0, the promoted product's uplift is measured, and the incremental gross profit is the
+/// targets' less the holdout's per partner scaled to the targets. Documents before the launch, after the window,
+/// credited back, or of partners outside the campaign count nowhere. A campaign launched without a holdout reports
+/// no uplift. Bad input: a share over 50 %, a window before the launch, a campaign never launched, a promoted item
+/// listed twice or unknown, a campaign with no targets.
+pub async fn check_campaign_uplift(store: &Arc<dyn Store>, commerce: &Arc<dyn CommerceStore>) {
+    let s = Shop::new(store, commerce).await;
+    let ctx = s.w.ctx.clone();
+    let launch_day = s.w.clock.now().date_naive();
+    let mut partners: Vec<Partner> = Vec::new();
+    for i in 0..200 {
+        let mut n = NewPartner::company(format!("Lapsed {i:03}")).with_role(PartnerRole::Customer);
+        n.tags.insert("winback".into());
+        let p =
+            s.w.crm
+                .create_partner(&ctx, n)
+                .await
+                .expect("partner")
+                .record;
+        partners.push(p);
+    }
+    let outsider = s.customer("Not targeted").await;
+    let winback = Criteria::Tag {
+        tag: "winback".into(),
+    };
+    let mut input = s.year_campaign("Spring winback", Channel::Telemarketing);
+    input.criteria = Some(winback.clone());
+    let c = s.cs.create_campaign(&ctx, input).await.expect("campaign");
+    // Refused before anything is written: a share outside 0–50 %, in code and as JSON.
+    for share in [Decimal::from(51), Decimal::new(-1, 1)] {
+        let e = Holdout::new(share, 1).unwrap_err();
+        assert_eq!(e.field(), Some("holdout.share"), "{e}");
+    }
+    assert!(serde_json::from_str::<Holdout>(r#"{"share_pct":"75","seed":1}"#).is_err());
+    let window = Period::new(launch_day, day(2026, 6, 15)).unwrap();
+    // Never launched: no uplift.
+    let e =
+        s.cs.campaign_uplift(s.w.tenant, c.id(), window, &[], Confidence::P95)
+            .await
+            .unwrap_err();
+    assert_eq!(e.field(), Some("status"), "{e}");
+
+    let holdout = Holdout::new(Decimal::from(25), 20_261_202).unwrap();
+    let launch =
+        s.cs.launch_campaign_with(&ctx, c.id(), c.version(), Some(holdout))
+            .await
+            .expect("launch");
+    let ids: Vec<_> = partners.iter().map(|p| p.id).collect();
+    let mut reversed = ids.clone();
+    reversed.reverse();
+    let drawn = holdout.draw(&reversed);
+    assert_eq!(drawn.len(), 50);
+    assert_eq!(launch.campaign.target_count(), 150);
+    assert_eq!(launch.campaign.holdout_count(), 50);
+    assert_eq!(launch.campaign.holdout(), Some(&holdout));
+    assert_eq!(launch.calls.len(), 150, "the holdout gets no call");
+    let stored = all_targets(&s, &launch.campaign).await;
+    assert_eq!(stored.len(), 200);
+    let held: BTreeSet<_> = stored
+        .iter()
+        .filter(|t| t.holdout())
+        .map(|t| t.partner())
+        .collect();
+    assert_eq!(held, drawn, "the stored holdout is the reproducible draw");
+    assert!(stored.iter().all(|t| t.holdout() == t.request().is_none()));
+    let progress = s.cs.progress(s.w.tenant, c.id()).await.expect("progress");
+    assert_eq!(progress[0].targets, 150, "progress counts the targets only");
+    let report =
+        s.cs.campaign_report(s.w.tenant, c.id(), None)
+            .await
+            .expect("report");
+    assert_eq!(report.targets, 150);
+    let launched =
+        s.w.store()
+            .events_since(s.w.tenant, 0, 10_000)
+            .await
+            .expect("events")
+            .into_iter()
+            .find_map(|(_, e)| match e.kind {
+                EventKind::CampaignLaunched {
+                    targets, held_out, ..
+                } => Some((targets, held_out)),
+                _ => None,
+            });
+    assert_eq!(launched, Some((150, 50)));
+
+    // The planted effect: 60 % of the targets buy, 20 % of the holdout; the targets' buyers buy the promoted
+    // product 0, the holdout's half product 0 and half product 2 (not promoted, outside the category).
+    // Two streams, one per group, each drawn in the group's own order: the realised counts depend on the seeds
+    // and group sizes only, never on the random ids that decide who is held out.
+    let (mut target_draws, mut holdout_draws) = (Draws(1), Draws(2));
+    let mut docs: Vec<Document> = Vec::new();
+    let dates = [
+        day(2026, 3, 20),
+        day(2026, 4, 10),
+        day(2026, 5, 31),
+        day(2026, 6, 15),
+    ];
+    let (mut targets_n, mut holdout_n) = (0u64, 0u64);
+    for (i, p) in partners.iter().enumerate() {
+        let in_holdout = drawn.contains(&p.id);
+        let buys = if in_holdout {
+            holdout_draws.below(200)
+        } else {
+            target_draws.below(600)
+        };
+        let on = dates[i % dates.len()];
+        // Before the launch: never counted.
+        if i % 7 == 0 {
+            docs.push(
+                s.record(NewDocument::invoice(
+                    &format!("OLD-{i}"),
+                    p.id,
+                    day(2026, 2, 1),
+                    "RON",
+                    vec![s.line(0, "5", "100", "60")],
+                ))
+                .await,
+            );
+        }
+        if buys {
+            let product = if in_holdout && i % 2 == 0 { 2 } else { 0 };
+            docs.push(
+                s.record(NewDocument::invoice(
+                    &format!("INV-{i}"),
+                    p.id,
+                    on,
+                    "RON",
+                    vec![s.line(product, "1", "100", "60")],
+                ))
+                .await,
+            );
+            if in_holdout {
+                holdout_n += 1;
+            } else {
+                targets_n += 1;
+            }
+        }
+    }
+    // A target's invoice fully credited back nets nothing; one after the window and one of a partner outside the
+    // campaign count nowhere.
+    let credited = partners
+        .iter()
+        .find(|p| !drawn.contains(&p.id) && !docs.iter().any(|d| d.partner == p.id))
+        .expect("a target without purchases");
+    docs.push(
+        s.record(NewDocument::invoice(
+            "CR-1",
+            credited.id,
+            day(2026, 4, 2),
+            "RON",
+            vec![s.line(0, "1", "100", "60")],
+        ))
+        .await,
+    );
+    docs.push(
+        s.record(s.credit_back("CN-1", credited.id, day(2026, 4, 3), "CR-1"))
+            .await,
+    );
+    docs.push(
+        s.record(NewDocument::invoice(
+            "LATE-1",
+            partners[1].id,
+            day(2026, 6, 16),
+            "RON",
+            vec![s.line(0, "9", "100", "60")],
+        ))
+        .await,
+    );
+    docs.push(
+        s.record(NewDocument::invoice(
+            "OUT-1",
+            outsider.id,
+            day(2026, 4, 10),
+            "RON",
+            vec![s.line(0, "9", "100", "60")],
+        ))
+        .await,
+    );
+
+    let promoted = [Item::Product(s.products[0])];
+    let q = OutcomeQuery {
+        window,
+        promoted: promoted.to_vec(),
+        reporting: ron(),
+    };
+    let sums =
+        s.cs.store()
+            .campaign_outcomes(s.w.tenant, c.id(), &q)
+            .await
+            .expect("sums");
+    let facts = Facts {
+        partners: &partners,
+        documents: &docs,
+    };
+    assert_eq!(
+        sums,
+        reference::outcome_sums(facts, &stored, c.id(), &q),
+        "the adapter's sums equal the reference"
+    );
+    assert_eq!((sums.targets.partners, sums.holdout.partners), (150, 50));
+    assert_eq!(
+        (sums.targets.reactivated, sums.holdout.reactivated),
+        (targets_n, holdout_n)
+    );
+    let r =
+        s.cs.campaign_uplift(s.w.tenant, c.id(), window, &promoted, Confidence::P95)
+            .await
+            .expect("uplift");
+    let planted = Decimal::new(4, 1);
+    let re = r.reactivation_uplift.expect("a holdout gives an uplift");
+    assert!(
+        re.contains(planted) && !re.contains(Decimal::ZERO),
+        "the interval {re:?} holds the planted 0.4 and not 0"
+    );
+    let estimate = Decimal::from(targets_n) / Decimal::from(150u64)
+        - Decimal::from(holdout_n) / Decimal::from(50u64);
+    assert_eq!(re.estimate, estimate.round_dp(6).normalize());
+    let bought = r
+        .bought_uplift
+        .expect("promoted items give a bought uplift");
+    assert!(bought.estimate > re.estimate, "{bought:?} against {re:?}");
+    // Gross profit 40 per buyer: the targets' less the holdout's per partner times 150.
+    let gp = |n: u64| Decimal::from(40 * n);
+    assert_eq!(r.targets.gross_profit, gp(targets_n));
+    assert_eq!(
+        r.incremental_gross_profit,
+        Some(gp(targets_n) - gp(holdout_n) * Decimal::from(3))
+    );
+    assert_eq!(r.holdout, Some(holdout));
+
+    // Bad input, each a typed error naming the field.
+    let before = Period::new(launch_day - Duration::days(1), day(2026, 6, 15)).unwrap();
+    let e =
+        s.cs.campaign_uplift(s.w.tenant, c.id(), before, &[], Confidence::P95)
+            .await
+            .unwrap_err();
+    assert_eq!(e.field(), Some("window"), "{e}");
+    let twice = [promoted[0], promoted[0]];
+    let e =
+        s.cs.campaign_uplift(s.w.tenant, c.id(), window, &twice, Confidence::P95)
+            .await
+            .unwrap_err();
+    assert_eq!(e.field(), Some("promoted"), "{e}");
+    let unknown = [Item::Product(crate::id::ProductId::new())];
+    let e =
+        s.cs.campaign_uplift(s.w.tenant, c.id(), window, &unknown, Confidence::P95)
+            .await
+            .unwrap_err();
+    assert_eq!(e.field(), Some("promoted"), "{e}");
+    let e =
+        s.cs.campaign_uplift(
+            crate::id::TenantId::new(),
+            c.id(),
+            window,
+            &[],
+            Confidence::P95,
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(e, Error::NotFound { .. }), "{e}");
+
+    // Without a holdout: outcomes, no uplift. With no targets: refused.
+    let mut plain = s.year_campaign("No control", Channel::Email);
+    plain.criteria = Some(winback);
+    let plain = s.cs.create_campaign(&ctx, plain).await.expect("campaign");
+    s.cs.launch_campaign(&ctx, plain.id(), plain.version())
+        .await
+        .expect("launch");
+    let r =
+        s.cs.campaign_uplift(s.w.tenant, plain.id(), window, &[], Confidence::P90)
+            .await
+            .expect("uplift");
+    assert_eq!(r.targets.partners, 200);
+    assert_eq!(r.control.partners, 0);
+    assert_eq!(
+        (
+            r.reactivation_uplift,
+            r.bought_uplift,
+            r.incremental_gross_profit
+        ),
+        (None, None, None)
+    );
+    let mut empty = s.year_campaign("Nobody", Channel::Email);
+    empty.criteria = Some(Criteria::Tag {
+        tag: "nobody has it".into(),
+    });
+    let empty = s.cs.create_campaign(&ctx, empty).await.expect("campaign");
+    s.cs.launch_campaign_with(&ctx, empty.id(), empty.version(), Some(holdout))
+        .await
+        .expect("launch");
+    let e =
+        s.cs.campaign_uplift(s.w.tenant, empty.id(), window, &[], Confidence::P95)
+            .await
+            .unwrap_err();
+    assert_eq!(e.field(), Some("campaign"), "{e}");
+}
