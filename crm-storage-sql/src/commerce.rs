@@ -1529,6 +1529,7 @@ macro_rules! commerce_store {
             fn profit_sums(tenant: TenantId, query: &SumsQuery) -> Result<Vec<ProfitSums>> = $crate::commerce::read_profit_sums;
             fn campaign_sums(tenant: TenantId, campaign: CampaignId, period: Option<Period>, reporting: Currency) -> Result<CampaignSums> = $crate::commerce::read_campaign_sums;
             fn campaign_outcomes(tenant: TenantId, campaign: CampaignId, query: &OutcomeQuery) -> Result<OutcomeSums> = $crate::uplift::campaign_outcomes;
+            fn attribution_inputs(tenant: TenantId, scope: &AttributionScope) -> Result<AttributionInputs> = $crate::attribution::attribution_inputs;
             fn progress(tenant: TenantId, campaign: CampaignId) -> Result<Vec<Progress>> = $crate::commerce::progress;
             fn open_items(tenant: TenantId, partner: PartnerId, as_of: NaiveDate) -> Result<Vec<OpenItem>> = $crate::commerce::open_items;
             fn rollups(tenant: TenantId, action: RollupAction) -> Result<RollupCheck> = $crate::rollup::rollups;

@@ -14,6 +14,7 @@
 //! grouped CTE plans with `FILTER`/`CASE` aggregates, keyset row comparisons, version-checked upserts — read and
 //! review better as SQL text with a dialect seam than as builder chains.
 
+pub mod attribution;
 pub mod commerce;
 mod dialect;
 pub mod erasure;
@@ -63,9 +64,9 @@ pub mod __private {
     pub use chrono::Duration;
     pub use chrono::NaiveDate;
     pub use crm_core::commerce::{
-        Balance, CampaignSums, CampaignTarget, CommerceKey, CommerceRecord, CommerceStore,
-        Criteria, OpenItem, OutcomeQuery, OutcomeSums, Period, ProfitSums, Progress, RollupAction,
-        RollupCheck, SegmentMember, SumsQuery,
+        AttributionInputs, AttributionScope, Balance, CampaignSums, CampaignTarget, CommerceKey,
+        CommerceRecord, CommerceStore, Criteria, OpenItem, OutcomeQuery, OutcomeSums, Period,
+        ProfitSums, Progress, RollupAction, RollupCheck, SegmentMember, SumsQuery,
     };
     pub use crm_core::event::{CommentTarget, DomainEvent};
     pub use crm_core::id::PipelineId;

@@ -12,6 +12,7 @@
 //! `finish_*` derivations) decide; [`CommerceService`](crate::service::CommerceService) loads, decides and commits one
 //! [`crate::store::ChangeSet`] per operation through the lead service's one commit path (its hooks and subscribers).
 
+pub mod attribution;
 mod campaign;
 mod document;
 mod period;
@@ -21,8 +22,12 @@ pub mod reference;
 mod report;
 pub mod segment;
 pub mod store;
-mod uplift;
+pub mod uplift;
 
+pub use attribution::{
+    check_models, finish_attribution, AttributionInputs, AttributionReport, AttributionRow,
+    AttributionScope, Model, Sale, Touch, TouchKind, MAX_LOOKBACK_DAYS,
+};
 pub use campaign::{
     record_outcome, CallOutcome, Campaign, CampaignCost, CampaignStatus, CampaignTarget, Channel,
     Holdout, Launch, NewCampaign, OutcomeChange, OutcomeKind, MAX_AGENTS, MAX_HOLDOUT_PCT,

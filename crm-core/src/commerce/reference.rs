@@ -2,6 +2,8 @@
 //! facts. Adapters push the same calculations down to SQL; the conformance suite compares them with these on
 //! random data, to the cent.
 
+use super::attribution::{AttributionInputs, AttributionScope, Sale, Touch, TouchKind};
+use super::campaign::Campaign;
 use super::campaign::{CampaignCost, CampaignTarget, OutcomeKind};
 use super::document::{Document, DocumentKind, PaymentDirection};
 use super::period::Period;
@@ -167,6 +169,81 @@ pub fn outcome_sums(
         g.cost_units += cost;
     }
     s
+}
+
+/// A tenant's attribution inputs (see [`AttributionInputs`]): every sale of the period (in the reporting
+/// currency), and the touches in range — each target not held out on its campaign's launch day and on the day its
+/// call first reached it, each lead (not merged) with a source campaign on its creation day.
+pub fn attribution_inputs(
+    facts: Facts<'_>,
+    targets: &[CampaignTarget],
+    leads: &[Lead],
+    campaigns: &[Campaign],
+    scope: &AttributionScope,
+) -> AttributionInputs {
+    let (first, last) = (scope.first_touch_day(), scope.period.to());
+    let in_range = |d: NaiveDate| first <= d && d <= last;
+    let launched: BTreeMap<CampaignId, NaiveDate> = campaigns
+        .iter()
+        .filter_map(|c| c.launched_at.map(|at| (c.id, at.date_naive())))
+        .collect();
+    let mut touches = Vec::new();
+    for t in targets.iter().filter(|t| !t.holdout) {
+        let mut touch = |on: NaiveDate, kind| {
+            if in_range(on) {
+                touches.push(Touch {
+                    partner: t.partner,
+                    on,
+                    kind,
+                    campaign: t.campaign,
+                });
+            }
+        };
+        if let Some(on) = launched.get(&t.campaign) {
+            touch(*on, TouchKind::Targeted);
+        }
+        if let Some(at) = t.reached_at {
+            touch(at.date_naive(), TouchKind::Reached);
+        }
+    }
+    for l in leads
+        .iter()
+        .filter(|l| l.status.kind() != crate::lead::StatusKind::Merged)
+    {
+        if let Some(c) = l.source.campaign {
+            let on = l.created_at.date_naive();
+            if in_range(on) {
+                touches.push(Touch {
+                    partner: l.partner,
+                    on,
+                    kind: TouchKind::Lead,
+                    campaign: c,
+                });
+            }
+        }
+    }
+    let sales: Vec<Sale> = facts
+        .documents
+        .iter()
+        .filter(|d| {
+            is_sale(d) && d.rate.reporting == scope.reporting && scope.period.contains(d.issue_date)
+        })
+        .map(|d| Sale {
+            partner: d.partner,
+            issue_date: d.issue_date,
+            document: d.id,
+            campaign: d.campaign,
+            gross_profit_units: d.revenue_units as i128 - d.cost_units as i128,
+        })
+        .collect();
+    let mut inputs = AttributionInputs {
+        total_sales: sales.len() as u64,
+        total_units: sales.iter().map(|s| s.gross_profit_units).sum(),
+        sales,
+        touches,
+    };
+    inputs.normalize();
+    inputs
 }
 
 /// The key of a document for a grouping.

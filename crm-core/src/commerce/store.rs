@@ -28,6 +28,7 @@
 //!   or before the day, whatever its age; the commerce service applies the tenant's
 //!   [`RateRule`](super::rate::RateRule) (how old it may be) to it.
 
+use super::attribution::{AttributionInputs, AttributionScope};
 use super::campaign::{Campaign, CampaignCost, CampaignTarget};
 use super::document::{Document, DocumentKind};
 use super::period::Period;
@@ -317,6 +318,8 @@ storage_trait! {
         fn campaign_sums(tenant: TenantId, campaign: CampaignId, period: Option<Period>, reporting: Currency) -> Result<CampaignSums>;
         /// The outcome sums of a campaign's targets and of its holdout over `query` (see [`OutcomeSums`]).
         fn campaign_outcomes(tenant: TenantId, campaign: CampaignId, query: &OutcomeQuery) -> Result<OutcomeSums>;
+        /// The sales and touches an attribution report over `scope` credits (see [`AttributionInputs`]).
+        fn attribution_inputs(tenant: TenantId, scope: &AttributionScope) -> Result<AttributionInputs>;
         /// A campaign's progress (its held-out targets left out): the total first (agent `None`), then one row per
         /// agent by agent id.
         fn progress(tenant: TenantId, campaign: CampaignId) -> Result<Vec<Progress>>;

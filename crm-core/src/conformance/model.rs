@@ -1290,6 +1290,13 @@ impl crate::commerce::CommerceStore for NoCommerce {
     ) -> Result<crate::commerce::OutcomeSums> {
         Ok(crate::commerce::OutcomeSums::default())
     }
+    async fn attribution_inputs(
+        &self,
+        _: TenantId,
+        _: &crate::commerce::AttributionScope,
+    ) -> Result<crate::commerce::AttributionInputs> {
+        Ok(crate::commerce::AttributionInputs::default())
+    }
     async fn progress(
         &self,
         _: TenantId,

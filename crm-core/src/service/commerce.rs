@@ -1561,6 +1561,57 @@ impl CommerceService {
         finish_uplift(&c, &q, confidence, &sums, costs.campaign_cost_units)
     }
 
+    /// Every campaign's share of the gross profit of the sales issued in `period`, under each of `models`, side by
+    /// side (see [`attribution`](crate::commerce::attribution) for the touches and the models): a touch counts
+    /// for a sale when it is at most `lookback_days` before it. The store reads the sales and touches in one
+    /// snapshot; the credits are split exactly, so each model's rows sum to the period's gross profit.
+    ///
+    /// # Examples
+    ///
+    /// A report over real campaigns, touches and invoices is shown in `examples/campaign_roi.rs`; here the
+    /// commerce store has no records.
+    ///
+    /// ```
+    /// # use crm_core::conformance::model::prelude::*;
+    /// # futures::executor::block_on(async {
+    /// # let (crm, store, commerce, ctx) = crm_core::conformance::model::example_commerce().await?;
+    /// let year = Period::year(2026)?;
+    /// let r = commerce.attribution_report(ctx.tenant, year, 90, &Model::ALL).await?;
+    /// assert_eq!(r.rows.len(), 6); // one unattributed row per model: nothing was sold
+    /// let e = commerce.attribution_report(ctx.tenant, year, 90, &[Model::TimeDecay { half_life_days: 0 }]).await.unwrap_err();
+    /// assert_eq!(e.field(), Some("models[0].half_life_days"));
+    /// # Ok::<(), Error>(()) }).unwrap();
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Invalid`] on `models` (none, or one listed twice), on `models[i].half_life_days` for a zero
+    /// half-life, on `lookback_days` outside 1 to [`MAX_LOOKBACK_DAYS`](crate::commerce::MAX_LOOKBACK_DAYS);
+    /// [`Error::Storage`] when the store cannot be read.
+    pub async fn attribution_report(
+        &self,
+        tenant: TenantId,
+        period: Period,
+        lookback_days: u32,
+        models: &[crate::commerce::Model],
+    ) -> Result<crate::commerce::AttributionReport> {
+        let scope = crate::commerce::AttributionScope {
+            period,
+            lookback_days,
+            reporting: self.reporting,
+        };
+        scope.check()?;
+        crate::commerce::check_models(models)?;
+        let inputs = self.store.attribution_inputs(tenant, &scope).await?;
+        let mut names = BTreeMap::new();
+        for id in crate::commerce::attribution::campaigns_of(&inputs) {
+            if let Some(c) = absent_as_none(self.store.campaign(tenant, id).await)? {
+                names.insert(id, c.name().to_string());
+            }
+        }
+        crate::commerce::finish_attribution(inputs, &names, &scope, models)
+    }
+
     // ------------------------------------------------------------------ profitability
 
     /// Checks the tenant's sales roll-ups against its documents: every month of every grouping whose stored sums
@@ -1730,5 +1781,14 @@ impl CommerceService {
             currency: self.reporting,
             rows,
         })
+    }
+}
+
+/// `Ok(None)` for a record that is not found, the record or the error otherwise.
+fn absent_as_none<T>(read: Result<T>) -> Result<Option<T>> {
+    match read {
+        Ok(x) => Ok(Some(x)),
+        Err(Error::NotFound { .. }) => Ok(None),
+        Err(e) => Err(e),
     }
 }

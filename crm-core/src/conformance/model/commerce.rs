@@ -771,6 +771,26 @@ impl CommerceStore for MemStore {
         Ok(reference::outcome_sums(facts, &targets, campaign, query))
     }
 
+    async fn attribution_inputs(
+        &self,
+        tenant: TenantId,
+        scope: &crate::commerce::AttributionScope,
+    ) -> Result<crate::commerce::AttributionInputs> {
+        scope.check()?;
+        let d = self.data();
+        let documents = d.tenant_documents(tenant);
+        let targets = of(&d.commerce.targets, tenant, |x| x.tenant, |_| true);
+        let campaigns = of(&d.commerce.campaigns, tenant, |x| x.tenant, |_| true);
+        let leads = of(&d.leads, tenant, |x| x.tenant, |_| true);
+        let facts = Facts {
+            partners: &[],
+            documents: &documents,
+        };
+        Ok(reference::attribution_inputs(
+            facts, &targets, &leads, &campaigns, scope,
+        ))
+    }
+
     async fn progress(&self, tenant: TenantId, campaign: CampaignId) -> Result<Vec<Progress>> {
         let targets = of(
             &self.data().commerce.targets,

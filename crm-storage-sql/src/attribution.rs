@@ -1,0 +1,185 @@
+//! The reads of an attribution report ([`crm_core::commerce::attribution`]), one batch (one snapshot): the period's
+//! sales count and gross profit from the roll-ups, the sales a touch or link may credit (those of partners some
+//! campaign targeted or brought a lead for, and the linked ones), the targets of launched campaigns with the day
+//! their call reached them, the launched campaigns (their launch day is in their document) and the leads with a
+//! source campaign created in range. The touches' days are filtered here, in Rust, exactly as the reference does.
+
+use crate::run::{corrupt, Runner};
+use crate::{micro_bounds, Dialect, Param, Sql};
+use crm_core::commerce::day_number;
+use crm_core::commerce::{
+    from_day_number, AttributionInputs, AttributionScope, Campaign, Period, Sale, Touch, TouchKind,
+};
+use crm_core::id::{CampaignId, DocumentId, PartnerId, TenantId};
+use crm_core::Result;
+use std::collections::BTreeMap;
+
+/// The five statements of [`attribution_inputs`], in order: totals, sales, targets, campaigns, leads.
+///
+/// ```
+/// use crm_core::commerce::{AttributionScope, Period};
+/// use crm_storage_sql::{attribution::attribution_sql, Dialect};
+/// let scope = AttributionScope {
+///     period: Period::year(2026).unwrap(),
+///     lookback_days: 90,
+///     reporting: crm_core::money::Currency::parse("EUR").unwrap(),
+/// };
+/// let sql = attribution_sql(Dialect::Postgres, crm_core::id::TenantId::new(), &scope);
+/// assert_eq!(sql.len(), 5);
+/// assert!(sql[0].text.contains("sales_months"));
+/// ```
+pub fn attribution_sql(dialect: Dialect, tenant: TenantId, scope: &AttributionScope) -> Vec<Sql> {
+    let source = dialect.json_text("doc", &["source", "campaign"]);
+    let created = match dialect {
+        Dialect::Sqlite => "created_at",
+        Dialect::Postgres => "created_us",
+    };
+    let totals = {
+        let (mut sql, t) = Sql::for_tenant(dialect, tenant);
+        let r = sql.bind(scope.reporting.code());
+        let rows = crate::rollup::sales_rows(
+            &mut sql,
+            crate::rollup::SalesRows {
+                tenant: &t,
+                reporting: &r,
+                group_by: crm_core::commerce::GroupBy::Customer,
+                bucket: None,
+                key: None,
+                period: scope.period,
+            },
+        );
+        sql.text = format!(
+            "SELECT COALESCE(sum(rd), 0), COALESCE(sum(rrev - rcost), 0) FROM ({rows}) AS s"
+        );
+        sql
+    };
+    let sales = {
+        let (mut sql, t) = Sql::for_tenant(dialect, tenant);
+        let r = sql.bind(scope.reporting.code());
+        let a = sql.bind(Param::Day(day_number(scope.period.from())));
+        let b = sql.bind(Param::Day(day_number(scope.period.to())));
+        sql.text = format!(
+            "SELECT partner, issue_day, id, campaign, revenue_units - cost_units FROM documents \
+             WHERE tenant = {t} AND kind IN (0, 1) AND reporting = {r} AND issue_day BETWEEN {a} AND {b} \
+             AND (campaign IS NOT NULL \
+               OR partner IN (SELECT partner FROM campaign_targets WHERE tenant = {t} AND holdout = 0) \
+               OR partner IN (SELECT partner FROM leads WHERE tenant = {t} AND {source} IS NOT NULL))"
+        );
+        sql
+    };
+    let targets = {
+        let (mut sql, t) = Sql::for_tenant(dialect, tenant);
+        sql.text = format!(
+            "SELECT campaign, partner, reached_at FROM campaign_targets WHERE tenant = {t} AND holdout = 0"
+        );
+        sql
+    };
+    let campaigns = {
+        let (mut sql, t) = Sql::for_tenant(dialect, tenant);
+        let doc = match dialect {
+            Dialect::Sqlite => "doc",
+            Dialect::Postgres => "doc::text",
+        };
+        sql.text = format!("SELECT {doc} FROM campaigns WHERE tenant = {t} AND status <> 0");
+        sql
+    };
+    let leads = {
+        let (mut sql, t) = Sql::for_tenant(dialect, tenant);
+        let first = Period::new(scope.first_touch_day(), scope.period.to()).ok();
+        let (m1, m2) = micro_bounds(first);
+        let (a, b) = (sql.bind(m1), sql.bind(m2));
+        sql.text = format!(
+            "SELECT {source}, partner, {created} FROM leads WHERE tenant = {t} AND {source} IS NOT NULL \
+             AND status <> 3 AND {created} >= {a} AND {created} < {b}"
+        );
+        sql
+    };
+    vec![totals, sales, targets, campaigns, leads]
+}
+
+/// [`CommerceStore::attribution_inputs`](crm_core::commerce::CommerceStore::attribution_inputs) on a [`Runner`].
+pub async fn attribution_inputs<R: Runner + ?Sized>(
+    r: &R,
+    tenant: TenantId,
+    scope: &AttributionScope,
+) -> Result<AttributionInputs> {
+    scope.check()?;
+    let [totals, sales, targets, campaigns, leads]: [Vec<Vec<crate::Cell>>; 5] = r
+        .rows_batch(attribution_sql(r.dialect(), tenant, scope))
+        .await?
+        .try_into()
+        .map_err(|_| corrupt("attribution", "a statement gave no result"))?;
+    let (first, last) = (scope.first_touch_day(), scope.period.to());
+    let in_range = |d: chrono::NaiveDate| first <= d && d <= last;
+    let day_of = |micros: i128| {
+        i64::try_from(micros)
+            .ok()
+            .and_then(chrono::DateTime::from_timestamp_micros)
+            .map(|t| t.date_naive())
+            .ok_or_else(|| corrupt("touch time", micros))
+    };
+    let mut inputs = AttributionInputs::default();
+    if let Some(row) = totals.first() {
+        inputs.total_sales = row[0].count("sales")?;
+        inputs.total_units = row[1].int("sum of units")?;
+    }
+    for row in &sales {
+        let day = row[1].int("issue day")?;
+        inputs.sales.push(Sale {
+            partner: PartnerId::from_uuid(row[0].uuid("partner")?),
+            issue_date: i32::try_from(day)
+                .ok()
+                .and_then(from_day_number)
+                .ok_or_else(|| corrupt("issue day", day))?,
+            document: DocumentId::from_uuid(row[2].uuid("document")?),
+            campaign: row[3].opt_uuid("campaign")?.map(CampaignId::from_uuid),
+            gross_profit_units: row[4].int("gross profit units")?,
+        });
+    }
+    let mut launched: BTreeMap<CampaignId, chrono::NaiveDate> = BTreeMap::new();
+    for row in &campaigns {
+        let c: Campaign = crate::fetch::Doc::parse_as(row[0].text("campaign")?, "campaign")?;
+        if let Some(at) = c.launched_at() {
+            launched.insert(c.id(), at.date_naive());
+        }
+    }
+    for row in &targets {
+        let campaign = CampaignId::from_uuid(row[0].uuid("campaign")?);
+        let partner = PartnerId::from_uuid(row[1].uuid("partner")?);
+        let mut touch = |on, kind| {
+            if in_range(on) {
+                inputs.touches.push(Touch {
+                    partner,
+                    on,
+                    kind,
+                    campaign,
+                });
+            }
+        };
+        if let Some(on) = launched.get(&campaign) {
+            touch(*on, TouchKind::Targeted);
+        }
+        if let Some(at) = row[2].opt_int("reached at")? {
+            touch(day_of(at)?, TouchKind::Reached);
+        }
+    }
+    for row in &leads {
+        let text = row[0].text("lead source campaign")?;
+        let campaign = text
+            .trim_matches('"')
+            .parse::<uuid::Uuid>()
+            .map(CampaignId::from_uuid)
+            .map_err(|e| corrupt("lead source campaign", e))?;
+        let on = day_of(row[2].int("lead created")?)?;
+        if in_range(on) {
+            inputs.touches.push(Touch {
+                partner: PartnerId::from_uuid(row[1].uuid("partner")?),
+                on,
+                kind: TouchKind::Lead,
+                campaign,
+            });
+        }
+    }
+    inputs.normalize();
+    Ok(inputs)
+}
