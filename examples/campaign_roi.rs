@@ -1,9 +1,10 @@
 //! Campaign ROI and customer profitability on an SQLite file.
 //!
 //! Records a product catalogue and a year of invoices (with some credit notes and some in EUR) for a few hundred
-//! customers, runs a telemarketing campaign on the lapsed ones, records the agents' call outcomes and the invoices
-//! that follow, then prints the campaign report and the top customers by profit, and writes the charts (SVG), CSV
-//! and JSON next to the database file.
+//! customers, runs a telemarketing campaign on the lapsed ones with a fifth held out, records the agents' call
+//! outcomes and the invoices that follow (and what every group buys anyway), then prints the campaign report, the
+//! uplift against the holdout, the attribution models side by side and the top customers by profit, and writes
+//! the charts (SVG), CSV and JSON next to the database file.
 //!
 //! ```text
 //! cargo run --example campaign_roi            # writes into target/campaign_roi/
@@ -13,9 +14,9 @@
 use chrono::{Datelike, Duration, NaiveDate, TimeZone, Utc};
 use crm::commerce::CommerceStoreExt;
 use crm::commerce::{
-    Allocation, Bucket, CallOutcome, Channel, Criteria, DocumentKind, GroupBy, LastSale,
-    NewCampaign, NewCategory, NewDocument, NewLine, NewProduct, PaymentDirection, Period,
-    ProfitQuery, Rank, RankOrder, SumsQuery,
+    Allocation, Bucket, CallOutcome, Channel, Confidence, Criteria, DocumentKind, GroupBy, Holdout,
+    Item, LastSale, Model, NewCampaign, NewCategory, NewDocument, NewLine, NewProduct,
+    PaymentDirection, Period, ProfitQuery, Rank, RankOrder, SumsQuery,
 };
 use crm::id::{TenantId, UserId};
 use crm::Decimal;
@@ -282,16 +283,43 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         )
         .await?;
     }
+    // A fifth of the audience is held out (seeded, so every run draws the same partners): they get no call, and
+    // what they buy anyway is what the campaign did not cause.
+    let holdout = Holdout::new(Decimal::from(20), 2026)?;
     let launch = shop
-        .launch_campaign(&ctx, campaign.id(), campaign.version())
+        .launch_campaign_with(&ctx, campaign.id(), campaign.version(), Some(holdout))
         .await?;
     println!(
-        "launched `{}` on {} lapsed customers, {} calls over {} agents",
+        "launched `{}` on {} lapsed customers: {} calls over {} agents, {} held out",
         campaign.name(),
         launch.targets.len(),
         launch.calls.len(),
-        agents.len()
+        agents.len(),
+        launch.campaign.holdout_count()
     );
+    // Some of every group buy anyway in February, called or not: the baseline the holdout measures.
+    let mut organic = 0;
+    for t in &launch.targets {
+        if dice.chance(12) {
+            organic += 1;
+            let (p, price, cost) = products[dice.below(products.len() as u64) as usize];
+            let issue = d(2026, 2, 1 + dice.below(27) as u32);
+            let inv = NewDocument::invoice(
+                &format!("F-26-O{organic:04}"),
+                t.partner(),
+                issue,
+                "RON",
+                vec![NewLine::new(
+                    p,
+                    Decimal::from(2 + dice.below(10)),
+                    price,
+                    cost,
+                )],
+            )
+            .due(issue + Duration::days(30));
+            shop.record_document(&ctx, inv).await?;
+        }
+    }
 
     let mut follow_ups = 0;
     for call in &launch.calls {
@@ -388,6 +416,53 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             p.done,
             p.remaining
         );
+    }
+
+    // What the campaign caused: the targets against the holdout over the quarter, and which campaign earned each
+    // sale's gross profit under every attribution model.
+    let quarter = Period::new(d(2026, 1, 5), d(2026, 3, 31))?;
+    let promoted = [Item::Product(products[0].0)];
+    let uplift = shop
+        .campaign_uplift(tenant, campaign.id(), quarter, &promoted, Confidence::P95)
+        .await?;
+    println!(
+        "\nUplift over {} to {} (targets {} against a holdout of {}):",
+        quarter.from(),
+        quarter.to(),
+        uplift.targets.partners,
+        uplift.control.partners
+    );
+    if let Some(u) = uplift.reactivation_uplift {
+        println!(
+            "  reactivated {} of targets against {} of the holdout: uplift {} (95% interval {} to {})",
+            uplift.targets.reactivation_rate.unwrap_or_default(),
+            uplift.control.reactivation_rate.unwrap_or_default(),
+            u.estimate,
+            u.low,
+            u.high
+        );
+    }
+    println!(
+        "  incremental gross profit {} {ron}, campaign cost {} {ron}, incremental ROI {}%",
+        uplift.incremental_gross_profit.unwrap_or_default(),
+        uplift.campaign_cost,
+        uplift
+            .incremental_roi_pct
+            .map(|r| r.to_string())
+            .unwrap_or_else(|| "n/a".into())
+    );
+    let t3 = Instant::now();
+    let attribution = shop
+        .attribution_report(tenant, quarter, 90, &Model::ALL)
+        .await?;
+    let attribution_time = t3.elapsed();
+    println!(
+        "\nAttributed gross profit, {} sales in the quarter ({:.1} ms):",
+        attribution.sales,
+        attribution_time.as_secs_f64() * 1000.0
+    );
+    for line in crm_reports::attribution_csv(&attribution)?.lines() {
+        println!("  {}", line.replace(',', "  "));
     }
 
     let year = Period::year(2025)?;
@@ -515,6 +590,17 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         ),
         ("campaign.csv", crm_reports::campaign_csv(&report)?),
         ("campaign.json", crm_reports::to_json(&report)?),
+        ("uplift.csv", crm_reports::uplift_csv(&uplift)?),
+        ("uplift.json", crm_reports::to_json(&uplift)?),
+        (
+            "attribution.csv",
+            crm_reports::attribution_csv(&attribution)?,
+        ),
+        ("attribution.json", crm_reports::to_json(&attribution)?),
+        (
+            "attribution.svg",
+            crm_reports::attribution_chart_svg(&attribution)?,
+        ),
         ("profit_by_group.json", crm_reports::to_json(&by_group)?),
     ];
     for (name, body) in &files {

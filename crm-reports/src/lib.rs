@@ -8,7 +8,9 @@
 //!
 //! Money stays exact in CSV and JSON (decimal strings); only the chart geometry uses floating point.
 
-use crm_core::commerce::{CampaignReport, OutcomeKind, ProfitReport, Progress};
+use crm_core::commerce::{
+    AttributionReport, CampaignReport, OutcomeKind, ProfitReport, Progress, UpliftReport,
+};
 use crm_core::store::Funnel;
 use plotters::prelude::*;
 use rust_decimal::prelude::ToPrimitive;
@@ -125,6 +127,141 @@ pub fn campaign_csv(r: &CampaignReport) -> Result<String> {
     let conv_refs: Vec<(&str, String)> =
         conv.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
     pairs.extend(conv_refs);
+    metric_rows(&pairs)
+}
+
+/// The attribution report side by side: one row per campaign (by name, unattributed last), one column of credited
+/// gross profit per model in the report's order, amounts exact in the report's currency.
+///
+/// ```
+/// use crm_core::commerce::{AttributionReport, AttributionRow, Model, Period};
+/// let row = |model: &str, name: &str, gp: &str| AttributionRow {
+///     model: model.into(), campaign: None, name: name.into(), sales: 1, gross_profit: gp.parse().unwrap(),
+/// };
+/// let r = AttributionReport {
+///     period: Period::year(2026).unwrap(), lookback_days: 90,
+///     currency: crm_core::money::Currency::parse("EUR").unwrap(),
+///     models: vec![Model::FirstTouch, Model::Linear], sales: 2, gross_profit: "300".parse().unwrap(),
+///     rows: vec![row("first_touch", "Spring", "300"), row("first_touch", "unattributed", "0"),
+///                row("linear", "Spring", "150.5"), row("linear", "Autumn", "149.5"), row("linear", "unattributed", "0")],
+/// };
+/// let csv = crm_reports::attribution_csv(&r).unwrap();
+/// assert_eq!(csv, "campaign,currency,first_touch,linear\nAutumn,EUR,0,149.5\nSpring,EUR,300,150.5\nunattributed,EUR,0,0\n");
+/// ```
+pub fn attribution_csv(r: &AttributionReport) -> Result<String> {
+    let labels: Vec<String> = r.models.iter().map(|m| m.label()).collect();
+    // Campaigns by name, the unattributed row last.
+    let mut names: Vec<(bool, String)> = r
+        .rows
+        .iter()
+        .map(|row| (row.campaign.is_none(), row.name.clone()))
+        .collect();
+    names.sort();
+    names.dedup();
+    let mut w = csv::Writer::from_writer(Vec::new());
+    let mut header = vec!["campaign".to_string(), "currency".to_string()];
+    header.extend(labels.iter().cloned());
+    w.write_record(&header)
+        .map_err(|e| OutputError::Csv(e.to_string()))?;
+    for (unattributed, name) in &names {
+        let mut record = vec![name.clone(), r.currency.code().to_string()];
+        for l in &labels {
+            let v = r
+                .rows
+                .iter()
+                .filter(|row| {
+                    &row.model == l && row.campaign.is_none() == *unattributed && &row.name == name
+                })
+                .map(|row| row.gross_profit)
+                .sum::<Decimal>();
+            record.push(v.normalize().to_string());
+        }
+        w.write_record(&record)
+            .map_err(|e| OutputError::Csv(e.to_string()))?;
+    }
+    let bytes = w
+        .into_inner()
+        .map_err(|e| OutputError::Csv(e.to_string()))?;
+    String::from_utf8(bytes).map_err(|e| OutputError::Csv(e.to_string()))
+}
+
+/// The attribution report as a bar chart: each campaign's credited gross profit under each model, grouped by
+/// campaign.
+pub fn attribution_chart_svg(r: &AttributionReport) -> Result<String> {
+    let mut rows: Vec<_> = r.rows.iter().collect();
+    rows.sort_by(|a, b| (a.campaign.is_none(), &a.name).cmp(&(b.campaign.is_none(), &b.name)));
+    let bars: Vec<Bar> = rows
+        .iter()
+        .map(|row| Bar {
+            label: format!("{} · {}", row.name, row.model),
+            value: row.gross_profit,
+            note: format!("{} sales", row.sales),
+        })
+        .collect();
+    bar_chart_svg(
+        &format!(
+            "Attributed gross profit, {} to {}",
+            r.period.from(),
+            r.period.to()
+        ),
+        &format!("gross profit ({})", r.currency),
+        &bars,
+    )
+}
+
+/// The uplift report as `metric,value` CSV: both groups' outcomes, the uplifts with their bounds, the incremental
+/// gross profit and ROI.
+pub fn uplift_csv(r: &UpliftReport) -> Result<String> {
+    let interval = |i: Option<crm_core::commerce::Interval>| {
+        i.map(|i| {
+            (
+                i.estimate.to_string(),
+                i.low.to_string(),
+                i.high.to_string(),
+            )
+        })
+        .unwrap_or_default()
+    };
+    let (re, re_low, re_high) = interval(r.reactivation_uplift);
+    let (bo, bo_low, bo_high) = interval(r.bought_uplift);
+    let pairs = vec![
+        ("campaign", r.name.clone()),
+        ("currency", r.currency.code().to_string()),
+        ("window_from", r.window.from().to_string()),
+        ("window_to", r.window.to().to_string()),
+        (
+            "holdout_share_pct",
+            r.holdout
+                .map(|h| h.share_pct().to_string())
+                .unwrap_or_default(),
+        ),
+        ("targets", r.targets.partners.to_string()),
+        ("control", r.control.partners.to_string()),
+        ("targets_reactivated", r.targets.reactivated.to_string()),
+        ("control_reactivated", r.control.reactivated.to_string()),
+        (
+            "targets_reactivation_rate",
+            opt(r.targets.reactivation_rate),
+        ),
+        (
+            "control_reactivation_rate",
+            opt(r.control.reactivation_rate),
+        ),
+        ("reactivation_uplift", re),
+        ("reactivation_uplift_low", re_low),
+        ("reactivation_uplift_high", re_high),
+        ("targets_bought_rate", opt(r.targets.bought_rate)),
+        ("control_bought_rate", opt(r.control.bought_rate)),
+        ("bought_uplift", bo),
+        ("bought_uplift_low", bo_low),
+        ("bought_uplift_high", bo_high),
+        ("targets_gross_profit", r.targets.gross_profit.to_string()),
+        ("control_gross_profit", r.control.gross_profit.to_string()),
+        ("incremental_revenue", opt(r.incremental_revenue)),
+        ("incremental_gross_profit", opt(r.incremental_gross_profit)),
+        ("campaign_cost", r.campaign_cost.to_string()),
+        ("incremental_roi_pct", opt(r.incremental_roi_pct)),
+    ];
     metric_rows(&pairs)
 }
 
@@ -359,6 +496,84 @@ mod tests {
         assert!(csv.contains("\nnet_profit,300\n"), "{csv}");
         assert!(csv.contains("\nroi_pct,300.00\n"), "{csv}");
         assert!(csv.contains("\nconversion_reached_pct,60.00\n"), "{csv}");
+    }
+
+    #[test]
+    fn attribution_and_uplift_render() {
+        use crm_core::commerce::{
+            finish_uplift, AttributionReport, AttributionRow, Channel, Confidence, GroupSums,
+            Model, NewCampaign, OutcomeQuery, OutcomeSums,
+        };
+        let eur = Currency::parse("EUR").unwrap();
+        let row = |model: &str, name: &str, gp| AttributionRow {
+            model: model.into(),
+            campaign: (name != "unattributed").then(CampaignId::new),
+            name: name.into(),
+            sales: 3,
+            gross_profit: gp,
+        };
+        let r = AttributionReport {
+            period: Period::year(2026).unwrap(),
+            lookback_days: 30,
+            currency: eur,
+            models: vec![Model::LastTouch, Model::TimeDecay { half_life_days: 7 }],
+            sales: 3,
+            gross_profit: dec!(90),
+            rows: vec![
+                row("last_touch", "Mail & call", dec!(90)),
+                row("time_decay_7d", "Mail & call", dec!(-10)),
+                row("time_decay_7d", "unattributed", dec!(100)),
+            ],
+        };
+        let csv = attribution_csv(&r).unwrap();
+        assert!(
+            csv.starts_with("campaign,currency,last_touch,time_decay_7d\n"),
+            "{csv}"
+        );
+        assert!(csv.contains("Mail & call,EUR,90,-10\n"), "{csv}");
+        assert!(csv.ends_with("unattributed,EUR,0,100\n"), "{csv}");
+        let svg = attribution_chart_svg(&r).unwrap();
+        assert!(
+            svg.starts_with("<svg")
+                && svg.contains("time_decay_7d")
+                && svg.contains("Mail &amp; call")
+        );
+        let d = |m, day| chrono::NaiveDate::from_ymd_opt(2026, m, day).unwrap();
+        let campaign = NewCampaign {
+            name: "Winback".into(),
+            channel: Channel::Email,
+            period: Period::new(d(1, 1), d(3, 31)).unwrap(),
+            owner: crm_core::id::UserId::new(),
+            agents: vec![],
+            script: None,
+            budget: None,
+            criteria: None,
+        }
+        .build(crm_core::id::TenantId::new(), chrono::Utc::now())
+        .unwrap()
+        .0;
+        let q = OutcomeQuery {
+            window: Period::new(d(2, 1), d(2, 28)).unwrap(),
+            promoted: vec![],
+            reporting: eur,
+        };
+        let group = |n, x| GroupSums {
+            partners: n,
+            reactivated: x,
+            bought: 0,
+            revenue_units: 0,
+            cost_units: 0,
+        };
+        // Newcombe's example (a): 56 of 70 against 48 of 80.
+        let sums = OutcomeSums {
+            targets: group(70, 56),
+            holdout: group(80, 48),
+        };
+        let u = finish_uplift(&campaign, &q, Confidence::P95, &sums, 0).unwrap();
+        let csv = uplift_csv(&u).unwrap();
+        assert!(csv.contains("reactivation_uplift,0.2\n"), "{csv}");
+        assert!(csv.contains("reactivation_uplift_low,0.052431\n"), "{csv}");
+        assert!(csv.contains("incremental_roi_pct,\n"), "{csv}");
     }
 
     #[test]
