@@ -1462,6 +1462,30 @@ pub async fn progress<R: Runner + ?Sized>(
     Ok(Progress::tally(tallies))
 }
 
+/// [`CommerceStore::campaign_measures`](crm_core::commerce::CommerceStore::campaign_measures) on a [`Runner`].
+pub async fn campaign_measures<R: Runner + ?Sized>(
+    r: &R,
+    tenant: TenantId,
+    read: &crm_core::commerce::CampaignRead,
+) -> Result<crm_core::commerce::CampaignMeasure> {
+    use crm_core::commerce::{CampaignMeasure as M, CampaignRead as Q};
+    Ok(match read {
+        Q::Progress(campaign) => M::Progress(progress(r, tenant, *campaign).await?),
+        Q::Outcomes { campaign, query } => {
+            M::Outcomes(crate::uplift::campaign_outcomes(r, tenant, *campaign, query).await?)
+        }
+        Q::Attribution(scope) => {
+            M::Attribution(crate::attribution::attribution_inputs(r, tenant, scope).await?)
+        }
+        other => {
+            return Err(Error::invalid(
+                "read",
+                format!("{other:?} is not a measure this adapter knows"),
+            ))
+        }
+    })
+}
+
 /// [`CommerceStore::open_items`](crm_core::commerce::CommerceStore::open_items) on a [`Runner`].
 pub async fn open_items<R: Runner + ?Sized>(
     r: &R,
@@ -1528,9 +1552,7 @@ macro_rules! commerce_store {
             fn segment(tenant: TenantId, criteria: &Criteria, as_of: NaiveDate, reporting: Currency) -> Result<Vec<SegmentMember>> = $crate::commerce::segment;
             fn profit_sums(tenant: TenantId, query: &SumsQuery) -> Result<Vec<ProfitSums>> = $crate::commerce::read_profit_sums;
             fn campaign_sums(tenant: TenantId, campaign: CampaignId, period: Option<Period>, reporting: Currency) -> Result<CampaignSums> = $crate::commerce::read_campaign_sums;
-            fn campaign_outcomes(tenant: TenantId, campaign: CampaignId, query: &OutcomeQuery) -> Result<OutcomeSums> = $crate::uplift::campaign_outcomes;
-            fn attribution_inputs(tenant: TenantId, scope: &AttributionScope) -> Result<AttributionInputs> = $crate::attribution::attribution_inputs;
-            fn progress(tenant: TenantId, campaign: CampaignId) -> Result<Vec<Progress>> = $crate::commerce::progress;
+            fn campaign_measures(tenant: TenantId, read: &CampaignRead) -> Result<CampaignMeasure> = $crate::commerce::campaign_measures;
             fn open_items(tenant: TenantId, partner: PartnerId, as_of: NaiveDate) -> Result<Vec<OpenItem>> = $crate::commerce::open_items;
             fn rollups(tenant: TenantId, action: RollupAction) -> Result<RollupCheck> = $crate::rollup::rollups;
         });

@@ -64,7 +64,7 @@ pub mod __private {
     pub use chrono::Duration;
     pub use chrono::NaiveDate;
     pub use crm_core::commerce::{
-        AttributionInputs, AttributionScope, Balance, CampaignSums, CampaignTarget, CommerceKey,
+        Balance, CampaignMeasure, CampaignRead, CampaignSums, CampaignTarget, CommerceKey,
         CommerceRecord, CommerceStore, Criteria, OpenItem, OutcomeQuery, OutcomeSums, Period,
         ProfitSums, Progress, RollupAction, RollupCheck, SegmentMember, SumsQuery,
     };

@@ -50,8 +50,8 @@ pub use report::{
 };
 pub use segment::{BoughtMode, Cmp, Criteria, Item, LastSale, Needs, MAX_DEPTH, MAX_NODES};
 pub use store::{
-    CommerceKey, CommerceRecord, CommerceStore, CommerceStoreExt, DocumentFilter, PortalKey,
-    SegmentMember,
+    CampaignMeasure, CampaignMeasuresExt, CampaignRead, CommerceKey, CommerceRecord, CommerceStore,
+    CommerceStoreExt, DocumentFilter, PortalKey, SegmentMember,
 };
 pub use uplift::{
     finish_uplift, proportion_difference, wilson, Confidence, GroupOutcome, GroupSums, Interval,

@@ -13,7 +13,7 @@
 //! - **Replacement.** Replacing a document replaces its lines and allocations whole: a replaced document is never
 //!   counted twice in any report.
 //! - **Pushed down.** [`CommerceStore::segment`], [`CommerceStore::profit_sums`],
-//!   [`CommerceStore::campaign_sums`], [`CommerceStore::campaign_outcomes`], [`CommerceStore::progress`], [`CommerceStore::open_items`] and
+//!   [`CommerceStore::campaign_sums`], [`CommerceStore::campaign_measures`], [`CommerceStore::open_items`] and
 //!   [`CommerceStoreExt::balances`] are computed by the database (GROUP BY over indexed columns or roll-ups kept in
 //!   the same transaction), never by loading documents into memory, and equal the reference calculations of
 //!   [`super::reference`] exactly (integer units).
@@ -301,6 +301,95 @@ pub enum CommerceRecord {
     Balance(Balance),
 }
 
+/// What [`CommerceStore::campaign_measures`] reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CampaignRead {
+    /// A campaign's progress (its held-out targets left out): the total first (agent `None`), then one row per
+    /// agent by agent id.
+    Progress(CampaignId),
+    /// The outcome sums of a campaign's targets and of its holdout over a query (see [`OutcomeSums`]).
+    Outcomes {
+        /// The campaign.
+        campaign: CampaignId,
+        /// The window, promoted items and reporting currency.
+        query: OutcomeQuery,
+    },
+    /// The sales and touches an attribution report over a scope credits (see [`AttributionInputs`]).
+    Attribution(AttributionScope),
+}
+
+/// What [`CommerceStore::campaign_measures`] answers: the variant of the [`CampaignRead`] asked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CampaignMeasure {
+    /// For [`CampaignRead::Progress`].
+    Progress(Vec<Progress>),
+    /// For [`CampaignRead::Outcomes`].
+    Outcomes(OutcomeSums),
+    /// For [`CampaignRead::Attribution`].
+    Attribution(AttributionInputs),
+}
+
+/// The typed campaign measures, over [`CommerceStore::campaign_measures`]. Implemented for every
+/// [`CommerceStore`]; adapters never implement it themselves.
+#[async_trait::async_trait]
+pub trait CampaignMeasuresExt: CommerceStore {
+    /// A campaign's progress (its held-out targets left out): the total first (agent `None`), then one row per
+    /// agent by agent id.
+    async fn progress(&self, tenant: TenantId, campaign: CampaignId) -> Result<Vec<Progress>> {
+        match self
+            .campaign_measures(tenant, &CampaignRead::Progress(campaign))
+            .await?
+        {
+            CampaignMeasure::Progress(p) => Ok(p),
+            other => Err(mismatch("progress", &other)),
+        }
+    }
+
+    /// The outcome sums of a campaign's targets and of its holdout over `query` (see [`OutcomeSums`]).
+    async fn campaign_outcomes(
+        &self,
+        tenant: TenantId,
+        campaign: CampaignId,
+        query: &OutcomeQuery,
+    ) -> Result<OutcomeSums> {
+        let read = CampaignRead::Outcomes {
+            campaign,
+            query: query.clone(),
+        };
+        match self.campaign_measures(tenant, &read).await? {
+            CampaignMeasure::Outcomes(s) => Ok(s),
+            other => Err(mismatch("outcome sums", &other)),
+        }
+    }
+
+    /// The sales and touches an attribution report over `scope` credits (see [`AttributionInputs`]).
+    async fn attribution_inputs(
+        &self,
+        tenant: TenantId,
+        scope: &AttributionScope,
+    ) -> Result<AttributionInputs> {
+        match self
+            .campaign_measures(tenant, &CampaignRead::Attribution(*scope))
+            .await?
+        {
+            CampaignMeasure::Attribution(a) => Ok(a),
+            other => Err(mismatch("attribution inputs", &other)),
+        }
+    }
+}
+
+impl<S: CommerceStore + ?Sized> CampaignMeasuresExt for S {}
+
+/// A store answered another measure than the one asked.
+fn mismatch(asked: &str, got: &CampaignMeasure) -> crate::Error {
+    crate::Error::storage(
+        crate::error::StorageErrorKind::Internal,
+        format!("the store answered {got:?} for {asked}"),
+    )
+}
+
 storage_trait! {
     /// The commerce reads and reports every adapter implements. See the [module docs](self) for the contract; the
     /// typed reads (`product`, `document_by_number`, `rate`, …) are in [`CommerceStoreExt`].
@@ -316,13 +405,9 @@ storage_trait! {
         fn profit_sums(tenant: TenantId, query: &SumsQuery) -> Result<Vec<ProfitSums>>;
         /// A campaign's report sums over `period` (all time when `None`).
         fn campaign_sums(tenant: TenantId, campaign: CampaignId, period: Option<Period>, reporting: Currency) -> Result<CampaignSums>;
-        /// The outcome sums of a campaign's targets and of its holdout over `query` (see [`OutcomeSums`]).
-        fn campaign_outcomes(tenant: TenantId, campaign: CampaignId, query: &OutcomeQuery) -> Result<OutcomeSums>;
-        /// The sales and touches an attribution report over `scope` credits (see [`AttributionInputs`]).
-        fn attribution_inputs(tenant: TenantId, scope: &AttributionScope) -> Result<AttributionInputs>;
-        /// A campaign's progress (its held-out targets left out): the total first (agent `None`), then one row per
-        /// agent by agent id.
-        fn progress(tenant: TenantId, campaign: CampaignId) -> Result<Vec<Progress>>;
+        /// A campaign measure (see [`CampaignRead`]): a campaign's progress, its outcome sums against its holdout,
+        /// or the inputs of an attribution report. Read through [`CampaignMeasuresExt`].
+        fn campaign_measures(tenant: TenantId, read: &CampaignRead) -> Result<CampaignMeasure>;
         /// A partner's open items on `as_of` (by due date, none last, then kind and number): the account as it
         /// stood at the end of that day. Invoices and bills issued after `as_of` are not listed, and payments (their
         /// allocations) and correcting credit notes issued after it settle nothing yet.

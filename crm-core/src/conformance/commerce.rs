@@ -15,10 +15,11 @@ use crate::actor::Context;
 use crate::commerce::reference::{self, CampaignFacts, Facts};
 use crate::commerce::CommerceStoreExt;
 use crate::commerce::{
-    BoughtMode, Bucket, CallOutcome, Campaign, CampaignCost, CampaignTarget, Channel, Cmp,
-    CommerceStore, Criteria, Document, DocumentKind, FactDifference, GroupBy, Item, LastSale,
-    NewCampaign, NewCategory, NewDocument, NewLine, NewProduct, OutcomeKind, PartnerFact,
-    PaymentDirection, Period, ProfitQuery, Rank, RankOrder, Recorded, SumsQuery,
+    BoughtMode, Bucket, CallOutcome, Campaign, CampaignCost, CampaignMeasuresExt as _,
+    CampaignTarget, Channel, Cmp, CommerceStore, Criteria, Document, DocumentKind, FactDifference,
+    GroupBy, Item, LastSale, NewCampaign, NewCategory, NewDocument, NewLine, NewProduct,
+    OutcomeKind, PartnerFact, PaymentDirection, Period, ProfitQuery, Rank, RankOrder, Recorded,
+    SumsQuery,
 };
 use crate::error::Error;
 use crate::id::{CampaignId, CategoryId, PartnerId, ProductId, TenantId, UserId};

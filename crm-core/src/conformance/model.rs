@@ -1282,27 +1282,17 @@ impl crate::commerce::CommerceStore for NoCommerce {
     ) -> Result<crate::commerce::CampaignSums> {
         Ok(crate::commerce::CampaignSums::default())
     }
-    async fn campaign_outcomes(
+    async fn campaign_measures(
         &self,
         _: TenantId,
-        _: crate::id::CampaignId,
-        _: &crate::commerce::OutcomeQuery,
-    ) -> Result<crate::commerce::OutcomeSums> {
-        Ok(crate::commerce::OutcomeSums::default())
-    }
-    async fn attribution_inputs(
-        &self,
-        _: TenantId,
-        _: &crate::commerce::AttributionScope,
-    ) -> Result<crate::commerce::AttributionInputs> {
-        Ok(crate::commerce::AttributionInputs::default())
-    }
-    async fn progress(
-        &self,
-        _: TenantId,
-        _: crate::id::CampaignId,
-    ) -> Result<Vec<crate::commerce::Progress>> {
-        Ok(Vec::new())
+        read: &crate::commerce::CampaignRead,
+    ) -> Result<crate::commerce::CampaignMeasure> {
+        use crate::commerce::{CampaignMeasure as M, CampaignRead as R};
+        Ok(match read {
+            R::Progress(_) => M::Progress(Vec::new()),
+            R::Outcomes { .. } => M::Outcomes(Default::default()),
+            _ => M::Attribution(Default::default()),
+        })
     }
     async fn open_items(
         &self,

@@ -8,8 +8,8 @@ use super::checks::World;
 use super::commerce::Shop;
 use super::outbox::message;
 use crate::commerce::{
-    Channel, CommerceKey, CommerceStore, Criteria, DocumentKind, GroupBy, NewCampaign, NewDocument,
-    Period, PortalKey, SumsQuery,
+    CampaignMeasuresExt as _, Channel, CommerceKey, CommerceStore, Criteria, DocumentKind, GroupBy,
+    NewCampaign, NewDocument, Period, PortalKey, SumsQuery,
 };
 use crate::event::CommentTarget;
 use crate::id::TenantId;
@@ -554,10 +554,48 @@ pub async fn check_every_read_is_tenant_scoped(backend: &Arc<dyn Backend>) {
         .await
         .expect("campaign_sums");
     assert_eq!(sums, Default::default(), "campaign_sums");
-    let progress = commerce.progress(tb, campaign.id).await.expect("progress");
+    let progress = match commerce
+        .campaign_measures(tb, &crate::commerce::CampaignRead::Progress(campaign.id))
+        .await
+        .expect("progress")
+    {
+        crate::commerce::CampaignMeasure::Progress(p) => p,
+        other => panic!("progress answered {other:?}"),
+    };
     assert!(
         progress.iter().all(|p| p.targets == 0),
         "progress: {progress:?}"
+    );
+    // Another tenant's campaign has no targets, outcomes or touches here.
+    let window = Period::year(2026).expect("a year");
+    let outcomes = commerce
+        .campaign_outcomes(
+            tb,
+            campaign.id,
+            &crate::commerce::OutcomeQuery {
+                window,
+                promoted: vec![],
+                reporting: q.reporting,
+            },
+        )
+        .await
+        .expect("outcomes");
+    assert_eq!(outcomes, Default::default(), "campaign outcomes");
+    let inputs = commerce
+        .attribution_inputs(
+            tb,
+            &crate::commerce::AttributionScope {
+                period: window,
+                lookback_days: 3650,
+                reporting: q.reporting,
+            },
+        )
+        .await
+        .expect("attribution inputs");
+    assert!(
+        inputs.sales.iter().all(|s| s.partner != customer.id)
+            && inputs.touches.iter().all(|t| t.campaign != campaign.id),
+        "attribution inputs: {inputs:?}"
     );
     nothing_or_not_found(
         "open_items",

@@ -4,8 +4,8 @@
 use super::commerce::Shop;
 use crate::commerce::reference::{self, Facts};
 use crate::commerce::{
-    Campaign, CampaignTarget, Channel, CommerceStore, Confidence, Criteria, Document, Holdout,
-    Item, NewDocument, OutcomeQuery, Period,
+    Campaign, CampaignMeasuresExt as _, CampaignTarget, Channel, CommerceStore, Confidence,
+    Criteria, Document, Holdout, Item, NewDocument, OutcomeQuery, Period,
 };
 use crate::error::Error;
 use crate::event::EventKind;

@@ -7,7 +7,6 @@ mod sales;
 
 use super::{lead_subject, request_subject, CrmService, Loaded};
 use crate::actor::Context;
-use crate::commerce::CommerceStoreExt;
 use crate::commerce::Period;
 use crate::commerce::{
     finish_campaign, finish_profitability, Balance, CampaignReport, GroupBy, OpenItem, ProfitQuery,
@@ -19,6 +18,7 @@ use crate::commerce::{
     record_outcome, CallOutcome, Campaign, CampaignCost, CampaignTarget, Launch, NewCampaign,
     OutcomeKind,
 };
+use crate::commerce::{CampaignMeasuresExt, CommerceStoreExt};
 use crate::commerce::{Category, NewCategory, NewProduct, Product, Recorded};
 use crate::commerce::{CommerceKey, CommerceRecord, CommerceWrite};
 use crate::commerce::{CommerceStore, SegmentMember};

@@ -7,9 +7,8 @@ use super::{conflict, next_version, page, Data, MemStore};
 use crate::commerce::reference::{self, CampaignFacts, Facts};
 use crate::commerce::{
     Campaign, CampaignCost, CampaignSums, CampaignTarget, Category, CommerceKey, CommerceRecord,
-    CommerceStore, CommerceWrite, Criteria, Document, ExchangeRate, OpenItem, OutcomeQuery,
-    OutcomeSums, Period, PortalKey, Product, ProfitSums, Progress, RollupAction, RollupCheck,
-    SegmentMember, SumsQuery,
+    CommerceStore, CommerceWrite, Criteria, Document, ExchangeRate, OpenItem, Period, PortalKey,
+    Product, ProfitSums, RollupAction, RollupCheck, SegmentMember, SumsQuery,
 };
 use crate::error::{Error, Result};
 use crate::id::{CampaignId, LeadId, PartnerId, TenantId};
@@ -754,51 +753,38 @@ impl CommerceStore for MemStore {
         ))
     }
 
-    async fn campaign_outcomes(
+    async fn campaign_measures(
         &self,
         tenant: TenantId,
-        campaign: CampaignId,
-        query: &OutcomeQuery,
-    ) -> Result<OutcomeSums> {
-        query.check()?;
+        read: &crate::commerce::CampaignRead,
+    ) -> Result<crate::commerce::CampaignMeasure> {
+        use crate::commerce::{CampaignMeasure, CampaignRead};
         let d = self.data();
-        let documents = d.tenant_documents(tenant);
         let targets = of(&d.commerce.targets, tenant, |x| x.tenant, |_| true);
+        let documents = d.tenant_documents(tenant);
         let facts = Facts {
             partners: &[],
             documents: &documents,
         };
-        Ok(reference::outcome_sums(facts, &targets, campaign, query))
-    }
-
-    async fn attribution_inputs(
-        &self,
-        tenant: TenantId,
-        scope: &crate::commerce::AttributionScope,
-    ) -> Result<crate::commerce::AttributionInputs> {
-        scope.check()?;
-        let d = self.data();
-        let documents = d.tenant_documents(tenant);
-        let targets = of(&d.commerce.targets, tenant, |x| x.tenant, |_| true);
-        let campaigns = of(&d.commerce.campaigns, tenant, |x| x.tenant, |_| true);
-        let leads = of(&d.leads, tenant, |x| x.tenant, |_| true);
-        let facts = Facts {
-            partners: &[],
-            documents: &documents,
-        };
-        Ok(reference::attribution_inputs(
-            facts, &targets, &leads, &campaigns, scope,
-        ))
-    }
-
-    async fn progress(&self, tenant: TenantId, campaign: CampaignId) -> Result<Vec<Progress>> {
-        let targets = of(
-            &self.data().commerce.targets,
-            tenant,
-            |x| x.tenant,
-            |_| true,
-        );
-        Ok(reference::progress(&targets, campaign))
+        Ok(match read {
+            CampaignRead::Progress(campaign) => {
+                CampaignMeasure::Progress(reference::progress(&targets, *campaign))
+            }
+            CampaignRead::Outcomes { campaign, query } => {
+                query.check()?;
+                CampaignMeasure::Outcomes(reference::outcome_sums(
+                    facts, &targets, *campaign, query,
+                ))
+            }
+            CampaignRead::Attribution(scope) => {
+                scope.check()?;
+                let campaigns = of(&d.commerce.campaigns, tenant, |x| x.tenant, |_| true);
+                let leads = of(&d.leads, tenant, |x| x.tenant, |_| true);
+                CampaignMeasure::Attribution(reference::attribution_inputs(
+                    facts, &targets, &leads, &campaigns, scope,
+                ))
+            }
+        })
     }
 
     async fn open_items(
