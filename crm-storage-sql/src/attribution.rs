@@ -97,7 +97,7 @@ pub fn attribution_sql(dialect: Dialect, tenant: TenantId, scope: &AttributionSc
     vec![totals, sales, targets, campaigns, leads]
 }
 
-/// [`CommerceStore::attribution_inputs`](crm_core::commerce::CommerceStore::attribution_inputs) on a [`Runner`].
+/// [`CampaignMeasuresExt::attribution_inputs`](crm_core::commerce::CampaignMeasuresExt::attribution_inputs) on a [`Runner`].
 pub async fn attribution_inputs<R: Runner + ?Sized>(
     r: &R,
     tenant: TenantId,

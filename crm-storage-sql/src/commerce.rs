@@ -1443,7 +1443,7 @@ fn outcome_of(cell: &Cell) -> Result<OutcomeKind> {
         .ok_or_else(|| corrupt("outcome", code))
 }
 
-/// [`CommerceStore::progress`](crm_core::commerce::CommerceStore::progress) on a [`Runner`].
+/// [`CampaignMeasuresExt::progress`](crm_core::commerce::CampaignMeasuresExt::progress) on a [`Runner`].
 pub async fn progress<R: Runner + ?Sized>(
     r: &R,
     tenant: TenantId,

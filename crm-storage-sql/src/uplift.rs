@@ -9,7 +9,7 @@ use crm_core::commerce::{GroupSums, OutcomeQuery, OutcomeSums};
 use crm_core::id::{CampaignId, TenantId};
 use crm_core::Result;
 
-/// The statement of [`crm_core::commerce::CommerceStore::campaign_outcomes`]: rows `(holdout, partners,
+/// The statement of [`crm_core::commerce::CampaignMeasuresExt::campaign_outcomes`]: rows `(holdout, partners,
 /// reactivated, bought, revenue units, cost units)`, one per group present.
 ///
 /// # Errors
@@ -70,7 +70,7 @@ pub fn outcomes_sql(
     Ok(sql)
 }
 
-/// [`CommerceStore::campaign_outcomes`](crm_core::commerce::CommerceStore::campaign_outcomes) on a [`Runner`].
+/// [`CampaignMeasuresExt::campaign_outcomes`](crm_core::commerce::CampaignMeasuresExt::campaign_outcomes) on a [`Runner`].
 pub async fn campaign_outcomes<R: Runner + ?Sized>(
     r: &R,
     tenant: TenantId,
