@@ -1159,13 +1159,14 @@ fn run_size(
 }
 
 /// The workloads that need the commerce data (skipped for sizes without invoice lines).
-const COMMERCE: [&str; 6] = [
+const COMMERCE: [&str; 7] = [
     "segment",
     "profit_customer",
     "profit_group",
     "profit_customer_mid",
     "profit_group_mid",
     "campaign_roi",
+    "attribution",
 ];
 
 fn run_all() -> Result<(), String> {

@@ -613,6 +613,79 @@ pub async fn profit(
         .collect())
 }
 
+/// The attribution report's inputs and the campaigns' names, as [`super::work::sql::attribution_inputs`] reads
+/// them on SQLite.
+pub async fn attribution_inputs(
+    pg: &mut Pg,
+    tenant: TenantId,
+    scope: crm_core::commerce::AttributionScope,
+) -> Result<
+    (
+        crm_core::commerce::AttributionInputs,
+        std::collections::BTreeMap<CampaignId, String>,
+    ),
+    String,
+> {
+    use crm_core::commerce::{AttributionInputs, Sale, Touch, TouchKind};
+    let (df, dt) = days(scope.period);
+    let first = scope.first_touch_day();
+    let (mf, _) = micro_bounds(Period::new(first, first).map_err(|e| e.to_string())?);
+    let (_, mt) = micro_bounds(scope.period);
+    let t = tenant.as_uuid();
+    let mut inputs = AttributionInputs::default();
+    let s = pg
+        .stmt(
+            "SELECT count(*), COALESCE(SUM(revenue_units - cost_units), 0)::bigint FROM documents \
+             WHERE tenant = $1 AND kind IN (0, 1) AND reporting = 'EUR' AND issue_day BETWEEN $2 AND $3",
+        )
+        .await?;
+    let r = pg.client.query_one(&s, &[t, &df, &dt]).await.map_err(pe)?;
+    (inputs.total_sales, inputs.total_units) =
+        (r.get::<_, i64>(0) as u64, r.get::<_, i64>(1) as i128);
+    let s = pg
+        .stmt(
+            "SELECT partner, issue_day, id, campaign, revenue_units - cost_units FROM documents \
+             WHERE tenant = $1 AND kind IN (0, 1) AND reporting = 'EUR' AND issue_day BETWEEN $2 AND $3 \
+             AND (campaign IS NOT NULL OR partner IN (SELECT partner FROM leads WHERE tenant = $1 \
+             AND doc -> 'source' ->> 'campaign' IS NOT NULL))",
+        )
+        .await?;
+    for r in pg.client.query(&s, &[t, &df, &dt]).await.map_err(pe)? {
+        inputs.sales.push(Sale {
+            partner: crm_core::id::PartnerId::from_uuid(r.get(0)),
+            issue_date: crm_core::commerce::from_day_number(r.get(1)).ok_or("a day")?,
+            document: crm_core::id::DocumentId::from_uuid(r.get(2)),
+            campaign: r.get::<_, Option<uuid::Uuid>>(3).map(CampaignId::from_uuid),
+            gross_profit_units: r.get::<_, i64>(4) as i128,
+        });
+    }
+    let s = pg
+        .stmt(
+            "SELECT doc -> 'source' ->> 'campaign', partner, created_us FROM leads WHERE tenant = $1 \
+             AND doc -> 'source' ->> 'campaign' IS NOT NULL AND status <> 3 AND created_us >= $2 AND created_us < $3",
+        )
+        .await?;
+    for r in pg.client.query(&s, &[t, &mf, &mt]).await.map_err(pe)? {
+        let c: String = r.get(0);
+        inputs.touches.push(Touch {
+            partner: crm_core::id::PartnerId::from_uuid(r.get(1)),
+            on: chrono::DateTime::from_timestamp_micros(r.get(2))
+                .ok_or("a time")?
+                .date_naive(),
+            kind: TouchKind::Lead,
+            campaign: CampaignId::from_uuid(c.parse().map_err(|e: uuid::Error| e.to_string())?),
+        });
+    }
+    let mut names = std::collections::BTreeMap::new();
+    let s = pg
+        .stmt("SELECT id, doc ->> 'name' FROM campaigns WHERE tenant = $1")
+        .await?;
+    for r in pg.client.query(&s, &[t]).await.map_err(pe)? {
+        names.insert(CampaignId::from_uuid(r.get(0)), r.get::<_, String>(1));
+    }
+    Ok((inputs, names))
+}
+
 /// A campaign's report sums: targets, reached, leads, won, invoiced customers, revenue, cost, campaign cost.
 pub async fn campaign(
     pg: &mut Pg,

@@ -128,6 +128,11 @@ pub const WORKLOADS: &[Workload] = &[
         unit: "campaigns",
     },
     Workload {
+        id: "attribution",
+        what: "5. attribution report under six models (invoice link, first, last, linear, time decay, position), one year, 90-day lookback (baseline: hand-written statements reading the same sales and lead touches, credited by the same pure code)",
+        unit: "sales",
+    },
+    Workload {
         id: "record_document",
         what: "7. record a sales invoice with its lines, one transaction each (the roll-ups kept in it; the baseline inserts the same rows and upserts the same roll-up rows, values computed in Rust, and reads nothing)",
         unit: "documents",
@@ -343,6 +348,7 @@ impl Env {
                 "profit_customer_mid" => self.profit(imp, GroupBy::Customer, self.mid()?).await,
                 "profit_group_mid" => self.profit(imp, GroupBy::Group, self.mid()?).await,
                 "campaign_roi" => self.campaign_roi(imp).await,
+                "attribution" => self.attribution(imp).await,
                 "record_document" => self.record_document(imp).await,
                 "rules_eval" => self.rules_eval(imp),
                 other => Err(format!("unknown workload `{other}`")),
@@ -842,6 +848,36 @@ impl Env {
     }
 }
 
+impl Env {
+    async fn attribution(&mut self, imp: Impl) -> Result<(f64, u64, String), String> {
+        use crm_core::commerce::{finish_attribution, AttributionScope, Model};
+        let tenant = self.manifest.tenant;
+        let scope = AttributionScope {
+            period: self.year()?,
+            lookback_days: 90,
+            reporting: Self::eur(),
+        };
+        let started = Instant::now();
+        let report = match imp {
+            Impl::Ours => crm_core::service::CommerceService::new(
+                self.svc.clone(),
+                self.commerce.clone(),
+                Self::eur(),
+            )
+            .attribution_report(tenant, scope.period, scope.lookback_days, &Model::ALL)
+            .await
+            .map_err(|e| e.to_string())?,
+            Impl::Sql => {
+                let (inputs, names) = self.base.attribution_inputs(tenant, scope).await?;
+                finish_attribution(inputs, &names, &scope, &Model::ALL)
+                    .map_err(|e| e.to_string())?
+            }
+        };
+        let secs = started.elapsed().as_secs_f64();
+        Ok((secs, report.sales, format!("{:?}", report.rows)))
+    }
+}
+
 /// The example communication scheme (`examples/rules/`) compiled once.
 pub fn example_rules() -> Result<crm_rules::RhaiRuleEngine, String> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/rules");
@@ -1315,6 +1351,8 @@ impl Base {
         fn profit(tenant: TenantId, by: GroupBy, year: Period) -> Vec<ProfitRow> = sql::profit;
         /// A campaign's report sums.
         fn campaign(tenant: TenantId, campaign: crm_core::id::CampaignId, year: Period) -> [i128; 8] = sql::campaign;
+        /// The attribution report's inputs and the campaigns' names (see [`sql::attribution_inputs`]).
+        fn attribution_inputs(tenant: TenantId, scope: crm_core::commerce::AttributionScope) -> (crm_core::commerce::AttributionInputs, std::collections::BTreeMap<crm_core::id::CampaignId, String>) = sql::attribution_inputs;
         /// A tenant's content independent of ids and clock (see [`tenant_digest`]).
         fn tenant_digest(tenant: TenantId, pipeline: &Pipeline) -> String = tenant_digest;
         /// Deletes every row of a scratch tenant.
@@ -1840,6 +1878,119 @@ pub mod sql {
             out.push((key, rev as i128, cost as i128, n as u64));
         }
         Ok(out)
+    }
+
+    /// The attribution report's inputs as hand-written statements read them: the year's sales count and gross
+    /// profit, the sales linked to a campaign or of a partner some campaign brought a lead for, those leads' touches
+    /// in range, and the campaigns' names. The generated data has no campaign targets (its campaigns are never
+    /// launched), so the baseline reads no targets; the digest comparison with ours proves the answers equal.
+    pub fn attribution_inputs(
+        conn: &Connection,
+        tenant: TenantId,
+        scope: crm_core::commerce::AttributionScope,
+    ) -> Result<
+        (
+            crm_core::commerce::AttributionInputs,
+            std::collections::BTreeMap<crm_core::id::CampaignId, String>,
+        ),
+        String,
+    > {
+        use crm_core::commerce::{AttributionInputs, Sale, Touch, TouchKind};
+        let t = tenant.as_bytes();
+        let (df, dt) = (
+            day_number(scope.period.from()),
+            day_number(scope.period.to()),
+        );
+        let first = scope.first_touch_day();
+        let (mf, _) = micro_bounds(Period::new(first, first).map_err(|e| e.to_string())?);
+        let (_, mt) = micro_bounds(scope.period);
+        let mut inputs = AttributionInputs::default();
+        let (n, gp) = conn
+            .prepare_cached(
+                "SELECT COUNT(*), COALESCE(SUM(revenue_units - cost_units), 0) FROM documents \
+                 WHERE tenant = ?1 AND kind IN (0, 1) AND reporting = 'EUR' AND issue_day BETWEEN ?2 AND ?3",
+            )
+            .and_then(|mut s| s.query_row(params![t, df, dt], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?))))
+            .map_err(se)?;
+        (inputs.total_sales, inputs.total_units) = (n as u64, gp as i128);
+        let uuid = |b: Vec<u8>| uuid::Uuid::from_slice(&b).map_err(|e| e.to_string());
+        let mut s = conn
+            .prepare_cached(
+                "SELECT partner, issue_day, id, campaign, revenue_units - cost_units FROM documents \
+                 WHERE tenant = ?1 AND kind IN (0, 1) AND reporting = 'EUR' AND issue_day BETWEEN ?2 AND ?3 \
+                 AND (campaign IS NOT NULL OR partner IN (SELECT partner FROM leads WHERE tenant = ?1 \
+                 AND json_extract(doc, '$.source.campaign') IS NOT NULL))",
+            )
+            .map_err(se)?;
+        let rows = s
+            .query_map(params![t, df, dt], |r| {
+                Ok((
+                    r.get::<_, Vec<u8>>(0)?,
+                    r.get::<_, i32>(1)?,
+                    r.get::<_, Vec<u8>>(2)?,
+                    r.get::<_, Option<Vec<u8>>>(3)?,
+                    r.get::<_, i64>(4)?,
+                ))
+            })
+            .map_err(se)?;
+        for r in rows {
+            let (p, day, id, c, gp) = r.map_err(se)?;
+            inputs.sales.push(Sale {
+                partner: crm_core::id::PartnerId::from_uuid(uuid(p)?),
+                issue_date: crm_core::commerce::from_day_number(day).ok_or("a day")?,
+                document: crm_core::id::DocumentId::from_uuid(uuid(id)?),
+                campaign: c
+                    .map(uuid)
+                    .transpose()?
+                    .map(crm_core::id::CampaignId::from_uuid),
+                gross_profit_units: gp as i128,
+            });
+        }
+        let mut s = conn
+            .prepare_cached(
+                "SELECT json_extract(doc, '$.source.campaign'), partner, created_at FROM leads WHERE tenant = ?1 \
+                 AND json_extract(doc, '$.source.campaign') IS NOT NULL AND status <> 3 \
+                 AND created_at >= ?2 AND created_at < ?3",
+            )
+            .map_err(se)?;
+        let rows = s
+            .query_map(params![t, mf, mt], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, Vec<u8>>(1)?,
+                    r.get::<_, i64>(2)?,
+                ))
+            })
+            .map_err(se)?;
+        for r in rows {
+            let (c, p, at) = r.map_err(se)?;
+            inputs.touches.push(Touch {
+                partner: crm_core::id::PartnerId::from_uuid(uuid(p)?),
+                on: chrono::DateTime::from_timestamp_micros(at)
+                    .ok_or("a time")?
+                    .date_naive(),
+                kind: TouchKind::Lead,
+                campaign: crm_core::id::CampaignId::from_uuid(
+                    c.parse().map_err(|e: uuid::Error| e.to_string())?,
+                ),
+            });
+        }
+        let mut names = std::collections::BTreeMap::new();
+        let mut s = conn
+            .prepare_cached(
+                "SELECT id, json_extract(doc, '$.name') FROM campaigns WHERE tenant = ?1",
+            )
+            .map_err(se)?;
+        let rows = s
+            .query_map(params![t], |r| {
+                Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, String>(1)?))
+            })
+            .map_err(se)?;
+        for r in rows {
+            let (id, name) = r.map_err(se)?;
+            names.insert(crm_core::id::CampaignId::from_uuid(uuid(id)?), name);
+        }
+        Ok((inputs, names))
     }
 
     /// A campaign's report sums: targets, reached, leads, won, invoiced customers, revenue, cost, campaign cost.
