@@ -191,8 +191,22 @@ impl Model {
         Ok(())
     }
 
-    /// The integer weights of `touches` (ordered, all within the lookback of `sale`), one per touch.
-    fn weights(&self, sale: &Sale, touches: &[Touch]) -> Vec<u128> {
+    /// Time decay's per-day factor `2^(−1 ÷ h)` (computed once per report: `powd` is a series); `None` for the
+    /// other models.
+    fn decay_base(&self) -> Option<Decimal> {
+        match self {
+            Self::TimeDecay { half_life_days } => Some(
+                Decimal::TWO
+                    .checked_powd(-(Decimal::ONE / Decimal::from(*half_life_days.max(&1))))
+                    .unwrap_or(Decimal::ZERO),
+            ),
+            _ => None,
+        }
+    }
+
+    /// The integer weights of `touches` (ordered, all within the lookback of `sale`), one per touch; `base` is
+    /// [`Model::decay_base`].
+    fn weights(&self, sale: &Sale, touches: &[Touch], base: Option<Decimal>) -> Vec<u128> {
         let n = touches.len();
         let mut w = vec![0u128; n];
         if n == 0 {
@@ -210,13 +224,10 @@ impl Model {
                 w[0] = 2 * (n as u128 - 2);
                 w[n - 1] = 2 * (n as u128 - 2);
             }
-            Self::TimeDecay { half_life_days } => {
+            Self::TimeDecay { .. } => {
                 use rust_decimal::prelude::ToPrimitive;
                 // b = 2^(−1 ÷ h), then b^age by squaring: the same decimal steps on every machine.
-                let h = Decimal::from(*half_life_days.max(&1));
-                let b = Decimal::TWO
-                    .checked_powd(-(Decimal::ONE / h))
-                    .unwrap_or(Decimal::ZERO);
+                let b = base.or_else(|| self.decay_base()).unwrap_or(Decimal::ZERO);
                 for (x, t) in w.iter_mut().zip(touches) {
                     let age = (sale.issue_date - t.on).num_days().max(0);
                     let f = b.checked_powi(age).unwrap_or(Decimal::ZERO);
@@ -366,6 +377,17 @@ pub fn credit_sale(
     touches: &[Touch],
     lookback_days: u32,
 ) -> BTreeMap<Option<CampaignId>, i128> {
+    credit_with(model, model.decay_base(), sale, touches, lookback_days)
+}
+
+/// [`credit_sale`] with the model's [`Model::decay_base`] worked out by the caller.
+fn credit_with(
+    model: Model,
+    base: Option<Decimal>,
+    sale: &Sale,
+    touches: &[Touch],
+    lookback_days: u32,
+) -> BTreeMap<Option<CampaignId>, i128> {
     let mut out = BTreeMap::new();
     if model == Model::InvoiceLink {
         out.insert(sale.campaign, sale.gross_profit_units);
@@ -384,7 +406,7 @@ pub fn credit_sale(
         out.insert(None, sale.gross_profit_units);
         return out;
     }
-    let weights = model.weights(sale, &eligible);
+    let weights = model.weights(sale, &eligible, base);
     let shares = split_exact(sale.gross_profit_units, &weights);
     for ((t, share), w) in eligible.iter().zip(shares).zip(&weights) {
         // A touch the model gives no weight (not the first, under first touch) credits nothing, not even zero.
@@ -416,6 +438,7 @@ pub fn finish_attribution(
     }
     let mut rows = Vec::new();
     for model in models {
+        let base = model.decay_base();
         let mut sums: BTreeMap<CampaignId, (u64, i128)> = BTreeMap::new();
         let (mut credited_sales, mut credited_units) = (0u64, 0i128);
         for sale in &inputs.sales {
@@ -423,7 +446,7 @@ pub fn finish_attribution(
                 .get(&sale.partner)
                 .map(Vec::as_slice)
                 .unwrap_or(&[]);
-            let credits = credit_sale(*model, sale, touches, scope.lookback_days);
+            let credits = credit_with(*model, base, sale, touches, scope.lookback_days);
             let mut credited = false;
             for (campaign, units) in credits {
                 if let Some(c) = campaign {
