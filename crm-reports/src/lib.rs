@@ -59,10 +59,7 @@ pub fn to_csv<T: Serialize>(rows: &[T]) -> Result<String> {
         w.serialize(r)
             .map_err(|e| OutputError::Csv(e.to_string()))?;
     }
-    let bytes = w
-        .into_inner()
-        .map_err(|e| OutputError::Csv(e.to_string()))?;
-    String::from_utf8(bytes).map_err(|e| OutputError::Csv(e.to_string()))
+    written(w)
 }
 
 /// The profitability report's rows as CSV, with the reporting currency as a first column.
@@ -82,6 +79,14 @@ pub fn profitability_csv(report: &ProfitReport) -> Result<String> {
     Ok(out)
 }
 
+/// The text a CSV writer wrote.
+fn written(w: csv::Writer<Vec<u8>>) -> Result<String> {
+    let bytes = w
+        .into_inner()
+        .map_err(|e| OutputError::Csv(e.to_string()))?;
+    String::from_utf8(bytes).map_err(|e| OutputError::Csv(e.to_string()))
+}
+
 fn metric_rows(pairs: &[(&str, String)]) -> Result<String> {
     let mut w = csv::Writer::from_writer(Vec::new());
     w.write_record(["metric", "value"])
@@ -90,10 +95,7 @@ fn metric_rows(pairs: &[(&str, String)]) -> Result<String> {
         w.write_record([*k, v.as_str()])
             .map_err(|e| OutputError::Csv(e.to_string()))?;
     }
-    let bytes = w
-        .into_inner()
-        .map_err(|e| OutputError::Csv(e.to_string()))?;
-    String::from_utf8(bytes).map_err(|e| OutputError::Csv(e.to_string()))
+    written(w)
 }
 
 fn opt(d: Option<Decimal>) -> String {
@@ -179,10 +181,7 @@ pub fn attribution_csv(r: &AttributionReport) -> Result<String> {
         w.write_record(&record)
             .map_err(|e| OutputError::Csv(e.to_string()))?;
     }
-    let bytes = w
-        .into_inner()
-        .map_err(|e| OutputError::Csv(e.to_string()))?;
-    String::from_utf8(bytes).map_err(|e| OutputError::Csv(e.to_string()))
+    written(w)
 }
 
 /// The attribution report as a bar chart: each campaign's credited gross profit under each model, grouped by
@@ -294,10 +293,7 @@ pub fn progress_csv(rows: &[Progress]) -> Result<String> {
         w.write_record(&rec)
             .map_err(|e| OutputError::Csv(e.to_string()))?;
     }
-    let bytes = w
-        .into_inner()
-        .map_err(|e| OutputError::Csv(e.to_string()))?;
-    String::from_utf8(bytes).map_err(|e| OutputError::Csv(e.to_string()))
+    written(w)
 }
 
 /// One bar of a chart.

@@ -397,6 +397,25 @@ mod tests {
     }
 
     #[test]
+    fn promoted_items_are_checked() {
+        let q = |promoted: Vec<Item>| OutcomeQuery {
+            window: Period::year(2026).unwrap(),
+            promoted,
+            reporting: Currency::parse("EUR").unwrap(),
+        };
+        let many: Vec<Item> = (0..=MAX_PROMOTED)
+            .map(|_| Item::Product(crate::id::ProductId::new()))
+            .collect();
+        assert_eq!(
+            q(many.clone()).check().unwrap_err().field(),
+            Some("promoted")
+        );
+        assert!(q(many[..MAX_PROMOTED].to_vec()).check().is_ok());
+        let twice = vec![many[0], many[0]];
+        assert_eq!(q(twice).check().unwrap_err().field(), Some("promoted"));
+    }
+
+    #[test]
     fn rounding_is_half_away_from_zero() {
         assert_eq!(divide_rounded(5, 2), Some(3));
         assert_eq!(divide_rounded(-5, 2), Some(-3));
