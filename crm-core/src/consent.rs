@@ -192,6 +192,9 @@ pub struct UnsubscribeToken {
     pub purpose: Purpose,
     /// The consent's key.
     pub key: String,
+    /// The campaign whose message carried it, if one did: unsubscribing through it also marks the campaign's
+    /// target ([`CommerceService::unsubscribe`](crate::service::CommerceService::unsubscribe)).
+    pub campaign: Option<crate::id::CampaignId>,
 }
 
 impl UnsubscribeToken {
@@ -204,6 +207,9 @@ impl UnsubscribeToken {
         bytes.push(self.channel.code());
         bytes.push(self.purpose.code());
         bytes.extend_from_slice(self.key.as_bytes());
+        if let Some(c) = self.campaign {
+            bytes.extend_from_slice(c.as_uuid().as_bytes());
+        }
         base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
     }
 
@@ -220,7 +226,8 @@ impl UnsubscribeToken {
         let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
             .decode(token.trim())
             .map_err(|_| bad())?;
-        if bytes.len() != 16 * 3 + 2 + 32 {
+        const PLAIN: usize = 16 * 3 + 2 + 32;
+        if bytes.len() != PLAIN && bytes.len() != PLAIN + 16 {
             return Err(bad());
         }
         let id = |i: usize| {
@@ -239,7 +246,12 @@ impl UnsubscribeToken {
             1 => Purpose::Marketing,
             _ => return Err(bad()),
         };
-        let key = std::str::from_utf8(&bytes[50..]).map_err(|_| bad())?;
+        let key = std::str::from_utf8(&bytes[50..PLAIN]).map_err(|_| bad())?;
+        let campaign = (bytes.len() > PLAIN).then(|| {
+            let mut b = [0u8; 16];
+            b.copy_from_slice(&bytes[PLAIN..]);
+            crate::id::CampaignId::from_uuid(uuid::Uuid::from_bytes(b))
+        });
         if !key.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err(bad());
         }
@@ -250,6 +262,7 @@ impl UnsubscribeToken {
             channel,
             purpose,
             key: key.to_string(),
+            campaign,
         })
     }
 }
@@ -267,8 +280,17 @@ mod tests {
             channel: ConsentChannel::Email,
             purpose: Purpose::Marketing,
             key: "0123456789abcdef0123456789abcdef".into(),
+            campaign: None,
         };
         assert_eq!(UnsubscribeToken::parse(&t.encode()).unwrap(), t);
+        let of_campaign = UnsubscribeToken {
+            campaign: Some(crate::id::CampaignId::new()),
+            ..t.clone()
+        };
+        assert_eq!(
+            UnsubscribeToken::parse(&of_campaign.encode()).unwrap(),
+            of_campaign
+        );
         for bad in ["", "x", "!!!!", &"A".repeat(300), &t.encode()[..20]] {
             assert_eq!(
                 UnsubscribeToken::parse(bad).unwrap_err().field(),

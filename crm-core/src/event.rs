@@ -259,6 +259,31 @@ pub enum EventKind {
         /// Every cost booked on it so far, in the reporting currency.
         spent: Money,
     },
+    /// An e-mail or SMS campaign's message was set.
+    CampaignMessageSet {
+        /// The campaign.
+        campaign: crate::id::CampaignId,
+    },
+    /// A send of a campaign put messages in the outbox (one event per transaction of the send).
+    CampaignMessagesQueued {
+        /// The campaign.
+        campaign: crate::id::CampaignId,
+        /// Messages queued.
+        queued: u64,
+        /// Targets skipped (no address, no consent, not rendered).
+        skipped: u64,
+    },
+    /// The host reported what became of a campaign message to the partner (delivered, opened, bounced,
+    /// unsubscribed).
+    CampaignMessageReported {
+        /// The campaign.
+        campaign: crate::id::CampaignId,
+        /// The target's state after the report.
+        status: crate::kinds::SendStatus,
+        /// A bounce's reason.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        note: Option<String>,
+    },
     /// An agent recorded a call's outcome.
     CallOutcomeRecorded {
         /// The campaign.
@@ -597,6 +622,9 @@ variant_names! {
         CampaignClosed => "campaign_closed",
         CampaignCostAdded => "campaign_cost_added",
         BudgetExceeded => "budget_exceeded",
+        CampaignMessageSet => "campaign_message_set",
+        CampaignMessagesQueued => "campaign_messages_queued",
+        CampaignMessageReported => "campaign_message_reported",
         CallOutcomeRecorded => "call_outcome_recorded",
         QuotationCreated => "quotation_created",
         QuotationEdited => "quotation_edited",
@@ -733,6 +761,9 @@ impl EventKind {
             | Self::CampaignClosed { campaign }
             | Self::CampaignCostAdded { campaign, .. }
             | Self::BudgetExceeded { campaign, .. }
+            | Self::CampaignMessageSet { campaign }
+            | Self::CampaignMessagesQueued { campaign, .. }
+            | Self::CampaignMessageReported { campaign, .. }
             | Self::CallOutcomeRecorded { campaign, .. } => Some(*campaign),
             Self::InvoiceRecorded { campaign, .. } => *campaign,
             _ => None,
@@ -974,6 +1005,17 @@ impl DomainEvent {
             EventKind::CallOutcomeRecorded { outcome, .. } => {
                 format!("call outcome: {}", outcome.as_str().replace('_', " "))
             }
+            EventKind::CampaignMessageSet { .. } => "campaign message set".to_string(),
+            EventKind::CampaignMessagesQueued {
+                queued, skipped, ..
+            } => format!("campaign messages queued: {queued} ({skipped} skipped)"),
+            EventKind::CampaignMessageReported { status, note, .. } => match note {
+                Some(n) => format!(
+                    "campaign message {}: {n}",
+                    status.as_str().replace('_', " ")
+                ),
+                None => format!("campaign message {}", status.as_str().replace('_', " ")),
+            },
         }
     }
 }

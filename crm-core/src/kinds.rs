@@ -1,5 +1,5 @@
 //! The small vocabularies that events, errors and records share: a lead's status, a pipeline's move policy and
-//! stage requirements, a document's kind, a payment's direction, a call's outcome.
+//! stage requirements, a document's kind, a payment's direction, a call's outcome, a campaign message's state.
 //!
 //! They live below every domain module so that the activity log ([`crate::event`]) can name them without
 //! depending on the modules that produce events (no import cycle); `lead`, `pipeline` and `commerce` re-export
@@ -357,5 +357,76 @@ impl Reply {
         ]
         .into_iter()
         .find(|r| r.partstat().eq_ignore_ascii_case(value.trim()))
+    }
+}
+
+/// Where a target's message is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SendStatus {
+    /// In the outbox (sent once the dispatcher hands it over).
+    Queued,
+    /// Reported delivered.
+    Delivered,
+    /// Reported opened.
+    Opened,
+    /// Reported bounced: the address does not take it.
+    Bounced,
+    /// The recipient unsubscribed (their marketing consent for the channel is withdrawn).
+    Unsubscribed,
+    /// Not sent: no contact of the partner has an address for the channel.
+    NoAddress,
+    /// Not sent: no contact with an address consents to marketing on the channel.
+    NoConsent,
+    /// Not sent: the message did not render for this target.
+    Failed,
+}
+
+impl SendStatus {
+    /// Every status, in order.
+    pub const ALL: [SendStatus; 8] = [
+        Self::Queued,
+        Self::Delivered,
+        Self::Opened,
+        Self::Bounced,
+        Self::Unsubscribed,
+        Self::NoAddress,
+        Self::NoConsent,
+        Self::Failed,
+    ];
+
+    /// The word (as serialized).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Queued => "queued",
+            Self::Delivered => "delivered",
+            Self::Opened => "opened",
+            Self::Bounced => "bounced",
+            Self::Unsubscribed => "unsubscribed",
+            Self::NoAddress => "no_address",
+            Self::NoConsent => "no_consent",
+            Self::Failed => "failed",
+        }
+    }
+
+    /// The inverse of [`SendStatus::as_str`].
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|x| x.as_str() == s)
+    }
+
+    /// Whether a message went out (every status but the three skips).
+    pub fn is_sent(self) -> bool {
+        !matches!(self, Self::NoAddress | Self::NoConsent | Self::Failed)
+    }
+
+    /// The order of the forward path (`queued` → `delivered` → `opened` → `unsubscribed`).
+    pub(crate) fn rank(self) -> u8 {
+        match self {
+            Self::Queued => 0,
+            Self::Delivered => 1,
+            Self::Opened => 2,
+            Self::Unsubscribed => 3,
+            _ => 4,
+        }
     }
 }

@@ -215,6 +215,7 @@ mod tests {
             "r",
             channel,
             ResolvedRecipient {
+                phone: None,
                 user,
                 name: None,
                 email: None,

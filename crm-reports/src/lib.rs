@@ -8,6 +8,7 @@
 //!
 //! Money stays exact in CSV and JSON (decimal strings); only the chart geometry uses floating point.
 
+use crm_core::commerce::send::SendStatus;
 use crm_core::commerce::{
     AttributionReport, CampaignReport, OutcomeKind, ProfitReport, Progress, UpliftReport,
 };
@@ -274,6 +275,11 @@ pub fn progress_csv(rows: &[Progress]) -> Result<String> {
         "remaining".into(),
     ];
     header.extend(OutcomeKind::ALL.iter().map(|o| o.as_str().to_string()));
+    header.extend(
+        SendStatus::ALL
+            .iter()
+            .map(|s| format!("message_{}", s.as_str())),
+    );
     w.write_record(&header)
         .map_err(|e| OutputError::Csv(e.to_string()))?;
     for p in rows {
@@ -289,6 +295,11 @@ pub fn progress_csv(rows: &[Progress]) -> Result<String> {
             OutcomeKind::ALL
                 .iter()
                 .map(|o| p.outcomes.get(o).copied().unwrap_or(0).to_string()),
+        );
+        rec.extend(
+            SendStatus::ALL
+                .iter()
+                .map(|s| p.messages.get(s).copied().unwrap_or(0).to_string()),
         );
         w.write_record(&rec)
             .map_err(|e| OutputError::Csv(e.to_string()))?;
@@ -687,11 +698,15 @@ mod tests {
             done: 1,
             remaining: 1,
             outcomes: [(OutcomeKind::WrongContact, 1)].into_iter().collect(),
+            messages: [(SendStatus::Bounced, 2)].into_iter().collect(),
         };
         let csv = progress_csv(&[p]).unwrap();
         assert_eq!(
             csv,
-            "agent,targets,done,remaining,no_answer,call_back,interested,not_interested,wrong_contact\ntotal,2,1,1,0,0,0,0,1\n"
+            "agent,targets,done,remaining,no_answer,call_back,interested,not_interested,wrong_contact,\
+             message_queued,message_delivered,message_opened,message_bounced,message_unsubscribed,\
+             message_no_address,message_no_consent,message_failed\n\
+             total,2,1,1,0,0,0,0,1,0,0,0,2,0,0,0,0\n"
         );
     }
 }

@@ -87,6 +87,11 @@ pub fn when_words(trigger: &str, timers: &[TimerTrigger]) -> String {
         "campaign_launched" => "a campaign is launched".into(),
         "campaign_closed" => "a campaign is closed".into(),
         "campaign_cost_added" => "a campaign cost is booked".into(),
+        "campaign_message_set" => "a campaign's message is set".into(),
+        "campaign_messages_queued" => "a campaign's messages are queued".into(),
+        "campaign_message_reported" => {
+            "a campaign message is reported delivered, opened, bounced or unsubscribed".into()
+        }
         "call_outcome_recorded" => "a call's outcome is recorded".into(),
         "quotation_sent" => "a quotation is sent".into(),
         "quotation_accepted" => "a quotation is accepted".into(),
@@ -158,11 +163,14 @@ pub fn owner_words(trigger: &str) -> &'static str {
         | "open_item_overdue"
         | "contract_renewal_due"
         | "partner_created"
-        | "partner_updated" => "the account owner",
+        | "partner_updated"
+        | "campaign_message_reported" => "the account owner",
         "campaign_created"
         | "campaign_launched"
         | "campaign_closed"
         | "campaign_cost_added"
+        | "campaign_message_set"
+        | "campaign_messages_queued"
         | "budget_exceeded" => "the campaign's owner",
         _ => "the lead's owner",
     }

@@ -633,6 +633,7 @@ mod tests {
             rule: "r".into(),
             channel: Channel::Email,
             recipient: crm_core::outbox::ResolvedRecipient {
+                phone: None,
                 user: None,
                 name: None,
                 email: Some("x@customer.example".into()),

@@ -367,6 +367,9 @@ pub const EVENTS: &[&str] = &[
     "campaign_closed",
     "campaign_cost_added",
     "budget_exceeded",
+    "campaign_message_set",
+    "campaign_messages_queued",
+    "campaign_message_reported",
     "call_outcome_recorded",
     "quotation_created",
     "quotation_edited",
@@ -460,6 +463,11 @@ pub fn sample_event(
         "campaign_cost_added" => {
             k(json!({"type": name, "campaign": id("campaign"), "amount": eur}))
         }
+        "campaign_message_set" => k(json!({"type": name, "campaign": id("campaign")})),
+        "campaign_messages_queued" => k(json!({"type": name, "campaign": id("campaign"),
+            "queued": 0, "skipped": 0})),
+        "campaign_message_reported" => k(json!({"type": name, "campaign": id("campaign"),
+            "status": "bounced", "note": "550 no such user"})),
         "call_outcome_recorded" => k(json!({"type": name, "campaign": id("campaign"),
             "outcome": "interested", "lead": null})),
         "quotation_created" | "quotation_edited" => k(json!({"type": name,

@@ -245,6 +245,7 @@ async fn a_task_due_beyond_the_calendar_is_a_dead_letter_not_a_panic() {
             "r",
             Channel::Task,
             ResolvedRecipient {
+                phone: None,
                 user: Some(ana),
                 ..Default::default()
             },

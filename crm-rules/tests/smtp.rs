@@ -74,6 +74,7 @@ fn email(to: &str, name: Option<&str>) -> OutboxMessage {
         "won",
         Channel::Email,
         ResolvedRecipient {
+            phone: None,
             user: None,
             name: name.map(str::to_string),
             email: Some(to.to_string()),

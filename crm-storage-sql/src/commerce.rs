@@ -1457,7 +1457,17 @@ pub async fn progress<R: Runner + ?Sized>(
             Cell::Null => None,
             cell => Some(outcome_of(cell)?),
         };
-        tallies.push((agent, outcome, row[2].count("targets")?));
+        let send = match &row[2] {
+            Cell::Null => None,
+            cell => {
+                let word = cell.text("send status")?;
+                Some(
+                    crm_core::commerce::send::SendStatus::parse(word)
+                        .ok_or_else(|| corrupt("send status", word))?,
+                )
+            }
+        };
+        tallies.push((agent, outcome, send, row[3].count("targets")?));
     }
     Ok(Progress::tally(tallies))
 }

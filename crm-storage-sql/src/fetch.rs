@@ -382,6 +382,12 @@ pub fn commerce_key(dialect: Dialect, tenant: TenantId, key: &CommerceKey) -> Re
             one("campaign_targets", "request", (*request.as_uuid()).into()),
             Doc::CampaignTarget,
         ),
+        CommerceKey::CampaignTarget { campaign, partner } => {
+            let c = (*campaign.as_uuid()).into();
+            let text = one("campaign_targets", "campaign", c);
+            let p = sql.bind(*partner.as_uuid());
+            (format!("{text} AND partner = {p}"), Doc::CampaignTarget)
+        }
         CommerceKey::CampaignCosts(campaign) => (
             format!(
                 "{} ORDER BY day, id",

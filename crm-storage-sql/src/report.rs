@@ -7,13 +7,16 @@ use chrono::NaiveDate;
 use crm_core::commerce::day_number;
 use crm_core::id::{CampaignId, PartnerId, TenantId};
 
-/// `(agent, outcome code, count)` of a campaign's targets (those held out left out), grouped.
+/// `(agent, outcome code, message state, count)` of a campaign's targets (those held out left out), grouped; the
+/// message state is read from the target's document (`send.status`: read for one campaign's progress only, so it
+/// needs no column of its own).
 pub fn progress(dialect: Dialect, tenant: TenantId, campaign: CampaignId) -> Sql {
     let (mut sql, t) = Sql::for_tenant(dialect, tenant);
     let c = sql.bind(*campaign.as_uuid());
+    let send = dialect.json_text("doc", &["send", "status"]);
     sql.text = format!(
-        "SELECT agent, outcome, count(*) FROM campaign_targets WHERE tenant = {t} AND campaign = {c} \
-         AND holdout = 0 GROUP BY agent, outcome"
+        "SELECT agent, outcome, {send}, count(*) FROM campaign_targets WHERE tenant = {t} AND campaign = {c} \
+         AND holdout = 0 GROUP BY agent, outcome, {send}"
     );
     sql
 }

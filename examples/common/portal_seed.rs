@@ -294,6 +294,7 @@ pub async fn maria_consents(crm: &Crm, seeded: &Seeded) -> crm::Result<String> {
         channel: ConsentChannel::Email,
         purpose: Purpose::Marketing,
         key,
+        campaign: None,
     }
     .encode())
 }

@@ -33,6 +33,8 @@ pub enum Channel {
     Event,
     /// Anything else.
     Other,
+    /// Text messages (SMS), delivered through the host's SMS notifier.
+    Sms,
 }
 
 impl Channel {
@@ -43,6 +45,7 @@ impl Channel {
             Self::Email => 1,
             Self::Event => 2,
             Self::Other => 3,
+            Self::Sms => 4,
         }
     }
 }
@@ -112,6 +115,10 @@ record! {
         /// How many of the audience the launch held out (they get nothing; not counted in `target_count`).
         #[serde(default)]
         holdout_count: u64,
+        /// The message an e-mail or SMS campaign sends each target
+        /// ([`CommerceService::set_campaign_message`](crate::service::CommerceService::set_campaign_message)).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        message: Option<super::send::CampaignMessage> => Option<&super::send::CampaignMessage> = as_ref,
     }
 }
 
@@ -280,6 +287,7 @@ impl NewCampaign {
             launched_at: None,
             holdout: None,
             holdout_count: 0,
+            message: None,
         };
         let e = crate::event::EventKind::CampaignCreated {
             campaign: c.id,
@@ -368,6 +376,9 @@ record! {
         /// is the control group its uplift is measured against.
         #[serde(default)]
         holdout: bool,
+        /// Its message (e-mail and SMS campaigns), once the campaign was sent.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        send: Option<super::send::TargetSend> => Option<&super::send::TargetSend> = as_ref,
         /// Optimistic-concurrency version.
         version: u64,
     }
@@ -505,6 +516,7 @@ impl Campaign {
                 attempts: 0,
                 lead: None,
                 holdout: false,
+                send: None,
                 version: 1,
             });
         }
@@ -521,6 +533,7 @@ impl Campaign {
             attempts: 0,
             lead: None,
             holdout: true,
+            send: None,
             version: 1,
         }));
         let mut campaign = self.clone();
@@ -535,6 +548,57 @@ impl Campaign {
             campaign,
             targets,
             calls,
+        })
+    }
+
+    /// The campaign with `message` as what it sends each target (e-mail and SMS campaigns), checked strictly
+    /// ([`CampaignMessage::check`](super::send::CampaignMessage::check)); a draft's or an active campaign's (later
+    /// sends use it).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Invalid`] on `status` for a closed campaign, and as [`CampaignMessage::check`](super::send::CampaignMessage::check).
+    pub fn with_message(
+        &self,
+        message: super::send::CampaignMessage,
+        now: Timestamp,
+    ) -> Result<Campaign> {
+        if self.status == CampaignStatus::Closed {
+            return Err(Error::invalid(
+                "status",
+                format!("campaign `{}` is closed", self.name),
+            ));
+        }
+        message.check(self.channel)?;
+        let mut next = self.clone();
+        next.message = Some(super::send::CampaignMessage {
+            offer: validate::optional("message.offer", message.offer.as_deref(), 2_000)?,
+            ..message
+        });
+        next.version += 1;
+        next.updated_at = now;
+        Ok(next)
+    }
+
+    /// The message of a campaign that can be sent now: an active (field `status`) e-mail or SMS campaign (field
+    /// `channel`) with a message (field `message`).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Invalid`] on those fields.
+    pub fn sendable(&self) -> Result<&super::send::CampaignMessage> {
+        self.require(CampaignStatus::Active, "; only an active campaign sends")?;
+        if !matches!(self.channel, Channel::Email | Channel::Sms) {
+            return Err(Error::invalid(
+                "channel",
+                format!("campaign `{}` is not an e-mail or SMS campaign", self.name),
+            ));
+        }
+        self.message.as_ref().ok_or_else(|| {
+            Error::invalid(
+                "message",
+                format!("campaign `{}` has no message yet: set one first", self.name),
+            )
         })
     }
 

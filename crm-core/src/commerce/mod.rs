@@ -21,6 +21,7 @@ mod rate;
 pub mod reference;
 mod report;
 pub mod segment;
+pub mod send;
 pub mod store;
 pub mod uplift;
 

@@ -380,6 +380,9 @@ pub fn progress(targets: &[CampaignTarget], campaign: CampaignId) -> Vec<Progres
             if let Some(o) = t.outcome {
                 *p.outcomes.entry(o).or_default() += 1;
             }
+            if let Some(s) = &t.send {
+                *p.messages.entry(s.status).or_default() += 1;
+            }
         }
     }
     std::iter::once(total).chain(by.into_values()).collect()

@@ -449,26 +449,43 @@ pub struct Progress {
     pub remaining: u64,
     /// Latest outcome counts.
     pub outcomes: BTreeMap<OutcomeKind, u64>,
+    /// Targets by the state of their message (e-mail and SMS campaigns; empty before a send): queued, delivered,
+    /// opened, bounced, unsubscribed, and those skipped (no address, no consent, not rendered).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub messages: BTreeMap<super::send::SendStatus, u64>,
 }
 
 impl Progress {
-    /// Folds grouped `(agent, latest outcome, count)` rows of a campaign's targets into its progress: the total
-    /// first (agent `None`), then one row per agent by agent id. Adapters compute the rows with one GROUP BY.
+    /// Folds grouped `(agent, latest outcome, message state, count)` rows of a campaign's targets into its
+    /// progress: the total first (agent `None`), then one row per agent by agent id. Adapters compute the rows with
+    /// one GROUP BY.
     ///
     /// ```
-    /// use crm_core::commerce::{OutcomeKind, Progress};
+    /// use crm_core::commerce::{send::SendStatus, OutcomeKind, Progress};
     /// use crm_core::id::UserId;
     /// let ana = UserId::new();
-    /// let p = Progress::tally([(Some(ana), Some(OutcomeKind::Interested), 2), (Some(ana), None, 3), (None, None, 1)]);
+    /// let p = Progress::tally([
+    ///     (Some(ana), Some(OutcomeKind::Interested), None, 2),
+    ///     (Some(ana), None, None, 3),
+    ///     (None, None, Some(SendStatus::Opened), 1),
+    /// ]);
     /// assert_eq!((p[0].targets, p[0].done, p[0].remaining), (6, 2, 4));
+    /// assert_eq!(p[0].messages.get(&SendStatus::Opened), Some(&1));
     /// assert_eq!((p[1].agent, p[1].targets), (Some(ana), 5));
     /// ```
     pub fn tally(
-        rows: impl IntoIterator<Item = (Option<UserId>, Option<OutcomeKind>, u64)>,
+        rows: impl IntoIterator<
+            Item = (
+                Option<UserId>,
+                Option<OutcomeKind>,
+                Option<super::send::SendStatus>,
+                u64,
+            ),
+        >,
     ) -> Vec<Progress> {
         let mut total = Progress::default();
         let mut by: BTreeMap<UserId, Progress> = BTreeMap::new();
-        for (agent, outcome, n) in rows {
+        for (agent, outcome, send, n) in rows {
             let mut rows: Vec<&mut Progress> = vec![&mut total];
             if let Some(a) = agent {
                 rows.push(by.entry(a).or_insert_with(|| Progress {
@@ -485,6 +502,9 @@ impl Progress {
                 }
                 if let Some(o) = outcome {
                     *p.outcomes.entry(o).or_default() += n;
+                }
+                if let Some(s) = send {
+                    *p.messages.entry(s).or_default() += n;
                 }
             }
         }

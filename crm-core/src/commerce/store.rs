@@ -119,6 +119,13 @@ pub enum CommerceKey {
     CampaignCosts(CampaignId),
     /// The campaign target whose call is this request.
     CampaignTargetOf(RequestId),
+    /// A campaign's target by partner.
+    CampaignTarget {
+        /// The campaign.
+        campaign: CampaignId,
+        /// The partner.
+        partner: PartnerId,
+    },
     /// The documents of `kind` whose due date falls in `[from, before)`, by due date, then number: the
     /// `open_item_overdue` timer's candidates (a window of due dates, so a tick reads the invoices that became
     /// overdue lately, never the whole history).
@@ -448,6 +455,9 @@ typed_reads! {
         /// The target whose call is `request`; [`crate::Error::NotFound`] when the request is no campaign call.
         fn campaign_target(request: RequestId) -> CampaignTarget =
             CommerceKey::CampaignTargetOf(request), "campaign call" for request;
+        /// A campaign's target by partner, if the partner is one.
+        fn campaign_target_of(campaign: CampaignId, partner: PartnerId) -> Option<CampaignTarget> =
+            CommerceKey::CampaignTarget { campaign, partner };
         /// The documents of `kind` due in `[from, before)`, by due date, then number.
         fn documents_due(kind: DocumentKind, from: NaiveDate, before: NaiveDate) -> Vec<Document> =
             CommerceKey::DocumentsDue { kind, from, before };

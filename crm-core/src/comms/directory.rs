@@ -223,11 +223,13 @@ pub fn resolve(
     let person = |u: UserId| -> ResolvedRecipient {
         match directory.user(tenant, u) {
             Some(p) => ResolvedRecipient {
+                phone: None,
                 user: Some(u),
                 name: Some(p.name),
                 email: p.email,
             },
             None => ResolvedRecipient {
+                phone: None,
                 user: Some(u),
                 name: None,
                 email: None,
@@ -308,6 +310,7 @@ pub fn resolve(
                 .partner_contacts(tenant, partner, role)
                 .into_iter()
                 .map(|p| ResolvedRecipient {
+                    phone: None,
                     user: None,
                     name: Some(p.name),
                     email: p.email,
@@ -323,6 +326,7 @@ pub fn resolve(
                                 && (role == "primary" || c.role.as_deref() == Some(role))
                         })
                         .map(|c| ResolvedRecipient {
+                            phone: None,
                             user: None,
                             name: Some(c.name.clone()),
                             email: c.email.clone(),
@@ -338,6 +342,7 @@ pub fn resolve(
             found
         }
         Recipient::Email(e) => vec![ResolvedRecipient {
+            phone: None,
             user: None,
             name: None,
             email: Some(e.clone()),

@@ -13,6 +13,9 @@ pub enum Channel {
     Email,
     /// A task for the host to carry out (open a request, reassign, tag, follow up).
     Task,
+    /// A text message (SMS) to the recipient's phone, delivered by the host's SMS notifier (route it with
+    /// `crm_delivery::ChannelRouter`).
+    Sms,
 }
 
 impl Channel {
@@ -22,6 +25,7 @@ impl Channel {
             Self::InApp => "in_app",
             Self::Email => "email",
             Self::Task => "task",
+            Self::Sms => "sms",
         }
     }
 
@@ -31,6 +35,7 @@ impl Channel {
             "in_app" => Self::InApp,
             "email" => Self::Email,
             "task" => Self::Task,
+            "sms" => Self::Sms,
             other => {
                 return Err(Error::invalid(
                     "channel",
@@ -50,6 +55,9 @@ pub struct ResolvedRecipient {
     pub name: Option<String>,
     /// E-mail address.
     pub email: Option<String>,
+    /// Phone number (text messages).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phone: Option<String>,
 }
 
 impl ResolvedRecipient {
@@ -58,16 +66,21 @@ impl ResolvedRecipient {
         self.name
             .clone()
             .or_else(|| self.email.clone())
+            .or_else(|| self.phone.clone())
             .or_else(|| self.user.map(|u| u.to_string()))
             .unwrap_or_else(|| "nobody".to_string())
     }
 
     /// The part of an idempotency key naming this recipient (user id, else e-mail).
     pub fn key(&self) -> String {
-        match (&self.user, &self.email) {
-            (Some(u), _) => u.to_string(),
-            (None, Some(e)) => e.to_lowercase(),
-            (None, None) => "-".to_string(),
+        match (&self.user, &self.email, &self.phone) {
+            (Some(u), _, _) => u.to_string(),
+            (None, Some(e), _) => e.to_lowercase(),
+            (None, None, Some(p)) => p
+                .chars()
+                .filter(|c| c.is_ascii_digit() || *c == '+')
+                .collect(),
+            (None, None, None) => "-".to_string(),
         }
     }
 }

@@ -45,6 +45,7 @@ pub mod portal;
 mod quality;
 pub mod sales;
 pub mod scenario;
+mod sends;
 pub mod tenancy;
 mod uplift;
 
@@ -67,6 +68,7 @@ pub use sales::{
     check_quotation_mail,
 };
 pub use scenario::check_scenarios;
+pub use sends::check_campaign_sends;
 pub use tenancy::check_every_read_is_tenant_scoped;
 
 /// Runs one property-test case's future on `block_on`, turning a panic inside it (a failed assertion of a check)
@@ -188,6 +190,7 @@ macro_rules! backend_conformance_tests {
                 check_lead_merge,
                 check_erasure,
                 check_consent,
+                check_campaign_sends,
                 check_meetings,
                 check_quotation_mail,
                 check_contact_log,

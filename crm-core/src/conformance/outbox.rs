@@ -37,6 +37,7 @@ pub fn message(tenant: TenantId, key: &str, at: Timestamp, user: Option<UserId>)
         "conformance",
         Channel::InApp,
         ResolvedRecipient {
+            phone: None,
             user,
             name: Some("Ana".into()),
             email: Some("ana@example.com".into()),

@@ -57,6 +57,7 @@ fn commerce_keys(keys: &[CommerceKey]) -> Vec<CommerceKey> {
         | CommerceKey::Campaign(_)
         | CommerceKey::CampaignCosts(_)
         | CommerceKey::CampaignTargetOf(_)
+        | CommerceKey::CampaignTarget { .. }
         | CommerceKey::DocumentsDue { .. }
         | CommerceKey::DocumentsRenewing { .. }
         | CommerceKey::Balances { .. }
@@ -365,6 +366,10 @@ pub async fn check_every_read_is_tenant_scoped(backend: &Arc<dyn Backend>) {
         CommerceKey::Campaign(campaign.id),
         CommerceKey::CampaignCosts(campaign.id),
         CommerceKey::CampaignTargetOf(request.id),
+        CommerceKey::CampaignTarget {
+            campaign: campaign.id,
+            partner: customer.id,
+        },
         CommerceKey::DocumentsDue {
             kind: DocumentKind::Invoice,
             from: day,

@@ -4,6 +4,9 @@ mod attachments;
 mod contact_merge;
 mod erase;
 mod sales;
+mod sends;
+
+pub use sends::{message_key, SendRate, SEND_HORIZON_KEY};
 
 use super::{lead_subject, request_subject, CrmService, Loaded};
 use crate::actor::Context;
@@ -71,6 +74,9 @@ pub struct CommerceService {
     blobs: Option<Arc<dyn crate::sales::BlobStore>>,
     attachment_policies: Arc<PerTenant<crate::sales::AttachmentPolicy>>,
     rate_rules: Arc<PerTenant<RateRule>>,
+    send_rates: Arc<PerTenant<SendRate>>,
+    /// Serialises campaign sends, so a tenant's campaigns share its send rate.
+    send_lock: Arc<futures_util::lock::Mutex<()>>,
 }
 
 /// A setting with a default and per-tenant overrides (the host's company settings, given when the service is built).
@@ -121,6 +127,8 @@ impl CommerceService {
             blobs: None,
             attachment_policies: Arc::default(),
             rate_rules: Arc::default(),
+            send_rates: Arc::default(),
+            send_lock: Arc::default(),
         }
     }
 

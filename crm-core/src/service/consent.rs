@@ -106,29 +106,11 @@ impl CrmService {
         let ctx = Context::system(t.tenant);
         let current = self.store.partner(t.tenant, t.partner).await?;
         let current = self.live(t.tenant, current).await?;
-        let contact = current
-            .contacts()
-            .iter()
-            .find(|c| c.id == t.contact)
-            .ok_or_else(|| Error::not_found("contact", t.contact))?;
-        let standing = contact
-            .consents
-            .iter()
-            .find(|c| c.channel == t.channel && c.purpose == t.purpose);
-        match standing {
-            Some(c) if c.granted && c.key.as_deref() == Some(t.key.as_str()) => {}
-            Some(c) if !c.granted => {
-                return Ok(Outcome {
-                    record: current,
-                    events: Vec::new(),
-                })
-            }
-            _ => {
-                return Err(Error::invalid(
-                    "token",
-                    "not the contact's current unsubscribe link",
-                ))
-            }
+        if !token_stands(&current, &t)? {
+            return Ok(Outcome {
+                record: current,
+                events: Vec::new(),
+            });
         }
         let withdrawn = Consent {
             channel: t.channel,
@@ -150,6 +132,19 @@ impl CrmService {
         contact: ContactId,
         consent: Consent,
     ) -> Result<Outcome<Partner>> {
+        let (next, writes) = self.consent_writes(ctx, &current, contact, consent)?;
+        self.commit_outcome(ctx, writes.into_iter().collect(), next)
+            .await
+    }
+
+    /// The partner with `consent` on `contact`, and the writes recording it (the partner, its event).
+    pub(crate) fn consent_writes(
+        &self,
+        ctx: &Context,
+        current: &Partner,
+        contact: ContactId,
+        consent: Consent,
+    ) -> Result<(Partner, Vec<Write>)> {
         let mut next = current.clone();
         // A merged contact's id names its survivor.
         let contact = (current.contact(contact))
@@ -183,7 +178,34 @@ impl CrmService {
             },
         };
         let cs = self.change(ctx, next.updated_at, write, subject, kind);
-        self.commit_outcome(ctx, cs, next).await
+        Ok((next, cs.writes))
+    }
+}
+
+/// Whether the consent `t` names stands on `partner` with `t`'s key (`true`: withdraw it), or was withdrawn
+/// already (`false`: nothing to do).
+///
+/// # Errors
+///
+/// [`Error::NotFound`] when the partner has no such contact; [`Error::Invalid`] on `token` when the key is not the
+/// standing consent's.
+pub(crate) fn token_stands(partner: &Partner, t: &UnsubscribeToken) -> Result<bool> {
+    let contact = partner
+        .contacts()
+        .iter()
+        .find(|c| c.id == t.contact)
+        .ok_or_else(|| Error::not_found("contact", t.contact))?;
+    let standing = contact
+        .consents
+        .iter()
+        .find(|c| c.channel == t.channel && c.purpose == t.purpose);
+    match standing {
+        Some(c) if c.granted && c.key.as_deref() == Some(t.key.as_str()) => Ok(true),
+        Some(c) if !c.granted => Ok(false),
+        _ => Err(Error::invalid(
+            "token",
+            "not the contact's current unsubscribe link",
+        )),
     }
 }
 
@@ -197,23 +219,41 @@ pub enum Gate {
 }
 
 /// The check every message passes before it is enqueued: a service message, or one to the tenant's own users,
-/// passes; a marketing e-mail to someone outside passes only when `partner` (the partner it is about) has a
-/// contact at that address who consents to marketing by e-mail, and then carries the token that withdraws it.
+/// passes; a marketing e-mail (or text message) to someone outside passes only when `partner` (the partner it is
+/// about) has a contact at that address (phone number) who consents to marketing on that channel, and then
+/// carries the token that withdraws it.
 pub fn consent_gate(mut message: OutboxMessage, partner: Option<&Partner>) -> Gate {
     if message.purpose.is_service() || message.recipient.user.is_some() {
         return Gate::Send(Box::new(message));
     }
-    let Some(address) = message.recipient.email.as_deref().map(str::trim) else {
+    let (channel, address, of): (_, _, fn(&crate::partner::Contact) -> Option<&str>) =
+        match message.channel {
+            crate::outbox::Channel::Sms => (
+                ConsentChannel::Sms,
+                message.recipient.phone.as_deref().map(digits),
+                |c| c.phone.as_deref(),
+            ),
+            _ => (
+                ConsentChannel::Email,
+                message
+                    .recipient
+                    .email
+                    .as_deref()
+                    .map(|e| e.trim().to_lowercase()),
+                |c| c.email.as_deref(),
+            ),
+        };
+    let Some(address) = address.filter(|a| !a.is_empty()) else {
         return Gate::Suppress("a marketing message to nobody with an address".into());
+    };
+    let same = |a: &str| match channel {
+        ConsentChannel::Sms => digits(a) == address,
+        _ => a.trim().eq_ignore_ascii_case(&address),
     };
     let contact = partner.and_then(|p| {
         p.contacts()
             .iter()
-            .find(|c| {
-                c.email
-                    .as_deref()
-                    .is_some_and(|e| e.trim().eq_ignore_ascii_case(address))
-            })
+            .find(|c| of(c).is_some_and(same))
             .map(|c| (p, c))
     });
     let Some((p, c)) = contact else {
@@ -221,15 +261,16 @@ pub fn consent_gate(mut message: OutboxMessage, partner: Option<&Partner>) -> Ga
             "no contact of the partner has the address {address}, so no consent is on record"
         ));
     };
-    match c.consent(ConsentChannel::Email, Purpose::Marketing) {
+    match c.consent(channel, Purpose::Marketing) {
         Some(consent) => {
             let token = UnsubscribeToken {
                 tenant: p.tenant(),
                 partner: p.id(),
                 contact: c.id,
-                channel: ConsentChannel::Email,
+                channel,
                 purpose: Purpose::Marketing,
                 key: consent.key.clone().unwrap_or_default(),
+                campaign: None,
             };
             if !message.payload.vars.is_object() {
                 message.payload.vars = serde_json::json!({});
@@ -240,8 +281,20 @@ pub fn consent_gate(mut message: OutboxMessage, partner: Option<&Partner>) -> Ga
             Gate::Send(Box::new(message))
         }
         None => Gate::Suppress(format!(
-            "{} has not consented to marketing by e-mail",
-            c.name
+            "{} has not consented to marketing by {}",
+            c.name,
+            match channel {
+                ConsentChannel::Sms => "text message",
+                _ => "e-mail",
+            }
         )),
     }
+}
+
+/// A phone number's digits (and a leading `+`), as compared.
+fn digits(phone: &str) -> String {
+    phone
+        .chars()
+        .filter(|c| c.is_ascii_digit() || *c == '+')
+        .collect()
 }

@@ -162,6 +162,7 @@ impl CrmService {
         }
         let now = self.clock.now();
         let recipient = ResolvedRecipient {
+            phone: None,
             user: None,
             name: mail.to_name.clone(),
             email: Some(mail.to_email.clone()),

@@ -16,7 +16,9 @@ mod portal;
 mod rules;
 mod seal;
 
-pub use commerce::{CommerceService, DocumentOutcome, OutcomeResult};
+pub use commerce::{
+    message_key, CommerceService, DocumentOutcome, OutcomeResult, SendRate, SEND_HORIZON_KEY,
+};
 pub use consent::{consent_gate, Gate};
 pub use erase::Erased;
 pub use import::{ContactRow, ImportMode, ImportRow, Imported, RowOutcome};

@@ -1345,6 +1345,7 @@ impl PortalService {
             );
         }
         let recipient = ResolvedRecipient {
+            phone: None,
             user: None,
             name: Some(r.name().to_string()),
             email: Some(r.email().to_string()),

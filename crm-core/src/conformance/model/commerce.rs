@@ -638,6 +638,15 @@ fn fetch(d: &CommerceData, tenant: TenantId, key: &CommerceKey) -> Vec<CommerceR
                 .map(CommerceRecord::CampaignTarget)
                 .collect()
         }
+        CommerceKey::CampaignTarget { campaign, partner } => of(
+            &d.targets,
+            tenant,
+            |x| x.tenant,
+            |x| x.campaign == *campaign && x.partner == *partner,
+        )
+        .into_iter()
+        .map(CommerceRecord::CampaignTarget)
+        .collect(),
     }
 }
 

@@ -491,6 +491,7 @@ fn invitations(m: &Meeting, now: crate::time::Timestamp) -> Vec<Write> {
         .iter()
         .map(|a| {
             let recipient = ResolvedRecipient {
+                phone: None,
                 user: match a.who {
                     Participant::User { id } => Some(id),
                     Participant::Contact { .. } => None,
@@ -977,6 +978,7 @@ impl CommerceService {
             action: None,
         };
         let recipient = ResolvedRecipient {
+            phone: None,
             user: None,
             name: Some(mail.to_name.trim().to_string()),
             email: Some(mail.to_email.trim().to_string()),
