@@ -37,3 +37,63 @@ impl Notifier for ChannelRouter {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crm_core::id::TenantId;
+    use crm_core::outbox::{Payload, ResolvedRecipient};
+    use std::sync::Mutex;
+
+    /// The host's SMS gateway, as a test sees it: what it was handed.
+    #[derive(Debug, Default)]
+    struct Gateway(Mutex<Vec<(String, String)>>);
+
+    #[async_trait]
+    impl Notifier for Gateway {
+        async fn deliver(&self, m: &OutboxMessage) -> std::result::Result<(), DeliveryError> {
+            let phone = m.recipient.phone.clone().ok_or_else(|| {
+                DeliveryError::Permanent("a text message needs a phone number".into())
+            })?;
+            self.0
+                .lock()
+                .expect("not poisoned")
+                .push((phone, m.payload.body.clone()));
+            Ok(())
+        }
+    }
+
+    fn text(channel: Channel) -> OutboxMessage {
+        OutboxMessage::pending(
+            TenantId::new(),
+            "campaign:1/2",
+            "campaign:1",
+            channel,
+            ResolvedRecipient {
+                phone: Some("+40 721 000 001".into()),
+                name: Some("Bob".into()),
+                ..ResolvedRecipient::default()
+            },
+            Payload {
+                body: "Bob: Spring SMS".into(),
+                ..Payload::default()
+            },
+            chrono::Utc::now(),
+        )
+    }
+
+    #[tokio::test]
+    async fn text_messages_go_to_the_sms_notifier_and_an_unrouted_channel_is_permanent() {
+        let gateway = Arc::new(Gateway::default());
+        let router = ChannelRouter::new().route(Channel::Sms, gateway.clone());
+        router.deliver(&text(Channel::Sms)).await.expect("routed");
+        assert_eq!(
+            *gateway.0.lock().expect("not poisoned"),
+            vec![("+40 721 000 001".to_string(), "Bob: Spring SMS".to_string())]
+        );
+        match router.deliver(&text(Channel::Email)).await {
+            Err(DeliveryError::Permanent(why)) => assert!(why.contains("`email`"), "{why}"),
+            other => panic!("{other:?}"),
+        }
+    }
+}

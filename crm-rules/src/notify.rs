@@ -179,8 +179,9 @@ impl std::fmt::Debug for SmtpConfig {
 
 /// Sends e-mail messages of the outbox over SMTP.
 ///
-/// Each message is rendered from its template (an error there is permanent, naming the template), addressed to
-/// the resolved recipient (an invalid address is permanent) and sent on a fresh connection under
+/// Each message is rendered from its template (an error there is permanent, naming the template) or, without one,
+/// sent as it was rendered when decided (a campaign's message: subject, text, `vars.html`; a marketing one gets its
+/// unsubscribe link as a last line), addressed to the resolved recipient (an invalid address is permanent) and sent on a fresh connection under
 /// [`SmtpConfig::timeout`]. A 5xx reply is permanent (naming the refused recipient); a 4xx reply, a refused or
 /// dropped connection and a timeout are transient.
 ///
@@ -325,11 +326,32 @@ impl SmtpNotifier {
                 .templates
                 .render(t, &vars)
                 .map_err(|e| DeliveryError::Permanent(e.to_string()))?,
-            None => Rendered {
-                subject: m.payload.subject.clone(),
-                text: m.payload.body.clone(),
-                html: None,
-            },
+            // Rendered when it was decided (a campaign's message): the subject and text as they are, the HTML
+            // alternative from `vars.html`; a marketing one gets its unsubscribe link as a last line (the
+            // template could not know the address).
+            None => {
+                let mut text = m.payload.body.clone();
+                let mut html = m
+                    .payload
+                    .vars
+                    .get("html")
+                    .and_then(|v| v.as_str())
+                    .map(str::to_string);
+                if let Some(url) = &unsubscribe {
+                    text = format!("{}\n\n--\nUnsubscribe: {url}\n", text.trim_end());
+                    if let Some(h) = &mut html {
+                        h.push_str(&format!(
+                            "\n<p><a href=\"{}\">Unsubscribe</a></p>\n",
+                            escape_html(url)
+                        ));
+                    }
+                }
+                Rendered {
+                    subject: m.payload.subject.clone(),
+                    text,
+                    html,
+                }
+            }
         };
         let mut builder = Message::builder()
             .from(self.from.clone())
@@ -397,6 +419,14 @@ impl SmtpNotifier {
         };
         built.map_err(|e| DeliveryError::Permanent(format!("cannot build the e-mail: {e}")))
     }
+}
+
+/// `s` with the characters HTML gives a meaning escaped.
+fn escape_html(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
 }
 
 /// The files a message carries (`vars.attachments`, written by `crm_core::comms::attachment_var`), as e-mail parts.

@@ -649,3 +649,193 @@ async fn marketing_mail_carries_its_unsubscribe_link_and_one_click_headers() {
     let got = received(&s, &plain);
     assert_eq!(header(&got[0], "List-Unsubscribe"), None);
 }
+
+/// A campaign's e-mails, end to end on SQLite: rendered per target when sent, spaced by the tenant's send rate (the
+/// dispatcher hands over the second only once it is due), arriving with their subject, text and HTML and the
+/// campaign's unsubscribe link (in the body and the one-click headers), logged on the partner's timeline; the link's
+/// token unsubscribes the contact and marks the target.
+#[tokio::test]
+async fn a_campaigns_emails_arrive_rendered_spaced_and_unsubscribable() {
+    use crm_core::actor::Context;
+    use crm_core::commerce::send::{CampaignMessage, SendStatus};
+    use crm_core::commerce::{
+        CampaignMeasuresExt as _, Channel as Medium, CommerceStoreExt as _, Criteria, NewCampaign,
+        Period,
+    };
+    use crm_core::consent::{ConsentChannel, NewConsent, Purpose};
+    use crm_core::event::EventKind;
+    use crm_core::money::Currency;
+    use crm_core::partner::{NewContact, NewPartner};
+    use crm_core::service::{message_key, CommerceService, CrmService, SendRate};
+    use crm_core::store::{PageRequest, TimelineOf};
+    let Some(s) = server("a_campaigns_emails_arrive_rendered_spaced_and_unsubscribable") else {
+        return;
+    };
+    let store = Arc::new(crm_storage_sqlite::SqliteStore::open_in_memory().unwrap());
+    let start = Utc.with_ymd_and_hms(2026, 3, 2, 9, 0, 0).unwrap();
+    let clock = Arc::new(FixedClock::new(start));
+    let crm = CrmService::builder()
+        .store(store.clone())
+        .clock(clock.clone())
+        .build()
+        .unwrap();
+    let (tenant, ana) = (TenantId::new(), UserId::new());
+    let ctx = Context::user(tenant, ana);
+    crm.setup_tenant(&ctx).await.unwrap();
+    let commerce =
+        CommerceService::new(crm.clone(), store.clone(), Currency::parse("RON").unwrap())
+            .with_send_rate(SendRate::per_hour(60).unwrap());
+    let mut partners = Vec::new();
+    for (company, person, address) in [
+        ("Acme SRL", "Maria Pop", "maria@acme.example"),
+        ("Beta & Co", "Ion Rus", "ion@beta.example"),
+    ] {
+        let mut n = NewPartner::company(company);
+        n.tags.insert("spring".into());
+        n.contacts.push(NewContact {
+            name: person.into(),
+            email: Some(address.into()),
+            ..NewContact::default()
+        });
+        let p = crm.create_partner(&ctx, n).await.unwrap().record;
+        let yes = NewConsent {
+            channel: "email".into(),
+            purpose: "marketing".into(),
+            granted: true,
+            source: "newsletter form".into(),
+            proof: None,
+        };
+        let p = crm
+            .record_consent(&ctx, p.id(), p.version(), p.contacts()[0].id, yes)
+            .await
+            .unwrap()
+            .record;
+        partners.push(p);
+    }
+    let new = NewCampaign {
+        name: "Spring pumps".into(),
+        channel: Medium::Email,
+        period: Period::year(2026).unwrap(),
+        owner: ana,
+        agents: vec![],
+        script: None,
+        budget: None,
+        criteria: Some(Criteria::Tag {
+            tag: "spring".into(),
+        }),
+    };
+    let c = commerce.create_campaign(&ctx, new).await.unwrap();
+    let message = CampaignMessage {
+        subject: Some("{{ campaign.name }} for {{ partner.name }}".into()),
+        text: "Dear {{ contact.name }},\n{{ campaign.offer }} until {{ campaign.ends }}.\n".into(),
+        html: Some("<p>Dear {{ contact.name }} of {{ partner.name }}</p>".into()),
+        offer: Some("10% off every pump".into()),
+    };
+    let c = commerce
+        .set_campaign_message(&ctx, c.id(), c.version(), message)
+        .await
+        .unwrap();
+    commerce
+        .launch_campaign(&ctx, c.id(), c.version())
+        .await
+        .unwrap();
+    let summary = commerce.send_campaign(&ctx, c.id()).await.unwrap();
+    assert_eq!(summary.queued, 2);
+    assert_eq!(summary.last_due, Some(start + Duration::minutes(1)));
+
+    let smtp = SmtpNotifier::new(
+        &SmtpConfig {
+            host: s.host.clone(),
+            port: s.port,
+            from: "CRM <crm@tenant.example>".into(),
+            timeout: std::time::Duration::from_secs(5),
+        },
+        Arc::new(Templates::new()),
+    )
+    .unwrap()
+    .with_unsubscribe_url("https://portal.example/unsubscribe/")
+    .unwrap();
+    let dispatcher =
+        Dispatcher::new(store.clone(), Arc::new(smtp), clock.clone()).with_log(store.clone());
+    let first = dispatcher.drain(10).await.unwrap();
+    assert_eq!(first.delivered, 1, "the second message is not due yet");
+    clock.advance(Duration::minutes(1));
+    assert_eq!(dispatcher.drain(10).await.unwrap().delivered, 1);
+
+    let mut tokens = Vec::new();
+    for p in &partners {
+        let m = store
+            .outbox_by_key(tenant, &message_key(c.id(), p.id()))
+            .await
+            .unwrap();
+        assert_eq!(m.status, OutboxStatus::Delivered);
+        let got = received(&s, &m);
+        assert_eq!(got.len(), 1);
+        let mail = got[0].replace("\r\n", "\n").replace("=\n", "");
+        assert_eq!(
+            header(&mail, "Subject").as_deref(),
+            Some(format!("Spring pumps for {}", p.name()).as_str())
+        );
+        let person = &p.contacts()[0].name;
+        assert!(mail.contains(&format!("Dear {person},")), "{mail}");
+        assert!(
+            mail.contains("10% off every pump until 2026-12-31."),
+            "{mail}"
+        );
+        assert!(mail.contains("text/html"), "{mail}");
+        let token = m.payload.vars["unsubscribe_token"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let url = format!("https://portal.example/unsubscribe/{token}");
+        assert_eq!(
+            header(&mail, "List-Unsubscribe").as_deref(),
+            Some(format!("<{url}>").as_str())
+        );
+        assert!(mail.contains(&format!("Unsubscribe: {url}")), "{mail}");
+        tokens.push(token);
+    }
+    // The HTML part escapes what the partner's name holds.
+    let beta = store
+        .outbox_by_key(tenant, &message_key(c.id(), partners[1].id()))
+        .await
+        .unwrap();
+    assert_eq!(
+        beta.payload.vars["html"],
+        "<p>Dear Ion Rus of Beta &amp; Co</p>"
+    );
+    let log = crm
+        .timeline(
+            tenant,
+            TimelineOf::Partner(partners[0].id()),
+            &PageRequest::first(50),
+        )
+        .await
+        .unwrap();
+    assert!(log
+        .items
+        .iter()
+        .any(|e| matches!(e.kind, EventKind::EmailSent { .. })));
+
+    // The link unsubscribes Maria from marketing e-mail and marks Acme's target.
+    commerce.unsubscribe(&tokens[0]).await.unwrap();
+    let maria = crm.partner(tenant, partners[0].id()).await.unwrap();
+    assert!(maria.contacts()[0]
+        .consent(ConsentChannel::Email, Purpose::Marketing)
+        .is_none());
+    let target = store
+        .campaign_target_of(tenant, c.id(), partners[0].id())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        target.send().map(|x| x.status),
+        Some(SendStatus::Unsubscribed)
+    );
+    let progress = store.progress(tenant, c.id()).await.unwrap();
+    assert_eq!(
+        progress[0].messages.get(&SendStatus::Unsubscribed),
+        Some(&1)
+    );
+    assert_eq!(progress[0].messages.get(&SendStatus::Queued), Some(&1));
+}

@@ -324,7 +324,8 @@ impl PortalService {
     // ------------------------------------------------------------------ unsubscribing
 
     /// Withdraws the consent an unsubscribe link of this tenant's marketing e-mail names
-    /// ([`CrmService::unsubscribe`](super::CrmService::unsubscribe)); a token of another tenant reads as not found.
+    /// ([`CommerceService::unsubscribe`](super::CommerceService::unsubscribe): a campaign's link also marks its
+    /// target unsubscribed); a token of another tenant reads as not found.
     /// No session is needed: the token is the capability (it carries the consent's random 128-bit key).
     ///
     /// # Examples
@@ -349,7 +350,7 @@ impl PortalService {
         if t.tenant != tenant {
             return Err(Error::not_found("contact", t.contact));
         }
-        self.commerce.crm().unsubscribe(token).await.map(|_| ())
+        self.commerce.unsubscribe(token).await.map(|_| ())
     }
 
     // ------------------------------------------------------------------ logging in
