@@ -82,7 +82,8 @@ pub use crm_core::service::Erased;
 pub use crm_core::service::PortalService;
 pub use crm_core::service::RulesHook;
 pub use crm_core::service::{
-    CommitHook, CrmService as LeadService, Entered, EventSubscriber, Loaded, Outcome,
+    message_key, CommitHook, CrmService as LeadService, Entered, EventSubscriber, Loaded, Outcome,
+    SendRate,
 };
 pub use crm_core::store::{
     Backend, Board, Funnel, LeadQuery, LeadSort, Page, PageRequest, RequestQuery, Store, StoreExt,
@@ -229,6 +230,48 @@ impl Crm {
     /// let report = crm.commerce().campaign_report(ctx.tenant, campaign.id(), None).await?;
     /// assert_eq!((report.targets, report.interested, report.leads), (1, 1, 1));
     /// crm.commerce().close_campaign(&ctx, campaign.id(), launch.campaign.version()).await?;
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// An e-mail campaign, from its message to its progress (the outbox's dispatcher delivers the e-mails; the host
+    /// passes on what its mail provider reports):
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use crm::{Context, Crm, Error};
+    /// # use crm::id::{TenantId, UserId};
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> crm::Result<()> {
+    /// # let crm = Crm::builder().sqlite_in_memory().build().await?;
+    /// # let owner = UserId::new();
+    /// # let ctx = Context::user(TenantId::new(), owner);
+    /// use chrono::NaiveDate;
+    /// use crm::commerce::send::{CampaignMessage, DeliveryReport, SendStatus};
+    /// use crm::commerce::{Channel, Criteria, NewCampaign, Period};
+    /// use crm::consent::NewConsent;
+    /// use crm::{NewContact, NewPartner, PartnerRole};
+    /// let mut acme = NewPartner::company("Acme SRL").with_role(PartnerRole::Customer);
+    /// acme.contacts.push(NewContact { name: "Maria Pop".into(), email: Some("maria@acme.example".into()), ..Default::default() });
+    /// let acme = crm.leads().create_partner(&ctx, acme).await?.record;
+    /// let yes = NewConsent { channel: "email".into(), purpose: "marketing".into(), granted: true,
+    ///     source: "newsletter form".into(), proof: None };
+    /// crm.leads().record_consent(&ctx, acme.id(), acme.version(), acme.contacts()[0].id, yes).await?;
+    /// let march = |d| NaiveDate::from_ymd_opt(2026, 3, d).unwrap();
+    /// let campaign = crm.commerce().create_campaign(&ctx, NewCampaign {
+    ///     name: "Spring pumps".into(), channel: Channel::Email, period: Period::new(march(1), march(31))?,
+    ///     owner, agents: vec![], script: None, budget: None,
+    ///     criteria: Some(Criteria::Role { role: PartnerRole::Customer }),
+    /// }).await?;
+    /// let message = CampaignMessage::email("{{ campaign.name }}", "Dear {{ contact.name }}, {{ campaign.offer }}.")
+    ///     .with_offer("10% off every pump");
+    /// let campaign = crm.commerce().set_campaign_message(&ctx, campaign.id(), campaign.version(), message).await?;
+    /// crm.commerce().launch_campaign(&ctx, campaign.id(), campaign.version()).await?;
+    /// let sent = crm.commerce().send_campaign(&ctx, campaign.id()).await?;
+    /// assert_eq!(sent.queued, 1);
+    /// assert_eq!(crm.commerce().send_campaign(&ctx, campaign.id()).await?.queued, 0); // never twice
+    /// let key = crm::message_key(campaign.id(), acme.id()); // the outbox message's idempotency key
+    /// crm.commerce().report_campaign_message(&ctx, &key, DeliveryReport::Opened).await?;
+    /// let progress = crm.commerce().progress(ctx.tenant, campaign.id()).await?;
+    /// assert_eq!(progress[0].messages.get(&SendStatus::Opened), Some(&1));
     /// # Ok(()) }
     /// ```
     pub fn commerce(&self) -> &CommerceService {
