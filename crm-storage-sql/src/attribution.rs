@@ -5,6 +5,7 @@
 //! source campaign created in range. The touches' days are filtered here, in Rust, exactly as the reference does.
 
 use crate::run::{corrupt, Runner};
+use crate::Cell;
 use crate::{micro_bounds, Dialect, Param, Sql};
 use crm_core::commerce::day_number;
 use crm_core::commerce::{
@@ -69,8 +70,11 @@ pub fn attribution_sql(dialect: Dialect, tenant: TenantId, scope: &AttributionSc
     };
     let targets = {
         let (mut sql, t) = Sql::for_tenant(dialect, tenant);
+        let delivered = dialect.json_text("doc", &["send", "delivered_at"]);
+        let opened = dialect.json_text("doc", &["send", "opened_at"]);
         sql.text = format!(
-            "SELECT campaign, partner, reached_at FROM campaign_targets WHERE tenant = {t} AND holdout = 0"
+            "SELECT campaign, partner, reached_at, {delivered}, {opened} FROM campaign_targets \
+             WHERE tenant = {t} AND holdout = 0"
         );
         sql
     };
@@ -161,6 +165,13 @@ pub async fn attribution_inputs<R: Runner + ?Sized>(
         }
         if let Some(at) = row[2].opt_int("reached at")? {
             touch(day_of(at)?, TouchKind::Reached);
+        }
+        for (cell, kind) in [(&row[3], TouchKind::Messaged), (&row[4], TouchKind::Opened)] {
+            if let Cell::Text(at) = cell {
+                let at = chrono::DateTime::parse_from_rfc3339(at)
+                    .map_err(|e| corrupt("message time", e))?;
+                touch(at.to_utc().date_naive(), kind);
+            }
         }
     }
     for row in &leads {

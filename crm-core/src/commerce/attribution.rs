@@ -1,8 +1,9 @@
 //! Multi-touch attribution: which campaigns earned each sale's gross profit.
 //!
 //! A **touch** is a campaign reaching a partner on a day: targeted by it (its launch day; a held-out partner is not
-//! touched), reached by its call (the day the call first reached them), or a lead the campaign brought (the lead's
-//! creation day). A sale (a sales invoice or credit note issued in the report's period) is credited to the touches
+//! touched), reached by its call (the day the call first reached them), sent its e-mail or text message (the day the
+//! host reported it delivered) and, separately, opened it (the day reported), or a lead the campaign brought (the
+//! lead's creation day). A sale (a sales invoice or credit note issued in the report's period) is credited to the touches
 //! of its partner on or before its issue day and at most `lookback_days` before it, ordered by day, then kind, then
 //! campaign. The models:
 //!
@@ -41,6 +42,10 @@ pub enum TouchKind {
     Targeted,
     /// The campaign's call reached the partner.
     Reached,
+    /// The campaign's e-mail or text message was reported delivered (the day of the report).
+    Messaged,
+    /// The campaign's e-mail was reported opened.
+    Opened,
     /// The campaign brought a lead of the partner.
     Lead,
 }

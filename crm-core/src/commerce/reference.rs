@@ -205,6 +205,14 @@ pub fn attribution_inputs(
         if let Some(at) = t.reached_at {
             touch(at.date_naive(), TouchKind::Reached);
         }
+        if let Some(send) = &t.send {
+            if let Some(at) = send.delivered_at {
+                touch(at.date_naive(), TouchKind::Messaged);
+            }
+            if let Some(at) = send.opened_at {
+                touch(at.date_naive(), TouchKind::Opened);
+            }
+        }
     }
     for l in leads
         .iter()

@@ -5,7 +5,10 @@ use super::commerce::Shop;
 use super::uplift::all_targets;
 use crate::commerce::reference;
 use crate::commerce::send::{CampaignMessage, DeliveryReport, SendStatus};
-use crate::commerce::{Campaign, Channel, CommerceStore, CommerceStoreExt as _, Criteria, Holdout};
+use crate::commerce::{
+    Campaign, CampaignMeasuresExt as _, Channel, CommerceStore, CommerceStoreExt as _, Criteria,
+    Holdout, TouchKind,
+};
 use crate::consent::{ConsentChannel, NewConsent, Purpose, UNSUBSCRIBE_VAR};
 use crate::event::EventKind;
 use crate::id::PartnerId;
@@ -548,6 +551,47 @@ pub async fn check_campaign_sends(backend: &Arc<dyn Backend>) {
             Some(now + Duration::hours(1))
         )
     );
+
+    // Delivered and opened messages are touches of the campaign (a bounce is none).
+    let scope = crate::commerce::AttributionScope {
+        period: crate::commerce::Period::year(2026).expect("a year"),
+        lookback_days: 90,
+        reporting: crate::money::Currency::parse("RON").expect("RON"),
+    };
+    let inputs = commerce
+        .attribution_inputs(tenant, &scope)
+        .await
+        .expect("attribution inputs");
+    let got: BTreeSet<(PartnerId, TouchKind, chrono::NaiveDate)> = inputs
+        .touches
+        .iter()
+        .filter(|t| t.campaign == spring.id())
+        .map(|t| (t.partner, t.kind, t.on))
+        .collect();
+    let launch_day = spring.launched_at().expect("launched").date_naive();
+    let mut want = BTreeSet::new();
+    for t in targets.iter().filter(|t| !t.holdout()) {
+        want.insert((t.partner(), TouchKind::Targeted, launch_day));
+        if let Some(send) = t.send() {
+            for (at, kind) in [
+                (send.delivered_at, TouchKind::Messaged),
+                (send.opened_at, TouchKind::Opened),
+            ] {
+                if let Some(at) = at {
+                    want.insert((t.partner(), kind, at.date_naive()));
+                }
+            }
+        }
+    }
+    assert_eq!(got, want);
+    let kinds = |p: PartnerId| -> BTreeSet<TouchKind> {
+        got.iter().filter(|x| x.0 == p).map(|x| x.1).collect()
+    };
+    assert_eq!(
+        kinds(opened),
+        BTreeSet::from([TouchKind::Targeted, TouchKind::Messaged, TouchKind::Opened])
+    );
+    assert_eq!(kinds(bounced), BTreeSet::from([TouchKind::Targeted]));
 
     // The partner's timeline tells the bounce.
     let events =
