@@ -103,6 +103,10 @@ pub use crm_pdf as pdf;
 /// The self-service web portal: an axum `Router` the host mounts (feature `web`).
 #[cfg(feature = "web")]
 pub use crm_portal as web;
+/// Explainable lead scoring (feature `scoring`): fitted on the tenant's won and lost leads, stored on the open leads
+/// (`LeadSort::ScoreDesc`, `lead_scored` for the rules), each score with its reasons.
+#[cfg(feature = "scoring")]
+pub use crm_scoring as scoring;
 
 /// CSV and JSON import and export (the `crm-io` crate): [`io::import_csv`], [`io::export`].
 #[cfg(feature = "io")]

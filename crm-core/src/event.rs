@@ -154,6 +154,13 @@ pub enum EventKind {
         /// The stage it reopened in.
         stage: StageId,
     },
+    /// A lead's score changed (`crm-scoring`; the lead's `score` holds it with its reasons).
+    LeadScored {
+        /// The new score, 0–100.
+        value: u8,
+        /// The score before, if it had one.
+        previous: Option<u8>,
+    },
     /// A comment was added.
     CommentAdded {
         /// The comment.
@@ -611,6 +618,7 @@ variant_names! {
         LeadWon => "lead_won",
         LeadLost => "lead_lost",
         LeadReopened => "lead_reopened",
+        LeadScored => "lead_scored",
         CommentAdded => "comment_added",
         RequestOpened => "request_opened",
         RequestUpdated => "request_updated",
@@ -667,8 +675,8 @@ variant_names! {
 
 impl EventKind {
     /// Whether the payload may name a person: a contact by id, as a contact-shaped object, or by a name, e-mail or
-    /// phone in its text. False only for a stage move, a win and a reopening, whose payload is stage ids and the
-    /// tenant's own stage names; the sealed log reads a partner's contacts only for the events that may (a contact
+    /// phone in its text. False only for a stage move, a win, a reopening and a score, whose payload is stage ids,
+    /// the tenant's own stage names and numbers; the sealed log reads a partner's contacts only for the events that may (a contact
     /// who happens to be called like a stage is not a subject of every move through it).
     ///
     /// ```
@@ -679,7 +687,10 @@ impl EventKind {
     pub fn may_name_people(&self) -> bool {
         !matches!(
             self,
-            Self::LeadStageMoved { .. } | Self::LeadWon { .. } | Self::LeadReopened { .. }
+            Self::LeadStageMoved { .. }
+                | Self::LeadWon { .. }
+                | Self::LeadReopened { .. }
+                | Self::LeadScored { .. }
         )
     }
 
@@ -849,6 +860,10 @@ impl DomainEvent {
                 None => format!("lost: {reason_name}"),
             },
             EventKind::LeadReopened { .. } => "reopened".to_string(),
+            EventKind::LeadScored { value, previous } => match previous {
+                Some(p) => format!("scored {value} (was {p})"),
+                None => format!("scored {value}"),
+            },
             EventKind::CommentAdded { excerpt, .. } => format!("comment: {excerpt}"),
             EventKind::RequestOpened { title, .. } => format!("request opened: {title}"),
             EventKind::RequestStatusChanged { from, to } => {

@@ -141,6 +141,10 @@ record! {
         /// The host's own code for the lead (its ERP's opportunity or enquiry number), unique in the tenant.
         #[serde(default)]
         host_ref: Option<String> => Option<&str> = deref,
+        /// The score the tenant's own history gives it (`crm-scoring`): the chance of winning in percent, with its
+        /// reasons. Set by [`LeadCommand::Score`]; staff only (the portal never shows leads' scores).
+        #[serde(default)]
+        score: Option<LeadScore> => Option<&LeadScore> = as_ref,
         /// Optimistic-concurrency version, 1 on creation.
         version: u64,
         /// When it was entered.
@@ -333,6 +337,7 @@ impl NewLead {
             priority: self.priority,
             tags: crate::partner::build_tags(self.tags)?,
             host_ref: crate::partner::host_ref(self.host_ref.as_deref())?,
+            score: None,
             version: 1,
             created_at: now,
             updated_at: now,
@@ -395,6 +400,74 @@ pub struct LeadPatch {
     pub host_ref: Option<Option<String>>,
 }
 
+/// A lead's score: the chance of winning its tenant's history gives it, in percent, and why.
+///
+/// Computed outside the core (the `crm-scoring` crate fits a model on the tenant's won and lost leads) and set with
+/// [`LeadCommand::Score`]; the board sorts by it ([`crate::store::LeadSort::ScoreDesc`]) and the rules read it as
+/// `ev.lead.score` on `lead_scored`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeadScore {
+    /// The chance of winning, 0–100.
+    pub value: u8,
+    /// The largest contributions, largest first (at most [`LeadScore::MAX_REASONS`]).
+    pub reasons: Vec<ScoreReason>,
+    /// When it was computed.
+    pub scored_at: Timestamp,
+}
+
+/// One reason of a [`LeadScore`]: a feature and its contribution to the log-odds of winning.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScoreReason {
+    /// The feature, as a person reads it (`past purchases`, `industry: wholesale`, `not brought by a campaign`).
+    pub feature: String,
+    /// Its contribution to the log-odds of winning, to 2 places: positive raises the score.
+    pub contribution: rust_decimal::Decimal,
+}
+
+impl LeadScore {
+    /// The most reasons a score keeps.
+    pub const MAX_REASONS: usize = 10;
+
+    /// Checks a score: a value of at most 100, at most [`LeadScore::MAX_REASONS`] reasons with named features.
+    ///
+    /// ```
+    /// use crm_core::lead::{LeadScore, ScoreReason};
+    /// let s = LeadScore { value: 101, reasons: vec![], scored_at: chrono::Utc::now() };
+    /// assert_eq!(s.validate().unwrap_err().field(), Some("score.value"));
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Invalid`] naming `score.value`, `score.reasons` or `score.reasons.feature`.
+    pub fn validate(&self) -> Result<()> {
+        if self.value > 100 {
+            return Err(Error::invalid(
+                "score.value",
+                format!("{} is above 100", self.value),
+            ));
+        }
+        if self.reasons.len() > Self::MAX_REASONS {
+            return Err(Error::invalid(
+                "score.reasons",
+                format!(
+                    "{} reasons; at most {}",
+                    self.reasons.len(),
+                    Self::MAX_REASONS
+                ),
+            ));
+        }
+        for r in &self.reasons {
+            validate::name("score.reasons.feature", &r.feature)?;
+        }
+        Ok(())
+    }
+
+    /// Whether two scores say the same (the value and the reasons, whenever computed).
+    pub fn same_as(&self, other: &LeadScore) -> bool {
+        self.value == other.value && self.reasons == other.reasons
+    }
+}
+
 /// What to do to a lead.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -423,6 +496,10 @@ pub enum LeadCommand {
     },
     /// Change fields.
     Update(LeadPatch),
+    /// Set the lead's score (an open lead only). A score that says the same as the current one changes nothing;
+    /// another bumps the version but not `updated_at` (a nightly rescoring does not make every lead look worked on)
+    /// and records [`EventKind::LeadScored`].
+    Score(LeadScore),
 }
 
 /// What [`apply`] needs to know besides the lead and the pipeline.
@@ -612,6 +689,28 @@ pub fn apply(
             if !changes.is_empty() {
                 events.push(EventKind::LeadUpdated { changes });
             }
+        }
+        LeadCommand::Score(score) => {
+            require_open(lead)?;
+            score.validate()?;
+            if lead.score.as_ref().is_some_and(|s| s.same_as(&score)) {
+                return Ok(Transition {
+                    lead: next,
+                    events,
+                    moved,
+                });
+            }
+            events.push(EventKind::LeadScored {
+                value: score.value,
+                previous: lead.score.as_ref().map(|s| s.value),
+            });
+            next.score = Some(score);
+            next.version = lead.version + 1;
+            return Ok(Transition {
+                lead: next,
+                events,
+                moved,
+            });
         }
     }
     next.probability = effective_probability(&next, pipeline)?;

@@ -308,6 +308,8 @@ pub enum LeadSort {
     UpdatedDesc,
     /// Largest expected revenue first (amount only, whatever the currency; leads without one last).
     ExpectedRevenueDesc,
+    /// Highest score first ([`crate::lead::LeadScore`]; leads without one last): whom to call first.
+    ScoreDesc,
 }
 
 impl LeadSort {
@@ -320,6 +322,7 @@ impl LeadSort {
                 .expected_revenue
                 .map(|m| m.to_units())
                 .unwrap_or(i64::MIN),
+            Self::ScoreDesc => lead.score.as_ref().map_or(-1, |s| i64::from(s.value)),
         }
     }
 

@@ -74,6 +74,7 @@ pub fn when_words(trigger: &str, timers: &[TimerTrigger]) -> String {
         "lead_won" => "a lead is won".into(),
         "lead_lost" => "a lead is lost".into(),
         "lead_reopened" => "a lead is reopened".into(),
+        "lead_scored" => "a lead's score changes".into(),
         "comment_added" => "a comment is added".into(),
         "request_opened" => "a request is opened".into(),
         "request_updated" => "a request is changed".into(),

@@ -132,6 +132,40 @@ impl RuleEngine for NativeScheme {
                         format!("\"{lead_title}\" joins the win-back call list."),
                     ));
                 }
+                EventKind::LeadScored { value, previous }
+                    if *value > 80 && previous.is_none_or(|p| p <= 80) =>
+                {
+                    let score = views
+                        .lead
+                        .as_ref()
+                        .and_then(|l| l.score())
+                        .map(|s| s.value.to_string())
+                        .unwrap_or_else(|| "()".into());
+                    let why: Vec<&str> = views
+                        .lead
+                        .as_ref()
+                        .and_then(|l| l.score())
+                        .map(|s| {
+                            s.reasons
+                                .iter()
+                                .filter(|r| r.contribution > Decimal::ZERO)
+                                .map(|r| r.feature.as_str())
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                    d.actions.push(notify(
+                        "hot_lead",
+                        Recipient::FirstOf(vec![
+                            Recipient::ManagerOf(Box::new(Recipient::Owner)),
+                            role("sales_manager"),
+                        ]),
+                        format!("Hot lead (score {score}): {lead_title}"),
+                        format!(
+                            "\"{lead_title}\" now scores {score} of 100 ({}): call it first.",
+                            why.join(", ")
+                        ),
+                    ));
+                }
                 EventKind::InvoiceRecorded {
                     kind: crm_core::kinds::DocumentKind::Invoice,
                     version: 1,

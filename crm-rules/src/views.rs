@@ -168,7 +168,7 @@ view_fields!(
         updated_at,
         stage_entered_at,
     ],
-    also ["status", "revenue", "currency"]
+    also ["status", "revenue", "currency", "score", "score_reasons"]
 );
 
 view_fields!(
@@ -279,6 +279,30 @@ pub fn register(engine: &mut rhai::Engine) {
     engine.register_get("currency", |v: &mut LeadView| {
         currency(v.0.expected_revenue().as_ref())
     });
+    // The score as a number a rule compares (`ev.lead.score > 80`), `()` before the first; its reasons as a list
+    // of `#{feature, contribution}` (the contribution a decimal).
+    engine.register_get("score", |v: &mut LeadView| {
+        v.0.score()
+            .map(|s| Dynamic::from_int(i64::from(s.value)))
+            .unwrap_or(Dynamic::UNIT)
+    });
+    engine.register_get("score_reasons", |v: &mut LeadView| {
+        let reasons: rhai::Array =
+            v.0.score()
+                .map(|s| {
+                    s.reasons
+                        .iter()
+                        .map(|r| {
+                            let mut m = rhai::Map::new();
+                            m.insert("feature".into(), Dynamic::from(r.feature.clone()));
+                            m.insert("contribution".into(), Dynamic::from_decimal(r.contribution));
+                            Dynamic::from_map(m)
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+        Dynamic::from_array(reasons)
+    });
     register_partner(engine);
     register_request(engine);
     engine.register_type_with_name::<DocumentView>("Document");
@@ -354,6 +378,7 @@ pub const EVENTS: &[&str] = &[
     "lead_won",
     "lead_lost",
     "lead_reopened",
+    "lead_scored",
     "comment_added",
     "request_opened",
     "request_updated",
@@ -434,6 +459,7 @@ pub fn sample_event(
             "competitor": null, "note": null}),
         ),
         "lead_reopened" => k(json!({"type": name, "stage": stage})),
+        "lead_scored" => k(json!({"type": name, "value": 85, "previous": 60})),
         "comment_added" => k(json!({"type": name, "comment": id("comment"),
             "target": {"type": "lead", "id": id("lead")}, "excerpt": ""})),
         "request_opened" => k(

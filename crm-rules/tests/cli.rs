@@ -55,11 +55,11 @@ fn check_and_test_pass_on_the_example_scheme() {
     passed_with(
         run(&["check", dir]),
         &[
-            "11 rules compile",
+            "12 rules compile",
             "timers: lead_idle:3, lead_idle:7, request_overdue:0, request_overdue:2",
         ],
     );
-    passed_with(run(&["test", dir]), &["30 passed, 0 failed"]);
+    passed_with(run(&["test", dir]), &["34 passed, 0 failed"]);
 }
 
 #[test]
@@ -85,7 +85,7 @@ fn a_failing_case_shows_the_difference() {
             "negotiation above the threshold informs management",
             "\"people\":[\"mihai\"]",
             "\"people\":[\"elena\"]",
-            "29 passed, 1 failed",
+            "33 passed, 1 failed",
         ],
     );
 }

@@ -372,7 +372,7 @@ fn the_rule_set_can_be_replaced_while_other_threads_evaluate() {
     )
     .unwrap();
     let old = engine.replace(replacement);
-    assert_eq!(old.rules().len(), 11);
+    assert_eq!(old.rules().len(), 12);
     std::thread::sleep(std::time::Duration::from_millis(50));
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     for h in handles {

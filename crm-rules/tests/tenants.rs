@@ -148,7 +148,7 @@ async fn a_scheme_loads_from_a_directory_and_an_unknown_role_keeps_the_old_one()
     let acme = TenantId::new();
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/rules");
     let set = o.registry.load_dir(acme, &dir).unwrap();
-    assert_eq!(set.rules().len(), 11);
+    assert_eq!(set.rules().len(), 12);
     assert!(o
         .registry
         .timers_for(acme)
@@ -167,7 +167,7 @@ async fn a_scheme_loads_from_a_directory_and_an_unknown_role_keeps_the_old_one()
     let e = o.registry.load_dir(acme, tmp).unwrap_err();
     assert!(e.to_string().contains("welcome.rhai:2:"), "{e}");
     assert!(e.to_string().contains("unknown role `marketing`"), "{e}");
-    assert_eq!(o.registry.scheme(acme).rules().len(), 11);
+    assert_eq!(o.registry.scheme(acme).rules().len(), 12);
 }
 
 #[tokio::test]

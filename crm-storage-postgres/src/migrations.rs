@@ -59,6 +59,7 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
     Migration::new(17, "campaign_holdouts", || {
         schema::holdouts(Dialect::Postgres)
     }),
+    Migration::new(18, "lead_scores", || schema::lead_scores(Dialect::Postgres)),
 ];
 
 /// The advisory-lock key of a schema's migrations: FNV-1a of a fixed prefix and the schema name, so the key is the

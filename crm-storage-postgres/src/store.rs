@@ -770,10 +770,15 @@ fn leads_sql(tenant: TenantId, q: &LeadQuery, after: Option<(i64, Uuid)>) -> Res
     use crm_core::store::LeadSort;
     let mut sql = Sql::new();
     let t = sql.bind(*tenant.as_uuid());
+    let score_key;
     let key = match q.sort {
         LeadSort::CreatedDesc | LeadSort::CreatedAsc => "l.created_us",
         LeadSort::UpdatedDesc => "l.updated_us",
         LeadSort::ExpectedRevenueDesc => "l.revenue_key",
+        LeadSort::ScoreDesc => {
+            score_key = crm_storage_sql::schema::lead_score_key(Dialect::Postgres, "l.doc");
+            score_key.as_str()
+        }
     };
     let needle = q.text_needle();
     let mut text = String::from("SELECT l.doc FROM leads l");

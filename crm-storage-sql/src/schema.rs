@@ -585,6 +585,25 @@ pub fn holdouts(dialect: Dialect) -> String {
     )
 }
 
+/// The `ScoreDesc` sort key of a lead's document `doc` (`l.doc` in a query): its score's value, -1 without one, as
+/// [`crm_core::store::LeadSort::key`] computes it. The `leads_by_score` index holds exactly this expression.
+pub fn lead_score_key(dialect: Dialect, doc: &str) -> String {
+    match dialect {
+        Dialect::Sqlite => format!("coalesce(json_extract({doc}, '$.score.value'), -1)"),
+        Dialect::Postgres => format!("coalesce((({doc} -> 'score') ->> 'value')::bigint, -1)"),
+    }
+}
+
+/// The lead-scores migration (SQLite's 19, PostgreSQL's 18): the score lives in the lead's document (no new column,
+/// no rewrite of existing rows), and an index on its sort key lets the board list a tenant's leads best first
+/// without sorting them all.
+pub fn lead_scores(dialect: Dialect) -> String {
+    format!(
+        "CREATE INDEX leads_by_score ON leads (tenant, ({}), id);\n",
+        lead_score_key(dialect, "doc")
+    )
+}
+
 /// The sales timers' migration (SQLite's 8, PostgreSQL's 7): the indexes the quotation expiry rule reads (the sent
 /// quotations by validity date, a partial index holding only sent ones) and the meeting reminders read (the
 /// scheduled meetings by start).

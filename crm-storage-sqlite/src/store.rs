@@ -53,7 +53,7 @@ pub struct SqliteStore {
 /// 10 and 11 (host references), 12 (settings), 13 (merges), 14 (subject keys), 15 (lead merges), 16 (the sales
 /// roll-ups, `crm_storage_sql::rollup`), 17 (the segments' roll-ups) and 18 (campaign holdouts), generated from
 /// `crm_storage_sql::schema` as PostgreSQL's are.
-static GENERATED: std::sync::LazyLock<[String; 16]> = std::sync::LazyLock::new(|| {
+static GENERATED: std::sync::LazyLock<[String; 17]> = std::sync::LazyLock::new(|| {
     [
         crm_storage_sql::schema::init(Dialect::Sqlite),
         crm_storage_sql::schema::commerce(Dialect::Sqlite),
@@ -71,14 +71,19 @@ static GENERATED: std::sync::LazyLock<[String; 16]> = std::sync::LazyLock::new(|
         crm_storage_sql::rollup::schema(Dialect::Sqlite),
         crm_storage_sql::rollup::partner_schema(Dialect::Sqlite),
         crm_storage_sql::schema::holdouts(Dialect::Sqlite),
+        crm_storage_sql::schema::lead_scores(Dialect::Sqlite),
     ]
 });
+
+/// The score sort key of a lead row `l` (the `leads_by_score` index's expression).
+static SCORE_KEY: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(|| crm_storage_sql::schema::lead_score_key(Dialect::Sqlite, "l.doc"));
 
 /// The most writes a change set has to commit on the caller's thread (see `commit_changes`).
 const SMALL_COMMIT: usize = 64;
 
 /// How many migrations there are.
-const MIGRATIONS: usize = 18;
+const MIGRATIONS: usize = 19;
 
 /// The migrations' statements, in order.
 fn migration_sql() -> [&'static str; MIGRATIONS] {
@@ -101,6 +106,7 @@ fn migration_sql() -> [&'static str; MIGRATIONS] {
         &GENERATED[13],
         &GENERATED[14],
         &GENERATED[15],
+        &GENERATED[16],
     ]
 }
 
@@ -984,6 +990,7 @@ fn query_leads(conn: &Connection, tenant: TenantId, q: &LeadQuery) -> Result<Pag
         LeadSort::CreatedDesc | LeadSort::CreatedAsc => "l.created_at",
         LeadSort::UpdatedDesc => "l.updated_at",
         LeadSort::ExpectedRevenueDesc => "l.revenue_key",
+        LeadSort::ScoreDesc => SCORE_KEY.as_str(),
     };
     keyset(
         &mut sql,

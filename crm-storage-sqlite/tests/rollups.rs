@@ -54,12 +54,13 @@ async fn the_migration_builds_the_rollups_of_existing_documents() {
     let q = SumsQuery::by(GroupBy::Group, year, reporting);
     let want = commerce.profit_sums(tenant, &q).await.unwrap();
     assert!(!want.is_empty());
-    // Back to migration 15: no roll-up table, no holdout column.
+    // Back to migration 15: no roll-up table, no holdout column, no score index.
     sqlite
         .with_writer(|c| {
             c.execute_batch(
                 "DROP TABLE sales_months; DROP TABLE partner_last_sales; DROP TABLE bought_months; \
-                 ALTER TABLE campaign_targets DROP COLUMN holdout; PRAGMA user_version = 15;",
+                 ALTER TABLE campaign_targets DROP COLUMN holdout; DROP INDEX leads_by_score; \
+                 PRAGMA user_version = 15;",
             )
                 .map_err(|e| crm_core::Error::invalid("sql", e.to_string()))
         })

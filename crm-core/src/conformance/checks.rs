@@ -871,6 +871,115 @@ pub async fn check_query_filters(store: &Arc<dyn Store>) {
     assert_eq!(run(q(&|q| q.pipeline = Some(pipeline))).await.len(), 2);
 }
 
+/// A lead's score: stored with its reasons, read back exactly, `lead_scored` in its timeline; the same score again
+/// changes nothing; a new one bumps the version but not `updated_at`; above 100, or on a closed lead, is refused and
+/// writes nothing; another tenant's lead reads as not found.
+pub async fn check_lead_scores(store: &Arc<dyn Store>) {
+    use crate::lead::{LeadScore, ScoreReason};
+    let w = World::new(store).await;
+    let lead = w.lead("Scored", Some("1000")).await;
+    w.tick(5);
+    let score = |value: u8, c: i64| LeadScore {
+        value,
+        reasons: vec![
+            ScoreReason {
+                feature: "past purchases".into(),
+                contribution: Decimal::new(c, 2),
+            },
+            ScoreReason {
+                feature: "not industry: retail".into(),
+                contribution: Decimal::new(-37, 2),
+            },
+        ],
+        scored_at: w.clock.now(),
+    };
+    let first = w
+        .act(lead.id, LeadCommand::Score(score(82, 131)))
+        .await
+        .unwrap();
+    assert_eq!(first.version, lead.version + 1);
+    assert_eq!(
+        first.updated_at, lead.updated_at,
+        "a score is not work on the lead"
+    );
+    let read = store.lead(w.tenant, lead.id).await.unwrap();
+    assert_eq!(read.score(), Some(&score(82, 131)));
+    assert_eq!(read, first);
+    // The same score later changes nothing.
+    w.tick(60);
+    let again = w
+        .act(lead.id, LeadCommand::Score(score(82, 131)))
+        .await
+        .unwrap();
+    assert_eq!(again.version, first.version);
+    assert_eq!(store.lead(w.tenant, lead.id).await.unwrap(), first);
+    // A new one replaces it.
+    let second = w
+        .act(lead.id, LeadCommand::Score(score(64, 90)))
+        .await
+        .unwrap();
+    assert_eq!(second.version, first.version + 1);
+    assert_eq!(second.score().map(|s| s.value), Some(64));
+    let timeline = w
+        .crm
+        .timeline(w.tenant, TimelineOf::Lead(lead.id), &PageRequest::first(50))
+        .await
+        .unwrap();
+    let scored: Vec<(u8, Option<u8>)> = timeline
+        .items
+        .iter()
+        .filter_map(|e| match e.kind {
+            EventKind::LeadScored { value, previous } => Some((value, previous)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(scored, vec![(64, Some(82)), (82, None)], "newest first");
+    // Bad scores: above 100, too many reasons, an empty feature; nothing written.
+    let e = w
+        .act(lead.id, LeadCommand::Score(score(101, 0)))
+        .await
+        .unwrap_err();
+    assert_eq!(e.field(), Some("score.value"), "{e}");
+    let mut many = score(50, 0);
+    many.reasons = vec![many.reasons[0].clone(); LeadScore::MAX_REASONS + 1];
+    let e = w.act(lead.id, LeadCommand::Score(many)).await.unwrap_err();
+    assert_eq!(e.field(), Some("score.reasons"), "{e}");
+    let mut blank = score(50, 0);
+    blank.reasons[0].feature = " ".into();
+    let e = w.act(lead.id, LeadCommand::Score(blank)).await.unwrap_err();
+    assert_eq!(e.field(), Some("score.reasons.feature"), "{e}");
+    assert_eq!(store.lead(w.tenant, lead.id).await.unwrap(), second);
+    // A closed lead is not scored.
+    let won = w.act(lead.id, LeadCommand::Win).await.unwrap();
+    let e = w
+        .act(lead.id, LeadCommand::Score(score(99, 0)))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(e, Error::Transition(TransitionError::NotOpen { .. })),
+        "{e}"
+    );
+    assert_eq!(store.lead(w.tenant, lead.id).await.unwrap(), won);
+    assert_eq!(
+        won.score(),
+        second.score(),
+        "a won lead keeps its last score"
+    );
+    // Another tenant cannot score it.
+    let other = Context::user(TenantId::new(), UserId::new());
+    let e = w
+        .crm
+        .transition(
+            &other,
+            lead.id,
+            won.version,
+            LeadCommand::Score(score(1, 0)),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(e, Error::NotFound { .. }), "{e}");
+}
+
 /// Keyset pagination returns every lead once, in order, for every sort, even with inserts between pages.
 pub async fn check_keyset_pagination(store: &Arc<dyn Store>) {
     let w = World::new(store).await;
@@ -881,7 +990,17 @@ pub async fn check_keyset_pagination(store: &Arc<dyn Store>) {
         } else {
             Some(format!("{}", (i * 37) % 5 * 10))
         };
-        all.push(w.lead(&format!("Lead {i}"), rev.as_deref()).await);
+        let mut lead = w.lead(&format!("Lead {i}"), rev.as_deref()).await;
+        // Scores with a tie (leads 1 and 4 score 40), one lead without (last by score).
+        if i != 3 {
+            let score = crate::lead::LeadScore {
+                value: [90, 40, 75, 0, 40, 100, 5][i],
+                reasons: Vec::new(),
+                scored_at: w.clock.now(),
+            };
+            lead = w.act(lead.id, LeadCommand::Score(score)).await.unwrap();
+        }
+        all.push(lead);
         if i % 2 == 0 {
             w.tick(1);
         }
@@ -891,6 +1010,7 @@ pub async fn check_keyset_pagination(store: &Arc<dyn Store>) {
         LeadSort::CreatedAsc,
         LeadSort::UpdatedDesc,
         LeadSort::ExpectedRevenueDesc,
+        LeadSort::ScoreDesc,
     ] {
         let mut expected = all.clone();
         expected.sort_by(|a, b| {

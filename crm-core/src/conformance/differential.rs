@@ -217,6 +217,8 @@ pub enum Op {
         merged: usize,
         undo: bool,
     },
+    /// Score a lead (above 100 is refused; an equal score changes nothing).
+    Score { lead: usize, value: u8, reasons: u8 },
     /// Advance the clock.
     Tick { minutes: u16 },
     /// Read everything back through a random query (compared page by page).
@@ -252,8 +254,9 @@ fn op() -> impl Strategy<Value = Op> {
         2 => (0usize..16, 0u8..4).prop_map(|(request, status)| Op::RequestStatus { request, status }),
         2 => (0usize..16, 0usize..16, proptest::bool::weighted(0.3))
             .prop_map(|(survivor, merged, undo)| Op::MergeLeads { survivor, merged, undo }),
+        2 => (0usize..16, 0u8..104, 0u8..3).prop_map(|(lead, value, reasons)| Op::Score { lead, value, reasons }),
         2 => (0u16..600).prop_map(|minutes| Op::Tick { minutes }),
-        2 => (proptest::option::of(0u8..4), proptest::option::of(0u8..3), proptest::option::of(0u8..3), proptest::option::of(0u8..4), 0u8..4, 1u8..6, proptest::option::of(0u16..900), proptest::option::of(-5i8..6))
+        2 => (proptest::option::of(0u8..4), proptest::option::of(0u8..3), proptest::option::of(0u8..3), proptest::option::of(0u8..4), 0u8..5, 1u8..6, proptest::option::of(0u16..900), proptest::option::of(-5i8..6))
             .prop_map(|(status, owner, tag, text, sort, page, cutoff, close)| Op::Query { status, owner, tag, text, sort, page, cutoff, close }),
     ]
 }
@@ -526,6 +529,25 @@ async fn run_ops(real: Arc<dyn Store>, ops: Vec<Op>) {
                         .await;
                 }
             }
+            Op::Score {
+                lead,
+                value,
+                reasons,
+            } => {
+                if let Some(id) = pick(&leads, lead) {
+                    let score = crate::lead::LeadScore {
+                        value,
+                        reasons: (0..reasons)
+                            .map(|i| crate::lead::ScoreReason {
+                                feature: format!("feature {i}"),
+                                contribution: rust_decimal::Decimal::new(i64::from(value) - 50, 2),
+                            })
+                            .collect(),
+                        scored_at: w.clock.now(),
+                    };
+                    let _ = w.act(id, LeadCommand::Score(score)).await;
+                }
+            }
             Op::Tick { minutes } => w.clock.advance(Duration::minutes(minutes as i64)),
             Op::Query {
                 status,
@@ -556,6 +578,7 @@ async fn run_ops(real: Arc<dyn Store>, ops: Vec<Op>) {
                         LeadSort::CreatedAsc,
                         LeadSort::UpdatedDesc,
                         LeadSort::ExpectedRevenueDesc,
+                        LeadSort::ScoreDesc,
                     ][sort as usize],
                     page: PageRequest::first(page as u32),
                     updated_before: ago,

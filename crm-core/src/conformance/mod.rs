@@ -149,6 +149,7 @@ macro_rules! backend_conformance_tests {
                 check_board,
                 check_query_filters,
                 check_keyset_pagination,
+                check_lead_scores,
                 check_requests_overdue_first,
                 check_timer_queries,
                 check_comments_and_timelines,
