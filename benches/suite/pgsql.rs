@@ -659,22 +659,33 @@ pub async fn attribution_inputs(
             gross_profit_units: r.get::<_, i64>(4) as i128,
         });
     }
-    let s = pg
-        .stmt(
+    // The leads a campaign brought (on their creation day) and the meetings held about them (on their start).
+    for (text, kind) in [
+        (
             "SELECT doc -> 'source' ->> 'campaign', partner, created_us FROM leads WHERE tenant = $1 \
              AND doc -> 'source' ->> 'campaign' IS NOT NULL AND status <> 3 AND created_us >= $2 AND created_us < $3",
-        )
-        .await?;
-    for r in pg.client.query(&s, &[t, &mf, &mt]).await.map_err(pe)? {
-        let c: String = r.get(0);
-        inputs.touches.push(Touch {
-            partner: crm_core::id::PartnerId::from_uuid(r.get(1)),
-            on: chrono::DateTime::from_timestamp_micros(r.get(2))
-                .ok_or("a time")?
-                .date_naive(),
-            kind: TouchKind::Lead,
-            campaign: CampaignId::from_uuid(c.parse().map_err(|e: uuid::Error| e.to_string())?),
-        });
+            TouchKind::Lead,
+        ),
+        (
+            "SELECT l.doc -> 'source' ->> 'campaign', l.partner, m.starts_us FROM meetings m \
+             JOIN leads l ON l.tenant = m.tenant AND l.id = m.lead WHERE m.tenant = $1 AND m.status = 1 \
+             AND m.starts_us >= $2 AND m.starts_us < $3 AND l.status <> 3 \
+             AND l.doc -> 'source' ->> 'campaign' IS NOT NULL",
+            TouchKind::Meeting,
+        ),
+    ] {
+        let s = pg.stmt(text).await?;
+        for r in pg.client.query(&s, &[t, &mf, &mt]).await.map_err(pe)? {
+            let c: String = r.get(0);
+            inputs.touches.push(Touch {
+                partner: crm_core::id::PartnerId::from_uuid(r.get(1)),
+                on: chrono::DateTime::from_timestamp_micros(r.get(2))
+                    .ok_or("a time")?
+                    .date_naive(),
+                kind,
+                campaign: CampaignId::from_uuid(c.parse().map_err(|e: uuid::Error| e.to_string())?),
+            });
+        }
     }
     let mut names = std::collections::BTreeMap::new();
     let s = pg

@@ -1946,34 +1946,45 @@ pub mod sql {
                 gross_profit_units: gp as i128,
             });
         }
-        let mut s = conn
-            .prepare_cached(
+        // The leads a campaign brought (on their creation day) and the meetings held about them (on their start).
+        for (text, kind) in [
+            (
                 "SELECT json_extract(doc, '$.source.campaign'), partner, created_at FROM leads WHERE tenant = ?1 \
                  AND json_extract(doc, '$.source.campaign') IS NOT NULL AND status <> 3 \
                  AND created_at >= ?2 AND created_at < ?3",
-            )
-            .map_err(se)?;
-        let rows = s
-            .query_map(params![t, mf, mt], |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, Vec<u8>>(1)?,
-                    r.get::<_, i64>(2)?,
-                ))
-            })
-            .map_err(se)?;
-        for r in rows {
-            let (c, p, at) = r.map_err(se)?;
-            inputs.touches.push(Touch {
-                partner: crm_core::id::PartnerId::from_uuid(uuid(p)?),
-                on: chrono::DateTime::from_timestamp_micros(at)
-                    .ok_or("a time")?
-                    .date_naive(),
-                kind: TouchKind::Lead,
-                campaign: crm_core::id::CampaignId::from_uuid(
-                    c.parse().map_err(|e: uuid::Error| e.to_string())?,
-                ),
-            });
+                TouchKind::Lead,
+            ),
+            (
+                "SELECT json_extract(l.doc, '$.source.campaign'), l.partner, m.starts_us FROM meetings m \
+                 JOIN leads l ON l.tenant = m.tenant AND l.id = m.lead WHERE m.tenant = ?1 AND m.status = 1 \
+                 AND m.starts_us >= ?2 AND m.starts_us < ?3 AND l.status <> 3 \
+                 AND json_extract(l.doc, '$.source.campaign') IS NOT NULL",
+                TouchKind::Meeting,
+            ),
+        ] {
+            let mut s = conn.prepare_cached(text).map_err(se)?;
+            let rows = s
+                .query_map(params![t, mf, mt], |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, Vec<u8>>(1)?,
+                        r.get::<_, i64>(2)?,
+                    ))
+                })
+                .map_err(se)?;
+            for r in rows {
+                let (c, p, at) = r.map_err(se)?;
+                inputs.touches.push(Touch {
+                    partner: crm_core::id::PartnerId::from_uuid(uuid(p)?),
+                    on: chrono::DateTime::from_timestamp_micros(at)
+                        .ok_or("a time")?
+                        .date_naive(),
+                    kind,
+                    campaign: crm_core::id::CampaignId::from_uuid(
+                        c.parse().map_err(|e: uuid::Error| e.to_string())?,
+                    ),
+                });
+            }
         }
         let mut names = std::collections::BTreeMap::new();
         let mut s = conn

@@ -266,6 +266,20 @@ pub enum EventKind {
         /// Every cost booked on it so far, in the reporting currency.
         spent: Money,
     },
+    /// A campaign's costs passed one of the tenant's budget alerts (a share of its budget, in percent: the setting
+    /// `campaign.budget_alerts`); once per alert and crossing.
+    BudgetThresholdPassed {
+        /// The campaign.
+        campaign: crate::id::CampaignId,
+        /// Its name.
+        name: String,
+        /// The share of the budget passed, in percent (1–99).
+        percent: u8,
+        /// Its budget.
+        budget: Money,
+        /// Every cost booked on it so far, in the reporting currency.
+        spent: Money,
+    },
     /// An e-mail or SMS campaign's message was set.
     CampaignMessageSet {
         /// The campaign.
@@ -630,6 +644,7 @@ variant_names! {
         CampaignClosed => "campaign_closed",
         CampaignCostAdded => "campaign_cost_added",
         BudgetExceeded => "budget_exceeded",
+        BudgetThresholdPassed => "budget_threshold_passed",
         CampaignMessageSet => "campaign_message_set",
         CampaignMessagesQueued => "campaign_messages_queued",
         CampaignMessageReported => "campaign_message_reported",
@@ -772,6 +787,7 @@ impl EventKind {
             | Self::CampaignClosed { campaign }
             | Self::CampaignCostAdded { campaign, .. }
             | Self::BudgetExceeded { campaign, .. }
+            | Self::BudgetThresholdPassed { campaign, .. }
             | Self::CampaignMessageSet { campaign }
             | Self::CampaignMessagesQueued { campaign, .. }
             | Self::CampaignMessageReported { campaign, .. }
@@ -1017,6 +1033,15 @@ impl DomainEvent {
                 spent,
                 ..
             } => format!("campaign `{name}` over budget: {spent} spent of {budget}"),
+            EventKind::BudgetThresholdPassed {
+                name,
+                percent,
+                budget,
+                spent,
+                ..
+            } => format!(
+                "campaign `{name}` past {percent} % of its budget: {spent} spent of {budget}"
+            ),
             EventKind::CallOutcomeRecorded { outcome, .. } => {
                 format!("call outcome: {}", outcome.as_str().replace('_', " "))
             }

@@ -84,6 +84,7 @@ pub fn when_words(trigger: &str, timers: &[TimerTrigger]) -> String {
         "payment_recorded" => "a payment is recorded".into(),
         "payment_received" => "a payment is received".into(),
         "budget_exceeded" => "a campaign's costs pass its budget".into(),
+        "budget_threshold_passed" => "a campaign's costs pass a share of its budget".into(),
         "campaign_created" => "a campaign is created".into(),
         "campaign_launched" => "a campaign is launched".into(),
         "campaign_closed" => "a campaign is closed".into(),
@@ -172,7 +173,8 @@ pub fn owner_words(trigger: &str) -> &'static str {
         | "campaign_cost_added"
         | "campaign_message_set"
         | "campaign_messages_queued"
-        | "budget_exceeded" => "the campaign's owner",
+        | "budget_exceeded"
+        | "budget_threshold_passed" => "the campaign's owner",
         _ => "the lead's owner",
     }
 }

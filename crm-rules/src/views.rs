@@ -392,6 +392,7 @@ pub const EVENTS: &[&str] = &[
     "campaign_closed",
     "campaign_cost_added",
     "budget_exceeded",
+    "budget_threshold_passed",
     "campaign_message_set",
     "campaign_messages_queued",
     "campaign_message_reported",
@@ -484,6 +485,10 @@ pub fn sample_event(
         "budget_exceeded" => k(
             json!({"type": name, "campaign": id("campaign"), "name": "Campaign", "budget": eur,
             "spent": eur}),
+        ),
+        "budget_threshold_passed" => k(
+            json!({"type": name, "campaign": id("campaign"), "name": "Campaign", "percent": 80,
+            "budget": eur, "spent": eur}),
         ),
         "campaign_closed" => k(json!({"type": name, "campaign": id("campaign")})),
         "campaign_cost_added" => {

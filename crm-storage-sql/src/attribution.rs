@@ -1,8 +1,8 @@
 //! The reads of an attribution report ([`crm_core::commerce::attribution`]), one batch (one snapshot): the period's
 //! sales count and gross profit from the roll-ups, the sales a touch or link may credit (those of partners some
 //! campaign targeted or brought a lead for, and the linked ones), the targets of launched campaigns with the day
-//! their call reached them, the launched campaigns (their launch day is in their document) and the leads with a
-//! source campaign created in range. The touches' days are filtered here, in Rust, exactly as the reference does.
+//! their call reached them, the launched campaigns (their launch day is in their document), the leads with a
+//! source campaign created in range and the meetings held in range about such leads. The touches' days are filtered here, in Rust, exactly as the reference does.
 
 use crate::run::{corrupt, Runner};
 use crate::Cell;
@@ -15,7 +15,8 @@ use crm_core::id::{CampaignId, DocumentId, PartnerId, TenantId};
 use crm_core::Result;
 use std::collections::BTreeMap;
 
-/// The five statements of [`attribution_inputs`], in order: totals, sales, targets, campaigns, leads.
+/// The six statements of [`attribution_inputs`], in order: totals, sales, targets, campaigns, leads, held meetings
+/// about leads with a source campaign.
 ///
 /// ```
 /// use crm_core::commerce::{AttributionScope, Period};
@@ -26,7 +27,7 @@ use std::collections::BTreeMap;
 ///     reporting: crm_core::money::Currency::parse("EUR").unwrap(),
 /// };
 /// let sql = attribution_sql(Dialect::Postgres, crm_core::id::TenantId::new(), &scope);
-/// assert_eq!(sql.len(), 5);
+/// assert_eq!(sql.len(), 6);
 /// assert!(sql[0].text.contains("sales_months"));
 /// ```
 pub fn attribution_sql(dialect: Dialect, tenant: TenantId, scope: &AttributionScope) -> Vec<Sql> {
@@ -98,7 +99,19 @@ pub fn attribution_sql(dialect: Dialect, tenant: TenantId, scope: &AttributionSc
         );
         sql
     };
-    vec![totals, sales, targets, campaigns, leads]
+    let meetings = {
+        let (mut sql, t) = Sql::for_tenant(dialect, tenant);
+        let first = Period::new(scope.first_touch_day(), scope.period.to()).ok();
+        let (m1, m2) = micro_bounds(first);
+        let (a, b) = (sql.bind(m1), sql.bind(m2));
+        let held = crate::commerce::meeting_status_code(crm_core::sales::MeetingStatus::Held);
+        let source = dialect.json_text("l.doc", &["source", "campaign"]);
+        sql.text = format!(
+            "SELECT {source}, l.partner, m.starts_us FROM meetings m JOIN leads l ON l.tenant = m.tenant              AND l.id = m.lead WHERE m.tenant = {t} AND m.status = {held} AND m.starts_us >= {a}              AND m.starts_us < {b} AND l.status <> 3 AND {source} IS NOT NULL"
+        );
+        sql
+    };
+    vec![totals, sales, targets, campaigns, leads, meetings]
 }
 
 /// [`CampaignMeasuresExt::attribution_inputs`](crm_core::commerce::CampaignMeasuresExt::attribution_inputs) on a [`Runner`].
@@ -108,7 +121,7 @@ pub async fn attribution_inputs<R: Runner + ?Sized>(
     scope: &AttributionScope,
 ) -> Result<AttributionInputs> {
     scope.check()?;
-    let [totals, sales, targets, campaigns, leads]: [Vec<Vec<crate::Cell>>; 5] = r
+    let [totals, sales, targets, campaigns, leads, meetings]: [Vec<Vec<crate::Cell>>; 6] = r
         .rows_batch(attribution_sql(r.dialect(), tenant, scope))
         .await?
         .try_into()
@@ -174,21 +187,26 @@ pub async fn attribution_inputs<R: Runner + ?Sized>(
             }
         }
     }
-    for row in &leads {
-        let text = row[0].text("lead source campaign")?;
-        let campaign = text
-            .trim_matches('"')
-            .parse::<uuid::Uuid>()
-            .map(CampaignId::from_uuid)
-            .map_err(|e| corrupt("lead source campaign", e))?;
-        let on = day_of(row[2].int("lead created")?)?;
-        if in_range(on) {
-            inputs.touches.push(Touch {
-                partner: PartnerId::from_uuid(row[1].uuid("partner")?),
-                on,
-                kind: TouchKind::Lead,
-                campaign,
-            });
+    for (rows, kind, time) in [
+        (&leads, TouchKind::Lead, "lead created"),
+        (&meetings, TouchKind::Meeting, "meeting start"),
+    ] {
+        for row in rows {
+            let text = row[0].text("lead source campaign")?;
+            let campaign = text
+                .trim_matches('"')
+                .parse::<uuid::Uuid>()
+                .map(CampaignId::from_uuid)
+                .map_err(|e| corrupt("lead source campaign", e))?;
+            let on = day_of(row[2].int(time)?)?;
+            if in_range(on) {
+                inputs.touches.push(Touch {
+                    partner: PartnerId::from_uuid(row[1].uuid("partner")?),
+                    on,
+                    kind,
+                    campaign,
+                });
+            }
         }
     }
     inputs.normalize();

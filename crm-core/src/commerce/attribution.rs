@@ -2,8 +2,9 @@
 //!
 //! A **touch** is a campaign reaching a partner on a day: targeted by it (its launch day; a held-out partner is not
 //! touched), reached by its call (the day the call first reached them), sent its e-mail or text message (the day the
-//! host reported it delivered) and, separately, opened it (the day reported), or a lead the campaign brought (the
-//! lead's creation day). A sale (a sales invoice or credit note issued in the report's period) is credited to the touches
+//! host reported it delivered) and, separately, opened it (the day reported), a lead the campaign brought (the
+//! lead's creation day), or a meeting held about such a lead (the day it started; a scheduled or cancelled meeting
+//! touches nobody). A sale (a sales invoice or credit note issued in the report's period) is credited to the touches
 //! of its partner on or before its issue day and at most `lookback_days` before it, ordered by day, then kind, then
 //! campaign. The models:
 //!
@@ -48,6 +49,8 @@ pub enum TouchKind {
     Opened,
     /// The campaign brought a lead of the partner.
     Lead,
+    /// A meeting about a lead the campaign brought was held (the day it started).
+    Meeting,
 }
 
 /// One touch (see the [module docs](self)).

@@ -173,11 +173,13 @@ pub fn outcome_sums(
 
 /// A tenant's attribution inputs (see [`AttributionInputs`]): every sale of the period (in the reporting
 /// currency), and the touches in range — each target not held out on its campaign's launch day and on the day its
-/// call first reached it, each lead (not merged) with a source campaign on its creation day.
+/// call first reached it, each lead (not merged) with a source campaign on its creation day, each held meeting
+/// about such a lead on the day it started (the lead's partner touched).
 pub fn attribution_inputs(
     facts: Facts<'_>,
     targets: &[CampaignTarget],
     leads: &[Lead],
+    meetings: &[crate::sales::Meeting],
     campaigns: &[Campaign],
     scope: &AttributionScope,
 ) -> AttributionInputs {
@@ -226,6 +228,27 @@ pub fn attribution_inputs(
                     on,
                     kind: TouchKind::Lead,
                     campaign: c,
+                });
+            }
+        }
+    }
+    let sourced: BTreeMap<crate::id::LeadId, (PartnerId, CampaignId)> = leads
+        .iter()
+        .filter(|l| l.status.kind() != crate::lead::StatusKind::Merged)
+        .filter_map(|l| l.source.campaign.map(|c| (l.id, (l.partner, c))))
+        .collect();
+    for m in meetings
+        .iter()
+        .filter(|m| m.status() == crate::sales::MeetingStatus::Held)
+    {
+        if let Some((partner, campaign)) = m.lead().and_then(|l| sourced.get(&l)) {
+            let on = m.starts_at().date_naive();
+            if in_range(on) {
+                touches.push(Touch {
+                    partner: *partner,
+                    on,
+                    kind: TouchKind::Meeting,
+                    campaign: *campaign,
                 });
             }
         }

@@ -9,7 +9,9 @@ pub use super::portal::check_portal_reads_and_requests;
 pub use super::sales::{
     check_commerce_contracts, check_commerce_quotations, meeting_for, quotation_for,
 };
-pub use super::uplift::{check_campaign_attribution, check_campaign_uplift};
+pub use super::uplift::{
+    check_campaign_attribution, check_campaign_budget_alerts, check_campaign_uplift,
+};
 use super::World;
 use crate::actor::Context;
 use crate::commerce::reference::{self, CampaignFacts, Facts};
@@ -2442,7 +2444,7 @@ async fn run_case(store: Arc<dyn Store>, commerce: Arc<dyn CommerceStore>, spec:
                 .await
                 .expect("attribution");
         let want = crate::commerce::finish_attribution(
-            reference::attribution_inputs(facts, &all_targets, &[], &all_campaigns, &scope),
+            reference::attribution_inputs(facts, &all_targets, &[], &[], &all_campaigns, &scope),
             &names,
             &scope,
             &models,

@@ -167,6 +167,7 @@ macro_rules! backend_conformance_tests {
                 check_commerce_campaign,
                 check_campaign_uplift,
                 check_campaign_attribution,
+                check_campaign_budget_alerts,
                 check_commerce_isolation,
                 check_commerce_quotations,
                 check_commerce_contracts,

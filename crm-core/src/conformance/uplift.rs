@@ -409,7 +409,36 @@ pub async fn check_campaign_attribution(store: &Arc<dyn Store>, commerce: &Arc<d
     s.cs.record_call_outcome(&ctx, call, CallOutcome::Interested)
         .await
         .expect("outcome");
+    // A meeting about A's lead on 9 March, held (a touch of X); another on the 10th stays scheduled (none).
+    let a_lead =
+        s.w.store()
+            .query_leads(s.w.tenant, &crate::store::LeadQuery::default())
+            .await
+            .expect("leads")
+            .items
+            .remove(0);
+    let demo = super::sales::meeting_for(&s.w, &a_lead);
+    let held =
+        s.cs.schedule_meeting(&ctx, demo.clone())
+            .await
+            .expect("meeting");
+    let mut next_day = demo;
+    next_day.slot.start += Duration::days(1);
+    next_day.slot.end += Duration::days(1);
+    s.cs.schedule_meeting(&ctx, next_day)
+        .await
+        .expect("second meeting");
     s.w.clock.advance(Duration::days(5));
+    s.cs.meeting_command(
+        &ctx,
+        held.id(),
+        held.version(),
+        crate::sales::MeetingCommand::Held {
+            outcome: "Wants an offer".into(),
+        },
+    )
+    .await
+    .expect("held");
     let mut y = s.year_campaign("Y mail", Channel::Email);
     y.criteria = Some(Criteria::Tag { tag: "y".into() });
     let y = s.cs.create_campaign(&ctx, y).await.expect("campaign");
@@ -503,8 +532,30 @@ pub async fn check_campaign_attribution(store: &Arc<dyn Store>, commerce: &Arc<d
         .iter()
         .map(|c| (c.id(), c.name().to_string()))
         .collect();
+    let meetings = [
+        crate::commerce::CommerceStoreExt::meeting(commerce, s.w.tenant, held.id())
+            .await
+            .expect("held"),
+    ];
+    assert_eq!(meetings[0].status(), crate::sales::MeetingStatus::Held);
+    // The store's touches: A's held meeting on 9 March is a touch of X; the scheduled one is none.
+    let inputs = commerce
+        .attribution_inputs(s.w.tenant, &scope)
+        .await
+        .expect("inputs");
+    let meeting_touches: Vec<_> = inputs
+        .touches
+        .iter()
+        .filter(|t| t.kind == crate::commerce::TouchKind::Meeting)
+        .map(|t| (t.partner, t.on, t.campaign))
+        .collect();
+    assert_eq!(meeting_touches, vec![(a.id, day(2026, 3, 9), x.id())]);
+    assert_eq!(
+        inputs,
+        reference::attribution_inputs(facts, &targets, &leads, &meetings, &campaigns, &scope)
+    );
     let want = finish_attribution(
-        reference::attribution_inputs(facts, &targets, &leads, &campaigns, &scope),
+        reference::attribution_inputs(facts, &targets, &leads, &meetings, &campaigns, &scope),
         &names,
         &scope,
         &models,
@@ -529,4 +580,104 @@ pub async fn check_campaign_attribution(store: &Arc<dyn Store>, commerce: &Arc<d
                 .unwrap_err();
         assert_eq!(e.field(), Some(field), "{e}");
     }
+}
+
+/// A campaign's costs against its budget (1000 RON) with the tenant's alerts at 50 % and 80 %: each alert and the
+/// whole budget are announced once, when the booked costs pass them (exactly: 500 is not past 50 %, 500.01 is),
+/// a cost passing several announces each, costs after the budget announce nothing more; another tenant's alerts
+/// are its own; bad alerts are refused by name.
+pub async fn check_campaign_budget_alerts(
+    store: &Arc<dyn Store>,
+    commerce: &Arc<dyn CommerceStore>,
+) {
+    use crate::money::Money;
+    let s = Shop::new(store, commerce).await;
+    let ctx = s.w.ctx.clone();
+    assert_eq!(
+        s.cs.budget_alerts(s.w.tenant).await.unwrap(),
+        Vec::<u8>::new()
+    );
+    assert_eq!(
+        s.cs.set_budget_alerts(&ctx, &[80, 50]).await.unwrap(),
+        vec![50, 80]
+    );
+    for bad in [
+        &[0u8][..],
+        &[100],
+        &[50, 255],
+        &[1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11],
+    ] {
+        let e = s.cs.set_budget_alerts(&ctx, bad).await.unwrap_err();
+        assert_eq!(e.field(), Some("budget_alerts"), "{bad:?}: {e}");
+    }
+    assert_eq!(s.cs.budget_alerts(s.w.tenant).await.unwrap(), vec![50, 80]);
+    let mut n = s.year_campaign("Fair", Channel::Telemarketing);
+    n.budget = Some(Money::parse("1000", "RON").unwrap());
+    let c = s.cs.create_campaign(&ctx, n).await.expect("campaign");
+    let announced = |from: u64| {
+        let crm = s.w.crm.clone();
+        let tenant = s.w.tenant;
+        async move {
+            crm.events_since(tenant, from, 10_000)
+                .await
+                .expect("events")
+                .into_iter()
+                .filter_map(|(_, e)| match e.kind {
+                    EventKind::BudgetThresholdPassed { percent, spent, .. } => {
+                        Some((percent, spent.amount()))
+                    }
+                    EventKind::BudgetExceeded { spent, .. } => Some((100, spent.amount())),
+                    _ => None,
+                })
+                .collect::<Vec<_>>()
+        }
+    };
+    let on = day(2026, 3, 2);
+    let mut seen = 0;
+    let book = |amount: &'static str| {
+        let (cs, ctx, id) = (s.cs.clone(), ctx.clone(), c.id());
+        async move {
+            cs.add_campaign_cost(&ctx, id, on, Money::parse(amount, "RON").unwrap(), None)
+                .await
+                .expect("cost");
+        }
+    };
+    let d = |x: &str| Decimal::from_str_exact(x).unwrap();
+    let last = || async {
+        s.w.crm
+            .events_since(s.w.tenant, 0, 10_000)
+            .await
+            .unwrap()
+            .last()
+            .unwrap()
+            .0
+    };
+    book("500").await;
+    assert_eq!(
+        announced(seen).await,
+        vec![],
+        "exactly half is not past half"
+    );
+    book("0.01").await;
+    assert_eq!(announced(seen).await, vec![(50, d("500.01"))]);
+    seen = last().await;
+    book("599.99").await;
+    assert_eq!(
+        announced(seen).await,
+        vec![(80, d("1100")), (100, d("1100"))],
+        "one cost past 80 % and the whole budget announces both"
+    );
+    seen = last().await;
+    book("10").await;
+    assert_eq!(
+        announced(seen).await,
+        vec![],
+        "past the budget, nothing more"
+    );
+    // Another tenant's alerts are its own.
+    let other = Shop::new(store, commerce).await;
+    assert_eq!(
+        other.cs.budget_alerts(other.w.tenant).await.unwrap(),
+        Vec::<u8>::new()
+    );
 }

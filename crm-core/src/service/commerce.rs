@@ -102,6 +102,31 @@ fn partner_field(e: Error, id: PartnerId) -> Error {
     }
 }
 
+/// The tenant setting of the budget alerts ([`CommerceService::set_budget_alerts`]): a JSON list of percents.
+pub const BUDGET_ALERTS_KEY: &str = "campaign.budget_alerts";
+
+/// Budget alerts checked: each 1–99 (the whole budget is always announced), at most 10, sorted without repeats.
+fn check_budget_alerts(percents: &[u8]) -> Result<Vec<u8>> {
+    if let Some(p) = percents.iter().find(|p| !(1..=99).contains(*p)) {
+        return Err(Error::invalid(
+            "budget_alerts",
+            format!(
+                "{p} % is not a share of 1 to 99 % (passing the whole budget is always announced)"
+            ),
+        ));
+    }
+    let mut alerts = percents.to_vec();
+    alerts.sort_unstable();
+    alerts.dedup();
+    if alerts.len() > 10 {
+        return Err(Error::invalid(
+            "budget_alerts",
+            format!("{} alerts; at most 10", alerts.len()),
+        ));
+    }
+    Ok(alerts)
+}
+
 impl CommerceService {
     /// A service over the CRM service (for the base store, clock, hooks and subscribers) and the commerce store
     /// (usually the same adapter), reporting in `reporting`.
@@ -1071,7 +1096,31 @@ impl CommerceService {
             )),
         ];
         if let Some(budget) = c.budget {
-            if let Some(spent) = self.crosses_budget(ctx.tenant, &c, budget, &cost).await? {
+            let (before, after, limit) = self.budget_spend(ctx.tenant, &c, budget, &cost).await?;
+            let spent = || {
+                Money::new(crate::money::units_to_decimal(after), self.reporting).map_err(|_| {
+                    Error::invalid("amount", "the campaign's costs are too large to add up")
+                })
+            };
+            // Exact: `spent > limit × p ÷ 100` compared as `spent × 100 > limit × p`, in integer units.
+            for percent in self.budget_alerts(ctx.tenant).await? {
+                let line = limit.saturating_mul(i128::from(percent));
+                if before.saturating_mul(100) <= line && after.saturating_mul(100) > line {
+                    writes.push(Write::AppendEvent(DomainEvent::new(
+                        ctx,
+                        now,
+                        Subject::default(),
+                        EventKind::BudgetThresholdPassed {
+                            campaign,
+                            name: c.name.clone(),
+                            percent,
+                            budget,
+                            spent: spent()?,
+                        },
+                    )));
+                }
+            }
+            if before <= limit && after > limit {
                 writes.push(Write::AppendEvent(DomainEvent::new(
                     ctx,
                     now,
@@ -1080,7 +1129,7 @@ impl CommerceService {
                         campaign,
                         name: c.name.clone(),
                         budget,
-                        spent,
+                        spent: spent()?,
                     },
                 )));
             }
@@ -1090,15 +1139,15 @@ impl CommerceService {
         Ok(cost)
     }
 
-    /// Whether booking `cost` takes the campaign's costs past `budget`: the costs after it, in the reporting
-    /// currency, when they were within the budget before it and are over it after.
-    async fn crosses_budget(
+    /// The campaign's costs before and after booking `cost`, and its budget, all in reporting-currency units (the
+    /// budget at the rate of the cost's day).
+    async fn budget_spend(
         &self,
         tenant: TenantId,
         c: &Campaign,
         budget: Money,
         cost: &CampaignCost,
-    ) -> Result<Option<Money>> {
+    ) -> Result<(i128, i128, i128)> {
         let before: i128 = self
             .store
             .campaign_costs(tenant, c.id)
@@ -1112,14 +1161,53 @@ impl CommerceService {
             .resolve_rate(tenant, budget.currency(), cost.date)
             .await?;
         let limit = i128::from(rate.to_reporting_units(budget.amount(), "budget")?);
-        if before > limit || after <= limit {
-            return Ok(None);
+        Ok((before, after, limit))
+    }
+
+    /// Sets the tenant's budget alerts: the shares of a campaign's budget, in percent, whose passing by the booked
+    /// costs commits [`EventKind::BudgetThresholdPassed`] (the rules' `on_budget_threshold_passed`) besides the
+    /// [`EventKind::BudgetExceeded`] of passing the whole of it. Kept sorted, without repeats, in the setting
+    /// [`BUDGET_ALERTS_KEY`]; an empty list turns them off (the default).
+    ///
+    /// ```
+    /// # use crm_core::conformance::model::prelude::*;
+    /// # futures::executor::block_on(async {
+    /// # let (crm, store, commerce, ctx) = crm_core::conformance::model::example_commerce().await?;
+    /// assert_eq!(commerce.set_budget_alerts(&ctx, &[80, 50, 80]).await?, vec![50, 80]);
+    /// assert_eq!(commerce.budget_alerts(ctx.tenant).await?, vec![50, 80]);
+    /// let err = commerce.set_budget_alerts(&ctx, &[100]).await.unwrap_err();
+    /// assert_eq!(err.field(), Some("budget_alerts"));
+    /// # Ok::<(), Error>(()) }).unwrap();
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Invalid`] on `budget_alerts` for a share outside 1–99 or more than 10 of them; [`Error::Storage`]
+    /// when it cannot be stored.
+    pub async fn set_budget_alerts(&self, ctx: &Context, percents: &[u8]) -> Result<Vec<u8>> {
+        let alerts = check_budget_alerts(percents)?;
+        self.crm
+            .put_setting(ctx, BUDGET_ALERTS_KEY, serde_json::json!(alerts))
+            .await?;
+        Ok(alerts)
+    }
+
+    /// The tenant's budget alerts (see [`CommerceService::set_budget_alerts`]); none unless set.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Invalid`] on `budget_alerts` when the stored setting is not a list of shares 1–99 (written by hand
+    /// through `put_setting`); [`Error::Storage`] when the store cannot be read.
+    pub async fn budget_alerts(&self, tenant: TenantId) -> Result<Vec<u8>> {
+        match self.crm.setting(tenant, BUDGET_ALERTS_KEY).await? {
+            None => Ok(Vec::new()),
+            Some(v) => {
+                let list: Vec<u8> = serde_json::from_value(v).map_err(|e| {
+                    Error::invalid("budget_alerts", format!("not a list of percents: {e}"))
+                })?;
+                check_budget_alerts(&list)
+            }
         }
-        let spent =
-            Money::new(crate::money::units_to_decimal(after), self.reporting).map_err(|_| {
-                Error::invalid("amount", "the campaign's costs are too large to add up")
-            })?;
-        Ok(Some(spent))
     }
 
     /// Launches a draft campaign: snapshots its segment today and hands each target's call to an agent.

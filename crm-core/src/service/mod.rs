@@ -17,7 +17,8 @@ mod rules;
 mod seal;
 
 pub use commerce::{
-    message_key, CommerceService, DocumentOutcome, OutcomeResult, SendRate, SEND_HORIZON_KEY,
+    message_key, CommerceService, DocumentOutcome, OutcomeResult, SendRate, BUDGET_ALERTS_KEY,
+    SEND_HORIZON_KEY,
 };
 pub use consent::{consent_gate, Gate};
 pub use erase::Erased;

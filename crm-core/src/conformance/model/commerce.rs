@@ -789,8 +789,9 @@ impl CommerceStore for MemStore {
                 scope.check()?;
                 let campaigns = of(&d.commerce.campaigns, tenant, |x| x.tenant, |_| true);
                 let leads = of(&d.leads, tenant, |x| x.tenant, |_| true);
+                let meetings = of(&d.commerce.meetings, tenant, |x| x.tenant, |_| true);
                 CampaignMeasure::Attribution(reference::attribution_inputs(
-                    facts, &targets, &leads, &campaigns, scope,
+                    facts, &targets, &leads, &meetings, &campaigns, scope,
                 ))
             }
         })
