@@ -2,7 +2,7 @@
 //!
 //! A [`Scorer`] is a two-class logistic regression (`linfa-logistic`) fitted on a tenant's closed leads, won or
 //! lost, each described by its [`Facts`]: where it came from (a campaign, the source's medium), the partner's
-//! industry and turnover, the lead's age, its activity, the days since the last contact and what the partner bought
+//! industry and turnover, the lead's stage, its age, its activity, the days since the last contact and what the partner bought
 //! in the year before the lead. A score is the fitted probability of winning in percent (0–100), and comes with its
 //! **reasons**: each feature's contribution to the log-odds (its weight times the lead's standardised value), the
 //! largest first, so a salesperson reads *why* ("past purchases +1.3, industry: wholesale +0.6, no contact for 40
@@ -11,8 +11,9 @@
 //! # Honest by construction
 //!
 //! - **No leaks.** Every fact is one the lead had before it closed: a closed lead's age and activity are counted up
-//!   to its close, its partner's purchases before it was entered. The pipeline stage is left out: for a closed lead
-//!   it is where the lead ended, which is the answer, not a fact.
+//!   to its close (its closing events left out), its partner's purchases before it was entered, and its stage is
+//!   the open stage it was in when it closed (a won lead's stage before the won one, never the won stage itself,
+//!   which is the answer).
 //! - **Deterministic.** The history is ordered by lead id, the optimiser starts from zero and stops at a fixed
 //!   tolerance, so the same history fits the same model (the test refits and compares).
 //! - **Enough history or none.** Fewer than [`MIN_CLOSED`] closed leads, or fewer than [`MIN_PER_CLASS`] won or lost,
@@ -79,6 +80,10 @@ pub struct Facts {
     pub medium: Option<String>,
     /// The partner's industry (its code, else its name), if recorded.
     pub industry: Option<String>,
+    /// The open stage the lead is in (an open lead) or was in when it closed (a won lead: the stage it was won
+    /// from; a lost one: the stage it was lost in), by name.
+    #[serde(default)]
+    pub stage: Option<String>,
     /// The partner's reported turnover (in its own currency's units: a magnitude, not money), if recorded.
     pub turnover: Option<f64>,
     /// Days from entry to now (open) or to the close (closed); not negative.
@@ -98,6 +103,7 @@ enum Feature {
     FromCampaign,
     Medium(String),
     Industry(String),
+    Stage(String),
     Turnover,
     TurnoverUnknown,
     Age,
@@ -113,6 +119,7 @@ impl Feature {
             Self::FromCampaign => "brought by a campaign".into(),
             Self::Medium(m) => format!("source: {m}"),
             Self::Industry(i) => format!("industry: {i}"),
+            Self::Stage(x) => format!("stage: {x}"),
             Self::Turnover => "turnover".into(),
             Self::TurnoverUnknown => "turnover unknown".into(),
             Self::Age => "age".into(),
@@ -131,6 +138,7 @@ impl Feature {
             Self::FromCampaign
                 | Self::Medium(_)
                 | Self::Industry(_)
+                | Self::Stage(_)
                 | Self::TurnoverUnknown
                 | Self::NeverContacted
         );
@@ -151,6 +159,7 @@ impl Feature {
             Self::Industry(i) => {
                 flag(f.industry.as_deref().map(norm).as_deref() == Some(i.as_str()))
             }
+            Self::Stage(x) => flag(f.stage.as_deref().map(norm).as_deref() == Some(x.as_str())),
             Self::Turnover => log(f.turnover.unwrap_or(0.0)),
             Self::TurnoverUnknown => flag(f.turnover.is_none()),
             Self::Age => log(f64::from(f.age_days)),
@@ -333,7 +342,11 @@ impl Scorer {
 fn features_of<'a>(facts: impl Iterator<Item = &'a Facts>) -> Vec<Feature> {
     let mut media: BTreeMap<String, usize> = BTreeMap::new();
     let mut industries: BTreeMap<String, usize> = BTreeMap::new();
+    let mut stages: BTreeMap<String, usize> = BTreeMap::new();
     for f in facts {
+        if let Some(x) = f.stage.as_deref().map(norm).filter(|x| !x.is_empty()) {
+            *stages.entry(x).or_default() += 1;
+        }
         if let Some(m) = f.medium.as_deref().map(norm).filter(|m| !m.is_empty()) {
             *media.entry(m).or_default() += 1;
         }
@@ -359,6 +372,7 @@ fn features_of<'a>(facts: impl Iterator<Item = &'a Facts>) -> Vec<Feature> {
     };
     out.extend(frequent(media).into_iter().map(Feature::Medium));
     out.extend(frequent(industries).into_iter().map(Feature::Industry));
+    out.extend(frequent(stages).into_iter().map(Feature::Stage));
     out
 }
 

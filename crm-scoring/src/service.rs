@@ -307,6 +307,29 @@ impl LeadScoring {
             })
             .map(|e| e.at)
             .max();
+        // The open stage it is in, or was in at its close: a won lead's stage before it moved into the won one.
+        let mut stage = lead.stage();
+        if matches!(lead.status(), LeadStatus::Won { .. }) {
+            if let Some(from) = timeline.items.iter().find_map(|e| match e.kind {
+                EventKind::LeadStageMoved { from, to, .. } if to == lead.stage() && e.at <= end => {
+                    Some(from)
+                }
+                _ => None,
+            }) {
+                stage = from;
+            }
+        }
+        let pipeline = self
+            .commerce
+            .crm()
+            .store()
+            .pipeline(tenant, lead.pipeline())
+            .await?;
+        let stage = pipeline
+            .stage(stage)
+            .ok()
+            .filter(|s| s.kind != crm_core::pipeline::StageKind::Won)
+            .map(|s| s.name.clone());
         let created = lead.created_at().date_naive();
         let filter = DocumentFilter {
             partner: Some(lead.partner()),
@@ -341,6 +364,7 @@ impl LeadScoring {
             industry: partner
                 .industry()
                 .map(|i| i.code.clone().unwrap_or_else(|| i.name.clone())),
+            stage,
             turnover: partner.turnover().and_then(|t| t.amount.amount().to_f64()),
             age_days: days(lead.created_at()),
             activities: u32::try_from(activities).unwrap_or(u32::MAX),

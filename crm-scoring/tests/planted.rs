@@ -75,6 +75,8 @@ fn leads(n: usize, seed: u64) -> Vec<(u64, Facts, bool)> {
                 activities: r.below(30) as u32,
                 days_since_contact: contact,
                 past_purchases: past,
+                // Noise: the stage it closed in says nothing here.
+                stage: Some(["Contact", "Offer", "Negotiation"][r.below(3) as usize].to_string()),
             };
             let won = r.unit() < 1.0 / (1.0 + (-planted_logit(&f)).exp());
             (i as u64, f, won)
@@ -125,6 +127,7 @@ fn the_held_out_auc_finds_the_planted_signal_and_the_reasons_name_it() {
         from_campaign: false,
         medium: Some("web".into()),
         industry: None,
+        stage: None,
         turnover: Some(5e6),
         age_days: 60,
         activities: 10,
@@ -133,12 +136,14 @@ fn the_held_out_auc_finds_the_planted_signal_and_the_reasons_name_it() {
     };
     let best = Facts {
         industry: Some("Wholesale".into()),
+        stage: None,
         past_purchases: 500_000.0,
         days_since_contact: Some(3),
         ..typical.clone()
     };
     let worst = Facts {
         industry: Some("Retail".into()),
+        stage: None,
         past_purchases: 0.0,
         days_since_contact: None,
         ..typical.clone()
@@ -232,6 +237,7 @@ proptest! {
             from_campaign: campaign,
             medium: Some("web".into()),
             industry: None,
+            stage: None,
             turnover,
             age_days: age,
             activities,

@@ -89,6 +89,23 @@ async fn open_leads_rank_by_the_history_of_won_and_lost_ones() {
         Err(ScoringError::NotEnoughHistory { closed: 0, .. })
     ));
 
+    // A won lead's stage is the one it was won from, not the won stage; a lost one's the stage it was lost in.
+    for (status, stage) in [(StatusKind::Won, "Record"), (StatusKind::Lost, "Record")] {
+        let q = LeadQuery {
+            status: Some(status),
+            ..LeadQuery::default()
+        };
+        let closed = crm
+            .store()
+            .query_leads(ctx.tenant, &q)
+            .await
+            .unwrap()
+            .items
+            .remove(0);
+        let facts = scoring.facts(ctx.tenant, &closed).await.unwrap();
+        assert_eq!(facts.stage.as_deref(), Some(stage), "{status:?}");
+        assert_eq!(facts.activities, 1, "entered; the close is not activity");
+    }
     let scorer = scoring.fit(ctx.tenant).await.unwrap();
     assert_eq!(scorer.history(), (40, 20));
     let retail = lead(100, "Retail").await;
