@@ -13,7 +13,9 @@
 //! - **No leaks.** Every fact is one the lead had before it closed: a closed lead's age and activity are counted up
 //!   to its close (its closing events left out), its partner's purchases before it was entered, and its stage is
 //!   the open stage it was in when it closed (a won lead's stage before the won one, never the won stage itself,
-//!   which is the answer).
+//!   which is the answer). One bias remains and is the usual one of CRM scoring: a closed lead's stage is the
+//!   furthest it got, while an open lead may still move on, so early-stage open leads score a little low; rank
+//!   leads of one stage against each other when that matters.
 //! - **Deterministic.** The history is ordered by lead id, the optimiser starts from zero and stops at a fixed
 //!   tolerance, so the same history fits the same model (the test refits and compares).
 //! - **Enough history or none.** Fewer than [`MIN_CLOSED`] closed leads, or fewer than [`MIN_PER_CLASS`] won or lost,
