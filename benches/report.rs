@@ -180,6 +180,18 @@ fn lead_only_twin(size: Size) -> Option<(PathBuf, Manifest)> {
     })
 }
 
+/// The store generation writes through: the engine's file defaults, but for the writer's page cache when
+/// `CRM_BENCH_WRITER_CACHE_MIB` sets it (to compare a generation with another cache).
+fn gen_store(db: &Path) -> Result<crm_storage_sqlite::SqliteStore, String> {
+    let mut config = crm_storage_sqlite::SqliteConfig::file(db);
+    if let Ok(mib) = std::env::var("CRM_BENCH_WRITER_CACHE_MIB") {
+        config.writer_cache_mib = mib
+            .parse()
+            .map_err(|_| "CRM_BENCH_WRITER_CACHE_MIB: not a number of MiB")?;
+    }
+    crm_storage_sqlite::SqliteStore::open(config).map_err(|e| e.to_string())
+}
+
 fn child_gen(size: Size) -> Result<(), String> {
     let dir = data_dir(&size);
     if let Some((twin_dir, twin)) = lead_only_twin(size) {
@@ -195,8 +207,7 @@ fn child_gen(size: Size) -> Result<(), String> {
         std::fs::rename(&twin_dir, &dir).map_err(|e| e.to_string())?;
         let db = dir.join("crm.sqlite");
         let manifest = runtime().block_on(async {
-            let store =
-                crm_storage_sqlite::SqliteStore::open_file(&db).map_err(|e| e.to_string())?;
+            let store = gen_store(&db)?;
             gen::extend_with_commerce(&store, twin, size)
                 .await
                 .map_err(|e| e.to_string())
@@ -209,7 +220,7 @@ fn child_gen(size: Size) -> Result<(), String> {
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
     let db = dir.join("crm.sqlite");
     let manifest = runtime().block_on(async {
-        let store = crm_storage_sqlite::SqliteStore::open_file(&db).map_err(|e| e.to_string())?;
+        let store = gen_store(&db)?;
         gen::generate(&store, size, seed())
             .await
             .map_err(|e| e.to_string())
@@ -308,6 +319,9 @@ struct Report {
     machine: String,
     generated: Vec<Generated>,
     measures: Vec<Measure>,
+    /// Bytes per line against the plain schema, per size (SQLite).
+    #[serde(default)]
+    footprints: Vec<(String, suite::footprint::Footprint)>,
     mismatches: Vec<String>,
     notes: Vec<String>,
 }
@@ -515,6 +529,7 @@ fn write_markdown(r: &Report, path: &Path) -> std::io::Result<()> {
             g.db_bytes / (1024 * 1024)
         ));
     }
+    s.push_str(&footprint_markdown(r));
     if !r.notes.is_empty() {
         s.push_str("\n## Notes\n\n");
         for n in &r.notes {
@@ -523,6 +538,55 @@ fn write_markdown(r: &Report, path: &Path) -> std::io::Result<()> {
     }
     s.push_str("\nChart: `time-vs-size.svg` (median time of each workload against the number of leads, log–log).\n");
     std::fs::write(path, s)
+}
+
+/// Measures the bytes per line of `size`'s SQLite file against the plain schema (`suite::footprint`).
+fn footprint(size: Size, report: &mut Report) -> Result<(), String> {
+    let dir = data_dir(&size);
+    eprintln!(
+        "bench: sqlite {} footprint against the plain schema",
+        size.name
+    );
+    let f =
+        suite::footprint::measure(&dir.join("crm.sqlite"), &dir.join("plain-footprint.sqlite"))?;
+    report.footprints.retain(|(s, _)| s != size.name);
+    report.footprints.push((size.name.to_string(), f));
+    save(report)
+}
+
+/// The footprint section of the report.
+fn footprint_markdown(r: &Report) -> String {
+    if r.footprints.is_empty() {
+        return String::new();
+    }
+    let mut s = String::from(
+        "\n## Footprint: bytes per document line (SQLite, pages in use)\n\n`commerce` is the engine's documents, \
+         lines, allocations and the roll-ups kept from them, each with its indexes (the document JSON included); \
+         `file` is every page in use (leads, partners, the activity log and all); `plain` is a fresh file holding the \
+         same documents in the textbook schema of `benches/suite/footprint.rs` (ids as blobs, primary keys, the \
+         unique number, a partner index and a day index).\n\n\
+         | size | documents | lines | commerce per line | file per line | plain per line | commerce ÷ plain | largest tables |\n\
+         |---|---:|---:|---:|---:|---:|---:|---|\n",
+    );
+    for (size, f) in &r.footprints {
+        let largest: Vec<String> = f
+            .tables
+            .iter()
+            .take(6)
+            .map(|(t, b)| format!("{t} {:.0} MiB", *b as f64 / 1048576.0))
+            .collect();
+        s.push_str(&format!(
+            "| {size} | {} | {} | {:.0} B | {:.0} B | {:.0} B | {:.2} | {} |\n",
+            f.documents,
+            f.lines,
+            f.commerce_per_line(),
+            f.file_per_line(),
+            f.plain_per_line(),
+            f.commerce_per_line() / f.plain_per_line().max(1e-9),
+            largest.join(", ")
+        ));
+    }
+    s
 }
 
 fn write_chart(r: &Report, path: &Path) -> Result<(), String> {
@@ -1032,6 +1096,10 @@ fn run_size(
         Backend::Sqlite => ensure_data(size, report)?,
         Backend::Postgres => ensure_data_pg(size, report)?,
     }
+    let selected = |id: &str| only.is_none_or(|o| o.split(',').any(|x| x == id));
+    if backend == Backend::Sqlite && size.lines > 0 && selected("footprint") {
+        footprint(size, report)?;
+    }
     let bname = backend.name();
     for w in WORKLOADS {
         if only.is_some_and(|o| !o.split(',').any(|x| x == w.id)) {
@@ -1192,6 +1260,7 @@ fn run_all() -> Result<(), String> {
         if let Ok(old) = serde_json::from_str::<Report>(&text) {
             report.measures = old.measures;
             report.generated = old.generated;
+            report.footprints = old.footprints;
             report.mismatches = old.mismatches;
             report.notes = old
                 .notes

@@ -143,28 +143,50 @@ fn the_generator_is_deterministic_for_a_seed() {
     );
 }
 
-/// The PostgreSQL server of `scripts/with-postgres` (`CRM_TEST_POSTGRES_URL`); `None` when there is none and
-/// `CRM_REQUIRE_POSTGRES` is not `1`.
-fn pg_url() -> Option<String> {
-    match std::env::var("CRM_TEST_POSTGRES_URL") {
-        Ok(u) if !u.trim().is_empty() => Some(u),
-        _ => {
-            assert_ne!(
-                std::env::var("CRM_REQUIRE_POSTGRES").as_deref(),
-                Ok("1"),
-                "CRM_REQUIRE_POSTGRES=1 but CRM_TEST_POSTGRES_URL is not set"
-            );
-            eprintln!(
-                "bench smoke on PostgreSQL SKIPPED: set CRM_TEST_POSTGRES_URL or run scripts/test"
-            );
-            None
-        }
+#[test]
+fn the_footprint_compares_the_same_documents_with_the_plain_schema() {
+    let rt = runtime();
+    let small = Size {
+        name: "footprint",
+        leads: 200,
+        partners: 100,
+        lines: 2_000,
+    };
+    let db = fresh_db("footprint");
+    let manifest = rt.block_on(async {
+        let store = SqliteStore::open_file(&db).expect("open");
+        gen::generate(&store, small, 5).await.expect("generate")
+    });
+    let plain = db.with_extension("plain.sqlite");
+    let f = suite::footprint::measure(&db, &plain).expect("footprint");
+    let c = &manifest.commerce;
+    assert_eq!(f.lines, c.lines, "every generated line is counted once");
+    assert_eq!(
+        f.documents,
+        c.invoices + c.credit_notes + c.payments,
+        "every document"
+    );
+    assert!(!plain.exists(), "the plain file is removed");
+    // Each side's bytes are its pages in use: at least a page per table, and the engine's commerce tables are part
+    // of its file.
+    assert!(f.plain_bytes >= 5 * 4096, "{f:?}");
+    assert!(
+        f.commerce_bytes > 0 && f.commerce_bytes < f.file_bytes,
+        "{f:?}"
+    );
+    let named: Vec<&str> = f.tables.iter().map(|(t, _)| t.as_str()).collect();
+    for t in suite::footprint::COMMERCE_TABLES {
+        assert!(named.contains(t), "{t} measured: {named:?}");
     }
+    assert!(
+        f.tables.windows(2).all(|w| w[0].1 >= w[1].1),
+        "largest first"
+    );
 }
 
 #[test]
 fn on_postgresql_every_workload_equals_its_baseline_and_the_sqlite_result() {
-    let Some(url) = pg_url() else {
+    let Some(url) = suite::work::test_pg_url("bench smoke") else {
         return;
     };
     let rt = runtime();
@@ -173,26 +195,15 @@ fn on_postgresql_every_workload_equals_its_baseline_and_the_sqlite_result() {
         let store = SqliteStore::open_file(&db).expect("open");
         gen::generate(&store, SMOKE, 7).await.expect("generate")
     });
-    let schema = format!(
-        "bench_smoke_{}",
-        &uuid::Uuid::now_v7().simple().to_string()[20..]
-    );
-    let pg_manifest = rt.block_on(async {
-        let store = suite::work::pg_store(&url, &schema).await.expect("connect");
-        gen::generate(&store, SMOKE, 7).await.expect("generate")
-    });
+    let (schema, pg_manifest) = rt
+        .block_on(suite::work::generate_pg(&url, "bench_smoke", SMOKE, 7))
+        .expect("generate");
     assert_eq!(
         pg_manifest.tenant, lite_manifest.tenant,
         "same seed, same ids"
     );
     assert_eq!(pg_manifest.hot_leads, lite_manifest.hot_leads);
-    let scale = Scale {
-        single: 30,
-        batch: 400,
-        moves: 30,
-        timelines: 30,
-        evaluations: 100,
-    };
+    let scale = Scale::SMOKE_PG;
     let mut lite = Env::open(&db, lite_manifest).expect("env");
     lite.scale = scale;
     let mut pg = rt

@@ -8,11 +8,11 @@
 //! The data is written straight through [`Store::ingest`] in change sets of about [`BATCH`] rows, streaming: at
 //! no time is more than one batch held in memory.
 
-use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
+use chrono::{DateTime, Datelike, Duration, NaiveDate, TimeZone, Utc};
 use crm_core::actor::Context;
 use crm_core::commerce::{
-    AppliedRate, Campaign, Category, Channel, Document, DocumentFacts, NewCampaign, NewCategory,
-    NewDocument, NewLine, NewProduct, PaymentDirection, Period, Product,
+    AppliedRate, Campaign, Category, Channel, Document, DocumentFacts, ExchangeRate, NewCampaign,
+    NewCategory, NewDocument, NewLine, NewProduct, PaymentDirection, Period, Product,
 };
 use crm_core::dedupe;
 use crm_core::event::{DomainEvent, EventKind, StageHistoryEntry};
@@ -621,6 +621,22 @@ impl World {
                 crm_core::commerce::CommerceWrite::InsertProduct(p),
             ));
         }
+        if skew() {
+            // A rate per foreign currency on the first of each month of 2023-2025 (the treasury's monthly fixing).
+            for (code, base) in FOREIGN {
+                let from = Currency::parse(code).expect("known currency");
+                let to = Currency::parse("EUR").expect("EUR");
+                for m in 0..36 {
+                    let on = NaiveDate::from_ymd_opt(2023 + m / 12, 1 + (m % 12) as u32, 1)
+                        .expect("date");
+                    let r = ExchangeRate::new(self.tenant, from, to, on, month_rate(*base, on))
+                        .expect("generated rate is valid");
+                    writes.push(Write::Commerce(
+                        crm_core::commerce::CommerceWrite::InsertRate(r),
+                    ));
+                }
+            }
+        }
         let mut campaigns = Vec::new();
         for i in 0..CAMPAIGNS {
             let (c, _): (Campaign, _) = NewCampaign {
@@ -635,17 +651,78 @@ impl World {
                 agents: Vec::new(),
                 script: None,
                 budget: None,
-                criteria: None,
+                // The skewed data launches its campaigns, which takes a segment (the audience itself is drawn
+                // by `launched_campaign`).
+                criteria: skew().then(|| crm_core::commerce::Criteria::Tag { tag: "vip".into() }),
             }
             .build(self.tenant, at)
             .expect("generated campaign is valid");
             let c = restamp(&c, |v| v["id"] = json!(self.campaign_id(i)));
             campaigns.push(c.id());
-            writes.push(Write::Commerce(
-                crm_core::commerce::CommerceWrite::InsertCampaign(c),
-            ));
+            if skew() {
+                self.launched_campaign(i, &c, &mut writes);
+            } else {
+                writes.push(Write::Commerce(
+                    crm_core::commerce::CommerceWrite::InsertCampaign(c),
+                ));
+            }
         }
         (writes, products, campaigns)
+    }
+
+    /// Campaign `i` launched (skewed data): on an audience of one customer in fifty (drawn by a hash of the
+    /// customer and the campaign, so audiences overlap), on a day of 2025 (campaign `i` on 1 February plus 25·`i`
+    /// days), with a cost booked on the 15th of each month from its launch to December. Its writes: the active
+    /// campaign, its targets and its costs.
+    fn launched_campaign(&self, i: u64, draft: &Campaign, writes: &mut Vec<Write>) {
+        use crm_core::commerce::{CampaignCost, CommerceWrite};
+        let launch =
+            NaiveDate::from_ymd_opt(2025, 2, 1).expect("date") + Duration::days(25 * i as i64);
+        let at = Utc.from_utc_datetime(&launch.and_hms_opt(9, 0, 0).expect("time"));
+        let audience: Vec<(PartnerId, String)> = (0..self.partners)
+            .filter(|j| mix(self.seed ^ (j << 8) ^ i).is_multiple_of(50))
+            .map(|j| (self.partner_id(j), format!("Customer {j}")))
+            .collect();
+        let l = draft
+            .launch(
+                &audience,
+                None,
+                crm_core::actor::Actor::User { id: self.users[0] },
+                at,
+            )
+            .expect("a generated draft launches");
+        let eur = Currency::parse("EUR").expect("EUR");
+        let mut costs = Vec::new();
+        let mut month = NaiveDate::from_ymd_opt(2025, launch.month(), 15).expect("date");
+        while month.year() == 2025 {
+            let amount = Money::new(Decimal::from(1000 + 100 * i), eur).expect("amount");
+            let cost =
+                CampaignCost::new(&l.campaign, month, amount, None, AppliedRate::identity(eur))
+                    .expect("generated cost is valid");
+            // Deterministic ids, as every generated record's.
+            costs.push(restamp(&cost, |v| {
+                v["id"] = json!(v7(
+                    self.seed,
+                    Kind::Campaign,
+                    1000 + i * 16 + u64::from(month.month()),
+                    at
+                ));
+            }));
+            month = month
+                .checked_add_months(chrono::Months::new(1))
+                .expect("date");
+        }
+        writes.push(Write::Commerce(CommerceWrite::InsertCampaign(l.campaign)));
+        writes.extend(
+            l.targets
+                .into_iter()
+                .map(|t| Write::Commerce(CommerceWrite::InsertCampaignTarget(t))),
+        );
+        writes.extend(
+            costs
+                .into_iter()
+                .map(|c| Write::Commerce(CommerceWrite::InsertCampaignCost(c))),
+        );
     }
 
     /// Invoice `k` issued on `day` to a generated customer (uniform, or Pareto when skewed), in EUR, with 1–19 lines
@@ -709,7 +786,25 @@ impl World {
         out: &mut Vec<Write>,
     ) -> (u64, u64, u64) {
         let eur = Currency::parse("EUR").expect("EUR");
-        let (partner, nd) = self.new_invoice(rng, k, day, campaigns);
+        let (partner, mut nd) = self.new_invoice(rng, k, day, campaigns);
+        // Skewed, a fifth of the invoices (and what follows them) are in another currency, converted at the month's
+        // stored rate (`commerce_setup` records them).
+        let rate = if skew() {
+            let i = rng.random_range(0..10);
+            match FOREIGN.get(i) {
+                Some((code, rate)) => {
+                    nd.currency = (*code).into();
+                    AppliedRate {
+                        reporting: eur,
+                        rate: month_rate(*rate, day),
+                    }
+                }
+                None => AppliedRate::identity(eur),
+            }
+        } else {
+            AppliedRate::identity(eur)
+        };
+        let ccy = nd.currency.clone();
         let empty = BTreeMap::new();
         let record = |nd: NewDocument,
                       corrected: Option<&Document>,
@@ -719,7 +814,7 @@ impl World {
             let facts = DocumentFacts {
                 partner: &partner,
                 products,
-                rate: AppliedRate::identity(eur),
+                rate,
                 existing: None,
                 corrected,
                 campaign_exists: nd.campaign.is_some(),
@@ -746,7 +841,7 @@ impl World {
                 &format!("CN-{k:09}"),
                 partner.id(),
                 day + Duration::days(7),
-                "EUR",
+                &ccy,
                 vec![NewLine::new(
                     l.product,
                     Decimal::ONE,
@@ -765,7 +860,7 @@ impl World {
                 &format!("PAY-{k:09}"),
                 partner.id(),
                 day + Duration::days(30),
-                "EUR",
+                &ccy,
                 PaymentDirection::Received,
                 inv.total(),
             );
@@ -789,10 +884,26 @@ impl World {
     }
 }
 
+/// The other currencies of the skewed data, with their base rate to EUR; each is drawn for one invoice in ten.
+const FOREIGN: &[(&str, Decimal)] = &[
+    ("RON", Decimal::from_parts(2011, 0, 0, false, 4)),
+    ("USD", Decimal::from_parts(9200, 0, 0, false, 4)),
+];
+
+/// The rate of `base` in the month of `day`: the base moved by up to ±3 % in a fixed yearly pattern, to four
+/// decimals.
+fn month_rate(base: Decimal, day: NaiveDate) -> Decimal {
+    let swing = [0i64, 1, 2, 3, 2, 1, 0, -1, -2, -3, -2, -1][day.month0() as usize];
+    (base * (Decimal::ONE + Decimal::new(swing, 2))).round_dp(4)
+}
+
 /// Whether the commerce data is skewed (`CRM_BENCH_SKEW=1`; cached apart, in `<size>-<seed>-skew`): customers by a
 /// Pareto spread (the index is `N·u³`, so a fifth of the customers get 58 % of the invoices), lines per invoice
-/// log-normal (median 5, long tail to 60), products by a Zipf-like spread (`P·u²`), and dates bunched at month
-/// ends (30 % of invoices in a month's last three days) and in the fourth quarter (a fifth moved into it).
+/// log-normal (median 5, long tail to 60), products by a Zipf-like spread (`P·u²`), dates bunched at month
+/// ends (30 % of invoices in a month's last three days) and in the fourth quarter (a fifth moved into it), a fifth
+/// of the invoices (with their credit notes and payments) in RON or USD at the month's stored rate, the ten
+/// campaigns launched in 2025 on audiences of one customer in fifty with a cost booked each month, and the second
+/// tenant with commerce data of its own (a tenth of the lines).
 pub fn skew() -> bool {
     std::env::var("CRM_BENCH_SKEW").is_ok_and(|v| v == "1")
 }
@@ -963,6 +1074,22 @@ pub async fn generate_tenant<S: Store + ?Sized>(
     Ok((sink.rows, hot, sampled))
 }
 
+/// The second tenant's commerce data when the data is skewed (a tenth of the main tenant's lines, so every
+/// commerce statement has another tenant's documents, roll-ups and rates to filter out); none when uniform, which
+/// keeps the uniform data sets as they were. Returns the writes.
+async fn other_commerce<S: Store + ?Sized>(
+    store: &S,
+    other: &World,
+    size: Size,
+) -> crm_core::Result<u64> {
+    if !skew() {
+        return Ok(0);
+    }
+    Ok(generate_commerce(store, other, (size.lines / 10).max(100))
+        .await?
+        .0)
+}
+
 /// Generates the data set of `size` for `seed` into `store` and returns its manifest.
 pub async fn generate<S: Store + ?Sized>(
     store: &S,
@@ -976,7 +1103,8 @@ pub async fn generate<S: Store + ?Sized>(
         generate_tenant(store, &main, size.leads, 1000).await?;
     let (rows_other, _, _) = generate_tenant(store, &other, (size.leads / 10).max(10), 0).await?;
     let (rows_commerce, commerce) = if size.lines > 0 {
-        generate_commerce(store, &main, size.lines).await?
+        let (rows, params) = generate_commerce(store, &main, size.lines).await?;
+        (rows + other_commerce(store, &other, size).await?, params)
     } else {
         (0, CommerceParams::default())
     };
@@ -1008,6 +1136,8 @@ pub async fn extend_with_commerce<S: Store + ?Sized>(
     let started = std::time::Instant::now();
     let main = World::new(lead_only.seed, 0, size.partners);
     let (rows_commerce, commerce) = generate_commerce(store, &main, size.lines).await?;
+    let other = World::new(lead_only.seed, 1, (size.partners / 10).max(10));
+    let rows_commerce = rows_commerce + other_commerce(store, &other, size).await?;
     Ok(Manifest {
         size: size.name.into(),
         rows: lead_only.rows + rows_commerce,

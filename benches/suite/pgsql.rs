@@ -646,7 +646,9 @@ pub async fn attribution_inputs(
         .stmt(
             "SELECT partner, issue_day, id, campaign, revenue_units - cost_units FROM documents \
              WHERE tenant = $1 AND kind IN (0, 1) AND reporting = 'EUR' AND issue_day BETWEEN $2 AND $3 \
-             AND (campaign IS NOT NULL OR partner IN (SELECT partner FROM leads WHERE tenant = $1 \
+             AND (campaign IS NOT NULL \
+             OR partner IN (SELECT partner FROM campaign_targets WHERE tenant = $1 AND holdout = 0) \
+             OR partner IN (SELECT partner FROM leads WHERE tenant = $1 \
              AND doc -> 'source' ->> 'campaign' IS NOT NULL))",
         )
         .await?;
@@ -658,6 +660,28 @@ pub async fn attribution_inputs(
             campaign: r.get::<_, Option<uuid::Uuid>>(3).map(CampaignId::from_uuid),
             gross_profit_units: r.get::<_, i64>(4) as i128,
         });
+    }
+    // The targets of launched campaigns: touched on the launch day and on the day a call reached them.
+    let s = pg
+        .stmt(
+            "SELECT t.campaign, t.partner, c.doc ->> 'launched_at', t.reached_at \
+             FROM campaign_targets t JOIN campaigns c ON c.tenant = t.tenant AND c.id = t.campaign \
+             WHERE t.tenant = $1 AND t.holdout = 0 AND c.status <> 0",
+        )
+        .await?;
+    for r in pg.client.query(&s, &[t]).await.map_err(pe)? {
+        let (campaign, partner) = (
+            CampaignId::from_uuid(r.get(0)),
+            crm_core::id::PartnerId::from_uuid(r.get(1)),
+        );
+        inputs.touches.extend(super::work::target_touches(
+            campaign,
+            partner,
+            r.get(2),
+            r.get(3),
+            first,
+            scope.period.to(),
+        )?);
     }
     // The leads a campaign brought (on their creation day) and the meetings held about them (on their start).
     for (text, kind) in [

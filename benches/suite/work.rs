@@ -165,6 +165,15 @@ pub struct Scale {
 }
 
 impl Scale {
+    /// The smoke tests' scale when they compare PostgreSQL with SQLite (small: each side runs every workload).
+    pub const SMOKE_PG: Scale = Scale {
+        single: 30,
+        batch: 400,
+        moves: 30,
+        timelines: 30,
+        evaluations: 100,
+    };
+
     /// The scale for a data set of `leads` leads.
     pub fn for_leads(leads: u64) -> Self {
         Self {
@@ -1882,8 +1891,9 @@ pub mod sql {
 
     /// The attribution report's inputs as hand-written statements read them: the year's sales count and gross
     /// profit, the sales linked to a campaign or of a partner some campaign brought a lead for, those leads' touches
-    /// in range, and the campaigns' names. The generated data has no campaign targets (its campaigns are never
-    /// launched), so the baseline reads no targets; the digest comparison with ours proves the answers equal.
+    /// in range, the targets of launched campaigns (touched on the launch day, and when a call reached them), and
+    /// the campaigns' names; the digest comparison with ours proves the answers equal. The generated targets get no
+    /// e-mail sends, so the baseline reads no delivery or open times.
     pub fn attribution_inputs(
         conn: &Connection,
         tenant: TenantId,
@@ -1918,7 +1928,9 @@ pub mod sql {
             .prepare_cached(
                 "SELECT partner, issue_day, id, campaign, revenue_units - cost_units FROM documents \
                  WHERE tenant = ?1 AND kind IN (0, 1) AND reporting = 'EUR' AND issue_day BETWEEN ?2 AND ?3 \
-                 AND (campaign IS NOT NULL OR partner IN (SELECT partner FROM leads WHERE tenant = ?1 \
+                 AND (campaign IS NOT NULL \
+                 OR partner IN (SELECT partner FROM campaign_targets WHERE tenant = ?1 AND holdout = 0) \
+                 OR partner IN (SELECT partner FROM leads WHERE tenant = ?1 \
                  AND json_extract(doc, '$.source.campaign') IS NOT NULL))",
             )
             .map_err(se)?;
@@ -1946,6 +1958,40 @@ pub mod sql {
                 gross_profit_units: gp as i128,
             });
         }
+        // The targets of launched campaigns: touched on the launch day and on the day a call reached them.
+        let mut s = conn
+            .prepare_cached(
+                "SELECT t.campaign, t.partner, json_extract(c.doc, '$.launched_at'), t.reached_at \
+                 FROM campaign_targets t JOIN campaigns c ON c.tenant = t.tenant AND c.id = t.campaign \
+                 WHERE t.tenant = ?1 AND t.holdout = 0 AND c.status <> 0",
+            )
+            .map_err(se)?;
+        let rows = s
+            .query_map(params![t], |r| {
+                Ok((
+                    r.get::<_, Vec<u8>>(0)?,
+                    r.get::<_, Vec<u8>>(1)?,
+                    r.get::<_, Option<String>>(2)?,
+                    r.get::<_, Option<i64>>(3)?,
+                ))
+            })
+            .map_err(se)?;
+        for r in rows {
+            let (c, p, launched, reached) = r.map_err(se)?;
+            let (campaign, partner) = (
+                crm_core::id::CampaignId::from_uuid(uuid(c)?),
+                crm_core::id::PartnerId::from_uuid(uuid(p)?),
+            );
+            inputs.touches.extend(target_touches(
+                campaign,
+                partner,
+                launched,
+                reached,
+                first,
+                scope.period.to(),
+            )?);
+        }
+        drop(s);
         // The leads a campaign brought (on their creation day) and the meetings held about them (on their start).
         for (text, kind) in [
             (
@@ -2062,4 +2108,80 @@ pub mod sql {
             spent as i128,
         ])
     }
+}
+
+/// A target's touches within `first..=last` as the baselines read them: on its campaign's launch day (the launch
+/// time as the campaign's JSON holds it, RFC 3339) and on the day a call reached it (microseconds).
+pub fn target_touches(
+    campaign: crm_core::id::CampaignId,
+    partner: crm_core::id::PartnerId,
+    launched: Option<String>,
+    reached: Option<i64>,
+    first: chrono::NaiveDate,
+    last: chrono::NaiveDate,
+) -> Result<Vec<crm_core::commerce::Touch>, String> {
+    use crm_core::commerce::{Touch, TouchKind};
+    let launched = launched
+        .map(|at| chrono::DateTime::parse_from_rfc3339(&at).map(|t| t.to_utc().date_naive()))
+        .transpose()
+        .map_err(|e| e.to_string())?;
+    let reached = reached
+        .map(|at| {
+            chrono::DateTime::from_timestamp_micros(at)
+                .map(|t| t.date_naive())
+                .ok_or("a time")
+        })
+        .transpose()?;
+    Ok([
+        (launched, TouchKind::Targeted),
+        (reached, TouchKind::Reached),
+    ]
+    .into_iter()
+    .filter_map(|(on, kind)| {
+        on.filter(|d| first <= *d && *d <= last).map(|on| Touch {
+            partner,
+            on,
+            kind,
+            campaign,
+        })
+    })
+    .collect())
+}
+
+/// The PostgreSQL server of `scripts/with-postgres` for the smoke tests (`CRM_TEST_POSTGRES_URL`); `None` when there
+/// is none, which fails when `CRM_REQUIRE_POSTGRES` is `1` (as `scripts/test` sets it). `what` names the skipped test.
+pub fn test_pg_url(what: &str) -> Option<String> {
+    match std::env::var("CRM_TEST_POSTGRES_URL") {
+        Ok(u) if !u.trim().is_empty() => Some(u),
+        _ => {
+            assert_ne!(
+                std::env::var("CRM_REQUIRE_POSTGRES").as_deref(),
+                Ok("1"),
+                "CRM_REQUIRE_POSTGRES=1 but CRM_TEST_POSTGRES_URL is not set"
+            );
+            eprintln!(
+                "{what} on PostgreSQL SKIPPED: set CRM_TEST_POSTGRES_URL or run scripts/test"
+            );
+            None
+        }
+    }
+}
+
+/// Generates `size` for `seed` into a fresh PostgreSQL schema named after `prefix` (for the smoke tests): the
+/// schema's name and the manifest.
+pub async fn generate_pg(
+    url: &str,
+    prefix: &str,
+    size: super::gen::Size,
+    seed: u64,
+) -> Result<(String, Manifest), String> {
+    let schema = format!(
+        "{prefix}_{}",
+        &uuid::Uuid::now_v7().simple().to_string()[20..]
+    );
+    let store = pg_store(url, &schema).await?;
+    let manifest = super::gen::generate(&store, size, seed)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok((schema, manifest))
 }
