@@ -180,18 +180,6 @@ fn lead_only_twin(size: Size) -> Option<(PathBuf, Manifest)> {
     })
 }
 
-/// The store generation writes through: the engine's file defaults, but for the writer's page cache when
-/// `CRM_BENCH_WRITER_CACHE_MIB` sets it (to compare a generation with another cache).
-fn gen_store(db: &Path) -> Result<crm_storage_sqlite::SqliteStore, String> {
-    let mut config = crm_storage_sqlite::SqliteConfig::file(db);
-    if let Ok(mib) = std::env::var("CRM_BENCH_WRITER_CACHE_MIB") {
-        config.writer_cache_mib = mib
-            .parse()
-            .map_err(|_| "CRM_BENCH_WRITER_CACHE_MIB: not a number of MiB")?;
-    }
-    crm_storage_sqlite::SqliteStore::open(config).map_err(|e| e.to_string())
-}
-
 fn child_gen(size: Size) -> Result<(), String> {
     let dir = data_dir(&size);
     if let Some((twin_dir, twin)) = lead_only_twin(size) {
@@ -207,7 +195,8 @@ fn child_gen(size: Size) -> Result<(), String> {
         std::fs::rename(&twin_dir, &dir).map_err(|e| e.to_string())?;
         let db = dir.join("crm.sqlite");
         let manifest = runtime().block_on(async {
-            let store = gen_store(&db)?;
+            let store =
+                crm_storage_sqlite::SqliteStore::open_file(&db).map_err(|e| e.to_string())?;
             gen::extend_with_commerce(&store, twin, size)
                 .await
                 .map_err(|e| e.to_string())
@@ -220,7 +209,7 @@ fn child_gen(size: Size) -> Result<(), String> {
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
     let db = dir.join("crm.sqlite");
     let manifest = runtime().block_on(async {
-        let store = gen_store(&db)?;
+        let store = crm_storage_sqlite::SqliteStore::open_file(&db).map_err(|e| e.to_string())?;
         gen::generate(&store, size, seed())
             .await
             .map_err(|e| e.to_string())

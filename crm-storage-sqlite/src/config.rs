@@ -19,15 +19,7 @@ pub struct SqliteConfig {
     pub synchronous_full: bool,
     /// Open an existing file for reading only (see [`SqliteConfig::read_only`]).
     pub read_only: bool,
-    /// The writer connection's page cache, in MiB (`PRAGMA cache_size`; readers keep SQLite's 2 MiB). Every write
-    /// inserts into a table and its indexes at scattered keys; once the indexes outgrow the cache each insert reads
-    /// their inner pages back from the file, so a larger cache keeps the upper B-tree levels resident. Memory is
-    /// taken only as pages are read.
-    pub writer_cache_mib: u32,
 }
-
-/// The writer's page cache by default, in MiB.
-pub const DEFAULT_WRITER_CACHE_MIB: u32 = 64;
 
 impl Default for SqliteConfig {
     fn default() -> Self {
@@ -37,7 +29,6 @@ impl Default for SqliteConfig {
             busy_timeout: Duration::from_secs(5),
             synchronous_full: false,
             read_only: false,
-            writer_cache_mib: DEFAULT_WRITER_CACHE_MIB,
         }
     }
 }

@@ -137,11 +137,8 @@ fn configure(conn: &Connection, config: &SqliteConfig, file: bool) -> Result<()>
     };
     // secure_delete: what a change removes (an erased person's values, a deleted key) is overwritten in the file,
     // not left in free space for a copy of the file to carry.
-    // A negative cache_size is in KiB.
-    let cache_kib = -i64::from(config.writer_cache_mib.max(1)) * 1024;
     conn.execute_batch(&format!(
-        "PRAGMA foreign_keys = ON; PRAGMA synchronous = {sync}; PRAGMA secure_delete = ON; \
-         PRAGMA cache_size = {cache_kib};"
+        "PRAGMA foreign_keys = ON; PRAGMA synchronous = {sync}; PRAGMA secure_delete = ON;"
     ))
     .map_err(map)
 }
@@ -1474,40 +1471,5 @@ mod migration_tests {
         for suffix in ["", "-wal", "-shm"] {
             let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
         }
-    }
-}
-
-#[cfg(test)]
-mod config_tests {
-    use super::*;
-
-    /// `PRAGMA cache_size` of the writer and of a reader (negative: KiB).
-    async fn cache_sizes(store: &SqliteStore) -> (i64, i64) {
-        let pragma = |c: &mut Connection| {
-            c.query_row("PRAGMA cache_size", [], |r| r.get::<_, i64>(0))
-                .map_err(map)
-        };
-        (
-            store.with_writer(pragma).await.unwrap(),
-            store.with_reader(pragma).await.unwrap(),
-        )
-    }
-
-    #[tokio::test]
-    async fn the_writer_gets_the_configured_page_cache_and_readers_keep_sqlites() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open_file(dir.path().join("default.sqlite")).unwrap();
-        let (writer, reader) = cache_sizes(&store).await;
-        assert_eq!(writer, -i64::from(crate::DEFAULT_WRITER_CACHE_MIB) * 1024);
-        assert_eq!(reader, -2000, "SQLite's default");
-        let mut config = SqliteConfig::file(dir.path().join("small.sqlite"));
-        config.writer_cache_mib = 3;
-        let store = SqliteStore::open(config).unwrap();
-        assert_eq!(cache_sizes(&store).await.0, -3 * 1024);
-        // Zero would be SQLite's minimum of a few pages: taken as 1 MiB.
-        let mut config = SqliteConfig::file(dir.path().join("zero.sqlite"));
-        config.writer_cache_mib = 0;
-        let store = SqliteStore::open(config).unwrap();
-        assert_eq!(cache_sizes(&store).await.0, -1024);
     }
 }
