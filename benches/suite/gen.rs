@@ -214,6 +214,8 @@ pub enum Kind {
     Campaign,
     /// Documents.
     Document,
+    /// Campaign cost entries.
+    CampaignCost,
 }
 
 /// A deterministic UUID v7 for record `index` of `kind`, stamped at `at`.
@@ -703,8 +705,8 @@ impl World {
             costs.push(restamp(&cost, |v| {
                 v["id"] = json!(v7(
                     self.seed,
-                    Kind::Campaign,
-                    1000 + i * 16 + u64::from(month.month()),
+                    Kind::CampaignCost,
+                    i * 16 + u64::from(month.month()),
                     at
                 ));
             }));

@@ -1,9 +1,9 @@
 //! Scoring a tenant's leads from its store: the closed leads' facts as they stood when each closed, a [`Scorer`]
 //! fitted on them, and the open leads ranked by score.
 //!
-//! The facts of one lead take three reads (its partner, its timeline, the partner's documents of the year before
-//! the lead): fitting reads every closed lead's, so it is a job for a quiet moment (refit on demand, not per
-//! request), and scoring reads every open lead's.
+//! The facts of one lead take three reads (its partner, its whole timeline, the partner's documents of the year
+//! before the lead, each paged to the end) besides its pipeline, read once per run: fitting reads every closed
+//! lead's, so it is a job for a quiet moment (refit on demand, not per request), and scoring reads every open lead's.
 //!
 //! ```
 //! # tokio::runtime::Runtime::new().unwrap().block_on(async {
@@ -63,6 +63,9 @@ use crm_core::store::{LeadQuery, PageRequest, StoreExt as _, TimelineOf};
 use crm_core::time::Timestamp;
 use rust_decimal::prelude::{FromPrimitive, ToPrimitive};
 use rust_decimal::Decimal;
+
+/// The pipelines read in one run, by id (a tenant has a few; its leads name them over and over).
+type Pipelines = std::collections::BTreeMap<crm_core::id::PipelineId, crm_core::pipeline::Pipeline>;
 
 impl From<crm_core::Error> for ScoringError {
     fn from(e: crm_core::Error) -> Self {
@@ -151,9 +154,10 @@ impl LeadScoring {
     /// [`ScoringError::NotEnoughHistory`] as [`Scorer::fit`]; [`ScoringError::Store`] when the store cannot be read.
     pub async fn fit(&self, tenant: TenantId) -> Result<Scorer, ScoringError> {
         let mut history = Vec::new();
+        let mut pipelines = Pipelines::new();
         for status in [StatusKind::Won, StatusKind::Lost] {
             for lead in self.leads(tenant, status).await? {
-                let facts = self.facts(tenant, &lead).await?;
+                let facts = self.facts_with(tenant, &lead, &mut pipelines).await?;
                 history.push((lead.id(), facts, status == StatusKind::Won));
             }
         }
@@ -172,8 +176,9 @@ impl LeadScoring {
         scorer: &Scorer,
     ) -> Result<Vec<Ranked>, ScoringError> {
         let mut out = Vec::new();
+        let mut pipelines = Pipelines::new();
         for lead in self.leads(tenant, StatusKind::Open).await? {
-            let facts = self.facts(tenant, &lead).await?;
+            let facts = self.facts_with(tenant, &lead, &mut pipelines).await?;
             out.push(Ranked {
                 score: scorer.score(&facts)?,
                 lead,
@@ -200,12 +205,13 @@ impl LeadScoring {
     pub async fn score_open(&self, ctx: &Context, scorer: &Scorer) -> Result<Scored, ScoringError> {
         let crm = self.commerce.crm();
         let mut out = Scored::default();
+        let mut pipelines = Pipelines::new();
         for lead in self.leads(ctx.tenant, StatusKind::Open).await? {
             let mut lead = lead;
             let mut attempt = 0;
             loop {
                 let score = to_lead_score(
-                    &scorer.score(&self.facts(ctx.tenant, &lead).await?)?,
+                    &scorer.score(&self.facts_with(ctx.tenant, &lead, &mut pipelines).await?)?,
                     crm.clock().now(),
                 );
                 if lead.score().is_some_and(|s| s.same_as(&score)) {
@@ -267,6 +273,16 @@ impl LeadScoring {
     ///
     /// [`ScoringError::Store`] when the store cannot be read.
     pub async fn facts(&self, tenant: TenantId, lead: &Lead) -> Result<Facts, ScoringError> {
+        self.facts_with(tenant, lead, &mut Pipelines::new()).await
+    }
+
+    /// [`LeadScoring::facts`] with the pipelines read so far in this run.
+    async fn facts_with(
+        &self,
+        tenant: TenantId,
+        lead: &Lead,
+        pipelines: &mut Pipelines,
+    ) -> Result<Facts, ScoringError> {
         // A closed lead's facts are those before its close (the events of the close are the answer, not facts).
         let (end, closed) = match lead.status() {
             LeadStatus::Won { at } | LeadStatus::Lost { at, .. } => (*at, true),
@@ -278,16 +294,21 @@ impl LeadScoring {
             .store()
             .partner(tenant, lead.partner())
             .await?;
-        let timeline = self
-            .commerce
-            .crm()
-            .timeline(
-                tenant,
-                TimelineOf::Lead(lead.id()),
-                &PageRequest::first(PageRequest::MAX),
-            )
-            .await?;
-        let before_end = timeline.items.iter().filter(|e| {
+        let mut timeline = Vec::new();
+        let mut page = PageRequest::first(PageRequest::MAX);
+        loop {
+            let p = self
+                .commerce
+                .crm()
+                .timeline(tenant, TimelineOf::Lead(lead.id()), &page)
+                .await?;
+            timeline.extend(p.items);
+            match p.next {
+                Some(next) => page.after = Some(next),
+                None => break,
+            }
+        }
+        let before_end = timeline.iter().filter(|e| {
             (e.at < end || (!closed && e.at == end))
                 && !matches!(
                     e.kind,
@@ -310,7 +331,7 @@ impl LeadScoring {
         // The open stage it is in, or was in at its close: a won lead's stage before it moved into the won one.
         let mut stage = lead.stage();
         if matches!(lead.status(), LeadStatus::Won { .. }) {
-            if let Some(from) = timeline.items.iter().find_map(|e| match e.kind {
+            if let Some(from) = timeline.iter().find_map(|e| match e.kind {
                 EventKind::LeadStageMoved { from, to, .. } if to == lead.stage() && e.at <= end => {
                     Some(from)
                 }
@@ -319,12 +340,16 @@ impl LeadScoring {
                 stage = from;
             }
         }
-        let pipeline = self
-            .commerce
-            .crm()
-            .store()
-            .pipeline(tenant, lead.pipeline())
-            .await?;
+        let pipeline = match pipelines.entry(lead.pipeline()) {
+            std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::btree_map::Entry::Vacant(e) => e.insert(
+                self.commerce
+                    .crm()
+                    .store()
+                    .pipeline(tenant, lead.pipeline())
+                    .await?,
+            ),
+        };
         let stage = pipeline
             .stage(stage)
             .ok()
@@ -337,25 +362,26 @@ impl LeadScoring {
             before: Some(created),
             kind: None,
         };
-        let docs = self
-            .commerce
-            .store()
-            .fetch_commerce(
-                tenant,
-                &CommerceKey::DocumentsAfter {
-                    after: None,
-                    limit: PageRequest::MAX,
-                    filter,
-                },
-            )
-            .await?;
-        let past_units: i128 = docs
-            .iter()
-            .filter_map(|r| match r {
-                CommerceRecord::Document(d) => Some(i128::from(d.revenue_units())),
-                _ => None,
-            })
-            .sum();
+        let (mut past_units, mut after) = (0i128, None);
+        loop {
+            let key = CommerceKey::DocumentsAfter {
+                after,
+                limit: PageRequest::MAX,
+                filter: filter.clone(),
+            };
+            let page = self.commerce.store().fetch_commerce(tenant, &key).await?;
+            let Some(CommerceRecord::Document(last)) = page.last() else {
+                break;
+            };
+            after = Some(last.id());
+            past_units += page
+                .iter()
+                .filter_map(|r| match r {
+                    CommerceRecord::Document(d) => Some(i128::from(d.revenue_units())),
+                    _ => None,
+                })
+                .sum::<i128>();
+        }
         let days =
             |from: Timestamp| u32::try_from((end - from).num_days().max(0)).unwrap_or(u32::MAX);
         Ok(Facts {

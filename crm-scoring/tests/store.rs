@@ -16,8 +16,9 @@ use crm_scoring::service::{LeadScoring, Scored};
 use crm_scoring::ScoringError;
 use std::sync::Arc;
 
-#[tokio::test]
-async fn open_leads_rank_by_the_history_of_won_and_lost_ones() {
+/// The services over an in-memory SQLite store at a fixed time (2 March 2026, 09:00 UTC), reporting in RON, and a
+/// set-up tenant's context.
+async fn services() -> (CrmService, CommerceService, Arc<FixedClock>, Context) {
     let store = Arc::new(crm_storage_sqlite::SqliteStore::open_in_memory().unwrap());
     let clock = Arc::new(FixedClock::new(
         Utc.with_ymd_and_hms(2026, 3, 2, 9, 0, 0).unwrap(),
@@ -31,6 +32,12 @@ async fn open_leads_rank_by_the_history_of_won_and_lost_ones() {
         CommerceService::new(crm.clone(), store.clone(), Currency::parse("RON").unwrap());
     let ctx = Context::user(TenantId::new(), UserId::new());
     crm.setup_tenant(&ctx).await.unwrap();
+    (crm, commerce, clock, ctx)
+}
+
+#[tokio::test]
+async fn open_leads_rank_by_the_history_of_won_and_lost_ones() {
+    let (crm, commerce, clock, ctx) = services().await;
     let reason = crm.lost_reasons(ctx.tenant).await.unwrap()[0].id();
     let scoring = LeadScoring::new(commerce);
 
@@ -193,4 +200,98 @@ async fn open_leads_rank_by_the_history_of_won_and_lost_ones() {
         timeline.items[0].kind,
         EventKind::LeadScored { previous: None, value } if value == stored.value
     ));
+}
+
+#[tokio::test]
+async fn facts_read_a_leads_whole_timeline_and_every_document_of_the_year_before_it() {
+    use crm_core::commerce::{NewDocument, NewLine, NewProduct};
+    use crm_core::event::CommentTarget;
+    use rust_decimal::Decimal;
+    let (crm, commerce, _, ctx) = services().await;
+    let lead = crm
+        .enter_lead(
+            &ctx,
+            NewLead::new(
+                LeadPartner::New {
+                    partner: NewPartner::company("Big Buyer SRL"),
+                },
+                "Renewal",
+            ),
+        )
+        .await
+        .unwrap()
+        .record;
+    let product = commerce
+        .record_product(
+            &ctx,
+            NewProduct {
+                code: "SKU-1".into(),
+                name: "Item".into(),
+                category: None,
+            },
+            None,
+        )
+        .await
+        .unwrap()
+        .record()
+        .id();
+    // More than a page (1,000) of each: the partner's invoices of the year before the lead (one unit each), and
+    // comments on the lead; an invoice of the lead's own day and one older than a year do not count.
+    let created = lead.created_at().date_naive();
+    let invoice = |n: usize, day: chrono::NaiveDate| {
+        NewDocument::invoice(
+            &format!("INV-{n:05}"),
+            lead.partner(),
+            day,
+            "RON",
+            vec![NewLine::new(
+                product,
+                Decimal::ONE,
+                Decimal::ONE,
+                Decimal::ZERO,
+            )],
+        )
+    };
+    for n in 0..1_001 {
+        let day = created - chrono::Days::new(1 + (n % 360) as u64);
+        commerce
+            .record_document(&ctx, invoice(n, day))
+            .await
+            .unwrap();
+    }
+    for (n, day) in [(5_000, created), (5_001, created - chrono::Days::new(400))] {
+        commerce
+            .record_document(&ctx, invoice(n, day))
+            .await
+            .unwrap();
+    }
+    for i in 0..1_001 {
+        crm.comment(&ctx, CommentTarget::Lead(lead.id()), &format!("Note {i}"))
+            .await
+            .unwrap();
+    }
+    let scoring = LeadScoring::new(commerce);
+    let lead = crm.lead(ctx.tenant, lead.id()).await.unwrap();
+    let facts = scoring.facts(ctx.tenant, &lead).await.unwrap();
+    assert_eq!(facts.past_purchases, 1_001.0);
+    let events = {
+        let mut n = 0;
+        let mut page = PageRequest::first(PageRequest::MAX);
+        loop {
+            let p = crm
+                .timeline(ctx.tenant, TimelineOf::Lead(lead.id()), &page)
+                .await
+                .unwrap();
+            n += p.items.len();
+            match p.next {
+                Some(next) => page.after = Some(next),
+                None => break n,
+            }
+        }
+    };
+    assert!(events > 1_001, "{events} events");
+    assert_eq!(
+        facts.activities as usize, events,
+        "every event of the open lead"
+    );
 }
