@@ -299,20 +299,22 @@ fn statement_sql(
         .collect::<Result<_, _>>()
         .expect("rows");
     black_box(sums);
+    // The documents' lines live in `document_lines`: the same expression the engine reads them back with.
+    let doc = crm_storage_sql::commerce::document_doc(crm_storage_sql::Dialect::Sqlite, "d");
     let mut items = conn
-        .prepare_cached(
+        .prepare_cached(&format!(
             "WITH paid AS (SELECT a.target_kind AS k, a.target_number AS n, sum(a.amount_units) AS s \
                FROM allocations a JOIN documents p ON p.tenant = a.tenant AND p.id = a.document \
                WHERE a.tenant = ?1 AND a.partner = ?2 AND p.issue_day <= ?3 GROUP BY 1, 2), \
              credited AS (SELECT corrects AS n, sum(total_units) AS s FROM documents \
                WHERE tenant = ?1 AND partner = ?2 AND kind = 1 AND corrects IS NOT NULL AND issue_day <= ?3 \
                GROUP BY 1) \
-             SELECT d.doc, d.total_units - COALESCE(paid.s, 0) \
+             SELECT {doc}, d.total_units - COALESCE(paid.s, 0) \
                - CASE WHEN d.kind = 0 THEN COALESCE(credited.s, 0) ELSE 0 END AS open \
              FROM documents d LEFT JOIN paid ON paid.k = d.kind AND paid.n = d.number \
                LEFT JOIN credited ON d.kind = 0 AND credited.n = d.number \
              WHERE d.tenant = ?1 AND d.partner = ?2 AND d.kind IN (0, 2) AND d.issue_day <= ?3 AND open <> 0",
-        )
+        ))
         .expect("prepare");
     let rows = items
         .query_map(args, |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))

@@ -5,7 +5,7 @@
 //! for the same documents: a `documents` row per document (id, tenant, kind, number, partner, issue and due day,
 //! currency, total, reporting currency, revenue, cost, campaign, corrected number, direction), a `lines` row per
 //! line (document, position, product, quantity, unit price, discount, unit cost: the facts a line is recorded
-//! with, read from the engine's own document JSON) and an `allocations` row per settled amount; ids as 16-byte
+//! with, read from the engine's `document_lines`) and an `allocations` row per settled amount; ids as 16-byte
 //! blobs, the primary keys, the unique document number, and one index each for a partner's documents and for the
 //! sales by day — what a report over the lines needs. It is filled from the engine's file (`ATTACH`, one
 //! `INSERT … SELECT` per table), so both hold the same documents.
@@ -147,10 +147,8 @@ pub fn measure(db: &Path, plain: &Path) -> Result<Footprint, String> {
         conn.execute_batch(
             "INSERT INTO plain.documents SELECT id, tenant, kind, number, partner, issue_day, due_day, currency, \
                  total_units, reporting, revenue_units, cost_units, campaign, corrects, direction FROM main.documents;
-             INSERT INTO plain.lines SELECT d.id, l.key, unhex(replace(l.value ->> '$.product', '-', '')), \
-                 l.value ->> '$.quantity', \
-                 l.value ->> '$.unit_price', l.value ->> '$.discount_pct', l.value ->> '$.unit_cost' \
-                 FROM main.documents d, json_each(d.doc, '$.lines') l;
+             INSERT INTO plain.lines SELECT document, n, product, quantity, unit_price, discount_pct, \
+                 unit_cost FROM main.document_lines;
              INSERT INTO plain.allocations SELECT d.id, a.key, a.value ->> '$.number', a.value ->> '$.amount' \
                  FROM main.documents d, json_each(d.doc, '$.allocations') a;
              COMMIT;",

@@ -12,26 +12,25 @@ use crm_storage_sql::Param;
 use std::collections::BTreeMap;
 use std::sync::LazyLock;
 
-/// The document row (the engine's column order).
-pub static DOCUMENT_INSERT: LazyLock<String> = LazyLock::new(|| {
-    let cols: Vec<&str> = crm_storage_sql::commerce::DOCUMENTS
-        .columns
-        .iter()
-        .map(|(c, _)| *c)
-        .collect();
+/// One row of `table` (the engine's column order).
+fn insert(table: &crm_storage_sql::Table) -> String {
+    let cols: Vec<&str> = table.columns.iter().map(|(c, _)| *c).collect();
     let ps: Vec<String> = (1..=cols.len()).map(|i| format!("${i}")).collect();
     format!(
-        "INSERT INTO documents ({}) VALUES ({})",
+        "INSERT INTO {} ({}) VALUES ({})",
+        table.name,
         cols.join(", "),
         ps.join(", ")
     )
-});
+}
+
+/// The document row (its JSON without the lines, as the engine stores it).
+pub static DOCUMENT_INSERT: LazyLock<String> =
+    LazyLock::new(|| insert(&crm_storage_sql::commerce::DOCUMENTS));
 
 /// One line row.
-pub const LINE_INSERT: &str =
-    "INSERT INTO document_lines (tenant, document, n, partner, kind, issue_day, \
-     product, category, quantity_units, revenue_units, cost_units) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)";
+pub static LINE_INSERT: LazyLock<String> =
+    LazyLock::new(|| insert(&crm_storage_sql::commerce::DOCUMENT_LINES));
 
 /// The eight month rows of the sales roll-up (one per grouping), in one statement: `$1` tenant, `$2` reporting,
 /// `$3` month, `$4`–`$7` revenue, cost, invoices, documents, `$8`… each grouping's key.
@@ -73,7 +72,7 @@ pub fn statements(d: &Document, pg: bool) -> Result<Vec<(&'static str, Vec<Param
         crm_storage_sql::commerce::document_row(d).map_err(|e| e.to_string())?,
     )];
     for row in crm_storage_sql::commerce::line_rows(d) {
-        out.push((LINE_INSERT, row));
+        out.push((LINE_INSERT.as_str(), row));
     }
     let month = Bucket::Month.index(d.issue_date());
     let id_key = |id: Option<uuid::Uuid>| match id {

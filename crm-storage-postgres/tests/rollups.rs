@@ -38,7 +38,9 @@ async fn tampered_rollups_are_found_and_rebuilt() {
     .await;
 }
 
-/// A schema from before the roll-ups (migration 14) gets them built from its documents by migrations 15 and 16.
+/// A schema from before the roll-ups (migration 14) gets them built from its documents by migrations 15 and 16,
+/// and its documents' lines, which their JSON carried until migration 19, moved into `document_lines`: every
+/// document reads back exactly as before and no stored JSON keeps its lines.
 #[tokio::test]
 async fn the_migration_builds_the_rollups_of_existing_documents() {
     use crm_core::commerce::{GroupBy, Period, RollupAction, SumsQuery};
@@ -55,23 +57,58 @@ async fn the_migration_builds_the_rollups_of_existing_documents() {
     let q = SumsQuery::by(GroupBy::Group, Period::year(2026).unwrap(), reporting);
     let want = commerce.profit_sums(tenant, &q).await.unwrap();
     assert!(!want.is_empty());
-    // Back to migration 14: no roll-up table, no holdout column.
-    let back = [
-        "DROP TABLE sales_months",
-        "DROP TABLE partner_last_sales",
-        "DROP TABLE bought_months",
-        "ALTER TABLE campaign_targets DROP COLUMN holdout",
-        "DELETE FROM schema_migrations WHERE version IN (15, 16, 17)",
-    ]
-    .map(|text| Sql {
-        text: text.to_string(),
-        ..Sql::new(pg.dialect())
-    })
-    .to_vec();
+    let docs = crm_core::conformance::commerce::documents_json(commerce.as_ref(), tenant).await;
+    // Back to migration 14: no roll-up table, no holdout column, the lines in the documents' JSON and not in
+    // columns of their own.
+    let mut back = vec![format!(
+        "UPDATE documents SET doc = ({})::jsonb",
+        crm_storage_sql::commerce::document_doc(pg.dialect(), "documents")
+    )];
+    back.extend(
+        crm_storage_sql::commerce::LINE_DECIMALS
+            .iter()
+            .map(|c| format!("ALTER TABLE document_lines DROP COLUMN {c}")),
+    );
+    back.extend(
+        [
+            "DROP TABLE sales_months",
+            "DROP TABLE partner_last_sales",
+            "DROP TABLE bought_months",
+            "ALTER TABLE campaign_targets DROP COLUMN holdout",
+            "DELETE FROM schema_migrations WHERE version IN (15, 16, 17, 19)",
+        ]
+        .map(String::from),
+    );
+    let back: Vec<Sql> = back
+        .into_iter()
+        .map(|text| Sql {
+            text,
+            ..Sql::new(pg.dialect())
+        })
+        .collect();
     pg.execute_all(back).await.expect("back to 14");
+    let (mut old_form, _) = Sql::for_tenant(pg.dialect(), tenant);
+    old_form.text =
+        "SELECT count(*) FROM documents WHERE tenant = $1 AND jsonb_typeof(doc -> 'lines') = 'array'".into();
+    let rows = pg.rows(old_form.clone(), false).await.unwrap();
+    assert_eq!(
+        rows[0][0].count("count").unwrap() as usize,
+        docs.len(),
+        "rewound to the old form"
+    );
     drop((store, commerce, pg));
     let again = PgStore::connect(config).await.expect("migrate");
     assert_eq!(again.profit_sums(tenant, &q).await.unwrap(), want);
+    assert_eq!(
+        crm_core::conformance::commerce::documents_json(&again, tenant).await,
+        docs
+    );
+    let rows = again.rows(old_form, false).await.unwrap();
+    assert_eq!(
+        rows[0][0].count("count").unwrap(),
+        0,
+        "no stored JSON keeps its lines"
+    );
     let check = again.rollups(tenant, RollupAction::Verify).await.unwrap();
     assert!(check.is_clean(), "{check:?}");
 }

@@ -216,7 +216,10 @@ pub const DOCUMENTS: Table = Table {
     ],
 };
 
-/// `document_lines`.
+/// `document_lines`: a document's lines, the only place they are stored (the document's `doc` holds no `lines`;
+/// a read puts them back, [`document_doc`]). The host's own figures (`quantity`, `unit_price`, `discount_pct`,
+/// `unit_cost`) and the computed `net` and `cost` are kept as the decimal text the document carries, so a line reads
+/// back exactly as recorded; since the lines' migration ([`crate::schema::lines_only`]).
 pub const DOCUMENT_LINES: Table = Table {
     name: "document_lines",
     columns: &[
@@ -231,8 +234,62 @@ pub const DOCUMENT_LINES: Table = Table {
         ("quantity_units", Kind::I64),
         ("revenue_units", Kind::I64),
         ("cost_units", Kind::I64),
+        ("quantity", Kind::Text),
+        ("unit_price", Kind::Text),
+        ("discount_pct", Kind::Text),
+        ("unit_cost", Kind::Text),
+        ("net", Kind::Text),
+        ("cost", Kind::Text),
     ],
 };
+
+/// The line fields [`DOCUMENT_LINES`] keeps as decimal text, as `Line` names them.
+pub const LINE_DECIMALS: [&str; 6] = [
+    "quantity",
+    "unit_price",
+    "discount_pct",
+    "unit_cost",
+    "net",
+    "cost",
+];
+
+/// The JSON text of the document of the `documents` row `row` (the table's name or alias in the query), its lines
+/// put back from `document_lines` in their order: what every read of a document selects where other records select
+/// [`Dialect::doc`].
+pub fn document_doc(dialect: Dialect, row: &str) -> String {
+    let decimals: Vec<String> = LINE_DECIMALS
+        .iter()
+        .map(|c| format!("'{c}', l.{c}"))
+        .collect();
+    let decimals = decimals.join(", ");
+    let amounts = "'revenue_units', l.revenue_units, 'cost_units', l.cost_units, \
+                   'quantity_units', l.quantity_units";
+    let lines =
+        format!("FROM document_lines l WHERE l.tenant = {row}.tenant AND l.document = {row}.id");
+    match dialect {
+        Dialect::Sqlite => {
+            // Ids are 16-byte blobs: their hyphenated lower-case text is what serde reads. A scalar subquery's
+            // value loses its JSON subtype, so `json()` gives it back.
+            let uuid = |c: &str| {
+                format!(
+                    "lower(substr(hex({c}), 1, 8) || '-' || substr(hex({c}), 9, 4) || '-' || \
+                     substr(hex({c}), 13, 4) || '-' || substr(hex({c}), 17, 4) || '-' || substr(hex({c}), 21))"
+                )
+            };
+            format!(
+                "json_set({row}.doc, '$.lines', json((SELECT json_group_array(json_object('product', {}, \
+                 'category', CASE WHEN l.category IS NULL THEN NULL ELSE {} END, {decimals}, {amounts}) \
+                 ORDER BY l.n) {lines})))",
+                uuid("l.product"),
+                uuid("l.category"),
+            )
+        }
+        Dialect::Postgres => format!(
+            "jsonb_set({row}.doc, '{{lines}}', coalesce((SELECT jsonb_agg(jsonb_build_object('product', \
+             l.product, 'category', l.category, {decimals}, {amounts}) ORDER BY l.n) {lines}), '[]'::jsonb))::text"
+        ),
+    }
+}
 
 /// `allocations`: what a payment settles.
 pub const ALLOCATIONS: Table = Table {
@@ -526,8 +583,17 @@ pub fn document_row(d: &Document) -> Result<Vec<Param>> {
         text(&d.attrs().region),
         text(&d.attrs().city),
         version(d.version()),
-        Param::json(d)?,
+        document_json(d)?,
     ])
+}
+
+/// A document's stored JSON: the document without its `lines` (they live in [`DOCUMENT_LINES`] only).
+fn document_json(d: &Document) -> Result<Param> {
+    let mut doc = Param::json(d)?;
+    if let Param::Json(serde_json::Value::Object(fields)) = &mut doc {
+        fields.remove("lines");
+    }
+    Ok(doc)
 }
 
 /// The rows of a document's lines.
@@ -548,6 +614,12 @@ pub fn line_rows(d: &Document) -> Vec<Vec<Param>> {
                 l.quantity_units.into(),
                 l.revenue_units.into(),
                 l.cost_units.into(),
+                l.quantity.to_string().into(),
+                l.unit_price.to_string().into(),
+                l.discount_pct.to_string().into(),
+                l.unit_cost.to_string().into(),
+                l.net.to_string().into(),
+                l.cost.to_string().into(),
             ]
         })
         .collect()

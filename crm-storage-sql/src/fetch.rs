@@ -344,17 +344,26 @@ pub fn lead_exists(dialect: Dialect, tenant: TenantId, key: &Key) -> Option<(Sql
 /// The statement reading what a commerce `key` matches, and what it reads.
 pub fn commerce_key(dialect: Dialect, tenant: TenantId, key: &CommerceKey) -> Result<(Sql, Doc)> {
     let (mut sql, t) = Sql::for_tenant(dialect, tenant);
+    // A document's lines live in `document_lines` only: its reads put them back.
+    let documents = crate::commerce::document_doc(dialect, "documents");
+    let doc = |table: &str| {
+        if table == "documents" {
+            documents.clone()
+        } else {
+            dialect.doc().to_string()
+        }
+    };
     let mut one = |table: &str, col: &str, v: Param| {
         let p = sql.bind(v);
         format!(
             "SELECT {} FROM {table} WHERE tenant = {t} AND {col} = {p}",
-            dialect.doc()
+            doc(table)
         )
     };
     let select = |table: &str, rest: &str| {
         format!(
             "SELECT {} FROM {table} WHERE tenant = {t} AND {rest}",
-            dialect.doc()
+            doc(table)
         )
     };
     let (text, doc) = match key {
@@ -427,7 +436,7 @@ pub fn commerce_key(dialect: Dialect, tenant: TenantId, key: &CommerceKey) -> Re
                 format!(
                     "SELECT {} FROM documents WHERE tenant = {t} AND kind = {k} AND due_day >= {f} \
                      AND due_day < {b} ORDER BY due_day, {}",
-                    dialect.doc(),
+                    doc("documents"),
                     dialect.text("number")
                 ),
                 Doc::Document,
@@ -438,7 +447,10 @@ pub fn commerce_key(dialect: Dialect, tenant: TenantId, key: &CommerceKey) -> Re
             limit,
             filter: f,
         } => {
-            let mut text = format!("SELECT {} FROM documents WHERE tenant = {t}", dialect.doc());
+            let mut text = format!(
+                "SELECT {} FROM documents WHERE tenant = {t}",
+                doc("documents")
+            );
             let mut and = |cond: &str, p: Param| {
                 let p = sql.bind(p);
                 text.push_str(&format!(" AND {cond} {p}"));
@@ -471,7 +483,7 @@ pub fn commerce_key(dialect: Dialect, tenant: TenantId, key: &CommerceKey) -> Re
                 format!(
                     "SELECT {} FROM documents WHERE tenant = {t} AND {renews} >= {f} AND {renews} <= {until} \
                      ORDER BY {renews}, kind, {}",
-                    dialect.doc(),
+                    doc("documents"),
                     dialect.text("number")
                 ),
                 Doc::Document,
@@ -531,7 +543,7 @@ pub fn commerce_key(dialect: Dialect, tenant: TenantId, key: &CommerceKey) -> Re
             let scoped = |table: &str, rest: &str| {
                 format!(
                     "SELECT {} FROM {table} WHERE tenant = {t} AND partner = {p}{rest}",
-                    dialect.doc()
+                    doc(table)
                 )
             };
             match key {

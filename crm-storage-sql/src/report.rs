@@ -56,10 +56,11 @@ fn open_amounts(
     let (mut sql, t) = Sql::for_tenant(dialect, tenant);
     let p = sql.bind(*partner.as_uuid());
     let day = sql.bind(Param::Day(day_number(as_of)));
-    let (doc, currency) = match dialect {
-        Dialect::Sqlite => ("d.doc", "d.currency"),
-        Dialect::Postgres => ("d.doc::text", "d.currency::text"),
+    let currency = match dialect {
+        Dialect::Sqlite => "d.currency",
+        Dialect::Postgres => "d.currency::text",
     };
+    let doc = crate::commerce::document_doc(dialect, "d");
     let inner = format!(
         "SELECT {doc} AS doc, {currency} AS currency, d.kind AS kind, d.due_day AS due_day, \
            d.total_units - COALESCE(paid.s, 0) \

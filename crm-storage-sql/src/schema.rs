@@ -6,8 +6,7 @@
 
 use crate::commerce::{
     ALLOCATIONS, ATTACHMENTS, CAMPAIGNS, CAMPAIGN_COSTS, CATEGORIES, CONTRACTS, DOCUMENTS,
-    DOCUMENT_LINES, MEETINGS, MEETING_PEOPLE, PAYMENT_ATTEMPTS, PRODUCTS, QUOTATIONS, RATES,
-    REPRESENTATIVES,
+    MEETINGS, MEETING_PEOPLE, PAYMENT_ATTEMPTS, PRODUCTS, QUOTATIONS, RATES, REPRESENTATIVES,
 };
 use crate::{Dialect, Kind, Table};
 
@@ -513,7 +512,7 @@ pub fn commerce(dialect: Dialect) -> String {
         ),
         table(
             dialect,
-            &DOCUMENT_LINES,
+            &DOCUMENT_LINES_2,
             &["category"],
             &[
                 "PRIMARY KEY (tenant, document, n)",
@@ -567,6 +566,47 @@ pub fn commerce(dialect: Dialect) -> String {
         );
     }
     ddl
+}
+
+/// `document_lines` as migration 2 created it (the lines' migration, [`lines_only`], adds the line's own figures).
+const DOCUMENT_LINES_2: Table = crate::table!("document_lines" {
+    tenant: Uuid, document: Uuid, n: I32, partner: Uuid, kind: I16, issue_day: I32, product: Uuid,
+    category: Uuid, quantity_units: I64, revenue_units: I64, cost_units: I64
+});
+
+/// The lines' migration (SQLite's 20, PostgreSQL's 19): a document's lines are kept only in `document_lines`.
+/// Until now the document's JSON carried every line again (its product and category as text, its figures and its
+/// derived amounts), more than half of what a line cost on disk; the line's own figures
+/// ([`crate::commerce::LINE_DECIMALS`], decimal text as the JSON held them) become columns, filled from the JSON,
+/// and the JSON loses its `lines`. Reads put them back ([`crate::commerce::document_doc`]).
+pub fn lines_only(dialect: Dialect) -> String {
+    let decimals = crate::commerce::LINE_DECIMALS;
+    let ty = dialect.column_type(Kind::Text);
+    let mut sql: String = decimals
+        .iter()
+        .map(|c| format!("ALTER TABLE document_lines ADD COLUMN {c} {ty} NOT NULL DEFAULT '0';\n"))
+        .collect();
+    let set = |value: &dyn Fn(&str) -> String| -> String {
+        decimals
+            .iter()
+            .map(|c| format!("{c} = {}", value(c)))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    match dialect {
+        Dialect::Sqlite => sql.push_str(&format!(
+            "UPDATE document_lines SET {} FROM documents d \
+             WHERE d.tenant = document_lines.tenant AND d.id = document_lines.document;\n\
+             UPDATE documents SET doc = json_remove(doc, '$.lines');\n",
+            set(&|c| format!("json_extract(d.doc, '$.lines[' || document_lines.n || '].{c}')"))
+        )),
+        Dialect::Postgres => sql.push_str(&format!(
+            "UPDATE document_lines l SET {} FROM documents d WHERE d.tenant = l.tenant AND d.id = l.document;\n\
+             UPDATE documents SET doc = doc - 'lines' WHERE doc ? 'lines';\n",
+            set(&|c| format!("d.doc -> 'lines' -> l.n ->> '{c}'"))
+        )),
+    }
+    sql
 }
 
 /// `campaign_targets` as migration 2 created it (the holdouts' migration adds `holdout`).

@@ -35,7 +35,9 @@ async fn tampered_rollups_are_found_and_rebuilt() {
     .await;
 }
 
-/// A database from before the roll-ups (migration 15) gets them built from its documents by migrations 16 and 17.
+/// A database from before the roll-ups (migration 15) gets them built from its documents by migrations 16 and 17,
+/// and its documents' lines, which their JSON carried until migration 20, moved into `document_lines`: every
+/// document reads back exactly as before and no stored JSON keeps its lines.
 #[tokio::test]
 async fn the_migration_builds_the_rollups_of_existing_documents() {
     use crm_core::commerce::{GroupBy, Period, SumsQuery};
@@ -54,21 +56,57 @@ async fn the_migration_builds_the_rollups_of_existing_documents() {
     let q = SumsQuery::by(GroupBy::Group, year, reporting);
     let want = commerce.profit_sums(tenant, &q).await.unwrap();
     assert!(!want.is_empty());
-    // Back to migration 15: no roll-up table, no holdout column, no score index.
+    let docs = crm_core::conformance::commerce::documents_json(commerce.as_ref(), tenant).await;
+    // Back to migration 15: no roll-up table, no holdout column, no score index, the lines in the documents' JSON
+    // and not in columns of their own.
+    let lines_back = format!(
+        "UPDATE documents SET doc = {};",
+        crm_storage_sql::commerce::document_doc(crm_storage_sql::Dialect::Sqlite, "documents")
+    );
+    let drop_columns: String = crm_storage_sql::commerce::LINE_DECIMALS
+        .iter()
+        .map(|c| format!("ALTER TABLE document_lines DROP COLUMN {c};"))
+        .collect();
     sqlite
-        .with_writer(|c| {
-            c.execute_batch(
-                "DROP TABLE sales_months; DROP TABLE partner_last_sales; DROP TABLE bought_months; \
+        .with_writer(move |c| {
+            c.execute_batch(&format!(
+                "{lines_back} {drop_columns} \
+                 DROP TABLE sales_months; DROP TABLE partner_last_sales; DROP TABLE bought_months; \
                  ALTER TABLE campaign_targets DROP COLUMN holdout; DROP INDEX leads_by_score; \
                  PRAGMA user_version = 15;",
-            )
-                .map_err(|e| crm_core::Error::invalid("sql", e.to_string()))
+            ))
+            .map_err(|e| crm_core::Error::invalid("sql", e.to_string()))
         })
         .await
         .unwrap();
     drop((store, commerce, sqlite));
+    {
+        let c = rusqlite::Connection::open(&path).unwrap();
+        let with_lines: i64 = c
+            .query_row(
+                "SELECT count(*) FROM documents WHERE json_type(doc, '$.lines') = 'array'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(with_lines as usize, docs.len(), "rewound to the old form");
+    }
     let reopened = SqliteStore::open_file(&path).expect("migrate");
     assert_eq!(reopened.profit_sums(tenant, &q).await.unwrap(), want);
+    assert_eq!(
+        crm_core::conformance::commerce::documents_json(&reopened, tenant).await,
+        docs
+    );
+    let (mut sql, _) = Sql::for_tenant(reopened.dialect(), tenant);
+    sql.text =
+        "SELECT count(*) FROM documents WHERE tenant = ?1 AND json_type(doc, '$.lines') IS NOT NULL"
+            .to_string();
+    let kept = reopened.rows(sql, false).await.unwrap();
+    assert_eq!(
+        kept[0][0].count("count").unwrap(),
+        0,
+        "no stored JSON keeps its lines"
+    );
     let check = reopened
         .rollups(tenant, crm_core::commerce::RollupAction::Verify)
         .await

@@ -425,6 +425,31 @@ pub async fn check_commerce_rollups(store: &Arc<dyn Store>, commerce: &Arc<dyn C
     assert_reports_match(&s, &current(&s, &[acme.id, beta.id]).await, &periods).await;
 }
 
+/// Every document of `tenant` (the first 1,000, in id order) as its JSON text, for an adapter's migration tests to
+/// compare before and after; panics unless some document has lines.
+pub async fn documents_json(commerce: &dyn CommerceStore, tenant: TenantId) -> Vec<String> {
+    let key = crate::commerce::CommerceKey::DocumentsAfter {
+        after: None,
+        limit: 1000,
+        filter: Default::default(),
+    };
+    let docs: Vec<String> = commerce
+        .fetch_commerce(tenant, &key)
+        .await
+        .expect("documents")
+        .iter()
+        .map(|r| match r {
+            crate::commerce::CommerceRecord::Document(d) => serde_json::to_string(d).expect("json"),
+            other => panic!("not a document: {other:?}"),
+        })
+        .collect();
+    assert!(
+        docs.iter().any(|d| d.contains("\"unit_price\"")),
+        "{docs:?}"
+    );
+    docs
+}
+
 /// Records a few invoices and a credit note of 2026 for two customers in two groups in a fresh tenant, and returns
 /// the tenant and the reporting currency (for an adapter's own tests, such as a migration's).
 pub async fn record_sample_sales(
