@@ -1,6 +1,6 @@
 //! The baseline of recording one sales document: what a hand-written recorder runs in one transaction on the same
 //! schema, with prepared statements and values computed in Rust — the partner checked, the document row and its
-//! line rows inserted, the eight month rows of the sales roll-up, the partner's last sale and the bought months
+//! line rows inserted, the eight month and seven day rows of the sales roll-ups, the last sale and the bought months
 //! upserted (`VALUES … ON CONFLICT DO UPDATE`), the event appended. The engine's side reads the partner, the
 //! products, the campaign, the number and the rate before it writes, and derives the roll-up rows from the rows it
 //! inserted (`INSERT … SELECT`): the workload measures what that costs.
@@ -32,23 +32,36 @@ pub static DOCUMENT_INSERT: LazyLock<String> =
 pub static LINE_INSERT: LazyLock<String> =
     LazyLock::new(|| insert(&crm_storage_sql::commerce::DOCUMENT_LINES));
 
+/// `INSERT INTO table … VALUES rows ON CONFLICT DO UPDATE` adding to a sales roll-up (`period` its month or day
+/// column).
+fn rollup_upsert(table: &str, period: &str, rows: &[String]) -> String {
+    format!(
+        "INSERT INTO {table} (tenant, reporting, dim, {period}, key, revenue_units, cost_units, invoices, \
+         documents) VALUES {} ON CONFLICT (tenant, reporting, dim, {period}, key) DO UPDATE SET \
+         revenue_units = {table}.revenue_units + excluded.revenue_units, \
+         cost_units = {table}.cost_units + excluded.cost_units, \
+         invoices = {table}.invoices + excluded.invoices, \
+         documents = {table}.documents + excluded.documents",
+        rows.join(", ")
+    )
+}
+
 /// The eight month rows of the sales roll-up (one per grouping), in one statement: `$1` tenant, `$2` reporting,
 /// `$3` month, `$4`–`$7` revenue, cost, invoices, documents, `$8`… each grouping's key.
 pub static MONTHS_UPSERT: LazyLock<String> = LazyLock::new(|| {
-    let rows: Vec<String> = GroupBy::ALL
-        .iter()
-        .enumerate()
-        .map(|(dim, _)| format!("($1, $2, {dim}, $3, ${}, $4, $5, $6, $7)", 8 + dim))
+    let rows: Vec<String> = (0..GroupBy::ALL.len())
+        .map(|dim| format!("($1, $2, {dim}, $3, ${}, $4, $5, $6, $7)", 8 + dim))
         .collect();
-    format!(
-        "INSERT INTO sales_months (tenant, reporting, dim, month, key, revenue_units, cost_units, invoices, \
-         documents) VALUES {} ON CONFLICT (tenant, reporting, dim, month, key) DO UPDATE SET \
-         revenue_units = sales_months.revenue_units + excluded.revenue_units, \
-         cost_units = sales_months.cost_units + excluded.cost_units, \
-         invoices = sales_months.invoices + excluded.invoices, \
-         documents = sales_months.documents + excluded.documents",
-        rows.join(", ")
-    )
+    rollup_upsert("sales_months", "month", &rows)
+});
+
+/// The seven day rows of the day roll-up (every grouping but the customer's), in one statement: `$1` tenant, `$2`
+/// reporting, `$3` day, `$4`–`$7` revenue, cost, invoices, documents, `$8`… each grouping's key.
+pub static DAYS_UPSERT: LazyLock<String> = LazyLock::new(|| {
+    let rows: Vec<String> = (1..GroupBy::ALL.len())
+        .map(|dim| format!("($1, $2, {dim}, $3, ${}, $4, $5, $6, $7)", 7 + dim))
+        .collect();
+    rollup_upsert("sales_days", "day", &rows)
 });
 
 /// The partner's last sale, kept as the later of the stored day and this invoice's.
@@ -103,7 +116,16 @@ pub fn statements(d: &Document, pg: bool) -> Result<Vec<(&'static str, Vec<Param
             GroupBy::Campaign => id_key(d.campaign().map(|c| *c.as_uuid())),
         });
     }
+    assert_eq!(
+        GroupBy::ALL[0],
+        GroupBy::Customer,
+        "the day rows skip the first grouping"
+    );
+    let mut days = months.clone();
+    days[2] = Param::Day(crm_core::commerce::day_number(d.issue_date()));
+    days.remove(7);
     out.push((MONTHS_UPSERT.as_str(), months));
+    out.push((DAYS_UPSERT.as_str(), days));
     let partner = Param::Uuid(*d.partner().as_uuid());
     if d.kind() == DocumentKind::Invoice {
         out.push((
@@ -139,9 +161,9 @@ pub fn statements(d: &Document, pg: bool) -> Result<Vec<(&'static str, Vec<Param
 }
 
 /// The queries whose rows make a tenant's recording digest (`$1` the tenant): its documents without their ids,
-/// its lines' totals, its events by kind and the three roll-ups, ids as 32 hex digits on both backends (so the
+/// its lines' totals, its events by kind and the four roll-ups, ids as 32 hex digits on both backends (so the
 /// smoke test can compare SQLite's digest with PostgreSQL's).
-pub fn digest_queries(pg: bool) -> [&'static str; 5] {
+pub fn digest_queries(pg: bool) -> [&'static str; 6] {
     if pg {
         [
             "SELECT kind || ' ' || number || ' ' || issue_day || ' ' || revenue_units || ' ' || cost_units || ' ' \
@@ -157,6 +179,9 @@ pub fn digest_queries(pg: bool) -> [&'static str; 5] {
              FROM bought_months WHERE tenant = $1 AND quantity_units <> 0 UNION ALL \
              SELECT 'l ' || replace(partner::text, '-', '') || ' ' || last_sale FROM partner_last_sales \
              WHERE tenant = $1",
+            "SELECT dim || ' ' || day || ' ' || (CASE WHEN key ~ '^[0-9a-f]{8}-[0-9a-f]{4}-' \
+             THEN replace(key, '-', '') ELSE key END) || ' ' || revenue_units || ' ' || cost_units || ' ' || \
+             invoices || ' ' || documents FROM sales_days WHERE tenant = $1 AND documents <> 0",
         ]
     } else {
         [
@@ -171,6 +196,9 @@ pub fn digest_queries(pg: bool) -> [&'static str; 5] {
             "SELECT 'b ' || kind || ' ' || lower(hex(item)) || ' ' || month || ' ' || lower(hex(partner)) || ' ' || \
              quantity_units FROM bought_months WHERE tenant = ?1 AND quantity_units <> 0 UNION ALL \
              SELECT 'l ' || lower(hex(partner)) || ' ' || last_sale FROM partner_last_sales WHERE tenant = ?1",
+            "SELECT dim || ' ' || day || ' ' || (CASE WHEN typeof(key) = 'blob' THEN lower(hex(key)) ELSE key END) \
+             || ' ' || revenue_units || ' ' || cost_units || ' ' || invoices || ' ' || documents \
+             FROM sales_days WHERE tenant = ?1 AND documents <> 0",
         ]
     }
 }

@@ -61,6 +61,9 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
     }),
     Migration::new(18, "lead_scores", || schema::lead_scores(Dialect::Postgres)),
     Migration::new(19, "lines_only", || schema::lines_only(Dialect::Postgres)),
+    Migration::new(20, "sales_days", || {
+        crm_storage_sql::rollup::day_schema(Dialect::Postgres)
+    }),
 ];
 
 /// The advisory-lock key of a schema's migrations: FNV-1a of a fixed prefix and the schema name, so the key is the

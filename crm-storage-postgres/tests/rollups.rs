@@ -27,6 +27,9 @@ async fn tampered_rollups_are_found_and_rebuilt() {
                 "UPDATE partner_last_sales SET last_sale = last_sale - 1 WHERE tenant = $1",
                 // February 2026.
                 "DELETE FROM bought_months WHERE tenant = $1 AND month = 24313",
+                // The groups' (dim 1) January 10th, 2026 (day number 739626).
+                "UPDATE sales_days SET revenue_units = revenue_units + 1 WHERE tenant = $1 AND dim = 1 \
+                 AND day = 739626",
             ] {
                 let (mut sql, _) = Sql::for_tenant(pg.dialect(), tenant);
                 sql.text = text.to_string();
@@ -38,7 +41,7 @@ async fn tampered_rollups_are_found_and_rebuilt() {
     .await;
 }
 
-/// A schema from before the roll-ups (migration 14) gets them built from its documents by migrations 15 and 16,
+/// A schema from before the roll-ups (migration 14) gets them built from its documents by migrations 15, 16 and 20,
 /// and its documents' lines, which their JSON carried until migration 19, moved into `document_lines`: every
 /// document reads back exactly as before and no stored JSON keeps its lines.
 #[tokio::test]
@@ -74,8 +77,9 @@ async fn the_migration_builds_the_rollups_of_existing_documents() {
             "DROP TABLE sales_months",
             "DROP TABLE partner_last_sales",
             "DROP TABLE bought_months",
+            "DROP TABLE sales_days",
             "ALTER TABLE campaign_targets DROP COLUMN holdout",
-            "DELETE FROM schema_migrations WHERE version IN (15, 16, 17, 19)",
+            "DELETE FROM schema_migrations WHERE version IN (15, 16, 17, 19, 20)",
         ]
         .map(String::from),
     );

@@ -7,8 +7,9 @@
 //! partner's reporting attributes at issue time, so a partner moving group changes no past month: only recording,
 //! replacing or re-pointing a document (a partner merge) changes a roll-up, and each of those does it in its own
 //! transaction with one statement that adds (or subtracts) the document as stored ([`apply_documents`]). A report
-//! over a period reads the whole months from the roll-ups and the partial months at its edges from the documents
-//! ([`sales_rows`]), so it scans the months it covers, not the documents.
+//! over a period reads the whole months from the roll-ups and the partial months at its edges from `sales_days`
+//! (the same sums per day, every grouping but the customer's) or, by customer, from the documents
+//! ([`sales_rows`]), so it scans the months and days it covers, not the documents.
 //!
 //! A key is the grouping's value as text (PostgreSQL) or as stored (SQLite: a partner, owner or campaign id stays
 //! its 16-byte blob); an absent attribute is the empty text, which no validated attribute is (a group, industry or
@@ -38,6 +39,11 @@ use uuid::Uuid;
 
 /// The roll-up table.
 pub const TABLE: &str = "sales_months";
+
+/// The day roll-up: the same sums per day, for every grouping but the customer's (a customer's day is about one
+/// document, so the documents' covering index answers it as fast). A period's partial months at its edges read it
+/// instead of the documents.
+pub const DAYS: &str = "sales_days";
 
 /// The table of each partner's last sales invoice day.
 pub const LAST_SALES: &str = "partner_last_sales";
@@ -75,15 +81,56 @@ fn key_case(dialect: Dialect) -> String {
     format!("CASE x.dim {} END", arms.join(" "))
 }
 
+/// The groupings the day roll-up keeps: all but the customer's.
+fn day_dims() -> String {
+    let rows: Vec<String> = GroupBy::ALL
+        .iter()
+        .filter(|g| **g != GroupBy::Customer)
+        .map(|g| format!("SELECT {} AS dim", dim(*g)))
+        .collect();
+    format!("({})", rows.join(" UNION ALL "))
+}
+
+/// What a roll-up sums per: the month ([`TABLE`]) or the day ([`DAYS`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Grain {
+    Month,
+    Day,
+}
+
+impl Grain {
+    /// The roll-up table.
+    fn table(self) -> &'static str {
+        match self {
+            Self::Month => TABLE,
+            Self::Day => DAYS,
+        }
+    }
+
+    /// The table's period column.
+    fn column(self) -> &'static str {
+        match self {
+            Self::Month => "month",
+            Self::Day => "day",
+        }
+    }
+}
+
 /// `SELECT tenant, reporting, dim, month, key, revenue, cost, invoices, documents` of the sales documents matching
 /// `filter`, summed per roll-up row and multiplied by `sign`.
 fn summed(dialect: Dialect, filter: &str, sign: i64) -> String {
+    summed_per(dialect, Grain::Month, filter, sign)
+}
+
+/// [`summed`] per `grain`: for [`Grain::Day`], `month` holds the day number, and the customer's grouping is left
+/// out.
+fn summed_per(dialect: Dialect, grain: Grain, filter: &str, sign: i64) -> String {
     let big = |e: String| match dialect {
         Dialect::Sqlite => e,
         Dialect::Postgres => format!("CAST({e} AS bigint)"),
     };
     format!(
-        "SELECT tenant, reporting, x.dim AS dim, month_idx AS month, {key} AS k, {rev} AS rev, {cost} AS cost, \
+        "SELECT tenant, reporting, x.dim AS dim, {period} AS month, {key} AS k, {rev} AS rev, {cost} AS cost, \
          {inv} AS inv, {docs} AS docs \
          FROM documents CROSS JOIN {dims} AS x WHERE {filter} AND kind IN (0, 1) GROUP BY 1, 2, 3, 4, 5",
         key = key_case(dialect),
@@ -91,19 +138,32 @@ fn summed(dialect: Dialect, filter: &str, sign: i64) -> String {
         cost = big(format!("{sign} * sum(cost_units)")),
         inv = big(format!("{sign} * sum(CASE WHEN kind = 0 THEN 1 ELSE 0 END)")),
         docs = big(format!("{sign} * count(*)")),
-        dims = dims(),
+        period = match grain {
+            Grain::Month => "month_idx",
+            Grain::Day => "issue_day",
+        },
+        dims = match grain {
+            Grain::Month => dims(),
+            Grain::Day => day_dims(),
+        },
     )
 }
 
 /// `INSERT INTO sales_months … ON CONFLICT DO UPDATE` adding `rows` (a [`summed`] select) to the stored sums.
 fn upsert(rows: &str) -> String {
+    upsert_into(Grain::Month, rows)
+}
+
+/// [`upsert`] into `grain`'s table (`rows` a [`summed_per`] select of the same grain).
+fn upsert_into(grain: Grain, rows: &str) -> String {
+    let (table, period) = (grain.table(), grain.column());
     format!(
-        "INSERT INTO {TABLE} (tenant, reporting, dim, month, key, revenue_units, cost_units, invoices, documents) \
-         {rows} ON CONFLICT (tenant, reporting, dim, month, key) DO UPDATE SET \
-         revenue_units = {TABLE}.revenue_units + excluded.revenue_units, \
-         cost_units = {TABLE}.cost_units + excluded.cost_units, \
-         invoices = {TABLE}.invoices + excluded.invoices, \
-         documents = {TABLE}.documents + excluded.documents"
+        "INSERT INTO {table} (tenant, reporting, dim, {period}, key, revenue_units, cost_units, invoices, \
+         documents) {rows} ON CONFLICT (tenant, reporting, dim, {period}, key) DO UPDATE SET \
+         revenue_units = {table}.revenue_units + excluded.revenue_units, \
+         cost_units = {table}.cost_units + excluded.cost_units, \
+         invoices = {table}.invoices + excluded.invoices, \
+         documents = {table}.documents + excluded.documents"
     )
 }
 
@@ -174,6 +234,17 @@ pub fn apply_documents(dialect: Dialect, tenant: TenantId, ids: &[Uuid], sign: i
         statement("id", &|t, ids| {
             upsert(&summed(dialect, &format!("tenant = {t} AND {ids}"), sign))
         }),
+        statement("id", &|t, ids| {
+            upsert_into(
+                Grain::Day,
+                &summed_per(
+                    dialect,
+                    Grain::Day,
+                    &format!("tenant = {t} AND {ids}"),
+                    sign,
+                ),
+            )
+        }),
         statement("d.id", &|t, ids| {
             bought_upsert(&bought(dialect, &format!("d.tenant = {t} AND {ids}"), sign))
         }),
@@ -206,17 +277,27 @@ pub fn apply_documents(dialect: Dialect, tenant: TenantId, ids: &[Uuid], sign: i
 
 /// Migration (SQLite's 16, PostgreSQL's 15): the roll-up table, filled from the documents already recorded.
 pub fn schema(dialect: Dialect) -> String {
+    grain_schema(dialect, Grain::Month)
+}
+
+/// The `CREATE TABLE` of `grain`'s roll-up and the statement filling it from the documents already recorded.
+fn grain_schema(dialect: Dialect, grain: Grain) -> String {
     let (uuid, ccy, key, without_rowid) = match dialect {
         Dialect::Sqlite => ("BLOB", "TEXT", "", " WITHOUT ROWID"),
         // PostgreSQL keys are text (ids in their text form, as the reports group them).
         Dialect::Postgres => ("uuid", "char(3)", " text", ""),
     };
+    let (table, period) = (grain.table(), grain.column());
+    let ty = match grain {
+        Grain::Month => "bigint",
+        Grain::Day => "integer",
+    };
     format!(
-        "CREATE TABLE {TABLE} (tenant {uuid} NOT NULL, reporting {ccy} NOT NULL, dim smallint NOT NULL, \
-         month bigint NOT NULL, key{key} NOT NULL, revenue_units bigint NOT NULL, cost_units bigint NOT NULL, \
+        "CREATE TABLE {table} (tenant {uuid} NOT NULL, reporting {ccy} NOT NULL, dim smallint NOT NULL, \
+         {period} {ty} NOT NULL, key{key} NOT NULL, revenue_units bigint NOT NULL, cost_units bigint NOT NULL, \
          invoices bigint NOT NULL, documents bigint NOT NULL, \
-         PRIMARY KEY (tenant, reporting, dim, month, key)){without_rowid};\n{};\n",
-        upsert(&summed(dialect, "true", 1))
+         PRIMARY KEY (tenant, reporting, dim, {period}, key)){without_rowid};\n{};\n",
+        upsert_into(grain, &summed_per(dialect, grain, "true", 1))
     )
 }
 
@@ -239,6 +320,12 @@ pub fn partner_schema(dialect: Dialect) -> String {
         last_sales("true"),
         bought_upsert(&bought(dialect, "true", 1)),
     )
+}
+
+/// Migration (SQLite's 21, PostgreSQL's 20): the day roll-up ([`DAYS`]), filled from the documents already
+/// recorded.
+pub fn day_schema(dialect: Dialect) -> String {
+    grain_schema(dialect, Grain::Day)
 }
 
 /// The first and last [`Bucket::Month`] index of a run of whole months.
@@ -340,6 +427,32 @@ pub fn sales_rows(sql: &mut Sql, q: SalesRows<'_>) -> String {
             dim = dim(q.group_by),
         ));
     }
+    if q.group_by != GroupBy::Customer {
+        // The edges from the day roll-up, a part per month (the bucket of a part is one value).
+        for (from, to) in edges.iter().flat_map(|(f, t)| by_month(*f, *t)) {
+            let (a, b) = (
+                sql.bind(Param::Day(day_number(from))),
+                sql.bind(Param::Day(day_number(to))),
+            );
+            let key = q.key.as_ref().map_or(String::new(), |(k, _)| {
+                format!(" AND key = {}", sql.bind(k.clone()))
+            });
+            let bucket = match q.bucket {
+                None => null_bucket(dialect).to_string(),
+                Some(b) => match dialect {
+                    Dialect::Sqlite => b.index(from).to_string(),
+                    Dialect::Postgres => format!("CAST({} AS bigint)", b.index(from)),
+                },
+            };
+            parts.push(format!(
+                "SELECT key AS rk, {bucket} AS rb, revenue_units AS rrev, cost_units AS rcost, invoices AS rn, \
+                 documents AS rd FROM {DAYS} WHERE tenant = {t} AND reporting = {r} AND dim = {dim} \
+                 AND day BETWEEN {a} AND {b}{key}",
+                dim = dim(q.group_by),
+            ));
+        }
+        return parts.join(" UNION ALL ");
+    }
     for (from, to) in edges {
         let (a, b) = (
             sql.bind(Param::Day(day_number(from))),
@@ -364,23 +477,58 @@ pub fn sales_rows(sql: &mut Sql, q: SalesRows<'_>) -> String {
     parts.join(" UNION ALL ")
 }
 
-/// The statement listing the roll-up rows of `tenant` that differ from the documents: `(side, reporting, dim,
-/// month, key, revenue, cost, invoices, documents)`, side 0 what the documents give, 1 what is stored (a row
-/// of zero sums counts as none), at most `limit` rows.
+/// The statement listing the roll-up rows of `tenant` that differ from the documents: `(side, grain, reporting,
+/// dim, period, key, revenue, cost, invoices, documents)`, side 0 what the documents give, 1 what is stored (a row
+/// of zero sums counts as none), grain 0 a month (`period` its index) and 1 a day (`period` its day number), at
+/// most `limit` rows.
 fn differences_sql(dialect: Dialect, tenant: TenantId, limit: usize) -> Sql {
     let (mut sql, t) = Sql::for_tenant(dialect, tenant);
-    let lines = summed(dialect, &format!("tenant = {t}"), 1);
     let n = sql.bind(limit as i64);
+    let lines = |grain: Grain, g: u8| {
+        let rows = summed_per(dialect, grain, &format!("tenant = {t}"), 1);
+        format!(
+            "SELECT {g} AS g, reporting, dim, month, k, rev, cost, inv, docs FROM ({rows}) AS l{g}"
+        )
+    };
+    let stored = |grain: Grain, g: u8| {
+        format!(
+            "SELECT {g} AS g, reporting, dim, {} AS month, key AS k, revenue_units AS rev, cost_units AS cost, \
+             invoices AS inv, documents AS docs FROM {} WHERE tenant = {t} AND (documents <> 0 OR \
+             revenue_units <> 0 OR cost_units <> 0 OR invoices <> 0)",
+            grain.column(),
+            grain.table()
+        )
+    };
     sql.text = format!(
-        "WITH lines AS (SELECT reporting, dim, month, k, rev, cost, inv, docs FROM ({lines}) AS l), \
-         stored AS (SELECT reporting, dim, month, key AS k, revenue_units AS rev, cost_units AS cost, \
-         invoices AS inv, documents AS docs FROM {TABLE} WHERE tenant = {t} AND (documents <> 0 OR \
-         revenue_units <> 0 OR cost_units <> 0 OR invoices <> 0)) \
+        "WITH lines AS ({} UNION ALL {}), stored AS ({} UNION ALL {}) \
          SELECT 0 AS side, * FROM (SELECT * FROM lines EXCEPT SELECT * FROM stored) AS a \
          UNION ALL SELECT 1 AS side, * FROM (SELECT * FROM stored EXCEPT SELECT * FROM lines) AS b \
-         ORDER BY 2, 3, 4, 5, 1 LIMIT {n}"
+         ORDER BY 2, 3, 4, 5, 6, 1 LIMIT {n}",
+        lines(Grain::Month, 0),
+        lines(Grain::Day, 1),
+        stored(Grain::Month, 0),
+        stored(Grain::Day, 1),
     );
     sql
+}
+
+/// The parts of the days `from`–`to` within one month each, in order.
+fn by_month(from: NaiveDate, to: NaiveDate) -> Vec<(NaiveDate, NaiveDate)> {
+    let mut out = Vec::new();
+    let mut start = from;
+    while start <= to {
+        let month = Bucket::Month.index(start);
+        let end = Bucket::Month
+            .start_of(month + 1)
+            .and_then(|next| next.pred_opt())
+            .map_or(to, |last| last.min(to));
+        out.push((start, end));
+        match end.succ_opt() {
+            Some(next) => start = next,
+            None => break,
+        }
+    }
+    out
 }
 
 /// `CAST(NULL AS ty)` on PostgreSQL (so a union's column has a type from its first branch), `NULL` on SQLite.
@@ -427,8 +575,9 @@ fn rebuild_sql(dialect: Dialect, tenant: TenantId) -> Vec<Sql> {
     let mut out = Vec::new();
     if dialect == Dialect::Postgres {
         let mut lock = Sql::new(dialect);
-        lock.text =
-            format!("LOCK TABLE {TABLE}, {LAST_SALES}, {BOUGHT} IN SHARE ROW EXCLUSIVE MODE");
+        lock.text = format!(
+            "LOCK TABLE {TABLE}, {DAYS}, {LAST_SALES}, {BOUGHT} IN SHARE ROW EXCLUSIVE MODE"
+        );
         out.push(lock);
     }
     let tenant_sql = |text: &dyn Fn(&str) -> String| {
@@ -436,13 +585,19 @@ fn rebuild_sql(dialect: Dialect, tenant: TenantId) -> Vec<Sql> {
         sql.text = text(&t);
         sql
     };
-    for table in [TABLE, LAST_SALES, BOUGHT] {
+    for table in [TABLE, DAYS, LAST_SALES, BOUGHT] {
         out.push(tenant_sql(&|t| {
             format!("DELETE FROM {table} WHERE tenant = {t}")
         }));
     }
     out.push(tenant_sql(&|t| {
         upsert(&summed(dialect, &format!("tenant = {t}"), 1))
+    }));
+    out.push(tenant_sql(&|t| {
+        upsert_into(
+            Grain::Day,
+            &summed_per(dialect, Grain::Day, &format!("tenant = {t}"), 1),
+        )
     }));
     out.push(tenant_sql(&|t| {
         format!(
@@ -563,30 +718,47 @@ pub async fn rollups<R: Runner + ?Sized>(
     let mut differences: Vec<RollupDifference> = Vec::new();
     for row in &rows {
         let side = row[0].int("side")?;
-        let code = row[1].text("reporting currency")?;
+        let code = row[2].text("reporting currency")?;
         let reporting =
             Currency::parse(code.trim()).map_err(|e| corrupt("reporting currency", e))?;
-        let d = row[2].int("grouping")?;
+        let d = row[3].int("grouping")?;
         let group_by = usize::try_from(d)
             .ok()
             .and_then(|i| GroupBy::ALL.get(i).copied())
             .ok_or_else(|| corrupt("grouping", d))?;
-        let month = i64::try_from(row[3].int("month")?).map_err(|e| corrupt("month", e))?;
-        let key = row[4].opt_text().filter(|k| !k.is_empty());
+        let period = row[4].int("month")?;
+        let (month, day) = if row[1].int("grain")? == 0 {
+            (
+                i64::try_from(period).map_err(|e| corrupt("month", e))?,
+                None,
+            )
+        } else {
+            let day = i32::try_from(period)
+                .ok()
+                .and_then(crm_core::commerce::from_day_number)
+                .ok_or_else(|| corrupt("day", period))?;
+            (Bucket::Month.index(day), Some(day))
+        };
+        let key = row[5].opt_text().filter(|k| !k.is_empty());
         let sums = RollupSums {
-            revenue_units: row[5].int("revenue units")?,
-            cost_units: row[6].int("cost units")?,
-            invoices: row[7].count("invoices")?,
-            documents: row[8].count("documents")?,
+            revenue_units: row[6].int("revenue units")?,
+            cost_units: row[7].int("cost units")?,
+            invoices: row[8].count("invoices")?,
+            documents: row[9].count("documents")?,
         };
         let same = |x: &RollupDifference| {
-            x.reporting == reporting && x.group_by == group_by && x.month == month && x.key == key
+            x.reporting == reporting
+                && x.group_by == group_by
+                && x.month == month
+                && x.day == day
+                && x.key == key
         };
         if !differences.last().is_some_and(same) {
             differences.push(RollupDifference {
                 reporting,
                 group_by,
                 month,
+                day,
                 key,
                 stored: None,
                 lines: None,
@@ -638,6 +810,32 @@ mod tests {
                 Bucket::Month.start_of(b).unwrap(),
             )
         })
+    }
+
+    #[test]
+    fn days_split_into_parts_within_one_month() {
+        assert_eq!(
+            by_month(d(2026, 1, 31), d(2026, 2, 1)),
+            vec![
+                (d(2026, 1, 31), d(2026, 1, 31)),
+                (d(2026, 2, 1), d(2026, 2, 1))
+            ]
+        );
+        assert_eq!(
+            by_month(d(2026, 12, 15), d(2027, 2, 3)),
+            vec![
+                (d(2026, 12, 15), d(2026, 12, 31)),
+                (d(2027, 1, 1), d(2027, 1, 31)),
+                (d(2027, 2, 1), d(2027, 2, 3))
+            ]
+        );
+        assert_eq!(
+            by_month(d(2028, 2, 10), d(2028, 2, 29)),
+            vec![(d(2028, 2, 10), d(2028, 2, 29))]
+        );
+        let last = crm_core::time::MAX_BUSINESS_DATE;
+        let first = d(last.year(), last.month(), 1);
+        assert_eq!(by_month(first, last), vec![(first, last)]);
     }
 
     #[test]

@@ -52,8 +52,9 @@ pub struct SqliteStore {
 /// Migrations 1 (leads), 2 (commerce), 3 (outbox), 6 (sales), 7 (attachments), 8 (sales timers), 9 (portal) and
 /// 10 and 11 (host references), 12 (settings), 13 (merges), 14 (subject keys), 15 (lead merges), 16 (the sales
 /// roll-ups, `crm_storage_sql::rollup`), 17 (the segments' roll-ups), 18 (campaign holdouts), 19 (lead scores) and
-/// 20 (a document's lines only in `document_lines`), generated from `crm_storage_sql::schema` as PostgreSQL's are.
-static GENERATED: std::sync::LazyLock<[String; 18]> = std::sync::LazyLock::new(|| {
+/// 20 (a document's lines only in `document_lines`) and 21 (the day roll-up), generated from
+/// `crm_storage_sql::schema` as PostgreSQL's are.
+static GENERATED: std::sync::LazyLock<[String; 19]> = std::sync::LazyLock::new(|| {
     [
         crm_storage_sql::schema::init(Dialect::Sqlite),
         crm_storage_sql::schema::commerce(Dialect::Sqlite),
@@ -73,6 +74,7 @@ static GENERATED: std::sync::LazyLock<[String; 18]> = std::sync::LazyLock::new(|
         crm_storage_sql::schema::holdouts(Dialect::Sqlite),
         crm_storage_sql::schema::lead_scores(Dialect::Sqlite),
         crm_storage_sql::schema::lines_only(Dialect::Sqlite),
+        crm_storage_sql::rollup::day_schema(Dialect::Sqlite),
     ]
 });
 
@@ -84,7 +86,7 @@ static SCORE_KEY: std::sync::LazyLock<String> =
 const SMALL_COMMIT: usize = 64;
 
 /// How many migrations there are.
-const MIGRATIONS: usize = 20;
+const MIGRATIONS: usize = 21;
 
 /// The migrations' statements, in order.
 fn migration_sql() -> [&'static str; MIGRATIONS] {
@@ -109,6 +111,7 @@ fn migration_sql() -> [&'static str; MIGRATIONS] {
         &GENERATED[15],
         &GENERATED[16],
         &GENERATED[17],
+        &GENERATED[18],
     ]
 }
 

@@ -24,6 +24,9 @@ async fn tampered_rollups_are_found_and_rebuilt() {
                 "UPDATE partner_last_sales SET last_sale = last_sale - 1 WHERE tenant = ?1",
                 // February 2026.
                 "DELETE FROM bought_months WHERE tenant = ?1 AND month = 24313",
+                // The groups' (dim 1) January 10th, 2026 (day number 739626).
+                "UPDATE sales_days SET revenue_units = revenue_units + 1 WHERE tenant = ?1 AND dim = 1 \
+                 AND day = 739626",
             ] {
                 let (mut sql, _) = Sql::for_tenant(sqlite.dialect(), tenant);
                 sql.text = text.to_string();
@@ -35,7 +38,7 @@ async fn tampered_rollups_are_found_and_rebuilt() {
     .await;
 }
 
-/// A database from before the roll-ups (migration 15) gets them built from its documents by migrations 16 and 17,
+/// A database from before the roll-ups (migration 15) gets them built from its documents by migrations 16, 17 and 21,
 /// and its documents' lines, which their JSON carried until migration 20, moved into `document_lines`: every
 /// document reads back exactly as before and no stored JSON keeps its lines.
 #[tokio::test]
@@ -72,6 +75,7 @@ async fn the_migration_builds_the_rollups_of_existing_documents() {
             c.execute_batch(&format!(
                 "{lines_back} {drop_columns} \
                  DROP TABLE sales_months; DROP TABLE partner_last_sales; DROP TABLE bought_months; \
+                 DROP TABLE sales_days; \
                  ALTER TABLE campaign_targets DROP COLUMN holdout; DROP INDEX leads_by_score; \
                  PRAGMA user_version = 15;",
             ))

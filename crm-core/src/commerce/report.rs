@@ -729,6 +729,10 @@ pub struct RollupDifference {
     pub group_by: GroupBy,
     /// The month ([`Bucket::Month`]'s index).
     pub month: i64,
+    /// The day, when the difference is in the day roll-up (which the partial months at a period's edges read;
+    /// every grouping but the customer's); `None` for the month roll-up.
+    #[serde(default)]
+    pub day: Option<NaiveDate>,
     /// The group key (as [`ProfitSums::key`]).
     pub key: Option<String>,
     /// What the roll-ups hold (`None`: no row).

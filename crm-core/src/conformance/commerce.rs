@@ -579,22 +579,51 @@ pub async fn check_rollup_repair<F>(
     let mid = Period::new(day(2026, 1, 2), day(2026, 3, 30)).unwrap();
     let docs = all_documents(&s).await;
     let partners = current(&s, &[acme.id]).await;
-    for g in [GroupBy::Group, GroupBy::Campaign] {
-        // No whole month in January 2nd–February 27th: read from the documents, untouched.
-        let edges = Period::new(day(2026, 1, 2), day(2026, 2, 27)).unwrap();
-        assert_sums_match(
-            &s.cs,
-            s.w.tenant,
-            &partners,
-            &docs,
-            &SumsQuery::by(g, edges, ron()),
-        )
-        .await;
-    }
+    // No whole month in January 2nd–February 27th: its days are read from the day roll-up, whose groups' January
+    // 10th was tampered with (+1) and whose campaigns' was not.
+    let edges = Period::new(day(2026, 1, 2), day(2026, 2, 27)).unwrap();
+    assert_sums_match(
+        &s.cs,
+        s.w.tenant,
+        &partners,
+        &docs,
+        &SumsQuery::by(GroupBy::Campaign, edges, ron()),
+    )
+    .await;
+    let revenue = |g: GroupBy| {
+        let cs = s.cs.clone();
+        let tenant = s.w.tenant;
+        async move {
+            let rows = cs
+                .store()
+                .profit_sums(tenant, &SumsQuery::by(g, edges, ron()))
+                .await
+                .expect("profit");
+            rows.iter().map(|r| r.revenue_units).sum::<i128>()
+        }
+    };
+    assert_eq!(
+        revenue(GroupBy::Group).await,
+        revenue(GroupBy::Campaign).await + 1,
+        "the partial months read the day roll-up"
+    );
     let check = s.cs.verify_rollups(s.w.tenant).await.expect("verify");
     assert!(!check.rebuilt && !check.more);
-    // January and February in every grouping (+1), March in every grouping (gone).
-    assert_eq!(check.differences.len(), 3 * GroupBy::ALL.len(), "{check:?}");
+    // January and February in every grouping (+1), March in every grouping (gone), and the groups' January 10th.
+    assert_eq!(
+        check.differences.len(),
+        3 * GroupBy::ALL.len() + 1,
+        "{check:?}"
+    );
+    assert!(
+        check
+            .differences
+            .iter()
+            .any(|d| d.group_by == GroupBy::Group
+                && d.day == Some(day(2026, 1, 10))
+                && d.month == crate::commerce::Bucket::Month.index(day(2026, 1, 1))),
+        "{check:?}"
+    );
     for d in &check.differences {
         let lines = d.lines.expect("the documents have sales in each month");
         match d.stored {
