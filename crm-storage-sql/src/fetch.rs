@@ -345,10 +345,9 @@ pub fn lead_exists(dialect: Dialect, tenant: TenantId, key: &Key) -> Option<(Sql
 pub fn commerce_key(dialect: Dialect, tenant: TenantId, key: &CommerceKey) -> Result<(Sql, Doc)> {
     let (mut sql, t) = Sql::for_tenant(dialect, tenant);
     // A document's lines live in `document_lines` only: its reads put them back.
-    let documents = crate::commerce::document_doc(dialect, "documents");
     let doc = |table: &str| {
         if table == "documents" {
-            documents.clone()
+            crate::commerce::document_doc(dialect, "documents")
         } else {
             dialect.doc().to_string()
         }

@@ -117,3 +117,35 @@ async fn the_migration_builds_the_rollups_of_existing_documents() {
         .unwrap();
     assert!(check.is_clean(), "{check:?}");
 }
+
+/// A stored day roll-up row whose day is no date is reported as corrupt storage by `verify_rollups`, not read as
+/// some other day.
+#[tokio::test]
+async fn a_day_row_that_is_no_date_is_corrupt() {
+    let sqlite = SqliteStore::open_temporary().expect("open");
+    let store: Arc<dyn Store> = Arc::new(sqlite.clone());
+    let commerce: Arc<dyn CommerceStore> = Arc::new(sqlite.clone());
+    let (tenant, _) = crm_core::conformance::commerce::record_sample_sales(&store, &commerce).await;
+    assert!(commerce
+        .rollups(tenant, crm_core::commerce::RollupAction::Verify)
+        .await
+        .unwrap()
+        .is_clean());
+    let (mut sql, _) = Sql::for_tenant(sqlite.dialect(), tenant);
+    sql.text = "UPDATE sales_days SET day = day + 1099511627776 WHERE tenant = ?1".to_string();
+    sqlite.execute(sql).await.expect("tamper");
+    let err = commerce
+        .rollups(tenant, crm_core::commerce::RollupAction::Verify)
+        .await
+        .expect_err("a day out of range");
+    assert!(
+        matches!(
+            err,
+            crm_core::Error::Storage {
+                kind: crm_core::StorageErrorKind::Corrupt,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+}
