@@ -233,6 +233,8 @@ impl Crm {
     /// assert!(called.lead.is_some());
     /// let report = crm.commerce().campaign_report(ctx.tenant, campaign.id(), None).await?;
     /// assert_eq!((report.targets, report.interested, report.leads), (1, 1, 1));
+    /// let all = crm.commerce().campaign_reports(ctx.tenant, None).await?; // every campaign's, in one snapshot
+    /// assert_eq!(all, vec![report]);
     /// crm.commerce().close_campaign(&ctx, campaign.id(), launch.campaign.version()).await?;
     /// # Ok(()) }
     /// ```

@@ -721,56 +721,64 @@ pub async fn attribution_inputs(
     Ok((inputs, names))
 }
 
-/// A campaign's report sums: targets, reached, leads, won, invoiced customers, revenue, cost, campaign cost.
-pub async fn campaign(
+/// Every campaign's report sums (targets, reached, leads, won, invoiced customers, revenue, cost, campaign cost):
+/// one grouped statement per measure over the documents, driven from the campaigns.
+pub async fn campaigns(
     pg: &mut Pg,
     tenant: TenantId,
-    campaign: CampaignId,
     year: Period,
-) -> Result<[i128; 8], String> {
+) -> Result<std::collections::BTreeMap<CampaignId, [i128; 8]>, String> {
     let (df, dt) = days(year);
     let (mf, mt) = micro_bounds(year);
-    let key = campaign.to_string();
-    let (t, c) = (tenant.as_uuid(), campaign.as_uuid());
-    let queries: [(&'static str, Vec<&(dyn ToSql + Sync)>); 5] = [
+    let t = tenant.as_uuid();
+    // (statement, parameters, index of the first value)
+    let queries: [(&'static str, Vec<&(dyn ToSql + Sync)>, usize); 5] = [
         (
-            "SELECT count(*), COALESCE(SUM(CASE WHEN reached_at >= $3 AND reached_at < $4 THEN 1 ELSE 0 END), 0)::bigint \
-             FROM campaign_targets WHERE tenant = $1 AND campaign = $2",
-            vec![t, c, &mf, &mt],
+            "SELECT campaign, count(*), COALESCE(SUM(CASE WHEN reached_at >= $2 AND reached_at < $3 THEN 1 ELSE 0 END), 0)::bigint \
+             FROM campaign_targets WHERE tenant = $1 GROUP BY campaign",
+            vec![t, &mf, &mt],
+            0,
         ),
         (
-            "SELECT count(*), COALESCE(SUM(CASE WHEN status = 1 THEN 1 ELSE 0 END), 0)::bigint FROM leads \
-             WHERE tenant = $1 AND doc -> 'source' ->> 'campaign' = $2 AND created_us >= $3 AND created_us < $4",
-            vec![t, &key, &mf, &mt],
+            "SELECT c.id, count(*), COALESCE(SUM(CASE WHEN l.status = 1 THEN 1 ELSE 0 END), 0)::bigint \
+             FROM campaigns c JOIN leads l ON l.tenant = c.tenant AND l.doc -> 'source' ->> 'campaign' = c.doc ->> 'id' \
+             WHERE c.tenant = $1 AND l.doc -> 'source' ->> 'campaign' IS NOT NULL AND l.created_us >= $2 \
+             AND l.created_us < $3 GROUP BY c.id",
+            vec![t, &mf, &mt],
+            2,
         ),
         (
-            "SELECT COALESCE(SUM(revenue_units), 0)::bigint, COALESCE(SUM(cost_units), 0)::bigint FROM documents \
-             WHERE tenant = $1 AND campaign = $2 AND kind IN (0, 1) AND reporting = 'EUR' AND issue_day BETWEEN $3 AND $4",
-            vec![t, c, &df, &dt],
+            "SELECT campaign, count(*), NULL::bigint FROM (SELECT d.campaign, d.partner FROM campaigns c \
+             JOIN documents d ON d.tenant = c.tenant AND d.campaign = c.id WHERE c.tenant = $1 AND d.kind IN (0, 1) \
+             AND d.reporting = 'EUR' AND d.issue_day BETWEEN $2 AND $3 GROUP BY d.campaign, d.partner \
+             HAVING SUM(d.revenue_units) > 0) x GROUP BY campaign",
+            vec![t, &df, &dt],
+            4,
         ),
         (
-            "SELECT count(*), 0::bigint FROM (SELECT partner FROM documents WHERE tenant = $1 AND campaign = $2 \
-             AND kind IN (0, 1) AND reporting = 'EUR' AND issue_day BETWEEN $3 AND $4 GROUP BY partner \
-             HAVING SUM(revenue_units) > 0) x",
-            vec![t, c, &df, &dt],
+            "SELECT d.campaign, SUM(d.revenue_units)::bigint, SUM(d.cost_units)::bigint FROM campaigns c \
+             JOIN documents d ON d.tenant = c.tenant AND d.campaign = c.id WHERE c.tenant = $1 AND d.kind IN (0, 1) \
+             AND d.reporting = 'EUR' AND d.issue_day BETWEEN $2 AND $3 GROUP BY d.campaign",
+            vec![t, &df, &dt],
+            5,
         ),
         (
-            "SELECT COALESCE(SUM(amount_units), 0)::bigint, 0::bigint FROM campaign_costs WHERE tenant = $1 \
-             AND campaign = $2 AND reporting = 'EUR' AND day BETWEEN $3 AND $4",
-            vec![t, c, &df, &dt],
+            "SELECT campaign, SUM(amount_units)::bigint, NULL::bigint FROM campaign_costs WHERE tenant = $1 \
+             AND reporting = 'EUR' AND day BETWEEN $2 AND $3 GROUP BY campaign",
+            vec![t, &df, &dt],
+            7,
         ),
     ];
-    let mut out = [0i128; 8];
-    for (i, (sql, params)) in queries.iter().enumerate() {
+    let mut out = std::collections::BTreeMap::new();
+    for (sql, params, at) in &queries {
         let s = pg.stmt(sql).await?;
-        let r = pg.client.query_one(&s, params).await.map_err(pe)?;
-        let (a, b) = (r.get::<_, i64>(0) as i128, r.get::<_, i64>(1) as i128);
-        match i {
-            0 => (out[0], out[1]) = (a, b),
-            1 => (out[2], out[3]) = (a, b),
-            2 => (out[5], out[6]) = (a, b),
-            3 => out[4] = a,
-            _ => out[7] = a,
+        for r in pg.client.query(&s, params).await.map_err(pe)? {
+            let id: uuid::Uuid = r.get(0);
+            let v: &mut [i128; 8] = out.entry(CampaignId::from_uuid(id)).or_insert([0; 8]);
+            v[*at] = r.get::<_, i64>(1) as i128;
+            if let Some(b) = r.get::<_, Option<i64>>(2) {
+                v[*at + 1] = b as i128;
+            }
         }
     }
     Ok(out)

@@ -825,33 +825,47 @@ impl Env {
     }
 
     async fn campaign_roi(&mut self, imp: Impl) -> Result<(f64, u64, String), String> {
+        use crm_core::commerce::CampaignMeasuresExt;
         let tenant = self.manifest.tenant;
         let year = self.year()?;
         let campaigns = self.manifest.commerce.campaigns.clone();
         let started = Instant::now();
-        let mut out = Vec::new();
-        for c in &campaigns {
-            out.push(match imp {
-                Impl::Ours => {
-                    let s = self
-                        .commerce
-                        .campaign_sums(tenant, *c, Some(year), Self::eur())
-                        .await
-                        .map_err(|e| e.to_string())?;
-                    [
-                        s.targets as i128,
-                        s.reached as i128,
-                        s.leads as i128,
-                        s.won as i128,
-                        s.invoiced_customers as i128,
-                        s.revenue_units,
-                        s.cost_units,
-                        s.campaign_cost_units,
-                    ]
-                }
-                Impl::Sql => self.base.campaign(tenant, *c, year).await?,
-            });
-        }
+        // Every campaign's sums at once, each side with one grouped statement per measure, printed in the
+        // manifest's order.
+        let out: Vec<[i128; 8]> = match imp {
+            Impl::Ours => {
+                let all = self
+                    .commerce
+                    .campaigns_sums(tenant, Some(year), Self::eur())
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let by: std::collections::BTreeMap<_, _> =
+                    all.into_iter().map(|t| (t.campaign, t.sums)).collect();
+                campaigns
+                    .iter()
+                    .map(|c| {
+                        let s = by.get(c).cloned().unwrap_or_default();
+                        [
+                            s.targets as i128,
+                            s.reached as i128,
+                            s.leads as i128,
+                            s.won as i128,
+                            s.invoiced_customers as i128,
+                            s.revenue_units,
+                            s.cost_units,
+                            s.campaign_cost_units,
+                        ]
+                    })
+                    .collect()
+            }
+            Impl::Sql => {
+                let by = self.base.campaigns(tenant, year).await?;
+                campaigns
+                    .iter()
+                    .map(|c| by.get(c).copied().unwrap_or_default())
+                    .collect()
+            }
+        };
         let secs = started.elapsed().as_secs_f64();
         Ok((secs, campaigns.len() as u64, format!("{out:?}")))
     }
@@ -1358,8 +1372,8 @@ impl Base {
         fn segment(q: &SegmentQuery) -> Vec<String> = sql::segment;
         /// Profitability sums per group.
         fn profit(tenant: TenantId, by: GroupBy, year: Period) -> Vec<ProfitRow> = sql::profit;
-        /// A campaign's report sums.
-        fn campaign(tenant: TenantId, campaign: crm_core::id::CampaignId, year: Period) -> [i128; 8] = sql::campaign;
+        /// Every campaign's report sums.
+        fn campaigns(tenant: TenantId, year: Period) -> std::collections::BTreeMap<crm_core::id::CampaignId, [i128; 8]> = sql::campaigns;
         /// The attribution report's inputs and the campaigns' names (see [`sql::attribution_inputs`]).
         fn attribution_inputs(tenant: TenantId, scope: crm_core::commerce::AttributionScope) -> (crm_core::commerce::AttributionInputs, std::collections::BTreeMap<crm_core::id::CampaignId, String>) = sql::attribution_inputs;
         /// A tenant's content independent of ids and clock (see [`tenant_digest`]).
@@ -2050,63 +2064,71 @@ pub mod sql {
         Ok((inputs, names))
     }
 
-    /// A campaign's report sums: targets, reached, leads, won, invoiced customers, revenue, cost, campaign cost.
-    pub fn campaign(
+    /// Every campaign's report sums (targets, reached, leads, won, invoiced customers, revenue, cost, campaign cost):
+    /// one grouped statement per measure over the documents, driven from the campaigns so each campaign's
+    /// documents are one index range.
+    pub fn campaigns(
         conn: &Connection,
         tenant: TenantId,
-        campaign: crm_core::id::CampaignId,
         year: Period,
-    ) -> Result<[i128; 8], String> {
-        let (t, c) = (tenant.as_bytes(), campaign.as_bytes());
+    ) -> Result<std::collections::BTreeMap<crm_core::id::CampaignId, [i128; 8]>, String> {
+        let t = tenant.as_bytes();
         let (df, dt) = (day_number(year.from()), day_number(year.to()));
         let (mf, mt) = micro_bounds(year);
-        let one = |sql: &str, p: &[&dyn rusqlite::ToSql]| -> Result<(i64, i64), String> {
-            conn.prepare_cached(sql)
-                .and_then(|mut s| {
-                    s.query_row(p, |r| {
-                        Ok((
-                            r.get::<_, i64>(0)?,
-                            r.get::<_, Option<i64>>(1)?.unwrap_or(0),
-                        ))
-                    })
-                })
-                .map_err(se)
+        let mut out = std::collections::BTreeMap::new();
+        let mut each = |sql: &str, p: &[&dyn rusqlite::ToSql], at: usize| -> Result<(), String> {
+            let mut s = conn.prepare_cached(sql).map_err(se)?;
+            let mut rows = s.query(p).map_err(se)?;
+            while let Some(r) = rows.next().map_err(se)? {
+                let id = uuid::Uuid::from_slice(&r.get::<_, Vec<u8>>(0).map_err(se)?)
+                    .map_err(|e| e.to_string())?;
+                let v: &mut [i128; 8] = out
+                    .entry(crm_core::id::CampaignId::from_uuid(id))
+                    .or_insert([0; 8]);
+                v[at] = r.get::<_, i64>(1).map_err(se)? as i128;
+                if let Some(b) = r.get::<_, Option<i64>>(2).map_err(se)? {
+                    v[at + 1] = b as i128;
+                }
+            }
+            Ok(())
         };
-        let (targets, reached) = one(
-            "SELECT COUNT(*), COALESCE(SUM(reached_at >= ?3 AND reached_at < ?4), 0) FROM campaign_targets \
-             WHERE tenant = ?1 AND campaign = ?2",
-            &[&t, &c, &mf, &mt],
+        each(
+            "SELECT campaign, COUNT(*), COALESCE(SUM(reached_at >= ?2 AND reached_at < ?3), 0) FROM campaign_targets \
+             WHERE tenant = ?1 GROUP BY campaign",
+            &[&t, &mf, &mt],
+            0,
         )?;
-        let (leads, won) = one(
-            "SELECT COUNT(*), COALESCE(SUM(status = 1), 0) FROM leads WHERE tenant = ?1 \
-             AND json_extract(doc, '$.source.campaign') = ?2 AND created_at >= ?3 AND created_at < ?4",
-            &[&t, &campaign.to_string(), &mf, &mt],
+        each(
+            "SELECT c.id, COUNT(*), COALESCE(SUM(l.status = 1), 0) FROM campaigns c CROSS JOIN leads l \
+             WHERE c.tenant = ?1 AND l.tenant = c.tenant \
+             AND json_extract(l.doc, '$.source.campaign') = json_extract(c.doc, '$.id') \
+             AND json_extract(l.doc, '$.source.campaign') IS NOT NULL AND l.created_at >= ?2 AND l.created_at < ?3 \
+             GROUP BY c.id",
+            &[&t, &mf, &mt],
+            2,
         )?;
-        let (rev, cost) = one(
-            "SELECT COALESCE(SUM(revenue_units), 0), COALESCE(SUM(cost_units), 0) FROM documents WHERE tenant = ?1 \
-             AND campaign = ?2 AND kind IN (0, 1) AND reporting = 'EUR' AND issue_day BETWEEN ?3 AND ?4",
-            &[&t, &c, &df, &dt],
+        each(
+            "SELECT d.campaign, COUNT(*), NULL FROM (SELECT d.campaign, d.partner FROM campaigns c CROSS JOIN documents d \
+             WHERE c.tenant = ?1 AND d.tenant = c.tenant AND d.campaign = c.id AND d.kind IN (0, 1) \
+             AND d.reporting = 'EUR' AND d.issue_day BETWEEN ?2 AND ?3 GROUP BY d.campaign, d.partner \
+             HAVING SUM(d.revenue_units) > 0) d GROUP BY d.campaign",
+            &[&t, &df, &dt],
+            4,
         )?;
-        let (invoiced, _) = one(
-            "SELECT COUNT(*), 0 FROM (SELECT partner FROM documents WHERE tenant = ?1 AND campaign = ?2 AND kind IN (0, 1) \
-             AND reporting = 'EUR' AND issue_day BETWEEN ?3 AND ?4 GROUP BY partner HAVING SUM(revenue_units) > 0)",
-            &[&t, &c, &df, &dt],
+        each(
+            "SELECT d.campaign, SUM(d.revenue_units), SUM(d.cost_units) FROM campaigns c CROSS JOIN documents d \
+             WHERE c.tenant = ?1 AND d.tenant = c.tenant AND d.campaign = c.id AND d.kind IN (0, 1) \
+             AND d.reporting = 'EUR' AND d.issue_day BETWEEN ?2 AND ?3 GROUP BY d.campaign",
+            &[&t, &df, &dt],
+            5,
         )?;
-        let (spent, _) = one(
-            "SELECT COALESCE(SUM(amount_units), 0), 0 FROM campaign_costs WHERE tenant = ?1 AND campaign = ?2 \
-             AND reporting = 'EUR' AND day BETWEEN ?3 AND ?4",
-            &[&t, &c, &df, &dt],
+        each(
+            "SELECT campaign, SUM(amount_units), NULL FROM campaign_costs WHERE tenant = ?1 AND reporting = 'EUR' \
+             AND day BETWEEN ?2 AND ?3 GROUP BY campaign",
+            &[&t, &df, &dt],
+            7,
         )?;
-        Ok([
-            targets as i128,
-            reached as i128,
-            leads as i128,
-            won as i128,
-            invoiced as i128,
-            rev as i128,
-            cost as i128,
-            spent as i128,
-        ])
+        Ok(out)
     }
 }
 

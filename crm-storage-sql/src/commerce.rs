@@ -8,9 +8,9 @@ use crate::{corrupt, day_bounds, micro_bounds, Cell, Dialect, Kind, Param, Runne
 use chrono::NaiveDate;
 use crm_core::commerce::{
     day_number, Balance, Bucket, Campaign, CampaignCost, CampaignStatus, CampaignSums,
-    CampaignTarget, Category, CommerceKey, CommerceRecord, CommerceWrite, Criteria, Document,
-    ExchangeRate, GroupBy, OpenItem, OutcomeKind, PaymentDirection, Period, Product, ProfitSums,
-    Progress, RankOrder, SegmentMember, SumsQuery,
+    CampaignTarget, CampaignTotals, Category, CommerceKey, CommerceRecord, CommerceWrite, Criteria,
+    Document, ExchangeRate, GroupBy, OpenItem, OutcomeKind, PaymentDirection, Period, Product,
+    ProfitSums, Progress, RankOrder, SegmentMember, SumsQuery,
 };
 use crm_core::id::{CampaignId, PartnerId, TenantId, UserId};
 use crm_core::money::{decimal_to_units, units_to_decimal, Currency};
@@ -1507,6 +1507,144 @@ pub async fn read_campaign_sums<R: Runner + ?Sized>(
     Ok(s)
 }
 
+/// The statements of [`CampaignRead::Sums`](crm_core::commerce::CampaignRead::Sums), in order: the tenant's
+/// campaigns `(id, name)`, then [`CampaignSumsSql`]'s six measures for every campaign at once, each row led by its
+/// campaign (the money as [`profit_sums`] groups it by campaign). Each measure is one grouped statement, so the
+/// report of every campaign costs what one campaign's did.
+pub fn campaigns_sums(
+    dialect: Dialect,
+    tenant: TenantId,
+    period: Option<Period>,
+    reporting: Currency,
+) -> Vec<Sql> {
+    let (df, dt) = day_bounds(period);
+    let (mf, mt) = micro_bounds(period);
+    let p = |n| dialect.placeholder(n);
+    let (p1, p2, p3, p4) = (p(1), p(2), p(3), p(4));
+    let t = || Param::Uuid(*tenant.as_uuid());
+    let by_micros = |text: String| with(dialect, text, vec![t(), mf.into(), mt.into()]);
+    let by_days = |text: String| {
+        let params = vec![t(), reporting.code().into(), Param::Day(df), Param::Day(dt)];
+        with(dialect, text, params)
+    };
+    let created = match dialect {
+        Dialect::Sqlite => "created_at",
+        Dialect::Postgres => "created_us",
+    };
+    let source = dialect.json_text("l.doc", &["source", "campaign"]);
+    let id = dialect.json_text("c.doc", &["id"]);
+    let name = dialect.json_text("doc", &["name"]);
+    let money = profit_sums(
+        dialect,
+        tenant,
+        &SumsQuery::by(GroupBy::Campaign, period.unwrap_or(Period::ALL), reporting),
+    );
+    vec![
+        with(
+            dialect,
+            format!("SELECT id, {name} FROM campaigns WHERE tenant = {p1} ORDER BY id"),
+            vec![t()],
+        ),
+        by_micros(format!(
+            "SELECT campaign, count(*), {} FROM campaign_targets WHERE tenant = {p1} AND holdout = 0 \
+             GROUP BY campaign",
+            dialect.filtered("count", "1", &format!("reached_at >= {p2} AND reached_at < {p3}"))
+        )),
+        by_micros(format!(
+            "SELECT campaign, outcome, count(*) FROM campaign_targets WHERE tenant = {p1} AND holdout = 0 \
+             AND outcome IS NOT NULL AND outcome_at >= {p2} AND outcome_at < {p3} GROUP BY campaign, outcome"
+        )),
+        // Driven from the campaigns too: each one's leads are one range of `leads_by_campaign` (its id as the
+        // campaign's JSON spells it, as the lead's source does), read from the index alone.
+        by_micros(format!(
+            "SELECT c.id, count(*), {} FROM campaigns c CROSS JOIN leads l WHERE c.tenant = {p1} \
+             AND l.tenant = c.tenant AND {source} = {id} AND {source} IS NOT NULL AND l.status <> 3 AND l.{created} >= {p2} \
+             AND l.{created} < {p3} GROUP BY c.id",
+            dialect.filtered("count", "1", "l.status = 1")
+        )),
+        money,
+        // Driven from the campaigns, so each one's documents are one range of `documents_campaign` by issue day
+        // (SQLite keeps a CROSS JOIN's order; PostgreSQL plans it as any inner join).
+        by_days(format!(
+            "SELECT campaign, count(*) FROM (SELECT d.campaign, d.partner FROM campaigns c CROSS JOIN documents d \
+             WHERE c.tenant = {p1} AND d.tenant = c.tenant AND d.campaign = c.id AND d.campaign IS NOT NULL \
+             AND d.kind IN (0, 1) AND d.reporting = {p2} AND d.issue_day BETWEEN {p3} AND {p4} \
+             GROUP BY d.campaign, d.partner HAVING sum(d.revenue_units) > 0) AS invoiced GROUP BY campaign"
+        )),
+        by_days(format!(
+            "SELECT campaign, COALESCE(sum(amount_units), 0) FROM campaign_costs WHERE tenant = {p1} \
+             AND reporting = {p2} AND day BETWEEN {p3} AND {p4} GROUP BY campaign"
+        )),
+    ]
+}
+
+/// [`CampaignRead::Sums`](crm_core::commerce::CampaignRead::Sums) on a [`Runner`]: every campaign of the tenant
+/// with its sums, by campaign id, in one batch (one snapshot).
+pub async fn read_campaigns_sums<R: Runner + ?Sized>(
+    r: &R,
+    tenant: TenantId,
+    period: Option<Period>,
+    reporting: Currency,
+) -> Result<Vec<CampaignTotals>> {
+    let statements = campaigns_sums(r.dialect(), tenant, period, reporting);
+    let [campaigns, targets, outcomes, leads, money, invoiced, costs]: [Vec<Vec<Cell>>; 7] = r
+        .rows_batch(statements)
+        .await?
+        .try_into()
+        .map_err(|_| corrupt("campaign sums", "a statement gave no result"))?;
+    let mut by: std::collections::BTreeMap<Uuid, CampaignTotals> = Default::default();
+    for row in campaigns {
+        let id = row[0].uuid("campaign")?;
+        let name = row[1].text("campaign name")?.to_owned();
+        let campaign = CampaignId::from_uuid(id);
+        let sums = CampaignSums::default();
+        by.insert(
+            id,
+            CampaignTotals {
+                campaign,
+                name,
+                sums,
+            },
+        );
+    }
+    // A row of a campaign that is not the tenant's (none can be: every key leads with the tenant) is skipped.
+    let parse = |cell: &Cell| cell.opt_text().and_then(|t| Uuid::parse_str(&t).ok());
+    for row in &targets {
+        if let Some(c) = by.get_mut(&row[0].uuid("campaign")?) {
+            (c.sums.targets, c.sums.reached) = (row[1].count("targets")?, row[2].count("reached")?);
+        }
+    }
+    for row in &outcomes {
+        if let Some(c) = by.get_mut(&row[0].uuid("campaign")?) {
+            c.sums
+                .outcomes
+                .insert(outcome_of(&row[1])?, row[2].count("outcomes")?);
+        }
+    }
+    for row in &leads {
+        if let Some(c) = by.get_mut(&row[0].uuid("campaign")?) {
+            (c.sums.leads, c.sums.won) = (row[1].count("leads")?, row[2].count("won")?);
+        }
+    }
+    for row in &money {
+        if let Some(c) = parse(&row[0]).and_then(|id| by.get_mut(&id)) {
+            c.sums.revenue_units = row[2].int("sum of units")?;
+            c.sums.cost_units = row[3].int("sum of units")?;
+        }
+    }
+    for row in &invoiced {
+        if let Some(c) = by.get_mut(&row[0].uuid("campaign")?) {
+            c.sums.invoiced_customers = row[1].count("invoiced customers")?;
+        }
+    }
+    for row in &costs {
+        if let Some(c) = by.get_mut(&row[0].uuid("campaign")?) {
+            c.sums.campaign_cost_units = row[1].int("sum of units")?;
+        }
+    }
+    Ok(by.into_values().collect())
+}
+
 fn outcome_of(cell: &Cell) -> Result<OutcomeKind> {
     let code = cell.int("outcome")?;
     i16::try_from(code)
@@ -1558,6 +1696,9 @@ pub async fn campaign_measures<R: Runner + ?Sized>(
         }
         Q::Attribution(scope) => {
             M::Attribution(crate::attribution::attribution_inputs(r, tenant, scope).await?)
+        }
+        Q::Sums { period, reporting } => {
+            M::Sums(read_campaigns_sums(r, tenant, *period, *reporting).await?)
         }
         other => {
             return Err(Error::invalid(

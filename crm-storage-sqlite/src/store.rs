@@ -1412,6 +1412,29 @@ pub(crate) mod plan_tests {
             "{plan}"
         );
     }
+
+    #[tokio::test]
+    async fn every_campaigns_sums_read_their_indexes() {
+        let store = SqliteStore::open_in_memory().unwrap();
+        let statements = crm_storage_sql::commerce::campaigns_sums(
+            Dialect::Sqlite,
+            TenantId::new(),
+            None,
+            Currency::parse("EUR").unwrap(),
+        );
+        // The leads by their campaign's covering index; each campaign's sales one range of `documents_campaign`,
+        // driven from the campaigns (the only scan is of the tenant's campaigns' primary key).
+        let leads = plan_of(&store, statements[3].text.clone()).await;
+        assert!(
+            leads.contains("COVERING INDEX leads_by_campaign"),
+            "{leads}"
+        );
+        let invoiced = plan_of(&store, statements[5].text.clone()).await;
+        assert!(
+            invoiced.contains("COVERING INDEX documents_campaign (tenant=? AND campaign=? AND issue_day>? AND issue_day<?)"),
+            "{invoiced}"
+        );
+    }
 }
 
 #[cfg(test)]

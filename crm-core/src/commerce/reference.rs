@@ -8,8 +8,8 @@ use super::campaign::{CampaignCost, CampaignTarget, OutcomeKind};
 use super::document::{Document, DocumentKind, PaymentDirection};
 use super::period::Period;
 use super::report::{
-    order_open_items, order_sums, Balance, CampaignSums, GroupBy, OpenItem, ProfitSums, Progress,
-    SumsQuery,
+    order_open_items, order_sums, Balance, CampaignSums, CampaignTotals, GroupBy, OpenItem,
+    ProfitSums, Progress, SumsQuery,
 };
 use super::segment::{BoughtMode, Criteria, Item, LastSale};
 use super::uplift::{OutcomeQuery, OutcomeSums};
@@ -381,6 +381,26 @@ pub fn campaign_sums(
         .map(|c| c.amount_units as i128)
         .sum();
     s
+}
+
+/// Every one of `campaigns` (the tenant's) with its [`campaign_sums`], by campaign id.
+pub fn campaigns_sums(
+    facts: Facts<'_>,
+    cf: CampaignFacts<'_>,
+    campaigns: &[Campaign],
+    period: Option<Period>,
+    reporting: Currency,
+) -> Vec<CampaignTotals> {
+    let mut v: Vec<CampaignTotals> = campaigns
+        .iter()
+        .map(|c| CampaignTotals {
+            campaign: c.id(),
+            name: c.name().to_string(),
+            sums: campaign_sums(facts, cf, c.id(), period, reporting),
+        })
+        .collect();
+    v.sort_by_key(|t| t.campaign);
+    v
 }
 
 /// Progress of a campaign per agent (sorted by agent) and in total (the first row, agent `None`).

@@ -328,6 +328,18 @@ pub struct CampaignSums {
     pub campaign_cost_units: i128,
 }
 
+/// One campaign's report sums, as [`CampaignMeasuresExt::campaigns_sums`](super::CampaignMeasuresExt::campaigns_sums)
+/// lists every campaign of a tenant.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CampaignTotals {
+    /// The campaign.
+    pub campaign: CampaignId,
+    /// Its name.
+    pub name: String,
+    /// Its sums over the period asked (zero where it has nothing).
+    pub sums: CampaignSums,
+}
+
 /// One step of the campaign funnel and its conversion from the step before.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FunnelStep {

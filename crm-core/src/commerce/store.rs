@@ -35,7 +35,8 @@ use super::period::Period;
 use super::product::{Category, Product};
 use super::rate::ExchangeRate;
 use super::report::{
-    Balance, CampaignSums, OpenItem, ProfitSums, Progress, RollupAction, RollupCheck, SumsQuery,
+    Balance, CampaignSums, CampaignTotals, OpenItem, ProfitSums, Progress, RollupAction,
+    RollupCheck, SumsQuery,
 };
 use super::segment::Criteria;
 use super::uplift::{OutcomeQuery, OutcomeSums};
@@ -324,6 +325,14 @@ pub enum CampaignRead {
     },
     /// The sales and touches an attribution report over a scope credits (see [`AttributionInputs`]).
     Attribution(AttributionScope),
+    /// Every campaign's report sums over a period, in one snapshot: what [`CommerceStore::campaign_sums`] answers
+    /// for each campaign of the tenant, by campaign id (see [`CampaignTotals`]).
+    Sums {
+        /// The period (all time when `None`).
+        period: Option<Period>,
+        /// The reporting currency.
+        reporting: Currency,
+    },
 }
 
 /// What [`CommerceStore::campaign_measures`] answers: the variant of the [`CampaignRead`] asked.
@@ -336,6 +345,8 @@ pub enum CampaignMeasure {
     Outcomes(OutcomeSums),
     /// For [`CampaignRead::Attribution`].
     Attribution(AttributionInputs),
+    /// For [`CampaignRead::Sums`].
+    Sums(Vec<CampaignTotals>),
 }
 
 /// The typed campaign measures, over [`CommerceStore::campaign_measures`]. Implemented for every
@@ -383,6 +394,23 @@ pub trait CampaignMeasuresExt: CommerceStore {
         {
             CampaignMeasure::Attribution(a) => Ok(a),
             other => Err(mismatch("attribution inputs", &other)),
+        }
+    }
+
+    /// Every campaign of the tenant with its report sums over `period` (all time when `None`), by campaign id, read
+    /// in one snapshot: each entry's sums equal [`CommerceStore::campaign_sums`] for that campaign.
+    async fn campaigns_sums(
+        &self,
+        tenant: TenantId,
+        period: Option<Period>,
+        reporting: Currency,
+    ) -> Result<Vec<CampaignTotals>> {
+        match self
+            .campaign_measures(tenant, &CampaignRead::Sums { period, reporting })
+            .await?
+        {
+            CampaignMeasure::Sums(s) => Ok(s),
+            other => Err(mismatch("campaign sums", &other)),
         }
     }
 }

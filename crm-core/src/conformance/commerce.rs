@@ -24,7 +24,7 @@ use crate::commerce::{
     SumsQuery,
 };
 use crate::error::Error;
-use crate::id::{CampaignId, CategoryId, PartnerId, ProductId, TenantId, UserId};
+use crate::id::{CategoryId, PartnerId, ProductId, TenantId, UserId};
 use crate::lead::{Lead, LeadCommand};
 use crate::money::{Currency, Money};
 use crate::partner::{LocationKind, NewLocation, NewPartner, Partner, PartnerPatch, PartnerRole};
@@ -237,25 +237,37 @@ async fn assert_sums_match(
     assert_eq!(got, want, "profit sums differ from the reference for {q:?}");
 }
 
-/// A campaign's sums over each of `periods` equal the reference.
+/// A campaign's sums over each of `periods` equal the reference, and so do every campaign's read at once (`campaign`
+/// is the tenant's only one).
 async fn assert_campaign_sums_match(
     s: &Shop,
     facts: Facts<'_>,
     cf: CampaignFacts<'_>,
-    campaign: CampaignId,
+    campaign: &Campaign,
     periods: &[Option<Period>],
 ) {
     for period in periods {
         let got =
             s.cs.store()
-                .campaign_sums(s.w.tenant, campaign, *period, ron())
+                .campaign_sums(s.w.tenant, campaign.id, *period, ron())
                 .await
                 .unwrap();
         assert_eq!(
             got,
-            reference::campaign_sums(facts, cf, campaign, *period, ron()),
+            reference::campaign_sums(facts, cf, campaign.id, *period, ron()),
             "campaign sums over {period:?}"
         );
+        let all =
+            s.cs.store()
+                .campaigns_sums(s.w.tenant, *period, ron())
+                .await
+                .unwrap();
+        assert_eq!(
+            all,
+            reference::campaigns_sums(facts, cf, std::slice::from_ref(campaign), *period, ron()),
+            "every campaign's sums over {period:?}"
+        );
+        assert_eq!(all[0].sums, got, "one campaign's sums, alone and among all");
     }
 }
 
@@ -1830,7 +1842,7 @@ pub async fn check_commerce_campaign(store: &Arc<dyn Store>, commerce: &Arc<dyn 
         Some(Period::new(today, today).unwrap()),
         Some(Period::new(today + Duration::days(2), today + Duration::days(9)).unwrap()),
     ];
-    assert_campaign_sums_match(&s, facts, cf, c.id, &periods).await;
+    assert_campaign_sums_match(&s, facts, cf, &c, &periods).await;
     let closed: Campaign =
         s.cs.close_campaign(s.ctx(), c.id, launch.campaign.version)
             .await
@@ -2418,7 +2430,7 @@ async fn run_case(store: Arc<dyn Store>, commerce: Arc<dyn CommerceStore>, spec:
         start() + Duration::days(a / 2 + len),
     )
     .unwrap();
-    assert_campaign_sums_match(&s, facts, cf, campaign.id, &[None, Some(part)]).await;
+    assert_campaign_sums_match(&s, facts, cf, &campaign, &[None, Some(part)]).await;
     // A campaign over every partner, launched with a random holdout: its outcome sums over each query's period
     // (as a window) and the promoted items equal the reference.
     let (share, seed, promoted) = &spec.holdout;

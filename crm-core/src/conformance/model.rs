@@ -1291,6 +1291,7 @@ impl crate::commerce::CommerceStore for NoCommerce {
         Ok(match read {
             R::Progress(_) => M::Progress(Vec::new()),
             R::Outcomes { .. } => M::Outcomes(Default::default()),
+            R::Sums { .. } => M::Sums(Vec::new()),
             _ => M::Attribution(Default::default()),
         })
     }

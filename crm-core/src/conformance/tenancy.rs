@@ -559,6 +559,21 @@ pub async fn check_every_read_is_tenant_scoped(backend: &Arc<dyn Backend>) {
         .await
         .expect("campaign_sums");
     assert_eq!(sums, Default::default(), "campaign_sums");
+    for (tenant, listed) in [(ta, true), (tb, false)] {
+        let all = crate::commerce::CampaignMeasuresExt::campaigns_sums(
+            &*commerce,
+            tenant,
+            None,
+            q.reporting,
+        )
+        .await
+        .expect("campaigns_sums");
+        assert_eq!(
+            all.iter().any(|c| c.campaign == campaign.id),
+            listed,
+            "campaigns_sums: {all:?}"
+        );
+    }
     let progress = match commerce
         .campaign_measures(tb, &crate::commerce::CampaignRead::Progress(campaign.id))
         .await

@@ -1577,6 +1577,41 @@ impl CommerceService {
         Ok(finish_campaign(id, &c.name, period, self.reporting, &s))
     }
 
+    /// The campaign report of every campaign of the tenant over `period` (all time when `None`), by campaign id:
+    /// each equal to [`campaign_report`](Self::campaign_report) for that campaign, all read in one snapshot with
+    /// one statement per measure for all campaigns (the overview a marketing board opens with).
+    ///
+    /// # Examples
+    ///
+    /// Reports over real campaigns are shown in the `crm` crate's documentation of `Crm::commerce`; here the
+    /// commerce store has no records.
+    ///
+    /// ```
+    /// # use crm_core::conformance::model::prelude::*;
+    /// # futures::executor::block_on(async {
+    /// # let (crm, store, commerce, ctx) = crm_core::conformance::model::example_commerce().await?;
+    /// let reports = commerce.campaign_reports(ctx.tenant, Some(Period::year(2026)?)).await?;
+    /// assert!(reports.is_empty());
+    /// # Ok::<(), Error>(()) }).unwrap();
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Storage`] when the store cannot be read.
+    pub async fn campaign_reports(
+        &self,
+        tenant: TenantId,
+        period: Option<Period>,
+    ) -> Result<Vec<CampaignReport>> {
+        Ok(self
+            .store
+            .campaigns_sums(tenant, period, self.reporting)
+            .await?
+            .iter()
+            .map(|t| finish_campaign(t.campaign, &t.name, period, self.reporting, &t.sums))
+            .collect())
+    }
+
     /// A launched campaign's measured success over `window`: its targets' outcomes beside its holdout's
     /// (reactivated, sales volume, bought a `promoted` product or category), the uplift with its interval at
     /// `confidence`, and the incremental gross profit and ROI it implies (see [`UpliftReport`]). The store sums

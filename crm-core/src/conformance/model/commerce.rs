@@ -794,6 +794,24 @@ impl CommerceStore for MemStore {
                     facts, &targets, &leads, &meetings, &campaigns, scope,
                 ))
             }
+            CampaignRead::Sums { period, reporting } => {
+                let campaigns = of(&d.commerce.campaigns, tenant, |x| x.tenant, |_| true);
+                let leads = of(
+                    &d.leads,
+                    tenant,
+                    |x| x.tenant,
+                    |l| l.status.kind() != crate::lead::StatusKind::Merged,
+                );
+                let costs = of(&d.commerce.costs, tenant, |x| x.tenant, |_| true);
+                let cf = CampaignFacts {
+                    targets: &targets,
+                    leads: &leads,
+                    costs: &costs,
+                };
+                CampaignMeasure::Sums(reference::campaigns_sums(
+                    facts, cf, &campaigns, *period, *reporting,
+                ))
+            }
         })
     }
 
