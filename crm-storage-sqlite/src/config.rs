@@ -19,7 +19,15 @@ pub struct SqliteConfig {
     pub synchronous_full: bool,
     /// Open an existing file for reading only (see [`SqliteConfig::read_only`]).
     pub read_only: bool,
+    /// The writer connection's page cache in MiB (`PRAGMA cache_size`; SQLite's own default is 2 MiB). Recording
+    /// a document changes pages of several indexes keyed by partner and product, scattered over the file; with
+    /// 2 MiB nearly each of those pages is read again through the operating system on every change. The readers
+    /// keep SQLite's default, so a report's memory stays small. Taken as at least 1.
+    pub writer_cache_mib: u32,
 }
+
+/// [`SqliteConfig::writer_cache_mib`] unless set.
+pub const DEFAULT_WRITER_CACHE_MIB: u32 = 128;
 
 impl Default for SqliteConfig {
     fn default() -> Self {
@@ -29,6 +37,7 @@ impl Default for SqliteConfig {
             busy_timeout: Duration::from_secs(5),
             synchronous_full: false,
             read_only: false,
+            writer_cache_mib: DEFAULT_WRITER_CACHE_MIB,
         }
     }
 }
@@ -45,6 +54,12 @@ impl SqliteConfig {
     /// An in-memory database.
     pub fn memory() -> Self {
         Self::default()
+    }
+
+    /// The writer's page cache in MiB (see [`SqliteConfig::writer_cache_mib`]).
+    pub fn with_writer_cache_mib(mut self, mib: u32) -> Self {
+        self.writer_cache_mib = mib;
+        self
     }
 
     /// Opens the existing file for reading only: it is neither created nor migrated, every connection is

@@ -32,7 +32,7 @@ mod pool;
 mod rows;
 mod store;
 
-pub use config::SqliteConfig;
+pub use config::{SqliteConfig, DEFAULT_WRITER_CACHE_MIB};
 pub use rows::bind as param_value;
 /// The rusqlite this adapter is built with (a host sharing a connection with the engine uses the same).
 pub use rusqlite;

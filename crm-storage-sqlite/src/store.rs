@@ -142,8 +142,10 @@ fn configure(conn: &Connection, config: &SqliteConfig, file: bool) -> Result<()>
     };
     // secure_delete: what a change removes (an erased person's values, a deleted key) is overwritten in the file,
     // not left in free space for a copy of the file to carry.
+    let cache_kib = i64::from(config.writer_cache_mib.max(1)) * 1024;
     conn.execute_batch(&format!(
-        "PRAGMA foreign_keys = ON; PRAGMA synchronous = {sync}; PRAGMA secure_delete = ON;"
+        "PRAGMA foreign_keys = ON; PRAGMA synchronous = {sync}; PRAGMA secure_delete = ON; \
+         PRAGMA cache_size = -{cache_kib};"
     ))
     .map_err(map)
 }
@@ -1496,6 +1498,48 @@ mod migration_tests {
             .items
             .is_empty());
         drop(store);
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+        }
+    }
+}
+
+#[cfg(test)]
+mod cache_tests {
+    //! The writer's page cache is what the configuration says; the readers keep SQLite's default.
+
+    use super::*;
+
+    #[tokio::test]
+    async fn the_writer_has_its_configured_page_cache_and_the_readers_the_default() {
+        let path = std::env::temp_dir().join(format!("crm-cache-{}.db", uuid::Uuid::now_v7()));
+        let cache = |store: SqliteStore| async move {
+            let w = store
+                .with_writer(|c| {
+                    c.query_row("PRAGMA cache_size", [], |r| r.get::<_, i64>(0))
+                        .map_err(map)
+                })
+                .await
+                .unwrap();
+            let r = store
+                .with_reader(|c| {
+                    c.query_row("PRAGMA cache_size", [], |r| r.get::<_, i64>(0))
+                        .map_err(map)
+                })
+                .await
+                .unwrap();
+            (w, r)
+        };
+        let default = SqliteStore::open(SqliteConfig::file(&path)).unwrap();
+        assert_eq!(
+            cache(default).await,
+            (-i64::from(crate::DEFAULT_WRITER_CACHE_MIB) * 1024, -2000)
+        );
+        let small = SqliteStore::open(SqliteConfig::file(&path).with_writer_cache_mib(3)).unwrap();
+        assert_eq!(cache(small).await, (-3 * 1024, -2000));
+        // Zero is taken as one MiB, never as SQLite's "no cache".
+        let zero = SqliteStore::open(SqliteConfig::file(&path).with_writer_cache_mib(0)).unwrap();
+        assert_eq!(cache(zero).await.0, -1024);
         for suffix in ["", "-wal", "-shm"] {
             let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
         }
