@@ -1607,7 +1607,7 @@ pub async fn read_campaigns_sums<R: Runner + ?Sized>(
             },
         );
     }
-    // A row of a campaign that is not the tenant's (none can be: every key leads with the tenant) is skipped.
+    // A row of no listed campaign (the money of the sales without one) is skipped.
     let parse = |cell: &Cell| cell.opt_text().and_then(|t| Uuid::parse_str(&t).ok());
     for row in &targets {
         if let Some(c) = by.get_mut(&row[0].uuid("campaign")?) {

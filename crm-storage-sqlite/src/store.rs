@@ -1513,22 +1513,13 @@ mod cache_tests {
     #[tokio::test]
     async fn the_writer_has_its_configured_page_cache_and_the_readers_the_default() {
         let path = std::env::temp_dir().join(format!("crm-cache-{}.db", uuid::Uuid::now_v7()));
+        fn size(c: &mut Connection) -> Result<i64> {
+            c.query_row("PRAGMA cache_size", [], |r| r.get(0))
+                .map_err(map)
+        }
         let cache = |store: SqliteStore| async move {
-            let w = store
-                .with_writer(|c| {
-                    c.query_row("PRAGMA cache_size", [], |r| r.get::<_, i64>(0))
-                        .map_err(map)
-                })
-                .await
-                .unwrap();
-            let r = store
-                .with_reader(|c| {
-                    c.query_row("PRAGMA cache_size", [], |r| r.get::<_, i64>(0))
-                        .map_err(map)
-                })
-                .await
-                .unwrap();
-            (w, r)
+            let w = store.with_writer(size).await.unwrap();
+            (w, store.with_reader(size).await.unwrap())
         };
         let default = SqliteStore::open(SqliteConfig::file(&path)).unwrap();
         assert_eq!(

@@ -2494,6 +2494,22 @@ async fn run_case(store: Arc<dyn Store>, commerce: Arc<dyn CommerceStore>, spec:
         targets.clone(),
     ]
     .concat();
+    // Both campaigns' sums read at once: each its own (the first one's invoices, the second one's targets and
+    // holdout), none mixed with the other's.
+    let cf = CampaignFacts {
+        targets: &all_targets,
+        ..cf
+    };
+    for period in [None, Some(part)] {
+        assert_eq!(
+            s.cs.store()
+                .campaigns_sums(s.w.tenant, period, ron())
+                .await
+                .expect("campaigns sums"),
+            reference::campaigns_sums(facts, cf, &all_campaigns, period, ron()),
+            "every campaign's sums over {period:?}"
+        );
+    }
     for (_, _, _, a, len) in &spec.queries {
         let scope = crate::commerce::AttributionScope {
             period: Period::new(

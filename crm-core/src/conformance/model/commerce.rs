@@ -441,6 +441,18 @@ fn of<T: Clone>(
         .collect()
 }
 
+/// What a campaign report counts besides documents and targets: the tenant's leads (the merged ones left out) and
+/// its campaign costs.
+fn campaign_leads_costs(d: &Data, tenant: TenantId) -> (Vec<crate::lead::Lead>, Vec<CampaignCost>) {
+    let leads = of(
+        &d.leads,
+        tenant,
+        |x| x.tenant,
+        |l| l.status.kind() != crate::lead::StatusKind::Merged,
+    );
+    (leads, of(&d.commerce.costs, tenant, |x| x.tenant, |_| true))
+}
+
 fn fetch(d: &CommerceData, tenant: TenantId, key: &CommerceKey) -> Vec<CommerceRecord> {
     let categories = |keep: &dyn Fn(&Category) -> bool| {
         of(&d.categories, tenant, |x| x.tenant, keep)
@@ -740,14 +752,8 @@ impl CommerceStore for MemStore {
     ) -> Result<CampaignSums> {
         let d = self.data();
         let documents = d.tenant_documents(tenant);
-        let leads = of(
-            &d.leads,
-            tenant,
-            |x| x.tenant,
-            |l| l.status.kind() != crate::lead::StatusKind::Merged,
-        );
+        let (leads, costs) = campaign_leads_costs(&d, tenant);
         let targets = of(&d.commerce.targets, tenant, |x| x.tenant, |_| true);
-        let costs = of(&d.commerce.costs, tenant, |x| x.tenant, |_| true);
         let facts = Facts {
             partners: &[],
             documents: &documents,
@@ -796,13 +802,7 @@ impl CommerceStore for MemStore {
             }
             CampaignRead::Sums { period, reporting } => {
                 let campaigns = of(&d.commerce.campaigns, tenant, |x| x.tenant, |_| true);
-                let leads = of(
-                    &d.leads,
-                    tenant,
-                    |x| x.tenant,
-                    |l| l.status.kind() != crate::lead::StatusKind::Merged,
-                );
-                let costs = of(&d.commerce.costs, tenant, |x| x.tenant, |_| true);
+                let (leads, costs) = campaign_leads_costs(&d, tenant);
                 let cf = CampaignFacts {
                     targets: &targets,
                     leads: &leads,
