@@ -11,8 +11,8 @@
 use chrono::{DateTime, Datelike, Duration, NaiveDate, TimeZone, Utc};
 use crm_core::actor::Context;
 use crm_core::commerce::{
-    AppliedRate, Campaign, Category, Channel, Document, DocumentFacts, ExchangeRate, NewCampaign,
-    NewCategory, NewDocument, NewLine, NewProduct, PaymentDirection, Period, Product,
+    AppliedRate, Campaign, Category, Channel, CommerceStore, Document, DocumentFacts, ExchangeRate,
+    NewCampaign, NewCategory, NewDocument, NewLine, NewProduct, PaymentDirection, Period, Product,
 };
 use crm_core::dedupe;
 use crm_core::event::{DomainEvent, EventKind, StageHistoryEntry};
@@ -25,7 +25,7 @@ use crm_core::money::{Currency, Money};
 use crm_core::partner::{NewPartner, Partner, PartnerRole};
 use crm_core::pipeline::{LostReason, NewPipeline, Pipeline};
 use crm_core::service::lead_subject;
-use crm_core::store::{ChangeSet, Store, Write};
+use crm_core::store::{BulkStep, ChangeSet, Store, Write};
 use crm_core::time::Timestamp;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -910,6 +910,31 @@ pub fn skew() -> bool {
     std::env::var("CRM_BENCH_SKEW").is_ok_and(|v| v == "1")
 }
 
+/// Whether generation runs as a bulk load (`CommerceStore::rollups` with `RollupAction::Bulk`: the store's
+/// non-unique indexes and the tenants' roll-ups are built once at the end): on unless `CRM_BENCH_BULK=0`, which
+/// writes every row through the indexes and roll-ups as each batch is ingested, for comparison.
+pub fn bulk() -> bool {
+    std::env::var("CRM_BENCH_BULK").map_or(true, |v| v != "0")
+}
+
+/// Takes the bulk-load `step` for each of `tenants` in turn when [`bulk`] is on (the last `Finish` builds the
+/// indexes).
+pub async fn bulk_steps<S: CommerceStore + ?Sized>(
+    store: &S,
+    tenants: &[TenantId],
+    step: BulkStep,
+) -> crm_core::Result<()> {
+    if !bulk() {
+        return Ok(());
+    }
+    for t in tenants {
+        store
+            .rollups(*t, crm_core::commerce::RollupAction::Bulk(step))
+            .await?;
+    }
+    Ok(())
+}
+
 /// `⌊n·u³⌋` for a uniform `u`: index 0 the most frequent.
 fn pareto_index(rng: &mut ChaCha8Rng, n: u64) -> u64 {
     let u: f64 = rng.random();
@@ -1093,7 +1118,7 @@ async fn other_commerce<S: Store + ?Sized>(
 }
 
 /// Generates the data set of `size` for `seed` into `store` and returns its manifest.
-pub async fn generate<S: Store + ?Sized>(
+pub async fn generate<S: Store + CommerceStore + ?Sized>(
     store: &S,
     size: Size,
     seed: u64,
@@ -1101,6 +1126,8 @@ pub async fn generate<S: Store + ?Sized>(
     let started = std::time::Instant::now();
     let main = World::new(seed, 0, size.partners);
     let other = World::new(seed, 1, (size.partners / 10).max(10));
+    let tenants = [main.tenant, other.tenant];
+    bulk_steps(store, &tenants, BulkStep::Begin).await?;
     let (rows_main, hot_leads, sample_leads) =
         generate_tenant(store, &main, size.leads, 1000).await?;
     let (rows_other, _, _) = generate_tenant(store, &other, (size.leads / 10).max(10), 0).await?;
@@ -1110,6 +1137,7 @@ pub async fn generate<S: Store + ?Sized>(
     } else {
         (0, CommerceParams::default())
     };
+    bulk_steps(store, &tenants, BulkStep::Finish).await?;
     Ok(Manifest {
         size: size.name.into(),
         seed,
@@ -1130,16 +1158,19 @@ pub async fn generate<S: Store + ?Sized>(
 /// Adds `size`'s commerce data to a data set generated without it (`lead_only`: same seed, leads and partners,
 /// no invoice lines) and returns the manifest of `size`. Its seconds are the lead-only generation's plus the
 /// commerce generation's, so the figure is what generating `size` from nothing costs.
-pub async fn extend_with_commerce<S: Store + ?Sized>(
+pub async fn extend_with_commerce<S: Store + CommerceStore + ?Sized>(
     store: &S,
     lead_only: Manifest,
     size: Size,
 ) -> crm_core::Result<Manifest> {
     let started = std::time::Instant::now();
     let main = World::new(lead_only.seed, 0, size.partners);
-    let (rows_commerce, commerce) = generate_commerce(store, &main, size.lines).await?;
     let other = World::new(lead_only.seed, 1, (size.partners / 10).max(10));
+    let tenants = [main.tenant, other.tenant];
+    bulk_steps(store, &tenants, BulkStep::Begin).await?;
+    let (rows_commerce, commerce) = generate_commerce(store, &main, size.lines).await?;
     let rows_commerce = rows_commerce + other_commerce(store, &other, size).await?;
+    bulk_steps(store, &tenants, BulkStep::Finish).await?;
     Ok(Manifest {
         size: size.name.into(),
         rows: lead_only.rows + rows_commerce,

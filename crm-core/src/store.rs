@@ -38,6 +38,45 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use std::fmt::Debug;
 
+/// A step of a bulk load, run through [`CommerceStore::rollups`](crate::commerce::CommerceStore::rollups) with
+/// [`RollupAction::Bulk`](crate::commerce::RollupAction::Bulk) (the host's call is
+/// [`CommerceService::bulk_load`](crate::service::CommerceService::bulk_load)).
+///
+/// `Begin` before a large [`Store::ingest`] (a first import, a migration from another system), `Finish` after it,
+/// `Status` to read where loading stands. Between them the adapter may defer work that a bulk load does faster at
+/// once: the SQL adapters drop their non-unique indexes (store-wide, until the last open load finishes) and stop
+/// keeping the tenant's sales roll-ups in its ingests; `Finish` builds the indexes again and rebuilds the
+/// tenant's roll-ups from its documents, in one transaction. Both steps are idempotent. While a tenant's load is
+/// open its reports read roll-ups as they stood before the ingests (`verify_rollups` lists the difference), and
+/// reads that used a dropped index scan instead: they stay correct but slower. Commits go on as always. A load a
+/// crash left open is finished when SQLite opens the file again; on PostgreSQL, which serves many processes, by
+/// `Finish` or the adapter's `finish_bulk_loads`. Stores that defer nothing only track the open loads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BulkStep {
+    /// Opens the tenant's bulk load (nothing changes when it is already open).
+    Begin,
+    /// Finishes the tenant's bulk load: when it was open, rebuilds its roll-ups; when it was the last open load,
+    /// builds the deferred indexes again. Nothing changes when it is not open.
+    Finish,
+    /// Changes nothing: where bulk loading stands.
+    Status,
+}
+
+/// Where bulk loading stands after a [`BulkStep`] ([`RollupCheck::bulk`](crate::commerce::RollupCheck::bulk)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct BulkLoad {
+    /// Whether this tenant's bulk load is open.
+    pub open: bool,
+    /// How many tenants have a bulk load open, this one included.
+    pub open_loads: u32,
+    /// How many indexes the store has dropped until the last open load finishes (0 on a store that defers none).
+    pub deferred_indexes: u32,
+    /// Whether this step rebuilt the tenant's sales roll-ups (a `Finish` of an open load on a store that keeps
+    /// them).
+    pub rebuilt: bool,
+}
+
 /// One write of a [`ChangeSet`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -631,6 +670,7 @@ storage_trait! {
         /// may use its fastest path (binary COPY on PostgreSQL, one prepared statement per table on SQLite).
         /// Returns the number of rows written.
         fn ingest(tenant: TenantId, changes: ChangeSet) -> Result<u64>;
+
 
         /// The records `key` matches, in the order the key states (see [`Key`]); an unknown id matches nothing.
         fn fetch(tenant: TenantId, key: &Key) -> Result<Vec<Record>>;

@@ -38,11 +38,46 @@ impl commerce::Exec for InTx<'_, '_> {
             .map_err(map_pg)?
             .map(|r| r.get::<_, i64>(0)))
     }
+
+    async fn texts(&self, sql: crm_storage_sql::Sql) -> Result<Vec<String>> {
+        let sql = Sql::from(sql);
+        Ok(self
+            .0
+            .query(&sql.text, &rows::params(&sql.params))
+            .await
+            .map_err(map_pg)?
+            .iter()
+            .map(|r| r.get::<_, String>(0))
+            .collect())
+    }
 }
 
 /// Applies one commerce write inside the commit's transaction.
 pub(crate) async fn apply(tx: &Tx<'_>, w: &CommerceWrite) -> Result<()> {
     commerce::apply(&InTx(tx), Dialect::Postgres, w).await
+}
+
+/// Whether `tenant` has a bulk load open, in the ingest's transaction (its ingests then leave the roll-ups alone).
+pub(crate) async fn bulk_open(tx: &Tx<'_>, tenant: crm_core::id::TenantId) -> Result<bool> {
+    let sql = crm_storage_sql::bulk::is_open(Dialect::Postgres, tenant);
+    Ok(commerce::Exec::first_int(&InTx(tx), sql)
+        .await?
+        .unwrap_or(0)
+        > 0)
+}
+
+/// One step of a bulk load inside the transaction `tx` (see [`crm_storage_sql::bulk`]).
+pub(crate) async fn bulk_step(
+    tx: &Tx<'_>,
+    tenant: crm_core::id::TenantId,
+    step: crm_core::store::BulkStep,
+) -> Result<crm_core::store::BulkLoad> {
+    crm_storage_sql::bulk::step(&InTx(tx), Dialect::Postgres, tenant, step).await
+}
+
+/// Finishes every bulk load left open, inside the transaction `tx` (see [`crm_storage_sql::bulk::recover`]).
+pub(crate) async fn bulk_recover(tx: &Tx<'_>) -> Result<Vec<crm_core::id::TenantId>> {
+    crm_storage_sql::bulk::recover(&InTx(tx), Dialect::Postgres).await
 }
 
 /// The rows an insert-only commerce write adds, per table (for ingest).

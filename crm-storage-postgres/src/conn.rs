@@ -227,6 +227,7 @@ impl Tx<'_> {
 
     on_client! {
         execute(params: &[&(dyn ToSql + Sync)]) -> u64;
+        query(params: &[&(dyn ToSql + Sync)]) -> Vec<Row>;
         query_opt(params: &[&(dyn ToSql + Sync)]) -> Option<Row>;
         query_one(params: &[&(dyn ToSql + Sync)]) -> Row;
         copy_in() -> CopyInSink<bytes::Bytes>;

@@ -13,8 +13,8 @@ use crm_core::money::Currency;
 use crm_core::partner::Partner;
 use crm_core::store::StoreExt;
 use crm_core::store::{
-    Board, BoardColumn, ChangeSet, CurrencyTotal, Key, KeyMatch, LeadQuery, Page, Record,
-    RequestQuery, TimelineOf, Write,
+    Board, BoardColumn, BulkLoad, BulkStep, ChangeSet, CurrencyTotal, Key, KeyMatch, LeadQuery,
+    Page, Record, RequestQuery, TimelineOf, Write,
 };
 use crm_core::time::to_micros;
 use crm_core::{Error, Result, StorageErrorKind};
@@ -206,6 +206,30 @@ impl PgStore {
         let mut client = pool.get().await.map_err(map_pool)?;
         let c: &mut tokio_postgres::Client = &mut client;
         migrations::run(c, &self.config.schema).await
+    }
+
+    /// Finishes every bulk load left open ([`BulkStep`](crm_core::store::BulkStep)) and builds every
+    /// index still deferred, in one transaction; returns the tenants whose loads it finished. A process that loads
+    /// in bulk and crashes leaves its load open: PostgreSQL serves many processes, so opening a store never
+    /// finishes another one's load (SQLite's `open` does, as one process owns an embedded file); the host runs
+    /// this at start-up when it knows no load is under way, or finishes the tenant's load with
+    /// `bulk_load(tenant, BulkStep::Finish)`.
+    ///
+    /// ```no_run
+    /// # async fn demo(store: crm_storage_postgres::PgStore) -> crm_core::Result<()> {
+    /// let finished = store.finish_bulk_loads().await?;
+    /// println!("{} loads a crash left open are finished", finished.len());
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// The server's: nothing is changed then.
+    pub async fn finish_bulk_loads(&self) -> Result<Vec<TenantId>> {
+        let mut client = self.client().await?;
+        let tx = client.begin().await?;
+        let ran = crate::commerce::bulk_recover(&tx).await;
+        tx.finish(ran).await
     }
 
     /// The plan PostgreSQL chooses for one of the store's queries (`EXPLAIN`, text format).
@@ -981,7 +1005,11 @@ impl crm_storage_sql::store::AdapterStore for PgStore {
                     _ => insert_rows(&tx, table, &rows, self.config.insert_batch).await?,
                 };
             }
-            // The roll-ups gain the batch's sales documents, a few hundred per statement.
+            // The roll-ups gain the batch's sales documents, a few hundred per statement, unless the tenant has a
+            // bulk load open (whose finish rebuilds them).
+            if !documents.is_empty() && crate::commerce::bulk_open(&tx, tenant).await? {
+                documents.clear();
+            }
             for ids in documents.chunks(crm_storage_sql::rollup::IDS_PER_STATEMENT) {
                 for sql in
                     crm_storage_sql::rollup::apply_documents(Dialect::Postgres, tenant, ids, 1)
@@ -1001,6 +1029,13 @@ impl crm_storage_sql::store::AdapterStore for PgStore {
         .await;
         tx.finish(applied).await?;
         Ok(changes.len() as u64)
+    }
+
+    async fn bulk_step(&self, tenant: TenantId, step: BulkStep) -> Result<BulkLoad> {
+        let mut client = self.client().await?;
+        let tx = client.begin().await?;
+        let ran = crate::commerce::bulk_step(&tx, tenant, step).await;
+        tx.finish(ran).await
     }
 
     async fn leads_page(&self, tenant: TenantId, query: &LeadQuery) -> Result<Page<Lead>> {

@@ -736,6 +736,9 @@ pub trait Exec {
 
     /// The first column of the first row of `sql` as an integer, if there is a row.
     fn first_int(&self, sql: Sql) -> impl std::future::Future<Output = Result<Option<i64>>>;
+
+    /// The first column of every row of `sql`, as text.
+    fn texts(&self, sql: Sql) -> impl std::future::Future<Output = Result<Vec<String>>>;
 }
 
 /// Applies one commerce write: runs its [`steps`] on `tx` and gives each outcome its meaning.
@@ -746,6 +749,24 @@ pub trait Exec {
 /// versioned update matches nothing; the adapter's own.
 pub async fn apply<E: Exec>(tx: &E, dialect: Dialect, w: &CommerceWrite) -> Result<()> {
     for step in steps(dialect, w)? {
+        run_step(tx, step).await?;
+    }
+    Ok(())
+}
+
+/// Applies one insert-only commerce write of an ingest: as [`apply`], but a document's roll-up statements are left
+/// out (the ingest adds the batch's documents to the roll-ups at once with [`crate::rollup::apply_documents`], or
+/// not at all during a bulk load, whose finish rebuilds them).
+///
+/// # Errors
+///
+/// As [`apply`].
+pub async fn apply_ingest<E: Exec>(tx: &E, dialect: Dialect, w: &CommerceWrite) -> Result<()> {
+    let steps = match w {
+        CommerceWrite::InsertDocument(d) => document_insert(dialect, d)?,
+        other => steps(dialect, other)?,
+    };
+    for step in steps {
         run_step(tx, step).await?;
     }
     Ok(())
@@ -854,6 +875,19 @@ fn document_rows(dialect: Dialect, d: &Document) -> impl Iterator<Item = Step> +
     lines.chain(allocations)
 }
 
+/// The inserts of a new document: its row, its lines and its allocations.
+fn document_insert(dialect: Dialect, d: &Document) -> Result<Vec<Step>> {
+    let mut out = vec![insert(
+        dialect,
+        &DOCUMENTS,
+        document_row(d)?,
+        "document",
+        format!("{} {}", d.kind().as_str(), d.number()),
+    )];
+    out.extend(document_rows(dialect, d));
+    Ok(out)
+}
+
 /// Adds (`sign` 1) or subtracts (-1) the stored document `d` to or from the roll-ups.
 fn rollup(dialect: Dialect, d: &Document, sign: i64) -> impl Iterator<Item = Step> {
     crate::rollup::apply_documents(dialect, d.tenant(), &[*d.id().as_uuid()], sign)
@@ -908,14 +942,7 @@ pub fn steps(dialect: Dialect, w: &CommerceWrite) -> Result<Vec<Step>> {
             p.version(),
         )?),
         CommerceWrite::InsertDocument(d) => {
-            let mut out = vec![insert(
-                dialect,
-                &DOCUMENTS,
-                document_row(d)?,
-                "document",
-                format!("{} {}", d.kind().as_str(), d.number()),
-            )];
-            out.extend(document_rows(dialect, d));
+            let mut out = document_insert(dialect, d)?;
             out.extend(rollup(dialect, d, 1));
             Ok(out)
         }
@@ -1777,7 +1804,7 @@ macro_rules! commerce_store {
             fn campaign_sums(tenant: TenantId, campaign: CampaignId, period: Option<Period>, reporting: Currency) -> Result<CampaignSums> = $crate::commerce::read_campaign_sums;
             fn campaign_measures(tenant: TenantId, read: &CampaignRead) -> Result<CampaignMeasure> = $crate::commerce::campaign_measures;
             fn open_items(tenant: TenantId, partner: PartnerId, as_of: NaiveDate) -> Result<Vec<OpenItem>> = $crate::commerce::open_items;
-            fn rollups(tenant: TenantId, action: RollupAction) -> Result<RollupCheck> = $crate::rollup::rollups;
+            fn rollups(tenant: TenantId, action: RollupAction) -> Result<RollupCheck> = $crate::bulk::rollups;
         });
     };
 }

@@ -15,6 +15,7 @@
 //! review better as SQL text with a dialect seam than as builder chains.
 
 pub mod attribution;
+pub mod bulk;
 pub mod commerce;
 mod dialect;
 pub mod erasure;
@@ -78,8 +79,8 @@ pub mod __private {
     };
     pub use crm_core::request::{Comment, Request};
     pub use crm_core::store::{
-        Board, ChangeSet, Funnel, Key, LeadQuery, Page, PageRequest, Record, RequestQuery, Store,
-        TimelineOf,
+        Board, BulkLoad, BulkStep, ChangeSet, Funnel, Key, LeadQuery, Page, PageRequest, Record,
+        RequestQuery, Store, TimelineOf,
     };
     pub use crm_core::time::Timestamp;
     pub use crm_core::Result;

@@ -571,7 +571,7 @@ fn fact_differences_sql(dialect: Dialect, tenant: TenantId, limit: usize) -> Sql
 
 /// The statements replacing `tenant`'s roll-ups by the sums of its documents (run in one transaction; on
 /// PostgreSQL the first locks the tables against concurrent recordings, which wait for the rebuild).
-fn rebuild_sql(dialect: Dialect, tenant: TenantId) -> Vec<Sql> {
+pub(crate) fn rebuild_sql(dialect: Dialect, tenant: TenantId) -> Vec<Sql> {
     let mut out = Vec::new();
     if dialect == Dialect::Postgres {
         let mut lock = Sql::new(dialect);
@@ -792,6 +792,7 @@ pub async fn rollups<R: Runner + ?Sized>(
         facts,
         more,
         rebuilt,
+        bulk: None,
     })
 }
 

@@ -14,8 +14,8 @@ use crm_core::lead::Lead;
 use crm_core::pipeline::Pipeline;
 use crm_core::request::{Comment, Request};
 use crm_core::store::{
-    request_sort_key, Board, ChangeSet, Funnel, Key, LeadQuery, Page, PageRequest, Record,
-    RequestQuery, TimelineOf,
+    request_sort_key, Board, BulkLoad, BulkStep, ChangeSet, Funnel, Key, LeadQuery, Page,
+    PageRequest, Record, RequestQuery, TimelineOf,
 };
 use crm_core::time::{to_micros, Timestamp};
 use crm_core::{Error, Result};
@@ -31,6 +31,9 @@ pub trait AdapterStore: Runner {
     async fn commit_changes(&self, tenant: TenantId, changes: ChangeSet) -> Result<()>;
     /// `Store::ingest`.
     async fn ingest_changes(&self, tenant: TenantId, changes: ChangeSet) -> Result<u64>;
+    /// A bulk-load step (`CommerceStore::rollups` with `RollupAction::Bulk`): [`crate::bulk::step`] in one of the
+    /// adapter's transactions.
+    async fn bulk_step(&self, tenant: TenantId, step: BulkStep) -> Result<BulkLoad>;
     /// `Store::query_leads`.
     async fn leads_page(&self, tenant: TenantId, query: &LeadQuery) -> Result<Page<Lead>>;
     /// `Store::board`.

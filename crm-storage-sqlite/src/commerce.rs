@@ -31,6 +31,16 @@ impl commerce::Exec for InTx<'_> {
             .optional()
             .map_err(map)
     }
+
+    async fn texts(&self, sql: Sql) -> Result<Vec<String>> {
+        let mut stmt = self.0.prepare(&sql.text).map_err(map)?;
+        let rows = stmt
+            .query_map(params_from_iter(sql.params.iter().map(bind)), |r| {
+                r.get::<_, String>(0)
+            })
+            .map_err(map)?;
+        rows.collect::<std::result::Result<_, _>>().map_err(map)
+    }
 }
 
 /// Applies one commerce write inside the commit's transaction. The shared steps' future never waits (every
@@ -38,6 +48,41 @@ impl commerce::Exec for InTx<'_> {
 pub(crate) fn apply(tx: &Connection, w: &CommerceWrite) -> Result<()> {
     let tx = InTx(tx);
     at_once(commerce::apply(&tx, Dialect::Sqlite, w))
+}
+
+/// Applies one insert-only commerce write of an ingest, without its roll-up statements (see
+/// [`commerce::apply_ingest`]).
+pub(crate) fn apply_ingest(tx: &Connection, w: &CommerceWrite) -> Result<()> {
+    let tx = InTx(tx);
+    at_once(commerce::apply_ingest(&tx, Dialect::Sqlite, w))
+}
+
+/// Whether `tenant` has a bulk load open (its ingests then leave the roll-ups alone).
+pub(crate) fn bulk_open(tx: &Connection, tenant: crm_core::id::TenantId) -> Result<bool> {
+    let tx = InTx(tx);
+    let sql = crm_storage_sql::bulk::is_open(Dialect::Sqlite, tenant);
+    Ok(at_once(commerce::Exec::first_int(&tx, sql))?.unwrap_or(0) > 0)
+}
+
+/// One step of a bulk load inside the transaction `tx` (see [`crm_storage_sql::bulk`]).
+pub(crate) fn bulk_step(
+    tx: &Connection,
+    tenant: crm_core::id::TenantId,
+    step: crm_core::store::BulkStep,
+) -> Result<crm_core::store::BulkLoad> {
+    let tx = InTx(tx);
+    at_once(crm_storage_sql::bulk::step(
+        &tx,
+        Dialect::Sqlite,
+        tenant,
+        step,
+    ))
+}
+
+/// Finishes the bulk loads a crash left open, inside the transaction `tx` (see [`crm_storage_sql::bulk::recover`]).
+pub(crate) fn bulk_recover(tx: &Connection) -> Result<Vec<crm_core::id::TenantId>> {
+    let tx = InTx(tx);
+    at_once(crm_storage_sql::bulk::recover(&tx, Dialect::Sqlite))
 }
 
 /// Applies a merge's write (`Write::Repoint`, `RepointLead` and the journals) inside the commit's transaction.
@@ -64,7 +109,7 @@ pub(crate) fn erase(tx: &Connection, e: &crm_core::erasure::Erasure) -> Result<(
 
 /// Runs a shared write's future, which never waits here (every statement runs synchronously), so one poll
 /// completes it, on whatever thread holds the connection.
-fn at_once(future: impl Future<Output = Result<()>>) -> Result<()> {
+fn at_once<T>(future: impl Future<Output = Result<T>>) -> Result<T> {
     let future = std::pin::pin!(future);
     match future.poll(&mut Context::from_waker(Waker::noop())) {
         Poll::Ready(done) => done,

@@ -15,8 +15,8 @@ use crm_core::partner::Partner;
 use crm_core::pipeline::Pipeline;
 use crm_core::request::Request;
 use crm_core::store::{
-    partner_search_text, request_sort_key, Board, BoardColumn, ChangeSet, CurrencyTotal, Cursor,
-    Key, KeyMatch, LeadQuery, LeadSort, Page, Record, Write,
+    partner_search_text, request_sort_key, Board, BoardColumn, BulkLoad, BulkStep, ChangeSet,
+    CurrencyTotal, Cursor, Key, KeyMatch, LeadQuery, LeadSort, Page, Record, Write,
 };
 use crm_core::{Error, Result, StorageErrorKind};
 use crm_storage_sql::{fetch, Dialect};
@@ -52,9 +52,9 @@ pub struct SqliteStore {
 /// Migrations 1 (leads), 2 (commerce), 3 (outbox), 6 (sales), 7 (attachments), 8 (sales timers), 9 (portal) and
 /// 10 and 11 (host references), 12 (settings), 13 (merges), 14 (subject keys), 15 (lead merges), 16 (the sales
 /// roll-ups, `crm_storage_sql::rollup`), 17 (the segments' roll-ups), 18 (campaign holdouts), 19 (lead scores) and
-/// 20 (a document's lines only in `document_lines`) and 21 (the day roll-up), generated from
+/// 20 (a document's lines only in `document_lines`), 21 (the day roll-up) and 22 (bulk loading), generated from
 /// `crm_storage_sql::schema` as PostgreSQL's are.
-static GENERATED: std::sync::LazyLock<[String; 19]> = std::sync::LazyLock::new(|| {
+static GENERATED: std::sync::LazyLock<[String; 20]> = std::sync::LazyLock::new(|| {
     [
         crm_storage_sql::schema::init(Dialect::Sqlite),
         crm_storage_sql::schema::commerce(Dialect::Sqlite),
@@ -75,6 +75,7 @@ static GENERATED: std::sync::LazyLock<[String; 19]> = std::sync::LazyLock::new(|
         crm_storage_sql::schema::lead_scores(Dialect::Sqlite),
         crm_storage_sql::schema::lines_only(Dialect::Sqlite),
         crm_storage_sql::rollup::day_schema(Dialect::Sqlite),
+        crm_storage_sql::bulk::schema(Dialect::Sqlite),
     ]
 });
 
@@ -86,7 +87,7 @@ static SCORE_KEY: std::sync::LazyLock<String> =
 const SMALL_COMMIT: usize = 64;
 
 /// How many migrations there are.
-const MIGRATIONS: usize = 21;
+const MIGRATIONS: usize = 22;
 
 /// The migrations' statements, in order.
 fn migration_sql() -> [&'static str; MIGRATIONS] {
@@ -112,6 +113,7 @@ fn migration_sql() -> [&'static str; MIGRATIONS] {
         &GENERATED[16],
         &GENERATED[17],
         &GENERATED[18],
+        &GENERATED[19],
     ]
 }
 
@@ -215,6 +217,9 @@ impl SqliteStore {
                     format!("migrating the SQLite schema failed: {e}"),
                 )
             })?;
+            // A bulk load a crash left open is finished now: the indexes are built again and its tenants'
+            // roll-ups rebuilt, before any reader connects.
+            in_transaction(&mut writer, crate::commerce::bulk_recover)?;
         }
         let mut readers = readers;
         let mut inline = Vec::new();
@@ -868,6 +873,36 @@ fn apply_all(conn: &mut Connection, tenant: TenantId, changes: &ChangeSet) -> Re
     Ok(())
 }
 
+/// Applies an ingest's writes in one transaction: each document's rows without its roll-up statements, then the
+/// batch's documents added to the roll-ups a few hundred per statement, unless the tenant has a bulk load open
+/// (whose finish rebuilds them).
+fn ingest_all(conn: &mut Connection, tenant: TenantId, changes: &ChangeSet) -> Result<()> {
+    changes.check(tenant)?;
+    in_transaction(conn, |tx| {
+        let mut documents = Vec::new();
+        for w in changes.writes() {
+            match w {
+                Write::Commerce(c) => {
+                    if let crm_core::commerce::CommerceWrite::InsertDocument(d) = c {
+                        documents.push(*d.id().as_uuid());
+                    }
+                    crate::commerce::apply_ingest(tx, c)?;
+                }
+                other => apply_write(tx, other)?,
+            }
+        }
+        if documents.is_empty() || crate::commerce::bulk_open(tx, tenant)? {
+            return Ok(());
+        }
+        for ids in documents.chunks(crm_storage_sql::rollup::IDS_PER_STATEMENT) {
+            for sql in crm_storage_sql::rollup::apply_documents(Dialect::Sqlite, tenant, ids, 1) {
+                crate::rows::execute(tx, &sql)?;
+            }
+        }
+        Ok(())
+    })
+}
+
 // ------------------------------------------------------------------------------------------------ reads
 
 fn tb(t: &TenantId) -> Vec<u8> {
@@ -1200,9 +1235,15 @@ impl crm_storage_sql::store::AdapterStore for SqliteStore {
         changes.check_insert_only()?;
         self.threads
             .write(move |c| {
-                apply_all(c, tenant, &changes)?;
+                ingest_all(c, tenant, &changes)?;
                 Ok(changes.len() as u64)
             })
+            .await
+    }
+
+    async fn bulk_step(&self, tenant: TenantId, step: BulkStep) -> Result<BulkLoad> {
+        self.threads
+            .write(move |c| in_transaction(c, |tx| crate::commerce::bulk_step(tx, tenant, step)))
             .await
     }
 

@@ -717,6 +717,9 @@ pub enum RollupAction {
     Verify,
     /// As `Verify`, then replace the tenant's roll-ups by the recomputed sums, in one transaction.
     Rebuild,
+    /// A step of a bulk load (see [`BulkStep`](crate::store::BulkStep)): nothing is verified, and
+    /// [`RollupCheck::bulk`] says where loading stands after it.
+    Bulk(crate::store::BulkStep),
 }
 
 /// One month's sums of one group, as the roll-ups hold them or as the documents give them.
@@ -800,6 +803,9 @@ pub struct RollupCheck {
     pub more: bool,
     /// Whether the roll-ups were rebuilt from the documents.
     pub rebuilt: bool,
+    /// After a [`RollupAction::Bulk`] step, where bulk loading stands (`None` after a check or rebuild).
+    #[serde(default)]
+    pub bulk: Option<crate::store::BulkLoad>,
 }
 
 impl RollupCheck {
@@ -811,6 +817,10 @@ impl RollupCheck {
     pub fn without_rollups(action: RollupAction) -> Self {
         Self {
             rebuilt: action == RollupAction::Rebuild,
+            bulk: match action {
+                RollupAction::Bulk(_) => Some(crate::store::BulkLoad::default()),
+                _ => None,
+            },
             ..Self::default()
         }
     }

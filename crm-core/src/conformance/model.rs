@@ -54,6 +54,8 @@ struct Data {
     merges: Vec<crate::merge::PartnerMerge>,
     lead_merges: Vec<crate::lead_merge::LeadMerge>,
     keys: Vec<crate::erasure::SubjectKey>,
+    /// The tenants with a bulk load open.
+    bulk: std::collections::BTreeSet<TenantId>,
 }
 
 /// The naive in-memory reference store.
@@ -71,6 +73,30 @@ impl MemStore {
 
     fn data(&self) -> std::sync::MutexGuard<'_, Data> {
         self.data.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A bulk-load step: the model keeps no indexes or roll-ups, it only tracks the open loads.
+    pub(crate) fn bulk_step(
+        &self,
+        tenant: TenantId,
+        step: crate::store::BulkStep,
+    ) -> crate::store::BulkLoad {
+        let mut d = self.data();
+        match step {
+            crate::store::BulkStep::Begin => {
+                d.bulk.insert(tenant);
+            }
+            crate::store::BulkStep::Finish => {
+                d.bulk.remove(&tenant);
+            }
+            crate::store::BulkStep::Status => {}
+        }
+        crate::store::BulkLoad {
+            open: d.bulk.contains(&tenant),
+            open_loads: u32::try_from(d.bulk.len()).unwrap_or(u32::MAX),
+            deferred_indexes: 0,
+            rebuilt: false,
+        }
     }
 }
 

@@ -1794,6 +1794,45 @@ impl CommerceService {
             .await
     }
 
+    /// A step of the tenant's bulk load (see [`BulkStep`](crate::store::BulkStep)): `Begin` before a large
+    /// [`Store::ingest`](crate::store::Store::ingest) (a first import, a year of history from another system),
+    /// `Finish` after it, `Status` to read where loading stands. Between them the SQL adapters defer their
+    /// non-unique indexes and the tenant's roll-ups; `Finish` builds them again in one transaction.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use crm_core::conformance::model::prelude::*;
+    /// use crm_core::store::BulkStep;
+    /// # futures::executor::block_on(async {
+    /// # let (crm, store, commerce, ctx) = crm_core::conformance::model::example_commerce().await?;
+    /// commerce.bulk_load(ctx.tenant, BulkStep::Begin).await?;
+    /// // … store.ingest(ctx.tenant, change_set).await? for each batch …
+    /// let done = commerce.bulk_load(ctx.tenant, BulkStep::Finish).await?;
+    /// assert!(!done.open && done.deferred_indexes == 0);
+    /// # Ok::<(), Error>(()) }).unwrap();
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Storage`] when the store cannot be read or written (nothing is changed then).
+    pub async fn bulk_load(
+        &self,
+        tenant: TenantId,
+        step: crate::store::BulkStep,
+    ) -> Result<crate::store::BulkLoad> {
+        let check = self
+            .store
+            .rollups(tenant, crate::commerce::RollupAction::Bulk(step))
+            .await?;
+        check.bulk.ok_or_else(|| {
+            Error::storage(
+                crate::error::StorageErrorKind::Other,
+                "the store answered a bulk-load step without its state",
+            )
+        })
+    }
+
     /// Profitability: revenue, cost, gross profit, margin, invoices and average invoice per group, optionally
     /// bucketed, compared and ranked. Computed by the store; labelled with partner or campaign names when at most
     /// 1000 rows are returned.

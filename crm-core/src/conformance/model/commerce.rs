@@ -829,9 +829,13 @@ impl CommerceStore for MemStore {
         Ok(reference::open_items(facts, partner, as_of))
     }
 
-    async fn rollups(&self, _: TenantId, action: RollupAction) -> Result<RollupCheck> {
+    async fn rollups(&self, tenant: TenantId, action: RollupAction) -> Result<RollupCheck> {
         // The reference sums the documents for every report: it keeps no roll-up that could differ.
-        Ok(RollupCheck::without_rollups(action))
+        let mut check = RollupCheck::without_rollups(action);
+        if let RollupAction::Bulk(step) = action {
+            check.bulk = Some(self.bulk_step(tenant, step));
+        }
+        Ok(check)
     }
 }
 

@@ -1,0 +1,82 @@
+//! A bulk load on PostgreSQL: the non-unique indexes are dropped while it is open and built again by its finish,
+//! and a load left open by a process that went away stays open (PostgreSQL serves many processes, so connecting
+//! never finishes another one's load) until `finish_bulk_loads` finishes it: the indexes are built again and the
+//! roll-ups count the ingested documents. The load itself runs in crm-core's conformance suite
+//! (`check_bulk_load`).
+
+mod common;
+
+use crm_core::commerce::CommerceStore;
+use crm_core::store::{BulkStep, Store};
+use crm_storage_postgres::PgStore;
+use crm_storage_sql::{Runner, Sql};
+use std::sync::Arc;
+
+/// Every index of the store's schema: (name, definition), by name.
+async fn indexes(pg: &PgStore) -> Vec<(String, String)> {
+    let sql = Sql {
+        dialect: pg.dialect(),
+        text: "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = current_schema() \
+               ORDER BY indexname"
+            .into(),
+        params: Vec::new(),
+    };
+    pg.rows(sql, true)
+        .await
+        .expect("the catalog")
+        .iter()
+        .map(|r| {
+            (
+                r[0].text("name").unwrap().to_string(),
+                r[1].text("definition").unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+fn parts(pg: &PgStore) -> (Arc<dyn Store>, Arc<dyn CommerceStore>) {
+    (Arc::new(pg.clone()), Arc::new(pg.clone()))
+}
+
+#[tokio::test]
+async fn a_load_left_open_is_finished_by_finish_bulk_loads() {
+    let Some(url) = common::url() else {
+        return;
+    };
+    let config = common::config(&url);
+    let tenant = {
+        let pg = PgStore::connect(config.clone()).await.expect("connect");
+        let (store, commerce) = parts(&pg);
+        crm_core::conformance::commerce::bulk_load_left_open(&store, &commerce).await
+    };
+    let pg = PgStore::connect(config).await.expect("connect again");
+    let (_, commerce) = parts(&pg);
+    let status = crm_core::conformance::commerce::bulk(&commerce, tenant, BulkStep::Status)
+        .await
+        .unwrap();
+    assert!(status.open && status.deferred_indexes > 0, "{status:?}");
+    let during = indexes(&pg).await;
+    assert!(during.iter().all(|(_, d)| d.starts_with("CREATE UNIQUE")));
+    assert_eq!(pg.finish_bulk_loads().await.unwrap(), vec![tenant]);
+    crm_core::conformance::commerce::assert_bulk_load_finished(&commerce, tenant).await;
+    assert!(pg.finish_bulk_loads().await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_finished_load_leaves_every_index_as_it_was() {
+    let Some(pg) = common::store().await else {
+        return;
+    };
+    let (store, commerce) = parts(&pg);
+    let before = indexes(&pg).await;
+    assert!(before.iter().any(|(n, _)| n == "documents_partner"));
+    let tenant = crm_core::conformance::commerce::bulk_load_left_open(&store, &commerce).await;
+    let during = indexes(&pg).await;
+    assert!(during.len() < before.len());
+    let done = crm_core::conformance::commerce::bulk(&commerce, tenant, BulkStep::Finish)
+        .await
+        .expect("finish");
+    assert!(done.rebuilt && done.deferred_indexes == 0, "{done:?}");
+    assert_eq!(indexes(&pg).await, before);
+    crm_core::conformance::commerce::assert_bulk_load_finished(&commerce, tenant).await;
+}

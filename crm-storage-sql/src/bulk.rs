@@ -1,0 +1,267 @@
+//! Bulk loading ([`BulkStep`], run as `CommerceStore::rollups` with `RollupAction::Bulk`), written once for both
+//! adapters.
+//!
+//! Recording a document through the commit path updates, besides its own rows, every index keyed by partner and
+//! product and four roll-up tables: at a million customers those pages are all over the file, so a large import
+//! spends its time on random page writes. A bulk load defers both: `Begin` records the tenant in [`LOADS`] and,
+//! the first time, saves the definition of every non-unique index in [`DEFERRED`] and drops the index (unique
+//! indexes and primary keys stay: they are constraints); while the tenant is in [`LOADS`], its ingests insert rows
+//! only, without the roll-up statements. `Finish` removes the tenant, builds the saved indexes again when no load
+//! is left open (one sorted build each, `CREATE INDEX IF NOT EXISTS`, so a half-done finish can run again), and
+//! rebuilds the tenant's roll-ups from its documents (as `rebuild_rollups` does), all in one transaction.
+//!
+//! Each step is one transaction, so after a crash either it happened or it did not: the saved definitions and the
+//! open loads are the marker. [`recover`] (run by each adapter when it opens a store) finishes every load left
+//! open and builds any index still saved, so a store never stays without its indexes or with stale roll-ups.
+
+use crate::commerce::Exec;
+use crate::schema::create_table;
+use crate::{Dialect, Kind, Sql};
+use crm_core::commerce::{RollupAction, RollupCheck};
+use crm_core::id::TenantId;
+use crm_core::store::{BulkLoad, BulkStep};
+use crm_core::Result;
+
+/// The open bulk loads, one row per tenant.
+pub const LOADS: &str = "bulk_loads";
+
+/// The indexes dropped until the last open bulk load finishes: name and `CREATE INDEX` statement.
+pub const DEFERRED: &str = "deferred_indexes";
+
+/// The bulk-loading migration (SQLite's 22, PostgreSQL's 21): [`LOADS`] and [`DEFERRED`].
+pub fn schema(dialect: Dialect) -> String {
+    format!(
+        "{}{}",
+        create_table(
+            dialect,
+            LOADS,
+            &[("tenant", Kind::Uuid)],
+            &[],
+            &["PRIMARY KEY (tenant)"],
+        ),
+        create_table(
+            dialect,
+            DEFERRED,
+            &[("name", Kind::Text), ("definition", Kind::Text)],
+            &[],
+            &["PRIMARY KEY (name)"],
+        )
+    )
+}
+
+/// The statement naming every index a bulk load defers and its definition: the non-unique indexes of the store's
+/// schema not saved yet.
+fn deferrable(dialect: Dialect) -> Sql {
+    let text = match dialect {
+        Dialect::Sqlite => format!(
+            "INSERT INTO {DEFERRED} (name, definition) SELECT name, sql FROM sqlite_schema \
+             WHERE type = 'index' AND sql IS NOT NULL AND sql NOT LIKE 'CREATE UNIQUE%' \
+             AND name NOT IN (SELECT name FROM {DEFERRED})"
+        ),
+        // The schema's own indexes first, their definitions after: `pg_get_indexdef` of an index another
+        // session drops meanwhile (in another schema) fails, so it never sees the others.
+        Dialect::Postgres => format!(
+            "INSERT INTO {DEFERRED} (name, definition) \
+             WITH own AS MATERIALIZED (SELECT i.indexrelid, c.relname FROM pg_index i \
+             JOIN pg_class c ON c.oid = i.indexrelid \
+             WHERE c.relnamespace = current_schema()::regnamespace AND NOT i.indisunique \
+             AND c.relname NOT IN (SELECT name FROM {DEFERRED})) \
+             SELECT relname, pg_get_indexdef(indexrelid) FROM own"
+        ),
+    };
+    plain(dialect, text)
+}
+
+/// A statement without parameters.
+fn plain(dialect: Dialect, text: String) -> Sql {
+    crate::commerce::with(dialect, text, Vec::new())
+}
+
+/// A saved definition, made idempotent: `CREATE INDEX IF NOT EXISTS …` (both catalogs store it as `CREATE INDEX
+/// name ON …`).
+fn if_not_exists(definition: &str) -> String {
+    match definition.strip_prefix("CREATE INDEX ") {
+        Some(rest) if !rest.starts_with("IF NOT EXISTS") => {
+            format!("CREATE INDEX IF NOT EXISTS {rest}")
+        }
+        _ => definition.to_string(),
+    }
+}
+
+/// Where loading stands for `tenant` (`rebuilt` false).
+async fn state<E: Exec>(tx: &E, dialect: Dialect, tenant: TenantId) -> Result<BulkLoad> {
+    let (mut open, t) = Sql::for_tenant(dialect, tenant);
+    open.text = format!("SELECT count(*) FROM {LOADS} WHERE tenant = {t}");
+    let open = tx.first_int(open).await?.unwrap_or(0) > 0;
+    let count = |table: &str| plain(dialect, format!("SELECT count(*) FROM {table}"));
+    let loads = tx.first_int(count(LOADS)).await?.unwrap_or(0);
+    let deferred = tx.first_int(count(DEFERRED)).await?.unwrap_or(0);
+    Ok(BulkLoad {
+        open,
+        open_loads: u32::try_from(loads).unwrap_or(u32::MAX),
+        deferred_indexes: u32::try_from(deferred).unwrap_or(u32::MAX),
+        rebuilt: false,
+    })
+}
+
+/// One step of `tenant`'s bulk load, inside the adapter's transaction `tx` (see the [module docs](self)).
+///
+/// # Errors
+///
+/// The adapter's.
+pub async fn step<E: Exec>(
+    tx: &E,
+    dialect: Dialect,
+    tenant: TenantId,
+    step: BulkStep,
+) -> Result<BulkLoad> {
+    match step {
+        BulkStep::Status => state(tx, dialect, tenant).await,
+        BulkStep::Begin => {
+            let (mut open, t) = Sql::for_tenant(dialect, tenant);
+            open.text = format!(
+                "INSERT INTO {LOADS} (tenant) VALUES ({t}) ON CONFLICT (tenant) DO NOTHING"
+            );
+            tx.execute(open).await?;
+            tx.execute(deferrable(dialect)).await?;
+            let names = tx
+                .texts(plain(
+                    dialect,
+                    format!("SELECT name FROM {DEFERRED} ORDER BY name"),
+                ))
+                .await?;
+            for name in names {
+                tx.execute(plain(dialect, format!("DROP INDEX IF EXISTS {name}")))
+                    .await?;
+            }
+            state(tx, dialect, tenant).await
+        }
+        BulkStep::Finish => finish(tx, dialect, Some(tenant)).await,
+    }
+}
+
+/// Finishes `tenant`'s load (when open: its roll-ups are rebuilt) and, when no load is left open, builds the
+/// deferred indexes again; with no tenant, only the latter.
+async fn finish<E: Exec>(tx: &E, dialect: Dialect, tenant: Option<TenantId>) -> Result<BulkLoad> {
+    let mut was_open = false;
+    if let Some(tenant) = tenant {
+        let (mut close, t) = Sql::for_tenant(dialect, tenant);
+        close.text = format!("DELETE FROM {LOADS} WHERE tenant = {t}");
+        was_open = tx.execute(close).await? > 0;
+    }
+    let left = tx
+        .first_int(plain(dialect, format!("SELECT count(*) FROM {LOADS}")))
+        .await?
+        .unwrap_or(0);
+    if left == 0 {
+        let definitions = tx
+            .texts(plain(
+                dialect,
+                format!("SELECT definition FROM {DEFERRED} ORDER BY name"),
+            ))
+            .await?;
+        for d in definitions {
+            tx.execute(plain(dialect, if_not_exists(&d))).await?;
+        }
+        tx.execute(plain(dialect, format!("DELETE FROM {DEFERRED}")))
+            .await?;
+    }
+    // The indexes first: the rebuild's statements read the documents through them.
+    if let (Some(tenant), true) = (tenant, was_open) {
+        for sql in crate::rollup::rebuild_sql(dialect, tenant) {
+            tx.execute(sql).await?;
+        }
+    }
+    let mut out = match tenant {
+        Some(t) => state(tx, dialect, t).await?,
+        None => BulkLoad::default(),
+    };
+    out.rebuilt = was_open;
+    Ok(out)
+}
+
+/// [`CommerceStore::rollups`](crm_core::commerce::CommerceStore::rollups) of an adapter: a bulk-load step in the
+/// adapter's transaction ([`AdapterStore::bulk_step`](crate::store::AdapterStore::bulk_step)), or the check or
+/// rebuild of [`crate::rollup::rollups`].
+///
+/// # Errors
+///
+/// The adapter's.
+pub async fn rollups<R: crate::store::AdapterStore + ?Sized>(
+    r: &R,
+    tenant: TenantId,
+    action: RollupAction,
+) -> Result<RollupCheck> {
+    match action {
+        RollupAction::Bulk(step) => Ok(RollupCheck {
+            bulk: Some(r.bulk_step(tenant, step).await?),
+            ..RollupCheck::default()
+        }),
+        other => crate::rollup::rollups(r, tenant, other).await,
+    }
+}
+
+/// The tenants with a bulk load open (a crash left them so when the store is being opened).
+///
+/// # Errors
+///
+/// The adapter's.
+pub async fn open_loads<E: Exec>(tx: &E, dialect: Dialect) -> Result<Vec<TenantId>> {
+    let text = match dialect {
+        Dialect::Sqlite => format!("SELECT lower(hex(tenant)) FROM {LOADS} ORDER BY tenant"),
+        Dialect::Postgres => format!("SELECT tenant::text FROM {LOADS} ORDER BY tenant"),
+    };
+    tx.texts(plain(dialect, text))
+        .await?
+        .iter()
+        .map(|t| {
+            uuid::Uuid::parse_str(t)
+                .map(TenantId::from_uuid)
+                .map_err(|e| crate::corrupt("bulk load tenant", e))
+        })
+        .collect()
+}
+
+/// Finishes every bulk load left open and builds every index still deferred, in the adapter's transaction `tx`
+/// (each adapter runs it when it opens a store); the tenants whose loads it finished.
+///
+/// # Errors
+///
+/// The adapter's.
+pub async fn recover<E: Exec>(tx: &E, dialect: Dialect) -> Result<Vec<TenantId>> {
+    let tenants = open_loads(tx, dialect).await?;
+    for t in &tenants {
+        finish(tx, dialect, Some(*t)).await?;
+    }
+    finish(tx, dialect, None).await?;
+    Ok(tenants)
+}
+
+/// Whether `tenant` has a bulk load open: its ingests then leave the roll-ups alone (the adapters ask in the
+/// ingest's transaction).
+pub fn is_open(dialect: Dialect, tenant: TenantId) -> Sql {
+    let (mut sql, t) = Sql::for_tenant(dialect, tenant);
+    sql.text = format!("SELECT count(*) FROM {LOADS} WHERE tenant = {t}");
+    sql
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_saved_definition_runs_again_without_failing() {
+        assert_eq!(
+            if_not_exists("CREATE INDEX a ON t (x)"),
+            "CREATE INDEX IF NOT EXISTS a ON t (x)"
+        );
+        assert_eq!(
+            if_not_exists("CREATE INDEX IF NOT EXISTS a ON t (x)"),
+            "CREATE INDEX IF NOT EXISTS a ON t (x)"
+        );
+        assert_eq!(
+            if_not_exists("CREATE INDEX a ON crm.t USING btree (x)"),
+            "CREATE INDEX IF NOT EXISTS a ON crm.t USING btree (x)"
+        );
+    }
+}
