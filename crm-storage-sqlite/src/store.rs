@@ -1243,7 +1243,17 @@ impl crm_storage_sql::store::AdapterStore for SqliteStore {
 
     async fn bulk_step(&self, tenant: TenantId, step: BulkStep) -> Result<BulkLoad> {
         self.threads
-            .write(move |c| in_transaction(c, |tx| crate::commerce::bulk_step(tx, tenant, step)))
+            .write(move |c| {
+                let hosted = !c.is_autocommit();
+                let out = in_transaction(c, |tx| crate::commerce::bulk_step(tx, tenant, step))?;
+                if step == BulkStep::Finish && out.rebuilt && !hosted {
+                    // The finish wrote every index and roll-up in one transaction: gigabytes of write-ahead log at
+                    // a million customers, copied into the file now and the log truncated.
+                    c.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+                        .map_err(map)?;
+                }
+                Ok(out)
+            })
             .await
     }
 

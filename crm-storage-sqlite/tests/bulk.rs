@@ -112,7 +112,8 @@ async fn a_load_killed_midway_is_finished_when_the_file_opens_again() {
 #[tokio::test]
 async fn a_finished_load_leaves_every_index_as_it_was() {
     let dir = tempfile::tempdir().expect("dir");
-    let sqlite = SqliteStore::open_file(dir.path().join("crm.sqlite")).expect("open");
+    let file = dir.path().join("crm.sqlite");
+    let sqlite = SqliteStore::open_file(&file).expect("open");
     let (store, commerce) = parts(&sqlite);
     let before = indexes(&sqlite).await;
     let tenant = crm_core::conformance::commerce::bulk_load_left_open(&store, &commerce).await;
@@ -125,6 +126,9 @@ async fn a_finished_load_leaves_every_index_as_it_was() {
         .await
         .expect("finish");
     assert!(done.rebuilt && done.deferred_indexes == 0, "{done:?}");
+    // The finish's one large transaction is copied into the file and the write-ahead log truncated.
+    let wal = std::fs::metadata(file.with_extension("sqlite-wal")).expect("the log");
+    assert_eq!(wal.len(), 0);
     assert_eq!(indexes(&sqlite).await, before);
     crm_core::conformance::commerce::assert_bulk_load_finished(&commerce, tenant).await;
 }
