@@ -993,6 +993,12 @@ impl crm_storage_sql::store::AdapterStore for PgStore {
         let mut client = self.client().await?;
         let tx = client.begin().await?;
         let applied = async {
+            // Whether the tenant's bulk load is open, asked first: the share lock it takes makes a `Finish` wait
+            // for this ingest, and taking it before the rows' locks keeps that wait from turning into a deadlock
+            // with the finish's index builds.
+            if !documents.is_empty() && crate::commerce::bulk_open(&tx, tenant).await? {
+                documents.clear();
+            }
             if !events.is_empty() {
                 let first = allocate_positions(&tx, tenant, events.len()).await?;
                 for (i, e) in events.iter().enumerate() {
@@ -1006,10 +1012,7 @@ impl crm_storage_sql::store::AdapterStore for PgStore {
                 };
             }
             // The roll-ups gain the batch's sales documents, a few hundred per statement, unless the tenant has a
-            // bulk load open (whose finish rebuilds them).
-            if !documents.is_empty() && crate::commerce::bulk_open(&tx, tenant).await? {
-                documents.clear();
-            }
+            // bulk load open (whose finish rebuilds them: `documents` was emptied above).
             for ids in documents.chunks(crm_storage_sql::rollup::IDS_PER_STATEMENT) {
                 for sql in
                     crm_storage_sql::rollup::apply_documents(Dialect::Postgres, tenant, ids, 1)

@@ -80,3 +80,50 @@ async fn a_finished_load_leaves_every_index_as_it_was() {
     assert_eq!(indexes(&pg).await, before);
     crm_core::conformance::commerce::assert_bulk_load_finished(&commerce, tenant).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_finish_waits_for_the_ingests_under_way() {
+    use crm_core::commerce::{GroupBy, NewDocument, Period, RollupAction, SumsQuery};
+    use crm_core::conformance::commerce::{bulk, ingest_document, Shop};
+    let Some(pg) = common::store().await else {
+        return;
+    };
+    let (store, commerce) = parts(&pg);
+    let s = Shop::new(&store, &commerce).await;
+    let acme = s.customer("Acme").await;
+    bulk(&commerce, s.w.tenant, BulkStep::Begin).await.unwrap();
+    // Four writers ingest ten invoices each while the load finishes in their midst: whichever side of the finish
+    // an invoice lands on, the roll-ups count it once (the rebuild after the ingests under way, or the ingest's
+    // own roll-up statements after the finish).
+    let writer = |k: usize| {
+        let (s, acme) = (&s, &acme);
+        async move {
+            for i in 0..10 {
+                let day = chrono::NaiveDate::from_ymd_opt(2026, 1 + (i % 12) as u32, 5).unwrap();
+                let n = NewDocument::invoice(
+                    &format!("T{k}-{i}"),
+                    acme.id(),
+                    day,
+                    "RON",
+                    vec![s.line(0, "1", "10", "5")],
+                );
+                ingest_document(s, n, acme).await;
+            }
+        }
+    };
+    let finish = async {
+        tokio::time::sleep(std::time::Duration::from_millis(30)).await;
+        bulk(&commerce, s.w.tenant, BulkStep::Finish).await.unwrap()
+    };
+    let (_, _, _, _, done) = tokio::join!(writer(0), writer(1), writer(2), writer(3), finish);
+    assert!(!done.open && done.deferred_indexes == 0, "{done:?}");
+    let check = commerce
+        .rollups(s.w.tenant, RollupAction::Verify)
+        .await
+        .unwrap();
+    assert!(check.is_clean(), "{check:?}");
+    let ron = crm_core::money::Currency::parse("RON").unwrap();
+    let q = SumsQuery::by(GroupBy::Customer, Period::year(2026).unwrap(), ron);
+    let sums = commerce.profit_sums(s.w.tenant, &q).await.unwrap();
+    assert_eq!(sums.iter().map(|x| x.invoices).sum::<u64>(), 40);
+}

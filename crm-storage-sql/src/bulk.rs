@@ -25,6 +25,10 @@ use crm_core::Result;
 /// The open bulk loads, one row per tenant.
 pub const LOADS: &str = "bulk_loads";
 
+/// The first key of the PostgreSQL advisory lock that serialises bulk steps ("bulk" in ASCII); the second is the
+/// schema's, so stores in other schemas of the database never wait for each other.
+const STEP_LOCK: i32 = 0x6275_6c6b;
+
 /// The indexes dropped until the last open bulk load finishes: name and `CREATE INDEX` statement.
 pub const DEFERRED: &str = "deferred_indexes";
 
@@ -56,17 +60,19 @@ fn deferrable(dialect: Dialect) -> Sql {
         Dialect::Sqlite => format!(
             "INSERT INTO {DEFERRED} (name, definition) SELECT name, sql FROM sqlite_schema \
              WHERE type = 'index' AND sql IS NOT NULL AND sql NOT LIKE 'CREATE UNIQUE%' \
-             AND name NOT IN (SELECT name FROM {DEFERRED})"
+             AND name NOT IN (SELECT name FROM {DEFERRED}) ON CONFLICT (name) DO NOTHING"
         ),
         // The schema's own indexes first, their definitions after: `pg_get_indexdef` of an index another
-        // session drops meanwhile (in another schema) fails, so it never sees the others.
+        // session drops meanwhile (in another schema) fails, so it never sees the others. Names are saved
+        // schema-qualified, so the drop never reaches another schema of the search path.
         Dialect::Postgres => format!(
             "INSERT INTO {DEFERRED} (name, definition) \
-             WITH own AS MATERIALIZED (SELECT i.indexrelid, c.relname FROM pg_index i \
-             JOIN pg_class c ON c.oid = i.indexrelid \
-             WHERE c.relnamespace = current_schema()::regnamespace AND NOT i.indisunique \
-             AND c.relname NOT IN (SELECT name FROM {DEFERRED})) \
-             SELECT relname, pg_get_indexdef(indexrelid) FROM own"
+             WITH own AS MATERIALIZED (SELECT i.indexrelid, \
+             quote_ident(n.nspname) || '.' || quote_ident(c.relname) AS name FROM pg_index i \
+             JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE n.nspname = current_schema() AND NOT i.indisunique) \
+             SELECT name, pg_get_indexdef(indexrelid) FROM own \
+             WHERE name NOT IN (SELECT name FROM {DEFERRED}) ON CONFLICT (name) DO NOTHING"
         ),
     };
     plain(dialect, text)
@@ -104,6 +110,20 @@ async fn state<E: Exec>(tx: &E, dialect: Dialect, tenant: TenantId) -> Result<Bu
     })
 }
 
+/// On PostgreSQL, waits until no other bulk step runs in the database: a `Begin` that saved and dropped the
+/// indexes while a `Finish` built them again could lose a definition. The lock is released when the transaction
+/// ends. (SQLite has one writer.)
+async fn one_at_a_time<E: Exec>(tx: &E, dialect: Dialect) -> Result<()> {
+    if dialect == Dialect::Postgres {
+        tx.execute(plain(
+            dialect,
+            format!("SELECT pg_advisory_xact_lock({STEP_LOCK}, hashtext(current_schema()))"),
+        ))
+        .await?;
+    }
+    Ok(())
+}
+
 /// One step of `tenant`'s bulk load, inside the adapter's transaction `tx` (see the [module docs](self)).
 ///
 /// # Errors
@@ -115,6 +135,9 @@ pub async fn step<E: Exec>(
     tenant: TenantId,
     step: BulkStep,
 ) -> Result<BulkLoad> {
+    if step != BulkStep::Status {
+        one_at_a_time(tx, dialect).await?;
+    }
     match step {
         BulkStep::Status => state(tx, dialect, tenant).await,
         BulkStep::Begin => {
@@ -229,6 +252,7 @@ pub async fn open_loads<E: Exec>(tx: &E, dialect: Dialect) -> Result<Vec<TenantI
 ///
 /// The adapter's.
 pub async fn recover<E: Exec>(tx: &E, dialect: Dialect) -> Result<Vec<TenantId>> {
+    one_at_a_time(tx, dialect).await?;
     let tenants = open_loads(tx, dialect).await?;
     for t in &tenants {
         finish(tx, dialect, Some(*t)).await?;
@@ -239,9 +263,17 @@ pub async fn recover<E: Exec>(tx: &E, dialect: Dialect) -> Result<Vec<TenantId>>
 
 /// Whether `tenant` has a bulk load open: its ingests then leave the roll-ups alone (the adapters ask in the
 /// ingest's transaction).
+///
+/// On PostgreSQL the ingest takes a share lock on the tenant's load, so a `Finish` waits for the ingests under way
+/// and its rebuild counts their documents (SQLite has one writer: nothing runs between them).
 pub fn is_open(dialect: Dialect, tenant: TenantId) -> Sql {
     let (mut sql, t) = Sql::for_tenant(dialect, tenant);
-    sql.text = format!("SELECT count(*) FROM {LOADS} WHERE tenant = {t}");
+    sql.text = match dialect {
+        Dialect::Sqlite => format!("SELECT count(*) FROM {LOADS} WHERE tenant = {t}"),
+        Dialect::Postgres => format!(
+            "SELECT count(*) FROM (SELECT 1 FROM {LOADS} WHERE tenant = {t} FOR SHARE) AS x"
+        ),
+    };
     sql
 }
 
