@@ -644,12 +644,14 @@ pub async fn attribution_inputs(
         (r.get::<_, i64>(0) as u64, r.get::<_, i64>(1) as i128);
     let s = pg
         .stmt(
-            "SELECT partner, issue_day, id, campaign, revenue_units - cost_units FROM documents \
-             WHERE tenant = $1 AND kind IN (0, 1) AND reporting = 'EUR' AND issue_day BETWEEN $2 AND $3 \
-             AND (campaign IS NOT NULL \
-             OR partner IN (SELECT partner FROM campaign_targets WHERE tenant = $1 AND holdout = 0) \
-             OR partner IN (SELECT partner FROM leads WHERE tenant = $1 \
-             AND doc -> 'source' ->> 'campaign' IS NOT NULL))",
+            // The touched partners joined: `OR partner IN (subquery)` is rescanned per document when PostgreSQL
+            // does not expect the subquery to fit `work_mem` (at M it never finished).
+            "SELECT d.partner, d.issue_day, d.id, d.campaign, d.revenue_units - d.cost_units FROM documents d \
+             LEFT JOIN (SELECT partner FROM campaign_targets WHERE tenant = $1 AND holdout = 0 \
+             UNION SELECT partner FROM leads WHERE tenant = $1 \
+             AND doc -> 'source' ->> 'campaign' IS NOT NULL) AS touched ON touched.partner = d.partner \
+             WHERE d.tenant = $1 AND d.kind IN (0, 1) AND d.reporting = 'EUR' AND d.issue_day BETWEEN $2 AND $3 \
+             AND (d.campaign IS NOT NULL OR touched.partner IS NOT NULL)",
         )
         .await?;
     for r in pg.client.query(&s, &[t, &df, &dt]).await.map_err(pe)? {
