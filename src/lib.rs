@@ -86,8 +86,8 @@ pub use crm_core::service::{
     SendRate,
 };
 pub use crm_core::store::{
-    Backend, Board, Funnel, LeadQuery, LeadSort, Page, PageRequest, RequestQuery, Store, StoreExt,
-    TimelineOf,
+    Backend, Board, BulkLoad, BulkStep, Funnel, LeadQuery, LeadSort, Page, PageRequest,
+    RequestQuery, Store, StoreExt, TimelineOf,
 };
 pub use crm_core::time::{Clock, FixedClock, SystemClock, Timestamp};
 pub use crm_core::{

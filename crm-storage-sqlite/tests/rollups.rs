@@ -61,7 +61,7 @@ async fn the_migration_builds_the_rollups_of_existing_documents() {
     assert!(!want.is_empty());
     let docs = crm_core::conformance::commerce::documents_json(commerce.as_ref(), tenant).await;
     // Back to migration 15: no roll-up table, no holdout column, no score index, the lines in the documents' JSON
-    // and not in columns of their own.
+    // and not in columns of their own, no bulk-load tables.
     let lines_back = format!(
         "UPDATE documents SET doc = {};",
         crm_storage_sql::commerce::document_doc(crm_storage_sql::Dialect::Sqlite, "documents")
@@ -75,7 +75,7 @@ async fn the_migration_builds_the_rollups_of_existing_documents() {
             c.execute_batch(&format!(
                 "{lines_back} {drop_columns} \
                  DROP TABLE sales_months; DROP TABLE partner_last_sales; DROP TABLE bought_months; \
-                 DROP TABLE sales_days; \
+                 DROP TABLE sales_days; DROP TABLE bulk_loads; DROP TABLE deferred_indexes; \
                  ALTER TABLE campaign_targets DROP COLUMN holdout; DROP INDEX leads_by_score; \
                  PRAGMA user_version = 15;",
             ))
