@@ -11,8 +11,9 @@
 //! rebuilds the tenant's roll-ups from its documents (as `rebuild_rollups` does), all in one transaction.
 //!
 //! Each step is one transaction, so after a crash either it happened or it did not: the saved definitions and the
-//! open loads are the marker. [`recover`] (run by each adapter when it opens a store) finishes every load left
-//! open and builds any index still saved, so a store never stays without its indexes or with stale roll-ups.
+//! open loads are the marker. [`recover`] finishes every load left open and builds any index still saved: SQLite
+//! runs it when it opens a file (one process owns an embedded file), PostgreSQL when the host calls
+//! `PgStore::finish_bulk_loads` (connecting never finishes another process's load).
 
 use crate::commerce::Exec;
 use crate::schema::create_table;
@@ -96,9 +97,11 @@ fn if_not_exists(definition: &str) -> String {
 
 /// Where loading stands for `tenant` (`rebuilt` false).
 async fn state<E: Exec>(tx: &E, dialect: Dialect, tenant: TenantId) -> Result<BulkLoad> {
-    let (mut open, t) = Sql::for_tenant(dialect, tenant);
-    open.text = format!("SELECT count(*) FROM {LOADS} WHERE tenant = {t}");
-    let open = tx.first_int(open).await?.unwrap_or(0) > 0;
+    let open = tx
+        .first_int(tenant_load(dialect, tenant, ""))
+        .await?
+        .unwrap_or(0)
+        > 0;
     let count = |table: &str| plain(dialect, format!("SELECT count(*) FROM {table}"));
     let loads = tx.first_int(count(LOADS)).await?.unwrap_or(0);
     let deferred = tx.first_int(count(DEFERRED)).await?.unwrap_or(0);
@@ -267,13 +270,18 @@ pub async fn recover<E: Exec>(tx: &E, dialect: Dialect) -> Result<Vec<TenantId>>
 /// On PostgreSQL the ingest takes a share lock on the tenant's load, so a `Finish` waits for the ingests under way
 /// and its rebuild counts their documents (SQLite has one writer: nothing runs between them).
 pub fn is_open(dialect: Dialect, tenant: TenantId) -> Sql {
-    let (mut sql, t) = Sql::for_tenant(dialect, tenant);
-    sql.text = match dialect {
-        Dialect::Sqlite => format!("SELECT count(*) FROM {LOADS} WHERE tenant = {t}"),
-        Dialect::Postgres => format!(
-            "SELECT count(*) FROM (SELECT 1 FROM {LOADS} WHERE tenant = {t} FOR SHARE) AS x"
-        ),
+    let lock = match dialect {
+        Dialect::Sqlite => "",
+        Dialect::Postgres => " FOR SHARE",
     };
+    tenant_load(dialect, tenant, lock)
+}
+
+/// `SELECT count(*)` of `tenant`'s open load (0 or 1), its row locked as `lock` says (`""` or ` FOR SHARE`).
+fn tenant_load(dialect: Dialect, tenant: TenantId, lock: &str) -> Sql {
+    let (mut sql, t) = Sql::for_tenant(dialect, tenant);
+    sql.text =
+        format!("SELECT count(*) FROM (SELECT 1 FROM {LOADS} WHERE tenant = {t}{lock}) AS x");
     sql
 }
 
