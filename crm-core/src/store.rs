@@ -602,8 +602,8 @@ pub enum Key {
     LeadLinks(LeadId),
     /// A lead merge's journal by id.
     LeadMerge(crate::id::MergeId),
-    /// A lead and its pipeline, in that order, in one read (what a transition needs); nothing when the tenant has
-    /// no such lead.
+    /// A lead, its pipeline and its partner, in that order, in one read (what a transition and the rules it fires
+    /// need); nothing when the tenant has no such lead.
     LeadWithPipeline(LeadId),
     /// The keys of these data subjects ([`crate::erasure::SubjectKey`]) that the tenant holds, in any order.
     SubjectKeys(Vec<uuid::Uuid>),

@@ -58,10 +58,11 @@ fn subject_sql(dialect: Dialect, tenant: TenantId, of: CommentTarget) -> (Sql, &
     (sql, entity, id)
 }
 
-/// A page of `what` documents about a comment target or timeline subject, read after the subject's existence
-/// check in one batch (one hop and one snapshot on SQLite): `statement` builds the page's query (`limit + 1` rows)
-/// from the subject's id and the page's keyset, `key` cuts the rows into the page. Not found when the subject is
-/// missing.
+/// A page of `what` documents about a comment target or timeline subject: `statement` builds the page's query
+/// (`limit + 1` rows) from the subject's id and the page's keyset, `key` cuts the rows into the page. Not found when
+/// the subject is missing. A row about the subject proves it is the tenant's (leads, partners and requests are never
+/// deleted, and their comments and events carry their tenant), so the subject's own row is read only when the page
+/// comes back empty: a point read of one index, not two.
 async fn page_of_subject<R: Runner + ?Sized, T: serde::de::DeserializeOwned>(
     r: &R,
     tenant: TenantId,
@@ -73,18 +74,22 @@ async fn page_of_subject<R: Runner + ?Sized, T: serde::de::DeserializeOwned>(
 ) -> Result<Page<T>> {
     let after = crate::page_after(page)?;
     let (exists, entity, id) = subject_sql(r.dialect(), tenant, subject);
-    let mut rows = r.rows_short(vec![exists, statement(id, after)]).await?;
-    let found = rows.pop().unwrap_or_default();
-    match rows.pop() {
-        Some(subject) if !subject.is_empty() => {
-            let items = found
-                .iter()
-                .map(|row| decode(&row[0], what))
-                .collect::<Result<Vec<T>>>()?;
-            Ok(crate::paginate(items, page.limit, key))
+    let found = r
+        .rows_short(vec![statement(id, after)])
+        .await?
+        .pop()
+        .unwrap_or_default();
+    if found.is_empty() {
+        let subject = r.rows_short(vec![exists]).await?.pop().unwrap_or_default();
+        if subject.is_empty() {
+            return Err(Error::not_found(entity, id));
         }
-        _ => Err(Error::not_found(entity, id)),
     }
+    let items = found
+        .iter()
+        .map(|row| decode(&row[0], what))
+        .collect::<Result<Vec<T>>>()?;
+    Ok(crate::paginate(items, page.limit, key))
 }
 
 /// `Store::funnel`: stages reached (per the history in this pipeline) by leads created in the period, then how

@@ -116,13 +116,25 @@ impl Threads {
         self.write(f).await
     }
 
-    /// Runs a short read `f` on this thread on a free inline reader connection, else as [`Threads::read`] does.
+    /// Runs a short read `f` on this thread on the writer's connection when it is free, else on a free inline
+    /// reader connection, else as [`Threads::read`] does.
     pub(crate) async fn read_short<T, F>(&self, f: F) -> Result<T>
     where
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> Result<T> + Send + 'static,
     {
-        if let Self::Own { inline, .. } = self {
+        if let Self::Own {
+            writer_conn,
+            inline,
+            ..
+        } = self
+        {
+            // The writer's connection first: its page cache holds what the last writes touched, where a reader
+            // connection starts each read after a commit with an emptied cache (SQLite resets it when the file
+            // changed) and reads the pages again from the file.
+            if let Ok(mut c) = writer_conn.try_lock() {
+                return answered(&mut c, f);
+            }
             if let Some(mut c) = inline.iter().find_map(|c| c.try_lock().ok()) {
                 return answered(&mut c, f);
             }
@@ -230,35 +242,56 @@ mod tests {
         });
     }
 
-    // The connection is held across the await on purpose: the short read must not wait for it.
+    // The connections are held across the await on purpose: the short read must not wait for them.
     #[allow(clippy::await_holding_lock)]
     #[test]
-    fn a_short_read_runs_on_the_callers_thread_unless_its_connection_is_busy() {
+    fn a_short_read_runs_on_the_callers_thread_on_the_first_free_connection() {
         let me = std::thread::current().id();
+        // Each connection names itself: `which` reads the name of the one a read ran on.
+        let named = |name: &str| {
+            let c = Connection::open_in_memory().unwrap();
+            c.execute_batch(&format!("CREATE TABLE me AS SELECT '{name}' AS name"))
+                .unwrap();
+            c
+        };
+        let which = |c: &mut Connection| -> Result<(std::thread::ThreadId, String)> {
+            let name = c
+                .query_row("SELECT name FROM me", [], |r| r.get(0))
+                .map_err(crate::error::map)?;
+            Ok((std::thread::current().id(), name))
+        };
         let threads = Threads::start(
-            Connection::open_in_memory().unwrap(),
-            vec![Connection::open_in_memory().unwrap()],
-            vec![Connection::open_in_memory().unwrap()],
+            named("writer"),
+            vec![named("reader")],
+            vec![named("inline")],
         );
         futures::executor::block_on(async {
-            let here = threads
-                .read_short(|_| Ok(std::thread::current().id()))
-                .await
-                .unwrap();
+            let (here, on) = threads.read_short(which).await.unwrap();
             assert_eq!(here, me, "no hop");
-            let Threads::Own { inline, .. } = &threads else {
+            assert_eq!(on, "writer", "the writer's warm cache first");
+            let Threads::Own {
+                writer_conn,
+                inline,
+                ..
+            } = &threads
+            else {
                 panic!("the store's own threads")
             };
+            let writing = writer_conn.lock().unwrap();
+            let (here, on) = threads.read_short(which).await.unwrap();
+            assert_eq!(
+                (here, on.as_str()),
+                (me, "inline"),
+                "a busy writer: an inline reader"
+            );
             let held = inline[0].lock().unwrap();
-            let there = threads
-                .read_short(|_| Ok(std::thread::current().id()))
-                .await
-                .unwrap();
+            let (there, on) = threads.read_short(which).await.unwrap();
             assert_ne!(
                 there, me,
-                "a busy connection is not waited for: the read hops"
+                "busy connections are not waited for: the read hops"
             );
-            drop(held);
+            assert_eq!(on, "reader");
+            drop((held, writing));
             let e = threads
                 .read_short(|_| -> Result<()> { panic!("a bug in a query") })
                 .await

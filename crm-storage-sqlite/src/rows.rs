@@ -119,7 +119,12 @@ pub(crate) fn cells_of(
             cells.push(match row.get_ref(i).map_err(map)? {
                 ValueRef::Null => Cell::Null,
                 ValueRef::Integer(v) => Cell::Int(i128::from(v)),
-                ValueRef::Text(t) => Cell::Text(String::from_utf8_lossy(t).into_owned()),
+                // Valid UTF-8 (what the engine writes) is checked once by the fast path; anything else is
+                // replaced, not refused.
+                ValueRef::Text(t) => Cell::Text(match std::str::from_utf8(t) {
+                    Ok(s) => s.to_owned(),
+                    Err(_) => String::from_utf8_lossy(t).into_owned(),
+                }),
                 ValueRef::Blob(b) => Cell::Uuid(uuid(b)?),
                 ValueRef::Real(r) => {
                     return Err(corrupt("column", format!("{r} is not an integer")))

@@ -121,8 +121,14 @@ fn migrations() -> Migrations<'static> {
     Migrations::new(migration_sql().into_iter().map(M::up).collect())
 }
 
+/// Prepared statements each of the store's connections keeps: the engine runs a few hundred distinct statements,
+/// and rusqlite's default of 16 let a mixed workload (a transition, a document, a report) evict and parse again the
+/// ones the next call needs.
+const STATEMENT_CACHE: usize = 256;
+
 fn configure(conn: &Connection, config: &SqliteConfig, file: bool) -> Result<()> {
     conn.busy_timeout(config.busy_timeout).map_err(map)?;
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
     if config.read_only {
         return conn.execute_batch("PRAGMA query_only = ON;").map_err(map);
     }
@@ -234,6 +240,7 @@ impl SqliteStore {
                 )
                 .map_err(map)?;
                 r.busy_timeout(config.busy_timeout).map_err(map)?;
+                r.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
                 r.execute_batch("PRAGMA query_only = ON;").map_err(map)?;
                 // Parse the schema now, not in the first query each connection happens to serve: with the tables
                 // and indexes of every migration that parse is 0.5–1 ms, ten times a short report.
@@ -370,13 +377,24 @@ impl SqliteStore {
 }
 
 /// The rows of each statement, in order, on one connection (one snapshot).
+/// Each statement's rows; several in one read transaction (a savepoint, which nests in a host's transaction): one
+/// snapshot for the batch, and the file's read locks taken once instead of once per statement.
 fn cells_of_each(
-    c: &Connection,
+    c: &mut Connection,
     sqls: &[crm_storage_sql::Sql],
 ) -> Result<Vec<Vec<Vec<crm_storage_sql::Cell>>>> {
-    sqls.iter()
-        .map(|sql| crate::rows::cells_of(c, sql, false))
-        .collect()
+    let each = |c: &Connection| -> Result<Vec<_>> {
+        sqls.iter()
+            .map(|sql| crate::rows::cells_of(c, sql, false))
+            .collect()
+    };
+    if sqls.len() < 2 {
+        return each(c);
+    }
+    let sp = c.savepoint().map_err(map)?;
+    let out = each(&sp)?;
+    sp.commit().map_err(map)?;
+    Ok(out)
 }
 
 #[async_trait]
@@ -621,15 +639,7 @@ fn apply_write(tx: &Connection, w: &Write) -> Result<()> {
             put_lead_tags(tx, l, false)
         }
         Write::UpdateLead { lead: l, expected_version } => {
-            update_versioned(
-                tx,
-                "UPDATE leads SET partner = ?3, pipeline = ?4, stage = ?5, status = ?6, owner = ?7, currency = ?8, \
-                 expected_units = ?9, revenue_key = ?10, probability = ?11, updated_at = ?12, title_lc = ?13, version = ?14, doc = ?15, \
-                 host_ref = ?16 WHERE tenant = ?1 AND id = ?2 AND version = ?17",
-                lead_row(l, false),
-                Versioned::new("leads", "lead", l.tenant(), l.id().as_uuid(), l.version()),
-                *expected_version,
-            )?;
+            update_lead(tx, l, *expected_version)?;
             put_lead_tags(tx, l, true)
         }
         Write::InsertRequest(r) => tx
@@ -738,6 +748,97 @@ fn partner_row(p: &Partner) -> Row<'_> {
 
 /// A lead's row: tenant, id, partner, pipeline, stage, status, owner, currency, expected_units, revenue_key,
 /// probability, created_at (only with `created`: an update leaves it), updated_at, title_lc, version, doc, host_ref.
+/// The lead columns an update may change besides `version` and `doc`, each in one or more indexes.
+const LEAD_COLUMNS: [&str; 12] = [
+    "partner",
+    "pipeline",
+    "stage",
+    "status",
+    "owner",
+    "currency",
+    "expected_units",
+    "revenue_key",
+    "probability",
+    "updated_at",
+    "title_lc",
+    "host_ref",
+];
+
+/// `l`'s values of [`LEAD_COLUMNS`], in order.
+fn lead_values(l: &Lead) -> [Value; 12] {
+    let (currency, units, rkey) = lead_columns(l);
+    let id = |u: &Uuid| Value::Blob(blob(u).to_vec());
+    [
+        id(l.partner().as_uuid()),
+        id(l.pipeline().as_uuid()),
+        id(l.stage().as_uuid()),
+        Value::Integer(l.status().kind().code().into()),
+        l.owner().map_or(Value::Null, |o| id(o.as_uuid())),
+        currency.map_or(Value::Null, |c| Value::Text(c.to_string())),
+        units.map_or(Value::Null, Value::Integer),
+        Value::Integer(rkey),
+        Value::Integer(l.probability().into()),
+        Value::Integer(l.updated_at().timestamp_micros()),
+        Value::Text(l.title().to_lowercase()),
+        l.host_ref()
+            .map_or(Value::Null, |r| Value::Text(r.to_string())),
+    ]
+}
+
+/// Updates a lead (version-checked), setting only the indexed columns whose values changed: SQLite rewrites the
+/// entry of every index on a column an `UPDATE` sets, equal value or not, so a stage move that set all twelve
+/// wrote the owner's, the partner's and the revenue index's pages as well. The row's current values are read
+/// first, from the page the update writes.
+fn update_lead(tx: &Connection, l: &Lead, expected: u64) -> Result<()> {
+    crm_storage_sql::check_next_version("lead", l.version(), expected)?;
+    let t = blob(l.tenant().as_uuid());
+    let id = blob(l.id().as_uuid());
+    let old: Option<Vec<Value>> = tx
+        .prepare_cached(&format!(
+            "SELECT {} FROM leads WHERE tenant = ?1 AND id = ?2 AND version = ?3",
+            LEAD_COLUMNS.join(", ")
+        ))
+        .and_then(|mut s| {
+            s.query_row(params![t, id, expected as i64], |r| {
+                (0..LEAD_COLUMNS.len())
+                    .map(|i| r.get::<_, Value>(i))
+                    .collect()
+            })
+            .optional()
+        })
+        .map_err(map)?;
+    let missing =
+        || conflict_or_missing(tx, "leads", "lead", &l.tenant(), l.id().as_uuid(), expected);
+    let Some(old) = old else {
+        return Err(missing());
+    };
+    let mut set = vec!["version = ?4".to_string(), "doc = ?5".to_string()];
+    let mut values: Vec<Value> = vec![
+        Value::Blob(t.to_vec()),
+        Value::Blob(id.to_vec()),
+        Value::Integer(expected as i64),
+        Value::Integer(l.version() as i64),
+        Value::Text(doc(l)),
+    ];
+    for ((column, new), old) in LEAD_COLUMNS.iter().zip(lead_values(l)).zip(old) {
+        if new != old {
+            values.push(new);
+            set.push(format!("{column} = ?{}", values.len()));
+        }
+    }
+    let n = tx
+        .prepare_cached(&format!(
+            "UPDATE leads SET {} WHERE tenant = ?1 AND id = ?2 AND version = ?3",
+            set.join(", ")
+        ))
+        .and_then(|mut s| s.execute(params_from_iter(values)))
+        .map_err(map)?;
+    if n == 0 {
+        return Err(missing());
+    }
+    Ok(())
+}
+
 fn lead_row(l: &Lead, created: bool) -> Row<'_> {
     let (currency, units, rkey) = lead_columns(l);
     let mut row: Row<'_> = vec![

@@ -635,8 +635,16 @@ async fn run_ops(real: Arc<dyn Store>, ops: Vec<Op>) {
         diff.fetch(w.tenant, &Key::LeadLinks(*id))
             .await
             .expect("links");
-        let both = diff.fetch(w.tenant, &Key::LeadWithPipeline(*id)).await;
-        assert_eq!(both.expect("lead and pipeline").len(), 2);
+        let all = diff.fetch(w.tenant, &Key::LeadWithPipeline(*id)).await;
+        let all = all.expect("lead, pipeline and partner");
+        assert!(
+            matches!(
+                all.as_slice(),
+                [Record::Lead(l), Record::Pipeline(p), Record::Partner(a)]
+                    if l.id == *id && p.id == l.pipeline && a.id == l.partner
+            ),
+            "{all:?}"
+        );
     }
     let lead_timelines = leads.iter().map(|id| TimelineOf::Lead(*id));
     for of in lead_timelines.chain(partners.iter().map(|id| TimelineOf::Partner(*id))) {

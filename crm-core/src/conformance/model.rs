@@ -789,11 +789,17 @@ impl Store for MemStore {
                 let mut out = Vec::new();
                 for l in crate::store::absent_as_empty(self.read_lead(tenant, *id).await)? {
                     let p = self.read_pipeline(tenant, l.pipeline).await;
+                    let a = self.read_partner(tenant, l.partner).await;
                     out.push(Record::Lead(l));
                     out.extend(
                         crate::store::absent_as_empty(p)?
                             .into_iter()
                             .map(Record::Pipeline),
+                    );
+                    out.extend(
+                        crate::store::absent_as_empty(a)?
+                            .into_iter()
+                            .map(Record::Partner),
                     );
                 }
                 out

@@ -304,7 +304,10 @@ impl CommerceService {
         if self.crm.hooks.is_empty() {
             return self.crm.commit_loaded(ctx, cs, &Loaded::default()).await;
         }
-        let mut loaded = self.crm.load_context(ctx.tenant, &cs).await?;
+        let mut loaded = self
+            .crm
+            .load_context(ctx.tenant, &cs, Loaded::default())
+            .await?;
         loaded.documents = documents;
         loaded.campaigns = campaigns;
         self.crm.commit_loaded(ctx, cs, &loaded).await

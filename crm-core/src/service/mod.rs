@@ -425,17 +425,36 @@ impl CrmService {
         ctx: &Context,
         changes: ChangeSet,
     ) -> Result<Vec<DomainEvent>> {
+        self.commit_known(ctx, changes, Loaded::default()).await
+    }
+
+    /// [`CrmService::commit`] with records the caller read already (`known`): the hooks' context reads only the
+    /// others.
+    async fn commit_known(
+        &self,
+        ctx: &Context,
+        changes: ChangeSet,
+        known: Loaded,
+    ) -> Result<Vec<DomainEvent>> {
         let loaded = if self.hooks.is_empty() {
             Loaded::default()
         } else {
-            self.load_context(ctx.tenant, &changes).await?
+            self.load_context(ctx.tenant, &changes, known).await?
         };
         self.commit_loaded(ctx, changes, &loaded).await
     }
 
-    /// Reads the subjects of `changes`' events that it does not write itself.
-    async fn load_context(&self, tenant: TenantId, changes: &ChangeSet) -> Result<Loaded> {
+    /// Reads the subjects of `changes`' events that it does not write itself, and `known` does not hold.
+    async fn load_context(
+        &self,
+        tenant: TenantId,
+        changes: &ChangeSet,
+        known: Loaded,
+    ) -> Result<Loaded> {
         let mut written = std::collections::BTreeSet::new();
+        written.extend(known.leads.iter().map(|l| *l.id.as_uuid()));
+        written.extend(known.partners.iter().map(|p| *p.id.as_uuid()));
+        written.extend(known.requests.iter().map(|r| *r.id.as_uuid()));
         for w in &changes.writes {
             match w {
                 Write::InsertLead(l) | Write::UpdateLead { lead: l, .. } => {
@@ -449,7 +468,7 @@ impl CrmService {
                 _ => false,
             };
         }
-        let mut loaded = Loaded::default();
+        let mut loaded = known;
 
         for e in changes.events() {
             let s = e.subject;
@@ -1421,10 +1440,21 @@ impl CrmService {
         cmd: LeadCommand,
     ) -> Result<Outcome<Lead>> {
         match self
-            .transition_writes(ctx, id, expected_version, cmd)
+            .transition_decided(ctx, id, expected_version, cmd)
             .await?
         {
-            Ok((cs, lead)) => self.commit_outcome(ctx, cs, lead).await,
+            Ok((cs, lead, partner)) => {
+                // The partner came with the lead: the rules' context needs no read of it.
+                let known = Loaded {
+                    partners: partner.into_iter().collect(),
+                    ..Loaded::default()
+                };
+                let events = self.commit_known(ctx, cs, known).await?;
+                Ok(Outcome {
+                    record: lead,
+                    events,
+                })
+            }
             Err(unchanged) => Ok(Outcome {
                 record: unchanged,
                 events: Vec::new(),
@@ -1442,23 +1472,41 @@ impl CrmService {
         expected_version: u64,
         cmd: LeadCommand,
     ) -> Result<std::result::Result<(ChangeSet, Lead), Lead>> {
-        // The lead and its pipeline in one read; a merged lead's id names its survivor.
+        Ok(self
+            .transition_decided(ctx, id, expected_version, cmd)
+            .await?
+            .map(|(cs, lead, _)| (cs, lead)))
+    }
+
+    /// [`CrmService::transition_writes`] with the lead's partner when it came with the lead (the same read).
+    async fn transition_decided(
+        &self,
+        ctx: &Context,
+        id: LeadId,
+        expected_version: u64,
+        cmd: LeadCommand,
+    ) -> Result<std::result::Result<(ChangeSet, Lead, Option<Partner>), Lead>> {
+        // The lead, its pipeline and its partner in one read; a merged lead's id names its survivor.
         let mut read = self
             .store
             .fetch(ctx.tenant, &Key::LeadWithPipeline(id))
             .await?
             .into_iter();
-        let (current, pipeline) = match (read.next(), read.next()) {
-            (Some(Record::Lead(l)), Some(Record::Pipeline(p)))
+        let (current, pipeline, partner) = match (read.next(), read.next(), read.next()) {
+            (Some(Record::Lead(l)), Some(Record::Pipeline(p)), partner)
                 if l.status.kind() != StatusKind::Merged =>
             {
-                (l, p)
+                let partner = match partner {
+                    Some(Record::Partner(a)) if a.id == l.partner => Some(a),
+                    _ => None,
+                };
+                (l, p, partner)
             }
-            (None, _) => return Err(Error::not_found("lead", id)),
+            (None, _, _) => return Err(Error::not_found("lead", id)),
             _ => {
                 let l = self.live_lead(ctx.tenant, id).await?;
                 let p = self.store.pipeline(ctx.tenant, l.pipeline).await?;
-                (l, p)
+                (l, p, None)
             }
         };
         let id = current.id;
@@ -1496,7 +1544,10 @@ impl CrmService {
         };
         if let LeadCommand::Update(p) = &cmd {
             if let Some(Some(c)) = p.contact {
-                let partner = self.store.partner(ctx.tenant, current.partner).await?;
+                let partner = match &partner {
+                    Some(a) => a.clone(),
+                    None => self.store.partner(ctx.tenant, current.partner).await?,
+                };
                 if !partner.has_contact(c) {
                     return Err(Error::invalid(
                         "contact",
@@ -1543,7 +1594,7 @@ impl CrmService {
                 actor: ctx.actor.clone(),
             }));
         }
-        Ok(Ok((cs, t.lead)))
+        Ok(Ok((cs, t.lead, partner)))
     }
 
     /// A lead.
