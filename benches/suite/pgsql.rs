@@ -62,7 +62,11 @@ const OUTBOX_INSERT: &str =
 const POSITIONS: &str = "INSERT INTO event_positions (tenant, last) VALUES ($1, $2) \
      ON CONFLICT (tenant) DO UPDATE SET last = event_positions.last + EXCLUDED.last RETURNING last";
 const PARTNER_EXISTS: &str = "SELECT 1 FROM partners WHERE tenant = $1 AND id = $2";
-const LEAD_DOC: &str = "SELECT doc FROM leads WHERE tenant = $1 AND id = $2";
+/// A lead and its partner's subject key (the events about the partner are sealed under it).
+const LEAD_AND_KEY: &str = "SELECT l.doc, k.doc FROM leads l LEFT JOIN subject_keys k \
+     ON k.tenant = l.tenant AND k.subject = l.partner WHERE l.tenant = $1 AND l.id = $2";
+const PARTNER_DOC: &str = "SELECT doc FROM partners WHERE tenant = $1 AND id = $2";
+const KEY_INSERT: &str = "INSERT INTO subject_keys (tenant, subject, doc) VALUES ($1, $2, $3)";
 const LEAD_MOVE: &str =
     "UPDATE leads SET stage = $3, status = $4, probability = $5, updated_us = $6, \
      version = $7, doc = $8 WHERE tenant = $1 AND id = $2 AND version = $9";
@@ -236,7 +240,7 @@ async fn insert_events<C: GenericClient>(
                 &e.subject.lead.as_ref().map(|x| *x.as_uuid()),
                 &e.subject.partner.as_ref().map(|x| *x.as_uuid()),
                 &e.subject.request.as_ref().map(|x| *x.as_uuid()),
-                &e.kind.name(),
+                &e.kind.stored_name(),
                 &Json(e),
             ],
         )
@@ -407,7 +411,7 @@ pub async fn ingest(pg: &mut Pg, tenant: TenantId, writes: &[Write]) -> Result<(
         let lead = subject(&|e| e.subject.lead.map(|x| *x.as_uuid()));
         let partner = subject(&|e| e.subject.partner.map(|x| *x.as_uuid()));
         let request = subject(&|e| e.subject.request.map(|x| *x.as_uuid()));
-        let kinds: Vec<&str> = events.iter().map(|e| e.kind.name()).collect();
+        let kinds: Vec<&str> = events.iter().map(|e| e.kind.stored_name()).collect();
         let docs: Vec<Json<&DomainEvent>> = events.iter().map(|e| Json(*e)).collect();
         tx.execute(
             &events_s,
@@ -433,17 +437,38 @@ pub async fn move_lead(
 ) -> Result<(), String> {
     let tenant = ctx.tenant;
     let w = pg.writes().await?;
-    let read = pg.stmt(LEAD_DOC).await?;
+    let read = pg.stmt(LEAD_AND_KEY).await?;
     let update = pg.stmt(LEAD_MOVE).await?;
+    let partner_doc = pg.stmt(PARTNER_DOC).await?;
+    let key_insert = pg.stmt(KEY_INSERT).await?;
     let tx = pg.client.transaction().await.map_err(pe)?;
-    let current: Lead = tx
+    let row = tx
         .query_opt(&read, &[tenant.as_uuid(), id.as_uuid()])
         .await
         .map_err(pe)?
-        .ok_or_else(|| format!("lead {id} not found"))?
-        .get::<_, Json<Lead>>(0)
-        .0;
-    let m = decide_move(ctx, pipeline, &current, stage, rules, Utc::now())?;
+        .ok_or_else(|| format!("lead {id} not found"))?;
+    let current: Lead = row.get::<_, Json<Lead>>(0).0;
+    let key = row
+        .get::<_, Option<Json<crm_core::erasure::SubjectKey>>>(1)
+        .map(|k| k.0);
+    let mut m = decide_move(ctx, pipeline, &current, stage, rules, Utc::now())?;
+    // The partner's contacts only when an event may name people (an async read cannot run inside `seal`).
+    let partner = if m.events.iter().any(|e| e.kind.may_name_people()) {
+        tx.query_opt(
+            &partner_doc,
+            &[tenant.as_uuid(), current.partner().as_uuid()],
+        )
+        .await
+        .map_err(pe)?
+        .map(|r| r.get::<_, Json<crm_core::partner::Partner>>(0).0)
+    } else {
+        None
+    };
+    if let Some(k) = m.seal(key, || Ok(partner))? {
+        tx.execute(&key_insert, &[tenant.as_uuid(), &k.subject, &Json(&k)])
+            .await
+            .map_err(pe)?;
+    }
     let l = &m.lead;
     let n = tx
         .execute(

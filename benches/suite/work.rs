@@ -1499,6 +1499,66 @@ pub type Rules<'a> = Option<(
 )>;
 
 impl Move {
+    /// Seals the move's events about the lead's partner as the engine does (the same pure `crm_core::erasure`
+    /// code): each under the partner's key (`partner`, for the contacts an event names, is read only when an event
+    /// may name people; a move's events name none, and one that does fails the baseline rather than be sealed
+    /// differently). `key` is the partner's stored key; without one a new key is made and returned, for the
+    /// baseline to insert with the move.
+    pub fn seal(
+        &mut self,
+        key: Option<crm_core::erasure::SubjectKey>,
+        partner: impl FnOnce() -> Result<Option<crm_core::partner::Partner>, String>,
+    ) -> Result<Option<crm_core::erasure::SubjectKey>, String> {
+        use crm_core::erasure;
+        let owner = *self.lead.partner().as_uuid();
+        let about = |e: &DomainEvent| e.subject.partner.is_some_and(|p| *p.as_uuid() == owner);
+        if !self.events.iter().any(about) {
+            return Ok(None);
+        }
+        let contacts = if self
+            .events
+            .iter()
+            .any(|e| about(e) && e.kind.may_name_people())
+        {
+            partner()?
+                .map(|p| p.contacts().to_vec())
+                .unwrap_or_default()
+        } else {
+            Vec::new()
+        };
+        let (key, new) = match key {
+            Some(k) => (k, None),
+            None => {
+                let k = erasure::SubjectKey::generate(self.lead.tenant(), owner)
+                    .map_err(|e| e.to_string())?;
+                (k.clone(), Some(k))
+            }
+        };
+        let ring = erasure::Keyring::of([key]);
+        let mut sealed = Vec::with_capacity(self.events.len());
+        for e in std::mem::take(&mut self.events) {
+            if !about(&e) {
+                sealed.push(e);
+                continue;
+            }
+            let mut subjects = if e.kind.may_name_people() {
+                erasure::people(&e.kind, &contacts)
+            } else {
+                Default::default()
+            };
+            if !subjects.is_empty() {
+                return Err(format!(
+                    "{} names contacts: the baseline seals under the partner's key only",
+                    e.kind.name()
+                ));
+            }
+            subjects.insert(owner);
+            sealed.push(erasure::seal(e, &subjects, &ring).map_err(|e| e.to_string())?);
+        }
+        self.events = sealed;
+        Ok(new)
+    }
+
     /// Fails unless the version-checked update of the lead changed its row (`rows` is 1): else someone changed
     /// the lead meanwhile.
     pub fn updated(&self, rows: u64) -> Result<(), String> {
@@ -1660,7 +1720,7 @@ pub mod sql {
                 e.subject.lead.as_ref().map(|x| x.as_bytes()),
                 e.subject.partner.as_ref().map(|x| x.as_bytes()),
                 e.subject.request.as_ref().map(|x| x.as_bytes()),
-                e.kind.name(),
+                e.kind.stored_name(),
                 json(e)?
             ],
         )
@@ -1723,17 +1783,44 @@ pub mod sql {
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(se)?;
-        let doc: Option<String> = tx
-            .prepare_cached("SELECT doc FROM leads WHERE tenant = ?1 AND id = ?2")
+        // The lead and its partner's key (the events about the partner are sealed under it).
+        let row: Option<(String, Option<String>)> = tx
+            .prepare_cached(
+                "SELECT l.doc, k.doc FROM leads l LEFT JOIN subject_keys k ON k.tenant = l.tenant AND k.subject = l.partner \
+                 WHERE l.tenant = ?1 AND l.id = ?2",
+            )
             .and_then(|mut s| {
-                s.query_row(params![tenant.as_bytes(), id.as_bytes()], |r| r.get(0))
+                s.query_row(params![tenant.as_bytes(), id.as_bytes()], |r| Ok((r.get(0)?, r.get(1)?)))
                     .optional()
             })
             .map_err(se)?;
-        let current: Lead =
-            serde_json::from_str(&doc.ok_or_else(|| format!("lead {id} not found"))?)
-                .map_err(|e| e.to_string())?;
-        let m = decide_move(ctx, pipeline, &current, stage, rules, Utc::now())?;
+        let (doc, key) = row.ok_or_else(|| format!("lead {id} not found"))?;
+        let current: Lead = serde_json::from_str(&doc).map_err(|e| e.to_string())?;
+        let key = key
+            .map(|k| serde_json::from_str(&k).map_err(|e| e.to_string()))
+            .transpose()?;
+        let mut m = decide_move(ctx, pipeline, &current, stage, rules, Utc::now())?;
+        let partner = || -> Result<Option<crm_core::partner::Partner>, String> {
+            let doc: Option<String> = tx
+                .prepare_cached("SELECT doc FROM partners WHERE tenant = ?1 AND id = ?2")
+                .and_then(|mut s| {
+                    s.query_row(
+                        params![tenant.as_bytes(), current.partner().as_bytes()],
+                        |r| r.get(0),
+                    )
+                    .optional()
+                })
+                .map_err(se)?;
+            doc.map(|d| serde_json::from_str(&d).map_err(|e| e.to_string()))
+                .transpose()
+        };
+        if let Some(k) = m.seal(key, partner)? {
+            execute(
+                &tx,
+                "INSERT INTO subject_keys (tenant, subject, doc) VALUES (?1, ?2, ?3)",
+                params![tenant.as_bytes(), k.subject.as_bytes(), json(&k)?],
+            )?;
+        }
         let l = &m.lead;
         let n = execute(
             &tx,

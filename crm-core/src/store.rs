@@ -602,7 +602,8 @@ pub enum Key {
     LeadLinks(LeadId),
     /// A lead merge's journal by id.
     LeadMerge(crate::id::MergeId),
-    /// A lead, its pipeline and its partner, in that order, in one read (what a transition and the rules it fires
+    /// A lead, its pipeline, its partner and the partner's data-subject key ([`crate::erasure::SubjectKey`]) when
+    /// it has one, in that order, in one read (what a transition, the rules it fires and the sealing of its events
     /// need); nothing when the tenant has no such lead.
     LeadWithPipeline(LeadId),
     /// The keys of these data subjects ([`crate::erasure::SubjectKey`]) that the tenant holds, in any order.

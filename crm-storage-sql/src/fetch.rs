@@ -291,8 +291,8 @@ pub fn store_key(dialect: Dialect, tenant: TenantId, key: &Key) -> Option<(Sql, 
     })
 }
 
-/// `Store::fetch(Key::LeadWithPipeline(lead))` on a [`Runner`](crate::Runner): the lead, its pipeline and its partner,
-/// read together as one short read (one statement).
+/// `Store::fetch(Key::LeadWithPipeline(lead))` on a [`Runner`](crate::Runner): the lead, its pipeline, its partner and
+/// the partner's subject key when it has one, read together as one short read (one statement).
 ///
 /// # Errors
 ///
@@ -305,27 +305,33 @@ pub async fn lead_with_pipeline<R: crate::Runner + ?Sized>(
     let dialect = r.dialect();
     let (mut sql, t) = Sql::for_tenant(dialect, tenant);
     let l = sql.bind(*lead.as_uuid());
-    let (ld, pd, ad) = match dialect {
-        Dialect::Sqlite => ("l.doc", "p.doc", "a.doc"),
-        Dialect::Postgres => ("l.doc::text", "p.doc::text", "a.doc::text"),
+    let (ld, pd, ad, kd) = match dialect {
+        Dialect::Sqlite => ("l.doc", "p.doc", "a.doc", "k.doc"),
+        Dialect::Postgres => ("l.doc::text", "p.doc::text", "a.doc::text", "k.doc::text"),
     };
     sql.text = format!(
         "SELECT 0, {ld} FROM leads l WHERE l.tenant = {t} AND l.id = {l} \
          UNION ALL SELECT 1, {pd} FROM leads l JOIN pipelines p ON p.tenant = l.tenant AND p.id = l.pipeline \
          WHERE l.tenant = {t} AND l.id = {l} \
          UNION ALL SELECT 2, {ad} FROM leads l JOIN partners a ON a.tenant = l.tenant AND a.id = l.partner \
+         WHERE l.tenant = {t} AND l.id = {l} \
+         UNION ALL SELECT 3, {kd} FROM leads l JOIN subject_keys k ON k.tenant = l.tenant AND k.subject = l.partner \
          WHERE l.tenant = {t} AND l.id = {l}"
     );
     let mut rows = r.rows_short(vec![sql]).await?.pop().unwrap_or_default();
     rows.sort_by_key(|row| row[0].int("part").unwrap_or(0));
     rows.iter()
         .map(|row| {
-            let doc = match row[0].int("part")? {
-                0 => Doc::Lead,
-                1 => Doc::Pipeline,
-                _ => Doc::Partner,
-            };
-            doc.record(row[1].text("document")?)
+            let text = row[1].text("document")?;
+            match row[0].int("part")? {
+                0 => Doc::Lead.record(text),
+                1 => Doc::Pipeline.record(text),
+                2 => Doc::Partner.record(text),
+                _ => Ok(crm_core::store::Record::SubjectKey(Doc::parse_as(
+                    text,
+                    "subject key",
+                )?)),
+            }
         })
         .collect()
 }

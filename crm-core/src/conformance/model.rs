@@ -790,6 +790,9 @@ impl Store for MemStore {
                 for l in crate::store::absent_as_empty(self.read_lead(tenant, *id).await)? {
                     let p = self.read_pipeline(tenant, l.pipeline).await;
                     let a = self.read_partner(tenant, l.partner).await;
+                    let key = (self.data().keys.iter())
+                        .find(|k| k.tenant == tenant && k.subject == *l.partner.as_uuid())
+                        .cloned();
                     out.push(Record::Lead(l));
                     out.extend(
                         crate::store::absent_as_empty(p)?
@@ -801,6 +804,7 @@ impl Store for MemStore {
                             .into_iter()
                             .map(Record::Partner),
                     );
+                    out.extend(key.map(Record::SubjectKey));
                 }
                 out
             }

@@ -71,6 +71,9 @@ pub trait CommitHook: Send + Sync + Debug {
     fn before_commit(&self, ctx: &Context, changes: &mut ChangeSet, loaded: &Loaded) -> Result<()>;
 }
 
+/// A lead's partner and the partner's subject key, when read with the lead.
+type PartnerAndKey = (Option<Partner>, Option<crate::erasure::SubjectKey>);
+
 /// Records the service read while deciding a change and does not write: context for [`CommitHook`]s (the rules
 /// see the partner of a lead that moved, for example). Never persisted.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -85,6 +88,8 @@ pub struct Loaded {
     pub documents: Vec<crate::commerce::Document>,
     /// Campaigns read (the campaign an event is about, when the change set does not write it).
     pub campaigns: Vec<crate::commerce::Campaign>,
+    /// Data subjects' keys read with the records (sealing the change's events reads only the others).
+    pub keys: Vec<crate::erasure::SubjectKey>,
 }
 
 /// A record and the events its change produced.
@@ -437,7 +442,7 @@ impl CrmService {
         known: Loaded,
     ) -> Result<Vec<DomainEvent>> {
         let loaded = if self.hooks.is_empty() {
-            Loaded::default()
+            known
         } else {
             self.load_context(ctx.tenant, &changes, known).await?
         };
@@ -1443,10 +1448,12 @@ impl CrmService {
             .transition_decided(ctx, id, expected_version, cmd)
             .await?
         {
-            Ok((cs, lead, partner)) => {
-                // The partner came with the lead: the rules' context needs no read of it.
+            Ok((cs, lead, (partner, key))) => {
+                // The partner and its key came with the lead: neither the rules' context nor the sealing of the
+                // move's events reads them again.
                 let known = Loaded {
                     partners: partner.into_iter().collect(),
+                    keys: key.into_iter().collect(),
                     ..Loaded::default()
                 };
                 let events = self.commit_known(ctx, cs, known).await?;
@@ -1478,35 +1485,41 @@ impl CrmService {
             .map(|(cs, lead, _)| (cs, lead)))
     }
 
-    /// [`CrmService::transition_writes`] with the lead's partner when it came with the lead (the same read).
+    /// [`CrmService::transition_writes`] with the lead's partner and its subject key when they came with the lead
+    /// (the same read).
     async fn transition_decided(
         &self,
         ctx: &Context,
         id: LeadId,
         expected_version: u64,
         cmd: LeadCommand,
-    ) -> Result<std::result::Result<(ChangeSet, Lead, Option<Partner>), Lead>> {
-        // The lead, its pipeline and its partner in one read; a merged lead's id names its survivor.
+    ) -> Result<std::result::Result<(ChangeSet, Lead, PartnerAndKey), Lead>> {
+        // The lead, its pipeline, its partner and the partner's key in one read; a merged lead's id names its
+        // survivor.
         let mut read = self
             .store
             .fetch(ctx.tenant, &Key::LeadWithPipeline(id))
             .await?
             .into_iter();
-        let (current, pipeline, partner) = match (read.next(), read.next(), read.next()) {
-            (Some(Record::Lead(l)), Some(Record::Pipeline(p)), partner)
+        let (current, pipeline, partner, key) = match (read.next(), read.next()) {
+            (Some(Record::Lead(l)), Some(Record::Pipeline(p)))
                 if l.status.kind() != StatusKind::Merged =>
             {
-                let partner = match partner {
-                    Some(Record::Partner(a)) if a.id == l.partner => Some(a),
-                    _ => None,
-                };
-                (l, p, partner)
+                let (mut partner, mut key) = (None, None);
+                for r in read {
+                    match r {
+                        Record::Partner(a) if a.id == l.partner => partner = Some(a),
+                        Record::SubjectKey(k) if k.subject == *l.partner.as_uuid() => key = Some(k),
+                        _ => {}
+                    }
+                }
+                (l, p, partner, key)
             }
-            (None, _, _) => return Err(Error::not_found("lead", id)),
+            (None, _) => return Err(Error::not_found("lead", id)),
             _ => {
                 let l = self.live_lead(ctx.tenant, id).await?;
                 let p = self.store.pipeline(ctx.tenant, l.pipeline).await?;
-                (l, p, None)
+                (l, p, None, None)
             }
         };
         let id = current.id;
@@ -1594,7 +1607,7 @@ impl CrmService {
                 actor: ctx.actor.clone(),
             }));
         }
-        Ok(Ok((cs, t.lead, partner)))
+        Ok(Ok((cs, t.lead, (partner, key))))
     }
 
     /// A lead.

@@ -23,7 +23,7 @@ pub(crate) async fn seal(
     changes: &mut ChangeSet,
     loaded: &Loaded,
 ) -> Result<Keyring> {
-    let mut ring = Keyring::default();
+    let mut ring = Keyring::of(loaded.keys.iter().cloned());
     let pending = |e: &DomainEvent| {
         e.subject.partner.is_some()
             && !matches!(e.kind, EventKind::Sealed { .. } | EventKind::Erased { .. })
@@ -96,7 +96,13 @@ pub(crate) async fn seal(
             .filter(|_| e.kind.may_name_people())
             .map(|x| x.contacts.as_slice())
             .unwrap_or_default();
-        let mut subjects = erasure::people(&e.kind, contacts);
+        // An event that cannot name people (a stage move) is sealed under its partner's key alone, without the
+        // payload's search for contacts.
+        let mut subjects = if e.kind.may_name_people() {
+            erasure::people(&e.kind, contacts)
+        } else {
+            BTreeSet::new()
+        };
         subjects.insert(*p.as_uuid());
         subjects.retain(|s| !erased.contains(s));
         if subjects.is_empty() {
@@ -106,7 +112,11 @@ pub(crate) async fn seal(
         all.extend(subjects.iter().copied());
         subjects_of.push(Some(subjects));
     }
-    let stored: Vec<Uuid> = all.difference(&fresh).copied().collect();
+    let stored: Vec<Uuid> = all
+        .difference(&fresh)
+        .filter(|s| !ring.has(s))
+        .copied()
+        .collect();
     if !stored.is_empty() {
         for r in store.fetch(tenant, &Key::SubjectKeys(stored)).await? {
             if let Record::SubjectKey(k) = r {
