@@ -67,6 +67,9 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
     Migration::new(21, "bulk_loads", || {
         crm_storage_sql::bulk::schema(Dialect::Postgres)
     }),
+    Migration::new(22, "campaign_leads", || {
+        schema::campaign_leads(Dialect::Postgres)
+    }),
 ];
 
 /// The advisory-lock key of a schema's migrations: FNV-1a of a fixed prefix and the schema name, so the key is the

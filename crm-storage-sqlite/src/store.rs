@@ -52,9 +52,9 @@ pub struct SqliteStore {
 /// Migrations 1 (leads), 2 (commerce), 3 (outbox), 6 (sales), 7 (attachments), 8 (sales timers), 9 (portal) and
 /// 10 and 11 (host references), 12 (settings), 13 (merges), 14 (subject keys), 15 (lead merges), 16 (the sales
 /// roll-ups, `crm_storage_sql::rollup`), 17 (the segments' roll-ups), 18 (campaign holdouts), 19 (lead scores) and
-/// 20 (a document's lines only in `document_lines`), 21 (the day roll-up) and 22 (bulk loading), generated from
-/// `crm_storage_sql::schema` as PostgreSQL's are.
-static GENERATED: std::sync::LazyLock<[String; 20]> = std::sync::LazyLock::new(|| {
+/// 20 (a document's lines only in `document_lines`), 21 (the day roll-up), 22 (bulk loading) and 23 (the campaign
+/// leads' indexes), generated from `crm_storage_sql::schema` as PostgreSQL's are.
+static GENERATED: std::sync::LazyLock<[String; 21]> = std::sync::LazyLock::new(|| {
     [
         crm_storage_sql::schema::init(Dialect::Sqlite),
         crm_storage_sql::schema::commerce(Dialect::Sqlite),
@@ -76,6 +76,7 @@ static GENERATED: std::sync::LazyLock<[String; 20]> = std::sync::LazyLock::new(|
         crm_storage_sql::schema::lines_only(Dialect::Sqlite),
         crm_storage_sql::rollup::day_schema(Dialect::Sqlite),
         crm_storage_sql::bulk::schema(Dialect::Sqlite),
+        crm_storage_sql::schema::campaign_leads(Dialect::Sqlite),
     ]
 });
 
@@ -87,7 +88,7 @@ static SCORE_KEY: std::sync::LazyLock<String> =
 const SMALL_COMMIT: usize = 64;
 
 /// How many migrations there are.
-const MIGRATIONS: usize = 22;
+const MIGRATIONS: usize = 23;
 
 /// The migrations' statements, in order.
 fn migration_sql() -> [&'static str; MIGRATIONS] {
@@ -114,6 +115,7 @@ fn migration_sql() -> [&'static str; MIGRATIONS] {
         &GENERATED[17],
         &GENERATED[18],
         &GENERATED[19],
+        &GENERATED[20],
     ]
 }
 
@@ -1500,6 +1502,34 @@ pub(crate) mod plan_tests {
         ] {
             assert!(all.iter().any(|p| p.contains(index)), "{index}: {all:?}");
         }
+    }
+
+    #[tokio::test]
+    async fn attribution_reads_the_campaign_leads_from_their_indexes_not_the_lead_rows() {
+        use crm_core::commerce::{AttributionScope, Period};
+        let store = SqliteStore::open_in_memory().unwrap();
+        let scope = AttributionScope {
+            period: Period::year(2026).unwrap(),
+            lookback_days: 90,
+            reporting: crm_core::money::Currency::parse("EUR").unwrap(),
+        };
+        let sqls =
+            crm_storage_sql::attribution::attribution_sql(Dialect::Sqlite, TenantId::new(), &scope);
+        let mut plans = Vec::new();
+        for sql in sqls {
+            plans.push(plan_of(&store, sql.text).await);
+        }
+        // The partners campaign leads touched (the sales' statement), then the leads brought in the window.
+        assert!(
+            plans[1].contains("COVERING INDEX leads_campaign_partner (tenant=?)"),
+            "{}",
+            plans[1]
+        );
+        assert!(
+            plans[4].contains("COVERING INDEX leads_campaign_created (tenant=? AND created_at>? AND created_at<?)"),
+            "{}",
+            plans[4]
+        );
     }
 
     #[tokio::test]

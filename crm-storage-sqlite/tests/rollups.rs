@@ -76,6 +76,7 @@ async fn the_migration_builds_the_rollups_of_existing_documents() {
                 "{lines_back} {drop_columns} \
                  DROP TABLE sales_months; DROP TABLE partner_last_sales; DROP TABLE bought_months; \
                  DROP TABLE sales_days; DROP TABLE bulk_loads; DROP TABLE deferred_indexes; \
+                 DROP INDEX leads_campaign_partner; DROP INDEX leads_campaign_created; \
                  ALTER TABLE campaign_targets DROP COLUMN holdout; DROP INDEX leads_by_score; \
                  PRAGMA user_version = 15;",
             ))
