@@ -915,11 +915,8 @@ fn plans(size: Size, report: &mut Report) -> Result<(), String> {
     for by in [GroupBy::Customer, GroupBy::Group] {
         for (label, period) in periods {
             let q = SumsQuery::by(by, period, eur);
-            let ours = crm_storage_sql::commerce::profit_sums(
-                crm_storage_sql::Dialect::Sqlite,
-                manifest.tenant,
-                &q,
-            );
+            // The statement SQLite runs: the roll-up and edge rows it sums as it steps them.
+            let ours = crm_storage_sql::commerce::profit_rows(manifest.tenant, &q);
             let base = suite::work::profit_sql(by)?.sqlite.to_string();
             statements.push((by, label, ours.text, base));
         }

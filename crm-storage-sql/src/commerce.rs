@@ -1227,19 +1227,8 @@ pub(crate) fn stored_column(g: GroupBy) -> &'static str {
 /// ordered by key and bucket (nulls first). The whole months are read from the roll-ups
 /// ([`crate::rollup::sales_rows`]), the partial months at the period's edges from the documents.
 pub fn profit_sums(dialect: Dialect, tenant: TenantId, q: &SumsQuery) -> Sql {
-    let (mut sql, t) = Sql::for_tenant(dialect, tenant);
-    let r = sql.bind(q.reporting.code());
-    let rows = crate::rollup::sales_rows(
-        &mut sql,
-        crate::rollup::SalesRows {
-            tenant: &t,
-            reporting: &r,
-            group_by: q.group_by,
-            bucket: q.bucket,
-            key: None,
-            period: q.period,
-        },
-    );
+    let mut sql = union_of_sales(dialect, tenant, q);
+    let rows = std::mem::take(&mut sql.text);
     // PostgreSQL orders by an expression of output names only from an outer query, and sorts NULLs last unless
     // told; SQLite reads output names in ORDER BY expressions and sorts NULLs first.
     let (open, close, nulls) = match dialect {
@@ -1273,6 +1262,30 @@ pub fn profit_sums(dialect: Dialect, tenant: TenantId, q: &SumsQuery) -> Sql {
     sql.text = format!(
         "{open}SELECT NULLIF(rk, '') AS k, rb AS bk, sum(rrev) AS rev, sum(rcost) AS cost, sum(rn) AS n \
          FROM ({rows}) AS s GROUP BY rk, rb HAVING sum(rd) > 0{close} {order}"
+    );
+    sql
+}
+
+/// `(key, bucket, revenue units, cost units, invoices, documents)` of every roll-up row and edge document in `q`'s
+/// period and reporting currency, ungrouped (SQLite's [`read_profit_sums`] sums them as it steps them).
+pub fn profit_rows(tenant: TenantId, q: &SumsQuery) -> Sql {
+    union_of_sales(Dialect::Sqlite, tenant, q)
+}
+
+/// The `UNION ALL` of [`crate::rollup::sales_rows`] for `q`, as a statement of its own.
+fn union_of_sales(dialect: Dialect, tenant: TenantId, q: &SumsQuery) -> Sql {
+    let (mut sql, t) = Sql::for_tenant(dialect, tenant);
+    let r = sql.bind(q.reporting.code());
+    sql.text = crate::rollup::sales_rows(
+        &mut sql,
+        crate::rollup::SalesRows {
+            tenant: &t,
+            reporting: &r,
+            group_by: q.group_by,
+            bucket: q.bucket,
+            key: None,
+            period: q.period,
+        },
     );
     sql
 }
@@ -1478,6 +1491,34 @@ pub async fn read_profit_sums<R: Runner + ?Sized>(
     tenant: TenantId,
     query: &SumsQuery,
 ) -> Result<Vec<ProfitSums>> {
+    if r.dialect() == Dialect::Sqlite {
+        // SQLite groups through its sorter (about 0.7 µs a row at M, three times the scan): the roll-up and edge
+        // rows are summed as they are stepped instead, then ranked or ordered here as the statement would.
+        let summed = r.rows_summed(profit_rows(tenant, query), 2).await?;
+        let mut out = Vec::with_capacity(summed.len());
+        for (key, sums) in summed {
+            let [rev, cost, n, docs] = sums[..] else {
+                return Err(corrupt("profit sums", "not four sums"));
+            };
+            // A group whose documents all left (replaced into another month) keeps a roll-up row of zeros: it has
+            // no document, so it has no row.
+            if docs <= 0 {
+                continue;
+            }
+            out.push(ProfitSums {
+                key: match &key[0] {
+                    Cell::Text(t) if t.is_empty() => None,
+                    k => k.opt_text(),
+                },
+                bucket: key[1].opt_int("bucket")?.map(|b| b as i64),
+                revenue_units: rev,
+                cost_units: cost,
+                invoices: u64::try_from(n).map_err(|e| corrupt("invoices", e))?,
+            });
+        }
+        crm_core::commerce::order_sums(&mut out, query);
+        return Ok(out);
+    }
     r.rows(profit_sums(r.dialect(), tenant, query), false)
         .await?
         .iter()

@@ -89,15 +89,32 @@ pub(crate) fn docs_of_any(
     Ok(n)
 }
 
-/// Runs a shared statement and returns its rows as the shared reads' neutral cells (ids are 16-byte blobs).
-pub(crate) fn cells_of(
+/// One SQLite value as the shared reads' neutral cell (ids are 16-byte blobs).
+fn cell(v: rusqlite::types::ValueRef<'_>) -> Result<crm_storage_sql::Cell> {
+    use crm_storage_sql::Cell;
+    use rusqlite::types::ValueRef;
+    Ok(match v {
+        ValueRef::Null => Cell::Null,
+        ValueRef::Integer(v) => Cell::Int(i128::from(v)),
+        // Valid UTF-8 (what the engine writes) is checked once by the fast path; anything else is replaced, not
+        // refused.
+        ValueRef::Text(t) => Cell::Text(match std::str::from_utf8(t) {
+            Ok(s) => s.to_owned(),
+            Err(_) => String::from_utf8_lossy(t).into_owned(),
+        }),
+        ValueRef::Blob(b) => Cell::Uuid(uuid(b)?),
+        ValueRef::Real(r) => return Err(corrupt("column", format!("{r} is not an integer"))),
+    })
+}
+
+/// Runs a shared statement and hands each row to `f` as it is stepped (nothing is collected here).
+fn each_row(
     conn: &rusqlite::Connection,
     sql: &crm_storage_sql::Sql,
     once: bool,
-) -> Result<Vec<Vec<crm_storage_sql::Cell>>> {
+    mut f: impl FnMut(usize, &rusqlite::Row<'_>) -> Result<()>,
+) -> Result<()> {
     use crate::error::map;
-    use crm_storage_sql::Cell;
-    use rusqlite::types::ValueRef;
     #[cfg(test)]
     crate::store::plan_tests::record(&sql.text);
     let (mut fresh, mut cached);
@@ -112,28 +129,49 @@ pub(crate) fn cells_of(
     let mut rows = stmt
         .query(rusqlite::params_from_iter(sql.params.iter().map(bind)))
         .map_err(map)?;
-    let mut out = Vec::new();
     while let Some(row) = rows.next().map_err(map)? {
+        f(n, row)?;
+    }
+    Ok(())
+}
+
+/// Runs a shared statement and returns its rows as the shared reads' neutral cells (ids are 16-byte blobs).
+pub(crate) fn cells_of(
+    conn: &rusqlite::Connection,
+    sql: &crm_storage_sql::Sql,
+    once: bool,
+) -> Result<Vec<Vec<crm_storage_sql::Cell>>> {
+    use crate::error::map;
+    let mut out = Vec::new();
+    each_row(conn, sql, once, |n, row| {
         let mut cells = Vec::with_capacity(n);
         for i in 0..n {
-            cells.push(match row.get_ref(i).map_err(map)? {
-                ValueRef::Null => Cell::Null,
-                ValueRef::Integer(v) => Cell::Int(i128::from(v)),
-                // Valid UTF-8 (what the engine writes) is checked once by the fast path; anything else is
-                // replaced, not refused.
-                ValueRef::Text(t) => Cell::Text(match std::str::from_utf8(t) {
-                    Ok(s) => s.to_owned(),
-                    Err(_) => String::from_utf8_lossy(t).into_owned(),
-                }),
-                ValueRef::Blob(b) => Cell::Uuid(uuid(b)?),
-                ValueRef::Real(r) => {
-                    return Err(corrupt("column", format!("{r} is not an integer")))
-                }
-            });
+            cells.push(cell(row.get_ref(i).map_err(map)?)?);
         }
         out.push(cells);
-    }
+        Ok(())
+    })?;
     Ok(out)
+}
+
+/// Runs a shared statement and sums its rows per key as they are stepped ([`crm_storage_sql::Summed`]): the rows
+/// are never collected, one reused buffer holds the row being added.
+pub(crate) fn summed_of(
+    conn: &rusqlite::Connection,
+    sql: &crm_storage_sql::Sql,
+    keys: usize,
+) -> Result<Vec<crm_storage_sql::SummedRow>> {
+    use crate::error::map;
+    let mut sums = crm_storage_sql::Summed::new(keys);
+    let mut buf = Vec::new();
+    each_row(conn, sql, false, |n, row| {
+        buf.clear();
+        for i in 0..n {
+            buf.push(cell(row.get_ref(i).map_err(map)?)?);
+        }
+        sums.add(&buf)
+    })?;
+    Ok(sums.finish())
 }
 
 /// Runs a shared statement that writes; how many rows it changed.

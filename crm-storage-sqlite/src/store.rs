@@ -431,6 +431,16 @@ impl crm_storage_sql::Runner for SqliteStore {
             .await
     }
 
+    async fn rows_summed(
+        &self,
+        sql: crm_storage_sql::Sql,
+        keys: usize,
+    ) -> Result<Vec<crm_storage_sql::SummedRow>> {
+        self.threads
+            .read(move |c| crate::rows::summed_of(c, &sql, keys))
+            .await
+    }
+
     async fn write_rows(
         &self,
         sql: crm_storage_sql::Sql,
