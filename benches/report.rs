@@ -915,21 +915,36 @@ fn plans(size: Size, report: &mut Report) -> Result<(), String> {
     for by in [GroupBy::Customer, GroupBy::Group] {
         for (label, period) in periods {
             let q = SumsQuery::by(by, period, eur);
-            // The statement SQLite runs: the roll-up and edge rows it sums as it steps them.
-            let ours = crm_storage_sql::commerce::profit_rows(manifest.tenant, &q);
+            // The statements SQLite runs: a month or an edge each, in key order, merged as they are stepped.
+            let ours: Vec<String> = crm_storage_sql::commerce::profit_arms(manifest.tenant, &q)
+                .into_iter()
+                .map(|s| s.text)
+                .collect();
             let base = suite::work::profit_sql(by)?.sqlite.to_string();
-            statements.push((by, label, ours.text, base));
+            statements.push((by, label, ours, base));
         }
     }
+    let plans_of = |sqls: &Vec<String>| -> Result<String, String> {
+        let mut out = Vec::new();
+        for (i, sql) in sqls.iter().enumerate() {
+            out.push(format!(
+                "statement {} of {}:\n{}",
+                i + 1,
+                sqls.len(),
+                plan(sql)?
+            ));
+        }
+        Ok(out.join("\n"))
+    };
     let mut plans = Vec::new();
     for (_, _, ours, base) in &statements {
-        plans.push((plan(ours)?, plan(base)?));
+        plans.push((plans_of(ours)?, plan(base)?));
     }
     conn.execute_batch("BEGIN; ANALYZE")
         .map_err(|e| e.to_string())?;
     let mut analyzed = Vec::new();
     for (_, _, ours, base) in &statements {
-        analyzed.push((plan(ours)?, plan(base)?));
+        analyzed.push((plans_of(ours)?, plan(base)?));
     }
     conn.execute_batch("ROLLBACK").map_err(|e| e.to_string())?;
     for (((by, label, _, _), (ours, base)), (ours_a, base_a)) in

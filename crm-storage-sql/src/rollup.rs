@@ -411,25 +411,120 @@ pub struct SalesRows<'a> {
 /// from the sums' usual ones, so an ORDER BY over the sums never reads a row's value instead). The whole months
 /// come from the roll-ups, the partial months at the edges from the documents.
 pub fn sales_rows(sql: &mut Sql, q: SalesRows<'_>) -> String {
+    let parts: Vec<String> = parts(q.group_by, q.period, false)
+        .into_iter()
+        .map(|part| part_sql(sql, &q, part))
+        .collect();
+    parts.join(" UNION ALL ")
+}
+
+/// The most whole months [`sales_arms`] reads as a statement each (merged without a sort); a longer period's
+/// months are one range, which SQLite sorts.
+pub const MERGED_MONTHS: i64 = 60;
+
+/// The `SELECT`s of [`sales_rows`] as statements of their own, each ordered by key and bucket (SQLite's order of
+/// values), for [`crate::Runner::rows_merged`]: a whole month each when the period holds at most
+/// [`MERGED_MONTHS`] of them, read in the roll-up's key order without a sort; the edges (a few days' documents or
+/// day roll-ups) sorted. Every key is read (no [`SalesRows::key`]).
+pub fn sales_arms(
+    dialect: Dialect,
+    tenant: TenantId,
+    reporting: Currency,
+    group_by: GroupBy,
+    bucket: Option<Bucket>,
+    period: Period,
+) -> Vec<Sql> {
+    parts(group_by, period, true)
+        .into_iter()
+        .map(|part| {
+            let (mut sql, t) = Sql::for_tenant(dialect, tenant);
+            let r = sql.bind(reporting.code());
+            let q = SalesRows {
+                tenant: &t,
+                reporting: &r,
+                group_by,
+                bucket,
+                key: None,
+                period,
+            };
+            let text = part_sql(&mut sql, &q, part);
+            // One month's or one day range's bucket is one value: the key alone orders them, which the roll-ups'
+            // primary key gives a single month without a sort.
+            let order = match part {
+                Part::Months(a, b) if a == b => "rk",
+                Part::Days(..) => "rk",
+                _ => "rk, rb",
+            };
+            sql.text = format!("{text} ORDER BY {order}");
+            sql
+        })
+        .collect()
+}
+
+/// One `SELECT` of [`sales_rows`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Part {
+    /// The whole months `a`–`b` of the month roll-up.
+    Months(i64, i64),
+    /// Days within one month, from the day roll-up.
+    Days(NaiveDate, NaiveDate),
+    /// Days within one month, from the documents (by customer).
+    Documents(NaiveDate, NaiveDate),
+}
+
+/// The parts of `period` in order: its whole months (one part each when `each` and there are at most
+/// [`MERGED_MONTHS`]), then its edges, cut at month ends.
+fn parts(group_by: GroupBy, period: Period, each: bool) -> Vec<Part> {
+    let (months, edges) = split(period);
+    let mut out = Vec::new();
+    if let Some((m1, m2)) = months {
+        if each && m2 - m1 < MERGED_MONTHS {
+            out.extend((m1..=m2).map(|m| Part::Months(m, m)));
+        } else {
+            out.push(Part::Months(m1, m2));
+        }
+    }
+    for (from, to) in edges {
+        if group_by == GroupBy::Customer {
+            // A customer's edge reads the documents whatever its length (a period without a whole month is one
+            // edge, which may span two months).
+            out.push(Part::Documents(from, to));
+        } else {
+            out.extend(
+                by_month(from, to)
+                    .into_iter()
+                    .map(|(f, t)| Part::Days(f, t)),
+            );
+        }
+    }
+    out
+}
+
+/// The `SELECT` of one part, binding into `sql`.
+fn part_sql(sql: &mut Sql, q: &SalesRows<'_>, part: Part) -> String {
     let dialect = sql.dialect;
     let (t, r) = (q.tenant, q.reporting);
-    let (months, edges) = split(q.period);
-    let mut parts = Vec::new();
-    if let Some((m1, m2)) = months {
-        let (a, b) = (sql.bind(m1), sql.bind(m2));
-        let key = q.key.as_ref().map_or(String::new(), |(k, _)| {
-            format!(" AND key = {}", sql.bind(k.clone()))
-        });
-        parts.push(format!(
-            "SELECT key AS rk, {bk} AS rb, revenue_units AS rrev, cost_units AS rcost, invoices AS rn, documents AS rd \
-             FROM {TABLE} WHERE tenant = {t} AND reporting = {r} AND dim = {dim} AND month BETWEEN {a} AND {b}{key}",
-            bk = bucket_of_month(dialect, q.bucket),
-            dim = dim(q.group_by),
-        ));
-    }
-    if q.group_by != GroupBy::Customer {
-        // The edges from the day roll-up, a part per month (the bucket of a part is one value).
-        for (from, to) in edges.iter().flat_map(|(f, t)| by_month(*f, *t)) {
+    match part {
+        Part::Months(m1, m2) => {
+            // Every placeholder bound is used (PostgreSQL types each from its use).
+            let months = if m1 == m2 {
+                format!("month = {}", sql.bind(m1))
+            } else {
+                let (a, b) = (sql.bind(m1), sql.bind(m2));
+                format!("month BETWEEN {a} AND {b}")
+            };
+            let key = q.key.as_ref().map_or(String::new(), |(k, _)| {
+                format!(" AND key = {}", sql.bind(k.clone()))
+            });
+            format!(
+                "SELECT key AS rk, {bk} AS rb, revenue_units AS rrev, cost_units AS rcost, invoices AS rn, \
+                 documents AS rd FROM {TABLE} WHERE tenant = {t} AND reporting = {r} AND dim = {dim} AND {months}{key}",
+                bk = bucket_of_month(dialect, q.bucket),
+                dim = dim(q.group_by),
+            )
+        }
+        Part::Days(from, to) => {
+            // The edges from the day roll-up, a part per month (the bucket of a part is one value).
             let (a, b) = (
                 sql.bind(Param::Day(day_number(from))),
                 sql.bind(Param::Day(day_number(to))),
@@ -444,37 +539,35 @@ pub fn sales_rows(sql: &mut Sql, q: SalesRows<'_>) -> String {
                     Dialect::Postgres => format!("CAST({} AS bigint)", b.index(from)),
                 },
             };
-            parts.push(format!(
+            format!(
                 "SELECT key AS rk, {bucket} AS rb, revenue_units AS rrev, cost_units AS rcost, invoices AS rn, \
                  documents AS rd FROM {DAYS} WHERE tenant = {t} AND reporting = {r} AND dim = {dim} \
                  AND day BETWEEN {a} AND {b}{key}",
                 dim = dim(q.group_by),
-            ));
-        }
-        return parts.join(" UNION ALL ");
-    }
-    for (from, to) in edges {
-        let (a, b) = (
-            sql.bind(Param::Day(day_number(from))),
-            sql.bind(Param::Day(day_number(to))),
-        );
-        let key = q.key.as_ref().map_or(String::new(), |(_, k)| {
-            format!(
-                " AND {} = {}",
-                // The column as stored (PostgreSQL's ids uncast), so the key binds as its own type.
-                stored_column(q.group_by),
-                sql.bind(k.clone())
             )
-        });
-        parts.push(format!(
-            "SELECT {rk} AS rk, {bk} AS rb, revenue_units AS rrev, cost_units AS rcost, \
-             CASE WHEN kind = 0 THEN 1 ELSE 0 END AS rn, 1 AS rd FROM documents \
-             WHERE tenant = {t} AND reporting = {r} AND issue_day BETWEEN {a} AND {b} AND kind IN (0, 1){key}",
-            rk = key_of(dialect, q.group_by),
-            bk = bucket_of_document(dialect, q.bucket),
-        ));
+        }
+        Part::Documents(from, to) => {
+            let (a, b) = (
+                sql.bind(Param::Day(day_number(from))),
+                sql.bind(Param::Day(day_number(to))),
+            );
+            let key = q.key.as_ref().map_or(String::new(), |(_, k)| {
+                format!(
+                    " AND {} = {}",
+                    // The column as stored (PostgreSQL's ids uncast), so the key binds as its own type.
+                    stored_column(q.group_by),
+                    sql.bind(k.clone())
+                )
+            });
+            format!(
+                "SELECT {rk} AS rk, {bk} AS rb, revenue_units AS rrev, cost_units AS rcost, \
+                 CASE WHEN kind = 0 THEN 1 ELSE 0 END AS rn, 1 AS rd FROM documents \
+                 WHERE tenant = {t} AND reporting = {r} AND issue_day BETWEEN {a} AND {b} AND kind IN (0, 1){key}",
+                rk = key_of(dialect, q.group_by),
+                bk = bucket_of_document(dialect, q.bucket),
+            )
+        }
     }
-    parts.join(" UNION ALL ")
 }
 
 /// The statement listing the roll-up rows of `tenant` that differ from the documents: `(side, grain, reporting,

@@ -4,7 +4,6 @@
 
 use crate::{Dialect, Sql};
 use crm_core::{Error, Result, StorageErrorKind};
-use std::collections::HashMap;
 use uuid::Uuid;
 
 /// One value of a result row, whatever the driver's type.
@@ -68,7 +67,12 @@ impl Cell {
             Self::Null => None,
             Self::Int(i) => Some(i.to_string()),
             Self::Text(t) => Some(t.clone()),
-            Self::Uuid(u) => Some(u.to_string()),
+            // The encoder, not `Display`: a report of 283k customers formats every key.
+            Self::Uuid(u) => Some(
+                u.hyphenated()
+                    .encode_lower(&mut Uuid::encode_buffer())
+                    .to_owned(),
+            ),
         }
     }
 
@@ -95,73 +99,142 @@ impl Cell {
     }
 }
 
-/// One group of [`Runner::rows_summed`]: its key cells and the sums of the columns after them.
+/// One group of [`merge_sums`]: its key cells and the sums of the columns after them.
 pub type SummedRow = (Vec<Cell>, Vec<i128>);
 
-/// Rows summed per key as they arrive: the first `keys` cells of a row are its key, the cells after it integers
-/// (NULL adds nothing) summed per key. Memory follows the groups, not the rows; the groups come out in no order.
-///
-/// ```
-/// use crm_storage_sql::{Cell, Summed};
-/// let mut s = Summed::new(1);
-/// s.add(&[Cell::Text("a".into()), Cell::Int(2), Cell::Int(1)]).unwrap();
-/// s.add(&[Cell::Text("b".into()), Cell::Int(5), Cell::Null]).unwrap();
-/// s.add(&[Cell::Text("a".into()), Cell::Int(3), Cell::Int(1)]).unwrap();
-/// let mut out = s.finish();
-/// out.sort();
-/// assert_eq!(out, vec![
-///     (vec![Cell::Text("a".into())], vec![5, 2]),
-///     (vec![Cell::Text("b".into())], vec![5, 0]),
-/// ]);
-/// ```
-#[derive(Debug, Default)]
-pub struct Summed {
-    keys: usize,
-    groups: HashMap<Vec<Cell>, Vec<i128>>,
-}
-
-impl Summed {
-    /// Sums keyed by each row's first `keys` cells.
-    pub fn new(keys: usize) -> Self {
-        Self {
-            keys,
-            groups: HashMap::new(),
-        }
-    }
-
-    /// Adds one row.
+/// A statement's rows, one at a time, into a buffer the caller reuses ([`merge_sums`] reads each source this way,
+/// so a row costs no allocation).
+pub trait RowSource {
+    /// Replaces `row` with the next row; `false` (and `row` unspecified) when there is none.
     ///
     /// # Errors
     ///
-    /// A corrupt-storage error when a cell after the key is not an integer, the row is shorter than the key or
-    /// its width differs from the first row's, or a sum leaves `i128`.
-    pub fn add(&mut self, row: &[Cell]) -> Result<()> {
-        if row.len() < self.keys {
-            return Err(corrupt("summed row", "shorter than its key"));
-        }
-        let (key, values) = row.split_at(self.keys);
-        let sums = match self.groups.get_mut(key) {
-            Some(sums) => sums,
-            None => self
-                .groups
-                .entry(key.to_vec())
-                .or_insert_with(|| vec![0; values.len()]),
-        };
-        if sums.len() != values.len() {
-            return Err(corrupt("summed row", "a row of another width"));
-        }
-        for (sum, cell) in sums.iter_mut().zip(values) {
-            *sum = sum
-                .checked_add(cell.int("summed column")?)
-                .ok_or_else(|| corrupt("summed column", "the sum leaves i128"))?;
-        }
-        Ok(())
-    }
+    /// What reading the row fails with.
+    fn next_row(&mut self, row: &mut Vec<Cell>) -> Result<bool>;
+}
 
-    /// The groups, in no order.
-    pub fn finish(self) -> Vec<SummedRow> {
-        self.groups.into_iter().collect()
+/// Rows already collected, as a [`RowSource`].
+#[derive(Debug)]
+pub struct Collected(pub std::vec::IntoIter<Vec<Cell>>);
+
+impl RowSource for Collected {
+    fn next_row(&mut self, row: &mut Vec<Cell>) -> Result<bool> {
+        Ok(self.0.next().map(|next| *row = next).is_some())
     }
+}
+
+/// A source's current row in the merge's heap, least key on top.
+struct Head {
+    row: Vec<Cell>,
+    source: usize,
+    keys: usize,
+}
+
+impl Head {
+    fn key(&self) -> &[Cell] {
+        &self.row[..self.keys]
+    }
+}
+
+impl PartialEq for Head {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == std::cmp::Ordering::Equal
+    }
+}
+
+impl Eq for Head {}
+
+impl PartialOrd for Head {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Head {
+    // Reversed: `BinaryHeap` is a max-heap.
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        other
+            .key()
+            .cmp(self.key())
+            .then(other.source.cmp(&self.source))
+    }
+}
+
+/// Merges sources whose rows each come in key order (their first `keys` cells, in [`Cell`]'s order: NULL, integers,
+/// text by bytes, ids by bytes, which is SQLite's order of values) and sums the integer columns after the key (NULL
+/// adds nothing) of the rows with equal keys: one group per key, in key order, without a sort or a hash table.
+/// Memory holds one row per source and the groups.
+///
+/// ```
+/// use crm_storage_sql::{merge_sums, Cell, Collected};
+/// let t = |s: &str| Cell::Text(s.to_string());
+/// let a = vec![vec![t("a"), Cell::Int(2)], vec![t("c"), Cell::Int(1)]];
+/// let b = vec![vec![t("a"), Cell::Int(3)], vec![t("b"), Cell::Null]];
+/// let mut sources = [Collected(a.into_iter()), Collected(b.into_iter())];
+/// assert_eq!(merge_sums(&mut sources, 1).unwrap(), vec![
+///     (vec![t("a")], vec![5]),
+///     (vec![t("b")], vec![0]),
+///     (vec![t("c")], vec![1]),
+/// ]);
+/// ```
+///
+/// # Errors
+///
+/// What a source fails with; a corrupt-storage error when a source's rows are not in key order, a row is shorter
+/// than its key or of another width than the first of its group, a cell after the key is not an integer, or a sum
+/// leaves `i128`.
+pub fn merge_sums<S: RowSource>(sources: &mut [S], keys: usize) -> Result<Vec<SummedRow>> {
+    use std::collections::binary_heap::PeekMut;
+    let short = || corrupt("merged row", "shorter than its key");
+    let mut heap = std::collections::BinaryHeap::with_capacity(sources.len());
+    for (source, s) in sources.iter_mut().enumerate() {
+        let mut row = Vec::new();
+        if s.next_row(&mut row)? {
+            if row.len() < keys {
+                return Err(short());
+            }
+            heap.push(Head { row, source, keys });
+        }
+    }
+    let mut out: Vec<SummedRow> = Vec::new();
+    while let Some(mut top) = heap.peek_mut() {
+        let (key, values) = top.row.split_at(keys);
+        match out.last_mut() {
+            Some((k, sums)) if k[..] == *key => {
+                if sums.len() != values.len() {
+                    return Err(corrupt("merged row", "a row of another width"));
+                }
+                for (sum, cell) in sums.iter_mut().zip(values) {
+                    *sum = sum
+                        .checked_add(cell.int("summed column")?)
+                        .ok_or_else(|| corrupt("summed column", "the sum leaves i128"))?;
+                }
+            }
+            Some((k, _)) if k[..] > *key => {
+                return Err(corrupt(
+                    "merged rows",
+                    "a statement's rows are not in key order",
+                ))
+            }
+            _ => out.push((
+                key.to_vec(),
+                values
+                    .iter()
+                    .map(|c| c.int("summed column"))
+                    .collect::<Result<_>>()?,
+            )),
+        }
+        let source = top.source;
+        if sources[source].next_row(&mut top.row)? {
+            if top.row.len() < keys {
+                return Err(short());
+            }
+            // Dropping `top` moves it down to its place.
+        } else {
+            PeekMut::pop(top);
+        }
+    }
+    Ok(out)
 }
 
 /// Runs shared read statements on an adapter's connections.
@@ -189,16 +262,19 @@ pub trait Runner: Send + Sync {
         self.rows_batch(sqls).await
     }
 
-    /// Runs `sql` and sums its rows per key ([`Summed`]: the first `keys` cells the key, the rest integers), in no
-    /// order. An adapter may sum the rows as it steps them without collecting them (SQLite does: a fold in memory
-    /// proportional to the groups is cheaper than its sorter's `GROUP BY`); the default collects [`Runner::rows`]
-    /// and sums them.
-    async fn rows_summed(&self, sql: Sql, keys: usize) -> Result<Vec<SummedRow>> {
-        let mut sums = Summed::new(keys);
-        for row in self.rows(sql, false).await? {
-            sums.add(&row)?;
-        }
-        Ok(sums.finish())
+    /// Runs statements whose rows each come in key order (their first `keys` cells, in [`Cell`]'s order) and sums
+    /// the rows with equal keys across them ([`merge_sums`]), in key order. An adapter may step the statements side
+    /// by side without collecting their rows (SQLite does, on one connection in one snapshot: a merge of sorted
+    /// streams is what SQLite's planner has no join or grouping for); the default collects
+    /// [`Runner::rows_batch`] and merges.
+    async fn rows_merged(&self, sqls: Vec<Sql>, keys: usize) -> Result<Vec<SummedRow>> {
+        let mut sources: Vec<Collected> = self
+            .rows_batch(sqls)
+            .await?
+            .into_iter()
+            .map(|rows| Collected(rows.into_iter()))
+            .collect();
+        merge_sums(&mut sources, keys)
     }
 
     /// Runs a statement that writes (on the writer, in its own transaction) and returns the rows it returns.
@@ -210,4 +286,54 @@ pub trait Runner: Send + Sync {
     /// Runs statements that write in one transaction (all of them or none), and returns how many rows each
     /// changed.
     async fn execute_all(&self, sqls: Vec<Sql>) -> Result<Vec<u64>>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn source(rows: &[(&str, i128)]) -> Collected {
+        let rows: Vec<Vec<Cell>> = rows
+            .iter()
+            .map(|(k, v)| vec![Cell::Text((*k).to_string()), Cell::Int(*v)])
+            .collect();
+        Collected(rows.into_iter())
+    }
+
+    #[test]
+    fn equal_keys_of_one_source_and_of_several_make_one_group_in_key_order() {
+        let mut sources = [
+            source(&[("a", 1), ("a", 2), ("d", 4)]),
+            source(&[]),
+            source(&[("b", 8), ("d", 16)]),
+        ];
+        let got = merge_sums(&mut sources, 1).unwrap();
+        let keys: Vec<&Cell> = got.iter().map(|(k, _)| &k[0]).collect();
+        assert_eq!(
+            keys,
+            [
+                &Cell::Text("a".into()),
+                &Cell::Text("b".into()),
+                &Cell::Text("d".into())
+            ]
+        );
+        let sums: Vec<i128> = got.iter().map(|(_, s)| s[0]).collect();
+        assert_eq!(sums, [3, 8, 20]);
+        assert!(merge_sums::<Collected>(&mut [], 1).unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_source_out_of_key_order_or_a_cell_that_is_no_integer_is_refused() {
+        let mut sources = [source(&[("b", 1), ("a", 2)])];
+        assert!(merge_sums(&mut sources, 1).is_err());
+        let text = vec![vec![Cell::Text("a".into()), Cell::Text("x".into())]];
+        assert!(merge_sums(&mut [Collected(text.into_iter())], 1).is_err());
+        let short = vec![vec![Cell::Int(1)]];
+        assert!(merge_sums(&mut [Collected(short.into_iter())], 2).is_err());
+        let big = vec![
+            vec![Cell::Int(1), Cell::Int(i128::MAX)],
+            vec![Cell::Int(1), Cell::Int(1)],
+        ];
+        assert!(merge_sums(&mut [Collected(big.into_iter())], 1).is_err());
+    }
 }

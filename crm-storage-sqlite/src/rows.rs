@@ -154,24 +154,54 @@ pub(crate) fn cells_of(
     Ok(out)
 }
 
-/// Runs a shared statement and sums its rows per key as they are stepped ([`crm_storage_sql::Summed`]): the rows
-/// are never collected, one reused buffer holds the row being added.
-pub(crate) fn summed_of(
-    conn: &rusqlite::Connection,
-    sql: &crm_storage_sql::Sql,
+/// A stepped statement as a [`crm_storage_sql::RowSource`].
+struct Stepped<'s> {
+    rows: rusqlite::Rows<'s>,
+    columns: usize,
+}
+
+impl crm_storage_sql::RowSource for Stepped<'_> {
+    fn next_row(&mut self, row: &mut Vec<crm_storage_sql::Cell>) -> Result<bool> {
+        use crate::error::map;
+        let Some(r) = self.rows.next().map_err(map)? else {
+            return Ok(false);
+        };
+        row.clear();
+        for i in 0..self.columns {
+            row.push(cell(r.get_ref(i).map_err(map)?)?);
+        }
+        Ok(true)
+    }
+}
+
+/// Steps statements whose rows each come in key order side by side on one connection, in one savepoint (one
+/// snapshot), and merges their sums ([`crm_storage_sql::merge_sums`]): nothing is collected but the groups.
+pub(crate) fn merged_of(
+    conn: &mut rusqlite::Connection,
+    sqls: &[crm_storage_sql::Sql],
     keys: usize,
 ) -> Result<Vec<crm_storage_sql::SummedRow>> {
     use crate::error::map;
-    let mut sums = crm_storage_sql::Summed::new(keys);
-    let mut buf = Vec::new();
-    each_row(conn, sql, false, |n, row| {
-        buf.clear();
-        for i in 0..n {
-            buf.push(cell(row.get_ref(i).map_err(map)?)?);
+    let sp = conn.savepoint().map_err(map)?;
+    let out = {
+        let mut stmts = Vec::with_capacity(sqls.len());
+        for sql in sqls {
+            #[cfg(test)]
+            crate::store::plan_tests::record(&sql.text);
+            stmts.push(sp.prepare_cached(&sql.text).map_err(map)?);
         }
-        sums.add(&buf)
-    })?;
-    Ok(sums.finish())
+        let mut sources = Vec::with_capacity(sqls.len());
+        for (stmt, sql) in stmts.iter_mut().zip(sqls) {
+            let columns = stmt.column_count();
+            let rows = stmt
+                .query(rusqlite::params_from_iter(sql.params.iter().map(bind)))
+                .map_err(map)?;
+            sources.push(Stepped { rows, columns });
+        }
+        crm_storage_sql::merge_sums(&mut sources, keys)?
+    };
+    sp.commit().map_err(map)?;
+    Ok(out)
 }
 
 /// Runs a shared statement that writes; how many rows it changed.

@@ -431,13 +431,13 @@ impl crm_storage_sql::Runner for SqliteStore {
             .await
     }
 
-    async fn rows_summed(
+    async fn rows_merged(
         &self,
-        sql: crm_storage_sql::Sql,
+        sqls: Vec<crm_storage_sql::Sql>,
         keys: usize,
     ) -> Result<Vec<crm_storage_sql::SummedRow>> {
         self.threads
-            .read(move |c| crate::rows::summed_of(c, &sql, keys))
+            .read(move |c| crate::rows::merged_of(c, &sqls, keys))
             .await
     }
 
@@ -1511,6 +1511,33 @@ pub(crate) mod plan_tests {
             "INDEX requests_due (tenant=? AND active=? AND due_key>? AND due_key<?)",
         ] {
             assert!(all.iter().any(|p| p.contains(index)), "{index}: {all:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn profitability_reads_each_whole_month_in_key_order_without_a_sort() {
+        use crm_core::commerce::{Bucket, GroupBy, Period, SumsQuery};
+        let store = SqliteStore::open_in_memory().unwrap();
+        let eur = crm_core::money::Currency::parse("EUR").unwrap();
+        let day = |m, d| chrono::NaiveDate::from_ymd_opt(2026, m, d).unwrap();
+        let mid = Period::new(day(2, 15), day(11, 14)).unwrap();
+        for (by, bucket) in [
+            (GroupBy::Customer, None),
+            (GroupBy::Group, Some(Bucket::Quarter)),
+        ] {
+            let mut q = SumsQuery::by(by, mid, eur);
+            q.bucket = bucket;
+            let arms = crm_storage_sql::commerce::profit_arms(TenantId::new(), &q);
+            // March to October, a statement each, then the two edges.
+            assert_eq!(arms.len(), 10);
+            for arm in &arms[..8] {
+                let plan = plan_of(&store, arm.text.clone()).await;
+                assert!(
+                    plan.contains("sales_months USING PRIMARY KEY (tenant=? AND reporting=? AND dim=? AND month=?)")
+                        && !plan.contains("TEMP B-TREE"),
+                    "{plan}"
+                );
+            }
         }
     }
 
