@@ -1505,8 +1505,8 @@ pub async fn read_profit_sums<R: Runner + ?Sized>(
         // ordered here as the statement would.
         let summed = r.rows_merged(profit_arms(tenant, query), 2).await?;
         let mut out = Vec::with_capacity(summed.len());
-        for (key, sums) in summed {
-            let [rev, cost, n, docs] = sums[..] else {
+        for (key, sums) in summed.groups() {
+            let &[rev, cost, n, docs] = sums else {
                 return Err(corrupt("profit sums", "not four sums"));
             };
             // A group whose documents all left (replaced into another month) keeps a roll-up row of zeros: it has

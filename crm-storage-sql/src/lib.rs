@@ -32,7 +32,7 @@ mod table;
 pub mod uplift;
 
 pub use dialect::{Dialect, Kind, Param, Sql};
-pub use run::{corrupt, merge_sums, Cell, Collected, RowSource, Runner, SummedRow};
+pub use run::{corrupt, merge_sums, Cell, Collected, Merged, RowSource, Runner};
 pub use table::Table;
 
 use chrono::NaiveTime;

@@ -99,8 +99,41 @@ impl Cell {
     }
 }
 
-/// One group of [`merge_sums`]: its key cells and the sums of the columns after them.
-pub type SummedRow = (Vec<Cell>, Vec<i128>);
+/// The groups of [`merge_sums`] in key order, flat (two allocations, however many groups): group `i`'s key is
+/// `keys[i * key_width..][..key_width]`, its sums `sums[i * sum_width..][..sum_width]`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Merged {
+    /// Cells per key.
+    pub key_width: usize,
+    /// Sums per group.
+    pub sum_width: usize,
+    /// The keys, one after the other.
+    pub keys: Vec<Cell>,
+    /// The sums, one group's after the other's.
+    pub sums: Vec<i128>,
+}
+
+impl Merged {
+    /// How many groups.
+    pub fn len(&self) -> usize {
+        self.keys.len().checked_div(self.key_width).unwrap_or(0)
+    }
+
+    /// Whether there is no group.
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+
+    /// Each group's key and sums, in key order.
+    pub fn groups(&self) -> impl Iterator<Item = (&[Cell], &[i128])> + '_ {
+        (0..self.len()).map(|i| {
+            (
+                &self.keys[i * self.key_width..][..self.key_width],
+                &self.sums[i * self.sum_width..][..self.sum_width],
+            )
+        })
+    }
+}
 
 /// A statement's rows, one at a time, into a buffer the caller reuses ([`merge_sums`] reads each source this way,
 /// so a row costs no allocation).
@@ -171,20 +204,29 @@ impl Ord for Head {
 /// let a = vec![vec![t("a"), Cell::Int(2)], vec![t("c"), Cell::Int(1)]];
 /// let b = vec![vec![t("a"), Cell::Int(3)], vec![t("b"), Cell::Null]];
 /// let mut sources = [Collected(a.into_iter()), Collected(b.into_iter())];
-/// assert_eq!(merge_sums(&mut sources, 1).unwrap(), vec![
-///     (vec![t("a")], vec![5]),
-///     (vec![t("b")], vec![0]),
-///     (vec![t("c")], vec![1]),
+/// let merged = merge_sums(&mut sources, 1).unwrap();
+/// let groups: Vec<_> = merged.groups().collect();
+/// assert_eq!(groups, [
+///     (&[t("a")][..], &[5][..]),
+///     (&[t("b")][..], &[0][..]),
+///     (&[t("c")][..], &[1][..]),
 /// ]);
 /// ```
 ///
 /// # Errors
 ///
-/// What a source fails with; a corrupt-storage error when a source's rows are not in key order, a row is shorter
+/// [`Error::Invalid`] when `keys` is 0; what a source fails with; a corrupt-storage error when a source's rows are not
+/// in key order, a row is shorter
 /// than its key or of another width than the first of its group, a cell after the key is not an integer, or a sum
 /// leaves `i128`.
-pub fn merge_sums<S: RowSource>(sources: &mut [S], keys: usize) -> Result<Vec<SummedRow>> {
+pub fn merge_sums<S: RowSource>(sources: &mut [S], keys: usize) -> Result<Merged> {
     use std::collections::binary_heap::PeekMut;
+    if keys == 0 {
+        return Err(Error::invalid(
+            "keys",
+            "a merge needs at least one key cell",
+        ));
+    }
     let short = || corrupt("merged row", "shorter than its key");
     let mut heap = std::collections::BinaryHeap::with_capacity(sources.len());
     for (source, s) in sources.iter_mut().enumerate() {
@@ -196,33 +238,38 @@ pub fn merge_sums<S: RowSource>(sources: &mut [S], keys: usize) -> Result<Vec<Su
             heap.push(Head { row, source, keys });
         }
     }
-    let mut out: Vec<SummedRow> = Vec::new();
+    let mut out = Merged {
+        key_width: keys,
+        sum_width: heap.peek().map_or(0, |h| h.row.len() - keys),
+        ..Merged::default()
+    };
     while let Some(mut top) = heap.peek_mut() {
         let (key, values) = top.row.split_at(keys);
-        match out.last_mut() {
-            Some((k, sums)) if k[..] == *key => {
-                if sums.len() != values.len() {
-                    return Err(corrupt("merged row", "a row of another width"));
-                }
-                for (sum, cell) in sums.iter_mut().zip(values) {
+        if values.len() != out.sum_width {
+            return Err(corrupt("merged row", "a row of another width"));
+        }
+        let last = out.keys.len().checked_sub(keys).map(|at| &out.keys[at..]);
+        match last {
+            Some(k) if k == key => {
+                let at = out.sums.len() - out.sum_width;
+                for (sum, cell) in out.sums[at..].iter_mut().zip(values) {
                     *sum = sum
                         .checked_add(cell.int("summed column")?)
                         .ok_or_else(|| corrupt("summed column", "the sum leaves i128"))?;
                 }
             }
-            Some((k, _)) if k[..] > *key => {
+            Some(k) if k > key => {
                 return Err(corrupt(
                     "merged rows",
                     "a statement's rows are not in key order",
                 ))
             }
-            _ => out.push((
-                key.to_vec(),
-                values
-                    .iter()
-                    .map(|c| c.int("summed column"))
-                    .collect::<Result<_>>()?,
-            )),
+            _ => {
+                out.keys.extend_from_slice(key);
+                for cell in values {
+                    out.sums.push(cell.int("summed column")?);
+                }
+            }
         }
         let source = top.source;
         if sources[source].next_row(&mut top.row)? {
@@ -267,7 +314,7 @@ pub trait Runner: Send + Sync {
     /// by side without collecting their rows (SQLite does, on one connection in one snapshot: a merge of sorted
     /// streams is what SQLite's planner has no join or grouping for); the default collects
     /// [`Runner::rows_batch`] and merges.
-    async fn rows_merged(&self, sqls: Vec<Sql>, keys: usize) -> Result<Vec<SummedRow>> {
+    async fn rows_merged(&self, sqls: Vec<Sql>, keys: usize) -> Result<Merged> {
         let mut sources: Vec<Collected> = self
             .rows_batch(sqls)
             .await?
@@ -308,7 +355,8 @@ mod tests {
             source(&[("b", 8), ("d", 16)]),
         ];
         let got = merge_sums(&mut sources, 1).unwrap();
-        let keys: Vec<&Cell> = got.iter().map(|(k, _)| &k[0]).collect();
+        assert_eq!(got.len(), 3);
+        let keys: Vec<&Cell> = got.groups().map(|(k, _)| &k[0]).collect();
         assert_eq!(
             keys,
             [
@@ -317,9 +365,10 @@ mod tests {
                 &Cell::Text("d".into())
             ]
         );
-        let sums: Vec<i128> = got.iter().map(|(_, s)| s[0]).collect();
+        let sums: Vec<i128> = got.groups().map(|(_, s)| s[0]).collect();
         assert_eq!(sums, [3, 8, 20]);
         assert!(merge_sums::<Collected>(&mut [], 1).unwrap().is_empty());
+        assert!(merge_sums(&mut [source(&[("a", 1)])], 0).is_err());
     }
 
     #[test]

@@ -180,7 +180,7 @@ pub(crate) fn merged_of(
     conn: &mut rusqlite::Connection,
     sqls: &[crm_storage_sql::Sql],
     keys: usize,
-) -> Result<Vec<crm_storage_sql::SummedRow>> {
+) -> Result<crm_storage_sql::Merged> {
     use crate::error::map;
     let sp = conn.savepoint().map_err(map)?;
     let out = {

@@ -435,7 +435,7 @@ impl crm_storage_sql::Runner for SqliteStore {
         &self,
         sqls: Vec<crm_storage_sql::Sql>,
         keys: usize,
-    ) -> Result<Vec<crm_storage_sql::SummedRow>> {
+    ) -> Result<crm_storage_sql::Merged> {
         self.threads
             .read(move |c| crate::rows::merged_of(c, &sqls, keys))
             .await
