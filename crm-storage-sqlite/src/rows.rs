@@ -166,9 +166,10 @@ impl crm_storage_sql::RowSource for Stepped<'_> {
         let Some(r) = self.rows.next().map_err(map)? else {
             return Ok(false);
         };
-        row.clear();
-        for i in 0..self.columns {
-            row.push(cell(r.get_ref(i).map_err(map)?)?);
+        // The slots are overwritten in place: ids and integers own nothing, so a row costs no allocation.
+        row.resize(self.columns, crm_storage_sql::Cell::Null);
+        for (i, slot) in row.iter_mut().enumerate() {
+            *slot = cell(r.get_ref_unwrap(i))?;
         }
         Ok(true)
     }
