@@ -1227,8 +1227,19 @@ pub(crate) fn stored_column(g: GroupBy) -> &'static str {
 /// ordered by key and bucket (nulls first). The whole months are read from the roll-ups
 /// ([`crate::rollup::sales_rows`]), the partial months at the period's edges from the documents.
 pub fn profit_sums(dialect: Dialect, tenant: TenantId, q: &SumsQuery) -> Sql {
-    let mut sql = union_of_sales(dialect, tenant, q);
-    let rows = std::mem::take(&mut sql.text);
+    let (mut sql, t) = Sql::for_tenant(dialect, tenant);
+    let r = sql.bind(q.reporting.code());
+    let rows = crate::rollup::sales_rows(
+        &mut sql,
+        crate::rollup::SalesRows {
+            tenant: &t,
+            reporting: &r,
+            group_by: q.group_by,
+            bucket: q.bucket,
+            key: None,
+            period: q.period,
+        },
+    );
     // PostgreSQL orders by an expression of output names only from an outer query, and sorts NULLs last unless
     // told; SQLite reads output names in ORDER BY expressions and sorts NULLs first.
     let (open, close, nulls) = match dialect {
@@ -1278,24 +1289,6 @@ pub fn profit_arms(tenant: TenantId, q: &SumsQuery) -> Vec<Sql> {
         q.bucket,
         q.period,
     )
-}
-
-/// The `UNION ALL` of [`crate::rollup::sales_rows`] for `q`, as a statement of its own.
-fn union_of_sales(dialect: Dialect, tenant: TenantId, q: &SumsQuery) -> Sql {
-    let (mut sql, t) = Sql::for_tenant(dialect, tenant);
-    let r = sql.bind(q.reporting.code());
-    sql.text = crate::rollup::sales_rows(
-        &mut sql,
-        crate::rollup::SalesRows {
-            tenant: &t,
-            reporting: &r,
-            group_by: q.group_by,
-            bucket: q.bucket,
-            key: None,
-            period: q.period,
-        },
-    );
-    sql
 }
 
 /// The statements of a campaign's report; each returns one row of counts or unit sums (never NULL) unless said.

@@ -7,7 +7,7 @@ use crm_core::{Error, Result, StorageErrorKind};
 use uuid::Uuid;
 
 /// One value of a result row, whatever the driver's type.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Cell {
     /// NULL.
     Null,
