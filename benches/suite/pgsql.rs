@@ -45,8 +45,8 @@ impl std::fmt::Debug for Pg {
 
 const LEAD_INSERT: &str =
     "INSERT INTO leads (tenant, id, partner, pipeline, stage, status, owner, search, expected, \
-     currency, revenue_key, probability, created_us, updated_us, version, doc) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)";
+     currency, revenue_key, probability, created_us, updated_us, version, doc, campaign) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)";
 const TAGS_INSERT: &str =
     "INSERT INTO lead_tags (tenant, tag, lead) SELECT $1, t, $2 FROM unnest($3::text[]) AS t";
 const EVENT_INSERT: &str =
@@ -145,6 +145,7 @@ async fn insert_lead<C: GenericClient>(c: &C, w: &Writes, l: &Lead) -> Result<()
             &updated,
             &version,
             &Json(l),
+            &l.source().campaign.map(|c| *c.as_uuid()),
         ],
     )
     .await
@@ -278,9 +279,10 @@ pub async fn enter_lead(
 /// The batch baseline's statements: one multi-row INSERT per table over `unnest` of column arrays (what a
 /// hand-written bulk load does short of COPY; the engine uses binary COPY).
 const LEADS_UNNEST: &str = "INSERT INTO leads (tenant, id, partner, pipeline, stage, status, owner, search, expected, \
-     currency, revenue_key, probability, created_us, updated_us, version, doc) \
+     currency, revenue_key, probability, created_us, updated_us, version, doc, campaign) \
      SELECT $1, * FROM unnest($2::uuid[], $3::uuid[], $4::uuid[], $5::uuid[], $6::int2[], $7::uuid[], $8::text[], \
-     $9::numeric[], $10::text[], $11::int8[], $12::int2[], $13::int8[], $14::int8[], $15::int8[], $16::jsonb[])";
+     $9::numeric[], $10::text[], $11::int8[], $12::int2[], $13::int8[], $14::int8[], $15::int8[], $16::jsonb[], \
+     $17::uuid[])";
 const TAGS_UNNEST: &str =
     "INSERT INTO lead_tags (tenant, tag, lead) SELECT $1, * FROM unnest($2::text[], $3::uuid[])";
 const HISTORY_UNNEST: &str = "INSERT INTO stage_history (tenant, lead, pipeline, from_stage, to_stage, status, \
@@ -348,7 +350,11 @@ pub async fn ingest(pg: &mut Pg, tenant: TenantId, writes: &[Write]) -> Result<(
             .collect();
         let versions: Vec<i64> = leads.iter().map(|l| l.version() as i64).collect();
         let docs: Vec<Json<&Lead>> = leads.iter().map(|l| Json(*l)).collect();
-        let params: [&(dyn ToSql + Sync); 16] = [
+        let campaigns: Vec<Option<uuid::Uuid>> = leads
+            .iter()
+            .map(|l| l.source().campaign.map(|c| *c.as_uuid()))
+            .collect();
+        let params: [&(dyn ToSql + Sync); 17] = [
             t,
             &ids,
             &partners,
@@ -365,6 +371,7 @@ pub async fn ingest(pg: &mut Pg, tenant: TenantId, writes: &[Write]) -> Result<(
             &updated,
             &versions,
             &docs,
+            &campaigns,
         ];
         tx.execute(&leads_s, &params).await.map_err(pe)?;
         let (mut tags, mut tagged) = (Vec::new(), Vec::new());
@@ -674,7 +681,7 @@ pub async fn attribution_inputs(
             "SELECT d.partner, d.issue_day, d.id, d.campaign, d.revenue_units - d.cost_units FROM documents d \
              LEFT JOIN (SELECT partner FROM campaign_targets WHERE tenant = $1 AND holdout = 0 \
              UNION SELECT partner FROM leads WHERE tenant = $1 \
-             AND doc -> 'source' ->> 'campaign' IS NOT NULL) AS touched ON touched.partner = d.partner \
+             AND campaign IS NOT NULL) AS touched ON touched.partner = d.partner \
              WHERE d.tenant = $1 AND d.kind IN (0, 1) AND d.reporting = 'EUR' AND d.issue_day BETWEEN $2 AND $3 \
              AND (d.campaign IS NOT NULL OR touched.partner IS NOT NULL)",
         )
@@ -713,28 +720,27 @@ pub async fn attribution_inputs(
     // The leads a campaign brought (on their creation day) and the meetings held about them (on their start).
     for (text, kind) in [
         (
-            "SELECT doc -> 'source' ->> 'campaign', partner, created_us FROM leads WHERE tenant = $1 \
-             AND doc -> 'source' ->> 'campaign' IS NOT NULL AND status <> 3 AND created_us >= $2 AND created_us < $3",
+            "SELECT campaign, partner, created_us FROM leads WHERE tenant = $1 \
+             AND campaign IS NOT NULL AND status <> 3 AND created_us >= $2 AND created_us < $3",
             TouchKind::Lead,
         ),
         (
-            "SELECT l.doc -> 'source' ->> 'campaign', l.partner, m.starts_us FROM meetings m \
+            "SELECT l.campaign, l.partner, m.starts_us FROM meetings m \
              JOIN leads l ON l.tenant = m.tenant AND l.id = m.lead WHERE m.tenant = $1 AND m.status = 1 \
-             AND m.starts_us >= $2 AND m.starts_us < $3 AND l.status <> 3 \
-             AND l.doc -> 'source' ->> 'campaign' IS NOT NULL",
+             AND m.starts_us >= $2 AND m.starts_us < $3 AND l.status <> 3 AND l.campaign IS NOT NULL",
             TouchKind::Meeting,
         ),
     ] {
         let s = pg.stmt(text).await?;
         for r in pg.client.query(&s, &[t, &mf, &mt]).await.map_err(pe)? {
-            let c: String = r.get(0);
+            let c: uuid::Uuid = r.get(0);
             inputs.touches.push(Touch {
                 partner: crm_core::id::PartnerId::from_uuid(r.get(1)),
                 on: chrono::DateTime::from_timestamp_micros(r.get(2))
                     .ok_or("a time")?
                     .date_naive(),
                 kind,
-                campaign: CampaignId::from_uuid(c.parse().map_err(|e: uuid::Error| e.to_string())?),
+                campaign: CampaignId::from_uuid(c),
             });
         }
     }
@@ -768,8 +774,8 @@ pub async fn campaigns(
         ),
         (
             "SELECT c.id, count(*), COALESCE(SUM(CASE WHEN l.status = 1 THEN 1 ELSE 0 END), 0)::bigint \
-             FROM campaigns c JOIN leads l ON l.tenant = c.tenant AND l.doc -> 'source' ->> 'campaign' = c.doc ->> 'id' \
-             WHERE c.tenant = $1 AND l.doc -> 'source' ->> 'campaign' IS NOT NULL AND l.created_us >= $2 \
+             FROM campaigns c JOIN leads l ON l.tenant = c.tenant AND l.campaign = c.id \
+             WHERE c.tenant = $1 AND l.campaign IS NOT NULL AND l.created_us >= $2 \
              AND l.created_us < $3 GROUP BY c.id",
             vec![t, &mf, &mt],
             2,

@@ -1,7 +1,8 @@
 //! The baseline of recording one sales document: what a hand-written recorder runs in one transaction on the same
 //! schema, with prepared statements and values computed in Rust — the partner checked, the document row and its
 //! line rows inserted, the eight month and seven day rows of the sales roll-ups, the last sale and the bought months
-//! upserted (`VALUES … ON CONFLICT DO UPDATE`), the event appended. The engine's side reads the partner, the
+//! upserted (`VALUES … ON CONFLICT DO UPDATE`), for a campaign's document its four campaign roll-up rows and the
+//! counts of invoiced customers they move, the event appended. The engine's side reads the partner, the
 //! products, the campaign, the number and the rate before it writes, and derives the roll-up rows from the rows it
 //! inserted (`INSERT … SELECT`): the workload measures what that costs.
 //!
@@ -75,6 +76,28 @@ pub const BOUGHT_UPSERT: &str = "INSERT INTO bought_months (tenant, kind, item, 
      VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (tenant, kind, item, month, partner) DO UPDATE SET \
      quantity_units = bought_months.quantity_units + excluded.quantity_units";
 
+/// A campaign document's four rows of the campaign roll-up (its customer's net revenue per calendar month,
+/// quarter, year and all time): `$1` tenant, `$2` reporting, `$3` campaign, `$4` partner, `$5`–`$7` the month,
+/// quarter and year indexes, `$8` revenue.
+pub const CAMPAIGN_CUSTOMERS_UPSERT: &str =
+    "INSERT INTO campaign_customers (tenant, reporting, campaign, grain, \
+     idx, partner, revenue_units) VALUES ($1, $2, $3, 0, $5, $4, $8), ($1, $2, $3, 1, $6, $4, $8), \
+     ($1, $2, $3, 2, $7, $4, $8), ($1, $2, $3, 3, 0, $4, $8) \
+     ON CONFLICT (tenant, reporting, campaign, grain, idx, partner) DO UPDATE SET \
+     revenue_units = campaign_customers.revenue_units + excluded.revenue_units";
+
+/// After [`CAMPAIGN_CUSTOMERS_UPSERT`] (same values): each of the four rows whose revenue crossed zero moves its
+/// bucket's count of invoiced customers by one.
+pub const CAMPAIGN_REACH_UPSERT: &str = "INSERT INTO campaign_reach (tenant, reporting, grain, idx, campaign, \
+     customers) SELECT c.tenant, c.reporting, c.grain, c.idx, c.campaign, \
+     CASE WHEN c.revenue_units > 0 THEN 1 ELSE -1 END FROM (SELECT 0 AS grain, CAST($5 AS bigint) AS idx \
+     UNION ALL SELECT 1, CAST($6 AS bigint) UNION ALL SELECT 2, CAST($7 AS bigint) UNION ALL SELECT 3, 0) AS g \
+     CROSS JOIN campaign_customers c WHERE c.tenant = $1 AND c.reporting = $2 AND c.campaign = $3 \
+     AND c.grain = g.grain AND c.idx = g.idx AND c.partner = $4 \
+     AND (c.revenue_units > 0) <> (c.revenue_units - CAST($8 AS bigint) > 0) \
+     ON CONFLICT (tenant, reporting, grain, idx, campaign) DO UPDATE SET \
+     customers = campaign_reach.customers + excluded.customers";
+
 /// The statements recording the sales document `d` (an invoice or credit note), with their values. Keys are
 /// written as each schema stores them: ids as text on PostgreSQL (`pg`), as stored (blobs) on SQLite; an absent
 /// attribute as the empty text.
@@ -137,6 +160,20 @@ pub fn statements(d: &Document, pg: bool) -> Result<Vec<(&'static str, Vec<Param
             ],
         ));
     }
+    if let Some(c) = d.campaign() {
+        let values = vec![
+            tenant.clone(),
+            Param::Text(d.rate().reporting.code().to_string()),
+            Param::Uuid(*c.as_uuid()),
+            partner.clone(),
+            Param::I64(month),
+            Param::I64(Bucket::Quarter.index(d.issue_date())),
+            Param::I64(Bucket::Year.index(d.issue_date())),
+            Param::I64(d.revenue_units()),
+        ];
+        out.push((CAMPAIGN_CUSTOMERS_UPSERT, values.clone()));
+        out.push((CAMPAIGN_REACH_UPSERT, values));
+    }
     let mut bought: BTreeMap<(i16, uuid::Uuid), i64> = BTreeMap::new();
     for l in d.lines() {
         *bought.entry((0, *l.product.as_uuid())).or_default() += l.quantity_units;
@@ -163,7 +200,7 @@ pub fn statements(d: &Document, pg: bool) -> Result<Vec<(&'static str, Vec<Param
 /// The queries whose rows make a tenant's recording digest (`$1` the tenant): its documents without their ids,
 /// its lines' totals, its events by kind and the four roll-ups, ids as 32 hex digits on both backends (so the
 /// smoke test can compare SQLite's digest with PostgreSQL's).
-pub fn digest_queries(pg: bool) -> [&'static str; 6] {
+pub fn digest_queries(pg: bool) -> [&'static str; 7] {
     if pg {
         [
             "SELECT kind || ' ' || number || ' ' || issue_day || ' ' || revenue_units || ' ' || cost_units || ' ' \
@@ -182,6 +219,11 @@ pub fn digest_queries(pg: bool) -> [&'static str; 6] {
             "SELECT dim || ' ' || day || ' ' || (CASE WHEN key ~ '^[0-9a-f]{8}-[0-9a-f]{4}-' \
              THEN replace(key, '-', '') ELSE key END) || ' ' || revenue_units || ' ' || cost_units || ' ' || \
              invoices || ' ' || documents FROM sales_days WHERE tenant = $1 AND documents <> 0",
+            "SELECT 'c ' || grain || ' ' || idx || ' ' || replace(campaign::text, '-', '') || ' ' || \
+             replace(partner::text, '-', '') || ' ' || revenue_units FROM campaign_customers \
+             WHERE tenant = $1 AND revenue_units <> 0 UNION ALL \
+             SELECT 'r ' || grain || ' ' || idx || ' ' || replace(campaign::text, '-', '') || ' ' || customers \
+             FROM campaign_reach WHERE tenant = $1 AND customers <> 0",
         ]
     } else {
         [
@@ -199,6 +241,10 @@ pub fn digest_queries(pg: bool) -> [&'static str; 6] {
             "SELECT dim || ' ' || day || ' ' || (CASE WHEN typeof(key) = 'blob' THEN lower(hex(key)) ELSE key END) \
              || ' ' || revenue_units || ' ' || cost_units || ' ' || invoices || ' ' || documents \
              FROM sales_days WHERE tenant = ?1 AND documents <> 0",
+            "SELECT 'c ' || grain || ' ' || idx || ' ' || lower(hex(campaign)) || ' ' || lower(hex(partner)) || ' ' || \
+             revenue_units FROM campaign_customers WHERE tenant = ?1 AND revenue_units <> 0 UNION ALL \
+             SELECT 'r ' || grain || ' ' || idx || ' ' || lower(hex(campaign)) || ' ' || customers \
+             FROM campaign_reach WHERE tenant = ?1 AND customers <> 0",
         ]
     }
 }

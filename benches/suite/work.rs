@@ -1658,8 +1658,8 @@ pub mod sql {
         execute(
             tx,
             "INSERT INTO leads (tenant, id, partner, pipeline, stage, status, owner, currency, expected_units, revenue_key, \
-             probability, created_at, updated_at, title_lc, version, doc) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+             probability, created_at, updated_at, title_lc, version, doc, campaign) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
             params![
                 l.tenant().as_bytes(),
                 l.id().as_bytes(),
@@ -1676,7 +1676,8 @@ pub mod sql {
                 l.updated_at().timestamp_micros(),
                 l.title().to_lowercase(),
                 l.version() as i64,
-                json(l)?
+                json(l)?,
+                l.source().campaign.as_ref().map(|c| c.as_bytes())
             ],
         )?;
         let mut tags = tx
@@ -2047,8 +2048,7 @@ pub mod sql {
                  WHERE tenant = ?1 AND kind IN (0, 1) AND reporting = 'EUR' AND issue_day BETWEEN ?2 AND ?3 \
                  AND (campaign IS NOT NULL \
                  OR partner IN (SELECT partner FROM campaign_targets WHERE tenant = ?1 AND holdout = 0) \
-                 OR partner IN (SELECT partner FROM leads WHERE tenant = ?1 \
-                 AND json_extract(doc, '$.source.campaign') IS NOT NULL))",
+                 OR partner IN (SELECT partner FROM leads WHERE tenant = ?1 AND campaign IS NOT NULL))",
             )
             .map_err(se)?;
         let rows = s
@@ -2112,16 +2112,15 @@ pub mod sql {
         // The leads a campaign brought (on their creation day) and the meetings held about them (on their start).
         for (text, kind) in [
             (
-                "SELECT json_extract(doc, '$.source.campaign'), partner, created_at FROM leads WHERE tenant = ?1 \
-                 AND json_extract(doc, '$.source.campaign') IS NOT NULL AND status <> 3 \
+                "SELECT campaign, partner, created_at FROM leads WHERE tenant = ?1 \
+                 AND campaign IS NOT NULL AND status <> 3 \
                  AND created_at >= ?2 AND created_at < ?3",
                 TouchKind::Lead,
             ),
             (
-                "SELECT json_extract(l.doc, '$.source.campaign'), l.partner, m.starts_us FROM meetings m \
+                "SELECT l.campaign, l.partner, m.starts_us FROM meetings m \
                  JOIN leads l ON l.tenant = m.tenant AND l.id = m.lead WHERE m.tenant = ?1 AND m.status = 1 \
-                 AND m.starts_us >= ?2 AND m.starts_us < ?3 AND l.status <> 3 \
-                 AND json_extract(l.doc, '$.source.campaign') IS NOT NULL",
+                 AND m.starts_us >= ?2 AND m.starts_us < ?3 AND l.status <> 3 AND l.campaign IS NOT NULL",
                 TouchKind::Meeting,
             ),
         ] {
@@ -2129,7 +2128,7 @@ pub mod sql {
             let rows = s
                 .query_map(params![t, mf, mt], |r| {
                     Ok((
-                        r.get::<_, String>(0)?,
+                        r.get::<_, Vec<u8>>(0)?,
                         r.get::<_, Vec<u8>>(1)?,
                         r.get::<_, i64>(2)?,
                     ))
@@ -2143,9 +2142,7 @@ pub mod sql {
                         .ok_or("a time")?
                         .date_naive(),
                     kind,
-                    campaign: crm_core::id::CampaignId::from_uuid(
-                        c.parse().map_err(|e: uuid::Error| e.to_string())?,
-                    ),
+                    campaign: crm_core::id::CampaignId::from_uuid(uuid(c)?),
                 });
             }
         }
@@ -2204,8 +2201,7 @@ pub mod sql {
         each(
             "SELECT c.id, COUNT(*), COALESCE(SUM(l.status = 1), 0) FROM campaigns c CROSS JOIN leads l \
              WHERE c.tenant = ?1 AND l.tenant = c.tenant \
-             AND json_extract(l.doc, '$.source.campaign') = json_extract(c.doc, '$.id') \
-             AND json_extract(l.doc, '$.source.campaign') IS NOT NULL AND l.created_at >= ?2 AND l.created_at < ?3 \
+             AND l.campaign = c.id AND l.campaign IS NOT NULL AND l.created_at >= ?2 AND l.created_at < ?3 \
              GROUP BY c.id",
             &[&t, &mf, &mt],
             2,

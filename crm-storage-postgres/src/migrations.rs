@@ -70,6 +70,12 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
     Migration::new(22, "campaign_leads", || {
         schema::campaign_leads(Dialect::Postgres)
     }),
+    Migration::new(23, "lead_campaign_column", || {
+        schema::lead_campaign_column(Dialect::Postgres)
+    }),
+    Migration::new(24, "campaign_rollups", || {
+        crm_storage_sql::rollup::campaign_schema(Dialect::Postgres)
+    }),
 ];
 
 /// The advisory-lock key of a schema's migrations: FNV-1a of a fixed prefix and the schema name, so the key is the

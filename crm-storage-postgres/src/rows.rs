@@ -74,7 +74,7 @@ pub(crate) const LOST_REASONS: Table = crm_storage_sql::table!("lost_reasons" {
 pub(crate) const LEADS: Table = crm_storage_sql::table!("leads" {
     tenant: Uuid, id: Uuid, partner: Uuid, pipeline: Uuid, stage: Uuid, status: I16, owner: Uuid,
     search: Text, expected: Numeric, currency: Ccy, revenue_key: I64, probability: I16,
-    created_us: I64, updated_us: I64, version: I64, doc: Json, host_ref: Text,
+    created_us: I64, updated_us: I64, version: I64, doc: Json, host_ref: Text, campaign: Uuid,
 });
 
 pub(crate) const LEAD_TAGS: Table = crm_storage_sql::table!("lead_tags" {
@@ -211,6 +211,7 @@ pub(crate) fn lead_row(l: &Lead) -> Result<Vec<Value>> {
         Box::new(l.version() as i64),
         json(l)?,
         Box::new(l.host_ref().map(str::to_owned)),
+        opt_uuid(l.source().campaign.as_ref().map(|c| c.as_uuid())),
     ])
 }
 

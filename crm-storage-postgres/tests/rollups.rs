@@ -11,6 +11,30 @@ use futures::FutureExt;
 use std::sync::Arc;
 
 #[tokio::test]
+async fn tampered_campaign_rollups_are_found_and_rebuilt() {
+    let Some(pg) = common::store().await else {
+        return;
+    };
+    let store: Arc<dyn Store> = Arc::new(pg.clone());
+    let commerce: Arc<dyn CommerceStore> = Arc::new(pg.clone());
+    crm_core::conformance::commerce::check_campaign_rollup_repair(&store, &commerce, |tenant: TenantId| {
+        let pg = pg.clone();
+        async move {
+            for text in [
+                "UPDATE campaign_reach SET customers = customers + 5 WHERE tenant = $1 AND grain = 2",
+                "DELETE FROM campaign_customers WHERE tenant = $1 AND grain = 0",
+            ] {
+                let (mut sql, _) = Sql::for_tenant(pg.dialect(), tenant);
+                sql.text = text.to_string();
+                pg.execute(sql).await.expect("tamper");
+            }
+        }
+        .boxed()
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn tampered_rollups_are_found_and_rebuilt() {
     let Some(pg) = common::store().await else {
         return;
@@ -41,7 +65,8 @@ async fn tampered_rollups_are_found_and_rebuilt() {
     .await;
 }
 
-/// A schema from before the roll-ups (migration 14) gets them built from its documents by migrations 15, 16 and 20,
+/// A schema from before the roll-ups (migration 14) gets them built from its documents by migrations 15, 16, 20 and
+/// 24,
 /// and its documents' lines, which their JSON carried until migration 19, moved into `document_lines`: every
 /// document reads back exactly as before and no stored JSON keeps its lines.
 #[tokio::test]
@@ -79,7 +104,9 @@ async fn the_migration_builds_the_rollups_of_existing_documents() {
             "DROP TABLE bought_months",
             "DROP TABLE sales_days",
             "ALTER TABLE campaign_targets DROP COLUMN holdout",
-            "DELETE FROM schema_migrations WHERE version IN (15, 16, 17, 19, 20)",
+            "DROP TABLE campaign_customers",
+            "DROP TABLE campaign_reach",
+            "DELETE FROM schema_migrations WHERE version IN (15, 16, 17, 19, 20, 24)",
         ]
         .map(String::from),
     );

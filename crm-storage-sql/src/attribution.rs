@@ -31,7 +31,6 @@ use std::collections::BTreeMap;
 /// assert!(sql[0].text.contains("sales_months"));
 /// ```
 pub fn attribution_sql(dialect: Dialect, tenant: TenantId, scope: &AttributionScope) -> Vec<Sql> {
-    let source = dialect.json_text("doc", &["source", "campaign"]);
     let created = match dialect {
         Dialect::Sqlite => "created_at",
         Dialect::Postgres => "created_us",
@@ -66,7 +65,7 @@ pub fn attribution_sql(dialect: Dialect, tenant: TenantId, scope: &AttributionSc
         sql.text = format!(
             "SELECT d.partner, d.issue_day, d.id, d.campaign, d.revenue_units - d.cost_units FROM documents d \
              LEFT JOIN (SELECT partner FROM campaign_targets WHERE tenant = {t} AND holdout = 0 \
-               UNION SELECT partner FROM leads WHERE tenant = {t} AND {source} IS NOT NULL) AS touched \
+               UNION SELECT partner FROM leads WHERE tenant = {t} AND campaign IS NOT NULL) AS touched \
                ON touched.partner = d.partner \
              WHERE d.tenant = {t} AND d.kind IN (0, 1) AND d.reporting = {r} AND d.issue_day BETWEEN {a} AND {b} \
              AND (d.campaign IS NOT NULL OR touched.partner IS NOT NULL)"
@@ -98,7 +97,7 @@ pub fn attribution_sql(dialect: Dialect, tenant: TenantId, scope: &AttributionSc
         let (m1, m2) = micro_bounds(first);
         let (a, b) = (sql.bind(m1), sql.bind(m2));
         sql.text = format!(
-            "SELECT {source}, partner, {created} FROM leads WHERE tenant = {t} AND {source} IS NOT NULL \
+            "SELECT campaign, partner, {created} FROM leads WHERE tenant = {t} AND campaign IS NOT NULL \
              AND status <> 3 AND {created} >= {a} AND {created} < {b}"
         );
         sql
@@ -109,9 +108,10 @@ pub fn attribution_sql(dialect: Dialect, tenant: TenantId, scope: &AttributionSc
         let (m1, m2) = micro_bounds(first);
         let (a, b) = (sql.bind(m1), sql.bind(m2));
         let held = crate::commerce::meeting_status_code(crm_core::sales::MeetingStatus::Held);
-        let source = dialect.json_text("l.doc", &["source", "campaign"]);
         sql.text = format!(
-            "SELECT {source}, l.partner, m.starts_us FROM meetings m JOIN leads l ON l.tenant = m.tenant              AND l.id = m.lead WHERE m.tenant = {t} AND m.status = {held} AND m.starts_us >= {a}              AND m.starts_us < {b} AND l.status <> 3 AND {source} IS NOT NULL"
+            "SELECT l.campaign, l.partner, m.starts_us FROM meetings m JOIN leads l ON l.tenant = m.tenant \
+             AND l.id = m.lead WHERE m.tenant = {t} AND m.status = {held} AND m.starts_us >= {a} \
+             AND m.starts_us < {b} AND l.status <> 3 AND l.campaign IS NOT NULL"
         );
         sql
     };
@@ -196,12 +196,7 @@ pub async fn attribution_inputs<R: Runner + ?Sized>(
         (&meetings, TouchKind::Meeting, "meeting start"),
     ] {
         for row in rows {
-            let text = row[0].text("lead source campaign")?;
-            let campaign = text
-                .trim_matches('"')
-                .parse::<uuid::Uuid>()
-                .map(CampaignId::from_uuid)
-                .map_err(|e| corrupt("lead source campaign", e))?;
+            let campaign = CampaignId::from_uuid(row[0].uuid("lead source campaign")?);
             let on = day_of(row[2].int(time)?)?;
             if in_range(on) {
                 inputs.touches.push(Touch {

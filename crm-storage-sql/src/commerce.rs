@@ -1298,11 +1298,12 @@ pub struct CampaignSumsSql {
     pub targets: Sql,
     /// `(outcome code, count)` of the outcomes recorded in the period, one row each.
     pub outcomes: Sql,
-    /// `(leads the campaign brought in the period, won)`: the expression of the `leads_by_campaign` index.
+    /// `(leads the campaign brought in the period, won)`: one range of the `leads_by_campaign` index.
     pub leads: Sql,
     /// `(revenue units, cost units)` of its sales.
     pub money: Sql,
-    /// `(customers invoiced)`: partners whose sales sum to more than zero.
+    /// `(customers invoiced)`: partners whose sales sum to more than zero (kept per calendar bucket, see
+    /// [`crate::rollup::campaign_span`]; summed from the documents for any other period).
     pub invoiced: Sql,
     /// `(units spent)`.
     pub costs: Sql,
@@ -1343,7 +1344,6 @@ pub fn campaign_sums(
         Dialect::Sqlite => "created_at",
         Dialect::Postgres => "created_us",
     };
-    let source = dialect.json_text("doc", &["source", "campaign"]);
     CampaignSumsSql {
         targets: by_micros(
             format!(
@@ -1362,16 +1362,34 @@ pub fn campaign_sums(
         ),
         leads: by_micros(
             format!(
-                "SELECT count(*), {} FROM leads WHERE tenant = {p1} AND {source} = {p2} AND status <> 3 \
+                "SELECT count(*), {} FROM leads WHERE tenant = {p1} AND campaign = {p2} AND status <> 3 \
                  AND {created} >= {p3} AND {created} < {p4}",
                 dialect.filtered("count", "1", "status = 1")
             ),
-            campaign.to_string().into(),
+            Param::Uuid(*campaign.as_uuid()),
         ),
         money: campaign_money(dialect, tenant, campaign, period, reporting),
-        invoiced: by_days(format!(
-            "SELECT count(*) FROM (SELECT partner {sales} GROUP BY partner HAVING sum(revenue_units) > 0) AS invoiced"
-        )),
+        invoiced: match crate::rollup::campaign_span(period) {
+            // A whole calendar month, quarter or year, or all time: the count kept per bucket.
+            Some((grain, idx)) => with(
+                dialect,
+                format!(
+                    "SELECT COALESCE(max(customers), 0) FROM {} WHERE tenant = {p1} AND reporting = {p2} \
+                     AND grain = {p3} AND idx = {p4} AND campaign = {p5}",
+                    crate::rollup::CAMPAIGN_REACH
+                ),
+                vec![
+                    (*tenant.as_uuid()).into(),
+                    reporting.code().into(),
+                    Param::I16(grain),
+                    Param::I64(idx),
+                    Param::Uuid(*campaign.as_uuid()),
+                ],
+            ),
+            None => by_days(format!(
+                "SELECT count(*) FROM (SELECT partner {sales} GROUP BY partner HAVING sum(revenue_units) > 0) AS invoiced"
+            )),
+        },
         costs: by_days(format!(
             "SELECT COALESCE(sum(amount_units), 0) FROM campaign_costs WHERE tenant = {p1} AND campaign = {p2} \
              AND reporting = {p3} AND day BETWEEN {p4} AND {p5}"
@@ -1601,8 +1619,6 @@ pub fn campaigns_sums(
         Dialect::Sqlite => "created_at",
         Dialect::Postgres => "created_us",
     };
-    let source = dialect.json_text("l.doc", &["source", "campaign"]);
-    let id = dialect.json_text("c.doc", &["id"]);
     let name = dialect.json_text("doc", &["name"]);
     let money = profit_sums(
         dialect,
@@ -1624,23 +1640,40 @@ pub fn campaigns_sums(
             "SELECT campaign, outcome, count(*) FROM campaign_targets WHERE tenant = {p1} AND holdout = 0 \
              AND outcome IS NOT NULL AND outcome_at >= {p2} AND outcome_at < {p3} GROUP BY campaign, outcome"
         )),
-        // Driven from the campaigns too: each one's leads are one range of `leads_by_campaign` (its id as the
-        // campaign's JSON spells it, as the lead's source does), read from the index alone.
+        // Driven from the campaigns too: each one's leads are one range of `leads_by_campaign`, read from the
+        // index alone.
         by_micros(format!(
             "SELECT c.id, count(*), {} FROM campaigns c CROSS JOIN leads l WHERE c.tenant = {p1} \
-             AND l.tenant = c.tenant AND {source} = {id} AND {source} IS NOT NULL AND l.status <> 3 AND l.{created} >= {p2} \
-             AND l.{created} < {p3} GROUP BY c.id",
+             AND l.tenant = c.tenant AND l.campaign = c.id AND l.campaign IS NOT NULL AND l.status <> 3 \
+             AND l.{created} >= {p2} AND l.{created} < {p3} GROUP BY c.id",
             dialect.filtered("count", "1", "l.status = 1")
         )),
         money,
-        // Driven from the campaigns, so each one's documents are one range of `documents_campaign` by issue day
-        // (SQLite keeps a CROSS JOIN's order; PostgreSQL plans it as any inner join).
-        by_days(format!(
-            "SELECT campaign, count(*) FROM (SELECT d.campaign, d.partner FROM campaigns c CROSS JOIN documents d \
-             WHERE c.tenant = {p1} AND d.tenant = c.tenant AND d.campaign = c.id AND d.campaign IS NOT NULL \
-             AND d.kind IN (0, 1) AND d.reporting = {p2} AND d.issue_day BETWEEN {p3} AND {p4} \
-             GROUP BY d.campaign, d.partner HAVING sum(d.revenue_units) > 0) AS invoiced GROUP BY campaign"
-        )),
+        match crate::rollup::campaign_span(period) {
+            // A whole calendar month, quarter or year, or all time: the counts kept per bucket, one range.
+            Some((grain, idx)) => with(
+                dialect,
+                format!(
+                    "SELECT campaign, customers FROM {} WHERE tenant = {p1} AND reporting = {p2} \
+                     AND grain = {p3} AND idx = {p4}",
+                    crate::rollup::CAMPAIGN_REACH
+                ),
+                vec![
+                    t(),
+                    reporting.code().into(),
+                    Param::I16(grain),
+                    Param::I64(idx),
+                ],
+            ),
+            // Driven from the campaigns, so each one's documents are one range of `documents_campaign` by issue
+            // day (SQLite keeps a CROSS JOIN's order; PostgreSQL plans it as any inner join).
+            None => by_days(format!(
+                "SELECT campaign, count(*) FROM (SELECT d.campaign, d.partner FROM campaigns c CROSS JOIN documents d \
+                 WHERE c.tenant = {p1} AND d.tenant = c.tenant AND d.campaign = c.id AND d.campaign IS NOT NULL \
+                 AND d.kind IN (0, 1) AND d.reporting = {p2} AND d.issue_day BETWEEN {p3} AND {p4} \
+                 GROUP BY d.campaign, d.partner HAVING sum(d.revenue_units) > 0) AS invoiced GROUP BY campaign"
+            )),
+        },
         by_days(format!(
             "SELECT campaign, COALESCE(sum(amount_units), 0) FROM campaign_costs WHERE tenant = {p1} \
              AND reporting = {p2} AND day BETWEEN {p3} AND {p4} GROUP BY campaign"

@@ -29,10 +29,10 @@ use crate::run::{corrupt, Runner};
 use crate::{day_number, Dialect, Param, Sql};
 use chrono::{Datelike, NaiveDate};
 use crm_core::commerce::{
-    Bucket, FactDifference, GroupBy, Item, PartnerFact, Period, RollupAction, RollupCheck,
-    RollupDifference, RollupSums,
+    Bucket, CampaignDifference, FactDifference, GroupBy, Item, PartnerFact, Period, RollupAction,
+    RollupCheck, RollupDifference, RollupSums,
 };
-use crm_core::id::{CategoryId, PartnerId, ProductId, TenantId};
+use crm_core::id::{CampaignId, CategoryId, PartnerId, ProductId, TenantId};
 use crm_core::money::Currency;
 use crm_core::Result;
 use uuid::Uuid;
@@ -50,6 +50,15 @@ pub const LAST_SALES: &str = "partner_last_sales";
 
 /// The table of each partner's net quantity of a product (`kind` 0) or category (1) per month.
 pub const BOUGHT: &str = "bought_months";
+
+/// The campaign roll-up: each customer's net revenue (reporting units) from a campaign's sales per calendar month,
+/// quarter and year and over all time (`grain` 0 to 3 as [`campaign_span`] numbers them, `idx` the bucket's index,
+/// 0 for all time). Customers invoiced in a period do not add up across its months, so the campaign report's count
+/// of them is kept per calendar bucket ([`CAMPAIGN_REACH`]) and this table is what keeps that count exact.
+pub const CAMPAIGN_CUSTOMERS: &str = "campaign_customers";
+
+/// The number of customers whose row of [`CAMPAIGN_CUSTOMERS`] is positive, per campaign and calendar bucket.
+pub const CAMPAIGN_REACH: &str = "campaign_reach";
 
 /// The most document ids one roll-up statement names (SQLite binds each).
 pub const IDS_PER_STATEMENT: usize = 500;
@@ -216,6 +225,107 @@ fn last_sales(filter: &str) -> String {
     )
 }
 
+/// The `(grain, idx)` of [`CAMPAIGN_REACH`] that answers a campaign report over `period` (all time when `None`):
+/// a whole calendar month (grain 0), quarter (1) or year (2), or all time (3, index 0); `None` for any other
+/// period, which the documents answer.
+pub fn campaign_span(period: Option<Period>) -> Option<(i16, i64)> {
+    let Some(p) = period else {
+        return Some((3, 0));
+    };
+    if p == Period::ALL {
+        return Some((3, 0));
+    }
+    [Bucket::Month, Bucket::Quarter, Bucket::Year]
+        .into_iter()
+        .zip(0..)
+        .find_map(|(b, grain)| {
+            let i = b.index(p.from());
+            let whole = b.start_of(i) == Some(p.from())
+                && b.start_of(i + 1).and_then(|next| next.pred_opt()) == Some(p.to());
+            whole.then_some((grain, i))
+        })
+}
+
+/// `SELECT tenant, reporting, campaign, grain, idx, partner, rev` of the campaign sales documents matching `filter`:
+/// each customer's net revenue per campaign and calendar bucket ([`CAMPAIGN_CUSTOMERS`]' rows), multiplied by
+/// `sign`.
+fn campaign_rows(dialect: Dialect, filter: &str, sign: i64) -> String {
+    let rev = match dialect {
+        Dialect::Sqlite => format!("{sign} * sum(revenue_units)"),
+        Dialect::Postgres => format!("CAST({sign} * sum(revenue_units) AS bigint)"),
+    };
+    format!(
+        "SELECT tenant, reporting, campaign, g.grain AS grain, \
+         CASE g.grain WHEN 0 THEN month_idx WHEN 1 THEN quarter_idx WHEN 2 THEN year_idx ELSE 0 END AS idx, \
+         partner, {rev} AS rev FROM documents CROSS JOIN (SELECT 0 AS grain UNION ALL SELECT 1 AS grain \
+         UNION ALL SELECT 2 AS grain UNION ALL SELECT 3 AS grain) AS g \
+         WHERE {filter} AND campaign IS NOT NULL AND kind IN (0, 1) GROUP BY 1, 2, 3, 4, 5, 6"
+    )
+}
+
+/// Adds `sign` (1 or -1) times the number of positive [`CAMPAIGN_CUSTOMERS`] rows among the keys of `rows` (a
+/// [`campaign_rows`] select) to [`CAMPAIGN_REACH`]: run with -1 before those rows change and with 1 after, so a
+/// customer crossing zero either way moves the count by one.
+fn reach_adjust(dialect: Dialect, rows: &str, sign: i64) -> String {
+    let n = match dialect {
+        Dialect::Sqlite => format!("{sign} * count(*)"),
+        Dialect::Postgres => format!("CAST({sign} * count(*) AS bigint)"),
+    };
+    format!(
+        "INSERT INTO {CAMPAIGN_REACH} (tenant, reporting, grain, idx, campaign, customers) \
+         SELECT c.tenant, c.reporting, c.grain, c.idx, c.campaign, {n} FROM ({rows}) AS k \
+         CROSS JOIN {CAMPAIGN_CUSTOMERS} c WHERE c.tenant = k.tenant AND c.reporting = k.reporting \
+         AND c.campaign = k.campaign AND c.grain = k.grain AND c.idx = k.idx AND c.partner = k.partner \
+         AND c.revenue_units > 0 GROUP BY c.tenant, c.reporting, c.grain, c.idx, c.campaign \
+         ON CONFLICT (tenant, reporting, grain, idx, campaign) DO UPDATE SET \
+         customers = {CAMPAIGN_REACH}.customers + excluded.customers"
+    )
+}
+
+/// `INSERT INTO campaign_customers … ON CONFLICT DO UPDATE` adding `rows` (a [`campaign_rows`] select).
+fn campaign_upsert(rows: &str) -> String {
+    format!(
+        "INSERT INTO {CAMPAIGN_CUSTOMERS} (tenant, reporting, campaign, grain, idx, partner, revenue_units) {rows} \
+         ON CONFLICT (tenant, reporting, campaign, grain, idx, partner) DO UPDATE SET \
+         revenue_units = {CAMPAIGN_CUSTOMERS}.revenue_units + excluded.revenue_units"
+    )
+}
+
+/// The statements filling the campaign roll-ups from the documents matching `filter` (into empty tables).
+fn campaign_fill(dialect: Dialect, filter: &str, reach_filter: &str) -> [String; 2] {
+    [
+        format!(
+            "INSERT INTO {CAMPAIGN_CUSTOMERS} (tenant, reporting, campaign, grain, idx, partner, revenue_units) {}",
+            campaign_rows(dialect, filter, 1)
+        ),
+        format!(
+            "INSERT INTO {CAMPAIGN_REACH} (tenant, reporting, grain, idx, campaign, customers) \
+             SELECT tenant, reporting, grain, idx, campaign, count(*) FROM {CAMPAIGN_CUSTOMERS} \
+             WHERE {reach_filter} AND revenue_units > 0 GROUP BY tenant, reporting, grain, idx, campaign"
+        ),
+    ]
+}
+
+/// Migration (SQLite's 25, PostgreSQL's 24): the campaign roll-ups ([`CAMPAIGN_CUSTOMERS`], [`CAMPAIGN_REACH`]),
+/// filled from the documents already recorded.
+pub fn campaign_schema(dialect: Dialect) -> String {
+    let (uuid, ccy, without_rowid) = match dialect {
+        Dialect::Sqlite => ("BLOB", "TEXT", " WITHOUT ROWID"),
+        Dialect::Postgres => ("uuid", "char(3)", ""),
+    };
+    let [customers, reach] = campaign_fill(dialect, "true", "true");
+    format!(
+        "CREATE TABLE {CAMPAIGN_CUSTOMERS} (tenant {uuid} NOT NULL, reporting {ccy} NOT NULL, \
+         campaign {uuid} NOT NULL, grain smallint NOT NULL, idx bigint NOT NULL, partner {uuid} NOT NULL, \
+         revenue_units bigint NOT NULL, \
+         PRIMARY KEY (tenant, reporting, campaign, grain, idx, partner)){without_rowid};\n\
+         CREATE TABLE {CAMPAIGN_REACH} (tenant {uuid} NOT NULL, reporting {ccy} NOT NULL, grain smallint NOT NULL, \
+         idx bigint NOT NULL, campaign {uuid} NOT NULL, customers bigint NOT NULL, \
+         PRIMARY KEY (tenant, reporting, grain, idx, campaign)){without_rowid};\n\
+         {customers};\n{reach};\n"
+    )
+}
+
 /// The statements adding (`sign` 1) or subtracting (`sign` -1) the stored sales documents `ids` of `tenant` to or
 /// from the roll-ups, in order. Run them after inserting a document, and around an update of one (subtract
 /// before, add after), in the same transaction; documents that are not sales (bills, payments) change nothing.
@@ -249,6 +359,22 @@ pub fn apply_documents(dialect: Dialect, tenant: TenantId, ids: &[Uuid], sign: i
             bought_upsert(&bought(dialect, &format!("d.tenant = {t} AND {ids}"), sign))
         }),
     ];
+    // The campaign roll-up: the positive customers among the documents' rows leave the count, the rows change,
+    // and the positive ones are counted again.
+    let keys = |t: &str, ids: &str| campaign_rows(dialect, &format!("tenant = {t} AND {ids}"), 1);
+    out.push(statement("id", &|t, ids| {
+        reach_adjust(dialect, &keys(t, ids), -1)
+    }));
+    out.push(statement("id", &|t, ids| {
+        campaign_upsert(&campaign_rows(
+            dialect,
+            &format!("tenant = {t} AND {ids}"),
+            sign,
+        ))
+    }));
+    out.push(statement("id", &|t, ids| {
+        reach_adjust(dialect, &keys(t, ids), 1)
+    }));
     if sign < 0 {
         out.push(statement("id", &|t, ids| {
             format!(
@@ -662,6 +788,87 @@ fn fact_differences_sql(dialect: Dialect, tenant: TenantId, limit: usize) -> Sql
     sql
 }
 
+/// The statement listing the campaign roll-up rows of `tenant` that differ from the documents: `(side, fact,
+/// reporting, campaign, grain, idx, partner, value)`, side 0 what the documents give, 1 what is stored; fact 0 a
+/// customer's net revenue ([`CAMPAIGN_CUSTOMERS`]), 1 a count of customers ([`CAMPAIGN_REACH`], `partner` NULL); a
+/// value of zero counts as none; at most `limit` rows.
+fn campaign_differences_sql(dialect: Dialect, tenant: TenantId, limit: usize) -> Sql {
+    let (mut sql, t) = Sql::for_tenant(dialect, tenant);
+    let n = sql.bind(limit as i64);
+    let none = null_of(dialect, "uuid");
+    sql.text = format!(
+        "WITH lc AS (SELECT reporting, campaign, grain, idx, partner, rev FROM ({rows}) AS r WHERE rev <> 0), \
+         sc AS (SELECT reporting, campaign, grain, idx, partner, revenue_units AS rev FROM {CAMPAIGN_CUSTOMERS} \
+         WHERE tenant = {t} AND revenue_units <> 0), \
+         lr AS (SELECT reporting, campaign, grain, idx, count(*) AS n FROM lc WHERE rev > 0 \
+         GROUP BY reporting, campaign, grain, idx), \
+         sr AS (SELECT reporting, campaign, grain, idx, customers AS n FROM {CAMPAIGN_REACH} \
+         WHERE tenant = {t} AND customers <> 0) \
+         SELECT 0 AS side, 0 AS fact, reporting, campaign, grain, idx, partner, rev AS v \
+         FROM (SELECT * FROM lc EXCEPT SELECT * FROM sc) AS a \
+         UNION ALL SELECT 1, 0, reporting, campaign, grain, idx, partner, rev FROM (SELECT * FROM sc EXCEPT SELECT * FROM lc) AS b \
+         UNION ALL SELECT 0, 1, reporting, campaign, grain, idx, {none}, n FROM (SELECT * FROM lr EXCEPT SELECT * FROM sr) AS c \
+         UNION ALL SELECT 1, 1, reporting, campaign, grain, idx, {none}, n FROM (SELECT * FROM sr EXCEPT SELECT * FROM lr) AS d \
+         ORDER BY 2, 3, 4, 5, 6, 7, 1 LIMIT {n}",
+        rows = campaign_rows(dialect, &format!("tenant = {t}"), 1),
+    );
+    sql
+}
+
+/// The campaign roll-up rows that differ, from [`campaign_differences_sql`]'s rows (the two sides of one row are
+/// adjacent).
+fn campaign_differences(rows: &[Vec<crate::run::Cell>]) -> Result<Vec<CampaignDifference>> {
+    let mut out: Vec<CampaignDifference> = Vec::new();
+    for row in rows {
+        let side = row[0].int("side")?;
+        let code = row[2].text("reporting currency")?;
+        let reporting =
+            Currency::parse(code.trim()).map_err(|e| corrupt("reporting currency", e))?;
+        let campaign = CampaignId::from_uuid(row[3].uuid("campaign")?);
+        let bucket = match row[4].int("grain")? {
+            0 => Some(Bucket::Month),
+            1 => Some(Bucket::Quarter),
+            2 => Some(Bucket::Year),
+            3 => None,
+            g => return Err(corrupt("grain", g)),
+        };
+        let index =
+            i64::try_from(row[5].int("bucket index")?).map_err(|e| corrupt("bucket index", e))?;
+        let partner = row[6].opt_uuid("partner")?.map(PartnerId::from_uuid);
+        let value = i64::try_from(row[7].int("value")?).map_err(|e| corrupt("value", e))?;
+        let diff = CampaignDifference {
+            reporting,
+            campaign,
+            bucket,
+            index,
+            partner,
+            stored: None,
+            lines: None,
+        };
+        let same = |x: &CampaignDifference| {
+            (x.reporting, x.campaign, x.bucket, x.index, x.partner)
+                == (
+                    diff.reporting,
+                    diff.campaign,
+                    diff.bucket,
+                    diff.index,
+                    diff.partner,
+                )
+        };
+        if !out.last().is_some_and(same) {
+            out.push(diff);
+        }
+        if let Some(last) = out.last_mut() {
+            if side == 0 {
+                last.lines = Some(value);
+            } else {
+                last.stored = Some(value);
+            }
+        }
+    }
+    Ok(out)
+}
+
 /// The statements replacing `tenant`'s roll-ups by the sums of its documents (run in one transaction; on
 /// PostgreSQL the first locks the tables against concurrent recordings, which wait for the rebuild).
 pub(crate) fn rebuild_sql(dialect: Dialect, tenant: TenantId) -> Vec<Sql> {
@@ -669,7 +876,8 @@ pub(crate) fn rebuild_sql(dialect: Dialect, tenant: TenantId) -> Vec<Sql> {
     if dialect == Dialect::Postgres {
         let mut lock = Sql::new(dialect);
         lock.text = format!(
-            "LOCK TABLE {TABLE}, {DAYS}, {LAST_SALES}, {BOUGHT} IN SHARE ROW EXCLUSIVE MODE"
+            "LOCK TABLE {TABLE}, {DAYS}, {LAST_SALES}, {BOUGHT}, {CAMPAIGN_CUSTOMERS}, {CAMPAIGN_REACH} \
+             IN SHARE ROW EXCLUSIVE MODE"
         );
         out.push(lock);
     }
@@ -678,7 +886,14 @@ pub(crate) fn rebuild_sql(dialect: Dialect, tenant: TenantId) -> Vec<Sql> {
         sql.text = text(&t);
         sql
     };
-    for table in [TABLE, DAYS, LAST_SALES, BOUGHT] {
+    for table in [
+        TABLE,
+        DAYS,
+        LAST_SALES,
+        BOUGHT,
+        CAMPAIGN_CUSTOMERS,
+        CAMPAIGN_REACH,
+    ] {
         out.push(tenant_sql(&|t| {
             format!("DELETE FROM {table} WHERE tenant = {t}")
         }));
@@ -701,6 +916,12 @@ pub(crate) fn rebuild_sql(dialect: Dialect, tenant: TenantId) -> Vec<Sql> {
     out.push(tenant_sql(&|t| {
         bought_upsert(&bought(dialect, &format!("d.tenant = {t}"), 1))
     }));
+    for i in 0..2 {
+        out.push(tenant_sql(&|t| {
+            let filter = format!("tenant = {t}");
+            campaign_fill(dialect, &filter, &filter)[i].clone()
+        }));
+    }
     out
 }
 
@@ -870,12 +1091,19 @@ pub async fn rollups<R: Runner + ?Sized>(
         .rows(fact_differences_sql(dialect, tenant, limit), true)
         .await?;
     let mut facts = fact_differences(&fact_rows)?;
+    let campaign_rows = r
+        .rows(campaign_differences_sql(dialect, tenant, limit), true)
+        .await?;
+    let mut campaigns = campaign_differences(&campaign_rows)?;
     let more = more
         || fact_rows.len() == limit
+        || campaign_rows.len() == limit
         || differences.len() > RollupCheck::MAX_LISTED
-        || facts.len() > RollupCheck::MAX_LISTED;
+        || facts.len() > RollupCheck::MAX_LISTED
+        || campaigns.len() > RollupCheck::MAX_LISTED;
     differences.truncate(RollupCheck::MAX_LISTED);
     facts.truncate(RollupCheck::MAX_LISTED);
+    campaigns.truncate(RollupCheck::MAX_LISTED);
     let rebuilt = action == RollupAction::Rebuild;
     if rebuilt {
         r.execute_all(rebuild_sql(dialect, tenant)).await?;
@@ -883,6 +1111,7 @@ pub async fn rollups<R: Runner + ?Sized>(
     Ok(RollupCheck {
         differences,
         facts,
+        campaigns,
         more,
         rebuilt,
         bulk: None,

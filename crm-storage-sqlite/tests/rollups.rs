@@ -10,6 +10,28 @@ use futures::FutureExt;
 use std::sync::Arc;
 
 #[tokio::test]
+async fn tampered_campaign_rollups_are_found_and_rebuilt() {
+    let sqlite = SqliteStore::open_temporary().expect("open");
+    let store: Arc<dyn Store> = Arc::new(sqlite.clone());
+    let commerce: Arc<dyn CommerceStore> = Arc::new(sqlite.clone());
+    crm_core::conformance::commerce::check_campaign_rollup_repair(&store, &commerce, |tenant: TenantId| {
+        let sqlite = sqlite.clone();
+        async move {
+            for text in [
+                "UPDATE campaign_reach SET customers = customers + 5 WHERE tenant = ?1 AND grain = 2",
+                "DELETE FROM campaign_customers WHERE tenant = ?1 AND grain = 0",
+            ] {
+                let (mut sql, _) = Sql::for_tenant(sqlite.dialect(), tenant);
+                sql.text = text.to_string();
+                sqlite.execute(sql).await.expect("tamper");
+            }
+        }
+        .boxed()
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn tampered_rollups_are_found_and_rebuilt() {
     let sqlite = SqliteStore::open_temporary().expect("open");
     let store: Arc<dyn Store> = Arc::new(sqlite.clone());
@@ -38,7 +60,8 @@ async fn tampered_rollups_are_found_and_rebuilt() {
     .await;
 }
 
-/// A database from before the roll-ups (migration 15) gets them built from its documents by migrations 16, 17 and 21,
+/// A database from before the roll-ups (migration 15) gets them built from its documents by migrations 16, 17, 21 and
+/// 25,
 /// and its documents' lines, which their JSON carried until migration 20, moved into `document_lines`: every
 /// document reads back exactly as before and no stored JSON keeps its lines.
 #[tokio::test]
@@ -76,7 +99,11 @@ async fn the_migration_builds_the_rollups_of_existing_documents() {
                 "{lines_back} {drop_columns} \
                  DROP TABLE sales_months; DROP TABLE partner_last_sales; DROP TABLE bought_months; \
                  DROP TABLE sales_days; DROP TABLE bulk_loads; DROP TABLE deferred_indexes; \
-                 DROP INDEX leads_campaign_partner; DROP INDEX leads_campaign_created; \
+                 DROP TABLE campaign_customers; DROP TABLE campaign_reach; \
+                 DROP INDEX leads_campaign_partner; DROP INDEX leads_campaign_created; DROP INDEX leads_by_campaign; \
+                 ALTER TABLE leads DROP COLUMN campaign; \
+                 CREATE INDEX leads_by_campaign ON leads (tenant, json_extract(doc, '$.source.campaign'), created_at, \
+                 status) WHERE json_extract(doc, '$.source.campaign') IS NOT NULL; \
                  ALTER TABLE campaign_targets DROP COLUMN holdout; DROP INDEX leads_by_score; \
                  PRAGMA user_version = 15;",
             ))

@@ -790,6 +790,27 @@ pub enum PartnerFact {
     },
 }
 
+/// A row of the campaign roll-up that differs from the documents: a customer's net revenue (units of the
+/// reporting currency) from a campaign's sales in a calendar month, quarter or year or over all time, or the
+/// number of customers whose net revenue there is positive (what the campaign report calls invoiced customers).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CampaignDifference {
+    /// The reporting currency.
+    pub reporting: Currency,
+    /// The campaign.
+    pub campaign: CampaignId,
+    /// The calendar bucket, `None` for all time.
+    pub bucket: Option<Bucket>,
+    /// The bucket's index ([`Bucket::index`]; 0 for all time).
+    pub index: i64,
+    /// The customer whose net revenue this is; `None` for the count of customers with a positive one.
+    pub partner: Option<PartnerId>,
+    /// What the roll-ups hold (`None`: no row, or zero).
+    pub stored: Option<i64>,
+    /// What the documents give (`None`: no row, or zero).
+    pub lines: Option<i64>,
+}
+
 /// What a roll-up check found (and, for [`RollupAction::Rebuild`], repaired).
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct RollupCheck {
@@ -799,6 +820,10 @@ pub struct RollupCheck {
     /// [`RollupCheck::MAX_LISTED`].
     #[serde(default)]
     pub facts: Vec<FactDifference>,
+    /// The differing rows of the campaign roll-up, by kind, currency, campaign, bucket and partner; at most
+    /// [`RollupCheck::MAX_LISTED`].
+    #[serde(default)]
+    pub campaigns: Vec<CampaignDifference>,
     /// Whether more differences exist than are listed.
     pub more: bool,
     /// Whether the roll-ups were rebuilt from the documents.
@@ -827,6 +852,6 @@ impl RollupCheck {
 
     /// Whether the roll-ups equal the documents (before any rebuild).
     pub fn is_clean(&self) -> bool {
-        self.differences.is_empty() && self.facts.is_empty()
+        self.differences.is_empty() && self.facts.is_empty() && self.campaigns.is_empty()
     }
 }

@@ -55,6 +55,17 @@ fn day(y: i32, m: u32, d: u32) -> NaiveDate {
     NaiveDate::from_ymd_opt(y, m, d).unwrap()
 }
 
+/// The calendar bucket `b` (month, quarter, year) holding `d`, as a period.
+fn bucket_period(b: Bucket, d: NaiveDate) -> Period {
+    let i = b.index(d);
+    let first = b.start_of(i).expect("a bucket's start");
+    let last = b
+        .start_of(i + 1)
+        .and_then(|next| next.pred_opt())
+        .expect("a bucket's end");
+    Period::new(first, last).expect("a bucket")
+}
+
 /// A commerce fixture: the base world plus the commerce service (reporting in RON), a category and three
 /// products.
 pub struct Shop {
@@ -729,6 +740,11 @@ pub async fn record_sample_sales(
     commerce: &Arc<dyn CommerceStore>,
 ) -> (TenantId, Currency) {
     let s = Shop::new(store, commerce).await;
+    // The second invoice of each partner is linked to a campaign (its roll-up is built by a migration too).
+    let campaign =
+        s.cs.create_campaign(s.ctx(), s.year_campaign("Sample", Channel::Email))
+            .await
+            .expect("campaign");
     for (i, (name, g)) in [("Acme", "A"), ("Beta", "B")].into_iter().enumerate() {
         let mut n = NewPartner::company(name).with_role(PartnerRole::Customer);
         n.group = Some(g.into());
@@ -742,14 +758,17 @@ pub async fn record_sample_sales(
             .into_iter()
             .enumerate()
         {
-            s.record(NewDocument::invoice(
+            let mut n = NewDocument::invoice(
                 &format!("S-{i}-{k}"),
                 p.id,
                 on,
                 "RON",
                 vec![s.line(k, "2", "100", "60")],
-            ))
-            .await;
+            );
+            if k == 1 {
+                n.campaign = Some(campaign.id);
+            }
+            s.record(n).await;
         }
         let cn = s.credit_back(
             &format!("SC-{i}"),
@@ -760,6 +779,172 @@ pub async fn record_sample_sales(
         s.record(cn).await;
     }
     (s.w.tenant, ron())
+}
+
+/// The campaign report counts the customers a campaign invoiced in a whole calendar month, quarter or year, or
+/// over all time, from its roll-up, and any other period from the documents; `verify_rollups` finds what differs
+/// and `rebuild_rollups` repairs it. Acme is invoiced in January through the campaign; Beta in February, and
+/// credited back in full in March, so Beta counts for February but not for the first quarter or the year. After
+/// `tamper` (the adapter's own statements) adds 5 to every yearly count of the tenant and deletes its monthly
+/// customer rows, the year's report shows the tampered count (so it reads it), a mid-month period does not, the
+/// check lists the year's count and the three monthly rows with both sides, and after a rebuild every report
+/// equals the reference again.
+pub async fn check_campaign_rollup_repair<F>(
+    store: &Arc<dyn Store>,
+    commerce: &Arc<dyn CommerceStore>,
+    tamper: F,
+) where
+    F: Fn(TenantId) -> futures::future::BoxFuture<'static, ()>,
+{
+    let s = Shop::new(store, commerce).await;
+    let c =
+        s.cs.create_campaign(s.ctx(), s.year_campaign("Winter", Channel::Email))
+            .await
+            .expect("campaign");
+    let acme = s.customer("Acme").await;
+    let beta = s.customer("Beta").await;
+    let invoice = |n: &str, p: &Partner, on| {
+        NewDocument::invoice(n, p.id, on, "RON", vec![s.line(0, "1", "100", "60")])
+            .with_campaign(c.id)
+    };
+    s.record(invoice("W-1", &acme, day(2026, 1, 10))).await;
+    s.record(invoice("W-2", &beta, day(2026, 2, 14))).await;
+    s.record(s.credit_back("W-3", beta.id, day(2026, 3, 3), "W-2"))
+        .await;
+    let partners = current(&s, &[acme.id, beta.id]).await;
+    let docs = {
+        let mut out = Vec::new();
+        for (kind, n) in [
+            (DocumentKind::Invoice, "W-1"),
+            (DocumentKind::Invoice, "W-2"),
+            (DocumentKind::CreditNote, "W-3"),
+        ] {
+            out.push(
+                s.cs.store()
+                    .document_by_number(s.w.tenant, kind, n)
+                    .await
+                    .expect("document")
+                    .expect("recorded"),
+            );
+        }
+        out
+    };
+    assert!(
+        docs.iter().all(|d| d.campaign == Some(c.id)),
+        "the credit note inherits the campaign"
+    );
+    let facts = Facts {
+        partners: &partners,
+        documents: &docs,
+    };
+    let cf = CampaignFacts {
+        targets: &[],
+        leads: &[],
+        costs: &[],
+    };
+    let year = Period::year(2026).unwrap();
+    let february = Period::new(day(2026, 2, 1), day(2026, 2, 28)).unwrap();
+    let q1 = Period::new(day(2026, 1, 1), day(2026, 3, 31)).unwrap();
+    let mid = Period::new(day(2026, 1, 5), day(2026, 2, 20)).unwrap();
+    let invoiced = |period: Option<Period>| {
+        let cs = s.cs.clone();
+        let (tenant, id) = (s.w.tenant, c.id);
+        async move {
+            cs.store()
+                .campaign_sums(tenant, id, period, ron())
+                .await
+                .expect("sums")
+                .invoiced_customers
+        }
+    };
+    let want = [
+        (None, 1),
+        (Some(year), 1),
+        (Some(q1), 1),
+        (Some(february), 1),
+        (Some(mid), 2),
+    ];
+    for (period, n) in want {
+        assert_eq!(
+            invoiced(period).await,
+            n,
+            "invoiced customers over {period:?}"
+        );
+    }
+    let periods: Vec<Option<Period>> = want.iter().map(|(p, _)| *p).collect();
+    assert_campaign_sums_match(&s, facts, cf, &c, &periods).await;
+    assert!(s.cs.verify_rollups(s.w.tenant).await.unwrap().is_clean());
+
+    tamper(s.w.tenant).await;
+    assert_eq!(
+        invoiced(Some(year)).await,
+        6,
+        "the year's count is read from the roll-up"
+    );
+    assert_eq!(
+        invoiced(Some(mid)).await,
+        2,
+        "a mid-month period reads the documents"
+    );
+    let check = s.cs.verify_rollups(s.w.tenant).await.expect("verify");
+    assert!(!check.rebuilt && !check.more);
+    assert!(
+        check.differences.is_empty() && check.facts.is_empty(),
+        "{check:?}"
+    );
+    let month = |d: NaiveDate| Some(Bucket::Month.index(d));
+    // (bucket, index, partner, stored, lines)
+    type Row = (
+        Option<Bucket>,
+        Option<i64>,
+        Option<PartnerId>,
+        Option<i64>,
+        Option<i64>,
+    );
+    let mut got: Vec<Row> = check
+        .campaigns
+        .iter()
+        .map(|d| {
+            assert_eq!((d.reporting, d.campaign), (ron(), c.id), "{d:?}");
+            (d.bucket, Some(d.index), d.partner, d.stored, d.lines)
+        })
+        .collect();
+    got.sort();
+    let mut want = vec![
+        (Some(Bucket::Year), Some(2026), None, Some(6), Some(1)),
+        (
+            Some(Bucket::Month),
+            month(day(2026, 1, 1)),
+            Some(acme.id),
+            None,
+            Some(1_000_000),
+        ),
+        (
+            Some(Bucket::Month),
+            month(day(2026, 2, 1)),
+            Some(beta.id),
+            None,
+            Some(1_000_000),
+        ),
+        (
+            Some(Bucket::Month),
+            month(day(2026, 3, 1)),
+            Some(beta.id),
+            None,
+            Some(-1_000_000),
+        ),
+    ];
+    want.sort();
+    assert_eq!(got, want, "{check:?}");
+
+    let rebuilt = s.cs.rebuild_rollups(s.w.tenant).await.expect("rebuild");
+    assert!(rebuilt.rebuilt);
+    assert_eq!(
+        rebuilt.campaigns, check.campaigns,
+        "a rebuild reports what it repaired"
+    );
+    assert!(s.cs.verify_rollups(s.w.tenant).await.unwrap().is_clean());
+    assert_campaign_sums_match(&s, facts, cf, &c, &periods).await;
 }
 
 /// Reports read whole months from the roll-ups, `verify_rollups` finds what differs and `rebuild_rollups` repairs
@@ -2101,6 +2286,10 @@ pub async fn check_commerce_campaign(store: &Arc<dyn Store>, commerce: &Arc<dyn 
         None,
         Some(Period::new(today, today).unwrap()),
         Some(Period::new(today + Duration::days(2), today + Duration::days(9)).unwrap()),
+        // Today's calendar month, quarter and year: the invoiced customers from the campaign roll-up.
+        Some(bucket_period(Bucket::Month, today)),
+        Some(bucket_period(Bucket::Quarter, today)),
+        Some(bucket_period(Bucket::Year, today)),
     ];
     assert_campaign_sums_match(&s, facts, cf, &c, &periods).await;
     let closed: Campaign =
@@ -2715,7 +2904,17 @@ async fn run_case(store: Arc<dyn Store>, commerce: Arc<dyn CommerceStore>, spec:
         start() + Duration::days(a / 2 + len),
     )
     .unwrap();
-    assert_campaign_sums_match(&s, facts, cf, &campaign, &[None, Some(part)]).await;
+    // All time, the random part, and the calendar month, quarter and year it starts in (the campaign report
+    // counts those periods' invoiced customers from its roll-up).
+    let whole = |b: Bucket| Some(bucket_period(b, part.from()));
+    let periods = [
+        None,
+        Some(part),
+        whole(Bucket::Month),
+        whole(Bucket::Quarter),
+        whole(Bucket::Year),
+    ];
+    assert_campaign_sums_match(&s, facts, cf, &campaign, &periods).await;
     // A campaign over every partner, launched with a random holdout: its outcome sums over each query's period
     // (as a window) and the promoted items equal the reference.
     let (share, seed, promoted) = &spec.holdout;
@@ -2785,7 +2984,7 @@ async fn run_case(store: Arc<dyn Store>, commerce: Arc<dyn CommerceStore>, spec:
         targets: &all_targets,
         ..cf
     };
-    for period in [None, Some(part)] {
+    for period in periods {
         assert_eq!(
             s.cs.store()
                 .campaigns_sums(s.w.tenant, period, ron())
