@@ -573,18 +573,34 @@ fn put_partner_keys(tx: &Connection, p: &Partner, keys: &[DedupeKey], fresh: boo
     Ok(())
 }
 
+/// Writes a lead's tags; for an update (`replace`), only the difference from the stored ones: a stage move keeps
+/// the tags, and deleting and inserting them again rewrote both of the table's b-trees on every move.
 fn put_lead_tags(tx: &Connection, l: &Lead, replace: bool) -> Result<()> {
     let t = blob(l.tenant().as_uuid());
     let id = blob(l.id().as_uuid());
+    let mut new: std::collections::BTreeSet<&str> = l.tags().iter().map(String::as_str).collect();
     if replace {
-        tx.prepare_cached("DELETE FROM lead_tags WHERE tenant = ?1 AND lead = ?2")
-            .and_then(|mut s| s.execute(params![t, id]))
+        let old: Vec<String> = tx
+            .prepare_cached("SELECT tag FROM lead_tags WHERE tenant = ?1 AND lead = ?2")
+            .and_then(|mut s| {
+                s.query_map(params![t, id], |r| r.get(0))?
+                    .collect::<rusqlite::Result<Vec<String>>>()
+            })
             .map_err(map)?;
+        for tag in old {
+            if !new.remove(tag.as_str()) {
+                tx.prepare_cached(
+                    "DELETE FROM lead_tags WHERE tenant = ?1 AND tag = ?2 AND lead = ?3",
+                )
+                .and_then(|mut s| s.execute(params![t, tag, id]))
+                .map_err(map)?;
+            }
+        }
     }
     let mut ins = tx
         .prepare_cached("INSERT INTO lead_tags (tenant, tag, lead) VALUES (?1, ?2, ?3)")
         .map_err(map)?;
-    for tag in l.tags() {
+    for tag in new {
         ins.execute(params![t, tag, id]).map_err(map)?;
     }
     Ok(())

@@ -50,6 +50,14 @@ fn a_lead_update_names_only_the_columns_it_changes() {
             .collect::<Result<_, _>>()
             .unwrap();
         assert!(columns.len() >= 12, "{columns:?}");
+        // And the tag rows a write inserts or deletes.
+        c.execute_batch(
+            "CREATE TEMP TRIGGER tag_added AFTER INSERT ON main.lead_tags \
+             BEGIN INSERT INTO temp.named VALUES ('+' || new.tag); END; \
+             CREATE TEMP TRIGGER tag_removed AFTER DELETE ON main.lead_tags \
+             BEGIN INSERT INTO temp.named VALUES ('-' || old.tag); END;",
+        )
+        .unwrap();
         for col in columns {
             c.execute_batch(&format!(
                 "CREATE TEMP TRIGGER named_{col} AFTER UPDATE OF {col} ON main.leads \
@@ -65,12 +73,14 @@ fn a_lead_update_names_only_the_columns_it_changes() {
         let partner = LeadPartner::New {
             partner: NewPartner::company("Acme SRL"),
         };
-        let lead = crm
-            .enter_lead(&ctx, NewLead::new(partner, "Forklifts"))
-            .await
-            .unwrap()
-            .record;
-        assert!(named(&conn).is_empty(), "an insert names no update column");
+        let mut new = NewLead::new(partner, "Forklifts");
+        new.tags = ["fleet", "spring"].map(String::from).into();
+        let lead = crm.enter_lead(&ctx, new).await.unwrap().record;
+        assert_eq!(
+            named(&conn),
+            BTreeSet::from(["+fleet".to_string(), "+spring".to_string()]),
+            "an insert names no update column, and writes its tags"
+        );
 
         let stage = pipeline.stages()[1].id;
         let moved = crm
@@ -101,10 +111,15 @@ fn a_lead_update_names_only_the_columns_it_changes() {
             set.contains("stage") && set.contains("updated_at"),
             "{set:?}"
         );
+        assert!(
+            !set.iter().any(|n| n.starts_with('+') || n.starts_with('-')),
+            "a stage move writes no tag row: {set:?}"
+        );
 
         let owner = UserId::new();
         let patch = LeadPatch {
             owner: Some(Some(owner)),
+            tags: Some(["spring", "summer"].map(String::from).into()),
             ..LeadPatch::default()
         };
         let updated = crm
@@ -119,6 +134,15 @@ fn a_lead_update_names_only_the_columns_it_changes() {
             .record;
         let set = named(&conn);
         assert!(set.contains("owner"), "{set:?}");
+        let tags: BTreeSet<&String> = set
+            .iter()
+            .filter(|n| n.starts_with('+') || n.starts_with('-'))
+            .collect();
+        assert_eq!(
+            tags,
+            BTreeSet::from([&"-fleet".to_string(), &"+summer".to_string()]),
+            "only the tags that changed are written"
+        );
         assert!(
             !set.contains("stage") && !set.contains("partner"),
             "{set:?}"
@@ -128,6 +152,10 @@ fn a_lead_update_names_only_the_columns_it_changes() {
         let stored = store.lead(ctx.tenant, lead.id()).await.unwrap();
         assert_eq!(stored, updated);
         assert_eq!(stored.owner(), Some(owner));
+        assert_eq!(
+            stored.tags().iter().map(String::as_str).collect::<Vec<_>>(),
+            vec!["spring", "summer"]
+        );
         assert_eq!(stored.stage(), stage);
         let c = conn.lock().unwrap();
         let (st, ow): (Vec<u8>, Vec<u8>) = c
