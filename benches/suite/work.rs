@@ -271,12 +271,15 @@ pub struct Env {
     scratch: Vec<TenantId>,
 }
 
-/// Opens a plain connection configured like the store's (WAL, NORMAL sync, foreign keys, busy timeout).
+/// Opens a plain connection configured like the store's (WAL, NORMAL sync, foreign keys, busy timeout, and
+/// `secure_delete`: the store overwrites what a change removes, so an erased value leaves nothing in free space,
+/// and a hand-written recorder with that guarantee pays the same).
 pub fn plain_connection(db: &Path) -> rusqlite::Result<Connection> {
     let conn = Connection::open(db)?;
     conn.busy_timeout(std::time::Duration::from_secs(5))?;
     conn.execute_batch(
-        "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
+        "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; \
+         PRAGMA secure_delete = ON;",
     )?;
     Ok(conn)
 }
