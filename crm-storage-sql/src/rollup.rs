@@ -291,8 +291,9 @@ fn campaign_upsert(rows: &str) -> String {
     )
 }
 
-/// The statements filling the campaign roll-ups from the documents matching `filter` (into empty tables).
-fn campaign_fill(dialect: Dialect, filter: &str, reach_filter: &str) -> [String; 2] {
+/// The statements filling the campaign roll-ups from the documents matching `filter` (a condition on `tenant` or
+/// none, which the customers' rows are filtered by too), into empty tables.
+fn campaign_fill(dialect: Dialect, filter: &str) -> [String; 2] {
     [
         format!(
             "INSERT INTO {CAMPAIGN_CUSTOMERS} (tenant, reporting, campaign, grain, idx, partner, revenue_units) {}",
@@ -301,7 +302,7 @@ fn campaign_fill(dialect: Dialect, filter: &str, reach_filter: &str) -> [String;
         format!(
             "INSERT INTO {CAMPAIGN_REACH} (tenant, reporting, grain, idx, campaign, customers) \
              SELECT tenant, reporting, grain, idx, campaign, count(*) FROM {CAMPAIGN_CUSTOMERS} \
-             WHERE {reach_filter} AND revenue_units > 0 GROUP BY tenant, reporting, grain, idx, campaign"
+             WHERE {filter} AND revenue_units > 0 GROUP BY tenant, reporting, grain, idx, campaign"
         ),
     ]
 }
@@ -313,7 +314,7 @@ pub fn campaign_schema(dialect: Dialect) -> String {
         Dialect::Sqlite => ("BLOB", "TEXT", " WITHOUT ROWID"),
         Dialect::Postgres => ("uuid", "char(3)", ""),
     };
-    let [customers, reach] = campaign_fill(dialect, "true", "true");
+    let [customers, reach] = campaign_fill(dialect, "true");
     format!(
         "CREATE TABLE {CAMPAIGN_CUSTOMERS} (tenant {uuid} NOT NULL, reporting {ccy} NOT NULL, \
          campaign {uuid} NOT NULL, grain smallint NOT NULL, idx bigint NOT NULL, partner {uuid} NOT NULL, \
@@ -916,11 +917,10 @@ pub(crate) fn rebuild_sql(dialect: Dialect, tenant: TenantId) -> Vec<Sql> {
     out.push(tenant_sql(&|t| {
         bought_upsert(&bought(dialect, &format!("d.tenant = {t}"), 1))
     }));
-    for i in 0..2 {
-        out.push(tenant_sql(&|t| {
-            let filter = format!("tenant = {t}");
-            campaign_fill(dialect, &filter, &filter)[i].clone()
-        }));
+    // The tenant's placeholder is the same in every statement `tenant_sql` builds.
+    let (_, t) = Sql::for_tenant(dialect, tenant);
+    for text in campaign_fill(dialect, &format!("tenant = {t}")) {
+        out.push(tenant_sql(&|_| text.clone()));
     }
     out
 }

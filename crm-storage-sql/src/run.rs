@@ -244,8 +244,8 @@ pub fn merge_sums<S: RowSource>(sources: &mut [S], keys: usize) -> Result<Merged
         ..Merged::default()
     };
     // Sized as the last merge was: growing two vectors of tens of megabytes by doubling copied them and faulted
-    // fresh pages in, about a third of a merge of 283k groups (a reservation past what is written costs only
-    // address space).
+    // fresh pages in, about a fifth of the report of 283k groups at M (a reservation past what is written costs
+    // only address space).
     let hint = LAST_GROUPS.load(std::sync::atomic::Ordering::Relaxed);
     out.keys.reserve(hint.saturating_mul(keys));
     out.sums.reserve(hint.saturating_mul(out.sum_width));

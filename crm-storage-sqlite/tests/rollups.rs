@@ -177,3 +177,34 @@ async fn a_day_row_that_is_no_date_is_corrupt() {
         "{err:?}"
     );
 }
+
+/// A stored campaign roll-up row whose bucket is none of month, quarter, year or all time is reported as corrupt
+/// storage by `verify_rollups`, not read as some other bucket.
+#[tokio::test]
+async fn a_campaign_row_of_no_bucket_is_corrupt() {
+    let sqlite = SqliteStore::open_temporary().expect("open");
+    let store: Arc<dyn Store> = Arc::new(sqlite.clone());
+    let commerce: Arc<dyn CommerceStore> = Arc::new(sqlite.clone());
+    let (tenant, _) = crm_core::conformance::commerce::record_sample_sales(&store, &commerce).await;
+    let (mut sql, _) = Sql::for_tenant(sqlite.dialect(), tenant);
+    sql.text =
+        "UPDATE campaign_customers SET grain = 9 WHERE tenant = ?1 AND grain = 0".to_string();
+    assert!(
+        sqlite.execute(sql).await.expect("tamper") > 0,
+        "the sample has campaign rows"
+    );
+    let err = commerce
+        .rollups(tenant, crm_core::commerce::RollupAction::Verify)
+        .await
+        .expect_err("a bucket out of range");
+    assert!(
+        matches!(
+            err,
+            crm_core::Error::Storage {
+                kind: crm_core::StorageErrorKind::Corrupt,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+}
