@@ -292,7 +292,10 @@ pub fn store_key(dialect: Dialect, tenant: TenantId, key: &Key) -> Option<(Sql, 
 }
 
 /// `Store::fetch(Key::LeadWithPipeline(lead))` on a [`Runner`](crate::Runner): the lead, its pipeline, its partner and
-/// the partner's subject key when it has one, read together as one short read (one statement).
+/// the partner's subject key when it has one, read together as one short read: one statement, one row, and the
+/// lead's key sought once. (A `UNION ALL` of four branches sought the lead four times; on SQLite a lead's row,
+/// about 1 KB in a `WITHOUT ROWID` table, overflows its page, and each comparison of that search reads the row's
+/// overflow from the file, past the page cache: about 9 µs a search at M.)
 ///
 /// # Errors
 ///
@@ -310,30 +313,34 @@ pub async fn lead_with_pipeline<R: crate::Runner + ?Sized>(
         Dialect::Postgres => ("l.doc::text", "p.doc::text", "a.doc::text", "k.doc::text"),
     };
     sql.text = format!(
-        "SELECT 0, {ld} FROM leads l WHERE l.tenant = {t} AND l.id = {l} \
-         UNION ALL SELECT 1, {pd} FROM leads l JOIN pipelines p ON p.tenant = l.tenant AND p.id = l.pipeline \
-         WHERE l.tenant = {t} AND l.id = {l} \
-         UNION ALL SELECT 2, {ad} FROM leads l JOIN partners a ON a.tenant = l.tenant AND a.id = l.partner \
-         WHERE l.tenant = {t} AND l.id = {l} \
-         UNION ALL SELECT 3, {kd} FROM leads l JOIN subject_keys k ON k.tenant = l.tenant AND k.subject = l.partner \
+        "SELECT {ld}, {pd}, {ad}, {kd} FROM leads l \
+         LEFT JOIN pipelines p ON p.tenant = l.tenant AND p.id = l.pipeline \
+         LEFT JOIN partners a ON a.tenant = l.tenant AND a.id = l.partner \
+         LEFT JOIN subject_keys k ON k.tenant = l.tenant AND k.subject = l.partner \
          WHERE l.tenant = {t} AND l.id = {l}"
     );
-    let mut rows = r.rows_short(vec![sql]).await?.pop().unwrap_or_default();
-    rows.sort_by_key(|row| row[0].int("part").unwrap_or(0));
-    rows.iter()
-        .map(|row| {
-            let text = row[1].text("document")?;
-            match row[0].int("part")? {
-                0 => Doc::Lead.record(text),
-                1 => Doc::Pipeline.record(text),
-                2 => Doc::Partner.record(text),
-                _ => Ok(crm_core::store::Record::SubjectKey(Doc::parse_as(
-                    text,
-                    "subject key",
-                )?)),
-            }
-        })
-        .collect()
+    let Some(row) = r
+        .rows_short(vec![sql])
+        .await?
+        .pop()
+        .and_then(|mut rows| rows.pop())
+    else {
+        return Ok(Vec::new());
+    };
+    let mut out = Vec::with_capacity(row.len());
+    for (part, cell) in row.iter().enumerate() {
+        if matches!(cell, crate::Cell::Null) {
+            continue;
+        }
+        let text = cell.text("document")?;
+        out.push(match part {
+            0 => Doc::Lead.record(text)?,
+            1 => Doc::Pipeline.record(text)?,
+            2 => Doc::Partner.record(text)?,
+            _ => crm_core::store::Record::SubjectKey(Doc::parse_as(text, "subject key")?),
+        });
+    }
+    Ok(out)
 }
 
 /// For [`Key::StageHistory`]: the statement selecting a row when the lead exists in the tenant, and the error when
