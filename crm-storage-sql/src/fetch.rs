@@ -293,9 +293,7 @@ pub fn store_key(dialect: Dialect, tenant: TenantId, key: &Key) -> Option<(Sql, 
 
 /// `Store::fetch(Key::LeadWithPipeline(lead))` on a [`Runner`](crate::Runner): the lead, its pipeline, its partner and
 /// the partner's subject key when it has one, read together as one short read: one statement, one row, and the
-/// lead's key sought once. (A `UNION ALL` of four branches sought the lead four times; on SQLite a lead's row,
-/// about 1 KB in a `WITHOUT ROWID` table, overflows its page, and each comparison of that search reads the row's
-/// overflow from the file, past the page cache: about 9 µs a search at M.)
+/// lead's key sought once (a `UNION ALL` of four branches sought it four times).
 ///
 /// # Errors
 ///

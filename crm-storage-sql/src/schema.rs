@@ -1,7 +1,8 @@
 //! The DDL both adapters migrate with (all but SQLite's single-dialect migration 4), generated from one description
 //! per table: the written columns of a
 //! [`Table`] (their [`Kind`] typed by [`Dialect::column_type`]), which of them may be NULL, the keys and the
-//! indexes. SQLite keys its tables on their primary key (`WITHOUT ROWID`); where the dialects' indexes differ (SQLite
+//! indexes. SQLite keys its tables on their primary key (`WITHOUT ROWID`; the SQLite adapter's migration 26 rebuilds
+//! the wide `leads` and `pipelines` keyed by rowid); where the dialects' indexes differ (SQLite
 //! covers the reports' columns, since a row lookup there reads the wide JSON), the description says so.
 
 use crate::commerce::{
