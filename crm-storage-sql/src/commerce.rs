@@ -1231,7 +1231,7 @@ pub fn profit_sums(dialect: Dialect, tenant: TenantId, q: &SumsQuery) -> Sql {
 }
 
 /// [`profit_sums`], with its key-and-bucket order left to the caller when `ordered` is false (a ranked query keeps
-/// its `ORDER BY … LIMIT` either way).
+/// its `ORDER BY … LIMIT` either way: the rank decides which rows come back).
 fn profit_sums_sql(dialect: Dialect, tenant: TenantId, q: &SumsQuery, ordered: bool) -> Sql {
     let (mut sql, t) = Sql::for_tenant(dialect, tenant);
     let r = sql.bind(q.reporting.code());
@@ -1549,10 +1549,10 @@ pub async fn read_profit_sums<R: Runner + ?Sized>(
     // PostgreSQL groups by hashing when nothing asks it for the groups in order; sorting a group per customer by
     // its text key (in the C collation, nulls first) cost it a second sort, which spilled to disk at MID (28k
     // groups: 75 ms against 60 ms without the `ORDER BY`, `EXPLAIN ANALYZE`), where sorting them here is a
-    // couple of milliseconds. A ranked query keeps its `ORDER BY … LIMIT`, which returns only `n` rows.
-    let ranked = query.rank.is_some() && query.bucket.is_none();
+    // couple of milliseconds. A ranked query keeps its `ORDER BY … LIMIT` (only `n` rows), which `order_sums`
+    // leaves as it is.
     let mut out = r
-        .rows(profit_sums_sql(r.dialect(), tenant, query, ranked), false)
+        .rows(profit_sums_sql(r.dialect(), tenant, query, false), false)
         .await?
         .iter()
         .map(|row| {
@@ -1565,9 +1565,7 @@ pub async fn read_profit_sums<R: Runner + ?Sized>(
             })
         })
         .collect::<Result<Vec<_>>>()?;
-    if !ranked {
-        crm_core::commerce::order_sums(&mut out, query);
-    }
+    crm_core::commerce::order_sums(&mut out, query);
     Ok(out)
 }
 

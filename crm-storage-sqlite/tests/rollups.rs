@@ -146,10 +146,9 @@ async fn the_migration_builds_the_rollups_of_existing_documents() {
     assert!(check.is_clean(), "{check:?}");
 }
 
-/// A stored day roll-up row whose day is no date is reported as corrupt storage by `verify_rollups`, not read as
-/// some other day.
-#[tokio::test]
-async fn a_day_row_that_is_no_date_is_corrupt() {
+/// Records the sample sales on a fresh file, runs `tamper` (an adapter statement on the tenant, `?1`) and checks
+/// that `verify_rollups` then fails with corrupt storage (`what` names the bad value).
+async fn verify_is_corrupt_after(tamper: &str, what: &str) {
     let sqlite = SqliteStore::open_temporary().expect("open");
     let store: Arc<dyn Store> = Arc::new(sqlite.clone());
     let commerce: Arc<dyn CommerceStore> = Arc::new(sqlite.clone());
@@ -160,12 +159,15 @@ async fn a_day_row_that_is_no_date_is_corrupt() {
         .unwrap()
         .is_clean());
     let (mut sql, _) = Sql::for_tenant(sqlite.dialect(), tenant);
-    sql.text = "UPDATE sales_days SET day = day + 1099511627776 WHERE tenant = ?1".to_string();
-    sqlite.execute(sql).await.expect("tamper");
+    sql.text = tamper.to_string();
+    assert!(
+        sqlite.execute(sql).await.expect("tamper") > 0,
+        "the sample has rows to tamper with"
+    );
     let err = commerce
         .rollups(tenant, crm_core::commerce::RollupAction::Verify)
         .await
-        .expect_err("a day out of range");
+        .expect_err(what);
     assert!(
         matches!(
             err,
@@ -178,33 +180,24 @@ async fn a_day_row_that_is_no_date_is_corrupt() {
     );
 }
 
+/// A stored day roll-up row whose day is no date is reported as corrupt storage by `verify_rollups`, not read as
+/// some other day.
+#[tokio::test]
+async fn a_day_row_that_is_no_date_is_corrupt() {
+    verify_is_corrupt_after(
+        "UPDATE sales_days SET day = day + 1099511627776 WHERE tenant = ?1",
+        "a day out of range",
+    )
+    .await;
+}
+
 /// A stored campaign roll-up row whose bucket is none of month, quarter, year or all time is reported as corrupt
 /// storage by `verify_rollups`, not read as some other bucket.
 #[tokio::test]
 async fn a_campaign_row_of_no_bucket_is_corrupt() {
-    let sqlite = SqliteStore::open_temporary().expect("open");
-    let store: Arc<dyn Store> = Arc::new(sqlite.clone());
-    let commerce: Arc<dyn CommerceStore> = Arc::new(sqlite.clone());
-    let (tenant, _) = crm_core::conformance::commerce::record_sample_sales(&store, &commerce).await;
-    let (mut sql, _) = Sql::for_tenant(sqlite.dialect(), tenant);
-    sql.text =
-        "UPDATE campaign_customers SET grain = 9 WHERE tenant = ?1 AND grain = 0".to_string();
-    assert!(
-        sqlite.execute(sql).await.expect("tamper") > 0,
-        "the sample has campaign rows"
-    );
-    let err = commerce
-        .rollups(tenant, crm_core::commerce::RollupAction::Verify)
-        .await
-        .expect_err("a bucket out of range");
-    assert!(
-        matches!(
-            err,
-            crm_core::Error::Storage {
-                kind: crm_core::StorageErrorKind::Corrupt,
-                ..
-            }
-        ),
-        "{err:?}"
-    );
+    verify_is_corrupt_after(
+        "UPDATE campaign_customers SET grain = 9 WHERE tenant = ?1 AND grain = 0",
+        "a bucket out of range",
+    )
+    .await;
 }
