@@ -5,15 +5,23 @@
 //!
 //! At 1M customers the earlier per-partner correlated subqueries cost 4.8× the hand-written grouped query; the
 //! grouped scans cost about the same as it. What a match needs ([`Criteria::needs`], split per CTE) decides the join:
-//! on SQLite the query is driven from the first CTE a match needs a row of, smallest first (`CROSS JOIN` fixes the
-//! order, so only partners with activity are looked at); on PostgreSQL those CTEs are inner-joined and the planner
-//! chooses the order.
+//! on SQLite the query is driven from the first CTE a match needs a row of, smallest first, the other CTEs are
+//! left-joined to it and the partner is sought last (`CROSS JOIN` fixes the order, so only partners with activity
+//! that every roll-up condition kept are looked at, in [`PARTNER_NAMES`] when nothing else of them is asked); on
+//! PostgreSQL those CTEs are inner-joined and the planner chooses the order.
 
 use crate::{Dialect, Param, Sql};
 use chrono::NaiveDate;
 use crm_core::commerce::{day_number, BoughtMode, Criteria, Item, LastSale, Needs};
 use crm_core::id::TenantId;
 use crm_core::money::Currency;
+
+/// SQLite's narrow index of the partners' names and merge marks, `(tenant, id, merged_into, name)` (the SQLite
+/// adapter's migration 27): a segment whose criteria read nothing else of a partner reads it instead of the
+/// partner's row. A `WITHOUT ROWID` table's interior pages hold whole rows, and a partner's is about 850 bytes, so
+/// at 1M partners a seek of the table descends nine levels of wide records (about 3 µs); the index's entries are
+/// about 70 bytes.
+pub const PARTNER_NAMES: &str = "partners_names";
 
 /// The statement selecting `(id, name)` of the tenant's partners matching `criteria` on day `as_of` (volumes in
 /// `reporting`), ordered by id. It checks the criteria first ([`Criteria::check`]), so no statement is ever built
@@ -56,6 +64,9 @@ pub fn segment_sql(
 /// - `l`: the partners' last sale day `last` (the last-sales roll-up, one row per partner with an invoice).
 #[derive(Debug, Default)]
 struct Plan {
+    /// Whether a criterion reads the partner's own attributes (its group, roles, industry, locations, tags): its
+    /// row, not only its name.
+    reads_row: bool,
     uses_last: bool,
     volumes: Vec<String>,
     bought: Vec<String>,
@@ -84,17 +95,25 @@ impl Plan {
         }
         let from = match dialect {
             Dialect::Sqlite => {
-                let driver = aliases.iter().find(|(_, needed)| *needed).map(|(a, _)| a);
-                let mut from = match driver {
-                    Some(d) => {
-                        format!(
-                            "{d} CROSS JOIN partners p ON p.tenant = {t} AND p.id = {d}.partner"
-                        )
-                    }
-                    None => "partners p".to_string(),
+                // Only the name and the merge mark: SQLite's planner takes the table's key for `(tenant, id)` unless
+                // told, though the narrow index answers alone.
+                let partners = if self.reads_row {
+                    "partners p".to_string()
+                } else {
+                    format!("partners p INDEXED BY {PARTNER_NAMES}")
                 };
+                let driver = aliases.iter().find(|(_, needed)| *needed).map(|(a, _)| a);
+                // The partner is joined last: its row is wide (a seek costs several times a roll-up's), so it is
+                // sought only for the candidates every roll-up condition kept.
+                let key = driver.map_or_else(|| "p.id".to_string(), |d| format!("{d}.partner"));
+                let mut from = driver.cloned().unwrap_or_else(|| partners.clone());
                 for (a, _) in aliases.iter().filter(|(a, _)| Some(a) != driver) {
-                    from.push_str(&format!(" LEFT JOIN {a} ON {a}.partner = p.id"));
+                    from.push_str(&format!(" LEFT JOIN {a} ON {a}.partner = {key}"));
+                }
+                if let Some(d) = driver {
+                    from.push_str(&format!(
+                        " CROSS JOIN {partners} ON p.tenant = {t} AND p.id = {d}.partner"
+                    ));
                 }
                 from
             }
@@ -267,10 +286,12 @@ fn condition(
             }
         }
         Criteria::Group { name } => {
+            plan.reads_row = true;
             let g = partner_group(d);
             format!("COALESCE({g} = {}, {no})", sql.bind(name.as_str()))
         }
         Criteria::Role { role } => {
+            plan.reads_row = true;
             let r = serde_json::to_value(role)
                 .ok()
                 .and_then(|v| v.as_str().map(String::from))
@@ -279,6 +300,7 @@ fn condition(
             d.json_array_has_text("p.doc", "roles", &v)
         }
         Criteria::Industry { name } => {
+            plan.reads_row = true;
             let n = sql.bind(name.as_str());
             let by_name = d.text(&d.json_text("p.doc", &["industry", "name"]));
             let by_code = d.text(&d.json_text("p.doc", &["industry", "code"]));
@@ -289,6 +311,7 @@ fn condition(
             region,
             city,
         } => {
+            plan.reads_row = true;
             let mut conds = vec![d.true_lit().to_string()];
             for (field, v) in [("country", country), ("region", region), ("city", city)] {
                 if let Some(v) = v {
@@ -299,6 +322,7 @@ fn condition(
             d.json_array_any("p.doc", "locations", &conds.join(" AND "))
         }
         Criteria::Tag { tag } => {
+            plan.reads_row = true;
             let v = sql.bind(tag.as_str());
             d.json_array_has_text("p.doc", "tags", &v)
         }

@@ -54,7 +54,8 @@ pub struct SqliteStore {
 /// roll-ups, `crm_storage_sql::rollup`), 17 (the segments' roll-ups), 18 (campaign holdouts), 19 (lead scores) and
 /// 20 (a document's lines only in `document_lines`), 21 (the day roll-up), 22 (bulk loading), 23 (the campaign
 /// leads' indexes), 24 (the lead's campaign as a column) and 25 (the campaign roll-ups), generated from `crm_storage_sql::schema` as PostgreSQL's are
-/// (26, SQLite's alone, rebuilds the leads and pipelines keyed by rowid: [`wide_tables_with_rowid`]).
+/// (26 and 27 are SQLite's alone: 26 rebuilds the leads and pipelines keyed by rowid, [`wide_tables_with_rowid`], and
+/// 27 indexes the partners' names, [`PARTNER_NAMES`]).
 static GENERATED: std::sync::LazyLock<[String; 23]> = std::sync::LazyLock::new(|| {
     [
         crm_storage_sql::schema::init(Dialect::Sqlite),
@@ -90,11 +91,15 @@ static SCORE_KEY: std::sync::LazyLock<String> =
 /// The most writes a change set has to commit on the caller's thread (see `commit_changes`).
 const SMALL_COMMIT: usize = 64;
 
-/// How many migrations are SQL ([`migration_sql`]); migration 26 ([`wide_tables_with_rowid`]) is a hook after them.
+/// How many migrations are SQL ([`migration_sql`]); migration 26 ([`wide_tables_with_rowid`]) is a hook after them,
+/// and 27 ([`PARTNER_NAMES`]) SQL again.
 const SQL_MIGRATIONS: usize = 25;
 
 /// How many migrations there are.
-const MIGRATIONS: usize = SQL_MIGRATIONS + 1;
+const MIGRATIONS: usize = SQL_MIGRATIONS + 2;
+
+/// Migration 27: the index of the partners' names and merge marks a segment reads (`partners_names`; see the file).
+const PARTNER_NAMES: &str = include_str!("../migrations/0027_partner_names.sql");
 
 /// The migrations' statements, in order.
 fn migration_sql() -> [&'static str; SQL_MIGRATIONS] {
@@ -130,6 +135,7 @@ fn migration_sql() -> [&'static str; SQL_MIGRATIONS] {
 fn migrations() -> Migrations<'static> {
     let mut all: Vec<M<'static>> = migration_sql().into_iter().map(M::up).collect();
     all.push(M::up_with_hook("", wide_tables_with_rowid));
+    all.push(M::up(PARTNER_NAMES));
     Migrations::new(all)
 }
 
@@ -1725,6 +1731,61 @@ pub(crate) mod plan_tests {
                 sqls[i].text
             );
         }
+    }
+
+    #[tokio::test]
+    async fn a_segment_seeks_the_partners_last_and_reads_their_names_from_the_narrow_index() {
+        use crm_core::commerce::{BoughtMode, Cmp, Criteria, Item, LastSale, Period};
+        let store = SqliteStore::open_in_memory().unwrap();
+        let eur = crm_core::money::Currency::parse("EUR").unwrap();
+        let year = Period::year(2025).unwrap();
+        let as_of = chrono::NaiveDate::from_ymd_opt(2026, 1, 1).unwrap();
+        let facts = vec![
+            Criteria::lapsed(LastSale::WithinDays { days: 90 }),
+            Criteria::SalesVolume {
+                period: year,
+                cmp: Cmp::Gt,
+                amount: crm_core::money::Money::from_units(200_000_000, eur),
+            },
+            Criteria::Bought {
+                mode: BoughtMode::Any,
+                items: vec![Item::Category(crm_core::id::CategoryId::new())],
+                period: year,
+            },
+        ];
+        let example = Criteria::And { all: facts.clone() };
+        let sql = crm_storage_sql::segment::segment_sql(
+            Dialect::Sqlite,
+            TenantId::new(),
+            &example,
+            as_of,
+            eur,
+        )
+        .unwrap();
+        let plan = plan_of(&store, sql.text.clone()).await;
+        // Driven from the volume's roll-up; the partner is sought after the other roll-ups, in the index of names.
+        let steps: Vec<&str> = plan.split(" | ").collect();
+        let at = |what: &str| steps.iter().position(|s| s.contains(what));
+        let partner = at("SEARCH p USING COVERING INDEX partners_names (tenant=? AND id=?");
+        assert!(partner.is_some(), "{plan}");
+        assert!(at("SCAN v1") < at("SEARCH b1"), "{plan}");
+        assert!(at("SEARCH b1") < at("SEARCH partner_last_sales"), "{plan}");
+        assert!(at("SEARCH partner_last_sales") < partner, "{plan}");
+        assert!(!opens_table(&store, sql.text, "partners").await);
+        // A criterion on the partner's own attributes still reads its row.
+        let mut grouped = facts;
+        grouped.push(Criteria::Group {
+            name: "Retail".to_string(),
+        });
+        let sql = crm_storage_sql::segment::segment_sql(
+            Dialect::Sqlite,
+            TenantId::new(),
+            &Criteria::And { all: grouped },
+            as_of,
+            eur,
+        )
+        .unwrap();
+        assert!(opens_table(&store, sql.text, "partners").await);
     }
 
     #[tokio::test]

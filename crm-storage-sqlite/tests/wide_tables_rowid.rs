@@ -157,7 +157,10 @@ async fn migration_26_keys_the_leads_by_rowid_and_keeps_every_row_and_index() {
         let version: i64 = c
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .unwrap();
-        assert_eq!(version, 26);
+        assert_eq!(
+            version, 27,
+            "migrated to the latest (27, the partners' names)"
+        );
     }
     let enforced: i64 = reopened
         .with_writer(|c| {
