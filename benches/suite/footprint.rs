@@ -58,8 +58,12 @@ pub const COMMERCE_TABLES: &[&str] = &[
     "document_lines",
     "allocations",
     "sales_months",
+    "sales_days",
+    "sales_years",
     "partner_last_sales",
     "bought_months",
+    "campaign_customers",
+    "campaign_reach",
 ];
 
 impl Footprint {

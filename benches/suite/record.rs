@@ -1,6 +1,6 @@
 //! The baseline of recording one sales document: what a hand-written recorder runs in one transaction on the same
 //! schema, with prepared statements and values computed in Rust — the partner checked, the document row and its
-//! line rows inserted, the eight month and seven day rows of the sales roll-ups, the last sale and the bought months
+//! line rows inserted, the eight month, seven day and one year rows of the sales roll-ups, the last sale and the bought months
 //! upserted (`VALUES … ON CONFLICT DO UPDATE`), for a campaign's document its four campaign roll-up rows and the
 //! counts of invoiced customers they move, the event appended. The engine's side reads the partner, the
 //! products, the campaign, the number and the rate before it writes, and derives the roll-up rows from the rows it
@@ -63,6 +63,16 @@ pub static DAYS_UPSERT: LazyLock<String> = LazyLock::new(|| {
         .map(|dim| format!("($1, $2, {dim}, $3, ${}, $4, $5, $6, $7)", 7 + dim))
         .collect();
     rollup_upsert("sales_days", "day", &rows)
+});
+
+/// The customer's row of the year roll-up: `$1` tenant, `$2` reporting, `$3` year, `$4`–`$7` revenue, cost,
+/// invoices, documents, `$8` the customer's key.
+pub static YEARS_UPSERT: LazyLock<String> = LazyLock::new(|| {
+    rollup_upsert(
+        "sales_years",
+        "year",
+        &["($1, $2, 0, $3, $8, $4, $5, $6, $7)".to_string()],
+    )
 });
 
 /// The partner's last sale, kept as the later of the stored day and this invoice's.
@@ -147,8 +157,11 @@ pub fn statements(d: &Document, pg: bool) -> Result<Vec<(&'static str, Vec<Param
     let mut days = months.clone();
     days[2] = Param::Day(crm_core::commerce::day_number(d.issue_date()));
     days.remove(7);
+    let mut years = months[..8].to_vec();
+    years[2] = Param::I64(Bucket::Year.index(d.issue_date()));
     out.push((MONTHS_UPSERT.as_str(), months));
     out.push((DAYS_UPSERT.as_str(), days));
+    out.push((YEARS_UPSERT.as_str(), years));
     let partner = Param::Uuid(*d.partner().as_uuid());
     if d.kind() == DocumentKind::Invoice {
         out.push((
@@ -218,7 +231,9 @@ pub fn digest_queries(pg: bool) -> [&'static str; 7] {
              WHERE tenant = $1",
             "SELECT dim || ' ' || day || ' ' || (CASE WHEN key ~ '^[0-9a-f]{8}-[0-9a-f]{4}-' \
              THEN replace(key, '-', '') ELSE key END) || ' ' || revenue_units || ' ' || cost_units || ' ' || \
-             invoices || ' ' || documents FROM sales_days WHERE tenant = $1 AND documents <> 0",
+             invoices || ' ' || documents FROM sales_days WHERE tenant = $1 AND documents <> 0 UNION ALL \
+             SELECT 'y ' || year || ' ' || replace(key, '-', '') || ' ' || revenue_units || ' ' || cost_units \
+             || ' ' || invoices || ' ' || documents FROM sales_years WHERE tenant = $1 AND documents <> 0",
             "SELECT 'c ' || grain || ' ' || idx || ' ' || replace(campaign::text, '-', '') || ' ' || \
              replace(partner::text, '-', '') || ' ' || revenue_units FROM campaign_customers \
              WHERE tenant = $1 AND revenue_units <> 0 UNION ALL \
@@ -240,7 +255,9 @@ pub fn digest_queries(pg: bool) -> [&'static str; 7] {
              SELECT 'l ' || lower(hex(partner)) || ' ' || last_sale FROM partner_last_sales WHERE tenant = ?1",
             "SELECT dim || ' ' || day || ' ' || (CASE WHEN typeof(key) = 'blob' THEN lower(hex(key)) ELSE key END) \
              || ' ' || revenue_units || ' ' || cost_units || ' ' || invoices || ' ' || documents \
-             FROM sales_days WHERE tenant = ?1 AND documents <> 0",
+             FROM sales_days WHERE tenant = ?1 AND documents <> 0 UNION ALL \
+             SELECT 'y ' || year || ' ' || lower(hex(key)) || ' ' || revenue_units || ' ' || cost_units || ' ' \
+             || invoices || ' ' || documents FROM sales_years WHERE tenant = ?1 AND documents <> 0",
             "SELECT 'c ' || grain || ' ' || idx || ' ' || lower(hex(campaign)) || ' ' || lower(hex(partner)) || ' ' || \
              revenue_units FROM campaign_customers WHERE tenant = ?1 AND revenue_units <> 0 UNION ALL \
              SELECT 'r ' || grain || ' ' || idx || ' ' || lower(hex(campaign)) || ' ' || customers \

@@ -76,6 +76,9 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
     Migration::new(24, "campaign_rollups", || {
         crm_storage_sql::rollup::campaign_schema(Dialect::Postgres)
     }),
+    Migration::new(25, "sales_years", || {
+        crm_storage_sql::rollup::year_schema(Dialect::Postgres)
+    }),
 ];
 
 /// The advisory-lock key of a schema's migrations: FNV-1a of a fixed prefix and the schema name, so the key is the

@@ -54,6 +54,7 @@ async fn tampered_rollups_are_found_and_rebuilt() {
                 // The groups' (dim 1) January 10th, 2026 (day number 739626).
                 "UPDATE sales_days SET revenue_units = revenue_units + 1 WHERE tenant = $1 AND dim = 1 \
                  AND day = 739626",
+                "UPDATE sales_years SET revenue_units = revenue_units + 1 WHERE tenant = $1 AND year = 2026",
             ] {
                 let (mut sql, _) = Sql::for_tenant(pg.dialect(), tenant);
                 sql.text = text.to_string();
@@ -65,8 +66,8 @@ async fn tampered_rollups_are_found_and_rebuilt() {
     .await;
 }
 
-/// A schema from before the roll-ups (migration 14) gets them built from its documents by migrations 15, 16, 20 and
-/// 24,
+/// A schema from before the roll-ups (migration 14) gets them built from its documents by migrations 15, 16, 20, 24
+/// and 25,
 /// and its documents' lines, which their JSON carried until migration 19, moved into `document_lines`: every
 /// document reads back exactly as before and no stored JSON keeps its lines.
 #[tokio::test]
@@ -106,7 +107,8 @@ async fn the_migration_builds_the_rollups_of_existing_documents() {
             "ALTER TABLE campaign_targets DROP COLUMN holdout",
             "DROP TABLE campaign_customers",
             "DROP TABLE campaign_reach",
-            "DELETE FROM schema_migrations WHERE version IN (15, 16, 17, 19, 20, 24)",
+            "DROP TABLE sales_years",
+            "DELETE FROM schema_migrations WHERE version IN (15, 16, 17, 19, 20, 24, 25)",
         ]
         .map(String::from),
     );

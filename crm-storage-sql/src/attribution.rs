@@ -28,7 +28,8 @@ use std::collections::BTreeMap;
 /// };
 /// let sql = attribution_sql(Dialect::Postgres, crm_core::id::TenantId::new(), &scope);
 /// assert_eq!(sql.len(), 6);
-/// assert!(sql[0].text.contains("sales_months"));
+/// // The totals of a whole year read the customer year roll-up.
+/// assert!(sql[0].text.contains("sales_years"));
 /// ```
 pub fn attribution_sql(dialect: Dialect, tenant: TenantId, scope: &AttributionScope) -> Vec<Sql> {
     let created = match dialect {

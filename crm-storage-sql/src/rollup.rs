@@ -45,6 +45,12 @@ pub const TABLE: &str = "sales_months";
 /// instead of the documents.
 pub const DAYS: &str = "sales_days";
 
+/// The customer year roll-up: the same sums per customer and calendar year (the customer's grouping alone). A
+/// report by customer over a period holding whole years reads one row per customer and year instead of twelve
+/// months, in key order: a segment's sales volume over a year, and profitability by customer over one, without
+/// summing or sorting a year's months per customer.
+pub const YEARS: &str = "sales_years";
+
 /// The table of each partner's last sales invoice day.
 pub const LAST_SALES: &str = "partner_last_sales";
 
@@ -100,11 +106,12 @@ fn day_dims() -> String {
     format!("({})", rows.join(" UNION ALL "))
 }
 
-/// What a roll-up sums per: the month ([`TABLE`]) or the day ([`DAYS`]).
+/// What a roll-up sums per: the month ([`TABLE`]), the day ([`DAYS`]) or, by customer, the year ([`YEARS`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Grain {
     Month,
     Day,
+    Year,
 }
 
 impl Grain {
@@ -113,6 +120,7 @@ impl Grain {
         match self {
             Self::Month => TABLE,
             Self::Day => DAYS,
+            Self::Year => YEARS,
         }
     }
 
@@ -121,6 +129,7 @@ impl Grain {
         match self {
             Self::Month => "month",
             Self::Day => "day",
+            Self::Year => "year",
         }
     }
 }
@@ -132,7 +141,7 @@ fn summed(dialect: Dialect, filter: &str, sign: i64) -> String {
 }
 
 /// [`summed`] per `grain`: for [`Grain::Day`], `month` holds the day number, and the customer's grouping is left
-/// out.
+/// out; for [`Grain::Year`], `month` holds the year, and only the customer's grouping is in.
 fn summed_per(dialect: Dialect, grain: Grain, filter: &str, sign: i64) -> String {
     let big = |e: String| match dialect {
         Dialect::Sqlite => e,
@@ -150,10 +159,12 @@ fn summed_per(dialect: Dialect, grain: Grain, filter: &str, sign: i64) -> String
         period = match grain {
             Grain::Month => "month_idx",
             Grain::Day => "issue_day",
+            Grain::Year => "year_idx",
         },
         dims = match grain {
             Grain::Month => dims(),
             Grain::Day => day_dims(),
+            Grain::Year => format!("(SELECT {} AS dim)", dim(GroupBy::Customer)),
         },
     )
 }
@@ -356,6 +367,17 @@ pub fn apply_documents(dialect: Dialect, tenant: TenantId, ids: &[Uuid], sign: i
                 ),
             )
         }),
+        statement("id", &|t, ids| {
+            upsert_into(
+                Grain::Year,
+                &summed_per(
+                    dialect,
+                    Grain::Year,
+                    &format!("tenant = {t} AND {ids}"),
+                    sign,
+                ),
+            )
+        }),
         statement("d.id", &|t, ids| {
             bought_upsert(&bought(dialect, &format!("d.tenant = {t} AND {ids}"), sign))
         }),
@@ -416,7 +438,7 @@ fn grain_schema(dialect: Dialect, grain: Grain) -> String {
     };
     let (table, period) = (grain.table(), grain.column());
     let ty = match grain {
-        Grain::Month => "bigint",
+        Grain::Month | Grain::Year => "bigint",
         Grain::Day => "integer",
     };
     format!(
@@ -453,6 +475,12 @@ pub fn partner_schema(dialect: Dialect) -> String {
 /// recorded.
 pub fn day_schema(dialect: Dialect) -> String {
     grain_schema(dialect, Grain::Day)
+}
+
+/// Migration (SQLite's 28, PostgreSQL's 25): the customer year roll-up ([`YEARS`]), filled from the documents
+/// already recorded.
+pub fn year_schema(dialect: Dialect) -> String {
+    grain_schema(dialect, Grain::Year)
 }
 
 /// The first and last [`Bucket::Month`] index of a run of whole months.
@@ -538,7 +566,7 @@ pub struct SalesRows<'a> {
 /// from the sums' usual ones, so an ORDER BY over the sums never reads a row's value instead). The whole months
 /// come from the roll-ups, the partial months at the edges from the documents.
 pub fn sales_rows(sql: &mut Sql, q: SalesRows<'_>) -> String {
-    let parts: Vec<String> = parts(q.group_by, q.period, false)
+    let parts: Vec<String> = parts(q.group_by, q.bucket, q.period, false)
         .into_iter()
         .map(|part| part_sql(sql, &q, part))
         .collect();
@@ -561,7 +589,7 @@ pub fn sales_arms(
     bucket: Option<Bucket>,
     period: Period,
 ) -> Vec<Sql> {
-    parts(group_by, period, true)
+    parts(group_by, bucket, period, true)
         .into_iter()
         .map(|part| {
             let (mut sql, t) = Sql::for_tenant(dialect, tenant);
@@ -578,7 +606,7 @@ pub fn sales_arms(
             // One month's or one day range's bucket is one value: the key alone orders them, which the roll-ups'
             // primary key gives a single month without a sort.
             let order = match part {
-                Part::Months(a, b) if a == b => "rk",
+                Part::Months(a, b) | Part::Years(a, b) if a == b => "rk",
                 Part::Days(..) => "rk",
                 _ => "rk, rb",
             };
@@ -593,18 +621,43 @@ pub fn sales_arms(
 enum Part {
     /// The whole months `a`–`b` of the month roll-up.
     Months(i64, i64),
+    /// The whole years `a`–`b` of the customer year roll-up (by customer, with no bucket or a yearly one).
+    Years(i64, i64),
     /// Days within one month, from the day roll-up.
     Days(NaiveDate, NaiveDate),
     /// Days within one month, from the documents (by customer).
     Documents(NaiveDate, NaiveDate),
 }
 
-/// The parts of `period` in order: its whole months (one part each when `each` and there are at most
-/// [`MERGED_MONTHS`]), then its edges, cut at month ends.
-fn parts(group_by: GroupBy, period: Period, each: bool) -> Vec<Part> {
+/// The parts of `period` in order: by customer with no bucket or a yearly one, its whole years; its other whole
+/// months (one part each when `each` and there are at most [`MERGED_MONTHS`]; the years too, one each when
+/// `each`), then its edges, cut at month ends.
+fn parts(group_by: GroupBy, bucket: Option<Bucket>, period: Period, each: bool) -> Vec<Part> {
     let (months, edges) = split(period);
     let mut out = Vec::new();
+    let mut runs = Vec::new();
     if let Some((m1, m2)) = months {
+        let yearly = group_by == GroupBy::Customer && matches!(bucket, None | Some(Bucket::Year));
+        // The first and last year wholly within the months (a month index is the year times twelve plus its
+        // month, and both are positive within the business dates).
+        let (y1, y2) = ((m1 + 11).div_euclid(12), (m2 + 1).div_euclid(12) - 1);
+        if yearly && y1 <= y2 {
+            if m1 < y1 * 12 {
+                runs.push((m1, y1 * 12 - 1));
+            }
+            if each {
+                out.extend((y1..=y2).map(|y| Part::Years(y, y)));
+            } else {
+                out.push(Part::Years(y1, y2));
+            }
+            if y2 * 12 + 11 < m2 {
+                runs.push((y2 * 12 + 12, m2));
+            }
+        } else {
+            runs.push((m1, m2));
+        }
+    }
+    for (m1, m2) in runs {
         if each && m2 - m1 < MERGED_MONTHS {
             out.extend((m1..=m2).map(|m| Part::Months(m, m)));
         } else {
@@ -632,21 +685,32 @@ fn part_sql(sql: &mut Sql, q: &SalesRows<'_>, part: Part) -> String {
     let dialect = sql.dialect;
     let (t, r) = (q.tenant, q.reporting);
     match part {
-        Part::Months(m1, m2) => {
+        Part::Months(a, b) | Part::Years(a, b) => {
+            let (table, column, bk) = match part {
+                Part::Years(..) => (
+                    YEARS,
+                    "year",
+                    // A yearly bucket is the year; `parts` reads years for no other bucket.
+                    match q.bucket {
+                        Some(Bucket::Year) => "year".to_string(),
+                        _ => null_bucket(dialect).to_string(),
+                    },
+                ),
+                _ => (TABLE, "month", bucket_of_month(dialect, q.bucket)),
+            };
             // Every placeholder bound is used (PostgreSQL types each from its use).
-            let months = if m1 == m2 {
-                format!("month = {}", sql.bind(m1))
+            let range = if a == b {
+                format!("{column} = {}", sql.bind(a))
             } else {
-                let (a, b) = (sql.bind(m1), sql.bind(m2));
-                format!("month BETWEEN {a} AND {b}")
+                let (a, b) = (sql.bind(a), sql.bind(b));
+                format!("{column} BETWEEN {a} AND {b}")
             };
             let key = q.key.as_ref().map_or(String::new(), |(k, _)| {
                 format!(" AND key = {}", sql.bind(k.clone()))
             });
             format!(
                 "SELECT key AS rk, {bk} AS rb, revenue_units AS rrev, cost_units AS rcost, invoices AS rn, \
-                 documents AS rd FROM {TABLE} WHERE tenant = {t} AND reporting = {r} AND dim = {dim} AND {months}{key}",
-                bk = bucket_of_month(dialect, q.bucket),
+                 documents AS rd FROM {table} WHERE tenant = {t} AND reporting = {r} AND dim = {dim} AND {range}{key}",
                 dim = dim(q.group_by),
             )
         }
@@ -699,8 +763,8 @@ fn part_sql(sql: &mut Sql, q: &SalesRows<'_>, part: Part) -> String {
 
 /// The statement listing the roll-up rows of `tenant` that differ from the documents: `(side, grain, reporting,
 /// dim, period, key, revenue, cost, invoices, documents)`, side 0 what the documents give, 1 what is stored (a row
-/// of zero sums counts as none), grain 0 a month (`period` its index) and 1 a day (`period` its day number), at
-/// most `limit` rows.
+/// of zero sums counts as none), grain 0 a month (`period` its index), 1 a day (`period` its day number) and 2 a
+/// customer's year (`period` the year), at most `limit` rows.
 fn differences_sql(dialect: Dialect, tenant: TenantId, limit: usize) -> Sql {
     let (mut sql, t) = Sql::for_tenant(dialect, tenant);
     let n = sql.bind(limit as i64);
@@ -720,14 +784,16 @@ fn differences_sql(dialect: Dialect, tenant: TenantId, limit: usize) -> Sql {
         )
     };
     sql.text = format!(
-        "WITH lines AS ({} UNION ALL {}), stored AS ({} UNION ALL {}) \
+        "WITH lines AS ({} UNION ALL {} UNION ALL {}), stored AS ({} UNION ALL {} UNION ALL {}) \
          SELECT 0 AS side, * FROM (SELECT * FROM lines EXCEPT SELECT * FROM stored) AS a \
          UNION ALL SELECT 1 AS side, * FROM (SELECT * FROM stored EXCEPT SELECT * FROM lines) AS b \
          ORDER BY 2, 3, 4, 5, 6, 1 LIMIT {n}",
         lines(Grain::Month, 0),
         lines(Grain::Day, 1),
+        lines(Grain::Year, 2),
         stored(Grain::Month, 0),
         stored(Grain::Day, 1),
+        stored(Grain::Year, 2),
     );
     sql
 }
@@ -877,7 +943,7 @@ pub(crate) fn rebuild_sql(dialect: Dialect, tenant: TenantId) -> Vec<Sql> {
     if dialect == Dialect::Postgres {
         let mut lock = Sql::new(dialect);
         lock.text = format!(
-            "LOCK TABLE {TABLE}, {DAYS}, {LAST_SALES}, {BOUGHT}, {CAMPAIGN_CUSTOMERS}, {CAMPAIGN_REACH} \
+            "LOCK TABLE {TABLE}, {DAYS}, {YEARS}, {LAST_SALES}, {BOUGHT}, {CAMPAIGN_CUSTOMERS}, {CAMPAIGN_REACH} \
              IN SHARE ROW EXCLUSIVE MODE"
         );
         out.push(lock);
@@ -890,6 +956,7 @@ pub(crate) fn rebuild_sql(dialect: Dialect, tenant: TenantId) -> Vec<Sql> {
     for table in [
         TABLE,
         DAYS,
+        YEARS,
         LAST_SALES,
         BOUGHT,
         CAMPAIGN_CUSTOMERS,
@@ -906,6 +973,12 @@ pub(crate) fn rebuild_sql(dialect: Dialect, tenant: TenantId) -> Vec<Sql> {
         upsert_into(
             Grain::Day,
             &summed_per(dialect, Grain::Day, &format!("tenant = {t}"), 1),
+        )
+    }));
+    out.push(tenant_sql(&|t| {
+        upsert_into(
+            Grain::Year,
+            &summed_per(dialect, Grain::Year, &format!("tenant = {t}"), 1),
         )
     }));
     out.push(tenant_sql(&|t| {
@@ -1041,17 +1114,28 @@ pub async fn rollups<R: Runner + ?Sized>(
             .and_then(|i| GroupBy::ALL.get(i).copied())
             .ok_or_else(|| corrupt("grouping", d))?;
         let period = row[4].int("month")?;
-        let (month, day) = if row[1].int("grain")? == 0 {
-            (
+        let (month, day, year) = match row[1].int("grain")? {
+            0 => (
                 i64::try_from(period).map_err(|e| corrupt("month", e))?,
                 None,
-            )
-        } else {
-            let day = i32::try_from(period)
-                .ok()
-                .and_then(crm_core::commerce::from_day_number)
-                .ok_or_else(|| corrupt("day", period))?;
-            (Bucket::Month.index(day), Some(day))
+                None,
+            ),
+            1 => {
+                let day = i32::try_from(period)
+                    .ok()
+                    .and_then(crm_core::commerce::from_day_number)
+                    .ok_or_else(|| corrupt("day", period))?;
+                (Bucket::Month.index(day), Some(day), None)
+            }
+            2 => {
+                // A year of the business dates (its January's month index is then in range too).
+                let year = i32::try_from(period)
+                    .ok()
+                    .filter(|y| NaiveDate::from_ymd_opt(*y, 1, 1).is_some())
+                    .ok_or_else(|| corrupt("year", period))?;
+                (i64::from(year) * 12, None, Some(year))
+            }
+            g => return Err(corrupt("grain", g)),
         };
         let key = row[5].opt_text().filter(|k| !k.is_empty());
         let sums = RollupSums {
@@ -1065,6 +1149,7 @@ pub async fn rollups<R: Runner + ?Sized>(
                 && x.group_by == group_by
                 && x.month == month
                 && x.day == day
+                && x.year == year
                 && x.key == key
         };
         if !differences.last().is_some_and(same) {
@@ -1073,6 +1158,7 @@ pub async fn rollups<R: Runner + ?Sized>(
                 group_by,
                 month,
                 day,
+                year,
                 key,
                 stored: None,
                 lines: None,
@@ -1190,5 +1276,52 @@ mod tests {
         let last = crm_core::time::MAX_BUSINESS_DATE;
         let p = Period::new(d(last.year(), last.month(), 1), last).unwrap();
         assert!(split(p).1.is_empty());
+    }
+
+    #[test]
+    fn by_customer_whole_years_come_from_the_year_roll_up() {
+        let month = |y: i64, m: i64| y * 12 + m - 1;
+        let long = Period::new(d(2019, 6, 15), d(2026, 12, 31)).unwrap();
+        assert_eq!(
+            parts(GroupBy::Customer, None, long, false),
+            vec![
+                Part::Years(2020, 2026),
+                Part::Months(month(2019, 7), month(2019, 12)),
+                Part::Documents(d(2019, 6, 15), d(2019, 6, 30)),
+            ]
+        );
+        // A statement each: every year, every month.
+        let two = Period::new(d(2025, 2, 1), d(2026, 12, 31)).unwrap();
+        let mut want = vec![Part::Years(2026, 2026)];
+        want.extend((2..=12).map(|m| Part::Months(month(2025, m), month(2025, m))));
+        assert_eq!(
+            parts(GroupBy::Customer, Some(Bucket::Year), two, true),
+            want
+        );
+        let year = Period::year(2025).unwrap();
+        assert_eq!(
+            parts(GroupBy::Customer, None, year, false),
+            vec![Part::Years(2025, 2025)]
+        );
+        // A year that ends or starts mid-month is no whole year.
+        let short = Period::new(d(2025, 1, 1), d(2025, 12, 30)).unwrap();
+        assert_eq!(
+            parts(GroupBy::Customer, None, short, false),
+            vec![
+                Part::Months(month(2025, 1), month(2025, 11)),
+                Part::Documents(d(2025, 12, 1), d(2025, 12, 30)),
+            ]
+        );
+        // Monthly or quarterly buckets, and every other grouping, read the months.
+        for (g, b) in [
+            (GroupBy::Customer, Some(Bucket::Month)),
+            (GroupBy::Customer, Some(Bucket::Quarter)),
+            (GroupBy::Group, None),
+        ] {
+            assert_eq!(
+                parts(g, b, year, false),
+                vec![Part::Months(month(2025, 1), month(2025, 12))]
+            );
+        }
     }
 }

@@ -55,7 +55,7 @@ pub struct SqliteStore {
 /// 20 (a document's lines only in `document_lines`), 21 (the day roll-up), 22 (bulk loading), 23 (the campaign
 /// leads' indexes), 24 (the lead's campaign as a column) and 25 (the campaign roll-ups), generated from `crm_storage_sql::schema` as PostgreSQL's are
 /// (26 and 27 are SQLite's alone: 26 rebuilds the leads and pipelines keyed by rowid, [`wide_tables_with_rowid`], and
-/// 27 indexes the partners' names, [`PARTNER_NAMES`]).
+/// 27 indexes the partners' names, [`PARTNER_NAMES`]; 28, the customer year roll-up, is PostgreSQL's 25).
 static GENERATED: std::sync::LazyLock<[String; 23]> = std::sync::LazyLock::new(|| {
     [
         crm_storage_sql::schema::init(Dialect::Sqlite),
@@ -92,14 +92,19 @@ static SCORE_KEY: std::sync::LazyLock<String> =
 const SMALL_COMMIT: usize = 64;
 
 /// How many migrations are SQL ([`migration_sql`]); migration 26 ([`wide_tables_with_rowid`]) is a hook after them,
-/// and 27 ([`PARTNER_NAMES`]) SQL again.
+/// and 27 ([`PARTNER_NAMES`]) and 28 ([`YEARS`], the customer year roll-up) SQL again.
 const SQL_MIGRATIONS: usize = 25;
 
 /// How many migrations there are.
-const MIGRATIONS: usize = SQL_MIGRATIONS + 2;
+const MIGRATIONS: usize = SQL_MIGRATIONS + 3;
 
 /// Migration 27: the index of the partners' names and merge marks a segment reads (`partners_names`; see the file).
 const PARTNER_NAMES: &str = include_str!("../migrations/0027_partner_names.sql");
+
+/// Migration 28: the customer year roll-up (`crm_storage_sql::rollup::YEARS`), filled from the documents already
+/// recorded.
+static YEARS: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(|| crm_storage_sql::rollup::year_schema(Dialect::Sqlite));
 
 /// The migrations' statements, in order.
 fn migration_sql() -> [&'static str; SQL_MIGRATIONS] {
@@ -136,6 +141,7 @@ fn migrations() -> Migrations<'static> {
     let mut all: Vec<M<'static>> = migration_sql().into_iter().map(M::up).collect();
     all.push(M::up_with_hook("", wide_tables_with_rowid));
     all.push(M::up(PARTNER_NAMES));
+    all.push(M::up(&YEARS));
     Migrations::new(all)
 }
 
@@ -1695,6 +1701,47 @@ pub(crate) mod plan_tests {
                 );
             }
         }
+    }
+
+    #[tokio::test]
+    async fn a_whole_year_by_customer_reads_the_year_roll_up_in_key_order_without_a_sort() {
+        use crm_core::commerce::{Cmp, Criteria, GroupBy, Period, SumsQuery};
+        let store = SqliteStore::open_in_memory().unwrap();
+        let eur = crm_core::money::Currency::parse("EUR").unwrap();
+        let year = Period::year(2025).unwrap();
+        let arms = crm_storage_sql::commerce::profit_arms(
+            TenantId::new(),
+            &SumsQuery::by(GroupBy::Customer, year, eur),
+        );
+        assert_eq!(arms.len(), 1, "one statement for the year");
+        let plan = plan_of(&store, arms[0].text.clone()).await;
+        assert!(
+            plan.contains(
+                "sales_years USING PRIMARY KEY (tenant=? AND reporting=? AND dim=? AND year=?)"
+            ) && !plan.contains("TEMP B-TREE"),
+            "{plan}"
+        );
+        // A segment's volume over the year: one row per customer, grouped as read.
+        let volume = Criteria::SalesVolume {
+            period: year,
+            cmp: Cmp::Gt,
+            amount: crm_core::money::Money::from_units(1, eur),
+        };
+        let sql = crm_storage_sql::segment::segment_sql(
+            Dialect::Sqlite,
+            TenantId::new(),
+            &volume,
+            chrono::NaiveDate::from_ymd_opt(2026, 1, 1).unwrap(),
+            eur,
+        )
+        .unwrap();
+        let plan = plan_of(&store, sql.text).await;
+        assert!(
+            plan.contains("SEARCH sales_years USING PRIMARY KEY")
+                && !plan.contains("TEMP B-TREE FOR GROUP BY")
+                && !plan.contains("sales_months"),
+            "{plan}"
+        );
     }
 
     #[tokio::test]

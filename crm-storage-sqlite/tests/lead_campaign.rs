@@ -66,12 +66,12 @@ async fn the_lead_campaign_is_written_with_the_lead_and_filled_by_the_migration(
     drop((crm, sqlite));
 
     // Back to migration 23: the campaign only in the lead's document, its indexes on the document's expression (and
-    // no campaign roll-ups, which migration 25 builds again).
+    // no campaign roll-ups, which migration 25 builds again, nor the customer year roll-up of migration 28).
     {
         let c = rusqlite::Connection::open(&path).unwrap();
         let source = "json_extract(doc, '$.source.campaign')";
         c.execute_batch(&format!(
-            "DROP TABLE campaign_customers; DROP TABLE campaign_reach; \
+            "DROP TABLE campaign_customers; DROP TABLE campaign_reach; DROP TABLE sales_years; \
              DROP INDEX leads_by_campaign; DROP INDEX leads_campaign_partner; DROP INDEX leads_campaign_created; \
              ALTER TABLE leads DROP COLUMN campaign; \
              CREATE INDEX leads_by_campaign ON leads (tenant, {source}, created_at, status) WHERE {source} IS NOT NULL; \

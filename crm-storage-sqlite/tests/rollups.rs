@@ -49,6 +49,7 @@ async fn tampered_rollups_are_found_and_rebuilt() {
                 // The groups' (dim 1) January 10th, 2026 (day number 739626).
                 "UPDATE sales_days SET revenue_units = revenue_units + 1 WHERE tenant = ?1 AND dim = 1 \
                  AND day = 739626",
+                "UPDATE sales_years SET revenue_units = revenue_units + 1 WHERE tenant = ?1 AND year = 2026",
             ] {
                 let (mut sql, _) = Sql::for_tenant(sqlite.dialect(), tenant);
                 sql.text = text.to_string();
@@ -60,8 +61,8 @@ async fn tampered_rollups_are_found_and_rebuilt() {
     .await;
 }
 
-/// A database from before the roll-ups (migration 15) gets them built from its documents by migrations 16, 17, 21 and
-/// 25,
+/// A database from before the roll-ups (migration 15) gets them built from its documents by migrations 16, 17, 21, 25
+/// and 28,
 /// and its documents' lines, which their JSON carried until migration 20, moved into `document_lines`: every
 /// document reads back exactly as before and no stored JSON keeps its lines.
 #[tokio::test]
@@ -99,7 +100,7 @@ async fn the_migration_builds_the_rollups_of_existing_documents() {
                 "{lines_back} {drop_columns} \
                  DROP TABLE sales_months; DROP TABLE partner_last_sales; DROP TABLE bought_months; \
                  DROP TABLE sales_days; DROP TABLE bulk_loads; DROP TABLE deferred_indexes; \
-                 DROP TABLE campaign_customers; DROP TABLE campaign_reach; \
+                 DROP TABLE campaign_customers; DROP TABLE campaign_reach; DROP TABLE sales_years; \
                  DROP INDEX leads_campaign_partner; DROP INDEX leads_campaign_created; DROP INDEX leads_by_campaign; \
                  ALTER TABLE leads DROP COLUMN campaign; \
                  CREATE INDEX leads_by_campaign ON leads (tenant, json_extract(doc, '$.source.campaign'), created_at, \

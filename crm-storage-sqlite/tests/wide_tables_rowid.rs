@@ -49,7 +49,8 @@ fn table_sql(c: &rusqlite::Connection, table: &str) -> String {
     .unwrap()
 }
 
-/// The file at `path` as migration 25 left it: each of the tables `WITHOUT ROWID`, with the same rows and indexes.
+/// The file at `path` as migration 25 left it: each of the tables `WITHOUT ROWID`, with the same rows and indexes,
+/// and neither the partners' names index (27) nor the customer year roll-up (28).
 fn rewind_to_25(path: &Path) {
     let c = rusqlite::Connection::open(path).unwrap();
     c.execute_batch("PRAGMA foreign_keys = OFF; BEGIN;")
@@ -70,8 +71,10 @@ fn rewind_to_25(path: &Path) {
         .unwrap();
         assert!(table_sql(&c, table).ends_with("WITHOUT ROWID"));
     }
-    c.execute_batch("PRAGMA user_version = 25; COMMIT;")
-        .unwrap();
+    c.execute_batch(
+        "DROP INDEX partners_names; DROP TABLE sales_years; PRAGMA user_version = 25; COMMIT;",
+    )
+    .unwrap();
 }
 
 #[tokio::test]
@@ -158,9 +161,17 @@ async fn migration_26_keys_the_leads_by_rowid_and_keeps_every_row_and_index() {
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .unwrap();
         assert_eq!(
-            version, 27,
-            "migrated to the latest (27, the partners' names)"
+            version, 28,
+            "migrated to the latest (28, the customer year roll-up)"
         );
+        let made: i64 = c
+            .query_row(
+                "SELECT count(*) FROM sqlite_schema WHERE name IN ('partners_names', 'sales_years')",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(made, 2, "migrations 27 and 28 ran after the rebuild");
     }
     let enforced: i64 = reopened
         .with_writer(|c| {

@@ -735,7 +735,7 @@ pub struct RollupSums {
     pub documents: u64,
 }
 
-/// A month of one group whose stored roll-up differs from the documents.
+/// A month, day or (by customer) year of one group whose stored roll-up differs from the documents.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RollupDifference {
     /// The reporting currency.
@@ -748,6 +748,10 @@ pub struct RollupDifference {
     /// every grouping but the customer's); `None` for the month roll-up.
     #[serde(default)]
     pub day: Option<NaiveDate>,
+    /// The year, when the difference is in the customer year roll-up (which the whole years of a period by customer
+    /// read); `month` is then its January. `None` for the month and day roll-ups.
+    #[serde(default)]
+    pub year: Option<i32>,
     /// The group key (as [`ProfitSums::key`]).
     pub key: Option<String>,
     /// What the roll-ups hold (`None`: no row).

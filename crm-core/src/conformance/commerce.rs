@@ -948,9 +948,10 @@ pub async fn check_campaign_rollup_repair<F>(
 }
 
 /// Reports read whole months from the roll-ups, `verify_rollups` finds what differs and `rebuild_rollups` repairs
-/// it: after `tamper` (the adapter's own statement) adds 1 to every stored revenue of the tenant's roll-ups and
-/// deletes its March rows, a report over whole months shows the tampered sums (so it reads them), one over
-/// partial months does not, the check lists every damaged month of every grouping with both sides, and after a
+/// it: after `tamper` (the adapter's own statement) adds 1 to every stored revenue of the tenant's month roll-up,
+/// deletes its March rows and adds 1 to the customer's 2026 in the year roll-up, a report over whole months shows
+/// the tampered sums (so it reads them), a whole year by customer shows the year's, one over partial months does
+/// not, the check lists every damaged month of every grouping and the damaged year with both sides, and after a
 /// rebuild every report equals the reference again and the check is clean. Another tenant's roll-ups are not
 /// touched by the rebuild.
 pub async fn check_rollup_repair<F>(
@@ -989,6 +990,12 @@ pub async fn check_rollup_repair<F>(
     }
     let year = SumsQuery::by(GroupBy::Customer, Period::year(2026).unwrap(), ron());
     let before = s.cs.store().profit_sums(s.w.tenant, &year).await.unwrap();
+    let group_year = SumsQuery::by(GroupBy::Group, Period::year(2026).unwrap(), ron());
+    let group_before =
+        s.cs.store()
+            .profit_sums(s.w.tenant, &group_year)
+            .await
+            .unwrap();
     // Segments read the last sales and the bought months: after March 2nd, and bought the category in February.
     let after_march_2 = Criteria::LastSale {
         when: LastSale::After {
@@ -1027,11 +1034,21 @@ pub async fn check_rollup_repair<F>(
         "a segment reads the bought months (February's deleted)"
     );
 
+    let tampered =
+        s.cs.store()
+            .profit_sums(s.w.tenant, &group_year)
+            .await
+            .unwrap();
+    assert_eq!(
+        tampered[0].revenue_units,
+        group_before[0].revenue_units + 2 - 2_000_000,
+        "a report over whole months reads the roll-ups (January and February +1, March gone)"
+    );
     let tampered = s.cs.store().profit_sums(s.w.tenant, &year).await.unwrap();
     assert_eq!(
         tampered[0].revenue_units,
-        before[0].revenue_units + 2 - 2_000_000,
-        "a report over whole months reads the roll-ups (January and February +1, March gone)"
+        before[0].revenue_units + 1,
+        "a whole year by customer reads the year roll-up (+1), not the months"
     );
     let mid = Period::new(day(2026, 1, 2), day(2026, 3, 30)).unwrap();
     let docs = all_documents(&s).await;
@@ -1066,11 +1083,35 @@ pub async fn check_rollup_repair<F>(
     );
     let check = s.cs.verify_rollups(s.w.tenant).await.expect("verify");
     assert!(!check.rebuilt && !check.more);
-    // January and February in every grouping (+1), March in every grouping (gone), and the groups' January 10th.
+    // January and February in every grouping (+1), March in every grouping (gone), the groups' January 10th and
+    // the customer's 2026.
     assert_eq!(
         check.differences.len(),
-        3 * GroupBy::ALL.len() + 1,
+        3 * GroupBy::ALL.len() + 2,
         "{check:?}"
+    );
+    let years: Vec<_> = check
+        .differences
+        .iter()
+        .filter(|d| d.year.is_some())
+        .collect();
+    assert_eq!(years.len(), 1, "{check:?}");
+    let y = years[0];
+    assert_eq!(
+        (y.year, y.group_by, y.month, y.day),
+        (
+            Some(2026),
+            GroupBy::Customer,
+            crate::commerce::Bucket::Month.index(day(2026, 1, 1)),
+            None
+        ),
+        "{y:?}"
+    );
+    let lines = y.lines.expect("the year has sales");
+    assert_eq!((lines.revenue_units, lines.invoices), (6_000_000, 3));
+    assert_eq!(
+        y.stored.map(|x| x.revenue_units),
+        Some(lines.revenue_units + 1)
     );
     assert!(
         check
@@ -1081,7 +1122,7 @@ pub async fn check_rollup_repair<F>(
                 && d.month == crate::commerce::Bucket::Month.index(day(2026, 1, 1))),
         "{check:?}"
     );
-    for d in &check.differences {
+    for d in check.differences.iter().filter(|d| d.year.is_none()) {
         let lines = d.lines.expect("the documents have sales in each month");
         match d.stored {
             Some(stored) => {
@@ -2503,9 +2544,20 @@ fn doc_spec(partners: usize) -> impl Strategy<Value = DocSpec> {
         )
 }
 
+/// A period's first day (days after [`start`]) and length in days: mostly random, sometimes whole calendar years
+/// (2025, 2025–2026, and 2025 with a few weeks either side), which reports by customer read from the year roll-up.
+fn period_days(longest: i64) -> impl Strategy<Value = (i64, i64)> + Clone {
+    prop_oneof![
+        6 => (0..430i64, 0..longest),
+        1 => Just((0i64, 364i64)),
+        1 => Just((0i64, 729i64)),
+        1 => Just((-20i64, 400i64)),
+    ]
+}
+
 /// Criteria over the property world's fixed vocabulary; item indexes 0–3 are products, 4 the category.
 fn criteria() -> impl Strategy<Value = Criteria> {
-    let period = (0..430i64, 0..200i64).prop_map(|(a, len)| {
+    let period = period_days(200).prop_map(|(a, len)| {
         Period::new(
             start() + Duration::days(a),
             start() + Duration::days(a + len),
@@ -2599,9 +2651,9 @@ fn spec() -> impl Strategy<Value = Spec> {
                 )
                     .prop_map(|(order, n)| Rank { order, n }),
             ),
-            0..430i64,
-            0..430i64,
-        );
+            period_days(430),
+        )
+            .prop_map(|(g, bucket, rank, (a, len))| (g, bucket, rank, a, len));
         (
             Just(partners),
             prop::collection::vec(doc_spec(n), 0..16),
