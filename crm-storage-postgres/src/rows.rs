@@ -114,8 +114,9 @@ fn opt_uuid(u: Option<&Uuid>) -> Value {
 }
 
 fn json<T: serde::Serialize>(v: &T) -> Result<Value> {
-    // Serialising to a Value first surfaces errors here rather than in the middle of a COPY stream.
-    let v = serde_json::to_value(v)
+    // Serialising first surfaces errors here rather than in the middle of a COPY stream; to JSON text straight from
+    // the record (a `serde_json::Value` tree first cost an allocation a field).
+    let v = serde_json::value::to_raw_value(v)
         .map_err(|e| crm_core::Error::invalid("record", format!("cannot be serialised: {e}")))?;
     Ok(Box::new(Json(v)))
 }
@@ -337,7 +338,7 @@ pub fn bind(p: crm_storage_sql::Param) -> Value {
         Param::I32(v) => Box::new(v),
         Param::Text(t) => Box::new(t),
         Param::Uuids(ids) => Box::new(ids),
-        Param::Json(v) => Box::new(Json(v)),
+        Param::Json(v) => Box::new(Json(v.into_raw())),
         Param::Null(kind) => match kind {
             Kind::Uuid => Box::new(None::<Uuid>),
             Kind::Text | Kind::Ccy => Box::new(None::<String>),

@@ -589,11 +589,12 @@ pub fn document_row(d: &Document) -> Result<Vec<Param>> {
 
 /// A document's stored JSON: the document without its `lines` (they live in [`DOCUMENT_LINES`] only).
 fn document_json(d: &Document) -> Result<Param> {
-    let mut doc = Param::json(d)?;
-    if let Param::Json(serde_json::Value::Object(fields)) = &mut doc {
+    let mut doc = serde_json::to_value(d)
+        .map_err(|e| crm_core::Error::invalid("record", format!("cannot be serialised: {e}")))?;
+    if let serde_json::Value::Object(fields) = &mut doc {
         fields.remove("lines");
     }
-    Ok(doc)
+    Param::json(&doc)
 }
 
 /// The rows of a document's lines.

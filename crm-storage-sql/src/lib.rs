@@ -31,7 +31,7 @@ pub mod store;
 mod table;
 pub mod uplift;
 
-pub use dialect::{Dialect, Kind, Param, Sql};
+pub use dialect::{Dialect, JsonText, Kind, Param, Sql};
 pub use run::{corrupt, merge_sums, Cell, Collected, Merged, RowSource, Runner};
 pub use table::Table;
 

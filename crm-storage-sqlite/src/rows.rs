@@ -49,7 +49,7 @@ pub fn bind(p: &crm_storage_sql::Param) -> rusqlite::types::Value {
         Param::I16(v) => Value::Integer(i64::from(*v)),
         Param::I32(v) => Value::Integer(i64::from(*v)),
         Param::Text(t) => Value::Text(t.clone()),
-        Param::Json(v) => Value::Text(v.to_string()),
+        Param::Json(v) => Value::Text(v.as_str().to_string()),
         Param::Null(_) => Value::Null,
         // Statements for SQLite bind each id of a set on its own; a set reaching here is a bug of the builder.
         Param::Uuids(_) => Value::Null,
