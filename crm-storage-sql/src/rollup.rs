@@ -190,6 +190,11 @@ fn upsert_into(grain: Grain, rows: &str) -> String {
 /// `id IN (…)` (SQLite) or `id = ANY(…)` (PostgreSQL) over `ids`, bound once.
 fn among(sql: &mut Sql, column: &str, ids: &[Uuid]) -> String {
     match sql.dialect {
+        // One id (recording a document) as an equality: for a tenant its statistics have not seen yet, PostgreSQL's
+        // planner expects about one row of it and kept `= ANY` as a filter over a scan of the tenant's rows, which
+        // grew with every document the tenant recorded; an equality on an index's column is always a condition of
+        // the index.
+        Dialect::Postgres if ids.len() == 1 => format!("{column} = {}", sql.bind(ids[0])),
         Dialect::Postgres => format!("{column} = ANY({})", sql.bind(Param::Uuids(ids.to_vec()))),
         Dialect::Sqlite => {
             let ps: Vec<String> = ids.iter().map(|id| sql.bind(*id)).collect();
@@ -379,7 +384,16 @@ pub fn apply_documents(dialect: Dialect, tenant: TenantId, ids: &[Uuid], sign: i
             )
         }),
         statement("d.id", &|t, ids| {
-            bought_upsert(&bought(dialect, &format!("d.tenant = {t} AND {ids}"), sign))
+            // The lines by their document too, not only through the join (see `among`).
+            let lines = ids
+                .strip_prefix("d.id")
+                .map(|rest| format!(" AND l.document{rest}"))
+                .unwrap_or_default();
+            bought_upsert(&bought(
+                dialect,
+                &format!("d.tenant = {t} AND {ids}{lines}"),
+                sign,
+            ))
         }),
     ];
     // The campaign roll-up: the positive customers among the documents' rows leave the count, the rows change,
