@@ -187,7 +187,7 @@ fn upsert_into(grain: Grain, rows: &str) -> String {
     )
 }
 
-/// `id IN (…)` (SQLite) or `id = ANY(…)` (PostgreSQL) over `ids`, bound once.
+/// `id IN (…)` (SQLite) or `id = ANY(…)` (PostgreSQL; `id = …` for one id) over `ids`, bound once.
 fn among(sql: &mut Sql, column: &str, ids: &[Uuid]) -> String {
     match sql.dialect {
         // One id (recording a document) as an equality: for a tenant its statistics have not seen yet, PostgreSQL's
@@ -1290,6 +1290,30 @@ mod tests {
         let last = crm_core::time::MAX_BUSINESS_DATE;
         let p = Period::new(d(last.year(), last.month(), 1), last).unwrap();
         assert!(split(p).1.is_empty());
+    }
+
+    #[test]
+    fn postgres_upkeep_names_one_document_by_equality() {
+        let (tenant, a, b) = (TenantId::new(), Uuid::now_v7(), Uuid::now_v7());
+        for sql in apply_documents(Dialect::Postgres, tenant, &[a], 1) {
+            assert!(!sql.text.contains("ANY("), "{}", sql.text);
+            assert!(!sql.params.iter().any(|p| matches!(p, Param::Uuids(_))));
+        }
+        let bought = apply_documents(Dialect::Postgres, tenant, &[a], 1)
+            .into_iter()
+            .find(|s| s.text.contains(BOUGHT))
+            .unwrap();
+        assert!(
+            bought.text.contains("d.id = $2") && bought.text.contains("l.document = $2"),
+            "{}",
+            bought.text
+        );
+        // A batch keeps one array parameter.
+        let batch = apply_documents(Dialect::Postgres, tenant, &[a, b], 1);
+        assert!(batch.iter().all(|s| !s.text.contains(" = $2 ")));
+        assert!(batch
+            .iter()
+            .any(|s| s.text.contains("d.id = ANY($2)") && s.text.contains("l.document = ANY($2)")));
     }
 
     #[test]
