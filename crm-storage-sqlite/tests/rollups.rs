@@ -202,3 +202,14 @@ async fn a_campaign_row_of_no_bucket_is_corrupt() {
     )
     .await;
 }
+
+/// A stored customer year roll-up row whose year is outside the business dates is reported as corrupt storage by
+/// `verify_rollups`, not listed as some other year.
+#[tokio::test]
+async fn a_year_row_that_is_no_year_is_corrupt() {
+    verify_is_corrupt_after(
+        "UPDATE sales_years SET year = year + 1099511627776 WHERE tenant = ?1",
+        "a year out of range",
+    )
+    .await;
+}
