@@ -79,6 +79,9 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
     Migration::new(25, "sales_years", || {
         crm_storage_sql::rollup::year_schema(Dialect::Postgres)
     }),
+    Migration::new(26, "documents_columns_only", || {
+        schema::documents_columns_only(Dialect::Postgres)
+    }),
 ];
 
 /// The advisory-lock key of a schema's migrations: FNV-1a of a fixed prefix and the schema name, so the key is the

@@ -108,7 +108,7 @@ async fn the_migration_builds_the_rollups_of_existing_documents() {
             "DROP TABLE campaign_customers",
             "DROP TABLE campaign_reach",
             "DROP TABLE sales_years",
-            "DELETE FROM schema_migrations WHERE version IN (15, 16, 17, 19, 20, 24, 25)",
+            "DELETE FROM schema_migrations WHERE version IN (15, 16, 17, 19, 20, 24, 25, 26)",
         ]
         .map(String::from),
     );
@@ -141,6 +141,18 @@ async fn the_migration_builds_the_rollups_of_existing_documents() {
         rows[0][0].count("count").unwrap(),
         0,
         "no stored JSON keeps its lines"
+    );
+    let keys = crm_storage_sql::commerce::DOCUMENT_COLUMN_FIELDS.map(|f| format!("'{f}'"));
+    let (mut kept, _) = Sql::for_tenant(again.dialect(), tenant);
+    kept.text = format!(
+        "SELECT count(*) FROM documents WHERE tenant = $1 AND doc ?| ARRAY[{}]",
+        keys.join(", ")
+    );
+    let rows = again.rows(kept, false).await.unwrap();
+    assert_eq!(
+        rows[0][0].count("count").unwrap(),
+        0,
+        "no stored JSON keeps a field its columns hold"
     );
     let check = again.rollups(tenant, RollupAction::Verify).await.unwrap();
     assert!(check.is_clean(), "{check:?}");

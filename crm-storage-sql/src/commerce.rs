@@ -9,8 +9,8 @@ use chrono::NaiveDate;
 use crm_core::commerce::{
     day_number, Balance, Bucket, Campaign, CampaignCost, CampaignStatus, CampaignSums,
     CampaignTarget, CampaignTotals, Category, CommerceKey, CommerceRecord, CommerceWrite, Criteria,
-    Document, ExchangeRate, GroupBy, OpenItem, OutcomeKind, PaymentDirection, Period, Product,
-    ProfitSums, Progress, RankOrder, SegmentMember, SumsQuery,
+    Document, DocumentKind, ExchangeRate, GroupBy, OpenItem, OutcomeKind, PaymentDirection, Period,
+    Product, ProfitSums, Progress, RankOrder, SegmentMember, SumsQuery,
 };
 use crm_core::id::{CampaignId, PartnerId, TenantId, UserId};
 use crm_core::money::{decimal_to_units, units_to_decimal, Currency};
@@ -253,8 +253,9 @@ pub const LINE_DECIMALS: [&str; 6] = [
     "cost",
 ];
 
-/// The JSON text of the document of the `documents` row `row` (the table's name or alias in the query), its lines
-/// put back from `document_lines` in their order: what every read of a document selects where other records select
+/// The JSON text of the document of the `documents` row `row` (the table's name or alias in the query): its stored
+/// `doc` with the fields the row's columns hold put back ([`DOCUMENT_COLUMN_FIELDS`]) and its lines from
+/// `document_lines` in their order: what every read of a document selects where other records select
 /// [`Dialect::doc`].
 pub fn document_doc(dialect: Dialect, row: &str) -> String {
     let decimals: Vec<String> = LINE_DECIMALS
@@ -266,28 +267,76 @@ pub fn document_doc(dialect: Dialect, row: &str) -> String {
                    'quantity_units', l.quantity_units";
     let lines =
         format!("FROM document_lines l WHERE l.tenant = {row}.tenant AND l.document = {row}.id");
+    // The enums' JSON names by their stored codes, from the enums themselves.
+    let kinds: String = (0..=i16::from(u8::MAX))
+        .filter_map(DocumentKind::from_code)
+        .map(|k| format!(" WHEN {} THEN '{}'", k.code(), json_name(&k)))
+        .collect();
+    let kind = format!("CASE {row}.kind{kinds} END");
+    let direction = format!(
+        "CASE {row}.direction WHEN 0 THEN '{}' WHEN 1 THEN '{}' END",
+        json_name(&PaymentDirection::Received),
+        json_name(&PaymentDirection::Sent)
+    );
     match dialect {
         Dialect::Sqlite => {
             // Ids are 16-byte blobs: their hyphenated lower-case text is what serde reads. A scalar subquery's
-            // value loses its JSON subtype, so `json()` gives it back.
+            // value loses its JSON subtype, so `json()` gives it back. Days count from 0001-01-01 as day 1, the
+            // Julian day 1721425.5.
             let uuid = |c: &str| {
                 format!(
-                    "lower(substr(hex({c}), 1, 8) || '-' || substr(hex({c}), 9, 4) || '-' || \
-                     substr(hex({c}), 13, 4) || '-' || substr(hex({c}), 17, 4) || '-' || substr(hex({c}), 21))"
+                    "CASE WHEN {c} IS NULL THEN NULL ELSE lower(substr(hex({c}), 1, 8) || '-' || \
+                     substr(hex({c}), 9, 4) || '-' || substr(hex({c}), 13, 4) || '-' || substr(hex({c}), 17, 4) \
+                     || '-' || substr(hex({c}), 21)) END"
                 )
             };
+            let date = |c: &str| format!("date({row}.{c} + 1721424.5)");
             format!(
-                "json_set({row}.doc, '$.lines', json((SELECT json_group_array(json_object('product', {}, \
-                 'category', CASE WHEN l.category IS NULL THEN NULL ELSE {} END, {decimals}, {amounts}) \
-                 ORDER BY l.n) {lines})))",
+                "json_set({row}.doc, '$.tenant', {}, '$.id', {}, '$.kind', {kind}, '$.number', {row}.number, \
+                 '$.partner', {}, '$.issue_date', {}, '$.due_date', {}, '$.currency', {row}.currency, \
+                 '$.campaign', {}, '$.corrects', {row}.corrects, '$.direction', {direction}, \
+                 '$.revenue_units', {row}.revenue_units, '$.cost_units', {row}.cost_units, \
+                 '$.attrs', json_object('group', {row}.grp, 'industry', {row}.industry, 'owner', {}, \
+                 'country', {row}.country, 'region', {row}.region, 'city', {row}.city), \
+                 '$.version', {row}.version, \
+                 '$.lines', json((SELECT json_group_array(json_object('product', {}, 'category', {}, \
+                 {decimals}, {amounts}) ORDER BY l.n) {lines})))",
+                uuid(&format!("{row}.tenant")),
+                uuid(&format!("{row}.id")),
+                uuid(&format!("{row}.partner")),
+                date("issue_day"),
+                date("due_day"),
+                uuid(&format!("{row}.campaign")),
+                uuid(&format!("{row}.owner")),
                 uuid("l.product"),
                 uuid("l.category"),
             )
         }
-        Dialect::Postgres => format!(
-            "jsonb_set({row}.doc, '{{lines}}', coalesce((SELECT jsonb_agg(jsonb_build_object('product', \
-             l.product, 'category', l.category, {decimals}, {amounts}) ORDER BY l.n) {lines}), '[]'::jsonb))::text"
-        ),
+        Dialect::Postgres => {
+            let date =
+                |c: &str| format!("to_char(date '0001-01-01' + ({row}.{c} - 1), 'YYYY-MM-DD')");
+            format!(
+                "jsonb_set({row}.doc || jsonb_build_object('tenant', {row}.tenant, 'id', {row}.id, \
+                 'kind', {kind}, 'number', {row}.number, 'partner', {row}.partner, 'issue_date', {}, \
+                 'due_date', {}, 'currency', {row}.currency::text, 'campaign', {row}.campaign, \
+                 'corrects', {row}.corrects, 'direction', {direction}, 'revenue_units', {row}.revenue_units, \
+                 'cost_units', {row}.cost_units, 'attrs', jsonb_build_object('group', {row}.grp, \
+                 'industry', {row}.industry, 'owner', {row}.owner, 'country', {row}.country, \
+                 'region', {row}.region, 'city', {row}.city), 'version', {row}.version), \
+                 '{{lines}}', coalesce((SELECT jsonb_agg(jsonb_build_object('product', l.product, \
+                 'category', l.category, {decimals}, {amounts}) ORDER BY l.n) {lines}), '[]'::jsonb))::text",
+                date("issue_day"),
+                date("due_day"),
+            )
+        }
+    }
+}
+
+/// The JSON string a unit enum variant serialises to (`DocumentKind::CreditNote` → `credit_note`).
+fn json_name<T: serde::Serialize>(v: &T) -> String {
+    match serde_json::to_value(v) {
+        Ok(serde_json::Value::String(s)) => s,
+        _ => String::new(),
     }
 }
 
@@ -587,14 +636,50 @@ pub fn document_row(d: &Document) -> Result<Vec<Param>> {
     ])
 }
 
-/// A document's stored JSON: the document without its `lines` (they live in [`DOCUMENT_LINES`] only).
+/// The fields of a document's JSON that [`DOCUMENTS`] also keeps as columns: its stored `doc` leaves them out, and
+/// a read puts them back from the columns ([`document_doc`]). Its `lines` are [`DOCUMENT_LINES`]'.
+pub const DOCUMENT_COLUMN_FIELDS: [&str; 15] = [
+    "tenant",
+    "id",
+    "kind",
+    "number",
+    "partner",
+    "issue_date",
+    "due_date",
+    "currency",
+    "campaign",
+    "corrects",
+    "direction",
+    "revenue_units",
+    "cost_units",
+    "attrs",
+    "version",
+];
+
+/// What a document's stored `doc` keeps: the fields no column of [`DOCUMENTS`] holds as the document carries them
+/// (its allocations, its total as the decimal it was given, the rate, the times, the renewal day). Generic so the
+/// fields keep the types (and so the serialisation) of the document's own.
+#[derive(serde::Serialize)]
+struct DocumentRest<A, T, R, S, O> {
+    allocations: A,
+    total: T,
+    rate: R,
+    recorded_at: S,
+    updated_at: S,
+    renews_on: O,
+}
+
+/// A document's stored JSON: the document without its `lines` (they live in [`DOCUMENT_LINES`] only) nor the
+/// fields its columns hold ([`DOCUMENT_COLUMN_FIELDS`]), serialised straight from the document.
 fn document_json(d: &Document) -> Result<Param> {
-    let mut doc = serde_json::to_value(d)
-        .map_err(|e| crm_core::Error::invalid("record", format!("cannot be serialised: {e}")))?;
-    if let serde_json::Value::Object(fields) = &mut doc {
-        fields.remove("lines");
-    }
-    Param::json(&doc)
+    Param::json(&DocumentRest {
+        allocations: d.allocations(),
+        total: d.total(),
+        rate: d.rate(),
+        recorded_at: d.recorded_at(),
+        updated_at: d.updated_at(),
+        renews_on: d.renews_on(),
+    })
 }
 
 /// The rows of a document's lines.
@@ -1904,6 +1989,47 @@ macro_rules! commerce_store {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every field of a document is stored once: in a column ([`DOCUMENT_COLUMN_FIELDS`]), in `document_lines`, or
+    /// in the stored `doc`. A field added to `Document` and to none of them would be lost on the first read.
+    #[test]
+    fn a_documents_fields_are_each_stored_in_one_place() {
+        let d: Document = serde_json::from_str(
+            r#"{"allocations":[{"kind":"invoice","number":"INV-1","amount":"10"}],
+                "attrs":{"city":"Cluj","country":"RO","group":"g","industry":null,
+                         "owner":"0184d022-0000-7e96-bc81-214a33eea209","region":null},
+                "campaign":null,"corrects":null,"cost_units":3,"currency":"EUR","direction":"received",
+                "due_date":"2025-02-01","id":"01856d33-f600-72e3-b67b-4bd1a59379bd","issue_date":"2025-01-01",
+                "kind":"payment","number":"P-1","partner":"018503a1-a0b7-7341-b181-fa9fe2be369d",
+                "rate":{"rate":"1","reporting":"EUR"},"recorded_at":"2025-01-01T12:00:00Z",
+                "renews_on":"2026-01-01","revenue_units":0,"tenant":"0184d022-0000-7891-b837-9561aaec8ef1",
+                "total":"10.50","updated_at":"2025-01-02T12:00:00Z","version":2,"lines":[]}"#,
+        )
+        .expect("a document");
+        let keys = |v: serde_json::Value| -> std::collections::BTreeSet<String> {
+            match v {
+                serde_json::Value::Object(m) => m.keys().cloned().collect(),
+                other => panic!("not an object: {other}"),
+            }
+        };
+        let all = keys(serde_json::to_value(&d).unwrap());
+        let Param::Json(stored) = document_json(&d).unwrap() else {
+            panic!("a document's doc is JSON")
+        };
+        let stored: serde_json::Value = serde_json::from_str(stored.as_str()).unwrap();
+        assert_eq!(stored["total"], "10.50", "the total as it was given");
+        assert_eq!(stored["renews_on"], "2026-01-01");
+        let kept = keys(stored);
+        let columns: std::collections::BTreeSet<String> = DOCUMENT_COLUMN_FIELDS
+            .iter()
+            .map(|f| f.to_string())
+            .collect();
+        assert!(kept.is_disjoint(&columns), "{kept:?}");
+        let mut placed: std::collections::BTreeSet<String> =
+            kept.union(&columns).cloned().collect();
+        placed.insert("lines".into());
+        assert_eq!(placed, all);
+    }
 
     #[test]
     fn updates_set_what_follows_the_key_and_check_the_version() {

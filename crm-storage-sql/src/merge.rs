@@ -286,31 +286,45 @@ async fn repoint_in<E: Exec>(
         Some(_) => sql.bind(to),
         None => String::new(),
     };
-    let to_text = sql.bind(to.to_string());
+    // A document's stored JSON keeps neither its partner nor its version: its columns do, and its reads put them
+    // back (`commerce::document_doc`). Nothing is bound that the statement does not use.
+    let in_doc = at.table != "documents";
+    let to_text = if in_doc {
+        sql.bind(to.to_string())
+    } else {
+        String::new()
+    };
     let from_p = match at.column {
         Some(_) => sql.bind(from),
         None => sql.bind(from.to_string()),
     };
     let versioned = link.kind.versioned();
-    let (version_set, version_cond, next) = if versioned {
-        let next = sql.bind(link.version as i64 + 1);
+    let (version_cond, next) = if versioned {
+        let next = in_doc.then(|| sql.bind(link.version as i64 + 1));
         let expected = sql.bind(link.version as i64);
-        (
-            "version = version + 1, ".to_string(),
-            format!(" AND version = {expected}"),
-            Some(next),
-        )
+        (format!(" AND version = {expected}"), next)
     } else {
-        (String::new(), String::new(), None)
+        (String::new(), None)
     };
-    let mut sets = String::new();
-    for c in at.column.iter().chain(at.also.iter()) {
-        sets.push_str(&format!("{c} = {to_uuid}, "));
+    let mut sets: Vec<String> = at
+        .column
+        .iter()
+        .chain(at.also.iter())
+        .map(|c| format!("{c} = {to_uuid}"))
+        .collect();
+    if versioned {
+        sets.push("version = version + 1".into());
+    }
+    if in_doc {
+        sets.push(format!(
+            "doc = {}",
+            set_doc(dialect, at.path, &to_text, next.as_deref())
+        ));
     }
     sql.text = format!(
-        "UPDATE {} SET {sets}{version_set}doc = {} WHERE tenant = {t} AND {} = {id} AND {}{version_cond}",
+        "UPDATE {} SET {} WHERE tenant = {t} AND {} = {id} AND {}{version_cond}",
         at.table,
-        set_doc(dialect, at.path, &to_text, next.as_deref()),
+        sets.join(", "),
         at.id,
         points_at(dialect, &at, &from_p),
     );

@@ -92,11 +92,12 @@ static SCORE_KEY: std::sync::LazyLock<String> =
 const SMALL_COMMIT: usize = 64;
 
 /// How many migrations are SQL ([`migration_sql`]); migration 26 ([`wide_tables_with_rowid`]) is a hook after them,
-/// and 27 ([`PARTNER_NAMES`]) and 28 ([`YEARS`], the customer year roll-up) SQL again.
+/// and 27 ([`PARTNER_NAMES`]), 28 ([`YEARS`], the customer year roll-up) and 29 ([`DOCUMENTS_COLUMNS_ONLY`]) SQL
+/// again.
 const SQL_MIGRATIONS: usize = 25;
 
 /// How many migrations there are.
-const MIGRATIONS: usize = SQL_MIGRATIONS + 3;
+const MIGRATIONS: usize = SQL_MIGRATIONS + 4;
 
 /// Migration 27: the index of the partners' names and merge marks a segment reads (`partners_names`; see the file).
 const PARTNER_NAMES: &str = include_str!("../migrations/0027_partner_names.sql");
@@ -105,6 +106,11 @@ const PARTNER_NAMES: &str = include_str!("../migrations/0027_partner_names.sql")
 /// recorded.
 static YEARS: std::sync::LazyLock<String> =
     std::sync::LazyLock::new(|| crm_storage_sql::rollup::year_schema(Dialect::Sqlite));
+
+/// Migration 29: a document's stored JSON keeps only what its columns do not
+/// (`crm_storage_sql::schema::documents_columns_only`).
+static DOCUMENTS_COLUMNS_ONLY: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(|| crm_storage_sql::schema::documents_columns_only(Dialect::Sqlite));
 
 /// The migrations' statements, in order.
 fn migration_sql() -> [&'static str; SQL_MIGRATIONS] {
@@ -142,6 +148,7 @@ fn migrations() -> Migrations<'static> {
     all.push(M::up_with_hook("", wide_tables_with_rowid));
     all.push(M::up(PARTNER_NAMES));
     all.push(M::up(&YEARS));
+    all.push(M::up(&DOCUMENTS_COLUMNS_ONLY));
     Migrations::new(all)
 }
 

@@ -62,9 +62,9 @@ async fn tampered_rollups_are_found_and_rebuilt() {
 }
 
 /// A database from before the roll-ups (migration 15) gets them built from its documents by migrations 16, 17, 21, 25
-/// and 28,
-/// and its documents' lines, which their JSON carried until migration 20, moved into `document_lines`: every
-/// document reads back exactly as before and no stored JSON keeps its lines.
+/// and 28, its documents' lines, which their JSON carried until migration 20, moved into `document_lines`, and the
+/// fields its columns hold taken out of the JSON by migration 29: every document reads back exactly as before, and
+/// no stored JSON keeps its lines or a field a column holds.
 #[tokio::test]
 async fn the_migration_builds_the_rollups_of_existing_documents() {
     use crm_core::commerce::{GroupBy, Period, SumsQuery};
@@ -123,6 +123,15 @@ async fn the_migration_builds_the_rollups_of_existing_documents() {
             )
             .unwrap();
         assert_eq!(with_lines as usize, docs.len(), "rewound to the old form");
+        let with_columns: i64 = c
+            .query_row(
+                "SELECT count(*) FROM documents WHERE json_type(doc, '$.tenant') = 'text' \
+                 AND json_type(doc, '$.attrs') = 'object' AND json_type(doc, '$.version') = 'integer'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(with_columns as usize, docs.len(), "the columns' fields too");
     }
     let reopened = SqliteStore::open_file(&path).expect("migrate");
     assert_eq!(reopened.profit_sums(tenant, &q).await.unwrap(), want);
@@ -139,6 +148,19 @@ async fn the_migration_builds_the_rollups_of_existing_documents() {
         kept[0][0].count("count").unwrap(),
         0,
         "no stored JSON keeps its lines"
+    );
+    let fields = crm_storage_sql::commerce::DOCUMENT_COLUMN_FIELDS.map(|f| format!("'$.{f}'"));
+    let (mut sql, _) = Sql::for_tenant(reopened.dialect(), tenant);
+    sql.text = format!(
+        "SELECT count(*) FROM documents, json_each(documents.doc) f WHERE tenant = ?1 \
+         AND f.fullkey IN ({})",
+        fields.join(", ")
+    );
+    let kept = reopened.rows(sql, false).await.unwrap();
+    assert_eq!(
+        kept[0][0].count("count").unwrap(),
+        0,
+        "no stored JSON keeps a field its columns hold"
     );
     let check = reopened
         .rollups(tenant, crm_core::commerce::RollupAction::Verify)
