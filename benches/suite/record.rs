@@ -81,7 +81,7 @@ pub const LAST_SALE_UPSERT: &str =
      ON CONFLICT (tenant, partner) DO UPDATE SET last_sale = CASE WHEN excluded.last_sale > \
      partner_last_sales.last_sale THEN excluded.last_sale ELSE partner_last_sales.last_sale END";
 
-/// One bought month (a product, kind 0, or a category, kind 1).
+/// One bought month of a category (kind 1; the roll-up keeps no products).
 pub const BOUGHT_UPSERT: &str = "INSERT INTO bought_months (tenant, kind, item, month, partner, quantity_units) \
      VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (tenant, kind, item, month, partner) DO UPDATE SET \
      quantity_units = bought_months.quantity_units + excluded.quantity_units";
@@ -187,19 +187,18 @@ pub fn statements(d: &Document, pg: bool) -> Result<Vec<(&'static str, Vec<Param
         out.push((CAMPAIGN_CUSTOMERS_UPSERT, values.clone()));
         out.push((CAMPAIGN_REACH_UPSERT, values));
     }
-    let mut bought: BTreeMap<(i16, uuid::Uuid), i64> = BTreeMap::new();
+    let mut bought: BTreeMap<uuid::Uuid, i64> = BTreeMap::new();
     for l in d.lines() {
-        *bought.entry((0, *l.product.as_uuid())).or_default() += l.quantity_units;
         if let Some(c) = l.category {
-            *bought.entry((1, *c.as_uuid())).or_default() += l.quantity_units;
+            *bought.entry(*c.as_uuid()).or_default() += l.quantity_units;
         }
     }
-    for ((kind, item), q) in bought.into_iter().filter(|(_, q)| *q != 0) {
+    for (item, q) in bought.into_iter().filter(|(_, q)| *q != 0) {
         out.push((
             BOUGHT_UPSERT,
             vec![
                 tenant.clone(),
-                Param::I16(kind),
+                Param::I16(1),
                 Param::Uuid(item),
                 Param::I64(month),
                 partner.clone(),

@@ -82,6 +82,9 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
     Migration::new(26, "documents_columns_only", || {
         schema::documents_columns_only(Dialect::Postgres)
     }),
+    Migration::new(27, "bought_categories_only", || {
+        crm_storage_sql::rollup::bought_categories_only()
+    }),
 ];
 
 /// The advisory-lock key of a schema's migrations: FNV-1a of a fixed prefix and the schema name, so the key is the

@@ -18,8 +18,9 @@
 //! document, as the line-level sums have no row for them.
 //!
 //! Segments read two more, kept by the same calls: `partner_last_sales` (each partner's last sales invoice day,
-//! for "lapsed" and "bought after") and `bought_months` (each partner's net quantity per product and per category
-//! and month, for "bought"); a segment's sales volumes read `sales_months` by customer. A last sale cannot be
+//! for "lapsed" and "bought after") and `bought_months` (each partner's net quantity per category and month, for
+//! "bought" a category; a product's are read from its lines, see [`BOUGHT`]); a segment's sales volumes read the
+//! customer's roll-ups. A last sale cannot be
 //! subtracted, so subtracting a document marks its partner's row (`last_sale` NULL) and the addition that follows
 //! in the same transaction recomputes every marked partner and the document's own from its invoices (an index
 //! seek each), then drops the partners left without any.
@@ -54,8 +55,16 @@ pub const YEARS: &str = "sales_years";
 /// The table of each partner's last sales invoice day.
 pub const LAST_SALES: &str = "partner_last_sales";
 
-/// The table of each partner's net quantity of a product (`kind` 0) or category (1) per month.
+/// The table of each partner's net quantity of a category (`kind` 1) per month. Products (`kind` 0) were kept too
+/// until SQLite's migration 30 (PostgreSQL's 27): a partner buys a product about once a month at most, so their
+/// rows were about one per line, a copy of the lines' index by product (`document_lines_product`, which "bought a
+/// product" reads instead) that cost as much space again. A category's month gathers many lines.
 pub const BOUGHT: &str = "bought_months";
+
+/// Migration (SQLite's 30, PostgreSQL's 27): the bought roll-up keeps categories only ([`BOUGHT`]).
+pub fn bought_categories_only() -> String {
+    format!("DELETE FROM {BOUGHT} WHERE kind = 0;\n")
+}
 
 /// The campaign roll-up: each customer's net revenue (reporting units) from a campaign's sales per calendar month,
 /// quarter and year and over all time (`grain` 0 to 3 as [`campaign_span`] numbers them, `idx` the bucket's index,
@@ -204,22 +213,20 @@ fn among(sql: &mut Sql, column: &str, ids: &[Uuid]) -> String {
 }
 
 /// `SELECT tenant, kind, item, month, partner, q` of the lines of the sales documents `d` matching `filter`: the
-/// net quantity per product (kind 0) and per category (kind 1), month and partner, multiplied by `sign`; sums of
-/// zero are left out.
+/// net quantity per category (kind 1), month and partner, multiplied by `sign`; sums of zero are left out.
 fn bought(dialect: Dialect, filter: &str, sign: i64) -> String {
     let q = match dialect {
         Dialect::Sqlite => format!("{sign} * sum(q)"),
         Dialect::Postgres => format!("CAST({sign} * sum(q) AS bigint)"),
     };
-    // One pass over the documents' lines, each line twice (its product, and its category when it has one); two
-    // branches of a UNION led SQLite's planner to the category index for `category IS NOT NULL` (every line with a
-    // category of the tenant) instead of the document's lines.
+    // The lines are read by their documents' key. A plain `l.category IS NOT NULL` is a range of the partial
+    // category index, which also covers what this reads, and SQLite's planner took it over the key (every line with
+    // a category of the tenant, for one document's): the `CASE` is the same test, but no index's.
     format!(
-        "SELECT tenant, kind, item, month, partner, {q} AS q FROM (SELECT d.tenant AS tenant, x.kind AS kind, \
-         CASE x.kind WHEN 0 THEN l.product ELSE l.category END AS item, d.month_idx AS month, \
-         d.partner AS partner, l.quantity_units AS q FROM documents d JOIN document_lines l \
-         ON l.tenant = d.tenant AND l.document = d.id CROSS JOIN (SELECT 0 AS kind UNION ALL SELECT 1 AS kind) AS x \
-         WHERE {filter} AND d.kind IN (0, 1) AND (x.kind = 0 OR l.category IS NOT NULL)) AS y \
+        "SELECT tenant, kind, item, month, partner, {q} AS q FROM (SELECT d.tenant AS tenant, 1 AS kind, \
+         l.category AS item, d.month_idx AS month, d.partner AS partner, l.quantity_units AS q \
+         FROM documents d JOIN document_lines l ON l.tenant = d.tenant AND l.document = d.id \
+         WHERE {filter} AND d.kind IN (0, 1) AND CASE WHEN l.category IS NULL THEN 0 ELSE 1 END = 1) AS y \
          GROUP BY tenant, kind, item, month, partner HAVING sum(q) <> 0"
     )
 }

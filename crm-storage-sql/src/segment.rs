@@ -138,25 +138,29 @@ impl Plan {
     }
 }
 
-/// `(partner, q)`: each partner's net quantity `q` of `item` over `period` (its partners with any): the whole
-/// months from the bought roll-up, the edges from the lines.
+/// `(partner, q)`: each partner's net quantity `q` of `item` over `period` (its partners with any). A category's
+/// whole months come from the bought roll-up and its edges from the lines; a product's whole period from its lines
+/// (their index by product: the roll-up keeps no products, see [`crate::rollup::BOUGHT`]).
 pub(crate) fn bought_rows(
     sql: &mut Sql,
     t: &str,
     item: &Item,
     period: crm_core::commerce::Period,
 ) -> String {
-    let (kind, col, id) = match item {
-        Item::Product(x) => (0, "product", *x.as_uuid()),
-        Item::Category(x) => (1, "category", *x.as_uuid()),
+    let (col, id) = match item {
+        Item::Product(x) => ("product", *x.as_uuid()),
+        Item::Category(x) => ("category", *x.as_uuid()),
     };
     let i = sql.bind(id);
-    let (months, edges) = crate::rollup::split(period);
+    let (months, edges) = match item {
+        Item::Product(_) => (None, vec![(period.from(), period.to())]),
+        Item::Category(_) => crate::rollup::split(period),
+    };
     let mut branches = Vec::new();
     if let Some((m1, m2)) = months {
         let (a, b) = (sql.bind(m1), sql.bind(m2));
         branches.push(format!(
-            "SELECT partner, quantity_units AS q FROM {} WHERE tenant = {t} AND kind = {kind} \
+            "SELECT partner, quantity_units AS q FROM {} WHERE tenant = {t} AND kind = 1 \
              AND item = {i} AND month BETWEEN {a} AND {b}",
             crate::rollup::BOUGHT
         ));

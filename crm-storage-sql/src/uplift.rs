@@ -21,11 +21,16 @@ use crm_core::Result;
 /// let d = |m, day| chrono::NaiveDate::from_ymd_opt(2026, m, day).unwrap();
 /// let q = OutcomeQuery {
 ///     window: Period::new(d(3, 15), d(6, 30)).unwrap(),
-///     promoted: vec![Item::Product(crm_core::id::ProductId::new())],
+///     promoted: vec![
+///         Item::Product(crm_core::id::ProductId::new()),
+///         Item::Category(crm_core::id::CategoryId::new()),
+///     ],
 ///     reporting: crm_core::money::Currency::parse("EUR").unwrap(),
 /// };
 /// let sql = outcomes_sql(Dialect::Sqlite, crm_core::id::TenantId::new(), crm_core::id::CampaignId::new(), &q).unwrap();
-/// assert!(sql.text.contains("FROM campaign_targets ct") && sql.text.contains("bought_months"));
+/// // A product's lines, a category's bought months.
+/// assert!(sql.text.contains("FROM campaign_targets ct") && sql.text.contains("l.product = "));
+/// assert!(sql.text.contains("bought_months"));
 /// ```
 pub fn outcomes_sql(
     dialect: Dialect,

@@ -92,12 +92,12 @@ static SCORE_KEY: std::sync::LazyLock<String> =
 const SMALL_COMMIT: usize = 64;
 
 /// How many migrations are SQL ([`migration_sql`]); migration 26 ([`wide_tables_with_rowid`]) is a hook after them,
-/// and 27 ([`PARTNER_NAMES`]), 28 ([`YEARS`], the customer year roll-up) and 29 ([`DOCUMENTS_COLUMNS_ONLY`]) SQL
-/// again.
+/// and 27 ([`PARTNER_NAMES`]), 28 ([`YEARS`], the customer year roll-up), 29 ([`DOCUMENTS_COLUMNS_ONLY`]) and 30
+/// ([`BOUGHT_CATEGORIES_ONLY`]) SQL again.
 const SQL_MIGRATIONS: usize = 25;
 
 /// How many migrations there are.
-const MIGRATIONS: usize = SQL_MIGRATIONS + 4;
+const MIGRATIONS: usize = SQL_MIGRATIONS + 5;
 
 /// Migration 27: the index of the partners' names and merge marks a segment reads (`partners_names`; see the file).
 const PARTNER_NAMES: &str = include_str!("../migrations/0027_partner_names.sql");
@@ -111,6 +111,10 @@ static YEARS: std::sync::LazyLock<String> =
 /// (`crm_storage_sql::schema::documents_columns_only`).
 static DOCUMENTS_COLUMNS_ONLY: std::sync::LazyLock<String> =
     std::sync::LazyLock::new(|| crm_storage_sql::schema::documents_columns_only(Dialect::Sqlite));
+
+/// Migration 30: the bought roll-up keeps categories only (`crm_storage_sql::rollup::bought_categories_only`).
+static BOUGHT_CATEGORIES_ONLY: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(crm_storage_sql::rollup::bought_categories_only);
 
 /// The migrations' statements, in order.
 fn migration_sql() -> [&'static str; SQL_MIGRATIONS] {
@@ -149,6 +153,7 @@ fn migrations() -> Migrations<'static> {
     all.push(M::up(PARTNER_NAMES));
     all.push(M::up(&YEARS));
     all.push(M::up(&DOCUMENTS_COLUMNS_ONLY));
+    all.push(M::up(&BOUGHT_CATEGORIES_ONLY));
     Migrations::new(all)
 }
 
@@ -1840,6 +1845,62 @@ pub(crate) mod plan_tests {
         )
         .unwrap();
         assert!(opens_table(&store, sql.text, "partners").await);
+    }
+
+    #[tokio::test]
+    async fn the_bought_upkeep_reads_the_documents_lines_by_their_key() {
+        let store = SqliteStore::open_in_memory().unwrap();
+        let ids = [uuid::Uuid::now_v7()];
+        let upkeep =
+            crm_storage_sql::rollup::apply_documents(Dialect::Sqlite, TenantId::new(), &ids, 1);
+        let bought = upkeep
+            .into_iter()
+            .find(|s| s.text.contains("INSERT INTO bought_months"))
+            .expect("the bought months are kept");
+        let plan = plan_of(&store, bought.text).await;
+        assert!(
+            plan.contains("SEARCH l USING PRIMARY KEY (tenant=? AND document=?)"),
+            "{plan}"
+        );
+        assert!(!plan.contains("document_lines_category"), "{plan}");
+    }
+
+    #[tokio::test]
+    async fn a_bought_product_reads_its_lines_index_and_a_category_its_months() {
+        use crm_core::commerce::{BoughtMode, Criteria, Item, Period};
+        let store = SqliteStore::open_in_memory().unwrap();
+        let eur = crm_core::money::Currency::parse("EUR").unwrap();
+        let year = Period::year(2025).unwrap();
+        let as_of = chrono::NaiveDate::from_ymd_opt(2026, 1, 1).unwrap();
+        let bought = |item| Criteria::Bought {
+            mode: BoughtMode::Any,
+            items: vec![item],
+            period: year,
+        };
+        let plan_for = |c: Criteria| {
+            let store = store.clone();
+            async move {
+                let sql = crm_storage_sql::segment::segment_sql(
+                    Dialect::Sqlite,
+                    TenantId::new(),
+                    &c,
+                    as_of,
+                    eur,
+                )
+                .unwrap();
+                plan_of(&store, sql.text).await
+            }
+        };
+        let product = plan_for(bought(Item::Product(crm_core::id::ProductId::new()))).await;
+        assert!(
+            product
+                .contains("USING COVERING INDEX document_lines_product (tenant=? AND product=?)"),
+            "{product}"
+        );
+        assert!(!product.contains("bought_months"), "{product}");
+        let category = plan_for(bought(Item::Category(crm_core::id::CategoryId::new()))).await;
+        assert!(category.contains("bought_months"), "{category}");
+        assert!(!category.contains("document_lines"), "{category}");
     }
 
     #[tokio::test]
