@@ -85,6 +85,9 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
     Migration::new(27, "bought_categories_only", || {
         crm_storage_sql::rollup::bought_categories_only()
     }),
+    Migration::new(28, "lines_without_category_index", || {
+        schema::lines_without_category_index()
+    }),
 ];
 
 /// The advisory-lock key of a schema's migrations: FNV-1a of a fixed prefix and the schema name, so the key is the

@@ -108,7 +108,7 @@ async fn the_migration_builds_the_rollups_of_existing_documents() {
             "DROP TABLE campaign_customers",
             "DROP TABLE campaign_reach",
             "DROP TABLE sales_years",
-            "DELETE FROM schema_migrations WHERE version IN (15, 16, 17, 19, 20, 24, 25, 26, 27)",
+            "DELETE FROM schema_migrations WHERE version IN (15, 16, 17, 19, 20, 24, 25, 26, 27, 28)",
         ]
         .map(String::from),
     );

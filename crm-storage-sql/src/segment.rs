@@ -139,8 +139,9 @@ impl Plan {
 }
 
 /// `(partner, q)`: each partner's net quantity `q` of `item` over `period` (its partners with any). A category's
-/// whole months come from the bought roll-up and its edges from the lines; a product's whole period from its lines
-/// (their index by product: the roll-up keeps no products, see [`crate::rollup::BOUGHT`]).
+/// whole months come from the bought roll-up and its edges from the lines of those days' documents; a product's
+/// whole period from its lines (their index by product: the roll-up keeps no products, see
+/// [`crate::rollup::BOUGHT`]).
 pub(crate) fn bought_rows(
     sql: &mut Sql,
     t: &str,
@@ -168,10 +169,20 @@ pub(crate) fn bought_rows(
     for (from, to) in edges {
         let f = sql.bind(Param::Day(day_number(from)));
         let to = sql.bind(Param::Day(day_number(to)));
-        branches.push(format!(
-            "SELECT l.partner AS partner, l.quantity_units AS q FROM document_lines l \
-             WHERE l.tenant = {t} AND l.{col} = {i} AND l.issue_day BETWEEN {f} AND {to}"
-        ));
+        branches.push(match item {
+            Item::Product(_) => format!(
+                "SELECT l.partner AS partner, l.quantity_units AS q FROM document_lines l \
+                 WHERE l.tenant = {t} AND l.{col} = {i} AND l.issue_day BETWEEN {f} AND {to}"
+            ),
+            // A category's partial months: the sales documents of those days (`documents_day`), their lines by
+            // key. The lines keep no index by category (the bought roll-up answers the whole months).
+            Item::Category(_) => format!(
+                "SELECT l.partner AS partner, l.quantity_units AS q FROM documents d \
+                 JOIN document_lines l ON l.tenant = d.tenant AND l.document = d.id \
+                 WHERE d.tenant = {t} AND d.issue_day BETWEEN {f} AND {to} AND d.kind IN (0, 1) \
+                 AND l.{col} = {i}"
+            ),
+        });
     }
     format!(
         "SELECT partner, sum(q) AS q FROM ({}) AS x GROUP BY partner",

@@ -92,12 +92,12 @@ static SCORE_KEY: std::sync::LazyLock<String> =
 const SMALL_COMMIT: usize = 64;
 
 /// How many migrations are SQL ([`migration_sql`]); migration 26 ([`wide_tables_with_rowid`]) is a hook after them,
-/// and 27 ([`PARTNER_NAMES`]), 28 ([`YEARS`], the customer year roll-up), 29 ([`DOCUMENTS_COLUMNS_ONLY`]) and 30
-/// ([`BOUGHT_CATEGORIES_ONLY`]) SQL again.
+/// and 27 ([`PARTNER_NAMES`]), 28 ([`YEARS`], the customer year roll-up), 29 ([`DOCUMENTS_COLUMNS_ONLY`]), 30
+/// ([`BOUGHT_CATEGORIES_ONLY`]) and 31 ([`NO_LINE_CATEGORY_INDEX`]) SQL again.
 const SQL_MIGRATIONS: usize = 25;
 
 /// How many migrations there are.
-const MIGRATIONS: usize = SQL_MIGRATIONS + 5;
+const MIGRATIONS: usize = SQL_MIGRATIONS + 6;
 
 /// Migration 27: the index of the partners' names and merge marks a segment reads (`partners_names`; see the file).
 const PARTNER_NAMES: &str = include_str!("../migrations/0027_partner_names.sql");
@@ -115,6 +115,11 @@ static DOCUMENTS_COLUMNS_ONLY: std::sync::LazyLock<String> =
 /// Migration 30: the bought roll-up keeps categories only (`crm_storage_sql::rollup::bought_categories_only`).
 static BOUGHT_CATEGORIES_ONLY: std::sync::LazyLock<String> =
     std::sync::LazyLock::new(crm_storage_sql::rollup::bought_categories_only);
+
+/// Migration 31: the lines' category index gives way to the documents' day index
+/// (`crm_storage_sql::schema::lines_without_category_index`).
+static NO_LINE_CATEGORY_INDEX: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(crm_storage_sql::schema::lines_without_category_index);
 
 /// The migrations' statements, in order.
 fn migration_sql() -> [&'static str; SQL_MIGRATIONS] {
@@ -154,6 +159,7 @@ fn migrations() -> Migrations<'static> {
     all.push(M::up(&YEARS));
     all.push(M::up(&DOCUMENTS_COLUMNS_ONLY));
     all.push(M::up(&BOUGHT_CATEGORIES_ONLY));
+    all.push(M::up(&NO_LINE_CATEGORY_INDEX));
     Migrations::new(all)
 }
 
@@ -1901,6 +1907,26 @@ pub(crate) mod plan_tests {
         let category = plan_for(bought(Item::Category(crm_core::id::CategoryId::new()))).await;
         assert!(category.contains("bought_months"), "{category}");
         assert!(!category.contains("document_lines"), "{category}");
+        // A period from mid-month: the edges' documents by day, their lines by key.
+        let mid = Criteria::Bought {
+            mode: BoughtMode::Any,
+            items: vec![Item::Category(crm_core::id::CategoryId::new())],
+            period: Period::new(
+                chrono::NaiveDate::from_ymd_opt(2025, 2, 15).unwrap(),
+                chrono::NaiveDate::from_ymd_opt(2025, 11, 14).unwrap(),
+            )
+            .unwrap(),
+        };
+        let edges = plan_for(mid).await;
+        assert!(
+            edges.contains("SEARCH d USING COVERING INDEX documents_day (tenant=? AND issue_day>? AND issue_day<?)"),
+            "{edges}"
+        );
+        assert!(
+            edges.contains("SEARCH l USING PRIMARY KEY (tenant=? AND document=?)"),
+            "{edges}"
+        );
+        assert!(edges.contains("bought_months"), "{edges}");
     }
 
     #[tokio::test]

@@ -132,3 +132,48 @@ async fn a_finished_load_leaves_every_index_as_it_was() {
     assert_eq!(indexes(&sqlite).await, before);
     crm_core::conformance::commerce::assert_bulk_load_finished(&commerce, tenant).await;
 }
+
+/// Migration 31 drops the lines' category index: also when a bulk load had put it aside (its definition saved to
+/// be built again by the load's finish), the saved definition goes too, so no finish builds it back; and the
+/// documents' day index is there.
+#[tokio::test]
+async fn the_category_index_put_aside_by_a_load_is_not_built_again() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join("crm.sqlite");
+    let definition =
+        "CREATE INDEX document_lines_category ON document_lines (tenant, category, partner, \
+                      issue_day, quantity_units) WHERE category IS NOT NULL";
+    {
+        let sqlite = SqliteStore::open_file(&file).expect("open");
+        let names: Vec<String> = indexes(&sqlite).await.into_iter().map(|(n, _)| n).collect();
+        assert!(names.contains(&"documents_day".to_string()), "{names:?}");
+        assert!(!names.contains(&"document_lines_category".to_string()));
+        // Back to migration 30 with a load open: the index put aside.
+        let text = format!(
+            "INSERT INTO deferred_indexes (name, definition) VALUES ('document_lines_category', '{definition}'); \
+             DROP INDEX documents_day; PRAGMA user_version = 30;"
+        );
+        sqlite
+            .with_writer(move |c| {
+                c.execute_batch(&text)
+                    .map_err(|e| crm_core::Error::invalid("sql", e.to_string()))
+            })
+            .await
+            .unwrap();
+    }
+    let sqlite = SqliteStore::open_file(&file).expect("migrate");
+    let names: Vec<String> = indexes(&sqlite).await.into_iter().map(|(n, _)| n).collect();
+    assert!(names.contains(&"documents_day".to_string()), "{names:?}");
+    assert!(!names.contains(&"document_lines_category".to_string()));
+    let sql = Sql {
+        dialect: sqlite.dialect(),
+        text: "SELECT count(*) FROM deferred_indexes WHERE name = 'document_lines_category'".into(),
+        params: Vec::new(),
+    };
+    let rows = sqlite.rows(sql, true).await.unwrap();
+    assert_eq!(
+        rows[0][0].count("count").unwrap(),
+        0,
+        "nothing builds it back"
+    );
+}

@@ -161,8 +161,8 @@ async fn migration_26_keys_the_leads_by_rowid_and_keeps_every_row_and_index() {
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .unwrap();
         assert_eq!(
-            version, 30,
-            "migrated to the latest (30, the bought roll-up's categories only)"
+            version, 31,
+            "migrated to the latest (31, the lines' category index dropped)"
         );
         let made: i64 = c
             .query_row(
