@@ -974,9 +974,9 @@ fn document_insert(dialect: Dialect, d: &Document) -> Result<Vec<Step>> {
     Ok(out)
 }
 
-/// Adds (`sign` 1) or subtracts (-1) the stored document `d` to or from the roll-ups.
-fn rollup(dialect: Dialect, d: &Document, sign: i64) -> impl Iterator<Item = Step> {
-    crate::rollup::apply_documents(dialect, d.tenant(), &[*d.id().as_uuid()], sign)
+/// Adds the new document `d`, just inserted, to the roll-ups (its kind and campaign decide which statements run).
+fn rollup_add(dialect: Dialect, d: &Document) -> impl Iterator<Item = Step> {
+    crate::rollup::apply_document(dialect, d, 1)
         .into_iter()
         .map(Step::Run)
 }
@@ -1029,16 +1029,20 @@ pub fn steps(dialect: Dialect, w: &CommerceWrite) -> Result<Vec<Step>> {
         )?),
         CommerceWrite::InsertDocument(d) => {
             let mut out = document_insert(dialect, d)?;
-            out.extend(rollup(dialect, d, 1));
+            out.extend(rollup_add(dialect, d));
             Ok(out)
         }
         CommerceWrite::ReplaceDocument {
             document: d,
             expected_version: e,
         } => {
-            // The roll-ups lose the document as stored and gain it as replaced (its date, partner or kind may
-            // differ).
-            let mut out: Vec<Step> = rollup(dialect, d, -1).collect();
+            // The roll-ups lose the document as stored and gain it as replaced (its date, partner, kind or campaign
+            // may differ: every statement runs, whatever `d` says).
+            let mut out: Vec<Step> =
+                crate::rollup::apply_documents(dialect, d.tenant(), &[*d.id().as_uuid()], -1)
+                    .into_iter()
+                    .map(Step::Run)
+                    .collect();
             out.push(update(
                 dialect,
                 &DOCUMENTS,
@@ -1058,7 +1062,13 @@ pub fn steps(dialect: Dialect, w: &CommerceWrite) -> Result<Vec<Step>> {
                 out.push(Step::Run(sql));
             }
             out.extend(document_rows(dialect, d));
-            out.extend(rollup(dialect, d, 1));
+            // All of them again: the subtraction marked the partners whose last sale it took away, and the
+            // addition recomputes them, whatever `d` is now.
+            out.extend(
+                crate::rollup::apply_documents(dialect, d.tenant(), &[*d.id().as_uuid()], 1)
+                    .into_iter()
+                    .map(Step::Run),
+            );
             Ok(out)
         }
         CommerceWrite::InsertRate(r) => one(insert(
@@ -1535,11 +1545,42 @@ pub async fn fetch_commerce<R: Runner + ?Sized>(
         return Ok(balances.into_iter().map(CommerceRecord::Balance).collect());
     }
     let (sql, doc) = crate::fetch::commerce_key(r.dialect(), tenant, key)?;
-    r.rows(sql, false)
-        .await?
-        .iter()
+    let rows = if short_key(key) {
+        r.rows_short(vec![sql]).await?.pop().unwrap_or_default()
+    } else {
+        r.rows(sql, false).await?
+    };
+    rows.iter()
         .map(|row| doc.commerce_record(row[0].text(doc.entity())?))
         .collect()
+}
+
+/// Whether `key` is a short read: one record by its key or the few a document names (its products, their
+/// categories), run on the caller's thread without the hop to a reader ([`Runner::rows_short`]): recording a
+/// document reads its number, its products and its rate so, before its write. Lists hop.
+fn short_key(key: &CommerceKey) -> bool {
+    matches!(
+        key,
+        CommerceKey::Category(_)
+            | CommerceKey::CategoryCode(_)
+            | CommerceKey::Categories(_)
+            | CommerceKey::Product(_)
+            | CommerceKey::ProductCode(_)
+            | CommerceKey::Products(_)
+            | CommerceKey::Document(_)
+            | CommerceKey::DocumentNumber(..)
+            | CommerceKey::Rate { .. }
+            | CommerceKey::Campaign(_)
+            | CommerceKey::CampaignTargetOf(_)
+            | CommerceKey::CampaignTarget { .. }
+            | CommerceKey::Quotation(_)
+            | CommerceKey::Contract(_)
+            | CommerceKey::Attachment(_)
+            | CommerceKey::Meeting(_)
+            | CommerceKey::Representative(_)
+            | CommerceKey::RepresentativeByToken(_)
+            | CommerceKey::PaymentAttemptByKey(_)
+    )
 }
 
 /// [`CommerceStore::campaign_targets`](crm_core::commerce::CommerceStore::campaign_targets) on a [`Runner`]: keyset pages by partner.

@@ -152,19 +152,31 @@ fn summed(dialect: Dialect, filter: &str, sign: i64) -> String {
 /// [`summed`] per `grain`: for [`Grain::Day`], `month` holds the day number, and the customer's grouping is left
 /// out; for [`Grain::Year`], `month` holds the year, and only the customer's grouping is in.
 fn summed_per(dialect: Dialect, grain: Grain, filter: &str, sign: i64) -> String {
+    summed_rows(dialect, grain, filter, sign, false)
+}
+
+/// [`summed_per`]; with `one` (a filter that selects one document), the document's own values, one row per
+/// grouping, with no `GROUP BY`: one document's keys differ in every grouping, and SQLite builds a temporary b-tree
+/// for every grouping statement it runs.
+fn summed_rows(dialect: Dialect, grain: Grain, filter: &str, sign: i64, one: bool) -> String {
     let big = |e: String| match dialect {
         Dialect::Sqlite => e,
         Dialect::Postgres => format!("CAST({e} AS bigint)"),
     };
+    let (sum, count, group) = if one {
+        ("", "1", "")
+    } else {
+        ("sum", "count(*)", " GROUP BY 1, 2, 3, 4, 5")
+    };
     format!(
         "SELECT tenant, reporting, x.dim AS dim, {period} AS month, {key} AS k, {rev} AS rev, {cost} AS cost, \
          {inv} AS inv, {docs} AS docs \
-         FROM documents CROSS JOIN {dims} AS x WHERE {filter} AND kind IN (0, 1) GROUP BY 1, 2, 3, 4, 5",
+         FROM documents CROSS JOIN {dims} AS x WHERE {filter} AND kind IN (0, 1){group}",
         key = key_case(dialect),
-        rev = big(format!("{sign} * sum(revenue_units)")),
-        cost = big(format!("{sign} * sum(cost_units)")),
-        inv = big(format!("{sign} * sum(CASE WHEN kind = 0 THEN 1 ELSE 0 END)")),
-        docs = big(format!("{sign} * count(*)")),
+        rev = big(format!("{sign} * {sum}(revenue_units)")),
+        cost = big(format!("{sign} * {sum}(cost_units)")),
+        inv = big(format!("{sign} * {sum}(CASE WHEN kind = 0 THEN 1 ELSE 0 END)")),
+        docs = big(format!("{sign} * {count}")),
         period = match grain {
             Grain::Month => "month_idx",
             Grain::Day => "issue_day",
@@ -354,6 +366,30 @@ pub fn campaign_schema(dialect: Dialect) -> String {
 /// from the roll-ups, in order. Run them after inserting a document, and around an update of one (subtract
 /// before, add after), in the same transaction; documents that are not sales (bills, payments) change nothing.
 pub fn apply_documents(dialect: Dialect, tenant: TenantId, ids: &[Uuid], sign: i64) -> Vec<Sql> {
+    apply(dialect, tenant, ids, sign, true)
+}
+
+/// [`apply_documents`] for one stored document `d` as `d` is (its kind and campaign known): nothing when it is not a
+/// sale (its statements would find nothing to add), and none of the campaign roll-up's statements when it has no
+/// campaign. For adding a document just inserted; a replacement runs [`apply_documents`] both ways (the stored
+/// version `d` no longer describes, and the partners its subtraction marked for their last sale).
+pub fn apply_document(dialect: Dialect, d: &crm_core::commerce::Document, sign: i64) -> Vec<Sql> {
+    use crm_core::commerce::DocumentKind;
+    if !matches!(d.kind(), DocumentKind::Invoice | DocumentKind::CreditNote) {
+        return Vec::new();
+    }
+    apply(
+        dialect,
+        d.tenant(),
+        &[*d.id().as_uuid()],
+        sign,
+        d.campaign().is_some(),
+    )
+}
+
+/// [`apply_documents`], the campaign roll-up's statements only with `campaigns`.
+fn apply(dialect: Dialect, tenant: TenantId, ids: &[Uuid], sign: i64, campaigns: bool) -> Vec<Sql> {
+    let one = ids.len() == 1;
     // One statement with the tenant and `ids` bound once, `column IN (ids)` handed to `body` with the tenant.
     let statement = |column: &str, body: &dyn Fn(&str, &str) -> String| {
         let (mut sql, t) = Sql::for_tenant(dialect, tenant);
@@ -364,32 +400,24 @@ pub fn apply_documents(dialect: Dialect, tenant: TenantId, ids: &[Uuid], sign: i
     let partners = |t: &str, ids: &str| {
         format!("partner IN (SELECT partner FROM documents WHERE tenant = {t} AND {ids})")
     };
+    let grains = |grain: Grain| {
+        statement("id", &|t, ids| {
+            upsert_into(
+                grain,
+                &summed_rows(
+                    dialect,
+                    grain,
+                    &format!("tenant = {t} AND {ids}"),
+                    sign,
+                    one,
+                ),
+            )
+        })
+    };
     let mut out = vec![
-        statement("id", &|t, ids| {
-            upsert(&summed(dialect, &format!("tenant = {t} AND {ids}"), sign))
-        }),
-        statement("id", &|t, ids| {
-            upsert_into(
-                Grain::Day,
-                &summed_per(
-                    dialect,
-                    Grain::Day,
-                    &format!("tenant = {t} AND {ids}"),
-                    sign,
-                ),
-            )
-        }),
-        statement("id", &|t, ids| {
-            upsert_into(
-                Grain::Year,
-                &summed_per(
-                    dialect,
-                    Grain::Year,
-                    &format!("tenant = {t} AND {ids}"),
-                    sign,
-                ),
-            )
-        }),
+        grains(Grain::Month),
+        grains(Grain::Day),
+        grains(Grain::Year),
         statement("d.id", &|t, ids| {
             // The lines by their document too, not only through the join (see `among`).
             let lines = ids
@@ -406,19 +434,21 @@ pub fn apply_documents(dialect: Dialect, tenant: TenantId, ids: &[Uuid], sign: i
     // The campaign roll-up: the positive customers among the documents' rows leave the count, the rows change,
     // and the positive ones are counted again.
     let keys = |t: &str, ids: &str| campaign_rows(dialect, &format!("tenant = {t} AND {ids}"), 1);
-    out.push(statement("id", &|t, ids| {
-        reach_adjust(dialect, &keys(t, ids), -1)
-    }));
-    out.push(statement("id", &|t, ids| {
-        campaign_upsert(&campaign_rows(
-            dialect,
-            &format!("tenant = {t} AND {ids}"),
-            sign,
-        ))
-    }));
-    out.push(statement("id", &|t, ids| {
-        reach_adjust(dialect, &keys(t, ids), 1)
-    }));
+    if campaigns {
+        out.push(statement("id", &|t, ids| {
+            reach_adjust(dialect, &keys(t, ids), -1)
+        }));
+        out.push(statement("id", &|t, ids| {
+            campaign_upsert(&campaign_rows(
+                dialect,
+                &format!("tenant = {t} AND {ids}"),
+                sign,
+            ))
+        }));
+        out.push(statement("id", &|t, ids| {
+            reach_adjust(dialect, &keys(t, ids), 1)
+        }));
+    }
     if sign < 0 {
         out.push(statement("id", &|t, ids| {
             format!(
@@ -1228,6 +1258,58 @@ pub async fn rollups<R: Runner + ?Sized>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A stored document of `kind` with or without a campaign, as the commit path hands it over.
+    fn document(kind: &str, campaign: bool) -> crm_core::commerce::Document {
+        let campaign = if campaign {
+            r#""0184d022-0000-7e96-bc81-214a33eea20a""#
+        } else {
+            "null"
+        };
+        serde_json::from_str(&format!(
+            r#"{{"allocations":[],"attrs":{{"city":null,"country":null,"group":"g","industry":null,
+                "owner":null,"region":null}},"campaign":{campaign},"corrects":null,"cost_units":3,
+                "currency":"EUR","direction":null,"due_date":null,"id":"01856d33-f600-72e3-b67b-4bd1a59379bd",
+                "issue_date":"2025-01-01","kind":"{kind}","number":"N-1",
+                "partner":"018503a1-a0b7-7341-b181-fa9fe2be369d","rate":{{"rate":"1","reporting":"EUR"}},
+                "recorded_at":"2025-01-01T12:00:00Z","renews_on":null,"revenue_units":5,
+                "tenant":"0184d022-0000-7891-b837-9561aaec8ef1","total":"1","updated_at":"2025-01-01T12:00:00Z",
+                "version":1,"lines":[]}}"#
+        ))
+        .expect("a document")
+    }
+
+    #[test]
+    fn a_new_document_runs_only_the_upkeep_that_can_change() {
+        let texts = |kind, campaign| -> Vec<String> {
+            apply_document(Dialect::Sqlite, &document(kind, campaign), 1)
+                .into_iter()
+                .map(|s| s.text)
+                .collect()
+        };
+        assert!(texts("vendor_bill", true).is_empty(), "a bill is no sale");
+        assert!(texts("payment", false).is_empty());
+        let plain = texts("invoice", false);
+        assert!(!plain
+            .iter()
+            .any(|t| t.contains(CAMPAIGN_CUSTOMERS) || t.contains(CAMPAIGN_REACH)));
+        let campaign = texts("credit_note", true);
+        assert_eq!(campaign.len(), plain.len() + 3, "{campaign:#?}");
+        assert!(campaign.iter().any(|t| t.contains(CAMPAIGN_CUSTOMERS)));
+        // One document's grouping sums are its own values, one row per grouping: no GROUP BY.
+        for table in [TABLE, DAYS, YEARS] {
+            let upkeep = plain
+                .iter()
+                .find(|t| t.starts_with(&format!("INSERT INTO {table} ")))
+                .expect("each grain's upkeep");
+            assert!(!upkeep.contains("GROUP BY"), "{upkeep}");
+        }
+        // Several documents, or a replacement's stored version, run every statement, grouped.
+        let ids = [Uuid::now_v7(), Uuid::now_v7()];
+        let batch = apply_documents(Dialect::Sqlite, TenantId::new(), &ids, 1);
+        assert_eq!(batch.len(), campaign.len());
+        assert!(batch[0].text.contains("GROUP BY"));
+    }
 
     fn d(y: i32, m: u32, day: u32) -> NaiveDate {
         NaiveDate::from_ymd_opt(y, m, day).unwrap()
