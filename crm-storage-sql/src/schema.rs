@@ -613,7 +613,7 @@ pub fn lines_only(dialect: Dialect) -> String {
 /// The documents' columns-only migration (SQLite's 29, PostgreSQL's 26): a document's stored JSON loses the fields
 /// the `documents` row keeps as columns ([`crate::commerce::DOCUMENT_COLUMN_FIELDS`]: its ids, kind, number, dates,
 /// currency, campaign, correction, direction, reporting sums, the partner's attributes and the version). They were
-/// about four fifths of its `doc` (660 of 800-odd bytes at the benchmark's sizes). Reads put them back from the
+/// about four fifths of its `doc` (some 520 of 660 bytes at the benchmark's sizes). Reads put them back from the
 /// columns ([`crate::commerce::document_doc`]).
 pub fn documents_columns_only(dialect: Dialect) -> String {
     let fields = crate::commerce::DOCUMENT_COLUMN_FIELDS;
