@@ -976,7 +976,15 @@ fn document_insert(dialect: Dialect, d: &Document) -> Result<Vec<Step>> {
 
 /// Adds the new document `d`, just inserted, to the roll-ups (its kind and campaign decide which statements run).
 fn rollup_add(dialect: Dialect, d: &Document) -> impl Iterator<Item = Step> {
-    crate::rollup::apply_document(dialect, d, 1)
+    crate::rollup::apply_document(dialect, d)
+        .into_iter()
+        .map(Step::Run)
+}
+
+/// Adds (`sign` 1) or subtracts (-1) the stored document with `d`'s id to or from the roll-ups, every statement
+/// (the stored version may differ from `d`).
+fn rollup(dialect: Dialect, d: &Document, sign: i64) -> impl Iterator<Item = Step> {
+    crate::rollup::apply_documents(dialect, d.tenant(), &[*d.id().as_uuid()], sign)
         .into_iter()
         .map(Step::Run)
 }
@@ -1038,11 +1046,7 @@ pub fn steps(dialect: Dialect, w: &CommerceWrite) -> Result<Vec<Step>> {
         } => {
             // The roll-ups lose the document as stored and gain it as replaced (its date, partner, kind or campaign
             // may differ: every statement runs, whatever `d` says).
-            let mut out: Vec<Step> =
-                crate::rollup::apply_documents(dialect, d.tenant(), &[*d.id().as_uuid()], -1)
-                    .into_iter()
-                    .map(Step::Run)
-                    .collect();
+            let mut out: Vec<Step> = rollup(dialect, d, -1).collect();
             out.push(update(
                 dialect,
                 &DOCUMENTS,
@@ -1064,11 +1068,7 @@ pub fn steps(dialect: Dialect, w: &CommerceWrite) -> Result<Vec<Step>> {
             out.extend(document_rows(dialect, d));
             // All of them again: the subtraction marked the partners whose last sale it took away, and the
             // addition recomputes them, whatever `d` is now.
-            out.extend(
-                crate::rollup::apply_documents(dialect, d.tenant(), &[*d.id().as_uuid()], 1)
-                    .into_iter()
-                    .map(Step::Run),
-            );
+            out.extend(rollup(dialect, d, 1));
             Ok(out)
         }
         CommerceWrite::InsertRate(r) => one(insert(
@@ -2070,6 +2070,13 @@ mod tests {
             kept.union(&columns).cloned().collect();
         placed.insert("lines".into());
         assert_eq!(placed, all);
+        // And every read puts each of the columns' fields back.
+        let sqlite = document_doc(Dialect::Sqlite, "d");
+        let postgres = document_doc(Dialect::Postgres, "d");
+        for f in DOCUMENT_COLUMN_FIELDS {
+            assert!(sqlite.contains(&format!("'$.{f}', ")), "{f}: {sqlite}");
+            assert!(postgres.contains(&format!("'{f}', ")), "{f}: {postgres}");
+        }
     }
 
     #[test]

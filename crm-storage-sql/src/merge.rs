@@ -74,7 +74,8 @@ fn place(kind: LinkKind, owner: Owner, dialect: Dialect) -> Place {
             only: comment_kind(" AND target_kind = 1"),
             ..p("comments", Some("target"), &["target", "id"])
         },
-        (_, LinkKind::Document) => p("documents", Some("partner"), &["partner"]),
+        // A document's stored JSON holds neither its partner nor its version (its columns do): no path.
+        (_, LinkKind::Document) => p("documents", Some("partner"), &[]),
         (_, LinkKind::Quotation) => p("quotations", Some("partner"), &["partner"]),
         (_, LinkKind::Contract) => p("contracts", Some("partner"), &["partner"]),
         (_, LinkKind::Meeting) => p("meetings", None, &["partner"]),
@@ -286,9 +287,9 @@ async fn repoint_in<E: Exec>(
         Some(_) => sql.bind(to),
         None => String::new(),
     };
-    // A document's stored JSON keeps neither its partner nor its version: its columns do, and its reads put them
-    // back (`commerce::document_doc`). Nothing is bound that the statement does not use.
-    let in_doc = at.table != "documents";
+    // A record whose JSON holds no pointer (a document's: its columns hold it, and its reads put it back) has no
+    // path, and its `doc` is left alone. Nothing is bound that the statement does not use.
+    let in_doc = !at.path.is_empty();
     let to_text = if in_doc {
         sql.bind(to.to_string())
     } else {

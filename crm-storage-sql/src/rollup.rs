@@ -369,11 +369,11 @@ pub fn apply_documents(dialect: Dialect, tenant: TenantId, ids: &[Uuid], sign: i
     apply(dialect, tenant, ids, sign, true)
 }
 
-/// [`apply_documents`] for one stored document `d` as `d` is (its kind and campaign known): nothing when it is not a
-/// sale (its statements would find nothing to add), and none of the campaign roll-up's statements when it has no
-/// campaign. For adding a document just inserted; a replacement runs [`apply_documents`] both ways (the stored
-/// version `d` no longer describes, and the partners its subtraction marked for their last sale).
-pub fn apply_document(dialect: Dialect, d: &crm_core::commerce::Document, sign: i64) -> Vec<Sql> {
+/// The statements adding the document `d`, just inserted, to the roll-ups: [`apply_documents`] with its kind and
+/// campaign known, so nothing when it is not a sale (its statements would find nothing to add), and none of the
+/// campaign roll-up's statements when it has no campaign. A replacement runs [`apply_documents`] both ways (the
+/// stored version `d` no longer describes, and the partners its subtraction marked for their last sale).
+pub fn apply_document(dialect: Dialect, d: &crm_core::commerce::Document) -> Vec<Sql> {
     use crm_core::commerce::DocumentKind;
     if !matches!(d.kind(), DocumentKind::Invoice | DocumentKind::CreditNote) {
         return Vec::new();
@@ -382,7 +382,7 @@ pub fn apply_document(dialect: Dialect, d: &crm_core::commerce::Document, sign: 
         dialect,
         d.tenant(),
         &[*d.id().as_uuid()],
-        sign,
+        1,
         d.campaign().is_some(),
     )
 }
@@ -1282,7 +1282,7 @@ mod tests {
     #[test]
     fn a_new_document_runs_only_the_upkeep_that_can_change() {
         let texts = |kind, campaign| -> Vec<String> {
-            apply_document(Dialect::Sqlite, &document(kind, campaign), 1)
+            apply_document(Dialect::Sqlite, &document(kind, campaign))
                 .into_iter()
                 .map(|s| s.text)
                 .collect()

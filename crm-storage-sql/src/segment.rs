@@ -148,15 +148,11 @@ pub(crate) fn bought_rows(
     item: &Item,
     period: crm_core::commerce::Period,
 ) -> String {
-    let (col, id) = match item {
-        Item::Product(x) => ("product", *x.as_uuid()),
-        Item::Category(x) => ("category", *x.as_uuid()),
+    let (id, (months, edges)) = match item {
+        Item::Product(x) => (*x.as_uuid(), (None, vec![(period.from(), period.to())])),
+        Item::Category(x) => (*x.as_uuid(), crate::rollup::split(period)),
     };
     let i = sql.bind(id);
-    let (months, edges) = match item {
-        Item::Product(_) => (None, vec![(period.from(), period.to())]),
-        Item::Category(_) => crate::rollup::split(period),
-    };
     let mut branches = Vec::new();
     if let Some((m1, m2)) = months {
         let (a, b) = (sql.bind(m1), sql.bind(m2));
@@ -172,7 +168,7 @@ pub(crate) fn bought_rows(
         branches.push(match item {
             Item::Product(_) => format!(
                 "SELECT l.partner AS partner, l.quantity_units AS q FROM document_lines l \
-                 WHERE l.tenant = {t} AND l.{col} = {i} AND l.issue_day BETWEEN {f} AND {to}"
+                 WHERE l.tenant = {t} AND l.product = {i} AND l.issue_day BETWEEN {f} AND {to}"
             ),
             // A category's partial months: the sales documents of those days (`documents_day`), their lines by
             // key. The lines keep no index by category (the bought roll-up answers the whole months).
@@ -180,7 +176,7 @@ pub(crate) fn bought_rows(
                 "SELECT l.partner AS partner, l.quantity_units AS q FROM documents d \
                  JOIN document_lines l ON l.tenant = d.tenant AND l.document = d.id \
                  WHERE d.tenant = {t} AND d.issue_day BETWEEN {f} AND {to} AND d.kind IN (0, 1) \
-                 AND l.{col} = {i}"
+                 AND l.category = {i}"
             ),
         });
     }
