@@ -157,3 +157,31 @@ async fn the_migration_builds_the_rollups_of_existing_documents() {
     let check = again.rollups(tenant, RollupAction::Verify).await.unwrap();
     assert!(check.is_clean(), "{check:?}");
 }
+
+/// A document's stored sums and a line's, changed behind the engine's back: the check lists both documents, a
+/// rebuild takes the lines' (crm-core's `check_document_sums_repair`).
+#[tokio::test]
+async fn documents_whose_sums_differ_from_their_lines_are_found_and_repaired() {
+    let Some(pg) = common::store().await else {
+        return;
+    };
+    let store: Arc<dyn Store> = Arc::new(pg.clone());
+    let commerce: Arc<dyn CommerceStore> = Arc::new(pg.clone());
+    crm_core::conformance::commerce::check_document_sums_repair(&store, &commerce, |tenant: TenantId| {
+        let pg = pg.clone();
+        async move {
+            for text in [
+                "UPDATE documents SET revenue_units = revenue_units + 7, cost_units = cost_units - 3 \
+                 WHERE tenant = $1 AND number = 'R-2'",
+                "UPDATE document_lines SET revenue_units = revenue_units + 5 WHERE tenant = $1 AND document = \
+                 (SELECT id FROM documents WHERE tenant = $1 AND number = 'R-3')",
+            ] {
+                let (mut sql, _) = Sql::for_tenant(pg.dialect(), tenant);
+                sql.text = text.to_string();
+                pg.execute(sql).await.expect("tamper");
+            }
+        }
+        .boxed()
+    })
+    .await;
+}

@@ -105,7 +105,7 @@ impl Doc {
     pub fn record(self, doc: &str) -> Result<Record> {
         Ok(match self {
             Self::Partner => Record::Partner(self.parse(doc)?),
-            Self::Pipeline => Record::Pipeline(self.parse(doc)?),
+            Self::Pipeline => Record::Pipeline(pipelines::parsed(doc)?),
             Self::LostReason => Record::LostReason(self.parse(doc)?),
             Self::Lead => Record::Lead(self.parse(doc)?),
             Self::StageStep => Record::StageStep(self.parse(doc)?),
@@ -339,6 +339,59 @@ pub async fn lead_with_pipeline<R: crate::Runner + ?Sized>(
         });
     }
     Ok(out)
+}
+
+/// Parsed pipelines, by their stored text: a stage move reads its lead's pipeline every time (the same statement
+/// as the lead), and a pipeline changes seldom, so the decoding (a few dozen ids, names and requirements, checked on
+/// the way in) is done once per version. The key is the whole stored document, which names the tenant, the
+/// pipeline and its version: a changed pipeline is new text and decodes again, and two stores in one process share
+/// an entry only when they hold the very same document, which then decodes to the same value. At most
+/// [`pipelines::CAPACITY`] entries, the least recently used going first.
+pub mod pipelines {
+    use crm_core::pipeline::Pipeline;
+    use crm_core::Result;
+    use std::sync::Mutex;
+
+    /// How many decoded pipelines are kept.
+    pub const CAPACITY: usize = 64;
+
+    /// Most recently used last.
+    static CACHE: Mutex<Vec<(Box<str>, Pipeline)>> = Mutex::new(Vec::new());
+
+    /// The pipeline `doc` decodes to, from the cache when the same text was decoded before.
+    ///
+    /// # Errors
+    ///
+    /// [`crm_core::Error::Storage`] of kind `Corrupt` when it does not decode (nothing is cached then).
+    pub fn parsed(doc: &str) -> Result<Pipeline> {
+        {
+            let mut cache = CACHE.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(at) = cache.iter().rposition(|(text, _)| &**text == doc) {
+                let entry = cache.remove(at);
+                let found = entry.1.clone();
+                cache.push(entry);
+                return Ok(found);
+            }
+        }
+        let pipeline: Pipeline = super::Doc::parse_as(doc, "pipeline")?;
+        let mut cache = CACHE.lock().unwrap_or_else(|p| p.into_inner());
+        if !cache.iter().any(|(text, _)| &**text == doc) {
+            if cache.len() >= CAPACITY {
+                cache.remove(0);
+            }
+            cache.push((doc.into(), pipeline.clone()));
+        }
+        Ok(pipeline)
+    }
+
+    /// Whether `doc`'s decoding is in the cache (for tests).
+    pub fn cached(doc: &str) -> bool {
+        CACHE
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .any(|(text, _)| &**text == doc)
+    }
 }
 
 /// For [`Key::StageHistory`]: the statement selecting a row when the lead exists in the tenant, and the error when
@@ -767,4 +820,48 @@ pub fn commerce_key(dialect: Dialect, tenant: TenantId, key: &CommerceKey) -> Re
     };
     sql.text = text;
     Ok((sql, doc))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::pipelines;
+    use crm_core::id::TenantId;
+    use crm_core::pipeline::NewPipeline;
+
+    #[test]
+    fn a_pipeline_decodes_once_per_stored_text_and_a_changed_one_again() {
+        let p = NewPipeline::seed_default()
+            .build(TenantId::new(), chrono::Utc::now())
+            .unwrap();
+        let text = serde_json::to_string(&p).unwrap();
+        assert!(!pipelines::cached(&text));
+        assert_eq!(pipelines::parsed(&text).unwrap(), p);
+        assert!(pipelines::cached(&text));
+        assert_eq!(pipelines::parsed(&text).unwrap(), p, "the cached decoding");
+        // A new version is new text: it decodes to itself, not to the cached one.
+        let mut renamed: serde_json::Value = serde_json::from_str(&text).unwrap();
+        renamed["name"] = "Renamed".into();
+        renamed["version"] = 2.into();
+        let renamed = renamed.to_string();
+        let got = pipelines::parsed(&renamed).unwrap();
+        assert_eq!((got.name(), got.version()), ("Renamed", 2));
+        assert_eq!(pipelines::parsed(&text).unwrap(), p);
+        // What does not decode is an error and is not kept.
+        let broken = text.replace("\"stages\"", "\"stagez\"");
+        assert!(pipelines::parsed(&broken).is_err());
+        assert!(!pipelines::cached(&broken));
+        // The cache holds at most its capacity: the least recently used goes first.
+        let others: Vec<String> = (0..pipelines::CAPACITY)
+            .map(|i| {
+                let mut v: serde_json::Value = serde_json::from_str(&text).unwrap();
+                v["version"] = (10 + i).into();
+                v.to_string()
+            })
+            .collect();
+        for o in &others {
+            pipelines::parsed(o).unwrap();
+        }
+        assert!(!pipelines::cached(&renamed), "evicted");
+        assert!(pipelines::cached(others.last().unwrap()));
+    }
 }

@@ -30,10 +30,10 @@ use crate::run::{corrupt, Runner};
 use crate::{day_number, Dialect, Param, Sql};
 use chrono::{Datelike, NaiveDate};
 use crm_core::commerce::{
-    Bucket, CampaignDifference, FactDifference, GroupBy, Item, PartnerFact, Period, RollupAction,
-    RollupCheck, RollupDifference, RollupSums,
+    Bucket, CampaignDifference, DocumentDifference, DocumentKind, FactDifference, GroupBy, Item,
+    PartnerFact, Period, RollupAction, RollupCheck, RollupDifference, RollupSums,
 };
-use crm_core::id::{CampaignId, CategoryId, PartnerId, ProductId, TenantId};
+use crm_core::id::{CampaignId, CategoryId, DocumentId, PartnerId, ProductId, TenantId};
 use crm_core::money::Currency;
 use crm_core::Result;
 use uuid::Uuid;
@@ -987,8 +987,9 @@ fn campaign_differences(rows: &[Vec<crate::run::Cell>]) -> Result<Vec<CampaignDi
     Ok(out)
 }
 
-/// The statements replacing `tenant`'s roll-ups by the sums of its documents (run in one transaction; on
-/// PostgreSQL the first locks the tables against concurrent recordings, which wait for the rebuild).
+/// The statements replacing `tenant`'s roll-ups by the sums of its documents, once the documents' sums are set
+/// from their lines where they differ (run in one transaction; on PostgreSQL the first locks the roll-up tables
+/// against concurrent recordings, which wait for the rebuild).
 pub(crate) fn rebuild_sql(dialect: Dialect, tenant: TenantId) -> Vec<Sql> {
     let mut out = Vec::new();
     if dialect == Dialect::Postgres {
@@ -999,6 +1000,7 @@ pub(crate) fn rebuild_sql(dialect: Dialect, tenant: TenantId) -> Vec<Sql> {
         );
         out.push(lock);
     }
+    out.push(documents_from_lines_sql(dialect, tenant));
     let tenant_sql = |text: &dyn Fn(&str) -> String| {
         let (mut sql, t) = Sql::for_tenant(dialect, tenant);
         sql.text = text(&t);
@@ -1232,7 +1234,13 @@ pub async fn rollups<R: Runner + ?Sized>(
         .rows(campaign_differences_sql(dialect, tenant, limit), true)
         .await?;
     let mut campaigns = campaign_differences(&campaign_rows)?;
+    let document_rows = r
+        .rows(document_differences_sql(dialect, tenant, limit), true)
+        .await?;
+    let mut documents = document_differences(&document_rows)?;
     let more = more
+        || document_rows.len() == limit
+        || documents.len() > RollupCheck::MAX_LISTED
         || fact_rows.len() == limit
         || campaign_rows.len() == limit
         || differences.len() > RollupCheck::MAX_LISTED
@@ -1241,6 +1249,7 @@ pub async fn rollups<R: Runner + ?Sized>(
     differences.truncate(RollupCheck::MAX_LISTED);
     facts.truncate(RollupCheck::MAX_LISTED);
     campaigns.truncate(RollupCheck::MAX_LISTED);
+    documents.truncate(RollupCheck::MAX_LISTED);
     let rebuilt = action == RollupAction::Rebuild;
     if rebuilt {
         r.execute_all(rebuild_sql(dialect, tenant)).await?;
@@ -1249,10 +1258,75 @@ pub async fn rollups<R: Runner + ?Sized>(
         differences,
         facts,
         campaigns,
+        documents,
         more,
         rebuilt,
         bulk: None,
     })
+}
+
+/// A document's line sums: `(revenue, cost)` of `tenant`'s lines of the document named `doc` (a column of the
+/// statement it is part of), zero without lines.
+fn line_sums(t: &str, doc: &str) -> (String, String) {
+    let sum = |c: &str| {
+        format!(
+            "CAST(coalesce((SELECT sum(l.{c}) FROM document_lines l WHERE l.tenant = {t} AND l.document = {doc}), 0) \
+             AS bigint)"
+        )
+    };
+    (sum("revenue_units"), sum("cost_units"))
+}
+
+/// The statement listing `tenant`'s documents whose reporting sums differ from their lines': `(id, kind, number,
+/// revenue, cost, lines' revenue, lines' cost)`, by id, at most `limit` rows.
+fn document_differences_sql(dialect: Dialect, tenant: TenantId, limit: usize) -> Sql {
+    let (mut sql, t) = Sql::for_tenant(dialect, tenant);
+    let n = sql.bind(limit as i64);
+    let (rev, cost) = line_sums(&t, "d.id");
+    sql.text = format!(
+        "SELECT id, kind, number, revenue_units, cost_units, rev, cost FROM (SELECT d.id, d.kind, d.number, \
+         d.revenue_units, d.cost_units, {rev} AS rev, {cost} AS cost FROM documents d WHERE d.tenant = {t}) AS s \
+         WHERE revenue_units <> rev OR cost_units <> cost ORDER BY id LIMIT {n}"
+    );
+    sql
+}
+
+fn document_differences(rows: &[Vec<crate::run::Cell>]) -> Result<Vec<DocumentDifference>> {
+    let small = |v: i128, what: &str| i64::try_from(v).map_err(|e| corrupt(what, e));
+    rows.iter()
+        .map(|row| {
+            let code = row[1].int("document kind")?;
+            let kind = i16::try_from(code)
+                .ok()
+                .and_then(DocumentKind::from_code)
+                .ok_or_else(|| corrupt("document kind", code))?;
+            Ok(DocumentDifference {
+                document: DocumentId::from_uuid(row[0].uuid("document")?),
+                kind,
+                number: row[2].text("document number")?.to_string(),
+                stored: (
+                    small(row[3].int("revenue units")?, "revenue units")?,
+                    small(row[4].int("cost units")?, "cost units")?,
+                ),
+                lines: (
+                    small(row[5].int("revenue units")?, "revenue units")?,
+                    small(row[6].int("cost units")?, "cost units")?,
+                ),
+            })
+        })
+        .collect()
+}
+
+/// The statement setting `tenant`'s documents' reporting sums from their lines where they differ (the first of a
+/// rebuild: the roll-ups are then summed from what the lines give).
+fn documents_from_lines_sql(dialect: Dialect, tenant: TenantId) -> Sql {
+    let (mut sql, t) = Sql::for_tenant(dialect, tenant);
+    let (rev, cost) = line_sums(&t, "documents.id");
+    sql.text = format!(
+        "UPDATE documents SET revenue_units = {rev}, cost_units = {cost} \
+         WHERE tenant = {t} AND (revenue_units <> {rev} OR cost_units <> {cost})"
+    );
+    sql
 }
 
 #[cfg(test)]

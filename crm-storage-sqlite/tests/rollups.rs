@@ -235,3 +235,29 @@ async fn a_year_row_that_is_no_year_is_corrupt() {
     )
     .await;
 }
+
+/// A document's stored sums and a line's, changed behind the engine's back: the check lists both documents, a
+/// rebuild takes the lines' (crm-core's `check_document_sums_repair`).
+#[tokio::test]
+async fn documents_whose_sums_differ_from_their_lines_are_found_and_repaired() {
+    let sqlite = SqliteStore::open_temporary().expect("open");
+    let store: Arc<dyn Store> = Arc::new(sqlite.clone());
+    let commerce: Arc<dyn CommerceStore> = Arc::new(sqlite.clone());
+    crm_core::conformance::commerce::check_document_sums_repair(&store, &commerce, |tenant: TenantId| {
+        let sqlite = sqlite.clone();
+        async move {
+            for text in [
+                "UPDATE documents SET revenue_units = revenue_units + 7, cost_units = cost_units - 3 \
+                 WHERE tenant = ?1 AND number = 'R-2'",
+                "UPDATE document_lines SET revenue_units = revenue_units + 5 WHERE tenant = ?1 AND document = \
+                 (SELECT id FROM documents WHERE tenant = ?1 AND number = 'R-3')",
+            ] {
+                let (mut sql, _) = Sql::for_tenant(sqlite.dialect(), tenant);
+                sql.text = text.to_string();
+                sqlite.execute(sql).await.expect("tamper");
+            }
+        }
+        .boxed()
+    })
+    .await;
+}

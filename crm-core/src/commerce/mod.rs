@@ -45,9 +45,10 @@ pub use rate::{
 };
 pub use report::{
     days_overdue, finish_campaign, finish_profitability, order_open_items, order_sums, pct,
-    Balance, CampaignDifference, CampaignReport, CampaignSums, CampaignTotals, FactDifference,
-    FunnelStep, GroupBy, OpenItem, PartnerFact, ProfitQuery, ProfitReport, ProfitRow, ProfitSums,
-    Progress, Rank, RankOrder, RollupAction, RollupCheck, RollupDifference, RollupSums, SumsQuery,
+    Balance, CampaignDifference, CampaignReport, CampaignSums, CampaignTotals, DocumentDifference,
+    FactDifference, FunnelStep, GroupBy, OpenItem, PartnerFact, ProfitQuery, ProfitReport,
+    ProfitRow, ProfitSums, Progress, Rank, RankOrder, RollupAction, RollupCheck, RollupDifference,
+    RollupSums, SumsQuery,
 };
 pub use segment::{BoughtMode, Cmp, Criteria, Item, LastSale, Needs, MAX_DEPTH, MAX_NODES};
 pub use store::{

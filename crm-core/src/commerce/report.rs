@@ -815,6 +815,21 @@ pub struct CampaignDifference {
     pub lines: Option<i64>,
 }
 
+/// A document whose reporting sums (what the roll-ups add up) differ from the sums of its lines.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DocumentDifference {
+    /// The document.
+    pub document: DocumentId,
+    /// Its kind.
+    pub kind: DocumentKind,
+    /// Its number.
+    pub number: String,
+    /// Its revenue and cost units as stored with the document.
+    pub stored: (i64, i64),
+    /// The sums of its lines' revenue and cost units.
+    pub lines: (i64, i64),
+}
+
 /// What a roll-up check found (and, for [`RollupAction::Rebuild`], repaired).
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct RollupCheck {
@@ -828,6 +843,11 @@ pub struct RollupCheck {
     /// [`RollupCheck::MAX_LISTED`].
     #[serde(default)]
     pub campaigns: Vec<CampaignDifference>,
+    /// The documents whose reporting sums differ from their lines' (the roll-ups sum the documents' sums, so the
+    /// lines are checked against those first), by id; at most [`RollupCheck::MAX_LISTED`]. A rebuild sets them
+    /// from the lines before it sums the roll-ups.
+    #[serde(default)]
+    pub documents: Vec<DocumentDifference>,
     /// Whether more differences exist than are listed.
     pub more: bool,
     /// Whether the roll-ups were rebuilt from the documents.
@@ -854,8 +874,11 @@ impl RollupCheck {
         }
     }
 
-    /// Whether the roll-ups equal the documents (before any rebuild).
+    /// Whether the roll-ups equal the documents, and the documents their lines (before any rebuild).
     pub fn is_clean(&self) -> bool {
-        self.differences.is_empty() && self.facts.is_empty() && self.campaigns.is_empty()
+        self.differences.is_empty()
+            && self.facts.is_empty()
+            && self.campaigns.is_empty()
+            && self.documents.is_empty()
     }
 }

@@ -184,12 +184,43 @@ impl Shop {
             group: Some(Some(group.to_string())),
             ..Default::default()
         };
+        self.patched(p, patch).await
+    }
+
+    /// `p` (as read at its current version) with `patch` applied through the service.
+    async fn patched(&self, p: &Partner, patch: PartnerPatch) -> Partner {
         self.w
             .crm
             .update_partner(self.ctx(), p.id, p.version, patch)
             .await
-            .expect("the partner moves group")
+            .expect("the partner moves")
             .record
+    }
+
+    /// Moves `p` to another industry, location and owner: variant `k` of the property world's vocabulary (some
+    /// variants clear the industry).
+    pub async fn move_elsewhere(&self, p: &Partner, k: usize) -> Partner {
+        let patch = PartnerPatch {
+            industry: Some((k % 3 != 2).then(|| crate::partner::Industry {
+                name: ["Retail", "Food"][k % 2].into(),
+                code: (k % 4 == 1).then(|| "4711".into()),
+            })),
+            locations: Some(vec![NewLocation {
+                kind: LocationKind::Billing,
+                street: None,
+                city: Some(["Dej", "Munich"][k % 2].into()),
+                region: Some(["Cluj", "Bavaria"][(k / 2) % 2].into()),
+                postal_code: None,
+                country: ["RO", "DE"][(k / 4) % 2].into(),
+            }]),
+            owner: Some(Some(if k.is_multiple_of(2) {
+                self.w.agent
+            } else {
+                self.w.manager
+            })),
+            ..Default::default()
+        };
+        self.patched(p, patch).await
     }
 
     /// A line of product `i`.
@@ -248,6 +279,87 @@ async fn assert_sums_match(
     assert_eq!(got, want, "profit sums differ from the reference for {q:?}");
 }
 
+/// The profitability report compared with the previous period (or, bucketed, each bucket with the one before)
+/// keeps the rows it has without the comparison, and each row's previous gross profit equals the reference's over
+/// the period before: the previous period of the same length, the whole bucket before the first, or the bucket
+/// before as the period cuts it.
+async fn assert_comparison_matches(s: &Shop, facts: Facts<'_>, q: &ProfitQuery) {
+    let tenant = s.w.tenant;
+    let plain =
+        s.cs.profitability(
+            tenant,
+            &ProfitQuery {
+                compare: false,
+                ..q.clone()
+            },
+        )
+        .await
+        .expect("profitability");
+    let compared =
+        s.cs.profitability(
+            tenant,
+            &ProfitQuery {
+                compare: true,
+                ..q.clone()
+            },
+        )
+        .await
+        .expect("compared profitability");
+    let strip = |rows: &[crate::commerce::ProfitRow]| -> Vec<crate::commerce::ProfitRow> {
+        rows.iter()
+            .cloned()
+            .map(|mut r| {
+                r.previous_gross_profit = None;
+                r.change_pct = None;
+                r
+            })
+            .collect()
+    };
+    assert_eq!(
+        strip(&compared.rows),
+        plain.rows,
+        "the comparison changed the current figures of {q:?}"
+    );
+    let profit_over = |period: Period, key: &Option<String>| -> Decimal {
+        let sums = reference::profit_sums(
+            facts,
+            &SumsQuery {
+                period,
+                group_by: q.group_by,
+                bucket: None,
+                reporting: ron(),
+                rank: None,
+            },
+        );
+        crate::money::units_to_decimal(
+            sums.iter()
+                .find(|x| &x.key == key)
+                .map_or(0, |x| x.profit_units()),
+        )
+    };
+    for r in &compared.rows {
+        let before = match (q.bucket, r.bucket) {
+            (None, _) => q.period.previous(),
+            (Some(b), Some(day)) => {
+                let (i, first) = (b.index(day), b.index(q.period.from()));
+                let from = b.start_of(i - 1).unwrap();
+                let from = if i == first {
+                    from
+                } else {
+                    from.max(q.period.from())
+                };
+                Period::new(from, day.pred_opt().unwrap()).unwrap()
+            }
+            (Some(_), None) => panic!("a bucketed row without its bucket: {r:?}"),
+        };
+        assert_eq!(
+            r.previous_gross_profit,
+            Some(profit_over(before, &r.key)),
+            "previous gross profit of {r:?} ({before:?}) for {q:?}"
+        );
+    }
+}
+
 /// A campaign's sums over each of `periods` equal the reference, and so do every campaign's read at once (`campaign`
 /// is the tenant's only one).
 async fn assert_campaign_sums_match(
@@ -285,7 +397,16 @@ async fn assert_campaign_sums_match(
 /// Every sums query of `groupings` over `periods` equals the reference from the documents, and the roll-ups
 /// equal the documents.
 async fn assert_reports_match(s: &Shop, partners: &[Partner], periods: &[Period]) {
-    let docs = all_documents(s).await;
+    assert_reports_equal(s, partners, &all_documents(s).await, periods).await;
+}
+
+/// [`assert_reports_match`] with the documents given.
+async fn assert_reports_equal(
+    s: &Shop,
+    partners: &[Partner],
+    docs: &[Document],
+    periods: &[Period],
+) {
     for period in periods {
         for g in GroupBy::ALL {
             for bucket in [None, Some(Bucket::Month), Some(Bucket::Quarter)] {
@@ -293,7 +414,7 @@ async fn assert_reports_match(s: &Shop, partners: &[Partner], periods: &[Period]
                     bucket,
                     ..SumsQuery::by(g, *period, ron())
                 };
-                assert_sums_match(&s.cs, s.w.tenant, partners, &docs, &q).await;
+                assert_sums_match(&s.cs, s.w.tenant, partners, docs, &q).await;
             }
         }
     }
@@ -467,39 +588,149 @@ pub async fn bulk(
     Ok(check.bulk.expect("a bulk step says where loading stands"))
 }
 
-/// Ingests one new invoice in the shop's reporting currency through [`Store::ingest`], made by the pure transition
-/// a bulk tool runs ([`NewDocument::record`]) against `partner` as stored; the document.
-pub async fn ingest_document(s: &Shop, n: NewDocument, partner: &Partner) -> Document {
-    use crate::commerce::{AppliedRate, CommerceWrite, DocumentFacts};
-    let ids: Vec<ProductId> = n.lines.iter().map(|l| l.product).collect();
-    let products: BTreeMap<ProductId, crate::commerce::Product> =
-        s.cs.store()
-            .products(s.w.tenant, &ids)
-            .await
-            .expect("products")
-            .into_iter()
-            .map(|p| (p.id(), p))
-            .collect();
+/// `n` as the service would record it for `partner` (identity rate, no campaign, nothing settled), not stored.
+fn ingested(
+    s: &Shop,
+    products: &BTreeMap<ProductId, crate::commerce::Product>,
+    n: NewDocument,
+    partner: &Partner,
+) -> Document {
+    use crate::commerce::{AppliedRate, DocumentFacts};
     let settled = BTreeMap::new();
     let facts = DocumentFacts {
         partner,
-        products: &products,
+        products,
         rate: AppliedRate::identity(ron()),
         existing: None,
         corrected: None,
         campaign_exists: false,
         settled: &settled,
     };
-    let d = n
-        .record(s.w.tenant, facts, s.w.clock.now())
+    n.record(s.w.tenant, facts, s.w.clock.now())
         .expect("a valid document")
         .record()
-        .clone();
+        .clone()
+}
+
+/// The shop's products by id.
+async fn products_of(s: &Shop, ids: &[ProductId]) -> BTreeMap<ProductId, crate::commerce::Product> {
+    s.cs.store()
+        .products(s.w.tenant, ids)
+        .await
+        .expect("products")
+        .into_iter()
+        .map(|p| (p.id(), p))
+        .collect()
+}
+
+/// Stores `n` for `partner` through [`Store::ingest`] (identity rate, no campaign), as a host's import would.
+pub async fn ingest_document(s: &Shop, n: NewDocument, partner: &Partner) -> Document {
+    let ids: Vec<ProductId> = n.lines.iter().map(|l| l.product).collect();
+    let products = products_of(s, &ids).await;
+    let d = ingested(s, &products, n, partner);
     let cs = crate::store::ChangeSet::from_iter([crate::store::Write::Commerce(
-        CommerceWrite::InsertDocument(d.clone()),
+        crate::commerce::CommerceWrite::InsertDocument(d.clone()),
     )]);
     assert_eq!(s.w.store().ingest(s.w.tenant, cs).await.expect("ingest"), 1);
     d
+}
+
+/// An import outside a bulk load ([`Store::ingest`] of many documents in one change set, more than an adapter
+/// sums in one statement) keeps the roll-ups in its transaction: every report equals the reference from the
+/// documents, for whole and mid-month periods, and `verify_rollups` finds nothing. An ingest that fails (a
+/// document number used twice in the set) leaves neither its documents nor their sums behind.
+pub async fn check_ingest_keeps_rollups(store: &Arc<dyn Store>, commerce: &Arc<dyn CommerceStore>) {
+    let s = Shop::new(store, commerce).await;
+    let mut partners = Vec::new();
+    for name in ["Acme", "Beta", "Gamma"] {
+        partners.push(s.customer(name).await);
+    }
+    partners[1] = s.move_to_group(&partners[1], "A").await;
+    let products = products_of(&s, &s.products).await;
+    let docs: Vec<Document> = (0..1_201usize)
+        .map(|i| {
+            let p = &partners[i % 3];
+            let issue = day(2026, 1, 1) + Duration::days((i % 150) as i64);
+            let line = s.line(
+                i % 3,
+                &format!("{}", 1 + i % 4),
+                &format!("{}.{:02}", 3 + i % 7, i % 100),
+                "2",
+            );
+            let n = if i % 10 == 9 {
+                NewDocument::credit_note(&format!("C-{i}"), p.id, issue, "RON", vec![line])
+            } else {
+                NewDocument::invoice(&format!("I-{i}"), p.id, issue, "RON", vec![line])
+            };
+            ingested(&s, &products, n, p)
+        })
+        .collect();
+    let writes = |docs: &[Document]| {
+        crate::store::ChangeSet::from_iter(docs.iter().map(|d| {
+            crate::store::Write::Commerce(crate::commerce::CommerceWrite::InsertDocument(d.clone()))
+        }))
+    };
+    assert_eq!(
+        s.w.store()
+            .ingest(s.w.tenant, writes(&docs))
+            .await
+            .expect("ingest"),
+        docs.len() as u64
+    );
+    let periods = [
+        Period::year(2026).unwrap(),
+        Period::new(day(2026, 1, 15), day(2026, 4, 14)).unwrap(),
+    ];
+    let current = current(&s, &partners.iter().map(|p| p.id).collect::<Vec<_>>()).await;
+    // Every document as stored.
+    let mut stored = Vec::with_capacity(docs.len());
+    for d in &docs {
+        stored.push(
+            s.cs.store()
+                .document_by_number(s.w.tenant, d.kind, &d.number)
+                .await
+                .expect("a read")
+                .expect("the document is stored"),
+        );
+    }
+    assert_eq!(stored, docs);
+    assert_reports_equal(&s, &current, &stored, &periods).await;
+    let before = customer_sums(&s, partners[0].id).await;
+    // A failing import: a new invoice, then one whose number the tenant already has.
+    let again: Vec<Document> = [
+        NewDocument::invoice(
+            "I-NEW",
+            partners[0].id,
+            day(2026, 2, 1),
+            "RON",
+            vec![s.line(0, "5", "10", "1")],
+        ),
+        NewDocument::invoice(
+            "I-7",
+            partners[0].id,
+            day(2026, 2, 2),
+            "RON",
+            vec![s.line(0, "5", "10", "1")],
+        ),
+    ]
+    .into_iter()
+    .map(|n| ingested(&s, &products, n, &partners[0]))
+    .collect();
+    assert!(s
+        .w
+        .store()
+        .ingest(s.w.tenant, writes(&again))
+        .await
+        .is_err());
+    assert_eq!(
+        s.cs.store()
+            .document_by_number(s.w.tenant, DocumentKind::Invoice, "I-NEW")
+            .await
+            .expect("a read"),
+        None
+    );
+    assert_eq!(customer_sums(&s, partners[0].id).await, before);
+    assert_reports_equal(&s, &current, &stored, &periods).await;
 }
 
 /// A shop whose customer Acme has invoice R-1 of January, recorded through the service.
@@ -947,6 +1178,121 @@ pub async fn check_campaign_rollup_repair<F>(
     assert_campaign_sums_match(&s, facts, cf, &c, &periods).await;
 }
 
+/// Customer Acme with invoices of January 10th, February 14th and March 3rd, 2026 (two of
+/// product 0 at 100, cost 60, each).
+async fn acme_with_three_invoices(s: &Shop) -> (Partner, Vec<Document>) {
+    let acme = s.customer("Acme").await;
+    let mut recorded = Vec::new();
+    for (n, on) in [
+        (1, day(2026, 1, 10)),
+        (2, day(2026, 2, 14)),
+        (3, day(2026, 3, 3)),
+    ] {
+        recorded.push(
+            s.record(NewDocument::invoice(
+                &format!("R-{n}"),
+                acme.id,
+                on,
+                "RON",
+                vec![s.line(0, "2", "100", "60")],
+            ))
+            .await,
+        );
+    }
+    (acme, recorded)
+}
+
+/// `verify_rollups` checks the documents' sums against their lines, and `rebuild_rollups` takes the lines'. After
+/// `tamper` (the adapter's own statements) adds 7 to invoice R-2's stored revenue and takes 3 from its cost, and
+/// adds 5 to the revenue of R-3's line, the check lists both documents with their stored sums and their lines'
+/// (and the months whose roll-ups no longer equal the documents); a rebuild sets each document's sums from its
+/// lines, so the reports equal what the lines give (R-2 as before, R-3 five units more) and the check is clean.
+pub async fn check_document_sums_repair<F>(
+    store: &Arc<dyn Store>,
+    commerce: &Arc<dyn CommerceStore>,
+    tamper: F,
+) where
+    F: Fn(TenantId) -> futures::future::BoxFuture<'static, ()>,
+{
+    let s = Shop::new(store, commerce).await;
+    let (_, recorded) = acme_with_three_invoices(&s).await;
+    let year = SumsQuery::by(GroupBy::Customer, Period::year(2026).unwrap(), ron());
+    let by_month = SumsQuery {
+        bucket: Some(Bucket::Month),
+        ..SumsQuery::by(GroupBy::Group, Period::year(2026).unwrap(), ron())
+    };
+    let before = s.cs.store().profit_sums(s.w.tenant, &year).await.unwrap();
+    let months_before =
+        s.cs.store()
+            .profit_sums(s.w.tenant, &by_month)
+            .await
+            .unwrap();
+    assert!(s.cs.verify_rollups(s.w.tenant).await.unwrap().is_clean());
+    tamper(s.w.tenant).await;
+    let check = s.cs.verify_rollups(s.w.tenant).await.expect("verify");
+    let (r2, r3) = (&recorded[1], &recorded[2]);
+    let mut want = vec![
+        crate::commerce::DocumentDifference {
+            document: r2.id,
+            kind: DocumentKind::Invoice,
+            number: "R-2".into(),
+            stored: (r2.revenue_units + 7, r2.cost_units - 3),
+            lines: (r2.revenue_units, r2.cost_units),
+        },
+        crate::commerce::DocumentDifference {
+            document: r3.id,
+            kind: DocumentKind::Invoice,
+            number: "R-3".into(),
+            stored: (r3.revenue_units, r3.cost_units),
+            lines: (r3.revenue_units + 5, r3.cost_units),
+        },
+    ];
+    want.sort_by_key(|d| *d.document.as_uuid());
+    assert_eq!(check.documents, want, "{check:?}");
+    assert!(
+        check
+            .differences
+            .iter()
+            .any(|d| d.month == Bucket::Month.index(day(2026, 2, 1))),
+        "February's roll-ups differ from R-2's tampered sums: {check:?}"
+    );
+    assert!(!check.is_clean());
+    let rebuilt = s.cs.rebuild_rollups(s.w.tenant).await.expect("rebuild");
+    assert!(rebuilt.rebuilt);
+    let after = s.cs.verify_rollups(s.w.tenant).await.expect("verify");
+    assert!(after.is_clean(), "{after:?}");
+    let mut want = before.clone();
+    want[0].revenue_units += 5;
+    assert_eq!(
+        s.cs.store().profit_sums(s.w.tenant, &year).await.unwrap(),
+        want,
+        "the year is what the lines give"
+    );
+    let months =
+        s.cs.store()
+            .profit_sums(s.w.tenant, &by_month)
+            .await
+            .unwrap();
+    let march = Bucket::Month.index(day(2026, 3, 1));
+    for (got, was) in months.iter().zip(&months_before) {
+        let plus = if got.bucket == Some(march) { 5 } else { 0 };
+        assert_eq!(got.revenue_units, was.revenue_units + plus, "{got:?}");
+        assert_eq!(got.cost_units, was.cost_units, "{got:?}");
+    }
+    assert_eq!(months.len(), months_before.len());
+    let r2_now =
+        s.cs.store()
+            .document_by_number(s.w.tenant, DocumentKind::Invoice, "R-2")
+            .await
+            .unwrap()
+            .expect("R-2");
+    assert_eq!(
+        (r2_now.revenue_units, r2_now.cost_units),
+        (r2.revenue_units, r2.cost_units),
+        "R-2's sums are its lines' again"
+    );
+}
+
 /// Reports read whole months from the roll-ups, `verify_rollups` finds what differs and `rebuild_rollups` repairs
 /// it: after `tamper` (the adapter's own statement) adds 1 to every stored revenue of the tenant's month roll-up,
 /// deletes its March rows and adds 1 to the customer's 2026 in the year roll-up, a report over whole months shows
@@ -973,21 +1319,7 @@ pub async fn check_rollup_repair<F>(
         ))
         .await;
     let s = Shop::new(store, commerce).await;
-    let acme = s.customer("Acme").await;
-    for (n, on) in [
-        (1, day(2026, 1, 10)),
-        (2, day(2026, 2, 14)),
-        (3, day(2026, 3, 3)),
-    ] {
-        s.record(NewDocument::invoice(
-            &format!("R-{n}"),
-            acme.id,
-            on,
-            "RON",
-            vec![s.line(0, "2", "100", "60")],
-        ))
-        .await;
-    }
+    let (acme, _) = acme_with_three_invoices(&s).await;
     let year = SumsQuery::by(GroupBy::Customer, Period::year(2026).unwrap(), ron());
     let before = s.cs.store().profit_sums(s.w.tenant, &year).await.unwrap();
     let group_year = SumsQuery::by(GroupBy::Group, Period::year(2026).unwrap(), ron());
@@ -2800,6 +3132,10 @@ async fn run_case(store: Arc<dyn Store>, commerce: Arc<dyn CommerceStore>, spec:
                 partners[d.partner] = s.move_to_group(&partners[d.partner], move_to).await;
             }
         }
+        // Or its industry, location and owner: the documents keep those they were issued with, too.
+        if d.link % 7 == 3 {
+            partners[d.partner] = s.move_elsewhere(&partners[d.partner], d.link / 7).await;
+        }
         if d.eur {
             let rate = Decimal::new(49_000 + (d.day % 97), 4);
             s.cs.record_rate(s.ctx(), "EUR", "RON", issue, rate)
@@ -2948,6 +3284,18 @@ async fn run_case(store: Arc<dyn Store>, commerce: Arc<dyn CommerceStore>, spec:
             },
         )
         .await;
+        let facts = Facts {
+            partners: &partners,
+            documents: &docs,
+        };
+        let q = ProfitQuery {
+            period,
+            group_by: *g,
+            bucket: *bucket,
+            compare: true,
+            rank: *rank,
+        };
+        assert_comparison_matches(&s, facts, &q).await;
     }
     let cf = CampaignFacts {
         targets: &[],

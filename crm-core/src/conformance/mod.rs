@@ -173,6 +173,7 @@ macro_rules! backend_conformance_tests {
                 check_commerce_contracts,
                 check_commerce_rollups,
                 check_bulk_load,
+                check_ingest_keeps_rollups,
                 check_attachments,
                 check_portal_reads_and_requests
             ]

@@ -1886,27 +1886,29 @@ impl CommerceService {
                 (cur, prev)
             }
             Some(b) => {
-                let from = if q.compare {
-                    // No document is dated before the business dates: the bucket before them is empty anyway.
-                    b.start_of(b.index(q.period.from()) - 1)
-                        .unwrap_or(q.period.from())
-                        .max(crate::time::MIN_BUSINESS_DATE)
-                } else {
-                    q.period.from()
+                let bucketed = |period| SumsQuery {
+                    period,
+                    bucket: Some(b),
+                    rank: None,
+                    ..base.clone()
                 };
-                let period = Period::new(from, q.period.to())?;
-                let mut all = self
-                    .store
-                    .profit_sums(
-                        tenant,
-                        &SumsQuery {
-                            period,
-                            bucket: Some(b),
-                            rank: None,
-                            ..base.clone()
-                        },
-                    )
-                    .await?;
+                let mut all = self.store.profit_sums(tenant, &bucketed(q.period)).await?;
+                if q.compare {
+                    // The first bucket is compared with the whole bucket before it; the first stays as the period
+                    // cuts it, as without the comparison. No document is dated before the business dates: a
+                    // bucket before them is empty anyway.
+                    let first = b.index(q.period.from());
+                    if let (Some(from), Some(next)) = (b.start_of(first - 1), b.start_of(first)) {
+                        let from = from.max(crate::time::MIN_BUSINESS_DATE);
+                        if let Some(to) = next.pred_opt().filter(|to| *to >= from) {
+                            all.extend(
+                                self.store
+                                    .profit_sums(tenant, &bucketed(Period::new(from, to)?))
+                                    .await?,
+                            );
+                        }
+                    }
+                }
                 if q.rank.is_some() {
                     let ranked = self.store.profit_sums(tenant, &base).await?;
                     let pos: BTreeMap<Option<String>, usize> = ranked
