@@ -380,17 +380,27 @@ fn fmt_rate(r: f64) -> String {
     }
 }
 
-/// A time's median and interquartile range: `1.20 ms [1.10–1.35]`.
+/// A time's median with its spread and minimum: `1.20 ms [1.10–1.35] ≥1.05 ms`, the bracket the interquartile
+/// range from four runs, the whole range under four (where quartiles say nothing), nothing for one run.
 fn spread(secs: &[f64]) -> String {
-    if secs.len() < 4 {
-        return fmt_secs(median(secs));
+    let min = secs.iter().copied().fold(f64::INFINITY, f64::min);
+    let max = secs.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    match secs.len() {
+        0 | 1 => fmt_secs(median(secs)),
+        2 | 3 => format!(
+            "{} [{}–{}]",
+            fmt_secs(median(secs)),
+            fmt_secs(min),
+            fmt_secs(max)
+        ),
+        _ => format!(
+            "{} [{}–{}] ≥{}",
+            fmt_secs(median(secs)),
+            fmt_secs(quantile(secs, 0.25)),
+            fmt_secs(quantile(secs, 0.75)),
+            fmt_secs(min)
+        ),
     }
-    format!(
-        "{} [{}–{}]",
-        fmt_secs(median(secs)),
-        fmt_secs(quantile(secs, 0.25)),
-        fmt_secs(quantile(secs, 0.75))
-    )
 }
 
 /// Ours ÷ the baseline: the median of the rounds' ratios with their range, or (an older report) of the medians.
@@ -412,7 +422,7 @@ fn write_markdown(r: &Report, path: &Path) -> std::io::Result<()> {
     s.push_str(&format!(
         "Machine: {}. Seed {}; up to {} rounds per workload (fewer when its runs exceeded the time budget: see `secs` in report.json). A round is one timed run of each side, \
          the order alternating between rounds (ours first in odd-numbered ones), each run in a child process of its own after {} untimed warm-up run(s), so the peak \
-         RSS (VmHWM) is that run's and neither side always inherits a page cache the other warmed. Times are medians with their interquartile range; \
+         RSS (VmHWM) is that run's and neither side always inherits a page cache the other warmed. Times are medians with their interquartile range and minimum (`median [Q1–Q3] ≥min`; under four runs `median [min–max]`); \
          the ratio is the median of the rounds' ratios (each round's pair ran back to back, so load on the machine hits both) with its range. `sql` is the same work as plain SQL with prepared statements on a second \
          connection to the same data (rusqlite on the SQLite file, tokio-postgres on the PostgreSQL schema). Ratio = ours ÷ sql (lower is better; 1.0 = no overhead).\n\n",
         r.machine, r.seed, r.reps, suite::work::warmup_runs()
@@ -440,7 +450,7 @@ fn write_markdown(r: &Report, path: &Path) -> std::io::Result<()> {
         continue;
     }
     s.push_str(title);
-    s.push_str("| size | workload | rows | ours (median [IQR]) | sql (median [IQR]) | ratio [min–max of rounds] | ours rows/s | sql rows/s | ours peak RSS | sql peak RSS |\n|---|---|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+    s.push_str("| size | workload | rows | ours (median [IQR] ≥min) | sql (median [IQR] ≥min) | ratio [min–max of rounds] | ours rows/s | sql rows/s | ours peak RSS | sql peak RSS |\n|---|---|---:|---:|---:|---:|---:|---:|---:|---:|\n");
     let mut sizes: Vec<(u64, String)> = r
         .measures
         .iter()
@@ -474,7 +484,7 @@ fn write_markdown(r: &Report, path: &Path) -> std::io::Result<()> {
     }
     let duck: Vec<&Measure> = r.measures.iter().filter(|m| m.imp == "duckdb").collect();
     if !duck.is_empty() {
-        s.push_str("\n## Against an analytical engine (DuckDB, a column store) on the same data\n\nDuckDB's ids are typed UUID, its rows fetched column-wise (NumPy) inside its timer, one untimed warm-up run first; it runs on all cores and again on one thread (ours runs on one).\n\n| size | workload | rows | ours (median) | sql (median) | duckdb, all cores (median) | ours ÷ duckdb | duckdb, 1 thread (median) | ours ÷ duckdb 1 thread | duckdb peak RSS |\n|---|---|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+        s.push_str("\n## Against an analytical engine (DuckDB, a column store) on the same data\n\nDuckDB's ids are typed UUID, its rows fetched inside its timer (column-wise through NumPy when it is installed: each size's note below says which), one untimed warm-up run first; it runs on all cores and again on one thread (ours runs on one).\n\n| size | workload | rows | ours (median) | sql (median) | duckdb, all cores (median [spread] ≥min) | ours ÷ duckdb | duckdb, 1 thread (median) | ours ÷ duckdb 1 thread | duckdb peak RSS |\n|---|---|---:|---:|---:|---:|---:|---:|---:|---:|\n");
         for (d, (o, b)) in duck
             .iter()
             .filter_map(|d| Some((d, r.ours_and_sql("sqlite", &d.size, &d.workload)?)))
@@ -490,7 +500,7 @@ fn write_markdown(r: &Report, path: &Path) -> std::io::Result<()> {
                 d.rows,
                 fmt_secs(o.median),
                 fmt_secs(b.median),
-                fmt_secs(d.median),
+                spread(&d.secs),
                 o.median / d.median,
                 one.map_or("—".to_string(), |m| fmt_secs(m.median)),
                 one.map_or("—".to_string(), |m| format!("{:.2}", o.median / m.median)),
@@ -1002,11 +1012,17 @@ fn duckdb(size: Size, reps: usize, report: &mut Report) -> Result<(), String> {
         serde_json::from_slice(&out.stdout).map_err(|e| format!("duckdb baseline: {e}"))?;
     let load = v["load_secs"].as_f64().unwrap_or(f64::NAN);
     let peak = v["peak_rss_kb"].as_u64().unwrap_or(0);
+    let fetched = if v["columnar_fetch"].as_bool() == Some(true) {
+        "column-wise (NumPy)"
+    } else {
+        "as Python tuples (`fetchall`: NumPy is not installed)"
+    };
     let prefix = format!("{}: DuckDB", size.name);
     report.notes.retain(|n| !n.starts_with(&prefix));
     report.notes.push(format!(
         "{}: DuckDB {} (in-memory, all cores) loaded the tenant's partners, documents and lines from CSV exported out of \
-         the SQLite file in {} (not counted in its times); its peak RSS includes that load.",
+         the SQLite file in {} (not counted in its times); its peak RSS includes that load. Its rows were fetched \
+         {fetched} inside its timer.",
         size.name,
         duckdb_version(),
         fmt_secs(load)
