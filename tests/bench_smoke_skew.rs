@@ -54,20 +54,42 @@ fn on_skewed_data_every_workload_equals_its_baseline() {
         one("SELECT count(*) FROM exchange_rates") >= 2 * 36,
         "monthly rates"
     );
-    // Launched campaigns with targets and costs.
+    // Launched campaigns with targets and costs (ten a tenant).
     assert_eq!(
         one("SELECT count(*) FROM campaigns WHERE status <> 0"),
-        2 * 10
+        3 * 10
     );
     let targets = one("SELECT count(*) FROM campaign_targets");
     assert!(targets > 0, "targets");
     assert!(one("SELECT count(*) FROM campaign_costs") >= 10, "costs");
     // Several tenants with commerce data.
-    assert_eq!(one("SELECT count(DISTINCT tenant) FROM documents"), 2);
+    assert_eq!(one("SELECT count(DISTINCT tenant) FROM documents"), 3);
     assert_eq!(
         one("SELECT count(DISTINCT tenant) FROM sales_months"),
-        2,
-        "both tenants' roll-ups"
+        3,
+        "every tenant's roll-ups"
+    );
+    // Customers by Zipf's law: the busiest fifth of the main tenant's customers hold most of its invoices (the
+    // Pareto principle's 80 % over every customer; among this small set's buyers, above the 37–38 % a uniform draw
+    // gives).
+    let customers = one(&format!(
+        "SELECT count(DISTINCT partner) FROM documents WHERE kind = 0 AND tenant = x'{}'",
+        manifest.tenant.as_uuid().simple()
+    ));
+    let top_fifth = one(&format!(
+        "SELECT sum(n) FROM (SELECT count(*) AS n FROM documents WHERE kind = 0 AND tenant = x'{t}' \
+         GROUP BY partner ORDER BY n DESC LIMIT (SELECT count(DISTINCT partner) / 5 FROM documents \
+         WHERE kind = 0 AND tenant = x'{t}'))",
+        t = manifest.tenant.as_uuid().simple()
+    ));
+    let main_invoices = one(&format!(
+        "SELECT count(*) FROM documents WHERE kind = 0 AND tenant = x'{}'",
+        manifest.tenant.as_uuid().simple()
+    ));
+    assert!(customers > 0);
+    assert!(
+        top_fifth * 100 >= main_invoices * 45,
+        "the busiest fifth of {customers} customers hold {top_fifth} of {main_invoices} invoices"
     );
     // Some targets bought within the attribution's 90-day lookback after their campaign's launch, so the
     // attribution comparison below credits launch-day touches.

@@ -899,13 +899,13 @@ fn month_rate(base: Decimal, day: NaiveDate) -> Decimal {
     (base * (Decimal::ONE + Decimal::new(swing, 2))).round_dp(4)
 }
 
-/// Whether the commerce data is skewed (`CRM_BENCH_SKEW=1`; cached apart, in `<size>-<seed>-skew`): customers by a
-/// Pareto spread (the index is `N·u³`, so a fifth of the customers get 58 % of the invoices), lines per invoice
-/// log-normal (median 5, long tail to 60), products by a Zipf-like spread (`P·u²`), dates bunched at month
+/// Whether the commerce data is skewed (`CRM_BENCH_SKEW=1`; cached apart, in `<size>-<seed>-skew`): customers by
+/// Zipf's law with exponent 0.86 (a fifth of the customers get about 80 % of the invoices: the Pareto principle),
+/// lines per invoice log-normal (median 5, long tail to 60), products by Zipf's law (exponent 1), dates bunched at month
 /// ends (30 % of invoices in a month's last three days) and in the fourth quarter (a fifth moved into it), a fifth
 /// of the invoices (with their credit notes and payments) in RON or USD at the month's stored rate, the ten
-/// campaigns launched in 2025 on audiences of one customer in fifty with a cost booked each month, and the second
-/// tenant with commerce data of its own (a tenth of the lines).
+/// campaigns launched in 2025 on audiences of one customer in fifty with a cost booked each month, and two more
+/// tenants with leads and commerce data of their own (a tenth and a fiftieth of the lines).
 pub fn skew() -> bool {
     std::env::var("CRM_BENCH_SKEW").is_ok_and(|v| v == "1")
 }
@@ -935,23 +935,35 @@ pub async fn bulk_steps<S: CommerceStore + ?Sized>(
     Ok(())
 }
 
-/// `⌊n·u³⌋` for a uniform `u`: index 0 the most frequent.
+/// A customer's index by Zipf's law with exponent 0.86 over `n` (index 0 the most frequent): the top fifth of the
+/// customers get about 80 % of the invoices (`0.2^(1 − 0.86)`), the Pareto principle.
 fn pareto_index(rng: &mut ChaCha8Rng, n: u64) -> u64 {
-    let u: f64 = rng.random();
-    ((u * u * u * n as f64) as u64).min(n - 1)
+    zipf(rng, n, CUSTOMER_ZIPF)
 }
 
-/// `⌊n·u²⌋` for a uniform `u`.
+/// The exponent of [`pareto_index`].
+pub const CUSTOMER_ZIPF: f64 = 0.86;
+
+/// A product's index by Zipf's law (exponent 1) over `n`, index 0 the most popular.
 fn zipf_index(rng: &mut ChaCha8Rng, n: u64) -> u64 {
-    let u: f64 = rng.random();
-    ((u * u * n as f64) as u64).min(n - 1)
+    zipf(rng, n, 1.0)
 }
 
-/// A log-normal count of lines, `exp(1.6 + 0.8·z)` rounded, between 1 and 60 (`z` standard normal by Box–Muller).
+/// An index in `0..n` by Zipf's law with exponent `s` (`rand_distr::Zipf` draws ranks from 1).
+fn zipf(rng: &mut ChaCha8Rng, n: u64, s: f64) -> u64 {
+    let n = n.max(1);
+    match rand_distr::Zipf::new(n as f64, s) {
+        Ok(z) => (rng.sample(z) as u64).clamp(1, n) - 1,
+        Err(_) => 0,
+    }
+}
+
+/// A log-normal count of lines, `exp(1.6 + 0.8·z)` (`rand_distr::LogNormal`, median 5) rounded, between 1 and 60.
 fn log_normal_lines(rng: &mut ChaCha8Rng) -> u64 {
-    let (u1, u2): (f64, f64) = (rng.random::<f64>().max(1e-12), rng.random());
-    let z = (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos();
-    ((1.6 + 0.8 * z).exp().round() as u64).clamp(1, 60)
+    match rand_distr::LogNormal::new(1.6, 0.8) {
+        Ok(d) => (rng.sample::<f64, _>(d).round() as u64).clamp(1, 60),
+        Err(_) => 5,
+    }
 }
 
 /// The issue day of invoice `k` of `invoices` spread over `days` from `first`; skewed, bunched at month ends and in
@@ -1101,20 +1113,32 @@ pub async fn generate_tenant<S: Store + ?Sized>(
     Ok((sink.rows, hot, sampled))
 }
 
-/// The second tenant's commerce data when the data is skewed (a tenth of the main tenant's lines, so every
-/// commerce statement has another tenant's documents, roll-ups and rates to filter out); none when uniform, which
-/// keeps the uniform data sets as they were. Returns the writes.
+/// The other tenants' commerce data when the data is skewed: the second tenant's a tenth of the main tenant's
+/// lines, the third's a fiftieth, so every commerce statement has other tenants' documents, roll-ups and rates to
+/// filter out; none when uniform, which keeps the uniform data sets as they were. Returns the writes.
 async fn other_commerce<S: Store + ?Sized>(
     store: &S,
     other: &World,
+    third: Option<&World>,
     size: Size,
 ) -> crm_core::Result<u64> {
     if !skew() {
         return Ok(0);
     }
-    Ok(generate_commerce(store, other, (size.lines / 10).max(100))
+    let mut rows = generate_commerce(store, other, (size.lines / 10).max(100))
         .await?
-        .0)
+        .0;
+    if let Some(w) = third {
+        rows += generate_commerce(store, w, (size.lines / 50).max(100))
+            .await?
+            .0;
+    }
+    Ok(rows)
+}
+
+/// The third tenant of the skewed data (a fiftieth of the partners and leads); none when uniform.
+fn third_world(seed: u64, size: Size) -> Option<World> {
+    skew().then(|| World::new(seed, 2, (size.partners / 50).max(10)))
 }
 
 /// Generates the data set of `size` for `seed` into `store` and returns its manifest.
@@ -1126,14 +1150,25 @@ pub async fn generate<S: Store + CommerceStore + ?Sized>(
     let started = std::time::Instant::now();
     let main = World::new(seed, 0, size.partners);
     let other = World::new(seed, 1, (size.partners / 10).max(10));
-    let tenants = [main.tenant, other.tenant];
+    let third = third_world(seed, size);
+    let mut tenants = vec![main.tenant, other.tenant];
+    tenants.extend(third.iter().map(|w| w.tenant));
     bulk_steps(store, &tenants, BulkStep::Begin).await?;
     let (rows_main, hot_leads, sample_leads) =
         generate_tenant(store, &main, size.leads, 1000).await?;
-    let (rows_other, _, _) = generate_tenant(store, &other, (size.leads / 10).max(10), 0).await?;
+    let (mut rows_other, _, _) =
+        generate_tenant(store, &other, (size.leads / 10).max(10), 0).await?;
+    if let Some(w) = &third {
+        rows_other += generate_tenant(store, w, (size.leads / 50).max(10), 0)
+            .await?
+            .0;
+    }
     let (rows_commerce, commerce) = if size.lines > 0 {
         let (rows, params) = generate_commerce(store, &main, size.lines).await?;
-        (rows + other_commerce(store, &other, size).await?, params)
+        (
+            rows + other_commerce(store, &other, third.as_ref(), size).await?,
+            params,
+        )
     } else {
         (0, CommerceParams::default())
     };
@@ -1166,10 +1201,12 @@ pub async fn extend_with_commerce<S: Store + CommerceStore + ?Sized>(
     let started = std::time::Instant::now();
     let main = World::new(lead_only.seed, 0, size.partners);
     let other = World::new(lead_only.seed, 1, (size.partners / 10).max(10));
-    let tenants = [main.tenant, other.tenant];
+    let third = third_world(lead_only.seed, size);
+    let mut tenants = vec![main.tenant, other.tenant];
+    tenants.extend(third.iter().map(|w| w.tenant));
     bulk_steps(store, &tenants, BulkStep::Begin).await?;
     let (rows_commerce, commerce) = generate_commerce(store, &main, size.lines).await?;
-    let rows_commerce = rows_commerce + other_commerce(store, &other, size).await?;
+    let rows_commerce = rows_commerce + other_commerce(store, &other, third.as_ref(), size).await?;
     bulk_steps(store, &tenants, BulkStep::Finish).await?;
     Ok(Manifest {
         size: size.name.into(),

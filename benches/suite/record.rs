@@ -209,16 +209,26 @@ pub fn statements(d: &Document, pg: bool) -> Result<Vec<(&'static str, Vec<Param
     Ok(out)
 }
 
-/// The queries whose rows make a tenant's recording digest (`$1` the tenant): its documents without their ids,
-/// its lines' totals, its events by kind and the four roll-ups, ids as 32 hex digits on both backends (so the
+/// The queries whose rows make a tenant's recording digest (`$1` the tenant): its documents' every column but their
+/// ids and JSON (whose times are each side's clock), its lines' every column with their document's number for its
+/// id, its events by kind and the roll-ups, ids as 32 hex digits on both backends (so the
 /// smoke test can compare SQLite's digest with PostgreSQL's).
 pub fn digest_queries(pg: bool) -> [&'static str; 7] {
     if pg {
         [
-            "SELECT kind || ' ' || number || ' ' || issue_day || ' ' || revenue_units || ' ' || cost_units || ' ' \
-             || total_units FROM documents WHERE tenant = $1",
-            "SELECT count(*) || ' ' || COALESCE(sum(quantity_units), 0) || ' ' || COALESCE(sum(revenue_units), 0) \
-             FROM document_lines WHERE tenant = $1",
+            "SELECT kind || ' ' || number || ' ' || replace(partner::text, '-', '') || ' ' || issue_day || ' ' || \
+             COALESCE(due_day::text, '-') || ' ' || currency || ' ' || total_units || ' ' || reporting || ' ' || \
+             revenue_units || ' ' || cost_units || ' ' || COALESCE(replace(campaign::text, '-', ''), '-') || ' ' || \
+             COALESCE(corrects, '-') || ' ' || COALESCE(direction::text, '-') || ' ' || COALESCE(grp, '-') || ' ' || \
+             COALESCE(industry, '-') || ' ' || COALESCE(replace(owner::text, '-', ''), '-') || ' ' || \
+             COALESCE(country, '-') || ' ' || COALESCE(region, '-') || ' ' || COALESCE(city, '-') || ' ' || version \
+             FROM documents WHERE tenant = $1",
+            "SELECT d.kind || ' ' || d.number || ' ' || l.n || ' ' || replace(l.partner::text, '-', '') || ' ' || \
+             l.kind || ' ' || l.issue_day || ' ' || replace(l.product::text, '-', '') || ' ' || \
+             COALESCE(replace(l.category::text, '-', ''), '-') || ' ' || l.quantity_units || ' ' || \
+             l.revenue_units || ' ' || l.cost_units || ' ' || l.quantity || ' ' || l.unit_price || ' ' || \
+             l.discount_pct || ' ' || l.unit_cost || ' ' || l.net || ' ' || l.cost \
+             FROM document_lines l JOIN documents d ON d.tenant = l.tenant AND d.id = l.document WHERE l.tenant = $1",
             "SELECT kind || ' ' || count(*) FROM events WHERE tenant = $1 GROUP BY kind",
             "SELECT dim || ' ' || month || ' ' || (CASE WHEN key ~ '^[0-9a-f]{8}-[0-9a-f]{4}-' \
              THEN replace(key, '-', '') ELSE key END) || ' ' || revenue_units || ' ' || cost_units || ' ' || \
@@ -241,10 +251,18 @@ pub fn digest_queries(pg: bool) -> [&'static str; 7] {
         ]
     } else {
         [
-            "SELECT kind || ' ' || number || ' ' || issue_day || ' ' || revenue_units || ' ' || cost_units || ' ' \
-             || total_units FROM documents WHERE tenant = ?1",
-            "SELECT count(*) || ' ' || COALESCE(sum(quantity_units), 0) || ' ' || COALESCE(sum(revenue_units), 0) \
-             FROM document_lines WHERE tenant = ?1",
+            "SELECT kind || ' ' || number || ' ' || lower(hex(partner)) || ' ' || issue_day || ' ' || \
+             COALESCE(due_day, '-') || ' ' || currency || ' ' || total_units || ' ' || reporting || ' ' || \
+             revenue_units || ' ' || cost_units || ' ' || CASE WHEN campaign IS NULL THEN '-' ELSE lower(hex(campaign)) END || ' ' || \
+             COALESCE(corrects, '-') || ' ' || COALESCE(direction, '-') || ' ' || COALESCE(grp, '-') || ' ' || \
+             COALESCE(industry, '-') || ' ' || CASE WHEN owner IS NULL THEN '-' ELSE lower(hex(owner)) END || ' ' || \
+             COALESCE(country, '-') || ' ' || COALESCE(region, '-') || ' ' || COALESCE(city, '-') || ' ' || version \
+             FROM documents WHERE tenant = ?1",
+            "SELECT d.kind || ' ' || d.number || ' ' || l.n || ' ' || lower(hex(l.partner)) || ' ' || l.kind || ' ' || \
+             l.issue_day || ' ' || lower(hex(l.product)) || ' ' || CASE WHEN l.category IS NULL THEN '-' ELSE lower(hex(l.category)) END || ' ' || \
+             l.quantity_units || ' ' || l.revenue_units || ' ' || l.cost_units || ' ' || l.quantity || ' ' || \
+             l.unit_price || ' ' || l.discount_pct || ' ' || l.unit_cost || ' ' || l.net || ' ' || l.cost \
+             FROM document_lines l JOIN documents d ON d.tenant = l.tenant AND d.id = l.document WHERE l.tenant = ?1",
             "SELECT kind || ' ' || count(*) FROM events WHERE tenant = ?1 GROUP BY kind",
             "SELECT dim || ' ' || month || ' ' || (CASE WHEN typeof(key) = 'blob' THEN lower(hex(key)) ELSE key END) \
              || ' ' || revenue_units || ' ' || cost_units || ' ' || invoices || ' ' || documents \

@@ -757,23 +757,7 @@ impl Env {
     /// The segment: customers who bought before but not in the last 90 days, whose 2025 net volume is above the
     /// threshold, and who bought the manifest's category in 2025.
     pub fn criteria(&self) -> Result<Criteria, String> {
-        let c = &self.manifest.commerce;
-        let cat = c.category.ok_or("no commerce data")?;
-        Ok(Criteria::And {
-            all: vec![
-                Criteria::lapsed(LastSale::WithinDays { days: 90 }),
-                Criteria::SalesVolume {
-                    period: self.year()?,
-                    cmp: Cmp::Gt,
-                    amount: Money::from_units(c.threshold_units, Self::eur()),
-                },
-                Criteria::Bought {
-                    mode: BoughtMode::Any,
-                    items: vec![Item::Category(cat)],
-                    period: self.year()?,
-                },
-            ],
-        })
+        segment_criteria(&self.manifest)
     }
 
     async fn segment(&mut self, imp: Impl) -> Result<(f64, u64, String), String> {
@@ -1400,6 +1384,29 @@ impl Base {
         /// Deletes every row of a scratch tenant.
         fn drop_tenant(tenant: TenantId) -> () = drop_tenant;
     }
+}
+
+/// The segment's criteria for the data of `manifest`: customers who bought before but not in the last 90 days,
+/// whose net volume in the manifest's year is above its threshold, and who bought its category that year.
+pub fn segment_criteria(manifest: &Manifest) -> Result<Criteria, String> {
+    let c = &manifest.commerce;
+    let cat = c.category.ok_or("no commerce data")?;
+    let year = Period::year(c.year).map_err(|e| e.to_string())?;
+    Ok(Criteria::And {
+        all: vec![
+            Criteria::lapsed(LastSale::WithinDays { days: 90 }),
+            Criteria::SalesVolume {
+                period: year,
+                cmp: Cmp::Gt,
+                amount: Money::from_units(c.threshold_units, Env::eur()),
+            },
+            Criteria::Bought {
+                mode: BoughtMode::Any,
+                items: vec![Item::Category(cat)],
+                period: year,
+            },
+        ],
+    })
 }
 
 /// The segment baselines' question (the example criteria: lapsed 90 days, bought the category this year, volume
