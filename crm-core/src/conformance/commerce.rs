@@ -637,8 +637,8 @@ pub async fn ingest_document(s: &Shop, n: NewDocument, partner: &Partner) -> Doc
 
 /// An import outside a bulk load ([`Store::ingest`] of many documents in one change set, more than an adapter
 /// sums in one statement) keeps the roll-ups in its transaction: every report equals the reference from the
-/// documents, for whole and mid-month periods, and `verify_rollups` finds nothing. An ingest that fails (a
-/// document number used twice in the set) leaves neither its documents nor their sums behind.
+/// documents, for whole and mid-month periods, and `verify_rollups` finds nothing. An ingest that fails (its second
+/// document's number the tenant already has) leaves neither its first document nor its sums behind.
 pub async fn check_ingest_keeps_rollups(store: &Arc<dyn Store>, commerce: &Arc<dyn CommerceStore>) {
     let s = Shop::new(store, commerce).await;
     let mut partners = Vec::new();
@@ -681,7 +681,6 @@ pub async fn check_ingest_keeps_rollups(store: &Arc<dyn Store>, commerce: &Arc<d
         Period::year(2026).unwrap(),
         Period::new(day(2026, 1, 15), day(2026, 4, 14)).unwrap(),
     ];
-    let current = current(&s, &partners.iter().map(|p| p.id).collect::<Vec<_>>()).await;
     // Every document as stored.
     let mut stored = Vec::with_capacity(docs.len());
     for d in &docs {
@@ -694,7 +693,7 @@ pub async fn check_ingest_keeps_rollups(store: &Arc<dyn Store>, commerce: &Arc<d
         );
     }
     assert_eq!(stored, docs);
-    assert_reports_equal(&s, &current, &stored, &periods).await;
+    assert_reports_equal(&s, &partners, &stored, &periods).await;
     let before = customer_sums(&s, partners[0].id).await;
     // A failing import: a new invoice, then one whose number the tenant already has.
     let again: Vec<Document> = [
@@ -730,7 +729,7 @@ pub async fn check_ingest_keeps_rollups(store: &Arc<dyn Store>, commerce: &Arc<d
         None
     );
     assert_eq!(customer_sums(&s, partners[0].id).await, before);
-    assert_reports_equal(&s, &current, &stored, &periods).await;
+    assert_reports_equal(&s, &partners, &stored, &periods).await;
 }
 
 /// A shop whose customer Acme has invoice R-1 of January, recorded through the service.
