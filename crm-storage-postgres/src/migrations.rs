@@ -88,6 +88,9 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
     Migration::new(28, "lines_without_category_index", || {
         schema::lines_without_category_index()
     }),
+    Migration::new(29, "campaign_target_counts", || {
+        crm_storage_sql::target_counts::schema(Dialect::Postgres)
+    }),
 ];
 
 /// The advisory-lock key of a schema's migrations: FNV-1a of a fixed prefix and the schema name, so the key is the

@@ -949,6 +949,7 @@ impl crm_storage_sql::store::AdapterStore for PgStore {
         let mut events = Vec::new();
         let mut outbox = Vec::new();
         let mut documents = Vec::new();
+        let mut targets = Vec::new();
         for w in changes.writes() {
             match w {
                 Write::InsertPartner { partner, keys } => {
@@ -975,8 +976,14 @@ impl crm_storage_sql::store::AdapterStore for PgStore {
                     batches.push(STAGE_HISTORY, rows::stage_history_row(h)?)
                 }
                 Write::Commerce(c) => {
-                    if let crm_core::commerce::CommerceWrite::InsertDocument(d) = c {
-                        documents.push(*d.id().as_uuid());
+                    match c {
+                        crm_core::commerce::CommerceWrite::InsertDocument(d) => {
+                            documents.push(*d.id().as_uuid())
+                        }
+                        crm_core::commerce::CommerceWrite::InsertCampaignTarget(t) => {
+                            targets.push((*t.campaign().as_uuid(), *t.partner().as_uuid()))
+                        }
+                        _ => {}
                     }
                     for (table, row) in crate::commerce::ingest_rows(c)? {
                         batches.push(table, row);
@@ -996,8 +1003,11 @@ impl crm_storage_sql::store::AdapterStore for PgStore {
             // Whether the tenant's bulk load is open, asked first: the share lock it takes makes a `Finish` wait
             // for this ingest, and taking it before the rows' locks keeps that wait from turning into a deadlock
             // with the finish's index builds.
-            if !documents.is_empty() && crate::commerce::bulk_open(&tx, tenant).await? {
+            if !(documents.is_empty() && targets.is_empty())
+                && crate::commerce::bulk_open(&tx, tenant).await?
+            {
                 documents.clear();
+                targets.clear();
             }
             if !events.is_empty() {
                 let first = allocate_positions(&tx, tenant, events.len()).await?;
@@ -1022,6 +1032,15 @@ impl crm_storage_sql::store::AdapterStore for PgStore {
                         .await
                         .map_err(map_pg)?;
                 }
+            }
+            // The campaign report's counts gain the batch's targets, likewise.
+            for sql in
+                crm_storage_sql::target_counts::apply_ingested(Dialect::Postgres, tenant, &targets)
+            {
+                let sql = Sql::from(sql);
+                tx.execute(&sql.text, &rows::params(&sql.params))
+                    .await
+                    .map_err(map_pg)?;
             }
             // Enqueueing skips an existing idempotency key, which COPY cannot: one upsert each.
             for m in outbox {

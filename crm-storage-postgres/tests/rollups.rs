@@ -3,7 +3,7 @@
 
 mod common;
 
-use crm_core::commerce::CommerceStore;
+use crm_core::commerce::{CampaignMeasuresExt as _, CommerceStore};
 use crm_core::id::TenantId;
 use crm_core::store::Store;
 use crm_storage_sql::{Runner, Sql};
@@ -31,6 +31,36 @@ async fn tampered_campaign_rollups_are_found_and_rebuilt() {
         }
         .boxed()
     })
+    .await;
+}
+
+/// The campaign report's counts of the targets, tampered with: the check lists them, a rebuild repairs them
+/// (crm-core's `check_target_count_repair`).
+#[tokio::test]
+async fn tampered_target_counts_are_found_and_rebuilt() {
+    let Some(pg) = common::store().await else {
+        return;
+    };
+    let store: Arc<dyn Store> = Arc::new(pg.clone());
+    let commerce: Arc<dyn CommerceStore> = Arc::new(pg.clone());
+    crm_core::conformance::target_counts::check_target_count_repair(
+        &store,
+        &commerce,
+        |tenant: TenantId| {
+            let pg = pg.clone();
+            async move {
+                for text in [
+                    "UPDATE campaign_target_counts SET n = n + 2 WHERE tenant = $1 AND kind = 0",
+                    "DELETE FROM campaign_target_counts WHERE tenant = $1 AND kind = 1",
+                ] {
+                    let (mut sql, _) = Sql::for_tenant(pg.dialect(), tenant);
+                    sql.text = text.to_string();
+                    pg.execute(sql).await.expect("tamper");
+                }
+            }
+            .boxed()
+        },
+    )
     .await;
 }
 
@@ -86,6 +116,16 @@ async fn the_migration_builds_the_rollups_of_existing_documents() {
     let q = SumsQuery::by(GroupBy::Group, Period::year(2026).unwrap(), reporting);
     let want = commerce.profit_sums(tenant, &q).await.unwrap();
     assert!(!want.is_empty());
+    let campaigns = commerce
+        .campaigns_sums(tenant, None, reporting)
+        .await
+        .unwrap();
+    assert!(
+        campaigns
+            .iter()
+            .any(|c| (c.sums.targets, c.sums.reached, c.sums.outcomes.len()) == (2, 1, 2)),
+        "{campaigns:?}"
+    );
     let docs = crm_core::conformance::commerce::documents_json(commerce.as_ref(), tenant).await;
     // Back to migration 14: no roll-up table, no holdout column, the lines in the documents' JSON and not in
     // columns of their own.
@@ -108,7 +148,8 @@ async fn the_migration_builds_the_rollups_of_existing_documents() {
             "DROP TABLE campaign_customers",
             "DROP TABLE campaign_reach",
             "DROP TABLE sales_years",
-            "DELETE FROM schema_migrations WHERE version IN (15, 16, 17, 19, 20, 24, 25, 26, 27, 28)",
+            "DROP TABLE campaign_target_counts",
+            "DELETE FROM schema_migrations WHERE version IN (15, 16, 17, 19, 20, 24, 25, 26, 27, 28, 29)",
         ]
         .map(String::from),
     );
@@ -132,6 +173,11 @@ async fn the_migration_builds_the_rollups_of_existing_documents() {
     drop((store, commerce, pg));
     let again = PgStore::connect(config).await.expect("migrate");
     assert_eq!(again.profit_sums(tenant, &q).await.unwrap(), want);
+    assert_eq!(
+        again.campaigns_sums(tenant, None, reporting).await.unwrap(),
+        campaigns,
+        "the campaign report's counts of the targets are built by migration 29"
+    );
     assert_eq!(
         crm_core::conformance::commerce::documents_json(&again, tenant).await,
         docs

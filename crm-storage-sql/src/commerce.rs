@@ -748,6 +748,18 @@ pub fn cost_row(c: &CampaignCost) -> Result<Vec<Param>> {
     ])
 }
 
+/// The statement adding `sign` times the stored target of `t`'s campaign and partner to the campaign report's counts
+/// ([`crate::target_counts`]).
+fn target_counts(dialect: Dialect, t: &CampaignTarget, sign: i64) -> Sql {
+    crate::target_counts::apply(
+        dialect,
+        t.tenant(),
+        t.campaign(),
+        &[*t.partner().as_uuid()],
+        sign,
+    )
+}
+
 /// The row of a campaign target.
 pub fn target_row(t: &CampaignTarget) -> Result<Vec<Param>> {
     Ok(vec![
@@ -1103,24 +1115,33 @@ pub fn steps(dialect: Dialect, w: &CommerceWrite) -> Result<Vec<Step>> {
             "campaign cost entry",
             c.id().to_string(),
         )),
-        CommerceWrite::InsertCampaignTarget(t) => one(insert(
-            dialect,
-            &CAMPAIGN_TARGETS,
-            target_row(t)?,
-            "campaign target",
-            t.partner().to_string(),
-        )),
+        // The campaign report's counts gain the target as inserted; an update takes it out as stored and adds it as
+        // updated.
+        CommerceWrite::InsertCampaignTarget(t) => Ok(vec![
+            insert(
+                dialect,
+                &CAMPAIGN_TARGETS,
+                target_row(t)?,
+                "campaign target",
+                t.partner().to_string(),
+            ),
+            Step::Run(target_counts(dialect, t, 1)),
+        ]),
         CommerceWrite::UpdateCampaignTarget {
             target: t,
             expected_version: e,
-        } => one(update(
-            dialect,
-            &CAMPAIGN_TARGETS,
-            3,
-            target_row(t)?,
-            ("campaign target", t.partner().to_string(), *e),
-            t.version(),
-        )?),
+        } => Ok(vec![
+            Step::Run(target_counts(dialect, t, -1)),
+            update(
+                dialect,
+                &CAMPAIGN_TARGETS,
+                3,
+                target_row(t)?,
+                ("campaign target", t.partner().to_string(), *e),
+                t.version(),
+            )?,
+            Step::Run(target_counts(dialect, t, 1)),
+        ]),
         CommerceWrite::InsertQuotation(q) => one(insert(
             dialect,
             &QUOTATIONS,
@@ -1442,27 +1463,17 @@ pub fn campaign_sums(
         "FROM documents WHERE tenant = {p1} AND campaign = {p2} AND kind IN (0, 1) AND reporting = {p3} \
          AND issue_day BETWEEN {p4} AND {p5}"
     );
-    let id = Param::Uuid(*campaign.as_uuid());
     let created = match dialect {
         Dialect::Sqlite => "created_at",
         Dialect::Postgres => "created_us",
     };
+    // The targets are counted per day ([`crate::target_counts`]): a timestamp is in the period exactly when its day
+    // is.
+    let [targets, outcomes] =
+        crate::target_counts::report_sql(dialect, tenant, Some(campaign), (df, dt));
     CampaignSumsSql {
-        targets: by_micros(
-            format!(
-                "SELECT count(*), {} FROM campaign_targets WHERE tenant = {p1} AND campaign = {p2} \
-                 AND holdout = 0",
-                dialect.filtered("count", "1", &format!("reached_at >= {p3} AND reached_at < {p4}"))
-            ),
-            id.clone(),
-        ),
-        outcomes: by_micros(
-            format!(
-                "SELECT outcome, count(*) FROM campaign_targets WHERE tenant = {p1} AND campaign = {p2} \
-                 AND holdout = 0 AND outcome IS NOT NULL AND outcome_at >= {p3} AND outcome_at < {p4} GROUP BY outcome"
-            ),
-            id,
-        ),
+        targets,
+        outcomes,
         leads: by_micros(
             format!(
                 "SELECT count(*), {} FROM leads WHERE tenant = {p1} AND campaign = {p2} AND status <> 3 \
@@ -1767,21 +1778,16 @@ pub fn campaigns_sums(
         tenant,
         &SumsQuery::by(GroupBy::Campaign, period.unwrap_or(Period::ALL), reporting),
     );
+    // Driven from the campaigns, each one's counts per day ([`crate::target_counts`]).
+    let [targets, outcomes] = crate::target_counts::report_sql(dialect, tenant, None, (df, dt));
     vec![
         with(
             dialect,
             format!("SELECT id, {name} FROM campaigns WHERE tenant = {p1} ORDER BY id"),
             vec![t()],
         ),
-        by_micros(format!(
-            "SELECT campaign, count(*), {} FROM campaign_targets WHERE tenant = {p1} AND holdout = 0 \
-             GROUP BY campaign",
-            dialect.filtered("count", "1", &format!("reached_at >= {p2} AND reached_at < {p3}"))
-        )),
-        by_micros(format!(
-            "SELECT campaign, outcome, count(*) FROM campaign_targets WHERE tenant = {p1} AND holdout = 0 \
-             AND outcome IS NOT NULL AND outcome_at >= {p2} AND outcome_at < {p3} GROUP BY campaign, outcome"
-        )),
+        targets,
+        outcomes,
         // Driven from the campaigns too: each one's leads are one range of `leads_by_campaign`, read from the
         // index alone.
         by_micros(format!(

@@ -29,6 +29,7 @@ pub mod schema;
 pub mod segment;
 pub mod store;
 mod table;
+pub mod target_counts;
 pub mod uplift;
 
 pub use dialect::{Dialect, JsonText, Kind, Param, Sql};

@@ -209,7 +209,7 @@ fn upsert_into(grain: Grain, rows: &str) -> String {
 }
 
 /// `id IN (…)` (SQLite) or `id = ANY(…)` (PostgreSQL; `id = …` for one id) over `ids`, bound once.
-fn among(sql: &mut Sql, column: &str, ids: &[Uuid]) -> String {
+pub(crate) fn among(sql: &mut Sql, column: &str, ids: &[Uuid]) -> String {
     match sql.dialect {
         // One id (recording a document) as an equality: for a tenant its statistics have not seen yet, PostgreSQL's
         // planner expects about one row of it and kept `= ANY` as a filter over a scan of the tenant's rows, which
@@ -995,8 +995,9 @@ pub(crate) fn rebuild_sql(dialect: Dialect, tenant: TenantId) -> Vec<Sql> {
     if dialect == Dialect::Postgres {
         let mut lock = Sql::new(dialect);
         lock.text = format!(
-            "LOCK TABLE {TABLE}, {DAYS}, {YEARS}, {LAST_SALES}, {BOUGHT}, {CAMPAIGN_CUSTOMERS}, {CAMPAIGN_REACH} \
-             IN SHARE ROW EXCLUSIVE MODE"
+            "LOCK TABLE {TABLE}, {DAYS}, {YEARS}, {LAST_SALES}, {BOUGHT}, {CAMPAIGN_CUSTOMERS}, {CAMPAIGN_REACH}, \
+             {} IN SHARE ROW EXCLUSIVE MODE",
+            crate::target_counts::TABLE
         );
         out.push(lock);
     }
@@ -1048,6 +1049,7 @@ pub(crate) fn rebuild_sql(dialect: Dialect, tenant: TenantId) -> Vec<Sql> {
     for text in campaign_fill(dialect, &format!("tenant = {t}")) {
         out.push(tenant_sql(&|_| text.clone()));
     }
+    out.extend(crate::target_counts::rebuild_sql(dialect, tenant));
     out
 }
 
@@ -1238,7 +1240,16 @@ pub async fn rollups<R: Runner + ?Sized>(
         .rows(document_differences_sql(dialect, tenant, limit), true)
         .await?;
     let mut documents = document_differences(&document_rows)?;
+    let target_rows = r
+        .rows(
+            crate::target_counts::differences_sql(dialect, tenant, limit),
+            true,
+        )
+        .await?;
+    let mut targets = crate::target_counts::differences(&target_rows)?;
     let more = more
+        || target_rows.len() == limit
+        || targets.len() > RollupCheck::MAX_LISTED
         || document_rows.len() == limit
         || documents.len() > RollupCheck::MAX_LISTED
         || fact_rows.len() == limit
@@ -1250,6 +1261,7 @@ pub async fn rollups<R: Runner + ?Sized>(
     facts.truncate(RollupCheck::MAX_LISTED);
     campaigns.truncate(RollupCheck::MAX_LISTED);
     documents.truncate(RollupCheck::MAX_LISTED);
+    targets.truncate(RollupCheck::MAX_LISTED);
     let rebuilt = action == RollupAction::Rebuild;
     if rebuilt {
         r.execute_all(rebuild_sql(dialect, tenant)).await?;
@@ -1259,6 +1271,7 @@ pub async fn rollups<R: Runner + ?Sized>(
         facts,
         campaigns,
         documents,
+        targets,
         more,
         rebuilt,
         bulk: None,

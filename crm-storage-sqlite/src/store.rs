@@ -93,11 +93,11 @@ const SMALL_COMMIT: usize = 64;
 
 /// How many migrations are SQL ([`migration_sql`]); migration 26 ([`wide_tables_with_rowid`]) is a hook after them,
 /// and 27 ([`PARTNER_NAMES`]), 28 ([`YEARS`], the customer year roll-up), 29 ([`DOCUMENTS_COLUMNS_ONLY`]), 30
-/// ([`BOUGHT_CATEGORIES_ONLY`]) and 31 ([`NO_LINE_CATEGORY_INDEX`]) SQL again.
+/// ([`BOUGHT_CATEGORIES_ONLY`]), 31 ([`NO_LINE_CATEGORY_INDEX`]) and 32 ([`TARGET_COUNTS`]) SQL again.
 const SQL_MIGRATIONS: usize = 25;
 
 /// How many migrations there are.
-const MIGRATIONS: usize = SQL_MIGRATIONS + 6;
+const MIGRATIONS: usize = SQL_MIGRATIONS + 7;
 
 /// Migration 27: the index of the partners' names and merge marks a segment reads (`partners_names`; see the file).
 const PARTNER_NAMES: &str = include_str!("../migrations/0027_partner_names.sql");
@@ -120,6 +120,11 @@ static BOUGHT_CATEGORIES_ONLY: std::sync::LazyLock<String> =
 /// (`crm_storage_sql::schema::lines_without_category_index`).
 static NO_LINE_CATEGORY_INDEX: std::sync::LazyLock<String> =
     std::sync::LazyLock::new(crm_storage_sql::schema::lines_without_category_index);
+
+/// Migration 32: the campaign report's counts of the targets (`crm_storage_sql::target_counts`), filled from the
+/// targets already stored.
+static TARGET_COUNTS: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(|| crm_storage_sql::target_counts::schema(Dialect::Sqlite));
 
 /// The migrations' statements, in order.
 fn migration_sql() -> [&'static str; SQL_MIGRATIONS] {
@@ -160,6 +165,7 @@ fn migrations() -> Migrations<'static> {
     all.push(M::up(&DOCUMENTS_COLUMNS_ONLY));
     all.push(M::up(&BOUGHT_CATEGORIES_ONLY));
     all.push(M::up(&NO_LINE_CATEGORY_INDEX));
+    all.push(M::up(&TARGET_COUNTS));
     Migrations::new(all)
 }
 
@@ -1134,31 +1140,41 @@ fn apply_all(conn: &mut Connection, tenant: TenantId, changes: &ChangeSet) -> Re
     Ok(())
 }
 
-/// Applies an ingest's writes in one transaction: each document's rows without its roll-up statements, then the
-/// batch's documents added to the roll-ups a few hundred per statement, unless the tenant has a bulk load open
-/// (whose finish rebuilds them).
+/// Applies an ingest's writes in one transaction: each document's and campaign target's rows without their roll-up
+/// statements, then the batch's documents added to the roll-ups and its targets to the campaign report's counts a
+/// few hundred per statement, unless the tenant has a bulk load open (whose finish rebuilds them).
 fn ingest_all(conn: &mut Connection, tenant: TenantId, changes: &ChangeSet) -> Result<()> {
+    use crm_core::commerce::CommerceWrite;
     changes.check(tenant)?;
     in_transaction(conn, |tx| {
         let mut documents = Vec::new();
+        let mut targets = Vec::new();
         for w in changes.writes() {
             match w {
                 Write::Commerce(c) => {
-                    if let crm_core::commerce::CommerceWrite::InsertDocument(d) = c {
-                        documents.push(*d.id().as_uuid());
+                    match c {
+                        CommerceWrite::InsertDocument(d) => documents.push(*d.id().as_uuid()),
+                        CommerceWrite::InsertCampaignTarget(t) => {
+                            targets.push((*t.campaign().as_uuid(), *t.partner().as_uuid()))
+                        }
+                        _ => {}
                     }
                     crate::commerce::apply_ingest(tx, c)?;
                 }
                 other => apply_write(tx, other)?,
             }
         }
-        if documents.is_empty() || crate::commerce::bulk_open(tx, tenant)? {
+        if (documents.is_empty() && targets.is_empty()) || crate::commerce::bulk_open(tx, tenant)? {
             return Ok(());
         }
         for ids in documents.chunks(crm_storage_sql::rollup::IDS_PER_STATEMENT) {
             for sql in crm_storage_sql::rollup::apply_documents(Dialect::Sqlite, tenant, ids, 1) {
                 crate::rows::execute(tx, &sql)?;
             }
+        }
+        for sql in crm_storage_sql::target_counts::apply_ingested(Dialect::Sqlite, tenant, &targets)
+        {
+            crate::rows::execute(tx, &sql)?;
         }
         Ok(())
     })

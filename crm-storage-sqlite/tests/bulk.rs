@@ -151,7 +151,7 @@ async fn the_category_index_put_aside_by_a_load_is_not_built_again() {
         // Back to migration 30 with a load open: the index put aside.
         let text = format!(
             "INSERT INTO deferred_indexes (name, definition) VALUES ('document_lines_category', '{definition}'); \
-             DROP INDEX documents_day; PRAGMA user_version = 30;"
+             DROP INDEX documents_day; DROP TABLE campaign_target_counts; PRAGMA user_version = 30;"
         );
         sqlite
             .with_writer(move |c| {

@@ -77,7 +77,7 @@ async fn the_lead_campaign_is_written_with_the_lead_and_filled_by_the_migration(
              CREATE INDEX leads_by_campaign ON leads (tenant, {source}, created_at, status) WHERE {source} IS NOT NULL; \
              CREATE INDEX leads_campaign_partner ON leads (tenant, partner, ({source})) WHERE {source} IS NOT NULL; \
              CREATE INDEX leads_campaign_created ON leads (tenant, created_at, partner, ({source}), status) \
-             WHERE {source} IS NOT NULL; \
+             WHERE {source} IS NOT NULL; DROP TABLE campaign_target_counts; \
              PRAGMA user_version = 23;"
         ))
         .unwrap();

@@ -1,7 +1,7 @@
 //! The sales roll-ups on SQLite, tampered with by hand: `verify_rollups` finds it and `rebuild_rollups` repairs
 //! it (crm-core's `check_rollup_repair`; the roll-ups' upkeep itself runs in the conformance suite).
 
-use crm_core::commerce::CommerceStore;
+use crm_core::commerce::{CampaignMeasuresExt as _, CommerceStore};
 use crm_core::id::TenantId;
 use crm_core::store::Store;
 use crm_storage_sql::{Runner, Sql};
@@ -28,6 +28,34 @@ async fn tampered_campaign_rollups_are_found_and_rebuilt() {
         }
         .boxed()
     })
+    .await;
+}
+
+/// The campaign report's counts of the targets, tampered with: the check lists them, a rebuild repairs them
+/// (crm-core's `check_target_count_repair`).
+#[tokio::test]
+async fn tampered_target_counts_are_found_and_rebuilt() {
+    let sqlite = SqliteStore::open_temporary().expect("open");
+    let store: Arc<dyn Store> = Arc::new(sqlite.clone());
+    let commerce: Arc<dyn CommerceStore> = Arc::new(sqlite.clone());
+    crm_core::conformance::target_counts::check_target_count_repair(
+        &store,
+        &commerce,
+        |tenant: TenantId| {
+            let sqlite = sqlite.clone();
+            async move {
+                for text in [
+                    "UPDATE campaign_target_counts SET n = n + 2 WHERE tenant = ?1 AND kind = 0",
+                    "DELETE FROM campaign_target_counts WHERE tenant = ?1 AND kind = 1",
+                ] {
+                    let (mut sql, _) = Sql::for_tenant(sqlite.dialect(), tenant);
+                    sql.text = text.to_string();
+                    sqlite.execute(sql).await.expect("tamper");
+                }
+            }
+            .boxed()
+        },
+    )
     .await;
 }
 
@@ -83,6 +111,16 @@ async fn the_migration_builds_the_rollups_of_existing_documents() {
     let q = SumsQuery::by(GroupBy::Group, year, reporting);
     let want = commerce.profit_sums(tenant, &q).await.unwrap();
     assert!(!want.is_empty());
+    let campaigns = commerce
+        .campaigns_sums(tenant, None, reporting)
+        .await
+        .unwrap();
+    assert!(
+        campaigns
+            .iter()
+            .any(|c| (c.sums.targets, c.sums.reached, c.sums.outcomes.len()) == (2, 1, 2)),
+        "{campaigns:?}"
+    );
     let docs = crm_core::conformance::commerce::documents_json(commerce.as_ref(), tenant).await;
     // Back to migration 15: no roll-up table, no holdout column, no score index, the lines in the documents' JSON
     // and not in columns of their own, no bulk-load tables.
@@ -101,6 +139,7 @@ async fn the_migration_builds_the_rollups_of_existing_documents() {
                  DROP TABLE sales_months; DROP TABLE partner_last_sales; DROP TABLE bought_months; \
                  DROP TABLE sales_days; DROP TABLE bulk_loads; DROP TABLE deferred_indexes; \
                  DROP TABLE campaign_customers; DROP TABLE campaign_reach; DROP TABLE sales_years; \
+                 DROP TABLE campaign_target_counts; \
                  DROP INDEX leads_campaign_partner; DROP INDEX leads_campaign_created; DROP INDEX leads_by_campaign; \
                  ALTER TABLE leads DROP COLUMN campaign; \
                  CREATE INDEX leads_by_campaign ON leads (tenant, json_extract(doc, '$.source.campaign'), created_at, \
@@ -135,6 +174,14 @@ async fn the_migration_builds_the_rollups_of_existing_documents() {
     }
     let reopened = SqliteStore::open_file(&path).expect("migrate");
     assert_eq!(reopened.profit_sums(tenant, &q).await.unwrap(), want);
+    assert_eq!(
+        reopened
+            .campaigns_sums(tenant, None, reporting)
+            .await
+            .unwrap(),
+        campaigns,
+        "the campaign report's counts of the targets are built by migration 32"
+    );
     assert_eq!(
         crm_core::conformance::commerce::documents_json(&reopened, tenant).await,
         docs

@@ -72,7 +72,8 @@ fn rewind_to_25(path: &Path) {
         assert!(table_sql(&c, table).ends_with("WITHOUT ROWID"));
     }
     c.execute_batch(
-        "DROP INDEX partners_names; DROP TABLE sales_years; PRAGMA user_version = 25; COMMIT;",
+        "DROP INDEX partners_names; DROP TABLE sales_years; DROP TABLE campaign_target_counts; \
+         PRAGMA user_version = 25; COMMIT;",
     )
     .unwrap();
 }
@@ -161,8 +162,8 @@ async fn migration_26_keys_the_leads_by_rowid_and_keeps_every_row_and_index() {
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .unwrap();
         assert_eq!(
-            version, 31,
-            "migrated to the latest (31, the lines' category index dropped)"
+            version, 32,
+            "migrated to the latest (32, the campaign report's counts of the targets)"
         );
         let made: i64 = c
             .query_row(

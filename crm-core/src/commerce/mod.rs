@@ -48,7 +48,7 @@ pub use report::{
     Balance, CampaignDifference, CampaignReport, CampaignSums, CampaignTotals, DocumentDifference,
     FactDifference, FunnelStep, GroupBy, OpenItem, PartnerFact, ProfitQuery, ProfitReport,
     ProfitRow, ProfitSums, Progress, Rank, RankOrder, RollupAction, RollupCheck, RollupDifference,
-    RollupSums, SumsQuery,
+    RollupSums, SumsQuery, TargetCountDifference, TargetMeasure,
 };
 pub use segment::{BoughtMode, Cmp, Criteria, Item, LastSale, Needs, MAX_DEPTH, MAX_NODES};
 pub use store::{

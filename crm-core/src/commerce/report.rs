@@ -815,6 +815,34 @@ pub struct CampaignDifference {
     pub lines: Option<i64>,
 }
 
+/// What a count of a campaign's targets counts (see [`TargetCountDifference`]): every target, those reached on a
+/// day, or those whose latest outcome, of a kind, was recorded on a day. Held-out targets count in none.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum TargetMeasure {
+    /// The campaign's targets, held-out ones left out.
+    Targets,
+    /// The targets first reached on the day.
+    Reached,
+    /// The targets whose latest outcome, of this kind, was recorded on the day.
+    Outcome(OutcomeKind),
+}
+
+/// A count of the campaign report's target roll-up that differs from the targets: how many targets of a campaign
+/// a [`TargetMeasure`] counts, in all ([`TargetMeasure::Targets`], `day` `None`) or on a day.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TargetCountDifference {
+    /// The campaign.
+    pub campaign: CampaignId,
+    /// What is counted.
+    pub measure: TargetMeasure,
+    /// The day (UTC) of the reach or the outcome; `None` for [`TargetMeasure::Targets`].
+    pub day: Option<NaiveDate>,
+    /// What the roll-up holds (`None`: no row, or zero).
+    pub stored: Option<u64>,
+    /// What the targets give (`None`: none).
+    pub targets: Option<u64>,
+}
+
 /// A document whose reporting sums (what the roll-ups add up) differ from the sums of its lines.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DocumentDifference {
@@ -848,6 +876,10 @@ pub struct RollupCheck {
     /// from the lines before it sums the roll-ups.
     #[serde(default)]
     pub documents: Vec<DocumentDifference>,
+    /// The differing counts of the campaign targets the campaign report reads (targets, reached, outcomes), by
+    /// campaign, measure and day; at most [`RollupCheck::MAX_LISTED`].
+    #[serde(default)]
+    pub targets: Vec<TargetCountDifference>,
     /// Whether more differences exist than are listed.
     pub more: bool,
     /// Whether the roll-ups were rebuilt from the documents.
@@ -880,5 +912,6 @@ impl RollupCheck {
             && self.facts.is_empty()
             && self.campaigns.is_empty()
             && self.documents.is_empty()
+            && self.targets.is_empty()
     }
 }

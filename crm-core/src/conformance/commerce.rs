@@ -34,7 +34,6 @@ use crate::store::{PageRequest, Store};
 use crate::time::Clock;
 use chrono::{Duration, NaiveDate};
 use proptest::prelude::*;
-use proptest::test_runner::{Config, TestRunner};
 use rust_decimal::Decimal;
 use std::collections::{BTreeMap, BTreeSet};
 use std::str::FromStr;
@@ -963,8 +962,9 @@ pub async fn documents_json(commerce: &dyn CommerceStore, tenant: TenantId) -> V
     docs
 }
 
-/// Records a few invoices and a credit note of 2026 for two customers in two groups in a fresh tenant, and returns
-/// the tenant and the reporting currency (for an adapter's own tests, such as a migration's).
+/// Records a few invoices and a credit note of 2026 for two customers in two groups in a fresh tenant, and a
+/// telemarketing campaign calling both (no answer from the first on 2 March, the second not interested the day
+/// after), and returns the tenant and the reporting currency (for an adapter's own tests, such as a migration's).
 pub async fn record_sample_sales(
     store: &Arc<dyn Store>,
     commerce: &Arc<dyn CommerceStore>,
@@ -1008,6 +1008,27 @@ pub async fn record_sample_sales(
         );
         s.record(cn).await;
     }
+    let mut calls = s.year_campaign("Sample calls", Channel::Telemarketing);
+    calls.criteria = Some(Criteria::Role {
+        role: PartnerRole::Customer,
+    });
+    let calls =
+        s.cs.create_campaign(s.ctx(), calls)
+            .await
+            .expect("campaign");
+    let launch =
+        s.cs.launch_campaign(s.ctx(), calls.id, calls.version)
+            .await
+            .expect("launch");
+    assert_eq!(launch.calls.len(), 2, "both customers called");
+    let agent = Context::user(s.w.tenant, s.w.agent);
+    s.cs.record_call_outcome(&agent, launch.calls[0].id, CallOutcome::NoAnswer)
+        .await
+        .expect("no answer");
+    s.w.clock.advance(Duration::days(1));
+    s.cs.record_call_outcome(&agent, launch.calls[1].id, CallOutcome::NotInterested)
+        .await
+        .expect("not interested");
     (s.w.tenant, ron())
 }
 
@@ -3457,20 +3478,8 @@ pub fn run_commerce_properties(
     block_on: &super::differential::BlockOn<'_>,
     cases: u32,
 ) {
-    let mut runner = TestRunner::new(Config {
-        cases,
-        failure_persistence: None,
-        ..Config::default()
-    });
-    let result = runner.run(&spec(), |spec| {
+    super::differential::run_cases("commerce", &spec(), cases, block_on, |spec| {
         let (store, commerce) = (store.clone(), commerce.clone());
-        block_on(Box::pin(
-            async move { run_case(store, commerce, spec).await },
-        ));
-        Ok(())
+        Box::pin(async move { run_case(store, commerce, spec).await })
     });
-    if let Err(e) = result {
-        panic!("commerce property test failed: {e}");
-    }
-    eprintln!("commerce property test: {cases} cases passed");
 }

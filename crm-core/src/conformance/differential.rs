@@ -264,6 +264,30 @@ fn op() -> impl Strategy<Value = Op> {
 /// Drives a future to completion on the adapter's runtime.
 pub type BlockOn<'a> = dyn Fn(Pin<Box<dyn Future<Output = ()> + 'a>>) + 'a;
 
+/// Runs `cases` cases of `strategy` through `case`, each driven by `block_on`, with no failure persistence (the
+/// suite runs in the adapters' crates), and panics naming `name` and the minimal failing input on the first failure.
+pub fn run_cases<S: Strategy>(
+    name: &str,
+    strategy: &S,
+    cases: u32,
+    block_on: &BlockOn<'_>,
+    case: impl Fn(S::Value) -> Pin<Box<dyn Future<Output = ()>>>,
+) {
+    let mut runner = TestRunner::new(Config {
+        cases,
+        failure_persistence: None,
+        ..Config::default()
+    });
+    let result = runner.run(strategy, |value| {
+        block_on(case(value));
+        Ok(())
+    });
+    if let Err(e) = result {
+        panic!("{name} property test failed: {e}");
+    }
+    eprintln!("{name} property test: {cases} cases passed");
+}
+
 /// Runs the differential property test: `cases` random sequences of up to 40 operations.
 pub fn run_differential(store: Arc<dyn Store>, block_on: &BlockOn<'_>, cases: u32) {
     let mut runner = TestRunner::new(Config {

@@ -46,6 +46,7 @@ mod quality;
 pub mod sales;
 pub mod scenario;
 mod sends;
+pub mod target_counts;
 pub mod tenancy;
 mod uplift;
 
@@ -236,6 +237,8 @@ macro_rules! backend_conformance_tests {
             => |b, block, cases| $crate::conformance::run_differential(b, block, cases));
         $crate::backend_conformance_tests!(@property $factory; commerce_property_test($crate::conformance::commerce::COMMERCE_CASES)
             => |b, block, cases| $crate::conformance::commerce::run_commerce_properties(b.clone(), b, block, cases));
+        $crate::backend_conformance_tests!(@property $factory; target_count_property_test($crate::conformance::target_counts::TARGET_COUNT_CASES)
+            => |b, block, cases| $crate::conformance::target_counts::run_target_count_properties(b.clone(), b, block, cases));
         $crate::backend_conformance_tests!(@property $factory; no_panic_property_test($crate::conformance::no_panic::NO_PANIC_CASES)
             => |b, block, cases| $crate::conformance::no_panic::run_no_panic(b, block, cases));
         $crate::backend_conformance_tests!(@property $factory; portal_scope_property_test($crate::conformance::portal::PORTAL_CASES)
