@@ -61,6 +61,27 @@ fn on_skewed_data_every_workload_equals_its_baseline() {
     );
     let targets = one("SELECT count(*) FROM campaign_targets");
     assert!(targets > 0, "targets");
+    // Half of them call their targets: every telemarketing target has its call, some were reached, and the calls'
+    // outcomes are of several kinds (the campaign report counts them from its roll-up).
+    assert_eq!(
+        one(
+            "SELECT count(*) FROM campaigns WHERE json_extract(doc, '$.channel') = 'telemarketing'"
+        ),
+        3 * 5
+    );
+    assert_eq!(
+        one("SELECT count(*) FROM campaign_targets t JOIN requests r ON r.tenant = t.tenant AND r.id = t.request"),
+        one("SELECT count(*) FROM campaign_targets WHERE request IS NOT NULL"),
+        "every call stored"
+    );
+    assert!(
+        one("SELECT count(*) FROM campaign_targets WHERE reached_at IS NOT NULL") > 0,
+        "reached"
+    );
+    assert!(
+        one("SELECT count(DISTINCT outcome) FROM campaign_targets") >= 4,
+        "outcomes"
+    );
     assert!(one("SELECT count(*) FROM campaign_costs") >= 10, "costs");
     // Several tenants with commerce data.
     assert_eq!(one("SELECT count(DISTINCT tenant) FROM documents"), 3);

@@ -216,6 +216,8 @@ pub enum Kind {
     Document,
     /// Campaign cost entries.
     CampaignCost,
+    /// Campaign calls (the requests of telemarketing targets).
+    Call,
 }
 
 /// A deterministic UUID v7 for record `index` of `kind`, stamped at `at`.
@@ -641,16 +643,26 @@ impl World {
         }
         let mut campaigns = Vec::new();
         for i in 0..CAMPAIGNS {
+            // The skewed data's odd campaigns call their targets.
+            let calls = skew() && i % 2 == 1;
             let (c, _): (Campaign, _) = NewCampaign {
                 name: format!("Campaign {i}"),
-                channel: Channel::Email,
+                channel: if calls {
+                    Channel::Telemarketing
+                } else {
+                    Channel::Email
+                },
                 period: Period::new(
                     NaiveDate::from_ymd_opt(2023, 1, 1).expect("date"),
                     NaiveDate::from_ymd_opt(2025, 12, 31).expect("date"),
                 )
                 .expect("period"),
                 owner: self.users[0],
-                agents: Vec::new(),
+                agents: if calls {
+                    vec![self.users[0]]
+                } else {
+                    Vec::new()
+                },
                 script: None,
                 budget: None,
                 // The skewed data launches its campaigns, which takes a segment (the audience itself is drawn
@@ -675,7 +687,7 @@ impl World {
     /// Campaign `i` launched (skewed data): on an audience of one customer in fifty (drawn by a hash of the
     /// customer and the campaign, so audiences overlap), on a day of 2025 (campaign `i` on 1 February plus 25·`i`
     /// days), with a cost booked on the 15th of each month from its launch to December. Its writes: the active
-    /// campaign, its targets and its costs.
+    /// campaign, its targets, their calls (telemarketing: [`Self::called`]) and its costs.
     fn launched_campaign(&self, i: u64, draft: &Campaign, writes: &mut Vec<Write>) {
         use crm_core::commerce::{CampaignCost, CommerceWrite};
         let launch =
@@ -714,17 +726,77 @@ impl World {
                 .checked_add_months(chrono::Months::new(1))
                 .expect("date");
         }
+        let mut targets = l.targets;
+        let mut calls = Vec::new();
+        for (k, call) in l.calls.into_iter().enumerate() {
+            let (target, call) = self.called(i, k as u64, &l.campaign, &targets[k], call, launch);
+            targets[k] = target;
+            calls.push(call);
+        }
         writes.push(Write::Commerce(CommerceWrite::InsertCampaign(l.campaign)));
         writes.extend(
-            l.targets
+            targets
                 .into_iter()
                 .map(|t| Write::Commerce(CommerceWrite::InsertCampaignTarget(t))),
         );
+        writes.extend(calls.into_iter().map(Write::InsertRequest));
         writes.extend(
             costs
                 .into_iter()
                 .map(|c| Write::Commerce(CommerceWrite::InsertCampaignCost(c))),
         );
+    }
+
+    /// Call `k` of campaign `i` (launched on `launch`), given a deterministic id, and its target, after what the
+    /// agent recorded: 45 % of the calls made within eight weeks of the launch (a day and minute drawn by a hash of
+    /// the campaign and the call), with no answer (30 % of those), a call back (20 %), not interested (20 %),
+    /// interested (20 %) or a wrong contact (10 %), through the domain's own [`record_outcome`]; the rest not yet
+    /// made.
+    ///
+    /// [`record_outcome`]: crm_core::commerce::record_outcome
+    fn called(
+        &self,
+        i: u64,
+        k: u64,
+        campaign: &Campaign,
+        target: &crm_core::commerce::CampaignTarget,
+        call: crm_core::request::Request,
+        launch: NaiveDate,
+    ) -> (
+        crm_core::commerce::CampaignTarget,
+        crm_core::request::Request,
+    ) {
+        use crm_core::commerce::CallOutcome;
+        let at = call.created_at();
+        let id = v7(self.seed, Kind::Call, (i << 32) | k, at);
+        let call = restamp(&call, |v| v["id"] = json!(id));
+        let target = restamp(target, |v| v["request"] = json!(id));
+        let h = mix(self.seed ^ mix((i << 32) | k));
+        if h % 100 >= 45 {
+            return (target, call);
+        }
+        let day = launch + Duration::days(((h >> 8) % 56) as i64);
+        let now = Utc.from_utc_datetime(&day.and_hms_opt(10, 0, 0).expect("time"))
+            + Duration::minutes(((h >> 16) % 480) as i64);
+        let outcome = match (h >> 32) % 10 {
+            0..=2 => CallOutcome::NoAnswer,
+            3 | 4 => CallOutcome::CallBack {
+                at: now + Duration::days(3),
+            },
+            5 | 6 => CallOutcome::NotInterested,
+            7 | 8 => CallOutcome::Interested,
+            _ => CallOutcome::WrongContact,
+        };
+        let change = crm_core::commerce::record_outcome(
+            campaign,
+            &target,
+            &call,
+            Some(call.assignee()),
+            outcome,
+            now,
+        )
+        .expect("a generated call's outcome records");
+        (change.target, change.request)
     }
 
     /// Invoice `k` issued on `day` to a generated customer (uniform, or Pareto when skewed), in EUR, with 1–19 lines
