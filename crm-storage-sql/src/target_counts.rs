@@ -35,14 +35,10 @@ const EPOCH_DAY: i64 = 719_163;
 
 /// The day number of the UTC date of the microsecond timestamp in `column` (floored, so a timestamp before 1970
 /// falls on its own day too).
-fn day_of(dialect: Dialect, column: &str) -> String {
-    let ty = match dialect {
-        Dialect::Sqlite => "integer",
-        Dialect::Postgres => "integer",
-    };
+fn day_of(column: &str) -> String {
     format!(
         "CAST(({column} - ((({column} % {DAY_MICROS}) + {DAY_MICROS}) % {DAY_MICROS})) / {DAY_MICROS} + {EPOCH_DAY} \
-         AS {ty})"
+         AS integer)"
     )
 }
 
@@ -66,8 +62,8 @@ fn counted(dialect: Dialect, filter: &str, sign: i64) -> String {
          WHERE {filter} AND holdout = 0 AND (m.m = 0 OR (m.m = 1 AND reached_at IS NOT NULL) \
          OR (m.m = 2 AND outcome IS NOT NULL AND outcome_at IS NOT NULL))) AS x \
          GROUP BY tenant, campaign, kind, day",
-        reached = day_of(dialect, "reached_at"),
-        outcome = day_of(dialect, "outcome_at"),
+        reached = day_of("reached_at"),
+        outcome = day_of("outcome_at"),
     )
 }
 
@@ -321,7 +317,7 @@ mod tests {
                 "{us}"
             );
         }
-        assert!(day_of(Dialect::Sqlite, "reached_at").contains("reached_at % 86400000000"));
+        assert!(day_of("reached_at").contains("reached_at % 86400000000"));
     }
 
     #[test]
