@@ -15,6 +15,10 @@
 //!   be rare: at most one per kill that landed mid-delivery.
 //! - **No half-written document**: every recorded invoice has all its lines, both in the document and in the line
 //!   rows the segment queries read, and its `InvoiceRecorded` event; every such event has its document.
+//! - **No half-kept roll-up**: the roll-ups equal the documents (`verify_rollups`). Each worker also launches a
+//!   telemarketing campaign calling three customers of its own and records a call's outcome after each invoice,
+//!   so kills land in the target updates too: every campaign has its three targets or none, and the campaign
+//!   report's counts of the targets equal the targets.
 //! - **The kills hit work**: each worker writes a progress file (operations and deliveries begun and finished);
 //!   the parent waits for progress after each restart before it picks the moment to kill, and counts the kills that
 //!   landed with an operation, a document or a delivery in flight.
@@ -28,8 +32,8 @@ use async_trait::async_trait;
 use chrono::{Duration as Days, NaiveDate};
 use crm_core::actor::Context;
 use crm_core::commerce::{
-    BoughtMode, CommerceStore, CommerceStoreExt, Criteria, Document, DocumentKind, Item,
-    NewDocument, NewLine, NewProduct, Period,
+    BoughtMode, CallOutcome, CampaignMeasuresExt as _, Channel, CommerceStore, CommerceStoreExt,
+    Criteria, Document, DocumentKind, Item, NewCampaign, NewDocument, NewLine, NewProduct, Period,
 };
 use crm_core::comms::{Directory, Person, StaticDirectory};
 use crm_core::event::{DomainEvent, EventKind};
@@ -44,7 +48,7 @@ use crm_core::partner::NewPartner;
 use crm_core::service::{CommerceService, RulesHook};
 use crm_core::service::{CommitHook, CrmService, EventSubscriber};
 use crm_core::store::{ChangeSet, Page, PageRequest, Store, Write};
-use crm_core::time::{SystemClock, Timestamp};
+use crm_core::time::{Clock as _, SystemClock, Timestamp};
 use crm_delivery::Dispatcher;
 use crm_rules::fixtures::Org;
 use crm_rules::{Limits, RhaiRuleEngine, RuleSet};
@@ -555,6 +559,42 @@ fn worker(drain: bool) {
                 .id
         };
         let (offer, negotiation) = (stage("Offer"), stage("Negotiation"));
+        // A telemarketing campaign calling three customers of its own, launched afresh by each worker (the launch
+        // is one transaction: its targets and their calls), whose calls get an outcome after every invoice, so
+        // kills land in the updates that keep the campaign report's counts of the targets.
+        let calls = {
+            let mut tags = BTreeSet::new();
+            tags.insert(format!("crash-calls-{run}"));
+            for k in 0..3 {
+                let mut n = NewPartner::company(format!("Callee {run}-{k}"));
+                n.tags = tags.clone();
+                crm.create_partner(&ctx, n).await.expect("callee");
+            }
+            let today = SystemClock.now().date_naive();
+            let campaign = shop
+                .create_campaign(
+                    &ctx,
+                    NewCampaign {
+                        name: format!("Crash calls {run}"),
+                        channel: Channel::Telemarketing,
+                        period: Period::new(today, today + Days::days(30)).expect("period"),
+                        owner: Org::user_id("ana"),
+                        agents: vec![Org::user_id("ana")],
+                        script: None,
+                        budget: None,
+                        criteria: Some(Criteria::Tag {
+                            tag: format!("crash-calls-{run}"),
+                        }),
+                    },
+                )
+                .await
+                .expect("campaign");
+            shop.launch_campaign(&ctx, campaign.id(), campaign.version())
+                .await
+                .expect("launch")
+                .calls
+        };
+        assert_eq!(calls.len(), 3, "the callees are called");
         // Every service operation is counted as begun before the call and finished after it.
         let op = |doc: bool, done: bool| {
             progress.step(|c| match (doc, done) {
@@ -624,6 +664,19 @@ fn worker(drain: bool) {
             op(true, false);
             shop.record_document(&ctx, invoice).await.expect("invoice");
             op(true, true);
+            // No answer or a call back: the call stays open for the next outcome.
+            let outcome = if i.is_multiple_of(2) {
+                CallOutcome::NoAnswer
+            } else {
+                CallOutcome::CallBack {
+                    at: SystemClock.now() + Days::days(1),
+                }
+            };
+            op(false, false);
+            shop.record_call_outcome(&ctx, calls[(i % 3) as usize].id(), outcome)
+                .await
+                .expect("call outcome");
+            op(false, true);
             if d.is_finished() {
                 panic!("the dispatcher stopped");
             }
@@ -864,9 +917,29 @@ fn check(target: &Target, runs: u32) -> Report {
             .expect("verify roll-ups");
         assert!(
             check.is_clean(),
-            "the roll-ups differ from the documents after the kills: {:?}",
-            check.differences
+            "the roll-ups (and the campaign report's counts of the targets) differ after the kills: {check:?}"
         );
+        // Each worker's campaign was launched whole (its three targets) or not at all, and the calls' outcomes
+        // recorded between the kills are counted (the check above compared every count with the targets).
+        let campaigns = h
+            .commerce
+            .campaigns_sums(tenant, None, Currency::parse("EUR").expect("EUR"))
+            .await
+            .expect("campaign sums");
+        assert!(!campaigns.is_empty(), "the workers launched campaigns");
+        for c in &campaigns {
+            assert!(
+                [0, 3].contains(&c.sums.targets),
+                "{}: {} targets",
+                c.name,
+                c.sums.targets
+            );
+        }
+        let outcomes: u64 = campaigns
+            .iter()
+            .flat_map(|c| c.sums.outcomes.values())
+            .sum();
+        assert!(outcomes > 0, "calls' outcomes recorded");
         (decided, events, invoices, segments)
     });
 
@@ -934,6 +1007,8 @@ fn check(target: &Target, runs: u32) -> Report {
             EventKind::LeadStageMoved { to_name, .. } if to_name == "Offer" => 2,
             EventKind::LeadStageMoved { to_name, .. } if to_name == "Negotiation" => 1,
             EventKind::LeadWon { .. } => 3,
+            // Its call list, to its one agent (`campaigns.rhai`).
+            EventKind::CampaignLaunched { .. } => 1,
             EventKind::InvoiceRecorded {
                 document, number, ..
             } => {
