@@ -1021,22 +1021,15 @@ impl crm_storage_sql::store::AdapterStore for PgStore {
                     _ => insert_rows(&tx, table, &rows, self.config.insert_batch).await?,
                 };
             }
-            // The roll-ups gain the batch's sales documents, a few hundred per statement, unless the tenant has a
-            // bulk load open (whose finish rebuilds them: `documents` was emptied above).
-            for ids in documents.chunks(crm_storage_sql::rollup::IDS_PER_STATEMENT) {
-                for sql in
-                    crm_storage_sql::rollup::apply_documents(Dialect::Postgres, tenant, ids, 1)
-                {
-                    let sql = Sql::from(sql);
-                    tx.execute(&sql.text, &rows::params(&sql.params))
-                        .await
-                        .map_err(map_pg)?;
-                }
-            }
-            // The campaign report's counts gain the batch's targets, likewise.
-            for sql in
-                crm_storage_sql::target_counts::apply_ingested(Dialect::Postgres, tenant, &targets)
-            {
+            // The roll-ups gain the batch's sales documents and the campaign report's counts its targets, a few
+            // hundred per statement, unless the tenant has a bulk load open (whose finish rebuilds them: both were
+            // emptied above).
+            for sql in crm_storage_sql::rollup::apply_ingested(
+                Dialect::Postgres,
+                tenant,
+                &documents,
+                &targets,
+            ) {
                 let sql = Sql::from(sql);
                 tx.execute(&sql.text, &rows::params(&sql.params))
                     .await

@@ -369,6 +369,26 @@ pub fn apply_documents(dialect: Dialect, tenant: TenantId, ids: &[Uuid], sign: i
     apply(dialect, tenant, ids, sign, true)
 }
 
+/// The statements adding an ingest's sales documents `documents` and campaign targets `targets` (`(campaign,
+/// partner)`), whose rows it wrote without their upkeep, to the roll-ups and the campaign report's counts:
+/// [`apply_documents`] [`IDS_PER_STATEMENT`] documents at a time, then
+/// [`target_counts::apply_ingested`](crate::target_counts::apply_ingested). Run them in the ingest's transaction,
+/// unless the tenant has a bulk load open (whose finish rebuilds them).
+pub fn apply_ingested(
+    dialect: Dialect,
+    tenant: TenantId,
+    documents: &[Uuid],
+    targets: &[(Uuid, Uuid)],
+) -> Vec<Sql> {
+    documents
+        .chunks(IDS_PER_STATEMENT)
+        .flat_map(|ids| apply_documents(dialect, tenant, ids, 1))
+        .chain(crate::target_counts::apply_ingested(
+            dialect, tenant, targets,
+        ))
+        .collect()
+}
+
 /// The statements adding the document `d`, just inserted, to the roll-ups: [`apply_documents`] with its kind and
 /// campaign known, so nothing when it is not a sale (its statements would find nothing to add), and none of the
 /// campaign roll-up's statements when it has no campaign. A replacement runs [`apply_documents`] both ways (the

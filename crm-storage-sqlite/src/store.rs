@@ -1167,12 +1167,8 @@ fn ingest_all(conn: &mut Connection, tenant: TenantId, changes: &ChangeSet) -> R
         if (documents.is_empty() && targets.is_empty()) || crate::commerce::bulk_open(tx, tenant)? {
             return Ok(());
         }
-        for ids in documents.chunks(crm_storage_sql::rollup::IDS_PER_STATEMENT) {
-            for sql in crm_storage_sql::rollup::apply_documents(Dialect::Sqlite, tenant, ids, 1) {
-                crate::rows::execute(tx, &sql)?;
-            }
-        }
-        for sql in crm_storage_sql::target_counts::apply_ingested(Dialect::Sqlite, tenant, &targets)
+        for sql in
+            crm_storage_sql::rollup::apply_ingested(Dialect::Sqlite, tenant, &documents, &targets)
         {
             crate::rows::execute(tx, &sql)?;
         }

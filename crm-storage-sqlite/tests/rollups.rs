@@ -308,3 +308,24 @@ async fn documents_whose_sums_differ_from_their_lines_are_found_and_repaired() {
     })
     .await;
 }
+
+/// A stored count of the campaign targets whose kind names no measure (no outcome has code 97) is corrupt storage
+/// to `verify_rollups`, not listed as some other count.
+#[tokio::test]
+async fn a_target_count_of_no_measure_is_corrupt() {
+    verify_is_corrupt_after(
+        "UPDATE campaign_target_counts SET kind = 99 WHERE tenant = ?1 AND kind = 0",
+        "a kind out of range",
+    )
+    .await;
+}
+
+/// A stored count of the targets reached on a day that is no date is corrupt storage to `verify_rollups`.
+#[tokio::test]
+async fn a_target_count_of_no_day_is_corrupt() {
+    verify_is_corrupt_after(
+        "UPDATE campaign_target_counts SET day = day + 1099511627776 WHERE tenant = ?1 AND kind = 1",
+        "a day out of range",
+    )
+    .await;
+}

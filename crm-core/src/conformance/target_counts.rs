@@ -5,6 +5,7 @@
 use super::commerce::Shop;
 use super::uplift::all_targets;
 use crate::actor::Context;
+use crate::commerce::reference::{self, CampaignFacts, Facts};
 use crate::commerce::CampaignMeasuresExt as _;
 use crate::commerce::{
     CallOutcome, Campaign, CampaignSums, CampaignTarget, Channel, CommerceStore, Criteria, Holdout,
@@ -28,30 +29,34 @@ fn ron() -> crate::money::Currency {
     crate::money::Currency::parse("RON").expect("RON")
 }
 
-/// What the campaign report counts of `targets` over `period` (all time when `None`): every target not held out,
-/// those of them first reached in the period, and their latest outcomes recorded in it, by kind. The reference the
-/// adapters' counts are compared with.
-pub fn reference_counts(
+/// The counts of the targets in `sums`: every target, those reached, the outcomes by kind.
+fn counts_of(sums: &CampaignSums) -> (u64, u64, BTreeMap<OutcomeKind, u64>) {
+    (sums.targets, sums.reached, sums.outcomes.clone())
+}
+
+/// What the reference ([`reference::campaign_sums`]) counts of the campaign's `targets` over `period` (all time
+/// when `None`), computed from the targets as stored.
+fn reference_counts(
+    campaign: &Campaign,
     targets: &[CampaignTarget],
     period: Option<Period>,
 ) -> (u64, u64, BTreeMap<OutcomeKind, u64>) {
-    let within = |at: Option<crate::time::Timestamp>| {
-        at.is_some_and(|at| period.is_none_or(|p| p.contains(at.date_naive())))
+    let facts = Facts {
+        partners: &[],
+        documents: &[],
     };
-    let counted: Vec<&CampaignTarget> = targets.iter().filter(|t| !t.holdout()).collect();
-    let reached = counted.iter().filter(|t| within(t.reached_at())).count() as u64;
-    let mut outcomes = BTreeMap::new();
-    for t in &counted {
-        if let (Some(kind), true) = (t.outcome(), within(t.outcome_at())) {
-            *outcomes.entry(kind).or_insert(0) += 1;
-        }
-    }
-    (counted.len() as u64, reached, outcomes)
-}
-
-/// The counts of `sums` as [`reference_counts`] gives them.
-fn counts_of(sums: &CampaignSums) -> (u64, u64, BTreeMap<OutcomeKind, u64>) {
-    (sums.targets, sums.reached, sums.outcomes.clone())
+    let cf = CampaignFacts {
+        targets,
+        leads: &[],
+        costs: &[],
+    };
+    counts_of(&reference::campaign_sums(
+        facts,
+        cf,
+        campaign.id,
+        period,
+        ron(),
+    ))
 }
 
 /// The campaign's counts over each of `periods`, read for the campaign alone and among every campaign of the
@@ -59,7 +64,7 @@ fn counts_of(sums: &CampaignSums) -> (u64, u64, BTreeMap<OutcomeKind, u64>) {
 async fn assert_counts_match(s: &Shop, campaign: &Campaign, periods: &[Option<Period>]) {
     let targets = all_targets(s, campaign).await;
     for period in periods {
-        let want = reference_counts(&targets, *period);
+        let want = reference_counts(campaign, &targets, *period);
         let one =
             s.cs.store()
                 .campaign_sums(s.w.tenant, campaign.id, *period, ron())
