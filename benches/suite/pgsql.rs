@@ -458,16 +458,37 @@ pub async fn move_lead(
     let key = row
         .get::<_, Option<Json<crm_core::erasure::SubjectKey>>>(1)
         .map(|k| k.0);
-    let mut m = decide_move(ctx, pipeline, &current, stage, rules, Utc::now())?;
-    // The partner's contacts only when an event may name people (an async read cannot run inside `seal`).
-    let partner = if m.events.iter().any(|e| e.kind.may_name_people()) {
-        tx.query_opt(
-            &partner_doc,
-            &[tenant.as_uuid(), current.partner().as_uuid()],
+    let read_partner = || async {
+        Ok::<_, String>(
+            tx.query_opt(
+                &partner_doc,
+                &[tenant.as_uuid(), current.partner().as_uuid()],
+            )
+            .await
+            .map_err(pe)?
+            .map(|r| r.get::<_, Json<crm_core::partner::Partner>>(0).0),
         )
-        .await
-        .map_err(pe)?
-        .map(|r| r.get::<_, Json<crm_core::partner::Partner>>(0).0)
+    };
+    // With rules, the partner is read with the lead: the rules' views hold it, as the engine's do.
+    let with_rules = if rules.is_some() {
+        read_partner().await?
+    } else {
+        None
+    };
+    let mut m = decide_move(
+        ctx,
+        pipeline,
+        &current,
+        stage,
+        rules,
+        with_rules.as_ref(),
+        Utc::now(),
+    )?;
+    // The partner's contacts only when an event may name people (an async read cannot run inside `seal`).
+    let partner = if with_rules.is_some() {
+        with_rules
+    } else if m.events.iter().any(|e| e.kind.may_name_people()) {
+        read_partner().await?
     } else {
         None
     };

@@ -93,7 +93,7 @@ pub const WORKLOADS: &[Workload] = &[
     },
     Workload {
         id: "transition_rules",
-        what: "2. move a lead with the example communication scheme loaded (rules evaluated, outbox written; the baseline evaluates the same scheme written in plain Rust, not Rhai: `rules_eval` measures that difference alone)",
+        what: "2. move a lead with the example communication scheme loaded (rules evaluated on the lead and its partner, outbox written; the baseline reads the partner with the lead as ours does, and evaluates the same scheme written in plain Rust, not Rhai: `rules_eval` measures that difference alone)",
         unit: "moves",
     },
     Workload {
@@ -1586,6 +1586,7 @@ pub fn decide_move(
     current: &Lead,
     stage: crm_core::id::StageId,
     rules: Rules<'_>,
+    partner: Option<&crm_core::partner::Partner>,
     now: chrono::DateTime<Utc>,
 ) -> Result<Move, String> {
     let facts = Facts {
@@ -1607,7 +1608,11 @@ pub fn decide_move(
         cs.push(Write::InsertLead(l.clone()));
         let mut decided = Vec::new();
         for e in &events {
-            let views = crm_core::comms::Views::from_change_set(&cs, &e.subject);
+            // The rules see the lead's partner (`ev.partner`), as the engine's hook shows it to them.
+            let mut views = crm_core::comms::Views::from_change_set(&cs, &e.subject);
+            views.partner = partner
+                .filter(|p| Some(p.id()) == e.subject.partner)
+                .cloned();
             let trigger = crm_core::comms::Trigger::Event(e.clone());
             let decision = engine.evaluate(&trigger, &views);
             if let Some(r) = decision.refusal {
@@ -1810,8 +1815,7 @@ pub mod sql {
         let key = key
             .map(|k| serde_json::from_str(&k).map_err(|e| e.to_string()))
             .transpose()?;
-        let mut m = decide_move(ctx, pipeline, &current, stage, rules, Utc::now())?;
-        let partner = || -> Result<Option<crm_core::partner::Partner>, String> {
+        let read_partner = || -> Result<Option<crm_core::partner::Partner>, String> {
             let doc: Option<String> = tx
                 .prepare_cached("SELECT doc FROM partners WHERE tenant = ?1 AND id = ?2")
                 .and_then(|mut s| {
@@ -1824,6 +1828,25 @@ pub mod sql {
                 .map_err(se)?;
             doc.map(|d| serde_json::from_str(&d).map_err(|e| e.to_string()))
                 .transpose()
+        };
+        // With rules, the partner is read with the lead: the rules' views hold it, as the engine's do.
+        let partner = if rules.is_some() {
+            read_partner()?
+        } else {
+            None
+        };
+        let mut m = decide_move(
+            ctx,
+            pipeline,
+            &current,
+            stage,
+            rules,
+            partner.as_ref(),
+            Utc::now(),
+        )?;
+        let partner = || match partner {
+            Some(p) => Ok(Some(p)),
+            None => read_partner(),
         };
         if let Some(k) = m.seal(key, partner)? {
             execute(

@@ -24,6 +24,10 @@ pub struct SqliteConfig {
     /// 2 MiB nearly each of those pages is read again through the operating system on every change. The readers
     /// keep SQLite's default, so a report's memory stays small. Taken as at least 1.
     pub writer_cache_mib: u32,
+    /// Copy the write-ahead log into a file database on a thread of its own (the default), so a commit never
+    /// waits for a checkpoint; `false` keeps SQLite's own: the commit that fills the log past 1,000 pages copies
+    /// it. Either way the log stays bounded (see [`SqliteConfig::with_background_checkpoints`]).
+    pub background_checkpoints: bool,
 }
 
 /// [`SqliteConfig::writer_cache_mib`] unless set.
@@ -38,6 +42,7 @@ impl Default for SqliteConfig {
             synchronous_full: false,
             read_only: false,
             writer_cache_mib: DEFAULT_WRITER_CACHE_MIB,
+            background_checkpoints: true,
         }
     }
 }
@@ -59,6 +64,22 @@ impl SqliteConfig {
     /// The writer's page cache in MiB (see [`SqliteConfig::writer_cache_mib`]).
     pub fn with_writer_cache_mib(mut self, mib: u32) -> Self {
         self.writer_cache_mib = mib;
+        self
+    }
+
+    /// Whether checkpoints run on a thread of their own ([`SqliteConfig::background_checkpoints`]). With them,
+    /// a commit that leaves the log past 1,000 pages asks that thread for a passive checkpoint and returns; only
+    /// a log that still reaches 4,096 pages (16 MiB: writes that never pause, or a long read holding the
+    /// checkpoint back) is checkpointed by the commit that reaches it, as SQLite does by itself at 1,000.
+    ///
+    /// ```
+    /// use crm_storage_sqlite::SqliteConfig;
+    /// let config = SqliteConfig::file("crm.sqlite").with_background_checkpoints(false);
+    /// assert!(!config.background_checkpoints);
+    /// assert!(SqliteConfig::file("crm.sqlite").background_checkpoints);
+    /// ```
+    pub fn with_background_checkpoints(mut self, on: bool) -> Self {
+        self.background_checkpoints = on;
         self
     }
 

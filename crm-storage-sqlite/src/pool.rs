@@ -36,6 +36,9 @@ pub(crate) enum Threads {
         readers: Option<mpsc::Sender<Job>>,
         /// Reader connections for short reads on the caller's thread.
         inline: Vec<Mutex<Connection>>,
+        /// Asks the checkpointer's thread to copy the write-ahead log into the file ([`Checkpoints`]), when the
+        /// store has one.
+        checkpoints: Option<mpsc::SyncSender<()>>,
     },
     /// A connection the host holds: jobs run on the caller's thread under its lock.
     Shared(Arc<Mutex<Connection>>),
@@ -48,15 +51,26 @@ impl Threads {
     }
 
     /// Starts the writer on `writer` and one thread per reader connection; `inline` connections serve short reads
-    /// on the caller's thread.
+    /// on the caller's thread; with a `checkpointer` connection, the write-ahead log is copied into the file on a
+    /// thread of its own ([`Checkpoints`]), not by the commits.
     pub(crate) fn start(
         writer: Connection,
         readers: Vec<Connection>,
         inline: Vec<Connection>,
+        checkpointer: Option<Connection>,
     ) -> Self {
+        let checkpoints = checkpointer.map(|c| {
+            writer.wal_hook(Some(Checkpoints::hook));
+            Checkpoints::spawn(c)
+        });
         let (wtx, wrx) = mpsc::channel::<Job>();
         let writer_conn = Arc::new(Mutex::new(writer));
-        spawn_shared("crm-sqlite-writer", writer_conn.clone(), wrx);
+        spawn_shared(
+            "crm-sqlite-writer",
+            writer_conn.clone(),
+            wrx,
+            checkpoints.clone(),
+        );
         let readers = if readers.is_empty() {
             None
         } else {
@@ -72,6 +86,7 @@ impl Threads {
             writer_conn,
             readers,
             inline: inline.into_iter().map(Mutex::new).collect(),
+            checkpoints,
         }
     }
 
@@ -108,9 +123,17 @@ impl Threads {
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> Result<T> + Send + 'static,
     {
-        if let Self::Own { writer_conn, .. } = self {
+        if let Self::Own {
+            writer_conn,
+            checkpoints,
+            ..
+        } = self
+        {
             if let Ok(mut c) = writer_conn.try_lock() {
-                return answered(&mut c, f);
+                let r = answered(&mut c, f);
+                drop(c);
+                Checkpoints::ask_if_due(checkpoints.as_ref());
+                return r;
             }
         }
         self.write(f).await
@@ -176,7 +199,12 @@ where
 }
 
 /// The writer's thread: runs each job on the shared writer connection, locked for the job.
-fn spawn_shared(name: &str, conn: Arc<Mutex<Connection>>, rx: mpsc::Receiver<Job>) {
+fn spawn_shared(
+    name: &str,
+    conn: Arc<Mutex<Connection>>,
+    rx: mpsc::Receiver<Job>,
+    checkpoints: Option<mpsc::SyncSender<()>>,
+) {
     thread::Builder::new()
         .name(name.to_string())
         .spawn(move || {
@@ -184,9 +212,87 @@ fn spawn_shared(name: &str, conn: Arc<Mutex<Connection>>, rx: mpsc::Receiver<Job
                 let mut c = conn.lock().unwrap_or_else(|p| p.into_inner());
                 // As for the readers: a panicking job answers with an error and the next one runs.
                 let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(&mut c)));
+                drop(c);
+                Checkpoints::ask_if_due(checkpoints.as_ref());
             }
         })
         .expect("the OS can start a thread");
+}
+
+/// Checkpoints on a thread of their own: copying the write-ahead log into the database file, and syncing both, is
+/// work SQLite otherwise does inside the commit that fills the log past 1,000 pages, so every thousandth page of
+/// writes waited for it (a tenth of a stage move's time at a million leads). Instead, the writer connection's
+/// write-ahead-log hook notes that the log has passed [`Checkpoints::ASK_PAGES`]; after the job, the writing
+/// thread asks the checkpointer's thread, which runs a passive checkpoint on a connection of its own while the
+/// writes go on. Should the log still reach [`Checkpoints::SELF_PAGES`] (writes that never pause, or a
+/// checkpoint held back by a long read), the commit that reaches it checkpoints as SQLite's own would, so the log
+/// stays bounded.
+pub(crate) struct Checkpoints;
+
+thread_local! {
+    /// Set by the hook when a commit on this thread left the log past [`Checkpoints::ASK_PAGES`].
+    static CHECKPOINT_DUE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+impl Checkpoints {
+    /// Pages of log after which a commit asks for a checkpoint (SQLite's own threshold for its in-commit ones).
+    pub(crate) const ASK_PAGES: i32 = 1_000;
+    /// Pages of log (16 MiB at 4 KiB pages) after which a commit checkpoints itself.
+    pub(crate) const SELF_PAGES: i32 = 4_096;
+
+    /// The writer connection's write-ahead-log hook (it replaces SQLite's automatic checkpoints).
+    pub(crate) fn hook(wal: &rusqlite::hooks::Wal, pages: std::ffi::c_int) -> rusqlite::Result<()> {
+        if pages >= Self::SELF_PAGES {
+            // Busy when the checkpointer is running one: the next commit tries again. The commit has happened
+            // either way, so no error is returned to it.
+            let _ = wal.checkpoint();
+        } else if pages >= Self::ASK_PAGES {
+            CHECKPOINT_DUE.with(|d| d.set(true));
+        }
+        Ok(())
+    }
+
+    /// Asks the checkpointer (without waiting) when a commit on this thread left the log long enough.
+    pub(crate) fn ask_if_due(checkpoints: Option<&mpsc::SyncSender<()>>) {
+        if CHECKPOINT_DUE.with(|d| d.replace(false)) {
+            if let Some(tx) = checkpoints {
+                // Full: a request is already waiting, which covers this one too.
+                let _ = tx.try_send(());
+            }
+        }
+    }
+
+    /// Starts the checkpointer's thread on `conn`; it stops when the store's handles are dropped.
+    fn spawn(conn: Connection) -> mpsc::SyncSender<()> {
+        let (tx, rx) = mpsc::sync_channel::<()>(1);
+        thread::Builder::new()
+            .name("crm-sqlite-checkpointer".to_string())
+            .spawn(move || {
+                while rx.recv().is_ok() {
+                    // Passive: it copies what no reader still needs and never waits for the writer or a reader.
+                    let _ = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
+                }
+            })
+            .expect("the OS can start a thread");
+        tx
+    }
+}
+
+/// `PRAGMA wal_checkpoint(TRUNCATE)` on `conn`, tried again while the checkpointer holds the checkpoint lock (a
+/// second checkpoint is refused at once, without the busy handler), for up to `patience`; what is left after that
+/// is copied by a later checkpoint, as when a reader held it back.
+pub(crate) fn checkpoint_truncate(
+    conn: &Connection,
+    patience: std::time::Duration,
+) -> rusqlite::Result<()> {
+    let until = std::time::Instant::now() + patience;
+    loop {
+        let busy: i64 = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0))?;
+        if busy == 0 || std::time::Instant::now() >= until {
+            return Ok(());
+        }
+        thread::sleep(std::time::Duration::from_millis(1));
+    }
 }
 
 fn spawn(name: &str, mut conn: Connection, rx: Arc<Mutex<mpsc::Receiver<Job>>>) {
@@ -214,12 +320,125 @@ fn spawn(name: &str, mut conn: Connection, rx: Arc<Mutex<mpsc::Receiver<Job>>>) 
 mod tests {
     use super::*;
 
+    /// A WAL file database in `dir` with a table of blobs.
+    fn wal_file(dir: &tempfile::TempDir) -> (std::path::PathBuf, Connection) {
+        let path = dir.path().join("wal.sqlite");
+        let c = Connection::open(&path).unwrap();
+        c.query_row("PRAGMA journal_mode = WAL", [], |_| Ok(()))
+            .unwrap();
+        c.execute_batch("PRAGMA synchronous = NORMAL; CREATE TABLE b (x BLOB)")
+            .unwrap();
+        (path, c)
+    }
+
+    /// Commits about `pages` pages of log in one transaction on `c`.
+    fn fill(c: &Connection, pages: usize) -> Result<()> {
+        c.execute_batch(&format!(
+            "BEGIN; WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {pages}) \
+             INSERT INTO b SELECT randomblob(3800) FROM n; COMMIT"
+        ))
+        .map_err(crate::error::map)
+    }
+
+    fn file_len(path: &std::path::Path) -> u64 {
+        std::fs::metadata(path).unwrap().len()
+    }
+
+    #[test]
+    fn a_commit_past_a_thousand_pages_asks_for_a_checkpoint_and_leaves_the_log_uncopied() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, c) = wal_file(&dir);
+        c.wal_hook(Some(Checkpoints::hook));
+        let before = file_len(&path);
+        let (tx, rx) = mpsc::sync_channel(1);
+        fill(&c, 1_200).unwrap();
+        Checkpoints::ask_if_due(Some(&tx));
+        assert!(rx.try_recv().is_ok(), "the commit asked for a checkpoint");
+        assert!(
+            file_len(&path) < before + 1_000_000,
+            "the commit copied no log into the file: {} bytes, was {before}",
+            file_len(&path)
+        );
+        // Once asked, not again until another commit passes the threshold.
+        Checkpoints::ask_if_due(Some(&tx));
+        assert!(rx.try_recv().is_err());
+        // SQLite's own checkpoint (no hook) copies it in the commit: what the hook replaces.
+        let dir2 = tempfile::tempdir().unwrap();
+        let (path2, c2) = wal_file(&dir2);
+        fill(&c2, 1_200).unwrap();
+        assert!(file_len(&path2) > 4_000_000, "{}", file_len(&path2));
+    }
+
+    #[test]
+    fn a_log_past_its_bound_is_copied_by_the_commit_that_reaches_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, c) = wal_file(&dir);
+        c.wal_hook(Some(Checkpoints::hook));
+        // No checkpointer answers: the log grows to the bound, and the commit reaching it copies it.
+        fill(&c, 3_000).unwrap();
+        assert!(file_len(&path) < 1_000_000, "{}", file_len(&path));
+        fill(&c, 1_500).unwrap();
+        assert!(
+            file_len(&path) > 16_000_000,
+            "the commit past {} pages checkpointed: {} bytes",
+            Checkpoints::SELF_PAGES,
+            file_len(&path)
+        );
+        let (log, copied): (i64, i64) = c
+            .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
+                Ok((r.get(1)?, r.get(2)?))
+            })
+            .unwrap();
+        assert_eq!(log, copied, "everything in the log is in the file");
+    }
+
+    #[test]
+    fn the_checkpointer_copies_the_log_while_the_writer_goes_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, c) = wal_file(&dir);
+        let threads = Threads::start(
+            c,
+            Vec::new(),
+            Vec::new(),
+            Some(Connection::open(&path).unwrap()),
+        );
+        let before = file_len(&path);
+        futures::executor::block_on(threads.write(|c| fill(c, 1_200))).unwrap();
+        // The checkpointer's thread copies the log into the file: wait for it (a few milliseconds).
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while file_len(&path) < before + 4_000_000 {
+            assert!(
+                std::time::Instant::now() < until,
+                "no checkpoint copied the log: {} bytes",
+                file_len(&path)
+            );
+            thread::sleep(std::time::Duration::from_millis(5));
+        }
+        // A small write on the caller's thread asks as well.
+        futures::executor::block_on(threads.write_short(|c| fill(c, 1_100))).unwrap();
+        let copied = file_len(&path);
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while file_len(&path) < copied + 3_500_000 {
+            assert!(std::time::Instant::now() < until, "{}", file_len(&path));
+            thread::sleep(std::time::Duration::from_millis(5));
+        }
+        // A truncating checkpoint (an erasure's) waits out the checkpointer and empties the log.
+        let wal = dir.path().join("wal.sqlite-wal");
+        futures::executor::block_on(threads.write(|c| {
+            fill(c, 1_100)?;
+            checkpoint_truncate(c, std::time::Duration::from_secs(5)).map_err(crate::error::map)
+        }))
+        .unwrap();
+        assert_eq!(file_len(&wal), 0, "the log is truncated");
+    }
+
     #[test]
     fn a_panicking_job_is_a_non_retryable_error_and_the_thread_serves_the_next_job() {
         let threads = Threads::start(
             Connection::open_in_memory().unwrap(),
             Vec::new(),
             Vec::new(),
+            None,
         );
         futures::executor::block_on(async {
             let e = threads
@@ -264,6 +483,7 @@ mod tests {
             named("writer"),
             vec![named("reader")],
             vec![named("inline")],
+            None,
         );
         futures::executor::block_on(async {
             let (here, on) = threads.read_short(which).await.unwrap();
@@ -309,6 +529,7 @@ mod tests {
             Connection::open_in_memory().unwrap(),
             Vec::new(),
             Vec::new(),
+            None,
         );
         futures::executor::block_on(async {
             let here = threads

@@ -393,8 +393,17 @@ impl SqliteStore {
                 }
             }
         }
+        // The checkpointer's own connection, for a file the store writes.
+        let checkpointer = match &config.path {
+            Some(path) if config.background_checkpoints && !config.read_only => {
+                let c = Connection::open_with_flags(path, flags).map_err(map)?;
+                c.busy_timeout(config.busy_timeout).map_err(map)?;
+                Some(c)
+            }
+            _ => None,
+        };
         Ok(Self {
-            threads: Arc::new(Threads::start(writer, readers, inline)),
+            threads: Arc::new(Threads::start(writer, readers, inline, checkpointer)),
             temporary: None,
         })
     }
@@ -1134,11 +1143,14 @@ fn apply_all(conn: &mut Connection, tenant: TenantId, changes: &ChangeSet) -> Re
     {
         // The pages the erasure replaced are still in the write-ahead log until a checkpoint copies the new ones
         // into the database and truncates it (in a host's transaction, the host checkpoints after it commits).
-        conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
-            .map_err(map)?;
+        crate::pool::checkpoint_truncate(conn, TRUNCATE_PATIENCE).map_err(map)?;
     }
     Ok(())
 }
+
+/// How long a truncating checkpoint (after an erasure or a bulk load's finish) is tried again while the
+/// checkpointer's thread runs one.
+const TRUNCATE_PATIENCE: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Applies an ingest's writes in one transaction: each document's and campaign target's rows without their roll-up
 /// statements, then the batch's documents added to the roll-ups and its targets to the campaign report's counts a
@@ -1522,8 +1534,7 @@ impl crm_storage_sql::store::AdapterStore for SqliteStore {
                 if step == BulkStep::Finish && out.rebuilt && !hosted {
                     // The finish wrote every index and roll-up in one transaction: gigabytes of write-ahead log at
                     // a million customers, copied into the file now and the log truncated.
-                    c.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
-                        .map_err(map)?;
+                    crate::pool::checkpoint_truncate(c, TRUNCATE_PATIENCE).map_err(map)?;
                 }
                 Ok(out)
             })
