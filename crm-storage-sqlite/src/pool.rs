@@ -1,4 +1,5 @@
-//! The connection threads: one writer, N readers, each owning its connection.
+//! The connection threads: one writer, N readers, each owning its connection, and for a file a checkpointer
+//! ([`Checkpoints`]) that copies the write-ahead log into the file, a job SQLite otherwise gives the commits.
 //!
 //! rusqlite is synchronous. Every call is sent as a closure to a dedicated thread and its result comes back on a
 //! oneshot channel, so an async caller never blocks its runtime (and no particular runtime is required). All writes
