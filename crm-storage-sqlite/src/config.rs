@@ -24,9 +24,10 @@ pub struct SqliteConfig {
     /// 2 MiB nearly each of those pages is read again through the operating system on every change. The readers
     /// keep SQLite's default, so a report's memory stays small. Taken as at least 1.
     pub writer_cache_mib: u32,
-    /// Copy the write-ahead log into a file database on a thread of its own (the default), so a commit never
+    /// Copy the write-ahead log into a file database on a thread of its own (the default), so a commit seldom
     /// waits for a checkpoint; `false` keeps SQLite's own: the commit that fills the log past 1,000 pages copies
-    /// it. Either way the log stays bounded (see [`SqliteConfig::with_background_checkpoints`]).
+    /// it. Either way a log past a bound is copied by the commit that reaches it (see
+    /// [`SqliteConfig::with_background_checkpoints`]).
     pub background_checkpoints: bool,
 }
 

@@ -226,8 +226,7 @@ fn spawn_shared(
 /// write-ahead-log hook notes that the log has passed [`Checkpoints::ASK_PAGES`]; after the job, the writing
 /// thread asks the checkpointer's thread, which runs a passive checkpoint on a connection of its own while the
 /// writes go on. Should the log still reach [`Checkpoints::SELF_PAGES`] (writes that never pause, or a
-/// checkpoint held back by a long read), the commit that reaches it checkpoints as SQLite's own would, so the log
-/// stays bounded.
+/// checkpoint held back by a long read), the commit that reaches it checkpoints, as SQLite's own would at 1,000.
 pub(crate) struct Checkpoints;
 
 thread_local! {
