@@ -393,6 +393,34 @@ mod tests {
     }
 
     #[test]
+    fn a_truncating_checkpoint_held_back_gives_up_after_its_patience_and_truncates_once_free() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, c) = wal_file(&dir);
+        c.busy_timeout(std::time::Duration::ZERO).unwrap();
+        fill(&c, 100).unwrap();
+        // A reader in a transaction on the log's snapshot keeps a truncating checkpoint from finishing.
+        let reader = Connection::open(&path).unwrap();
+        reader
+            .execute_batch("BEGIN; SELECT count(*) FROM b;")
+            .unwrap();
+        fill(&c, 100).unwrap();
+        let wal = dir.path().join("wal.sqlite-wal");
+        let started = std::time::Instant::now();
+        checkpoint_truncate(&c, std::time::Duration::from_millis(30)).unwrap();
+        assert!(
+            started.elapsed() >= std::time::Duration::from_millis(30),
+            "it tried again"
+        );
+        assert!(
+            file_len(&wal) > 0,
+            "held back, the log is left for a later checkpoint"
+        );
+        reader.execute_batch("COMMIT").unwrap();
+        checkpoint_truncate(&c, std::time::Duration::from_millis(30)).unwrap();
+        assert_eq!(file_len(&wal), 0, "free, the log is truncated");
+    }
+
+    #[test]
     fn the_checkpointer_copies_the_log_while_the_writer_goes_on() {
         let dir = tempfile::tempdir().unwrap();
         let (path, c) = wal_file(&dir);
