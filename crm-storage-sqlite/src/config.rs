@@ -22,7 +22,9 @@ pub struct SqliteConfig {
     /// The writer connection's page cache in MiB (`PRAGMA cache_size`; SQLite's own default is 2 MiB). Recording
     /// a document changes pages of several indexes keyed by partner and product, scattered over the file; with
     /// 2 MiB nearly each of those pages is read again through the operating system on every change. The readers
-    /// keep SQLite's default, so a report's memory stays small. Taken as at least 1.
+    /// keep SQLite's default, so a report's memory stays small. Taken as at least 1. The bundled SQLite pools the
+    /// page caches of all the process's connections: a host connection that keeps a large cache full can leave the
+    /// writer only part of this one, so a host frees its own after bulk work (`PRAGMA shrink_memory`).
     pub writer_cache_mib: u32,
     /// Copy the write-ahead log into a file database on a thread of its own (the default), so a commit seldom
     /// waits for a checkpoint; `false` keeps SQLite's own: the commit that fills the log past 1,000 pages copies
