@@ -852,6 +852,17 @@ fn main() {
                 _ => Err("usage: --gen SIZE [sqlite|postgres]".to_string()),
             }
         }
+        Some("--floor") => match args.get(1).and_then(|s| gen::size(s)) {
+            Some(size) => {
+                let mut report = Report::default();
+                floor(size, &mut report).map(|()| {
+                    for n in &report.notes {
+                        println!("{n}");
+                    }
+                })
+            }
+            None => Err("usage: --floor SIZE (its SQLite data generated)".into()),
+        },
         Some("--child") => {
             let parsed = (|| {
                 let size = gen::size(args.get(1)?)?;
@@ -990,6 +1001,35 @@ fn plans(size: Size, report: &mut Report) -> Result<(), String> {
         }
         report.notes.push(note);
     }
+    Ok(())
+}
+
+/// Measures the segment's floor on SQLite ([`suite::floor`]: the fastest plan found over the roll-ups, written by
+/// hand for the example segment) on the data of `size`, and notes it beside the engine's and DuckDB's times.
+fn floor(size: Size, report: &mut Report) -> Result<(), String> {
+    let dir = data_dir(&size);
+    let manifest = Manifest::load(&dir.join("manifest.json"))?;
+    if manifest.commerce.as_of.is_none() {
+        return Ok(());
+    }
+    let f = suite::floor::probe(&dir.join("crm.sqlite"), &manifest, 5)?;
+    let (seq, par) = f.medians();
+    let prefix = format!("{}: the segment's floor", size.name);
+    report.notes.retain(|n| !n.starts_with(&prefix));
+    report.notes.push(format!(
+        "{prefix} (`suite::floor`: the example segment's three partner sets read from the roll-ups by keyed \
+         ranges, {} above the volume, {} who bought the category, {} who bought in the last 90 days, combined in \
+         Rust hash tables, then the {} members' names sought in id order; the same members as the baseline): \
+         median of {} rounds {:.1} ms on one connection, {:.1} ms with the three sets read on three connections \
+         at once",
+        f.sets.0,
+        f.sets.1,
+        f.sets.2,
+        f.members,
+        f.rounds.len(),
+        seq * 1e3,
+        par * 1e3
+    ));
     Ok(())
 }
 
@@ -1255,6 +1295,7 @@ fn run_size(
     });
     if backend == Backend::Sqlite && size.lines > 0 && wanted {
         plans(size, report)?;
+        floor(size, report)?;
         duckdb(size, reps, report)?;
     }
     save(report)

@@ -83,6 +83,11 @@ fn every_workload_gives_the_same_result_as_its_plain_sql_baseline() {
         .and_then(|n| n.parse().ok())
         .unwrap_or(0);
     assert!(members > 0, "{}", seg.digest);
+    // The segment's floor (`scripts/bench` notes its time) answers the same question: its members are the
+    // baseline's, and it refuses to report a time when they differ.
+    let floor = suite::floor::probe(&db, &env.manifest, 1).expect("the segment's floor");
+    assert_eq!(floor.members as u64, members);
+    assert_eq!(floor.rounds.len(), 1);
     let profit = rt
         .block_on(env.run("profit_group", Impl::Sql, 1))
         .expect("profit");
@@ -93,6 +98,20 @@ fn every_workload_gives_the_same_result_as_its_plain_sql_baseline() {
         .expect("timeline");
     assert!(t.digest.starts_with("40 timelines"), "{}", t.digest);
     assert!(t.rows >= 3 * 50, "{}", t.rows);
+
+    // A roll-up the floor reads, emptied behind the engine's back: its members differ from the baseline's, and
+    // it says so instead of timing a different question.
+    let category = env.manifest.commerce.category.expect("a category");
+    rusqlite::Connection::open(&db)
+        .and_then(|c| {
+            c.execute(
+                "DELETE FROM bought_months WHERE item = ?1",
+                [&category.as_bytes()[..]],
+            )
+        })
+        .expect("tamper");
+    let err = suite::floor::probe(&db, &env.manifest, 1).expect_err("members differ");
+    assert!(err.contains("floor found 0 members"), "{err}");
 }
 
 #[test]

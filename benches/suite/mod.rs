@@ -6,6 +6,7 @@
 //! Each including target uses a different subset, hence the `dead_code` allowance.
 #![allow(dead_code)]
 
+pub mod floor;
 pub mod footprint;
 pub mod gen;
 pub mod pgsql;
