@@ -194,7 +194,7 @@ async fn finish<E: Exec>(tx: &E, dialect: Dialect, tenant: Option<TenantId>) -> 
     }
     // The indexes first: the rebuild's statements read the documents through them.
     if let (Some(tenant), true) = (tenant, was_open) {
-        for sql in crate::rollup::rebuild_sql(dialect, tenant) {
+        for sql in crate::rollup::rebuild_sql(dialect, tenant, crate::rollup::Rebuild::Load) {
             tx.execute(sql).await?;
         }
     }
